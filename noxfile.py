@@ -1,0 +1,82 @@
+"""Task runner: `nox -s tests` (the test suite), `nox -s demo`, `lint`, `bench`, `e2e`, `controlplane`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).parent
+BUILD_CONTROLPLANE = ROOT / "hack" / "controlplane" / "build.sh"
+
+
+def _controlplane_assets(session: nox.Session) -> str:
+    """Build (once, cached) or locate the kube-apiserver/etcd/kube-controller-manager binaries."""
+    out = session.run(str(BUILD_CONTROLPLANE), silent=True, external=True)
+    assert isinstance(out, str)
+    return out.strip().splitlines()[-1]
+
+
+@nox.session
+def controlplane(session: nox.Session) -> None:
+    """Build the local control plane from Go modules, or report the cached binaries."""
+    assets = _controlplane_assets(session)
+    for binary in sorted(Path(assets).iterdir()):
+        size = binary.stat().st_size / 2**20
+        session.log(f"{binary.name:28} {size:7.1f} MiB")
+    session.log(f"KUBEBUILDER_ASSETS={assets}")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests against a real kube-apiserver + etcd and the KubeVirt simulator."""
+    session.install("-e", ".[dev]")
+    env = {"KUBEBUILDER_ASSETS": _controlplane_assets(session)}
+    session.run("pytest", "tests/unit", "tests/integration", *session.posargs, env=env)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, mypy --strict, import layering, and the committed CRD being up to date."""
+    session.install("-e", ".[dev]")
+    session.run("ruff", "check", "wukong", "tests", "noxfile.py")
+    session.run("mypy", "wukong")
+    session.run("lint-imports")
+    session.run("python", "-m", "wukong.api.crd", "--check")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Start the local control plane and the simulator, run the operator, apply examples/."""
+    session.install("-e", ".[testing]")
+    env = {"KUBEBUILDER_ASSETS": _controlplane_assets(session)}
+    session.run("wukong", "demo", *session.posargs, env=env)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark: writes bench/results.json and bench/results.png."""
+    session.install("-e", ".[dev]", "matplotlib", "psutil")
+    env = {"KUBEBUILDER_ASSETS": _controlplane_assets(session)}
+    session.run("python", "-m", "bench", *session.posargs, env=env)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """End-to-end on kind + KubeVirt + CDI + Multus; skips (with the reason) where no engine runs."""
+    missing = [tool for tool in ("docker", "kind", "kubectl") if shutil.which(tool) is None]
+    reason = ""
+    if missing:
+        reason = f"missing {', '.join(missing)} on PATH"
+    elif session.run("docker", "info", silent=True, success_codes=[0, 1], external=True) is None:
+        reason = "docker is installed but no engine answers `docker info`"
+    if reason:
+        session.skip(f"e2e needs kind + a container engine: {reason}. See docs/e2e.md.")
+    session.install("-e", ".[dev]")
+    session.run("bash", "tests/e2e/run.sh", *session.posargs, external=True, env=dict(os.environ))

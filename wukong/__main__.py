@@ -1,0 +1,5 @@
+"""``python -m wukong`` runs the CLI."""
+
+from wukong.cli import main
+
+main()

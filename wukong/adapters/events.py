@@ -1,0 +1,62 @@
+"""Kubernetes Events: the story `kubectl describe wukong` tells."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Literal
+
+from wukong.adapters.kube import JsonObj, Kube, api_path
+from wukong.errors import WukongError
+
+log = logging.getLogger(__name__)
+EventType = Literal["Normal", "Warning"]
+COMPONENT = "wukong-operator"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EventRecorder:
+    """Posts core/v1 Events about an object; a failed post is logged, never raised."""
+
+    def __init__(self, kube: Kube, *, host: str = "") -> None:
+        self.kube = kube
+        self.host = host
+
+    async def post(self, obj: JsonObj, type_: EventType, reason: str, message: str) -> None:
+        """Record one Event (CamelCase `reason`) on `obj` (any object with metadata)."""
+        meta = obj.get("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        now = _now()
+        event: JsonObj = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta.get('name', 'object')}.{secrets.token_hex(8)}",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT, "host": self.host},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.host or COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.kube.create(api_path("", "v1", "events", namespace), event)
+        except WukongError as exc:  # an Event is worth less than the pass that posts it
+            log.warning("could not post event %s: %s", reason, exc)

@@ -1,0 +1,147 @@
+"""One thin JSON client over kubernetes_asyncio's transport.
+
+Every adapter goes through `Kube`: it sends raw JSON (no generated models, which are slow
+to build and lossy for custom resources), maps HTTP status codes to `wukong.errors` in one
+place, and counts requests by verb and code for `/metrics`. It never retries: the work
+queue does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import aiohttp
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from wukong.errors import (
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServerError,
+)
+
+JsonObj = dict[str, Any]
+RequestHook = Callable[[str, int], None]
+
+MERGE_PATCH: Final = "application/merge-patch+json"
+JSON_PATCH: Final = "application/json-patch+json"
+TIMEOUT_SECONDS: Final = 30.0
+
+
+def api_path(
+    group: str, version: str, plural: str, namespace: str | None = None, name: str | None = None
+) -> str:
+    """The REST path of a collection or an object (core group when `group` is empty)."""
+    base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    if namespace:
+        base += f"/namespaces/{namespace}"
+    base += f"/{plural}"
+    return f"{base}/{name}" if name else base
+
+
+def classify(status: int, body: str, path: str) -> ApiError:
+    """Turn an HTTP error into the matching `ApiError` subclass."""
+    reason, message = "", body.strip()
+    try:
+        doc = json.loads(body)
+        if isinstance(doc, dict):
+            reason, message = str(doc.get("reason", "")), str(doc.get("message", message))
+    except ValueError:
+        pass  # aggregated APIs (KubeVirt's guest-agent calls) answer in plain text
+    if status == 404:
+        return NotFound(status, reason or "NotFound", message, path=path)
+    if status == 409:
+        kind = AlreadyExists if reason == "AlreadyExists" else Conflict
+        return kind(status, reason or "Conflict", message, path=path)
+    if status == 403:
+        return Forbidden(status, reason or "Forbidden", message, path=path)
+    if status in (400, 405, 415, 422):
+        return Invalid(status, reason or "Invalid", message, path=path)
+    return ServerError(status, reason or "ServerError", message, path=path)
+
+
+class Kube:
+    """Raw JSON requests to the API server through one shared `ApiClient`."""
+
+    def __init__(self, api: ApiClient, *, on_request: RequestHook | None = None) -> None:
+        self.api = api
+        self._on_request = on_request
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> JsonObj:
+        """Send one request; return the decoded JSON body ({} when empty or not JSON)."""
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            resp = await self.api.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=TIMEOUT_SECONDS,
+            )
+            async with resp:
+                text = await resp.text()
+                status = resp.status
+        except ApiException as exc:  # raised by the transport before any response
+            self._count(method, 0)
+            raise ServerError(0, "TransportError", str(exc.reason), path=path) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._count(method, 0)
+            raise ServerError(0, "TransportError", repr(exc), path=path) from exc
+        self._count(method, status)
+        if status >= 400:
+            raise classify(status, text, path)
+        if not text:
+            return {}
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return {"raw": text}
+        return doc if isinstance(doc, dict) else {"items": doc}
+
+    def _count(self, method: str, status: int) -> None:
+        if self._on_request is not None:
+            self._on_request(method, status)
+
+    async def get(self, path: str) -> JsonObj:
+        """GET one object (only for things no watch covers, e.g. guest-agent calls)."""
+        return await self.request("GET", path)
+
+    async def create(self, path: str, obj: JsonObj) -> JsonObj:
+        """POST to a collection."""
+        return await self.request("POST", path, body=obj)
+
+    async def merge_patch(self, path: str, patch: JsonObj) -> JsonObj:
+        """RFC 7386 merge patch."""
+        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    async def json_patch(self, path: str, ops: list[JsonObj]) -> JsonObj:
+        """RFC 6902 JSON patch (with `test` ops for optimistic concurrency)."""
+        return await self.request("PATCH", path, body=ops, content_type=JSON_PATCH)
+
+    async def replace(self, path: str, obj: JsonObj) -> JsonObj:
+        """PUT a whole object (carries its resourceVersion: 409 when stale)."""
+        return await self.request("PUT", path, body=obj)
+
+    async def delete(self, path: str, *, body: JsonObj | None = None) -> JsonObj:
+        """DELETE; a 404 counts as success (already gone)."""
+        try:
+            return await self.request("DELETE", path, body=body)
+        except NotFound:
+            return {}

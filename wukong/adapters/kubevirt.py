@@ -1,0 +1,105 @@
+"""KubeVirt: VirtualMachine objects and the subresource API served by virt-api.
+
+Subresources are called at the URLs a real cluster serves, through the API server's
+aggregation layer (`/apis/subresources.kubevirt.io/v1/...`). Bodies follow KubeVirt's
+types (StopOptions.gracePeriod, RestartOptions.gracePeriodSeconds, AddVolumeOptions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wukong.adapters.kube import JsonObj, Kube, api_path
+from wukong.api import names
+
+
+def vm_path(namespace: str, name: str | None = None) -> str:
+    """REST path of a VirtualMachine (or the collection)."""
+    group, version = names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION
+    return api_path(group, version, "virtualmachines", namespace, name)
+
+
+def _sub(namespace: str, resource: str, name: str, sub: str) -> str:
+    base = api_path(
+        names.SUBRESOURCES_GROUP, names.SUBRESOURCES_VERSION, resource, namespace, name
+    )
+    return f"{base}/{sub}"
+
+
+class KubeVirt:
+    """VirtualMachine CRUD and lifecycle/volume subresources."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    async def create_vm(self, namespace: str, vm: JsonObj) -> JsonObj:
+        """Create a VirtualMachine."""
+        return await self.kube.create(vm_path(namespace), vm)
+
+    async def patch_vm(self, namespace: str, name: str, patch: JsonObj) -> JsonObj:
+        """Merge-patch a VirtualMachine (spec template, labels, runStrategy)."""
+        return await self.kube.merge_patch(vm_path(namespace, name), patch)
+
+    async def delete_vm(self, namespace: str, name: str, *, uid: str | None = None) -> None:
+        """Delete a VirtualMachine; with `uid`, only that incarnation (precondition)."""
+        body: JsonObj = {"propagationPolicy": "Foreground"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        await self.kube.delete(vm_path(namespace, name), body=body)
+
+    async def start(self, namespace: str, name: str) -> None:
+        """PUT .../virtualmachines/NAME/start (202)."""
+        await self.kube.request("PUT", _sub(namespace, "virtualmachines", name, "start"), body={})
+
+    async def stop(self, namespace: str, name: str, grace_period: int | None = None) -> None:
+        """PUT .../stop; `grace_period` 0 powers off at once."""
+        body: JsonObj = {} if grace_period is None else {"gracePeriod": grace_period}
+        await self.kube.request("PUT", _sub(namespace, "virtualmachines", name, "stop"), body=body)
+
+    async def restart(self, namespace: str, name: str, *, force: bool = False) -> None:
+        """PUT .../restart; KubeVirt only accepts gracePeriodSeconds 0 (force) or none."""
+        body: JsonObj = {"gracePeriodSeconds": 0} if force else {}
+        path = _sub(namespace, "virtualmachines", name, "restart")
+        await self.kube.request("PUT", path, body=body)
+
+    async def pause(self, namespace: str, name: str) -> None:
+        """PUT .../virtualmachineinstances/NAME/pause (200): pause/unpause exist only on VMIs."""
+        path = _sub(namespace, "virtualmachineinstances", name, "pause")
+        await self.kube.request("PUT", path, body={})
+
+    async def unpause(self, namespace: str, name: str) -> None:
+        """PUT .../virtualmachineinstances/NAME/unpause (200)."""
+        path = _sub(namespace, "virtualmachineinstances", name, "unpause")
+        await self.kube.request("PUT", path, body={})
+
+    async def add_volume(
+        self, namespace: str, name: str, volume: str, claim: str, *, data_volume: bool, bus: str
+    ) -> None:
+        """PUT .../virtualmachines/NAME/addvolume: persisted in the VM, hot-plugged if running."""
+        source_key = "dataVolume" if data_volume else "persistentVolumeClaim"
+        source: dict[str, Any] = (
+            {"name": claim, "hotpluggable": True}
+            if data_volume
+            else {"claimName": claim, "hotpluggable": True}
+        )
+        body: JsonObj = {
+            "name": volume,
+            "disk": {"name": volume, "disk": {"bus": bus}, "serial": volume},
+            "volumeSource": {source_key: source},
+        }
+        path = _sub(namespace, "virtualmachines", name, "addvolume")
+        await self.kube.request("PUT", path, body=body)
+
+    async def remove_volume(self, namespace: str, name: str, volume: str) -> None:
+        """PUT .../virtualmachines/NAME/removevolume."""
+        path = _sub(namespace, "virtualmachines", name, "removevolume")
+        await self.kube.request("PUT", path, body={"name": volume})
+
+    async def filesystems(self, namespace: str, name: str) -> list[JsonObj]:
+        """GET .../virtualmachineinstances/NAME/filesystemlist through the guest agent.
+
+        Raises `ServerError` (HTTP 500, plain text) when the agent is not connected.
+        """
+        path = _sub(namespace, "virtualmachineinstances", name, "filesystemlist")
+        items = (await self.kube.get(path)).get("items") or []
+        return [item for item in items if isinstance(item, dict)]

@@ -1,0 +1,30 @@
+"""Multus NetworkAttachmentDefinitions (k8s.cni.cncf.io/v1)."""
+
+from __future__ import annotations
+
+from wukong.adapters.kube import JsonObj, Kube, api_path
+from wukong.api import names
+
+
+def nad_path(namespace: str, name: str | None = None) -> str:
+    """REST path of a NAD (or the collection)."""
+    return api_path(names.NAD_GROUP, names.NAD_VERSION, names.NAD_PLURAL, namespace, name)
+
+
+class Multus:
+    """NAD create/update/delete; only NADs the operator owns are ever changed."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    async def create_nad(self, namespace: str, nad: JsonObj) -> JsonObj:
+        """Create a NAD."""
+        return await self.kube.create(nad_path(namespace), nad)
+
+    async def set_config(self, namespace: str, name: str, config: str) -> JsonObj:
+        """Replace an owned NAD's CNI config (a JSON string)."""
+        return await self.kube.merge_patch(nad_path(namespace, name), {"spec": {"config": config}})
+
+    async def delete_nad(self, namespace: str, name: str) -> None:
+        """Delete an owned NAD (404 is success)."""
+        await self.kube.delete(nad_path(namespace, name))

@@ -1,0 +1,34 @@
+"""PersistentVolumeClaims: blank disks, expansion, keeping disks after their Wukong."""
+
+from __future__ import annotations
+
+from wukong.adapters.kube import JsonObj, Kube, api_path
+
+
+def pvc_path(namespace: str, name: str | None = None) -> str:
+    """REST path of a PVC (or the collection)."""
+    return api_path("", "v1", "persistentvolumeclaims", namespace, name)
+
+
+class Storage:
+    """PVC create/expand/relabel/delete."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    async def create_pvc(self, namespace: str, pvc: JsonObj) -> JsonObj:
+        """Create a PVC."""
+        return await self.kube.create(pvc_path(namespace), pvc)
+
+    async def expand_pvc(self, namespace: str, name: str, size: str) -> JsonObj:
+        """Raise a PVC's storage request (the only resize a PVC allows)."""
+        patch = {"spec": {"resources": {"requests": {"storage": size}}}}
+        return await self.kube.merge_patch(pvc_path(namespace, name), patch)
+
+    async def patch_pvc_metadata(self, namespace: str, name: str, patch: JsonObj) -> JsonObj:
+        """Merge-patch a PVC's metadata (labels, ownerReferences)."""
+        return await self.kube.merge_patch(pvc_path(namespace, name), {"metadata": patch})
+
+    async def delete_pvc(self, namespace: str, name: str) -> None:
+        """Delete a PVC (404 is success)."""
+        await self.kube.delete(pvc_path(namespace, name))
