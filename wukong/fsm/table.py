@@ -1,0 +1,149 @@
+"""The transition table of the Wukong state machine, as data, and its Mermaid rendering.
+
+Guard names are `Facts` fields or properties, plus `forced` (the request carries force);
+`after` names are callbacks that append the matching `Effect`; `reason` is the CamelCase
+reason of the hop (Event reason, status history).
+
+Requests (refused with a sentence from `refusals.py` when no row accepts them):
+- start: Stopped -> Starting (START_VM). In Pending/Creating it is recorded (the VM is
+  created running); everywhere else refused.
+- stop: from any state where a VMI may live (Starting, Running, Restarting, Suspending,
+  Suspended, Resuming, Error) -> Stopping (STOP_VM, or FORCE_STOP_VM with force). In
+  Stopping only stop+force is accepted, as an escalation. Recorded in Pending/Creating.
+- restart: Running, Error (if the VM exists) -> Restarting (RESTART_VM / FORCE_RESTART_VM);
+  restart+force while Restarting escalates.
+- suspend: Running, Resuming -> Suspending (PAUSE_VMI).
+- resume: Suspended, Suspending -> Resuming (UNPAUSE_VMI).
+- Deleting accepts nothing; nor does any phase once `facts.deleting` is set.
+An accepted start/restart sets want_running, a stop clears it, for the rest of the pass.
+
+Observations (`sync`, first matching row per phase wins, in table order):
+- any but Deleting -> Deleting when deleting (absorbing: no row leaves Deleting).
+- Pending -> Creating when spec_valid.
+- Creating/Starting/Running/Stopped/Restarting/Suspend*/Resuming -> Error when
+  provisioning_failed; Starting/Running/Suspend*/Resuming -> Error when the VMI failed
+  while wanted running; Restarting -> Error only when the *new* VMI failed.
+- Error -> Creating when neither holds any more (then on to Starting/Stopped).
+- Creating -> Starting when the VM exists and should run (or runs); else -> Stopped.
+- Starting -> Running when the VMI is Running, Ready and not paused; -> Suspended when
+  paused; -> Stopped when no VMI runs and none is wanted.
+- Running/Suspending/Suspended/Resuming: a fresh VMI booting, or no VMI under runStrategy
+  Always -> Starting (it restarted under us); no VMI otherwise -> Stopped.
+  Running/Suspending -> Suspended when paused; Suspended/Resuming -> Running when up.
+- Stopping -> Stopped when no VMI runs; once the grace deadline passes, FORCE_STOP_VM once.
+- Restarting -> Running when a new VMI is up; deadline passed -> FORCE_RESTART_VM once.
+- Stopped -> Starting when a VMI appears (started outside Wukong or by runStrategy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wukong.fsm.states import Phase
+
+PENDING, CREATING, STARTING, RUNNING = "Pending", "Creating", "Starting", "Running"
+STOPPING, STOPPED, RESTARTING = "Stopping", "Stopped", "Restarting"
+SUSPENDING, SUSPENDED, RESUMING = "Suspending", "Suspended", "Resuming"
+DELETING, ERROR = "Deleting", "Error"
+# Phases in which the guest was up: a vanished VMI means the world changed under us.
+WAS_UP = [RUNNING, SUSPENDING, SUSPENDED, RESUMING]
+# Phases in which a VMI may live, so a stop has something to stop.
+STOPPABLE = [STARTING, RUNNING, RESTARTING, SUSPENDING, SUSPENDED, RESUMING, ERROR]
+NOT_YET_CREATED = [PENDING, CREATING]
+NOT_DELETING = [p.value for p in Phase if p is not Phase.Deleting]
+
+# One row per line-pair reads as a table; keep the formatter from exploding it.
+# fmt: off
+TRANSITIONS: list[dict[str, Any]] = [
+    # --- user requests; the reason becomes the Event reason ---
+    {"trigger": "start", "source": STOPPED, "dest": STARTING,
+     "after": "start_vm", "reason": "StartRequested"},
+    {"trigger": "start", "source": NOT_YET_CREATED, "dest": None, "reason": "StartRequested"},
+    {"trigger": "stop", "source": STOPPABLE, "dest": STOPPING, "conditions": "forced",
+     "after": "force_stop_vm", "reason": "ForceStopRequested"},
+    {"trigger": "stop", "source": STOPPABLE, "dest": STOPPING, "unless": "forced",
+     "after": "stop_vm", "reason": "StopRequested"},
+    {"trigger": "stop", "source": STOPPING, "dest": STOPPING, "conditions": "forced",
+     "after": "force_stop_vm", "reason": "ForceStopRequested"},
+    {"trigger": "stop", "source": NOT_YET_CREATED, "dest": None, "reason": "StopRequested"},
+    {"trigger": "restart", "source": [RUNNING, ERROR], "dest": RESTARTING,
+     "conditions": ["vm_exists", "forced"], "after": "force_restart_vm",
+     "reason": "ForceRestartRequested"},
+    {"trigger": "restart", "source": [RUNNING, ERROR], "dest": RESTARTING,
+     "conditions": "vm_exists", "unless": "forced", "after": "restart_vm",
+     "reason": "RestartRequested"},
+    {"trigger": "restart", "source": RESTARTING, "dest": RESTARTING, "conditions": "forced",
+     "after": "force_restart_vm", "reason": "ForceRestartRequested"},
+    {"trigger": "suspend", "source": [RUNNING, RESUMING], "dest": SUSPENDING,
+     "after": "pause_vmi", "reason": "SuspendRequested"},
+    {"trigger": "resume", "source": [SUSPENDED, SUSPENDING], "dest": RESUMING,
+     "after": "unpause_vmi", "reason": "ResumeRequested"},
+    # --- observations, in priority order per source phase ---
+    {"trigger": "sync", "source": NOT_DELETING, "dest": DELETING, "conditions": "deleting",
+     "reason": "DeletionRequested"},
+    {"trigger": "sync", "source": PENDING, "dest": CREATING, "conditions": "spec_valid",
+     "reason": "SpecAccepted"},
+    {"trigger": "sync", "source": [CREATING, STARTING, STOPPED, RESTARTING, *WAS_UP],
+     "dest": ERROR, "conditions": "provisioning_failed", "reason": "ProvisioningFailed"},
+    {"trigger": "sync", "source": [STARTING, *WAS_UP], "dest": ERROR,
+     "conditions": "vmi_failed", "reason": "VMIFailed"},
+    {"trigger": "sync", "source": RESTARTING, "dest": ERROR,
+     "conditions": ["vmi_restarted", "vmi_failed"], "reason": "VMIFailed"},
+    {"trigger": "sync", "source": ERROR, "dest": CREATING,
+     "unless": ["provisioning_failed", "vmi_failed"], "reason": "Recovered"},
+    {"trigger": "sync", "source": CREATING, "dest": STARTING,
+     "conditions": ["vm_exists", "vm_should_run"], "reason": "VMCreated"},
+    {"trigger": "sync", "source": CREATING, "dest": STOPPED, "conditions": "vm_exists",
+     "reason": "VMCreatedStopped"},
+    {"trigger": "sync", "source": [STARTING, SUSPENDED, RESUMING], "dest": RUNNING,
+     "conditions": "vmi_up", "reason": "VMIRunning"},
+    {"trigger": "sync", "source": [STARTING, RUNNING, SUSPENDING], "dest": SUSPENDED,
+     "conditions": "guest_paused", "reason": "VMIPaused"},
+    {"trigger": "sync", "source": STARTING, "dest": STOPPED, "conditions": "vmi_gone",
+     "unless": "want_running", "reason": "VMIStopped"},
+    {"trigger": "sync", "source": WAS_UP, "dest": STARTING, "conditions": "vmi_booting",
+     "reason": "VMIRestarting"},
+    {"trigger": "sync", "source": WAS_UP, "dest": STARTING,
+     "conditions": ["vmi_gone", "kubevirt_restarts"], "reason": "VMIRestarting"},
+    {"trigger": "sync", "source": WAS_UP, "dest": STOPPED, "conditions": "vmi_gone",
+     "reason": "VMIStopped"},
+    {"trigger": "sync", "source": STOPPING, "dest": STOPPED, "conditions": "vmi_gone",
+     "reason": "VMIStopped"},
+    {"trigger": "sync", "source": STOPPING, "dest": STOPPING,
+     "conditions": "stop_deadline_passed", "unless": ["forced", "force_issued"],
+     "after": "force_stop_vm", "reason": "StopGracePeriodExpired"},
+    {"trigger": "sync", "source": RESTARTING, "dest": RUNNING,
+     "conditions": ["vmi_restarted", "vmi_up"], "reason": "VMIRestarted"},
+    {"trigger": "sync", "source": RESTARTING, "dest": RESTARTING,
+     "conditions": "stop_deadline_passed",
+     "unless": ["vmi_restarted", "forced", "force_issued"],
+     "after": "force_restart_vm", "reason": "RestartGracePeriodExpired"},
+    {"trigger": "sync", "source": STOPPED, "dest": STARTING, "conditions": "vmi_alive",
+     "reason": "VMIStarted"},
+]
+# fmt: on
+
+
+def _label(row: dict[str, Any]) -> str:
+    """An edge label: trigger, guards in brackets (! for unless), effect after a slash."""
+    guards = [*_names(row.get("conditions")), *(f"!{g}" for g in _names(row.get("unless")))]
+    label = str(row["trigger"]) + (f" [{', '.join(guards)}]" if guards else "")
+    effects = [name.upper() for name in _names(row.get("after"))]
+    return label + (f" / {', '.join(effects)}" if effects else "")
+
+
+def _names(value: str | list[str] | None) -> list[str]:
+    """A table cell that holds one name or a list of them, as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def mermaid() -> str:
+    """The whole transition table as a Mermaid stateDiagram-v2."""
+    lines = ["stateDiagram-v2", f"    [*] --> {Phase.Pending.value}"]
+    for row in TRANSITIONS:
+        for source in _names(row["source"]):
+            dest = row["dest"] or source
+            lines.append(f"    {source} --> {dest}: {_label(row)}")
+    return "\n".join(lines) + "\n"
