@@ -1,0 +1,111 @@
+"""Store: lookups, owner and label indexes, relists and trimmed metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wukong.api.names import LABEL_WUKONG
+from wukong.runtime.cache import Store
+
+PVC = "persistentvolumeclaims"
+
+
+def obj(
+    name: str,
+    namespace: str = "ns",
+    *,
+    rv: str = "1",
+    owner: str | None = None,
+    labels: dict[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "resourceVersion": rv}
+    if owner:
+        meta["ownerReferences"] = [{"kind": "Wukong", "name": "w", "uid": owner}]
+    if labels:
+        meta["labels"] = labels
+    meta.update(extra)
+    return {"metadata": meta}
+
+
+def names(objects: list[dict[str, Any]]) -> set[str]:
+    return {o["metadata"]["name"] for o in objects}
+
+
+def test_cached_object_is_found_by_kind_namespace_and_name() -> None:
+    store = Store()
+    store.upsert(PVC, obj("web-1-system"))
+    assert store.get(PVC, "ns", "web-1-system") is not None
+    assert store.get(PVC, "other", "web-1-system") is None
+    assert store.get("datavolumes.cdi.kubevirt.io", "ns", "web-1-system") is None
+
+
+def test_managed_fields_are_not_kept() -> None:
+    store = Store()
+    original = obj("a", managedFields=[{"manager": "kubectl"}])
+    store.upsert(PVC, original)
+    assert "managedFields" not in store.get(PVC, "ns", "a")["metadata"]  # type: ignore[index]
+    assert "managedFields" in original["metadata"], "the caller's object is not mutated"
+
+
+def test_children_of_a_wukong_are_found_by_owner_uid() -> None:
+    store = Store()
+    store.upsert(PVC, obj("a", owner="uid-1"))
+    store.upsert(PVC, obj("b", owner="uid-1"))
+    store.upsert(PVC, obj("c", owner="uid-2"))
+    assert names(store.children(PVC, "uid-1")) == {"a", "b"}
+    store.upsert(PVC, obj("b", owner="uid-2", rv="2"))
+    assert names(store.children(PVC, "uid-1")) == {"a"}
+    store.delete(PVC, "ns", "a")
+    assert store.children(PVC, "uid-1") == []
+    assert names(store.children(PVC, "uid-2")) == {"b", "c"}
+
+
+def test_kept_disks_are_found_by_label_after_losing_their_owner() -> None:
+    store = Store(label_keys=[LABEL_WUKONG])
+    store.upsert(PVC, obj("a", labels={LABEL_WUKONG: "web-1"}))
+    store.upsert(PVC, obj("b", labels={LABEL_WUKONG: "web-2"}))
+    store.upsert(PVC, obj("c", namespace="other", labels={LABEL_WUKONG: "web-1"}))
+    assert names(store.by_label(PVC, LABEL_WUKONG, "web-1")) == {"a", "c"}
+    store.upsert(PVC, obj("a", rv="2", labels={LABEL_WUKONG: "web-2"}))
+    assert names(store.by_label(PVC, LABEL_WUKONG, "web-1")) == {"c"}
+    assert names(store.by_label(PVC, LABEL_WUKONG, "web-2")) == {"a", "b"}
+
+
+def test_list_filters_by_namespace_and_selector_with_or_without_index() -> None:
+    for store in (Store(label_keys=[LABEL_WUKONG]), Store()):
+        store.upsert(PVC, obj("a", labels={LABEL_WUKONG: "w", "disk": "system"}))
+        store.upsert(PVC, obj("b", labels={LABEL_WUKONG: "w", "disk": "data"}))
+        store.upsert(PVC, obj("c", namespace="other", labels={LABEL_WUKONG: "w"}))
+        assert names(store.list(PVC)) == {"a", "b", "c"}
+        assert names(store.list(PVC, "ns")) == {"a", "b"}
+        assert names(store.list(PVC, selector={LABEL_WUKONG: "w", "disk": "data"})) == {"b"}
+        assert names(store.list(PVC, "other", {LABEL_WUKONG: "w"})) == {"c"}
+        assert store.list(PVC, selector={LABEL_WUKONG: "nope"}) == []
+
+
+def test_relist_reports_added_changed_and_vanished_objects() -> None:
+    store = Store(label_keys=[LABEL_WUKONG])
+    store.upsert(PVC, obj("kept", rv="1"))
+    store.upsert(PVC, obj("changed", rv="1"))
+    store.upsert(PVC, obj("gone", rv="1", owner="uid-1", labels={LABEL_WUKONG: "w"}))
+    replaced = store.replace(
+        PVC, [obj("kept", rv="1"), obj("changed", rv="5"), obj("new", rv="6")], "7"
+    )
+    assert names(replaced.added) == {"new"}
+    assert names(replaced.updated) == {"changed"}
+    assert names(replaced.deleted) == {"gone"}
+    assert store.get(PVC, "ns", "gone") is None
+    assert store.children(PVC, "uid-1") == [] and store.by_label(PVC, LABEL_WUKONG, "w") == []
+    assert store.resource_version(PVC) == "7"
+    assert store.count(PVC) == 3
+
+
+def test_deleting_an_unknown_object_is_harmless() -> None:
+    assert Store().delete(PVC, "ns", "nothing") is None
+
+
+def test_cluster_scoped_objects_use_an_empty_namespace() -> None:
+    store = Store()
+    store.upsert("storageclasses.storage.k8s.io", {"metadata": {"name": "fast"}})
+    assert store.get("storageclasses.storage.k8s.io", "", "fast") is not None

@@ -1,0 +1,117 @@
+"""Informer event handling without a network: cache updates, versions, relists, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from wukong.runtime._watch_protocol import ResourceRef, WatchEvent
+from wukong.runtime.cache import Store
+from wukong.runtime.clock import FakeClock
+from wukong.runtime.watch import ApiStatusError, Gone, Informer
+
+VMS = ResourceRef("kubevirt.io", "v1", "virtualmachines")
+KIND = VMS.name
+
+
+def vm(name: str, rv: str, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "resourceVersion": rv},
+        "status": status,
+    }
+
+
+def make(clock: FakeClock | None = None) -> tuple[Informer, Store, list[tuple[str, str]]]:
+    store = Store()
+    # No API client: these tests drive the informer's per-event steps directly.
+    informer = Informer(None, VMS, store, clock=clock or FakeClock(), timeout_seconds=300)
+    seen: list[tuple[str, str]] = []
+    informer.add_handler(lambda kind, obj: seen.append((kind, obj["metadata"]["name"])))
+    return informer, store, seen
+
+
+def test_watch_events_update_the_cache_and_wake_handlers() -> None:
+    informer, store, seen = make()
+    informer.apply_list([], "10")
+    informer.process(WatchEvent("ADDED", vm("web-1-vm", "11")))
+    informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "12", ready=True)))
+    assert store.get(KIND, "ns", "web-1-vm")["status"] == {"ready": True}  # type: ignore[index]
+    informer.process(WatchEvent("DELETED", vm("web-1-vm", "13")))
+    assert store.get(KIND, "ns", "web-1-vm") is None
+    assert seen == [("ADDED", "web-1-vm"), ("MODIFIED", "web-1-vm"), ("DELETED", "web-1-vm")]
+    assert informer.resource_version == "13"
+    assert store.resource_version(KIND) == "13"
+
+
+def test_bookmark_moves_the_resume_point_without_waking_anyone() -> None:
+    informer, store, seen = make()
+    informer.apply_list([], "10")
+    informer.process(WatchEvent("BOOKMARK", {"metadata": {"resourceVersion": "50"}}))
+    assert informer.resource_version == "50"
+    assert seen == [] and store.count(KIND) == 0
+
+
+def test_expired_version_asks_for_a_relist() -> None:
+    informer, _, _ = make()
+    informer.apply_list([], "10")
+    with pytest.raises(Gone):
+        informer.process(WatchEvent("ERROR", {"kind": "Status", "code": 410}))
+    assert informer.resource_version == "10"
+
+
+def test_other_watch_errors_end_the_stream_with_their_code() -> None:
+    informer, _, _ = make()
+    with pytest.raises(ApiStatusError) as caught:
+        informer.process(WatchEvent("ERROR", {"code": 500, "message": "etcd is sad"}))
+    assert caught.value.status == 500
+
+
+def test_first_list_syncs_and_announces_every_object() -> None:
+    informer, _, seen = make()
+    assert not informer.synced.is_set()
+    informer.apply_list([vm("a", "1"), vm("b", "2")], "5")
+    assert informer.synced.is_set() and informer.installed
+    assert sorted(seen) == [("ADDED", "a"), ("ADDED", "b")]
+    assert informer.resource_version == "5"
+
+
+def test_relist_after_a_gap_announces_only_what_changed() -> None:
+    informer, store, seen = make()
+    informer.apply_list([vm("same", "1"), vm("changed", "2"), vm("deleted", "3")], "5")
+    seen.clear()
+    informer.apply_list([vm("same", "1"), vm("changed", "8"), vm("new", "9")], "10")
+    assert sorted(seen) == [("ADDED", "new"), ("DELETED", "deleted"), ("MODIFIED", "changed")]
+    assert store.get(KIND, "ns", "deleted") is None
+
+
+def test_a_failing_handler_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    informer, _, seen = make()
+
+    def broken(kind: str, obj: dict[str, Any]) -> None:
+        raise RuntimeError("handler bug")
+
+    informer.add_handler(broken)
+    informer.add_handler(lambda kind, obj: seen.append(("second", kind)))
+    informer.process(WatchEvent("ADDED", vm("a", "1")))
+    assert seen == [("ADDED", "a"), ("second", "ADDED")]
+    assert "event handler failed" in caplog.text
+
+
+def test_watch_goes_stale_only_after_its_silence_deadline_and_backoff() -> None:
+    clock = FakeClock()
+    informer, _, _ = make(clock)
+    assert not informer.stale(clock.now()), "not started yet is not stale"
+    informer.apply_list([], "1")
+    clock.advance(informer.silence_deadline)
+    informer.process(WatchEvent("BOOKMARK", {"metadata": {"resourceVersion": "2"}}))
+    assert informer.last_event_time == clock.now()
+    clock.advance(informer.silence_deadline + 60)
+    assert not informer.stale(clock.now())
+    clock.advance(1)
+    assert informer.stale(clock.now())
+
+
+def test_silence_deadline_defaults_past_the_server_timeout() -> None:
+    informer, _, _ = make()
+    assert informer.silence_deadline > informer.timeout_seconds

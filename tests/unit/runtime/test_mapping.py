@@ -1,0 +1,83 @@
+"""Events on children reach the Wukong they belong to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wukong.api.names import API_VERSION, LABEL_WUKONG
+from wukong.runtime.cache import Store
+from wukong.runtime.mapping import (
+    enqueue_owner,
+    enqueue_vmi_owner,
+    enqueue_wukong,
+    key_of,
+    split_key,
+    wukong_of_child,
+    wukong_of_vmi,
+)
+
+VM_KIND = "virtualmachines.kubevirt.io"
+
+
+def meta(
+    name: str, *, owners: list[dict[str, str]] | None = None, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    m: dict[str, Any] = {"name": name, "namespace": "team-a", "labels": labels or {}}
+    if owners:
+        m["ownerReferences"] = owners
+    return {"metadata": m}
+
+
+WUKONG_OWNER = {"apiVersion": API_VERSION, "kind": "Wukong", "name": "web-1", "uid": "u1"}
+VM_OWNER = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": "web-1-vm"}
+
+
+def test_keys_are_namespace_slash_name() -> None:
+    assert key_of(meta("web-1")) == "team-a/web-1"
+    assert split_key("team-a/web-1") == ("team-a", "web-1")
+
+
+def test_child_maps_to_its_owning_wukong() -> None:
+    assert wukong_of_child(meta("web-1-system", owners=[WUKONG_OWNER])) == "team-a/web-1"
+
+
+def test_kept_disk_without_owner_maps_through_its_label() -> None:
+    assert wukong_of_child(meta("web-1-data", labels={LABEL_WUKONG: "web-1"})) == "team-a/web-1"
+
+
+def test_unrelated_objects_map_to_nothing() -> None:
+    other = {"apiVersion": "apps/v1", "kind": "Wukong", "name": "x"}
+    assert wukong_of_child(meta("pvc", owners=[other])) is None
+    assert wukong_of_child(meta("pvc")) is None
+
+
+def test_vmi_maps_through_its_vm_in_the_cache() -> None:
+    store = Store()
+    store.upsert(VM_KIND, meta("web-1-vm", owners=[WUKONG_OWNER]))
+    vmi = meta("web-1-vm", owners=[VM_OWNER])
+    assert wukong_of_vmi(vmi, store, VM_KIND) == "team-a/web-1"
+
+
+def test_vmi_seen_before_its_vm_maps_through_its_own_label() -> None:
+    vmi = meta("web-1-vm", owners=[VM_OWNER], labels={LABEL_WUKONG: "web-1"})
+    assert wukong_of_vmi(vmi, Store(), VM_KIND) == "team-a/web-1"
+
+
+def test_vmi_without_labels_falls_back_to_the_vm_naming_rule() -> None:
+    assert wukong_of_vmi(meta("web-1-vm", owners=[VM_OWNER]), Store(), VM_KIND) == "team-a/web-1"
+
+
+def test_vmi_of_a_vm_wukong_does_not_manage_maps_to_nothing() -> None:
+    foreign_vm = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": "legacy"}
+    assert wukong_of_vmi(meta("legacy", owners=[foreign_vm]), Store(), VM_KIND) is None
+    assert wukong_of_vmi(meta("bare-vmi"), Store(), VM_KIND) is None
+
+
+def test_informer_handlers_enqueue_the_right_keys() -> None:
+    queued: list[str] = []
+    store = Store()
+    enqueue_wukong(queued.append)("MODIFIED", meta("web-1"))
+    enqueue_owner(queued.append)("DELETED", meta("web-1-system", owners=[WUKONG_OWNER]))
+    enqueue_owner(queued.append)("ADDED", meta("stranger"))
+    enqueue_vmi_owner(queued.append, store, VM_KIND)("ADDED", meta("web-1-vm", owners=[VM_OWNER]))
+    assert queued == ["team-a/web-1"] * 3

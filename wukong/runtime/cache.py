@@ -1,0 +1,173 @@
+"""The watch cache: raw API objects in memory, indexed by owner UID and by chosen labels."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+_Name = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+# Store.list shadows the builtin inside the class body, so annotations use this alias.
+ObjList = list[Obj]
+
+
+def object_name(obj: Mapping[str, Any]) -> _Name:
+    """(namespace, name) of an API object."""
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "", meta.get("name") or ""
+
+
+def owner_uids(obj: Mapping[str, Any]) -> list[str]:
+    """UIDs in the object's ownerReferences."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return [ref["uid"] for ref in refs if ref.get("uid")]
+
+
+def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The object's labels (empty when it has none)."""
+    labels: dict[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
+def _trim(obj: Obj) -> Obj:
+    """A shallow copy without metadata.managedFields, which is large and never read."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    trimmed = dict(obj)
+    trimmed["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return trimmed
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """What a relist changed: objects new to the cache, changed ones, and vanished ones."""
+
+    added: list[Obj] = field(default_factory=list)
+    updated: list[Obj] = field(default_factory=list)
+    deleted: list[Obj] = field(default_factory=list)
+
+
+class Store:
+    """Objects of several resource kinds keyed by (kind, namespace, name).
+
+    Objects are stored as the API server sent them (minus managedFields) and handed out
+    without copying: callers must treat them as read-only.
+    """
+
+    def __init__(self, label_keys: Iterable[str] = ()) -> None:
+        self.label_keys = frozenset(label_keys)
+        self._objects: dict[str, dict[_Name, Obj]] = defaultdict(dict)
+        self._by_owner: dict[tuple[str, str], set[_Name]] = defaultdict(set)
+        self._by_label: dict[tuple[str, str, str], set[_Name]] = defaultdict(set)
+        self._resource_versions: dict[str, str] = {}
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """The cached object, or None."""
+        return self._objects[kind].get((namespace, name))
+
+    def list(
+        self, kind: str, namespace: str | None = None, selector: Mapping[str, str] | None = None
+    ) -> ObjList:
+        """Objects of `kind`, optionally in one namespace and matching every label in selector."""
+        selector = selector or {}
+        objects = self._objects[kind]
+        indexed = next((k for k in selector if k in self.label_keys), None)
+        if indexed is not None:
+            names: Iterable[_Name] = self._by_label.get((kind, indexed, selector[indexed]), ())
+            candidates = [objects[n] for n in names]
+        else:
+            candidates = list(objects.values())
+        return [
+            obj
+            for obj in candidates
+            if (namespace is None or object_name(obj)[0] == namespace)
+            and all(labels_of(obj).get(k) == v for k, v in selector.items())
+        ]
+
+    def children(self, kind: str, owner_uid: str) -> ObjList:
+        """Objects of `kind` with an ownerReference to `owner_uid`."""
+        objects = self._objects[kind]
+        return [objects[n] for n in self._by_owner.get((kind, owner_uid), ())]
+
+    def by_label(self, kind: str, label: str, value: str) -> ObjList:
+        """Objects of `kind` whose label `label` equals `value` (indexed when configured)."""
+        return self.list(kind, selector={label: value})
+
+    def count(self, kind: str) -> int:
+        """How many objects of `kind` are cached."""
+        return len(self._objects[kind])
+
+    def resource_version(self, kind: str) -> str | None:
+        """The last resourceVersion seen for `kind` (from a list, event or bookmark)."""
+        return self._resource_versions.get(kind)
+
+    def set_resource_version(self, kind: str, resource_version: str) -> None:
+        """Record the resourceVersion the cache of `kind` is at."""
+        self._resource_versions[kind] = resource_version
+
+    def upsert(self, kind: str, obj: Obj) -> Obj | None:
+        """Insert or replace an object; return the previous version, if any."""
+        obj = _trim(obj)
+        name = object_name(obj)
+        old = self._objects[kind].get(name)
+        if old is not None:
+            self._unindex(kind, name, old)
+        self._objects[kind][name] = obj
+        self._index(kind, name, obj)
+        return old
+
+    def delete(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """Remove an object; return it, or None if it was not cached."""
+        old = self._objects[kind].pop((namespace, name), None)
+        if old is not None:
+            self._unindex(kind, (namespace, name), old)
+        return old
+
+    def replace(self, kind: str, items: Iterable[Obj], resource_version: str) -> Replaced:
+        """Make the cache of `kind` exactly `items` (a relist) and report what changed."""
+        fresh = {object_name(obj): _trim(obj) for obj in items}
+        added: ObjList = []
+        updated: ObjList = []
+        deleted = [old for name, old in list(self._objects[kind].items()) if name not in fresh]
+        for obj in deleted:
+            self.delete(kind, *object_name(obj))
+        for obj in fresh.values():
+            old = self.upsert(kind, obj)
+            if old is None:
+                added.append(obj)
+            elif _rv(old) != _rv(obj):
+                updated.append(obj)
+        self.set_resource_version(kind, resource_version)
+        return Replaced(added=added, updated=updated, deleted=deleted)
+
+    def _index(self, kind: str, name: _Name, obj: Obj) -> None:
+        for uid in owner_uids(obj):
+            self._by_owner[(kind, uid)].add(name)
+        labels = labels_of(obj)
+        for key in self.label_keys & labels.keys():
+            self._by_label[(kind, key, labels[key])].add(name)
+
+    def _unindex(self, kind: str, name: _Name, obj: Obj) -> None:
+        for uid in owner_uids(obj):
+            _discard(self._by_owner, (kind, uid), name)
+        labels = labels_of(obj)
+        for key in self.label_keys & labels.keys():
+            _discard(self._by_label, (kind, key, labels[key]), name)
+
+
+def _discard(index: dict[Any, set[_Name]], slot: Any, name: _Name) -> None:
+    """Remove a name from an index slot, dropping the slot when it empties."""
+    names = index.get(slot)
+    if names is not None:
+        names.discard(name)
+        if not names:
+            del index[slot]
+
+
+def _rv(obj: Mapping[str, Any]) -> str | None:
+    """The object's metadata.resourceVersion."""
+    rv: str | None = (obj.get("metadata") or {}).get("resourceVersion")
+    return rv

@@ -1,0 +1,94 @@
+"""Map an event on any watched object to the key ("namespace/name") of the Wukong it belongs to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from wukong.api.names import API_VERSION, KIND, KUBEVIRT_GROUP, LABEL_WUKONG
+from wukong.runtime.cache import Store, labels_of, object_name
+
+_VM_KIND = "VirtualMachine"
+_VM_SUFFIX = "-vm"  # wukong.api.names.vm_name: "<wukong>-vm"
+
+Enqueue = Callable[[str], None]
+
+
+def key_of(obj: Mapping[str, Any]) -> str:
+    """The queue key of an object: "namespace/name"."""
+    namespace, name = object_name(obj)
+    return f"{namespace}/{name}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(namespace, name) from a "namespace/name" key."""
+    namespace, _, name = key.partition("/")
+    return namespace, name
+
+
+def _owner(obj: Mapping[str, Any], kind: str, group: str) -> str | None:
+    """Name of the owner of the given kind and API group, from ownerReferences."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        api_version = str(ref.get("apiVersion", ""))
+        if ref.get("kind") == kind and api_version.split("/")[0] == group and ref.get("name"):
+            return str(ref["name"])
+    return None
+
+
+def wukong_of_child(obj: Mapping[str, Any]) -> str | None:
+    """Key of the owning Wukong: by ownerReference, else by the vm.novasphere.dev/wukong label."""
+    namespace, _ = object_name(obj)
+    owner = _owner(obj, KIND, API_VERSION.split("/")[0])
+    if owner is None:
+        owner = labels_of(obj).get(LABEL_WUKONG)
+    return f"{namespace}/{owner}" if owner else None
+
+
+def wukong_of_vmi(vmi: Mapping[str, Any], store: Store, vm_kind: str) -> str | None:
+    """Key of the Wukong behind a VMI: through its VM in the store (same name), else fallbacks.
+
+    KubeVirt owns a VMI by its VM, never by the Wukong, so the VM's ownerReference or label
+    decides. Before the VM reaches the cache, the VMI's own labels (copied from the VM
+    template) and then the "<wukong>-vm" naming rule still find the Wukong.
+    """
+    namespace, name = object_name(vmi)
+    vm = store.get(vm_kind, namespace, name)
+    if vm is not None and (key := wukong_of_child(vm)) is not None:
+        return key
+    if (key := wukong_of_child(vmi)) is not None:
+        return key
+    vm_owner = _owner(vmi, _VM_KIND, KUBEVIRT_GROUP)
+    if vm_owner is not None and vm_owner.endswith(_VM_SUFFIX) and len(vm_owner) > len(_VM_SUFFIX):
+        return f"{namespace}/{vm_owner.removesuffix(_VM_SUFFIX)}"
+    return None
+
+
+def enqueue_wukong(enqueue: Enqueue) -> Callable[[str, dict[str, Any]], None]:
+    """Informer handler for Wukong objects: enqueue the object's own key."""
+
+    def handle(event_type: str, obj: dict[str, Any]) -> None:
+        enqueue(key_of(obj))
+
+    return handle
+
+
+def enqueue_owner(enqueue: Enqueue) -> Callable[[str, dict[str, Any]], None]:
+    """Informer handler for child objects (VM, PVC, DataVolume, NAD): enqueue their Wukong."""
+
+    def handle(event_type: str, obj: dict[str, Any]) -> None:
+        if (key := wukong_of_child(obj)) is not None:
+            enqueue(key)
+
+    return handle
+
+
+def enqueue_vmi_owner(
+    enqueue: Enqueue, store: Store, vm_kind: str
+) -> Callable[[str, dict[str, Any]], None]:
+    """Informer handler for VMIs: enqueue the Wukong behind the VMI's VM."""
+
+    def handle(event_type: str, obj: dict[str, Any]) -> None:
+        if (key := wukong_of_vmi(obj, store, vm_kind)) is not None:
+            enqueue(key)
+
+    return handle

@@ -1,0 +1,295 @@
+"""Informers: LIST then WATCH one resource into the Store, resuming, relisting and backing off."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from wukong.runtime._watch_protocol import (
+    DELETED,
+    LineBuffer,
+    ResourceRef,
+    Step,
+    WatchEvent,
+    classify,
+    list_query,
+    parse_event,
+    parse_list,
+    watch_query,
+)
+from wukong.runtime.cache import Obj, Store, object_name
+from wukong.runtime.clock import Clock, MonotonicClock
+from wukong.runtime.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[str, Obj], None]
+
+
+class ResourceMissing(Exception):
+    """The API server does not serve this resource (its CRD is not installed)."""
+
+
+class ApiStatusError(Exception):
+    """The API server answered a LIST or WATCH with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class Gone(Exception):
+    """Our resourceVersion (or continue token) is too old: relist."""
+
+
+def apply_event(store: Store, kind: str, event: WatchEvent) -> Obj:
+    """Put an ADDED/MODIFIED object into the store or remove a DELETED one; return it."""
+    if event.type == DELETED:
+        store.delete(kind, *object_name(event.object))
+        return event.object
+    store.upsert(kind, event.object)
+    return store.get(kind, *object_name(event.object)) or event.object
+
+
+class Informer:
+    """Keeps the Store's copy of one resource current and tells handlers what changed."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        resource: ResourceRef,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        timeout_seconds: int = 300,
+        silence_deadline: float | None = None,
+        request_timeout: float = 60.0,
+        page_size: int = 500,
+        backoff_initial: float = 1.0,
+        backoff_cap: float = 60.0,
+        missing_retry: float = 30.0,
+    ) -> None:
+        self.resource = resource
+        self.synced = asyncio.Event()
+        self.last_event_time: float | None = None
+        self.restarts = 0
+        self.installed: bool | None = None
+        self.timeout_seconds = timeout_seconds
+        # No bytes for this long means a dead connection: the server would have closed it.
+        self.silence_deadline = silence_deadline or float(timeout_seconds + 30)
+        self._api = api_client
+        self._store = store
+        self._clock: Clock = clock or MonotonicClock()
+        self._metrics = metrics
+        self._request_timeout = request_timeout
+        self._page_size = page_size
+        self._backoff_initial = backoff_initial
+        self._backoff_cap = backoff_cap
+        self._missing_retry = missing_retry
+        self._handlers: list[EventHandler] = []
+        self._resource_version: str | None = None
+        self._last_activity: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stream_lines = 0
+
+    @property
+    def name(self) -> str:
+        """The resource's name, also its kind in the Store."""
+        return self.resource.name
+
+    def add_handler(self, handler: EventHandler) -> None:
+        """Call `handler(event_type, obj)` after each change is in the store."""
+        self._handlers.append(handler)
+
+    def stale(self, now: float) -> bool:
+        """True if the informer died or has been silent past its deadline (for /healthz)."""
+        if self._task is not None and self._task.done():
+            return True
+        if self._last_activity is None or self.installed is False:
+            return False
+        return now - self._last_activity > self.silence_deadline + self._backoff_cap
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the informer in a task of its own."""
+        if self._task is None:
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self.run(), name=f"informer-{self.name}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Cancel the informer's task and wait for it to end."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def run(self) -> None:
+        """LIST, then WATCH from the list's resourceVersion, forever; recover from every error."""
+        backoff = self._backoff_initial
+        while True:
+            self._stream_lines = 0
+            try:
+                if self._resource_version is None:
+                    await self._relist()
+                if await self._watch():
+                    backoff = self._backoff_initial
+                    continue
+                raise ApiStatusError(200, "watch ended at once without any event")
+            except Gone:
+                logger.info("%s: resourceVersion expired, relisting", self.name)
+                self._resource_version = None
+                self._count_restart()
+            except ResourceMissing:
+                if self.installed is not False:
+                    logger.warning("%s is not served by the API server; retrying", self.name)
+                self.installed = False
+                self.synced.clear()
+                self._resource_version = None
+                await self._clock.sleep(self._missing_retry)
+            except Exception as error:  # any failure of one stream: back off and restart
+                if self._stream_lines:
+                    # The stream worked for a while; this is a fresh failure, not a streak.
+                    backoff = self._backoff_initial
+                logger.warning(
+                    "%s: watch failed (%s); retrying in %.1fs", self.name, error, backoff
+                )
+                self._count_restart()
+                self._touch()
+                await self._clock.sleep(backoff)
+                backoff = min(backoff * 2, self._backoff_cap)
+
+    async def _relist(self) -> None:
+        """Read every page of a consistent LIST and replace the cache with it."""
+        items: list[Obj] = []
+        resource_version: str | None = None
+        token: str | None = None
+        while True:
+            timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+            response = await self._open("list", list_query(self._page_size, token), timeout)
+            try:
+                body = await response.read()
+            finally:
+                response.release()
+            page = parse_list(body, self.resource)
+            # Every page of one LIST shares the first page's snapshot.
+            resource_version = resource_version or page.resource_version
+            items.extend(page.items)
+            token = page.continue_token
+            if token is None:
+                break
+        self.apply_list(items, resource_version)
+        logger.debug("%s: listed %d objects at %s", self.name, len(items), resource_version)
+
+    def apply_list(self, items: list[Obj], resource_version: str) -> None:
+        """Replace the cache with a full LIST, notify what changed, and mark the informer synced."""
+        replaced = self._store.replace(self.name, items, resource_version)
+        self._resource_version = resource_version
+        self.installed = True
+        self._touch()
+        for obj in replaced.deleted:
+            self._notify(DELETED, obj)
+        for obj in replaced.added:
+            self._notify("ADDED", obj)
+        for obj in replaced.updated:
+            self._notify("MODIFIED", obj)
+        self.synced.set()
+
+    async def _watch(self) -> bool:
+        """Follow one WATCH stream to its end; False if it ended at once and said nothing."""
+        assert self._resource_version is not None
+        started = self._clock.now()
+        timeout = aiohttp.ClientTimeout(
+            connect=self._request_timeout, sock_read=self.silence_deadline
+        )
+        query = watch_query(self._resource_version, self.timeout_seconds)
+        response = await self._open("watch", query, timeout)
+        self._touch()
+        buffer = LineBuffer()
+        self._stream_lines = 0
+        try:
+            async for chunk in response.content.iter_any():
+                for line in buffer.feed(chunk):
+                    self._stream_lines += 1
+                    self.process(parse_event(line))
+            for line in buffer.flush():
+                self._stream_lines += 1
+                self.process(parse_event(line))
+        finally:
+            # close(), not release(): a half-read stream must not go back to the pool.
+            response.close()
+        return self._stream_lines > 0 or self._clock.now() - started >= 1.0
+
+    @property
+    def resource_version(self) -> str | None:
+        """Where the next WATCH resumes; None means the next step is a full LIST."""
+        return self._resource_version
+
+    def process(self, event: WatchEvent) -> None:
+        """Apply one watch event and advance the resourceVersion; raise to end the stream."""
+        self._touch()
+        self.last_event_time = self._last_activity
+        step = classify(event)
+        if step is Step.RELIST:
+            raise Gone
+        if step is Step.RESTART:
+            status = event.object
+            raise ApiStatusError(int(status.get("code") or 0), str(status.get("message")))
+        if step is Step.IGNORE:
+            logger.debug("%s: ignoring watch event of type %r", self.name, event.type)
+            return
+        resource_version = event.resource_version
+        if step is Step.APPLY:
+            self._notify(event.type, apply_event(self._store, self.name, event))
+        if resource_version:
+            self._resource_version = resource_version
+            self._store.set_resource_version(self.name, resource_version)
+
+    async def _open(
+        self, verb: str, query: list[tuple[str, str]], client_timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        """Send a raw GET (no model decoding); return the open response or raise by status."""
+        response: aiohttp.ClientResponse = await self._api.call_api(
+            self.resource.path(),
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=client_timeout,
+        )
+        if self._metrics is not None:
+            self._metrics.count_api_request(verb, response.status)
+        if response.status == 200:
+            return response
+        try:
+            body = (await response.read()).decode("utf-8", "replace")[:500]
+        finally:
+            response.release()
+        if response.status == 404:
+            raise ResourceMissing(body)
+        if response.status == 410:
+            raise Gone
+        raise ApiStatusError(response.status, body)
+
+    def _notify(self, event_type: str, obj: Obj) -> None:
+        """Call every handler; one failing handler must not stop the informer or the others."""
+        for handler in self._handlers:
+            try:
+                handler(event_type, obj)
+            except Exception:
+                logger.exception("%s: event handler failed", self.name)
+
+    def _touch(self) -> None:
+        self._last_activity = self._clock.now()
+
+    def _count_restart(self) -> None:
+        self.restarts += 1
+        if self._metrics is not None:
+            self._metrics.watch_restarts_total.labels(resource=self.name).inc()

@@ -1,0 +1,91 @@
+"""Workers that take keys from a WorkQueue and run the reconciler on them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from wukong.runtime.clock import Clock, MonotonicClock
+from wukong.runtime.logs import wukong_key
+from wukong.runtime.metrics import Metrics
+from wukong.runtime.queue import QueueShutDown, WorkQueue
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a pass asks for: nothing more (None) or another pass after `requeue_after` s."""
+
+    requeue_after: float | None = None
+
+
+Handler = Callable[[str], Awaitable[Result | None]]
+ErrorHook = Callable[[str, Exception], None]
+
+
+def log_error(key: str, error: Exception) -> None:
+    """Default error hook: log the failed pass with its traceback."""
+    logger.error("reconcile of %s failed: %s", key, error, exc_info=error)
+
+
+async def run_workers(
+    queue: WorkQueue,
+    handler: Handler,
+    concurrency: int,
+    *,
+    on_error: ErrorHook = log_error,
+    metrics: Metrics | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Run `concurrency` workers until the queue shuts down and their passes in flight end.
+
+    A pass that returns forgets the key's backoff and, if asked, re-adds it after the
+    delay; a pass that raises is re-added with per-key exponential backoff.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    worker_clock = clock or MonotonicClock()
+    async with asyncio.TaskGroup() as group:
+        for index in range(concurrency):
+            group.create_task(
+                _work(queue, handler, on_error, metrics, worker_clock), name=f"worker-{index}"
+            )
+
+
+async def _work(
+    queue: WorkQueue,
+    handler: Handler,
+    on_error: ErrorHook,
+    metrics: Metrics | None,
+    clock: Clock,
+) -> None:
+    """One worker: one key at a time, until the queue says it is shut down."""
+    while True:
+        try:
+            key = await queue.get()
+        except QueueShutDown:
+            return
+        token = wukong_key.set(key)
+        started = clock.now()
+        # Stays "cancelled" only if the pass is cancelled mid-way (shutdown by cancellation).
+        outcome = "cancelled"
+        try:
+            result = await handler(key)
+        except Exception as error:
+            outcome = "error"
+            queue.add_rate_limited(key)
+            on_error(key, error)
+        else:
+            queue.forget(key)
+            outcome = "success"
+            if result is not None and result.requeue_after is not None:
+                outcome = "requeue"
+                queue.add_after(key, result.requeue_after)
+        finally:
+            queue.done(key)
+            wukong_key.reset(token)
+            if metrics is not None and outcome != "cancelled":
+                metrics.observe_reconcile(outcome, clock.now() - started)
