@@ -23,6 +23,10 @@ LABEL_DISK = f"{GROUP}/disk"
 
 ANNOTATION_DELETION_PROTECTION = f"{GROUP}/deletion-protection"
 
+# KubeVirt's name for the pod network (masquerade), always the VM's first interface; a
+# secondary network may not reuse it.
+POD_NETWORK_NAME = "default"
+
 # KubeVirt, CDI and Multus API coordinates.
 KUBEVIRT_GROUP = "kubevirt.io"
 KUBEVIRT_VERSION = "v1"

@@ -1,0 +1,161 @@
+"""What the operator reports in SpecValid when a spec or an edit cannot be carried out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.api.examples import spec_with
+from wukong.api.v1alpha1 import WukongSpec
+from wukong.api.validation import Problem, validate_spec
+
+SYSTEM = {
+    "name": "system",
+    "size": "20Gi",
+    "image": "docker://quay.io/containerdisks/fedora:40",
+    "storageClassName": "fast",
+}
+DATA = {"name": "data", "size": "100Gi"}
+
+
+def _spec(**changes: Any) -> WukongSpec:
+    return WukongSpec.model_validate(spec_with(**changes))
+
+
+def test_the_spec_example_has_no_problems() -> None:
+    assert validate_spec(_spec(), _spec(), name="web-1") == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        pytest.param(
+            _spec(disks=[SYSTEM, DATA, DATA]),
+            "spec.disks[1].name",
+            "disk name 'data' is used 2 times; give each disk its own name",
+            id="duplicate-disk-names",
+        ),
+        pytest.param(
+            _spec(networks=[{"name": "lan", "nadName": "a"}, {"name": "lan", "nadName": "b"}]),
+            "spec.networks[0].name",
+            "network name 'lan' is used 2 times",
+            id="duplicate-network-names",
+        ),
+        pytest.param(
+            _spec(disks=[SYSTEM | {"boot": True}, DATA | {"boot": True}]),
+            "spec.disks",
+            "disks 'system', 'data' all have boot: true; keep it on one disk",
+            id="two-boot-disks",
+        ),
+        pytest.param(
+            _spec(networks=[{"name": "lan", "vlan": 100}]),
+            "spec.networks[0].vlan",
+            "has vlan 100 but no bridge: name the Linux bridge",
+            id="vlan-without-bridge",
+        ),
+        pytest.param(
+            _spec(networks=[{"name": "lan", "nadName": "shared", "bridge": "br0", "mtu": 9000}]),
+            "spec.networks[0]",
+            "uses the existing NAD 'shared', so bridge, mtu would be ignored",
+            id="bridge-beside-nad-name",
+        ),
+        pytest.param(
+            _spec(deleteOptions={"preserveDisksList": ["data", "logs"]}),
+            "spec.deleteOptions.preserveDisksList[1]",
+            "'logs' is not a disk of this Wukong (disks: data, system)",
+            id="unknown-kept-disk",
+        ),
+    ],
+)
+def test_a_spec_problem_names_the_field_and_the_fix(
+    spec: WukongSpec, field: str, message: str
+) -> None:
+    problems = validate_spec(spec)
+    assert [p.field for p in problems] == [field]
+    assert message in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "message"),
+    [
+        pytest.param(
+            _spec(),
+            _spec(disks=[SYSTEM, DATA | {"size": "50Gi"}]),
+            "spec.disks[1].size",
+            "disk 'data' cannot shrink from 100Gi to 50Gi: volumes can only grow; "
+            "set size back to 100Gi",
+            id="disk-shrinks",
+        ),
+        pytest.param(
+            _spec(disks=[SYSTEM, DATA | {"size": "0.1Ti"}]),
+            _spec(disks=[SYSTEM, DATA | {"size": "102399Mi"}]),
+            "spec.disks[1].size",
+            "cannot shrink from 0.1Ti to 102399Mi",
+            id="disk-shrinks-across-units",
+        ),
+        pytest.param(
+            _spec(),
+            _spec(disks=[DATA], deleteOptions=None),
+            "spec.disks",
+            "the system disk 'system' was removed; the VM boots from it",
+            id="first-disk-removed",
+        ),
+        pytest.param(
+            _spec(disks=[SYSTEM, DATA | {"boot": True}], deleteOptions=None),
+            _spec(disks=[SYSTEM], deleteOptions=None),
+            "spec.disks",
+            "the system disk 'data' was removed",
+            id="boot-disk-removed",
+        ),
+        pytest.param(
+            _spec(),
+            _spec(disks=[SYSTEM | {"image": "docker://quay.io/containerdisks/fedora:41"}, DATA]),
+            "spec.disks[0].image",
+            "the image of disk 'system' cannot change",
+            id="image-changed",
+        ),
+        pytest.param(
+            _spec(),
+            _spec(disks=[SYSTEM | {"storageClassName": "slow"}, DATA]),
+            "spec.disks[0].storageClassName",
+            "cannot change from fast to slow",
+            id="storage-class-changed",
+        ),
+    ],
+)
+def test_an_edit_that_cannot_be_carried_out_is_refused(
+    old: WukongSpec, new: WukongSpec, field: str, message: str
+) -> None:
+    problems = validate_spec(new, old)
+    assert [p.field for p in problems] == [field], problems
+    assert message in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param(_spec(), _spec(disks=[SYSTEM, DATA | {"size": "0.1Ti"}]), id="disk-grows"),
+        pytest.param(_spec(), _spec(disks=[SYSTEM, DATA | {"size": "100Gi"}]), id="same-size"),
+        pytest.param(_spec(), _spec(disks=[SYSTEM], deleteOptions=None), id="data-disk-removed"),
+        pytest.param(
+            _spec(),
+            _spec(disks=[SYSTEM, DATA, {"name": "logs", "size": "1Gi"}]),
+            id="disk-added",
+        ),
+    ],
+)
+def test_allowed_edits_raise_no_problem(old: WukongSpec, new: WukongSpec) -> None:
+    assert validate_spec(new, old) == []
+
+
+def test_a_name_too_long_for_a_label_value_is_reported() -> None:
+    problems = validate_spec(_spec(), name="w" * 64)
+    assert problems == [
+        Problem(
+            "metadata.name",
+            f"'{'w' * 64}' is 64 characters; a Wukong name is at most 63 because it is a label "
+            "value on every child object",
+        )
+    ]
+    assert str(problems[0]).startswith("metadata.name: ")

@@ -1,0 +1,335 @@
+"""What a user asks for: `Wukong.spec` (SPEC §1), with the CEL rules the API server enforces.
+
+The CEL rules live next to the fields they guard so that the models stay the one source of
+truth for the CRD (`wukong.api.crd`). `validate_spec` repeats them for defence in depth.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator
+
+from wukong.api._base import DnsLabel, ObjectName, WireModel, rules
+from wukong.api.names import POD_NETWORK_NAME
+from wukong.api.quantity import (
+    QUANTITY_MAX_LENGTH,
+    QUANTITY_PATTERN,
+    Quantity,
+    parse_bytes,
+    parse_quantity,
+)
+
+MAX_DISKS = 16
+MAX_NETWORKS = 8
+MAX_GRACE_PERIOD_SECONDS = 86400
+IMAGE_PATTERN = r"^(docker|https?)://\S+$"
+BRIDGE_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
+
+
+def _positive(value: str) -> str:
+    if parse_quantity(value) <= 0:
+        raise ValueError(f"'{value}' must be greater than zero")
+    return value
+
+
+PositiveQuantity = Annotated[
+    Quantity,
+    AfterValidator(_positive),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": QUANTITY_PATTERN,
+            "maxLength": QUANTITY_MAX_LENGTH,
+        }
+        | rules(("!isQuantity(self) || quantity(self).sign() == 1", "must be greater than zero"))
+    ),
+]
+
+
+ImageSource = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": IMAGE_PATTERN, "maxLength": 2048})
+]
+
+
+class RunStrategy(StrEnum):
+    """KubeVirt's runStrategy; Once and WaitAsReceiver are deliberately not offered."""
+
+    ALWAYS = "Always"
+    RERUN_ON_FAILURE = "RerunOnFailure"
+    MANUAL = "Manual"
+    HALTED = "Halted"
+
+
+class Action(StrEnum):
+    """An imperative lifecycle request."""
+
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+
+
+class DiskBus(StrEnum):
+    """The disk bus; both can be hot-plugged, and virtio is the fast default."""
+
+    VIRTIO = "virtio"
+    SCSI = "scsi"
+
+
+class StartStrategy(WireModel):
+    """What happens when the Wukong is created."""
+
+    auto_start: bool = True
+    """Start the VM as soon as it is created; false leaves it stopped."""
+
+
+class DetachOptions(WireModel):
+    """How a disk is detached when it is later removed from spec.disks."""
+
+    force: bool = False
+    """Skip the guest-agent check that the disk is not mounted."""
+    preserve_data: bool = False
+    """Keep the PVC after detaching instead of deleting it."""
+
+
+_DISK_RULES = rules(
+    (
+        "!isQuantity(self.size) || !isQuantity(oldSelf.size)"
+        " || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",
+        "a disk cannot shrink: volumes can only grow; set size back to its previous value or more",
+    ),
+    (
+        "has(self.image) == has(oldSelf.image)"
+        " && (!has(self.image) || self.image == oldSelf.image)",
+        "the image of an existing disk cannot change (it was imported once); add a new disk",
+    ),
+    (
+        "has(self.storageClassName) == has(oldSelf.storageClassName)"
+        " && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
+        "the storageClassName of an existing disk cannot change; add a new disk instead",
+    ),
+)
+
+
+class DiskSpec(WireModel):
+    """One disk of the VM: an imported image (DataVolume) or a blank PVC."""
+
+    model_config = ConfigDict(json_schema_extra=_DISK_RULES)
+
+    name: DnsLabel
+    """Disk name, unique in the Wukong; also names the PVC '<wukong>-<disk>'."""
+    size: PositiveQuantity
+    """Requested size, e.g. 20Gi; it may grow later but never shrink."""
+    image: ImageSource | None = None
+    """docker://registry/image (container disk) or http(s):// URL to import; none = blank."""
+    storage_class_name: ObjectName | None = None
+    """StorageClass of the PVC; the cluster default when unset."""
+    boot: bool = False
+    """Boot from this disk; without one, the first disk is the system disk."""
+    bus: DiskBus = DiskBus.VIRTIO
+    """Disk bus in the guest."""
+    detach_options: DetachOptions | None = None
+    """How to detach this disk when it is removed from spec.disks."""
+
+    @field_validator("image")
+    @classmethod
+    def _image_scheme(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 2048 or not re.fullmatch(IMAGE_PATTERN, value)):
+            raise ValueError(
+                f"'{value}' is not an image source: use docker://registry/image:tag for a "
+                "container disk or an http(s):// URL of a disk image to import"
+            )
+        return value
+
+    @property
+    def size_bytes(self) -> int:
+        """The size in whole bytes."""
+        return parse_bytes(self.size)
+
+    @property
+    def source(self) -> Literal["registry", "http", "blank"]:
+        """Where the disk's content comes from."""
+        if self.image is None:
+            return "blank"
+        return "registry" if self.image.startswith("docker://") else "http"
+
+    @property
+    def detach(self) -> DetachOptions:
+        """The detach options, with defaults filled in."""
+        return self.detach_options or DetachOptions()
+
+
+_NETWORK_RULES = rules(
+    (f"self.name != '{POD_NETWORK_NAME}'", "the name 'default' is taken by the pod network"),
+    ("!has(self.vlan) || has(self.bridge)", "vlan needs bridge: name the Linux bridge to tag on"),
+    (
+        "!has(self.nadName) || (!has(self.bridge) && !has(self.vlan) && !has(self.mtu))",
+        "bridge, vlan and mtu configure a NAD the operator creates; with nadName the existing "
+        "NAD is used as is, so drop them or drop nadName",
+    ),
+)
+_BRIDGE_ONLY = (
+    "only type 'bridge' is supported: macvlan and ipvlan cannot carry KubeVirt's bridge binding "
+    "(the MAC address moves into the guest); use a Linux bridge or an existing NAD via nadName"
+)
+
+
+class NetworkSpec(WireModel):
+    """A secondary network: an existing NAD (nadName) or one the operator creates."""
+
+    model_config = ConfigDict(json_schema_extra=_NETWORK_RULES)
+
+    name: DnsLabel
+    """Network (and guest interface) name, unique in the Wukong."""
+    nad_name: ObjectName | None = None
+    """Use this existing NetworkAttachmentDefinition in the same namespace."""
+    type: Annotated[
+        str,
+        WithJsonSchema(
+            {"type": "string", "maxLength": 32} | rules(("self == 'bridge'", _BRIDGE_ONLY))
+        ),
+    ] = "bridge"
+    """CNI type of an operator-created NAD."""
+    bridge: Annotated[str, Field(pattern=BRIDGE_PATTERN, max_length=15)] | None = None
+    """Linux bridge on the nodes (at most 15 characters)."""
+    vlan: Annotated[int, Field(ge=1, le=4094)] | None = None
+    """802.1Q VLAN id, 1-4094; needs bridge."""
+    mtu: Annotated[int, Field(ge=576, le=65535)] | None = None
+    """MTU of the interface."""
+
+    @field_validator("type")
+    @classmethod
+    def _bridge_only(cls, value: str) -> str:
+        if value != "bridge":
+            raise ValueError(f"type '{value}': {_BRIDGE_ONLY}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _not_pod_network(cls, value: str) -> str:
+        if value == POD_NETWORK_NAME:
+            raise ValueError("the name 'default' is taken by the pod network; pick another")
+        return value
+
+    @property
+    def owned(self) -> bool:
+        """True when the operator creates and owns the NAD."""
+        return self.nad_name is None
+
+
+GracePeriod = Annotated[int, Field(ge=0, le=MAX_GRACE_PERIOD_SECONDS)]
+
+
+class LifecycleAction(WireModel):
+    """An imperative request, executed once per generation."""
+
+    action: Action
+    """start, stop, restart, suspend or resume."""
+    force: bool = False
+    """stop/restart: power off at once instead of a graceful shutdown."""
+    grace_period_seconds: GracePeriod | None = None
+    """stop: seconds of graceful shutdown before power-off."""
+    requested_at: str | None = Field(None, max_length=64)
+    """When the request was made (the CLI sets it): a new value repeats the same action."""
+
+
+class DeleteOptions(WireModel):
+    """What happens when the Wukong is deleted."""
+
+    preserve_disks: bool = False
+    """Keep every disk's PVC (labelled, without owner) after deletion."""
+    preserve_disks_list: Annotated[
+        list[DnsLabel],
+        Field(max_length=MAX_DISKS, json_schema_extra={"x-kubernetes-list-type": "set"}),
+    ] = Field(default_factory=list)
+    """Names of disks to keep after deletion."""
+    grace_period_seconds: GracePeriod | None = None
+    """Seconds of graceful VM shutdown before the VM is deleted."""
+    force: bool = False
+    """Skip the graceful stop and release the finalizer at once."""
+
+    def keeps(self, disk_name: str) -> bool:
+        """Whether deleting the Wukong keeps this disk."""
+        return self.preserve_disks or disk_name in self.preserve_disks_list
+
+
+_BOOTS = "has(d.boot) && d.boot"
+_DISKS_RULES = rules(
+    ("self.all(d, self.exists_one(e, e.name == d.name))", "disk names must be unique"),
+    (f"self.filter(d, {_BOOTS}).size() <= 1", "at most one disk may have boot: true"),
+    (
+        f"oldSelf.size() == 0 || (oldSelf.exists(d, {_BOOTS})"
+        f" ? oldSelf.filter(d, {_BOOTS}).all(o, self.exists(n, n.name == o.name))"
+        " : self.exists(n, n.name == oldSelf[0].name))",
+        "the system disk (boot: true, else the first disk) cannot be removed; put it back",
+    ),
+)
+_NETWORKS_RULES = rules(
+    ("self.all(n, self.exists_one(m, m.name == n.name))", "network names must be unique"),
+)
+_SPEC_RULES = rules(
+    (
+        "!has(self.deleteOptions) || !has(self.deleteOptions.preserveDisksList)"
+        " || self.deleteOptions.preserveDisksList.all(k, self.disks.exists(d, d.name == k))",
+        "deleteOptions.preserveDisksList may only name disks listed in spec.disks",
+    ),
+)
+_MAP_BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+
+
+class WukongSpec(WireModel):
+    """The VM a user wants and what should happen to it."""
+
+    model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
+
+    cpu: Annotated[int, Field(ge=1)]
+    """CPU cores."""
+    memory: PositiveQuantity
+    """Guest memory, e.g. 4Gi."""
+    run_strategy: RunStrategy = RunStrategy.ALWAYS
+    """KubeVirt runStrategy: Always, RerunOnFailure, Manual or Halted."""
+    start_strategy: StartStrategy = Field(
+        default_factory=StartStrategy, json_schema_extra={"default": {}}
+    )
+    """Whether the VM starts when it is created."""
+    disks: Annotated[
+        list[DiskSpec],
+        Field(min_length=1, max_length=MAX_DISKS, json_schema_extra=_MAP_BY_NAME | _DISKS_RULES),
+    ]
+    """Disks; the one with boot: true, else the first, is the system disk."""
+    networks: Annotated[
+        list[NetworkSpec],
+        Field(max_length=MAX_NETWORKS, json_schema_extra=_MAP_BY_NAME | _NETWORKS_RULES),
+    ] = Field(default_factory=list)
+    """Secondary networks; the pod network is always the first interface."""
+    lifecycle_action: LifecycleAction | None = None
+    """An imperative start/stop/restart/suspend/resume request."""
+    delete_options: DeleteOptions | None = None
+    """What deletion keeps and how long it waits."""
+
+    @property
+    def system_disk(self) -> DiskSpec:
+        """The disk the VM boots from: the one with boot: true, else the first."""
+        return next((d for d in self.disks if d.boot), self.disks[0])
+
+    @property
+    def memory_bytes(self) -> Decimal:
+        """Guest memory in bytes."""
+        return parse_quantity(self.memory)
+
+    def disk(self, name: str) -> DiskSpec | None:
+        """The disk with this name, if any."""
+        return next((d for d in self.disks if d.name == name), None)
+
+    def network(self, name: str) -> NetworkSpec | None:
+        """The network with this name, if any."""
+        return next((n for n in self.networks if n.name == name), None)
+
+    def keeps_on_delete(self, disk_name: str) -> bool:
+        """Whether deleting the Wukong keeps this disk's PVC."""
+        return self.delete_options is not None and self.delete_options.keeps(disk_name)

@@ -1,0 +1,145 @@
+"""What the operator reports: `Wukong.status` (SPEC §1), written only through the subresource.
+
+No field here has a schema default: the API server would fill it in, and the operator would
+then see a status that differs from the one it computed and write it again.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from wukong.api._base import Timestamp, WireModel
+from wukong.api.conditions import HISTORY_LIMIT, Condition, Transition
+
+
+def _bounded(limit: int, **extra: Any) -> Any:
+    return Field(max_length=limit, json_schema_extra=extra or None)
+
+
+class InterfaceStatus(WireModel):
+    """A guest network interface as the VMI reports it."""
+
+    name: str
+    """Network name (the pod network is 'default')."""
+    ip_address: str | None = None
+    """Primary address, no prefix length."""
+    ip_addresses: list[str] = Field(default_factory=list)
+    """All addresses."""
+    mac: str | None = None
+    """MAC address."""
+
+
+class VolumeStatus(WireModel):
+    """A disk's claim, binding, attachment and import progress."""
+
+    name: str
+    """Disk name."""
+    pvc_name: str | None = None
+    """The PersistentVolumeClaim behind the disk."""
+    size: str | None = None
+    """Requested size."""
+    capacity: str | None = None
+    """Size the PVC reports."""
+    bound: bool = False
+    """The PVC is Bound."""
+    attached: bool = False
+    """The disk is in the VM."""
+    hotplugged: bool = False
+    """The disk was hot-plugged into a running VM."""
+    phase: str | None = None
+    """DataVolume or volume phase, e.g. ImportInProgress, Ready."""
+    progress: str | None = None
+    """Import progress as CDI reports it, e.g. '45.10%'."""
+    message: str | None = None
+    """Why the disk is not usable (CDI's import error, an expansion refusal, a mount)."""
+
+
+class NetworkStatus(WireModel):
+    """Which NAD a network uses and whether the operator owns it."""
+
+    name: str
+    """Network name."""
+    nad_name: str | None = None
+    """The NetworkAttachmentDefinition used."""
+    owned_by_wukong: bool = False
+    """The operator created the NAD and deletes it with the Wukong."""
+
+
+class LifecycleState(WireModel):
+    """The answer to the last spec.lifecycleAction."""
+
+    state: str | None = None
+    """Where the request stands, e.g. InProgress, Done, Refused."""
+    last_action: str | None = None
+    """The action last executed."""
+    last_action_time: Timestamp | None = None
+    """When it was executed."""
+    message: str | None = None
+    """What happened, or why it was refused."""
+    generation: int | None = None
+    """The metadata.generation of the request this answers; each runs once."""
+    deadline: Timestamp | None = None
+    """When a graceful stop turns into a forced one."""
+    request_id: str | None = None
+    """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
+    issued: bool | None = None
+    """The KubeVirt call was made (false: accepted, call pending on the next pass)."""
+    force: bool | None = None
+    """The request asked for an immediate power-off."""
+    grace_period_seconds: int | None = None
+    """Graceful shutdown window of the request."""
+    vmi_uid: str | None = None
+    """UID of the VMI when the request was accepted: a different one means it restarted."""
+    escalated: bool | None = None
+    """The grace period ran out and a forced stop was issued."""
+
+
+class DeletionStatus(WireModel):
+    """Progress of the deletion flow."""
+
+    step: str | None = None
+    """The current step, e.g. StoppingVM, DeletingDisks."""
+    remaining: list[str] = Field(default_factory=list)
+    """Objects still to delete."""
+    kept: list[str] = Field(default_factory=list)
+    """Objects kept on purpose (preserved disks)."""
+    message: str | None = None
+    """What is happening or blocking."""
+    started_at: Timestamp | None = None
+    """When the deletion began."""
+    stop_deadline: Timestamp | None = None
+    """When the graceful VM stop turns into a forced one."""
+    forced: bool | None = None
+    """The VM was powered off after the grace period."""
+
+
+class WukongStatus(WireModel):
+    """Everything the operator observed and decided, for kubectl get/describe."""
+
+    phase: str | None = None
+    """The state machine's state: Pending, Creating, Running, Stopped, ..."""
+    observed_generation: int | None = None
+    """The last metadata.generation fully reconciled."""
+    vm_name: str | None = None
+    """The VirtualMachine's name."""
+    node_name: str | None = None
+    """The node the VM runs on."""
+    interfaces: Annotated[list[InterfaceStatus], _bounded(16)] = Field(default_factory=list)
+    """Guest interfaces and their addresses."""
+    volumes: Annotated[list[VolumeStatus], _bounded(64)] = Field(default_factory=list)
+    """Disks, including ones still being detached."""
+    networks: Annotated[list[NetworkStatus], _bounded(16)] = Field(default_factory=list)
+    """Networks and their NADs."""
+    lifecycle_state: LifecycleState | None = None
+    """The answer to the last lifecycle action."""
+    deletion: DeletionStatus | None = None
+    """Progress while deleting."""
+    conditions: Annotated[
+        list[Condition],
+        _bounded(32, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+    ] = Field(default_factory=list)
+    """Ready, NetworksConfigured, VolumesBound, SpecValid, and per-operation ones."""
+    history: Annotated[list[Transition], _bounded(HISTORY_LIMIT)] = Field(default_factory=list)
+    """The last state transitions, oldest first."""

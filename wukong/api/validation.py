@@ -1,0 +1,179 @@
+"""Checks on a spec beyond what pydantic sees field by field: across fields and across edits.
+
+The CRD's CEL rules reject most of these at the API server already; the operator checks again
+(defence in depth: the CRD may be older than the operator, or CEL ratcheting may let an old
+object through) and reports problems in the SpecValid condition instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from wukong.api.quantity import format_bytes, parse_quantity
+from wukong.api.spec import DiskSpec, WukongSpec
+
+MAX_WUKONG_NAME = 63
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec: where (a wire path like spec.disks[1].size) and what to do."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def validate_spec(
+    spec: WukongSpec, old_spec: WukongSpec | None = None, *, name: str | None = None
+) -> list[Problem]:
+    """Everything wrong with `spec`, or with the edit from `old_spec` to it; [] when fine."""
+    problems = [*_names(spec), *_boot_disks(spec), *_networks(spec), *_kept_disks(spec)]
+    if name is not None and len(name) > MAX_WUKONG_NAME:
+        problems.append(
+            Problem(
+                "metadata.name",
+                f"'{name}' is {len(name)} characters; a Wukong name is at most "
+                f"{MAX_WUKONG_NAME} because it is a label value on every child object",
+            )
+        )
+    if old_spec is not None:
+        problems += _edits(spec, old_spec)
+    return problems
+
+
+def problems_from_error(error: ValidationError, prefix: str = "") -> list[Problem]:
+    """Problems from a pydantic ValidationError, with wire paths like spec.disks[0].size."""
+    problems = []
+    for detail in error.errors():
+        path = prefix
+        for part in detail["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path += f".{part}" if path else part
+        problems.append(Problem(path or "(root)", detail["msg"].removeprefix("Value error, ")))
+    return problems
+
+
+def _duplicates(names: Sequence[str], kind: str, field: str) -> list[Problem]:
+    return [
+        Problem(
+            f"{field}[{names.index(name)}].name",
+            f"{kind} name '{name}' is used {count} times; give each {kind} its own name",
+        )
+        for name, count in Counter(names).items()
+        if count > 1
+    ]
+
+
+def _names(spec: WukongSpec) -> list[Problem]:
+    disks = [d.name for d in spec.disks]
+    networks = [n.name for n in spec.networks]
+    return _duplicates(disks, "disk", "spec.disks") + _duplicates(
+        networks, "network", "spec.networks"
+    )
+
+
+def _boot_disks(spec: WukongSpec) -> list[Problem]:
+    boots = [d.name for d in spec.disks if d.boot]
+    if len(boots) <= 1:
+        return []
+    listed = ", ".join(f"'{n}'" for n in boots)
+    return [Problem("spec.disks", f"disks {listed} all have boot: true; keep it on one disk")]
+
+
+def _networks(spec: WukongSpec) -> list[Problem]:
+    problems = []
+    for i, net in enumerate(spec.networks):
+        field = f"spec.networks[{i}]"
+        if net.vlan is not None and net.bridge is None:
+            problems.append(
+                Problem(
+                    f"{field}.vlan",
+                    f"network '{net.name}' has vlan {net.vlan} but no bridge: "
+                    "name the Linux bridge that carries the VLAN (e.g. bridge: br-vlan"
+                    f"{net.vlan})",
+                )
+            )
+        extras = [k for k, v in (("bridge", net.bridge), ("vlan", net.vlan), ("mtu", net.mtu)) if v]
+        if net.nad_name is not None and extras:
+            problems.append(
+                Problem(
+                    field,
+                    f"network '{net.name}' uses the existing NAD '{net.nad_name}', so "
+                    f"{', '.join(extras)} would be ignored: remove them, or remove nadName to "
+                    "let the operator create the NAD",
+                )
+            )
+    return problems
+
+
+def _kept_disks(spec: WukongSpec) -> list[Problem]:
+    if spec.delete_options is None:
+        return []
+    known = {d.name for d in spec.disks}
+    return [
+        Problem(
+            f"spec.deleteOptions.preserveDisksList[{i}]",
+            f"'{name}' is not a disk of this Wukong (disks: {', '.join(sorted(known))}); "
+            "list only disks in spec.disks",
+        )
+        for i, name in enumerate(spec.delete_options.preserve_disks_list)
+        if name not in known
+    ]
+
+
+def _edits(spec: WukongSpec, old: WukongSpec) -> list[Problem]:
+    problems = []
+    system = old.system_disk
+    if spec.disk(system.name) is None:
+        problems.append(
+            Problem(
+                "spec.disks",
+                f"the system disk '{system.name}' was removed; the VM boots from it, so it "
+                "cannot be detached: put it back (to replace it, create a new Wukong)",
+            )
+        )
+    for i, disk in enumerate(spec.disks):
+        before = old.disk(disk.name)
+        if before is not None:
+            problems += _disk_edit(f"spec.disks[{i}]", disk, before)
+    return problems
+
+
+def _disk_edit(field: str, disk: DiskSpec, old: DiskSpec) -> list[Problem]:
+    problems = []
+    if parse_quantity(disk.size) < parse_quantity(old.size):
+        problems.append(
+            Problem(
+                f"{field}.size",
+                f"disk '{disk.name}' cannot shrink from {old.size} to {disk.size}: volumes can "
+                f"only grow; set size back to {old.size} (= {format_bytes(old.size_bytes)}) "
+                "or more",
+            )
+        )
+    if disk.image != old.image:
+        problems.append(
+            Problem(
+                f"{field}.image",
+                f"the image of disk '{disk.name}' cannot change from {old.image or 'blank'} to "
+                f"{disk.image or 'blank'}: it was imported once; add a new disk instead",
+            )
+        )
+    if disk.storage_class_name != old.storage_class_name:
+        problems.append(
+            Problem(
+                f"{field}.storageClassName",
+                f"the storage class of disk '{disk.name}' cannot change from "
+                f"{old.storage_class_name or '(default)'} to "
+                f"{disk.storage_class_name or '(default)'}; add a new disk instead",
+            )
+        )
+    return problems
