@@ -1,0 +1,155 @@
+"""Creating a Wukong: what the planners ask for, from what the cluster shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.reconcile.world import NS, imported_dv, ready_children, seen, wukong
+from wukong.reconcile.actions import CreateChild, Emit, PatchChild
+from wukong.reconcile.decide import decide
+from wukong.reconcile.vm import build_vm
+
+
+def _created(plan_actions: list[Any]) -> list[tuple[str, str]]:
+    return [(a.kind, a.name) for a in plan_actions if isinstance(a, CreateChild)]
+
+
+def _cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def test_new_wukong_creates_owned_nad_and_waits_for_the_named_one() -> None:
+    plan = decide(wukong(), {}, seen())
+    assert _created(plan.actions) == [("NetworkAttachmentDefinition", "web-1-vlan100")]
+    cond = _cond(plan.status, "NetworksConfigured")
+    assert (cond["status"], cond["reason"]) == ("False", "NADNotFound")
+    assert "existing-nad" in cond["message"]
+    assert plan.status["phase"] == "Creating"
+
+
+def test_disks_are_created_once_networks_are_ready() -> None:
+    world = ready_children(data_volumes={}, claims={})
+    plan = decide(wukong(), {}, world)
+    assert _created(plan.actions) == [
+        ("DataVolume", "web-1-system"),
+        ("PersistentVolumeClaim", "web-1-data"),
+    ]
+    assert _cond(plan.status, "VolumesBound")["status"] == "False"
+
+
+def test_vm_is_created_when_children_are_ready_with_system_disk_first() -> None:
+    plan = decide(wukong(), {"phase": "Creating"}, ready_children())
+    vms = [a for a in plan.actions if isinstance(a, CreateChild) and a.kind == "VirtualMachine"]
+    assert len(vms) == 1
+    vm = vms[0].body
+    assert vm["metadata"]["name"] == "web-1-vm"
+    assert vm["metadata"]["ownerReferences"][0]["uid"] == "uid-web-1"
+    assert vm["spec"]["runStrategy"] == "Always"
+    tmpl = vm["spec"]["template"]["spec"]
+    disks = tmpl["domain"]["devices"]["disks"]
+    assert [d["name"] for d in disks] == ["system", "data"]
+    assert disks[0]["bootOrder"] == 1 and all(d["disk"]["bus"] == "virtio" for d in disks)
+    assert tmpl["volumes"][0] == {"name": "system", "dataVolume": {"name": "web-1-system"}}
+    assert tmpl["networks"][0] == {"name": "default", "pod": {}}
+    assert tmpl["domain"]["devices"]["interfaces"][0] == {"name": "default", "masquerade": {}}
+    assert tmpl["networks"][1] == {"name": "storage-net", "multus": {"networkName": "existing-nad"}}
+
+
+def test_auto_start_false_creates_the_vm_halted() -> None:
+    cr = wukong(startStrategy={"autoStart": False})
+    plan = decide(cr, {"phase": "Creating"}, ready_children())
+    vm = next(a for a in plan.actions if isinstance(a, CreateChild) and a.kind == "VirtualMachine")
+    assert vm.body["spec"]["runStrategy"] == "Halted"
+
+
+@pytest.mark.parametrize(
+    ("phase", "progress", "reason"),
+    [
+        pytest.param("ImportInProgress", "45.10%", "Provisioning", id="import-in-progress"),
+        pytest.param("Failed", "N/A", "ImportFailed", id="import-failed"),
+    ],
+)
+def test_import_progress_and_failure_show_in_status(phase: str, progress: str, reason: str) -> None:
+    dv = imported_dv(
+        phase=phase,
+        progress=progress,
+        conditions=[
+            {
+                "type": "Running",
+                "status": "False",
+                "reason": "Error",
+                "message": "Unable to connect to http data source: "
+                "expected status code 200, got 404",
+            }
+        ],
+    )
+    plan = decide(
+        wukong(), {"phase": "Creating"}, ready_children(data_volumes={"web-1-system": dv})
+    )
+    volume = plan.status["volumes"][0]
+    assert volume["progress"] == progress
+    assert _cond(plan.status, "VolumesBound")["reason"] == reason
+    if reason == "ImportFailed":
+        assert plan.status["phase"] == "Error"
+        assert "got 404" in _cond(plan.status, "VolumesBound")["message"]
+        assert any(isinstance(a, Emit) and a.type == "Warning" for a in plan.actions)
+
+
+def test_running_vm_reports_node_ip_and_ready() -> None:
+    cr = wukong()
+    world = ready_children()
+    vm = build_vm(cr, world, "Always")
+    vm["metadata"]["uid"] = "vm-uid"
+    vmi = {
+        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
+        "spec": vm["spec"]["template"]["spec"],
+        "status": {
+            "phase": "Running",
+            "nodeName": "node-1",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "interfaces": [
+                {"name": "default", "ipAddress": "10.244.0.7", "mac": "02:00:00:00:00:01"}
+            ],
+        },
+    }
+    plan = decide(cr, {"phase": "Starting"}, ready_children(vm=vm, vmi=vmi))
+    assert plan.status["phase"] == "Running"
+    assert plan.status["nodeName"] == "node-1"
+    assert plan.status["interfaces"][0]["ipAddress"] == "10.244.0.7"
+    assert _cond(plan.status, "Ready")["status"] == "True"
+    assert not [a for a in plan.actions if isinstance(a, CreateChild | PatchChild)]
+
+
+def test_cpu_change_updates_template_and_raises_restart_required() -> None:
+    cr = wukong()
+    world = ready_children()
+    vm = build_vm(cr, world, "Always")
+    vmi = {
+        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
+        "spec": vm["spec"]["template"]["spec"],
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    bigger = wukong(cpu=4)
+    plan = decide(bigger, {"phase": "Running"}, ready_children(vm=vm, vmi=vmi))
+    patches = [a for a in plan.actions if isinstance(a, PatchChild) and a.kind == "VirtualMachine"]
+    assert patches and patches[0].patch["spec"]["template"]["spec"]["domain"]["cpu"]["cores"] == 4
+    cond = _cond(plan.status, "RestartRequired")
+    assert cond["status"] == "True" and "cpu" in cond["message"]
+    assert plan.status["phase"] == "Running"
+
+
+def test_second_identical_pass_changes_nothing() -> None:
+    cr = wukong()
+    first = decide(cr, {}, seen())
+    second = decide(cr, first.status, seen())
+    assert second.status == first.status
+
+
+def test_status_of_a_creating_wukong_survives_the_crd_schema() -> None:
+    from tests.unit.reconcile.world import pruned_fields
+
+    dv = imported_dv(phase="ImportInProgress", progress="45.10%")
+    plan = decide(wukong(), {}, ready_children(data_volumes={"web-1-system": dv}))
+    assert pruned_fields(plan.status) == []

@@ -1,0 +1,141 @@
+"""Lifecycle requests: accepted once, called once, refused with a reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.reconcile.world import NOW, NS, ready_children, wukong
+from wukong.reconcile.actions import Emit, PatchChild, VmCall
+from wukong.reconcile.decide import decide
+from wukong.reconcile.vm import build_vm
+
+
+def running_world(strategy: str = "Always", **vmi_status: Any) -> Any:
+    cr = wukong()
+    world = ready_children()
+    vm = build_vm(cr, world, strategy)
+    vm["metadata"]["uid"] = "vm-uid"
+    status = {
+        "phase": "Running",
+        "nodeName": "node-1",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        **vmi_status,
+    }
+    vmi = {
+        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
+        "spec": vm["spec"]["template"]["spec"],
+        "status": status,
+    }
+    return ready_children(vm=vm, vmi=vmi)
+
+
+def calls(plan: Any) -> list[VmCall]:
+    return [a for a in plan.actions if isinstance(a, VmCall)]
+
+
+def test_restart_is_recorded_then_called_once() -> None:
+    cr = wukong(lifecycleAction={"action": "restart"})
+    world = running_world()
+    first = decide(cr, {"phase": "Running"}, world)
+    assert first.status["phase"] == "Restarting"
+    assert calls(first) == []  # recorded first: a crash now cannot double the call
+    state = first.status["lifecycleState"]
+    assert state["issued"] is False and state["vmiUid"] == "vmi-1"
+    second = decide(cr, first.status, world)
+    assert calls(second) == [VmCall("restart", "web-1-vm")]
+    third = decide(cr, second.status, world)
+    assert calls(third) == []
+
+
+def test_restart_after_crash_is_not_repeated_when_the_vmi_was_replaced() -> None:
+    cr = wukong(lifecycleAction={"action": "restart"})
+    world = running_world()
+    first = decide(cr, {"phase": "Running"}, world)
+    # the call went out, the operator died before writing "issued"; a new VMI booted
+    replaced = running_world()
+    assert replaced.vmi is not None
+    replaced.vmi["metadata"]["uid"] = "vmi-2"
+    again = decide(cr, first.status, replaced)
+    assert calls(again) == []
+    assert again.status["lifecycleState"]["issued"] is True
+
+
+@pytest.mark.parametrize(
+    ("action", "phase", "words"),
+    [
+        pytest.param("resume", "Running", "resume", id="resume-while-Running"),
+        pytest.param("start", "Running", "running", id="start-while-Running"),
+    ],
+)
+def test_invalid_requests_are_refused_and_leave_the_vm_alone(
+    action: str, phase: str, words: str
+) -> None:
+    cr = wukong(lifecycleAction={"action": action})
+    plan = decide(cr, {"phase": phase}, running_world())
+    assert plan.status["phase"] == phase
+    assert calls(plan) == []
+    state = plan.status["lifecycleState"]
+    assert state["state"] == "Refused" and words in state["message"]
+    assert any(isinstance(a, Emit) and a.reason == "RequestRefused" for a in plan.actions)
+
+
+def test_same_request_after_an_unrelated_edit_does_not_run_again() -> None:
+    cr = wukong(lifecycleAction={"action": "restart"})
+    world = running_world()
+    done = decide(cr, decide(cr, {"phase": "Running"}, world).status, world)
+    edited = wukong(cpu=3, lifecycleAction={"action": "restart"})
+    plan = decide(edited, done.status, world)
+    assert calls(plan) == []
+
+
+def test_graceful_stop_escalates_to_force_after_the_deadline() -> None:
+    from datetime import timedelta
+
+    from wukong.reconcile.observed import Observed
+
+    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
+    world = running_world()
+    accepted = decide(cr, {"phase": "Running"}, world)
+    issued = decide(cr, accepted.status, world)
+    assert calls(issued) == [VmCall("stop", "web-1-vm", grace_period=30)]
+    assert issued.status["lifecycleState"]["deadline"] == "2026-11-23T12:00:30Z"
+    assert issued.requeue_after is not None and 29 < issued.requeue_after < 31
+    later = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=31)})
+    forced = decide(cr, issued.status, later)
+    assert VmCall("stop", "web-1-vm", grace_period=0, force=True) in calls(forced)
+    assert forced.status["lifecycleState"]["escalated"] is True
+    again = decide(cr, forced.status, later)
+    assert calls(again) == []
+
+
+def test_start_of_a_manual_vm_restores_its_run_strategy_after_kubevirt_set_always() -> None:
+    cr = wukong(runStrategy="Manual")
+    world = running_world(strategy="Always")
+    status = {
+        "phase": "Running",
+        "lifecycleState": {"lastAction": "start", "issued": True, "state": "Issued"},
+    }
+    plan = decide(cr, status, world)
+    patches = [
+        a
+        for a in plan.actions
+        if isinstance(a, PatchChild) and a.patch.get("spec", {}).get("runStrategy")
+    ]
+    assert patches and patches[0].patch["spec"]["runStrategy"] == "Manual"
+
+
+def test_every_status_field_the_planner_writes_survives_the_crd_schema() -> None:
+    from datetime import timedelta
+
+    from tests.unit.reconcile.world import pruned_fields
+    from wukong.reconcile.observed import Observed
+
+    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
+    world = running_world()
+    status: dict[str, Any] = {"phase": "Running"}
+    for seconds in (0, 0, 31):
+        moment = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=seconds)})
+        status = decide(cr, status, moment).status
+        assert pruned_fields(status) == []

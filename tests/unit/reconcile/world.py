@@ -1,0 +1,151 @@
+"""Builders for planner tests: a Wukong and the cluster objects a pass would observe."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.observed import Observed
+
+NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+UID = "uid-web-1"
+NS = "demo"
+
+
+def wukong(**spec: Any) -> Wukong:
+    """web-1 with an image system disk, a blank data disk, a named and an owned network."""
+    body: dict[str, Any] = {
+        "cpu": 2,
+        "memory": "4Gi",
+        "disks": [
+            {
+                "name": "system",
+                "size": "20Gi",
+                "image": "docker://quay.io/containerdisks/fedora:40",
+            },
+            {"name": "data", "size": "100Gi"},
+        ],
+        "networks": [
+            {"name": "storage-net", "nadName": "existing-nad"},
+            {"name": "vlan100", "type": "bridge", "bridge": "br-vlan100", "vlan": 100},
+        ],
+    }
+    body.update(spec)
+    meta = {
+        "name": "web-1",
+        "namespace": NS,
+        "uid": UID,
+        "generation": 1,
+        "resourceVersion": "1",
+        "finalizers": ["wukong.novasphere.dev/finalizer"],
+    }
+    return Wukong.from_dict(
+        {
+            "apiVersion": "vm.novasphere.dev/v1alpha1",
+            "kind": "Wukong",
+            "metadata": meta,
+            "spec": body,
+        }
+    )
+
+
+def owned(
+    kind: str,
+    name: str,
+    *,
+    status: dict[str, Any] | None = None,
+    spec: dict[str, Any] | None = None,
+    uid: str = UID,
+    **meta: Any,
+) -> dict[str, Any]:
+    """A child object owned by web-1 (or by `uid`)."""
+    return {
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "uid": f"{name}-uid",
+            "ownerReferences": [{"uid": uid, "kind": "Wukong", "name": "web-1"}],
+            **meta,
+        },
+        "spec": spec or {},
+        "status": status or {},
+    }
+
+
+def user_nad(name: str = "existing-nad") -> dict[str, Any]:
+    """A NAD the user made (no owner)."""
+    return {
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": name, "namespace": NS, "uid": f"{name}-uid"},
+        "spec": {"config": "{}"},
+    }
+
+
+def bound_pvc(name: str, size: str = "100Gi") -> dict[str, Any]:
+    """A bound PVC owned by web-1."""
+    return owned(
+        "PersistentVolumeClaim",
+        name,
+        spec={"resources": {"requests": {"storage": size}}},
+        status={"phase": "Bound", "capacity": {"storage": size}},
+    )
+
+
+def imported_dv(
+    name: str = "web-1-system", phase: str = "Succeeded", progress: str = "100.0%", **status: Any
+) -> dict[str, Any]:
+    """A DataVolume owned by web-1."""
+    return owned("DataVolume", name, status={"phase": phase, "progress": progress, **status})
+
+
+def seen(**kw: Any) -> Observed:
+    """An Observed at NOW."""
+    return Observed(now=NOW, **kw)
+
+
+def ready_children(**extra: Any) -> Observed:
+    """Networks and disks all ready; no VM yet."""
+    from wukong.reconcile.children import build_nad
+
+    cr = wukong()
+    nad = build_nad(cr, cr.spec.networks[1])
+    nad["metadata"]["uid"] = "nad-uid"
+    kw: dict[str, Any] = {
+        "nads": {f"{NS}/existing-nad": user_nad(), f"{NS}/web-1-vlan100": nad},
+        "data_volumes": {"web-1-system": imported_dv()},
+        "claims": {
+            "web-1-system": bound_pvc("web-1-system", "20Gi"),
+            "web-1-data": bound_pvc("web-1-data"),
+        },
+    }
+    kw.update(extra)
+    return seen(**kw)
+
+
+def pruned_fields(
+    value: Any, schema: dict[str, Any] | None = None, path: str = "status"
+) -> list[str]:
+    """Fields of `value` the API server would prune: not in the CRD's structural schema."""
+    if schema is None:
+        from wukong.api.crd import build_crd
+
+        version = build_crd()["spec"]["versions"][0]
+        schema = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    lost: list[str] = []
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for key, item in value.items():
+            if item is None:
+                continue
+            if key not in props:
+                lost.append(f"{path}.{key}")
+            else:
+                lost += pruned_fields(item, props[key], f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            lost += pruned_fields(item, schema.get("items", {}), f"{path}[{index}]")
+    return lost

@@ -1,0 +1,189 @@
+"""The operator process: watches feed caches, events enqueue keys, workers reconcile.
+
+controller-runtime's shape: an informer per resource keeps a Store current; every event
+only enqueues the key of the Wukong it concerns; a work queue hands each key to one worker
+at a time; the reconciler reads the Store, never the API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from wukong.adapters.kube import Kube
+from wukong.api import names
+from wukong.reconcile.executor import Executor
+from wukong.reconcile.reconciler import Reconciler
+from wukong.runtime import ResourceRef
+from wukong.runtime.cache import Store
+from wukong.runtime.mapping import enqueue_owner, enqueue_vmi_owner, enqueue_wukong, split_key
+from wukong.runtime.metrics import Metrics
+from wukong.runtime.probes import ProbeServer
+from wukong.runtime.queue import WorkQueue
+from wukong.runtime.watch import Informer
+from wukong.runtime.worker import Result, run_workers
+from wukong.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def resources(namespace: str | None) -> dict[str, ResourceRef]:
+    """Every resource the operator watches, by role."""
+    return {
+        "wukongs": ResourceRef(names.GROUP, names.VERSION, names.PLURAL, namespace),
+        "vms": ResourceRef(
+            names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachines", namespace
+        ),
+        "vmis": ResourceRef(
+            names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachineinstances", namespace
+        ),
+        "dvs": ResourceRef(names.CDI_GROUP, names.CDI_VERSION, "datavolumes", namespace),
+        "pvcs": ResourceRef("", "v1", "persistentvolumeclaims", namespace),
+        "nads": ResourceRef(names.NAD_GROUP, names.NAD_VERSION, names.NAD_PLURAL, namespace),
+        "storageclasses": ResourceRef("storage.k8s.io", "v1", "storageclasses"),
+    }
+
+
+async def api_client(settings: Settings) -> ApiClient:
+    """An ApiClient from the kubeconfig in settings, else the in-cluster service account."""
+    configuration = Configuration()
+    if settings.kubeconfig is not None or settings.context is not None:
+        await kube_config.load_kube_config(
+            config_file=str(settings.kubeconfig) if settings.kubeconfig else None,
+            context=settings.context,
+            client_configuration=configuration,
+        )
+    else:
+        try:
+            incluster = kube_config.load_incluster_config
+            incluster(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except kube_config.ConfigException:
+            await kube_config.load_kube_config(client_configuration=configuration)
+    return ApiClient(configuration)
+
+
+class Operator:
+    """Informers + queue + workers + probes for one process."""
+
+    def __init__(self, settings: Settings, api: ApiClient) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = Store(label_keys=[names.LABEL_WUKONG])
+        self.queue = WorkQueue()
+        self.refs = resources(settings.namespace)
+        kinds = {role: ref.name for role, ref in self.refs.items()}
+        kube = Kube(api, on_request=self.metrics.count_api_request)
+        self.executor = Executor(kube, host=settings.identity or socket.gethostname())
+        self.reconciler = Reconciler(
+            KindMap(self.store, kinds), self.executor, stall_after=settings.stall_after
+        )
+        self.informers = {
+            role: Informer(
+                api, ref, self.store, metrics=self.metrics, timeout_seconds=settings.watch_timeout
+            )
+            for role, ref in self.refs.items()
+        }
+        self._wire(kinds)
+        host, port = settings.probe_host_port
+        self.probes = ProbeServer(
+            self.metrics, list(self.informers.values()), host=host, port=port, ready=self.readiness
+        )
+        self.metrics.track_queue_depth(lambda: len(self.queue))
+        self.leading = True
+        self._stopping = asyncio.Event()
+
+    def _wire(self, kinds: dict[str, str]) -> None:
+        add = self.queue.add
+        self.informers["wukongs"].add_handler(enqueue_wukong(add))
+        for role in ("vms", "dvs", "pvcs"):
+            self.informers[role].add_handler(enqueue_owner(add))
+        self.informers["vmis"].add_handler(enqueue_vmi_owner(add, self.store, kinds["vms"]))
+        self.informers["nads"].add_handler(self._on_nad(kinds["wukongs"]))
+
+    def _on_nad(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
+        """A user's NAD has no owner: wake every Wukong in its namespace that names it."""
+        owned = enqueue_owner(self.queue.add)
+
+        def handle(event_type: str, nad: dict[str, Any]) -> None:
+            owned(event_type, nad)
+            meta = nad.get("metadata", {})
+            namespace, name = meta.get("namespace", ""), meta.get("name")
+            for cr in self.store.list(wukong_kind, namespace):
+                for net in cr.get("spec", {}).get("networks") or []:
+                    ref = str(net.get("nadName") or "")
+                    if ref.rpartition("/")[2] == name:
+                        self.queue.add(f"{cr['metadata']['namespace']}/{cr['metadata']['name']}")
+
+        return handle
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once every watch has listed (standby replicas are ready too: see docs)."""
+        waiting = [i.name for i in self.informers.values() if not i.synced.is_set()]
+        if waiting:
+            return False, "caches not synced: " + ", ".join(waiting)
+        return True, "leading" if self.leading else "standby"
+
+    async def _handle(self, key: str) -> Result:
+        namespace, name = split_key(key)
+        return Result(requeue_after=await self.reconciler.reconcile(f"{namespace}/{name}"))
+
+    async def run(self) -> None:
+        """Run until `stop()`: then finish passes in flight and return."""
+        await self.probes.start()
+        try:
+            for informer in self.informers.values():
+                informer.start()
+            await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
+            log.info("caches synced: %d Wukongs", self.store.count(self.refs["wukongs"].name))
+            workers = asyncio.create_task(
+                run_workers(
+                    self.queue, self._handle, self.settings.concurrency, metrics=self.metrics
+                )
+            )
+            await self._stopping.wait()
+            self.queue.shutdown()
+            await workers
+        finally:
+            for informer in self.informers.values():
+                await informer.stop()
+            await self.probes.stop()
+
+    def stop(self) -> None:
+        """Ask `run()` to wind down (SIGTERM)."""
+        self._stopping.set()
+
+
+class KindMap:
+    """The reconciler's short kind names mapped onto the Store's resource names."""
+
+    def __init__(self, store: Store, kinds: dict[str, str]) -> None:
+        self.store = store
+        self.kinds = {
+            "wukongs": kinds["wukongs"],
+            "virtualmachines": kinds["vms"],
+            "virtualmachineinstances": kinds["vmis"],
+            "datavolumes": kinds["dvs"],
+            "persistentvolumeclaims": kinds["pvcs"],
+            "network-attachment-definitions": kinds["nads"],
+            "storageclasses": kinds["storageclasses"],
+        }
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One cached object."""
+        return self.store.get(self.kinds[kind], namespace, name)
+
+    def by_label(self, kind: str, label: str, value: str) -> list[dict[str, Any]]:
+        """Cached objects with a label value."""
+        return self.store.by_label(self.kinds[kind], label, value)
+
+    def list(
+        self, kind: str, namespace: str | None = None, selector: Any = None
+    ) -> list[dict[str, Any]]:
+        """Cached objects of a kind."""
+        return self.store.list(self.kinds[kind], namespace, selector)

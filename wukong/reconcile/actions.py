@@ -1,0 +1,102 @@
+"""The small typed actions planners return and the executor performs.
+
+Planners decide, the executor acts: every side effect of a pass is one of these, so each
+decision is testable without a cluster. Each action is idempotent when executed (create
+tolerates AlreadyExists, delete tolerates NotFound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+JsonObj = dict[str, Any]
+ChildKind = Literal[
+    "VirtualMachine", "DataVolume", "PersistentVolumeClaim", "NetworkAttachmentDefinition"
+]
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class CreateChild:
+    """Create a child object (its manifest carries ownerReference and labels)."""
+
+    kind: ChildKind
+    body: JsonObj = field(hash=False)
+
+    @property
+    def name(self) -> str:
+        """The child's name."""
+        return str(self.body["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class PatchChild:
+    """Merge-patch a child we own (NAD config, VM template or runStrategy, PVC labels)."""
+
+    kind: ChildKind
+    name: str
+    patch: JsonObj = field(hash=False)
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class DeleteChild:
+    """Delete a child; `uid` pins the exact object, `orphan` keeps a DataVolume's PVC."""
+
+    kind: ChildKind
+    name: str
+    uid: str | None = None
+    orphan: bool = False
+
+
+@dataclass(frozen=True)
+class ExpandDisk:
+    """Raise a PVC's storage request."""
+
+    claim: str
+    size: str
+    disk: str
+
+
+@dataclass(frozen=True)
+class VmCall:
+    """A KubeVirt lifecycle subresource: VM start/stop/restart or VMI pause/unpause."""
+
+    verb: Literal["start", "stop", "restart", "pause", "unpause"]
+    vm: str
+    grace_period: int | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class AddVolume:
+    """Hot-plug a disk through the VM's addvolume subresource."""
+
+    vm: str
+    disk: str
+    claim: str
+    data_volume: bool
+    bus: str
+
+
+@dataclass(frozen=True)
+class RemoveVolume:
+    """Hot-unplug a disk through the VM's removevolume subresource."""
+
+    vm: str
+    disk: str
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Post an Event on the Wukong."""
+
+    type: EventType
+    reason: str
+    message: str
+
+
+Action = (
+    CreateChild | PatchChild | DeleteChild | ExpandDisk | VmCall | AddVolume | RemoveVolume | Emit
+)

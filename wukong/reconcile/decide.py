@@ -1,0 +1,150 @@
+"""`decide()`: from what the user asked and what the cluster shows, to one `Plan`. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wukong.api import names
+from wukong.api.v1alpha1 import Wukong
+from wukong.api.validation import validate_spec
+from wukong.fsm.machine import Phase, Step
+from wukong.reconcile.actions import Action, Emit
+from wukong.reconcile.conditions import Cond
+from wukong.reconcile.disks import DiskPlan, plan_disks
+from wukong.reconcile.lifecycle import desired_run_strategy, plan_lifecycle, want_running
+from wukong.reconcile.networks import NetworkPlan, plan_networks
+from wukong.reconcile.observed import JsonObj, Observed
+from wukong.reconcile.status import (
+    attach_state,
+    history,
+    interfaces,
+    merge_conditions,
+    phase_since,
+    ready_condition,
+    stalled_condition,
+)
+from wukong.reconcile.timefmt import parse_time
+from wukong.reconcile.vm import plan_vm
+
+SPEC_VALID = "SpecValid"
+
+
+@dataclass
+class Plan:
+    """Actions to perform, the status to write, and when to look again."""
+
+    actions: list[Action] = field(default_factory=list)
+    status: JsonObj = field(default_factory=dict)
+    requeue_after: float | None = None
+
+    def requeue(self, seconds: float | None) -> None:
+        """Keep the earliest requeue."""
+        if seconds is not None and (self.requeue_after is None or seconds < self.requeue_after):
+            self.requeue_after = seconds
+
+
+def _condition_events(old: list[JsonObj], new: list[JsonObj]) -> list[Action]:
+    """An Event for every condition that changed status or reason."""
+    before = {c.get("type"): (c.get("status"), c.get("reason")) for c in old}
+    events: list[Action] = []
+    for cond in new:
+        key = (cond.get("status"), cond.get("reason"))
+        if before.get(cond.get("type")) == key or cond.get("type") in ("Ready", "Stalled"):
+            continue
+        bad = (cond.get("status") == "False") != (cond.get("type") in ("RestartRequired",))
+        if cond.get("type") == "RestartRequired" and cond.get("status") == "False":
+            continue
+        if cond.get("type") not in before and not bad:
+            continue  # a first, healthy condition is not news
+        events.append(
+            Emit("Warning" if bad else "Normal", str(cond.get("reason")), str(cond.get("message")))
+        )
+    return events
+
+
+def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 300.0) -> Plan:
+    """Plan one pass for a live (not deleting) Wukong."""
+    now = seen.now
+    plan = Plan()
+    problems = validate_spec(cr.spec)
+    if problems:
+        text = "; ".join(str(p) for p in problems)
+        valid = Cond(SPEC_VALID, False, "InvalidSpec", text)
+    else:
+        valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
+    nets = plan_networks(cr, seen) if not problems else None
+    disks = plan_disks(cr, seen) if not problems and nets and nets.ready else None
+    ready = bool(nets and nets.ready and disks and disks.ready)
+    life = plan_lifecycle(
+        cr, seen, status, valid=not problems, ready=ready, failed=bool(disks and disks.failed)
+    )
+    conds = [valid]
+    if nets:
+        plan.actions += nets.actions
+        conds.append(nets.condition)
+    if disks:
+        plan.actions += disks.actions
+        conds += disks.conditions
+    running = want_running(cr, life.state.get("lastAction"))
+    vm = plan_vm(cr, seen, ready=ready, run_strategy=desired_run_strategy(cr, running))
+    if not problems:
+        plan.actions += vm.actions
+        conds += vm.conditions
+    plan.actions += life.actions
+    plan.requeue(life.requeue_after)
+    step = life.step
+    for source, dest, reason in step.hops:
+        if source != dest:
+            plan.actions.append(
+                Emit(
+                    "Warning" if dest is Phase.Error else "Normal",
+                    reason,
+                    f"{source.value} → {dest.value}",
+                )
+            )
+    new_status = _status(cr, status, seen, life.state, nets, disks, step)
+    since = phase_since(new_status) or parse_time(cr.metadata.creation_timestamp) or now
+    stalled, look_again = stalled_condition(
+        step.phase, since, now, stall_after, _waiting_for(conds)
+    )
+    conds.append(stalled)
+    plan.requeue(look_again)
+    conditions = merge_conditions(
+        status.get("conditions") or [],
+        [*conds, ready_condition(step, seen)],
+        now,
+        cr.metadata.generation,
+    )
+    plan.actions += _condition_events(status.get("conditions") or [], conditions)
+    new_status["conditions"] = conditions
+    plan.status = new_status
+    return plan
+
+
+def _waiting_for(conds: list[Cond]) -> str:
+    pending = [f"{c.type}: {c.message}" for c in conds if c.status is False]
+    return "; ".join(pending) or "waiting for KubeVirt"
+
+
+def _status(
+    cr: Wukong,
+    status: JsonObj,
+    seen: Observed,
+    lifecycle: JsonObj,
+    nets: NetworkPlan | None,
+    disks: DiskPlan | None,
+    step: Step,
+) -> JsonObj:
+    """Everything in status but the conditions."""
+    vmi_status = (seen.vmi or {}).get("status", {})
+    return {
+        "phase": step.phase.value,
+        "observedGeneration": cr.metadata.generation,
+        "vmName": names.vm_name(cr.metadata.name) if seen.vm is not None else None,
+        "nodeName": vmi_status.get("nodeName"),
+        "interfaces": interfaces(seen),
+        "networks": list(nets.statuses) if nets else [],
+        "volumes": attach_state(disks.volumes, seen) if disks else [],
+        "lifecycleState": lifecycle or None,
+        "history": history(status.get("history") or [], step, seen.now),
+    }

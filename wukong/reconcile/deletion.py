@@ -1,0 +1,240 @@
+"""Deletion (SPEC §5): ordered teardown that never loses a disk the user keeps.
+
+Steps, each visible in `status.deletion` and as an Event, each waiting on the watch
+caches rather than blocking: Retain (release kept disks from their owners, label them) →
+StopVM (graceful within deleteOptions.gracePeriodSeconds, then forced) → DeleteVM (until
+its VMI is gone) → DeleteDisks → DeleteNetworks → Finalize. With `force`, every delete is
+issued in one pass and the finalizer released at once; kept disks are still released
+first. Every delete carries the child's UID as a precondition, so a pass that raced with a
+recreated Wukong of the same name can never touch the new one's children.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from wukong.api import names
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild, VmCall
+from wukong.reconcile.children import owned_by
+from wukong.reconcile.conditions import Cond
+from wukong.reconcile.observed import JsonObj, Observed
+from wukong.reconcile.timefmt import iso, parse_time
+
+DEFAULT_GRACE = 60
+DELETION_BLOCKED = "DeletionBlocked"
+STEPS = ("Retain", "StopVM", "DeleteVM", "DeleteDisks", "DeleteNetworks", "Finalize")
+
+
+@dataclass
+class DeletionPlan:
+    """Actions, the new `status.deletion`, conditions, and whether to drop the finalizer."""
+
+    actions: list[Action] = field(default_factory=list)
+    deletion: JsonObj = field(default_factory=dict)
+    conditions: list[Cond] = field(default_factory=list)
+    finalize: bool = False
+    requeue_after: float | None = None
+
+
+def protected(cr: Wukong) -> bool:
+    """The deletion-protection annotation is set to "true"."""
+    value = (cr.metadata.annotations or {}).get(names.ANNOTATION_DELETION_PROTECTION, "")
+    return value.lower() == "true"
+
+
+def kept_disks(cr: Wukong) -> set[str]:
+    """Names of the disks to keep after the Wukong is gone."""
+    options = cr.spec.delete_options
+    if options is None:
+        return set()
+    if options.preserve_disks:
+        return {d.name for d in cr.spec.disks} | set(options.preserve_disks_list)
+    return set(options.preserve_disks_list)
+
+
+def _uid(obj: JsonObj) -> str | None:
+    uid = obj.get("metadata", {}).get("uid")
+    return str(uid) if uid else None
+
+
+def _ours(objects: dict[str, JsonObj], uid: str) -> dict[str, JsonObj]:
+    return {name: obj for name, obj in objects.items() if owned_by(obj, uid)}
+
+
+def release_patch(obj: JsonObj, cr: Wukong, disk: str) -> JsonObj:
+    """Drop ownerReferences to the Wukong and to a DataVolume; label the disk as retained."""
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    keep = [r for r in refs if r.get("uid") != cr.metadata.uid and r.get("kind") != "DataVolume"]
+    return {
+        "metadata": {
+            "ownerReferences": keep,
+            "labels": {
+                names.LABEL_RETAINED_FROM: cr.metadata.name,
+                names.LABEL_RETAINED_UID: cr.metadata.uid,
+                names.LABEL_DISK: disk,
+                names.LABEL_WUKONG: None,
+            },
+        }
+    }
+
+
+def _disk_of(obj: JsonObj, cr: Wukong) -> str:
+    """The spec disk behind a PVC/DataVolume: by label, else by its claim name."""
+    meta = obj.get("metadata", {})
+    if disk := (meta.get("labels") or {}).get(names.LABEL_DISK):
+        return str(disk)
+    claims = {names.disk_claim_name(cr.metadata.name, d.name): d.name for d in cr.spec.disks}
+    return claims.get(str(meta.get("name")), "")
+
+
+def _retain(cr: Wukong, seen: Observed) -> list[Action]:
+    """Patches that release kept disks; empty once the cache shows them released."""
+    keep = kept_disks(cr)
+    uid = cr.metadata.uid
+    actions: list[Action] = []
+    for name, pvc in seen.claims.items():
+        disk = _disk_of(pvc, cr)
+        refs = pvc.get("metadata", {}).get("ownerReferences") or []
+        dv_owned = any(r.get("kind") == "DataVolume" for r in refs)
+        if disk in keep and (owned_by(pvc, uid) or (dv_owned and name in seen.data_volumes)):
+            actions.append(
+                PatchChild("PersistentVolumeClaim", name, release_patch(pvc, cr, disk), "keep disk")
+            )
+    for name, dv in seen.data_volumes.items():
+        if _disk_of(dv, cr) in keep and owned_by(dv, uid):
+            actions.append(
+                PatchChild("DataVolume", name, release_patch(dv, cr, _disk_of(dv, cr)), "keep disk")
+            )
+    return actions
+
+
+def _deletes(cr: Wukong, seen: Observed) -> dict[str, list[DeleteChild]]:
+    """What each delete step removes: only objects this incarnation owns."""
+    uid = cr.metadata.uid
+    keep = kept_disks(cr)
+    steps: dict[str, list[DeleteChild]] = {"DeleteVM": [], "DeleteDisks": [], "DeleteNetworks": []}
+    if seen.vm is not None and owned_by(seen.vm, uid):
+        steps["DeleteVM"].append(
+            DeleteChild("VirtualMachine", names.vm_name(cr.metadata.name), _uid(seen.vm))
+        )
+    for name, dv in _ours(dict(seen.data_volumes), uid).items():
+        kept = _disk_of(dv, cr) in keep
+        steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv), orphan=kept))
+    for name, pvc in _ours(dict(seen.claims), uid).items():
+        if _disk_of(pvc, cr) not in keep:
+            steps["DeleteDisks"].append(DeleteChild("PersistentVolumeClaim", name, _uid(pvc)))
+    for key, nad in seen.nads.items():
+        if owned_by(nad, uid):
+            steps["DeleteNetworks"].append(
+                DeleteChild("NetworkAttachmentDefinition", key.rpartition("/")[2], _uid(nad))
+            )
+    return steps
+
+
+def _left(steps: dict[str, list[DeleteChild]], seen: Observed) -> list[str]:
+    left = [f"{d.kind}/{d.name}" for batch in steps.values() for d in batch]
+    if seen.vmi is not None:
+        left.insert(0, f"VirtualMachineInstance/{seen.vmi['metadata']['name']}")
+    return left
+
+
+def plan_deletion(cr: Wukong, status: JsonObj, seen: Observed) -> DeletionPlan:
+    """One pass of the teardown."""
+    plan = DeletionPlan()
+    now = seen.now
+    old: JsonObj = dict(status.get("deletion") or {})
+    kept = sorted(kept_disks(cr) & {d.name for d in cr.spec.disks})
+    if protected(cr):
+        message = (
+            f"remove the annotation {names.ANNOTATION_DELETION_PROTECTION} to delete "
+            "this Wukong; nothing was touched"
+        )
+        plan.conditions.append(Cond(DELETION_BLOCKED, True, "DeletionProtected", message))
+        plan.deletion = {"step": "Blocked", "kept": kept, "message": message}
+        return plan
+    plan.conditions.append(Cond(DELETION_BLOCKED, False, "NotProtected", "deletion proceeds"))
+    options = cr.spec.delete_options
+    force = bool(options and options.force)
+    retain = _retain(cr, seen)
+    steps = _deletes(cr, seen)
+    plan.deletion = {
+        "kept": kept,
+        "remaining": _left(steps, seen),
+        "startedAt": old.get("startedAt") or iso(now),
+    }
+    if force:
+        plan.actions += retain
+        plan.actions += [d for batch in steps.values() for d in batch]
+        plan.finalize = True
+        left = plan.deletion["remaining"]
+        message = "forced: deletes issued, not confirmed gone: " + (", ".join(left) or "none")
+        plan.actions.append(Emit("Warning" if left else "Normal", "ForceDeleted", message))
+        plan.deletion |= {"step": "Finalize", "message": message}
+        return plan
+    if retain:
+        return _at(plan, old, "Retain", retain, f"keeping disks {', '.join(kept)}")
+    if seen.vmi is not None and seen.vmi_phase not in ("Succeeded", "Failed"):
+        return _stop(plan, old, cr, seen)
+    for step in ("DeleteVM", "DeleteDisks", "DeleteNetworks"):
+        if steps[step] or (step == "DeleteVM" and seen.vmi is not None):
+            return _at(
+                plan,
+                old,
+                step,
+                list(steps[step]),
+                "waiting for " + ", ".join(plan.deletion["remaining"]),
+            )
+    plan.finalize = True
+    plan.deletion |= {"step": "Finalize", "message": "all children gone"}
+    plan.actions.append(
+        Emit("Normal", "Finalize", "children deleted; kept: " + (", ".join(kept) or "none"))
+    )
+    return plan
+
+
+def _at(
+    plan: DeletionPlan, old: JsonObj, step: str, actions: list[Action], message: str
+) -> DeletionPlan:
+    """Enter or stay at `step`; an Event only when the step is new."""
+    plan.deletion |= {"step": step, "message": message}
+    plan.actions += actions
+    if old.get("step") != step:
+        plan.actions.append(Emit("Normal", f"Deletion{step}", message))
+    return plan
+
+
+def _stop(plan: DeletionPlan, old: JsonObj, cr: Wukong, seen: Observed) -> DeletionPlan:
+    """Ask the guest to shut down once; force it off when the grace period is over."""
+    options = cr.spec.delete_options
+    grace = (
+        options.grace_period_seconds
+        if options and options.grace_period_seconds is not None
+        else DEFAULT_GRACE
+    )
+    vm = names.vm_name(cr.metadata.name)
+    deadline = parse_time(old.get("stopDeadline"))
+    actions: list[Action] = []
+    if deadline is None:
+        deadline = seen.now + timedelta(seconds=grace)
+        actions.append(VmCall("stop", vm, grace_period=grace))
+    elif seen.now >= deadline and not old.get("forced"):
+        actions.append(VmCall("stop", vm, grace_period=0, force=True))
+        actions.append(
+            Emit(
+                "Warning",
+                "GracePeriodExpired",
+                f"the guest did not shut down in {grace}s: forcing it off",
+            )
+        )
+        plan.deletion["forced"] = True
+    plan.deletion |= {
+        "stopDeadline": iso(deadline),
+        "forced": plan.deletion.get("forced") or old.get("forced"),
+    }
+    if seen.now < deadline:
+        plan.requeue_after = (deadline - seen.now).total_seconds() + 0.05
+    return _at(
+        plan, old, "StopVM", actions, f"stopping the VM (grace {grace}s, until {iso(deadline)})"
+    )

@@ -1,0 +1,136 @@
+"""Disks: a DataVolume per image disk, a PVC per blank disk, expansion, and their status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wukong.api import names
+from wukong.api.quantity import parse_quantity
+from wukong.api.v1alpha1 import DiskSpec, Wukong
+from wukong.reconcile.actions import Action, CreateChild, ExpandDisk
+from wukong.reconcile.children import build_data_volume, build_pvc, owned_by
+from wukong.reconcile.conditions import Cond
+from wukong.reconcile.observed import JsonObj, Observed
+
+VOLUMES_BOUND = "VolumesBound"
+RESIZE = "VolumesResized"
+# DataVolume phases that mean "provisioning will go on once a VM uses the disk".
+WAITS_FOR_CONSUMER = {"WaitForFirstConsumer", "PendingPopulation"}
+
+
+@dataclass(frozen=True)
+class DiskPlan:
+    """What the disk planner decided."""
+
+    actions: tuple[Action, ...]
+    volumes: tuple[JsonObj, ...]
+    conditions: tuple[Cond, ...]
+    ready: bool
+    failed: str | None = None
+
+
+def _capacity(pvc: JsonObj | None) -> str | None:
+    if pvc is None:
+        return None
+    value = (pvc.get("status", {}).get("capacity") or {}).get("storage")
+    return str(value) if value else None
+
+
+def _requested(pvc: JsonObj) -> str | None:
+    value = pvc.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
+    return str(value) if value else None
+
+
+def _binds_late(pvc: JsonObj | None, seen: Observed) -> bool:
+    """A Pending PVC whose class binds only when a pod (the VM) uses it."""
+    if pvc is None:
+        return False
+    sc = seen.storage_classes.get(pvc.get("spec", {}).get("storageClassName") or "")
+    return bool(sc and sc.get("volumeBindingMode") == "WaitForFirstConsumer")
+
+
+def _import_failure(dv: JsonObj) -> str | None:
+    """CDI's message when an import failed (phase Failed, or retrying with an error)."""
+    status = dv.get("status", {})
+    running: JsonObj = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Running"), {}
+    )
+    if status.get("phase") == "Failed" or (
+        running.get("status") == "False"
+        and running.get("reason") not in (None, "", "Completed")
+        and int(status.get("restartCount") or 0) > 0
+    ):
+        return str(running.get("message") or status.get("phase") or "import failed")
+    return None
+
+
+def _disk(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[list[Action], JsonObj, str | None]:
+    """(actions, volume status, problem) for one disk; problem None means usable."""
+    claim = names.disk_claim_name(cr.metadata.name, disk.name)
+    uid = cr.metadata.uid
+    pvc = seen.claims.get(claim)
+    dv = seen.data_volumes.get(claim) if disk.image else None
+    volume: JsonObj = {"name": disk.name, "pvcName": claim, "size": disk.size, "bound": False}
+    actions: list[Action] = []
+    if disk.image:
+        if dv is None:
+            if pvc is not None and not owned_by(pvc, uid):
+                return [], volume | {"phase": "Conflict"}, f"PVC '{claim}' exists, not ours"
+            actions.append(CreateChild("DataVolume", build_data_volume(cr, disk)))
+            return actions, volume | {"phase": "Pending"}, "being created"
+        if not owned_by(dv, uid):
+            return [], volume | {"phase": "Conflict"}, f"DataVolume '{claim}' is not ours"
+        dv_status = dv.get("status", {})
+        phase = str(dv_status.get("phase") or "Pending")
+        volume |= {"phase": phase, "progress": dv_status.get("progress")}
+        failure = _import_failure(dv)
+        if failure:
+            return actions, volume | {"phase": "Failed", "message": failure}, failure
+        done = phase == "Succeeded" or phase in WAITS_FOR_CONSUMER
+    else:
+        if pvc is None:
+            actions.append(CreateChild("PersistentVolumeClaim", build_pvc(cr, disk)))
+            return actions, volume | {"phase": "Pending"}, "being created"
+        if not owned_by(pvc, uid):
+            return [], volume | {"phase": "Conflict"}, f"PVC '{claim}' is not ours"
+        phase = str(pvc.get("status", {}).get("phase") or "Pending")
+        volume["phase"] = phase
+        done = phase == "Bound" or _binds_late(pvc, seen)
+    if pvc is not None:
+        volume |= {"bound": pvc.get("status", {}).get("phase") == "Bound"}
+        if capacity := _capacity(pvc):
+            volume["capacity"] = capacity
+        requested = _requested(pvc)
+        if requested and parse_quantity(disk.size) > parse_quantity(requested):
+            actions.append(ExpandDisk(claim, disk.size, disk.name))
+    return actions, {k: v for k, v in volume.items() if v is not None}, None if done else phase
+
+
+def plan_disks(cr: Wukong, seen: Observed) -> DiskPlan:
+    """Create missing PVCs/DataVolumes, grow PVCs, and report each disk's state."""
+    actions: list[Action] = []
+    volumes: list[JsonObj] = []
+    waiting: list[str] = []
+    failed: list[str] = []
+    for disk in cr.spec.disks:
+        disk_actions, volume, problem = _disk(cr, disk, seen)
+        actions += disk_actions
+        volumes.append(volume)
+        if volume.get("phase") == "Failed":
+            failed.append(f"disk '{disk.name}': {problem}")
+        elif problem:
+            waiting.append(f"{disk.name} ({problem})")
+    if failed:
+        message = "; ".join(failed)
+        cond = Cond(VOLUMES_BOUND, False, "ImportFailed", message)
+    elif waiting:
+        cond = Cond(VOLUMES_BOUND, False, "Provisioning", "waiting for " + ", ".join(waiting))
+    else:
+        cond = Cond(VOLUMES_BOUND, True, "AllBound", f"{len(volumes)} disk(s) ready")
+    return DiskPlan(
+        tuple(actions),
+        tuple(volumes),
+        (cond,),
+        ready=not waiting and not failed,
+        failed="; ".join(failed) or None,
+    )

@@ -1,0 +1,137 @@
+"""The one place a pass's decisions touch the cluster."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from wukong.adapters.cdi import Cdi
+from wukong.adapters.events import EventRecorder
+from wukong.adapters.kube import JsonObj, Kube
+from wukong.adapters.kubevirt import KubeVirt
+from wukong.adapters.multus import Multus
+from wukong.adapters.storage import Storage
+from wukong.adapters.wukongs import Wukongs
+from wukong.errors import AlreadyExists, Conflict, TransientError, WukongError
+from wukong.reconcile.actions import (
+    Action,
+    AddVolume,
+    CreateChild,
+    DeleteChild,
+    Emit,
+    ExpandDisk,
+    PatchChild,
+    RemoveVolume,
+    VmCall,
+)
+
+log = logging.getLogger(__name__)
+KUBEVIRT_CALLS = (VmCall, AddVolume, RemoveVolume)
+
+
+@dataclass
+class Outcome:
+    """What happened to a pass's actions: failures by action, and whether to stop."""
+
+    failures: dict[Action, WukongError] = field(default_factory=dict)
+    transient: bool = False
+
+
+class Executor:
+    """Performs actions through the adapters; each action is idempotent."""
+
+    def __init__(self, kube: Kube, *, host: str = "") -> None:
+        self.kubevirt = KubeVirt(kube)
+        self.cdi = Cdi(kube)
+        self.storage = Storage(kube)
+        self.multus = Multus(kube)
+        self.wukongs = Wukongs(kube)
+        self.events = EventRecorder(kube, host=host)
+
+    async def run(
+        self, owner: JsonObj, actions: list[Action], *, stop_on_failure: bool = False
+    ) -> Outcome:
+        """Perform `actions` in order; stop at the first transient failure (retry later),
+        note permanent ones and go on (they are reported in status and Events). With
+        `stop_on_failure` (deletion), any failure stops: later steps rely on earlier ones."""
+        outcome = Outcome()
+        namespace = owner["metadata"]["namespace"]
+        for action in actions:
+            try:
+                await self._one(namespace, owner, action)
+            except WukongError as exc:
+                log.warning("%s failed: %s", type(action).__name__, exc)
+                outcome.failures[action] = exc
+                # KubeVirt answers 409 when the VM is in the wrong state: a refusal to
+                # report, not a race to retry.
+                refused = isinstance(exc, Conflict) and isinstance(action, KUBEVIRT_CALLS)
+                if isinstance(exc, TransientError) and not refused:
+                    outcome.transient = True
+                    break
+                if stop_on_failure:
+                    break
+        return outcome
+
+    async def _one(self, namespace: str, owner: JsonObj, action: Action) -> None:
+        match action:
+            case Emit(type=type_, reason=reason, message=message):
+                await self.events.post(owner, type_, reason, message)
+            case CreateChild():
+                try:
+                    await self._create(namespace, action)
+                except AlreadyExists:
+                    pass  # our earlier pass (or a crashed one) already made it
+            case PatchChild(kind=kind, name=name, patch=patch):
+                await self._patch(namespace, kind, name, patch)
+            case DeleteChild():
+                await self._delete(namespace, action)
+            case ExpandDisk(claim=claim, size=size):
+                await self.storage.expand_pvc(namespace, claim, size)
+            case VmCall():
+                await self._call(namespace, action)
+            case AddVolume(vm=vm, disk=disk, claim=claim, data_volume=dv, bus=bus):
+                await self.kubevirt.add_volume(namespace, vm, disk, claim, data_volume=dv, bus=bus)
+            case RemoveVolume(vm=vm, disk=disk):
+                await self.kubevirt.remove_volume(namespace, vm, disk)
+
+    async def _create(self, namespace: str, action: CreateChild) -> None:
+        creators = {
+            "VirtualMachine": self.kubevirt.create_vm,
+            "DataVolume": self.cdi.create_dv,
+            "PersistentVolumeClaim": self.storage.create_pvc,
+            "NetworkAttachmentDefinition": self.multus.create_nad,
+        }
+        await creators[action.kind](namespace, action.body)
+
+    async def _patch(self, namespace: str, kind: str, name: str, patch: JsonObj) -> None:
+        if kind == "VirtualMachine":
+            await self.kubevirt.patch_vm(namespace, name, patch)
+        elif kind == "NetworkAttachmentDefinition":
+            await self.multus.set_config(namespace, name, patch["spec"]["config"])
+        elif kind == "DataVolume":
+            await self.cdi.patch_dv_metadata(namespace, name, patch.get("metadata", {}))
+        else:
+            await self.storage.patch_pvc_metadata(namespace, name, patch.get("metadata", {}))
+
+    async def _delete(self, namespace: str, action: DeleteChild) -> None:
+        name, uid = action.name, action.uid
+        if action.kind == "VirtualMachine":
+            await self.kubevirt.delete_vm(namespace, name, uid=uid)
+        elif action.kind == "DataVolume":
+            await self.cdi.delete_dv(namespace, name, uid=uid, orphan=action.orphan)
+        elif action.kind == "PersistentVolumeClaim":
+            await self.storage.delete_pvc(namespace, name, uid=uid)
+        else:
+            await self.multus.delete_nad(namespace, name, uid=uid)
+
+    async def _call(self, namespace: str, call: VmCall) -> None:
+        if call.verb == "start":
+            await self.kubevirt.start(namespace, call.vm)
+        elif call.verb == "stop":
+            await self.kubevirt.stop(namespace, call.vm, call.grace_period)
+        elif call.verb == "restart":
+            await self.kubevirt.restart(namespace, call.vm, force=call.force)
+        elif call.verb == "pause":
+            await self.kubevirt.pause(namespace, call.vm)
+        else:
+            await self.kubevirt.unpause(namespace, call.vm)

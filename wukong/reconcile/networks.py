@@ -1,0 +1,71 @@
+"""Networks: a named NAD must exist; an unnamed network gets a bridge NAD the Wukong owns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wukong.api import names
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import Action, CreateChild, PatchChild
+from wukong.reconcile.children import build_nad, nad_config, owned_by
+from wukong.reconcile.conditions import Cond
+from wukong.reconcile.observed import JsonObj, Observed
+
+NETWORKS_CONFIGURED = "NetworksConfigured"
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """What the network planner decided."""
+
+    actions: tuple[Action, ...]
+    statuses: tuple[JsonObj, ...]
+    condition: Cond
+
+    @property
+    def ready(self) -> bool:
+        """All NADs exist (or are being created by this pass)."""
+        return bool(self.condition.status)
+
+
+def _lookup(ref: str, namespace: str, seen: Observed) -> JsonObj | None:
+    """A NAD named `ref` ('name' or 'namespace/name') in the cache."""
+    ns, _, name = ref.rpartition("/")
+    return seen.nads.get(f"{ns or namespace}/{name}")
+
+
+def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:
+    """Check named NADs exist; create or update owned ones."""
+    actions: list[Action] = []
+    statuses: list[JsonObj] = []
+    missing: list[str] = []
+    conflicts: list[str] = []
+    namespace, uid = cr.metadata.namespace, cr.metadata.uid
+    for net in cr.spec.networks:
+        if net.nad_name:
+            statuses.append({"name": net.name, "nadName": net.nad_name, "ownedByWukong": False})
+            if _lookup(net.nad_name, namespace, seen) is None:
+                missing.append(f"network '{net.name}' needs NAD '{net.nad_name}'")
+            continue
+        nad = names.nad_name(cr.metadata.name, net.name)
+        statuses.append({"name": net.name, "nadName": nad, "ownedByWukong": True})
+        current = seen.nads.get(f"{namespace}/{nad}")
+        if current is None:
+            actions.append(CreateChild("NetworkAttachmentDefinition", build_nad(cr, net)))
+        elif not owned_by(current, uid):
+            conflicts.append(f"NAD '{nad}' exists but is not owned by this Wukong")
+        elif current.get("spec", {}).get("config") != nad_config(cr, net):
+            patch = {"spec": {"config": nad_config(cr, net)}}
+            actions.append(PatchChild("NetworkAttachmentDefinition", nad, patch, "config changed"))
+    if missing:
+        message = (
+            "; ".join(missing) + f" in namespace '{namespace}': create it or fix spec.networks"
+        )
+        cond = Cond(NETWORKS_CONFIGURED, False, "NADNotFound", message)
+    elif conflicts:
+        message = "; ".join(conflicts) + ": rename the network or delete that NAD"
+        cond = Cond(NETWORKS_CONFIGURED, False, "NADConflict", message)
+    else:
+        count = len(cr.spec.networks)
+        cond = Cond(NETWORKS_CONFIGURED, True, "NetworksReady", f"pod network and {count} more")
+    return NetworkPlan(tuple(actions), tuple(statuses), cond)

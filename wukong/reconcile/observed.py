@@ -1,0 +1,45 @@
+"""`Observed`: everything one pass knows about the cluster, read from the watch caches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JsonObj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The children of one Wukong as the cluster shows them now (raw API objects)."""
+
+    now: datetime
+    vm: JsonObj | None = None
+    vmi: JsonObj | None = None
+    data_volumes: Mapping[str, JsonObj] = field(default_factory=dict)
+    claims: Mapping[str, JsonObj] = field(default_factory=dict)
+    nads: Mapping[str, JsonObj] = field(default_factory=dict)
+    storage_classes: Mapping[str, JsonObj] = field(default_factory=dict)
+
+    @property
+    def vmi_phase(self) -> str | None:
+        """The VMI's phase, None when there is no VMI."""
+        if self.vmi is None:
+            return None
+        return str(self.vmi.get("status", {}).get("phase") or "Pending")
+
+    def vmi_condition(self, type_: str) -> bool:
+        """Whether the VMI has condition `type_` with status True."""
+        return _condition_true(self.vmi, type_)
+
+    def vm_condition(self, type_: str) -> bool:
+        """Whether the VM has condition `type_` with status True."""
+        return _condition_true(self.vm, type_)
+
+
+def _condition_true(obj: JsonObj | None, type_: str) -> bool:
+    if obj is None:
+        return False
+    conditions = obj.get("status", {}).get("conditions") or []
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)

@@ -1,0 +1,226 @@
+"""One reconcile pass (SPEC §2): read the cache, decide, act, write status once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from wukong.adapters.kube import JsonObj
+from wukong.api import names
+from wukong.api.v1alpha1 import Wukong
+from wukong.errors import Conflict, PermanentError, TransientError
+from wukong.reconcile.actions import Emit, VmCall
+from wukong.reconcile.conditions import Cond
+from wukong.reconcile.decide import decide
+from wukong.reconcile.deletion import plan_deletion
+from wukong.reconcile.executor import Executor, Outcome
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.status import merge_conditions
+from wukong.reconcile.timefmt import iso
+
+log = logging.getLogger(__name__)
+
+# Cache kinds (the informers' names for the resources the operator watches).
+WUKONGS = "wukongs"
+VMS = "virtualmachines"
+VMIS = "virtualmachineinstances"
+DVS = "datavolumes"
+PVCS = "persistentvolumeclaims"
+NADS = "network-attachment-definitions"
+STORAGE_CLASSES = "storageclasses"
+
+
+class Reader(Protocol):
+    """What a pass reads: the watch caches."""
+
+    def get(self, kind: str, namespace: str, name: str) -> JsonObj | None:
+        """One cached object."""
+
+    def by_label(self, kind: str, label: str, value: str) -> list[JsonObj]:
+        """Cached objects with a label value."""
+
+    def list(self, kind: str, namespace: str | None = None, selector: Any = None) -> list[JsonObj]:
+        """Cached objects of a kind."""
+
+
+def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
+    """Gather a Wukong's children from the caches into one frozen `Observed`."""
+    ns, name = cr.metadata.namespace, cr.metadata.name
+    vm = names.vm_name(name)
+
+    def collect(kind: str) -> dict[str, JsonObj]:
+        found = {
+            o["metadata"]["name"]: o
+            for o in store.by_label(kind, names.LABEL_WUKONG, name)
+            if o["metadata"].get("namespace") == ns
+        }
+        for disk in cr.spec.disks:
+            claim = names.disk_claim_name(name, disk.name)
+            if claim not in found and (obj := store.get(kind, ns, claim)) is not None:
+                found[claim] = obj
+        return found
+
+    nads: dict[str, JsonObj] = {}
+    for net in cr.spec.networks:
+        ref = net.nad_name or names.nad_name(name, net.name)
+        nad_ns, _, nad = ref.rpartition("/")
+        if (obj := store.get(NADS, nad_ns or ns, nad)) is not None:
+            nads[f"{nad_ns or ns}/{nad}"] = obj
+    for obj in store.by_label(NADS, names.LABEL_WUKONG, name):
+        if obj["metadata"].get("namespace") == ns:
+            nads[f"{ns}/{obj['metadata']['name']}"] = obj
+    return Observed(
+        now=now,
+        vm=store.get(VMS, ns, vm),
+        vmi=store.get(VMIS, ns, vm),
+        data_volumes=collect(DVS),
+        claims=collect(PVCS),
+        nads=nads,
+        storage_classes={o["metadata"]["name"]: o for o in store.list(STORAGE_CLASSES)},
+    )
+
+
+def _clean(value: Any) -> Any:
+    """Drop None values so a status compares equal to what the API server stored."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+class Reconciler:
+    """Reconciles one Wukong key per call; returns seconds until the next look, or None."""
+
+    def __init__(
+        self,
+        store: Reader,
+        executor: Executor,
+        *,
+        stall_after: float = 300.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.stall_after = stall_after
+        self.clock = clock
+
+    async def reconcile(self, key: str) -> float | None:
+        """One pass for `namespace/name`."""
+        namespace, _, name = key.partition("/")
+        raw = self.store.get(WUKONGS, namespace, name)
+        if raw is None:
+            return None  # gone: nothing to do, its children go with the garbage collector
+        try:
+            cr = Wukong.from_dict(raw)
+        except ValidationError as exc:
+            await self._unreadable(raw, exc)
+            return None
+        status: JsonObj = dict(raw.get("status") or {})
+        finalizers: list[str] = list(raw["metadata"].get("finalizers") or [])
+        if cr.metadata.deletion_timestamp is not None:
+            return await self._delete(raw, cr, status, finalizers)
+        if names.FINALIZER not in finalizers:
+            await self.executor.wukongs.set_finalizers(
+                namespace, name, [*finalizers, names.FINALIZER], raw["metadata"]["resourceVersion"]
+            )
+            return None  # the write wakes us again
+        now = self.clock()
+        plan = decide(cr, status, observe(self.store, cr, now), stall_after=self.stall_after)
+        outcome = await self.executor.run(raw, plan.actions)
+        new_status = _after(plan.status, status, outcome)
+        await self._write_status(raw, status, new_status)
+        if outcome.transient:
+            raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
+        return plan.requeue_after
+
+    async def _delete(
+        self, raw: JsonObj, cr: Wukong, status: JsonObj, finalizers: list[str]
+    ) -> float | None:
+        if names.FINALIZER not in finalizers:
+            return None
+        now = self.clock()
+        plan = plan_deletion(cr, status, observe(self.store, cr, now))
+        outcome = await self.executor.run(raw, plan.actions, stop_on_failure=True)
+        if plan.finalize and not outcome.failures:
+            rest = [f for f in finalizers if f != names.FINALIZER]
+            meta = raw["metadata"]
+            await self.executor.wukongs.set_finalizers(
+                meta["namespace"], meta["name"], rest, meta["resourceVersion"]
+            )
+            return None
+        new_status = dict(status)
+        new_status["phase"] = "Deleting"
+        new_status["deletion"] = plan.deletion
+        if status.get("phase") != "Deleting":
+            history = list(status.get("history") or [])
+            history.append(
+                {
+                    "from": status.get("phase") or "Pending",
+                    "to": "Deleting",
+                    "reason": "DeletionRequested",
+                    "time": iso(now),
+                }
+            )
+            new_status["history"] = history[-10:]
+        new_status["conditions"] = merge_conditions(
+            status.get("conditions") or [], plan.conditions, now, cr.metadata.generation
+        )
+        await self._write_status(raw, status, new_status)
+        if outcome.failures:
+            raise TransientError(f"deletion step failed: {next(iter(outcome.failures.values()))}")
+        return plan.requeue_after
+
+    async def _write_status(self, raw: JsonObj, old: JsonObj, new: JsonObj) -> None:
+        """Patch status only when it changed; vanished keys are nulled by the merge patch."""
+        if _clean(new) == _clean(old):
+            return
+        patch = {k: None for k in old if k not in new} | new
+        meta = raw["metadata"]
+        await self.executor.wukongs.patch_status(
+            meta["namespace"], meta["name"], meta["uid"], patch
+        )
+
+    async def _unreadable(self, raw: JsonObj, exc: ValidationError) -> None:
+        """An object the models cannot read (e.g. written before the CRD's rules): say so."""
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        log.warning("invalid Wukong %s: %s", raw["metadata"].get("name"), message)
+        status: JsonObj = dict(raw.get("status") or {})
+        conds = merge_conditions(
+            status.get("conditions") or [],
+            [Cond("SpecValid", False, "InvalidSpec", message)],
+            self.clock(),
+            raw["metadata"].get("generation"),
+        )
+        new = status | {"conditions": conds}
+        if _clean(new) != _clean(status):
+            await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message)])
+            await self._write_status(raw, status, new)
+
+
+def _after(planned: JsonObj, old: JsonObj, outcome: Outcome) -> JsonObj:
+    """Fold what failed into the status: a lifecycle call that failed transiently is retried
+    next pass; one KubeVirt refused (409) is reported and not retried; observedGeneration
+    moves only when every action succeeded."""
+    status = dict(planned)
+    if outcome.failures:
+        status["observedGeneration"] = old.get("observedGeneration")
+    for action, error in outcome.failures.items():
+        if isinstance(action, VmCall) and status.get("lifecycleState"):
+            state = dict(status["lifecycleState"])
+            if isinstance(error, PermanentError | Conflict):
+                state |= {
+                    "state": "Failed",
+                    "issued": True,
+                    "message": f"KubeVirt refused {action.verb}: {error}",
+                }
+            else:
+                state["issued"] = False
+            status["lifecycleState"] = state
+    return status
