@@ -54,6 +54,10 @@ class VolumeStatus(WireModel):
     """Import progress as CDI reports it, e.g. '45.10%'."""
     message: str | None = None
     """Why the disk is not usable (CDI's import error, an expansion refusal, a mount)."""
+    preserve_data: bool | None = None
+    """detachOptions.preserveData, remembered for when the disk leaves the spec."""
+    force_detach: bool | None = None
+    """detachOptions.force, remembered for when the disk leaves the spec."""
 
 
 class NetworkStatus(WireModel):

@@ -11,6 +11,7 @@ from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.actions import Action, Emit
 from wukong.reconcile.conditions import Cond
 from wukong.reconcile.disks import DiskPlan, plan_disks
+from wukong.reconcile.hotplug import plan_hotplug
 from wukong.reconcile.lifecycle import desired_run_strategy, plan_lifecycle, want_running
 from wukong.reconcile.networks import NetworkPlan, plan_networks
 from wukong.reconcile.observed import JsonObj, Observed
@@ -36,6 +37,7 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     status: JsonObj = field(default_factory=dict)
     requeue_after: float | None = None
+    needs_guest_check: bool = False
 
     def requeue(self, seconds: float | None) -> None:
         """Keep the earliest requeue."""
@@ -73,7 +75,8 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     else:
         valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
     nets = plan_networks(cr, seen) if not problems else None
-    disks = plan_disks(cr, seen) if not problems and nets and nets.ready else None
+    old_volumes = {str(v.get("name")): v for v in status.get("volumes") or []}
+    disks = plan_disks(cr, seen, old_volumes) if not problems and nets and nets.ready else None
     ready = bool(nets and nets.ready and disks and disks.ready)
     life = plan_lifecycle(
         cr, seen, status, valid=not problems, ready=ready, failed=bool(disks and disks.failed)
@@ -90,6 +93,11 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     if not problems:
         plan.actions += vm.actions
         conds += vm.conditions
+    if disks is not None and not problems:
+        hot = plan_hotplug(cr, seen, set(disks.usable), old_volumes)
+        plan.actions += hot.actions
+        conds += hot.conditions
+        plan.needs_guest_check = hot.needs_guest_check
     plan.actions += life.actions
     plan.requeue(life.requeue_after)
     step = life.step
@@ -121,6 +129,19 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     return plan
 
 
+def _with_detaching(volumes: tuple[JsonObj, ...], status: JsonObj, seen: Observed) -> list[JsonObj]:
+    """Keep reporting disks that left the spec until their claim is gone or released."""
+    current = {v["name"] for v in volumes}
+    out = list(volumes)
+    for old in status.get("volumes") or []:
+        claim = str(old.get("pvcName"))
+        if old.get("name") in current:
+            continue
+        if claim in seen.claims or claim in seen.data_volumes:
+            out.append(old | {"phase": "Detaching"})
+    return out
+
+
 def _waiting_for(conds: list[Cond]) -> str:
     pending = [f"{c.type}: {c.message}" for c in conds if c.status is False]
     return "; ".join(pending) or "waiting for KubeVirt"
@@ -144,7 +165,9 @@ def _status(
         "nodeName": vmi_status.get("nodeName"),
         "interfaces": interfaces(seen),
         "networks": list(nets.statuses) if nets else [],
-        "volumes": attach_state(disks.volumes, seen) if disks else [],
+        "volumes": attach_state(_with_detaching(disks.volumes, status, seen), seen)
+        if disks
+        else status.get("volumes") or [],
         "lifecycleState": lifecycle or None,
         "history": history(status.get("history") or [], step, seen.now),
     }

@@ -27,6 +27,7 @@ class DiskPlan:
     conditions: tuple[Cond, ...]
     ready: bool
     failed: str | None = None
+    usable: frozenset[str] = frozenset()
 
 
 def _capacity(pvc: JsonObj | None) -> str | None:
@@ -64,13 +65,22 @@ def _import_failure(dv: JsonObj) -> str | None:
     return None
 
 
-def _disk(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[list[Action], JsonObj, str | None]:
+def _disk(
+    cr: Wukong, disk: DiskSpec, seen: Observed, old: JsonObj
+) -> tuple[list[Action], JsonObj, str | None]:
     """(actions, volume status, problem) for one disk; problem None means usable."""
     claim = names.disk_claim_name(cr.metadata.name, disk.name)
     uid = cr.metadata.uid
     pvc = seen.claims.get(claim)
     dv = seen.data_volumes.get(claim) if disk.image else None
-    volume: JsonObj = {"name": disk.name, "pvcName": claim, "size": disk.size, "bound": False}
+    volume: JsonObj = {
+        "name": disk.name,
+        "pvcName": claim,
+        "size": disk.size,
+        "bound": False,
+        "preserveData": disk.detach.preserve_data,
+        "forceDetach": disk.detach.force,
+    }
     actions: list[Action] = []
     if disk.image:
         if dv is None:
@@ -100,26 +110,101 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[list[Action], Jso
         volume |= {"bound": pvc.get("status", {}).get("phase") == "Bound"}
         if capacity := _capacity(pvc):
             volume["capacity"] = capacity
-        requested = _requested(pvc)
-        if requested and parse_quantity(disk.size) > parse_quantity(requested):
-            actions.append(ExpandDisk(claim, disk.size, disk.name))
+        actions += _grow(disk, claim, pvc, seen, volume, old)
     return actions, {k: v for k, v in volume.items() if v is not None}, None if done else phase
 
 
-def plan_disks(cr: Wukong, seen: Observed) -> DiskPlan:
+def _grow(
+    disk: DiskSpec, claim: str, pvc: JsonObj, seen: Observed, volume: JsonObj, old: JsonObj
+) -> list[Action]:
+    """Expand the PVC when the spec grew, unless its class cannot or the API refused it."""
+    requested = _requested(pvc)
+    if not requested or parse_quantity(disk.size) <= parse_quantity(requested):
+        return []
+    sc_name = pvc.get("spec", {}).get("storageClassName") or ""
+    sc = seen.storage_classes.get(sc_name)
+    if sc is not None and not sc.get("allowVolumeExpansion"):
+        volume["message"] = (
+            f"cannot grow to {disk.size}: StorageClass '{sc_name}' does not allow volume expansion"
+        )
+        return []
+    refused = refusal_message(disk.size)
+    if str(old.get("message") or "").startswith(refused):
+        volume["message"] = old["message"]  # refused for this size already: wait for a change
+        return []
+    return [ExpandDisk(claim, disk.size, disk.name)]
+
+
+def refusal_message(size: str) -> str:
+    """Start of the volume message recording that growing to `size` was refused."""
+    return f"expansion to {size} refused"
+
+
+def resize_conditions(volumes: list[JsonObj], seen: Observed) -> list[Cond]:
+    """VolumesResized and FileSystemResizePending from the PVCs and the messages above."""
+    blocked = [
+        v
+        for v in volumes
+        if "cannot grow" in str(v.get("message"))
+        or str(v.get("message", "")).startswith("expansion to")
+    ]
+    pending_fs: list[str] = []
+    resizing: list[str] = []
+    for volume in volumes:
+        pvc = seen.claims.get(str(volume.get("pvcName")))
+        types = {
+            c.get("type")
+            for c in (pvc or {}).get("status", {}).get("conditions") or []
+            if c.get("status") == "True"
+        }
+        if "FileSystemResizePending" in types:
+            pending_fs.append(volume["name"])
+        elif "Resizing" in types:
+            resizing.append(volume["name"])
+    if blocked:
+        reason = (
+            "ExpansionNotSupported"
+            if any("cannot grow" in str(v.get("message")) for v in blocked)
+            else "ExpansionRefused"
+        )
+        cond = Cond(RESIZE, False, reason, "; ".join(str(v["message"]) for v in blocked))
+    elif resizing or pending_fs:
+        cond = Cond(RESIZE, False, "Resizing", "growing " + ", ".join(resizing + pending_fs))
+    else:
+        cond = Cond(RESIZE, True, "UpToDate", "every disk has the size the spec asks for")
+    if pending_fs:
+        fs = Cond(
+            "FileSystemResizePending",
+            True,
+            "GrowInGuest",
+            f"disk(s) {', '.join(pending_fs)} grew: grow the partition and filesystem "
+            "inside the guest (e.g. growpart, then resize2fs or xfs_growfs)",
+        )
+    else:
+        fs = Cond("FileSystemResizePending", False, "NothingPending", "no filesystem to grow")
+    return [cond, fs]
+
+
+def plan_disks(
+    cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj] | None = None
+) -> DiskPlan:
     """Create missing PVCs/DataVolumes, grow PVCs, and report each disk's state."""
+    old_volumes = old_volumes or {}
     actions: list[Action] = []
     volumes: list[JsonObj] = []
     waiting: list[str] = []
     failed: list[str] = []
+    usable: set[str] = set()
     for disk in cr.spec.disks:
-        disk_actions, volume, problem = _disk(cr, disk, seen)
+        disk_actions, volume, problem = _disk(cr, disk, seen, old_volumes.get(disk.name, {}))
         actions += disk_actions
         volumes.append(volume)
         if volume.get("phase") == "Failed":
             failed.append(f"disk '{disk.name}': {problem}")
         elif problem:
             waiting.append(f"{disk.name} ({problem})")
+        else:
+            usable.add(disk.name)
     if failed:
         message = "; ".join(failed)
         cond = Cond(VOLUMES_BOUND, False, "ImportFailed", message)
@@ -130,7 +215,8 @@ def plan_disks(cr: Wukong, seen: Observed) -> DiskPlan:
     return DiskPlan(
         tuple(actions),
         tuple(volumes),
-        (cond,),
+        (cond, *resize_conditions(volumes, seen)),
         ready=not waiting and not failed,
         failed="; ".join(failed) or None,
+        usable=frozenset(usable),
     )

@@ -21,6 +21,10 @@ class Observed:
     claims: Mapping[str, JsonObj] = field(default_factory=dict)
     nads: Mapping[str, JsonObj] = field(default_factory=dict)
     storage_classes: Mapping[str, JsonObj] = field(default_factory=dict)
+    guest_filesystems: tuple[JsonObj, ...] | None = None
+    """The guest agent's filesystem list; None when not asked this pass."""
+    guest_error: str | None = None
+    """Why the guest agent could not tell (not connected, VMI not running)."""
 
     @property
     def vmi_phase(self) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -12,11 +13,12 @@ from pydantic import ValidationError
 from wukong.adapters.kube import JsonObj
 from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
-from wukong.errors import Conflict, PermanentError, TransientError
-from wukong.reconcile.actions import Emit, VmCall
+from wukong.errors import Conflict, PermanentError, TransientError, WukongError
+from wukong.reconcile.actions import Emit, ExpandDisk, VmCall
 from wukong.reconcile.conditions import Cond
 from wukong.reconcile.decide import decide
 from wukong.reconcile.deletion import plan_deletion
+from wukong.reconcile.disks import refusal_message
 from wukong.reconcile.executor import Executor, Outcome
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.status import merge_conditions
@@ -130,13 +132,27 @@ class Reconciler:
             )
             return None  # the write wakes us again
         now = self.clock()
-        plan = decide(cr, status, observe(self.store, cr, now), stall_after=self.stall_after)
+        seen = observe(self.store, cr, now)
+        plan = decide(cr, status, seen, stall_after=self.stall_after)
+        if plan.needs_guest_check:  # the guest agent is not watchable: ask, then decide again
+            seen = await self._ask_guest(cr, seen)
+            plan = decide(cr, status, seen, stall_after=self.stall_after)
         outcome = await self.executor.run(raw, plan.actions)
         new_status = _after(plan.status, status, outcome)
         await self._write_status(raw, status, new_status)
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
         return plan.requeue_after
+
+    async def _ask_guest(self, cr: Wukong, seen: Observed) -> Observed:
+        """Read the guest's mounted filesystems through KubeVirt's guest-agent call."""
+        vm = names.vm_name(cr.metadata.name)
+        try:
+            found = await self.executor.kubevirt.filesystems(cr.metadata.namespace, vm)
+        except WukongError as exc:
+            message = getattr(exc, "message", str(exc)) or str(exc)
+            return replace(seen, guest_error=message.strip())
+        return replace(seen, guest_filesystems=tuple(found))
 
     async def _delete(
         self, raw: JsonObj, cr: Wukong, status: JsonObj, finalizers: list[str]
@@ -212,6 +228,15 @@ def _after(planned: JsonObj, old: JsonObj, outcome: Outcome) -> JsonObj:
     if outcome.failures:
         status["observedGeneration"] = old.get("observedGeneration")
     for action, error in outcome.failures.items():
+        if isinstance(action, ExpandDisk) and isinstance(error, PermanentError):
+            # Remembered per size, so the planner does not ask again until the spec changes.
+            reason = getattr(error, "message", str(error))
+            status["volumes"] = [
+                v | {"message": f"{refusal_message(action.size)}: {reason}"}
+                if v.get("name") == action.disk
+                else v
+                for v in status.get("volumes") or []
+            ]
         if isinstance(action, VmCall) and status.get("lifecycleState"):
             state = dict(status["lifecycleState"])
             if isinstance(error, PermanentError | Conflict):

@@ -1,0 +1,171 @@
+"""Disks at runtime: hot-plug, guarded hot-unplug, expansion."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from tests.unit.reconcile.world import NS, bound_pvc, owned, ready_children, wukong
+from wukong.reconcile.actions import (
+    AddVolume,
+    DeleteChild,
+    ExpandDisk,
+    PatchChild,
+    RemoveVolume,
+)
+from wukong.reconcile.decide import decide
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.vm import build_vm
+
+LOGS = {"name": "logs", "size": "10Gi"}
+
+
+def _disks(*extra: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"name": "system", "size": "20Gi", "image": "docker://quay.io/containerdisks/fedora:40"},
+        {"name": "data", "size": "100Gi"},
+        *extra,
+    ]
+
+
+def running(
+    cr_disks: list[dict[str, Any]], *, plugged: tuple[str, ...] = (), **claims: Any
+) -> Observed:
+    """A running VM built from the two base disks, plus hot-plugged `plugged` ones."""
+    base = wukong()
+    world = ready_children()
+    vm = build_vm(base, world, "Always")
+    tmpl = vm["spec"]["template"]["spec"]
+    live = [{"name": d["name"], "phase": "Ready"} for d in tmpl["domain"]["devices"]["disks"]]
+    for name in plugged:
+        tmpl["volumes"].append(
+            {
+                "name": name,
+                "persistentVolumeClaim": {"claimName": f"web-1-{name}", "hotpluggable": True},
+            }
+        )
+        tmpl["domain"]["devices"]["disks"].append(
+            {"name": name, "disk": {"bus": "scsi"}, "serial": name}
+        )
+        live.append({"name": name, "phase": "Ready"})
+    vmi = {
+        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
+        "spec": tmpl,
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "volumeStatus": live,
+        },
+    }
+    all_claims = dict(world.claims)
+    all_claims.update(claims)
+    return replace(world, vm=vm, vmi=vmi, claims=all_claims)
+
+
+def test_disk_added_to_running_wukong_is_hotplugged_once_bound() -> None:
+    cr = wukong(disks=_disks(LOGS))
+    pending = decide(cr, {"phase": "Running"}, running())
+    assert not [a for a in pending.actions if isinstance(a, AddVolume)]  # PVC not created yet
+    world = running(**{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    plan = decide(cr, {"phase": "Running"}, world)
+    adds = [a for a in plan.actions if isinstance(a, AddVolume)]
+    assert adds == [AddVolume("web-1-vm", "logs", "web-1-logs", False, "virtio")]
+    hot = next(c for c in plan.status["conditions"] if c["type"] == "DiskHotplug")
+    assert hot["status"] == "True" and "logs" in hot["message"]
+
+
+def test_removing_a_mounted_disk_waits_with_the_mount_point() -> None:
+    cr = wukong()  # logs was removed from the spec
+    world = running(plugged=("logs",), **{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    first = decide(cr, {"phase": "Running"}, world)
+    assert first.needs_guest_check
+    mounted = replace(
+        world,
+        guest_filesystems=(
+            {"diskName": "sdb", "mountPoint": "/var/log", "disk": [{"serial": "logs"}]},
+        ),
+    )
+    plan = decide(cr, {"phase": "Running"}, mounted)
+    assert not [a for a in plan.actions if isinstance(a, RemoveVolume)]
+    detach = next(c for c in plan.status["conditions"] if c["type"] == "DiskDetach")
+    assert detach["reason"] == "DiskInUse" and "/var/log" in detach["message"]
+    # the template keeps the volume: no template patch may yank it
+    tmpl_patches = [
+        a
+        for a in plan.actions
+        if isinstance(a, PatchChild) and "template" in a.patch.get("spec", {})
+    ]
+    assert tmpl_patches == []
+
+
+def test_unmounted_disk_is_unplugged_then_its_claim_deleted() -> None:
+    cr = wukong()
+    claim = bound_pvc("web-1-logs", "10Gi")
+    world = replace(running(plugged=("logs",), **{"web-1-logs": claim}), guest_filesystems=())
+    old = {
+        "volumes": [{"name": "logs", "pvcName": "web-1-logs", "preserveData": False}],
+        "phase": "Running",
+    }
+    plan = decide(cr, old, world)
+    assert RemoveVolume("web-1-vm", "logs") in plan.actions
+    unplugged = running(**{"web-1-logs": claim})
+    after = decide(cr, plan.status, unplugged)
+    assert DeleteChild("PersistentVolumeClaim", "web-1-logs", "web-1-logs-uid") in after.actions
+
+
+def test_detached_disk_with_preserve_data_is_kept_and_labelled() -> None:
+    cr = wukong()
+    world = running(**{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    old = {
+        "volumes": [{"name": "logs", "pvcName": "web-1-logs", "preserveData": True}],
+        "phase": "Running",
+    }
+    plan = decide(cr, old, world)
+    patch = next(a for a in plan.actions if isinstance(a, PatchChild) and a.name == "web-1-logs")
+    assert patch.patch["metadata"]["ownerReferences"] == []
+    assert patch.patch["metadata"]["labels"]["vm.novasphere.dev/retained-from"] == "web-1"
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild)]
+
+
+def test_agent_disconnected_means_the_detach_waits() -> None:
+    cr = wukong()
+    world = replace(
+        running(plugged=("logs",)), guest_error="VMI does not have guest agent connected"
+    )
+    plan = decide(cr, {"phase": "Running"}, world)
+    assert not [a for a in plan.actions if isinstance(a, RemoveVolume)]
+    detach = next(c for c in plan.status["conditions"] if c["type"] == "DiskDetach")
+    assert detach["reason"] == "DiskCheckUnavailable"
+
+
+def test_forced_detach_skips_the_guest_check() -> None:
+    cr = wukong()
+    world = running(plugged=("logs",))
+    old = {"volumes": [{"name": "logs", "pvcName": "web-1-logs", "forceDetach": True}]}
+    plan = decide(cr, old, world)
+    assert not plan.needs_guest_check
+    assert RemoveVolume("web-1-vm", "logs") in plan.actions
+
+
+def test_growing_a_disk_expands_its_pvc() -> None:
+    cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
+    plan = decide(cr, {"phase": "Running"}, running())
+    assert ExpandDisk("web-1-data", "200Gi", "data") in plan.actions
+
+
+def test_class_without_expansion_gets_a_condition_and_no_request() -> None:
+    cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
+    pvc = owned(
+        "PersistentVolumeClaim",
+        "web-1-data",
+        spec={"storageClassName": "fixed", "resources": {"requests": {"storage": "100Gi"}}},
+        status={"phase": "Bound", "capacity": {"storage": "100Gi"}},
+    )
+    world = replace(
+        running(**{"web-1-data": pvc}),
+        storage_classes={"fixed": {"metadata": {"name": "fixed"}}},
+    )
+    plan = decide(cr, {"phase": "Running"}, world)
+    assert not [a for a in plan.actions if isinstance(a, ExpandDisk)]
+    cond = next(c for c in plan.status["conditions"] if c["type"] == "VolumesResized")
+    assert cond["reason"] == "ExpansionNotSupported" and "fixed" in cond["message"]

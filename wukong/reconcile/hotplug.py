@@ -1,0 +1,193 @@
+"""Disks at runtime (SPEC §6): hot-plug added disks, hot-unplug removed ones safely.
+
+A disk added to a running Wukong is plugged through the VM's `addvolume` subresource once
+its claim is usable (KubeVirt persists it in the VM template with `hotpluggable: true`); a
+stopped Wukong's new disk simply joins the template (see vm.py). A disk removed from the
+spec of a running Wukong is unplugged with `removevolume` only after the guest agent says
+it is not mounted, unless its detachOptions say `force`; then its claim is deleted, or kept
+and labelled when `preserveData`. The options of a removed disk are the ones recorded in
+`status.volumes` while it was still in the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from wukong.api import names
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import (
+    Action,
+    AddVolume,
+    ChildKind,
+    DeleteChild,
+    Emit,
+    PatchChild,
+    RemoveVolume,
+)
+from wukong.reconcile.children import owned_by
+from wukong.reconcile.conditions import Cond
+from wukong.reconcile.deletion import release_patch
+from wukong.reconcile.observed import JsonObj, Observed
+
+DISK_HOTPLUG = "DiskHotplug"
+DISK_DETACH = "DiskDetach"
+
+
+@dataclass(frozen=True)
+class HotplugPlan:
+    """Plug/unplug actions, their conditions, and whether the guest must be asked first."""
+
+    actions: tuple[Action, ...]
+    conditions: tuple[Cond, ...]
+    needs_guest_check: bool = False
+
+
+def template_volumes(vm: JsonObj | None) -> dict[str, JsonObj]:
+    """The VM template's volumes by name."""
+    spec = (vm or {}).get("spec", {}).get("template", {}).get("spec", {})
+    return {v["name"]: v for v in spec.get("volumes") or [] if "name" in v}
+
+
+def hotpluggable(volume: JsonObj) -> bool:
+    """Whether a template volume was hot-plugged (only those can be hot-unplugged)."""
+    source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
+    return bool(source.get("hotpluggable"))
+
+
+def _live(seen: Observed) -> dict[str, JsonObj]:
+    vmi_status = (seen.vmi or {}).get("status", {})
+    return {v.get("name"): v for v in vmi_status.get("volumeStatus") or []}
+
+
+def _mount_point(seen: Observed, disk: str) -> str | None:
+    """Where the guest has `disk` mounted (matched by serial, which Wukong sets to the name)."""
+    for fs in seen.guest_filesystems or ():
+        serials = {str(d.get("serial")) for d in fs.get("disk") or []}
+        if disk in serials or fs.get("diskName") == disk:
+            return str(fs.get("mountPoint") or "?")
+    return None
+
+
+def _attach(cr: Wukong, seen: Observed, usable: set[str]) -> tuple[list[Action], list[str]]:
+    in_vm = template_volumes(seen.vm)
+    live = _live(seen)
+    actions: list[Action] = []
+    pending: list[str] = []
+    vm = names.vm_name(cr.metadata.name)
+    for disk in cr.spec.disks:
+        volume = in_vm.get(disk.name)
+        if volume is None and disk.name in usable:
+            bus = disk.bus.value if disk.bus and disk.bus.value in ("scsi", "virtio") else "scsi"
+            claim = names.disk_claim_name(cr.metadata.name, disk.name)
+            actions.append(AddVolume(vm, disk.name, claim, bool(disk.image), bus))
+            pending.append(disk.name)
+        elif volume is not None and hotpluggable(volume):
+            if live.get(disk.name, {}).get("phase") != "Ready":
+                pending.append(disk.name)
+    return actions, pending
+
+
+def _detach(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> HotplugPlan:
+    in_spec = {d.name for d in cr.spec.disks}
+    vm = names.vm_name(cr.metadata.name)
+    actions: list[Action] = []
+    conds: list[Cond] = []
+    ask_guest = False
+    for name, volume in template_volumes(seen.vm).items():
+        if name in in_spec:
+            continue
+        if not hotpluggable(volume):
+            conds.append(
+                Cond(
+                    DISK_DETACH,
+                    False,
+                    "RestartRequired",
+                    f"disk '{name}' was attached at boot: it is detached at the next restart",
+                )
+            )
+            continue
+        if bool(old_volumes.get(name, {}).get("forceDetach")):
+            actions.append(RemoveVolume(vm, name))
+        elif seen.guest_error is not None:
+            conds.append(
+                Cond(
+                    DISK_DETACH,
+                    False,
+                    "DiskCheckUnavailable",
+                    f"cannot tell whether disk '{name}' is mounted: {seen.guest_error}; "
+                    "detach waits (set detachOptions.force to skip the check)",
+                )
+            )
+        elif seen.guest_filesystems is None:
+            ask_guest = True
+        elif (mount := _mount_point(seen, name)) is not None:
+            conds.append(
+                Cond(
+                    DISK_DETACH,
+                    False,
+                    "DiskInUse",
+                    f"disk '{name}' is mounted at {mount} in the guest: unmount it "
+                    "first (or set detachOptions.force)",
+                )
+            )
+        else:
+            actions.append(RemoveVolume(vm, name))
+    return HotplugPlan(tuple(actions), tuple(conds), ask_guest)
+
+
+def _cleanup(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> list[Action]:
+    """Delete (or keep and label) the claims of disks no longer in the spec nor the VM."""
+    in_spec = {d.name for d in cr.spec.disks}
+    in_vm = set(template_volumes(seen.vm)) | set(_live(seen))
+    uid = cr.metadata.uid
+    actions: list[Action] = []
+    gone = {f"{cr.metadata.name}-{n}": n for n in old_volumes if n not in in_spec | in_vm}
+    kinds: tuple[tuple[ChildKind, Mapping[str, JsonObj]], ...] = (
+        ("DataVolume", seen.data_volumes),
+        ("PersistentVolumeClaim", seen.claims),
+    )
+    for kind, objects in kinds:
+        for claim, obj in objects.items():
+            disk = gone.get(claim)
+            if disk is None or not owned_by(obj, uid):
+                continue
+            if old_volumes[disk].get("preserveData"):
+                patch = release_patch(obj, cr, disk)
+                actions.append(PatchChild(kind, claim, patch, "keep detached disk"))
+            else:
+                actions.append(DeleteChild(kind, claim, obj["metadata"].get("uid")))
+    if actions:
+        kept = [a.name for a in actions if isinstance(a, PatchChild)]
+        message = "detached disk data " + ("kept: " + ", ".join(kept) if kept else "deleted")
+        actions.append(Emit("Normal", "DiskDetached", message))
+    return actions
+
+
+def plan_hotplug(
+    cr: Wukong, seen: Observed, usable: set[str], old_volumes: dict[str, JsonObj]
+) -> HotplugPlan:
+    """Plug, unplug and clean up disks of a Wukong whose VM exists."""
+    if seen.vm is None:
+        return HotplugPlan((), ())
+    running = seen.vmi_phase == "Running"
+    actions: list[Action] = []
+    conds: list[Cond] = []
+    ask = False
+    if running:
+        attach, pending = _attach(cr, seen, usable)
+        actions += attach
+        if pending:
+            conds.append(
+                Cond(DISK_HOTPLUG, True, "Attaching", "hot-plugging " + ", ".join(pending))
+            )
+        else:
+            conds.append(Cond(DISK_HOTPLUG, False, "Idle", "no disk is being hot-plugged"))
+        detach = _detach(cr, seen, old_volumes)
+        actions += detach.actions
+        conds += detach.conditions
+        ask = detach.needs_guest_check
+    if not any(c.type == DISK_DETACH for c in conds):
+        conds.append(Cond(DISK_DETACH, True, "NothingPending", "no disk waits to be detached"))
+    actions += _cleanup(cr, seen, old_volumes)
+    return HotplugPlan(tuple(actions), tuple(conds), ask)
