@@ -28,9 +28,7 @@ def _disks(*extra: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def running(
-    cr_disks: list[dict[str, Any]], *, plugged: tuple[str, ...] = (), **claims: Any
-) -> Observed:
+def running(*, plugged: tuple[str, ...] = (), **claims: Any) -> Observed:
     """A running VM built from the two base disks, plus hot-plugged `plugged` ones."""
     base = wukong()
     world = ready_children()
