@@ -45,7 +45,12 @@ PositiveQuantity = Annotated[
             "pattern": QUANTITY_PATTERN,
             "maxLength": QUANTITY_MAX_LENGTH,
         }
-        | rules(("!isQuantity(self) || quantity(self).sign() == 1", "must be greater than zero"))
+        | rules(
+            (
+                "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))",
+                "must be greater than zero",
+            )
+        )
     ),
 ]
 

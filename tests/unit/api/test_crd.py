@@ -15,7 +15,7 @@ from wukong.api.crd import CRD_PATH, build_crd, build_schema, main, render_crd
 Schema = dict[str, Any]
 CEL_WORDS = {
     "self", "oldSelf", "has", "all", "exists", "exists_one", "filter", "size", "quantity",
-    "isQuantity", "compareTo", "sign", "metadata", "name",
+    "isQuantity", "compareTo", "isGreaterThan", "metadata", "name",
 }  # fmt: skip
 
 
@@ -135,7 +135,11 @@ def test_map_lists_are_keyed_by_a_required_field() -> None:
         pytest.param("<root>.spec.networks[].type", "self == 'bridge'", id="bridge-only"),
         pytest.param("<root>.spec.networks[]", "has(self.bridge)", id="vlan-needs-bridge"),
         pytest.param("<root>.spec", "preserveDisksList.all(", id="kept-disks-exist"),
-        pytest.param("<root>.spec.memory", "quantity(self).sign() == 1", id="memory-positive"),
+        pytest.param(
+            "<root>.spec.memory",
+            "quantity(self).isGreaterThan(quantity('0'))",
+            id="memory-positive",
+        ),
         pytest.param("<root>", "self.metadata.name.size() <= 63", id="name-fits-a-label"),
     ],
 )
