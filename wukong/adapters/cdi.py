@@ -25,7 +25,16 @@ class Cdi:
         """Merge-patch a DataVolume's metadata (labels, ownerReferences)."""
         return await self.kube.merge_patch(dv_path(namespace, name), {"metadata": patch})
 
-    async def delete_dv(self, namespace: str, name: str, *, orphan: bool = False) -> None:
-        """Delete a DataVolume; `orphan` leaves its PVC behind for the user."""
-        body: JsonObj = {"propagationPolicy": "Orphan" if orphan else "Background"}
-        await self.kube.delete(dv_path(namespace, name), body=body)
+    async def delete_dv(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        orphan: bool = False,
+        foreground: bool = False,
+    ) -> None:
+        """Delete a DataVolume; `orphan` leaves its PVC behind for the user, `foreground`
+        keeps the DataVolume until its PVC is gone (so a new one can take the name)."""
+        propagation = "Orphan" if orphan else "Foreground" if foreground else "Background"
+        await self.kube.delete(dv_path(namespace, name), uid=uid, propagation=propagation)

@@ -139,8 +139,15 @@ class Kube:
         """PUT a whole object (carries its resourceVersion: 409 when stale)."""
         return await self.request("PUT", path, body=obj)
 
-    async def delete(self, path: str, *, body: JsonObj | None = None) -> JsonObj:
-        """DELETE; a 404 counts as success (already gone)."""
+    async def delete(
+        self, path: str, *, uid: str | None = None, propagation: str | None = None
+    ) -> JsonObj:
+        """DELETE; a 404 counts as success (already gone). `uid` pins one incarnation."""
+        body: JsonObj = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        if propagation:
+            body["propagationPolicy"] = propagation
         try:
             return await self.request("DELETE", path, body=body)
         except NotFound:

@@ -20,9 +20,7 @@ def vm_path(namespace: str, name: str | None = None) -> str:
 
 
 def _sub(namespace: str, resource: str, name: str, sub: str) -> str:
-    base = api_path(
-        names.SUBRESOURCES_GROUP, names.SUBRESOURCES_VERSION, resource, namespace, name
-    )
+    base = api_path(names.SUBRESOURCES_GROUP, names.SUBRESOURCES_VERSION, resource, namespace, name)
     return f"{base}/{sub}"
 
 
@@ -42,10 +40,7 @@ class KubeVirt:
 
     async def delete_vm(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete a VirtualMachine; with `uid`, only that incarnation (precondition)."""
-        body: JsonObj = {"propagationPolicy": "Foreground"}
-        if uid:
-            body["preconditions"] = {"uid": uid}
-        await self.kube.delete(vm_path(namespace, name), body=body)
+        await self.kube.delete(vm_path(namespace, name), uid=uid, propagation="Background")
 
     async def start(self, namespace: str, name: str) -> None:
         """PUT .../virtualmachines/NAME/start (202)."""

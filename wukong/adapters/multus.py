@@ -25,6 +25,6 @@ class Multus:
         """Replace an owned NAD's CNI config (a JSON string)."""
         return await self.kube.merge_patch(nad_path(namespace, name), {"spec": {"config": config}})
 
-    async def delete_nad(self, namespace: str, name: str) -> None:
+    async def delete_nad(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete an owned NAD (404 is success)."""
-        await self.kube.delete(nad_path(namespace, name))
+        await self.kube.delete(nad_path(namespace, name), uid=uid)

@@ -29,6 +29,6 @@ class Storage:
         """Merge-patch a PVC's metadata (labels, ownerReferences)."""
         return await self.kube.merge_patch(pvc_path(namespace, name), {"metadata": patch})
 
-    async def delete_pvc(self, namespace: str, name: str) -> None:
+    async def delete_pvc(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete a PVC (404 is success)."""
-        await self.kube.delete(pvc_path(namespace, name))
+        await self.kube.delete(pvc_path(namespace, name), uid=uid)

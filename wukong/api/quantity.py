@@ -98,7 +98,8 @@ def _coerce(value: Any) -> Any:
 def _check(value: str) -> str:
     if len(value) > QUANTITY_MAX_LENGTH:
         raise ValueError(f"a quantity is at most {QUANTITY_MAX_LENGTH} characters")
-    if parse_quantity(value) < 0:
+    # Textual, not numeric: "-0" is zero, yet the CRD's pattern refuses any sign but "+".
+    if value.lstrip().startswith("-") or parse_quantity(value) < 0:
         raise ValueError(f"'{value}' is negative: a size must be zero or more")
     return value
 

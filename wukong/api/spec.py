@@ -109,9 +109,10 @@ _DISK_RULES = rules(
         "a disk cannot shrink: volumes can only grow; set size back to its previous value or more",
     ),
     (
-        "has(self.image) == has(oldSelf.image)"
-        " && (!has(self.image) || self.image == oldSelf.image)",
-        "the image of an existing disk cannot change (it was imported once); add a new disk",
+        # The image itself may change: Wukong re-imports a disk whose import never
+        # succeeded (the way out of a failed import) and ignores it after that.
+        "has(self.image) == has(oldSelf.image)",
+        "a disk cannot switch between blank and imported; add a new disk instead",
     ),
     (
         "has(self.storageClassName) == has(oldSelf.storageClassName)"

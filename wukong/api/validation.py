@@ -159,12 +159,12 @@ def _disk_edit(field: str, disk: DiskSpec, old: DiskSpec) -> list[Problem]:
                 "or more",
             )
         )
-    if disk.image != old.image:
+    if bool(disk.image) != bool(old.image):
         problems.append(
             Problem(
                 f"{field}.image",
-                f"the image of disk '{disk.name}' cannot change from {old.image or 'blank'} to "
-                f"{disk.image or 'blank'}: it was imported once; add a new disk instead",
+                f"disk '{disk.name}' cannot switch from {old.image or 'blank'} to "
+                f"{disk.image or 'blank'}: add a new disk instead",
             )
         )
     if disk.storage_class_name != old.storage_class_name:

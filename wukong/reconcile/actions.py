@@ -48,6 +48,8 @@ class DeleteChild:
     name: str
     uid: str | None = None
     orphan: bool = False
+    foreground: bool = False
+    """Keep the object until its dependents are gone (a DataVolume until its PVC is)."""
 
 
 @dataclass(frozen=True)

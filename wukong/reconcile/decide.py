@@ -93,6 +93,13 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     if not problems:
         plan.actions += vm.actions
         conds += vm.conditions
+    if vm.conflict:
+        conds[0] = Cond(
+            SPEC_VALID,
+            False,
+            "NameConflict",
+            f"{vm.conflict}: rename this Wukong or remove that VirtualMachine",
+        )
     if disks is not None and not problems:
         hot = plan_hotplug(cr, seen, set(disks.usable), old_volumes)
         plan.actions += hot.actions

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from wukong.api import names
 from wukong.api.quantity import parse_quantity
 from wukong.api.v1alpha1 import DiskSpec, Wukong
-from wukong.reconcile.actions import Action, CreateChild, ExpandDisk
+from wukong.reconcile.actions import Action, CreateChild, DeleteChild, ExpandDisk
 from wukong.reconcile.children import build_data_volume, build_pvc, owned_by
 from wukong.reconcile.conditions import Cond
 from wukong.reconcile.observed import JsonObj, Observed
@@ -50,6 +50,15 @@ def _binds_late(pvc: JsonObj | None, seen: Observed) -> bool:
     return bool(sc and sc.get("volumeBindingMode") == "WaitForFirstConsumer")
 
 
+def _source_url(dv: JsonObj) -> str | None:
+    """The image a DataVolume imports (registry or http source)."""
+    source = dv.get("spec", {}).get("source") or {}
+    for kind in ("registry", "http"):
+        if url := (source.get(kind) or {}).get("url"):
+            return str(url)
+    return None
+
+
 def _import_failure(dv: JsonObj) -> str | None:
     """CDI's message when an import failed (phase Failed, or retrying with an error)."""
     status = dv.get("status", {})
@@ -90,6 +99,19 @@ def _disk(
             return actions, volume | {"phase": "Pending"}, "being created"
         if not owned_by(dv, uid):
             return [], volume | {"phase": "Conflict"}, f"DataVolume '{claim}' is not ours"
+        if dv.get("metadata", {}).get("deletionTimestamp"):
+            return [], volume | {"phase": "Replacing"}, "the previous import is being removed"
+        if _source_url(dv) not in (None, disk.image):
+            if (dv.get("status") or {}).get("phase") != "Succeeded":
+                # The way out of a failed import: the user fixes the image, we import again.
+                replace = DeleteChild(
+                    "DataVolume", claim, dv["metadata"].get("uid"), foreground=True
+                )
+                return [replace], volume | {"phase": "Replacing"}, "re-importing the new image"
+            volume["message"] = (
+                f"image changed to {disk.image} after the import finished: the disk keeps its "
+                "data; add a new disk to use the new image"
+            )
         dv_status = dv.get("status", {})
         phase = str(dv_status.get("phase") or "Pending")
         volume |= {"phase": phase, "progress": dv_status.get("progress")}

@@ -118,7 +118,9 @@ class Executor:
         if action.kind == "VirtualMachine":
             await self.kubevirt.delete_vm(namespace, name, uid=uid)
         elif action.kind == "DataVolume":
-            await self.cdi.delete_dv(namespace, name, uid=uid, orphan=action.orphan)
+            await self.cdi.delete_dv(
+                namespace, name, uid=uid, orphan=action.orphan, foreground=action.foreground
+            )
         elif action.kind == "PersistentVolumeClaim":
             await self.storage.delete_pvc(namespace, name, uid=uid)
         else:

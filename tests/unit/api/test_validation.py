@@ -110,10 +110,10 @@ def test_a_spec_problem_names_the_field_and_the_fix(
         ),
         pytest.param(
             _spec(),
-            _spec(disks=[SYSTEM | {"image": "docker://quay.io/containerdisks/fedora:41"}, DATA]),
-            "spec.disks[0].image",
-            "the image of disk 'system' cannot change",
-            id="image-changed",
+            _spec(disks=[SYSTEM, DATA | {"image": "docker://quay.io/containerdisks/fedora:41"}]),
+            "spec.disks[1].image",
+            "disk 'data' cannot switch from blank",
+            id="blank-disk-becomes-imported",
         ),
         pytest.param(
             _spec(),
