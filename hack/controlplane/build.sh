@@ -17,6 +17,16 @@ missing=0
 for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing=1; done
 if [ "$missing" = 0 ]; then echo "$out"; exit 0; fi
 command -v go >/dev/null || { echo "go not found: install Go >= 1.26 to build the control plane" >&2; exit 1; }
+# One build at a time: parallel test sessions would otherwise share (and clobber) $out.tmp.
+mkdir -p "$cache"
+exec 9>"$cache/.build-$version.lock"
+if command -v flock >/dev/null; then
+  flock 9
+  missing=0
+  for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing=1; done
+  if [ "$missing" = 0 ]; then echo "$out"; exit 0; fi
+fi
+rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
 minor=${version#v1.}; minor=${minor%%.*}
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"

@@ -1,0 +1,60 @@
+"""Integration fixtures: one control plane per session; an admin client and namespace per test.
+
+    async def test_something(kube: ApiClient, namespace: str) -> None: ...
+
+Every test under tests/integration is marked `integration` automatically.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from wukong.testing.controlplane import ControlPlane, api_client
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test in this folder `integration` (select or deselect with -m)."""
+    for item in items:
+        if _HERE in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + GC/namespace/PVC-protection controllers, with all CRDs installed."""
+    plane = ControlPlane()
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+async def kube(control_plane: ControlPlane) -> AsyncIterator[ApiClient]:
+    """An admin (system:masters) client for this test, closed afterwards."""
+    async with await api_client(control_plane.kubeconfig) as api:
+        yield api
+
+
+@pytest.fixture
+async def namespace(kube: ApiClient) -> AsyncIterator[str]:
+    """A fresh namespace; deleted after the test (the namespace controller finishes it later)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(kube)
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    try:
+        await core.delete_namespace(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise

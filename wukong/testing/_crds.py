@@ -1,0 +1,79 @@
+"""Finding, applying and waiting for CustomResourceDefinitions on the local control plane."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import yaml
+
+from wukong.testing._rest import JsonObject, Rest
+
+PACKAGE_CRDS = Path(__file__).parent / "crds"
+# Only present in a source checkout: wukong/testing/_crds.py -> repository root.
+_REPO_CRDS = Path(__file__).resolve().parents[2] / "manifests" / "crd"
+_CRDS_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+_FIELD_MANAGER = "wukong-controlplane"
+_KIND = "CustomResourceDefinition"
+
+
+def default_crd_paths() -> list[Path]:
+    """The third-party CRDs shipped in wukong.testing, plus manifests/crd/ of a checkout."""
+    paths = sorted(PACKAGE_CRDS.glob("*.yaml"))
+    if _REPO_CRDS.is_dir():
+        paths += sorted(_REPO_CRDS.glob("*.yaml"))
+    return paths
+
+
+def load_crds(paths: Iterable[Path]) -> list[JsonObject]:
+    """Every CustomResourceDefinition document in the given files or directories of *.yaml."""
+    crds: list[JsonObject] = []
+    for path in paths:
+        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+        for file in files:
+            for document in yaml.safe_load_all(file.read_text()):
+                if isinstance(document, dict) and document.get("kind") == _KIND:
+                    crds.append(document)
+    return crds
+
+
+def apply_crds(rest: Rest, crds: Sequence[JsonObject], timeout: float) -> None:
+    """Server-side apply each CRD, then wait until all are Established and listable."""
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        # Apply rather than create: idempotent, and updates a CRD that an earlier call installed.
+        rest.json(
+            "PATCH",
+            f"{_CRDS_PATH}/{name}?fieldManager={_FIELD_MANAGER}&force=true",
+            crd,
+            content_type="application/apply-patch+yaml",
+        )
+    deadline = time.monotonic() + timeout
+    pending = [crd["metadata"]["name"] for crd in crds]
+    # Established is not enough: until the watch cache of a new resource is filled, reads of it
+    # get 429 "storage is (re)initializing", which clients do not retry. Wait for a real list.
+    lists = [path for crd in crds for path in _list_paths(crd)]
+    while pending or lists:
+        pending = [name for name in pending if not _established(rest, name)]
+        if not pending:
+            lists = [path for path in lists if rest.request("GET", path)[0] != 200]
+        if not pending and not lists:
+            return
+        if time.monotonic() > deadline:
+            waiting = ", ".join(pending or lists)
+            raise TimeoutError(f"CRDs not served after {timeout:.0f}s: {waiting}")
+        time.sleep(0.05)
+
+
+def _list_paths(crd: JsonObject) -> list[str]:
+    spec = crd["spec"]
+    group, plural = spec["group"], spec["names"]["plural"]
+    served = [v["name"] for v in spec["versions"] if v.get("served", True)]
+    return [f"/apis/{group}/{version}/{plural}?limit=1" for version in served]
+
+
+def _established(rest: Rest, name: str) -> bool:
+    crd = rest.json("GET", f"{_CRDS_PATH}/{name}")
+    conditions = crd.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)

@@ -1,0 +1,83 @@
+"""The control plane's child processes: start with a log file, stop for sure, read the tail."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+_TAIL_LINES = 25
+
+
+def free_ports(count: int) -> list[int]:
+    """Return `count` distinct loopback TCP ports that were free a moment ago."""
+    # Hold every socket open until all are bound, so the kernel cannot hand out one port twice.
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+class Process:
+    """One binary running in the background, its stdout and stderr going to `log`."""
+
+    def __init__(self, name: str, argv: Sequence[str], log: Path) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log = log
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while started, else None."""
+        return self._popen.pid if self._popen else None
+
+    def start(self) -> None:
+        """Spawn the process; returns at once."""
+        with self.log.open("ab") as log:
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Own process group: a Ctrl-C aimed at pytest must not kill the control plane
+                # before stop() has had the chance to shut it down in order and clean up.
+                start_new_session=True,
+            )
+
+    def exited(self) -> int | None:
+        """The exit code if the process has ended, else None."""
+        return self._popen.poll() if self._popen else None
+
+    def stop(self, grace: float = 10) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds (at once if 0); always reaps the child."""
+        if self._popen is None:
+            return
+        if self._popen.poll() is None:
+            if grace > 0:
+                self._popen.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._popen.wait(grace)
+            if self._popen.poll() is None:
+                self._popen.kill()
+            self._popen.wait()
+        self._popen = None
+
+    def tail(self, lines: int = _TAIL_LINES) -> str:
+        """The last lines of the log, for error messages."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def describe_failure(self) -> str:
+        """A paragraph naming the process, how it ended and what it last logged."""
+        code = self.exited()
+        state = "running" if code is None else f"exited with {code}"
+        return f"--- {self.name} ({state}), log {self.log}:\n{self.tail()}"
