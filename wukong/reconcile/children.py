@@ -152,3 +152,27 @@ def network_pairs(cr: Wukong) -> tuple[list[JsonObj], list[JsonObj]]:
         interfaces.append({"name": net.name, "bridge": {}})
         networks.append({"name": net.name, "multus": {"networkName": nad}})
     return interfaces, networks
+
+
+def retained(obj: JsonObj) -> bool:
+    """A disk kept from a deleted Wukong (or a detached one): labelled, owned by no Wukong."""
+    meta = obj.get("metadata", {})
+    refs = meta.get("ownerReferences") or []
+    return names.LABEL_RETAINED_FROM in (meta.get("labels") or {}) and not any(
+        r.get("kind") == names.KIND for r in refs
+    )
+
+
+def adopt_patch(cr: Wukong, disk: str) -> JsonObj:
+    """Make a retained disk this Wukong's again: owner, labels, no retained-from."""
+    return {
+        "metadata": {
+            "ownerReferences": [owner_reference(cr)],
+            "labels": labels(cr)
+            | {
+                names.LABEL_DISK: disk,
+                names.LABEL_RETAINED_FROM: None,
+                names.LABEL_RETAINED_UID: None,
+            },
+        }
+    }

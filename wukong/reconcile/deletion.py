@@ -120,8 +120,8 @@ def _deletes(cr: Wukong, seen: Observed) -> dict[str, list[DeleteChild]]:
             DeleteChild("VirtualMachine", names.vm_name(cr.metadata.name), _uid(seen.vm))
         )
     for name, dv in _ours(dict(seen.data_volumes), uid).items():
-        kept = _disk_of(dv, cr) in keep
-        steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv), orphan=kept))
+        if _disk_of(dv, cr) not in keep:  # a kept disk keeps its DataVolume too (labelled)
+            steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv)))
     for name, pvc in _ours(dict(seen.claims), uid).items():
         if _disk_of(pvc, cr) not in keep:
             steps["DeleteDisks"].append(DeleteChild("PersistentVolumeClaim", name, _uid(pvc)))

@@ -7,8 +7,21 @@ from dataclasses import dataclass
 from wukong.api import names
 from wukong.api.quantity import parse_quantity
 from wukong.api.v1alpha1 import DiskSpec, Wukong
-from wukong.reconcile.actions import Action, CreateChild, DeleteChild, ExpandDisk
-from wukong.reconcile.children import build_data_volume, build_pvc, owned_by
+from wukong.reconcile.actions import (
+    Action,
+    ChildKind,
+    CreateChild,
+    DeleteChild,
+    ExpandDisk,
+    PatchChild,
+)
+from wukong.reconcile.children import (
+    adopt_patch,
+    build_data_volume,
+    build_pvc,
+    owned_by,
+    retained,
+)
 from wukong.reconcile.conditions import Cond
 from wukong.reconcile.observed import JsonObj, Observed
 
@@ -91,6 +104,17 @@ def _disk(
         "forceDetach": disk.detach.force,
     }
     actions: list[Action] = []
+    pairs: tuple[tuple[ChildKind, JsonObj | None], ...] = (
+        ("DataVolume", dv),
+        ("PersistentVolumeClaim", pvc),
+    )
+    adopt: list[Action] = [
+        PatchChild(kind, claim, adopt_patch(cr, disk.name), "adopt a retained disk")
+        for kind, obj in pairs
+        if obj is not None and retained(obj)
+    ]
+    if adopt:  # a kept disk whose claim name this Wukong uses again: take it back
+        return adopt, volume | {"phase": "Adopting"}, "adopting the retained disk"
     if disk.image:
         if dv is None:
             if pvc is not None and not owned_by(pvc, uid):

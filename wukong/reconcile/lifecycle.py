@@ -171,7 +171,10 @@ def plan_lifecycle(
                 "vmiUid": _vmi_uid(seen),
                 "message": f"{action.action.value} accepted",
             }
-            if action.action.value in ("stop", "restart") and not action.force:
+            # KubeVirt's restart takes no grace period (the VMI's own applies): a restart
+            # gets a deadline of ours only when the user asked for one.
+            timed = action.action.value == "stop" or grace is not None
+            if action.action.value in ("stop", "restart") and not action.force and timed:
                 seconds = grace if grace is not None else DEFAULT_GRACE
                 state["deadline"] = iso(now + timedelta(seconds=seconds))
                 state["gracePeriodSeconds"] = seconds

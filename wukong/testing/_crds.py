@@ -75,5 +75,5 @@ def _list_paths(crd: JsonObject) -> list[str]:
 
 def _established(rest: Rest, name: str) -> bool:
     crd = rest.json("GET", f"{_CRDS_PATH}/{name}")
-    conditions = crd.get("status", {}).get("conditions", [])
+    conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
