@@ -1,0 +1,509 @@
+"""manifests/: the kustomize base renders and applies, the Deployment is Pod Security
+"restricted", RBAC is exactly what the operator uses, and deletion protection is enforced by
+the API server itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client import ApiClient
+
+from wukong.adapters.kube import Kube, api_path
+from wukong.errors import Forbidden
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+CRD_FILE = MANIFESTS / "crd" / "wukong.yaml"
+NAMESPACE = "wukong-system"
+SERVICE_ACCOUNT = "wukong"
+GROUP, VERSION, PLURAL = "vm.novasphere.dev", "v1alpha1", "wukongs"
+PROTECTION = "vm.novasphere.dev/deletion-protection"
+POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
+READ = ("get", "list", "watch")
+MANAGE = (*READ, "create", "patch", "delete")
+Grant = tuple[str, str, str]
+
+
+def grants(group: str, resources: str, verbs: tuple[str, ...]) -> set[Grant]:
+    """(apiGroup, resource, verb) for every space-separated resource and verb."""
+    return {(group, resource, verb) for resource in resources.split() for verb in verbs}
+
+
+# What wukong/adapters/* and the informers call, as (apiGroup, resource, verb). Changing the
+# operator's API use means changing this table and manifests/rbac/cluster-role.yaml together.
+CLUSTER_VERBS = (
+    grants(GROUP, "wukongs", ("get", "list", "watch", "patch"))
+    | grants(GROUP, "wukongs/status", ("patch", "update"))
+    | grants(GROUP, "wukongs/finalizers", ("update",))
+    | grants("kubevirt.io", "virtualmachines", MANAGE)
+    | grants("kubevirt.io", "virtualmachineinstances", READ)
+    | grants(
+        "subresources.kubevirt.io",
+        "virtualmachines/start virtualmachines/stop virtualmachines/restart "
+        "virtualmachines/addvolume virtualmachines/removevolume "
+        "virtualmachineinstances/pause virtualmachineinstances/unpause",
+        ("update",),
+    )
+    | grants("subresources.kubevirt.io", "virtualmachineinstances/filesystemlist", ("get",))
+    | grants("cdi.kubevirt.io", "datavolumes", MANAGE)
+    | grants("", "persistentvolumeclaims", MANAGE)
+    | grants("", "events", ("create", "patch"))
+    | grants("k8s.cni.cncf.io", "network-attachment-definitions", MANAGE)
+    | grants("storage.k8s.io", "storageclasses", READ)
+)
+LEASE_VERBS = grants("coordination.k8s.io", "leases", ("get", "create", "update"))
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def kubectl(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> str:
+    """Run kubectl; fail the test with its stderr when it fails. Returns stdout + stderr."""
+    binary = shutil.which("kubectl")
+    assert binary, "kubectl (with built-in kustomize) is needed on PATH for the manifests tests"
+    argv = [binary, *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), *args]
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stderr}{done.stdout}"
+    return done.stdout + done.stderr
+
+
+def render() -> list[dict[str, Any]]:
+    """The base as `kubectl kustomize manifests/` renders it."""
+    assert CRD_FILE.is_file(), f"{CRD_FILE} is missing: run `python -m wukong.api.crd`"
+    return [d for d in yaml.safe_load_all(kubectl("kustomize", str(MANIFESTS))) if d]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The one rendered object of this kind and name."""
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
+    return found[0]
+
+
+def granted(rules: list[dict[str, Any]]) -> set[Grant]:
+    """RBAC rules flattened into (apiGroup, resource, verb)."""
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+def wukong(name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A small valid Wukong."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Wukong",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {"cpu": 1, "memory": "1Gi", "disks": [{"name": "system", "size": "1Gi"}]},
+    }
+
+
+async def new_client(kubeconfig: Path) -> ApiClient:
+    """An ApiClient for a kubeconfig file; the caller closes it."""
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    return ApiClient(configuration)
+
+
+# -- the base, rendered ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[dict[str, Any]]:
+    """The rendered base, once per module."""
+    return render()
+
+
+def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
+    docs: list[dict[str, Any]],
+) -> None:
+    objects = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert objects == {
+        ("Namespace", NAMESPACE),
+        ("CustomResourceDefinition", f"{PLURAL}.{GROUP}"),
+        ("ServiceAccount", SERVICE_ACCOUNT),
+        ("ClusterRole", "wukong-operator"),
+        ("ClusterRoleBinding", "wukong-operator"),
+        ("Role", "wukong-leader-election"),
+        ("RoleBinding", "wukong-leader-election"),
+        ("Deployment", "wukong"),
+        ("Service", "wukong-metrics"),
+        ("PodDisruptionBudget", "wukong"),
+        ("ValidatingAdmissionPolicy", "wukong-deletion-protection"),
+        ("ValidatingAdmissionPolicyBinding", "wukong-deletion-protection"),
+    }
+    namespaced = [
+        d
+        for d in docs
+        if d["kind"]
+        not in {
+            "Namespace",
+            "CustomResourceDefinition",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            *POLICY_KINDS,
+        }
+    ]
+    assert {d["metadata"].get("namespace") for d in namespaced} == {NAMESPACE}
+    labels = find(docs, "Namespace", NAMESPACE)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    # The CRD is the generated file, unchanged.
+    generated = next(d for d in yaml.safe_load_all(CRD_FILE.read_text()) if d)
+    assert find(docs, "CustomResourceDefinition", f"{PLURAL}.{GROUP}") == generated
+
+
+def test_the_cluster_role_grants_exactly_what_the_operator_uses_and_no_secrets(
+    docs: list[dict[str, Any]],
+) -> None:
+    rules = find(docs, "ClusterRole", "wukong-operator")["rules"]
+    assert granted(rules) == CLUSTER_VERBS
+    assert all(
+        "*" not in rule[key] for rule in rules for key in ("apiGroups", "resources", "verbs")
+    )
+    assert not any("secrets" in rule["resources"] for rule in rules)
+    role = find(docs, "Role", "wukong-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert granted(role["rules"]) == LEASE_VERBS
+    for kind, name in (
+        ("ClusterRoleBinding", "wukong-operator"),
+        ("RoleBinding", "wukong-leader-election"),
+    ):
+        binding = find(docs, kind, name)
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+        ]
+
+
+def test_the_deployment_runs_two_replicas_with_leader_election_probes_and_limits(
+    docs: list[dict[str, Any]],
+) -> None:
+    deployment = find(docs, "Deployment", "wukong")
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == SERVICE_ACCOUNT
+    (container,) = pod["containers"]
+    assert container["args"] == ["run", "--leader-election", "--log-format", "json"]
+    assert {
+        "name": "WUKONG_LEASE_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    } in container["env"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
+    assert {"name": "metrics", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    for bound in ("requests", "limits"):
+        assert set(container["resources"][bound]) == {"cpu", "memory"}
+    service = find(docs, "Service", "wukong-metrics")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_the_deployment_satisfies_the_restricted_pod_security_profile(
+    docs: list[dict[str, Any]],
+) -> None:
+    pod = find(docs, "Deployment", "wukong")["spec"]["template"]["spec"]
+    pod_context = pod["securityContext"]
+    assert pod_context["runAsNonRoot"] is True
+    assert pod_context["runAsUser"] == 65532
+    assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
+    # Baseline checks the restricted profile includes.
+    assert not any(pod.get(key) for key in ("hostNetwork", "hostPID", "hostIPC"))
+    assert all("hostPath" not in volume for volume in pod.get("volumes", []))
+    for container in [*pod["containers"], *pod.get("initContainers", [])]:
+        ctx = container["securityContext"]
+        assert ctx["runAsNonRoot"] is True, container["name"]
+        assert ctx["runAsUser"] == 65532, container["name"]
+        assert ctx["allowPrivilegeEscalation"] is False, container["name"]
+        assert ctx["capabilities"] == {"drop": ["ALL"]}, container["name"]
+        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, container["name"]
+        assert ctx["readOnlyRootFilesystem"] is True, container["name"]
+        assert not ctx.get("privileged"), container["name"]
+        assert all("hostPort" not in port for port in container.get("ports", []))
+        # A read-only root needs a writable scratch dir for Python and aiohttp.
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        tmp = next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"])
+        assert "emptyDir" in tmp
+
+
+def test_the_deletion_protection_policy_denies_delete_of_annotated_wukongs(
+    docs: list[dict[str, Any]],
+) -> None:
+    policy = find(docs, "ValidatingAdmissionPolicy", "wukong-deletion-protection")
+    assert policy["apiVersion"] == "admissionregistration.k8s.io/v1"
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["operations"] == ["DELETE"] and rule["resources"] == [PLURAL]
+    (validation,) = policy["spec"]["validations"]
+    assert validation["reason"] == "Forbidden"
+    assert "oldObject" in validation["expression"] and "messageExpression" in validation
+    binding = find(docs, "ValidatingAdmissionPolicyBinding", "wukong-deletion-protection")
+    assert binding["spec"] == {
+        "policyName": "wukong-deletion-protection",
+        "validationActions": ["Deny"],
+    }
+
+
+# -- the base, on a real API server ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed(control_plane: ControlPlane) -> Iterator[ControlPlane]:
+    """Everything but the policy applied for real (the policy is per test: it blocks teardown)."""
+    rest = [d for d in render() if d["kind"] not in POLICY_KINDS]
+    applied = kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        kubeconfig=control_plane.kubeconfig,
+        stdin=yaml.safe_dump_all(rest),
+    )
+    assert "PodSecurity" not in applied, applied
+    yield control_plane
+    # The CRD stays: the whole session's tests use it.
+    kubectl(
+        "delete",
+        "--wait=false",
+        "--ignore-not-found",
+        f"namespace/{NAMESPACE}",
+        "clusterrole/wukong-operator",
+        "clusterrolebinding/wukong-operator",
+        kubeconfig=control_plane.kubeconfig,
+    )
+
+
+def test_the_whole_base_applies_with_server_side_dry_run(installed: ControlPlane) -> None:
+    out = kubectl(
+        "apply", "-k", str(MANIFESTS), "--dry-run=server", kubeconfig=installed.kubeconfig
+    )
+    for kind, name in (
+        ("customresourcedefinition.apiextensions.k8s.io", f"{PLURAL}.{GROUP}"),
+        ("deployment.apps", "wukong"),
+        ("clusterrole.rbac.authorization.k8s.io", "wukong-operator"),
+        ("validatingadmissionpolicy.admissionregistration.k8s.io", "wukong-deletion-protection"),
+        (
+            "validatingadmissionpolicybinding.admissionregistration.k8s.io",
+            "wukong-deletion-protection",
+        ),
+    ):
+        assert f"{kind}/{name}" in out and "(server dry run)" in out, out
+    # The namespace warns on restricted violations: a clean apply has none.
+    assert "PodSecurity" not in out, out
+
+
+async def test_the_api_server_admits_the_operator_pod_under_restricted_enforcement(
+    installed: ControlPlane, kube: ApiClient, docs: list[dict[str, Any]]
+) -> None:
+    template = find(docs, "Deployment", "wukong")["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "wukong-psa-probe", **template["metadata"]},
+        "spec": template["spec"],
+    }
+    pods, dry_run = api_path("", "v1", "pods", NAMESPACE), {"dryRun": "All"}
+    # Dry-run: admission (Pod Security enforce: restricted) runs, nothing is stored.
+    await Kube(kube).request("POST", pods, body=pod, query=dry_run)
+    # The control: the same pod allowing privilege escalation is refused, so enforcement is on.
+    loose = json.loads(json.dumps(pod))
+    loose["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    with pytest.raises(Forbidden, match="violates PodSecurity"):
+        await Kube(kube).request("POST", pods, body=loose, query=dry_run)
+
+
+@pytest.fixture
+async def as_operator(installed: ControlPlane) -> AsyncIterator[Kube]:
+    """Requests authenticated as the operator's ServiceAccount (a TokenRequest token)."""
+    kubeconfig = installed.service_account_kubeconfig(NAMESPACE, SERVICE_ACCOUNT)
+    async with await new_client(kubeconfig) as api:
+        yield Kube(api)
+
+
+async def test_the_operator_service_account_cannot_read_secrets(
+    as_operator: Kube, kube: ApiClient, namespace: str
+) -> None:
+    secret = {"metadata": {"name": "db-password"}, "stringData": {"password": "hunter2"}}
+    await Kube(kube).create(api_path("", "v1", "secrets", namespace), secret)
+    for path in (
+        api_path("", "v1", "secrets"),
+        api_path("", "v1", "secrets", namespace),
+        api_path("", "v1", "secrets", namespace, "db-password"),
+    ):
+        with pytest.raises(Forbidden):
+            await as_operator.get(path)
+
+
+async def test_the_operator_service_account_can_list_wukongs_and_create_virtual_machines(
+    as_operator: Kube, namespace: str
+) -> None:
+    await as_operator.get(api_path(GROUP, VERSION, PLURAL))
+    vm = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": "rbac-probe"},
+        "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {"devices": {}}}}},
+    }
+    created = await as_operator.create(
+        api_path("kubevirt.io", "v1", "virtualmachines", namespace), vm
+    )
+    assert created["metadata"]["name"] == "rbac-probe"
+    # ... but it may not create Wukongs, the user's resource.
+    with pytest.raises(Forbidden):
+        await as_operator.create(api_path(GROUP, VERSION, PLURAL, namespace), wukong("nope"))
+
+
+async def allowed(api: Kube, group: str, resource: str, verb: str, namespace: str) -> bool:
+    """SelfSubjectAccessReview: may the caller do this?"""
+    plural, _, sub = resource.partition("/")
+    attributes = {"group": group, "resource": plural, "subresource": sub, "verb": verb}
+    review = await api.create(
+        api_path("authorization.k8s.io", "v1", "selfsubjectaccessreviews"),
+        {"spec": {"resourceAttributes": attributes | {"namespace": namespace}}},
+    )
+    return bool(review["status"].get("allowed"))
+
+
+async def test_the_service_account_is_granted_each_verb_in_the_table_and_nothing_near_it(
+    as_operator: Kube, namespace: str
+) -> None:
+    for group, resource, verb in sorted(CLUSTER_VERBS):
+        assert await allowed(as_operator, group, resource, verb, namespace), (resource, verb)
+    for group, resource, verb in sorted(LEASE_VERBS):
+        assert await allowed(as_operator, group, resource, verb, NAMESPACE), (resource, verb)
+    denied = [
+        ("", "secrets", "get"),
+        ("", "secrets", "list"),
+        ("", "configmaps", "get"),
+        ("", "pods", "create"),
+        (GROUP, "wukongs", "create"),
+        (GROUP, "wukongs", "delete"),
+        (GROUP, "wukongs", "update"),
+        ("kubevirt.io", "virtualmachines", "update"),
+        ("kubevirt.io", "virtualmachineinstances", "delete"),
+        ("subresources.kubevirt.io", "virtualmachineinstances/console", "get"),
+        ("storage.k8s.io", "storageclasses", "create"),
+        ("rbac.authorization.k8s.io", "clusterroles", "create"),
+        # Leases only in its own namespace.
+        ("coordination.k8s.io", "leases", "get"),
+    ]
+    for group, resource, verb in denied:
+        assert not await allowed(as_operator, group, resource, verb, namespace), (resource, verb)
+
+
+# -- deletion protection, enforced ------------------------------------------------------------
+
+
+def refusal(name: str) -> str:
+    """The message the policy gives for a protected Wukong."""
+    return f"Wukong {name} is protected by the {PROTECTION} annotation: remove it to delete"
+
+
+class Wukongs:
+    """Create, get, patch and delete Wukongs of one namespace as the admin."""
+
+    def __init__(self, api: ApiClient, namespace: str) -> None:
+        self.kube = Kube(api)
+        self.namespace = namespace
+
+    def path(self, name: str | None = None) -> str:
+        """The collection, or one Wukong."""
+        return api_path(GROUP, VERSION, PLURAL, self.namespace, name)
+
+    async def create(self, name: str, annotations: dict[str, str] | None = None) -> None:
+        """Create a small Wukong."""
+        await self.kube.create(self.path(), wukong(name, annotations))
+
+    async def names(self) -> list[str]:
+        """Names of the Wukongs that exist."""
+        listed = await self.kube.get(self.path())
+        return [item["metadata"]["name"] for item in listed["items"]]
+
+    async def unprotect(self, name: str) -> None:
+        """Remove the deletion-protection annotation."""
+        await self.kube.merge_patch(
+            self.path(name), {"metadata": {"annotations": {PROTECTION: None}}}
+        )
+
+    async def delete(self, name: str, *, dry_run: bool = False) -> None:
+        """kubectl delete (a 404 counts as done)."""
+        query = {"dryRun": "All"} if dry_run else None
+        await self.kube.request("DELETE", self.path(name), query=query)
+
+
+@pytest.fixture
+async def protected(
+    control_plane: ControlPlane, kube: ApiClient, namespace: str
+) -> AsyncIterator[Wukongs]:
+    """The policy applied for real and in effect; removed (annotations first) afterwards."""
+    wukongs = Wukongs(kube, namespace)
+    policy = str(MANIFESTS / "policy")
+    await asyncio.to_thread(
+        kubectl, "apply", "--server-side", "-k", policy, kubeconfig=control_plane.kubeconfig
+    )
+    try:
+        # The policy takes effect once the API server's informer has it: probe with dry-runs.
+        await wukongs.create("policy-probe", {PROTECTION: "true"})
+
+        async def enforced() -> bool:
+            try:
+                await wukongs.delete("policy-probe", dry_run=True)
+            except Forbidden:
+                return True
+            return False
+
+        await eventually(enforced, timeout=20, message="deletion-protection policy in effect")
+        yield wukongs
+    finally:
+        # Unprotect first: the policy would otherwise block this namespace's teardown.
+        for name in await wukongs.names():
+            await wukongs.unprotect(name)
+        await asyncio.to_thread(
+            kubectl,
+            "delete",
+            "--ignore-not-found",
+            "-k",
+            policy,
+            kubeconfig=control_plane.kubeconfig,
+        )
+
+
+async def test_deleting_a_protected_wukong_is_refused_with_the_reason(protected: Wukongs) -> None:
+    await protected.create("web-1", {PROTECTION: "true"})
+    with pytest.raises(Forbidden) as refused:
+        await protected.delete("web-1")
+    assert (refused.value.status, refused.value.reason) == (403, "Forbidden")
+    assert refusal("web-1") in refused.value.message
+    # Still there, untouched (no deletionTimestamp: the finalizer flow never started).
+    kept = await protected.kube.get(protected.path("web-1"))
+    assert "deletionTimestamp" not in kept["metadata"]
+
+
+async def test_an_unprotected_wukong_is_deleted_normally(protected: Wukongs) -> None:
+    await protected.create("plain")
+    await protected.create("opted-out", {PROTECTION: "false"})
+    await protected.delete("plain")
+    await protected.delete("opted-out")
+    assert await protected.names() == ["policy-probe"]
+
+
+async def test_removing_the_annotation_lets_the_delete_through(protected: Wukongs) -> None:
+    await protected.create("db-1", {PROTECTION: "true"})
+    await protected.unprotect("db-1")
+    await protected.delete("db-1")
+    assert "db-1" not in await protected.names()
