@@ -35,6 +35,12 @@ def run(
     leader_election: Annotated[bool, typer.Option(envvar="WUKONG_LEADER_ELECTION")] = False,
     lease_namespace: Annotated[str | None, typer.Option(envvar="WUKONG_LEASE_NAMESPACE")] = None,
     stall_after: Annotated[float, typer.Option(envvar="WUKONG_STALL_AFTER")] = 300.0,
+    lease_duration: Annotated[float, typer.Option(envvar="WUKONG_LEASE_DURATION")] = 15.0,
+    renew_deadline: Annotated[float, typer.Option(envvar="WUKONG_RENEW_DEADLINE")] = 10.0,
+    retry_period: Annotated[float, typer.Option(envvar="WUKONG_RETRY_PERIOD")] = 2.0,
+    identity: Annotated[
+        str | None, typer.Option(envvar="WUKONG_IDENTITY", help="Lease holder (default: host)")
+    ] = None,
 ) -> None:
     """Run the operator until SIGTERM/SIGINT."""
     from wukong.runtime.logs import configure_logging
@@ -51,6 +57,10 @@ def run(
         leader_election=leader_election,
         lease_namespace=lease_namespace,
         stall_after=stall_after,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+        identity=identity,
     )
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(_run(settings))
@@ -65,6 +75,8 @@ async def _run(settings: Settings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, operator.stop)
         await operator.run()
+    if operator.lost_lease:
+        raise SystemExit(1)
 
 
 @app.command()

@@ -22,6 +22,7 @@ from wukong.reconcile.executor import Executor
 from wukong.reconcile.reconciler import Reconciler
 from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store
+from wukong.runtime.leader import LeaderElector
 from wukong.runtime.mapping import enqueue_owner, enqueue_vmi_owner, enqueue_wukong, split_key
 from wukong.runtime.metrics import Metrics
 from wukong.runtime.probes import ProbeServer
@@ -31,6 +32,8 @@ from wukong.runtime.worker import Result, run_workers
 from wukong.settings import Settings
 
 log = logging.getLogger(__name__)
+# Bound on finishing passes after SIGTERM, under the pod's 30 s terminationGracePeriod.
+SHUTDOWN_GRACE = 20.0
 
 
 def resources(namespace: str | None) -> dict[str, ResourceRef]:
@@ -95,7 +98,9 @@ class Operator:
             self.metrics, list(self.informers.values()), host=host, port=port, ready=self.readiness
         )
         self.metrics.track_queue_depth(lambda: len(self.queue))
-        self.leading = True
+        self.leading = not settings.leader_election
+        self.lost_lease = False
+        self.api = api
         self._stopping = asyncio.Event()
 
     def _wire(self, kinds: dict[str, str]) -> None:
@@ -134,25 +139,75 @@ class Operator:
         return Result(requeue_after=await self.reconciler.reconcile(f"{namespace}/{name}"))
 
     async def run(self) -> None:
-        """Run until `stop()`: then finish passes in flight and return."""
+        """Run until `stop()` (or until the Lease is lost): then finish passes in flight."""
         await self.probes.start()
         try:
             for informer in self.informers.values():
                 informer.start()
             await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
             log.info("caches synced: %d Wukongs", self.store.count(self.refs["wukongs"].name))
-            workers = asyncio.create_task(
-                run_workers(
-                    self.queue, self._handle, self.settings.concurrency, metrics=self.metrics
-                )
-            )
-            await self._stopping.wait()
-            self.queue.shutdown()
-            await workers
+            if self.settings.leader_election:
+                await self._run_elected()
+            else:
+                workers = asyncio.create_task(self._work())
+                await self._stopping.wait()
+                await self._drain(workers)
         finally:
             for informer in self.informers.values():
                 await informer.stop()
             await self.probes.stop()
+
+    async def _work(self) -> None:
+        await run_workers(self.queue, self._handle, self.settings.concurrency, metrics=self.metrics)
+
+    async def _drain(self, workers: asyncio.Task[None]) -> None:
+        """Stop taking keys; give passes in flight a bounded time to finish."""
+        self.queue.shutdown()
+        try:
+            await asyncio.wait_for(workers, SHUTDOWN_GRACE)
+        except TimeoutError:
+            log.warning("passes still running after %ss: cancelled", SHUTDOWN_GRACE)
+
+    async def _run_elected(self) -> None:
+        """Reconcile only while holding the Lease; informers keep the standby's cache warm."""
+        settings = self.settings
+        elector = LeaderElector(
+            self.api,
+            settings.lease_namespace or settings.namespace or "default",
+            settings.lease_name,
+            settings.identity or socket.gethostname(),
+            lease_duration=settings.lease_duration,
+            renew_deadline=settings.renew_deadline,
+            retry_period=settings.retry_period,
+        )
+        election = asyncio.create_task(elector.run(self._lead, self._lost))
+        stopping = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({election, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        self.queue.shutdown()
+        if not election.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(election), SHUTDOWN_GRACE)
+            except TimeoutError:
+                log.warning("passes still running after %ss: cancelled", SHUTDOWN_GRACE)
+        if elector.is_leader or self.leading:
+            await elector.release()
+        election.cancel()
+        stopping.cancel()
+        await asyncio.gather(election, stopping, return_exceptions=True)
+
+    async def _lead(self) -> None:
+        log.info("leading: reconciling")
+        self.leading = True
+        await self._work()
+
+    def _lost(self) -> None:
+        self.leading = False
+        if not self._stopping.is_set():
+            # Another replica may already reconcile: stop at once and let the pod restart.
+            log.error("lost the leader Lease: stopping")
+            self.lost_lease = True
+            self.queue.shutdown()
+            self._stopping.set()
 
     def stop(self) -> None:
         """Ask `run()` to wind down (SIGTERM)."""

@@ -11,11 +11,15 @@ from pydantic import BaseModel, Field
 class Settings(BaseModel):
     """Everything `wukong run` can be told."""
 
-    kubeconfig: Path | None = Field(None, description="kubeconfig path; in-cluster config when unset")
+    kubeconfig: Path | None = Field(
+        None, description="kubeconfig path; in-cluster config when unset"
+    )
     context: str | None = Field(None, description="kubeconfig context")
     namespace: str | None = Field(None, description="watch one namespace; all when unset")
     concurrency: int = Field(8, ge=1, le=256, description="reconciles running at once")
-    probe_address: str = Field("0.0.0.0:8080", description="host:port for /healthz /readyz /metrics")
+    probe_address: str = Field(
+        "0.0.0.0:8080", description="host:port for /healthz /readyz /metrics"
+    )
     log_format: Literal["json", "text"] = "text"
     log_level: str = "INFO"
     leader_election: bool = Field(False, description="take a Lease before reconciling")

@@ -58,3 +58,26 @@ async def namespace(kube: ApiClient) -> AsyncIterator[str]:
     except ApiException as error:
         if error.status != 404:
             raise
+
+
+MANIFESTS = _HERE.parent.parent / "manifests"
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(control_plane: ControlPlane) -> Path:
+    """The operator's identity in every integration test: the `wukong` ServiceAccount bound
+    by manifests/rbac, on the RBAC-enforcing API server. This is what proves the RBAC."""
+    import yaml
+
+    files = [MANIFESTS / "namespace.yaml", *sorted((MANIFESTS / "rbac").glob("*.yaml"))]
+    docs = [
+        d
+        for f in files
+        if f.name != "kustomization.yaml"
+        for d in yaml.safe_load_all(f.read_text())
+        if d
+    ]
+    control_plane.apply(docs)
+    return control_plane.service_account_kubeconfig(
+        "wukong-system", "wukong", expiration_seconds=4 * 3600
+    )

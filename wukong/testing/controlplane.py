@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient
@@ -43,6 +44,19 @@ __all__ = [
 # Strong references: a plane dropped without stop() must still be stopped at exit.
 _RUNNING: set[ControlPlane] = set()
 _ATTEMPTS = 2
+
+
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "StorageClass",
+    }
+)
 
 
 class ControlPlane:
@@ -182,6 +196,23 @@ class ControlPlane:
         custom resource for 2 s while its CRD is less than 2 s old.
         """
         apply_crds(self._require_rest(), load_crds(paths), timeout)
+
+    def apply(self, docs: Sequence[dict[str, Any]]) -> None:
+        """Server-side apply plain manifests (namespaces, RBAC, policies) as the admin."""
+        rest = self._require_rest()
+        for doc in docs:
+            group, _, version = str(doc["apiVersion"]).rpartition("/")
+            kind, meta = str(doc["kind"]), doc["metadata"]
+            base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            if kind not in CLUSTER_SCOPED:
+                base += f"/namespaces/{meta.get('namespace') or 'default'}"
+            path = f"{base}/{kind.lower()}s/{meta['name']}"
+            rest.json(
+                "PATCH",
+                f"{path}?fieldManager=wukong-tests&force=true",
+                doc,
+                content_type="application/apply-patch+yaml",
+            )
 
     def service_account_kubeconfig(
         self, namespace: str, name: str, *, expiration_seconds: int = 3600

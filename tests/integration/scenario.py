@@ -1,0 +1,170 @@
+"""Shared pieces of the operator's integration tests: fixtures that run the simulator and
+the operator for one test namespace, Wukong manifests, and waits on what a user sees."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client import ApiClient
+
+from wukong.adapters.kube import Kube, api_path
+from wukong.api import names
+from wukong.errors import NotFound
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import SimConfig, Simulator
+from wukong.testing.operator import InProcessOperator
+
+JsonObj = dict[str, Any]
+IMAGE = "docker://quay.io/containerdisks/fedora:40"
+
+PATHS = {
+    "wukong": (names.GROUP, names.VERSION, names.PLURAL),
+    "vm": (names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachines"),
+    "vmi": (names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachineinstances"),
+    "dv": (names.CDI_GROUP, names.CDI_VERSION, "datavolumes"),
+    "pvc": ("", "v1", "persistentvolumeclaims"),
+    "nad": (names.NAD_GROUP, names.NAD_VERSION, names.NAD_PLURAL),
+}
+
+
+def path(kind: str, namespace: str, name: str | None = None) -> str:
+    """REST path of one of the kinds above."""
+    group, version, plural = PATHS[kind]
+    return api_path(group, version, plural, namespace, name)
+
+
+@pytest.fixture
+async def sim(control_plane: ControlPlane, namespace: str) -> AsyncIterator[Simulator]:
+    """KubeVirt, CDI and storage simulated for this test's namespace."""
+    async with Simulator(
+        control_plane.kubeconfig, namespace=namespace, config=SimConfig()
+    ) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def operator(
+    operator_kubeconfig: Path, namespace: str, sim: Simulator
+) -> AsyncIterator[InProcessOperator]:
+    """The operator as the `wukong` ServiceAccount, watching only this test's namespace.
+    Any 403 it met fails the test: the RBAC in manifests/ must be exactly enough."""
+    async with InProcessOperator(operator_kubeconfig, namespace=namespace) as op:
+        yield op
+        assert op.operator is not None
+        forbidden = [
+            (s.labels["verb"], s.value)
+            for metric in op.operator.metrics.kube_api_requests_total.collect()
+            for s in metric.samples
+            if s.labels.get("code") == "403" and s.value
+        ]
+        assert forbidden == [], f"the operator was refused (403): {forbidden}"
+
+
+@pytest.fixture
+def k(kube: ApiClient) -> Kube:
+    """The admin client as Wukong's own JSON client (raw objects, classified errors)."""
+    return Kube(kube)
+
+
+def wukong(
+    name: str,
+    *,
+    disks: list[JsonObj] | None = None,
+    networks: list[JsonObj] | None = None,
+    **spec: Any,
+) -> JsonObj:
+    """A Wukong manifest: 1 cpu, 1Gi, one image disk unless told otherwise."""
+    body: JsonObj = {
+        "cpu": 1,
+        "memory": "1Gi",
+        "disks": disks
+        if disks is not None
+        else [{"name": "system", "size": "10Gi", "image": IMAGE}],
+        "networks": networks or [],
+    }
+    body.update(spec)
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND,
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def user_nad(name: str) -> JsonObj:
+    """A NAD made by the user (no owner)."""
+    plugin = {"type": "bridge", "bridge": "br-x"}
+    config = json.dumps({"cniVersion": "0.3.1", "name": name, "plugins": [plugin]})
+    return {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": name},
+        "spec": {"config": config},
+    }
+
+
+async def create(k: Kube, kind: str, namespace: str, obj: JsonObj) -> JsonObj:
+    """Create an object in `namespace`."""
+    obj["metadata"]["namespace"] = namespace
+    return await k.create(path(kind, namespace), obj)
+
+
+async def get(k: Kube, kind: str, namespace: str, name: str) -> JsonObj | None:
+    """The object, or None."""
+    try:
+        return await k.get(path(kind, namespace, name))
+    except NotFound:
+        return None
+
+
+async def items(k: Kube, kind: str, namespace: str) -> list[JsonObj]:
+    """Every object of a kind in the namespace."""
+    return list((await k.get(path(kind, namespace))).get("items", []))
+
+
+def condition(cr: JsonObj, type_: str) -> JsonObj:
+    """A condition of the Wukong's status ({} when absent)."""
+    conds = (cr.get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c.get("type") == type_), {})
+
+
+async def wait_for(
+    k: Kube,
+    namespace: str,
+    name: str,
+    check: Callable[[JsonObj], bool],
+    *,
+    within: float = 20,
+    what: str = "",
+) -> JsonObj:
+    """Poll the Wukong until `check(cr)`; returns it."""
+
+    async def probe() -> JsonObj | None:
+        cr = await get(k, "wukong", namespace, name)
+        return cr if cr is not None and check(cr) else None
+
+    return await eventually(probe, timeout=within, message=what or f"{name}: condition")
+
+
+async def wait_phase(
+    k: Kube, namespace: str, name: str, phase: str, *, within: float = 20
+) -> JsonObj:
+    """Poll until status.phase is `phase`."""
+    return await wait_for(
+        k,
+        namespace,
+        name,
+        lambda cr: (cr.get("status") or {}).get("phase") == phase,
+        within=within,
+        what=f"{name} phase {phase}",
+    )
+
+
+async def patch_spec(k: Kube, namespace: str, name: str, spec: JsonObj) -> JsonObj:
+    """Merge-patch the Wukong's spec, as `kubectl patch --type merge` does."""
+    return await k.merge_patch(path("wukong", namespace, name), {"spec": spec})

@@ -1,0 +1,205 @@
+"""Create and converge (issue 5): a Wukong becomes a running VM and status tells the truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.scenario import (
+    IMAGE,
+    condition,
+    create,
+    get,
+    items,
+    k,
+    operator,
+    patch_spec,
+    sim,
+    user_nad,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from wukong.adapters.kube import Kube
+from wukong.testing.kubevirt import Simulator
+from wukong.testing.operator import InProcessOperator, OperatorProcess
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+
+FULL = {
+    "disks": [
+        {"name": "system", "size": "10Gi", "image": IMAGE},
+        {"name": "data", "size": "20Gi"},
+    ],
+    "networks": [
+        {"name": "storage", "nadName": "storage-net"},
+        {"name": "vlan100", "type": "bridge", "bridge": "br-vlan100", "vlan": 100},
+    ],
+}
+
+
+def _owned_by(obj: dict[str, object], uid: str) -> bool:
+    refs = obj["metadata"].get("ownerReferences") or []  # type: ignore[attr-defined]
+    return any(r.get("uid") == uid for r in refs)
+
+
+async def test_full_wukong_reaches_running_with_node_ip_and_exactly_its_children(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await create(k, "nad", namespace, user_nad("storage-net"))
+    await create(k, "wukong", namespace, wukong("web-1", **FULL))
+    cr = await wait_for(
+        k,
+        namespace,
+        "web-1",
+        lambda c: (
+            (c.get("status") or {}).get("phase") == "Running"
+            and bool((c["status"].get("interfaces") or [{}])[0].get("ipAddress"))
+        ),
+        what="web-1 Running with IP",
+    )
+    status = cr["status"]
+    assert status["vmName"] == "web-1-vm" and status["nodeName"]
+    assert status["interfaces"][0]["ipAddress"]
+    for type_ in ("Ready", "NetworksConfigured", "VolumesBound", "SpecValid"):
+        cond = condition(cr, type_)
+        assert cond["status"] == "True", cond
+        assert cond["reason"] and cond["message"]
+    uid = cr["metadata"]["uid"]
+    assert len(await items(k, "vm", namespace)) == 1
+    dvs = await items(k, "dv", namespace)
+    assert [d["metadata"]["name"] for d in dvs] == ["web-1-system"]
+    ours = [p for p in await items(k, "pvc", namespace) if _owned_by(p, uid)]
+    assert [p["metadata"]["name"] for p in ours] == ["web-1-data"]
+    nads = await items(k, "nad", namespace)
+    owned = [n["metadata"]["name"] for n in nads if _owned_by(n, uid)]
+    assert owned == ["web-1-vlan100"]
+    assert cr["metadata"]["finalizers"] == ["wukong.novasphere.dev/finalizer"]
+    vm = await get(k, "vm", namespace, "web-1-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == "Always"
+    assert vm["metadata"]["labels"]["vm.novasphere.dev/wukong"] == "web-1"
+
+
+async def test_missing_nad_waits_with_a_condition_and_recovers_when_it_appears(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    spec = {"networks": [{"name": "storage", "nadName": "storage-net"}]}
+    await create(k, "wukong", namespace, wukong("web-2", **spec))
+    cr = await wait_for(
+        k,
+        namespace,
+        "web-2",
+        lambda c: condition(c, "NetworksConfigured").get("reason") == "NADNotFound",
+    )
+    assert "storage-net" in condition(cr, "NetworksConfigured")["message"]
+    assert await get(k, "vm", namespace, "web-2-vm") is None
+    await create(k, "nad", namespace, user_nad("storage-net"))
+    await wait_phase(k, namespace, "web-2", "Running")
+
+
+async def test_failed_import_sets_error_and_recovers_after_the_image_is_fixed(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    bad = [{"name": "system", "size": "10Gi", "image": "https://example.invalid/notfound.qcow2"}]
+    await create(k, "wukong", namespace, wukong("web-3", disks=bad))
+    cr = await wait_phase(k, namespace, "web-3", "Error")
+    cond = condition(cr, "VolumesBound")
+    assert cond["reason"] == "ImportFailed" and cond["message"]
+    # The DataVolume spec is immutable: the operator imports the corrected image anew.
+    good = [{"name": "system", "size": "10Gi", "image": IMAGE}]
+    await patch_spec(k, namespace, "web-3", {"disks": good})
+    await wait_phase(k, namespace, "web-3", "Running")
+
+
+async def test_cpu_and_network_changes_update_the_vm_and_raise_restart_required(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await create(k, "wukong", namespace, wukong("web-4"))
+    await wait_phase(k, namespace, "web-4", "Running")
+    await patch_spec(
+        k,
+        namespace,
+        "web-4",
+        {"cpu": 2, "networks": [{"name": "lan", "type": "bridge", "bridge": "br-lan"}]},
+    )
+    cr = await wait_for(
+        k, namespace, "web-4", lambda c: condition(c, "RestartRequired").get("status") == "True"
+    )
+    message = condition(cr, "RestartRequired")["message"]
+    assert "cpu" in message and "networks" in message
+    assert cr["status"]["phase"] == "Running"  # not restarted behind the user's back
+    vm = await get(k, "vm", namespace, "web-4-vm")
+    assert vm is not None
+    tmpl = vm["spec"]["template"]["spec"]
+    assert tmpl["domain"]["cpu"]["cores"] == 2
+    assert [n["name"] for n in tmpl["networks"]] == ["default", "lan"]
+
+
+async def test_auto_start_false_creates_the_vm_stopped(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await create(k, "wukong", namespace, wukong("web-5", startStrategy={"autoStart": False}))
+    await wait_phase(k, namespace, "web-5", "Stopped")
+    vm = await get(k, "vm", namespace, "web-5-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == "Halted"
+    assert await get(k, "vmi", namespace, "web-5-vm") is None
+
+
+async def test_a_vm_name_taken_by_someone_else_is_reported_and_others_keep_going(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    foreign = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": "taken-vm"},
+        "spec": {
+            "runStrategy": "Halted",
+            "template": {"spec": {"domain": {"devices": {}, "memory": {"guest": "1Gi"}}}},
+        },
+    }
+    await create(k, "vm", namespace, foreign)
+    await create(k, "wukong", namespace, wukong("taken"))
+    await create(k, "wukong", namespace, wukong("good-1"))
+    cr = await wait_for(
+        k, namespace, "taken", lambda c: condition(c, "SpecValid").get("reason") == "NameConflict"
+    )
+    assert "taken-vm" in condition(cr, "SpecValid")["message"]
+    await wait_phase(k, namespace, "good-1", "Running")
+    vm = await get(k, "vm", namespace, "taken-vm")
+    assert vm is not None and not vm["metadata"].get("ownerReferences")  # left alone
+
+
+@pytest.mark.timeout(90)
+async def test_operator_killed_while_creating_converges_without_duplicates(
+    k: Kube, namespace: str, operator_kubeconfig: Path, sim: Simulator, tmp_path: object
+) -> None:
+    sim.config.import_step_delay = 0.5  # a slow import keeps the Wukong in Creating
+    first = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    first.start()
+    try:
+        await create(
+            k,
+            "wukong",
+            namespace,
+            wukong(
+                "web-6",
+                disks=[
+                    {"name": "system", "size": "10Gi", "image": IMAGE},
+                    {"name": "data", "size": "1Gi"},
+                ],
+            ),
+        )
+        await wait_phase(k, namespace, "web-6", "Creating", within=30)
+    finally:
+        first.kill()
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.start()
+    try:
+        await wait_phase(k, namespace, "web-6", "Running", within=40)
+    finally:
+        assert second.terminate() == 0
+    assert len(await items(k, "vm", namespace)) == 1
+    assert len(await items(k, "dv", namespace)) == 1
+    names = sorted(p["metadata"]["name"] for p in await items(k, "pvc", namespace))
+    assert names == ["web-6-data", "web-6-system"]

@@ -1,0 +1,227 @@
+"""Deletion (issue 7): ordered teardown, kept disks survive the garbage collector."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.scenario import (
+    IMAGE,
+    condition,
+    create,
+    get,
+    items,
+    k,
+    operator,
+    path,
+    sim,
+    user_nad,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from wukong.adapters.kube import Kube
+from wukong.api import names
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
+from wukong.testing.operator import InProcessOperator, OperatorProcess
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+
+DISKS = [
+    {"name": "system", "size": "10Gi", "image": IMAGE},
+    {"name": "data", "size": "5Gi"},
+    {"name": "logs", "size": "1Gi"},
+]
+NETWORKS = [
+    {"name": "storage", "nadName": "storage-net"},
+    {"name": "lan", "type": "bridge", "bridge": "br-lan"},
+]
+
+
+async def full(k: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    """A Wukong with three disks, a user NAD and an owned NAD, running."""
+    if await get(k, "nad", namespace, "storage-net") is None:
+        await create(k, "nad", namespace, user_nad("storage-net"))
+    await create(k, "wukong", namespace, wukong(name, disks=DISKS, networks=NETWORKS, **spec))
+    return await wait_phase(k, namespace, name, "Running", within=30)
+
+
+async def gone(k: Kube, kind: str, namespace: str, name: str) -> bool:
+    return await get(k, kind, namespace, name) is None
+
+
+async def all_gone(k: Kube, namespace: str, *refs: tuple[str, str]) -> bool:
+    return all([await gone(k, kind, namespace, name) for kind, name in refs])
+
+
+async def test_plain_delete_removes_every_child_but_the_users_nad(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await full(k, namespace, "del-1")
+    await k.delete(path("wukong", namespace, "del-1"))
+    refs = [
+        ("wukong", "del-1"),
+        ("vm", "del-1-vm"),
+        ("vmi", "del-1-vm"),
+        ("dv", "del-1-system"),
+        ("pvc", "del-1-system"),
+        ("pvc", "del-1-data"),
+        ("pvc", "del-1-logs"),
+        ("nad", "del-1-lan"),
+    ]
+    await eventually(lambda: all_gone(k, namespace, *refs), timeout=30)
+    assert await get(k, "nad", namespace, "storage-net") is not None
+
+
+@pytest.mark.parametrize(
+    ("options", "kept", "deleted"),
+    [
+        pytest.param(
+            {"preserveDisks": True}, ["system", "data", "logs"], [], id="preserve-all-disks"
+        ),
+        pytest.param(
+            {"preserveDisksList": ["data"]}, ["data"], ["system", "logs"], id="preserve-listed-disk"
+        ),
+    ],
+)
+async def test_kept_disks_survive_garbage_collection_and_are_labelled(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    options: dict[str, Any],
+    kept: list[str],
+    deleted: list[str],
+) -> None:
+    cr = await full(k, namespace, "del-2", deleteOptions=options)
+    uid = cr["metadata"]["uid"]
+    await k.delete(path("wukong", namespace, "del-2"))
+    await eventually(lambda: gone(k, "wukong", namespace, "del-2"), timeout=30)
+    await eventually(
+        lambda: all_gone(k, namespace, *[("pvc", f"del-2-{d}") for d in deleted]), timeout=30
+    )
+    await asyncio.sleep(3)  # give the garbage collector every chance to take what is owned
+    for disk in kept:
+        pvc = await get(k, "pvc", namespace, f"del-2-{disk}")
+        assert pvc is not None, f"kept disk {disk} was lost"
+        labels = pvc["metadata"]["labels"]
+        assert labels[names.LABEL_RETAINED_FROM] == "del-2"
+        assert labels[names.LABEL_RETAINED_UID] == uid
+        refs = pvc["metadata"].get("ownerReferences") or []
+        assert not [r for r in refs if r.get("kind") in ("Wukong", "DataVolume")]
+
+
+async def test_force_delete_releases_at_once_and_still_keeps_disks(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await full(
+        k,
+        namespace,
+        "del-3",
+        deleteOptions={"force": True, "preserveDisksList": ["data"], "gracePeriodSeconds": 3600},
+    )
+    await k.merge_patch(
+        path("vm", namespace, "del-3-vm"),
+        {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
+    )
+    await k.delete(path("wukong", namespace, "del-3"))
+    await eventually(lambda: gone(k, "wukong", namespace, "del-3"), timeout=10)
+    await asyncio.sleep(2)
+    assert await get(k, "pvc", namespace, "del-3-data") is not None
+
+
+async def test_annotation_holds_the_finalizer_until_removed_when_no_policy_is_installed(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    annotations = {names.ANNOTATION_DELETION_PROTECTION: "true"}
+    await create(
+        k,
+        "wukong",
+        namespace,
+        wukong("del-4") | {"metadata": {"name": "del-4", "annotations": annotations}},
+    )
+    await wait_phase(k, namespace, "del-4", "Running")
+    await k.delete(path("wukong", namespace, "del-4"))
+    cr = await wait_for(
+        k, namespace, "del-4", lambda c: condition(c, "DeletionBlocked").get("status") == "True"
+    )
+    assert "deletion-protection" in condition(cr, "DeletionBlocked")["message"]
+    await asyncio.sleep(1)
+    assert await get(k, "vmi", namespace, "del-4-vm") is not None  # nothing touched
+    await k.merge_patch(
+        path("wukong", namespace, "del-4"),
+        {"metadata": {"annotations": {names.ANNOTATION_DELETION_PROTECTION: None}}},
+    )
+    await eventually(
+        lambda: all_gone(k, namespace, ("wukong", "del-4"), ("vm", "del-4-vm")), timeout=30
+    )
+
+
+async def test_delete_and_recreate_the_same_name_keeps_the_new_children(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await create(k, "wukong", namespace, wukong("del-5", disks=[{"name": "data", "size": "1Gi"}]))
+    await wait_phase(k, namespace, "del-5", "Running")
+    await k.delete(path("wukong", namespace, "del-5"))
+    await eventually(lambda: gone(k, "wukong", namespace, "del-5"), timeout=30)
+    new = await create(
+        k, "wukong", namespace, wukong("del-5", disks=[{"name": "data", "size": "1Gi"}])
+    )
+    await wait_phase(k, namespace, "del-5", "Running", within=30)
+    await asyncio.sleep(2)
+    pvc = await get(k, "pvc", namespace, "del-5-data")
+    assert pvc is not None
+    assert pvc["metadata"]["ownerReferences"][0]["uid"] == new["metadata"]["uid"]
+    assert await get(k, "vm", namespace, "del-5-vm") is not None
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("step", ["Retain", "StopVM", "DeleteVM", "DeleteDisks"])
+async def test_operator_killed_during_deletion_finishes_after_restart_without_losing_disks(
+    k: Kube, namespace: str, operator_kubeconfig: Path, sim: Simulator, step: str
+) -> None:
+    first = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    first.start()
+    try:
+        await full(
+            k,
+            namespace,
+            "del-6",
+            deleteOptions={"preserveDisksList": ["data"], "gracePeriodSeconds": 2},
+        )
+        if step == "StopVM":  # hold the stop step: the guest ignores ACPI for 2 s
+            await k.merge_patch(
+                path("vm", namespace, "del-6-vm"),
+                {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
+            )
+        await k.delete(path("wukong", namespace, "del-6"))
+        order = ["Retain", "StopVM", "DeleteVM", "DeleteDisks", "DeleteNetworks", "Finalize"]
+
+        def reached(cr: dict[str, Any]) -> bool:
+            current = ((cr.get("status") or {}).get("deletion") or {}).get("step", "")
+            return current in order and order.index(current) >= order.index(step)
+
+        await wait_for(k, namespace, "del-6", reached, within=30)
+    finally:
+        first.kill()
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.start()
+    try:
+        refs = [
+            ("wukong", "del-6"),
+            ("vm", "del-6-vm"),
+            ("vmi", "del-6-vm"),
+            ("dv", "del-6-system"),
+            ("pvc", "del-6-system"),
+            ("pvc", "del-6-logs"),
+            ("nad", "del-6-lan"),
+        ]
+        await eventually(lambda: all_gone(k, namespace, *refs), timeout=40)
+    finally:
+        second.terminate()
+    assert await get(k, "pvc", namespace, "del-6-data") is not None
+    leftovers = [p["metadata"]["name"] for p in await items(k, "pvc", namespace)]
+    assert leftovers == ["del-6-data"]

@@ -1,0 +1,206 @@
+"""Lifecycle operations (issue 6): each action through KubeVirt's subresources, once."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.scenario import (
+    condition,
+    create,
+    get,
+    k,
+    operator,
+    path,
+    sim,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from wukong.adapters.kube import Kube
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
+from wukong.testing.operator import InProcessOperator, OperatorProcess
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+_nonce = itertools.count()
+
+
+async def request(k: Kube, namespace: str, name: str, action: str, **options: Any) -> int:
+    """Write spec.lifecycleAction the way the CLI does (a fresh requestedAt each time);
+    returns the generation that carries it."""
+    body = {"action": action, "requestedAt": f"t{next(_nonce)}", **options}
+    cr = await k.merge_patch(path("wukong", namespace, name), {"spec": {"lifecycleAction": body}})
+    return int(cr["metadata"]["generation"])
+
+
+def answered(generation: int, state: str) -> Any:
+    """A check: lifecycleState answers `generation` and is in `state`."""
+
+    def check(cr: dict[str, Any]) -> bool:
+        life = (cr.get("status") or {}).get("lifecycleState") or {}
+        return life.get("generation") == generation and life.get("state") == state
+
+    return check
+
+
+def calls(sim: Simulator, verb: str, name: str) -> int:
+    """How many times the simulator's virt-api saw `verb` on `name`."""
+    return sum(1 for c in sim.calls if c.subresource == verb and c.name == name)
+
+
+async def running(k: Kube, namespace: str, name: str) -> dict[str, Any]:
+    """Create a Wukong and wait until it runs."""
+    await create(k, "wukong", namespace, wukong(name))
+    return await wait_phase(k, namespace, name, "Running")
+
+
+async def vm_strategy(k: Kube, namespace: str, name: str) -> str:
+    vm = await get(k, "vm", namespace, f"{name}-vm")
+    assert vm is not None
+    return str(vm["spec"]["runStrategy"])
+
+
+async def test_stop_then_start_follow_run_strategy_and_vmi(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    await running(k, namespace, "vm1")
+    await request(k, namespace, "vm1", "stop")
+    cr = await wait_phase(k, namespace, "vm1", "Stopped")
+    assert cr["status"]["lifecycleState"]["lastAction"] == "stop"
+    assert await vm_strategy(k, namespace, "vm1") == "Halted"
+    assert await get(k, "vmi", namespace, "vm1-vm") is None
+    await request(k, namespace, "vm1", "start")
+    await wait_phase(k, namespace, "vm1", "Running")
+    assert await vm_strategy(k, namespace, "vm1") == "Always"
+    assert calls(sim, "stop", "vm1-vm") == 1 and calls(sim, "start", "vm1-vm") == 1
+
+
+async def test_restart_twice_means_two_restarts_and_a_new_vmi_each_time(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    await running(k, namespace, "vm2")
+    uids = []
+    for expected in (1, 2):
+        vmi = await get(k, "vmi", namespace, "vm2-vm")
+        assert vmi is not None
+        uids.append(vmi["metadata"]["uid"])
+        generation = await request(k, namespace, "vm2", "restart")
+        await wait_for(k, namespace, "vm2", answered(generation, "Done"), within=20)
+        assert calls(sim, "restart", "vm2-vm") == expected
+    vmi = await get(k, "vmi", namespace, "vm2-vm")
+    assert vmi is not None and vmi["metadata"]["uid"] not in uids
+
+
+async def test_suspend_and_resume_pause_the_vmi(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    await running(k, namespace, "vm3")
+    await request(k, namespace, "vm3", "suspend")
+    await wait_phase(k, namespace, "vm3", "Suspended")
+    vmi = await get(k, "vmi", namespace, "vm3-vm")
+    assert vmi is not None
+    assert any(c["type"] == "Paused" and c["status"] == "True" for c in vmi["status"]["conditions"])
+    await request(k, namespace, "vm3", "resume")
+    await wait_phase(k, namespace, "vm3", "Running")
+    assert calls(sim, "pause", "vm3-vm") == 1 and calls(sim, "unpause", "vm3-vm") == 1
+
+
+@pytest.mark.parametrize(
+    ("setup", "action", "phase", "words"),
+    [
+        pytest.param(None, "resume", "Running", "resume", id="resume-while-Running"),
+        pytest.param("stop", "suspend", "Stopped", "suspend", id="suspend-while-Stopped"),
+        pytest.param("stop", "restart", "Stopped", "restart", id="restart-while-Stopped"),
+        pytest.param(None, "start", "Running", "running", id="start-while-Running"),
+    ],
+)
+async def test_invalid_requests_are_refused_and_leave_the_vm_untouched(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    setup: str | None,
+    action: str,
+    phase: str,
+    words: str,
+) -> None:
+    await running(k, namespace, "vm4")
+    if setup:
+        await request(k, namespace, "vm4", setup)
+        await wait_phase(k, namespace, "vm4", phase)
+    before = len(sim.calls)
+    strategy = await vm_strategy(k, namespace, "vm4")
+    generation = await request(k, namespace, "vm4", action)
+    cr = await wait_for(k, namespace, "vm4", answered(generation, "Refused"))
+    assert words in cr["status"]["lifecycleState"]["message"]
+    assert cr["status"]["phase"] == phase
+    assert len(sim.calls) == before
+    assert await vm_strategy(k, namespace, "vm4") == strategy
+
+
+async def test_guest_ignoring_acpi_is_forced_off_after_the_grace_period(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    await running(k, namespace, "vm5")
+    await k.merge_patch(
+        path("vm", namespace, "vm5-vm"),
+        {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
+    )
+    await request(k, namespace, "vm5", "stop", gracePeriodSeconds=2)
+    cr = await wait_phase(k, namespace, "vm5", "Stopping")
+    assert "deadline" in cr["status"]["lifecycleState"]  # the countdown users see
+    cr = await wait_phase(k, namespace, "vm5", "Stopped", within=15)
+    assert cr["status"]["lifecycleState"].get("escalated") is True
+    stops = [c.body for c in sim.calls if c.subresource == "stop"]
+    assert stops == [{"gracePeriod": 2}, {"gracePeriod": 0}]
+
+
+async def test_force_stop_is_immediate(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    await running(k, namespace, "vm6")
+    await request(k, namespace, "vm6", "stop", force=True)
+    await wait_phase(k, namespace, "vm6", "Stopped")
+    assert [c.body for c in sim.calls if c.subresource == "stop"] == [{"gracePeriod": 0}]
+
+
+@pytest.mark.timeout(90)
+async def test_operator_killed_while_restarting_restarts_exactly_once(
+    k: Kube, namespace: str, operator_kubeconfig: Path, sim: Simulator
+) -> None:
+    await create(k, "wukong", namespace, wukong("vm7"))
+    first = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    first.start()
+    try:
+        await wait_phase(k, namespace, "vm7", "Running", within=30)
+        # A guest that ignores ACPI keeps the restart in flight long enough to kill us.
+        await k.merge_patch(
+            path("vm", namespace, "vm7-vm"),
+            {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
+        )
+        await request(k, namespace, "vm7", "restart")
+        await wait_phase(k, namespace, "vm7", "Restarting", within=15)
+        await eventually(lambda: calls(sim, "restart", "vm7-vm") == 1, timeout=10)
+    finally:
+        first.kill()
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.start()
+    try:
+        cr = await wait_for(
+            k,
+            namespace,
+            "vm7",
+            lambda c: (
+                c["status"]["phase"] == "Running"
+                and c["status"]["lifecycleState"].get("state") == "Done"
+            ),
+            within=60,
+        )
+    finally:
+        assert second.terminate() == 0
+    assert calls(sim, "restart", "vm7-vm") == 1
+    assert condition(cr, "Ready")["status"] == "True"

@@ -1,0 +1,156 @@
+"""Run the operator against a cluster from tests or the demo: in-process, or as a process
+that a test can SIGKILL (crash-safety tests need a real crash, not a cancelled task).
+
+    async with InProcessOperator(kubeconfig, namespace="t-1") as op:
+        ...
+    proc = OperatorProcess(kubeconfig, namespace="t-1"); proc.start(); proc.kill()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kubernetes_asyncio.client import ApiClient
+
+from wukong.controller import Operator, api_client
+from wukong.settings import Settings
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class InProcessOperator:
+    """The operator on the caller's event loop; `stop()` is a graceful shutdown."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        *,
+        namespace: str | None = None,
+        stall_after: float = 300.0,
+        concurrency: int = 4,
+    ) -> None:
+        self.settings = Settings(
+            kubeconfig=kubeconfig,
+            namespace=namespace,
+            probe_address="127.0.0.1:0",
+            stall_after=stall_after,
+            concurrency=concurrency,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._api: ApiClient | None = None
+        self.operator: Operator | None = None
+
+    async def start(self) -> None:
+        """Start and wait until every cache has synced."""
+        api = await api_client(self.settings)
+        self._api = api
+        operator = Operator(self.settings, api)
+        self.operator = operator
+        self._task = asyncio.create_task(operator.run(), name="operator")
+        waits = [asyncio.ensure_future(i.synced.wait()) for i in operator.informers.values()]
+        synced = asyncio.ensure_future(asyncio.gather(*waits))
+        task = self._task
+        either: list[asyncio.Future[Any]] = [task, synced]
+        await asyncio.wait(either, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if not synced.done():
+            synced.cancel()
+            if task.done():
+                task.result()  # surfaces the start-up error
+            raise TimeoutError("operator caches did not sync within 30 s")
+
+    async def stop(self) -> None:
+        """Graceful shutdown, then close the client."""
+        if self.operator is not None:
+            self.operator.stop()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 30)
+        if self._api is not None:
+            await self._api.close()
+
+    async def __aenter__(self) -> InProcessOperator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class OperatorProcess:
+    """`python -m wukong run` as a child process."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        *,
+        namespace: str | None = None,
+        log_file: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+        self.port = free_port()
+        self.log_file = log_file
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def probe_url(self) -> str:
+        """Base URL of /healthz, /readyz, /metrics."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Spawn the operator (returns at once; poll `probe_url/readyz`)."""
+        argv = [
+            sys.executable,
+            "-m",
+            "wukong",
+            "run",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--probe-address",
+            f"127.0.0.1:{self.port}",
+            *self.extra_args,
+        ]
+        if self.namespace:
+            argv += ["--namespace", self.namespace]
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        if self.log_file:
+            out.close()  # type: ignore[union-attr]
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no cleanup."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM and wait: the graceful path; returns the exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return self.proc.wait(timeout)
+        self.kill()
+        return -9
