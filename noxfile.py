@@ -1,4 +1,4 @@
-"""Task runner: `nox -s tests` (the test suite), `nox -s demo`, `lint`, `bench`, `e2e`, `controlplane`."""
+"""Task runner: `nox -s tests`, `nox -s demo`, `lint`, `bench`, `e2e`, `controlplane`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def controlplane(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests against a real kube-apiserver + etcd and the KubeVirt simulator."""
+    """Unit and integration tests on a real kube-apiserver + etcd and the KubeVirt simulator."""
     session.install("-e", ".[dev]")
     env = {"KUBEBUILDER_ASSETS": _controlplane_assets(session)}
     session.run("pytest", "tests/unit", "tests/integration", *session.posargs, env=env)
@@ -69,7 +69,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def e2e(session: nox.Session) -> None:
-    """End-to-end on kind + KubeVirt + CDI + Multus; skips (with the reason) where no engine runs."""
+    """End-to-end on kind + KubeVirt + CDI + Multus; skips, with the reason, without an engine."""
     missing = [tool for tool in ("docker", "kind", "kubectl") if shutil.which(tool) is None]
     reason = ""
     if missing:
