@@ -105,6 +105,7 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
         plan.actions += hot.actions
         conds += hot.conditions
         plan.needs_guest_check = hot.needs_guest_check
+        plan.requeue(hot.requeue_after)
     plan.actions += life.actions
     plan.requeue(life.requeue_after)
     step = life.step

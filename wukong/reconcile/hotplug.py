@@ -34,6 +34,10 @@ DISK_HOTPLUG = "DiskHotplug"
 DISK_DETACH = "DiskDetach"
 
 
+# The guest agent cannot be watched: a detach waiting on it asks again this often.
+GUEST_RECHECK_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class HotplugPlan:
     """Plug/unplug actions, their conditions, and whether the guest must be asked first."""
@@ -41,6 +45,12 @@ class HotplugPlan:
     actions: tuple[Action, ...]
     conditions: tuple[Cond, ...]
     needs_guest_check: bool = False
+
+    @property
+    def requeue_after(self) -> float | None:
+        """When to ask the guest again: while a detach waits for it."""
+        waiting = any(c.reason in ("DiskInUse", "DiskCheckUnavailable") for c in self.conditions)
+        return GUEST_RECHECK_SECONDS if waiting else None
 
 
 def template_volumes(vm: JsonObj | None) -> dict[str, JsonObj]:

@@ -1,0 +1,248 @@
+"""Disks at runtime (issue 8): hot-plug, guarded hot-unplug, expansion."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.scenario import (
+    IMAGE,
+    condition,
+    create,
+    get,
+    k,
+    operator,
+    patch_spec,
+    sim,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from wukong.adapters.kube import Kube
+from wukong.api import names
+from wukong.errors import Invalid
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
+from wukong.testing.operator import InProcessOperator, OperatorProcess
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+SYSTEM = {"name": "system", "size": "10Gi", "image": IMAGE}
+
+
+def disk(name: str, size: str = "1Gi", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "size": size, **extra}
+
+
+def volume(cr: dict[str, Any], name: str) -> dict[str, Any]:
+    return next((v for v in cr["status"].get("volumes") or [] if v["name"] == name), {})
+
+
+def calls(sim: Simulator, verb: str) -> list[Any]:
+    return [c for c in sim.calls if c.subresource == verb]
+
+
+async def template_volumes(k: Kube, namespace: str, name: str) -> list[str]:
+    vm = await get(k, "vm", namespace, f"{name}-vm")
+    assert vm is not None
+    return [v["name"] for v in vm["spec"]["template"]["spec"]["volumes"]]
+
+
+async def test_disk_added_to_a_running_wukong_is_hotplugged_through_addvolume(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    await create(k, "wukong", namespace, wukong("hp-1", disks=[SYSTEM]))
+    await wait_phase(k, namespace, "hp-1", "Running")
+    await patch_spec(k, namespace, "hp-1", {"disks": [SYSTEM, disk("logs")]})
+    cr = await wait_for(k, namespace, "hp-1", lambda c: volume(c, "logs").get("attached"))
+    assert volume(cr, "logs")["hotplugged"] is True
+    [call] = calls(sim, "addvolume")
+    assert call.body == {
+        "name": "logs",
+        "disk": {"name": "logs", "disk": {"bus": "virtio"}, "serial": "logs"},
+        "volumeSource": {"persistentVolumeClaim": {"claimName": "hp-1-logs", "hotpluggable": True}},
+    }
+    assert cr["status"]["phase"] == "Running"
+    await wait_for(k, namespace, "hp-1", lambda c: condition(c, "DiskHotplug")["status"] == "False")
+
+
+async def test_disk_added_to_a_stopped_wukong_joins_the_vm_template(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    await create(
+        k, "wukong", namespace, wukong("hp-2", disks=[SYSTEM], startStrategy={"autoStart": False})
+    )
+    await wait_phase(k, namespace, "hp-2", "Stopped")
+    await patch_spec(k, namespace, "hp-2", {"disks": [SYSTEM, disk("logs")]})
+    await eventually(lambda: _has(template_volumes(k, namespace, "hp-2"), "logs"), timeout=20)
+    assert calls(sim, "addvolume") == []
+
+
+async def _has(names_: Any, wanted: str) -> bool:
+    return wanted in await names_
+
+
+async def test_mounted_disk_is_not_unplugged_until_the_guest_unmounts_it(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    await create(k, "wukong", namespace, wukong("hp-3", disks=[SYSTEM]))
+    await wait_phase(k, namespace, "hp-3", "Running")
+    await patch_spec(k, namespace, "hp-3", {"disks": [SYSTEM, disk("logs")]})
+    await wait_for(k, namespace, "hp-3", lambda c: volume(c, "logs").get("attached"))
+    sim.guest(namespace, "hp-3-vm").mount("logs", "/var/log")
+    await patch_spec(k, namespace, "hp-3", {"disks": [SYSTEM]})
+    cr = await wait_for(
+        k, namespace, "hp-3", lambda c: condition(c, "DiskDetach").get("reason") == "DiskInUse"
+    )
+    assert "/var/log" in condition(cr, "DiskDetach")["message"]
+    assert calls(sim, "removevolume") == []
+    assert "logs" in await template_volumes(k, namespace, "hp-3")
+    sim.guest(namespace, "hp-3-vm").unmount("/var/log")  # the operator asks again by itself
+    await eventually(lambda: _gone(k, "pvc", namespace, "hp-3-logs"), timeout=30)
+    assert len(calls(sim, "removevolume")) == 1
+    assert "logs" not in await template_volumes(k, namespace, "hp-3")
+
+
+async def _gone(k: Kube, kind: str, namespace: str, name: str) -> bool:
+    return await get(k, kind, namespace, name) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "agent", "expect"),
+    [
+        pytest.param({"preserveData": True}, True, "kept", id="preserve-data-keeps-the-pvc"),
+        pytest.param({"force": True}, False, "deleted", id="force-skips-the-guest-check"),
+        pytest.param({}, False, "waits", id="agent-disconnected-waits"),
+    ],
+)
+async def test_detach_options_decide_what_happens_to_the_disk(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    options: dict[str, Any],
+    agent: bool,
+    expect: str,
+) -> None:
+    await create(k, "wukong", namespace, wukong("hp-4", disks=[SYSTEM]))
+    await wait_phase(k, namespace, "hp-4", "Running")
+    logs = disk("logs", detachOptions=options)
+    await patch_spec(k, namespace, "hp-4", {"disks": [SYSTEM, logs]})
+    await wait_for(k, namespace, "hp-4", lambda c: volume(c, "logs").get("attached"))
+    sim.guest(namespace, "hp-4-vm").set_agent(agent)
+    await patch_spec(k, namespace, "hp-4", {"disks": [SYSTEM]})
+    if expect == "waits":
+        cr = await wait_for(
+            k,
+            namespace,
+            "hp-4",
+            lambda c: condition(c, "DiskDetach").get("reason") == "DiskCheckUnavailable",
+        )
+        assert "agent" in condition(cr, "DiskDetach")["message"]
+        assert calls(sim, "removevolume") == []
+        return
+    await eventually(lambda: _unplugged(k, namespace), timeout=30)
+    if expect == "kept":
+        pvc = await eventually(lambda: _retained(k, namespace, "hp-4-logs"), timeout=20)
+        assert pvc["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "hp-4"
+        assert not pvc["metadata"].get("ownerReferences")
+        await asyncio.sleep(2)
+        assert await get(k, "pvc", namespace, "hp-4-logs") is not None
+    else:
+        await eventually(lambda: _gone(k, "pvc", namespace, "hp-4-logs"), timeout=20)
+        assert calls(sim, "filesystemlist") == []
+
+
+async def _retained(k: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    pvc = await get(k, "pvc", namespace, name)
+    labels = (pvc or {}).get("metadata", {}).get("labels") or {}
+    return pvc if names.LABEL_RETAINED_FROM in labels else None
+
+
+async def _unplugged(k: Kube, namespace: str) -> bool:
+    return "logs" not in await template_volumes(k, namespace, "hp-4")
+
+
+async def test_removing_the_system_disk_is_refused_and_nothing_changes(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await create(k, "wukong", namespace, wukong("hp-5", disks=[SYSTEM, disk("data")]))
+    await wait_phase(k, namespace, "hp-5", "Running")
+    with pytest.raises(Invalid, match="system disk"):
+        await patch_spec(k, namespace, "hp-5", {"disks": [disk("data")]})
+    assert await template_volumes(k, namespace, "hp-5") == ["system", "data"]
+
+
+async def test_growing_a_disk_grows_the_pvc_request_and_capacity(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await create(k, "wukong", namespace, wukong("hp-6", disks=[SYSTEM, disk("data", "1Gi")]))
+    await wait_phase(k, namespace, "hp-6", "Running")
+    await patch_spec(k, namespace, "hp-6", {"disks": [SYSTEM, disk("data", "2Gi")]})
+    cr = await wait_for(
+        k, namespace, "hp-6", lambda c: volume(c, "data").get("capacity") == "2Gi", within=30
+    )
+    assert condition(cr, "VolumesResized")["status"] in ("True", "False")
+    pvc = await get(k, "pvc", namespace, "hp-6-data")
+    assert pvc is not None and pvc["spec"]["resources"]["requests"]["storage"] == "2Gi"
+
+
+async def test_non_expandable_class_gets_a_condition_and_no_write_loop(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    fixed = disk("data", "1Gi", storageClassName="fixed")
+    await create(k, "wukong", namespace, wukong("hp-7", disks=[SYSTEM, fixed]))
+    await wait_phase(k, namespace, "hp-7", "Running")
+    await patch_spec(k, namespace, "hp-7", {"disks": [SYSTEM, fixed | {"size": "2Gi"}]})
+    cr = await wait_for(
+        k,
+        namespace,
+        "hp-7",
+        lambda c: (
+            condition(c, "VolumesResized").get("reason")
+            in ("ExpansionNotSupported", "ExpansionRefused")
+        ),
+    )
+    assert "fixed" in condition(cr, "VolumesResized")["message"]
+    assert operator.operator is not None
+    before = _writes(operator)
+    await asyncio.sleep(3)
+    assert _writes(operator) == before, "the operator kept writing after the refusal"
+    pvc = await get(k, "pvc", namespace, "hp-7-data")
+    assert pvc is not None and pvc["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+
+def _writes(op: InProcessOperator) -> float:
+    assert op.operator is not None
+    return sum(
+        s.value
+        for m in op.operator.metrics.kube_api_requests_total.collect()
+        for s in m.samples
+        if s.labels.get("verb") in ("POST", "PUT", "PATCH", "DELETE") and s.name.endswith("_total")
+    )
+
+
+@pytest.mark.timeout(90)
+async def test_operator_killed_before_addvolume_plugs_the_disk_exactly_once(
+    k: Kube, namespace: str, operator_kubeconfig: Path, sim: Simulator
+) -> None:
+    first = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    first.start()
+    try:
+        await create(k, "wukong", namespace, wukong("hp-8", disks=[SYSTEM]))
+        await wait_phase(k, namespace, "hp-8", "Running", within=30)
+        sim.config.bind_delay = 2.0  # the PVC exists but is not bound yet when we crash
+        await patch_spec(k, namespace, "hp-8", {"disks": [SYSTEM, disk("logs")]})
+        await eventually(lambda: get(k, "pvc", namespace, "hp-8-logs"), timeout=20)
+    finally:
+        first.kill()
+    assert calls(sim, "addvolume") == []
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.start()
+    try:
+        await wait_for(k, namespace, "hp-8", lambda c: volume(c, "logs").get("attached"), within=40)
+    finally:
+        assert second.terminate() == 0
+    assert len(calls(sim, "addvolume")) == 1
