@@ -113,6 +113,8 @@ class DeletionStatus(WireModel):
     """What is happening or blocking."""
     started_at: Timestamp | None = None
     """When the deletion began."""
+    step_since: Timestamp | None = None
+    """When the current step began (a step that overruns raises Stalled)."""
     stop_deadline: Timestamp | None = None
     """When the graceful VM stop turns into a forced one."""
     forced: bool | None = None

@@ -12,7 +12,7 @@ recreated Wukong of the same name can never touch the new one's children.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
@@ -36,6 +36,7 @@ class DeletionPlan:
     conditions: list[Cond] = field(default_factory=list)
     finalize: bool = False
     requeue_after: float | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def protected(cr: Wukong) -> bool:
@@ -140,9 +141,38 @@ def _left(steps: dict[str, list[DeleteChild]], seen: Observed) -> list[str]:
     return left
 
 
-def plan_deletion(cr: Wukong, status: JsonObj, seen: Observed) -> DeletionPlan:
+def plan_deletion(
+    cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 300.0
+) -> DeletionPlan:
     """One pass of the teardown."""
-    plan = DeletionPlan()
+    plan = DeletionPlan(now=seen.now)
+    plan = _plan(cr, status, seen, plan)
+    plan.conditions.append(_stalled(plan, seen, stall_after))
+    return plan
+
+
+def _stalled(plan: DeletionPlan, seen: Observed, stall_after: float) -> Cond:
+    """Stalled when one step outlives `stall_after`, naming what it still waits for."""
+    since = parse_time(plan.deletion.get("stepSince"))
+    step = plan.deletion.get("step", "")
+    if since is None or plan.finalize or step == "Blocked":
+        return Cond("Stalled", False, "Progressing", f"deletion at {step or 'start'}")
+    age = (seen.now - since).total_seconds()
+    if age < stall_after:
+        wake = stall_after - age + 0.05
+        plan.requeue_after = min(plan.requeue_after or wake, wake)
+        return Cond("Stalled", False, "Progressing", f"deletion at {step} since {iso(since)}")
+    waiting = ", ".join(plan.deletion.get("remaining") or []) or "nothing visible"
+    return Cond(
+        "Stalled",
+        True,
+        f"{step}TooLong",
+        f"deletion step {step} has taken {int(age)}s; it waits for: {waiting}",
+    )
+
+
+def _plan(cr: Wukong, status: JsonObj, seen: Observed, plan: DeletionPlan) -> DeletionPlan:
+    """Decide the step and its actions."""
     now = seen.now
     old: JsonObj = dict(status.get("deletion") or {})
     kept = sorted(kept_disks(cr) & {d.name for d in cr.spec.disks})
@@ -198,7 +228,8 @@ def _at(
     plan: DeletionPlan, old: JsonObj, step: str, actions: list[Action], message: str
 ) -> DeletionPlan:
     """Enter or stay at `step`; an Event only when the step is new."""
-    plan.deletion |= {"step": step, "message": message}
+    since = old.get("stepSince") if old.get("step") == step else None
+    plan.deletion |= {"step": step, "message": message, "stepSince": since or iso(plan.now)}
     plan.actions += actions
     if old.get("step") != step:
         plan.actions.append(Emit("Normal", f"Deletion{step}", message))

@@ -160,7 +160,7 @@ class Reconciler:
         if names.FINALIZER not in finalizers:
             return None
         now = self.clock()
-        plan = plan_deletion(cr, status, observe(self.store, cr, now))
+        plan = plan_deletion(cr, status, observe(self.store, cr, now), stall_after=self.stall_after)
         outcome = await self.executor.run(raw, plan.actions, stop_on_failure=True)
         if plan.finalize and not outcome.failures:
             rest = [f for f in finalizers if f != names.FINALIZER]

@@ -1,0 +1,86 @@
+"""The deletion planner: kept disks first, protection, force, and a stalled step."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from tests.unit.reconcile.world import NOW, NS, ready_children, wukong
+from wukong.api import names
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import DeleteChild, PatchChild, VmCall
+from wukong.reconcile.deletion import plan_deletion
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.vm import build_vm
+
+
+def deleting(**spec: Any) -> Wukong:
+    cr = wukong(**spec)
+    return cr.model_copy(
+        update={
+            "metadata": cr.metadata.model_copy(
+                update={"deletion_timestamp": "2026-11-23T12:00:00Z"}
+            )
+        }
+    )
+
+
+def world_with_vm() -> Observed:
+    cr = wukong()
+    world = ready_children()
+    vm = build_vm(cr, world, "Always")
+    vm["metadata"]["uid"] = "vm-uid"
+    vmi = {
+        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
+        "status": {"phase": "Running"},
+    }
+    return replace(world, vm=vm, vmi=vmi)
+
+
+def test_kept_disks_are_released_before_anything_is_deleted() -> None:
+    cr = deleting(deleteOptions={"preserveDisksList": ["data"]})
+    plan = plan_deletion(cr, {}, world_with_vm())
+    assert plan.deletion["step"] == "Retain"
+    patches = [a for a in plan.actions if isinstance(a, PatchChild)]
+    assert [p.name for p in patches] == ["web-1-data"]
+    assert patches[0].patch["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "web-1"
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild | VmCall)]
+    assert plan.deletion["kept"] == ["data"]
+
+
+def test_protected_wukong_is_left_untouched() -> None:
+    cr = deleting()
+    cr.metadata.annotations[names.ANNOTATION_DELETION_PROTECTION] = "true"
+    plan = plan_deletion(cr, {}, world_with_vm())
+    assert plan.actions == [] and not plan.finalize
+    blocked = next(c for c in plan.conditions if c.type == "DeletionBlocked")
+    assert blocked.status is True
+
+
+def test_graceful_stop_comes_before_deleting_the_vm() -> None:
+    plan = plan_deletion(deleting(deleteOptions={"gracePeriodSeconds": 20}), {}, world_with_vm())
+    assert plan.deletion["step"] == "StopVM"
+    assert VmCall("stop", "web-1-vm", grace_period=20) in plan.actions
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild)]
+
+
+def test_force_releases_kept_disks_then_deletes_everything_and_finalizes() -> None:
+    cr = deleting(deleteOptions={"force": True, "preserveDisksList": ["data"]})
+    plan = plan_deletion(cr, {}, world_with_vm())
+    kinds = [type(a).__name__ for a in plan.actions]
+    assert kinds.index("PatchChild") < kinds.index("DeleteChild")
+    deleted = {a.name for a in plan.actions if isinstance(a, DeleteChild)}
+    assert "web-1-data" not in deleted and "web-1-vm" in deleted
+    assert plan.finalize
+
+
+def test_a_step_that_overruns_raises_stalled_naming_what_it_waits_for() -> None:
+    cr = deleting()
+    world = replace(world_with_vm(), vmi=None)  # the VM is stopped, its deletion hangs
+    first = plan_deletion(cr, {}, world, stall_after=60)
+    assert first.deletion["step"] == "DeleteVM"
+    later = replace(world, now=NOW + timedelta(seconds=61))
+    plan = plan_deletion(cr, {"deletion": first.deletion}, later, stall_after=60)
+    stalled = next(c for c in plan.conditions if c.type == "Stalled")
+    assert stalled.status is True and "VirtualMachine/web-1-vm" in stalled.message

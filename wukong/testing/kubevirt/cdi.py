@@ -1,0 +1,195 @@
+"""CDI's DataVolume controller: creates the claim, then walks the import phases.
+
+Importer pods are not simulated; progress is a function of time since the claim bound.
+A failing source behaves like CDI with a crash-looping importer: the phase stays
+ImportInProgress, restartCount grows and the Running condition is False with the
+importer's error (import_failure_mode="fail" gives phase Failed instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ._informer import Informer
+from ._kube import DATAVOLUMES, PVCS, ApiError, JsonObj, Kube, key_of
+from ._queue import Controller
+from .config import ANN_FAIL_IMPORT, SimConfig
+from .faults import Faults
+from .objects import annotation, controlled_by, deleting, flag, owner_ref, phase, set_condition
+from .storage import BIND_IMMEDIATE_ANN
+
+CDI_LABELS = {
+    "app": "containerized-data-importer",
+    "app.kubernetes.io/component": "storage",
+    "app.kubernetes.io/managed-by": "cdi-controller",
+}
+
+
+def source_of(dv: JsonObj) -> tuple[str, str]:
+    """(kind, url): kind is http, registry, blank, pvc, upload, ... ; url may be empty."""
+    source = (dv.get("spec") or {}).get("source") or {}
+    for kind, body in source.items():
+        return str(kind), str((body or {}).get("url", ""))
+    return ("blank", "") if not (dv.get("spec") or {}).get("sourceRef") else ("sourceRef", "")
+
+
+def failure_message(kind: str, url: str) -> str:
+    """What CDI's importer reports when the source cannot be read."""
+    if kind == "registry":
+        return (
+            f"Unable to process data: Unable to transfer source data to scratch space: "
+            f"Failed to read registry image: Could not fetch image manifest for {url}: "
+            "reading manifest: manifest unknown"
+        )
+    return (
+        "Unable to connect to http data source: expected status code 200, got 404. "
+        "Status: 404 Not Found"
+    )
+
+
+def claim_manifest(dv: JsonObj) -> JsonObj:
+    """The PVC CDI creates for a DataVolume (same name, owned by it)."""
+    spec = dv.get("spec") or {}
+    storage = spec.get("storage") or spec.get("pvc") or {}
+    kind, url = source_of(dv)
+    pvc_spec: JsonObj = {
+        "accessModes": storage.get("accessModes") or ["ReadWriteOnce"],
+        "volumeMode": storage.get("volumeMode") or "Filesystem",
+        "resources": {"requests": dict((storage.get("resources") or {}).get("requests") or {})},
+    }
+    if storage.get("storageClassName"):
+        pvc_spec["storageClassName"] = storage["storageClassName"]
+    annotations = {
+        "cdi.kubevirt.io/storage.contentType": spec.get("contentType", "kubevirt"),
+        "cdi.kubevirt.io/storage.import.source": kind if kind != "blank" else "none",
+    }
+    if url:
+        annotations["cdi.kubevirt.io/storage.import.endpoint"] = url
+    if annotation(dv, BIND_IMMEDIATE_ANN) is not None:
+        annotations[BIND_IMMEDIATE_ANN] = "true"
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": dv["metadata"]["name"],
+            "namespace": dv["metadata"]["namespace"],
+            "labels": dict(CDI_LABELS),
+            "annotations": annotations,
+            "ownerReferences": [owner_ref(dv, "DataVolume", "cdi.kubevirt.io/v1beta1")],
+        },
+        "spec": pvc_spec,
+    }
+
+
+class DataVolumeController(Controller):
+    """Drives DataVolume status from its PVC and a simulated importer."""
+
+    name = "cdi"
+
+    def __init__(
+        self,
+        kube: Kube,
+        cfg: SimConfig,
+        faults: Faults,
+        dvs: Informer,
+        pvcs: Informer,
+        classes: Informer,
+    ) -> None:
+        super().__init__()
+        self.kube, self.cfg, self.faults = kube, cfg, faults
+        self.dvs, self.pvcs, self.classes = dvs, pvcs, classes
+        self._bound_at: dict[str, float] = {}
+        dvs.handlers.append(lambda obj: self.enqueue(key_of(obj)))
+        pvcs.handlers.append(lambda obj: self.enqueue(key_of(obj)))
+
+    async def reconcile(self, key: str) -> float | None:
+        """Ensure the claim, then publish phase/progress/conditions."""
+        ns, _, name = key.partition("/")
+        dv = self.dvs.get(ns, name)
+        if dv is None or deleting(dv):
+            return None
+        pvc = self.pvcs.get(ns, name)
+        if pvc is None:
+            try:
+                self.pvcs.apply(await self.kube.create(PVCS, ns, claim_manifest(dv)))
+            except ApiError as err:
+                if err.status != 409:
+                    raise
+            return None
+        status, after = self._status(dv, pvc)
+        old = dv.get("status") or {}
+        if status != old:
+            body = {"status": {**{k: None for k in old if k not in status}, **status}}
+            self.dvs.apply(await self.kube.merge_patch(DATAVOLUMES, ns, name, body, "status"))
+        return after
+
+    def _status(self, dv: JsonObj, pvc: JsonObj) -> tuple[JsonObj, float | None]:
+        old = dv.get("status") or {}
+        name = dv["metadata"]["name"]
+        conds = list(old.get("conditions") or [])
+        status: JsonObj = {"claimName": name, "progress": "N/A"}
+        if not controlled_by(pvc, dv):
+            status["phase"] = "Pending"
+            msg = f'Resource "{name}" already exists and is not managed by DataVolume'
+            status["conditions"] = set_condition(conds, "Bound", "False", "ErrClaimNotValid", msg)
+            return status, None
+        if phase(pvc) != "Bound":
+            sc = self.classes.get(None, (pvc.get("spec") or {}).get("storageClassName") or "")
+            wffc = (sc or {}).get("volumeBindingMode") == "WaitForFirstConsumer" and (
+                annotation(pvc, BIND_IMMEDIATE_ANN) is None
+            )
+            status["phase"] = "WaitForFirstConsumer" if wffc else "Pending"
+            conds = set_condition(conds, "Bound", "False", "Pending", f"PVC {name} Pending")
+            conds = set_condition(conds, "Running", "False", status["phase"])
+            status["conditions"] = set_condition(conds, "Ready", "False", status["phase"])
+            return status, None
+        conds = set_condition(conds, "Bound", "True", "Bound", f"PVC {name} Bound")
+        now = asyncio.get_running_loop().time()
+        elapsed = now - self._bound_at.setdefault(dv["metadata"]["uid"], now)
+        kind, url = source_of(dv)
+        if kind == "blank":
+            return self._succeeded(status, conds), None
+        step = self.cfg.import_step_delay
+        scheduled, running = (
+            ("CloneScheduled", "CloneInProgress")
+            if kind == "pvc"
+            else ("ImportScheduled", "ImportInProgress")
+        )
+        if elapsed < step:
+            status["phase"] = scheduled
+            conds = set_condition(conds, "Running", "False", "Pending")
+            status["conditions"] = set_condition(conds, "Ready", "False", scheduled)
+            return status, step - elapsed
+        if flag(ANN_FAIL_IMPORT, dv) or self.faults.import_fails(
+            url, self.cfg.failing_import_markers
+        ):
+            return self._failing(status, conds, kind, url, elapsed - step)
+        done = int((elapsed - step) / step) if step > 0 else self.cfg.import_steps
+        if done >= self.cfg.import_steps:
+            return self._succeeded(status, conds), None
+        status["phase"] = running
+        status["progress"] = f"{100.0 * done / self.cfg.import_steps:.2f}%"
+        conds = set_condition(conds, "Running", "True")
+        status["conditions"] = set_condition(conds, "Ready", "False", running)
+        return status, step - (elapsed - step) % step
+
+    def _succeeded(self, status: JsonObj, conds: list[JsonObj]) -> JsonObj:
+        status["phase"], status["progress"] = "Succeeded", "100.0%"
+        conds = set_condition(conds, "Running", "False", "Completed")
+        status["conditions"] = set_condition(conds, "Ready", "True")
+        return status
+
+    def _failing(
+        self, status: JsonObj, conds: list[JsonObj], kind: str, url: str, failing_for: float
+    ) -> tuple[JsonObj, float | None]:
+        message = failure_message(kind, url)
+        conds = set_condition(conds, "Running", "False", "Error", message)
+        if self.cfg.import_failure_mode == "fail":
+            status["phase"] = "Failed"
+            status["conditions"] = set_condition(conds, "Ready", "False", "Failed")
+            return status, None
+        retry = max(self.cfg.import_retry_delay, 0.001)
+        status["phase"] = "ImportInProgress"
+        status["restartCount"] = int(failing_for / retry)
+        status["conditions"] = set_condition(conds, "Ready", "False", "ImportInProgress")
+        return status, retry - failing_for % retry

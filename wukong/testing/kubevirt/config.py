@@ -1,0 +1,54 @@
+"""Knobs of the simulator and the annotations tests put on objects to steer it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Annotations read from a VirtualMachine (or its VMI) / DataVolume. Only the simulator knows them.
+ANN_IGNORE_ACPI = "sim.kubevirt.io/ignore-acpi"  # "true": guest ignores ACPI, stop waits the grace
+ANN_FAIL = "sim.kubevirt.io/fail"  # "true": the VMI fails (at boot, or at once when running)
+ANN_UNSCHEDULABLE = "sim.kubevirt.io/unschedulable"  # "true": the VMI never leaves Scheduling
+ANN_NO_AGENT = "sim.kubevirt.io/no-agent"  # "true": the guest agent never connects
+ANN_FAIL_IMPORT = "sim.kubevirt.io/fail-import"  # "true" on a DataVolume: the import fails
+
+NODE_NAME = "node-1"
+
+
+@dataclass
+class SimConfig:
+    """Delays are seconds; every one may be 0. Defaults keep a VM boot under half a second."""
+
+    schedule_delay: float = 0.05  # Pending -> Scheduling -> Scheduled, each
+    boot_delay: float = 0.1  # Scheduled -> Running
+    guest_boot_delay: float = 0.1  # Running -> IP addresses reported
+    agent_delay: float = 0.05  # after the IPs: AgentConnected, guestOSInfo
+    acpi_shutdown_delay: float = 0.1  # a guest that honours ACPI powers off this fast
+    hotplug_step_delay: float = 0.05  # volumeStatus Bound -> MountedToPod -> Ready
+    bind_delay: float = 0.05  # PVC Pending -> Bound
+    resize_step_delay: float = 0.05  # Resizing -> FileSystemResizePending -> capacity grown
+    import_steps: int = 4  # progress updates between 0% and 100%
+    import_step_delay: float = 0.1
+    import_retry_delay: float = 0.2  # a failing importer restarts this often (restartCount += 1)
+    acpi: bool = True  # default guest behaviour; VM annotation ANN_IGNORE_ACPI overrides
+    agent: bool = True  # guests run a guest agent unless ANN_NO_AGENT
+    # A URL containing one of these fails like an unreachable source.
+    failing_import_markers: tuple[str, ...] = ("bad", "notfound")
+    # "retry" (real CDI: ImportInProgress, restartCount grows) or "fail" (phase Failed).
+    import_failure_mode: str = "retry"
+    # Real CSI drivers finish a filesystem resize only once a pod mounts the claim.
+    expansion_waits_for_consumer: bool = False
+    crash_loop_base_delay: float = 0.2  # KubeVirt uses 10 s * failures^2, capped at 300 s
+    node_name: str = NODE_NAME
+    pod_cidr_prefix: str = "10.244"
+    # Storage classes installed at start: name -> (binding mode, allowVolumeExpansion, default).
+    storage_classes: dict[str, tuple[str, bool, bool]] = field(
+        default_factory=lambda: {
+            "standard": ("Immediate", True, True),
+            "fast": ("Immediate", True, False),
+            "slow-wffc": ("WaitForFirstConsumer", True, False),
+            "fixed": ("Immediate", False, False),
+        }
+    )
+    serve_subresources: bool = True  # run the aggregated subresources.kubevirt.io server
+    finalizers: bool = True  # put KubeVirt's finalizers on VMs/VMIs (released on stop())
+    api_timeout: float = 30.0  # how long start() waits for the APIService to be Available

@@ -1,0 +1,159 @@
+"""The simulated guest OS: what its agent reports and how it reacts to power events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ._kube import JsonObj
+from .objects import disk_bus, disks
+
+GiB = 2**30
+
+OS_INFO: JsonObj = {
+    "id": "fedora",
+    "name": "Fedora Linux",
+    "prettyName": "Fedora Linux 40 (Cloud Edition)",
+    "version": "40 (Cloud Edition)",
+    "versionId": "40",
+    "kernelRelease": "6.8.5-301.fc40.x86_64",
+    "kernelVersion": "#1 SMP PREEMPT_DYNAMIC Thu Apr 11 20:38:26 UTC 2024",
+    "machine": "x86_64",
+}
+AGENT_COMMANDS = ("guest-ping", "guest-get-fsinfo", "guest-get-users", "guest-shutdown")
+
+
+@dataclass
+class Mount:
+    """A filesystem the guest has mounted from one disk (named by disk name or serial)."""
+
+    disk: str
+    mount_point: str
+    fs_type: str = "ext4"
+    used_bytes: int | None = None
+    total_bytes: int | None = None
+
+
+def device_names(spec: JsonObj) -> dict[str, str]:
+    """Guest device per disk name: virtio disks are vda, vdb...; scsi/sata ones sda, sdb..."""
+    names: dict[str, str] = {}
+    counters = {"vd": 0, "sd": 0}
+    for disk in disks(spec):
+        prefix = "vd" if disk_bus(disk) == "virtio" else "sd"
+        names[disk["name"]] = prefix + chr(ord("a") + counters[prefix])
+        counters[prefix] += 1
+    return names
+
+
+@dataclass
+class Guest:
+    """State a test can change; the simulator reads it on every VMI pass."""
+
+    namespace: str
+    name: str
+    agent_connected: bool = True
+    acpi: bool | None = None  # None: SimConfig.acpi / the VM annotation decide
+    mounts: list[Mount] = field(default_factory=list)
+    root_mount: bool = True  # "/" on the boot disk, like any installed guest
+    hostname: str = ""
+    users: list[str] = field(default_factory=lambda: ["fedora"])
+    power_off: str | None = None  # "Succeeded" (guest shutdown) or "Failed" (crash), once
+    on_change: Callable[[Guest], None] | None = field(default=None, repr=False)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def set_agent(self, connected: bool) -> None:
+        """Connect or disconnect the guest agent (AgentConnected follows)."""
+        self.agent_connected = connected
+        self._changed()
+
+    def mount(
+        self,
+        disk: str,
+        mount_point: str,
+        fs_type: str = "ext4",
+        used_bytes: int | None = None,
+        total_bytes: int | None = None,
+    ) -> None:
+        """Mount the disk with this name or serial at `mount_point` inside the guest."""
+        self.mounts = [m for m in self.mounts if m.mount_point != mount_point]
+        self.mounts.append(Mount(disk, mount_point, fs_type, used_bytes, total_bytes))
+        self._changed()
+
+    def unmount(self, disk_or_mount_point: str) -> None:
+        """Unmount by mount point, disk name or serial."""
+        self.mounts = [m for m in self.mounts if disk_or_mount_point not in (m.disk, m.mount_point)]
+        if disk_or_mount_point == "/":
+            self.root_mount = False
+        self._changed()
+
+    def shutdown(self) -> None:
+        """The guest powers itself off: the VMI ends Succeeded."""
+        self.power_off = "Succeeded"
+        self._changed()
+
+    def crash(self) -> None:
+        """The guest crashes: the VMI ends Failed."""
+        self.power_off = "Failed"
+        self._changed()
+
+    def filesystems(self, vmi: JsonObj, capacities: dict[str, int]) -> list[JsonObj]:
+        """filesystemlist items for the disks this VMI currently has."""
+        spec = vmi.get("spec") or {}
+        by_ident: dict[str, JsonObj] = {}
+        for disk in disks(spec):
+            by_ident[disk["name"]] = disk
+            if disk.get("serial"):
+                by_ident[str(disk["serial"])] = disk
+        devices = device_names(spec)
+        mounts = list(self.mounts)
+        if self.root_mount and not any(m.mount_point == "/" for m in mounts):
+            boot = _boot_disk(spec)
+            if boot is not None:
+                mounts.insert(0, Mount(boot["name"], "/", "xfs"))
+        items: list[JsonObj] = []
+        for mount in mounts:
+            found = by_ident.get(mount.disk)
+            if found is None:
+                continue  # the disk is gone (unplugged): so is the mount
+            disk = found
+            total = mount.total_bytes or capacities.get(disk["name"]) or 10 * GiB
+            device = devices[disk["name"]] + ("1" if mount.mount_point == "/" else "")
+            items.append(
+                {
+                    "diskName": device,
+                    "mountPoint": mount.mount_point,
+                    "fileSystemType": mount.fs_type,
+                    "usedBytes": mount.used_bytes if mount.used_bytes is not None else total // 10,
+                    "totalBytes": total,
+                    "disk": [{"serial": str(disk.get("serial", "")), "busType": disk_bus(disk)}],
+                }
+            )
+        return items
+
+    def os_info(self, vmi: JsonObj, capacities: dict[str, int]) -> JsonObj:
+        """The guestosinfo answer."""
+        return {
+            "guestAgentVersion": "8.2.2",
+            "supportedCommands": [{"name": c, "enabled": True} for c in AGENT_COMMANDS],
+            "hostname": self.hostname or self.name,
+            "os": dict(OS_INFO),
+            "timezone": "UTC, 0",
+            "userList": self.user_list()["items"],
+            "fsInfo": {"disks": self.filesystems(vmi, capacities)},
+            "fsFreezeStatus": "thawed",
+        }
+
+    def user_list(self) -> JsonObj:
+        """The userlist answer."""
+        return {"items": [{"userName": u, "domain": "", "loginTime": 1.7e9} for u in self.users]}
+
+
+def _boot_disk(spec: JsonObj) -> JsonObj | None:
+    all_disks = disks(spec)
+    ordered = sorted(
+        (d for d in all_disks if d.get("bootOrder") is not None), key=lambda d: d["bootOrder"]
+    )
+    return ordered[0] if ordered else (all_disks[0] if all_disks else None)

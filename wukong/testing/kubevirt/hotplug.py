@@ -1,0 +1,90 @@
+"""Declarative volume hotplug and the RestartRequired rule (pure functions).
+
+Simplified from KubeVirt: hot-pluggable volumes (and their disks) of the VM template are
+synced into a running VMI; cpu.sockets and memory.guest are live-updated; any other
+template change (cpu cores, resources, interfaces, networks, non-hotplug disks...) only
+marks the VM RestartRequired. NIC hotplug and instance types are not simulated.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from ._kube import JsonObj
+from .objects import disk_bus, disks, is_hotpluggable
+
+VMI_UPDATE_WEBHOOK = "virtualmachineinstances-update-validator.kubevirt.io"
+
+
+@dataclass(frozen=True)
+class HotplugPlan:
+    """New VMI volumes/disks, or the admission error that stops KubeVirt from applying them."""
+
+    volumes: list[JsonObj]
+    disks: list[JsonObj]
+    error: str | None = None
+
+
+def plan_hotplug(template: JsonObj, vmi_spec: JsonObj) -> HotplugPlan | None:
+    """What the VMI spec must become so its hotplug volumes match the template; None if it does."""
+    vm_hot = {v["name"]: v for v in template.get("volumes") or [] if is_hotpluggable(v)}
+    vm_disks = {d["name"]: d for d in disks(template)}
+    current = list(vmi_spec.get("volumes") or [])
+    kept = [v for v in current if not is_hotpluggable(v) or v["name"] in vm_hot]
+    names = {v["name"] for v in current}
+    added = [v for n, v in vm_hot.items() if n not in names and n in vm_disks]
+    if len(kept) == len(current) and not added:
+        return None
+    kept_names = {v["name"] for v in kept}
+    new_disks = [d for d in disks(vmi_spec) if d["name"] in kept_names]
+    added_disks = [copy.deepcopy(vm_disks[v["name"]]) for v in added]
+    for disk in added_disks:
+        # The VMI update webhook checks the bus only now, not when the VM template changed.
+        bus = disk_bus(disk)
+        if "disk" in disk and bus not in ("scsi", "virtio"):
+            message = (
+                f'admission webhook "{VMI_UPDATE_WEBHOOK}" denied the request: Hotplug '
+                f"configuration for disk [{disk['name']}] requires bus to be 'scsi' or "
+                f"'virtio'. [{bus}] is not permitted."
+            )
+            return HotplugPlan([], [], message)
+    return HotplugPlan(kept + copy.deepcopy(added), new_disks + added_disks)
+
+
+def live_updates(template: JsonObj, vmi_spec: JsonObj) -> JsonObj | None:
+    """A merge patch for the VMI's cpu.sockets / memory.guest (LiveUpdate rollout), or None."""
+    want_dom, have_dom = template.get("domain") or {}, vmi_spec.get("domain") or {}
+    domain: JsonObj = {}
+    sockets = (want_dom.get("cpu") or {}).get("sockets")
+    if sockets is not None and sockets != (have_dom.get("cpu") or {}).get("sockets"):
+        domain["cpu"] = {"sockets": sockets}
+    guest = (want_dom.get("memory") or {}).get("guest")
+    if guest is not None and guest != (have_dom.get("memory") or {}).get("guest"):
+        domain["memory"] = {"guest": guest}
+    return {"spec": {"domain": domain}} if domain else None
+
+
+def _comparable(spec: JsonObj) -> JsonObj:
+    """The template spec minus everything KubeVirt can change on a running VMI."""
+    spec = copy.deepcopy(spec)
+    hot = {v["name"] for v in spec.get("volumes") or [] if is_hotpluggable(v)}
+    spec["volumes"] = [v for v in spec.get("volumes") or [] if v["name"] not in hot]
+    domain = spec.setdefault("domain", {})
+    devices = domain.setdefault("devices", {})
+    devices["disks"] = [d for d in devices.get("disks") or [] if d["name"] not in hot]
+    (domain.get("cpu") or {}).pop("sockets", None)
+    (domain.get("memory") or {}).pop("guest", None)
+    for key in ("cpu", "memory"):
+        if domain.get(key) == {}:
+            del domain[key]
+    for key in ("nodeSelector", "affinity", "tolerations"):
+        spec.pop(key, None)
+    return spec
+
+
+def restart_required(started_from: JsonObj | None, template: JsonObj) -> bool:
+    """A non-live-updatable template field differs from what the running VMI was started with."""
+    if started_from is None:
+        return False
+    return _comparable(started_from) != _comparable(template)

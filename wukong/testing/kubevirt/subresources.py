@@ -1,0 +1,321 @@
+"""The aggregated `subresources.kubevirt.io` API: a local HTTPS server behind the API server.
+
+The API server proxies `/apis/subresources.kubevirt.io/v1/...` here through an APIService
+whose Service is `ExternalName: localhost` (the default, non-endpoint service resolver dials
+`https://localhost:<APIService port>`). TLS is a throwaway self-signed certificate and the
+APIService skips verification; the user arrives in X-Remote-User (not verified).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from ._kube import APISERVICES, NAMESPACES, SERVICES, ApiError, JsonObj, Kube
+from ._tls import self_signed
+from .api_errors import Reply, bad_request, conflict, internal, status_error
+from .faults import Faults
+from .guest import Guest
+from .lifecycle import Lifecycle
+from .volumes import Volumes
+
+GROUP, VERSIONS = "subresources.kubevirt.io", ("v1", "v1alpha3")
+SERVICE_NAMESPACE, SERVICE_NAME = "kubevirt", "virt-api"
+APISERVICE_NAME = f"v1.{GROUP}"
+VM_SUBS = {
+    "start": "update",
+    "stop": "update",
+    "restart": "update",
+    "addvolume": "update",
+    "removevolume": "update",
+}
+VMI_SUBS = {
+    "pause": "update",
+    "unpause": "update",
+    "softreboot": "update",
+    "addvolume": "update",
+    "removevolume": "update",
+    "guestosinfo": "get",
+    "userlist": "get",
+    "filesystemlist": "get",
+}
+GUEST_GETS = ("guestosinfo", "userlist", "filesystemlist")
+
+
+@dataclass(frozen=True)
+class SubresourceCall:
+    """One call as the simulator received it (after the aggregator)."""
+
+    method: str
+    path: str
+    namespace: str
+    resource: str  # "virtualmachines" or "virtualmachineinstances"
+    name: str
+    subresource: str
+    body: JsonObj | None
+    user: str
+    started: float  # time.monotonic()
+    duration: float
+    status: int
+
+
+def resource_list(version: str) -> JsonObj:
+    """The APIResourceList the availability controller and discovery read."""
+    resources = [
+        {
+            "name": f"{plural}/{sub}",
+            "singularName": "",
+            "namespaced": True,
+            "kind": kind,
+            "verbs": [verb],
+        }
+        for plural, kind, subs in (
+            ("virtualmachines", "VirtualMachine", VM_SUBS),
+            ("virtualmachineinstances", "VirtualMachineInstance", VMI_SUBS),
+        )
+        for sub, verb in subs.items()
+    ]
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{GROUP}/{version}",
+        "resources": resources,
+    }
+
+
+def api_group() -> JsonObj:
+    """The APIGroup document for subresources.kubevirt.io."""
+    versions = [{"groupVersion": f"{GROUP}/{v}", "version": v} for v in VERSIONS]
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": GROUP,
+        "versions": versions,
+        "preferredVersion": versions[0],
+    }
+
+
+class SubresourceServer:
+    """Serves the subresource API on 127.0.0.1:<free port> and registers it as an APIService."""
+
+    def __init__(self, kube: Kube, guest: Callable[[str, str], Guest], faults: Faults) -> None:
+        self.kube, self.faults = kube, faults
+        self.lifecycle, self.volumes = Lifecycle(kube, guest), Volumes(kube)
+        self.calls: list[SubresourceCall] = []
+        self.port = 0
+        self.discovery_hits = 0
+        self._runner: web.AppRunner | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    async def start(self) -> None:
+        """Listen with TLS on a free loopback port."""
+        self._tmp = tempfile.TemporaryDirectory(prefix="kubevirt-sim-")
+        cert, key = self_signed(Path(self._tmp.name), f"{SERVICE_NAME}.{SERVICE_NAMESPACE}.svc")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        app = web.Application()
+        app.router.add_get("/apis", self._group_list)
+        app.router.add_get(f"/apis/{GROUP}", self._group)
+        app.router.add_get(f"/apis/{GROUP}/{{version}}", self._resources)
+        app.router.add_get("/healthz", self._ok)
+        app.router.add_route(
+            "*",
+            f"/apis/{GROUP}/{{version}}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{sub}}",
+            self._dispatch,
+        )
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock, ssl_context=ctx).start()
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def register(self, wait_seconds: float) -> None:
+        """Create namespace, ExternalName Service and APIService; wait until proxying works."""
+        for res, ns, body in (
+            (NAMESPACES, None, {"metadata": {"name": SERVICE_NAMESPACE}}),
+            (
+                SERVICES,
+                SERVICE_NAMESPACE,
+                {
+                    "metadata": {"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE},
+                    "spec": {"type": "ExternalName", "externalName": "localhost"},
+                },
+            ),
+        ):
+            try:
+                await self.kube.create(res, ns, {"apiVersion": "v1", **body})
+            except ApiError as err:
+                if err.status != 409:
+                    raise
+        spec = {
+            "group": GROUP,
+            "version": "v1",
+            "insecureSkipTLSVerify": True,
+            "groupPriorityMinimum": 1000,
+            "versionPriority": 15,
+            "service": {"namespace": SERVICE_NAMESPACE, "name": SERVICE_NAME, "port": self.port},
+        }
+        current = await self.kube.get_or_none(APISERVICES, None, APISERVICE_NAME)
+        if current is None:
+            await self.kube.create(
+                APISERVICES,
+                None,
+                {
+                    "apiVersion": "apiregistration.k8s.io/v1",
+                    "kind": "APIService",
+                    "metadata": {"name": APISERVICE_NAME},
+                    "spec": spec,
+                },
+            )
+        else:
+            await self.kube.replace(APISERVICES, {**current, "spec": spec})
+        await self._wait_proxied(wait_seconds)
+
+    async def _wait_proxied(self, wait_seconds: float) -> None:
+        # Available=True may still describe an older registration: wait for a request that
+        # went through the API server and really reached this server.
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            before = self.discovery_hits
+            try:
+                await self.kube.request("GET", f"/apis/{GROUP}/v1")
+                if self.discovery_hits > before:
+                    return
+            except ApiError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"APIService {APISERVICE_NAME} did not become available")
+            await asyncio.sleep(0.1)
+
+    async def unregister(self) -> None:
+        """Delete the APIService so discovery (GC, namespace deletion) is not left broken."""
+        try:
+            await self.kube.delete(APISERVICES, None, APISERVICE_NAME)
+        except ApiError:
+            pass
+
+    async def _ok(self, _request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _group_list(self, _request: web.Request) -> web.Response:
+        return web.json_response(
+            {"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group()]}
+        )
+
+    async def _group(self, _request: web.Request) -> web.Response:
+        return web.json_response(api_group())
+
+    async def _resources(self, request: web.Request) -> web.Response:
+        version = request.match_info["version"]
+        if version not in VERSIONS:
+            raise web.HTTPNotFound()
+        self.discovery_hits += 1
+        return web.json_response(resource_list(version))
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
+        info = request.match_info
+        ns, resource, name, sub = info["namespace"], info["resource"], info["name"], info["sub"]
+        raw = await request.read()
+        body: JsonObj | None = None
+        reply: Reply | None = None
+        if raw.strip():
+            try:
+                decoded = json.loads(raw)
+                body = decoded if isinstance(decoded, dict) else None
+                if body is None:
+                    raise ValueError("expected a JSON object")
+            except ValueError as err:
+                reply = bad_request(f"Can not unmarshal Request body to struct, error: {err}")
+        delay = self.faults.delay_for(sub)
+        if delay > 0:
+            await asyncio.sleep(delay)  # injected server latency, not a test wait
+        if reply is None:
+            reply = await self._handle(request.method, ns, resource, name, sub, body)
+        self.calls.append(
+            SubresourceCall(
+                request.method,
+                request.path,
+                ns,
+                resource,
+                name,
+                sub,
+                body,
+                request.headers.get("X-Remote-User", ""),
+                started,
+                time.monotonic() - started,
+                reply.status,
+            )
+        )
+        if isinstance(reply.body, dict):
+            return web.json_response(reply.body, status=reply.status)
+        if isinstance(reply.body, str):
+            return web.Response(status=reply.status, text=reply.body, content_type="text/plain")
+        return web.Response(status=reply.status)
+
+    async def _handle(
+        self, method: str, ns: str, resource: str, name: str, sub: str, body: JsonObj | None
+    ) -> Reply:
+        table: dict[str, Callable[[], Awaitable[Reply]]]
+        h, v = self.lifecycle, self.volumes
+        if resource == "virtualmachines":
+            table = {
+                "start": lambda: h.start(ns, name, body),
+                "stop": lambda: h.stop(ns, name, body),
+                "restart": lambda: h.restart(ns, name, body),
+                "addvolume": lambda: v.add_volume(ns, name, body, vmi_level=False),
+                "removevolume": lambda: v.remove_volume(ns, name, body, vmi_level=False),
+            }
+        elif resource == "virtualmachineinstances":
+            table = {
+                "pause": lambda: h.pause(ns, name, body),
+                "unpause": lambda: h.unpause(ns, name, body),
+                "softreboot": lambda: h.softreboot(ns, name, body),
+                "addvolume": lambda: v.add_volume(ns, name, body, vmi_level=True),
+                "removevolume": lambda: v.remove_volume(ns, name, body, vmi_level=True),
+                "guestosinfo": lambda: h.guest_get(ns, name, "guestosinfo"),
+                "userlist": lambda: h.guest_get(ns, name, "userlist"),
+                "filesystemlist": lambda: h.guest_get(ns, name, "filesystemlist"),
+            }
+        else:
+            table = {}
+        verb_ok = method == ("GET" if sub in GUEST_GETS else "PUT")
+        if sub not in table or not verb_ok:
+            return status_error(404, "NotFound", "the server could not find the requested resource")
+        injected = self.faults.take_failure(sub)
+        if injected is not None:
+            return self._injected(injected.status, injected.message, resource, name, sub)
+        try:
+            return await table[sub]()
+        except ApiError as err:
+            return Reply(500, str(err)) if sub in GUEST_GETS else internal(str(err))
+
+    @staticmethod
+    def _injected(status: int, message: str, resource: str, name: str, sub: str) -> Reply:
+        if sub in GUEST_GETS:
+            return Reply(status, message)
+        if status == 409:
+            return conflict(resource.removesuffix("s"), name, message)
+        if status >= 500:
+            return internal(message)
+        return status_error(status, "BadRequest" if status == 400 else "Unknown", message)
