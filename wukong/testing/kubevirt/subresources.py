@@ -14,6 +14,7 @@ import socket
 import ssl
 import tempfile
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,8 @@ class SubresourceServer:
         self.port = 0
         self.discovery_hits = 0
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._handlers: weakref.WeakSet[web.RequestHandler] = weakref.WeakSet()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     async def start(self) -> None:
@@ -138,13 +141,30 @@ class SubresourceServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock, ssl_context=ctx).start()
+        server = self._runner.server
+        assert server is not None
+
+        def accept() -> web.RequestHandler:
+            handler = server()
+            self._handlers.add(handler)  # to wait for its TLS close in stop()
+            return handler
+
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(accept, sock=sock, ssl=ctx)
 
     async def stop(self) -> None:
-        """Stop listening."""
+        """Stop listening, close connections and wait for their TLS shutdown to finish."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # A transport still closing when the test's event loop ends leaks (ResourceWarning).
+        for _ in range(200):
+            if all(h.transport is None for h in self._handlers):
+                break
+            await asyncio.sleep(0.01)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

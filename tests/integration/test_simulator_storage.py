@@ -1,0 +1,277 @@
+"""The KubeVirt simulator against the real control plane: storage classes, PVCs and CDI imports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client import ApiClient
+
+from tests.integration.test_simulator import cond, create, get, merge_patch, vm_path
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import SimConfig, Simulator
+from wukong.testing.kubevirt.manifests import (
+    data_volume,
+    persistent_volume_claim,
+    virtual_machine,
+)
+
+JsonObj = dict[str, Any]
+RESIZE_CONDITIONS = {"Resizing", "FileSystemResizePending"}
+
+
+def pvc_path(ns: str, name: str = "") -> str:
+    """REST path of a PVC (or the collection)."""
+    return f"/api/v1/namespaces/{ns}/persistentvolumeclaims" + (f"/{name}" if name else "")
+
+
+def dv_path(ns: str, name: str = "") -> str:
+    """REST path of a DataVolume (or the collection)."""
+    return f"/apis/cdi.kubevirt.io/v1beta1/namespaces/{ns}/datavolumes" + (
+        f"/{name}" if name else ""
+    )
+
+
+async def bound(kube: ApiClient, ns: str, name: str) -> JsonObj | None:
+    """The PVC once Bound, else None."""
+    pvc = await get(kube, pvc_path(ns, name))
+    return pvc if ((pvc or {}).get("status") or {}).get("phase") == "Bound" else None
+
+
+@pytest.fixture
+async def sim(control_plane: ControlPlane, namespace: str) -> AsyncIterator[Simulator]:
+    """A simulator watching this test's namespace, with slower imports so steps are visible."""
+    config = SimConfig(import_step_delay=0.15, import_retry_delay=0.15)
+    async with Simulator(control_plane.kubeconfig, namespace=namespace, config=config) as simulator:
+        yield simulator
+
+
+async def test_storage_classes_are_installed_with_their_modes(
+    kube: ApiClient, sim: Simulator
+) -> None:
+    classes = {}
+    for name in ("standard", "fast", "slow-wffc", "fixed"):
+        sc = await get(kube, f"/apis/storage.k8s.io/v1/storageclasses/{name}")
+        assert sc is not None
+        classes[name] = sc
+    default = classes["standard"]["metadata"]["annotations"]
+    assert default["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert classes["slow-wffc"]["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert classes["fast"]["allowVolumeExpansion"] is True
+    assert "allowVolumeExpansion" not in classes["fixed"]
+
+
+async def test_pvc_without_class_gets_the_default_and_binds_with_its_request(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(kube, pvc_path(namespace), persistent_volume_claim("p1", namespace, "3Gi"))
+
+    pvc = await eventually(lambda: bound(kube, namespace, "p1"))
+
+    assert pvc["spec"]["storageClassName"] == "standard"
+    assert pvc["status"]["capacity"] == {"storage": "3Gi"}
+    assert pvc["status"]["accessModes"] == ["ReadWriteOnce"]
+    assert pvc["spec"]["volumeName"].startswith("pvc-")
+
+
+async def test_wait_for_first_consumer_pvc_binds_only_once_a_vmi_uses_it(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(
+        kube, pvc_path(namespace), persistent_volume_claim("lazy", namespace, "1Gi", "slow-wffc")
+    )
+    volumes = [{"name": "lazy", "persistentVolumeClaim": {"claimName": "lazy"}}]
+    await create(
+        kube, vm_path(namespace), virtual_machine("vm1", namespace, "Halted", volumes=volumes)
+    )
+
+    # A negative can only be sampled: wait until a bound PVC would certainly have been bound.
+    await eventually(lambda: _printable(kube, namespace, "Stopped"))
+    await create(
+        kube, pvc_path(namespace), persistent_volume_claim("eager", namespace, "1Gi", "fast")
+    )
+    await eventually(lambda: bound(kube, namespace, "eager"))
+    assert await bound(kube, namespace, "lazy") is None
+
+    await merge_patch(kube, vm_path(namespace, "vm1"), {"spec": {"runStrategy": "Always"}})
+    await eventually(lambda: bound(kube, namespace, "lazy"))
+    await eventually(lambda: _printable(kube, namespace, "Running"))
+
+
+async def _printable(kube: ApiClient, namespace: str, wanted: str) -> bool:
+    vm = await get(kube, vm_path(namespace, "vm1"))
+    return ((vm or {}).get("status") or {}).get("printableStatus") == wanted
+
+
+async def test_data_volume_import_reports_rising_progress_then_succeeds(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(
+        kube,
+        dv_path(namespace),
+        data_volume("img", namespace, "4Gi", url="https://example.test/disk.qcow2"),
+    )
+    seen: list[tuple[str, str]] = []
+
+    async def succeeded() -> JsonObj | None:
+        dv = await get(kube, dv_path(namespace, "img"))
+        status = (dv or {}).get("status") or {}
+        if status.get("phase") and (status["phase"], status.get("progress", "")) not in seen:
+            seen.append((status["phase"], status.get("progress", "")))
+        return dv if status.get("phase") == "Succeeded" else None
+
+    dv = await eventually(succeeded, interval=0.03)
+
+    phases = [p for p, _ in seen]
+    assert phases[-1] == "Succeeded" and "ImportInProgress" in phases
+    assert phases.index("ImportScheduled") < phases.index("ImportInProgress")
+    progress = [float(v.rstrip("%")) for p, v in seen if p == "ImportInProgress"]
+    assert len(progress) >= 2 and progress == sorted(progress) and progress[-1] < 100
+    assert dv["status"]["progress"] == "100.0%" and dv["status"]["claimName"] == "img"
+    assert cond(dv, "Ready")["status"] == "True"  # type: ignore[index]
+    assert cond(dv, "Bound")["status"] == "True"  # type: ignore[index]
+    pvc = await get(kube, pvc_path(namespace, "img"))
+    assert pvc is not None and pvc["metadata"]["ownerReferences"][0]["kind"] == "DataVolume"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "4Gi"
+
+
+async def test_blank_data_volume_succeeds_once_its_claim_is_bound(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(
+        kube, dv_path(namespace), data_volume("blank", namespace, "1Gi", storage_class="fast")
+    )
+
+    async def done() -> JsonObj | None:
+        dv = await get(kube, dv_path(namespace, "blank"))
+        return dv if ((dv or {}).get("status") or {}).get("phase") == "Succeeded" else None
+
+    dv = await eventually(done)
+    assert dv["status"]["progress"] == "100.0%"
+    assert (await bound(kube, namespace, "blank")) is not None
+
+
+async def test_bad_import_crash_loops_with_cdi_error_message(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(
+        kube,
+        dv_path(namespace),
+        data_volume("bad", namespace, url="https://example.test/notfound.img"),
+    )
+
+    async def restarting() -> JsonObj | None:
+        dv = await get(kube, dv_path(namespace, "bad"))
+        return dv if ((dv or {}).get("status") or {}).get("restartCount", 0) >= 2 else None
+
+    dv = await eventually(restarting)
+    assert dv["status"]["phase"] == "ImportInProgress"
+    running = cond(dv, "Running")
+    assert running is not None and (running["status"], running["reason"]) == ("False", "Error")
+    assert running["message"] == (
+        "Unable to connect to http data source: expected status code 200, got 404. "
+        "Status: 404 Not Found"
+    )
+    assert cond(dv, "Ready")["status"] == "False"  # type: ignore[index]
+
+
+async def test_import_failure_mode_fail_ends_in_phase_failed(
+    kube: ApiClient, control_plane: ControlPlane, namespace: str
+) -> None:
+    config = SimConfig(import_failure_mode="fail")
+    async with Simulator(control_plane.kubeconfig, namespace=namespace, config=config) as sim:
+        sim.faults.fail_imports("mirror.example")
+        await create(
+            kube,
+            dv_path(namespace),
+            data_volume("img", namespace, url="docker://mirror.example/os:1", registry=True),
+        )
+
+        async def failed() -> JsonObj | None:
+            dv = await get(kube, dv_path(namespace, "img"))
+            return dv if ((dv or {}).get("status") or {}).get("phase") == "Failed" else None
+
+        dv = await eventually(failed)
+        assert "mirror.example/os:1" in cond(dv, "Running")["message"]  # type: ignore[index]
+
+
+async def test_expansion_walks_the_resize_conditions_and_grows_capacity(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(
+        kube, pvc_path(namespace), persistent_volume_claim("grow", namespace, "1Gi", "fast")
+    )
+    await eventually(lambda: bound(kube, namespace, "grow"))
+    seen: set[str] = set()
+
+    answer = await merge_patch(
+        kube, pvc_path(namespace, "grow"), {"spec": {"resources": {"requests": {"storage": "2Gi"}}}}
+    )
+
+    assert answer.status == 200, answer
+
+    async def grown() -> bool:
+        pvc = await get(kube, pvc_path(namespace, "grow"))
+        status = (pvc or {}).get("status") or {}
+        seen.update(c["type"] for c in status.get("conditions") or [])
+        resizing = RESIZE_CONDITIONS & {c["type"] for c in status.get("conditions") or []}
+        return status.get("capacity", {}).get("storage") == "2Gi" and not resizing
+
+    await eventually(grown, interval=0.02)
+    assert RESIZE_CONDITIONS <= seen
+
+
+async def test_growing_a_claim_of_a_non_expandable_class_is_refused_by_the_api_server(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(
+        kube, pvc_path(namespace), persistent_volume_claim("stiff", namespace, "1Gi", "fixed")
+    )
+    await eventually(lambda: bound(kube, namespace, "stiff"))
+
+    answer = await merge_patch(
+        kube,
+        pvc_path(namespace, "stiff"),
+        {"spec": {"resources": {"requests": {"storage": "2Gi"}}}},
+    )
+
+    assert answer.status == 403, answer
+    assert answer.json["message"].endswith(
+        "only dynamically provisioned pvc can be resized and "
+        "the storageclass that provisions the pvc must support resize"
+    )
+    shrink = await merge_patch(
+        kube,
+        pvc_path(namespace, "stiff"),
+        {"spec": {"resources": {"requests": {"storage": "512Mi"}}}},
+    )
+    assert shrink.status == 422
+    assert "can not be less than status.capacity" in shrink.json["message"]
+
+
+async def test_running_vmi_reports_the_grown_claim_capacity(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(kube, pvc_path(namespace), persistent_volume_claim("data", namespace, "1Gi"))
+    volumes = [
+        {"name": "root", "containerDisk": {"image": "fedora"}},
+        {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+    ]
+    await create(kube, vm_path(namespace), virtual_machine("vm1", namespace, volumes=volumes))
+    await eventually(lambda: _printable(kube, namespace, "Running"))
+
+    await merge_patch(
+        kube, pvc_path(namespace, "data"), {"spec": {"resources": {"requests": {"storage": "8Gi"}}}}
+    )
+
+    async def reported() -> bool:
+        vmi = await get(
+            kube, f"/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachineinstances/vm1"
+        )
+        statuses = ((vmi or {}).get("status") or {}).get("volumeStatus") or []
+        data = next((s for s in statuses if s["name"] == "data"), {})
+        return data.get("persistentVolumeClaimInfo", {}).get("capacity") == {"storage": "8Gi"}
+
+    await eventually(reported)
