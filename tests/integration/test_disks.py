@@ -194,7 +194,8 @@ async def test_non_expandable_class_gets_a_condition_and_no_write_loop(
 ) -> None:
     fixed = disk("data", "1Gi", storageClassName="fixed")
     await create(k, "wukong", namespace, wukong("hp-7", disks=[SYSTEM, fixed]))
-    await wait_phase(k, namespace, "hp-7", "Running")
+    # Settled first (the IP arrives after Running): only a write loop may move the count.
+    await wait_for(k, namespace, "hp-7", _settled, within=30)
     await patch_spec(k, namespace, "hp-7", {"disks": [SYSTEM, fixed | {"size": "2Gi"}]})
     cr = await wait_for(
         k,
@@ -212,6 +213,12 @@ async def test_non_expandable_class_gets_a_condition_and_no_write_loop(
     assert _writes(operator) == before, "the operator kept writing after the refusal"
     pvc = await get(k, "pvc", namespace, "hp-7-data")
     assert pvc is not None and pvc["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+
+def _settled(cr: dict[str, Any]) -> bool:
+    status = cr.get("status") or {}
+    ips = [i.get("ipAddress") for i in status.get("interfaces") or []]
+    return status.get("phase") == "Running" and bool(ips) and all(ips)
 
 
 def _writes(op: InProcessOperator) -> float:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +89,22 @@ async def merge_patch(kube: ApiClient, path: str, patch: JsonObj) -> Answer:
     return await call(kube, "PATCH", path, patch, "application/merge-patch+json")
 
 
+async def until(
+    predicate: Callable[[], Awaitable[JsonObj | None]],
+    timeout: float = 10,  # noqa: ASYNC109 - a deadline per call, as in eventually()
+    interval: float = 0.1,
+    message: str = "",
+) -> JsonObj:
+    """Wait until `predicate` returns an object (not None), and return it."""
+
+    async def check() -> JsonObj:
+        found = await predicate()
+        assert found is not None, "not yet"
+        return found
+
+    return await eventually(check, timeout=timeout, interval=interval, message=message)
+
+
 async def vm_status(kube: ApiClient, ns: str, name: str) -> JsonObj:
     """status of a VM (empty dict if none yet)."""
     vm = await get(kube, vm_path(ns, name))
@@ -118,7 +134,7 @@ async def running_vmi(kube: ApiClient, ns: str, name: str) -> JsonObj:
         ok = status.get("phase") == "Running" and ifaces[0].get("ipAddress")
         return vmi if ok else None
 
-    return await eventually(ready, timeout=10)
+    return await until(ready, timeout=10)
 
 
 async def printable(kube: ApiClient, ns: str, name: str, wanted: str) -> JsonObj:
@@ -128,7 +144,7 @@ async def printable(kube: ApiClient, ns: str, name: str, wanted: str) -> JsonObj
         status = await vm_status(kube, ns, name)
         return status if status.get("printableStatus") == wanted else None
 
-    return await eventually(check, timeout=10, message=f"printableStatus {wanted}")
+    return await until(check, message=f"printableStatus {wanted}")
 
 
 async def gone(kube: ApiClient, path: str) -> bool:
@@ -221,7 +237,7 @@ async def test_start_stop_restart_through_the_api_server_follow_the_run_strategy
         running = ((vmi or {}).get("status") or {}).get("phase") == "Running"
         return vmi if new and running else None
 
-    await eventually(restarted)
+    await until(restarted)
     status = await vm_status(kube, namespace, "vm1")
     assert not status.get("stateChangeRequests")  # both requests consumed
     vm = await get(kube, vm_path(namespace, "vm1"))
@@ -334,7 +350,7 @@ async def test_addvolume_and_removevolume_hotplug_through_the_vm_template(
         data = statuses.get("data1")
         return data if data and data["phase"] == "Ready" else None
 
-    data = await eventually(plugged)
+    data = await until(plugged)
     assert data["hotplugVolume"]["attachPodName"].startswith("hp-volume-")
     assert data["persistentVolumeClaimInfo"]["claimName"] == "data1"
     assert data["persistentVolumeClaimInfo"]["capacity"] == {"storage": "2Gi"}
@@ -386,7 +402,7 @@ async def test_hotplug_with_a_sata_bus_is_accepted_then_fails_in_the_controller(
     answer = await call(kube, "PUT", f"{SUB}/{namespace}/virtualmachines/vm1/addvolume", body)
 
     assert answer.status == 202  # declarative mode: not validated when the VM is patched
-    failure = await eventually(lambda: _cond_of(kube, vm_path(namespace, "vm1"), "Failure"))
+    failure = await until(lambda: _cond_of(kube, vm_path(namespace, "vm1"), "Failure"))
     assert failure["reason"] == "HotPlugVolumeError"
     assert "requires bus to be 'scsi' or 'virtio'. [sata] is not permitted." in failure["message"]
 
@@ -440,7 +456,7 @@ async def test_filesystemlist_reports_guest_mounts_and_fails_as_text_without_age
         {"name": "root", "containerDisk": {"image": "fedora"}},
         {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
     ]
-    disks = [
+    disks: list[JsonObj] = [
         {"name": "root", "disk": {"bus": "virtio"}, "bootOrder": 1},
         {"name": "data", "disk": {"bus": "virtio"}, "serial": "DATA01"},
     ]
@@ -565,9 +581,7 @@ async def test_cpu_cores_change_marks_restart_required_until_restarted(
     patch = {"spec": {"template": {"spec": {"domain": {"cpu": {"cores": 2}}}}}}
     assert (await merge_patch(kube, vm_path(namespace, "vm1"), patch)).status == 200
 
-    required = await eventually(
-        lambda: _cond_of(kube, vm_path(namespace, "vm1"), "RestartRequired")
-    )
+    required = await until(lambda: _cond_of(kube, vm_path(namespace, "vm1"), "RestartRequired"))
     assert required["status"] == "True"
     assert (
         await call(kube, "PUT", f"{SUB}/{namespace}/virtualmachines/vm1/restart", {})
@@ -616,3 +630,92 @@ async def test_data_volume_templates_are_provisioned_before_the_vm_runs(
         vmi = await running_vmi(kube, namespace, "vm1")
         root = next(s for s in vmi["status"]["volumeStatus"] if s["name"] == "root")
         assert root["persistentVolumeClaimInfo"]["capacity"] == {"storage": "3Gi"}
+
+
+async def test_rerun_on_failure_restarts_after_a_crash_but_not_after_a_guest_shutdown(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(kube, vm_path(namespace), virtual_machine("vm1", namespace, "RerunOnFailure"))
+    first = await running_vmi(kube, namespace, "vm1")
+
+    sim.guest(namespace, "vm1").crash()
+
+    async def replaced(old_uid: str) -> JsonObj | None:
+        vmi = await get(kube, vmi_path(namespace, "vm1"))
+        status = (vmi or {}).get("status") or {}
+        fresh = vmi is not None and vmi["metadata"]["uid"] != old_uid
+        return vmi if fresh and status.get("phase") == "Running" else None
+
+    second = await until(lambda: replaced(first["metadata"]["uid"]))
+    sim.guest(namespace, "vm1").shutdown()
+
+    async def down() -> bool:
+        vmi = await get(kube, vmi_path(namespace, "vm1"))
+        return vmi is None or ((vmi.get("status") or {}).get("phase") == "Succeeded")
+
+    await eventually(down)
+    await printable(kube, namespace, "vm1", "Stopped")
+    vmi = await get(kube, vmi_path(namespace, "vm1"))
+    assert vmi is None or vmi["metadata"]["uid"] == second["metadata"]["uid"]
+
+
+async def test_deleting_a_vm_stops_its_vmi_gracefully_before_the_vm_goes(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    ignoring = {"sim.kubevirt.io/ignore-acpi": "true"}
+    await create(
+        kube,
+        vm_path(namespace),
+        virtual_machine("vm1", namespace, grace_seconds=1, annotations=ignoring),
+    )
+    await running_vmi(kube, namespace, "vm1")
+
+    answer = await call(kube, "DELETE", vm_path(namespace, "vm1"))
+
+    assert answer.status == 200, answer
+    await printable(kube, namespace, "vm1", "Terminating")
+    vmi = await get(kube, vmi_path(namespace, "vm1"))
+    assert vmi is not None and vmi["metadata"].get("deletionTimestamp")
+    await eventually(lambda: gone(kube, vmi_path(namespace, "vm1")))
+    await eventually(lambda: gone(kube, vm_path(namespace, "vm1")))
+
+
+async def test_all_delays_zero_still_walks_every_step(
+    kube: ApiClient, control_plane: ControlPlane, namespace: str
+) -> None:
+    zero = SimConfig(
+        schedule_delay=0,
+        boot_delay=0,
+        guest_boot_delay=0,
+        agent_delay=0,
+        acpi_shutdown_delay=0,
+        hotplug_step_delay=0,
+        bind_delay=0,
+        resize_step_delay=0,
+        import_step_delay=0,
+        import_retry_delay=0,
+        crash_loop_base_delay=0,
+    )
+    templates = [
+        {
+            "metadata": {"name": "vm1-root"},
+            "spec": {
+                "source": {"http": {"url": "https://example.test/os.img"}},
+                "storage": {"resources": {"requests": {"storage": "1Gi"}}},
+            },
+        }
+    ]
+    volumes = [{"name": "root", "dataVolume": {"name": "vm1-root"}}]
+    async with Simulator(control_plane.kubeconfig, namespace=namespace, config=zero) as sim:
+        await create(
+            kube,
+            vm_path(namespace),
+            virtual_machine("vm1", namespace, volumes=volumes, data_volume_templates=templates),
+        )
+        await running_vmi(kube, namespace, "vm1")
+        await eventually(lambda: _has_cond(kube, vm_path(namespace, "vm1"), "AgentConnected"))
+        sim.guest(namespace, "vm1").agent_connected = False
+        await eventually(lambda: _no_agent(kube, namespace))
+        answer = await call(kube, "PUT", f"{SUB}/{namespace}/virtualmachines/vm1/stop", {})
+        assert answer.status == 202
+        await eventually(lambda: gone(kube, vmi_path(namespace, "vm1")))

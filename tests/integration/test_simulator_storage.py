@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from tests.integration.test_simulator import cond, create, get, merge_patch, vm_path
+from tests.integration.test_simulator import cond, create, get, merge_patch, until, vm_path
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import SimConfig, Simulator
@@ -42,8 +42,8 @@ async def bound(kube: ApiClient, ns: str, name: str) -> JsonObj | None:
 
 @pytest.fixture
 async def sim(control_plane: ControlPlane, namespace: str) -> AsyncIterator[Simulator]:
-    """A simulator watching this test's namespace, with slower imports so steps are visible."""
-    config = SimConfig(import_step_delay=0.15, import_retry_delay=0.15)
+    """A simulator for this namespace; imports and resizes slow enough to see each step."""
+    config = SimConfig(import_step_delay=0.3, import_retry_delay=0.15, resize_step_delay=0.3)
     async with Simulator(control_plane.kubeconfig, namespace=namespace, config=config) as simulator:
         yield simulator
 
@@ -68,7 +68,7 @@ async def test_pvc_without_class_gets_the_default_and_binds_with_its_request(
 ) -> None:
     await create(kube, pvc_path(namespace), persistent_volume_claim("p1", namespace, "3Gi"))
 
-    pvc = await eventually(lambda: bound(kube, namespace, "p1"))
+    pvc = await until(lambda: bound(kube, namespace, "p1"))
 
     assert pvc["spec"]["storageClassName"] == "standard"
     assert pvc["status"]["capacity"] == {"storage": "3Gi"}
@@ -92,11 +92,11 @@ async def test_wait_for_first_consumer_pvc_binds_only_once_a_vmi_uses_it(
     await create(
         kube, pvc_path(namespace), persistent_volume_claim("eager", namespace, "1Gi", "fast")
     )
-    await eventually(lambda: bound(kube, namespace, "eager"))
+    await until(lambda: bound(kube, namespace, "eager"))
     assert await bound(kube, namespace, "lazy") is None
 
     await merge_patch(kube, vm_path(namespace, "vm1"), {"spec": {"runStrategy": "Always"}})
-    await eventually(lambda: bound(kube, namespace, "lazy"))
+    await until(lambda: bound(kube, namespace, "lazy"))
     await eventually(lambda: _printable(kube, namespace, "Running"))
 
 
@@ -122,7 +122,7 @@ async def test_data_volume_import_reports_rising_progress_then_succeeds(
             seen.append((status["phase"], status.get("progress", "")))
         return dv if status.get("phase") == "Succeeded" else None
 
-    dv = await eventually(succeeded, interval=0.03)
+    dv = await until(succeeded, interval=0.03)
 
     phases = [p for p, _ in seen]
     assert phases[-1] == "Succeeded" and "ImportInProgress" in phases
@@ -148,7 +148,7 @@ async def test_blank_data_volume_succeeds_once_its_claim_is_bound(
         dv = await get(kube, dv_path(namespace, "blank"))
         return dv if ((dv or {}).get("status") or {}).get("phase") == "Succeeded" else None
 
-    dv = await eventually(done)
+    dv = await until(done)
     assert dv["status"]["progress"] == "100.0%"
     assert (await bound(kube, namespace, "blank")) is not None
 
@@ -166,7 +166,7 @@ async def test_bad_import_crash_loops_with_cdi_error_message(
         dv = await get(kube, dv_path(namespace, "bad"))
         return dv if ((dv or {}).get("status") or {}).get("restartCount", 0) >= 2 else None
 
-    dv = await eventually(restarting)
+    dv = await until(restarting)
     assert dv["status"]["phase"] == "ImportInProgress"
     running = cond(dv, "Running")
     assert running is not None and (running["status"], running["reason"]) == ("False", "Error")
@@ -193,7 +193,7 @@ async def test_import_failure_mode_fail_ends_in_phase_failed(
             dv = await get(kube, dv_path(namespace, "img"))
             return dv if ((dv or {}).get("status") or {}).get("phase") == "Failed" else None
 
-        dv = await eventually(failed)
+        dv = await until(failed)
         assert "mirror.example/os:1" in cond(dv, "Running")["message"]  # type: ignore[index]
 
 
@@ -203,7 +203,7 @@ async def test_expansion_walks_the_resize_conditions_and_grows_capacity(
     await create(
         kube, pvc_path(namespace), persistent_volume_claim("grow", namespace, "1Gi", "fast")
     )
-    await eventually(lambda: bound(kube, namespace, "grow"))
+    await until(lambda: bound(kube, namespace, "grow"))
     seen: set[str] = set()
 
     answer = await merge_patch(
@@ -229,7 +229,7 @@ async def test_growing_a_claim_of_a_non_expandable_class_is_refused_by_the_api_s
     await create(
         kube, pvc_path(namespace), persistent_volume_claim("stiff", namespace, "1Gi", "fixed")
     )
-    await eventually(lambda: bound(kube, namespace, "stiff"))
+    await until(lambda: bound(kube, namespace, "stiff"))
 
     answer = await merge_patch(
         kube,
@@ -271,7 +271,8 @@ async def test_running_vmi_reports_the_grown_claim_capacity(
             kube, f"/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachineinstances/vm1"
         )
         statuses = ((vmi or {}).get("status") or {}).get("volumeStatus") or []
-        data = next((s for s in statuses if s["name"] == "data"), {})
-        return data.get("persistentVolumeClaimInfo", {}).get("capacity") == {"storage": "8Gi"}
+        data: JsonObj = next((s for s in statuses if s["name"] == "data"), {})
+        info: JsonObj = data.get("persistentVolumeClaimInfo") or {}
+        return info.get("capacity") == {"storage": "8Gi"}
 
     await eventually(reported)

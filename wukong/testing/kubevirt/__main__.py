@@ -23,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for f in fields(SimConfig):
         if f.type in ("float", "int"):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=None)
+        elif f.type == "str":
+            parser.add_argument(f"--{f.name.replace('_', '-')}", default=None)
         elif f.type == "bool":
             parser.add_argument(
                 f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None

@@ -155,6 +155,11 @@ class Kube:
                 raise ApiError(resp.status, body)
             yield resp
         finally:
+            # Abort rather than close an unfinished watch: a TLS close handshake still pending
+            # when the event loop ends would leak the transport (ResourceWarning in tests).
+            conn = resp.connection
+            if conn is not None and conn.transport is not None:
+                conn.transport.abort()
             resp.release()
 
     async def get(self, res: Resource, namespace: str | None, name: str) -> JsonObj:

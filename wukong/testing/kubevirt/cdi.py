@@ -188,7 +188,7 @@ class DataVolumeController(Controller):
             status["phase"] = "Failed"
             status["conditions"] = set_condition(conds, "Ready", "False", "Failed")
             return status, None
-        retry = max(self.cfg.import_retry_delay, 0.001)
+        retry = max(self.cfg.import_retry_delay, 0.05)  # 0 would rewrite the status non-stop
         status["phase"] = "ImportInProgress"
         status["restartCount"] = int(failing_for / retry)
         status["conditions"] = set_condition(conds, "Ready", "False", "ImportInProgress")

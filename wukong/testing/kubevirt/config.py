@@ -28,7 +28,7 @@ class SimConfig:
     resize_step_delay: float = 0.05  # Resizing -> FileSystemResizePending -> capacity grown
     import_steps: int = 4  # progress updates between 0% and 100%
     import_step_delay: float = 0.1
-    import_retry_delay: float = 0.2  # a failing importer restarts this often (restartCount += 1)
+    import_retry_delay: float = 0.2  # failing importer restarts this often (min 0.05)
     acpi: bool = True  # default guest behaviour; VM annotation ANN_IGNORE_ACPI overrides
     agent: bool = True  # guests run a guest agent unless ANN_NO_AGENT
     # A URL containing one of these fails like an unreachable source.

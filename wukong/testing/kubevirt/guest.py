@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ._kube import JsonObj
 from .objects import disk_bus, disks
@@ -45,20 +45,48 @@ def device_names(spec: JsonObj) -> dict[str, str]:
     return names
 
 
-@dataclass
 class Guest:
     """State a test can change; the simulator reads it on every VMI pass."""
 
-    namespace: str
-    name: str
-    agent_connected: bool = True
-    acpi: bool | None = None  # None: SimConfig.acpi / the VM annotation decide
-    mounts: list[Mount] = field(default_factory=list)
-    root_mount: bool = True  # "/" on the boot disk, like any installed guest
-    hostname: str = ""
-    users: list[str] = field(default_factory=lambda: ["fedora"])
-    power_off: str | None = None  # "Succeeded" (guest shutdown) or "Failed" (crash), once
-    on_change: Callable[[Guest], None] | None = field(default=None, repr=False)
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        agent_connected: bool = True,
+        on_change: Callable[[Guest], None] | None = None,
+    ) -> None:
+        self.namespace, self.name = namespace, name
+        self._agent_connected = agent_connected
+        self._acpi: bool | None = None
+        self.mounts: list[Mount] = []
+        self.root_mount = True  # "/" on the boot disk, like any installed guest
+        self.hostname = ""
+        self.users = ["fedora"]
+        self.power_off: str | None = None  # "Succeeded" (shutdown) or "Failed" (crash), once
+        self.on_change = on_change
+
+    def __repr__(self) -> str:
+        return f"Guest({self.namespace}/{self.name}, agent={self._agent_connected})"
+
+    @property
+    def agent_connected(self) -> bool:
+        """Whether the guest agent answers; setting it updates AgentConnected on the VMI."""
+        return self._agent_connected
+
+    @agent_connected.setter
+    def agent_connected(self, connected: bool) -> None:
+        self._agent_connected = connected
+        self._changed()
+
+    @property
+    def acpi(self) -> bool | None:
+        """Honour the ACPI power button? None: SimConfig.acpi and the VM annotation decide."""
+        return self._acpi
+
+    @acpi.setter
+    def acpi(self, honours: bool | None) -> None:
+        self._acpi = honours
+        self._changed()
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -67,7 +95,6 @@ class Guest:
     def set_agent(self, connected: bool) -> None:
         """Connect or disconnect the guest agent (AgentConnected follows)."""
         self.agent_connected = connected
-        self._changed()
 
     def mount(
         self,

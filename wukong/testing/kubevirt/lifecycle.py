@@ -36,9 +36,10 @@ class Lifecycle:
                 "PATCH", VMS.path(ns, name, sub), ops, "application/json-patch+json", query
             )
         except ApiError as err:
-            if err.status == 422 and "test" in str(err.body):
-                return conflict("virtualmachine", name, str(err))
-            return internal(str(err))
+            message = str(err.body.get("message", err)) if isinstance(err.body, dict) else str(err)
+            if err.status == 422 and "test" in message:  # lost the optimistic-concurrency race
+                return conflict("virtualmachine", name, message)
+            return internal(message)
         return Reply(202)
 
     async def start(self, ns: str, name: str, body: JsonObj | None) -> Reply:
@@ -88,10 +89,10 @@ class Lifecycle:
         old_grace = None
         if vmi is not None and not is_final(vmi) and grace is not None:
             old_grace = (vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
-            ops = [
-                {"op": "test", "path": "/spec/terminationGracePeriodSeconds", "value": old_grace},
-                {"op": "add", "path": "/spec/terminationGracePeriodSeconds", "value": grace},
-            ]
+            path = "/spec/terminationGracePeriodSeconds"
+            ops: list[JsonObj] = [{"op": "add", "path": path, "value": grace}]
+            if old_grace is not None:
+                ops.insert(0, {"op": "test", "path": path, "value": old_grace})
             try:
                 await self.kube.request(
                     "PATCH",

@@ -14,7 +14,6 @@ import socket
 import ssl
 import tempfile
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +115,7 @@ class SubresourceServer:
         self.discovery_hits = 0
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
-        self._handlers: weakref.WeakSet[web.RequestHandler] = weakref.WeakSet()
+        self._handlers: list[web.RequestHandler] = []  # RequestHandler has no __weakref__
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     async def start(self) -> None:
@@ -146,7 +145,7 @@ class SubresourceServer:
 
         def accept() -> web.RequestHandler:
             handler = server()
-            self._handlers.add(handler)  # to wait for its TLS close in stop()
+            self._handlers.append(handler)  # to wait for its TLS close in stop()
             return handler
 
         loop = asyncio.get_running_loop()

@@ -264,7 +264,6 @@ class VMController(Controller):
         live = live_updates(template, spec)
         if live is not None:
             self.vmis.apply(await self.kube.merge_patch(VMIS, ns, name, live))
-            self._started_from[vmi["metadata"]["uid"]] = copy.deepcopy(template)
         return None
 
     async def _update_status(self, vm: JsonObj, vmi: JsonObj | None, failure: Failure) -> None:
