@@ -229,6 +229,13 @@ class KindMap:
             "storageclasses": kinds["storageclasses"],
         }
 
+    def remember(self, kind: str, obj: dict[str, Any]) -> None:
+        """Write-through after our own write, unless the watch already brought something newer."""
+        meta = obj.get("metadata", {})
+        current = self.store.get(self.kinds[kind], meta.get("namespace", ""), meta.get("name"))
+        if current is None or _rv(current) < _rv(obj):
+            self.store.upsert(self.kinds[kind], obj)
+
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One cached object."""
         return self.store.get(self.kinds[kind], namespace, name)
@@ -242,3 +249,11 @@ class KindMap:
     ) -> list[dict[str, Any]]:
         """Cached objects of a kind."""
         return self.store.list(self.kinds[kind], namespace, selector)
+
+
+def _rv(obj: dict[str, Any]) -> int:
+    """resourceVersion as a number: opaque by contract, an etcd revision in practice."""
+    try:
+        return int(obj.get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0

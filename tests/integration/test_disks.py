@@ -208,6 +208,7 @@ async def test_non_expandable_class_gets_a_condition_and_no_write_loop(
     )
     assert "fixed" in condition(cr, "VolumesResized")["message"]
     assert operator.operator is not None
+    await eventually(lambda: _quiet(operator), timeout=15)  # a write loop never gets quiet
     before = _writes(operator)
     await asyncio.sleep(3)
     assert _writes(operator) == before, "the operator kept writing after the refusal"
@@ -219,6 +220,13 @@ def _settled(cr: dict[str, Any]) -> bool:
     status = cr.get("status") or {}
     ips = [i.get("ipAddress") for i in status.get("interfaces") or []]
     return status.get("phase") == "Running" and bool(ips) and all(ips)
+
+
+async def _quiet(op: InProcessOperator) -> bool:
+    """No write for one second."""
+    before = _writes(op)
+    await asyncio.sleep(1)
+    return _writes(op) == before
 
 
 def _writes(op: InProcessOperator) -> float:

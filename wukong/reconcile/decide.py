@@ -9,6 +9,7 @@ from wukong.api.v1alpha1 import Wukong
 from wukong.api.validation import validate_spec
 from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.actions import Action, Emit
+from wukong.reconcile.children import retained
 from wukong.reconcile.conditions import Cond
 from wukong.reconcile.disks import DiskPlan, plan_disks
 from wukong.reconcile.hotplug import plan_hotplug
@@ -45,22 +46,35 @@ class Plan:
             self.requeue_after = seconds
 
 
+# Which way round each condition is healthy: Events report going bad (Warning) and
+# coming back (Normal), never a healthy first value.
+GOOD_WHEN_TRUE = {"NetworksConfigured", "VolumesBound", "SpecValid", "VolumesResized", "DiskDetach"}
+BAD_WHEN_TRUE = {"RestartRequired", "FileSystemResizePending", "Stalled", "DeletionBlocked"}
+
+
+def _healthy(cond: JsonObj) -> bool:
+    true = cond.get("status") == "True"
+    return true if cond.get("type") in GOOD_WHEN_TRUE else not true
+
+
 def _condition_events(old: list[JsonObj], new: list[JsonObj]) -> list[Action]:
-    """An Event for every condition that changed status or reason."""
-    before = {c.get("type"): (c.get("status"), c.get("reason")) for c in old}
+    """A Warning when a condition goes bad, a Normal Event when it recovers."""
+    before = {c.get("type"): c for c in old}
     events: list[Action] = []
     for cond in new:
-        key = (cond.get("status"), cond.get("reason"))
-        if before.get(cond.get("type")) == key or cond.get("type") in ("Ready", "Stalled"):
+        kind = cond.get("type")
+        prior = before.get(kind)
+        if kind not in GOOD_WHEN_TRUE | BAD_WHEN_TRUE:
+            continue  # Ready and DiskHotplug follow the phase and hop Events
+        if prior is not None and (prior.get("status"), prior.get("reason")) == (
+            cond.get("status"),
+            cond.get("reason"),
+        ):
             continue
-        bad = (cond.get("status") == "False") != (cond.get("type") in ("RestartRequired",))
-        if cond.get("type") == "RestartRequired" and cond.get("status") == "False":
-            continue
-        if cond.get("type") not in before and not bad:
-            continue  # a first, healthy condition is not news
-        events.append(
-            Emit("Warning" if bad else "Normal", str(cond.get("reason")), str(cond.get("message")))
-        )
+        if not _healthy(cond):
+            events.append(Emit("Warning", str(cond.get("reason")), str(cond.get("message"))))
+        elif prior is not None and not _healthy(prior):
+            events.append(Emit("Normal", str(cond.get("reason")), str(cond.get("message"))))
     return events
 
 
@@ -145,7 +159,8 @@ def _with_detaching(volumes: tuple[JsonObj, ...], status: JsonObj, seen: Observe
         claim = str(old.get("pvcName"))
         if old.get("name") in current:
             continue
-        if claim in seen.claims or claim in seen.data_volumes:
+        obj = seen.claims.get(claim) or seen.data_volumes.get(claim)
+        if obj is not None and not retained(obj):  # a kept disk is done: no longer ours
             out.append(old | {"phase": "Detaching"})
     return out
 

@@ -86,6 +86,19 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
     )
 
 
+def merge_patch(old: Any, new: Any) -> Any:
+    """The RFC 7386 merge patch that turns `old` into `new`: keys that vanished, at any
+    depth, are sent as null (a plain `new` would leave them behind, e.g. a stale deadline)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    patch = {k: None for k in old if k not in new or new[k] is None}
+    for key, value in new.items():
+        if value is None:
+            continue
+        patch[key] = merge_patch(old.get(key), value) if key in old else value
+    return patch
+
+
 def _clean(value: Any) -> Any:
     """Drop None values so a status compares equal to what the API server stored."""
     if isinstance(value, dict):
@@ -195,11 +208,15 @@ class Reconciler:
         """Patch status only when it changed; vanished keys are nulled by the merge patch."""
         if _clean(new) == _clean(old):
             return
-        patch = {k: None for k in old if k not in new} | new
         meta = raw["metadata"]
-        await self.executor.wukongs.patch_status(
-            meta["namespace"], meta["name"], meta["uid"], patch
+        written = await self.executor.wukongs.patch_status(
+            meta["namespace"], meta["name"], meta["uid"], merge_patch(old, new)
         )
+        # Write-through: a pass woken before the watch delivers this write must not decide
+        # from the old status (it would post the same Events and write the same status again).
+        remember = getattr(self.store, "remember", None)
+        if remember is not None and written.get("metadata"):
+            remember(WUKONGS, written)
 
     async def _unreadable(self, raw: JsonObj, exc: ValidationError) -> None:
         """An object the models cannot read (e.g. written before the CRD's rules): say so."""

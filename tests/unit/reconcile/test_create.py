@@ -153,3 +153,19 @@ def test_status_of_a_creating_wukong_survives_the_crd_schema() -> None:
     dv = imported_dv(phase="ImportInProgress", progress="45.10%")
     plan = decide(wukong(), {}, ready_children(data_volumes={"web-1-system": dv}))
     assert pruned_fields(plan.status) == []
+
+
+def test_status_patch_nulls_fields_that_vanished_at_any_depth() -> None:
+    from wukong.reconcile.reconciler import merge_patch
+
+    old = {
+        "phase": "Stopping",
+        "lifecycleState": {"deadline": "t", "state": "Issued"},
+        "nodeName": "node-1",
+    }
+    new = {"phase": "Restarting", "lifecycleState": {"state": "Accepted"}, "nodeName": None}
+    assert merge_patch(old, new) == {
+        "phase": "Restarting",
+        "lifecycleState": {"deadline": None, "state": "Accepted"},
+        "nodeName": None,
+    }
