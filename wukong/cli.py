@@ -1,4 +1,5 @@
-"""`wukong` (also `kubectl wukong`): run the operator, print the FSM or CRD, run the demo."""
+"""`wukong` (also `kubectl wukong`): run the operator, print the FSM or CRD, run the demo,
+and the commands people use on their Wukongs (`wukong.console`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from wukong.console.commands import app as console_app
 from wukong.settings import Settings
 
 app = typer.Typer(
@@ -16,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(console_app)  # no name: start, stop, status, delete… are top-level commands
 
 Kubeconfig = Annotated[Path | None, typer.Option(envvar="KUBECONFIG", help="kubeconfig file")]
 Context = Annotated[str | None, typer.Option(help="kubeconfig context")]

@@ -1,0 +1,222 @@
+"""The CLI (issue 10) against the local control plane, with the operator and the simulator:
+what a person typing `wukong …` or `kubectl wukong …` sees, and what it does to the cluster.
+
+The CLI runs its own event loop (`asyncio.run`), so each invocation runs in a thread while the
+operator and the simulator keep running on the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from click.testing import Result
+from typer.testing import CliRunner
+
+from tests.integration.scenario import (
+    IMAGE,
+    create,
+    get,
+    k,
+    operator,
+    sim,
+    wait_for,
+    wukong,
+)
+from wukong.adapters.kube import Kube, api_path
+from wukong.api import names
+from wukong.cli import app
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+SYSTEM = {"name": "system", "size": "10Gi", "image": IMAGE}
+CLI_SECONDS = 45
+
+
+async def cli(kubeconfig: Path, *args: str) -> Result:
+    """`wukong ARGS --kubeconfig …` as a person runs it; stdin is not a terminal."""
+    runner = CliRunner()
+    argv = [*args, "--kubeconfig", str(kubeconfig)]
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(runner.invoke, app, argv), CLI_SECONDS)
+    except TimeoutError:
+        raise AssertionError(
+            f"wukong {' '.join(args)}: still running after {CLI_SECONDS}s"
+        ) from None
+
+
+async def running(k: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    await create(k, "wukong", namespace, wukong(name, **spec))
+    return await wait_for(
+        k,
+        namespace,
+        name,
+        lambda c: (
+            (c.get("status") or {}).get("phase") == "Running"
+            and bool(((c["status"].get("interfaces") or [{}])[0]).get("ipAddress"))
+        ),
+        what=f"{name} Running with an IP",
+    )
+
+
+def volume(cr: dict[str, Any], disk: str) -> dict[str, Any]:
+    return next((v for v in cr["status"].get("volumes") or [] if v["name"] == disk), {})
+
+
+async def test_stop_waits_for_stopped_and_resuming_a_running_vm_is_refused(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await running(k, namespace, "cli-1")
+    kubeconfig = control_plane.kubeconfig
+
+    refused = await cli(kubeconfig, "resume", "cli-1", "-n", namespace, "--wait", "--timeout", "20")
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.splitlines()[-1].startswith("error: resume refused: cannot resume")
+
+    stopped = await cli(kubeconfig, "stop", "cli-1", "-n", namespace, "--wait", "--timeout", "20")
+    assert stopped.exit_code == 0, stopped.output
+    assert stopped.stdout == "cli-1 is Stopped\n"
+    assert "cli-1: Running -> Stopping" in stopped.stderr
+    cr = await get(k, "wukong", namespace, "cli-1")
+    assert cr is not None and cr["status"]["phase"] == "Stopped"
+    assert cr["spec"]["lifecycleAction"]["action"] == "stop"
+
+
+async def test_status_and_describe_show_what_the_operator_reports(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    cr = await running(k, namespace, "cli-2")
+    ip = cr["status"]["interfaces"][0]["ipAddress"]
+    kubeconfig = control_plane.kubeconfig
+
+    table = await cli(kubeconfig, "status", "-n", namespace)
+    assert table.exit_code == 0, table.output
+    header, row = table.stdout.splitlines()
+    assert header.split() == ["NAME", "PHASE", "VM", "NODE", "IP", "DISKS", "READY", "LAST-ACTION"]
+    assert row.split()[:7] == [
+        "cli-2",
+        "Running",
+        "cli-2-vm",
+        cr["status"]["nodeName"],
+        ip,
+        "1",
+        "True",
+    ]
+
+    detail = await cli(kubeconfig, "status", "cli-2", "-n", namespace)
+    assert detail.exit_code == 0, detail.output
+    assert "Phase:        Running" in detail.stdout and "VolumesBound" in detail.stdout
+
+    page = await cli(kubeconfig, "describe", "cli-2", "-n", namespace)
+    assert page.exit_code == 0, page.output
+    events = page.stdout.split("Events:\n", 1)[1]
+    assert "wukong/cli-2" in events and "SpecAccepted" in events
+    # Events of passes before the one that reported Running have all been posted.
+    assert events.index("SpecAccepted") < events.index("VMCreated")
+
+
+async def test_attach_hotplugs_and_detach_keeps_the_data_but_never_the_system_disk(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await running(k, namespace, "cli-3", disks=[SYSTEM])
+    kubeconfig = control_plane.kubeconfig
+
+    attached = await cli(kubeconfig, "attach", "cli-3", "data", "--size", "1Gi", "-n", namespace)
+    assert attached.exit_code == 0, attached.output
+    await wait_for(k, namespace, "cli-3", lambda c: volume(c, "data").get("attached") is True)
+
+    system = await cli(kubeconfig, "detach", "cli-3", "system", "-n", namespace)
+    assert system.exit_code == 1
+    assert "system is the system disk of cli-3" in system.stderr
+
+    detached = await cli(kubeconfig, "detach", "cli-3", "data", "--keep-data", "-n", namespace)
+    assert detached.exit_code == 0, detached.output
+    cr = await get(k, "wukong", namespace, "cli-3")
+    assert cr is not None and [d["name"] for d in cr["spec"]["disks"]] == ["system"]
+
+    async def retained() -> bool:
+        pvc = await get(k, "pvc", namespace, "cli-3-data")
+        labels = (pvc or {}).get("metadata", {}).get("labels") or {}
+        return labels.get(names.LABEL_RETAINED_FROM) == "cli-3"
+
+    await eventually(retained, timeout=20)
+
+
+async def test_delete_asks_first_and_keeps_the_disk_named_with_keep(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await running(k, namespace, "cli-4", disks=[SYSTEM, {"name": "data", "size": "1Gi"}])
+    kubeconfig = control_plane.kubeconfig
+
+    unconfirmed = await cli(kubeconfig, "delete", "cli-4", "--keep", "data", "-n", namespace)
+    assert unconfirmed.exit_code == 1
+    assert "keep    disk data (PVC cli-4-data" in unconfirmed.stdout
+    assert "stdin is not a terminal; pass --yes" in unconfirmed.stderr
+    cr = await get(k, "wukong", namespace, "cli-4")
+    assert cr is not None and "deletionTimestamp" not in cr["metadata"]
+    assert "deleteOptions" not in cr["spec"]  # nothing written before the answer
+
+    deleted = await cli(
+        kubeconfig, "delete", "cli-4", "--keep", "data", "--yes", "--wait", "-n", namespace
+    )
+    assert deleted.exit_code == 0, deleted.output
+    assert deleted.stdout.endswith("wukong cli-4 deleted\n")
+    assert await get(k, "wukong", namespace, "cli-4") is None
+    await eventually(lambda: _gone(k, namespace, "cli-4-system"), timeout=20)
+    kept = await get(k, "pvc", namespace, "cli-4-data")
+    assert kept is not None and kept["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "cli-4"
+
+
+async def _gone(k: Kube, namespace: str, claim: str) -> bool:
+    return await get(k, "pvc", namespace, claim) is None
+
+
+async def test_errors_are_one_line_and_exit_1(
+    control_plane: ControlPlane, k: Kube, namespace: str, tmp_path: Path
+) -> None:
+    admin = control_plane.kubeconfig
+
+    # The kubectl plugin binary, as `kubectl wukong status web-9 -n NS` runs it.
+    plugin = Path(sys.executable).parent / "kubectl-wukong"
+    argv = [str(plugin), "status", "web-9", "-n", namespace, "--kubeconfig", str(admin)]
+    done = await asyncio.to_thread(
+        subprocess.run, argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        f"error: wukong web-9 not found in namespace {namespace}\n",
+    )
+
+    protected = wukong("cli-5") | {
+        "metadata": {"name": "cli-5", "annotations": {names.ANNOTATION_DELETION_PROTECTION: "true"}}
+    }
+    await create(k, "wukong", namespace, protected)
+    refused = await cli(admin, "delete", "cli-5", "--yes", "-n", namespace)
+    assert refused.exit_code == 1
+    assert "protected from deletion" in refused.stderr
+    assert await get(k, "wukong", namespace, "cli-5") is not None
+
+    await k.create(
+        api_path("", "v1", "serviceaccounts", namespace),
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "nobody"}},
+    )
+    nobody = control_plane.service_account_kubeconfig(namespace, "nobody")
+    forbidden = await cli(nobody, "stop", "cli-5")  # the context's namespace applies
+    assert forbidden.exit_code == 1
+    assert forbidden.stderr.startswith(f'error: wukongs.{names.GROUP} "cli-5" is forbidden')
+    assert f'in the namespace "{namespace}"' in forbidden.stderr
+
+    dead = tmp_path / "dead.kubeconfig"
+    text = admin.read_text()
+    dead.write_text(text.replace(control_plane.server, "https://127.0.0.1:1"))
+    unreachable = await cli(dead, "status", "-n", namespace)
+    assert unreachable.exit_code == 1
+    assert unreachable.stderr == (
+        "error: cannot reach the cluster at https://127.0.0.1:1: connection refused\n"
+    )

@@ -1,0 +1,88 @@
+"""The command line itself: commands, flags, exit codes; nothing here needs a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wukong.cli import app
+from wukong.console.errors import CliError
+from wukong.console.options import asker, keep_list
+
+runner = CliRunner()
+
+
+def test_every_command_is_listed_in_help() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in (
+        "run", "fsm", "crd", "demo", "start", "stop", "restart", "suspend", "resume",
+        "status", "describe", "attach", "detach", "delete",
+    ):  # fmt: skip
+        assert command in result.output
+
+
+def test_operator_commands_still_work() -> None:
+    assert "stateDiagram" in runner.invoke(app, ["fsm"]).output
+    assert "kind: CustomResourceDefinition" in runner.invoke(app, ["crd"]).output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["stop", "web-1", "--force", "--grace-period", "5"],
+            "--grace-period does not apply",
+            id="force-and-grace",
+        ),
+        pytest.param(
+            ["delete", "web-1", "--keep-disks", "--keep", "data"], "drop --keep", id="keep-both"
+        ),
+        pytest.param(["status", "web-1", "-A"], "do not go together", id="name-and-all"),
+        pytest.param(["attach", "web-1", "data", "--size", "1GB"], "did you mean", id="bad-size"),
+    ],
+)
+def test_contradictory_or_malformed_flags_exit_2_before_any_request(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, [*args, "--kubeconfig", str(tmp_path / "none")])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["stop", "web-1", "--grace-period", "-1"], id="negative-grace"),
+        pytest.param(["suspend", "web-1", "--force"], id="force-only-for-stop-restart"),
+        pytest.param(["attach", "web-1", "data"], id="size-required"),
+        pytest.param(["attach", "web-1", "data", "--size", "1Gi", "--bus", "ide"], id="bad-bus"),
+        pytest.param(["start"], id="name-required"),
+    ],
+)
+def test_typer_rejects_what_the_options_do_not_allow(args: list[str]) -> None:
+    assert runner.invoke(app, args).exit_code == 2
+
+
+def test_without_a_kubeconfig_the_error_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    result = runner.invoke(app, ["status", "--kubeconfig", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: no cluster configured")
+
+
+def test_keep_accepts_repeats_and_commas() -> None:
+    assert keep_list(["data,logs", "scratch"]) == ["data", "logs", "scratch"]
+    assert keep_list(None) == []
+
+
+def test_delete_never_waits_for_an_answer_nobody_can_give() -> None:
+    assert asker(True, "web-1") is None  # --yes
+    ask = asker(False, "web-1", terminal=False)
+    assert ask is not None
+    with pytest.raises(CliError, match="stdin is not a terminal; pass --yes"):
+        ask("Delete Wukong web-1?")

@@ -1,0 +1,85 @@
+"""`wukong delete`: the plan shown before confirming, and what is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.cli.objects import IMAGE, running
+from wukong.console.delete import Disk, options_patch, plan_delete
+from wukong.console.errors import USAGE, CliError
+
+DISKS = [
+    {"name": "system", "size": "10Gi", "image": IMAGE},
+    {"name": "data", "size": "5Gi"},
+    {"name": "logs", "size": "1Gi"},
+]
+NETWORKS = [{"name": "storage", "nadName": "storage-net"}, {"name": "lan", "bridge": "br-lan"}]
+
+
+def test_the_plan_names_the_vm_every_disk_and_the_owned_nads() -> None:
+    plan = plan_delete(running(disks=DISKS, networks=NETWORKS), keep=["data"])
+    assert plan.lines() == [
+        "Deleting Wukong web-1 in namespace demo:",
+        "  delete  VirtualMachine web-1-vm (graceful stop, up to 60s)",
+        "  delete  disk system (PVC web-1-system)",
+        "  delete  disk logs (PVC web-1-logs)",
+        "  delete  NetworkAttachmentDefinition web-1-lan",
+        "  keep    disk data (PVC web-1-data, label vm.novasphere.dev/retained-from=web-1)",
+    ]
+    assert plan.question == "Delete Wukong web-1?"
+
+
+def test_owned_nads_come_from_status_when_the_operator_reported_them() -> None:
+    cr = running(networks=NETWORKS)
+    cr["status"]["networks"] = [
+        {"name": "storage", "nadName": "storage-net", "ownedByWukong": False},
+        {"name": "lan", "nadName": "web-1-lan", "ownedByWukong": True},
+    ]
+    assert plan_delete(cr).nads == ("web-1-lan",)
+
+
+def test_keeping_every_disk_writes_preserve_disks() -> None:
+    cr = running(disks=DISKS)
+    plan = plan_delete(cr, keep_all=True)
+    assert plan.deleted == ()
+    assert [d.name for d in plan.kept] == ["system", "data", "logs"]
+    assert options_patch(cr, plan) == {
+        "metadata": {"resourceVersion": "42"},
+        "spec": {"deleteOptions": {"preserveDisks": True}},
+    }
+
+
+def test_keep_adds_to_the_spec_list_and_force_skips_the_graceful_stop() -> None:
+    cr = running(
+        disks=DISKS, deleteOptions={"preserveDisksList": ["logs"], "gracePeriodSeconds": 5}
+    )
+    plan = plan_delete(cr, keep=["data", "data"], force=True)
+    assert plan.kept == (Disk("data", "web-1-data"), Disk("logs", "web-1-logs"))
+    assert plan.options == {"preserveDisksList": ["logs", "data"], "force": True}
+    assert "forced: no graceful stop" in plan.lines()[1]
+
+
+def test_what_the_spec_already_says_is_not_written_again() -> None:
+    cr = running(
+        disks=DISKS, deleteOptions={"preserveDisksList": ["data"], "gracePeriodSeconds": 0}
+    )
+    plan = plan_delete(cr, keep=["data"])
+    assert options_patch(cr, plan) is None
+    assert plan.grace_period == 0
+    assert plan.kept == (Disk("data", "web-1-data"),)
+
+
+def test_a_protected_wukong_is_refused_with_the_way_out() -> None:
+    cr = running(annotations={"vm.novasphere.dev/deletion-protection": "true"})
+    with pytest.raises(CliError, match="protected from deletion") as refused:
+        plan_delete(cr)
+    assert refused.value.code == 1
+    assert "kubectl annotate wukong web-1 -n demo vm.novasphere.dev/deletion-protection-" in str(
+        refused.value
+    )
+
+
+def test_keeping_a_disk_the_wukong_does_not_have_is_a_usage_error() -> None:
+    with pytest.raises(CliError, match=r"has no disk nope \(disks: system, data, logs\)") as bad:
+        plan_delete(running(disks=DISKS), keep=["nope"])
+    assert bad.value.code == USAGE

@@ -1,0 +1,119 @@
+"""`attach` and `detach`: checked before any write, written as one pinned list."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.cli.objects import IMAGE, running
+from wukong.api.spec import DiskBus
+from wukong.console.disks import (
+    Detach,
+    attach_patch,
+    new_disk,
+    options_patch,
+    plan_detach,
+    recorded,
+    remove_patch,
+    system_disk,
+)
+from wukong.console.errors import FAILED, USAGE, CliError
+
+SYSTEM = {"name": "system", "size": "10Gi", "image": IMAGE}
+LOGS = {"name": "logs", "size": "1Gi", "detachOptions": {"preserveData": True}}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("Data", "1Gi", None), "is not a valid name", id="bad-name"),
+        pytest.param(("data", "1GB", None), "did you mean '1G' or '1Gi'", id="bad-size"),
+        pytest.param(("data", "0", None), "greater than zero", id="zero-size"),
+        pytest.param(("data", "1Gi", "ftp://x"), "is not an image source", id="bad-image"),
+    ],
+)
+def test_a_bad_disk_is_a_usage_error_before_any_request(
+    args: tuple[str, str, str | None], message: str
+) -> None:
+    with pytest.raises(CliError, match=message) as bad:
+        new_disk(*args, bus=None)
+    assert bad.value.code == USAGE
+
+
+def test_a_new_disk_carries_only_what_was_given() -> None:
+    assert new_disk("data", "1Gi", None, None) == {"name": "data", "size": "1Gi"}
+    assert new_disk("img", "2Gi", IMAGE, DiskBus.SCSI) == {
+        "name": "img",
+        "size": "2Gi",
+        "image": IMAGE,
+        "bus": "scsi",
+    }
+
+
+def test_attach_appends_to_the_list_it_read_and_pins_its_version() -> None:
+    cr = running(disks=[SYSTEM])
+    assert attach_patch(cr, {"name": "data", "size": "1Gi"}) == {
+        "metadata": {"resourceVersion": "42"},
+        "spec": {"disks": [SYSTEM, {"name": "data", "size": "1Gi"}]},
+    }
+
+
+def test_attaching_a_name_already_used_is_refused() -> None:
+    with pytest.raises(CliError, match="web-1 already has a disk system"):
+        attach_patch(running(disks=[SYSTEM]), {"name": "system", "size": "1Gi"})
+
+
+def test_disks_of_a_wukong_being_deleted_do_not_change() -> None:
+    cr = running(disks=[SYSTEM, LOGS])
+    cr["metadata"]["deletionTimestamp"] = "2026-05-01T12:00:00Z"
+    with pytest.raises(CliError, match="being deleted"):
+        plan_detach(cr, "logs", keep_data=False, force=False)
+
+
+@pytest.mark.parametrize(
+    ("disks", "system"),
+    [
+        pytest.param([SYSTEM, LOGS], "system", id="first-disk"),
+        pytest.param([LOGS, SYSTEM | {"boot": True}], "system", id="boot-flag"),
+    ],
+)
+def test_the_system_disk_is_never_detached(disks: list[dict[str, object]], system: str) -> None:
+    cr = running(disks=disks)
+    assert system_disk(cr) == system
+    with pytest.raises(CliError, match="system is the system disk of web-1") as refused:
+        plan_detach(cr, "system", keep_data=True, force=True)
+    assert refused.value.code == FAILED
+
+
+def test_detaching_an_unknown_disk_lists_the_ones_there_are() -> None:
+    with pytest.raises(CliError, match=r"web-1 has no disk nope \(disks: system, logs\)"):
+        plan_detach(running(disks=[SYSTEM, LOGS]), "nope", keep_data=False, force=False)
+
+
+def test_flags_add_to_the_disks_own_detach_options() -> None:
+    cr = running(disks=[SYSTEM, LOGS])
+    plan = plan_detach(cr, "logs", keep_data=False, force=True)
+    assert plan == Detach("logs", "web-1-logs", force=True, keep_data=True)
+    patch = options_patch(cr, plan)
+    assert patch is not None
+    assert patch["spec"]["disks"][1]["detachOptions"] == {"force": True, "preserveData": True}
+    assert "kept" in plan.summary("web-1") and "without the in-use check" in plan.summary("web-1")
+
+
+def test_options_already_in_the_spec_are_not_written_again() -> None:
+    cr = running(disks=[SYSTEM, LOGS | {"detachOptions": {"force": False, "preserveData": True}}])
+    plan = plan_detach(cr, "logs", keep_data=True, force=False)
+    assert options_patch(cr, plan) is None
+
+
+def test_the_disk_leaves_the_spec_only_once_the_operator_recorded_its_options() -> None:
+    cr = running(disks=[SYSTEM, LOGS])
+    plan = plan_detach(cr, "logs", keep_data=True, force=False)
+    assert recorded(cr, plan) is None  # the operator has not reported the disk yet
+    cr["status"]["volumes"].append({"name": "logs", "preserveData": False, "forceDetach": False})
+    assert recorded(cr, plan) is None  # old options: removing now would delete the data
+    cr["status"]["volumes"][-1]["preserveData"] = True
+    assert recorded(cr, plan) is True
+    assert remove_patch(cr, plan) == {
+        "metadata": {"resourceVersion": "42"},
+        "spec": {"disks": [SYSTEM]},
+    }

@@ -1,0 +1,138 @@
+"""`--wait` follows one Wukong through a watch, falls back to polling, and gives up in time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import pytest
+
+from tests.unit.cli.objects import running
+from wukong.adapters.kube import Kube
+from wukong.console import follow
+from wukong.console.connect import Target
+from wukong.console.errors import CliError
+from wukong.errors import NotFound
+
+JsonObj = dict[str, Any]
+
+
+def phase(value: str, version: str) -> JsonObj:
+    cr = running()
+    cr["status"]["phase"] = value
+    cr["metadata"]["resourceVersion"] = version
+    return cr
+
+
+class Stream:
+    """An aiohttp response as far as the watch reads it."""
+
+    def __init__(self, status: int, events: list[tuple[str, JsonObj]]) -> None:
+        self.status = status
+        self.lines = [json.dumps({"type": t, "object": o}).encode() + b"\n" for t, o in events]
+        self.connection = None
+        self.closed = False
+
+    @property
+    def content(self) -> AsyncIterator[bytes]:
+        async def lines() -> AsyncIterator[bytes]:
+            for line in self.lines:
+                yield line
+
+        return lines()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Cluster:
+    """GETs answer from `reads` in turn (NotFound when None); watches from `streams`."""
+
+    def __init__(self, reads: list[JsonObj | None], streams: list[Stream]) -> None:
+        self.reads, self.streams = reads, streams
+        self.opened: list[dict[str, str]] = []
+        self.api = self
+
+    async def get(self, path: str) -> JsonObj:
+        cr = self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
+        if cr is None:
+            raise NotFound(404, "NotFound", "gone", path=path)
+        return cr
+
+    async def call_api(self, path: str, method: str, **options: Any) -> Stream:
+        self.opened.append(dict(options["query_params"]))
+        return self.streams.pop(0)
+
+
+def target(cluster: Cluster) -> Target:
+    return Target(cast(Kube, cluster), "demo", "https://test")
+
+
+def stopped(cr: JsonObj | None) -> str | None:
+    return "stopped" if cr and cr["status"]["phase"] == "Stopped" else None
+
+
+async def test_changes_arrive_through_one_watch_from_the_version_read() -> None:
+    stream = Stream(
+        200, [("MODIFIED", phase("Stopping", "2")), ("MODIFIED", phase("Stopped", "3"))]
+    )
+    cluster = Cluster([phase("Running", "1")], [stream])
+    said: list[str] = []
+    answer = await follow.wait_for(
+        target(cluster), "web-1", stopped, within=5, what="web-1 to stop", say=said.append
+    )
+    assert answer == "stopped"
+    assert said == ["web-1: Running", "web-1: Running -> Stopping", "web-1: Stopping -> Stopped"]
+    assert cluster.opened[0]["fieldSelector"] == "metadata.name=web-1"
+    assert cluster.opened[0]["resourceVersion"] == "1"
+    assert stream.closed
+
+
+async def test_an_expired_watch_reads_the_object_again() -> None:
+    expired = Stream(200, [("ERROR", {"code": 410, "reason": "Expired"})])
+    cluster = Cluster([phase("Running", "1"), phase("Stopped", "9")], [expired])
+    answer = await follow.wait_for(
+        target(cluster), "web-1", stopped, within=5, what="x", say=lambda _: None
+    )
+    assert answer == "stopped"
+
+
+async def test_without_watch_permission_it_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(follow, "POLL_SECONDS", 0.0)
+    cluster = Cluster([phase("Running", "1"), phase("Running", "1"), phase("Stopped", "2")], [
+        Stream(403, [])
+    ])  # fmt: skip
+    answer = await follow.wait_for(
+        target(cluster), "web-1", stopped, within=5, what="x", say=lambda _: None
+    )
+    assert answer == "stopped"
+    assert len(cluster.opened) == 1  # refused once, never asked again
+
+
+async def test_a_deleted_wukong_is_reported_to_the_check() -> None:
+    cluster = Cluster(
+        [phase("Deleting", "1")], [Stream(200, [("DELETED", phase("Deleting", "2"))])]
+    )
+    answer = await follow.wait_for(
+        target(cluster),
+        "web-1",
+        lambda cr: "gone" if cr is None else None,
+        within=5,
+        what="x",
+        say=lambda _: None,
+    )
+    assert answer == "gone"
+
+
+async def test_waiting_ends_at_the_timeout_with_the_last_phase(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(follow, "POLL_SECONDS", 0.01)
+    cluster = Cluster([phase("Stopping", "1")], [Stream(403, [])])
+    with pytest.raises(
+        CliError, match=r"timed out after 0.2s waiting for web-1 to stop \(phase Stopping\)"
+    ):
+        await follow.wait_for(
+            target(cluster), "web-1", stopped, within=0.2, what="web-1 to stop", say=lambda _: None
+        )

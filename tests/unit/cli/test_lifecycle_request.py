@@ -1,0 +1,104 @@
+"""Lifecycle requests: what the CLI writes and how it reads the operator's answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.cli.objects import NOW, running
+from wukong.api.spec import Action, LifecycleAction
+from wukong.console.lifecycle import Outcome, Request, outcome
+from wukong.reconcile.lifecycle import request_id
+
+
+def test_every_request_is_new_and_clears_what_the_last_one_set() -> None:
+    request = Request.now(Action.STOP, NOW)
+    assert request.patch() == {
+        "spec": {
+            "lifecycleAction": {
+                "action": "stop",
+                "force": False,
+                "gracePeriodSeconds": None,  # null: a merge patch removes an older value
+                "requestedAt": "2026-05-01T12:00:00.000000Z",
+            }
+        }
+    }
+    later = Request.now(Action.STOP, NOW.replace(microsecond=1))
+    assert later.patch() != request.patch()
+
+
+def test_the_fingerprint_is_the_one_the_operator_records() -> None:
+    request = Request.now(Action.STOP, NOW, grace_period=5)
+    stored = request.patch()["spec"]["lifecycleAction"]
+    as_operator_reads_it = LifecycleAction.model_validate(
+        {k: v for k, v in stored.items() if v is not None}
+    )
+    assert request.fingerprint == request_id(as_operator_reads_it)
+
+
+REQUEST = Request.now(Action.STOP, NOW)
+
+
+def answered(state: str, phase: str, **life: Any) -> dict[str, Any]:
+    cr = running()
+    cr["status"]["phase"] = phase
+    cr["status"]["lifecycleState"] = {
+        "state": state,
+        "requestId": REQUEST.fingerprint,
+        "generation": 7,
+        **life,
+    }
+    return cr
+
+
+@pytest.mark.parametrize(
+    ("cr", "expected"),
+    [
+        pytest.param(running(), None, id="not-answered-yet"),
+        pytest.param(answered("Accepted", "Stopping"), None, id="accepted"),
+        pytest.param(answered("Issued", "Stopping"), None, id="issued"),
+        pytest.param(answered("Done", "Stopped"), Outcome(True, "web-1 is Stopped"), id="done"),
+        pytest.param(
+            answered("Refused", "Running", message="cannot stop: it is Creating"),
+            Outcome(False, "stop refused: cannot stop: it is Creating"),
+            id="refused",
+        ),
+        pytest.param(
+            answered("Failed", "Running", message="409 from KubeVirt"),
+            Outcome(False, "stop failed: 409 from KubeVirt"),
+            id="failed",
+        ),
+        pytest.param(
+            answered("Done", "Running"),
+            Outcome(False, "stop done but web-1 is Running, not Stopped"),
+            id="done-elsewhere",
+        ),
+        pytest.param(
+            answered("Issued", "Error"),
+            Outcome(False, "web-1 is in Error: the VM runs on node-1"),
+            id="error-phase",
+        ),
+        pytest.param(None, Outcome(False, "the Wukong was deleted"), id="deleted"),
+    ],
+)
+def test_outcome_of_a_stop(cr: dict[str, Any] | None, expected: Outcome | None) -> None:
+    assert outcome(cr, REQUEST, generation=7) == expected
+
+
+def test_an_answer_to_an_earlier_request_is_not_ours() -> None:
+    cr = answered("Done", "Stopped")
+    cr["status"]["lifecycleState"] |= {"requestId": "someone-elses", "generation": 6}
+    assert outcome(cr, REQUEST, generation=7) is None
+
+
+def test_the_generation_alone_identifies_the_answer() -> None:
+    cr = answered("Done", "Stopped")
+    cr["status"]["lifecycleState"]["requestId"] = "computed-differently"
+    assert outcome(cr, REQUEST, generation=7) == Outcome(True, "web-1 is Stopped")
+
+
+def test_a_wukong_being_deleted_ends_the_wait() -> None:
+    cr = answered("Issued", "Stopping")
+    cr["metadata"]["deletionTimestamp"] = "2026-05-01T12:00:00Z"
+    assert outcome(cr, REQUEST, generation=7) == Outcome(False, "web-1 is being deleted")

@@ -1,0 +1,42 @@
+"""What `--wait` narrates on stderr as the Wukong changes."""
+
+from __future__ import annotations
+
+from tests.unit.cli.objects import running
+from wukong.console.follow import progress
+
+
+def test_the_first_snapshot_gives_the_phase_and_disks_still_on_their_way() -> None:
+    cr = running()
+    cr["status"]["volumes"].append({"name": "data", "phase": "ImportInProgress", "progress": "10%"})
+    assert progress(None, cr, "web-1") == [
+        "web-1: Running",
+        "web-1: disk data ImportInProgress 10%",
+    ]
+
+
+def test_changes_are_told_once_each() -> None:
+    before = running()
+    after = running()
+    after["status"]["phase"] = "Stopping"
+    after["status"]["lifecycleState"] = {"state": "Accepted", "message": "stop accepted"}
+    assert progress(before, after, "web-1") == [
+        "web-1: Running -> Stopping",
+        "web-1: Accepted: stop accepted",
+    ]
+    assert progress(after, after, "web-1") == []
+
+
+def test_import_progress_and_deletion_steps_are_told() -> None:
+    before = running()
+    after = running()
+    after["status"]["volumes"][0] |= {"phase": "ImportInProgress", "progress": "45.10%"}
+    after["status"]["deletion"] = {"step": "StopVM", "message": "stopping the VM"}
+    assert progress(before, after, "web-1") == [
+        "web-1: disk system ImportInProgress 45.10%",
+        "web-1: deleting, step StopVM: stopping the VM",
+    ]
+
+
+def test_a_vanished_wukong_is_gone() -> None:
+    assert progress(running(), None, "web-1") == ["web-1: gone"]

@@ -1,0 +1,159 @@
+"""What `wukong status` prints: the table and the detailed view."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.unit.cli.objects import NOW, running, wukong
+from wukong.console.render import age, table
+from wukong.console.status import detail, disks_cell, summary_row, summary_table
+
+
+def test_table_pads_columns_and_shows_a_dash_for_nothing() -> None:
+    text = table(("NAME", "IP"), [["web-1", None], ["a-much-longer-name", "10.0.0.1"]])
+    assert text.splitlines() == [
+        "NAME                 IP",
+        "web-1                -",
+        "a-much-longer-name   10.0.0.1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ago", "shown"),
+    [
+        pytest.param(timedelta(seconds=5), "5s", id="seconds"),
+        pytest.param(timedelta(seconds=119), "119s", id="under-two-minutes"),
+        pytest.param(timedelta(minutes=7), "7m", id="minutes"),
+        pytest.param(timedelta(hours=5), "5h", id="hours"),
+        pytest.param(timedelta(days=3), "3d", id="days"),
+        pytest.param(timedelta(seconds=-3), "0s", id="clock-skew"),
+    ],
+)
+def test_ages_read_like_kubectl(ago: timedelta, shown: str) -> None:
+    assert age(NOW - ago, NOW) == shown
+    assert age((NOW - ago).strftime("%Y-%m-%dT%H:%M:%SZ"), NOW) == shown
+
+
+def test_age_of_nothing_is_a_dash() -> None:
+    assert age(None, NOW) == "-"
+    assert age("not a time", NOW) == "-"
+
+
+def test_a_running_wukong_row_shows_phase_vm_node_ip_and_readiness() -> None:
+    assert summary_row(running(), NOW) == [
+        "web-1",
+        "Running",
+        "web-1-vm",
+        "node-1",
+        "10.244.0.7",
+        "1",
+        "True",
+        "-",
+    ]
+
+
+def test_a_new_wukong_row_is_mostly_dashes() -> None:
+    assert summary_row(wukong("new"), NOW) == ["new", "-", "-", "-", "-", "1", "-", "-"]
+
+
+def test_disks_being_imported_show_their_progress() -> None:
+    cr = running()
+    cr["spec"]["disks"].append({"name": "data", "size": "1Gi"})
+    cr["status"]["volumes"] = [
+        {"name": "system", "phase": "ImportInProgress", "progress": "45.10%"},
+        {"name": "data", "phase": "Pending"},
+    ]
+    assert disks_cell(cr) == "2 (system 45.10%, data Pending)"
+
+
+@pytest.mark.parametrize(
+    ("life", "shown"),
+    [
+        pytest.param(
+            {"state": "Done", "lastAction": "stop", "lastActionTime": "2026-05-01T11:58:00Z"},
+            "stop Done 2m",
+            id="done",
+        ),
+        pytest.param({"state": "Issued", "lastAction": "restart"}, "restart Issued", id="no-time"),
+        # A refusal keeps the previous request's action: naming it would mislead.
+        pytest.param({"state": "Refused", "lastAction": "stop"}, "Refused", id="refused"),
+    ],
+)
+def test_last_action_column(life: dict[str, str], shown: str) -> None:
+    cr = running()
+    cr["status"]["lifecycleState"] = life
+    assert summary_row(cr, NOW)[-1] == shown
+
+
+def test_a_wukong_being_deleted_says_so_in_the_phase_column() -> None:
+    cr = running()
+    cr["metadata"]["deletionTimestamp"] = "2026-05-01T11:59:00Z"
+    assert summary_row(cr, NOW)[1] == "Running (deleting)"
+
+
+def test_table_is_sorted_and_names_namespaces_when_asked() -> None:
+    other = running("app-2")
+    other["metadata"]["namespace"] = "apps"
+    text = summary_table([running("web-1"), running("db-1"), other], NOW, namespaces=True)
+    lines = text.splitlines()
+    assert lines[0].split() == [
+        "NAMESPACE",
+        "NAME",
+        "PHASE",
+        "VM",
+        "NODE",
+        "IP",
+        "DISKS",
+        "READY",
+        "LAST-ACTION",
+    ]
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["apps", "app-2"],
+        ["demo", "db-1"],
+        ["demo", "web-1"],
+    ]
+
+
+def test_detail_shows_conditions_disks_history_and_the_last_answer() -> None:
+    cr = running()
+    cr["status"]["lifecycleState"] = {
+        "state": "Refused",
+        "lastAction": "stop",
+        "message": "cannot resume: the VM is running",
+    }
+    cr["status"]["history"] = [
+        {
+            "from": "Pending",
+            "to": "Creating",
+            "reason": "SpecAccepted",
+            "time": "2026-05-01T11:00:00Z",
+        }
+    ]
+    text = detail(cr, NOW)
+    assert "Phase:        Running" in text
+    assert "Last action:  Refused: cannot resume: the VM is running" in text
+    assert "VMRunning" in text and "the VM runs on node-1" in text
+    assert "web-1-system" in text and "Succeeded" in text
+    assert "SpecAccepted" in text and "Creating" in text
+    assert "Deleting" not in text
+
+
+def test_detail_of_a_deleting_wukong_shows_the_step_and_what_is_kept() -> None:
+    cr = running()
+    cr["metadata"]["deletionTimestamp"] = "2026-05-01T11:59:00Z"
+    cr["status"]["deletion"] = {
+        "step": "StopVM",
+        "remaining": ["VirtualMachine/web-1-vm"],
+        "kept": ["web-1-data"],
+    }
+    text = detail(cr, NOW)
+    assert "Deleting:     StopVM" in text
+    assert "Kept:         web-1-data" in text
+    assert "Remaining:    VirtualMachine/web-1-vm" in text
+
+
+def test_detail_of_a_new_wukong_says_none_for_empty_sections() -> None:
+    text = detail(wukong("new"), NOW)
+    assert "Conditions: <none>" in text and "History: <none>" in text

@@ -1,0 +1,257 @@
+"""The typer commands people type; each checks its flags and hands over to `flows`.
+
+Results go to stdout, progress and errors to stderr. Exit codes: 0 done, 1 refused, failed
+or not found, 2 a wrong command line. `flows` (and with it the Kubernetes client) is imported
+inside each command so that `wukong fsm` and `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from wukong.api.spec import Action, DiskBus
+from wukong.console.errors import usage
+from wukong.console.options import (
+    Context,
+    DiskArg,
+    Force,
+    GracePeriod,
+    Kubeconfig,
+    NameArg,
+    Namespace,
+    Timeout,
+    Wait,
+    asker,
+    cluster_from,
+    console,
+    fail,
+    keep_list,
+    run,
+)
+
+if TYPE_CHECKING:
+    from wukong.console.flows import Cluster
+
+app = typer.Typer(add_completion=False)
+
+
+def _lifecycle(
+    action: Action,
+    name: str,
+    cluster: Cluster,
+    *,
+    wait: bool,
+    timeout: float,
+    force: bool = False,
+    grace_period: int | None = None,
+) -> NoReturn:
+    from datetime import UTC, datetime
+
+    from wukong.console import flows
+    from wukong.console.lifecycle import Request
+
+    if force and grace_period is not None:
+        fail(usage("--force powers off at once: --grace-period does not apply"))
+    request = Request.now(action, datetime.now(UTC), force=force, grace_period=grace_period)
+    seconds = timeout if wait else None
+    run(flows.lifecycle(cluster, console(), request, name, wait=seconds))
+
+
+@app.command()
+def start(
+    name: NameArg,
+    wait: Wait = False,
+    timeout: Timeout = 300,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Start a stopped Wukong."""
+    cluster = cluster_from(kubeconfig, context, namespace)
+    _lifecycle(Action.START, name, cluster, wait=wait, timeout=timeout)
+
+
+@app.command()
+def stop(
+    name: NameArg,
+    force: Force = False,
+    grace_period: GracePeriod = None,
+    wait: Wait = False,
+    timeout: Timeout = 300,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Shut the guest down (ACPI), powering off when the grace period ends."""
+    cluster = cluster_from(kubeconfig, context, namespace)
+    _lifecycle(
+        Action.STOP,
+        name,
+        cluster,
+        wait=wait,
+        timeout=timeout,
+        force=force,
+        grace_period=grace_period,
+    )
+
+
+@app.command()
+def restart(
+    name: NameArg,
+    force: Force = False,
+    grace_period: GracePeriod = None,
+    wait: Wait = False,
+    timeout: Timeout = 300,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Restart the VM: stop, then start again."""
+    cluster = cluster_from(kubeconfig, context, namespace)
+    _lifecycle(
+        Action.RESTART,
+        name,
+        cluster,
+        wait=wait,
+        timeout=timeout,
+        force=force,
+        grace_period=grace_period,
+    )
+
+
+@app.command()
+def suspend(
+    name: NameArg,
+    wait: Wait = False,
+    timeout: Timeout = 300,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Pause the running guest; its memory is kept."""
+    cluster = cluster_from(kubeconfig, context, namespace)
+    _lifecycle(Action.SUSPEND, name, cluster, wait=wait, timeout=timeout)
+
+
+@app.command()
+def resume(
+    name: NameArg,
+    wait: Wait = False,
+    timeout: Timeout = 300,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Unpause a suspended Wukong."""
+    cluster = cluster_from(kubeconfig, context, namespace)
+    _lifecycle(Action.RESUME, name, cluster, wait=wait, timeout=timeout)
+
+
+@app.command()
+def status(
+    name: Annotated[str | None, typer.Argument(help="one Wukong in detail")] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="every namespace")
+    ] = False,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """A table of Wukongs, or one Wukong's disks, conditions and history."""
+    from wukong.console import flows
+
+    if name is not None and all_namespaces:
+        fail(usage("a name and --all-namespaces do not go together"))
+    cluster = cluster_from(kubeconfig, context, namespace)
+    run(flows.status(cluster, console(), name, all_namespaces=all_namespaces))
+
+
+@app.command()
+def describe(
+    name: NameArg,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Status plus one timeline of the Events of the Wukong, its VM, VMI and disks."""
+    from wukong.console import flows
+
+    run(flows.describe(cluster_from(kubeconfig, context, namespace), console(), name))
+
+
+@app.command()
+def attach(
+    name: NameArg,
+    disk: DiskArg,
+    size: Annotated[str, typer.Option("--size", help="size, e.g. 10Gi", show_default=False)],
+    image: Annotated[
+        str | None, typer.Option("--image", help="docker://… or http(s)://… to import")
+    ] = None,
+    bus: Annotated[DiskBus | None, typer.Option("--bus", help="disk bus [default: virtio]")] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Add a disk; a running VM gets it hot-plugged."""
+    from wukong.console import flows
+
+    cluster = cluster_from(kubeconfig, context, namespace)
+    run(flows.attach(cluster, console(), name, disk, size=size, image=image, bus=bus))
+
+
+@app.command()
+def detach(
+    name: NameArg,
+    disk: DiskArg,
+    keep_data: Annotated[bool, typer.Option("--keep-data", help="keep the disk's PVC")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="skip the check that the guest no longer uses it")
+    ] = False,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Remove a disk (never the system disk); its PVC is deleted unless --keep-data."""
+    from wukong.console import flows
+
+    cluster = cluster_from(kubeconfig, context, namespace)
+    run(flows.detach(cluster, console(), name, disk, keep_data=keep_data, force=force))
+
+
+@app.command()
+def delete(
+    name: NameArg,
+    keep_disks: Annotated[bool, typer.Option("--keep-disks", help="keep every disk")] = False,
+    keep: Annotated[
+        list[str] | None, typer.Option("--keep", help="keep this disk (repeat, or a,b)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="no graceful stop; release at once")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the teardown until gone")] = False,
+    timeout: Timeout = 300,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Delete a Wukong: shows what goes and what stays, then asks."""
+    from wukong.console import flows
+
+    kept = keep_list(keep)
+    if keep_disks and kept:
+        fail(usage("--keep-disks keeps every disk: drop --keep"))
+    cluster = cluster_from(kubeconfig, context, namespace)
+    work = flows.delete(
+        cluster,
+        console(),
+        name,
+        keep_all=keep_disks,
+        keep=kept,
+        force=force,
+        ask=asker(yes, name),
+        wait=timeout if wait else None,
+    )
+    run(work)

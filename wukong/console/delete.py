@@ -1,0 +1,129 @@
+"""`wukong delete`: show what goes and what stays, ask, then write deleteOptions and delete.
+
+The plan is computed from the object as read; the deleteOptions patch is pinned to that
+object's resourceVersion, so what the user confirmed is what the operator will do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from wukong.api import names
+from wukong.console.errors import CliError, usage
+from wukong.reconcile.deletion import DEFAULT_GRACE
+
+JsonObj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Disk:
+    """A disk of the Wukong and the claim behind it."""
+
+    name: str
+    claim: str
+
+
+@dataclass(frozen=True)
+class DeletePlan:
+    """What deleting one Wukong removes and keeps."""
+
+    wukong: str
+    namespace: str
+    vm: str
+    deleted: tuple[Disk, ...]
+    kept: tuple[Disk, ...]
+    nads: tuple[str, ...]
+    force: bool
+    grace_period: int
+    options: JsonObj = field(default_factory=dict)
+    """deleteOptions to write before the delete ({}: the spec already says it all)."""
+
+    def lines(self) -> list[str]:
+        """The plan as the user reads it before confirming."""
+        stop = (
+            "forced: no graceful stop"
+            if self.force
+            else f"graceful stop, up to {self.grace_period}s"
+        )
+        out = [f"Deleting Wukong {self.wukong} in namespace {self.namespace}:"]
+        out.append(f"  delete  VirtualMachine {self.vm} ({stop})")
+        out += [f"  delete  disk {d.name} (PVC {d.claim})" for d in self.deleted]
+        out += [f"  delete  NetworkAttachmentDefinition {nad}" for nad in self.nads]
+        label = f"{names.LABEL_RETAINED_FROM}={self.wukong}"
+        out += [f"  keep    disk {d.name} (PVC {d.claim}, label {label})" for d in self.kept]
+        return out
+
+    @property
+    def question(self) -> str:
+        """The confirmation question."""
+        return f"Delete Wukong {self.wukong}?"
+
+
+def _owned_nads(cr: JsonObj) -> tuple[str, ...]:
+    name = cr["metadata"]["name"]
+    seen = (cr.get("status") or {}).get("networks") or []
+    if seen:
+        return tuple(str(n["nadName"]) for n in seen if n.get("ownedByWukong") and n.get("nadName"))
+    networks = (cr.get("spec") or {}).get("networks") or []
+    return tuple(names.nad_name(name, str(n["name"])) for n in networks if not n.get("nadName"))
+
+
+def refuse_protected(cr: JsonObj) -> None:
+    """Raise when the deletion-protection annotation is set: nothing may be touched."""
+    meta = cr["metadata"]
+    key = names.ANNOTATION_DELETION_PROTECTION
+    if (meta.get("annotations") or {}).get(key) == "true":
+        name, namespace = meta["name"], meta.get("namespace")
+        raise CliError(
+            f"{name} is protected from deletion by the annotation {key}=true; remove it "
+            f"first: kubectl annotate wukong {name} -n {namespace} {key}-"
+        )
+
+
+def plan_delete(
+    cr: JsonObj, *, keep_all: bool = False, keep: Sequence[str] = (), force: bool = False
+) -> DeletePlan:
+    """Combine the spec's deleteOptions with the command's flags into one plan."""
+    refuse_protected(cr)
+    meta, spec = cr["metadata"], cr.get("spec") or {}
+    name = meta["name"]
+    disks = [str(d["name"]) for d in spec.get("disks") or []]
+    unknown = [k for k in keep if k not in disks]
+    if unknown:
+        raise usage(f"{name} has no disk {', '.join(unknown)} (disks: {', '.join(disks)})")
+    existing: JsonObj = spec.get("deleteOptions") or {}
+    keep_every = keep_all or bool(existing.get("preserveDisks"))
+    listed = [*existing.get("preserveDisksList", [])]
+    listed += [k for k in dict.fromkeys(keep) if k not in listed]
+    options: JsonObj = {}
+    if keep_all and not existing.get("preserveDisks"):
+        options["preserveDisks"] = True
+    if listed != existing.get("preserveDisksList", []):
+        options["preserveDisksList"] = listed
+    if force and not existing.get("force"):
+        options["force"] = True
+    chosen = [Disk(d, names.disk_claim_name(name, d)) for d in disks]
+    kept = tuple(d for d in chosen if keep_every or d.name in listed)
+    return DeletePlan(
+        wukong=name,
+        namespace=str(meta.get("namespace") or ""),
+        vm=str((cr.get("status") or {}).get("vmName") or names.vm_name(name)),
+        deleted=tuple(d for d in chosen if d not in kept),
+        kept=kept,
+        nads=_owned_nads(cr),
+        force=force or bool(existing.get("force")),
+        grace_period=int(existing.get("gracePeriodSeconds", DEFAULT_GRACE)),
+        options=options,
+    )
+
+
+def options_patch(cr: JsonObj, plan: DeletePlan) -> JsonObj | None:
+    """The deleteOptions merge patch, pinned to the version the plan was made from."""
+    if not plan.options:
+        return None
+    return {
+        "metadata": {"resourceVersion": cr["metadata"]["resourceVersion"]},
+        "spec": {"deleteOptions": plan.options},
+    }

@@ -1,0 +1,109 @@
+"""`wukong describe`: the status view plus one timeline of the Events of the Wukong and of
+everything it owns (VM, VMI, DataVolumes, PVCs), as a person debugging it wants to read them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from wukong.api import names
+from wukong.console.render import NONE, age, parse_time, table
+from wukong.console.status import detail
+
+JsonObj = dict[str, Any]
+SHORT_KIND: Final = {
+    "Wukong": "wukong",
+    "VirtualMachine": "vm",
+    "VirtualMachineInstance": "vmi",
+    "DataVolume": "dv",
+    "PersistentVolumeClaim": "pvc",
+}
+_EPOCH: Final = datetime.min.replace(tzinfo=UTC)
+
+
+def related(cr: JsonObj) -> set[tuple[str, str]]:
+    """(kind, name) of the Wukong and of every child whose Events belong to its story."""
+    name = cr["metadata"]["name"]
+    vm = names.vm_name(name)
+    refs = {("Wukong", name), ("VirtualMachine", vm), ("VirtualMachineInstance", vm)}
+    disks = [d.get("name") for d in (cr.get("spec") or {}).get("disks") or []]
+    volumes = (cr.get("status") or {}).get("volumes") or []
+    claims = {names.disk_claim_name(name, str(d)) for d in disks if d}
+    claims |= {str(v["pvcName"]) for v in volumes if v.get("pvcName")}
+    for claim in claims:
+        refs |= {("DataVolume", claim), ("PersistentVolumeClaim", claim)}
+    return refs
+
+
+def event_time(event: JsonObj) -> datetime | None:
+    """When an Event last happened, from whichever field its reporter filled in."""
+    series = event.get("series") or {}
+    for text in (
+        event.get("lastTimestamp"),
+        series.get("lastObservedTime"),
+        event.get("eventTime"),
+        event.get("firstTimestamp"),
+        (event.get("metadata") or {}).get("creationTimestamp"),
+    ):
+        when = parse_time(text)
+        if when is not None:
+            return when
+    return None
+
+
+def timeline(cr: JsonObj, events: Iterable[JsonObj]) -> list[JsonObj]:
+    """The Events about the Wukong and its children, oldest first."""
+    refs, uid = related(cr), cr["metadata"].get("uid")
+    chosen = []
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        kind, name = involved.get("kind"), involved.get("name")
+        if (kind, name) not in refs:
+            continue
+        # An earlier Wukong with the same name (another UID) is another story.
+        if kind == "Wukong" and uid and involved.get("uid") not in (None, "", uid):
+            continue
+        chosen.append(event)
+    return sorted(chosen, key=_order)
+
+
+def _order(event: JsonObj) -> tuple[datetime, int]:
+    # Event times have whole seconds; within one second, etcd's revision (the
+    # resourceVersion, opaque but increasing in practice) keeps the order they were written.
+    version = str((event.get("metadata") or {}).get("resourceVersion") or "")
+    return event_time(event) or _EPOCH, int(version) if version.isdigit() else 0
+
+
+def _seen(event: JsonObj, now: datetime) -> str:
+    last = age(event_time(event), now)
+    count = int(event.get("count") or (event.get("series") or {}).get("count") or 1)
+    if count <= 1:
+        return last
+    first = age(event.get("firstTimestamp"), now)
+    return f"{last} (x{count} over {first})" if first != NONE else f"{last} (x{count})"
+
+
+def events_table(events: Sequence[JsonObj], now: datetime) -> str:
+    """The merged timeline as kubectl-describe-style rows."""
+    if not events:
+        return "Events: <none>"
+    rows: list[list[object]] = []
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        kind = str(involved.get("kind"))
+        rows.append(
+            [
+                _seen(event, now),
+                event.get("type"),
+                event.get("reason"),
+                f"{SHORT_KIND.get(kind, kind.lower())}/{involved.get('name')}",
+                " ".join(str(event.get("message") or "").split()),
+            ]
+        )
+    return "Events:\n" + table(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), rows, "  ")
+
+
+def describe(cr: JsonObj, events: Iterable[JsonObj], now: datetime) -> str:
+    """The whole `describe` page."""
+    return f"{detail(cr, now)}\n{events_table(timeline(cr, events), now)}"

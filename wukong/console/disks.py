@@ -1,0 +1,148 @@
+"""`attach` and `detach`: edit spec.disks as one list, pinned to the resourceVersion read.
+
+A merge patch that carries `metadata.resourceVersion` is refused with 409 when someone else
+wrote in between (a failed JSON-patch `test` only says 422, like any invalid request), so a
+concurrent edit is never lost: the command reads again and retries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from wukong.api import names
+from wukong.api.spec import MAX_DISKS, DiskBus, DiskSpec
+from wukong.console.errors import CliError, usage
+
+JsonObj = dict[str, Any]
+CONFLICT_RETRIES: Final = 5
+
+
+def _disks(cr: JsonObj) -> list[JsonObj]:
+    return list((cr.get("spec") or {}).get("disks") or [])
+
+
+def _names(cr: JsonObj) -> str:
+    return ", ".join(str(d.get("name")) for d in _disks(cr)) or "none"
+
+
+def system_disk(cr: JsonObj) -> str | None:
+    """The disk the VM boots from: the one with boot: true, else the first (SPEC §1)."""
+    disks = _disks(cr)
+    booting = [d for d in disks if d.get("boot")]
+    chosen = booting[0] if booting else (disks[0] if disks else None)
+    return None if chosen is None else str(chosen.get("name"))
+
+
+def new_disk(name: str, size: str, image: str | None, bus: DiskBus | None) -> JsonObj:
+    """The spec.disks entry for `attach`, checked against the API's own rules first."""
+    try:
+        DiskSpec(name=name, size=size, image=image, bus=bus or DiskBus.VIRTIO)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        raise usage(str(problem["msg"]).removeprefix("Value error, ")) from error
+    disk: JsonObj = {"name": name, "size": size}
+    if image:
+        disk["image"] = image
+    if bus:
+        disk["bus"] = bus.value
+    return disk
+
+
+def _pinned(cr: JsonObj, disks: list[JsonObj]) -> JsonObj:
+    return {
+        "metadata": {"resourceVersion": cr["metadata"]["resourceVersion"]},
+        "spec": {"disks": disks},
+    }
+
+
+def _editable(cr: JsonObj) -> None:
+    if cr["metadata"].get("deletionTimestamp"):
+        raise CliError(f"{cr['metadata']['name']} is being deleted: its disks cannot change")
+
+
+def attach_patch(cr: JsonObj, disk: JsonObj) -> JsonObj:
+    """The patch adding `disk` at the end of spec.disks."""
+    _editable(cr)
+    name, disks = cr["metadata"]["name"], _disks(cr)
+    if any(d.get("name") == disk["name"] for d in disks):
+        raise CliError(f"{name} already has a disk {disk['name']}")
+    if len(disks) >= MAX_DISKS:
+        raise CliError(f"{name} already has {MAX_DISKS} disks, the most a Wukong can have")
+    return _pinned(cr, [*disks, disk])
+
+
+@dataclass(frozen=True)
+class Detach:
+    """What `detach` will do to one disk."""
+
+    disk: str
+    claim: str
+    force: bool
+    keep_data: bool
+
+    def options(self) -> JsonObj:
+        """detachOptions as the operator reads them."""
+        return {"force": self.force, "preserveData": self.keep_data}
+
+    def summary(self, wukong: str) -> str:
+        """One line for the user: what happens to the data."""
+        data = (
+            f"PVC {self.claim} kept (label {names.LABEL_RETAINED_FROM}={wukong})"
+            if self.keep_data
+            else f"PVC {self.claim} deleted"
+        )
+        check = "without the in-use check" if self.force else "once the guest no longer uses it"
+        return f"detaching disk {self.disk} from {wukong} {check}; {data}"
+
+
+def plan_detach(cr: JsonObj, disk: str, *, keep_data: bool, force: bool) -> Detach:
+    """Check the request before any write; flags add to the disk's own detachOptions."""
+    _editable(cr)
+    name = cr["metadata"]["name"]
+    entry = next((d for d in _disks(cr) if d.get("name") == disk), None)
+    if entry is None:
+        raise CliError(f"{name} has no disk {disk} (disks: {_names(cr)})")
+    if disk == system_disk(cr):
+        raise CliError(
+            f"{disk} is the system disk of {name} and cannot be detached; "
+            f"to keep its data, delete the Wukong with --keep {disk}"
+        )
+    own = entry.get("detachOptions") or {}
+    return Detach(
+        disk,
+        names.disk_claim_name(name, disk),
+        force=force or bool(own.get("force")),
+        keep_data=keep_data or bool(own.get("preserveData")),
+    )
+
+
+def options_patch(cr: JsonObj, plan: Detach) -> JsonObj | None:
+    """The patch writing the detach options into the disk's entry (None: already there)."""
+    disks = _disks(cr)
+    changed = [
+        d | {"detachOptions": plan.options()} if d.get("name") == plan.disk else d for d in disks
+    ]
+    return None if changed == disks else _pinned(cr, changed)
+
+
+def recorded(cr: JsonObj | None, plan: Detach) -> bool | None:
+    """True once status.volumes shows the detach options; None (keep waiting) before."""
+    # The operator applies the options it recorded while the disk was still in the spec
+    # (docs/decisions.md): removing the disk earlier would apply stale ones.
+    if cr is None:
+        raise CliError("the Wukong was deleted")
+    volumes = (cr.get("status") or {}).get("volumes") or []
+    volume: JsonObj = next((v for v in volumes if v.get("name") == plan.disk), {})
+    same = (
+        bool(volume.get("preserveData")) == plan.keep_data
+        and bool(volume.get("forceDetach")) == plan.force
+    )
+    return True if volume and same else None
+
+
+def remove_patch(cr: JsonObj, plan: Detach) -> JsonObj:
+    """The patch removing the disk from spec.disks."""
+    return _pinned(cr, [d for d in _disks(cr) if d.get("name") != plan.disk])

@@ -1,0 +1,73 @@
+"""One-line errors and exit codes: every failure a person sees is worded here."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from wukong.errors import ApiError, Conflict, Forbidden, Invalid, NotFound, ServerError
+
+OK: Final = 0
+FAILED: Final = 1  # refused, failed, timed out, not found, unreachable
+USAGE: Final = 2  # the command line itself is wrong (click uses 2 as well)
+
+
+class CliError(Exception):
+    """A failure to print as `error: <message>` before exiting with `code`."""
+
+    def __init__(self, message: str, code: int = FAILED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def usage(message: str) -> CliError:
+    """A usage error (exit code 2)."""
+    return CliError(message, USAGE)
+
+
+def not_found(kind: str, name: str, namespace: str, error: NotFound) -> CliError:
+    """A missing object, or a missing API when the CRD is not installed."""
+    if "could not find the requested resource" in error.message:
+        return CliError(
+            "the Wukong API (vm.novasphere.dev/v1alpha1) is not installed in this cluster: "
+            "apply manifests/crd/ first"
+        )
+    return CliError(f"{kind} {name} not found in namespace {namespace}")
+
+
+def explain(error: ApiError, server: str) -> str:
+    """What an API error means for the person at the keyboard."""
+    if error.status == 0:
+        return f"cannot reach the cluster at {server}: {transport_reason(error)}"
+    if error.status == 401:
+        return f"unauthorized at {server}: the kubeconfig's credentials were not accepted"
+    if isinstance(error, Forbidden):
+        return error.message  # the API server's text names the user, verb and resource
+    if isinstance(error, NotFound):
+        return error.message
+    if isinstance(error, Invalid):
+        return f"rejected by the API server: {error.message}"
+    if isinstance(error, Conflict):
+        return f"{error.message} (it changed meanwhile: run the command again)"
+    if isinstance(error, ServerError):
+        return f"the API server failed ({error.status} {error.reason}): {error.message}"
+    return str(error)
+
+
+def transport_reason(error: BaseException) -> str:
+    """The root cause of a transport failure in a few words ('connection refused')."""
+    seen: BaseException | None = error.__cause__
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, TimeoutError):
+            return "timed out"
+        if seen.__cause__ is None and seen.__context__ is None:
+            break
+        seen = seen.__cause__ or seen.__context__
+    cause = error.__cause__
+    if cause is None:
+        return str(error)
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return str(cause) or type(cause).__name__

@@ -1,0 +1,160 @@
+"""--wait: follow one Wukong through a watch and narrate each change on stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import Any, Final, TypeVar
+
+import aiohttp
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from wukong.console.connect import Target
+from wukong.console.errors import CliError
+from wukong.console.status import SETTLED
+from wukong.errors import NotFound, ServerError
+
+JsonObj = dict[str, Any]
+T = TypeVar("T")
+WATCH_SECONDS: Final = 60  # the server ends each stream; we resume from the last version
+POLL_SECONDS: Final = 1.0  # only when watching is not allowed (RBAC without `watch`)
+
+
+class _CannotWatch(Exception):
+    """The server refused the watch (RBAC without `watch`): poll instead."""
+
+
+def _volumes(cr: JsonObj) -> dict[str, tuple[Any, Any]]:
+    volumes = (cr.get("status") or {}).get("volumes") or []
+    return {str(v.get("name")): (v.get("phase"), v.get("progress")) for v in volumes}
+
+
+def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[str]:
+    """What changed between two snapshots, one line each (the first snapshot: its phase)."""
+    if after is None:
+        return [f"{name}: gone"]
+    old: JsonObj = (before or {}).get("status") or {}
+    new: JsonObj = after.get("status") or {}
+    lines = []
+    if before is None or old.get("phase") != new.get("phase"):
+        was = f"{old.get('phase') or 'Pending'} -> " if before is not None else ""
+        lines.append(f"{name}: {was}{new.get('phase') or 'Pending'}")
+    life_old, life_new = old.get("lifecycleState") or {}, new.get("lifecycleState") or {}
+    if before is not None and (life_old.get("state"), life_old.get("message")) != (
+        life_new.get("state"),
+        life_new.get("message"),
+    ):
+        lines.append(f"{name}: {life_new.get('state')}: {life_new.get('message') or ''}".rstrip())
+    # The first snapshot names only disks still on their way; later ones, every change.
+    vols_old = _volumes(before) if before is not None else {}
+    for disk, (phase, percent) in _volumes(after).items():
+        if before is None and phase in SETTLED:
+            continue
+        if vols_old.get(disk) != (phase, percent) and (phase or percent):
+            lines.append(f"{name}: disk {disk} {' '.join(str(p) for p in (phase, percent) if p)}")
+    step_old = (old.get("deletion") or {}).get("step")
+    deletion = new.get("deletion") or {}
+    if deletion.get("step") and deletion.get("step") != step_old:
+        why = f": {deletion['message']}" if deletion.get("message") else ""
+        lines.append(f"{name}: deleting, step {deletion['step']}{why}")
+    return lines
+
+
+async def _watch(target: Target, name: str, version: str) -> AsyncGenerator[JsonObj | None, None]:
+    """One watch stream on one Wukong: each new state, None when deleted (_CannotWatch: 403)."""
+    path = target.wukongs()
+    query = [
+        ("watch", "true"),
+        ("fieldSelector", f"metadata.name={name}"),
+        ("resourceVersion", version),
+        ("timeoutSeconds", str(WATCH_SECONDS)),
+    ]
+    try:
+        response = await target.kube.api.call_api(
+            path,
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=aiohttp.ClientTimeout(connect=30, sock_read=WATCH_SECONDS + 30),
+        )
+    except (ApiException, aiohttp.ClientError, OSError) as error:
+        raise ServerError(0, "TransportError", repr(error), path=path) from error
+    try:
+        if response.status != 200:
+            raise _CannotWatch(response.status)
+        async for line in response.content:
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            if event.get("type") in ("ADDED", "MODIFIED"):
+                yield event["object"]
+            elif event.get("type") == "DELETED":
+                yield None
+            elif event.get("type") == "ERROR":  # e.g. 410 Gone: read the object again
+                return
+    finally:
+        _abandon(response)
+
+
+def _abandon(response: aiohttp.ClientResponse) -> None:
+    """Drop a half-read stream and its connection."""
+    # Abort, not close: a graceful TLS shutdown still in flight when `asyncio.run` returns
+    # leaks the socket (ResourceWarning).
+    connection = response.connection
+    if connection is not None and connection.transport is not None:
+        connection.transport.abort()
+    response.close()
+
+
+async def snapshots(target: Target, name: str) -> AsyncGenerator[JsonObj | None, None]:
+    """The Wukong now and after every change; None (and the end) once it is gone."""
+    can_watch = True
+    while True:
+        try:
+            cr = await target.kube.get(target.wukongs(name))
+        except NotFound:
+            yield None
+            return
+        yield cr
+        if not can_watch:
+            await asyncio.sleep(POLL_SECONDS)
+            continue
+        try:
+            async with aclosing(_watch(target, name, cr["metadata"]["resourceVersion"])) as events:
+                async for obj in events:
+                    yield obj
+                    if obj is None:
+                        return
+        except _CannotWatch:
+            can_watch = False
+
+
+async def wait_for(
+    target: Target,
+    name: str,
+    check: Callable[[JsonObj | None], T | None],
+    *,
+    within: float,
+    what: str,
+    say: Callable[[str], None],
+) -> T:
+    """Follow the Wukong until `check` returns an answer; narrate changes through `say`."""
+    before: JsonObj | None = None
+    try:
+        async with asyncio.timeout(within):
+            async with aclosing(snapshots(target, name)) as stream:
+                async for cr in stream:
+                    for line in progress(before, cr, name):
+                        say(line)
+                    answer = check(cr)
+                    if answer is not None:
+                        return answer
+                    before = cr
+    except TimeoutError:
+        phase = ((before or {}).get("status") or {}).get("phase") or "Pending"
+        raise CliError(f"timed out after {within:g}s waiting for {what} (phase {phase})") from None
+    raise CliError(f"{name} disappeared while waiting for {what}")

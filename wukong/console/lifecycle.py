@@ -1,0 +1,108 @@
+"""start/stop/restart/suspend/resume: write a fresh request, then read the operator's answer.
+
+A request is `spec.lifecycleAction` with a new `requestedAt`, so repeating an action is a new
+request (docs/decisions.md). The operator answers in `status.lifecycleState`, naming the
+request by its fingerprint and the generation that carried it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from wukong.api.spec import Action, LifecycleAction
+from wukong.reconcile.lifecycle import request_id
+
+JsonObj = dict[str, Any]
+# Where each action leaves the Wukong when it is done.
+SETTLES_IN: Final = {
+    Action.START: "Running",
+    Action.RESTART: "Running",
+    Action.RESUME: "Running",
+    Action.STOP: "Stopped",
+    Action.SUSPEND: "Suspended",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One lifecycle request as the CLI writes it."""
+
+    action: Action
+    force: bool = False
+    grace_period: int | None = None
+    requested_at: str = ""
+
+    @classmethod
+    def now(
+        cls, action: Action, now: datetime, *, force: bool = False, grace_period: int | None = None
+    ) -> Request:
+        """A request stamped with `now` to the microsecond, so it is always a new one."""
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return cls(action, force, grace_period, stamp)
+
+    def patch(self) -> JsonObj:
+        """The merge patch; every field is written (null clears) so nothing stale survives."""
+        body = {
+            "action": self.action.value,
+            "force": self.force,
+            "gracePeriodSeconds": self.grace_period,
+            "requestedAt": self.requested_at,
+        }
+        return {"spec": {"lifecycleAction": body}}
+
+    @property
+    def fingerprint(self) -> str:
+        """The id the operator records in lifecycleState.requestId for this request."""
+        model = LifecycleAction(
+            action=self.action,
+            force=self.force,
+            grace_period_seconds=self.grace_period,
+            requested_at=self.requested_at,
+        )
+        return request_id(model)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a request ended: ok or not, and what to tell the user."""
+
+    ok: bool
+    message: str
+
+
+def answers(life: JsonObj, request: Request, generation: int) -> bool:
+    """Whether this lifecycleState is the answer to our request."""
+    return life.get("requestId") == request.fingerprint or life.get("generation") == generation
+
+
+def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | None:
+    """The request's end as the Wukong shows it; None while it is still under way."""
+    if cr is None:
+        return Outcome(False, "the Wukong was deleted")
+    name = cr["metadata"]["name"]
+    status = cr.get("status") or {}
+    life = status.get("lifecycleState") or {}
+    if cr["metadata"].get("deletionTimestamp"):
+        return Outcome(False, f"{name} is being deleted")
+    if not answers(life, request, generation):
+        return None
+    state, message = life.get("state"), life.get("message") or ""
+    verb = request.action.value
+    if state == "Refused":
+        return Outcome(False, f"{verb} refused: {message}")
+    if state == "Failed":
+        return Outcome(False, f"{verb} failed: {message}")
+    phase = status.get("phase")
+    if phase == "Error":
+        ready: JsonObj = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        return Outcome(False, f"{name} is in Error: {ready.get('message') or message}")
+    if state != "Done":
+        return None
+    wanted = SETTLES_IN[request.action]
+    if phase != wanted:
+        return Outcome(False, f"{verb} done but {name} is {phase}, not {wanted}")
+    return Outcome(True, f"{name} is {wanted}")

@@ -1,0 +1,171 @@
+"""`wukong status`: one line per Wukong, or everything about one of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from wukong.console.render import NONE, age, cell, table
+
+JsonObj = dict[str, Any]
+HEADERS: Final = ("NAME", "PHASE", "VM", "NODE", "IP", "DISKS", "READY", "LAST-ACTION")
+# Volume phases that need no attention: an imported DataVolume, a bound blank PVC.
+SETTLED: Final = frozenset({"Succeeded", "Bound"})
+
+
+def _status(cr: JsonObj) -> JsonObj:
+    return cr.get("status") or {}
+
+
+def condition(cr: JsonObj, type_: str) -> JsonObj:
+    """The status condition of this type ({} when absent)."""
+    return next((c for c in _status(cr).get("conditions") or [] if c.get("type") == type_), {})
+
+
+def primary_ip(cr: JsonObj) -> str | None:
+    """The pod network's address (the first interface), as `kubectl get` shows it."""
+    for interface in _status(cr).get("interfaces") or []:
+        if interface.get("ipAddress"):
+            return str(interface["ipAddress"])
+    return None
+
+
+def disks_cell(cr: JsonObj) -> str:
+    """'2', or '2 (system 45.10%)' while a disk is importing or not yet usable."""
+    count = len((cr.get("spec") or {}).get("disks") or [])
+    busy = []
+    for volume in _status(cr).get("volumes") or []:
+        phase = volume.get("phase")
+        if phase and phase not in SETTLED:
+            busy.append(f"{volume.get('name')} {volume.get('progress') or phase}")
+    return f"{count} ({', '.join(busy)})" if busy else str(count)
+
+
+def last_action_cell(cr: JsonObj, now: datetime) -> str:
+    """'stop Done 2m', or 'Refused' (a refusal keeps the previous action's name)."""
+    life = _status(cr).get("lifecycleState") or {}
+    state = life.get("state")
+    if not state:
+        return NONE
+    if state == "Refused":
+        return "Refused"
+    when = age(life.get("lastActionTime"), now)
+    return " ".join(str(p) for p in (life.get("lastAction"), state, when) if p and p != NONE)
+
+
+def summary_row(cr: JsonObj, now: datetime) -> list[str]:
+    """One row of the status table."""
+    status = _status(cr)
+    phase = status.get("phase")
+    if cr.get("metadata", {}).get("deletionTimestamp") and phase != "Deleting":
+        phase = f"{phase or NONE} (deleting)"
+    return [
+        cr["metadata"]["name"],
+        cell(phase),
+        cell(status.get("vmName")),
+        cell(status.get("nodeName")),
+        cell(primary_ip(cr)),
+        disks_cell(cr),
+        cell(condition(cr, "Ready").get("status")),
+        last_action_cell(cr, now),
+    ]
+
+
+def summary_table(items: Sequence[JsonObj], now: datetime, *, namespaces: bool = False) -> str:
+    """The status table, sorted by namespace and name."""
+    ordered = sorted(
+        items, key=lambda c: (c["metadata"].get("namespace", ""), c["metadata"]["name"])
+    )
+    rows = [summary_row(cr, now) for cr in ordered]
+    if not namespaces:
+        return table(HEADERS, rows)
+    spaced = [
+        [cr["metadata"].get("namespace", ""), *row] for cr, row in zip(ordered, rows, strict=True)
+    ]
+    return table(("NAMESPACE", *HEADERS), spaced)
+
+
+def _field(label: str, value: object) -> str:
+    return f"{label + ':':<14}{cell(value)}"
+
+
+def _lifecycle(cr: JsonObj, now: datetime) -> str:
+    life = _status(cr).get("lifecycleState") or {}
+    if not life.get("state"):
+        return NONE
+    text = last_action_cell(cr, now)
+    return f"{text}: {life['message']}" if life.get("message") else text
+
+
+def _deletion(cr: JsonObj) -> list[str]:
+    deletion = _status(cr).get("deletion") or {}
+    if not cr.get("metadata", {}).get("deletionTimestamp") and not deletion:
+        return []
+    lines = [_field("Deleting", deletion.get("step") or "requested")]
+    for label, key in (("Remaining", "remaining"), ("Kept", "kept")):
+        if deletion.get(key):
+            lines.append(_field(label, ", ".join(deletion[key])))
+    if deletion.get("message"):
+        lines.append(_field("Why", deletion["message"]))
+    return lines
+
+
+def _section(title: str, headers: Sequence[str], rows: list[list[object]]) -> list[str]:
+    if not rows:
+        return [f"{title}: <none>"]
+    return [f"{title}:", table(headers, rows, indent="  ")]
+
+
+def detail(cr: JsonObj, now: datetime) -> str:
+    """Everything `status NAME` shows: identity, run state, disks, conditions, history."""
+    meta, status = cr["metadata"], _status(cr)
+    ready = condition(cr, "Ready")
+    lines = [
+        _field("Name", meta["name"]),
+        _field("Namespace", meta.get("namespace")),
+        _field("Phase", status.get("phase")),
+        _field("VM", status.get("vmName")),
+        _field("Node", status.get("nodeName")),
+        _field("Ready", " ".join(str(ready[k]) for k in ("status", "reason") if ready.get(k))),
+        _field("Last action", _lifecycle(cr, now)),
+        _field("Age", age(meta.get("creationTimestamp"), now)),
+        *_deletion(cr),
+    ]
+    interfaces = [
+        [i.get("name"), ", ".join(i.get("ipAddresses") or []) or i.get("ipAddress"), i.get("mac")]
+        for i in status.get("interfaces") or []
+    ]
+    lines += _section("Interfaces", ("NAME", "IP", "MAC"), interfaces)
+    volumes: list[list[object]] = [
+        [
+            v.get("name"),
+            v.get("pvcName"),
+            v.get("size"),
+            v.get("capacity"),
+            v.get("phase"),
+            v.get("progress"),
+            "yes" if v.get("attached") else "no",
+            v.get("message"),
+        ]
+        for v in status.get("volumes") or []
+    ]
+    headers = ("NAME", "PVC", "SIZE", "CAPACITY", "PHASE", "PROGRESS", "ATTACHED", "MESSAGE")
+    lines += _section("Disks", headers, volumes)
+    conditions: list[list[object]] = [
+        [
+            c.get("type"),
+            c.get("status"),
+            c.get("reason"),
+            age(c.get("lastTransitionTime"), now),
+            c.get("message"),
+        ]
+        for c in status.get("conditions") or []
+    ]
+    lines += _section("Conditions", ("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"), conditions)
+    history: list[list[object]] = [
+        [age(h.get("time"), now), h.get("from"), h.get("to"), h.get("reason")]
+        for h in status.get("history") or []
+    ]
+    lines += _section("History", ("AGE", "FROM", "TO", "REASON"), history)
+    return "\n".join(lines)
