@@ -222,7 +222,11 @@ class Informer:
                 self._stream_lines += 1
                 self.process(parse_event(line))
         finally:
-            # close(), not release(): a half-read stream must not go back to the pool.
+            # Abort, then close: a half-read stream must not go back to the pool, and a TLS
+            # close handshake still pending when the loop stops would leak the transport.
+            connection = response.connection
+            if connection is not None and connection.transport is not None:
+                connection.transport.abort()
             response.close()
         return self._stream_lines > 0 or self._clock.now() - started >= 1.0
 
