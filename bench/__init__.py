@@ -1,0 +1,1 @@
+"""Wukong's benchmark: `python -m bench` (`nox -s bench`) writes bench/results.json and a PNG."""

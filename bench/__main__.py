@@ -1,0 +1,251 @@
+"""`python -m bench [--sizes 100,1000] [--actions 200]`: one benchmark run (issue 10).
+
+For each size: the floor (VMs written directly) in one fresh namespace, then the operator
+(a process of its own, watching one fresh namespace) creating that many Wukongs. On the
+largest size it then measures a 30 s idle steady state and lifecycle latency, idle and
+under load. Writes bench/results.json and bench/results.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import apimetrics, creation, latency, report
+from bench.cluster import Cluster, cluster
+from bench.manifests import wukong_name
+from bench.operator import Operator, observed
+from bench.tracking import Tracker
+
+HERE = Path(__file__).parent
+log = logging.getLogger("bench")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options; the defaults are issue 10's."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="100,1000", help="Wukong counts, comma-separated")
+    p.add_argument("--actions", type=int, default=200, help="lifecycle requests per latency run")
+    p.add_argument("--load-rate", type=float, default=20.0, help="spec changes/s under load")
+    p.add_argument(
+        "--load-change", choices=latency.LOAD_CHANGES, default="grace", help="spec change sent"
+    )
+    p.add_argument("--idle-seconds", type=float, default=30.0, help="steady-state window")
+    p.add_argument("--concurrency", type=int, default=16, help="operator --concurrency")
+    p.add_argument("--in-flight", type=int, default=32, help="creates in flight at once")
+    p.add_argument("--timeout", type=float, default=420.0, help="seconds allowed per creation")
+    p.add_argument(
+        "--latency-budget", type=float, default=120.0, help="max seconds per latency run"
+    )
+    p.add_argument("--pool", type=int, default=10, help="Wukongs that take lifecycle requests")
+    p.add_argument("--no-floor", action="store_true", help="skip the direct-write floor")
+    p.add_argument("--profile", type=Path, help="run the operator under pyinstrument, save here")
+    p.add_argument("--out", type=Path, default=HERE, help="where results.json/.png go")
+    return p.parse_args(argv)
+
+
+async def steady_state(cl: Cluster, op: Operator, seconds: float) -> dict[str, Any]:
+    """Requests, CPU and RSS while nothing changes; the operator should only watch."""
+    api_before, op_before, use_before = (
+        await cl.apiserver_requests(),
+        await op.requests(),
+        op.usage(),
+    )
+    await asyncio.sleep(seconds)
+    api_after, op_after, use_after = await cl.apiserver_requests(), await op.requests(), op.usage()
+    counts = apimetrics.requests(apimetrics.diff(api_before, api_after))
+    own = apimetrics.operator_verbs(apimetrics.diff(op_before, op_after))
+    reads = [r for r in apimetrics.table(counts) if r["verb"] in apimetrics.READ_VERBS]
+    return {
+        "seconds": seconds,
+        "operator_requests_by_verb": own,
+        "operator_get_list": {v: n for v, n in own.items() if v.upper() in ("GET", "LIST")},
+        "apiserver_get_list_all_clients": reads,
+        "operator_cpu_seconds": round(use_after.cpu_seconds - use_before.cpu_seconds, 3),
+        "operator_rss_mib": round(use_after.rss_mib, 1),
+    }
+
+
+async def one_size(
+    cl: Cluster, n: int, opts: argparse.Namespace, work: Path, last: bool
+) -> dict[str, Any]:
+    """Floor, then the operator, for one size; the steady state and latency on the last."""
+    out: dict[str, Any] = {"series": {}}
+    if not opts.no_floor:
+        log.info("floor: %d VMs written directly", n)
+        floor = await creation.floor(cl, n, in_flight=opts.in_flight, within=opts.timeout)
+        out["floor"] = floor.summary() | {"curve": floor.curve}
+        log.info("floor: %d Running in %.1f s", n, floor.seconds)
+    ns = await cl.namespace(f"bench-op-{n}")
+    profile = opts.profile.with_suffix(f".{n}.pyisession") if opts.profile else None
+    op = Operator(cl.plane.kubeconfig, ns, opts.concurrency, work / f"operator-{n}.log", profile)
+    async with op:
+        await asyncio.sleep(1.0)  # past start-up's allocations: the idle RSS is the resting one
+        idle = op.usage()
+        log.info("operator: %d Wukongs, idle RSS %.1f MiB", n, idle.rss_mib)
+        (made, tracker), during = await observed(
+            cl, op, creation.with_operator(cl, op, n, in_flight=opts.in_flight, within=opts.timeout)
+        )
+        log.info("operator: %d Running in %.1f s", n, made.seconds)
+        loaded = op.usage()
+        out["operator"] = made.summary() | {"curve": made.curve, "during": during}
+        out["process"] = {
+            "rss_idle_mib": round(idle.rss_mib, 1),
+            "rss_loaded_mib": round(loaded.rss_mib, 1),
+            "rss_peak_mib": round(max(s.rss_mib for s in op.samples), 1),
+            "cpu_seconds_creating": round(loaded.cpu_seconds - idle.cpu_seconds, 2),
+        }
+        try:
+            if last:
+                await last_size_phases(cl, op, tracker, n, opts, out)
+        finally:
+            await tracker.__aexit__(None, None, None)
+        out["series"]["usage"] = [(s.at, s.rss_mib, s.cpu_seconds) for s in op.samples]
+    return out
+
+
+async def last_size_phases(
+    cl: Cluster, op: Operator, tracker: Tracker, n: int, opts: argparse.Namespace, out: Any
+) -> None:
+    """Steady state, then lifecycle latency idle and under load."""
+    log.info("steady state: %.0f s idle with %d Wukongs", opts.idle_seconds, n)
+    out["steady_state"] = await steady_state(cl, op, opts.idle_seconds)
+    names = [wukong_name(i) for i in range(n)]
+    pool, others = names[: opts.pool], names[opts.pool :]
+    log.info("latency: %d restarts, idle", opts.actions)
+    idle, idle_use = await observed(
+        cl, op, latency.measure(cl, tracker, pool, opts.actions, budget=opts.latency_budget)
+    )
+    await op.quiet()
+    log.info("latency: %d restarts under %.0f changes/s", opts.actions, opts.load_rate)
+    loaded, load_use = await observed(
+        cl,
+        op,
+        latency.under_load(
+            cl,
+            tracker,
+            pool,
+            others,
+            opts.actions,
+            opts.load_rate,
+            budget=opts.latency_budget,
+            change=opts.load_change,
+        ),
+    )
+    out["latency"] = {
+        "n_wukongs": n,
+        "idle": idle.summary() | idle_use,
+        "load": loaded.summary() | load_use,
+    }
+    out["series"]["latency"] = {"idle": idle.to_call, "under load": loaded.to_call}
+
+
+async def run(opts: argparse.Namespace) -> dict[str, Any]:
+    """The whole benchmark; returns results (JSON-ready) plus raw series under `_series`."""
+    sizes = sorted(int(s) for s in opts.sizes.split(","))
+    began, load_before, rev = time.monotonic(), os.getloadavg(), revision()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    # SIGTERM (nox, timeout) unwinds through every `async with`: no etcd or operator left over.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    results: dict[str, Any] = {"create": {}, "operator_process": {}}
+    series: dict[str, Any] = {"usage": {}}
+    with tempfile.TemporaryDirectory(prefix="wukong-bench-") as tmp:
+        async with cluster() as cl:
+            for n in sizes:
+                got = await one_size(cl, n, opts, Path(tmp), last=n == sizes[-1])
+                run: dict[str, Any] = {k: got[k] for k in ("operator", "floor") if k in got}
+                if "floor" in run:
+                    ratio = run["operator"]["seconds"] / run["floor"]["seconds"]
+                    run["ratio_to_floor"] = round(ratio, 2)
+                results["create"][str(n)] = run
+                results["operator_process"][str(n)] = got["process"]
+                series["usage"][str(n)] = got["series"]["usage"]
+                for key in ("steady_state", "latency"):
+                    if key in got:
+                        results[key] = got[key]
+                if "latency" in got["series"]:
+                    series["latency"] = got["series"]["latency"]
+    results["meta"] = meta(opts, sizes, time.monotonic() - began)
+    if results["meta"]["revision"] != rev:  # the operator's code changed under the run
+        results["meta"]["revision"] = f"{rev} -> {results['meta']['revision']}"
+    # Other work on the machine shares its CPUs: say how busy it was.
+    results["meta"]["loadavg_1m_before_after"] = [round(load_before[0], 2), os.getloadavg()[0]]
+    results["targets"] = report.TARGETS
+    results["verdicts"] = report.verdicts(results)
+    return results | {"_series": series}
+
+
+def revision() -> str:
+    """The last commit that touched wukong/ (the code measured), `+dirty` when wukong/ has
+    uncommitted changes; read-only git."""
+    try:
+        head = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", "wukong"],
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "wukong"],
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head}{'+dirty' if dirty else ''}" or "unknown"
+
+
+def meta(opts: argparse.Namespace, sizes: list[int], seconds: float) -> dict[str, Any]:
+    """How and where the numbers were taken."""
+    return {
+        "revision": revision(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "kubernetes_assets": os.environ.get("KUBEBUILDER_ASSETS", ""),
+        "sizes": sizes,
+        "actions": opts.actions,
+        "load_rate": opts.load_rate,
+        "load_change": opts.load_change,
+        "operator_concurrency": opts.concurrency,
+        "creates_in_flight": opts.in_flight,
+        "simulator": "all delays 0",
+        "profiled": bool(opts.profile),
+        "wall_seconds": round(seconds, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, write results.json and results.png, print the verdicts."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%X")
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        results = asyncio.run(run(opts))
+    except asyncio.CancelledError:
+        log.error("interrupted: nothing written")
+        return 143
+    series = results.pop("_series")
+    opts.out.mkdir(parents=True, exist_ok=True)
+    report.write_json(results, opts.out / "results.json")
+    report.plot(results, series, opts.out / "results.png")
+    for name, verdict in results["verdicts"].items():
+        log.info("%-24s %s", name, verdict)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
