@@ -59,7 +59,7 @@ class Creation:
         }
 
 
-def curve(reached: dict[str, float], began: float, points: int = 200) -> list[tuple[float, int]]:
+def curve(reached: dict[str, float], began: float, points: int = 100) -> list[tuple[float, int]]:
     """The cumulative count over time, thinned to about `points` points."""
     times = sorted(t - began for t in reached.values())
     step = max(1, len(times) // points)

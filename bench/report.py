@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,11 @@ def verdicts(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_json(results: dict[str, Any], target: Path) -> None:
-    """Pretty, key-sorted JSON (it is committed: diffs between runs should read well)."""
-    target.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    """Pretty, key-sorted JSON (it is committed: diffs between runs should read well), with
+    lists of numbers on one line so a curve point takes one line, not four."""
+    text = json.dumps(results, indent=2, sort_keys=True)
+    text = re.sub(r"\[\s+([-+.\deE,\s]+?)\s+\]", lambda m: f"[{' '.join(m[1].split())}]", text)
+    target.write_text(text + "\n")
 
 
 def plot(results: dict[str, Any], series: dict[str, Any], target: Path) -> None:
