@@ -114,8 +114,13 @@ class SubresourceServer:
         self.port = 0
         self.discovery_hits = 0
         self._runner: web.AppRunner | None = None
-        self._listener: asyncio.Server | None = None
-        self._handlers: list[web.RequestHandler] = []  # RequestHandler has no __weakref__
+        self._listen: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
+        # Every accepted socket and the task serving it, so stop() can close them all: the API
+        # server opens connections at any moment (proxying, availability checks), and one left in
+        # its TLS handshake or in keep-alive would outlive the test's event loop.
+        self._conns: dict[socket.socket, asyncio.Task[None]] = {}
+        self._transports: list[asyncio.Transport] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     async def start(self) -> None:
@@ -139,31 +144,62 @@ class SubresourceServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        sock.setblocking(False)
         self.port = sock.getsockname()[1]
-        server = self._runner.server
-        assert server is not None
+        self._listen = sock
+        self._accepting = asyncio.create_task(self._accept(sock, ctx), name="subresources-accept")
 
-        def accept() -> web.RequestHandler:
-            handler = server()
-            self._handlers.append(handler)  # to wait for its TLS close in stop()
-            return handler
-
+    async def _accept(self, sock: socket.socket, ctx: ssl.SSLContext) -> None:
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(accept, sock=sock, ssl=ctx)
+        while True:
+            conn, _ = await loop.sock_accept(sock)
+            self._forget_closed()
+            self._conns[conn] = asyncio.create_task(self._serve(conn, ctx))
+
+    def _forget_closed(self) -> None:
+        self._conns = {c: t for c, t in self._conns.items() if c.fileno() != -1}
+        self._transports = [t for t in self._transports if not t.is_closing()]
+
+    async def _serve(self, conn: socket.socket, ctx: ssl.SSLContext) -> None:
+        assert self._runner is not None and self._runner.server is not None
+        try:
+            transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
+                self._runner.server, conn, ssl=ctx, ssl_handshake_timeout=10
+            )
+            self._transports.append(transport)
+        except (TimeoutError, OSError):
+            conn.close()  # a client that gave up during the handshake
 
     async def stop(self) -> None:
-        """Stop listening, close connections and wait for their TLS shutdown to finish."""
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        """Stop listening, close every accepted connection and wait until its socket is closed."""
+        if self._accepting is not None:
+            self._accepting.cancel()
+            await asyncio.gather(self._accepting, return_exceptions=True)
+            self._accepting = None
+        if self._listen is not None:
+            self._listen.close()
+            self._listen = None
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # closes the connections whose handshake finished
             self._runner = None
-        # A transport still closing when the test's event loop ends leaks (ResourceWarning).
+        # Handshakes still in progress: cancelling closes their transport.
+        tasks = [t for t in self._conns.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # No graceful TLS close: a peer that never answers close_notify would keep it open.
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+        # A transport closes its socket one loop turn after abort(); wait for that, bounded.
         for _ in range(200):
-            if all(h.transport is None for h in self._handlers):
+            if all(conn.fileno() == -1 for conn in self._conns):
                 break
             await asyncio.sleep(0.01)
+        for conn in self._conns:
+            conn.close()  # belt and braces: a socket no transport will close any more
+        self._conns.clear()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
