@@ -11,7 +11,6 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp
@@ -19,6 +18,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 
 from bench import apimetrics
 from bench.cluster import Cluster
+from wukong.testing._background import Background
 from wukong.testing.operator import OperatorProcess
 
 MIB = 2**20
@@ -35,7 +35,7 @@ class Usage:
 
 
 @dataclass
-class Operator:
+class Operator(Background):
     """`python -m wukong run` for one namespace, with its /metrics and its resource usage."""
 
     kubeconfig: Path
@@ -152,14 +152,6 @@ class Operator:
             await self.stop()  # a half-started operator must not outlive the bench
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 async def observed(

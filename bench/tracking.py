@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
 
 from wukong.runtime import Informer, ResourceRef, Store
+from wukong.testing._background import Background
 
 Obj = dict[str, Any]
 Predicate = Callable[[Obj], bool]
@@ -36,7 +36,7 @@ def vmi_running(obj: Obj) -> bool:
     return (obj.get("status") or {}).get("phase") == "Running" and condition_true(obj, "Ready")
 
 
-class Tracker:
+class Tracker(Background):
     """An informer plus the monotonic time at which each object first satisfied `done`."""
 
     def __init__(
@@ -49,6 +49,15 @@ class Tracker:
         self.done = done
         self.reached: dict[str, float] = {}
         self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Watch; returns once the informer has listed."""
+        self.informer.start()
+        await asyncio.wait_for(self.informer.synced.wait(), 30)
+
+    async def stop(self) -> None:
+        """Stop watching."""
+        await self.informer.stop()
 
     def _on_event(self, event_type: str, obj: Obj) -> None:
         name = str(obj["metadata"]["name"])
@@ -81,16 +90,3 @@ class Tracker:
         """Wait until `n` objects reached the state; the time the last one did."""
         await self.until(lambda: len(self.reached) >= n, within)
         return max(self.reached.values())
-
-    async def __aenter__(self) -> Tracker:
-        self.informer.start()
-        await asyncio.wait_for(self.informer.synced.wait(), 30)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.informer.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
@@ -17,7 +16,8 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.client.exceptions import ApiException
+
+from wukong.testing.namespaces import temporary_namespace
 
 _HERE = Path(__file__).parent
 
@@ -73,12 +73,5 @@ async def kube() -> AsyncIterator[ApiClient]:
 @pytest.fixture
 async def namespace(kube: ApiClient) -> AsyncIterator[str]:
     """A fresh namespace per scenario, deleted afterwards (KubeVirt and CDI clean up after it)."""
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(kube)
-    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    try:
-        await core.delete_namespace(name)
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    async with temporary_namespace(kube, "e2e-", digits=8) as name:
+        yield name

@@ -7,16 +7,14 @@ Every test under tests/integration is marked `integration` automatically.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from wukong.testing.controlplane import ControlPlane, api_client
+from wukong.testing.namespaces import temporary_namespace
 
 _HERE = Path(__file__).parent
 
@@ -49,15 +47,8 @@ async def kube(control_plane: ControlPlane) -> AsyncIterator[ApiClient]:
 @pytest.fixture
 async def namespace(kube: ApiClient) -> AsyncIterator[str]:
     """A fresh namespace; deleted after the test (the namespace controller finishes it later)."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    core = client.CoreV1Api(kube)
-    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    try:
-        await core.delete_namespace(name)
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    async with temporary_namespace(kube, "t-") as name:
+        yield name
 
 
 MANIFESTS = _HERE.parent.parent / "manifests"

@@ -7,7 +7,9 @@ inside each command so that `wukong fsm` and `--help` stay fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, NoReturn
+import inspect
+from collections.abc import Callable
+from typing import Annotated
 
 import typer
 
@@ -31,122 +33,55 @@ from wukong.console.options import (
     run,
 )
 
-if TYPE_CHECKING:
-    from wukong.console.flows import Cluster
-
 app = typer.Typer(add_completion=False)
 
 
-def _lifecycle(
-    action: Action,
-    name: str,
-    cluster: Cluster,
-    *,
-    wait: bool,
-    timeout: float,
-    force: bool = False,
-    grace_period: int | None = None,
-) -> NoReturn:
-    from datetime import UTC, datetime
-
-    from wukong.console import flows
-    from wukong.console.lifecycle import Request
-
-    if force and grace_period is not None:
-        fail(usage("--force powers off at once: --grace-period does not apply"))
-    request = Request.now(action, datetime.now(UTC), force=force, grace_period=grace_period)
-    seconds = timeout if wait else None
-    run(flows.lifecycle(cluster, console(), request, name, wait=seconds))
+_LIFECYCLE: tuple[tuple[Action, str], ...] = (
+    (Action.START, "Start a stopped Wukong."),
+    (Action.STOP, "Shut the guest down (ACPI), powering off when the grace period ends."),
+    (Action.RESTART, "Restart the VM: stop, then start again."),
+    (Action.SUSPEND, "Pause the running guest; its memory is kept."),
+    (Action.RESUME, "Unpause a suspended Wukong."),
+)
+_SHUT_DOWN = frozenset({Action.STOP, Action.RESTART})  # the only ones with --force, --grace-period
 
 
-@app.command()
-def start(
-    name: NameArg,
-    wait: Wait = False,
-    timeout: Timeout = 300,
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-    namespace: Namespace = None,
-) -> None:
-    """Start a stopped Wukong."""
-    cluster = cluster_from(kubeconfig, context, namespace)
-    _lifecycle(Action.START, name, cluster, wait=wait, timeout=timeout)
+def _lifecycle_command(action: Action) -> Callable[..., None]:
+    """The command for one action; typer reads its flags from the signature, so the
+    actions that shut nothing down get one without --force and --grace-period."""
+
+    def command(
+        name: NameArg,
+        force: Force = False,
+        grace_period: GracePeriod = None,
+        wait: Wait = False,
+        timeout: Timeout = 300,
+        kubeconfig: Kubeconfig = None,
+        context: Context = None,
+        namespace: Namespace = None,
+    ) -> None:
+        from datetime import UTC, datetime
+
+        from wukong.console import flows
+        from wukong.console.lifecycle import Request
+
+        if force and grace_period is not None:
+            fail(usage("--force powers off at once: --grace-period does not apply"))
+        cluster = cluster_from(kubeconfig, context, namespace)
+        request = Request.now(action, datetime.now(UTC), force=force, grace_period=grace_period)
+        run(flows.lifecycle(cluster, console(), request, name, wait=timeout if wait else None))
+
+    if action not in _SHUT_DOWN:
+        signature = inspect.signature(command, eval_str=True)
+        flags = [
+            p for p in signature.parameters.values() if p.name not in {"force", "grace_period"}
+        ]
+        command.__signature__ = signature.replace(parameters=flags)  # type: ignore[attr-defined]
+    return command
 
 
-@app.command()
-def stop(
-    name: NameArg,
-    force: Force = False,
-    grace_period: GracePeriod = None,
-    wait: Wait = False,
-    timeout: Timeout = 300,
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-    namespace: Namespace = None,
-) -> None:
-    """Shut the guest down (ACPI), powering off when the grace period ends."""
-    cluster = cluster_from(kubeconfig, context, namespace)
-    _lifecycle(
-        Action.STOP,
-        name,
-        cluster,
-        wait=wait,
-        timeout=timeout,
-        force=force,
-        grace_period=grace_period,
-    )
-
-
-@app.command()
-def restart(
-    name: NameArg,
-    force: Force = False,
-    grace_period: GracePeriod = None,
-    wait: Wait = False,
-    timeout: Timeout = 300,
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-    namespace: Namespace = None,
-) -> None:
-    """Restart the VM: stop, then start again."""
-    cluster = cluster_from(kubeconfig, context, namespace)
-    _lifecycle(
-        Action.RESTART,
-        name,
-        cluster,
-        wait=wait,
-        timeout=timeout,
-        force=force,
-        grace_period=grace_period,
-    )
-
-
-@app.command()
-def suspend(
-    name: NameArg,
-    wait: Wait = False,
-    timeout: Timeout = 300,
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-    namespace: Namespace = None,
-) -> None:
-    """Pause the running guest; its memory is kept."""
-    cluster = cluster_from(kubeconfig, context, namespace)
-    _lifecycle(Action.SUSPEND, name, cluster, wait=wait, timeout=timeout)
-
-
-@app.command()
-def resume(
-    name: NameArg,
-    wait: Wait = False,
-    timeout: Timeout = 300,
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-    namespace: Namespace = None,
-) -> None:
-    """Unpause a suspended Wukong."""
-    cluster = cluster_from(kubeconfig, context, namespace)
-    _lifecycle(Action.RESUME, name, cluster, wait=wait, timeout=timeout)
+for _action, _summary in _LIFECYCLE:
+    app.command(name=_action.value, help=_summary)(_lifecycle_command(_action))
 
 
 @app.command()

@@ -16,13 +16,13 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
 
 from wukong.controller import Operator, api_client
 from wukong.settings import Settings
+from wukong.testing._background import Background
 
 
 def free_port() -> int:
@@ -32,7 +32,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class InProcessOperator:
+class InProcessOperator(Background):
     """The operator on the caller's event loop; `stop()` is a graceful shutdown."""
 
     def __init__(
@@ -80,18 +80,6 @@ class InProcessOperator:
             await asyncio.wait_for(self._task, 30)
         if self._api is not None:
             await self._api.close()
-
-    async def __aenter__(self) -> InProcessOperator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 class OperatorProcess:

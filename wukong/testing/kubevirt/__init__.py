@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from types import TracebackType
 
 from kubernetes_asyncio.client import ApiClient, Configuration
+
+from wukong.testing._background import Background
 
 from ._informer import Informer, set_finalizers
 from ._kube import DATAVOLUMES, PVCS, STORAGECLASSES, VMIS, VMS, ApiError, Kube, load_client
@@ -36,7 +37,7 @@ from .virt_handler import VMIHandler
 __all__ = ["Faults", "Guest", "Mount", "SimConfig", "Simulator", "SubresourceCall"]
 
 
-class Simulator:
+class Simulator(Background):
     """virt-controller, virt-handler, virt-api subresources, CDI and a CSI driver, in-process."""
 
     def __init__(
@@ -140,15 +141,3 @@ class Simulator:
                         obj = await set_finalizers(kube, cache, res, obj, remove=finalizer)
                     except ApiError:
                         break
-
-    async def __aenter__(self) -> Simulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
