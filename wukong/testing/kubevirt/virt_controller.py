@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+from ._claims import ClaimUsers, vm_claims
 from ._informer import Informer, set_finalizers
 from ._kube import DATAVOLUMES, VMIS, VMS, ApiError, JsonObj, Kube, key_of
 from ._queue import Controller
@@ -91,12 +92,13 @@ class VMController(Controller):
         self._started_from: dict[str, JsonObj] = {}  # VMI uid -> template it booted with
         vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
-        dvs.handlers.append(self._namespace_changed)
-        pvcs.handlers.append(self._namespace_changed)
+        self._users = ClaimUsers(vms, vm_claims)
+        dvs.handlers.append(self._claim_changed)
+        pvcs.handlers.append(self._claim_changed)
 
-    def _namespace_changed(self, obj: JsonObj) -> None:
-        for vm in self.vms.list(obj["metadata"].get("namespace")):
-            self.enqueue(key_of(vm))
+    def _claim_changed(self, claim: JsonObj) -> None:
+        for key in self._users.of(claim):
+            self.enqueue(key)
 
     def _vmi_of(self, vm: JsonObj) -> JsonObj | None:
         vmi = self.vmis.get(vm["metadata"]["namespace"], vm["metadata"]["name"])

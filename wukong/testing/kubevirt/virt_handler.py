@@ -13,6 +13,7 @@ import asyncio
 import copy
 from collections.abc import Callable
 
+from ._claims import ClaimUsers, vmi_claims
 from ._informer import Informer, set_finalizers
 from ._kube import VMIS, JsonObj, Kube, key_of
 from ._queue import Controller
@@ -62,12 +63,13 @@ class VMIHandler(Controller):
         self._marks: dict[tuple[str, str], float] = {}
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
-        dvs.handlers.append(self._namespace_changed)
-        pvcs.handlers.append(self._namespace_changed)
+        self._users = ClaimUsers(vmis, vmi_claims)
+        dvs.handlers.append(self._claim_changed)
+        pvcs.handlers.append(self._claim_changed)
 
-    def _namespace_changed(self, obj: JsonObj) -> None:
-        for vmi in self.vmis.list(obj["metadata"].get("namespace")):
-            self.enqueue(key_of(vmi))
+    def _claim_changed(self, claim: JsonObj) -> None:
+        for key in self._users.of(claim):
+            self.enqueue(key)
 
     def _age(self, uid: str, tag: str) -> float:
         now = asyncio.get_running_loop().time()
