@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from wukong.adapters.client import look_up_environment_once
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.reconcile.executor import Executor
@@ -68,7 +69,9 @@ async def api_client(settings: Settings) -> ApiClient:
             incluster(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kube_config.ConfigException:
             await kube_config.load_kube_config(client_configuration=configuration)
-    return ApiClient(configuration)
+    api = ApiClient(configuration)
+    look_up_environment_once(api)
+    return api
 
 
 class Operator:

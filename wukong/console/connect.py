@@ -14,6 +14,7 @@ import yaml
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from wukong.adapters.client import look_up_environment_once
 from wukong.adapters.kube import JsonObj, Kube, api_path
 from wukong.api import names
 from wukong.console.errors import CliError, explain, not_found
@@ -92,6 +93,7 @@ async def connect(
     default_namespace = await load(configuration, kubeconfig, context)
     server = str(configuration.host)
     async with ApiClient(configuration) as api:
+        look_up_environment_once(api)
         try:
             yield Target(Kube(api), namespace or default_namespace, server)
         except ApiError as error:

@@ -26,6 +26,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient
 
+from wukong.adapters.client import look_up_environment_once
 from wukong.testing._assets import BINARIES, ControlPlaneError, assets_dir, has_binaries
 from wukong.testing._certs import KeyPair, Pki, write_pki
 from wukong.testing._crds import apply_crds, default_crd_paths, load_crds
@@ -331,7 +332,9 @@ async def api_client(kubeconfig: Path) -> ApiClient:
     """A kubernetes_asyncio ApiClient for a kubeconfig file; close it (`async with`) when done."""
     configuration = client.Configuration()
     await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    return ApiClient(configuration)
+    api = ApiClient(configuration)
+    look_up_environment_once(api)
+    return api
 
 
 @atexit.register

@@ -15,6 +15,8 @@ import aiohttp
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from wukong.adapters.client import look_up_environment_once
+
 JsonObj = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -86,7 +88,9 @@ async def load_client(source: str | Path | ApiClient | Configuration) -> ApiClie
         cfg = Configuration()
         await kube_config.load_kube_config(config_file=str(source), client_configuration=cfg)
     cfg.connection_pool_maxsize = 64
-    return ApiClient(cfg)
+    api = ApiClient(cfg)
+    look_up_environment_once(api)
+    return api
 
 
 class Kube:
