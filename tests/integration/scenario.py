@@ -29,6 +29,7 @@ PATHS = {
     "dv": (names.CDI_GROUP, names.CDI_VERSION, "datavolumes"),
     "pvc": ("", "v1", "persistentvolumeclaims"),
     "nad": (names.NAD_GROUP, names.NAD_VERSION, names.NAD_PLURAL),
+    "event": ("", "v1", "events"),
 }
 
 

@@ -203,3 +203,54 @@ async def test_operator_killed_while_creating_converges_without_duplicates(
     assert len(await items(k, "dv", namespace)) == 1
     names = sorted(p["metadata"]["name"] for p in await items(k, "pvc", namespace))
     assert names == ["web-6-data", "web-6-system"]
+
+
+async def test_a_create_costs_few_writes_and_its_events_tell_the_hops(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """One disk and one owned network. The children (NAD, PVC, VM) and the finalizer are one
+    write each; status is written once per fact a user sees change, with what the pass
+    learned on the way (the VM it creates makes the Wukong Starting at once); a disk that is
+    still binding is the normal path, not a Warning."""
+    assert operator.operator is not None
+    requests = operator.operator.metrics.kube_api_requests_total
+
+    def sent(verb: str) -> float:
+        return sum(
+            s.value
+            for metric in requests.collect()
+            for s in metric.samples
+            if s.name.endswith("_total") and s.labels["verb"] == verb
+        )
+
+    posts, patches = sent("POST"), sent("PATCH")
+    spec = {
+        "disks": [{"name": "data", "size": "1Gi"}],
+        "networks": [{"name": "vlan7", "type": "bridge", "bridge": "br7", "vlan": 7}],
+    }
+    await create(k, "wukong", namespace, wukong("lean", **spec))
+    await wait_for(
+        k,
+        namespace,
+        "lean",
+        lambda c: (
+            (c.get("status") or {}).get("phase") == "Running"
+            and all(i.get("ipAddress") for i in c["status"].get("interfaces") or [{}])
+        ),
+        what="lean Running with both IPs",
+    )
+    events = [
+        e for e in await items(k, "event", namespace) if e["involvedObject"]["name"] == "lean"
+    ]
+    # Event timestamps have whole seconds; the resourceVersion says which came first.
+    events.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
+    assert [(e["type"], e["reason"]) for e in events] == [
+        ("Normal", "SpecAccepted"),
+        ("Normal", "VMCreated"),
+        ("Normal", "VMIRunning"),
+    ]
+    assert sent("PUT") == 0
+    assert sent("POST") - posts == 6  # NAD, PVC, VM and the three Events
+    # The finalizer, then status: Creating (NAD and PVC made), Starting (VM made), the node,
+    # Running, and each interface's address as the simulator reports them one by one.
+    assert sent("PATCH") - patches <= 7

@@ -50,11 +50,19 @@ class Plan:
 # coming back (Normal), never a healthy first value.
 GOOD_WHEN_TRUE = {"NetworksConfigured", "VolumesBound", "SpecValid", "VolumesResized", "DiskDetach"}
 BAD_WHEN_TRUE = {"RestartRequired", "FileSystemResizePending", "Stalled", "DeletionBlocked"}
+# Not healthy yet, but the normal path: every new disk is Provisioning for a while. No Warning
+# (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
+# warns if it lasts.
+EXPECTED_REASONS = {"Provisioning"}
 
 
 def _healthy(cond: JsonObj) -> bool:
     true = cond.get("status") == "True"
     return true if cond.get("type") in GOOD_WHEN_TRUE else not true
+
+
+def _bad(cond: JsonObj) -> bool:
+    return not _healthy(cond) and cond.get("reason") not in EXPECTED_REASONS
 
 
 def _condition_events(old: list[JsonObj], new: list[JsonObj]) -> list[Action]:
@@ -71,9 +79,9 @@ def _condition_events(old: list[JsonObj], new: list[JsonObj]) -> list[Action]:
             cond.get("reason"),
         ):
             continue
-        if not _healthy(cond):
+        if _bad(cond):
             events.append(Emit("Warning", str(cond.get("reason")), str(cond.get("message"))))
-        elif prior is not None and not _healthy(prior):
+        elif _healthy(cond) and prior is not None and _bad(prior):
             events.append(Emit("Normal", str(cond.get("reason")), str(cond.get("message"))))
     return events
 

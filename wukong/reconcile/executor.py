@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ class Outcome:
 
     failures: dict[Action, WukongError] = field(default_factory=dict)
     transient: bool = False
+    created: list[JsonObj] = field(default_factory=list)  # children this pass created
 
 
 class Executor:
@@ -53,12 +55,30 @@ class Executor:
     ) -> Outcome:
         """Perform `actions` in order; stop at the first transient failure (retry later),
         note permanent ones and go on (they are reported in status and Events). With
-        `stop_on_failure` (deletion), any failure stops: later steps rely on earlier ones."""
+        `stop_on_failure` (deletion), any failure stops: later steps rely on earlier ones.
+
+        Events are best-effort and describe the status this pass writes whatever the
+        actions do, so outside deletion they are posted concurrently with the actions,
+        not in their way (their timestamps still follow the plan's order)."""
         outcome = Outcome()
+        if stop_on_failure:
+            await self._in_order(owner, actions, outcome, stop_on_failure=True)
+            return outcome
+        events = [a for a in actions if isinstance(a, Emit)]
+        rest: list[Action] = [a for a in actions if not isinstance(a, Emit)]
+        await asyncio.gather(
+            self._in_order(owner, rest, outcome, stop_on_failure=False),
+            *(self.events.post(owner, e.type, e.reason, e.message) for e in events),
+        )
+        return outcome
+
+    async def _in_order(
+        self, owner: JsonObj, actions: list[Action], outcome: Outcome, *, stop_on_failure: bool
+    ) -> None:
         namespace = owner["metadata"]["namespace"]
         for action in actions:
             try:
-                await self._one(namespace, owner, action)
+                created = await self._one(namespace, owner, action)
             except WukongError as exc:
                 log.warning("%s failed: %s", type(action).__name__, exc)
                 outcome.failures[action] = exc
@@ -70,15 +90,18 @@ class Executor:
                     break
                 if stop_on_failure:
                     break
-        return outcome
+            else:
+                if created is not None:
+                    outcome.created.append(created)
 
-    async def _one(self, namespace: str, owner: JsonObj, action: Action) -> None:
+    async def _one(self, namespace: str, owner: JsonObj, action: Action) -> JsonObj | None:
+        """Perform one action; return the object it created, if it created one."""
         match action:
             case Emit(type=type_, reason=reason, message=message):
                 await self.events.post(owner, type_, reason, message)
             case CreateChild():
                 try:
-                    await self._create(namespace, action)
+                    return await self._create(namespace, action)
                 except AlreadyExists:
                     pass  # our earlier pass (or a crashed one) already made it
             case PatchChild(kind=kind, name=name, patch=patch):
@@ -93,15 +116,16 @@ class Executor:
                 await self.kubevirt.add_volume(namespace, vm, disk, claim, data_volume=dv, bus=bus)
             case RemoveVolume(vm=vm, disk=disk):
                 await self.kubevirt.remove_volume(namespace, vm, disk)
+        return None
 
-    async def _create(self, namespace: str, action: CreateChild) -> None:
+    async def _create(self, namespace: str, action: CreateChild) -> JsonObj:
         creators = {
             "VirtualMachine": self.kubevirt.create_vm,
             "DataVolume": self.cdi.create_dv,
             "PersistentVolumeClaim": self.storage.create_pvc,
             "NetworkAttachmentDefinition": self.multus.create_nad,
         }
-        await creators[action.kind](namespace, action.body)
+        return await creators[action.kind](namespace, action.body)
 
     async def _patch(self, namespace: str, kind: str, name: str, patch: JsonObj) -> None:
         if kind == "VirtualMachine":

@@ -14,9 +14,9 @@ from wukong.adapters.kube import JsonObj
 from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import Conflict, PermanentError, TransientError, WukongError
-from wukong.reconcile.actions import Emit, ExpandDisk, VmCall
+from wukong.reconcile.actions import CreateChild, Emit, ExpandDisk, VmCall
 from wukong.reconcile.conditions import Cond
-from wukong.reconcile.decide import decide
+from wukong.reconcile.decide import Plan, decide
 from wukong.reconcile.deletion import plan_deletion
 from wukong.reconcile.disks import refusal_message
 from wukong.reconcile.executor import Executor, Outcome
@@ -34,6 +34,16 @@ DVS = "datavolumes"
 PVCS = "persistentvolumeclaims"
 NADS = "network-attachment-definitions"
 STORAGE_CLASSES = "storageclasses"
+CHILD_KINDS = {
+    "VirtualMachine": VMS,
+    "DataVolume": DVS,
+    "PersistentVolumeClaim": PVCS,
+    "NetworkAttachmentDefinition": NADS,
+}
+# A pass decides again after creating children at most this many times (networks, then
+# disks, then the VM is the longest chain).
+SETTLE_ROUNDS = 3
+CHAINABLE = (CreateChild, Emit)
 
 
 class Reader(Protocol):
@@ -151,11 +161,34 @@ class Reconciler:
             seen = await self._ask_guest(cr, seen)
             plan = decide(cr, status, seen, stall_after=self.stall_after)
         outcome = await self.executor.run(raw, plan.actions)
+        plan, outcome = await self._settle(raw, cr, plan, outcome)
         new_status = _after(plan.status, status, outcome)
         await self._write_status(raw, status, new_status)
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
         return plan.requeue_after
+
+    async def _settle(
+        self, raw: JsonObj, cr: Wukong, plan: Plan, outcome: Outcome
+    ) -> tuple[Plan, Outcome]:
+        """Decide again while this pass's creations change the picture, so one status write
+        says what the watch would otherwise make the next passes write one by one (the VM
+        we just created makes the Wukong Starting at once). Only creations and Events may
+        follow in the same pass: anything else (a KubeVirt call above all) waits until the
+        status that led to it is written, as exactly-once asks."""
+        remember = getattr(self.store, "remember", None)
+        for _ in range(SETTLE_ROUNDS):
+            if remember is None or outcome.failures or not outcome.created:
+                break
+            for obj in outcome.created:
+                if obj.get("kind") in CHILD_KINDS:
+                    remember(CHILD_KINDS[obj["kind"]], obj)
+            seen = observe(self.store, cr, self.clock())
+            again = decide(cr, _clean(plan.status), seen, stall_after=self.stall_after)
+            if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
+                break
+            plan, outcome = again, await self.executor.run(raw, again.actions)
+        return plan, outcome
 
     async def _ask_guest(self, cr: Wukong, seen: Observed) -> Observed:
         """Read the guest's mounted filesystems through KubeVirt's guest-agent call."""

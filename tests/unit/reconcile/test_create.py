@@ -91,10 +91,26 @@ def test_import_progress_and_failure_show_in_status(phase: str, progress: str, r
     volume = plan.status["volumes"][0]
     assert volume["progress"] == progress
     assert _cond(plan.status, "VolumesBound")["reason"] == reason
+    warnings = [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
     if reason == "ImportFailed":
         assert plan.status["phase"] == "Error"
         assert "got 404" in _cond(plan.status, "VolumesBound")["message"]
-        assert any(isinstance(a, Emit) and a.type == "Warning" for a in plan.actions)
+        assert warnings
+    else:  # a disk still importing is the normal path: Stalled warns if it lasts
+        assert warnings == []
+
+
+def test_a_disk_that_binds_after_provisioning_posts_no_event_but_one_after_a_failure() -> None:
+    def bound_events(previous_reason: str) -> list[Emit]:
+        before = {
+            "phase": "Creating",
+            "conditions": [{"type": "VolumesBound", "status": "False", "reason": previous_reason}],
+        }
+        plan = decide(wukong(), before, ready_children())
+        return [a for a in plan.actions if isinstance(a, Emit) and a.reason == "AllBound"]
+
+    assert bound_events("Provisioning") == []
+    assert [e.type for e in bound_events("ImportFailed")] == ["Normal"]
 
 
 def test_running_vm_reports_node_ip_and_ready() -> None:

@@ -1,0 +1,88 @@
+"""The executor: actions in order, Events beside them, and what a pass created."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from wukong.adapters.kube import Kube
+from wukong.errors import AlreadyExists, ServerError
+from wukong.reconcile.actions import Action, CreateChild, Emit
+from wukong.reconcile.executor import Executor
+
+OWNER = {
+    "apiVersion": "vm.novasphere.dev/v1alpha1",
+    "kind": "Wukong",
+    "metadata": {"name": "web-1", "namespace": "demo", "uid": "u-1", "resourceVersion": "7"},
+}
+
+
+class RecordingKube(Kube):
+    """Answers POSTs without a server; a path may be made to fail; each POST takes `delay`."""
+
+    def __init__(self, *, delay: float = 0.0, fail: dict[str, Exception] | None = None) -> None:
+        self.delay, self.fail = delay, fail or {}
+        self.started: list[str] = []
+        self.finished: list[str] = []
+
+    async def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+        what = body.get("reason") or body["metadata"]["name"]
+        self.started.append(what)
+        await asyncio.sleep(self.delay)
+        for fragment, error in self.fail.items():
+            if fragment in path:
+                raise error
+        self.finished.append(what)
+        return {**body, "metadata": {**body["metadata"], "resourceVersion": "8"}}
+
+
+def child(kind: Any, name: str) -> CreateChild:
+    return CreateChild(kind, {"kind": kind, "metadata": {"name": name, "namespace": "demo"}})
+
+
+async def test_events_go_out_beside_the_actions_not_after_them() -> None:
+    kube = RecordingKube(delay=0.05)
+    actions: list[Action] = [
+        child("NetworkAttachmentDefinition", "web-1-net"),
+        child("PersistentVolumeClaim", "web-1-data"),
+        Emit("Normal", "SpecAccepted", "Pending → Creating"),
+    ]
+    outcome = await Executor(kube).run(OWNER, actions)
+    # The Event went out while the first create was in flight; the creates stay in order.
+    assert kube.started == ["web-1-net", "SpecAccepted", "web-1-data"]
+    assert [o["metadata"]["name"] for o in outcome.created] == ["web-1-net", "web-1-data"]
+    assert not outcome.failures
+
+
+async def test_a_transient_failure_stops_the_actions_but_not_the_events() -> None:
+    down = ServerError(503, "ServiceUnavailable", "etcd leader changed")
+    kube = RecordingKube(fail={"persistentvolumeclaims": down})
+    actions: list[Action] = [
+        child("PersistentVolumeClaim", "web-1-data"),
+        child("VirtualMachine", "web-1-vm"),
+        Emit("Normal", "SpecAccepted", "Pending → Creating"),
+    ]
+    outcome = await Executor(kube).run(OWNER, actions)
+    assert outcome.transient and list(outcome.failures) == [actions[0]]
+    assert "web-1-vm" not in kube.started  # later actions wait for the retry
+    assert "SpecAccepted" in kube.finished  # the status this pass writes still gets its Event
+    assert outcome.created == []
+
+
+async def test_a_child_that_already_exists_is_not_reported_as_created() -> None:
+    exists = AlreadyExists(409, "AlreadyExists", "web-1-vm exists")
+    kube = RecordingKube(fail={"virtualmachines": exists})
+    outcome = await Executor(kube).run(OWNER, [child("VirtualMachine", "web-1-vm")])
+    assert not outcome.failures and outcome.created == []
+
+
+async def test_deletion_keeps_events_in_line_with_its_steps() -> None:
+    down = ServerError(503, "ServiceUnavailable", "try again")
+    kube = RecordingKube(fail={"virtualmachines": down})
+    actions: list[Action] = [
+        child("VirtualMachine", "web-1-vm"),
+        Emit("Normal", "VMDeleted", "the VM is gone"),
+    ]
+    outcome = await Executor(kube).run(OWNER, actions, stop_on_failure=True)
+    assert outcome.transient
+    assert kube.started == ["web-1-vm"]  # a step that failed is not announced

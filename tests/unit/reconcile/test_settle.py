@@ -1,0 +1,89 @@
+"""A pass decides again after its own creations, so one status write tells what they did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.unit.reconcile.world import NOW, ready_children, wukong
+from wukong.adapters.kube import Kube
+from wukong.reconcile.executor import Executor
+from wukong.reconcile.reconciler import Reconciler
+
+JsonObj = dict[str, Any]
+
+
+class Cache:
+    """The watch caches as a pass reads them, with the operator's write-through."""
+
+    def __init__(self, objects: dict[str, list[JsonObj]]) -> None:
+        self.objects = {
+            kind: {o["metadata"]["name"]: o for o in objs} for kind, objs in objects.items()
+        }
+        self.remembered: list[str] = []
+
+    def get(self, kind: str, namespace: str, name: str) -> JsonObj | None:
+        return self.objects.get(kind, {}).get(name)
+
+    def by_label(self, kind: str, label: str, value: str) -> list[JsonObj]:
+        return [
+            o
+            for o in self.objects.get(kind, {}).values()
+            if (o["metadata"].get("labels") or {}).get(label) == value
+        ]
+
+    def list(self, kind: str, namespace: str | None = None, selector: Any = None) -> list[JsonObj]:
+        return list(self.objects.get(kind, {}).values())
+
+    def remember(self, kind: str, obj: JsonObj) -> None:
+        self.remembered.append(f"{kind}/{obj['metadata']['name']}")
+        self.objects.setdefault(kind, {})[obj["metadata"]["name"]] = obj
+
+
+class Cluster(Kube):
+    """Accepts every write and records it; a created object comes back as the server's."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, str, Any]] = []
+
+    async def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+        self.writes.append((method, path, body))
+        if method == "POST":
+            return {**body, "metadata": {**body["metadata"], "uid": "new", "resourceVersion": "9"}}
+        return {}
+
+
+def cache_for(raw: JsonObj, **extra: Any) -> Cache:
+    world = ready_children(**extra)
+    return Cache(
+        {
+            "wukongs": [raw],
+            "virtualmachines": [world.vm] if world.vm else [],
+            "persistentvolumeclaims": list(world.claims.values()),
+            "datavolumes": list(world.data_volumes.values()),
+            "network-attachment-definitions": list(world.nads.values()),
+        }
+    )
+
+
+def raw_wukong(status: JsonObj) -> JsonObj:
+    raw = wukong().to_dict()
+    raw["metadata"]["resourceVersion"] = "5"
+    raw["metadata"]["creationTimestamp"] = "2026-11-23T11:59:00Z"
+    raw["status"] = status
+    return raw
+
+
+async def test_the_vm_a_pass_creates_makes_the_wukong_starting_in_the_same_status_write() -> None:
+    raw = raw_wukong({"phase": "Creating"})
+    cache, cluster = cache_for(raw), Cluster()
+    reconciler = Reconciler(cache, Executor(cluster), clock=lambda: NOW)
+    await reconciler.reconcile("demo/web-1")
+    posts = [body for method, _, body in cluster.writes if method == "POST"]
+    assert [b["kind"] for b in posts if b["kind"] != "Event"] == ["VirtualMachine"]
+    assert [b["reason"] for b in posts if b["kind"] == "Event"] == ["VMCreated"]
+    assert cache.remembered == ["virtualmachines/web-1-vm"]
+    statuses = [body for method, path, body in cluster.writes if path.endswith("/status")]
+    assert len(statuses) == 1
+    status = statuses[0]["status"]
+    assert status["phase"] == "Starting" and status["vmName"] == "web-1-vm"
+    assert [h["reason"] for h in status["history"]] == ["VMCreated"]
