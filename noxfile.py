@@ -17,7 +17,7 @@ BUILD_CONTROLPLANE = ROOT / "hack" / "controlplane" / "build.sh"
 
 
 def _controlplane_assets(session: nox.Session) -> str:
-    """Build (once, cached) or locate the kube-apiserver/etcd/kube-controller-manager binaries."""
+    """Build (once, cached) or locate kube-apiserver, etcd, kube-controller-manager and kubectl."""
     out = session.run(str(BUILD_CONTROLPLANE), silent=True, external=True)
     assert isinstance(out, str)
     return out.strip().splitlines()[-1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from wukong.adapters.kube import Kube, api_path
 from wukong.errors import Forbidden
+from wukong.testing._assets import kubectl_binary
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 
@@ -71,9 +71,11 @@ LEASE_VERBS = grants("coordination.k8s.io", "leases", ("get", "create", "update"
 
 def kubectl(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> str:
     """Run kubectl; fail the test with its stderr when it fails. Returns stdout + stderr."""
-    binary = shutil.which("kubectl")
-    assert binary, "kubectl (with built-in kustomize) is needed on PATH for the manifests tests"
-    argv = [binary, *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), *args]
+    argv = [
+        str(kubectl_binary()),
+        *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []),
+        *args,
+    ]
     done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stderr}{done.stdout}"
     return done.stdout + done.stderr

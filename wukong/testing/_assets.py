@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,4 +51,27 @@ def assets_dir() -> Path:
     raise ControlPlaneError(
         "no control-plane binaries: set KUBEBUILDER_ASSETS to a folder with kube-apiserver, etcd "
         f"and kube-controller-manager, or run hack/controlplane/build.sh (looked in {cache})"
+    )
+
+
+def kubectl_binary() -> Path:
+    """kubectl of the control plane's version, else the one on PATH.
+
+    hack/controlplane/build.sh builds it beside the control plane, and envtest ships it in
+    $KUBEBUILDER_ASSETS too; assets without it (or no assets at all) fall back to PATH.
+    """
+    try:
+        folder = assets_dir()
+    except ControlPlaneError as error:
+        problem = str(error)
+    else:
+        if has_binaries(folder, ("kubectl",)):
+            return folder / "kubectl"
+        problem = f"{folder} has no kubectl"
+    found = shutil.which("kubectl")
+    if found:
+        return Path(found)
+    raise ControlPlaneError(
+        f"no kubectl: {problem} and none is on PATH; run hack/controlplane/build.sh (it builds "
+        "kubectl beside the control plane) or put kubectl on PATH"
     )
