@@ -42,11 +42,20 @@ def wukong(name: str, *, disks: list[JsonObj] | None = None, **spec: Any) -> Jso
 class User:
     """One person's view of a namespace: kubectl-like calls and waits on what status says."""
 
-    def __init__(self, api: ApiClient, namespace: str) -> None:
+    def __init__(
+        self, api: ApiClient, namespace: str, *, patience: float = BOOT_TIMEOUT, poll: float = 2.0
+    ) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.kube = Kube(api)
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
+        # How long a wait may take and how often it looks: minutes and seconds on kind, a
+        # fraction of both against the simulator.
+        self.patience, self.poll = patience, poll
+
+    async def until(self, check: Any, message: str) -> Any:
+        """Wait, with this user's patience, until `check()` returns something truthy."""
+        return await eventually(check, timeout=self.patience, interval=self.poll, message=message)
 
     # -- Wukongs ---------------------------------------------------------------------------
 
@@ -87,26 +96,23 @@ class User:
             names.GROUP, names.VERSION, self.namespace, names.PLURAL, name
         )
 
-    async def wait_phase(self, name: str, phase: str, within: float = BOOT_TIMEOUT) -> JsonObj:
+    async def wait_phase(self, name: str, phase: str) -> JsonObj:
         """Wait until status.phase says `phase`; the Wukong as last read."""
 
         async def reached() -> JsonObj | None:
             cr = await self.get(name)
             return cr if cr and (cr.get("status") or {}).get("phase") == phase else None
 
-        result = await eventually(
-            reached, timeout=within, interval=2, message=f"Wukong {name} phase {phase}"
-        )
-        assert result is not None  # eventually returns only a truthy result
+        result: JsonObj = await self.until(reached, f"Wukong {name} phase {phase}")
         return result
 
-    async def wait_gone(self, name: str, within: float = BOOT_TIMEOUT) -> None:
+    async def wait_gone(self, name: str) -> None:
         """Wait until the Wukong no longer exists (finalizer released)."""
 
         async def gone() -> bool:
             return await self.get(name) is None
 
-        await eventually(gone, timeout=within, interval=2, message=f"Wukong {name} deleted")
+        await self.until(gone, f"Wukong {name} deleted")
 
     # -- what KubeVirt and Kubernetes show -------------------------------------------------
 

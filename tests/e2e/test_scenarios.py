@@ -8,7 +8,6 @@ from kubernetes_asyncio.client import ApiClient
 
 from tests.e2e.scenarios import BOOT_TIMEOUT, User, volume, wukong
 from wukong.api import names
-from wukong.testing.eventually import eventually
 
 # Emulated VMs boot in minutes, not seconds.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3 * BOOT_TIMEOUT)]
@@ -48,7 +47,7 @@ async def test_a_stopped_wukong_stays_stopped_until_started(user: User) -> None:
     async def no_instance() -> bool:
         return await user.vmi("web-2") is None
 
-    await eventually(no_instance, timeout=BOOT_TIMEOUT, interval=2, message="VMI gone")
+    await user.until(no_instance, "VMI gone")
     vm = await user.vm("web-2")
     assert vm is not None and vm["spec"].get("runStrategy") in ("Halted", "Manual")
 
@@ -71,7 +70,7 @@ async def test_a_disk_added_to_a_running_wukong_is_hot_plugged(user: User) -> No
             for v in statuses
         )
 
-    await eventually(plugged, timeout=BOOT_TIMEOUT, interval=2, message="data hot-plugged")
+    await user.until(plugged, "data hot-plugged")
     cr = await user.wait_phase("db-1", "Running")
     data = volume(cr, "data")
     assert data.get("attached") and data.get("hotplugged"), data
@@ -91,12 +90,12 @@ async def test_deleting_a_wukong_keeps_the_disk_the_user_listed(user: User) -> N
     async def vm_gone() -> bool:
         return await user.vm("db-2") is None
 
-    await eventually(vm_gone, timeout=BOOT_TIMEOUT, interval=2, message="VM deleted")
+    await user.until(vm_gone, "VM deleted")
 
     async def system_gone() -> bool:
         return await user.claim("db-2", "system") is None
 
-    await eventually(system_gone, timeout=BOOT_TIMEOUT, interval=2, message="system PVC deleted")
+    await user.until(system_gone, "system PVC deleted")
     kept = await user.claim("db-2", "data")
     assert kept is not None, "the listed disk must survive the Wukong"
     owners = kept.metadata.owner_references or []
