@@ -35,6 +35,11 @@ class Creation:
         events = sum(
             c for r, c in self.requests.items() if r.resource == "events" and r.verb == "POST"
         )
+        children = sum(
+            c
+            for r, c in self.requests.items()
+            if r.resource in apimetrics.CHILDREN and r.verb == "POST" and not r.subresource
+        )
         return {
             "n": self.n,
             "seconds": round(self.seconds, 3),
@@ -48,6 +53,10 @@ class Creation:
                 v: round(c / per, 2) for v, c in self.operator_requests.items()
             },
             "operator_writes_per_wukong": round(writes / per, 2)
+            if self.operator_requests
+            else None,
+            # The target's measure (issue 5): finalizer, status and Events, not NAD/PVC/VM.
+            "operator_writes_beyond_children_per_wukong": round((writes - children) / per, 2)
             if self.operator_requests
             else None,
             "event_posts_per_wukong": round(events / per, 2),
