@@ -278,14 +278,18 @@ def installed(control_plane: ControlPlane) -> Iterator[ControlPlane]:
     )
     assert "PodSecurity" not in applied, applied
     yield control_plane
-    # The CRD stays: the whole session's tests use it.
+    # Only what the base adds to the session: the CRD, the namespace and the RBAC stay. They
+    # are the operator's identity in every other integration test (`operator_kubeconfig`):
+    # deleting the ServiceAccount would invalidate its token for the tests that run after.
     kubectl(
         "delete",
         "--wait=false",
         "--ignore-not-found",
-        f"namespace/{NAMESPACE}",
-        "clusterrole/wukong-operator",
-        "clusterrolebinding/wukong-operator",
+        "--namespace",
+        NAMESPACE,
+        "deployment/wukong",
+        "poddisruptionbudget/wukong",
+        "service/wukong-metrics",
         kubeconfig=control_plane.kubeconfig,
     )
 
