@@ -147,7 +147,9 @@ class Operator:
         try:
             for informer in self.informers.values():
                 informer.start()
-            await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
+            if not await self._synced_unless_stopped():
+                log.warning("stopped before the caches synced")
+                return
             log.info("caches synced: %d Wukongs", self.store.count(self.refs["wukongs"].name))
             if self.settings.leader_election:
                 await self._run_elected()
@@ -159,6 +161,19 @@ class Operator:
             for informer in self.informers.values():
                 await informer.stop()
             await self.probes.stop()
+
+    async def _synced_unless_stopped(self) -> bool:
+        """Wait for every cache to sync; False when `stop()` comes first (a SIGTERM while a
+        watch is still refused, e.g. by RBAC, must not wait for the kubelet's SIGKILL)."""
+        synced: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
+        )
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (synced, stopping):
+            waiter.cancel()
+        await asyncio.gather(synced, stopping, return_exceptions=True)
+        return all(i.synced.is_set() for i in self.informers.values())
 
     async def _work(self) -> None:
         await run_workers(self.queue, self._handle, self.settings.concurrency, metrics=self.metrics)

@@ -42,7 +42,9 @@ class InProcessOperator(Background):
         namespace: str | None = None,
         stall_after: float = 300.0,
         concurrency: int = 4,
+        sync_timeout: float = 30.0,
     ) -> None:
+        self.sync_timeout = sync_timeout
         self.settings = Settings(
             kubeconfig=kubeconfig,
             namespace=namespace,
@@ -65,21 +67,27 @@ class InProcessOperator(Background):
         synced = asyncio.ensure_future(asyncio.gather(*waits))
         task = self._task
         either: list[asyncio.Future[Any]] = [task, synced]
-        await asyncio.wait(either, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(either, timeout=self.sync_timeout, return_when=asyncio.FIRST_COMPLETED)
         if not synced.done():
             synced.cancel()
-            if task.done():
-                task.result()  # surfaces the start-up error
-            raise TimeoutError("operator caches did not sync within 30 s")
+            await asyncio.gather(synced, return_exceptions=True)
+            # Nothing half-started may outlive the failure (its sockets would leak into the
+            # next test); stop() re-raises the operator's start-up error if it died of one.
+            await self.stop()
+            raise TimeoutError(f"operator caches did not sync within {self.sync_timeout} s")
 
     async def stop(self) -> None:
-        """Graceful shutdown, then close the client."""
-        if self.operator is not None:
-            self.operator.stop()
-        if self._task is not None:
-            await asyncio.wait_for(self._task, 30)
-        if self._api is not None:
-            await self._api.close()
+        """Graceful shutdown, then close the client (also after a failed start)."""
+        try:
+            if self.operator is not None:
+                self.operator.stop()
+            if self._task is not None:
+                await asyncio.wait_for(self._task, 30)
+        finally:
+            self._task = None
+            if self._api is not None:
+                await self._api.close()
+                self._api = None
 
 
 class OperatorProcess:
