@@ -10,14 +10,12 @@ from collections.abc import Callable, Iterable
 
 from ._informer import Informer
 from ._kube import JsonObj, key_of
-from .objects import claim_of, template_spec
+from .objects import mounted_claims, template_spec
 
 
 def vm_claims(vm: JsonObj) -> Iterable[str]:
     """Claims a VM's template mounts, and the DataVolumes it templates."""
-    for volume in template_spec(vm).get("volumes") or []:
-        if claim := claim_of(volume):
-            yield claim
+    yield from mounted_claims(template_spec(vm))
     for template in (vm.get("spec") or {}).get("dataVolumeTemplates") or []:
         if name := (template.get("metadata") or {}).get("name"):
             yield str(name)
@@ -25,9 +23,7 @@ def vm_claims(vm: JsonObj) -> Iterable[str]:
 
 def vmi_claims(vmi: JsonObj) -> Iterable[str]:
     """Claims a VMI mounts."""
-    for volume in (vmi.get("spec") or {}).get("volumes") or []:
-        if claim := claim_of(volume):
-            yield claim
+    return mounted_claims(vmi.get("spec") or {})
 
 
 class ClaimUsers:

@@ -119,6 +119,11 @@ def claim_of(volume: JsonObj) -> str | None:
     return None
 
 
+def mounted_claims(spec: JsonObj) -> list[str]:
+    """The PVCs a VMI spec (or VM template spec) mounts, by claim_of()."""
+    return [c for v in spec.get("volumes") or [] if (c := claim_of(v))]
+
+
 def is_hotpluggable(volume: JsonObj) -> bool:
     """persistentVolumeClaim/dataVolume with hotpluggable: true."""
     source: Any = volume.get("persistentVolumeClaim") or volume.get("dataVolume") or {}
