@@ -14,6 +14,7 @@ nox.options.sessions = ["lint", "tests"]
 
 ROOT = Path(__file__).parent
 BUILD_CONTROLPLANE = ROOT / "hack" / "controlplane" / "build.sh"
+BUILD_KUBEVIRT = ROOT / "hack" / "kubevirt" / "build.sh"
 
 
 def _controlplane_assets(session: nox.Session) -> str:
@@ -23,21 +24,43 @@ def _controlplane_assets(session: nox.Session) -> str:
     return out.strip().splitlines()[-1]
 
 
+def _kubevirt_assets(session: nox.Session) -> str:
+    """Build (once, cached) or locate KubeVirt's virt-api, virt-controller and their CRDs."""
+    out = session.run(str(BUILD_KUBEVIRT), silent=True, external=True)
+    assert isinstance(out, str)
+    return out.strip().splitlines()[-1]
+
+
+def _kubevirt_env(session: nox.Session) -> dict[str, str]:
+    """WUKONG_KUBEVIRT=real (default: KubeVirt's own components) or sim (the pure simulator)."""
+    mode = os.environ.get("WUKONG_KUBEVIRT", "real")
+    if mode not in ("real", "sim"):
+        session.error(f"WUKONG_KUBEVIRT must be real or sim, not {mode!r}")
+    env = {"WUKONG_KUBEVIRT": mode}
+    if mode == "real":
+        env["WUKONG_KUBEVIRT_ASSETS"] = _kubevirt_assets(session)
+    return env
+
+
 @nox.session
 def controlplane(session: nox.Session) -> None:
-    """Build the local control plane from Go modules, or report the cached binaries."""
+    """Build the local control plane and KubeVirt's components, or report the cached binaries."""
     assets = _controlplane_assets(session)
-    for binary in sorted(Path(assets).iterdir()):
-        size = binary.stat().st_size / 2**20
-        session.log(f"{binary.name:28} {size:7.1f} MiB")
+    kubevirt = _kubevirt_assets(session)
+    for folder in (assets, kubevirt):
+        for binary in sorted(Path(folder).iterdir()):
+            size = binary.stat().st_size / 2**20
+            session.log(f"{binary.name:28} {size:7.1f} MiB")
     session.log(f"KUBEBUILDER_ASSETS={assets}")
+    session.log(f"WUKONG_KUBEVIRT_ASSETS={kubevirt}")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests on a real kube-apiserver + etcd and the KubeVirt simulator."""
+    """Unit and integration tests on a real kube-apiserver + etcd and KubeVirt's own virt-api
+    and virt-controller (WUKONG_KUBEVIRT=sim: the pure simulator instead)."""
     session.install("-e", ".[dev]")
-    env = {"KUBEBUILDER_ASSETS": _controlplane_assets(session)}
+    env = {"KUBEBUILDER_ASSETS": _controlplane_assets(session), **_kubevirt_env(session)}
     session.run("pytest", "tests/unit", "tests/integration", *session.posargs, env=env)
 
 
@@ -55,8 +78,9 @@ def lint(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Start the local control plane and the simulator, run the operator, apply examples/."""
     session.install("-e", ".[testing]")
-    env = {"KUBEBUILDER_ASSETS": _controlplane_assets(session)}
-    session.run("wukong", "demo", *session.posargs, env=env)
+    env = {"KUBEBUILDER_ASSETS": _controlplane_assets(session), **_kubevirt_env(session)}
+    mode = ["--kubevirt", env["WUKONG_KUBEVIRT"]]
+    session.run("wukong", "demo", *mode, *session.posargs, env=env)
 
 
 @nox.session

@@ -101,11 +101,21 @@ def crd() -> None:
 @app.command()
 def demo(
     keep: Annotated[bool, typer.Option(help="keep running after the demo until Ctrl-C")] = False,
+    kubevirt: Annotated[
+        str,
+        typer.Option(
+            help="real: KubeVirt's own virt-api and virt-controller (built from source, cached); "
+            "sim: the pure simulator"
+        ),
+    ] = "real",
 ) -> None:
-    """Local control plane + KubeVirt simulator + operator; apply examples/ and watch."""
+    """Local control plane + KubeVirt + operator; apply examples/ and watch."""
     from wukong.demo import main as demo_main
 
-    raise typer.Exit(asyncio.run(demo_main(keep=keep)))
+    if kubevirt not in ("real", "sim"):
+        typer.echo(f"error: --kubevirt must be real or sim, not {kubevirt!r}", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(asyncio.run(demo_main(keep=keep, real_kubevirt=kubevirt == "real")))
 
 
 def main() -> None:

@@ -14,8 +14,9 @@ from kubernetes_asyncio.client import ApiClient
 from wukong.adapters.kube import Kube, api_path
 from wukong.api import names
 from wukong.errors import AlreadyExists
-from wukong.testing.controlplane import ControlPlane, api_client
+from wukong.testing.controlplane import ControlPlane, api_client, default_crd_paths
 from wukong.testing.kubevirt import Simulator
+from wukong.testing.kubevirt.plane import KubeVirtPlane, crd_paths, kubevirt_assets
 from wukong.testing.operator import InProcessOperator
 
 NAMESPACE = "demo"
@@ -127,21 +128,43 @@ async def _scenario(api: ApiClient, keep: bool) -> int:
     return 0
 
 
-async def main(*, keep: bool = False) -> int:
+async def main(*, keep: bool = False, real_kubevirt: bool = True) -> int:
     """Run the demo; returns the process exit code."""
+    assets = None
+    if real_kubevirt:
+        _say("KubeVirt's virt-api and virt-controller: building from source if not cached")
+        assets = await asyncio.to_thread(kubevirt_assets)
     _say("starting the local control plane (etcd, kube-apiserver, kube-controller-manager)")
-    plane = ControlPlane()
+    if assets is None:
+        plane = ControlPlane()
+    else:
+        crds = await asyncio.to_thread(crd_paths, assets)
+        crds = [*default_crd_paths(real_kubevirt=True), *crds]
+        plane = ControlPlane(default_crds=False, crds=crds)
     await asyncio.to_thread(plane.start)
+    kubevirt = KubeVirtPlane(plane, assets=assets) if assets is not None else None
     try:
         _say(
             f"control plane ready in {plane.startup_seconds or 0:.1f}s; "
             f"kubeconfig: {plane.kubeconfig}"
         )
-        async with Simulator(plane.kubeconfig) as _sim:
-            _say("KubeVirt/CDI simulator running (subresources via the aggregation layer)")
+        if kubevirt is not None:
+            await asyncio.to_thread(kubevirt.start)
+            _say(
+                f"KubeVirt {kubevirt.version} running in {kubevirt.startup_seconds or 0:.1f}s: "
+                "virt-api (webhooks, subresource API) and virt-controller, built from source"
+            )
+        endpoints = kubevirt.endpoints if kubevirt is not None else None
+        async with Simulator(plane.kubeconfig, kubevirt=endpoints) as _sim:
+            if kubevirt is not None:
+                _say("node simulated: scheduler, kubelet, virt-handler, CDI importer, CSI driver")
+            else:
+                _say("KubeVirt/CDI simulator running (subresources via the aggregation layer)")
             async with InProcessOperator(plane.kubeconfig):
                 _say("operator running; caches synced")
                 async with await api_client(plane.kubeconfig) as api:
                     return await _scenario(api, keep)
     finally:
+        if kubevirt is not None:
+            await asyncio.to_thread(kubevirt.stop)
         await asyncio.to_thread(plane.stop)

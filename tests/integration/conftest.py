@@ -3,18 +3,36 @@
     async def test_something(kube: ApiClient, namespace: str) -> None: ...
 
 Every test under tests/integration is marked `integration` automatically.
+
+KubeVirt: by default (`WUKONG_KUBEVIRT=real`) KubeVirt's own virt-api and virt-controller, built
+from source by hack/kubevirt/build.sh, run on the session's control plane and the simulator
+plays only the node. `WUKONG_KUBEVIRT=sim` runs the pure simulator instead (faster; KubeVirt's
+admission, subresource API and controllers are then our imitation).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from wukong.testing.controlplane import ControlPlane, api_client
+from wukong.testing import audit
+from wukong.testing.controlplane import ControlPlane, api_client, default_crd_paths
+from wukong.testing.kubevirt.plane import KubeVirtPlane, crd_paths, kubevirt_assets
 from wukong.testing.namespaces import temporary_namespace
+
+MODES = ("real", "sim")
+
+
+def kubevirt_mode() -> str:
+    """"real" (KubeVirt's own control plane, the default) or "sim" (the pure simulator)."""
+    mode = os.environ.get("WUKONG_KUBEVIRT", "real")
+    if mode not in MODES:
+        raise pytest.UsageError(f"WUKONG_KUBEVIRT must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
 
 _HERE = Path(__file__).parent
 
@@ -27,8 +45,99 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
+def kubevirt_assets_dir() -> Path | None:
+    """KubeVirt's binaries and CRDs in real mode (built once, cached); None with the simulator."""
+    return kubevirt_assets() if kubevirt_mode() == "real" else None
+
+
+OPERATOR_USER = "system:serviceaccount:wukong-system:wukong"
+_SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How much of the operator's traffic went through KubeVirt's own components."""
+    if _SUMMARY:
+        terminalreporter.section("KubeVirt in the loop")
+        for line in _SUMMARY:
+            terminalreporter.write_line(line)
+
+
+def _summarize(plane: ControlPlane, mode: str, version: str) -> list[str]:
+    requests = list(audit.read(plane.audit_log))
+    ours = [r for r in requests if r.user == OPERATOR_USER]
+    vm = [r for r in ours if r.resource == "virtualmachines" and not r.subresource]
+    dv = [r for r in ours if r.resource == "datavolumes"]
+    sub = [r for r in ours if r.group == "subresources.kubevirt.io"]
+    if mode == "real":
+        lines = [f"mode: real (virt-api and virt-controller {version}, built from source)"]
+        webhooks = "KubeVirt's own webhooks (virt-api)"
+        apis = "KubeVirt's own virt-api"
+    else:
+        lines = ["mode: sim (the pure simulator: no KubeVirt admission, simulated virt-api)"]
+        webhooks, apis = "no webhooks (simulator)", "the simulator's subresource server"
+    mutated = sum(1 for r in vm if r.webhooks)
+
+    def counts(rs: list[audit.Request]) -> str:
+        tally = audit.tally(rs)
+        return ", ".join(f"{what} {code} x{n}" for (what, code), n in sorted(tally.items()))
+
+    lines += [
+        f"operator VirtualMachine requests: {len(vm)} through {webhooks} "
+        f"({mutated} mutated by them): {counts(vm) or 'none'}",
+        f"operator DataVolume requests: {len(dv)} (CDI is simulated: no CDI webhook): "
+        f"{counts(dv) or 'none'}",
+        f"operator subresource requests: {len(sub)} through {apis}: {counts(sub) or 'none'}",
+        "refused by KubeVirt's webhooks: "
+        + (str(sum(r.refused_by_webhook for r in ours)) if mode == "real" else "n/a"),
+    ]
+    return lines
+
+
+@pytest.fixture(scope="session")
+def control_plane(kubevirt_assets_dir: Path | None) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver + GC/namespace/PVC-protection controllers, with all CRDs installed."""
+    if kubevirt_assets_dir is None:
+        plane = ControlPlane()
+    else:
+        crds = [*default_crd_paths(real_kubevirt=True), *crd_paths(kubevirt_assets_dir)]
+        plane = ControlPlane(default_crds=False, crds=crds)
+    plane.start()
+    try:
+        yield plane
+    finally:
+        version = kubevirt_assets_dir.name if kubevirt_assets_dir is not None else ""
+        _SUMMARY[:] = _summarize(plane, kubevirt_mode(), version)
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kubevirt(
+    control_plane: ControlPlane, kubevirt_assets_dir: Path | None
+) -> Iterator[KubeVirtPlane | None]:
+    """KubeVirt's own virt-api and virt-controller on the session's control plane (real mode)."""
+    if kubevirt_assets_dir is None:
+        yield None
+        return
+    plane = KubeVirtPlane(control_plane, assets=kubevirt_assets_dir)
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def pure_sim_plane(
+    control_plane: ControlPlane, kubevirt: KubeVirtPlane | None
+) -> Iterator[ControlPlane]:
+    """A control plane for the simulator's own tests, which imitate KubeVirt themselves.
+
+    In real mode the session's control plane runs KubeVirt's controllers, which would act on
+    the same objects; those tests get a separate control plane with the hand-written CRDs.
+    """
+    if kubevirt is None:
+        yield control_plane
+        return
     plane = ControlPlane()
     plane.start()
     try:

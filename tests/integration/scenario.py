@@ -14,9 +14,11 @@ from kubernetes_asyncio.client import ApiClient
 from wukong.adapters.kube import Kube, api_path
 from wukong.api import names
 from wukong.errors import NotFound
+from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import SimConfig, Simulator
+from wukong.testing.kubevirt.plane import KubeVirtPlane
 from wukong.testing.operator import InProcessOperator
 
 JsonObj = dict[str, Any]
@@ -40,22 +42,42 @@ def path(kind: str, namespace: str, name: str | None = None) -> str:
 
 
 @pytest.fixture
-async def sim(control_plane: ControlPlane, namespace: str) -> AsyncIterator[Simulator]:
-    """KubeVirt, CDI and storage simulated for this test's namespace."""
+async def sim(
+    control_plane: ControlPlane, kubevirt: KubeVirtPlane | None, namespace: str
+) -> AsyncIterator[Simulator]:
+    """The node (and CDI, storage) for this test's namespace; all of KubeVirt in sim mode."""
+    endpoints = kubevirt.endpoints if kubevirt is not None else None
     async with Simulator(
-        control_plane.kubeconfig, namespace=namespace, config=SimConfig()
+        control_plane.kubeconfig, namespace=namespace, config=SimConfig(), kubevirt=endpoints
     ) as simulator:
         yield simulator
 
 
+OPERATOR_USER = "system:serviceaccount:wukong-system:wukong"
+
+
 @pytest.fixture
 async def operator(
-    operator_kubeconfig: Path, namespace: str, sim: Simulator
+    request: pytest.FixtureRequest,
+    operator_kubeconfig: Path,
+    control_plane: ControlPlane,
+    namespace: str,
+    sim: Simulator,
 ) -> AsyncIterator[InProcessOperator]:
     """The operator as the `wukong` ServiceAccount, watching only this test's namespace.
-    Any 403 it met fails the test: the RBAC in manifests/ must be exactly enough."""
+    Any 403 it met fails the test: the RBAC in manifests/ must be exactly enough. Any of its
+    requests that KubeVirt's webhooks refused fails it too, unless the test is marked
+    `kubevirt_refusal_expected`."""
+    since = audit.size(control_plane.audit_log)
     async with InProcessOperator(operator_kubeconfig, namespace=namespace) as op:
         yield op
+        refused = [
+            f"{r.what} {r.name}: {r.code} {r.message}"
+            for r in audit.read(control_plane.audit_log, since=since)
+            if r.user == OPERATOR_USER and r.namespace == namespace and r.refused_by_webhook
+        ]
+        if request.node.get_closest_marker("kubevirt_refusal_expected") is None:
+            assert refused == [], f"KubeVirt's webhooks refused the operator: {refused}"
         assert op.operator is not None
         forbidden = [
             (s.labels["verb"], s.value)

@@ -152,6 +152,14 @@ async def gone(kube: ApiClient, path: str) -> bool:
     return await get(kube, path) is None
 
 
+
+@pytest.fixture
+def control_plane(pure_sim_plane: ControlPlane) -> ControlPlane:
+    """These tests exercise the simulator's own imitation of KubeVirt: never beside the real
+    virt-controller (real mode), which would act on the same objects."""
+    return pure_sim_plane
+
+
 @pytest.fixture
 async def sim(control_plane: ControlPlane, namespace: str) -> AsyncIterator[Simulator]:
     """A simulator watching this test's namespace."""

@@ -40,6 +40,14 @@ async def bound(kube: ApiClient, ns: str, name: str) -> JsonObj | None:
     return pvc if ((pvc or {}).get("status") or {}).get("phase") == "Bound" else None
 
 
+
+@pytest.fixture
+def control_plane(pure_sim_plane: ControlPlane) -> ControlPlane:
+    """These tests exercise the simulator's own imitation of KubeVirt: never beside the real
+    virt-controller (real mode), which would act on the same objects."""
+    return pure_sim_plane
+
+
 @pytest.fixture
 async def sim(control_plane: ControlPlane, namespace: str) -> AsyncIterator[Simulator]:
     """A simulator for this namespace; imports and resizes slow enough to see each step."""

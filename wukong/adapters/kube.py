@@ -83,7 +83,10 @@ class Kube:
         content_type: str = "application/json",
     ) -> JsonObj:
         """Send one request; return the decoded JSON body ({} when empty or not JSON)."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        # `*/*` too, as client-go sends: virt-api's lifecycle routes (start, stop, restart,
+        # pause, ...) declare no content type they produce, and answer a plain
+        # `Accept: application/json` with 406 (docs/kubevirt-fidelity.md).
+        headers = {"Accept": "application/json, */*", "Content-Type": content_type}
         try:
             resp = await self.api.call_api(
                 path,

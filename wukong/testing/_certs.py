@@ -98,6 +98,7 @@ def _leaf(
     common_name: str,
     organization: str | None = None,
     server: bool = False,
+    dns_names: tuple[str, ...] = ("kubernetes.default.svc",),
 ) -> KeyPair:
     key = ec.generate_private_key(_CURVE)
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
@@ -118,7 +119,7 @@ def _leaf(
         # Clients dial 127.0.0.1 or localhost; the in-cluster name serves the aggregator's SNI.
         names: list[x509.GeneralName] = [
             x509.DNSName("localhost"),
-            x509.DNSName("kubernetes.default.svc"),
+            *(x509.DNSName(name) for name in dns_names),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         ]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
@@ -186,4 +187,44 @@ def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+    )
+
+
+@dataclass(frozen=True)
+class KubeVirtPki:
+    """KubeVirt's own CA and the certificates virt-operator would issue from it."""
+
+    ca: Path  # the `kubevirt-ca` ConfigMap's ca-bundle; webhooks and APIServices trust it
+    virt_api: KeyPair  # virt-api's serving certificate (webhooks, aggregated API)
+    virt_api_client: KeyPair  # virt-api's client certificate towards virt-handler
+    handler: KeyPair  # virt-handler's serving certificate (CN checked by virt-api)
+    controller: KeyPair  # virt-controller's metrics endpoint
+
+
+def write_kubevirt_pki(directory: Path, namespace: str) -> KubeVirtPki:
+    """A KubeVirt CA and leaves with the common names KubeVirt's TLS code verifies."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = _authority(directory, "kubevirt-ca", "kubevirt.io")
+    services = tuple(f"{s}.{namespace}.svc" for s in ("virt-api", "virt-controller"))
+    return KubeVirtPki(
+        ca=ca.files.cert,
+        virt_api=_leaf(
+            directory, "virt-api", ca, common_name="virt-api", server=True, dns_names=services
+        ),
+        # pkg/util/tls verifyPeerCert: "kubevirt.io:system:<client|node>:<component>".
+        virt_api_client=_leaf(
+            directory, "virt-api-client", ca, common_name="kubevirt.io:system:client:virt-handler"
+        ),
+        handler=_leaf(
+            directory,
+            "virt-handler",
+            ca,
+            common_name="kubevirt.io:system:node:virt-handler",
+            server=True,
+            dns_names=(),
+        ),
+        controller=_leaf(
+            directory, "virt-controller", ca, common_name="virt-controller", server=True,
+            dns_names=services,
+        ),
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -18,9 +20,19 @@ _FIELD_MANAGER = "wukong-controlplane"
 _KIND = "CustomResourceDefinition"
 
 
-def default_crd_paths() -> list[Path]:
-    """The third-party CRDs shipped in wukong.testing, plus manifests/crd/ of a checkout."""
+# Hand-written stand-ins for KubeVirt's and CDI's CRDs, for the pure simulator only: with real
+# KubeVirt, their own generators' CRDs are installed instead (wukong.testing.kubevirt.plane).
+SIMULATED_KUBEVIRT_CRDS = ("kubevirt.yaml", "cdi.yaml")
+
+
+def default_crd_paths(*, real_kubevirt: bool = False) -> list[Path]:
+    """The third-party CRDs shipped in wukong.testing, plus manifests/crd/ of a checkout.
+
+    `real_kubevirt`: leave out the hand-written KubeVirt and CDI CRDs (Multus stays).
+    """
     paths = sorted(PACKAGE_CRDS.glob("*.yaml"))
+    if real_kubevirt:
+        paths = [p for p in paths if p.name not in SIMULATED_KUBEVIRT_CRDS]
     if _REPO_CRDS.is_dir():
         paths += sorted(_REPO_CRDS.glob("*.yaml"))
     return paths
@@ -32,10 +44,20 @@ def load_crds(paths: Iterable[Path]) -> list[JsonObject]:
     for path in paths:
         files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
         for file in files:
-            for document in yaml.safe_load_all(file.read_text()):
+            for document in _documents(file):
                 if isinstance(document, dict) and document.get("kind") == _KIND:
                     crds.append(document)
     return crds
+
+
+def _documents(file: Path) -> list[Any]:
+    """The documents of a YAML stream, or of a JSON file holding one object or a list."""
+    if file.suffix == ".json":
+        loaded = json.loads(file.read_text())
+        return loaded if isinstance(loaded, list) else [loaded]
+    # libyaml when present: KubeVirt's CRDs are megabytes, ten times slower in pure Python.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return list(yaml.load_all(file.read_text(), Loader=loader))
 
 
 def apply_crds(rest: Rest, crds: Sequence[JsonObject], timeout: float) -> None:

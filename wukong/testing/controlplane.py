@@ -33,6 +33,7 @@ from wukong.testing._crds import apply_crds, default_crd_paths, load_crds
 from wukong.testing._flags import apiserver_args, controller_manager_args, etcd_args
 from wukong.testing._processes import Process, free_ports
 from wukong.testing._rest import Rest, write_kubeconfig
+from wukong.testing.audit import audit_args
 
 __all__ = [
     "ControlPlane",
@@ -121,6 +122,16 @@ class ControlPlane:
     def front_proxy_ca_file(self) -> Path:
         """The CA of the aggregator's client cert, for aggregated API servers to verify requests."""
         return self._require_pki().front_proxy_ca
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log of KubeVirt and CDI requests (wukong.testing.audit)."""
+        return self._dir / "audit.log"
+
+    @property
+    def front_proxy_client(self) -> KeyPair:
+        """The aggregator's client certificate, for forwarding requests as the API server does."""
+        return self._require_pki().front_proxy_client
 
     @property
     def pids(self) -> list[int]:
@@ -271,6 +282,7 @@ class ControlPlane:
         self._spawn("etcd", etcd_args(assets / "etcd", data, etcd_port, peer_port))
         # No need to wait for etcd: kube-apiserver retries its etcd connection on its own.
         apiserver = apiserver_args(assets / "kube-apiserver", work, pki, api_port, etcd_port)
+        apiserver += audit_args(work)
         self._spawn("kube-apiserver", apiserver)
         server = f"https://127.0.0.1:{api_port}"
         rest = self._rest = Rest(server, pki.serving_ca, pki.admin)

@@ -10,6 +10,10 @@ control plane::
         sim.calls                 # every subresource request received
 
 It knows nothing about Wukong: it only reads and writes KubeVirt, CDI and core objects.
+
+With KubeVirt's own virt-api and virt-controller running (`KubeVirtPlane`), pass
+`kubevirt=plane.endpoints` and the simulator plays only the node: scheduler, kubelet,
+virt-handler (and its HTTPS API), CDI importers and the CSI driver; see `node.py`.
 """
 
 from __future__ import annotations
@@ -28,13 +32,22 @@ from .cdi import DataVolumeController
 from .config import SimConfig
 from .faults import Faults
 from .guest import Guest, Mount
+from .node import PODS, HandlerServer, Kubelet, KubeVirtEndpoints, NodeHandler, ensure_nodes
 from .objects import VM_CONTROLLER_FINALIZER, VMI_FINALIZER
 from .storage import StorageController, install_storage_classes
 from .subresources import SubresourceCall, SubresourceServer
 from .virt_controller import VMController
 from .virt_handler import VMIHandler
 
-__all__ = ["Faults", "Guest", "Mount", "SimConfig", "Simulator", "SubresourceCall"]
+__all__ = [
+    "Faults",
+    "Guest",
+    "KubeVirtEndpoints",
+    "Mount",
+    "SimConfig",
+    "Simulator",
+    "SubresourceCall",
+]
 
 
 class Simulator(Background):
@@ -45,10 +58,15 @@ class Simulator(Background):
         kubeconfig: str | Path | ApiClient | Configuration,
         namespace: str | None = None,
         config: SimConfig | None = None,
+        kubevirt: KubeVirtEndpoints | None = None,
     ) -> None:
         self.source = kubeconfig
         self.namespace = namespace
         self.config = config or SimConfig()
+        self.kubevirt = kubevirt
+        self._handler_server: HandlerServer | None = None
+        self._handler_api: ApiClient | None = None
+        self._node: NodeHandler | None = None
         self.faults = Faults()
         self._guests: dict[tuple[str, str], Guest] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -77,13 +95,28 @@ class Simulator(Background):
         return self._guests[key]
 
     def _guest_changed(self, guest: Guest) -> None:
+        key = f"{guest.namespace}/{guest.name}"
         if self._handler is not None:
-            self._handler.enqueue(f"{guest.namespace}/{guest.name}")
+            self._handler.enqueue(key)
+        if self._node is not None:
+            self._node.enqueue(key)
+
+    @property
+    def real_kubevirt(self) -> bool:
+        """True when KubeVirt's own virt-api and virt-controller run and this is only the node."""
+        return self.kubevirt is not None
 
     async def start(self) -> None:
         """Install storage classes, sync caches, start controllers and the subresource API."""
         self._api = await load_client(self.source)
         kube = Kube(self._api)
+        if self.kubevirt is not None:
+            try:
+                await self._start_node(kube, self.kubevirt)
+            except BaseException:
+                await self.stop()
+                raise
+            return
         try:
             await install_storage_classes(kube, self.config)
             ns = self.namespace
@@ -110,8 +143,38 @@ class Simulator(Background):
             await self.stop()
             raise
 
+    async def _start_node(self, kube: Kube, endpoints: KubeVirtEndpoints) -> None:
+        """Only the node: KubeVirt's own virt-api and virt-controller do the rest."""
+        cfg, ns = self.config, self.namespace
+        await install_storage_classes(kube, cfg)
+        await ensure_nodes(kube, cfg, endpoints)
+        vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
+        dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
+        pods, classes = Informer(kube, PODS, ns), Informer(kube, STORAGECLASSES)
+        self._informers = [vms, vmis, dvs, pvcs, pods, classes]
+        self._handler_api = await load_client(endpoints.handler_kubeconfig)
+        self._node = NodeHandler(kube, cfg, vmis, vms, pvcs, self.guest, Kube(self._handler_api))
+        controllers = [
+            Kubelet(kube, cfg, pods, vmis, vms),
+            self._node,
+            DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
+            StorageController(kube, cfg, pvcs, classes, vmis),
+        ]
+        self._tasks = [asyncio.create_task(i.run()) for i in self._informers]
+        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self._informers)), 30)
+        self._tasks += [asyncio.create_task(c.run()) for c in controllers]
+        self._handler_server = HandlerServer(kube, endpoints, self._node, self.guest)
+        await self._handler_server.start()
+        if cfg.serve_subresources:
+            self._server = SubresourceServer(kube, self.guest, self.faults, forward_to=endpoints)
+            await self._server.start()
+            await self._server.register(cfg.api_timeout)
+
     async def stop(self) -> None:
         """Unregister the APIService, stop every loop, release our finalizers, close the client."""
+        if self._handler_server is not None:
+            await self._handler_server.stop()
+            self._handler_server = None
         if self._server is not None:
             await self._server.unregister()
             await self._server.stop()
@@ -119,6 +182,9 @@ class Simulator(Background):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._handler_api is not None:
+            await self._handler_api.close()
+            self._handler_api = None
         if self._api is not None:
             with contextlib.suppress(Exception):
                 await self._release_finalizers(Kube(self._api))
@@ -127,6 +193,18 @@ class Simulator(Background):
 
     async def _release_finalizers(self, kube: Kube) -> None:
         # Nobody is left to process deletions: let namespaces and GC finish without us.
+        if self.kubevirt is not None:
+            # Real virt-controller stays and finishes VMs and VMIs once no pod waits for a
+            # kubelet: end this node's pods now, as a drained node would.
+            listing = await kube.request("GET", PODS.path(self.namespace))
+            for pod in listing.get("items", []):
+                meta = pod["metadata"]
+                if meta.get("namespace") == self.kubevirt.namespace:
+                    continue  # virt-handler's own pods stay for the next simulator
+                await kube.request(
+                    "DELETE", PODS.path(meta["namespace"], meta["name"]), {"gracePeriodSeconds": 0}
+                )
+            return
         if not self.config.finalizers:
             return
         for res, finalizers in (

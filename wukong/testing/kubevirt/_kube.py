@@ -108,7 +108,7 @@ class Kube:
         query: dict[str, str] | None = None,
         client_timeout: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": "application/json, */*", "Content-Type": content_type}
         resp: aiohttp.ClientResponse = await self.api.call_api(
             path,
             method,

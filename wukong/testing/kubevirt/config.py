@@ -39,6 +39,9 @@ class SimConfig:
     expansion_waits_for_consumer: bool = False
     crash_loop_base_delay: float = 0.2  # KubeVirt uses 10 s * failures^2, capped at 300 s
     node_name: str = NODE_NAME
+    # With real KubeVirt: the nodes pods are scheduled on, and extra labels per node.
+    nodes: tuple[str, ...] = (NODE_NAME, "node-2")
+    node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     pod_cidr_prefix: str = "10.244"
     # Storage classes installed at start: name -> (binding mode, allowVolumeExpansion, default).
     storage_classes: dict[str, tuple[str, bool, bool]] = field(

@@ -1,5 +1,10 @@
 """The aggregated `subresources.kubevirt.io` API: a local HTTPS server behind the API server.
 
+With real KubeVirt (`forward_to` set) this server answers nothing itself: it records each call,
+applies the faults a test injected, and forwards everything else to KubeVirt's own virt-api,
+presenting the aggregator's client certificate and its X-Remote-* headers as the API server
+does. Unregistering points the APIService back at virt-api instead of deleting it.
+
 The API server proxies `/apis/subresources.kubevirt.io/v1/...` here through an APIService
 whose Service is `ExternalName: localhost` (the default, non-endpoint service resolver dials
 `https://localhost:<APIService port>`). TLS is a throwaway self-signed certificate and the
@@ -9,6 +14,7 @@ APIService skips verification; the user arrives in X-Remote-User (not verified).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import ssl
@@ -18,7 +24,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from ._kube import APISERVICES, NAMESPACES, SERVICES, ApiError, JsonObj, Kube
 from ._tls import self_signed
@@ -26,6 +34,7 @@ from .api_errors import Reply, bad_request, conflict, internal, status_error
 from .faults import Faults
 from .guest import Guest
 from .lifecycle import Lifecycle
+from .node import KubeVirtEndpoints
 from .volumes import Volumes
 
 GROUP, VERSIONS = "subresources.kubevirt.io", ("v1", "v1alpha3")
@@ -107,8 +116,15 @@ def api_group() -> JsonObj:
 class SubresourceServer:
     """Serves the subresource API on 127.0.0.1:<free port> and registers it as an APIService."""
 
-    def __init__(self, kube: Kube, guest: Callable[[str, str], Guest], faults: Faults) -> None:
-        self.kube, self.faults = kube, faults
+    def __init__(
+        self,
+        kube: Kube,
+        guest: Callable[[str, str], Guest],
+        faults: Faults,
+        forward_to: KubeVirtEndpoints | None = None,
+    ) -> None:
+        self.kube, self.faults, self.forward_to = kube, faults, forward_to
+        self._session: aiohttp.ClientSession | None = None
         self.lifecycle, self.volumes = Lifecycle(kube, guest), Volumes(kube)
         self.calls: list[SubresourceCall] = []
         self.port = 0
@@ -130,15 +146,24 @@ class SubresourceServer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
         app = web.Application()
-        app.router.add_get("/apis", self._group_list)
-        app.router.add_get(f"/apis/{GROUP}", self._group)
-        app.router.add_get(f"/apis/{GROUP}/{{version}}", self._resources)
-        app.router.add_get("/healthz", self._ok)
+        if self.forward_to is not None:
+            forward = self.forward_to
+            client = ssl.create_default_context(cafile=str(forward.ca))
+            client.load_cert_chain(str(forward.front_proxy_cert), str(forward.front_proxy_key))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client))
+            app.router.add_get(f"/apis/{GROUP}/{{version}}", self._forward_discovery)
+        else:
+            app.router.add_get("/apis", self._group_list)
+            app.router.add_get(f"/apis/{GROUP}", self._group)
+            app.router.add_get(f"/apis/{GROUP}/{{version}}", self._resources)
+            app.router.add_get("/healthz", self._ok)
         app.router.add_route(
             "*",
             f"/apis/{GROUP}/{{version}}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{sub}}",
             self._dispatch,
         )
+        if self.forward_to is not None:
+            app.router.add_route("*", "/{tail:.*}", self._forward_any)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -203,6 +228,9 @@ class SubresourceServer:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def register(self, wait_seconds: float) -> None:
         """Create namespace, ExternalName Service and APIService; wait until proxying works."""
@@ -222,7 +250,7 @@ class SubresourceServer:
             except ApiError as err:
                 if err.status != 409:
                     raise
-        spec = {
+        spec: JsonObj = {
             "group": GROUP,
             "version": "v1",
             "insecureSkipTLSVerify": True,
@@ -243,6 +271,8 @@ class SubresourceServer:
                 },
             )
         else:
+            spec = {**current["spec"], **spec}
+            spec.pop("caBundle", None)
             await self.kube.replace(APISERVICES, {**current, "spec": spec})
         await self._wait_proxied(wait_seconds)
 
@@ -264,6 +294,16 @@ class SubresourceServer:
 
     async def unregister(self) -> None:
         """Delete the APIService so discovery (GC, namespace deletion) is not left broken."""
+        if self.forward_to is not None:
+            # Real KubeVirt: hand the APIService back to virt-api, which virt-controller uses too.
+            current = await self.kube.get_or_none(APISERVICES, None, APISERVICE_NAME)
+            if current is not None:
+                spec = dict(current["spec"])
+                spec.pop("insecureSkipTLSVerify", None)
+                spec["caBundle"] = base64.b64encode(self.forward_to.ca.read_bytes()).decode()
+                spec["service"] = {**spec["service"], "port": self.forward_to.api_port}
+                await self.kube.replace(APISERVICES, {**current, "spec": spec})
+            return
         try:
             await self.kube.delete(APISERVICES, None, APISERVICE_NAME)
         except ApiError:
@@ -306,7 +346,10 @@ class SubresourceServer:
         if delay > 0:
             await asyncio.sleep(delay)  # injected server latency, not a test wait
         if reply is None:
-            reply = await self._handle(request.method, ns, resource, name, sub, body)
+            if self.forward_to is not None:
+                reply = await self._forwarded(request, resource, name, sub, raw)
+            else:
+                reply = await self._handle(request.method, ns, resource, name, sub, body)
         self.calls.append(
             SubresourceCall(
                 request.method,
@@ -364,6 +407,47 @@ class SubresourceServer:
             return await table[sub]()
         except ApiError as err:
             return Reply(500, str(err)) if sub in GUEST_GETS else internal(str(err))
+
+    async def _forwarded(
+        self, request: web.Request, resource: str, name: str, sub: str, raw: bytes
+    ) -> Reply:
+        """An injected fault, else virt-api's own answer."""
+        injected = self.faults.take_failure(sub)
+        if injected is not None:
+            return self._injected(injected.status, injected.message, resource, name, sub)
+        status, text, content_type = await self._relay(request, raw)
+        if "json" in content_type:
+            try:
+                decoded = json.loads(text) if text else None
+                return Reply(status, decoded if isinstance(decoded, dict) else text or None)
+            except ValueError:
+                pass
+        return Reply(status, text or None)
+
+    async def _relay(self, request: web.Request, raw: bytes) -> tuple[int, str, str]:
+        """Send the request on to virt-api as the aggregator would; (status, body, type)."""
+        assert self._session is not None and self.forward_to is not None
+        # Every value of a repeated header (X-Remote-Group comes once per group).
+        headers: CIMultiDict[str] = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower().startswith("x-remote-")
+        )
+        if request.headers.get("Content-Type"):
+            headers["Content-Type"] = request.headers["Content-Type"]
+        headers["Accept"] = request.headers.get("Accept", "application/json")
+        url = f"https://127.0.0.1:{self.forward_to.api_port}{request.path_qs}"
+        async with self._session.request(
+            request.method, url, data=raw or None, headers=headers
+        ) as reply:
+            return reply.status, await reply.text(), reply.headers.get("Content-Type", "")
+
+    async def _forward_discovery(self, request: web.Request) -> web.Response:
+        self.discovery_hits += 1
+        return await self._forward_any(request)
+
+    async def _forward_any(self, request: web.Request) -> web.Response:
+        status, text, content_type = await self._relay(request, await request.read())
+        kind = content_type.split(";")[0] or "text/plain"
+        return web.Response(status=status, text=text, content_type=kind)
 
     @staticmethod
     def _injected(status: int, message: str, resource: str, name: str, sub: str) -> Reply:

@@ -1,0 +1,705 @@
+"""The node, when KubeVirt's own virt-api and virt-controller run: scheduler, kubelet, virt-handler.
+
+With real KubeVirt (`KubeVirtPlane`), virt-controller creates VMIs, virt-launcher pods and
+hot-plug attachment pods, and moves a VMI to Scheduled once its pod runs; virt-api serves the
+subresource API and calls virt-handler for pause, unpause and guest-agent data. Nothing here
+does any of that. What stays simulated is what needs a machine:
+
+- **scheduler**: binds pending pods to a node whose labels match the pod's nodeSelector, or
+  marks them PodScheduled=False/Unschedulable (virt-controller turns that into the VM's
+  ErrorUnschedulable);
+- **kubelet**: runs bound pods (phase Running, containers ready, a pod IP), ends a
+  virt-launcher pod when its VMI's domain is gone, and finishes pod deletions;
+- **virt-handler**: a Scheduled VMI on our node boots (Running), gets interfaces, guest-agent
+  data, hot-plugged volumes mounted, the Paused condition; a deleted VMI shuts down by ACPI
+  within its grace period; and the HTTPS API virt-api calls on virt-handler (pause, unpause,
+  softreboot, guestosinfo, userlist, filesystemlist).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from ._informer import Informer
+from ._kube import VMIS, ApiError, JsonObj, Kube, Resource, key_of
+from ._queue import Controller
+from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, ANN_UNSCHEDULABLE, SimConfig
+from .guest import OS_INFO, Guest, device_names
+from .objects import (
+    DEFAULT_GRACE_SECONDS,
+    claim_of,
+    condition_true,
+    deleting,
+    drop_condition,
+    flag,
+    is_final,
+    now_iso,
+    phase,
+    set_condition,
+)
+from .vmi_status import AddressBook, capacities, interfaces
+
+log = logging.getLogger(__name__)
+
+PODS = Resource("", "v1", "pods")
+NODES = Resource("", "v1", "nodes", namespaced=False)
+LAUNCHER_LABEL = ("kubevirt.io", "virt-launcher")
+HANDLER_LABEL = ("kubevirt.io", "virt-handler")
+
+# What kube-scheduler says when no node fits (its wording, node counts filled in).
+NO_FIT = (
+    "0/{n} nodes are available: {n} node(s) didn't match Pod's node affinity/selector. "
+    "preemption: 0/{n} nodes are available: {n} Preemption is not helpful for scheduling."
+)
+INSUFFICIENT = (
+    "0/{n} nodes are available: {n} Insufficient memory. preemption: 0/{n} nodes are "
+    "available: {n} No preemption victims found for incoming pod."
+)
+HOTPLUG_STEPS = (
+    ("MountedToPod", "VolumeMountedToPod", "Volume {} has been mounted in virt-launcher pod"),
+    ("Ready", "VolumeReady", "Successfully attach hotplugged volume {} to VM"),
+)
+
+
+@dataclass(frozen=True)
+class KubeVirtEndpoints:
+    """Where the real KubeVirt components listen, and the certificates to talk to them."""
+
+    namespace: str
+    api_port: int  # virt-api (webhooks, aggregated subresource API)
+    handler_port: int  # virt-api calls virt-handler here (its --console-server-port)
+    ca: Path  # KubeVirt's CA (the kubevirt-ca ConfigMap)
+    handler_cert: Path
+    handler_key: Path
+    front_proxy_cert: Path  # the aggregator's client identity, to forward requests as it does
+    front_proxy_key: Path
+    handler_kubeconfig: Path  # ServiceAccount kubevirt-handler: only it may write VMI status
+
+
+def owner_uid(obj: JsonObj, kind: str) -> str | None:
+    """uid of the controlling owner of that kind, if any."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == kind and ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def _matches(labels: dict[str, str], selector: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _labelled(obj: JsonObj, label: tuple[str, str]) -> bool:
+    return (obj.get("metadata", {}).get("labels") or {}).get(label[0]) == label[1]
+
+
+def node_labels(cfg: SimConfig, node: str) -> dict[str, str]:
+    """A node's labels as kubelet and virt-handler's node labeller set them (what launcher pods
+    select on: arch, `kubevirt.io/schedulable`, the machine type), plus the test's own."""
+    return {
+        "kubernetes.io/hostname": node,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubevirt.io/schedulable": "true",
+        "machine-type.node.kubevirt.io/q35": "true",
+        "machine-type.node.kubevirt.io/pc-q35-rhel9.6.0": "true",
+        **cfg.node_labels.get(node, {}),
+    }
+
+
+async def ensure_nodes(kube: Kube, cfg: SimConfig, endpoints: KubeVirtEndpoints) -> None:
+    """Node objects (KubeVirt-schedulable) and one running virt-handler pod on each."""
+    for index, node in enumerate(cfg.nodes):
+        labels = node_labels(cfg, node)
+        capacity = {
+            "cpu": "64",
+            "memory": "256Gi",
+            "pods": "250",
+            "devices.kubevirt.io/kvm": "1k",
+            "devices.kubevirt.io/tun": "1k",
+            "devices.kubevirt.io/vhost-net": "1k",
+        }
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": node, "labels": labels},
+            "spec": {},
+        }
+        current = await kube.get_or_none(NODES, None, node)
+        if current is None:
+            current = await kube.create(NODES, None, body)
+        elif any((current["metadata"].get("labels") or {}).get(k) != v for k, v in labels.items()):
+            current = await kube.merge_patch(NODES, None, node, {"metadata": {"labels": labels}})
+        if not condition_true(current, "Ready"):
+            status = {
+                "capacity": capacity,
+                "allocatable": capacity,
+                "addresses": [{"type": "InternalIP", "address": f"127.0.0.{10 + index}"}],
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status",
+                        "lastHeartbeatTime": now_iso(),
+                        "lastTransitionTime": now_iso(),
+                    }
+                ],
+            }
+            await kube.merge_patch(NODES, None, node, {"status": status}, sub="status")
+        await _ensure_handler_pod(kube, endpoints.namespace, node)
+
+
+async def _ensure_handler_pod(kube: Kube, namespace: str, node: str) -> None:
+    # virt-api finds virt-handler as the pod labelled kubevirt.io=virt-handler on the VMI's node
+    # and dials its pod IP (kubecli handler.go): here the simulator's handler on loopback.
+    name = f"virt-handler-{node}"
+    pod = await kube.get_or_none(PODS, namespace, name)
+    if pod is None:
+        pod = await kube.create(
+            PODS,
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {HANDLER_LABEL[0]: HANDLER_LABEL[1]},
+                },
+                "spec": {
+                    "nodeName": node,
+                    "containers": [
+                        {"name": "virt-handler", "image": "quay.io/kubevirt/virt-handler"}
+                    ],
+                },
+            },
+        )
+    if phase(pod) != "Running":
+        await kube.merge_patch(
+            PODS, namespace, name, {"status": _running_status(pod, "127.0.0.1")}, sub="status"
+        )
+
+
+def _running_status(pod: JsonObj, ip: str) -> JsonObj:
+    now = now_iso()
+    spec = pod.get("spec") or {}
+    ready = [
+        {"type": t, "status": "True", "lastTransitionTime": now}
+        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+    ]
+    return {
+        "phase": "Running",
+        "hostIP": "127.0.0.1",
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "startTime": now,
+        "conditions": ready,
+        "initContainerStatuses": [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": True,
+                "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+            }
+            for c in spec.get("initContainers") or []
+        ],
+        "containerStatuses": [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": True,
+                "started": True,
+                "restartCount": 0,
+                "state": {"running": {"startedAt": now}},
+            }
+            for c in spec.get("containers") or []
+        ],
+    }
+
+
+def _ended_status(pod: JsonObj, final: str) -> JsonObj:
+    code = 0 if final == "Succeeded" else 1
+    return {
+        "phase": final,
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "PodCompleted"},
+            {"type": "ContainersReady", "status": "False", "reason": "PodCompleted"},
+        ],
+        "containerStatuses": [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {"terminated": {"exitCode": code, "reason": "Completed"}},
+            }
+            for c in (pod.get("spec") or {}).get("containers") or []
+        ],
+    }
+
+
+class Kubelet(Controller):
+    """kube-scheduler and kubelet for the pods of one namespace (or all)."""
+
+    name = "kubelet"
+
+    def __init__(
+        self, kube: Kube, cfg: SimConfig, pods: Informer, vmis: Informer, vms: Informer
+    ) -> None:
+        super().__init__()
+        self.kube, self.cfg, self.pods, self.vmis, self.vms = kube, cfg, pods, vmis, vms
+        self.book = AddressBook(cfg.pod_cidr_prefix)
+        self._next_node = 0
+        pods.handlers.append(lambda obj: self.enqueue(key_of(obj)))
+        vmis.handlers.append(self._vmi_changed)
+
+    def _vmi_changed(self, vmi: JsonObj) -> None:
+        uid = vmi["metadata"].get("uid")
+        for pod in self.pods.list(vmi["metadata"].get("namespace")):
+            if owner_uid(pod, "VirtualMachineInstance") == uid:
+                self.enqueue(key_of(pod))
+
+    def _vmi_of(self, pod: JsonObj) -> JsonObj | None:
+        uid = owner_uid(pod, "VirtualMachineInstance")
+        ns = pod["metadata"]["namespace"]
+        return next((v for v in self.vmis.list(ns) if v["metadata"].get("uid") == uid), None)
+
+    async def reconcile(self, key: str) -> float | None:
+        ns, _, name = key.partition("/")
+        pod = self.pods.get(ns, name)
+        if pod is None:
+            return None
+        try:
+            if deleting(pod):
+                return await self._terminate(pod)
+            if not (pod.get("spec") or {}).get("nodeName"):
+                await self._schedule(pod)
+                return None
+            if phase(pod) == "Pending":
+                ip = self.book.address(pod["metadata"]["uid"], 0, True)
+                await self._status(pod, _running_status(pod, ip))
+                return None
+            if phase(pod) == "Running" and _labelled(pod, LAUNCHER_LABEL):
+                vmi = self._vmi_of(pod)
+                if vmi is not None and is_final(vmi):
+                    # virt-launcher exits with its domain (guest shutdown, crash, stop).
+                    await self._status(pod, _ended_status(pod, phase(vmi)))
+        except ApiError as err:
+            if err.status in (404, 409):
+                return 0.05
+            raise
+        return None
+
+    async def _schedule(self, pod: JsonObj) -> None:
+        vmi = self._vmi_of(pod)
+        vm = self.vms.get(pod["metadata"]["namespace"], vmi["metadata"]["name"]) if vmi else None
+        nodes = self.cfg.nodes
+        selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+        fits = [n for n in nodes if _matches(node_labels(self.cfg, n), selector)]
+        message = None
+        if flag(ANN_UNSCHEDULABLE, vmi, vm):
+            message = INSUFFICIENT.format(n=len(nodes))
+        elif not fits:
+            message = NO_FIT.format(n=len(nodes))
+        if message is not None:
+            condition = {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+                "lastTransitionTime": now_iso(),
+            }
+            if (pod.get("status") or {}).get("conditions") != [condition]:
+                await self._status(pod, {"phase": "Pending", "conditions": [condition]})
+            return
+        node = fits[self._next_node % len(fits)]
+        self._next_node += 1
+        meta = pod["metadata"]
+        await self.kube.create(
+            Resource("", "v1", f"pods/{meta['name']}/binding"),
+            meta["namespace"],
+            {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            },
+        )
+
+    async def _terminate(self, pod: JsonObj) -> float | None:
+        """A deleted pod: a launcher waits for its domain to be gone, then the object goes."""
+        if _labelled(pod, LAUNCHER_LABEL) and phase(pod) == "Running":
+            vmi = self._vmi_of(pod)
+            grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
+            waited = self._waited(pod)
+            if vmi is not None and not is_final(vmi) and waited < grace:
+                return min(grace - waited, 1.0)
+            final = phase(vmi) if vmi is not None and is_final(vmi) else "Failed"
+            await self._status(pod, _ended_status(pod, final))
+        self.book.forget(pod["metadata"]["uid"])
+        meta = pod["metadata"]
+        path = PODS.path(meta["namespace"], meta["name"])
+        body = {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}}
+        try:
+            await self.kube.request("DELETE", path, body)
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+        return None
+
+    def _waited(self, pod: JsonObj) -> float:
+        stamp = pod["metadata"].get("deletionTimestamp")
+        grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
+        if not stamp:
+            return 0.0
+        # deletionTimestamp = when the grace period ends (apiserver: now + grace).
+        ends = time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        return grace - max(ends - time.time(), 0.0)
+
+    async def _status(self, pod: JsonObj, status: JsonObj) -> None:
+        meta = pod["metadata"]
+        updated = await self.kube.merge_patch(
+            PODS, meta["namespace"], meta["name"], {"status": status}, sub="status"
+        )
+        self.pods.apply(updated)
+
+
+class NodeHandler(Controller):
+    """virt-handler's share of a VMI's status, for VMIs virt-controller scheduled on our nodes."""
+
+    name = "virt-handler"
+
+    def __init__(
+        self,
+        kube: Kube,
+        cfg: SimConfig,
+        vmis: Informer,
+        vms: Informer,
+        pvcs: Informer,
+        guest: Callable[[str, str], Guest],
+        as_handler: Kube,
+    ) -> None:
+        super().__init__()
+        self.kube, self.cfg, self.vmis, self.vms, self.pvcs = kube, cfg, vmis, vms, pvcs
+        self.guest, self.as_handler = guest, as_handler
+        self.book = AddressBook(cfg.pod_cidr_prefix)
+        self._marks: dict[tuple[str, str], float] = {}
+        vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
+        vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
+        pvcs.handlers.append(self._claim_changed)
+
+    def _claim_changed(self, claim: JsonObj) -> None:
+        ns = claim["metadata"].get("namespace")
+        for vmi in self.vmis.list(ns):
+            volumes = (vmi.get("spec") or {}).get("volumes") or []
+            if any(claim_of(v) == claim["metadata"]["name"] for v in volumes):
+                self.enqueue(key_of(vmi))
+
+    def _age(self, uid: str, tag: str) -> float:
+        now = asyncio.get_running_loop().time()
+        return now - self._marks.setdefault((uid, tag), now)
+
+    async def reconcile(self, key: str) -> float | None:
+        ns, _, name = key.partition("/")
+        vmi = self.vmis.get(ns, name)
+        if vmi is None or is_final(vmi):
+            return None
+        status = copy.deepcopy(vmi.get("status") or {})
+        if status.get("nodeName") not in self.cfg.nodes:
+            return None  # not scheduled yet: virt-controller's business
+        vm = self.vms.get(ns, name)
+        guest = self.guest(ns, name)
+        if deleting(vmi):
+            after = self._shut_down(vmi, vm, guest, status)
+        else:
+            after = self._advance(vmi, vm, guest, status)
+        if status != (vmi.get("status") or {}):
+            try:
+                await self._write(vmi, status)
+            except ApiError as err:
+                if err.status == 409:
+                    return 0.05  # virt-controller wrote in between: read again
+                if err.status != 404:
+                    log.warning("virt-handler: VMI %s status update refused: %s", key, err)
+                    return 1.0
+        return after
+
+    async def _write(self, vmi: JsonObj, status: JsonObj) -> None:
+        # As virt-handler's ServiceAccount: KubeVirt's VMI mutating webhook reverts a status
+        # change by anyone else, and the VMI CRD has no status subresource. The resourceVersion
+        # makes it fail on a concurrent write rather than overwrite it.
+        updated = await self.as_handler.replace(VMIS, {**vmi, "status": status})
+        self.vmis.apply(updated)
+
+    def _enter(self, vmi: JsonObj, status: JsonObj, new_phase: str) -> None:
+        status["phase"] = new_phase
+        stamps = list(status.get("phaseTransitionTimestamps") or [])
+        stamps.append({"phase": new_phase, "phaseTransitionTimestamp": now_iso()})
+        status["phaseTransitionTimestamps"] = stamps
+        self._marks[(vmi["metadata"]["uid"], new_phase)] = asyncio.get_running_loop().time()
+
+    def _advance(
+        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
+    ) -> float | None:
+        uid = vmi["metadata"]["uid"]
+        if status.get("phase") == "Scheduled":
+            waited = self._age(uid, "Scheduled")
+            if waited < self.cfg.boot_delay:
+                return self.cfg.boot_delay - waited
+            if flag(ANN_FAIL, vmi, vm):
+                self._power_off(vmi, status, "Failed")
+                return None
+            guest.power_off = None
+            self._enter(vmi, status, "Running")
+            if (vmi.get("spec") or {}).get("startStrategy") == "Paused":
+                status["conditions"] = set_condition(
+                    list(status.get("conditions") or []),
+                    "Paused",
+                    "True",
+                    "PausedStartStrategy",
+                    "VMI was paused by user",
+                )
+        if status.get("phase") != "Running":
+            return None
+        return self._running(vmi, vm, guest, status)
+
+    def _running(
+        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
+    ) -> float | None:
+        uid = vmi["metadata"]["uid"]
+        if flag(ANN_FAIL, vmi, vm) or guest.power_off is not None:
+            self._power_off(vmi, status, guest.power_off or "Failed")
+            guest.power_off = None
+            return None
+        up = self._age(uid, "Running")
+        boot, agent_at = self.cfg.guest_boot_delay, self.cfg.guest_boot_delay + self.cfg.agent_delay
+        booted = up >= boot
+        agent_on = guest.agent_connected and self.cfg.agent and not flag(ANN_NO_AGENT, vmi, vm)
+        agent = agent_on and up >= agent_at
+        conds = list(status.get("conditions") or [])
+        if agent:
+            conds = set_condition(conds, "AgentConnected", "True")
+            status["guestOSInfo"] = dict(OS_INFO)
+        else:
+            conds = drop_condition(conds, "AgentConnected")
+            status.pop("guestOSInfo", None)
+        conds = self._live_migratable(vmi, conds)
+        status["conditions"] = conds
+        status["interfaces"] = interfaces(vmi, self.book, booted, agent)
+        next_step = self._volumes(vmi, status)
+        waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
+        if next_step is not None:
+            waits.append(next_step)
+        return min(waits) if waits else None
+
+    def _live_migratable(self, vmi: JsonObj, conds: list[JsonObj]) -> list[JsonObj]:
+        """LiveMigratable as virt-handler reports it: False while a PVC is not shared (RWX)."""
+        ns = vmi["metadata"]["namespace"]
+        for volume in (vmi.get("spec") or {}).get("volumes") or []:
+            claim = claim_of(volume)
+            pvc = self.pvcs.get(ns, claim) if claim else None
+            modes = ((pvc or {}).get("spec") or {}).get("accessModes") or []
+            if claim and "ReadWriteMany" not in modes:
+                message = (
+                    f"cannot migrate VMI: PVC {claim} is not shared, live migration requires "
+                    "that all PVCs must be shared (using ReadWriteMany access mode)"
+                )
+                return set_condition(
+                    conds, "LiveMigratable", "False", "DisksNotLiveMigratable", message
+                )
+        return set_condition(conds, "LiveMigratable", "True")
+
+    def _volumes(self, vmi: JsonObj, status: JsonObj) -> float | None:
+        """Targets for every volume virt-controller listed; hot-plugged ones get mounted."""
+        spec = vmi.get("spec") or {}
+        in_spec = {v["name"] for v in spec.get("volumes") or []}
+        targets = device_names(spec)
+        uid = vmi["metadata"]["uid"]
+        step = self.cfg.hotplug_step_delay
+        waits: list[float] = []
+        statuses = []
+        for entry in status.get("volumeStatus") or []:
+            entry = dict(entry)
+            name = entry["name"]
+            if name in in_spec:
+                entry["target"] = targets.get(name, "")
+            hotplug = entry.get("hotplugVolume")
+            if hotplug is not None and name in in_spec and hotplug.get("attachPodUID"):
+                if entry.get("phase") in ("AttachedToNode", "MountedToPod"):
+                    elapsed = self._age(uid, f"plug:{name}:{hotplug['attachPodUID']}")
+                    index = min(int(elapsed / step) if step > 0 else 9, len(HOTPLUG_STEPS))
+                    if index > 0:
+                        ph, reason, message = HOTPLUG_STEPS[index - 1]
+                        entry.update(phase=ph, reason=reason, message=message.format(name))
+                    if index < len(HOTPLUG_STEPS):
+                        waits.append(step * (index + 1) - elapsed)
+            statuses.append(entry)
+        if statuses:
+            status["volumeStatus"] = statuses
+        return min(waits) if waits else None
+
+    def _power_off(self, vmi: JsonObj, status: JsonObj, final: str) -> None:
+        self._enter(vmi, status, final)
+        conds = drop_condition(list(status.get("conditions") or []), "AgentConnected")
+        status["conditions"] = conds
+        status.pop("guestOSInfo", None)
+
+    def _accepts_acpi(
+        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
+    ) -> bool:
+        features = ((vmi.get("spec") or {}).get("domain") or {}).get("features") or {}
+        if (features.get("acpi") or {}).get("enabled") is False:
+            return False
+        if condition_true({"status": status}, "Paused"):
+            return False  # a paused guest cannot react to the power button
+        if guest.acpi is not None:
+            return guest.acpi
+        return self.cfg.acpi and not flag(ANN_IGNORE_ACPI, vmi, vm)
+
+    def _shut_down(
+        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
+    ) -> float | None:
+        """Graceful stop: ACPI first, killed when the grace period runs out."""
+        if status.get("phase", "") != "Running":
+            self._power_off(vmi, status, "Succeeded")  # never booted: nothing to wait for
+            return None
+        grace = (vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
+        grace = DEFAULT_GRACE_SECONDS if grace is None else float(grace)
+        elapsed = self._age(vmi["metadata"]["uid"], "shutdown")
+        acpi = self._accepts_acpi(vmi, vm, guest, status)
+        done_at = min(self.cfg.acpi_shutdown_delay, grace) if acpi else grace
+        if elapsed >= done_at:
+            self._power_off(vmi, status, "Succeeded")
+            return None
+        return done_at - elapsed
+
+    async def set_paused(self, ns: str, name: str, paused: bool) -> str | None:
+        """What virt-handler does once libvirt paused or resumed the domain; an error or None."""
+        for _ in range(10):
+            vmi = await self.kube.get_or_none(VMIS, ns, name)
+            if vmi is None or phase(vmi) != "Running":
+                return "VMI is not running"
+            status = copy.deepcopy(vmi.get("status") or {})
+            conds = drop_condition(list(status.get("conditions") or []), "Paused")
+            if paused:
+                conds = set_condition(
+                    conds, "Paused", "True", "PausedByUser", "VMI was paused by user"
+                )
+            status["conditions"] = conds
+            try:
+                await self._write(vmi, status)
+                return None
+            except ApiError as err:
+                if err.status != 409:
+                    return str(err)
+        return "could not update the VMI status"
+
+
+class HandlerServer:
+    """virt-handler's HTTPS API as virt-api calls it (kubecli handler.go URIs), mutual TLS."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        endpoints: KubeVirtEndpoints,
+        handler: NodeHandler,
+        guest: Callable[[str, str], Guest],
+    ) -> None:
+        self.kube, self.endpoints, self.handler, self.guest = kube, endpoints, handler, guest
+        self.calls: list[tuple[str, str, str, int]] = []
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.endpoints.ca))
+        ctx.load_cert_chain(str(self.endpoints.handler_cert), str(self.endpoints.handler_key))
+        ctx.verify_mode = ssl.CERT_REQUIRED  # virt-api presents its client certificate
+        app = web.Application()
+        base = "/v1/namespaces/{namespace}/virtualmachineinstances/{name}/"
+        for sub in ("pause", "unpause", "softreboot", "freeze", "unfreeze", "reset"):
+            app.router.add_put(base + sub, self._put)
+        for sub in ("guestosinfo", "userlist", "filesystemlist"):
+            app.router.add_get(base + sub, self._get)
+        app.router.add_get(base + "console", self._console)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner,
+            "127.0.0.1",
+            self.endpoints.handler_port,
+            ssl_context=ctx,
+            reuse_address=True,
+        )
+        for attempt in range(50):  # the previous test's simulator may still hold the port
+            try:
+                await site.start()
+                break
+            except OSError:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _vmi(self, request: web.Request) -> JsonObj | None:
+        info = request.match_info
+        return await self.kube.get_or_none(VMIS, info["namespace"], info["name"])
+
+    async def _put(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        sub = request.path.rsplit("/", 1)[-1]
+        ns, name = info["namespace"], info["name"]
+        error: str | None = None
+        if sub in ("pause", "unpause"):
+            error = await self.handler.set_paused(ns, name, sub == "pause")
+        elif sub == "softreboot":
+            vmi = await self._vmi(request)
+            if vmi is None or phase(vmi) != "Running":
+                error = "VMI is not running"
+        self.calls.append(("PUT", ns, f"{name}/{sub}", 500 if error else 202))
+        if error:
+            return web.Response(status=500, text=error)
+        return web.Response(status=202)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        sub = request.path.rsplit("/", 1)[-1]
+        vmi = await self._vmi(request)
+        if vmi is None:
+            return web.Response(status=404, text="VMI not found")
+        guest = self.guest(info["namespace"], info["name"])
+        if sub == "userlist":
+            body = guest.user_list()
+        elif sub == "filesystemlist":
+            body = {"items": guest.filesystems(vmi, capacities(vmi))}
+        else:
+            body = guest.os_info(vmi, capacities(vmi))
+        self.calls.append(("GET", info["namespace"], f"{info['name']}/{sub}", 200))
+        return web.Response(status=200, text=json.dumps(body), content_type="application/json")
+
+    async def _console(self, request: web.Request) -> web.StreamResponse:
+        """The serial console: a guest that echoes every line it is sent."""
+        ws = web.WebSocketResponse(protocols=("plain.kubevirt.io",))
+        await ws.prepare(request)
+        await ws.send_bytes(b"\r\nFedora Linux 40 (Cloud Edition)\r\nlogin: ")
+        async for message in ws:
+            if message.type.name in ("BINARY", "TEXT"):
+                data = message.data if isinstance(message.data, bytes) else message.data.encode()
+                await ws.send_bytes(data)
+        return ws
