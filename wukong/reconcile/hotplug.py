@@ -59,6 +59,23 @@ def template_volumes(vm: JsonObj | None) -> dict[str, JsonObj]:
     return {v["name"]: v for v in spec.get("volumes") or [] if "name" in v}
 
 
+def requested_volumes(vm: JsonObj | None) -> tuple[set[str], set[str]]:
+    """Volumes with an add or a remove request still in the VM's `status.volumeRequests`.
+
+    With KubeVirt's HotplugVolumes gate, `addvolume`/`removevolume` only queue a request there;
+    virt-controller applies it to the template a moment later. Until then the call is in
+    flight: sending it again gets virt-api's 409 "already exists" (docs/kubevirt-fidelity.md).
+    """
+    adding: set[str] = set()
+    removing: set[str] = set()
+    for request in (vm or {}).get("status", {}).get("volumeRequests") or []:
+        if name := (request.get("addVolumeOptions") or {}).get("name"):
+            adding.add(str(name))
+        if name := (request.get("removeVolumeOptions") or {}).get("name"):
+            removing.add(str(name))
+    return adding, removing
+
+
 def hotpluggable(volume: JsonObj) -> bool:
     """Whether a template volume was hot-plugged (only those can be hot-unplugged)."""
     source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
@@ -81,13 +98,16 @@ def _mount_point(seen: Observed, disk: str) -> str | None:
 
 def _attach(cr: Wukong, seen: Observed, usable: set[str]) -> tuple[list[Action], list[str]]:
     in_vm = template_volumes(seen.vm)
+    adding, _ = requested_volumes(seen.vm)
     live = _live(seen)
     actions: list[Action] = []
     pending: list[str] = []
     vm = names.vm_name(cr.metadata.name)
     for disk in cr.spec.disks:
         volume = in_vm.get(disk.name)
-        if volume is None and disk.name in usable:
+        if volume is None and disk.name in adding:
+            pending.append(disk.name)  # requested; virt-controller has yet to apply it
+        elif volume is None and disk.name in usable:
             bus = disk.bus.value if disk.bus and disk.bus.value in ("scsi", "virtio") else "scsi"
             claim = names.disk_claim_name(cr.metadata.name, disk.name)
             actions.append(AddVolume(vm, disk.name, claim, bool(disk.image), bus))
@@ -104,8 +124,9 @@ def _detach(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> Hotp
     actions: list[Action] = []
     conds: list[Cond] = []
     ask_guest = False
+    _, removing = requested_volumes(seen.vm)
     for name, volume in template_volumes(seen.vm).items():
-        if name in in_spec:
+        if name in in_spec or name in removing:
             continue
         if not hotpluggable(volume):
             conds.append(

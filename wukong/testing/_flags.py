@@ -12,6 +12,9 @@ CONTROLLERS = (
     "namespace-controller",
     # PVCs get the kubernetes.io/pvc-protection finalizer at admission; only this removes it.
     "persistentvolumeclaim-protection-controller",
+    # Every namespace's `default` ServiceAccount, which the ServiceAccount admission plugin
+    # needs to admit a pod (KubeVirt's virt-launcher and hot-plug pods).
+    "serviceaccount-controller",
 )
 
 
@@ -47,8 +50,8 @@ def apiserver_args(binary: Path, work: Path, pki: Pki, port: int, etcd_port: int
         "--service-cluster-ip-range=10.0.0.0/24",
         "--allow-privileged=true",
         "--authorization-mode=RBAC",
-        # No serviceaccount controller runs, so pods would be rejected for a missing default SA.
-        "--disable-admission-plugins=ServiceAccount",
+        # The ServiceAccount admission plugin stays on: it mounts the token volume into pods, and
+        # KubeVirt counts on it (an attachment pod has its PVCs "+2: empty dir and token").
         f"--client-ca-file={pki.client_ca}",
         f"--service-account-issuer=https://127.0.0.1:{port}/",
         f"--service-account-key-file={pki.service_account.cert}",

@@ -465,6 +465,11 @@ class NodeHandler(Controller):
                 return None
             guest.power_off = None
             self._enter(vmi, status, "Running")
+            # What virt-handler learns from the node once the domain runs. virt-controller
+            # needs selinuxContext to render hot-plug attachment pods ("VMI is missing SELinux
+            # context" otherwise, and no volume is ever attached).
+            status["selinuxContext"] = "none"
+            status.setdefault("migrationMethod", "BlockMigration")
             if (vmi.get("spec") or {}).get("startStrategy") == "Paused":
                 status["conditions"] = set_condition(
                     list(status.get("conditions") or []),
@@ -499,7 +504,11 @@ class NodeHandler(Controller):
             status.pop("guestOSInfo", None)
         conds = self._live_migratable(vmi, conds)
         status["conditions"] = conds
-        status["interfaces"] = interfaces(vmi, self.book, booted, agent)
+        # Keep what virt-controller adds to an interface (podInterfaceName, from the pod).
+        known = {i.get("name"): i for i in status.get("interfaces") or []}
+        status["interfaces"] = [
+            {**known.get(i["name"], {}), **i} for i in interfaces(vmi, self.book, booted, agent)
+        ]
         next_step = self._volumes(vmi, status)
         waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
         if next_step is not None:

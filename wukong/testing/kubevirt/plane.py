@@ -291,7 +291,10 @@ class KubeVirtPlane:
             "spec": {
                 "certificateRotateStrategy": {},
                 "configuration": {
-                    "developerConfiguration": {"featureGates": list(self.feature_gates)},
+                    "developerConfiguration": {
+                        "featureGates": list(self.feature_gates),
+                        **_log_verbosity(),
+                    },
                 },
                 "imagePullPolicy": "IfNotPresent",
                 "workloadUpdateStrategy": {},
@@ -473,6 +476,19 @@ def _ensure(rest: Rest, collection: str, obj: JsonObject) -> None:
     status, text = rest.request("POST", collection, obj)
     if status not in (201, 409):
         raise ControlPlaneError(f"POST {collection} -> {status}: {text[:500]}")
+
+
+def _verbosity() -> list[str]:
+    # WUKONG_KUBEVIRT_V=4: KubeVirt's own debug logs, for reading what a controller decided.
+    level = os.environ.get("WUKONG_KUBEVIRT_V")
+    return [f"--v={int(level)}"] if level else []
+
+
+def _log_verbosity() -> JsonObject:
+    level = os.environ.get("WUKONG_KUBEVIRT_V")
+    if not level:
+        return {}
+    return {"logVerbosity": {"virtAPI": int(level), "virtController": int(level)}}
 
 
 def _namespace(name: str) -> JsonObject:
