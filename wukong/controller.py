@@ -13,10 +13,14 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from wukong.adapters.client import look_up_environment_once
+from wukong.adapters.client import (
+    OPERATOR_AGENT,
+    identify,
+    load_configuration,
+    look_up_environment_once,
+)
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.reconcile.executor import Executor
@@ -55,22 +59,14 @@ def resources(namespace: str | None) -> dict[str, ResourceRef]:
 
 
 async def api_client(settings: Settings) -> ApiClient:
-    """An ApiClient from the kubeconfig in settings, else the in-cluster service account."""
+    """An ApiClient as `load_configuration` finds the cluster (ConfigError: none usable),
+    sending `wukong-operator/<version>` as User-Agent and fieldManager."""
     configuration = Configuration()
-    if settings.kubeconfig is not None or settings.context is not None:
-        await kube_config.load_kube_config(
-            config_file=str(settings.kubeconfig) if settings.kubeconfig else None,
-            context=settings.context,
-            client_configuration=configuration,
-        )
-    else:
-        try:
-            incluster = kube_config.load_incluster_config
-            incluster(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except kube_config.ConfigException:
-            await kube_config.load_kube_config(client_configuration=configuration)
+    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig is not None else None
+    await load_configuration(configuration, kubeconfig, settings.context)
     api = ApiClient(configuration)
     look_up_environment_once(api)
+    identify(api, OPERATOR_AGENT)
     return api
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import aiohttp
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from wukong.adapters.client import field_manager
 from wukong.errors import (
     AlreadyExists,
     ApiError,
@@ -69,9 +71,15 @@ def classify(status: int, body: str, path: str) -> ApiError:
 class Kube:
     """Raw JSON requests to the API server through one shared `ApiClient`."""
 
+    _writer: Mapping[str, str] = MappingProxyType({})  # fieldManager query of writes
+
     def __init__(self, api: ApiClient, *, on_request: RequestHook | None = None) -> None:
         self.api = api
         self._on_request = on_request
+        manager = field_manager(api)
+        # Writes name their author (managedFields, audit); `identify` set the agent.
+        if manager:
+            self._writer = MappingProxyType({"fieldManager": manager})
 
     async def request(
         self,
@@ -125,19 +133,23 @@ class Kube:
 
     async def create(self, path: str, obj: JsonObj) -> JsonObj:
         """POST to a collection."""
-        return await self.request("POST", path, body=obj)
+        return await self.request("POST", path, body=obj, query=self._writer)
 
     async def merge_patch(self, path: str, patch: JsonObj) -> JsonObj:
         """RFC 7386 merge patch."""
-        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+        return await self.request(
+            "PATCH", path, body=patch, content_type=MERGE_PATCH, query=self._writer
+        )
 
     async def json_patch(self, path: str, ops: list[JsonObj]) -> JsonObj:
         """RFC 6902 JSON patch (with `test` ops for optimistic concurrency)."""
-        return await self.request("PATCH", path, body=ops, content_type=JSON_PATCH)
+        return await self.request(
+            "PATCH", path, body=ops, content_type=JSON_PATCH, query=self._writer
+        )
 
     async def replace(self, path: str, obj: JsonObj) -> JsonObj:
         """PUT a whole object (carries its resourceVersion: 409 when stale)."""
-        return await self.request("PUT", path, body=obj)
+        return await self.request("PUT", path, body=obj, query=self._writer)
 
     async def delete(
         self, path: str, *, uid: str | None = None, propagation: str | None = None

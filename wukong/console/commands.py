@@ -16,11 +16,13 @@ import typer
 from wukong.api.spec import Action, DiskBus
 from wukong.console.errors import usage
 from wukong.console.options import (
+    TYPER_STYLE,
     Context,
     DiskArg,
     Force,
     GracePeriod,
     Kubeconfig,
+    KubectlCommand,
     NameArg,
     Namespace,
     Timeout,
@@ -33,7 +35,7 @@ from wukong.console.options import (
     run,
 )
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**TYPER_STYLE)
 
 
 _LIFECYCLE: tuple[tuple[Action, str], ...] = (
@@ -81,10 +83,10 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
 
 
 for _action, _summary in _LIFECYCLE:
-    app.command(name=_action.value, help=_summary)(_lifecycle_command(_action))
+    app.command(name=_action.value, help=_summary, cls=KubectlCommand)(_lifecycle_command(_action))
 
 
-@app.command()
+@app.command(cls=KubectlCommand)
 def status(
     name: Annotated[str | None, typer.Argument(help="one Wukong in detail")] = None,
     all_namespaces: Annotated[
@@ -103,7 +105,7 @@ def status(
     run(flows.status(cluster, console(), name, all_namespaces=all_namespaces))
 
 
-@app.command()
+@app.command(cls=KubectlCommand)
 def describe(
     name: NameArg,
     kubeconfig: Kubeconfig = None,
@@ -116,7 +118,7 @@ def describe(
     run(flows.describe(cluster_from(kubeconfig, context, namespace), console(), name))
 
 
-@app.command()
+@app.command(cls=KubectlCommand)
 def attach(
     name: NameArg,
     disk: DiskArg,
@@ -136,7 +138,7 @@ def attach(
     run(flows.attach(cluster, console(), name, disk, size=size, image=image, bus=bus))
 
 
-@app.command()
+@app.command(cls=KubectlCommand)
 def detach(
     name: NameArg,
     disk: DiskArg,
@@ -155,7 +157,7 @@ def detach(
     run(flows.detach(cluster, console(), name, disk, keep_data=keep_data, force=force))
 
 
-@app.command()
+@app.command(cls=KubectlCommand)
 def delete(
     name: NameArg,
     keep_disks: Annotated[bool, typer.Option("--keep-disks", help="keep every disk")] = False,
