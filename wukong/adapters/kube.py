@@ -135,11 +135,10 @@ class Kube:
         """POST to a collection."""
         return await self.request("POST", path, body=obj, query=self._writer)
 
-    async def merge_patch(self, path: str, patch: JsonObj) -> JsonObj:
-        """RFC 7386 merge patch."""
-        return await self.request(
-            "PATCH", path, body=patch, content_type=MERGE_PATCH, query=self._writer
-        )
+    async def merge_patch(self, path: str, patch: JsonObj, *, dry_run: bool = False) -> JsonObj:
+        """RFC 7386 merge patch (`dry_run`: validated and admitted, never stored)."""
+        query = {**self._writer, **({"dryRun": "All"} if dry_run else {})}
+        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH, query=query)
 
     async def json_patch(self, path: str, ops: list[JsonObj]) -> JsonObj:
         """RFC 6902 JSON patch (with `test` ops for optimistic concurrency)."""
@@ -152,7 +151,12 @@ class Kube:
         return await self.request("PUT", path, body=obj, query=self._writer)
 
     async def delete(
-        self, path: str, *, uid: str | None = None, propagation: str | None = None
+        self,
+        path: str,
+        *,
+        uid: str | None = None,
+        propagation: str | None = None,
+        dry_run: bool = False,
     ) -> JsonObj:
         """DELETE; a 404 counts as success (already gone). `uid` pins one incarnation."""
         body: JsonObj = {"kind": "DeleteOptions", "apiVersion": "v1"}
@@ -160,6 +164,8 @@ class Kube:
             body["preconditions"] = {"uid": uid}
         if propagation:
             body["propagationPolicy"] = propagation
+        if dry_run:
+            body["dryRun"] = ["All"]
         try:
             return await self.request("DELETE", path, body=body)
         except NotFound:

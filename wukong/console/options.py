@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
@@ -13,10 +14,11 @@ from typer.core import TyperCommand
 
 from wukong.api.durations import format_duration, parse_duration
 from wukong.api.spec import MAX_GRACE_PERIOD_SECONDS
-from wukong.console.errors import CliError
+from wukong.console.errors import CliError, usage
+from wukong.console.output import DryRun, Output
 
 if TYPE_CHECKING:
-    from wukong.console.flows import Ask, Cluster, Console
+    from wukong.console.flows import Ask, Cluster, Console, Writing
 
 # Help as kubectl prints it: plain text, no boxes, -h and --help; a bug's traceback is plain
 # too (bad input never reaches one: it is an `error:` line).
@@ -94,6 +96,39 @@ Namespace = Annotated[
         metavar="NAME",
     ),
 ]
+OptionalName = Annotated[
+    str | None,
+    typer.Argument(help="name of the Wukong (or -l)", show_default=False, metavar="NAME"),
+]
+Selector = Annotated[
+    str | None,
+    typer.Option(
+        "--selector",
+        "-l",
+        help="label selector, e.g. tier=web,env!=prod",
+        metavar="SELECTOR",
+        show_default=False,
+    ),
+]
+DryRunOpt = Annotated[
+    DryRun,
+    typer.Option(
+        "--dry-run",
+        help="client: print what would be sent; server: send with dryRun=All, store nothing",
+        metavar="none|client|server",
+        show_default=False,
+    ),
+]
+OutputOpt = Annotated[
+    Output | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="with --dry-run=client: json or yaml (default: yaml)",
+        metavar="FORMAT",
+        show_default=False,
+    ),
+]
 Wait = Annotated[bool, typer.Option("--wait", help="follow progress until done or failed")]
 
 
@@ -143,6 +178,30 @@ GracePeriod = Annotated[
         help="graceful shutdown before power-off (30s, 2m)",
     ),
 ]
+
+
+def writing(dry_run: DryRun, output: Output | None) -> Writing:
+    """How a writing verb writes, checked: -o only says how a client dry run prints."""
+    from wukong.console.flows import Writing
+
+    if output is not None and dry_run is not DryRun.CLIENT:
+        fail(usage("-o/--output goes with --dry-run=client on this command"))
+    if output in (Output.WIDE, Output.NAME):
+        fail(usage("a dry run prints json or yaml"))
+    return Writing(dry_run, output)
+
+
+def completion_script(shell: str) -> str:
+    """The completion script typer generates, for the program as it was called."""
+    from typer import _completion_shared as shared  # typer's only generator of scripts
+
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "wukong"
+    if prog not in ("wukong", "kubectl-wukong"):
+        prog = "wukong"
+    variable = "_" + prog.replace("-", "_").upper() + "_COMPLETE"
+    if shell not in ("bash", "zsh", "fish", "powershell", "pwsh"):
+        fail(usage(f"no completion for shell {shell!r}: use bash, zsh, fish or powershell"))
+    return str(shared.get_completion_script(prog_name=prog, complete_var=variable, shell=shell))
 
 
 def cluster_from(kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:

@@ -151,7 +151,7 @@ def test_a_wrong_command_line_is_one_line_and_exit_2(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     (line,) = lines(result.stderr)
-    assert line.startswith("error: ") and line.endswith("--help')")
+    assert line.startswith("error: ")
 
 
 def test_a_missing_crd_is_named_on_lists_too() -> None:
