@@ -48,7 +48,7 @@ class Settings(BaseModel):
         "0.0.0.0:8081", description="host:port of /healthz and /readyz (plain HTTP)"
     )
     metrics_address: str = Field(
-        "0.0.0.0:8443",
+        "0.0.0.0:8080",
         description="host:port of /metrics; port 0 picks a free one, 'off' serves none",
     )
     metrics_secure: bool = Field(
@@ -109,7 +109,7 @@ class Settings(BaseModel):
     @field_validator("metrics_address")
     @classmethod
     def _metrics(cls, value: str) -> str:
-        return value if value == "off" else _address(value, "8443")
+        return value if value == "off" else _address(value, "8080")
 
     @model_validator(mode="after")
     def _together(self) -> Settings:

@@ -45,7 +45,7 @@ def grants(group: str, resources: str, verbs: tuple[str, ...]) -> set[Grant]:
 # operator's API use means changing this table and manifests/rbac/cluster-role.yaml together.
 CLUSTER_VERBS = (
     grants(GROUP, "wukongs", ("get", "list", "watch", "patch"))
-    | grants(GROUP, "wukongs/status", ("patch", "update"))
+    | grants(GROUP, "wukongs/status", ("patch",))
     | grants(GROUP, "wukongs/finalizers", ("update",))
     | grants("kubevirt.io", "virtualmachines", MANAGE)
     | grants("kubevirt.io", "virtualmachineinstances", READ)
@@ -59,9 +59,11 @@ CLUSTER_VERBS = (
     | grants("subresources.kubevirt.io", "virtualmachineinstances/filesystemlist", ("get",))
     | grants("cdi.kubevirt.io", "datavolumes", MANAGE)
     | grants("", "persistentvolumeclaims", MANAGE)
-    | grants("", "events", ("create", "patch"))
+    | grants("", "events", ("create",))
     | grants("k8s.cni.cncf.io", "network-attachment-definitions", MANAGE)
     | grants("storage.k8s.io", "storageclasses", READ)
+    | grants("authentication.k8s.io", "tokenreviews", ("create",))
+    | grants("authorization.k8s.io", "subjectaccessreviews", ("create",))
 )
 LEASE_VERBS = grants("coordination.k8s.io", "leases", ("get", "create", "update"))
 
@@ -204,9 +206,13 @@ def test_the_deployment_runs_two_replicas_with_leader_election_probes_and_limits
         "name": "WUKONG_LEASE_NAMESPACE",
         "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
     } in container["env"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
-    assert {"name": "metrics", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    # Probes and metrics on their own ports (issue 17): the Service exposes only metrics.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}
+    assert container["ports"] == [
+        {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
+    ]
     for bound in ("requests", "limits"):
         assert set(container["resources"][bound]) == {"cpu", "memory"}
     service = find(docs, "Service", "wukong-metrics")
@@ -407,6 +413,9 @@ async def test_the_service_account_is_granted_each_verb_in_the_table_and_nothing
         ("rbac.authorization.k8s.io", "clusterroles", "create"),
         # Leases only in its own namespace.
         ("coordination.k8s.io", "leases", "get"),
+        # Granted once and never used (issue 17).
+        (GROUP, "wukongs/status", "update"),
+        ("", "events", "patch"),
     ]
     for group, resource, verb in denied:
         assert not await allowed(as_operator, group, resource, verb, namespace), (resource, verb)

@@ -29,7 +29,8 @@ from wukong.errors import (
 )
 
 JsonObj = dict[str, Any]
-RequestHook = Callable[[str, int], None]
+RequestHook = Callable[[str, int, str], None]
+"""(verb, HTTP status or 0, resource such as `virtualmachines/start`) of each request."""
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
@@ -45,6 +46,18 @@ def api_path(
         base += f"/namespaces/{namespace}"
     base += f"/{plural}"
     return f"{base}/{name}" if name else base
+
+
+def resource_of(path: str) -> str:
+    """The resource a REST path names, with its subresource: `/apis/g/v/namespaces/n/
+    virtualmachines/vm/start` is `virtualmachines/start`, `/api/v1/namespaces/n` `namespaces`."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    if not rest:
+        return ""
+    return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
 
 
 def classify(status: int, body: str, path: str) -> ApiError:
@@ -107,12 +120,12 @@ class Kube:
                 text = await resp.text()
                 status = resp.status
         except ApiException as exc:  # raised by the transport before any response
-            self._count(method, 0)
+            self._count(method, 0, path)
             raise ServerError(0, "TransportError", str(exc.reason), path=path) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self._count(method, 0)
+            self._count(method, 0, path)
             raise ServerError(0, "TransportError", repr(exc), path=path) from exc
-        self._count(method, status)
+        self._count(method, status, path)
         if status >= 400:
             raise classify(status, text, path)
         if not text:
@@ -123,9 +136,9 @@ class Kube:
             return {"raw": text}
         return doc if isinstance(doc, dict) else {"items": doc}
 
-    def _count(self, method: str, status: int) -> None:
+    def _count(self, method: str, status: int, path: str) -> None:
         if self._on_request is not None:
-            self._on_request(method, status)
+            self._on_request(method, status, resource_of(path))
 
     async def get(self, path: str) -> JsonObj:
         """GET one object (only for things no watch covers, e.g. guest-agent calls)."""
