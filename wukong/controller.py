@@ -122,7 +122,8 @@ class Operator:
         where = settings.metrics_host_port
         if where is None:
             return None
-        reviewer = Reviewer(Kube(api)) if settings.metrics_secure else None
+        counted = Kube(api, on_request=self.metrics.count_api_request)
+        reviewer = Reviewer(counted) if settings.metrics_secure else None
         tls = tls_context(settings.metrics_cert_dir) if settings.metrics_cert_dir else None
         host, port = where
         return MetricsServer(self.metrics, reviewer=reviewer, host=host, port=port, tls=tls)
@@ -156,15 +157,14 @@ class Operator:
             return
         life = (cr.get("status") or {}).get("lifecycleState") or {}
         state, request = str(life.get("state") or ""), str(life.get("requestId") or "")
-        if state not in ANSWERS or not request:
-            return
         seen = self._answered.get(key)
         self._answered[key] = (request, state)
-        if seen is not None and seen != (request, state) and self.leading:
-            # A refusal keeps the previous lastAction: the spec names the request answered.
-            asked = (cr.get("spec") or {}).get("lifecycleAction") or {}
-            action = str(asked.get("action") or life.get("lastAction") or "unknown")
-            self.metrics.count_lifecycle(action, state)
+        if state not in ANSWERS or seen is None or seen == (request, state) or not self.leading:
+            return
+        # A refusal keeps the previous lastAction: the spec names the request answered.
+        asked = (cr.get("spec") or {}).get("lifecycleAction") or {}
+        action = str(asked.get("action") or life.get("lastAction") or "unknown")
+        self.metrics.count_lifecycle(action, state)
 
     def _wire(self, kinds: dict[str, str]) -> None:
         add = self.queue.add

@@ -143,6 +143,11 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
         ("ServiceAccount", SERVICE_ACCOUNT),
         ("ClusterRole", "wukong-operator"),
         ("ClusterRoleBinding", "wukong-operator"),
+        # Issue 17: scrapers' right to /metrics, and people's rights aggregated into theirs.
+        ("ClusterRole", "wukong-metrics-reader"),
+        ("ClusterRole", "wukong-view"),
+        ("ClusterRole", "wukong-edit"),
+        ("ClusterRole", "wukong-admin"),
         ("Role", "wukong-leader-election"),
         ("RoleBinding", "wukong-leader-election"),
         ("Deployment", "wukong"),
@@ -389,6 +394,63 @@ async def allowed(api: Kube, group: str, resource: str, verb: str, namespace: st
         {"spec": {"resourceAttributes": attributes | {"namespace": namespace}}},
     )
     return bool(review["status"].get("allowed"))
+
+
+def test_user_roles_aggregate_into_view_edit_and_admin(docs: list[dict[str, Any]]) -> None:
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    into = {
+        name: {
+            k.removeprefix(aggregate)
+            for k in find(docs, "ClusterRole", name)["metadata"]["labels"]
+            if k.startswith(aggregate)
+        }
+        for name in ("wukong-view", "wukong-edit", "wukong-admin")
+    }
+    assert into == {
+        "wukong-view": {"view", "edit", "admin"},
+        "wukong-edit": {"edit", "admin"},
+        "wukong-admin": {"admin"},
+    }
+    reader = find(docs, "ClusterRole", "wukong-metrics-reader")
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+
+
+async def test_a_user_bound_to_wukong_view_reads_and_one_bound_to_edit_writes(
+    installed: ControlPlane, kube: ApiClient, namespace: str
+) -> None:
+    k = Kube(kube)
+    for role in ("view", "edit"):
+        account = f"user-{role}"
+        await k.create(
+            api_path("", "v1", "serviceaccounts", namespace),
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
+        )
+        await k.create(
+            api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": account},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": f"wukong-{role}",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            },
+        )
+    viewer_config = installed.service_account_kubeconfig(namespace, "user-view")
+    editor_config = installed.service_account_kubeconfig(namespace, "user-edit")
+    async with await new_client(viewer_config) as v, await new_client(editor_config) as e:
+        viewer, editor = Kube(v), Kube(e)
+        for verb in ("get", "list", "watch"):
+            assert await allowed(viewer, GROUP, "wukongs", verb, namespace), verb
+        assert not await allowed(viewer, GROUP, "wukongs", "patch", namespace)
+        # RoleBindings give nothing elsewhere.
+        assert not await allowed(viewer, GROUP, "wukongs", "list", "default")
+        for verb in ("create", "patch", "delete"):
+            assert await allowed(editor, GROUP, "wukongs", verb, namespace), verb
+        assert not await allowed(editor, GROUP, "wukongs/status", "patch", namespace)
 
 
 async def test_the_service_account_is_granted_each_verb_in_the_table_and_nothing_near_it(

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.integration.scenario import IMAGE, create, k, patch_spec, sim, wait_for, wukong
+from tests.integration.scenario import create, k, patch_spec, path, sim, wait_for, wukong
 from wukong.adapters.kube import Kube, api_path
 from wukong.runtime.metrics import DOCUMENTED
 from wukong.testing.controlplane import ControlPlane
@@ -94,8 +94,25 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
         lambda c: (c.get("status", {}).get("lifecycleState") or {}).get("state") == "Done",
         what="mon-1 stop Done",
     )
-    stuck = [{"name": "system", "size": "1Gi", "image": IMAGE.replace("fedora", "bad")}]
-    await create(k, "wukong", namespace, wukong("mon-2", disks=stuck))
+    # A guest that ignores ACPI, stopped with a long grace period: Stopping outlives 3 s.
+    await create(k, "wukong", namespace, wukong("mon-2"))
+    await wait_for(k, namespace, "mon-2", lambda c: c.get("status", {}).get("phase") == "Running")
+    await k.merge_patch(
+        path("vm", namespace, "mon-2-vm"),
+        {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
+    )
+    await patch_spec(
+        k,
+        namespace,
+        "mon-2",
+        {
+            "lifecycleAction": {
+                "action": "stop",
+                "gracePeriodSeconds": 600,
+                "requestedAt": "2026-01-01T00:00:00.000002Z",
+            }
+        },
+    )
     await wait_for(
         k,
         namespace,
@@ -152,8 +169,8 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
     requests = fed["wukong_kube_api_requests_total"]
     assert value(requests, 'verb="PATCH"', 'resource="wukongs/status"', 'code="200"') > 0
     assert value(requests, 'verb="LIST"', 'resource="wukongs"') > 0
-    assert value(requests, 'verb="POST"', 'resource="tokenreviews"', 'code="201"') >= 1
-    assert value(requests, 'verb="POST"', 'resource="subjectaccessreviews"', 'code="201"') >= 1
+    assert value(requests, 'verb="POST"', 'resource="tokenreviews"', 'code="20') >= 1
+    assert value(requests, 'verb="POST"', 'resource="subjectaccessreviews"', 'code="20') >= 1
     assert not any('verb="list"' in line or 'verb="watch"' in line for line in requests)
     assert len(fed["wukong_watch_restarts_total"]) == 7  # one series per watched resource
     assert len(fed["wukong_workqueue_depth"]) == 1

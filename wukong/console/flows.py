@@ -469,5 +469,5 @@ async def _operator_version(cluster: Cluster) -> str:
         )
         return (
             ", ".join(seen)
-            or "not installed (no Deployment labelled app.kubernetes.io/name=wukong)"
+            or f"not installed (no Deployment labelled {OPERATOR_SELECTOR})"
         )
