@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -584,3 +585,87 @@ async def test_removing_the_annotation_lets_the_delete_through(protected: Wukong
     await protected.unprotect("db-1")
     await protected.delete("db-1")
     assert "db-1" not in await protected.names()
+
+
+# -- the single-file installers and the namespaced variant (issue 17) --------------------------
+
+
+@pytest.fixture(scope="module")
+def installers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """dist/install.yaml and dist/install-namespaced.yaml as `nox -s installer` renders them."""
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "hack" / "render_install.py"),
+            "--kubectl",
+            str(kubectl_binary()),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {p.name: p for p in out.glob("*.yaml")}
+
+
+def test_the_installer_is_the_base_in_one_file(installers: dict[str, Path]) -> None:
+    assert set(installers) == {"install.yaml", "install-namespaced.yaml"}
+    text = installers["install.yaml"].read_text()
+    assert text.startswith("# Wukong 0.1.0: the operator.\n")
+    assert [d for d in yaml.safe_load_all(text) if d] == render()
+
+
+@pytest.mark.parametrize("name", ["install.yaml", "install-namespaced.yaml"])
+def test_each_installer_applies_with_server_side_dry_run(
+    installers: dict[str, Path], installed: ControlPlane, name: str
+) -> None:
+    out = kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-f",
+        str(installers[name]),
+        kubeconfig=installed.kubeconfig,
+    )
+    for kind, object_name in (
+        ("customresourcedefinition.apiextensions.k8s.io", f"{PLURAL}.{GROUP}"),
+        ("deployment.apps", "wukong"),
+        ("clusterrole.rbac.authorization.k8s.io", "wukong-operator"),
+        ("clusterrole.rbac.authorization.k8s.io", "wukong-edit"),
+    ):
+        assert f"{kind}/{object_name} serverside-applied (server dry run)" in out, out
+    assert "PodSecurity" not in out, out
+
+
+def test_the_namespaced_variant_grants_the_same_verbs_in_one_namespace(
+    installers: dict[str, Path],
+) -> None:
+    docs = [d for d in yaml.safe_load_all(installers["install-namespaced.yaml"].read_text()) if d]
+    role = find(docs, "Role", "wukong-operator")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    cluster = find(docs, "ClusterRole", "wukong-operator")
+    assert granted(cluster["rules"]) == {
+        ("storage.k8s.io", "storageclasses", verb) for verb in READ
+    } | {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    }
+    assert granted(role["rules"]) | granted(cluster["rules"]) == CLUSTER_VERBS
+    binding = find(docs, "RoleBinding", "wukong-operator")
+    assert binding["roleRef"]["kind"] == "Role" and binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+    ]
+    (container,) = find(docs, "Deployment", "wukong")["spec"]["template"]["spec"]["containers"]
+    assert {
+        "name": "WUKONG_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    } in container["env"]
+    base = render()
+    assert find(docs, "Namespace", NAMESPACE) == find(base, "Namespace", NAMESPACE)
+    assert find(docs, "CustomResourceDefinition", f"{PLURAL}.{GROUP}") == find(
+        base, "CustomResourceDefinition", f"{PLURAL}.{GROUP}"
+    )
