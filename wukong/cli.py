@@ -137,7 +137,13 @@ def demo(
     keep: Annotated[bool, typer.Option(help="keep running after the demo until Ctrl-C")] = False,
 ) -> None:
     """Local control plane + KubeVirt simulator + operator; apply examples/ and watch."""
-    from wukong.demo import main as demo_main
+    try:
+        from wukong.demo import main as demo_main
+    except ModuleNotFoundError as error:  # the operator image ships without wukong.testing
+        typer.echo(
+            f"error: the demo needs {error.name}: pip install 'wukong-operator[testing]'", err=True
+        )
+        raise typer.Exit(2) from None
 
     raise typer.Exit(asyncio.run(demo_main(keep=keep)))
 

@@ -467,7 +467,4 @@ async def _operator_version(cluster: Cluster) -> str:
                 for d in answer.get("items") or []
             }
         )
-        return (
-            ", ".join(seen)
-            or f"not installed (no Deployment labelled {OPERATOR_SELECTOR})"
-        )
+        return ", ".join(seen) or f"not installed (no Deployment labelled {OPERATOR_SELECTOR})"
