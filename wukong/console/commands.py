@@ -408,8 +408,8 @@ wukong completion zsh > "${fpath[1]}/_wukong\""""
 def completion(
     shell: Annotated[str, typer.Argument(help="bash, zsh, fish or powershell", metavar="SHELL")],
 ) -> None:
-    """Print the shell completion script (for `wukong`; `kubectl wukong` completes through
-    kubectl's plugin completion)."""
+    """Print the shell completion script for `wukong` (and `kubectl-wukong` when called by
+    that name); `kubectl wukong <TAB>` is not completed yet."""
     from wukong.console.options import completion_script
 
     typer.echo(completion_script(shell), nl=False)

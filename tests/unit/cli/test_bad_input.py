@@ -160,3 +160,21 @@ def test_a_missing_crd_is_named_on_lists_too() -> None:
     assert explain(error, "https://k") == NO_API
     other = NotFound(404, "NotFound", 'namespaces "x" not found', path="/api/v1/namespaces/x")
     assert explain(other, "https://k") == 'namespaces "x" not found'
+
+
+def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    config = exec_kubeconfig(tmp_path / "config")
+    doc = yaml.safe_load(config.read_text())
+    doc["users"][0]["user"] = {"token": "t"}
+    config.write_text(yaml.safe_dump(doc))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["run", "--kubeconfig", str(config), "--probe-address", f"127.0.0.1:{port}"]
+        result = runner.invoke(app, [*args, "--metrics-address", "off"])
+    assert result.exit_code == 2, result.output
+    (line,) = lines(result.stderr)
+    assert "cannot listen:" in line and "address already in use" in line
