@@ -1,4 +1,5 @@
-"""Task runner: `nox -s tests`, `nox -s demo`, `lint`, `bench`, `e2e`, `controlplane`."""
+"""Task runner: `nox -s tests`, `nox -s demo`, `lint`, `bench`, `e2e`, `controlplane`,
+`installer`."""
 
 from __future__ import annotations
 
@@ -104,3 +105,14 @@ def e2e(session: nox.Session) -> None:
         session.skip(f"e2e needs kind + a container engine: {reason}. See docs/e2e.md.")
     session.install("-e", ".[dev]")
     session.run("bash", "tests/e2e/run.sh", *session.posargs, external=True, env=dict(os.environ))
+
+
+@nox.session(python=False)
+def installer(session: nox.Session) -> None:
+    """dist/install.yaml and dist/install-namespaced.yaml: the kustomize bases as one file each
+    (kubebuilder's build-installer), rendered with the control plane's kubectl."""
+    kubectl = Path(_controlplane_assets(session)) / "kubectl"
+    session.run(
+        "python3", str(ROOT / "hack" / "render_install.py"), "--kubectl", str(kubectl),
+        "--out", str(ROOT / "dist"), *session.posargs, external=True,
+    )  # fmt: skip

@@ -114,7 +114,7 @@ class Operator(Background):
         """The operator's /metrics text."""
         async with (
             aiohttp.ClientSession() as http,
-            http.get(f"{self.process.probe_url}/metrics") as resp,
+            http.get(f"{self.process.metrics_url}/metrics") as resp,
         ):
             return await resp.text()
 

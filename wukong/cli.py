@@ -4,85 +4,119 @@ and the commands people use on their Wukongs (`wukong.console`)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import signal
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final
 
 import typer
+from pydantic import ValidationError
 
+from wukong.api.durations import format_duration
 from wukong.console.commands import app as console_app
+from wukong.console.options import TYPER_STYLE, KubectlCommand
 from wukong.settings import Settings
 
 app = typer.Typer(
     help="Wukong: virtual machines on KubeVirt from one resource.",
     no_args_is_help=True,
-    add_completion=False,
+    **TYPER_STYLE,
 )
 app.add_typer(console_app)  # no name: start, stop, status, delete… are top-level commands
 
-Kubeconfig = Annotated[Path | None, typer.Option(envvar="KUBECONFIG", help="kubeconfig file")]
-Context = Annotated[str | None, typer.Option(help="kubeconfig context")]
+# Flags whose names are not `--<field>` and variables that are not `WUKONG_<FIELD>`.
+_ENVVARS: Final = {"kubeconfig": "KUBECONFIG"}
 
 
-@app.command()
-def run(
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-    namespace: Annotated[
-        str | None, typer.Option(envvar="WUKONG_NAMESPACE", help="watch one namespace")
-    ] = None,
-    concurrency: Annotated[int, typer.Option(envvar="WUKONG_CONCURRENCY")] = 8,
-    probe_address: Annotated[str, typer.Option(envvar="WUKONG_PROBE_ADDRESS")] = "0.0.0.0:8080",
-    log_format: Annotated[str, typer.Option(envvar="WUKONG_LOG_FORMAT")] = "text",
-    log_level: Annotated[str, typer.Option(envvar="WUKONG_LOG_LEVEL")] = "INFO",
-    leader_election: Annotated[bool, typer.Option(envvar="WUKONG_LEADER_ELECTION")] = False,
-    lease_namespace: Annotated[str | None, typer.Option(envvar="WUKONG_LEASE_NAMESPACE")] = None,
-    stall_after: Annotated[float, typer.Option(envvar="WUKONG_STALL_AFTER")] = 300.0,
-    lease_duration: Annotated[float, typer.Option(envvar="WUKONG_LEASE_DURATION")] = 15.0,
-    renew_deadline: Annotated[float, typer.Option(envvar="WUKONG_RENEW_DEADLINE")] = 10.0,
-    retry_period: Annotated[float, typer.Option(envvar="WUKONG_RETRY_PERIOD")] = 2.0,
-    identity: Annotated[
-        str | None, typer.Option(envvar="WUKONG_IDENTITY", help="Lease holder (default: host)")
-    ] = None,
-) -> None:
+def _run_options() -> list[inspect.Parameter]:
+    """One typer option per Settings field: the flag, its variable and its help come from the
+    model, and every value reaches Settings as text, so pydantic alone validates it."""
+    parameters = []
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        envvar = _ENVVARS.get(name, f"WUKONG_{name.upper()}")
+        default = field.default
+        if field.annotation is bool:
+            option = typer.Option(f"{flag}/--no-{flag[2:]}", envvar=envvar, help=field.description)
+            annotation: Any = bool
+        else:
+            shown = "" if default is None else f" [default: {_shown(default)}]"
+            option = typer.Option(
+                flag,
+                envvar=envvar,
+                help=f"{field.description}{shown}",
+                show_default=False,
+                metavar=name.split("_")[-1].upper(),
+            )
+            annotation, default = str | None, None
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[annotation, option],
+            )
+        )
+    return parameters
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, float):
+        return format_duration(value)
+    return str(value)
+
+
+def settings_from(given: dict[str, Any]) -> Settings:
+    """Settings from `run`'s flags; a bad value is one `error:` line and exit code 2."""
+    try:
+        return Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        where = f"--{field.replace('_', '-')}: " if field else ""
+        typer.echo(f"error: {where}{message}", err=True)
+        raise typer.Exit(2) from None
+
+
+def run(**given: Any) -> None:
     """Run the operator until SIGTERM/SIGINT."""
     from wukong.runtime.logs import configure_logging
 
-    fmt: Literal["json", "text"] = "json" if log_format == "json" else "text"
-    settings = Settings(
-        kubeconfig=kubeconfig,
-        context=context,
-        namespace=namespace,
-        concurrency=concurrency,
-        probe_address=probe_address,
-        log_format=fmt,
-        log_level=log_level,
-        leader_election=leader_election,
-        lease_namespace=lease_namespace,
-        stall_after=stall_after,
-        lease_duration=lease_duration,
-        renew_deadline=renew_deadline,
-        retry_period=retry_period,
-        identity=identity,
-    )
-    configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(_run(settings))
+    settings = settings_from(given)
+    configure_logging(settings.log_format, settings.level)
+    code = asyncio.run(_run(settings))
+    raise typer.Exit(code)
 
 
-async def _run(settings: Settings) -> None:
+run.__signature__ = inspect.Signature(_run_options(), return_annotation=None)  # type: ignore[attr-defined]
+app.command(name="run", cls=KubectlCommand)(run)
+
+
+async def _run(settings: Settings) -> int:
+    from wukong.adapters.client import ConfigError
     from wukong.controller import Operator, api_client
 
-    async with await api_client(settings) as api:
+    try:
+        api = await api_client(settings)
+    except ConfigError as error:
+        # One line, in the chosen log format (JSON in a pod), and no traceback.
+        logging.getLogger("wukong.cli").error("%s", error.message)
+        return 2
+    async with api:
         operator = Operator(settings, api)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, operator.stop)
-        await operator.run()
-    if operator.lost_lease:
-        raise SystemExit(1)
+        try:
+            await operator.run()
+        except OSError as error:  # the probe or metrics port is taken, or not ours to bind
+            logging.getLogger("wukong.cli").error("cannot listen: %s", error.strerror or error)
+            return 2
+    return 1 if operator.lost_lease else 0
 
 
-@app.command()
+@app.command(cls=KubectlCommand)
 def fsm() -> None:
     """Print the state machine as a Mermaid diagram."""
     from wukong.fsm import mermaid
@@ -90,7 +124,7 @@ def fsm() -> None:
     typer.echo(mermaid())
 
 
-@app.command()
+@app.command(cls=KubectlCommand)
 def crd() -> None:
     """Print the Wukong CustomResourceDefinition (YAML)."""
     from wukong.api.crd import render_crd
@@ -98,7 +132,7 @@ def crd() -> None:
     typer.echo(render_crd(), nl=False)
 
 
-@app.command()
+@app.command(cls=KubectlCommand)
 def demo(
     keep: Annotated[bool, typer.Option(help="keep running after the demo until Ctrl-C")] = False,
     kubevirt: Annotated[
@@ -110,7 +144,13 @@ def demo(
     ] = "real",
 ) -> None:
     """Local control plane + KubeVirt + operator; apply examples/ and watch."""
-    from wukong.demo import main as demo_main
+    try:
+        from wukong.demo import main as demo_main
+    except ModuleNotFoundError as error:  # the operator image ships without wukong.testing
+        typer.echo(
+            f"error: the demo needs {error.name}: pip install 'wukong-operator[testing]'", err=True
+        )
+        raise typer.Exit(2) from None
 
     if kubevirt not in ("real", "sim"):
         typer.echo(f"error: --kubevirt must be real or sim, not {kubevirt!r}", err=True)

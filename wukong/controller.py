@@ -13,10 +13,14 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from wukong.adapters.client import look_up_environment_once
+from wukong.adapters.client import (
+    OPERATOR_AGENT,
+    identify,
+    load_configuration,
+    look_up_environment_once,
+)
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.reconcile.executor import Executor
@@ -26,6 +30,7 @@ from wukong.runtime.cache import Store
 from wukong.runtime.leader import LeaderElector
 from wukong.runtime.mapping import enqueue_owner, enqueue_vmi_owner, enqueue_wukong, split_key
 from wukong.runtime.metrics import Metrics
+from wukong.runtime.metrics_server import MetricsServer, Reviewer, tls_context
 from wukong.runtime.probes import ProbeServer
 from wukong.runtime.queue import WorkQueue
 from wukong.runtime.watch import Informer
@@ -35,6 +40,17 @@ from wukong.settings import Settings
 log = logging.getLogger(__name__)
 # Bound on finishing passes after SIGTERM, under the pod's 30 s terminationGracePeriod.
 SHUTDOWN_GRACE = 20.0
+# While the caches wait for a resource the API server does not serve, say so this often.
+SYNC_REPORT_SECONDS = 5.0
+ANSWERS = frozenset({"Done", "Refused", "Failed"})  # lifecycleState.state values that end one
+# Who installs each watched resource, for the "not served" message.
+PROVIDED_BY = {
+    "wukongs": "the Wukong CRD, manifests/crd/",
+    "virtualmachines": "KubeVirt",
+    "virtualmachineinstances": "KubeVirt",
+    "datavolumes": "CDI",
+    "network-attachment-definitions": "Multus",
+}
 
 
 def resources(namespace: str | None) -> dict[str, ResourceRef]:
@@ -55,22 +71,14 @@ def resources(namespace: str | None) -> dict[str, ResourceRef]:
 
 
 async def api_client(settings: Settings) -> ApiClient:
-    """An ApiClient from the kubeconfig in settings, else the in-cluster service account."""
+    """An ApiClient as `load_configuration` finds the cluster (ConfigError: none usable),
+    sending `wukong-operator/<version>` as User-Agent and fieldManager."""
     configuration = Configuration()
-    if settings.kubeconfig is not None or settings.context is not None:
-        await kube_config.load_kube_config(
-            config_file=str(settings.kubeconfig) if settings.kubeconfig else None,
-            context=settings.context,
-            client_configuration=configuration,
-        )
-    else:
-        try:
-            incluster = kube_config.load_incluster_config
-            incluster(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except kube_config.ConfigException:
-            await kube_config.load_kube_config(client_configuration=configuration)
+    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig is not None else None
+    await load_configuration(configuration, kubeconfig, settings.context)
     api = ApiClient(configuration)
     look_up_environment_once(api)
+    identify(api, OPERATOR_AGENT)
     return api
 
 
@@ -98,17 +106,70 @@ class Operator:
         self._wire(kinds)
         host, port = settings.probe_host_port
         self.probes = ProbeServer(
-            self.metrics, list(self.informers.values()), host=host, port=port, ready=self.readiness
+            list(self.informers.values()), host=host, port=port, ready=self.readiness
         )
+        self.metrics_server = self._metrics_server(settings, api)
         self.metrics.track_queue_depth(lambda: len(self.queue))
+        self.metrics.track_phases(self.phase_counts)
+        self.metrics.track_stalled(self.stalled_counts)
+        self._answered: dict[str, tuple[str, str]] = {}
         self.leading = not settings.leader_election
         self.lost_lease = False
         self.api = api
         self._stopping = asyncio.Event()
 
+    def _metrics_server(self, settings: Settings, api: ApiClient) -> MetricsServer | None:
+        where = settings.metrics_host_port
+        if where is None:
+            return None
+        counted = Kube(api, on_request=self.metrics.count_api_request)
+        reviewer = Reviewer(counted) if settings.metrics_secure else None
+        tls = tls_context(settings.metrics_cert_dir) if settings.metrics_cert_dir else None
+        host, port = where
+        return MetricsServer(self.metrics, reviewer=reviewer, host=host, port=port, tls=tls)
+
+    def phase_counts(self) -> dict[tuple[str, str], int]:
+        """Wukongs per (namespace, phase) in the cache, for wukong_phase at scrape time."""
+        counts: dict[tuple[str, str], int] = {}
+        for cr in self.store.list(self.refs["wukongs"].name):
+            namespace = str(cr.get("metadata", {}).get("namespace") or "")
+            phase = str((cr.get("status") or {}).get("phase") or "Pending")
+            counts[namespace, phase] = counts.get((namespace, phase), 0) + 1
+        return counts
+
+    def stalled_counts(self) -> dict[str, int]:
+        """Wukongs with condition Stalled=True per namespace, for wukong_stalled."""
+        counts: dict[str, int] = {}
+        for cr in self.store.list(self.refs["wukongs"].name):
+            conditions = (cr.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Stalled" and c.get("status") == "True" for c in conditions):
+                namespace = str(cr.get("metadata", {}).get("namespace") or "")
+                counts[namespace] = counts.get(namespace, 0) + 1
+        return counts
+
+    def _count_answers(self, event_type: str, cr: dict[str, Any]) -> None:
+        """wukong_lifecycle_requests_total: each request's answer once, by the leader (a
+        replica that sees an answer first on its start-up list only remembers it)."""
+        meta = cr.get("metadata", {})
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        if event_type == "DELETED":
+            self._answered.pop(key, None)
+            return
+        life = (cr.get("status") or {}).get("lifecycleState") or {}
+        state, request = str(life.get("state") or ""), str(life.get("requestId") or "")
+        seen = self._answered.get(key)
+        self._answered[key] = (request, state)
+        if state not in ANSWERS or seen is None or seen == (request, state) or not self.leading:
+            return
+        # A refusal keeps the previous lastAction: the spec names the request answered.
+        asked = (cr.get("spec") or {}).get("lifecycleAction") or {}
+        action = str(asked.get("action") or life.get("lastAction") or "unknown")
+        self.metrics.count_lifecycle(action, state)
+
     def _wire(self, kinds: dict[str, str]) -> None:
         add = self.queue.add
         self.informers["wukongs"].add_handler(enqueue_wukong(add))
+        self.informers["wukongs"].add_handler(self._count_answers)
         for role in ("vms", "dvs", "pvcs"):
             self.informers[role].add_handler(enqueue_owner(add))
         self.informers["vmis"].add_handler(enqueue_vmi_owner(add, self.store, kinds["vms"]))
@@ -132,6 +193,15 @@ class Operator:
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every watch has listed (standby replicas are ready too: see docs)."""
+        missing = [i for i in self.informers.values() if i.installed is False]
+        if missing:
+            named = ", ".join(
+                f"{i.name} ({PROVIDED_BY.get(i.resource.plural, 'its CRD')})" for i in missing
+            )
+            return False, (
+                f"caches not synced: the API server does not serve {named}: install it; "
+                "the operator waits and retries"
+            )
         waiting = [i.name for i in self.informers.values() if not i.synced.is_set()]
         if waiting:
             return False, "caches not synced: " + ", ".join(waiting)
@@ -145,6 +215,8 @@ class Operator:
         """Run until `stop()` (or until the Lease is lost): then finish passes in flight."""
         await self.probes.start()
         try:
+            if self.metrics_server is not None:
+                await self.metrics_server.start()
             for informer in self.informers.values():
                 informer.start()
             if not await self._synced_unless_stopped():
@@ -154,12 +226,15 @@ class Operator:
             if self.settings.leader_election:
                 await self._run_elected()
             else:
+                self.metrics.set_leader(True)
                 workers = asyncio.create_task(self._work())
                 await self._stopping.wait()
                 await self._drain(workers)
         finally:
             for informer in self.informers.values():
                 await informer.stop()
+            if self.metrics_server is not None:
+                await self.metrics_server.stop()
             await self.probes.stop()
 
     async def _synced_unless_stopped(self) -> bool:
@@ -169,7 +244,15 @@ class Operator:
             asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
         )
         stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({synced, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        told = ""
+        while not (synced.done() or stopping.done()):
+            await asyncio.wait(
+                {synced, stopping}, timeout=SYNC_REPORT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            ready, why = self.readiness()
+            if not ready and why != told and "does not serve" in why:
+                log.error("not ready: %s", why)  # the same words as /readyz
+                told = why
         for waiter in (synced, stopping):
             waiter.cancel()
         await asyncio.gather(synced, stopping, return_exceptions=True)
@@ -216,10 +299,12 @@ class Operator:
     async def _lead(self) -> None:
         log.info("leading: reconciling")
         self.leading = True
+        self.metrics.set_leader(True)
         await self._work()
 
     def _lost(self) -> None:
         self.leading = False
+        self.metrics.set_leader(False)
         if not self._stopping.is_set():
             # Another replica may already reconcile: stop at once and let the pod restart.
             log.error("lost the leader Lease: stopping")

@@ -29,7 +29,7 @@ LEASE = (
 
 async def reconciles(proc: OperatorProcess) -> float:
     """How many passes a replica has run, from its own /metrics."""
-    async with aiohttp.ClientSession() as http, http.get(f"{proc.probe_url}/metrics") as resp:
+    async with aiohttp.ClientSession() as http, http.get(f"{proc.metrics_url}/metrics") as resp:
         text = await resp.text()
     return sum(
         float(line.rsplit(" ", 1)[1])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def grants(group: str, resources: str, verbs: tuple[str, ...]) -> set[Grant]:
 # operator's API use means changing this table and manifests/rbac/cluster-role.yaml together.
 CLUSTER_VERBS = (
     grants(GROUP, "wukongs", ("get", "list", "watch", "patch"))
-    | grants(GROUP, "wukongs/status", ("patch", "update"))
+    | grants(GROUP, "wukongs/status", ("patch",))
     | grants(GROUP, "wukongs/finalizers", ("update",))
     | grants("kubevirt.io", "virtualmachines", MANAGE)
     | grants("kubevirt.io", "virtualmachineinstances", READ)
@@ -59,9 +60,11 @@ CLUSTER_VERBS = (
     | grants("subresources.kubevirt.io", "virtualmachineinstances/filesystemlist", ("get",))
     | grants("cdi.kubevirt.io", "datavolumes", MANAGE)
     | grants("", "persistentvolumeclaims", MANAGE)
-    | grants("", "events", ("create", "patch"))
+    | grants("", "events", ("create",))
     | grants("k8s.cni.cncf.io", "network-attachment-definitions", MANAGE)
     | grants("storage.k8s.io", "storageclasses", READ)
+    | grants("authentication.k8s.io", "tokenreviews", ("create",))
+    | grants("authorization.k8s.io", "subjectaccessreviews", ("create",))
 )
 LEASE_VERBS = grants("coordination.k8s.io", "leases", ("get", "create", "update"))
 
@@ -141,6 +144,11 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
         ("ServiceAccount", SERVICE_ACCOUNT),
         ("ClusterRole", "wukong-operator"),
         ("ClusterRoleBinding", "wukong-operator"),
+        # Issue 17: scrapers' right to /metrics, and people's rights aggregated into theirs.
+        ("ClusterRole", "wukong-metrics-reader"),
+        ("ClusterRole", "wukong-view"),
+        ("ClusterRole", "wukong-edit"),
+        ("ClusterRole", "wukong-admin"),
         ("Role", "wukong-leader-election"),
         ("RoleBinding", "wukong-leader-election"),
         ("Deployment", "wukong"),
@@ -204,9 +212,13 @@ def test_the_deployment_runs_two_replicas_with_leader_election_probes_and_limits
         "name": "WUKONG_LEASE_NAMESPACE",
         "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
     } in container["env"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
-    assert {"name": "metrics", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    # Probes and metrics on their own ports (issue 17): the Service exposes only metrics.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}
+    assert container["ports"] == [
+        {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
+    ]
     for bound in ("requests", "limits"):
         assert set(container["resources"][bound]) == {"cpu", "memory"}
     service = find(docs, "Service", "wukong-metrics")
@@ -385,6 +397,63 @@ async def allowed(api: Kube, group: str, resource: str, verb: str, namespace: st
     return bool(review["status"].get("allowed"))
 
 
+def test_user_roles_aggregate_into_view_edit_and_admin(docs: list[dict[str, Any]]) -> None:
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    into = {
+        name: {
+            k.removeprefix(aggregate)
+            for k in find(docs, "ClusterRole", name)["metadata"]["labels"]
+            if k.startswith(aggregate)
+        }
+        for name in ("wukong-view", "wukong-edit", "wukong-admin")
+    }
+    assert into == {
+        "wukong-view": {"view", "edit", "admin"},
+        "wukong-edit": {"edit", "admin"},
+        "wukong-admin": {"admin"},
+    }
+    reader = find(docs, "ClusterRole", "wukong-metrics-reader")
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+
+
+async def test_a_user_bound_to_wukong_view_reads_and_one_bound_to_edit_writes(
+    installed: ControlPlane, kube: ApiClient, namespace: str
+) -> None:
+    k = Kube(kube)
+    for role in ("view", "edit"):
+        account = f"user-{role}"
+        await k.create(
+            api_path("", "v1", "serviceaccounts", namespace),
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
+        )
+        await k.create(
+            api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": account},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": f"wukong-{role}",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            },
+        )
+    viewer_config = installed.service_account_kubeconfig(namespace, "user-view")
+    editor_config = installed.service_account_kubeconfig(namespace, "user-edit")
+    async with await new_client(viewer_config) as v, await new_client(editor_config) as e:
+        viewer, editor = Kube(v), Kube(e)
+        for verb in ("get", "list", "watch"):
+            assert await allowed(viewer, GROUP, "wukongs", verb, namespace), verb
+        assert not await allowed(viewer, GROUP, "wukongs", "patch", namespace)
+        # RoleBindings give nothing elsewhere.
+        assert not await allowed(viewer, GROUP, "wukongs", "list", "default")
+        for verb in ("create", "patch", "delete"):
+            assert await allowed(editor, GROUP, "wukongs", verb, namespace), verb
+        assert not await allowed(editor, GROUP, "wukongs/status", "patch", namespace)
+
+
 async def test_the_service_account_is_granted_each_verb_in_the_table_and_nothing_near_it(
     as_operator: Kube, namespace: str
 ) -> None:
@@ -407,6 +476,9 @@ async def test_the_service_account_is_granted_each_verb_in_the_table_and_nothing
         ("rbac.authorization.k8s.io", "clusterroles", "create"),
         # Leases only in its own namespace.
         ("coordination.k8s.io", "leases", "get"),
+        # Granted once and never used (issue 17).
+        (GROUP, "wukongs/status", "update"),
+        ("", "events", "patch"),
     ]
     for group, resource, verb in denied:
         assert not await allowed(as_operator, group, resource, verb, namespace), (resource, verb)
@@ -513,3 +585,87 @@ async def test_removing_the_annotation_lets_the_delete_through(protected: Wukong
     await protected.unprotect("db-1")
     await protected.delete("db-1")
     assert "db-1" not in await protected.names()
+
+
+# -- the single-file installers and the namespaced variant (issue 17) --------------------------
+
+
+@pytest.fixture(scope="module")
+def installers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """dist/install.yaml and dist/install-namespaced.yaml as `nox -s installer` renders them."""
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "hack" / "render_install.py"),
+            "--kubectl",
+            str(kubectl_binary()),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {p.name: p for p in out.glob("*.yaml")}
+
+
+def test_the_installer_is_the_base_in_one_file(installers: dict[str, Path]) -> None:
+    assert set(installers) == {"install.yaml", "install-namespaced.yaml"}
+    text = installers["install.yaml"].read_text()
+    assert text.startswith("# Wukong 0.1.0: the operator.\n")
+    assert [d for d in yaml.safe_load_all(text) if d] == render()
+
+
+@pytest.mark.parametrize("name", ["install.yaml", "install-namespaced.yaml"])
+def test_each_installer_applies_with_server_side_dry_run(
+    installers: dict[str, Path], installed: ControlPlane, name: str
+) -> None:
+    out = kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-f",
+        str(installers[name]),
+        kubeconfig=installed.kubeconfig,
+    )
+    for kind, object_name in (
+        ("customresourcedefinition.apiextensions.k8s.io", f"{PLURAL}.{GROUP}"),
+        ("deployment.apps", "wukong"),
+        ("clusterrole.rbac.authorization.k8s.io", "wukong-operator"),
+        ("clusterrole.rbac.authorization.k8s.io", "wukong-edit"),
+    ):
+        assert f"{kind}/{object_name} serverside-applied (server dry run)" in out, out
+    assert "PodSecurity" not in out, out
+
+
+def test_the_namespaced_variant_grants_the_same_verbs_in_one_namespace(
+    installers: dict[str, Path],
+) -> None:
+    docs = [d for d in yaml.safe_load_all(installers["install-namespaced.yaml"].read_text()) if d]
+    role = find(docs, "Role", "wukong-operator")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    cluster = find(docs, "ClusterRole", "wukong-operator")
+    assert granted(cluster["rules"]) == {
+        ("storage.k8s.io", "storageclasses", verb) for verb in READ
+    } | {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    }
+    assert granted(role["rules"]) | granted(cluster["rules"]) == CLUSTER_VERBS
+    binding = find(docs, "RoleBinding", "wukong-operator")
+    assert binding["roleRef"]["kind"] == "Role" and binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+    ]
+    (container,) = find(docs, "Deployment", "wukong")["spec"]["template"]["spec"]["containers"]
+    assert {
+        "name": "WUKONG_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    } in container["env"]
+    base = render()
+    assert find(docs, "Namespace", NAMESPACE) == find(base, "Namespace", NAMESPACE)
+    assert find(docs, "CustomResourceDefinition", f"{PLURAL}.{GROUP}") == find(
+        base, "CustomResourceDefinition", f"{PLURAL}.{GROUP}"
+    )

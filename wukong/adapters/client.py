@@ -3,10 +3,17 @@ simulator, tests) shares."""
 
 from __future__ import annotations
 
-from contextlib import suppress
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Final
 
+import yaml
 from aiohttp.helpers import get_env_proxy_for_url
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client import ApiClient, Configuration
 from yarl import URL
 
 
@@ -24,3 +31,126 @@ def look_up_environment_once(api: ApiClient) -> None:
                 proxy = proxy.with_user(auth.login).with_password(auth.password)
             rest.proxy = str(proxy)
     rest.pool_manager._trust_env = False  # no public setter; read per request by aiohttp
+
+
+# -- one kubeconfig loader and one identity for the operator and the CLI ----------------------
+
+DEFAULT_KUBECONFIG: Final = "~/.kube/config"
+SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+OPERATOR_AGENT: Final = "wukong-operator"
+CLI_AGENT: Final = "kubectl-wukong"
+_LOADER_LOGGERS: Final = ("kubernetes_asyncio.config.kube_config", "kubernetes_asyncio.config")
+
+
+class ConfigError(Exception):
+    """No usable cluster configuration; `message` is one line for a person."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def kubeconfig_files(kubeconfig: str | None) -> list[str]:
+    """The existing files of a KUBECONFIG-style list (kubectl merges them in order)."""
+    paths = (kubeconfig or DEFAULT_KUBECONFIG).split(os.pathsep)
+    return [str(Path(p).expanduser()) for p in paths if p and Path(p).expanduser().exists()]
+
+
+def context_namespace(context: Any) -> str | None:
+    """The namespace a kubeconfig context names, if any."""
+    if not isinstance(context, dict):
+        return None
+    value = (context.get("context") or {}).get("namespace")
+    return str(value) if value else None
+
+
+def _check_documents(files: list[str]) -> None:
+    """Refuse files that name no cluster before the loader trips over them (an empty file
+    makes kubernetes_asyncio fail with "'NoneType' object does not support item
+    assignment")."""
+    usable = False
+    for name in files:
+        try:
+            doc = yaml.safe_load(Path(name).read_text())
+        except (OSError, yaml.YAMLError) as error:
+            reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+            raise ConfigError(f"cannot read kubeconfig {name}: {reason}") from error
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise ConfigError(f"kubeconfig {name} is not a kubeconfig (a YAML mapping)")
+        usable = usable or bool(doc.get("contexts") or doc.get("clusters"))
+    if not usable:
+        which = ", ".join(files)
+        raise ConfigError(f"kubeconfig {which} is empty: it names no cluster or context")
+
+
+@contextmanager
+def _quiet_loader() -> Iterator[None]:
+    """kubernetes_asyncio logs an exec plugin's failure and then raises it: keep only the
+    exception, so the person reads the reason once."""
+    loggers = [logging.getLogger(name) for name in _LOADER_LOGGERS]
+    before = [(lg, lg.disabled) for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    try:
+        yield
+    finally:
+        for lg, disabled in before:
+            lg.disabled = disabled
+
+
+async def load_configuration(
+    configuration: Configuration, kubeconfig: str | None, context: str | None
+) -> str:
+    """Fill `configuration` the way the operator and the CLI both do; return the chosen
+    context's namespace (in a pod: the service account's), else "default".
+
+    Order: the kubeconfig given (flag or KUBECONFIG, a list), else the service account when
+    running in a pod (and no --context), else ~/.kube/config. Every failure is a ConfigError
+    with one line to show."""
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    if kubeconfig is None and context is None and in_pod:
+        try:
+            kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except kube_config.ConfigException as error:
+            raise ConfigError(f"cannot use the pod's service account: {error}") from error
+        if SERVICE_ACCOUNT_NAMESPACE.exists():
+            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+        return "default"
+    files = kubeconfig_files(kubeconfig)
+    if not files:
+        where = kubeconfig or f"{DEFAULT_KUBECONFIG} (KUBECONFIG is not set)"
+        raise ConfigError(f"no cluster configured: no kubeconfig at {where}; pass --kubeconfig")
+    _check_documents(files)
+    try:
+        with _quiet_loader():
+            loader = await kube_config.load_kube_config(
+                config_file=os.pathsep.join(files),
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except (kube_config.ConfigException, yaml.YAMLError, OSError, KeyError, TypeError) as error:
+        if context is not None and "contexts" in str(error):
+            raise ConfigError(f"context {context} not found in {', '.join(files)}") from error
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ConfigError(f"cannot use kubeconfig {', '.join(files)}: {reason}") from error
+    return context_namespace(loader.current_context) or "default"
+
+
+def identify(api: ApiClient, agent: str) -> None:
+    """Name the client in every request: `User-Agent: <agent>/<version>`; `Kube` sends the
+    agent as the fieldManager of its writes (managedFields and audit logs say who wrote)."""
+    from wukong import __version__
+
+    api.user_agent = f"{agent}/{__version__}"
+
+
+def field_manager(api: ApiClient) -> str | None:
+    """The fieldManager for writes through `api`: the product of its User-Agent, when
+    `identify` named it (None leaves the API server's default)."""
+    headers = getattr(api, "default_headers", None) or {}
+    agent = str(headers.get("User-Agent") or "")
+    product = agent.split("/", 1)[0]
+    return product if product in (OPERATOR_AGENT, CLI_AGENT) else None

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import aiohttp
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from wukong.adapters.client import field_manager
 from wukong.errors import (
     AlreadyExists,
     ApiError,
@@ -27,7 +29,8 @@ from wukong.errors import (
 )
 
 JsonObj = dict[str, Any]
-RequestHook = Callable[[str, int], None]
+RequestHook = Callable[[str, int, str], None]
+"""(verb, HTTP status or 0, resource such as `virtualmachines/start`) of each request."""
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
@@ -43,6 +46,18 @@ def api_path(
         base += f"/namespaces/{namespace}"
     base += f"/{plural}"
     return f"{base}/{name}" if name else base
+
+
+def resource_of(path: str) -> str:
+    """The resource a REST path names, with its subresource: `/apis/g/v/namespaces/n/
+    virtualmachines/vm/start` is `virtualmachines/start`, `/api/v1/namespaces/n` `namespaces`."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    if not rest:
+        return ""
+    return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
 
 
 def classify(status: int, body: str, path: str) -> ApiError:
@@ -69,9 +84,15 @@ def classify(status: int, body: str, path: str) -> ApiError:
 class Kube:
     """Raw JSON requests to the API server through one shared `ApiClient`."""
 
+    _writer: Mapping[str, str] = MappingProxyType({})  # fieldManager query of writes
+
     def __init__(self, api: ApiClient, *, on_request: RequestHook | None = None) -> None:
         self.api = api
         self._on_request = on_request
+        manager = field_manager(api)
+        # Writes name their author (managedFields, audit); `identify` set the agent.
+        if manager:
+            self._writer = MappingProxyType({"fieldManager": manager})
 
     async def request(
         self,
@@ -102,12 +123,12 @@ class Kube:
                 text = await resp.text()
                 status = resp.status
         except ApiException as exc:  # raised by the transport before any response
-            self._count(method, 0)
+            self._count(method, 0, path)
             raise ServerError(0, "TransportError", str(exc.reason), path=path) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self._count(method, 0)
+            self._count(method, 0, path)
             raise ServerError(0, "TransportError", repr(exc), path=path) from exc
-        self._count(method, status)
+        self._count(method, status, path)
         if status >= 400:
             raise classify(status, text, path)
         if not text:
@@ -118,9 +139,9 @@ class Kube:
             return {"raw": text}
         return doc if isinstance(doc, dict) else {"items": doc}
 
-    def _count(self, method: str, status: int) -> None:
+    def _count(self, method: str, status: int, path: str) -> None:
         if self._on_request is not None:
-            self._on_request(method, status)
+            self._on_request(method, status, resource_of(path))
 
     async def get(self, path: str) -> JsonObj:
         """GET one object (only for things no watch covers, e.g. guest-agent calls)."""
@@ -128,22 +149,30 @@ class Kube:
 
     async def create(self, path: str, obj: JsonObj) -> JsonObj:
         """POST to a collection."""
-        return await self.request("POST", path, body=obj)
+        return await self.request("POST", path, body=obj, query=self._writer)
 
-    async def merge_patch(self, path: str, patch: JsonObj) -> JsonObj:
-        """RFC 7386 merge patch."""
-        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+    async def merge_patch(self, path: str, patch: JsonObj, *, dry_run: bool = False) -> JsonObj:
+        """RFC 7386 merge patch (`dry_run`: validated and admitted, never stored)."""
+        query = {**self._writer, **({"dryRun": "All"} if dry_run else {})}
+        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH, query=query)
 
     async def json_patch(self, path: str, ops: list[JsonObj]) -> JsonObj:
         """RFC 6902 JSON patch (with `test` ops for optimistic concurrency)."""
-        return await self.request("PATCH", path, body=ops, content_type=JSON_PATCH)
+        return await self.request(
+            "PATCH", path, body=ops, content_type=JSON_PATCH, query=self._writer
+        )
 
     async def replace(self, path: str, obj: JsonObj) -> JsonObj:
         """PUT a whole object (carries its resourceVersion: 409 when stale)."""
-        return await self.request("PUT", path, body=obj)
+        return await self.request("PUT", path, body=obj, query=self._writer)
 
     async def delete(
-        self, path: str, *, uid: str | None = None, propagation: str | None = None
+        self,
+        path: str,
+        *,
+        uid: str | None = None,
+        propagation: str | None = None,
+        dry_run: bool = False,
     ) -> JsonObj:
         """DELETE; a 404 counts as success (already gone). `uid` pins one incarnation."""
         body: JsonObj = {"kind": "DeleteOptions", "apiVersion": "v1"}
@@ -151,6 +180,8 @@ class Kube:
             body["preconditions"] = {"uid": uid}
         if propagation:
             body["propagationPolicy"] = propagation
+        if dry_run:
+            body["dryRun"] = ["All"]
         try:
             return await self.request("DELETE", path, body=body)
         except NotFound:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from wukong.api import names
+from wukong.api.quantity import QUANTITY_PATTERN
 from wukong.api.spec import WukongSpec
 from wukong.api.status import WukongStatus
 
@@ -58,9 +59,16 @@ _PRINTER_COLUMNS = [
         "name": "Ready",
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-        "priority": 1,
     },
 ]
+# status.phase as the state machine names them (wukong.fsm.states.Phase; a unit test pins it).
+PHASES = (
+    "Pending", "Creating", "Starting", "Running", "Stopping", "Stopped", "Restarting",
+    "Suspending", "Suspended", "Resuming", "Deleting", "Error",
+)  # fmt: skip
+# Quantity fields: a person reads "memory must be a quantity such as 4Gi (did you mean 1G or
+# 1Gi?)", not the grammar's regular expression (SPEC: bad input gets a clear message).
+_QUANTITY_EXAMPLE = {"memory": "4Gi", "size": "20Gi"}
 
 
 def structural(schema: Schema, *, keep_defaults: bool = True) -> Schema:
@@ -79,16 +87,54 @@ def _clean(node: Schema, defs: Schema, keep_defaults: bool) -> Schema:
         if key == "const":
             out["enum"] = [value]
         elif key == "properties":
-            out[key] = {name: _clean(prop, defs, keep_defaults) for name, prop in value.items()}
+            out[key] = {
+                name: _readable_quantity(name, _clean(prop, defs, keep_defaults))
+                for name, prop in value.items()
+            }
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
             out[key] = _clean(value, defs, keep_defaults)
         elif key == "x-kubernetes-validations":
             # pydantic sorts keys; a rule reads better before its message.
             out[key] = [{"rule": r["rule"], "message": r["message"]} for r in value]
+            for rule, source in zip(out[key], value, strict=True):
+                if "messageExpression" in source:
+                    rule["messageExpression"] = source["messageExpression"]
         else:
             out[key] = value
     _exclusive_bounds(out)
     return _ordered(out)
+
+
+def _readable_quantity(name: str, node: Schema) -> Schema:
+    """A quantity's regex `pattern` becomes a CEL rule whose message names the field, gives
+    an example and, for `1GB`/`1GiB`, the spelling meant."""
+    if node.get("pattern") != QUANTITY_PATTERN:
+        return node
+    node = dict(node)
+    pattern = node.pop("pattern")
+    example = _QUANTITY_EXAMPLE.get(name, "4Gi")
+    stem = "self.substring(0, size(self) - 1)"
+    hint = (
+        f"(self.endsWith('iB') ? ' (did you mean ' + {stem} + '?)' : "
+        f"self.endsWith('B') && size(self) > 1 ? ' (did you mean ' + {stem} + ' or ' + "
+        f"{stem} + 'i?)' : '')"
+    )
+    rule = {
+        "rule": f"self.matches({_cel_string(pattern)})",
+        "messageExpression": (
+            f"'{name} must be a quantity such as {example}' + {hint} + ', not ' + self"
+        ),
+        "message": f"{name} must be a quantity such as {example} (a number and a suffix "
+        "such as Ki Mi Gi Ti or k M G T)",
+    }
+    node["x-kubernetes-validations"] = [rule, *node.get("x-kubernetes-validations", [])]
+    return _ordered(node)
+
+
+def _cel_string(text: str) -> str:
+    """A CEL string literal for `text` (a raw string: no escapes to double)."""
+    assert "'" not in text
+    return f"r'{text}'"
 
 
 def _flatten(node: Schema, defs: Schema) -> Schema:
@@ -136,6 +182,7 @@ def build_schema() -> Schema:
     spec = structural(WukongSpec.model_json_schema(by_alias=True))
     # Defaults in status would be filled in by the API server and look like a status change.
     status = structural(WukongStatus.model_json_schema(by_alias=True), keep_defaults=False)
+    status["properties"]["phase"] = _ordered(status["properties"]["phase"] | {"enum": list(PHASES)})
     return {
         "description": "A virtual machine on KubeVirt, declared as one resource.",
         "type": "object",
@@ -168,7 +215,9 @@ def build_crd() -> Schema:
                 "plural": names.PLURAL,
                 "singular": names.SINGULAR,
                 "shortNames": list(names.SHORT_NAMES),
+                "categories": ["all"],
             },
+            # `kubectl get all` lists Wukongs, as it lists KubeVirt's VMs.
             "scope": "Namespaced",
             "versions": [
                 {

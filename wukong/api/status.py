@@ -104,7 +104,8 @@ class DeletionStatus(WireModel):
     """Progress of the deletion flow."""
 
     step: str | None = None
-    """The current step, e.g. StoppingVM, DeletingDisks."""
+    """The current step: Retain, StopVM, DeleteVM, DeleteDisks, DeleteNetworks, Finalize; or
+    Blocked while the deletion-protection annotation holds it (nothing is touched)."""
     remaining: list[str] = Field(default_factory=list)
     """Objects still to delete."""
     kept: list[str] = Field(default_factory=list)

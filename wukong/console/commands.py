@@ -16,34 +16,67 @@ import typer
 from wukong.api.spec import Action, DiskBus
 from wukong.console.errors import usage
 from wukong.console.options import (
+    TYPER_STYLE,
     Context,
     DiskArg,
+    DryRunOpt,
     Force,
     GracePeriod,
     Kubeconfig,
+    KubectlCommand,
     NameArg,
     Namespace,
+    OptionalName,
+    OutputOpt,
+    Selector,
     Timeout,
     Wait,
     asker,
     cluster_from,
     console,
+    duration,
     fail,
     keep_list,
     run,
+    writing,
 )
+from wukong.console.output import DryRun, Output
 
-app = typer.Typer(add_completion=False)
+app = typer.Typer(**TYPER_STYLE)
 
 
-_LIFECYCLE: tuple[tuple[Action, str], ...] = (
-    (Action.START, "Start a stopped Wukong."),
-    (Action.STOP, "Shut the guest down (ACPI), powering off when the grace period ends."),
-    (Action.RESTART, "Restart the VM: stop, then start again."),
-    (Action.SUSPEND, "Pause the running guest; its memory is kept."),
-    (Action.RESUME, "Unpause a suspended Wukong."),
+_LIFECYCLE: tuple[tuple[Action, str, str | None], ...] = (
+    (Action.START, "Start a stopped Wukong.", None),
+    (
+        Action.STOP,
+        "Shut the guest down (ACPI), powering off when the grace period ends.",
+        None,
+    ),
+    (Action.RESTART, "Restart the VM: stop, then start again.", None),
+    (Action.SUSPEND, "Pause the running guest; its memory is kept.", "pause"),
+    (Action.RESUME, "Unpause a suspended Wukong.", "unpause"),
 )
 _SHUT_DOWN = frozenset({Action.STOP, Action.RESTART})  # the only ones with --force, --grace-period
+
+
+def _examples(verb: str) -> str:
+    return f"""# {verb} web-1 in the context's namespace and wait for the answer
+wukong {verb} web-1 --wait --timeout 5m
+
+# {verb} every Wukong labelled tier=web in namespace demo
+wukong {verb} -l tier=web -n demo
+
+# show the patch that would be sent
+wukong {verb} web-1 --dry-run=client -o yaml"""
+
+
+def one_target(name: str | None, selector: str | None) -> list[str]:
+    """A NAME or -l, never both, never neither."""
+    if name is not None and selector is not None:
+        fail(usage("a NAME and -l/--selector do not go together"))
+    if name is None and selector is None:
+        fail(usage("name a Wukong, or select some with -l/--selector"))
+    return [] if name is None else [name]
 
 
 def _lifecycle_command(action: Action) -> Callable[..., None]:
@@ -51,11 +84,14 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
     actions that shut nothing down get one without --force and --grace-period."""
 
     def command(
-        name: NameArg,
+        name: OptionalName = None,
+        selector: Selector = None,
         force: Force = False,
         grace_period: GracePeriod = None,
         wait: Wait = False,
         timeout: Timeout = 300,
+        dry_run: DryRunOpt = DryRun.NONE,
+        output: OutputOpt = None,
         kubeconfig: Kubeconfig = None,
         context: Context = None,
         namespace: Namespace = None,
@@ -65,11 +101,21 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         from wukong.console import flows
         from wukong.console.lifecycle import Request
 
+        names = one_target(name, selector)
         if force and grace_period is not None:
             fail(usage("--force powers off at once: --grace-period does not apply"))
         cluster = cluster_from(kubeconfig, context, namespace)
         request = Request.now(action, datetime.now(UTC), force=force, grace_period=grace_period)
-        run(flows.lifecycle(cluster, console(), request, name, wait=timeout if wait else None))
+        work = flows.lifecycle(
+            cluster,
+            console(),
+            request,
+            names,
+            wait=timeout if wait else None,
+            selector=selector,
+            writing=writing(dry_run, output),
+        )
+        run(work)
 
     if action not in _SHUT_DOWN:
         signature = inspect.signature(command, eval_str=True)
@@ -80,16 +126,59 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
     return command
 
 
-for _action, _summary in _LIFECYCLE:
-    app.command(name=_action.value, help=_summary)(_lifecycle_command(_action))
+for _action, _summary, _alias in _LIFECYCLE:
+    _command = _lifecycle_command(_action)
+    app.command(
+        name=_action.value, help=_summary, epilog=_examples(_action.value), cls=KubectlCommand
+    )(_command)
+    if _alias is not None:
+        app.command(
+            name=_alias,
+            help=f"{_summary} Alias of {_action.value} (virtctl's name).",
+            epilog=_examples(_alias),
+            cls=KubectlCommand,
+        )(_command)
 
 
-@app.command()
+STATUS_EXAMPLES = """# every Wukong in the namespace, then one line per change
+wukong status -w
+
+# one Wukong in detail, or as YAML
+wukong status web-1
+wukong status web-1 -o yaml
+
+# names of the Wukongs labelled tier=web in every namespace
+wukong status -A -l tier=web -o name"""
+
+
+@app.command(cls=KubectlCommand, epilog=STATUS_EXAMPLES)
 def status(
-    name: Annotated[str | None, typer.Argument(help="one Wukong in detail")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="one Wukong in detail", metavar="NAME", show_default=False)
+    ] = None,
     all_namespaces: Annotated[
         bool, typer.Option("--all-namespaces", "-A", help="every namespace")
     ] = False,
+    selector: Selector = None,
+    output: Annotated[
+        Output | None,
+        typer.Option(
+            "--output", "-o", help="json, yaml, wide or name", metavar="FORMAT", show_default=False
+        ),
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="after the table, print each change")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            parser=duration,
+            metavar="DURATION",
+            help="with -w: stop watching after this long (default: until Ctrl-C)",
+            show_default=False,
+        ),
+    ] = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
@@ -99,11 +188,25 @@ def status(
 
     if name is not None and all_namespaces:
         fail(usage("a name and --all-namespaces do not go together"))
+    if name is not None and selector is not None:
+        fail(usage("a NAME and -l/--selector do not go together"))
+    if timeout is not None and not watch:
+        fail(usage("--timeout only bounds -w/--watch"))
     cluster = cluster_from(kubeconfig, context, namespace)
-    run(flows.status(cluster, console(), name, all_namespaces=all_namespaces))
+    following = (timeout if timeout is not None else float("inf")) if watch else None
+    work = flows.status(
+        cluster,
+        console(),
+        name,
+        all_namespaces=all_namespaces,
+        output=output,
+        selector=selector,
+        watch=following,
+    )
+    run(work)
 
 
-@app.command()
+@app.command(cls=KubectlCommand, epilog="wukong describe web-1 -n demo")
 def describe(
     name: NameArg,
     kubeconfig: Kubeconfig = None,
@@ -116,15 +219,33 @@ def describe(
     run(flows.describe(cluster_from(kubeconfig, context, namespace), console(), name))
 
 
-@app.command()
+ATTACH_EXAMPLES = """# a blank 10Gi disk, hot-plugged if web-1 runs; wait until it is plugged
+wukong attach web-1 data --size 10Gi --wait
+
+# a disk imported from a container image (virtctl's name works too)
+wukong addvolume web-1 tools --size 2Gi --image docker://quay.io/org/tools:1"""
+
+
 def attach(
     name: NameArg,
     disk: DiskArg,
-    size: Annotated[str, typer.Option("--size", help="size, e.g. 10Gi", show_default=False)],
+    size: Annotated[
+        str, typer.Option("--size", help="size, e.g. 10Gi", show_default=False, metavar="SIZE")
+    ],
     image: Annotated[
-        str | None, typer.Option("--image", help="docker://… or http(s)://… to import")
+        str | None,
+        typer.Option("--image", help="docker://… or http(s)://… to import", metavar="URL"),
     ] = None,
-    bus: Annotated[DiskBus | None, typer.Option("--bus", help="disk bus [default: virtio]")] = None,
+    bus: Annotated[
+        DiskBus | None,
+        typer.Option("--bus", help="virtio or scsi (default: virtio)", metavar="BUS"),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="wait until the disk is plugged (or provisioned)")
+    ] = False,
+    timeout: Timeout = 300,
+    dry_run: DryRunOpt = DryRun.NONE,
+    output: OutputOpt = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
@@ -133,10 +254,27 @@ def attach(
     from wukong.console import flows
 
     cluster = cluster_from(kubeconfig, context, namespace)
-    run(flows.attach(cluster, console(), name, disk, size=size, image=image, bus=bus))
+    work = flows.attach(
+        cluster,
+        console(),
+        name,
+        disk,
+        size=size,
+        image=image,
+        bus=bus,
+        wait=timeout if wait else None,
+        writing=writing(dry_run, output),
+    )
+    run(work)
 
 
-@app.command()
+DETACH_EXAMPLES = """# unplug data and keep its PVC; wait until it is gone from web-1
+wukong detach web-1 data --keep-data --wait
+
+# virtctl's name for the same
+wukong removevolume web-1 data"""
+
+
 def detach(
     name: NameArg,
     disk: DiskArg,
@@ -144,6 +282,12 @@ def detach(
     force: Annotated[
         bool, typer.Option("--force", help="skip the check that the guest no longer uses it")
     ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="wait until the disk has left the Wukong")
+    ] = False,
+    timeout: Timeout = 300,
+    dry_run: DryRunOpt = DryRun.NONE,
+    output: OutputOpt = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
@@ -152,15 +296,49 @@ def detach(
     from wukong.console import flows
 
     cluster = cluster_from(kubeconfig, context, namespace)
-    run(flows.detach(cluster, console(), name, disk, keep_data=keep_data, force=force))
+    work = flows.detach(
+        cluster,
+        console(),
+        name,
+        disk,
+        keep_data=keep_data,
+        force=force,
+        wait=timeout if wait else None,
+        writing=writing(dry_run, output),
+    )
+    run(work)
 
 
-@app.command()
+for _name, _function, _examples_text, _alias_of in (
+    ("attach", attach, ATTACH_EXAMPLES, None),
+    ("addvolume", attach, ATTACH_EXAMPLES, "attach"),
+    ("detach", detach, DETACH_EXAMPLES, None),
+    ("removevolume", detach, DETACH_EXAMPLES, "detach"),
+):
+    _help = inspect.getdoc(_function) or ""
+    if _alias_of:
+        _help += f" Alias of {_alias_of} (virtctl's name)."
+    app.command(name=_name, help=_help, epilog=_examples_text, cls=KubectlCommand)(_function)
+
+
+DELETE_EXAMPLES = """# show the plan, ask, delete; keep the disk named data
+wukong delete web-1 --keep data
+
+# every Wukong labelled tier=test, without asking, and wait until they are gone
+wukong delete -l tier=test --yes --wait
+
+# what would happen, checked by the API server, nothing deleted
+wukong delete web-1 --dry-run=server"""
+
+
+@app.command(cls=KubectlCommand, epilog=DELETE_EXAMPLES)
 def delete(
-    name: NameArg,
+    name: OptionalName = None,
+    selector: Selector = None,
     keep_disks: Annotated[bool, typer.Option("--keep-disks", help="keep every disk")] = False,
     keep: Annotated[
-        list[str] | None, typer.Option("--keep", help="keep this disk (repeat, or a,b)")
+        list[str] | None,
+        typer.Option("--keep", help="keep this disk (repeat, or a,b)", metavar="DISK"),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="no graceful stop; release at once")
@@ -168,6 +346,8 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="follow the teardown until gone")] = False,
     timeout: Timeout = 300,
+    dry_run: DryRunOpt = DryRun.NONE,
+    output: OutputOpt = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
@@ -175,6 +355,7 @@ def delete(
     """Delete a Wukong: shows what goes and what stays, then asks."""
     from wukong.console import flows
 
+    names = one_target(name, selector)
     kept = keep_list(keep)
     if keep_disks and kept:
         fail(usage("--keep-disks keeps every disk: drop --keep"))
@@ -182,11 +363,53 @@ def delete(
     work = flows.delete(
         cluster,
         console(),
-        name,
+        names,
         keep_all=keep_disks,
         keep=kept,
         force=force,
-        ask=asker(yes, name),
+        ask=lambda wukong: asker(yes, wukong),
         wait=timeout if wait else None,
+        selector=selector,
+        writing=writing(dry_run, output),
     )
     run(work)
+
+
+@app.command(cls=KubectlCommand, epilog="wukong version\nwukong version --client -o json")
+def version(
+    client: Annotated[
+        bool, typer.Option("--client", help="only this CLI's version; no request")
+    ] = False,
+    output: Annotated[
+        Output | None,
+        typer.Option("--output", "-o", help="json or yaml", metavar="FORMAT", show_default=False),
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """The CLI's version and the operator's (from its Deployment, where you may read it)."""
+    from wukong.console import flows
+
+    if output in (Output.WIDE, Output.NAME):
+        fail(usage("version prints json or yaml"))
+    run(flows.version(cluster_from(kubeconfig, context, None), console(), client, output))
+
+
+def _completion_help() -> str:
+    return """# bash, for this shell, then for good
+source <(wukong completion bash)
+wukong completion bash > ~/.local/share/bash-completion/completions/wukong
+
+# zsh
+wukong completion zsh > "${fpath[1]}/_wukong\""""
+
+
+@app.command(cls=KubectlCommand, epilog=_completion_help())
+def completion(
+    shell: Annotated[str, typer.Argument(help="bash, zsh, fish or powershell", metavar="SHELL")],
+) -> None:
+    """Print the shell completion script for `wukong` (and `kubectl-wukong` when called by
+    that name); `kubectl wukong <TAB>` is not completed yet."""
+    from wukong.console.options import completion_script
+
+    typer.echo(completion_script(shell), nl=False)

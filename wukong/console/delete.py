@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wukong.api import names
+from wukong.api.contract import DELETE_GRACE_SECONDS as DEFAULT_GRACE
 from wukong.console.errors import CliError, usage
-from wukong.reconcile.deletion import DEFAULT_GRACE
 
 JsonObj = dict[str, Any]
 

@@ -146,3 +146,32 @@ def recorded(cr: JsonObj | None, plan: Detach) -> bool | None:
 def remove_patch(cr: JsonObj, plan: Detach) -> JsonObj:
     """The patch removing the disk from spec.disks."""
     return _pinned(cr, [d for d in _disks(cr) if d.get("name") != plan.disk])
+
+
+def _volume(cr: JsonObj, disk: str) -> JsonObj:
+    volumes = (cr.get("status") or {}).get("volumes") or []
+    return next((v for v in volumes if v.get("name") == disk), {})
+
+
+def ready(cr: JsonObj | None, disk: str) -> str | None:
+    """`attach --wait`: the line to print once the disk is usable (plugged into a running
+    VM, else provisioned); None while it is on its way."""
+    if cr is None:
+        raise CliError("the Wukong was deleted")
+    name = cr["metadata"]["name"]
+    volume = _volume(cr, disk)
+    if volume.get("phase") == "Failed":
+        raise CliError(f"disk {disk} of {name} failed: {volume.get('message') or 'no reason'}")
+    if (cr.get("status") or {}).get("phase") == "Running":
+        return f"disk {disk} is attached to {name}" if volume.get("attached") else None
+    if volume.get("phase") in ("Succeeded", "Bound"):
+        return f"disk {disk} of {name} is ready (attached when {name} starts)"
+    return None
+
+
+def gone(cr: JsonObj | None, disk: str) -> str | None:
+    """`detach --wait`: the line to print once the disk has left the Wukong's status."""
+    if cr is None:
+        raise CliError("the Wukong was deleted")
+    name = cr["metadata"]["name"]
+    return None if _volume(cr, disk) else f"disk {disk} detached from {name}"

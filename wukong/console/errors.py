@@ -25,13 +25,23 @@ def usage(message: str) -> CliError:
     return CliError(message, USAGE)
 
 
+NO_API: Final = (
+    "the Wukong API (vm.novasphere.dev/v1alpha1) is not installed in this cluster: "
+    "apply manifests/crd/ first"
+)
+
+
+def api_missing(error: NotFound) -> bool:
+    """A 404 for the resource type itself (the CRD is not installed), not for one object."""
+    return "could not find the requested resource" in error.message or (
+        error.reason == "NotFound" and error.message == "404 page not found"
+    )
+
+
 def not_found(kind: str, name: str, namespace: str, error: NotFound) -> CliError:
     """A missing object, or a missing API when the CRD is not installed."""
-    if "could not find the requested resource" in error.message:
-        return CliError(
-            "the Wukong API (vm.novasphere.dev/v1alpha1) is not installed in this cluster: "
-            "apply manifests/crd/ first"
-        )
+    if api_missing(error):
+        return CliError(NO_API)
     return CliError(f"{kind} {name} not found in namespace {namespace}")
 
 
@@ -44,7 +54,9 @@ def explain(error: ApiError, server: str) -> str:
     if isinstance(error, Forbidden):
         return error.message  # the API server's text names the user, verb and resource
     if isinstance(error, NotFound):
-        return error.message
+        return (
+            NO_API if api_missing(error) and "/vm.novasphere.dev/" in error.path else error.message
+        )
     if isinstance(error, Invalid):
         return f"rejected by the API server: {error.message}"
     if isinstance(error, Conflict):

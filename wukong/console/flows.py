@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -13,11 +15,21 @@ from wukong.console import delete as deletion
 from wukong.console import disks
 from wukong.console.connect import Target, connect
 from wukong.console.describe import describe as describe_page
-from wukong.console.errors import OK, CliError
-from wukong.console.follow import wait_for
+from wukong.console.errors import OK, CliError, explain
+from wukong.console.follow import CannotWatch, events, wait_for
 from wukong.console.lifecycle import Outcome, Request, outcome
-from wukong.console.status import detail, summary_table
-from wukong.errors import Conflict
+from wukong.console.output import (
+    DryRun,
+    Output,
+    document,
+    listing,
+    name_of,
+    patch_text,
+    watch_line,
+    widths,
+)
+from wukong.console.status import detail
+from wukong.errors import ApiError, Conflict
 
 JsonObj = dict[str, Any]
 Say = Callable[[str], None]
@@ -46,48 +58,163 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Writing:
+    """How a writing verb writes: for real, or as a client or server dry run."""
+
+    dry_run: DryRun = DryRun.NONE
+    output: Output | None = None
+
+    @property
+    def server(self) -> bool:
+        """Send with dryRun=All: validated and admitted, never stored."""
+        return self.dry_run is DryRun.SERVER
+
+    @property
+    def client(self) -> bool:
+        """Print what would be sent; send nothing."""
+        return self.dry_run is DryRun.CLIENT
+
+    def suffix(self) -> str:
+        """What to add to a result line."""
+        return " (server dry run)" if self.server else ""
+
+
+async def chosen(target: Target, names: Sequence[str], selector: str | None) -> list[JsonObj]:
+    """The Wukongs a command acts on: the one named, or every one matching `-l`."""
+    if selector is None:
+        return [await target.wukong(name) for name in names]
+    listing = await target.kube.request("GET", target.wukongs(), query={"labelSelector": selector})
+    items = sorted(listing.get("items") or [], key=lambda c: str(c["metadata"]["name"]))
+    if not items:
+        raise CliError(f"no Wukongs match {selector} in namespace {target.namespace}")
+    return items
+
+
 async def lifecycle(
-    cluster: Cluster, io: Console, request: Request, name: str, *, wait: float | None
+    cluster: Cluster,
+    io: Console,
+    request: Request,
+    names: Sequence[str],
+    *,
+    wait: float | None,
+    selector: str | None = None,
+    writing: Writing = Writing(),
 ) -> int:
-    """Write the request; with `wait` (seconds), follow the Wukong until it is answered."""
+    """Write the request to each Wukong; with `wait` (seconds), follow each until answered."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        cr = await target.wukong(name)  # a clear "not found in namespace" before writing
-        if cr["metadata"].get("deletionTimestamp"):
-            raise CliError(f"{name} is being deleted: it takes no more requests")
-        written = await target.kube.merge_patch(target.wukongs(name), request.patch())
-        generation = int(written["metadata"]["generation"])
+        crs = await chosen(target, names, selector)
         verb = request.action.value
-        if wait is None:
-            io.out(f"{verb} requested for {name} (generation {generation})")
+        written: list[tuple[str, int]] = []
+        for cr in crs:
+            name = cr["metadata"]["name"]
+            if cr["metadata"].get("deletionTimestamp"):
+                raise CliError(f"{name} is being deleted: it takes no more requests")
+            if writing.client:
+                io.out(patch_text(f"PATCH {name_of(cr)}", request.patch(), writing.output))
+                continue
+            answer = await target.kube.merge_patch(
+                target.wukongs(name), request.patch(), dry_run=writing.server
+            )
+            generation = int(answer["metadata"]["generation"])
+            written.append((name, generation))
+            if wait is None or writing.server:
+                io.out(f"{verb} requested for {name} (generation {generation}){writing.suffix()}")
+        if wait is None or writing.dry_run is not DryRun.NONE:
             return OK
-
-        def check(cr: JsonObj | None) -> Outcome | None:
-            """The request's outcome, once answered."""
-            return outcome(cr, request, generation)
-
-        result = await wait_for(
-            target, name, check, within=wait, what=f"{name} to {verb}", say=io.say
+        results = await asyncio.gather(
+            *(_answer(target, io, request, name, gen, wait) for name, gen in written),
+            return_exceptions=True,
         )
-        if not result.ok:
-            raise CliError(result.message)
-        io.out(result.message)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for result in results:
+            if isinstance(result, Outcome):
+                io.out(result.message)
+        for failure in failures:
+            if not isinstance(failure, CliError):
+                raise failure
+        if failures:
+            if len(failures) == 1:
+                raise failures[0]
+            for failure in failures[:-1]:
+                io.say(f"error: {failure}")
+            raise failures[-1]
         return OK
 
 
-async def status(cluster: Cluster, io: Console, name: str | None, *, all_namespaces: bool) -> int:
-    """Print the table of every Wukong, or the detailed view of one."""
+async def _answer(
+    target: Target, io: Console, request: Request, name: str, generation: int, within: float
+) -> Outcome:
+    verb = request.action.value
+
+    def check(cr: JsonObj | None) -> Outcome | None:
+        """The request's outcome, once answered."""
+        return outcome(cr, request, generation)
+
+    result = await wait_for(
+        target, name, check, within=within, what=f"{name} to {verb}", say=io.say
+    )
+    if not result.ok:
+        raise CliError(result.message)
+    return result
+
+
+async def status(
+    cluster: Cluster,
+    io: Console,
+    name: str | None,
+    *,
+    all_namespaces: bool,
+    output: Output | None = None,
+    selector: str | None = None,
+    watch: float | None = None,
+) -> int:
+    """Print the table of every Wukong, or the detailed view of one; `watch` (seconds, or
+    inf): then a line per change until then."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        if name is not None and watch is None:
+            cr = await target.wukong(name)
+            if output is Output.NAME:
+                io.out(name_of(cr))
+            elif output in (Output.JSON, Output.YAML):
+                io.out(document(cr, output))
+            elif output is Output.WIDE:
+                io.out(listing([cr], _now(), output, namespaces=False))
+            else:
+                io.out(detail(cr, _now()))
+            return OK
+        query = {"labelSelector": selector} if selector else {}
         if name is not None:
-            io.out(detail(await target.wukong(name), _now()))
-            return OK
-        listing = await target.kube.get(target.wukongs(all_namespaces=all_namespaces))
-        items = listing.get("items") or []
-        if not items:
+            query["fieldSelector"] = f"metadata.name={name}"
+        path = target.wukongs(all_namespaces=all_namespaces)
+        answer = await target.kube.request("GET", path, query=query)
+        items = answer.get("items") or []
+        if items or output in (Output.JSON, Output.YAML):
+            io.out(listing(items, _now(), output, namespaces=all_namespaces))
+        else:
             where = "any namespace" if all_namespaces else f"namespace {target.namespace}"
-            io.say(f"no Wukongs in {where}")
+            io.say(f"no Wukongs in {where}" + (f" match {selector}" if selector else ""))
+        if watch is None:
             return OK
-        io.out(summary_table(items, _now(), namespaces=all_namespaces))
-        return OK
+        version = str((answer.get("metadata") or {}).get("resourceVersion") or "")
+        sizes = widths(items, _now(), output, namespaces=all_namespaces)
+        if not items:
+            sizes = widths([], _now(), output, namespaces=all_namespaces)
+        selectors = list(query.items())
+        try:
+            async with asyncio.timeout(None if watch == float("inf") else watch):
+                while True:
+                    async with aclosing(events(target, path, version, selectors)) as changes:
+                        async for _kind, cr in changes:
+                            line = watch_line(
+                                cr, _now(), output, namespaces=all_namespaces, widths=sizes
+                            )
+                            io.out(line)
+                            version = str(cr["metadata"].get("resourceVersion") or version)
+        except TimeoutError:
+            return OK
+        except CannotWatch as error:
+            raise CliError(f"the API server refused the watch ({error})") from error
 
 
 async def describe(cluster: Cluster, io: Console, name: str) -> int:
@@ -100,7 +227,11 @@ async def describe(cluster: Cluster, io: Console, name: str) -> int:
 
 
 async def _patch_pinned(
-    target: Target, name: str, build: Callable[[JsonObj], JsonObj | None]
+    target: Target,
+    name: str,
+    build: Callable[[JsonObj], JsonObj | None],
+    *,
+    dry_run: bool = False,
 ) -> JsonObj:
     """Read, build a patch pinned to what was read, write; read again on a conflict."""
     for _ in range(disks.CONFLICT_RETRIES):
@@ -109,7 +240,7 @@ async def _patch_pinned(
         if patch is None:
             return cr
         try:
-            return await target.kube.merge_patch(target.wukongs(name), patch)
+            return await target.kube.merge_patch(target.wukongs(name), patch, dry_run=dry_run)
         except Conflict:
             continue  # someone wrote in between: decide again on what is there now
     raise CliError(f"{name} keeps changing under us; try again")
@@ -124,22 +255,60 @@ async def attach(
     size: str,
     image: str | None,
     bus: DiskBus | None,
+    wait: float | None = None,
+    writing: Writing = Writing(),
 ) -> int:
     """Add a disk to spec.disks; the operator creates it and hot-plugs it into a running VM."""
     entry = disks.new_disk(disk, size, image, bus)
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await _patch_pinned(target, name, lambda cr: disks.attach_patch(cr, entry))
+        if writing.client:
+            cr = await target.wukong(name)
+            patch = disks.attach_patch(cr, entry)
+            io.out(patch_text(f"PATCH {name_of(cr)}", patch, writing.output))
+            return OK
+        await _patch_pinned(
+            target, name, lambda cr: disks.attach_patch(cr, entry), dry_run=writing.server
+        )
         source = f"from {image}" if image else "blank"
-        io.out(f"disk {disk} ({size}, {source}) added to {name}")
+        if wait is None or writing.server:
+            io.out(f"disk {disk} ({size}, {source}) added to {name}{writing.suffix()}")
+            return OK
+        what = f"disk {disk} of {name} to be ready"
+        ready = await wait_for(
+            target, name, lambda cr: disks.ready(cr, disk), within=wait, what=what, say=io.say
+        )
+        io.out(ready)
         return OK
 
 
 async def detach(
-    cluster: Cluster, io: Console, name: str, disk: str, *, keep_data: bool, force: bool
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    disk: str,
+    *,
+    keep_data: bool,
+    force: bool,
+    wait: float | None = None,
+    writing: Writing = Writing(),
 ) -> int:
     """Record the detach options, wait until the operator has them, then remove the disk."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        plan = disks.plan_detach(await target.wukong(name), disk, keep_data=keep_data, force=force)
+        cr = await target.wukong(name)
+        plan = disks.plan_detach(cr, disk, keep_data=keep_data, force=force)
+        if writing.dry_run is not DryRun.NONE:
+            options = disks.options_patch(cr, plan)
+            removal = disks.remove_patch(cr, plan)
+            if writing.client:
+                if options is not None:
+                    io.out(patch_text(f"PATCH {name_of(cr)}", options, writing.output))
+                io.out(patch_text(f"PATCH {name_of(cr)}", removal, writing.output))
+                return OK
+            for patch in (options, removal):
+                if patch is not None:
+                    await target.kube.merge_patch(target.wukongs(name), patch, dry_run=True)
+            io.out(plan.summary(name) + writing.suffix())
+            return OK
         await _patch_pinned(target, name, lambda cr: disks.options_patch(cr, plan))
 
         def check(cr: JsonObj | None) -> bool | None:
@@ -157,6 +326,12 @@ async def detach(
 
         await _patch_pinned(target, name, remove)
         io.out(plan.summary(name))
+        if wait is not None:
+            what = f"disk {disk} to leave {name}"
+            gone = await wait_for(
+                target, name, lambda cr: disks.gone(cr, disk), within=wait, what=what, say=io.say
+            )
+            io.out(gone)
         return OK
 
 
@@ -167,47 +342,79 @@ def _quiet(_line: str) -> None:
 async def delete(
     cluster: Cluster,
     io: Console,
-    name: str,
+    names: Sequence[str],
     *,
     keep_all: bool,
     keep: Sequence[str],
     force: bool,
-    ask: Ask | None,
+    ask: Callable[[str], Ask | None],
     wait: float | None,
+    selector: str | None = None,
+    writing: Writing = Writing(),
 ) -> int:
-    """Show the plan, ask (`ask` None: --yes), write deleteOptions, delete, maybe follow."""
+    """For each Wukong: show the plan, ask (`ask(name)` None: --yes), write deleteOptions,
+    delete; then maybe follow each until gone."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        cr = await target.wukong(name)
-        if cr["metadata"].get("deletionTimestamp"):
-            _already_deleting(io, cr, changes=keep_all or bool(keep) or force)
-        else:
-            plan = deletion.plan_delete(cr, keep_all=keep_all, keep=keep, force=force)
-            for line in plan.lines():
-                io.out(line)
-            if ask is not None and not ask(plan.question):
-                raise CliError("not confirmed: nothing was deleted")
-            await _delete(target, cr, plan)
-        if wait is None:
-            io.out(f"wukong {name} is being deleted (follow it with: wukong status {name})")
+        crs = await chosen(target, names, selector)
+        for cr in crs:
+            await _delete_one(target, io, cr, keep_all, keep, force, ask, writing)
+        if wait is None or writing.dry_run is not DryRun.NONE:
             return OK
-        what = f"{name} to be deleted"
-        await wait_for(target, name, _gone, within=wait, what=what, say=io.say)
-        io.out(f"wukong {name} deleted")
+        for cr in crs:
+            name = cr["metadata"]["name"]
+            what = f"{name} to be deleted"
+            await wait_for(target, name, _gone, within=wait, what=what, say=io.say)
+            io.out(f"wukong {name} deleted")
         return OK
 
 
-async def _delete(target: Target, cr: JsonObj, plan: deletion.DeletePlan) -> None:
+async def _delete_one(
+    target: Target,
+    io: Console,
+    cr: JsonObj,
+    keep_all: bool,
+    keep: Sequence[str],
+    force: bool,
+    ask: Callable[[str], Ask | None],
+    writing: Writing,
+) -> None:
+    name = cr["metadata"]["name"]
+    if cr["metadata"].get("deletionTimestamp"):
+        _already_deleting(io, cr, changes=keep_all or bool(keep) or force)
+        return
+    plan = deletion.plan_delete(cr, keep_all=keep_all, keep=keep, force=force)
+    for line in plan.lines():
+        io.out(line)
+    if writing.client:
+        patch = deletion.options_patch(cr, plan)
+        if patch is not None:
+            io.out(patch_text(f"PATCH {name_of(cr)}", patch, writing.output))
+        io.out(f"wukong {name} would be deleted (client dry run)")
+        return
+    confirm = ask(name)
+    if not writing.server and confirm is not None and not confirm(plan.question):
+        raise CliError("not confirmed: nothing was deleted")
+    await _delete(target, cr, plan, dry_run=writing.server)
+    if writing.server:
+        io.out(f"wukong {name} deleted (server dry run)")
+    else:
+        io.out(f"wukong {name} is being deleted (follow it with: wukong status {name} -w)")
+
+
+async def _delete(
+    target: Target, cr: JsonObj, plan: deletion.DeletePlan, *, dry_run: bool = False
+) -> None:
     name = cr["metadata"]["name"]
     patch = deletion.options_patch(cr, plan)
     if patch is not None:
         try:
-            await target.kube.merge_patch(target.wukongs(name), patch)
+            await target.kube.merge_patch(target.wukongs(name), patch, dry_run=dry_run)
         except Conflict as error:
             raise CliError(
                 f"{name} changed after the plan was made: run the command again"
             ) from error
     # The UID pins the object the plan was made for, not a new one of the same name.
-    await target.kube.delete(target.wukongs(name), uid=cr["metadata"]["uid"])
+    await target.kube.delete(target.wukongs(name), uid=cr["metadata"]["uid"], dry_run=dry_run)
 
 
 def _gone(cr: JsonObj | None) -> bool | None:
@@ -222,3 +429,42 @@ def _already_deleting(io: Console, cr: JsonObj, *, changes: bool) -> None:
             f"{name} is already being deleted (step {step}): too late to change what it keeps"
         )
     io.say(f"{name} is already being deleted (step {step})")
+
+
+OPERATOR_SELECTOR: Final = "app.kubernetes.io/name=wukong,app.kubernetes.io/component=operator"
+
+
+async def version(cluster: Cluster, io: Console, client_only: bool, output: Output | None) -> int:
+    """The CLI's version; unless `client_only`, the operator's from its Deployments' labels."""
+    from wukong import __version__
+
+    found: JsonObj = {"clientVersion": __version__}
+    if not client_only:
+        found["operatorVersion"] = await _operator_version(cluster)
+    if output in (Output.JSON, Output.YAML):
+        io.out(document(found, output))
+        return OK
+    io.out(f"Client Version: {found['clientVersion']}")
+    if not client_only:
+        io.out(f"Operator Version: {found['operatorVersion']}")
+    return OK
+
+
+async def _operator_version(cluster: Cluster) -> str:
+    """`app.kubernetes.io/version` of the operator's Deployments (any namespace), or why not."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        path = api_path("apps", "v1", "deployments")
+        try:
+            answer = await target.kube.request(
+                "GET", path, query={"labelSelector": OPERATOR_SELECTOR}
+            )
+        except ApiError as error:
+            return f"unknown ({explain(error, target.server)})"
+        seen = sorted(
+            {
+                str((d["metadata"].get("labels") or {}).get("app.kubernetes.io/version") or "?")
+                + f" ({d['metadata'].get('namespace')}/{d['metadata']['name']})"
+                for d in answer.get("items") or []
+            }
+        )
+        return ", ".join(seen) or f"not installed (no Deployment labelled {OPERATOR_SELECTOR})"

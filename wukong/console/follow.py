@@ -22,7 +22,7 @@ WATCH_SECONDS: Final = 60  # the server ends each stream; we resume from the las
 POLL_SECONDS: Final = 1.0  # only when watching is not allowed (RBAC without `watch`)
 
 
-class _CannotWatch(Exception):
+class CannotWatch(Exception):
     """The server refused the watch (RBAC without `watch`): poll instead."""
 
 
@@ -63,11 +63,21 @@ def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[s
 
 
 async def _watch(target: Target, name: str, version: str) -> AsyncGenerator[JsonObj | None, None]:
-    """One watch stream on one Wukong: each new state, None when deleted (_CannotWatch: 403)."""
-    path = target.wukongs()
+    """One watch stream on one Wukong: each new state, None when deleted (CannotWatch: 403)."""
+    stream = events(target, target.wukongs(), version, [("fieldSelector", f"metadata.name={name}")])
+    async with aclosing(stream) as changes:
+        async for kind, obj in changes:
+            yield None if kind == "DELETED" else obj
+
+
+async def events(
+    target: Target, path: str, version: str, selectors: list[tuple[str, str]]
+) -> AsyncGenerator[tuple[str, JsonObj], None]:
+    """One watch stream: (ADDED|MODIFIED|DELETED, object) until the server ends it or sends
+    an ERROR (e.g. 410 Gone); CannotWatch when the watch is refused."""
     query = [
         ("watch", "true"),
-        ("fieldSelector", f"metadata.name={name}"),
+        *selectors,
         ("resourceVersion", version),
         ("timeoutSeconds", str(WATCH_SECONDS)),
     ]
@@ -85,15 +95,13 @@ async def _watch(target: Target, name: str, version: str) -> AsyncGenerator[Json
         raise ServerError(0, "TransportError", repr(error), path=path) from error
     try:
         if response.status != 200:
-            raise _CannotWatch(response.status)
+            raise CannotWatch(response.status)
         async for line in response.content:
             if not line.strip():
                 continue
             event = json.loads(line)
-            if event.get("type") in ("ADDED", "MODIFIED"):
-                yield event["object"]
-            elif event.get("type") == "DELETED":
-                yield None
+            if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                yield event["type"], event["object"]
             elif event.get("type") == "ERROR":  # e.g. 410 Gone: read the object again
                 return
     finally:
@@ -129,7 +137,7 @@ async def snapshots(target: Target, name: str) -> AsyncGenerator[JsonObj | None,
                     yield obj
                     if obj is None:
                         return
-        except _CannotWatch:
+        except CannotWatch:
             can_watch = False
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from wukong.api.contract import request_id
 from wukong.api.spec import Action, LifecycleAction
-from wukong.reconcile.lifecycle import request_id
 
 JsonObj = dict[str, Any]
 # Where each action leaves the Wukong when it is done.

@@ -3,40 +3,205 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
+from typer.core import TyperCommand
 
+from wukong.api.durations import format_duration, parse_duration
 from wukong.api.spec import MAX_GRACE_PERIOD_SECONDS
-from wukong.console.errors import CliError
+from wukong.console.errors import CliError, usage
+from wukong.console.output import DryRun, Output
 
 if TYPE_CHECKING:
-    from wukong.console.flows import Ask, Cluster, Console
+    from wukong.console.flows import Ask, Cluster, Console, Writing
 
-NameArg = Annotated[str, typer.Argument(help="name of the Wukong", show_default=False)]
-DiskArg = Annotated[str, typer.Argument(help="name of the disk", show_default=False)]
-Kubeconfig = Annotated[
-    str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file(s)")
+# Help as kubectl prints it: plain text, no boxes, -h and --help; a bug's traceback is plain
+# too (bad input never reaches one: it is an `error:` line).
+TYPER_STYLE: Final[dict[str, Any]] = {
+    "rich_markup_mode": None,
+    "pretty_exceptions_enable": False,
+    "context_settings": {"help_option_names": ["-h", "--help"], "max_content_width": 100},
+}
+
+
+class KubectlCommand(TyperCommand):
+    """Help laid out as kubectl's: what it does, examples, options, then usage."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """Description, Examples (the epilog), Options, Usage."""
+        self.format_help_text(ctx, formatter)
+        if self.epilog:
+            formatter.write_paragraph()
+            formatter.write("Examples:\n")
+            for line in inspect.cleandoc(self.epilog).splitlines():
+                formatter.write(f"  {line}\n" if line else "\n")
+        records = [
+            record
+            for param in self.get_params(ctx)
+            if param.param_type_name == "option"
+            and (record := param.get_help_record(ctx)) is not None
+        ]
+        if records:
+            formatter.write_paragraph()
+            formatter.write("Options:\n")
+            with formatter.indentation():
+                formatter.write_dl(records)
+        words = [ctx.command_path]
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.metavar or str(param.name).upper()
+                words.append(name if param.required else f"[{name}]")
+        formatter.write_paragraph()
+        formatter.write(f"Usage:\n  {' '.join(words)} [options]\n")
+
+
+# typer >= 0.20 carries its own copy of click: patch the class its parser raises.
+_UsageError: Final[Any] = typer.BadParameter.__mro__[1]
+
+
+def _one_line(self: Any, file: IO[Any] | None = None) -> None:
+    """A wrong command line in one line, as kubectl words it: `error: unknown flag: --x`."""
+    command = self.ctx.command_path if self.ctx is not None else "wukong"
+    message = self.format_message()
+    message = message[:1].lower() + message[1:]
+    typer.echo(f"error: {message} (see '{command} --help')", err=True, file=file)
+
+
+_UsageError.show = _one_line
+
+NameArg = Annotated[
+    str, typer.Argument(help="name of the Wukong", show_default=False, metavar="NAME")
 ]
-Context = Annotated[str | None, typer.Option("--context", help="kubeconfig context")]
+DiskArg = Annotated[
+    str, typer.Argument(help="name of the disk", show_default=False, metavar="DISK")
+]
+Kubeconfig = Annotated[
+    str | None,
+    typer.Option("--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file(s)", metavar="PATH"),
+]
+Context = Annotated[
+    str | None, typer.Option("--context", help="kubeconfig context", metavar="NAME")
+]
 Namespace = Annotated[
     str | None,
-    typer.Option("--namespace", "-n", help="namespace [default: the context's, else default]"),
+    typer.Option(
+        "--namespace",
+        "-n",
+        help="namespace (default: the context's, else default)",
+        metavar="NAME",
+    ),
+]
+OptionalName = Annotated[
+    str | None,
+    typer.Argument(help="name of the Wukong (or -l)", show_default=False, metavar="NAME"),
+]
+Selector = Annotated[
+    str | None,
+    typer.Option(
+        "--selector",
+        "-l",
+        help="label selector, e.g. tier=web,env!=prod",
+        metavar="SELECTOR",
+        show_default=False,
+    ),
+]
+DryRunOpt = Annotated[
+    DryRun,
+    typer.Option(
+        "--dry-run",
+        help="client: print what would be sent; server: send with dryRun=All, store nothing",
+        metavar="none|client|server",
+        show_default=False,
+    ),
+]
+OutputOpt = Annotated[
+    Output | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="with --dry-run=client: json or yaml (default: yaml)",
+        metavar="FORMAT",
+        show_default=False,
+    ),
 ]
 Wait = Annotated[bool, typer.Option("--wait", help="follow progress until done or failed")]
-Timeout = Annotated[float, typer.Option("--timeout", min=1, help="seconds --wait may take")]
+
+
+def duration(text: str) -> float:
+    """A kubectl-style duration flag (`30`, `30s`, `5m`, `1h30m`)."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def timeout_duration(text: str) -> float:
+    """--timeout: a duration of at least one second."""
+    seconds = duration(text)
+    if seconds < 1:
+        raise typer.BadParameter(f"{text!r} is under 1s")
+    return seconds
+
+
+def grace_duration(text: str) -> int:
+    """--grace-period: whole seconds, 0 to MAX_GRACE_PERIOD_SECONDS."""
+    seconds = duration(text)
+    if seconds != int(seconds) or seconds > MAX_GRACE_PERIOD_SECONDS:
+        raise typer.BadParameter(
+            f"{text!r}: whole seconds from 0 to {format_duration(MAX_GRACE_PERIOD_SECONDS)}"
+        )
+    return int(seconds)
+
+
+Timeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        parser=timeout_duration,
+        metavar="DURATION",
+        show_default=False,
+        help="how long --wait may take (30s, 5m, 1h)  [default: 5m]",
+    ),
+]
 Force = Annotated[bool, typer.Option("--force", help="power off at once, no graceful shutdown")]
 GracePeriod = Annotated[
     int | None,
     typer.Option(
         "--grace-period",
-        min=0,
-        max=MAX_GRACE_PERIOD_SECONDS,
-        help="seconds of graceful shutdown before power-off",
+        parser=grace_duration,
+        metavar="DURATION",
+        help="graceful shutdown before power-off (30s, 2m)",
     ),
 ]
+
+
+def writing(dry_run: DryRun, output: Output | None) -> Writing:
+    """How a writing verb writes, checked: -o only says how a client dry run prints."""
+    from wukong.console.flows import Writing
+
+    if output is not None and dry_run is not DryRun.CLIENT:
+        fail(usage("-o/--output goes with --dry-run=client on this command"))
+    if output in (Output.WIDE, Output.NAME):
+        fail(usage("a dry run prints json or yaml"))
+    return Writing(dry_run, output)
+
+
+def completion_script(shell: str) -> str:
+    """The completion script typer generates, for the program as it was called."""
+    from typer import _completion_shared as shared  # typer's only generator of scripts
+
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "wukong"
+    if prog not in ("wukong", "kubectl-wukong"):
+        prog = "wukong"
+    variable = "_" + prog.replace("-", "_").upper() + "_COMPLETE"
+    if shell not in ("bash", "zsh", "fish", "powershell", "pwsh"):
+        fail(usage(f"no completion for shell {shell!r}: use bash, zsh, fish or powershell"))
+    return str(shared.get_completion_script(prog_name=prog, complete_var=variable, shell=shell))
 
 
 def cluster_from(kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:

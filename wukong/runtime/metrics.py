@@ -1,31 +1,90 @@
-"""The operator's Prometheus metrics, in a registry of its own (never the global one)."""
+"""The operator's Prometheus metrics, in a registry of its own (never the global one).
+
+Every family is listed in `DOCUMENTED` (and docs/reference.md): the alert rules and the
+dashboard in manifests/prometheus/ may only use these names, which a unit test checks.
+`wukong_reconcile_errors_total` is gone: it was `wukong_reconcile_total{result="error"}`
+under a second name.
+"""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator, Mapping
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from wukong import __version__
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-PhaseCounts = Callable[[], Mapping[str, int]]
+PhaseCounts = Callable[[], Mapping[tuple[str, str], int]]
+"""(namespace, phase) -> how many Wukongs."""
+
+# name -> (type, labels, help): what /metrics exposes, the contract of the monitoring bundle.
+DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
+    "wukong_build_info": ("gauge", ("version", "python"), "Always 1; the running build"),
+    "wukong_phase": ("gauge", ("namespace", "phase"), "Wukongs per namespace and phase"),
+    "wukong_stalled": (
+        "gauge",
+        ("namespace",),
+        "Wukongs whose Stalled condition is True (a phase or deletion step overran)",
+    ),
+    "wukong_leader": ("gauge", (), "1 while this replica holds the leader Lease, else 0"),
+    "wukong_leader_changes_total": ("counter", (), "Times this replica took the Lease"),
+    "wukong_reconcile_total": (
+        "counter",
+        ("result",),
+        "Reconcile passes by result: success, requeue, error",
+    ),
+    "wukong_reconcile_duration_seconds": ("histogram", (), "Time one reconcile pass took"),
+    "wukong_workqueue_depth": ("gauge", (), "Keys ready in the work queue"),
+    "wukong_watch_restarts_total": (
+        "counter",
+        ("resource",),
+        "Watches re-established after an error or a 410 Gone",
+    ),
+    "wukong_kube_api_requests_total": (
+        "counter",
+        ("verb", "resource", "code"),
+        "Requests to the Kubernetes API by verb (upper case, as the API server counts them), "
+        "resource and HTTP status code (0: no answer)",
+    ),
+    "wukong_lifecycle_requests_total": (
+        "counter",
+        ("action", "outcome"),
+        "Lifecycle requests answered by the leader: outcome Done, Refused or Failed",
+    ),
+}
 
 
 class _PhaseCollector(Collector):
-    """Reads how many Wukongs are in each phase at scrape time, from a callback."""
+    """Reads how many Wukongs are in each phase, and how many are Stalled, at scrape time."""
 
     def __init__(self) -> None:
         self.source: PhaseCounts | None = None
+        self.stalled: Callable[[], Mapping[str, int]] | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Yield wukong_phase{phase} from the current callback, if any."""
-        family = GaugeMetricFamily("wukong_phase", "Wukong objects per phase", labels=["phase"])
+        """Yield wukong_phase{namespace, phase} and wukong_stalled{namespace}."""
+        _, labels, text = DOCUMENTED["wukong_phase"]
+        family = GaugeMetricFamily("wukong_phase", text, labels=list(labels))
         if self.source is not None:
-            for phase, count in sorted(self.source().items()):
-                family.add_metric([phase], count)
+            for (namespace, phase), count in sorted(self.source().items()):
+                family.add_metric([namespace, phase], count)
         yield family
+        _, labels, text = DOCUMENTED["wukong_stalled"]
+        stalled = GaugeMetricFamily("wukong_stalled", text, labels=list(labels))
+        if self.stalled is not None:
+            for namespace, count in sorted(self.stalled().items()):
+                stalled.add_metric([namespace], count)
+        yield stalled
+
+
+def _help(name: str) -> str:
+    return DOCUMENTED[name][2]
 
 
 class Metrics:
@@ -33,38 +92,43 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.reconcile_total = Counter(
-            "wukong_reconcile_total",
-            "Reconcile passes by result (success, requeue, error)",
-            ["result"],
-            registry=self.registry,
+        r = self.registry
+        self.build_info = Gauge(
+            "wukong_build_info", _help("wukong_build_info"), ["version", "python"], registry=r
         )
-        self.reconcile_errors_total = Counter(
-            "wukong_reconcile_errors_total",
-            "Reconcile passes that raised",
-            registry=self.registry,
+        self.build_info.labels(version=__version__, python=platform.python_version()).set(1)
+        self.leader = Gauge("wukong_leader", _help("wukong_leader"), registry=r)
+        self.leader_changes_total = Counter(
+            "wukong_leader_changes", _help("wukong_leader_changes_total"), registry=r
+        )
+        self.reconcile_total = Counter(
+            "wukong_reconcile_total", _help("wukong_reconcile_total"), ["result"], registry=r
         )
         self.reconcile_duration_seconds = Histogram(
             "wukong_reconcile_duration_seconds",
-            "Time one reconcile pass took",
-            registry=self.registry,
+            _help("wukong_reconcile_duration_seconds"),
+            registry=r,
         )
         self.workqueue_depth = Gauge(
-            "wukong_workqueue_depth",
-            "Keys ready in the work queue",
-            registry=self.registry,
+            "wukong_workqueue_depth", _help("wukong_workqueue_depth"), registry=r
         )
         self.watch_restarts_total = Counter(
             "wukong_watch_restarts_total",
-            "Watches re-established after an error or a 410 Gone",
+            _help("wukong_watch_restarts_total"),
             ["resource"],
-            registry=self.registry,
+            registry=r,
         )
         self.kube_api_requests_total = Counter(
             "wukong_kube_api_requests_total",
-            "Requests to the Kubernetes API by verb and HTTP status code",
-            ["verb", "code"],
-            registry=self.registry,
+            _help("wukong_kube_api_requests_total"),
+            ["verb", "resource", "code"],
+            registry=r,
+        )
+        self.lifecycle_requests_total = Counter(
+            "wukong_lifecycle_requests_total",
+            _help("wukong_lifecycle_requests_total"),
+            ["action", "outcome"],
+            registry=r,
         )
         self._phases = _PhaseCollector()
         self.registry.register(self._phases)
@@ -72,8 +136,6 @@ class Metrics:
     def observe_reconcile(self, result: str, seconds: float) -> None:
         """Count one pass and its duration."""
         self.reconcile_total.labels(result=result).inc()
-        if result == "error":
-            self.reconcile_errors_total.inc()
         self.reconcile_duration_seconds.observe(max(seconds, 0.0))
 
     def track_queue_depth(self, depth: Callable[[], int]) -> None:
@@ -81,12 +143,28 @@ class Metrics:
         self.workqueue_depth.set_function(lambda: float(depth()))
 
     def track_phases(self, counts: PhaseCounts) -> None:
-        """Read phase counts at scrape time (e.g. computed from the Wukong cache)."""
+        """Read (namespace, phase) counts at scrape time (computed from the Wukong cache)."""
         self._phases.source = counts
 
-    def count_api_request(self, verb: str, code: int | str) -> None:
-        """Count one request to the Kubernetes API."""
-        self.kube_api_requests_total.labels(verb=verb, code=str(code)).inc()
+    def track_stalled(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Read Stalled Wukongs per namespace at scrape time."""
+        self._phases.stalled = counts
+
+    def count_api_request(self, verb: str, code: int | str, resource: str = "") -> None:
+        """Count one request to the Kubernetes API (`verb` in any case: stored upper case)."""
+        self.kube_api_requests_total.labels(
+            verb=verb.upper(), resource=resource, code=str(code)
+        ).inc()
+
+    def set_leader(self, leading: bool) -> None:
+        """This replica took (True) or left (False) the leader Lease."""
+        if leading:
+            self.leader_changes_total.inc()
+        self.leader.set(1 if leading else 0)
+
+    def count_lifecycle(self, action: str, outcome: str) -> None:
+        """One lifecycle request answered."""
+        self.lifecycle_requests_total.labels(action=action, outcome=outcome).inc()
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -1,4 +1,5 @@
-"""HTTP endpoints for the kubelet and Prometheus: /healthz, /readyz and /metrics (aiohttp)."""
+"""HTTP endpoints for the kubelet: /healthz and /readyz (aiohttp). /metrics has its own port
+and authentication (wukong.runtime.metrics_server)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Protocol
 from aiohttp import web
 
 from wukong.runtime.clock import Clock, MonotonicClock
-from wukong.runtime.metrics import CONTENT_TYPE, Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,10 @@ class WatchHealth(Protocol):
 
 
 class ProbeServer:
-    """Serves the probes and metrics; a heartbeat task proves the event loop still turns."""
+    """Serves the probes; a heartbeat task proves the event loop still turns."""
 
     def __init__(
         self,
-        metrics: Metrics,
         watches: Sequence[WatchHealth] = (),
         *,
         ready: ReadyCheck | None = None,
@@ -51,7 +50,6 @@ class ProbeServer:
         heartbeat_interval: float = 1.0,
         heartbeat_stale_after: float = 10.0,
     ) -> None:
-        self.metrics = metrics
         self.watches = list(watches)
         self.host = host
         self._requested_port = port
@@ -95,7 +93,6 @@ class ProbeServer:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
         self._beat()
         self._heartbeat = asyncio.get_running_loop().create_task(
             self._run_heartbeat(), name="probe-heartbeat"
@@ -140,11 +137,6 @@ class ProbeServer:
 
     async def _readyz(self, request: web.Request) -> web.Response:
         return _answer(self.readiness())
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        response = web.Response(body=self.metrics.render())
-        response.headers["Content-Type"] = CONTENT_TYPE
-        return response
 
 
 def _answer(check: tuple[bool, str]) -> web.Response:

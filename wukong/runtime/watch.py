@@ -87,6 +87,8 @@ class Informer:
         self._store = store
         self._clock: Clock = clock or MonotonicClock()
         self._metrics = metrics
+        if metrics is not None:  # a series from the start, so rate() and alerts see 0
+            metrics.watch_restarts_total.labels(resource=self.name)
         self._request_timeout = request_timeout
         self._page_size = page_size
         self._backoff_initial = backoff_initial
@@ -269,7 +271,7 @@ class Informer:
             _request_timeout=client_timeout,
         )
         if self._metrics is not None:
-            self._metrics.count_api_request(verb, response.status)
+            self._metrics.count_api_request(verb, response.status, self.resource.plural)
         if response.status == 200:
             return response
         try:

@@ -49,6 +49,7 @@ class InProcessOperator(Background):
             kubeconfig=kubeconfig,
             namespace=namespace,
             probe_address="127.0.0.1:0",
+            metrics_address="127.0.0.1:0",
             stall_after=stall_after,
             concurrency=concurrency,
         )
@@ -104,6 +105,7 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log_file = log_file
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
@@ -112,6 +114,11 @@ class OperatorProcess:
     def probe_url(self) -> str:
         """Base URL of /healthz, /readyz, /metrics."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Base URL of /metrics (plain HTTP, no authentication: see `start`)."""
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     def start(self) -> None:
         """Spawn the operator (returns at once; poll `probe_url/readyz`)."""
@@ -124,6 +131,10 @@ class OperatorProcess:
             str(self.kubeconfig),
             "--probe-address",
             f"127.0.0.1:{self.port}",
+            # Tests read /metrics without a token; InProcessOperator keeps it authenticated.
+            "--metrics-address",
+            f"127.0.0.1:{self.metrics_port}",
+            "--no-metrics-secure",
             *self.extra_args,
         ]
         if self.namespace:

@@ -15,7 +15,8 @@ from wukong.api.crd import CRD_PATH, build_crd, build_schema, main, render_crd
 Schema = dict[str, Any]
 CEL_WORDS = {
     "self", "oldSelf", "has", "all", "exists", "exists_one", "filter", "size", "quantity",
-    "isQuantity", "compareTo", "isGreaterThan", "metadata", "name",
+    "isQuantity", "compareTo", "isGreaterThan", "metadata", "name", "matches", "endsWith",
+    "substring",
 }  # fmt: skip
 
 
@@ -195,3 +196,27 @@ def test_kubectl_shows_phase_vm_node_ip_and_age() -> None:
     assert version["subresources"] == {"status": {}}
     names = build_crd()["spec"]["names"]
     assert (names["shortNames"], build_crd()["spec"]["scope"]) == (["wk"], "Namespaced")
+
+
+def test_an_admin_finds_wukongs_in_get_all_with_ready_shown_and_phases_listed() -> None:
+    from wukong.api.crd import PHASES
+    from wukong.fsm.states import Phase
+
+    crd = build_crd()
+    assert crd["spec"]["names"]["categories"] == ["all"]
+    (ready,) = [
+        c for c in crd["spec"]["versions"][0]["additionalPrinterColumns"] if c["name"] == "Ready"
+    ]
+    assert "priority" not in ready
+    assert _at("<root>.status.phase")["enum"] == list(PHASES) == [p.value for p in Phase]
+
+
+@pytest.mark.parametrize("path", ["<root>.spec.memory", "<root>.spec.disks[].size"])
+def test_quantities_are_checked_by_a_rule_that_explains_itself(path: str) -> None:
+    node = _at(path)
+    assert "pattern" not in node
+    first = node["x-kubernetes-validations"][0]
+    assert first["rule"].startswith("self.matches(")
+    field = path.rsplit(".", 1)[1]
+    assert first["messageExpression"].startswith(f"'{field} must be a quantity such as ")
+    assert "did you mean" in first["messageExpression"]

@@ -18,15 +18,15 @@ from wukong.runtime.metrics import Metrics
 def test_queue_depth_and_phases_are_read_when_scraped() -> None:
     metrics = Metrics()
     depth = [0]
-    phases = {"Running": 2, "Stopped": 1}
+    phases = {("a", "Running"): 2, ("b", "Stopped"): 1}
     metrics.track_queue_depth(lambda: depth[0])
     metrics.track_phases(lambda: phases)
     depth[0] = 7
-    phases["Running"] = 5
+    phases["a", "Running"] = 5
     sample = metrics.registry.get_sample_value
     assert sample("wukong_workqueue_depth") == 7
-    assert sample("wukong_phase", {"phase": "Running"}) == 5
-    assert sample("wukong_phase", {"phase": "Stopped"}) == 1
+    assert sample("wukong_phase", {"namespace": "a", "phase": "Running"}) == 5
+    assert sample("wukong_phase", {"namespace": "b", "phase": "Stopped"}) == 1
 
 
 def test_each_operator_has_its_own_registry() -> None:

@@ -189,7 +189,6 @@ async def test_passes_are_counted_in_metrics() -> None:
     assert sample("wukong_reconcile_total", {"result": "success"}) == 1
     assert sample("wukong_reconcile_total", {"result": "requeue"}) == 1
     assert sample("wukong_reconcile_total", {"result": "error"}) == 1
-    assert sample("wukong_reconcile_errors_total") == 1
     assert sample("wukong_reconcile_duration_seconds_count") == 3
 
 

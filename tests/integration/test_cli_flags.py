@@ -1,0 +1,183 @@
+"""Issue 17: kubectl's conventions against the API server, with the operator and the
+simulator: -o, --dry-run=client|server, -l, -w, durations, --wait on attach/detach, virtctl's
+aliases, version, and who wrote what (User-Agent and fieldManager)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import yaml
+
+from tests.integration.scenario import create, get, k, operator, sim, wait_for, wukong
+from tests.integration.test_cli import SYSTEM, cli, running, volume
+from wukong.adapters.kube import Kube
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+
+
+def labelled(name: str, tier: str, **spec: Any) -> dict[str, Any]:
+    body = wukong(name, **spec)
+    body["metadata"]["labels"] = {"tier": tier}
+    return body
+
+
+def managers(cr: dict[str, Any]) -> set[str]:
+    return {str(m.get("manager")) for m in cr["metadata"].get("managedFields") or []}
+
+
+async def test_output_formats_and_selectors_on_status(
+    control_plane: ControlPlane, k: Kube, namespace: str
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, labelled("web-a", "web"))
+    await create(k, "wukong", namespace, labelled("db-a", "db"))
+
+    names = await cli(kubeconfig, "status", "-n", namespace, "-o", "name", "-l", "tier=web")
+    assert names.exit_code == 0, names.output
+    assert names.stdout == "wukong.vm.novasphere.dev/web-a\n"
+
+    listed = await cli(kubeconfig, "status", "-n", namespace, "-o", "json")
+    doc = json.loads(listed.stdout)
+    assert doc["kind"] == "List" and sorted(i["metadata"]["name"] for i in doc["items"]) == [
+        "db-a",
+        "web-a",
+    ]
+    one = await cli(kubeconfig, "status", "web-a", "-n", namespace, "-o", "yaml")
+    assert yaml.safe_load(one.stdout)["metadata"]["labels"] == {"tier": "web"}
+
+    wide = await cli(kubeconfig, "status", "-n", namespace, "-o", "wide")
+    header, *rows = wide.stdout.splitlines()
+    assert header.split()[-3:] == ["CPU", "MEMORY", "AGE"] and len(rows) == 2
+    assert rows[0].split()[0] == "db-a" and rows[0].split()[-3:-1] == ["1", "1Gi"]
+
+    nothing = await cli(kubeconfig, "status", "-n", namespace, "-l", "tier=none")
+    assert (nothing.exit_code, nothing.stdout) == (0, "")
+    assert nothing.stderr == f"no Wukongs in namespace {namespace} match tier=none\n"
+
+
+async def test_status_watch_prints_a_row_per_change_until_the_timeout(
+    control_plane: ControlPlane, k: Kube, namespace: str
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("w-1"))
+    watching = asyncio.ensure_future(
+        cli(kubeconfig, "status", "-w", "--timeout", "8s", "-n", namespace)
+    )
+    await asyncio.sleep(3)
+    await create(k, "wukong", namespace, wukong("w-2"))
+    result = await watching
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[0] == "NAME" and lines[1].split()[0] == "w-1"
+    assert [line.split()[0] for line in lines[2:]][:1] == ["w-2"]
+
+
+async def test_dry_runs_write_nothing_and_the_server_one_is_checked(
+    control_plane: ControlPlane, k: Kube, namespace: str
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("dry-1"))
+
+    client = await cli(kubeconfig, "stop", "dry-1", "-n", namespace, "--dry-run=client")
+    assert client.exit_code == 0, client.output
+    patch = yaml.safe_load(client.stdout)
+    assert patch["spec"]["lifecycleAction"]["action"] == "stop"
+    as_json = await cli(
+        kubeconfig, "suspend", "dry-1", "-n", namespace, "--dry-run=client", "-o", "json"
+    )
+    assert json.loads(as_json.stdout.split("\n", 1)[1])["spec"]["lifecycleAction"]["action"] == (
+        "suspend"
+    )
+
+    server = await cli(kubeconfig, "stop", "dry-1", "-n", namespace, "--dry-run=server")
+    assert server.exit_code == 0, server.output
+    assert server.stdout.endswith("(server dry run)\n")
+
+    attach = await cli(
+        kubeconfig, "attach", "dry-1", "data", "--size", "1Gi", "-n", namespace, "--dry-run=server"
+    )
+    assert attach.exit_code == 0, attach.output
+    deleted = await cli(kubeconfig, "delete", "dry-1", "-n", namespace, "--dry-run=server")
+    assert deleted.exit_code == 0, deleted.output
+    assert deleted.stdout.endswith("wukong dry-1 deleted (server dry run)\n")
+    planned = await cli(kubeconfig, "delete", "dry-1", "-n", namespace, "--dry-run=client")
+    assert "would be deleted (client dry run)" in planned.stdout
+
+    cr = await get(k, "wukong", namespace, "dry-1")
+    assert cr is not None and "deletionTimestamp" not in cr["metadata"]
+    assert "lifecycleAction" not in cr["spec"]
+    assert [d["name"] for d in cr["spec"]["disks"]] == ["system"]
+
+
+async def test_selector_stops_every_matching_wukong_and_aliases_pause(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    for name, tier in (("sel-1", "web"), ("sel-2", "web"), ("sel-3", "db")):
+        await create(k, "wukong", namespace, labelled(name, tier))
+    for name in ("sel-1", "sel-2", "sel-3"):
+        await wait_for(k, namespace, name, lambda c: c.get("status", {}).get("phase") == "Running")
+
+    paused = await cli(
+        kubeconfig, "pause", "-l", "tier=web", "-n", namespace, "--wait", "--timeout", "40s"
+    )
+    assert paused.exit_code == 0, paused.output
+    assert sorted(paused.stdout.splitlines()) == ["sel-1 is Suspended", "sel-2 is Suspended"]
+    db = await get(k, "wukong", namespace, "sel-3")
+    assert db is not None and db["status"]["phase"] == "Running"
+
+    resumed = await cli(
+        kubeconfig, "unpause", "sel-1", "-n", namespace, "--wait", "--timeout", "1m"
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.stdout == "sel-1 is Running\n"
+
+    none = await cli(kubeconfig, "stop", "-l", "tier=nothing", "-n", namespace)
+    assert none.exit_code == 1
+    assert none.stderr == f"error: no Wukongs match tier=nothing in namespace {namespace}\n"
+
+    # Who wrote what: the CLI's writes and the operator's status carry their names.
+    cr = await get(k, "wukong", namespace, "sel-1")
+    assert cr is not None
+    assert {"kubectl-wukong", "wukong-operator"} <= managers(cr)
+
+
+async def test_addvolume_and_removevolume_wait_for_the_disk(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await running(k, namespace, "vol-1", disks=[SYSTEM])
+    kubeconfig = control_plane.kubeconfig
+
+    added = await cli(
+        kubeconfig, "addvolume", "vol-1", "data", "--size", "1Gi", "-n", namespace, "--wait"
+    )
+    assert added.exit_code == 0, added.output
+    assert added.stdout.splitlines()[-1] == "disk data is attached to vol-1"
+    cr = await get(k, "wukong", namespace, "vol-1")
+    assert cr is not None and volume(cr, "data").get("attached") is True
+
+    removed = await cli(
+        kubeconfig, "removevolume", "vol-1", "data", "-n", namespace, "--wait", "--timeout", "1m"
+    )
+    assert removed.exit_code == 0, removed.output
+    assert removed.stdout.splitlines()[-1] == "disk data detached from vol-1"
+    cr = await get(k, "wukong", namespace, "vol-1")
+    assert cr is not None and volume(cr, "data") == {}
+
+
+async def test_version_names_the_client_and_says_where_the_operator_is(
+    control_plane: ControlPlane,
+) -> None:
+    from wukong import __version__
+
+    result = await cli(control_plane.kubeconfig, "version")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"Client Version: {__version__}",
+        "Operator Version: not installed (no Deployment labelled "
+        "app.kubernetes.io/name=wukong,app.kubernetes.io/component=operator)",
+    ]

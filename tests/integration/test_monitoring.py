@@ -1,0 +1,176 @@
+"""Issue 17: /metrics during a real operator run (as the `wukong` ServiceAccount, with the
+simulator): every documented family is fed, and the port answers only callers whose token
+may `get /metrics` (TokenReview + SubjectAccessReview on the real API server)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.integration.scenario import create, k, patch_spec, path, sim, wait_for, wukong
+from wukong.adapters.kube import Kube, api_path
+from wukong.runtime.metrics import DOCUMENTED
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.kubevirt import Simulator
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "sim"]  # fixtures
+
+
+def token_of(kubeconfig: Path) -> str:
+    doc = yaml.safe_load(kubeconfig.read_text())
+    return str(doc["users"][0]["user"]["token"])
+
+
+@pytest.fixture
+async def monitored(
+    operator_kubeconfig: Path, namespace: str, sim: Simulator
+) -> AsyncIterator[InProcessOperator]:
+    """The operator with authenticated /metrics, Stalled after 3 s."""
+    async with InProcessOperator(operator_kubeconfig, namespace=namespace, stall_after=3) as op:
+        yield op
+
+
+async def scraper(control_plane: ControlPlane, k: Kube, namespace: str, name: str) -> str:
+    await k.create(
+        api_path("", "v1", "serviceaccounts", namespace),
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
+    )
+    return token_of(control_plane.service_account_kubeconfig(namespace, name))
+
+
+async def scrape(port: int, token: str | None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response,
+    ):
+        return response.status, await response.text()
+
+
+def samples(text: str) -> dict[str, list[str]]:
+    """Family -> its sample lines (histograms under their family name)."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name = line.split("{")[0].split()[0]
+        if name.endswith("_created"):
+            continue
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.removesuffix(suffix) in DOCUMENTED:
+                name = name.removesuffix(suffix)
+        found.setdefault(name, []).append(line)
+    return found
+
+
+def value(lines: list[str], *fragments: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if all(f in line for f in fragments))
+
+
+async def test_metrics_refuse_strangers_and_feed_every_documented_family(
+    control_plane: ControlPlane, k: Kube, namespace: str, monitored: InProcessOperator
+) -> None:
+    assert monitored.operator is not None and monitored.operator.metrics_server is not None
+    port = monitored.operator.metrics_server.port
+
+    # A Wukong that runs and answers a stop; one whose import never ends, so it stalls.
+    await create(k, "wukong", namespace, wukong("mon-1"))
+    await wait_for(k, namespace, "mon-1", lambda c: c.get("status", {}).get("phase") == "Running")
+    await patch_spec(
+        k,
+        namespace,
+        "mon-1",
+        {"lifecycleAction": {"action": "stop", "requestedAt": "2026-01-01T00:00:00.000001Z"}},
+    )
+    await wait_for(
+        k,
+        namespace,
+        "mon-1",
+        lambda c: (c.get("status", {}).get("lifecycleState") or {}).get("state") == "Done",
+        what="mon-1 stop Done",
+    )
+    # A guest that ignores ACPI, stopped with a long grace period: Stopping outlives 3 s.
+    await create(k, "wukong", namespace, wukong("mon-2"))
+    await wait_for(k, namespace, "mon-2", lambda c: c.get("status", {}).get("phase") == "Running")
+    await k.merge_patch(
+        path("vm", namespace, "mon-2-vm"),
+        {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
+    )
+    await patch_spec(
+        k,
+        namespace,
+        "mon-2",
+        {
+            "lifecycleAction": {
+                "action": "stop",
+                "gracePeriodSeconds": 600,
+                "requestedAt": "2026-01-01T00:00:00.000002Z",
+            }
+        },
+    )
+    await wait_for(
+        k,
+        namespace,
+        "mon-2",
+        lambda c: any(
+            x.get("type") == "Stalled" and x.get("status") == "True"
+            for x in c.get("status", {}).get("conditions") or []
+        ),
+        what="mon-2 Stalled",
+    )
+
+    # Nobody, a stranger's token, and a ServiceAccount without the right: refused.
+    assert (await scrape(port, None))[0] == 401
+    assert (await scrape(port, "not-a-token"))[0] == 401
+    stranger = await scraper(control_plane, k, namespace, "stranger")
+    status, text = await scrape(port, stranger)
+    assert status == 403 and f"system:serviceaccount:{namespace}:stranger" in text
+
+    # Bound to wukong-metrics-reader: allowed.
+    reader = await scraper(control_plane, k, namespace, "prometheus")
+    binding = f"wukong-metrics-reader-{namespace}"
+    await k.create(
+        api_path("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": binding},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "wukong-metrics-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": namespace}],
+        },
+    )
+    try:
+        status, text = await scrape(port, reader)
+    finally:
+        await k.delete(
+            api_path("rbac.authorization.k8s.io", "v1", "clusterrolebindings", None, binding)
+        )
+    assert status == 200, text
+
+    fed = samples(text)
+    assert set(DOCUMENTED) <= set(fed), set(DOCUMENTED) - set(fed)
+    assert value(fed["wukong_build_info"], 'version="') == 1
+    assert value(fed["wukong_leader"]) == 1 and value(fed["wukong_leader_changes_total"]) == 1
+    assert value(fed["wukong_phase"], f'namespace="{namespace}"', 'phase="Stopped"') == 1
+    assert value(fed["wukong_phase"], f'namespace="{namespace}"') == 2
+    assert value(fed["wukong_stalled"], f'namespace="{namespace}"') == 1
+    assert value(fed["wukong_lifecycle_requests_total"], 'action="stop"', 'outcome="Done"') == 1
+    assert value(fed["wukong_reconcile_total"], 'result="success"') > 0
+    assert value(fed["wukong_reconcile_duration_seconds"], "_count") > 0
+    requests = fed["wukong_kube_api_requests_total"]
+    assert value(requests, 'verb="PATCH"', 'resource="wukongs/status"', 'code="200"') > 0
+    assert value(requests, 'verb="LIST"', 'resource="wukongs"') > 0
+    assert value(requests, 'verb="POST"', 'resource="tokenreviews"', 'code="20') >= 1
+    assert value(requests, 'verb="POST"', 'resource="subjectaccessreviews"', 'code="20') >= 1
+    assert not any('verb="list"' in line or 'verb="watch"' in line for line in requests)
+    assert len(fed["wukong_watch_restarts_total"]) == 7  # one series per watched resource
+    assert len(fed["wukong_workqueue_depth"]) == 1

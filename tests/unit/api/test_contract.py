@@ -1,0 +1,33 @@
+"""The client-facing contract in wukong.api equals what the reconciler does, so the CLI can
+read it from the API package alone (import-linter: `console` imports no reconcile)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wukong.api import contract
+from wukong.api.spec import Action, LifecycleAction
+from wukong.reconcile import deletion, lifecycle
+
+
+def test_the_default_deletion_grace_is_the_reconcilers() -> None:
+    assert contract.DELETE_GRACE_SECONDS == deletion.DEFAULT_GRACE
+
+
+@given(
+    action=st.sampled_from(list(Action)),
+    force=st.booleans(),
+    grace=st.none() | st.integers(min_value=0, max_value=3600),
+    micros=st.integers(min_value=0, max_value=999_999),
+)
+def test_request_ids_match_the_reconcilers(
+    action: Action, force: bool, grace: int | None, micros: int
+) -> None:
+    request = LifecycleAction(
+        action=action,
+        force=force,
+        grace_period_seconds=grace,
+        requested_at=f"2026-05-01T12:00:00.{micros:06d}Z",
+    )
+    assert contract.request_id(request) == lifecycle.request_id(request)

@@ -1,0 +1,180 @@
+"""Bad input never reaches a traceback: one `error:` line on stderr and exit code 2 for a
+wrong command line or a bad `run` option, one line for an unusable kubeconfig (issue 17)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from wukong.cli import app
+from wukong.console.errors import NO_API, explain
+from wukong.errors import NotFound
+
+runner = CliRunner()
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(autouse=True)
+def root_logger() -> Iterator[None]:
+    """`run` configures the root logger: put it back for the next test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def no_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No kubeconfig anywhere and not in a pod."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+def exec_kubeconfig(path: Path) -> Path:
+    """A kubeconfig whose credentials come from an exec plugin that does not exist."""
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": str(path.parent / "no-such-plugin"),
+            "interactiveMode": "Never",
+        }
+    }
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--concurrency", "0"], "--concurrency: ", id="concurrency-0"),
+        pytest.param(
+            ["--probe-address", "8080x"], "--probe-address: '8080x' is not host:port", id="probe"
+        ),
+        pytest.param(["--metrics-address", "x:99999"], "--metrics-address: ", id="metrics"),
+        pytest.param(["--log-format", "jsn"], "'jsn' is not a log format", id="log-format"),
+        pytest.param(["--log-level", "loud"], "'loud' is not a log level", id="log-level"),
+        pytest.param(["--stall-after", "5x"], "'5x' is not a duration", id="duration"),
+        pytest.param(
+            ["--leader-election", "--renew-deadline", "20s"],
+            "--renew-deadline (20s) must be shorter than --lease-duration (15s)",
+            id="renew-after-lease",
+        ),
+        pytest.param(["--concurency", "3"], "no such option: --concurency", id="unknown-flag"),
+    ],
+)
+def test_bad_run_options_are_one_line_and_exit_2(
+    args: list[str], message: str, no_cluster: Path
+) -> None:
+    result = runner.invoke(app, ["run", *args])
+    assert result.exit_code == 2, result.output
+    assert lines(result.stderr) == [lines(result.stderr)[0]]
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_bad_environment_variable_is_named_like_its_flag(
+    no_cluster: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WUKONG_LOG_FORMAT", "jsn")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        "error: --log-format: 'jsn' is not a log format: use json or text"
+    ]
+
+
+def test_run_without_a_cluster_says_so_in_one_log_line(no_cluster: Path) -> None:
+    result = runner.invoke(app, ["run", "--log-format", "json"])
+    assert result.exit_code == 2, result.output
+    (line,) = lines(result.stderr)
+    assert '"level": "error"' in line and "no cluster configured" in line
+    assert "Traceback" not in result.output
+
+
+def test_log_level_is_case_blind_and_debug_runs(no_cluster: Path) -> None:
+    result = runner.invoke(app, ["run", "--log-level", "debug"])
+    assert result.exit_code == 2  # no cluster: the level itself was accepted
+    assert "Traceback" not in result.stderr
+    assert lines(result.stderr)[-1].endswith("pass --kubeconfig")
+
+
+@pytest.mark.parametrize("command", [["status"], ["run"]])
+def test_an_empty_kubeconfig_is_named(command: list[str], tmp_path: Path) -> None:
+    empty = tmp_path / "config"
+    empty.write_text("")
+    result = runner.invoke(app, [*command, "--kubeconfig", str(empty)])
+    assert result.exit_code == (2 if command == ["run"] else 1)
+    (line,) = lines(result.stderr)
+    assert line.endswith(f"kubeconfig {empty} is empty: it names no cluster or context")
+    assert "NoneType" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["run"]])
+def test_an_exec_plugin_failure_is_printed_once(command: list[str], tmp_path: Path) -> None:
+    config = exec_kubeconfig(tmp_path / "config")
+    result = runner.invoke(app, [*command, "--kubeconfig", str(config)])
+    assert result.exit_code == (2 if command == ["run"] else 1)
+    (line,) = lines(result.stderr)
+    assert "no-such-plugin" in line and line.count("no-such-plugin") == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["stop", "web-1", "--timeout", "5x"], id="bad-duration"),
+        pytest.param(["stop", "web-1", "--grace-period", "1.5s"], id="fractional-grace"),
+        pytest.param(["stop", "web-1", "--grace-period", "2d"], id="unknown-unit"),
+        pytest.param(["stop"], id="missing-name"),
+        pytest.param(["status", "--bogus"], id="unknown-flag"),
+    ],
+)
+def test_a_wrong_command_line_is_one_line_and_exit_2(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    (line,) = lines(result.stderr)
+    assert line.startswith("error: ")
+
+
+def test_a_missing_crd_is_named_on_lists_too() -> None:
+    path = "/apis/vm.novasphere.dev/v1alpha1/namespaces/demo/wukongs"
+    error = NotFound(404, "NotFound", "the server could not find the requested resource", path=path)
+    assert explain(error, "https://k") == NO_API
+    other = NotFound(404, "NotFound", 'namespaces "x" not found', path="/api/v1/namespaces/x")
+    assert explain(other, "https://k") == 'namespaces "x" not found'
+
+
+def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    config = exec_kubeconfig(tmp_path / "config")
+    doc = yaml.safe_load(config.read_text())
+    doc["users"][0]["user"] = {"token": "t"}
+    config.write_text(yaml.safe_dump(doc))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["run", "--kubeconfig", str(config), "--probe-address", f"127.0.0.1:{port}"]
+        result = runner.invoke(app, [*args, "--metrics-address", "off"])
+    assert result.exit_code == 2, result.output
+    (line,) = lines(result.stderr)
+    assert "cannot listen:" in line and "address already in use" in line

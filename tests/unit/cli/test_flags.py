@@ -1,0 +1,136 @@
+"""kubectl's conventions on the command line: help, durations, -o, --dry-run, aliases,
+completion and version; nothing here needs a cluster (tests/integration/test_cli_flags.py
+runs each flag against the API server)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.unit.cli.objects import NOW, wukong
+from wukong.api.durations import format_duration, parse_duration
+from wukong.cli import app
+from wukong.console.output import Output, listing, name_of, patch_text, watch_line, widths
+
+runner = CliRunner()
+COMMANDS = (
+    "start", "stop", "restart", "suspend", "resume", "pause", "unpause", "status", "describe",
+    "attach", "addvolume", "detach", "removevolume", "delete", "version", "completion", "run",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_reads_like_kubectl(command: str) -> None:
+    result = runner.invoke(app, [command, "-h"], prog_name="wukong")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "<bool>" not in text and "<str>" not in text and "{" not in text.split("Usage:")[-1]
+    assert "╭" not in text  # no rich boxes
+    assert "\nOptions:\n" in text and text.rstrip().splitlines()[-2] == "Usage:"
+    assert text.rstrip().splitlines()[-1].startswith(f"  wukong {command}")
+
+
+@pytest.mark.parametrize(
+    ("alias", "verb"),
+    [
+        ("pause", "suspend"),
+        ("unpause", "resume"),
+        ("addvolume", "attach"),
+        ("removevolume", "detach"),
+    ],
+)
+def test_virtctl_verbs_are_aliases(alias: str, verb: str) -> None:
+    listed = runner.invoke(app, ["--help"]).stdout
+    assert alias in listed
+    text = runner.invoke(app, [alias, "-h"]).stdout
+    assert f"Alias of {verb}" in " ".join(text.split())
+    same = runner.invoke(app, [verb, "-h"]).stdout
+    options = lambda t: t.split("Options:")[1].split("Usage:")[0]  # noqa: E731
+    assert options(text) == options(same)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30", 30.0), ("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0), ("250ms", 0.25)],
+)
+def test_durations_are_read_as_kubectl_reads_them(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_durations_print_short() -> None:
+    assert [format_duration(s) for s in (300, 5400, 45, 1.5)] == ["5m", "1h30m", "45s", "1.5s"]
+
+
+@pytest.mark.parametrize("text", ["5x", "m5", "30m1h", "", "-3"])
+def test_a_bad_duration_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["stop", "web-1", "-l", "tier=web"], "do not go together", id="name-and-l"),
+        pytest.param(["delete"], "select some with -l", id="neither"),
+        pytest.param(["stop", "web-1", "-o", "yaml"], "goes with --dry-run=client", id="o-alone"),
+        pytest.param(
+            ["stop", "web-1", "--dry-run=client", "-o", "wide"], "json or yaml", id="o-wide"
+        ),
+        pytest.param(["stop", "web-1", "--dry-run=maybe"], "--dry-run", id="bad-dry-run"),
+        pytest.param(["status", "-o", "table"], "--output", id="bad-output"),
+        pytest.param(["status", "--timeout", "5s"], "only bounds -w", id="timeout-without-w"),
+        pytest.param(["completion", "tcsh"], "no completion for shell", id="bad-shell"),
+    ],
+)
+def test_flag_mistakes_exit_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_a_script(shell: str) -> None:
+    result = runner.invoke(app, ["completion", shell])
+    assert result.exit_code == 0, result.output
+    assert "_WUKONG_COMPLETE" in result.stdout
+
+
+def test_version_client_needs_no_cluster() -> None:
+    from wukong import __version__
+
+    assert runner.invoke(app, ["version", "--client"]).stdout == f"Client Version: {__version__}\n"
+    out = runner.invoke(app, ["version", "--client", "-o", "json"]).stdout
+    assert json.loads(out) == {"clientVersion": __version__}
+
+
+def test_output_formats_of_a_list() -> None:
+    items = [wukong("b", cpu=2, memory="2Gi"), wukong("a")]
+    assert listing(items, NOW, Output.NAME, namespaces=False).splitlines() == [
+        "wukong.vm.novasphere.dev/b",
+        "wukong.vm.novasphere.dev/a",
+    ]
+    assert name_of(items[1]) == "wukong.vm.novasphere.dev/a"
+    doc = yaml.safe_load(listing(items, NOW, Output.YAML, namespaces=False))
+    assert doc["kind"] == "List" and [i["metadata"]["name"] for i in doc["items"]] == ["b", "a"]
+    assert json.loads(listing(items, NOW, Output.JSON, namespaces=False)) == doc
+    wide = listing(items, NOW, Output.WIDE, namespaces=True).splitlines()
+    assert wide[0].split()[0] == "NAMESPACE" and wide[0].split()[-3:] == ["CPU", "MEMORY", "AGE"]
+    assert wide[1].split()[1] == "a" and wide[2].split()[-3:] == ["2", "2Gi", "1h"]
+
+
+def test_watch_lines_line_up_under_the_table() -> None:
+    items = [wukong("web-1")]
+    table = listing(items, NOW, None, namespaces=False).splitlines()
+    sizes = widths(items, NOW, None, namespaces=False)
+    line = watch_line(wukong("web-1"), NOW, None, namespaces=False, widths=sizes)
+    assert line == table[1]
+
+
+def test_a_client_dry_run_prints_the_patch() -> None:
+    text = patch_text("PATCH wukong.vm.novasphere.dev/web-1", {"spec": {"x": 1}}, None)
+    assert text.splitlines()[0] == "# PATCH wukong.vm.novasphere.dev/web-1 (dry run: nothing sent)"
+    assert yaml.safe_load(text) == {"spec": {"x": 1}}
+    assert json.loads(patch_text("p", {"a": 1}, Output.JSON).split("\n", 1)[1]) == {"a": 1}

@@ -1,0 +1,45 @@
+"""The operator says, in /readyz and its log, which watched API the cluster does not serve
+(Multus' NADs, CDI's DataVolumes…), instead of a bare "caches not synced"."""
+
+from __future__ import annotations
+
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from wukong.controller import Operator
+from wukong.settings import Settings
+
+
+async def test_a_missing_crd_is_named_with_what_installs_it() -> None:
+    async with ApiClient(Configuration()) as api:
+        operator = Operator(Settings(metrics_address="off"), api)
+        ok, why = operator.readiness()
+        assert not ok and why.startswith("caches not synced: wukongs.vm.novasphere.dev")
+        operator.informers["nads"].installed = False
+        operator.informers["dvs"].installed = False
+        ok, why = operator.readiness()
+    assert not ok
+    assert why == (
+        "caches not synced: the API server does not serve datavolumes.cdi.kubevirt.io (CDI), "
+        "network-attachment-definitions.k8s.cni.cncf.io (Multus): install it; "
+        "the operator waits and retries"
+    )
+
+
+async def test_phase_and_stalled_counts_come_from_the_cache() -> None:
+    async with ApiClient(Configuration()) as api:
+        operator = Operator(Settings(metrics_address="off"), api)
+        kind = operator.refs["wukongs"].name
+        stalled = {"conditions": [{"type": "Stalled", "status": "True"}], "phase": "Creating"}
+        for name, namespace, status in (
+            ("a", "x", {"phase": "Running"}),
+            ("b", "x", stalled),
+            ("c", "y", {}),
+        ):
+            meta = {"name": name, "namespace": namespace, "resourceVersion": "1"}
+            operator.store.upsert(kind, {"metadata": meta, "status": status})
+        assert operator.phase_counts() == {
+            ("x", "Running"): 1,
+            ("x", "Creating"): 1,
+            ("y", "Pending"): 1,
+        }
+        assert operator.stalled_counts() == {"x": 1}

@@ -1,0 +1,118 @@
+"""`-o json|yaml|wide|name` and `--dry-run` output, as kubectl prints them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import yaml
+
+from wukong.api import names
+from wukong.console.render import age, cell, table
+from wukong.console.status import HEADERS, summary_row
+
+JsonObj = dict[str, Any]
+RESOURCE = f"{names.PLURAL[:-1]}.{names.GROUP}"  # wukong.vm.novasphere.dev
+WIDE = ("CPU", "MEMORY", "AGE")
+
+
+class Output(StrEnum):
+    """What `-o` accepts."""
+
+    JSON = "json"
+    YAML = "yaml"
+    WIDE = "wide"
+    NAME = "name"
+
+
+class DryRun(StrEnum):
+    """What `--dry-run` accepts: kubectl's values (`none` is the default: really write)."""
+
+    NONE = "none"
+    CLIENT = "client"
+    SERVER = "server"
+
+
+def name_of(cr: JsonObj) -> str:
+    """`wukong.vm.novasphere.dev/web-1`, as `kubectl get -o name` prints it."""
+    return f"{RESOURCE}/{cr['metadata']['name']}"
+
+
+def document(obj: JsonObj | Sequence[JsonObj], fmt: Output) -> str:
+    """One object, or a v1 List of them, as JSON or YAML."""
+    body: JsonObj = (
+        obj if isinstance(obj, dict) else {"apiVersion": "v1", "kind": "List", "items": list(obj)}
+    )
+    if fmt is Output.JSON:
+        return json.dumps(body, indent=2)
+    return yaml.safe_dump(body, sort_keys=False).rstrip("\n")
+
+
+def wide_row(cr: JsonObj, now: datetime) -> list[str]:
+    """The status row plus CPU, MEMORY and AGE."""
+    spec = cr.get("spec") or {}
+    return [
+        *summary_row(cr, now),
+        cell(spec.get("cpu")),
+        cell(spec.get("memory")),
+        age(cr["metadata"].get("creationTimestamp"), now),
+    ]
+
+
+def rows(
+    items: Sequence[JsonObj], now: datetime, *, wide: bool, namespaces: bool
+) -> tuple[tuple[str, ...], list[list[str]]]:
+    """Headers and rows of the status table, sorted by namespace and name."""
+    ordered = sorted(
+        items, key=lambda c: (c["metadata"].get("namespace", ""), c["metadata"]["name"])
+    )
+    headers: tuple[str, ...] = (*HEADERS, *WIDE) if wide else HEADERS
+    body = [wide_row(cr, now) if wide else summary_row(cr, now) for cr in ordered]
+    if namespaces:
+        headers = ("NAMESPACE", *headers)
+        body = [
+            [cr["metadata"].get("namespace", ""), *r] for cr, r in zip(ordered, body, strict=True)
+        ]
+    return headers, body
+
+
+def listing(
+    items: Sequence[JsonObj], now: datetime, fmt: Output | None, *, namespaces: bool
+) -> str:
+    """The whole answer of `status` (no NAME) in the chosen format."""
+    if fmt in (Output.JSON, Output.YAML):
+        return document(items, fmt)
+    if fmt is Output.NAME:
+        return "\n".join(name_of(cr) for cr in items)
+    headers, body = rows(items, now, wide=fmt is Output.WIDE, namespaces=namespaces)
+    return table(headers, body)
+
+
+def watch_line(
+    cr: JsonObj, now: datetime, fmt: Output | None, *, namespaces: bool, widths: Sequence[int]
+) -> str:
+    """One changed Wukong during `status -w`: a row aligned under the first table."""
+    if fmt in (Output.JSON, Output.YAML):
+        return document(cr, fmt) + ("\n---" if fmt is Output.YAML else "")
+    if fmt is Output.NAME:
+        return name_of(cr)
+    _, (row,) = rows([cr], now, wide=fmt is Output.WIDE, namespaces=namespaces)
+    padded = [c.ljust(w) for c, w in zip(row, widths, strict=False)]
+    return "   ".join(padded).rstrip()
+
+
+def widths(
+    items: Sequence[JsonObj], now: datetime, fmt: Output | None, *, namespaces: bool
+) -> list[int]:
+    """Column widths of the table `listing` prints, for rows printed after it."""
+    headers, body = rows(items, now, wide=fmt is Output.WIDE, namespaces=namespaces)
+    return [max(len(str(c)) for c in column) for column in zip(headers, *body, strict=True)]
+
+
+def patch_text(what: str, patch: JsonObj, fmt: Output | None) -> str:
+    """A client-side dry run: the patch that would be sent."""
+    body = json.dumps(patch, indent=2) if fmt is Output.JSON else yaml.safe_dump(patch).rstrip()
+    return f"# {what} (dry run: nothing sent)\n{body}"
