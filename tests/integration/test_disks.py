@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.integration.scenario import (
-    OPERATOR_USER,
     IMAGE,
+    OPERATOR_USER,
     condition,
     create,
     get,
