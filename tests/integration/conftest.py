@@ -94,7 +94,7 @@ def _summarize(plane: ControlPlane, mode: str, version: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def control_plane(kubevirt_assets_dir: Path | None) -> Iterator[ControlPlane]:
+def shared_plane(kubevirt_assets_dir: Path | None) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver + GC/namespace/PVC-protection controllers, with all CRDs installed."""
     if kubevirt_assets_dir is None:
         plane = ControlPlane()
@@ -111,14 +111,20 @@ def control_plane(kubevirt_assets_dir: Path | None) -> Iterator[ControlPlane]:
 
 
 @pytest.fixture(scope="session")
+def control_plane(shared_plane: ControlPlane, kubevirt: KubeVirtPlane | None) -> ControlPlane:
+    """The session's control plane, with KubeVirt's components running on it in real mode."""
+    return shared_plane
+
+
+@pytest.fixture(scope="session")
 def kubevirt(
-    control_plane: ControlPlane, kubevirt_assets_dir: Path | None
+    shared_plane: ControlPlane, kubevirt_assets_dir: Path | None
 ) -> Iterator[KubeVirtPlane | None]:
     """KubeVirt's own virt-api and virt-controller on the session's control plane (real mode)."""
     if kubevirt_assets_dir is None:
         yield None
         return
-    plane = KubeVirtPlane(control_plane, assets=kubevirt_assets_dir)
+    plane = KubeVirtPlane(shared_plane, assets=kubevirt_assets_dir)
     plane.start()
     try:
         yield plane
@@ -128,7 +134,7 @@ def kubevirt(
 
 @pytest.fixture(scope="session")
 def pure_sim_plane(
-    control_plane: ControlPlane, kubevirt: KubeVirtPlane | None
+    shared_plane: ControlPlane, kubevirt: KubeVirtPlane | None
 ) -> Iterator[ControlPlane]:
     """A control plane for the simulator's own tests, which imitate KubeVirt themselves.
 
@@ -136,7 +142,7 @@ def pure_sim_plane(
     the same objects; those tests get a separate control plane with the hand-written CRDs.
     """
     if kubevirt is None:
-        yield control_plane
+        yield shared_plane
         return
     plane = ControlPlane()
     plane.start()

@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.scenario import (
     IMAGE,
+    OPERATOR_USER,
     condition,
     create,
     get,
@@ -41,7 +42,9 @@ def volume(cr: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def calls(sim: Simulator, verb: str) -> list[Any]:
-    return [c for c in sim.calls if c.subresource == verb]
+    """The operator's own calls (virt-controller also calls the VMI's addvolume, with real
+    KubeVirt's HotplugVolumes gate)."""
+    return [c for c in sim.calls if c.subresource == verb and c.user == OPERATOR_USER]
 
 
 async def template_volumes(k: Kube, namespace: str, name: str) -> list[str]:

@@ -547,6 +547,19 @@ class NodeHandler(Controller):
             if name in in_spec:
                 entry["target"] = targets.get(name, "")
             hotplug = entry.get("hotplugVolume")
+            if hotplug is not None and name not in in_spec:
+                # Removed from the VMI: the domain lets the disk go, virt-handler unmounts it
+                # from the launcher pod; virt-controller then deletes the attachment pod.
+                elapsed = self._age(uid, f"unplug:{name}:{hotplug.get('attachPodUID')}")
+                if elapsed < step:
+                    waits.append(step - elapsed)
+                elif entry.get("phase") not in ("UnMountedFromPod", "Detaching"):
+                    entry.update(
+                        target="",
+                        phase="UnMountedFromPod",
+                        reason="VolumeUnMountedFromPod",
+                        message=f"Volume {name} has been unmounted from virt-launcher pod",
+                    )
             if hotplug is not None and name in in_spec and hotplug.get("attachPodUID"):
                 if entry.get("phase") in ("AttachedToNode", "MountedToPod"):
                     elapsed = self._age(uid, f"plug:{name}:{hotplug['attachPodUID']}")
