@@ -74,7 +74,7 @@ def _mount_point(seen: Observed, disk: str) -> str | None:
     """Where the guest has `disk` mounted (matched by serial, which Wukong sets to the name)."""
     for fs in seen.guest_filesystems or ():
         serials = {str(d.get("serial")) for d in fs.get("disk") or []}
-        if disk in serials or fs.get("diskName") == disk:
+        if names.disk_serial(disk) in serials or fs.get("diskName") == disk:
             return str(fs.get("mountPoint") or "?")
     return None
 
