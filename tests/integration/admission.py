@@ -102,12 +102,15 @@ def child_problems(children: list[JsonObj], urls: GoUrls) -> list[str]:
     for obj in children:
         kind, name = obj.get("kind", "?"), obj.get("metadata", {}).get("name", "")
         where = f"{kind}/{name}"
-        found = {
-            "VirtualMachine": _vm,
-            "DataVolume": lambda o: _data_volume(o, urls),
-            "PersistentVolumeClaim": _pvc,
-            "NetworkAttachmentDefinition": _nad,
-        }.get(kind, lambda o: [])(obj)
+        if kind == "DataVolume":
+            found = _data_volume(obj, urls)
+        else:
+            check = {
+                "VirtualMachine": _vm,
+                "PersistentVolumeClaim": _pvc,
+                "NetworkAttachmentDefinition": _nad,
+            }
+            found = check[kind](obj) if kind in check else []
         found += _meta(obj.get("metadata", {}))
         problems += [f"{where}: {p}" for p in found]
     problems += _clashes(children)

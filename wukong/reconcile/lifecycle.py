@@ -237,9 +237,27 @@ def plan_lifecycle(
         if state.get("issued"):
             state |= {"state": "Done", "message": f"{state.get('lastAction')} done: {step.phase}"}
             state.pop("deadline", None)
+    if not calling and _first_manual_start(cr, seen, step, state):
+        calling = True
+        actions.append(VmCall("start", vm))
     if not calling:  # the call itself moves runStrategy: align it on a later pass
         actions += _run_strategy(cr, seen, state)
     return LifecyclePlan(step, tuple(actions), state, requeue_after=requeue)
+
+
+def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: JsonObj) -> bool:
+    """autoStart under runStrategy Manual: KubeVirt creates the VM stopped and starts it only
+    when asked, so the operator asks once, while the new VM has never run (else the Wukong
+    would wait in Starting for a VMI that never comes)."""
+    return (
+        seen.vm is not None
+        and seen.vmi is None
+        and seen.vm.get("spec", {}).get("runStrategy") == "Manual"
+        and step.previous in (Phase.Creating, Phase.Starting)
+        and step.phase is Phase.Starting
+        and not state.get("lastAction")
+        and "Start" not in _state_change_requests(seen)
+    )
 
 
 def _starts_by_itself(cr: Wukong) -> bool:

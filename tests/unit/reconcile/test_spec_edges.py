@@ -129,3 +129,19 @@ def test_suspend_at_creation_waits_until_the_vm_runs() -> None:
 def test_the_reconcile_world_namespace_is_the_one_the_cache_uses() -> None:
     # Guard for the helpers borrowed from test_settle: they read the same world.
     assert cache_for(raw_wukong({})).get("wukongs", NS, "web-1") is not None
+
+
+def test_a_manual_vm_that_should_start_is_started_once_after_creation() -> None:
+    from tests.unit.reconcile.world import ready_children
+    from wukong.reconcile.vm import build_vm
+
+    cr = wukong(runStrategy="Manual")
+    world = ready_children()
+    vm = build_vm(cr, world, "Manual") | {"status": {}}
+    vm["metadata"]["ownerReferences"][0]["uid"] = cr.metadata.uid
+    plan = decide(cr, {"phase": "Creating"}, ready_children(vm=vm))
+    assert plan.status["phase"] == "Starting"
+    assert [c.verb for c in _calls(plan)] == ["start"]
+    pending = vm | {"status": {"stateChangeRequests": [{"action": "Start"}]}}
+    again = decide(cr, plan.status, ready_children(vm=pending))
+    assert _calls(again) == []
