@@ -432,3 +432,38 @@ async def _delete_all(k: Kube, namespace: str, accepted: list[str]) -> bool:
         return False
     print(f"deleted {len(accepted)} Wukongs in {time.monotonic() - started:.0f}s")
     return True
+
+
+def test_the_python_url_parser_refuses_everything_go_refuses() -> None:
+    """wukong.api.urls against Go's own url.ParseRequestURI and url.Parse (what CDI runs) on
+    URL-like strings: whatever Go refuses, the model refuses; where they differ, the model is
+    the stricter one (Go versions differ there: the model follows the newer rules)."""
+    from wukong.api.urls import UrlError, parse_request_uri
+
+    drawn: list[str] = []
+
+    @seed(SEED)
+    @settings(max_examples=600, deadline=None, database=None, phases=[Phase.generate])
+    @given(st.one_of(URLISH, IMAGES, TYPICAL_IMAGES))
+    def draw(url: str) -> None:
+        drawn.append(url)
+
+    draw()
+    urls = GoUrls()
+    go_request = urls.check([("request", u) for u in drawn])
+    go_parse = urls.check([("parse", u) for u in drawn])
+    looser: list[str] = []
+    stricter: list[str] = []
+    for url, (request_error, _), (parse_error, _) in zip(drawn, go_request, go_parse, strict=True):
+        # CDI: ParseRequestURI for http(s), Parse for registries; the CRD: isURL for both.
+        go_error = request_error or (parse_error if url.startswith("docker") else "")
+        try:
+            parse_request_uri(url)
+        except UrlError:
+            if not go_error:
+                stricter.append(url)
+            continue
+        if go_error:
+            looser.append(f"{url!r}: Go says {go_error}")
+    print(f"\nurls: {len(drawn)} checked (seed {SEED}); refused only by the model: {stricter}")
+    assert looser == []
