@@ -152,7 +152,11 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> lis
     in_vm = set(template_volumes(seen.vm)) | set(_live(seen))
     uid = cr.metadata.uid
     actions: list[Action] = []
-    gone = {f"{cr.metadata.name}-{n}": n for n in old_volumes if n not in in_spec | in_vm}
+    gone = {
+        names.disk_claim_name(cr.metadata.name, n): n
+        for n in old_volumes
+        if n not in in_spec | in_vm
+    }
     kinds: tuple[tuple[ChildKind, Mapping[str, JsonObj]], ...] = (
         ("DataVolume", seen.data_volumes),
         ("PersistentVolumeClaim", seen.claims),
