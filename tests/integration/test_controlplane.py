@@ -112,7 +112,7 @@ async def test_a_valid_wukong_is_accepted_with_schema_defaults(
             id="duplicate-disk-names",
         ),
         pytest.param({"cpu": 0}, ("should be greater than or equal to 1",), id="zero-cpu"),
-        pytest.param({"memory": "0"}, ("must be greater than zero",), id="zero-memory"),
+        pytest.param({"memory": "0"}, ("memory must be at least 1M",), id="zero-memory"),
     ],
 )
 async def test_an_invalid_wukong_is_rejected_with_the_crd_message(

@@ -79,7 +79,7 @@ class KubeVirt:
         )
         body: JsonObj = {
             "name": volume,
-            "disk": {"name": volume, "disk": {"bus": bus}, "serial": volume},
+            "disk": {"name": volume, "disk": {"bus": bus}, "serial": names.disk_serial(volume)},
             "volumeSource": {source_key: source},
         }
         path = _sub(namespace, "virtualmachines", name, "addvolume")

@@ -42,7 +42,7 @@ _KEY_ORDER = (
     "properties",
     "items",
 )
-_MAX_NAME = 63
+_MAX_NAME = names.MAX_WUKONG_NAME
 _NAME_RULE = {
     "rule": f"self.metadata.name.size() <= {_MAX_NAME}",
     "message": f"a Wukong name is at most {_MAX_NAME} characters: it is a label value on children",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 GROUP = "vm.novasphere.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -38,17 +40,81 @@ NAD_GROUP = "k8s.cni.cncf.io"
 NAD_VERSION = "v1"
 NAD_PLURAL = "network-attachment-definitions"
 
+# --- Derived names (issue 18) --------------------------------------------------------------
+# Every name the operator derives fits the limit of where it is used, for every name the CRD
+# accepts (a Wukong name of up to 63 characters, disk and network names of up to 63): when the
+# plain form is too long it is cut and ends in a short hash of the plain form, so two different
+# plain names never share a derived one (within a Wukong the operator checks this too:
+# `derived_name_clashes`).
+
+MAX_WUKONG_NAME = 63
+"""A Wukong's name is a label value on every child (vm.novasphere.dev/wukong)."""
+MAX_LABEL_VALUE = 63
+"""Kubernetes label values (and DNS-1123 labels)."""
+MAX_OBJECT_NAME = 253
+"""Kubernetes object names (DNS-1123 subdomains): PVCs and DataVolumes."""
+MAX_VM_NAME = MAX_LABEL_VALUE
+"""The VM's name is also the value of the VMI label kubevirt.io/vm (and the launcher pod's
+vm.kubevirt.io/name), so it is held to a label value's 63 characters."""
+MAX_NAD_NAME = MAX_LABEL_VALUE
+"""NetworkAttachmentDefinition names: the NPWG spec asks for a DNS-1123 label."""
+IFNAMSIZ = 15
+"""Linux interface names (a bridge is one) have at most 15 characters."""
+MAX_SERIAL = 36
+"""Disk serials Wukong sets (KubeVirt allows 256 of [A-Za-z0-9_.+-]; guests show fewer)."""
+HASH_LENGTH = 8
+_VM_SUFFIX = "-vm"
+
+
+def short_hash(text: str, length: int = HASH_LENGTH) -> str:
+    """A stable lowercase hex digest of `text`, `length` characters long."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def fit(name: str, limit: int, *, suffix: str = "") -> str:
+    """`name + suffix` if it has at most `limit` characters; else `name` cut short, then '-'
+    and a hash of the whole plain form, then `suffix`: at most `limit` characters, stable,
+    and still starting and ending like a DNS name (no '-' or '.' before the hash)."""
+    plain = name + suffix
+    if len(plain) <= limit:
+        return plain
+    tag = "-" + short_hash(plain)
+    keep = limit - len(tag) - len(suffix)
+    if keep < 1:
+        raise ValueError(f"cannot fit '{plain}' into {limit} characters")
+    return name[:keep].rstrip("-.") + tag + suffix
+
 
 def vm_name(wukong_name: str) -> str:
-    """Name of the VirtualMachine (and its VMI) that a Wukong owns."""
-    return f"{wukong_name}-vm"
+    """Name of the VirtualMachine (and its VMI) that a Wukong owns: '<wukong>-vm'."""
+    return fit(wukong_name, MAX_VM_NAME, suffix=_VM_SUFFIX)
 
 
 def disk_claim_name(wukong_name: str, disk_name: str) -> str:
-    """Name of the PVC or DataVolume behind one disk of a Wukong."""
-    return f"{wukong_name}-{disk_name}"
+    """Name of the PVC or DataVolume behind one disk of a Wukong: '<wukong>-<disk>'."""
+    return fit(f"{wukong_name}-{disk_name}", MAX_OBJECT_NAME)
 
 
 def nad_name(wukong_name: str, network_name: str) -> str:
-    """Name of a NetworkAttachmentDefinition the operator creates and owns."""
-    return f"{wukong_name}-{network_name}"
+    """Name of a NetworkAttachmentDefinition the operator creates: '<wukong>-<network>'."""
+    return fit(f"{wukong_name}-{network_name}", MAX_NAD_NAME)
+
+
+def bridge_name(network_name: str) -> str:
+    """The Linux bridge of an operator-created NAD without spec.bridge: 'br-<network>'.
+    It depends on the network name only: Wukongs naming a network alike share its bridge."""
+    return fit(f"br-{network_name}", IFNAMSIZ)
+
+
+def disk_serial(disk_name: str) -> str:
+    """The serial a disk shows the guest (and the guest agent reports back)."""
+    return fit(disk_name, MAX_SERIAL)
+
+
+def wukong_of_vm_name(vm: str) -> str | None:
+    """The Wukong name whose uncut VM name is `vm`, if there is one (a cut name cannot be
+    undone: the mapping of a VMI to its Wukong falls back on this only without labels)."""
+    candidate = vm.removesuffix(_VM_SUFFIX)
+    if candidate and candidate != vm and vm_name(candidate) == vm:
+        return candidate
+    return None

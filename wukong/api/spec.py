@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
@@ -22,41 +22,66 @@ from wukong.api.quantity import (
     parse_bytes,
     parse_quantity,
 )
+from wukong.api.urls import image_problem
 
 MAX_DISKS = 16
 MAX_NETWORKS = 8
 MAX_GRACE_PERIOD_SECONDS = 86400
-IMAGE_PATTERN = r"^(docker|https?)://\S+$"
+# Printable ASCII only: Go's (RE2) \S matches a non-breaking space, Python's does not; an
+# explicit range reads the same in the CRD and here. Anything else is percent-encoded.
+IMAGE_PATTERN = r"^(docker|https?)://[!-~]+$"
+IMAGE_MAX_LENGTH = 2048
+# KubeVirt's VMI admitter: "must be greater than or equal to 1M".
+MIN_MEMORY = "1M"
+# CDI's DataVolume admitter: "size should be at least 1MiB" (KubeVirt refuses smaller disks).
+MIN_DISK_SIZE = "1Mi"
+# KubeVirt's spec.domain.cpu.cores is a uint32.
+MAX_CPU = 2**32 - 1
 BRIDGE_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
 
 
-def _positive(value: str) -> str:
-    if parse_quantity(value) <= 0:
-        raise ValueError(f"'{value}' must be greater than zero")
-    return value
+def _at_least(minimum: str, what: str, why: str, example: str) -> tuple[Any, dict[str, Any]]:
+    """A validator and the CEL rule for a quantity of at least `minimum`, with one message."""
+    message = f"{what} must be at least {minimum} ({why}), e.g. {example}"
+
+    def check(value: str) -> str:
+        if parse_quantity(value) < parse_quantity(minimum):
+            raise ValueError(f"'{value}' is too small: {message}")
+        return value
+
+    rule = (
+        f"!isQuantity(self) || quantity(self).compareTo(quantity('{minimum}')) >= 0",
+        message,
+    )
+    schema = {"type": "string", "pattern": QUANTITY_PATTERN, "maxLength": QUANTITY_MAX_LENGTH}
+    return AfterValidator(check), schema | rules(rule)
 
 
-PositiveQuantity = Annotated[
-    Quantity,
-    AfterValidator(_positive),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": QUANTITY_PATTERN,
-            "maxLength": QUANTITY_MAX_LENGTH,
-        }
-        | rules(
-            (
-                "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))",
-                "must be greater than zero",
-            )
-        )
+_MEMORY_CHECK, _MEMORY_SCHEMA = _at_least(
+    MIN_MEMORY, "memory", "KubeVirt refuses less", "512Mi or 4Gi"
+)
+_SIZE_CHECK, _SIZE_SCHEMA = _at_least(
+    MIN_DISK_SIZE, "a disk size", "CDI and KubeVirt refuse smaller disks", "20Gi"
+)
+MemoryQuantity = Annotated[Quantity, _MEMORY_CHECK, WithJsonSchema(_MEMORY_SCHEMA)]
+DiskSize = Annotated[Quantity, _SIZE_CHECK, WithJsonSchema(_SIZE_SCHEMA)]
+
+_IMAGE_RULES = rules(
+    (
+        "isURL(self)",
+        "not a URL CDI can import from: check the host, the port (digits only), "
+        "[brackets] around IPv6 addresses and %-escapes (a % is followed by two hex digits)",
     ),
-]
-
-
+    (
+        "!isURL(self) || url(self).getHost() != ''",
+        "the URL names no host (registry or web server) after '://'",
+    ),
+)
 ImageSource = Annotated[
-    str, WithJsonSchema({"type": "string", "pattern": IMAGE_PATTERN, "maxLength": 2048})
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": IMAGE_PATTERN, "maxLength": IMAGE_MAX_LENGTH} | _IMAGE_RULES
+    ),
 ]
 
 
@@ -129,7 +154,7 @@ class DiskSpec(WireModel):
 
     name: DnsLabel
     """Disk name, unique in the Wukong; also names the PVC '<wukong>-<disk>'."""
-    size: PositiveQuantity
+    size: DiskSize
     """Requested size, e.g. 20Gi; it may grow later but never shrink."""
     image: ImageSource | None = None
     """docker://registry/image (container disk) or http(s):// URL to import; none = blank."""
@@ -144,12 +169,16 @@ class DiskSpec(WireModel):
 
     @field_validator("image")
     @classmethod
-    def _image_scheme(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 2048 or not re.fullmatch(IMAGE_PATTERN, value)):
-            raise ValueError(
-                f"'{value}' is not an image source: use docker://registry/image:tag for a "
-                "container disk or an http(s):// URL of a disk image to import"
-            )
+    def _image_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if len(value) > IMAGE_MAX_LENGTH:
+            raise ValueError(f"an image URL has at most {IMAGE_MAX_LENGTH} characters")
+        problem = image_problem(value)
+        if problem is None and not re.fullmatch(IMAGE_PATTERN, value):
+            problem = "not an image source"
+        if problem is not None:
+            raise ValueError(f"'{value}' is not an image source: {problem}")
         return value
 
     @property
@@ -293,9 +322,9 @@ class WukongSpec(WireModel):
 
     model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
 
-    cpu: Annotated[int, Field(ge=1)]
-    """CPU cores."""
-    memory: PositiveQuantity
+    cpu: Annotated[int, Field(ge=1, le=MAX_CPU)]
+    """CPU cores (at most 4294967295, KubeVirt's limit)."""
+    memory: MemoryQuantity
     """Guest memory, e.g. 4Gi."""
     run_strategy: RunStrategy = RunStrategy.ALWAYS
     """KubeVirt runStrategy: Always, RerunOnFailure, Manual or Halted."""

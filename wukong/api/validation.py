@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from wukong.api import names
+from wukong.api.names import MAX_WUKONG_NAME
 from wukong.api.quantity import format_bytes, parse_quantity
 from wukong.api.spec import DiskSpec, WukongSpec
-
-MAX_WUKONG_NAME = 63
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,36 @@ def validate_spec(
                 f"{MAX_WUKONG_NAME} because it is a label value on every child object",
             )
         )
+    if name is not None:
+        problems += derived_name_clashes(spec, name)
     if old_spec is not None:
         problems += _edits(spec, old_spec)
+    return problems
+
+
+def derived_name_clashes(spec: WukongSpec, name: str) -> list[Problem]:
+    """Two entries of one Wukong whose derived names (claims, NADs, bridges, serials) would be
+    the same object. Long names end in a hash of the whole name (`names.fit`), so this takes
+    a hash collision; it is checked anyway, so that a clash is a clear refusal, not a mix-up."""
+    derived: list[tuple[str, str, str, str]] = []  # (what, derived name, field, entry)
+    for i, disk in enumerate(spec.disks):
+        field = f"spec.disks[{i}].name"
+        derived.append(("claim", names.disk_claim_name(name, disk.name), field, disk.name))
+        derived.append(("disk serial", names.disk_serial(disk.name), field, disk.name))
+    for i, net in enumerate(spec.networks):
+        if net.nad_name is not None:
+            continue
+        field = f"spec.networks[{i}].name"
+        derived.append(("NAD", names.nad_name(name, net.name), field, net.name))
+        if net.bridge is None:
+            derived.append(("Linux bridge", names.bridge_name(net.name), field, net.name))
+    problems = []
+    first: dict[tuple[str, str], str] = {}
+    for what, value, field, entry in derived:
+        other = first.setdefault((what, value), entry)
+        if other != entry:
+            clash = f"'{entry}' and '{other}' would share the {what} '{value}': rename one"
+            problems.append(Problem(field, clash))
     return problems
 
 

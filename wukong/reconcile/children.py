@@ -14,8 +14,6 @@ from wukong.api.v1alpha1 import DiskSpec, NetworkSpec, Wukong
 
 JsonObj = dict[str, Any]
 POD_NETWORK = "default"
-# Linux limits interface names to 15 characters; a bridge name is one.
-IFNAMSIZ = 15
 
 
 def labels(cr: Wukong) -> dict[str, str]:
@@ -55,7 +53,7 @@ def nad_config(cr: Wukong, net: NetworkSpec) -> str:
     binding needs (macvlan/ipvlan cannot carry it: the VM's MAC moves into the guest)."""
     plugin: JsonObj = {
         "type": "bridge",
-        "bridge": net.bridge or f"br-{net.name}"[:IFNAMSIZ],
+        "bridge": net.bridge or names.bridge_name(net.name),
         "disableContainerInterface": True,
         "macspoofchk": True,
     }
@@ -133,11 +131,13 @@ def volume_source(cr: Wukong, disk: DiskSpec, *, hotpluggable: bool = False) -> 
 
 def vm_disk(disk: DiskSpec, *, boot: bool, hotplug: bool = False) -> JsonObj:
     """The VM disk device; the bus is always explicit (amd64 would default to sata, which
-    cannot be hot-plugged), and the serial is the disk name so the guest agent can match it."""
+    cannot be hot-plugged), and the serial is the disk name (cut short with a hash when
+    long: `names.disk_serial`) so the guest agent can match it."""
     bus = disk.bus or "virtio"
     if hotplug and bus not in ("scsi", "virtio"):
         bus = "scsi"
-    device: JsonObj = {"name": disk.name, "disk": {"bus": bus}, "serial": disk.name[:36]}
+    serial = names.disk_serial(disk.name)
+    device: JsonObj = {"name": disk.name, "disk": {"bus": bus}, "serial": serial}
     if boot:
         device["bootOrder"] = 1
     return device

@@ -90,7 +90,7 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     """Plan one pass for a live (not deleting) Wukong."""
     now = seen.now
     plan = Plan()
-    problems = validate_spec(cr.spec)
+    problems = validate_spec(cr.spec, name=cr.metadata.name)
     if problems:
         text = "; ".join(str(p) for p in problems)
         valid = Cond(SPEC_VALID, False, "InvalidSpec", text)

@@ -27,6 +27,11 @@ from wukong.reconcile.observed import JsonObj, Observed
 
 VOLUMES_BOUND = "VolumesBound"
 RESIZE = "VolumesResized"
+# A claim name this Wukong derives belongs to another object (another Wukong's disk, a user's
+# PVC): a clash between Wukongs, reported as such (like NADConflict for networks).
+CLAIM_CONFLICT = "ClaimConflict"
+STORAGE_CLASS_NOT_FOUND = "StorageClassNotFound"
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 # DataVolume phases that mean "provisioning will go on once a VM uses the disk".
 WAITS_FOR_CONSUMER = {"WaitForFirstConsumer", "PendingPopulation"}
 
@@ -61,6 +66,67 @@ def _binds_late(pvc: JsonObj | None, seen: Observed) -> bool:
         return False
     sc = seen.storage_classes.get(pvc.get("spec", {}).get("storageClassName") or "")
     return bool(sc and sc.get("volumeBindingMode") == "WaitForFirstConsumer")
+
+
+def _owner_words(obj: JsonObj) -> str:
+    """Who holds a claim that is not ours, in words: "Wukong 'x'", or "someone else"."""
+    meta = obj.get("metadata", {})
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == names.KIND and ref.get("name"):
+            return f"Wukong '{ref['name']}'"
+    labels = meta.get("labels") or {}
+    if holder := labels.get(names.LABEL_WUKONG) or labels.get(names.LABEL_RETAINED_FROM):
+        return f"Wukong '{holder}'"
+    return "someone else (not this Wukong)"
+
+
+def _conflict(kind: str, claim: str, obj: JsonObj) -> str:
+    return f"{kind} '{claim}' already belongs to {_owner_words(obj)}"
+
+
+def storage_problem(disk: DiskSpec, claim: JsonObj | None, seen: Observed) -> str | None:
+    """Why the claim of `disk` cannot be provisioned as things stand: its StorageClass does
+    not exist, or it names none and the cluster has no default. None when that is not it."""
+    spec = (claim or {}).get("spec") or {}
+    wanted = disk.storage_class_name or spec.get("storageClassName")
+    if wanted:
+        if wanted in seen.storage_classes:
+            return None
+        known = ", ".join(sorted(seen.storage_classes)) or "none"
+        return (
+            f"StorageClass '{wanted}' does not exist (classes in the cluster: {known}): create "
+            "it, or replace the disk with one whose storageClassName exists"
+        )
+    defaults = [
+        sc
+        for sc in seen.storage_classes.values()
+        if (sc.get("metadata", {}).get("annotations") or {}).get(DEFAULT_CLASS) == "true"
+    ]
+    if defaults:
+        return None
+    known = ", ".join(sorted(seen.storage_classes)) or "none"
+    return (
+        "the disk names no storageClassName and the cluster has no default StorageClass "
+        f"(classes: {known}): set storageClassName, or mark a class as the default"
+    )
+
+
+def _stuck(disk: DiskSpec, pvc: JsonObj | None, seen: Observed) -> str | None:
+    """`storage_problem` for a claim that exists and is Pending (one being created, or
+    importing, is not stuck on its class)."""
+    if pvc is None or (pvc.get("status") or {}).get("phase", "Pending") != "Pending":
+        return None
+    return storage_problem(disk, pvc, seen)
+
+
+def _pending_words(disk: DiskSpec, claim: JsonObj | None, seen: Observed) -> str:
+    """What a Pending claim waits for, with what it asks: size, class and provisioner."""
+    spec = (claim or {}).get("spec") or {}
+    name = disk.storage_class_name or spec.get("storageClassName")
+    sc = seen.storage_classes.get(name or "")
+    provisioner = f", provisioner {sc.get('provisioner')}" if sc and sc.get("provisioner") else ""
+    where = f"StorageClass '{name}'{provisioner}" if name else "the default StorageClass"
+    return f"Pending: {disk.size} from {where} not provisioned yet"
 
 
 def _source_url(dv: JsonObj) -> str | None:
@@ -118,11 +184,11 @@ def _disk(
     if disk.image:
         if dv is None:
             if pvc is not None and not owned_by(pvc, uid):
-                return [], volume | {"phase": "Conflict"}, f"PVC '{claim}' exists, not ours"
+                return [], volume | {"phase": "Conflict"}, _conflict("PVC", claim, pvc)
             actions.append(CreateChild("DataVolume", build_data_volume(cr, disk)))
             return actions, volume | {"phase": "Pending"}, "being created"
         if not owned_by(dv, uid):
-            return [], volume | {"phase": "Conflict"}, f"DataVolume '{claim}' is not ours"
+            return [], volume | {"phase": "Conflict"}, _conflict("DataVolume", claim, dv)
         if dv.get("metadata", {}).get("deletionTimestamp"):
             return [], volume | {"phase": "Replacing"}, "the previous import is being removed"
         if _source_url(dv) not in (None, disk.image):
@@ -148,7 +214,7 @@ def _disk(
             actions.append(CreateChild("PersistentVolumeClaim", build_pvc(cr, disk)))
             return actions, volume | {"phase": "Pending"}, "being created"
         if not owned_by(pvc, uid):
-            return [], volume | {"phase": "Conflict"}, f"PVC '{claim}' is not ours"
+            return [], volume | {"phase": "Conflict"}, _conflict("PVC", claim, pvc)
         phase = str(pvc.get("status", {}).get("phase") or "Pending")
         volume["phase"] = phase
         done = phase == "Bound" or _binds_late(pvc, seen)
@@ -157,6 +223,8 @@ def _disk(
         if capacity := _capacity(pvc):
             volume["capacity"] = capacity
         actions += _grow(disk, claim, pvc, seen, volume, old)
+    if not done and phase == "Pending":
+        phase = _pending_words(disk, pvc, seen)
     return actions, {k: v for k, v in volume.items() if v is not None}, None if done else phase
 
 
@@ -240,20 +308,33 @@ def plan_disks(
     volumes: list[JsonObj] = []
     waiting: list[str] = []
     failed: list[str] = []
+    conflicts: list[str] = []
+    no_class: list[str] = []
     usable: set[str] = set()
     for disk in cr.spec.disks:
         disk_actions, volume, problem = _disk(cr, disk, seen, old_volumes.get(disk.name, {}))
         actions += disk_actions
-        volumes.append(volume)
+        claim = names.disk_claim_name(cr.metadata.name, disk.name)
         if volume.get("phase") == "Failed":
             failed.append(f"disk '{disk.name}': {problem}")
+        elif volume.get("phase") == "Conflict":
+            conflicts.append(f"disk '{disk.name}': {problem}")
+        elif problem and (why := _stuck(disk, seen.claims.get(claim), seen)):
+            no_class.append(f"disk '{disk.name}': {why}")
+            volume = volume | {"message": why}
         elif problem:
             waiting.append(f"{disk.name} ({problem})")
         else:
             usable.add(disk.name)
+        volumes.append(volume)
     if failed:
         message = "; ".join(failed)
         cond = Cond(VOLUMES_BOUND, False, "ImportFailed", message)
+    elif conflicts:
+        message = "; ".join(conflicts) + ": rename this Wukong or that disk, or remove the other"
+        cond = Cond(VOLUMES_BOUND, False, CLAIM_CONFLICT, message)
+    elif no_class:
+        cond = Cond(VOLUMES_BOUND, False, STORAGE_CLASS_NOT_FOUND, "; ".join(no_class))
     elif waiting:
         cond = Cond(VOLUMES_BOUND, False, "Provisioning", "waiting for " + ", ".join(waiting))
     else:
@@ -262,7 +343,7 @@ def plan_disks(
         tuple(actions),
         tuple(volumes),
         (cond, *resize_conditions(volumes, seen)),
-        ready=not waiting and not failed,
+        ready=not (waiting or failed or conflicts or no_class),
         failed="; ".join(failed) or None,
         usable=frozenset(usable),
     )

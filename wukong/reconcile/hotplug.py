@@ -91,7 +91,7 @@ def _mount_point(seen: Observed, disk: str) -> str | None:
     """Where the guest has `disk` mounted (matched by serial, which Wukong sets to the name)."""
     for fs in seen.guest_filesystems or ():
         serials = {str(d.get("serial")) for d in fs.get("disk") or []}
-        if disk in serials or fs.get("diskName") == disk:
+        if names.disk_serial(disk) in serials or fs.get("diskName") == disk:
             return str(fs.get("mountPoint") or "?")
     return None
 
@@ -173,7 +173,11 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> lis
     in_vm = set(template_volumes(seen.vm)) | set(_live(seen))
     uid = cr.metadata.uid
     actions: list[Action] = []
-    gone = {f"{cr.metadata.name}-{n}": n for n in old_volumes if n not in in_spec | in_vm}
+    gone = {
+        names.disk_claim_name(cr.metadata.name, n): n
+        for n in old_volumes
+        if n not in in_spec | in_vm
+    }
     kinds: tuple[tuple[ChildKind, Mapping[str, JsonObj]], ...] = (
         ("DataVolume", seen.data_volumes),
         ("PersistentVolumeClaim", seen.claims),

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wukong.api import names
-from wukong.api.v1alpha1 import Wukong
+from wukong.api.v1alpha1 import LifecycleAction, Wukong
 from wukong.fsm.facts import Facts
 from wukong.fsm.machine import Effect, Phase, Step, decide
 from wukong.reconcile.actions import Action, Emit, PatchChild, VmCall
@@ -26,6 +26,25 @@ from wukong.reconcile.timefmt import iso, parse_time
 
 DEFAULT_GRACE = 30
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
+# Before the VM exists (docs/decisions.md, "Lifecycle requests at creation"): start and stop
+# are answered by creating the VM running or stopped; restart and resume have nothing to act
+# on and are done; suspend waits until the VM runs, then runs like any suspend.
+NOT_CREATED = (Phase.Pending, Phase.Creating)
+DONE_AT_CREATION = {
+    "restart": "restart: nothing to restart, the VM is being created and boots fresh",
+    "resume": "resume: nothing is suspended, the VM is being created",
+}
+WAIT_FOR_RUNNING = "suspend waits until the VM runs: it is still being created or starting"
+# The VM is still on its way: a start, stop or suspend that waits for it is not done yet.
+IN_PROGRESS = (
+    Phase.Pending,
+    Phase.Creating,
+    Phase.Stopping,
+    Phase.Restarting,
+    Phase.Suspending,
+    Phase.Resuming,
+    Phase.Starting,
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +171,10 @@ def plan_lifecycle(
     )
     actions: list[Action] = []
     requeue: float | None = None
+    if new_request and action is not None and step.refused:
+        early = _at_creation(cr, action, step, state)
+        if early is not None:
+            return early
     if new_request and action is not None:
         state["requestId"] = request_id(action)
         state["generation"] = cr.metadata.generation
@@ -178,10 +201,16 @@ def plan_lifecycle(
                 seconds = grace if grace is not None else DEFAULT_GRACE
                 state["deadline"] = iso(now + timedelta(seconds=seconds))
                 state["gracePeriodSeconds"] = seconds
+            verb = action.action.value
+            if step.previous in NOT_CREATED and (verb == "stop" or _starts_by_itself(cr)):
+                # Creating the VM in the wanted run state is the whole answer: no KubeVirt call
+                # (a start on a VM whose runStrategy runs it anyway is refused with a 409).
+                how = "running" if verb == "start" else "stopped"
+                state |= {"issued": True, "state": "Issued", "message": f"the VM is created {how}"}
             actions.append(Emit("Normal", "RequestAccepted", f"{action.action.value} accepted"))
         return LifecyclePlan(step, tuple(actions), state, requeue_after=None)
     calling = False
-    if state.get("issued") is False and state.get("lastAction"):
+    if state.get("issued") is False and state.get("lastAction") and seen.vm is not None:
         last = str(state["lastAction"])
         if not call_landed(last, state, seen):
             calling = True
@@ -204,19 +233,66 @@ def plan_lifecycle(
     if deadline and step.phase in (Phase.Stopping, Phase.Restarting) and not state.get("escalated"):
         requeue = max((deadline - now).total_seconds(), 0.0) + 0.05
         state["message"] = f"waiting for the guest to shut down until {iso(deadline)}"
-    if step.phase not in (
-        Phase.Stopping,
-        Phase.Restarting,
-        Phase.Suspending,
-        Phase.Resuming,
-        Phase.Starting,
-    ) and state.get("state") in ("Issued", "Accepted"):
+    if step.phase not in IN_PROGRESS and state.get("state") in ("Issued", "Accepted"):
         if state.get("issued"):
             state |= {"state": "Done", "message": f"{state.get('lastAction')} done: {step.phase}"}
             state.pop("deadline", None)
+    if not calling and _first_manual_start(cr, seen, step, state):
+        calling = True
+        actions.append(VmCall("start", vm))
     if not calling:  # the call itself moves runStrategy: align it on a later pass
         actions += _run_strategy(cr, seen, state)
     return LifecyclePlan(step, tuple(actions), state, requeue_after=requeue)
+
+
+def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: JsonObj) -> bool:
+    """autoStart under runStrategy Manual: KubeVirt creates the VM stopped and starts it only
+    when asked, so the operator asks once, while the new VM has never run (else the Wukong
+    would wait in Starting for a VMI that never comes)."""
+    return (
+        seen.vm is not None
+        and seen.vmi is None
+        and seen.vm.get("spec", {}).get("runStrategy") == "Manual"
+        and step.previous in (Phase.Creating, Phase.Starting)
+        and step.phase is Phase.Starting
+        and not state.get("lastAction")
+        and "Start" not in _state_change_requests(seen)
+    )
+
+
+def _starts_by_itself(cr: Wukong) -> bool:
+    """The VM's runStrategy starts it without a start call (Manual needs one)."""
+    return desired_run_strategy(cr, True) in ("Always", "RerunOnFailure")
+
+
+def _at_creation(
+    cr: Wukong, action: LifecycleAction, step: Step, state: JsonObj
+) -> LifecyclePlan | None:
+    """The answer to a request the state machine refused only because the VM does not exist
+    (or run) yet; None when the refusal stands."""
+    verb = action.action.value
+    if step.previous in NOT_CREATED and verb in DONE_AT_CREATION:
+        message = DONE_AT_CREATION[verb]
+        done: JsonObj = {
+            "state": "Done",
+            "requestId": request_id(action),
+            "generation": cr.metadata.generation,
+            "message": message,
+        }
+        return LifecyclePlan(step, (Emit("Normal", "RequestDone", message),), done)
+    waiting = state.get("state") == "Waiting" and step.previous is Phase.Starting
+    if verb == "suspend" and (step.previous in NOT_CREATED or waiting):
+        # The request id is not recorded: each pass asks the state machine again, and once
+        # the VM runs the suspend is accepted and runs like any other.
+        held: JsonObj = {
+            "state": "Waiting",
+            "generation": cr.metadata.generation,
+            "message": WAIT_FOR_RUNNING,
+        }
+        first = state.get("state") != "Waiting"
+        events = (Emit("Normal", "RequestWaiting", WAIT_FOR_RUNNING),) if first else ()
+        return LifecyclePlan(step, events, held)
+    return None
 
 
 def _run_strategy(cr: Wukong, seen: Observed, state: JsonObj) -> list[Action]:

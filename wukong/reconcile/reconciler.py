@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from wukong.adapters.kube import JsonObj
 from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
-from wukong.errors import Conflict, PermanentError, TransientError, WukongError
+from wukong.errors import Conflict, NotFound, PermanentError, TransientError, WukongError
 from wukong.reconcile.actions import CreateChild, Emit, ExpandDisk, VmCall
 from wukong.reconcile.conditions import Cond
 from wukong.reconcile.decide import Plan, decide
@@ -211,9 +211,12 @@ class Reconciler:
         if plan.finalize and not outcome.failures:
             rest = [f for f in finalizers if f != names.FINALIZER]
             meta = raw["metadata"]
-            await self.executor.wukongs.set_finalizers(
-                meta["namespace"], meta["name"], rest, meta["resourceVersion"]
-            )
+            try:
+                await self.executor.wukongs.set_finalizers(
+                    meta["namespace"], meta["name"], rest, meta["resourceVersion"]
+                )
+            except NotFound:
+                log.info("Wukong %s/%s is already gone", meta["namespace"], meta["name"])
             return None
         new_status = dict(status)
         new_status["phase"] = "Deleting"
@@ -232,7 +235,10 @@ class Reconciler:
         new_status["conditions"] = merge_conditions(
             status.get("conditions") or [], plan.conditions, now, cr.metadata.generation
         )
-        await self._write_status(raw, status, new_status)
+        try:
+            await self._write_status(raw, status, new_status)
+        except NotFound:
+            return None  # finished meanwhile (another pass removed the finalizer): done
         if outcome.failures:
             raise TransientError(f"deletion step failed: {next(iter(outcome.failures.values()))}")
         return plan.requeue_after
@@ -264,7 +270,13 @@ class Reconciler:
             self.clock(),
             raw["metadata"].get("generation"),
         )
-        new = status | {"conditions": conds}
+        # Any spec the API server accepted gets a phase: it waits in Pending (or stays where
+        # it was) and observedGeneration says this generation was looked at.
+        new = status | {
+            "phase": status.get("phase") or "Pending",
+            "observedGeneration": raw["metadata"].get("generation"),
+            "conditions": conds,
+        }
         if _clean(new) != _clean(status):
             await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message)])
             await self._write_status(raw, status, new)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from wukong.api.names import API_VERSION, KIND, KUBEVIRT_GROUP, LABEL_WUKONG
+from wukong.api.names import API_VERSION, KIND, KUBEVIRT_GROUP, LABEL_WUKONG, wukong_of_vm_name
 from wukong.runtime.cache import Store, labels_of, object_name
 
 _VM_KIND = "VirtualMachine"
-_VM_SUFFIX = "-vm"  # wukong.api.names.vm_name: "<wukong>-vm"
 
 Enqueue = Callable[[str], None]
 
@@ -58,8 +57,8 @@ def wukong_of_vmi(vmi: Mapping[str, Any], store: Store, vm_kind: str) -> str | N
     if (key := wukong_of_child(vmi)) is not None:
         return key
     vm_owner = _owner(vmi, _VM_KIND, KUBEVIRT_GROUP)
-    if vm_owner is not None and vm_owner.endswith(_VM_SUFFIX) and len(vm_owner) > len(_VM_SUFFIX):
-        return f"{namespace}/{vm_owner.removesuffix(_VM_SUFFIX)}"
+    if vm_owner is not None and (owner := wukong_of_vm_name(vm_owner)) is not None:
+        return f"{namespace}/{owner}"
     return None
 
 

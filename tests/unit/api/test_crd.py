@@ -16,7 +16,7 @@ Schema = dict[str, Any]
 CEL_WORDS = {
     "self", "oldSelf", "has", "all", "exists", "exists_one", "filter", "size", "quantity",
     "isQuantity", "compareTo", "isGreaterThan", "metadata", "name", "matches", "endsWith",
-    "substring",
+    "substring", "getHost",
 }  # fmt: skip
 
 
@@ -138,8 +138,8 @@ def test_map_lists_are_keyed_by_a_required_field() -> None:
         pytest.param("<root>.spec", "preserveDisksList.all(", id="kept-disks-exist"),
         pytest.param(
             "<root>.spec.memory",
-            "quantity(self).isGreaterThan(quantity('0'))",
-            id="memory-positive",
+            "quantity(self).compareTo(quantity('1M')) >= 0",
+            id="memory-at-least-1M",
         ),
         pytest.param("<root>", "self.metadata.name.size() <= 63", id="name-fits-a-label"),
     ],

@@ -120,7 +120,7 @@ def test_valid_specs_are_accepted(spec: Raw) -> None:
         pytest.param(
             spec_with(memory="4GB"), "spec.memory", "did you mean '4G' or '4Gi'", id="memory-in-gb"
         ),
-        pytest.param(spec_with(memory="0"), "spec.memory", "greater than zero", id="no-memory"),
+        pytest.param(spec_with(memory="0"), "spec.memory", "at least 1M", id="no-memory"),
         pytest.param(
             spec_with(runStrategy="Once"), "spec.runStrategy", "'Always', ", id="run-strategy-once"
         ),

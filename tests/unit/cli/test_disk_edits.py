@@ -27,7 +27,7 @@ LOGS = {"name": "logs", "size": "1Gi", "detachOptions": {"preserveData": True}}
     [
         pytest.param(("Data", "1Gi", None), "is not a valid name", id="bad-name"),
         pytest.param(("data", "1GB", None), "did you mean '1G' or '1Gi'", id="bad-size"),
-        pytest.param(("data", "0", None), "greater than zero", id="zero-size"),
+        pytest.param(("data", "0", None), "at least 1Mi", id="zero-size"),
         pytest.param(("data", "1Gi", "ftp://x"), "is not an image source", id="bad-image"),
     ],
 )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime
+from decimal import Decimal, localcontext
 from typing import Any
 
 from ._kube import JsonObj
@@ -164,27 +167,30 @@ def controlled_by(obj: JsonObj | None, owner: JsonObj) -> bool:
     return any(r.get("uid") == uid and r.get("controller") for r in refs)
 
 
-_UNITS = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "k": 10**3,
-    "K": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-}
+# Every form of a Kubernetes quantity: binary (Ki..Ei), decimal (n u m "" k M G T P E) and
+# exponent (1e3, 1E3) suffixes on a signed decimal number.
+_QUANTITY = re.compile(
+    r"(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+    r"(?:(?P<binary>[KMGTPE]i)|[eE](?P<exponent>[+-]?[0-9]+)|(?P<decimal>[numkMGTPE]?))"
+)
+_BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 
 
 def quantity_bytes(value: str | int | None) -> int:
-    """Bytes of a storage quantity such as "10Gi" or "500M"."""
+    """Bytes of a quantity such as "10Gi", "500M", "1500m" or "1e3", rounded up as Kubernetes
+    rounds a byte count; ValueError if it is not a quantity."""
     if value is None:
         return 0
     text = str(value).strip()
-    for suffix in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(suffix):
-            return int(float(text[: -len(suffix)]) * _UNITS[suffix])
-    return int(float(text))
+    match = _QUANTITY.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity")
+    with localcontext(prec=len(text) + 40):  # exact: no rounding of long mantissas
+        number = Decimal(match["number"])
+        if match["binary"]:
+            exact: Decimal = number * (1 << _BINARY[match["binary"]])
+        else:
+            power = int(match["exponent"] or _DECIMAL[match["decimal"] or ""])
+            exact = number.scaleb(power)
+        return math.ceil(exact)

@@ -1,0 +1,147 @@
+"""Issue 18 in the planners and the pass: phases for unreadable specs, a finalizer on a gone
+Wukong, claims another Wukong holds, missing StorageClasses, lifecycle requests at creation."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from tests.unit.reconcile.test_settle import Cache, Cluster, cache_for, raw_wukong
+from tests.unit.reconcile.world import NOW, NS, owned, seen, wukong
+from wukong.errors import NotFound
+from wukong.reconcile.actions import Emit, VmCall
+from wukong.reconcile.decide import decide
+from wukong.reconcile.executor import Executor
+from wukong.reconcile.reconciler import Reconciler
+
+JsonObj = dict[str, Any]
+
+
+def _cond(status: JsonObj, type_: str) -> JsonObj:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+async def test_a_spec_the_operator_cannot_read_still_gets_a_phase() -> None:
+    raw = raw_wukong({})
+    raw["spec"]["memory"] = "1k"  # older than the CRD's rule: the API server kept it
+    cluster = Cluster()
+    await Reconciler(Cache({"wukongs": [raw]}), Executor(cluster), clock=lambda: NOW).reconcile(
+        "demo/web-1"
+    )
+    status = next(body["status"] for _, path, body in cluster.writes if path.endswith("/status"))
+    assert status["phase"] == "Pending" and status["observedGeneration"] == 1
+    spec_valid = _cond(status, "SpecValid")
+    assert spec_valid["status"] == "False" and "at least 1M" in spec_valid["message"]
+
+
+class GoneCluster(Cluster):
+    """A Wukong deleted by someone else between our read and our finalizer write."""
+
+    async def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+        self.writes.append((method, path, body))
+        if method == "PATCH" and "/wukongs/" in path:
+            raise NotFound(404, "NotFound", 'wukongs "web-1" not found', path=path)
+        return {}
+
+
+async def test_removing_the_finalizer_of_a_wukong_already_gone_is_success(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raw = raw_wukong({"phase": "Deleting"})
+    raw["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
+    raw["spec"]["deleteOptions"] = {"force": True}
+    cluster = GoneCluster()
+    reconciler = Reconciler(Cache({"wukongs": [raw]}), Executor(cluster), clock=lambda: NOW)
+    with caplog.at_level(logging.INFO):
+        assert await reconciler.reconcile("demo/web-1") is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert any(
+        m == "PATCH" and b and b["metadata"]["finalizers"] == [] for m, _, b in cluster.writes
+    )
+
+
+def test_a_claim_held_by_another_wukong_is_a_claim_conflict() -> None:
+    other = owned("PersistentVolumeClaim", "web-1-data", uid="other-uid")
+    other["metadata"]["ownerReferences"][0]["name"] = "web"
+    plan = decide(wukong(networks=[]), {"phase": "Creating"}, seen(claims={"web-1-data": other}))
+    bound = _cond(plan.status, "VolumesBound")
+    assert bound["reason"] == "ClaimConflict"
+    assert "PVC 'web-1-data' already belongs to Wukong 'web'" in bound["message"]
+
+
+def test_a_pending_claim_of_a_missing_storage_class_says_so() -> None:
+    cr = wukong(networks=[], disks=[{"name": "data", "size": "1Gi", "storageClassName": "nope"}])
+    pending = owned(
+        "PersistentVolumeClaim", "web-1-data", spec={"storageClassName": "nope"}, status={}
+    )
+    classes = {"standard": {"metadata": {"name": "standard"}, "provisioner": "x"}}
+    plan = decide(
+        cr, {"phase": "Creating"}, seen(claims={"web-1-data": pending}, storage_classes=classes)
+    )
+    bound = _cond(plan.status, "VolumesBound")
+    assert bound["reason"] == "StorageClassNotFound"
+    assert (
+        "StorageClass 'nope' does not exist (classes in the cluster: standard)"
+        in (bound["message"])
+    )
+
+
+def test_a_pending_claim_without_a_default_class_says_so() -> None:
+    cr = wukong(networks=[], disks=[{"name": "data", "size": "1Gi"}])
+    pending = owned("PersistentVolumeClaim", "web-1-data", status={"phase": "Pending"})
+    plan = decide(cr, {"phase": "Creating"}, seen(claims={"web-1-data": pending}))
+    assert "no default StorageClass" in _cond(plan.status, "VolumesBound")["message"]
+
+
+def _calls(plan: Any) -> list[VmCall]:
+    return [a for a in plan.actions if isinstance(a, VmCall)]
+
+
+def test_start_at_creation_is_answered_by_creating_the_vm_running() -> None:
+    cr = wukong(lifecycleAction={"action": "start"})
+    plan = decide(cr, {}, seen())
+    life = plan.status["lifecycleState"]
+    assert life["state"] == "Issued" and life["issued"] is True and _calls(plan) == []
+    later = decide(cr, plan.status, seen())
+    assert _calls(later) == [] and later.status["lifecycleState"]["state"] == "Issued"
+
+
+@pytest.mark.parametrize("action", ["restart", "resume"])
+def test_restart_and_resume_at_creation_are_done(action: str) -> None:
+    plan = decide(wukong(lifecycleAction={"action": action}), {}, seen())
+    life = plan.status["lifecycleState"]
+    assert life["state"] == "Done" and "being created" in life["message"]
+    assert "RequestDone" in [a.reason for a in plan.actions if isinstance(a, Emit)]
+    assert "RequestRefused" not in [a.reason for a in plan.actions if isinstance(a, Emit)]
+
+
+def test_suspend_at_creation_waits_until_the_vm_runs() -> None:
+    cr = wukong(lifecycleAction={"action": "suspend"})
+    plan = decide(cr, {}, seen())
+    assert plan.status["lifecycleState"]["state"] == "Waiting"
+    again = decide(cr, plan.status | {"phase": "Starting"}, seen())
+    assert again.status["lifecycleState"]["state"] == "Waiting"
+    assert not [a for a in again.actions if isinstance(a, Emit) and a.reason == "RequestWaiting"]
+
+
+def test_the_reconcile_world_namespace_is_the_one_the_cache_uses() -> None:
+    # Guard for the helpers borrowed from test_settle: they read the same world.
+    assert cache_for(raw_wukong({})).get("wukongs", NS, "web-1") is not None
+
+
+def test_a_manual_vm_that_should_start_is_started_once_after_creation() -> None:
+    from tests.unit.reconcile.world import ready_children
+    from wukong.reconcile.vm import build_vm
+
+    cr = wukong(runStrategy="Manual")
+    world = ready_children()
+    vm = build_vm(cr, world, "Manual") | {"status": {}}
+    vm["metadata"]["ownerReferences"][0]["uid"] = cr.metadata.uid
+    plan = decide(cr, {"phase": "Creating"}, ready_children(vm=vm))
+    assert plan.status["phase"] == "Starting"
+    assert [c.verb for c in _calls(plan)] == ["start"]
+    pending = vm | {"status": {"stateChangeRequests": [{"action": "Start"}]}}
+    again = decide(cr, plan.status, ready_children(vm=pending))
+    assert _calls(again) == []
