@@ -49,7 +49,7 @@ async def call(
     resp = await kube.call_api(
         path,
         method,
-        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        header_params={"Content-Type": content_type, "Accept": "application/json, */*"},
         body=body,
         auth_settings=["BearerToken"],
         _preload_content=False,

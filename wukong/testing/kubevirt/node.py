@@ -293,6 +293,8 @@ class Kubelet(Controller):
                 ip = self.book.address(pod["metadata"]["uid"], 0, True)
                 await self._status(pod, _running_status(pod, ip))
                 return None
+            if phase(pod) == "Running":
+                await self._readiness(pod)
             if phase(pod) == "Running" and _labelled(pod, LAUNCHER_LABEL):
                 vmi = self._vmi_of(pod)
                 if vmi is not None and is_final(vmi):
@@ -303,6 +305,27 @@ class Kubelet(Controller):
                 return 0.05
             raise
         return None
+
+    async def _readiness(self, pod: JsonObj) -> None:
+        """Pod Ready as kubelet computes it: containers ready and every readiness gate True.
+
+        virt-controller gates virt-launcher pods on `kubevirt.io/virtual-machine-unpaused`,
+        so a paused VM's pod, VMI and VM stop being Ready."""
+        status = pod.get("status") or {}
+        conds = {c.get("type"): c for c in status.get("conditions") or []}
+        gates = [g["conditionType"] for g in (pod.get("spec") or {}).get("readinessGates") or []]
+        ready = all((conds.get(g) or {}).get("status") == "True" for g in gates)
+        want = "True" if ready else "False"
+        if (conds.get("Ready") or {}).get("status") == want:
+            return
+        patched = dict(conds)
+        patched["Ready"] = {
+            "type": "Ready",
+            "status": want,
+            "lastTransitionTime": now_iso(),
+            **({} if ready else {"reason": "ReadinessGatesNotReady"}),
+        }
+        await self._status(pod, {"conditions": list(patched.values())})
 
     async def _schedule(self, pod: JsonObj) -> None:
         vmi = self._vmi_of(pod)
