@@ -16,6 +16,7 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from wukong.api import JsonObj as JsonObj  # console.connect imports it from here
 from wukong.errors import (
     AlreadyExists,
     ApiError,
@@ -26,7 +27,6 @@ from wukong.errors import (
     ServerError,
 )
 
-JsonObj = dict[str, Any]
 RequestHook = Callable[[str, int], None]
 
 MERGE_PATCH: Final = "application/merge-patch+json"

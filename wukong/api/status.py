@@ -54,6 +54,9 @@ class VolumeStatus(WireModel):
     """Import progress as CDI reports it, e.g. '45.10%'."""
     message: str | None = None
     """Why the disk is not usable (CDI's import error, an expansion refusal, a mount)."""
+    expansion_refused: str | None = None
+    """A size the API server refused to grow the claim to; not asked again until the spec
+    asks for another size."""
     preserve_data: bool | None = None
     """detachOptions.preserveData, remembered for when the disk leaves the spec."""
     force_detach: bool | None = None

@@ -17,15 +17,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wukong.api import names
+from wukong.api.status import LifecycleState, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.fsm.facts import Facts
 from wukong.fsm.machine import Effect, Phase, Step, decide
 from wukong.reconcile.actions import Action, Emit, PatchChild, VmCall
-from wukong.reconcile.observed import JsonObj, Observed
-from wukong.reconcile.timefmt import iso, parse_time
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.timefmt import iso
 
 DEFAULT_GRACE = 30
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
+# Phases in which a request is still on its way; outside them an issued request is done.
+IN_FLIGHT_PHASES = (
+    Phase.Stopping,
+    Phase.Restarting,
+    Phase.Suspending,
+    Phase.Resuming,
+    Phase.Starting,
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class LifecyclePlan:
 
     step: Step
     actions: tuple[Action, ...]
-    state: JsonObj
+    state: LifecycleState | None
     requeue_after: float | None = None
 
 
@@ -71,7 +80,7 @@ def _vmi_uid(seen: Observed) -> str | None:
     return None if seen.vmi is None else seen.vmi.get("metadata", {}).get("uid")
 
 
-def call_landed(action: str, state: JsonObj, seen: Observed) -> bool:
+def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
     """Whether the cluster already shows the effect of `action` (so it was called)."""
     vm = seen.vm or {}
     strategy = vm.get("spec", {}).get("runStrategy")
@@ -82,7 +91,7 @@ def call_landed(action: str, state: JsonObj, seen: Observed) -> bool:
     if action == "stop":
         return strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating
     if action == "restart":
-        return bool(pending) or vmi_terminating or _vmi_uid(seen) != state.get("vmiUid")
+        return bool(pending) or vmi_terminating or _vmi_uid(seen) != state.vmi_uid
     if action == "suspend":
         return seen.vmi_condition("Paused")
     if action == "resume":
@@ -103,7 +112,7 @@ def _call(action: str, vm: str, force: bool, grace: int | None) -> VmCall:
 def facts_for(
     cr: Wukong,
     seen: Observed,
-    state: JsonObj,
+    state: LifecycleState,
     *,
     valid: bool,
     ready: bool,
@@ -112,40 +121,40 @@ def facts_for(
 ) -> Facts:
     """What the FSM's guards read, from the cluster and the recorded request."""
     vmi = seen.vmi
-    deadline = parse_time(state.get("deadline"))
+    deadline = state.deadline
     return Facts(
         deleting=cr.metadata.deletion_timestamp is not None,
         spec_valid=valid,
         children_ready=ready,
         provisioning_failed=failed,
         vm_exists=seen.vm is not None,
-        want_running=want_running(cr, state.get("lastAction")),
+        want_running=want_running(cr, state.last_action),
         run_strategy=(seen.vm or {}).get("spec", {}).get("runStrategy"),
         vmi_exists=vmi is not None,
         vmi_phase=seen.vmi_phase,
         vmi_ready=seen.vmi_condition("Ready"),
         vmi_paused=seen.vmi_condition("Paused"),
         vmi_restarted=vmi is not None
-        and state.get("vmiUid") is not None
-        and _vmi_uid(seen) != state.get("vmiUid"),
+        and state.vmi_uid is not None
+        and _vmi_uid(seen) != state.vmi_uid,
         stop_deadline_passed=deadline is not None and now >= deadline,
-        force_issued=bool(state.get("escalated")) or bool(state.get("force")),
+        force_issued=bool(state.escalated) or bool(state.force),
     )
 
 
 def plan_lifecycle(
-    cr: Wukong, seen: Observed, status: JsonObj, *, valid: bool, ready: bool, failed: bool
+    cr: Wukong, seen: Observed, status: WukongStatus, *, valid: bool, ready: bool, failed: bool
 ) -> LifecyclePlan:
     """Feed the FSM; turn its decision into calls and the new lifecycleState."""
     now = seen.now
     vm = names.vm_name(cr.metadata.name)
-    state: JsonObj = dict(status.get("lifecycleState") or {})
+    state = status.lifecycle_state or LifecycleState()
     action = cr.spec.lifecycle_action
-    new_request = action is not None and request_id(action) != state.get("requestId")
-    recorded = {"vmiUid": _vmi_uid(seen)} if new_request else state
+    new_request = action is not None and request_id(action) != state.request_id
+    recorded = LifecycleState(vmi_uid=_vmi_uid(seen)) if new_request else state
     facts = facts_for(cr, seen, recorded, valid=valid, ready=ready, failed=failed, now=now)
     step = decide(
-        status.get("phase"),
+        status.phase,
         facts,
         action.action.value if new_request and action else None,
         force=bool(action and action.force),
@@ -153,46 +162,55 @@ def plan_lifecycle(
     actions: list[Action] = []
     requeue: float | None = None
     if new_request and action is not None:
-        state["requestId"] = request_id(action)
-        state["generation"] = cr.metadata.generation
+        rid = request_id(action)
         if step.refused:
-            state |= {"state": "Refused", "message": step.refused}
+            state = state.model_copy(
+                update={
+                    "request_id": rid,
+                    "generation": cr.metadata.generation,
+                    "state": "Refused",
+                    "message": step.refused,
+                }
+            )
             actions.append(Emit("Warning", "RequestRefused", step.refused))
-        else:
-            grace = action.grace_period_seconds
-            state = {
-                "state": "Accepted",
-                "lastAction": action.action.value,
-                "requestId": state["requestId"],
-                "lastActionTime": iso(now),
-                "generation": cr.metadata.generation,
-                "issued": False,
-                "force": action.force,
-                "vmiUid": _vmi_uid(seen),
-                "message": f"{action.action.value} accepted",
-            }
-            # KubeVirt's restart takes no grace period (the VMI's own applies): a restart
-            # gets a deadline of ours only when the user asked for one.
-            timed = action.action.value == "stop" or grace is not None
-            if action.action.value in ("stop", "restart") and not action.force and timed:
-                seconds = grace if grace is not None else DEFAULT_GRACE
-                state["deadline"] = iso(now + timedelta(seconds=seconds))
-                state["gracePeriodSeconds"] = seconds
-            actions.append(Emit("Normal", "RequestAccepted", f"{action.action.value} accepted"))
-        return LifecyclePlan(step, tuple(actions), state, requeue_after=None)
+            return LifecyclePlan(step, tuple(actions), state)
+        verb = action.action.value
+        grace = action.grace_period_seconds
+        # KubeVirt's restart takes no grace period (the VMI's own applies): a restart
+        # gets a deadline of ours only when the user asked for one.
+        timed = verb == "stop" or grace is not None
+        seconds = grace if grace is not None else DEFAULT_GRACE
+        escalates = verb in ("stop", "restart") and not action.force and timed
+        state = LifecycleState(
+            state="Accepted",
+            last_action=verb,
+            request_id=rid,
+            last_action_time=now,
+            generation=cr.metadata.generation,
+            issued=False,
+            force=action.force,
+            vmi_uid=_vmi_uid(seen),
+            message=f"{verb} accepted",
+            deadline=now + timedelta(seconds=seconds) if escalates else None,
+            grace_period_seconds=seconds if escalates else None,
+        )
+        actions.append(Emit("Normal", "RequestAccepted", f"{verb} accepted"))
+        return LifecyclePlan(step, tuple(actions), state)
     calling = False
-    if state.get("issued") is False and state.get("lastAction"):
-        last = str(state["lastAction"])
+    if state.issued is False and state.last_action:
+        last = state.last_action
         if not call_landed(last, state, seen):
             calling = True
-            actions.append(
-                _call(last, vm, bool(state.get("force")), state.get("gracePeriodSeconds"))
-            )
-        state |= {"issued": True, "state": "Issued", "message": f"{last} sent to KubeVirt"}
+            actions.append(_call(last, vm, bool(state.force), state.grace_period_seconds))
+        state = state.model_copy(
+            update={"issued": True, "state": "Issued", "message": f"{last} sent to KubeVirt"}
+        )
     if Effect.FORCE_STOP_VM in step.effects or Effect.FORCE_RESTART_VM in step.effects:
         verb = "restart" if Effect.FORCE_RESTART_VM in step.effects else "stop"
         actions.append(VmCall(verb, vm, grace_period=0, force=True))  # type: ignore[arg-type]
-        state |= {"escalated": True, "message": f"grace period over: forced {verb}"}
+        state = state.model_copy(
+            update={"escalated": True, "message": f"grace period over: forced {verb}"}
+        )
         actions.append(
             Emit(
                 "Warning",
@@ -200,32 +218,32 @@ def plan_lifecycle(
                 f"the guest did not shut down in time: forcing {verb}",
             )
         )
-    deadline = parse_time(state.get("deadline"))
-    if deadline and step.phase in (Phase.Stopping, Phase.Restarting) and not state.get("escalated"):
+    deadline = state.deadline
+    if deadline and step.phase in (Phase.Stopping, Phase.Restarting) and not state.escalated:
         requeue = max((deadline - now).total_seconds(), 0.0) + 0.05
-        state["message"] = f"waiting for the guest to shut down until {iso(deadline)}"
-    if step.phase not in (
-        Phase.Stopping,
-        Phase.Restarting,
-        Phase.Suspending,
-        Phase.Resuming,
-        Phase.Starting,
-    ) and state.get("state") in ("Issued", "Accepted"):
-        if state.get("issued"):
-            state |= {"state": "Done", "message": f"{state.get('lastAction')} done: {step.phase}"}
-            state.pop("deadline", None)
+        state = state.model_copy(
+            update={"message": f"waiting for the guest to shut down until {iso(deadline)}"}
+        )
+    if (
+        step.phase not in IN_FLIGHT_PHASES
+        and state.state in ("Issued", "Accepted")
+        and state.issued
+    ):
+        message = f"{state.last_action} done: {step.phase}"
+        state = state.model_copy(update={"state": "Done", "message": message, "deadline": None})
     if not calling:  # the call itself moves runStrategy: align it on a later pass
         actions += _run_strategy(cr, seen, state)
-    return LifecyclePlan(step, tuple(actions), state, requeue_after=requeue)
+    empty = state == LifecycleState()
+    return LifecyclePlan(step, tuple(actions), None if empty else state, requeue_after=requeue)
 
 
-def _run_strategy(cr: Wukong, seen: Observed, state: JsonObj) -> list[Action]:
+def _run_strategy(cr: Wukong, seen: Observed, state: LifecycleState) -> list[Action]:
     """Bring the VM's runStrategy back to what the user wants once no call is in flight
     (KubeVirt's start turns Halted into Always; a Manual or RerunOnFailure user wants theirs)."""
-    if seen.vm is None or state.get("issued") is False:
+    if seen.vm is None or state.issued is False:
         return []
     current = seen.vm.get("spec", {}).get("runStrategy")
-    wanted = desired_run_strategy(cr, want_running(cr, state.get("lastAction")))
+    wanted = desired_run_strategy(cr, want_running(cr, state.last_action))
     if current == wanted:
         return []
     return [

@@ -10,19 +10,17 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from wukong.adapters.kube import JsonObj
-from wukong.api import names
+from wukong.api import JsonObj, names
+from wukong.api.conditions import SPEC_VALID, Cond, merge_conditions
+from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.errors import Conflict, PermanentError, TransientError, WukongError
-from wukong.reconcile.actions import CreateChild, Emit, ExpandDisk, VmCall
-from wukong.reconcile.conditions import Cond
+from wukong.errors import TransientError, WukongError
+from wukong.reconcile.actions import CreateChild, Emit
 from wukong.reconcile.decide import Plan, decide
 from wukong.reconcile.deletion import plan_deletion
-from wukong.reconcile.disks import refusal_message
 from wukong.reconcile.executor import Executor, Outcome
 from wukong.reconcile.observed import Observed
-from wukong.reconcile.status import merge_conditions
-from wukong.reconcile.timefmt import iso
+from wukong.reconcile.outcome import fold
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +143,9 @@ class Reconciler:
         except ValidationError as exc:
             await self._unreadable(raw, exc)
             return None
-        status: JsonObj = dict(raw.get("status") or {})
         finalizers: list[str] = list(raw["metadata"].get("finalizers") or [])
         if cr.metadata.deletion_timestamp is not None:
-            return await self._delete(raw, cr, status, finalizers)
+            return await self._delete(raw, cr, finalizers)
         if names.FINALIZER not in finalizers:
             await self.executor.wukongs.set_finalizers(
                 namespace, name, [*finalizers, names.FINALIZER], raw["metadata"]["resourceVersion"]
@@ -156,14 +153,13 @@ class Reconciler:
             return None  # the write wakes us again
         now = self.clock()
         seen = observe(self.store, cr, now)
-        plan = decide(cr, status, seen, stall_after=self.stall_after)
+        plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
         if plan.needs_guest_check:  # the guest agent is not watchable: ask, then decide again
             seen = await self._ask_guest(cr, seen)
-            plan = decide(cr, status, seen, stall_after=self.stall_after)
+            plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
         outcome = await self.executor.run(raw, plan.actions)
         plan, outcome = await self._settle(raw, cr, plan, outcome)
-        new_status = _after(plan.status, status, outcome)
-        await self._write_status(raw, status, new_status)
+        await self._write_status(raw, fold(plan.status, cr.status, outcome.failed))
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
         return plan.requeue_after
@@ -184,7 +180,7 @@ class Reconciler:
                 if obj.get("kind") in CHILD_KINDS:
                     remember(CHILD_KINDS[obj["kind"]], obj)
             seen = observe(self.store, cr, self.clock())
-            again = decide(cr, _clean(plan.status), seen, stall_after=self.stall_after)
+            again = decide(cr, plan.status, seen, stall_after=self.stall_after)
             if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
                 break
             plan, outcome = again, await self.executor.run(raw, again.actions)
@@ -200,13 +196,12 @@ class Reconciler:
             return replace(seen, guest_error=message.strip())
         return replace(seen, guest_filesystems=tuple(found))
 
-    async def _delete(
-        self, raw: JsonObj, cr: Wukong, status: JsonObj, finalizers: list[str]
-    ) -> float | None:
+    async def _delete(self, raw: JsonObj, cr: Wukong, finalizers: list[str]) -> float | None:
         if names.FINALIZER not in finalizers:
             return None
         now = self.clock()
-        plan = plan_deletion(cr, status, observe(self.store, cr, now), stall_after=self.stall_after)
+        seen = observe(self.store, cr, now)
+        plan = plan_deletion(cr, cr.status, seen, stall_after=self.stall_after)
         outcome = await self.executor.run(raw, plan.actions, stop_on_failure=True)
         if plan.finalize and not outcome.failures:
             rest = [f for f in finalizers if f != names.FINALIZER]
@@ -215,35 +210,20 @@ class Reconciler:
                 meta["namespace"], meta["name"], rest, meta["resourceVersion"]
             )
             return None
-        new_status = dict(status)
-        new_status["phase"] = "Deleting"
-        new_status["deletion"] = plan.deletion
-        if status.get("phase") != "Deleting":
-            history = list(status.get("history") or [])
-            history.append(
-                {
-                    "from": status.get("phase") or "Pending",
-                    "to": "Deleting",
-                    "reason": "DeletionRequested",
-                    "time": iso(now),
-                }
-            )
-            new_status["history"] = history[-10:]
-        new_status["conditions"] = merge_conditions(
-            status.get("conditions") or [], plan.conditions, now, cr.metadata.generation
-        )
-        await self._write_status(raw, status, new_status)
+        await self._write_status(raw, plan.status)
         if outcome.failures:
             raise TransientError(f"deletion step failed: {next(iter(outcome.failures.values()))}")
         return plan.requeue_after
 
-    async def _write_status(self, raw: JsonObj, old: JsonObj, new: JsonObj) -> None:
+    async def _write_status(self, raw: JsonObj, new: WukongStatus) -> None:
         """Patch status only when it changed; vanished keys are nulled by the merge patch."""
-        if _clean(new) == _clean(old):
+        old: JsonObj = raw.get("status") or {}
+        wire = new.to_wire()
+        if wire == _clean(old):
             return
         meta = raw["metadata"]
         written = await self.executor.wukongs.patch_status(
-            meta["namespace"], meta["name"], meta["uid"], merge_patch(old, new)
+            meta["namespace"], meta["name"], meta["uid"], merge_patch(old, wire)
         )
         # Write-through: a pass woken before the watch delivers this write must not decide
         # from the old status (it would post the same Events and write the same status again).
@@ -257,45 +237,25 @@ class Reconciler:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
         )
         log.warning("invalid Wukong %s: %s", raw["metadata"].get("name"), message)
-        status: JsonObj = dict(raw.get("status") or {})
-        conds = merge_conditions(
-            status.get("conditions") or [],
-            [Cond("SpecValid", False, "InvalidSpec", message)],
-            self.clock(),
-            raw["metadata"].get("generation"),
+        status = plan_unreadable(
+            raw.get("status") or {}, message, self.clock(), raw["metadata"].get("generation")
         )
-        new = status | {"conditions": conds}
-        if _clean(new) != _clean(status):
+        if status is not None:
             await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message)])
-            await self._write_status(raw, status, new)
+            await self._write_status(raw, status)
 
 
-def _after(planned: JsonObj, old: JsonObj, outcome: Outcome) -> JsonObj:
-    """Fold what failed into the status: a lifecycle call that failed transiently is retried
-    next pass; one KubeVirt refused (409) is reported and not retried; observedGeneration
-    moves only when every action succeeded."""
-    status = dict(planned)
-    if outcome.failures:
-        status["observedGeneration"] = old.get("observedGeneration")
-    for action, error in outcome.failures.items():
-        if isinstance(action, ExpandDisk) and isinstance(error, PermanentError):
-            # Remembered per size, so the planner does not ask again until the spec changes.
-            reason = getattr(error, "message", str(error))
-            status["volumes"] = [
-                v | {"message": f"{refusal_message(action.size)}: {reason}"}
-                if v.get("name") == action.disk
-                else v
-                for v in status.get("volumes") or []
-            ]
-        if isinstance(action, VmCall) and status.get("lifecycleState"):
-            state = dict(status["lifecycleState"])
-            if isinstance(error, PermanentError | Conflict):
-                state |= {
-                    "state": "Failed",
-                    "issued": True,
-                    "message": f"KubeVirt refused {action.verb}: {error}",
-                }
-            else:
-                state["issued"] = False
-            status["lifecycleState"] = state
-    return status
+def plan_unreadable(
+    old: JsonObj, message: str, now: datetime, generation: int | None
+) -> WukongStatus | None:
+    """The status of a Wukong the models cannot read: SpecValid=False with the reason; None
+    when it already says so. The stored status is kept as far as it can be read."""
+    try:
+        status = WukongStatus.model_validate(old)
+    except ValidationError:
+        status = WukongStatus()
+    verdict = Cond(SPEC_VALID, False, "InvalidSpec", message)
+    conditions = merge_conditions(status.conditions, [verdict], now, generation)
+    if conditions == status.conditions:
+        return None
+    return status.model_copy(update={"conditions": conditions})
