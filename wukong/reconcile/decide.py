@@ -23,7 +23,7 @@ from wukong.api.status import VolumeStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.api.validation import validate_spec
 from wukong.fsm.machine import Phase, Step
-from wukong.reconcile.actions import Action, Emit
+from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import retained
 from wukong.reconcile.disks import DiskPlan, plan_disks
 from wukong.reconcile.hotplug import plan_hotplug
@@ -49,12 +49,17 @@ class Plan:
     status: WukongStatus = field(default_factory=WukongStatus)
     requeue_after: float | None = None
     needs_guest_check: bool = False
+    hold_status: float | None = None
+    """Seconds the status (and its Events) may wait: a create's first steps, see `_hold`."""
 
     def requeue(self, seconds: float | None) -> None:
         """Keep the earliest requeue."""
         if seconds is not None and (self.requeue_after is None or seconds < self.requeue_after):
             self.requeue_after = seconds
 
+
+# How long a new Wukong's first status may wait for the children it created (see `_hold`).
+QUIET_CREATE = 5.0
 
 # Which way round each condition is healthy: Events report going bad (Warning) and
 # coming back (Normal), never a healthy first value.
@@ -154,6 +159,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         status.conditions, [*conds, ready_condition(step, seen)], now, cr.metadata.generation
     )
     plan.actions += condition_events(status.conditions, conditions)
+    plan.hold_status = _hold(cr, step, plan, seen)
+    plan.requeue(plan.hold_status)
     plan.status = WukongStatus(
         phase=step.phase.value,
         observed_generation=cr.metadata.generation,
@@ -167,6 +174,34 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         history=history,
     )
     return plan
+
+
+def _hold(cr: Wukong, step: Step, plan: Plan, seen: Observed) -> float | None:
+    """A new Wukong's first status waits while the children it just created settle: the
+    NAD and claims of a create usually bind within a second, and then the same write says
+    Starting (docs/decisions.md, "A create's first status waits"). Only while nothing was
+    written yet, nothing is wrong (no Warning) and the pass does nothing but create; never
+    longer than QUIET_CREATE after the newest child, when it is written as Creating."""
+    if cr.status.phase is not None or step.phase is not Phase.Creating:
+        return None
+    creating = False
+    for action in plan.actions:
+        if isinstance(action, CreateChild):
+            creating = True
+        elif not (isinstance(action, Emit) and action.type == "Normal"):
+            return None
+    if creating:
+        return QUIET_CREATE
+    born = [
+        parse_time(obj.get("metadata", {}).get("creationTimestamp"))
+        for objects in (seen.nads, seen.claims, seen.data_volumes)
+        for obj in objects.values()
+    ]
+    newest = max((b for b in born if b is not None), default=None)
+    if newest is None:
+        return None
+    left = QUIET_CREATE - (seen.now - newest).total_seconds()
+    return left + 0.05 if left > 0 else None
 
 
 def _hops(step: Step) -> list[tuple[str, str, str]]:

@@ -90,6 +90,12 @@ class Executor:
         )
         return outcome
 
+    async def post_events(self, owner: JsonObj, events: list[Emit]) -> None:
+        """Post Events one after the other, so their order is the plan's; best-effort (the
+        recorder logs and drops a failure)."""
+        for event in events:
+            await self.events.post(owner, event.type, event.reason, event.message)
+
     async def _in_order(
         self, owner: JsonObj, actions: list[Action], outcome: Outcome, *, stop_on_failure: bool
     ) -> None:

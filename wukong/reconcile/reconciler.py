@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +16,7 @@ from wukong.api.conditions import SPEC_VALID, Cond, merge_conditions
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import TransientError, WukongError
-from wukong.reconcile.actions import CreateChild, Emit
+from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.decide import Plan, decide
 from wukong.reconcile.deletion import plan_deletion
 from wukong.reconcile.executor import Executor, Outcome
@@ -147,25 +148,37 @@ class Reconciler:
         if cr.metadata.deletion_timestamp is not None:
             return await self._delete(raw, cr, finalizers)
         if names.FINALIZER not in finalizers:
-            await self.executor.wukongs.set_finalizers(
+            raw = await self.executor.wukongs.set_finalizers(
                 namespace, name, [*finalizers, names.FINALIZER], raw["metadata"]["resourceVersion"]
             )
-            return None  # the write wakes us again
+            self._remember(WUKONGS, raw)  # and go on: the write's own watch event finds it done
         now = self.clock()
         seen = observe(self.store, cr, now)
         plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
         if plan.needs_guest_check:  # the guest agent is not watchable: ask, then decide again
             seen = await self._ask_guest(cr, seen)
             plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
-        outcome = await self.executor.run(raw, plan.actions)
-        plan, outcome = await self._settle(raw, cr, plan, outcome)
-        await self._write_status(raw, fold(plan.status, cr.status, outcome.failed))
+        events = [a for a in plan.actions if isinstance(a, Emit)]
+        outcome = await self.executor.run(raw, _acts(plan))
+        plan, outcome = await self._settle(raw, cr, plan, outcome, events)
+        if plan.hold_status is None:
+            # Events describe the status this pass writes: they go out beside the write.
+            status = fold(plan.status, cr.status, outcome.failed)
+            await asyncio.gather(
+                self._write_status(raw, status), self.executor.post_events(raw, events)
+            )
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
         return plan.requeue_after
 
+    def _remember(self, kind: str, obj: JsonObj) -> None:
+        """Write-through to the cache, when the reader keeps one."""
+        remember = getattr(self.store, "remember", None)
+        if remember is not None and obj.get("metadata"):
+            remember(kind, obj)
+
     async def _settle(
-        self, raw: JsonObj, cr: Wukong, plan: Plan, outcome: Outcome
+        self, raw: JsonObj, cr: Wukong, plan: Plan, outcome: Outcome, events: list[Emit]
     ) -> tuple[Plan, Outcome]:
         """Decide again while this pass's creations change the picture, so one status write
         says what the watch would otherwise make the next passes write one by one (the VM
@@ -183,7 +196,8 @@ class Reconciler:
             again = decide(cr, plan.status, seen, stall_after=self.stall_after)
             if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
                 break
-            plan, outcome = again, await self.executor.run(raw, again.actions)
+            events += [a for a in again.actions if isinstance(a, Emit)]
+            plan, outcome = again, await self.executor.run(raw, _acts(again))
         return plan, outcome
 
     async def _ask_guest(self, cr: Wukong, seen: Observed) -> Observed:
@@ -227,9 +241,7 @@ class Reconciler:
         )
         # Write-through: a pass woken before the watch delivers this write must not decide
         # from the old status (it would post the same Events and write the same status again).
-        remember = getattr(self.store, "remember", None)
-        if remember is not None and written.get("metadata"):
-            remember(WUKONGS, written)
+        self._remember(WUKONGS, written)
 
     async def _unreadable(self, raw: JsonObj, exc: ValidationError) -> None:
         """An object the models cannot read (e.g. written before the CRD's rules): say so."""
@@ -243,6 +255,11 @@ class Reconciler:
         if status is not None:
             await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message)])
             await self._write_status(raw, status)
+
+
+def _acts(plan: Plan) -> list[Action]:
+    """The plan's actions but its Events (those go with the status write)."""
+    return [a for a in plan.actions if not isinstance(a, Emit)]
 
 
 def plan_unreadable(
