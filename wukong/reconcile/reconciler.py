@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from wukong.api import JsonObj, names
+from wukong.api import JsonObj, kinds, names
 from wukong.api.conditions import SPEC_VALID, Cond, merge_conditions
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
@@ -25,20 +25,6 @@ from wukong.reconcile.outcome import fold
 
 log = logging.getLogger(__name__)
 
-# Cache kinds (the informers' names for the resources the operator watches).
-WUKONGS = "wukongs"
-VMS = "virtualmachines"
-VMIS = "virtualmachineinstances"
-DVS = "datavolumes"
-PVCS = "persistentvolumeclaims"
-NADS = "network-attachment-definitions"
-STORAGE_CLASSES = "storageclasses"
-CHILD_KINDS = {
-    "VirtualMachine": VMS,
-    "DataVolume": DVS,
-    "PersistentVolumeClaim": PVCS,
-    "NetworkAttachmentDefinition": NADS,
-}
 # A pass decides again after creating children at most this many times (networks, then
 # disks, then the VM is the longest chain).
 SETTLE_ROUNDS = 3
@@ -56,6 +42,9 @@ class Reader(Protocol):
 
     def list(self, kind: str, namespace: str | None = None, selector: Any = None) -> list[JsonObj]:
         """Cached objects of a kind."""
+
+    def remember(self, kind: str, obj: JsonObj) -> None:
+        """Write-through after our own write, unless the watch already brought something newer."""
 
 
 def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
@@ -79,19 +68,19 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
     for net in cr.spec.networks:
         ref = net.nad_name or names.nad_name(name, net.name)
         nad_ns, _, nad = ref.rpartition("/")
-        if (obj := store.get(NADS, nad_ns or ns, nad)) is not None:
+        if (obj := store.get(kinds.NAD.cache, nad_ns or ns, nad)) is not None:
             nads[f"{nad_ns or ns}/{nad}"] = obj
-    for obj in store.by_label(NADS, names.LABEL_WUKONG, name):
+    for obj in store.by_label(kinds.NAD.cache, names.LABEL_WUKONG, name):
         if obj["metadata"].get("namespace") == ns:
             nads[f"{ns}/{obj['metadata']['name']}"] = obj
     return Observed(
         now=now,
-        vm=store.get(VMS, ns, vm),
-        vmi=store.get(VMIS, ns, vm),
-        data_volumes=collect(DVS),
-        claims=collect(PVCS),
+        vm=store.get(kinds.VM.cache, ns, vm),
+        vmi=store.get(kinds.VMI.cache, ns, vm),
+        data_volumes=collect(kinds.DATA_VOLUME.cache),
+        claims=collect(kinds.PVC.cache),
         nads=nads,
-        storage_classes={o["metadata"]["name"]: o for o in store.list(STORAGE_CLASSES)},
+        storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
     )
 
 
@@ -136,7 +125,7 @@ class Reconciler:
     async def reconcile(self, key: str) -> float | None:
         """One pass for `namespace/name`."""
         namespace, _, name = key.partition("/")
-        raw = self.store.get(WUKONGS, namespace, name)
+        raw = self.store.get(kinds.WUKONG.cache, namespace, name)
         if raw is None:
             return None  # gone: nothing to do, its children go with the garbage collector
         try:
@@ -151,7 +140,8 @@ class Reconciler:
             raw = await self.executor.wukongs.set_finalizers(
                 namespace, name, [*finalizers, names.FINALIZER], raw["metadata"]["resourceVersion"]
             )
-            self._remember(WUKONGS, raw)  # and go on: the write's own watch event finds it done
+            # Go on: the write's own watch event finds this pass's work done.
+            self.store.remember(kinds.WUKONG.cache, raw)
         now = self.clock()
         seen = observe(self.store, cr, now)
         plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
@@ -171,12 +161,6 @@ class Reconciler:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
         return plan.requeue_after
 
-    def _remember(self, kind: str, obj: JsonObj) -> None:
-        """Write-through to the cache, when the reader keeps one."""
-        remember = getattr(self.store, "remember", None)
-        if remember is not None and obj.get("metadata"):
-            remember(kind, obj)
-
     async def _settle(
         self, raw: JsonObj, cr: Wukong, plan: Plan, outcome: Outcome, events: list[Emit]
     ) -> tuple[Plan, Outcome]:
@@ -185,13 +169,12 @@ class Reconciler:
         we just created makes the Wukong Starting at once). Only creations and Events may
         follow in the same pass: anything else (a KubeVirt call above all) waits until the
         status that led to it is written, as exactly-once asks."""
-        remember = getattr(self.store, "remember", None)
         for _ in range(SETTLE_ROUNDS):
-            if remember is None or outcome.failures or not outcome.created:
+            if outcome.failures or not outcome.created:
                 break
             for obj in outcome.created:
-                if obj.get("kind") in CHILD_KINDS:
-                    remember(CHILD_KINDS[obj["kind"]], obj)
+                if obj.get("kind") in kinds.CHILDREN:
+                    self.store.remember(kinds.CHILDREN[obj["kind"]].cache, obj)
             seen = observe(self.store, cr, self.clock())
             again = decide(cr, plan.status, seen, stall_after=self.stall_after)
             if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
@@ -241,7 +224,8 @@ class Reconciler:
         )
         # Write-through: a pass woken before the watch delivers this write must not decide
         # from the old status (it would post the same Events and write the same status again).
-        self._remember(WUKONGS, written)
+        if written.get("metadata"):
+            self.store.remember(kinds.WUKONG.cache, written)
 
     async def _unreadable(self, raw: JsonObj, exc: ValidationError) -> None:
         """An object the models cannot read (e.g. written before the CRD's rules): say so."""
