@@ -93,6 +93,9 @@ class LifecycleState(WireModel):
     """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
     issued: bool | None = None
     """The KubeVirt call was made (false: accepted, call pending on the next pass)."""
+    call: str | None = None
+    """The call the state machine asked for when it accepted the request (e.g. STOP_VM);
+    made on the next pass."""
     force: bool | None = None
     """The request asked for an immediate power-off."""
     grace_period_seconds: int | None = None

@@ -3,9 +3,11 @@
 A request is identified by its content (action, force, grace period, requestedAt); it runs
 once, when that identity differs from the one `status.lifecycleState` last answered, so an
 unrelated spec edit never repeats a restart. Exactly once across operator crashes takes two
-steps: the pass that accepts a request only records it (`issued: false`); the next pass
-makes the KubeVirt call unless the cluster already shows its effect (the call went out
-before a crash), then marks it issued.
+steps: the pass that accepts a request only records it with the call the state machine
+asked for (`call`, `issued: false`); the next pass makes that call unless the cluster
+already shows its effect (the call went out before a crash), then marks it issued. The
+answer moves only along `wukong.fsm.requests.PROTOCOL`; every KubeVirt call of a lifecycle
+hop is an `Effect` of the state machine, made through `CALLS`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from wukong.api.status import LifecycleState, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.fsm.facts import Facts
 from wukong.fsm.machine import Effect, Phase, Step, decide
+from wukong.fsm.requests import ISSUED, Answer, Happened, answer
 from wukong.reconcile.actions import Action, Emit, PatchChild, VmCall
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.timefmt import iso
@@ -99,14 +102,31 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
     return True
 
 
-def _call(action: str, vm: str, force: bool, grace: int | None) -> VmCall:
-    if action == "start":
-        return VmCall("start", vm)
-    if action == "stop":
-        return VmCall("stop", vm, grace_period=0 if force else grace, force=force)
-    if action == "restart":
-        return VmCall("restart", vm, force=force)
-    return VmCall("pause" if action == "suspend" else "unpause", vm)
+def _vm_call(effect: Effect, vm: str, grace: int | None) -> VmCall:
+    """The KubeVirt call for one of the state machine's effects."""
+    return CALLS[effect](vm, grace)
+
+
+CALLS = {
+    Effect.START_VM: lambda vm, grace: VmCall("start", vm),
+    Effect.STOP_VM: lambda vm, grace: VmCall("stop", vm, grace_period=grace),
+    Effect.FORCE_STOP_VM: lambda vm, grace: VmCall("stop", vm, grace_period=0, force=True),
+    Effect.RESTART_VM: lambda vm, grace: VmCall("restart", vm),
+    Effect.FORCE_RESTART_VM: lambda vm, grace: VmCall("restart", vm, grace_period=0, force=True),
+    Effect.PAUSE_VMI: lambda vm, grace: VmCall("pause", vm),
+    Effect.UNPAUSE_VMI: lambda vm, grace: VmCall("unpause", vm),
+}
+"""Each effect of the state machine, as the call the executor makes."""
+ESCALATIONS = (Effect.FORCE_STOP_VM, Effect.FORCE_RESTART_VM)
+
+
+def moved(state: LifecycleState, event: Happened, **fields: object) -> LifecycleState:
+    """The request's state after `event` (PROTOCOL), with `fields`; unchanged when no row
+    moves it."""
+    to = answer(state.state, event)
+    if to is None:
+        return state
+    return state.model_copy(update={"state": to.value, "issued": to in ISSUED, **fields})
 
 
 def facts_for(
@@ -164,16 +184,12 @@ def plan_lifecycle(
     if new_request and action is not None:
         rid = request_id(action)
         if step.refused:
-            state = state.model_copy(
-                update={
-                    "request_id": rid,
-                    "generation": cr.metadata.generation,
-                    "state": "Refused",
-                    "message": step.refused,
-                }
+            refused = moved(state, Happened.refused, message=step.refused)
+            refused = refused.model_copy(
+                update={"request_id": rid, "generation": cr.metadata.generation}
             )
             actions.append(Emit("Warning", "RequestRefused", step.refused))
-            return LifecyclePlan(step, tuple(actions), state)
+            return LifecyclePlan(step, tuple(actions), refused)
         verb = action.action.value
         grace = action.grace_period_seconds
         # KubeVirt's restart takes no grace period (the VMI's own applies): a restart
@@ -181,33 +197,33 @@ def plan_lifecycle(
         timed = verb == "stop" or grace is not None
         seconds = grace if grace is not None else DEFAULT_GRACE
         escalates = verb in ("stop", "restart") and not action.force and timed
-        state = LifecycleState(
-            state="Accepted",
+        calls = [e for e in step.effects if e not in ESCALATIONS or action.force]
+        accepted = LifecycleState(
             last_action=verb,
             request_id=rid,
             last_action_time=now,
             generation=cr.metadata.generation,
-            issued=False,
             force=action.force,
             vmi_uid=_vmi_uid(seen),
             message=f"{verb} accepted",
+            call=calls[0].value if calls else None,
             deadline=now + timedelta(seconds=seconds) if escalates else None,
             grace_period_seconds=seconds if escalates else None,
         )
         actions.append(Emit("Normal", "RequestAccepted", f"{verb} accepted"))
-        return LifecyclePlan(step, tuple(actions), state)
+        return LifecyclePlan(step, tuple(actions), moved(accepted, Happened.accepted))
     calling = False
-    if state.issued is False and state.last_action:
+    if state.state == Answer.Accepted and state.last_action:
         last = state.last_action
-        if not call_landed(last, state, seen):
+        effect = Effect(state.call) if state.call else None  # None: a recorded request
+        if effect is not None and not call_landed(last, state, seen):
             calling = True
-            actions.append(_call(last, vm, bool(state.force), state.grace_period_seconds))
-        state = state.model_copy(
-            update={"issued": True, "state": "Issued", "message": f"{last} sent to KubeVirt"}
-        )
-    if Effect.FORCE_STOP_VM in step.effects or Effect.FORCE_RESTART_VM in step.effects:
-        verb = "restart" if Effect.FORCE_RESTART_VM in step.effects else "stop"
-        actions.append(VmCall(verb, vm, grace_period=0, force=True))  # type: ignore[arg-type]
+            actions.append(_vm_call(effect, vm, state.grace_period_seconds))
+        state = moved(state, Happened.called, message=f"{last} sent to KubeVirt")
+    escalation = next((e for e in step.effects if e in ESCALATIONS), None)
+    if escalation is not None:
+        verb = _vm_call(escalation, vm, 0).verb
+        actions.append(_vm_call(escalation, vm, 0))
         state = state.model_copy(
             update={"escalated": True, "message": f"grace period over: forced {verb}"}
         )
@@ -224,13 +240,9 @@ def plan_lifecycle(
         state = state.model_copy(
             update={"message": f"waiting for the guest to shut down until {iso(deadline)}"}
         )
-    if (
-        step.phase not in IN_FLIGHT_PHASES
-        and state.state in ("Issued", "Accepted")
-        and state.issued
-    ):
+    if step.phase not in IN_FLIGHT_PHASES:
         message = f"{state.last_action} done: {step.phase}"
-        state = state.model_copy(update={"state": "Done", "message": message, "deadline": None})
+        state = moved(state, Happened.settled, message=message, deadline=None)
     if not calling:  # the call itself moves runStrategy: align it on a later pass
         actions += _run_strategy(cr, seen, state)
     empty = state == LifecycleState()

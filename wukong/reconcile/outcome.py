@@ -2,7 +2,8 @@
 
 The planners decide the status as if every action succeeds; `fold` corrects it for the
 actions that did not: `observedGeneration` stays where it was, a lifecycle call that failed
-transiently is issued again next pass while one KubeVirt refused is answered `Failed`, and a
+transiently is made again next pass (back to Accepted) while one KubeVirt refused is
+answered `Failed` (`wukong.fsm.requests.PROTOCOL`), and a
 claim expansion the API server refused is remembered as `expansionRefused` so it is not
 asked again until the spec asks for another size. Typed fields, never parsed messages.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wukong.api.status import WukongStatus
+from wukong.fsm.requests import Happened
 from wukong.reconcile.actions import Action, ExpandDisk, Failed, VmCall
+from wukong.reconcile.lifecycle import moved
 
 
 def refusal_message(size: str, why: str) -> str:
@@ -40,14 +43,11 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
             ]
             status = status.model_copy(update={"volumes": volumes})
         elif isinstance(action, VmCall) and status.lifecycle_state is not None:
+            state = status.lifecycle_state
             if failure.kind == "transient":
-                update: dict[str, object] = {"issued": False}
+                state = moved(state, Happened.call_failed)
             else:
-                update = {
-                    "state": "Failed",
-                    "issued": True,
-                    "message": f"KubeVirt refused {action.verb}: {failure.message}",
-                }
-            state = status.lifecycle_state.model_copy(update=update)
+                message = f"KubeVirt refused {action.verb}: {failure.message}"
+                state = moved(state, Happened.call_refused, message=message)
             status = status.model_copy(update={"lifecycle_state": state})
     return status
