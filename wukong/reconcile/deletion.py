@@ -11,6 +11,7 @@ recreated Wukong of the same name can never touch the new one's children.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -145,6 +146,68 @@ def _left(steps: dict[str, list[DeleteChild]], seen: Observed) -> list[str]:
     return left
 
 
+@dataclass(frozen=True)
+class Teardown:
+    """What the deletion steps look at."""
+
+    cr: Wukong
+    seen: Observed
+    retain: list[Action]
+    deletes: dict[str, list[DeleteChild]]
+    left: list[str]
+    kept: list[str]
+
+    @property
+    def vmi_runs(self) -> bool:
+        """A VMI exists and has not ended."""
+        return self.seen.vmi is not None and self.seen.vmi_phase not in ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One deletion step: it is the current step while `pending`; what it does, and says."""
+
+    name: str
+    pending: Callable[[Teardown], bool]
+    actions: Callable[[Teardown], list[Action]]
+    message: Callable[[Teardown], str]
+
+
+def _waiting(t: Teardown) -> str:
+    return "waiting for " + ", ".join(t.left)
+
+
+# The steps in order: the first pending one is the current step; none pending: Finalize.
+# StopVM's actions (graceful stop, then forced at the deadline) are `_stop`'s.
+STEP_TABLE: tuple[StepRow, ...] = (
+    StepRow(
+        "Retain",
+        lambda t: bool(t.retain),
+        lambda t: list(t.retain),
+        lambda t: f"keeping disks {', '.join(t.kept)}",
+    ),
+    StepRow("StopVM", lambda t: t.vmi_runs, lambda t: [], lambda t: "stopping the VM"),
+    StepRow(
+        "DeleteVM",
+        lambda t: bool(t.deletes["DeleteVM"]) or t.seen.vmi is not None,
+        lambda t: list(t.deletes["DeleteVM"]),
+        _waiting,
+    ),
+    StepRow(
+        "DeleteDisks",
+        lambda t: bool(t.deletes["DeleteDisks"]),
+        lambda t: list(t.deletes["DeleteDisks"]),
+        _waiting,
+    ),
+    StepRow(
+        "DeleteNetworks",
+        lambda t: bool(t.deletes["DeleteNetworks"]),
+        lambda t: list(t.deletes["DeleteNetworks"]),
+        _waiting,
+    ),
+)
+
+
 def plan_deletion(
     cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: float = 300.0
 ) -> DeletionPlan:
@@ -214,13 +277,12 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
         plan.actions.append(Emit("Warning" if left else "Normal", "ForceDeleted", message))
         plan.deletion = plan.deletion.model_copy(update={"step": "Finalize", "message": message})
         return plan
-    if retain:
-        return _at(plan, old, "Retain", retain, f"keeping disks {', '.join(kept)}")
-    if seen.vmi is not None and seen.vmi_phase not in ("Succeeded", "Failed"):
-        return _stop(plan, old, cr, seen)
-    for step in ("DeleteVM", "DeleteDisks", "DeleteNetworks"):
-        if steps[step] or (step == "DeleteVM" and seen.vmi is not None):
-            return _at(plan, old, step, list(steps[step]), "waiting for " + ", ".join(left))
+    teardown = Teardown(cr, seen, retain, steps, left, kept)
+    for row in STEP_TABLE:
+        if row.pending(teardown):
+            if row.name == "StopVM":
+                return _stop(plan, old, cr, seen)
+            return _at(plan, old, row.name, row.actions(teardown), row.message(teardown))
     plan.finalize = True
     plan.deletion = plan.deletion.model_copy(
         update={"step": "Finalize", "message": "all children gone"}
