@@ -16,11 +16,11 @@ from typing import Any
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from wukong.act.executor import Executor
+from wukong.act.reconciler import Reconciler
 from wukong.adapters.client import look_up_environment_once
 from wukong.adapters.kube import Kube
 from wukong.api import kinds, names
-from wukong.reconcile.executor import Executor
-from wukong.reconcile.reconciler import Reconciler
 from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store
 from wukong.runtime.leader import LeaderElector
@@ -74,7 +74,9 @@ class Operator:
         self.store = Store(
             label_keys=[names.LABEL_WUKONG], reads={k.cache: k.reads for k in kinds.WATCHED}
         )
-        self.queue = WorkQueue()
+        # client-go's default controller rate limiter: per-key backoff and one global bucket
+        # for retries (a first pass and a requeue_after are never throttled).
+        self.queue = WorkQueue(global_qps=settings.retry_qps, global_burst=settings.retry_burst)
         self.refs = resources(settings.namespace)
         kube = Kube(api, on_request=self.metrics.count_api_request)
         self.executor = Executor(kube, host=settings.identity or socket.gethostname())

@@ -30,6 +30,10 @@ class Settings(BaseModel):
     retry_period: float = 2.0
     watch_timeout: int = Field(300, description="server-side watch timeout, seconds")
     stall_after: float = Field(300.0, description="seconds a phase may last before Stalled")
+    retry_qps: float = Field(
+        10.0, gt=0, description="retries of failed passes per second, over all Wukongs"
+    )
+    retry_burst: int = Field(100, ge=1, description="retries allowed at once before retry_qps")
     identity: str | None = Field(None, description="leader-election identity (default: hostname)")
 
     @property

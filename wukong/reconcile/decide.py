@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from wukong.api import names
+from pydantic import ValidationError
+
+from wukong.api import JsonObj, names
 from wukong.api.conditions import (
     CLEARED,
     SPEC_VALID,
@@ -246,3 +249,19 @@ def _with_detaching(
 def _waiting_for(conds: list[Cond]) -> str:
     pending = [f"{c.type}: {c.message}" for c in conds if c.status is False]
     return "; ".join(pending) or "waiting for KubeVirt"
+
+
+def plan_unreadable(
+    old: JsonObj, message: str, now: datetime, generation: int | None
+) -> WukongStatus | None:
+    """The status of a Wukong the models cannot read: SpecValid=False with the reason; None
+    when it already says so. The stored status is kept as far as it can be read."""
+    try:
+        status = WukongStatus.model_validate(old)
+    except ValidationError:
+        status = WukongStatus()
+    verdict = Cond(SPEC_VALID, False, "InvalidSpec", message)
+    conditions = merge_conditions(status.conditions, [verdict], now, generation)
+    if conditions == status.conditions:
+        return None
+    return status.model_copy(update={"conditions": conditions})

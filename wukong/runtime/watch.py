@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
+from wukong.errors import Expired, NotFound, ServerError
+from wukong.errors import classify as classify_http
 from wukong.runtime._watch_protocol import (
     DELETED,
     LineBuffer,
@@ -33,18 +36,6 @@ EventHandler = Callable[[str, Obj], None]
 
 class ResourceMissing(Exception):
     """The API server does not serve this resource (its CRD is not installed)."""
-
-
-class ApiStatusError(Exception):
-    """The API server answered a LIST or WATCH with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-
-
-class Gone(Exception):
-    """Our resourceVersion (or continue token) is too old: relist."""
 
 
 def apply_event(store: Store, kind: str, event: WatchEvent) -> Obj:
@@ -141,8 +132,8 @@ class Informer:
                 if await self._watch():
                     backoff = self._backoff_initial
                     continue
-                raise ApiStatusError(200, "watch ended at once without any event")
-            except Gone:
+                raise ServerError(200, "EmptyWatch", "watch ended at once without any event")
+            except Expired:
                 logger.info("%s: resourceVersion expired, relisting", self.name)
                 self._resource_version = None
                 self._count_restart()
@@ -240,11 +231,13 @@ class Informer:
         self._touch()
         self.last_event_time = self._last_activity
         step = classify(event)
-        if step is Step.RELIST:
-            raise Gone
-        if step is Step.RESTART:
+        if step is Step.RELIST or step is Step.RESTART:
+            # A Status in the stream: the same mapping as any HTTP error (410 is Expired).
             status = event.object
-            raise ApiStatusError(int(status.get("code") or 0), str(status.get("message")))
+            error = classify_http(int(status.get("code") or 0), json.dumps(status))
+            if step is Step.RELIST and not isinstance(error, Expired):
+                error = Expired(410, "Expired", error.message)
+            raise error
         if step is Step.IGNORE:
             logger.debug("%s: ignoring watch event of type %r", self.name, event.type)
             return
@@ -276,11 +269,10 @@ class Informer:
             body = (await response.read()).decode("utf-8", "replace")[:500]
         finally:
             response.release()
-        if response.status == 404:
-            raise ResourceMissing(body)
-        if response.status == 410:
-            raise Gone
-        raise ApiStatusError(response.status, body)
+        error = classify_http(response.status, body, self.resource.path())
+        if isinstance(error, NotFound):
+            raise ResourceMissing(body) from error
+        raise error
 
     def _notify(self, event_type: str, obj: Obj) -> None:
         """Call every handler; one failing handler must not stop the informer or the others."""

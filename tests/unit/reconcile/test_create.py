@@ -178,7 +178,7 @@ def test_status_of_a_creating_wukong_survives_the_crd_schema() -> None:
 
 
 def test_status_patch_nulls_fields_that_vanished_at_any_depth() -> None:
-    from wukong.reconcile.reconciler import merge_patch
+    from wukong.act.reconciler import merge_patch
 
     old = {
         "phase": "Stopping",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from tests.unit.reconcile.world import NOW, ready_children, wukong
+from wukong.act.executor import Executor
+from wukong.act.reconciler import Reconciler
 from wukong.adapters.kube import Kube
 from wukong.api import kinds
-from wukong.reconcile.executor import Executor
-from wukong.reconcile.reconciler import Reconciler
 
 JsonObj = dict[str, Any]
 

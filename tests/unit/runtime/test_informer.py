@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
+from wukong.errors import ApiError, Expired
 from wukong.runtime._watch_protocol import ResourceRef, WatchEvent
 from wukong.runtime.cache import Store
 from wukong.runtime.clock import FakeClock
-from wukong.runtime.watch import ApiStatusError, Gone, Informer
+from wukong.runtime.watch import Informer
 
 VMS = ResourceRef("kubevirt.io", "v1", "virtualmachines")
 KIND = VMS.name
@@ -55,14 +56,14 @@ def test_bookmark_moves_the_resume_point_without_waking_anyone() -> None:
 def test_expired_version_asks_for_a_relist() -> None:
     informer, _, _ = make()
     informer.apply_list([], "10")
-    with pytest.raises(Gone):
+    with pytest.raises(Expired):
         informer.process(WatchEvent("ERROR", {"kind": "Status", "code": 410}))
     assert informer.resource_version == "10"
 
 
 def test_other_watch_errors_end_the_stream_with_their_code() -> None:
     informer, _, _ = make()
-    with pytest.raises(ApiStatusError) as caught:
+    with pytest.raises(ApiError) as caught:
         informer.process(WatchEvent("ERROR", {"code": 500, "message": "etcd is sad"}))
     assert caught.value.status == 500
 

@@ -11,15 +11,14 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from wukong.act.executor import Executor, Outcome
 from wukong.api import JsonObj, kinds, names
-from wukong.api.conditions import SPEC_VALID, Cond, merge_conditions
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import TransientError, WukongError
 from wukong.reconcile.actions import Action, CreateChild, Emit
-from wukong.reconcile.decide import Plan, decide
+from wukong.reconcile.decide import Plan, decide, plan_unreadable
 from wukong.reconcile.deletion import plan_deletion
-from wukong.reconcile.executor import Executor, Outcome
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.outcome import fold
 
@@ -244,19 +243,3 @@ class Reconciler:
 def _acts(plan: Plan) -> list[Action]:
     """The plan's actions but its Events (those go with the status write)."""
     return [a for a in plan.actions if not isinstance(a, Emit)]
-
-
-def plan_unreadable(
-    old: JsonObj, message: str, now: datetime, generation: int | None
-) -> WukongStatus | None:
-    """The status of a Wukong the models cannot read: SpecValid=False with the reason; None
-    when it already says so. The stored status is kept as far as it can be read."""
-    try:
-        status = WukongStatus.model_validate(old)
-    except ValidationError:
-        status = WukongStatus()
-    verdict = Cond(SPEC_VALID, False, "InvalidSpec", message)
-    conditions = merge_conditions(status.conditions, [verdict], now, generation)
-    if conditions == status.conditions:
-        return None
-    return status.model_copy(update={"conditions": conditions})
