@@ -83,7 +83,12 @@ class Operator:
         self.reconciler = Reconciler(self.store, self.executor, stall_after=settings.stall_after)
         self.informers = {
             role: Informer(
-                api, ref, self.store, metrics=self.metrics, timeout_seconds=settings.watch_timeout
+                api,
+                ref,
+                self.store,
+                metrics=self.metrics,
+                timeout_seconds=settings.watch_timeout,
+                skip_unchanged=True,
             )
             for role, ref in self.refs.items()
         }

@@ -150,14 +150,19 @@ class Reconciler:
         events = [a for a in plan.actions if isinstance(a, Emit)]
         outcome = await self.executor.run(raw, _acts(plan))
         plan, outcome = await self._settle(raw, cr, plan, outcome, events)
+        wrote = False
         if plan.hold_status is None:
             # Events describe the status this pass writes: they go out beside the write.
             status = fold(plan.status, cr.status, outcome.failed)
-            await asyncio.gather(
+            wrote, _ = await asyncio.gather(
                 self._write_status(raw, status), self.executor.post_events(raw, events)
             )
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
+        if wrote:
+            # What waited for this status to be written (a lifecycle call: exactly once)
+            # runs now, from the written-through cache, not when our own watch event comes.
+            return 0.0
         return plan.requeue_after
 
     async def _settle(
@@ -206,17 +211,18 @@ class Reconciler:
                 meta["namespace"], meta["name"], rest, meta["resourceVersion"]
             )
             return None
-        await self._write_status(raw, plan.status)
+        wrote = await self._write_status(raw, plan.status)
         if outcome.failures:
             raise TransientError(f"deletion step failed: {next(iter(outcome.failures.values()))}")
-        return plan.requeue_after
+        return 0.0 if wrote else plan.requeue_after
 
-    async def _write_status(self, raw: JsonObj, new: WukongStatus) -> None:
-        """Patch status only when it changed; vanished keys are nulled by the merge patch."""
+    async def _write_status(self, raw: JsonObj, new: WukongStatus) -> bool:
+        """Patch status only when it changed (True when it did); vanished keys are nulled by
+        the merge patch."""
         old: JsonObj = raw.get("status") or {}
         wire = new.to_wire()
         if wire == _clean(old):
-            return
+            return False
         meta = raw["metadata"]
         written = await self.executor.wukongs.patch_status(
             meta["namespace"], meta["name"], meta["uid"], merge_patch(old, wire)
@@ -225,6 +231,7 @@ class Reconciler:
         # from the old status (it would post the same Events and write the same status again).
         if written.get("metadata"):
             self.store.remember(kinds.WUKONG.cache, written)
+        return True
 
     async def _unreadable(self, raw: JsonObj, exc: ValidationError) -> None:
         """An object the models cannot read (e.g. written before the CRD's rules): say so."""

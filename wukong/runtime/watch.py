@@ -47,6 +47,25 @@ def apply_event(store: Store, kind: str, event: WatchEvent) -> Obj:
     return store.get(kind, *object_name(event.object)) or event.object
 
 
+def same_but_version(old: Obj, new: Obj) -> bool:
+    """Whether two cached versions of an object differ in their resourceVersion at most."""
+    if old is new:
+        return True
+    if old.keys() != new.keys():
+        return False
+    for key, value in new.items():
+        if key != "metadata":
+            if old[key] != value:
+                return False
+            continue
+        before = old[key]
+        if before.keys() != value.keys():
+            return False
+        if any(before[k] != v for k, v in value.items() if k != "resourceVersion"):
+            return False
+    return True
+
+
 class Informer:
     """Keeps the Store's copy of one resource current and tells handlers what changed."""
 
@@ -65,8 +84,12 @@ class Informer:
         backoff_initial: float = 1.0,
         backoff_cap: float = 60.0,
         missing_retry: float = 30.0,
+        skip_unchanged: bool = False,
     ) -> None:
         self.resource = resource
+        # Do not wake handlers for an update that changed nothing the cache keeps (the
+        # Store keeps only what the operator reads) but the resourceVersion.
+        self.skip_unchanged = skip_unchanged
         self.synced = asyncio.Event()
         self.last_event_time: float | None = None
         self.restarts = 0
@@ -243,7 +266,11 @@ class Informer:
             return
         resource_version = event.resource_version
         if step is Step.APPLY:
-            self._notify(event.type, apply_event(self._store, self.name, event))
+            before = self._store.get(self.name, *object_name(event.object))
+            obj = apply_event(self._store, self.name, event)
+            quiet = self.skip_unchanged and event.type == "MODIFIED" and before is not None
+            if not (quiet and before is not None and same_but_version(before, obj)):
+                self._notify(event.type, obj)
         if resource_version:
             self._resource_version = resource_version
             self._store.set_resource_version(self.name, resource_version)

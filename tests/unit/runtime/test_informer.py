@@ -116,3 +116,18 @@ def test_watch_goes_stale_only_after_its_silence_deadline_and_backoff() -> None:
 def test_silence_deadline_defaults_past_the_server_timeout() -> None:
     informer, _, _ = make()
     assert informer.silence_deadline > informer.timeout_seconds
+
+
+def test_an_update_to_fields_the_cache_does_not_keep_wakes_nobody() -> None:
+    from wukong.api import kinds
+
+    store = Store(reads={KIND: kinds.VM.reads})
+    informer = Informer(None, VMS, store, clock=FakeClock(), skip_unchanged=True)
+    seen: list[str] = []
+    informer.add_handler(lambda kind, obj: seen.append(obj["metadata"]["resourceVersion"]))
+    informer.apply_list([vm("web-1-vm", "10", printableStatus="Starting")], "10")
+    informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "11", printableStatus="Running")))
+    assert seen == ["10"]  # printableStatus is not read: only the version moved
+    assert store.get(KIND, "ns", "web-1-vm")["metadata"]["resourceVersion"] == "11"  # type: ignore[index]
+    informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "12", conditions=[{"type": "Ready"}])))
+    assert seen == ["10", "12"]
