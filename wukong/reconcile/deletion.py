@@ -21,8 +21,10 @@ from wukong.api.status import DeletionStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.fsm.facts import Facts
 from wukong.fsm.machine import decide
-from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild, VmCall
+from wukong.fsm.states import Effect
+from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import owned_by
+from wukong.reconcile.lifecycle import CALLS
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.timefmt import iso
 
@@ -321,9 +323,9 @@ def _stop(plan: DeletionPlan, old: DeletionStatus, cr: Wukong, seen: Observed) -
     actions: list[Action] = []
     if deadline is None:
         deadline = (seen.now + timedelta(seconds=grace)).replace(microsecond=0)
-        actions.append(VmCall("stop", vm, grace_period=grace))
+        actions.append(CALLS[Effect.STOP_VM](vm, grace))
     elif seen.now >= deadline and not old.forced:
-        actions.append(VmCall("stop", vm, grace_period=0, force=True))
+        actions.append(CALLS[Effect.FORCE_STOP_VM](vm, 0))
         actions.append(
             Emit(
                 "Warning",
