@@ -295,6 +295,10 @@ def _after(planned: JsonObj, old: JsonObj, outcome: Outcome) -> JsonObj:
                     "issued": True,
                     "message": f"KubeVirt refused {action.verb}: {error}",
                 }
+            elif action.force and state.get("escalated") and not state.get("force"):
+                # The forced escalation of a graceful stop failed (5xx, timeout): clear the
+                # mark so the next pass escalates again, forced (issue 15).
+                state |= {"escalated": False, "message": f"forced {action.verb} failed: {error}"}
             else:
                 state["issued"] = False
             status["lifecycleState"] = state
