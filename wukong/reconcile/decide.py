@@ -27,6 +27,7 @@ from wukong.reconcile.status import (
 )
 from wukong.reconcile.timefmt import parse_time
 from wukong.reconcile.vm import plan_vm
+from wukong.reconcile.vm_health import VM_HEALTHY, vm_health
 
 SPEC_VALID = "SpecValid"
 
@@ -48,7 +49,14 @@ class Plan:
 
 # Which way round each condition is healthy: Events report going bad (Warning) and
 # coming back (Normal), never a healthy first value.
-GOOD_WHEN_TRUE = {"NetworksConfigured", "VolumesBound", "SpecValid", "VolumesResized", "DiskDetach"}
+GOOD_WHEN_TRUE = {
+    "NetworksConfigured",
+    "VolumesBound",
+    "SpecValid",
+    "VolumesResized",
+    "DiskDetach",
+    VM_HEALTHY,
+}
 BAD_WHEN_TRUE = {"RestartRequired", "FileSystemResizePending", "Stalled", "DeletionBlocked"}
 # Not healthy yet, but the normal path: every new disk is Provisioning for a while. No Warning
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
@@ -115,6 +123,7 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     if not problems:
         plan.actions += vm.actions
         conds += vm.conditions
+        conds.append(vm_health(seen))
     if vm.conflict:
         conds[0] = Cond(
             SPEC_VALID,
@@ -143,7 +152,7 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     new_status = _status(cr, status, seen, life.state, nets, disks, step)
     since = phase_since(new_status) or parse_time(cr.metadata.creation_timestamp) or now
     stalled, look_again = stalled_condition(
-        step.phase, since, now, stall_after, _waiting_for(conds)
+        step.phase, since, now, stall_after, _waiting_for(conds, status)
     )
     conds.append(stalled)
     plan.requeue(look_again)
@@ -173,9 +182,18 @@ def _with_detaching(volumes: tuple[JsonObj, ...], status: JsonObj, seen: Observe
     return out
 
 
-def _waiting_for(conds: list[Cond]) -> str:
-    pending = [f"{c.type}: {c.message}" for c in conds if c.status is False]
-    return "; ".join(pending) or "waiting for KubeVirt"
+def _waiting_for(conds: list[Cond], status: JsonObj) -> str:
+    """What a stalled phase actually waits for: the conditions in trouble, the VM's own
+    first (its message names the cause), never a healthy one (issue 15)."""
+    troubled = [c for c in conds if c.status is (c.type not in GOOD_WHEN_TRUE)]
+    vm = [c.message for c in troubled if c.type == VM_HEALTHY]
+    rest = [f"{c.type}: {c.message}" for c in troubled if c.type != VM_HEALTHY]
+    refused = [  # set after the actions ran (reconcile/admission.py), carried in status
+        f"{c['type']}: {c.get('message')}"
+        for c in status.get("conditions") or []
+        if c.get("type") == "ChildrenAdmitted" and c.get("status") == "False"
+    ]
+    return "; ".join([*vm, *refused, *rest]) or "waiting for KubeVirt"
 
 
 def _status(

@@ -15,6 +15,7 @@ from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import Conflict, PermanentError, TransientError, WukongError
 from wukong.reconcile.actions import CreateChild, Emit, ExpandDisk, VmCall
+from wukong.reconcile.admission import admission_verdict
 from wukong.reconcile.conditions import Cond
 from wukong.reconcile.decide import Plan, decide
 from wukong.reconcile.deletion import plan_deletion
@@ -163,10 +164,26 @@ class Reconciler:
         outcome = await self.executor.run(raw, plan.actions)
         plan, outcome = await self._settle(raw, cr, plan, outcome)
         new_status = _after(plan.status, status, outcome)
+        retry = await self._refusals(raw, cr, status, new_status, outcome)
         await self._write_status(raw, status, new_status)
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
+        if retry is not None and (plan.requeue_after is None or retry < plan.requeue_after):
+            return retry
         return plan.requeue_after
+
+    async def _refusals(
+        self, raw: JsonObj, cr: Wukong, old: JsonObj, new: JsonObj, outcome: Outcome
+    ) -> float | None:
+        """Children the API server refused: condition and Event now, a retry later."""
+        now = self.clock()
+        cond, events, retry = admission_verdict(outcome.failures, old.get("conditions") or [], now)
+        if cond is not None:
+            conds = new.get("conditions") or []
+            new["conditions"] = merge_conditions(conds, [cond], now, cr.metadata.generation)
+        if events:
+            await self.executor.run(raw, list(events))
+        return retry
 
     async def _settle(
         self, raw: JsonObj, cr: Wukong, plan: Plan, outcome: Outcome
