@@ -59,7 +59,9 @@ def admission_verdict(
         return cond, events, min(max(age, 1.0), RETRY_CAP)
     if was_refused and not failures:
         message = "the API server accepted every child"
-        return Cond(CHILDREN_ADMITTED, True, "Admitted", message), [
-            Emit("Normal", "ChildrenAdmitted", message)
-        ], None
+        return (
+            Cond(CHILDREN_ADMITTED, True, "Admitted", message),
+            [Emit("Normal", "ChildrenAdmitted", message)],
+            None,
+        )
     return None, [], None

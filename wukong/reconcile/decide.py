@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
-from wukong.api.validation import validate_spec
+from wukong.api.validation import Problem, validate_spec
 from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.actions import Action, Emit
 from wukong.reconcile.children import retained
@@ -25,6 +25,7 @@ from wukong.reconcile.status import (
     ready_condition,
     stalled_condition,
 )
+from wukong.reconcile.tenancy import NETWORK_NOT_ALLOWED, network_refusals, refusal_message
 from wukong.reconcile.timefmt import parse_time
 from wukong.reconcile.vm import plan_vm
 from wukong.reconcile.vm_health import VM_HEALTHY, vm_health
@@ -99,9 +100,15 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     now = seen.now
     plan = Plan()
     problems = validate_spec(cr.spec)
+    refused = [] if problems else network_refusals(cr, seen.network_policy)
     if problems:
         text = "; ".join(str(p) for p in problems)
         valid = Cond(SPEC_VALID, False, "InvalidSpec", text)
+    elif refused:
+        # The administrator's policy refuses a network: nothing is created (issue 15).
+        message = refusal_message(cr, refused, seen.network_policy)
+        valid = Cond(SPEC_VALID, False, NETWORK_NOT_ALLOWED, message)
+        problems = [Problem("spec.networks", message)]
     else:
         valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
     nets = plan_networks(cr, seen) if not problems else None

@@ -23,6 +23,7 @@ from wukong.reconcile.disks import refusal_message
 from wukong.reconcile.executor import Executor, Outcome
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.status import merge_conditions
+from wukong.reconcile.tenancy import POLICY_NAME
 from wukong.reconcile.timefmt import iso
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ DVS = "datavolumes"
 PVCS = "persistentvolumeclaims"
 NADS = "network-attachment-definitions"
 STORAGE_CLASSES = "storageclasses"
+NETWORK_POLICIES = "wukongnetworkpolicies"
 CHILD_KINDS = {
     "VirtualMachine": VMS,
     "DataVolume": DVS,
@@ -94,6 +96,7 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
         claims=collect(PVCS),
         nads=nads,
         storage_classes={o["metadata"]["name"]: o for o in store.list(STORAGE_CLASSES)},
+        network_policy=store.get(NETWORK_POLICIES, "", POLICY_NAME),
     )
 
 
