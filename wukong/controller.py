@@ -67,6 +67,8 @@ def resources(namespace: str | None) -> dict[str, ResourceRef]:
         "pvcs": ResourceRef("", "v1", "persistentvolumeclaims", namespace),
         "nads": ResourceRef(names.NAD_GROUP, names.NAD_VERSION, names.NAD_PLURAL, namespace),
         "storageclasses": ResourceRef("storage.k8s.io", "v1", "storageclasses"),
+        # The administrator's network policy (cluster-scoped, issue 15).
+        "networkpolicies": ResourceRef(names.GROUP, names.VERSION, "wukongnetworkpolicies"),
     }
 
 
@@ -174,6 +176,17 @@ class Operator:
             self.informers[role].add_handler(enqueue_owner(add))
         self.informers["vmis"].add_handler(enqueue_vmi_owner(add, self.store, kinds["vms"]))
         self.informers["nads"].add_handler(self._on_nad(kinds["wukongs"]))
+        self.informers["networkpolicies"].add_handler(self._on_policy(kinds["wukongs"]))
+
+    def _on_policy(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
+        """The network policy changed: every Wukong that uses a network decides again."""
+
+        def handle(event_type: str, policy: dict[str, Any]) -> None:
+            for cr in self.store.list(wukong_kind):
+                if cr.get("spec", {}).get("networks"):
+                    self.queue.add(f"{cr['metadata']['namespace']}/{cr['metadata']['name']}")
+
+        return handle
 
     def _on_nad(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
         """A user's NAD has no owner: wake every Wukong in its namespace that names it."""
@@ -330,6 +343,7 @@ class KindMap:
             "persistentvolumeclaims": kinds["pvcs"],
             "network-attachment-definitions": kinds["nads"],
             "storageclasses": kinds["storageclasses"],
+            "wukongnetworkpolicies": kinds["networkpolicies"],
         }
 
     def remember(self, kind: str, obj: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
-from wukong.api.validation import validate_spec
+from wukong.api.validation import Problem, validate_spec
 from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.actions import Action, Emit
 from wukong.reconcile.children import retained
@@ -25,8 +25,10 @@ from wukong.reconcile.status import (
     ready_condition,
     stalled_condition,
 )
+from wukong.reconcile.tenancy import NETWORK_NOT_ALLOWED, network_refusals, refusal_message
 from wukong.reconcile.timefmt import parse_time
 from wukong.reconcile.vm import plan_vm
+from wukong.reconcile.vm_health import VM_HEALTHY, vm_health
 
 SPEC_VALID = "SpecValid"
 
@@ -48,7 +50,14 @@ class Plan:
 
 # Which way round each condition is healthy: Events report going bad (Warning) and
 # coming back (Normal), never a healthy first value.
-GOOD_WHEN_TRUE = {"NetworksConfigured", "VolumesBound", "SpecValid", "VolumesResized", "DiskDetach"}
+GOOD_WHEN_TRUE = {
+    "NetworksConfigured",
+    "VolumesBound",
+    "SpecValid",
+    "VolumesResized",
+    "DiskDetach",
+    VM_HEALTHY,
+}
 BAD_WHEN_TRUE = {"RestartRequired", "FileSystemResizePending", "Stalled", "DeletionBlocked"}
 # Not healthy yet, but the normal path: every new disk is Provisioning for a while. No Warning
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
@@ -91,9 +100,15 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     now = seen.now
     plan = Plan()
     problems = validate_spec(cr.spec, name=cr.metadata.name)
+    refused = [] if problems else network_refusals(cr, seen.network_policy)
     if problems:
         text = "; ".join(str(p) for p in problems)
         valid = Cond(SPEC_VALID, False, "InvalidSpec", text)
+    elif refused:
+        # The administrator's policy refuses a network: nothing is created (issue 15).
+        message = refusal_message(cr, refused, seen.network_policy)
+        valid = Cond(SPEC_VALID, False, NETWORK_NOT_ALLOWED, message)
+        problems = [Problem("spec.networks", message)]
     else:
         valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
     nets = plan_networks(cr, seen) if not problems else None
@@ -115,6 +130,7 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     if not problems:
         plan.actions += vm.actions
         conds += vm.conditions
+        conds.append(vm_health(seen))
     if vm.conflict:
         conds[0] = Cond(
             SPEC_VALID,
@@ -143,7 +159,7 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     new_status = _status(cr, status, seen, life.state, nets, disks, step)
     since = phase_since(new_status) or parse_time(cr.metadata.creation_timestamp) or now
     stalled, look_again = stalled_condition(
-        step.phase, since, now, stall_after, _waiting_for(conds)
+        step.phase, since, now, stall_after, _waiting_for(conds, status)
     )
     conds.append(stalled)
     plan.requeue(look_again)
@@ -173,9 +189,18 @@ def _with_detaching(volumes: tuple[JsonObj, ...], status: JsonObj, seen: Observe
     return out
 
 
-def _waiting_for(conds: list[Cond]) -> str:
-    pending = [f"{c.type}: {c.message}" for c in conds if c.status is False]
-    return "; ".join(pending) or "waiting for KubeVirt"
+def _waiting_for(conds: list[Cond], status: JsonObj) -> str:
+    """What a stalled phase actually waits for: the conditions in trouble, the VM's own
+    first (its message names the cause), never a healthy one (issue 15)."""
+    troubled = [c for c in conds if c.status is (c.type not in GOOD_WHEN_TRUE)]
+    vm = [c.message for c in troubled if c.type == VM_HEALTHY]
+    rest = [f"{c.type}: {c.message}" for c in troubled if c.type != VM_HEALTHY]
+    refused = [  # set after the actions ran (reconcile/admission.py), carried in status
+        f"{c['type']}: {c.get('message')}"
+        for c in status.get("conditions") or []
+        if c.get("type") == "ChildrenAdmitted" and c.get("status") == "False"
+    ]
+    return "; ".join([*vm, *refused, *rest]) or "waiting for KubeVirt"
 
 
 def _status(

@@ -109,6 +109,30 @@ def call_landed(action: str, state: JsonObj, seen: Observed) -> bool:
     return True
 
 
+AUTO_START = "autoStart"
+
+
+def auto_start(cr: Wukong, seen: Observed) -> JsonObj:
+    """`runStrategy: Manual` with `startStrategy.autoStart: true`: KubeVirt never starts a
+    Manual VM by itself, so the operator starts it once, when the VM is new, as if the user
+    had asked (recorded, then called: exactly once across crashes). Never again afterwards:
+    a Manual VM the guest shut down stays down (issue 15). {} when there is nothing to do."""
+    if cr.spec.run_strategy.value != "Manual" or not cr.spec.start_strategy.auto_start:
+        return {}
+    if seen.vm is None or seen.vmi is not None or cr.spec.lifecycle_action is not None:
+        return {}
+    return {
+        "state": "Accepted",
+        "lastAction": "start",
+        "requestId": AUTO_START,
+        "lastActionTime": iso(seen.now),
+        "generation": cr.metadata.generation,
+        "issued": False,
+        "force": False,
+        "message": "start accepted: startStrategy.autoStart with runStrategy Manual",
+    }
+
+
 def _call(action: str, vm: str, force: bool, grace: int | None) -> VmCall:
     if action == "start":
         return VmCall("start", vm)
@@ -159,6 +183,8 @@ def plan_lifecycle(
     now = seen.now
     vm = names.vm_name(cr.metadata.name)
     state: JsonObj = dict(status.get("lifecycleState") or {})
+    started = {} if state else auto_start(cr, seen)
+    state = state or started
     action = cr.spec.lifecycle_action
     new_request = action is not None and request_id(action) != state.get("requestId")
     recorded = {"vmiUid": _vmi_uid(seen)} if new_request else state
@@ -209,6 +235,8 @@ def plan_lifecycle(
                 state |= {"issued": True, "state": "Issued", "message": f"the VM is created {how}"}
             actions.append(Emit("Normal", "RequestAccepted", f"{action.action.value} accepted"))
         return LifecyclePlan(step, tuple(actions), state, requeue_after=None)
+    if started:  # recorded in this pass, called in the next: exactly once, like a request
+        return LifecyclePlan(step, (), state)
     calling = False
     if state.get("issued") is False and state.get("lastAction") and seen.vm is not None:
         last = str(state["lastAction"])

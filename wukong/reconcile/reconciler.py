@@ -15,6 +15,7 @@ from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import Conflict, NotFound, PermanentError, TransientError, WukongError
 from wukong.reconcile.actions import CreateChild, Emit, ExpandDisk, VmCall
+from wukong.reconcile.admission import admission_verdict
 from wukong.reconcile.conditions import Cond
 from wukong.reconcile.decide import Plan, decide
 from wukong.reconcile.deletion import plan_deletion
@@ -22,6 +23,7 @@ from wukong.reconcile.disks import refusal_message
 from wukong.reconcile.executor import Executor, Outcome
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.status import merge_conditions
+from wukong.reconcile.tenancy import POLICY_NAME
 from wukong.reconcile.timefmt import iso
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ DVS = "datavolumes"
 PVCS = "persistentvolumeclaims"
 NADS = "network-attachment-definitions"
 STORAGE_CLASSES = "storageclasses"
+NETWORK_POLICIES = "wukongnetworkpolicies"
 CHILD_KINDS = {
     "VirtualMachine": VMS,
     "DataVolume": DVS,
@@ -93,6 +96,7 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
         claims=collect(PVCS),
         nads=nads,
         storage_classes={o["metadata"]["name"]: o for o in store.list(STORAGE_CLASSES)},
+        network_policy=store.get(NETWORK_POLICIES, "", POLICY_NAME),
     )
 
 
@@ -163,10 +167,26 @@ class Reconciler:
         outcome = await self.executor.run(raw, plan.actions)
         plan, outcome = await self._settle(raw, cr, plan, outcome)
         new_status = _after(plan.status, status, outcome)
+        retry = await self._refusals(raw, cr, status, new_status, outcome)
         await self._write_status(raw, status, new_status)
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
+        if retry is not None and (plan.requeue_after is None or retry < plan.requeue_after):
+            return retry
         return plan.requeue_after
+
+    async def _refusals(
+        self, raw: JsonObj, cr: Wukong, old: JsonObj, new: JsonObj, outcome: Outcome
+    ) -> float | None:
+        """Children the API server refused: condition and Event now, a retry later."""
+        now = self.clock()
+        cond, events, retry = admission_verdict(outcome.failures, old.get("conditions") or [], now)
+        if cond is not None:
+            conds = new.get("conditions") or []
+            new["conditions"] = merge_conditions(conds, [cond], now, cr.metadata.generation)
+        if events:
+            await self.executor.run(raw, list(events))
+        return retry
 
     async def _settle(
         self, raw: JsonObj, cr: Wukong, plan: Plan, outcome: Outcome
@@ -307,6 +327,10 @@ def _after(planned: JsonObj, old: JsonObj, outcome: Outcome) -> JsonObj:
                     "issued": True,
                     "message": f"KubeVirt refused {action.verb}: {error}",
                 }
+            elif action.force and state.get("escalated") and not state.get("force"):
+                # The forced escalation of a graceful stop failed (5xx, timeout): clear the
+                # mark so the next pass escalates again, forced (issue 15).
+                state |= {"escalated": False, "message": f"forced {action.verb} failed: {error}"}
             else:
                 state["issued"] = False
             status["lifecycleState"] = state

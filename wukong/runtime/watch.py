@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,28 @@ class Gone(Exception):
     """Our resourceVersion (or continue token) is too old: relist."""
 
 
+# Status codes of an API server that is starting, stopping or shedding load: not a fault of
+# this stream, so retried at the reconnect pace, not with a growing backoff.
+UNAVAILABLE = frozenset({429, 503})
+
+
+def server_away(error: BaseException) -> bool:
+    """True if the API server is not there (restarting, overloaded) rather than refusing us.
+
+    Like client-go's reflector, which retries a refused connection or a 429 after a second
+    instead of backing off: the server comes back as a whole, and every informer should be
+    watching again within a second or two of its return, not after a doubled backoff."""
+    if isinstance(error, ApiStatusError):
+        return error.status in UNAVAILABLE
+    return isinstance(error, aiohttp.ClientConnectionError | ConnectionError)
+
+
+def jittered(delay: float, rng: Callable[[], float] = random.random) -> float:
+    """`delay` spread over [delay/2, delay]: informers that failed together (a restarted API
+    server) must not all retry in the same instant."""
+    return delay * (0.5 + rng() / 2)
+
+
 def apply_event(store: Store, kind: str, event: WatchEvent) -> Obj:
     """Put an ADDED/MODIFIED object into the store or remove a DELETED one; return it."""
     if event.type == DELETED:
@@ -74,6 +97,7 @@ class Informer:
         backoff_initial: float = 1.0,
         backoff_cap: float = 60.0,
         missing_retry: float = 30.0,
+        reconnect: float = 1.0,
     ) -> None:
         self.resource = resource
         self.synced = asyncio.Event()
@@ -94,6 +118,8 @@ class Informer:
         self._backoff_initial = backoff_initial
         self._backoff_cap = backoff_cap
         self._missing_retry = missing_retry
+        self._reconnect = reconnect
+        self._away = False  # in a streak of "API server not there" failures
         self._handlers: list[EventHandler] = []
         self._resource_version: str | None = None
         self._last_activity: float | None = None
@@ -159,13 +185,29 @@ class Informer:
                 if self._stream_lines:
                     # The stream worked for a while; this is a fresh failure, not a streak.
                     backoff = self._backoff_initial
-                logger.warning(
-                    "%s: watch failed (%s); retrying in %.1fs", self.name, error, backoff
-                )
                 self._count_restart()
                 self._touch()
-                await self._clock.sleep(backoff)
+                if server_away(error):
+                    await self._wait_for_server(error)
+                    continue
+                self._away = False
+                delay = jittered(backoff)
+                logger.warning("%s: watch failed (%s); retrying in %.1fs", self.name, error, delay)
+                await self._clock.sleep(delay)
                 backoff = min(backoff * 2, self._backoff_cap)
+
+    async def _wait_for_server(self, error: Exception) -> None:
+        """The API server is away: retry at a steady, jittered pace; say so once per outage."""
+        delay = jittered(self._reconnect)
+        if not self._away:
+            logger.warning(
+                "%s: API server unavailable (%s); retrying every ~%.1fs",
+                self.name,
+                error or type(error).__name__,
+                self._reconnect,
+            )
+        self._away = True
+        await self._clock.sleep(delay)
 
     async def _relist(self) -> None:
         """Read every page of a consistent LIST and replace the cache with it."""
@@ -212,6 +254,7 @@ class Informer:
         )
         query = watch_query(self._resource_version, self.timeout_seconds)
         response = await self._open("watch", query, timeout)
+        self._away = False
         self._touch()
         buffer = LineBuffer()
         self._stream_lines = 0

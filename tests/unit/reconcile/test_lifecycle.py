@@ -139,3 +139,49 @@ def test_every_status_field_the_planner_writes_survives_the_crd_schema() -> None
         moment = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=seconds)})
         status = decide(cr, status, moment).status
         assert pruned_fields(status) == []
+
+
+def test_manual_with_auto_start_is_started_once_when_its_vm_is_new() -> None:
+    cr = wukong(runStrategy="Manual", startStrategy={"autoStart": True})
+    world = running_world(strategy="Manual")
+    fresh = ready_children(vm=world.vm)  # the VM exists, KubeVirt started nothing
+    first = decide(cr, {"phase": "Starting"}, fresh)
+    assert calls(first) == []  # recorded first: a crash now cannot double the call
+    state = first.status["lifecycleState"]
+    assert (state["lastAction"], state["issued"]) == ("start", False)
+    second = decide(cr, first.status, fresh)
+    assert calls(second) == [VmCall("start", "web-1-vm")]
+    assert calls(decide(cr, second.status, fresh)) == []
+    # Later, the guest shut itself down: a Manual VM stays down, nothing starts it again.
+    assert calls(decide(cr, {**second.status, "phase": "Stopped"}, fresh)) == []
+
+
+def test_manual_without_auto_start_is_not_started() -> None:
+    cr = wukong(runStrategy="Manual", startStrategy={"autoStart": False})
+    fresh = ready_children(vm=running_world(strategy="Manual").vm)
+    plan = decide(cr, {"phase": "Stopped"}, fresh)
+    assert calls(plan) == [] and not plan.status.get("lifecycleState")
+
+
+def test_a_failed_forced_escalation_is_retried_forced() -> None:
+    from datetime import timedelta
+
+    from wukong.errors import TransientError
+    from wukong.reconcile.executor import Outcome
+    from wukong.reconcile.observed import Observed
+    from wukong.reconcile.reconciler import _after
+
+    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
+    world = running_world()
+    accepted = decide(cr, {"phase": "Running"}, world)
+    issued = decide(cr, accepted.status, world)
+    later = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=31)})
+    forced = decide(cr, issued.status, later)
+    force = VmCall("stop", "web-1-vm", grace_period=0, force=True)
+    assert force in calls(forced)
+    failed = Outcome(failures={force: TransientError("503 the server is busy")}, transient=True)
+    written = _after(forced.status, issued.status, failed)
+    assert written["lifecycleState"]["escalated"] is False
+    again = decide(cr, written, later)
+    assert force in calls(again), "the forced stop must be sent again, forced"
+    assert VmCall("stop", "web-1-vm", grace_period=30) not in calls(again)

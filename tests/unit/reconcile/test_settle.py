@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.unit.reconcile.world import NOW, ready_children, wukong
+from tests.unit.reconcile.world import NOW, POLICY, ready_children, wukong
 from wukong.adapters.kube import Kube
 from wukong.reconcile.executor import Executor
 from wukong.reconcile.reconciler import Reconciler
@@ -61,6 +61,7 @@ def cache_for(raw: JsonObj, **extra: Any) -> Cache:
             "persistentvolumeclaims": list(world.claims.values()),
             "datavolumes": list(world.data_volumes.values()),
             "network-attachment-definitions": list(world.nads.values()),
+            "wukongnetworkpolicies": [POLICY],
         }
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from wukong.runtime._watch_protocol import ResourceRef, WatchEvent
 from wukong.runtime.cache import Store
 from wukong.runtime.clock import FakeClock
-from wukong.runtime.watch import ApiStatusError, Gone, Informer
+from wukong.runtime.watch import ApiStatusError, Gone, Informer, jittered, server_away
 
 VMS = ResourceRef("kubevirt.io", "v1", "virtualmachines")
 KIND = VMS.name
@@ -115,3 +116,63 @@ def test_watch_goes_stale_only_after_its_silence_deadline_and_backoff() -> None:
 def test_silence_deadline_defaults_past_the_server_timeout() -> None:
     informer, _, _ = make()
     assert informer.silence_deadline > informer.timeout_seconds
+
+
+class _RecordingClock:
+    """Sleeps return at once and are recorded; the n-th sleep ends the informer's run."""
+
+    def __init__(self, stop_after: int) -> None:
+        self.delays: list[float] = []
+        self._stop_after = stop_after
+
+    def now(self) -> float:
+        return 0.0
+
+    async def sleep(self, delay: float) -> None:
+        self.delays.append(delay)
+        if len(self.delays) >= self._stop_after:
+            raise asyncio.CancelledError
+
+
+class _FailingApi:
+    """Every request fails with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    async def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise self.error
+
+
+async def _delays_on(error: Exception, count: int) -> list[float]:
+    clock = _RecordingClock(count)
+    informer = Informer(_FailingApi(error), VMS, Store(), clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(asyncio.CancelledError):
+        await informer.run()
+    return clock.delays
+
+
+async def test_an_absent_api_server_is_retried_every_second_not_with_a_growing_backoff() -> None:
+    delays = await _delays_on(ConnectionRefusedError("connect: connection refused"), 12)
+    assert all(0.5 <= d <= 1.0 for d in delays), delays
+    assert len(set(delays)) > 1, "retries must be jittered, not in lockstep"
+
+
+async def test_an_overloaded_api_server_429_is_retried_at_the_same_pace() -> None:
+    delays = await _delays_on(ApiStatusError(429, "too many requests"), 6)
+    assert all(0.5 <= d <= 1.0 for d in delays), delays
+
+
+async def test_other_failures_back_off_exponentially_with_jitter() -> None:
+    delays = await _delays_on(ApiStatusError(500, "etcd is sad"), 5)
+    for attempt, delay in enumerate(delays):
+        assert 2**attempt / 2 <= delay <= 2**attempt, (attempt, delays)
+
+
+def test_jitter_spreads_a_delay_over_its_upper_half() -> None:
+    assert jittered(2.0, lambda: 0.0) == 1.0
+    assert jittered(2.0, lambda: 1.0) == 2.0
+    assert server_away(ConnectionResetError()) and server_away(ApiStatusError(503, ""))
+    assert not server_away(ApiStatusError(500, "")) and not server_away(ValueError())
