@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from wukong.api import names
 from wukong.api.spec import NetworkSpec
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.children import IFNAMSIZ
 
 NETWORK_NOT_ALLOWED = "NetworkNotAllowed"
 POLICY_NAME = "cluster"
@@ -24,7 +24,7 @@ JsonObj = dict[str, Any]
 
 def owned_bridge(net: NetworkSpec) -> str:
     """The node bridge a Wukong-owned NAD for this network uses."""
-    return net.bridge or f"br-{net.name}"[:IFNAMSIZ]
+    return net.bridge or names.bridge_name(net.name)
 
 
 def _rules(policy: JsonObj | None, namespace: str) -> list[JsonObj]:

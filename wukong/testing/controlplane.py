@@ -33,8 +33,8 @@ from wukong.testing._crds import apply_crds, default_crd_paths, load_crds
 from wukong.testing._flags import apiserver_args, controller_manager_args, etcd_args
 from wukong.testing._processes import Process, free_ports
 from wukong.testing._rest import Rest, write_kubeconfig
-from wukong.testing.audit import audit_args
 from wukong.testing._watchdog import Watchdog
+from wukong.testing.audit import audit_args
 
 __all__ = [
     "ControlPlane",

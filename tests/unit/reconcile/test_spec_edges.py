@@ -139,9 +139,16 @@ def test_a_manual_vm_that_should_start_is_started_once_after_creation() -> None:
     world = ready_children()
     vm = build_vm(cr, world, "Manual") | {"status": {}}
     vm["metadata"]["ownerReferences"][0]["uid"] = cr.metadata.uid
+    # The start is recorded before it is called (issue 15: exactly once across crashes), so the
+    # call may come one pass later; either way there is exactly one, and none once KubeVirt
+    # holds the Start request.
     plan = decide(cr, {"phase": "Creating"}, ready_children(vm=vm))
     assert plan.status["phase"] == "Starting"
-    assert [c.verb for c in _calls(plan)] == ["start"]
+    calls = [c.verb for c in _calls(plan)]
+    if not calls:
+        plan = decide(cr, plan.status, ready_children(vm=vm))
+        calls = [c.verb for c in _calls(plan)]
+    assert calls == ["start"]
     pending = vm | {"status": {"stateChangeRequests": [{"action": "Start"}]}}
     again = decide(cr, plan.status, ready_children(vm=pending))
     assert _calls(again) == []
