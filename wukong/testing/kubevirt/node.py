@@ -453,6 +453,8 @@ class NodeHandler(Controller):
         if status != (vmi.get("status") or {}):
             try:
                 await self._write(vmi, status)
+                if is_final({"status": status}):
+                    guest.power_off = None
             except ApiError as err:
                 if err.status == 409:
                     return 0.05  # virt-controller wrote in between: read again
@@ -510,8 +512,9 @@ class NodeHandler(Controller):
     ) -> float | None:
         uid = vmi["metadata"]["uid"]
         if flag(ANN_FAIL, vmi, vm) or guest.power_off is not None:
+            # guest.power_off is consumed once the write lands (reconcile): a write that
+            # loses a race with virt-controller (409) must not lose the shutdown with it.
             self._power_off(vmi, status, guest.power_off or "Failed")
-            guest.power_off = None
             return None
         up = self._age(uid, "Running")
         boot, agent_at = self.cfg.guest_boot_delay, self.cfg.guest_boot_delay + self.cfg.agent_delay
