@@ -15,6 +15,8 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from wukong.act.executor import Executor
+from wukong.act.reconciler import Reconciler
 from wukong.adapters.client import (
     OPERATOR_AGENT,
     identify,
@@ -22,9 +24,7 @@ from wukong.adapters.client import (
     look_up_environment_once,
 )
 from wukong.adapters.kube import Kube
-from wukong.api import names
-from wukong.reconcile.executor import Executor
-from wukong.reconcile.reconciler import Reconciler
+from wukong.api import kinds, names
 from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store
 from wukong.runtime.leader import LeaderElector
@@ -54,19 +54,10 @@ PROVIDED_BY = {
 
 
 def resources(namespace: str | None) -> dict[str, ResourceRef]:
-    """Every resource the operator watches, by role."""
+    """Every resource the operator watches, by its cache name (`wukong.api.kinds`)."""
     return {
-        "wukongs": ResourceRef(names.GROUP, names.VERSION, names.PLURAL, namespace),
-        "vms": ResourceRef(
-            names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachines", namespace
-        ),
-        "vmis": ResourceRef(
-            names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachineinstances", namespace
-        ),
-        "dvs": ResourceRef(names.CDI_GROUP, names.CDI_VERSION, "datavolumes", namespace),
-        "pvcs": ResourceRef("", "v1", "persistentvolumeclaims", namespace),
-        "nads": ResourceRef(names.NAD_GROUP, names.NAD_VERSION, names.NAD_PLURAL, namespace),
-        "storageclasses": ResourceRef("storage.k8s.io", "v1", "storageclasses"),
+        k.cache: ResourceRef(k.group, k.version, k.plural, namespace if k.namespaced else None)
+        for k in kinds.WATCHED
     }
 
 
@@ -88,22 +79,28 @@ class Operator:
     def __init__(self, settings: Settings, api: ApiClient) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store = Store(label_keys=[names.LABEL_WUKONG])
-        self.queue = WorkQueue()
+        self.store = Store(
+            label_keys=[names.LABEL_WUKONG], reads={k.cache: k.reads for k in kinds.WATCHED}
+        )
+        # client-go's default controller rate limiter: per-key backoff and one global bucket
+        # for retries (a first pass and a requeue_after are never throttled).
+        self.queue = WorkQueue(global_qps=settings.retry_qps, global_burst=settings.retry_burst)
         self.refs = resources(settings.namespace)
-        kinds = {role: ref.name for role, ref in self.refs.items()}
         kube = Kube(api, on_request=self.metrics.count_api_request)
         self.executor = Executor(kube, host=settings.identity or socket.gethostname())
-        self.reconciler = Reconciler(
-            KindMap(self.store, kinds), self.executor, stall_after=settings.stall_after
-        )
+        self.reconciler = Reconciler(self.store, self.executor, stall_after=settings.stall_after)
         self.informers = {
             role: Informer(
-                api, ref, self.store, metrics=self.metrics, timeout_seconds=settings.watch_timeout
+                api,
+                ref,
+                self.store,
+                metrics=self.metrics,
+                timeout_seconds=settings.watch_timeout,
+                skip_unchanged=True,
             )
             for role, ref in self.refs.items()
         }
-        self._wire(kinds)
+        self._wire()
         host, port = settings.probe_host_port
         self.probes = ProbeServer(
             list(self.informers.values()), host=host, port=port, ready=self.readiness
@@ -131,7 +128,7 @@ class Operator:
     def phase_counts(self) -> dict[tuple[str, str], int]:
         """Wukongs per (namespace, phase) in the cache, for wukong_phase at scrape time."""
         counts: dict[tuple[str, str], int] = {}
-        for cr in self.store.list(self.refs["wukongs"].name):
+        for cr in self.store.list(kinds.WUKONG.cache):
             namespace = str(cr.get("metadata", {}).get("namespace") or "")
             phase = str((cr.get("status") or {}).get("phase") or "Pending")
             counts[namespace, phase] = counts.get((namespace, phase), 0) + 1
@@ -140,7 +137,7 @@ class Operator:
     def stalled_counts(self) -> dict[str, int]:
         """Wukongs with condition Stalled=True per namespace, for wukong_stalled."""
         counts: dict[str, int] = {}
-        for cr in self.store.list(self.refs["wukongs"].name):
+        for cr in self.store.list(kinds.WUKONG.cache):
             conditions = (cr.get("status") or {}).get("conditions") or []
             if any(c.get("type") == "Stalled" and c.get("status") == "True" for c in conditions):
                 namespace = str(cr.get("metadata", {}).get("namespace") or "")
@@ -166,14 +163,15 @@ class Operator:
         action = str(asked.get("action") or life.get("lastAction") or "unknown")
         self.metrics.count_lifecycle(action, state)
 
-    def _wire(self, kinds: dict[str, str]) -> None:
+    def _wire(self) -> None:
         add = self.queue.add
-        self.informers["wukongs"].add_handler(enqueue_wukong(add))
-        self.informers["wukongs"].add_handler(self._count_answers)
-        for role in ("vms", "dvs", "pvcs"):
-            self.informers[role].add_handler(enqueue_owner(add))
-        self.informers["vmis"].add_handler(enqueue_vmi_owner(add, self.store, kinds["vms"]))
-        self.informers["nads"].add_handler(self._on_nad(kinds["wukongs"]))
+        self.informers[kinds.WUKONG.cache].add_handler(enqueue_wukong(add))
+        self.informers[kinds.WUKONG.cache].add_handler(self._count_answers)
+        for kind in (kinds.VM, kinds.DATA_VOLUME, kinds.PVC):
+            self.informers[kind.cache].add_handler(enqueue_owner(add))
+        vmi_owner = enqueue_vmi_owner(add, self.store, kinds.VM.cache)
+        self.informers[kinds.VMI.cache].add_handler(vmi_owner)
+        self.informers[kinds.NAD.cache].add_handler(self._on_nad(kinds.WUKONG.cache))
 
     def _on_nad(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
         """A user's NAD has no owner: wake every Wukong in its namespace that names it."""
@@ -222,7 +220,7 @@ class Operator:
             if not await self._synced_unless_stopped():
                 log.warning("stopped before the caches synced")
                 return
-            log.info("caches synced: %d Wukongs", self.store.count(self.refs["wukongs"].name))
+            log.info("caches synced: %d Wukongs", self.store.count(kinds.WUKONG.cache))
             if self.settings.leader_election:
                 await self._run_elected()
             else:
@@ -315,48 +313,3 @@ class Operator:
     def stop(self) -> None:
         """Ask `run()` to wind down (SIGTERM)."""
         self._stopping.set()
-
-
-class KindMap:
-    """The reconciler's short kind names mapped onto the Store's resource names."""
-
-    def __init__(self, store: Store, kinds: dict[str, str]) -> None:
-        self.store = store
-        self.kinds = {
-            "wukongs": kinds["wukongs"],
-            "virtualmachines": kinds["vms"],
-            "virtualmachineinstances": kinds["vmis"],
-            "datavolumes": kinds["dvs"],
-            "persistentvolumeclaims": kinds["pvcs"],
-            "network-attachment-definitions": kinds["nads"],
-            "storageclasses": kinds["storageclasses"],
-        }
-
-    def remember(self, kind: str, obj: dict[str, Any]) -> None:
-        """Write-through after our own write, unless the watch already brought something newer."""
-        meta = obj.get("metadata", {})
-        current = self.store.get(self.kinds[kind], meta.get("namespace", ""), meta.get("name"))
-        if current is None or _rv(current) < _rv(obj):
-            self.store.upsert(self.kinds[kind], obj)
-
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """One cached object."""
-        return self.store.get(self.kinds[kind], namespace, name)
-
-    def by_label(self, kind: str, label: str, value: str) -> list[dict[str, Any]]:
-        """Cached objects with a label value."""
-        return self.store.by_label(self.kinds[kind], label, value)
-
-    def list(
-        self, kind: str, namespace: str | None = None, selector: Any = None
-    ) -> list[dict[str, Any]]:
-        """Cached objects of a kind."""
-        return self.store.list(self.kinds[kind], namespace, selector)
-
-
-def _rv(obj: dict[str, Any]) -> int:
-    """resourceVersion as a number: opaque by contract, an etcd revision in practice."""
-    try:
-        return int(obj.get("metadata", {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0

@@ -7,6 +7,8 @@ Transient errors (conflicts, 5xx, timeouts) are retried by the work queue with b
 
 from __future__ import annotations
 
+import json
+
 
 class WukongError(Exception):
     """Base of every error Wukong raises on purpose."""
@@ -53,3 +55,31 @@ class Invalid(ApiError, PermanentError):
 
 class ServerError(ApiError, TransientError):
     """429, 5xx or a transport failure: try again later."""
+
+
+class Expired(ApiError, TransientError):
+    """410 Gone/Expired: a watch's resourceVersion (or a list's continue token) is too old."""
+
+
+def classify(status: int, body: str, path: str = "") -> ApiError:
+    """The one mapping from an HTTP error (status and body) to an `ApiError` subclass, for
+    every request the operator makes: writes, guest-agent calls, lists and watches."""
+    reason, message = "", body.strip()
+    try:
+        doc = json.loads(body)
+        if isinstance(doc, dict):
+            reason, message = str(doc.get("reason", "")), str(doc.get("message", message))
+    except ValueError:
+        pass  # aggregated APIs (KubeVirt's guest-agent calls) answer in plain text
+    if status == 404:
+        return NotFound(status, reason or "NotFound", message, path=path)
+    if status == 409:
+        kind = AlreadyExists if reason == "AlreadyExists" else Conflict
+        return kind(status, reason or "Conflict", message, path=path)
+    if status == 410:
+        return Expired(status, reason or "Expired", message, path=path)
+    if status == 403:
+        return Forbidden(status, reason or "Forbidden", message, path=path)
+    if status in (400, 405, 415, 422):
+        return Invalid(status, reason or "Invalid", message, path=path)
+    return ServerError(status, reason or "ServerError", message, path=path)

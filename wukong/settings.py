@@ -69,6 +69,10 @@ class Settings(BaseModel):
     retry_period: float = Field(2.0, gt=0, description="Lease poll period (e.g. 2s)")
     watch_timeout: int = Field(300, ge=1, description="server-side watch timeout, seconds")
     stall_after: float = Field(300.0, gt=0, description="a phase lasting longer is Stalled (5m)")
+    retry_qps: float = Field(
+        10.0, gt=0, description="retries of failed passes per second, over all Wukongs"
+    )
+    retry_burst: int = Field(100, ge=1, description="retries allowed at once before retry_qps")
     identity: str | None = Field(None, description="leader-election identity (default: host)")
 
     @field_validator(

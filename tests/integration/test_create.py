@@ -201,7 +201,12 @@ async def test_operator_killed_while_creating_converges_without_duplicates(
                 ],
             ),
         )
-        await wait_phase(k, namespace, "web-6", "Creating", within=30)
+        # Killed while creating: the first children exist, the VM does not (the status of
+        # a create that fast is held until the VM exists: docs/decisions.md).
+        await eventually(
+            lambda: get(k, "dv", namespace, "web-6-system"), timeout=30, message="web-6 DV"
+        )
+        assert await get(k, "vm", namespace, "web-6-vm") is None
     finally:
         first.kill()
     second = OperatorProcess(operator_kubeconfig, namespace=namespace)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from wukong.api import kinds
 from wukong.controller import Operator
 from wukong.settings import Settings
 
@@ -14,8 +15,8 @@ async def test_a_missing_crd_is_named_with_what_installs_it() -> None:
         operator = Operator(Settings(metrics_address="off"), api)
         ok, why = operator.readiness()
         assert not ok and why.startswith("caches not synced: wukongs.vm.novasphere.dev")
-        operator.informers["nads"].installed = False
-        operator.informers["dvs"].installed = False
+        operator.informers[kinds.NAD.cache].installed = False
+        operator.informers[kinds.DATA_VOLUME.cache].installed = False
         ok, why = operator.readiness()
     assert not ok
     assert why == (
@@ -28,7 +29,7 @@ async def test_a_missing_crd_is_named_with_what_installs_it() -> None:
 async def test_phase_and_stalled_counts_come_from_the_cache() -> None:
     async with ApiClient(Configuration()) as api:
         operator = Operator(Settings(metrics_address="off"), api)
-        kind = operator.refs["wukongs"].name
+        kind = kinds.WUKONG.cache
         stalled = {"conditions": [{"type": "Stalled", "status": "True"}], "phase": "Creating"}
         for name, namespace, status in (
             ("a", "x", {"phase": "Running"}),

@@ -7,7 +7,8 @@ import secrets
 from datetime import UTC, datetime
 from typing import Literal
 
-from wukong.adapters.kube import JsonObj, Kube, api_path
+from wukong.adapters.kube import Kube, api_path
+from wukong.api import JsonObj
 from wukong.errors import WukongError
 
 log = logging.getLogger(__name__)

@@ -18,17 +18,9 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from wukong.adapters.client import field_manager
-from wukong.errors import (
-    AlreadyExists,
-    ApiError,
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    ServerError,
-)
+from wukong.api import JsonObj as JsonObj  # console.connect imports it from here
+from wukong.errors import NotFound, ServerError, classify
 
-JsonObj = dict[str, Any]
 RequestHook = Callable[[str, int, str], None]
 """(verb, HTTP status or 0, resource such as `virtualmachines/start`) of each request."""
 
@@ -58,27 +50,6 @@ def resource_of(path: str) -> str:
     if not rest:
         return ""
     return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
-
-
-def classify(status: int, body: str, path: str) -> ApiError:
-    """Turn an HTTP error into the matching `ApiError` subclass."""
-    reason, message = "", body.strip()
-    try:
-        doc = json.loads(body)
-        if isinstance(doc, dict):
-            reason, message = str(doc.get("reason", "")), str(doc.get("message", message))
-    except ValueError:
-        pass  # aggregated APIs (KubeVirt's guest-agent calls) answer in plain text
-    if status == 404:
-        return NotFound(status, reason or "NotFound", message, path=path)
-    if status == 409:
-        kind = AlreadyExists if reason == "AlreadyExists" else Conflict
-        return kind(status, reason or "Conflict", message, path=path)
-    if status == 403:
-        return Forbidden(status, reason or "Forbidden", message, path=path)
-    if status in (400, 405, 415, 422):
-        return Invalid(status, reason or "Invalid", message, path=path)
-    return ServerError(status, reason or "ServerError", message, path=path)
 
 
 class Kube:

@@ -7,10 +7,8 @@ types (StopOptions.gracePeriod, RestartOptions.gracePeriodSeconds, AddVolumeOpti
 
 from __future__ import annotations
 
-from typing import Any
-
-from wukong.adapters.kube import JsonObj, Kube, api_path
-from wukong.api import names
+from wukong.adapters.kube import Kube, api_path
+from wukong.api import JsonObj, names
 
 
 def vm_path(namespace: str, name: str | None = None) -> str:
@@ -68,20 +66,10 @@ class KubeVirt:
         await self.kube.request("PUT", path, body={})
 
     async def add_volume(
-        self, namespace: str, name: str, volume: str, claim: str, *, data_volume: bool, bus: str
+        self, namespace: str, name: str, volume: str, device: JsonObj, source: JsonObj
     ) -> None:
         """PUT .../virtualmachines/NAME/addvolume: persisted in the VM, hot-plugged if running."""
-        source_key = "dataVolume" if data_volume else "persistentVolumeClaim"
-        source: dict[str, Any] = (
-            {"name": claim, "hotpluggable": True}
-            if data_volume
-            else {"claimName": claim, "hotpluggable": True}
-        )
-        body: JsonObj = {
-            "name": volume,
-            "disk": {"name": volume, "disk": {"bus": bus}, "serial": names.disk_serial(volume)},
-            "volumeSource": {source_key: source},
-        }
+        body: JsonObj = {"name": volume, "disk": device, "volumeSource": source}
         path = _sub(namespace, "virtualmachines", name, "addvolume")
         await self.kube.request("PUT", path, body=body)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from wukong.adapters.kube import JsonObj, Kube, api_path
-from wukong.api import names
+from wukong.adapters.kube import Kube, api_path
+from wukong.api import JsonObj, names
 
 
 def nad_path(namespace: str, name: str | None = None) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from wukong.adapters.kube import JsonObj, Kube, api_path
+from wukong.adapters.kube import Kube, api_path
+from wukong.api import JsonObj
 
 
 def pvc_path(namespace: str, name: str | None = None) -> str:

@@ -15,6 +15,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+JsonObj = dict[str, Any]
+"""A Kubernetes object (or part of one) as decoded JSON: the one alias every layer uses."""
+
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 

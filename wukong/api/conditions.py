@@ -1,8 +1,14 @@
-"""metav1.Condition and the state-transition history, with the helpers that keep them right."""
+"""Conditions and history: the one module that owns them.
+
+metav1.Condition and the state-transition history, which conditions a Wukong always carries
+and which only while an operation has something to say, and the pure helpers that merge a
+pass's verdicts and phase changes into them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -100,3 +106,101 @@ def record_transition(
     """A new history with this transition appended, keeping the last HISTORY_LIMIT entries."""
     entry = Transition(from_=from_, to=to, reason=reason, time=now)
     return [*history, entry][-HISTORY_LIMIT:]
+
+
+# --- The conditions a Wukong carries (SPEC §2, docs/decisions.md "Conditions say something") ---
+
+READY = "Ready"
+SPEC_VALID = "SpecValid"
+NETWORKS_CONFIGURED = "NetworksConfigured"
+VOLUMES_BOUND = "VolumesBound"
+STALLED = "Stalled"
+DISK_HOTPLUG = "DiskHotplug"
+DISK_DETACH = "DiskDetach"
+FILESYSTEM_RESIZE_PENDING = "FileSystemResizePending"
+VOLUMES_RESIZED = "VolumesResized"
+RESTART_REQUIRED = "RestartRequired"
+DELETION_BLOCKED = "DeletionBlocked"
+
+ALWAYS_PRESENT = frozenset({READY, SPEC_VALID, NETWORKS_CONFIGURED, VOLUMES_BOUND, STALLED})
+"""Conditions every Wukong carries once it has been reconciled."""
+OPERATION_CONDITIONS = frozenset(
+    {
+        DISK_HOTPLUG,
+        DISK_DETACH,
+        FILESYSTEM_RESIZE_PENDING,
+        VOLUMES_RESIZED,
+        RESTART_REQUIRED,
+        DELETION_BLOCKED,
+    }
+)
+"""Conditions about an operation: present only while they have something to say (like
+KubeVirt's own Paused and RestartRequired); a pass that does not set one removes it."""
+
+
+@dataclass(frozen=True)
+class Cond:
+    """A planner's verdict on one condition, before it is merged with timestamps."""
+
+    type: str
+    status: bool | None
+    """True/False; None is Unknown."""
+    reason: str
+    message: str
+
+    @property
+    def wire_status(self) -> ConditionStatus:
+        """The status as the API writes it."""
+        if self.status is None:
+            return "Unknown"
+        return "True" if self.status else "False"
+
+
+def merge_conditions(
+    old: Sequence[Condition], verdicts: Iterable[Cond], now: datetime, generation: int | None
+) -> list[Condition]:
+    """The conditions after a pass, sorted by type: each verdict set with metav1 semantics
+    (lastTransitionTime moves only when the status flips); an operation condition the pass
+    did not set is gone; any other condition the pass did not set stays as it was."""
+    verdicts = list(verdicts)
+    produced = {v.type for v in verdicts}
+    merged = [c for c in old if c.type not in OPERATION_CONDITIONS or c.type in produced]
+    for verdict in verdicts:
+        merged = set_condition(
+            merged,
+            verdict.type,
+            verdict.wire_status,
+            verdict.reason,
+            verdict.message,
+            now,
+            generation,
+        )
+    return sorted(merged, key=lambda c: c.type)
+
+
+def record_hops(
+    history: Sequence[Transition], hops: Iterable[tuple[str, str, str]], now: datetime
+) -> list[Transition]:
+    """The history with a pass's phase changes (from, to, reason) appended; a hop that stays
+    in its phase (a recorded request, an escalation) is not a transition."""
+    entries = list(history)
+    for source, dest, reason in hops:
+        if source != dest:
+            entries = record_transition(entries, source, dest, reason, now)
+    return entries
+
+
+def phase_since(history: Sequence[Transition]) -> datetime | None:
+    """When the current phase was entered, from the history."""
+    return history[-1].time if history else None
+
+
+CLEARED: dict[str, tuple[str, str]] = {
+    VOLUMES_RESIZED: ("UpToDate", "every disk has the size the spec asks for"),
+    FILESYSTEM_RESIZE_PENDING: ("NothingPending", "no filesystem to grow"),
+    DISK_DETACH: ("NothingPending", "no disk waits to be detached"),
+    RESTART_REQUIRED: ("UpToDate", "the running VM matches the spec"),
+    DELETION_BLOCKED: ("NotProtected", "deletion proceeds"),
+}
+"""What the absence of an operation condition means (reason, message): the Normal Event
+that announces it went away after saying something bad."""

@@ -54,6 +54,9 @@ class VolumeStatus(WireModel):
     """Import progress as CDI reports it, e.g. '45.10%'."""
     message: str | None = None
     """Why the disk is not usable (CDI's import error, an expansion refusal, a mount)."""
+    expansion_refused: str | None = None
+    """A size the API server refused to grow the claim to; not asked again until the spec
+    asks for another size."""
     preserve_data: bool | None = None
     """detachOptions.preserveData, remembered for when the disk leaves the spec."""
     force_detach: bool | None = None
@@ -90,6 +93,9 @@ class LifecycleState(WireModel):
     """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
     issued: bool | None = None
     """The KubeVirt call was made (false: accepted, call pending on the next pass)."""
+    call: str | None = None
+    """The call the state machine asked for when it accepted the request (e.g. STOP_VM);
+    made on the next pass."""
     force: bool | None = None
     """The request asked for an immediate power-off."""
     grace_period_seconds: int | None = None

@@ -9,6 +9,7 @@ what they mean are described in `table.py`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +31,10 @@ __all__ = [
     "decide",
     "mermaid",
 ]
+
+# pytransitions logs every state entry and exit at INFO: two lines per hop of every pass,
+# which say nothing the history and the Events do not.
+logging.getLogger("transitions").setLevel(logging.WARNING)
 
 # Enough for the longest legitimate chain (Error -> Creating -> Starting -> Running) plus
 # slack; a longer walk would mean the table oscillates, so stop rather than spin.

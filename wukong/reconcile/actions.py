@@ -8,9 +8,10 @@ tolerates AlreadyExists, delete tolerates NotFound).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-JsonObj = dict[str, Any]
+from wukong.api import JsonObj
+
 ChildKind = Literal[
     "VirtualMachine", "DataVolume", "PersistentVolumeClaim", "NetworkAttachmentDefinition"
 ]
@@ -77,9 +78,10 @@ class AddVolume:
 
     vm: str
     disk: str
-    claim: str
-    data_volume: bool
-    bus: str
+    device: JsonObj = field(hash=False)
+    """The VM disk device (bus, serial), as the template would carry it."""
+    source: JsonObj = field(hash=False)
+    """The volume source (`persistentVolumeClaim` or `dataVolume`, hotpluggable)."""
 
 
 @dataclass(frozen=True)
@@ -102,3 +104,13 @@ class Emit:
 Action = (
     CreateChild | PatchChild | DeleteChild | ExpandDisk | VmCall | AddVolume | RemoveVolume | Emit
 )
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What became of an action that did not succeed, as the next status needs to know it:
+    `transient` (retried by the queue), `refused` (KubeVirt answered 409: the VM is in the
+    wrong state) or `permanent` (the API said no; only a person can change that)."""
+
+    kind: Literal["transient", "refused", "permanent"]
+    message: str

@@ -7,12 +7,10 @@ the operator is gone) and the labels of SPEC §2, so watches map it back to its 
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from wukong.api import names
-from wukong.api.v1alpha1 import DiskSpec, NetworkSpec, Wukong
+from wukong.api import JsonObj, names
+from wukong.api.v1alpha1 import NetworkSpec, Wukong
 
-JsonObj = dict[str, Any]
 POD_NETWORK = "default"
 
 
@@ -33,7 +31,7 @@ def owner_reference(cr: Wukong) -> JsonObj:
     }
 
 
-def _metadata(cr: Wukong, name: str, **extra_labels: str) -> JsonObj:
+def child_metadata(cr: Wukong, name: str, **extra_labels: str) -> JsonObj:
     return {
         "name": name,
         "namespace": cr.metadata.namespace,
@@ -74,73 +72,9 @@ def build_nad(cr: Wukong, net: NetworkSpec) -> JsonObj:
     return {
         "apiVersion": f"{names.NAD_GROUP}/{names.NAD_VERSION}",
         "kind": "NetworkAttachmentDefinition",
-        "metadata": _metadata(cr, names.nad_name(cr.metadata.name, net.name)),
+        "metadata": child_metadata(cr, names.nad_name(cr.metadata.name, net.name)),
         "spec": {"config": nad_config(cr, net)},
     }
-
-
-def _storage(disk: DiskSpec) -> JsonObj:
-    storage: JsonObj = {"resources": {"requests": {"storage": disk.size}}}
-    if disk.storage_class_name:
-        storage["storageClassName"] = disk.storage_class_name
-    return storage
-
-
-def build_data_volume(cr: Wukong, disk: DiskSpec) -> JsonObj:
-    """A CDI DataVolume importing `disk.image` (docker:// registry or http(s) URL)."""
-    image = disk.image or ""
-    source = (
-        {"registry": {"url": image}} if image.startswith("docker://") else {"http": {"url": image}}
-    )
-    claim = names.disk_claim_name(cr.metadata.name, disk.name)
-    return {
-        "apiVersion": f"{names.CDI_GROUP}/{names.CDI_VERSION}",
-        "kind": "DataVolume",
-        "metadata": _metadata(cr, claim, **{names.LABEL_DISK: disk.name}),
-        "spec": {"source": source, "storage": _storage(disk)},
-    }
-
-
-def build_pvc(cr: Wukong, disk: DiskSpec) -> JsonObj:
-    """A blank PersistentVolumeClaim for a disk without an image."""
-    spec: JsonObj = {
-        "accessModes": ["ReadWriteOnce"],
-        "volumeMode": "Filesystem",
-        "resources": {"requests": {"storage": disk.size}},
-    }
-    if disk.storage_class_name:
-        spec["storageClassName"] = disk.storage_class_name
-    claim = names.disk_claim_name(cr.metadata.name, disk.name)
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(cr, claim, **{names.LABEL_DISK: disk.name}),
-        "spec": spec,
-    }
-
-
-def volume_source(cr: Wukong, disk: DiskSpec, *, hotpluggable: bool = False) -> JsonObj:
-    """The VM volume for a disk: a DataVolume when imported, else the PVC."""
-    claim = names.disk_claim_name(cr.metadata.name, disk.name)
-    source: JsonObj = {"name": claim} if disk.image else {"claimName": claim}
-    if hotpluggable:
-        source["hotpluggable"] = True
-    key = "dataVolume" if disk.image else "persistentVolumeClaim"
-    return {"name": disk.name, key: source}
-
-
-def vm_disk(disk: DiskSpec, *, boot: bool, hotplug: bool = False) -> JsonObj:
-    """The VM disk device; the bus is always explicit (amd64 would default to sata, which
-    cannot be hot-plugged), and the serial is the disk name (cut short with a hash when
-    long: `names.disk_serial`) so the guest agent can match it."""
-    bus = disk.bus or "virtio"
-    if hotplug and bus not in ("scsi", "virtio"):
-        bus = "scsi"
-    serial = names.disk_serial(disk.name)
-    device: JsonObj = {"name": disk.name, "disk": {"bus": bus}, "serial": serial}
-    if boot:
-        device["bootOrder"] = 1
-    return device
 
 
 def network_pairs(cr: Wukong) -> tuple[list[JsonObj], list[JsonObj]]:

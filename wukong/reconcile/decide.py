@@ -1,34 +1,47 @@
-"""`decide()`: from what the user asked and what the cluster shows, to one `Plan`. Pure."""
+"""`decide()`: from what the user asked and what the cluster shows, to one `Plan`. Pure.
+
+The plan carries the whole status to write, typed (`WukongStatus`); nothing after the
+planners edits it except `outcome.fold`, from what the executor's actions did.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from wukong.api import names
+from pydantic import ValidationError
+
+from wukong.api import JsonObj, names
+from wukong.api.conditions import (
+    CLEARED,
+    SPEC_VALID,
+    Cond,
+    Condition,
+    merge_conditions,
+    phase_since,
+    record_hops,
+)
+from wukong.api.status import VolumeStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.api.validation import validate_spec
 from wukong.fsm.machine import Phase, Step
-from wukong.reconcile.actions import Action, Emit
+from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import retained
-from wukong.reconcile.conditions import Cond
 from wukong.reconcile.disks import DiskPlan, plan_disks
 from wukong.reconcile.hotplug import plan_hotplug
 from wukong.reconcile.lifecycle import desired_run_strategy, plan_lifecycle, want_running
-from wukong.reconcile.networks import NetworkPlan, plan_networks
-from wukong.reconcile.observed import JsonObj, Observed
+from wukong.reconcile.networks import plan_networks
+from wukong.reconcile.observed import Observed
 from wukong.reconcile.status import (
     attach_state,
-    history,
     interfaces,
-    merge_conditions,
-    phase_since,
+    node_name,
     ready_condition,
     stalled_condition,
 )
 from wukong.reconcile.timefmt import parse_time
 from wukong.reconcile.vm import plan_vm
-
-SPEC_VALID = "SpecValid"
 
 
 @dataclass
@@ -36,15 +49,20 @@ class Plan:
     """Actions to perform, the status to write, and when to look again."""
 
     actions: list[Action] = field(default_factory=list)
-    status: JsonObj = field(default_factory=dict)
+    status: WukongStatus = field(default_factory=WukongStatus)
     requeue_after: float | None = None
     needs_guest_check: bool = False
+    hold_status: float | None = None
+    """Seconds the status (and its Events) may wait: a create's first steps, see `_hold`."""
 
     def requeue(self, seconds: float | None) -> None:
         """Keep the earliest requeue."""
         if seconds is not None and (self.requeue_after is None or seconds < self.requeue_after):
             self.requeue_after = seconds
 
+
+# How long a new Wukong's first status may wait for the children it created (see `_hold`).
+QUIET_CREATE = 5.0
 
 # Which way round each condition is healthy: Events report going bad (Warning) and
 # coming back (Normal), never a healthy first value.
@@ -56,37 +74,38 @@ BAD_WHEN_TRUE = {"RestartRequired", "FileSystemResizePending", "Stalled", "Delet
 EXPECTED_REASONS = {"Provisioning"}
 
 
-def _healthy(cond: JsonObj) -> bool:
-    true = cond.get("status") == "True"
-    return true if cond.get("type") in GOOD_WHEN_TRUE else not true
+def _healthy(cond: Condition) -> bool:
+    return cond.is_true if cond.type in GOOD_WHEN_TRUE else not cond.is_true
 
 
-def _bad(cond: JsonObj) -> bool:
-    return not _healthy(cond) and cond.get("reason") not in EXPECTED_REASONS
+def _bad(cond: Condition) -> bool:
+    return not _healthy(cond) and cond.reason not in EXPECTED_REASONS
 
 
-def _condition_events(old: list[JsonObj], new: list[JsonObj]) -> list[Action]:
-    """A Warning when a condition goes bad, a Normal Event when it recovers."""
-    before = {c.get("type"): c for c in old}
+def condition_events(old: Sequence[Condition], new: Sequence[Condition]) -> list[Action]:
+    """A Warning when a condition goes bad, a Normal Event when it recovers (an operation
+    condition recovers by going away: the Event then says what its absence means)."""
+    before = {c.type: c for c in old}
+    after = {c.type for c in new}
     events: list[Action] = []
     for cond in new:
-        kind = cond.get("type")
-        prior = before.get(kind)
-        if kind not in GOOD_WHEN_TRUE | BAD_WHEN_TRUE:
+        prior = before.get(cond.type)
+        if cond.type not in GOOD_WHEN_TRUE | BAD_WHEN_TRUE:
             continue  # Ready and DiskHotplug follow the phase and hop Events
-        if prior is not None and (prior.get("status"), prior.get("reason")) == (
-            cond.get("status"),
-            cond.get("reason"),
-        ):
+        if prior is not None and (prior.status, prior.reason) == (cond.status, cond.reason):
             continue
         if _bad(cond):
-            events.append(Emit("Warning", str(cond.get("reason")), str(cond.get("message"))))
+            events.append(Emit("Warning", cond.reason, cond.message))
         elif _healthy(cond) and prior is not None and _bad(prior):
-            events.append(Emit("Normal", str(cond.get("reason")), str(cond.get("message"))))
+            events.append(Emit("Normal", cond.reason, cond.message))
+    for prior in old:
+        if prior.type not in after and prior.type in CLEARED and _bad(prior):
+            reason, message = CLEARED[prior.type]
+            events.append(Emit("Normal", reason, message))
     return events
 
 
-def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 300.0) -> Plan:
+def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: float = 300.0) -> Plan:
     """Plan one pass for a live (not deleting) Wukong."""
     now = seen.now
     plan = Plan()
@@ -97,7 +116,7 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     else:
         valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
     nets = plan_networks(cr, seen) if not problems else None
-    old_volumes = {str(v.get("name")): v for v in status.get("volumes") or []}
+    old_volumes = {v.name: v for v in status.volumes}
     disks = plan_disks(cr, seen, old_volumes) if not problems and nets and nets.ready else None
     ready = bool(nets and nets.ready and disks and disks.ready)
     life = plan_lifecycle(
@@ -110,7 +129,7 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     if disks:
         plan.actions += disks.actions
         conds += disks.conditions
-    running = want_running(cr, life.state.get("lastAction"))
+    running = want_running(cr, life.state.last_action if life.state else None)
     vm = plan_vm(cr, seen, ready=ready, run_strategy=desired_run_strategy(cr, running))
     if not problems:
         plan.actions += vm.actions
@@ -131,45 +150,99 @@ def decide(cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 
     plan.actions += life.actions
     plan.requeue(life.requeue_after)
     step = life.step
-    for source, dest, reason in step.hops:
-        if source != dest:
-            plan.actions.append(
-                Emit(
-                    "Warning" if dest is Phase.Error else "Normal",
-                    reason,
-                    f"{source.value} → {dest.value}",
-                )
-            )
-    new_status = _status(cr, status, seen, life.state, nets, disks, step)
-    since = phase_since(new_status) or parse_time(cr.metadata.creation_timestamp) or now
+    plan.actions += hop_events(step)
+    history = record_hops(status.history, _hops(step), now)
+    since = phase_since(history) or parse_time(cr.metadata.creation_timestamp) or now
     stalled, look_again = stalled_condition(
         step.phase, since, now, stall_after, _waiting_for(conds)
     )
     conds.append(stalled)
     plan.requeue(look_again)
     conditions = merge_conditions(
-        status.get("conditions") or [],
-        [*conds, ready_condition(step, seen)],
-        now,
-        cr.metadata.generation,
+        status.conditions, [*conds, ready_condition(step, seen)], now, cr.metadata.generation
     )
-    plan.actions += _condition_events(status.get("conditions") or [], conditions)
-    new_status["conditions"] = conditions
-    plan.status = new_status
+    plan.actions += condition_events(status.conditions, conditions)
+    plan.hold_status = _hold(cr, step, plan, seen)
+    plan.requeue(plan.hold_status)
+    plan.status = WukongStatus(
+        phase=step.phase.value,
+        observed_generation=cr.metadata.generation,
+        vm_name=names.vm_name(cr.metadata.name) if seen.vm is not None else None,
+        node_name=node_name(seen),
+        interfaces=interfaces(seen),
+        networks=list(nets.statuses) if nets else [],
+        volumes=_volumes(disks, status, seen),
+        lifecycle_state=life.state,
+        conditions=conditions,
+        history=history,
+    )
     return plan
 
 
-def _with_detaching(volumes: tuple[JsonObj, ...], status: JsonObj, seen: Observed) -> list[JsonObj]:
+def _hold(cr: Wukong, step: Step, plan: Plan, seen: Observed) -> float | None:
+    """A new Wukong's first status waits while the children it just created settle: the
+    NAD and claims of a create usually bind within a second, and then the same write says
+    Starting (docs/decisions.md, "A create's first status waits"). Only while nothing was
+    written yet, nothing is wrong (no Warning) and the pass does nothing but create; never
+    longer than QUIET_CREATE after the newest child, when it is written as Creating."""
+    if cr.status.phase is not None or step.phase is not Phase.Creating:
+        return None
+    creating = False
+    for action in plan.actions:
+        if isinstance(action, CreateChild):
+            creating = True
+        elif not (isinstance(action, Emit) and action.type == "Normal"):
+            return None
+    if creating:
+        return QUIET_CREATE
+    born = [
+        parse_time(obj.get("metadata", {}).get("creationTimestamp"))
+        for objects in (seen.nads, seen.claims, seen.data_volumes)
+        for obj in objects.values()
+    ]
+    newest = max((b for b in born if b is not None), default=None)
+    if newest is None:
+        return None
+    left = QUIET_CREATE - (seen.now - newest).total_seconds()
+    return left + 0.05 if left > 0 else None
+
+
+def _hops(step: Step) -> list[tuple[str, str, str]]:
+    return [(source.value, dest.value, reason) for source, dest, reason in step.hops]
+
+
+def hop_events(step: Step) -> list[Action]:
+    """An Event per phase change of the pass (SPEC §2.8); a Warning when it leads to Error."""
+    return [
+        Emit(
+            "Warning" if dest is Phase.Error else "Normal",
+            reason,
+            f"{source.value} → {dest.value}",
+        )
+        for source, dest, reason in step.hops
+        if source != dest
+    ]
+
+
+def _volumes(disks: DiskPlan | None, status: WukongStatus, seen: Observed) -> list[VolumeStatus]:
+    if disks is None:
+        return list(status.volumes)
+    return attach_state(_with_detaching(disks.volumes, status, seen), seen)
+
+
+def _with_detaching(
+    volumes: tuple[VolumeStatus, ...], status: WukongStatus, seen: Observed
+) -> list[VolumeStatus]:
     """Keep reporting disks that left the spec until their claim is gone or released."""
-    current = {v["name"] for v in volumes}
+    current = {v.name for v in volumes}
     out = list(volumes)
-    for old in status.get("volumes") or []:
-        claim = str(old.get("pvcName"))
-        if old.get("name") in current:
+    for old in status.volumes:
+        claim = str(old.pvc_name)
+        if old.name in current:
             continue
         obj = seen.claims.get(claim) or seen.data_volumes.get(claim)
         if obj is not None and not retained(obj):  # a kept disk is done: no longer ours
-            out.append(old | {"phase": "Detaching"})
+            out.append(old.model_copy(update={"phase": "Detaching"}))
     return out
 
 
@@ -178,27 +251,24 @@ def _waiting_for(conds: list[Cond]) -> str:
     return "; ".join(pending) or "waiting for KubeVirt"
 
 
-def _status(
-    cr: Wukong,
-    status: JsonObj,
-    seen: Observed,
-    lifecycle: JsonObj,
-    nets: NetworkPlan | None,
-    disks: DiskPlan | None,
-    step: Step,
-) -> JsonObj:
-    """Everything in status but the conditions."""
-    vmi_status = (seen.vmi or {}).get("status", {})
-    return {
-        "phase": step.phase.value,
-        "observedGeneration": cr.metadata.generation,
-        "vmName": names.vm_name(cr.metadata.name) if seen.vm is not None else None,
-        "nodeName": vmi_status.get("nodeName"),
-        "interfaces": interfaces(seen),
-        "networks": list(nets.statuses) if nets else [],
-        "volumes": attach_state(_with_detaching(disks.volumes, status, seen), seen)
-        if disks
-        else status.get("volumes") or [],
-        "lifecycleState": lifecycle or None,
-        "history": history(status.get("history") or [], step, seen.now),
-    }
+def plan_unreadable(
+    old: JsonObj, message: str, now: datetime, generation: int | None
+) -> WukongStatus | None:
+    """The status of a Wukong the models cannot read: SpecValid=False with the reason; None
+    when it already says so. The stored status is kept as far as it can be read."""
+    try:
+        status = WukongStatus.model_validate(old)
+    except ValidationError:
+        status = WukongStatus()
+    verdict = Cond(SPEC_VALID, False, "InvalidSpec", message)
+    conditions = merge_conditions(status.conditions, [verdict], now, generation)
+    # Any spec the API server accepted gets a phase: it waits in Pending (or stays where it
+    # was) and observedGeneration says this generation was looked at.
+    new = status.model_copy(
+        update={
+            "conditions": conditions,
+            "phase": status.phase or "Pending",
+            "observed_generation": generation,
+        }
+    )
+    return None if new == status else new

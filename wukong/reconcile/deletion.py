@@ -11,29 +11,36 @@ recreated Wukong of the same name can never touch the new one's children.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from wukong.api import names
+from wukong.api import JsonObj, names
+from wukong.api.conditions import DELETION_BLOCKED, STALLED, Cond, merge_conditions, record_hops
+from wukong.api.status import DeletionStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild, VmCall
+from wukong.fsm.facts import Facts
+from wukong.fsm.machine import decide
+from wukong.fsm.states import Effect
+from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import owned_by
-from wukong.reconcile.conditions import Cond
-from wukong.reconcile.observed import JsonObj, Observed
-from wukong.reconcile.timefmt import iso, parse_time
+from wukong.reconcile.lifecycle import CALLS
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.timefmt import iso
 
 DEFAULT_GRACE = 60
-DELETION_BLOCKED = "DeletionBlocked"
 STEPS = ("Retain", "StopVM", "DeleteVM", "DeleteDisks", "DeleteNetworks", "Finalize")
 
 
 @dataclass
 class DeletionPlan:
-    """Actions, the new `status.deletion`, conditions, and whether to drop the finalizer."""
+    """Actions, the new `status.deletion`, conditions, the whole status to write, and
+    whether to drop the finalizer."""
 
     actions: list[Action] = field(default_factory=list)
-    deletion: JsonObj = field(default_factory=dict)
+    deletion: DeletionStatus = field(default_factory=DeletionStatus)
     conditions: list[Cond] = field(default_factory=list)
+    status: WukongStatus = field(default_factory=WukongStatus)
     finalize: bool = False
     requeue_after: float | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -141,40 +148,114 @@ def _left(steps: dict[str, list[DeleteChild]], seen: Observed) -> list[str]:
     return left
 
 
+@dataclass(frozen=True)
+class Teardown:
+    """What the deletion steps look at."""
+
+    cr: Wukong
+    seen: Observed
+    retain: list[Action]
+    deletes: dict[str, list[DeleteChild]]
+    left: list[str]
+    kept: list[str]
+
+    @property
+    def vmi_runs(self) -> bool:
+        """A VMI exists and has not ended."""
+        return self.seen.vmi is not None and self.seen.vmi_phase not in ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One deletion step: it is the current step while `pending`; what it does, and says."""
+
+    name: str
+    pending: Callable[[Teardown], bool]
+    actions: Callable[[Teardown], list[Action]]
+    message: Callable[[Teardown], str]
+
+
+def _waiting(t: Teardown) -> str:
+    return "waiting for " + ", ".join(t.left)
+
+
+# The steps in order: the first pending one is the current step; none pending: Finalize.
+# StopVM's actions (graceful stop, then forced at the deadline) are `_stop`'s.
+STEP_TABLE: tuple[StepRow, ...] = (
+    StepRow(
+        "Retain",
+        lambda t: bool(t.retain),
+        lambda t: list(t.retain),
+        lambda t: f"keeping disks {', '.join(t.kept)}",
+    ),
+    StepRow("StopVM", lambda t: t.vmi_runs, lambda t: [], lambda t: "stopping the VM"),
+    StepRow(
+        "DeleteVM",
+        lambda t: bool(t.deletes["DeleteVM"]) or t.seen.vmi is not None,
+        lambda t: list(t.deletes["DeleteVM"]),
+        _waiting,
+    ),
+    StepRow(
+        "DeleteDisks",
+        lambda t: bool(t.deletes["DeleteDisks"]),
+        lambda t: list(t.deletes["DeleteDisks"]),
+        _waiting,
+    ),
+    StepRow(
+        "DeleteNetworks",
+        lambda t: bool(t.deletes["DeleteNetworks"]),
+        lambda t: list(t.deletes["DeleteNetworks"]),
+        _waiting,
+    ),
+)
+
+
 def plan_deletion(
-    cr: Wukong, status: JsonObj, seen: Observed, *, stall_after: float = 300.0
+    cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: float = 300.0
 ) -> DeletionPlan:
-    """One pass of the teardown."""
+    """One pass of the teardown, and the status it writes (phase Deleting, from the FSM)."""
     plan = DeletionPlan(now=seen.now)
     plan = _plan(cr, status, seen, plan)
     plan.conditions.append(_stalled(plan, seen, stall_after))
+    step = decide(status.phase, Facts(deleting=True))
+    hops = [(a.value, b.value, reason) for a, b, reason in step.hops]
+    plan.status = status.model_copy(
+        update={
+            "phase": step.phase.value,
+            "deletion": plan.deletion,
+            "history": record_hops(status.history, hops, seen.now),
+            "conditions": merge_conditions(
+                status.conditions, plan.conditions, seen.now, cr.metadata.generation
+            ),
+        }
+    )
     return plan
 
 
 def _stalled(plan: DeletionPlan, seen: Observed, stall_after: float) -> Cond:
     """Stalled when one step outlives `stall_after`, naming what it still waits for."""
-    since = parse_time(plan.deletion.get("stepSince"))
-    step = plan.deletion.get("step", "")
+    since = plan.deletion.step_since
+    step = plan.deletion.step or ""
     if since is None or plan.finalize or step == "Blocked":
-        return Cond("Stalled", False, "Progressing", f"deletion at {step or 'start'}")
+        return Cond(STALLED, False, "Progressing", f"deletion at {step or 'start'}")
     age = (seen.now - since).total_seconds()
     if age < stall_after:
         wake = stall_after - age + 0.05
         plan.requeue_after = min(plan.requeue_after or wake, wake)
-        return Cond("Stalled", False, "Progressing", f"deletion at {step} since {iso(since)}")
-    waiting = ", ".join(plan.deletion.get("remaining") or []) or "nothing visible"
+        return Cond(STALLED, False, "Progressing", f"deletion at {step} since {iso(since)}")
+    waiting = ", ".join(plan.deletion.remaining) or "nothing visible"
     return Cond(
-        "Stalled",
+        STALLED,
         True,
         f"{step}TooLong",
         f"deletion step {step} has taken {int(age)}s; it waits for: {waiting}",
     )
 
 
-def _plan(cr: Wukong, status: JsonObj, seen: Observed, plan: DeletionPlan) -> DeletionPlan:
+def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) -> DeletionPlan:
     """Decide the step and its actions."""
     now = seen.now
-    old: JsonObj = dict(status.get("deletion") or {})
+    old = status.deletion or DeletionStatus()
     kept = sorted(kept_disks(cr) & {d.name for d in cr.spec.disks})
     if protected(cr):
         message = (
@@ -182,42 +263,32 @@ def _plan(cr: Wukong, status: JsonObj, seen: Observed, plan: DeletionPlan) -> De
             "this Wukong; nothing was touched"
         )
         plan.conditions.append(Cond(DELETION_BLOCKED, True, "DeletionProtected", message))
-        plan.deletion = {"step": "Blocked", "kept": kept, "message": message}
+        plan.deletion = DeletionStatus(step="Blocked", kept=kept, message=message)
         return plan
-    plan.conditions.append(Cond(DELETION_BLOCKED, False, "NotProtected", "deletion proceeds"))
     options = cr.spec.delete_options
     force = bool(options and options.force)
     retain = _retain(cr, seen)
     steps = _deletes(cr, seen)
-    plan.deletion = {
-        "kept": kept,
-        "remaining": _left(steps, seen),
-        "startedAt": old.get("startedAt") or iso(now),
-    }
+    left = _left(steps, seen)
+    plan.deletion = DeletionStatus(kept=kept, remaining=left, started_at=old.started_at or now)
     if force:
         plan.actions += retain
         plan.actions += [d for batch in steps.values() for d in batch]
         plan.finalize = True
-        left = plan.deletion["remaining"]
         message = "forced: deletes issued, not confirmed gone: " + (", ".join(left) or "none")
         plan.actions.append(Emit("Warning" if left else "Normal", "ForceDeleted", message))
-        plan.deletion |= {"step": "Finalize", "message": message}
+        plan.deletion = plan.deletion.model_copy(update={"step": "Finalize", "message": message})
         return plan
-    if retain:
-        return _at(plan, old, "Retain", retain, f"keeping disks {', '.join(kept)}")
-    if seen.vmi is not None and seen.vmi_phase not in ("Succeeded", "Failed"):
-        return _stop(plan, old, cr, seen)
-    for step in ("DeleteVM", "DeleteDisks", "DeleteNetworks"):
-        if steps[step] or (step == "DeleteVM" and seen.vmi is not None):
-            return _at(
-                plan,
-                old,
-                step,
-                list(steps[step]),
-                "waiting for " + ", ".join(plan.deletion["remaining"]),
-            )
+    teardown = Teardown(cr, seen, retain, steps, left, kept)
+    for row in STEP_TABLE:
+        if row.pending(teardown):
+            if row.name == "StopVM":
+                return _stop(plan, old, cr, seen)
+            return _at(plan, old, row.name, row.actions(teardown), row.message(teardown))
     plan.finalize = True
-    plan.deletion |= {"step": "Finalize", "message": "all children gone"}
+    plan.deletion = plan.deletion.model_copy(
+        update={"step": "Finalize", "message": "all children gone"}
+    )
     plan.actions.append(
         Emit("Normal", "Finalize", "children deleted; kept: " + (", ".join(kept) or "none"))
     )
@@ -225,18 +296,20 @@ def _plan(cr: Wukong, status: JsonObj, seen: Observed, plan: DeletionPlan) -> De
 
 
 def _at(
-    plan: DeletionPlan, old: JsonObj, step: str, actions: list[Action], message: str
+    plan: DeletionPlan, old: DeletionStatus, step: str, actions: list[Action], message: str
 ) -> DeletionPlan:
     """Enter or stay at `step`; an Event only when the step is new."""
-    since = old.get("stepSince") if old.get("step") == step else None
-    plan.deletion |= {"step": step, "message": message, "stepSince": since or iso(plan.now)}
+    since = old.step_since if old.step == step else None
+    plan.deletion = plan.deletion.model_copy(
+        update={"step": step, "message": message, "step_since": since or plan.now}
+    )
     plan.actions += actions
-    if old.get("step") != step:
+    if old.step != step:
         plan.actions.append(Emit("Normal", f"Deletion{step}", message))
     return plan
 
 
-def _stop(plan: DeletionPlan, old: JsonObj, cr: Wukong, seen: Observed) -> DeletionPlan:
+def _stop(plan: DeletionPlan, old: DeletionStatus, cr: Wukong, seen: Observed) -> DeletionPlan:
     """Ask the guest to shut down once; force it off when the grace period is over."""
     options = cr.spec.delete_options
     grace = (
@@ -245,13 +318,14 @@ def _stop(plan: DeletionPlan, old: JsonObj, cr: Wukong, seen: Observed) -> Delet
         else DEFAULT_GRACE
     )
     vm = names.vm_name(cr.metadata.name)
-    deadline = parse_time(old.get("stopDeadline"))
+    deadline = old.stop_deadline
+    forced = old.forced
     actions: list[Action] = []
     if deadline is None:
-        deadline = seen.now + timedelta(seconds=grace)
-        actions.append(VmCall("stop", vm, grace_period=grace))
-    elif seen.now >= deadline and not old.get("forced"):
-        actions.append(VmCall("stop", vm, grace_period=0, force=True))
+        deadline = (seen.now + timedelta(seconds=grace)).replace(microsecond=0)
+        actions.append(CALLS[Effect.STOP_VM](vm, grace))
+    elif seen.now >= deadline and not old.forced:
+        actions.append(CALLS[Effect.FORCE_STOP_VM](vm, 0))
         actions.append(
             Emit(
                 "Warning",
@@ -259,11 +333,8 @@ def _stop(plan: DeletionPlan, old: JsonObj, cr: Wukong, seen: Observed) -> Delet
                 f"the guest did not shut down in {grace}s: forcing it off",
             )
         )
-        plan.deletion["forced"] = True
-    plan.deletion |= {
-        "stopDeadline": iso(deadline),
-        "forced": plan.deletion.get("forced") or old.get("forced"),
-    }
+        forced = True
+    plan.deletion = plan.deletion.model_copy(update={"stop_deadline": deadline, "forced": forced})
     if seen.now < deadline:
         plan.requeue_after = (deadline - seen.now).total_seconds() + 0.05
     return _at(

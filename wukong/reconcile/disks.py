@@ -1,11 +1,24 @@
-"""Disks: a DataVolume per image disk, a PVC per blank disk, expansion, and their status."""
+"""Disks in one place: the rules (bus, serial, hot-plug form), the manifests (DataVolume,
+PVC, VM disk and volume), provisioning and growth, and each disk's status. Pure.
+
+Runtime attach/detach (hot-plug) lives in `hotplug.py` and the VM template in `vm.py`;
+both take every disk rule from here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from wukong.api import names
+from wukong.api import JsonObj, names
+from wukong.api.conditions import (
+    FILESYSTEM_RESIZE_PENDING,
+    VOLUMES_BOUND,
+    VOLUMES_RESIZED,
+    Cond,
+)
 from wukong.api.quantity import parse_quantity
+from wukong.api.status import VolumeStatus
 from wukong.api.v1alpha1 import DiskSpec, Wukong
 from wukong.reconcile.actions import (
     Action,
@@ -15,18 +28,9 @@ from wukong.reconcile.actions import (
     ExpandDisk,
     PatchChild,
 )
-from wukong.reconcile.children import (
-    adopt_patch,
-    build_data_volume,
-    build_pvc,
-    owned_by,
-    retained,
-)
-from wukong.reconcile.conditions import Cond
-from wukong.reconcile.observed import JsonObj, Observed
+from wukong.reconcile.children import adopt_patch, child_metadata, owned_by, retained
+from wukong.reconcile.observed import Observed
 
-VOLUMES_BOUND = "VolumesBound"
-RESIZE = "VolumesResized"
 # A claim name this Wukong derives belongs to another object (another Wukong's disk, a user's
 # PVC): a clash between Wukongs, reported as such (like NADConflict for networks).
 CLAIM_CONFLICT = "ClaimConflict"
@@ -36,12 +40,117 @@ DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 WAITS_FOR_CONSUMER = {"WaitForFirstConsumer", "PendingPopulation"}
 
 
+# --- the rules --------------------------------------------------------------------------
+
+
+def disk_bus(disk: DiskSpec) -> str:
+    """The bus of a disk, at boot and hot-plugged alike: always explicit (amd64 would default
+    to sata, which cannot be hot-plugged); both buses the spec allows can be hot-plugged."""
+    return disk.bus.value
+
+
+def is_hotpluggable(volume: JsonObj) -> bool:
+    """Whether a VM template volume was hot-plugged (only those can be hot-unplugged)."""
+    source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
+    return bool(source.get("hotpluggable"))
+
+
+def template_volumes(vm: JsonObj | None) -> dict[str, JsonObj]:
+    """The VM template's volumes by name."""
+    spec = (vm or {}).get("spec", {}).get("template", {}).get("spec", {})
+    return {v["name"]: v for v in spec.get("volumes") or [] if "name" in v}
+
+
+def template_disks(vm: JsonObj | None) -> dict[str, JsonObj]:
+    """The VM template's disk devices by name."""
+    spec = (vm or {}).get("spec", {}).get("template", {}).get("spec", {})
+    devices = spec.get("domain", {}).get("devices", {}).get("disks") or []
+    return {d["name"]: d for d in devices if "name" in d}
+
+
+def vm_disk(disk: DiskSpec, *, boot: bool = False) -> JsonObj:
+    """The VM disk device, at boot or hot-plugged (`addvolume` takes the same one)."""
+    device: JsonObj = {
+        "name": disk.name,
+        "disk": {"bus": disk_bus(disk)},
+        "serial": names.disk_serial(disk.name),
+    }
+    if boot:
+        device["bootOrder"] = 1
+    return device
+
+
+def volume_source(cr: Wukong, disk: DiskSpec, *, hotpluggable: bool = False) -> JsonObj:
+    """The VM volume for a disk: a DataVolume when imported, else the PVC."""
+    claim = names.disk_claim_name(cr.metadata.name, disk.name)
+    source: JsonObj = {"name": claim} if disk.image else {"claimName": claim}
+    if hotpluggable:
+        source["hotpluggable"] = True
+    key = "dataVolume" if disk.image else "persistentVolumeClaim"
+    return {"name": disk.name, key: source}
+
+
+# --- the claims -------------------------------------------------------------------------
+
+
+def _storage(disk: DiskSpec) -> JsonObj:
+    storage: JsonObj = {"resources": {"requests": {"storage": disk.size}}}
+    if disk.storage_class_name:
+        storage["storageClassName"] = disk.storage_class_name
+    return storage
+
+
+def build_data_volume(cr: Wukong, disk: DiskSpec) -> JsonObj:
+    """A CDI DataVolume importing `disk.image` (docker:// registry or http(s) URL)."""
+    image = disk.image or ""
+    source = (
+        {"registry": {"url": image}} if image.startswith("docker://") else {"http": {"url": image}}
+    )
+    claim = names.disk_claim_name(cr.metadata.name, disk.name)
+    return {
+        "apiVersion": f"{names.CDI_GROUP}/{names.CDI_VERSION}",
+        "kind": "DataVolume",
+        "metadata": child_metadata(cr, claim, **{names.LABEL_DISK: disk.name}),
+        "spec": {"source": source, "storage": _storage(disk)},
+    }
+
+
+def build_pvc(cr: Wukong, disk: DiskSpec) -> JsonObj:
+    """A blank PersistentVolumeClaim for a disk without an image."""
+    spec: JsonObj = {
+        "accessModes": ["ReadWriteOnce"],
+        "volumeMode": "Filesystem",
+        "resources": {"requests": {"storage": disk.size}},
+    }
+    if disk.storage_class_name:
+        spec["storageClassName"] = disk.storage_class_name
+    claim = names.disk_claim_name(cr.metadata.name, disk.name)
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": child_metadata(cr, claim, **{names.LABEL_DISK: disk.name}),
+        "spec": spec,
+    }
+
+
+# --- provisioning and growth ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why a disk does not grow to the size the spec asks for."""
+
+    disk: str
+    reason: Literal["ExpansionNotSupported", "ExpansionRefused"]
+    message: str
+
+
 @dataclass(frozen=True)
 class DiskPlan:
     """What the disk planner decided."""
 
     actions: tuple[Action, ...]
-    volumes: tuple[JsonObj, ...]
+    volumes: tuple[VolumeStatus, ...]
     conditions: tuple[Cond, ...]
     ready: bool
     failed: str | None = None
@@ -153,23 +262,33 @@ def _import_failure(dv: JsonObj) -> str | None:
     return None
 
 
-def _disk(
-    cr: Wukong, disk: DiskSpec, seen: Observed, old: JsonObj
-) -> tuple[list[Action], JsonObj, str | None]:
-    """(actions, volume status, problem) for one disk; problem None means usable."""
+@dataclass(frozen=True)
+class _Disk:
+    """One disk's verdict: actions, status, what keeps it from being usable, growth."""
+
+    actions: list[Action]
+    volume: VolumeStatus
+    problem: str | None
+    blocked: Blocked | None = None
+
+
+def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) -> _Disk:
     claim = names.disk_claim_name(cr.metadata.name, disk.name)
     uid = cr.metadata.uid
     pvc = seen.claims.get(claim)
     dv = seen.data_volumes.get(claim) if disk.image else None
-    volume: JsonObj = {
-        "name": disk.name,
-        "pvcName": claim,
-        "size": disk.size,
-        "bound": False,
-        "preserveData": disk.detach.preserve_data,
-        "forceDetach": disk.detach.force,
-    }
-    actions: list[Action] = []
+    volume = VolumeStatus(
+        name=disk.name,
+        pvc_name=claim,
+        size=disk.size,
+        bound=False,
+        preserve_data=disk.detach.preserve_data,
+        force_detach=disk.detach.force,
+    )
+
+    def at(phase: str, **more: object) -> VolumeStatus:
+        return volume.model_copy(update={"phase": phase, **more})
+
     pairs: tuple[tuple[ChildKind, JsonObj | None], ...] = (
         ("DataVolume", dv),
         ("PersistentVolumeClaim", pvc),
@@ -180,156 +299,157 @@ def _disk(
         if obj is not None and retained(obj)
     ]
     if adopt:  # a kept disk whose claim name this Wukong uses again: take it back
-        return adopt, volume | {"phase": "Adopting"}, "adopting the retained disk"
+        return _Disk(adopt, at("Adopting"), "adopting the retained disk")
+    message: str | None = None
     if disk.image:
         if dv is None:
             if pvc is not None and not owned_by(pvc, uid):
-                return [], volume | {"phase": "Conflict"}, _conflict("PVC", claim, pvc)
-            actions.append(CreateChild("DataVolume", build_data_volume(cr, disk)))
-            return actions, volume | {"phase": "Pending"}, "being created"
+                return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
+            create = CreateChild("DataVolume", build_data_volume(cr, disk))
+            return _Disk([create], at("Pending"), "being created")
         if not owned_by(dv, uid):
-            return [], volume | {"phase": "Conflict"}, _conflict("DataVolume", claim, dv)
+            return _Disk([], at("Conflict"), _conflict("DataVolume", claim, dv))
         if dv.get("metadata", {}).get("deletionTimestamp"):
-            return [], volume | {"phase": "Replacing"}, "the previous import is being removed"
+            return _Disk([], at("Replacing"), "the previous import is being removed")
         if _source_url(dv) not in (None, disk.image):
             if (dv.get("status") or {}).get("phase") != "Succeeded":
                 # The way out of a failed import: the user fixes the image, we import again.
-                replace = DeleteChild(
-                    "DataVolume", claim, dv["metadata"].get("uid"), foreground=True
-                )
-                return [replace], volume | {"phase": "Replacing"}, "re-importing the new image"
-            volume["message"] = (
+                again = DeleteChild("DataVolume", claim, dv["metadata"].get("uid"), foreground=True)
+                return _Disk([again], at("Replacing"), "re-importing the new image")
+            message = (
                 f"image changed to {disk.image} after the import finished: the disk keeps its "
                 "data; add a new disk to use the new image"
             )
         dv_status = dv.get("status", {})
         phase = str(dv_status.get("phase") or "Pending")
-        volume |= {"phase": phase, "progress": dv_status.get("progress")}
         failure = _import_failure(dv)
         if failure:
-            return actions, volume | {"phase": "Failed", "message": failure}, failure
+            failed = at("Failed", progress=dv_status.get("progress"), message=failure)
+            return _Disk([], failed, failure)
+        volume = volume.model_copy(
+            update={"phase": phase, "progress": dv_status.get("progress"), "message": message}
+        )
         done = phase == "Succeeded" or phase in WAITS_FOR_CONSUMER
     else:
         if pvc is None:
-            actions.append(CreateChild("PersistentVolumeClaim", build_pvc(cr, disk)))
-            return actions, volume | {"phase": "Pending"}, "being created"
+            create = CreateChild("PersistentVolumeClaim", build_pvc(cr, disk))
+            return _Disk([create], at("Pending"), "being created")
         if not owned_by(pvc, uid):
-            return [], volume | {"phase": "Conflict"}, _conflict("PVC", claim, pvc)
+            return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
         phase = str(pvc.get("status", {}).get("phase") or "Pending")
-        volume["phase"] = phase
+        volume = volume.model_copy(update={"phase": phase})
         done = phase == "Bound" or _binds_late(pvc, seen)
+    actions: list[Action] = []
+    blocked: Blocked | None = None
     if pvc is not None:
-        volume |= {"bound": pvc.get("status", {}).get("phase") == "Bound"}
-        if capacity := _capacity(pvc):
-            volume["capacity"] = capacity
-        actions += _grow(disk, claim, pvc, seen, volume, old)
+        volume = volume.model_copy(
+            update={
+                "bound": pvc.get("status", {}).get("phase") == "Bound",
+                "capacity": _capacity(pvc),
+            }
+        )
+        actions, blocked, volume = _grow(disk, claim, pvc, seen, volume, old)
     if not done and phase == "Pending":
         phase = _pending_words(disk, pvc, seen)
-    return actions, {k: v for k, v in volume.items() if v is not None}, None if done else phase
+    return _Disk(actions, volume, None if done else phase, blocked)
 
 
 def _grow(
-    disk: DiskSpec, claim: str, pvc: JsonObj, seen: Observed, volume: JsonObj, old: JsonObj
-) -> list[Action]:
-    """Expand the PVC when the spec grew, unless its class cannot or the API refused it."""
+    disk: DiskSpec,
+    claim: str,
+    pvc: JsonObj,
+    seen: Observed,
+    volume: VolumeStatus,
+    old: VolumeStatus | None,
+) -> tuple[list[Action], Blocked | None, VolumeStatus]:
+    """Expand the PVC when the spec grew, unless its class cannot or the API refused this
+    size already (`expansionRefused`, set from the failed call: not asked again until the
+    spec asks for another size)."""
     requested = _requested(pvc)
     if not requested or parse_quantity(disk.size) <= parse_quantity(requested):
-        return []
+        return [], None, volume
     sc_name = pvc.get("spec", {}).get("storageClassName") or ""
     sc = seen.storage_classes.get(sc_name)
     if sc is not None and not sc.get("allowVolumeExpansion"):
-        volume["message"] = (
+        message = (
             f"cannot grow to {disk.size}: StorageClass '{sc_name}' does not allow volume expansion"
         )
-        return []
-    refused = refusal_message(disk.size)
-    if str(old.get("message") or "").startswith(refused):
-        volume["message"] = old["message"]  # refused for this size already: wait for a change
-        return []
-    return [ExpandDisk(claim, disk.size, disk.name)]
+        blocked = Blocked(disk.name, "ExpansionNotSupported", message)
+        return [], blocked, volume.model_copy(update={"message": message})
+    if old is not None and old.expansion_refused == disk.size:
+        message = old.message or f"expansion to {disk.size} refused"
+        blocked = Blocked(disk.name, "ExpansionRefused", message)
+        kept = volume.model_copy(update={"message": message, "expansion_refused": disk.size})
+        return [], blocked, kept
+    return [ExpandDisk(claim, disk.size, disk.name)], None, volume
 
 
-def refusal_message(size: str) -> str:
-    """Start of the volume message recording that growing to `size` was refused."""
-    return f"expansion to {size} refused"
-
-
-def resize_conditions(volumes: list[JsonObj], seen: Observed) -> list[Cond]:
-    """VolumesResized and FileSystemResizePending from the PVCs and the messages above."""
-    blocked = [
-        v
-        for v in volumes
-        if "cannot grow" in str(v.get("message"))
-        or str(v.get("message", "")).startswith("expansion to")
-    ]
+def resize_conditions(
+    volumes: tuple[VolumeStatus, ...], blocked: list[Blocked], seen: Observed
+) -> list[Cond]:
+    """VolumesResized (only while a disk is not at its size) and FileSystemResizePending
+    (only while a grown disk waits for the guest)."""
     pending_fs: list[str] = []
     resizing: list[str] = []
     for volume in volumes:
-        pvc = seen.claims.get(str(volume.get("pvcName")))
+        pvc = seen.claims.get(str(volume.pvc_name))
         types = {
             c.get("type")
             for c in (pvc or {}).get("status", {}).get("conditions") or []
             if c.get("status") == "True"
         }
         if "FileSystemResizePending" in types:
-            pending_fs.append(volume["name"])
+            pending_fs.append(volume.name)
         elif "Resizing" in types:
-            resizing.append(volume["name"])
+            resizing.append(volume.name)
+    conds: list[Cond] = []
     if blocked:
-        reason = (
-            "ExpansionNotSupported"
-            if any("cannot grow" in str(v.get("message")) for v in blocked)
-            else "ExpansionRefused"
-        )
-        cond = Cond(RESIZE, False, reason, "; ".join(str(v["message"]) for v in blocked))
+        unsupported = any(b.reason == "ExpansionNotSupported" for b in blocked)
+        reason = "ExpansionNotSupported" if unsupported else "ExpansionRefused"
+        conds.append(Cond(VOLUMES_RESIZED, False, reason, "; ".join(b.message for b in blocked)))
     elif resizing or pending_fs:
-        cond = Cond(RESIZE, False, "Resizing", "growing " + ", ".join(resizing + pending_fs))
-    else:
-        cond = Cond(RESIZE, True, "UpToDate", "every disk has the size the spec asks for")
+        message = "growing " + ", ".join(resizing + pending_fs)
+        conds.append(Cond(VOLUMES_RESIZED, False, "Resizing", message))
     if pending_fs:
-        fs = Cond(
-            "FileSystemResizePending",
-            True,
-            "GrowInGuest",
+        message = (
             f"disk(s) {', '.join(pending_fs)} grew: grow the partition and filesystem "
-            "inside the guest (e.g. growpart, then resize2fs or xfs_growfs)",
+            "inside the guest (e.g. growpart, then resize2fs or xfs_growfs)"
         )
-    else:
-        fs = Cond("FileSystemResizePending", False, "NothingPending", "no filesystem to grow")
-    return [cond, fs]
+        conds.append(Cond(FILESYSTEM_RESIZE_PENDING, True, "GrowInGuest", message))
+    return conds
 
 
-def plan_disks(
-    cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj] | None = None
-) -> DiskPlan:
+def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> DiskPlan:
     """Create missing PVCs/DataVolumes, grow PVCs, and report each disk's state."""
-    old_volumes = old_volumes or {}
     actions: list[Action] = []
-    volumes: list[JsonObj] = []
+    volumes: list[VolumeStatus] = []
+    blocked: list[Blocked] = []
     waiting: list[str] = []
     failed: list[str] = []
     conflicts: list[str] = []
     no_class: list[str] = []
     usable: set[str] = set()
     for disk in cr.spec.disks:
-        disk_actions, volume, problem = _disk(cr, disk, seen, old_volumes.get(disk.name, {}))
-        actions += disk_actions
+        one = _disk(cr, disk, seen, old.get(disk.name))
+        actions += one.actions
+        volume = one.volume
         claim = names.disk_claim_name(cr.metadata.name, disk.name)
-        if volume.get("phase") == "Failed":
-            failed.append(f"disk '{disk.name}': {problem}")
-        elif volume.get("phase") == "Conflict":
-            conflicts.append(f"disk '{disk.name}': {problem}")
-        elif problem and (why := _stuck(disk, seen.claims.get(claim), seen)):
+        if one.blocked is not None:
+            blocked.append(one.blocked)
+        if volume.phase == "Failed":
+            failed.append(f"disk '{disk.name}': {one.problem}")
+        elif volume.phase == "Conflict":
+            conflicts.append(f"disk '{disk.name}': {one.problem}")
+        elif one.problem and (why := _stuck(disk, seen.claims.get(claim), seen)):
             no_class.append(f"disk '{disk.name}': {why}")
-            volume = volume | {"message": why}
-        elif problem:
-            waiting.append(f"{disk.name} ({problem})")
+            volume = volume.model_copy(update={"message": why})
+        elif one.problem:
+            waiting.append(f"{disk.name} ({one.problem})")
         else:
             usable.add(disk.name)
         volumes.append(volume)
     if failed:
-        message = "; ".join(failed)
-        cond = Cond(VOLUMES_BOUND, False, "ImportFailed", message)
+        cond = Cond(VOLUMES_BOUND, False, "ImportFailed", "; ".join(failed))
     elif conflicts:
         message = "; ".join(conflicts) + ": rename this Wukong or that disk, or remove the other"
         cond = Cond(VOLUMES_BOUND, False, CLAIM_CONFLICT, message)
@@ -342,7 +462,7 @@ def plan_disks(
     return DiskPlan(
         tuple(actions),
         tuple(volumes),
-        (cond, *resize_conditions(volumes, seen)),
+        (cond, *resize_conditions(tuple(volumes), blocked, seen)),
         ready=not (waiting or failed or conflicts or no_class),
         failed="; ".join(failed) or None,
         usable=frozenset(usable),

@@ -6,7 +6,8 @@ stopped Wukong's new disk simply joins the template (see vm.py). A disk removed 
 spec of a running Wukong is unplugged with `removevolume` only after the guest agent says
 it is not mounted, unless its detachOptions say `force`; then its claim is deleted, or kept
 and labelled when `preserveData`. The options of a removed disk are the ones recorded in
-`status.volumes` while it was still in the spec.
+`status.volumes` while it was still in the spec. Every disk rule (bus, serial, hot-plug
+form) comes from `disks.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from wukong.api import names
+from wukong.api import JsonObj, names
+from wukong.api.conditions import DISK_DETACH, DISK_HOTPLUG, Cond
+from wukong.api.status import VolumeStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import (
     Action,
@@ -26,13 +29,14 @@ from wukong.reconcile.actions import (
     RemoveVolume,
 )
 from wukong.reconcile.children import owned_by
-from wukong.reconcile.conditions import Cond
 from wukong.reconcile.deletion import release_patch
-from wukong.reconcile.observed import JsonObj, Observed
-
-DISK_HOTPLUG = "DiskHotplug"
-DISK_DETACH = "DiskDetach"
-
+from wukong.reconcile.disks import (
+    is_hotpluggable,
+    template_volumes,
+    vm_disk,
+    volume_source,
+)
+from wukong.reconcile.observed import Observed
 
 # The guest agent cannot be watched: a detach waiting on it asks again this often.
 GUEST_RECHECK_SECONDS = 5.0
@@ -53,12 +57,6 @@ class HotplugPlan:
         return GUEST_RECHECK_SECONDS if waiting else None
 
 
-def template_volumes(vm: JsonObj | None) -> dict[str, JsonObj]:
-    """The VM template's volumes by name."""
-    spec = (vm or {}).get("spec", {}).get("template", {}).get("spec", {})
-    return {v["name"]: v for v in spec.get("volumes") or [] if "name" in v}
-
-
 def requested_volumes(vm: JsonObj | None) -> tuple[set[str], set[str]]:
     """Volumes with an add or a remove request still in the VM's `status.volumeRequests`.
 
@@ -76,22 +74,17 @@ def requested_volumes(vm: JsonObj | None) -> tuple[set[str], set[str]]:
     return adding, removing
 
 
-def hotpluggable(volume: JsonObj) -> bool:
-    """Whether a template volume was hot-plugged (only those can be hot-unplugged)."""
-    source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
-    return bool(source.get("hotpluggable"))
-
-
 def _live(seen: Observed) -> dict[str, JsonObj]:
     vmi_status = (seen.vmi or {}).get("status", {})
     return {v.get("name"): v for v in vmi_status.get("volumeStatus") or []}
 
 
 def _mount_point(seen: Observed, disk: str) -> str | None:
-    """Where the guest has `disk` mounted (matched by serial, which Wukong sets to the name)."""
+    """Where the guest has `disk` mounted (matched by its serial, or the name)."""
+    serial = names.disk_serial(disk)
     for fs in seen.guest_filesystems or ():
         serials = {str(d.get("serial")) for d in fs.get("disk") or []}
-        if names.disk_serial(disk) in serials or fs.get("diskName") == disk:
+        if serial in serials or fs.get("diskName") == disk:
             return str(fs.get("mountPoint") or "?")
     return None
 
@@ -108,17 +101,17 @@ def _attach(cr: Wukong, seen: Observed, usable: set[str]) -> tuple[list[Action],
         if volume is None and disk.name in adding:
             pending.append(disk.name)  # requested; virt-controller has yet to apply it
         elif volume is None and disk.name in usable:
-            bus = disk.bus.value if disk.bus and disk.bus.value in ("scsi", "virtio") else "scsi"
-            claim = names.disk_claim_name(cr.metadata.name, disk.name)
-            actions.append(AddVolume(vm, disk.name, claim, bool(disk.image), bus))
+            source = volume_source(cr, disk, hotpluggable=True)
+            source.pop("name")
+            actions.append(AddVolume(vm, disk.name, vm_disk(disk), source))
             pending.append(disk.name)
-        elif volume is not None and hotpluggable(volume):
+        elif volume is not None and is_hotpluggable(volume):
             if live.get(disk.name, {}).get("phase") != "Ready":
                 pending.append(disk.name)
     return actions, pending
 
 
-def _detach(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> HotplugPlan:
+def _detach(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]) -> HotplugPlan:
     in_spec = {d.name for d in cr.spec.disks}
     vm = names.vm_name(cr.metadata.name)
     actions: list[Action] = []
@@ -128,7 +121,8 @@ def _detach(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> Hotp
     for name, volume in template_volumes(seen.vm).items():
         if name in in_spec or name in removing:
             continue
-        if not hotpluggable(volume):
+        old = old_volumes.get(name)
+        if not is_hotpluggable(volume):
             conds.append(
                 Cond(
                     DISK_DETACH,
@@ -138,7 +132,7 @@ def _detach(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> Hotp
                 )
             )
             continue
-        if bool(old_volumes.get(name, {}).get("forceDetach")):
+        if old is not None and old.force_detach:
             actions.append(RemoveVolume(vm, name))
         elif seen.guest_error is not None:
             conds.append(
@@ -167,7 +161,7 @@ def _detach(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> Hotp
     return HotplugPlan(tuple(actions), tuple(conds), ask_guest)
 
 
-def _cleanup(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> list[Action]:
+def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]) -> list[Action]:
     """Delete (or keep and label) the claims of disks no longer in the spec nor the VM."""
     in_spec = {d.name for d in cr.spec.disks}
     in_vm = set(template_volumes(seen.vm)) | set(_live(seen))
@@ -187,7 +181,7 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> lis
             disk = gone.get(claim)
             if disk is None or not owned_by(obj, uid):
                 continue
-            if old_volumes[disk].get("preserveData"):
+            if old_volumes[disk].preserve_data:
                 patch = release_patch(obj, cr, disk)
                 actions.append(PatchChild(kind, claim, patch, "keep detached disk"))
             else:
@@ -200,29 +194,25 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: dict[str, JsonObj]) -> lis
 
 
 def plan_hotplug(
-    cr: Wukong, seen: Observed, usable: set[str], old_volumes: dict[str, JsonObj]
+    cr: Wukong, seen: Observed, usable: set[str], old_volumes: Mapping[str, VolumeStatus]
 ) -> HotplugPlan:
-    """Plug, unplug and clean up disks of a Wukong whose VM exists."""
+    """Plug, unplug and clean up disks of a Wukong whose VM exists. DiskHotplug and
+    DiskDetach are set only while a disk is being plugged or waits to be detached."""
     if seen.vm is None:
         return HotplugPlan((), ())
-    running = seen.vmi_phase == "Running"
     actions: list[Action] = []
     conds: list[Cond] = []
     ask = False
-    if running:
+    if seen.vmi_phase == "Running":
         attach, pending = _attach(cr, seen, usable)
         actions += attach
         if pending:
             conds.append(
                 Cond(DISK_HOTPLUG, True, "Attaching", "hot-plugging " + ", ".join(pending))
             )
-        else:
-            conds.append(Cond(DISK_HOTPLUG, False, "Idle", "no disk is being hot-plugged"))
         detach = _detach(cr, seen, old_volumes)
         actions += detach.actions
         conds += detach.conditions
         ask = detach.needs_guest_check
-    if not any(c.type == DISK_DETACH for c in conds):
-        conds.append(Cond(DISK_DETACH, True, "NothingPending", "no disk waits to be detached"))
     actions += _cleanup(cr, seen, old_volumes)
     return HotplugPlan(tuple(actions), tuple(conds), ask)

@@ -3,9 +3,11 @@
 A request is identified by its content (action, force, grace period, requestedAt); it runs
 once, when that identity differs from the one `status.lifecycleState` last answered, so an
 unrelated spec edit never repeats a restart. Exactly once across operator crashes takes two
-steps: the pass that accepts a request only records it (`issued: false`); the next pass
-makes the KubeVirt call unless the cluster already shows its effect (the call went out
-before a crash), then marks it issued.
+steps: the pass that accepts a request only records it with the call the state machine
+asked for (`call`, `issued: false`); the next pass makes that call unless the cluster
+already shows its effect (the call went out before a crash), then marks it issued. The
+answer moves only along `wukong.fsm.requests.PROTOCOL`; every KubeVirt call of a lifecycle
+hop is an `Effect` of the state machine, made through `CALLS`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wukong.api import names
+from wukong.api.status import LifecycleState, WukongStatus
 from wukong.api.v1alpha1 import LifecycleAction, Wukong
 from wukong.fsm.facts import Facts
 from wukong.fsm.machine import Effect, Phase, Step, decide
+from wukong.fsm.requests import ISSUED, Answer, Happened, answer
 from wukong.reconcile.actions import Action, Emit, PatchChild, VmCall
-from wukong.reconcile.observed import JsonObj, Observed
-from wukong.reconcile.timefmt import iso, parse_time
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.timefmt import iso
 
 DEFAULT_GRACE = 30
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
@@ -35,8 +39,9 @@ DONE_AT_CREATION = {
     "resume": "resume: nothing is suspended, the VM is being created",
 }
 WAIT_FOR_RUNNING = "suspend waits until the VM runs: it is still being created or starting"
-# The VM is still on its way: a start, stop or suspend that waits for it is not done yet.
-IN_PROGRESS = (
+# Phases in which a request is still on its way (a start, stop or suspend waiting for the VM
+# too); outside them an issued request is done.
+IN_FLIGHT_PHASES = (
     Phase.Pending,
     Phase.Creating,
     Phase.Stopping,
@@ -53,7 +58,7 @@ class LifecyclePlan:
 
     step: Step
     actions: tuple[Action, ...]
-    state: JsonObj
+    state: LifecycleState | None
     requeue_after: float | None = None
 
 
@@ -90,7 +95,7 @@ def _vmi_uid(seen: Observed) -> str | None:
     return None if seen.vmi is None else seen.vmi.get("metadata", {}).get("uid")
 
 
-def call_landed(action: str, state: JsonObj, seen: Observed) -> bool:
+def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
     """Whether the cluster already shows the effect of `action` (so it was called)."""
     vm = seen.vm or {}
     strategy = vm.get("spec", {}).get("runStrategy")
@@ -101,7 +106,7 @@ def call_landed(action: str, state: JsonObj, seen: Observed) -> bool:
     if action == "stop":
         return strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating
     if action == "restart":
-        return bool(pending) or vmi_terminating or _vmi_uid(seen) != state.get("vmiUid")
+        return bool(pending) or vmi_terminating or _vmi_uid(seen) != state.vmi_uid
     if action == "suspend":
         return seen.vmi_condition("Paused")
     if action == "resume":
@@ -109,20 +114,37 @@ def call_landed(action: str, state: JsonObj, seen: Observed) -> bool:
     return True
 
 
-def _call(action: str, vm: str, force: bool, grace: int | None) -> VmCall:
-    if action == "start":
-        return VmCall("start", vm)
-    if action == "stop":
-        return VmCall("stop", vm, grace_period=0 if force else grace, force=force)
-    if action == "restart":
-        return VmCall("restart", vm, force=force)
-    return VmCall("pause" if action == "suspend" else "unpause", vm)
+def _vm_call(effect: Effect, vm: str, grace: int | None) -> VmCall:
+    """The KubeVirt call for one of the state machine's effects."""
+    return CALLS[effect](vm, grace)
+
+
+CALLS = {
+    Effect.START_VM: lambda vm, grace: VmCall("start", vm),
+    Effect.STOP_VM: lambda vm, grace: VmCall("stop", vm, grace_period=grace),
+    Effect.FORCE_STOP_VM: lambda vm, grace: VmCall("stop", vm, grace_period=0, force=True),
+    Effect.RESTART_VM: lambda vm, grace: VmCall("restart", vm),
+    Effect.FORCE_RESTART_VM: lambda vm, grace: VmCall("restart", vm, grace_period=0, force=True),
+    Effect.PAUSE_VMI: lambda vm, grace: VmCall("pause", vm),
+    Effect.UNPAUSE_VMI: lambda vm, grace: VmCall("unpause", vm),
+}
+"""Each effect of the state machine, as the call the executor makes."""
+ESCALATIONS = (Effect.FORCE_STOP_VM, Effect.FORCE_RESTART_VM)
+
+
+def moved(state: LifecycleState, event: Happened, **fields: object) -> LifecycleState:
+    """The request's state after `event` (PROTOCOL), with `fields`; unchanged when no row
+    moves it."""
+    to = answer(state.state, event)
+    if to is None:
+        return state
+    return state.model_copy(update={"state": to.value, "issued": to in ISSUED, **fields})
 
 
 def facts_for(
     cr: Wukong,
     seen: Observed,
-    state: JsonObj,
+    state: LifecycleState,
     *,
     valid: bool,
     ready: bool,
@@ -131,40 +153,40 @@ def facts_for(
 ) -> Facts:
     """What the FSM's guards read, from the cluster and the recorded request."""
     vmi = seen.vmi
-    deadline = parse_time(state.get("deadline"))
+    deadline = state.deadline
     return Facts(
         deleting=cr.metadata.deletion_timestamp is not None,
         spec_valid=valid,
         children_ready=ready,
         provisioning_failed=failed,
         vm_exists=seen.vm is not None,
-        want_running=want_running(cr, state.get("lastAction")),
+        want_running=want_running(cr, state.last_action),
         run_strategy=(seen.vm or {}).get("spec", {}).get("runStrategy"),
         vmi_exists=vmi is not None,
         vmi_phase=seen.vmi_phase,
         vmi_ready=seen.vmi_condition("Ready"),
         vmi_paused=seen.vmi_condition("Paused"),
         vmi_restarted=vmi is not None
-        and state.get("vmiUid") is not None
-        and _vmi_uid(seen) != state.get("vmiUid"),
+        and state.vmi_uid is not None
+        and _vmi_uid(seen) != state.vmi_uid,
         stop_deadline_passed=deadline is not None and now >= deadline,
-        force_issued=bool(state.get("escalated")) or bool(state.get("force")),
+        force_issued=bool(state.escalated) or bool(state.force),
     )
 
 
 def plan_lifecycle(
-    cr: Wukong, seen: Observed, status: JsonObj, *, valid: bool, ready: bool, failed: bool
+    cr: Wukong, seen: Observed, status: WukongStatus, *, valid: bool, ready: bool, failed: bool
 ) -> LifecyclePlan:
     """Feed the FSM; turn its decision into calls and the new lifecycleState."""
     now = seen.now
     vm = names.vm_name(cr.metadata.name)
-    state: JsonObj = dict(status.get("lifecycleState") or {})
+    state = status.lifecycle_state or LifecycleState()
     action = cr.spec.lifecycle_action
-    new_request = action is not None and request_id(action) != state.get("requestId")
-    recorded = {"vmiUid": _vmi_uid(seen)} if new_request else state
+    new_request = action is not None and request_id(action) != state.request_id
+    recorded = LifecycleState(vmi_uid=_vmi_uid(seen)) if new_request else state
     facts = facts_for(cr, seen, recorded, valid=valid, ready=ready, failed=failed, now=now)
     step = decide(
-        status.get("phase"),
+        status.phase,
         facts,
         action.action.value if new_request and action else None,
         force=bool(action and action.force),
@@ -176,52 +198,60 @@ def plan_lifecycle(
         if early is not None:
             return early
     if new_request and action is not None:
-        state["requestId"] = request_id(action)
-        state["generation"] = cr.metadata.generation
+        rid = request_id(action)
         if step.refused:
-            state |= {"state": "Refused", "message": step.refused}
-            actions.append(Emit("Warning", "RequestRefused", step.refused))
-        else:
-            grace = action.grace_period_seconds
-            state = {
-                "state": "Accepted",
-                "lastAction": action.action.value,
-                "requestId": state["requestId"],
-                "lastActionTime": iso(now),
-                "generation": cr.metadata.generation,
-                "issued": False,
-                "force": action.force,
-                "vmiUid": _vmi_uid(seen),
-                "message": f"{action.action.value} accepted",
-            }
-            # KubeVirt's restart takes no grace period (the VMI's own applies): a restart
-            # gets a deadline of ours only when the user asked for one.
-            timed = action.action.value == "stop" or grace is not None
-            if action.action.value in ("stop", "restart") and not action.force and timed:
-                seconds = grace if grace is not None else DEFAULT_GRACE
-                state["deadline"] = iso(now + timedelta(seconds=seconds))
-                state["gracePeriodSeconds"] = seconds
-            verb = action.action.value
-            if step.previous in NOT_CREATED and (verb == "stop" or _starts_by_itself(cr)):
-                # Creating the VM in the wanted run state is the whole answer: no KubeVirt call
-                # (a start on a VM whose runStrategy runs it anyway is refused with a 409).
-                how = "running" if verb == "start" else "stopped"
-                state |= {"issued": True, "state": "Issued", "message": f"the VM is created {how}"}
-            actions.append(Emit("Normal", "RequestAccepted", f"{action.action.value} accepted"))
-        return LifecyclePlan(step, tuple(actions), state, requeue_after=None)
-    calling = False
-    if state.get("issued") is False and state.get("lastAction") and seen.vm is not None:
-        last = str(state["lastAction"])
-        if not call_landed(last, state, seen):
-            calling = True
-            actions.append(
-                _call(last, vm, bool(state.get("force")), state.get("gracePeriodSeconds"))
+            refused = moved(state, Happened.refused, message=step.refused)
+            refused = refused.model_copy(
+                update={"request_id": rid, "generation": cr.metadata.generation}
             )
-        state |= {"issued": True, "state": "Issued", "message": f"{last} sent to KubeVirt"}
-    if Effect.FORCE_STOP_VM in step.effects or Effect.FORCE_RESTART_VM in step.effects:
-        verb = "restart" if Effect.FORCE_RESTART_VM in step.effects else "stop"
-        actions.append(VmCall(verb, vm, grace_period=0, force=True))  # type: ignore[arg-type]
-        state |= {"escalated": True, "message": f"grace period over: forced {verb}"}
+            actions.append(Emit("Warning", "RequestRefused", step.refused))
+            return LifecyclePlan(step, tuple(actions), refused)
+        verb = action.action.value
+        grace = action.grace_period_seconds
+        # KubeVirt's restart takes no grace period (the VMI's own applies): a restart
+        # gets a deadline of ours only when the user asked for one.
+        timed = verb == "stop" or grace is not None
+        seconds = grace if grace is not None else DEFAULT_GRACE
+        escalates = verb in ("stop", "restart") and not action.force and timed
+        calls = [e for e in step.effects if e not in ESCALATIONS or action.force]
+        at_creation = step.previous in NOT_CREATED and (verb == "stop" or _starts_by_itself(cr))
+        if at_creation:
+            # Creating the VM in the wanted run state is the whole answer: no KubeVirt call
+            # (a start on a VM whose runStrategy runs it anyway is refused with a 409).
+            calls = []
+        accepted = LifecycleState(
+            last_action=verb,
+            request_id=rid,
+            last_action_time=now,
+            generation=cr.metadata.generation,
+            force=action.force,
+            vmi_uid=_vmi_uid(seen),
+            message=f"{verb} accepted",
+            call=calls[0].value if calls else None,
+            deadline=now + timedelta(seconds=seconds) if escalates else None,
+            grace_period_seconds=seconds if escalates else None,
+        )
+        actions.append(Emit("Normal", "RequestAccepted", f"{verb} accepted"))
+        accepted = moved(accepted, Happened.accepted)
+        if at_creation:
+            how = "running" if verb == "start" else "stopped"
+            accepted = moved(accepted, Happened.called, message=f"the VM is created {how}")
+        return LifecyclePlan(step, tuple(actions), accepted)
+    calling = False
+    if state.state == Answer.Accepted and state.last_action and seen.vm is not None:
+        last = state.last_action
+        effect = Effect(state.call) if state.call else None  # None: a recorded request
+        if effect is not None and not call_landed(last, state, seen):
+            calling = True
+            actions.append(_vm_call(effect, vm, state.grace_period_seconds))
+        state = moved(state, Happened.called, message=f"{last} sent to KubeVirt")
+    escalation = next((e for e in step.effects if e in ESCALATIONS), None)
+    if escalation is not None:
+        verb = _vm_call(escalation, vm, 0).verb
+        actions.append(_vm_call(escalation, vm, 0))
+        state = state.model_copy(
+            update={"escalated": True, "message": f"grace period over: forced {verb}"}
+        )
         actions.append(
             Emit(
                 "Warning",
@@ -229,23 +259,25 @@ def plan_lifecycle(
                 f"the guest did not shut down in time: forcing {verb}",
             )
         )
-    deadline = parse_time(state.get("deadline"))
-    if deadline and step.phase in (Phase.Stopping, Phase.Restarting) and not state.get("escalated"):
+    deadline = state.deadline
+    if deadline and step.phase in (Phase.Stopping, Phase.Restarting) and not state.escalated:
         requeue = max((deadline - now).total_seconds(), 0.0) + 0.05
-        state["message"] = f"waiting for the guest to shut down until {iso(deadline)}"
-    if step.phase not in IN_PROGRESS and state.get("state") in ("Issued", "Accepted"):
-        if state.get("issued"):
-            state |= {"state": "Done", "message": f"{state.get('lastAction')} done: {step.phase}"}
-            state.pop("deadline", None)
+        state = state.model_copy(
+            update={"message": f"waiting for the guest to shut down until {iso(deadline)}"}
+        )
+    if step.phase not in IN_FLIGHT_PHASES:
+        message = f"{state.last_action} done: {step.phase}"
+        state = moved(state, Happened.settled, message=message, deadline=None)
     if not calling and _first_manual_start(cr, seen, step, state):
         calling = True
         actions.append(VmCall("start", vm))
     if not calling:  # the call itself moves runStrategy: align it on a later pass
         actions += _run_strategy(cr, seen, state)
-    return LifecyclePlan(step, tuple(actions), state, requeue_after=requeue)
+    empty = state == LifecycleState()
+    return LifecyclePlan(step, tuple(actions), None if empty else state, requeue_after=requeue)
 
 
-def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: JsonObj) -> bool:
+def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: LifecycleState) -> bool:
     """autoStart under runStrategy Manual: KubeVirt creates the VM stopped and starts it only
     when asked, so the operator asks once, while the new VM has never run (else the Wukong
     would wait in Starting for a VMI that never comes)."""
@@ -255,7 +287,7 @@ def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: JsonObj) 
         and seen.vm.get("spec", {}).get("runStrategy") == "Manual"
         and step.previous in (Phase.Creating, Phase.Starting)
         and step.phase is Phase.Starting
-        and not state.get("lastAction")
+        and not state.last_action
         and "Start" not in _state_change_requests(seen)
     )
 
@@ -266,42 +298,44 @@ def _starts_by_itself(cr: Wukong) -> bool:
 
 
 def _at_creation(
-    cr: Wukong, action: LifecycleAction, step: Step, state: JsonObj
+    cr: Wukong, action: LifecycleAction, step: Step, state: LifecycleState
 ) -> LifecyclePlan | None:
     """The answer to a request the state machine refused only because the VM does not exist
     (or run) yet; None when the refusal stands."""
     verb = action.action.value
     if step.previous in NOT_CREATED and verb in DONE_AT_CREATION:
         message = DONE_AT_CREATION[verb]
-        done: JsonObj = {
-            "state": "Done",
-            "requestId": request_id(action),
-            "generation": cr.metadata.generation,
-            "message": message,
-        }
+        done = moved(
+            LifecycleState(),
+            Happened.moot,
+            request_id=request_id(action),
+            generation=cr.metadata.generation,
+            message=message,
+        )
         return LifecyclePlan(step, (Emit("Normal", "RequestDone", message),), done)
-    waiting = state.get("state") == "Waiting" and step.previous is Phase.Starting
+    waiting = state.state == Answer.Waiting and step.previous is Phase.Starting
     if verb == "suspend" and (step.previous in NOT_CREATED or waiting):
         # The request id is not recorded: each pass asks the state machine again, and once
         # the VM runs the suspend is accepted and runs like any other.
-        held: JsonObj = {
-            "state": "Waiting",
-            "generation": cr.metadata.generation,
-            "message": WAIT_FOR_RUNNING,
-        }
-        first = state.get("state") != "Waiting"
+        held = moved(
+            LifecycleState(),
+            Happened.deferred,
+            generation=cr.metadata.generation,
+            message=WAIT_FOR_RUNNING,
+        )
+        first = state.state != Answer.Waiting
         events = (Emit("Normal", "RequestWaiting", WAIT_FOR_RUNNING),) if first else ()
         return LifecyclePlan(step, events, held)
     return None
 
 
-def _run_strategy(cr: Wukong, seen: Observed, state: JsonObj) -> list[Action]:
+def _run_strategy(cr: Wukong, seen: Observed, state: LifecycleState) -> list[Action]:
     """Bring the VM's runStrategy back to what the user wants once no call is in flight
     (KubeVirt's start turns Halted into Always; a Manual or RerunOnFailure user wants theirs)."""
-    if seen.vm is None or state.get("issued") is False:
+    if seen.vm is None or state.issued is False:
         return []
     current = seen.vm.get("spec", {}).get("runStrategy")
-    wanted = desired_run_strategy(cr, want_running(cr, state.get("lastAction")))
+    wanted = desired_run_strategy(cr, want_running(cr, state.last_action))
     if current == wanted:
         return []
     return [

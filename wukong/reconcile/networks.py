@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wukong.api import names
+from wukong.api import JsonObj, names
+from wukong.api.conditions import NETWORKS_CONFIGURED, Cond
+from wukong.api.status import NetworkStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import Action, CreateChild, PatchChild
 from wukong.reconcile.children import build_nad, nad_config, owned_by
-from wukong.reconcile.conditions import Cond
-from wukong.reconcile.observed import JsonObj, Observed
-
-NETWORKS_CONFIGURED = "NetworksConfigured"
+from wukong.reconcile.observed import Observed
 
 
 @dataclass(frozen=True)
@@ -19,7 +18,7 @@ class NetworkPlan:
     """What the network planner decided."""
 
     actions: tuple[Action, ...]
-    statuses: tuple[JsonObj, ...]
+    statuses: tuple[NetworkStatus, ...]
     condition: Cond
 
     @property
@@ -37,18 +36,20 @@ def _lookup(ref: str, namespace: str, seen: Observed) -> JsonObj | None:
 def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:
     """Check named NADs exist; create or update owned ones."""
     actions: list[Action] = []
-    statuses: list[JsonObj] = []
+    statuses: list[NetworkStatus] = []
     missing: list[str] = []
     conflicts: list[str] = []
     namespace, uid = cr.metadata.namespace, cr.metadata.uid
     for net in cr.spec.networks:
         if net.nad_name:
-            statuses.append({"name": net.name, "nadName": net.nad_name, "ownedByWukong": False})
+            statuses.append(
+                NetworkStatus(name=net.name, nad_name=net.nad_name, owned_by_wukong=False)
+            )
             if _lookup(net.nad_name, namespace, seen) is None:
                 missing.append(f"network '{net.name}' needs NAD '{net.nad_name}'")
             continue
         nad = names.nad_name(cr.metadata.name, net.name)
-        statuses.append({"name": net.name, "nadName": nad, "ownedByWukong": True})
+        statuses.append(NetworkStatus(name=net.name, nad_name=nad, owned_by_wukong=True))
         current = seen.nads.get(f"{namespace}/{nad}")
         if current is None:
             actions.append(CreateChild("NetworkAttachmentDefinition", build_nad(cr, net)))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-JsonObj = dict[str, Any]
+from wukong.api import JsonObj
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,21 @@
-"""The status a pass writes: phase, children's facts, conditions and a short history."""
+"""Status facts read from the children, and the verdicts on Ready and Stalled. Pure.
+
+Merging verdicts into conditions and phase changes into the history is the job of
+`wukong.api.conditions`; this module turns what the cluster shows into status values.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
+from wukong.api.conditions import READY, STALLED, Cond
+from wukong.api.status import InterfaceStatus, VolumeStatus
 from wukong.fsm.machine import Phase, Step
-from wukong.reconcile.conditions import Cond
-from wukong.reconcile.observed import JsonObj, Observed
-from wukong.reconcile.timefmt import iso, parse_time
+from wukong.reconcile.disks import is_hotpluggable, template_volumes
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.timefmt import iso
 
-HISTORY_LIMIT = 10
-READY = "Ready"
-STALLED = "Stalled"
 # Phases that should not last: past `stall_after` they raise Stalled.
 TRANSIENT_PHASES = {
     Phase.Creating,
@@ -26,76 +28,46 @@ TRANSIENT_PHASES = {
 }
 
 
-def merge_conditions(
-    old: Iterable[JsonObj], new: Iterable[Cond], now: datetime, generation: int | None
-) -> list[JsonObj]:
-    """metav1.Condition semantics: lastTransitionTime moves only when the status flips."""
-    merged = {c.get("type"): dict(c) for c in old}
-    for cond in new:
-        previous = merged.get(cond.type, {})
-        changed = previous.get("status") != cond.wire_status
-        merged[cond.type] = {
-            "type": cond.type,
-            "status": cond.wire_status,
-            "reason": cond.reason,
-            "message": cond.message,
-            "lastTransitionTime": iso(now) if changed else previous.get("lastTransitionTime"),
-            "observedGeneration": generation,
-        }
-    return sorted(merged.values(), key=lambda c: str(c.get("type")))
-
-
-def interfaces(seen: Observed) -> list[JsonObj]:
+def interfaces(seen: Observed) -> list[InterfaceStatus]:
     """The VMI's interfaces: name, primary IP, all IPs, MAC."""
-    out = []
-    for iface in (seen.vmi or {}).get("status", {}).get("interfaces") or []:
-        entry = {
-            "name": iface.get("name"),
-            "ipAddress": iface.get("ipAddress"),
-            "ipAddresses": iface.get("ipAddresses"),
-            "mac": iface.get("mac"),
-        }
-        out.append({k: v for k, v in entry.items() if v})
-    return out
+    return [
+        InterfaceStatus(
+            name=str(iface.get("name")),
+            ip_address=iface.get("ipAddress") or None,
+            ip_addresses=list(iface.get("ipAddresses") or []),
+            mac=iface.get("mac") or None,
+        )
+        for iface in (seen.vmi or {}).get("status", {}).get("interfaces") or []
+    ]
 
 
-def attach_state(volumes: Iterable[JsonObj], seen: Observed) -> list[JsonObj]:
-    """Add `attached`/`hotplugged` to each volume from the VM template and VMI volumeStatus."""
-    template = (seen.vm or {}).get("spec", {}).get("template", {}).get("spec", {})
-    in_vm = {v.get("name"): v for v in template.get("volumes") or []}
+def node_name(seen: Observed) -> str | None:
+    """The node the guest runs on: reported once the VMI runs there, not while it is only
+    scheduled (saves a status write per create; the Running write carries it)."""
+    vmi_status = (seen.vmi or {}).get("status", {})
+    if vmi_status.get("phase") != "Running":
+        return None
+    return vmi_status.get("nodeName") or None
+
+
+def attach_state(volumes: Iterable[VolumeStatus], seen: Observed) -> list[VolumeStatus]:
+    """Set `attached`/`hotplugged` on each volume from the VM template and VMI volumeStatus."""
+    in_vm = template_volumes(seen.vm)
     vmi_status = {
         v.get("name"): v for v in (seen.vmi or {}).get("status", {}).get("volumeStatus") or []
     }
     out = []
     for volume in volumes:
-        vm_volume = in_vm.get(volume["name"])
-        source: dict[str, Any] = {}
-        if vm_volume:
-            source = vm_volume.get("dataVolume") or vm_volume.get("persistentVolumeClaim") or {}
-        hotplugged = bool(source.get("hotpluggable"))
-        live = vmi_status.get(volume["name"], {})
-        attached = bool(vm_volume) and (seen.vmi is None or live.get("phase") in (None, "Ready"))
+        vm_volume = in_vm.get(volume.name)
+        hotplugged = vm_volume is not None and is_hotpluggable(vm_volume)
+        live = vmi_status.get(volume.name, {})
+        attached = vm_volume is not None and (
+            seen.vmi is None or live.get("phase") in (None, "Ready")
+        )
         if hotplugged:
             attached = live.get("phase") == "Ready"
-        out.append(volume | {"attached": attached, "hotplugged": hotplugged})
+        out.append(volume.model_copy(update={"attached": attached, "hotplugged": hotplugged}))
     return out
-
-
-def history(old: list[JsonObj], step: Step, now: datetime) -> list[JsonObj]:
-    """Append the pass's phase changes; keep the last HISTORY_LIMIT."""
-    entries = list(old)
-    for source, dest, reason in step.hops:
-        if source != dest:
-            entries.append(
-                {"from": source.value, "to": dest.value, "reason": reason, "time": iso(now)}
-            )
-    return entries[-HISTORY_LIMIT:]
-
-
-def phase_since(status: JsonObj) -> datetime | None:
-    """When the current phase was entered (from the history)."""
-    entries = status.get("history") or []
-    return parse_time(entries[-1].get("time")) if entries else None
 
 
 def ready_condition(step: Step, seen: Observed) -> Cond:

@@ -6,21 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wukong.api import names
+from wukong.api import JsonObj, names
+from wukong.api.conditions import RESTART_REQUIRED, Cond
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import Action, CreateChild, PatchChild
-from wukong.reconcile.children import (
-    labels,
-    network_pairs,
-    owned_by,
-    owner_reference,
+from wukong.reconcile.children import labels, network_pairs, owned_by, owner_reference
+from wukong.reconcile.disks import (
+    is_hotpluggable,
+    template_disks,
+    template_volumes,
     vm_disk,
     volume_source,
 )
-from wukong.reconcile.conditions import Cond
-from wukong.reconcile.observed import JsonObj, Observed
-
-RESTART_REQUIRED = "RestartRequired"
+from wukong.reconcile.observed import Observed
 
 
 @dataclass(frozen=True)
@@ -34,11 +32,8 @@ class VmPlan:
 
 def _current_volumes(vm: JsonObj | None) -> dict[str, tuple[JsonObj, JsonObj | None]]:
     """Volumes (and their disks) already in the VM template, by name."""
-    if vm is None:
-        return {}
-    spec = vm.get("spec", {}).get("template", {}).get("spec", {})
-    disks = {d.get("name"): d for d in spec.get("domain", {}).get("devices", {}).get("disks", [])}
-    return {v["name"]: (v, disks.get(v["name"])) for v in spec.get("volumes", []) if "name" in v}
+    devices = template_disks(vm)
+    return {name: (v, devices.get(name)) for name, v in template_volumes(vm).items()}
 
 
 def _disks_and_volumes(cr: Wukong, seen: Observed) -> tuple[list[JsonObj], list[JsonObj]]:
@@ -54,12 +49,12 @@ def _disks_and_volumes(cr: Wukong, seen: Observed) -> tuple[list[JsonObj], list[
     volumes: list[JsonObj] = []
     for disk in ordered:
         existing = current.get(disk.name)
-        hotplugged = existing is not None and _is_hotpluggable(existing[0])
+        hotplugged = existing is not None and is_hotpluggable(existing[0])
         if existing is None and running and seen.vm is not None:
             continue  # hot-plugged by the disk planner once its claim is bound
         if hotplugged and existing is not None:
             volumes.append(existing[0])
-            disks.append(existing[1] or vm_disk(disk, boot=False, hotplug=True))
+            disks.append(existing[1] or vm_disk(disk))
             continue
         disks.append(vm_disk(disk, boot=disk.name == system.name))
         volumes.append(volume_source(cr, disk))
@@ -73,11 +68,6 @@ def _disks_and_volumes(cr: Wukong, seen: Observed) -> tuple[list[JsonObj], list[
                 if device is not None:
                     disks.append(device)
     return disks, volumes
-
-
-def _is_hotpluggable(volume: JsonObj) -> bool:
-    source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
-    return bool(source.get("hotpluggable"))
 
 
 def desired_template(cr: Wukong, seen: Observed) -> JsonObj:
@@ -170,12 +160,10 @@ def plan_vm(cr: Wukong, seen: Observed, *, ready: bool, run_strategy: str) -> Vm
             PatchChild("VirtualMachine", vm_name, {"spec": {"template": template}}, "spec changed")
         )
     changed = restart_required(template["spec"], seen.vmi)
-    if changed:
-        message = (
-            f"{', '.join(changed)} changed while the VM runs: restart it to apply "
-            f"(kubectl wukong restart {cr.metadata.name})"
-        )
-        cond = Cond(RESTART_REQUIRED, True, "SpecChanged", message)
-    else:
-        cond = Cond(RESTART_REQUIRED, False, "UpToDate", "the running VM matches the spec")
-    return VmPlan(tuple(actions), (cond,))
+    if not changed:  # RestartRequired is there only while a restart is owed
+        return VmPlan(tuple(actions), ())
+    message = (
+        f"{', '.join(changed)} changed while the VM runs: restart it to apply "
+        f"(kubectl wukong restart {cr.metadata.name})"
+    )
+    return VmPlan(tuple(actions), (Cond(RESTART_REQUIRED, True, "SpecChanged", message),))

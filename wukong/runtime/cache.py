@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wukong.api.kinds import Reads, project
+
 Obj = dict[str, Any]
 _Name = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 # Store.list shadows the builtin inside the class body, so annotations use this alias.
@@ -31,16 +33,6 @@ def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
     return labels
 
 
-def _trim(obj: Obj) -> Obj:
-    """A shallow copy without metadata.managedFields, which is large and never read."""
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict) or "managedFields" not in meta:
-        return obj
-    trimmed = dict(obj)
-    trimmed["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
-    return trimmed
-
-
 @dataclass(frozen=True)
 class Replaced:
     """What a relist changed: objects new to the cache, changed ones, and vanished ones."""
@@ -53,12 +45,16 @@ class Replaced:
 class Store:
     """Objects of several resource kinds keyed by (kind, namespace, name).
 
-    Objects are stored as the API server sent them (minus managedFields) and handed out
-    without copying: callers must treat them as read-only.
+    Objects are stored as the API server sent them, minus managedFields and, for a kind
+    given in `reads`, minus every field not listed there (`wukong.api.kinds`), and handed
+    out without copying: callers must treat them as read-only.
     """
 
-    def __init__(self, label_keys: Iterable[str] = ()) -> None:
+    def __init__(
+        self, label_keys: Iterable[str] = (), reads: Mapping[str, Reads | None] | None = None
+    ) -> None:
         self.label_keys = frozenset(label_keys)
+        self._reads = dict(reads or {})
         self._objects: dict[str, dict[_Name, Obj]] = defaultdict(dict)
         self._by_owner: dict[tuple[str, str], set[_Name]] = defaultdict(set)
         self._by_label: dict[tuple[str, str, str], set[_Name]] = defaultdict(set)
@@ -110,7 +106,7 @@ class Store:
 
     def upsert(self, kind: str, obj: Obj) -> Obj | None:
         """Insert or replace an object; return the previous version, if any."""
-        obj = _trim(obj)
+        obj = project(obj, self._reads.get(kind))
         name = object_name(obj)
         old = self._objects[kind].get(name)
         if old is not None:
@@ -118,6 +114,12 @@ class Store:
         self._objects[kind][name] = obj
         self._index(kind, name, obj)
         return old
+
+    def remember(self, kind: str, obj: Obj) -> None:
+        """Write-through after our own write, unless the watch already brought something newer."""
+        current = self.get(kind, *object_name(obj))
+        if current is None or _rv_number(current) < _rv_number(obj):
+            self.upsert(kind, obj)
 
     def delete(self, kind: str, namespace: str, name: str) -> Obj | None:
         """Remove an object; return it, or None if it was not cached."""
@@ -128,7 +130,7 @@ class Store:
 
     def replace(self, kind: str, items: Iterable[Obj], resource_version: str) -> Replaced:
         """Make the cache of `kind` exactly `items` (a relist) and report what changed."""
-        fresh = {object_name(obj): _trim(obj) for obj in items}
+        fresh = {object_name(obj): project(obj, self._reads.get(kind)) for obj in items}
         added: ObjList = []
         updated: ObjList = []
         deleted = [old for name, old in list(self._objects[kind].items()) if name not in fresh]
@@ -171,3 +173,11 @@ def _rv(obj: Mapping[str, Any]) -> str | None:
     """The object's metadata.resourceVersion."""
     rv: str | None = (obj.get("metadata") or {}).get("resourceVersion")
     return rv
+
+
+def _rv_number(obj: Mapping[str, Any]) -> int:
+    """resourceVersion as a number: opaque by contract, an etcd revision in practice."""
+    try:
+        return int(_rv(obj) or 0)
+    except ValueError:
+        return 0

@@ -23,7 +23,8 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
 
-from wukong.adapters.kube import JsonObj, Kube, api_path
+from wukong.adapters.kube import Kube, api_path
+from wukong.api import JsonObj
 from wukong.errors import AlreadyExists, ApiError, Conflict, NotFound
 from wukong.runtime.clock import Clock, MonotonicClock
 

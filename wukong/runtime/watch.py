@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
+from wukong.errors import Expired, NotFound, ServerError
+from wukong.errors import classify as classify_http
 from wukong.runtime._watch_protocol import (
     DELETED,
     LineBuffer,
@@ -35,18 +38,6 @@ class ResourceMissing(Exception):
     """The API server does not serve this resource (its CRD is not installed)."""
 
 
-class ApiStatusError(Exception):
-    """The API server answered a LIST or WATCH with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-
-
-class Gone(Exception):
-    """Our resourceVersion (or continue token) is too old: relist."""
-
-
 def apply_event(store: Store, kind: str, event: WatchEvent) -> Obj:
     """Put an ADDED/MODIFIED object into the store or remove a DELETED one; return it."""
     if event.type == DELETED:
@@ -54,6 +45,25 @@ def apply_event(store: Store, kind: str, event: WatchEvent) -> Obj:
         return event.object
     store.upsert(kind, event.object)
     return store.get(kind, *object_name(event.object)) or event.object
+
+
+def same_but_version(old: Obj, new: Obj) -> bool:
+    """Whether two cached versions of an object differ in their resourceVersion at most."""
+    if old is new:
+        return True
+    if old.keys() != new.keys():
+        return False
+    for key, value in new.items():
+        if key != "metadata":
+            if old[key] != value:
+                return False
+            continue
+        before = old[key]
+        if before.keys() != value.keys():
+            return False
+        if any(before[k] != v for k, v in value.items() if k != "resourceVersion"):
+            return False
+    return True
 
 
 class Informer:
@@ -74,8 +84,12 @@ class Informer:
         backoff_initial: float = 1.0,
         backoff_cap: float = 60.0,
         missing_retry: float = 30.0,
+        skip_unchanged: bool = False,
     ) -> None:
         self.resource = resource
+        # Do not wake handlers for an update that changed nothing the cache keeps (the
+        # Store keeps only what the operator reads) but the resourceVersion.
+        self.skip_unchanged = skip_unchanged
         self.synced = asyncio.Event()
         self.last_event_time: float | None = None
         self.restarts = 0
@@ -143,8 +157,8 @@ class Informer:
                 if await self._watch():
                     backoff = self._backoff_initial
                     continue
-                raise ApiStatusError(200, "watch ended at once without any event")
-            except Gone:
+                raise ServerError(200, "EmptyWatch", "watch ended at once without any event")
+            except Expired:
                 logger.info("%s: resourceVersion expired, relisting", self.name)
                 self._resource_version = None
                 self._count_restart()
@@ -242,17 +256,23 @@ class Informer:
         self._touch()
         self.last_event_time = self._last_activity
         step = classify(event)
-        if step is Step.RELIST:
-            raise Gone
-        if step is Step.RESTART:
+        if step is Step.RELIST or step is Step.RESTART:
+            # A Status in the stream: the same mapping as any HTTP error (410 is Expired).
             status = event.object
-            raise ApiStatusError(int(status.get("code") or 0), str(status.get("message")))
+            error = classify_http(int(status.get("code") or 0), json.dumps(status))
+            if step is Step.RELIST and not isinstance(error, Expired):
+                error = Expired(410, "Expired", error.message)
+            raise error
         if step is Step.IGNORE:
             logger.debug("%s: ignoring watch event of type %r", self.name, event.type)
             return
         resource_version = event.resource_version
         if step is Step.APPLY:
-            self._notify(event.type, apply_event(self._store, self.name, event))
+            before = self._store.get(self.name, *object_name(event.object))
+            obj = apply_event(self._store, self.name, event)
+            quiet = self.skip_unchanged and event.type == "MODIFIED" and before is not None
+            if not (quiet and before is not None and same_but_version(before, obj)):
+                self._notify(event.type, obj)
         if resource_version:
             self._resource_version = resource_version
             self._store.set_resource_version(self.name, resource_version)
@@ -278,11 +298,10 @@ class Informer:
             body = (await response.read()).decode("utf-8", "replace")[:500]
         finally:
             response.release()
-        if response.status == 404:
-            raise ResourceMissing(body)
-        if response.status == 410:
-            raise Gone
-        raise ApiStatusError(response.status, body)
+        error = classify_http(response.status, body, self.resource.path())
+        if isinstance(error, NotFound):
+            raise ResourceMissing(body) from error
+        raise error
 
     def _notify(self, event_type: str, obj: Obj) -> None:
         """Call every handler; one failing handler must not stop the informer or the others."""

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.reconcile.world import NS, imported_dv, ready_children, seen, wukong
+from tests.unit.reconcile.world import NS, decide, imported_dv, ready_children, seen, wukong
 from wukong.reconcile.actions import CreateChild, Emit, PatchChild
-from wukong.reconcile.decide import decide
 from wukong.reconcile.vm import build_vm
 
 
@@ -104,7 +103,14 @@ def test_a_disk_that_binds_after_provisioning_posts_no_event_but_one_after_a_fai
     def bound_events(previous_reason: str) -> list[Emit]:
         before = {
             "phase": "Creating",
-            "conditions": [{"type": "VolumesBound", "status": "False", "reason": previous_reason}],
+            "conditions": [
+                {
+                    "type": "VolumesBound",
+                    "status": "False",
+                    "reason": previous_reason,
+                    "lastTransitionTime": "2026-11-23T11:00:00Z",
+                }
+            ],
         }
         plan = decide(wukong(), before, ready_children())
         return [a for a in plan.actions if isinstance(a, Emit) and a.reason == "AllBound"]
@@ -172,7 +178,7 @@ def test_status_of_a_creating_wukong_survives_the_crd_schema() -> None:
 
 
 def test_status_patch_nulls_fields_that_vanished_at_any_depth() -> None:
-    from wukong.reconcile.reconciler import merge_patch
+    from wukong.act.reconciler import merge_patch
 
     old = {
         "phase": "Stopping",

@@ -6,11 +6,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from tests.unit.reconcile.world import NOW, NS, ready_children, wukong
+from tests.unit.reconcile.world import NOW, NS, plan_deletion, ready_children, wukong
 from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import DeleteChild, PatchChild, VmCall
-from wukong.reconcile.deletion import plan_deletion
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.vm import build_vm
 

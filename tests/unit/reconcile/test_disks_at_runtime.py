@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tests.unit.reconcile.world import NS, bound_pvc, owned, ready_children, wukong
+from tests.unit.reconcile.world import NS, bound_pvc, decide, owned, ready_children, wukong
 from wukong.reconcile.actions import (
     AddVolume,
     DeleteChild,
@@ -13,7 +13,6 @@ from wukong.reconcile.actions import (
     PatchChild,
     RemoveVolume,
 )
-from wukong.reconcile.decide import decide
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.vm import build_vm
 
@@ -67,7 +66,9 @@ def test_disk_added_to_running_wukong_is_hotplugged_once_bound() -> None:
     world = running(**{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
     plan = decide(cr, {"phase": "Running"}, world)
     adds = [a for a in plan.actions if isinstance(a, AddVolume)]
-    assert adds == [AddVolume("web-1-vm", "logs", "web-1-logs", False, "virtio")]
+    device = {"name": "logs", "disk": {"bus": "virtio"}, "serial": "logs"}
+    source = {"persistentVolumeClaim": {"claimName": "web-1-logs", "hotpluggable": True}}
+    assert adds == [AddVolume("web-1-vm", "logs", device, source)]
     hot = next(c for c in plan.status["conditions"] if c["type"] == "DiskHotplug")
     assert hot["status"] == "True" and "logs" in hot["message"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from wukong.act.executor import Executor
 from wukong.adapters.kube import Kube
 from wukong.errors import AlreadyExists, ServerError
 from wukong.reconcile.actions import Action, CreateChild, Emit
-from wukong.reconcile.executor import Executor
 
 OWNER = {
     "apiVersion": "vm.novasphere.dev/v1alpha1",

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.reconcile.world import NOW, NS, ready_children, wukong
+from tests.unit.reconcile.world import NOW, NS, decide, ready_children, wukong
 from wukong.reconcile.actions import Emit, PatchChild, VmCall
-from wukong.reconcile.decide import decide
 from wukong.reconcile.vm import build_vm
 
 

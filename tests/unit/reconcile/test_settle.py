@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from tests.unit.reconcile.world import NOW, ready_children, wukong
+from wukong.act.executor import Executor
+from wukong.act.reconciler import Reconciler
 from wukong.adapters.kube import Kube
-from wukong.reconcile.executor import Executor
-from wukong.reconcile.reconciler import Reconciler
+from wukong.api import kinds
 
 JsonObj = dict[str, Any]
 
@@ -56,11 +57,11 @@ def cache_for(raw: JsonObj, **extra: Any) -> Cache:
     world = ready_children(**extra)
     return Cache(
         {
-            "wukongs": [raw],
-            "virtualmachines": [world.vm] if world.vm else [],
-            "persistentvolumeclaims": list(world.claims.values()),
-            "datavolumes": list(world.data_volumes.values()),
-            "network-attachment-definitions": list(world.nads.values()),
+            kinds.WUKONG.cache: [raw],
+            kinds.VM.cache: [world.vm] if world.vm else [],
+            kinds.PVC.cache: list(world.claims.values()),
+            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
+            kinds.NAD.cache: list(world.nads.values()),
         }
     )
 
@@ -81,7 +82,7 @@ async def test_the_vm_a_pass_creates_makes_the_wukong_starting_in_the_same_statu
     posts = [body for method, _, body in cluster.writes if method == "POST"]
     assert [b["kind"] for b in posts if b["kind"] != "Event"] == ["VirtualMachine"]
     assert [b["reason"] for b in posts if b["kind"] == "Event"] == ["VMCreated"]
-    assert cache.remembered == ["virtualmachines/web-1-vm"]
+    assert cache.remembered == [f"{kinds.VM.cache}/web-1-vm"]
     statuses = [body for method, path, body in cluster.writes if path.endswith("/status")]
     assert len(statuses) == 1
     status = statuses[0]["status"]

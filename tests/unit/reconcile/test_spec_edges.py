@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from tests.unit.reconcile.test_settle import Cache, Cluster, cache_for, raw_wukong
-from tests.unit.reconcile.world import NOW, NS, owned, seen, wukong
+from tests.unit.reconcile.world import NOW, NS, decide, owned, seen, wukong
+from wukong.act.executor import Executor
+from wukong.act.reconciler import Reconciler
+from wukong.api import kinds
 from wukong.errors import NotFound
 from wukong.reconcile.actions import Emit, VmCall
-from wukong.reconcile.decide import decide
-from wukong.reconcile.executor import Executor
-from wukong.reconcile.reconciler import Reconciler
 
 JsonObj = dict[str, Any]
 
@@ -27,9 +27,9 @@ async def test_a_spec_the_operator_cannot_read_still_gets_a_phase() -> None:
     raw = raw_wukong({})
     raw["spec"]["memory"] = "1k"  # older than the CRD's rule: the API server kept it
     cluster = Cluster()
-    await Reconciler(Cache({"wukongs": [raw]}), Executor(cluster), clock=lambda: NOW).reconcile(
-        "demo/web-1"
-    )
+    await Reconciler(
+        Cache({kinds.WUKONG.cache: [raw]}), Executor(cluster), clock=lambda: NOW
+    ).reconcile("demo/web-1")
     status = next(body["status"] for _, path, body in cluster.writes if path.endswith("/status"))
     assert status["phase"] == "Pending" and status["observedGeneration"] == 1
     spec_valid = _cond(status, "SpecValid")
@@ -53,7 +53,9 @@ async def test_removing_the_finalizer_of_a_wukong_already_gone_is_success(
     raw["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
     raw["spec"]["deleteOptions"] = {"force": True}
     cluster = GoneCluster()
-    reconciler = Reconciler(Cache({"wukongs": [raw]}), Executor(cluster), clock=lambda: NOW)
+    reconciler = Reconciler(
+        Cache({kinds.WUKONG.cache: [raw]}), Executor(cluster), clock=lambda: NOW
+    )
     with caplog.at_level(logging.INFO):
         assert await reconciler.reconcile("demo/web-1") is None
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
@@ -128,7 +130,7 @@ def test_suspend_at_creation_waits_until_the_vm_runs() -> None:
 
 def test_the_reconcile_world_namespace_is_the_one_the_cache_uses() -> None:
     # Guard for the helpers borrowed from test_settle: they read the same world.
-    assert cache_for(raw_wukong({})).get("wukongs", NS, "web-1") is not None
+    assert cache_for(raw_wukong({})).get(kinds.WUKONG.cache, NS, "web-1") is not None
 
 
 def test_a_manual_vm_that_should_start_is_started_once_after_creation() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from wukong.api.conditions import Cond
+from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.observed import Observed
 
@@ -149,3 +152,49 @@ def pruned_fields(
         for index, item in enumerate(value):
             lost += pruned_fields(item, schema.get("items", {}), f"{path}[{index}]")
     return lost
+
+
+@dataclass
+class WirePlan:
+    """A plan with its status as the API server stores it (camelCase JSON), which is what
+    these tests check: the planners return typed status, the wire shape is what users see."""
+
+    actions: list[Any]
+    status: dict[str, Any]
+    requeue_after: float | None
+    needs_guest_check: bool = False
+
+
+def decide(cr: Wukong, status: dict[str, Any], world: Observed, **kw: Any) -> WirePlan:
+    """`wukong.reconcile.decide.decide` from and to the wire form of status."""
+    from wukong.reconcile.decide import decide as typed_decide
+
+    plan = typed_decide(cr, WukongStatus.model_validate(status), world, **kw)
+    return WirePlan(plan.actions, plan.status.to_wire(), plan.requeue_after, plan.needs_guest_check)
+
+
+@dataclass
+class WireDeletionPlan:
+    """A deletion plan with `status.deletion` in wire form."""
+
+    actions: list[Any]
+    deletion: dict[str, Any]
+    conditions: list[Cond]
+    finalize: bool
+    status: dict[str, Any]
+
+
+def plan_deletion(
+    cr: Wukong, status: dict[str, Any], world: Observed, **kw: Any
+) -> WireDeletionPlan:
+    """`wukong.reconcile.deletion.plan_deletion` from and to the wire form of status."""
+    from wukong.reconcile.deletion import plan_deletion as typed_plan
+
+    plan = typed_plan(cr, WukongStatus.model_validate(status), world, **kw)
+    return WireDeletionPlan(
+        plan.actions,
+        plan.deletion.to_wire(),
+        plan.conditions,
+        plan.finalize,
+        plan.status.to_wire(),
+    )

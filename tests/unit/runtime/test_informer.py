@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
+from wukong.errors import ApiError, Expired
 from wukong.runtime._watch_protocol import ResourceRef, WatchEvent
 from wukong.runtime.cache import Store
 from wukong.runtime.clock import FakeClock
-from wukong.runtime.watch import ApiStatusError, Gone, Informer
+from wukong.runtime.watch import Informer
 
 VMS = ResourceRef("kubevirt.io", "v1", "virtualmachines")
 KIND = VMS.name
@@ -55,14 +56,14 @@ def test_bookmark_moves_the_resume_point_without_waking_anyone() -> None:
 def test_expired_version_asks_for_a_relist() -> None:
     informer, _, _ = make()
     informer.apply_list([], "10")
-    with pytest.raises(Gone):
+    with pytest.raises(Expired):
         informer.process(WatchEvent("ERROR", {"kind": "Status", "code": 410}))
     assert informer.resource_version == "10"
 
 
 def test_other_watch_errors_end_the_stream_with_their_code() -> None:
     informer, _, _ = make()
-    with pytest.raises(ApiStatusError) as caught:
+    with pytest.raises(ApiError) as caught:
         informer.process(WatchEvent("ERROR", {"code": 500, "message": "etcd is sad"}))
     assert caught.value.status == 500
 
@@ -115,3 +116,18 @@ def test_watch_goes_stale_only_after_its_silence_deadline_and_backoff() -> None:
 def test_silence_deadline_defaults_past_the_server_timeout() -> None:
     informer, _, _ = make()
     assert informer.silence_deadline > informer.timeout_seconds
+
+
+def test_an_update_to_fields_the_cache_does_not_keep_wakes_nobody() -> None:
+    from wukong.api import kinds
+
+    store = Store(reads={KIND: kinds.VM.reads})
+    informer = Informer(None, VMS, store, clock=FakeClock(), skip_unchanged=True)
+    seen: list[str] = []
+    informer.add_handler(lambda kind, obj: seen.append(obj["metadata"]["resourceVersion"]))
+    informer.apply_list([vm("web-1-vm", "10", printableStatus="Starting")], "10")
+    informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "11", printableStatus="Running")))
+    assert seen == ["10"]  # printableStatus is not read: only the version moved
+    assert store.get(KIND, "ns", "web-1-vm")["metadata"]["resourceVersion"] == "11"  # type: ignore[index]
+    informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "12", conditions=[{"type": "Ready"}])))
+    assert seen == ["10", "12"]

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 
 from wukong.adapters.cdi import Cdi
 from wukong.adapters.events import EventRecorder
-from wukong.adapters.kube import JsonObj, Kube
+from wukong.adapters.kube import Kube
 from wukong.adapters.kubevirt import KubeVirt
 from wukong.adapters.multus import Multus
 from wukong.adapters.storage import Storage
 from wukong.adapters.wukongs import Wukongs
+from wukong.api import JsonObj
 from wukong.errors import AlreadyExists, Conflict, TransientError, WukongError
 from wukong.reconcile.actions import (
     Action,
@@ -21,6 +22,7 @@ from wukong.reconcile.actions import (
     DeleteChild,
     Emit,
     ExpandDisk,
+    Failed,
     PatchChild,
     RemoveVolume,
     VmCall,
@@ -37,6 +39,22 @@ class Outcome:
     failures: dict[Action, WukongError] = field(default_factory=dict)
     transient: bool = False
     created: list[JsonObj] = field(default_factory=list)  # children this pass created
+
+    @property
+    def failed(self) -> dict[Action, Failed]:
+        """The failures as the planners' `fold` reads them."""
+        return {action: classify(action, error) for action, error in self.failures.items()}
+
+
+def classify(action: Action, error: WukongError) -> Failed:
+    """Transient (retry), refused (KubeVirt's 409: the VM is in the wrong state) or
+    permanent; with the API's own message."""
+    message = str(getattr(error, "message", "") or error)
+    if isinstance(error, Conflict) and isinstance(action, KUBEVIRT_CALLS):
+        return Failed("refused", message)
+    if isinstance(error, TransientError):
+        return Failed("transient", message)
+    return Failed("permanent", message)
 
 
 class Executor:
@@ -71,6 +89,12 @@ class Executor:
             *(self.events.post(owner, e.type, e.reason, e.message) for e in events),
         )
         return outcome
+
+    async def post_events(self, owner: JsonObj, events: list[Emit]) -> None:
+        """Post Events one after the other, so their order is the plan's; best-effort (the
+        recorder logs and drops a failure)."""
+        for event in events:
+            await self.events.post(owner, event.type, event.reason, event.message)
 
     async def _in_order(
         self, owner: JsonObj, actions: list[Action], outcome: Outcome, *, stop_on_failure: bool
@@ -112,8 +136,8 @@ class Executor:
                 await self.storage.expand_pvc(namespace, claim, size)
             case VmCall():
                 await self._call(namespace, action)
-            case AddVolume(vm=vm, disk=disk, claim=claim, data_volume=dv, bus=bus):
-                await self.kubevirt.add_volume(namespace, vm, disk, claim, data_volume=dv, bus=bus)
+            case AddVolume(vm=vm, disk=disk, device=device, source=source):
+                await self.kubevirt.add_volume(namespace, vm, disk, device, source)
             case RemoveVolume(vm=vm, disk=disk):
                 await self.kubevirt.remove_volume(namespace, vm, disk)
         return None

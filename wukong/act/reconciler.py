@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -10,36 +11,19 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from wukong.adapters.kube import JsonObj
-from wukong.api import names
+from wukong.act.executor import Executor, Outcome
+from wukong.api import JsonObj, kinds, names
+from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.errors import Conflict, NotFound, PermanentError, TransientError, WukongError
-from wukong.reconcile.actions import CreateChild, Emit, ExpandDisk, VmCall
-from wukong.reconcile.conditions import Cond
-from wukong.reconcile.decide import Plan, decide
+from wukong.errors import NotFound, TransientError, WukongError
+from wukong.reconcile.actions import Action, CreateChild, Emit
+from wukong.reconcile.decide import Plan, decide, plan_unreadable
 from wukong.reconcile.deletion import plan_deletion
-from wukong.reconcile.disks import refusal_message
-from wukong.reconcile.executor import Executor, Outcome
 from wukong.reconcile.observed import Observed
-from wukong.reconcile.status import merge_conditions
-from wukong.reconcile.timefmt import iso
+from wukong.reconcile.outcome import fold
 
 log = logging.getLogger(__name__)
 
-# Cache kinds (the informers' names for the resources the operator watches).
-WUKONGS = "wukongs"
-VMS = "virtualmachines"
-VMIS = "virtualmachineinstances"
-DVS = "datavolumes"
-PVCS = "persistentvolumeclaims"
-NADS = "network-attachment-definitions"
-STORAGE_CLASSES = "storageclasses"
-CHILD_KINDS = {
-    "VirtualMachine": VMS,
-    "DataVolume": DVS,
-    "PersistentVolumeClaim": PVCS,
-    "NetworkAttachmentDefinition": NADS,
-}
 # A pass decides again after creating children at most this many times (networks, then
 # disks, then the VM is the longest chain).
 SETTLE_ROUNDS = 3
@@ -57,6 +41,9 @@ class Reader(Protocol):
 
     def list(self, kind: str, namespace: str | None = None, selector: Any = None) -> list[JsonObj]:
         """Cached objects of a kind."""
+
+    def remember(self, kind: str, obj: JsonObj) -> None:
+        """Write-through after our own write, unless the watch already brought something newer."""
 
 
 def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
@@ -80,19 +67,19 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
     for net in cr.spec.networks:
         ref = net.nad_name or names.nad_name(name, net.name)
         nad_ns, _, nad = ref.rpartition("/")
-        if (obj := store.get(NADS, nad_ns or ns, nad)) is not None:
+        if (obj := store.get(kinds.NAD.cache, nad_ns or ns, nad)) is not None:
             nads[f"{nad_ns or ns}/{nad}"] = obj
-    for obj in store.by_label(NADS, names.LABEL_WUKONG, name):
+    for obj in store.by_label(kinds.NAD.cache, names.LABEL_WUKONG, name):
         if obj["metadata"].get("namespace") == ns:
             nads[f"{ns}/{obj['metadata']['name']}"] = obj
     return Observed(
         now=now,
-        vm=store.get(VMS, ns, vm),
-        vmi=store.get(VMIS, ns, vm),
-        data_volumes=collect(DVS),
-        claims=collect(PVCS),
+        vm=store.get(kinds.VM.cache, ns, vm),
+        vmi=store.get(kinds.VMI.cache, ns, vm),
+        data_volumes=collect(kinds.DATA_VOLUME.cache),
+        claims=collect(kinds.PVC.cache),
         nads=nads,
-        storage_classes={o["metadata"]["name"]: o for o in store.list(STORAGE_CLASSES)},
+        storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
     )
 
 
@@ -137,7 +124,7 @@ class Reconciler:
     async def reconcile(self, key: str) -> float | None:
         """One pass for `namespace/name`."""
         namespace, _, name = key.partition("/")
-        raw = self.store.get(WUKONGS, namespace, name)
+        raw = self.store.get(kinds.WUKONG.cache, namespace, name)
         if raw is None:
             return None  # gone: nothing to do, its children go with the garbage collector
         try:
@@ -145,49 +132,59 @@ class Reconciler:
         except ValidationError as exc:
             await self._unreadable(raw, exc)
             return None
-        status: JsonObj = dict(raw.get("status") or {})
         finalizers: list[str] = list(raw["metadata"].get("finalizers") or [])
         if cr.metadata.deletion_timestamp is not None:
-            return await self._delete(raw, cr, status, finalizers)
+            return await self._delete(raw, cr, finalizers)
         if names.FINALIZER not in finalizers:
-            await self.executor.wukongs.set_finalizers(
+            raw = await self.executor.wukongs.set_finalizers(
                 namespace, name, [*finalizers, names.FINALIZER], raw["metadata"]["resourceVersion"]
             )
-            return None  # the write wakes us again
+            # Go on: the write's own watch event finds this pass's work done.
+            self.store.remember(kinds.WUKONG.cache, raw)
         now = self.clock()
         seen = observe(self.store, cr, now)
-        plan = decide(cr, status, seen, stall_after=self.stall_after)
+        plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
         if plan.needs_guest_check:  # the guest agent is not watchable: ask, then decide again
             seen = await self._ask_guest(cr, seen)
-            plan = decide(cr, status, seen, stall_after=self.stall_after)
-        outcome = await self.executor.run(raw, plan.actions)
-        plan, outcome = await self._settle(raw, cr, plan, outcome)
-        new_status = _after(plan.status, status, outcome)
-        await self._write_status(raw, status, new_status)
+            plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
+        events = [a for a in plan.actions if isinstance(a, Emit)]
+        outcome = await self.executor.run(raw, _acts(plan))
+        plan, outcome = await self._settle(raw, cr, plan, outcome, events)
+        wrote = False
+        if plan.hold_status is None:
+            # Events describe the status this pass writes: they go out beside the write.
+            status = fold(plan.status, cr.status, outcome.failed)
+            wrote, _ = await asyncio.gather(
+                self._write_status(raw, status), self.executor.post_events(raw, events)
+            )
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
+        if wrote:
+            # What waited for this status to be written (a lifecycle call: exactly once)
+            # runs now, from the written-through cache, not when our own watch event comes.
+            return 0.0
         return plan.requeue_after
 
     async def _settle(
-        self, raw: JsonObj, cr: Wukong, plan: Plan, outcome: Outcome
+        self, raw: JsonObj, cr: Wukong, plan: Plan, outcome: Outcome, events: list[Emit]
     ) -> tuple[Plan, Outcome]:
         """Decide again while this pass's creations change the picture, so one status write
         says what the watch would otherwise make the next passes write one by one (the VM
         we just created makes the Wukong Starting at once). Only creations and Events may
         follow in the same pass: anything else (a KubeVirt call above all) waits until the
         status that led to it is written, as exactly-once asks."""
-        remember = getattr(self.store, "remember", None)
         for _ in range(SETTLE_ROUNDS):
-            if remember is None or outcome.failures or not outcome.created:
+            if outcome.failures or not outcome.created:
                 break
             for obj in outcome.created:
-                if obj.get("kind") in CHILD_KINDS:
-                    remember(CHILD_KINDS[obj["kind"]], obj)
+                if obj.get("kind") in kinds.CHILDREN:
+                    self.store.remember(kinds.CHILDREN[obj["kind"]].cache, obj)
             seen = observe(self.store, cr, self.clock())
-            again = decide(cr, _clean(plan.status), seen, stall_after=self.stall_after)
+            again = decide(cr, plan.status, seen, stall_after=self.stall_after)
             if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
                 break
-            plan, outcome = again, await self.executor.run(raw, again.actions)
+            events += [a for a in again.actions if isinstance(a, Emit)]
+            plan, outcome = again, await self.executor.run(raw, _acts(again))
         return plan, outcome
 
     async def _ask_guest(self, cr: Wukong, seen: Observed) -> Observed:
@@ -200,13 +197,12 @@ class Reconciler:
             return replace(seen, guest_error=message.strip())
         return replace(seen, guest_filesystems=tuple(found))
 
-    async def _delete(
-        self, raw: JsonObj, cr: Wukong, status: JsonObj, finalizers: list[str]
-    ) -> float | None:
+    async def _delete(self, raw: JsonObj, cr: Wukong, finalizers: list[str]) -> float | None:
         if names.FINALIZER not in finalizers:
             return None
         now = self.clock()
-        plan = plan_deletion(cr, status, observe(self.store, cr, now), stall_after=self.stall_after)
+        seen = observe(self.store, cr, now)
+        plan = plan_deletion(cr, cr.status, seen, stall_after=self.stall_after)
         outcome = await self.executor.run(raw, plan.actions, stop_on_failure=True)
         if plan.finalize and not outcome.failures:
             rest = [f for f in finalizers if f != names.FINALIZER]
@@ -218,44 +214,30 @@ class Reconciler:
             except NotFound:
                 log.info("Wukong %s/%s is already gone", meta["namespace"], meta["name"])
             return None
-        new_status = dict(status)
-        new_status["phase"] = "Deleting"
-        new_status["deletion"] = plan.deletion
-        if status.get("phase") != "Deleting":
-            history = list(status.get("history") or [])
-            history.append(
-                {
-                    "from": status.get("phase") or "Pending",
-                    "to": "Deleting",
-                    "reason": "DeletionRequested",
-                    "time": iso(now),
-                }
-            )
-            new_status["history"] = history[-10:]
-        new_status["conditions"] = merge_conditions(
-            status.get("conditions") or [], plan.conditions, now, cr.metadata.generation
-        )
         try:
-            await self._write_status(raw, status, new_status)
+            wrote = await self._write_status(raw, plan.status)
         except NotFound:
             return None  # finished meanwhile (another pass removed the finalizer): done
         if outcome.failures:
             raise TransientError(f"deletion step failed: {next(iter(outcome.failures.values()))}")
-        return plan.requeue_after
+        return 0.0 if wrote else plan.requeue_after
 
-    async def _write_status(self, raw: JsonObj, old: JsonObj, new: JsonObj) -> None:
-        """Patch status only when it changed; vanished keys are nulled by the merge patch."""
-        if _clean(new) == _clean(old):
-            return
+    async def _write_status(self, raw: JsonObj, new: WukongStatus) -> bool:
+        """Patch status only when it changed (True when it did); vanished keys are nulled by
+        the merge patch."""
+        old: JsonObj = raw.get("status") or {}
+        wire = new.to_wire()
+        if wire == _clean(old):
+            return False
         meta = raw["metadata"]
         written = await self.executor.wukongs.patch_status(
-            meta["namespace"], meta["name"], meta["uid"], merge_patch(old, new)
+            meta["namespace"], meta["name"], meta["uid"], merge_patch(old, wire)
         )
         # Write-through: a pass woken before the watch delivers this write must not decide
         # from the old status (it would post the same Events and write the same status again).
-        remember = getattr(self.store, "remember", None)
-        if remember is not None and written.get("metadata"):
-            remember(WUKONGS, written)
+        if written.get("metadata"):
+            self.store.remember(kinds.WUKONG.cache, written)
+        return True
 
     async def _unreadable(self, raw: JsonObj, exc: ValidationError) -> None:
         """An object the models cannot read (e.g. written before the CRD's rules): say so."""
@@ -263,51 +245,14 @@ class Reconciler:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
         )
         log.warning("invalid Wukong %s: %s", raw["metadata"].get("name"), message)
-        status: JsonObj = dict(raw.get("status") or {})
-        conds = merge_conditions(
-            status.get("conditions") or [],
-            [Cond("SpecValid", False, "InvalidSpec", message)],
-            self.clock(),
-            raw["metadata"].get("generation"),
+        status = plan_unreadable(
+            raw.get("status") or {}, message, self.clock(), raw["metadata"].get("generation")
         )
-        # Any spec the API server accepted gets a phase: it waits in Pending (or stays where
-        # it was) and observedGeneration says this generation was looked at.
-        new = status | {
-            "phase": status.get("phase") or "Pending",
-            "observedGeneration": raw["metadata"].get("generation"),
-            "conditions": conds,
-        }
-        if _clean(new) != _clean(status):
+        if status is not None:
             await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message)])
-            await self._write_status(raw, status, new)
+            await self._write_status(raw, status)
 
 
-def _after(planned: JsonObj, old: JsonObj, outcome: Outcome) -> JsonObj:
-    """Fold what failed into the status: a lifecycle call that failed transiently is retried
-    next pass; one KubeVirt refused (409) is reported and not retried; observedGeneration
-    moves only when every action succeeded."""
-    status = dict(planned)
-    if outcome.failures:
-        status["observedGeneration"] = old.get("observedGeneration")
-    for action, error in outcome.failures.items():
-        if isinstance(action, ExpandDisk) and isinstance(error, PermanentError):
-            # Remembered per size, so the planner does not ask again until the spec changes.
-            reason = getattr(error, "message", str(error))
-            status["volumes"] = [
-                v | {"message": f"{refusal_message(action.size)}: {reason}"}
-                if v.get("name") == action.disk
-                else v
-                for v in status.get("volumes") or []
-            ]
-        if isinstance(action, VmCall) and status.get("lifecycleState"):
-            state = dict(status["lifecycleState"])
-            if isinstance(error, PermanentError | Conflict):
-                state |= {
-                    "state": "Failed",
-                    "issued": True,
-                    "message": f"KubeVirt refused {action.verb}: {error}",
-                }
-            else:
-                state["issued"] = False
-            status["lifecycleState"] = state
-    return status
+def _acts(plan: Plan) -> list[Action]:
+    """The plan's actions but its Events (those go with the status write)."""
+    return [a for a in plan.actions if not isinstance(a, Emit)]

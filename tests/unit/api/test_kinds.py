@@ -1,0 +1,68 @@
+"""One table of kinds: coordinates, cache names, and what the cache keeps of each."""
+
+from __future__ import annotations
+
+from wukong.api import kinds
+from wukong.runtime.cache import Store
+
+VMI = {
+    "apiVersion": "kubevirt.io/v1",
+    "kind": "VirtualMachineInstance",
+    "metadata": {
+        "name": "web-1-vm",
+        "namespace": "demo",
+        "resourceVersion": "7",
+        "managedFields": [{"manager": "virt-handler"}],
+    },
+    "spec": {
+        "domain": {
+            "cpu": {"cores": 2},
+            "memory": {"guest": "1Gi"},
+            "devices": {"interfaces": [{"name": "default"}], "disks": [{"name": "system"}]},
+            "firmware": {"uuid": "x"},
+        },
+        "networks": [{"name": "default", "pod": {}}],
+        "volumes": [{"name": "system"}],
+    },
+    "status": {
+        "phase": "Running",
+        "nodeName": "node-1",
+        "guestOSInfo": {"name": "Fedora"},
+        "launcherContainerImageVersion": "v1.7.0",
+    },
+}
+
+
+def test_the_cache_keeps_what_the_operator_reads_and_nothing_else() -> None:
+    kept = kinds.project(VMI, kinds.VMI.reads)
+    assert kept["metadata"] == {"name": "web-1-vm", "namespace": "demo", "resourceVersion": "7"}
+    assert kept["spec"] == {
+        "domain": {
+            "cpu": {"cores": 2},
+            "memory": {"guest": "1Gi"},
+            "devices": {"interfaces": [{"name": "default"}]},
+        },
+        "networks": [{"name": "default", "pod": {}}],
+    }
+    assert kept["status"] == {"phase": "Running", "nodeName": "node-1"}
+    assert VMI["metadata"]["managedFields"]  # the input is not changed
+
+
+def test_a_store_applies_the_table_and_a_kind_without_reads_keeps_everything() -> None:
+    store = Store(reads={k.cache: k.reads for k in kinds.WATCHED})
+    store.upsert(kinds.VMI.cache, VMI)
+    store.upsert("other", VMI)
+    assert "guestOSInfo" not in store.get(kinds.VMI.cache, "demo", "web-1-vm")["status"]  # type: ignore[index]
+    other = store.get("other", "demo", "web-1-vm")
+    assert other is not None and other["status"] == VMI["status"]
+    assert "managedFields" not in other["metadata"]
+
+
+def test_names_are_unique_and_children_are_watched() -> None:
+    caches = [k.cache for k in kinds.WATCHED]
+    assert len(set(caches)) == len(caches)
+    assert set(kinds.CHILDREN.values()) <= set(kinds.WATCHED)
+    assert (
+        kinds.VM.cache == "virtualmachines.kubevirt.io"
+        and kinds.PVC.cache == "persistentvolumeclaims"
+    )

@@ -1,0 +1,58 @@
+"""`fold`: what the executor's actions did, folded into the status a pass writes."""
+
+from __future__ import annotations
+
+from tests.unit.reconcile.world import NOW
+from wukong.api.status import LifecycleState, VolumeStatus, WukongStatus
+from wukong.reconcile.actions import CreateChild, ExpandDisk, Failed, VmCall
+from wukong.reconcile.outcome import fold
+
+OLD = WukongStatus(phase="Running", observed_generation=3)
+PLANNED = WukongStatus(
+    phase="Running",
+    observed_generation=4,
+    volumes=[VolumeStatus(name="data", size="2Gi"), VolumeStatus(name="logs", size="1Gi")],
+    lifecycle_state=LifecycleState(
+        state="Issued", last_action="stop", issued=True, last_action_time=NOW
+    ),
+)
+EXPAND = ExpandDisk("web-1-data", "2Gi", "data")
+STOP = VmCall("stop", "web-1-vm", grace_period=30)
+
+
+def test_nothing_failed_is_the_planned_status() -> None:
+    assert fold(PLANNED, OLD, {}) is PLANNED
+
+
+def test_any_failure_keeps_the_observed_generation() -> None:
+    child = CreateChild("VirtualMachine", {"metadata": {"name": "web-1-vm"}})
+    status = fold(PLANNED, OLD, {child: Failed("transient", "etcd leader changed")})
+    assert status.observed_generation == 3
+    assert status.lifecycle_state == PLANNED.lifecycle_state and status.volumes == PLANNED.volumes
+
+
+def test_a_refused_expansion_is_a_typed_field_on_that_volume_only() -> None:
+    status = fold(PLANNED, OLD, {EXPAND: Failed("permanent", "class cannot grow")})
+    data, logs = status.volumes
+    assert data.expansion_refused == "2Gi"
+    assert data.message == "expansion to 2Gi refused: class cannot grow"
+    assert logs == PLANNED.volumes[1]
+
+
+def test_a_transient_expansion_failure_is_retried_not_remembered() -> None:
+    status = fold(PLANNED, OLD, {EXPAND: Failed("transient", "timeout")})
+    assert status.volumes[0].expansion_refused is None
+
+
+def test_a_call_kubevirt_refused_is_answered_failed_and_not_retried() -> None:
+    status = fold(PLANNED, OLD, {STOP: Failed("refused", "VM is not running")})
+    assert status.lifecycle_state is not None
+    assert (status.lifecycle_state.state, status.lifecycle_state.issued) == ("Failed", True)
+    assert status.lifecycle_state.message == "KubeVirt refused stop: VM is not running"
+
+
+def test_a_call_that_failed_transiently_is_issued_again_next_pass() -> None:
+    status = fold(PLANNED, OLD, {STOP: Failed("transient", "503")})
+    assert status.lifecycle_state is not None
+    assert status.lifecycle_state.issued is False
+    assert status.lifecycle_state.state == "Accepted"  # the next pass makes the call again

@@ -1,0 +1,53 @@
+"""What the executor's actions did, folded into the status a pass writes. Pure.
+
+The planners decide the status as if every action succeeds; `fold` corrects it for the
+actions that did not: `observedGeneration` stays where it was, a lifecycle call that failed
+transiently is made again next pass (back to Accepted) while one KubeVirt refused is
+answered `Failed` (`wukong.fsm.requests.PROTOCOL`), and a
+claim expansion the API server refused is remembered as `expansionRefused` so it is not
+asked again until the spec asks for another size. Typed fields, never parsed messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from wukong.api.status import WukongStatus
+from wukong.fsm.requests import Happened
+from wukong.reconcile.actions import Action, ExpandDisk, Failed, VmCall
+from wukong.reconcile.lifecycle import moved
+
+
+def refusal_message(size: str, why: str) -> str:
+    """The volume message recording that growing to `size` was refused."""
+    return f"expansion to {size} refused: {why}"
+
+
+def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Failed]) -> WukongStatus:
+    """The status to write, given the actions that failed (none: `planned` as it is)."""
+    if not failed:
+        return planned
+    status = planned.model_copy(update={"observed_generation": old.observed_generation})
+    for action, failure in failed.items():
+        if isinstance(action, ExpandDisk) and failure.kind == "permanent":
+            volumes = [
+                v.model_copy(
+                    update={
+                        "expansion_refused": action.size,
+                        "message": refusal_message(action.size, failure.message),
+                    }
+                )
+                if v.name == action.disk
+                else v
+                for v in status.volumes
+            ]
+            status = status.model_copy(update={"volumes": volumes})
+        elif isinstance(action, VmCall) and status.lifecycle_state is not None:
+            state = status.lifecycle_state
+            if failure.kind == "transient":
+                state = moved(state, Happened.call_failed)
+            else:
+                message = f"KubeVirt refused {action.verb}: {failure.message}"
+                state = moved(state, Happened.call_refused, message=message)
+            status = status.model_copy(update={"lifecycle_state": state})
+    return status
