@@ -166,7 +166,9 @@ class Operator:
     def _wire(self) -> None:
         add = self.queue.add
         self.informers[kinds.WUKONG.cache].add_handler(enqueue_wukong(add))
-        self.informers[kinds.WUKONG.cache].add_handler(self._count_answers)
+        # Every event: an answer our own status write put in the cache (write-through) is
+        # one the update-skipping informer would otherwise keep from the counter.
+        self.informers[kinds.WUKONG.cache].add_handler(self._count_answers, every_event=True)
         for kind in (kinds.VM, kinds.DATA_VOLUME, kinds.PVC):
             self.informers[kind.cache].add_handler(enqueue_owner(add))
         vmi_owner = enqueue_vmi_owner(add, self.store, kinds.VM.cache)

@@ -108,7 +108,7 @@ class Informer:
         self._backoff_initial = backoff_initial
         self._backoff_cap = backoff_cap
         self._missing_retry = missing_retry
-        self._handlers: list[EventHandler] = []
+        self._handlers: list[tuple[EventHandler, bool]] = []
         self._resource_version: str | None = None
         self._last_activity: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -119,9 +119,11 @@ class Informer:
         """The resource's name, also its kind in the Store."""
         return self.resource.name
 
-    def add_handler(self, handler: EventHandler) -> None:
-        """Call `handler(event_type, obj)` after each change is in the store."""
-        self._handlers.append(handler)
+    def add_handler(self, handler: EventHandler, *, every_event: bool = False) -> None:
+        """Call `handler(event_type, obj)` after each change is in the store; with
+        `every_event`, also for an update `skip_unchanged` keeps from the others (one that
+        our own write-through already put in the cache: a counter must still see it)."""
+        self._handlers.append((handler, every_event))
 
     def stale(self, now: float) -> bool:
         """True if the informer died or has been silent past its deadline (for /healthz)."""
@@ -271,8 +273,8 @@ class Informer:
             before = self._store.get(self.name, *object_name(event.object))
             obj = apply_event(self._store, self.name, event)
             quiet = self.skip_unchanged and event.type == "MODIFIED" and before is not None
-            if not (quiet and before is not None and same_but_version(before, obj)):
-                self._notify(event.type, obj)
+            unchanged = quiet and before is not None and same_but_version(before, obj)
+            self._notify(event.type, obj, only_every_event=unchanged)
         if resource_version:
             self._resource_version = resource_version
             self._store.set_resource_version(self.name, resource_version)
@@ -303,9 +305,11 @@ class Informer:
             raise ResourceMissing(body) from error
         raise error
 
-    def _notify(self, event_type: str, obj: Obj) -> None:
+    def _notify(self, event_type: str, obj: Obj, *, only_every_event: bool = False) -> None:
         """Call every handler; one failing handler must not stop the informer or the others."""
-        for handler in self._handlers:
+        for handler, every_event in self._handlers:
+            if only_every_event and not every_event:
+                continue
             try:
                 handler(event_type, obj)
             except Exception:

@@ -131,3 +131,20 @@ def test_an_update_to_fields_the_cache_does_not_keep_wakes_nobody() -> None:
     assert store.get(KIND, "ns", "web-1-vm")["metadata"]["resourceVersion"] == "11"  # type: ignore[index]
     informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "12", conditions=[{"type": "Ready"}])))
     assert seen == ["10", "12"]
+
+
+def test_our_own_write_through_still_reaches_a_handler_of_every_event() -> None:
+    store = Store()
+    informer = Informer(None, VMS, store, clock=FakeClock(), skip_unchanged=True)
+    woken: list[str] = []
+    counted: list[str] = []
+    informer.add_handler(lambda kind, obj: woken.append(obj["metadata"]["resourceVersion"]))
+    informer.add_handler(
+        lambda kind, obj: counted.append(obj["metadata"]["resourceVersion"]), every_event=True
+    )
+    informer.apply_list([vm("web-1-vm", "10")], "10")
+    written = vm("web-1-vm", "11", printableStatus="Running")
+    store.remember(KIND, written)  # the operator's write-through, before its watch event
+    informer.process(WatchEvent("MODIFIED", written))
+    assert woken == ["10"]  # nothing new for the queue
+    assert counted == ["10", "11"]  # but a counter sees the change
