@@ -50,6 +50,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--pool", type=int, default=10, help="Wukongs that take lifecycle requests")
     p.add_argument("--no-floor", action="store_true", help="skip the direct-write floor")
+    p.add_argument(
+        "--creation-only",
+        action="store_true",
+        help="only create and time each size: no steady state, no latency (a scale run: "
+        "--creation-only --no-floor --sizes 5000 --timeout 3600)",
+    )
     p.add_argument("--profile", type=Path, help="run the operator under pyinstrument, save here")
     p.add_argument("--out", type=Path, default=HERE, help="where results.json/.png go")
     return p.parse_args(argv)
@@ -164,7 +170,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="wukong-bench-") as tmp:
         async with cluster() as cl:
             for n in sizes:
-                got = await one_size(cl, n, opts, Path(tmp), last=n == sizes[-1])
+                last = n == sizes[-1] and not opts.creation_only
+                got = await one_size(cl, n, opts, Path(tmp), last=last)
                 run: dict[str, Any] = {k: got[k] for k in ("operator", "floor") if k in got}
                 if "floor" in run:
                     ratio = run["operator"]["seconds"] / run["floor"]["seconds"]
@@ -225,6 +232,7 @@ def meta(opts: argparse.Namespace, sizes: list[int], seconds: float) -> dict[str
         "creates_in_flight": opts.in_flight,
         "simulator": "all delays 0",
         "profiled": bool(opts.profile),
+        "creation_only": bool(opts.creation_only),
         "wall_seconds": round(seconds, 1),
     }
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 from kubernetes_asyncio.client import ApiClient
 
-from bench import apimetrics
+from bench import apimetrics, manifests
 from wukong.adapters.kube import JsonObj, Kube, api_path
 from wukong.api import names
 from wukong.errors import AlreadyExists
@@ -84,8 +84,11 @@ async def cluster() -> AsyncIterator[Cluster]:
     await asyncio.to_thread(plane.start)
     try:
         async with await api_client(plane.kubeconfig) as api:
+            kube = Kube(api)
+            policies = api_path(names.GROUP, names.VERSION, "wukongnetworkpolicies")
+            await kube.create(policies, manifests.network_policy())
             async with Simulator(plane.kubeconfig, config=zero_delays()) as sim:
-                yield Cluster(plane, sim, api, Kube(api))
+                yield Cluster(plane, sim, api, kube)
     finally:
         await asyncio.to_thread(plane.stop)
 

@@ -33,6 +33,18 @@ def wukong(name: str) -> JsonObj:
     }
 
 
+def network_policy() -> JsonObj:
+    """The administrator's WukongNetworkPolicy the bench needs: br-lan, untagged, in the
+    bench's namespaces (fresh per size, so every namespace). Without it the operator refuses
+    the network (issue 15: default closed)."""
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": "WukongNetworkPolicy",
+        "metadata": {"name": "cluster"},
+        "spec": {"rules": [{"namespaces": ["*"], "bridges": [BRIDGE], "untagged": True}]},
+    }
+
+
 def floor_nad(vm: str) -> JsonObj:
     """The NAD a person would write for the VM's bridge network."""
     plugin = {"type": "bridge", "bridge": BRIDGE, "disableContainerInterface": True}

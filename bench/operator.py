@@ -19,7 +19,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 from bench import apimetrics
 from bench.cluster import Cluster
 from wukong.testing._background import Background
-from wukong.testing.operator import OperatorProcess
+from wukong.testing.operator import OperatorProcess, die_with_parent
 
 MIB = 2**20
 T = TypeVar("T")
@@ -68,7 +68,7 @@ class Operator(Background):
         with open(self.log_file, "ab") as out:
             env = dict(os.environ, PYTHONUNBUFFERED="1")
             self.process.proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
             )
 
     async def start(self, within: float = 60) -> None:

@@ -174,6 +174,18 @@ class Operator:
         vmi_owner = enqueue_vmi_owner(add, self.store, kinds.VM.cache)
         self.informers[kinds.VMI.cache].add_handler(vmi_owner)
         self.informers[kinds.NAD.cache].add_handler(self._on_nad(kinds.WUKONG.cache))
+        policy = self._on_policy(kinds.WUKONG.cache)
+        self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
+
+    def _on_policy(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
+        """The network policy changed: every Wukong that uses a network decides again."""
+
+        def handle(event_type: str, policy: dict[str, Any]) -> None:
+            for cr in self.store.list(wukong_kind):
+                if cr.get("spec", {}).get("networks"):
+                    self.queue.add(f"{cr['metadata']['namespace']}/{cr['metadata']['name']}")
+
+        return handle
 
     def _on_nad(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
         """A user's NAD has no owner: wake every Wukong in its namespace that names it."""

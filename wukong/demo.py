@@ -21,7 +21,12 @@ from wukong.testing.operator import InProcessOperator
 
 NAMESPACE = "demo"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-PLURALS = {"NetworkAttachmentDefinition": names.NAD_PLURAL, "Wukong": names.PLURAL}
+PLURALS = {
+    "NetworkAttachmentDefinition": names.NAD_PLURAL,
+    "Wukong": names.PLURAL,
+    "WukongNetworkPolicy": "wukongnetworkpolicies",
+}
+CLUSTER_SCOPED = {"WukongNetworkPolicy"}  # the administrator's, not the demo namespace's
 SETTLED = {"Running", "Stopped", "Error"}
 
 
@@ -37,9 +42,11 @@ async def apply_file(kube: Kube, text: str, namespace: str) -> list[str]:
             continue
         group, _, version = str(doc["apiVersion"]).rpartition("/")
         plural = PLURALS.get(doc["kind"], doc["kind"].lower() + "s")
-        doc.setdefault("metadata", {})["namespace"] = namespace
+        where = None if doc["kind"] in CLUSTER_SCOPED else namespace
+        if where is not None:
+            doc.setdefault("metadata", {})["namespace"] = where
         try:
-            await kube.create(api_path(group, version, plural, namespace), doc)
+            await kube.create(api_path(group, version, plural, where), doc)
         except AlreadyExists:
             pass
         created.append(f"{doc['kind']}/{doc['metadata']['name']}")

@@ -169,10 +169,31 @@ async def namespace(kube: ApiClient) -> AsyncIterator[str]:
 MANIFESTS = _HERE.parent.parent / "manifests"
 
 
+# The administrator's network policy of the test cluster: every namespace may use any bridge,
+# VLAN and NAD. Tests of the policy itself (test_tenancy.py) narrow it and put this one back.
+OPEN_NETWORK_POLICY = {
+    "apiVersion": "vm.novasphere.dev/v1alpha1",
+    "kind": "WukongNetworkPolicy",
+    "metadata": {"name": "cluster"},
+    "spec": {
+        "rules": [
+            {
+                "namespaces": ["*"],
+                "bridges": ["*"],
+                "vlans": [{"from": 1, "to": 4094}],
+                "untagged": True,
+                "nads": ["*/*"],
+            }
+        ]
+    },
+}
+
+
 @pytest.fixture(scope="session")
 def operator_kubeconfig(control_plane: ControlPlane) -> Path:
     """The operator's identity in every integration test: the `wukong` ServiceAccount bound
-    by manifests/rbac, on the RBAC-enforcing API server. This is what proves the RBAC."""
+    by manifests/rbac, on the RBAC-enforcing API server. This is what proves the RBAC.
+    The cluster's network policy lets every namespace use any network (see above)."""
     import yaml
 
     files = [MANIFESTS / "namespace.yaml", *sorted((MANIFESTS / "rbac").glob("*.yaml"))]
@@ -184,6 +205,7 @@ def operator_kubeconfig(control_plane: ControlPlane) -> Path:
         if d
     ]
     control_plane.apply(docs)
+    control_plane.apply([OPEN_NETWORK_POLICY])
     return control_plane.service_account_kubeconfig(
         "wukong-system", "wukong", expiration_seconds=4 * 3600
     )

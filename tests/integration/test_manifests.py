@@ -46,6 +46,7 @@ def grants(group: str, resources: str, verbs: tuple[str, ...]) -> set[Grant]:
 # operator's API use means changing this table and manifests/rbac/cluster-role.yaml together.
 CLUSTER_VERBS = (
     grants(GROUP, "wukongs", ("get", "list", "watch", "patch"))
+    | grants(GROUP, "wukongnetworkpolicies", READ)
     | grants(GROUP, "wukongs/status", ("patch",))
     | grants(GROUP, "wukongs/finalizers", ("update",))
     | grants("kubevirt.io", "virtualmachines", MANAGE)
@@ -141,6 +142,8 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
     assert objects == {
         ("Namespace", NAMESPACE),
         ("CustomResourceDefinition", f"{PLURAL}.{GROUP}"),
+        ("CustomResourceDefinition", f"wukongnetworkpolicies.{GROUP}"),
+        ("WukongNetworkPolicy", "cluster"),
         ("ServiceAccount", SERVICE_ACCOUNT),
         ("ClusterRole", "wukong-operator"),
         ("ClusterRoleBinding", "wukong-operator"),
@@ -156,6 +159,8 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
         ("PodDisruptionBudget", "wukong"),
         ("ValidatingAdmissionPolicy", "wukong-deletion-protection"),
         ("ValidatingAdmissionPolicyBinding", "wukong-deletion-protection"),
+        ("ValidatingAdmissionPolicy", "wukong-network-policy"),
+        ("ValidatingAdmissionPolicyBinding", "wukong-network-policy"),
     }
     namespaced = [
         d
@@ -166,6 +171,7 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
             "CustomResourceDefinition",
             "ClusterRole",
             "ClusterRoleBinding",
+            "WukongNetworkPolicy",
             *POLICY_KINDS,
         }
     ]
@@ -277,8 +283,10 @@ def test_the_deletion_protection_policy_denies_delete_of_annotated_wukongs(
 
 @pytest.fixture(scope="module")
 def installed(control_plane: ControlPlane) -> Iterator[ControlPlane]:
-    """Everything but the policy applied for real (the policy is per test: it blocks teardown)."""
-    rest = [d for d in render() if d["kind"] not in POLICY_KINDS]
+    """Everything but the policy applied for real (the policy is per test: it blocks teardown).
+    The shipped WukongNetworkPolicy (closed) stays out too: the session's open one serves the
+    other tests."""
+    rest = [d for d in render() if d["kind"] not in {*POLICY_KINDS, "WukongNetworkPolicy"}]
     applied = kubectl(
         "apply",
         "--server-side",
@@ -530,9 +538,11 @@ async def protected(
 ) -> AsyncIterator[Wukongs]:
     """The policy applied for real and in effect; removed (annotations first) afterwards."""
     wukongs = Wukongs(kube, namespace)
-    policy = str(MANIFESTS / "policy")
+    # Only the deletion protection: manifests/policy also holds the network policy and its
+    # closed default, which would take the session's open one away (tested in test_tenancy.py).
+    policy = str(MANIFESTS / "policy" / "deletion-protection.yaml")
     await asyncio.to_thread(
-        kubectl, "apply", "--server-side", "-k", policy, kubeconfig=control_plane.kubeconfig
+        kubectl, "apply", "--server-side", "-f", policy, kubeconfig=control_plane.kubeconfig
     )
     try:
         # The policy takes effect once the API server's informer has it: probe with dry-runs.
@@ -555,7 +565,7 @@ async def protected(
             kubectl,
             "delete",
             "--ignore-not-found",
-            "-k",
+            "-f",
             policy,
             kubeconfig=control_plane.kubeconfig,
         )

@@ -14,7 +14,7 @@ from wukong.adapters.multus import Multus
 from wukong.adapters.storage import Storage
 from wukong.adapters.wukongs import Wukongs
 from wukong.api import JsonObj
-from wukong.errors import AlreadyExists, Conflict, TransientError, WukongError
+from wukong.errors import AlreadyExists, ApiError, Conflict, TransientError, WukongError
 from wukong.reconcile.actions import (
     Action,
     AddVolume,
@@ -50,11 +50,12 @@ def classify(action: Action, error: WukongError) -> Failed:
     """Transient (retry), refused (KubeVirt's 409: the VM is in the wrong state) or
     permanent; with the API's own message."""
     message = str(getattr(error, "message", "") or error)
+    code = error.status if isinstance(error, ApiError) else None
     if isinstance(error, Conflict) and isinstance(action, KUBEVIRT_CALLS):
-        return Failed("refused", message)
+        return Failed("refused", message, code)
     if isinstance(error, TransientError):
-        return Failed("transient", message)
-    return Failed("permanent", message)
+        return Failed("transient", message, code)
+    return Failed("permanent", message, code)
 
 
 class Executor:

@@ -17,10 +17,12 @@ from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import NotFound, TransientError, WukongError
 from wukong.reconcile.actions import Action, CreateChild, Emit
+from wukong.reconcile.admission import admit
 from wukong.reconcile.decide import Plan, decide, plan_unreadable
 from wukong.reconcile.deletion import plan_deletion
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.outcome import fold
+from wukong.reconcile.tenancy import POLICY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
         claims=collect(kinds.PVC.cache),
         nads=nads,
         storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
+        network_policy=store.get(kinds.NETWORK_POLICY.cache, "", POLICY_NAME),
     )
 
 
@@ -151,18 +154,25 @@ class Reconciler:
         outcome = await self.executor.run(raw, _acts(plan))
         plan, outcome = await self._settle(raw, cr, plan, outcome, events)
         wrote = False
-        if plan.hold_status is None:
+        retry: float | None = None
+        if plan.hold_status is None or outcome.failed:
             # Events describe the status this pass writes: they go out beside the write.
             status = fold(plan.status, cr.status, outcome.failed)
+            status, refusals, retry = admit(
+                status, outcome.failed, self.clock(), cr.metadata.generation
+            )
             wrote, _ = await asyncio.gather(
-                self._write_status(raw, status), self.executor.post_events(raw, events)
+                self._write_status(raw, status),
+                self.executor.post_events(raw, [*events, *refusals]),
             )
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
-        if wrote:
+        if wrote and retry is None:
             # What waited for this status to be written (a lifecycle call: exactly once)
             # runs now, from the written-through cache, not when our own watch event comes.
             return 0.0
+        if retry is not None and (plan.requeue_after is None or retry < plan.requeue_after):
+            return retry  # a child the API server refused: try again later (admission.py)
         return plan.requeue_after
 
     async def _settle(

@@ -121,11 +121,16 @@ FILESYSTEM_RESIZE_PENDING = "FileSystemResizePending"
 VOLUMES_RESIZED = "VolumesResized"
 RESTART_REQUIRED = "RestartRequired"
 DELETION_BLOCKED = "DeletionBlocked"
+VM_HEALTHY = "VMHealthy"
+"""False while KubeVirt reports the VM in trouble (reconcile/vm_health.py); absent otherwise."""
+CHILDREN_ADMITTED = "ChildrenAdmitted"
+"""False while the API server refuses a child (reconcile/admission.py); absent otherwise."""
 
 ALWAYS_PRESENT = frozenset({READY, SPEC_VALID, NETWORKS_CONFIGURED, VOLUMES_BOUND, STALLED})
 """Conditions every Wukong carries once it has been reconciled."""
 OPERATION_CONDITIONS = frozenset(
     {
+        VM_HEALTHY,
         DISK_HOTPLUG,
         DISK_DETACH,
         FILESYSTEM_RESIZE_PENDING,
@@ -201,6 +206,7 @@ CLEARED: dict[str, tuple[str, str]] = {
     DISK_DETACH: ("NothingPending", "no disk waits to be detached"),
     RESTART_REQUIRED: ("UpToDate", "the running VM matches the spec"),
     DELETION_BLOCKED: ("NotProtected", "deletion proceeds"),
+    VM_HEALTHY: ("NoError", "KubeVirt reports no error for the VM"),
 }
 """What the absence of an operation condition means (reason, message): the Normal Event
 that announces it went away after saying something bad."""

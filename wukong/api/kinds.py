@@ -107,7 +107,17 @@ STORAGE_CLASS = Kind(
     reads={"allowVolumeExpansion": ALL, "volumeBindingMode": ALL, "provisioner": ALL},
 )
 
-WATCHED = (WUKONG, VM, VMI, DATA_VOLUME, PVC, NAD, STORAGE_CLASS)
+NETWORK_POLICY = Kind(
+    "WukongNetworkPolicy",
+    names.GROUP,
+    names.VERSION,
+    "wukongnetworkpolicies",
+    namespaced=False,
+    reads={"spec": ALL},
+)
+"""The administrator's policy of which networks tenants may use (issue 15)."""
+
+WATCHED = (WUKONG, VM, VMI, DATA_VOLUME, PVC, NAD, STORAGE_CLASS, NETWORK_POLICY)
 CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD)}
 """The kinds a Wukong owns, by `kind`."""
 

@@ -214,6 +214,27 @@ _BRIDGE_ONLY = (
 )
 
 
+NAD_REF_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
+def _nad_ref(value: str) -> str:
+    namespace, _, name = value.rpartition("/")
+    if len(name) > 253 or len(namespace) > 63 or not re.fullmatch(NAD_REF_PATTERN, value):
+        raise ValueError(
+            f"'{value}' is not a NAD name: use 'name' for a NAD in this namespace or "
+            "'namespace/name' for one in another namespace (lowercase letters, digits, '-', '.')"
+        )
+    return value
+
+
+NadRef = Annotated[
+    str,
+    AfterValidator(_nad_ref),
+    WithJsonSchema({"type": "string", "pattern": NAD_REF_PATTERN, "maxLength": 317}),
+]
+"""An existing NAD: 'name' in the Wukong's namespace, or 'namespace/name' (issue 15)."""
+
+
 class NetworkSpec(WireModel):
     """A secondary network: an existing NAD (nadName) or one the operator creates."""
 
@@ -221,8 +242,8 @@ class NetworkSpec(WireModel):
 
     name: DnsLabel
     """Network (and guest interface) name, unique in the Wukong."""
-    nad_name: ObjectName | None = None
-    """Use this existing NetworkAttachmentDefinition in the same namespace."""
+    nad_name: NadRef | None = None
+    """An existing NetworkAttachmentDefinition: 'name', or 'namespace/name' if policy allows."""
     type: Annotated[
         str,
         WithJsonSchema(

@@ -114,3 +114,5 @@ class Failed:
 
     kind: Literal["transient", "refused", "permanent"]
     message: str
+    code: int | None = None
+    """The HTTP status of the API's answer, when there was one (403 and 422: admission)."""

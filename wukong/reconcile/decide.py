@@ -14,8 +14,10 @@ from pydantic import ValidationError
 
 from wukong.api import JsonObj, names
 from wukong.api.conditions import (
+    CHILDREN_ADMITTED,
     CLEARED,
     SPEC_VALID,
+    VM_HEALTHY,
     Cond,
     Condition,
     merge_conditions,
@@ -24,7 +26,7 @@ from wukong.api.conditions import (
 )
 from wukong.api.status import VolumeStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.api.validation import validate_spec
+from wukong.api.validation import Problem, validate_spec
 from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import retained
@@ -40,8 +42,10 @@ from wukong.reconcile.status import (
     ready_condition,
     stalled_condition,
 )
+from wukong.reconcile.tenancy import NETWORK_NOT_ALLOWED, network_refusals, refusal_message
 from wukong.reconcile.timefmt import parse_time
 from wukong.reconcile.vm import plan_vm
+from wukong.reconcile.vm_health import vm_health
 
 
 @dataclass
@@ -66,7 +70,15 @@ QUIET_CREATE = 5.0
 
 # Which way round each condition is healthy: Events report going bad (Warning) and
 # coming back (Normal), never a healthy first value.
-GOOD_WHEN_TRUE = {"NetworksConfigured", "VolumesBound", "SpecValid", "VolumesResized", "DiskDetach"}
+GOOD_WHEN_TRUE = {
+    "NetworksConfigured",
+    "VolumesBound",
+    "SpecValid",
+    "VolumesResized",
+    "DiskDetach",
+    VM_HEALTHY,
+    CHILDREN_ADMITTED,
+}
 BAD_WHEN_TRUE = {"RestartRequired", "FileSystemResizePending", "Stalled", "DeletionBlocked"}
 # Not healthy yet, but the normal path: every new disk is Provisioning for a while. No Warning
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
@@ -110,9 +122,15 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     now = seen.now
     plan = Plan()
     problems = validate_spec(cr.spec, name=cr.metadata.name)
+    refused = [] if problems else network_refusals(cr, seen.network_policy)
     if problems:
         text = "; ".join(str(p) for p in problems)
         valid = Cond(SPEC_VALID, False, "InvalidSpec", text)
+    elif refused:
+        # The administrator's policy refuses a network: nothing is created (issue 15).
+        message = refusal_message(cr, refused, seen.network_policy)
+        valid = Cond(SPEC_VALID, False, NETWORK_NOT_ALLOWED, message)
+        problems = [Problem("spec.networks", message)]
     else:
         valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
     nets = plan_networks(cr, seen) if not problems else None
@@ -134,6 +152,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     if not problems:
         plan.actions += vm.actions
         conds += vm.conditions
+        if (health := vm_health(seen)) is not None:
+            conds.append(health)
     if vm.conflict:
         conds[0] = Cond(
             SPEC_VALID,
@@ -154,7 +174,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     history = record_hops(status.history, _hops(step), now)
     since = phase_since(history) or parse_time(cr.metadata.creation_timestamp) or now
     stalled, look_again = stalled_condition(
-        step.phase, since, now, stall_after, _waiting_for(conds)
+        step.phase, since, now, stall_after, _waiting_for(conds, status)
     )
     conds.append(stalled)
     plan.requeue(look_again)
@@ -246,9 +266,18 @@ def _with_detaching(
     return out
 
 
-def _waiting_for(conds: list[Cond]) -> str:
-    pending = [f"{c.type}: {c.message}" for c in conds if c.status is False]
-    return "; ".join(pending) or "waiting for KubeVirt"
+def _waiting_for(conds: list[Cond], status: WukongStatus) -> str:
+    """What a stalled phase actually waits for: the conditions in trouble, the VM's own
+    first (its message names the cause), never a healthy one (issue 15)."""
+    troubled = [c for c in conds if c.status is (c.type not in GOOD_WHEN_TRUE)]
+    vm = [c.message for c in troubled if c.type == VM_HEALTHY]
+    rest = [f"{c.type}: {c.message}" for c in troubled if c.type != VM_HEALTHY]
+    refused = [  # set after the actions ran (reconcile/admission.py), carried in status
+        f"{c.type}: {c.message}"
+        for c in status.conditions
+        if c.type == CHILDREN_ADMITTED and c.status == "False"
+    ]
+    return "; ".join([*vm, *refused, *rest]) or "waiting for KubeVirt"
 
 
 def plan_unreadable(

@@ -24,6 +24,8 @@ class Observed:
     """The guest agent's filesystem list; None when not asked this pass."""
     guest_error: str | None = None
     """Why the guest agent could not tell (not connected, VMI not running)."""
+    network_policy: JsonObj | None = None
+    """The administrator's WukongNetworkPolicy 'cluster'; None when there is none."""
 
     @property
     def vmi_phase(self) -> str | None:

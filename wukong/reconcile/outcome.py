@@ -44,7 +44,12 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
             status = status.model_copy(update={"volumes": volumes})
         elif isinstance(action, VmCall) and status.lifecycle_state is not None:
             state = status.lifecycle_state
-            if failure.kind == "transient":
+            if action.force and state.escalated and not state.force and failure.kind == "transient":
+                # The forced escalation of a graceful stop failed (5xx, timeout): clear the
+                # mark so the next pass escalates again, forced (issue 15).
+                message = f"forced {action.verb} failed: {failure.message}"
+                state = state.model_copy(update={"escalated": False, "message": message})
+            elif failure.kind == "transient":
                 state = moved(state, Happened.call_failed)
             else:
                 message = f"KubeVirt refused {action.verb}: {failure.message}"

@@ -72,7 +72,8 @@ def attach_state(volumes: Iterable[VolumeStatus], seen: Observed) -> list[Volume
 
 def ready_condition(step: Step, seen: Observed) -> Cond:
     """Ready = the guest runs and its VMI is Ready."""
-    if step.phase is Phase.Running and seen.vmi_condition("Ready"):
+    lost = seen.vmi_phase == "Unknown"  # its node stopped reporting: not Ready (issue 15)
+    if step.phase is Phase.Running and seen.vmi_condition("Ready") and not lost:
         node = (seen.vmi or {}).get("status", {}).get("nodeName", "")
         return Cond(READY, True, "VMRunning", f"the VM runs on {node}".strip())
     return Cond(READY, False, step.phase.value, f"the Wukong is {step.phase.value}")

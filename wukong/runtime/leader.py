@@ -314,11 +314,15 @@ class LeaderElector:
     async def _attempt(self) -> bool:
         stamp = microtime(datetime.now(UTC))
         duration = max(1, round(self.lease_duration))
-        if self.is_leader and self._observed is not None and self._version is not None:
+        observed, version = self._observed, self._version
+        ours = observed is not None and observed.record.holder == self.identity
+        if self.is_leader and observed is not None and version is not None and ours:
             # Fast path: we wrote the last record, so PUT on its resourceVersion without a GET.
-            record = claim(self._observed.record, self.identity, duration, stamp)
+            # Not after a GET showed another holder (the Lease was handed over): renewing that
+            # record would take it back (issue 15).
+            record = claim(observed.record, self.identity, duration, stamp)
             with contextlib.suppress(Conflict):
-                return self._wrote(record, await self._leases.update(record, self._version))
+                return self._wrote(record, await self._leases.update(record, version))
         current = await self._leases.get()
         if current is None:
             record = claim(None, self.identity, duration, stamp)

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
-from wukong.errors import Expired, NotFound, ServerError
+from wukong.errors import ApiError, Expired, NotFound, ServerError
 from wukong.errors import classify as classify_http
 from wukong.runtime._watch_protocol import (
     DELETED,
@@ -36,6 +37,28 @@ EventHandler = Callable[[str, Obj], None]
 
 class ResourceMissing(Exception):
     """The API server does not serve this resource (its CRD is not installed)."""
+
+
+# Status codes of an API server that is starting, stopping or shedding load: not a fault of
+# this stream, so retried at the reconnect pace, not with a growing backoff.
+UNAVAILABLE = frozenset({429, 503})
+
+
+def server_away(error: BaseException) -> bool:
+    """True if the API server is not there (restarting, overloaded) rather than refusing us.
+
+    Like client-go's reflector, which retries a refused connection or a 429 after a second
+    instead of backing off: the server comes back as a whole, and every informer should be
+    watching again within a second or two of its return, not after a doubled backoff."""
+    if isinstance(error, ApiError):
+        return error.status in UNAVAILABLE
+    return isinstance(error, aiohttp.ClientConnectionError | ConnectionError)
+
+
+def jittered(delay: float, rng: Callable[[], float] = random.random) -> float:
+    """`delay` spread over [delay/2, delay]: informers that failed together (a restarted API
+    server) must not all retry in the same instant."""
+    return delay * (0.5 + rng() / 2)
 
 
 def apply_event(store: Store, kind: str, event: WatchEvent) -> Obj:
@@ -85,6 +108,7 @@ class Informer:
         backoff_cap: float = 60.0,
         missing_retry: float = 30.0,
         skip_unchanged: bool = False,
+        reconnect: float = 1.0,
     ) -> None:
         self.resource = resource
         # Do not wake handlers for an update that changed nothing the cache keeps (the
@@ -108,6 +132,8 @@ class Informer:
         self._backoff_initial = backoff_initial
         self._backoff_cap = backoff_cap
         self._missing_retry = missing_retry
+        self._reconnect = reconnect
+        self._away = False  # in a streak of "API server not there" failures
         self._handlers: list[tuple[EventHandler, bool]] = []
         self._resource_version: str | None = None
         self._last_activity: float | None = None
@@ -175,13 +201,29 @@ class Informer:
                 if self._stream_lines:
                     # The stream worked for a while; this is a fresh failure, not a streak.
                     backoff = self._backoff_initial
-                logger.warning(
-                    "%s: watch failed (%s); retrying in %.1fs", self.name, error, backoff
-                )
                 self._count_restart()
                 self._touch()
-                await self._clock.sleep(backoff)
+                if server_away(error):
+                    await self._wait_for_server(error)
+                    continue
+                self._away = False
+                delay = jittered(backoff)
+                logger.warning("%s: watch failed (%s); retrying in %.1fs", self.name, error, delay)
+                await self._clock.sleep(delay)
                 backoff = min(backoff * 2, self._backoff_cap)
+
+    async def _wait_for_server(self, error: Exception) -> None:
+        """The API server is away: retry at a steady, jittered pace; say so once per outage."""
+        delay = jittered(self._reconnect)
+        if not self._away:
+            logger.warning(
+                "%s: API server unavailable (%s); retrying every ~%.1fs",
+                self.name,
+                error or type(error).__name__,
+                self._reconnect,
+            )
+        self._away = True
+        await self._clock.sleep(delay)
 
     async def _relist(self) -> None:
         """Read every page of a consistent LIST and replace the cache with it."""
@@ -228,6 +270,7 @@ class Informer:
         )
         query = watch_query(self._resource_version, self.timeout_seconds)
         response = await self._open("watch", query, timeout)
+        self._away = False
         self._touch()
         buffer = LineBuffer()
         self._stream_lines = 0

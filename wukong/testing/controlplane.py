@@ -33,6 +33,7 @@ from wukong.testing._crds import apply_crds, default_crd_paths, load_crds
 from wukong.testing._flags import apiserver_args, controller_manager_args, etcd_args
 from wukong.testing._processes import Process, free_ports
 from wukong.testing._rest import Rest, write_kubeconfig
+from wukong.testing._watchdog import Watchdog
 from wukong.testing.audit import audit_args
 
 __all__ = [
@@ -57,6 +58,7 @@ CLUSTER_SCOPED = frozenset(
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
         "StorageClass",
+        "WukongNetworkPolicy",
     }
 )
 
@@ -85,6 +87,8 @@ class ControlPlane:
         self._given_work_dir = work_dir
         self._temp_dirs: list[Path] = []
         self._processes: list[Process] = []
+        # Stops the processes and removes the temp dirs if this process dies without stop().
+        self._watchdog = Watchdog()
         self._pki: Pki | None = None
         self._rest: Rest | None = None
         self._server: str | None = None
@@ -180,6 +184,7 @@ class ControlPlane:
         for directory in self._temp_dirs:
             shutil.rmtree(directory, ignore_errors=True)
         self._temp_dirs.clear()
+        self._watchdog.release()
         self._server = self._rest = self._pki = None
         self.work_dir = None
         _RUNNING.discard(self)
@@ -218,7 +223,9 @@ class ControlPlane:
             base = f"/apis/{group}/{version}" if group else f"/api/{version}"
             if kind not in CLUSTER_SCOPED:
                 base += f"/namespaces/{meta.get('namespace') or 'default'}"
-            path = f"{base}/{kind.lower()}s/{meta['name']}"
+            lower = kind.lower()
+            plural = f"{lower[:-1]}ies" if lower.endswith("y") else f"{lower}s"  # *Policy
+            path = f"{base}/{plural}/{meta['name']}"
             rest.json(
                 "PATCH",
                 f"{path}?fieldManager=wukong-tests&force=true",
@@ -247,6 +254,49 @@ class ControlPlane:
             namespace=namespace,
             user=f"system:serviceaccount:{namespace}:{name}",
         )
+
+    # -- faults (for reliability tests) ---------------------------------------------------------
+
+    @property
+    def watchdog_pid(self) -> int | None:
+        """The process that cleans up after us if we die without stop() (None when stopped)."""
+        return self._watchdog.pid
+
+    def stop_apiserver(self, grace: float = 10) -> None:
+        """Stop kube-apiserver only; etcd and its data stay. Clients see connection refused."""
+        self._apiserver_process().stop(grace)
+
+    def start_apiserver(self, timeout: float = 60) -> None:
+        """Start kube-apiserver again on the same port, certificates and etcd; wait for /readyz."""
+        process = self._apiserver_process()
+        if process.exited() is None and process.pid is not None:
+            raise ControlPlaneError("kube-apiserver is running: stop_apiserver() first")
+        process.start()
+        self._guard(process)
+        rest = self._require_rest()
+        deadline = time.monotonic() + timeout
+        while not rest.ready():
+            if process.exited() is not None:
+                raise ControlPlaneError(f"kube-apiserver exited again:\n{process.tail()}")
+            if time.monotonic() > deadline:
+                raise ControlPlaneError("kube-apiserver not ready (/readyz) after its restart")
+            time.sleep(0.05)
+
+    def restart_apiserver(self, *, down_for: float = 0.0, timeout: float = 60) -> None:
+        """Stop kube-apiserver (SIGTERM), keep it down `down_for` seconds, start it again."""
+        self.stop_apiserver()
+        time.sleep(down_for)
+        self.start_apiserver(timeout)
+
+    def _apiserver_process(self) -> Process:
+        for process in self._processes:
+            if process.name == "kube-apiserver":
+                return process
+        raise ControlPlaneError("the control plane is not running: call start() first")
+
+    def _guard(self, process: Process) -> None:
+        if process.pid is not None:
+            self._watchdog.guard_process(process.pid)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -311,12 +361,14 @@ class ControlPlane:
     def _temp_dir(self, prefix: str, parent: Path | None) -> Path:
         path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         self._temp_dirs.append(path)
+        self._watchdog.guard_dir(path)
         return path
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         process = Process(name, argv, self._dir / f"{name}.log")
         self._processes.append(process)
         process.start()
+        self._guard(process)
 
     def _check_alive(self) -> None:
         for process in self._processes:

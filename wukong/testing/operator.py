@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,28 @@ from kubernetes_asyncio.client import ApiClient
 from wukong.controller import Operator, api_client
 from wukong.settings import Settings
 from wukong.testing._background import Background
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _resolve_prctl() -> Callable[..., int] | None:
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# Resolved here, in the parent: between fork and exec the child must not import or load.
+_PRCTL = _resolve_prctl()
+
+
+def die_with_parent() -> None:
+    """`preexec_fn`: SIGKILL this child when the process that started it dies, however it
+    dies, so a killed test run or bench leaves no operator behind (Linux; issue 15). Start the
+    child from a thread that lives as long as the process: the kernel watches that thread."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -141,7 +165,9 @@ class OperatorProcess:
             argv += ["--namespace", self.namespace]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+        )
         if self.log_file:
             out.close()  # type: ignore[union-attr]
 

@@ -138,3 +138,52 @@ def test_every_status_field_the_planner_writes_survives_the_crd_schema() -> None
         moment = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=seconds)})
         status = decide(cr, status, moment).status
         assert pruned_fields(status) == []
+
+
+def test_manual_with_auto_start_is_started_once_when_its_vm_is_new() -> None:
+    cr = wukong(runStrategy="Manual", startStrategy={"autoStart": True})
+    world = running_world(strategy="Manual")
+    fresh = ready_children(vm=world.vm)  # the VM exists, KubeVirt started nothing
+    first = decide(cr, {"phase": "Starting"}, fresh)
+    assert calls(first) == [VmCall("start", "web-1-vm")]
+    # Level-triggered, so exactly once across crashes: once KubeVirt holds the Start request
+    # (or a VMI exists) nothing is called again.
+    asked = ready_children(vm=world.vm | {"status": {"stateChangeRequests": [{"action": "Start"}]}})
+    assert calls(decide(cr, first.status, asked)) == []
+    # Later, the guest shut itself down: a Manual VM stays down, nothing starts it again.
+    assert calls(decide(cr, {**first.status, "phase": "Stopped"}, fresh)) == []
+
+
+def test_manual_without_auto_start_is_not_started() -> None:
+    cr = wukong(runStrategy="Manual", startStrategy={"autoStart": False})
+    fresh = ready_children(vm=running_world(strategy="Manual").vm)
+    plan = decide(cr, {"phase": "Stopped"}, fresh)
+    assert calls(plan) == [] and not plan.status.get("lifecycleState")
+
+
+def test_a_failed_forced_escalation_is_retried_forced() -> None:
+    from datetime import timedelta
+
+    from wukong.api.status import WukongStatus
+    from wukong.reconcile.actions import Failed
+    from wukong.reconcile.observed import Observed
+    from wukong.reconcile.outcome import fold
+
+    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
+    world = running_world()
+    accepted = decide(cr, {"phase": "Running"}, world)
+    issued = decide(cr, accepted.status, world)
+    later = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=31)})
+    forced = decide(cr, issued.status, later)
+    force = VmCall("stop", "web-1-vm", grace_period=0, force=True)
+    assert force in calls(forced)
+    failed = {force: Failed("transient", "503 the server is busy")}
+    written = fold(
+        WukongStatus.model_validate(forced.status),
+        WukongStatus.model_validate(issued.status),
+        failed,
+    ).to_wire()
+    assert written["lifecycleState"]["escalated"] is False
+    again = decide(cr, written, later)
+    assert force in calls(again), "the forced stop must be sent again, forced"
+    assert VmCall("stop", "web-1-vm", grace_period=30) not in calls(again)

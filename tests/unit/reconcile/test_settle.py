@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.unit.reconcile.world import NOW, ready_children, wukong
+from tests.unit.reconcile.world import NOW, POLICY, ready_children, wukong
 from wukong.act.executor import Executor
 from wukong.act.reconciler import Reconciler
 from wukong.adapters.kube import Kube
@@ -62,6 +62,7 @@ def cache_for(raw: JsonObj, **extra: Any) -> Cache:
             kinds.PVC.cache: list(world.claims.values()),
             kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
             kinds.NAD.cache: list(world.nads.values()),
+            kinds.NETWORK_POLICY.cache: [POLICY],
         }
     )
 

@@ -103,8 +103,20 @@ def imported_dv(
     return owned("DataVolume", name, status={"phase": phase, "progress": progress, **status})
 
 
+# The administrator's WukongNetworkPolicy of this world: web-1's owned network is allowed.
+POLICY: dict[str, Any] = {
+    "metadata": {"name": "cluster"},
+    "spec": {
+        "rules": [
+            {"namespaces": [NS], "bridges": ["br-vlan100"], "vlans": [{"from": 100, "to": 199}]}
+        ]
+    },
+}
+
+
 def seen(**kw: Any) -> Observed:
-    """An Observed at NOW."""
+    """An Observed at NOW, in a cluster whose network policy allows web-1's networks."""
+    kw.setdefault("network_policy", POLICY)
     return Observed(now=NOW, **kw)
 
 

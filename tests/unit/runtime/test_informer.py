@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from wukong.errors import ApiError, Expired
+from wukong.errors import ApiError, Expired, ServerError
 from wukong.runtime._watch_protocol import ResourceRef, WatchEvent
 from wukong.runtime.cache import Store
 from wukong.runtime.clock import FakeClock
-from wukong.runtime.watch import Informer
+from wukong.runtime.watch import Informer, jittered, server_away
 
 VMS = ResourceRef("kubevirt.io", "v1", "virtualmachines")
 KIND = VMS.name
@@ -148,3 +149,65 @@ def test_our_own_write_through_still_reaches_a_handler_of_every_event() -> None:
     informer.process(WatchEvent("MODIFIED", written))
     assert woken == ["10"]  # nothing new for the queue
     assert counted == ["10", "11"]  # but a counter sees the change
+
+
+class _RecordingClock:
+    """Sleeps return at once and are recorded; the n-th sleep ends the informer's run."""
+
+    def __init__(self, stop_after: int) -> None:
+        self.delays: list[float] = []
+        self._stop_after = stop_after
+
+    def now(self) -> float:
+        return 0.0
+
+    async def sleep(self, delay: float) -> None:
+        self.delays.append(delay)
+        if len(self.delays) >= self._stop_after:
+            raise asyncio.CancelledError
+
+
+class _FailingApi:
+    """Every request fails with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    async def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise self.error
+
+
+async def _delays_on(error: Exception, count: int) -> list[float]:
+    clock = _RecordingClock(count)
+    informer = Informer(_FailingApi(error), VMS, Store(), clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(asyncio.CancelledError):
+        await informer.run()
+    return clock.delays
+
+
+async def test_an_absent_api_server_is_retried_every_second_not_with_a_growing_backoff() -> None:
+    delays = await _delays_on(ConnectionRefusedError("connect: connection refused"), 12)
+    assert all(0.5 <= d <= 1.0 for d in delays), delays
+    assert len(set(delays)) > 1, "retries must be jittered, not in lockstep"
+
+
+async def test_an_overloaded_api_server_429_is_retried_at_the_same_pace() -> None:
+    delays = await _delays_on(ServerError(429, "TooManyRequests", "too many requests"), 6)
+    assert all(0.5 <= d <= 1.0 for d in delays), delays
+
+
+async def test_other_failures_back_off_exponentially_with_jitter() -> None:
+    delays = await _delays_on(ServerError(500, "InternalError", "etcd is sad"), 5)
+    for attempt, delay in enumerate(delays):
+        assert 2**attempt / 2 <= delay <= 2**attempt, (attempt, delays)
+
+
+def test_jitter_spreads_a_delay_over_its_upper_half() -> None:
+    assert jittered(2.0, lambda: 0.0) == 1.0
+    assert jittered(2.0, lambda: 1.0) == 2.0
+    assert server_away(ConnectionResetError()) and server_away(
+        ServerError(503, "ServiceUnavailable", "")
+    )
+    assert not server_away(ServerError(500, "InternalError", "")) and not server_away(ValueError())

@@ -384,3 +384,23 @@ async def test_release_before_ever_leading_ends_the_campaign(
     assert task.done() and task.exception() is None
     assert not stopped, "never led, so never stopped leading"
     assert store.record == HELD_BY_A, "release must not touch a Lease held by another"
+
+
+async def test_a_leader_whose_lease_was_handed_to_another_does_not_take_it_back(
+    pair: tuple[Candidate, Candidate], store: LeaseStore, clock: FakeClock
+) -> None:
+    """An administrator (or a controller) writes another holder into the Lease: the old
+    leader's next renew meets a Conflict and reads that record; the renew after must not
+    then "renew" the other holder's record as its own (issue 15: found by the fault test)."""
+    a, b = pair
+    await advance(clock, 1)
+    assert store.record is not None
+    store.record = LeaseRecord("b", 15, "t", "t", store.record.transitions + 1)
+    store.version += 1
+    store.broken.add("b")  # the new holder has not polled yet
+    await advance(clock, 12)
+    assert store.record.holder == "b", "the old leader took the Lease back"
+    assert a.stopped_at is not None and not a.elector.is_leader
+    store.broken.discard("b")
+    await advance(clock, 5)
+    assert b.elector.is_leader and b.working

@@ -1,0 +1,125 @@
+"""Hypothesis strategies for Wukong specs drawn from the CRD's own openAPIV3Schema, valid and
+invalid: every constraint the schema states (types, enums, patterns, lengths, ranges, item
+counts, required keys) is followed most of the time and broken some of the time. The CEL rules
+(x-kubernetes-validations) are not modelled: specs that break them are part of the point.
+
+(Issue 18's property test has a generator of its own; a later merge may unify them.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+CRD = Path(__file__).resolve().parents[2] / "manifests" / "crd" / "wukong.yaml"
+Schema = dict[str, Any]
+BROKEN = 0.05  # the chance that one value breaks its own schema
+
+
+def spec_schema() -> Schema:
+    """openAPIV3Schema.properties.spec of the Wukong CRD."""
+    crd = next(d for d in yaml.safe_load_all(CRD.read_text()) if d)
+    return dict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"])
+
+
+def _breaking(schema: Schema) -> st.SearchStrategy[Any]:
+    """A value this schema refuses: wrong type, out of range, too long, not in the enum."""
+    kind = schema.get("type")
+    options: list[st.SearchStrategy[Any]] = [
+        st.just({"unexpected": "object"}) if kind != "object" else st.just("text")
+    ]
+    if kind == "integer":
+        low, high = schema.get("minimum"), schema.get("maximum")
+        options += [st.just(low - 1)] if low is not None else []
+        options += [st.just(high + 1)] if high is not None else []
+    if kind == "string":
+        options.append(st.just("Not A Valid Value!"))
+        if "maxLength" in schema:
+            options.append(st.just("x" * (schema["maxLength"] + 1)))
+    if kind == "array" and "maxItems" in schema:
+        options.append(st.just([None] * (schema["maxItems"] + 1)))
+    return st.one_of(options)
+
+
+def from_schema(schema: Schema, depth: int = 0) -> st.SearchStrategy[Any]:
+    """Values of this (structural) schema; each object breaks a field now and then."""
+    return _valid(schema, depth)
+
+
+def _valid(schema: Schema, depth: int) -> st.SearchStrategy[Any]:
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    kind = schema.get("type")
+    if kind == "object":
+        return _object(schema, depth)
+    if kind == "array":
+        items = from_schema(schema.get("items") or {"type": "string"}, depth + 1)
+        low, high = schema.get("minItems", 0), min(schema.get("maxItems", 4), 4)
+        keys = schema.get("x-kubernetes-list-map-keys")
+        if keys:  # a list-map: unique keys, or the API server refuses it for that reason alone
+            return st.lists(items, min_size=low, max_size=max(high, low), unique_by=_key(keys))
+        return st.lists(items, min_size=low, max_size=max(high, low))
+    if kind == "integer":
+        return st.integers(schema.get("minimum", -(2**31)), schema.get("maximum", 2**31))
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "string":
+        longest = schema.get("maxLength", 64)
+        if "pattern" in schema:
+            text = st.from_regex(schema["pattern"], fullmatch=True)
+            return text.filter(lambda s: len(s) <= longest)
+        return st.text(max_size=min(longest, 40))
+    return st.none()
+
+
+def _key(keys: list[str]) -> Any:
+    def key(item: Any) -> Any:
+        return tuple(str(item.get(k)) for k in keys) if isinstance(item, dict) else repr(item)
+
+    return key
+
+
+def _object(schema: Schema, depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    properties: dict[str, Schema] = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, sub in properties.items():
+            keep = name in required or draw(st.integers(0, 2)) == 0
+            if name in required and draw(st.integers(0, 99)) < BROKEN * 100:
+                keep = False  # a required key left out
+            if keep:
+                value = draw(from_schema(sub, depth + 1))
+                if draw(st.integers(0, 99)) >= BROKEN * 100:
+                    out[name] = value
+                else:
+                    out[name] = draw(_breaking(sub))
+        return out
+
+    return build()
+
+
+def corpus(count: int, seed_schema: Schema | None = None) -> list[dict[str, Any]]:
+    """`count` specs, the same on every run (derandomized): Hypothesis draws, we collect."""
+    specs: list[dict[str, Any]] = []
+    strategy = from_schema(seed_schema or spec_schema())
+
+    @settings(
+        max_examples=count,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(spec: dict[str, Any]) -> None:
+        specs.append(spec)
+
+    collect()
+    return specs[:count]

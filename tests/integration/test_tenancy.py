@@ -1,0 +1,195 @@
+"""Tenants (issue 15 point 7): an administrator's WukongNetworkPolicy decides which bridges,
+VLANs and other namespaces' NADs a namespace may use. The API server refuses the rest with a
+message (manifests/policy/network-policy.yaml), and the operator refuses it again where that
+admission policy is not installed (SpecValid=False, reason NetworkNotAllowed, a Warning Event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.conftest import OPEN_NETWORK_POLICY
+from tests.integration.scenario import (
+    condition,
+    create,
+    get,
+    items,
+    k,
+    operator,
+    path,
+    sim,
+    user_nad,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from wukong.adapters.kube import Kube, api_path
+from wukong.errors import ApiError, Forbidden, Invalid
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+ADMISSION = MANIFESTS / "policy" / "network-policy.yaml"
+GROUP, VERSION = "vm.novasphere.dev", "v1alpha1"
+POLICY_PATH = api_path(GROUP, VERSION, "wukongnetworkpolicies", None, "cluster")
+
+
+def policy(namespace: str, **rule: Any) -> dict[str, Any]:
+    """The cluster's policy with one rule for `namespace`."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WukongNetworkPolicy",
+        "metadata": {"name": "cluster"},
+        "spec": {"rules": [{"namespaces": [namespace], **rule}]},
+    }
+
+
+TEAM = {"bridges": ["br-team"], "vlans": [{"from": 100, "to": 199}], "nads": ["shared/*"]}
+
+
+@pytest.fixture
+def narrow(control_plane: ControlPlane, namespace: str) -> Iterator[None]:
+    """This namespace may use br-team with VLANs 100-199 and NADs of namespace `shared`;
+    the session's open policy comes back afterwards."""
+    control_plane.apply([policy(namespace, **TEAM)])
+    try:
+        yield
+    finally:
+        control_plane.apply([OPEN_NETWORK_POLICY])
+
+
+@pytest.fixture
+async def admission(
+    control_plane: ControlPlane, k: Kube, namespace: str, narrow: None
+) -> AsyncIterator[None]:
+    """The shipped admission policy, installed and in effect for this test."""
+    docs = [d for d in yaml.safe_load_all(ADMISSION.read_text()) if d]
+    control_plane.apply(docs)
+    try:
+
+        async def enforced() -> bool:
+            probe = wukong("probe", networks=[{"name": "lan", "bridge": "br-other"}])
+            probe["metadata"]["namespace"] = namespace
+            try:
+                await k.request(
+                    "POST", path("wukong", namespace), body=probe, query={"dryRun": "All"}
+                )
+            except (Forbidden, Invalid):
+                return True
+            return False
+
+        await eventually(enforced, timeout=30, message="network admission policy in effect")
+        yield
+    finally:
+        for doc in reversed(docs):
+            kind = (
+                "validatingadmissionpolicybindings"
+                if doc["kind"].endswith("Binding")
+                else ("validatingadmissionpolicies")
+            )
+            await k.delete(
+                api_path("admissionregistration.k8s.io", "v1", kind, None, doc["metadata"]["name"])
+            )
+
+
+def net(**fields: Any) -> list[dict[str, Any]]:
+    return [{"name": "lan", **fields}]
+
+
+async def refused(k: Kube, namespace: str, name: str, networks: list[dict[str, Any]]) -> str:
+    with pytest.raises(ApiError) as caught:
+        await create(k, "wukong", namespace, wukong(name, networks=networks))
+    assert caught.value.status in (403, 422)
+    return str(getattr(caught.value, "message", caught.value))
+
+
+async def test_the_api_server_refuses_networks_the_policy_does_not_allow_with_a_message(
+    k: Kube, namespace: str, admission: None
+) -> None:
+    message = await refused(k, namespace, "other-bridge", net(bridge="br-mgmt", vlan=150))
+    assert "lan" in message and namespace in message and "WukongNetworkPolicy" in message
+    await refused(k, namespace, "vlan-out", net(bridge="br-team", vlan=200))
+    await refused(k, namespace, "untagged", net(bridge="br-team"))
+    message = await refused(k, namespace, "foreign", net(nadName="infra/storage"))
+    assert "infra/storage" in message and "another namespace" in message
+    # Allowed: the granted bridge and range, a NAD of `shared`, any NAD of its own namespace.
+    await create(
+        k, "wukong", namespace, wukong("ok-bridge", networks=net(bridge="br-team", vlan=150))
+    )
+    await create(
+        k, "wukong", namespace, wukong("ok-shared", networks=net(nadName="shared/storage"))
+    )
+    await create(k, "wukong", namespace, wukong("ok-own", networks=net(nadName="own-nad")))
+    await create(
+        k, "wukong", namespace, wukong("ok-own-full", networks=net(nadName=f"{namespace}/own-nad"))
+    )
+    # Changing networks is judged too; other edits of a Wukong are not (a tightened policy must
+    # not block its finalizer updates or its deletion).
+    with pytest.raises((Forbidden, Invalid)):
+        await k.merge_patch(
+            path("wukong", namespace, "ok-bridge"),
+            {"spec": {"networks": net(bridge="br-team", vlan=300)}},
+        )
+    await k.merge_patch(path("wukong", namespace, "ok-bridge"), {"spec": {"cpu": 2}})
+
+
+async def test_without_the_admission_policy_the_operator_refuses_and_says_why(
+    k: Kube, namespace: str, narrow: None, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    await create(k, "wukong", namespace, wukong("outside", networks=net(bridge="br-mgmt", vlan=7)))
+    cr = await wait_for(
+        k,
+        namespace,
+        "outside",
+        lambda c: condition(c, "SpecValid").get("reason") == "NetworkNotAllowed",
+        what="SpecValid NetworkNotAllowed",
+    )
+    message = condition(cr, "SpecValid")["message"]
+    assert "bridge 'br-mgmt'" in message and f"namespace '{namespace}'" in message
+    assert condition(cr, "SpecValid")["status"] == "False"
+    events = [
+        e for e in await items(k, "event", namespace) if e["involvedObject"]["name"] == "outside"
+    ]
+    assert [e["type"] for e in events if e["reason"] == "NetworkNotAllowed"] == ["Warning"]
+    assert await items(k, "nad", namespace) == [] and await items(k, "vm", namespace) == []
+    # A cross-namespace NAD the policy does not list is refused the same way.
+    await create(k, "wukong", namespace, wukong("reach", networks=net(nadName="infra/storage")))
+    await wait_for(
+        k,
+        namespace,
+        "reach",
+        lambda c: condition(c, "SpecValid").get("reason") == "NetworkNotAllowed",
+    )
+    # The administrator allows it: the operator notices the policy change by itself.
+    control_plane.apply([policy(namespace, bridges=["br-mgmt"], vlans=[{"from": 7, "to": 7}])])
+    await wait_phase(k, namespace, "outside", "Running", within=30)
+    assert [n["metadata"]["name"] for n in await items(k, "nad", namespace)] == ["outside-lan"]
+
+
+async def test_a_namespace_without_any_rule_may_still_use_its_own_nads(
+    k: Kube, namespace: str, control_plane: ControlPlane, operator: InProcessOperator
+) -> None:
+    control_plane.apply([policy("someone-else", bridges=["*"], untagged=True)])
+    try:
+        await create(k, "nad", namespace, user_nad("own-nad"))
+        await create(k, "wukong", namespace, wukong("mine", networks=net(nadName="own-nad")))
+        await wait_phase(k, namespace, "mine", "Running", within=30)
+        await create(k, "wukong", namespace, wukong("bridged", networks=net(bridge="br-x")))
+        await wait_for(
+            k,
+            namespace,
+            "bridged",
+            lambda c: condition(c, "SpecValid").get("reason") == "NetworkNotAllowed",
+        )
+        assert await get(k, "nad", namespace, "bridged-lan") is None
+    finally:
+        control_plane.apply([OPEN_NETWORK_POLICY])
+    await asyncio.sleep(0)

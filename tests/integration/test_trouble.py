@@ -1,0 +1,149 @@
+"""Saying what is wrong (issue 15 points 1-4), on the real API server with the simulator: a
+disk over a ResourceQuota, a VM no node can take, a forced stop that fails once, and a Manual
+VM that should start once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.scenario import (
+    condition,
+    create,
+    get,
+    items,
+    k,
+    patch_spec,
+    path,
+    sim,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from wukong.adapters.kube import Kube
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "sim"]  # fixtures
+DATA = {"name": "data", "size": "10Gi"}
+SMALL = {"name": "system", "size": "1Gi"}
+
+
+@pytest.fixture
+async def operator(
+    operator_kubeconfig: Path, namespace: str, sim: Simulator
+) -> AsyncIterator[InProcessOperator]:
+    """The operator as its ServiceAccount, calling a phase stalled after 3 s."""
+    async with InProcessOperator(operator_kubeconfig, namespace=namespace, stall_after=3) as op:
+        yield op
+
+
+def quota(limit: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "disks"},
+        "spec": {"hard": {"requests.storage": limit}},
+    }
+
+
+async def test_a_disk_over_the_quota_is_reported_with_the_servers_message_and_retried(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
+    await k.create(quotas, quota("5Gi"))
+    await set_quota(k, quotas, "5Gi")
+    await create(k, "wukong", namespace, wukong("big", disks=[DATA]))
+    cr = await wait_for(
+        k,
+        namespace,
+        "big",
+        lambda c: condition(c, "ChildrenAdmitted").get("status") == "False",
+        what="ChildrenAdmitted=False",
+    )
+    message = condition(cr, "ChildrenAdmitted")["message"]
+    assert "create PersistentVolumeClaim big-data" in message and "exceeded quota" in message
+    events = [e for e in await items(k, "event", namespace) if e["reason"] == "ChildRefused"]
+    assert [e["type"] for e in events] == ["Warning"]
+    # The administrator raises the quota: the operator's retry gets the disk through.
+    await k.merge_patch(f"{quotas}/disks", {"spec": {"hard": {"requests.storage": "50Gi"}}})
+    await set_quota(k, quotas, "50Gi")
+    cr = await wait_phase(k, namespace, "big", "Running", within=60)
+    assert condition(cr, "ChildrenAdmitted") == {}  # present only while a child is refused
+    events = [e for e in await items(k, "event", namespace) if e["involvedObject"]["name"] == "big"]
+    assert ("Normal", "ChildrenAdmitted") in [(e["type"], e["reason"]) for e in events]
+
+
+async def set_quota(k: Kube, quotas: str, limit: str) -> None:
+    """What the controller manager's resourcequota controller would write (the local control
+    plane does not run it): the limit in status, nothing used yet. Admission does the rest."""
+    status = {"status": {"hard": {"requests.storage": limit}, "used": {"requests.storage": "0"}}}
+    await k.merge_patch(f"{quotas}/disks/status", status)
+
+
+async def test_a_vm_no_node_can_take_says_so_and_stalled_names_it(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await create(k, "wukong", namespace, wukong("nowhere", disks=[SMALL], runStrategy="Halted"))
+    await wait_phase(k, namespace, "nowhere", "Stopped", within=30)
+    await k.merge_patch(
+        path("vm", namespace, "nowhere-vm"),
+        {"metadata": {"annotations": {"sim.kubevirt.io/unschedulable": "true"}}},
+    )
+    await patch_spec(k, namespace, "nowhere", {"lifecycleAction": {"action": "start"}})
+    cr = await wait_for(
+        k,
+        namespace,
+        "nowhere",
+        lambda c: (
+            condition(c, "Stalled").get("status") == "True"
+            and condition(c, "VMHealthy").get("status") == "False"
+        ),
+        within=30,
+        what="VMHealthy=False and Stalled",
+    )
+    health = condition(cr, "VMHealthy")
+    assert health["reason"] == "ErrorUnschedulable"
+    assert health["message"].startswith("VM ErrorUnschedulable: 0/")
+    stalled = condition(cr, "Stalled")["message"]
+    assert "VM ErrorUnschedulable: 0/" in stalled
+    for healthy in ("FileSystemResizePending", "RestartRequired", "NetworksConfigured"):
+        assert healthy not in stalled, stalled
+
+
+async def test_a_forced_stop_that_fails_once_is_sent_again_forced(
+    k: Kube, namespace: str, sim: Simulator, operator: InProcessOperator
+) -> None:
+    await create(k, "wukong", namespace, wukong("stubborn", disks=[SMALL]))
+    await wait_phase(k, namespace, "stubborn", "Running", within=30)
+    await k.merge_patch(  # a guest that ignores ACPI: the graceful stop runs out its grace
+        path("vm", namespace, "stubborn-vm"),
+        {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
+    )
+    action = {"action": "stop", "gracePeriodSeconds": 2}
+    await patch_spec(k, namespace, "stubborn", {"lifecycleAction": action})
+    await eventually(lambda: _stops(sim) >= 1, timeout=20)
+    sim.faults.fail_next("stop", 503, "virt-api is restarting")  # the forced escalation fails
+    await wait_phase(k, namespace, "stubborn", "Stopped", within=40)
+    bodies = [c.body for c in sim.calls if c.subresource == "stop" and c.name == "stubborn-vm"]
+    assert bodies[0] == {"gracePeriod": 2}
+    assert bodies[1:] == [{"gracePeriod": 0}, {"gracePeriod": 0}], bodies
+
+
+def _stops(sim: Simulator) -> int:
+    return sum(1 for c in sim.calls if c.subresource == "stop" and c.name == "stubborn-vm")
+
+
+async def test_a_manual_vm_with_auto_start_is_started_once(
+    k: Kube, namespace: str, sim: Simulator, operator: InProcessOperator
+) -> None:
+    spec = {"runStrategy": "Manual", "startStrategy": {"autoStart": True}}
+    await create(k, "wukong", namespace, wukong("manual", disks=[SMALL], **spec))
+    await wait_phase(k, namespace, "manual", "Running", within=30)
+    starts = [c for c in sim.calls if c.subresource == "start" and c.name == "manual-vm"]
+    assert len(starts) == 1
+    vm = await get(k, "vm", namespace, "manual-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == "Manual"

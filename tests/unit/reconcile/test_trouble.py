@@ -1,0 +1,216 @@
+"""Saying what is wrong (issue 15 points 1-3): refused children, the VM's own trouble, and a
+Stalled condition that names the cause rather than healthy conditions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.unit.reconcile.test_lifecycle import running_world
+from tests.unit.reconcile.world import NOW, decide, ready_children, wukong
+from wukong.api.conditions import CHILDREN_ADMITTED
+from wukong.api.status import WukongStatus
+from wukong.reconcile.actions import Action, CreateChild, Emit, Failed, PatchChild
+from wukong.reconcile.admission import admit
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.vm import build_vm
+from wukong.reconcile.vm_health import vm_health
+
+QUOTA = (
+    'persistentvolumeclaims "web-1-data" is forbidden: exceeded quota: disks, '
+    "requested: requests.storage=100Gi, used: requests.storage=0, limited: requests.storage=10Gi"
+)
+PVC = CreateChild("PersistentVolumeClaim", {"metadata": {"name": "web-1-data"}})
+
+
+def cond(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any]:
+    return next((c for c in conditions if c["type"] == type_), {})
+
+
+# -- 1. refused children ----------------------------------------------------------------------
+
+
+def admitted(
+    failed: dict[Action, Failed], conditions: list[dict[str, Any]], now: Any = NOW
+) -> tuple[dict[str, Any], list[Emit], float | None]:
+    """`admit` from and to the wire form of the conditions."""
+    status = WukongStatus.model_validate({"conditions": conditions})
+    after, events, retry = admit(status, failed, now, 1)
+    return cond(after.to_wire().get("conditions") or [], CHILDREN_ADMITTED), events, retry
+
+
+def test_a_create_refused_by_a_quota_is_a_condition_with_the_servers_message_and_a_warning() -> (
+    None
+):
+    verdict, events, retry = admitted({PVC: Failed("permanent", QUOTA, 403)}, [])
+    assert (verdict["status"], verdict["reason"]) == ("False", "Refused")
+    assert "create PersistentVolumeClaim web-1-data" in verdict["message"]
+    assert QUOTA in verdict["message"]
+    assert events == [Emit("Warning", "ChildRefused", verdict["message"])]
+    assert retry == 1.0
+
+
+def test_the_same_refusal_again_is_not_a_new_event_and_its_retry_backs_off_to_a_cap() -> None:
+    failed = {PVC: Failed("permanent", QUOTA, 403)}
+    first, _, _ = admitted(failed, [])
+    old = [first | {"lastTransitionTime": "2026-11-23T11:59:40Z"}]
+    _, events, retry = admitted(failed, old)
+    assert events == [] and retry == 20.0  # refused for 20 s: look again in 20 s
+    _, _, later = admitted(failed, old, NOW + timedelta(hours=1))
+    assert later == 60.0
+
+
+def test_a_webhook_refusing_a_vm_patch_is_reported_too() -> None:
+    patch = PatchChild("VirtualMachine", "web-1-vm", {"spec": {}}, "template")
+    denied = 'admission webhook "vm.example" denied the request: no GPUs'
+    verdict, _, _ = admitted({patch: Failed("permanent", denied, 422)}, [])
+    assert "update VirtualMachine web-1-vm" in verdict["message"]
+    assert "no GPUs" in verdict["message"]
+
+
+REFUSED = {
+    "type": CHILDREN_ADMITTED,
+    "status": "False",
+    "reason": "Refused",
+    "message": "refused",
+    "lastTransitionTime": "2026-11-23T11:59:40Z",
+}
+
+
+def test_admitted_again_clears_the_condition_with_a_normal_event() -> None:
+    verdict, events, retry = admitted({}, [REFUSED])
+    assert verdict == {}  # absent: nothing refused any more
+    assert [(e.type, e.reason) for e in events] == [("Normal", "ChildrenAdmitted")]
+    assert retry is None
+
+
+def test_other_failures_say_nothing_about_admission() -> None:
+    busy = {PVC: Failed("transient", "busy", 503)}
+    assert admitted(busy, []) == ({}, [], None)
+    # A pass cut short by a 5xx cannot tell whether the child would now be admitted.
+    verdict, events, _ = admitted(busy, [REFUSED])
+    assert verdict["status"] == "False" and events == []
+
+
+# -- 2. the VM's own trouble ------------------------------------------------------------------
+
+
+def vm_world(printable: str, *conditions: dict[str, Any], vmi_phase: str | None = None) -> Observed:
+    cr = wukong()
+    vm = build_vm(cr, ready_children(), "Always")
+    vm["status"] = {"printableStatus": printable, "conditions": list(conditions)}
+    vmi = None
+    if vmi_phase:
+        vmi = {
+            "metadata": {"name": "web-1-vm", "uid": "vmi-1"},
+            "status": {
+                "phase": vmi_phase,
+                "nodeName": "node-3",
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        }
+    return ready_children(vm=vm, vmi=vmi)
+
+
+UNSCHEDULABLE = {
+    "type": "PodScheduled",
+    "status": "False",
+    "reason": "Unschedulable",
+    "message": "0/3 nodes are available: 3 Insufficient memory.",
+}
+
+
+@pytest.mark.parametrize(
+    ("printable", "conditions", "expected"),
+    [
+        ("ErrorUnschedulable", [UNSCHEDULABLE], "VM ErrorUnschedulable: 0/3 nodes are available"),
+        ("ErrImagePull", [], "VM ErrImagePull: the container disk image cannot be pulled"),
+        ("ImagePullBackOff", [], "VM ImagePullBackOff"),
+        (
+            "CrashLoopBackOff",
+            [{"type": "Failure", "status": "True", "message": "virt-launcher crashed"}],
+            "VM CrashLoopBackOff: virt-launcher crashed",
+        ),
+        (
+            "DataVolumeError",
+            [{"type": "DataVolumesReady", "status": "False", "message": "DV web-1-system failed"}],
+            "VM DataVolumeError: DV web-1-system failed",
+        ),
+        ("ErrorPvcNotFound", [], "VM ErrorPvcNotFound: a PVC the VM uses does not exist"),
+    ],
+)
+def test_each_vm_error_becomes_vm_healthy_false_with_kubevirts_words(
+    printable: str, conditions: list[dict[str, Any]], expected: str
+) -> None:
+    verdict = vm_health(vm_world(printable, *conditions))
+    assert verdict is not None and (verdict.status, verdict.reason) == (False, printable)
+    assert verdict.message.startswith(expected)
+
+
+def test_a_vmi_whose_node_was_lost_is_not_ready_and_says_so() -> None:
+    world = vm_world("Running", vmi_phase="Unknown")
+    verdict = vm_health(world)
+    assert verdict is not None and (verdict.status, verdict.reason) == (False, "NodeLost")
+    assert "node-3" in verdict.message
+    plan = decide(wukong(), {"phase": "Running"}, world)
+    conditions = plan.status["conditions"]
+    assert cond(conditions, "Ready")["status"] == "False"
+    assert cond(conditions, "VMHealthy")["reason"] == "NodeLost"
+    warnings = [e for e in plan.actions if isinstance(e, Emit) and e.type == "Warning"]
+    assert "NodeLost" in [e.reason for e in warnings]
+
+
+def test_a_healthy_vm_has_no_vm_healthy_condition() -> None:
+    assert vm_health(running_world()) is None
+
+
+# -- 3. Stalled names the cause ---------------------------------------------------------------
+
+
+def test_stalled_names_the_vms_trouble_and_no_healthy_condition() -> None:
+    world = vm_world("ErrorUnschedulable", UNSCHEDULABLE)
+    status = {
+        "phase": "Starting",
+        "history": [
+            {
+                "from": "Creating",
+                "to": "Starting",
+                "reason": "VMCreated",
+                "time": "2026-11-23T11:50:00Z",
+            }
+        ],
+    }
+    plan = decide(wukong(), status, world, stall_after=300)
+    stalled = cond(plan.status["conditions"], "Stalled")
+    assert stalled["status"] == "True"
+    assert "VM ErrorUnschedulable: 0/3 nodes are available" in stalled["message"]
+    for healthy in ("FileSystemResizePending", "RestartRequired", "NetworksConfigured"):
+        assert healthy not in stalled["message"], stalled["message"]
+
+
+def test_stalled_names_a_refused_child() -> None:
+    status = {
+        "phase": "Creating",
+        "history": [
+            {
+                "from": "Pending",
+                "to": "Creating",
+                "reason": "SpecAccepted",
+                "time": "2026-11-23T11:50:00Z",
+            }
+        ],
+        "conditions": [
+            {
+                "type": CHILDREN_ADMITTED,
+                "status": "False",
+                "reason": "Refused",
+                "message": f"the API server refused to create PVC: {QUOTA}",
+                "lastTransitionTime": "2026-11-23T11:50:00Z",
+            }
+        ],
+    }
+    plan = decide(wukong(), status, ready_children(claims={}), stall_after=300)
+    stalled = cond(plan.status["conditions"], "Stalled")
+    assert "exceeded quota" in stalled["message"]

@@ -1,0 +1,68 @@
+"""Children the API server refused (issue 15 point 1): a PVC over a ResourceQuota (403), a VM
+or DataVolume a webhook or admission policy refuses (422). Pure.
+
+Such a refusal can succeed later without a spec change (the quota is raised, the webhook is
+fixed), so it is reported and retried: the `ChildrenAdmitted` condition carries the API
+server's own message, a Warning Event says so once, and the pass looks again after a delay
+that grows with how long the refusal has lasted (1 s up to 60 s). On the first pass in which
+every action went through the condition goes away, with a Normal Event: like the operation
+conditions, it is present only while it has something to say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from wukong.api.conditions import CHILDREN_ADMITTED, find_condition, set_condition
+from wukong.api.status import WukongStatus
+from wukong.reconcile.actions import Action, CreateChild, Emit, Failed, PatchChild
+
+REFUSED_STATUSES = frozenset({403, 422})
+RETRY_CAP = 60.0
+ADMITTED = ("ChildrenAdmitted", "the API server accepted every child")
+"""The Normal Event when the last refusal is over (the condition goes away)."""
+
+
+def refused(failed: Mapping[Action, Failed]) -> list[str]:
+    """One sentence per create or patch of a child the API server refused."""
+    out = []
+    for action, failure in failed.items():
+        if failure.code not in REFUSED_STATUSES:
+            continue
+        if isinstance(action, CreateChild):
+            what = f"create {action.kind} {action.body.get('metadata', {}).get('name', '')}"
+        elif isinstance(action, PatchChild):
+            what = f"update {action.kind} {action.name}"
+        else:
+            continue
+        out.append(f"the API server refused to {what.strip()}: {failure.message}")
+    return out
+
+
+def admit(
+    status: WukongStatus, failed: Mapping[Action, Failed], now: datetime, generation: int | None
+) -> tuple[WukongStatus, list[Emit], float | None]:
+    """`status` with ChildrenAdmitted as this pass's actions left it, the Events that says
+    so, and when to try a refused child again (None: nothing refused)."""
+    before = find_condition(status.conditions, CHILDREN_ADMITTED)
+    sentences = refused(failed)
+    if sentences:
+        message = "; ".join(sentences)
+        conditions = set_condition(
+            status.conditions, CHILDREN_ADMITTED, False, "Refused", message, now, generation
+        )
+        changed = before is None or before.message != message
+        events = [Emit("Warning", "ChildRefused", message)] if changed else []
+        age = (now - before.last_transition_time).total_seconds() if before else 0.0
+        updated = status.model_copy(update={"conditions": sorted(conditions, key=lambda c: c.type)})
+        return updated, events, min(max(age, 1.0), RETRY_CAP)
+    if before is not None and not failed:
+        reason, message = ADMITTED
+        kept = [c for c in status.conditions if c.type != CHILDREN_ADMITTED]
+        return (
+            status.model_copy(update={"conditions": kept}),
+            [Emit("Normal", reason, message)],
+            None,
+        )
+    return status, [], None

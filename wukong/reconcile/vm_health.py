@@ -1,0 +1,58 @@
+"""The VM's own trouble, as KubeVirt reports it (issue 15 point 2). Pure.
+
+KubeVirt's VirtualMachine `printableStatus` names what stops a VM from running (it cannot be
+scheduled, its image cannot be pulled, its launcher crashes, a volume is missing) and its
+conditions (mirrored from the VMI) carry the detail, e.g. PodScheduled=False "0/3 nodes are
+available: ...". A VMI in phase Unknown lost contact with its node. Each becomes
+`VMHealthy=False` with KubeVirt's words (absent when there is no trouble), so `kubectl get
+wk` and `describe` say what to fix.
+"""
+
+from __future__ import annotations
+
+from wukong.api import JsonObj
+from wukong.api.conditions import VM_HEALTHY, Cond
+from wukong.reconcile.observed import Observed
+
+# printableStatus values that mean the VM cannot run until someone acts, and what to check.
+VM_ERRORS = {
+    "ErrorUnschedulable": "no node can take the VM (resources, node selectors, taints)",
+    "ErrImagePull": "the container disk image cannot be pulled",
+    "ImagePullBackOff": "the container disk image cannot be pulled (retrying)",
+    "CrashLoopBackOff": "the VM's launcher keeps failing to start",
+    "DataVolumeError": "a DataVolume of the VM failed",
+    "ErrorPvcNotFound": "a PVC the VM uses does not exist",
+    "ErrorDataVolumeNotFound": "a DataVolume the VM uses does not exist",
+}
+# Where KubeVirt puts the detail: (condition type, the status that means trouble).
+_DETAIL = (
+    ("PodScheduled", "False"),
+    ("Failure", "True"),
+    ("DataVolumesReady", "False"),
+    ("Synchronized", "False"),
+    ("Ready", "False"),
+)
+
+
+def _detail(obj: JsonObj | None) -> str:
+    conditions = (obj or {}).get("status", {}).get("conditions") or []
+    for type_, bad in _DETAIL:
+        for cond in conditions:
+            if cond.get("type") == type_ and cond.get("status") == bad and cond.get("message"):
+                return str(cond["message"])
+    return ""
+
+
+def vm_health(seen: Observed) -> Cond | None:
+    """VMHealthy: False with KubeVirt's reason and message while the VM is in trouble; None
+    (absent, like the operation conditions) while KubeVirt reports no error."""
+    printable = str((seen.vm or {}).get("status", {}).get("printableStatus") or "")
+    if printable in VM_ERRORS:
+        detail = _detail(seen.vm) or _detail(seen.vmi) or VM_ERRORS[printable]
+        return Cond(VM_HEALTHY, False, printable, f"VM {printable}: {detail}")
+    if seen.vmi_phase == "Unknown":
+        detail = (seen.vmi or {}).get("status", {}).get("reason") or _detail(seen.vmi)
+        node = (seen.vmi or {}).get("status", {}).get("nodeName") or "its node"
+        message = f"VMI phase Unknown: {node} stopped reporting; {detail or 'the node may be lost'}"
+        return Cond(VM_HEALTHY, False, "NodeLost", message)
+    return None
