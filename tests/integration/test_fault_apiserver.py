@@ -133,7 +133,12 @@ async def test_a_wukong_being_created_when_the_api_server_restarts_still_runs_on
 ) -> None:
     sim.config.import_step_delay = 0.5  # the import is running when the server goes away
     await create(k, "wukong", namespace, wukong("during", disks=[SYSTEM, DATA]))
-    await wait_phase(k, namespace, "during", "Creating", within=30)
+    # Mid-create: the import has begun (a create that fast writes no Creating status of its
+    # own before the VM exists: docs/decisions.md, "A create's first status waits").
+    await eventually(
+        lambda: get(k, "dv", namespace, "during-system"), timeout=30, message="during's DV"
+    )
+    assert await get(k, "vm", namespace, "during-vm") is None
     back = await restart(control_plane, operator)
     took = await working_again(k, namespace, "after", back)
     print(f"\noperator working again {took:.2f}s after the API server's return")

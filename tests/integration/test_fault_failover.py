@@ -113,9 +113,13 @@ async def test_a_lease_forced_to_the_standby_mid_deletion_keeps_the_disks_and_re
     assert kept["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "ha-del"
     assert cr["metadata"]["uid"] not in str(kept["metadata"].get("ownerReferences") or [])
     assert [p["metadata"]["name"] for p in await items(k, "pvc", namespace)] == ["ha-del-data"]
-    stops = [c.body for c in sim.calls if c.subresource == "stop" and c.name == "ha-del-vm"]
-    # A graceful stop, then at most the forced one after the grace period; never one twice.
-    assert 1 <= len(stops) <= 2 and len({repr(b) for b in stops}) == len(stops), stops
+    calls = [c for c in sim.calls if c.subresource == "stop" and c.name == "ha-del-vm"]
+    # A graceful stop, then at most the forced one after the grace period; never one done
+    # twice. A call KubeVirt refused or failed did nothing: with real KubeVirt a forced stop
+    # racing the graceful one's pending state change gets virt-api's 409 or 500.
+    assert all(c.status < 300 or c.status == 409 or c.status >= 500 for c in calls), calls
+    stops = [c.body for c in calls if c.status < 300]
+    assert 1 <= len(stops) <= 2 and len({repr(b) for b in stops}) == len(stops), calls
 
 
 async def _is(value: Any, wanted: str) -> bool:

@@ -99,6 +99,13 @@ async def admission(
                 api_path("admissionregistration.k8s.io", "v1", kind, None, doc["metadata"]["name"])
             )
 
+        async def lifted() -> bool:
+            return not await enforced()
+
+        # The API server stops enforcing a deleted policy a moment later, not at once: the next
+        # test (one that runs without the admission policy) must not meet it.
+        await eventually(lifted, timeout=30, message="network admission policy lifted")
+
 
 def net(**fields: Any) -> list[dict[str, Any]]:
     return [{"name": "lan", **fields}]

@@ -140,7 +140,7 @@ class Reconciler:
             return await self._delete(raw, cr, finalizers)
         if names.FINALIZER not in finalizers:
             raw = await self.executor.wukongs.set_finalizers(
-                namespace, name, [*finalizers, names.FINALIZER], raw["metadata"]["resourceVersion"]
+                namespace, name, [*finalizers, names.FINALIZER], finalizers
             )
             # Go on: the write's own watch event finds this pass's work done.
             self.store.remember(kinds.WUKONG.cache, raw)
@@ -219,7 +219,7 @@ class Reconciler:
             meta = raw["metadata"]
             try:
                 await self.executor.wukongs.set_finalizers(
-                    meta["namespace"], meta["name"], rest, meta["resourceVersion"]
+                    meta["namespace"], meta["name"], rest, finalizers
                 )
             except NotFound:
                 log.info("Wukong %s/%s is already gone", meta["namespace"], meta["name"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from wukong.adapters.kube import Kube, api_path
 from wukong.api import JsonObj, names
+from wukong.errors import Conflict, Invalid
 
 
 def wukong_path(namespace: str, name: str | None = None) -> str:
@@ -23,8 +24,20 @@ class Wukongs:
         return await self.kube.merge_patch(f"{wukong_path(namespace, name)}/status", patch)
 
     async def set_finalizers(
-        self, namespace: str, name: str, finalizers: list[str], resource_version: str
+        self, namespace: str, name: str, finalizers: list[str], expected: list[str]
     ) -> JsonObj:
-        """Replace the finalizer list; a stale `resource_version` gives 409 (retry next pass)."""
-        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
-        return await self.kube.merge_patch(wukong_path(namespace, name), patch)
+        """Replace the finalizer list if it still is `expected` (what this pass read).
+
+        The precondition is on the finalizers alone (a JSON patch `test`), not on the
+        resourceVersion: another writer's unrelated edit (a label, an annotation, the spec) must
+        not fail it, or a busy object would meet a 409 on every pass. The `test` of an absent
+        list is against null; a failed test, which the API server answers 422, is a Conflict
+        (the finalizers changed meanwhile: decide again from the cache)."""
+        ops: list[JsonObj] = [
+            {"op": "test", "path": "/metadata/finalizers", "value": expected or None},
+            {"op": "add", "path": "/metadata/finalizers", "value": finalizers},
+        ]
+        try:
+            return await self.kube.json_patch(wukong_path(namespace, name), ops)
+        except Invalid as error:
+            raise Conflict(409, "Conflict", f"finalizers changed: {error.message}") from error

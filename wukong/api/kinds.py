@@ -48,7 +48,13 @@ VM = Kind(
     reads={
         "spec": {"runStrategy": ALL, "template": ALL},
         # volumeRequests: hot-plug calls virt-controller has yet to apply (hotplug.py).
-        "status": {**_CONDITIONS, "stateChangeRequests": ALL, "volumeRequests": ALL},
+        # printableStatus: what stops the VM from running (reconcile/vm_health.py).
+        "status": {
+            **_CONDITIONS,
+            "printableStatus": ALL,
+            "stateChangeRequests": ALL,
+            "volumeRequests": ALL,
+        },
     },
 )
 VMI = Kind(
@@ -68,6 +74,7 @@ VMI = Kind(
             "nodeName": ALL,
             "interfaces": ALL,
             "volumeStatus": ALL,
+            "reason": ALL,  # why a VMI is in phase Unknown (vm_health.py)
         },
     },
 )

@@ -294,9 +294,12 @@ class ControlPlane:
                 return process
         raise ControlPlaneError("the control plane is not running: call start() first")
 
-    def _guard(self, process: Process) -> None:
+    def guard(self, process: Process) -> None:
+        """Have the watchdog stop `process` if this plane's owner dies (KubeVirt's too)."""
         if process.pid is not None:
             self._watchdog.guard_process(process.pid)
+
+    _guard = guard
 
     # -- internals ---------------------------------------------------------------------------
 

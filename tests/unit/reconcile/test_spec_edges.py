@@ -60,7 +60,8 @@ async def test_removing_the_finalizer_of_a_wukong_already_gone_is_success(
         assert await reconciler.reconcile("demo/web-1") is None
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert any(
-        m == "PATCH" and b and b["metadata"]["finalizers"] == [] for m, _, b in cluster.writes
+        m == "PATCH" and b and b[-1] == {"op": "add", "path": "/metadata/finalizers", "value": []}
+        for m, _, b in cluster.writes
     )
 
 

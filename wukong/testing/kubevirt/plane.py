@@ -30,8 +30,10 @@ import base64
 import contextlib
 import gzip
 import json
+import logging
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -45,6 +47,8 @@ from wukong.testing._crds import apply_crds, load_crds
 from wukong.testing._processes import Process, free_ports
 from wukong.testing._rest import Rest
 from wukong.testing.kubevirt.node import KubeVirtEndpoints
+
+log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 
@@ -126,6 +130,9 @@ class KubeVirtPlane:
         self.pki: KubeVirtPki | None = None
         self.handler_kubeconfig = Path()
         self._processes: list[Process] = []
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.restarts: dict[str, int] = {}
         self._rest: Rest | None = None
         self.startup_seconds: float | None = None
         self.timings: dict[str, float] = {}
@@ -144,13 +151,50 @@ class KubeVirtPlane:
             self.stop(grace=0)
             raise ControlPlaneError(f"KubeVirt failed to start: {error}\n{report}") from error
         self.startup_seconds = time.monotonic() - began
+        self._stopping.clear()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="kubevirt-supervisor", daemon=True
+        )
+        self._supervisor.start()
 
     def stop(self, grace: float = 5) -> None:
         """Stop virt-controller, then virt-api; the API server keeps their objects."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(5)
+            self._supervisor = None
         for process in reversed(self._processes):
             process.stop(grace)
         self._processes.clear()
         _RUNNING.discard(self)
+
+    def _supervise(self) -> None:
+        """Restart a component that exited, as the kubelet restarts a crashed pod (with its
+        back-off, 1 s doubling to 10 s). virt-controller exits by design when it cannot renew
+        its leader Lease, e.g. while kube-apiserver restarts: `golog.Fatal("leaderelection
+        lost")` in pkg/virt-controller/watch/application.go."""
+        backoff: dict[str, float] = {}
+        while not self._stopping.wait(0.5):
+            for process in list(self._processes):
+                code = process.exited()
+                if code is None or self._stopping.is_set():
+                    continue
+                delay = backoff.get(process.name, 1.0)
+                log.warning(
+                    "%s exited with %s; restarting it in %.0f s (as the kubelet would)",
+                    process.name,
+                    code,
+                    delay,
+                )
+                if self._stopping.wait(delay):
+                    return
+                backoff[process.name] = min(delay * 2, 10.0)
+                self.restarts[process.name] = self.restarts.get(process.name, 0) + 1
+                process.stop(0)  # reap it
+                process.start()
+                guard = getattr(self.plane, "guard", None)
+                if guard is not None:
+                    guard(process)
 
     @property
     def endpoints(self) -> KubeVirtEndpoints:
@@ -334,6 +378,9 @@ class KubeVirtPlane:
         process = Process(name, argv, work / f"{name}.log")
         self._processes.append(process)
         process.start()
+        guard = getattr(self.plane, "guard", None)  # the watchdog stops it if our owner dies
+        if guard is not None:
+            guard(process)
 
     def _check_alive(self) -> None:
         for process in self._processes:
