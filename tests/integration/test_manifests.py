@@ -658,9 +658,11 @@ def test_the_namespaced_variant_grants_the_same_verbs_in_one_namespace(
     role = find(docs, "Role", "wukong-operator")
     assert role["metadata"]["namespace"] == NAMESPACE
     cluster = find(docs, "ClusterRole", "wukong-operator")
+    # Cluster-scoped kinds stay in the ClusterRole: StorageClasses and the administrator's
+    # WukongNetworkPolicy (issue 15), read only.
     assert granted(cluster["rules"]) == {
         ("storage.k8s.io", "storageclasses", verb) for verb in READ
-    } | {
+    } | {("vm.novasphere.dev", "wukongnetworkpolicies", verb) for verb in READ} | {
         ("authentication.k8s.io", "tokenreviews", "create"),
         ("authorization.k8s.io", "subjectaccessreviews", "create"),
     }

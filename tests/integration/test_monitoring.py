@@ -13,6 +13,7 @@ import yaml
 
 from tests.integration.scenario import create, k, patch_spec, path, sim, wait_for, wukong
 from wukong.adapters.kube import Kube, api_path
+from wukong.api import kinds
 from wukong.runtime.metrics import DOCUMENTED
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.kubevirt import Simulator
@@ -172,5 +173,6 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
     assert value(requests, 'verb="POST"', 'resource="tokenreviews"', 'code="20') >= 1
     assert value(requests, 'verb="POST"', 'resource="subjectaccessreviews"', 'code="20') >= 1
     assert not any('verb="list"' in line or 'verb="watch"' in line for line in requests)
-    assert len(fed["wukong_watch_restarts_total"]) == 7  # one series per watched resource
+    # One series per watched resource (wukong.api.kinds.WATCHED).
+    assert len(fed["wukong_watch_restarts_total"]) == len(kinds.WATCHED)
     assert len(fed["wukong_workqueue_depth"]) == 1
