@@ -29,6 +29,7 @@ from wukong.reconcile.observed import Observed
 from wukong.reconcile.timefmt import iso
 
 DEFAULT_GRACE = 30
+AUTO_START = "autoStart"  # lifecycleState.requestId of the start autoStart makes under Manual
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
 # Before the VM exists (docs/decisions.md, "Lifecycle requests at creation"): start and stop
 # are answered by creating the VM running or stopped; restart and resume have nothing to act
@@ -269,8 +270,19 @@ def plan_lifecycle(
         message = f"{state.last_action} done: {step.phase}"
         state = moved(state, Happened.settled, message=message, deadline=None)
     if not calling and _first_manual_start(cr, seen, step, state):
-        calling = True
-        actions.append(VmCall("start", vm))
+        # Recorded now, called by the next pass once this status is written: exactly once,
+        # like a user's request (a second call before KubeVirt's Start request shows in the
+        # cache gets virt-api's 500 "stop/start already underway").
+        auto = LifecycleState(
+            last_action="start",
+            request_id=AUTO_START,
+            last_action_time=now,
+            generation=cr.metadata.generation,
+            force=False,
+            call=Effect.START_VM.value,
+            message="start accepted: startStrategy.autoStart with runStrategy Manual",
+        )
+        return LifecyclePlan(step, tuple(actions), moved(auto, Happened.accepted))
     if not calling:  # the call itself moves runStrategy: align it on a later pass
         actions += _run_strategy(cr, seen, state)
     empty = state == LifecycleState()
