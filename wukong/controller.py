@@ -28,7 +28,13 @@ from wukong.api import kinds, names
 from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store
 from wukong.runtime.leader import LeaderElector
-from wukong.runtime.mapping import enqueue_owner, enqueue_vmi_owner, enqueue_wukong, split_key
+from wukong.runtime.mapping import (
+    enqueue_launcher_event,
+    enqueue_owner,
+    enqueue_vmi_owner,
+    enqueue_wukong,
+    split_key,
+)
 from wukong.runtime.metrics import Metrics
 from wukong.runtime.metrics_server import MetricsServer, Reviewer, tls_context
 from wukong.runtime.probes import ProbeServer
@@ -56,7 +62,13 @@ PROVIDED_BY = {
 def resources(namespace: str | None) -> dict[str, ResourceRef]:
     """Every resource the operator watches, by its cache name (`wukong.api.kinds`)."""
     return {
-        k.cache: ResourceRef(k.group, k.version, k.plural, namespace if k.namespaced else None)
+        k.cache: ResourceRef(
+            k.group,
+            k.version,
+            k.plural,
+            namespace if k.namespaced else None,
+            field_selector=k.field_selector,
+        )
         for k in kinds.WATCHED
     }
 
@@ -176,6 +188,8 @@ class Operator:
         self.informers[kinds.NAD.cache].add_handler(self._on_nad(kinds.WUKONG.cache))
         policy = self._on_policy(kinds.WUKONG.cache)
         self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
+        events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)
+        self.informers[kinds.EVENT.cache].add_handler(events)
 
     def _on_policy(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
         """The network policy changed: every Wukong that uses a network decides again."""

@@ -61,7 +61,7 @@ CLUSTER_VERBS = (
     | grants("subresources.kubevirt.io", "virtualmachineinstances/filesystemlist", ("get",))
     | grants("cdi.kubevirt.io", "datavolumes", MANAGE)
     | grants("", "persistentvolumeclaims", MANAGE)
-    | grants("", "events", ("create",))
+    | grants("", "events", ("create", "list", "watch"))
     | grants("k8s.cni.cncf.io", "network-attachment-definitions", MANAGE)
     | grants("storage.k8s.io", "storageclasses", READ)
     | grants("authentication.k8s.io", "tokenreviews", ("create",))

@@ -79,7 +79,13 @@ GOOD_WHEN_TRUE = {
     VM_HEALTHY,
     CHILDREN_ADMITTED,
 }
-BAD_WHEN_TRUE = {"RestartRequired", "FileSystemResizePending", "Stalled", "DeletionBlocked"}
+BAD_WHEN_TRUE = {
+    "RestartRequired",
+    "FileSystemResizePending",
+    "Stalled",
+    "DeletionBlocked",
+    "SecretMissing",
+}
 # Not healthy yet, but the normal path: every new disk is Provisioning for a while. No Warning
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
 # warns if it lasts.

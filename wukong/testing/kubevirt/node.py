@@ -31,7 +31,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ._informer import Informer
-from ._kube import VMIS, ApiError, JsonObj, Kube, Resource, key_of
+from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
 from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, ANN_UNSCHEDULABLE, SimConfig
 from .guest import OS_INFO, Guest, device_names
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 PODS = Resource("", "v1", "pods")
 NODES = Resource("", "v1", "nodes", namespaced=False)
+SECRETS = Resource("", "v1", "secrets")
+# The kubelet retries a failed volume mount with backoff; a fixed short retry is enough here.
+MOUNT_RETRY_SECONDS = 2.0
 LAUNCHER_LABEL = ("kubevirt.io", "virt-launcher")
 HANDLER_LABEL = ("kubevirt.io", "virt-handler")
 
@@ -290,6 +293,9 @@ class Kubelet(Controller):
                 await self._schedule(pod)
                 return None
             if phase(pod) == "Pending":
+                if (missing := await self._unmountable(pod)) is not None:
+                    await self._mount_failed(pod, *missing)
+                    return MOUNT_RETRY_SECONDS
                 ip = self.book.address(pod["metadata"]["uid"], 0, True)
                 await self._status(pod, _running_status(pod, ip))
                 return None
@@ -305,6 +311,67 @@ class Kubelet(Controller):
                 return 0.05
             raise
         return None
+
+    async def _unmountable(self, pod: JsonObj) -> tuple[str, str] | None:
+        """(volume, Secret) of the first Secret volume whose Secret does not exist."""
+        ns = pod["metadata"]["namespace"]
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            secret = volume.get("secret") or {}
+            name = secret.get("secretName")
+            if name and not secret.get("optional"):
+                if await self.kube.get_or_none(SECRETS, ns, name) is None:
+                    return str(volume.get("name")), str(name)
+        return None
+
+    async def _mount_failed(self, pod: JsonObj, volume: str, secret: str) -> None:
+        """What the kubelet does when a Secret volume cannot be set up: the pod stays
+        Pending with its containers in ContainerCreating, and a FailedMount Warning Event
+        on the pod says which Secret is missing (it retries, and so do we)."""
+        meta = pod["metadata"]
+        waiting = [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}},
+            }
+            for c in (pod.get("spec") or {}).get("containers") or []
+        ]
+        if (pod.get("status") or {}).get("containerStatuses") != waiting:
+            await self._status(pod, {"phase": "Pending", "containerStatuses": waiting})
+        message = f'MountVolume.SetUp failed for volume "{volume}" : secret "{secret}" not found'
+        name = f"{meta['name']}.{volume}"[:253]
+        now = now_iso()
+        existing = await self.kube.get_or_none(EVENTS, meta["namespace"], name)
+        if existing is not None:
+            patch = {"count": int(existing.get("count") or 1) + 1, "lastTimestamp": now}
+            await self.kube.merge_patch(EVENTS, meta["namespace"], name, patch)
+            return
+        await self.kube.create(
+            EVENTS,
+            meta["namespace"],
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": meta["namespace"]},
+                "involvedObject": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta["uid"],
+                },
+                "reason": "FailedMount",
+                "message": message,
+                "type": "Warning",
+                "source": {"component": "kubelet", "host": pod["spec"]["nodeName"]},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            },
+        )
 
     async def _readiness(self, pod: JsonObj) -> None:
         """Pod Ready as kubelet computes it: containers ready and every readiness gate True.
