@@ -34,7 +34,9 @@ __all__ = ["k", "operator", "sim"]  # fixtures
 
 USER_DATA = "#cloud-config\npassword: fedora\nchpasswd: {expire: false}\n"
 NETWORK_DATA = "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n"
-PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvb0vSo0g1O4X8VrJjQ5YF3Q7Yk0m9Jk0x8pRrTqG0m me@laptop"
+PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvb0vSo0g1O4X8VrJjQ5YF3Q7Yk0m9Jk0x8pRrTqG0m me@laptop"
+)
 
 
 def secret(name: str, **data: str) -> dict[str, Any]:
