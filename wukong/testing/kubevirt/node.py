@@ -749,6 +749,7 @@ class HandlerServer:
         for sub in ("guestosinfo", "userlist", "filesystemlist"):
             app.router.add_get(base + sub, self._get)
         app.router.add_get(base + "console", self._console)
+        app.router.add_get(base + "vnc", self._vnc)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(
@@ -813,6 +814,17 @@ class HandlerServer:
         ws = web.WebSocketResponse(protocols=("plain.kubevirt.io",))
         await ws.prepare(request)
         await ws.send_bytes(b"\r\nFedora Linux 40 (Cloud Edition)\r\nlogin: ")
+        async for message in ws:
+            if message.type.name in ("BINARY", "TEXT"):
+                data = message.data if isinstance(message.data, bytes) else message.data.encode()
+                await ws.send_bytes(data)
+        return ws
+
+    async def _vnc(self, request: web.Request) -> web.StreamResponse:
+        """The VNC server: QEMU's RFB version greeting, then it echoes (no real framebuffer)."""
+        ws = web.WebSocketResponse(protocols=("plain.kubevirt.io",))
+        await ws.prepare(request)
+        await ws.send_bytes(b"RFB 003.008\n")
         async for message in ws:
             if message.type.name in ("BINARY", "TEXT"):
                 data = message.data if isinstance(message.data, bytes) else message.data.encode()
