@@ -181,7 +181,7 @@ class Operator:
         # Every event: an answer our own status write put in the cache (write-through) is
         # one the update-skipping informer would otherwise keep from the counter.
         self.informers[kinds.WUKONG.cache].add_handler(self._count_answers, every_event=True)
-        for kind in (kinds.VM, kinds.DATA_VOLUME, kinds.PVC):
+        for kind in (kinds.VM, kinds.DATA_VOLUME, kinds.PVC, kinds.MIGRATION):
             self.informers[kind.cache].add_handler(enqueue_owner(add))
         vmi_owner = enqueue_vmi_owner(add, self.store, kinds.VM.cache)
         self.informers[kinds.VMI.cache].add_handler(vmi_owner)

@@ -51,6 +51,7 @@ CLUSTER_VERBS = (
     | grants(GROUP, "wukongs/finalizers", ("update",))
     | grants("kubevirt.io", "virtualmachines", MANAGE)
     | grants("kubevirt.io", "virtualmachineinstances", READ)
+    | grants("kubevirt.io", "virtualmachineinstancemigrations", (*READ, "create", "delete"))
     | grants(
         "subresources.kubevirt.io",
         "virtualmachines/start virtualmachines/stop virtualmachines/restart "

@@ -89,6 +89,7 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
         else (),
         data_volumes=collect(kinds.DATA_VOLUME.cache),
         claims=collect(kinds.PVC.cache),
+        migrations=collect(kinds.MIGRATION.cache),
         nads=nads,
         storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
         network_policy=store.get(kinds.NETWORK_POLICY.cache, "", POLICY_NAME),

@@ -133,6 +133,16 @@ NETWORK_POLICY = Kind(
 )
 """The administrator's policy of which networks tenants may use (issue 15)."""
 
+MIGRATION = Kind(
+    "VirtualMachineInstanceMigration",
+    names.KUBEVIRT_GROUP,
+    names.KUBEVIRT_VERSION,
+    "virtualmachineinstancemigrations",
+    reads={
+        "spec": {"vmiName": ALL},
+        "status": {**_CONDITIONS, "phase": ALL, "migrationState": ALL},
+    },
+)
 EVENT = Kind(
     "Event",
     "",
@@ -144,8 +154,19 @@ EVENT = Kind(
     reads={"involvedObject": ALL, "reason": ALL, "message": ALL, "lastTimestamp": ALL},
 )
 
-WATCHED = (WUKONG, VM, VMI, DATA_VOLUME, PVC, NAD, STORAGE_CLASS, NETWORK_POLICY, EVENT)
-CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD)}
+WATCHED = (
+    WUKONG,
+    VM,
+    VMI,
+    DATA_VOLUME,
+    PVC,
+    NAD,
+    STORAGE_CLASS,
+    NETWORK_POLICY,
+    MIGRATION,
+    EVENT,
+)
+CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD, MIGRATION)}
 """The kinds a Wukong owns, by `kind`."""
 
 

@@ -126,6 +126,14 @@ class Action(StrEnum):
     RESTART = "restart"
     SUSPEND = "suspend"
     RESUME = "resume"
+    MIGRATE = "migrate"
+
+
+class AccessMode(StrEnum):
+    """How the disk's volume may be mounted; live migration needs ReadWriteMany."""
+
+    READ_WRITE_ONCE = "ReadWriteOnce"
+    READ_WRITE_MANY = "ReadWriteMany"
 
 
 class DiskBus(StrEnum):
@@ -168,6 +176,11 @@ _DISK_RULES = rules(
         " && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
         "the storageClassName of an existing disk cannot change; add a new disk instead",
     ),
+    (
+        "has(self.accessMode) == has(oldSelf.accessMode)"
+        " && (!has(self.accessMode) || self.accessMode == oldSelf.accessMode)",
+        "the accessMode of an existing disk cannot change; add a new disk instead",
+    ),
 )
 
 
@@ -190,6 +203,9 @@ class DiskSpec(WireModel):
     """Disk bus in the guest."""
     detach_options: DetachOptions | None = None
     """How to detach this disk when it is removed from spec.disks."""
+    access_mode: AccessMode | None = None
+    """ReadWriteMany lets the VM live-migrate; absent: the storage's default (CDI's
+    StorageProfile for imported disks, ReadWriteOnce for blank ones)."""
 
     @field_validator("image")
     @classmethod

@@ -95,6 +95,8 @@ def volume_source(cr: Wukong, disk: DiskSpec, *, hotpluggable: bool = False) -> 
 
 def _storage(disk: DiskSpec) -> JsonObj:
     storage: JsonObj = {"resources": {"requests": {"storage": disk.size}}}
+    if disk.access_mode is not None:
+        storage["accessModes"] = [disk.access_mode.value]
     if disk.storage_class_name:
         storage["storageClassName"] = disk.storage_class_name
     return storage
@@ -118,7 +120,7 @@ def build_data_volume(cr: Wukong, disk: DiskSpec) -> JsonObj:
 def build_pvc(cr: Wukong, disk: DiskSpec) -> JsonObj:
     """A blank PersistentVolumeClaim for a disk without an image."""
     spec: JsonObj = {
-        "accessModes": ["ReadWriteOnce"],
+        "accessModes": [disk.access_mode.value if disk.access_mode else "ReadWriteOnce"],
         "volumeMode": "Filesystem",
         "resources": {"requests": {"storage": disk.size}},
     }

@@ -255,6 +255,20 @@ def _ended_status(pod: JsonObj, final: str) -> JsonObj:
     }
 
 
+def _migrated_away(pod: JsonObj, vmi: JsonObj) -> bool:
+    """A source launcher pod whose VMI finished migrating to another node."""
+    status = vmi.get("status") or {}
+    state = status.get("migrationState") or {}
+    node = (pod.get("spec") or {}).get("nodeName")
+    return bool(
+        state.get("completed")
+        and not state.get("failed")
+        and node
+        and node == state.get("sourceNode")
+        and node != status.get("nodeName")
+    )
+
+
 class Kubelet(Controller):
     """kube-scheduler and kubelet for the pods of one namespace (or all)."""
 
@@ -306,6 +320,9 @@ class Kubelet(Controller):
                 if vmi is not None and is_final(vmi):
                     # virt-launcher exits with its domain (guest shutdown, crash, stop).
                     await self._status(pod, _ended_status(pod, phase(vmi)))
+                elif vmi is not None and _migrated_away(pod, vmi):
+                    # The source virt-launcher exits once its domain has moved to the target.
+                    await self._status(pod, _ended_status(pod, "Succeeded"))
         except ApiError as err:
             if err.status in (404, 409):
                 return 0.05
@@ -400,6 +417,10 @@ class Kubelet(Controller):
         nodes = self.cfg.nodes
         selector = (pod.get("spec") or {}).get("nodeSelector") or {}
         fits = [n for n in nodes if _matches(node_labels(self.cfg, n), selector)]
+        # Required pod anti-affinity on kubernetes.io/hostname (what virt-controller puts on a
+        # migration target pod: not on a node running a pod of the same VMI).
+        avoid = self._anti_affinity_nodes(pod)
+        fits = [n for n in fits if n not in avoid]
         message = None
         if flag(ANN_UNSCHEDULABLE, vmi, vm):
             message = INSUFFICIENT.format(n=len(nodes))
@@ -429,6 +450,21 @@ class Kubelet(Controller):
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node},
             },
         )
+
+    def _anti_affinity_nodes(self, pod: JsonObj) -> set[str]:
+        affinity = ((pod.get("spec") or {}).get("affinity") or {}).get("podAntiAffinity") or {}
+        nodes: set[str] = set()
+        for term in affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+            if term.get("topologyKey") != "kubernetes.io/hostname":
+                continue
+            wanted = (term.get("labelSelector") or {}).get("matchLabels") or {}
+            for other in self.pods.list(pod["metadata"]["namespace"]):
+                other_labels = other.get("metadata", {}).get("labels") or {}
+                node = (other.get("spec") or {}).get("nodeName")
+                if node and not deleting(other) and phase(other) in ("Pending", "Running"):
+                    if wanted and _matches(other_labels, wanted):
+                        nodes.add(node)
+        return nodes
 
     async def _terminate(self, pod: JsonObj) -> float | None:
         """A deleted pod: a launcher waits for its domain to be gone, then the object goes."""
@@ -597,6 +633,7 @@ class NodeHandler(Controller):
             status.pop("guestOSInfo", None)
         conds = self._live_migratable(vmi, conds)
         status["conditions"] = conds
+        migrating = self._migrate(vmi, status)
         # Keep what virt-controller adds to an interface (podInterfaceName, from the pod).
         known = {i.get("name"): i for i in status.get("interfaces") or []}
         status["interfaces"] = [
@@ -604,9 +641,52 @@ class NodeHandler(Controller):
         ]
         next_step = self._volumes(vmi, status)
         waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
-        if next_step is not None:
-            waits.append(next_step)
+        for step in (next_step, migrating):
+            if step is not None:
+                waits.append(step)
         return min(waits) if waits else None
+
+    def _migrate(self, vmi: JsonObj, status: JsonObj) -> float | None:
+        """virt-handler's part of a live migration (pkg/virt-handler migration-target.go and
+        migration-source.go), once virt-controller has handed the target pod over (it writes
+        migrationUid, targetNode, targetPod): the target advertises its address, the source
+        starts, the target sees the domain arrive and run, the source ends, and the target
+        takes the VMI over (nodeName). One step per `migration_step` seconds."""
+        state = status.get("migrationState")
+        if not state or not state.get("targetNode") or state.get("completed"):
+            return None
+        if state.get("targetNode") not in self.cfg.nodes:
+            return None
+        step = self.cfg.migration_step_delay
+        elapsed = self._age(vmi["metadata"]["uid"], f"migration:{state.get('migrationUid')}")
+        state = dict(state)
+        now = now_iso()
+        if state.get("abortRequested"):
+            # The migration object was deleted: the source aborts the job (migration-source.go
+            # sets AbortStatus, Failed and Completed); the VM stays where it was.
+            state.update(abortStatus="Succeeded", failed=True, completed=True, endTimestamp=now)
+            state.setdefault("startTimestamp", now)
+        elif not state.get("targetNodeAddress"):
+            state["targetNodeAddress"] = "127.0.0.1"
+            state["targetDirectMigrationNodePorts"] = {"49152": 0, "49153": 49153}
+        elif not state.get("startTimestamp"):
+            if elapsed < step:
+                return step - elapsed
+            state["startTimestamp"] = now
+            state["mode"] = "PreCopy"
+        elif not state.get("targetNodeDomainReadyTimestamp"):
+            if elapsed < 2 * step:
+                return 2 * step - elapsed
+            state["targetNodeDomainDetected"] = True
+            state["targetNodeDomainReadyTimestamp"] = now
+        else:
+            if elapsed < 3 * step:
+                return 3 * step - elapsed
+            state["completed"] = True
+            state["endTimestamp"] = now
+            status["nodeName"] = state["targetNode"]
+        status["migrationState"] = state
+        return step
 
     def _live_migratable(self, vmi: JsonObj, conds: list[JsonObj]) -> list[JsonObj]:
         """LiveMigratable as virt-handler reports it: False while a PVC is not shared (RWX)."""
