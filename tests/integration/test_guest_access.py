@@ -71,8 +71,17 @@ async def test_cloud_init_and_ssh_keys_reach_the_vm_template_and_secrets_stay_un
     }
     since = audit.size(control_plane.audit_log)
     await create(k, "wukong", namespace, wukong("login-1", **spec))
-    cr = await wait_phase(k, namespace, "login-1", "Running", within=60)
+    cr = await wait_for(
+        k,
+        namespace,
+        "login-1",
+        lambda c: bool(((c.get("status") or {}).get("interfaces") or [{}])[0].get("ipAddress")),
+        within=60,
+        what="login-1 Running with an IP",
+    )
+    assert cr["status"]["phase"] == "Running"
     assert condition(cr, "SecretMissing") == {}  # present only while a Secret is missing
+    assert condition(cr, "DiskDetach") == {}  # the cloud-init disk is not a user's disk
     vm = await get(k, "vm", namespace, "login-1-vm")
     assert vm is not None
     tmpl = vm["spec"]["template"]["spec"]

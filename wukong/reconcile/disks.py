@@ -56,9 +56,14 @@ def is_hotpluggable(volume: JsonObj) -> bool:
 
 
 def template_volumes(vm: JsonObj | None) -> dict[str, JsonObj]:
-    """The VM template's volumes by name."""
+    """The VM template's disk volumes (a claim or DataVolume behind them) by name; the
+    cloud-init volume is not a disk of the Wukong and is never plugged or detached."""
     spec = (vm or {}).get("spec", {}).get("template", {}).get("spec", {})
-    return {v["name"]: v for v in spec.get("volumes") or [] if "name" in v}
+    return {
+        v["name"]: v
+        for v in spec.get("volumes") or []
+        if "name" in v and ("dataVolume" in v or "persistentVolumeClaim" in v)
+    }
 
 
 def template_disks(vm: JsonObj | None) -> dict[str, JsonObj]:

@@ -63,7 +63,7 @@ def _disks_and_volumes(cr: Wukong, seen: Observed) -> tuple[list[JsonObj], list[
     if running:
         # Disks that left the spec stay until the hot-unplug planner (guest check first)
         # or the next boot removes them: a template edit must never yank a mounted disk.
-        in_spec = {d.name for d in cr.spec.disks} | {CLOUD_INIT_VOLUME}  # not a user's disk
+        in_spec = {d.name for d in cr.spec.disks}
         for name, (volume, device) in current.items():
             if name not in in_spec:
                 volumes.append(volume)

@@ -180,3 +180,21 @@ def test_instancetype_replaces_cpu_and_memory() -> None:
     assert parsed.instancetype.kind.value == "VirtualMachineClusterInstancetype"
     with pytest.raises(ValidationError, match="cpu and memory are required"):
         WukongSpec.model_validate(body)
+
+
+def test_the_cloud_init_volume_is_not_a_disk_to_plug_or_detach() -> None:
+    from wukong.reconcile.disks import template_volumes
+
+    vm = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "volumes": [
+                        {"name": "system", "dataVolume": {"name": "w-system"}},
+                        {"name": "cloudinitdisk", "cloudInitNoCloud": {"userData": "x"}},
+                    ]
+                }
+            }
+        }
+    }
+    assert list(template_volumes(vm)) == ["system"]
