@@ -105,6 +105,11 @@ async def test_migrate_moves_the_vm_to_the_other_node_and_status_follows(
     assert vmi is not None and vmi["status"]["nodeName"] == moved["targetNode"]
     events = [e for e in await items(k, "event", namespace) if e["reason"] == "Migrated"]
     assert any(e["involvedObject"]["kind"] == "Wukong" for e in events)
+    # And back again: a second request is a new migration, to the node it came from.
+    result = await cli(control_plane.kubeconfig, "migrate", "mig-1", "-n", namespace, "--wait")
+    assert result.exit_code == 0, result.output
+    assert f"mig-1 migrated from {moved['targetNode']} to {source}" in result.output
+    assert len(await items_at(k, migrations_path(namespace))) == 2
 
 
 async def items_at(k: Kube, path: str) -> list[dict[str, Any]]:

@@ -256,15 +256,15 @@ def _ended_status(pod: JsonObj, final: str) -> JsonObj:
 
 
 def _migrated_away(pod: JsonObj, vmi: JsonObj) -> bool:
-    """A source launcher pod whose VMI finished migrating to another node."""
+    """The source launcher pod of a migration that finished (never a later migration's
+    target pod, which may well land on that same node)."""
     status = vmi.get("status") or {}
     state = status.get("migrationState") or {}
     node = (pod.get("spec") or {}).get("nodeName")
     return bool(
         state.get("completed")
         and not state.get("failed")
-        and node
-        and node == state.get("sourceNode")
+        and pod["metadata"]["name"] == state.get("sourcePod")
         and node != status.get("nodeName")
     )
 
