@@ -151,6 +151,15 @@ async def test_instancetype_and_preference_become_the_vm_matchers(
     del body["spec"]["cpu"], body["spec"]["memory"]
     await create(k, "wukong", namespace, body)
     await wait_phase(k, namespace, "sized-1", "Running", within=60)
+    cr = await wait_for(
+        k,
+        namespace,
+        "sized-1",
+        lambda c: bool((c["status"].get("interfaces") or [{}])[0].get("ipAddress")),
+        within=30,
+        what="sized-1 with an IP",
+    )
+    assert condition(cr, "RestartRequired") == {}  # the VMI runs the instancetype asked for
     vm = await get(k, "vm", namespace, "sized-1-vm")
     assert vm is not None
     assert vm["spec"]["instancetype"]["name"] == "small"
@@ -191,6 +200,21 @@ async def test_instancetype_and_preference_become_the_vm_matchers(
             {"nodeSelector": {"bad key!": "x"}},
             "every key must be a label key",
             id="node-selector-bad-key",
+        ),
+        pytest.param(
+            {
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {"matchExpressions": [{"key": "zone", "operator": "In"}]}
+                            ]
+                        }
+                    }
+                }
+            },
+            "values must be specified when `operator` is 'In' or 'NotIn'",
+            id="affinity-in-without-values",
         ),
         pytest.param(
             {"evictionStrategy": "Migrate"},

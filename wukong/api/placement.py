@@ -8,12 +8,13 @@ refused when the Wukong is applied, not later when KubeVirt builds the pod.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
-from wukong.api._base import ObjectName, WireModel, rules
+from wukong.api._base import DnsLabel, ObjectName, WireModel, rules
 
 MAX_TOLERATIONS = 32
 MAX_NODE_SELECTOR = 32
@@ -127,7 +128,7 @@ _AFFINITY_LIST = {"x-kubernetes-list-type": "atomic"}
 
 
 class SelectorOperator(StrEnum):
-    """How a node or label selector requirement matches."""
+    """How a node selector requirement matches a node label."""
 
     IN = "In"
     NOT_IN = "NotIn"
@@ -137,27 +138,85 @@ class SelectorOperator(StrEnum):
     LT = "Lt"
 
 
+class LabelOperator(StrEnum):
+    """How a label selector requirement matches a pod's label."""
+
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+# Kubernetes' (and KubeVirt's VM admitter's) rules for selector values, in their words.
+_VALUES_FOR: tuple[tuple[str, str, tuple[str, str, Callable[[int], bool]]], ...] = (
+    (
+        "!(self.operator in ['In', 'NotIn']) || size(self.values) > 0",
+        "values must be specified when `operator` is 'In' or 'NotIn'",
+        ("In", "NotIn", lambda n: n > 0),
+    ),
+    (
+        "!(self.operator in ['Exists', 'DoesNotExist']) || size(self.values) == 0",
+        "values may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+        ("Exists", "DoesNotExist", lambda n: n == 0),
+    ),
+    (
+        "!(self.operator in ['Gt', 'Lt']) || size(self.values) == 1",
+        "values must be specified single value when `operator` is 'Lt' or 'Gt'",
+        ("Gt", "Lt", lambda n: n == 1),
+    ),
+)
+_VALUES_RULES = rules(*((rule, message) for rule, message, _ in _VALUES_FOR))
+
+
+def _check_values(operator: str, values: list[str]) -> None:
+    for _, message, (first, second, ok) in _VALUES_FOR:
+        if operator in (first, second) and not ok(len(values)):
+            raise ValueError(message)
+
+
 class Requirement(WireModel):
-    """One `key operator values` requirement (core/v1 NodeSelectorRequirement and
-    metav1.LabelSelectorRequirement share this shape)."""
+    """core/v1 NodeSelectorRequirement: `key operator values` on node labels."""
+
+    model_config = ConfigDict(json_schema_extra=_VALUES_RULES)
 
     key: LabelKey
-    """The label (or field) key."""
+    """The node label key."""
     operator: SelectorOperator
-    """In, NotIn, Exists, DoesNotExist (Gt, Lt: node selectors only)."""
+    """In, NotIn, Exists, DoesNotExist, Gt or Lt."""
     values: Annotated[list[Annotated[str, Field(max_length=63)]], Field(max_length=MAX_VALUES)] = (
         Field(default_factory=list)
     )
     """Values for In/NotIn (one integer for Gt/Lt); empty for Exists/DoesNotExist."""
 
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> Requirement:
+        _check_values(self.operator.value, self.values)
+        return self
+
+
+class LabelRequirement(WireModel):
+    """metav1.LabelSelectorRequirement: `key operator values` on pod labels."""
+
+    model_config = ConfigDict(json_schema_extra=_VALUES_RULES)
+
+    key: LabelKey
+    """The label key."""
+    operator: LabelOperator
+    """In, NotIn, Exists or DoesNotExist."""
+    values: Annotated[list[LabelValue], Field(max_length=MAX_VALUES)] = Field(default_factory=list)
+    """Values for In/NotIn; empty for Exists/DoesNotExist."""
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelRequirement:
+        _check_values(self.operator.value, self.values)
+        return self
+
 
 class NodeSelectorTerm(WireModel):
-    """Requirements that must all hold (core/v1 NodeSelectorTerm)."""
+    """Requirements on node labels that must all hold (core/v1 NodeSelectorTerm)."""
 
     match_expressions: Annotated[list[Requirement], Field(max_length=MAX_TERMS)] | None = None
     """Requirements on node labels."""
-    match_fields: Annotated[list[Requirement], Field(max_length=MAX_TERMS)] | None = None
-    """Requirements on node fields (metadata.name)."""
 
 
 class RequiredNodes(WireModel):
@@ -194,7 +253,7 @@ class LabelSelector(WireModel):
 
     match_labels: LabelMap | None = None
     """Labels that must all be present with these values."""
-    match_expressions: Annotated[list[Requirement], Field(max_length=MAX_TERMS)] | None = None
+    match_expressions: Annotated[list[LabelRequirement], Field(max_length=MAX_TERMS)] | None = None
     """Requirements that must all hold."""
 
 
@@ -203,7 +262,7 @@ class PodAffinityTerm(WireModel):
 
     label_selector: LabelSelector | None = None
     """Which pods."""
-    namespaces: Annotated[list[ObjectName], Field(max_length=MAX_TERMS)] | None = None
+    namespaces: Annotated[list[DnsLabel], Field(max_length=MAX_TERMS)] | None = None
     """In these namespaces (default: the Wukong's)."""
     namespace_selector: LabelSelector | None = None
     """In namespaces with these labels."""
