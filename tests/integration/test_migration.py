@@ -35,8 +35,9 @@ from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "operator"]  # fixtures
 
-pytestmark = pytest.mark.skipif(
-    kubevirt_mode() != "real", reason="migrations are driven by KubeVirt's virt-controller"
+real_only = pytest.mark.skipif(
+    kubevirt_mode() != "real",
+    reason="migrations are driven by KubeVirt's virt-controller (the pure simulator has none)",
 )
 SHARED = [{"name": "system", "size": "10Gi", "image": IMAGE, "accessMode": "ReadWriteMany"}]
 # Slow enough to catch a migration while it runs (each of its four node steps).
@@ -74,6 +75,7 @@ async def migrate(k: Kube, namespace: str, name: str, stamp: str) -> None:
     )
 
 
+@real_only
 async def test_migrate_moves_the_vm_to_the_other_node_and_status_follows(
     k: Kube,
     namespace: str,
@@ -116,6 +118,7 @@ async def items_at(k: Kube, path: str) -> list[dict[str, Any]]:
     return list((await k.get(path)).get("items") or [])
 
 
+@real_only
 async def test_a_vm_kubevirt_cannot_migrate_is_refused_at_once_in_its_words(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:
@@ -144,6 +147,7 @@ async def test_migrate_on_a_stopped_vm_is_refused(
     assert await items_at(k, migrations_path(namespace)) == []
 
 
+@real_only
 async def test_a_second_migrate_while_one_runs_is_refused_and_the_first_completes(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
@@ -180,6 +184,7 @@ async def test_a_second_migrate_while_one_runs_is_refused_and_the_first_complete
     assert len(await items_at(k, migrations_path(namespace))) == 1
 
 
+@real_only
 async def test_deleting_a_wukong_cancels_its_running_migration_first(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:
