@@ -1,6 +1,7 @@
 """Live migration (issue 16): `lifecycleAction: {action: migrate}` becomes a
 VirtualMachineInstanceMigration owned by the Wukong; KubeVirt's virt-controller drives it and
-the simulated nodes play virt-handler's part; refusals come at once and in KubeVirt's words."""
+the simulated nodes play virt-handler's part (with WUKONG_KUBEVIRT=sim the simulator plays
+both); refusals come at once and in KubeVirt's words."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     IMAGE,
     OPERATOR_USER,
@@ -35,10 +35,6 @@ from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "operator"]  # fixtures
 
-real_only = pytest.mark.skipif(
-    kubevirt_mode() != "real",
-    reason="migrations are driven by KubeVirt's virt-controller (the pure simulator has none)",
-)
 SHARED = [{"name": "system", "size": "10Gi", "image": IMAGE, "accessMode": "ReadWriteMany"}]
 # Slow enough to catch a migration while it runs (each of its four node steps).
 STEP_SECONDS = 1.5
@@ -75,7 +71,6 @@ async def migrate(k: Kube, namespace: str, name: str, stamp: str) -> None:
     )
 
 
-@real_only
 async def test_migrate_moves_the_vm_to_the_other_node_and_status_follows(
     k: Kube,
     namespace: str,
@@ -118,7 +113,6 @@ async def items_at(k: Kube, path: str) -> list[dict[str, Any]]:
     return list((await k.get(path)).get("items") or [])
 
 
-@real_only
 async def test_a_vm_kubevirt_cannot_migrate_is_refused_at_once_in_its_words(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:
@@ -147,7 +141,6 @@ async def test_migrate_on_a_stopped_vm_is_refused(
     assert await items_at(k, migrations_path(namespace)) == []
 
 
-@real_only
 async def test_a_second_migrate_while_one_runs_is_refused_and_the_first_completes(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
@@ -184,7 +177,6 @@ async def test_a_second_migrate_while_one_runs_is_refused_and_the_first_complete
     assert len(await items_at(k, migrations_path(namespace))) == 1
 
 
-@real_only
 async def test_deleting_a_wukong_cancels_its_running_migration_first(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:

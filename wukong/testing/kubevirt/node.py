@@ -43,6 +43,7 @@ from .objects import (
     drop_condition,
     flag,
     is_final,
+    live_migratable,
     now_iso,
     phase,
     set_condition,
@@ -691,18 +692,9 @@ class NodeHandler(Controller):
     def _live_migratable(self, vmi: JsonObj, conds: list[JsonObj]) -> list[JsonObj]:
         """LiveMigratable as virt-handler reports it: False while a PVC is not shared (RWX)."""
         ns = vmi["metadata"]["namespace"]
-        for volume in (vmi.get("spec") or {}).get("volumes") or []:
-            claim = claim_of(volume)
-            pvc = self.pvcs.get(ns, claim) if claim else None
-            modes = ((pvc or {}).get("spec") or {}).get("accessModes") or []
-            if claim and "ReadWriteMany" not in modes:
-                message = (
-                    f"cannot migrate VMI: PVC {claim} is not shared, live migration requires "
-                    "that all PVCs must be shared (using ReadWriteMany access mode)"
-                )
-                return set_condition(
-                    conds, "LiveMigratable", "False", "DisksNotLiveMigratable", message
-                )
+        status, reason, message = live_migratable(vmi, lambda c: self.pvcs.get(ns, c))
+        if status == "False":
+            return set_condition(conds, "LiveMigratable", status, reason, message)
         return set_condition(conds, "LiveMigratable", "True")
 
     def _volumes(self, vmi: JsonObj, status: JsonObj) -> float | None:
