@@ -13,6 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from wukong.api.durations import format_duration
+from wukong.console.access import app as access_app
 from wukong.console.commands import app as console_app
 from wukong.console.options import TYPER_STYLE, KubectlCommand
 from wukong.settings import Settings
@@ -23,6 +24,7 @@ app = typer.Typer(
     **TYPER_STYLE,
 )
 app.add_typer(console_app)  # no name: start, stop, status, delete… are top-level commands
+app.add_typer(access_app)  # console, vnc, ssh
 
 # Flags whose names are not `--<field>` and variables that are not `WUKONG_<FIELD>`.
 _ENVVARS: Final = {"kubeconfig": "KUBECONFIG"}

@@ -28,7 +28,13 @@ from wukong.api import kinds, names
 from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store
 from wukong.runtime.leader import LeaderElector
-from wukong.runtime.mapping import enqueue_owner, enqueue_vmi_owner, enqueue_wukong, split_key
+from wukong.runtime.mapping import (
+    enqueue_launcher_event,
+    enqueue_owner,
+    enqueue_vmi_owner,
+    enqueue_wukong,
+    split_key,
+)
 from wukong.runtime.metrics import Metrics
 from wukong.runtime.metrics_server import MetricsServer, Reviewer, tls_context
 from wukong.runtime.probes import ProbeServer
@@ -56,7 +62,13 @@ PROVIDED_BY = {
 def resources(namespace: str | None) -> dict[str, ResourceRef]:
     """Every resource the operator watches, by its cache name (`wukong.api.kinds`)."""
     return {
-        k.cache: ResourceRef(k.group, k.version, k.plural, namespace if k.namespaced else None)
+        k.cache: ResourceRef(
+            k.group,
+            k.version,
+            k.plural,
+            namespace if k.namespaced else None,
+            field_selector=k.field_selector,
+        )
         for k in kinds.WATCHED
     }
 
@@ -169,13 +181,15 @@ class Operator:
         # Every event: an answer our own status write put in the cache (write-through) is
         # one the update-skipping informer would otherwise keep from the counter.
         self.informers[kinds.WUKONG.cache].add_handler(self._count_answers, every_event=True)
-        for kind in (kinds.VM, kinds.DATA_VOLUME, kinds.PVC):
+        for kind in (kinds.VM, kinds.DATA_VOLUME, kinds.PVC, kinds.MIGRATION):
             self.informers[kind.cache].add_handler(enqueue_owner(add))
         vmi_owner = enqueue_vmi_owner(add, self.store, kinds.VM.cache)
         self.informers[kinds.VMI.cache].add_handler(vmi_owner)
         self.informers[kinds.NAD.cache].add_handler(self._on_nad(kinds.WUKONG.cache))
         policy = self._on_policy(kinds.WUKONG.cache)
         self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
+        events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)
+        self.informers[kinds.EVENT.cache].add_handler(events)
 
     def _on_policy(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
         """The network policy changed: every Wukong that uses a network decides again."""

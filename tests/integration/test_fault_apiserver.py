@@ -29,6 +29,7 @@ from tests.integration.scenario import (
     wukong,
 )
 from wukong.adapters.kube import Kube
+from wukong.api import kinds
 from wukong.errors import AlreadyExists, NotFound, WukongError
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
@@ -267,7 +268,12 @@ async def _deleted(k: Kube, obj_path: str) -> bool:
 
 
 async def _relisted(caplog: pytest.LogCaptureFixture, informers: dict[str, Any]) -> set[str]:
-    """The roles whose informer logged a 410 relist; all of them, or an empty set."""
+    """The roles whose informer logged a 410 relist; all of them, or an empty set.
+
+    Events are the exception: kube-apiserver keeps no watch cache for them
+    (DefaultWatchCacheSizes: events 0), so their watch resumes from etcd itself, which still
+    has the revision, and no change is missed without a 410 (issue 16 watches FailedMount
+    Events)."""
     roles = {i.name: role for role, i in informers.items()}
     found = set()
     for record in caplog.records:
@@ -275,4 +281,5 @@ async def _relisted(caplog: pytest.LogCaptureFixture, informers: dict[str, Any])
         name = text.split(":", 1)[0]
         if "resourceVersion expired, relisting" in text and name in roles:
             found.add(roles[name])
-    return found if found >= set(informers) else set()
+    expected = set(informers) - {kinds.EVENT.cache}
+    return found if found >= expected else set()

@@ -51,6 +51,7 @@ CLUSTER_VERBS = (
     | grants(GROUP, "wukongs/finalizers", ("update",))
     | grants("kubevirt.io", "virtualmachines", MANAGE)
     | grants("kubevirt.io", "virtualmachineinstances", READ)
+    | grants("kubevirt.io", "virtualmachineinstancemigrations", (*READ, "create", "delete"))
     | grants(
         "subresources.kubevirt.io",
         "virtualmachines/start virtualmachines/stop virtualmachines/restart "
@@ -61,7 +62,7 @@ CLUSTER_VERBS = (
     | grants("subresources.kubevirt.io", "virtualmachineinstances/filesystemlist", ("get",))
     | grants("cdi.kubevirt.io", "datavolumes", MANAGE)
     | grants("", "persistentvolumeclaims", MANAGE)
-    | grants("", "events", ("create",))
+    | grants("", "events", ("create", "list", "watch"))
     | grants("k8s.cni.cncf.io", "network-attachment-definitions", MANAGE)
     | grants("storage.k8s.io", "storageclasses", READ)
     | grants("authentication.k8s.io", "tokenreviews", ("create",))

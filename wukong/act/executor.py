@@ -149,6 +149,7 @@ class Executor:
             "DataVolume": self.cdi.create_dv,
             "PersistentVolumeClaim": self.storage.create_pvc,
             "NetworkAttachmentDefinition": self.multus.create_nad,
+            "VirtualMachineInstanceMigration": self.kubevirt.create_migration,
         }
         return await creators[action.kind](namespace, action.body)
 
@@ -172,6 +173,8 @@ class Executor:
             )
         elif action.kind == "PersistentVolumeClaim":
             await self.storage.delete_pvc(namespace, name, uid=uid)
+        elif action.kind == "VirtualMachineInstanceMigration":
+            await self.kubevirt.delete_migration(namespace, name, uid=uid)
         else:
             await self.multus.delete_nad(namespace, name, uid=uid)
 

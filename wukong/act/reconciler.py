@@ -74,12 +74,22 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
     for obj in store.by_label(kinds.NAD.cache, names.LABEL_WUKONG, name):
         if obj["metadata"].get("namespace") == ns:
             nads[f"{ns}/{obj['metadata']['name']}"] = obj
+    vmi = store.get(kinds.VMI.cache, ns, vm)
+    pods = ((vmi or {}).get("status") or {}).get("activePods") or {}
     return Observed(
         now=now,
         vm=store.get(kinds.VM.cache, ns, vm),
-        vmi=store.get(kinds.VMI.cache, ns, vm),
+        vmi=vmi,
+        pod_events=tuple(
+            e
+            for e in store.list(kinds.EVENT.cache, ns)
+            if (e.get("involvedObject") or {}).get("uid") in pods
+        )
+        if pods
+        else (),
         data_volumes=collect(kinds.DATA_VOLUME.cache),
         claims=collect(kinds.PVC.cache),
+        migrations=collect(kinds.MIGRATION.cache),
         nads=nads,
         storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
         network_policy=store.get(kinds.NETWORK_POLICY.cache, "", POLICY_NAME),

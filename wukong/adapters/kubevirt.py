@@ -17,6 +17,12 @@ def vm_path(namespace: str, name: str | None = None) -> str:
     return api_path(group, version, "virtualmachines", namespace, name)
 
 
+def migration_path(namespace: str, name: str | None = None) -> str:
+    """REST path of a VirtualMachineInstanceMigration (or the collection)."""
+    group, version = names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION
+    return api_path(group, version, "virtualmachineinstancemigrations", namespace, name)
+
+
 def _sub(namespace: str, resource: str, name: str, sub: str) -> str:
     base = api_path(names.SUBRESOURCES_GROUP, names.SUBRESOURCES_VERSION, resource, namespace, name)
     return f"{base}/{sub}"
@@ -39,6 +45,15 @@ class KubeVirt:
     async def delete_vm(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete a VirtualMachine; with `uid`, only that incarnation (precondition)."""
         await self.kube.delete(vm_path(namespace, name), uid=uid, propagation="Background")
+
+    async def create_migration(self, namespace: str, migration: JsonObj) -> JsonObj:
+        """Create a VirtualMachineInstanceMigration (virt-controller then migrates the VMI;
+        virt-api's webhook refuses one for a VMI that cannot migrate)."""
+        return await self.kube.create(migration_path(namespace), migration)
+
+    async def delete_migration(self, namespace: str, name: str, *, uid: str | None = None) -> None:
+        """Delete a migration: KubeVirt aborts it if it still runs (virtctl migrate-cancel)."""
+        await self.kube.delete(migration_path(namespace, name), uid=uid)
 
     async def start(self, namespace: str, name: str) -> None:
         """PUT .../virtualmachines/NAME/start (202)."""

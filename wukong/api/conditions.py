@@ -125,6 +125,7 @@ VM_HEALTHY = "VMHealthy"
 """False while KubeVirt reports the VM in trouble (reconcile/vm_health.py); absent otherwise."""
 CHILDREN_ADMITTED = "ChildrenAdmitted"
 """False while the API server refuses a child (reconcile/admission.py); absent otherwise."""
+SECRET_MISSING = "SecretMissing"
 
 ALWAYS_PRESENT = frozenset({READY, SPEC_VALID, NETWORKS_CONFIGURED, VOLUMES_BOUND, STALLED})
 """Conditions every Wukong carries once it has been reconciled."""
@@ -137,6 +138,7 @@ OPERATION_CONDITIONS = frozenset(
         VOLUMES_RESIZED,
         RESTART_REQUIRED,
         DELETION_BLOCKED,
+        SECRET_MISSING,
     }
 )
 """Conditions about an operation: present only while they have something to say (like
@@ -201,6 +203,7 @@ def phase_since(history: Sequence[Transition]) -> datetime | None:
 
 
 CLEARED: dict[str, tuple[str, str]] = {
+    SECRET_MISSING: ("SecretsFound", "every Secret the VM names is there: KubeVirt mounted them"),
     VOLUMES_RESIZED: ("UpToDate", "every disk has the size the spec asks for"),
     FILESYSTEM_RESIZE_PENDING: ("NothingPending", "no filesystem to grow"),
     DISK_DETACH: ("NothingPending", "no disk waits to be detached"),

@@ -25,6 +25,8 @@ class Kind:
     namespaced: bool = True
     reads: Reads | None = field(default=None, hash=False)
     """What the operator reads of it; None: everything."""
+    field_selector: str | None = None
+    """Watch only the objects matching this field selector."""
 
     @property
     def cache(self) -> str:
@@ -46,7 +48,7 @@ VM = Kind(
     names.KUBEVIRT_VERSION,
     "virtualmachines",
     reads={
-        "spec": {"runStrategy": ALL, "template": ALL},
+        "spec": {"runStrategy": ALL, "template": ALL, "instancetype": ALL, "preference": ALL},
         # volumeRequests: hot-plug calls virt-controller has yet to apply (hotplug.py).
         # printableStatus: what stops the VM from running (reconcile/vm_health.py).
         "status": {
@@ -63,10 +65,14 @@ VMI = Kind(
     names.KUBEVIRT_VERSION,
     "virtualmachineinstances",
     reads={
-        # What restart_required compares with the template (vm.REBOOT_FIELDS).
+        # What restart_required compares with the template (vm.REBOOT_FIELDS), and the
+        # Secrets it references (access.py).
         "spec": {
             "domain": {"cpu": ALL, "memory": ALL, "devices": {"interfaces": ALL}},
             "networks": ALL,
+            "volumes": ALL,
+            "accessCredentials": ALL,
+            "evictionStrategy": ALL,
         },
         "status": {
             **_CONDITIONS,
@@ -75,6 +81,9 @@ VMI = Kind(
             "interfaces": ALL,
             "volumeStatus": ALL,
             "reason": ALL,  # why a VMI is in phase Unknown (vm_health.py)
+            # The virt-launcher pods (uid → node), whose kubelet Events name a missing Secret.
+            "activePods": ALL,
+            "migrationState": ALL,
         },
     },
 )
@@ -124,8 +133,40 @@ NETWORK_POLICY = Kind(
 )
 """The administrator's policy of which networks tenants may use (issue 15)."""
 
-WATCHED = (WUKONG, VM, VMI, DATA_VOLUME, PVC, NAD, STORAGE_CLASS, NETWORK_POLICY)
-CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD)}
+MIGRATION = Kind(
+    "VirtualMachineInstanceMigration",
+    names.KUBEVIRT_GROUP,
+    names.KUBEVIRT_VERSION,
+    "virtualmachineinstancemigrations",
+    reads={
+        "spec": {"vmiName": ALL},
+        "status": {**_CONDITIONS, "phase": ALL, "migrationState": ALL},
+    },
+)
+EVENT = Kind(
+    "Event",
+    "",
+    "v1",
+    "events",
+    # Only the kubelet's "cannot mount" Events: how a missing Secret is named without
+    # reading Secrets (wukong/reconcile/access.py).
+    field_selector="reason=FailedMount",
+    reads={"involvedObject": ALL, "reason": ALL, "message": ALL, "lastTimestamp": ALL},
+)
+
+WATCHED = (
+    WUKONG,
+    VM,
+    VMI,
+    DATA_VOLUME,
+    PVC,
+    NAD,
+    STORAGE_CLASS,
+    NETWORK_POLICY,
+    MIGRATION,
+    EVENT,
+)
+CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD, MIGRATION)}
 """The kinds a Wukong owns, by `kind`."""
 
 

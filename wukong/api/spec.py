@@ -11,10 +11,34 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from wukong.api._base import DnsLabel, ObjectName, WireModel, rules
+from wukong.api.guest import (
+    CLOUD_INIT_VOLUME,
+    MAX_SSH_KEYS,
+    SSH_KEYS_RULES,
+    CloudInit,
+    KeyPropagation,
+    SshKey,
+)
 from wukong.api.names import POD_NETWORK_NAME
+from wukong.api.placement import (
+    SIZE_RULES,
+    Affinity,
+    EvictionStrategy,
+    InstancetypeRef,
+    NodeSelector,
+    PreferenceRef,
+    Tolerations,
+)
 from wukong.api.quantity import (
     QUANTITY_MAX_LENGTH,
     QUANTITY_PATTERN,
@@ -102,6 +126,14 @@ class Action(StrEnum):
     RESTART = "restart"
     SUSPEND = "suspend"
     RESUME = "resume"
+    MIGRATE = "migrate"
+
+
+class AccessMode(StrEnum):
+    """How the disk's volume may be mounted; live migration needs ReadWriteMany."""
+
+    READ_WRITE_ONCE = "ReadWriteOnce"
+    READ_WRITE_MANY = "ReadWriteMany"
 
 
 class DiskBus(StrEnum):
@@ -144,6 +176,11 @@ _DISK_RULES = rules(
         " && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
         "the storageClassName of an existing disk cannot change; add a new disk instead",
     ),
+    (
+        "has(self.accessMode) == has(oldSelf.accessMode)"
+        " && (!has(self.accessMode) || self.accessMode == oldSelf.accessMode)",
+        "the accessMode of an existing disk cannot change; add a new disk instead",
+    ),
 )
 
 
@@ -166,6 +203,9 @@ class DiskSpec(WireModel):
     """Disk bus in the guest."""
     detach_options: DetachOptions | None = None
     """How to detach this disk when it is removed from spec.disks."""
+    access_mode: AccessMode | None = None
+    """ReadWriteMany lets the VM live-migrate; absent: the storage's default (CDI's
+    StorageProfile for imported disks, ReadWriteOnce for blank ones)."""
 
     @field_validator("image")
     @classmethod
@@ -317,6 +357,10 @@ class DeleteOptions(WireModel):
 _BOOTS = "has(d.boot) && d.boot"
 _DISKS_RULES = rules(
     ("self.all(d, self.exists_one(e, e.name == d.name))", "disk names must be unique"),
+    (
+        f"self.all(d, d.name != '{CLOUD_INIT_VOLUME}')",
+        f"the disk name '{CLOUD_INIT_VOLUME}' is taken by the cloud-init disk; pick another",
+    ),
     (f"self.filter(d, {_BOOTS}).size() <= 1", "at most one disk may have boot: true"),
     (
         f"oldSelf.size() == 0 || (oldSelf.exists(d, {_BOOTS})"
@@ -334,6 +378,7 @@ _SPEC_RULES = rules(
         " || self.deleteOptions.preserveDisksList.all(k, self.disks.exists(d, d.name == k))",
         "deleteOptions.preserveDisksList may only name disks listed in spec.disks",
     ),
+    *SIZE_RULES,
 )
 _MAP_BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
@@ -343,10 +388,14 @@ class WukongSpec(WireModel):
 
     model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
 
-    cpu: Annotated[int, Field(ge=1, le=MAX_CPU)]
-    """CPU cores (at most 4294967295, KubeVirt's limit)."""
-    memory: MemoryQuantity
-    """Guest memory, e.g. 4Gi."""
+    cpu: Annotated[int, Field(ge=1, le=MAX_CPU)] | None = None
+    """CPU cores (at most 4294967295, KubeVirt's limit); required unless instancetype."""
+    memory: MemoryQuantity | None = None
+    """Guest memory, e.g. 4Gi; required unless instancetype."""
+    instancetype: InstancetypeRef | None = None
+    """An instancetype.kubevirt.io size class instead of cpu and memory."""
+    preference: PreferenceRef | None = None
+    """An instancetype.kubevirt.io preference (device and firmware defaults)."""
     run_strategy: RunStrategy = RunStrategy.ALWAYS
     """KubeVirt runStrategy: Always, RerunOnFailure, Manual or Halted."""
     start_strategy: StartStrategy = Field(
@@ -367,6 +416,52 @@ class WukongSpec(WireModel):
     """An imperative start/stop/restart/suspend/resume request."""
     delete_options: DeleteOptions | None = None
     """What deletion keeps and how long it waits."""
+    cloud_init: CloudInit | None = None
+    """cloud-init NoCloud user and network data, inline or from Secrets."""
+    ssh_keys: Annotated[
+        list[SshKey],
+        Field(max_length=MAX_SSH_KEYS, json_schema_extra=SSH_KEYS_RULES),
+    ] = Field(default_factory=list)
+    """Secrets of SSH public keys KubeVirt gives the guest (accessCredentials)."""
+    node_selector: NodeSelector | None = None
+    """Run only on nodes with these labels (applied live to a running VM)."""
+    tolerations: Tolerations | None = None
+    """Taints the VM tolerates (applied live to a running VM)."""
+    affinity: Affinity | None = None
+    """Node and pod affinity (applied live to a running VM)."""
+    eviction_strategy: EvictionStrategy | None = None
+    """On node drain: None, LiveMigrate, LiveMigrateIfPossible or External; absent = the
+    cluster's default."""
+
+    @model_validator(mode="after")
+    def _size_from_one_place(self) -> WukongSpec:
+        sized = self.cpu is not None or self.memory is not None
+        if self.instancetype is not None and sized:
+            raise ValueError(SIZE_RULES[0][1])
+        if self.instancetype is None and (self.cpu is None or self.memory is None):
+            raise ValueError(SIZE_RULES[1][1])
+        return self
+
+    @field_validator("ssh_keys")
+    @classmethod
+    def _each_secret_once(cls, value: list[SshKey]) -> list[SshKey]:
+        secrets = [k.secret_name for k in value]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError(SSH_KEYS_RULES["x-kubernetes-validations"][0]["message"])
+        return value
+
+    @property
+    def needs_cloud_init_disk(self) -> bool:
+        """Whether the VM gets a cloud-init NoCloud disk (data, or keys propagated by it)."""
+        return self.cloud_init is not None or any(
+            k.propagation is KeyPropagation.NO_CLOUD for k in self.ssh_keys
+        )
+
+    def secret_names(self) -> list[str]:
+        """Every Secret the VM needs (KubeVirt reads them; the operator never does)."""
+        found = [*(self.cloud_init.secret_names() if self.cloud_init else [])]
+        found += [k.secret_name for k in self.ssh_keys]
+        return list(dict.fromkeys(found))
 
     @property
     def system_disk(self) -> DiskSpec:
@@ -374,9 +469,9 @@ class WukongSpec(WireModel):
         return next((d for d in self.disks if d.boot), self.disks[0])
 
     @property
-    def memory_bytes(self) -> Decimal:
-        """Guest memory in bytes."""
-        return parse_quantity(self.memory)
+    def memory_bytes(self) -> Decimal | None:
+        """Guest memory in bytes; None when an instancetype sizes the VM."""
+        return None if self.memory is None else parse_quantity(self.memory)
 
     def disk(self, name: str) -> DiskSpec | None:
         """The disk with this name, if any."""

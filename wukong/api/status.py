@@ -128,6 +128,32 @@ class DeletionStatus(WireModel):
     """The VM was powered off after the grace period."""
 
 
+class MigrationStatus(WireModel):
+    """The live migration last requested (lifecycleAction migrate) and how it went."""
+
+    request_id: str | None = None
+    """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
+    name: str | None = None
+    """The VirtualMachineInstanceMigration carrying it."""
+    phase: str | None = None
+    """KubeVirt's migration phase: Pending, Scheduling, ..., Running, Succeeded, Failed."""
+    source_node: str | None = None
+    """The node the VM ran on."""
+    target_node: str | None = None
+    """The node it moves to."""
+    result: str | None = None
+    """Refused, Succeeded or Failed, once there is one."""
+    message: str | None = None
+    """What happened, or why it was refused."""
+    refusal: str | None = None
+    """Why the last request (requestId) was refused; the migration shown may be an earlier
+    one, still running."""
+    started_at: Timestamp | None = None
+    """When the request was accepted."""
+    ended_at: Timestamp | None = None
+    """When it ended."""
+
+
 class WukongStatus(WireModel):
     """Everything the operator observed and decided, for kubectl get/describe."""
 
@@ -149,6 +175,8 @@ class WukongStatus(WireModel):
     """The answer to the last lifecycle action."""
     deletion: DeletionStatus | None = None
     """Progress while deleting."""
+    migration: MigrationStatus | None = None
+    """The last live migration (lifecycleAction migrate)."""
     conditions: Annotated[
         list[Condition],
         _bounded(32, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),

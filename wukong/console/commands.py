@@ -55,6 +55,7 @@ _LIFECYCLE: tuple[tuple[Action, str, str | None], ...] = (
     (Action.RESTART, "Restart the VM: stop, then start again.", None),
     (Action.SUSPEND, "Pause the running guest; its memory is kept.", "pause"),
     (Action.RESUME, "Unpause a suspended Wukong.", "unpause"),
+    (Action.MIGRATE, "Live-migrate the running VM to another node.", None),
 )
 _SHUT_DOWN = frozenset({Action.STOP, Action.RESTART})  # the only ones with --force, --grace-period
 

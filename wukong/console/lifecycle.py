@@ -86,6 +86,8 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
     life = status.get("lifecycleState") or {}
     if cr["metadata"].get("deletionTimestamp"):
         return Outcome(False, f"{name} is being deleted")
+    if request.action is Action.MIGRATE:
+        return migration_outcome(name, status.get("migration") or {}, request)
     if not answers(life, request, generation):
         return None
     state, message = life.get("state"), life.get("message") or ""
@@ -106,3 +108,18 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
     if phase != wanted:
         return Outcome(False, f"{verb} done but {name} is {phase}, not {wanted}")
     return Outcome(True, f"{name} is {wanted}")
+
+
+def migration_outcome(name: str, migration: JsonObj, request: Request) -> Outcome | None:
+    """A migrate request's end, from status.migration (the operator answers it there)."""
+    if migration.get("requestId") != request.fingerprint:
+        return None
+    result, message = migration.get("result"), migration.get("message") or ""
+    if migration.get("refusal"):
+        return Outcome(False, f"migrate refused: {migration['refusal']}")
+    if result == "Failed":
+        return Outcome(False, f"migrate failed: {message}")
+    if result == "Succeeded":
+        source, target = migration.get("sourceNode"), migration.get("targetNode")
+        return Outcome(True, f"{name} migrated from {source} to {target}")
+    return None

@@ -111,6 +111,21 @@ def _deletion(cr: JsonObj) -> list[str]:
     return lines
 
 
+def _migration(cr: JsonObj) -> list[str]:
+    migration = _status(cr).get("migration") or {}
+    if not migration:
+        return []
+    route = " → ".join(
+        str(n) for n in (migration.get("sourceNode"), migration.get("targetNode")) if n
+    )
+    where = f" {route}" if route else ""
+    state = migration.get("result") or migration.get("phase") or "requested"
+    lines = [_field("Migration", f"{migration.get('name') or '-'} {state}{where}")]
+    if migration.get("refusal"):
+        lines.append(_field("Refused", migration["refusal"]))
+    return lines
+
+
 def _section(title: str, headers: Sequence[str], rows: list[list[object]]) -> list[str]:
     if not rows:
         return [f"{title}: <none>"]
@@ -130,6 +145,7 @@ def detail(cr: JsonObj, now: datetime) -> str:
         _field("Ready", " ".join(str(ready[k]) for k in ("status", "reason") if ready.get(k))),
         _field("Last action", _lifecycle(cr, now)),
         _field("Age", age(meta.get("creationTimestamp"), now)),
+        *_migration(cr),
         *_deletion(cr),
     ]
     interfaces = [

@@ -13,7 +13,11 @@ from typing import Literal
 from wukong.api import JsonObj
 
 ChildKind = Literal[
-    "VirtualMachine", "DataVolume", "PersistentVolumeClaim", "NetworkAttachmentDefinition"
+    "VirtualMachine",
+    "DataVolume",
+    "PersistentVolumeClaim",
+    "NetworkAttachmentDefinition",
+    "VirtualMachineInstanceMigration",
 ]
 EventType = Literal["Normal", "Warning"]
 

@@ -24,6 +24,7 @@ from wukong.api.conditions import (
     phase_since,
     record_hops,
 )
+from wukong.api.spec import Action as LifecycleVerb
 from wukong.api.status import VolumeStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.api.validation import Problem, validate_spec
@@ -32,7 +33,13 @@ from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import retained
 from wukong.reconcile.disks import DiskPlan, plan_disks
 from wukong.reconcile.hotplug import plan_hotplug
-from wukong.reconcile.lifecycle import desired_run_strategy, plan_lifecycle, want_running
+from wukong.reconcile.lifecycle import (
+    desired_run_strategy,
+    plan_lifecycle,
+    request_id,
+    want_running,
+)
+from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.networks import plan_networks
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.status import (
@@ -79,7 +86,13 @@ GOOD_WHEN_TRUE = {
     VM_HEALTHY,
     CHILDREN_ADMITTED,
 }
-BAD_WHEN_TRUE = {"RestartRequired", "FileSystemResizePending", "Stalled", "DeletionBlocked"}
+BAD_WHEN_TRUE = {
+    "RestartRequired",
+    "FileSystemResizePending",
+    "Stalled",
+    "DeletionBlocked",
+    "SecretMissing",
+}
 # Not healthy yet, but the normal path: every new disk is Provisioning for a while. No Warning
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
 # warns if it lasts.
@@ -137,8 +150,16 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     old_volumes = {v.name: v for v in status.volumes}
     disks = plan_disks(cr, seen, old_volumes) if not problems and nets and nets.ready else None
     ready = bool(nets and nets.ready and disks and disks.ready)
+    # A migrate request is the migration planner's; the lifecycle planner sees none.
+    asked = cr.spec.lifecycle_action
+    migrate = asked is not None and asked.action is LifecycleVerb.MIGRATE
+    if migrate:
+        cr = cr.model_copy(update={"spec": cr.spec.model_copy(update={"lifecycle_action": None})})
     life = plan_lifecycle(
         cr, seen, status, valid=not problems, ready=ready, failed=bool(disks and disks.failed)
+    )
+    moving = plan_migration(
+        cr, seen, status.migration, request_id(asked) if migrate and not problems else None
     )
     conds = [valid]
     if nets:
@@ -168,6 +189,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         plan.needs_guest_check = hot.needs_guest_check
         plan.requeue(hot.requeue_after)
     plan.actions += life.actions
+    plan.actions += moving.actions
     plan.requeue(life.requeue_after)
     step = life.step
     plan.actions += hop_events(step)
@@ -193,6 +215,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         networks=list(nets.statuses) if nets else [],
         volumes=_volumes(disks, status, seen),
         lifecycle_state=life.state,
+        migration=moving.status,
         conditions=conditions,
         history=history,
     )

@@ -25,11 +25,20 @@ from wukong.fsm.states import Effect
 from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import owned_by
 from wukong.reconcile.lifecycle import CALLS
+from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.timefmt import iso
 
 DEFAULT_GRACE = 60
-STEPS = ("Retain", "StopVM", "DeleteVM", "DeleteDisks", "DeleteNetworks", "Finalize")
+STEPS = (
+    "CancelMigration",
+    "Retain",
+    "StopVM",
+    "DeleteVM",
+    "DeleteDisks",
+    "DeleteNetworks",
+    "Finalize",
+)
 
 
 @dataclass
@@ -181,7 +190,26 @@ def _waiting(t: Teardown) -> str:
 
 # The steps in order: the first pending one is the current step; none pending: Finalize.
 # StopVM's actions (graceful stop, then forced at the deadline) are `_stop`'s.
+def _cancel_migrations(t: Teardown) -> list[Action]:
+    """Delete each migration still running: KubeVirt aborts it (virtctl migrate-cancel)."""
+    return [
+        DeleteChild("VirtualMachineInstanceMigration", m["metadata"]["name"], m["metadata"]["uid"])
+        for m in running_migrations(t.seen)
+        if not m["metadata"].get("deletionTimestamp")
+    ]
+
+
 STEP_TABLE: tuple[StepRow, ...] = (
+    # A VM is never stopped or deleted under a migration: it is cancelled first.
+    StepRow(
+        "CancelMigration",
+        lambda t: bool(running_migrations(t.seen)),
+        _cancel_migrations,
+        lambda t: (
+            "cancelling the live migration "
+            + ", ".join(m["metadata"]["name"] for m in running_migrations(t.seen))
+        ),
+    ),
     StepRow(
         "Retain",
         lambda t: bool(t.retain),

@@ -56,9 +56,14 @@ def is_hotpluggable(volume: JsonObj) -> bool:
 
 
 def template_volumes(vm: JsonObj | None) -> dict[str, JsonObj]:
-    """The VM template's volumes by name."""
+    """The VM template's disk volumes (a claim or DataVolume behind them) by name; the
+    cloud-init volume is not a disk of the Wukong and is never plugged or detached."""
     spec = (vm or {}).get("spec", {}).get("template", {}).get("spec", {})
-    return {v["name"]: v for v in spec.get("volumes") or [] if "name" in v}
+    return {
+        v["name"]: v
+        for v in spec.get("volumes") or []
+        if "name" in v and ("dataVolume" in v or "persistentVolumeClaim" in v)
+    }
 
 
 def template_disks(vm: JsonObj | None) -> dict[str, JsonObj]:
@@ -95,6 +100,8 @@ def volume_source(cr: Wukong, disk: DiskSpec, *, hotpluggable: bool = False) -> 
 
 def _storage(disk: DiskSpec) -> JsonObj:
     storage: JsonObj = {"resources": {"requests": {"storage": disk.size}}}
+    if disk.access_mode is not None:
+        storage["accessModes"] = [disk.access_mode.value]
     if disk.storage_class_name:
         storage["storageClassName"] = disk.storage_class_name
     return storage
@@ -118,7 +125,7 @@ def build_data_volume(cr: Wukong, disk: DiskSpec) -> JsonObj:
 def build_pvc(cr: Wukong, disk: DiskSpec) -> JsonObj:
     """A blank PersistentVolumeClaim for a disk without an image."""
     spec: JsonObj = {
-        "accessModes": ["ReadWriteOnce"],
+        "accessModes": [disk.access_mode.value if disk.access_mode else "ReadWriteOnce"],
         "volumeMode": "Filesystem",
         "resources": {"requests": {"storage": disk.size}},
     }

@@ -20,6 +20,10 @@ class Observed:
     claims: Mapping[str, JsonObj] = field(default_factory=dict)
     nads: Mapping[str, JsonObj] = field(default_factory=dict)
     storage_classes: Mapping[str, JsonObj] = field(default_factory=dict)
+    migrations: Mapping[str, JsonObj] = field(default_factory=dict)
+    """The VirtualMachineInstanceMigrations the Wukong owns, by name."""
+    pod_events: tuple[JsonObj, ...] = ()
+    """The kubelet's FailedMount Events about the VMI's virt-launcher pods."""
     guest_filesystems: tuple[JsonObj, ...] | None = None
     """The guest agent's filesystem list; None when not asked this pass."""
     guest_error: str | None = None

@@ -8,7 +8,9 @@ from typing import Any
 
 from wukong.api import JsonObj, names
 from wukong.api.conditions import RESTART_REQUIRED, Cond
+from wukong.api.guest import CLOUD_INIT_VOLUME
 from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.access import access_credentials, cloud_init_volume, secret_condition
 from wukong.reconcile.actions import Action, CreateChild, PatchChild
 from wukong.reconcile.children import labels, network_pairs, owned_by, owner_reference
 from wukong.reconcile.disks import (
@@ -70,24 +72,61 @@ def _disks_and_volumes(cr: Wukong, seen: Observed) -> tuple[list[JsonObj], list[
     return disks, volumes
 
 
+def _domain(cr: Wukong, disks: list[JsonObj], interfaces: list[JsonObj]) -> JsonObj:
+    """The domain: sized by cpu/memory, or left to the instancetype (KubeVirt refuses a VM
+    whose template sets what its instancetype sets)."""
+    domain: JsonObj = {"devices": {"disks": disks, "interfaces": interfaces}}
+    if cr.spec.cpu is not None:
+        domain["cpu"] = {"cores": cr.spec.cpu, "sockets": 1, "threads": 1}
+    if cr.spec.memory is not None:
+        domain["memory"] = {"guest": cr.spec.memory}
+        domain["resources"] = {"requests": {"memory": cr.spec.memory}}
+    return domain
+
+
+def placement(cr: Wukong) -> JsonObj:
+    """nodeSelector, tolerations, affinity and evictionStrategy, as set in the spec."""
+    spec = cr.spec
+    out: JsonObj = {}
+    if spec.node_selector:
+        out["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        out["tolerations"] = [t.to_wire() for t in spec.tolerations]
+    if spec.affinity is not None and spec.affinity.to_wire():
+        out["affinity"] = spec.affinity.to_wire()
+    if spec.eviction_strategy is not None:
+        out["evictionStrategy"] = spec.eviction_strategy.value
+    return out
+
+
 def desired_template(cr: Wukong, seen: Observed) -> JsonObj:
     """The VM's `spec.template` for this spec."""
     interfaces, networks = network_pairs(cr)
     disks, volumes = _disks_and_volumes(cr, seen)
+    cloud_init = cloud_init_volume(cr.spec)
+    if cloud_init is not None:
+        disks.append(cloud_init[0])
+        volumes.append(cloud_init[1])
     vm = names.vm_name(cr.metadata.name)
-    return {
-        "metadata": {"labels": labels(cr) | {"kubevirt.io/vm": vm}},
-        "spec": {
-            "domain": {
-                "cpu": {"cores": cr.spec.cpu, "sockets": 1, "threads": 1},
-                "memory": {"guest": cr.spec.memory},
-                "resources": {"requests": {"memory": cr.spec.memory}},
-                "devices": {"disks": disks, "interfaces": interfaces},
-            },
-            "networks": networks,
-            "volumes": volumes,
-        },
+    spec: JsonObj = {
+        "domain": _domain(cr, disks, interfaces),
+        "networks": networks,
+        "volumes": volumes,
+        **placement(cr),
     }
+    if credentials := access_credentials(cr.spec):
+        spec["accessCredentials"] = credentials
+    return {"metadata": {"labels": labels(cr) | {"kubevirt.io/vm": vm}}, "spec": spec}
+
+
+def size_refs(cr: Wukong) -> JsonObj:
+    """The VM's `instancetype` and `preference` matchers, as set in the spec."""
+    out: JsonObj = {}
+    if cr.spec.instancetype is not None:
+        out["instancetype"] = cr.spec.instancetype.to_wire()
+    if cr.spec.preference is not None:
+        out["preference"] = cr.spec.preference.to_wire()
+    return out
 
 
 def build_vm(cr: Wukong, seen: Observed, run_strategy: str) -> JsonObj:
@@ -101,7 +140,11 @@ def build_vm(cr: Wukong, seen: Observed, run_strategy: str) -> JsonObj:
             "labels": labels(cr),
             "ownerReferences": [owner_reference(cr)],
         },
-        "spec": {"runStrategy": run_strategy, "template": desired_template(cr, seen)},
+        "spec": {
+            "runStrategy": run_strategy,
+            "template": desired_template(cr, seen),
+            **size_refs(cr),
+        },
     }
 
 
@@ -116,12 +159,29 @@ def subset(current: Any, desired: Any) -> Any:
 
 
 # Fields of a running VMI that change only on reboot, with words for the condition message.
+# nodeSelector, affinity and tolerations are not here: under KubeVirt's LiveUpdate rollout
+# strategy virt-controller patches them into the running VMI (vm.go handleAffinityChange-
+# Request, handleTolerationsChangeRequest).
 REBOOT_FIELDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("domain", "cpu", "cores"), "cpu"),
     (("domain", "memory", "guest"), "memory"),
     (("domain", "devices", "interfaces"), "networks"),
     (("networks",), "networks"),
+    (("evictionStrategy",), "evictionStrategy"),
 )
+# Compared whole, absence included: removing them from the spec needs a restart too.
+_WHOLE_FIELDS = ((("accessCredentials",), "sshKeys"),)
+# Template fields the operator owns outright: a key the spec dropped is removed from the VM.
+OWNED_TEMPLATE_FIELDS = ("nodeSelector", "tolerations", "affinity", "evictionStrategy")
+# KubeVirt records the instance type a VMI was started with in these annotations.
+_INSTANCETYPE_ANNOTATIONS = {
+    "VirtualMachineClusterInstancetype": "kubevirt.io/cluster-instancetype-name",
+    "VirtualMachineInstancetype": "kubevirt.io/instancetype-name",
+}
+_PREFERENCE_ANNOTATIONS = {
+    "VirtualMachineClusterPreference": "kubevirt.io/cluster-preference-name",
+    "VirtualMachinePreference": "kubevirt.io/preference-name",
+}
 
 
 def _dig(obj: Any, path: tuple[str, ...]) -> Any:
@@ -130,7 +190,28 @@ def _dig(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def restart_required(template_spec: JsonObj, vmi: JsonObj | None) -> list[str]:
+def _cloud_init(spec: JsonObj) -> Any:
+    return next((v for v in spec.get("volumes") or [] if v.get("name") == CLOUD_INIT_VOLUME), None)
+
+
+def _size_changes(cr: Wukong, vmi: JsonObj) -> list[str]:
+    """instancetype/preference names differing from those the VMI was started with."""
+    notes = vmi.get("metadata", {}).get("annotations") or {}
+    changed = []
+    for field, ref, kinds in (
+        ("instancetype", cr.spec.instancetype, _INSTANCETYPE_ANNOTATIONS),
+        ("preference", cr.spec.preference, _PREFERENCE_ANNOTATIONS),
+    ):
+        started = {kind: notes[a] for kind, a in kinds.items() if a in notes}
+        want = {ref.kind.value: ref.name} if ref is not None else {}
+        if started != want:
+            changed.append(field)
+    return changed
+
+
+def restart_required(
+    template_spec: JsonObj, vmi: JsonObj | None, cr: Wukong | None = None
+) -> list[str]:
     """What the running VMI lacks from the template and only a restart applies."""
     if vmi is None:
         return []
@@ -140,30 +221,85 @@ def restart_required(template_spec: JsonObj, vmi: JsonObj | None) -> list[str]:
         want = _dig(template_spec, path)
         if want is not None and subset(_dig(running, path), want) != want and words not in changed:
             changed.append(words)
+    for path, words in _WHOLE_FIELDS:
+        want = _dig(template_spec, path)
+        if subset(_dig(running, path), want) != want:
+            changed.append(words)
+    want_init = _cloud_init(template_spec)
+    if subset(_cloud_init(running), want_init) != want_init:
+        changed.append("cloudInit")
+    if cr is not None:
+        changed += _size_changes(cr, vmi)
     return changed
+
+
+def _template_patch(current: JsonObj | None, template: JsonObj) -> JsonObj | None:
+    """The merge patch that brings the VM template in line, or None when it is.
+
+    A merge patch merges maps: fields the operator owns outright are diffed, so a node
+    selector key (or a whole field) the spec dropped is removed, not left behind."""
+    current_spec = (current or {}).get("spec") or {}
+    owned = {k: _diff(current_spec.get(k), template["spec"].get(k)) for k in OWNED_TEMPLATE_FIELDS}
+    owned = {k: v for k, v in owned.items() if v is not _SAME}
+    if subset(current, template) == template and not owned:
+        return None
+    return template | {"spec": template["spec"] | owned}
+
+
+_SAME: Any = object()
+
+
+def _diff(old: Any, new: Any) -> Any:
+    """RFC 7386: the patch turning `old` into `new`, or _SAME when they are equal."""
+    if old == new:
+        return _SAME
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    patch = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        part = _diff(old.get(key), value)
+        if part is not _SAME:
+            patch[key] = part
+    return patch
+
+
+def _size_patch(cr: Wukong, vm: JsonObj) -> JsonObj:
+    """instancetype/preference matchers to set, change (dropping the old revision) or drop."""
+    patch: JsonObj = {}
+    wanted = size_refs(cr)
+    for field in ("instancetype", "preference"):
+        current, want = vm.get("spec", {}).get(field), wanted.get(field)
+        if want is None and current is not None:
+            patch[field] = None
+        elif want is not None and subset(current, want) != want:
+            patch[field] = want | {"revisionName": None}
+    return patch
 
 
 def plan_vm(cr: Wukong, seen: Observed, *, ready: bool, run_strategy: str) -> VmPlan:
     """Create the VM when children are ready; keep its template in line with the spec."""
     vm_name = names.vm_name(cr.metadata.name)
+    secrets = secret_condition(cr.spec, seen)
+    extra = (secrets,) if secrets is not None else ()
     if seen.vm is None:
         if not ready:
-            return VmPlan((), ())
-        return VmPlan((CreateChild("VirtualMachine", build_vm(cr, seen, run_strategy)),), ())
+            return VmPlan((), extra)
+        return VmPlan((CreateChild("VirtualMachine", build_vm(cr, seen, run_strategy)),), extra)
     if not owned_by(seen.vm, cr.metadata.uid):
         return VmPlan((), (), conflict=f"VirtualMachine '{vm_name}' exists and is not ours")
     actions: list[Action] = []
     template = desired_template(cr, seen)
-    current = seen.vm.get("spec", {}).get("template")
-    if subset(current, template) != template:
-        actions.append(
-            PatchChild("VirtualMachine", vm_name, {"spec": {"template": template}}, "spec changed")
-        )
-    changed = restart_required(template["spec"], seen.vmi)
+    patch = _size_patch(cr, seen.vm)
+    if (body := _template_patch(seen.vm.get("spec", {}).get("template"), template)) is not None:
+        patch["template"] = body
+    if patch:
+        actions.append(PatchChild("VirtualMachine", vm_name, {"spec": patch}, "spec changed"))
+    changed = restart_required(template["spec"], seen.vmi, cr)
     if not changed:  # RestartRequired is there only while a restart is owed
-        return VmPlan(tuple(actions), ())
+        return VmPlan(tuple(actions), extra)
     message = (
         f"{', '.join(changed)} changed while the VM runs: restart it to apply "
         f"(kubectl wukong restart {cr.metadata.name})"
     )
-    return VmPlan(tuple(actions), (Cond(RESTART_REQUIRED, True, "SpecChanged", message),))
+    cond = Cond(RESTART_REQUIRED, True, "SpecChanged", message)
+    return VmPlan(tuple(actions), (cond, *extra))

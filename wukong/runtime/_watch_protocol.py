@@ -26,6 +26,8 @@ class ResourceRef:
     version: str
     plural: str
     namespace: str | None = None
+    field_selector: str | None = None
+    """Only objects matching this field selector (e.g. Events of one reason)."""
 
     @property
     def name(self) -> str:

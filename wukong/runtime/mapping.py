@@ -91,3 +91,22 @@ def enqueue_vmi_owner(
             enqueue(key)
 
     return handle
+
+
+def enqueue_launcher_event(
+    enqueue: Enqueue, store: Store, vmi_kind: str, vm_kind: str
+) -> Callable[[str, dict[str, Any]], None]:
+    """Informer handler for kubelet Events about a pod: enqueue the Wukong whose VMI lists
+    that pod among its `status.activePods` (its virt-launcher pod)."""
+
+    def handle(event_type: str, event: dict[str, Any]) -> None:
+        involved = event.get("involvedObject") or {}
+        uid = involved.get("uid")
+        if involved.get("kind") != "Pod" or not uid:
+            return
+        for vmi in store.list(vmi_kind, involved.get("namespace")):
+            if uid in ((vmi.get("status") or {}).get("activePods") or {}):
+                if (key := wukong_of_vmi(vmi, store, vm_kind)) is not None:
+                    enqueue(key)
+
+    return handle

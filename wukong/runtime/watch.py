@@ -232,7 +232,8 @@ class Informer:
         token: str | None = None
         while True:
             timeout = aiohttp.ClientTimeout(total=self._request_timeout)
-            response = await self._open("list", list_query(self._page_size, token), timeout)
+            query = list_query(self._page_size, token) + self._selector()
+            response = await self._open("list", query, timeout)
             try:
                 body = await response.read()
             finally:
@@ -268,7 +269,7 @@ class Informer:
         timeout = aiohttp.ClientTimeout(
             connect=self._request_timeout, sock_read=self.silence_deadline
         )
-        query = watch_query(self._resource_version, self.timeout_seconds)
+        query = watch_query(self._resource_version, self.timeout_seconds) + self._selector()
         response = await self._open("watch", query, timeout)
         self._away = False
         self._touch()
@@ -321,6 +322,10 @@ class Informer:
         if resource_version:
             self._resource_version = resource_version
             self._store.set_resource_version(self.name, resource_version)
+
+    def _selector(self) -> list[tuple[str, str]]:
+        selector = self.resource.field_selector
+        return [("fieldSelector", selector)] if selector else []
 
     async def _open(
         self, verb: str, query: list[tuple[str, str]], client_timeout: aiohttp.ClientTimeout

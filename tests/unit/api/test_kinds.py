@@ -43,6 +43,8 @@ def test_the_cache_keeps_what_the_operator_reads_and_nothing_else() -> None:
             "devices": {"interfaces": [{"name": "default"}]},
         },
         "networks": [{"name": "default", "pod": {}}],
+        # The cloud-init volume's Secret references (issue 16: access.py, restart_required).
+        "volumes": [{"name": "system"}],
     }
     assert kept["status"] == {"phase": "Running", "nodeName": "node-1"}
     assert VMI["metadata"]["managedFields"]  # the input is not changed

@@ -157,3 +157,24 @@ def test_detail_of_a_deleting_wukong_shows_the_step_and_what_is_kept() -> None:
 def test_detail_of_a_new_wukong_says_none_for_empty_sections() -> None:
     text = detail(wukong("new"), NOW)
     assert "Conditions: <none>" in text and "History: <none>" in text
+
+
+def test_detail_shows_the_last_migration_and_a_refused_request() -> None:
+    from datetime import UTC, datetime
+
+    cr = {
+        "metadata": {"name": "web-1", "namespace": "demo"},
+        "status": {
+            "phase": "Running",
+            "migration": {
+                "name": "web-1-migrate-ab12cd34",
+                "phase": "Running",
+                "sourceNode": "node-1",
+                "targetNode": "node-2",
+                "refusal": "a migration of web-1 is already running",
+            },
+        },
+    }
+    text = detail(cr, datetime(2026, 12, 1, tzinfo=UTC))
+    assert "Migration:    web-1-migrate-ab12cd34 Running node-1 → node-2" in text
+    assert "Refused:      a migration of web-1 is already running" in text

@@ -81,3 +81,21 @@ def test_informer_handlers_enqueue_the_right_keys() -> None:
     enqueue_owner(queued.append)("ADDED", meta("stranger"))
     enqueue_vmi_owner(queued.append, store, VM_KIND)("ADDED", meta("web-1-vm", owners=[VM_OWNER]))
     assert queued == ["team-a/web-1"] * 3
+
+
+def test_a_kubelet_event_on_a_launcher_pod_wakes_the_wukong_of_its_vmi() -> None:
+    from wukong.runtime.mapping import enqueue_launcher_event
+
+    vmi_kind = "virtualmachineinstances.kubevirt.io"
+    store = Store()
+    store.upsert(VM_KIND, meta("web-1-vm", owners=[WUKONG_OWNER]))
+    vmi = meta("web-1-vm", owners=[VM_OWNER])
+    vmi["status"] = {"activePods": {"pod-uid-1": "node-1"}}
+    store.upsert(vmi_kind, vmi)
+    woken: list[str] = []
+    handle = enqueue_launcher_event(woken.append, store, vmi_kind, VM_KIND)
+    about = {"kind": "Pod", "namespace": "team-a", "uid": "pod-uid-1"}
+    handle("ADDED", {"involvedObject": about, "reason": "FailedMount"})
+    handle("ADDED", {"involvedObject": about | {"uid": "someone-else"}})
+    handle("ADDED", {"involvedObject": about | {"kind": "Node"}})
+    assert woken == ["team-a/web-1"]

@@ -32,6 +32,7 @@ from .cdi import DataVolumeController
 from .config import SimConfig
 from .faults import Faults
 from .guest import Guest, Mount
+from .migration import MIGRATIONS, MigrationController
 from .node import PODS, HandlerServer, Kubelet, KubeVirtEndpoints, NodeHandler, ensure_nodes
 from .objects import VM_CONTROLLER_FINALIZER, VMI_FINALIZER
 from .storage import StorageController, install_storage_classes
@@ -123,11 +124,13 @@ class Simulator(Background):
             vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
             dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
             classes = Informer(kube, STORAGECLASSES)
-            self._informers = [vms, vmis, dvs, pvcs, classes]
+            migrations = Informer(kube, MIGRATIONS, ns)
+            self._informers = [vms, vmis, dvs, pvcs, classes, migrations]
             cfg = self.config
             self._handler = VMIHandler(kube, cfg, vmis, vms, dvs, pvcs, self.guest)
             controllers = [
                 VMController(kube, cfg, vms, vmis, dvs, pvcs),
+                MigrationController(kube, cfg, migrations, vmis),
                 self._handler,
                 DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
                 StorageController(kube, cfg, pvcs, classes, vmis),

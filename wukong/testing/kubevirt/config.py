@@ -24,6 +24,7 @@ class SimConfig:
     agent_delay: float = 0.05  # after the IPs: AgentConnected, guestOSInfo
     acpi_shutdown_delay: float = 0.1  # a guest that honours ACPI powers off this fast
     hotplug_step_delay: float = 0.05  # volumeStatus Bound -> MountedToPod -> Ready
+    migration_step_delay: float = 0.3  # each step of a live migration on the nodes
     bind_delay: float = 0.05  # PVC Pending -> Bound
     resize_step_delay: float = 0.05  # Resizing -> FileSystemResizePending -> capacity grown
     import_steps: int = 4  # progress updates between 0% and 100%

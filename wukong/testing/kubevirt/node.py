@@ -31,7 +31,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ._informer import Informer
-from ._kube import VMIS, ApiError, JsonObj, Kube, Resource, key_of
+from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
 from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, ANN_UNSCHEDULABLE, SimConfig
 from .guest import OS_INFO, Guest, device_names
@@ -43,6 +43,7 @@ from .objects import (
     drop_condition,
     flag,
     is_final,
+    live_migratable,
     now_iso,
     phase,
     set_condition,
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 
 PODS = Resource("", "v1", "pods")
 NODES = Resource("", "v1", "nodes", namespaced=False)
+SECRETS = Resource("", "v1", "secrets")
+# The kubelet retries a failed volume mount with backoff; a fixed short retry is enough here.
+MOUNT_RETRY_SECONDS = 2.0
 LAUNCHER_LABEL = ("kubevirt.io", "virt-launcher")
 HANDLER_LABEL = ("kubevirt.io", "virt-handler")
 
@@ -252,6 +256,20 @@ def _ended_status(pod: JsonObj, final: str) -> JsonObj:
     }
 
 
+def _migrated_away(pod: JsonObj, vmi: JsonObj) -> bool:
+    """The source launcher pod of a migration that finished (never a later migration's
+    target pod, which may well land on that same node)."""
+    status = vmi.get("status") or {}
+    state = status.get("migrationState") or {}
+    node = (pod.get("spec") or {}).get("nodeName")
+    return bool(
+        state.get("completed")
+        and not state.get("failed")
+        and pod["metadata"]["name"] == state.get("sourcePod")
+        and node != status.get("nodeName")
+    )
+
+
 class Kubelet(Controller):
     """kube-scheduler and kubelet for the pods of one namespace (or all)."""
 
@@ -290,6 +308,9 @@ class Kubelet(Controller):
                 await self._schedule(pod)
                 return None
             if phase(pod) == "Pending":
+                if (missing := await self._unmountable(pod)) is not None:
+                    await self._mount_failed(pod, *missing)
+                    return MOUNT_RETRY_SECONDS
                 ip = self.book.address(pod["metadata"]["uid"], 0, True)
                 await self._status(pod, _running_status(pod, ip))
                 return None
@@ -300,11 +321,75 @@ class Kubelet(Controller):
                 if vmi is not None and is_final(vmi):
                     # virt-launcher exits with its domain (guest shutdown, crash, stop).
                     await self._status(pod, _ended_status(pod, phase(vmi)))
+                elif vmi is not None and _migrated_away(pod, vmi):
+                    # The source virt-launcher exits once its domain has moved to the target.
+                    await self._status(pod, _ended_status(pod, "Succeeded"))
         except ApiError as err:
             if err.status in (404, 409):
                 return 0.05
             raise
         return None
+
+    async def _unmountable(self, pod: JsonObj) -> tuple[str, str] | None:
+        """(volume, Secret) of the first Secret volume whose Secret does not exist."""
+        ns = pod["metadata"]["namespace"]
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            secret = volume.get("secret") or {}
+            name = secret.get("secretName")
+            if name and not secret.get("optional"):
+                if await self.kube.get_or_none(SECRETS, ns, name) is None:
+                    return str(volume.get("name")), str(name)
+        return None
+
+    async def _mount_failed(self, pod: JsonObj, volume: str, secret: str) -> None:
+        """What the kubelet does when a Secret volume cannot be set up: the pod stays
+        Pending with its containers in ContainerCreating, and a FailedMount Warning Event
+        on the pod says which Secret is missing (it retries, and so do we)."""
+        meta = pod["metadata"]
+        waiting = [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}},
+            }
+            for c in (pod.get("spec") or {}).get("containers") or []
+        ]
+        if (pod.get("status") or {}).get("containerStatuses") != waiting:
+            await self._status(pod, {"phase": "Pending", "containerStatuses": waiting})
+        message = f'MountVolume.SetUp failed for volume "{volume}" : secret "{secret}" not found'
+        name = f"{meta['name']}.{volume}"[:253]
+        now = now_iso()
+        existing = await self.kube.get_or_none(EVENTS, meta["namespace"], name)
+        if existing is not None:
+            patch = {"count": int(existing.get("count") or 1) + 1, "lastTimestamp": now}
+            await self.kube.merge_patch(EVENTS, meta["namespace"], name, patch)
+            return
+        await self.kube.create(
+            EVENTS,
+            meta["namespace"],
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": meta["namespace"]},
+                "involvedObject": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta["uid"],
+                },
+                "reason": "FailedMount",
+                "message": message,
+                "type": "Warning",
+                "source": {"component": "kubelet", "host": pod["spec"]["nodeName"]},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            },
+        )
 
     async def _readiness(self, pod: JsonObj) -> None:
         """Pod Ready as kubelet computes it: containers ready and every readiness gate True.
@@ -333,6 +418,10 @@ class Kubelet(Controller):
         nodes = self.cfg.nodes
         selector = (pod.get("spec") or {}).get("nodeSelector") or {}
         fits = [n for n in nodes if _matches(node_labels(self.cfg, n), selector)]
+        # Required pod anti-affinity on kubernetes.io/hostname (what virt-controller puts on a
+        # migration target pod: not on a node running a pod of the same VMI).
+        avoid = self._anti_affinity_nodes(pod)
+        fits = [n for n in fits if n not in avoid]
         message = None
         if flag(ANN_UNSCHEDULABLE, vmi, vm):
             message = INSUFFICIENT.format(n=len(nodes))
@@ -362,6 +451,21 @@ class Kubelet(Controller):
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node},
             },
         )
+
+    def _anti_affinity_nodes(self, pod: JsonObj) -> set[str]:
+        affinity = ((pod.get("spec") or {}).get("affinity") or {}).get("podAntiAffinity") or {}
+        nodes: set[str] = set()
+        for term in affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+            if term.get("topologyKey") != "kubernetes.io/hostname":
+                continue
+            wanted = (term.get("labelSelector") or {}).get("matchLabels") or {}
+            for other in self.pods.list(pod["metadata"]["namespace"]):
+                other_labels = other.get("metadata", {}).get("labels") or {}
+                node = (other.get("spec") or {}).get("nodeName")
+                if node and not deleting(other) and phase(other) in ("Pending", "Running"):
+                    if wanted and _matches(other_labels, wanted):
+                        nodes.add(node)
+        return nodes
 
     async def _terminate(self, pod: JsonObj) -> float | None:
         """A deleted pod: a launcher waits for its domain to be gone, then the object goes."""
@@ -530,6 +634,7 @@ class NodeHandler(Controller):
             status.pop("guestOSInfo", None)
         conds = self._live_migratable(vmi, conds)
         status["conditions"] = conds
+        migrating = self._migrate(vmi, status)
         # Keep what virt-controller adds to an interface (podInterfaceName, from the pod).
         known = {i.get("name"): i for i in status.get("interfaces") or []}
         status["interfaces"] = [
@@ -537,25 +642,59 @@ class NodeHandler(Controller):
         ]
         next_step = self._volumes(vmi, status)
         waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
-        if next_step is not None:
-            waits.append(next_step)
+        for step in (next_step, migrating):
+            if step is not None:
+                waits.append(step)
         return min(waits) if waits else None
+
+    def _migrate(self, vmi: JsonObj, status: JsonObj) -> float | None:
+        """virt-handler's part of a live migration (pkg/virt-handler migration-target.go and
+        migration-source.go), once virt-controller has handed the target pod over (it writes
+        migrationUid, targetNode, targetPod): the target advertises its address, the source
+        starts, the target sees the domain arrive and run, the source ends, and the target
+        takes the VMI over (nodeName). One step per `migration_step` seconds."""
+        state = status.get("migrationState")
+        if not state or not state.get("targetNode") or state.get("completed"):
+            return None
+        if state.get("targetNode") not in self.cfg.nodes:
+            return None
+        step = self.cfg.migration_step_delay
+        elapsed = self._age(vmi["metadata"]["uid"], f"migration:{state.get('migrationUid')}")
+        state = dict(state)
+        now = now_iso()
+        if state.get("abortRequested"):
+            # The migration object was deleted: the source aborts the job (migration-source.go
+            # sets AbortStatus, Failed and Completed); the VM stays where it was.
+            state.update(abortStatus="Succeeded", failed=True, completed=True, endTimestamp=now)
+            state.setdefault("startTimestamp", now)
+        elif not state.get("targetNodeAddress"):
+            state["targetNodeAddress"] = "127.0.0.1"
+            state["targetDirectMigrationNodePorts"] = {"49152": 0, "49153": 49153}
+        elif not state.get("startTimestamp"):
+            if elapsed < step:
+                return step - elapsed
+            state["startTimestamp"] = now
+            state["mode"] = "PreCopy"
+        elif not state.get("targetNodeDomainReadyTimestamp"):
+            if elapsed < 2 * step:
+                return 2 * step - elapsed
+            state["targetNodeDomainDetected"] = True
+            state["targetNodeDomainReadyTimestamp"] = now
+        else:
+            if elapsed < 3 * step:
+                return 3 * step - elapsed
+            state["completed"] = True
+            state["endTimestamp"] = now
+            status["nodeName"] = state["targetNode"]
+        status["migrationState"] = state
+        return step
 
     def _live_migratable(self, vmi: JsonObj, conds: list[JsonObj]) -> list[JsonObj]:
         """LiveMigratable as virt-handler reports it: False while a PVC is not shared (RWX)."""
         ns = vmi["metadata"]["namespace"]
-        for volume in (vmi.get("spec") or {}).get("volumes") or []:
-            claim = claim_of(volume)
-            pvc = self.pvcs.get(ns, claim) if claim else None
-            modes = ((pvc or {}).get("spec") or {}).get("accessModes") or []
-            if claim and "ReadWriteMany" not in modes:
-                message = (
-                    f"cannot migrate VMI: PVC {claim} is not shared, live migration requires "
-                    "that all PVCs must be shared (using ReadWriteMany access mode)"
-                )
-                return set_condition(
-                    conds, "LiveMigratable", "False", "DisksNotLiveMigratable", message
-                )
+        status, reason, message = live_migratable(vmi, lambda c: self.pvcs.get(ns, c))
+        if status == "False":
+            return set_condition(conds, "LiveMigratable", status, reason, message)
         return set_condition(conds, "LiveMigratable", "True")
 
     def _volumes(self, vmi: JsonObj, status: JsonObj) -> float | None:
@@ -682,6 +821,7 @@ class HandlerServer:
         for sub in ("guestosinfo", "userlist", "filesystemlist"):
             app.router.add_get(base + sub, self._get)
         app.router.add_get(base + "console", self._console)
+        app.router.add_get(base + "vnc", self._vnc)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(
@@ -746,6 +886,17 @@ class HandlerServer:
         ws = web.WebSocketResponse(protocols=("plain.kubevirt.io",))
         await ws.prepare(request)
         await ws.send_bytes(b"\r\nFedora Linux 40 (Cloud Edition)\r\nlogin: ")
+        async for message in ws:
+            if message.type.name in ("BINARY", "TEXT"):
+                data = message.data if isinstance(message.data, bytes) else message.data.encode()
+                await ws.send_bytes(data)
+        return ws
+
+    async def _vnc(self, request: web.Request) -> web.StreamResponse:
+        """The VNC server: QEMU's RFB version greeting, then it echoes (no real framebuffer)."""
+        ws = web.WebSocketResponse(protocols=("plain.kubevirt.io",))
+        await ws.prepare(request)
+        await ws.send_bytes(b"RFB 003.008\n")
         async for message in ws:
             if message.type.name in ("BINARY", "TEXT"):
                 data = message.data if isinstance(message.data, bytes) else message.data.encode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
@@ -120,6 +121,22 @@ def claim_of(volume: JsonObj) -> str | None:
     if "dataVolume" in volume:
         return str(volume["dataVolume"].get("name", "")) or None
     return None
+
+
+def live_migratable(vmi: JsonObj, claim: Callable[[str], JsonObj | None]) -> tuple[str, str, str]:
+    """LiveMigratable as virt-handler reports it, (status, reason, message): False while a
+    PVC is not shared (ReadWriteMany), in its words."""
+    for volume in (vmi.get("spec") or {}).get("volumes") or []:
+        name = claim_of(volume)
+        pvc = claim(name) if name else None
+        modes = ((pvc or {}).get("spec") or {}).get("accessModes") or []
+        if name and "ReadWriteMany" not in modes:
+            message = (
+                f"cannot migrate VMI: PVC {name} is not shared, live migration requires "
+                "that all PVCs must be shared (using ReadWriteMany access mode)"
+            )
+            return "False", "DisksNotLiveMigratable", message
+    return "True", "", ""
 
 
 def mounted_claims(spec: JsonObj) -> list[str]:

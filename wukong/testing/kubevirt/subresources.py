@@ -58,6 +58,12 @@ VMI_SUBS = {
     "filesystemlist": "get",
 }
 GUEST_GETS = ("guestosinfo", "userlist", "filesystemlist")
+STREAMS = ("console", "vnc")  # websocket subresources, relayed byte for byte
+PLAIN = "plain.kubevirt.io"
+
+
+def _upgrading(request: web.Request) -> bool:
+    return "upgrade" in request.headers.get("Connection", "").lower()
 
 
 @dataclass(frozen=True)
@@ -327,10 +333,12 @@ class SubresourceServer:
         self.discovery_hits += 1
         return web.json_response(resource_list(version))
 
-    async def _dispatch(self, request: web.Request) -> web.Response:
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
         info = request.match_info
         ns, resource, name, sub = info["namespace"], info["resource"], info["name"], info["sub"]
+        if sub in STREAMS and self.forward_to is not None and _upgrading(request):
+            return await self._relay_stream(request, started)
         raw = await request.read()
         body: JsonObj | None = None
         reply: Reply | None = None
@@ -439,6 +447,67 @@ class SubresourceServer:
             request.method, url, data=raw or None, headers=headers
         ) as reply:
             return reply.status, await reply.text(), reply.headers.get("Content-Type", "")
+
+    async def _relay_stream(self, request: web.Request, started: float) -> web.StreamResponse:
+        """A console or VNC websocket, relayed to virt-api as the aggregator's upgrade-aware
+        proxy does (bytes both ways until either side closes); recorded like any call."""
+        assert self._session is not None and self.forward_to is not None
+        headers: CIMultiDict[str] = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower().startswith("x-remote-")
+        )
+        url = f"https://127.0.0.1:{self.forward_to.api_port}{request.path_qs}"
+        try:
+            upstream = await self._session.ws_connect(url, headers=headers, protocols=(PLAIN,))
+        except aiohttp.WSServerHandshakeError as err:
+            status, text, kind = await self._relay(request, b"")
+            self._record(request, started, status)
+            return web.Response(status=status or err.status, text=text, content_type=kind or None)
+        self._record(request, started, 101)
+        downstream = web.WebSocketResponse(protocols=(PLAIN,))
+        await downstream.prepare(request)
+
+        async def pipe(
+            src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+            dst: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        ) -> None:
+            async for message in src:
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    await dst.send_bytes(message.data)
+                elif message.type == aiohttp.WSMsgType.TEXT:
+                    await dst.send_str(message.data)
+                else:
+                    break
+
+        tasks = [
+            asyncio.create_task(pipe(downstream, upstream)),
+            asyncio.create_task(pipe(upstream, downstream)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await upstream.close()
+            await downstream.close()
+        return downstream
+
+    def _record(self, request: web.Request, started: float, status: int) -> None:
+        info = request.match_info
+        self.calls.append(
+            SubresourceCall(
+                request.method,
+                request.path,
+                info["namespace"],
+                info["resource"],
+                info["name"],
+                info["sub"],
+                None,
+                request.headers.get("X-Remote-User", ""),
+                started,
+                time.monotonic() - started,
+                status,
+            )
+        )
 
     async def _forward_discovery(self, request: web.Request) -> web.Response:
         self.discovery_hits += 1

@@ -29,6 +29,7 @@ from .objects import (
     drop_condition,
     flag,
     is_final,
+    live_migratable,
     now_iso,
     phase,
     set_condition,
@@ -213,9 +214,14 @@ class VMIHandler(Controller):
         else:
             conds = drop_condition(conds, "AgentConnected")
             status.pop("guestOSInfo", None)
+        ns = vmi["metadata"]["namespace"]
+        migratable, reason, message = live_migratable(vmi, lambda c: self.pvcs.get(ns, c))
+        if migratable == "False":
+            conds = set_condition(conds, "LiveMigratable", migratable, reason, message)
+        else:
+            conds = set_condition(conds, "LiveMigratable", "True")
         status["conditions"] = conds
         status["interfaces"] = interfaces(vmi, self.book, booted, agent)
-        ns = vmi["metadata"]["namespace"]
         report = volume_statuses(
             vmi,
             list(status.get("volumeStatus") or []),

@@ -1,0 +1,227 @@
+"""Getting into the VM (issue 16): cloud-init and SSH keys reach KubeVirt as it expects them,
+the operator never reads the Secrets (its RBAC refuses them), a missing Secret is named."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import kubevirt_mode
+from tests.integration.scenario import (
+    OPERATOR_USER,
+    condition,
+    create,
+    get,
+    items,
+    k,
+    operator,
+    patch_spec,
+    sim,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from wukong.adapters.kube import Kube, api_path
+from wukong.errors import Forbidden, Invalid
+from wukong.testing import audit
+from wukong.testing.controlplane import ControlPlane, api_client
+from wukong.testing.eventually import eventually
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+
+USER_DATA = "#cloud-config\npassword: fedora\nchpasswd: {expire: false}\n"
+NETWORK_DATA = "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n"
+PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvb0vSo0g1O4X8VrJjQ5YF3Q7Yk0m9Jk0x8pRrTqG0m me@laptop"
+)
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    """A Secret as a user writes it (values base64-encoded)."""
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
+
+
+async def put_secret(k: Kube, namespace: str, body: dict[str, Any]) -> None:
+    """Create a Secret as the admin (a user, not the operator)."""
+    body["metadata"]["namespace"] = namespace
+    await k.create(api_path("", "v1", "secrets", namespace), body)
+
+
+async def test_cloud_init_and_ssh_keys_reach_the_vm_template_and_secrets_stay_unread(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    operator_kubeconfig: Path,
+) -> None:
+    await put_secret(k, namespace, secret("web-userdata", userdata=USER_DATA))
+    await put_secret(k, namespace, secret("my-keys", key1=PUBLIC_KEY))
+    await put_secret(k, namespace, secret("ops-keys", key1=PUBLIC_KEY))
+    spec = {
+        "cloudInit": {"userDataSecretRef": {"name": "web-userdata"}, "networkData": NETWORK_DATA},
+        "sshKeys": [
+            {"secretName": "my-keys"},
+            {"secretName": "ops-keys", "propagation": "qemuGuestAgent", "users": ["fedora"]},
+        ],
+    }
+    since = audit.size(control_plane.audit_log)
+    await create(k, "wukong", namespace, wukong("login-1", **spec))
+    cr = await wait_for(
+        k,
+        namespace,
+        "login-1",
+        lambda c: bool(((c.get("status") or {}).get("interfaces") or [{}])[0].get("ipAddress")),
+        within=60,
+        what="login-1 Running with an IP",
+    )
+    assert cr["status"]["phase"] == "Running"
+    assert condition(cr, "SecretMissing") == {}  # present only while a Secret is missing
+    assert condition(cr, "DiskDetach") == {}  # the cloud-init disk is not a user's disk
+    vm = await get(k, "vm", namespace, "login-1-vm")
+    assert vm is not None
+    tmpl = vm["spec"]["template"]["spec"]
+    volume = next(v for v in tmpl["volumes"] if v["name"] == "cloudinitdisk")
+    assert volume["cloudInitNoCloud"] == {
+        "secretRef": {"name": "web-userdata"},
+        "networkData": NETWORK_DATA,
+    }
+    disk = next(d for d in tmpl["domain"]["devices"]["disks"] if d["name"] == "cloudinitdisk")
+    assert disk["disk"]["bus"] == "virtio"
+    assert tmpl["accessCredentials"] == [
+        {
+            "sshPublicKey": {
+                "source": {"secret": {"secretName": "my-keys"}},
+                "propagationMethod": {"noCloud": {}},
+            }
+        },
+        {
+            "sshPublicKey": {
+                "source": {"secret": {"secretName": "ops-keys"}},
+                "propagationMethod": {"qemuGuestAgent": {"users": ["fedora"]}},
+            }
+        },
+    ]
+    # KubeVirt took it: the running VMI carries the same volume and credentials.
+    vmi = await get(k, "vmi", namespace, "login-1-vm")
+    assert vmi is not None
+    assert vmi["spec"]["accessCredentials"] == tmpl["accessCredentials"]
+    assert any(v["name"] == "cloudinitdisk" for v in vmi["spec"]["volumes"])
+    # The operator never asked for a Secret, and its RBAC would refuse it if it did.
+    ours = [r for r in audit.read(control_plane.audit_log, since=since) if r.user == OPERATOR_USER]
+    assert ours and not [r for r in ours if r.resource == "secrets"]
+    async with await api_client(operator_kubeconfig) as api:
+        with pytest.raises(Forbidden):
+            await Kube(api).get(api_path("", "v1", "secrets", namespace, "my-keys"))
+
+
+@pytest.mark.skipif(
+    kubevirt_mode() != "real",
+    reason="the pure simulator has no virt-launcher pods to mount Secrets into",
+)
+async def test_missing_secret_is_named_in_a_condition_and_the_vm_starts_once_it_exists(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    spec = {"sshKeys": [{"secretName": "absent-keys"}]}
+    await create(k, "wukong", namespace, wukong("login-2", **spec))
+    cr = await wait_for(
+        k,
+        namespace,
+        "login-2",
+        lambda c: condition(c, "SecretMissing").get("status") == "True",
+        within=60,
+        what="SecretMissing names the Secret",
+    )
+    cond = condition(cr, "SecretMissing")
+    assert cond["reason"] == "SecretNotFound"
+    assert "'absent-keys'" in cond["message"] and namespace in cond["message"]
+    assert cr["status"]["phase"] != "Running"
+
+    async def warned() -> bool:
+        events = await items(k, "event", namespace)
+        return any(
+            e.get("reason") == "SecretNotFound"
+            and e.get("type") == "Warning"
+            and e["involvedObject"].get("kind") == "Wukong"
+            for e in events
+        )
+
+    await eventually(warned, timeout=20, message="a Warning Event on the Wukong")
+    await put_secret(k, namespace, secret("absent-keys", key1=PUBLIC_KEY))
+    cr = await wait_phase(k, namespace, "login-2", "Running", within=60)
+    assert condition(cr, "SecretMissing") == {}
+
+
+async def test_changing_cloud_init_or_keys_raises_restart_required(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await put_secret(k, namespace, secret("my-keys", key1=PUBLIC_KEY))
+    spec = {"cloudInit": {"userData": USER_DATA}}
+    await create(k, "wukong", namespace, wukong("login-3", **spec))
+    await wait_phase(k, namespace, "login-3", "Running", within=60)
+    changed = {"cloudInit": {"userData": USER_DATA + "ssh_pwauth: true\n"}}
+    await patch_spec(k, namespace, "login-3", changed | {"sshKeys": [{"secretName": "my-keys"}]})
+    cr = await wait_for(
+        k,
+        namespace,
+        "login-3",
+        lambda c: condition(c, "RestartRequired").get("status") == "True",
+        within=30,
+        what="RestartRequired after a cloud-init change",
+    )
+    message = condition(cr, "RestartRequired")["message"]
+    assert "cloudInit" in message and "sshKeys" in message
+    assert cr["status"]["phase"] == "Running"  # not restarted behind the user's back
+    vm = await get(k, "vm", namespace, "login-3-vm")
+    assert vm is not None
+    volume = next(
+        v for v in vm["spec"]["template"]["spec"]["volumes"] if v["name"] == "cloudinitdisk"
+    )
+    assert volume["cloudInitNoCloud"]["userData"].endswith("ssh_pwauth: true\n")
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        pytest.param(
+            {"cloudInit": {"userData": USER_DATA, "userDataSecretRef": {"name": "s"}}},
+            "set userData or userDataSecretRef, not both",
+            id="inline-and-secret-user-data",
+        ),
+        pytest.param(
+            {"cloudInit": {"networkData": "x", "networkDataSecretRef": {"name": "s"}}},
+            "set networkData or networkDataSecretRef, not both",
+            id="inline-and-secret-network-data",
+        ),
+        pytest.param(
+            {"cloudInit": {"userData": "#cloud-config\n" + "a" * 2048}},
+            "spec.cloudInit.userData: Too long: may not be more than 2048 bytes",
+            id="user-data-over-kubevirt-limit",
+        ),
+        pytest.param(
+            {"cloudInit": {"userData": "#cloud-config\n# " + "é" * 1020}},
+            "userData is at most 2048 bytes",
+            id="user-data-limit-counts-bytes",
+        ),
+        pytest.param(
+            {"sshKeys": [{"secretName": "k", "propagation": "qemuGuestAgent"}]},
+            "propagation qemuGuestAgent needs users",
+            id="agent-propagation-without-users",
+        ),
+        pytest.param(
+            {"sshKeys": [{"secretName": "k"}, {"secretName": "k"}]},
+            "each Secret may be listed once",
+            id="same-key-secret-twice",
+        ),
+    ],
+)
+async def test_bad_guest_access_is_refused_by_the_api_server_in_plain_words(
+    k: Kube, namespace: str, spec: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(Invalid) as refused:
+        await create(k, "wukong", namespace, wukong("bad-login", **spec))
+    assert words in refused.value.message

@@ -1,0 +1,208 @@
+"""Live migration (issue 16): `lifecycleAction: {action: migrate}` becomes a
+VirtualMachineInstanceMigration owned by the Wukong; KubeVirt's virt-controller drives it and
+the simulated nodes play virt-handler's part (with WUKONG_KUBEVIRT=sim the simulator plays
+both); refusals come at once and in KubeVirt's words."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from tests.integration.scenario import (
+    IMAGE,
+    OPERATOR_USER,
+    create,
+    get,
+    items,
+    k,
+    operator,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from tests.integration.test_cli import cli
+from wukong.adapters.kube import Kube, api_path
+from wukong.api import names
+from wukong.testing import audit
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import SimConfig, Simulator
+from wukong.testing.kubevirt.plane import KubeVirtPlane
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator"]  # fixtures
+
+SHARED = [{"name": "system", "size": "10Gi", "image": IMAGE, "accessMode": "ReadWriteMany"}]
+# Slow enough to catch a migration while it runs (each of its four node steps).
+STEP_SECONDS = 1.5
+
+
+@pytest.fixture
+async def sim(
+    control_plane: ControlPlane, kubevirt: KubeVirtPlane | None, namespace: str
+) -> AsyncIterator[Simulator]:
+    """The nodes, with live migrations taking a few seconds."""
+    endpoints = kubevirt.endpoints if kubevirt is not None else None
+    config = replace(SimConfig(), migration_step_delay=STEP_SECONDS)
+    async with Simulator(
+        control_plane.kubeconfig, namespace=namespace, config=config, kubevirt=endpoints
+    ) as simulator:
+        yield simulator
+
+
+def migrations_path(namespace: str) -> str:
+    return api_path(
+        names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachineinstancemigrations", namespace
+    )
+
+
+def migration(cr: dict[str, Any]) -> dict[str, Any]:
+    return (cr.get("status") or {}).get("migration") or {}
+
+
+async def migrate(k: Kube, namespace: str, name: str, stamp: str) -> None:
+    action = {"action": "migrate", "requestedAt": stamp}
+    await k.merge_patch(
+        api_path(names.GROUP, names.VERSION, names.PLURAL, namespace, name),
+        {"spec": {"lifecycleAction": action}},
+    )
+
+
+async def test_migrate_moves_the_vm_to_the_other_node_and_status_follows(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    await create(k, "wukong", namespace, wukong("mig-1", disks=SHARED))
+    cr = await wait_phase(k, namespace, "mig-1", "Running", within=60)
+    source = cr["status"]["nodeName"]
+    result = await cli(control_plane.kubeconfig, "migrate", "mig-1", "-n", namespace, "--wait")
+    assert result.exit_code == 0, result.output
+    cr = await wait_for(
+        k, namespace, "mig-1", lambda c: migration(c).get("result") == "Succeeded", within=30
+    )
+    moved = migration(cr)
+    assert moved["sourceNode"] == source and moved["targetNode"] not in (None, source)
+    assert f"mig-1 migrated from {source} to {moved['targetNode']}" in result.output
+    assert cr["status"]["phase"] == "Running"
+    await wait_for(
+        k, namespace, "mig-1", lambda c: c["status"].get("nodeName") == moved["targetNode"]
+    )
+    vmim = (await items_at(k, migrations_path(namespace)))[0]
+    assert vmim["metadata"]["name"] == moved["name"]
+    assert vmim["metadata"]["ownerReferences"][0]["uid"] == cr["metadata"]["uid"]
+    assert vmim["spec"] == {"vmiName": "mig-1-vm"}
+    assert vmim["status"]["phase"] == "Succeeded"
+    vmi = await get(k, "vmi", namespace, "mig-1-vm")
+    assert vmi is not None and vmi["status"]["nodeName"] == moved["targetNode"]
+    events = [e for e in await items(k, "event", namespace) if e["reason"] == "Migrated"]
+    assert any(e["involvedObject"]["kind"] == "Wukong" for e in events)
+    # And back again: a second request is a new migration, to the node it came from.
+    result = await cli(control_plane.kubeconfig, "migrate", "mig-1", "-n", namespace, "--wait")
+    assert result.exit_code == 0, result.output
+    assert f"mig-1 migrated from {moved['targetNode']} to {source}" in result.output
+    assert len(await items_at(k, migrations_path(namespace))) == 2
+
+
+async def items_at(k: Kube, path: str) -> list[dict[str, Any]]:
+    return list((await k.get(path)).get("items") or [])
+
+
+async def test_a_vm_kubevirt_cannot_migrate_is_refused_at_once_in_its_words(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    await create(k, "wukong", namespace, wukong("mig-2"))  # its disk is ReadWriteOnce
+    await wait_phase(k, namespace, "mig-2", "Running", within=60)
+    result = await cli(control_plane.kubeconfig, "migrate", "mig-2", "-n", namespace, "--wait")
+    assert result.exit_code == 1
+    assert "migrate refused: KubeVirt cannot live-migrate mig-2: DisksNotLiveMigratable" in (
+        result.output
+    )
+    cr = await get(k, "wukong", namespace, "mig-2")
+    assert cr is not None and migration(cr)["result"] == "Refused"
+    assert "ReadWriteMany" in migration(cr)["message"]  # KubeVirt's message, as it says it
+    assert await items_at(k, migrations_path(namespace)) == []  # nothing was created
+
+
+async def test_migrate_on_a_stopped_vm_is_refused(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    body = wukong("mig-3", disks=SHARED, startStrategy={"autoStart": False})
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "mig-3", "Stopped", within=60)
+    result = await cli(control_plane.kubeconfig, "migrate", "mig-3", "-n", namespace, "--wait")
+    assert result.exit_code == 1
+    assert "migrate refused: migrate needs a running VM: mig-3 is not running" in result.output
+    assert await items_at(k, migrations_path(namespace)) == []
+
+
+async def test_a_second_migrate_while_one_runs_is_refused_and_the_first_completes(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await create(k, "wukong", namespace, wukong("mig-4", disks=SHARED))
+    await wait_phase(k, namespace, "mig-4", "Running", within=60)
+    await migrate(k, namespace, "mig-4", "2026-12-01T10:00:00.000001Z")
+    first = await wait_for(
+        k, namespace, "mig-4", lambda c: bool(migration(c).get("name")), what="first accepted"
+    )
+    await migrate(k, namespace, "mig-4", "2026-12-01T10:00:00.000002Z")
+    cr = await wait_for(
+        k,
+        namespace,
+        "mig-4",
+        lambda c: bool(migration(c).get("refusal")),
+        within=20,
+        what="the second request refused",
+    )
+    assert migration(cr)["name"] == migration(first)["name"]
+    assert "already running" in migration(cr)["refusal"]
+    assert migration(cr).get("result") in (None, "Succeeded")
+    try:
+        await wait_for(
+            k, namespace, "mig-4", lambda c: migration(c).get("result") == "Succeeded", within=60
+        )
+    except AssertionError:
+        cr = await get(k, "wukong", namespace, "mig-4")
+        vmis = await items_at(k, migrations_path(namespace))
+        vmi = await get(k, "vmi", namespace, "mig-4-vm")
+        raise AssertionError(
+            f"{migration(cr or {})} {[m.get('status') for m in vmis]} "
+            f"{(vmi or {}).get('status', {}).get('migrationState')}"
+        ) from None
+    assert len(await items_at(k, migrations_path(namespace))) == 1
+
+
+async def test_deleting_a_wukong_cancels_its_running_migration_first(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    await create(k, "wukong", namespace, wukong("mig-5", disks=SHARED))
+    await wait_phase(k, namespace, "mig-5", "Running", within=60)
+    since = audit.size(control_plane.audit_log)
+    await migrate(k, namespace, "mig-5", "2026-12-01T10:00:00.000001Z")
+    await wait_for(
+        k,
+        namespace,
+        "mig-5",
+        lambda c: migration(c).get("phase") in ("PreparingTarget", "TargetReady", "Running"),
+        within=60,
+        what="the migration under way",
+    )
+    await k.delete(api_path(names.GROUP, names.VERSION, names.PLURAL, namespace, "mig-5"))
+
+    async def gone() -> bool:
+        return await get(k, "wukong", namespace, "mig-5") is None
+
+    await eventually(gone, timeout=90, message="mig-5 deleted")
+    ours = [
+        r
+        for r in audit.read(control_plane.audit_log, since=since)
+        if r.user == OPERATOR_USER and r.namespace == namespace and r.verb == "delete"
+    ]
+    order = [r.resource for r in ours]
+    assert "virtualmachineinstancemigrations" in order, order
+    assert order.index("virtualmachineinstancemigrations") < order.index("virtualmachines")

@@ -1,0 +1,239 @@
+"""Placing and sizing VMs (issue 16): placement fields and instancetype matchers reach the VM
+KubeVirt receives; the live-updatable ones are applied live, the rest raise RestartRequired."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import kubevirt_mode
+from tests.integration.scenario import (
+    condition,
+    create,
+    get,
+    k,
+    operator,
+    patch_spec,
+    sim,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from wukong.adapters.kube import Kube, api_path
+from wukong.errors import Invalid
+from wukong.testing.eventually import eventually
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+
+TOLERATIONS = [
+    {"key": "dedicated", "operator": "Equal", "value": "vms", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 60},
+]  # fmt: skip
+AFFINITY = {
+    "nodeAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {
+                "weight": 50,
+                "preference": {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}
+                    ]
+                },
+            }
+        ]
+    }
+}
+INSTANCETYPE_GROUP = ("instancetype.kubevirt.io", "v1beta1")
+
+
+async def test_placement_fields_reach_the_vm_and_the_running_vmi(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    spec = {
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": TOLERATIONS,
+        "affinity": AFFINITY,
+        "evictionStrategy": "LiveMigrateIfPossible",
+    }
+    await create(k, "wukong", namespace, wukong("place-1", **spec))
+    await wait_phase(k, namespace, "place-1", "Running", within=60)
+    vm = await get(k, "vm", namespace, "place-1-vm")
+    assert vm is not None
+    tmpl = vm["spec"]["template"]["spec"]
+    assert tmpl["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert tmpl["tolerations"] == TOLERATIONS
+    assert tmpl["affinity"] == AFFINITY
+    assert tmpl["evictionStrategy"] == "LiveMigrateIfPossible"
+    vmi = await get(k, "vmi", namespace, "place-1-vm")
+    assert vmi is not None
+    assert vmi["spec"]["nodeSelector"] == tmpl["nodeSelector"]
+    assert vmi["spec"]["tolerations"] == TOLERATIONS
+
+
+@pytest.mark.skipif(kubevirt_mode() != "real", reason="live update is virt-controller's work")
+async def test_node_selector_and_tolerations_apply_live_and_eviction_strategy_needs_a_restart(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await create(k, "wukong", namespace, wukong("place-2"))
+    await wait_phase(k, namespace, "place-2", "Running", within=60)
+    selector = {"kubernetes.io/arch": "amd64"}
+    await patch_spec(
+        k, namespace, "place-2", {"nodeSelector": selector, "tolerations": TOLERATIONS}
+    )
+
+    async def applied_live() -> dict[str, Any] | None:
+        vmi = await get(k, "vmi", namespace, "place-2-vm")
+        spec = (vmi or {}).get("spec") or {}
+        if spec.get("nodeSelector") == selector and spec.get("tolerations") == TOLERATIONS:
+            return vmi
+        return None
+
+    await eventually(applied_live, timeout=30, message="KubeVirt patched the running VMI")
+    cr = await get(k, "wukong", namespace, "place-2")
+    assert cr is not None
+    assert condition(cr, "RestartRequired") == {}  # present only while a restart is owed
+    assert cr["status"]["phase"] == "Running"
+    # Dropping a key removes it from the VM (a merge patch alone would keep it).
+    await patch_spec(k, namespace, "place-2", {"nodeSelector": None})
+
+    async def dropped() -> bool:
+        vm = await get(k, "vm", namespace, "place-2-vm")
+        return "nodeSelector" not in ((vm or {}).get("spec", {}).get("template", {}).get("spec"))
+
+    await eventually(dropped, timeout=20, message="nodeSelector removed from the VM")
+    # The running VMI has the cluster default (KubeVirt writes it into the VMI): ask another.
+    await patch_spec(k, namespace, "place-2", {"evictionStrategy": "External"})
+    cr = await wait_for(
+        k,
+        namespace,
+        "place-2",
+        lambda c: "evictionStrategy" in condition(c, "RestartRequired").get("message", ""),
+        within=30,
+        what="RestartRequired names evictionStrategy",
+    )
+    assert condition(cr, "RestartRequired")["status"] == "True"
+
+
+@pytest.mark.skipif(
+    kubevirt_mode() != "real",
+    reason="the pure simulator installs no instancetype.kubevirt.io CRDs",
+)
+async def test_instancetype_and_preference_become_the_vm_matchers(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    group, version = INSTANCETYPE_GROUP
+    await k.create(
+        api_path(group, version, "virtualmachineinstancetypes", namespace),
+        {
+            "apiVersion": f"{group}/{version}",
+            "kind": "VirtualMachineInstancetype",
+            "metadata": {"name": "small", "namespace": namespace},
+            "spec": {"cpu": {"guest": 2}, "memory": {"guest": "1Gi"}},
+        },
+    )
+    await k.create(
+        api_path(group, version, "virtualmachinepreferences", namespace),
+        {
+            "apiVersion": f"{group}/{version}",
+            "kind": "VirtualMachinePreference",
+            "metadata": {"name": "linux", "namespace": namespace},
+            "spec": {"devices": {"preferredDiskBus": "virtio"}},
+        },
+    )
+    body = wukong(
+        "sized-1",
+        instancetype={"kind": "VirtualMachineInstancetype", "name": "small"},
+        preference={"kind": "VirtualMachinePreference", "name": "linux"},
+    )
+    del body["spec"]["cpu"], body["spec"]["memory"]
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "sized-1", "Running", within=60)
+    cr = await wait_for(
+        k,
+        namespace,
+        "sized-1",
+        lambda c: bool((c["status"].get("interfaces") or [{}])[0].get("ipAddress")),
+        within=30,
+        what="sized-1 with an IP",
+    )
+    assert condition(cr, "RestartRequired") == {}  # the VMI runs the instancetype asked for
+    vm = await get(k, "vm", namespace, "sized-1-vm")
+    assert vm is not None
+    assert vm["spec"]["instancetype"]["name"] == "small"
+    assert vm["spec"]["instancetype"]["kind"] == "VirtualMachineInstancetype"
+    assert vm["spec"]["preference"]["name"] == "linux"
+    domain = vm["spec"]["template"]["spec"]["domain"]
+    assert "cpu" not in domain and "memory" not in domain  # the instancetype sizes it
+    vmi = await get(k, "vmi", namespace, "sized-1-vm")
+    assert vmi is not None
+    assert vmi["spec"]["domain"]["cpu"]["sockets"] * vmi["spec"]["domain"]["cpu"]["cores"] == 2
+    assert vmi["spec"]["domain"]["memory"]["guest"] == "1Gi"
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        pytest.param(
+            {"instancetype": {"name": "u1.small"}},
+            "instancetype sets CPU and memory: remove cpu and memory, or remove instancetype",
+            id="instancetype-and-cpu",
+        ),
+        pytest.param(
+            {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]},
+            "value must be empty when operator is Exists",
+            id="toleration-exists-with-value",
+        ),
+        pytest.param(
+            {"tolerations": [{"key": "k", "effect": "NoSchedul"}]},
+            'spec.tolerations[0].effect: Unsupported value: "NoSchedul"',
+            id="toleration-misspelt-effect",
+        ),
+        pytest.param(
+            {"tolerations": [{"key": "k", "value": "v", "tolerationSeconds": 30}]},
+            "tolerationSeconds is only for effect NoExecute",
+            id="toleration-seconds-without-no-execute",
+        ),
+        pytest.param(
+            {"nodeSelector": {"bad key!": "x"}},
+            "every key must be a label key",
+            id="node-selector-bad-key",
+        ),
+        pytest.param(
+            {
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {"matchExpressions": [{"key": "zone", "operator": "In"}]}
+                            ]
+                        }
+                    }
+                }
+            },
+            "values must be specified when `operator` is 'In' or 'NotIn'",
+            id="affinity-in-without-values",
+        ),
+        pytest.param(
+            {"evictionStrategy": "Migrate"},
+            'spec.evictionStrategy: Unsupported value: "Migrate"',
+            id="unknown-eviction-strategy",
+        ),
+    ],
+)
+async def test_bad_placement_is_refused_by_the_api_server_in_plain_words(
+    k: Kube, namespace: str, spec: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(Invalid) as refused:
+        await create(k, "wukong", namespace, wukong("bad-place", **spec))
+    assert words in refused.value.message
+
+
+async def test_neither_instancetype_nor_cpu_is_refused(k: Kube, namespace: str) -> None:
+    body = wukong("unsized")
+    del body["spec"]["cpu"]
+    with pytest.raises(Invalid) as refused:
+        await create(k, "wukong", namespace, body)
+    assert "cpu and memory are required unless an instancetype is named" in refused.value.message

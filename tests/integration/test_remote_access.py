@@ -1,0 +1,151 @@
+"""`wukong console`, `vnc` and `ssh` (issue 16): the serial console and VNC go over virt-api's
+websocket subresources through the API server's aggregation layer to the node; ssh is virtctl's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import kubevirt_mode
+from tests.integration.scenario import (
+    create,
+    k,
+    operator,
+    sim,
+    wait_phase,
+    wukong,
+)
+from wukong.adapters.kube import Kube
+from wukong.testing import audit
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+
+pytestmark = pytest.mark.skipif(
+    kubevirt_mode() != "real",
+    reason="the console and VNC websockets are virt-api's (the pure simulator has none)",
+)
+ADMIN = "system:admin"
+
+
+async def wukong_cli(
+    kubeconfig: Path, *args: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """`python -m wukong ARGS` as a separate process, with pipes for stdin/stdout/stderr."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wukong",
+        *args,
+        "--kubeconfig",
+        str(kubeconfig),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+async def read_until(stream: asyncio.StreamReader, marker: bytes, seconds: float = 30) -> bytes:
+    return await asyncio.wait_for(stream.readuntil(marker), seconds)
+
+
+async def test_console_round_trip_over_the_websocket_and_ctrl_bracket_leaves(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    await create(k, "wukong", namespace, wukong("con-1"))
+    await wait_phase(k, namespace, "con-1", "Running", within=60)
+    since = audit.size(control_plane.audit_log)
+    proc = await wukong_cli(control_plane.kubeconfig, "console", "con-1", "-n", namespace)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        try:
+            await read_until(proc.stdout, b"login: ")
+        except asyncio.IncompleteReadError:
+            raise AssertionError((await proc.stderr.read()).decode()) from None
+        proc.stdin.write(b"hello from wukong\r")
+        await proc.stdin.drain()
+        echoed = await read_until(proc.stdout, b"hello from wukong\r")
+        assert echoed.endswith(b"hello from wukong\r")
+        proc.stdin.write(b"\x1d")  # Ctrl-]
+        await proc.stdin.drain()
+        code = await asyncio.wait_for(proc.wait(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    stderr = (await proc.stderr.read()).decode()
+    assert code == 0, stderr
+    assert "Successfully connected to con-1 console. The escape sequence is ^]" in stderr
+    # Through the aggregation layer: the API server saw the console request for the VMI.
+    seen = [
+        r
+        for r in audit.read(control_plane.audit_log, since=since)
+        if r.group == "subresources.kubevirt.io" and r.subresource == "console"
+    ]
+    assert seen and seen[0].name == "con-1-vm" and seen[0].namespace == namespace
+
+
+async def test_vnc_serves_the_vms_vnc_on_a_local_port(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    await create(k, "wukong", namespace, wukong("vnc-1"))
+    await wait_phase(k, namespace, "vnc-1", "Running", within=60)
+    proc = await wukong_cli(control_plane.kubeconfig, "vnc", "vnc-1", "-n", namespace)
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        port = json.loads(line)["port"]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        greeting = await asyncio.wait_for(reader.readexactly(12), 30)
+        assert greeting == b"RFB 003.008\n"  # the guest's VNC server speaks first
+        writer.close()
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_console_of_a_stopped_vm_says_so_and_ssh_without_virtctl_says_how(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    await create(k, "wukong", namespace, wukong("off-1", startStrategy={"autoStart": False}))
+    await wait_phase(k, namespace, "off-1", "Stopped", within=60)
+    proc = await wukong_cli(control_plane.kubeconfig, "console", "off-1", "-n", namespace)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert err.decode().strip() == (
+        "error: wukong off-1 is Stopped, not running: start it first (wukong start off-1)"
+    )
+    await create(k, "wukong", namespace, wukong("ssh-1"))
+    await wait_phase(k, namespace, "ssh-1", "Running", within=60)
+    bare = os.environ | {"PATH": str(tmp_path)}
+    python_dir = str(Path(sys.executable).parent)
+    bare["PATH"] = f"{tmp_path}{os.pathsep}{python_dir}"
+    proc = await wukong_cli(control_plane.kubeconfig, "ssh", "ssh-1", "-n", namespace, env=bare)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert "wukong ssh uses virtctl, which is not on PATH" in err.decode()
+    assert "wukong console ssh-1" in err.decode()
+    # With virtctl installed, wukong hands over to it for the Wukong's VM.
+    fake = tmp_path / "virtctl"
+    fake.write_text('#!/bin/sh\necho "virtctl $*"\n')
+    fake.chmod(0o755)
+    proc = await wukong_cli(
+        control_plane.kubeconfig, "ssh", "ssh-1", "-n", namespace, "-l", "fedora", env=bare
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert (
+        out.decode().strip() == f"virtctl ssh vm/ssh-1-vm --namespace {namespace} --username fedora"
+    )

@@ -1,0 +1,115 @@
+"""The migration planner (issue 16): refusals at once, one migration object per request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from wukong.api.status import MigrationStatus
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import CreateChild, Emit
+from wukong.reconcile.migration import plan_migration
+from wukong.reconcile.observed import Observed
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def cr() -> Wukong:
+    return Wukong.from_dict(
+        {
+            "apiVersion": "vm.novasphere.dev/v1alpha1",
+            "kind": "Wukong",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u-1", "generation": 2},
+            "spec": {
+                "cpu": 1,
+                "memory": "1Gi",
+                "disks": [{"name": "system", "size": "1Gi"}],
+                "lifecycleAction": {"action": "migrate", "requestedAt": "x"},
+            },
+        }
+    )
+
+
+def vmi(phase: str = "Running", migratable: str | None = "True") -> dict[str, Any]:
+    conds = []
+    if migratable is not None:
+        conds.append(
+            {
+                "type": "LiveMigratable",
+                "status": migratable,
+                "reason": "DisksNotLiveMigratable",
+                "message": "PVC web-system is not shared",
+            }
+        )
+    return {
+        "metadata": {"name": "web-vm", "namespace": "ns"},
+        "status": {"phase": phase, "nodeName": "node-1", "conditions": conds},
+    }
+
+
+@pytest.mark.parametrize(
+    ("seen", "words"),
+    [
+        pytest.param(Observed(now=NOW), "needs a running VM", id="no-vmi"),
+        pytest.param(Observed(now=NOW, vmi=vmi("Scheduling")), "not running", id="starting"),
+        pytest.param(
+            Observed(now=NOW, vmi=vmi(migratable="False")),
+            "KubeVirt cannot live-migrate web: DisksNotLiveMigratable: PVC web-system",
+            id="not-migratable",
+        ),
+        pytest.param(
+            Observed(
+                now=NOW,
+                vmi=vmi(),
+                migrations={
+                    "other": {"metadata": {"name": "other"}, "status": {"phase": "Running"}}
+                },
+            ),
+            "already running (other, phase Running)",
+            id="another-runs",
+        ),
+    ],
+)
+def test_a_request_that_cannot_run_is_refused_and_creates_nothing(
+    seen: Observed, words: str
+) -> None:
+    plan = plan_migration(cr(), seen, None, "rid-1")
+    assert plan.status is not None and plan.status.result == "Refused"
+    assert words in (plan.status.refusal or "")
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+    assert [a.reason for a in plan.actions if isinstance(a, Emit)] == ["MigrationRefused"]
+
+
+def test_an_accepted_request_creates_one_owned_migration_and_is_not_repeated() -> None:
+    seen = Observed(now=NOW, vmi=vmi())
+    plan = plan_migration(cr(), seen, None, "rid-1")
+    created = [a for a in plan.actions if isinstance(a, CreateChild)]
+    assert len(created) == 1
+    body = created[0].body
+    assert body["spec"] == {"vmiName": "web-vm"}
+    assert body["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert plan.status is not None and plan.status.source_node == "node-1"
+    again = plan_migration(cr(), seen, plan.status, "rid-1")
+    assert not [a for a in again.actions if isinstance(a, CreateChild)]
+
+
+def test_status_follows_the_migration_to_its_result() -> None:
+    old = MigrationStatus(request_id="rid-1", name="web-migrate-1", phase="Pending")
+    migration = {
+        "metadata": {"name": "web-migrate-1", "uid": "m-1"},
+        "status": {
+            "phase": "Succeeded",
+            "migrationState": {"sourceNode": "node-1", "targetNode": "node-2"},
+        },
+    }
+    seen = Observed(now=NOW, vmi=vmi(), migrations={"web-migrate-1": migration})
+    plan = plan_migration(cr(), seen, old, "rid-1")
+    assert plan.status is not None
+    assert (plan.status.result, plan.status.source_node, plan.status.target_node) == (
+        "Succeeded",
+        "node-1",
+        "node-2",
+    )
+    assert [a.reason for a in plan.actions if isinstance(a, Emit)] == ["Migrated"]

@@ -1,0 +1,86 @@
+"""The commands that get a person into a running VM: console, vnc, ssh (virtctl's verbs)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from wukong.console.options import (
+    TYPER_STYLE,
+    Context,
+    Kubeconfig,
+    KubectlCommand,
+    NameArg,
+    Namespace,
+    cluster_from,
+    console,
+    run,
+)
+
+app = typer.Typer(**TYPER_STYLE)
+
+
+@app.command(
+    name="console",
+    cls=KubectlCommand,
+    epilog="wukong console web-1 -n demo    # Ctrl-] leaves the console",
+)
+def serial_console(
+    name: NameArg,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Connect to the VM's serial console (Ctrl-] exits, as with virtctl)."""
+    from wukong.console import remote
+
+    run(remote.console(cluster_from(kubeconfig, context, namespace), console(), name))
+
+
+@app.command(
+    cls=KubectlCommand,
+    epilog="wukong vnc web-1 --port 5901    # then: vncviewer 127.0.0.1:5901",
+)
+def vnc(
+    name: NameArg,
+    port: Annotated[
+        int, typer.Option(help="Local port to listen on; 0 picks a free one.", min=0, max=65535)
+    ] = 0,
+    address: Annotated[str, typer.Option(help="Local address to listen on.")] = "127.0.0.1",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Serve the VM's VNC on a local port for a VNC viewer (like virtctl vnc --proxy-only)."""
+    from wukong.console import remote
+
+    cluster = cluster_from(kubeconfig, context, namespace)
+    run(remote.vnc(cluster, console(), name, port=port, address=address))
+
+
+@app.command(
+    cls=KubectlCommand,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=(
+        "wukong ssh web-1 -l fedora -i ~/.ssh/id_ed25519\n"
+        "wukong ssh web-1 -- -L 8080:localhost:80    # after --: passed to virtctl ssh"
+    ),
+)
+def ssh(
+    ctx: typer.Context,
+    name: NameArg,
+    user: Annotated[str | None, typer.Option("--username", "-l", help="Guest user.")] = None,
+    identity: Annotated[
+        str | None, typer.Option("--identity-file", "-i", help="Private key file.")
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """SSH into the VM through `virtctl ssh` (arguments after -- go to it)."""
+    from wukong.console import remote
+
+    cluster = cluster_from(kubeconfig, context, namespace)
+    extra = list(ctx.args)
+    run(remote.ssh(cluster, console(), name, user=user, identity=identity, extra=extra))

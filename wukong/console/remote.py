@@ -1,0 +1,247 @@
+"""Getting into a running VM from the command line: the serial console and VNC through
+virt-api's websocket subresources (as virtctl does), and ssh through virtctl.
+
+The websockets go to the API server, which proxies them to virt-api (API aggregation), which
+proxies them to virt-handler on the VM's node: the user needs only their kubeconfig and
+`get` on `virtualmachineinstances/console` (or `/vnc`) in `subresources.kubevirt.io`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+
+import aiohttp
+
+from wukong.api import names
+from wukong.console.connect import Target, connect
+from wukong.console.errors import OK, CliError
+from wukong.console.flows import Cluster, Console
+from wukong.errors import ApiError
+
+ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
+PLAIN = "plain.kubevirt.io"  # virt-api's subprotocol: raw bytes in binary frames
+SUBRESOURCES = "subresources.kubevirt.io"
+VIRTCTL_RELEASES = "https://github.com/kubevirt/kubevirt/releases"
+
+
+def _url(target: Target, vmi: str, sub: str) -> str:
+    host = str(target.kube.api.configuration.host).rstrip("/")
+    return (
+        f"{host}/apis/{SUBRESOURCES}/{names.KUBEVIRT_VERSION}/namespaces/{target.namespace}"
+        f"/virtualmachineinstances/{vmi}/{sub}"
+    )
+
+
+async def _running_vmi(target: Target, name: str) -> str:
+    """The VMI of a running Wukong, or a clear reason why there is none to connect to."""
+    cr = await target.wukong(name)
+    vmi = names.vm_name(name)
+    phase = (cr.get("status") or {}).get("phase") or "Pending"
+    if phase not in ("Running", "Suspended"):
+        raise CliError(
+            f"wukong {name} is {phase}, not running: start it first (wukong start {name})"
+        )
+    return vmi
+
+
+async def _refusal(target: Target, vmi: str, sub: str) -> str | None:
+    """The server's own words for a refused upgrade: the handshake error carries no body, so
+    ask again without upgrading (virt-api validates the VMI before it upgrades)."""
+    path = _url(target, vmi, sub).split("/apis/", 1)[1]
+    try:
+        await target.kube.get(f"/apis/{path}")
+    except ApiError as error:
+        return error.message
+    return None
+
+
+@asynccontextmanager
+async def open_stream(
+    target: Target, name: str, sub: str
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A websocket to the running VM's `console` or `vnc` subresource."""
+    vmi = await _running_vmi(target, name)
+    api = target.kube.api
+    headers: dict[str, str] = {}
+    await api.update_params_for_auth(headers, [], ["BearerToken"])
+    session: aiohttp.ClientSession = api.rest_client.pool_manager
+    try:
+        ws = await session.ws_connect(
+            _url(target, vmi, sub), headers=headers, protocols=(PLAIN,), heartbeat=30
+        )
+    except aiohttp.WSServerHandshakeError as error:
+        why = await _refusal(target, vmi, sub) or f"{error.status} {error.message}"
+        raise CliError(f"the {sub} of wukong {name} refused the connection: {why}") from error
+    except aiohttp.ClientError as error:
+        raise CliError(f"cannot open the {sub} of wukong {name}: {error}") from error
+    try:
+        yield ws
+    finally:
+        await ws.close()
+
+
+async def pump_console(
+    ws: aiohttp.ClientWebSocketResponse,
+    read: Callable[[], asyncio.Future[bytes] | asyncio.Task[bytes]],
+    write: Callable[[bytes], None],
+) -> int:
+    """Copy keystrokes to the guest and its output back until Ctrl-], end of input, or
+    the guest side closing."""
+
+    async def upstream() -> None:
+        while chunk := await read():
+            if ESCAPE in chunk:
+                before = chunk.split(ESCAPE, 1)[0]
+                if before:
+                    await ws.send_bytes(before)
+                return
+            await ws.send_bytes(chunk)
+
+    async def downstream() -> None:
+        async for message in ws:
+            if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                data = message.data
+                write(data if isinstance(data, bytes) else data.encode())
+            elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
+                return
+
+    tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    for task in done:
+        task.result()
+    return OK
+
+
+@asynccontextmanager
+async def _terminal_input() -> AsyncIterator[Callable[[], asyncio.Future[bytes]]]:
+    """Raw stdin (keys go to the guest as typed; Ctrl-C too), restored on the way out."""
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    saved = None
+    if os.isatty(fd):
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(fd)
+        tty.setraw(fd)
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        queue.put_nowait(data)
+        if not data:
+            loop.remove_reader(fd)
+
+    loop.add_reader(fd, readable)
+    try:
+        yield lambda: asyncio.ensure_future(queue.get())
+    finally:
+        loop.remove_reader(fd)
+        if saved is not None:
+            import termios
+
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+async def console(cluster: Cluster, io: Console, name: str) -> int:
+    """`wukong console NAME`: the guest's serial console until Ctrl-]."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        async with open_stream(target, name, "console") as ws:
+            io.say(f"Successfully connected to {name} console. The escape sequence is ^]")
+            out = sys.stdout.buffer
+
+            def write(data: bytes) -> None:
+                out.write(data)
+                out.flush()
+
+            async with _terminal_input() as read:
+                code = await pump_console(ws, read, write)
+            io.say("")
+            return code
+
+
+async def vnc(
+    cluster: Cluster, io: Console, name: str, *, port: int = 0, address: str = "127.0.0.1"
+) -> int:
+    """`wukong vnc NAME`: a local port that forwards each connection to the VM's VNC
+    (as `virtctl vnc --proxy-only`); point a VNC viewer at it. Runs until interrupted."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        await _running_vmi(target, name)
+
+        async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                async with open_stream(target, name, "vnc") as ws:
+
+                    async def read() -> bytes:
+                        return await reader.read(65536)
+
+                    def write(data: bytes) -> None:
+                        writer.write(data)
+
+                    await pump_console(ws, lambda: asyncio.ensure_future(read()), write)
+            except CliError as error:
+                io.say(f"error: {error.message}")
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(forward, address, port)
+        bound = server.sockets[0].getsockname()[1]
+        io.out(f'{{"port": {bound}}}')
+        io.say(f"VNC of {name} on {address}:{bound}: connect a VNC viewer there (Ctrl-C ends)")
+        async with server:
+            await server.serve_forever()
+    return OK
+
+
+def ssh_command(
+    namespace: str, name: str, *, user: str | None, identity: str | None, extra: list[str]
+) -> list[str] | None:
+    """The `virtctl ssh` command line for the Wukong's VM, or None without virtctl."""
+    virtctl = shutil.which("virtctl")
+    if virtctl is None:
+        return None
+    argv = [virtctl, "ssh", f"vm/{names.vm_name(name)}", "--namespace", namespace]
+    if user:
+        argv += ["--username", user]
+    if identity:
+        argv += ["--identity-file", identity]
+    return argv + extra
+
+
+NO_VIRTCTL = (
+    "wukong ssh uses virtctl, which is not on PATH: install it from "
+    f"{VIRTCTL_RELEASES} (the virtctl-<version>-<os>-<arch> asset of your KubeVirt version; "
+    "or `kubectl krew install virt`), then run this again; meanwhile `wukong console {name}` "
+    "gives the serial console"
+)
+
+
+async def ssh(
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    *,
+    user: str | None,
+    identity: str | None,
+    extra: list[str],
+) -> int:
+    """`wukong ssh NAME`: hand over to `virtctl ssh` for the Wukong's VM."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        await _running_vmi(target, name)
+        argv = ssh_command(target.namespace, name, user=user, identity=identity, extra=extra)
+        if argv is None:
+            raise CliError(NO_VIRTCTL.format(name=name))
+    process = await asyncio.create_subprocess_exec(*argv)
+    return await process.wait()

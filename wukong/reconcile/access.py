@@ -1,0 +1,109 @@
+"""Getting into the guest (issue 16): the cloud-init disk, KubeVirt accessCredentials, and the
+condition that names a Secret KubeVirt could not find. Pure.
+
+The operator never reads a Secret. KubeVirt's virt-controller mounts each referenced Secret
+into the virt-launcher pod; when one is missing the kubelet cannot start that pod and says so
+in a FailedMount Event on it (`MountVolume.SetUp failed for volume "x" : secret "s" not
+found`), while the VMI waits in Scheduling. That Event, about a pod the VMI lists in
+`status.activePods`, is what this module reads.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wukong.api import JsonObj
+from wukong.api.conditions import SECRET_MISSING, Cond
+from wukong.api.guest import CLOUD_INIT_VOLUME, KeyPropagation
+from wukong.api.spec import WukongSpec
+from wukong.reconcile.observed import Observed
+
+# The kubelet's wording (pkg/volume/secret: `secret "name" not found`).
+_NOT_FOUND = re.compile(r'secret "([^"]+)" not found')
+# A cloud-init disk needs some user data; keys alone get an empty cloud-config.
+EMPTY_CLOUD_CONFIG = "#cloud-config\n"
+
+
+def cloud_init_volume(spec: WukongSpec) -> tuple[JsonObj, JsonObj] | None:
+    """The cloudInitNoCloud (disk, volume) pair, or None when the VM needs none."""
+    if not spec.needs_cloud_init_disk:
+        return None
+    source: JsonObj = {}
+    data = spec.cloud_init
+    if data is not None and data.user_data is not None:
+        source["userData"] = data.user_data
+    elif data is not None and data.user_data_secret_ref is not None:
+        source["secretRef"] = {"name": data.user_data_secret_ref.name}
+    elif data is None or (data.network_data is None and data.network_data_secret_ref is None):
+        source["userData"] = EMPTY_CLOUD_CONFIG
+    if data is not None and data.network_data is not None:
+        source["networkData"] = data.network_data
+    elif data is not None and data.network_data_secret_ref is not None:
+        source["networkDataSecretRef"] = {"name": data.network_data_secret_ref.name}
+    disk = {"name": CLOUD_INIT_VOLUME, "disk": {"bus": "virtio"}}
+    return disk, {"name": CLOUD_INIT_VOLUME, "cloudInitNoCloud": source}
+
+
+def access_credentials(spec: WukongSpec) -> list[JsonObj]:
+    """KubeVirt `accessCredentials`: one sshPublicKey entry per Secret."""
+    out = []
+    for key in spec.ssh_keys:
+        if key.propagation is KeyPropagation.QEMU_GUEST_AGENT:
+            method: JsonObj = {"qemuGuestAgent": {"users": list(key.users or [])}}
+        else:
+            method = {"noCloud": {}}
+        out.append(
+            {
+                "sshPublicKey": {
+                    "source": {"secret": {"secretName": key.secret_name}},
+                    "propagationMethod": method,
+                }
+            }
+        )
+    return out
+
+
+def _vmi_secrets(vmi: JsonObj | None) -> set[str]:
+    """Secrets the running VMI references (its spec may be older than the Wukong's)."""
+    spec = (vmi or {}).get("spec") or {}
+    found = set()
+    for volume in spec.get("volumes") or []:
+        source = volume.get("cloudInitNoCloud") or {}
+        for ref in ("secretRef", "networkDataSecretRef"):
+            if name := (source.get(ref) or {}).get("name"):
+                found.add(str(name))
+    for cred in spec.get("accessCredentials") or []:
+        secret = ((cred.get("sshPublicKey") or {}).get("source") or {}).get("secret") or {}
+        if name := secret.get("secretName"):
+            found.add(str(name))
+    return found
+
+
+def missing_secrets(seen: Observed) -> dict[str, str]:
+    """Secrets the kubelet could not mount for the VMI's pod, with its message."""
+    missing: dict[str, str] = {}
+    for event in sorted(seen.pod_events, key=lambda e: str(e.get("lastTimestamp") or "")):
+        message = str(event.get("message") or "")
+        for name in _NOT_FOUND.findall(message):
+            missing[name] = message
+    return missing
+
+
+def secret_condition(spec: WukongSpec, seen: Observed) -> Cond | None:
+    """`SecretMissing` while KubeVirt waits for a Secret the spec names; None otherwise
+    (an operation condition: present only while it has something to say)."""
+    referenced = set(spec.secret_names()) | _vmi_secrets(seen.vmi)
+    if not referenced:
+        return None
+    running = seen.vmi_phase == "Running"
+    missing = {n: m for n, m in missing_secrets(seen).items() if n in referenced}
+    if missing and not running:
+        listed = ", ".join(f"'{n}'" for n in sorted(missing))
+        ns = (seen.vmi or {}).get("metadata", {}).get("namespace", "")
+        message = (
+            f"Secret {listed} not found in namespace '{ns}': KubeVirt cannot start the VM "
+            f"until it exists (create it, or fix the name in spec.cloudInit / spec.sshKeys); "
+            f"kubelet: {missing[sorted(missing)[0]]}"
+        )
+        return Cond(SECRET_MISSING, True, "SecretNotFound", message)
+    return None

@@ -1,0 +1,166 @@
+"""Live migration (issue 16): `lifecycleAction: {action: migrate}` becomes a
+VirtualMachineInstanceMigration owned by the Wukong, and `status.migration` follows it. Pure.
+
+A request is answered once per fingerprint (as every lifecycle request). It is refused at
+once, with nothing created, when there is nothing to migrate (no running VMI), when KubeVirt
+says the VMI cannot migrate (`LiveMigratable=False`, in KubeVirt's own words: virt-api's
+webhook would refuse the migration with the same reason), or while another migration of this
+VM is still running. Otherwise the migration object is created; virt-controller and the
+nodes do the rest, and this planner reports its phase, nodes and result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from wukong.api import JsonObj, names
+from wukong.api.status import MigrationStatus
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import Action, CreateChild, Emit
+from wukong.reconcile.children import labels, owner_reference
+from wukong.reconcile.observed import Observed
+
+FINAL = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """What the migration planner decided."""
+
+    actions: tuple[Action, ...]
+    status: MigrationStatus | None
+
+
+def migration_name(wukong: str, request_id: str) -> str:
+    """One migration object per request: `<wukong>-migrate-<fingerprint>`."""
+    return names.fit(f"{wukong}-migrate-{request_id[:8]}", 63)
+
+
+def running_migrations(seen: Observed) -> list[JsonObj]:
+    """The Wukong's migrations KubeVirt has not finished."""
+    return [
+        m for m in seen.migrations.values() if (m.get("status") or {}).get("phase") not in FINAL
+    ]
+
+
+def _condition(obj: JsonObj | None, type_: str) -> JsonObj | None:
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c.get("type") == type_), None)
+
+
+def refusal(cr: Wukong, seen: Observed) -> str | None:
+    """Why a migration cannot start now, or None."""
+    name = cr.metadata.name
+    phase = seen.vmi_phase
+    if seen.vmi is None or phase != "Running":
+        return f"migrate needs a running VM: {name} is not running (VMI phase: {phase or 'none'})"
+    migratable = _condition(seen.vmi, "LiveMigratable")
+    if migratable is not None and migratable.get("status") == "False":
+        return (
+            f"KubeVirt cannot live-migrate {name}: {migratable.get('reason')}: "
+            f"{migratable.get('message')}"
+        )
+    busy = running_migrations(seen)
+    if busy:
+        other = busy[0]
+        phase = (other.get("status") or {}).get("phase") or "Pending"
+        return (
+            f"a migration of {name} is already running ({other['metadata']['name']}, phase "
+            f"{phase}): wait for it to finish"
+        )
+    return None
+
+
+def build_migration(cr: Wukong, name: str) -> JsonObj:
+    """The VirtualMachineInstanceMigration for this Wukong's VMI."""
+    return {
+        "apiVersion": f"{names.KUBEVIRT_GROUP}/{names.KUBEVIRT_VERSION}",
+        "kind": "VirtualMachineInstanceMigration",
+        "metadata": {
+            "name": name,
+            "namespace": cr.metadata.namespace,
+            "labels": labels(cr),
+            "ownerReferences": [owner_reference(cr)],
+        },
+        "spec": {"vmiName": names.vm_name(cr.metadata.name)},
+    }
+
+
+def _stamp(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def plan_migration(
+    cr: Wukong, seen: Observed, old: MigrationStatus | None, request_id: str | None
+) -> MigrationPlan:
+    """Start a new migration request (or refuse it), then follow the one in flight."""
+    actions: list[Action] = []
+    if request_id is not None and (old is None or old.request_id != request_id):
+        why = refusal(cr, seen)
+        if why is not None:
+            actions.append(Emit("Warning", "MigrationRefused", why))
+            if old is not None and old.name is not None and old.result is None:
+                # A refusal does not forget the migration still running: it goes on being
+                # followed, and the refused request is answered in `refusal`.
+                kept = old.model_copy(update={"request_id": request_id, "refusal": why})
+                return MigrationPlan(tuple(actions), _follow(kept, seen).status)
+            refused = MigrationStatus(
+                request_id=request_id,
+                result="Refused",
+                message=why,
+                refusal=why,
+                started_at=seen.now,
+            )
+            return MigrationPlan(tuple(actions), refused)
+        name = migration_name(cr.metadata.name, request_id)
+        source = ((seen.vmi or {}).get("status") or {}).get("nodeName")
+        actions.append(CreateChild("VirtualMachineInstanceMigration", build_migration(cr, name)))
+        actions.append(Emit("Normal", "MigrationStarted", f"migrating from node {source}"))
+        started = MigrationStatus(
+            request_id=request_id,
+            name=name,
+            phase="Pending",
+            source_node=source,
+            message=f"{name} created",
+            started_at=seen.now,
+        )
+        return MigrationPlan(tuple(actions), started)
+    if old is None or old.name is None or old.result in FINAL:
+        return MigrationPlan((), old)
+    return _follow(old, seen)
+
+
+def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
+    """The migration in flight, as KubeVirt reports it on the migration and the VMI."""
+    assert old.name is not None
+    migration = seen.migrations.get(old.name)
+    if migration is None:
+        return MigrationPlan((), old)  # not in the cache yet (just created) or gone
+    mstatus = migration.get("status") or {}
+    phase = str(mstatus.get("phase") or "Pending")
+    state = dict(mstatus.get("migrationState") or {})
+    vmi_state = ((seen.vmi or {}).get("status") or {}).get("migrationState") or {}
+    if vmi_state.get("migrationUid") == migration["metadata"].get("uid"):
+        state = {**vmi_state, **state}
+    update: dict[str, object] = {
+        "phase": phase,
+        "source_node": state.get("sourceNode") or old.source_node,
+        "target_node": state.get("targetNode") or old.target_node,
+        "message": f"{old.name}: {phase}",
+    }
+    actions: list[Action] = []
+    if phase in FINAL:
+        update["result"] = phase
+        update["ended_at"] = _stamp(state.get("endTimestamp")) or seen.now
+        if phase == "Succeeded":
+            text = f"migrated from {update['source_node']} to {update['target_node']}"
+            actions.append(Emit("Normal", "Migrated", text))
+        else:
+            failed = _condition(migration, "Failed") or {}
+            text = f"migration {old.name} failed: {failed.get('message') or 'see its Events'}"
+            actions.append(Emit("Warning", "MigrationFailed", text))
+        update["message"] = text
+    return MigrationPlan(tuple(actions), old.model_copy(update=update))
