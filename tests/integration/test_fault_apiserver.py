@@ -34,6 +34,7 @@ from wukong.errors import AlreadyExists, NotFound, WukongError
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
+from wukong.testing.kubevirt.plane import KubeVirtPlane
 from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "sim"]  # fixtures
@@ -52,6 +53,16 @@ def forbidden(op: InProcessOperator) -> float:
         for s in metric.samples
         if s.labels.get("code") == "403" and s.name.endswith("_total")
     )
+
+
+@pytest.fixture(autouse=True)
+async def kubevirt_back(kubevirt: KubeVirtPlane | None) -> AsyncIterator[None]:
+    """After a test that restarted the API server, wait until KubeVirt serves as before
+    (virt-controller, restarted after losing its Lease, leads again; the APIService is
+    Available), so the next test of the session does not meet it half back."""
+    yield
+    if kubevirt is not None:
+        await asyncio.to_thread(kubevirt.wait_ready, 120)
 
 
 @pytest.fixture

@@ -387,7 +387,15 @@ class KubeVirtPlane:
             if process.exited() is not None:
                 raise ControlPlaneError(f"{process.name} exited with {process.exited()}")
 
-    def _wait_ready(self, rest: Rest, deadline: float) -> None:
+    def wait_ready(self, timeout: float = 90) -> None:
+        """Block until KubeVirt serves again as after `start` (e.g. after an API-server
+        restart: virt-controller restarted and leading, the APIService Available)."""
+        if self._rest is None:
+            raise ControlPlaneError("KubeVirt is not running: call start() first")
+        # A component may be between exit and restart (the supervisor's back-off): no alive check.
+        self._wait_ready(self._rest, time.monotonic() + timeout, check_alive=False)
+
+    def _wait_ready(self, rest: Rest, deadline: float, *, check_alive: bool = True) -> None:
         """The aggregated API is Available, a VM passes the webhooks, virt-controller leads."""
         checks = {
             "APIService v1.subresources.kubevirt.io Available": lambda: _apiservice_ready(rest),
@@ -396,7 +404,8 @@ class KubeVirtPlane:
         }
         waiting = list(checks)
         while waiting:
-            self._check_alive()
+            if check_alive:
+                self._check_alive()
             waiting = [name for name in waiting if not checks[name]()]
             if not waiting:
                 return
