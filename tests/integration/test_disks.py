@@ -136,6 +136,9 @@ async def test_detach_options_decide_what_happens_to_the_disk(
     await patch_spec(k, namespace, "hp-4", {"disks": [SYSTEM, logs]})
     await wait_for(k, namespace, "hp-4", lambda c: volume(c, "logs").get("attached"))
     sim.guest(namespace, "hp-4-vm").set_agent(agent)
+    # virt-api answers guest-agent calls from the VMI's AgentConnected condition: the detach
+    # starts once KubeVirt, not only the guest, says the agent is gone.
+    await eventually(lambda: _agent_shown(k, namespace, "hp-4-vm", agent), timeout=20)
     await patch_spec(k, namespace, "hp-4", {"disks": [SYSTEM]})
     if expect == "waits":
         cr = await wait_for(
@@ -157,6 +160,14 @@ async def test_detach_options_decide_what_happens_to_the_disk(
     else:
         await eventually(lambda: _gone(k, "pvc", namespace, "hp-4-logs"), timeout=20)
         assert calls(sim, "filesystemlist") == []
+
+
+async def _agent_shown(k: Kube, namespace: str, vmi: str, connected: bool) -> bool:
+    conditions = ((await get(k, "vmi", namespace, vmi)) or {}).get("status", {}).get("conditions")
+    shown = any(
+        c.get("type") == "AgentConnected" and c.get("status") == "True" for c in conditions or []
+    )
+    return shown == connected
 
 
 async def _retained(k: Kube, namespace: str, name: str) -> dict[str, Any] | None:
