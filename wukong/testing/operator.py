@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,14 @@ class OperatorProcess:
         self.namespace = namespace
         self.port = free_port()
         self.metrics_port = free_port()
-        self.log_file = log_file
+        # Without a log file of the caller's, the log goes to a temporary file whose tail is
+        # printed when the process is stopped: pytest shows it beside a failing test.
+        self._own_log = log_file is None
+        if log_file is None:
+            fd, name = tempfile.mkstemp(prefix="wukong-operator-", suffix=".log")
+            os.close(fd)
+            log_file = Path(name)
+        self.log_file: Path = log_file
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -163,19 +171,27 @@ class OperatorProcess:
         ]
         if self.namespace:
             argv += ["--namespace", self.namespace]
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
-        )
-        if self.log_file:
-            out.close()  # type: ignore[union-attr]
+        with open(self.log_file, "ab") as out:
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+            )
 
     def kill(self) -> None:
         """SIGKILL: a crash, no cleanup."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+        self._show_log()
+
+    def _show_log(self, lines: int = 60) -> None:
+        """Print the tail of the log this object owns, once, and remove the file."""
+        if not self._own_log or not self.log_file.exists():
+            return
+        tail = self.log_file.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- operator {' '.join(self.extra_args)} (last {len(tail)} log lines) ---")
+        print("\n".join(tail))
+        self.log_file.unlink()
 
     def terminate(self, timeout: float = 30) -> int:
         """SIGTERM and wait: the graceful path; returns the exit code."""
@@ -184,6 +200,8 @@ class OperatorProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
+            self._show_log()
+            return code
         self.kill()
         return -9
