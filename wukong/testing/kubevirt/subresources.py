@@ -137,7 +137,6 @@ class SubresourceServer:
         self.discovery_hits = 0
         self._runner: web.AppRunner | None = None
         self._listen: socket.socket | None = None
-        self._accepting: asyncio.Task[None] | None = None
         # Every accepted socket and the task serving it, so stop() can close them all: the API
         # server opens connections at any moment (proxying, availability checks), and one left in
         # its TLS handshake or in keep-alive would outlive the test's event loop.
@@ -179,14 +178,19 @@ class SubresourceServer:
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
         self._listen = sock
-        self._accepting = asyncio.create_task(self._accept(sock, ctx), name="subresources-accept")
+        # A plain reader callback, not a task awaiting sock_accept(): cancelling such a task
+        # after the kernel handed over a connection, but before the task resumed, drops that
+        # socket unclosed. Here the accept and the bookkeeping happen in one synchronous step.
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock, ctx)
 
-    async def _accept(self, sock: socket.socket, ctx: ssl.SSLContext) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            conn, _ = await loop.sock_accept(sock)
-            self._forget_closed()
-            self._conns[conn] = asyncio.create_task(self._serve(conn, ctx))
+    def _accept(self, sock: socket.socket, ctx: ssl.SSLContext) -> None:
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return  # another wakeup took it
+        conn.setblocking(False)
+        self._forget_closed()
+        self._conns[conn] = asyncio.create_task(self._serve(conn, ctx))
 
     def _forget_closed(self) -> None:
         self._conns = {c: t for c, t in self._conns.items() if c.fileno() != -1}
@@ -204,11 +208,8 @@ class SubresourceServer:
 
     async def stop(self) -> None:
         """Stop listening, close every accepted connection and wait until its socket is closed."""
-        if self._accepting is not None:
-            self._accepting.cancel()
-            await asyncio.gather(self._accepting, return_exceptions=True)
-            self._accepting = None
         if self._listen is not None:
+            asyncio.get_running_loop().remove_reader(self._listen.fileno())
             self._listen.close()
             self._listen = None
         if self._runner is not None:
