@@ -102,6 +102,10 @@ def _key(keys: list[str]) -> Any:
 def _object(schema: Schema, depth: int) -> st.SearchStrategy[dict[str, Any]]:
     properties: dict[str, Schema] = schema.get("properties") or {}
     required = set(schema.get("required") or [])
+    # Built once per schema node, not per draw: building a strategy (from_regex above all) is
+    # what made drawing 500 specs take 50 s of CPU. The draws, and so the corpus, are the same.
+    valid = {name: from_schema(sub, depth + 1) for name, sub in properties.items()}
+    breaking = {name: _breaking(sub) for name, sub in properties.items()}
 
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
@@ -111,16 +115,16 @@ def _object(schema: Schema, depth: int) -> st.SearchStrategy[dict[str, Any]]:
             return coin.random() < BROKEN
 
         out: dict[str, Any] = {}
-        for name, sub in properties.items():
+        for name in properties:
             keep = name in required or draw(st.integers(0, 2)) == 0
             if name in required and _breaks():
                 keep = False  # a required key left out
             if keep:
-                value = draw(from_schema(sub, depth + 1))
+                value = draw(valid[name])
                 if not _breaks():
                     out[name] = value
                 else:
-                    out[name] = draw(_breaking(sub))
+                    out[name] = draw(breaking[name])
         return out
 
     return build()
