@@ -188,11 +188,9 @@ async def test_operator_killed_while_restarting_restarts_exactly_once(
     first.start()
     try:
         await wait_phase(k, namespace, "vm7", "Running", within=30)
-        # A guest that ignores ACPI keeps the restart in flight long enough to kill us.
-        await k.merge_patch(
-            path("vm", namespace, "vm7-vm"),
-            {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
-        )
+        # A guest slow to power off keeps the restart in flight long enough to kill us and
+        # for the next operator to take over in the middle of it.
+        sim.config.acpi_shutdown_delay = 8.0
         await request(k, namespace, "vm7", "restart")
         await wait_phase(k, namespace, "vm7", "Restarting", within=15)
         await eventually(lambda: calls(sim, "restart", "vm7-vm") == 1, timeout=10)
