@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
 from wukong.api._base import DnsLabel, ObjectName, WireModel, rules
+from wukong.api.quantity import Quantity
 
 MAX_TOLERATIONS = 32
 MAX_NODE_SELECTOR = 32
@@ -347,5 +348,61 @@ SIZE_RULES = (
     (
         "has(self.instancetype) || has(self.cpu) && has(self.memory)",
         "cpu and memory are required unless an instancetype is named",
+    ),
+)
+
+
+# KubeVirt's limits for memory hot-plug (pkg/liveupdate/memory ValidateLiveUpdateMemory): the
+# VM admitter refuses a VM with maxGuest that breaks them, in these words.
+HOTPLUG_MIN_MEMORY = "1Gi"
+HOTPLUG_ALIGNMENT = 2 * 1024 * 1024  # 2Mi
+MAX_SOCKETS = 2**32 - 1
+
+
+class Hotplug(WireModel):
+    """CPU and memory a running VM may grow to without a restart: KubeVirt's `maxSockets` and
+    `maxGuest`. Present: the VM's vCPUs are sockets (one core each), the unit KubeVirt adds
+    live, and guest memory leaves the pod's memory request to KubeVirt, which raises it on a
+    hot-plug. Absent: vCPUs are cores of one socket and cpu/memory changes need a restart."""
+
+    max_cpu: Annotated[int, Field(ge=1, le=MAX_SOCKETS)] | None = None
+    """Most vCPUs the VM can have live; absent: KubeVirt's default (the cluster's
+    maxCpuSockets, else 4 x cpu)."""
+    max_memory: Quantity | None = None
+    """Most guest memory the VM can have live, e.g. 8Gi; absent: KubeVirt's default (the
+    cluster's maxGuest, else 4 x memory)."""
+
+
+_MAX_MEMORY = "quantity(self.hotplug.maxMemory)"
+# Said the same by the CRD and by the model (spec.py _hotplug_fits).
+HOTPLUG_RULES = (
+    (
+        "!has(self.hotplug) || !has(self.instancetype)",
+        "hotplug needs cpu and memory: an instancetype sets its own maxima (maxSockets, maxGuest)",
+    ),
+    (
+        "!has(self.hotplug) || !has(self.hotplug.maxCpu) || !has(self.cpu)"
+        " || self.cpu <= self.hotplug.maxCpu",
+        "cpu is above hotplug.maxCpu: raise hotplug.maxCpu too (a new maximum needs a restart)",
+    ),
+    (
+        "!has(self.hotplug) || !has(self.hotplug.maxMemory) || !has(self.memory)"
+        " || !isQuantity(self.memory) || !isQuantity(self.hotplug.maxMemory)"
+        f" || quantity(self.memory).compareTo({_MAX_MEMORY}) <= 0",
+        "memory is above hotplug.maxMemory: raise hotplug.maxMemory too (a new maximum needs "
+        "a restart)",
+    ),
+    (
+        "!has(self.hotplug) || !has(self.hotplug.maxMemory) || !has(self.memory)"
+        " || !isQuantity(self.memory)"
+        f" || quantity(self.memory).compareTo(quantity('{HOTPLUG_MIN_MEMORY}')) >= 0",
+        "Memory hotplug is only available for VMs with at least 1Gi of guest memory",
+    ),
+    (
+        "!has(self.hotplug) || !has(self.hotplug.maxMemory) || !has(self.memory)"
+        " || !isQuantity(self.memory) || !isQuantity(self.hotplug.maxMemory)"
+        f" || quantity(self.memory).asInteger() % {HOTPLUG_ALIGNMENT} == 0"
+        f" && {_MAX_MEMORY}.asInteger() % {HOTPLUG_ALIGNMENT} == 0",
+        "Guest memory and maxMemory must be 2Mi aligned for memory hotplug",
     ),
 )

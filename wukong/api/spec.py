@@ -31,9 +31,13 @@ from wukong.api.guest import (
 )
 from wukong.api.names import POD_NETWORK_NAME
 from wukong.api.placement import (
+    HOTPLUG_ALIGNMENT,
+    HOTPLUG_MIN_MEMORY,
+    HOTPLUG_RULES,
     SIZE_RULES,
     Affinity,
     EvictionStrategy,
+    Hotplug,
     InstancetypeRef,
     NodeSelector,
     PreferenceRef,
@@ -379,6 +383,7 @@ _SPEC_RULES = rules(
         "deleteOptions.preserveDisksList may only name disks listed in spec.disks",
     ),
     *SIZE_RULES,
+    *HOTPLUG_RULES,
 )
 _MAP_BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
@@ -389,9 +394,12 @@ class WukongSpec(WireModel):
     model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
 
     cpu: Annotated[int, Field(ge=1, le=MAX_CPU)] | None = None
-    """CPU cores (at most 4294967295, KubeVirt's limit); required unless instancetype."""
+    """vCPUs (at most 4294967295, KubeVirt's limit); required unless instancetype."""
     memory: MemoryQuantity | None = None
     """Guest memory, e.g. 4Gi; required unless instancetype."""
+    hotplug: Hotplug | None = None
+    """Let cpu and memory grow while the VM runs (KubeVirt CPU and memory hot-plug), up to
+    these maxima; absent: cpu and memory changes need a restart."""
     instancetype: InstancetypeRef | None = None
     """An instancetype.kubevirt.io size class instead of cpu and memory."""
     preference: PreferenceRef | None = None
@@ -440,6 +448,29 @@ class WukongSpec(WireModel):
             raise ValueError(SIZE_RULES[0][1])
         if self.instancetype is None and (self.cpu is None or self.memory is None):
             raise ValueError(SIZE_RULES[1][1])
+        return self
+
+    @model_validator(mode="after")
+    def _hotplug_fits(self) -> WukongSpec:
+        plug = self.hotplug
+        if plug is None:
+            return self
+        memory = self.memory_bytes
+        maximum = None if plug.max_memory is None else parse_quantity(plug.max_memory)
+        broken = (
+            self.instancetype is not None,
+            plug.max_cpu is not None and self.cpu is not None and self.cpu > plug.max_cpu,
+            maximum is not None and memory is not None and memory > maximum,
+            maximum is not None
+            and memory is not None
+            and memory < parse_quantity(HOTPLUG_MIN_MEMORY),
+            maximum is not None
+            and memory is not None
+            and (memory % HOTPLUG_ALIGNMENT != 0 or maximum % HOTPLUG_ALIGNMENT != 0),
+        )
+        for (_, message), bad in zip(HOTPLUG_RULES, broken, strict=True):
+            if bad:
+                raise ValueError(message)
         return self
 
     @field_validator("ssh_keys")
