@@ -126,6 +126,8 @@ VM_HEALTHY = "VMHealthy"
 CHILDREN_ADMITTED = "ChildrenAdmitted"
 """False while the API server refuses a child (reconcile/admission.py); absent otherwise."""
 SECRET_MISSING = "SecretMissing"
+CPU_MEMORY_HOTPLUG = "CPUMemoryHotplug"
+"""True while KubeVirt applies a cpu/memory change to the running VM (reconcile/resources.py)."""
 
 ALWAYS_PRESENT = frozenset({READY, SPEC_VALID, NETWORKS_CONFIGURED, VOLUMES_BOUND, STALLED})
 """Conditions every Wukong carries once it has been reconciled."""
@@ -139,6 +141,7 @@ OPERATION_CONDITIONS = frozenset(
         RESTART_REQUIRED,
         DELETION_BLOCKED,
         SECRET_MISSING,
+        CPU_MEMORY_HOTPLUG,
     }
 )
 """Conditions about an operation: present only while they have something to say (like

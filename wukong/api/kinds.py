@@ -68,7 +68,12 @@ VMI = Kind(
         # What restart_required compares with the template (vm.REBOOT_FIELDS), and the
         # Secrets it references (access.py).
         "spec": {
-            "domain": {"cpu": ALL, "memory": ALL, "devices": {"interfaces": ALL}},
+            "domain": {
+                "cpu": ALL,
+                "memory": ALL,
+                "resources": {"requests": ALL},  # the memory request a hot-plug raises
+                "devices": {"interfaces": ALL},
+            },
             "networks": ALL,
             "volumes": ALL,
             "accessCredentials": ALL,
@@ -84,6 +89,9 @@ VMI = Kind(
             # The virt-launcher pods (uid → node), whose kubelet Events name a missing Secret.
             "activePods": ALL,
             "migrationState": ALL,
+            # How far a cpu/memory hot-plug has come (reconcile/resources.py).
+            "currentCPUTopology": ALL,
+            "memory": ALL,
         },
     },
 )

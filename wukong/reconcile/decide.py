@@ -42,6 +42,7 @@ from wukong.reconcile.lifecycle import (
 from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.networks import plan_networks
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.resources import hotplug_events
 from wukong.reconcile.status import (
     attach_state,
     interfaces,
@@ -204,6 +205,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         status.conditions, [*conds, ready_condition(step, seen)], now, cr.metadata.generation
     )
     plan.actions += condition_events(status.conditions, conditions)
+    plan.actions += hotplug_events(status.conditions, conditions)
     plan.hold_status = _hold(cr, step, plan, seen)
     plan.requeue(plan.hold_status)
     plan.status = WukongStatus(

@@ -21,6 +21,7 @@ from wukong.reconcile.disks import (
     volume_source,
 )
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.resources import Resize, plan_resize
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,72 @@ def _disks_and_volumes(cr: Wukong, seen: Observed) -> tuple[list[JsonObj], list[
 
 def _domain(cr: Wukong, disks: list[JsonObj], interfaces: list[JsonObj]) -> JsonObj:
     """The domain: sized by cpu/memory, or left to the instancetype (KubeVirt refuses a VM
-    whose template sets what its instancetype sets)."""
+    whose template sets what its instancetype sets). With `hotplug` the vCPUs are sockets
+    (what KubeVirt adds live) and the pod's memory request is KubeVirt's to derive from the
+    guest memory and to raise on a hot-plug (a changed request would need a restart)."""
     domain: JsonObj = {"devices": {"disks": disks, "interfaces": interfaces}}
-    if cr.spec.cpu is not None:
-        domain["cpu"] = {"cores": cr.spec.cpu, "sockets": 1, "threads": 1}
-    if cr.spec.memory is not None:
-        domain["memory"] = {"guest": cr.spec.memory}
-        domain["resources"] = {"requests": {"memory": cr.spec.memory}}
+    domain.update(_without_none(sizing(cr)))
     return domain
+
+
+def _without_none(obj: JsonObj) -> JsonObj:
+    out: JsonObj = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            value = _without_none(value)
+            if not value:
+                continue
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _sizing_removals(current_domain: JsonObj, cr: Wukong) -> JsonObj:
+    """Merge-patch nulls for the sizing leaves the spec no longer sets (a merge patch of the
+    wanted template alone would keep them): e.g. maxSockets when hotplug is dropped."""
+    wanted = sizing(cr)
+    patch: JsonObj = {}
+    for path in SIZING_LEAVES:
+        if path[0] not in wanted or _dig(wanted, path) is not None:
+            continue
+        if _dig(current_domain, path) is None:
+            continue
+        node = patch
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = None
+    return patch
+
+
+# The domain fields `sizing` owns: a leaf it leaves out (None) is removed from the VM.
+SIZING_LEAVES: tuple[tuple[str, ...], ...] = (
+    ("cpu", "sockets"),
+    ("cpu", "cores"),
+    ("cpu", "threads"),
+    ("cpu", "maxSockets"),
+    ("memory", "guest"),
+    ("memory", "maxGuest"),
+    ("resources", "requests", "memory"),
+)
+
+
+def sizing(cr: Wukong) -> JsonObj:
+    """cpu, memory and resources of the domain for cpu/memory (and hotplug); {} with an
+    instancetype. A field left out is None, so that a patch removes it."""
+    spec, plug = cr.spec, cr.spec.hotplug
+    out: JsonObj = {}
+    if spec.cpu is not None:
+        if plug is None:
+            out["cpu"] = {"cores": spec.cpu, "sockets": 1, "threads": 1, "maxSockets": None}
+        else:
+            out["cpu"] = {"sockets": spec.cpu, "cores": 1, "threads": 1, "maxSockets": plug.max_cpu}
+    if spec.memory is not None:
+        out["memory"] = {
+            "guest": spec.memory,
+            "maxGuest": plug.max_memory if plug is not None else None,
+        }
+        out["resources"] = {"requests": {"memory": spec.memory if plug is None else None}}
+    return out
 
 
 def placement(cr: Wukong) -> JsonObj:
@@ -162,9 +221,8 @@ def subset(current: Any, desired: Any) -> Any:
 # nodeSelector, affinity and tolerations are not here: under KubeVirt's LiveUpdate rollout
 # strategy virt-controller patches them into the running VMI (vm.go handleAffinityChange-
 # Request, handleTolerationsChangeRequest).
+# cpu and memory are resources.py's: KubeVirt hot-plugs them when it can.
 REBOOT_FIELDS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("domain", "cpu", "cores"), "cpu"),
-    (("domain", "memory", "guest"), "memory"),
     (("domain", "devices", "interfaces"), "networks"),
     (("networks",), "networks"),
     (("evictionStrategy",), "evictionStrategy"),
@@ -210,11 +268,24 @@ def _size_changes(cr: Wukong, vmi: JsonObj) -> list[str]:
 
 
 def restart_required(
-    template_spec: JsonObj, vmi: JsonObj | None, cr: Wukong | None = None
+    template_spec: JsonObj,
+    vmi: JsonObj | None,
+    cr: Wukong | None = None,
+    vm: JsonObj | None = None,
 ) -> list[str]:
     """What the running VMI lacks from the template and only a restart applies."""
+    return [field for field, _ in restart_reasons(template_spec, vmi, cr, vm)[0]]
+
+
+def restart_reasons(
+    template_spec: JsonObj,
+    vmi: JsonObj | None,
+    cr: Wukong | None = None,
+    vm: JsonObj | None = None,
+) -> tuple[list[tuple[str, str]], Resize]:
+    """(field, why) pairs only a restart applies, in order, and the cpu/memory verdict."""
     if vmi is None:
-        return []
+        return [], Resize()
     running = vmi.get("spec", {})
     changed: list[str] = []
     for path, words in REBOOT_FIELDS:
@@ -230,10 +301,36 @@ def restart_required(
         changed.append("cloudInit")
     if cr is not None:
         changed += _size_changes(cr, vmi)
-    return changed
+    kubevirt_says = _kubevirt_restart(vm)
+    # KubeVirt applies nothing live while the VM owes a restart (vm.go: handle*Request run
+    # only without RestartRequired).
+    resize = plan_resize(template_spec, vmi, held=bool(changed) or kubevirt_says is not None)
+    reasons = [(field, "") for field in changed]
+    reasons += [r for r in resize.restart if r[0] not in changed]
+    if not reasons and kubevirt_says is not None:
+        reasons.append(_unnamed_restart(template_spec, running, kubevirt_says))
+    return reasons, resize
 
 
-def _template_patch(current: JsonObj | None, template: JsonObj) -> JsonObj | None:
+def _kubevirt_restart(vm: JsonObj | None) -> str | None:
+    """KubeVirt's own RestartRequired message on the VM, when it says so."""
+    for cond in _dig(vm, ("status", "conditions")) or []:
+        if cond.get("type") == RESTART_REQUIRED and cond.get("status") == "True":
+            return str(cond.get("message") or "")
+    return None
+
+
+def _unnamed_restart(template_spec: JsonObj, running: JsonObj, message: str) -> tuple[str, str]:
+    """KubeVirt says the VM owes a restart and no field above differs from the VMI. A field
+    the spec dropped is the one: the VMI keeps its value (an evictionStrategy dropped from the
+    spec leaves the running VMI with it, while the VM template falls back to the cluster's
+    default, which KubeVirt writes into the next VMI)."""
+    if "evictionStrategy" not in template_spec and running.get("evictionStrategy") is not None:
+        return "evictionStrategy", "removed from the spec: the cluster's default applies"
+    return "the VM template", message
+
+
+def _template_patch(current: JsonObj | None, template: JsonObj, cr: Wukong) -> JsonObj | None:
     """The merge patch that brings the VM template in line, or None when it is.
 
     A merge patch merges maps: fields the operator owns outright are diffed, so a node
@@ -241,9 +338,21 @@ def _template_patch(current: JsonObj | None, template: JsonObj) -> JsonObj | Non
     current_spec = (current or {}).get("spec") or {}
     owned = {k: _diff(current_spec.get(k), template["spec"].get(k)) for k in OWNED_TEMPLATE_FIELDS}
     owned = {k: v for k, v in owned.items() if v is not _SAME}
-    if subset(current, template) == template and not owned:
+    removals = _sizing_removals(current_spec.get("domain") or {}, cr)
+    if subset(current, template) == template and not owned and not removals:
         return None
-    return template | {"spec": template["spec"] | owned}
+    domain = _merged(template["spec"]["domain"], removals)
+    return template | {"spec": template["spec"] | owned | {"domain": domain}}
+
+
+def _merged(base: JsonObj, extra: JsonObj) -> JsonObj:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 _SAME: Any = object()
@@ -290,16 +399,20 @@ def plan_vm(cr: Wukong, seen: Observed, *, ready: bool, run_strategy: str) -> Vm
     actions: list[Action] = []
     template = desired_template(cr, seen)
     patch = _size_patch(cr, seen.vm)
-    if (body := _template_patch(seen.vm.get("spec", {}).get("template"), template)) is not None:
+    if (body := _template_patch(seen.vm.get("spec", {}).get("template"), template, cr)) is not None:
         patch["template"] = body
     if patch:
         actions.append(PatchChild("VirtualMachine", vm_name, {"spec": patch}, "spec changed"))
-    changed = restart_required(template["spec"], seen.vmi, cr)
-    if not changed:  # RestartRequired is there only while a restart is owed
+    reasons, resize = restart_reasons(template["spec"], seen.vmi, cr, seen.vm)
+    if (live := resize.condition) is not None:
+        extra = (live, *extra)
+    if not reasons:  # RestartRequired is there only while a restart is owed
         return VmPlan(tuple(actions), extra)
+    fields = ", ".join(dict.fromkeys(field for field, _ in reasons))
+    why = "; ".join(f"{field}: {text}" for field, text in reasons if text)
     message = (
-        f"{', '.join(changed)} changed while the VM runs: restart it to apply "
-        f"(kubectl wukong restart {cr.metadata.name})"
+        f"{fields} changed while the VM runs: restart it to apply "
+        f"(kubectl wukong restart {cr.metadata.name})" + (f" ({why})" if why else "")
     )
     cond = Cond(RESTART_REQUIRED, True, "SpecChanged", message)
     return VmPlan(tuple(actions), (cond, *extra))

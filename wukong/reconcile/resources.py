@@ -1,0 +1,204 @@
+"""CPU and memory of a running VM: applied live where KubeVirt hot-plugs them, else a restart.
+
+With KubeVirt's LiveUpdate rollout strategy, virt-controller copies a VM template's new
+`cpu.sockets` / `memory.guest` into the running VMI when it can (vm.go handleCPUChangeRequest,
+handleMemoryHotplugRequest): not above the VMI's `maxSockets` / `maxGuest`, never below what
+the VM has (sockets) or booted with (memory), memory only for a migratable VMI, and nothing at
+all while the VM owes a restart for another field. The VMI then carries `HotVCPUChange` /
+`HotMemoryChange` until the change is in the guest, which KubeVirt does through a live migration
+to a bigger virt-launcher pod (the workload updater starts it); the target's virt-handler
+plugs the CPUs and memory and writes `status.currentCPUTopology` / `status.memory`.
+
+This module reads the same facts and says, for each of cpu and memory, whether the change is
+on its way (and how far: `CPUMemoryHotplug`) or needs a restart (and why, for RestartRequired).
+Pure: the VM template it compares with is the one the VM planner wants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from wukong.api import JsonObj
+from wukong.api.conditions import CPU_MEMORY_HOTPLUG, RESTART_REQUIRED, Cond, Condition
+from wukong.api.quantity import format_bytes, parse_quantity
+from wukong.reconcile.actions import Action, Emit
+
+
+@dataclass(frozen=True)
+class Resize:
+    """What a running VM needs for the cpu and memory the template asks."""
+
+    restart: tuple[tuple[str, str], ...] = ()
+    """(field, why) that only a restart applies."""
+    live: tuple[str, ...] = ()
+    """What is being applied live, e.g. "cpu 1 → 2", in order."""
+    stage: str = ""
+    """How far the live change is: Requested, WaitingForMigration, Migrating."""
+    detail: str = ""
+
+    @property
+    def condition(self) -> Cond | None:
+        """CPUMemoryHotplug while a live change runs."""
+        if not self.live:
+            return None
+        message = f"{', '.join(self.live)}: applied live by KubeVirt"
+        return Cond(CPU_MEMORY_HOTPLUG, True, self.stage, f"{message} ({self.detail})")
+
+
+def _dig(obj: Any, *path: str) -> Any:
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
+
+
+def _bytes(value: Any) -> Decimal | None:
+    try:
+        return parse_quantity(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _condition(obj: JsonObj | None, type_: str) -> JsonObj | None:
+    for cond in _dig(obj, "status", "conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+def _migratable(vmi: JsonObj) -> tuple[bool, str]:
+    cond = _condition(vmi, "LiveMigratable")
+    if cond is None or cond.get("status") == "True":
+        return True, ""
+    return False, f"{cond.get('reason', '')}: {cond.get('message', '')}".strip(": ")
+
+
+def _vcpus(cpu: Any) -> int:
+    return (
+        max(_int(_dig(cpu, "sockets")), 1)
+        * max(_int(_dig(cpu, "cores")), 1)
+        * max(_int(_dig(cpu, "threads")), 1)
+    )
+
+
+def _cpu(want: JsonObj, vmi: JsonObj, held: bool) -> tuple[tuple[str, str] | None, str | None]:
+    """(restart field and why) or (what is live), for the template's cpu."""
+    have = _dig(vmi, "spec", "domain", "cpu") or {}
+    if not want or not have:
+        return None, None
+    want_s, have_s = _int(want.get("sockets")), _int(have.get("sockets"))
+    layout = any(_int(want.get(k)) != _int(have.get(k)) for k in ("cores", "threads"))
+    if layout:
+        field = "hotplug" if _vcpus(want) == _vcpus(have) else "cpu"
+        return (field, "the vCPU layout changed (sockets or cores)"), None
+    maximum = _int(have.get("maxSockets"))
+    if "maxSockets" in want and _int(want["maxSockets"]) != maximum:
+        return ("hotplug.maxCpu", f"the VM runs with at most {maximum} vCPUs"), None
+    current = _int(_dig(vmi, "status", "currentCPUTopology", "sockets")) or have_s
+    if want_s == have_s:
+        return None, (f"cpu {current} → {want_s}" if current != have_s else None)
+    if maximum == 0:
+        return ("cpu", "CPU hot-plug is off for this VM"), None
+    if want_s > maximum:
+        return ("cpu", f"{want_s} is above the {maximum} vCPUs the VM can have live"), None
+    if want_s < have_s:
+        return ("cpu", "KubeVirt removes vCPUs only on a restart"), None
+    if held:
+        return ("cpu", "another change needs a restart first"), None
+    return None, f"cpu {current} → {want_s}"
+
+
+def _memory(
+    want: JsonObj, requests: Any, vmi: JsonObj, held: bool
+) -> tuple[tuple[str, str] | None, str | None]:
+    """(restart field and why) or (what is live), for the template's memory."""
+    have = _dig(vmi, "spec", "domain", "memory") or {}
+    want_guest, have_guest = _bytes(want.get("guest")), _bytes(have.get("guest"))
+    if want_guest is None or have_guest is None:
+        return None, None
+    if requests is not None and _bytes(requests) != _bytes(
+        _dig(vmi, "spec", "domain", "resources", "requests", "memory")
+    ):
+        return ("memory", "the pod's memory request changes only on a restart"), None
+    maximum = _bytes(have.get("maxGuest"))
+    if "maxGuest" in want and _bytes(want["maxGuest"]) != maximum:
+        shown = "no maximum" if maximum is None else f"at most {format_bytes(maximum)}"
+        return ("hotplug.maxMemory", f"the VM runs with {shown}"), None
+    failed = _condition(vmi, "HotMemoryChange")
+    if failed is not None and failed.get("status") == "False":
+        return ("memory", str(failed.get("message") or "memory hot-plug failed")), None
+    memory = _dig(vmi, "status", "memory") or {}
+    requested = _bytes(memory.get("guestRequested")) or have_guest
+    if want_guest == have_guest:
+        if requested != have_guest:
+            return None, f"memory {format_bytes(requested)} → {format_bytes(want_guest)}"
+        return None, None
+    migratable, why = _migratable(vmi)
+    at_boot = _bytes(memory.get("guestAtBoot")) or have_guest
+    if maximum is None:
+        return ("memory", "memory hot-plug is off for this VM"), None
+    if not migratable:
+        return ("memory", f"KubeVirt adds memory only to a VM that can migrate ({why})"), None
+    if want_guest < at_boot:
+        return ("memory", f"below the {format_bytes(at_boot)} the VM booted with"), None
+    if want_guest > maximum:
+        return ("memory", f"above the {format_bytes(maximum)} the VM can have live"), None
+    if held:
+        return ("memory", "another change needs a restart first"), None
+    return None, f"memory {format_bytes(requested)} → {format_bytes(want_guest)}"
+
+
+def _stage(vmi: JsonObj) -> tuple[str, str]:
+    state = _dig(vmi, "status", "migrationState") or {}
+    if state.get("migrationUid") and not state.get("completed"):
+        target = state.get("targetNode") or "a new pod"
+        return "Migrating", f"live migration to {target} under way"
+    hot = _condition(vmi, "HotVCPUChange") or _condition(vmi, "HotMemoryChange")
+    if hot is not None and hot.get("status") == "True":
+        return "WaitingForMigration", "KubeVirt moves the VM to a bigger pod by live migration"
+    return "Requested", "KubeVirt has the new size"
+
+
+def plan_resize(template_spec: JsonObj, vmi: JsonObj | None, held: bool) -> Resize:
+    """cpu/memory of the template against the running VMI; `held`: another field already
+    needs a restart (KubeVirt then applies nothing live)."""
+    if vmi is None:
+        return Resize()
+    domain = template_spec.get("domain") or {}
+    requests = _dig(domain, "resources", "requests", "memory")
+    cpu = _cpu(domain.get("cpu") or {}, vmi, held)
+    memory = _memory(domain.get("memory") or {}, requests, vmi, held)
+    restart = tuple(r for r, _ in (cpu, memory) if r is not None)
+    live = tuple(text for r, text in (cpu, memory) if r is None and text is not None)
+    if not live:
+        return Resize(restart)
+    migratable, why = _migratable(vmi)
+    if not migratable and cpu[1] is not None:
+        # The workload updater moves only migratable VMIs: the CPUs would never arrive.
+        restart = (*restart, ("cpu", f"KubeVirt adds vCPUs through a live migration ({why})"))
+        live = tuple(text for text in live if not text.startswith("cpu"))
+        if not live:
+            return Resize(restart)
+    stage, detail = _stage(vmi)
+    return Resize(restart, live, stage, detail)
+
+
+def hotplug_events(old: Sequence[Condition], new: Sequence[Condition]) -> list[Action]:
+    """Normal Events as a live cpu/memory change starts, moves on, and is done (the
+    condition goes away while no restart is owed)."""
+    before = next((c for c in old if c.type == CPU_MEMORY_HOTPLUG), None)
+    after = next((c for c in new if c.type == CPU_MEMORY_HOTPLUG), None)
+    if after is not None:
+        if before is None or (before.reason, before.message) != (after.reason, after.message):
+            return [Emit("Normal", f"Hotplug{after.reason}", after.message)]
+        return []
+    if before is not None and not any(c.type == RESTART_REQUIRED for c in new):
+        done = before.message.split(":", 1)[0]
+        return [Emit("Normal", "Resized", f"{done}: the running VM has it now")]
+    return []
