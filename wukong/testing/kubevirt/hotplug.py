@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from ._kube import JsonObj
 from .objects import disk_bus, disks, is_hotpluggable
+from .resize import default_hotplug as default_hotplug  # virt_controller's, with the rest
+from .resize import live_resize
 
 VMI_UPDATE_WEBHOOK = "virtualmachineinstances-update-validator.kubevirt.io"
 
@@ -53,15 +55,10 @@ def plan_hotplug(template: JsonObj, vmi_spec: JsonObj) -> HotplugPlan | None:
 
 
 def live_updates(template: JsonObj, vmi_spec: JsonObj) -> JsonObj | None:
-    """A merge patch for the VMI's cpu.sockets / memory.guest (LiveUpdate rollout), or None."""
-    want_dom, have_dom = template.get("domain") or {}, vmi_spec.get("domain") or {}
-    domain: JsonObj = {}
-    sockets = (want_dom.get("cpu") or {}).get("sockets")
-    if sockets is not None and sockets != (have_dom.get("cpu") or {}).get("sockets"):
-        domain["cpu"] = {"sockets": sockets}
-    guest = (want_dom.get("memory") or {}).get("guest")
-    if guest is not None and guest != (have_dom.get("memory") or {}).get("guest"):
-        domain["memory"] = {"guest": guest}
+    """A merge patch for the VMI's cpu.sockets / memory.guest (LiveUpdate rollout), or None.
+    Applied at once: the pure simulator has no workload updater to move the VMI to a bigger
+    pod first (resize.py has KubeVirt's rules for what may change live)."""
+    domain = live_resize(template, vmi_spec)
     return {"spec": {"domain": domain}} if domain else None
 
 

@@ -48,6 +48,7 @@ from .objects import (
     phase,
     set_condition,
 )
+from .resize import finalize_hotplug, without_hotplug_labels
 from .vmi_status import AddressBook, capacities, interfaces
 
 log = logging.getLogger(__name__)
@@ -525,6 +526,7 @@ class NodeHandler(Controller):
         self.guest, self.as_handler = guest, as_handler
         self.book = AddressBook(cfg.pod_cidr_prefix)
         self._marks: dict[tuple[str, str], float] = {}
+        self._relabel: set[str] = set()  # VMIs whose hot-plug labels go with the next write
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         pvcs.handlers.append(self._claim_changed)
@@ -571,7 +573,11 @@ class NodeHandler(Controller):
         # As virt-handler's ServiceAccount: KubeVirt's VMI mutating webhook reverts a status
         # change by anyone else, and the VMI CRD has no status subresource. The resourceVersion
         # makes it fail on a concurrent write rather than overwrite it.
-        updated = await self.as_handler.replace(VMIS, {**vmi, "status": status})
+        body = {**vmi, "status": status}
+        if vmi["metadata"]["uid"] in self._relabel:
+            body["metadata"] = without_hotplug_labels(vmi)
+        updated = await self.as_handler.replace(VMIS, body)
+        self._relabel.discard(vmi["metadata"]["uid"])
         self.vmis.apply(updated)
 
     def _enter(self, vmi: JsonObj, status: JsonObj, new_phase: str) -> None:
@@ -686,6 +692,10 @@ class NodeHandler(Controller):
             state["completed"] = True
             state["endTimestamp"] = now
             status["nodeName"] = state["targetNode"]
+            # The target plugs the CPUs and memory the VMI was moved for (finalizeMigration).
+            for failure in finalize_hotplug(vmi, status):
+                log.warning("virt-handler: VMI %s hot-plug: %s", key_of(vmi), failure)
+            self._relabel.add(vmi["metadata"]["uid"])
         status["migrationState"] = state
         return step
 

@@ -341,7 +341,9 @@ class KubeVirtPlane:
                     },
                 },
                 "imagePullPolicy": "IfNotPresent",
-                "workloadUpdateStrategy": {},
+                # CPU and memory hot-plug reach the guest through a live migration the
+                # workload updater starts; without LiveMigrate here it never does.
+                "workloadUpdateStrategy": {"workloadUpdateMethods": ["LiveMigrate"]},
             },
         }
         rest.json(

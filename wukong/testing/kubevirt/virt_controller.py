@@ -10,7 +10,7 @@ from ._informer import Informer, set_finalizers
 from ._kube import DATAVOLUMES, VMIS, VMS, ApiError, JsonObj, Kube, key_of
 from ._queue import Controller
 from .config import SimConfig
-from .hotplug import live_updates, plan_hotplug, restart_required
+from .hotplug import default_hotplug, live_updates, plan_hotplug, restart_required
 from .objects import (
     DEFAULT_GRACE_SECONDS,
     VM_CONTROLLER_FINALIZER,
@@ -58,6 +58,7 @@ def build_vmi(vm: JsonObj, paused: bool) -> JsonObj:
         devices["interfaces"] = [{"name": "default", "bridge": {}}]
     if paused:
         spec["startStrategy"] = "Paused"
+    default_hotplug(spec)
     return {
         "apiVersion": "kubevirt.io/v1",
         "kind": "VirtualMachineInstance",
@@ -263,6 +264,9 @@ class VMController(Controller):
                 )
             ops.append({"op": "add", "path": "/spec/domain/devices/disks", "value": plan.disks})
             self.vmis.apply(await self.kube.json_patch(VMIS, ns, name, ops))
+        started = self._started_from.get(vmi["metadata"]["uid"])
+        if restart_required(started, template):
+            return None  # vm.go: nothing is live-updated while a restart is owed
         live = live_updates(template, spec)
         if live is not None:
             self.vmis.apply(await self.kube.merge_patch(VMIS, ns, name, live))
