@@ -1,7 +1,8 @@
 """Declarative volume hotplug and the RestartRequired rule (pure functions).
 
 Simplified from KubeVirt: hot-pluggable volumes (and their disks) of the VM template are
-synced into a running VMI; cpu.sockets and memory.guest are live-updated; any other
+synced into a running VMI; cpu.sockets and memory.guest are live-updated within the VMI's
+maxSockets/maxGuest (resize.py); any other
 template change (cpu cores, resources, interfaces, networks, non-hotplug disks...) only
 marks the VM RestartRequired. NIC hotplug and instance types are not simulated.
 """
