@@ -52,8 +52,10 @@ def finalize_hotplug(vmi: JsonObj, status: JsonObj) -> list[str]:
         guest = (domain.get("memory") or {}).get("guest")
         needed = ((domain.get("resources") or {}).get("requests") or {}).get("memory")
         try:
+            if asked is None:
+                raise ValueError("no label")
             pod = quantity_bytes(asked)
-        except (ValueError, TypeError):
+        except ValueError:
             failures.append(f"cannot parse Memory requests from VMI label: {asked!r}")
             return failures
         if needed is not None and pod < quantity_bytes(needed):
