@@ -122,10 +122,11 @@ def _memory(
     want_guest, have_guest = _bytes(want.get("guest")), _bytes(have.get("guest"))
     if want_guest is None or have_guest is None:
         return None, None
-    if requests is not None and _bytes(requests) != _bytes(
-        _dig(vmi, "spec", "domain", "resources", "requests", "memory")
-    ):
-        return ("memory", "the pod's memory request changes only on a restart"), None
+    if _bytes(requests) != _bytes(_dig(vmi, "spec", "domain", "resources", "requests", "memory")):
+        # Wukong sets a memory request exactly without hotplug: a different one is a new
+        # size, or hotplug switched (with it KubeVirt derives the request and grows it).
+        field = "memory" if want_guest != have_guest else "hotplug"
+        return (field, "the pod's memory request changes only on a restart"), None
     maximum = _bytes(have.get("maxGuest"))
     if "maxGuest" in want and _bytes(want["maxGuest"]) != maximum:
         shown = "no maximum" if maximum is None else f"at most {format_bytes(maximum)}"

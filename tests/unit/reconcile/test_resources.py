@@ -246,3 +246,10 @@ def test_events_tell_the_live_change_from_start_to_end() -> None:
 def test_the_model_refuses_what_the_crd_refuses(spec: dict[str, Any], words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         cr(**spec)
+
+
+def test_switching_hotplug_on_or_off_is_named_even_when_the_layout_is_the_same() -> None:
+    # 1 vCPU is 1 socket of 1 core either way: it is the memory request that changes.
+    cold, hot = template(), template(hotplug={"maxMemory": "4Gi"})
+    assert plan_resize(hot, running(cold), held=False).restart[0][0] == "hotplug"
+    assert plan_resize(cold, running(hot), held=False).restart[0][0] == "hotplug"
