@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wukong.api import JsonObj, names
-from wukong.api.conditions import RESTART_REQUIRED, Cond
+from wukong.api.conditions import RESTART_REQUIRED, Cond, find_condition
 from wukong.api.guest import CLOUD_INIT_VOLUME
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.access import access_credentials, cloud_init_volume, secret_condition
@@ -22,6 +22,7 @@ from wukong.reconcile.disks import (
 )
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.resources import Resize, plan_resize
+from wukong.reconcile.timefmt import parse_time
 
 
 @dataclass(frozen=True)
@@ -306,9 +307,13 @@ def restart_reasons(
     # only without RestartRequired).
     resize = plan_resize(template_spec, vmi, held=bool(changed) or kubevirt_says is not None)
     reasons = [(field, "") for field in changed]
+    if _dropped_eviction(template_spec, vmi, cr, vm):
+        reasons.append(("evictionStrategy", "removed from the spec: the cluster's default applies"))
     reasons += [r for r in resize.restart if r[0] not in changed]
     if not reasons and kubevirt_says is not None:
-        reasons.append(_unnamed_restart(template_spec, running, kubevirt_says))
+        # KubeVirt owes a restart for a field none of the above explains (or for one changed
+        # back: its RestartRequired stays until the next start): pass its word on.
+        reasons.append(("the VM template", kubevirt_says))
     return reasons, resize
 
 
@@ -320,14 +325,25 @@ def _kubevirt_restart(vm: JsonObj | None) -> str | None:
     return None
 
 
-def _unnamed_restart(template_spec: JsonObj, running: JsonObj, message: str) -> tuple[str, str]:
-    """KubeVirt says the VM owes a restart and no field above differs from the VMI. A field
-    the spec dropped is the one: the VMI keeps its value (an evictionStrategy dropped from the
-    spec leaves the running VMI with it, while the VM template falls back to the cluster's
-    default, which KubeVirt writes into the next VMI)."""
-    if "evictionStrategy" not in template_spec and running.get("evictionStrategy") is not None:
-        return "evictionStrategy", "removed from the spec: the cluster's default applies"
-    return "the VM template", message
+def _dropped_eviction(
+    template_spec: JsonObj, vmi: JsonObj, cr: Wukong | None, vm: JsonObj | None
+) -> bool:
+    """An evictionStrategy dropped from the spec while this VMI runs. The VMI alone cannot
+    tell: KubeVirt writes the cluster's default into every VMI. So it is seen when the
+    operator drops it from the VM template (the VM still has it), and remembered through the
+    RestartRequired this operator wrote for this same VMI since."""
+    if "evictionStrategy" in template_spec or vmi.get("spec", {}).get("evictionStrategy") is None:
+        return False
+    if _dig(vm, ("spec", "template", "spec", "evictionStrategy")) is not None:
+        return True
+    prior = find_condition(cr.status.conditions, RESTART_REQUIRED) if cr is not None else None
+    started = parse_time(vmi.get("metadata", {}).get("creationTimestamp"))
+    return (
+        prior is not None
+        and prior.is_true
+        and "evictionStrategy" in prior.message
+        and (started is None or prior.last_transition_time >= started)
+    )
 
 
 def _template_patch(current: JsonObj | None, template: JsonObj, cr: Wukong) -> JsonObj | None:

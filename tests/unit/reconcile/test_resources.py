@@ -188,15 +188,39 @@ def _vm(tmpl: dict[str, Any], restart: bool) -> dict[str, Any]:
     }
 
 
-def test_a_dropped_eviction_strategy_is_named_from_kubevirts_restart_required() -> None:
+def _told(message: str, at: datetime) -> Any:
+    """The Wukong (no evictionStrategy) with the RestartRequired it was last given."""
+    wk = cr()
+    told = Condition(
+        type=RESTART_REQUIRED, status="True", reason="SpecChanged", message=message,
+        lastTransitionTime=at,
+    )  # fmt: skip
+    return wk.model_copy(update={"status": wk.status.model_copy(update={"conditions": [told]})})
+
+
+def test_a_dropped_eviction_strategy_is_named_while_the_same_vmi_runs() -> None:
     vmi = running(template(evictionStrategy="External"))
+    vmi["metadata"]["creationTimestamp"] = "2026-12-01T00:00:00Z"
     tmpl = template()
-    assert restart_reasons(tmpl, vmi, None, _vm(tmpl, restart=False))[0] == []
-    reasons, _ = restart_reasons(tmpl, vmi, None, _vm(tmpl, restart=True))
+    # The pass that drops it from the VM: the VM still has it.
+    dropping = _vm(template(evictionStrategy="External"), restart=False)
+    reasons, _ = restart_reasons(tmpl, vmi, cr(), dropping)
     assert [field for field, _ in reasons] == ["evictionStrategy"]
-    # KubeVirt's own word is passed on when no field explains it.
-    vmi["spec"].pop("evictionStrategy")
-    reasons, _ = restart_reasons(tmpl, vmi, None, _vm(tmpl, restart=True))
+    # Later passes: remembered through the condition written for this VMI.
+    named = _told("evictionStrategy changed while the VM runs", NOW)
+    reasons, _ = restart_reasons(tmpl, vmi, named, _vm(tmpl, restart=True))
+    assert [field for field, _ in reasons] == ["evictionStrategy"]
+    # A VMI started after that condition (a restart) has the cluster default: nothing owed.
+    vmi["metadata"]["creationTimestamp"] = "2026-12-02T00:00:00Z"
+    assert restart_reasons(tmpl, vmi, named, _vm(tmpl, restart=False))[0] == []
+
+
+def test_kubevirts_restart_required_is_passed_on_when_no_field_explains_it() -> None:
+    # E.g. a cpu change reverted: KubeVirt's RestartRequired stays until the next start.
+    vmi = running(template())
+    tmpl = template()
+    assert restart_reasons(tmpl, vmi, cr(), _vm(tmpl, restart=False))[0] == []
+    reasons, _ = restart_reasons(tmpl, vmi, cr(), _vm(tmpl, restart=True))
     assert reasons == [("the VM template", "a non-live field")]
 
 
