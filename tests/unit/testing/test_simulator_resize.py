@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wukong.testing.kubevirt.resize import (
+from wukong.testing.kubevirt.vmi_resize import (
     MEMORY_REQUESTS_LABEL,
     default_hotplug,
     finalize_hotplug,

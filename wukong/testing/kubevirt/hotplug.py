@@ -2,9 +2,9 @@
 
 Simplified from KubeVirt: hot-pluggable volumes (and their disks) of the VM template are
 synced into a running VMI; cpu.sockets and memory.guest are live-updated within the VMI's
-maxSockets/maxGuest (resize.py); any other
-template change (cpu cores, resources, interfaces, networks, non-hotplug disks...) only
-marks the VM RestartRequired. NIC hotplug and instance types are not simulated.
+maxSockets/maxGuest (vmi_resize.py); any other template change (cpu cores, resources,
+interfaces, networks, non-hotplug disks...) only marks the VM RestartRequired.
+NIC hotplug and instance types are not simulated.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from ._kube import JsonObj
 from .objects import disk_bus, disks, is_hotpluggable
-from .resize import default_hotplug as default_hotplug  # virt_controller's, with the rest
-from .resize import live_resize
+from .vmi_resize import live_resize
 
 VMI_UPDATE_WEBHOOK = "virtualmachineinstances-update-validator.kubevirt.io"
 
@@ -58,7 +57,7 @@ def plan_hotplug(template: JsonObj, vmi_spec: JsonObj) -> HotplugPlan | None:
 def live_updates(template: JsonObj, vmi_spec: JsonObj) -> JsonObj | None:
     """A merge patch for the VMI's cpu.sockets / memory.guest (LiveUpdate rollout), or None.
     Applied at once: the pure simulator has no workload updater to move the VMI to a bigger
-    pod first (resize.py has KubeVirt's rules for what may change live)."""
+    pod first (vmi_resize.py has KubeVirt's rules for what may change live)."""
     domain = live_resize(template, vmi_spec)
     return {"spec": {"domain": domain}} if domain else None
 

@@ -48,7 +48,7 @@ from .objects import (
     phase,
     set_condition,
 )
-from .resize import finalize_hotplug, without_hotplug_labels
+from .vmi_resize import finalize_hotplug, without_hotplug_labels
 from .vmi_status import AddressBook, capacities, interfaces
 
 log = logging.getLogger(__name__)

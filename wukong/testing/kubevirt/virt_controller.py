@@ -10,7 +10,7 @@ from ._informer import Informer, set_finalizers
 from ._kube import DATAVOLUMES, VMIS, VMS, ApiError, JsonObj, Kube, key_of
 from ._queue import Controller
 from .config import SimConfig
-from .hotplug import default_hotplug, live_updates, plan_hotplug, restart_required
+from .hotplug import live_updates, plan_hotplug, restart_required
 from .objects import (
     DEFAULT_GRACE_SECONDS,
     VM_CONTROLLER_FINALIZER,
@@ -38,6 +38,7 @@ from .vm_status import (
     sync_start_failure,
     trim_first_request,
 )
+from .vmi_resize import default_hotplug
 
 Failure = tuple[str, str] | None
 
