@@ -144,6 +144,17 @@ async def test_a_disk_too_small_for_cdi_is_refused_when_the_wukong_is_created(
     assert "a disk size must be at least 1Mi" in message
 
 
+@pytest.mark.parametrize("secret", ["keys.example", "k" * 52])
+async def test_an_ssh_key_secret_kubevirt_cannot_mount_is_refused_when_the_wukong_is_created(
+    k: Kube, namespace: str, secret: str
+) -> None:
+    """Found by the parity test: virt-controller names the pod volume '<secret>-access-cred',
+    so a dotted or long Secret name got the launcher pod refused and the VM stuck Starting."""
+    message = await _refused(k, namespace, "keys", sshKeys=[{"secretName": secret}])
+    assert "KubeVirt mounts it in the VM's pod as a volume" in message
+    await create(k, "wukong", namespace, wukong("keys", sshKeys=[{"secretName": "k" * 51}]))
+
+
 # 7 -------------------------------------------------------------------------------------------
 
 

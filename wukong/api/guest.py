@@ -7,6 +7,7 @@ cluster says about that pod (wukong.reconcile.access).
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -19,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from wukong.api._base import ObjectName, WireModel, rules
+from wukong.api._base import DNS_LABEL_PATTERN, ObjectName, WireModel, rules
 
 # KubeVirt's VMI admitter: inline user and network data are at most 2048 bytes each
 # ("userdata exceeds 2048 byte limit. Should use UserDataSecretRef for larger data.").
@@ -132,13 +133,51 @@ _SSH_KEY_RULES = rules(
 )
 
 
+# virt-controller mounts each key Secret into the virt-launcher pod as a volume named
+# "<secretName>-access-cred" (pkg/virt-controller/services/rendervolumes.go). A pod volume name
+# is a DNS label: a Secret name with a dot, or longer than 51 characters, gets the pod refused
+# and the VM never starts, with nothing on the VM saying why. Found by the spec parity test.
+ACCESS_CRED_SUFFIX = "-access-cred"
+KEY_SECRET_MAX = 63 - len(ACCESS_CRED_SUFFIX)
+_KEY_SECRET_MESSAGE = (
+    f"an SSH key Secret's name must be at most {KEY_SECRET_MAX} lowercase letters, digits "
+    "and '-', without dots: KubeVirt mounts it in the VM's pod as a volume named "
+    f"'<name>{ACCESS_CRED_SUFFIX}', which must be a DNS label"
+)
+
+
+def _key_secret(value: str) -> str:
+    if len(value) > KEY_SECRET_MAX or not re.fullmatch(DNS_LABEL_PATTERN, value):
+        raise ValueError(f"'{value}': {_KEY_SECRET_MESSAGE}")
+    return value
+
+
+KeySecretName = Annotated[
+    str,
+    AfterValidator(_key_secret),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 253,  # an object name's bound; the rule says what KubeVirt can take
+            **rules(
+                (
+                    f"size(self) <= {KEY_SECRET_MAX} && self.matches('{DNS_LABEL_PATTERN}')",
+                    _KEY_SECRET_MESSAGE,
+                )
+            ),
+        }
+    ),
+]
+
+
 class SshKey(WireModel):
     """SSH public keys from a Secret (every value of it is a key), given to the guest."""
 
     model_config = ConfigDict(json_schema_extra=_SSH_KEY_RULES)
 
-    secret_name: ObjectName
-    """The Secret holding the public keys, in the Wukong's namespace."""
+    secret_name: KeySecretName
+    """The Secret holding the public keys, in the Wukong's namespace (a DNS label)."""
     propagation: KeyPropagation = KeyPropagation.NO_CLOUD
     """noCloud (cloud-init at first boot) or qemuGuestAgent (needs users)."""
     users: (

@@ -151,6 +151,16 @@ def test_a_running_vm_has_no_missing_secret_whatever_old_events_say() -> None:
             id="users-without-agent",
         ),
         pytest.param(
+            {"sshKeys": [{"secretName": "keys.example"}]},
+            "KubeVirt mounts it in the VM's pod as a volume",
+            id="dotted-key-secret",
+        ),
+        pytest.param(
+            {"sshKeys": [{"secretName": "k" * 52}]},
+            "at most 51",
+            id="key-secret-too-long-for-a-volume-name",
+        ),
+        pytest.param(
             {"tolerations": [{"operator": "Exists", "key": "k", "value": "v"}]},
             "value must be empty when operator is Exists",
             id="exists-with-value",
