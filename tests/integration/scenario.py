@@ -165,13 +165,31 @@ async def wait_for(
     within: float = 20,
     what: str = "",
 ) -> JsonObj:
-    """Poll the Wukong until `check(cr)`; returns it."""
+    """Poll the Wukong until `check(cr)`; returns it. On timeout the error shows the Wukong's
+    last status: what it was doing instead."""
+    last: list[JsonObj | None] = [None]
 
     async def probe() -> JsonObj | None:
-        cr = await get(k, "wukong", namespace, name)
+        cr = last[0] = await get(k, "wukong", namespace, name)
         return cr if cr is not None and check(cr) else None
 
-    return await eventually(probe, timeout=within, message=what or f"{name}: condition")
+    try:
+        return await eventually(probe, timeout=within, message=what or f"{name}: condition")
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; last seen: {_summary(last[0])}") from timeout
+
+
+def _summary(cr: JsonObj | None) -> str:
+    """Phase and the conditions that are not plainly fine, in one line."""
+    if cr is None:
+        return "no such Wukong"
+    status = cr.get("status") or {}
+    conds = [
+        f"{c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+        for c in status.get("conditions") or []
+        if c.get("status") != "True" or c.get("type") not in ("Ready", "SpecValid")
+    ]
+    return f"phase {status.get('phase')!r}, {'; '.join(conds) or 'no conditions'}"
 
 
 async def wait_phase(
