@@ -35,7 +35,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -399,10 +399,10 @@ class KubeVirtPlane:
 
     def _wait_ready(self, rest: Rest, deadline: float, *, check_alive: bool = True) -> None:
         """The aggregated API is Available, a VM passes the webhooks, virt-controller leads."""
-        checks = {
+        checks: dict[str, Callable[[], bool]] = {
             "APIService v1.subresources.kubevirt.io Available": lambda: _apiservice_ready(rest),
             "virt-api's VM webhooks answering": lambda: _webhooks_ready(rest),
-            "virt-controller holding its Lease": lambda: _controller_leads(rest),
+            "virt-controller renewing its Lease": _Renewing(rest),
         }
         waiting = list(checks)
         while waiting:
@@ -625,11 +625,29 @@ def _webhooks_ready(rest: Rest) -> bool:
     return bool(spec.get("domain", {}).get("machine", {}).get("type"))
 
 
-def _controller_leads(rest: Rest) -> bool:
-    status, text = rest.request(
-        "GET", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/virt-controller"
-    )
-    return status == 200 and bool(json.loads(text).get("spec", {}).get("holderIdentity"))
+class _Renewing:
+    """virt-controller's Lease is being renewed: its renewTime moved since the first look.
+
+    A holder alone is not enough. After an API-server restart the Lease still names the
+    virt-controller that held it, which may be about to exit for having missed its renewals
+    (then restart after the supervisor's back-off and wait out the Lease): a test starting
+    then found no VMI made for 40 s. A renewal seen after the first look is one made since."""
+
+    def __init__(self, rest: Rest) -> None:
+        self.rest = rest
+        self.first: str | None = None
+
+    def __call__(self) -> bool:
+        status, text = self.rest.request(
+            "GET", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/virt-controller"
+        )
+        spec = json.loads(text).get("spec", {}) if status == 200 else {}
+        if not spec.get("holderIdentity") or not spec.get("renewTime"):
+            return False
+        if self.first is None:
+            self.first = str(spec["renewTime"])
+            return False
+        return str(spec["renewTime"]) != self.first
 
 
 def strategy_kinds(objects: Iterable[JsonObject]) -> dict[str, int]:
