@@ -73,7 +73,6 @@ async def test_placement_fields_reach_the_vm_and_the_running_vmi(
     assert vmi["spec"]["tolerations"] == TOLERATIONS
 
 
-@pytest.mark.skipif(kubevirt_mode() != "real", reason="live update is virt-controller's work")
 async def test_node_selector_and_tolerations_apply_live_and_eviction_strategy_needs_a_restart(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

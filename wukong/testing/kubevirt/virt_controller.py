@@ -25,6 +25,7 @@ from .objects import (
     run_strategy,
     template_spec,
 )
+from .placement import changed_placement, migration_refusal, placement_patch
 from .vm_status import (
     GENERATION_ANN,
     change_request_ops,
@@ -271,6 +272,21 @@ class VMController(Controller):
         live = live_updates(template, spec)
         if live is not None:
             self.vmis.apply(await self.kube.merge_patch(VMIS, ns, name, live))
+        return await self._sync_placement(vmi, template)
+
+    async def _sync_placement(self, vmi: JsonObj, template: JsonObj) -> Failure:
+        """vm.go handleAffinityChangeRequest and handleTolerationsChangeRequest."""
+        ns, name = vmi["metadata"]["namespace"], vmi["metadata"]["name"]
+        fields = changed_placement(template, vmi.get("spec") or {})
+        if not fields:
+            return None
+        refused = migration_refusal(vmi, fields)
+        if refused is not None:
+            return refused
+        for field in fields:
+            current = self.vmis.get(ns, name) or vmi
+            ops = placement_patch(field, template, current.get("spec") or {})
+            self.vmis.apply(await self.kube.json_patch(VMIS, ns, name, ops))
         return None
 
     async def _update_status(self, vm: JsonObj, vmi: JsonObj | None, failure: Failure) -> None:
