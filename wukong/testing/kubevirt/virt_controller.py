@@ -11,6 +11,7 @@ from ._kube import DATAVOLUMES, VMIS, VMS, ApiError, JsonObj, Kube, key_of
 from ._queue import Controller
 from .config import SimConfig
 from .hotplug import live_updates, plan_hotplug, restart_required
+from .instancetype import Instancetypes, SyncError, apply_to_vmi, has_matchers
 from .objects import (
     DEFAULT_GRACE_SECONDS,
     VM_CONTROLLER_FINALIZER,
@@ -93,6 +94,7 @@ class VMController(Controller):
         self.kube, self.cfg = kube, cfg
         self.vms, self.vmis, self.dvs, self.pvcs = vms, vmis, dvs, pvcs
         self._started_from: dict[str, JsonObj] = {}  # VMI uid -> template it booted with
+        self.instancetypes = Instancetypes(kube)
         vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         self._users = ClaimUsers(vms, vm_claims)
@@ -124,15 +126,32 @@ class VMController(Controller):
         else:
             if self.cfg.finalizers:
                 vm = await set_finalizers(self.kube, self.vms, VMS, vm, add=VM_CONTROLLER_FINALIZER)
-            ready = await self._ensure_data_volumes(vm)
-            if ready or run_strategy(vm) == "Halted":
-                after = await self._sync_run_strategy(vm, vmi)
+            try:
+                vm = await self._sync_instancetype(vm)
+                ready = await self._ensure_data_volumes(vm)
+                if ready or run_strategy(vm) == "Halted":
+                    after = await self._sync_run_strategy(vm, vmi)
+            except SyncError as err:
+                failure = (err.reason, err.message)
             vm = self.vms.get(ns, name) or vm
             vmi = self._vmi_of(vm)
-            if vmi is not None and phase(vmi) == "Running" and not deleting(vmi):
-                failure = await self._sync_running(vm, vmi)
+            if failure is None and vmi is not None and phase(vmi) == "Running":
+                if not deleting(vmi):
+                    failure = await self._sync_running(vm, vmi)
         await self._update_status(vm, self._vmi_of(vm), failure)
         return after
+
+    async def _sync_instancetype(self, vm: JsonObj) -> JsonObj:
+        """instancetype controller Sync: revisions stored and referenced from the status."""
+        if not has_matchers(vm):
+            return vm
+        patch = await self.instancetypes.sync(vm)
+        if not patch:
+            return vm
+        ns, name = vm["metadata"]["namespace"], vm["metadata"]["name"]
+        updated = await self.kube.merge_patch(VMS, ns, name, {"status": patch}, sub="status")
+        self.vms.apply(updated)
+        return updated
 
     async def _ensure_data_volumes(self, vm: JsonObj) -> bool:
         ready = True
@@ -210,6 +229,11 @@ class VMController(Controller):
         if left > 0:
             return left
         body = build_vmi(vm, paused=start_paused_requested(vm))
+        if has_matchers(vm):
+            instancetype, preference = await self.instancetypes.specs(vm)
+            conflict = apply_to_vmi(vm, body, instancetype, preference)
+            if conflict is not None:
+                raise SyncError("FailedCreate", f"Failure while starting VMI: {conflict}")
         if self.cfg.finalizers:
             body["metadata"]["finalizers"] = [VM_CONTROLLER_FINALIZER, VMI_FINALIZER]
         try:
