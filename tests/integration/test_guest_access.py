@@ -74,7 +74,10 @@ async def test_cloud_init_and_ssh_keys_reach_the_vm_template_and_secrets_stay_un
         k,
         namespace,
         "login-1",
-        lambda c: bool(((c.get("status") or {}).get("interfaces") or [{}])[0].get("ipAddress")),
+        lambda c: (
+            (c.get("status") or {}).get("phase") == "Running"
+            and bool(((c.get("status") or {}).get("interfaces") or [{}])[0].get("ipAddress"))
+        ),
         within=60,
         what="login-1 Running with an IP",
     )
