@@ -131,6 +131,12 @@ async def test_placement_is_patched_into_the_running_vmi_unless_a_restart_is_owe
     await until(synced)  # the VM controller has been through the new template
     later = await get(kube, vmi_path(namespace, "vm1"))
     assert later is not None and later["spec"]["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
+    # Changed back: KubeVirt still owes the restart (it clears RestartRequired only when it
+    # stops or starts the VMI).
+    back = {"spec": {"template": {"spec": {"domain": {"cpu": {"cores": 1}}}}}}
+    assert (await merge_patch(kube, vm_path(namespace, "vm1"), back)).status == 200
+    await until(synced)
+    assert cond(await get(kube, vm_path(namespace, "vm1")), "RestartRequired") is not None
 
 
 async def test_instancetype_and_preference_are_stored_as_revisions_and_size_the_vmi(

@@ -94,6 +94,7 @@ class VMController(Controller):
         self.kube, self.cfg = kube, cfg
         self.vms, self.vmis, self.dvs, self.pvcs = vms, vmis, dvs, pvcs
         self._started_from: dict[str, JsonObj] = {}  # VMI uid -> template it booted with
+        self._restart_owed: set[str] = set()  # VMI uids that need a restart
         self.instancetypes = Instancetypes(kube)
         vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
@@ -290,13 +291,21 @@ class VMController(Controller):
                 )
             ops.append({"op": "add", "path": "/spec/domain/devices/disks", "value": plan.disks})
             self.vmis.apply(await self.kube.json_patch(VMIS, ns, name, ops))
-        started = self._started_from.get(vmi["metadata"]["uid"])
-        if restart_required(started, template):
+        if self._owes_restart(vm, vmi):
             return None  # vm.go: nothing is live-updated while a restart is owed
         live = live_updates(template, spec)
         if live is not None:
             self.vmis.apply(await self.kube.merge_patch(VMIS, ns, name, live))
         return await self._sync_placement(vmi, template)
+
+    def _owes_restart(self, vm: JsonObj, vmi: JsonObj) -> bool:
+        """A non-live-updatable template field changed since this VMI started. Once owed, a
+        restart stays owed until the VMI is gone (vm.go clears RestartRequired only when it
+        stops or starts a VMI), even if the template is changed back."""
+        uid = vmi["metadata"]["uid"]
+        if restart_required(self._started_from.get(uid), template_spec(vm)):
+            self._restart_owed.add(uid)
+        return uid in self._restart_owed
 
     async def _sync_placement(self, vmi: JsonObj, template: JsonObj) -> Failure:
         """vm.go handleAffinityChangeRequest and handleTolerationsChangeRequest."""
@@ -327,8 +336,7 @@ class VMController(Controller):
                 status.pop("stateChangeRequests", None)
         sync_start_failure(vm, vmi, status, self.cfg.crash_loop_base_delay)
         alive = vmi is not None and not is_final(vmi) and not deleting(vmi)
-        started = self._started_from.get(vmi["metadata"]["uid"]) if vmi is not None else None
-        restart = alive and restart_required(started, template_spec(vm))
+        restart = alive and vmi is not None and self._owes_restart(vm, vmi)
         status["conditions"] = sync_conditions(vm, vmi, failure, restart)
         ns = vm["metadata"]["namespace"]
         status["printableStatus"] = printable_status(
