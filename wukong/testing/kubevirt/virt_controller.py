@@ -235,6 +235,7 @@ class VMController(Controller):
             conflict = apply_to_vmi(vm, body, instancetype, preference)
             if conflict is not None:
                 raise SyncError("FailedCreate", f"Failure while starting VMI: {conflict}")
+            default_hotplug(body["spec"])  # virt-api defaults the VMI as virt-controller sized it
         if self.cfg.finalizers:
             body["metadata"]["finalizers"] = [VM_CONTROLLER_FINALIZER, VMI_FINALIZER]
         try:
