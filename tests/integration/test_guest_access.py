@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     OPERATOR_USER,
     condition,
@@ -75,7 +74,10 @@ async def test_cloud_init_and_ssh_keys_reach_the_vm_template_and_secrets_stay_un
         k,
         namespace,
         "login-1",
-        lambda c: bool(((c.get("status") or {}).get("interfaces") or [{}])[0].get("ipAddress")),
+        lambda c: (
+            (c.get("status") or {}).get("phase") == "Running"
+            and bool(((c.get("status") or {}).get("interfaces") or [{}])[0].get("ipAddress"))
+        ),
         within=60,
         what="login-1 Running with an IP",
     )
@@ -119,10 +121,6 @@ async def test_cloud_init_and_ssh_keys_reach_the_vm_template_and_secrets_stay_un
             await Kube(api).get(api_path("", "v1", "secrets", namespace, "my-keys"))
 
 
-@pytest.mark.skipif(
-    kubevirt_mode() != "real",
-    reason="the pure simulator has no virt-launcher pods to mount Secrets into",
-)
 async def test_missing_secret_is_named_in_a_condition_and_the_vm_starts_once_it_exists(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

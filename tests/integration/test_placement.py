@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     condition,
     create,
@@ -73,7 +72,6 @@ async def test_placement_fields_reach_the_vm_and_the_running_vmi(
     assert vmi["spec"]["tolerations"] == TOLERATIONS
 
 
-@pytest.mark.skipif(kubevirt_mode() != "real", reason="live update is virt-controller's work")
 async def test_node_selector_and_tolerations_apply_live_and_eviction_strategy_needs_a_restart(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
@@ -117,10 +115,6 @@ async def test_node_selector_and_tolerations_apply_live_and_eviction_strategy_ne
     assert condition(cr, "RestartRequired")["status"] == "True"
 
 
-@pytest.mark.skipif(
-    kubevirt_mode() != "real",
-    reason="the pure simulator installs no instancetype.kubevirt.io CRDs",
-)
 async def test_instancetype_and_preference_become_the_vm_matchers(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

@@ -10,9 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     create,
     k,
@@ -28,10 +25,6 @@ from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "operator", "sim"]  # fixtures
 
-pytestmark = pytest.mark.skipif(
-    kubevirt_mode() != "real",
-    reason="the console and VNC websockets are virt-api's (the pure simulator has none)",
-)
 ADMIN = "system:admin"
 
 

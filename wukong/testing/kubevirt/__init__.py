@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from pathlib import Path
 
 from kubernetes_asyncio.client import ApiClient, Configuration
@@ -124,12 +125,15 @@ class Simulator(Background):
             vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
             dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
             classes = Informer(kube, STORAGECLASSES)
-            migrations = Informer(kube, MIGRATIONS, ns)
-            self._informers = [vms, vmis, dvs, pvcs, classes, migrations]
+            migrations, pods = Informer(kube, MIGRATIONS, ns), Informer(kube, PODS, ns)
+            self._informers = [vms, vmis, dvs, pvcs, classes, migrations, pods]
             cfg = self.config
-            self._handler = VMIHandler(kube, cfg, vmis, vms, dvs, pvcs, self.guest)
+            self._handler = VMIHandler(kube, cfg, vmis, vms, dvs, pvcs, self.guest, pods)
+            # The node's scheduler and kubelet run the virt-launcher pods, node_name first.
+            nodes = (cfg.node_name, *(n for n in cfg.nodes if n != cfg.node_name))
             controllers = [
                 VMController(kube, cfg, vms, vmis, dvs, pvcs),
+                Kubelet(kube, dataclasses.replace(cfg, nodes=nodes), pods, vmis, vms),
                 MigrationController(kube, cfg, migrations, vmis),
                 self._handler,
                 DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
@@ -196,17 +200,22 @@ class Simulator(Background):
 
     async def _release_finalizers(self, kube: Kube) -> None:
         # Nobody is left to process deletions: let namespaces and GC finish without us.
+        # Real virt-controller stays and finishes VMs and VMIs once no pod waits for a kubelet;
+        # a pod bound to a node whose kubelet is gone would block its namespace's deletion:
+        # end this node's pods now, as a drained node would.
+        listing = await kube.request("GET", PODS.path(self.namespace))
+        for pod in listing.get("items", []):
+            meta = pod["metadata"]
+            if self.kubevirt is not None and meta.get("namespace") == self.kubevirt.namespace:
+                continue  # virt-handler's own pods stay for the next simulator
+            if self.kubevirt is None and (meta.get("labels") or {}).get("kubevirt.io") != (
+                "virt-launcher"
+            ):
+                continue  # the pure simulator's kubelet ran only the launchers it created
+            await kube.request(
+                "DELETE", PODS.path(meta["namespace"], meta["name"]), {"gracePeriodSeconds": 0}
+            )
         if self.kubevirt is not None:
-            # Real virt-controller stays and finishes VMs and VMIs once no pod waits for a
-            # kubelet: end this node's pods now, as a drained node would.
-            listing = await kube.request("GET", PODS.path(self.namespace))
-            for pod in listing.get("items", []):
-                meta = pod["metadata"]
-                if meta.get("namespace") == self.kubevirt.namespace:
-                    continue  # virt-handler's own pods stay for the next simulator
-                await kube.request(
-                    "DELETE", PODS.path(meta["namespace"], meta["name"]), {"gracePeriodSeconds": 0}
-                )
             return
         if not self.config.finalizers:
             return

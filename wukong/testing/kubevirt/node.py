@@ -34,6 +34,7 @@ from ._informer import Informer
 from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
 from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, ANN_UNSCHEDULABLE, SimConfig
+from .console import STREAM_HANDLERS
 from .guest import OS_INFO, Guest, device_names
 from .objects import (
     DEFAULT_GRACE_SECONDS,
@@ -830,8 +831,8 @@ class HandlerServer:
             app.router.add_put(base + sub, self._put)
         for sub in ("guestosinfo", "userlist", "filesystemlist"):
             app.router.add_get(base + sub, self._get)
-        app.router.add_get(base + "console", self._console)
-        app.router.add_get(base + "vnc", self._vnc)
+        for sub, stream in STREAM_HANDLERS.items():
+            app.router.add_get(base + sub, stream)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(
@@ -890,25 +891,3 @@ class HandlerServer:
             body = guest.os_info(vmi, capacities(vmi))
         self.calls.append(("GET", info["namespace"], f"{info['name']}/{sub}", 200))
         return web.Response(status=200, text=json.dumps(body), content_type="application/json")
-
-    async def _console(self, request: web.Request) -> web.StreamResponse:
-        """The serial console: a guest that echoes every line it is sent."""
-        ws = web.WebSocketResponse(protocols=("plain.kubevirt.io",))
-        await ws.prepare(request)
-        await ws.send_bytes(b"\r\nFedora Linux 40 (Cloud Edition)\r\nlogin: ")
-        async for message in ws:
-            if message.type.name in ("BINARY", "TEXT"):
-                data = message.data if isinstance(message.data, bytes) else message.data.encode()
-                await ws.send_bytes(data)
-        return ws
-
-    async def _vnc(self, request: web.Request) -> web.StreamResponse:
-        """The VNC server: QEMU's RFB version greeting, then it echoes (no real framebuffer)."""
-        ws = web.WebSocketResponse(protocols=("plain.kubevirt.io",))
-        await ws.prepare(request)
-        await ws.send_bytes(b"RFB 003.008\n")
-        async for message in ws:
-            if message.type.name in ("BINARY", "TEXT"):
-                data = message.data if isinstance(message.data, bytes) else message.data.encode()
-                await ws.send_bytes(data)
-        return ws

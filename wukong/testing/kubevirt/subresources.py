@@ -28,9 +28,10 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ._kube import APISERVICES, NAMESPACES, SERVICES, ApiError, JsonObj, Kube
+from ._kube import APISERVICES, NAMESPACES, SERVICES, VMIS, ApiError, JsonObj, Kube
 from ._tls import self_signed
-from .api_errors import Reply, bad_request, conflict, internal, status_error
+from .api_errors import Reply, bad_request, conflict, internal, not_found, status_error
+from .console import PLAIN, STREAM_HANDLERS, stream_refusal
 from .faults import Faults
 from .guest import Guest
 from .lifecycle import Lifecycle
@@ -56,14 +57,23 @@ VMI_SUBS = {
     "guestosinfo": "get",
     "userlist": "get",
     "filesystemlist": "get",
+    "console": "get",
+    "vnc": "get",
 }
 GUEST_GETS = ("guestosinfo", "userlist", "filesystemlist")
-STREAMS = ("console", "vnc")  # websocket subresources, relayed byte for byte
-PLAIN = "plain.kubevirt.io"
+STREAMS = ("console", "vnc")  # websocket subresources
 
 
 def _upgrading(request: web.Request) -> bool:
     return "upgrade" in request.headers.get("Connection", "").lower()
+
+
+def _respond(reply: Reply) -> web.Response:
+    if isinstance(reply.body, dict):
+        return web.json_response(reply.body, status=reply.status)
+    if isinstance(reply.body, str):
+        return web.Response(status=reply.status, text=reply.body, content_type="text/plain")
+    return web.Response(status=reply.status)
 
 
 @dataclass(frozen=True)
@@ -340,6 +350,8 @@ class SubresourceServer:
         ns, resource, name, sub = info["namespace"], info["resource"], info["name"], info["sub"]
         if sub in STREAMS and self.forward_to is not None and _upgrading(request):
             return await self._relay_stream(request, started)
+        if sub in STREAMS and self.forward_to is None:
+            return await self._stream(request, started)
         raw = await request.read()
         body: JsonObj | None = None
         reply: Reply | None = None
@@ -374,11 +386,37 @@ class SubresourceServer:
                 reply.status,
             )
         )
-        if isinstance(reply.body, dict):
-            return web.json_response(reply.body, status=reply.status)
-        if isinstance(reply.body, str):
-            return web.Response(status=reply.status, text=reply.body, content_type="text/plain")
-        return web.Response(status=reply.status)
+        return _respond(reply)
+
+    async def _stream(self, request: web.Request, started: float) -> web.StreamResponse:
+        """A console or VNC websocket as virt-api serves it: the VMI's checks, then the
+        guest's end (what virt-api would dial on virt-handler) on the upgraded connection."""
+        info = request.match_info
+        ns, name, sub = info["namespace"], info["name"], info["sub"]
+        reply: Reply | None = None
+        if info["resource"] != "virtualmachineinstances" or request.method != "GET":
+            reply = status_error(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        elif (injected := self.faults.take_failure(sub)) is not None:
+            reply = self._injected(injected.status, injected.message, info["resource"], name, sub)
+        else:
+            vmi = await self.kube.get_or_none(VMIS, ns, name)
+            if vmi is None:
+                reply = not_found("virtualmachineinstance", name)
+            else:
+                reply = stream_refusal(vmi, sub)
+        if reply is None and not _upgrading(request):
+            # gorilla/websocket's Upgrade error, as virt-api returns it (400).
+            reply = bad_request(
+                "websocket: the client is not using the websocket protocol: "
+                "'upgrade' token not found in 'Connection' header"
+            )
+        if reply is not None:
+            self._record(request, started, reply.status)
+            return _respond(reply)
+        self._record(request, started, 101)
+        return await STREAM_HANDLERS[sub](request)
 
     async def _handle(
         self, method: str, ns: str, resource: str, name: str, sub: str, body: JsonObj | None

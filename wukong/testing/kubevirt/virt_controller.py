@@ -11,6 +11,7 @@ from ._kube import DATAVOLUMES, VMIS, VMS, ApiError, JsonObj, Kube, key_of
 from ._queue import Controller
 from .config import SimConfig
 from .hotplug import live_updates, plan_hotplug, restart_required
+from .instancetype import Instancetypes, SyncError, apply_to_vmi, has_matchers
 from .objects import (
     DEFAULT_GRACE_SECONDS,
     VM_CONTROLLER_FINALIZER,
@@ -25,6 +26,7 @@ from .objects import (
     run_strategy,
     template_spec,
 )
+from .placement import changed_placement, migration_refusal, placement_patch
 from .vm_status import (
     GENERATION_ANN,
     change_request_ops,
@@ -92,6 +94,8 @@ class VMController(Controller):
         self.kube, self.cfg = kube, cfg
         self.vms, self.vmis, self.dvs, self.pvcs = vms, vmis, dvs, pvcs
         self._started_from: dict[str, JsonObj] = {}  # VMI uid -> template it booted with
+        self._restart_owed: set[str] = set()  # VMI uids that need a restart
+        self.instancetypes = Instancetypes(kube)
         vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         self._users = ClaimUsers(vms, vm_claims)
@@ -123,15 +127,32 @@ class VMController(Controller):
         else:
             if self.cfg.finalizers:
                 vm = await set_finalizers(self.kube, self.vms, VMS, vm, add=VM_CONTROLLER_FINALIZER)
-            ready = await self._ensure_data_volumes(vm)
-            if ready or run_strategy(vm) == "Halted":
-                after = await self._sync_run_strategy(vm, vmi)
+            try:
+                vm = await self._sync_instancetype(vm)
+                ready = await self._ensure_data_volumes(vm)
+                if ready or run_strategy(vm) == "Halted":
+                    after = await self._sync_run_strategy(vm, vmi)
+            except SyncError as err:
+                failure = (err.reason, err.message)
             vm = self.vms.get(ns, name) or vm
             vmi = self._vmi_of(vm)
-            if vmi is not None and phase(vmi) == "Running" and not deleting(vmi):
-                failure = await self._sync_running(vm, vmi)
+            if failure is None and vmi is not None and phase(vmi) == "Running":
+                if not deleting(vmi):
+                    failure = await self._sync_running(vm, vmi)
         await self._update_status(vm, self._vmi_of(vm), failure)
         return after
+
+    async def _sync_instancetype(self, vm: JsonObj) -> JsonObj:
+        """instancetype controller Sync: revisions stored and referenced from the status."""
+        if not has_matchers(vm):
+            return vm
+        patch = await self.instancetypes.sync(vm)
+        if not patch:
+            return vm
+        ns, name = vm["metadata"]["namespace"], vm["metadata"]["name"]
+        updated = await self.kube.merge_patch(VMS, ns, name, {"status": patch}, sub="status")
+        self.vms.apply(updated)
+        return updated
 
     async def _ensure_data_volumes(self, vm: JsonObj) -> bool:
         ready = True
@@ -209,6 +230,12 @@ class VMController(Controller):
         if left > 0:
             return left
         body = build_vmi(vm, paused=start_paused_requested(vm))
+        if has_matchers(vm):
+            instancetype, preference = await self.instancetypes.specs(vm)
+            conflict = apply_to_vmi(vm, body, instancetype, preference)
+            if conflict is not None:
+                raise SyncError("FailedCreate", f"Failure while starting VMI: {conflict}")
+            default_hotplug(body["spec"])  # virt-api defaults the VMI as virt-controller sized it
         if self.cfg.finalizers:
             body["metadata"]["finalizers"] = [VM_CONTROLLER_FINALIZER, VMI_FINALIZER]
         try:
@@ -265,12 +292,35 @@ class VMController(Controller):
                 )
             ops.append({"op": "add", "path": "/spec/domain/devices/disks", "value": plan.disks})
             self.vmis.apply(await self.kube.json_patch(VMIS, ns, name, ops))
-        started = self._started_from.get(vmi["metadata"]["uid"])
-        if restart_required(started, template):
+        if self._owes_restart(vm, vmi):
             return None  # vm.go: nothing is live-updated while a restart is owed
         live = live_updates(template, spec)
         if live is not None:
             self.vmis.apply(await self.kube.merge_patch(VMIS, ns, name, live))
+        return await self._sync_placement(vmi, template)
+
+    def _owes_restart(self, vm: JsonObj, vmi: JsonObj) -> bool:
+        """A non-live-updatable template field changed since this VMI started. Once owed, a
+        restart stays owed until the VMI is gone (vm.go clears RestartRequired only when it
+        stops or starts a VMI), even if the template is changed back."""
+        uid = vmi["metadata"]["uid"]
+        if restart_required(self._started_from.get(uid), template_spec(vm)):
+            self._restart_owed.add(uid)
+        return uid in self._restart_owed
+
+    async def _sync_placement(self, vmi: JsonObj, template: JsonObj) -> Failure:
+        """vm.go handleAffinityChangeRequest and handleTolerationsChangeRequest."""
+        ns, name = vmi["metadata"]["namespace"], vmi["metadata"]["name"]
+        fields = changed_placement(template, vmi.get("spec") or {})
+        if not fields:
+            return None
+        refused = migration_refusal(vmi, fields)
+        if refused is not None:
+            return refused
+        for field in fields:
+            current = self.vmis.get(ns, name) or vmi
+            ops = placement_patch(field, template, current.get("spec") or {})
+            self.vmis.apply(await self.kube.json_patch(VMIS, ns, name, ops))
         return None
 
     async def _update_status(self, vm: JsonObj, vmi: JsonObj | None, failure: Failure) -> None:
@@ -287,8 +337,7 @@ class VMController(Controller):
                 status.pop("stateChangeRequests", None)
         sync_start_failure(vm, vmi, status, self.cfg.crash_loop_base_delay)
         alive = vmi is not None and not is_final(vmi) and not deleting(vmi)
-        started = self._started_from.get(vmi["metadata"]["uid"]) if vmi is not None else None
-        restart = alive and restart_required(started, template_spec(vm))
+        restart = alive and vmi is not None and self._owes_restart(vm, vmi)
         status["conditions"] = sync_conditions(vm, vmi, failure, restart)
         ns = vm["metadata"]["namespace"]
         status["printableStatus"] = printable_status(

@@ -1,10 +1,13 @@
 """virt-controller's VMI loop plus virt-handler: phases, node, IPs, agent, volumes, shutdown.
 
-No pods exist. A VMI is Pending until its claims exist (and DataVolumes succeeded), Scheduling
-until its PVCs are bound, then Scheduled on one node and Running after a boot delay. Deleting a
-VMI is a graceful shutdown: a guest that honours ACPI powers off after acpi_shutdown_delay,
-otherwise it is killed when terminationGracePeriodSeconds runs out; then the VMI is Succeeded
-and its finalizers are removed.
+A VMI is Pending until its claims exist (and DataVolumes succeeded), Scheduling until its PVCs
+are bound and its virt-launcher pod (`launcher.py`, listed in status.activePods) runs: the
+node's kube-scheduler and kubelet (`node.Kubelet`, shared with real mode) bind it, mount its
+Secrets (or report FailedMount) and start it. Then the VMI is Scheduled on the pod's node and
+Running after a boot delay. Deleting a VMI is a graceful shutdown: a guest that honours ACPI
+powers off after acpi_shutdown_delay, otherwise it is killed when terminationGracePeriodSeconds
+runs out; then the VMI is Succeeded (its launcher pod ends with it) and its finalizers are
+removed.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from ._kube import VMIS, JsonObj, Kube, key_of
 from ._queue import Controller
 from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, ANN_UNSCHEDULABLE, SimConfig
 from .guest import OS_INFO, Guest
+from .launcher import launcher_pod
+from .node import PODS
 from .objects import (
     DEFAULT_GRACE_SECONDS,
     VMI_FINALIZER,
     claim_of,
+    condition,
     condition_true,
     controlled_by,
     deleting,
@@ -56,10 +62,11 @@ class VMIHandler(Controller):
         dvs: Informer,
         pvcs: Informer,
         guest: Callable[[str, str], Guest],
+        pods: Informer,
     ) -> None:
         super().__init__()
         self.kube, self.cfg, self.guest = kube, cfg, guest
-        self.vmis, self.vms, self.dvs, self.pvcs = vmis, vms, dvs, pvcs
+        self.vmis, self.vms, self.dvs, self.pvcs, self.pods = vmis, vms, dvs, pvcs, pods
         self.book = AddressBook(cfg.pod_cidr_prefix)
         self._marks: dict[tuple[str, str], float] = {}
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
@@ -67,6 +74,29 @@ class VMIHandler(Controller):
         self._users = ClaimUsers(vmis, vmi_claims)
         dvs.handlers.append(self._claim_changed)
         pvcs.handlers.append(self._claim_changed)
+        pods.handlers.append(self._pod_changed)
+
+    def _pod_changed(self, pod: JsonObj) -> None:
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "VirtualMachineInstance" and ref.get("controller"):
+                self.enqueue(f"{pod['metadata']['namespace']}/{ref['name']}")
+
+    def _launcher_of(self, vmi: JsonObj) -> JsonObj | None:
+        for pod in self.pods.list(vmi["metadata"]["namespace"]):
+            if controlled_by(pod, vmi) and not deleting(pod):
+                return pod
+        return None
+
+    async def _launcher(self, vmi: JsonObj, status: JsonObj) -> JsonObj:
+        """virt-controller's part: the VMI's virt-launcher pod, created when first needed,
+        listed in status.activePods (uid -> node)."""
+        pod = self._launcher_of(vmi)
+        if pod is None:
+            pod = await self.kube.create(PODS, vmi["metadata"]["namespace"], launcher_pod(vmi))
+            self.pods.apply(pod)
+        node = (pod.get("spec") or {}).get("nodeName") or ""
+        status["activePods"] = {pod["metadata"]["uid"]: node}
+        return pod
 
     def _claim_changed(self, claim: JsonObj) -> None:
         for key in self._users.of(claim):
@@ -128,10 +158,24 @@ class VMIHandler(Controller):
             status["conditions"] = drop_condition(conds, "PodScheduled")
             if not self._claims_bound(vmi):
                 return None
+            pod = await self._launcher(vmi, status)
+            scheduled = condition(pod, "PodScheduled")
+            if scheduled is not None and scheduled.get("status") == "False":
+                # virt-controller copies the pod's scheduling trouble onto the VMI.
+                status["conditions"] = set_condition(
+                    conds,
+                    "PodScheduled",
+                    "False",
+                    str(scheduled.get("reason", "")),
+                    str(scheduled.get("message", "")),
+                )
+            if phase(pod) != "Running":
+                return None  # the kubelet has not started it (yet): a pod event wakes us
             after = self._wait_then(vmi, status, "Scheduling", self.cfg.schedule_delay, "Scheduled")
             if status["phase"] == "Scheduled":
-                status["nodeName"] = self.cfg.node_name
-                labels = {"kubevirt.io/nodeName": self.cfg.node_name}
+                node = pod["spec"]["nodeName"]
+                status["nodeName"] = node
+                labels = {"kubevirt.io/nodeName": node}
                 ns, name = vmi["metadata"]["namespace"], vmi["metadata"]["name"]
                 await self.kube.merge_patch(VMIS, ns, name, {"metadata": {"labels": labels}})
             return after

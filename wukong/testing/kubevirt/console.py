@@ -1,0 +1,65 @@
+"""The guest's serial console and VNC server, as the websockets virt-api relays.
+
+Both modes share them: with real KubeVirt, virt-api dials virt-handler's console server
+(`node.HandlerServer`); with the pure simulator, its own virt-api (`SubresourceServer`) serves
+them after the checks virt-api makes (pkg/virt-api/rest console.go, vnc.go). The guest end is
+a serial console that echoes every line it is sent, and a VNC server that sends QEMU's RFB
+version greeting, then echoes (no real framebuffer).
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from ._kube import JsonObj
+from .api_errors import Reply, bad_request, conflict
+from .objects import phase
+
+PLAIN = "plain.kubevirt.io"  # the websocket subprotocol virtctl and virt-api speak
+LOGIN_PROMPT = b"\r\nFedora Linux 40 (Cloud Edition)\r\nlogin: "
+RFB_GREETING = b"RFB 003.008\n"  # QEMU's VNC server speaks first
+NOT_RUNNING = "VMI is not running"  # virt-api rest/subresource.go vmiNotRunning
+
+
+async def _echo(request: web.Request, greeting: bytes) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(protocols=(PLAIN,))
+    await ws.prepare(request)
+    await ws.send_bytes(greeting)
+    async for message in ws:
+        if message.type == aiohttp.WSMsgType.BINARY:
+            await ws.send_bytes(message.data)
+        elif message.type == aiohttp.WSMsgType.TEXT:
+            await ws.send_bytes(message.data.encode())
+    return ws
+
+
+async def serial_console(request: web.Request) -> web.StreamResponse:
+    """The serial console: a login prompt, then every byte sent comes back."""
+    return await _echo(request, LOGIN_PROMPT)
+
+
+async def vnc_server(request: web.Request) -> web.StreamResponse:
+    """The VNC server: QEMU's RFB version greeting, then it echoes."""
+    return await _echo(request, RFB_GREETING)
+
+
+STREAM_HANDLERS = {"console": serial_console, "vnc": vnc_server}
+
+
+def stream_refusal(vmi: JsonObj, sub: str) -> Reply | None:
+    """virt-api's answer before it dials the node (validateVMIForConsole, vmiHasDisplay),
+    or None when the stream may open."""
+    devices = ((vmi.get("spec") or {}).get("domain") or {}).get("devices") or {}
+    if sub == "console":
+        if devices.get("autoattachSerialConsole") is False:
+            return bad_request("No serial consoles are present.")
+        if phase(vmi) == "Failed":
+            return conflict(
+                "virtualmachineinstance", vmi["metadata"]["name"], "VMI is in failed status"
+            )
+    elif devices.get("autoattachGraphicsDevice") is False:
+        return bad_request("No graphics devices are present.")
+    if phase(vmi) != "Running":
+        return bad_request(NOT_RUNNING)
+    return None
