@@ -276,7 +276,8 @@ def _stalled(plan: DeletionPlan, seen: Observed, stall_after: float) -> Cond:
         STALLED,
         True,
         f"{step}TooLong",
-        f"deletion step {step} has taken {int(age)}s; it waits for: {waiting}",
+        f"deletion step {step} since {iso(since)} (more than {int(stall_after)}s); "
+        f"it waits for: {waiting}",
     )
 
 

@@ -83,3 +83,11 @@ def test_a_step_that_overruns_raises_stalled_naming_what_it_waits_for() -> None:
     plan = plan_deletion(cr, {"deletion": first.deletion}, later, stall_after=60)
     stalled = next(c for c in plan.conditions if c.type == "Stalled")
     assert stalled.status is True and "VirtualMachine/web-1-vm" in stalled.message
+    # Later passes say the same: no status write per pass while the step hangs.
+    again = plan_deletion(
+        cr,
+        {"deletion": plan.deletion},
+        replace(later, now=NOW + timedelta(seconds=300)),
+        stall_after=60,
+    )
+    assert next(c for c in again.conditions if c.type == "Stalled") == stalled

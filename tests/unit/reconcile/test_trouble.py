@@ -3,6 +3,7 @@ Stalled condition that names the cause rather than healthy conditions."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -188,6 +189,31 @@ def test_stalled_names_the_vms_trouble_and_no_healthy_condition() -> None:
     assert "VM ErrorUnschedulable: 0/3 nodes are available" in stalled["message"]
     for healthy in ("FileSystemResizePending", "RestartRequired", "NetworksConfigured"):
         assert healthy not in stalled["message"], stalled["message"]
+
+
+def test_a_stalled_wukong_writes_the_same_condition_on_every_later_pass() -> None:
+    """Found by the 5,000-Wukong bench: the message carried the stall's age, so every pass a
+    child's status update woke rewrote the Wukong's status (5.6 status writes per create)."""
+    world = vm_world("ErrorUnschedulable", UNSCHEDULABLE)
+    history = [
+        {
+            "from": "Creating",
+            "to": "Starting",
+            "reason": "VMCreated",
+            "time": "2026-11-23T11:50:00Z",
+        }
+    ]
+    first = decide(wukong(), {"phase": "Starting", "history": history}, world, stall_after=300)
+    later = decide(
+        wukong(),
+        first.status,
+        replace(world, now=world.now + timedelta(seconds=97)),
+        stall_after=300,
+    )
+    stalled = cond(later.status["conditions"], "Stalled")
+    assert stalled == cond(first.status["conditions"], "Stalled") and stalled["status"] == "True"
+    assert "Starting since 2026-11-23T11:50:00Z (more than 300s)" in stalled["message"]
+    assert later.status == first.status
 
 
 def test_stalled_names_a_refused_child() -> None:
