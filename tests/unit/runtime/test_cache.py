@@ -1,11 +1,12 @@
-"""Store: lookups, owner and label indexes, relists and trimmed metadata."""
+"""Store: lookups, owner and label indexes, relists, trimmed metadata and shared parts."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from wukong.api.names import LABEL_WUKONG
-from wukong.runtime.cache import Store
+from wukong.runtime.cache import Store, share
 
 PVC = "persistentvolumeclaims"
 
@@ -109,3 +110,46 @@ def test_cluster_scoped_objects_use_an_empty_namespace() -> None:
     store = Store()
     store.upsert("storageclasses.storage.k8s.io", {"metadata": {"name": "fast"}})
     assert store.get("storageclasses.storage.k8s.io", "", "fast") is not None
+
+
+# -- shared parts ------------------------------------------------------------------------------
+
+
+def _decoded(value: Any) -> Any:
+    """A fresh copy, as json.loads would make it (no string shared with the test's literals)."""
+    return json.loads(json.dumps(value))
+
+
+def test_a_new_version_keeps_the_parts_that_did_not_change_and_equals_what_was_sent() -> None:
+    store = Store()
+    first = obj("a", status={"conditions": [{"type": "Ready", "status": "True"}]}, spec={"x": 1})
+    store.upsert(PVC, _decoded(first))
+    before = store.get(PVC, "ns", "a")
+    second = _decoded(first)
+    second["metadata"]["resourceVersion"] = "2"
+    second["metadata"]["status"]["conditions"].append({"type": "Bound", "status": "False"})
+    store.upsert(PVC, second)
+    after = store.get(PVC, "ns", "a")
+    assert after == second  # same content, whatever is shared
+    assert after is not None and before is not None
+    assert after["metadata"]["spec"] is before["metadata"]["spec"]  # unchanged: shared
+    ready_before, ready_after = (o["metadata"]["status"]["conditions"][0] for o in (before, after))
+    assert ready_after is ready_before  # an unchanged list entry too (same length or not)
+    assert after["metadata"]["resourceVersion"] == "2"
+
+
+def test_keys_and_words_are_one_string_across_objects_and_names_are_not_interned() -> None:
+    long_name = "w" * 40
+    a, b = share(_decoded(obj("a", phase="Bound"))), share(_decoded(obj(long_name, phase="Bound")))
+    key_a = next(k for k in a["metadata"] if k == "phase")
+    key_b = next(k for k in b["metadata"] if k == "phase")
+    assert key_a is key_b
+    assert a["metadata"]["phase"] is b["metadata"]["phase"]
+    assert b["metadata"]["name"] == long_name
+
+
+def test_a_value_that_changes_type_but_compares_equal_is_not_kept_from_the_old_version() -> None:
+    # 1 == True == 1.0 in Python: JSON keeps them apart, and so must the cache.
+    assert share(True, 1) is True
+    assert type(share({"n": 1.0, "m": 2}, {"n": 1, "m": 3})["n"]) is float
+    assert share([1, 2], [1]) == [1, 2] and share([1], [1, 2]) == [1]
