@@ -28,11 +28,12 @@ MODES = ("real", "sim")
 
 
 def kubevirt_mode() -> str:
-    """"real" (KubeVirt's own control plane, the default) or "sim" (the pure simulator)."""
+    """ "real" (KubeVirt's own control plane, the default) or "sim" (the pure simulator)."""
     mode = os.environ.get("WUKONG_KUBEVIRT", "real")
     if mode not in MODES:
         raise pytest.UsageError(f"WUKONG_KUBEVIRT must be one of {', '.join(MODES)}, not {mode!r}")
     return mode
+
 
 _HERE = Path(__file__).parent
 

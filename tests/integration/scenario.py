@@ -13,7 +13,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from wukong.adapters.kube import Kube, api_path
 from wukong.api import names
-from wukong.errors import NotFound
+from wukong.errors import Invalid, NotFound
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
@@ -135,6 +135,13 @@ async def create(k: Kube, kind: str, namespace: str, obj: JsonObj) -> JsonObj:
     """Create an object in `namespace`."""
     obj["metadata"]["namespace"] = namespace
     return await k.create(path(kind, namespace), obj)
+
+
+async def refused(k: Kube, namespace: str, body: JsonObj) -> str:
+    """Create a Wukong the API server must refuse as invalid; its message, in the user's words."""
+    with pytest.raises(Invalid) as refusal:
+        await create(k, "wukong", namespace, body)
+    return refusal.value.message
 
 
 async def get(k: Kube, kind: str, namespace: str, name: str) -> JsonObj | None:

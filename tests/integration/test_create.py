@@ -125,6 +125,7 @@ async def test_cpu_and_network_changes_update_the_vm_and_raise_restart_required(
         "web-4",
         {"cpu": 2, "networks": [{"name": "lan", "type": "bridge", "bridge": "br-lan"}]},
     )
+
     # RestartRequired names what the running VM lacks. The cpu always needs a restart; a new
     # bridge NIC does only where it is not hot-plugged: real KubeVirt (>= v1.4, LiveUpdate)
     # plugs it into the running VMI, the simulator does not (docs/kubevirt-fidelity.md).

@@ -107,6 +107,7 @@ async def test_a_lease_forced_to_the_standby_mid_deletion_keeps_the_disks_and_re
     finally:
         for proc in replicas.values():
             proc.kill()
+
     # The garbage collector takes what is owned in its own time (slower after an API-server
     # restart earlier in the session): wait until only the kept disk is left, never fewer.
     async def only_the_kept_disk() -> bool:

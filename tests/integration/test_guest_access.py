@@ -18,13 +18,14 @@ from tests.integration.scenario import (
     k,
     operator,
     patch_spec,
+    refused,
     sim,
     wait_for,
     wait_phase,
     wukong,
 )
 from wukong.adapters.kube import Kube, api_path
-from wukong.errors import Forbidden, Invalid
+from wukong.errors import Forbidden
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane, api_client
 from wukong.testing.eventually import eventually
@@ -220,6 +221,4 @@ async def test_changing_cloud_init_or_keys_raises_restart_required(
 async def test_bad_guest_access_is_refused_by_the_api_server_in_plain_words(
     k: Kube, namespace: str, spec: dict[str, Any], words: str
 ) -> None:
-    with pytest.raises(Invalid) as refused:
-        await create(k, "wukong", namespace, wukong("bad-login", **spec))
-    assert words in refused.value.message
+    assert words in await refused(k, namespace, wukong("bad-login", **spec))

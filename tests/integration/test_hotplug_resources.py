@@ -6,6 +6,7 @@ raises RestartRequired naming the field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,13 +21,13 @@ from tests.integration.scenario import (
     k,
     operator,
     patch_spec,
+    refused,
     sim,
     wait_for,
     wait_phase,
     wukong,
 )
 from wukong.adapters.kube import Kube
-from wukong.errors import Invalid
 from wukong.testing.eventually import eventually
 from wukong.testing.operator import InProcessOperator
 
@@ -49,6 +50,31 @@ def _events(events: list[dict[str, Any]], reason: str) -> list[str]:
     ]
 
 
+async def _plugged_live(
+    k: Kube, namespace: str, name: str, uid: str, done: Callable[[dict[str, Any]], bool], what: str
+) -> list[dict[str, Any]]:
+    """Wait until the running VMI shows the change, still the same VMI (no restart), and the
+    Wukong is Running with the hot-plug over and nothing to restart for; the namespace's Events."""
+
+    async def plugged() -> dict[str, Any] | None:
+        vmi = await get(k, "vmi", namespace, f"{name}-vm")
+        return vmi if vmi is not None and done(vmi) else None
+
+    vmi = await eventually(plugged, timeout=60, message=f"{what} in the running VMI")
+    assert vmi["metadata"]["uid"] == uid  # the same VMI: no restart
+    cr = await wait_for(
+        k,
+        namespace,
+        name,
+        lambda c: not condition(c, "CPUMemoryHotplug"),
+        within=30,
+        what="the hot-plug done",
+    )
+    assert condition(cr, "RestartRequired") == {}
+    assert cr["status"]["phase"] == "Running"
+    return await items(k, "event", namespace)
+
+
 async def test_cpu_added_live_reaches_the_guest_without_a_restart(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
@@ -64,28 +90,13 @@ async def test_cpu_added_live_reaches_the_guest_without_a_restart(
     uid = before["metadata"]["uid"]
     await patch_spec(k, namespace, "hot-cpu", {"cpu": 3})
 
-    async def plugged() -> dict[str, Any] | None:
-        vmi = await get(k, "vmi", namespace, "hot-cpu-vm")
-        topology = ((vmi or {}).get("status") or {}).get("currentCPUTopology") or {}
-        if _vmi_domain(vmi).get("cpu", {}).get("sockets") == 3 and (
+    def three_sockets(vmi: dict[str, Any]) -> bool:
+        topology = (vmi.get("status") or {}).get("currentCPUTopology") or {}
+        return _vmi_domain(vmi).get("cpu", {}).get("sockets") == 3 and (
             not REAL or topology.get("sockets") == 3
-        ):
-            return vmi
-        return None
+        )
 
-    vmi = await eventually(plugged, timeout=60, message="3 sockets in the running VMI")
-    assert vmi["metadata"]["uid"] == uid  # the same VMI: no restart
-    cr = await wait_for(
-        k,
-        namespace,
-        "hot-cpu",
-        lambda c: not condition(c, "CPUMemoryHotplug"),
-        within=30,
-        what="the hot-plug done",
-    )
-    assert condition(cr, "RestartRequired") == {}
-    assert cr["status"]["phase"] == "Running"
-    events = await items(k, "event", namespace)
+    events = await _plugged_live(k, namespace, "hot-cpu", uid, three_sockets, "3 sockets")
     assert any("cpu 1 → 3" in m for m in _events(events, "Resized"))
     if REAL:
         # KubeVirt's workload updater moved it to a pod with room for the new CPUs.
@@ -108,27 +119,14 @@ async def test_memory_added_live_reaches_the_guest_without_a_restart(
     assert before is not None
     await patch_spec(k, namespace, "hot-mem", {"memory": "2Gi"})
 
-    async def plugged() -> dict[str, Any] | None:
-        vmi = await get(k, "vmi", namespace, "hot-mem-vm")
-        memory = ((vmi or {}).get("status") or {}).get("memory") or {}
-        if _vmi_domain(vmi).get("memory", {}).get("guest") == "2Gi" and (
+    def two_gi(vmi: dict[str, Any]) -> bool:
+        memory = (vmi.get("status") or {}).get("memory") or {}
+        return _vmi_domain(vmi).get("memory", {}).get("guest") == "2Gi" and (
             not REAL or memory.get("guestRequested") == "2Gi"
-        ):
-            return vmi
-        return None
+        )
 
-    vmi = await eventually(plugged, timeout=60, message="2Gi in the running VMI")
-    assert vmi["metadata"]["uid"] == before["metadata"]["uid"]
-    cr = await wait_for(
-        k,
-        namespace,
-        "hot-mem",
-        lambda c: not condition(c, "CPUMemoryHotplug"),
-        within=30,
-        what="the hot-plug done",
-    )
-    assert condition(cr, "RestartRequired") == {}
-    events = await items(k, "event", namespace)
+    uid = before["metadata"]["uid"]
+    events = await _plugged_live(k, namespace, "hot-mem", uid, two_gi, "2Gi")
     assert any("memory 1Gi → 2Gi" in m for m in _events(events, "Resized"))
 
 
@@ -230,14 +228,10 @@ async def test_removing_eviction_strategy_needs_a_restart_naming_it(
 async def test_bad_hotplug_is_refused_by_the_api_server(
     k: Kube, namespace: str, spec: dict[str, Any], words: str
 ) -> None:
-    with pytest.raises(Invalid) as refused:
-        await create(k, "wukong", namespace, wukong("bad-hot", **spec))
-    assert words in refused.value.message
+    assert words in await refused(k, namespace, wukong("bad-hot", **spec))
 
 
 async def test_hotplug_with_an_instancetype_is_refused(k: Kube, namespace: str) -> None:
     body = wukong("bad-hot-it", instancetype={"name": "u1.small"}, hotplug={"maxCpu": 4})
     del body["spec"]["cpu"], body["spec"]["memory"]
-    with pytest.raises(Invalid) as refused:
-        await create(k, "wukong", namespace, body)
-    assert "hotplug needs cpu and memory" in refused.value.message
+    assert "hotplug needs cpu and memory" in await refused(k, namespace, body)

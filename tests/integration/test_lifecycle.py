@@ -51,9 +51,7 @@ def answered(generation: int, state: str) -> Any:
 def calls(sim: Simulator, verb: str, name: str) -> int:
     """How many times the simulator's virt-api saw `verb` on `name`."""
     return sum(
-        1
-        for c in sim.calls
-        if c.subresource == verb and c.name == name and c.user == OPERATOR_USER
+        1 for c in sim.calls if c.subresource == verb and c.name == name and c.user == OPERATOR_USER
     )
 
 

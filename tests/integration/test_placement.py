@@ -14,13 +14,13 @@ from tests.integration.scenario import (
     k,
     operator,
     patch_spec,
+    refused,
     sim,
     wait_for,
     wait_phase,
     wukong,
 )
 from wukong.adapters.kube import Kube, api_path
-from wukong.errors import Invalid
 from wukong.testing.eventually import eventually
 from wukong.testing.operator import InProcessOperator
 
@@ -220,14 +220,11 @@ async def test_instancetype_and_preference_become_the_vm_matchers(
 async def test_bad_placement_is_refused_by_the_api_server_in_plain_words(
     k: Kube, namespace: str, spec: dict[str, Any], words: str
 ) -> None:
-    with pytest.raises(Invalid) as refused:
-        await create(k, "wukong", namespace, wukong("bad-place", **spec))
-    assert words in refused.value.message
+    assert words in await refused(k, namespace, wukong("bad-place", **spec))
 
 
 async def test_neither_instancetype_nor_cpu_is_refused(k: Kube, namespace: str) -> None:
     body = wukong("unsized")
     del body["spec"]["cpu"]
-    with pytest.raises(Invalid) as refused:
-        await create(k, "wukong", namespace, body)
-    assert "cpu and memory are required unless an instancetype is named" in refused.value.message
+    message = await refused(k, namespace, body)
+    assert "cpu and memory are required unless an instancetype is named" in message

@@ -152,7 +152,6 @@ async def gone(kube: ApiClient, path: str) -> bool:
     return await get(kube, path) is None
 
 
-
 @pytest.fixture
 def control_plane(pure_sim_plane: ControlPlane) -> ControlPlane:
     """These tests exercise the simulator's own imitation of KubeVirt: never beside the real

@@ -40,7 +40,6 @@ async def bound(kube: ApiClient, ns: str, name: str) -> JsonObj | None:
     return pvc if ((pvc or {}).get("status") or {}).get("phase") == "Bound" else None
 
 
-
 @pytest.fixture
 def control_plane(pure_sim_plane: ControlPlane) -> ControlPlane:
     """These tests exercise the simulator's own imitation of KubeVirt: never beside the real

@@ -13,6 +13,7 @@ from tests.integration.scenario import (
     get,
     k,
     operator,
+    refused,
     sim,
     wait_for,
     wait_phase,
@@ -20,17 +21,10 @@ from tests.integration.scenario import (
 )
 from wukong.adapters.kube import Kube
 from wukong.api import names
-from wukong.errors import Invalid
 from wukong.testing.kubevirt import Simulator
 from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "operator", "sim"]  # fixtures
-
-
-async def _refused(k: Kube, namespace: str, name: str, **spec: Any) -> str:
-    with pytest.raises(Invalid) as refused:
-        await create(k, "wukong", namespace, wukong(name, **spec))
-    return refused.value.message
 
 
 # 1 -------------------------------------------------------------------------------------------
@@ -47,7 +41,7 @@ async def test_a_63_character_name_still_boots(
     vmi = await get(k, "vmi", namespace, vm)
     assert vmi is not None and vmi["metadata"]["labels"]["kubevirt.io/vm"] == vm
     # A 64-character name is refused at the door, with the reason.
-    message = await _refused(k, namespace, "n" * 64)
+    message = await refused(k, namespace, wukong("n" * 64))
     assert "at most 63 characters" in message
 
 
@@ -58,14 +52,14 @@ async def test_a_63_character_name_still_boots(
 async def test_memory_kubevirt_refuses_is_refused_when_the_wukong_is_created(
     k: Kube, namespace: str, memory: str
 ) -> None:
-    message = await _refused(k, namespace, "small", memory=memory)
+    message = await refused(k, namespace, wukong("small", memory=memory))
     assert "memory must be at least 1M (KubeVirt refuses less)" in message
 
 
 async def test_more_cpus_than_kubevirt_can_count_are_refused_when_the_wukong_is_created(
     k: Kube, namespace: str
 ) -> None:
-    message = await _refused(k, namespace, "huge", cpu=9223372036854775807)
+    message = await refused(k, namespace, wukong("huge", cpu=9223372036854775807))
     assert "4294967295" in message
 
 
@@ -86,7 +80,7 @@ async def test_an_image_url_cdi_cannot_parse_is_refused_when_the_wukong_is_creat
     k: Kube, namespace: str, image: str
 ) -> None:
     disks = [{"name": "system", "size": "10Gi", "image": image}]
-    message = await _refused(k, namespace, "badurl", disks=disks)
+    message = await refused(k, namespace, wukong("badurl", disks=disks))
     assert "not a URL CDI can import from" in message or "should match" in message
 
 
@@ -140,7 +134,7 @@ async def test_a_disk_too_small_for_cdi_is_refused_when_the_wukong_is_created(
     k: Kube, namespace: str
 ) -> None:
     disks = [{"name": "system", "size": "1Ki", "image": IMAGE}]
-    message = await _refused(k, namespace, "tiny", disks=disks)
+    message = await refused(k, namespace, wukong("tiny", disks=disks))
     assert "a disk size must be at least 1Mi" in message
 
 
@@ -150,7 +144,7 @@ async def test_an_ssh_key_secret_kubevirt_cannot_mount_is_refused_when_the_wukon
 ) -> None:
     """Found by the parity test: virt-controller names the pod volume '<secret>-access-cred',
     so a dotted or long Secret name got the launcher pod refused and the VM stuck Starting."""
-    message = await _refused(k, namespace, "keys", sshKeys=[{"secretName": secret}])
+    message = await refused(k, namespace, wukong("keys", sshKeys=[{"secretName": secret}]))
     assert "KubeVirt mounts it in the VM's pod as a volume" in message
     await create(k, "wukong", namespace, wukong("keys", sshKeys=[{"secretName": "k" * 51}]))
 

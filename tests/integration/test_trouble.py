@@ -66,6 +66,7 @@ async def test_a_disk_over_the_quota_is_reported_with_the_servers_message_and_re
     )
     message = condition(cr, "ChildrenAdmitted")["message"]
     assert "create PersistentVolumeClaim big-data" in message and "exceeded quota" in message
+
     # Events go out beside the status write (docs/decisions.md): wait for it, do not race it.
     async def refused_once() -> bool:
         events = [e for e in await items(k, "event", namespace) if e["reason"] == "ChildRefused"]
