@@ -37,8 +37,9 @@ from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, ANN_UNSCHEDULABLE, 
 from .console import STREAM_HANDLERS
 from .guest import OS_INFO, Guest, device_names
 from .objects import (
+    CLAIMS,
     DEFAULT_GRACE_SECONDS,
-    claim_of,
+    claim_keys,
     condition_true,
     deleting,
     drop_condition,
@@ -288,15 +289,15 @@ class Kubelet(Controller):
         vmis.handlers.append(self._vmi_changed)
 
     def _vmi_changed(self, vmi: JsonObj) -> None:
-        uid = vmi["metadata"].get("uid")
-        for pod in self.pods.list(vmi["metadata"].get("namespace")):
-            if owner_uid(pod, "VirtualMachineInstance") == uid:
+        for pod in self.pods.owned_by(vmi["metadata"].get("uid")):
+            if owner_uid(pod, "VirtualMachineInstance") is not None:
                 self.enqueue(key_of(pod))
 
     def _vmi_of(self, pod: JsonObj) -> JsonObj | None:
-        uid = owner_uid(pod, "VirtualMachineInstance")
-        ns = pod["metadata"]["namespace"]
-        return next((v for v in self.vmis.list(ns) if v["metadata"].get("uid") == uid), None)
+        vmi = self.vmis.by_uid(owner_uid(pod, "VirtualMachineInstance"))
+        if vmi is None or vmi["metadata"].get("namespace") != pod["metadata"]["namespace"]:
+            return None
+        return vmi
 
     async def reconcile(self, key: str) -> float | None:
         ns, _, name = key.partition("/")
@@ -528,16 +529,15 @@ class NodeHandler(Controller):
         self.book = AddressBook(cfg.pod_cidr_prefix)
         self._marks: dict[tuple[str, str], float] = {}
         self._relabel: set[str] = set()  # VMIs whose hot-plug labels go with the next write
+        if CLAIMS not in vmis.indexes:
+            vmis.add_index(CLAIMS, claim_keys)
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         pvcs.handlers.append(self._claim_changed)
 
     def _claim_changed(self, claim: JsonObj) -> None:
-        ns = claim["metadata"].get("namespace")
-        for vmi in self.vmis.list(ns):
-            volumes = (vmi.get("spec") or {}).get("volumes") or []
-            if any(claim_of(v) == claim["metadata"]["name"] for v in volumes):
-                self.enqueue(key_of(vmi))
+        for vmi in self.vmis.indexed(CLAIMS, key_of(claim)):
+            self.enqueue(key_of(vmi))
 
     def _age(self, uid: str, tag: str) -> float:
         now = asyncio.get_running_loop().time()

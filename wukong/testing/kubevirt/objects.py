@@ -114,6 +114,17 @@ def template_spec(vm: JsonObj) -> JsonObj:
     return got
 
 
+CLAIMS = "claims"
+"""The informer index of VMIs by the PVCs their volumes use ("namespace/claim")."""
+
+
+def claim_keys(vmi: JsonObj) -> list[str]:
+    """ "namespace/claim" of every PVC the VMI's volumes use: the `CLAIMS` index."""
+    ns = vmi.get("metadata", {}).get("namespace", "")
+    claims = (claim_of(v) for v in (vmi.get("spec") or {}).get("volumes") or [])
+    return [f"{ns}/{claim}" for claim in claims if claim]
+
+
 def claim_of(volume: JsonObj) -> str | None:
     """The PVC a VM/VMI volume uses: persistentVolumeClaim.claimName or the DataVolume's name."""
     if "persistentVolumeClaim" in volume:

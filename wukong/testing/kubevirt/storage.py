@@ -15,7 +15,9 @@ from ._kube import PVCS, STORAGECLASSES, ApiError, JsonObj, Kube, key_of
 from ._queue import Controller
 from .config import SimConfig
 from .objects import (
+    CLAIMS,
     annotation,
+    claim_keys,
     claim_of,
     condition,
     deleting,
@@ -78,6 +80,8 @@ class StorageController(Controller):
         self.pvcs, self.classes, self.vmis = pvcs, classes, vmis
         self._marks: dict[tuple[str, str], float] = {}
         pvcs.handlers.append(lambda obj: self.enqueue(key_of(obj)))
+        if CLAIMS not in vmis.indexes:
+            vmis.add_index(CLAIMS, claim_keys)
         vmis.handlers.append(self._on_vmi)
         classes.handlers.append(self._on_class)
 
@@ -109,14 +113,12 @@ class StorageController(Controller):
         return None
 
     def _consumers(self, pvc: JsonObj, running_only: bool = False) -> list[JsonObj]:
-        ns, name = pvc["metadata"]["namespace"], pvc["metadata"]["name"]
-        found = []
-        for vmi in self.vmis.list(ns):
-            if is_final(vmi) or (running_only and phase(vmi) != "Running"):
-                continue
-            if any(claim_of(v) == name for v in (vmi.get("spec") or {}).get("volumes") or []):
-                found.append(vmi)
-        return found
+        users = self.vmis.indexed(CLAIMS, key_of(pvc))
+        return [
+            vmi
+            for vmi in users
+            if not is_final(vmi) and not (running_only and phase(vmi) != "Running")
+        ]
 
     async def reconcile(self, key: str) -> float | None:
         """Bind, then follow expansion requests of one PVC."""

@@ -82,7 +82,7 @@ class VMIHandler(Controller):
                 self.enqueue(f"{pod['metadata']['namespace']}/{ref['name']}")
 
     def _launcher_of(self, vmi: JsonObj) -> JsonObj | None:
-        for pod in self.pods.list(vmi["metadata"]["namespace"]):
+        for pod in self.pods.owned_by(vmi["metadata"].get("uid")):
             if controlled_by(pod, vmi) and not deleting(pod):
                 return pod
         return None
