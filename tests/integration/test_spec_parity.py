@@ -481,7 +481,7 @@ def test_the_python_url_parser_refuses_everything_go_refuses() -> None:
     """wukong.api.urls against Go's own url.ParseRequestURI and url.Parse (what CDI runs) on
     URL-like strings: whatever Go refuses, the model refuses; where they differ, the model is
     the stricter one (Go versions differ there: the model follows the newer rules)."""
-    from wukong.api.urls import UrlError, parse_request_uri
+    from wukong.api.urls import UrlError, parse_image_url
 
     drawn: list[str] = []
 
@@ -501,7 +501,7 @@ def test_the_python_url_parser_refuses_everything_go_refuses() -> None:
         # CDI: ParseRequestURI for http(s), Parse for registries; the CRD: isURL for both.
         go_error = request_error or (parse_error if url.startswith("docker") else "")
         try:
-            parse_request_uri(url)
+            parse_image_url(url)
         except UrlError:
             if not go_error:
                 stricter.append(url)

@@ -58,6 +58,8 @@ def test_a_disk_smaller_than_one_mebibyte_is_refused(size: str) -> None:
         ("http://[::1", "missing ']' in host"),
         ("http://host/a\u00a0b.img", "only ASCII"),
         ("docker:///img", "names no host"),
+        # CDI reads a registry URL with url.Parse, which unescapes the fragment.
+        ("docker://host/img?#%=", 'invalid URL escape "%="'),
         ("ftp://host/img", "use docker://"),
     ],
 )
@@ -94,3 +96,6 @@ def test_the_crd_pattern_and_the_model_agree_on_a_non_breaking_space() -> None:
 def test_the_url_parser_reads_scheme_host_and_path_like_go() -> None:
     assert parse_request_uri("docker://Quay.io:443/a/b") == ("docker", "Quay.io:443", "/a/b")
     assert parse_request_uri("HTTP://h/x?q#f") == ("http", "h", "/x")
+    # ParseRequestURI leaves the fragment to the query; Parse (CDI, for docker://) checks it.
+    assert parse_request_uri("docker://h/x?#%=") == ("docker", "h", "/x")
+    assert image_problem("https://h/x?#%=") is None
