@@ -105,7 +105,7 @@ async def lifecycle(
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
         verb = request.action.value
-        written: list[tuple[str, int]] = []
+        written: list[tuple[str, int, JsonObj]] = []
         for cr in crs:
             name = cr["metadata"]["name"]
             if cr["metadata"].get("deletionTimestamp"):
@@ -117,13 +117,13 @@ async def lifecycle(
                 target.wukongs(name), request.patch(), dry_run=writing.server
             )
             generation = int(answer["metadata"]["generation"])
-            written.append((name, generation))
+            written.append((name, generation, answer))
             if wait is None or writing.server:
                 io.out(f"{verb} requested for {name} (generation {generation}){writing.suffix()}")
         if wait is None or writing.dry_run is not DryRun.NONE:
             return OK
         results = await asyncio.gather(
-            *(_answer(target, io, request, name, gen, wait) for name, gen in written),
+            *(_answer(target, io, request, name, gen, wait, sent) for name, gen, sent in written),
             return_exceptions=True,
         )
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -143,8 +143,17 @@ async def lifecycle(
 
 
 async def _answer(
-    target: Target, io: Console, request: Request, name: str, generation: int, within: float
+    target: Target,
+    io: Console,
+    request: Request,
+    name: str,
+    generation: int,
+    within: float,
+    sent: JsonObj,
 ) -> Outcome:
+    """Follow one Wukong until it answers the request; `sent` is the Wukong as our patch left
+    it, so the first line says where it came from ("Running -> Stopping") even when the
+    operator has moved on before the first look."""
     verb = request.action.value
 
     def check(cr: JsonObj | None) -> Outcome | None:
@@ -152,7 +161,7 @@ async def _answer(
         return outcome(cr, request, generation)
 
     result = await wait_for(
-        target, name, check, within=within, what=f"{name} to {verb}", say=io.say
+        target, name, check, within=within, what=f"{name} to {verb}", say=io.say, since=sent
     )
     if not result.ok:
         raise CliError(result.message)

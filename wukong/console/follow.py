@@ -149,9 +149,11 @@ async def wait_for(
     within: float,
     what: str,
     say: Callable[[str], None],
+    since: JsonObj | None = None,
 ) -> T:
-    """Follow the Wukong until `check` returns an answer; narrate changes through `say`."""
-    before: JsonObj | None = None
+    """Follow the Wukong until `check` returns an answer; narrate changes through `say`
+    (from `since`, a version already seen, when given)."""
+    before: JsonObj | None = since
     try:
         async with asyncio.timeout(within):
             async with aclosing(snapshots(target, name)) as stream:

@@ -89,6 +89,26 @@ async def test_changes_arrive_through_one_watch_from_the_version_read() -> None:
     assert stream.closed
 
 
+async def test_a_change_made_before_the_first_look_is_told_from_the_version_our_patch_left() -> (
+    None
+):
+    # The operator moved to Stopping before the CLI's first GET (seen in CI): the first line
+    # still says where the Wukong came from.
+    stream = Stream(200, [("MODIFIED", phase("Stopped", "3"))])
+    cluster = Cluster([phase("Stopping", "2")], [stream])
+    said: list[str] = []
+    await follow.wait_for(
+        target(cluster),
+        "web-1",
+        stopped,
+        within=5,
+        what="web-1 to stop",
+        say=said.append,
+        since=phase("Running", "1"),
+    )
+    assert said == ["web-1: Running -> Stopping", "web-1: Stopping -> Stopped"]
+
+
 async def test_an_expired_watch_reads_the_object_again() -> None:
     expired = Stream(200, [("ERROR", {"code": 410, "reason": "Expired"})])
     cluster = Cluster([phase("Running", "1"), phase("Stopped", "9")], [expired])
