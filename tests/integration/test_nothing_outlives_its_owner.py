@@ -91,6 +91,12 @@ class _Lines:
         raise AssertionError(f"no {text!r} from the demo:\n{''.join(self.lines[-30:])}")
 
 
+def _default_signals() -> None:
+    """In the child before exec: SIGHUP and SIGTERM do what they do by default."""
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: signal.Signals(s).name
@@ -102,6 +108,9 @@ def test_a_killed_demo_leaves_no_control_plane_and_no_etcd_data(sig: signal.Sign
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # As from a terminal: a run under nohup (or a CI runner that ignores SIGHUP) would
+        # hand the demo an ignored SIGHUP, and it would rightly live on.
+        preexec_fn=_default_signals,
     )
     output = _Lines(demo)
     guarded: dict[int, str] = {}
