@@ -182,8 +182,14 @@ class Simulator(Background):
         if self._handler_server is not None:
             await self._handler_server.stop()
             self._handler_server = None
+        unregistered: Exception | None = None
         if self._server is not None:
-            await self._server.unregister()
+            # Whatever the API server answers, everything below still runs: a stop cut short
+            # here (a 409) once left sockets that a later test found as ResourceWarnings.
+            try:
+                await self._server.unregister()
+            except Exception as err:  # reported once everything is closed
+                unregistered = err
             await self._server.stop()
         for task in self._tasks:
             task.cancel()
@@ -197,6 +203,8 @@ class Simulator(Background):
                 await self._release_finalizers(Kube(self._api))
             await self._api.close()
             self._api = None
+        if unregistered is not None:
+            raise unregistered
 
     async def _release_finalizers(self, kube: Kube) -> None:
         # Nobody is left to process deletions: let namespaces and GC finish without us.

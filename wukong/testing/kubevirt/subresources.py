@@ -287,10 +287,9 @@ class SubresourceServer:
                     "spec": spec,
                 },
             )
-        else:
-            spec = {**current["spec"], **spec}
-            spec.pop("caBundle", None)
-            await self.kube.replace(APISERVICES, {**current, "spec": spec})
+        else:  # a merge patch: a PUT of what we read races the aggregator's status writes
+            patch = {"spec": {**spec, "caBundle": None}}
+            await self.kube.merge_patch(APISERVICES, None, APISERVICE_NAME, patch)
         await self._wait_proxied(wait_seconds)
 
     async def _wait_proxied(self, wait_seconds: float) -> None:
@@ -313,13 +312,18 @@ class SubresourceServer:
         """Delete the APIService so discovery (GC, namespace deletion) is not left broken."""
         if self.forward_to is not None:
             # Real KubeVirt: hand the APIService back to virt-api, which virt-controller uses too.
-            current = await self.kube.get_or_none(APISERVICES, None, APISERVICE_NAME)
-            if current is not None:
-                spec = dict(current["spec"])
-                spec.pop("insecureSkipTLSVerify", None)
-                spec["caBundle"] = base64.b64encode(self.forward_to.ca.read_bytes()).decode()
-                spec["service"] = {**spec["service"], "port": self.forward_to.api_port}
-                await self.kube.replace(APISERVICES, {**current, "spec": spec})
+            # A merge patch, not a PUT of what we read: the aggregator writes the APIService's
+            # status all the time, and a PUT carrying an older resourceVersion got 409 (CI).
+            handback = {
+                "insecureSkipTLSVerify": None,
+                "caBundle": base64.b64encode(self.forward_to.ca.read_bytes()).decode(),
+                "service": {"port": self.forward_to.api_port},
+            }
+            try:
+                await self.kube.merge_patch(APISERVICES, None, APISERVICE_NAME, {"spec": handback})
+            except ApiError as err:
+                if err.status != 404:
+                    raise
             return
         try:
             await self.kube.delete(APISERVICES, None, APISERVICE_NAME)
