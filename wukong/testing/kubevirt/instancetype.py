@@ -21,29 +21,23 @@ from .objects import owner_ref, quantity_bytes
 
 GROUP, VERSION = "instancetype.kubevirt.io", "v1beta1"
 REVISIONS = Resource("apps", "v1", "controllerrevisions")
-# matcher field -> {kind (lower case, as find.go compares): resource}, status field, annotations
+
+
+def _kinds(noun: str) -> dict[str, Resource]:
+    """The names a matcher may give for `noun` ("instancetype"): namespaced and cluster-wide,
+    singular and plural, each with its resource."""
+    found: dict[str, Resource] = {}
+    for prefix, namespaced in (("virtualmachine", True), ("virtualmachinecluster", False)):
+        resource = Resource(GROUP, VERSION, f"{prefix}{noun}s", namespaced=namespaced)
+        found[f"{prefix}{noun}"] = found[f"{prefix}{noun}s"] = resource
+    return found
+
+
+# matcher field -> {kind (lower case, as find.go compares): resource}
 _KINDS: dict[str, dict[str, Resource]] = {
-    "instancetype": {
-        "virtualmachineinstancetype": Resource(GROUP, VERSION, "virtualmachineinstancetypes"),
-        "virtualmachineinstancetypes": Resource(GROUP, VERSION, "virtualmachineinstancetypes"),
-        "virtualmachineclusterinstancetype": Resource(
-            GROUP, VERSION, "virtualmachineclusterinstancetypes", namespaced=False
-        ),
-        "virtualmachineclusterinstancetypes": Resource(
-            GROUP, VERSION, "virtualmachineclusterinstancetypes", namespaced=False
-        ),
-    },
-    "preference": {
-        "virtualmachinepreference": Resource(GROUP, VERSION, "virtualmachinepreferences"),
-        "virtualmachinepreferences": Resource(GROUP, VERSION, "virtualmachinepreferences"),
-        "virtualmachineclusterpreference": Resource(
-            GROUP, VERSION, "virtualmachineclusterpreferences", namespaced=False
-        ),
-        "virtualmachineclusterpreferences": Resource(
-            GROUP, VERSION, "virtualmachineclusterpreferences", namespaced=False
-        ),
-    },
+    noun: _kinds(noun) for noun in ("instancetype", "preference")
 }
+
 _CLUSTER_DEFAULT = {
     "instancetype": "virtualmachineclusterinstancetype",
     "preference": "virtualmachineclusterpreference",
