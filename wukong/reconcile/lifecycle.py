@@ -183,7 +183,11 @@ def plan_lifecycle(
     vm = names.vm_name(cr.metadata.name)
     state = status.lifecycle_state or LifecycleState()
     action = cr.spec.lifecycle_action
+    # A call accepted on the last pass is made before a newer request is looked at: deciding
+    # the newer one first would overwrite the recorded call, and it would never be made.
+    call_pending = state.state == Answer.Accepted and bool(state.call) and seen.vm is not None
     new_request = action is not None and request_id(action) != state.request_id
+    new_request = new_request and not call_pending
     recorded = LifecycleState(vmi_uid=_vmi_uid(seen)) if new_request else state
     facts = facts_for(cr, seen, recorded, valid=valid, ready=ready, failed=failed, now=now)
     step = decide(
@@ -275,7 +279,9 @@ def plan_lifecycle(
         # cache gets virt-api's 500 "stop/start already underway").
         auto = LifecycleState(
             last_action="start",
-            request_id=AUTO_START,
+            # The user's request answered before (a resume or restart is done at creation)
+            # stays answered: its id is kept, or it would look new and be asked again.
+            request_id=state.request_id or AUTO_START,
             last_action_time=now,
             generation=cr.metadata.generation,
             force=False,

@@ -189,3 +189,35 @@ def test_a_failed_forced_escalation_is_retried_forced() -> None:
     again = decide(cr, written, later)
     assert force in calls(again), "the forced stop must be sent again, forced"
     assert VmCall("stop", "web-1-vm", grace_period=30) not in calls(again)
+
+
+def test_a_resume_done_at_creation_does_not_block_the_auto_start_of_a_manual_vm() -> None:
+    # Found by test_spec_parity: the auto start replaced the answered resume's id, so the
+    # resume looked new, was refused, and the refusal overwrote the start before its call.
+    resume = {"action": "resume", "force": True, "gracePeriodSeconds": 5}
+    cr = wukong(runStrategy="Manual", startStrategy={"autoStart": True}, lifecycleAction=resume)
+    vm = running_world(strategy="Manual").vm
+    created = decide(cr, {}, ready_children())
+    assert created.status["lifecycleState"]["state"] == "Done"
+    status, made = created.status, list[VmCall]()
+    for _ in range(4):
+        plan = decide(cr, status, ready_children(vm=vm))
+        status, made = plan.status, made + calls(plan)
+        assert not [a for a in plan.actions if isinstance(a, Emit) and a.reason == "RequestRefused"]
+    assert made == [VmCall("start", "web-1-vm")]
+
+
+def test_a_request_refused_before_an_accepted_call_is_made_does_not_cancel_it() -> None:
+    world = running_world()
+    stop = wukong(lifecycleAction={"action": "stop"})
+    accepted = decide(stop, {"phase": "Running"}, world)
+    assert accepted.status["lifecycleState"]["state"] == "Accepted"
+    # The user asks to resume before the next pass made the stop call.
+    resume = wukong(lifecycleAction={"action": "resume"})
+    resume.metadata.generation = 2
+    plan = decide(resume, accepted.status, world)
+    assert [c.verb for c in calls(plan)] == ["stop"]
+    # The resume is answered once the stop is out: refused, the VM is not suspended.
+    later = decide(resume, plan.status, world)
+    assert later.status["lifecycleState"]["state"] == "Refused"
+    assert calls(later) == []
