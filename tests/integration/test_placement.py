@@ -115,6 +115,27 @@ async def test_node_selector_and_tolerations_apply_live_and_eviction_strategy_ne
     assert condition(cr, "RestartRequired")["status"] == "True"
 
 
+async def test_a_required_node_affinity_no_node_has_is_reported_unschedulable(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    zone = {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["mars-1"]}
+    required = {"nodeSelectorTerms": [{"matchExpressions": [zone]}]}
+    spec = {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}
+    }
+    await create(k, "wukong", namespace, wukong("place-3", **spec))
+    cr = await wait_for(
+        k,
+        namespace,
+        "place-3",
+        lambda c: condition(c, "VMHealthy").get("reason") == "ErrorUnschedulable",
+        within=60,
+        what="VMHealthy=False ErrorUnschedulable",
+    )
+    assert cr["status"]["phase"] == "Starting"
+    assert "didn't match Pod's node affinity/selector" in condition(cr, "VMHealthy")["message"]
+
+
 async def test_instancetype_and_preference_become_the_vm_matchers(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

@@ -151,3 +151,50 @@ def test_launcher_pod_mounts_every_secret_the_vmi_names() -> None:
     assert pod["metadata"]["labels"]["kubevirt.io/created-by"] == "u1"
     assert pod["spec"]["nodeSelector"] == {"zone": "a", "kubevirt.io/schedulable": "true"}
     assert pod["spec"]["terminationGracePeriodSeconds"] == 30
+
+
+def _pod(*terms: JsonObj) -> JsonObj:
+    required = {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": list(terms)}
+    }
+    return {"spec": {"affinity": {"nodeAffinity": required}}}
+
+
+@pytest.mark.parametrize(
+    ("terms", "fits"),
+    [
+        ((), True),  # no required terms: any node (the API server refuses an empty list)
+        (({},), False),  # a term with no requirement matches no node
+        (({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},), True),
+        (({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]},), False),
+        (({"matchExpressions": [{"key": "gpu", "operator": "NotIn", "values": ["x"]}]},), True),
+        (({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]},), True),
+        (({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8"]}]},), True),
+        (({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["8"]}]},), False),
+        (({"matchExpressions": [{"key": "zone", "operator": "Gt", "values": ["1"]}]},), False),
+        (({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]},), False),
+        # terms are ORed, the requirements of one term ANDed
+        (
+            ({}, {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}),
+            True,
+        ),
+        (
+            (
+                {
+                    "matchExpressions": [
+                        {"key": "zone", "operator": "Exists"},
+                        {"key": "cores", "operator": "In", "values": ["4"]},
+                    ]
+                },
+            ),
+            False,
+        ),
+    ],
+)
+def test_the_scheduler_applies_required_node_affinity_like_kube_scheduler(
+    terms: tuple[JsonObj, ...], fits: bool
+) -> None:
+    from wukong.testing.kubevirt.node import node_affinity_fits
+
+    pod = _pod(*terms) if terms else {"spec": {}}
+    assert node_affinity_fits(pod, "n1", {"zone": "a", "cores": "16"}) is fits

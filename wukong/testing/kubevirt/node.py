@@ -5,9 +5,9 @@ hot-plug attachment pods, and moves a VMI to Scheduled once its pod runs; virt-a
 subresource API and calls virt-handler for pause, unpause and guest-agent data. Nothing here
 does any of that. What stays simulated is what needs a machine:
 
-- **scheduler**: binds pending pods to a node whose labels match the pod's nodeSelector, or
-  marks them PodScheduled=False/Unschedulable (virt-controller turns that into the VM's
-  ErrorUnschedulable);
+- **scheduler**: binds pending pods to a node that matches the pod's nodeSelector and required
+  node affinity, or marks them PodScheduled=False/Unschedulable (virt-controller turns that
+  into the VM's ErrorUnschedulable);
 - **kubelet**: runs bound pods (phase Running, containers ready, a pod IP), ends a
   virt-launcher pod when its VMI's domain is gone, and finishes pod deletions;
 - **virt-handler**: a Scheduled VMI on our node boots (Running), gets interfaces, guest-agent
@@ -103,6 +103,44 @@ def owner_uid(obj: JsonObj, kind: str) -> str | None:
 
 def _matches(labels: dict[str, str], selector: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _requirement_met(req: JsonObj, value: str | None) -> bool:
+    """One node selector requirement against the node's value for its key (None: unset)."""
+    op, values = req.get("operator"), req.get("values") or []
+    if op in ("Gt", "Lt"):
+        try:
+            have, bound = int(value or ""), int(values[0])
+        except (ValueError, IndexError):
+            return False
+        return have > bound if op == "Gt" else have < bound
+    return {
+        "In": value is not None and value in values,
+        "NotIn": value is None or value not in values,
+        "Exists": value is not None,
+        "DoesNotExist": value is None,
+    }.get(str(op), False)
+
+
+def node_affinity_fits(pod: JsonObj, node: str, labels: dict[str, str]) -> bool:
+    """kube-scheduler's NodeAffinity filter: the required terms are ORed, a term's requirements
+    ANDed, and a term with no requirement matches no node."""
+    affinity = ((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if not required:
+        return True
+    fields = {"metadata.name": node}
+    return any(
+        (term.get("matchExpressions") or term.get("matchFields"))
+        and all(
+            _requirement_met(r, labels.get(r.get("key")))
+            for r in term.get("matchExpressions") or []
+        )
+        and all(
+            _requirement_met(r, fields.get(r.get("key"))) for r in term.get("matchFields") or []
+        )
+        for term in required.get("nodeSelectorTerms") or []
+    )
 
 
 def _labelled(obj: JsonObj, label: tuple[str, str]) -> bool:
@@ -420,7 +458,12 @@ class Kubelet(Controller):
         vm = self.vms.get(pod["metadata"]["namespace"], vmi["metadata"]["name"]) if vmi else None
         nodes = self.cfg.nodes
         selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-        fits = [n for n in nodes if _matches(node_labels(self.cfg, n), selector)]
+        fits = [
+            n
+            for n in nodes
+            if _matches(node_labels(self.cfg, n), selector)
+            and node_affinity_fits(pod, n, node_labels(self.cfg, n))
+        ]
         # Required pod anti-affinity on kubernetes.io/hostname (what virt-controller puts on a
         # migration target pod: not on a node running a pod of the same VMI).
         avoid = self._anti_affinity_nodes(pod)
