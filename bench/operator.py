@@ -4,9 +4,6 @@ simulator and the bench; optionally under pyinstrument."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -19,7 +16,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 from bench import apimetrics
 from bench.cluster import Cluster
 from wukong.testing._background import Background
-from wukong.testing.operator import OperatorProcess, die_with_parent
+from wukong.testing.operator import OperatorProcess
 
 MIB = 2**20
 T = TypeVar("T")
@@ -54,22 +51,10 @@ class Operator(Background):
         self._ps: psutil.Process | None = None
 
     def _spawn(self) -> None:
-        if self.profile is None:
-            self.process.start()
-            return
-        # Same argv as OperatorProcess.start, behind pyinstrument; it writes the session when
-        # the operator exits cleanly on SIGTERM.
-        argv = [
-            sys.executable, "-m", "pyinstrument", "-r", "pyisession", "-o", str(self.profile),
-            "-m", "wukong", "run", "--kubeconfig", str(self.kubeconfig),
-            "--probe-address", f"127.0.0.1:{self.process.port}", "--namespace", self.namespace,
-            *self.process.extra_args,
-        ]  # fmt: skip
-        with open(self.log_file, "ab") as out:
-            env = dict(os.environ, PYTHONUNBUFFERED="1")
-            self.process.proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
-            )
+        # Behind pyinstrument, which writes the session when the operator exits cleanly on
+        # SIGTERM.
+        profiler = ("-m", "pyinstrument", "-r", "pyisession", "-o", str(self.profile))
+        self.process.start(profiler if self.profile is not None else ())
 
     async def start(self, within: float = 60) -> None:
         """Spawn, wait for /readyz (caches synced), then sample RSS and CPU every 0.25 s."""

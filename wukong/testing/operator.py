@@ -152,10 +152,12 @@ class OperatorProcess:
         """Base URL of /metrics (plain HTTP, no authentication: see `start`)."""
         return f"http://127.0.0.1:{self.metrics_port}"
 
-    def start(self) -> None:
-        """Spawn the operator (returns at once; poll `probe_url/readyz`)."""
+    def start(self, runner: tuple[str, ...] = ()) -> None:
+        """Spawn the operator (returns at once; poll `probe_url/readyz`). `runner`: Python
+        arguments before `-m wukong`, e.g. a profiler's."""
         argv = [
             sys.executable,
+            *runner,
             "-m",
             "wukong",
             "run",
