@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from tests.integration.scenario import (
     wukong,
 )
 from wukong.adapters.kube import Kube
+from wukong.api import names
+from wukong.testing.admission import install_finalizer_policy, remove_finalizer_policy
+from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
 from wukong.testing.operator import InProcessOperator, OperatorProcess
@@ -271,3 +275,51 @@ async def test_a_create_costs_few_writes_and_its_events_tell_the_hops(
     # The finalizer, then status: Creating (NAD and PVC made), Starting (VM made), the node,
     # Running, and each interface's address as the simulator reports them one by one.
     assert sent("PATCH") - patches <= 7
+
+
+@pytest.fixture
+async def finalizer_policy(
+    control_plane: ControlPlane, k: Kube, namespace: str
+) -> AsyncIterator[None]:
+    """manifests/admission applied as shipped and in effect; removed afterwards (the other
+    tests run without it: the operator adds its finalizer itself there)."""
+    await install_finalizer_policy(control_plane, k, namespace)
+    try:
+        yield
+    finally:
+        await remove_finalizer_policy(k)
+
+
+FINALIZER = names.FINALIZER
+
+
+async def test_with_the_finalizer_policy_a_create_sends_no_finalizer_patch(
+    finalizer_policy: None, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """manifests/admission: the API server sets the finalizer at create; the operator's first
+    pass finds it and writes nothing to the Wukong itself, only its status; deletion still
+    goes through the operator's finalizer."""
+    assert operator.operator is not None
+    requests = operator.operator.metrics.kube_api_requests_total
+
+    def sent(verb: str, resource: str) -> float:
+        return sum(
+            s.value
+            for metric in requests.collect()
+            for s in metric.samples
+            if s.name.endswith("_total")
+            and (s.labels["verb"], s.labels["resource"]) == (verb, resource)
+        )
+
+    made = await create(k, "wukong", namespace, wukong("sealed"))
+    assert made["metadata"]["finalizers"] == [FINALIZER]
+    await wait_phase(k, namespace, "sealed", "Running", within=60)
+    assert sent("PATCH", "wukongs") == 0
+    assert sent("PATCH", "wukongs/status") >= 1
+    await k.request("DELETE", f"/apis/{made['apiVersion']}/namespaces/{namespace}/wukongs/sealed")
+
+    async def gone() -> bool:
+        return await get(k, "wukong", namespace, "sealed") is None
+
+    await eventually(gone, timeout=60, message="the Wukong deleted through its finalizer")
+    assert sent("PATCH", "wukongs") == 1  # the finalizer removed, once

@@ -30,7 +30,12 @@ NAMESPACE = "wukong-system"
 SERVICE_ACCOUNT = "wukong"
 GROUP, VERSION, PLURAL = "vm.novasphere.dev", "v1alpha1", "wukongs"
 PROTECTION = "vm.novasphere.dev/deletion-protection"
-POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+POLICY_KINDS = {
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+}
 
 READ = ("get", "list", "watch")
 MANAGE = (*READ, "create", "patch", "delete")
@@ -162,6 +167,9 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
         ("ValidatingAdmissionPolicyBinding", "wukong-deletion-protection"),
         ("ValidatingAdmissionPolicy", "wukong-network-policy"),
         ("ValidatingAdmissionPolicyBinding", "wukong-network-policy"),
+        # The finalizer set at create (manifests/admission; test_create.py tests its effect).
+        ("MutatingAdmissionPolicy", "wukong-finalizer"),
+        ("MutatingAdmissionPolicyBinding", "wukong-finalizer"),
     }
     namespaced = [
         d
@@ -284,7 +292,8 @@ def test_the_deletion_protection_policy_denies_delete_of_annotated_wukongs(
 
 @pytest.fixture(scope="module")
 def installed(control_plane: ControlPlane) -> Iterator[ControlPlane]:
-    """Everything but the policy applied for real (the policy is per test: it blocks teardown).
+    """Everything but the admission policies applied for real (per test: the validating ones
+    block teardown, the mutating one would set the finalizer on every later test's Wukongs).
     The shipped WukongNetworkPolicy (closed) stays out too: the session's open one serves the
     other tests."""
     rest = [d for d in render() if d["kind"] not in {*POLICY_KINDS, "WukongNetworkPolicy"}]
@@ -677,6 +686,8 @@ def test_the_namespaced_variant_grants_the_same_verbs_in_one_namespace(
         "name": "WUKONG_NAMESPACE",
         "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
     } in container["env"]
+    # A finalizer set in every namespace would never be removed where no operator watches.
+    assert not [d for d in docs if d["kind"].startswith("MutatingAdmissionPolicy")]
     base = render()
     assert find(docs, "Namespace", NAMESPACE) == find(base, "Namespace", NAMESPACE)
     assert find(docs, "CustomResourceDefinition", f"{PLURAL}.{GROUP}") == find(

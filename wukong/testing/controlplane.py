@@ -57,6 +57,8 @@ CLUSTER_SCOPED = frozenset(
         "CustomResourceDefinition",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
         "StorageClass",
         "WukongNetworkPolicy",
     }
