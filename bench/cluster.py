@@ -16,6 +16,7 @@ from bench import apimetrics, manifests
 from wukong.adapters.kube import JsonObj, Kube, api_path
 from wukong.api import names
 from wukong.errors import AlreadyExists
+from wukong.testing.admission import install_finalizer_policy
 from wukong.testing.controlplane import ControlPlane, api_client
 from wukong.testing.kubevirt import SimConfig, Simulator
 
@@ -87,6 +88,8 @@ async def cluster() -> AsyncIterator[Cluster]:
             kube = Kube(api)
             policies = api_path(names.GROUP, names.VERSION, "wukongnetworkpolicies")
             await kube.create(policies, manifests.network_policy())
+            # As the cluster-wide install has it: the API server sets the finalizer at create.
+            await install_finalizer_policy(plane, kube, "default")
             async with Simulator(plane.kubeconfig, config=zero_delays()) as sim:
                 yield Cluster(plane, sim, api, kube)
     finally:
