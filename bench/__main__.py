@@ -57,8 +57,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--creation-only --no-floor --sizes 5000 --timeout 3600)",
     )
     p.add_argument("--profile", type=Path, help="run the operator under pyinstrument, save here")
-    p.add_argument("--out", type=Path, default=HERE, help="where results.json/.png go")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="where results.json/.png go (default: bench/ for the full run, else a new "
+        "temporary directory: a partial or profiled run never replaces the committed results)",
+    )
+    opts = p.parse_args(argv)
+    if opts.out is None:
+        partial = opts.profile or opts.creation_only or opts.no_floor
+        full = not partial and opts.sizes == p.get_default("sizes")
+        opts.out = HERE if full else Path(tempfile.mkdtemp(prefix="wukong-bench-results-"))
+    return opts
 
 
 async def steady_state(cl: Cluster, op: Operator, seconds: float) -> dict[str, Any]:
@@ -252,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     report.plot(results, series, opts.out / "results.png")
     for name, verdict in results["verdicts"].items():
         log.info("%-24s %s", name, verdict)
+    log.info("results in %s", opts.out)
     return 0
 
 
