@@ -186,8 +186,7 @@ def plan_lifecycle(
     # A call accepted on the last pass is made before a newer request is looked at: deciding
     # the newer one first would overwrite the recorded call, and it would never be made.
     call_pending = state.state == Answer.Accepted and bool(state.call) and seen.vm is not None
-    new_request = action is not None and request_id(action) != state.request_id
-    new_request = new_request and not call_pending
+    new_request = action is not None and not call_pending and request_id(action) != state.request_id
     recorded = LifecycleState(vmi_uid=_vmi_uid(seen)) if new_request else state
     facts = facts_for(cr, seen, recorded, valid=valid, ready=ready, failed=failed, now=now)
     step = decide(

@@ -458,11 +458,11 @@ class Kubelet(Controller):
         vm = self.vms.get(pod["metadata"]["namespace"], vmi["metadata"]["name"]) if vmi else None
         nodes = self.cfg.nodes
         selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+        labels = {n: node_labels(self.cfg, n) for n in nodes}
         fits = [
             n
             for n in nodes
-            if _matches(node_labels(self.cfg, n), selector)
-            and node_affinity_fits(pod, n, node_labels(self.cfg, n))
+            if _matches(labels[n], selector) and node_affinity_fits(pod, n, labels[n])
         ]
         # Required pod anti-affinity on kubernetes.io/hostname (what virt-controller puts on a
         # migration target pod: not on a node running a pod of the same VMI).
