@@ -88,6 +88,18 @@ async def operator(
         assert forbidden == [], f"the operator was refused (403): {forbidden}"
 
 
+def requests_sent(op: InProcessOperator, **labels: str) -> float:
+    """Requests to the Kubernetes API the operator has sent so far whose labels (verb in upper
+    case, resource, code) are `labels`, from its own metrics."""
+    assert op.operator is not None
+    return sum(
+        s.value
+        for metric in op.operator.metrics.kube_api_requests_total.collect()
+        for s in metric.samples
+        if s.name.endswith("_total") and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
 @pytest.fixture
 def k(kube: ApiClient) -> Kube:
     """The admin client as Wukong's own JSON client (raw objects, classified errors)."""

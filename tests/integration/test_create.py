@@ -17,6 +17,8 @@ from tests.integration.scenario import (
     k,
     operator,
     patch_spec,
+    path,
+    requests_sent,
     sim,
     user_nad,
     wait_for,
@@ -233,16 +235,9 @@ async def test_a_create_costs_few_writes_and_its_events_tell_the_hops(
     write each; status is written once per fact a user sees change, with what the pass
     learned on the way (the VM it creates makes the Wukong Starting at once); a disk that is
     still binding is the normal path, not a Warning."""
-    assert operator.operator is not None
-    requests = operator.operator.metrics.kube_api_requests_total
 
     def sent(verb: str) -> float:
-        return sum(
-            s.value
-            for metric in requests.collect()
-            for s in metric.samples
-            if s.name.endswith("_total") and s.labels["verb"] == verb
-        )
+        return requests_sent(operator, verb=verb)
 
     posts, patches = sent("POST"), sent("PATCH")
     spec = {
@@ -290,36 +285,21 @@ async def finalizer_policy(
         await remove_finalizer_policy(k)
 
 
-FINALIZER = names.FINALIZER
-
-
 async def test_with_the_finalizer_policy_a_create_sends_no_finalizer_patch(
     finalizer_policy: None, k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
     """manifests/admission: the API server sets the finalizer at create; the operator's first
     pass finds it and writes nothing to the Wukong itself, only its status; deletion still
     goes through the operator's finalizer."""
-    assert operator.operator is not None
-    requests = operator.operator.metrics.kube_api_requests_total
-
-    def sent(verb: str, resource: str) -> float:
-        return sum(
-            s.value
-            for metric in requests.collect()
-            for s in metric.samples
-            if s.name.endswith("_total")
-            and (s.labels["verb"], s.labels["resource"]) == (verb, resource)
-        )
-
     made = await create(k, "wukong", namespace, wukong("sealed"))
-    assert made["metadata"]["finalizers"] == [FINALIZER]
+    assert made["metadata"]["finalizers"] == [names.FINALIZER]
     await wait_phase(k, namespace, "sealed", "Running", within=60)
-    assert sent("PATCH", "wukongs") == 0
-    assert sent("PATCH", "wukongs/status") >= 1
-    await k.request("DELETE", f"/apis/{made['apiVersion']}/namespaces/{namespace}/wukongs/sealed")
+    assert requests_sent(operator, verb="PATCH", resource="wukongs") == 0
+    assert requests_sent(operator, verb="PATCH", resource="wukongs/status") >= 1
+    await k.request("DELETE", path("wukong", namespace, "sealed"))
 
     async def gone() -> bool:
         return await get(k, "wukong", namespace, "sealed") is None
 
     await eventually(gone, timeout=60, message="the Wukong deleted through its finalizer")
-    assert sent("PATCH", "wukongs") == 1  # the finalizer removed, once
+    assert requests_sent(operator, verb="PATCH", resource="wukongs") == 1  # the finalizer removed

@@ -17,6 +17,7 @@ from tests.integration.scenario import (
     k,
     operator,
     patch_spec,
+    requests_sent,
     sim,
     wait_for,
     wait_phase,
@@ -246,13 +247,7 @@ async def _quiet(op: InProcessOperator) -> bool:
 
 
 def _writes(op: InProcessOperator) -> float:
-    assert op.operator is not None
-    return sum(
-        s.value
-        for m in op.operator.metrics.kube_api_requests_total.collect()
-        for s in m.samples
-        if s.labels.get("verb") in ("POST", "PUT", "PATCH", "DELETE") and s.name.endswith("_total")
-    )
+    return sum(requests_sent(op, verb=verb) for verb in ("POST", "PUT", "PATCH", "DELETE"))
 
 
 @pytest.mark.timeout(90)

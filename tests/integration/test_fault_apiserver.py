@@ -23,6 +23,7 @@ from tests.integration.scenario import (
     items,
     k,
     path,
+    requests_sent,
     sim,
     wait_for,
     wait_phase,
@@ -46,13 +47,7 @@ AUTHORIZER_SYNC = 3.0  # seconds after /readyz in which a 403 counts as the rest
 
 def forbidden(op: InProcessOperator) -> float:
     """403s the operator has met so far."""
-    assert op.operator is not None
-    return sum(
-        s.value
-        for metric in op.operator.metrics.kube_api_requests_total.collect()
-        for s in metric.samples
-        if s.labels.get("code") == "403" and s.name.endswith("_total")
-    )
+    return requests_sent(op, code="403")
 
 
 @pytest.fixture(autouse=True)
