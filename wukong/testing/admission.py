@@ -9,6 +9,7 @@ import yaml
 
 from wukong.adapters.kube import Kube, api_path
 from wukong.api import names
+from wukong.errors import ServerError
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 
@@ -35,7 +36,13 @@ async def install_finalizer_policy(plane: ControlPlane, kube: Kube, namespace: s
         made = await kube.request("POST", wukongs, body=probe, query={"dryRun": "All"})
         return names.FINALIZER in (made["metadata"].get("finalizers") or [])
 
-    await eventually(in_effect, timeout=20, message="the finalizer policy in effect")
+    # Right after start the Wukong CRD may not be served yet: 503 is "not yet" too.
+    await eventually(
+        in_effect,
+        timeout=20,
+        retry_on=(AssertionError, ServerError),
+        message="the finalizer policy in effect",
+    )
 
 
 async def remove_finalizer_policy(kube: Kube) -> None:
