@@ -29,6 +29,7 @@ from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store
 from wukong.runtime.leader import LeaderElector
 from wukong.runtime.mapping import (
+    NadUsers,
     enqueue_launcher_event,
     enqueue_owner,
     enqueue_vmi_owner,
@@ -112,6 +113,7 @@ class Operator:
             )
             for role, ref in self.refs.items()
         }
+        self.nad_users = NadUsers()
         self._wire()
         host, port = settings.probe_host_port
         self.probes = ProbeServer(
@@ -185,7 +187,8 @@ class Operator:
             self.informers[kind.cache].add_handler(enqueue_owner(add))
         vmi_owner = enqueue_vmi_owner(add, self.store, kinds.VM.cache)
         self.informers[kinds.VMI.cache].add_handler(vmi_owner)
-        self.informers[kinds.NAD.cache].add_handler(self._on_nad(kinds.WUKONG.cache))
+        self.informers[kinds.WUKONG.cache].add_handler(self.nad_users.track)
+        self.informers[kinds.NAD.cache].add_handler(self._on_nad())
         policy = self._on_policy(kinds.WUKONG.cache)
         self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
         events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)
@@ -201,19 +204,16 @@ class Operator:
 
         return handle
 
-    def _on_nad(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
-        """A user's NAD has no owner: wake every Wukong in its namespace that names it."""
+    def _on_nad(self) -> Callable[[str, dict[str, Any]], None]:
+        """A NAD changed: wake its owner, and every Wukong that names it (a user's NAD has
+        no owner; another namespace's NAD is named `namespace/name`)."""
         owned = enqueue_owner(self.queue.add)
 
         def handle(event_type: str, nad: dict[str, Any]) -> None:
             owned(event_type, nad)
             meta = nad.get("metadata", {})
-            namespace, name = meta.get("namespace", ""), meta.get("name")
-            for cr in self.store.list(wukong_kind, namespace):
-                for net in cr.get("spec", {}).get("networks") or []:
-                    ref = str(net.get("nadName") or "")
-                    if ref.rpartition("/")[2] == name:
-                        self.queue.add(f"{cr['metadata']['namespace']}/{cr['metadata']['name']}")
+            for key in self.nad_users.users(meta.get("namespace", ""), meta.get("name", "")):
+                self.queue.add(key)
 
         return handle
 

@@ -99,3 +99,26 @@ def test_a_kubelet_event_on_a_launcher_pod_wakes_the_wukong_of_its_vmi() -> None
     handle("ADDED", {"involvedObject": about | {"uid": "someone-else"}})
     handle("ADDED", {"involvedObject": about | {"kind": "Node"}})
     assert woken == ["team-a/web-1"]
+
+
+def test_a_nad_wakes_the_wukongs_that_name_it_in_its_own_namespace() -> None:
+    from wukong.runtime.mapping import NadUsers
+
+    def cr(name: str, namespace: str, *refs: str) -> dict[str, Any]:
+        nets = [{"name": f"n{i}", "nadName": ref} for i, ref in enumerate(refs)]
+        return {"metadata": {"name": name, "namespace": namespace}, "spec": {"networks": nets}}
+
+    users = NadUsers()
+    users.track("ADDED", cr("a", "team-a", "storage", "infra/shared"))
+    users.track("ADDED", cr("b", "team-b", "storage"))
+    users.track("ADDED", cr("c", "team-b", "infra/shared", "team-b/storage"))
+    assert users.users("team-a", "storage") == ["team-a/a"]
+    assert users.users("team-b", "storage") == ["team-b/b", "team-b/c"]
+    assert users.users("infra", "shared") == ["team-a/a", "team-b/c"]
+    assert users.users("infra", "storage") == []
+    # A spec edit drops the old reference; a deletion drops them all.
+    users.track("MODIFIED", cr("c", "team-b", "team-b/storage"))
+    users.track("DELETED", cr("a", "team-a", "storage", "infra/shared"))
+    assert users.users("infra", "shared") == []
+    assert users.users("team-b", "storage") == ["team-b/b", "team-b/c"]
+    assert users.users("team-a", "storage") == []
