@@ -67,6 +67,13 @@ def set_condition(
     if isinstance(status, bool):
         status = "True" if status else "False"
     old = find_condition(conditions, type)
+    if old is not None and (old.status, old.reason, old.message, old.observed_generation) == (
+        status,
+        reason,
+        message,
+        generation,
+    ):
+        return list(conditions)  # as it was: most conditions of most passes
     # metav1 semantics: a new reason or message is not a transition.
     since = old.last_transition_time if old is not None and old.status == status else now
     new = Condition(

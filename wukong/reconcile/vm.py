@@ -208,14 +208,14 @@ def build_vm(cr: Wukong, seen: Observed, run_strategy: str) -> JsonObj:
     }
 
 
-def subset(current: Any, desired: Any) -> Any:
-    """The part of `current` that `desired` describes, to compare only fields we set
-    (KubeVirt's webhooks add defaults we must not fight)."""
+def covers(current: Any, desired: Any) -> bool:
+    """Every field `desired` sets has that value in `current`: we compare only the fields we
+    set (KubeVirt's webhooks add defaults we must not fight). Lists match item by item."""
     if isinstance(desired, dict) and isinstance(current, dict):
-        return {k: subset(current.get(k), v) for k, v in desired.items()}
+        return all(covers(current.get(k), v) for k, v in desired.items())
     if isinstance(desired, list) and isinstance(current, list) and len(desired) == len(current):
-        return [subset(c, d) for c, d in zip(current, desired, strict=True)]
-    return current
+        return all(covers(c, d) for c, d in zip(current, desired, strict=True))
+    return bool(current == desired)
 
 
 # Fields of a running VMI that change only on reboot, with words for the condition message.
@@ -291,14 +291,14 @@ def restart_reasons(
     changed: list[str] = []
     for path, words in REBOOT_FIELDS:
         want = _dig(template_spec, path)
-        if want is not None and subset(_dig(running, path), want) != want and words not in changed:
+        if want is not None and not covers(_dig(running, path), want) and words not in changed:
             changed.append(words)
     for path, words in _WHOLE_FIELDS:
         want = _dig(template_spec, path)
-        if subset(_dig(running, path), want) != want:
+        if not covers(_dig(running, path), want):
             changed.append(words)
     want_init = _cloud_init(template_spec)
-    if subset(_cloud_init(running), want_init) != want_init:
+    if not covers(_cloud_init(running), want_init):
         changed.append("cloudInit")
     if cr is not None:
         changed += _size_changes(cr, vmi)
@@ -355,7 +355,7 @@ def _template_patch(current: JsonObj | None, template: JsonObj, cr: Wukong) -> J
     owned = {k: _diff(current_spec.get(k), template["spec"].get(k)) for k in OWNED_TEMPLATE_FIELDS}
     owned = {k: v for k, v in owned.items() if v is not _SAME}
     removals = _sizing_removals(current_spec.get("domain") or {}, cr)
-    if subset(current, template) == template and not owned and not removals:
+    if covers(current, template) and not owned and not removals:
         return None
     domain = _merged(template["spec"]["domain"], removals)
     return template | {"spec": template["spec"] | owned | {"domain": domain}}
@@ -396,7 +396,7 @@ def _size_patch(cr: Wukong, vm: JsonObj) -> JsonObj:
         current, want = vm.get("spec", {}).get(field), wanted.get(field)
         if want is None and current is not None:
             patch[field] = None
-        elif want is not None and subset(current, want) != want:
+        elif want is not None and not covers(current, want):
             patch[field] = want | {"revisionName": None}
     return patch
 

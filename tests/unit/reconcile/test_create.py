@@ -191,3 +191,22 @@ def test_status_patch_nulls_fields_that_vanished_at_any_depth() -> None:
         "lifecycleState": {"deadline": None, "state": "Accepted"},
         "nodeName": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("current", "desired", "covered"),
+    [
+        ({"a": 1, "defaulted": 2}, {"a": 1}, True),  # a webhook's default is not a difference
+        ({"a": 1}, {"a": 2}, False),
+        ({"a": {"b": [1, {"c": 1, "d": 0}]}}, {"a": {"b": [1, {"c": 1}]}}, True),
+        ({"a": [1, 2]}, {"a": [1]}, False),  # lists match item by item, length too
+        ({"a": None}, {"a": {}}, False),
+        ({}, {"a": None}, True),
+        ({"a": "x"}, {}, True),
+        (None, {"a": 1}, False),
+    ],
+)
+def test_the_vm_covers_what_we_set_and_only_that(current: Any, desired: Any, covered: bool) -> None:
+    from wukong.reconcile.vm import covers
+
+    assert covers(current, desired) is covered
