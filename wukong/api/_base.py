@@ -31,6 +31,7 @@ class WireModel(BaseModel):
         use_attribute_docstrings=True,
         # Unknown fields are pruned by the structural schema anyway; tolerate newer ones.
         extra="ignore",
+        frozen=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

@@ -214,7 +214,8 @@ def test_a_request_refused_before_an_accepted_call_is_made_does_not_cancel_it() 
     assert accepted.status["lifecycleState"]["state"] == "Accepted"
     # The user asks to resume before the next pass made the stop call.
     resume = wukong(lifecycleAction={"action": "resume"})
-    resume.metadata.generation = 2
+    meta = resume.metadata.model_copy(update={"generation": 2})
+    resume = resume.model_copy(update={"metadata": meta})
     plan = decide(resume, accepted.status, world)
     assert [c.verb for c in calls(plan)] == ["stop"]
     # The resume is answered once the stop is out: refused, the VM is not suspended.
