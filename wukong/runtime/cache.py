@@ -119,10 +119,18 @@ class Store:
         return old
 
     def remember(self, kind: str, obj: Obj) -> None:
-        """Write-through after our own write, unless the watch already brought something newer."""
+        """Write-through after our own write, unless the watch already brought something newer.
+        An equal resourceVersion is taken too: the answer to the update that removes the
+        last finalizer of a deleted object carries the version it had, without the finalizer."""
         current = self.get(kind, *object_name(obj))
-        if current is None or _rv_number(current) < _rv_number(obj):
+        if current is None or _rv_number(current) <= _rv_number(obj):
             self.upsert(kind, obj)
+
+    def has_newer(self, kind: str, obj: Obj) -> bool:
+        """The cache holds a later version of `obj` than `obj` itself: one our own write put
+        there (`remember`) before the watch delivered the versions in between."""
+        current = self.get(kind, *object_name(obj))
+        return current is not None and _rv_number(current) > _rv_number(obj)
 
     def delete(self, kind: str, namespace: str, name: str) -> Obj | None:
         """Remove an object; return it, or None if it was not cached."""

@@ -313,7 +313,16 @@ class Informer:
             logger.debug("%s: ignoring watch event of type %r", self.name, event.type)
             return
         resource_version = event.resource_version
-        if step is Step.APPLY:
+        if (
+            step is Step.APPLY
+            and event.type != DELETED
+            and self._store.has_newer(self.name, event.object)
+        ):
+            # Our own later write is in the cache already (write-through): going back to this
+            # version would wake a pass to decide again from a status since replaced. Only a
+            # handler of every event (a counter of answers) hears of it.
+            self._notify(event.type, event.object, only_every_event=True)
+        elif step is Step.APPLY:
             before = self._store.get(self.name, *object_name(event.object))
             obj = apply_event(self._store, self.name, event)
             quiet = self.skip_unchanged and event.type == "MODIFIED" and before is not None

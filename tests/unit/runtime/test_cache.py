@@ -153,3 +153,15 @@ def test_a_value_that_changes_type_but_compares_equal_is_not_kept_from_the_old_v
     assert share(True, 1) is True
     assert type(share({"n": 1.0, "m": 2}, {"n": 1, "m": 3})["n"]) is float
     assert share([1, 2], [1]) == [1, 2] and share([1], [1, 2]) == [1]
+
+
+def test_write_through_keeps_the_newest_version_and_takes_a_released_finalizer() -> None:
+    store = Store()
+    kind = "wukongs.vm.novasphere.dev"
+    store.upsert(kind, obj("w", rv="7", finalizers=["ours"]))
+    store.remember(kind, obj("w", rv="6"))  # older than the cache: ignored
+    assert store.get(kind, "ns", "w")["metadata"]["resourceVersion"] == "7"  # type: ignore[index]
+    # Releasing the last finalizer of a deleted object answers with the version it had.
+    store.remember(kind, obj("w", rv="7", finalizers=[]))
+    assert store.get(kind, "ns", "w")["metadata"]["finalizers"] == []  # type: ignore[index]
+    assert store.has_newer(kind, obj("w", rv="6")) and not store.has_newer(kind, obj("w", rv="7"))

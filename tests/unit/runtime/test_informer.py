@@ -211,3 +211,26 @@ def test_jitter_spreads_a_delay_over_its_upper_half() -> None:
         ServerError(503, "ServiceUnavailable", "")
     )
     assert not server_away(ServerError(500, "InternalError", "")) and not server_away(ValueError())
+
+
+def test_the_echo_of_an_earlier_write_does_not_undo_a_later_write_through() -> None:
+    store = Store()
+    informer = Informer(None, VMS, store, clock=FakeClock(), skip_unchanged=True)
+    woken: list[str] = []
+    counted: list[str] = []
+    informer.add_handler(lambda kind, obj: woken.append(obj["metadata"]["resourceVersion"]))
+    informer.add_handler(
+        lambda kind, obj: counted.append(obj["metadata"]["resourceVersion"]), every_event=True
+    )
+    informer.apply_list([vm("web-1-vm", "10")], "10")
+    first, second = vm("web-1-vm", "11", step=1), vm("web-1-vm", "12", step=2)
+    store.remember(KIND, first)  # two writes of ours before the watch brings either
+    store.remember(KIND, second)
+    informer.process(WatchEvent("MODIFIED", first))
+    assert store.get(KIND, "ns", "web-1-vm")["status"] == {"step": 2}  # type: ignore[index]
+    informer.process(WatchEvent("MODIFIED", second))
+    assert woken == ["10"]  # no pass decides from the replaced version
+    assert counted == ["10", "11", "12"]  # a counter still sees each version once
+    assert informer.resource_version == "12"
+    informer.process(WatchEvent("DELETED", vm("web-1-vm", "13")))
+    assert store.get(KIND, "ns", "web-1-vm") is None
