@@ -20,6 +20,7 @@ from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.admission import admit
 from wukong.reconcile.decide import Plan, decide, plan_unreadable
 from wukong.reconcile.deletion import plan_deletion
+from wukong.reconcile.lifecycle import waits_for_write
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.outcome import fold
 from wukong.reconcile.tenancy import POLICY_NAME
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 # disks, then the VM is the longest chain).
 SETTLE_ROUNDS = 3
 CHAINABLE = (CreateChild, Emit)
+# Passes one reconcile may run back to back when each waits for the status the last wrote
+# (a request written `Accepted`, then called; a deletion step, then the next).
+FOLLOW_UPS = 4
+NOW = 0.0
 
 
 class Reader(Protocol):
@@ -135,7 +140,17 @@ class Reconciler:
         self.clock = clock
 
     async def reconcile(self, key: str) -> float | None:
-        """One pass for `namespace/name`."""
+        """Pass on `namespace/name` until nothing waits for the status just written: the
+        pass after an `Accepted` write makes the call at once, in this worker, instead of
+        waiting behind every key in the queue (or for our own watch event)."""
+        for _ in range(FOLLOW_UPS):
+            after = await self._pass(key)
+            if after != NOW:
+                return after
+        return NOW
+
+    async def _pass(self, key: str) -> float | None:
+        """One pass for `namespace/name`: seconds until the next look, NOW, or None."""
         namespace, _, name = key.partition("/")
         raw = self.store.get(kinds.WUKONG.cache, namespace, name)
         if raw is None:
@@ -177,10 +192,10 @@ class Reconciler:
             )
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
-        if wrote and retry is None:
+        if wrote and retry is None and waits_for_write(status):
             # What waited for this status to be written (a lifecycle call: exactly once)
             # runs now, from the written-through cache, not when our own watch event comes.
-            return 0.0
+            return NOW
         if retry is not None and (plan.requeue_after is None or retry < plan.requeue_after):
             return retry  # a child the API server refused: try again later (admission.py)
         return plan.requeue_after
@@ -228,9 +243,14 @@ class Reconciler:
             rest = [f for f in finalizers if f != names.FINALIZER]
             meta = raw["metadata"]
             try:
-                await self.executor.wukongs.set_finalizers(
+                gone = await self.executor.wukongs.set_finalizers(
                     meta["namespace"], meta["name"], rest, finalizers
                 )
+                # Write-through: a pass woken before the DELETED event must not see our
+                # finalizer still there and remove it again. (Releasing the last finalizer
+                # deletes the object: the answer keeps the resourceVersion it had.)
+                if gone.get("metadata"):
+                    self.store.remember(kinds.WUKONG.cache, gone)
             except NotFound:
                 log.info("Wukong %s/%s is already gone", meta["namespace"], meta["name"])
             return None
@@ -240,7 +260,7 @@ class Reconciler:
             return None  # finished meanwhile (another pass removed the finalizer): done
         if outcome.failures:
             raise TransientError(f"deletion step failed: {next(iter(outcome.failures.values()))}")
-        return 0.0 if wrote else plan.requeue_after
+        return NOW if wrote else plan.requeue_after
 
     async def _write_status(self, raw: JsonObj, new: WukongStatus) -> bool:
         """Patch status only when it changed (True when it did); vanished keys are nulled by

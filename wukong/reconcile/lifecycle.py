@@ -133,6 +133,14 @@ CALLS = {
 ESCALATIONS = (Effect.FORCE_STOP_VM, Effect.FORCE_RESTART_VM)
 
 
+def waits_for_write(status: WukongStatus) -> bool:
+    """Once `status` is written, the next pass acts on it at once: a request recorded as
+    `Accepted` is called (or settled) by the pass after the one that wrote the record, so an
+    operator killed in between never calls twice (docs/decisions.md, "Exactly once")."""
+    life = status.lifecycle_state
+    return life is not None and life.state == Answer.Accepted
+
+
 def moved(state: LifecycleState, event: Happened, **fields: object) -> LifecycleState:
     """The request's state after `event` (PROTOCOL), with `fields`; unchanged when no row
     moves it."""
