@@ -108,7 +108,10 @@ class Store:
 
     def upsert(self, kind: str, obj: Obj) -> Obj | None:
         """Insert or replace an object; return the previous version, if any."""
-        obj = project(obj, self._reads.get(kind))
+        return self._put(kind, project(obj, self._reads.get(kind)))
+
+    def _put(self, kind: str, obj: Obj) -> Obj | None:
+        """`upsert` of an object already projected to what the cache keeps."""
         name = object_name(obj)
         old = self._objects[kind].get(name)
         obj = share(obj, old)
@@ -148,7 +151,7 @@ class Store:
         for obj in deleted:
             self.delete(kind, *object_name(obj))
         for obj in fresh.values():
-            old = self.upsert(kind, obj)
+            old = self._put(kind, obj)
             if old is None:
                 added.append(obj)
             elif _rv(old) != _rv(obj):
