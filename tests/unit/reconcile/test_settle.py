@@ -89,3 +89,68 @@ async def test_the_vm_a_pass_creates_makes_the_wukong_starting_in_the_same_statu
     status = statuses[0]["status"]
     assert status["phase"] == "Starting" and status["vmName"] == "web-1-vm"
     assert [h["reason"] for h in status["history"]] == ["VMCreated"]
+
+
+class Server(Cluster):
+    """A status PATCH comes back as the object it made, as the API server answers it."""
+
+    def __init__(self, raw: JsonObj) -> None:
+        super().__init__()
+        self.raw = raw
+
+    async def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        if method == "PATCH" and path.endswith("/status"):
+            self.writes.append((method, path, body))
+            version = int(self.raw["metadata"]["resourceVersion"]) + 1
+            status = merged(self.raw.get("status") or {}, body["status"])
+            meta = {**self.raw["metadata"], "resourceVersion": str(version)}
+            self.raw = {**self.raw, "metadata": meta, "status": status}
+            return self.raw
+        return await super().request(method, path, body=body, **kw)
+
+
+def merged(old: Any, patch: Any) -> Any:
+    """RFC 7386 applied."""
+    if not isinstance(patch, dict) or not isinstance(old, dict):
+        return patch
+    out = dict(old)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merged(old.get(key), value)
+    return out
+
+
+async def test_the_call_follows_its_accepted_record_in_the_same_reconcile() -> None:
+    """Exactly once: `Accepted` is written before the restart is called; the pass that calls
+    runs right after that write, in the same worker, not behind the rest of the queue."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    world = running_world()
+    raw = wukong(lifecycleAction={"action": "restart"}).to_dict()
+    raw["metadata"] |= {"resourceVersion": "5", "creationTimestamp": "2026-11-23T11:59:00Z"}
+    raw["status"] = {"phase": "Running", "vmName": "web-1-vm", "observedGeneration": 1}
+    cache = Cache(
+        {
+            kinds.WUKONG.cache: [raw],
+            kinds.VM.cache: [world.vm],
+            kinds.VMI.cache: [world.vmi],
+            kinds.PVC.cache: list(world.claims.values()),
+            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
+            kinds.NAD.cache: list(world.nads.values()),
+            kinds.NETWORK_POLICY.cache: [POLICY],
+        }
+    )
+    server = Server(raw)
+    reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
+    again = await reconciler.reconcile("demo/web-1")
+    steps = [
+        body["status"]["lifecycleState"]["state"] if path.endswith("/status") else path
+        for method, path, body in server.writes
+        if method != "POST"
+    ]
+    restart = [p for p in steps if p.endswith("/restart")]
+    assert len(restart) == 1
+    assert steps.index("Accepted") < steps.index(restart[0]) < steps.index("Issued")
+    assert again != 0.0  # nothing left waiting for a write: the queue has no more to do now
