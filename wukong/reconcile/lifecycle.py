@@ -194,7 +194,16 @@ def plan_lifecycle(
     # A call accepted on the last pass is made before a newer request is looked at: deciding
     # the newer one first would overwrite the recorded call, and it would never be made.
     call_pending = state.state == Answer.Accepted and bool(state.call) and seen.vm is not None
-    new_request = action is not None and not call_pending and request_id(action) != state.request_id
+    # A suspend waits for the guest to run; while the start autoStart makes under Manual is
+    # under way, that start is the creation's and the suspend is looked at once it is done.
+    auto_starting = state.request_id == AUTO_START and state.state in (
+        Answer.Accepted,
+        Answer.Issued,
+    )
+    later = call_pending or (
+        auto_starting and action is not None and action.action.value == "suspend"
+    )
+    new_request = action is not None and not later and request_id(action) != state.request_id
     recorded = LifecycleState(vmi_uid=_vmi_uid(seen)) if new_request else state
     facts = facts_for(cr, seen, recorded, valid=valid, ready=ready, failed=failed, now=now)
     step = decide(
@@ -207,6 +216,11 @@ def plan_lifecycle(
     requeue: float | None = None
     if new_request and action is not None and step.refused:
         early = _at_creation(cr, action, step, state)
+        deferred = early.state if early is not None else None
+        waits = deferred is not None and deferred.state == Answer.Waiting
+        if waits and _first_manual_start(cr, seen, step, state):
+            # The suspend waits for a guest that only this start brings: start it first.
+            return LifecyclePlan(step, (), _auto_start(cr, state, now))
         if early is not None:
             return early
     if new_request and action is not None:
@@ -284,22 +298,28 @@ def plan_lifecycle(
         # Recorded now, called by the next pass once this status is written: exactly once,
         # like a user's request (a second call before KubeVirt's Start request shows in the
         # cache gets virt-api's 500 "stop/start already underway").
-        auto = LifecycleState(
-            last_action="start",
-            # The user's request answered before (a resume or restart is done at creation)
-            # stays answered: its id is kept, or it would look new and be asked again.
-            request_id=state.request_id or AUTO_START,
-            last_action_time=now,
-            generation=cr.metadata.generation,
-            force=False,
-            call=Effect.START_VM.value,
-            message="start accepted: startStrategy.autoStart with runStrategy Manual",
-        )
-        return LifecyclePlan(step, tuple(actions), moved(auto, Happened.accepted))
+        return LifecyclePlan(step, tuple(actions), _auto_start(cr, state, now))
     if not calling:  # the call itself moves runStrategy: align it on a later pass
         actions += _run_strategy(cr, seen, state)
     empty = state == LifecycleState()
     return LifecyclePlan(step, tuple(actions), None if empty else state, requeue_after=requeue)
+
+
+def _auto_start(cr: Wukong, state: LifecycleState, now: datetime) -> LifecycleState:
+    """The start autoStart makes under Manual, recorded as accepted (called by the next
+    pass, exactly once)."""
+    auto = LifecycleState(
+        last_action="start",
+        # The user's request answered before (a resume or restart is done at creation)
+        # stays answered: its id is kept, or it would look new and be asked again.
+        request_id=state.request_id or AUTO_START,
+        last_action_time=now,
+        generation=cr.metadata.generation,
+        force=False,
+        call=Effect.START_VM.value,
+        message="start accepted: startStrategy.autoStart with runStrategy Manual",
+    )
+    return moved(auto, Happened.accepted)
 
 
 def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: LifecycleState) -> bool:

@@ -222,3 +222,28 @@ def test_a_request_refused_before_an_accepted_call_is_made_does_not_cancel_it() 
     later = decide(resume, plan.status, world)
     assert later.status["lifecycleState"]["state"] == "Refused"
     assert calls(later) == []
+
+
+def test_a_suspend_waiting_at_creation_does_not_block_the_auto_start_of_a_manual_vm() -> None:
+    # Found by test_spec_parity: a suspend waits for the VM to run, but each pass answered
+    # it "waiting" before the auto start was considered, so a Manual VM never started.
+    cr = wukong(
+        runStrategy="Manual",
+        startStrategy={"autoStart": True},
+        lifecycleAction={"action": "suspend"},
+    )
+    world = running_world(strategy="Manual")
+    created = decide(cr, {}, ready_children())
+    assert created.status["lifecycleState"]["state"] == "Waiting"
+    status, made = created.status, list[VmCall]()
+    for _ in range(4):
+        plan = decide(cr, status, ready_children(vm=world.vm))  # the VM exists, not started
+        status, made = plan.status, made + calls(plan)
+        assert not [a for a in plan.actions if isinstance(a, Emit) and a.reason == "RequestRefused"]
+    assert made == [VmCall("start", "web-1-vm")]
+    assert status["lifecycleState"]["lastAction"] == "start"  # the suspend waits for the guest
+    # The guest runs: the suspend is taken and called once.
+    for _ in range(3):
+        plan = decide(cr, {**status, "phase": "Running"}, world)
+        status, made = plan.status, made + calls(plan)
+    assert made == [VmCall("start", "web-1-vm"), VmCall("pause", "web-1-vm")]
