@@ -73,9 +73,9 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
     nads: dict[str, JsonObj] = {}
     for net in cr.spec.networks:
         ref = net.nad_name or names.nad_name(name, net.name)
-        nad_ns, _, nad = ref.rpartition("/")
-        if (obj := store.get(kinds.NAD.cache, nad_ns or ns, nad)) is not None:
-            nads[f"{nad_ns or ns}/{nad}"] = obj
+        nad_ns, nad = names.nad_ref(ns, ref)
+        if (obj := store.get(kinds.NAD.cache, nad_ns, nad)) is not None:
+            nads[f"{nad_ns}/{nad}"] = obj
     for obj in store.by_label(kinds.NAD.cache, names.LABEL_WUKONG, name):
         if obj["metadata"].get("namespace") == ns:
             nads[f"{ns}/{obj['metadata']['name']}"] = obj

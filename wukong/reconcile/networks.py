@@ -29,8 +29,8 @@ class NetworkPlan:
 
 def _lookup(ref: str, namespace: str, seen: Observed) -> JsonObj | None:
     """A NAD named `ref` ('name' or 'namespace/name') in the cache."""
-    ns, _, name = ref.rpartition("/")
-    return seen.nads.get(f"{ns or namespace}/{name}")
+    ns, name = names.nad_ref(namespace, ref)
+    return seen.nads.get(f"{ns}/{name}")
 
 
 def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:

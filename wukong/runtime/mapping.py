@@ -6,7 +6,14 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from wukong.api.names import API_VERSION, KIND, KUBEVIRT_GROUP, LABEL_WUKONG, wukong_of_vm_name
+from wukong.api.names import (
+    API_VERSION,
+    KIND,
+    KUBEVIRT_GROUP,
+    LABEL_WUKONG,
+    nad_ref,
+    wukong_of_vm_name,
+)
 from wukong.runtime.cache import Store, labels_of, object_name
 
 _VM_KIND = "VirtualMachine"
@@ -131,7 +138,7 @@ class NadUsers:
         if event_type != "DELETED":
             networks = (cr.get("spec") or {}).get("networks") or []
             refs = frozenset(
-                _nad_ref(namespace, str(net["nadName"]))
+                nad_ref(namespace, str(net["nadName"]))
                 for net in networks
                 if isinstance(net, Mapping) and net.get("nadName")
             )
@@ -149,8 +156,3 @@ class NadUsers:
     def users(self, namespace: str, name: str) -> list[str]:
         """Keys of the Wukongs that name NAD `namespace/name`."""
         return sorted(self._users.get((namespace, name), ()))
-
-
-def _nad_ref(namespace: str, ref: str) -> tuple[str, str]:
-    nad_namespace, _, name = ref.rpartition("/")
-    return nad_namespace or namespace, name
