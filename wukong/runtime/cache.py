@@ -125,8 +125,7 @@ class Store:
         """Write-through after our own write, unless the watch already brought something newer.
         An equal resourceVersion is taken too: the answer to the update that removes the
         last finalizer of a deleted object carries the version it had, without the finalizer."""
-        current = self.get(kind, *object_name(obj))
-        if current is None or _rv_number(current) <= _rv_number(obj):
+        if not self.has_newer(kind, obj):
             self.upsert(kind, obj)
 
     def has_newer(self, kind: str, obj: Obj) -> bool:

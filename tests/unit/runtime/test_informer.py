@@ -134,7 +134,9 @@ def test_an_update_to_fields_the_cache_does_not_keep_wakes_nobody() -> None:
     assert seen == ["10", "12"]
 
 
-def test_our_own_write_through_still_reaches_a_handler_of_every_event() -> None:
+def with_write_through() -> tuple[Informer, Store, list[str], list[str]]:
+    """An update-skipping informer synced at version 10, with a queue-like handler (the
+    versions it woke for) and a handler of every event (the versions it counted)."""
     store = Store()
     informer = Informer(None, VMS, store, clock=FakeClock(), skip_unchanged=True)
     woken: list[str] = []
@@ -144,6 +146,11 @@ def test_our_own_write_through_still_reaches_a_handler_of_every_event() -> None:
         lambda kind, obj: counted.append(obj["metadata"]["resourceVersion"]), every_event=True
     )
     informer.apply_list([vm("web-1-vm", "10")], "10")
+    return informer, store, woken, counted
+
+
+def test_our_own_write_through_still_reaches_a_handler_of_every_event() -> None:
+    informer, store, woken, counted = with_write_through()
     written = vm("web-1-vm", "11", printableStatus="Running")
     store.remember(KIND, written)  # the operator's write-through, before its watch event
     informer.process(WatchEvent("MODIFIED", written))
@@ -214,15 +221,7 @@ def test_jitter_spreads_a_delay_over_its_upper_half() -> None:
 
 
 def test_the_echo_of_an_earlier_write_does_not_undo_a_later_write_through() -> None:
-    store = Store()
-    informer = Informer(None, VMS, store, clock=FakeClock(), skip_unchanged=True)
-    woken: list[str] = []
-    counted: list[str] = []
-    informer.add_handler(lambda kind, obj: woken.append(obj["metadata"]["resourceVersion"]))
-    informer.add_handler(
-        lambda kind, obj: counted.append(obj["metadata"]["resourceVersion"]), every_event=True
-    )
-    informer.apply_list([vm("web-1-vm", "10")], "10")
+    informer, store, woken, counted = with_write_through()
     first, second = vm("web-1-vm", "11", step=1), vm("web-1-vm", "12", step=2)
     store.remember(KIND, first)  # two writes of ours before the watch brings either
     store.remember(KIND, second)
