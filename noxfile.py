@@ -67,9 +67,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff, mypy --strict, import layering, and the committed CRD being up to date."""
+    """ruff (lint and format), mypy --strict, import layering, and the committed CRD being
+    up to date."""
     session.install("-e", ".[dev]")
-    session.run("ruff", "check", "wukong", "tests", "noxfile.py")
+    session.run("ruff", "check", "wukong", "tests", "bench", "noxfile.py")
+    session.run("ruff", "format", "--check", "wukong", "tests", "bench", "noxfile.py")
     session.run("mypy", "wukong")
     session.run("lint-imports")
     session.run("python", "-m", "wukong.api.crd", "--check")

@@ -41,7 +41,8 @@ async def real_status(cl: Cluster) -> dict[str, Any]:
             up = status.get("phase") == "Running" and status.get("interfaces")
             return status if up else None
 
-        return await eventually(running, timeout=60, message="the probe Wukong Running")
+        found = await eventually(running, timeout=60, message="the probe Wukong Running")
+        return dict(found)  # eventually returns only a truthy value
 
 
 def cpu_of(cl: Cluster) -> Callable[[], tuple[float, float]]:
@@ -86,7 +87,9 @@ async def measure(n: int) -> list[tuple[str, float, float]]:
         wukongs = [(path(WUKONG, ns), manifests.wukong(f"w{i}")) for i in range(n)]
         await timed("PVC POST (built-in kind)", lambda: create_all(cl.kube, pvcs, IN_FLIGHT))
         await timed("Wukong POST", lambda: create_all(cl.kube, wukongs, IN_FLIGHT))
-        await timed("status PATCH: whole status, onto none", patch_status(lambda i: {"status": starting}))
+        await timed(
+            "status PATCH: whole status, onto none", patch_status(lambda i: {"status": starting})
+        )
         phase = patch_status(lambda i: {"status": {"phase": "Running"}})
         await timed("status PATCH: phase alone, onto one", phase)
         events = [(api_path("", "v1", "events", ns), event(ns, i)) for i in range(n)]

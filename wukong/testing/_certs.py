@@ -224,7 +224,11 @@ def write_kubevirt_pki(directory: Path, namespace: str) -> KubeVirtPki:
             dns_names=(),
         ),
         controller=_leaf(
-            directory, "virt-controller", ca, common_name="virt-controller", server=True,
+            directory,
+            "virt-controller",
+            ca,
+            common_name="virt-controller",
+            server=True,
             dns_names=services,
         ),
     )
