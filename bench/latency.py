@@ -34,11 +34,14 @@ _nonce = itertools.count()
 @dataclass
 class Latencies:
     """Samples in seconds from just before our PATCH: to our own watch seeing the change (the
-    API server's floor), to the operator's first status write answering it, to the call."""
+    API server's floor), to the operator's first status write answering it, to the call.
+    `after_watch`, per sample, is the call's time after our own watch saw the request: the
+    part the operator (two passes, its `Accepted` write and the call) adds to the floor."""
 
     to_call: list[float] = field(default_factory=list)
     to_accepted: list[float] = field(default_factory=list)
     to_watch: list[float] = field(default_factory=list)
+    after_watch: list[float] = field(default_factory=list)
     timeouts: int = 0
     load_rate: float | None = None  # spec changes per second actually sent meanwhile
     load_skipped: int = 0  # changes not sent: too many still unanswered (open loop, bounded)
@@ -52,6 +55,7 @@ class Latencies:
             "to_call_ms": percentiles(self.to_call),
             "to_accepted_ms": percentiles(self.to_accepted),
             "to_watch_ms": percentiles(self.to_watch),
+            "watch_to_call_ms": percentiles(self.after_watch),
             "load_changes_per_second": self.load_rate,
             "load_skipped": self.load_skipped,
             "load_failed": self.load_failed,
@@ -143,6 +147,8 @@ class _Probe:
         for key, samples in (("accepted", result.to_accepted), ("watch", result.to_watch)):
             if key in self.now:
                 samples.append(float(self.now[key]) - sent)
+        if "watch" in self.now:
+            result.after_watch.append(call.started - float(self.now["watch"]))
 
 
 async def measure(
