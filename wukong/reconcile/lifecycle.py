@@ -271,13 +271,15 @@ def plan_lifecycle(
             calling = True
             actions.append(_vm_call(effect, vm, state.grace_period_seconds))
         state = moved(state, Happened.called, message=f"{last} sent to KubeVirt")
+    # The record answers the request in flight, or a later one refused while it runs: then
+    # its deadline still times the earlier call, but its message stays the refusal.
+    in_flight = state.state in (Answer.Accepted, Answer.Issued)
     escalation = next((e for e in step.effects if e in ESCALATIONS), None)
     if escalation is not None:
         verb = _vm_call(escalation, vm, 0).verb
         actions.append(_vm_call(escalation, vm, 0))
-        state = state.model_copy(
-            update={"escalated": True, "message": f"grace period over: forced {verb}"}
-        )
+        forced = {"message": f"grace period over: forced {verb}"} if in_flight else {}
+        state = state.model_copy(update={"escalated": True, **forced})
         actions.append(
             Emit(
                 "Warning",
@@ -288,12 +290,14 @@ def plan_lifecycle(
     deadline = state.deadline
     if deadline and step.phase in (Phase.Stopping, Phase.Restarting) and not state.escalated:
         requeue = max((deadline - now).total_seconds(), 0.0) + 0.05
-        state = state.model_copy(
-            update={"message": f"waiting for the guest to shut down until {iso(deadline)}"}
-        )
+        if in_flight:
+            waiting = f"waiting for the guest to shut down until {iso(deadline)}"
+            state = state.model_copy(update={"message": waiting})
     if step.phase not in IN_FLIGHT_PHASES:
         message = f"{state.last_action} done: {step.phase}"
         state = moved(state, Happened.settled, message=message, deadline=None)
+        if not in_flight and state.deadline is not None:
+            state = state.model_copy(update={"deadline": None})  # the earlier call's is over
     if not calling and _first_manual_start(cr, seen, step, state):
         # Recorded now, called by the next pass once this status is written: exactly once,
         # like a user's request (a second call before KubeVirt's Start request shows in the

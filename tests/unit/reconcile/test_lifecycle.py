@@ -247,3 +247,41 @@ def test_a_suspend_waiting_at_creation_does_not_block_the_auto_start_of_a_manual
         plan = decide(cr, {**status, "phase": "Running"}, world)
         status, made = plan.status, made + calls(plan)
     assert made == [VmCall("start", "web-1-vm"), VmCall("pause", "web-1-vm")]
+
+
+def test_a_request_refused_while_a_stop_runs_keeps_its_answer_to_the_end() -> None:
+    # Found by test_lifecycle_sequences: the refusal took over the running stop's record, and
+    # the stop's deadline then rewrote its message ("waiting for the guest ...") for good.
+    from datetime import timedelta
+
+    from wukong.reconcile.observed import Observed
+
+    world = running_world()
+    stop = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
+    issued = decide(stop, decide(stop, {"phase": "Running"}, world).status, world)
+    assert issued.status["phase"] == "Stopping"
+    again = wukong(lifecycleAction={"action": "stop", "requestedAt": "later"})
+    again = again.model_copy(
+        update={"metadata": again.metadata.model_copy(update={"generation": 2})}
+    )
+    refused = decide(again, issued.status, world)
+    refusal = "cannot stop: the VM is already stopping; use force to power it off now"
+    assert refused.status["lifecycleState"]["state"] == "Refused"
+    assert refused.status["lifecycleState"]["message"] == refusal
+    still = decide(again, refused.status, world)
+    assert still.status["lifecycleState"]["message"] == refusal
+    # The first stop's grace period still runs out, and it is still forced (once) ...
+    late = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=31)})
+    forced = decide(again, still.status, late)
+    assert VmCall("stop", "web-1-vm", grace_period=0, force=True) in calls(forced)
+    assert any(isinstance(a, Emit) and a.reason == "GracePeriodExpired" for a in forced.actions)
+    assert forced.status["lifecycleState"]["message"] == refusal
+    assert calls(decide(again, forced.status, late)) == []
+    # ... and once the VM is off, the answer is still the refusal, with no deadline left.
+    assert world.vm is not None
+    halted = {**world.vm, "spec": {**world.vm["spec"], "runStrategy": "Halted"}}
+    off = Observed(**{**late.__dict__, "vm": halted, "vmi": None})
+    stopped = decide(again, forced.status, off)
+    assert stopped.status["phase"] == "Stopped"
+    life = stopped.status["lifecycleState"]
+    assert (life["state"], life["message"], life.get("deadline")) == ("Refused", refusal, None)
