@@ -103,7 +103,11 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
     pending = _state_change_requests(seen)
     vmi_terminating = bool((seen.vmi or {}).get("metadata", {}).get("deletionTimestamp"))
     if action == "start":
-        return strategy not in (None, "Halted") and ("Start" in pending or seen.vmi is not None)
+        # Only a VMI the start made: the stopped one can linger a moment after the VM is
+        # reported Stopped (it is the one recorded at acceptance), and under Manual the
+        # runStrategy does not move.
+        started = seen.vmi is not None and _vmi_uid(seen) != state.vmi_uid and not vmi_terminating
+        return strategy not in (None, "Halted") and ("Start" in pending or started)
     if action == "stop":
         return strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating
     if action == "restart":

@@ -285,3 +285,27 @@ def test_a_request_refused_while_a_stop_runs_keeps_its_answer_to_the_end() -> No
     assert stopped.status["phase"] == "Stopped"
     life = stopped.status["lifecycleState"]
     assert (life["state"], life["message"], life.get("deadline")) == ("Refused", refusal, None)
+
+
+def test_a_start_is_called_while_the_stopped_vmi_still_lingers() -> None:
+    # Found by test_lifecycle_sequences with KubeVirt's own components: under Manual, the VM
+    # is reported Stopped while its finished VMI still exists for a moment; a start accepted
+    # then was taken as already landed (runStrategy not Halted, a VMI present) and never made.
+    cr = wukong(runStrategy="Manual", lifecycleAction={"action": "start"})
+    world = running_world("Manual")
+    assert world.vmi is not None
+    world.vmi["status"] = {"phase": "Succeeded", "conditions": []}
+    accepted = decide(cr, {"phase": "Stopped"}, world)
+    assert accepted.status["lifecycleState"]["state"] == "Accepted"
+    assert accepted.status["lifecycleState"]["vmiUid"] == "vmi-1"
+    called = decide(cr, accepted.status, world)
+    assert calls(called) == [VmCall("start", "web-1-vm")]
+    # The start's own VMI is what shows it landed (after a crash before "Issued" was written).
+    from wukong.reconcile.observed import Observed
+
+    booted = running_world("Manual")
+    assert booted.vmi is not None
+    booted.vmi["metadata"]["uid"] = "vmi-2"
+    after_crash = decide(cr, accepted.status, Observed(**booted.__dict__))
+    assert calls(after_crash) == []
+    assert after_crash.status["lifecycleState"]["issued"] is True
