@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from wukong.errors import WukongError
 from wukong.runtime.clock import Clock, MonotonicClock
 from wukong.runtime.logs import wukong_key
 from wukong.runtime.metrics import Metrics
@@ -27,8 +28,14 @@ ErrorHook = Callable[[str, Exception], None]
 
 
 def log_error(key: str, error: Exception) -> None:
-    """Default error hook: log the failed pass with its traceback."""
-    logger.error("reconcile of %s failed: %s", key, error, exc_info=error)
+    """Default error hook. A failure the operator knows (an API error it classified, an
+    action that failed and is retried) is one warning line: what failed was logged where it
+    happened, and a traceback would only alarm. Anything else is a bug: an error with its
+    traceback."""
+    if isinstance(error, WukongError):
+        logger.warning("reconcile of %s failed, retrying with backoff: %s", key, error)
+    else:
+        logger.error("reconcile of %s failed: %s", key, error, exc_info=error)
 
 
 async def run_workers(

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from wukong.errors import TransientError
 from wukong.runtime.clock import FakeClock
 from wukong.runtime.logs import wukong_key
 from wukong.runtime.metrics import Metrics
@@ -166,6 +167,25 @@ async def test_failed_pass_is_logged_with_its_traceback(caplog: pytest.LogCaptur
     await asyncio.wait_for(workers, 5)
     assert "reconcile of ns/a failed: bad disk" in caplog.text
     assert caplog.records[0].exc_info is not None
+
+
+async def test_a_known_failure_is_one_warning_line_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue = WorkQueue(clock=FakeClock())
+
+    async def reconcile(key: str) -> None:
+        raise TransientError("1 action(s) failed; retrying")
+
+    workers = asyncio.create_task(run_workers(queue, reconcile, 1))
+    with caplog.at_level(logging.WARNING):
+        queue.add("ns/a")
+        await eventually(lambda: queue.delayed == 1)
+    queue.shutdown()
+    await asyncio.wait_for(workers, 5)
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "reconcile of ns/a failed, retrying with backoff: 1 action(s)" in record.getMessage()
 
 
 async def test_passes_are_counted_in_metrics() -> None:
