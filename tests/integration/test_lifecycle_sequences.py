@@ -1,0 +1,171 @@
+"""Random sequences of lifecycle requests on one VM: each is answered, none is called twice.
+
+Each run draws a new sequence and runStrategy; the seed is printed, WUKONG_LIFECYCLE_SEED=<n>
+replays it (and WUKONG_LIFECYCLE_STEPS=<n> makes it longer, to search further).
+Most requests wait for the answer to the one before; some overwrite a request still in flight
+(a user who changes their mind), which must not leave the last one unanswered or make a call
+twice. KubeVirt's calls are counted from the API server's audit log, so the same checks hold
+with the simulator and with KubeVirt's own virt-api.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections import Counter
+from typing import Any
+
+from tests.integration.scenario import (
+    OPERATOR_USER,
+    create,
+    get,
+    k,
+    operator,
+    sim,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from tests.integration.test_lifecycle import request
+from wukong.adapters.kube import Kube
+from wukong.testing import audit
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+
+SEED = int(os.environ.get("WUKONG_LIFECYCLE_SEED") or random.randrange(2**32))
+STEPS = int(os.environ.get("WUKONG_LIFECYCLE_STEPS") or 16)
+OVERWRITE = 0.25  # how often the next request does not wait for this one's answer
+# How long a user who changes their mind waits before the next request: at once (the
+# operator may never see this one), or while it is being accepted, called or carried out.
+CHANGE_OF_MIND = (0.0, 0.02, 0.1, 0.5)
+VERBS = ("start", "stop", "restart", "suspend", "resume")
+# Where a request that is Done leaves the Wukong, and the KubeVirt call it makes.
+LANDS_IN = {
+    "start": "Running",
+    "stop": "Stopped",
+    "restart": "Running",
+    "suspend": "Suspended",
+    "resume": "Running",
+}
+CALL = {
+    "start": "virtualmachines/start",
+    "stop": "virtualmachines/stop",
+    "restart": "virtualmachines/restart",
+    "suspend": "virtualmachineinstances/pause",
+    "resume": "virtualmachineinstances/unpause",
+}
+SETTLED = ("Running", "Stopped", "Suspended")
+ANSWERS = ("Done", "Refused", "Failed")
+
+
+def life(cr: dict[str, Any]) -> dict[str, Any]:
+    return dict((cr.get("status") or {}).get("lifecycleState") or {})
+
+
+def settled_answer(generation: int) -> Any:
+    """A check: the request of `generation` (or a later one) is answered and the phase rests."""
+
+    def check(cr: dict[str, Any]) -> bool:
+        state = life(cr)
+        phase = (cr.get("status") or {}).get("phase")
+        return (
+            (state.get("generation") or 0) >= generation
+            and state.get("state") in ANSWERS
+            and phase in SETTLED
+        )
+
+    return check
+
+
+def kubevirt_calls(plane: ControlPlane, namespace: str, since: int) -> Counter[str]:
+    """The operator's calls of KubeVirt's subresources that KubeVirt took (2xx), since byte
+    `since` of the audit log. One it turned away is made again, rightly: a start while the
+    stop before it is still under way gets 500 "stop/start already underway"."""
+    return Counter(
+        f"{r.resource}/{r.subresource}"
+        for r in audit.read(plane.audit_log, since=since)
+        if r.group == "subresources.kubevirt.io"
+        and r.user == OPERATOR_USER
+        and r.namespace == namespace
+        and r.subresource
+        and 200 <= r.code < 300
+    )
+
+
+async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
+    k: Kube,
+    namespace: str,
+    control_plane: ControlPlane,
+    operator: InProcessOperator,
+) -> None:
+    rng = random.Random(SEED)
+    print(f"\nlifecycle sequence seed {SEED} (WUKONG_LIFECYCLE_SEED replays it)")
+    strategy = rng.choice(("Always", "RerunOnFailure", "Manual"))
+    start = {"startStrategy": {"autoStart": True}} if strategy == "Manual" else {}
+    await create(k, "wukong", namespace, wukong("seq", runStrategy=strategy, **start))
+    phase = "Running"
+    await wait_phase(k, namespace, "seq", phase, within=60)
+    story: list[str] = []
+    overwritten: Counter[str] = Counter()  # calls the overwritten requests may have made
+    since = audit.size(control_plane.audit_log)
+    for step in range(STEPS):
+        verb = rng.choice(VERBS)
+        overwrite = step < STEPS - 1 and rng.random() < OVERWRITE
+        # A short grace period, or force: a guest that cannot shut down (it is paused) is
+        # forced after it, and KubeVirt's default of 30 s would only make the test slow.
+        options = rng.choice(({"gracePeriodSeconds": 2}, {"force": True}))
+        generation = await request(
+            k, namespace, "seq", verb, **(options if verb in ("stop", "restart") else {})
+        )
+        if overwrite:
+            # The next request replaces this one, answered or not: it may or may not have
+            # made its call by then, but never twice.
+            pause = rng.choice(CHANGE_OF_MIND)
+            story.append(f"{verb} (overwritten after {pause} s)")
+            overwritten[CALL[verb]] += 1
+            await asyncio.sleep(pause)  # the user's pace, not a wait for the operator
+            continue
+        cr = await wait_for(
+            k,
+            namespace,
+            "seq",
+            settled_answer(generation),
+            within=60,
+            what=f"seed {SEED}, {strategy}, step {step} ({verb}) answered; "
+            f"so far: {', '.join(story)}",
+        )
+        state = life(cr)
+        now = cr["status"]["phase"]
+        made = kubevirt_calls(control_plane, namespace, since)
+        story.append(f"{verb}: {state['state']} -> {now}")
+        where = f"seed {SEED}, {strategy}, step {step}: {', '.join(story)}; calls {dict(made)}"
+        assert state["generation"] == generation, where
+        assert state["state"] != "Failed", f"{where}: {state.get('message')}"
+        allowed = overwritten.copy()
+        if state["state"] == "Refused":
+            assert str(state.get("message", "")).startswith("cannot "), where
+            if not overwritten:  # a refusal leaves the VM as the last answer left it
+                assert now == phase, where
+        else:
+            assert now == LANDS_IN[verb], where
+            allowed[CALL[verb]] += 1  # one call, or none when the VM already was there
+        if state.get("escalated"):  # a guest that did not shut down in time: forced, once
+            allowed[CALL[state["lastAction"]]] += 1
+        assert all(n <= allowed[call] for call, n in made.items()), where
+        phase, overwritten = now, Counter()
+        since = audit.size(control_plane.audit_log)
+    print(f"runStrategy {strategy}: " + "; ".join(story))
+
+    # A stopped VM never starts behind the user's back, and one that runs is back on the
+    # spec's runStrategy (docs/decisions.md, "runStrategy and stop agree").
+    wanted = "Halted" if phase == "Stopped" and strategy != "Manual" else strategy
+
+    async def agrees() -> bool:
+        vm = await get(k, "vm", namespace, "seq-vm")
+        return (vm or {}).get("spec", {}).get("runStrategy") == wanted
+
+    await eventually(agrees, timeout=20, message=f"seed {SEED}: the VM's runStrategy {wanted}")
