@@ -96,6 +96,11 @@ def kubevirt_calls(plane: ControlPlane, namespace: str, since: int) -> Counter[s
     )
 
 
+async def vmi_uid(k: Kube, namespace: str) -> str | None:
+    vmi = await get(k, "vmi", namespace, "seq-vm")
+    return None if vmi is None else str(vmi["metadata"]["uid"])
+
+
 async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
     k: Kube,
     namespace: str,
@@ -118,6 +123,7 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
         # A short grace period, or force: a guest that cannot shut down (it is paused) is
         # forced after it, and KubeVirt's default of 30 s would only make the test slow.
         options = rng.choice(({"gracePeriodSeconds": 2}, {"force": True}))
+        before = await vmi_uid(k, namespace)
         generation = await request(
             k, namespace, "seq", verb, **(options if verb in ("stop", "restart") else {})
         )
@@ -153,6 +159,8 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
         else:
             assert now == LANDS_IN[verb], where
             allowed[CALL[verb]] += 1  # one call, or none when the VM already was there
+            if verb == "restart":  # Running before and after: only a new VMI says it happened
+                assert await vmi_uid(k, namespace) not in (None, before), where
         if state.get("escalated"):  # a guest that did not shut down in time: forced, once
             allowed[CALL[state["lastAction"]]] += 1
         assert all(n <= allowed[call] for call, n in made.items()), where
