@@ -109,6 +109,10 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
         started = seen.vmi is not None and _vmi_uid(seen) != state.vmi_uid and not vmi_terminating
         return strategy not in (None, "Halted") and ("Start" in pending or started)
     if action == "stop":
+        if "Start" in pending:
+            # A restart's (Stop, Start) is under way: its VMI goes, then a new one comes. That
+            # is not our stop; calling it replaces KubeVirt's pending requests with a Stop.
+            return False
         return strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating
     if action == "restart":
         return bool(pending) or vmi_terminating or _vmi_uid(seen) != state.vmi_uid

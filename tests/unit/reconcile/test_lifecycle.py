@@ -309,3 +309,27 @@ def test_a_start_is_called_while_the_stopped_vmi_still_lingers() -> None:
     after_crash = decide(cr, accepted.status, Observed(**booted.__dict__))
     assert calls(after_crash) == []
     assert after_crash.status["lifecycleState"]["issued"] is True
+
+
+def test_a_stop_right_after_a_restart_is_called_not_taken_for_the_restarts_stop() -> None:
+    # Found by test_lifecycle_sequences with KubeVirt's own components: a stop accepted while
+    # a restart's (Stop, Start) requests were pending was taken as already made (a Stop
+    # pending, the VMI going); it was never called, and KubeVirt's pending Start then ran
+    # the VM the user had just stopped.
+    restart = wukong(lifecycleAction={"action": "restart", "requestedAt": "1"})
+    world = running_world()
+    called = decide(restart, decide(restart, {"phase": "Running"}, world).status, world)
+    assert calls(called) == [VmCall("restart", "web-1-vm")]
+    assert world.vm is not None and world.vmi is not None
+    restarting = running_world()
+    assert restarting.vm is not None and restarting.vmi is not None
+    restarting.vm["status"] = {
+        "stateChangeRequests": [{"action": "Stop", "uid": "vmi-1"}, {"action": "Start"}]
+    }
+    restarting.vmi["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:01Z"
+    stop = wukong(lifecycleAction={"action": "stop", "requestedAt": "2", "force": True})
+    stop = stop.model_copy(update={"metadata": stop.metadata.model_copy(update={"generation": 2})})
+    accepted = decide(stop, called.status, restarting)
+    assert accepted.status["lifecycleState"]["state"] == "Accepted"
+    stopping = decide(stop, accepted.status, restarting)
+    assert [c.verb for c in calls(stopping)] == ["stop"]
