@@ -36,12 +36,14 @@ class Latencies:
     """Samples in seconds from just before our PATCH: to our own watch seeing the change (the
     API server's floor), to the operator's first status write answering it, to the call.
     `after_watch`, per sample, is the call's time after our own watch saw the request: the
-    part the operator (two passes, its `Accepted` write and the call) adds to the floor."""
+    part the operator (two passes, its `Accepted` write and the call) adds to the floor;
+    `after_accepted`, after our watch saw the `Accepted` record (the call's own trip)."""
 
     to_call: list[float] = field(default_factory=list)
     to_accepted: list[float] = field(default_factory=list)
     to_watch: list[float] = field(default_factory=list)
     after_watch: list[float] = field(default_factory=list)
+    after_accepted: list[float] = field(default_factory=list)
     timeouts: int = 0
     load_rate: float | None = None  # spec changes per second actually sent meanwhile
     load_skipped: int = 0  # changes not sent: too many still unanswered (open loop, bounded)
@@ -56,6 +58,7 @@ class Latencies:
             "to_accepted_ms": percentiles(self.to_accepted),
             "to_watch_ms": percentiles(self.to_watch),
             "watch_to_call_ms": percentiles(self.after_watch),
+            "accepted_to_call_ms": percentiles(self.after_accepted),
             "load_changes_per_second": self.load_rate,
             "load_skipped": self.load_skipped,
             "load_failed": self.load_failed,
@@ -147,8 +150,9 @@ class _Probe:
         for key, samples in (("accepted", result.to_accepted), ("watch", result.to_watch)):
             if key in self.now:
                 samples.append(float(self.now[key]) - sent)
-        if "watch" in self.now:
-            result.after_watch.append(call.started - float(self.now["watch"]))
+        for key, samples in (("watch", result.after_watch), ("accepted", result.after_accepted)):
+            if key in self.now:
+                samples.append(call.started - float(self.now[key]))
 
 
 async def measure(
