@@ -46,12 +46,23 @@ class Outcome:
         return {action: classify(action, error) for action, error in self.failures.items()}
 
 
+def wrong_state(action: Action, error: WukongError) -> bool:
+    """KubeVirt's 409 to a call: the VM is in the wrong state for it, an answer to report.
+    Not for a stop: its 409 "VM is not running" means the VM has stopped already, or is
+    between a restart's two steps (whose pending Start would run it again); either way the
+    next pass looks again, after the queue's backoff, and finds it Done or stops the VMI
+    the restart makes (docs/decisions.md, "A stop right after a restart")."""
+    if not isinstance(error, Conflict) or not isinstance(action, KUBEVIRT_CALLS):
+        return False
+    return not (isinstance(action, VmCall) and action.verb == "stop")
+
+
 def classify(action: Action, error: WukongError) -> Failed:
     """Transient (retry), refused (KubeVirt's 409: the VM is in the wrong state) or
     permanent; with the API's own message."""
     message = str(getattr(error, "message", "") or error)
     code = error.status if isinstance(error, ApiError) else None
-    if isinstance(error, Conflict) and isinstance(action, KUBEVIRT_CALLS):
+    if wrong_state(action, error):
         return Failed("refused", message, code)
     if isinstance(error, TransientError):
         return Failed("transient", message, code)
@@ -109,7 +120,7 @@ class Executor:
                 outcome.failures[action] = exc
                 # KubeVirt answers 409 when the VM is in the wrong state: a refusal to
                 # report, not a race to retry.
-                refused = isinstance(exc, Conflict) and isinstance(action, KUBEVIRT_CALLS)
+                refused = wrong_state(action, exc)
                 if isinstance(exc, TransientError) and not refused:
                     outcome.transient = True
                     break

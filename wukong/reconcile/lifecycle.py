@@ -113,7 +113,10 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
             # A restart's (Stop, Start) is under way: its VMI goes, then a new one comes. That
             # is not our stop; calling it replaces KubeVirt's pending requests with a Stop.
             return False
-        return strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating
+        over = (seen.vmi or {}).get("status", {}).get("phase") in ("Succeeded", "Failed")
+        return (
+            strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating or over
+        )
     if action == "restart":
         return bool(pending) or vmi_terminating or _vmi_uid(seen) != state.vmi_uid
     if action == "suspend":
@@ -121,6 +124,19 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
     if action == "resume":
         return not seen.vmi_condition("Paused")
     return True
+
+
+def _restart_under_way(action: str | None, seen: Observed) -> bool:
+    """A stop while a restart's Start is still pending at KubeVirt would not stick: with no
+    VMI, virt-api answers 409 "VM is not running"; under Always its stop only sets Halted,
+    which virt-controller turns back to Always to serve the pending Start. The stop waits for
+    the VMI that Start makes (its events wake the pass) and stops that one. Under Manual and
+    RerunOnFailure a VMI still there is stopped at once: virt-api replaces the pending
+    requests with its Stop."""
+    if action != "stop" or "Start" not in _state_change_requests(seen):
+        return False
+    strategy = (seen.vm or {}).get("spec", {}).get("runStrategy")
+    return seen.vmi is None or strategy in ("Always", "Once")
 
 
 def _vm_call(effect: Effect, vm: str, grace: int | None) -> VmCall:
@@ -272,7 +288,8 @@ def plan_lifecycle(
             accepted = moved(accepted, Happened.called, message=f"the VM is created {how}")
         return LifecyclePlan(step, tuple(actions), accepted)
     calling = False
-    if state.state == Answer.Accepted and state.last_action and seen.vm is not None:
+    waits = state.state == Answer.Accepted and _restart_under_way(state.last_action, seen)
+    if state.state == Answer.Accepted and state.last_action and seen.vm is not None and not waits:
         last = state.last_action
         effect = Effect(state.call) if state.call else None  # None: a recorded request
         if effect is not None and not call_landed(last, state, seen):

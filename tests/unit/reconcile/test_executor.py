@@ -86,3 +86,22 @@ async def test_deletion_keeps_events_in_line_with_its_steps() -> None:
     outcome = await Executor(kube).run(OWNER, actions, stop_on_failure=True)
     assert outcome.transient
     assert kube.started == ["web-1-vm"]  # a step that failed is not announced
+
+
+def test_kubevirts_409_is_an_answer_except_to_a_stop_which_is_looked_at_again() -> None:
+    # A stop answered 409 "VM is not running" may be between a restart's two steps, whose
+    # pending Start would run the VM again (found by test_lifecycle_sequences): retried.
+    from wukong.act.executor import classify
+    from wukong.errors import Conflict
+    from wukong.reconcile.actions import VmCall
+
+    busy = Conflict(409, "Conflict", "Operation cannot be fulfilled: VM is not running")
+    assert classify(VmCall("stop", "web-1-vm"), busy).kind == "transient"
+    assert classify(VmCall("stop", "web-1-vm", grace_period=0, force=True), busy).kind == (
+        "transient"
+    )
+    running = Conflict(409, "Conflict", "Operation cannot be fulfilled: VM is already running")
+    assert classify(VmCall("start", "web-1-vm"), running).kind == "refused"
+    assert classify(
+        VmCall("pause", "web-1-vm"), Conflict(409, "Conflict", "VMI is already paused")
+    ).kind == ("refused")

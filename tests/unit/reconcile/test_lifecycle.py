@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.reconcile.world import NOW, NS, decide, ready_children, wukong
 from wukong.reconcile.actions import Emit, PatchChild, VmCall
+from wukong.reconcile.observed import Observed
 from wukong.reconcile.vm import build_vm
 
 
@@ -311,25 +312,69 @@ def test_a_start_is_called_while_the_stopped_vmi_still_lingers() -> None:
     assert after_crash.status["lifecycleState"]["issued"] is True
 
 
+def _restart_then_stop(strategy: str) -> tuple[Any, Any, Any]:
+    """A restart called, then a forced stop request (generation 2): (stop, status, world)."""
+    restart = wukong(
+        runStrategy=strategy, lifecycleAction={"action": "restart", "requestedAt": "1"}
+    )
+    world = running_world(strategy)
+    called = decide(restart, decide(restart, {"phase": "Running"}, world).status, world)
+    assert calls(called) == [VmCall("restart", "web-1-vm")]
+    stop = wukong(
+        runStrategy=strategy, lifecycleAction={"action": "stop", "requestedAt": "2", "force": True}
+    )
+    stop = stop.model_copy(update={"metadata": stop.metadata.model_copy(update={"generation": 2})})
+    return stop, called.status, world
+
+
+def _restarting(strategy: str, *, vmi: bool) -> Observed:
+    """KubeVirt mid-restart: (Stop, Start) pending and the old VMI going, or only the Start
+    pending and no VMI."""
+    world = running_world(strategy)
+    assert world.vm is not None and world.vmi is not None
+    pending = [{"action": "Stop", "uid": "vmi-1"}] if vmi else []
+    world.vm["status"] = {"stateChangeRequests": [*pending, {"action": "Start"}]}
+    world.vmi["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:01Z"
+    return world if vmi else Observed(**{**world.__dict__, "vmi": None})
+
+
+def _rebooted(strategy: str) -> Observed:
+    world = running_world(strategy)
+    assert world.vmi is not None
+    world.vmi["metadata"]["uid"] = "vmi-2"
+    return world
+
+
 def test_a_stop_right_after_a_restart_is_called_not_taken_for_the_restarts_stop() -> None:
     # Found by test_lifecycle_sequences with KubeVirt's own components: a stop accepted while
     # a restart's (Stop, Start) requests were pending was taken as already made (a Stop
     # pending, the VMI going); it was never called, and KubeVirt's pending Start then ran
-    # the VM the user had just stopped.
-    restart = wukong(lifecycleAction={"action": "restart", "requestedAt": "1"})
-    world = running_world()
-    called = decide(restart, decide(restart, {"phase": "Running"}, world).status, world)
-    assert calls(called) == [VmCall("restart", "web-1-vm")]
-    assert world.vm is not None and world.vmi is not None
-    restarting = running_world()
-    assert restarting.vm is not None and restarting.vmi is not None
-    restarting.vm["status"] = {
-        "stateChangeRequests": [{"action": "Stop", "uid": "vmi-1"}, {"action": "Start"}]
-    }
-    restarting.vmi["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:01Z"
-    stop = wukong(lifecycleAction={"action": "stop", "requestedAt": "2", "force": True})
-    stop = stop.model_copy(update={"metadata": stop.metadata.model_copy(update={"generation": 2})})
-    accepted = decide(stop, called.status, restarting)
+    # the VM the user had just stopped. Under RerunOnFailure (and Manual) virt-api's stop
+    # replaces the pending requests: it is called at once.
+    stop, status, _ = _restart_then_stop("RerunOnFailure")
+    world = _restarting("RerunOnFailure", vmi=True)
+    accepted = decide(stop, status, world)
     assert accepted.status["lifecycleState"]["state"] == "Accepted"
-    stopping = decide(stop, accepted.status, restarting)
+    assert [c.verb for c in calls(decide(stop, accepted.status, world))] == ["stop"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "vmi"),
+    [
+        pytest.param("Always", True, id="Always-old-vmi-going"),
+        pytest.param("Always", False, id="Always-no-vmi"),
+        pytest.param("RerunOnFailure", False, id="RerunOnFailure-no-vmi"),
+    ],
+)
+def test_a_stop_waits_for_the_vmi_a_pending_restart_makes(strategy: str, vmi: bool) -> None:
+    # With no VMI virt-api answers a stop 409 "VM is not running"; under Always its stop only
+    # sets Halted, and virt-controller turns that back to Always to serve the pending Start.
+    # Either way the VM would run again: the stop waits, then stops the new VMI.
+    stop, status, _ = _restart_then_stop(strategy)
+    world = _restarting(strategy, vmi=vmi)
+    accepted = decide(stop, status, world)
+    waiting = decide(stop, accepted.status, world)
+    assert calls(waiting) == []
+    assert waiting.status["lifecycleState"]["state"] == "Accepted"
+    stopping = decide(stop, waiting.status, _rebooted(strategy))
     assert [c.verb for c in calls(stopping)] == ["stop"]
