@@ -21,7 +21,7 @@ from typing import Any
 from wukong.api import names
 from wukong.api.status import LifecycleState, WukongStatus
 from wukong.api.v1alpha1 import LifecycleAction, Wukong
-from wukong.fsm.facts import Facts
+from wukong.fsm.facts import FINAL_VMI_PHASES, Facts
 from wukong.fsm.machine import Effect, Phase, Step, decide
 from wukong.fsm.requests import ISSUED, Answer, Happened, answer
 from wukong.reconcile.actions import Action, Emit, PatchChild, VmCall
@@ -113,7 +113,7 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
             # A restart's (Stop, Start) is under way: its VMI goes, then a new one comes. That
             # is not our stop; calling it replaces KubeVirt's pending requests with a Stop.
             return False
-        over = (seen.vmi or {}).get("status", {}).get("phase") in ("Succeeded", "Failed")
+        over = seen.vmi_phase in FINAL_VMI_PHASES
         return (
             strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating or over
         )
@@ -288,8 +288,12 @@ def plan_lifecycle(
             accepted = moved(accepted, Happened.called, message=f"the VM is created {how}")
         return LifecyclePlan(step, tuple(actions), accepted)
     calling = False
-    waits = state.state == Answer.Accepted and _restart_under_way(state.last_action, seen)
-    if state.state == Answer.Accepted and state.last_action and seen.vm is not None and not waits:
+    if (
+        state.state == Answer.Accepted
+        and state.last_action
+        and seen.vm is not None
+        and not _restart_under_way(state.last_action, seen)
+    ):
         last = state.last_action
         effect = Effect(state.call) if state.call else None  # None: a recorded request
         if effect is not None and not call_landed(last, state, seen):
