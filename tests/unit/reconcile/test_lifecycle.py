@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -91,10 +92,6 @@ def test_same_request_after_an_unrelated_edit_does_not_run_again() -> None:
 
 
 def test_graceful_stop_escalates_to_force_after_the_deadline() -> None:
-    from datetime import timedelta
-
-    from wukong.reconcile.observed import Observed
-
     cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
     world = running_world()
     accepted = decide(cr, {"phase": "Running"}, world)
@@ -127,10 +124,7 @@ def test_start_of_a_manual_vm_restores_its_run_strategy_after_kubevirt_set_alway
 
 
 def test_every_status_field_the_planner_writes_survives_the_crd_schema() -> None:
-    from datetime import timedelta
-
     from tests.unit.reconcile.world import pruned_fields
-    from wukong.reconcile.observed import Observed
 
     cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
     world = running_world()
@@ -165,11 +159,8 @@ def test_manual_without_auto_start_is_not_started() -> None:
 
 
 def test_a_failed_forced_escalation_is_retried_forced() -> None:
-    from datetime import timedelta
-
     from wukong.api.status import WukongStatus
     from wukong.reconcile.actions import Failed
-    from wukong.reconcile.observed import Observed
     from wukong.reconcile.outcome import fold
 
     cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
@@ -253,10 +244,6 @@ def test_a_suspend_waiting_at_creation_does_not_block_the_auto_start_of_a_manual
 def test_a_request_refused_while_a_stop_runs_keeps_its_answer_to_the_end() -> None:
     # Found by test_lifecycle_sequences: the refusal took over the running stop's record, and
     # the stop's deadline then rewrote its message ("waiting for the guest ...") for good.
-    from datetime import timedelta
-
-    from wukong.reconcile.observed import Observed
-
     world = running_world()
     stop = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
     issued = decide(stop, decide(stop, {"phase": "Running"}, world).status, world)
@@ -302,7 +289,6 @@ def test_a_start_is_called_while_the_stopped_vmi_still_lingers() -> None:
     called = decide(cr, accepted.status, world)
     assert calls(called) == [VmCall("start", "web-1-vm")]
     # The start's own VMI is what shows it landed (after a crash before "Issued" was written).
-    from wukong.reconcile.observed import Observed
 
     booted = running_world("Manual")
     assert booted.vmi is not None

@@ -153,18 +153,23 @@ async def test_logs_during_a_pass_name_the_wukong(caplog: pytest.LogCaptureFixtu
     assert wukong_key.get() is None
 
 
-async def test_failed_pass_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+async def _one_failed_pass(error: Exception, caplog: pytest.LogCaptureFixture, level: int) -> None:
+    """Run one pass of `ns/a` that raises `error`, capturing logs from `level` up."""
     queue = WorkQueue(clock=FakeClock())
 
     async def reconcile(key: str) -> None:
-        raise ValueError("bad disk")
+        raise error
 
     workers = asyncio.create_task(run_workers(queue, reconcile, 1))
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(level):
         queue.add("ns/a")
         await eventually(lambda: queue.delayed == 1)
     queue.shutdown()
     await asyncio.wait_for(workers, 5)
+
+
+async def test_failed_pass_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    await _one_failed_pass(ValueError("bad disk"), caplog, logging.ERROR)
     assert "reconcile of ns/a failed: bad disk" in caplog.text
     assert caplog.records[0].exc_info is not None
 
@@ -172,17 +177,7 @@ async def test_failed_pass_is_logged_with_its_traceback(caplog: pytest.LogCaptur
 async def test_a_known_failure_is_one_warning_line_without_a_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    queue = WorkQueue(clock=FakeClock())
-
-    async def reconcile(key: str) -> None:
-        raise TransientError("1 action(s) failed; retrying")
-
-    workers = asyncio.create_task(run_workers(queue, reconcile, 1))
-    with caplog.at_level(logging.WARNING):
-        queue.add("ns/a")
-        await eventually(lambda: queue.delayed == 1)
-    queue.shutdown()
-    await asyncio.wait_for(workers, 5)
+    await _one_failed_pass(TransientError("1 action(s) failed; retrying"), caplog, logging.WARNING)
     [record] = caplog.records
     assert record.levelno == logging.WARNING and record.exc_info is None
     assert "reconcile of ns/a failed, retrying with backoff: 1 action(s)" in record.getMessage()
