@@ -39,6 +39,7 @@ class Outcome:
     failures: dict[Action, WukongError] = field(default_factory=dict)
     transient: bool = False
     created: list[JsonObj] = field(default_factory=list)  # children this pass created
+    patched: list[JsonObj] = field(default_factory=list)  # children as its patches left them
 
     @property
     def failed(self) -> dict[Action, Failed]:
@@ -114,7 +115,7 @@ class Executor:
         namespace = owner["metadata"]["namespace"]
         for action in actions:
             try:
-                created = await self._one(namespace, owner, action)
+                written = await self._one(namespace, owner, action)
             except WukongError as exc:
                 log.warning("%s failed: %s", type(action).__name__, exc)
                 outcome.failures[action] = exc
@@ -127,11 +128,15 @@ class Executor:
                 if stop_on_failure:
                     break
             else:
-                if created is not None:
-                    outcome.created.append(created)
+                if written is None:
+                    continue
+                if isinstance(action, PatchChild):
+                    outcome.patched.append(written)
+                else:
+                    outcome.created.append(written)
 
     async def _one(self, namespace: str, owner: JsonObj, action: Action) -> JsonObj | None:
-        """Perform one action; return the object it created, if it created one."""
+        """Perform one action; return the object it created or patched, if it did either."""
         match action:
             case Emit(type=type_, reason=reason, message=message):
                 await self.events.post(owner, type_, reason, message)
@@ -141,7 +146,7 @@ class Executor:
                 except AlreadyExists:
                     pass  # our earlier pass (or a crashed one) already made it
             case PatchChild(kind=kind, name=name, patch=patch):
-                await self._patch(namespace, kind, name, patch)
+                return await self._patch(namespace, kind, name, patch)
             case DeleteChild():
                 await self._delete(namespace, action)
             case ExpandDisk(claim=claim, size=size):
@@ -164,15 +169,14 @@ class Executor:
         }
         return await creators[action.kind](namespace, action.body)
 
-    async def _patch(self, namespace: str, kind: str, name: str, patch: JsonObj) -> None:
+    async def _patch(self, namespace: str, kind: str, name: str, patch: JsonObj) -> JsonObj:
         if kind == "VirtualMachine":
-            await self.kubevirt.patch_vm(namespace, name, patch)
-        elif kind == "NetworkAttachmentDefinition":
-            await self.multus.set_config(namespace, name, patch["spec"]["config"])
-        elif kind == "DataVolume":
-            await self.cdi.patch_dv_metadata(namespace, name, patch.get("metadata", {}))
-        else:
-            await self.storage.patch_pvc_metadata(namespace, name, patch.get("metadata", {}))
+            return await self.kubevirt.patch_vm(namespace, name, patch)
+        if kind == "NetworkAttachmentDefinition":
+            return await self.multus.set_config(namespace, name, patch["spec"]["config"])
+        if kind == "DataVolume":
+            return await self.cdi.patch_dv_metadata(namespace, name, patch.get("metadata", {}))
+        return await self.storage.patch_pvc_metadata(namespace, name, patch.get("metadata", {}))
 
     async def _delete(self, namespace: str, action: DeleteChild) -> None:
         name, uid = action.name, action.uid

@@ -177,6 +177,7 @@ class Reconciler:
             plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
         events = [a for a in plan.actions if isinstance(a, Emit)]
         outcome = await self.executor.run(raw, _acts(plan))
+        self._write_through(outcome)
         plan, outcome = await self._settle(raw, cr, plan, outcome, events)
         wrote = False
         retry: float | None = None
@@ -211,16 +212,22 @@ class Reconciler:
         for _ in range(SETTLE_ROUNDS):
             if outcome.failures or not outcome.created:
                 break
-            for obj in outcome.created:
-                if obj.get("kind") in kinds.CHILDREN:
-                    self.store.remember(kinds.CHILDREN[obj["kind"]].cache, obj)
             seen = observe(self.store, cr, self.clock())
             again = decide(cr, plan.status, seen, stall_after=self.stall_after)
             if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
                 break
             events += [a for a in again.actions if isinstance(a, Emit)]
             plan, outcome = again, await self.executor.run(raw, _acts(again))
+            self._write_through(outcome)
         return plan, outcome
+
+    def _write_through(self, outcome: Outcome) -> None:
+        """Put what this pass's creates and patches answered in the caches: a pass woken
+        before their watch events must not decide from the objects as they were (it would
+        create or patch the same again)."""
+        for obj in [*outcome.created, *outcome.patched]:
+            if obj.get("kind") in kinds.CHILDREN:
+                self.store.remember(kinds.CHILDREN[obj["kind"]].cache, obj)
 
     async def _ask_guest(self, cr: Wukong, seen: Observed) -> Observed:
         """Read the guest's mounted filesystems through KubeVirt's guest-agent call."""
@@ -239,6 +246,7 @@ class Reconciler:
         seen = observe(self.store, cr, now)
         plan = plan_deletion(cr, cr.status, seen, stall_after=self.stall_after)
         outcome = await self.executor.run(raw, plan.actions, stop_on_failure=True)
+        self._write_through(outcome)
         if plan.finalize and not outcome.failures:
             rest = [f for f in finalizers if f != names.FINALIZER]
             meta = raw["metadata"]

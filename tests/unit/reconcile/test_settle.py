@@ -154,3 +154,49 @@ async def test_the_call_follows_its_accepted_record_in_the_same_reconcile() -> N
     assert len(restart) == 1
     assert steps.index("Accepted") < steps.index(restart[0]) < steps.index("Issued")
     assert again != 0.0  # nothing left waiting for a write: the queue has no more to do now
+
+
+class Patching(Server):
+    """A child's PATCH comes back as the object it made (kind and all), one version on."""
+
+    def __init__(self, raw: JsonObj, vm: JsonObj) -> None:
+        super().__init__(raw)
+        self.vm = vm
+
+    async def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        if method == "PATCH" and path.endswith("/virtualmachines/web-1-vm"):
+            self.writes.append((method, path, body))
+            version = int(self.vm["metadata"].get("resourceVersion") or "10") + 1
+            meta = {**self.vm["metadata"], "resourceVersion": str(version)}
+            self.vm = {**merged(self.vm, body), "metadata": meta}
+            return self.vm
+        return await super().request(method, path, body=body, **kw)
+
+
+async def test_a_patched_child_is_written_through_so_the_next_pass_does_not_patch_again() -> None:
+    """The audit log once showed two identical runStrategy patches in a row: the pass after
+    the first read the VM from before it, because only creates were written through."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    world = running_world("Halted")  # the user wants it running: runStrategy goes back
+    vm = {**world.vm, "kind": "VirtualMachine", "apiVersion": "kubevirt.io/v1"}
+    vm["metadata"] = {**vm["metadata"], "resourceVersion": "10"}
+    raw = raw_wukong({"phase": "Running", "vmName": "web-1-vm", "observedGeneration": 1})
+    cache = Cache(
+        {
+            kinds.WUKONG.cache: [raw],
+            kinds.VM.cache: [vm],
+            kinds.VMI.cache: [world.vmi],
+            kinds.PVC.cache: list(world.claims.values()),
+            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
+            kinds.NAD.cache: list(world.nads.values()),
+            kinds.NETWORK_POLICY.cache: [POLICY],
+        }
+    )
+    server = Patching(raw, vm)
+    reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
+    await reconciler.reconcile("demo/web-1")
+    await reconciler.reconcile("demo/web-1")  # woken again before the VM's watch event
+    patches = [body for method, path, body in server.writes if path.endswith("/web-1-vm")]
+    assert patches == [{"spec": {"runStrategy": "Always"}}]
+    assert cache.get(kinds.VM.cache, "demo", "web-1-vm")["spec"]["runStrategy"] == "Always"
