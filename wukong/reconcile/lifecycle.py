@@ -87,20 +87,14 @@ def desired_run_strategy(cr: Wukong, running: bool) -> str:
     return "Manual" if strategy == "Manual" else "Halted"
 
 
-def _state_change_requests(seen: Observed) -> list[str]:
-    requests = (seen.vm or {}).get("status", {}).get("stateChangeRequests") or []
-    return [str(r.get("action")) for r in requests]
-
-
 def _vmi_uid(seen: Observed) -> str | None:
     return None if seen.vmi is None else seen.vmi.get("metadata", {}).get("uid")
 
 
 def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
     """Whether the cluster already shows the effect of `action` (so it was called)."""
-    vm = seen.vm or {}
-    strategy = vm.get("spec", {}).get("runStrategy")
-    pending = _state_change_requests(seen)
+    strategy = seen.run_strategy
+    pending = seen.pending_requests
     vmi_terminating = bool((seen.vmi or {}).get("metadata", {}).get("deletionTimestamp"))
     if action == "start":
         # Only a VMI the start made: the stopped one can linger a moment after the VM is
@@ -126,17 +120,27 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
     return True
 
 
-def _restart_under_way(action: str | None, seen: Observed) -> bool:
-    """A stop while a restart's Start is still pending at KubeVirt would not stick: with no
-    VMI, virt-api answers 409 "VM is not running"; under Always its stop only sets Halted,
-    which virt-controller turns back to Always to serve the pending Start. The stop waits for
-    the VMI that Start makes (its events wake the pass) and stops that one. Under Manual and
-    RerunOnFailure a VMI still there is stopped at once: virt-api replaces the pending
-    requests with its Stop."""
-    if action != "stop" or "Start" not in _state_change_requests(seen):
-        return False
-    strategy = (seen.vm or {}).get("spec", {}).get("runStrategy")
-    return seen.vmi is None or strategy in ("Always", "Once")
+def _kubevirt_busy(action: str | None, seen: Observed) -> bool:
+    """A call KubeVirt would not take now, but will once what it has under way is done; the
+    VM's events wake the pass that makes it.
+
+    - A stop while a restart's Start is still pending would not stick: with no VMI, virt-api
+      answers 409 "VM is not running"; under Always its stop only sets Halted, which
+      virt-controller turns back to Always to serve the pending Start. The stop waits for
+      the VMI that Start makes and stops that one. Under Manual and RerunOnFailure a VMI
+      still there is stopped at once: virt-api replaces the pending requests with its Stop.
+    - A start under Manual or RerunOnFailure while a stop is still pending: virt-api adds
+      its Start only to an empty list, and answers 500 "stop/start already underway"
+      (lifecycle.go, getChangeRequestJson). It waits for virt-controller to serve the Stop.
+      (Under Halted virt-api moves runStrategy instead; a pending Start is the call landed.)
+    """
+    pending = seen.pending_requests
+    if action == "stop":
+        return "Start" in pending and (seen.vmi is None or seen.run_strategy in ("Always", "Once"))
+    if action == "start":
+        manual = seen.run_strategy in ("Manual", "RerunOnFailure")
+        return manual and bool(pending) and "Start" not in pending
+    return False
 
 
 def _vm_call(effect: Effect, vm: str, grace: int | None) -> VmCall:
@@ -194,7 +198,7 @@ def facts_for(
         provisioning_failed=failed,
         vm_exists=seen.vm is not None,
         want_running=want_running(cr, state.last_action),
-        run_strategy=(seen.vm or {}).get("spec", {}).get("runStrategy"),
+        run_strategy=seen.run_strategy,
         vmi_exists=vmi is not None,
         vmi_phase=seen.vmi_phase,
         vmi_ready=seen.vmi_condition("Ready"),
@@ -292,7 +296,7 @@ def plan_lifecycle(
         state.state == Answer.Accepted
         and state.last_action
         and seen.vm is not None
-        and not _restart_under_way(state.last_action, seen)
+        and not _kubevirt_busy(state.last_action, seen)
     ):
         last = state.last_action
         effect = Effect(state.call) if state.call else None  # None: a recorded request
@@ -362,11 +366,11 @@ def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: Lifecycle
     return (
         seen.vm is not None
         and seen.vmi is None
-        and seen.vm.get("spec", {}).get("runStrategy") == "Manual"
+        and seen.run_strategy == "Manual"
         and step.previous in (Phase.Creating, Phase.Starting)
         and step.phase is Phase.Starting
         and not state.last_action
-        and "Start" not in _state_change_requests(seen)
+        and "Start" not in seen.pending_requests
     )
 
 
@@ -412,7 +416,7 @@ def _run_strategy(cr: Wukong, seen: Observed, state: LifecycleState) -> list[Act
     (KubeVirt's start turns Halted into Always; a Manual or RerunOnFailure user wants theirs)."""
     if seen.vm is None or state.issued is False:
         return []
-    current = seen.vm.get("spec", {}).get("runStrategy")
+    current = seen.run_strategy
     wanted = desired_run_strategy(cr, want_running(cr, state.last_action))
     if current == wanted:
         return []

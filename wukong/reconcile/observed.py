@@ -38,6 +38,21 @@ class Observed:
             return None
         return str(self.vmi.get("status", {}).get("phase") or "Pending")
 
+    @property
+    def run_strategy(self) -> str | None:
+        """The VM's spec.runStrategy, None when there is no VM (or it has none)."""
+        if self.vm is None:
+            return None
+        strategy = self.vm.get("spec", {}).get("runStrategy")
+        return None if strategy is None else str(strategy)
+
+    @property
+    def pending_requests(self) -> list[str]:
+        """The actions of the VM's pending state-change requests (virt-api's Stop and Start,
+        which virt-controller removes once it has served them)."""
+        requests = (self.vm or {}).get("status", {}).get("stateChangeRequests") or []
+        return [str(r.get("action")) for r in requests]
+
     def vmi_condition(self, type_: str) -> bool:
         """Whether the VMI has condition `type_` with status True."""
         return _condition_true(self.vmi, type_)

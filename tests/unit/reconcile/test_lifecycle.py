@@ -364,3 +364,25 @@ def test_a_stop_waits_for_the_vmi_a_pending_restart_makes(strategy: str, vmi: bo
     assert waiting.status["lifecycleState"]["state"] == "Accepted"
     stopping = decide(stop, waiting.status, _rebooted(strategy))
     assert [c.verb for c in calls(stopping)] == ["stop"]
+
+
+@pytest.mark.parametrize("strategy", ["Manual", "RerunOnFailure"])
+def test_a_start_waits_for_kubevirt_to_serve_a_pending_stop(strategy: str) -> None:
+    # virt-api adds a start's Start request only to an empty list: while the Stop of an
+    # earlier stop is still pending (the VMI gone, virt-controller not yet past it) it
+    # answers 500 "stop/start already underway". The start was retried after the queue's
+    # backoff; it now waits for virt-controller to clear the Stop (a VM event), then is
+    # called once.
+    cr = wukong(runStrategy=strategy, lifecycleAction={"action": "start"})
+    world = running_world(strategy)
+    assert world.vm is not None
+    world.vm["status"] = {"stateChangeRequests": [{"action": "Stop", "uid": "vmi-1"}]}
+    stopping = Observed(**{**world.__dict__, "vmi": None})
+    accepted = decide(cr, {"phase": "Stopped"}, stopping)
+    assert accepted.status["lifecycleState"]["state"] == "Accepted"
+    waiting = decide(cr, accepted.status, stopping)
+    assert calls(waiting) == []
+    assert waiting.status["lifecycleState"]["state"] == "Accepted"
+    served = running_world(strategy)
+    gone = Observed(**{**served.__dict__, "vmi": None})
+    assert calls(decide(cr, waiting.status, gone)) == [VmCall("start", "web-1-vm")]
