@@ -15,7 +15,8 @@ Sources (go mod download kubevirt.io/kubevirt@v1.7.0, kubevirt.io/containerized-
   up to 256; bus virtio/scsi/sata/usb; bootOrder > 0.
 - pkg/network/admitter/netiface.go, netsource.go: interface names [A-Za-z0-9-_], every
   interface has a network and back, one pod network, masquerade only on it, multus names set.
-- kubevirt.io/api core/v1 types: cpu cores/sockets/threads are uint32 (a JSON decode error).
+- kubevirt.io/api core/v1 types: cpu cores/sockets/threads are uint32 in Go (a JSON decode error)
+  and `format: int32` in the CRD (the API server refuses more).
 - CDI pkg/apiserver/webhooks/datavolume-validate.go and util.go: registry URL url.Parse with
   scheme docker|oci, http URL url.ParseRequestURI with scheme http|https|gs, size > 0 and
   >= 1MiB, names <= 253.
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 JsonObj = dict[str, Any]
-UINT32 = 2**32 - 1
+INT32 = 2**31 - 1  # KubeVirt's CRD: cores, sockets, threads are `format: int32` (uint32 in Go)
 MEBIBYTE = 2**20
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -149,8 +150,8 @@ def _vm(vm: JsonObj) -> list[str]:
     domain = tspec.get("domain", {})
     for field in ("cores", "sockets", "threads"):
         value = (domain.get("cpu") or {}).get(field)
-        if value is not None and not (isinstance(value, int) and 0 <= value <= UINT32):
-            out.append(f"cpu.{field} {value} does not fit a uint32")
+        if value is not None and not (isinstance(value, int) and 0 <= value <= INT32):
+            out.append(f"cpu.{field} {value} does not fit an int32")
     requests = (domain.get("resources") or {}).get("requests") or {}
     limits = (domain.get("resources") or {}).get("limits") or {}
     guest = (domain.get("memory") or {}).get("guest")

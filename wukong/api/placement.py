@@ -356,7 +356,7 @@ SIZE_RULES = (
 # VM admitter refuses a VM with maxGuest that breaks them, in these words.
 HOTPLUG_MIN_MEMORY = "1Gi"
 HOTPLUG_ALIGNMENT = 2 * 1024 * 1024  # 2Mi
-MAX_SOCKETS = 2**32 - 1
+MAX_SOCKETS = 2**31 - 1  # maxSockets is `format: int32` in KubeVirt's CRD
 
 
 class Hotplug(WireModel):

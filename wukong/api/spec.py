@@ -63,8 +63,9 @@ IMAGE_MAX_LENGTH = 2048
 MIN_MEMORY = "1M"
 # CDI's DataVolume admitter: "size should be at least 1MiB" (KubeVirt refuses smaller disks).
 MIN_DISK_SIZE = "1Mi"
-# KubeVirt's spec.domain.cpu.cores is a uint32.
-MAX_CPU = 2**32 - 1
+# KubeVirt's spec.domain.cpu.cores is a uint32 in Go, but its CRD declares it (like sockets,
+# threads and maxSockets) `format: int32`, and the API server refuses a larger VM.
+MAX_CPU = 2**31 - 1
 BRIDGE_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
 
 
@@ -394,7 +395,7 @@ class WukongSpec(WireModel):
     model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
 
     cpu: Annotated[int, Field(ge=1, le=MAX_CPU)] | None = None
-    """vCPUs (at most 4294967295, KubeVirt's limit); required unless instancetype."""
+    """vCPUs (at most 2147483647, KubeVirt's limit); required unless instancetype."""
     memory: MemoryQuantity | None = None
     """Guest memory, e.g. 4Gi; required unless instancetype."""
     hotplug: Hotplug | None = None
