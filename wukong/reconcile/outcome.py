@@ -1,7 +1,8 @@
 """What the executor's actions did, folded into the status a pass writes. Pure.
 
 The planners decide the status as if every action succeeds; `fold` corrects it for the
-actions that did not: `observedGeneration` stays where it was, a lifecycle call that failed
+actions that did not: `observedGeneration` stays where it was unless every failure is an
+answer the status reports (see `answered`), a lifecycle call that failed
 transiently is made again next pass (back to Accepted) while one KubeVirt refused is
 answered `Failed` (`wukong.fsm.requests.PROTOCOL`), and a
 claim expansion the API server refused is remembered as `expansionRefused` so it is not
@@ -14,8 +15,23 @@ from collections.abc import Mapping
 
 from wukong.api.status import WukongStatus
 from wukong.fsm.requests import Happened
-from wukong.reconcile.actions import Action, ExpandDisk, Failed, VmCall
+from wukong.reconcile.actions import Action, CreateChild, ExpandDisk, Failed, PatchChild, VmCall
+from wukong.reconcile.admission import REFUSED_STATUSES
 from wukong.reconcile.lifecycle import moved
+
+
+def answered(action: Action, failure: Failed) -> bool:
+    """A failure the status itself answers for this generation, as a Deployment's
+    ReplicaFailure does: a child the API server refused (`ChildrenAdmitted`, admission.py), a
+    call KubeVirt refused (`lifecycleState` Failed), a claim expansion refused
+    (`expansionRefused`). Such a generation is observed: `observedGeneration` moves, and a
+    client waiting for it reads the refusal. A transient failure is not an answer (the pass
+    is retried), nor is one nothing in the status reports."""
+    if failure.kind == "transient":
+        return False
+    if isinstance(action, (CreateChild, PatchChild)):
+        return failure.code in REFUSED_STATUSES
+    return isinstance(action, (VmCall, ExpandDisk))
 
 
 def refusal_message(size: str, why: str) -> str:
@@ -27,7 +43,9 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
     """The status to write, given the actions that failed (none: `planned` as it is)."""
     if not failed:
         return planned
-    status = planned.model_copy(update={"observed_generation": old.observed_generation})
+    status = planned
+    if not all(answered(action, failure) for action, failure in failed.items()):
+        status = planned.model_copy(update={"observed_generation": old.observed_generation})
     for action, failure in failed.items():
         if isinstance(action, ExpandDisk) and failure.kind == "permanent":
             volumes = [

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.unit.reconcile.world import NOW
 from wukong.api.status import LifecycleState, VolumeStatus, WukongStatus
 from wukong.reconcile.actions import CreateChild, ExpandDisk, Failed, VmCall
@@ -24,11 +28,36 @@ def test_nothing_failed_is_the_planned_status() -> None:
     assert fold(PLANNED, OLD, {}) is PLANNED
 
 
-def test_any_failure_keeps_the_observed_generation() -> None:
-    child = CreateChild("VirtualMachine", {"metadata": {"name": "web-1-vm"}})
-    status = fold(PLANNED, OLD, {child: Failed("transient", "etcd leader changed")})
+CHILD = CreateChild("VirtualMachine", {"metadata": {"name": "web-1-vm"}})
+
+
+def test_a_transient_failure_keeps_the_observed_generation() -> None:
+    status = fold(PLANNED, OLD, {CHILD: Failed("transient", "etcd leader changed")})
     assert status.observed_generation == 3
     assert status.lifecycle_state == PLANNED.lifecycle_state and status.volumes == PLANNED.volumes
+
+
+@pytest.mark.parametrize(
+    "failed",
+    [
+        pytest.param({CHILD: Failed("permanent", "cores must be int32", 422)}, id="child-422"),
+        pytest.param({CHILD: Failed("permanent", "exceeded quota", 403)}, id="child-quota"),
+        pytest.param({STOP: Failed("refused", "VM is not running", 409)}, id="call-409"),
+        pytest.param({EXPAND: Failed("permanent", "class cannot grow", 403)}, id="expansion"),
+    ],
+)
+def test_a_refusal_the_status_reports_is_this_generations_answer(failed: Any) -> None:
+    # Found by test_spec_parity: a new Wukong whose VM the API server refused was written
+    # without any observedGeneration, though ChildrenAdmitted said why. Like a Deployment's
+    # ReplicaFailure, the refusal is the answer to this generation.
+    assert fold(PLANNED, OLD, failed).observed_generation == 4
+
+
+def test_a_failure_nothing_in_the_status_reports_keeps_the_observed_generation() -> None:
+    odd = Failed("permanent", "the server could not find the requested resource", 404)
+    assert fold(PLANNED, OLD, {CHILD: odd}).observed_generation == 3
+    refused = {CHILD: Failed("permanent", "denied", 422), EXPAND: Failed("transient", "timeout")}
+    assert fold(PLANNED, OLD, refused).observed_generation == 3  # one still to be retried
 
 
 def test_a_refused_expansion_is_a_typed_field_on_that_volume_only() -> None:
