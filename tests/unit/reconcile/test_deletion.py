@@ -91,3 +91,21 @@ def test_a_step_that_overruns_raises_stalled_naming_what_it_waits_for() -> None:
         stall_after=60,
     )
     assert next(c for c in again.conditions if c.type == "Stalled") == stalled
+
+
+def test_a_child_already_being_deleted_is_waited_for_not_deleted_again() -> None:
+    # test_spec_parity's 67 Wukongs showed two VM deletes each in the audit log: the pass
+    # woken by the VMI going sent the VM's delete again while KubeVirt's finalizer held it.
+    cr = deleting()
+    world = replace(world_with_vm(), vmi=None)
+    first = plan_deletion(cr, {}, world)
+    assert [a.name for a in first.actions if isinstance(a, DeleteChild)] == ["web-1-vm"]
+    assert world.vm is not None
+    going = {**world.vm, "metadata": {**world.vm["metadata"], "deletionTimestamp": "x"}}
+    again = plan_deletion(cr, {"deletion": first.deletion}, replace(world, vm=going))
+    assert again.deletion["step"] == "DeleteVM"  # still the step: the VM is not gone yet
+    assert "VirtualMachine/web-1-vm" in again.deletion["remaining"]
+    assert not [a for a in again.actions if isinstance(a, DeleteChild)]
+    forced = deleting(deleteOptions={"force": True})
+    rushed = plan_deletion(forced, {}, replace(world, vm=going))
+    assert "web-1-vm" not in {a.name for a in rushed.actions if isinstance(a, DeleteChild)}
