@@ -166,6 +166,11 @@ def _terminating(seen: Observed) -> frozenset[str]:
     )
 
 
+def _issuable(batch: list[DeleteChild], terminating: frozenset[str]) -> list[Action]:
+    """The deletes of `batch` not already under way."""
+    return [d for d in batch if f"{d.kind}/{d.name}" not in terminating]
+
+
 def _left(steps: dict[str, list[DeleteChild]], seen: Observed) -> list[str]:
     left = [f"{d.kind}/{d.name}" for batch in steps.values() for d in batch]
     if seen.vmi is not None:
@@ -187,7 +192,7 @@ class Teardown:
 
     def issue(self, step: str) -> list[Action]:
         """The deletes of `step` not already under way (each child is still waited for)."""
-        return [d for d in self.deletes[step] if f"{d.kind}/{d.name}" not in self.terminating]
+        return _issuable(self.deletes[step], self.terminating)
 
     @property
     def vmi_runs(self) -> bool:
@@ -321,18 +326,16 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
     steps = _deletes(cr, seen)
     left = _left(steps, seen)
     plan.deletion = DeletionStatus(kept=kept, remaining=left, started_at=old.started_at or now)
+    terminating = _terminating(seen)
     if force:
         plan.actions += retain
-        terminating = _terminating(seen)
-        plan.actions += [
-            d for batch in steps.values() for d in batch if f"{d.kind}/{d.name}" not in terminating
-        ]
+        plan.actions += [d for batch in steps.values() for d in _issuable(batch, terminating)]
         plan.finalize = True
         message = "forced: deletes issued, not confirmed gone: " + (", ".join(left) or "none")
         plan.actions.append(Emit("Warning" if left else "Normal", "ForceDeleted", message))
         plan.deletion = plan.deletion.model_copy(update={"step": "Finalize", "message": message})
         return plan
-    teardown = Teardown(cr, seen, retain, steps, left, kept, _terminating(seen))
+    teardown = Teardown(cr, seen, retain, steps, left, kept, terminating)
     for row in STEP_TABLE:
         if row.pending(teardown):
             if row.name == "StopVM":
