@@ -24,11 +24,16 @@ ADMITTED = ("ChildrenAdmitted", "the API server accepted every child")
 """The Normal Event when the last refusal is over (the condition goes away)."""
 
 
+def refused_child(action: Action, failure: Failed) -> bool:
+    """A create or patch of a child the API server refused (quota, webhook, policy)."""
+    return isinstance(action, (CreateChild, PatchChild)) and failure.code in REFUSED_STATUSES
+
+
 def refused(failed: Mapping[Action, Failed]) -> list[str]:
     """One sentence per create or patch of a child the API server refused."""
     out = []
     for action, failure in failed.items():
-        if failure.code not in REFUSED_STATUSES:
+        if not refused_child(action, failure):
             continue
         if isinstance(action, CreateChild):
             what = f"create {action.kind} {action.body.get('metadata', {}).get('name', '')}"

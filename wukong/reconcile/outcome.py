@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 from wukong.api.status import WukongStatus
 from wukong.fsm.requests import Happened
-from wukong.reconcile.actions import Action, CreateChild, ExpandDisk, Failed, PatchChild, VmCall
-from wukong.reconcile.admission import REFUSED_STATUSES
+from wukong.reconcile.actions import Action, ExpandDisk, Failed, VmCall
+from wukong.reconcile.admission import refused_child
 from wukong.reconcile.lifecycle import moved
 
 
@@ -29,9 +29,7 @@ def answered(action: Action, failure: Failed) -> bool:
     is retried), nor is one nothing in the status reports."""
     if failure.kind == "transient":
         return False
-    if isinstance(action, (CreateChild, PatchChild)):
-        return failure.code in REFUSED_STATUSES
-    return isinstance(action, (VmCall, ExpandDisk))
+    return refused_child(action, failure) or isinstance(action, (VmCall, ExpandDisk))
 
 
 def refusal_message(size: str, why: str) -> str:
