@@ -181,7 +181,14 @@ def merge_conditions(
     did not set is gone; any other condition the pass did not set stays as it was."""
     verdicts = list(verdicts)
     produced = {v.type for v in verdicts}
-    merged = [c for c in old if c.type not in OPERATION_CONDITIONS or c.type in produced]
+    # One per type: the list is atomic, so the API server would keep a duplicate someone
+    # else wrote; the first of each type is the one find_condition reads.
+    first = {c.type: c for c in reversed(old)}
+    merged = [
+        c
+        for c in old
+        if first[c.type] is c and (c.type not in OPERATION_CONDITIONS or c.type in produced)
+    ]
     for verdict in verdicts:
         merged = set_condition(
             merged,

@@ -179,7 +179,9 @@ class WukongStatus(WireModel):
     """The last live migration (lifecycleAction migrate)."""
     conditions: Annotated[
         list[Condition],
-        _bounded(32, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+        # atomic: the operator alone writes the list, whole, with a merge patch; a map keyed
+        # by type only made managedFields track each entry (docs/decisions.md).
+        _bounded(32, **{"x-kubernetes-list-type": "atomic"}),
     ] = Field(default_factory=list)
     """Ready, NetworksConfigured, VolumesBound, SpecValid, and per-operation ones."""
     history: Annotated[list[Transition], _bounded(HISTORY_LIMIT)] = Field(default_factory=list)

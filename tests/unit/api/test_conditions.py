@@ -60,3 +60,14 @@ def test_history_keeps_phase_changes_only_and_is_capped_once() -> None:
         history = record_hops(history, [(f"S{i}", f"S{i + 1}", "step")], NOW + timedelta(i))
     assert len(history) == HISTORY_LIMIT
     assert phase_since(history) == NOW + timedelta(HISTORY_LIMIT + 1)
+
+
+def test_a_duplicate_type_someone_else_wrote_is_written_back_once() -> None:
+    """status.conditions is an atomic list: the API server no longer rejects two of a type,
+    so the operator keeps the first (the one it reads) and drops the other."""
+    first = merge_conditions([], [Cond("Ready", True, "VMRunning", "runs")], NOW, 1)
+    stray = merge_conditions([], [Cond("Ready", False, "Starting", "stray")], NOW, 1)
+    after = merge_conditions([*first, *stray], [Cond("Ready", True, "VMRunning", "runs")], LATER, 1)
+    assert after == first
+    unset = merge_conditions([*first, *stray], [], LATER, 1)
+    assert unset == first
