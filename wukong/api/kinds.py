@@ -10,7 +10,7 @@ from wukong.api import names
 
 Reads = dict[str, Any]
 """Fields kept, as nested keys: `True` keeps a whole value, a dict keeps those keys of it.
-`metadata` is always kept (without managedFields)."""
+`metadata` is kept whole (without managedFields) unless `reads` names its keys."""
 ALL = True
 
 
@@ -40,6 +40,30 @@ class Kind:
 
 
 _CONDITIONS = {"conditions": ALL}
+# A child's metadata as the planners read it: identity, ownership, deletion and our own
+# labels. Not its finalizers, annotations or other labels: KubeVirt, CDI and the storage
+# provisioner change those as they work (a VM's finalizer, a claim's binding annotations,
+# virt-handler's node label), and each such change woke a pass that could not act on it.
+_OUR_LABELS = {
+    label: ALL
+    for label in (
+        names.LABEL_MANAGED_BY,
+        names.LABEL_WUKONG,
+        names.LABEL_RETAINED_FROM,
+        names.LABEL_RETAINED_UID,
+        names.LABEL_DISK,
+    )
+}
+_CHILD_METADATA = {
+    "name": ALL,
+    "namespace": ALL,
+    "uid": ALL,
+    "resourceVersion": ALL,
+    "creationTimestamp": ALL,
+    "deletionTimestamp": ALL,
+    "ownerReferences": ALL,
+    "labels": _OUR_LABELS,
+}
 
 WUKONG = Kind(names.KIND, names.GROUP, names.VERSION, names.PLURAL)
 VM = Kind(
@@ -48,6 +72,7 @@ VM = Kind(
     names.KUBEVIRT_VERSION,
     "virtualmachines",
     reads={
+        "metadata": _CHILD_METADATA,
         "spec": {"runStrategy": ALL, "template": ALL, "instancetype": ALL, "preference": ALL},
         # volumeRequests: hot-plug calls virt-controller has yet to apply (hotplug.py).
         # printableStatus: what stops the VM from running (reconcile/vm_health.py).
@@ -65,6 +90,8 @@ VMI = Kind(
     names.KUBEVIRT_VERSION,
     "virtualmachineinstances",
     reads={
+        # annotations: the instancetype and preference it started with (vm._size_changes).
+        "metadata": {**_CHILD_METADATA, "annotations": ALL},
         # What restart_required compares with the template (vm.REBOOT_FIELDS), and the
         # Secrets it references (access.py).
         "spec": {
@@ -101,6 +128,7 @@ DATA_VOLUME = Kind(
     names.CDI_VERSION,
     "datavolumes",
     reads={
+        "metadata": _CHILD_METADATA,
         "spec": {"source": ALL},
         "status": {**_CONDITIONS, "phase": ALL, "progress": ALL, "restartCount": ALL},
     },
@@ -111,6 +139,7 @@ PVC = Kind(
     "v1",
     "persistentvolumeclaims",
     reads={
+        "metadata": _CHILD_METADATA,
         "spec": {"resources": ALL, "storageClassName": ALL},
         "status": {**_CONDITIONS, "phase": ALL, "capacity": ALL},
     },
@@ -120,7 +149,7 @@ NAD = Kind(
     names.NAD_GROUP,
     names.NAD_VERSION,
     names.NAD_PLURAL,
-    reads={"spec": {"config": ALL}},
+    reads={"metadata": _CHILD_METADATA, "spec": {"config": ALL}},
 )
 STORAGE_CLASS = Kind(
     "StorageClass",
@@ -147,6 +176,7 @@ MIGRATION = Kind(
     names.KUBEVIRT_VERSION,
     "virtualmachineinstancemigrations",
     reads={
+        "metadata": _CHILD_METADATA,
         "spec": {"vmiName": ALL},
         "status": {**_CONDITIONS, "phase": ALL, "migrationState": ALL},
     },
@@ -189,7 +219,7 @@ def project(obj: dict[str, Any], reads: Reads | None) -> dict[str, Any]:
             return obj
         return {**obj, "metadata": meta}
     kept: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
-    if meta is not None:
+    if meta is not None and "metadata" not in reads:
         kept["metadata"] = meta
     return kept | _pick(obj, reads)
 

@@ -50,6 +50,44 @@ def test_the_cache_keeps_what_the_operator_reads_and_nothing_else() -> None:
     assert VMI["metadata"]["managedFields"]  # the input is not changed
 
 
+def test_a_child_keeps_its_identity_ownership_and_our_labels_only() -> None:
+    """KubeVirt's finalizer on a VM, a provisioner's annotations on a claim, virt-handler's
+    node label: the planners read none of them, so changing them changes no cached object
+    and wakes no pass. A VMI keeps its annotations (the instancetype it started with)."""
+    meta = {
+        "name": "web-1-system",
+        "namespace": "demo",
+        "uid": "u1",
+        "resourceVersion": "9",
+        "generation": 2,
+        "creationTimestamp": "2026-12-02T10:00:00Z",
+        "deletionTimestamp": "2026-12-02T11:00:00Z",
+        "ownerReferences": [{"kind": "Wukong", "name": "web-1", "uid": "w1"}],
+        "labels": {"vm.novasphere.dev/wukong": "web-1", "kubevirt.io/nodeName": "node-1"},
+        "annotations": {"pv.kubernetes.io/bind-completed": "yes"},
+        "finalizers": ["kubevirt.io/virtualMachineControllerFinalize"],
+        "managedFields": [{"manager": "kube-controller-manager"}],
+    }
+    expected = {
+        key: meta[key]
+        for key in (
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "ownerReferences",
+        )
+    } | {"labels": {"vm.novasphere.dev/wukong": "web-1"}}
+    for kind in kinds.CHILDREN.values():
+        assert kinds.project({"metadata": meta}, kind.reads)["metadata"] == expected, kind.kind
+    vmi = kinds.project({"metadata": meta}, kinds.VMI.reads)["metadata"]
+    assert vmi == expected | {"annotations": meta["annotations"]}
+    storage_class = kinds.project({"metadata": meta}, kinds.STORAGE_CLASS.reads)["metadata"]
+    assert storage_class["annotations"] == meta["annotations"]  # the default-class mark
+
+
 def test_a_store_applies_the_table_and_a_kind_without_reads_keeps_everything() -> None:
     store = Store(reads={k.cache: k.reads for k in kinds.WATCHED})
     store.upsert(kinds.VMI.cache, VMI)

@@ -132,6 +132,10 @@ def test_an_update_to_fields_the_cache_does_not_keep_wakes_nobody() -> None:
     assert store.get(KIND, "ns", "web-1-vm")["metadata"]["resourceVersion"] == "11"  # type: ignore[index]
     informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "12", conditions=[{"type": "Ready"}])))
     assert seen == ["10", "12"]
+    finalized = vm("web-1-vm", "13", conditions=[{"type": "Ready"}])
+    finalized["metadata"]["finalizers"] = ["kubevirt.io/virtualMachineControllerFinalize"]
+    informer.process(WatchEvent("MODIFIED", finalized))
+    assert seen == ["10", "12"]  # KubeVirt's finalizer is not read either
 
 
 def with_write_through() -> tuple[Informer, Store, list[str], list[str]]:
