@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from kubernetes_asyncio.client import ApiClient, Configuration
 
@@ -86,6 +86,17 @@ async def api_client(settings: Settings) -> ApiClient:
     return api
 
 
+def phase_and_stalled(cr: dict[str, Any]) -> tuple[str, str, bool]:
+    """What a Wukong counts under in /metrics: namespace, phase, whether it is Stalled."""
+    status = cr.get("status") or {}
+    stalled = any(
+        c.get("type") == "Stalled" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    namespace = str(cr.get("metadata", {}).get("namespace") or "")
+    return namespace, str(status.get("phase") or "Pending"), stalled
+
+
 class Operator:
     """Informers + queue + workers + probes for one process."""
 
@@ -93,7 +104,9 @@ class Operator:
         self.settings = settings
         self.metrics = Metrics()
         self.store = Store(
-            label_keys=[names.LABEL_WUKONG], reads={k.cache: k.reads for k in kinds.WATCHED}
+            label_keys=[names.LABEL_WUKONG],
+            reads={k.cache: k.reads for k in kinds.WATCHED},
+            tallies={kinds.WUKONG.cache: phase_and_stalled},
         )
         # client-go's default controller rate limiter: per-key backoff and one global bucket
         # for retries (a first pass and a requeue_after are never throttled).
@@ -140,22 +153,22 @@ class Operator:
         return MetricsServer(self.metrics, reviewer=reviewer, host=host, port=port, tls=tls)
 
     def phase_counts(self) -> dict[tuple[str, str], int]:
-        """Wukongs per (namespace, phase) in the cache, for wukong_phase at scrape time."""
+        """Wukongs per (namespace, phase) in the cache, for wukong_phase at scrape time (from
+        the cache's running tally: a scrape does not scan every Wukong)."""
         counts: dict[tuple[str, str], int] = {}
-        for cr in self.store.list(kinds.WUKONG.cache):
-            namespace = str(cr.get("metadata", {}).get("namespace") or "")
-            phase = str((cr.get("status") or {}).get("phase") or "Pending")
-            counts[namespace, phase] = counts.get((namespace, phase), 0) + 1
+        for (namespace, phase, _), n in self._tally().items():
+            counts[namespace, phase] = counts.get((namespace, phase), 0) + n
         return counts
+
+    def _tally(self) -> Mapping[tuple[str, str, bool], int]:
+        return cast(Mapping[tuple[str, str, bool], int], self.store.tally(kinds.WUKONG.cache))
 
     def stalled_counts(self) -> dict[str, int]:
         """Wukongs with condition Stalled=True per namespace, for wukong_stalled."""
         counts: dict[str, int] = {}
-        for cr in self.store.list(kinds.WUKONG.cache):
-            conditions = (cr.get("status") or {}).get("conditions") or []
-            if any(c.get("type") == "Stalled" and c.get("status") == "True" for c in conditions):
-                namespace = str(cr.get("metadata", {}).get("namespace") or "")
-                counts[namespace] = counts.get(namespace, 0) + 1
+        for (namespace, _, stalled), n in self._tally().items():
+            if stalled:
+                counts[namespace] = counts.get(namespace, 0) + n
         return counts
 
     def _count_answers(self, event_type: str, cr: dict[str, Any]) -> None:

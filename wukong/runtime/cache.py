@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,8 @@ Obj = dict[str, Any]
 _Name = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 # Store.list shadows the builtin inside the class body, so annotations use this alias.
 ObjList = list[Obj]
+Tally = Callable[[Obj], Hashable]
+"""What an object counts under (e.g. its namespace and phase), for `Store.tally`."""
 
 
 def object_name(obj: Mapping[str, Any]) -> _Name:
@@ -53,10 +55,15 @@ class Store:
     """
 
     def __init__(
-        self, label_keys: Iterable[str] = (), reads: Mapping[str, Reads | None] | None = None
+        self,
+        label_keys: Iterable[str] = (),
+        reads: Mapping[str, Reads | None] | None = None,
+        tallies: Mapping[str, Tally] | None = None,
     ) -> None:
         self.label_keys = frozenset(label_keys)
         self._reads = dict(reads or {})
+        self._tallies = dict(tallies or {})
+        self._tallied: dict[str, Counter[Hashable]] = defaultdict(Counter)
         self._objects: dict[str, dict[_Name, Obj]] = defaultdict(dict)
         self._by_owner: dict[tuple[str, str], set[_Name]] = defaultdict(set)
         self._by_label: dict[tuple[str, str, str], set[_Name]] = defaultdict(set)
@@ -93,6 +100,11 @@ class Store:
     def by_label(self, kind: str, label: str, value: str) -> ObjList:
         """Objects of `kind` whose label `label` equals `value` (indexed when configured)."""
         return self.list(kind, selector={label: value})
+
+    def tally(self, kind: str) -> Mapping[Hashable, int]:
+        """How many cached objects of `kind` count under each key of its `tallies` function,
+        kept as objects come and go: a /metrics scrape reads it without a scan."""
+        return self._tallied[kind]
 
     def count(self, kind: str) -> int:
         """How many objects of `kind` are cached."""
@@ -164,6 +176,8 @@ class Store:
         labels = labels_of(obj)
         for key in self.label_keys & labels.keys():
             self._by_label[(kind, key, labels[key])].add(name)
+        if (tally := self._tallies.get(kind)) is not None:
+            self._tallied[kind][tally(obj)] += 1
 
     def _unindex(self, kind: str, name: _Name, obj: Obj) -> None:
         for uid in owner_uids(obj):
@@ -171,6 +185,11 @@ class Store:
         labels = labels_of(obj)
         for key in self.label_keys & labels.keys():
             _discard(self._by_label, (kind, key, labels[key]), name)
+        if (tally := self._tallies.get(kind)) is not None:
+            counts, under = self._tallied[kind], tally(obj)
+            counts[under] -= 1
+            if counts[under] <= 0:
+                del counts[under]
 
 
 _SHORT = 24

@@ -165,3 +165,31 @@ def test_write_through_keeps_the_newest_version_and_takes_a_released_finalizer()
     store.remember(kind, obj("w", rv="7", finalizers=[]))
     assert store.get(kind, "ns", "w")["metadata"]["finalizers"] == []  # type: ignore[index]
     assert store.has_newer(kind, obj("w", rv="6")) and not store.has_newer(kind, obj("w", rv="7"))
+
+
+def test_a_tally_follows_every_way_an_object_comes_goes_or_changes() -> None:
+    """/metrics reads wukong_phase from a tally the cache keeps, not from a scan per scrape:
+    it must agree with the cache after upserts, write-through, deletes and a relist."""
+    kind = "wukongs"
+
+    def phase(o: dict[str, Any]) -> str:
+        return str(o.get("status", {}).get("phase") or "Pending")
+
+    def at(name: str, rv: str, p: str | None = None) -> dict[str, Any]:
+        return obj(name, rv=rv) | ({"status": {"phase": p}} if p else {})
+
+    store = Store(tallies={kind: phase})
+    store.upsert(kind, at("a", "1"))
+    store.upsert(kind, at("b", "2", "Running"))
+    assert store.tally(kind) == {"Pending": 1, "Running": 1}
+    store.remember(kind, at("a", "3", "Running"))  # our own status write
+    assert store.tally(kind) == {"Running": 2}
+    store.remember(kind, at("a", "2", "Creating"))  # an older echo: not taken
+    assert store.tally(kind) == {"Running": 2}
+    store.delete(kind, "ns", "b")
+    assert store.tally(kind) == {"Running": 1}
+    store.replace(kind, [at("a", "5", "Stopped"), at("c", "6")], "6")
+    assert store.tally(kind) == {"Stopped": 1, "Pending": 1}
+    store.replace(kind, [], "7")
+    assert store.tally(kind) == {}
+    assert store.tally(PVC) == {}  # a kind without a tally counts nothing
