@@ -25,6 +25,7 @@ from wukong.adapters.client import (
 )
 from wukong.adapters.kube import Kube
 from wukong.api import kinds, names
+from wukong.api.conditions import STALLED
 from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store
 from wukong.runtime.leader import LeaderElector
@@ -90,7 +91,7 @@ def phase_and_stalled(cr: dict[str, Any]) -> tuple[str, str, bool]:
     """What a Wukong counts under in /metrics: namespace, phase, whether it is Stalled."""
     status = cr.get("status") or {}
     stalled = any(
-        c.get("type") == "Stalled" and c.get("status") == "True"
+        c.get("type") == STALLED and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
     namespace = str(cr.get("metadata", {}).get("namespace") or "")
