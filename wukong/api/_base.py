@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import (
@@ -85,6 +86,14 @@ def _utc_seconds(value: datetime) -> datetime:
 
 
 def _rfc3339(value: datetime) -> str:
+    return _formatted(value, value.tzinfo)
+
+
+@lru_cache(maxsize=4096)
+def _formatted(value: datetime, zone: tzinfo | None) -> str:
+    # Cached: a status carries ~20 timestamps and every pass serializes it to compare, while
+    # the times themselves rarely change. `zone` is in the key because datetimes in two zones
+    # compare equal at the same instant, yet print different wall times.
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

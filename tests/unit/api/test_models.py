@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -229,6 +229,18 @@ def test_status_round_trips_with_rfc3339_seconds() -> None:
         "time": "2025-05-01T12:00:00Z",
     }
     assert WukongStatus.model_validate(wire) == status
+
+
+def test_a_timestamp_is_written_in_utc_whatever_zone_it_came_in() -> None:
+    """Formatting is cached; the same instant in two zones is one UTC time on the wire, and a
+    later time is not answered from an earlier one's cache entry."""
+    plus_two = NOW.astimezone(timezone(timedelta(hours=2)))
+    for when in (NOW, plus_two, plus_two):
+        status = WukongStatus(history=record_transition([], "Starting", "Running", "up", when))
+        assert status.to_wire()["history"][0]["time"] == "2025-05-01T12:00:00Z"
+    an_hour_on = NOW + timedelta(hours=1)
+    later = WukongStatus(history=record_transition([], "Starting", "Running", "up", an_hour_on))
+    assert later.to_wire()["history"][0]["time"] == "2025-05-01T13:00:00Z"
 
 
 def _ready(conditions: list[Condition]) -> Condition:

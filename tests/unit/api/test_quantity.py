@@ -140,3 +140,14 @@ def test_yaml_integers_are_valid_sizes() -> None:
 def test_negative_sizes_are_refused() -> None:
     with pytest.raises(ValidationError, match="negative"):
         _quantity.validate_python("-1Gi")
+
+
+def test_parsing_is_cached_but_refusals_are_not() -> None:
+    """The same text gives the same value again (from the cache), while bad input is refused
+    each time, non-strings with a ValueError like any other garbage, not a TypeError."""
+    assert parse_quantity("3Gi") is parse_quantity("3Gi")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="not a Kubernetes quantity"):
+            parse_quantity("3GB")
+        with pytest.raises(ValueError, match="must be a string"):
+            parse_quantity(["3Gi"])  # type: ignore[arg-type]
