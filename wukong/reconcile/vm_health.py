@@ -3,9 +3,10 @@
 KubeVirt's VirtualMachine `printableStatus` names what stops a VM from running (it cannot be
 scheduled, its image cannot be pulled, its launcher crashes, a volume is missing) and its
 conditions (mirrored from the VMI) carry the detail, e.g. PodScheduled=False "0/3 nodes are
-available: ...". A VMI in phase Unknown lost contact with its node. Each becomes
-`VMHealthy=False` with KubeVirt's words (absent when there is no trouble), so `kubectl get
-wk` and `describe` say what to fix.
+available: ..."; its Failure condition says when virt-controller cannot even make the VMI
+(an instance type or preference that does not exist). A VMI in phase Unknown lost contact
+with its node. Each becomes `VMHealthy=False` with KubeVirt's words (absent when there is no
+trouble), so `kubectl get wk` and `describe` say what to fix.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ VM_ERRORS = {
     "DataVolumeError": "a DataVolume of the VM failed",
     "ErrorPvcNotFound": "a PVC the VM uses does not exist",
     "ErrorDataVolumeNotFound": "a DataVolume the VM uses does not exist",
+}
+# virt-controller's sync errors that wait for someone to act, as the VM's Failure condition's
+# reason: the VM names an instance type or preference that does not exist (pkg/instancetype/
+# controller/vm, checkResourcesExist). No VMI is made, so printableStatus only says Stopped;
+# virt-controller retries, and the condition goes once the object exists.
+SYNC_ERRORS = {
+    "FailedFindInstancetype": "the instance type it names does not exist",
+    "FailedFindPreference": "the preference it names does not exist",
 }
 # Where KubeVirt puts the detail: (condition type, the status that means trouble).
 _DETAIL = (
@@ -50,6 +59,12 @@ def vm_health(seen: Observed) -> Cond | None:
     if printable in VM_ERRORS:
         detail = _detail(seen.vm) or _detail(seen.vmi) or VM_ERRORS[printable]
         return Cond(VM_HEALTHY, False, printable, f"VM {printable}: {detail}")
+    for failure in (seen.vm or {}).get("status", {}).get("conditions") or []:
+        reason = failure.get("reason")
+        if failure.get("type") == "Failure" and failure.get("status") == "True":
+            if reason in SYNC_ERRORS:
+                detail = failure.get("message") or SYNC_ERRORS[reason]
+                return Cond(VM_HEALTHY, False, reason, f"VM cannot start: {detail}")
     if seen.vmi_phase == "Unknown":
         detail = (seen.vmi or {}).get("status", {}).get("reason") or _detail(seen.vmi)
         node = (seen.vmi or {}).get("status", {}).get("nodeName") or "its node"

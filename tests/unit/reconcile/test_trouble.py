@@ -240,3 +240,31 @@ def test_stalled_names_a_refused_child() -> None:
     plan = decide(wukong(), status, ready_children(claims={}), stall_after=300)
     stalled = cond(plan.status["conditions"], "Stalled")
     assert "exceeded quota" in stalled["message"]
+
+
+@pytest.mark.parametrize("reason", ["FailedFindPreference", "FailedFindInstancetype"])
+def test_a_vm_naming_a_missing_preference_or_instancetype_says_so(reason: str) -> None:
+    """Found by test_spec_parity against KubeVirt's virt-controller (seed 3447028866): no VMI
+    is made and printableStatus says only Stopped, so the Wukong sat in Starting saying
+    nothing until Stalled. virt-controller's Failure condition names the missing object."""
+    failure = {
+        "type": "Failure",
+        "status": "True",
+        "reason": reason,
+        "message": 'virtualmachineclusterpreference.instancetype.kubevirt.io "ba.va" not found',
+    }
+    world = vm_world("Stopped", failure)
+    verdict = vm_health(world)
+    assert verdict is not None and (verdict.status, verdict.reason) == (False, reason)
+    assert verdict.message == f"VM cannot start: {failure['message']}"
+    plan = decide(wukong(), {"phase": "Starting"}, world)
+    assert cond(plan.status["conditions"], "VMHealthy")["reason"] == reason
+    warnings = [e.reason for e in plan.actions if isinstance(e, Emit) and e.type == "Warning"]
+    assert reason in warnings
+
+
+def test_a_passing_sync_failure_is_not_the_vms_health() -> None:
+    """Other Failure reasons (a conflict, a failed VMI create) clear on virt-controller's next
+    sync: reporting them would flap."""
+    failure = {"type": "Failure", "status": "True", "reason": "FailedCreate", "message": "409"}
+    assert vm_health(vm_world("Stopped", failure)) is None
