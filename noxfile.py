@@ -94,7 +94,7 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The benchmark: writes bench/results.json and bench/results.png."""
-    session.install("-e", ".[dev]", "matplotlib", "psutil", "pyinstrument")
+    session.install("-e", ".[dev]", "matplotlib", "psutil", "py-spy")
     env = {"KUBEBUILDER_ASSETS": _controlplane_assets(session)}
     session.run("python", "-m", "bench", *session.posargs, env=env)
 

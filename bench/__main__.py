@@ -56,7 +56,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="only create and time each size: no steady state, no latency (a scale run: "
         "--creation-only --no-floor --sizes 5000 --timeout 3600)",
     )
-    p.add_argument("--profile", type=Path, help="run the operator under pyinstrument, save here")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the operator with py-spy into PATH.<N>.txt (python -m bench.profile)",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -104,7 +108,7 @@ async def one_size(
         out["floor"] = floor.summary() | {"curve": floor.curve}
         log.info("floor: %d Running in %.1f s", n, floor.seconds)
     ns = await cl.namespace(f"bench-op-{n}")
-    profile = opts.profile.with_suffix(f".{n}.pyisession") if opts.profile else None
+    profile = opts.profile.with_suffix(f".{n}.txt") if opts.profile else None
     op = Operator(cl.plane.kubeconfig, ns, opts.concurrency, work / f"operator-{n}.log", profile)
     async with op:
         await asyncio.sleep(1.0)  # past start-up's allocations: the idle RSS is the resting one

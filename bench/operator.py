@@ -1,9 +1,13 @@
 """The operator as a process of its own, so its memory and CPU are measured apart from the
-simulator and the bench; optionally under pyinstrument."""
+simulator and the bench; optionally sampled by py-spy."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -49,12 +53,20 @@ class Operator(Background):
         )
         self._sampler: asyncio.Task[None] | None = None
         self._ps: psutil.Process | None = None
+        self._spy: subprocess.Popen[bytes] | None = None
 
     def _spawn(self) -> None:
-        # Behind pyinstrument, which writes the session when the operator exits cleanly on
-        # SIGTERM.
-        profiler = ("-m", "pyinstrument", "-r", "pyisession", "-o", str(self.profile))
-        self.process.start(profiler if self.profile is not None else ())
+        self.process.start()
+
+    def _profile(self) -> None:
+        """py-spy samples the running operator: on-CPU stacks only (an await is not CPU,
+        unlike in pyinstrument's async mode, which counted waiting as time spent), written as
+        collapsed stacks when it gets SIGINT; `python -m bench.profile` reads them."""
+        assert self.profile is not None
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        argv = [spy, "record", "--pid", str(self.pid), "--format", "raw", "--rate", "200"]
+        argv += ["--nonblocking", "--output", str(self.profile)]
+        self._spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     async def start(self, within: float = 60) -> None:
         """Spawn, wait for /readyz (caches synced), then sample RSS and CPU every 0.25 s."""
@@ -76,6 +88,8 @@ class Operator(Background):
                     raise TimeoutError("operator not ready in time")
                 await asyncio.sleep(0.1)
         self._sampler = asyncio.create_task(self._sample_forever())
+        if self.profile is not None:
+            self._profile()
 
     @property
     def pid(self) -> int:
@@ -124,11 +138,19 @@ class Operator(Background):
         return time.monotonic() - began
 
     async def stop(self) -> None:
-        """SIGTERM (a profiled operator writes its session then) and stop sampling."""
+        """Stop sampling (py-spy writes its profile on SIGINT), then SIGTERM the operator."""
         if self._sampler is not None:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
-        await asyncio.to_thread(self.process.terminate, 60)
+        spy, self._spy = self._spy, None
+        try:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                _, err = await asyncio.to_thread(spy.communicate, timeout=60)
+                if spy.returncode != 0 or not (self.profile and self.profile.exists()):
+                    raise RuntimeError(f"py-spy failed ({spy.returncode}): {err.decode()[-300:]}")
+        finally:
+            await asyncio.to_thread(self.process.terminate, 60)
 
     async def __aenter__(self) -> Operator:
         try:
