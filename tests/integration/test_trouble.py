@@ -1,6 +1,6 @@
 """Saying what is wrong (issue 15 points 1-4), on the real API server with the simulator: a
-disk over a ResourceQuota, a VM no node can take, a forced stop that fails once, and a Manual
-VM that should start once."""
+disk over a ResourceQuota, a launcher pod over one, a VM no node can take, a forced stop that
+fails once, and a Manual VM that should start once."""
 
 from __future__ import annotations
 
@@ -88,6 +88,44 @@ async def set_quota(k: Kube, quotas: str, limit: str) -> None:
     plane does not run it): the limit in status, nothing used yet. Admission does the rest."""
     status = {"status": {"hard": {"requests.storage": limit}, "used": {"requests.storage": "0"}}}
     await k.merge_patch(f"{quotas}/disks/status", status)
+
+
+async def test_a_launcher_pod_over_the_quota_says_so_and_the_vm_runs_once_allowed(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """A pods quota refuses the VMI's virt-launcher pod: virt-controller records it only on the
+    VMI (Synchronized=False, FailedCreate), the VM's printableStatus stays Starting, so the
+    Wukong said nothing until Stalled. Now VMHealthy=False carries the API server's words."""
+    quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
+    pods = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pods"}}
+    await k.create(quotas, pods | {"spec": {"hard": {"pods": "0"}}})
+    status = {"status": {"hard": {"pods": "0"}, "used": {"pods": "0"}}}
+    await k.merge_patch(f"{quotas}/pods/status", status)
+    await create(k, "wukong", namespace, wukong("crowded", disks=[SMALL]))
+    cr = await wait_for(
+        k,
+        namespace,
+        "crowded",
+        lambda c: condition(c, "VMHealthy").get("status") == "False",
+        within=60,
+        what="VMHealthy=False",
+    )
+    health = condition(cr, "VMHealthy")
+    assert health["reason"] == "LauncherPodRefused"
+    assert "exceeded quota" in health["message"], health
+    assert cr["status"]["phase"] == "Starting"
+    # The administrator allows pods: virt-controller's retry makes the launcher, the VM runs.
+    await k.merge_patch(f"{quotas}/pods", {"spec": {"hard": {"pods": "10"}}})
+    status = {"status": {"hard": {"pods": "10"}, "used": {"pods": "0"}}}
+    await k.merge_patch(f"{quotas}/pods/status", status)
+    cr = await wait_phase(k, namespace, "crowded", "Running", within=120)
+    assert condition(cr, "VMHealthy") == {}
+    events = [
+        (e["type"], e["reason"])
+        for e in await items(k, "event", namespace)
+        if e["involvedObject"]["name"] == "crowded"
+    ]
+    assert ("Warning", "LauncherPodRefused") in events, events
 
 
 async def test_a_vm_no_node_can_take_says_so_and_stalled_names_it(

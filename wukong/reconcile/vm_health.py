@@ -4,7 +4,8 @@ KubeVirt's VirtualMachine `printableStatus` names what stops a VM from running (
 scheduled, its image cannot be pulled, its launcher crashes, a volume is missing) and its
 conditions (mirrored from the VMI) carry the detail, e.g. PodScheduled=False "0/3 nodes are
 available: ..."; its Failure condition says when virt-controller cannot even make the VMI
-(an instance type or preference that does not exist). A VMI in phase Unknown lost contact
+(an instance type or preference that does not exist), and the VMI's Synchronized condition
+when the API server refuses its launcher pod. A VMI in phase Unknown lost contact
 with its node. Each becomes `VMHealthy=False` with KubeVirt's words (absent when there is no
 trouble), so `kubectl get wk` and `describe` say what to fix.
 """
@@ -52,6 +53,24 @@ def _detail(obj: JsonObj | None) -> str:
     return ""
 
 
+def _launcher_refused(vmi: JsonObj | None) -> str:
+    """virt-controller's words when the API server refused the VMI's launcher pod (a quota,
+    Pod Security, a webhook): `Synchronized=False`, reason FailedCreate, "failed to create
+    virtual machine pod: ..." or "... needs a privileged namespace to run: ...". The same
+    reason also says "active migration exists", which passes: not that one."""
+    for cond in (vmi or {}).get("status", {}).get("conditions") or []:
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) != (
+            "Synchronized",
+            "False",
+            "FailedCreate",
+        ):
+            continue
+        message = str(cond.get("message") or "")
+        if message.startswith("failed to create") and "pod" in message:
+            return message
+    return ""
+
+
 def vm_health(seen: Observed) -> Cond | None:
     """VMHealthy: False with KubeVirt's reason and message while the VM is in trouble; None
     (absent, like the operation conditions) while KubeVirt reports no error."""
@@ -65,6 +84,9 @@ def vm_health(seen: Observed) -> Cond | None:
             if reason in SYNC_ERRORS:
                 detail = failure.get("message") or SYNC_ERRORS[reason]
                 return Cond(VM_HEALTHY, False, reason, f"VM cannot start: {detail}")
+    refused = _launcher_refused(seen.vmi)
+    if refused:
+        return Cond(VM_HEALTHY, False, "LauncherPodRefused", f"VM cannot start: {refused}")
     if seen.vmi_phase == "Unknown":
         detail = (seen.vmi or {}).get("status", {}).get("reason") or _detail(seen.vmi)
         node = (seen.vmi or {}).get("status", {}).get("nodeName") or "its node"

@@ -268,3 +268,34 @@ def test_a_passing_sync_failure_is_not_the_vms_health() -> None:
     sync: reporting them would flap."""
     failure = {"type": "Failure", "status": "True", "reason": "FailedCreate", "message": "409"}
     assert vm_health(vm_world("Stopped", failure)) is None
+
+
+def _synchronized(message: str) -> dict[str, Any]:
+    return {"type": "Synchronized", "status": "False", "reason": "FailedCreate", "message": message}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'failed to create virtual machine pod: pods "virt-launcher-web-1-vm-x" is forbidden: '
+        "exceeded quota: pods, requested: pods=1, used: pods=0, limited: pods=0",
+        "failed to create pod for vmi ns/web-1-vm, it needs a privileged namespace to run: "
+        'pods "virt-launcher-web-1-vm-x" is forbidden: violates PodSecurity "restricted"',
+    ],
+)
+def test_a_launcher_pod_the_api_server_refuses_is_vm_healthy_false(message: str) -> None:
+    """virt-controller writes it only on the VMI; the VM's printableStatus stays Starting."""
+    world = vm_world("Starting", vmi_phase="Pending")
+    assert world.vmi is not None
+    world.vmi["status"]["conditions"] = [_synchronized(message)]
+    verdict = vm_health(world)
+    assert verdict is not None and (verdict.status, verdict.reason) == (False, "LauncherPodRefused")
+    assert verdict.message == f"VM cannot start: {message}"
+
+
+def test_a_launcher_pod_waiting_for_a_migration_is_not_trouble() -> None:
+    """The same reason, FailedCreate, also says a migration is still under way: it passes."""
+    world = vm_world("Starting", vmi_phase="Pending")
+    assert world.vmi is not None
+    world.vmi["status"]["conditions"] = [_synchronized("active migration exists")]
+    assert vm_health(world) is None

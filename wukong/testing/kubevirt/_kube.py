@@ -33,6 +33,11 @@ class ApiError(Exception):
         super().__init__(f"{status}: {message}")
 
     @property
+    def body_message(self) -> str:
+        """The Status message, or the body as text."""
+        return str(self.body.get("message", "")) if isinstance(self.body, dict) else self.body
+
+    @property
     def reason(self) -> str:
         """The Status reason (Conflict, NotFound, ...) or an empty string."""
         return str(self.body.get("reason", "")) if isinstance(self.body, dict) else ""

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from ._claims import ClaimUsers, vmi_claims
 from ._informer import Informer, set_finalizers
-from ._kube import VMIS, JsonObj, Kube, key_of
+from ._kube import VMIS, ApiError, JsonObj, Kube, key_of
 from ._queue import Controller
 from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, ANN_UNSCHEDULABLE, SimConfig
 from .guest import OS_INFO, Guest
@@ -41,6 +41,9 @@ from .objects import (
     set_condition,
 )
 from .vmi_status import AddressBook, interfaces, ready_condition, volume_statuses
+
+FAILED_CREATE = "FailedCreate"  # virt-controller's reason for a launcher pod not created
+REFUSED_POD_RETRY = 1.0  # seconds: virt-controller retries with its queue's backoff
 
 UNSCHEDULABLE_MESSAGE = (
     "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: "
@@ -87,13 +90,27 @@ class VMIHandler(Controller):
                 return pod
         return None
 
-    async def _launcher(self, vmi: JsonObj, status: JsonObj) -> JsonObj:
+    async def _launcher(self, vmi: JsonObj, status: JsonObj) -> JsonObj | None:
         """virt-controller's part: the VMI's virt-launcher pod, created when first needed,
-        listed in status.activePods (uid -> node)."""
+        listed in status.activePods (uid -> node). A create the API server refuses (a quota,
+        Pod Security, a webhook) is the VMI's `Synchronized=False` `FailedCreate` with the
+        server's words, as virt-controller writes it (pkg/virt-controller/watch/vmi/
+        lifecycle.go); None then, and it is tried again."""
         pod = self._launcher_of(vmi)
+        conds = list(status.get("conditions") or [])
         if pod is None:
-            pod = await self.kube.create(PODS, vmi["metadata"]["namespace"], launcher_pod(vmi))
+            try:
+                pod = await self.kube.create(PODS, vmi["metadata"]["namespace"], launcher_pod(vmi))
+            except ApiError as err:
+                if err.status not in (403, 422):
+                    raise
+                message = f"failed to create virtual machine pod: {err.body_message}"
+                conds = set_condition(conds, "Synchronized", "False", FAILED_CREATE, message)
+                status["conditions"] = conds
+                return None
             self.pods.apply(pod)
+        if any(c.get("reason") == FAILED_CREATE for c in conds):
+            status["conditions"] = drop_condition(conds, "Synchronized")
         node = (pod.get("spec") or {}).get("nodeName") or ""
         status["activePods"] = {pod["metadata"]["uid"]: node}
         return pod
@@ -159,11 +176,13 @@ class VMIHandler(Controller):
             if not self._claims_bound(vmi):
                 return None
             pod = await self._launcher(vmi, status)
+            if pod is None:
+                return REFUSED_POD_RETRY
             scheduled = condition(pod, "PodScheduled")
             if scheduled is not None and scheduled.get("status") == "False":
                 # virt-controller copies the pod's scheduling trouble onto the VMI.
                 status["conditions"] = set_condition(
-                    conds,
+                    list(status.get("conditions") or []),
                     "PodScheduled",
                     "False",
                     str(scheduled.get("reason", "")),
