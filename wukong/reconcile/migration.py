@@ -19,7 +19,7 @@ from wukong.api.status import MigrationStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import labels, owner_reference
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, condition_of
 
 FINAL = ("Succeeded", "Failed")
 
@@ -44,18 +44,13 @@ def running_migrations(seen: Observed) -> list[JsonObj]:
     ]
 
 
-def _condition(obj: JsonObj | None, type_: str) -> JsonObj | None:
-    conds = ((obj or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conds if c.get("type") == type_), None)
-
-
 def refusal(cr: Wukong, seen: Observed) -> str | None:
     """Why a migration cannot start now, or None."""
     name = cr.metadata.name
     phase = seen.vmi_phase
     if seen.vmi is None or phase != "Running":
         return f"migrate needs a running VM: {name} is not running (VMI phase: {phase or 'none'})"
-    migratable = _condition(seen.vmi, "LiveMigratable")
+    migratable = condition_of(seen.vmi, "LiveMigratable")
     if migratable is not None and migratable.get("status") == "False":
         return (
             f"KubeVirt cannot live-migrate {name}: {migratable.get('reason')}: "
@@ -159,7 +154,7 @@ def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
             text = f"migrated from {update['source_node']} to {update['target_node']}"
             actions.append(Emit("Normal", "Migrated", text))
         else:
-            failed = _condition(migration, "Failed") or {}
+            failed = condition_of(migration, "Failed") or {}
             text = f"migration {old.name} failed: {failed.get('message') or 'see its Events'}"
             actions.append(Emit("Warning", "MigrationFailed", text))
         update["message"] = text

@@ -67,3 +67,10 @@ def _condition_true(obj: JsonObj | None, type_: str) -> bool:
         return False
     conditions = obj.get("status", {}).get("conditions") or []
     return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+
+
+def condition_of(obj: JsonObj | None, type_: str) -> JsonObj | None:
+    """The condition `type_` in a child's status.conditions (KubeVirt keeps one per type), or
+    None."""
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c.get("type") == type_), None)

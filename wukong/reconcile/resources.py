@@ -25,6 +25,7 @@ from wukong.api import JsonObj
 from wukong.api.conditions import CPU_MEMORY_HOTPLUG, RESTART_REQUIRED, Cond, Condition
 from wukong.api.quantity import format_bytes, parse_quantity
 from wukong.reconcile.actions import Action, Emit
+from wukong.reconcile.observed import condition_of
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,8 @@ def _bytes(value: Any) -> Decimal | None:
         return None
 
 
-def _condition(obj: JsonObj | None, type_: str) -> JsonObj | None:
-    for cond in _dig(obj, "status", "conditions") or []:
-        if cond.get("type") == type_:
-            return dict(cond)
-    return None
-
-
 def _migratable(vmi: JsonObj) -> tuple[bool, str]:
-    cond = _condition(vmi, "LiveMigratable")
+    cond = condition_of(vmi, "LiveMigratable")
     if cond is None or cond.get("status") == "True":
         return True, ""
     return False, f"{cond.get('reason', '')}: {cond.get('message', '')}".strip(": ")
@@ -131,7 +125,7 @@ def _memory(
     if "maxGuest" in want and _bytes(want["maxGuest"]) != maximum:
         shown = "no maximum" if maximum is None else f"at most {format_bytes(maximum)}"
         return ("hotplug.maxMemory", f"the VM runs with {shown}"), None
-    failed = _condition(vmi, "HotMemoryChange")
+    failed = condition_of(vmi, "HotMemoryChange")
     if failed is not None and failed.get("status") == "False":
         return ("memory", str(failed.get("message") or "memory hot-plug failed")), None
     memory = _dig(vmi, "status", "memory") or {}
@@ -160,7 +154,7 @@ def _stage(vmi: JsonObj) -> tuple[str, str]:
     if state.get("migrationUid") and not state.get("completed"):
         target = state.get("targetNode") or "a new pod"
         return "Migrating", f"live migration to {target} under way"
-    hot = _condition(vmi, "HotVCPUChange") or _condition(vmi, "HotMemoryChange")
+    hot = condition_of(vmi, "HotVCPUChange") or condition_of(vmi, "HotMemoryChange")
     if hot is not None and hot.get("status") == "True":
         return "WaitingForMigration", "KubeVirt moves the VM to a bigger pod by live migration"
     return "Requested", "KubeVirt has the new size"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from wukong.api import JsonObj
 from wukong.api.conditions import VM_HEALTHY, Cond
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, condition_of
 
 # printableStatus values that mean the VM cannot run until someone acts, and what to check.
 VM_ERRORS = {
@@ -58,17 +58,11 @@ def _launcher_refused(vmi: JsonObj | None) -> str:
     Pod Security, a webhook): `Synchronized=False`, reason FailedCreate, "failed to create
     virtual machine pod: ..." or "... needs a privileged namespace to run: ...". The same
     reason also says "active migration exists", which passes: not that one."""
-    for cond in (vmi or {}).get("status", {}).get("conditions") or []:
-        if (cond.get("type"), cond.get("status"), cond.get("reason")) != (
-            "Synchronized",
-            "False",
-            "FailedCreate",
-        ):
-            continue
-        message = str(cond.get("message") or "")
-        if message.startswith("failed to create") and "pod" in message:
-            return message
-    return ""
+    cond = condition_of(vmi, "Synchronized") or {}
+    if (cond.get("status"), cond.get("reason")) != ("False", "FailedCreate"):
+        return ""
+    message = str(cond.get("message") or "")
+    return message if message.startswith("failed to create") and "pod" in message else ""
 
 
 def vm_health(seen: Observed) -> Cond | None:
@@ -78,12 +72,11 @@ def vm_health(seen: Observed) -> Cond | None:
     if printable in VM_ERRORS:
         detail = _detail(seen.vm) or _detail(seen.vmi) or VM_ERRORS[printable]
         return Cond(VM_HEALTHY, False, printable, f"VM {printable}: {detail}")
-    for failure in (seen.vm or {}).get("status", {}).get("conditions") or []:
-        reason = failure.get("reason")
-        if failure.get("type") == "Failure" and failure.get("status") == "True":
-            if reason in SYNC_ERRORS:
-                detail = failure.get("message") or SYNC_ERRORS[reason]
-                return Cond(VM_HEALTHY, False, reason, f"VM cannot start: {detail}")
+    failure = condition_of(seen.vm, "Failure") or {}
+    reason = failure.get("reason")
+    if failure.get("status") == "True" and reason in SYNC_ERRORS:
+        detail = failure.get("message") or SYNC_ERRORS[reason]
+        return Cond(VM_HEALTHY, False, reason, f"VM cannot start: {detail}")
     refused = _launcher_refused(seen.vmi)
     if refused:
         return Cond(VM_HEALTHY, False, "LauncherPodRefused", f"VM cannot start: {refused}")
