@@ -41,12 +41,12 @@ async def operator(
         yield op
 
 
-def quota(limit: str) -> dict[str, object]:
+def quota(name: str, hard: dict[str, str]) -> dict[str, object]:
     return {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
-        "metadata": {"name": "disks"},
-        "spec": {"hard": {"requests.storage": limit}},
+        "metadata": {"name": name},
+        "spec": {"hard": hard},
     }
 
 
@@ -54,8 +54,8 @@ async def test_a_disk_over_the_quota_is_reported_with_the_servers_message_and_re
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
     quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
-    await k.create(quotas, quota("5Gi"))
-    await set_quota(k, quotas, "5Gi")
+    await k.create(quotas, quota("disks", {"requests.storage": "5Gi"}))
+    await set_quota(k, quotas, "disks", {"requests.storage": "5Gi"})
     await create(k, "wukong", namespace, wukong("big", disks=[DATA]))
     cr = await wait_for(
         k,
@@ -75,19 +75,24 @@ async def test_a_disk_over_the_quota_is_reported_with_the_servers_message_and_re
 
     await eventually(refused_once, timeout=10)
     # The administrator raises the quota: the operator's retry gets the disk through.
-    await k.merge_patch(f"{quotas}/disks", {"spec": {"hard": {"requests.storage": "50Gi"}}})
-    await set_quota(k, quotas, "50Gi")
+    await raise_quota(k, quotas, "disks", {"requests.storage": "50Gi"})
     cr = await wait_phase(k, namespace, "big", "Running", within=60)
     assert condition(cr, "ChildrenAdmitted") == {}  # present only while a child is refused
     events = [e for e in await items(k, "event", namespace) if e["involvedObject"]["name"] == "big"]
     assert ("Normal", "ChildrenAdmitted") in [(e["type"], e["reason"]) for e in events]
 
 
-async def set_quota(k: Kube, quotas: str, limit: str) -> None:
+async def set_quota(k: Kube, quotas: str, name: str, hard: dict[str, str]) -> None:
     """What the controller manager's resourcequota controller would write (the local control
-    plane does not run it): the limit in status, nothing used yet. Admission does the rest."""
-    status = {"status": {"hard": {"requests.storage": limit}, "used": {"requests.storage": "0"}}}
-    await k.merge_patch(f"{quotas}/disks/status", status)
+    plane does not run it): the limits in status, nothing used yet. Admission does the rest."""
+    status = {"status": {"hard": hard, "used": dict.fromkeys(hard, "0")}}
+    await k.merge_patch(f"{quotas}/{name}/status", status)
+
+
+async def raise_quota(k: Kube, quotas: str, name: str, hard: dict[str, str]) -> None:
+    """The administrator raises the limits (and the quota controller's status follows)."""
+    await k.merge_patch(f"{quotas}/{name}", {"spec": {"hard": hard}})
+    await set_quota(k, quotas, name, hard)
 
 
 async def test_a_launcher_pod_over_the_quota_says_so_and_the_vm_runs_once_allowed(
@@ -97,10 +102,8 @@ async def test_a_launcher_pod_over_the_quota_says_so_and_the_vm_runs_once_allowe
     VMI (Synchronized=False, FailedCreate), the VM's printableStatus stays Starting, so the
     Wukong said nothing until Stalled. Now VMHealthy=False carries the API server's words."""
     quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
-    pods = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pods"}}
-    await k.create(quotas, pods | {"spec": {"hard": {"pods": "0"}}})
-    status = {"status": {"hard": {"pods": "0"}, "used": {"pods": "0"}}}
-    await k.merge_patch(f"{quotas}/pods/status", status)
+    await k.create(quotas, quota("pods", {"pods": "0"}))
+    await set_quota(k, quotas, "pods", {"pods": "0"})
     await create(k, "wukong", namespace, wukong("crowded", disks=[SMALL]))
     cr = await wait_for(
         k,
@@ -115,9 +118,7 @@ async def test_a_launcher_pod_over_the_quota_says_so_and_the_vm_runs_once_allowe
     assert "exceeded quota" in health["message"], health
     assert cr["status"]["phase"] == "Starting"
     # The administrator allows pods: virt-controller's retry makes the launcher, the VM runs.
-    await k.merge_patch(f"{quotas}/pods", {"spec": {"hard": {"pods": "10"}}})
-    status = {"status": {"hard": {"pods": "10"}, "used": {"pods": "0"}}}
-    await k.merge_patch(f"{quotas}/pods/status", status)
+    await raise_quota(k, quotas, "pods", {"pods": "10"})
     cr = await wait_phase(k, namespace, "crowded", "Running", within=120)
     assert condition(cr, "VMHealthy") == {}
     events = [
