@@ -29,8 +29,7 @@ class ApiError(Exception):
     def __init__(self, status: int, body: JsonObj | str) -> None:
         self.status = status
         self.body = body
-        message = body.get("message", "") if isinstance(body, dict) else body
-        super().__init__(f"{status}: {message}")
+        super().__init__(f"{status}: {self.body_message}")
 
     @property
     def body_message(self) -> str:
