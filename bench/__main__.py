@@ -46,9 +46,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--in-flight", type=int, default=32, help="creates in flight at once")
     p.add_argument("--timeout", type=float, default=420.0, help="seconds allowed per creation")
     p.add_argument(
-        "--latency-budget", type=float, default=120.0, help="max seconds per latency run"
+        "--latency-budget", type=float, default=240.0, help="max seconds per latency run"
     )
     p.add_argument("--pool", type=int, default=10, help="Wukongs that take lifecycle requests")
+    p.add_argument(
+        "--probe-interval",
+        type=float,
+        default=1.0,
+        help="seconds between lifecycle requests (0: back to back; else a back-to-back run "
+        "is also reported)",
+    )
     p.add_argument("--no-floor", action="store_true", help="skip the direct-write floor")
     p.add_argument(
         "--creation-only",
@@ -143,9 +150,43 @@ async def last_size_phases(
     out["steady_state"] = await steady_state(cl, op, opts.idle_seconds)
     names = [wukong_name(i) for i in range(n)]
     pool, others = names[: opts.pool], names[opts.pool :]
-    log.info("latency: %d restarts, idle", opts.actions)
+    out["latency"] = {"n_wukongs": n, "probe_interval_seconds": opts.probe_interval}
+    out["series"]["latency"] = series = {}
+    # The verdicts read the first run; back to back (the bench before session 13) is reported
+    # beside it for comparison.
+    runs = {"": opts.probe_interval} | ({"back_to_back": 0.0} if opts.probe_interval else {})
+    for label, interval in runs.items():
+        idle, loaded = await lifecycle_latency(cl, op, tracker, pool, others, opts, interval)
+        suffix = f", {label.replace('_', ' ')}" if label else ""
+        series[f"idle{suffix}"], series[f"under load{suffix}"] = (
+            idle.pop("to_call"),
+            loaded.pop("to_call"),
+        )
+        summaries = {"idle": idle, "load": loaded}
+        if label:
+            out["latency"][label] = summaries
+        else:
+            out["latency"] |= summaries
+
+
+async def lifecycle_latency(
+    cl: Cluster,
+    op: Operator,
+    tracker: Tracker,
+    pool: list[str],
+    others: list[str],
+    opts: argparse.Namespace,
+    interval: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Restarts idle, then under load, `interval` s apart: both summaries, each with its raw
+    samples under "to_call"."""
+    log.info("latency: %d restarts, idle, %.1f s apart", opts.actions, interval)
     idle, idle_use = await observed(
-        cl, op, latency.measure(cl, tracker, pool, opts.actions, budget=opts.latency_budget)
+        cl,
+        op,
+        latency.measure(
+            cl, tracker, pool, opts.actions, budget=opts.latency_budget, interval=interval
+        ),
     )
     await op.quiet()
     log.info("latency: %d restarts under %.0f changes/s", opts.actions, opts.load_rate)
@@ -160,15 +201,15 @@ async def last_size_phases(
             opts.actions,
             opts.load_rate,
             budget=opts.latency_budget,
+            interval=interval,
             change=opts.load_change,
         ),
     )
-    out["latency"] = {
-        "n_wukongs": n,
-        "idle": idle.summary() | idle_use,
-        "load": loaded.summary() | load_use,
-    }
-    out["series"]["latency"] = {"idle": idle.to_call, "under load": loaded.to_call}
+    await op.quiet()
+    return (
+        idle.summary() | idle_use | {"to_call": idle.to_call},
+        loaded.summary() | load_use | {"to_call": loaded.to_call},
+    )
 
 
 async def run(opts: argparse.Namespace) -> dict[str, Any]:

@@ -111,7 +111,11 @@ def _latency(ax: Any, samples: dict[str, list[float]]) -> None:
             xs = sorted(v * 1000 for v in values)
             ys = [(i + 1) / len(xs) for i in range(len(xs))]
             ax.step(xs, ys, where="post", label=f"{label} (n={len(xs)})")
-    ax.axvline(150, color="grey", lw=0.8, ls=":", label="target p99 150 ms")
+    for at, phase in (
+        (TARGETS["lifecycle_p99_idle_ms"], "idle"),
+        (TARGETS["lifecycle_p99_load_ms"], "load"),
+    ):
+        ax.axvline(at, color="grey", lw=0.8, ls=":", label=f"target p99 {phase} {at:.0f} ms")
     ax.set(title="lifecycleAction -> KubeVirt call", xlabel="ms", ylabel="fraction", xscale="log")
     ax.legend(fontsize=8)
 
