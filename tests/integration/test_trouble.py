@@ -1,6 +1,6 @@
 """Saying what is wrong (issue 15 points 1-4), on the real API server with the simulator: a
-disk over a ResourceQuota, a launcher pod over one, a VM no node can take, a forced stop that
-fails once, and a Manual VM that should start once."""
+disk over a ResourceQuota, a launcher pod or a VMI over one, a VM no node can take, a forced
+stop that fails once, and a Manual VM that should start once."""
 
 from __future__ import annotations
 
@@ -127,6 +127,40 @@ async def test_a_launcher_pod_over_the_quota_says_so_and_the_vm_runs_once_allowe
         if e["involvedObject"]["name"] == "crowded"
     ]
     assert ("Warning", "LauncherPodRefused") in events, events
+
+
+async def test_a_vmi_over_the_quota_says_so_once_it_lasts_and_the_vm_runs_once_allowed(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """A quota on VMIs refuses every VMI virt-controller makes: only the VM's Failure
+    condition says so (FailedCreate, the same reason a passing conflict has), so it is the
+    Wukong's VMHealthy=False once it has lasted LASTING seconds."""
+    quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
+    count = "count/virtualmachineinstances.kubevirt.io"
+    await k.create(quotas, quota("vmis", {count: "0"}))
+    await set_quota(k, quotas, "vmis", {count: "0"})
+    await create(k, "wukong", namespace, wukong("capped", disks=[SMALL]))
+    cr = await wait_for(
+        k,
+        namespace,
+        "capped",
+        lambda c: condition(c, "VMHealthy").get("status") == "False",
+        within=60,
+        what="VMHealthy=False",
+    )
+    health = condition(cr, "VMHealthy")
+    assert health["reason"] == "FailedCreate"
+    assert "exceeded quota" in health["message"] and count in health["message"], health
+    assert cr["status"]["phase"] == "Starting"
+    await raise_quota(k, quotas, "vmis", {count: "10"})
+    cr = await wait_phase(k, namespace, "capped", "Running", within=120)
+    assert condition(cr, "VMHealthy") == {}
+    events = [
+        (e["type"], e["reason"])
+        for e in await items(k, "event", namespace)
+        if e["involvedObject"]["name"] == "capped"
+    ]
+    assert ("Warning", "FailedCreate") in events, events
 
 
 async def test_a_vm_no_node_can_take_says_so_and_stalled_names_it(

@@ -53,7 +53,7 @@ from wukong.reconcile.status import (
 from wukong.reconcile.tenancy import NETWORK_NOT_ALLOWED, network_refusals, refusal_message
 from wukong.reconcile.timefmt import parse_time
 from wukong.reconcile.vm import plan_vm
-from wukong.reconcile.vm_health import vm_health
+from wukong.reconcile.vm_health import health_due, vm_health
 
 
 @dataclass
@@ -176,6 +176,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         conds += vm.conditions
         if (health := vm_health(seen)) is not None:
             conds.append(health)
+        plan.requeue(health_due(seen))
     if vm.conflict:
         conds[0] = Cond(
             SPEC_VALID,

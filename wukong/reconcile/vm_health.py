@@ -4,7 +4,8 @@ KubeVirt's VirtualMachine `printableStatus` names what stops a VM from running (
 scheduled, its image cannot be pulled, its launcher crashes, a volume is missing) and its
 conditions (mirrored from the VMI) carry the detail, e.g. PodScheduled=False "0/3 nodes are
 available: ..."; its Failure condition says when virt-controller cannot even make the VMI
-(an instance type or preference that does not exist), and the VMI's Synchronized condition
+(an instance type or preference that does not exist, or a VMI the API server refuses for
+longer than a passing error lasts), and the VMI's Synchronized condition
 when the API server refuses its launcher pod. A VMI in phase Unknown lost contact
 with its node. Each becomes `VMHealthy=False` with KubeVirt's words (absent when there is no
 trouble), so `kubectl get wk` and `describe` say what to fix.
@@ -15,6 +16,7 @@ from __future__ import annotations
 from wukong.api import JsonObj
 from wukong.api.conditions import VM_HEALTHY, Cond
 from wukong.reconcile.observed import Observed, condition_of
+from wukong.reconcile.timefmt import parse_time
 
 # printableStatus values that mean the VM cannot run until someone acts, and what to check.
 VM_ERRORS = {
@@ -34,6 +36,13 @@ SYNC_ERRORS = {
     "FailedFindInstancetype": "the instance type it names does not exist",
     "FailedFindPreference": "the preference it names does not exist",
 }
+# virt-controller's sync errors that may pass on its next try: FailedCreate is a conflict or a
+# VMI create the API server refused for a moment, but also a quota on VMIs or a webhook that
+# refuses every try. Reported once the condition has lasted LASTING seconds: KubeVirt keeps
+# its lastTransitionTime while the reason holds (pkg/controller/conditions.go UpdateCondition)
+# and drops it on the first sync that succeeds, so an older one is not passing.
+PASSING_SYNC_ERRORS = {"FailedCreate": "virt-controller cannot create the VMI"}
+LASTING = 10.0
 # Where KubeVirt puts the detail: (condition type, the status that means trouble).
 _DETAIL = (
     ("PodScheduled", "False"),
@@ -65,6 +74,23 @@ def _launcher_refused(vmi: JsonObj | None) -> str:
     return message if message.startswith("failed to create") and "pod" in message else ""
 
 
+def _until_lasting(seen: Observed) -> float | None:
+    """Seconds until the VM's Failure condition, if its reason may pass, has lasted long
+    enough to report (<= 0: it has); None when there is none or it carries no time."""
+    failure = condition_of(seen.vm, "Failure") or {}
+    if failure.get("status") != "True" or failure.get("reason") not in PASSING_SYNC_ERRORS:
+        return None
+    since = parse_time(failure.get("lastTransitionTime"))
+    return None if since is None else LASTING - (seen.now - since).total_seconds()
+
+
+def health_due(seen: Observed) -> float | None:
+    """Seconds until `vm_health` reports a passing sync error that is still young, if it
+    holds that long (the pass to requeue at); None when nothing waits."""
+    left = _until_lasting(seen)
+    return left + 0.05 if left is not None and left > 0 else None
+
+
 def vm_health(seen: Observed) -> Cond | None:
     """VMHealthy: False with KubeVirt's reason and message while the VM is in trouble; None
     (absent, like the operation conditions) while KubeVirt reports no error."""
@@ -77,6 +103,10 @@ def vm_health(seen: Observed) -> Cond | None:
     if failure.get("status") == "True" and reason in SYNC_ERRORS:
         detail = failure.get("message") or SYNC_ERRORS[reason]
         return Cond(VM_HEALTHY, False, reason, f"VM cannot start: {detail}")
+    left = _until_lasting(seen)
+    if left is not None and left <= 0:
+        detail = failure.get("message") or PASSING_SYNC_ERRORS[str(reason)]
+        return Cond(VM_HEALTHY, False, str(reason), f"VM cannot start: {detail}")
     refused = _launcher_refused(seen.vmi)
     if refused:
         return Cond(VM_HEALTHY, False, "LauncherPodRefused", f"VM cannot start: {refused}")

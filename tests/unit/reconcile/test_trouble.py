@@ -16,8 +16,9 @@ from wukong.api.status import WukongStatus
 from wukong.reconcile.actions import Action, CreateChild, Emit, Failed, PatchChild
 from wukong.reconcile.admission import admit
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.timefmt import iso
 from wukong.reconcile.vm import build_vm
-from wukong.reconcile.vm_health import vm_health
+from wukong.reconcile.vm_health import LASTING, health_due, vm_health
 
 QUOTA = (
     'persistentvolumeclaims "web-1-data" is forbidden: exceeded quota: disks, '
@@ -268,6 +269,47 @@ def test_a_passing_sync_failure_is_not_the_vms_health() -> None:
     sync: reporting them would flap."""
     failure = {"type": "Failure", "status": "True", "reason": "FailedCreate", "message": "409"}
     assert vm_health(vm_world("Stopped", failure)) is None
+
+
+QUOTA = (
+    'Failure while starting VMI: virtualmachineinstances.kubevirt.io "web-1-vm" is forbidden: '
+    "exceeded quota: vmis, requested: count/virtualmachineinstances.kubevirt.io=1, used: "
+    "count/virtualmachineinstances.kubevirt.io=0, limited: "
+    "count/virtualmachineinstances.kubevirt.io=0"
+)
+
+
+def _failed_create(age: float) -> dict[str, Any]:
+    since = NOW - timedelta(seconds=age)
+    return {"type": "Failure", "status": "True", "reason": "FailedCreate", "message": QUOTA,
+            "lastTransitionTime": iso(since)}  # fmt: skip
+
+
+def test_a_vmi_create_refused_for_long_is_vm_healthy_false() -> None:
+    """A quota on VMIs or a webhook refuses every create: no VMI, printableStatus Stopped or
+    Starting, only the VM's Failure condition, which KubeVirt leaves dated from the first
+    refusal. Once it has lasted LASTING seconds it is the VM's health."""
+    world = vm_world("Starting", _failed_create(LASTING + 1))
+    verdict = vm_health(world)
+    assert verdict is not None and (verdict.status, verdict.reason) == (False, "FailedCreate")
+    assert verdict.message == f"VM cannot start: {QUOTA}"
+    assert health_due(world) is None
+    plan = decide(wukong(), {"phase": "Starting"}, world)
+    assert cond(plan.status["conditions"], "VMHealthy")["reason"] == "FailedCreate"
+    warnings = [e.reason for e in plan.actions if isinstance(e, Emit) and e.type == "Warning"]
+    assert "FailedCreate" in warnings
+
+
+def test_a_young_vmi_create_failure_waits_and_the_pass_comes_back_when_it_would_count() -> None:
+    world = vm_world("Starting", _failed_create(3))
+    assert vm_health(world) is None
+    due = health_due(world)
+    assert due is not None and LASTING - 3 <= due <= LASTING - 3 + 0.1
+    plan = decide(wukong(), {"phase": "Starting"}, world)
+    assert cond(plan.status["conditions"], "VMHealthy") == {}
+    assert plan.requeue_after is not None and plan.requeue_after <= due
+    later = replace(world, now=world.now + timedelta(seconds=due))
+    assert vm_health(later) is not None
 
 
 def _synchronized(message: str) -> dict[str, Any]:

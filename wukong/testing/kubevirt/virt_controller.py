@@ -43,6 +43,7 @@ from .vm_status import (
 from .vmi_resize import default_hotplug
 
 Failure = tuple[str, str] | None
+SYNC_ERROR_RETRY = 1.0  # seconds: virt-controller requeues a failed sync with its backoff
 
 
 def build_vmi(vm: JsonObj, paused: bool) -> JsonObj:
@@ -134,6 +135,7 @@ class VMController(Controller):
                     after = await self._sync_run_strategy(vm, vmi)
             except SyncError as err:
                 failure = (err.reason, err.message)
+                after = SYNC_ERROR_RETRY
             vm = self.vms.get(ns, name) or vm
             vmi = self._vmi_of(vm)
             if failure is None and vmi is not None and phase(vmi) == "Running":
@@ -243,6 +245,9 @@ class VMController(Controller):
         except ApiError as err:
             if err.status == 409:
                 return None
+            if err.status in (403, 422):  # a quota, a webhook: the VM's Failure condition
+                message = f"Failure while starting VMI: {err.body_message}"
+                raise SyncError("FailedCreate", message) from err
             raise
         self._started_from[created["metadata"]["uid"]] = copy.deepcopy(template_spec(vm))
         self.vmis.apply(created)
