@@ -98,6 +98,7 @@ app.command(name="run", cls=KubectlCommand)(run)
 async def _run(settings: Settings) -> int:
     from wukong.adapters.client import ConfigError
     from wukong.controller import Operator, api_client
+    from wukong.runtime.heap import tune_collector
 
     try:
         api = await api_client(settings)
@@ -105,6 +106,7 @@ async def _run(settings: Settings) -> int:
         # One line, in the chosen log format (JSON in a pod), and no traceback.
         logging.getLogger("wukong.cli").error("%s", error.message)
         return 2
+    tune_collector()  # the operator's process: its heap is watch caches (runtime/heap.py)
     async with api:
         operator = Operator(settings, api)
         loop = asyncio.get_running_loop()
