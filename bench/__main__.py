@@ -30,6 +30,8 @@ from bench.tracking import Tracker
 from wukong.runtime.heap import tune_collector
 
 HERE = Path(__file__).parent
+Measured = tuple[latency.Latencies, dict[str, Any]]
+"""A latency run's samples, and `observed`'s CPU and queue figures over it."""
 log = logging.getLogger("bench")
 
 
@@ -157,13 +159,12 @@ async def last_size_phases(
     # beside it for comparison.
     runs = {"": opts.probe_interval} | ({"back_to_back": 0.0} if opts.probe_interval else {})
     for label, interval in runs.items():
-        idle, loaded = await lifecycle_latency(cl, op, tracker, pool, others, opts, interval)
-        suffix = f", {label.replace('_', ' ')}" if label else ""
-        series[f"idle{suffix}"], series[f"under load{suffix}"] = (
-            idle.pop("to_call"),
-            loaded.pop("to_call"),
+        (idle, idle_use), (loaded, load_use) = await lifecycle_latency(
+            cl, op, tracker, pool, others, opts, interval
         )
-        summaries = {"idle": idle, "load": loaded}
+        suffix = f", {label.replace('_', ' ')}" if label else ""
+        series[f"idle{suffix}"], series[f"under load{suffix}"] = idle.to_call, loaded.to_call
+        summaries = {"idle": idle.summary() | idle_use, "load": loaded.summary() | load_use}
         if label:
             out["latency"][label] = summaries
         else:
@@ -178,9 +179,9 @@ async def lifecycle_latency(
     others: list[str],
     opts: argparse.Namespace,
     interval: float,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Restarts idle, then under load, `interval` s apart: both summaries, each with its raw
-    samples under "to_call"."""
+) -> tuple[Measured, Measured]:
+    """Restarts idle, then under load, `interval` s apart: the samples of each, with the
+    processes' CPU and the operator's queue meanwhile."""
     log.info("latency: %d restarts, idle, %.1f s apart", opts.actions, interval)
     idle, idle_use = await observed(
         cl,
@@ -207,10 +208,7 @@ async def lifecycle_latency(
         ),
     )
     await op.quiet()
-    return (
-        idle.summary() | idle_use | {"to_call": idle.to_call},
-        loaded.summary() | load_use | {"to_call": loaded.to_call},
-    )
+    return (idle, idle_use), (loaded, load_use)
 
 
 async def run(opts: argparse.Namespace) -> dict[str, Any]:
