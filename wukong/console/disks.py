@@ -13,6 +13,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from wukong.api import names
+from wukong.api.objects import being_deleted
 from wukong.api.spec import MAX_DISKS, DiskBus, DiskSpec
 from wukong.console.errors import CliError, usage
 
@@ -59,7 +60,7 @@ def _pinned(cr: JsonObj, disks: list[JsonObj]) -> JsonObj:
 
 
 def _editable(cr: JsonObj) -> None:
-    if cr["metadata"].get("deletionTimestamp"):
+    if being_deleted(cr):
         raise CliError(f"{cr['metadata']['name']} is being deleted: its disks cannot change")
 
 

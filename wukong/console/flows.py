@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from wukong.adapters.kube import api_path
+from wukong.api.objects import being_deleted
 from wukong.api.spec import DiskBus
 from wukong.console import delete as deletion
 from wukong.console import disks
@@ -108,7 +109,7 @@ async def lifecycle(
         written: list[tuple[str, int, JsonObj]] = []
         for cr in crs:
             name = cr["metadata"]["name"]
-            if cr["metadata"].get("deletionTimestamp"):
+            if being_deleted(cr):
                 raise CliError(f"{name} is being deleted: it takes no more requests")
             if writing.client:
                 io.out(patch_text(f"PATCH {name_of(cr)}", request.patch(), writing.output))
@@ -388,7 +389,7 @@ async def _delete_one(
     writing: Writing,
 ) -> None:
     name = cr["metadata"]["name"]
-    if cr["metadata"].get("deletionTimestamp"):
+    if being_deleted(cr):
         _already_deleting(io, cr, changes=keep_all or bool(keep) or force)
         return
     plan = deletion.plan_delete(cr, keep_all=keep_all, keep=keep, force=force)

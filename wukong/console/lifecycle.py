@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from wukong.api.contract import request_id
+from wukong.api.objects import being_deleted
 from wukong.api.spec import Action, LifecycleAction
 
 JsonObj = dict[str, Any]
@@ -84,7 +85,7 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
     name = cr["metadata"]["name"]
     status = cr.get("status") or {}
     life = status.get("lifecycleState") or {}
-    if cr["metadata"].get("deletionTimestamp"):
+    if being_deleted(cr):
         return Outcome(False, f"{name} is being deleted")
     if request.action is Action.MIGRATE:
         return migration_outcome(name, status.get("migration") or {}, request)

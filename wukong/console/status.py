@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from wukong.api.objects import being_deleted
 from wukong.console.render import NONE, age, cell, table
 
 JsonObj = dict[str, Any]
@@ -58,7 +59,7 @@ def summary_row(cr: JsonObj, now: datetime) -> list[str]:
     """One row of the status table."""
     status = _status(cr)
     phase = status.get("phase")
-    if cr.get("metadata", {}).get("deletionTimestamp") and phase != "Deleting":
+    if being_deleted(cr) and phase != "Deleting":
         phase = f"{phase or NONE} (deleting)"
     return [
         cr["metadata"]["name"],
@@ -100,7 +101,7 @@ def _lifecycle(cr: JsonObj, now: datetime) -> str:
 
 def _deletion(cr: JsonObj) -> list[str]:
     deletion = _status(cr).get("deletion") or {}
-    if not cr.get("metadata", {}).get("deletionTimestamp") and not deletion:
+    if not being_deleted(cr) and not deletion:
         return []
     lines = [_field("Deleting", deletion.get("step") or "requested")]
     for label, key in (("Remaining", "remaining"), ("Kept", "kept")):

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from wukong.api import JsonObj, names
 from wukong.api.conditions import DELETION_BLOCKED, STALLED, Cond, merge_conditions, record_hops
+from wukong.api.objects import being_deleted
 from wukong.api.status import DeletionStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.fsm.facts import Facts
@@ -160,9 +161,7 @@ def _terminating(seen: Observed) -> frozenset[str]:
     named += [("PersistentVolumeClaim", o) for o in seen.claims.values()]
     named += [("NetworkAttachmentDefinition", o) for o in seen.nads.values()]
     return frozenset(
-        f"{kind}/{obj['metadata']['name']}"
-        for kind, obj in named
-        if obj.get("metadata", {}).get("deletionTimestamp")
+        f"{kind}/{obj['metadata']['name']}" for kind, obj in named if being_deleted(obj)
     )
 
 
@@ -221,7 +220,7 @@ def _cancel_migrations(t: Teardown) -> list[Action]:
     return [
         DeleteChild("VirtualMachineInstanceMigration", m["metadata"]["name"], m["metadata"]["uid"])
         for m in running_migrations(t.seen)
-        if not m["metadata"].get("deletionTimestamp")
+        if not being_deleted(m)
     ]
 
 

@@ -17,6 +17,7 @@ from wukong.api.conditions import (
     VOLUMES_RESIZED,
     Cond,
 )
+from wukong.api.objects import being_deleted
 from wukong.api.quantity import parse_quantity
 from wukong.api.status import VolumeStatus
 from wukong.api.v1alpha1 import DiskSpec, Wukong
@@ -316,7 +317,7 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
             return _Disk([create], at("Pending"), "being created")
         if not owned_by(dv, uid):
             return _Disk([], at("Conflict"), _conflict("DataVolume", claim, dv))
-        if dv.get("metadata", {}).get("deletionTimestamp"):
+        if being_deleted(dv):
             return _Disk([], at("Replacing"), "the previous import is being removed")
         if _source_url(dv) not in (None, disk.image):
             if (dv.get("status") or {}).get("phase") != "Succeeded":

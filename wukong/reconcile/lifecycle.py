@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wukong.api import names
+from wukong.api.objects import being_deleted
 from wukong.api.status import LifecycleState, WukongStatus
 from wukong.api.v1alpha1 import LifecycleAction, Wukong
 from wukong.fsm.facts import FINAL_VMI_PHASES, Facts
@@ -95,7 +96,7 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
     """Whether the cluster already shows the effect of `action` (so it was called)."""
     strategy = seen.run_strategy
     pending = seen.pending_requests
-    vmi_terminating = bool((seen.vmi or {}).get("metadata", {}).get("deletionTimestamp"))
+    vmi_terminating = being_deleted(seen.vmi)
     if action == "start":
         # Only a VMI the start made: the stopped one can linger a moment after the VM is
         # reported Stopped (it is the one recorded at acceptance), and under Manual the
