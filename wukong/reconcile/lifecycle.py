@@ -414,8 +414,13 @@ def _at_creation(
 
 def _run_strategy(cr: Wukong, seen: Observed, state: LifecycleState) -> list[Action]:
     """Bring the VM's runStrategy back to what the user wants once no call is in flight
-    (KubeVirt's start turns Halted into Always; a Manual or RerunOnFailure user wants theirs)."""
-    if seen.vm is None or state.issued is False:
+    (KubeVirt's start turns Halted into Always; a Manual or RerunOnFailure user wants theirs).
+    A refused request calls nothing, and the request before it made its call first (see
+    `call_pending`): under a refusal the earlier request's run state holds. Without that, a
+    stop refused right after a stop left a RerunOnFailure VM stopped but not Halted (found
+    by test_lifecycle_sequences, seed 4259277729)."""
+    waiting = state.issued is False and state.state != Answer.Refused
+    if seen.vm is None or waiting:
         return []
     current = seen.run_strategy
     wanted = desired_run_strategy(cr, want_running(cr, state.last_action))

@@ -123,6 +123,30 @@ def test_start_of_a_manual_vm_restores_its_run_strategy_after_kubevirt_set_alway
     assert patches and patches[0].patch["spec"]["runStrategy"] == "Manual"
 
 
+def test_a_refused_request_after_a_stop_still_halts_the_stopped_vm() -> None:
+    """Found by test_lifecycle_sequences (seed 4259277729, KubeVirt's own virt-api): a forced
+    stop of a RerunOnFailure VM, then a suspend and a stop refused (already stopped) before
+    the pass that sets Halted. KubeVirt's stop keeps RerunOnFailure; the refusal's record
+    says issued: false, and the alignment waited for a call that never comes."""
+    stop = {"action": "stop", "force": True, "requestedAt": "t15"}
+    cr = wukong(runStrategy="RerunOnFailure", lifecycleAction=stop)
+    world = running_world(strategy="RerunOnFailure")
+    off = Observed(**{**world.__dict__, "vmi": None})
+    issued = {"lastAction": "stop", "call": "FORCE_STOP_VM", "requestId": "t14",
+              "state": "Done", "issued": True}  # fmt: skip
+    answered = decide(cr, {"phase": "Stopped", "lifecycleState": issued}, off).status
+    life = answered["lifecycleState"]
+    assert (life["state"], life["issued"], life["lastAction"]) == ("Refused", False, "stop")
+    plan = decide(cr, answered, off)  # the pass after the refusal was written
+    strategies = [
+        a.patch["spec"]["runStrategy"]
+        for a in plan.actions
+        if isinstance(a, PatchChild) and "runStrategy" in a.patch.get("spec", {})
+    ]
+    assert strategies == ["Halted"]
+    assert calls(plan) == []
+
+
 def test_every_status_field_the_planner_writes_survives_the_crd_schema() -> None:
     from tests.unit.reconcile.world import pruned_fields
 
