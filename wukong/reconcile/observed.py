@@ -55,18 +55,11 @@ class Observed:
 
     def vmi_condition(self, type_: str) -> bool:
         """Whether the VMI has condition `type_` with status True."""
-        return _condition_true(self.vmi, type_)
+        return (condition_of(self.vmi, type_) or {}).get("status") == "True"
 
     def vm_condition(self, type_: str) -> bool:
         """Whether the VM has condition `type_` with status True."""
-        return _condition_true(self.vm, type_)
-
-
-def _condition_true(obj: JsonObj | None, type_: str) -> bool:
-    if obj is None:
-        return False
-    conditions = obj.get("status", {}).get("conditions") or []
-    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+        return (condition_of(self.vm, type_) or {}).get("status") == "True"
 
 
 def condition_of(obj: JsonObj | None, type_: str) -> JsonObj | None:

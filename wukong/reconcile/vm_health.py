@@ -13,6 +13,8 @@ trouble), so `kubectl get wk` and `describe` say what to fix.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from wukong.api import JsonObj
 from wukong.api.conditions import VM_HEALTHY, Cond
 from wukong.reconcile.observed import Observed, condition_of
@@ -74,20 +76,19 @@ def _launcher_refused(vmi: JsonObj | None) -> str:
     return message if message.startswith("failed to create") and "pod" in message else ""
 
 
-def _until_lasting(seen: Observed) -> float | None:
+def _until_lasting(failure: JsonObj, now: datetime) -> float | None:
     """Seconds until the VM's Failure condition, if its reason may pass, has lasted long
     enough to report (<= 0: it has); None when there is none or it carries no time."""
-    failure = condition_of(seen.vm, "Failure") or {}
     if failure.get("status") != "True" or failure.get("reason") not in PASSING_SYNC_ERRORS:
         return None
     since = parse_time(failure.get("lastTransitionTime"))
-    return None if since is None else LASTING - (seen.now - since).total_seconds()
+    return None if since is None else LASTING - (now - since).total_seconds()
 
 
 def health_due(seen: Observed) -> float | None:
     """Seconds until `vm_health` reports a passing sync error that is still young, if it
     holds that long (the pass to requeue at); None when nothing waits."""
-    left = _until_lasting(seen)
+    left = _until_lasting(condition_of(seen.vm, "Failure") or {}, seen.now)
     return left + 0.05 if left is not None and left > 0 else None
 
 
@@ -103,7 +104,7 @@ def vm_health(seen: Observed) -> Cond | None:
     if failure.get("status") == "True" and reason in SYNC_ERRORS:
         detail = failure.get("message") or SYNC_ERRORS[reason]
         return Cond(VM_HEALTHY, False, reason, f"VM cannot start: {detail}")
-    left = _until_lasting(seen)
+    left = _until_lasting(failure, seen.now)
     if left is not None and left <= 0:
         detail = failure.get("message") or PASSING_SYNC_ERRORS[str(reason)]
         return Cond(VM_HEALTHY, False, str(reason), f"VM cannot start: {detail}")
