@@ -95,38 +95,48 @@ async def raise_quota(k: Kube, quotas: str, name: str, hard: dict[str, str]) -> 
     await set_quota(k, quotas, name, hard)
 
 
+async def refused_until_the_quota_is_raised(
+    k: Kube, namespace: str, name: str, resource: str, reason: str
+) -> dict[str, object]:
+    """A quota of 0 `resource` keeps the Wukong `name` from starting: VMHealthy=False with
+    `reason` and the API server's words while it says Starting. Then the administrator
+    raises it to 10: virt-controller's retry gets through, the VM runs, the condition goes,
+    and the Warning stays among its Events. Returns the VMHealthy condition seen."""
+    quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
+    await k.create(quotas, quota(name, {resource: "0"}))
+    await set_quota(k, quotas, name, {resource: "0"})
+    await create(k, "wukong", namespace, wukong(name, disks=[SMALL]))
+    cr = await wait_for(
+        k,
+        namespace,
+        name,
+        lambda c: condition(c, "VMHealthy").get("status") == "False",
+        within=60,
+        what="VMHealthy=False",
+    )
+    health = condition(cr, "VMHealthy")
+    assert health["reason"] == reason
+    assert "exceeded quota" in health["message"], health
+    assert cr["status"]["phase"] == "Starting"
+    await raise_quota(k, quotas, name, {resource: "10"})
+    cr = await wait_phase(k, namespace, name, "Running", within=120)
+    assert condition(cr, "VMHealthy") == {}
+    events = [
+        (e["type"], e["reason"])
+        for e in await items(k, "event", namespace)
+        if e["involvedObject"]["name"] == name
+    ]
+    assert ("Warning", reason) in events, events
+    return health
+
+
 async def test_a_launcher_pod_over_the_quota_says_so_and_the_vm_runs_once_allowed(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
     """A pods quota refuses the VMI's virt-launcher pod: virt-controller records it only on the
     VMI (Synchronized=False, FailedCreate), the VM's printableStatus stays Starting, so the
     Wukong said nothing until Stalled. Now VMHealthy=False carries the API server's words."""
-    quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
-    await k.create(quotas, quota("pods", {"pods": "0"}))
-    await set_quota(k, quotas, "pods", {"pods": "0"})
-    await create(k, "wukong", namespace, wukong("crowded", disks=[SMALL]))
-    cr = await wait_for(
-        k,
-        namespace,
-        "crowded",
-        lambda c: condition(c, "VMHealthy").get("status") == "False",
-        within=60,
-        what="VMHealthy=False",
-    )
-    health = condition(cr, "VMHealthy")
-    assert health["reason"] == "LauncherPodRefused"
-    assert "exceeded quota" in health["message"], health
-    assert cr["status"]["phase"] == "Starting"
-    # The administrator allows pods: virt-controller's retry makes the launcher, the VM runs.
-    await raise_quota(k, quotas, "pods", {"pods": "10"})
-    cr = await wait_phase(k, namespace, "crowded", "Running", within=120)
-    assert condition(cr, "VMHealthy") == {}
-    events = [
-        (e["type"], e["reason"])
-        for e in await items(k, "event", namespace)
-        if e["involvedObject"]["name"] == "crowded"
-    ]
-    assert ("Warning", "LauncherPodRefused") in events, events
+    await refused_until_the_quota_is_raised(k, namespace, "crowded", "pods", "LauncherPodRefused")
 
 
 async def test_a_vmi_over_the_quota_says_so_once_it_lasts_and_the_vm_runs_once_allowed(
@@ -135,32 +145,9 @@ async def test_a_vmi_over_the_quota_says_so_once_it_lasts_and_the_vm_runs_once_a
     """A quota on VMIs refuses every VMI virt-controller makes: only the VM's Failure
     condition says so (FailedCreate, the same reason a passing conflict has), so it is the
     Wukong's VMHealthy=False once it has lasted LASTING seconds."""
-    quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
     count = "count/virtualmachineinstances.kubevirt.io"
-    await k.create(quotas, quota("vmis", {count: "0"}))
-    await set_quota(k, quotas, "vmis", {count: "0"})
-    await create(k, "wukong", namespace, wukong("capped", disks=[SMALL]))
-    cr = await wait_for(
-        k,
-        namespace,
-        "capped",
-        lambda c: condition(c, "VMHealthy").get("status") == "False",
-        within=60,
-        what="VMHealthy=False",
-    )
-    health = condition(cr, "VMHealthy")
-    assert health["reason"] == "FailedCreate"
-    assert "exceeded quota" in health["message"] and count in health["message"], health
-    assert cr["status"]["phase"] == "Starting"
-    await raise_quota(k, quotas, "vmis", {count: "10"})
-    cr = await wait_phase(k, namespace, "capped", "Running", within=120)
-    assert condition(cr, "VMHealthy") == {}
-    events = [
-        (e["type"], e["reason"])
-        for e in await items(k, "event", namespace)
-        if e["involvedObject"]["name"] == "capped"
-    ]
-    assert ("Warning", "FailedCreate") in events, events
+    health = await refused_until_the_quota_is_raised(k, namespace, "capped", count, "FailedCreate")
+    assert count in str(health["message"]), health
 
 
 async def test_a_vm_no_node_can_take_says_so_and_stalled_names_it(
