@@ -211,3 +211,27 @@ async def test_operator_killed_while_restarting_restarts_exactly_once(
         assert second.terminate() == 0
     assert calls(sim, "restart", "vm7-vm") == 1
     assert condition(cr, "Ready")["status"] == "True"
+
+
+async def test_a_start_written_with_a_new_manual_vm_starts_it_once(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    # Found by test_spec_parity in CI with KubeVirt's own virt-api: a start in the Wukong's
+    # first spec was taken as "the VM is created running", but KubeVirt creates a Manual VM
+    # stopped. The request was answered with no call and the Wukong stayed in Starting.
+    manual = wukong(
+        "vm8",
+        runStrategy="Manual",
+        startStrategy={"autoStart": False},
+        lifecycleAction={"action": "start"},
+    )
+    await create(k, "wukong", namespace, manual)
+
+    def started(cr: dict[str, Any]) -> bool:
+        status = cr.get("status") or {}
+        life = status.get("lifecycleState") or {}
+        return status.get("phase") == "Running" and life.get("state") == "Done"
+
+    await wait_for(k, namespace, "vm8", started, within=30, what="vm8 Running, its start Done")
+    assert calls(sim, "start", "vm8-vm") == 1
+    assert await vm_strategy(k, namespace, "vm8") == "Manual"

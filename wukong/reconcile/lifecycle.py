@@ -274,6 +274,11 @@ def plan_lifecycle(
             # Creating the VM in the wanted run state is the whole answer: no KubeVirt call
             # (a start on a VM whose runStrategy runs it anyway is refused with a 409).
             calls = []
+        elif step.previous in NOT_CREATED and verb == "start" and _created_stopped(cr):
+            # Under Manual KubeVirt creates the VM stopped whatever was asked: the start is
+            # a call, made by the pass that first sees the VM (the state machine has no
+            # START_VM while there is no VM to start).
+            calls = [Effect.START_VM]
         accepted = LifecycleState(
             last_action=verb,
             request_id=rid,
@@ -378,6 +383,12 @@ def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: Lifecycle
 def _starts_by_itself(cr: Wukong) -> bool:
     """The VM's runStrategy starts it without a start call (Manual needs one)."""
     return desired_run_strategy(cr, True) in ("Always", "RerunOnFailure")
+
+
+def _created_stopped(cr: Wukong) -> bool:
+    """The VM is created stopped even when it should run: Manual runs it only on a start
+    call. (Once and the rest start it themselves; virt-api refuses their start call.)"""
+    return desired_run_strategy(cr, True) == "Manual"
 
 
 def _at_creation(

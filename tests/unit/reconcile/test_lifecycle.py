@@ -223,6 +223,27 @@ def test_a_resume_done_at_creation_does_not_block_the_auto_start_of_a_manual_vm(
     assert made == [VmCall("start", "web-1-vm")]
 
 
+@pytest.mark.parametrize("auto_start", [True, False])
+def test_a_start_asked_at_creation_of_a_manual_vm_is_called_once(auto_start: bool) -> None:
+    # Found by test_spec_parity in CI: a start recorded while the VM was being created was
+    # taken as "the VM is created running", but under Manual KubeVirt creates it stopped.
+    # The request went Issued with no call, and the Wukong stayed in Starting for good.
+    cr = wukong(
+        runStrategy="Manual",
+        startStrategy={"autoStart": auto_start},
+        lifecycleAction={"action": "start"},
+    )
+    vm = running_world(strategy="Manual").vm
+    created = decide(cr, {}, ready_children())
+    assert calls(created) == []  # no VM yet: recorded, called once it exists
+    status, made = created.status, list[VmCall]()
+    for _ in range(4):
+        plan = decide(cr, status, ready_children(vm=vm))
+        status, made = plan.status, made + calls(plan)
+    assert made == [VmCall("start", "web-1-vm")]
+    assert status["lifecycleState"]["issued"] is True
+
+
 def test_a_request_refused_before_an_accepted_call_is_made_does_not_cancel_it() -> None:
     world = running_world()
     stop = wukong(lifecycleAction={"action": "stop"})
