@@ -387,7 +387,8 @@ def _starts_by_itself(cr: Wukong) -> bool:
 
 def _created_stopped(cr: Wukong) -> bool:
     """The VM is created stopped even when it should run: Manual runs it only on a start
-    call. (Once and the rest start it themselves; virt-api refuses their start call.)"""
+    call. (Always and RerunOnFailure run it themselves; virt-api refuses a start under
+    Always.)"""
     return desired_run_strategy(cr, True) == "Manual"
 
 

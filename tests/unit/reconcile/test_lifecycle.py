@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.unit.reconcile.world import NOW, NS, decide, ready_children, wukong
-from wukong.reconcile.actions import Emit, PatchChild, VmCall
+from wukong.reconcile.actions import CreateChild, Emit, PatchChild, VmCall
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.vm import build_vm
 
@@ -223,25 +223,41 @@ def test_a_resume_done_at_creation_does_not_block_the_auto_start_of_a_manual_vm(
     assert made == [VmCall("start", "web-1-vm")]
 
 
+@pytest.mark.parametrize("strategy", ["Always", "Halted", "Manual", "RerunOnFailure"])
 @pytest.mark.parametrize("auto_start", [True, False])
-def test_a_start_asked_at_creation_of_a_manual_vm_is_called_once(auto_start: bool) -> None:
-    # Found by test_spec_parity in CI: a start recorded while the VM was being created was
-    # taken as "the VM is created running", but under Manual KubeVirt creates it stopped.
-    # The request went Issued with no call, and the Wukong stayed in Starting for good.
-    cr = wukong(
-        runStrategy="Manual",
-        startStrategy={"autoStart": auto_start},
-        lifecycleAction={"action": "start"},
-    )
-    vm = running_world(strategy="Manual").vm
+@pytest.mark.parametrize("verb", [None, "start", "stop", "restart", "resume", "suspend"])
+def test_the_first_spec_makes_a_start_call_only_for_a_vm_created_stopped_that_should_run(
+    strategy: str, auto_start: bool, verb: str | None
+) -> None:
+    # A table over what the first spec can say about the run state: the VM is created in
+    # it, and only a Manual VM that should run needs one start call (virt-api refuses a
+    # start under Always; a Halted one asked to run is created Always). Found by
+    # test_spec_parity in CI: a Manual VM's start in its first spec went Issued with no
+    # call, and the Wukong stayed in Starting.
+    action = {"lifecycleAction": {"action": verb}} if verb else {}
+    cr = wukong(runStrategy=strategy, startStrategy={"autoStart": auto_start}, **action)
     created = decide(cr, {}, ready_children())
-    assert calls(created) == []  # no VM yet: recorded, called once it exists
-    status, made = created.status, list[VmCall]()
+    made = [
+        a.body for a in created.actions if isinstance(a, CreateChild) and a.kind == "VirtualMachine"
+    ]
+    assert len(made) == 1, created.actions
+    vm = made[0] | {"metadata": made[0]["metadata"] | {"uid": "vm-uid"}}
+    status, sent = created.status, calls(created)
     for _ in range(4):
         plan = decide(cr, status, ready_children(vm=vm))
-        status, made = plan.status, made + calls(plan)
-    assert made == [VmCall("start", "web-1-vm")]
-    assert status["lifecycleState"]["issued"] is True
+        status, sent = plan.status, sent + calls(plan)
+    # A restart or resume has nothing to act on yet, and a suspend waits for the VM to run:
+    # the run state is the spec's.
+    by_spec = auto_start and strategy != "Halted"
+    should_run = verb == "start" or (verb != "stop" and by_spec)
+    created_as = vm["spec"]["runStrategy"]
+    if should_run:
+        assert created_as in ("Always", "Manual", "RerunOnFailure")
+        expected = [VmCall("start", "web-1-vm")] if created_as == "Manual" else []
+    else:
+        assert created_as in ("Halted", "Manual")
+        expected = []
+    assert sent == expected, f"created {created_as}; lifecycleState {status.get('lifecycleState')}"
 
 
 def test_a_request_refused_before_an_accepted_call_is_made_does_not_cancel_it() -> None:
