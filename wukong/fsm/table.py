@@ -6,7 +6,8 @@ reason of the hop (Event reason, status history).
 
 Requests (refused with a sentence from `refusals.py` when no row accepts them):
 - start: Stopped -> Starting (START_VM). In Pending/Creating it is recorded (the VM is
-  created running); everywhere else refused.
+  created running; under Manual, created stopped, the lifecycle planner calls start once
+  the VM exists); everywhere else refused.
 - stop: from any state where a VMI may live (Starting, Running, Restarting, Suspending,
   Suspended, Resuming, Error) -> Stopping (STOP_VM, or FORCE_STOP_VM with force). In
   Stopping only stop+force is accepted, as an escalation. Recorded in Pending/Creating.
