@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.reconcile.world import NS, decide, imported_dv, ready_children, seen, wukong
+from tests.unit.reconcile.world import (
+    NOW,
+    NS,
+    decide,
+    imported_dv,
+    owned,
+    ready_children,
+    seen,
+    wukong,
+)
+from wukong.api.status import WukongStatus
+from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import CreateChild, Emit, PatchChild
+from wukong.reconcile.decide import QUIET_CREATE
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.timefmt import iso
 from wukong.reconcile.vm import build_vm
 
 
@@ -240,3 +256,72 @@ def test_covers_agrees_with_its_definition(current: Any, desired: Any) -> None:
 
     assert covers(current, desired) is _covers_by_definition(current, desired)
     assert covers(current, current) is True
+
+
+# -- a create's first status waits for its children (docs/decisions.md) ------------------------
+
+
+def _written(status: dict[str, Any], **spec: Any) -> Wukong:
+    """web-1 as the cache holds it with `status` written (what the hold looks at)."""
+    cr = wukong(**spec)
+    return cr.model_copy(update={"status": WukongStatus.model_validate(status)})
+
+
+def _binding(ago: float) -> Observed:
+    """One blank disk whose claim, made `ago` seconds before NOW, is still binding (a default
+    StorageClass exists: nothing is wrong)."""
+    pending = owned(
+        "PersistentVolumeClaim",
+        "web-1-data",
+        spec={"storageClassName": "standard"},
+        status={"phase": "Pending"},
+        creationTimestamp=iso(NOW - timedelta(seconds=ago)),
+    )
+    classes = {"standard": {"metadata": {"name": "standard"}, "provisioner": "x"}}
+    return seen(claims={"web-1-data": pending}, storage_classes=classes)
+
+
+BLANK = {"networks": [], "disks": [{"name": "data", "size": "1Gi", "storageClassName": "standard"}]}
+
+
+def test_the_pass_that_creates_the_first_children_holds_its_status() -> None:
+    plan = decide(_written({}, **BLANK), {}, seen())
+    assert [a.kind for a in plan.actions if isinstance(a, CreateChild)] == ["PersistentVolumeClaim"]
+    assert plan.status["phase"] == "Creating"
+    assert plan.hold_status == QUIET_CREATE and plan.requeue_after == QUIET_CREATE
+
+
+def test_creating_is_written_five_seconds_after_the_newest_child() -> None:
+    """The claim is still binding: the status waits, then says Creating."""
+    waiting = decide(_written({}, **BLANK), {}, _binding(ago=1))
+    assert waiting.status["phase"] == "Creating"
+    assert [a for a in waiting.actions if not isinstance(a, Emit)] == []
+    assert [(a.type, a.reason) for a in waiting.actions] == [("Normal", "SpecAccepted")]
+    assert waiting.hold_status == pytest.approx(QUIET_CREATE - 1 + 0.05)
+    assert waiting.requeue_after == waiting.hold_status
+    late = decide(_written({}, **BLANK), {}, _binding(ago=QUIET_CREATE + 0.1))
+    assert late.status["phase"] == "Creating" and late.hold_status is None
+
+
+def test_a_warning_is_never_held() -> None:
+    """A claim binding for a class that does not exist: said at once."""
+    spec = BLANK | {"disks": [{"name": "data", "size": "1Gi", "storageClassName": "nope"}]}
+    world = replace(_binding(ago=1), storage_classes={})
+    plan = decide(_written({}, **spec), {}, world)
+    assert ("Warning", "StorageClassNotFound") in [
+        (a.type, a.reason) for a in plan.actions if isinstance(a, Emit)
+    ]
+    assert plan.hold_status is None
+
+
+def test_starting_and_a_written_phase_are_not_held() -> None:
+    """Holding `Starting` too was measured (docs/benchmark.md, 2026-12-03): under load a VM
+    takes over 5 s to run, so it saved no write where it matters and hid a real phase."""
+    cr = wukong()
+    vm = build_vm(cr, ready_children(), "Always")
+    vm["metadata"] |= {"uid": "vm-uid", "creationTimestamp": iso(NOW - timedelta(seconds=1))}
+    plan = decide(_written({}), {}, ready_children(vm=vm))
+    assert plan.status["phase"] == "Starting" and plan.hold_status is None
+    creating = {"phase": "Creating"}
+    plan = decide(_written(creating, **BLANK), creating, _binding(ago=1))
+    assert plan.hold_status is None

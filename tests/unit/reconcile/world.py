@@ -175,6 +175,7 @@ class WirePlan:
     status: dict[str, Any]
     requeue_after: float | None
     needs_guest_check: bool = False
+    hold_status: float | None = None
 
 
 def decide(cr: Wukong, status: dict[str, Any], world: Observed, **kw: Any) -> WirePlan:
@@ -182,7 +183,13 @@ def decide(cr: Wukong, status: dict[str, Any], world: Observed, **kw: Any) -> Wi
     from wukong.reconcile.decide import decide as typed_decide
 
     plan = typed_decide(cr, WukongStatus.model_validate(status), world, **kw)
-    return WirePlan(plan.actions, plan.status.to_wire(), plan.requeue_after, plan.needs_guest_check)
+    return WirePlan(
+        plan.actions,
+        plan.status.to_wire(),
+        plan.requeue_after,
+        plan.needs_guest_check,
+        plan.hold_status,
+    )
 
 
 @dataclass
