@@ -30,15 +30,15 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ._handler import GuestHost, soonest
 from ._informer import Informer
 from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
-from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, ANN_UNSCHEDULABLE, SimConfig
+from .config import ANN_UNSCHEDULABLE, SimConfig
 from .console import STREAM_HANDLERS
-from .guest import OS_INFO, Guest, device_names
+from .guest import Guest, device_names
 from .objects import (
     CLAIMS,
-    DEFAULT_GRACE_SECONDS,
     claim_keys,
     condition_true,
     deleting,
@@ -551,10 +551,8 @@ class Kubelet(Controller):
         self.pods.apply(updated)
 
 
-class NodeHandler(Controller):
+class NodeHandler(GuestHost):
     """virt-handler's share of a VMI's status, for VMIs virt-controller scheduled on our nodes."""
-
-    name = "virt-handler"
 
     def __init__(
         self,
@@ -566,11 +564,10 @@ class NodeHandler(Controller):
         guest: Callable[[str, str], Guest],
         as_handler: Kube,
     ) -> None:
-        super().__init__()
-        self.kube, self.cfg, self.vmis, self.vms, self.pvcs = kube, cfg, vmis, vms, pvcs
+        super().__init__(cfg)
+        self.kube, self.vmis, self.vms, self.pvcs = kube, vmis, vms, pvcs
         self.guest, self.as_handler = guest, as_handler
         self.book = AddressBook(cfg.pod_cidr_prefix)
-        self._marks: dict[tuple[str, str], float] = {}
         self._relabel: set[str] = set()  # VMIs whose hot-plug labels go with the next write
         if CLAIMS not in vmis.indexes:
             vmis.add_index(CLAIMS, claim_keys)
@@ -581,10 +578,6 @@ class NodeHandler(Controller):
     def _claim_changed(self, claim: JsonObj) -> None:
         for vmi in self.vmis.indexed(CLAIMS, key_of(claim)):
             self.enqueue(key_of(vmi))
-
-    def _age(self, uid: str, tag: str) -> float:
-        now = asyncio.get_running_loop().time()
-        return now - self._marks.setdefault((uid, tag), now)
 
     async def reconcile(self, key: str) -> float | None:
         ns, _, name = key.partition("/")
@@ -624,39 +617,18 @@ class NodeHandler(Controller):
         self._relabel.discard(vmi["metadata"]["uid"])
         self.vmis.apply(updated)
 
-    def _enter(self, vmi: JsonObj, status: JsonObj, new_phase: str) -> None:
-        status["phase"] = new_phase
-        stamps = list(status.get("phaseTransitionTimestamps") or [])
-        stamps.append({"phase": new_phase, "phaseTransitionTimestamp": now_iso()})
-        status["phaseTransitionTimestamps"] = stamps
-        self._marks[(vmi["metadata"]["uid"], new_phase)] = asyncio.get_running_loop().time()
-
     def _advance(
         self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
     ) -> float | None:
-        uid = vmi["metadata"]["uid"]
         if status.get("phase") == "Scheduled":
-            waited = self._age(uid, "Scheduled")
-            if waited < self.cfg.boot_delay:
-                return self.cfg.boot_delay - waited
-            if flag(ANN_FAIL, vmi, vm):
-                self._power_off(vmi, status, "Failed")
-                return None
-            guest.power_off = None
-            self._enter(vmi, status, "Running")
+            wait = self._boot(vmi, vm, guest, status)
+            if status["phase"] != "Running":
+                return wait
             # What virt-handler learns from the node once the domain runs. virt-controller
             # needs selinuxContext to render hot-plug attachment pods ("VMI is missing SELinux
             # context" otherwise, and no volume is ever attached).
             status["selinuxContext"] = "none"
             status.setdefault("migrationMethod", "BlockMigration")
-            if (vmi.get("spec") or {}).get("startStrategy") == "Paused":
-                status["conditions"] = set_condition(
-                    list(status.get("conditions") or []),
-                    "Paused",
-                    "True",
-                    "PausedStartStrategy",
-                    "VMI was paused by user",
-                )
         if status.get("phase") != "Running":
             return None
         return self._running(vmi, vm, guest, status)
@@ -664,38 +636,16 @@ class NodeHandler(Controller):
     def _running(
         self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
     ) -> float | None:
-        uid = vmi["metadata"]["uid"]
-        if flag(ANN_FAIL, vmi, vm) or guest.power_off is not None:
-            # guest.power_off is consumed once the write lands (reconcile): a write that
-            # loses a race with virt-controller (409) must not lose the shutdown with it.
-            self._power_off(vmi, status, guest.power_off or "Failed")
-            return None
-        up = self._age(uid, "Running")
-        boot, agent_at = self.cfg.guest_boot_delay, self.cfg.guest_boot_delay + self.cfg.agent_delay
-        booted = up >= boot
-        agent_on = guest.agent_connected and self.cfg.agent and not flag(ANN_NO_AGENT, vmi, vm)
-        agent = agent_on and up >= agent_at
-        conds = list(status.get("conditions") or [])
-        if agent:
-            conds = set_condition(conds, "AgentConnected", "True")
-            status["guestOSInfo"] = dict(OS_INFO)
-        else:
-            conds = drop_condition(conds, "AgentConnected")
-            status.pop("guestOSInfo", None)
-        conds = self._live_migratable(vmi, conds)
-        status["conditions"] = conds
+        uptime = self._uptime(vmi, vm, guest, status)
+        if uptime is None:
+            return None  # guest.power_off is consumed once the write lands (reconcile)
+        status["conditions"] = self._live_migratable(vmi, list(status["conditions"]))
         migrating = self._migrate(vmi, status)
         # Keep what virt-controller adds to an interface (podInterfaceName, from the pod).
         known = {i.get("name"): i for i in status.get("interfaces") or []}
-        status["interfaces"] = [
-            {**known.get(i["name"], {}), **i} for i in interfaces(vmi, self.book, booted, agent)
-        ]
-        next_step = self._volumes(vmi, status)
-        waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
-        for step in (next_step, migrating):
-            if step is not None:
-                waits.append(step)
-        return min(waits) if waits else None
+        found = interfaces(vmi, self.book, uptime.booted, uptime.agent)
+        status["interfaces"] = [{**known.get(i["name"], {}), **i} for i in found]
+        return soonest(uptime.next_step, self._volumes(vmi, status), migrating)
 
     def _migrate(self, vmi: JsonObj, status: JsonObj) -> float | None:
         """virt-handler's part of a live migration (pkg/virt-handler migration-target.go and
@@ -792,41 +742,6 @@ class NodeHandler(Controller):
         if statuses:
             status["volumeStatus"] = statuses
         return min(waits) if waits else None
-
-    def _power_off(self, vmi: JsonObj, status: JsonObj, final: str) -> None:
-        self._enter(vmi, status, final)
-        conds = drop_condition(list(status.get("conditions") or []), "AgentConnected")
-        status["conditions"] = conds
-        status.pop("guestOSInfo", None)
-
-    def _accepts_acpi(
-        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
-    ) -> bool:
-        features = ((vmi.get("spec") or {}).get("domain") or {}).get("features") or {}
-        if (features.get("acpi") or {}).get("enabled") is False:
-            return False
-        if condition_true({"status": status}, "Paused"):
-            return False  # a paused guest cannot react to the power button
-        if guest.acpi is not None:
-            return guest.acpi
-        return self.cfg.acpi and not flag(ANN_IGNORE_ACPI, vmi, vm)
-
-    def _shut_down(
-        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
-    ) -> float | None:
-        """Graceful stop: ACPI first, killed when the grace period runs out."""
-        if status.get("phase", "") != "Running":
-            self._power_off(vmi, status, "Succeeded")  # never booted: nothing to wait for
-            return None
-        grace = (vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
-        grace = DEFAULT_GRACE_SECONDS if grace is None else float(grace)
-        elapsed = self._age(vmi["metadata"]["uid"], "shutdown")
-        acpi = self._accepts_acpi(vmi, vm, guest, status)
-        done_at = min(self.cfg.acpi_shutdown_delay, grace) if acpi else grace
-        if elapsed >= done_at:
-            self._power_off(vmi, status, "Succeeded")
-            return None
-        return done_at - elapsed
 
     async def set_paused(self, ns: str, name: str, paused: bool) -> str | None:
         """What virt-handler does once libvirt paused or resumed the domain; an error or None."""

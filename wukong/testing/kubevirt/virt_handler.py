@@ -12,20 +12,18 @@ removed.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Callable
 
 from ._claims import ClaimUsers, vmi_claims
+from ._handler import GuestHost, soonest
 from ._informer import Informer, set_finalizers
 from ._kube import VMIS, ApiError, JsonObj, Kube, key_of
-from ._queue import Controller
-from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, ANN_UNSCHEDULABLE, SimConfig
-from .guest import OS_INFO, Guest
+from .config import ANN_UNSCHEDULABLE, SimConfig
+from .guest import Guest
 from .launcher import launcher_pod
 from .node import PODS
 from .objects import (
-    DEFAULT_GRACE_SECONDS,
     VMI_FINALIZER,
     claim_of,
     condition,
@@ -36,12 +34,12 @@ from .objects import (
     flag,
     is_final,
     live_migratable,
-    now_iso,
     phase,
     set_condition,
 )
 from .vmi_status import AddressBook, interfaces, ready_condition, volume_statuses
 
+TERMINATING = "virt-launcher pod is terminating"
 FAILED_CREATE = "FailedCreate"  # virt-controller's reason for a launcher pod not created
 REFUSED_POD_RETRY = 1.0  # seconds: virt-controller retries with its queue's backoff
 
@@ -51,10 +49,9 @@ UNSCHEDULABLE_MESSAGE = (
 )
 
 
-class VMIHandler(Controller):
-    """Moves each VMI through its phases and keeps its status like virt-handler would."""
-
-    name = "virt-handler"
+class VMIHandler(GuestHost):
+    """Moves each VMI through its phases and keeps its status like virt-controller and
+    virt-handler would."""
 
     def __init__(
         self,
@@ -67,11 +64,10 @@ class VMIHandler(Controller):
         guest: Callable[[str, str], Guest],
         pods: Informer,
     ) -> None:
-        super().__init__()
-        self.kube, self.cfg, self.guest = kube, cfg, guest
+        super().__init__(cfg)
+        self.kube, self.guest = kube, guest
         self.vmis, self.vms, self.dvs, self.pvcs, self.pods = vmis, vms, dvs, pvcs, pods
         self.book = AddressBook(cfg.pod_cidr_prefix)
-        self._marks: dict[tuple[str, str], float] = {}
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         self._users = ClaimUsers(vmis, vmi_claims)
@@ -119,17 +115,6 @@ class VMIHandler(Controller):
         for key in self._users.of(claim):
             self.enqueue(key)
 
-    def _age(self, uid: str, tag: str) -> float:
-        now = asyncio.get_running_loop().time()
-        return now - self._marks.setdefault((uid, tag), now)
-
-    def _enter(self, vmi: JsonObj, status: JsonObj, new_phase: str) -> None:
-        status["phase"] = new_phase
-        stamps = list(status.get("phaseTransitionTimestamps") or [])
-        stamps.append({"phase": new_phase, "phaseTransitionTimestamp": now_iso()})
-        status["phaseTransitionTimestamps"] = stamps
-        self._marks[(vmi["metadata"]["uid"], new_phase)] = asyncio.get_running_loop().time()
-
     async def reconcile(self, key: str) -> float | None:
         """One pass for one VMI."""
         ns, _, name = key.partition("/")
@@ -152,12 +137,14 @@ class VMIHandler(Controller):
             after = await self._advance(vmi, vm, guest, status)
         if status != (vmi.get("status") or {}):
             self.vmis.apply(await self.kube.replace(VMIS, {**vmi, "status": status}, "status"))
+            if is_final({"status": status}):
+                guest.power_off = None  # consumed once written (GuestHost)
         return after
 
     async def _advance(
         self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
     ) -> float | None:
-        ph, uid = status.get("phase", ""), vmi["metadata"]["uid"]
+        ph = status.get("phase", "")
         if ph == "":
             self._enter(vmi, status, "Pending")
             ph = "Pending"
@@ -199,22 +186,9 @@ class VMIHandler(Controller):
                 await self.kube.merge_patch(VMIS, ns, name, {"metadata": {"labels": labels}})
             return after
         if ph == "Scheduled":
-            waited = self._age(uid, "Scheduled")
-            if waited < self.cfg.boot_delay:
-                return self.cfg.boot_delay - waited
-            if flag(ANN_FAIL, vmi, vm):
-                self._power_off(vmi, status, "Failed")
-                return None
-            guest.power_off = None
-            self._enter(vmi, status, "Running")
-            if (vmi.get("spec") or {}).get("startStrategy") == "Paused":
-                status["conditions"] = set_condition(
-                    list(status.get("conditions") or []),
-                    "Paused",
-                    "True",
-                    "PausedStartStrategy",
-                    "VMI was paused by user",
-                )
+            wait = self._boot(vmi, vm, guest, status)
+            if status["phase"] != "Running":
+                return wait
         return self._running(vmi, vm, guest, status)
 
     def _wait_then(self, vmi: JsonObj, status: JsonObj, now: str, delay: float, then: str) -> float:
@@ -259,32 +233,19 @@ class VMIHandler(Controller):
     def _running(
         self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
     ) -> float | None:
-        uid = vmi["metadata"]["uid"]
-        if flag(ANN_FAIL, vmi, vm) or guest.power_off is not None:
-            self._power_off(vmi, status, guest.power_off or "Failed")
-            guest.power_off = None
+        uptime = self._uptime(vmi, vm, guest, status)
+        if uptime is None:
             return None
-        up = self._age(uid, "Running")
-        boot, agent_at = self.cfg.guest_boot_delay, self.cfg.guest_boot_delay + self.cfg.agent_delay
-        booted = up >= boot
-        agent_on = guest.agent_connected and self.cfg.agent and not flag(ANN_NO_AGENT, vmi, vm)
-        agent = agent_on and up >= agent_at
-        conds = list(status.get("conditions") or [])
-        conds = ready_condition(conds, paused=condition_true({"status": status}, "Paused"))
-        if agent:
-            conds = set_condition(conds, "AgentConnected", "True")
-            status["guestOSInfo"] = dict(OS_INFO)
-        else:
-            conds = drop_condition(conds, "AgentConnected")
-            status.pop("guestOSInfo", None)
-        ns = vmi["metadata"]["namespace"]
+        paused = condition_true({"status": status}, "Paused")
+        conds = ready_condition(list(status.get("conditions") or []), paused=paused)
+        ns, uid = vmi["metadata"]["namespace"], vmi["metadata"]["uid"]
         migratable, reason, message = live_migratable(vmi, lambda c: self.pvcs.get(ns, c))
         if migratable == "False":
             conds = set_condition(conds, "LiveMigratable", migratable, reason, message)
         else:
             conds = set_condition(conds, "LiveMigratable", "True")
         status["conditions"] = conds
-        status["interfaces"] = interfaces(vmi, self.book, booted, agent)
+        status["interfaces"] = interfaces(vmi, self.book, uptime.booted, uptime.agent)
         report = volume_statuses(
             vmi,
             list(status.get("volumeStatus") or []),
@@ -293,44 +254,15 @@ class VMIHandler(Controller):
             self.cfg.hotplug_step_delay,
         )
         status["volumeStatus"] = report.statuses
-        waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
-        if report.next_step is not None:
-            waits.append(report.next_step)
-        return min(waits) if waits else None
+        return soonest(uptime.next_step, report.next_step)
 
     def _power_off(self, vmi: JsonObj, status: JsonObj, final: str) -> None:
-        self._enter(vmi, status, final)
-        conds = drop_condition(list(status.get("conditions") or []), "AgentConnected")
+        """virt-controller's share too: the launcher pod ends, so the VMI is not Ready."""
+        super()._power_off(vmi, status, final)
         status["conditions"] = set_condition(
-            conds, "Ready", "False", "PodTerminating", "virt-launcher pod is terminating"
+            status["conditions"],
+            "Ready",
+            "False",
+            "PodTerminating",
+            "virt-launcher pod is terminating",
         )
-        status.pop("guestOSInfo", None)
-
-    def _accepts_acpi(
-        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
-    ) -> bool:
-        features = ((vmi.get("spec") or {}).get("domain") or {}).get("features") or {}
-        if (features.get("acpi") or {}).get("enabled") is False:
-            return False
-        if condition_true({"status": status}, "Paused"):
-            return False  # a paused guest cannot react to the power button
-        if guest.acpi is not None:
-            return guest.acpi
-        return self.cfg.acpi and not flag(ANN_IGNORE_ACPI, vmi, vm)
-
-    def _shut_down(
-        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
-    ) -> float | None:
-        """Graceful stop: ACPI first, killed when the grace period runs out."""
-        if status.get("phase", "") != "Running":
-            self._power_off(vmi, status, "Succeeded")  # never booted: nothing to wait for
-            return None
-        grace = (vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
-        grace = DEFAULT_GRACE_SECONDS if grace is None else float(grace)
-        elapsed = self._age(vmi["metadata"]["uid"], "shutdown")
-        acpi = self._accepts_acpi(vmi, vm, guest, status)
-        done_at = min(self.cfg.acpi_shutdown_delay, grace) if acpi else grace
-        if elapsed >= done_at:
-            self._power_off(vmi, status, "Succeeded")
-            return None
-        return done_at - elapsed

@@ -1,0 +1,152 @@
+"""What virt-handler does to a VMI on its node, the same in both modes: each phase's clock, the
+boot, the guest agent, the power button and the grace period.
+
+`virt_handler.VMIHandler` (the pure simulator, which plays virt-controller too) and
+`node.NodeHandler` (beside KubeVirt's own virt-controller) build on it, so what a guest does
+cannot differ between the two modes; what each adds is what the other side's virt-controller
+does (the pure simulator's Ready condition) or what only real KubeVirt reads (the node's
+selinuxContext).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ._kube import JsonObj
+from ._queue import Controller
+from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, SimConfig
+from .guest import OS_INFO, Guest
+from .objects import (
+    DEFAULT_GRACE_SECONDS,
+    condition_true,
+    drop_condition,
+    flag,
+    now_iso,
+    set_condition,
+)
+
+
+@dataclass(frozen=True)
+class Uptime:
+    """How far a Running guest is: booted (it has addresses), its agent connected, and when
+    the next of those is due (seconds; None when nothing is)."""
+
+    booted: bool
+    agent: bool
+    next_step: float | None
+
+
+class GuestHost(Controller):
+    """A node's virt-handler: the part of a VMI's life that needs a machine.
+
+    `guest.power_off` (a shutdown or crash inside the guest) is consumed by the subclass once
+    the final phase it led to is written: a write that loses a race must not lose it."""
+
+    name = "virt-handler"
+
+    def __init__(self, cfg: SimConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self._marks: dict[tuple[str, str], float] = {}
+
+    def _age(self, uid: str, tag: str) -> float:
+        """Seconds since `tag` was first asked about for the VMI `uid`."""
+        now = asyncio.get_running_loop().time()
+        return now - self._marks.setdefault((uid, tag), now)
+
+    def _enter(self, vmi: JsonObj, status: JsonObj, new_phase: str) -> None:
+        status["phase"] = new_phase
+        stamps = list(status.get("phaseTransitionTimestamps") or [])
+        stamps.append({"phase": new_phase, "phaseTransitionTimestamp": now_iso()})
+        status["phaseTransitionTimestamps"] = stamps
+        self._marks[(vmi["metadata"]["uid"], new_phase)] = asyncio.get_running_loop().time()
+
+    def _boot(
+        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
+    ) -> float | None:
+        """A Scheduled VMI: Running once the boot delay has passed (Failed when the VM asks
+        to fail, and paused when it starts paused). The wait left while it is still
+        Scheduled, else None."""
+        waited = self._age(vmi["metadata"]["uid"], "Scheduled")
+        if waited < self.cfg.boot_delay:
+            return self.cfg.boot_delay - waited
+        if flag(ANN_FAIL, vmi, vm):
+            self._power_off(vmi, status, "Failed")
+            return None
+        guest.power_off = None  # from a run before this one
+        self._enter(vmi, status, "Running")
+        if (vmi.get("spec") or {}).get("startStrategy") == "Paused":
+            status["conditions"] = set_condition(
+                list(status.get("conditions") or []),
+                "Paused",
+                "True",
+                "PausedStartStrategy",
+                "VMI was paused by user",
+            )
+        return None
+
+    def _uptime(
+        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
+    ) -> Uptime | None:
+        """A Running VMI's guest: powered off when it failed or shut itself down (None),
+        else its boot and agent as time goes (AgentConnected and guestOSInfo in `status`)."""
+        if flag(ANN_FAIL, vmi, vm) or guest.power_off is not None:
+            self._power_off(vmi, status, guest.power_off or "Failed")
+            return None
+        up = self._age(vmi["metadata"]["uid"], "Running")
+        boot, agent_at = self.cfg.guest_boot_delay, self.cfg.guest_boot_delay + self.cfg.agent_delay
+        agent_on = guest.agent_connected and self.cfg.agent and not flag(ANN_NO_AGENT, vmi, vm)
+        agent = agent_on and up >= agent_at
+        conds = list(status.get("conditions") or [])
+        if agent:
+            conds = set_condition(conds, "AgentConnected", "True")
+            status["guestOSInfo"] = dict(OS_INFO)
+        else:
+            conds = drop_condition(conds, "AgentConnected")
+            status.pop("guestOSInfo", None)
+        status["conditions"] = conds
+        waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
+        return Uptime(up >= boot, agent, min(waits) if waits else None)
+
+    def _power_off(self, vmi: JsonObj, status: JsonObj, final: str) -> None:
+        self._enter(vmi, status, final)
+        status["conditions"] = drop_condition(
+            list(status.get("conditions") or []), "AgentConnected"
+        )
+        status.pop("guestOSInfo", None)
+
+    def _accepts_acpi(
+        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
+    ) -> bool:
+        features = ((vmi.get("spec") or {}).get("domain") or {}).get("features") or {}
+        if (features.get("acpi") or {}).get("enabled") is False:
+            return False
+        if condition_true({"status": status}, "Paused"):
+            return False  # a paused guest cannot react to the power button
+        if guest.acpi is not None:
+            return guest.acpi
+        return self.cfg.acpi and not flag(ANN_IGNORE_ACPI, vmi, vm)
+
+    def _shut_down(
+        self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
+    ) -> float | None:
+        """Graceful stop: ACPI first, killed when the grace period runs out."""
+        if status.get("phase", "") != "Running":
+            self._power_off(vmi, status, "Succeeded")  # never booted: nothing to wait for
+            return None
+        grace = (vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
+        grace = DEFAULT_GRACE_SECONDS if grace is None else float(grace)
+        elapsed = self._age(vmi["metadata"]["uid"], "shutdown")
+        acpi = self._accepts_acpi(vmi, vm, guest, status)
+        done_at = min(self.cfg.acpi_shutdown_delay, grace) if acpi else grace
+        if elapsed >= done_at:
+            self._power_off(vmi, status, "Succeeded")
+            return None
+        return done_at - elapsed
+
+
+def soonest(*waits: float | None) -> float | None:
+    """The earliest of the waits given, None when there is none."""
+    due = [w for w in waits if w is not None]
+    return min(due) if due else None
