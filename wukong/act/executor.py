@@ -47,6 +47,14 @@ class Outcome:
         return {action: classify(action, error) for action, error in self.failures.items()}
 
 
+# virt-api writes a start, stop or restart into the VM's stateChangeRequests with a JSON
+# patch that first tests what it read; when virt-controller changes them in between, virt-api
+# means to answer 409 with these words (pkg/virt-api/rest/lifecycle.go). A lost race, not the
+# VM's state: tried again. (v1.7.0 answers 500 instead, the API server's 422 lacking the
+# words it looks for: a 5xx, retried anyway.)
+LOST_RACE = "jsonpatch test operation does not apply"
+
+
 def wrong_state(action: Action, error: WukongError) -> bool:
     """KubeVirt's 409 to a call: the VM is in the wrong state for it, an answer to report.
     Not for a stop: its 409 "VM is not running" means the VM has stopped already, or is
@@ -54,6 +62,8 @@ def wrong_state(action: Action, error: WukongError) -> bool:
     next pass looks again, after the queue's backoff, and finds it Done or stops the VMI
     the restart makes (docs/decisions.md, "A stop right after a restart")."""
     if not isinstance(error, Conflict) or not isinstance(action, KUBEVIRT_CALLS):
+        return False
+    if LOST_RACE in str(getattr(error, "message", "") or error):
         return False
     return not (isinstance(action, VmCall) and action.verb == "stop")
 

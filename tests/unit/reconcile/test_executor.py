@@ -105,3 +105,13 @@ def test_kubevirts_409_is_an_answer_except_to_a_stop_which_is_looked_at_again() 
     assert classify(
         VmCall("pause", "web-1-vm"), Conflict(409, "Conflict", "VMI is already paused")
     ).kind == ("refused")
+    # virt-api's own lost race (its JSON-patch test of stateChangeRequests failed): retried.
+    raced = Conflict(
+        409,
+        "Conflict",
+        'Operation cannot be fulfilled on virtualmachine.kubevirt.io "web-1-vm": '
+        "testing value /status/stateChangeRequests failed: jsonpatch test operation does not "
+        "apply: doc is missing path",
+    )
+    for verb in ("start", "stop", "restart"):
+        assert classify(VmCall(verb, "web-1-vm"), raced).kind == "transient"
