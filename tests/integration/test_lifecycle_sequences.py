@@ -97,6 +97,30 @@ def kubevirt_calls(
     )
 
 
+KUBEVIRT_API_USER = "system:serviceaccount:kubevirt:kubevirt-apiserver"
+VM_REQUESTS = ("virtualmachines/start", "virtualmachines/stop", "virtualmachines/restart")
+
+
+def lost_races(plane: ControlPlane, namespace: str, since: int) -> int:
+    """How often virt-api's write of a VM's stateChangeRequests lost a race since byte
+    `since` of the audit log. virt-api (v1.7.0) writes a start, stop or restart request as a
+    JSON patch that first tests the requests it read; when virt-controller serves the one
+    before in between (a stop 0.1 s after a start), the API server answers 422 and virt-api
+    answers the caller 500, not the 409 it means: its conflict check looks for words the
+    API server's 422 does not carry (pkg/virt-api/rest/lifecycle.go). The operator retries
+    it like any 5xx; nothing it could wait for would prevent it."""
+    return sum(
+        1
+        for r in audit.read(plane.audit_log, since=since)
+        if r.user == KUBEVIRT_API_USER
+        and r.namespace == namespace
+        and r.resource == "virtualmachines"
+        and r.subresource == "status"
+        and r.verb == "patch"
+        and r.code == 422
+    )
+
+
 async def vmi_uid(k: Kube, namespace: str) -> str | None:
     vmi = await get(k, "vmi", namespace, "seq-vm")
     return None if vmi is None else str(vmi["metadata"]["uid"])
@@ -167,8 +191,12 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
         assert all(n <= allowed[call] for call, n in made.items()), where
         # Nor a call KubeVirt could not take yet (500 "stop/start already underway" to a
         # start while the stop before it was pending): the planner waits for it instead.
+        # Only virt-api's own lost race is not the operator's to avoid (`lost_races`).
         failed = kubevirt_calls(control_plane, namespace, since, range(500, 600))
-        assert not failed, f"{where}; answered 5xx: {dict(failed)}"
+        raced = lost_races(control_plane, namespace, since)
+        on_vm = sum(n for call, n in failed.items() if call in VM_REQUESTS)
+        others = [call for call in failed if call not in VM_REQUESTS]
+        assert not others and on_vm <= raced, f"{where}; answered 5xx: {dict(failed)}, {raced=}"
         phase, overwritten = now, Counter()
         since = audit.size(control_plane.audit_log)
     print(f"runStrategy {strategy}: " + "; ".join(story))
