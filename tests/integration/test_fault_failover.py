@@ -21,6 +21,7 @@ from tests.integration.scenario import (
     k,
     operator,
     path,
+    requests_sent,
     sim,
     wait_for,
     wait_phase,
@@ -171,7 +172,7 @@ async def test_a_wukong_bumped_without_pause_by_another_writer_still_converges(
         stop.set()
         await asyncio.gather(*writers)
     took = time.monotonic() - began
-    conflicts = _count(metrics, "409")
+    conflicts = requests_sent(operator, code="409")
     passes = _passes(metrics)
     print(
         f"\nRunning after {took:.1f}s under {next(bumps)} competing writes; "
@@ -179,15 +180,6 @@ async def test_a_wukong_bumped_without_pause_by_another_writer_still_converges(
     )
     assert conflicts <= 50, f"{conflicts} conflicts: retries are not bounded"
     assert passes <= 400, f"{passes} passes for one Wukong: the operator spins"
-
-
-def _count(metrics: Any, code: str) -> float:
-    return sum(
-        s.value
-        for metric in metrics.kube_api_requests_total.collect()
-        for s in metric.samples
-        if s.name.endswith("_total") and s.labels.get("code") == code
-    )
 
 
 def _passes(metrics: Any) -> float:
