@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from ._informer import Informer
 from ._kube import JsonObj
 from ._queue import Controller
 from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, SimConfig
@@ -22,6 +23,7 @@ from .objects import (
     condition_true,
     drop_condition,
     flag,
+    live_migratable,
     now_iso,
     set_condition,
 )
@@ -44,6 +46,7 @@ class GuestHost(Controller):
     the final phase it led to is written: a write that loses a race must not lose it."""
 
     name = "virt-handler"
+    pvcs: Informer  # the claims a VMI's volumes use (set by the subclass)
 
     def __init__(self, cfg: SimConfig) -> None:
         super().__init__()
@@ -107,7 +110,15 @@ class GuestHost(Controller):
             status.pop("guestOSInfo", None)
         status["conditions"] = conds
         waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
-        return Uptime(up >= boot, agent, min(waits) if waits else None)
+        return Uptime(up >= boot, agent, soonest(*waits))
+
+    def _live_migratable(self, vmi: JsonObj, conds: list[JsonObj]) -> list[JsonObj]:
+        """LiveMigratable as virt-handler reports it: False while a PVC is not shared (RWX)."""
+        ns = vmi["metadata"]["namespace"]
+        status, reason, message = live_migratable(vmi, lambda c: self.pvcs.get(ns, c))
+        if status == "False":
+            return set_condition(conds, "LiveMigratable", status, reason, message)
+        return set_condition(conds, "LiveMigratable", "True")
 
     def _power_off(self, vmi: JsonObj, status: JsonObj, final: str) -> None:
         self._enter(vmi, status, final)

@@ -45,7 +45,6 @@ from .objects import (
     drop_condition,
     flag,
     is_final,
-    live_migratable,
     now_iso,
     phase,
     set_condition,
@@ -692,14 +691,6 @@ class NodeHandler(GuestHost):
             self._relabel.add(vmi["metadata"]["uid"])
         status["migrationState"] = state
         return step
-
-    def _live_migratable(self, vmi: JsonObj, conds: list[JsonObj]) -> list[JsonObj]:
-        """LiveMigratable as virt-handler reports it: False while a PVC is not shared (RWX)."""
-        ns = vmi["metadata"]["namespace"]
-        status, reason, message = live_migratable(vmi, lambda c: self.pvcs.get(ns, c))
-        if status == "False":
-            return set_condition(conds, "LiveMigratable", status, reason, message)
-        return set_condition(conds, "LiveMigratable", "True")
 
     def _volumes(self, vmi: JsonObj, status: JsonObj) -> float | None:
         """Targets for every volume virt-controller listed; hot-plugged ones get mounted."""

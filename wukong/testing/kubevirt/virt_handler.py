@@ -33,7 +33,6 @@ from .objects import (
     drop_condition,
     flag,
     is_final,
-    live_migratable,
     phase,
     set_condition,
 )
@@ -238,13 +237,8 @@ class VMIHandler(GuestHost):
             return None
         paused = condition_true({"status": status}, "Paused")
         conds = ready_condition(list(status.get("conditions") or []), paused=paused)
+        status["conditions"] = self._live_migratable(vmi, conds)
         ns, uid = vmi["metadata"]["namespace"], vmi["metadata"]["uid"]
-        migratable, reason, message = live_migratable(vmi, lambda c: self.pvcs.get(ns, c))
-        if migratable == "False":
-            conds = set_condition(conds, "LiveMigratable", migratable, reason, message)
-        else:
-            conds = set_condition(conds, "LiveMigratable", "True")
-        status["conditions"] = conds
         status["interfaces"] = interfaces(vmi, self.book, uptime.booted, uptime.agent)
         report = volume_statuses(
             vmi,
