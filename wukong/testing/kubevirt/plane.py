@@ -62,6 +62,7 @@ _BUILD_SCRIPT = _REPO_ROOT / "hack" / "kubevirt" / "build.sh"
 _STRATEGY_FILE = "install-strategy.json"  # decoded once from virt-operator's YAML dump
 _CRDS_FILE = "crds.json"  # KubeVirt's (strategy + kubevirts) and CDI's CRDs, for ControlPlane
 _FIELD_MANAGER = "wukong-kubevirt-plane"
+MAX_RESTART_DELAY = 10.0  # seconds: the kubelet's 5 min, compressed as the rest of a test is
 _RUNNING: set[KubeVirtPlane] = set()
 
 # Kinds applied from the install strategy, with their REST plural and scope.
@@ -170,16 +171,17 @@ class KubeVirtPlane:
 
     def _supervise(self) -> None:
         """Restart a component that exited, as the kubelet restarts a crashed pod (with its
-        back-off, 1 s doubling to 10 s). virt-controller exits by design when it cannot renew
+        back-off, 1 s doubling to 10 s, forgotten once unused for twice that as client-go's
+        flowcontrol.Backoff forgets it). virt-controller exits by design when it cannot renew
         its leader Lease, e.g. while kube-apiserver restarts: `golog.Fatal("leaderelection
         lost")` in pkg/virt-controller/watch/application.go."""
-        backoff: dict[str, float] = {}
+        backoff: dict[str, tuple[float, float]] = {}  # name -> (next delay, when last used)
         while not self._stopping.wait(0.5):
             for process in list(self._processes):
                 code = process.exited()
                 if code is None or self._stopping.is_set():
                     continue
-                delay = backoff.get(process.name, 1.0)
+                delay = _restart_delay(backoff.get(process.name), time.monotonic())
                 log.warning(
                     "%s exited with %s; restarting it in %.0f s (as the kubelet would)",
                     process.name,
@@ -188,7 +190,7 @@ class KubeVirtPlane:
                 )
                 if self._stopping.wait(delay):
                     return
-                backoff[process.name] = min(delay * 2, 10.0)
+                backoff[process.name] = (min(delay * 2, MAX_RESTART_DELAY), time.monotonic())
                 self.restarts[process.name] = self.restarts.get(process.name, 0) + 1
                 process.stop(0)  # reap it
                 process.start()
@@ -663,3 +665,12 @@ def _stop_leftovers() -> None:
     for plane in list(_RUNNING):
         with contextlib.suppress(Exception):
             plane.stop(grace=0)
+
+
+def _restart_delay(last: tuple[float, float] | None, now: float) -> float:
+    """How long to wait before restarting a component that exited: 1 s the first time and
+    after a quiet spell (no restart for twice the longest delay), else the next delay."""
+    if last is None:
+        return 1.0
+    delay, used = last
+    return 1.0 if now - used > 2 * MAX_RESTART_DELAY else delay
