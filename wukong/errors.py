@@ -57,6 +57,11 @@ class ServerError(ApiError, TransientError):
     """429, 5xx or a transport failure: try again later."""
 
 
+NOT_KUBERNETES = "NotKubernetes"
+"""The reason of a ServerError for a web page where the API's JSON was expected (a login
+page, a proxy, the wrong port)."""
+
+
 class Expired(ApiError, TransientError):
     """410 Gone/Expired: a watch's resourceVersion (or a list's continue token) is too old."""
 

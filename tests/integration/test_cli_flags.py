@@ -8,6 +8,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.integration.scenario import create, get, k, operator, sim, wait_for, wukong
@@ -89,9 +90,9 @@ async def test_dry_runs_write_nothing_and_the_server_one_is_checked(
     as_json = await cli(
         kubeconfig, "suspend", "dry-1", "-n", namespace, "--dry-run=client", "-o", "json"
     )
-    assert json.loads(as_json.stdout.split("\n", 1)[1])["spec"]["lifecycleAction"]["action"] == (
-        "suspend"
-    )
+    # stdout is the patch alone (the "# PATCH <name>" line goes to stderr): `| jq` reads it.
+    assert json.loads(as_json.stdout)["spec"]["lifecycleAction"]["action"] == "suspend"
+    assert "# PATCH wukong.vm.novasphere.dev/dry-1 (dry run: nothing sent)" in as_json.stderr
 
     server = await cli(kubeconfig, "stop", "dry-1", "-n", namespace, "--dry-run=server")
     assert server.exit_code == 0, server.output
@@ -181,3 +182,22 @@ async def test_version_names_the_client_and_says_where_the_operator_is(
         "Operator Version: not installed (no Deployment labelled "
         "app.kubernetes.io/name=wukong,app.kubernetes.io/component=operator)",
     ]
+
+
+async def test_a_wait_with_no_operator_says_it_has_begun_and_that_it_still_waits(
+    control_plane: ControlPlane, k: Kube, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No operator here: nothing answers the start. The person sees the request sent, how
+    long the wait may take, a line each STILL_EVERY without news, and then the timeout."""
+    from wukong.console import follow
+
+    monkeypatch.setattr(follow, "STILL_EVERY", 1.0)
+    await create(k, "wukong", namespace, wukong("slow-1"))
+    argv = ["start", "slow-1", "--wait", "--timeout", "3500ms", "-n", namespace]
+    result = await cli(control_plane.kubeconfig, *argv)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0] == "start requested for slow-1 (generation 2); waiting up to 3.5s"
+    still = [line for line in lines if line.startswith("still waiting for slow-1 to start")]
+    assert 2 <= len(still) <= 4, lines
+    assert lines[-1].startswith("error: timed out after 3.5s waiting for slow-1 to start")

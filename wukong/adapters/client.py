@@ -85,6 +85,33 @@ def _check_documents(files: list[str]) -> None:
         raise ConfigError(f"kubeconfig {which} is empty: it names no cluster or context")
 
 
+def _dangling_reference(files: list[str], context: str | None) -> str | None:
+    """What the chosen context names that no file defines, in kubectl's words (`user "x"
+    was not found for context "y"`), or None. Merged as kubectl merges: the first wins."""
+    entries: dict[str, dict[str, Any]] = {"contexts": {}, "clusters": {}, "users": {}}
+    current = context
+    for name in files:
+        try:
+            doc = yaml.safe_load(Path(name).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        current = current or doc.get("current-context")
+        for key, found in entries.items():
+            for entry in doc.get(key) or []:
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    found.setdefault(entry["name"], entry)
+    chosen = entries["contexts"].get(str(current))
+    if chosen is None or not isinstance(chosen.get("context"), dict):
+        return None
+    for key, field in (("clusters", "cluster"), ("users", "user")):
+        wanted = chosen["context"].get(field)
+        if wanted and wanted not in entries[key]:
+            return f'{field} "{wanted}" was not found for context "{current}"'
+    return None
+
+
 @contextmanager
 def _quiet_loader() -> Iterator[None]:
     """kubernetes_asyncio logs an exec plugin's failure and then raises it: keep only the
@@ -134,7 +161,9 @@ async def load_configuration(
     except (kube_config.ConfigException, yaml.YAMLError, OSError, KeyError, TypeError) as error:
         if context is not None and "contexts" in str(error):
             raise ConfigError(f"context {context} not found in {', '.join(files)}") from error
-        reason = " ".join(str(error).split()) or type(error).__name__
+        reason = _dangling_reference(files, context) or (
+            " ".join(str(error).split()) or type(error).__name__
+        )
         raise ConfigError(f"cannot use kubeconfig {', '.join(files)}: {reason}") from error
     return context_namespace(loader.current_context) or "default"
 

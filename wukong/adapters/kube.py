@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import quote
 
 import aiohttp
 from kubernetes_asyncio.client import ApiClient
@@ -19,7 +20,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from wukong.adapters.client import field_manager
 from wukong.api import JsonObj as JsonObj  # console.connect imports it from here
-from wukong.errors import NotFound, ServerError, classify
+from wukong.errors import NOT_KUBERNETES, NotFound, ServerError, classify
 
 RequestHook = Callable[[str, int, str], None]
 """(verb, HTTP status or 0, resource such as `virtualmachines/start`) of each request."""
@@ -32,12 +33,13 @@ TIMEOUT_SECONDS: Final = 30.0
 def api_path(
     group: str, version: str, plural: str, namespace: str | None = None, name: str | None = None
 ) -> str:
-    """The REST path of a collection or an object (core group when `group` is empty)."""
+    """The REST path of a collection or an object (core group when `group` is empty). The
+    namespace and name are escaped: whatever they hold, they stay one path segment each."""
     base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
     if namespace:
-        base += f"/namespaces/{namespace}"
+        base += f"/namespaces/{quote(namespace, safe='')}"
     base += f"/{plural}"
-    return f"{base}/{name}" if name else base
+    return f"{base}/{quote(name, safe='')}" if name else base
 
 
 def resource_of(path: str) -> str:
@@ -93,6 +95,7 @@ class Kube:
             async with resp:
                 text = await resp.text()
                 status = resp.status
+                kind = resp.content_type
         except ApiException as exc:  # raised by the transport before any response
             self._count(method, 0, path)
             raise ServerError(0, "TransportError", str(exc.reason), path=path) from exc
@@ -107,6 +110,10 @@ class Kube:
         try:
             doc = json.loads(text)
         except ValueError:
+            if "html" in kind:  # a login page or a proxy: never a Kubernetes API's answer
+                raise ServerError(
+                    status, NOT_KUBERNETES, f"the answer was {kind}", path=path
+                ) from None
             return {"raw": text}
         return doc if isinstance(doc, dict) else {"items": doc}
 

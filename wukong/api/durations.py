@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final
 
 _UNITS: Final = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_SECONDS: Final = re.compile(r"\d+(?:\.\d+)?")
+LONGEST: Final = (2**63 - 1) / 1e9
+"""Go's time.Duration is int64 nanoseconds (~292 years): ParseDuration refuses more."""
 
 
 def parse_duration(text: str | float) -> float:
@@ -16,22 +20,29 @@ def parse_duration(text: str | float) -> float:
         seconds = float(text)
     else:
         value = text.strip()
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = _units(value)
+        negative = value.startswith("-")
+        digits = value.removeprefix("-")
+        # Decimal digits only, as Go's time.ParseDuration: Python's float() would also take
+        # `inf`, `nan`, `1e3` and `1_0`, and `nan` would make a wait endless.
+        seconds = float(digits) if _SECONDS.fullmatch(digits) else _units(digits, value)
+        if negative:
+            seconds = -seconds
+    if not math.isfinite(seconds):
+        raise ValueError(f"{text!r} is not a duration: use seconds (30) or units such as 5m")
     if seconds < 0:
         raise ValueError(f"{text!r} is negative: a duration is 0 or more")
+    if seconds > LONGEST:
+        raise ValueError(f"{text!r} is too long: a duration is at most 2562047h")
     return seconds
 
 
-def _units(value: str) -> float:
+def _units(value: str, given: str) -> float:
     parts = _PART.findall(value)
     rebuilt = "".join(number + unit for number, unit in parts)
     order = [list(_UNITS).index(unit) for _, unit in parts]
     if not parts or rebuilt != value or order != sorted(set(order)):
         raise ValueError(
-            f"{value!r} is not a duration: use seconds (30) or units such as 30s, 5m, 1h30m"
+            f"{given!r} is not a duration: use seconds (30) or units such as 30s, 5m, 1h30m"
         )
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
 

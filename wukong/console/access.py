@@ -35,7 +35,7 @@ def serial_console(
     """Connect to the VM's serial console (Ctrl-] exits, as with virtctl)."""
     from wukong.console import remote
 
-    run(remote.console(cluster_from(kubeconfig, context, namespace), console(), name))
+    run(remote.console(cluster_from(kubeconfig, context, namespace), console(), name), writes=False)
 
 
 @app.command(
@@ -56,7 +56,7 @@ def vnc(
     from wukong.console import remote
 
     cluster = cluster_from(kubeconfig, context, namespace)
-    run(remote.vnc(cluster, console(), name, port=port, address=address))
+    run(remote.vnc(cluster, console(), name, port=port, address=address), writes=False)
 
 
 @app.command(
@@ -83,4 +83,5 @@ def ssh(
 
     cluster = cluster_from(kubeconfig, context, namespace)
     extra = list(ctx.args)
-    run(remote.ssh(cluster, console(), name, user=user, identity=identity, extra=extra))
+    work = remote.ssh(cluster, console(), name, user=user, identity=identity, extra=extra)
+    run(work, writes=False)

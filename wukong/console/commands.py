@@ -39,6 +39,7 @@ from wukong.console.options import (
     keep_list,
     run,
     writing,
+    wukong_name,
 )
 from wukong.console.output import DryRun, Output
 
@@ -155,7 +156,10 @@ wukong status -A -l tier=web -o name"""
 @app.command(cls=KubectlCommand, epilog=STATUS_EXAMPLES)
 def status(
     name: Annotated[
-        str | None, typer.Argument(help="one Wukong in detail", metavar="NAME", show_default=False)
+        str | None,
+        typer.Argument(
+            help="one Wukong in detail", metavar="NAME", show_default=False, parser=wukong_name
+        ),
     ] = None,
     all_namespaces: Annotated[
         bool, typer.Option("--all-namespaces", "-A", help="every namespace")
@@ -204,7 +208,7 @@ def status(
         selector=selector,
         watch=following,
     )
-    run(work)
+    run(work, writes=False)
 
 
 @app.command(cls=KubectlCommand, epilog="wukong describe web-1 -n demo")
@@ -217,7 +221,7 @@ def describe(
     """Status plus one timeline of the Events of the Wukong, its VM, VMI and disks."""
     from wukong.console import flows
 
-    run(flows.describe(cluster_from(kubeconfig, context, namespace), console(), name))
+    run(flows.describe(cluster_from(kubeconfig, context, namespace), console(), name), writes=False)
 
 
 ATTACH_EXAMPLES = """# a blank 10Gi disk, hot-plugged if web-1 runs; wait until it is plugged
@@ -393,7 +397,8 @@ def version(
 
     if output in (Output.WIDE, Output.NAME):
         fail(usage("version prints json or yaml"))
-    run(flows.version(cluster_from(kubeconfig, context, None), console(), client, output))
+    cluster = cluster_from(kubeconfig, context, None)
+    run(flows.version(cluster, console(), client, output), writes=False)
 
 
 def _completion_help() -> str:

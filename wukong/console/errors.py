@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Final
 
-from wukong.errors import ApiError, Conflict, Forbidden, Invalid, NotFound, ServerError
+from wukong.errors import (
+    NOT_KUBERNETES,
+    ApiError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServerError,
+)
 
 OK: Final = 0
 FAILED: Final = 1  # refused, failed, timed out, not found, unreachable
@@ -61,6 +69,8 @@ def explain(error: ApiError, server: str) -> str:
         return f"rejected by the API server: {error.message}"
     if isinstance(error, Conflict):
         return f"{error.message} (it changed meanwhile: run the command again)"
+    if isinstance(error, ServerError) and error.reason == NOT_KUBERNETES:
+        return f"the server at {server} did not answer as a Kubernetes API server ({error.message})"
     if isinstance(error, ServerError):
         return f"the API server failed ({error.status} {error.reason}): {error.message}"
     return str(error)

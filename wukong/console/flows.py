@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from wukong.adapters.kube import api_path
+from wukong.api.durations import format_duration
 from wukong.api.objects import being_deleted
 from wukong.api.spec import DiskBus
 from wukong.console import delete as deletion
 from wukong.console import disks
 from wukong.console.connect import Target, connect
 from wukong.console.describe import describe as describe_page
-from wukong.console.errors import OK, CliError, explain
+from wukong.console.errors import FAILED, OK, CliError, explain
 from wukong.console.follow import CannotWatch, events, wait_for
 from wukong.console.lifecycle import Outcome, Request, outcome
 from wukong.console.output import (
@@ -30,7 +31,7 @@ from wukong.console.output import (
     widths,
 )
 from wukong.console.status import detail
-from wukong.errors import ApiError, Conflict
+from wukong.errors import ApiError, Conflict, Forbidden
 
 JsonObj = dict[str, Any]
 Say = Callable[[str], None]
@@ -81,6 +82,13 @@ class Writing:
         return " (server dry run)" if self.server else ""
 
 
+def _print_patch(io: Console, cr: JsonObj, patch: JsonObj, writing: Writing) -> None:
+    """A client dry run: which object, to stderr; the patch itself, to stdout (so that
+    `-o json | jq` reads the patch alone)."""
+    io.say(f"# PATCH {name_of(cr)} (dry run: nothing sent)")
+    io.out(patch_text(patch, writing.output))
+
+
 async def chosen(target: Target, names: Sequence[str], selector: str | None) -> list[JsonObj]:
     """The Wukongs a command acts on: the one named, or every one matching `-l`."""
     if selector is None:
@@ -112,15 +120,18 @@ async def lifecycle(
             if being_deleted(cr):
                 raise CliError(f"{name} is being deleted: it takes no more requests")
             if writing.client:
-                io.out(patch_text(f"PATCH {name_of(cr)}", request.patch(), writing.output))
+                _print_patch(io, cr, request.patch(), writing)
                 continue
             answer = await target.kube.merge_patch(
                 target.wukongs(name), request.patch(), dry_run=writing.server
             )
             generation = int(answer["metadata"]["generation"])
             written.append((name, generation, answer))
+            requested = f"{verb} requested for {name} (generation {generation})"
             if wait is None or writing.server:
-                io.out(f"{verb} requested for {name} (generation {generation}){writing.suffix()}")
+                io.out(requested + writing.suffix())
+            else:  # the answer is the result; this says the wait has begun, and how long
+                io.say(f"{requested}; waiting up to {format_duration(wait)}")
         if wait is None or writing.dry_run is not DryRun.NONE:
             return OK
         results = await asyncio.gather(
@@ -274,7 +285,7 @@ async def attach(
         if writing.client:
             cr = await target.wukong(name)
             patch = disks.attach_patch(cr, entry)
-            io.out(patch_text(f"PATCH {name_of(cr)}", patch, writing.output))
+            _print_patch(io, cr, patch, writing)
             return OK
         await _patch_pinned(
             target, name, lambda cr: disks.attach_patch(cr, entry), dry_run=writing.server
@@ -311,8 +322,8 @@ async def detach(
             removal = disks.remove_patch(cr, plan)
             if writing.client:
                 if options is not None:
-                    io.out(patch_text(f"PATCH {name_of(cr)}", options, writing.output))
-                io.out(patch_text(f"PATCH {name_of(cr)}", removal, writing.output))
+                    _print_patch(io, cr, options, writing)
+                _print_patch(io, cr, removal, writing)
                 return OK
             for patch in (options, removal):
                 if patch is not None:
@@ -326,7 +337,15 @@ async def detach(
             return disks.recorded(cr, plan)
 
         what = f"the operator to record the detach options of {disk}"
-        await wait_for(target, name, check, within=OPTIONS_RECORDED_TIMEOUT, what=what, say=_quiet)
+        await wait_for(
+            target,
+            name,
+            check,
+            within=OPTIONS_RECORDED_TIMEOUT,
+            what=what,
+            say=_quiet,
+            still=io.say,  # usually under a second: a slow or stopped operator is named
+        )
 
         def remove(cr: JsonObj) -> JsonObj:
             """The removal, checked again on what is there now."""
@@ -366,8 +385,22 @@ async def delete(
     delete; then maybe follow each until gone."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
-        for cr in crs:
-            await _delete_one(target, io, cr, keep_all, keep, force, ask, writing)
+        for done, cr in enumerate(crs):
+            try:
+                await _delete_one(target, io, cr, keep_all, keep, force, ask, writing)
+            except NotConfirmed as refused:
+                if not done:
+                    raise
+                after = len(crs) - done - 1
+                kept = (
+                    f"{refused.name} and the {after} after it were"
+                    if after
+                    else (f"{refused.name} was")
+                )
+                deleting = ", ".join(c["metadata"]["name"] for c in crs[:done])
+                raise CliError(
+                    f"not confirmed: {kept} not deleted; being deleted: {deleting}"
+                ) from None
         if wait is None or writing.dry_run is not DryRun.NONE:
             return OK
         for cr in crs:
@@ -398,12 +431,12 @@ async def _delete_one(
     if writing.client:
         patch = deletion.options_patch(cr, plan)
         if patch is not None:
-            io.out(patch_text(f"PATCH {name_of(cr)}", patch, writing.output))
+            _print_patch(io, cr, patch, writing)
         io.out(f"wukong {name} would be deleted (client dry run)")
         return
     confirm = ask(name)
     if not writing.server and confirm is not None and not confirm(plan.question):
-        raise CliError("not confirmed: nothing was deleted")
+        raise NotConfirmed(name)
     await _delete(target, cr, plan, dry_run=writing.server)
     if writing.server:
         io.out(f"wukong {name} deleted (server dry run)")
@@ -425,6 +458,14 @@ async def _delete(
             ) from error
     # The UID pins the object the plan was made for, not a new one of the same name.
     await target.kube.delete(target.wukongs(name), uid=cr["metadata"]["uid"], dry_run=dry_run)
+
+
+class NotConfirmed(CliError):
+    """The person answered no: this Wukong, and any after it, stay."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("not confirmed: nothing was deleted")
+        self.name = name
 
 
 def _gone(cr: JsonObj | None) -> bool | None:
@@ -449,27 +490,37 @@ async def version(cluster: Cluster, io: Console, client_only: bool, output: Outp
     from wukong import __version__
 
     found: JsonObj = {"clientVersion": __version__}
+    code = OK
     if not client_only:
-        found["operatorVersion"] = await _operator_version(cluster)
+        # As kubectl: the client's version whatever happens, then the server's or why not
+        # (exit code 1 when it could not be asked).
+        try:
+            found["operatorVersion"] = await _operator_version(cluster)
+        except CliError as error:
+            found["operatorVersion"] = f"unknown ({error.message})"
+            code = FAILED
     if output in (Output.JSON, Output.YAML):
         io.out(document(found, output))
-        return OK
+        return code
     io.out(f"Client Version: {found['clientVersion']}")
     if not client_only:
         io.out(f"Operator Version: {found['operatorVersion']}")
-    return OK
+    return code
 
 
 async def _operator_version(cluster: Cluster) -> str:
-    """`app.kubernetes.io/version` of the operator's Deployments (any namespace), or why not."""
+    """`app.kubernetes.io/version` of the operator's Deployments (any namespace), or why
+    not; CliError when the cluster could not be asked."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         path = api_path("apps", "v1", "deployments")
         try:
             answer = await target.kube.request(
                 "GET", path, query={"labelSelector": OPERATOR_SELECTOR}
             )
-        except ApiError as error:
+        except Forbidden as error:  # an answer: this user may not read Deployments
             return f"unknown ({explain(error, target.server)})"
+        except ApiError as error:
+            raise CliError(explain(error, target.server)) from None
         seen = sorted(
             {
                 str((d["metadata"].get("labels") or {}).get("app.kubernetes.io/version") or "?")

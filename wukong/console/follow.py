@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from wukong.api.durations import format_duration
 from wukong.console.connect import Target
 from wukong.console.errors import CliError
 from wukong.console.status import SETTLED
@@ -20,6 +21,7 @@ JsonObj = dict[str, Any]
 T = TypeVar("T")
 WATCH_SECONDS: Final = 60  # the server ends each stream; we resume from the last version
 POLL_SECONDS: Final = 1.0  # only when watching is not allowed (RBAC without `watch`)
+STILL_EVERY: Final = 15.0  # a wait with nothing new to say says so this often
 
 
 class CannotWatch(Exception):
@@ -150,16 +152,33 @@ async def wait_for(
     what: str,
     say: Callable[[str], None],
     since: JsonObj | None = None,
+    still: Callable[[str], None] | None = None,
 ) -> T:
     """Follow the Wukong until `check` returns an answer; narrate changes through `say`
-    (from `since`, a version already seen, when given)."""
+    (from `since`, a version already seen, when given), and every STILL_EVERY seconds
+    without one that it is still waiting, through `still` (default: `say`)."""
     before: JsonObj | None = since
+    loop = asyncio.get_running_loop()
+    started = said = loop.time()
+
+    async def heartbeat() -> None:
+        nonlocal said
+        while True:
+            await asyncio.sleep(said + STILL_EVERY - loop.time())
+            if loop.time() - said >= STILL_EVERY:
+                phase = ((before or {}).get("status") or {}).get("phase") or "Pending"
+                waited = format_duration(round(loop.time() - started))
+                (still or say)(f"still waiting for {what} (phase {phase}, {waited} so far)")
+                said = loop.time()
+
+    beating = asyncio.create_task(heartbeat())
     try:
         async with asyncio.timeout(within):
             async with aclosing(snapshots(target, name)) as stream:
                 async for cr in stream:
                     for line in progress(before, cr, name):
                         say(line)
+                        said = loop.time()
                     answer = check(cr)
                     if answer is not None:
                         return answer
@@ -167,4 +186,6 @@ async def wait_for(
     except TimeoutError:
         phase = ((before or {}).get("status") or {}).get("phase") or "Pending"
         raise CliError(f"timed out after {within:g}s waiting for {what} (phase {phase})") from None
+    finally:
+        beating.cancel()
     raise CliError(f"{name} disappeared while waiting for {what}")

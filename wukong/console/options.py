@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -12,7 +13,9 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, Final, NoReturn
 import typer
 from typer.core import TyperCommand
 
+from wukong.api._base import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN
 from wukong.api.durations import format_duration, parse_duration
+from wukong.api.names import MAX_LABEL_VALUE, MAX_WUKONG_NAME
 from wukong.api.spec import MAX_GRACE_PERIOD_SECONDS
 from wukong.console.errors import CliError, usage
 from wukong.console.output import DryRun, Output
@@ -31,6 +34,15 @@ TYPER_STYLE: Final[dict[str, Any]] = {
 
 class KubectlCommand(TyperCommand):
     """Help laid out as kubectl's: what it does, examples, options, then usage."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """A parse error names this command's help, not the program's."""
+        try:
+            return list(super().parse_args(ctx, args))
+        except _UsageError as error:
+            if error.ctx is None:
+                error.ctx = ctx
+            raise
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         """Description, Examples (the epilog), Options, Usage."""
@@ -67,15 +79,50 @@ _UsageError: Final[Any] = typer.BadParameter.__mro__[1]
 def _one_line(self: Any, file: IO[Any] | None = None) -> None:
     """A wrong command line in one line, as kubectl words it: `error: unknown flag: --x`."""
     command = self.ctx.command_path if self.ctx is not None else "wukong"
-    message = self.format_message()
+    message = self.format_message().replace("Value error, ", "").rstrip(".")
     message = message[:1].lower() + message[1:]
     typer.echo(f"error: {message} (see '{command} --help')", err=True, file=file)
 
 
 _UsageError.show = _one_line
 
+
+def wukong_name(text: str) -> str:
+    """NAME: only what the API server could hold as a Wukong (a DNS-1123 subdomain of up to
+    63 characters), so an unset `$NAME` or a path never becomes part of a URL."""
+    if not text:
+        raise typer.BadParameter("the name is empty")
+    if len(text) > MAX_WUKONG_NAME or not re.fullmatch(DNS_SUBDOMAIN_PATTERN, text):
+        raise typer.BadParameter(
+            f"{text!r} is not a Wukong name: lowercase letters, digits, '-' and '.', "
+            f"starting and ending with a letter or digit, at most {MAX_WUKONG_NAME} characters"
+        )
+    return text
+
+
+def namespace_name(text: str) -> str:
+    """-n: a DNS-1123 label, as every namespace is."""
+    if len(text) > MAX_LABEL_VALUE or not re.fullmatch(DNS_LABEL_PATTERN, text):
+        raise typer.BadParameter(
+            f"{text!r} is not a namespace name: lowercase letters, digits and '-', "
+            f"at most {MAX_LABEL_VALUE} characters"
+        )
+    return text
+
+
+def label_selector(text: str) -> str:
+    """-l: never empty. kubectl reads an empty selector as "everything", so a script's unset
+    `-l "$SEL"` would stop or delete every Wukong in the namespace."""
+    if not text.strip():
+        raise typer.BadParameter("the selector is empty: select with e.g. -l tier=web")
+    return text
+
+
 NameArg = Annotated[
-    str, typer.Argument(help="name of the Wukong", show_default=False, metavar="NAME")
+    str,
+    typer.Argument(
+        help="name of the Wukong", show_default=False, metavar="NAME", parser=wukong_name
+    ),
 ]
 DiskArg = Annotated[
     str, typer.Argument(help="name of the disk", show_default=False, metavar="DISK")
@@ -94,11 +141,14 @@ Namespace = Annotated[
         "-n",
         help="namespace (default: the context's, else default)",
         metavar="NAME",
+        parser=namespace_name,
     ),
 ]
 OptionalName = Annotated[
     str | None,
-    typer.Argument(help="name of the Wukong (or -l)", show_default=False, metavar="NAME"),
+    typer.Argument(
+        help="name of the Wukong (or -l)", show_default=False, metavar="NAME", parser=wukong_name
+    ),
 ]
 Selector = Annotated[
     str | None,
@@ -108,6 +158,7 @@ Selector = Annotated[
         help="label selector, e.g. tier=web,env!=prod",
         metavar="SELECTOR",
         show_default=False,
+        parser=label_selector,
     ),
 ]
 DryRunOpt = Annotated[
@@ -218,15 +269,19 @@ def console() -> Console:
     return Console(out=typer.echo, say=lambda line: typer.echo(line, err=True))
 
 
-def run(work: Coroutine[Any, Any, int]) -> NoReturn:
-    """Run one command's coroutine; turn a CliError into `error: …` and its exit code."""
+def run(work: Coroutine[Any, Any, int], *, writes: bool = True) -> NoReturn:
+    """Run one command's coroutine; turn a CliError into `error: …` and its exit code.
+    `writes`: the command may have written something a Ctrl-C does not take back."""
     try:
         code = asyncio.run(work)
     except CliError as error:
         typer.echo(f"error: {error.message}", err=True)
         raise typer.Exit(error.code) from None
     except KeyboardInterrupt:
-        typer.echo("interrupted (a request already written stands)", err=True)
+        typer.echo(
+            "interrupted (a request already written stands)" if writes else "interrupted",
+            err=True,
+        )
         raise typer.Exit(130) from None
     raise typer.Exit(code)
 

@@ -112,7 +112,9 @@ def widths(
     return [max(len(str(c)) for c in column) for column in zip(headers, *body, strict=True)]
 
 
-def patch_text(what: str, patch: JsonObj, fmt: Output | None) -> str:
-    """A client-side dry run: the patch that would be sent."""
-    body = json.dumps(patch, indent=2) if fmt is Output.JSON else yaml.safe_dump(patch).rstrip()
-    return f"# {what} (dry run: nothing sent)\n{body}"
+def patch_text(patch: JsonObj, fmt: Output | None) -> str:
+    """A client-side dry run: the patch that would be sent, as one document that parses on
+    its own (YAML starts it with `---`, so that several of them are several documents)."""
+    if fmt is Output.JSON:
+        return json.dumps(patch, indent=2)
+    return "---\n" + yaml.safe_dump(patch).rstrip()

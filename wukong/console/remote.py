@@ -196,7 +196,12 @@ async def vnc(
             finally:
                 writer.close()
 
-        server = await asyncio.start_server(forward, address, port)
+        try:
+            server = await asyncio.start_server(forward, address, port)
+        except OSError as error:  # the port is taken, the address is not this machine's
+            raise CliError(
+                f"cannot listen on {address}:{port}: {error.strerror or error}"
+            ) from None
         bound = server.sockets[0].getsockname()[1]
         io.out(f'{{"port": {bound}}}')
         io.say(f"VNC of {name} on {address}:{bound}: connect a VNC viewer there (Ctrl-C ends)")

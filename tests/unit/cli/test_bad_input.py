@@ -178,3 +178,101 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     (line,) = lines(result.stderr)
     assert "cannot listen:" in line and "address already in use" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # An unset `$NAME` or `-l "$SEL"` in a script: never "every Wukong", never the list.
+        pytest.param(["start", ""], "the name is empty", id="empty-name"),
+        pytest.param(["delete", "", "--yes"], "the name is empty", id="empty-name-delete"),
+        pytest.param(["status", ""], "the name is empty", id="empty-name-status"),
+        pytest.param(["stop", "-l", ""], "the selector is empty", id="empty-selector"),
+        pytest.param(["delete", "-l", " ", "--yes"], "the selector is empty", id="blank-selector"),
+        # A name or namespace never becomes more than one segment of a URL.
+        pytest.param(["status", "../../api/v1/secrets/x"], "is not a Wukong name", id="path"),
+        pytest.param(["status", "web-1?dryRun=All"], "is not a Wukong name", id="query"),
+        pytest.param(["describe", "Web"], "is not a Wukong name", id="uppercase"),
+        pytest.param(["status", "a" * 64], "at most 63 characters", id="too-long"),
+        pytest.param(["status", "-n", ".."], "is not a namespace name", id="namespace-dots"),
+        pytest.param(["stop", "-l", "a=b", "-n", "a/b"], "is not a namespace name", id="ns-path"),
+        # Go's durations: no inf, nan or exponent (nan made a wait endless).
+        pytest.param(["stop", "w", "--grace-period", "inf"], "is not a duration", id="inf"),
+        pytest.param(["start", "w", "--wait", "--timeout", "nan"], "is not a duration", id="nan"),
+        pytest.param(["start", "w", "--wait", "--timeout", "1e3"], "is not a duration", id="1e3"),
+        pytest.param(["run", "--watch-timeout", "1e9999"], "is not a duration", id="run-1e9999"),
+        pytest.param(["status", "-w", "--timeout", "1_0"], "is not a duration", id="underscore"),
+    ],
+)
+def test_names_selectors_and_durations_are_checked_before_any_request(
+    args: list[str], message: str, no_cluster: Path
+) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    (line,) = lines(result.stderr)
+    assert line.startswith("error: ") and message in line
+    assert "Value error" not in line
+
+
+def test_a_parse_error_points_at_the_command_help() -> None:
+    result = runner.invoke(app, ["start", "web-1", "--dry-run"], prog_name="wukong")
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        "error: option '--dry-run' requires an argument (see 'wukong start --help')"
+    ]
+
+
+def test_a_context_naming_a_missing_user_says_which(tmp_path: Path) -> None:
+    config = exec_kubeconfig(tmp_path / "config")
+    doc = yaml.safe_load(config.read_text())
+    doc["contexts"][0]["context"]["user"] = "ghost"
+    config.write_text(yaml.safe_dump(doc))
+    result = runner.invoke(app, ["status", "--kubeconfig", str(config)])
+    assert result.exit_code == 1, result.output
+    (line,) = lines(result.stderr)
+    assert line.endswith('user "ghost" was not found for context "c"')
+
+
+def test_version_prints_the_client_first_and_fails_without_a_cluster(no_cluster: Path) -> None:
+    from wukong import __version__
+
+    result = runner.invoke(app, ["version"])
+    assert result.exit_code == 1
+    client, operator = result.stdout.splitlines()
+    assert client == f"Client Version: {__version__}"
+    assert operator.startswith("Operator Version: unknown (no cluster configured")
+
+
+def test_a_web_page_where_the_api_should_be_is_one_line(tmp_path: Path) -> None:
+    """A login page or a proxy answering 200 with HTML: not "no Wukongs", not a traceback."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class LoginPage(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><body>Please log in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = exec_kubeconfig(tmp_path / "config")
+        doc = yaml.safe_load(config.read_text())
+        doc["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{server.server_port}"
+        doc["users"][0]["user"] = {"token": "t"}
+        config.write_text(yaml.safe_dump(doc))
+        for args in (["status"], ["status", "web-1"], ["start", "web-1"]):
+            result = runner.invoke(app, [*args, "--kubeconfig", str(config)])
+            assert result.exit_code == 1, result.output
+            (line,) = lines(result.stderr)
+            assert "did not answer as a Kubernetes API server (the answer was text/html)" in line
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -129,8 +129,8 @@ def test_watch_lines_line_up_under_the_table() -> None:
     assert line == table[1]
 
 
-def test_a_client_dry_run_prints_the_patch() -> None:
-    text = patch_text("PATCH wukong.vm.novasphere.dev/web-1", {"spec": {"x": 1}}, None)
-    assert text.splitlines()[0] == "# PATCH wukong.vm.novasphere.dev/web-1 (dry run: nothing sent)"
-    assert yaml.safe_load(text) == {"spec": {"x": 1}}
-    assert json.loads(patch_text("p", {"a": 1}, Output.JSON).split("\n", 1)[1]) == {"a": 1}
+def test_a_client_dry_run_prints_the_patch_as_a_document_of_its_own() -> None:
+    assert yaml.safe_load(patch_text({"spec": {"x": 1}}, None)) == {"spec": {"x": 1}}
+    assert json.loads(patch_text({"a": 1}, Output.JSON)) == {"a": 1}
+    several = "\n".join(patch_text({"spec": {"n": n}}, Output.YAML) for n in (1, 2))
+    assert list(yaml.safe_load_all(several)) == [{"spec": {"n": 1}}, {"spec": {"n": 2}}]
