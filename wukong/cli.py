@@ -20,11 +20,41 @@ from wukong.settings import Settings
 
 app = typer.Typer(
     help="Wukong: virtual machines on KubeVirt from one resource.",
-    no_args_is_help=True,
+    invoke_without_command=True,
     **TYPER_STYLE,
 )
 app.add_typer(console_app)  # no name: start, stop, status, delete… are top-level commands
 app.add_typer(access_app)  # console, vnc, ssh
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Bare `wukong` prints its help and exits 0, as bare `kubectl` does."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+@app.command("help", cls=KubectlCommand)
+def help_(
+    ctx: typer.Context,
+    command: Annotated[
+        str | None, typer.Argument(help="a command", metavar="COMMAND", show_default=False)
+    ] = None,
+) -> None:
+    """Help about any command (`wukong help stop` is `wukong stop --help`)."""
+    root = ctx.find_root()
+    group = root.command
+    if command is None:
+        typer.echo(root.get_help())
+        return
+    found = group.get_command(root, command) if hasattr(group, "get_command") else None
+    if found is None:
+        typer.echo(f"error: unknown command {command!r} (see '{root.info_name} --help')", err=True)
+        raise typer.Exit(2)
+    with found.make_context(command, ["--help"], parent=root, resilient_parsing=True) as sub:
+        typer.echo(found.get_help(sub))
+
 
 # Flags whose names are not `--<field>` and variables that are not `WUKONG_<FIELD>`.
 _ENVVARS: Final = {"kubeconfig": "KUBECONFIG"}

@@ -38,6 +38,7 @@ from wukong.console.options import (
     fail,
     keep_list,
     run,
+    waiting,
     writing,
     wukong_name,
 )
@@ -91,7 +92,7 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         force: Force = False,
         grace_period: GracePeriod = None,
         wait: Wait = False,
-        timeout: Timeout = 300,
+        timeout: Timeout = None,
         dry_run: DryRunOpt = DryRun.NONE,
         output: OutputOpt = None,
         kubeconfig: Kubeconfig = None,
@@ -113,7 +114,7 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
             console(),
             request,
             names,
-            wait=timeout if wait else None,
+            wait=waiting(wait, timeout),
             selector=selector,
             writing=writing(dry_run, output),
         )
@@ -248,7 +249,7 @@ def attach(
     wait: Annotated[
         bool, typer.Option("--wait", help="wait until the disk is plugged (or provisioned)")
     ] = False,
-    timeout: Timeout = 300,
+    timeout: Timeout = None,
     dry_run: DryRunOpt = DryRun.NONE,
     output: OutputOpt = None,
     kubeconfig: Kubeconfig = None,
@@ -267,7 +268,7 @@ def attach(
         size=size,
         image=image,
         bus=bus,
-        wait=timeout if wait else None,
+        wait=waiting(wait, timeout),
         writing=writing(dry_run, output),
     )
     run(work)
@@ -290,7 +291,7 @@ def detach(
     wait: Annotated[
         bool, typer.Option("--wait", help="wait until the disk has left the Wukong")
     ] = False,
-    timeout: Timeout = 300,
+    timeout: Timeout = None,
     dry_run: DryRunOpt = DryRun.NONE,
     output: OutputOpt = None,
     kubeconfig: Kubeconfig = None,
@@ -308,7 +309,7 @@ def detach(
         disk,
         keep_data=keep_data,
         force=force,
-        wait=timeout if wait else None,
+        wait=waiting(wait, timeout),
         writing=writing(dry_run, output),
     )
     run(work)
@@ -350,7 +351,7 @@ def delete(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="follow the teardown until gone")] = False,
-    timeout: Timeout = 300,
+    timeout: Timeout = None,
     dry_run: DryRunOpt = DryRun.NONE,
     output: OutputOpt = None,
     kubeconfig: Kubeconfig = None,
@@ -373,7 +374,7 @@ def delete(
         keep=kept,
         force=force,
         ask=lambda wukong: asker(yes, wukong),
-        wait=timeout if wait else None,
+        wait=waiting(wait, timeout),
         selector=selector,
         writing=writing(dry_run, output),
     )

@@ -210,7 +210,7 @@ def grace_duration(text: str) -> int:
 
 
 Timeout = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--timeout",
         parser=timeout_duration,
@@ -229,6 +229,19 @@ GracePeriod = Annotated[
         help="graceful shutdown before power-off (30s, 2m)",
     ),
 ]
+
+
+DEFAULT_WAIT: Final = 300.0  # seconds: --wait without --timeout
+
+
+def waiting(wait: bool, timeout: float | None) -> float | None:
+    """How long --wait may follow (None: no wait). --timeout alone would be silently
+    unused: it is refused, as `status --timeout` without -w is."""
+    if timeout is not None and not wait:
+        fail(usage("--timeout only bounds --wait"))
+    if not wait:
+        return None
+    return DEFAULT_WAIT if timeout is None else timeout
 
 
 def writing(dry_run: DryRun, output: Output | None) -> Writing:

@@ -276,3 +276,19 @@ def test_a_web_page_where_the_api_should_be_is_one_line(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_timeout_without_wait_is_refused_not_ignored() -> None:
+    result = runner.invoke(app, ["start", "web-1", "--timeout", "5m"])
+    assert result.exit_code == 2
+    (line,) = lines(result.stderr)
+    assert "--timeout only bounds --wait" in line
+
+
+def test_bare_wukong_and_help_print_help_and_exit_0() -> None:
+    bare = runner.invoke(app, [])
+    assert bare.exit_code == 0 and "Commands:" in bare.stdout
+    one = runner.invoke(app, ["help", "stop"])
+    assert one.exit_code == 0 and "--grace-period" in one.stdout
+    unknown = runner.invoke(app, ["help", "frobnicate"])
+    assert unknown.exit_code == 2 and "unknown command 'frobnicate'" in unknown.stderr
