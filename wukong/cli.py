@@ -192,11 +192,37 @@ def demo(
     raise typer.Exit(asyncio.run(demo_main(keep=keep, real_kubevirt=kubevirt == "real")))
 
 
+_GLOBAL_FLAGS: Final = ("-n", "--namespace", "--context", "--kubeconfig")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """kubectl takes -n, --context and --kubeconfig before the verb too (`kubectl -n demo get
+    pods`, and `kubectl wukong -n demo status` hands the plugin `-n demo status`): move them
+    from before the command to just after it, where each command reads them."""
+    leading: list[str] = []
+    rest = list(args)
+    while rest:
+        flag, _, attached = rest[0].partition("=")
+        if flag in _GLOBAL_FLAGS and (attached or "=" in rest[0]):
+            leading.append(rest.pop(0))
+        elif flag in _GLOBAL_FLAGS and len(rest) > 1:
+            leading += [rest.pop(0), rest.pop(0)]
+        elif rest[0].startswith("-n") and len(rest[0]) > 2 and not rest[0].startswith("--"):
+            leading.append(rest.pop(0))  # -ndemo
+        else:
+            break
+    if not leading or not rest:
+        return list(args)
+    return [rest[0], *leading, *rest[1:]]
+
+
 def main() -> None:
     """Console-script entry point. A Ctrl-C before a command has begun (while Python imports)
     ends it as one started would, without a traceback."""
+    import sys
+
     try:
-        app()
+        app(args=hoist_global_flags(sys.argv[1:]))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None

@@ -134,3 +134,25 @@ def test_a_client_dry_run_prints_the_patch_as_a_document_of_its_own() -> None:
     assert json.loads(patch_text({"a": 1}, Output.JSON)) == {"a": 1}
     several = "\n".join(patch_text({"spec": {"n": n}}, Output.YAML) for n in (1, 2))
     assert list(yaml.safe_load_all(several)) == [{"spec": {"n": 1}}, {"spec": {"n": 2}}]
+
+
+@pytest.mark.parametrize(
+    ("given", "run"),
+    [
+        (["-n", "demo", "status"], ["status", "-n", "demo"]),
+        (["--namespace=demo", "stop", "w"], ["stop", "--namespace=demo", "w"]),
+        (["-ndemo", "status", "-w"], ["status", "-ndemo", "-w"]),
+        (
+            ["--context", "c", "-n", "d", "describe", "x"],
+            ["describe", "--context", "c", "-n", "d", "x"],
+        ),
+        (["status", "-n", "x"], ["status", "-n", "x"]),  # already after the verb
+        (["-n", "demo"], ["-n", "demo"]),  # no verb: click says what is wrong
+        (["--bogus", "status"], ["--bogus", "status"]),
+    ],
+)
+def test_kubectl_global_flags_before_the_verb_are_read(given: list[str], run: list[str]) -> None:
+    """`kubectl wukong -n demo status` hands the plugin `-n demo status`."""
+    from wukong.cli import hoist_global_flags
+
+    assert hoist_global_flags(given) == run
