@@ -18,6 +18,10 @@ def _bounded(limit: int, **extra: Any) -> Any:
     return Field(max_length=limit, json_schema_extra=extra or None)
 
 
+MAX_INTERFACES = 16
+"""status.interfaces holds at most this many (the Wukong has at most 9 networks)."""
+
+
 class InterfaceStatus(WireModel):
     """A guest network interface as the VMI reports it."""
 
@@ -165,7 +169,9 @@ class WukongStatus(WireModel):
     """The VirtualMachine's name."""
     node_name: str | None = None
     """The node the VM runs on."""
-    interfaces: Annotated[list[InterfaceStatus], _bounded(16)] = Field(default_factory=list)
+    interfaces: Annotated[list[InterfaceStatus], _bounded(MAX_INTERFACES)] = Field(
+        default_factory=list
+    )
     """Guest interfaces and their addresses."""
     volumes: Annotated[list[VolumeStatus], _bounded(64)] = Field(default_factory=list)
     """Disks, including ones still being detached."""

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from wukong.api.conditions import READY, STALLED, Cond
-from wukong.api.status import InterfaceStatus, VolumeStatus
+from wukong.api.status import MAX_INTERFACES, InterfaceStatus, VolumeStatus
 from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.disks import is_hotpluggable, template_volumes
 from wukong.reconcile.observed import Observed
@@ -29,16 +29,22 @@ TRANSIENT_PHASES = {
 
 
 def interfaces(seen: Observed) -> list[InterfaceStatus]:
-    """The VMI's interfaces: name, primary IP, all IPs, MAC."""
+    """The VMI's interfaces on the Wukong's networks: name, primary IP, all IPs, MAC.
+
+    The guest agent also reports every NIC of the guest's own (docker0, a veth per container,
+    a bridge of libvirt inside): KubeVirt lists them without a network name. They are the
+    guest's business, not a network of the Wukong's, and a guest with many of them would
+    overflow the status's bounded list (the pass would fail on every try)."""
     return [
         InterfaceStatus(
-            name=str(iface.get("name")),
+            name=str(iface["name"]),
             ip_address=iface.get("ipAddress") or None,
             ip_addresses=list(iface.get("ipAddresses") or []),
             mac=iface.get("mac") or None,
         )
         for iface in (seen.vmi or {}).get("status", {}).get("interfaces") or []
-    ]
+        if iface.get("name")
+    ][:MAX_INTERFACES]
 
 
 def node_name(seen: Observed) -> str | None:

@@ -162,6 +162,39 @@ def test_running_vm_reports_node_ip_and_ready() -> None:
     assert not [a for a in plan.actions if isinstance(a, CreateChild | PatchChild)]
 
 
+def test_the_guests_own_nics_are_not_the_wukongs_interfaces() -> None:
+    """The guest agent reports every NIC of the guest (docker0, a veth per container):
+    KubeVirt lists them without a network name. 22 of them once made the pass fail for good
+    (the status holds 16 interfaces at most), and a few showed as interfaces named "None"."""
+    cr = wukong()
+    world = ready_children()
+    vm = build_vm(cr, world, "Always")
+    vm["metadata"]["uid"] = "vm-uid"
+    guest_only = [
+        {"interfaceName": f"veth{i}", "mac": f"ee:ee:00:00:00:{i:02x}", "infoSource": "guest-agent"}
+        for i in range(21)
+    ]
+    docker = {"interfaceName": "docker0", "ipAddress": "172.17.0.1", "infoSource": "guest-agent"}
+    vmi = {
+        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
+        "spec": vm["spec"]["template"]["spec"],
+        "status": {
+            "phase": "Running",
+            "nodeName": "node-1",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "interfaces": [
+                {"name": "default", "ipAddress": "10.244.0.7", "mac": "02:00:00:00:00:01"},
+                docker,
+                *guest_only,
+            ],
+        },
+    }
+    plan = decide(cr, {"phase": "Running"}, ready_children(vm=vm, vmi=vmi))
+    assert [(i["name"], i.get("ipAddress")) for i in plan.status["interfaces"]] == [
+        ("default", "10.244.0.7")
+    ]
+
+
 def test_cpu_change_updates_template_and_raises_restart_required() -> None:
     cr = wukong()
     world = ready_children()
