@@ -17,6 +17,7 @@ from tests.integration.scenario import (
     k,
     operator,
     patch_spec,
+    path,
     requests_sent,
     sim,
     wait_for,
@@ -112,6 +113,30 @@ async def test_mounted_disk_is_not_unplugged_until_the_guest_unmounts_it(
 
 async def _gone(k: Kube, kind: str, namespace: str, name: str) -> bool:
     return await get(k, kind, namespace, name) is None
+
+
+async def test_a_kept_disk_still_detaching_survives_the_wukongs_deletion(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """The detach asked to keep the data, the guest still has the disk mounted, and the
+    Wukong is deleted meanwhile: the disk is no longer in the spec, but its data is kept."""
+    await create(k, "wukong", namespace, wukong("hp-7", disks=[SYSTEM]))
+    await wait_phase(k, namespace, "hp-7", "Running")
+    logs = disk("logs", detachOptions={"preserveData": True})
+    await patch_spec(k, namespace, "hp-7", {"disks": [SYSTEM, logs]})
+    await wait_for(k, namespace, "hp-7", lambda c: volume(c, "logs").get("attached"))
+    sim.guest(namespace, "hp-7-vm").mount("logs", "/var/log")
+    await patch_spec(k, namespace, "hp-7", {"disks": [SYSTEM]})
+    await wait_for(
+        k, namespace, "hp-7", lambda c: condition(c, "DiskDetach").get("reason") == "DiskInUse"
+    )
+    await k.delete(path("wukong", namespace, "hp-7"))
+    await eventually(lambda: _gone(k, "wukong", namespace, "hp-7"), timeout=60)
+    await eventually(lambda: _gone(k, "pvc", namespace, "hp-7-system"), timeout=30)
+    pvc = await get(k, "pvc", namespace, "hp-7-logs")
+    assert pvc is not None, "the disk whose detach said preserveData was deleted"
+    assert pvc["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "hp-7"
+    assert not pvc["metadata"].get("ownerReferences")
 
 
 @pytest.mark.parametrize(

@@ -62,14 +62,20 @@ def protected(cr: Wukong) -> bool:
     return value.lower() == "true"
 
 
-def kept_disks(cr: Wukong) -> set[str]:
-    """Names of the disks to keep after the Wukong is gone."""
+def kept_disks(cr: Wukong, status: WukongStatus) -> set[str]:
+    """Names of the disks to keep after the Wukong is gone: those deleteOptions name (all of
+    them under preserveDisks), and a disk still being detached, which has left the spec but
+    is still the Wukong's, when its detach said preserveData (status.volumes remembers it)
+    or preserveDisks keeps every disk."""
+    in_spec = {d.name for d in cr.spec.disks}
+    detaching = {v.name for v in status.volumes if v.name not in in_spec}
+    keep = {v.name for v in status.volumes if v.name in detaching and v.preserve_data}
     options = cr.spec.delete_options
-    if options is None:
-        return set()
-    if options.preserve_disks:
-        return {d.name for d in cr.spec.disks} | set(options.preserve_disks_list)
-    return set(options.preserve_disks_list)
+    if options is not None:
+        keep |= set(options.preserve_disks_list)
+        if options.preserve_disks:
+            keep |= in_spec | detaching
+    return keep
 
 
 def _uid(obj: JsonObj) -> str | None:
@@ -107,9 +113,8 @@ def _disk_of(obj: JsonObj, cr: Wukong) -> str:
     return claims.get(str(meta.get("name")), "")
 
 
-def _retain(cr: Wukong, seen: Observed) -> list[Action]:
+def _retain(cr: Wukong, keep: set[str], seen: Observed) -> list[Action]:
     """Patches that release kept disks; empty once the cache shows them released."""
-    keep = kept_disks(cr)
     uid = cr.metadata.uid
     actions: list[Action] = []
     for name, pvc in seen.claims.items():
@@ -128,10 +133,9 @@ def _retain(cr: Wukong, seen: Observed) -> list[Action]:
     return actions
 
 
-def _deletes(cr: Wukong, seen: Observed) -> dict[str, list[DeleteChild]]:
+def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[DeleteChild]]:
     """What each delete step removes: only objects this incarnation owns."""
     uid = cr.metadata.uid
-    keep = kept_disks(cr)
     steps: dict[str, list[DeleteChild]] = {"DeleteVM": [], "DeleteDisks": [], "DeleteNetworks": []}
     if seen.vm is not None and owned_by(seen.vm, uid):
         steps["DeleteVM"].append(
@@ -310,7 +314,8 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
     """Decide the step and its actions."""
     now = seen.now
     old = status.deletion or DeletionStatus()
-    kept = sorted(kept_disks(cr) & {d.name for d in cr.spec.disks})
+    keep = kept_disks(cr, status)
+    kept = sorted(keep & ({d.name for d in cr.spec.disks} | {v.name for v in status.volumes}))
     if protected(cr):
         message = (
             f"remove the annotation {names.ANNOTATION_DELETION_PROTECTION} to delete "
@@ -321,8 +326,8 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
         return plan
     options = cr.spec.delete_options
     force = bool(options and options.force)
-    retain = _retain(cr, seen)
-    steps = _deletes(cr, seen)
+    retain = _retain(cr, keep, seen)
+    steps = _deletes(cr, keep, seen)
     left = _left(steps, seen)
     plan.deletion = DeletionStatus(kept=kept, remaining=left, started_at=old.started_at or now)
     terminating = _terminating(seen)

@@ -109,3 +109,57 @@ def test_a_child_already_being_deleted_is_waited_for_not_deleted_again() -> None
     forced = deleting(deleteOptions={"force": True})
     rushed = plan_deletion(forced, {}, replace(world, vm=going))
     assert "web-1-vm" not in {a.name for a in rushed.actions if isinstance(a, DeleteChild)}
+
+
+def _with_detaching_logs(world: Observed) -> Observed:
+    """web-1's `logs` disk left the spec but is still being detached (mounted in the guest,
+    say): its claim is still the Wukong's, and status.volumes remembers its detachOptions."""
+    from tests.unit.reconcile.world import bound_pvc
+
+    logs = bound_pvc("web-1-logs", "10Gi")  # owned by web-1
+    logs["metadata"].setdefault("labels", {})[names.LABEL_DISK] = "logs"
+    return replace(world, claims={**world.claims, "web-1-logs": logs})
+
+
+DETACHING_KEPT = {
+    "phase": "Running",
+    "volumes": [
+        {"name": "system", "pvcName": "web-1-system"},
+        {"name": "data", "pvcName": "web-1-data"},
+        {"name": "logs", "pvcName": "web-1-logs", "phase": "Detaching", "preserveData": True},
+    ],
+}
+
+
+def test_a_disk_still_detaching_with_preserve_data_outlives_the_wukong() -> None:
+    """Found by review: kept_disks knew only the spec's disks, so a detach that asked to keep
+    the data and had not finished when the Wukong was deleted lost the disk."""
+    plan = plan_deletion(deleting(), DETACHING_KEPT, _with_detaching_logs(world_with_vm()))
+    assert plan.deletion["kept"] == ["logs"]
+    assert [(a.kind, a.name) for a in plan.actions if isinstance(a, PatchChild)] == [
+        ("PersistentVolumeClaim", "web-1-logs")
+    ]
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild) and a.name == "web-1-logs"]
+
+
+def test_preserve_disks_keeps_a_disk_still_detaching_too() -> None:
+    status = {
+        **DETACHING_KEPT,
+        "volumes": [dict(v, preserveData=None) for v in DETACHING_KEPT["volumes"]],
+    }
+    cr = deleting(deleteOptions={"preserveDisks": True})
+    world = replace(_with_detaching_logs(world_with_vm()), vm=None, vmi=None)
+    plan = plan_deletion(cr, status, world)
+    assert "logs" in plan.deletion["kept"]
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild)]
+
+
+def test_a_disk_detaching_without_preserve_data_is_deleted_with_the_wukong() -> None:
+    status = {
+        **DETACHING_KEPT,
+        "volumes": [dict(v, preserveData=None) for v in DETACHING_KEPT["volumes"]],
+    }
+    world = replace(_with_detaching_logs(world_with_vm()), vm=None, vmi=None)
+    plan = plan_deletion(deleting(), status, world)
+    deleted = {a.name for a in plan.actions if isinstance(a, DeleteChild)}
+    assert "web-1-logs" in deleted and plan.deletion["kept"] == []
