@@ -203,7 +203,7 @@ def facts_for(
         vmi_exists=vmi is not None,
         vmi_phase=seen.vmi_phase,
         vmi_ready=seen.vmi_condition("Ready"),
-        vmi_paused=seen.vmi_condition("Paused"),
+        vmi_paused=seen.vmi_paused_by_user(),
         vmi_restarted=vmi is not None
         and state.vmi_uid is not None
         and _vmi_uid(seen) != state.vmi_uid,

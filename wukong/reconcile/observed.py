@@ -57,9 +57,28 @@ class Observed:
         """Whether the VMI has condition `type_` with status True."""
         return (condition_of(self.vmi, type_) or {}).get("status") == "True"
 
+    def vmi_pause(self) -> str | None:
+        """Why the VMI is paused (the Paused condition's reason, "" when it gives none), or
+        None when it is not. virt-handler says PausedByUser for the pause subresource,
+        PausedIOError when QEMU stopped the guest on a disk error (errorPolicy: stop, the
+        default) and PausedByMigrationMonitor while a migration converges
+        (pkg/virt-handler/vm.go calculatePausedCondition)."""
+        cond = condition_of(self.vmi, "Paused") or {}
+        return str(cond.get("reason") or "") if cond.get("status") == "True" else None
+
+    def vmi_paused_by_user(self) -> bool:
+        """Paused as a suspend pauses it: what the Suspended phase means. A guest QEMU
+        paused on a disk error is in trouble, and one paused by the migration monitor is
+        migrating: neither is suspended."""
+        return self.vmi_pause() in (USER_PAUSE, "")
+
     def vm_condition(self, type_: str) -> bool:
         """Whether the VM has condition `type_` with status True."""
         return (condition_of(self.vm, type_) or {}).get("status") == "True"
+
+
+USER_PAUSE = "PausedByUser"
+IO_ERROR_PAUSE = "PausedIOError"
 
 
 def condition_of(obj: JsonObj | None, type_: str) -> JsonObj | None:

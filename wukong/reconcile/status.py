@@ -13,7 +13,7 @@ from wukong.api.conditions import READY, STALLED, Cond
 from wukong.api.status import MAX_INTERFACES, InterfaceStatus, VolumeStatus
 from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.disks import is_hotpluggable, template_volumes
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, condition_of
 from wukong.reconcile.timefmt import iso
 
 # Phases that should not last: past `stall_after` they raise Stalled.
@@ -79,6 +79,10 @@ def attach_state(volumes: Iterable[VolumeStatus], seen: Observed) -> list[Volume
 def ready_condition(step: Step, seen: Observed) -> Cond:
     """Ready = the guest runs and its VMI is Ready."""
     lost = seen.vmi_phase == "Unknown"  # its node stopped reporting: not Ready (issue 15)
+    pause = seen.vmi_pause()
+    if step.phase is Phase.Running and pause:  # by KubeVirt (by a user: Suspended)
+        message = (condition_of(seen.vmi, "Paused") or {}).get("message") or "VMI is paused"
+        return Cond(READY, False, pause, str(message))
     if step.phase is Phase.Running and seen.vmi_condition("Ready") and not lost:
         node = (seen.vmi or {}).get("status", {}).get("nodeName", "")
         return Cond(READY, True, "VMRunning", f"the VM runs on {node}".strip())

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from wukong.api import JsonObj
 from wukong.api.conditions import VM_HEALTHY, Cond
-from wukong.reconcile.observed import Observed, condition_of
+from wukong.reconcile.observed import IO_ERROR_PAUSE, Observed, condition_of
 from wukong.reconcile.timefmt import parse_time
 
 # printableStatus values that mean the VM cannot run until someone acts, and what to check.
@@ -111,6 +111,17 @@ def vm_health(seen: Observed) -> Cond | None:
     refused = _launcher_refused(seen.vmi)
     if refused:
         return Cond(VM_HEALTHY, False, "LauncherPodRefused", f"VM cannot start: {refused}")
+    if seen.vmi_pause() == IO_ERROR_PAUSE:
+        paused = condition_of(seen.vmi, "Paused") or {}
+        name = (seen.vmi or {}).get("metadata", {}).get("name", "")
+        detail = paused.get("message") or "VMI was paused, low-level IO error detected"
+        return Cond(
+            VM_HEALTHY,
+            False,
+            IO_ERROR_PAUSE,
+            f"QEMU paused the guest on a disk I/O error ({detail}): repair or free the "
+            f"volume, then `virtctl unpause vmi {name}` or restart the Wukong",
+        )
     if seen.vmi_phase == "Unknown":
         detail = (seen.vmi or {}).get("status", {}).get("reason") or _detail(seen.vmi)
         node = (seen.vmi or {}).get("status", {}).get("nodeName") or "its node"

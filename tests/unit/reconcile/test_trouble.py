@@ -164,6 +164,49 @@ def test_a_vmi_whose_node_was_lost_is_not_ready_and_says_so() -> None:
     assert "NodeLost" in [e.reason for e in warnings]
 
 
+def paused_world(reason: str, message: str) -> Observed:
+    """A running VMI that virt-handler reports paused: its launcher pod's readiness gate
+    (kubevirt.io/virtual-machine-unpaused) makes the VMI not Ready too."""
+    world = vm_world("Paused", vmi_phase="Running")
+    assert world.vmi is not None
+    world.vmi["status"]["conditions"] = [
+        {"type": "Ready", "status": "False"},
+        {"type": "Paused", "status": "True", "reason": reason, "message": message},
+    ]
+    return world
+
+
+def test_a_guest_paused_on_a_disk_error_is_in_trouble_not_suspended() -> None:
+    """QEMU stops a guest on a disk I/O error (errorPolicy stop, KubeVirt's default); the
+    Wukong called it Suspended, with a Normal Event, as if someone had paused it."""
+    world = paused_world("PausedIOError", "VMI was paused, low-level IO error detected")
+    plan = decide(wukong(), {"phase": "Running"}, world)
+    assert plan.status["phase"] == "Running"
+    conditions = plan.status["conditions"]
+    assert (cond(conditions, "Ready")["status"], cond(conditions, "Ready")["reason"]) == (
+        "False",
+        "PausedIOError",
+    )
+    health = cond(conditions, "VMHealthy")
+    assert (health["status"], health["reason"]) == ("False", "PausedIOError")
+    assert "low-level IO error" in health["message"]
+    warnings = [e.reason for e in plan.actions if isinstance(e, Emit) and e.type == "Warning"]
+    assert "PausedIOError" in warnings
+
+
+def test_a_pause_by_the_migration_monitor_keeps_the_wukong_running() -> None:
+    world = paused_world("PausedByMigrationMonitor", "VMI was paused by the migration monitor")
+    plan = decide(wukong(), {"phase": "Running"}, world)
+    assert plan.status["phase"] == "Running"
+    assert "VMHealthy" not in [c["type"] for c in plan.status["conditions"]]
+    assert cond(plan.status["conditions"], "Ready")["reason"] == "PausedByMigrationMonitor"
+
+
+def test_a_pause_by_a_user_is_suspended() -> None:
+    world = paused_world("PausedByUser", "VMI was paused by user")
+    assert decide(wukong(), {"phase": "Running"}, world).status["phase"] == "Suspended"
+
+
 def test_a_healthy_vm_has_no_vm_healthy_condition() -> None:
     assert vm_health(running_world()) is None
 
