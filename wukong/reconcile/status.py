@@ -34,7 +34,8 @@ def interfaces(seen: Observed) -> list[InterfaceStatus]:
     The guest agent also reports every NIC of the guest's own (docker0, a veth per container,
     a bridge of libvirt inside): KubeVirt lists them without a network name. They are the
     guest's business, not a network of the Wukong's, and a guest with many of them would
-    overflow the status's bounded list (the pass would fail on every try)."""
+    overflow the status's bounded list (the pass would fail on every try). A VMI that has
+    ended has no addresses any more."""
     return [
         InterfaceStatus(
             name=str(iface["name"]),
@@ -43,8 +44,13 @@ def interfaces(seen: Observed) -> list[InterfaceStatus]:
             mac=iface.get("mac") or None,
         )
         for iface in (seen.vmi or {}).get("status", {}).get("interfaces") or []
-        if iface.get("name")
+        if iface.get("name") and seen.vmi_phase not in FINAL_VMI_PHASES
     ][:MAX_INTERFACES]
+
+
+FINAL_VMI_PHASES = frozenset({"Succeeded", "Failed"})
+"""A VMI that has ended: under Manual KubeVirt leaves it in place until the next start, with
+the addresses it had (virt-handler no longer updates a final VMI): they are no one's now."""
 
 
 def node_name(seen: Observed) -> str | None:
@@ -86,6 +92,10 @@ def ready_condition(step: Step, seen: Observed) -> Cond:
     if step.phase is Phase.Running and seen.vmi_condition("Ready") and not lost:
         node = (seen.vmi or {}).get("status", {}).get("nodeName", "")
         return Cond(READY, True, "VMRunning", f"the VM runs on {node}".strip())
+    if step.phase is Phase.Running and not lost:  # KubeVirt says why: e.g. its node NotReady
+        vmi_ready = condition_of(seen.vmi, "Ready") or {}
+        reason = str(vmi_ready.get("reason") or "VMINotReady")
+        return Cond(READY, False, reason, str(vmi_ready.get("message") or "the VMI is not Ready"))
     return Cond(READY, False, step.phase.value, f"the Wukong is {step.phase.value}")
 
 

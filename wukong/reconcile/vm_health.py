@@ -122,6 +122,14 @@ def vm_health(seen: Observed) -> Cond | None:
             f"QEMU paused the guest on a disk I/O error ({detail}): repair or free the "
             f"volume, then `virtctl unpause vmi {name}` or restart the Wukong",
         )
+    if seen.vmi_phase == "Failed":
+        status = (seen.vmi or {}).get("status", {})
+        why = str(status.get("reason") or "")
+        node = status.get("nodeName") or "its node"
+        if why == "NodeUnresponsive":  # virt-controller's node controller gave up on it
+            return Cond(VM_HEALTHY, False, "NodeLost", f"VMI failed: {node} stopped responding")
+        detail = _detail(seen.vmi) or "the guest or its launcher ended with an error"
+        return Cond(VM_HEALTHY, False, why or "VMIFailed", f"VMI failed on {node}: {detail}")
     if seen.vmi_phase == "Unknown":
         detail = (seen.vmi or {}).get("status", {}).get("reason") or _detail(seen.vmi)
         node = (seen.vmi or {}).get("status", {}).get("nodeName") or "its node"

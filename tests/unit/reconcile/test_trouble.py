@@ -207,6 +207,37 @@ def test_a_pause_by_a_user_is_suspended() -> None:
     assert decide(wukong(), {"phase": "Running"}, world).status["phase"] == "Suspended"
 
 
+def test_a_vmi_failed_on_an_unresponsive_node_says_so_and_shows_no_address() -> None:
+    """What KubeVirt v1.7.0 does with a lost node (it never writes phase Unknown): the
+    node controller marks the VMI Failed, reason NodeUnresponsive. The Wukong said only
+    "Running → Error", with the dead VM's IP still in `kubectl get wk`."""
+    world = vm_world("Stopped", vmi_phase="Failed")
+    assert world.vmi is not None
+    world.vmi["status"]["reason"] = "NodeUnresponsive"
+    world.vmi["status"]["interfaces"] = [{"name": "default", "ipAddress": "10.244.1.7"}]
+    plan = decide(wukong(), {"phase": "Running"}, world)
+    assert plan.status["phase"] == "Error"
+    health = cond(plan.status["conditions"], "VMHealthy")
+    assert (health["status"], health["reason"]) == ("False", "NodeLost")
+    assert "node-3 stopped responding" in health["message"]
+    assert "NodeLost" in [e.reason for e in plan.actions if isinstance(e, Emit)]
+    assert plan.status.get("interfaces", []) == []
+
+
+def test_a_running_vmi_that_is_not_ready_gives_kubevirts_reason() -> None:
+    world = vm_world("Running", vmi_phase="Running")
+    assert world.vmi is not None
+    world.vmi["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "PodNotReady", "message": "node NotReady"}
+    ]
+    ready = cond(decide(wukong(), {"phase": "Running"}, world).status["conditions"], "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False",
+        "PodNotReady",
+        "node NotReady",
+    )
+
+
 def test_a_healthy_vm_has_no_vm_healthy_condition() -> None:
     assert vm_health(running_world()) is None
 
