@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from wukong.api import JsonObj, names
-from wukong.api.conditions import DELETION_BLOCKED, STALLED, Cond, merge_conditions, record_hops
+from wukong.api.conditions import (
+    DELETION_BLOCKED,
+    READY,
+    STALLED,
+    VM_HEALTHY,
+    Cond,
+    merge_conditions,
+    record_hops,
+)
 from wukong.api.objects import being_deleted
 from wukong.api.status import DeletionStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
@@ -28,7 +36,9 @@ from wukong.reconcile.children import owned_by
 from wukong.reconcile.lifecycle import CALLS
 from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.status import interfaces, node_name
 from wukong.reconcile.timefmt import iso
+from wukong.reconcile.vm_health import vm_health
 
 DEFAULT_GRACE = 60
 STEPS = (
@@ -276,17 +286,36 @@ def plan_deletion(
     plan.conditions.append(_stalled(plan, seen, stall_after))
     step = decide(status.phase, Facts(deleting=True))
     hops = [(a.value, b.value, reason) for a, b, reason in step.hops]
+    plan.conditions.append(_ready(plan, seen))
+    if (health := vm_health(seen)) is not None:
+        plan.conditions.append(health)
+    # What KubeVirt says now, as a live pass would: the VM, its node and addresses go as the
+    # teardown removes them (and follow a protected Wukong's VM, which keeps running).
     plan.status = status.model_copy(
         update={
             "phase": step.phase.value,
             "deletion": plan.deletion,
             "history": record_hops(status.history, hops, seen.now),
+            "vm_name": names.vm_name(cr.metadata.name) if seen.vm is not None else None,
+            "node_name": node_name(seen),
+            "interfaces": interfaces(seen),
             "conditions": merge_conditions(
-                status.conditions, plan.conditions, seen.now, cr.metadata.generation
+                [c for c in status.conditions if c.type != VM_HEALTHY or health is not None],
+                plan.conditions,
+                seen.now,
+                cr.metadata.generation,
             ),
         }
     )
     return plan
+
+
+def _ready(plan: DeletionPlan, seen: Observed) -> Cond:
+    """Not Ready while being deleted; a protected Wukong's says its VM still runs."""
+    if plan.deletion.step == "Blocked" and seen.vmi_phase == "Running":
+        node = (seen.vmi or {}).get("status", {}).get("nodeName") or "its node"
+        return Cond(READY, False, "Deleting", f"deletion blocked; the VM still runs on {node}")
+    return Cond(READY, False, "Deleting", f"being deleted (step {plan.deletion.step or 'start'})")
 
 
 def _stalled(plan: DeletionPlan, seen: Observed, stall_after: float) -> Cond:

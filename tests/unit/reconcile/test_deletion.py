@@ -163,3 +163,50 @@ def test_a_disk_detaching_without_preserve_data_is_deleted_with_the_wukong() -> 
     plan = plan_deletion(deleting(), status, world)
     deleted = {a.name for a in plan.actions if isinstance(a, DeleteChild)}
     assert "web-1-logs" in deleted and plan.deletion["kept"] == []
+
+
+def _live_running_status() -> dict[str, Any]:
+    return {
+        "phase": "Running",
+        "vmName": "web-1-vm",
+        "nodeName": "node-1",
+        "interfaces": [{"name": "default", "ipAddress": "10.244.1.7"}],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "VMRunning",
+                "message": "the VM runs on node-1",
+                "lastTransitionTime": "2026-11-23T11:00:00Z",
+            }
+        ],
+    }
+
+
+def test_while_deleting_status_follows_the_vm_as_it_goes() -> None:
+    """Found by review: the Deleting status was the last live one, so `kubectl get wk` showed
+    Ready=True, a node and an IP for a VM already deleted."""
+    world = replace(ready_children(), vm=None, vmi=None)
+    plan = plan_deletion(deleting(), _live_running_status(), world)
+    assert (plan.status.get("vmName"), plan.status.get("nodeName")) == (None, None)
+    assert plan.status.get("interfaces", []) == []
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Deleting")
+
+
+def test_a_protected_wukongs_status_still_follows_its_running_vm() -> None:
+    cr = deleting()
+    cr.metadata.annotations[names.ANNOTATION_DELETION_PROTECTION] = "true"
+    world = world_with_vm()
+    assert world.vmi is not None
+    world.vmi["status"] = {
+        "phase": "Running",
+        "nodeName": "node-2",
+        "interfaces": [{"name": "default", "ipAddress": "10.244.2.9"}],
+    }
+    plan = plan_deletion(cr, _live_running_status(), world)
+    assert plan.deletion["step"] == "Blocked"
+    assert plan.status["nodeName"] == "node-2"
+    assert plan.status["interfaces"][0]["ipAddress"] == "10.244.2.9"
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")
+    assert ready["message"] == "deletion blocked; the VM still runs on node-2"
