@@ -139,6 +139,9 @@ class MigrationStatus(WireModel):
     """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
     name: str | None = None
     """The VirtualMachineInstanceMigration carrying it."""
+    uid: str | None = None
+    """Its uid, once seen: the VMI's migrationState names the migration by it, and keeps
+    how it ended after the object is deleted (virtctl migrate-cancel deletes it)."""
     phase: str | None = None
     """KubeVirt's migration phase: Pending, Scheduling, ..., Running, Succeeded, Failed."""
     source_node: str | None = None

@@ -12,7 +12,7 @@ nodes do the rest, and this planner reports its phase, nodes and result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from wukong.api import JsonObj, names
 from wukong.api.status import MigrationStatus
@@ -128,12 +128,52 @@ def plan_migration(
     return _follow(old, seen)
 
 
+CLOCK_SKEW = timedelta(seconds=5)
+
+
+def _ended_without_object(old: MigrationStatus, seen: Observed) -> MigrationPlan | None:
+    """A migration whose object is gone before it finished (`virtctl migrate-cancel` deletes
+    it): the VMI's migrationState keeps how it ended. None while the VMI says nothing of a
+    migration ended since this one started (the object may just not be in the cache yet)."""
+    state = ((seen.vmi or {}).get("status") or {}).get("migrationState") or {}
+    aborted = state.get("abortStatus") == "Succeeded"
+    if not (state.get("completed") or state.get("failed") or aborted):
+        return None
+    if old.uid is not None:
+        if state.get("migrationUid") != old.uid:
+            return None  # another migration's record
+    else:  # gone before the cache showed it: by time
+        began = _stamp(state.get("startTimestamp"))
+        if began is None or old.started_at is None or began < old.started_at - CLOCK_SKEW:
+            return None
+    succeeded = bool(state.get("completed")) and not state.get("failed") and not aborted
+    source = state.get("sourceNode") or old.source_node
+    target = state.get("targetNode") or old.target_node
+    if succeeded:
+        text = f"migrated from {source} to {target}"
+        event = Emit("Normal", "Migrated", text)
+    else:
+        how = "was cancelled" if aborted else "failed"
+        text = f"migration {old.name} {how} (its object is gone; the VMI says how it ended)"
+        event = Emit("Warning", "MigrationFailed", text)
+    result = "Succeeded" if succeeded else "Failed"
+    update = {
+        "phase": result,
+        "result": result,
+        "source_node": source,
+        "target_node": target,
+        "message": text,
+        "ended_at": _stamp(state.get("endTimestamp")) or seen.now,
+    }
+    return MigrationPlan((event,), old.model_copy(update=update))
+
+
 def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
     """The migration in flight, as KubeVirt reports it on the migration and the VMI."""
     assert old.name is not None
     migration = seen.migrations.get(old.name)
-    if migration is None:
-        return MigrationPlan((), old)  # not in the cache yet (just created) or gone
+    if migration is None:  # not in the cache yet (just created), or deleted
+        return _ended_without_object(old, seen) or MigrationPlan((), old)
     mstatus = migration.get("status") or {}
     phase = str(mstatus.get("phase") or "Pending")
     state = dict(mstatus.get("migrationState") or {})
@@ -141,6 +181,7 @@ def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
     if vmi_state.get("migrationUid") == migration["metadata"].get("uid"):
         state = {**vmi_state, **state}
     update: dict[str, object] = {
+        "uid": migration["metadata"].get("uid") or old.uid,
         "phase": phase,
         "source_node": state.get("sourceNode") or old.source_node,
         "target_node": state.get("targetNode") or old.target_node,

@@ -113,3 +113,44 @@ def test_status_follows_the_migration_to_its_result() -> None:
         "node-2",
     )
     assert [a.reason for a in plan.actions if isinstance(a, Emit)] == ["Migrated"]
+
+
+def test_a_migration_cancelled_by_deleting_its_object_ends_from_the_vmis_record() -> None:
+    """`virtctl migrate-cancel` deletes the migration object; the VMI's migrationState keeps
+    how it ended. status.migration said Running for good."""
+    old = MigrationStatus(
+        request_id="rid-1", name="web-migrate-1", uid="m-1", phase="Running", started_at=NOW
+    )
+    record = {
+        "migrationUid": "m-1",
+        "sourceNode": "node-1",
+        "targetNode": "node-2",
+        "abortStatus": "Succeeded",
+        "completed": True,
+        "failed": True,
+        "endTimestamp": "2026-12-01T00:00:30Z",
+    }
+    running = vmi()
+    running["status"]["migrationState"] = record
+    plan = plan_migration(cr(), Observed(now=NOW, vmi=running), old, "rid-1")
+    assert plan.status is not None
+    assert (plan.status.result, plan.status.phase) == ("Failed", "Failed")
+    assert "was cancelled" in str(plan.status.message)
+    assert [(a.type, a.reason) for a in plan.actions if isinstance(a, Emit)] == [
+        ("Warning", "MigrationFailed")
+    ]
+    # Another migration's record, or none yet: the object may just not be in the cache.
+    running["status"]["migrationState"] = {**record, "migrationUid": "m-0"}
+    again = plan_migration(cr(), Observed(now=NOW, vmi=running), old, "rid-1")
+    assert again.status == old and again.actions == ()
+
+
+def test_the_migration_objects_uid_is_remembered_once_seen() -> None:
+    old = MigrationStatus(request_id="rid-1", name="web-migrate-1", phase="Pending")
+    migration = {
+        "metadata": {"name": "web-migrate-1", "uid": "m-1"},
+        "status": {"phase": "Running"},
+    }
+    seen = Observed(now=NOW, vmi=vmi(), migrations={"web-migrate-1": migration})
+    plan = plan_migration(cr(), seen, old, "rid-1")
+    assert plan.status is not None and plan.status.uid == "m-1"
