@@ -57,6 +57,13 @@ class Observed:
         """Whether the VMI has condition `type_` with status True."""
         return (condition_of(self.vmi, type_) or {}).get("status") == "True"
 
+    @property
+    def vmi_ended(self) -> bool:
+        """The VMI has ended (Succeeded or Failed). Under Manual KubeVirt leaves it in place
+        until the next start (pkg/virt-controller/watch/vm/vm.go), with the spec and the
+        addresses it had: no guest runs, whatever it still says."""
+        return self.vmi_phase in FINAL_VMI_PHASES
+
     def vmi_pause(self) -> str | None:
         """Why the VMI is paused (the Paused condition's reason, "" when it gives none), or
         None when it is not. virt-handler says PausedByUser for the pause subresource,
@@ -77,6 +84,7 @@ class Observed:
         return (condition_of(self.vm, type_) or {}).get("status") == "True"
 
 
+FINAL_VMI_PHASES = frozenset({"Succeeded", "Failed"})
 USER_PAUSE = "PausedByUser"
 IO_ERROR_PAUSE = "PausedIOError"
 

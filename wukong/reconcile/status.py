@@ -44,13 +44,8 @@ def interfaces(seen: Observed) -> list[InterfaceStatus]:
             mac=iface.get("mac") or None,
         )
         for iface in (seen.vmi or {}).get("status", {}).get("interfaces") or []
-        if iface.get("name") and seen.vmi_phase not in FINAL_VMI_PHASES
+        if iface.get("name") and not seen.vmi_ended
     ][:MAX_INTERFACES]
-
-
-FINAL_VMI_PHASES = frozenset({"Succeeded", "Failed"})
-"""A VMI that has ended: under Manual KubeVirt leaves it in place until the next start, with
-the addresses it had (virt-handler no longer updates a final VMI): they are no one's now."""
 
 
 def node_name(seen: Observed) -> str | None:

@@ -44,7 +44,7 @@ def _disks_and_volumes(cr: Wukong, seen: Observed) -> tuple[list[JsonObj], list[
     """Template disks and volumes: the system disk first. Disks already hot-plugged keep their
     hot-plug form; new disks of a running VM are left to the hot-plug planner (addvolume)."""
     current = _current_volumes(seen.vm)
-    running = seen.vmi is not None
+    running = seen.vmi is not None and not seen.vmi_ended
     system = cr.spec.system_disk
     ordered = [d for d in cr.spec.disks if d.name == system.name] + [
         d for d in cr.spec.disks if d.name != system.name
@@ -430,7 +430,9 @@ def plan_vm(cr: Wukong, seen: Observed, *, ready: bool, run_strategy: str) -> Vm
         patch["template"] = body
     if patch:
         actions.append(PatchChild("VirtualMachine", vm_name, {"spec": patch}, "spec changed"))
-    reasons, resize = restart_reasons(template["spec"], seen.vmi, cr, seen.vm)
+    # An ended VMI (Manual leaves it until the next start) runs nothing a restart could fix.
+    live_vmi = None if seen.vmi_ended else seen.vmi
+    reasons, resize = restart_reasons(template["spec"], live_vmi, cr, seen.vm)
     if (live := resize.condition) is not None:
         extra = (live, *extra)
     if not reasons:  # RestartRequired is there only while a restart is owed

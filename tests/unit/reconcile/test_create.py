@@ -213,6 +213,43 @@ def test_cpu_change_updates_template_and_raises_restart_required() -> None:
     assert plan.status["phase"] == "Running"
 
 
+def test_a_manual_vm_whose_guest_powered_off_is_edited_as_a_stopped_one() -> None:
+    """Under Manual KubeVirt keeps the Succeeded VMI until the next start. It was read as a
+    running guest: a cpu edit asked for a restart the Stopped phase refuses, and a new disk
+    was left for a hot-plug that never comes (SPEC §6: a stopped VM gets it in its template)."""
+    from tests.unit.reconcile.world import bound_pvc
+
+    cr = wukong(runStrategy="Manual")
+    world = ready_children()
+    vm = build_vm(cr, world, "Manual")
+    vm["metadata"]["uid"] = "vm-uid"
+    ended = {
+        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
+        "spec": vm["spec"]["template"]["spec"],
+        "status": {
+            "phase": "Succeeded",
+            "interfaces": [{"name": "default", "ipAddress": "10.244.0.7"}],
+        },
+    }
+    logs = bound_pvc("web-1-logs", "1Gi")
+    edited = wukong(
+        runStrategy="Manual",
+        cpu=4,
+        disks=[*[d.to_wire() for d in cr.spec.disks], {"name": "logs", "size": "1Gi"}],
+    )
+    claims = {**world.claims, "web-1-logs": logs}
+    plan = decide(edited, {"phase": "Stopped"}, ready_children(vm=vm, vmi=ended, claims=claims))
+    assert plan.status["phase"] == "Stopped"
+    assert "RestartRequired" not in [c["type"] for c in plan.status["conditions"]]
+    assert plan.status.get("interfaces", []) == []
+    patch = next(
+        a for a in plan.actions if isinstance(a, PatchChild) and a.kind == "VirtualMachine"
+    )
+    template = patch.patch["spec"]["template"]["spec"]
+    assert template["domain"]["cpu"]["cores"] == 4
+    assert "logs" in [v["name"] for v in template["volumes"]]
+
+
 def test_second_identical_pass_changes_nothing() -> None:
     cr = wukong()
     first = decide(cr, {}, seen())
