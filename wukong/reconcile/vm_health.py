@@ -43,7 +43,14 @@ SYNC_ERRORS = {
 # refuses every try. Reported once the condition has lasted LASTING seconds: KubeVirt keeps
 # its lastTransitionTime while the reason holds (pkg/controller/conditions.go UpdateCondition)
 # and drops it on the first sync that succeeds, so an older one is not passing.
-PASSING_SYNC_ERRORS = {"FailedCreate": "virt-controller cannot create the VMI"}
+PASSING_SYNC_ERRORS = {
+    "FailedCreate": "virt-controller cannot create the VMI",
+    # virt-controller cannot apply a disk hot-plug to the running VMI (vm.go
+    # hotplugVolumeErrorReason), e.g. no free PCIe port: DiskHotplug says Attaching meanwhile.
+    "HotPlugVolumeError": "virt-controller cannot hot-plug a disk",
+}
+# What each passing error, once it lasts, stops: the VM starting, or a disk being plugged.
+_LASTING_WORDS = {"HotPlugVolumeError": "VM cannot hot-plug a disk"}
 LASTING = 10.0
 # Where KubeVirt puts the detail: (condition type, the status that means trouble).
 _DETAIL = (
@@ -107,7 +114,8 @@ def vm_health(seen: Observed) -> Cond | None:
     left = _until_lasting(failure, seen.now)
     if left is not None and left <= 0:
         detail = failure.get("message") or PASSING_SYNC_ERRORS[str(reason)]
-        return Cond(VM_HEALTHY, False, str(reason), f"VM cannot start: {detail}")
+        words = _LASTING_WORDS.get(str(reason), "VM cannot start")
+        return Cond(VM_HEALTHY, False, str(reason), f"{words}: {detail}")
     refused = _launcher_refused(seen.vmi)
     if refused:
         return Cond(VM_HEALTHY, False, "LauncherPodRefused", f"VM cannot start: {refused}")

@@ -415,3 +415,23 @@ def test_a_launcher_pod_waiting_for_a_migration_is_not_trouble() -> None:
     assert world.vmi is not None
     world.vmi["status"]["conditions"] = [_synchronized("active migration exists")]
     assert vm_health(world) is None
+
+
+def test_a_hotplug_virt_controller_cannot_apply_is_vm_healthy_false_once_it_lasts() -> None:
+    """virt-controller's SyncError HotPlugVolumeError (e.g. no free PCIe port) showed only
+    as DiskHotplug=True Attaching, for good, with no warning."""
+    since = iso(NOW - timedelta(seconds=LASTING + 1))
+    message = "failed to patch VMI: no free PCIe port"
+    failure = {
+        "type": "Failure",
+        "status": "True",
+        "reason": "HotPlugVolumeError",
+        "message": message,
+        "lastTransitionTime": since,
+    }
+    verdict = vm_health(vm_world("Running", failure, vmi_phase="Running"))
+    assert verdict is not None
+    assert (verdict.status, verdict.reason) == (False, "HotPlugVolumeError")
+    assert verdict.message == f"VM cannot hot-plug a disk: {message}"
+    young = {**failure, "lastTransitionTime": iso(NOW - timedelta(seconds=2))}
+    assert vm_health(vm_world("Running", young, vmi_phase="Running")) is None
