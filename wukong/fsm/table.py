@@ -90,6 +90,12 @@ TRANSITIONS: list[dict[str, Any]] = [
      "conditions": "vmi_failed", "reason": "VMIFailed"},
     {"trigger": "sync", "source": RESTARTING, "dest": ERROR,
      "conditions": ["vmi_restarted", "vmi_failed"], "reason": "VMIFailed"},
+    # KubeVirt restarting a failed VMI (a crash loop, RerunOnFailure) is a restart, not a
+    # new VM: straight to Starting, without Creating and its "VMCreated" for a VM that was
+    # there all along.
+    {"trigger": "sync", "source": ERROR, "dest": STARTING,
+     "conditions": ["vm_exists", "children_ready", "want_running"],
+     "unless": ["provisioning_failed", "vmi_failed"], "reason": "VMIRestarting"},
     {"trigger": "sync", "source": ERROR, "dest": CREATING,
      "unless": ["provisioning_failed", "vmi_failed"], "reason": "Recovered"},
     {"trigger": "sync", "source": CREATING, "dest": STARTING,

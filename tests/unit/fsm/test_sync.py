@@ -140,6 +140,15 @@ SYNC_CASES = [
         "VMCreatedStopped",
     ),
     case("error-recovers-to-creating", P.Error, Facts(), P.Creating, "Recovered"),
+    # A crash loop: KubeVirt deleted the failed VMI and will start another; the VM was there
+    # all along, so no Creating and no "VMCreated" (found by review: three Events a cycle).
+    case(
+        "error-failed-vmi-gone-kubevirt-restarts",
+        P.Error,
+        Facts(vm_exists=True, children_ready=True, want_running=True, run_strategy="Always"),
+        P.Starting,
+        "VMIRestarting",
+    ),
     case(
         "deleted-while-running",
         P.Running,
