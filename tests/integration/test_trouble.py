@@ -213,3 +213,27 @@ async def test_a_manual_vm_with_auto_start_is_started_once(
     assert len(starts) == 1
     vm = await get(k, "vm", namespace, "manual-vm")
     assert vm is not None and vm["spec"]["runStrategy"] == "Manual"
+
+
+async def test_a_guest_with_many_nics_of_its_own_keeps_answering(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """A guest running containers: the agent reports docker0 and a veth per container, and
+    KubeVirt lists them in the VMI without a network name. More than 16 once made every pass
+    of the Wukong fail (status frozen, a stop never called)."""
+    await create(k, "wukong", namespace, wukong("nics", disks=[SMALL]))
+    await wait_phase(k, namespace, "nics", "Running", within=60)
+    sim.guest(namespace, "nics-vm").add_nics("docker0", *(f"veth{i:02d}" for i in range(20)))
+
+    async def listed() -> bool:
+        vmi = await get(k, "vmi", namespace, "nics-vm")
+        return len(((vmi or {}).get("status") or {}).get("interfaces") or []) > 16
+
+    await eventually(listed, timeout=30, message="the guest's NICs in the VMI's status")
+    cr = await get(k, "wukong", namespace, "nics")
+    assert cr is not None
+    assert [i["name"] for i in cr["status"]["interfaces"]] == ["default"]
+    stop = {"action": "stop", "requestedAt": "2026-01-01T00:00:00.000001Z"}
+    await patch_spec(k, namespace, "nics", {"lifecycleAction": stop})
+    cr = await wait_phase(k, namespace, "nics", "Stopped", within=60)
+    assert [i["name"] for i in cr["status"].get("interfaces") or []] == []

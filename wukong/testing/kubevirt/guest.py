@@ -63,6 +63,7 @@ class Guest:
         self.hostname = ""
         self.users = ["fedora"]
         self.power_off: str | None = None  # "Succeeded" (shutdown) or "Failed" (crash), once
+        self.nics: tuple[str, ...] = ()  # the guest's own NICs beyond the spec's (docker0...)
         self.on_change = on_change
 
     def __repr__(self) -> str:
@@ -91,6 +92,12 @@ class Guest:
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self)
+
+    def add_nics(self, *names: str) -> None:
+        """NICs the guest makes itself (a container runtime's docker0 and veths): the agent
+        reports them, and KubeVirt lists them in the VMI's status without a network name."""
+        self.nics = (*self.nics, *names)
+        self._changed()
 
     def set_agent(self, connected: bool) -> None:
         """Connect or disconnect the guest agent (AgentConnected follows)."""

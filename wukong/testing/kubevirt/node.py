@@ -642,8 +642,10 @@ class NodeHandler(GuestHost):
         migrating = self._migrate(vmi, status)
         # Keep what virt-controller adds to an interface (podInterfaceName, from the pod).
         known = {i.get("name"): i for i in status.get("interfaces") or []}
-        found = interfaces(vmi, self.book, uptime.booted, uptime.agent)
-        status["interfaces"] = [{**known.get(i["name"], {}), **i} for i in found]
+        found = interfaces(vmi, self.book, uptime.booted, uptime.agent, guest.nics)
+        status["interfaces"] = [
+            {**known.get(i["name"], {}), **i} if "name" in i else i for i in found
+        ]
         return soonest(uptime.next_step, self._volumes(vmi, status), migrating)
 
     def _migrate(self, vmi: JsonObj, status: JsonObj) -> float | None:

@@ -239,7 +239,7 @@ class VMIHandler(GuestHost):
         conds = ready_condition(list(status.get("conditions") or []), paused=paused)
         status["conditions"] = self._live_migratable(vmi, conds)
         ns, uid = vmi["metadata"]["namespace"], vmi["metadata"]["uid"]
-        status["interfaces"] = interfaces(vmi, self.book, uptime.booted, uptime.agent)
+        status["interfaces"] = interfaces(vmi, self.book, uptime.booted, uptime.agent, guest.nics)
         report = volume_statuses(
             vmi,
             list(status.get("volumeStatus") or []),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ._kube import JsonObj
@@ -58,8 +58,12 @@ class AddressBook:
             del self._given[key]
 
 
-def interfaces(vmi: JsonObj, book: AddressBook, booted: bool, agent: bool) -> list[JsonObj]:
-    """status.interfaces, one per spec interface; IPs once booted (secondary: agent only)."""
+def interfaces(
+    vmi: JsonObj, book: AddressBook, booted: bool, agent: bool, guest_nics: Sequence[str] = ()
+) -> list[JsonObj]:
+    """status.interfaces, one per spec interface; IPs once booted (secondary: agent only).
+    With the agent, the guest's own NICs (`guest_nics`, e.g. docker0) follow, without a
+    network name, as KubeVirt appends them (netstat.go ifacesStatusFromGuestAgent)."""
     spec = vmi.get("spec") or {}
     uid = vmi["metadata"]["uid"]
     nets = {n["name"]: n for n in spec.get("networks") or []}
@@ -80,6 +84,11 @@ def interfaces(vmi: JsonObj, book: AddressBook, booted: bool, agent: bool) -> li
             entry["interfaceName"] = f"eth{index}"
             entry["infoSource"] = "domain, guest-agent" + ("" if pod else ", multus-status")
         result.append(entry)
+    if booted and agent:
+        for index, nic in enumerate(guest_nics, start=len(ifaces)):
+            result.append(
+                {"interfaceName": nic, "mac": mac_for(uid, index), "infoSource": "guest-agent"}
+            )
     return result
 
 
