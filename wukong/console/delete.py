@@ -23,6 +23,13 @@ class Disk:
 
     name: str
     claim: str
+    detaching: bool = False
+    """Left the spec, still being detached: still the Wukong's (status.volumes)."""
+
+    def shown(self) -> str:
+        """`disk NAME (PVC CLAIM` as the plan names it, open for more."""
+        state = ", being detached" if self.detaching else ""
+        return f"disk {self.name} (PVC {self.claim}{state}"
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,10 @@ class DeletePlan:
         )
         out = [f"Deleting Wukong {self.wukong} in namespace {self.namespace}:"]
         out.append(f"  delete  VirtualMachine {self.vm} ({stop})")
-        out += [f"  delete  disk {d.name} (PVC {d.claim})" for d in self.deleted]
+        out += [f"  delete  {d.shown()})" for d in self.deleted]
         out += [f"  delete  NetworkAttachmentDefinition {nad}" for nad in self.nads]
         label = f"{names.LABEL_RETAINED_FROM}={self.wukong}"
-        out += [f"  keep    disk {d.name} (PVC {d.claim}, label {label})" for d in self.kept]
+        out += [f"  keep    {d.shown()}, label {label})" for d in self.kept]
         return out
 
     @property
@@ -105,7 +112,19 @@ def plan_delete(
     if force and not existing.get("force"):
         options["force"] = True
     chosen = [Disk(d, names.disk_claim_name(name, d)) for d in disks]
-    kept = tuple(d for d in chosen if keep_every or d.name in listed)
+    # A disk that left the spec but is still being detached goes or stays as the operator
+    # decides it (reconcile/deletion.kept_disks): kept when its detach said preserveData or
+    # every disk is kept.
+    preserved: set[str] = set()
+    for volume in (cr.get("status") or {}).get("volumes") or []:
+        disk = str(volume.get("name") or "")
+        if not disk or disk in disks:
+            continue
+        claim = str(volume.get("pvcName") or names.disk_claim_name(name, disk))
+        chosen.append(Disk(disk, claim, detaching=True))
+        if volume.get("preserveData"):
+            preserved.add(disk)
+    kept = tuple(d for d in chosen if keep_every or d.name in listed or d.name in preserved)
     return DeletePlan(
         wukong=name,
         namespace=str(meta.get("namespace") or ""),

@@ -83,3 +83,24 @@ def test_keeping_a_disk_the_wukong_does_not_have_is_a_usage_error() -> None:
     with pytest.raises(CliError, match=r"has no disk nope \(disks: system, data, logs\)") as bad:
         plan_delete(running(disks=DISKS), keep=["nope"])
     assert bad.value.code == USAGE
+
+
+def test_the_plan_shows_disks_still_being_detached_as_the_operator_treats_them() -> None:
+    """A disk that left the spec but waits to be unplugged is still the Wukong's: the
+    operator keeps it when its detach said preserveData (or every disk is kept), and the
+    plan the user confirms says so."""
+    cr = running(disks=DISKS[:2])
+    cr["status"]["volumes"] = [
+        {"name": "system", "pvcName": "web-1-system"},
+        {"name": "data", "pvcName": "web-1-data"},
+        {"name": "logs", "pvcName": "web-1-logs", "phase": "Detaching", "preserveData": True},
+        {"name": "tmp", "pvcName": "web-1-tmp", "phase": "Detaching"},
+    ]
+    lines = plan_delete(cr).lines()
+    assert "  delete  disk tmp (PVC web-1-tmp, being detached)" in lines
+    assert (
+        "  keep    disk logs (PVC web-1-logs, being detached, "
+        "label vm.novasphere.dev/retained-from=web-1)"
+    ) in lines
+    every = plan_delete(cr, keep_all=True)
+    assert {d.name for d in every.kept} == {"system", "data", "logs", "tmp"}
