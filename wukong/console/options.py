@@ -87,27 +87,27 @@ def _one_line(self: Any, file: IO[Any] | None = None) -> None:
 _UsageError.show = _one_line
 
 
+def _dns_name(text: str, pattern: str, limit: int, what: str, characters: str) -> str:
+    if len(text) > limit or not re.fullmatch(pattern, text):
+        raise typer.BadParameter(
+            f"{text!r} is not a {what} name: {characters}, at most {limit} characters"
+        )
+    return text
+
+
 def wukong_name(text: str) -> str:
     """NAME: only what the API server could hold as a Wukong (a DNS-1123 subdomain of up to
     63 characters), so an unset `$NAME` or a path never becomes part of a URL."""
     if not text:
         raise typer.BadParameter("the name is empty")
-    if len(text) > MAX_WUKONG_NAME or not re.fullmatch(DNS_SUBDOMAIN_PATTERN, text):
-        raise typer.BadParameter(
-            f"{text!r} is not a Wukong name: lowercase letters, digits, '-' and '.', "
-            f"starting and ending with a letter or digit, at most {MAX_WUKONG_NAME} characters"
-        )
-    return text
+    rule = "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    return _dns_name(text, DNS_SUBDOMAIN_PATTERN, MAX_WUKONG_NAME, "Wukong", rule)
 
 
 def namespace_name(text: str) -> str:
     """-n: a DNS-1123 label, as every namespace is."""
-    if len(text) > MAX_LABEL_VALUE or not re.fullmatch(DNS_LABEL_PATTERN, text):
-        raise typer.BadParameter(
-            f"{text!r} is not a namespace name: lowercase letters, digits and '-', "
-            f"at most {MAX_LABEL_VALUE} characters"
-        )
-    return text
+    rule = "lowercase letters, digits and '-'"
+    return _dns_name(text, DNS_LABEL_PATTERN, MAX_LABEL_VALUE, "namespace", rule)
 
 
 def label_selector(text: str) -> str:
