@@ -137,24 +137,27 @@ def test_a_disk_that_binds_after_provisioning_posts_no_event_but_one_after_a_fai
     assert [e.type for e in bound_events("ImportFailed")] == ["Normal"]
 
 
-def test_running_vm_reports_node_ip_and_ready() -> None:
-    cr = wukong()
-    world = ready_children()
-    vm = build_vm(cr, world, "Always")
+def _with_vmi(cr: Wukong, strategy: str, status: dict[str, Any], **children: Any) -> Observed:
+    """Ready children, cr's VM (runStrategy `strategy`) and a VMI of its template in `status`."""
+    vm = build_vm(cr, ready_children(), strategy)
     vm["metadata"]["uid"] = "vm-uid"
     vmi = {
         "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
         "spec": vm["spec"]["template"]["spec"],
-        "status": {
-            "phase": "Running",
-            "nodeName": "node-1",
-            "conditions": [{"type": "Ready", "status": "True"}],
-            "interfaces": [
-                {"name": "default", "ipAddress": "10.244.0.7", "mac": "02:00:00:00:00:01"}
-            ],
-        },
+        "status": status,
     }
-    plan = decide(cr, {"phase": "Starting"}, ready_children(vm=vm, vmi=vmi))
+    return ready_children(vm=vm, vmi=vmi, **children)
+
+
+def test_running_vm_reports_node_ip_and_ready() -> None:
+    cr = wukong()
+    status = {
+        "phase": "Running",
+        "nodeName": "node-1",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "interfaces": [{"name": "default", "ipAddress": "10.244.0.7", "mac": "02:00:00:00:00:01"}],
+    }
+    plan = decide(cr, {"phase": "Starting"}, _with_vmi(cr, "Always", status))
     assert plan.status["phase"] == "Running"
     assert plan.status["nodeName"] == "node-1"
     assert plan.status["interfaces"][0]["ipAddress"] == "10.244.0.7"
@@ -167,29 +170,22 @@ def test_the_guests_own_nics_are_not_the_wukongs_interfaces() -> None:
     KubeVirt lists them without a network name. 22 of them once made the pass fail for good
     (the status holds 16 interfaces at most), and a few showed as interfaces named "None"."""
     cr = wukong()
-    world = ready_children()
-    vm = build_vm(cr, world, "Always")
-    vm["metadata"]["uid"] = "vm-uid"
     guest_only = [
         {"interfaceName": f"veth{i}", "mac": f"ee:ee:00:00:00:{i:02x}", "infoSource": "guest-agent"}
         for i in range(21)
     ]
     docker = {"interfaceName": "docker0", "ipAddress": "172.17.0.1", "infoSource": "guest-agent"}
-    vmi = {
-        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
-        "spec": vm["spec"]["template"]["spec"],
-        "status": {
-            "phase": "Running",
-            "nodeName": "node-1",
-            "conditions": [{"type": "Ready", "status": "True"}],
-            "interfaces": [
-                {"name": "default", "ipAddress": "10.244.0.7", "mac": "02:00:00:00:00:01"},
-                docker,
-                *guest_only,
-            ],
-        },
+    status = {
+        "phase": "Running",
+        "nodeName": "node-1",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "interfaces": [
+            {"name": "default", "ipAddress": "10.244.0.7", "mac": "02:00:00:00:00:01"},
+            docker,
+            *guest_only,
+        ],
     }
-    plan = decide(cr, {"phase": "Running"}, ready_children(vm=vm, vmi=vmi))
+    plan = decide(cr, {"phase": "Running"}, _with_vmi(cr, "Always", status))
     assert [(i["name"], i.get("ipAddress")) for i in plan.status["interfaces"]] == [
         ("default", "10.244.0.7")
     ]
@@ -220,25 +216,15 @@ def test_a_manual_vm_whose_guest_powered_off_is_edited_as_a_stopped_one() -> Non
     from tests.unit.reconcile.world import bound_pvc
 
     cr = wukong(runStrategy="Manual")
-    world = ready_children()
-    vm = build_vm(cr, world, "Manual")
-    vm["metadata"]["uid"] = "vm-uid"
-    ended = {
-        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
-        "spec": vm["spec"]["template"]["spec"],
-        "status": {
-            "phase": "Succeeded",
-            "interfaces": [{"name": "default", "ipAddress": "10.244.0.7"}],
-        },
-    }
+    ended = {"phase": "Succeeded", "interfaces": [{"name": "default", "ipAddress": "10.244.0.7"}]}
     logs = bound_pvc("web-1-logs", "1Gi")
     edited = wukong(
         runStrategy="Manual",
         cpu=4,
         disks=[*[d.to_wire() for d in cr.spec.disks], {"name": "logs", "size": "1Gi"}],
     )
-    claims = {**world.claims, "web-1-logs": logs}
-    plan = decide(edited, {"phase": "Stopped"}, ready_children(vm=vm, vmi=ended, claims=claims))
+    claims = {**ready_children().claims, "web-1-logs": logs}
+    plan = decide(edited, {"phase": "Stopped"}, _with_vmi(cr, "Manual", ended, claims=claims))
     assert plan.status["phase"] == "Stopped"
     assert "RestartRequired" not in [c["type"] for c in plan.status["conditions"]]
     assert plan.status.get("interfaces", []) == []
