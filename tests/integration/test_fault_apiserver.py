@@ -244,17 +244,20 @@ async def test_watches_expired_by_a_restart_relist_every_kind_and_miss_no_change
     await eventually(lambda: _deleted(k, path("vm", namespace, "steady-vm")), timeout=10)
     relisted = await eventually(lambda: _relisted(caplog, informers), timeout=20)
     print(f"\nrelisted after 410 Gone: {sorted(relisted)}")
-    cr = await wait_for(
+    # KubeVirt's finalizer holds the old VM a moment; then the operator makes a new one. Until
+    # then the old guest still runs while its pod terminates (Running, Ready False).
+    await eventually(lambda: _replaced(k, namespace, vm["metadata"]["uid"]), timeout=40)
+    await wait_for(
         k,
         namespace,
         "steady",
-        lambda c: (c.get("status") or {}).get("phase") == "Running",
+        lambda c: (
+            (c.get("status") or {}).get("phase") == "Running"
+            and condition(c, "Ready").get("status") == "True"
+        ),
         within=40,
-        what="steady runs again",
+        what="steady runs again, Ready",
     )
-    # KubeVirt's finalizer holds the old VM a moment; then the operator makes a new one.
-    await eventually(lambda: _replaced(k, namespace, vm["metadata"]["uid"]), timeout=30)
-    assert condition(cr, "Ready")["status"] == "True"
     assert [v["metadata"]["name"] for v in await items(k, "vm", namespace)] == ["steady-vm"]
 
 
