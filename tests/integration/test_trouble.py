@@ -237,3 +237,56 @@ async def test_a_guest_with_many_nics_of_its_own_keeps_answering(
     await patch_spec(k, namespace, "nics", {"lifecycleAction": stop})
     cr = await wait_phase(k, namespace, "nics", "Stopped", within=60)
     assert [i["name"] for i in cr["status"].get("interfaces") or []] == []
+
+
+async def test_a_guest_paused_on_a_disk_error_says_so_and_runs_on_once_the_disk_answers(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """QEMU pauses a guest whose storage fails (errorPolicy stop, KubeVirt's default) and
+    virt-handler keeps trying to resume it. That is trouble, not a suspend: the Wukong stays
+    Running, not Ready, VMHealthy False with a Warning. Once the disk answers, KubeVirt's next
+    try resumes the same guest, and the Wukong is Ready again without a restart."""
+    sim.config.io_error_retry_delay = 1.0
+    await create(k, "wukong", namespace, wukong("flaky", disks=[SMALL]))
+    await wait_phase(k, namespace, "flaky", "Running", within=60)
+    vmi = await get(k, "vmi", namespace, "flaky-vm")
+    assert vmi is not None
+    sim.guest(namespace, "flaky-vm").disk_error()
+    cr = await wait_for(
+        k,
+        namespace,
+        "flaky",
+        lambda c: condition(c, "VMHealthy").get("reason") == "PausedIOError",
+        within=30,
+        what="VMHealthy says the guest is paused on a disk error",
+    )
+    assert cr["status"]["phase"] == "Running"
+    assert condition(cr, "VMHealthy")["status"] == "False"
+    assert condition(cr, "Ready")["status"] == "False"
+    assert condition(cr, "Ready")["reason"] == "PausedIOError"
+
+    async def warned() -> bool:
+        return any(
+            e.get("reason") == "PausedIOError"
+            and e.get("type") == "Warning"
+            and e["involvedObject"].get("kind") == "Wukong"
+            for e in await items(k, "event", namespace)
+        )
+
+    await eventually(warned, timeout=20, message="a Warning Event on the Wukong")
+    sim.guest(namespace, "flaky-vm").disk_repaired()
+    cr = await wait_for(
+        k,
+        namespace,
+        "flaky",
+        lambda c: condition(c, "Ready").get("status") == "True",
+        within=30,
+        what="flaky Ready again",
+    )
+    assert condition(cr, "VMHealthy").get("status") != "False"
+    assert cr["status"]["phase"] == "Running"
+    after = await get(k, "vmi", namespace, "flaky-vm")
+    assert after is not None and after["metadata"]["uid"] == vmi["metadata"]["uid"]
+    hops = [(h.get("from"), h.get("to")) for h in cr["status"].get("history") or []]
+    assert all("Suspended" not in hop for hop in hops), hops
+    assert not [c for c in sim.calls if c.name == "flaky-vm" and c.subresource != "start"]

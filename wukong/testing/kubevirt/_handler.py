@@ -20,6 +20,7 @@ from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, SimConfig
 from .guest import OS_INFO, Guest
 from .objects import (
     DEFAULT_GRACE_SECONDS,
+    condition,
     condition_true,
     drop_condition,
     flag,
@@ -27,6 +28,9 @@ from .objects import (
     now_iso,
     set_condition,
 )
+
+IO_ERROR_PAUSE = ("PausedIOError", "VMI was paused, low-level IO error detected")
+MAX_IO_ERROR_RETRY = 180.0  # virt-handler's ioErrorRetryManager: 10 s, doubling up to 3 min
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,15 @@ class GuestHost(Controller):
         super().__init__()
         self.cfg = cfg
         self._marks: dict[tuple[str, str], float] = {}
+        self._io_retry: dict[str, tuple[float, float]] = {}  # uid -> (next try, its wait)
+
+    def _clock(self) -> float:
+        """The node's clock: the event loop's monotonic time."""
+        return asyncio.get_running_loop().time()
 
     def _age(self, uid: str, tag: str) -> float:
         """Seconds since `tag` was first asked about for the VMI `uid`."""
-        now = asyncio.get_running_loop().time()
+        now = self._clock()
         return now - self._marks.setdefault((uid, tag), now)
 
     def _enter(self, vmi: JsonObj, status: JsonObj, new_phase: str) -> None:
@@ -111,6 +120,40 @@ class GuestHost(Controller):
         status["conditions"] = conds
         waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
         return Uptime(up >= boot, agent, soonest(*waits))
+
+    def _disk_error(self, vmi: JsonObj, guest: Guest, status: JsonObj) -> float | None:
+        """A Running guest whose storage fails: QEMU pauses it (errorPolicy stop, KubeVirt's
+        default) and virt-handler reports Paused, reason PausedIOError. virt-handler then
+        resumes the domain itself (virt-launcher's SyncVMI resumes any pause it did not make
+        for a user), retrying on the ioErrorRetryManager's back-off while the error lasts:
+        one wait, doubling up to 3 min. Each failed try pauses the guest again at once; the
+        condition is kept across it here (KubeVirt drops and re-adds it). A repaired disk
+        lets the next try resume it for good; so does an unpause. A guest paused for its
+        user does no I/O. The wait until the next try, or None."""
+        uid = vmi["metadata"]["uid"]
+        now = self._clock()
+        paused = condition({"status": status}, "Paused")
+        if paused is not None and paused.get("reason") != IO_ERROR_PAUSE[0]:
+            return None
+        conds = list(status.get("conditions") or [])
+        if paused is None:
+            if not guest.disk_failing:
+                self._io_retry.pop(uid, None)
+                return None
+            wait = self.cfg.io_error_retry_delay
+            status["conditions"] = set_condition(conds, "Paused", "True", *IO_ERROR_PAUSE)
+            self._io_retry[uid] = (now + wait, wait)
+            return wait
+        due, wait = self._io_retry.get(uid, (now, self.cfg.io_error_retry_delay))
+        if now < due:
+            return due - now
+        if guest.disk_failing:  # resumed, and paused again by the next write that failed
+            wait = min(2 * wait, MAX_IO_ERROR_RETRY)
+            self._io_retry[uid] = (now + wait, wait)
+            return wait
+        self._io_retry.pop(uid, None)
+        status["conditions"] = drop_condition(conds, "Paused")
+        return None
 
     def _live_migratable(self, vmi: JsonObj, conds: list[JsonObj]) -> list[JsonObj]:
         """LiveMigratable as virt-handler reports it: False while a PVC is not shared (RWX)."""

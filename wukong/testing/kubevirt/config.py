@@ -39,6 +39,9 @@ class SimConfig:
     # Real CSI drivers finish a filesystem resize only once a pod mounts the claim.
     expansion_waits_for_consumer: bool = False
     crash_loop_base_delay: float = 0.2  # KubeVirt uses 10 s * failures^2, capped at 300 s
+    # virt-handler resumes a guest QEMU paused on a disk error after this, doubling while the
+    # error lasts up to 180 s (KubeVirt: 10 s, the ioErrorRetryManager in pkg/virt-handler/vm.go)
+    io_error_retry_delay: float = 0.2
     node_name: str = NODE_NAME
     # With real KubeVirt: the nodes pods are scheduled on, and extra labels per node.
     nodes: tuple[str, ...] = (NODE_NAME, "node-2")

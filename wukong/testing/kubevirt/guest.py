@@ -64,6 +64,7 @@ class Guest:
         self.users = ["fedora"]
         self.power_off: str | None = None  # "Succeeded" (shutdown) or "Failed" (crash), once
         self.nics: tuple[str, ...] = ()  # the guest's own NICs beyond the spec's (docker0...)
+        self.disk_failing = False  # its storage answers I/O with errors: QEMU pauses it
         self.on_change = on_change
 
     def __repr__(self) -> str:
@@ -121,6 +122,18 @@ class Guest:
         self.mounts = [m for m in self.mounts if disk_or_mount_point not in (m.disk, m.mount_point)]
         if disk_or_mount_point == "/":
             self.root_mount = False
+        self._changed()
+
+    def disk_error(self) -> None:
+        """The guest's storage starts failing its I/O (a full thin pool, a lost storage
+        backend): QEMU pauses the guest (errorPolicy stop, KubeVirt's default)."""
+        self.disk_failing = True
+        self._changed()
+
+    def disk_repaired(self) -> None:
+        """The storage answers again; the guest stays paused until virt-handler's next try
+        to resume it (or an unpause)."""
+        self.disk_failing = False
         self._changed()
 
     def shutdown(self) -> None:

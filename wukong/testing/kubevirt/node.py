@@ -638,6 +638,7 @@ class NodeHandler(GuestHost):
         uptime = self._uptime(vmi, vm, guest, status)
         if uptime is None:
             return None  # guest.power_off is consumed once the write lands (reconcile)
+        io_retry = self._disk_error(vmi, guest, status)
         status["conditions"] = self._live_migratable(vmi, list(status["conditions"]))
         migrating = self._migrate(vmi, status)
         # Keep what virt-controller adds to an interface (podInterfaceName, from the pod).
@@ -646,7 +647,7 @@ class NodeHandler(GuestHost):
         status["interfaces"] = [
             {**known.get(i["name"], {}), **i} if "name" in i else i for i in found
         ]
-        return soonest(uptime.next_step, self._volumes(vmi, status), migrating)
+        return soonest(uptime.next_step, self._volumes(vmi, status), migrating, io_retry)
 
     def _migrate(self, vmi: JsonObj, status: JsonObj) -> float | None:
         """virt-handler's part of a live migration (pkg/virt-handler migration-target.go and

@@ -235,6 +235,7 @@ class VMIHandler(GuestHost):
         uptime = self._uptime(vmi, vm, guest, status)
         if uptime is None:
             return None
+        io_retry = self._disk_error(vmi, guest, status)
         paused = condition_true({"status": status}, "Paused")
         conds = ready_condition(list(status.get("conditions") or []), paused=paused)
         status["conditions"] = self._live_migratable(vmi, conds)
@@ -248,7 +249,7 @@ class VMIHandler(GuestHost):
             self.cfg.hotplug_step_delay,
         )
         status["volumeStatus"] = report.statuses
-        return soonest(uptime.next_step, report.next_step)
+        return soonest(uptime.next_step, report.next_step, io_retry)
 
     def _power_off(self, vmi: JsonObj, status: JsonObj, final: str) -> None:
         """virt-controller's share too: the launcher pod ends, so the VMI is not Ready."""
