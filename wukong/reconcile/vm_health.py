@@ -127,8 +127,9 @@ def vm_health(seen: Observed) -> Cond | None:
             VM_HEALTHY,
             False,
             IO_ERROR_PAUSE,
-            f"QEMU paused the guest on a disk I/O error ({detail}): repair or free the "
-            f"volume, then `virtctl unpause vmi {name}` or restart the Wukong",
+            f"QEMU paused the guest on a disk I/O error ({detail}); KubeVirt keeps trying to "
+            f"resume it, up to 3 min apart: repair or free the volume "
+            f"(`virtctl unpause vmi {name}` tries at once)",
         )
     if seen.vmi_phase == "Failed":
         status = (seen.vmi or {}).get("status", {})

@@ -190,6 +190,7 @@ def test_a_guest_paused_on_a_disk_error_is_in_trouble_not_suspended() -> None:
     health = cond(conditions, "VMHealthy")
     assert (health["status"], health["reason"]) == ("False", "PausedIOError")
     assert "low-level IO error" in health["message"]
+    assert "KubeVirt keeps trying to resume it" in health["message"]
     warnings = [e.reason for e in plan.actions if isinstance(e, Emit) and e.type == "Warning"]
     assert "PausedIOError" in warnings
 
