@@ -290,3 +290,44 @@ async def test_a_guest_paused_on_a_disk_error_says_so_and_runs_on_once_the_disk_
     hops = [(h.get("from"), h.get("to")) for h in cr["status"].get("history") or []]
     assert all("Suspended" not in hop for hop in hops), hops
     assert not [c for c in sim.calls if c.name == "flaky-vm" and c.subresource != "start"]
+
+
+async def test_a_vm_deleted_outside_wukong_is_made_again_with_a_warning_and_runs(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """`kubectl delete vm` behind the Wukong's back: it is made again from the spec, and a
+    Warning says so. Under Manual the new VM is started too: nobody asked for it to stop."""
+    spec = {"runStrategy": "Manual", "startStrategy": {"autoStart": True}}
+    await create(k, "wukong", namespace, wukong("again", disks=[SMALL], **spec))
+    await wait_phase(k, namespace, "again", "Running", within=60)
+    old = await get(k, "vm", namespace, "again-vm")
+    assert old is not None
+    await k.delete(path("vm", namespace, "again-vm"))
+
+    async def replaced() -> bool:
+        vm = await get(k, "vm", namespace, "again-vm")
+        return vm is not None and vm["metadata"]["uid"] != old["metadata"]["uid"]
+
+    await eventually(replaced, timeout=60, message="a new again-vm")
+    cr = await wait_for(
+        k,
+        namespace,
+        "again",
+        lambda c: (
+            (c.get("status") or {}).get("phase") == "Running"
+            and condition(c, "Ready").get("status") == "True"
+        ),
+        within=60,
+        what="again runs again, Ready",
+    )
+    hops = [(h.get("from"), h.get("to"), h.get("reason")) for h in cr["status"]["history"]]
+    assert ("Running", "Creating", "VMDeleted") in hops, hops
+    warnings = [
+        e
+        for e in await items(k, "event", namespace)
+        if e.get("reason") == "VMDeleted" and e["involvedObject"].get("kind") == "Wukong"
+    ]
+    assert [e["type"] for e in warnings] == ["Warning"]
+    assert "deleted outside Wukong" in warnings[0]["message"]
+    starts = [c for c in sim.calls if c.subresource == "start" and c.name == "again-vm"]
+    assert len(starts) == 2  # the first VM's auto start, and the new one's

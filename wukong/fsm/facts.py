@@ -31,7 +31,7 @@ class Facts:
     provisioning_failed: bool = False
     """A child the VM needs failed for good, e.g. a DataVolume import failed."""
     vm_exists: bool = False
-    """The KubeVirt VirtualMachine `<name>-vm` exists."""
+    """The KubeVirt VirtualMachine `<name>-vm` exists and is not being deleted."""
     want_running: bool = False
     """Desired run state from runStrategy/autoStart and the last lifecycle request."""
     run_strategy: str | None = None

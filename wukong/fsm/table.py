@@ -25,6 +25,8 @@ Observations (`sync`, first matching row per phase wins, in table order):
   provisioning_failed; Starting/Running/Suspend*/Resuming -> Error when the VMI failed
   while wanted running; Restarting -> Error only when the *new* VMI failed.
 - Error -> Creating when neither holds any more (then on to Starting/Stopped).
+- any phase after the VM's creation -> Creating when the VM is gone (deleted outside
+  Wukong): it is made again from the spec.
 - Creating -> Starting when the VM exists and should run (or runs); else -> Stopped.
 - Starting -> Running when the VMI is Running, Ready and not paused; -> Suspended when
   paused; -> Stopped when no VMI runs and none is wanted.
@@ -51,6 +53,8 @@ WAS_UP = [RUNNING, SUSPENDING, SUSPENDED, RESUMING]
 # Phases in which a VMI may live, so a stop has something to stop.
 STOPPABLE = [STARTING, RUNNING, RESTARTING, SUSPENDING, SUSPENDED, RESUMING, ERROR]
 NOT_YET_CREATED = [PENDING, CREATING]
+# Phases that follow the VM's creation: without a VM, someone deleted it outside Wukong.
+HAD_VM = [STARTING, RUNNING, STOPPING, STOPPED, RESTARTING, SUSPENDING, SUSPENDED, RESUMING]
 NOT_DELETING = [p.value for p in Phase if p is not Phase.Deleting]
 
 # One row per line-pair reads as a table; keep the formatter from exploding it.
@@ -90,6 +94,10 @@ TRANSITIONS: list[dict[str, Any]] = [
      "conditions": "vmi_failed", "reason": "VMIFailed"},
     {"trigger": "sync", "source": RESTARTING, "dest": ERROR,
      "conditions": ["vmi_restarted", "vmi_failed"], "reason": "VMIFailed"},
+    # The VM deleted outside Wukong (`kubectl delete vm`): made again from the spec, as at
+    # first; Creating -> Starting then starts it under Manual too (the user never stopped it).
+    {"trigger": "sync", "source": HAD_VM, "dest": CREATING, "unless": "vm_exists",
+     "reason": "VMDeleted"},
     # KubeVirt restarting a failed VMI (a crash loop, RerunOnFailure) is a restart, not a
     # new VM: straight to Starting, without Creating and its "VMCreated" for a VM that was
     # there all along.

@@ -257,13 +257,22 @@ def _hops(step: Step) -> list[tuple[str, str, str]]:
     return [(source.value, dest.value, reason) for source, dest, reason in step.hops]
 
 
+# Hops caused by someone acting on the VM behind Wukong's back: a Warning saying what now.
+OUTSIDE_HOPS = {
+    "VMDeleted": "the VirtualMachine was deleted outside Wukong; it is created again from the "
+    "spec (delete the Wukong to delete the VM)",
+}
+
+
 def hop_events(step: Step) -> list[Action]:
-    """An Event per phase change of the pass (SPEC §2.8); a Warning when it leads to Error."""
+    """An Event per phase change of the pass (SPEC §2.8); a Warning when it leads to Error or
+    undoes what someone did outside Wukong."""
     return [
         Emit(
-            "Warning" if dest is Phase.Error else "Normal",
+            "Warning" if dest is Phase.Error or reason in OUTSIDE_HOPS else "Normal",
             reason,
-            f"{source.value} → {dest.value}",
+            f"{source.value} → {dest.value}"
+            + (f": {OUTSIDE_HOPS[reason]}" if reason in OUTSIDE_HOPS else ""),
         )
         for source, dest, reason in step.hops
         if source != dest

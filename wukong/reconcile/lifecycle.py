@@ -197,7 +197,9 @@ def facts_for(
         spec_valid=valid,
         children_ready=ready,
         provisioning_failed=failed,
-        vm_exists=seen.vm is not None,
+        # A VM being deleted (not by the Wukong's own deletion, which is Deleting) is going:
+        # someone deleted it, and the Wukong says so at once rather than once it is gone.
+        vm_exists=seen.vm is not None and not being_deleted(seen.vm),
         want_running=want_running(cr, state.last_action),
         run_strategy=seen.run_strategy,
         vmi_exists=vmi is not None,
@@ -368,14 +370,19 @@ def _auto_start(cr: Wukong, state: LifecycleState, now: datetime) -> LifecycleSt
 def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: LifecycleState) -> bool:
     """autoStart under runStrategy Manual: KubeVirt creates the VM stopped and starts it only
     when asked, so the operator asks once, while the new VM has never run (else the Wukong
-    would wait in Starting for a VMI that never comes)."""
+    would wait in Starting for a VMI that never comes). A VM made again after someone
+    deleted it is new too: the pass that first sees it (Creating -> Starting: the user's
+    last word was to run it, or it would be Stopped) starts it unless a call is in flight.
+    Only that pass: later ones cannot tell a start not yet shown in the cache from none."""
+    settled = state.state not in (Answer.Accepted, Answer.Issued)
+    new_vm = not state.last_action or (step.previous is Phase.Creating and settled)
     return (
         seen.vm is not None
         and seen.vmi is None
         and seen.run_strategy == "Manual"
         and step.previous in (Phase.Creating, Phase.Starting)
         and step.phase is Phase.Starting
-        and not state.last_action
+        and new_vm
         and "Start" not in seen.pending_requests
     )
 

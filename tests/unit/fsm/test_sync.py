@@ -17,6 +17,7 @@ BOOTING = replace(UP, vmi_phase="Scheduling", vmi_ready=False)
 FAILED = replace(UP, vmi_phase="Failed", vmi_ready=False)
 NO_VMI = replace(UP, vmi_exists=False, vmi_phase=None, vmi_ready=False)
 SHUT_DOWN = replace(UP, run_strategy="Manual", vmi_phase="Succeeded", vmi_ready=False)
+GONE = Facts(children_ready=True, want_running=True)  # the VM deleted outside Wukong, its VMI too
 
 
 def case(name: str, *values: object) -> ParameterSet:
@@ -122,6 +123,17 @@ SYNC_CASES = [
     case("suspended-vm-stopped-outside-wukong", P.Suspended, HALTED, P.Stopped, "VMIStopped"),
     case("resuming-guest-unpaused", P.Resuming, UP, P.Running, "VMIRunning"),
     case("stopped-started-outside-wukong", P.Stopped, UP, P.Running, "VMIRunning"),
+    case("running-vm-deleted-outside-wukong", P.Running, GONE, P.Creating, "VMDeleted"),
+    case(
+        "running-vm-deleted-while-its-vmi-terminates",
+        P.Running,
+        replace(UP, vm_exists=False, run_strategy=None),
+        P.Creating,
+        "VMDeleted",
+    ),
+    case("stopped-vm-deleted-outside-wukong", P.Stopped, Facts(), P.Creating, "VMDeleted"),
+    case("restarting-vm-deleted-outside-wukong", P.Restarting, GONE, P.Creating, "VMDeleted"),
+    case("suspended-vm-deleted-outside-wukong", P.Suspended, GONE, P.Creating, "VMDeleted"),
     case("stopped-vmi-booting", P.Stopped, BOOTING, P.Starting, "VMIStarted"),
     case(
         "stopped-disk-import-failed",

@@ -447,3 +447,55 @@ def test_a_start_waits_for_kubevirt_to_serve_a_pending_stop(strategy: str) -> No
     served = running_world(strategy)
     gone = Observed(**{**served.__dict__, "vmi": None})
     assert calls(decide(cr, waiting.status, gone)) == [VmCall("start", "web-1-vm")]
+
+
+def test_a_vm_deleted_outside_wukong_is_made_again_with_a_warning_and_started_under_manual() -> (
+    None
+):
+    """`kubectl delete vm`: the Wukong said only "VMIStopped" (Normal) and made the VM again
+    without a word, and under Manual the new VM stayed stopped for good although nobody
+    stopped it: the auto start was only for a Wukong that had never made a request."""
+    cr = wukong(runStrategy="Manual", startStrategy={"autoStart": True})
+    earlier = NOW - timedelta(hours=1)
+    old_vm = running_world(strategy="Manual").vm
+    assert old_vm is not None
+    status: dict[str, Any] = {"phase": "Starting"}
+    for world in (ready_children(vm=old_vm), ready_children(vm=old_vm), running_world("Manual")):
+        status = decide(cr, status, Observed(**{**world.__dict__, "now": earlier})).status
+    assert status["phase"] == "Running"
+    assert status["lifecycleState"]["lastAction"] == "start"
+    gone = decide(cr, status, ready_children())
+    assert gone.status["phase"] == "Creating"
+    warned = [a for a in gone.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert [a.reason for a in warned] == ["VMDeleted"]
+    assert "deleted outside Wukong" in warned[0].message
+    assert [a.kind for a in gone.actions if isinstance(a, CreateChild)] == ["VirtualMachine"]
+    new_vm = {**old_vm, "metadata": {**old_vm["metadata"], "uid": "vm-2"}}
+    status, made = gone.status, list[VmCall]()
+    for _ in range(3):
+        plan = decide(cr, status, ready_children(vm=new_vm))
+        status, made = plan.status, made + calls(plan)
+    assert status["phase"] == "Starting"
+    assert made == [VmCall("start", "web-1-vm")]
+
+
+def test_a_manual_vm_started_by_a_request_is_not_started_again_before_its_vmi_shows() -> None:
+    """The guard of the rule above: only the pass that first sees a new VM starts it. Here a
+    start asked of this VM has landed, and the cache shows neither KubeVirt's Start request
+    nor the VMI yet: no second start."""
+    cr = wukong(
+        runStrategy="Manual",
+        startStrategy={"autoStart": False},
+        lifecycleAction={"action": "start"},
+    )
+    vm = running_world(strategy="Manual").vm
+    assert vm is not None
+    pending = {**vm, "status": {"stateChangeRequests": [{"action": "Start"}]}}
+    status: dict[str, Any] = {"phase": "Stopped"}
+    made = list[VmCall]()
+    for world in (vm, vm, pending, vm, vm):
+        plan = decide(cr, status, ready_children(vm=world))
+        status, made = plan.status, made + calls(plan)
+    assert status["phase"] == "Starting"
+    assert status["lifecycleState"]["state"] == "Issued"  # in flight until the guest runs
+    assert made == [VmCall("start", "web-1-vm")]
