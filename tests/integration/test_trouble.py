@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.scenario import (
+    JsonObj,
     condition,
     create,
     get,
@@ -331,3 +332,42 @@ async def test_a_vm_deleted_outside_wukong_is_made_again_with_a_warning_and_runs
     assert "deleted outside Wukong" in warnings[0]["message"]
     starts = [c for c in sim.calls if c.subresource == "start" and c.name == "again-vm"]
     assert len(starts) == 2  # the first VM's auto start, and the new one's
+
+
+async def test_a_virtctl_stop_behind_the_wukongs_back_is_undone_with_a_warning(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """`virtctl stop` on a Wukong's VM (runStrategy Always, no request of the Wukong's): the
+    Wukong still asks for it to run, so it sets runStrategy back and the guest comes back up,
+    with a Warning that says why and how to stop it for good."""
+    await create(k, "wukong", namespace, wukong("undone", disks=[SMALL]))
+    await wait_phase(k, namespace, "undone", "Running", within=60)
+    stop = (
+        f"/apis/subresources.kubevirt.io/v1/namespaces/{namespace}/virtualmachines/undone-vm/stop"
+    )
+    await k.request("PUT", stop, body={})
+
+    async def warned() -> list[JsonObj]:
+        return [
+            e
+            for e in await items(k, "event", namespace)
+            if e.get("reason") == "RunStrategyReverted"
+            and e["involvedObject"].get("kind") == "Wukong"
+        ]
+
+    [event] = await eventually(warned, timeout=30, message="a RunStrategyReverted Event")
+    assert event["type"] == "Warning"
+    assert "undone-vm was stopped outside Wukong (runStrategy Halted" in event["message"]
+    await wait_for(
+        k,
+        namespace,
+        "undone",
+        lambda c: (
+            (c.get("status") or {}).get("phase") == "Running"
+            and condition(c, "Ready").get("status") == "True"
+        ),
+        within=60,
+        what="undone runs again, Ready",
+    )
+    vm = await get(k, "vm", namespace, "undone-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == "Always"

@@ -345,7 +345,7 @@ def plan_lifecycle(
         # cache gets virt-api's 500 "stop/start already underway").
         return LifecyclePlan(step, tuple(actions), _auto_start(cr, state, now))
     if not calling:  # the call itself moves runStrategy: align it on a later pass
-        actions += _run_strategy(cr, seen, state)
+        actions += _run_strategy(cr, seen, state, status.observed_generation)
     empty = state == LifecycleState()
     return LifecyclePlan(step, tuple(actions), None if empty else state, requeue_after=requeue)
 
@@ -431,7 +431,9 @@ def _at_creation(
     return None
 
 
-def _run_strategy(cr: Wukong, seen: Observed, state: LifecycleState) -> list[Action]:
+def _run_strategy(
+    cr: Wukong, seen: Observed, state: LifecycleState, observed: int | None
+) -> list[Action]:
     """Bring the VM's runStrategy back to what the user wants once no call is in flight
     (KubeVirt's start turns Halted into Always; a Manual or RerunOnFailure user wants theirs).
     A refused request calls nothing, and the request before it made its call first (see
@@ -445,11 +447,27 @@ def _run_strategy(cr: Wukong, seen: Observed, state: LifecycleState) -> list[Act
     wanted = desired_run_strategy(cr, want_running(cr, state.last_action))
     if current == wanted:
         return []
-    return [
-        PatchChild(
-            "VirtualMachine",
-            names.vm_name(cr.metadata.name),
-            {"spec": {"runStrategy": wanted}},
-            "run strategy",
-        )
+    vm = names.vm_name(cr.metadata.name)
+    patch: list[Action] = [
+        PatchChild("VirtualMachine", vm, {"spec": {"runStrategy": wanted}}, "run strategy")
     ]
+    # Neither the spec nor a request of ours moved it (a spec edit is a generation not yet
+    # observed; KubeVirt's answer to our start is Always, a running strategy like the one
+    # wanted): someone ran `virtctl stop` or `start`, or edited the VM. Undone, not silently.
+    runs = RUNS.get(current or "")
+    if cr.metadata.generation == observed and runs is not None and runs != RUNS.get(wanted):
+        verb = "started" if runs else "stopped"
+        patch.append(
+            Emit(
+                "Warning",
+                "RunStrategyReverted",
+                f"{vm} was {verb} outside Wukong (runStrategy {current}, e.g. virtctl); set "
+                f"back to {wanted} as the Wukong asks: use its lifecycleAction or "
+                f"spec.runStrategy (wukong start/stop) to change that",
+            )
+        )
+    return patch
+
+
+# What a runStrategy does to the guest by itself: run it, keep it down, or neither (Manual).
+RUNS: dict[str, bool] = {"Always": True, "RerunOnFailure": True, "Halted": False}

@@ -499,3 +499,61 @@ def test_a_manual_vm_started_by_a_request_is_not_started_again_before_its_vmi_sh
     assert status["phase"] == "Starting"
     assert status["lifecycleState"]["state"] == "Issued"  # in flight until the guest runs
     assert made == [VmCall("start", "web-1-vm")]
+
+
+def _reverted(plan: Any) -> list[str]:
+    return [a.message for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+
+
+def _strategy_patches(plan: Any) -> list[Any]:
+    return [
+        a.patch for a in plan.actions if isinstance(a, PatchChild) and a.kind == "VirtualMachine"
+    ]
+
+
+def test_a_virtctl_stop_is_undone_with_a_warning_not_silently() -> None:
+    """`virtctl stop` sets runStrategy Halted; the Wukong (runStrategy Always, no request)
+    sets it back, and the guest comes back up. That was silent."""
+    world = running_world()
+    assert world.vm is not None
+    world.vm["spec"]["runStrategy"] = "Halted"
+    plan = decide(wukong(), {"phase": "Running", "observedGeneration": 1}, world)
+    assert _strategy_patches(plan) == [{"spec": {"runStrategy": "Always"}}]
+    [warning] = _reverted(plan)
+    assert "web-1-vm was stopped outside Wukong (runStrategy Halted" in warning
+    assert "set back to Always" in warning
+
+
+def test_a_virtctl_start_after_a_wukong_stop_is_undone_with_a_warning() -> None:
+    cr = wukong(lifecycleAction={"action": "stop"})
+    world = running_world()
+    status: dict[str, Any] = {"phase": "Running"}
+    for _ in range(2):
+        status = decide(cr, status, world).status
+    assert world.vm is not None
+    halted = {**world.vm, "spec": {**world.vm["spec"], "runStrategy": "Halted"}}
+    stopped = ready_children(vm=halted)
+    status = decide(cr, status, stopped).status
+    assert status["phase"] == "Stopped"
+    started = running_world()  # `virtctl start`: Always, and a guest
+    plan = decide(cr, status, started)
+    assert _strategy_patches(plan) == [{"spec": {"runStrategy": "Halted"}}]
+    assert "web-1-vm was started outside Wukong (runStrategy Always" in _reverted(plan)[0]
+
+
+def test_a_spec_edit_or_kubevirts_answer_to_our_start_is_aligned_without_a_warning() -> None:
+    world = running_world()
+    assert world.vm is not None
+    world.vm["spec"]["runStrategy"] = "Halted"
+    edited = wukong()  # generation 1, not yet observed: the runStrategy edit is the spec's
+    plan = decide(edited, {"phase": "Stopped", "observedGeneration": 0}, world)
+    assert _strategy_patches(plan) == [{"spec": {"runStrategy": "Always"}}]
+    assert _reverted(plan) == []
+    # KubeVirt's start turns Halted into Always; a RerunOnFailure user wants theirs back.
+    rerun = wukong(runStrategy="RerunOnFailure")
+    done = {"lastAction": "start", "state": "Done", "issued": True, "requestId": "x"}
+    ran = running_world()
+    status = {"phase": "Running", "observedGeneration": 1, "lifecycleState": done}
+    plan = decide(rerun, status, ran)
+    assert _strategy_patches(plan) == [{"spec": {"runStrategy": "RerunOnFailure"}}]
+    assert _reverted(plan) == []
