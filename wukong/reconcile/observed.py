@@ -73,6 +73,11 @@ class Observed:
         cond = condition_of(self.vmi, "Paused") or {}
         return str(cond.get("reason") or "") if cond.get("status") == "True" else None
 
+    def vmi_pause_message(self) -> str:
+        """What virt-handler says about the pause ("" when the VMI is not paused)."""
+        cond = condition_of(self.vmi, "Paused") or {}
+        return str(cond.get("message") or "") if cond.get("status") == "True" else ""
+
     def vmi_paused_by_user(self) -> bool:
         """Paused as a suspend pauses it: what the Suspended phase means. A guest QEMU
         paused on a disk error is in trouble, and one paused by the migration monitor is

@@ -82,8 +82,7 @@ def ready_condition(step: Step, seen: Observed) -> Cond:
     lost = seen.vmi_phase == "Unknown"  # its node stopped reporting: not Ready (issue 15)
     pause = seen.vmi_pause()
     if step.phase is Phase.Running and pause:  # by KubeVirt (by a user: Suspended)
-        message = (condition_of(seen.vmi, "Paused") or {}).get("message") or "VMI is paused"
-        return Cond(READY, False, pause, str(message))
+        return Cond(READY, False, pause, seen.vmi_pause_message() or "VMI is paused")
     if step.phase is Phase.Running and seen.vmi_condition("Ready") and not lost:
         node = (seen.vmi or {}).get("status", {}).get("nodeName", "")
         return Cond(READY, True, "VMRunning", f"the VM runs on {node}".strip())

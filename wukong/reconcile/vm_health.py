@@ -120,9 +120,8 @@ def vm_health(seen: Observed) -> Cond | None:
     if refused:
         return Cond(VM_HEALTHY, False, "LauncherPodRefused", f"VM cannot start: {refused}")
     if seen.vmi_pause() == IO_ERROR_PAUSE:
-        paused = condition_of(seen.vmi, "Paused") or {}
         name = (seen.vmi or {}).get("metadata", {}).get("name", "")
-        detail = paused.get("message") or "VMI was paused, low-level IO error detected"
+        detail = seen.vmi_pause_message() or "VMI was paused, low-level IO error detected"
         return Cond(
             VM_HEALTHY,
             False,
