@@ -275,6 +275,19 @@ async def test_a_guest_paused_on_a_disk_error_says_so_and_runs_on_once_the_disk_
         )
 
     await eventually(warned, timeout=20, message="a Warning Event on the Wukong")
+    # A suspend now is refused: the pause is KubeVirt's, not one the Wukong could answer.
+    suspend = {"action": "suspend", "requestedAt": "2026-01-01T00:00:00.000001Z"}
+    await patch_spec(k, namespace, "flaky", {"lifecycleAction": suspend})
+    cr = await wait_for(
+        k,
+        namespace,
+        "flaky",
+        lambda c: ((c.get("status") or {}).get("lifecycleState") or {}).get("state") == "Refused",
+        within=30,
+        what="the suspend refused",
+    )
+    assert cr["status"]["phase"] == "Running"
+    assert "KubeVirt has paused the guest itself" in cr["status"]["lifecycleState"]["message"]
     sim.guest(namespace, "flaky-vm").disk_repaired()
     cr = await wait_for(
         k,

@@ -43,13 +43,17 @@ class Facts:
     vmi_ready: bool = False
     """The VMI's Ready condition is True."""
     vmi_paused: bool = False
-    """The VMI's Paused condition is True."""
+    """The VMI's Paused condition is True because its user paused it (a suspend)."""
+    vmi_paused_otherwise: bool = False
+    """KubeVirt paused the VMI itself: QEMU on a disk I/O error, or a migration converging."""
     vmi_restarted: bool = False
     """A VMI newer than the one seen when the restart was requested is present."""
     stop_deadline_passed: bool = False
     """The graceful stop/restart deadline (gracePeriodSeconds) has expired."""
     force_issued: bool = False
     """A forced stop/restart was already issued for the current request: escalate once."""
+    call_refused: bool = False
+    """KubeVirt refused the current request's call (lifecycleState Failed): nothing changed."""
 
     @property
     def vmi_final(self) -> bool:
@@ -80,6 +84,11 @@ class Facts:
             and self.vmi_ready
             and not self.vmi_paused
         )
+
+    @property
+    def guest_unsuspended(self) -> bool:
+        """A VMI runs that its user has not paused (Ready or not: KubeVirt may pause it)."""
+        return self.vmi_exists and self.vmi_phase == "Running" and not self.vmi_paused
 
     @property
     def guest_paused(self) -> bool:

@@ -167,7 +167,7 @@ def _request(model: _Pass, request: Request | str, phase: Phase) -> str | None:
     if model.facts.deleting:
         return refusal(wanted, Phase.Deleting)
     if not _fire(wanted.value, model):
-        return refusal(wanted, phase)
+        return refusal(wanted, phase, model.facts)
     # The request is the user's latest word on the run state, even before the
     # reconciler's facts reflect it; without this a start would bounce back to Stopped.
     if wanted in (Request.start, Request.restart):

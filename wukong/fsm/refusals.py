@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wukong.fsm.facts import Facts
 from wukong.fsm.states import Phase, Request
 
 P, R = Phase, Request
@@ -60,10 +61,21 @@ REFUSALS: dict[tuple[Request, Phase], str] = {
 }
 
 
-def refusal(request: Request, phase: Phase) -> str:
+# KubeVirt paused the guest itself: a suspend or resume of the Wukong's is not the answer.
+PAUSED_BY_KUBEVIRT: dict[Request, str] = {
+    Request.suspend: "cannot suspend: KubeVirt has paused the guest itself (a disk I/O error "
+    "or a migration, see VMHealthy and Ready) and resumes it by itself",
+    Request.resume: "cannot resume: the guest was not suspended; KubeVirt paused it itself "
+    "(a disk I/O error or a migration, see VMHealthy and Ready) and resumes it by itself",
+}
+
+
+def refusal(request: Request, phase: Phase, facts: Facts | None = None) -> str:
     """The sentence explaining why `request` is refused in `phase`."""
     if phase is Phase.Deleting:
         return f"cannot {request.value}: the Wukong is being deleted"
+    if facts is not None and facts.vmi_paused_otherwise and request in PAUSED_BY_KUBEVIRT:
+        return PAUSED_BY_KUBEVIRT[request]
     explained = REFUSALS.get((request, phase))
     if explained is not None:
         return explained

@@ -13,7 +13,8 @@ Requests (refused with a sentence from `refusals.py` when no row accepts them):
   Stopping only stop+force is accepted, as an escalation. Recorded in Pending/Creating.
 - restart: Running, Error (if the VM exists) -> Restarting (RESTART_VM / FORCE_RESTART_VM);
   restart+force while Restarting escalates.
-- suspend: Running, Resuming -> Suspending (PAUSE_VMI).
+- suspend: Running, Resuming -> Suspending (PAUSE_VMI), unless KubeVirt paused the guest
+  itself (a disk I/O error, a migration): refused with what KubeVirt is doing.
 - resume: Suspended, Suspending -> Resuming (UNPAUSE_VMI).
 - Deleting accepts nothing; nor does any phase once `facts.deleting` is set.
 An accepted start/restart sets want_running, a stop clears it, for the rest of the pass.
@@ -27,6 +28,8 @@ Observations (`sync`, first matching row per phase wins, in table order):
 - Error -> Creating when neither holds any more (then on to Starting/Stopped).
 - any phase after the VM's creation -> Creating when the VM is gone (deleted outside
   Wukong): it is made again from the spec.
+- Restarting/Suspending -> Running, Resuming -> Suspended when KubeVirt refused the call
+  (call_refused) and the guest is as it was.
 - Creating -> Starting when the VM exists and should run (or runs); else -> Stopped.
 - Starting -> Running when the VMI is Running, Ready and not paused; -> Suspended when
   paused; -> Stopped when no VMI runs and none is wanted.
@@ -80,7 +83,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "restart", "source": RESTARTING, "dest": RESTARTING, "conditions": "forced",
      "after": "force_restart_vm", "reason": "ForceRestartRequested"},
     {"trigger": "suspend", "source": [RUNNING, RESUMING], "dest": SUSPENDING,
-     "after": "pause_vmi", "reason": "SuspendRequested"},
+     "unless": "vmi_paused_otherwise", "after": "pause_vmi", "reason": "SuspendRequested"},
     {"trigger": "resume", "source": [SUSPENDED, SUSPENDING], "dest": RESUMING,
      "after": "unpause_vmi", "reason": "ResumeRequested"},
     # --- observations, in priority order per source phase ---
@@ -98,6 +101,12 @@ TRANSITIONS: list[dict[str, Any]] = [
     # first; Creating -> Starting then starts it under Manual too (the user never stopped it).
     {"trigger": "sync", "source": HAD_VM, "dest": CREATING, "unless": "vm_exists",
      "reason": "VMDeleted"},
+    # KubeVirt refused the call (lifecycleState Failed): nothing happened, so the phase says
+    # what the VM does instead of waiting for an effect that never comes.
+    {"trigger": "sync", "source": [RESTARTING, SUSPENDING], "dest": RUNNING,
+     "conditions": ["call_refused", "guest_unsuspended"], "reason": "CallRefused"},
+    {"trigger": "sync", "source": RESUMING, "dest": SUSPENDED,
+     "conditions": ["call_refused", "guest_paused"], "reason": "CallRefused"},
     # KubeVirt restarting a failed VMI (a crash loop, RerunOnFailure) is a restart, not a
     # new VM: straight to Starting, without Creating and its "VMCreated" for a VM that was
     # there all along.

@@ -194,7 +194,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     plan.actions += moving.actions
     plan.requeue(life.requeue_after)
     step = life.step
-    plan.actions += hop_events(step)
+    plan.actions += hop_events(step, life.state.message if life.state is not None else None)
     history = record_hops(status.history, _hops(step), now)
     since = phase_since(history) or parse_time(cr.metadata.creation_timestamp) or now
     stalled, look_again = stalled_condition(
@@ -264,19 +264,23 @@ OUTSIDE_HOPS = {
 }
 
 
-def hop_events(step: Step) -> list[Action]:
-    """An Event per phase change of the pass (SPEC §2.8); a Warning when it leads to Error or
-    undoes what someone did outside Wukong."""
+def hop_events(step: Step, refused: str | None = None) -> list[Action]:
+    """An Event per phase change of the pass (SPEC §2.8); a Warning when it leads to Error,
+    undoes what someone did outside Wukong, or follows a call KubeVirt refused (`refused`:
+    its words, from lifecycleState)."""
+    notes = {**OUTSIDE_HOPS, CALL_REFUSED: refused or "KubeVirt refused the call"}
     return [
         Emit(
-            "Warning" if dest is Phase.Error or reason in OUTSIDE_HOPS else "Normal",
+            "Warning" if dest is Phase.Error or reason in notes else "Normal",
             reason,
-            f"{source.value} → {dest.value}"
-            + (f": {OUTSIDE_HOPS[reason]}" if reason in OUTSIDE_HOPS else ""),
+            f"{source.value} → {dest.value}" + (f": {notes[reason]}" if reason in notes else ""),
         )
         for source, dest, reason in step.hops
         if source != dest
     ]
+
+
+CALL_REFUSED = "CallRefused"  # the hop back when KubeVirt refused a lifecycle call
 
 
 def _volumes(disks: DiskPlan | None, status: WukongStatus, seen: Observed) -> list[VolumeStatus]:

@@ -114,10 +114,12 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
         )
     if action == "restart":
         return bool(pending) or vmi_terminating or _vmi_uid(seen) != state.vmi_uid
+    # Only a pause for the user is a suspend's: KubeVirt pauses a guest on a disk error or for a
+    # migration by itself, and taking that for the call made once left it never made.
     if action == "suspend":
-        return seen.vmi_condition("Paused")
+        return seen.vmi_paused_by_user()
     if action == "resume":
-        return not seen.vmi_condition("Paused")
+        return not seen.vmi_paused_by_user()
     return True
 
 
@@ -206,11 +208,13 @@ def facts_for(
         vmi_phase=seen.vmi_phase,
         vmi_ready=seen.vmi_condition("Ready"),
         vmi_paused=seen.vmi_paused_by_user(),
+        vmi_paused_otherwise=seen.vmi_pause() is not None and not seen.vmi_paused_by_user(),
         vmi_restarted=vmi is not None
         and state.vmi_uid is not None
         and _vmi_uid(seen) != state.vmi_uid,
         stop_deadline_passed=deadline is not None and now >= deadline,
         force_issued=bool(state.escalated) or bool(state.force),
+        call_refused=state.state == Answer.Failed,
     )
 
 

@@ -38,7 +38,8 @@ def test_diagram_names_guards_and_effects() -> None:
         "Stopping --> Stopping: sync [stop_deadline_passed, !forced, !force_issued]"
         " / FORCE_STOP_VM" in diagram
     )
-    assert "Running --> Suspending: suspend / PAUSE_VMI" in diagram
+    assert "Running --> Suspending: suspend [!vmi_paused_otherwise] / PAUSE_VMI" in diagram
+    assert "Resuming --> Suspending: suspend [!vmi_paused_otherwise] / PAUSE_VMI" in diagram
 
 
 def test_every_guard_in_the_table_is_a_fact_or_the_force_flag() -> None:

@@ -208,3 +208,26 @@ def test_deleting_is_absorbing(phase: Phase, action: Request, force: bool) -> No
         step = decide(phase, facts, action, force=force)
         assert step.phase is P.Deleting
         assert step.hops == ()
+
+
+KUBEVIRT_PAUSED = Facts(
+    vm_exists=True,
+    want_running=True,
+    run_strategy="Always",
+    vmi_exists=True,
+    vmi_phase="Running",
+    vmi_paused_otherwise=True,
+)
+
+
+@pytest.mark.parametrize("action", [R.suspend, R.resume])
+def test_a_guest_kubevirt_paused_itself_is_neither_suspended_nor_resumed_by_a_request(
+    action: Request,
+) -> None:
+    """QEMU paused the guest on a disk I/O error (or a migration did): a suspend once took that
+    pause for its own call, never made the call, and stayed Suspending for good."""
+    step = decide(P.Running, KUBEVIRT_PAUSED, action)
+    assert (step.phase, step.effects) == (P.Running, ())
+    assert step.refused is not None
+    assert step.refused.startswith(f"cannot {action.value}: ")
+    assert "KubeVirt paused it itself" in step.refused or "KubeVirt has paused" in step.refused

@@ -17,6 +17,7 @@ BOOTING = replace(UP, vmi_phase="Scheduling", vmi_ready=False)
 FAILED = replace(UP, vmi_phase="Failed", vmi_ready=False)
 NO_VMI = replace(UP, vmi_exists=False, vmi_phase=None, vmi_ready=False)
 SHUT_DOWN = replace(UP, run_strategy="Manual", vmi_phase="Succeeded", vmi_ready=False)
+REFUSED = replace(UP, call_refused=True)  # KubeVirt refused the call: the guest as it was
 GONE = Facts(children_ready=True, want_running=True)  # the VM deleted outside Wukong, its VMI too
 
 
@@ -134,6 +135,30 @@ SYNC_CASES = [
     case("stopped-vm-deleted-outside-wukong", P.Stopped, Facts(), P.Creating, "VMDeleted"),
     case("restarting-vm-deleted-outside-wukong", P.Restarting, GONE, P.Creating, "VMDeleted"),
     case("suspended-vm-deleted-outside-wukong", P.Suspended, GONE, P.Creating, "VMDeleted"),
+    case("restart-refused-by-kubevirt", P.Restarting, REFUSED, P.Running, "CallRefused"),
+    case(
+        "graceful-restart-refused-is-not-forced-later",
+        P.Restarting,
+        replace(REFUSED, stop_deadline_passed=True),
+        P.Running,
+        "CallRefused",
+    ),
+    case("suspend-refused-by-kubevirt", P.Suspending, REFUSED, P.Running, "CallRefused"),
+    case(
+        "suspend-refused-while-kubevirt-paused-the-guest",
+        P.Suspending,
+        replace(REFUSED, vmi_ready=False, vmi_paused_otherwise=True),
+        P.Running,
+        "CallRefused",
+    ),
+    case(
+        "resume-refused-by-kubevirt",
+        P.Resuming,
+        replace(PAUSED, call_refused=True),
+        P.Suspended,
+        "CallRefused",
+    ),
+    case("restarting-waits-while-the-call-is-not-refused", P.Restarting, UP, P.Restarting, ""),
     case("stopped-vmi-booting", P.Stopped, BOOTING, P.Starting, "VMIStarted"),
     case(
         "stopped-disk-import-failed",

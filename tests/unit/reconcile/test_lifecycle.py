@@ -557,3 +557,66 @@ def test_a_spec_edit_or_kubevirts_answer_to_our_start_is_aligned_without_a_warni
     plan = decide(rerun, status, ran)
     assert _strategy_patches(plan) == [{"spec": {"runStrategy": "RerunOnFailure"}}]
     assert _reverted(plan) == []
+
+
+def _io_paused() -> Any:
+    world = running_world()
+    world.vmi["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "PausedIOError"},
+        {
+            "type": "Paused",
+            "status": "True",
+            "reason": "PausedIOError",
+            "message": "VMI was paused, low-level IO error detected",
+        },
+    ]
+    return world
+
+
+def test_a_suspend_of_a_guest_qemu_paused_is_refused_not_taken_for_made() -> None:
+    """QEMU paused the guest on a disk error. A suspend took that pause for its own call: it
+    said "suspend sent to KubeVirt" without a call, and the Wukong stayed Suspending for
+    good, even once KubeVirt had resumed the guest."""
+    cr = wukong(lifecycleAction={"action": "suspend"})
+    status: dict[str, Any] = {"phase": "Running"}
+    for _ in range(3):
+        plan = decide(cr, status, _io_paused())
+        status = plan.status
+        assert calls(plan) == []
+    assert status["phase"] == "Running"
+    state = status["lifecycleState"]
+    assert state["state"] == "Refused"
+    assert state["message"].startswith("cannot suspend: KubeVirt has paused the guest itself")
+
+
+@pytest.mark.parametrize(("verb", "phase"), [("restart", "Restarting"), ("suspend", "Suspending")])
+def test_a_call_kubevirt_refuses_brings_the_phase_back_with_a_warning(
+    verb: str, phase: str
+) -> None:
+    """A restart or pause KubeVirt answers 409 (e.g. a snapshot in progress) changes nothing;
+    the Wukong stayed Restarting or Suspending for good, and a graceful restart's deadline
+    would later force a restart KubeVirt had refused."""
+    from wukong.api.status import WukongStatus
+    from wukong.reconcile.actions import Failed
+    from wukong.reconcile.outcome import fold
+
+    cr = wukong(lifecycleAction={"action": verb})
+    world = running_world()
+    accepted = decide(cr, {"phase": "Running"}, world)
+    called = decide(cr, accepted.status, world)
+    assert called.status["phase"] == phase
+    [call] = calls(called)
+    refusal = Failed("refused", "VM snapshot is in progress", 409)
+    written = fold(
+        WukongStatus.model_validate(called.status),
+        WukongStatus.model_validate(accepted.status),
+        {call: refusal},
+    ).to_wire()
+    back = decide(cr, written, world)
+    assert back.status["phase"] == "Running"
+    assert calls(back) == []
+    [event] = [a for a in back.actions if isinstance(a, Emit) and a.reason == "CallRefused"]
+    assert event.type == "Warning"
+    assert "VM snapshot is in progress" in event.message
+    later = Observed(**{**world.__dict__, "now": NOW + timedelta(minutes=10)})
+    assert calls(decide(cr, back.status, later)) == []
