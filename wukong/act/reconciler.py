@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from wukong.act.executor import Executor, Outcome
 from wukong.api import JsonObj, kinds, names
+from wukong.api.objects import controlled_by
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import NotFound, TransientError, WukongError
@@ -79,11 +80,16 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
     for obj in store.by_label(kinds.NAD.cache, names.LABEL_WUKONG, name):
         if obj["metadata"].get("namespace") == ns:
             nads[f"{ns}/{obj['metadata']['name']}"] = obj
+    vm_obj = store.get(kinds.VM.cache, ns, vm)
     vmi = store.get(kinds.VMI.cache, ns, vm)
+    if vmi is not None and vm_obj is not None and not controlled_by(vmi, vm_obj):
+        # An earlier VM's (deleted outside Wukong, its VM made again): still terminating, or
+        # still in the cache (VMs and VMIs come on two watch streams). Not this VM's guest.
+        vmi = None
     pods = ((vmi or {}).get("status") or {}).get("activePods") or {}
     return Observed(
         now=now,
-        vm=store.get(kinds.VM.cache, ns, vm),
+        vm=vm_obj,
         vmi=vmi,
         pod_events=tuple(
             e

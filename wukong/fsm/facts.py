@@ -32,6 +32,8 @@ class Facts:
     """A child the VM needs failed for good, e.g. a DataVolume import failed."""
     vm_exists: bool = False
     """The KubeVirt VirtualMachine `<name>-vm` exists and is not being deleted."""
+    vm_was_seen: bool = False
+    """The last status named a VM: one existed (a Wukong in Error may never have had one)."""
     want_running: bool = False
     """Desired run state from runStrategy/autoStart and the last lifecycle request."""
     run_strategy: str | None = None

@@ -99,8 +99,8 @@ TRANSITIONS: list[dict[str, Any]] = [
      "conditions": ["vmi_restarted", "vmi_failed"], "reason": "VMIFailed"},
     # The VM deleted outside Wukong (`kubectl delete vm`): made again from the spec, as at
     # first; Creating -> Starting then starts it under Manual too (the user never stopped it).
-    {"trigger": "sync", "source": HAD_VM, "dest": CREATING, "unless": "vm_exists",
-     "reason": "VMDeleted"},
+    {"trigger": "sync", "source": HAD_VM, "dest": CREATING, "conditions": "vm_was_seen",
+     "unless": "vm_exists", "reason": "VMDeleted"},
     # KubeVirt refused the call (lifecycleState Failed): nothing happened, so the phase says
     # what the VM does instead of waiting for an effect that never comes.
     {"trigger": "sync", "source": [RESTARTING, SUSPENDING], "dest": RUNNING,

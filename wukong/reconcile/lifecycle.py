@@ -43,6 +43,8 @@ DONE_AT_CREATION = {
 WAIT_FOR_RUNNING = "suspend waits until the VM runs: it is still being created or starting"
 # Phases in which a request is still on its way (a start, stop or suspend waiting for the VM
 # too); outside them an issued request is done.
+IN_FLIGHT = (Answer.Accepted, Answer.Issued)  # a request whose call is to make or under way
+VM_DELETED = "VMDeleted"  # the hop of a VM deleted outside Wukong (fsm/table.py)
 IN_FLIGHT_PHASES = (
     Phase.Pending,
     Phase.Creating,
@@ -190,8 +192,10 @@ def facts_for(
     ready: bool,
     failed: bool,
     now: datetime,
+    vm_was_seen: bool = True,
 ) -> Facts:
-    """What the FSM's guards read, from the cluster and the recorded request."""
+    """What the FSM's guards read, from the cluster and the recorded request;
+    `vm_was_seen`: the last status named a VM (status.vmName)."""
     vmi = seen.vmi
     deadline = state.deadline
     return Facts(
@@ -202,6 +206,7 @@ def facts_for(
         # A VM being deleted (not by the Wukong's own deletion, which is Deleting) is going:
         # someone deleted it, and the Wukong says so at once rather than once it is gone.
         vm_exists=seen.vm is not None and not being_deleted(seen.vm),
+        vm_was_seen=vm_was_seen,
         want_running=want_running(cr, state.last_action),
         run_strategy=seen.run_strategy,
         vmi_exists=vmi is not None,
@@ -228,7 +233,8 @@ def plan_lifecycle(
     action = cr.spec.lifecycle_action
     # A call accepted on the last pass is made before a newer request is looked at: deciding
     # the newer one first would overwrite the recorded call, and it would never be made.
-    call_pending = state.state == Answer.Accepted and bool(state.call) and seen.vm is not None
+    live_vm = seen.vm is not None and not being_deleted(seen.vm)  # a deleted one gets no call
+    call_pending = state.state == Answer.Accepted and bool(state.call) and live_vm
     # A suspend waits for the guest to run; while the start autoStart makes under Manual is
     # under way, that start is the creation's and the suspend is looked at once it is done.
     auto_starting = state.request_id == AUTO_START and state.state in (
@@ -240,7 +246,16 @@ def plan_lifecycle(
     )
     new_request = action is not None and not later and request_id(action) != state.request_id
     recorded = LifecycleState(vmi_uid=_vmi_uid(seen)) if new_request else state
-    facts = facts_for(cr, seen, recorded, valid=valid, ready=ready, failed=failed, now=now)
+    facts = facts_for(
+        cr,
+        seen,
+        recorded,
+        valid=valid,
+        ready=ready,
+        failed=failed,
+        now=now,
+        vm_was_seen=status.vm_name is not None,
+    )
     step = decide(
         status.phase,
         facts,
@@ -303,11 +318,16 @@ def plan_lifecycle(
             how = "running" if verb == "start" else "stopped"
             accepted = moved(accepted, Happened.called, message=f"the VM is created {how}")
         return LifecyclePlan(step, tuple(actions), accepted)
+    if VM_DELETED in (reason for _, _, reason in step.hops) and state.state in IN_FLIGHT:
+        # The request's VM is gone: its call made nothing the new VM will show, and one still
+        # to make has nothing to go to. The new VM starts as a new one does.
+        why = f"{state.last_action} ended: the VM was deleted outside Wukong"
+        state = moved(state, Happened.moot, message=why, call=None, deadline=None)
     calling = False
     if (
         state.state == Answer.Accepted
         and state.last_action
-        and seen.vm is not None
+        and live_vm
         and not _kubevirt_busy(state.last_action, seen)
     ):
         last = state.last_action
@@ -378,7 +398,7 @@ def _first_manual_start(cr: Wukong, seen: Observed, step: Step, state: Lifecycle
     deleted it is new too: the pass that first sees it (Creating -> Starting: the user's
     last word was to run it, or it would be Stopped) starts it unless a call is in flight.
     Only that pass: later ones cannot tell a start not yet shown in the cache from none."""
-    settled = state.state not in (Answer.Accepted, Answer.Issued)
+    settled = state.state not in IN_FLIGHT
     new_vm = not state.last_action or (step.previous is Phase.Creating and settled)
     return (
         seen.vm is not None
@@ -445,7 +465,7 @@ def _run_strategy(
     stop refused right after a stop left a RerunOnFailure VM stopped but not Halted (found
     by test_lifecycle_sequences, seed 4259277729)."""
     waiting = state.issued is False and state.state != Answer.Refused
-    if seen.vm is None or waiting:
+    if seen.vm is None or being_deleted(seen.vm) or waiting:
         return []
     current = seen.run_strategy
     wanted = desired_run_strategy(cr, want_running(cr, state.last_action))
@@ -458,8 +478,13 @@ def _run_strategy(
     # Neither the spec nor a request of ours moved it (a spec edit is a generation not yet
     # observed; KubeVirt's answer to our start is Always, a running strategy like the one
     # wanted): someone ran `virtctl stop` or `start`, or edited the VM. Undone, not silently.
-    runs = RUNS.get(current or "")
-    if cr.metadata.generation == observed and runs is not None and runs != RUNS.get(wanted):
+    runs, want = RUNS.get(current or ""), RUNS.get(wanted)
+    ours = (
+        state.state in IN_FLIGHT  # our call's effect may not be in the cache yet
+        or cr.metadata.generation != observed  # the spec changed: the patch is its
+        or (current, state.last_action) in KUBEVIRTS_ANSWERS
+    )
+    if not ours and runs is not None and want is not None and runs != want:
         verb = "started" if runs else "stopped"
         patch.append(
             Emit(
@@ -474,4 +499,16 @@ def _run_strategy(
 
 
 # What a runStrategy does to the guest by itself: run it, keep it down, or neither (Manual).
-RUNS: dict[str, bool] = {"Always": True, "RerunOnFailure": True, "Halted": False}
+RUNS: dict[str, bool | None] = {
+    "Always": True,
+    "RerunOnFailure": True,
+    "Halted": False,
+    "Manual": None,
+}
+# What KubeVirt leaves after our own calls (virt-api lifecycle.go): its start turns Halted
+# into Always, its stop of a RerunOnFailure VM keeps RerunOnFailure (a Stop request).
+KUBEVIRTS_ANSWERS = {
+    ("Always", "start"),
+    ("Always", "restart"),
+    ("RerunOnFailure", "stop"),
+}

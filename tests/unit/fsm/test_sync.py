@@ -18,7 +18,9 @@ FAILED = replace(UP, vmi_phase="Failed", vmi_ready=False)
 NO_VMI = replace(UP, vmi_exists=False, vmi_phase=None, vmi_ready=False)
 SHUT_DOWN = replace(UP, run_strategy="Manual", vmi_phase="Succeeded", vmi_ready=False)
 REFUSED = replace(UP, call_refused=True)  # KubeVirt refused the call: the guest as it was
-GONE = Facts(children_ready=True, want_running=True)  # the VM deleted outside Wukong, its VMI too
+GONE = Facts(
+    children_ready=True, want_running=True, vm_was_seen=True
+)  # the VM deleted outside Wukong, its VMI too
 
 
 def case(name: str, *values: object) -> ParameterSet:
@@ -128,11 +130,19 @@ SYNC_CASES = [
     case(
         "running-vm-deleted-while-its-vmi-terminates",
         P.Running,
-        replace(UP, vm_exists=False, run_strategy=None),
+        replace(UP, vm_exists=False, vm_was_seen=True, run_strategy=None),
         P.Creating,
         "VMDeleted",
     ),
-    case("stopped-vm-deleted-outside-wukong", P.Stopped, Facts(), P.Creating, "VMDeleted"),
+    case(
+        "stopped-vm-deleted-outside-wukong",
+        P.Stopped,
+        Facts(vm_was_seen=True),
+        P.Creating,
+        "VMDeleted",
+    ),
+    # A stop of a Wukong in Error before its VM was ever made: no VM to call deleted.
+    case("stopping-without-a-vm-ever", P.Stopping, Facts(), P.Stopped, "VMIStopped"),
     case("restarting-vm-deleted-outside-wukong", P.Restarting, GONE, P.Creating, "VMDeleted"),
     case("suspended-vm-deleted-outside-wukong", P.Suspended, GONE, P.Creating, "VMDeleted"),
     case("restart-refused-by-kubevirt", P.Restarting, REFUSED, P.Running, "CallRefused"),

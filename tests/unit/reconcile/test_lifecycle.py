@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
@@ -620,3 +621,109 @@ def test_a_call_kubevirt_refuses_brings_the_phase_back_with_a_warning(
     assert "VM snapshot is in progress" in event.message
     later = Observed(**{**world.__dict__, "now": NOW + timedelta(minutes=10)})
     assert calls(decide(cr, back.status, later)) == []
+
+
+def _terminating(obj: Any) -> Any:
+    gone = copy.deepcopy(obj)
+    gone["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
+    return gone
+
+
+def _owned(vmi: Any, vm_uid: str) -> Any:
+    owned = copy.deepcopy(vmi)
+    owner = {"kind": "VirtualMachine", "name": "web-1-vm", "uid": vm_uid, "controller": True}
+    owned["metadata"]["ownerReferences"] = [{"apiVersion": "kubevirt.io/v1", **owner}]
+    return owned
+
+
+@pytest.mark.parametrize("verb", ["restart", "suspend"])
+def test_a_request_in_flight_when_the_vm_is_deleted_ends_and_the_new_manual_vm_starts(
+    verb: str,
+) -> None:
+    """Found by review: a restart or suspend Issued on the old VM stayed in flight through the
+    VMDeleted hop, and the new Manual VM was never started (Starting for good)."""
+    cr = wukong(runStrategy="Manual", lifecycleAction={"action": verb})
+    world = running_world("Manual")
+    status = decide(cr, {"phase": "Running"}, world).status
+    status = decide(cr, status, world).status  # the call
+    assert status["lifecycleState"]["state"] == "Issued"
+    old = Observed(**{**world.__dict__, "vm": _terminating(world.vm)})
+    status = decide(cr, status, old).status
+    assert status["phase"] == "Creating"
+    state = status["lifecycleState"]
+    assert (state["state"], state["message"]) == (
+        "Done",
+        f"{verb} ended: the VM was deleted outside Wukong",
+    )
+    new_vm = {**world.vm, "metadata": {**world.vm["metadata"], "uid": "vm-2"}}  # type: ignore[index]
+    made: list[VmCall] = []
+    for _ in range(3):
+        plan = decide(cr, status, ready_children(vm=new_vm))
+        status, made = plan.status, made + calls(plan)
+    assert made == [VmCall("start", "web-1-vm")]
+
+
+def test_no_call_goes_to_a_vm_being_deleted() -> None:
+    cr = wukong(lifecycleAction={"action": "restart"})
+    world = running_world()
+    accepted = decide(cr, {"phase": "Running"}, world).status
+    plan = decide(cr, accepted, Observed(**{**world.__dict__, "vm": _terminating(world.vm)}))
+    assert calls(plan) == []
+
+
+def test_the_old_vmi_lingering_in_the_cache_is_not_the_new_vms() -> None:
+    """The VM and VMI caches come from two watch streams: the pass that first sees the VM
+    made again may still see the old VM's VMI. It was taken for the new VM's guest: the
+    Wukong went Running on it, then Stopped, and a Manual VM was never started."""
+    from wukong.act.reconciler import observe
+
+    world = running_world("Manual")
+    assert world.vm is not None and world.vmi is not None
+    new_vm = {**world.vm, "metadata": {**world.vm["metadata"], "uid": "vm-2"}}
+    cached = {
+        ("virtualmachines", "web-1-vm"): new_vm,
+        ("virtualmachineinstances", "web-1-vm"): _terminating(_owned(world.vmi, "vm-uid")),
+    }
+
+    class Store:
+        def get(self, kind: str, namespace: str, name: str) -> Any:
+            return cached.get((kind.split(".")[0], name))
+
+        def by_label(self, kind: str, label: str, value: str) -> list[Any]:
+            return []
+
+        def list(self, kind: str, namespace: str | None = None, selector: Any = None) -> list[Any]:
+            return []
+
+        def remember(self, kind: str, obj: Any) -> None:
+            pass
+
+    seen = observe(Store(), wukong(), NOW)
+    assert seen.vm is new_vm and seen.vmi is None
+    cached[("virtualmachineinstances", "web-1-vm")] = _owned(world.vmi, "vm-2")
+    assert observe(Store(), wukong(), NOW).vmi is not None
+
+
+def test_our_own_calls_and_spec_edits_are_never_reported_as_done_outside_wukong() -> None:
+    """Found by review: a plain stop of a RerunOnFailure Wukong (KubeVirt leaves
+    RerunOnFailure with a Stop request; the operator then sets Halted), one update setting
+    runStrategy Manual with a restart, and a pass that sees the VM before our own call shows
+    in the cache, each posted RunStrategyReverted."""
+    rerun = wukong(runStrategy="RerunOnFailure", lifecycleAction={"action": "stop"})
+    world = running_world("RerunOnFailure")
+    warnings: list[str] = []
+    status: dict[str, Any] = {"phase": "Running", "observedGeneration": 0}
+    for _ in range(3):
+        plan = decide(rerun, status, world)
+        status, warnings = plan.status, warnings + _reverted(plan)
+    manual = wukong(runStrategy="Manual", lifecycleAction={"action": "restart"})
+    status = {"phase": "Running", "observedGeneration": 0}
+    for _ in range(3):
+        plan = decide(manual, status, running_world())
+        status, warnings = plan.status, warnings + _reverted(plan)
+    stop = wukong(lifecycleAction={"action": "stop"})
+    status = {"phase": "Running", "observedGeneration": 0}
+    for _ in range(3):  # the VM still shows Always after our stop: the cache is behind
+        plan = decide(stop, status, running_world())
+        status, warnings = plan.status, warnings + _reverted(plan)
+    assert warnings == []
