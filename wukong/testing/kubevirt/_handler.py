@@ -72,7 +72,7 @@ class GuestHost(Controller):
         stamps = list(status.get("phaseTransitionTimestamps") or [])
         stamps.append({"phase": new_phase, "phaseTransitionTimestamp": now_iso()})
         status["phaseTransitionTimestamps"] = stamps
-        self._marks[(vmi["metadata"]["uid"], new_phase)] = asyncio.get_running_loop().time()
+        self._marks[(vmi["metadata"]["uid"], new_phase)] = self._clock()
 
     def _boot(
         self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
@@ -93,7 +93,7 @@ class GuestHost(Controller):
                 list(status.get("conditions") or []),
                 "Paused",
                 "True",
-                "PausedStartStrategy",
+                "PausedByUser",  # virt-launcher starts the domain paused for the user
                 "VMI was paused by user",
             )
         return None

@@ -1,6 +1,7 @@
-"""The simulated node's disk error: QEMU pauses the guest, virt-handler retries resuming it on
-KubeVirt's back-off (v1.7.0 ioErrorRetryManager: a wait doubling up to 3 min) until the disk
-answers again. A guest its user paused does no I/O."""
+"""The simulated node's pauses, with v1.7.0 virt-handler's reasons. A disk error: QEMU pauses
+the guest, virt-handler retries resuming it on KubeVirt's back-off (ioErrorRetryManager: a wait
+doubling up to 3 min) until the disk answers again; a guest its user paused does no I/O. A VMI
+started paused is paused for its user."""
 
 from __future__ import annotations
 
@@ -74,4 +75,18 @@ def test_a_guest_paused_by_its_user_is_not_paused_by_its_disk() -> None:
     status: JsonObj = {"phase": "Running", "conditions": [user]}
     guest.disk_error()
     assert node._disk_error(VMI, guest, status) is None
+    assert pause_reason(status) == "PausedByUser"
+
+
+def test_a_vmi_started_paused_is_paused_for_its_user() -> None:
+    """virt-launcher starts the domain paused (libvirt's reason: user), so virt-handler says
+    PausedByUser; the simulator said PausedStartStrategy, which the operator reads as a pause
+    KubeVirt made itself."""
+    node, guest = Node(), Guest("ns", "vm")
+    vmi = {**VMI, "spec": {"startStrategy": "Paused"}}
+    status: JsonObj = {"phase": "Scheduled", "conditions": []}
+    node._boot(vmi, None, guest, status)
+    node.now += 60.0
+    node._boot(vmi, None, guest, status)
+    assert status["phase"] == "Running"
     assert pause_reason(status) == "PausedByUser"
