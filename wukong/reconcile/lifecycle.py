@@ -193,9 +193,11 @@ def facts_for(
     failed: bool,
     now: datetime,
     vm_was_seen: bool = True,
+    refused: bool = False,
 ) -> Facts:
     """What the FSM's guards read, from the cluster and the recorded request;
-    `vm_was_seen`: the last status named a VM (status.vmName)."""
+    `vm_was_seen`: the last status named a VM (status.vmName); `refused`: KubeVirt refused
+    the call of the stored request (lifecycleState Failed)."""
     vmi = seen.vmi
     deadline = state.deadline
     return Facts(
@@ -219,7 +221,7 @@ def facts_for(
         and _vmi_uid(seen) != state.vmi_uid,
         stop_deadline_passed=deadline is not None and now >= deadline,
         force_issued=bool(state.escalated) or bool(state.force),
-        call_refused=state.state == Answer.Failed,
+        call_refused=refused,
     )
 
 
@@ -255,6 +257,9 @@ def plan_lifecycle(
         failed=failed,
         now=now,
         vm_was_seen=status.vm_name is not None,
+        # From the stored record: a new request in the same pass must not hide that KubeVirt
+        # refused the last call (the phase would stay where that call left it).
+        refused=state.state == Answer.Failed,
     )
     step = decide(
         status.phase,
@@ -317,6 +322,11 @@ def plan_lifecycle(
         if at_creation:
             how = "running" if verb == "start" else "stopped"
             accepted = moved(accepted, Happened.called, message=f"the VM is created {how}")
+        elif VM_DELETED in (reason for _, _, reason in step.hops):
+            # Its VM is being deleted in this very pass: nothing to call; the VM made again
+            # follows the run state this request leaves (a stop: stopped; else running).
+            why = f"{verb} ended: the VM was deleted outside Wukong"
+            accepted = moved(accepted, Happened.moot, message=why, call=None, deadline=None)
         return LifecyclePlan(step, tuple(actions), accepted)
     if VM_DELETED in (reason for _, _, reason in step.hops) and state.state in IN_FLIGHT:
         # The request's VM is gone: its call made nothing the new VM will show, and one still

@@ -67,8 +67,14 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 state = state.model_copy(update={"escalated": False, "message": message})
             elif failure.kind == "transient":
                 state = moved(state, Happened.call_failed)
+            elif action.force and state.escalated and not state.force:
+                # The graceful call before it was made and may well have landed (a 409 "VM
+                # is not running" while its VMI goes): the request stays as it is, not a
+                # refusal of the user's request.
+                message = f"forced {action.verb} refused: {failure.message}"
+                state = state.model_copy(update={"message": message})
             else:
                 message = f"KubeVirt refused {action.verb}: {failure.message}"
-                state = moved(state, Happened.call_refused, message=message)
+                state = moved(state, Happened.call_refused, message=message, deadline=None)
             status = status.model_copy(update={"lifecycle_state": state})
     return status

@@ -727,3 +727,85 @@ def test_our_own_calls_and_spec_edits_are_never_reported_as_done_outside_wukong(
         plan = decide(stop, status, running_world())
         status, warnings = plan.status, warnings + _reverted(plan)
     assert warnings == []
+
+
+def test_a_request_that_arrives_with_the_vm_deletion_makes_no_call_and_the_manual_vm_starts() -> (
+    None
+):
+    """Found by the second review: a suspend first seen in the pass that sees the VM being
+    deleted kept its call; it went to the VM made again, and a Manual one never started."""
+    cr = wukong(runStrategy="Manual", lifecycleAction={"action": "suspend"})
+    world = running_world("Manual")
+    assert world.vm is not None
+    running = {"phase": "Running", "vmName": "web-1-vm"}
+    plan = decide(cr, running, Observed(**{**world.__dict__, "vm": _terminating(world.vm)}))
+    status = plan.status
+    assert status["phase"] == "Creating"
+    assert status["lifecycleState"]["state"] == "Done"
+    assert status["lifecycleState"]["message"] == "suspend ended: the VM was deleted outside Wukong"
+    new_vm = {**world.vm, "metadata": {**world.vm["metadata"], "uid": "vm-2"}}
+    made: list[VmCall] = []
+    for _ in range(3):
+        plan = decide(cr, status, ready_children(vm=new_vm))
+        status, made = plan.status, made + calls(plan)
+    assert made == [VmCall("start", "web-1-vm")]
+
+
+def _refused(cr: Any, world: Any, verb: str) -> dict[str, Any]:
+    from wukong.api.status import WukongStatus
+    from wukong.reconcile.actions import Failed
+    from wukong.reconcile.outcome import fold
+
+    accepted = decide(cr, {"phase": "Running"}, world)
+    called = decide(cr, accepted.status, world)
+    [call] = calls(called)
+    assert call.verb == verb
+    return fold(
+        WukongStatus.model_validate(called.status),
+        WukongStatus.model_validate(accepted.status),
+        {call: Failed("refused", "VM snapshot is in progress", 409)},
+    ).to_wire()
+
+
+def test_a_refusal_is_not_hidden_by_a_new_request_and_its_deadline_forces_nothing() -> None:
+    """Found by the second review: the refusal was read from the record a new request
+    makes, so a request sent meanwhile kept the phase Restarting, and the refused graceful
+    restart's deadline then forced that very restart."""
+    graceful = {"action": "restart", "gracePeriodSeconds": 30}
+    world = running_world()
+    status = _refused(wukong(lifecycleAction=graceful), world, "restart")
+    assert status["lifecycleState"].get("deadline") is None
+    start = wukong(lifecycleAction={"action": "start"})  # refused: the VM runs
+    plan = decide(start, status, world)
+    assert plan.status["phase"] == "Running"
+    later = Observed(**{**world.__dict__, "now": NOW + timedelta(minutes=10)})
+    assert calls(decide(start, plan.status, later)) == []
+
+
+def test_a_refused_forced_escalation_of_a_graceful_restart_is_not_a_refused_restart() -> None:
+    """Found by the second review: the graceful restart was made; its forced escalation got
+    KubeVirt's 409 "VM is not running" while the old VMI went, and the request was recorded
+    "KubeVirt refused restart", with a false CallRefused Warning and phase Running."""
+    from wukong.api.status import WukongStatus
+    from wukong.reconcile.actions import Failed
+    from wukong.reconcile.outcome import fold
+
+    cr = wukong(lifecycleAction={"action": "restart", "gracePeriodSeconds": 30})
+    world = running_world()
+    accepted = decide(cr, {"phase": "Running"}, world)
+    issued = decide(cr, accepted.status, world)
+    later = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=31)})
+    forced = decide(cr, issued.status, later)
+    force = VmCall("restart", "web-1-vm", grace_period=0, force=True)
+    assert force in calls(forced)
+    written = fold(
+        WukongStatus.model_validate(forced.status),
+        WukongStatus.model_validate(issued.status),
+        {force: Failed("refused", "VM is not running", 409)},
+    ).to_wire()
+    state = written["lifecycleState"]
+    assert (state["state"], state["escalated"]) == ("Issued", True)
+    assert state["message"] == "forced restart refused: VM is not running"
+    after = decide(cr, written, later)
+    assert after.status["phase"] == "Restarting"
+    assert not [a for a in after.actions if isinstance(a, Emit) and a.reason == "CallRefused"]
