@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import pytest
 
-from tests.unit.fsm.worlds import WORLD
+from tests.unit.fsm.worlds import UP, WORLD
 from wukong.fsm import Effect, Facts, Phase, Request, allowed_requests, decide
 
 P, R, E = Phase, Request, Effect
@@ -210,14 +211,7 @@ def test_deleting_is_absorbing(phase: Phase, action: Request, force: bool) -> No
         assert step.hops == ()
 
 
-KUBEVIRT_PAUSED = Facts(
-    vm_exists=True,
-    want_running=True,
-    run_strategy="Always",
-    vmi_exists=True,
-    vmi_phase="Running",
-    vmi_paused_otherwise=True,
-)
+KUBEVIRT_PAUSED = replace(UP, vmi_ready=False, vmi_paused_otherwise=True)
 
 
 @pytest.mark.parametrize("action", [R.suspend, R.resume])

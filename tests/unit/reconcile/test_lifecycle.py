@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from tests.unit.reconcile.world import NOW, NS, decide, ready_children, wukong
-from wukong.reconcile.actions import CreateChild, Emit, PatchChild, VmCall
+from wukong.api.status import WukongStatus
+from wukong.reconcile.actions import Action, CreateChild, Emit, Failed, PatchChild, VmCall
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.outcome import fold
 from wukong.reconcile.vm import build_vm
 
 
@@ -35,6 +37,13 @@ def running_world(strategy: str = "Always", **vmi_status: Any) -> Any:
 
 def calls(plan: Any) -> list[VmCall]:
     return [a for a in plan.actions if isinstance(a, VmCall)]
+
+
+def folded(planned: dict[str, Any], old: dict[str, Any], failed: dict[Action, Failed]) -> Any:
+    """The status the executor writes when `failed` failed (outcome.fold, on the wire)."""
+    return fold(
+        WukongStatus.model_validate(planned), WukongStatus.model_validate(old), failed
+    ).to_wire()
 
 
 def test_restart_is_recorded_then_called_once() -> None:
@@ -184,10 +193,6 @@ def test_manual_without_auto_start_is_not_started() -> None:
 
 
 def test_a_failed_forced_escalation_is_retried_forced() -> None:
-    from wukong.api.status import WukongStatus
-    from wukong.reconcile.actions import Failed
-    from wukong.reconcile.outcome import fold
-
     cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
     world = running_world()
     accepted = decide(cr, {"phase": "Running"}, world)
@@ -196,12 +201,8 @@ def test_a_failed_forced_escalation_is_retried_forced() -> None:
     forced = decide(cr, issued.status, later)
     force = VmCall("stop", "web-1-vm", grace_period=0, force=True)
     assert force in calls(forced)
-    failed = {force: Failed("transient", "503 the server is busy")}
-    written = fold(
-        WukongStatus.model_validate(forced.status),
-        WukongStatus.model_validate(issued.status),
-        failed,
-    ).to_wire()
+    failed: dict[Action, Failed] = {force: Failed("transient", "503 the server is busy")}
+    written = folded(forced.status, issued.status, failed)
     assert written["lifecycleState"]["escalated"] is False
     again = decide(cr, written, later)
     assert force in calls(again), "the forced stop must be sent again, forced"
@@ -597,22 +598,10 @@ def test_a_call_kubevirt_refuses_brings_the_phase_back_with_a_warning(
     """A restart or pause KubeVirt answers 409 (e.g. a snapshot in progress) changes nothing;
     the Wukong stayed Restarting or Suspending for good, and a graceful restart's deadline
     would later force a restart KubeVirt had refused."""
-    from wukong.api.status import WukongStatus
-    from wukong.reconcile.actions import Failed
-    from wukong.reconcile.outcome import fold
-
     cr = wukong(lifecycleAction={"action": verb})
     world = running_world()
-    accepted = decide(cr, {"phase": "Running"}, world)
-    called = decide(cr, accepted.status, world)
-    assert called.status["phase"] == phase
-    [call] = calls(called)
-    refusal = Failed("refused", "VM snapshot is in progress", 409)
-    written = fold(
-        WukongStatus.model_validate(called.status),
-        WukongStatus.model_validate(accepted.status),
-        {call: refusal},
-    ).to_wire()
+    written = _refused(cr, world)
+    assert written["phase"] == phase
     back = decide(cr, written, world)
     assert back.status["phase"] == "Running"
     assert calls(back) == []
@@ -751,20 +740,14 @@ def test_a_request_that_arrives_with_the_vm_deletion_makes_no_call_and_the_manua
     assert made == [VmCall("start", "web-1-vm")]
 
 
-def _refused(cr: Any, world: Any, verb: str) -> dict[str, Any]:
-    from wukong.api.status import WukongStatus
-    from wukong.reconcile.actions import Failed
-    from wukong.reconcile.outcome import fold
-
+def _refused(cr: Any, world: Any) -> Any:
+    """The status after KubeVirt refused the request's call with a 409."""
     accepted = decide(cr, {"phase": "Running"}, world)
     called = decide(cr, accepted.status, world)
     [call] = calls(called)
-    assert call.verb == verb
-    return fold(
-        WukongStatus.model_validate(called.status),
-        WukongStatus.model_validate(accepted.status),
-        {call: Failed("refused", "VM snapshot is in progress", 409)},
-    ).to_wire()
+    return folded(
+        called.status, accepted.status, {call: Failed("refused", "VM snapshot is in progress", 409)}
+    )
 
 
 def test_a_refusal_is_not_hidden_by_a_new_request_and_its_deadline_forces_nothing() -> None:
@@ -773,7 +756,7 @@ def test_a_refusal_is_not_hidden_by_a_new_request_and_its_deadline_forces_nothin
     restart's deadline then forced that very restart."""
     graceful = {"action": "restart", "gracePeriodSeconds": 30}
     world = running_world()
-    status = _refused(wukong(lifecycleAction=graceful), world, "restart")
+    status = _refused(wukong(lifecycleAction=graceful), world)
     assert status["lifecycleState"].get("deadline") is None
     start = wukong(lifecycleAction={"action": "start"})  # refused: the VM runs
     plan = decide(start, status, world)
@@ -786,10 +769,6 @@ def test_a_refused_forced_escalation_of_a_graceful_restart_is_not_a_refused_rest
     """Found by the second review: the graceful restart was made; its forced escalation got
     KubeVirt's 409 "VM is not running" while the old VMI went, and the request was recorded
     "KubeVirt refused restart", with a false CallRefused Warning and phase Running."""
-    from wukong.api.status import WukongStatus
-    from wukong.reconcile.actions import Failed
-    from wukong.reconcile.outcome import fold
-
     cr = wukong(lifecycleAction={"action": "restart", "gracePeriodSeconds": 30})
     world = running_world()
     accepted = decide(cr, {"phase": "Running"}, world)
@@ -798,11 +777,9 @@ def test_a_refused_forced_escalation_of_a_graceful_restart_is_not_a_refused_rest
     forced = decide(cr, issued.status, later)
     force = VmCall("restart", "web-1-vm", grace_period=0, force=True)
     assert force in calls(forced)
-    written = fold(
-        WukongStatus.model_validate(forced.status),
-        WukongStatus.model_validate(issued.status),
-        {force: Failed("refused", "VM is not running", 409)},
-    ).to_wire()
+    written = folded(
+        forced.status, issued.status, {force: Failed("refused", "VM is not running", 409)}
+    )
     state = written["lifecycleState"]
     assert (state["state"], state["escalated"]) == ("Issued", True)
     assert state["message"] == "forced restart refused: VM is not running"
