@@ -225,6 +225,31 @@ async def wait_phase(
     )
 
 
+async def wait_ready(k: Kube, namespace: str, name: str, *, within: float = 20) -> JsonObj:
+    """Poll until the Wukong is Running and Ready (a Running guest can be not Ready yet, or
+    any more: its pod terminating, paused)."""
+    return await wait_for(
+        k,
+        namespace,
+        name,
+        lambda cr: (
+            (cr.get("status") or {}).get("phase") == "Running"
+            and condition(cr, "Ready").get("status") == "True"
+        ),
+        within=within,
+        what=f"{name} Running and Ready",
+    )
+
+
+async def wukong_events(k: Kube, namespace: str, reason: str) -> list[JsonObj]:
+    """The Events posted on Wukongs of `namespace` with this reason."""
+    return [
+        e
+        for e in await items(k, "event", namespace)
+        if e.get("reason") == reason and (e.get("involvedObject") or {}).get("kind") == "Wukong"
+    ]
+
+
 async def patch_spec(k: Kube, namespace: str, name: str, spec: JsonObj) -> JsonObj:
     """Merge-patch the Wukong's spec, as `kubectl patch --type merge` does."""
     return await k.merge_patch(path("wukong", namespace, name), {"spec": spec})

@@ -27,6 +27,7 @@ from tests.integration.scenario import (
     sim,
     wait_for,
     wait_phase,
+    wait_ready,
     wukong,
 )
 from wukong.adapters.kube import Kube
@@ -247,17 +248,7 @@ async def test_watches_expired_by_a_restart_relist_every_kind_and_miss_no_change
     # KubeVirt's finalizer holds the old VM a moment; then the operator makes a new one. Until
     # then the old guest still runs while its pod terminates (Running, Ready False).
     await eventually(lambda: _replaced(k, namespace, vm["metadata"]["uid"]), timeout=40)
-    await wait_for(
-        k,
-        namespace,
-        "steady",
-        lambda c: (
-            (c.get("status") or {}).get("phase") == "Running"
-            and condition(c, "Ready").get("status") == "True"
-        ),
-        within=40,
-        what="steady runs again, Ready",
-    )
+    await wait_ready(k, namespace, "steady", within=40)
     assert [v["metadata"]["name"] for v in await items(k, "vm", namespace)] == ["steady-vm"]
 
 

@@ -14,7 +14,6 @@ from tests.integration.scenario import (
     condition,
     create,
     get,
-    items,
     k,
     operator,
     patch_spec,
@@ -23,6 +22,7 @@ from tests.integration.scenario import (
     wait_for,
     wait_phase,
     wukong,
+    wukong_events,
 )
 from wukong.adapters.kube import Kube, api_path
 from wukong.errors import Forbidden
@@ -141,13 +141,8 @@ async def test_missing_secret_is_named_in_a_condition_and_the_vm_starts_once_it_
     assert cr["status"]["phase"] != "Running"
 
     async def warned() -> bool:
-        events = await items(k, "event", namespace)
-        return any(
-            e.get("reason") == "SecretNotFound"
-            and e.get("type") == "Warning"
-            and e["involvedObject"].get("kind") == "Wukong"
-            for e in events
-        )
+        events = await wukong_events(k, namespace, "SecretNotFound")
+        return any(e.get("type") == "Warning" for e in events)
 
     await eventually(warned, timeout=20, message="a Warning Event on the Wukong")
     await put_secret(k, namespace, secret("absent-keys", key1=PUBLIC_KEY))

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.scenario import (
-    JsonObj,
     condition,
     create,
     get,
@@ -21,7 +20,9 @@ from tests.integration.scenario import (
     sim,
     wait_for,
     wait_phase,
+    wait_ready,
     wukong,
+    wukong_events,
 )
 from wukong.adapters.kube import Kube
 from wukong.testing.eventually import eventually
@@ -267,12 +268,8 @@ async def test_a_guest_paused_on_a_disk_error_says_so_and_runs_on_once_the_disk_
     assert condition(cr, "Ready")["reason"] == "PausedIOError"
 
     async def warned() -> bool:
-        return any(
-            e.get("reason") == "PausedIOError"
-            and e.get("type") == "Warning"
-            and e["involvedObject"].get("kind") == "Wukong"
-            for e in await items(k, "event", namespace)
-        )
+        events = await wukong_events(k, namespace, "PausedIOError")
+        return any(e.get("type") == "Warning" for e in events)
 
     await eventually(warned, timeout=20, message="a Warning Event on the Wukong")
     # A suspend now is refused: the pause is KubeVirt's, not one the Wukong could answer.
@@ -323,24 +320,10 @@ async def test_a_vm_deleted_outside_wukong_is_made_again_with_a_warning_and_runs
         return vm is not None and vm["metadata"]["uid"] != old["metadata"]["uid"]
 
     await eventually(replaced, timeout=60, message="a new again-vm")
-    cr = await wait_for(
-        k,
-        namespace,
-        "again",
-        lambda c: (
-            (c.get("status") or {}).get("phase") == "Running"
-            and condition(c, "Ready").get("status") == "True"
-        ),
-        within=60,
-        what="again runs again, Ready",
-    )
+    cr = await wait_ready(k, namespace, "again", within=60)
     hops = [(h.get("from"), h.get("to"), h.get("reason")) for h in cr["status"]["history"]]
     assert ("Running", "Creating", "VMDeleted") in hops, hops
-    warnings = [
-        e
-        for e in await items(k, "event", namespace)
-        if e.get("reason") == "VMDeleted" and e["involvedObject"].get("kind") == "Wukong"
-    ]
+    warnings = await wukong_events(k, namespace, "VMDeleted")
     assert [e["type"] for e in warnings] == ["Warning"]
     assert "deleted outside Wukong" in warnings[0]["message"]
     starts = [c for c in sim.calls if c.subresource == "start" and c.name == "again-vm"]
@@ -360,27 +343,13 @@ async def test_a_virtctl_stop_behind_the_wukongs_back_is_undone_with_a_warning(
     )
     await k.request("PUT", stop, body={})
 
-    async def warned() -> list[JsonObj]:
-        return [
-            e
-            for e in await items(k, "event", namespace)
-            if e.get("reason") == "RunStrategyReverted"
-            and e["involvedObject"].get("kind") == "Wukong"
-        ]
-
-    [event] = await eventually(warned, timeout=30, message="a RunStrategyReverted Event")
+    [event] = await eventually(
+        lambda: wukong_events(k, namespace, "RunStrategyReverted"),
+        timeout=30,
+        message="a RunStrategyReverted Event",
+    )
     assert event["type"] == "Warning"
     assert "undone-vm was stopped outside Wukong (runStrategy Halted" in event["message"]
-    await wait_for(
-        k,
-        namespace,
-        "undone",
-        lambda c: (
-            (c.get("status") or {}).get("phase") == "Running"
-            and condition(c, "Ready").get("status") == "True"
-        ),
-        within=60,
-        what="undone runs again, Ready",
-    )
+    await wait_ready(k, namespace, "undone", within=60)
     vm = await get(k, "vm", namespace, "undone-vm")
     assert vm is not None and vm["spec"]["runStrategy"] == "Always"
