@@ -34,6 +34,7 @@ from wukong.reconcile.children import retained
 from wukong.reconcile.disks import DiskPlan, plan_disks
 from wukong.reconcile.hotplug import plan_hotplug
 from wukong.reconcile.lifecycle import (
+    VM_DELETED,
     desired_run_strategy,
     plan_lifecycle,
     request_id,
@@ -259,7 +260,7 @@ def _hops(step: Step) -> list[tuple[str, str, str]]:
 
 # Hops caused by someone acting on the VM behind Wukong's back: a Warning saying what now.
 OUTSIDE_HOPS = {
-    "VMDeleted": "the VirtualMachine was deleted outside Wukong; it is created again from the "
+    VM_DELETED: "the VirtualMachine was deleted outside Wukong; it is created again from the "
     "spec (delete the Wukong to delete the VM)",
 }
 

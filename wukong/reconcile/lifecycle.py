@@ -192,8 +192,8 @@ def facts_for(
     ready: bool,
     failed: bool,
     now: datetime,
-    vm_was_seen: bool = True,
-    refused: bool = False,
+    vm_was_seen: bool,
+    refused: bool,
 ) -> Facts:
     """What the FSM's guards read, from the cluster and the recorded request;
     `vm_was_seen`: the last status named a VM (status.vmName); `refused`: KubeVirt refused
@@ -239,10 +239,7 @@ def plan_lifecycle(
     call_pending = state.state == Answer.Accepted and bool(state.call) and live_vm
     # A suspend waits for the guest to run; while the start autoStart makes under Manual is
     # under way, that start is the creation's and the suspend is looked at once it is done.
-    auto_starting = state.request_id == AUTO_START and state.state in (
-        Answer.Accepted,
-        Answer.Issued,
-    )
+    auto_starting = state.request_id == AUTO_START and state.state in IN_FLIGHT
     later = call_pending or (
         auto_starting and action is not None and action.action.value == "suspend"
     )
@@ -267,6 +264,7 @@ def plan_lifecycle(
         action.action.value if new_request and action else None,
         force=bool(action and action.force),
     )
+    vm_deleted = VM_DELETED in (reason for _, _, reason in step.hops)
     actions: list[Action] = []
     requeue: float | None = None
     if new_request and action is not None and step.refused:
@@ -322,13 +320,13 @@ def plan_lifecycle(
         if at_creation:
             how = "running" if verb == "start" else "stopped"
             accepted = moved(accepted, Happened.called, message=f"the VM is created {how}")
-        elif VM_DELETED in (reason for _, _, reason in step.hops):
+        elif vm_deleted:
             # Its VM is being deleted in this very pass: nothing to call; the VM made again
             # follows the run state this request leaves (a stop: stopped; else running).
             why = f"{verb} ended: the VM was deleted outside Wukong"
             accepted = moved(accepted, Happened.moot, message=why, call=None, deadline=None)
         return LifecyclePlan(step, tuple(actions), accepted)
-    if VM_DELETED in (reason for _, _, reason in step.hops) and state.state in IN_FLIGHT:
+    if vm_deleted and state.state in IN_FLIGHT:
         # The request's VM is gone: its call made nothing the new VM will show, and one still
         # to make has nothing to go to. The new VM starts as a new one does.
         why = f"{state.last_action} ended: the VM was deleted outside Wukong"
@@ -348,7 +346,7 @@ def plan_lifecycle(
         state = moved(state, Happened.called, message=f"{last} sent to KubeVirt")
     # The record answers the request in flight, or a later one refused while it runs: then
     # its deadline still times the earlier call, but its message stays the refusal.
-    in_flight = state.state in (Answer.Accepted, Answer.Issued)
+    in_flight = state.state in IN_FLIGHT
     escalation = next((e for e in step.effects if e in ESCALATIONS), None)
     if escalation is not None:
         verb = _vm_call(escalation, vm, 0).verb
