@@ -118,6 +118,24 @@ async def test_suspend_and_resume_pause_the_vmi(
     assert calls(sim, "pause", "vm3-vm") == 1 and calls(sim, "unpause", "vm3-vm") == 1
 
 
+async def test_a_resume_sent_as_soon_as_the_suspend_is_made_resumes_the_guest(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """The resume comes while the pause may not be in the cache yet: it must still unpause
+    (it once took "not paused" for its own call made, and the guest stayed paused)."""
+    await running(k, namespace, "vm3b")
+    suspend = await request(k, namespace, "vm3b", "suspend")
+    made = (answered(suspend, "Issued"), answered(suspend, "Done"))
+    await wait_for(k, namespace, "vm3b", lambda cr: any(c(cr) for c in made), within=20)
+    resume = await request(k, namespace, "vm3b", "resume")
+    cr = await wait_for(k, namespace, "vm3b", answered(resume, "Done"), within=20)
+    assert cr["status"]["phase"] == "Running"
+    vmi = await get(k, "vmi", namespace, "vm3b-vm")
+    assert vmi is not None
+    assert not any(c["type"] == "Paused" for c in vmi["status"].get("conditions", []))
+    assert calls(sim, "pause", "vm3b-vm") == 1 and calls(sim, "unpause", "vm3b-vm") == 1
+
+
 @pytest.mark.parametrize(
     ("setup", "action", "phase", "words"),
     [

@@ -32,6 +32,7 @@ from wukong.reconcile.timefmt import iso
 DEFAULT_GRACE = 30
 AUTO_START = "autoStart"  # lifecycleState.requestId of the start autoStart makes under Manual
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
+PAUSE_VERBS = ("suspend", "resume")  # each undoes the other's call
 # Before the VM exists (docs/decisions.md, "Lifecycle requests at creation"): start and stop
 # are answered by creating the VM running or stopped; restart and resume have nothing to act
 # on and are done; suspend waits until the VM runs, then runs like any suspend.
@@ -240,8 +241,10 @@ def plan_lifecycle(
     # A suspend waits for the guest to run; while the start autoStart makes under Manual is
     # under way, that start is the creation's and the suspend is looked at once it is done.
     auto_starting = state.request_id == AUTO_START and state.state in IN_FLIGHT
-    later = call_pending or (
-        auto_starting and action is not None and action.action.value == "suspend"
+    later = (
+        call_pending
+        or _crosses_pause(action, state, seen)
+        or (auto_starting and action is not None and action.action.value == "suspend")
     )
     new_request = action is not None and not later and request_id(action) != state.request_id
     recorded = LifecycleState(vmi_uid=_vmi_uid(seen)) if new_request else state
@@ -380,6 +383,21 @@ def plan_lifecycle(
         actions += _run_strategy(cr, seen, state, status.observed_generation)
     empty = state == LifecycleState()
     return LifecyclePlan(step, tuple(actions), None if empty else state, requeue_after=requeue)
+
+
+def _crosses_pause(action: LifecycleAction | None, state: LifecycleState, seen: Observed) -> bool:
+    """A resume sent while our suspend's pause is made but not yet in the cache, or a suspend
+    while our resume's unpause is: the cache still shows the guest as the new request wants
+    it, so `call_landed` would count its call as made and it would never be (the guest then
+    ends as the earlier request left it, the record saying the later one is done). The new
+    request waits for the VMI update that shows the earlier call, which wakes the pass."""
+    return (
+        action is not None
+        and action.action.value in PAUSE_VERBS
+        and state.last_action in PAUSE_VERBS
+        and state.state == Answer.Issued
+        and not call_landed(state.last_action, state, seen)
+    )
 
 
 def _auto_start(cr: Wukong, state: LifecycleState, now: datetime) -> LifecycleState:

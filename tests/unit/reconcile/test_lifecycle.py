@@ -786,3 +786,48 @@ def test_a_refused_forced_escalation_of_a_graceful_restart_is_not_a_refused_rest
     after = decide(cr, written, later)
     assert after.status["phase"] == "Restarting"
     assert not [a for a in after.actions if isinstance(a, Emit) and a.reason == "CallRefused"]
+
+
+def _user_paused() -> Any:
+    world = running_world()
+    world.vmi["status"]["conditions"] = [
+        {"type": "Ready", "status": "False"},
+        {"type": "Paused", "status": "True", "reason": "PausedByUser"},
+    ]
+    return world
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "phase", "call", "ends"),
+    [
+        ("suspend", "resume", "Running", "unpause", "Resuming"),
+        ("resume", "suspend", "Suspended", "pause", "Suspending"),
+    ],
+)
+def test_a_suspend_or_resume_sent_before_the_other_shows_is_called_once_it_shows(
+    first: str, then: str, phase: str, call: str, ends: str
+) -> None:
+    """A resume sent while our pause was made but not yet in the cache found the guest "not
+    paused" and counted its unpause as made: the record said "resume done", and the guest
+    stayed paused once the pause showed. A suspend right after a resume the same way left
+    the guest running. The later request now waits for the earlier call's effect."""
+    before, after = (running_world(), _user_paused())
+    if first == "resume":
+        before, after = after, before
+    cr = wukong(lifecycleAction={"action": first, "requestedAt": "2026-11-23T11:59:00Z"})
+    accepted = decide(cr, {"phase": phase, "vmName": "web-1-vm"}, before)
+    issued = decide(cr, accepted.status, before)
+    assert [c.verb for c in calls(issued)] == [{"suspend": "pause", "resume": "unpause"}[first]]
+    cr = wukong(lifecycleAction={"action": then, "requestedAt": "2026-11-23T12:00:01Z"})
+    status = issued.status
+    for _ in range(2):  # the cache still shows the guest as before the first call
+        plan = decide(cr, status, before)
+        assert calls(plan) == []
+        status = plan.status
+        assert status["lifecycleState"]["lastAction"] == first
+    shown = decide(cr, status, after)  # the first call's effect shows: the later is taken
+    assert shown.status["lifecycleState"]["lastAction"] == then
+    made = decide(cr, shown.status, after)
+    assert [c.verb for c in calls(made)] == [call]
+    assert made.status["phase"] == ends
+    assert made.status["lifecycleState"]["state"] == "Issued"

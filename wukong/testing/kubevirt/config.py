@@ -42,6 +42,10 @@ class SimConfig:
     # virt-handler resumes a guest QEMU paused on a disk error after this, doubling while the
     # error lasts up to 180 s (KubeVirt: 10 s, the ioErrorRetryManager in pkg/virt-handler/vm.go)
     io_error_retry_delay: float = 0.2
+    # virt-handler's pause answers once libvirt paused the domain; the VMI's Paused condition
+    # follows on its next sync of the domain (pkg/virt-handler/vm.go), this much later. With
+    # real KubeVirt only: the pure simulator's virt-api writes it before it answers.
+    pause_report_delay: float = 0.1
     node_name: str = NODE_NAME
     # With real KubeVirt: the nodes pods are scheduled on, and extra labels per node.
     nodes: tuple[str, ...] = (NODE_NAME, "node-2")

@@ -40,6 +40,7 @@ from .guest import Guest, device_names
 from .objects import (
     CLAIMS,
     claim_keys,
+    condition,
     condition_true,
     deleting,
     drop_condition,
@@ -568,6 +569,9 @@ class NodeHandler(GuestHost):
         self.guest, self.as_handler = guest, as_handler
         self.book = AddressBook(cfg.pod_cidr_prefix)
         self._relabel: set[str] = set()  # VMIs whose hot-plug labels go with the next write
+        # Domains paused or resumed on virt-api's request, by VMI uid: (paused, when the VMI
+        # shows it).
+        self._domain_paused: dict[str, tuple[bool, float]] = {}
         if CLAIMS not in vmis.indexes:
             vmis.add_index(CLAIMS, claim_keys)
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
@@ -638,6 +642,7 @@ class NodeHandler(GuestHost):
         uptime = self._uptime(vmi, vm, guest, status)
         if uptime is None:
             return None  # guest.power_off is consumed once the write lands (reconcile)
+        reported = self._report_pause(vmi["metadata"]["uid"], status)
         io_retry = self._disk_error(vmi, guest, status)
         status["conditions"] = self._live_migratable(vmi, list(status["conditions"]))
         migrating = self._migrate(vmi, status)
@@ -647,7 +652,8 @@ class NodeHandler(GuestHost):
         status["interfaces"] = [
             {**known.get(i["name"], {}), **i} if "name" in i else i for i in found
         ]
-        return soonest(uptime.next_step, self._volumes(vmi, status), migrating, io_retry)
+        volumes = self._volumes(vmi, status)
+        return soonest(uptime.next_step, volumes, migrating, io_retry, reported)
 
     def _migrate(self, vmi: JsonObj, status: JsonObj) -> float | None:
         """virt-handler's part of a live migration (pkg/virt-handler migration-target.go and
@@ -738,25 +744,34 @@ class NodeHandler(GuestHost):
         return min(waits) if waits else None
 
     async def set_paused(self, ns: str, name: str, paused: bool) -> str | None:
-        """What virt-handler does once libvirt paused or resumed the domain; an error or None."""
-        for _ in range(10):
-            vmi = await self.kube.get_or_none(VMIS, ns, name)
-            if vmi is None or phase(vmi) != "Running":
-                return "VMI is not running"
-            status = copy.deepcopy(vmi.get("status") or {})
-            conds = drop_condition(list(status.get("conditions") or []), "Paused")
-            if paused:
-                conds = set_condition(
-                    conds, "Paused", "True", "PausedByUser", "VMI was paused by user"
-                )
-            status["conditions"] = conds
-            try:
-                await self._write(vmi, status)
-                return None
-            except ApiError as err:
-                if err.status != 409:
-                    return str(err)
-        return "could not update the VMI status"
+        """What virt-handler does when virt-api asks it to pause or resume (rest/lifecycle.go):
+        libvirt pauses or resumes the domain and it answers 202; the VMI's Paused condition
+        follows on its next sync of the domain, `pause_report_delay` later. An error or None."""
+        vmi = await self.kube.get_or_none(VMIS, ns, name)
+        if vmi is None or phase(vmi) != "Running":
+            return "VMI is not running"
+        due = self._clock() + self.cfg.pause_report_delay
+        self._domain_paused[vmi["metadata"]["uid"]] = (paused, due)
+        self.enqueue(key_of(vmi), after=self.cfg.pause_report_delay)
+        return None
+
+    def _report_pause(self, uid: str, status: JsonObj) -> float | None:
+        """The Paused condition of a pause or resume made through `set_paused`, once its
+        report is due; until the VMI shows it (a write can meet a conflict and be redone)."""
+        if uid not in self._domain_paused:
+            return None
+        paused, due = self._domain_paused[uid]
+        shown = condition({"status": status}, "Paused") is not None
+        if shown == paused:
+            del self._domain_paused[uid]
+            return None
+        if self._clock() < due:
+            return due - self._clock()
+        conds = drop_condition(list(status.get("conditions") or []), "Paused")
+        if paused:
+            conds = set_condition(conds, "Paused", "True", "PausedByUser", "VMI was paused by user")
+        status["conditions"] = conds
+        return None
 
 
 class HandlerServer:
