@@ -29,7 +29,10 @@ Observations (`sync`, first matching row per phase wins, in table order):
 - any phase after the VM's creation -> Creating when the VM is gone (deleted outside
   Wukong): it is made again from the spec.
 - Restarting/Suspending -> Running, Resuming -> Suspended when KubeVirt refused the call
-  (call_refused) and the guest is as it was.
+  (call_refused) and the guest is as it was; Starting -> Stopped for a refused start;
+  Stopping -> Suspended, Running or Starting (the guest as it is) for a refused stop. A
+  request the machine accepts clears call_refused for the rest of the pass: the refusal
+  answered the request before it.
 - Creating -> Starting when the VM exists and should run (or runs); else -> Stopped.
 - Starting -> Running when the VMI is Running, Ready and not paused; -> Suspended when
   paused; -> Stopped when no VMI runs and none is wanted.
@@ -107,6 +110,16 @@ TRANSITIONS: list[dict[str, Any]] = [
      "conditions": ["call_refused", "guest_unsuspended"], "reason": "CallRefused"},
     {"trigger": "sync", "source": RESUMING, "dest": SUSPENDED,
      "conditions": ["call_refused", "guest_paused"], "reason": "CallRefused"},
+    # A refused start leaves the VM stopped, a stop refused for good leaves the guest as it was.
+    {"trigger": "sync", "source": STARTING, "dest": STOPPED,
+     "conditions": ["call_refused", "vmi_gone"], "unless": "want_running",
+     "reason": "CallRefused"},
+    {"trigger": "sync", "source": STOPPING, "dest": SUSPENDED,
+     "conditions": ["call_refused", "guest_paused"], "reason": "CallRefused"},
+    {"trigger": "sync", "source": STOPPING, "dest": RUNNING,
+     "conditions": ["call_refused", "vmi_up"], "reason": "CallRefused"},
+    {"trigger": "sync", "source": STOPPING, "dest": STARTING,
+     "conditions": ["call_refused", "vmi_alive"], "reason": "CallRefused"},
     # KubeVirt restarting a failed VMI (a crash loop, RerunOnFailure) is a restart, not a
     # new VM: straight to Starting, without Creating and its "VMCreated" for a VM that was
     # there all along.

@@ -38,7 +38,7 @@ from wukong.reconcile.lifecycle import (
     desired_run_strategy,
     plan_lifecycle,
     request_id,
-    want_running,
+    runs_wanted,
 )
 from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.networks import plan_networks
@@ -170,7 +170,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     if disks:
         plan.actions += disks.actions
         conds += disks.conditions
-    running = want_running(cr, life.state.last_action if life.state else None)
+    running = runs_wanted(cr, life.state)
     vm = plan_vm(cr, seen, ready=ready, run_strategy=desired_run_strategy(cr, running))
     if not problems:
         plan.actions += vm.actions

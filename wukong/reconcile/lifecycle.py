@@ -73,13 +73,23 @@ def request_id(action: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def want_running(cr: Wukong, last_action: str | None) -> bool:
-    """The run state the user asked for: the last accepted request wins over the spec."""
+def want_running(cr: Wukong, last_action: str | None, *, refused: bool = False) -> bool:
+    """The run state the user asked for: the last accepted request wins over the spec.
+    `refused`: KubeVirt refused that request's call (lifecycleState Failed), so the VM stays
+    as it was: stopped after a start (taken only from Stopped), running after a stop."""
+    if refused and last_action in ("start", "stop"):
+        return last_action == "stop"
     if last_action == "stop":
         return False
     if last_action in RUNNING_ACTIONS:
         return True
     return cr.spec.start_strategy.auto_start and cr.spec.run_strategy.value != "Halted"
+
+
+def runs_wanted(cr: Wukong, state: LifecycleState | None) -> bool:
+    """`want_running` for the request `state` answers."""
+    state = state or LifecycleState()
+    return want_running(cr, state.last_action, refused=state.state == Answer.Failed)
 
 
 def desired_run_strategy(cr: Wukong, running: bool) -> str:
@@ -210,7 +220,7 @@ def facts_for(
         # someone deleted it, and the Wukong says so at once rather than once it is gone.
         vm_exists=seen.vm is not None and not being_deleted(seen.vm),
         vm_was_seen=vm_was_seen,
-        want_running=want_running(cr, state.last_action),
+        want_running=want_running(cr, state.last_action, refused=refused),
         run_strategy=seen.run_strategy,
         vmi_exists=vmi is not None,
         vmi_phase=seen.vmi_phase,
@@ -494,7 +504,7 @@ def _run_strategy(
     if seen.vm is None or being_deleted(seen.vm) or waiting:
         return []
     current = seen.run_strategy
-    wanted = desired_run_strategy(cr, want_running(cr, state.last_action))
+    wanted = desired_run_strategy(cr, runs_wanted(cr, state))
     if current == wanted:
         return []
     vm = names.vm_name(cr.metadata.name)

@@ -169,6 +169,37 @@ SYNC_CASES = [
         "CallRefused",
     ),
     case("restarting-waits-while-the-call-is-not-refused", P.Restarting, UP, P.Restarting, ""),
+    # A refused start leaves the VM stopped; a stop refused for good, the guest as it was
+    # (before, Starting and Stopping stayed for good).
+    case(
+        "start-refused-by-kubevirt",
+        P.Starting,
+        replace(NO_VMI, call_refused=True, want_running=False),
+        P.Stopped,
+        "CallRefused",
+    ),
+    case("stop-refused-guest-runs", P.Stopping, REFUSED, P.Running, "CallRefused"),
+    case(
+        "stop-refused-guest-suspended",
+        P.Stopping,
+        replace(PAUSED, call_refused=True),
+        P.Suspended,
+        "CallRefused",
+    ),
+    case(
+        "stop-refused-guest-booting",
+        P.Stopping,
+        replace(BOOTING, call_refused=True),
+        P.Starting,
+        "CallRefused",
+    ),
+    case(
+        "stop-refused-but-the-guest-went-anyway",
+        P.Stopping,
+        replace(NO_VMI, call_refused=True, want_running=False),
+        P.Stopped,
+        "VMIStopped",
+    ),
     case("stopped-vmi-booting", P.Stopped, BOOTING, P.Starting, "VMIStarted"),
     case(
         "stopped-disk-import-failed",
@@ -324,3 +355,26 @@ def test_an_oscillating_table_is_cut_off_after_the_hop_bound(
 
     assert len(step.hops) == MAX_SYNC_HOPS
     assert step.phase is P.Starting
+
+
+@pytest.mark.parametrize(
+    ("phase", "request_", "after"),
+    [
+        (P.Running, Request.restart, P.Restarting),
+        (P.Running, Request.suspend, P.Suspending),
+        (P.Running, Request.stop, P.Stopping),
+        (P.Suspended, Request.resume, P.Resuming),
+        (P.Stopped, Request.start, P.Starting),
+    ],
+)
+def test_a_refusal_answered_the_request_before_not_the_one_accepted_now(
+    phase: Phase, request_: Request, after: Phase
+) -> None:
+    """The record of the last request says KubeVirt refused its call. A new request accepted
+    in this pass has made no call yet: it was taken back at once with a false CallRefused
+    Warning ("Restarting -> Running: restart accepted")."""
+    world = {P.Suspended: PAUSED, P.Stopped: HALTED}.get(phase, UP)
+    step = decide(phase, replace(world, call_refused=True), request_)
+    assert step.refused is None
+    assert step.phase is after
+    assert "CallRefused" not in [reason for _, _, reason in step.hops]

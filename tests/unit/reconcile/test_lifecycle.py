@@ -831,3 +831,58 @@ def test_a_suspend_or_resume_sent_before_the_other_shows_is_called_once_it_shows
     assert [c.verb for c in calls(made)] == [call]
     assert made.status["phase"] == ends
     assert made.status["lifecycleState"]["state"] == "Issued"
+
+
+def _refused_call(cr: Any, status: dict[str, Any], world: Any, failure: Failed) -> Any:
+    """The status after the request in `cr` was accepted and its call failed with `failure`."""
+    accepted = decide(cr, status, world)
+    called = decide(cr, accepted.status, world)
+    [call] = calls(called)
+    return folded(called.status, accepted.status, {call: failure})
+
+
+def test_a_start_kubevirt_refuses_leaves_the_vm_stopped_with_a_warning() -> None:
+    """It stayed Starting for good (StartingTooLong after 5 min), and under Halted the
+    run strategy was then set to Always: the VM started although KubeVirt had refused."""
+    stopped = Observed(**{**running_world("Halted").__dict__, "vmi": None})
+    cr = wukong(lifecycleAction={"action": "start"})
+    done_stop = {"state": "Done", "lastAction": "stop", "requestId": "x"}
+    before = {"phase": "Stopped", "vmName": "web-1-vm", "lifecycleState": done_stop}
+    failure = Failed("refused", "VM needs manual recovery after a failed volume migration", 409)
+    written = _refused_call(cr, before, stopped, failure)
+    back = decide(cr, written, stopped)
+    assert back.status["phase"] == "Stopped"
+    [event] = [a for a in back.actions if isinstance(a, Emit) and a.reason == "CallRefused"]
+    assert event.type == "Warning" and "manual recovery" in event.message
+    later = Observed(**{**stopped.__dict__, "now": NOW + timedelta(minutes=10)})
+    again = decide(cr, back.status, later)
+    assert calls(again) == [] and again.status["phase"] == "Stopped"
+    assert not [a for a in again.actions if isinstance(a, PatchChild)]
+
+
+def test_a_stop_refused_for_good_leaves_the_guest_running_and_its_run_strategy_alone() -> None:
+    """A stop the API refused (403, an admission policy) stayed Stopping for good, and the
+    run strategy was set to Halted: the VM stopped by another way than the one refused."""
+    world = running_world()
+    cr = wukong(lifecycleAction={"action": "stop"})
+    failure = Failed("permanent", "denied by policy", 403)
+    written = _refused_call(cr, {"phase": "Running", "vmName": "web-1-vm"}, world, failure)
+    back = decide(cr, written, world)
+    assert back.status["phase"] == "Running"
+    assert [a.reason for a in back.actions if isinstance(a, Emit)] == ["CallRefused"]
+    assert not [a for a in back.actions if isinstance(a, PatchChild)]
+
+
+def test_a_restart_after_a_refused_call_is_not_taken_back_at_once() -> None:
+    """The refusal of the suspend before made the new restart hop Restarting -> Running in
+    the pass that accepted it, with a false CallRefused Warning."""
+    world = running_world()
+    suspend = wukong(lifecycleAction={"action": "suspend", "requestedAt": "a"})
+    failure = Failed("refused", "VM snapshot is in progress", 409)
+    back = decide(suspend, _refused_call(suspend, {"phase": "Running"}, world, failure), world)
+    assert back.status["phase"] == "Running"
+    restart = wukong(lifecycleAction={"action": "restart", "requestedAt": "b"})
+    accepted = decide(restart, back.status, world)
+    assert accepted.status["phase"] == "Restarting"
+    assert "CallRefused" not in [a.reason for a in accepted.actions if isinstance(a, Emit)]
+    assert calls(decide(restart, accepted.status, world)) == [VmCall("restart", "web-1-vm")]
