@@ -186,6 +186,57 @@ async def test_guest_ignoring_acpi_is_forced_off_after_the_grace_period(
     assert stops == [{"gracePeriod": 2}, {"gracePeriod": 0}]
 
 
+async def _new_vmi_running(k: Kube, namespace: str, name: str, old_uid: str) -> bool:
+    vmi = await get(k, "vmi", namespace, f"{name}-vm")
+    if vmi is None or vmi["metadata"]["uid"] == old_uid:
+        return False
+    return bool(vmi["status"].get("phase") == "Running")
+
+
+async def _ignoring_acpi(k: Kube, namespace: str, name: str) -> str:
+    """A running Wukong whose guest ignores the power button; its VMI's uid."""
+    await running(k, namespace, name)
+    await k.merge_patch(
+        path("vm", namespace, f"{name}-vm"),
+        {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
+    )
+    vmi = await get(k, "vmi", namespace, f"{name}-vm")
+    assert vmi is not None
+    return str(vmi["metadata"]["uid"])
+
+
+async def test_a_restart_the_guest_ignores_is_forced_at_its_deadline(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """KubeVirt takes no second restart while it serves one (500 "stop/start already
+    underway" until the old VMI is gone): the forced restart at the deadline was refused
+    on every retry, and the guest waited out its VMI's whole grace period (180 s)."""
+    old = await _ignoring_acpi(k, namespace, "vm5b")
+    generation = await request(k, namespace, "vm5b", "restart", gracePeriodSeconds=2)
+    cr = await wait_for(k, namespace, "vm5b", answered(generation, "Done"), within=20)
+    assert cr["status"]["phase"] == "Running"
+    assert cr["status"]["lifecycleState"].get("escalated") is True
+    assert await _new_vmi_running(k, namespace, "vm5b", old)
+    assert calls(sim, "restart", "vm5b-vm") == 1
+    assert [c.body for c in sim.calls if c.subresource == "stop"] == [{"gracePeriod": 0}]
+    assert await vm_strategy(k, namespace, "vm5b") == "Always"
+
+
+async def test_a_forced_restart_during_a_graceful_one_takes_effect(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """`restart --force` while KubeVirt serves a graceful restart made no call at all (the
+    pending requests passed for it): the guest kept the old restart's pace."""
+    old = await _ignoring_acpi(k, namespace, "vm5c")
+    await request(k, namespace, "vm5c", "restart")
+    await wait_phase(k, namespace, "vm5c", "Restarting")
+    generation = await request(k, namespace, "vm5c", "restart", force=True)
+    cr = await wait_for(k, namespace, "vm5c", answered(generation, "Done"), within=20)
+    assert cr["status"]["phase"] == "Running"
+    assert await _new_vmi_running(k, namespace, "vm5c", old)
+    assert await vm_strategy(k, namespace, "vm5c") == "Always"
+
+
 async def test_force_stop_is_immediate(
     k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:

@@ -17,7 +17,7 @@ from wukong.api.objects import controlled_by
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import NotFound, TransientError, WukongError
-from wukong.reconcile.actions import Action, CreateChild, Emit
+from wukong.reconcile.actions import Action, CreateChild, Emit, VmCall
 from wukong.reconcile.admission import admit
 from wukong.reconcile.decide import Plan, decide, plan_unreadable
 from wukong.reconcile.deletion import plan_deletion
@@ -199,9 +199,10 @@ class Reconciler:
             )
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
-        if wrote and retry is None and waits_for_write(status):
-            # What waited for this status to be written (a lifecycle call: exactly once)
-            # runs now, from the written-through cache, not when our own watch event comes.
+        if wrote and retry is None and (waits_for_write(status) or _call_answered(outcome)):
+            # What waited for this status to be written (a lifecycle call: exactly once; the
+            # phase's way back from a call KubeVirt refused) runs now, from the
+            # written-through cache, not when our own watch event comes.
             return NOW
         if retry is not None and (plan.requeue_after is None or retry < plan.requeue_after):
             return retry  # a child the API server refused: try again later (admission.py)
@@ -310,3 +311,12 @@ class Reconciler:
 def _acts(plan: Plan) -> list[Action]:
     """The plan's actions but its Events (those go with the status write)."""
     return [a for a in plan.actions if not isinstance(a, Emit)]
+
+
+def _call_answered(outcome: Outcome) -> bool:
+    """A KubeVirt call of this pass was answered for good (refused, or nothing to call):
+    the phase follows on the next pass."""
+    return any(
+        isinstance(action, VmCall) and failure.kind != "transient"
+        for action, failure in outcome.failed.items()
+    )

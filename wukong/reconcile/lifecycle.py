@@ -33,6 +33,7 @@ DEFAULT_GRACE = 30
 AUTO_START = "autoStart"  # lifecycleState.requestId of the start autoStart makes under Manual
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
 PAUSE_VERBS = ("suspend", "resume")  # each undoes the other's call
+PAUSE_REPORT_WINDOW = 10.0  # seconds a pause or unpause made may take to show in the VMI
 # Before the VM exists (docs/decisions.md, "Lifecycle requests at creation"): start and stop
 # are answered by creating the VM running or stopped; restart and resume have nothing to act
 # on and are done; suspend waits until the VM runs, then runs like any suspend.
@@ -117,6 +118,8 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
         started = seen.vmi is not None and _vmi_uid(seen) != state.vmi_uid and not vmi_terminating
         return strategy not in (None, "Halted") and ("Start" in pending or started)
     if action == "stop":
+        if state.force:  # a graceful stop's Halted or Stop must not pass for the forced one
+            return seen.vmi is None or seen.vmi_phase in FINAL_VMI_PHASES or _grace_cut(seen)
         if "Start" in pending:
             # A restart's (Stop, Start) is under way: its VMI goes, then a new one comes. That
             # is not our stop; calling it replaces KubeVirt's pending requests with a Stop.
@@ -126,6 +129,8 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
             strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating or over
         )
     if action == "restart":
+        if state.force:  # pending requests may be a graceful restart's it is to force
+            return _forced_off(seen) or _vmi_uid(seen) != state.vmi_uid
         return bool(pending) or vmi_terminating or _vmi_uid(seen) != state.vmi_uid
     # Only a pause for the user is a suspend's: KubeVirt pauses a guest on a disk error or for a
     # migration by itself, and taking that for the call made once left it never made.
@@ -134,6 +139,45 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
     if action == "resume":
         return not seen.vmi_paused_by_user()
     return True
+
+
+def _same_guest(seen: Observed, state: LifecycleState) -> bool:
+    """No VMI, or the one recorded with the request: a refusal still speaks of this guest
+    (a VMI started since, by virtctl say, is not the refused start's)."""
+    return seen.vmi is None or _vmi_uid(seen) == state.vmi_uid
+
+
+def _serving_restart(seen: Observed) -> bool:
+    """KubeVirt is serving a restart: its Stop and Start requests are pending while the old
+    VMI shuts down. virt-api takes no second restart, forced or not, until the new VMI
+    exists: 500 "stop/start already underway" (lifecycle.go, getChangeRequestJson)."""
+    pending = seen.pending_requests
+    return pending[:1] == ["Stop"] and "Start" in pending and seen.vmi is not None
+
+
+def _grace_cut(seen: Observed) -> bool:
+    """A forced stop reached the VMI: virt-api cut its grace period to 0 before anything."""
+    grace = ((seen.vmi or {}).get("spec") or {}).get("terminationGracePeriodSeconds")
+    return grace == 0
+
+
+def _forced_off(seen: Observed) -> bool:
+    """A forced stop of a restart KubeVirt serves landed: the grace period cut, or Halted
+    (which nothing else sets while a restart is served), or the VMI gone."""
+    return seen.vmi is None or _grace_cut(seen) or seen.run_strategy == "Halted"
+
+
+def forcing(effect: Effect, seen: Observed) -> Effect:
+    """The call that forces `effect` now. A restart KubeVirt is still serving cannot be
+    forced by another restart (`_serving_restart`); under Always a forced stop does it:
+    virt-api cuts the old VMI's grace period to 0 and sets Halted, and virt-controller, with
+    the restart's Start still pending once that VMI is gone, sets Always back and starts the
+    new one (watch/vm/vm.go, RunStrategyHalted). Under Manual and RerunOnFailure the stop
+    would replace the pending Start, so the restart is asked again until KubeVirt takes it."""
+    if effect is Effect.FORCE_RESTART_VM and _serving_restart(seen):
+        if seen.run_strategy == "Always":
+            return Effect.FORCE_STOP_VM
+    return effect
 
 
 def _kubevirt_busy(action: str | None, seen: Observed) -> bool:
@@ -251,9 +295,10 @@ def plan_lifecycle(
     # A suspend waits for the guest to run; while the start autoStart makes under Manual is
     # under way, that start is the creation's and the suspend is looked at once it is done.
     auto_starting = state.request_id == AUTO_START and state.state in IN_FLIGHT
+    crossing = _crosses_pause(action, state, seen)
     later = (
         call_pending
-        or _crosses_pause(action, state, seen)
+        or crossing is not None
         or (auto_starting and action is not None and action.action.value == "suspend")
     )
     new_request = action is not None and not later and request_id(action) != state.request_id
@@ -269,7 +314,7 @@ def plan_lifecycle(
         vm_was_seen=status.vm_name is not None,
         # From the stored record: a new request in the same pass must not hide that KubeVirt
         # refused the last call (the phase would stay where that call left it).
-        refused=state.state == Answer.Failed,
+        refused=state.state == Answer.Failed and _same_guest(seen, state),
     )
     step = decide(
         status.phase,
@@ -355,7 +400,7 @@ def plan_lifecycle(
         effect = Effect(state.call) if state.call else None  # None: a recorded request
         if effect is not None and not call_landed(last, state, seen):
             calling = True
-            actions.append(_vm_call(effect, vm, state.grace_period_seconds))
+            actions.append(_vm_call(forcing(effect, seen), vm, state.grace_period_seconds))
         state = moved(state, Happened.called, message=f"{last} sent to KubeVirt")
     # The record answers the request in flight, or a later one refused while it runs: then
     # its deadline still times the earlier call, but its message stays the refusal.
@@ -363,7 +408,7 @@ def plan_lifecycle(
     escalation = next((e for e in step.effects if e in ESCALATIONS), None)
     if escalation is not None:
         verb = _vm_call(escalation, vm, 0).verb
-        actions.append(_vm_call(escalation, vm, 0))
+        actions.append(_vm_call(forcing(escalation, seen), vm, 0))
         forced = {"message": f"grace period over: forced {verb}"} if in_flight else {}
         state = state.model_copy(update={"escalated": True, **forced})
         actions.append(
@@ -392,22 +437,34 @@ def plan_lifecycle(
     if not calling:  # the call itself moves runStrategy: align it on a later pass
         actions += _run_strategy(cr, seen, state, status.observed_generation)
     empty = state == LifecycleState()
+    if crossing is not None:  # look at the held request again once the hold is over
+        requeue = crossing if requeue is None else min(requeue, crossing)
     return LifecyclePlan(step, tuple(actions), None if empty else state, requeue_after=requeue)
 
 
-def _crosses_pause(action: LifecycleAction | None, state: LifecycleState, seen: Observed) -> bool:
-    """A resume sent while our suspend's pause is made but not yet in the cache, or a suspend
-    while our resume's unpause is: the cache still shows the guest as the new request wants
-    it, so `call_landed` would count its call as made and it would never be (the guest then
-    ends as the earlier request left it, the record saying the later one is done). The new
-    request waits for the VMI update that shows the earlier call, which wakes the pass."""
-    return (
-        action is not None
-        and action.action.value in PAUSE_VERBS
-        and state.last_action in PAUSE_VERBS
-        and state.state == Answer.Issued
-        and not call_landed(state.last_action, state, seen)
-    )
+def _crosses_pause(
+    action: LifecycleAction | None, state: LifecycleState, seen: Observed
+) -> float | None:
+    """Seconds a new suspend or resume waits for the opposite call made before it; None
+    when it need not wait. A resume sent while our suspend's pause is made but not yet in
+    the cache, or a suspend while our resume's unpause is: the cache still shows the guest
+    as the new request wants it, so `call_landed` would count its call as made and it would
+    never be (the guest then ends as the earlier request left it, the record saying the
+    later one is done). The new request waits for the VMI update that shows the earlier
+    call, at most PAUSE_REPORT_WINDOW after that call was accepted: virt-handler reports a
+    pause within a second, and a pause that never shows (the domain was already paused by
+    QEMU, or stopped) must not hold the Wukong's requests for good."""
+    if (
+        action is None
+        or action.action.value not in PAUSE_VERBS
+        or state.last_action not in PAUSE_VERBS
+        or state.state != Answer.Issued
+        or state.last_action_time is None
+        or call_landed(state.last_action, state, seen)
+    ):
+        return None
+    left = (state.last_action_time - seen.now).total_seconds() + PAUSE_REPORT_WINDOW
+    return left if left > 0 else None
 
 
 def _auto_start(cr: Wukong, state: LifecycleState, now: datetime) -> LifecycleState:

@@ -37,6 +37,9 @@ def refusal_message(size: str, why: str) -> str:
     return f"expansion to {size} refused: {why}"
 
 
+ALREADY_RUNNING = "VM is already running"  # virt-api's 409 to a start (lifecycle.go)
+
+
 def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Failed]) -> WukongStatus:
     """The status to write, given the actions that failed (none: `planned` as it is)."""
     if not failed:
@@ -67,6 +70,14 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 state = state.model_copy(update={"escalated": False, "message": message})
             elif failure.kind == "transient":
                 state = moved(state, Happened.call_failed)
+            elif failure.code == 404:
+                # The VM (or its VMI) is gone, deleted outside Wukong say: nothing refused the
+                # request, and the run state it asked for holds for the VM made again.
+                message = f"{action.verb} ended: {failure.message}"
+                state = moved(state, Happened.moot, message=message, deadline=None)
+            elif action.verb == "start" and ALREADY_RUNNING in failure.message:
+                # Someone started it meanwhile (virtctl): what the start asked for holds.
+                state = moved(state, Happened.called, message="start: the VM already runs")
             elif action.force and state.escalated and not state.force:
                 # The graceful call before it was made and may well have landed (a 409 "VM
                 # is not running" while its VMI goes): the request stays as it is, not a

@@ -886,3 +886,133 @@ def test_a_restart_after_a_refused_call_is_not_taken_back_at_once() -> None:
     assert accepted.status["phase"] == "Restarting"
     assert "CallRefused" not in [a.reason for a in accepted.actions if isinstance(a, Emit)]
     assert calls(decide(restart, accepted.status, world)) == [VmCall("restart", "web-1-vm")]
+
+
+def _serving_restart(world: Any, *, grace: int = 180, **changes: Any) -> Observed:
+    """KubeVirt serving a restart: its Stop and Start pending, the old VMI shutting down."""
+    vm = copy.deepcopy(world.vm)
+    vm.setdefault("status", {})["stateChangeRequests"] = [
+        {"action": "Stop", "uid": "vmi-1"},
+        {"action": "Start"},
+    ]
+    vmi = _terminating(world.vmi)
+    vmi["spec"]["terminationGracePeriodSeconds"] = grace
+    return Observed(**{**world.__dict__, "vm": vm, "vmi": vmi, **changes})
+
+
+@pytest.mark.parametrize(("strategy", "verb"), [("Always", "stop"), ("Manual", "restart")])
+def test_a_restart_kubevirt_serves_is_forced_at_its_deadline_by_a_forced_stop_under_always(
+    strategy: str, verb: str
+) -> None:
+    """virt-api takes no second restart while it serves one (500 "stop/start already
+    underway" until the old VMI is gone): the forced restart at the deadline was refused on
+    every retry. Under Always a forced stop cuts the old VMI's grace period, and
+    virt-controller starts the new VMI for the pending Start. (Under Manual the stop would
+    replace that Start: the restart is asked again, as before.)"""
+    world = running_world(strategy)
+    asked = {"action": "restart", "gracePeriodSeconds": 5}
+    cr = wukong(runStrategy=strategy, lifecycleAction=asked)
+    accepted = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    called = decide(cr, accepted.status, world)
+    assert calls(called) == [VmCall("restart", "web-1-vm")]
+    waiting = decide(cr, called.status, _serving_restart(world, now=NOW + timedelta(seconds=2)))
+    assert calls(waiting) == []
+    late = decide(cr, waiting.status, _serving_restart(world, now=NOW + timedelta(seconds=10)))
+    assert calls(late) == [VmCall(verb, "web-1-vm", grace_period=0, force=True)]
+    assert late.status["lifecycleState"]["escalated"] is True
+
+
+def test_a_forced_restart_during_a_graceful_one_is_made_and_known_once_it_lands() -> None:
+    """`restart --force` while KubeVirt served a graceful restart made no call: the pending
+    requests passed for its own. It is now a forced stop (Always), made once: the old VMI's
+    grace period cut to 0 shows that it landed."""
+    world = running_world()
+    graceful = wukong(lifecycleAction={"action": "restart", "requestedAt": "a"})
+    called = decide(graceful, decide(graceful, {"phase": "Running"}, world).status, world)
+    forced = wukong(lifecycleAction={"action": "restart", "force": True, "requestedAt": "b"})
+    serving = _serving_restart(world)
+    accepted = decide(forced, called.status, serving)
+    assert accepted.status["phase"] == "Restarting" and calls(accepted) == []
+    made = decide(forced, accepted.status, serving)
+    assert calls(made) == [VmCall("stop", "web-1-vm", grace_period=0, force=True)]
+    # A crash before `Issued` was written: the next pass sees the grace period cut.
+    assert calls(decide(forced, accepted.status, _serving_restart(world, grace=0))) == []
+
+
+def test_a_pause_that_never_shows_holds_the_next_request_only_a_while() -> None:
+    """QEMU paused the guest on a disk error just before our pause landed (which then did
+    nothing): the user's pause never shows, and the resume sent next was held for good."""
+    world = running_world()
+    cr = wukong(lifecycleAction={"action": "suspend", "requestedAt": "a"})
+    issued = decide(cr, decide(cr, {"phase": "Running"}, world).status, world)
+    resume = wukong(lifecycleAction={"action": "resume", "requestedAt": "b"})
+    io = _io_paused()
+    held = decide(resume, issued.status, Observed(**{**io.__dict__, "now": NOW}))
+    assert held.status["lifecycleState"]["lastAction"] == "suspend"
+    assert held.requeue_after is not None and held.requeue_after <= 10
+    later = Observed(**{**io.__dict__, "now": NOW + timedelta(seconds=11)})
+    taken = decide(resume, held.status, later)
+    assert taken.status["lifecycleState"]["lastAction"] == "resume"
+
+
+def test_a_call_meeting_no_vm_ends_the_request_and_keeps_its_run_state() -> None:
+    """A 404 (the VM deleted meanwhile) was a refusal: since a refused stop means "keep
+    running", the VM made again would have run although the user had stopped it."""
+    world = running_world()
+    cr = wukong(lifecycleAction={"action": "stop"})
+    gone = Failed("permanent", 'virtualmachines "web-1-vm" not found', 404)
+    written = _refused_call(cr, {"phase": "Running", "vmName": "web-1-vm"}, world, gone)
+    state = written["lifecycleState"]
+    assert state["state"] == "Done" and state["message"].startswith("stop ended")
+    plan = decide(cr, written, Observed(**{**world.__dict__, "vm": None, "vmi": None}))
+    [vm] = [a for a in plan.actions if isinstance(a, CreateChild) and a.kind == "VirtualMachine"]
+    assert vm.body["spec"]["runStrategy"] == "Halted"
+
+
+def test_a_start_answered_already_running_is_not_a_refusal() -> None:
+    """Someone started the VM between: the 409 "VM is already running" was a refusal, and a
+    refused start now means "stay stopped": the VM would have been set Halted."""
+    stopped = Observed(**{**running_world("Halted").__dict__, "vmi": None})
+    cr = wukong(lifecycleAction={"action": "start"})
+    done_stop = {"state": "Done", "lastAction": "stop", "requestId": "x"}
+    before = {"phase": "Stopped", "vmName": "web-1-vm", "lifecycleState": done_stop}
+    running = Failed("refused", "VM is already running", 409)
+    written = _refused_call(cr, before, stopped, running)
+    assert written["lifecycleState"]["state"] == "Issued"
+    up = decide(cr, written, running_world())
+    assert up.status["phase"] == "Running"
+    assert not [a for a in up.actions if isinstance(a, PatchChild)]
+
+
+def test_an_old_refused_start_does_not_speak_for_a_vmi_started_since() -> None:
+    """A start KubeVirt refused, then `virtctl start`: the new VMI's end was reported as
+    "KubeVirt refused start" again."""
+    stopped = Observed(**{**running_world("Halted").__dict__, "vmi": None})
+    cr = wukong(lifecycleAction={"action": "start"})
+    done_stop = {"state": "Done", "lastAction": "stop", "requestId": "x"}
+    before = {"phase": "Stopped", "vmName": "web-1-vm", "lifecycleState": done_stop}
+    failure = Failed("refused", "VM needs manual recovery", 409)
+    written = _refused_call(cr, before, stopped, failure)
+    back = decide(cr, written, stopped)
+    assert back.status["phase"] == "Stopped"
+    ended = running_world()
+    ended.vmi["metadata"]["uid"] = "vmi-new"
+    ended.vmi["status"]["phase"] = "Failed"
+    plan = decide(cr, {**back.status, "phase": "Starting"}, ended)
+    assert "CallRefused" not in [a.reason for a in plan.actions if isinstance(a, Emit)]
+
+
+def test_a_forced_stop_during_a_graceful_one_is_made() -> None:
+    """Under Always the graceful stop's Halted passed for the forced stop's effect: no call,
+    and the graceful stop's deadline and escalation were dropped."""
+    world = running_world()
+    graceful = wukong(lifecycleAction={"action": "stop", "requestedAt": "a"})
+    called = decide(graceful, decide(graceful, {"phase": "Running"}, world).status, world)
+    vm = copy.deepcopy(world.vm)
+    vm["spec"]["runStrategy"] = "Halted"
+    vmi = _terminating(world.vmi)
+    halting = Observed(**{**world.__dict__, "vm": vm, "vmi": vmi})
+    forced = wukong(lifecycleAction={"action": "stop", "force": True, "requestedAt": "b"})
+    accepted = decide(forced, called.status, halting)
+    made = decide(forced, accepted.status, halting)
+    assert calls(made) == [VmCall("stop", "web-1-vm", grace_period=0, force=True)]

@@ -642,8 +642,11 @@ class NodeHandler(GuestHost):
         uptime = self._uptime(vmi, vm, guest, status)
         if uptime is None:
             return None  # guest.power_off is consumed once the write lands (reconcile)
-        reported = self._report_pause(vmi["metadata"]["uid"], status)
-        io_retry = self._disk_error(vmi, guest, status)
+        uid = vmi["metadata"]["uid"]
+        reported = self._report_pause(uid, status)
+        # A domain the user paused does no I/O: no disk error pauses it meanwhile.
+        user_paused = self._domain_paused.get(uid, (False, 0.0))[0]
+        io_retry = None if user_paused else self._disk_error(vmi, guest, status)
         status["conditions"] = self._live_migratable(vmi, list(status["conditions"]))
         migrating = self._migrate(vmi, status)
         # Keep what virt-controller adds to an interface (podInterfaceName, from the pod).
@@ -761,8 +764,8 @@ class NodeHandler(GuestHost):
         if uid not in self._domain_paused:
             return None
         paused, due = self._domain_paused[uid]
-        shown = condition({"status": status}, "Paused") is not None
-        if shown == paused:
+        shown = (condition({"status": status}, "Paused") or {}).get("reason")
+        if (shown == "PausedByUser") == paused:
             del self._domain_paused[uid]
             return None
         if self._clock() < due:
