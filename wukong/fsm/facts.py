@@ -55,7 +55,10 @@ class Facts:
     force_issued: bool = False
     """A forced stop/restart was already issued for the current request: escalate once."""
     call_refused: bool = False
-    """KubeVirt refused the current request's call (lifecycleState Failed): nothing changed."""
+    """KubeVirt refused the call of the request recorded before this pass (lifecycleState
+    Failed, read from the stored record so a request sent meanwhile does not hide it), and
+    the VMI is still the one that request was made for: nothing changed. A request the
+    machine accepts in this pass clears it (`machine._request`)."""
 
     @property
     def vmi_final(self) -> bool:
