@@ -37,7 +37,8 @@ def refusal_message(size: str, why: str) -> str:
     return f"expansion to {size} refused: {why}"
 
 
-ALREADY_RUNNING = "VM is already running"  # virt-api's 409 to a start (lifecycle.go)
+# virt-api's 409s to a start that say it runs, or will by itself (lifecycle.go): not refusals.
+START_SATISFIED = ("VM is already running", "Always does not support manual start requests")
 
 
 def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Failed]) -> WukongStatus:
@@ -75,8 +76,9 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 # request, and the run state it asked for holds for the VM made again.
                 message = f"{action.verb} ended: {failure.message}"
                 state = moved(state, Happened.moot, message=message, deadline=None)
-            elif action.verb == "start" and ALREADY_RUNNING in failure.message:
-                # Someone started it meanwhile (virtctl): what the start asked for holds.
+            elif action.verb == "start" and any(w in failure.message for w in START_SATISFIED):
+                # Someone started it meanwhile (virtctl), or a start of ours landed before
+                # the cache showed Always: what the start asked for holds.
                 state = moved(state, Happened.called, message="start: the VM already runs")
             elif action.force and state.escalated and not state.force:
                 # The graceful call before it was made and may well have landed (a 409 "VM
