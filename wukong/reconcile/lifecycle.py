@@ -142,8 +142,11 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
 
 
 def _same_guest(seen: Observed, state: LifecycleState) -> bool:
-    """No VMI, or the one recorded with the request: a refusal still speaks of this guest
-    (a VMI started since, by virtctl say, is not the refused start's)."""
+    """A refused start still speaks of this guest: no VMI, or the one recorded with the
+    request (a VMI started since, by virtctl say, is not the refused start's). Any other
+    refused call left a guest running, whichever VMI that is now."""
+    if state.last_action != "start":
+        return True
     return seen.vmi is None or _vmi_uid(seen) == state.vmi_uid
 
 

@@ -71,15 +71,17 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 state = state.model_copy(update={"escalated": False, "message": message})
             elif failure.kind == "transient":
                 state = moved(state, Happened.call_failed)
-            elif failure.code == 404:
+            elif failure.code == 404 and _names_the_vm(failure.message):
                 # The VM (or its VMI) is gone, deleted outside Wukong say: nothing refused the
-                # request, and the run state it asked for holds for the VM made again.
+                # request, and the run state it asked for holds for the VM made again. (Any
+                # other 404, KubeVirt's subresource API not served say, is a refusal.)
                 message = f"{action.verb} ended: {failure.message}"
                 state = moved(state, Happened.moot, message=message, deadline=None)
             elif action.verb == "start" and any(w in failure.message for w in START_SATISFIED):
                 # Someone started it meanwhile (virtctl), or a start of ours landed before
                 # the cache showed Always: what the start asked for holds.
-                state = moved(state, Happened.called, message="start: the VM already runs")
+                state = moved(state, Happened.called)
+                state = state.model_copy(update={"message": "start: the VM already runs"})
             elif action.force and state.escalated and not state.force:
                 # The graceful call before it was made and may well have landed (a 409 "VM
                 # is not running" while its VMI goes): the request stays as it is, not a
@@ -91,3 +93,10 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 state = moved(state, Happened.call_refused, message=message, deadline=None)
             status = status.model_copy(update={"lifecycle_state": state})
     return status
+
+
+def _names_the_vm(message: str) -> bool:
+    """A 404 that says the VM or its VMI is not found (`virtualmachines.kubevirt.io "x" not
+    found`), not that the API is missing ("the server could not find the requested
+    resource")."""
+    return "not found" in message and "virtualmachine" in message

@@ -983,6 +983,7 @@ def test_a_start_answered_already_running_is_not_a_refusal(answer: str) -> None:
     running = Failed("refused", answer, 409)
     written = _refused_call(cr, before, stopped, running)
     assert written["lifecycleState"]["state"] == "Issued"
+    assert written["lifecycleState"]["message"] == "start: the VM already runs"
     up = decide(cr, written, running_world())
     assert up.status["phase"] == "Running"
     assert not [a for a in up.actions if isinstance(a, PatchChild)]
@@ -1020,3 +1021,26 @@ def test_a_forced_stop_during_a_graceful_one_is_made() -> None:
     accepted = decide(forced, called.status, halting)
     made = decide(forced, accepted.status, halting)
     assert calls(made) == [VmCall("stop", "web-1-vm", grace_period=0, force=True)]
+
+
+def test_a_404_that_is_not_the_vm_gone_is_a_refusal() -> None:
+    """Only a 404 naming the VM or VMI ends a request; KubeVirt's subresource API not being
+    served is a refusal the user must see, not a request done."""
+    world = running_world()
+    cr = wukong(lifecycleAction={"action": "restart"})
+    missing = Failed("permanent", "the server could not find the requested resource", 404)
+    written = _refused_call(cr, {"phase": "Running", "vmName": "web-1-vm"}, world, missing)
+    assert written["lifecycleState"]["state"] == "Failed"
+    assert decide(cr, written, world).status["phase"] == "Running"
+
+
+def test_a_refused_stop_goes_back_to_running_whichever_vmi_runs() -> None:
+    """The refusal of a stop was dropped once the VMI was another (a crash restarted it
+    under Always), and the Wukong stayed Stopping for good while the new VMI ran."""
+    world = running_world()
+    cr = wukong(lifecycleAction={"action": "stop"})
+    failure = Failed("permanent", "denied by policy", 403)
+    written = _refused_call(cr, {"phase": "Running", "vmName": "web-1-vm"}, world, failure)
+    replaced = running_world()
+    replaced.vmi["metadata"]["uid"] = "vmi-2"
+    assert decide(cr, written, replaced).status["phase"] == "Running"

@@ -9,6 +9,7 @@ from wukong.act.executor import Executor
 from wukong.act.reconciler import Reconciler
 from wukong.adapters.kube import Kube
 from wukong.api import kinds
+from wukong.errors import Conflict
 
 JsonObj = dict[str, Any]
 
@@ -200,3 +201,41 @@ async def test_a_patched_child_is_written_through_so_the_next_pass_does_not_patc
     patches = [body for method, path, body in server.writes if path.endswith("/web-1-vm")]
     assert patches == [{"spec": {"runStrategy": "Always"}}]
     assert cache.get(kinds.VM.cache, "demo", "web-1-vm")["spec"]["runStrategy"] == "Always"
+
+
+class Refusing(Server):
+    """KubeVirt refuses the pause: a snapshot is in progress."""
+
+    async def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        if path.endswith("/pause"):
+            self.writes.append((method, path, body))
+            raise Conflict(409, "Conflict", "VM snapshot is in progress", path=path)
+        return await super().request(method, path, body=body, **kw)
+
+
+async def test_the_phase_goes_back_in_the_same_reconcile_as_the_refused_call() -> None:
+    """Our own status write wakes no pass: the hop back from a call KubeVirt refused waited
+    for the next event or the stall timer (300 s), Suspending all that time."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    world = running_world()
+    raw = wukong(lifecycleAction={"action": "suspend"}).to_dict()
+    raw["metadata"] |= {"resourceVersion": "5", "creationTimestamp": "2026-11-23T11:59:00Z"}
+    raw["status"] = {"phase": "Running", "vmName": "web-1-vm", "observedGeneration": 1}
+    cache = Cache(
+        {
+            kinds.WUKONG.cache: [raw],
+            kinds.VM.cache: [world.vm],
+            kinds.VMI.cache: [world.vmi],
+            kinds.PVC.cache: list(world.claims.values()),
+            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
+            kinds.NAD.cache: list(world.nads.values()),
+            kinds.NETWORK_POLICY.cache: [POLICY],
+        }
+    )
+    server = Refusing(raw)
+    await Reconciler(cache, Executor(server), clock=lambda: NOW).reconcile("demo/web-1")
+    phases = [body["status"].get("phase") for _, path, body in server.writes if "/status" in path]
+    assert phases[-1] == "Running"
+    events = [b["reason"] for m, _, b in server.writes if m == "POST" and b["kind"] == "Event"]
+    assert "CallRefused" in events
