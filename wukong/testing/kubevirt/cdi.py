@@ -73,7 +73,8 @@ def claim_manifest(dv: JsonObj) -> JsonObj:
         "metadata": {
             "name": dv["metadata"]["name"],
             "namespace": dv["metadata"]["namespace"],
-            "labels": dict(CDI_LABELS),
+            # CDI's own label, then every label of the DataVolume (newPersistentVolumeClaim).
+            "labels": {**CDI_LABELS, **(dv["metadata"].get("labels") or {})},
             "annotations": annotations,
             "ownerReferences": [owner_ref(dv, "DataVolume", "cdi.kubevirt.io/v1beta1")],
         },
