@@ -157,12 +157,31 @@ def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[Delet
     for name, pvc in _ours(dict(seen.claims), uid).items():
         if _disk_of(pvc, cr) not in keep:
             steps["DeleteDisks"].append(DeleteChild("PersistentVolumeClaim", name, _uid(pvc)))
+    for name, pvc in _left_by_their_data_volume(cr, seen).items():
+        if _disk_of(pvc, cr) not in keep:
+            steps["DeleteDisks"].append(DeleteChild("PersistentVolumeClaim", name, _uid(pvc)))
     for key, nad in seen.nads.items():
         if owned_by(nad, uid):
             steps["DeleteNetworks"].append(
                 DeleteChild("NetworkAttachmentDefinition", key.rpartition("/")[2], _uid(nad))
             )
     return steps
+
+
+def _left_by_their_data_volume(cr: Wukong, seen: Observed) -> dict[str, JsonObj]:
+    """Claims of this Wukong's disks whose DataVolume is gone: the garbage collector deletes
+    them after it, but it can lag far behind (after an API server restart the controller
+    manager re-discovers CRD kinds every 30 s). Deleted here too, and waited for, so that a
+    finished deletion has freed the storage it says it freed. While the DataVolume is still
+    there, CDI owns its claim and it is left alone."""
+    live = {_uid(dv) for dv in seen.data_volumes.values()}
+    left: dict[str, JsonObj] = {}
+    for name, pvc in seen.claims.items():
+        refs = pvc.get("metadata", {}).get("ownerReferences") or []
+        owners = [r for r in refs if r.get("kind") == "DataVolume"]
+        if owners and all(r.get("uid") not in live for r in owners) and _disk_of(pvc, cr):
+            left[name] = pvc
+    return left
 
 
 def _terminating(seen: Observed) -> frozenset[str]:

@@ -6,7 +6,17 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from tests.unit.reconcile.world import NOW, NS, plan_deletion, ready_children, wukong
+import pytest
+
+from tests.unit.reconcile.world import (
+    NOW,
+    NS,
+    bound_pvc,
+    imported_dv,
+    plan_deletion,
+    ready_children,
+    wukong,
+)
 from wukong.api import names
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import DeleteChild, PatchChild, VmCall
@@ -210,3 +220,31 @@ def test_a_protected_wukongs_status_still_follows_its_running_vm() -> None:
     assert plan.status["interfaces"][0]["ipAddress"] == "10.244.2.9"
     ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")
     assert ready["message"] == "deletion blocked; the VM still runs on node-2"
+
+
+def _cdi_claim() -> Any:
+    """The system disk's claim as CDI makes it: owned by its DataVolume, not by the Wukong."""
+    claim = bound_pvc("web-1-system", "20Gi")
+    ref = {"kind": "DataVolume", "name": "web-1-system", "uid": "web-1-system-uid"}
+    claim["metadata"]["ownerReferences"] = [ref]
+    return claim
+
+
+@pytest.mark.parametrize(
+    ("dv_there", "keep", "deleted"),
+    [(False, [], True), (True, [], False), (False, ["system"], False)],
+)
+def test_a_claim_its_data_volume_left_behind_is_deleted_and_waited_for(
+    dv_there: bool, keep: list[str], deleted: bool
+) -> None:
+    """The garbage collector deletes a DataVolume's claim after it, but can lag far behind
+    (after an API server restart the controller manager re-discovers CRD kinds every 30 s):
+    the Wukong was gone while its system disk's claim still held the storage (CI, in
+    test_fault_apiserver). While the DataVolume is there, CDI owns the claim."""
+    dvs = {"web-1-system": imported_dv()} if dv_there else {}
+    world = ready_children(data_volumes=dvs, claims={"web-1-system": _cdi_claim()})
+    cr = deleting(deleteOptions={"preserveDisksList": keep})
+    plan = plan_deletion(cr, {}, world)
+    claim = DeleteChild("PersistentVolumeClaim", "web-1-system", "web-1-system-uid")
+    assert (claim in plan.actions) is deleted
+    assert not plan.finalize or not deleted
