@@ -192,13 +192,19 @@ def test_manual_without_auto_start_is_not_started() -> None:
     assert calls(plan) == [] and not plan.status.get("lifecycleState")
 
 
-def test_a_failed_forced_escalation_is_retried_forced() -> None:
-    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
+def _past_the_deadline(cr: Any) -> tuple[Any, Any, Observed]:
+    """The pass that issues `cr`'s graceful call (30 s grace) on a running guest, the pass a
+    second after its deadline, and the world it saw."""
     world = running_world()
     accepted = decide(cr, {"phase": "Running"}, world)
     issued = decide(cr, accepted.status, world)
     later = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=31)})
-    forced = decide(cr, issued.status, later)
+    return issued, decide(cr, issued.status, later), later
+
+
+def test_a_failed_forced_escalation_is_retried_forced() -> None:
+    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
+    issued, forced, later = _past_the_deadline(cr)
     force = VmCall("stop", "web-1-vm", grace_period=0, force=True)
     assert force in calls(forced)
     failed: dict[Action, Failed] = {force: Failed("transient", "503 the server is busy")}
@@ -770,11 +776,7 @@ def test_a_refused_forced_escalation_of_a_graceful_restart_is_not_a_refused_rest
     KubeVirt's 409 "VM is not running" while the old VMI went, and the request was recorded
     "KubeVirt refused restart", with a false CallRefused Warning and phase Running."""
     cr = wukong(lifecycleAction={"action": "restart", "gracePeriodSeconds": 30})
-    world = running_world()
-    accepted = decide(cr, {"phase": "Running"}, world)
-    issued = decide(cr, accepted.status, world)
-    later = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=31)})
-    forced = decide(cr, issued.status, later)
+    issued, forced, later = _past_the_deadline(cr)
     force = VmCall("restart", "web-1-vm", grace_period=0, force=True)
     assert force in calls(forced)
     written = folded(

@@ -123,13 +123,12 @@ def merged(old: Any, patch: Any) -> Any:
     return out
 
 
-async def test_the_call_follows_its_accepted_record_in_the_same_reconcile() -> None:
-    """Exactly once: `Accepted` is written before the restart is called; the pass that calls
-    runs right after that write, in the same worker, not behind the rest of the queue."""
+def running_with_request(action: str) -> tuple[JsonObj, Cache]:
+    """A running web-1 whose spec carries lifecycle `action`, and the caches a pass reads."""
     from tests.unit.reconcile.test_lifecycle import running_world
 
     world = running_world()
-    raw = wukong(lifecycleAction={"action": "restart"}).to_dict()
+    raw = wukong(lifecycleAction={"action": action}).to_dict()
     raw["metadata"] |= {"resourceVersion": "5", "creationTimestamp": "2026-11-23T11:59:00Z"}
     raw["status"] = {"phase": "Running", "vmName": "web-1-vm", "observedGeneration": 1}
     cache = Cache(
@@ -143,6 +142,13 @@ async def test_the_call_follows_its_accepted_record_in_the_same_reconcile() -> N
             kinds.NETWORK_POLICY.cache: [POLICY],
         }
     )
+    return raw, cache
+
+
+async def test_the_call_follows_its_accepted_record_in_the_same_reconcile() -> None:
+    """Exactly once: `Accepted` is written before the restart is called; the pass that calls
+    runs right after that write, in the same worker, not behind the rest of the queue."""
+    raw, cache = running_with_request("restart")
     server = Server(raw)
     reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
     again = await reconciler.reconcile("demo/web-1")
@@ -216,23 +222,7 @@ class Refusing(Server):
 async def test_the_phase_goes_back_in_the_same_reconcile_as_the_refused_call() -> None:
     """Our own status write wakes no pass: the hop back from a call KubeVirt refused waited
     for the next event or the stall timer (300 s), Suspending all that time."""
-    from tests.unit.reconcile.test_lifecycle import running_world
-
-    world = running_world()
-    raw = wukong(lifecycleAction={"action": "suspend"}).to_dict()
-    raw["metadata"] |= {"resourceVersion": "5", "creationTimestamp": "2026-11-23T11:59:00Z"}
-    raw["status"] = {"phase": "Running", "vmName": "web-1-vm", "observedGeneration": 1}
-    cache = Cache(
-        {
-            kinds.WUKONG.cache: [raw],
-            kinds.VM.cache: [world.vm],
-            kinds.VMI.cache: [world.vmi],
-            kinds.PVC.cache: list(world.claims.values()),
-            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
-            kinds.NAD.cache: list(world.nads.values()),
-            kinds.NETWORK_POLICY.cache: [POLICY],
-        }
-    )
+    raw, cache = running_with_request("suspend")
     server = Refusing(raw)
     await Reconciler(cache, Executor(server), clock=lambda: NOW).reconcile("demo/web-1")
     phases = [body["status"].get("phase") for _, path, body in server.writes if "/status" in path]
