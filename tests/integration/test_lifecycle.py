@@ -20,6 +20,7 @@ from tests.integration.scenario import (
     wait_for,
     wait_phase,
     wukong,
+    wukong_events,
 )
 from wukong.adapters.kube import Kube
 from wukong.testing.eventually import eventually
@@ -193,9 +194,10 @@ async def _new_vmi_running(k: Kube, namespace: str, name: str, old_uid: str) -> 
     return bool(vmi["status"].get("phase") == "Running")
 
 
-async def _ignoring_acpi(k: Kube, namespace: str, name: str) -> str:
+async def _ignoring_acpi(k: Kube, namespace: str, name: str, strategy: str = "Always") -> str:
     """A running Wukong whose guest ignores the power button; its VMI's uid."""
-    await running(k, namespace, name)
+    await create(k, "wukong", namespace, wukong(name, runStrategy=strategy))
+    await wait_phase(k, namespace, name, "Running")
     await k.merge_patch(
         path("vm", namespace, f"{name}-vm"),
         {"metadata": {"annotations": {"sim.kubevirt.io/ignore-acpi": "true"}}},
@@ -205,36 +207,52 @@ async def _ignoring_acpi(k: Kube, namespace: str, name: str) -> str:
     return str(vmi["metadata"]["uid"])
 
 
+# Under Manual the guest runs on a start call (autoStart makes the first); under Always and
+# RerunOnFailure KubeVirt starts it.
+FIRST_STARTS = {"Always": 0, "Manual": 1, "RerunOnFailure": 0}
+
+
+@pytest.mark.parametrize("strategy", ["Always", "Manual", "RerunOnFailure"])
 async def test_a_restart_the_guest_ignores_is_forced_at_its_deadline(
-    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator, strategy: str
 ) -> None:
     """KubeVirt takes no second restart while it serves one (500 "stop/start already
     underway" until the old VMI is gone): the forced restart at the deadline was refused
-    on every retry, and the guest waited out its VMI's whole grace period (180 s)."""
-    old = await _ignoring_acpi(k, namespace, "vm5b")
-    generation = await request(k, namespace, "vm5b", "restart", gracePeriodSeconds=2)
-    cr = await wait_for(k, namespace, "vm5b", answered(generation, "Done"), within=20)
+    on every retry, and the guest waited out its VMI's whole grace period (180 s). A forced
+    stop is taken; under Manual and RerunOnFailure it replaces the restart's pending Start,
+    so the restart's start is a call of ours."""
+    name = f"vm5b-{strategy.lower()}"
+    old = await _ignoring_acpi(k, namespace, name, strategy)
+    generation = await request(k, namespace, name, "restart", gracePeriodSeconds=2)
+    cr = await wait_for(k, namespace, name, answered(generation, "Done"), within=20)
     assert cr["status"]["phase"] == "Running"
     assert cr["status"]["lifecycleState"].get("escalated") is True
-    assert await _new_vmi_running(k, namespace, "vm5b", old)
-    assert calls(sim, "restart", "vm5b-vm") == 1
+    assert await _new_vmi_running(k, namespace, name, old)
+    assert calls(sim, "restart", f"{name}-vm") == 1
     assert [c.body for c in sim.calls if c.subresource == "stop"] == [{"gracePeriod": 0}]
-    assert await vm_strategy(k, namespace, "vm5b") == "Always"
+    restart_starts = 0 if strategy == "Always" else 1
+    assert calls(sim, "start", f"{name}-vm") == FIRST_STARTS[strategy] + restart_starts
+    assert await vm_strategy(k, namespace, name) == strategy
+    expired = await wukong_events(k, namespace, "GracePeriodExpired")
+    assert [e["involvedObject"]["name"] for e in expired].count(name) == 1
 
 
+@pytest.mark.parametrize("strategy", ["Always", "Manual"])
 async def test_a_forced_restart_during_a_graceful_one_takes_effect(
-    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator, strategy: str
 ) -> None:
     """`restart --force` while KubeVirt serves a graceful restart made no call at all (the
-    pending requests passed for it): the guest kept the old restart's pace."""
-    old = await _ignoring_acpi(k, namespace, "vm5c")
-    await request(k, namespace, "vm5c", "restart")
-    await wait_phase(k, namespace, "vm5c", "Restarting")
-    generation = await request(k, namespace, "vm5c", "restart", force=True)
-    cr = await wait_for(k, namespace, "vm5c", answered(generation, "Done"), within=20)
+    pending requests passed for it): the guest kept the old restart's pace. Under Manual it
+    was then asked again until the old VMI was gone (its whole grace period)."""
+    name = f"vm5c-{strategy.lower()}"
+    old = await _ignoring_acpi(k, namespace, name, strategy)
+    await request(k, namespace, name, "restart")
+    await wait_phase(k, namespace, name, "Restarting")
+    generation = await request(k, namespace, name, "restart", force=True)
+    cr = await wait_for(k, namespace, name, answered(generation, "Done"), within=20)
     assert cr["status"]["phase"] == "Running"
-    assert await _new_vmi_running(k, namespace, "vm5c", old)
-    assert await vm_strategy(k, namespace, "vm5c") == "Always"
+    assert await _new_vmi_running(k, namespace, name, old)
+    assert await vm_strategy(k, namespace, name) == strategy
 
 
 async def test_force_stop_is_immediate(

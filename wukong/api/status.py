@@ -99,7 +99,8 @@ class LifecycleState(WireModel):
     """The KubeVirt call was made (false: accepted, call pending on the next pass)."""
     call: str | None = None
     """The call the state machine asked for when it accepted the request (e.g. STOP_VM);
-    made on the next pass."""
+    made on the next pass. A forced restart made as a forced stop records FORCE_STOP_VM,
+    then START_VM for the start it owes under Manual and RerunOnFailure."""
     force: bool | None = None
     """The request asked for an immediate power-off."""
     grace_period_seconds: int | None = None

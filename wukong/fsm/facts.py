@@ -54,6 +54,8 @@ class Facts:
     """The graceful stop/restart deadline (gracePeriodSeconds) has expired."""
     force_issued: bool = False
     """A forced stop/restart was already issued for the current request: escalate once."""
+    start_refused: bool = False
+    """KubeVirt refused the start a forced restart owed after its forced stop."""
     call_refused: bool = False
     """KubeVirt refused the call of the request recorded before this pass (lifecycleState
     Failed, read from the stored record so a request sent meanwhile does not hide it), and

@@ -5,7 +5,9 @@ ever moves along a row of `PROTOCOL`.
 Exactly once across crashes is why there are two steps before Done: the pass that accepts
 a request only records it (Accepted; the status write comes first), the next pass makes
 the KubeVirt call the state machine asked for (Issued). A call that failed transiently is
-made again (back to Accepted); one KubeVirt refused is answered Failed and not retried.
+made again (back to Accepted); one KubeVirt refused is answered Failed and not retried. A
+forced restart KubeVirt could only take as a forced stop has a second call, its start: back
+to Accepted once the stop is done, and made exactly once the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class Happened(StrEnum):
     """The phase left the request's in-between phase (Stopping, Restarting, ...)."""
     call_failed = "call_failed"
     """The call failed transiently: make it again."""
+    stopped_to_restart = "stopped_to_restart"
+    """A forced restart's stop is done and nothing will start the guest again (Manual,
+    RerunOnFailure): its start is the next call, recorded before it is made."""
     call_refused = "call_refused"
     """KubeVirt refused the call (409) or the API said no: answer, do not retry."""
     moot = "moot"
@@ -56,6 +61,8 @@ PROTOCOL: dict[tuple[str, Happened], Answer] = {
     (A.Accepted, H.called): A.Issued,
     (A.Issued, H.settled): A.Done,
     (A.Issued, H.call_failed): A.Accepted,
+    (A.Issued, H.stopped_to_restart): A.Accepted,
+    (A.Refused, H.stopped_to_restart): A.Accepted,  # a later request refused meanwhile
     (A.Issued, H.call_refused): A.Failed,
     (A.Accepted, H.call_refused): A.Failed,
 }

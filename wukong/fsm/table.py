@@ -29,7 +29,9 @@ Observations (`sync`, first matching row per phase wins, in table order):
 - any phase after the VM's creation -> Creating when the VM is gone (deleted outside
   Wukong): it is made again from the spec.
 - Restarting/Suspending -> Running, Resuming -> Suspended when KubeVirt refused the call
-  (call_refused) and the guest is as it was; Starting -> Stopped for a refused start;
+  (call_refused) and the guest is as it was; Restarting -> Stopped when the guest is off
+  and the start a forced restart owed after its stop was refused (start_refused); Starting
+  -> Stopped for a refused start;
   Stopping -> Suspended, Running or Starting (the guest as it is) for a refused stop. A
   request the machine accepts clears call_refused for the rest of the pass: the refusal
   answered the request before it.
@@ -110,6 +112,9 @@ TRANSITIONS: list[dict[str, Any]] = [
      "conditions": ["call_refused", "guest_unsuspended"], "reason": "CallRefused"},
     {"trigger": "sync", "source": RESUMING, "dest": SUSPENDED,
      "conditions": ["call_refused", "guest_paused"], "reason": "CallRefused"},
+    # A restart that left the guest off (its forced stop made, the start after it refused).
+    {"trigger": "sync", "source": RESTARTING, "dest": STOPPED,
+     "conditions": ["start_refused", "vmi_gone"], "reason": "CallRefused"},
     # A refused start leaves the VM stopped, a stop refused for good leaves the guest as it was.
     {"trigger": "sync", "source": STARTING, "dest": STOPPED,
      "conditions": ["call_refused", "vmi_gone"], "unless": "want_running",

@@ -172,15 +172,49 @@ def _forced_off(seen: Observed) -> bool:
 
 def forcing(effect: Effect, seen: Observed) -> Effect:
     """The call that forces `effect` now. A restart KubeVirt is still serving cannot be
-    forced by another restart (`_serving_restart`); under Always a forced stop does it:
-    virt-api cuts the old VMI's grace period to 0 and sets Halted, and virt-controller, with
-    the restart's Start still pending once that VMI is gone, sets Always back and starts the
-    new one (watch/vm/vm.go, RunStrategyHalted). Under Manual and RerunOnFailure the stop
-    would replace the pending Start, so the restart is asked again until KubeVirt takes it."""
+    forced by another restart (`_serving_restart`); a forced stop does it: virt-api cuts the
+    old VMI's grace period to 0 at once.
+    - Under Always it also sets Halted, and virt-controller, with the restart's Start still
+      pending once that VMI is gone, sets Always back and starts the new one
+      (watch/vm/vm.go, RunStrategyHalted).
+    - Under Manual and RerunOnFailure the stop replaces the pending Start
+      (getChangeRequestJSON): the guest stays off, and the restart's start is a second call
+      once the old VMI is gone (`_owes_start`)."""
     if effect is Effect.FORCE_RESTART_VM and _serving_restart(seen):
-        if seen.run_strategy == "Always":
+        if seen.run_strategy in ("Always", *STARTED_BY_CALL):
             return Effect.FORCE_STOP_VM
     return effect
+
+
+STARTED_BY_CALL = ("Manual", "RerunOnFailure")
+"""runStrategies under which a stopped VM runs again only on a start call."""
+
+
+def _owes_start(state: LifecycleState, seen: Observed) -> bool:
+    """A forced restart left the guest off and nothing will start it: it was made as a
+    forced stop (`forcing`; recorded as `call: FORCE_STOP_VM`), which replaced KubeVirt's
+    pending Start under Manual or RerunOnFailure, or it found no VMI to restart (Error). The
+    old VMI is gone (or over) and KubeVirt has nothing pending. Only the recorded call tells
+    this from virt-api's own forced restart, which KubeVirt starts again itself (its Start
+    can leave the VM's cache before the new VMI shows in the VMI's). The record may also be
+    a later request's refusal made while the restart ran: its call is still the restart's."""
+    if not (
+        state.last_action == "restart"
+        and state.state in (Answer.Issued, Answer.Refused)
+        and (state.force or state.escalated)
+        and state.call == Effect.FORCE_STOP_VM.value
+    ):
+        return False
+    old_over = seen.vmi is None or (
+        _vmi_uid(seen) == state.vmi_uid and seen.vmi_phase in FINAL_VMI_PHASES
+    )
+    return seen.run_strategy in STARTED_BY_CALL and not seen.pending_requests and old_over
+
+
+def _calling(state: LifecycleState) -> str | None:
+    """The verb of the call a request makes next: its own, or the start a forced restart
+    owes (`_owes_start`)."""
+    return "start" if state.call == Effect.START_VM.value else state.last_action
 
 
 def _kubevirt_busy(action: str | None, seen: Observed) -> bool:
@@ -275,11 +309,12 @@ def facts_for(
         vmi_paused=seen.vmi_paused_by_user(),
         vmi_paused_otherwise=seen.vmi_pause() is not None and not seen.vmi_paused_by_user(),
         vmi_restarted=vmi is not None
-        and state.vmi_uid is not None
+        and (state.vmi_uid is not None or state.last_action == "restart")
         and _vmi_uid(seen) != state.vmi_uid,
         stop_deadline_passed=deadline is not None and now >= deadline,
         force_issued=bool(state.escalated) or bool(state.force),
         call_refused=refused,
+        start_refused=refused and state.call == Effect.START_VM.value,
     )
 
 
@@ -393,26 +428,52 @@ def plan_lifecycle(
         why = f"{state.last_action} ended: the VM was deleted outside Wukong"
         state = moved(state, Happened.moot, message=why, call=None, deadline=None)
     calling = False
+    verb_next = _calling(state)
     if (
         state.state == Answer.Accepted
-        and state.last_action
+        and verb_next
         and live_vm
-        and not _kubevirt_busy(state.last_action, seen)
+        and not _kubevirt_busy(verb_next, seen)
     ):
-        last = state.last_action
         effect = Effect(state.call) if state.call else None  # None: a recorded request
-        if effect is not None and not call_landed(last, state, seen):
+        made: dict[
+            str, object
+        ] = {}  # lastActionTime is when the call was made: a retried one, the last try
+        if effect is not None and not call_landed(verb_next, state, seen):
             calling = True
-            actions.append(_vm_call(forcing(effect, seen), vm, state.grace_period_seconds))
-        state = moved(state, Happened.called, message=f"{last} sent to KubeVirt")
+            forced_as = forcing(effect, seen)
+            actions.append(_vm_call(forced_as, vm, state.grace_period_seconds))
+            made = {"last_action_time": now}
+            if forced_as is not effect:  # the restart made as a forced stop: its start is ours
+                made["call"] = forced_as.value
+        elif (
+            effect is Effect.FORCE_RESTART_VM
+            and (seen.vmi is None or _grace_cut(seen))
+            and "Start" not in seen.pending_requests
+        ):
+            # Landed as a stop (ours, made before a crash: the grace cut), or nothing was
+            # left to restart: no Start of KubeVirt's follows, the start is ours.
+            made = {"call": Effect.FORCE_STOP_VM.value}
+        state = moved(state, Happened.called, message=f"{verb_next} sent to KubeVirt", **made)
+    elif live_vm and step.phase == Phase.Restarting and _owes_start(state, seen):
+        # Recorded first, called by the next pass: exactly once, as the request's own call.
+        state = moved(
+            state,
+            Happened.stopped_to_restart,
+            call=Effect.START_VM.value,
+            message="restart: the guest is off, starting it again",
+        )
     # The record answers the request in flight, or a later one refused while it runs: then
     # its deadline still times the earlier call, but its message stays the refusal.
     in_flight = state.state in IN_FLIGHT
     escalation = next((e for e in step.effects if e in ESCALATIONS), None)
     if escalation is not None:
         verb = _vm_call(escalation, vm, 0).verb
-        actions.append(_vm_call(forcing(escalation, seen), vm, 0))
+        forced_as = forcing(escalation, seen)
+        actions.append(_vm_call(forced_as, vm, 0))
         forced = {"message": f"grace period over: forced {verb}"} if in_flight else {}
+        if forced_as is not escalation:
+            forced["call"] = forced_as.value
         state = state.model_copy(update={"escalated": True, **forced})
         actions.append(
             Emit(
@@ -454,7 +515,7 @@ def _crosses_pause(
     as the new request wants it, so `call_landed` would count its call as made and it would
     never be (the guest then ends as the earlier request left it, the record saying the
     later one is done). The new request waits for the VMI update that shows the earlier
-    call, at most PAUSE_REPORT_WINDOW after that call was accepted: virt-handler reports a
+    call, at most PAUSE_REPORT_WINDOW after that call was made: virt-handler reports a
     pause within a second, and a pause that never shows (the domain was already paused by
     QEMU, or stopped) must not hold the Wukong's requests for good."""
     if (

@@ -16,6 +16,8 @@ ROWS = [
     (A.Accepted, H.called, A.Issued),
     (A.Issued, H.settled, A.Done),
     (A.Issued, H.call_failed, A.Accepted),
+    (A.Issued, H.stopped_to_restart, A.Accepted),
+    (A.Refused, H.stopped_to_restart, A.Accepted),
     (A.Issued, H.call_refused, A.Failed),
     (A.Accepted, H.call_refused, A.Failed),
     (None, H.moot, A.Done),
@@ -30,6 +32,7 @@ STAYS = [
     (A.Failed, H.settled),
     (A.Done, H.call_failed),
     (None, H.called),
+    (A.Accepted, H.stopped_to_restart),  # the stop it follows not made yet
 ]
 
 

@@ -902,15 +902,32 @@ def _serving_restart(world: Any, *, grace: int = 180, **changes: Any) -> Observe
     return Observed(**{**world.__dict__, "vm": vm, "vmi": vmi, **changes})
 
 
-@pytest.mark.parametrize(("strategy", "verb"), [("Always", "stop"), ("Manual", "restart")])
-def test_a_restart_kubevirt_serves_is_forced_at_its_deadline_by_a_forced_stop_under_always(
-    strategy: str, verb: str
+def _off(world: Any, strategy: str, **changes: Any) -> Observed:
+    """After a forced stop under `strategy`: the old VMI gone, nothing pending."""
+    vm = copy.deepcopy(world.vm)
+    vm["spec"]["runStrategy"] = strategy
+    vm.setdefault("status", {})["stateChangeRequests"] = []
+    return Observed(**{**world.__dict__, "vm": vm, "vmi": None, **changes})
+
+
+def _new_vmi(world: Any, **changes: Any) -> Observed:
+    """The guest started again: a new VMI, running."""
+    vmi = copy.deepcopy(world.vmi)
+    vmi["metadata"]["uid"] = "vmi-2"
+    return Observed(**{**world.__dict__, "vmi": vmi, **changes})
+
+
+@pytest.mark.parametrize("strategy", ["Always", "Manual", "RerunOnFailure"])
+def test_a_restart_kubevirt_serves_is_forced_at_its_deadline_by_a_forced_stop(
+    strategy: str,
 ) -> None:
     """virt-api takes no second restart while it serves one (500 "stop/start already
     underway" until the old VMI is gone): the forced restart at the deadline was refused on
-    every retry. Under Always a forced stop cuts the old VMI's grace period, and
-    virt-controller starts the new VMI for the pending Start. (Under Manual the stop would
-    replace that Start: the restart is asked again, as before.)"""
+    every retry. A forced stop cuts the old VMI's grace period. Under Always
+    virt-controller then starts the new VMI for the pending Start; under Manual and
+    RerunOnFailure the stop replaced that Start, and the restart's start is ours to make
+    (before, the restart was asked again until the old VMI was gone: its whole grace
+    period, 180 s by default, with a GracePeriodExpired Warning on every retry)."""
     world = running_world(strategy)
     asked = {"action": "restart", "gracePeriodSeconds": 5}
     cr = wukong(runStrategy=strategy, lifecycleAction=asked)
@@ -920,8 +937,87 @@ def test_a_restart_kubevirt_serves_is_forced_at_its_deadline_by_a_forced_stop_un
     waiting = decide(cr, called.status, _serving_restart(world, now=NOW + timedelta(seconds=2)))
     assert calls(waiting) == []
     late = decide(cr, waiting.status, _serving_restart(world, now=NOW + timedelta(seconds=10)))
-    assert calls(late) == [VmCall(verb, "web-1-vm", grace_period=0, force=True)]
+    assert calls(late) == [VmCall("stop", "web-1-vm", grace_period=0, force=True)]
     assert late.status["lifecycleState"]["escalated"] is True
+    cut = decide(cr, late.status, _serving_restart(world, grace=0, now=NOW + timedelta(seconds=11)))
+    assert calls(cut) == [] and cut.status["phase"] == "Restarting"
+    off = decide(cr, cut.status, _off(world, strategy, now=NOW + timedelta(seconds=12)))
+    assert calls(off) == [] and off.status["phase"] == "Restarting"
+    if strategy == "Always":  # virt-controller starts it: nothing of ours to add
+        assert off.status["lifecycleState"]["state"] == "Issued"
+        return
+    assert off.status["lifecycleState"]["state"] == "Accepted"  # recorded before it is made
+    assert off.status["lifecycleState"]["call"] == "START_VM"
+    start = decide(cr, off.status, _off(world, strategy, now=NOW + timedelta(seconds=12)))
+    assert calls(start) == [VmCall("start", "web-1-vm")]
+    assert start.status["lifecycleState"]["state"] == "Issued"
+    up = decide(cr, start.status, _new_vmi(world, now=NOW + timedelta(seconds=14)))
+    assert calls(up) == [] and up.status["phase"] == "Running"
+    assert up.status["lifecycleState"]["state"] == "Done"
+    assert not [a for a in up.actions if isinstance(a, PatchChild)]  # runStrategy untouched
+
+
+@pytest.mark.parametrize("strategy", ["Manual", "RerunOnFailure"])
+def test_a_forced_restart_during_a_graceful_one_under_manual_stops_then_starts_once(
+    strategy: str,
+) -> None:
+    """`restart --force` while KubeVirt served a graceful restart under Manual was asked
+    again until the old VMI was gone (500s for its whole grace period). It is a forced stop
+    now, then a start once the old VMI is gone; each is made once, also across a crash."""
+    world = running_world(strategy)
+    first = {"action": "restart", "requestedAt": "a"}
+    graceful = wukong(runStrategy=strategy, lifecycleAction=first)
+    called = decide(graceful, decide(graceful, {"phase": "Running"}, world).status, world)
+    forced = wukong(
+        runStrategy=strategy,
+        lifecycleAction={"action": "restart", "force": True, "requestedAt": "b"},
+    )
+    serving = _serving_restart(world)
+    accepted = decide(forced, called.status, serving)
+    made = decide(forced, accepted.status, serving)
+    assert calls(made) == [VmCall("stop", "web-1-vm", grace_period=0, force=True)]
+    # The stop replaced the pending Start; while KubeVirt still holds it, nothing to start.
+    stopping = _off(world, strategy)
+    stopping.vm["status"]["stateChangeRequests"] = [{"action": "Stop", "uid": "vmi-1"}]
+    held = decide(forced, made.status, stopping)
+    assert calls(held) == [] and held.status["lifecycleState"]["state"] == "Issued"
+    owed = decide(forced, held.status, _off(world, strategy))
+    assert calls(owed) == [] and owed.status["lifecycleState"]["call"] == "START_VM"
+    start = decide(forced, owed.status, _off(world, strategy))
+    assert calls(start) == [VmCall("start", "web-1-vm")]
+    # A crash before `Issued` was written: the Start pending (or the new VMI) shows it landed.
+    pending = _off(world, strategy)
+    pending.vm["status"]["stateChangeRequests"] = [{"action": "Start"}]
+    assert calls(decide(forced, owed.status, pending)) == []
+    assert calls(decide(forced, owed.status, _new_vmi(world))) == []
+    # Made and not yet shown: not owed again.
+    assert calls(decide(forced, start.status, _off(world, strategy))) == []
+    assert (
+        decide(forced, start.status, _off(world, strategy)).status["lifecycleState"]["state"]
+        == "Issued"
+    )
+    up = decide(forced, start.status, _new_vmi(world))
+    assert up.status["phase"] == "Running" and up.status["lifecycleState"]["state"] == "Done"
+
+
+def test_a_refused_start_after_a_forced_restart_leaves_it_stopped() -> None:
+    """The forced stop is done and KubeVirt refused the start after it: the guest is off,
+    and the Wukong says Stopped rather than Restarting for good."""
+    world = running_world("Manual")
+    forced = wukong(runStrategy="Manual", lifecycleAction={"action": "restart", "force": True})
+    serving = _serving_restart(world)  # review: a plain forced restart is KubeVirt's to start
+    accepted = decide(forced, {"phase": "Restarting", "vmName": "web-1-vm"}, serving)
+    made = decide(forced, accepted.status, serving)
+    owed = decide(forced, made.status, _off(world, "Manual"))
+    failure = Failed("refused", "the VM needs manual recovery", 409)
+    start = decide(forced, owed.status, _off(world, "Manual"))
+    [call] = calls(start)
+    written = folded(start.status, owed.status, {call: failure})
+    assert written["lifecycleState"]["state"] == "Failed"
+    back = decide(forced, written, _off(world, "Manual"))
+    assert back.status["phase"] == "Stopped"
+    assert [a.reason for a in back.actions if isinstance(a, Emit)] == ["CallRefused"]
+    assert calls(back) == []
 
 
 def test_a_forced_restart_during_a_graceful_one_is_made_and_known_once_it_lands() -> None:
@@ -1046,3 +1142,110 @@ def test_a_refused_stop_goes_back_to_running_whichever_vmi_runs() -> None:
     replaced = running_world()
     replaced.vmi["metadata"]["uid"] = "vmi-2"
     assert decide(cr, written, replaced).status["phase"] == "Running"
+
+
+def test_a_forced_restart_from_error_with_no_vmi_under_manual_starts_the_guest() -> None:
+    """The restart found nothing to stop (the failed VMI was gone): it was taken as made,
+    and under Manual nothing started the guest, so the Wukong stayed Restarting."""
+    world = running_world("Manual")
+    forced = wukong(runStrategy="Manual", lifecycleAction={"action": "restart", "force": True})
+    off = _off(world, "Manual")
+    accepted = decide(forced, {"phase": "Error", "vmName": "web-1-vm"}, off)
+    assert accepted.status["phase"] == "Restarting"
+    made = decide(forced, accepted.status, off)
+    owed = decide(forced, made.status, off)
+    assert owed.status["lifecycleState"]["call"] == "START_VM"
+    start = decide(forced, owed.status, off)
+    assert calls(start) == [VmCall("start", "web-1-vm")]
+    # No VMI was recorded at acceptance: the VMI the start brings is the restarted one.
+    up = decide(forced, start.status, _new_vmi(world))
+    assert up.status["phase"] == "Running" and up.status["lifecycleState"]["state"] == "Done"
+
+
+@pytest.mark.parametrize("other", ["start", "suspend", "resume", "restart"])
+def test_a_request_refused_during_a_forced_restart_does_not_lose_its_start(other: str) -> None:
+    """Review s19 F1: a request refused while the restart ran rewrote the record to Refused,
+    and the start owed after the escalation's forced stop (Manual) was never made: the guest
+    stayed off, the Wukong Restarting for good."""
+    world = running_world("Manual")
+    asked = {"action": "restart", "gracePeriodSeconds": 5, "requestedAt": "a"}
+    graceful = wukong(runStrategy="Manual", lifecycleAction=asked)
+    status = decide(graceful, {"phase": "Running", "vmName": "web-1-vm"}, world).status
+    called = decide(graceful, status, world)
+    cr = wukong(runStrategy="Manual", lifecycleAction={"action": other, "requestedAt": "b"})
+    refused = decide(cr, called.status, _serving_restart(world, now=NOW + timedelta(seconds=2)))
+    assert refused.status["lifecycleState"]["state"] == "Refused"
+    late = decide(cr, refused.status, _serving_restart(world, now=NOW + timedelta(seconds=10)))
+    assert calls(late) == [VmCall("stop", "web-1-vm", grace_period=0, force=True)]
+    owed = decide(cr, late.status, _off(world, "Manual", now=NOW + timedelta(seconds=12)))
+    assert owed.status["lifecycleState"]["call"] == "START_VM"
+    start = decide(cr, owed.status, _off(world, "Manual", now=NOW + timedelta(seconds=12)))
+    assert calls(start) == [VmCall("start", "web-1-vm")]
+    assert decide(cr, start.status, _new_vmi(world)).status["phase"] == "Running"
+
+
+@pytest.mark.parametrize("strategy", ["Manual", "RerunOnFailure"])
+def test_a_forced_restart_kubevirt_serves_itself_owes_no_start(strategy: str) -> None:
+    """Review s19 F2: a plain `restart --force` is virt-api's restart (its Stop and Start
+    pending, the launcher pod deleted): KubeVirt starts the new VMI. A VM cache showing the
+    Start trimmed before the VMI cache shows the new VMI was read as "the guest is off", and
+    a start of ours was recorded and made."""
+    world = running_world(strategy)
+    cr = wukong(runStrategy=strategy, lifecycleAction={"action": "restart", "force": True})
+    accepted = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    made = decide(cr, accepted.status, world)
+    assert calls(made) == [VmCall("restart", "web-1-vm", grace_period=0, force=True)]
+    skewed = decide(cr, made.status, _off(world, strategy))
+    assert skewed.status["lifecycleState"]["call"] != "START_VM"
+    assert calls(decide(cr, skewed.status, _off(world, strategy))) == []
+
+
+def test_a_refused_forced_stop_while_kubevirt_starts_the_guest_stays_restarting() -> None:
+    """Review s19 F4: the forced stop made for a forced restart met no VMI (409 "VM is not
+    running") while KubeVirt's own Start was about to run the new one: the Wukong hopped
+    Restarting -> Stopped with a false CallRefused Warning."""
+    world = running_world("Manual")
+    graceful = wukong(
+        runStrategy="Manual", lifecycleAction={"action": "restart", "requestedAt": "a"}
+    )
+    called = decide(graceful, decide(graceful, {"phase": "Running"}, world).status, world)
+    forced = wukong(
+        runStrategy="Manual",
+        lifecycleAction={"action": "restart", "force": True, "requestedAt": "b"},
+    )
+    serving = _serving_restart(world)
+    accepted = decide(forced, called.status, serving)
+    made = decide(forced, accepted.status, serving)
+    [call] = calls(made)
+    gone = Failed("refused", "VM is not running", 409)
+    written = folded(made.status, accepted.status, {call: gone})
+    starting = _off(world, "Manual")
+    starting.vm["status"]["stateChangeRequests"] = [{"action": "Start"}]
+    after = decide(forced, written, starting)
+    assert after.status["phase"] == "Restarting"
+    assert not [a for a in after.actions if isinstance(a, Emit) and a.reason == "CallRefused"]
+    assert decide(forced, after.status, _new_vmi(world)).status["phase"] == "Running"
+
+
+def test_a_pause_retried_past_the_window_still_holds_the_resume_sent_after_it() -> None:
+    """The hold on a resume was timed from the suspend's acceptance: a pause retried on 503s
+    for over 10 s let a resume sent right after it through, unheld, and the resume counted
+    its unpause as made while the pause had not shown yet (the guest stayed paused). It is
+    timed from the call that was made now (lastActionTime)."""
+    world = running_world()
+    cr = wukong(lifecycleAction={"action": "suspend", "requestedAt": "a"})
+    status = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world).status
+    busy = Failed("transient", "service unavailable", 503)
+    for second in range(0, 12, 3):  # 503s for 12 s
+        at = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=second)})
+        tried = decide(cr, status, at)
+        [call] = calls(tried)
+        status = folded(tried.status, status, {call: busy})
+        assert status["lifecycleState"]["state"] == "Accepted"
+    made = decide(cr, status, Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=12)}))
+    assert [c.verb for c in calls(made)] == ["pause"]
+    resume = wukong(lifecycleAction={"action": "resume", "requestedAt": "b"})
+    soon = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=13)})
+    held = decide(resume, made.status, soon)
+    assert held.status["lifecycleState"]["lastAction"] == "suspend"  # the pause not shown yet
+    assert calls(held) == [] and held.requeue_after is not None
