@@ -62,6 +62,17 @@ SETTLED = ("Running", "Stopped", "Suspended")
 ANSWERS = ("Done", "Refused", "Failed")
 
 
+def forced_restart(strategy: str) -> Counter[str]:
+    """The calls a forced restart may be made as instead of a restart: while KubeVirt still
+    serves a restart, virt-api takes no second one, so it is a forced stop, and under Manual
+    and RerunOnFailure (where that stop replaces KubeVirt's pending Start) a start after it
+    (docs/decisions.md, "Forcing a restart KubeVirt is serving")."""
+    calls = Counter({CALL["stop"]: 1})
+    if strategy != "Always":
+        calls[CALL["start"]] += 1
+    return calls
+
+
 def life(cr: dict[str, Any]) -> dict[str, Any]:
     return dict((cr.get("status") or {}).get("lifecycleState") or {})
 
@@ -158,6 +169,8 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
             pause = rng.choice(CHANGE_OF_MIND)
             story.append(f"{verb} (overwritten after {pause} s)")
             overwritten[CALL[verb]] += 1
+            if verb == "restart":  # forced, or graceful and forced at its deadline later
+                overwritten += forced_restart(strategy)
             await asyncio.sleep(pause)  # the user's pace, not a wait for the operator
             continue
         cr = await wait_for(
@@ -184,10 +197,14 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
         else:
             assert now == LANDS_IN[verb], where
             allowed[CALL[verb]] += 1  # one call, or none when the VM already was there
+            if verb == "restart" and options.get("force"):
+                allowed += forced_restart(strategy)
             if verb == "restart":  # Running before and after: only a new VMI says it happened
                 assert await vmi_uid(k, namespace) not in (None, before), where
         if state.get("escalated"):  # a guest that did not shut down in time: forced, once
             allowed[CALL[state["lastAction"]]] += 1
+            if state["lastAction"] == "restart":
+                allowed += forced_restart(strategy)
         assert all(n <= allowed[call] for call, n in made.items()), where
         # Nor a call KubeVirt could not take yet (500 "stop/start already underway" to a
         # start while the stop before it was pending): the planner waits for it instead.
