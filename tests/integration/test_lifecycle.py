@@ -255,6 +255,26 @@ async def test_a_forced_restart_during_a_graceful_one_takes_effect(
     assert await vm_strategy(k, namespace, name) == strategy
 
 
+async def test_a_restart_stopped_with_virtctl_under_manual_ends_stopped(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """`virtctl stop` while KubeVirt serves the Wukong's restart under Manual replaces the
+    restart's Start: the guest is off for good, and the Wukong said Restarting for good."""
+    name = "vm5d"
+    await _ignoring_acpi(k, namespace, name, "Manual")
+    generation = await request(k, namespace, name, "restart")
+    await wait_phase(k, namespace, name, "Restarting")
+    stop = (
+        f"/apis/subresources.kubevirt.io/v1/namespaces/{namespace}/virtualmachines/{name}-vm/stop"
+    )
+    await k.request("PUT", stop, body={"gracePeriod": 0})
+    cr = await wait_for(k, namespace, name, answered(generation, "Done"), within=20)
+    assert cr["status"]["phase"] == "Stopped"
+    await eventually(lambda: _vmi_gone(k, namespace, f"{name}-vm"), timeout=20, message="no VMI")
+    assert calls(sim, "start", f"{name}-vm") == FIRST_STARTS["Manual"]  # no start of ours
+    assert await vm_strategy(k, namespace, name) == "Manual"
+
+
 async def test_force_stop_is_immediate(
     k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:

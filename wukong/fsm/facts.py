@@ -54,6 +54,10 @@ class Facts:
     """The graceful stop/restart deadline (gracePeriodSeconds) has expired."""
     force_issued: bool = False
     """A forced stop/restart was already issued for the current request: escalate once."""
+    left_off: bool = False
+    """KubeVirt reports the VM Stopped with nothing pending under Manual or RerunOnFailure,
+    and no start of ours is to follow: nothing will start the guest (someone stopped it
+    with `virtctl stop` while it restarted)."""
     start_refused: bool = False
     """KubeVirt refused the start a forced restart owed after its forced stop."""
     call_refused: bool = False

@@ -176,7 +176,8 @@ def _request(model: _Pass, request: Request | str, phase: Phase) -> str | None:
         model.facts = replace(model.facts, want_running=False)
     # KubeVirt's refusal answered the request before; this one has made no call yet (else
     # the hop back of that refusal took the new phase back at once, with a false Warning).
-    model.facts = replace(model.facts, call_refused=False, start_refused=False)
+    # Nor is a VM left off by someone else's stop (left_off) the answer to it.
+    model.facts = replace(model.facts, call_refused=False, start_refused=False, left_off=False)
     return None
 
 

@@ -42,7 +42,9 @@ Observations (`sync`, first matching row per phase wins, in table order):
   Always -> Starting (it restarted under us); no VMI otherwise -> Stopped.
   Running/Suspending -> Suspended when paused; Suspended/Resuming -> Running when up.
 - Stopping -> Stopped when no VMI runs; once the grace deadline passes, FORCE_STOP_VM once.
-- Restarting -> Running when a new VMI is up; deadline passed -> FORCE_RESTART_VM once.
+- Restarting -> Running when a new VMI is up; -> Stopped when KubeVirt reports the VM
+  stopped for good (left_off: `virtctl stop` under Manual); deadline passed ->
+  FORCE_RESTART_VM once.
 - Stopped -> Starting when a VMI appears (started outside Wukong or by runStrategy).
 """
 
@@ -156,6 +158,10 @@ TRANSITIONS: list[dict[str, Any]] = [
      "after": "force_stop_vm", "reason": "StopGracePeriodExpired"},
     {"trigger": "sync", "source": RESTARTING, "dest": RUNNING,
      "conditions": ["vmi_restarted", "vmi_up"], "reason": "VMIRestarted"},
+    # Stopped outside Wukong while it restarted (virtctl stop under Manual): nothing will
+    # start it again.
+    {"trigger": "sync", "source": RESTARTING, "dest": STOPPED, "conditions": "left_off",
+     "reason": "VMIStopped"},
     {"trigger": "sync", "source": RESTARTING, "dest": RESTARTING,
      "conditions": "stop_deadline_passed",
      "unless": ["vmi_restarted", "forced", "force_issued"],

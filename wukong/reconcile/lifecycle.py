@@ -211,6 +211,25 @@ def _owes_start(state: LifecycleState, seen: Observed) -> bool:
     return seen.run_strategy in STARTED_BY_CALL and not seen.pending_requests and old_over
 
 
+def _left_off(seen: Observed, state: LifecycleState) -> bool:
+    """The VM is off and stays off: KubeVirt reports it Stopped with nothing pending under a
+    runStrategy that starts it only on a call, and no start of ours follows (`_owes_start`).
+    virt-controller trims a restart's Start only once it sees the new VMI, and writes
+    printableStatus from that VMI in the same update, so a restart KubeVirt still serves is
+    never read as this, even from a VMI cache behind the VM's."""
+    printable = ((seen.vm or {}).get("status") or {}).get("printableStatus")
+    ours = state.call in (Effect.FORCE_STOP_VM.value, Effect.START_VM.value)
+    off = seen.vmi is None or seen.vmi_phase in FINAL_VMI_PHASES
+    return (
+        printable == "Stopped"
+        and seen.run_strategy in STARTED_BY_CALL
+        and not seen.pending_requests
+        and off
+        and state.state != Answer.Accepted  # its call still to make
+        and not (state.last_action == "restart" and ours)
+    )
+
+
 def _calling(state: LifecycleState) -> str | None:
     """The verb of the call a request makes next: its own, or the start a forced restart
     owes (`_owes_start`)."""
@@ -315,6 +334,7 @@ def facts_for(
         force_issued=bool(state.escalated) or bool(state.force),
         call_refused=refused,
         start_refused=refused and state.call == Effect.START_VM.value,
+        left_off=_left_off(seen, state),
     )
 
 

@@ -907,6 +907,7 @@ def _off(world: Any, strategy: str, **changes: Any) -> Observed:
     vm = copy.deepcopy(world.vm)
     vm["spec"]["runStrategy"] = strategy
     vm.setdefault("status", {})["stateChangeRequests"] = []
+    vm["status"]["printableStatus"] = "Stopped"
     return Observed(**{**world.__dict__, "vm": vm, "vmi": None, **changes})
 
 
@@ -1249,3 +1250,20 @@ def test_a_pause_retried_past_the_window_still_holds_the_resume_sent_after_it() 
     held = decide(resume, made.status, soon)
     assert held.status["lifecycleState"]["lastAction"] == "suspend"  # the pause not shown yet
     assert calls(held) == [] and held.requeue_after is not None
+
+
+@pytest.mark.parametrize("strategy", ["Manual", "RerunOnFailure"])
+def test_a_restart_stopped_outside_wukong_ends_stopped(strategy: str) -> None:
+    """`virtctl stop` while KubeVirt served our restart replaced its Start: the guest was off
+    for good and the Wukong said Restarting for good (review s19, p7)."""
+    world = running_world(strategy)
+    cr = wukong(runStrategy=strategy, lifecycleAction={"action": "restart"})
+    accepted = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    called = decide(cr, accepted.status, world)
+    off = decide(cr, called.status, _off(world, strategy))
+    assert off.status["phase"] == "Stopped" and calls(off) == []
+    assert off.status["lifecycleState"]["state"] == "Done"
+    # Not while KubeVirt has not said so: its VM status written before the VMI was made.
+    between = _off(world, strategy)
+    between.vm["status"]["printableStatus"] = "Starting"
+    assert decide(cr, called.status, between).status["phase"] == "Restarting"
