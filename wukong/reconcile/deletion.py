@@ -154,10 +154,8 @@ def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[Delet
     for name, dv in _ours(dict(seen.data_volumes), uid).items():
         if _disk_of(dv, cr) not in keep:  # a kept disk keeps its DataVolume too (labelled)
             steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv)))
-    for name, pvc in _ours(dict(seen.claims), uid).items():
-        if _disk_of(pvc, cr) not in keep:
-            steps["DeleteDisks"].append(DeleteChild("PersistentVolumeClaim", name, _uid(pvc)))
-    for name, pvc in _left_by_their_data_volume(cr, seen).items():
+    claims = {**_ours(dict(seen.claims), uid), **_left_by_their_data_volume(cr, seen)}
+    for name, pvc in claims.items():
         if _disk_of(pvc, cr) not in keep:
             steps["DeleteDisks"].append(DeleteChild("PersistentVolumeClaim", name, _uid(pvc)))
     for key, nad in seen.nads.items():

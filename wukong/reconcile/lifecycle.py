@@ -22,7 +22,7 @@ from wukong.api import names
 from wukong.api.objects import being_deleted
 from wukong.api.status import LifecycleState, WukongStatus
 from wukong.api.v1alpha1 import LifecycleAction, Wukong
-from wukong.fsm.facts import FINAL_VMI_PHASES, Facts
+from wukong.fsm.facts import Facts
 from wukong.fsm.machine import Effect, Phase, Step, decide
 from wukong.fsm.requests import ISSUED, Answer, Happened, answer
 from wukong.reconcile.actions import Action, Emit, PatchChild, VmCall
@@ -119,12 +119,12 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
         return strategy not in (None, "Halted") and ("Start" in pending or started)
     if action == "stop":
         if state.force:  # a graceful stop's Halted or Stop must not pass for the forced one
-            return seen.vmi is None or seen.vmi_phase in FINAL_VMI_PHASES or _grace_cut(seen)
+            return seen.vmi is None or seen.vmi_ended or _grace_cut(seen)
         if "Start" in pending:
             # A restart's (Stop, Start) is under way: its VMI goes, then a new one comes. That
             # is not our stop; calling it replaces KubeVirt's pending requests with a Stop.
             return False
-        over = seen.vmi_phase in FINAL_VMI_PHASES
+        over = seen.vmi_ended
         return (
             strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating or over
         )
@@ -186,6 +186,14 @@ def forcing(effect: Effect, seen: Observed) -> Effect:
     return effect
 
 
+def _forced(effect: Effect, seen: Observed) -> tuple[Effect, dict[str, object]]:
+    """The call forcing `effect` now (`forcing`), and what the record keeps of it: a restart
+    made as a forced stop records that stop, as the start it then owes is ours
+    (`_owes_start`)."""
+    call = forcing(effect, seen)
+    return call, ({"call": call.value} if call is not effect else {})
+
+
 STARTED_BY_CALL = ("Manual", "RerunOnFailure")
 """runStrategies under which a stopped VM runs again only on a start call."""
 
@@ -205,9 +213,7 @@ def _owes_start(state: LifecycleState, seen: Observed) -> bool:
         and state.call == Effect.FORCE_STOP_VM.value
     ):
         return False
-    old_over = seen.vmi is None or (
-        _vmi_uid(seen) == state.vmi_uid and seen.vmi_phase in FINAL_VMI_PHASES
-    )
+    old_over = seen.vmi is None or (_vmi_uid(seen) == state.vmi_uid and seen.vmi_ended)
     return seen.run_strategy in STARTED_BY_CALL and not seen.pending_requests and old_over
 
 
@@ -219,7 +225,7 @@ def _left_off(seen: Observed, state: LifecycleState) -> bool:
     never read as this, even from a VMI cache behind the VM's."""
     printable = ((seen.vm or {}).get("status") or {}).get("printableStatus")
     ours = state.call in (Effect.FORCE_STOP_VM.value, Effect.START_VM.value)
-    off = seen.vmi is None or seen.vmi_phase in FINAL_VMI_PHASES
+    off = seen.vmi is None or seen.vmi_ended
     return (
         printable == "Stopped"
         and seen.run_strategy in STARTED_BY_CALL
@@ -456,16 +462,13 @@ def plan_lifecycle(
         and not _kubevirt_busy(verb_next, seen)
     ):
         effect = Effect(state.call) if state.call else None  # None: a recorded request
-        made: dict[
-            str, object
-        ] = {}  # lastActionTime is when the call was made: a retried one, the last try
+        # lastActionTime is when the call was made: for a retried one, the last try.
+        made: dict[str, object] = {}
         if effect is not None and not call_landed(verb_next, state, seen):
             calling = True
-            forced_as = forcing(effect, seen)
-            actions.append(_vm_call(forced_as, vm, state.grace_period_seconds))
-            made = {"last_action_time": now}
-            if forced_as is not effect:  # the restart made as a forced stop: its start is ours
-                made["call"] = forced_as.value
+            call, recorded_call = _forced(effect, seen)
+            actions.append(_vm_call(call, vm, state.grace_period_seconds))
+            made = {"last_action_time": now, **recorded_call}
         elif (
             effect is Effect.FORCE_RESTART_VM
             and (seen.vmi is None or _grace_cut(seen))
@@ -489,12 +492,10 @@ def plan_lifecycle(
     escalation = next((e for e in step.effects if e in ESCALATIONS), None)
     if escalation is not None:
         verb = _vm_call(escalation, vm, 0).verb
-        forced_as = forcing(escalation, seen)
-        actions.append(_vm_call(forced_as, vm, 0))
+        call, recorded_call = _forced(escalation, seen)
+        actions.append(_vm_call(call, vm, 0))
         forced = {"message": f"grace period over: forced {verb}"} if in_flight else {}
-        if forced_as is not escalation:
-            forced["call"] = forced_as.value
-        state = state.model_copy(update={"escalated": True, **forced})
+        state = state.model_copy(update={"escalated": True, **forced, **recorded_call})
         actions.append(
             Emit(
                 "Warning",
