@@ -75,6 +75,7 @@ class Simulator(Background):
         self._api: ApiClient | None = None
         self._server: SubresourceServer | None = None
         self._handler: VMIHandler | None = None
+        self._kubelet: Kubelet | None = None
         self._informers: list[Informer] = []
 
     @property
@@ -102,6 +103,23 @@ class Simulator(Background):
             self._handler.enqueue(key)
         if self._node is not None:
             self._node.enqueue(key)
+
+    async def lose_node(self, node: str, *, ago: float = 0.0) -> None:
+        """The machine behind `node` is gone (power, network), as the cluster sees it a
+        minute later: nothing on it moves any more, the Node is Ready=Unknown and tainted
+        unreachable, and its pods are not Ready, so their VMIs are not Ready either. The VMIs
+        keep their phase: KubeVirt still sees their pods. `ago`: seconds since the pods were
+        marked not Ready (their Ready condition's lastTransitionTime). With real KubeVirt, use
+        nodes of the test's own (`SimConfig.nodes`): a lost node stays lost for later tests."""
+        assert self._kubelet is not None, "the simulator is not running"
+        await self._kubelet.lose(node, node_object=self.real_kubevirt, ago=ago)
+
+    async def fence_node(self, node: str) -> None:
+        """The lost `node`'s pods end, as minutes later on a cluster: evicted, then, once an
+        administrator marks the node out of service, failed and force-deleted by PodGC. KubeVirt
+        fails their VMIs (and under runStrategy Always starts new ones on another node)."""
+        assert self._kubelet is not None, "the simulator is not running"
+        await self._kubelet.fence(node, node_object=self.real_kubevirt)
 
     @property
     def real_kubevirt(self) -> bool:
@@ -131,9 +149,11 @@ class Simulator(Background):
             self._handler = VMIHandler(kube, cfg, vmis, vms, dvs, pvcs, self.guest, pods)
             # The node's scheduler and kubelet run the virt-launcher pods, node_name first.
             nodes = (cfg.node_name, *(n for n in cfg.nodes if n != cfg.node_name))
+            self._kubelet = Kubelet(kube, dataclasses.replace(cfg, nodes=nodes), pods, vmis, vms)
+            self._handler.lost = self._kubelet.lost
             controllers = [
                 VMController(kube, cfg, vms, vmis, dvs, pvcs),
-                Kubelet(kube, dataclasses.replace(cfg, nodes=nodes), pods, vmis, vms),
+                self._kubelet,
                 MigrationController(kube, cfg, migrations, vmis),
                 self._handler,
                 DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
@@ -161,8 +181,10 @@ class Simulator(Background):
         self._informers = [vms, vmis, dvs, pvcs, pods, classes]
         self._handler_api = await load_client(endpoints.handler_kubeconfig)
         self._node = NodeHandler(kube, cfg, vmis, vms, pvcs, self.guest, Kube(self._handler_api))
+        self._kubelet = Kubelet(kube, cfg, pods, vmis, vms)
+        self._node.lost = self._kubelet.lost
         controllers = [
-            Kubelet(kube, cfg, pods, vmis, vms),
+            self._kubelet,
             self._node,
             DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
             StorageController(kube, cfg, pvcs, classes, vmis),

@@ -26,6 +26,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -62,6 +63,11 @@ SECRETS = Resource("", "v1", "secrets")
 MOUNT_RETRY_SECONDS = 2.0
 LAUNCHER_LABEL = ("kubevirt.io", "virt-launcher")
 HANDLER_LABEL = ("kubevirt.io", "virt-handler")
+# What marks a lost node: the node lifecycle controller's taint, the one an administrator adds
+# once the machine is known to be down, and virt-handler's heartbeat (virtv1.VirtHandlerHeartbeat).
+UNREACHABLE = "node.kubernetes.io/unreachable"
+OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
+HEARTBEAT = "kubevirt.io/heartbeat"
 
 # What kube-scheduler says when no node fits (its wording, node counts filled in).
 NO_FIT = (
@@ -323,6 +329,9 @@ class Kubelet(Controller):
         self.kube, self.cfg, self.pods, self.vmis, self.vms = kube, cfg, pods, vmis, vms
         self.book = AddressBook(cfg.pod_cidr_prefix)
         self._next_node = 0
+        # Nodes whose machine is gone (`Simulator.lose_node`): no kubelet runs their pods,
+        # no pod is scheduled there. Shared with the virt-handler side, which stops too.
+        self.lost: set[str] = set()
         pods.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vmis.handlers.append(self._vmi_changed)
 
@@ -340,8 +349,8 @@ class Kubelet(Controller):
     async def reconcile(self, key: str) -> float | None:
         ns, _, name = key.partition("/")
         pod = self.pods.get(ns, name)
-        if pod is None:
-            return None
+        if pod is None or (pod.get("spec") or {}).get("nodeName") in self.lost:
+            return None  # gone, or its node's kubelet is: nothing moves it (see `lose`)
         try:
             if deleting(pod):
                 return await self._terminate(pod)
@@ -456,7 +465,8 @@ class Kubelet(Controller):
     async def _schedule(self, pod: JsonObj) -> None:
         vmi = self._vmi_of(pod)
         vm = self.vms.get(pod["metadata"]["namespace"], vmi["metadata"]["name"]) if vmi else None
-        nodes = self.cfg.nodes
+        # A lost node is tainted unreachable (NoSchedule): no pod goes there.
+        nodes = tuple(n for n in self.cfg.nodes if n not in self.lost)
         selector = (pod.get("spec") or {}).get("nodeSelector") or {}
         labels = {n: node_labels(self.cfg, n) for n in nodes}
         fits = [
@@ -550,6 +560,83 @@ class Kubelet(Controller):
         )
         self.pods.apply(updated)
 
+    def _launchers_on(self, node: str) -> list[JsonObj]:
+        return [
+            pod
+            for pod in self.pods.list(None)
+            if (pod.get("spec") or {}).get("nodeName") == node and _labelled(pod, LAUNCHER_LABEL)
+        ]
+
+    async def lose(self, node: str, *, node_object: bool, ago: float = 0.0) -> None:
+        """The machine behind `node` is gone, as the cluster sees it within a minute: this
+        kubelet stops running its pods; the node lifecycle controller sets the Node
+        Ready=Unknown, taints it unreachable and marks its pods not Ready (MarkPodsNotReady
+        in kube-controller-manager: the status flips, with a new lastTransitionTime; reason
+        and message stay). `ago`: how long before now that happened."""
+        self.lost.add(node)
+        marked = (datetime.now(UTC) - timedelta(seconds=ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if node_object:
+            now = now_iso()
+            ready = {
+                "type": "Ready",
+                "status": "Unknown",
+                "reason": "NodeStatusUnknown",
+                "message": "Kubelet stopped posting node status.",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+            await self.kube.merge_patch(
+                NODES, None, node, {"status": {"conditions": [ready]}}, sub="status"
+            )
+            await self._taint(node, UNREACHABLE, ("NoSchedule", "NoExecute"))
+        for pod in self._launchers_on(node):
+            conds = [
+                {**c, "status": "False", "lastTransitionTime": marked}
+                if c.get("type") == "Ready" and c.get("status") == "True"
+                else c
+                for c in (pod.get("status") or {}).get("conditions") or []
+            ]
+            await self._status(pod, {"conditions": conds})
+
+    async def fence(self, node: str, *, node_object: bool) -> None:
+        """What ends a lost node's pods, minutes folded into moments: taint-based eviction
+        deletes them (they stay Terminating: no kubelet confirms), virt-handler's heartbeat
+        has been silent for over 5 minutes, an administrator marks the node out of service,
+        and PodGC fails and force-deletes the pods (gc_controller.go gcTerminating). KubeVirt's
+        virt-controller then fails their VMIs, as it does with any VMI whose pod is gone."""
+        for pod in self._launchers_on(node):
+            if not deleting(pod):
+                await self._delete(pod, grace=None)
+        if node_object:
+            stale = datetime.now(UTC) - timedelta(minutes=6)
+            heartbeat = {HEARTBEAT: stale.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            await self.kube.merge_patch(NODES, None, node, {"metadata": {"annotations": heartbeat}})
+            await self._taint(node, OUT_OF_SERVICE, ("NoExecute",))
+        for pod in self._launchers_on(node):
+            await self._status(pod, {"phase": "Failed"})
+            await self._delete(pod, grace=0)
+
+    async def _delete(self, pod: JsonObj, *, grace: int | None) -> None:
+        meta = pod["metadata"]
+        body: JsonObj = {"preconditions": {"uid": meta["uid"]}}
+        if grace is not None:
+            body["gracePeriodSeconds"] = grace
+        try:
+            await self.kube.request("DELETE", PODS.path(meta["namespace"], meta["name"]), body)
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+
+    async def _taint(self, node: str, key: str, effects: tuple[str, ...]) -> None:
+        current = await self.kube.get_or_none(NODES, None, node)
+        if current is None:
+            return
+        taints = list((current.get("spec") or {}).get("taints") or [])
+        for effect in effects:
+            if not any(t.get("key") == key and t.get("effect") == effect for t in taints):
+                taints.append({"key": key, "effect": effect, "timeAdded": now_iso()})
+        await self.kube.merge_patch(NODES, None, node, {"spec": {"taints": taints}})
+
 
 class NodeHandler(GuestHost):
     """virt-handler's share of a VMI's status, for VMIs virt-controller scheduled on our nodes."""
@@ -572,6 +659,7 @@ class NodeHandler(GuestHost):
         # Domains paused or resumed on virt-api's request, by VMI uid: (paused, when the VMI
         # shows it).
         self._domain_paused: dict[str, tuple[bool, float]] = {}
+        self.lost: set[str] = set()  # the Kubelet's: nodes whose machine is gone
         if CLAIMS not in vmis.indexes:
             vmis.add_index(CLAIMS, claim_keys)
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
@@ -590,6 +678,8 @@ class NodeHandler(GuestHost):
         status = copy.deepcopy(vmi.get("status") or {})
         if status.get("nodeName") not in self.cfg.nodes:
             return None  # not scheduled yet: virt-controller's business
+        if status.get("nodeName") in self.lost:
+            return None  # its node is gone, and this virt-handler with it
         vm = self.vms.get(ns, name)
         guest = self.guest(ns, name)
         if deleting(vmi):

@@ -67,6 +67,7 @@ class VMIHandler(GuestHost):
         self.kube, self.guest = kube, guest
         self.vmis, self.vms, self.dvs, self.pvcs, self.pods = vmis, vms, dvs, pvcs, pods
         self.book = AddressBook(cfg.pod_cidr_prefix)
+        self.lost: set[str] = set()  # the Kubelet's: nodes whose machine is gone
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         vms.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         self._users = ClaimUsers(vmis, vmi_claims)
@@ -110,6 +111,31 @@ class VMIHandler(GuestHost):
         status["activePods"] = {pod["metadata"]["uid"]: node}
         return pod
 
+    def _on_lost_node(self, vmi: JsonObj, status: JsonObj) -> None:
+        """virt-controller's part alone, for a VMI whose node (and virt-handler) is gone: its
+        Ready follows its launcher pod's, and it fails once the pod is gone
+        (pkg/virt-controller/watch/vmi/lifecycle.go: syncReadyConditionFromPod, and "setting
+        VMI to failed while running because pod does not exist")."""
+        owned = self.pods.owned_by(vmi["metadata"]["uid"])
+        pod = next((p for p in owned if controlled_by(p, vmi)), None)
+        conds = list(status.get("conditions") or [])
+        if pod is None:
+            status["phase"] = "Failed"
+        elif deleting(pod) or phase(pod) in ("Failed", "Succeeded"):
+            conds = set_condition(
+                conds, "Ready", "False", "PodTerminating", "virt-launcher pod is terminating"
+            )
+        elif (ready := condition(pod, "Ready")) is not None:
+            mine = condition({"status": status}, "Ready") or {}
+            if (mine.get("status"), mine.get("reason")) != (
+                ready.get("status"),
+                ready.get("reason"),
+            ):
+                # Copied whole, its lastTransitionTime too (VMI UpdateCondition).
+                conds = [c for c in conds if c.get("type") != "Ready"]
+                conds.append({**ready, "type": "Ready"})
+        status["conditions"] = conds
+
     def _claim_changed(self, claim: JsonObj) -> None:
         for key in self._users.of(claim):
             self.enqueue(key)
@@ -130,7 +156,10 @@ class VMIHandler(GuestHost):
             vmi = await set_finalizers(self.kube, self.vmis, VMIS, vmi, add=VMI_FINALIZER)
         status = copy.deepcopy(vmi.get("status") or {})
         guest = self.guest(ns, name)
-        if deleting(vmi):
+        after: float | None = None
+        if status.get("nodeName") in self.lost:
+            self._on_lost_node(vmi, status)
+        elif deleting(vmi):
             after = self._shut_down(vmi, vm, guest, status)
         else:
             after = await self._advance(vmi, vm, guest, status)
