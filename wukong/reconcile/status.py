@@ -86,10 +86,14 @@ def ready_condition(step: Step, seen: Observed) -> Cond:
     if step.phase is Phase.Running and seen.vmi_condition("Ready") and not lost:
         node = (seen.vmi or {}).get("status", {}).get("nodeName", "")
         return Cond(READY, True, "VMRunning", f"the VM runs on {node}".strip())
-    if step.phase is Phase.Running and not lost:  # KubeVirt says why: e.g. its node NotReady
+    if step.phase is Phase.Running and not lost:  # KubeVirt says why, when it does
         vmi_ready = condition_of(seen.vmi, "Ready") or {}
         reason = str(vmi_ready.get("reason") or "VMINotReady")
-        return Cond(READY, False, reason, str(vmi_ready.get("message") or "the VMI is not Ready"))
+        # No words: the launcher pod's Ready went False without any, as the node lifecycle
+        # controller turns it off on a node that stopped reporting.
+        node = (seen.vmi or {}).get("status", {}).get("nodeName") or "its node"
+        words = f"the VMI on {node} is not Ready: its virt-launcher pod is not Ready"
+        return Cond(READY, False, reason, str(vmi_ready.get("message") or words))
     return Cond(READY, False, step.phase.value, f"the Wukong is {step.phase.value}")
 
 

@@ -5,10 +5,11 @@ scheduled, its image cannot be pulled, its launcher crashes, a volume is missing
 conditions (mirrored from the VMI) carry the detail, e.g. PodScheduled=False "0/3 nodes are
 available: ..."; its Failure condition says when virt-controller cannot even make the VMI
 (an instance type or preference that does not exist, or a VMI the API server refuses for
-longer than a passing error lasts), and the VMI's Synchronized condition
-when the API server refuses its launcher pod. A VMI in phase Unknown lost contact
-with its node. Each becomes `VMHealthy=False` with KubeVirt's words (absent when there is no
-trouble), so `kubectl get wk` and `describe` say what to fix.
+longer than a passing error lasts), and the VMI's Synchronized condition when the API server
+refuses its launcher pod. A running VMI not Ready for long (its launcher pod is not: on a node
+that stopped reporting, until someone acts), a VMI failed on an unresponsive node, and one in
+phase Unknown lost contact with its node. Each becomes `VMHealthy=False` with KubeVirt's
+words (absent when there is no trouble), so `kubectl get wk` and `describe` say what to fix.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime
 from wukong.api import JsonObj
 from wukong.api.conditions import VM_HEALTHY, Cond
 from wukong.reconcile.observed import IO_ERROR_PAUSE, Observed, condition_of
-from wukong.reconcile.timefmt import parse_time
+from wukong.reconcile.timefmt import iso, parse_time
 
 # printableStatus values that mean the VM cannot run until someone acts, and what to check.
 VM_ERRORS = {
@@ -52,6 +53,12 @@ PASSING_SYNC_ERRORS = {
 # What each passing error, once it lasts, stops: the VM starting, or a disk being plugged.
 _LASTING_WORDS = {"HotPlugVolumeError": "VM cannot hot-plug a disk"}
 LASTING = 10.0
+# A running VMI not Ready for this long, neither paused nor migrating: its virt-launcher pod is
+# not Ready (KubeVirt copies the pod's Ready onto the VMI), which on a working node lasts
+# seconds. A node that stopped reporting keeps it so until someone acts: the node lifecycle
+# controller marks its pods not Ready, and KubeVirt runs the VM again elsewhere only once
+# those pods are gone, which needs the node deleted or marked out of service.
+NOT_READY_LASTING = 30.0
 # Where KubeVirt puts the detail: (condition type, the status that means trouble).
 _DETAIL = (
     ("PodScheduled", "False"),
@@ -83,6 +90,55 @@ def _launcher_refused(vmi: JsonObj | None) -> str:
     return message if message.startswith("failed to create") and "pod" in message else ""
 
 
+def _failed_detail(vmi: JsonObj | None) -> str:
+    """Why a VMI failed, in KubeVirt's words. A VMI whose launcher pod went away while it ran
+    (evicted, deleted, or force-deleted off a lost node) fails without a reason, and its
+    Ready condition says what it says of a pod not made yet (PodNotExists, "virt-launcher pod
+    has not yet been scheduled"): not that, for a VMI that had a node."""
+    ready = condition_of(vmi, "Ready") or {}
+    if ready.get("reason") == "PodNotExists" and (vmi or {}).get("status", {}).get("nodeName"):
+        return "its virt-launcher pod is gone (deleted, evicted, or its node lost)"
+    return _detail(vmi) or "the guest or its launcher ended with an error"
+
+
+def _not_ready_since(seen: Observed) -> datetime | None:
+    """When a running VMI, neither paused nor migrating, stopped being Ready; None when it is
+    Ready, is not such a VMI, or KubeVirt gave no time."""
+    vmi = seen.vmi or {}
+    status = vmi.get("status") or {}
+    migration = status.get("migrationState") or {}
+    if seen.vmi_phase != "Running" or seen.vmi_pause() is not None:
+        return None
+    if migration and not migration.get("completed"):
+        return None
+    ready = condition_of(vmi, "Ready")
+    if ready is None or ready.get("status") == "True":
+        return None
+    return parse_time(ready.get("lastTransitionTime"))
+
+
+def _until_not_ready_lasts(seen: Observed) -> float | None:
+    """Seconds until a running VMI's not being Ready has lasted NOT_READY_LASTING (<= 0: it
+    has); None when it is not such a VMI."""
+    since = _not_ready_since(seen)
+    return None if since is None else NOT_READY_LASTING - (seen.now - since).total_seconds()
+
+
+def _not_ready_message(vmi: JsonObj) -> str:
+    """A stable message (no age in it: that would rewrite status every pass)."""
+    status = vmi.get("status") or {}
+    node = status.get("nodeName") or "its node"
+    ready = condition_of(vmi, "Ready") or {}
+    since = parse_time(ready.get("lastTransitionTime"))
+    when = f" since {iso(since)}" if since is not None else ""
+    why = str(ready.get("message") or "its virt-launcher pod is not Ready")
+    return (
+        f"VMI not Ready on {node}{when}: {why}. If {node} is down, KubeVirt runs the VM "
+        "again elsewhere only once its pod is gone: delete the node, or mark it out of "
+        "service (taint node.kubernetes.io/out-of-service)"
+    )
+
+
 def _until_lasting(failure: JsonObj, now: datetime) -> float | None:
     """Seconds until the VM's Failure condition, if its reason may pass, has lasted long
     enough to report (<= 0: it has); None when there is none or it carries no time."""
@@ -93,10 +149,17 @@ def _until_lasting(failure: JsonObj, now: datetime) -> float | None:
 
 
 def health_due(seen: Observed) -> float | None:
-    """Seconds until `vm_health` reports a passing sync error that is still young, if it
-    holds that long (the pass to requeue at); None when nothing waits."""
-    left = _until_lasting(condition_of(seen.vm, "Failure") or {}, seen.now)
-    return left + 0.05 if left is not None and left > 0 else None
+    """Seconds until `vm_health` reports a passing sync error or a VMI not Ready that is
+    still young, if it holds that long (the pass to requeue at); None when nothing waits."""
+    waits = [
+        left + 0.05
+        for left in (
+            _until_lasting(condition_of(seen.vm, "Failure") or {}, seen.now),
+            _until_not_ready_lasts(seen),
+        )
+        if left is not None and left > 0
+    ]
+    return min(waits, default=None)
 
 
 def vm_health(seen: Observed) -> Cond | None:
@@ -136,8 +199,11 @@ def vm_health(seen: Observed) -> Cond | None:
         node = status.get("nodeName") or "its node"
         if why == "NodeUnresponsive":  # virt-controller's node controller gave up on it
             return Cond(VM_HEALTHY, False, "NodeLost", f"VMI failed: {node} stopped responding")
-        detail = _detail(seen.vmi) or "the guest or its launcher ended with an error"
+        detail = _failed_detail(seen.vmi)
         return Cond(VM_HEALTHY, False, why or "VMIFailed", f"VMI failed on {node}: {detail}")
+    left = _until_not_ready_lasts(seen)
+    if left is not None and left <= 0:
+        return Cond(VM_HEALTHY, False, "VMINotReady", _not_ready_message(seen.vmi or {}))
     if seen.vmi_phase == "Unknown":
         detail = (seen.vmi or {}).get("status", {}).get("reason") or _detail(seen.vmi)
         node = (seen.vmi or {}).get("status", {}).get("nodeName") or "its node"

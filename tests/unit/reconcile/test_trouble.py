@@ -18,7 +18,7 @@ from wukong.reconcile.admission import admit
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.timefmt import iso
 from wukong.reconcile.vm import build_vm
-from wukong.reconcile.vm_health import LASTING, health_due, vm_health
+from wukong.reconcile.vm_health import LASTING, NOT_READY_LASTING, health_due, vm_health
 
 QUOTA = (
     'persistentvolumeclaims "web-1-data" is forbidden: exceeded quota: disks, '
@@ -436,3 +436,101 @@ def test_a_hotplug_virt_controller_cannot_apply_is_vm_healthy_false_once_it_last
     assert verdict.message == f"VM cannot hot-plug a disk: {message}"
     young = {**failure, "lastTransitionTime": iso(NOW - timedelta(seconds=2))}
     assert vm_health(vm_world("Running", young, vmi_phase="Running")) is None
+
+
+# -- a running VMI that stays not Ready: its node lost ----------------------------------------
+
+
+def not_ready_world(age: float, **ready: Any) -> Observed:
+    """A running VMI whose launcher pod stopped being Ready `age` seconds ago: what the node
+    lifecycle controller does to every pod of a node that stopped reporting."""
+    world = vm_world("Running", vmi_phase="Running")
+    assert world.vmi is not None
+    since = iso(NOW - timedelta(seconds=age))
+    world.vmi["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "lastTransitionTime": since, **ready}
+    ]
+    return world
+
+
+def test_a_vmi_not_ready_for_long_is_vm_healthy_false_and_says_what_to_do() -> None:
+    """A node that stops reporting leaves its VMIs Running and not Ready, for as long as
+    nobody deletes the node or marks it out of service: the Wukong said only Ready=False
+    "the VMI is not Ready", with no Warning."""
+    world = not_ready_world(NOT_READY_LASTING + 1)
+    verdict = vm_health(world)
+    assert verdict is not None and (verdict.status, verdict.reason) == (False, "VMINotReady")
+    since = iso(NOW - timedelta(seconds=NOT_READY_LASTING + 1))
+    assert verdict.message.startswith(f"VMI not Ready on node-3 since {since}: ")
+    assert "its virt-launcher pod is not Ready" in verdict.message
+    assert "node.kubernetes.io/out-of-service" in verdict.message
+    assert vm_health(replace(world, now=NOW + timedelta(seconds=60))) == verdict  # stable
+    plan = decide(wukong(), {"phase": "Running"}, world)
+    assert plan.status["phase"] == "Running"
+    assert cond(plan.status["conditions"], "VMHealthy")["reason"] == "VMINotReady"
+    warnings = [e.reason for e in plan.actions if isinstance(e, Emit) and e.type == "Warning"]
+    assert "VMINotReady" in warnings
+
+
+def test_a_vmi_not_ready_for_long_gives_kubevirts_words_when_it_has_some() -> None:
+    world = not_ready_world(
+        NOT_READY_LASTING + 1, reason="PodTerminating", message="virt-launcher pod is terminating"
+    )
+    verdict = vm_health(world)
+    assert verdict is not None
+    assert ": virt-launcher pod is terminating. If node-3 is down" in verdict.message
+
+
+def test_a_vmi_not_ready_for_a_moment_waits_and_the_pass_comes_back_when_it_would_count() -> None:
+    world = not_ready_world(5)
+    assert vm_health(world) is None
+    due = health_due(world)
+    assert due is not None and NOT_READY_LASTING - 5 <= due <= NOT_READY_LASTING - 5 + 0.1
+    plan = decide(wukong(), {"phase": "Running"}, world)
+    assert cond(plan.status["conditions"], "VMHealthy") == {}
+    assert plan.requeue_after is not None and plan.requeue_after <= due
+    assert vm_health(replace(world, now=NOW + timedelta(seconds=due))) is not None
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"type": "Paused", "status": "True", "reason": "PausedByUser"},
+        {"type": "Paused", "status": "True", "reason": "PausedByMigrationMonitor"},
+    ],
+)
+def test_a_paused_vmi_is_not_ready_without_being_in_trouble(other: dict[str, Any]) -> None:
+    world = not_ready_world(NOT_READY_LASTING + 100)
+    assert world.vmi is not None
+    world.vmi["status"]["conditions"].append(other)
+    assert vm_health(world) is None and health_due(world) is None
+
+
+def test_a_migrating_vmi_is_not_ready_without_being_in_trouble() -> None:
+    world = not_ready_world(NOT_READY_LASTING + 100)
+    assert world.vmi is not None
+    world.vmi["status"]["migrationState"] = {"targetNode": "node-4"}
+    assert vm_health(world) is None
+    world.vmi["status"]["migrationState"]["completed"] = True
+    assert vm_health(world) is not None
+
+
+def test_a_vmi_whose_pod_went_away_while_it_ran_does_not_say_it_was_never_scheduled() -> None:
+    """What virt-controller does when a running VMI's pod is gone (force-deleted off a lost
+    node, say): Failed with no reason, and Ready's PodNotExists "virt-launcher pod has not yet
+    been scheduled", which the Wukong repeated for a VM that had run for days."""
+    world = vm_world("Stopped", vmi_phase="Failed")
+    assert world.vmi is not None
+    world.vmi["status"]["conditions"] = [
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "PodNotExists",
+            "message": "virt-launcher pod has not yet been scheduled",
+        }
+    ]
+    verdict = vm_health(world)
+    assert verdict is not None and verdict.reason == "VMIFailed"
+    assert verdict.message == (
+        "VMI failed on node-3: its virt-launcher pod is gone (deleted, evicted, or its node lost)"
+    )

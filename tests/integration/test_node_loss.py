@@ -1,0 +1,108 @@
+"""A node lost under a running Wukong (SPEC §8, "failures are visible"), with KubeVirt's own
+virt-controller deciding what becomes of its VMI: the simulator plays the machine going away
+(`Simulator.lose_node`) and the pods ending (`Simulator.fence_node`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.integration.scenario import (
+    condition,
+    create,
+    get,
+    k,
+    operator,
+    wait_for,
+    wait_ready,
+    wukong,
+    wukong_events,
+)
+from wukong.adapters.kube import Kube, api_path
+from wukong.errors import NotFound
+from wukong.reconcile.vm_health import NOT_READY_LASTING
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.kubevirt import SimConfig, Simulator
+from wukong.testing.kubevirt.plane import KubeVirtPlane
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator"]  # fixtures
+SMALL = {"name": "system", "size": "1Gi"}
+
+
+@pytest.fixture
+async def sim(
+    control_plane: ControlPlane, kubevirt: KubeVirtPlane | None, namespace: str, k: Kube
+) -> AsyncIterator[Simulator]:
+    """Two nodes of this test's own: a lost node stays lost for whoever schedules there."""
+    endpoints = kubevirt.endpoints if kubevirt is not None else None
+    nodes = (f"{namespace}-a", f"{namespace}-b")
+    config = SimConfig(node_name=nodes[0], nodes=nodes)
+    try:
+        async with Simulator(
+            control_plane.kubeconfig, namespace=namespace, config=config, kubevirt=endpoints
+        ) as simulator:
+            yield simulator
+    finally:
+        if endpoints is not None:
+            for node in nodes:
+                with contextlib.suppress(NotFound):
+                    await k.delete(
+                        api_path("", "v1", "pods", endpoints.namespace, f"virt-handler-{node}")
+                    )
+                with contextlib.suppress(NotFound):
+                    await k.delete(api_path("", "v1", "nodes", None, node))
+
+
+async def test_a_lost_node_is_a_warning_and_the_vm_runs_elsewhere_once_its_pod_is_gone(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """The machine under a running VM goes away. KubeVirt keeps the VMI Running, not Ready,
+    for as long as its pod exists: the Wukong says so, and what would let KubeVirt move it.
+    Once the pod is gone KubeVirt fails the VMI (real virt-controller: NodeUnresponsive, or
+    no reason when its VMI controller gets there first) and starts the VM on the other node."""
+    await create(k, "wukong", namespace, wukong("far", disks=[SMALL]))
+    cr = await wait_ready(k, namespace, "far", within=60)
+    node = cr["status"]["nodeName"]
+    # The pods were marked not Ready a while ago: the operator must wake by itself (no watch
+    # event comes) when that has lasted long enough to count.
+    await sim.lose_node(node, ago=NOT_READY_LASTING - 4)
+
+    def unready(c: dict[str, object]) -> bool:
+        return condition(c, "Ready").get("status") == "False"
+
+    cr = await wait_for(k, namespace, "far", unready, within=20, what="Ready=False")
+    assert cr["status"]["phase"] == "Running" and cr["status"]["nodeName"] == node
+    assert condition(cr, "VMHealthy") == {}, "not trouble yet: a pod is not Ready for a moment"
+    assert f"the VMI on {node} is not Ready" in condition(cr, "Ready")["message"]
+
+    def unhealthy(c: dict[str, object]) -> bool:
+        return condition(c, "VMHealthy").get("reason") == "VMINotReady"
+
+    cr = await wait_for(k, namespace, "far", unhealthy, within=20, what="VMHealthy VMINotReady")
+    health = condition(cr, "VMHealthy")
+    assert health["status"] == "False" and f"VMI not Ready on {node} since" in health["message"]
+    assert "node.kubernetes.io/out-of-service" in health["message"]
+    warnings = await wukong_events(k, namespace, "VMINotReady")
+    assert [e["type"] for e in warnings] == ["Warning"]
+    vmi = await get(k, "vmi", namespace, "far-vm")
+    assert vmi is not None and vmi["status"]["phase"] == "Running"  # KubeVirt waits too
+
+    await sim.fence_node(node)
+
+    def elsewhere(c: dict[str, object]) -> bool:
+        status = c.get("status") or {}
+        return (
+            isinstance(status, dict)
+            and status.get("phase") == "Running"
+            and status.get("nodeName") not in (None, node)
+            and condition(c, "Ready").get("status") == "True"
+        )
+
+    cr = await wait_for(k, namespace, "far", elsewhere, within=60, what="Running elsewhere")
+    assert condition(cr, "VMHealthy") == {}
+    hops = [(h["from"], h["to"]) for h in cr["status"]["history"]]
+    assert ("Running", "Error") in hops or ("Running", "Starting") in hops, hops
+    assert await wukong_events(k, namespace, "NoError"), "the trouble's end is told too"
