@@ -114,6 +114,12 @@ class Simulator(Background):
         assert self._kubelet is not None, "the simulator is not running"
         await self._kubelet.lose(node, node_object=self.real_kubevirt, ago=ago)
 
+    async def evict_node_pods(self, node: str) -> None:
+        """The lost `node`'s pods evicted, as 5 minutes later on a cluster: deleted, and
+        Terminating for good (no kubelet confirms). KubeVirt's VMIs stay Running, not Ready."""
+        assert self._kubelet is not None, "the simulator is not running"
+        await self._kubelet.evict(node)
+
     async def fence_node(self, node: str) -> None:
         """The lost `node`'s pods end, as minutes later on a cluster: evicted, then, once an
         administrator marks the node out of service, failed and force-deleted by PodGC. KubeVirt

@@ -598,15 +598,20 @@ class Kubelet(Controller):
             ]
             await self._status(pod, {"conditions": conds})
 
-    async def fence(self, node: str, *, node_object: bool) -> None:
-        """What ends a lost node's pods, minutes folded into moments: taint-based eviction
-        deletes them (they stay Terminating: no kubelet confirms), virt-handler's heartbeat
-        has been silent for over 5 minutes, an administrator marks the node out of service,
-        and PodGC fails and force-deletes the pods (gc_controller.go gcTerminating). KubeVirt's
-        virt-controller then fails their VMIs, as it does with any VMI whose pod is gone."""
+    async def evict(self, node: str) -> None:
+        """Taint-based eviction of a lost node's pods, 5 minutes after the unreachable taint
+        (their default toleration): deleted, they stay Terminating, as no kubelet confirms."""
         for pod in self._launchers_on(node):
             if not deleting(pod):
                 await self._delete(pod, grace=None)
+
+    async def fence(self, node: str, *, node_object: bool) -> None:
+        """What ends a lost node's pods, minutes folded into moments: evicted (if they were
+        not yet), virt-handler's heartbeat silent for over 5 minutes, the node marked out of
+        service by an administrator, and PodGC failing and force-deleting the pods
+        (gc_controller.go gcTerminating). KubeVirt's virt-controller then fails their VMIs,
+        as it does with any VMI whose pod is gone."""
+        await self.evict(node)
         if node_object:
             stale = datetime.now(UTC) - timedelta(minutes=6)
             heartbeat = {HEARTBEAT: stale.strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -33,6 +33,7 @@ from .objects import (
     drop_condition,
     flag,
     is_final,
+    now_iso,
     phase,
     set_condition,
 )
@@ -118,23 +119,24 @@ class VMIHandler(GuestHost):
         VMI to failed while running because pod does not exist")."""
         owned = self.pods.owned_by(vmi["metadata"]["uid"])
         pod = next((p for p in owned if controlled_by(p, vmi)), None)
-        conds = list(status.get("conditions") or [])
         if pod is None:
             status["phase"] = "Failed"
+            ready = {"status": "False", "reason": "PodNotExists"}
+            ready["message"] = "virt-launcher pod has not yet been scheduled"
         elif deleting(pod) or phase(pod) in ("Failed", "Succeeded"):
-            conds = set_condition(
-                conds, "Ready", "False", "PodTerminating", "virt-launcher pod is terminating"
-            )
-        elif (ready := condition(pod, "Ready")) is not None:
-            mine = condition({"status": status}, "Ready") or {}
-            if (mine.get("status"), mine.get("reason")) != (
-                ready.get("status"),
-                ready.get("reason"),
-            ):
-                # Copied whole, its lastTransitionTime too (VMI UpdateCondition).
-                conds = [c for c in conds if c.get("type") != "Ready"]
-                conds.append({**ready, "type": "Ready"})
-        status["conditions"] = conds
+            ready = {"status": "False", "reason": "PodTerminating"}
+            ready["message"] = "virt-launcher pod is terminating"
+        else:
+            ready = dict(condition(pod, "Ready") or {})  # its lastTransitionTime too
+        if not ready:
+            return
+        conds = list(status.get("conditions") or [])
+        mine = condition({"status": status}, "Ready") or {}
+        # VMI UpdateCondition: the whole condition is replaced when its status or reason
+        # changes (the clock starts again), else kept as it is.
+        if (mine.get("status"), mine.get("reason")) != (ready.get("status"), ready.get("reason")):
+            ready = {"type": "Ready", "lastTransitionTime": now_iso(), **ready}
+            status["conditions"] = [c for c in conds if c.get("type") != "Ready"] + [ready]
 
     def _claim_changed(self, claim: JsonObj) -> None:
         for key in self._users.of(claim):
