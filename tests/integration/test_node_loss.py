@@ -60,9 +60,10 @@ async def test_a_lost_node_is_a_warning_and_the_vm_runs_elsewhere_once_its_pod_i
     k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:
     """The machine under a running VM goes away. KubeVirt keeps the VMI Running, not Ready,
-    for as long as its pod exists: the Wukong says so, and what would let KubeVirt move it.
-    Once the pod is gone KubeVirt fails the VMI (real virt-controller: NodeUnresponsive, or
-    no reason when its VMI controller gets there first) and starts the VM on the other node."""
+    for as long as its pod exists, evicted or not: the Wukong says so, once, and what would
+    let KubeVirt move it. Once the pod is gone KubeVirt fails the VMI (real virt-controller:
+    NodeUnresponsive, or no reason when its VMI controller gets there first) and starts the
+    VM on the other node."""
     await create(k, "wukong", namespace, wukong("far", disks=[SMALL]))
     cr = await wait_ready(k, namespace, "far", within=60)
     node = cr["status"]["nodeName"]
@@ -89,6 +90,18 @@ async def test_a_lost_node_is_a_warning_and_the_vm_runs_elsewhere_once_its_pod_i
     assert [e["type"] for e in warnings] == ["Warning"]
     vmi = await get(k, "vmi", namespace, "far-vm")
     assert vmi is not None and vmi["status"]["phase"] == "Running"  # KubeVirt waits too
+
+    # Evicted, the pods stay Terminating: KubeVirt's Ready says so, with its clock started
+    # again. The Wukong's trouble goes on: the same condition, no second Warning, no NoError.
+    await sim.evict_node_pods(node)
+
+    def terminating(c: dict[str, object]) -> bool:
+        return "virt-launcher pod is terminating" in condition(c, "VMHealthy").get("message", "")
+
+    cr = await wait_for(k, namespace, "far", terminating, within=20, what="pod terminating")
+    assert cr["status"]["phase"] == "Running" and cr["status"]["nodeName"] == node
+    assert len(await wukong_events(k, namespace, "VMINotReady")) == 1
+    assert not await wukong_events(k, namespace, "NoError")
 
     await sim.fence_node(node)
 

@@ -175,7 +175,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     if not problems:
         plan.actions += vm.actions
         conds += vm.conditions
-        if (health := vm_health(seen)) is not None:
+        before = next((c for c in status.conditions if c.type == VM_HEALTHY), None)
+        if (health := vm_health(seen, before)) is not None:
             conds.append(health)
         plan.requeue(health_due(seen))
     if vm.conflict:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from wukong.api import JsonObj
-from wukong.api.conditions import VM_HEALTHY, Cond
+from wukong.api.conditions import VM_HEALTHY, Cond, Condition
 from wukong.reconcile.observed import IO_ERROR_PAUSE, Observed, condition_of
 from wukong.reconcile.timefmt import iso, parse_time
 
@@ -59,6 +59,11 @@ LASTING = 10.0
 # controller marks its pods not Ready, and KubeVirt runs the VM again elsewhere only once
 # those pods are gone, which needs the node deleted or marked out of service.
 NOT_READY_LASTING = 30.0
+# kubelet's Ready reason while a readiness gate is off: KubeVirt's unpaused gate, on for a
+# moment after a resume (virt-handler drops Paused first, the gate, the pod's Ready and the
+# VMI's copy of it follow), with the time the pause began. A lost node's pods keep the reason
+# they had while Ready: none.
+GATES_NOT_READY = "ReadinessGatesNotReady"
 # Where KubeVirt puts the detail: (condition type, the status that means trouble).
 _DETAIL = (
     ("PodScheduled", "False"),
@@ -102,19 +107,45 @@ def _failed_detail(vmi: JsonObj | None) -> str:
 
 
 def _not_ready_since(seen: Observed) -> datetime | None:
-    """When a running VMI, neither paused nor migrating, stopped being Ready; None when it is
-    Ready, is not such a VMI, or KubeVirt gave no time."""
+    """When a running VMI, neither paused, migrating nor being deleted, stopped being Ready;
+    None when it is Ready, is not such a VMI, or KubeVirt gave no time. (A VMI being deleted,
+    by a stop or restart, has its launcher pod deleted at once, so it is not Ready
+    (PodTerminating) for as long as its guest takes to shut down.)"""
     vmi = seen.vmi or {}
     status = vmi.get("status") or {}
     migration = status.get("migrationState") or {}
     if seen.vmi_phase != "Running" or seen.vmi_pause() is not None:
+        return None
+    if (vmi.get("metadata") or {}).get("deletionTimestamp"):
         return None
     if migration and not migration.get("completed"):
         return None
     ready = condition_of(vmi, "Ready")
     if ready is None or ready.get("status") == "True":
         return None
-    return parse_time(ready.get("lastTransitionTime"))
+    if ready.get("reason") == GATES_NOT_READY:
+        return None
+    since = parse_time(ready.get("lastTransitionTime"))
+    ended = parse_time(migration.get("endTimestamp"))
+    if since is not None and ended is not None and ended > since:
+        # Migrated: Ready is now the target pod's, not Ready from its start until the switch.
+        return ended
+    return since
+
+
+def _reported_not_ready(before: Condition | None, seen: Observed) -> bool:
+    """The Wukong already says this VMI is not Ready (VMINotReady, written since the VMI was
+    made), and it still runs and is not. KubeVirt restarts the Ready condition's clock
+    whenever its reason changes (the lost node's pod evicted: PodTerminating), and counting
+    30 s again would clear the condition, with a Normal NoError, in the middle of the trouble;
+    a stop sent meanwhile hangs on the same pod."""
+    if before is None or (before.status, before.reason) != ("False", "VMINotReady"):
+        return False
+    vmi = seen.vmi or {}
+    if seen.vmi_phase != "Running" or seen.vmi_condition("Ready"):
+        return False
+    made = parse_time((vmi.get("metadata") or {}).get("creationTimestamp"))
+    return made is not None and before.last_transition_time >= made
 
 
 def _until_not_ready_lasts(seen: Observed) -> float | None:
@@ -162,9 +193,10 @@ def health_due(seen: Observed) -> float | None:
     return min(waits, default=None)
 
 
-def vm_health(seen: Observed) -> Cond | None:
+def vm_health(seen: Observed, before: Condition | None = None) -> Cond | None:
     """VMHealthy: False with KubeVirt's reason and message while the VM is in trouble; None
-    (absent, like the operation conditions) while KubeVirt reports no error."""
+    (absent, like the operation conditions) while KubeVirt reports no error. `before`: the
+    Wukong's VMHealthy as written (a VMI reported not Ready stays so while it is not)."""
     printable = str((seen.vm or {}).get("status", {}).get("printableStatus") or "")
     if printable in VM_ERRORS:
         detail = _detail(seen.vm) or _detail(seen.vmi) or VM_ERRORS[printable]
@@ -202,7 +234,7 @@ def vm_health(seen: Observed) -> Cond | None:
         detail = _failed_detail(seen.vmi)
         return Cond(VM_HEALTHY, False, why or "VMIFailed", f"VMI failed on {node}: {detail}")
     left = _until_not_ready_lasts(seen)
-    if left is not None and left <= 0:
+    if (left is not None and left <= 0) or _reported_not_ready(before, seen):
         return Cond(VM_HEALTHY, False, "VMINotReady", _not_ready_message(seen.vmi or {}))
     if seen.vmi_phase == "Unknown":
         detail = (seen.vmi or {}).get("status", {}).get("reason") or _detail(seen.vmi)

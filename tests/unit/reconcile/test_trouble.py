@@ -534,3 +534,91 @@ def test_a_vmi_whose_pod_went_away_while_it_ran_does_not_say_it_was_never_schedu
     assert verdict.message == (
         "VMI failed on node-3: its virt-launcher pod is gone (deleted, evicted, or its node lost)"
     )
+
+
+def test_a_vmi_being_stopped_is_not_ready_without_being_in_trouble() -> None:
+    """virt-controller deletes a deleted VMI's launcher pod at once (lifecycle.go), so the VMI
+    is not Ready, PodTerminating, for as long as a guest that ignores ACPI takes to stop."""
+    world = not_ready_world(
+        NOT_READY_LASTING + 100, reason="PodTerminating", message="virt-launcher pod is terminating"
+    )
+    assert world.vmi is not None
+    world.vmi["metadata"]["deletionTimestamp"] = iso(NOW - timedelta(seconds=NOT_READY_LASTING))
+    assert vm_health(world) is None and health_due(world) is None
+
+
+def test_a_vmi_just_resumed_after_a_long_pause_is_not_in_trouble() -> None:
+    """On unpause virt-handler drops Paused first; the pod's readiness gate, its Ready and the
+    VMI's copy follow in later writes, still dated from when the pause began."""
+    world = not_ready_world(
+        NOT_READY_LASTING + 600,
+        reason="ReadinessGatesNotReady",
+        message='the status of pod readiness gate "kubevirt.io/virtual-machine-unpaused" is '
+        'not "True", but False',
+    )
+    assert vm_health(world) is None and health_due(world) is None
+
+
+def test_a_migrated_vmi_is_timed_from_the_migrations_end() -> None:
+    """After the switch the VMI's Ready is the target pod's, not Ready since that pod began."""
+    world = not_ready_world(NOT_READY_LASTING + 60)
+    assert world.vmi is not None
+    ended = NOW - timedelta(seconds=2)
+    world.vmi["status"]["migrationState"] = {"completed": True, "endTimestamp": iso(ended)}
+    assert vm_health(world) is None
+    due = health_due(world)
+    assert due is not None and NOT_READY_LASTING - 2 <= due <= NOT_READY_LASTING - 2 + 0.1
+
+
+def _reported(world: Observed) -> WukongStatus:
+    """The status a pass wrote once the VMI's not being Ready had lasted."""
+    written = decide(wukong(), {"phase": "Running"}, world).status
+    assert cond(written["conditions"], "VMHealthy")["reason"] == "VMINotReady"
+    return WukongStatus.model_validate(written)
+
+
+def test_a_reported_vmi_stays_reported_when_kubevirt_restarts_its_clock() -> None:
+    """A lost node's pod evicted: KubeVirt replaces the VMI's Ready condition, reason
+    PodTerminating, dated now. Counting 30 s again cleared VMHealthy, with a Normal NoError,
+    and warned again 30 s later."""
+    world = not_ready_world(NOT_READY_LASTING + 300)
+    assert world.vmi is not None
+    world.vmi["metadata"]["creationTimestamp"] = iso(NOW - timedelta(days=3))
+    status = _reported(world)
+    evicted = not_ready_world(
+        1, reason="PodTerminating", message="virt-launcher pod is terminating"
+    )
+    assert evicted.vmi is not None
+    evicted.vmi["metadata"]["creationTimestamp"] = iso(NOW - timedelta(days=3))
+    before = next(c for c in status.conditions if c.type == "VMHealthy")
+    verdict = vm_health(evicted, before)
+    assert verdict is not None and verdict.reason == "VMINotReady"
+    assert "virt-launcher pod is terminating" in verdict.message
+    plan = decide(wukong(), status.to_wire(), evicted)
+    assert cond(plan.status["conditions"], "VMHealthy")["reason"] == "VMINotReady"
+    reasons = [e.reason for e in plan.actions if isinstance(e, Emit)]
+    assert "VMINotReady" not in reasons and "NoError" not in reasons
+
+
+def test_a_new_vmi_is_not_reported_for_the_old_ones_trouble() -> None:
+    world = not_ready_world(NOT_READY_LASTING + 300)
+    status = _reported(world)
+    before = next(c for c in status.conditions if c.type == "VMHealthy")
+    booting = not_ready_world(1)
+    assert booting.vmi is not None
+    booting.vmi["metadata"]["creationTimestamp"] = iso(NOW + timedelta(seconds=1))
+    assert vm_health(booting, before) is None
+
+
+def test_a_stop_on_a_lost_node_keeps_the_trouble_reported() -> None:
+    """The stop deletes the VMI, whose pod cannot go: no Normal NoError while it hangs."""
+    world = not_ready_world(NOT_READY_LASTING + 300)
+    assert world.vmi is not None
+    world.vmi["metadata"]["creationTimestamp"] = iso(NOW - timedelta(days=3))
+    status = _reported(world)
+    before = next(c for c in status.conditions if c.type == "VMHealthy")
+    world.vmi["metadata"]["deletionTimestamp"] = iso(NOW)
+    verdict = vm_health(world, before)
+    assert verdict is not None and verdict.reason == "VMINotReady"
+    world.vmi["status"]["conditions"][0]["status"] = "True"
+    assert vm_health(world, before) is None
