@@ -530,18 +530,19 @@ def plan_lifecycle(
 def _crosses_pause(
     action: LifecycleAction | None, state: LifecycleState, seen: Observed
 ) -> float | None:
-    """Seconds a new suspend or resume waits for the opposite call made before it; None
-    when it need not wait. A resume sent while our suspend's pause is made but not yet in
-    the cache, or a suspend while our resume's unpause is: the cache still shows the guest
-    as the new request wants it, so `call_landed` would count its call as made and it would
+    """Seconds a new request waits for the pause or unpause made before it; None when it
+    need not wait. A resume sent while our suspend's pause is made but not yet in the
+    cache, or a suspend while our resume's unpause is: the cache still shows the guest as
+    the new request wants it, so `call_landed` would count its call as made and it would
     never be (the guest then ends as the earlier request left it, the record saying the
-    later one is done). The new request waits for the VMI update that shows the earlier
-    call, at most PAUSE_REPORT_WINDOW after that call was made: virt-handler reports a
-    pause within a second, and a pause that never shows (the domain was already paused by
-    QEMU, or stopped) must not hold the Wukong's requests for good."""
+    later one is done). Any other request waits too: it would replace the record that says
+    the call was made (a start refused at once, "the VM is being suspended"), and a resume
+    after it would no longer wait. The new request waits for the VMI update that shows the
+    earlier call, at most PAUSE_REPORT_WINDOW after that call was made: virt-handler
+    reports a pause within a second, and a pause that never shows (the domain was already
+    paused by QEMU, or stopped) must not hold the Wukong's requests for good."""
     if (
         action is None
-        or action.action.value not in PAUSE_VERBS
         or state.last_action not in PAUSE_VERBS
         or state.state != Answer.Issued
         or state.last_action_time is None

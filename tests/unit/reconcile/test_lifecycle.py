@@ -835,6 +835,31 @@ def test_a_suspend_or_resume_sent_before_the_other_shows_is_called_once_it_shows
     assert made.status["lifecycleState"]["state"] == "Issued"
 
 
+@pytest.mark.parametrize("between", ["start", "stop", "restart"])
+def test_any_request_sent_before_a_pause_shows_waits_for_it(between: str) -> None:
+    """Found by test_lifecycle_sequences (seed 1019735738, Manual): suspend, then start,
+    start and resume within a tenth of a second. The start replaced the suspend's record
+    (its pause made, not yet in the cache), so the resume no longer waited for the pause:
+    it found the guest "not paused", counted its unpause as made, and the guest stayed
+    paused with the resume "done". Any request now waits for a pause or unpause made."""
+    world = running_world("Manual")
+    cr = wukong(lifecycleAction={"action": "suspend", "requestedAt": "2026-11-23T11:59:00Z"})
+    accepted = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    issued = decide(cr, accepted.status, world)
+    assert [c.verb for c in calls(issued)] == ["pause"]
+    other = wukong(lifecycleAction={"action": between, "requestedAt": "2026-11-23T12:00:01Z"})
+    held = decide(other, issued.status, world)  # the cache does not show the pause yet
+    assert calls(held) == []
+    assert held.status["lifecycleState"]["lastAction"] == "suspend"
+    assert held.requeue_after is not None and held.requeue_after <= 10
+    resume = wukong(lifecycleAction={"action": "resume", "requestedAt": "2026-11-23T12:00:02Z"})
+    still = decide(resume, held.status, world)
+    assert calls(still) == [] and still.status["lifecycleState"]["lastAction"] == "suspend"
+    shown = decide(resume, still.status, _user_paused())
+    made = decide(resume, shown.status, _user_paused())
+    assert [c.verb for c in calls(made)] == ["unpause"]
+
+
 def _refused_call(cr: Any, status: dict[str, Any], world: Any, failure: Failed) -> Any:
     """The status after the request in `cr` was accepted and its call failed with `failure`."""
     accepted = decide(cr, status, world)
