@@ -58,6 +58,9 @@ class Facts:
     """KubeVirt reports the VM Stopped with nothing pending under Manual or RerunOnFailure,
     and no start of ours is to follow: nothing will start the guest (someone stopped it
     with `virtctl stop` while it restarted)."""
+    start_pending: bool = False
+    """KubeVirt has a Start request pending on the VM (a restart's second step, under Manual
+    or RerunOnFailure): a VMI gone now is made again."""
     start_refused: bool = False
     """KubeVirt refused the start a forced restart owed after its forced stop."""
     call_refused: bool = False

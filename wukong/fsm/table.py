@@ -41,7 +41,8 @@ Observations (`sync`, first matching row per phase wins, in table order):
 - Running/Suspending/Suspended/Resuming: a fresh VMI booting, or no VMI under runStrategy
   Always -> Starting (it restarted under us); no VMI otherwise -> Stopped.
   Running/Suspending -> Suspended when paused; Suspended/Resuming -> Running when up.
-- Stopping -> Stopped when no VMI runs; once the grace deadline passes, FORCE_STOP_VM once.
+- Stopping -> Stopped when no VMI runs and KubeVirt has no Start pending (a restart's);
+  once the grace deadline passes, FORCE_STOP_VM once.
 - Restarting -> Running when a new VMI is up; -> Stopped when KubeVirt reports the VM
   stopped for good (left_off: `virtctl stop` under Manual); deadline passed ->
   FORCE_RESTART_VM once.
@@ -151,8 +152,10 @@ TRANSITIONS: list[dict[str, Any]] = [
      "conditions": ["vmi_gone", "kubevirt_restarts"], "reason": "VMIRestarting"},
     {"trigger": "sync", "source": WAS_UP, "dest": STOPPED, "conditions": "vmi_gone",
      "reason": "VMIStopped"},
+    # Not while KubeVirt has a Start pending: a restart's VMI gone between its two steps
+    # comes back, and the stop made during the restart is still to stop that one.
     {"trigger": "sync", "source": STOPPING, "dest": STOPPED, "conditions": "vmi_gone",
-     "reason": "VMIStopped"},
+     "unless": "start_pending", "reason": "VMIStopped"},
     {"trigger": "sync", "source": STOPPING, "dest": STOPPING,
      "conditions": "stop_deadline_passed", "unless": ["forced", "force_issued"],
      "after": "force_stop_vm", "reason": "StopGracePeriodExpired"},

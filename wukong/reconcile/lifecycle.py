@@ -33,7 +33,14 @@ DEFAULT_GRACE = 30
 AUTO_START = "autoStart"  # lifecycleState.requestId of the start autoStart makes under Manual
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
 PAUSE_VERBS = ("suspend", "resume")  # each undoes the other's call
+# The VM's printableStatus while its VMI goes or once it is gone and nothing starts it
+# (virt-controller's setPrintableStatus: Terminating, Stopping, Stopped).
+STOPPING_STATUSES = frozenset({"Terminating", "Stopping", "Stopped"})
 PAUSE_REPORT_WINDOW = 10.0  # seconds a pause or unpause made may take to show in the VMI
+# A request held until the pass after the one that settles the record, which then follows
+# at once; while the effect shows but the record is not settled yet (a resume's phase waits
+# for the VMI's Ready too, whose update wakes the pass), look again this much later.
+SETTLE_PASS = 1.0
 # Before the VM exists (docs/decisions.md, "Lifecycle requests at creation"): start and stop
 # are answered by creating the VM running or stopped; restart and resume have nothing to act
 # on and are done; suspend waits until the VM runs, then runs like any suspend.
@@ -124,10 +131,14 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
             # A restart's (Stop, Start) is under way: its VMI goes, then a new one comes. That
             # is not our stop; calling it replaces KubeVirt's pending requests with a Stop.
             return False
-        over = seen.vmi_ended
-        return (
-            strategy == "Halted" or "Stop" in pending or seen.vmi is None or vmi_terminating or over
-        )
+        # A VMI going or gone is a stop only where KubeVirt says the VM stops: the VM and VMI
+        # caches are separate watches, and a restart's old VMI still deleting (or already
+        # gone) in the VMI cache, beside a VM that shows the new one and no request left,
+        # passed for this stop, which was then never made (test_lifecycle_sequences, seed
+        # 1019735738: restart, then stop 20 ms later, under Manual).
+        printable = ((seen.vm or {}).get("status") or {}).get("printableStatus")
+        going = (seen.vmi is None or vmi_terminating) and printable in STOPPING_STATUSES
+        return strategy == "Halted" or "Stop" in pending or going or seen.vmi_ended
     if action == "restart":
         if state.force:  # pending requests may be a graceful restart's it is to force
             return _forced_off(seen) or _vmi_uid(seen) != state.vmi_uid
@@ -341,6 +352,7 @@ def facts_for(
         call_refused=refused,
         start_refused=refused and state.call == Effect.START_VM.value,
         left_off=_left_off(seen, state),
+        start_pending="Start" in seen.pending_requests,
     )
 
 
@@ -523,6 +535,8 @@ def plan_lifecycle(
         actions += _run_strategy(cr, seen, state, status.observed_generation)
     empty = state == LifecycleState()
     if crossing is not None:  # look at the held request again once the hold is over
+        if crossing == SETTLE_PASS and state.state != Answer.Issued:
+            crossing = 0.0  # settled by this pass: the held request is taken right after it
         requeue = crossing if requeue is None else min(requeue, crossing)
     return LifecyclePlan(step, tuple(actions), None if empty else state, requeue_after=requeue)
 
@@ -535,22 +549,33 @@ def _crosses_pause(
     cache, or a suspend while our resume's unpause is: the cache still shows the guest as
     the new request wants it, so `call_landed` would count its call as made and it would
     never be (the guest then ends as the earlier request left it, the record saying the
-    later one is done). Any other request waits too: it would replace the record that says
-    the call was made (a start refused at once, "the VM is being suspended"), and a resume
-    after it would no longer wait. The new request waits for the VMI update that shows the
-    earlier call, at most PAUSE_REPORT_WINDOW after that call was made: virt-handler
-    reports a pause within a second, and a pause that never shows (the domain was already
-    paused by QEMU, or stopped) must not hold the Wukong's requests for good."""
+    later one is done). A start or restart waits too: refused at once ("the VM is running
+    and being suspended"), it would replace the record that says the call was made, and a
+    resume after it would no longer wait. A stop need not: every phase a pause leaves
+    takes it, and whether it landed does not read the pause.
+
+    The new request waits for the VMI update that shows the earlier call, and one pass
+    more: the pass that sees it settles the record and moves the phase (Suspending ->
+    Suspended), and the request is judged in the phase the guest is in, not refused for
+    the one it just left. At most PAUSE_REPORT_WINDOW after the call was made (and never
+    longer, whatever this pass's clock says): virt-handler reports a pause within a second,
+    and a pause that never shows (the domain was already paused by QEMU, or stopped) must
+    not hold the Wukong's requests for good."""
     if (
         action is None
+        or request_id(action) == state.request_id
+        or action.action.value == "stop"
         or state.last_action not in PAUSE_VERBS
         or state.state != Answer.Issued
         or state.last_action_time is None
-        or call_landed(state.last_action, state, seen)
     ):
         return None
     left = (state.last_action_time - seen.now).total_seconds() + PAUSE_REPORT_WINDOW
-    return left if left > 0 else None
+    if left <= 0:
+        return None
+    if call_landed(state.last_action, state, seen):
+        return SETTLE_PASS  # shows now: taken on the next pass, once the record is settled
+    return min(left, PAUSE_REPORT_WINDOW)
 
 
 def _auto_start(cr: Wukong, state: LifecycleState, now: datetime) -> LifecycleState:

@@ -827,21 +827,26 @@ def test_a_suspend_or_resume_sent_before_the_other_shows_is_called_once_it_shows
         assert calls(plan) == []
         status = plan.status
         assert status["lifecycleState"]["lastAction"] == first
-    shown = decide(cr, status, after)  # the first call's effect shows: the later is taken
-    assert shown.status["lifecycleState"]["lastAction"] == then
-    made = decide(cr, shown.status, after)
+    # The first call's effect shows: that pass settles its record and the phase, and the
+    # later request is taken on the next pass, from the phase the guest is in.
+    shown = decide(cr, status, after)
+    assert shown.status["lifecycleState"]["lastAction"] == first
+    assert shown.requeue_after == 0  # settled: the next pass follows at once
+    taken = decide(cr, shown.status, after)
+    assert taken.status["lifecycleState"]["lastAction"] == then
+    made = decide(cr, taken.status, after)
     assert [c.verb for c in calls(made)] == [call]
     assert made.status["phase"] == ends
     assert made.status["lifecycleState"]["state"] == "Issued"
 
 
-@pytest.mark.parametrize("between", ["start", "stop", "restart"])
-def test_any_request_sent_before_a_pause_shows_waits_for_it(between: str) -> None:
+@pytest.mark.parametrize("between", ["start", "restart"])
+def test_a_request_sent_before_a_pause_shows_waits_for_it(between: str) -> None:
     """Found by test_lifecycle_sequences (seed 1019735738, Manual): suspend, then start,
-    start and resume within a tenth of a second. The start replaced the suspend's record
-    (its pause made, not yet in the cache), so the resume no longer waited for the pause:
-    it found the guest "not paused", counted its unpause as made, and the guest stayed
-    paused with the resume "done". Any request now waits for a pause or unpause made."""
+    start and resume within a tenth of a second. The start, refused at once, replaced the
+    suspend's record (its pause made, not yet in the cache), so the resume no longer waited
+    for the pause: it found the guest "not paused", counted its unpause as made, and the
+    guest stayed paused with the resume "done". Start and restart now wait too."""
     world = running_world("Manual")
     cr = wukong(lifecycleAction={"action": "suspend", "requestedAt": "2026-11-23T11:59:00Z"})
     accepted = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
@@ -855,9 +860,133 @@ def test_any_request_sent_before_a_pause_shows_waits_for_it(between: str) -> Non
     resume = wukong(lifecycleAction={"action": "resume", "requestedAt": "2026-11-23T12:00:02Z"})
     still = decide(resume, held.status, world)
     assert calls(still) == [] and still.status["lifecycleState"]["lastAction"] == "suspend"
-    shown = decide(resume, still.status, _user_paused())
-    made = decide(resume, shown.status, _user_paused())
+    settled = decide(resume, still.status, _user_paused())
+    assert settled.status["phase"] == "Suspended"
+    taken = decide(resume, settled.status, _user_paused())
+    made = decide(resume, taken.status, _user_paused())
     assert [c.verb for c in calls(made)] == ["unpause"]
+
+
+def test_a_restart_sent_before_a_resume_shows_is_taken_once_the_guest_runs() -> None:
+    """Found by the review of the fix above: the restart, let through in the pass that saw
+    the unpause, was judged in Resuming and refused ("the VM is still resuming") while that
+    same pass moved the Wukong to Running."""
+    cr = wukong(lifecycleAction={"action": "resume", "requestedAt": "2026-11-23T11:59:00Z"})
+    accepted = decide(cr, {"phase": "Suspended", "vmName": "web-1-vm"}, _user_paused())
+    issued = decide(cr, accepted.status, _user_paused())
+    assert [c.verb for c in calls(issued)] == ["unpause"]
+    restart = wukong(lifecycleAction={"action": "restart", "requestedAt": "2026-11-23T12:00:01Z"})
+    held = decide(restart, issued.status, _user_paused())
+    assert held.status["lifecycleState"]["lastAction"] == "resume"
+    settled = decide(restart, held.status, running_world())
+    assert settled.status["phase"] == "Running"
+    assert settled.status["lifecycleState"]["lastAction"] == "resume"
+    taken = decide(restart, settled.status, running_world())
+    state = taken.status["lifecycleState"]
+    assert (state["lastAction"], state["state"]) == ("restart", "Accepted"), state
+    assert [c.verb for c in calls(decide(restart, taken.status, running_world()))] == ["restart"]
+
+
+def test_a_stop_is_not_held_by_a_pause_that_has_not_shown() -> None:
+    """A stop's effect does not depend on the pause (every phase a pause leaves takes it),
+    and a forced stop of a guest whose pause never shows (QEMU had paused it) waited 10 s."""
+    world = running_world()
+    cr = wukong(lifecycleAction={"action": "suspend", "requestedAt": "2026-11-23T11:59:00Z"})
+    issued = decide(cr, decide(cr, {"phase": "Running"}, world).status, world)
+    stop = wukong(lifecycleAction={"action": "stop", "force": True, "requestedAt": "b"})
+    taken = decide(stop, issued.status, world)
+    assert taken.status["lifecycleState"]["lastAction"] == "stop"
+
+
+def test_the_hold_is_never_longer_than_the_window_whatever_the_clock() -> None:
+    """A pass whose clock is behind the one that made the call (another replica after a
+    failover, an NTP step) held for the difference plus 10 s."""
+    world = running_world()
+    cr = wukong(lifecycleAction={"action": "suspend", "requestedAt": "2026-11-23T11:59:00Z"})
+    issued = decide(cr, decide(cr, {"phase": "Running"}, world).status, world)
+    behind = Observed(**{**world.__dict__, "now": NOW - timedelta(seconds=120)})
+    resume = wukong(lifecycleAction={"action": "resume", "requestedAt": "b"})
+    held = decide(resume, issued.status, behind)
+    assert held.status["lifecycleState"]["lastAction"] == "suspend"
+    assert held.requeue_after is not None and held.requeue_after <= 10
+
+
+def _restart_skew(world: Any, printable: str, vmi: Any) -> Observed:
+    """The VM cache ahead of the VMI cache: the VM's status says `printable` with no request
+    pending, the VMI cache still shows `vmi`."""
+    vm = copy.deepcopy(world.vm)
+    vm.setdefault("status", {})["stateChangeRequests"] = []
+    vm["status"]["printableStatus"] = printable
+    return Observed(**{**world.__dict__, "vm": vm, "vmi": vmi})
+
+
+@pytest.mark.parametrize("printable", ["Running", "Starting"])
+@pytest.mark.parametrize("old_vmi", ["deleting", "gone"])
+def test_a_stop_right_after_a_restart_is_made_whatever_the_vmi_cache_still_shows(
+    printable: str, old_vmi: str
+) -> None:
+    """Found by test_lifecycle_sequences (seed 1019735738, Manual): restart, then stop 20 ms
+    later. The VM's cache showed the restart done (the new VMI, no request pending) while the
+    VMI cache still showed the old VMI deleting or gone: the stop counted that as its own
+    effect, was never made, and the guest ran on with the stop "done"."""
+    world = running_world("Manual")
+    restart = wukong(lifecycleAction={"action": "restart", "requestedAt": "a"})
+    accepted = decide(restart, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    issued = decide(restart, accepted.status, world)
+    assert [c.verb for c in calls(issued)] == ["restart"]
+    old = copy.deepcopy(world.vmi)
+    old["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
+    skewed = _restart_skew(world, printable, old if old_vmi == "deleting" else None)
+    stop = wukong(lifecycleAction={"action": "stop", "requestedAt": "b"})
+    taken = decide(stop, issued.status, skewed)
+    assert taken.status["lifecycleState"]["lastAction"] == "stop"
+    made = decide(stop, taken.status, skewed)
+    assert [c.verb for c in calls(made)] == ["stop"]
+
+
+def test_a_stop_during_a_restarts_gap_stays_stopping_and_stops_the_vmi_that_comes() -> None:
+    """Found by test_lifecycle_sequences (seed 1019735738, Manual): restart, then stop 20 ms
+    later. The stop met the gap between the restart's two steps (old VMI gone, its Start
+    pending): virt-api answered 409 "VM is not running", and while the call waited to be
+    made again the Wukong went Stopping -> Stopped on "no VMI", which settled the stop as
+    done. The restart's Start then ran the guest again, Running, with the stop "done"."""
+    world = running_world("Manual")
+    restart = wukong(lifecycleAction={"action": "restart", "requestedAt": "a"})
+    issued = decide(restart, decide(restart, {"phase": "Running"}, world).status, world)
+    stop = wukong(lifecycleAction={"action": "stop", "requestedAt": "b"})
+    taken = decide(stop, issued.status, world)
+    assert taken.status["lifecycleState"]["lastAction"] == "stop"
+    gap = copy.deepcopy(world.vm)
+    gap.setdefault("status", {})["stateChangeRequests"] = [{"action": "Start"}]
+    gap["status"]["printableStatus"] = "Starting"
+    between = Observed(**{**world.__dict__, "vm": gap, "vmi": None})
+    waiting = decide(stop, taken.status, between)
+    assert calls(waiting) == []  # no VMI to stop: virt-api would answer 409
+    assert waiting.status["phase"] == "Stopping"
+    assert waiting.status["lifecycleState"]["state"] == "Accepted"
+    new = copy.deepcopy(world.vmi)
+    new["metadata"]["uid"] = "vmi-2"
+    done = copy.deepcopy(world.vm)
+    done.setdefault("status", {})["stateChangeRequests"] = []
+    done["status"]["printableStatus"] = "Running"
+    back = Observed(**{**world.__dict__, "vm": done, "vmi": new})
+    made = decide(stop, waiting.status, back)
+    assert [c.verb for c in calls(made)] == ["stop"]
+    assert made.status["phase"] == "Stopping"
+
+
+@pytest.mark.parametrize("printable", ["Stopping", "Stopped"])
+def test_a_stop_whose_effect_kubevirt_shows_is_not_made_again(printable: str) -> None:
+    """The other side: the operator made the stop and crashed before writing so; the VMI
+    goes (or is gone) and KubeVirt says the VM stops: the call is not made twice."""
+    world = running_world("Manual")
+    stop = wukong(lifecycleAction={"action": "stop", "requestedAt": "b"})
+    accepted = decide(stop, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    going = copy.deepcopy(world.vmi)
+    going["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
+    for vmi in (going, None):
+        after_crash = decide(stop, accepted.status, _restart_skew(world, printable, vmi))
+        assert calls(after_crash) == []
 
 
 def _refused_call(cr: Any, status: dict[str, Any], world: Any, failure: Failed) -> Any:
