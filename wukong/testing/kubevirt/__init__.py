@@ -157,10 +157,12 @@ class Simulator(Background):
             nodes = (cfg.node_name, *(n for n in cfg.nodes if n != cfg.node_name))
             self._kubelet = Kubelet(kube, dataclasses.replace(cfg, nodes=nodes), pods, vmis, vms)
             self._handler.lost = self._kubelet.lost
+            migrating = MigrationController(kube, cfg, migrations, vmis)
+            migrating.lost = self._kubelet.lost
             controllers = [
                 VMController(kube, cfg, vms, vmis, dvs, pvcs),
                 self._kubelet,
-                MigrationController(kube, cfg, migrations, vmis),
+                migrating,
                 self._handler,
                 DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
                 StorageController(kube, cfg, pvcs, classes, vmis),

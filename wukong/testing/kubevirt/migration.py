@@ -7,7 +7,8 @@ Scheduled, PreparingTarget, TargetReady, Running, Succeeded — one step per
 the two virt-handlers would write; at the end the VMI runs on the other node. There is no
 admission webhook here: a migration of a VMI that is not running or not migratable
 (`LiveMigratable=False`), or while another runs, fails at once with KubeVirt's reason. A
-migration deleted while it runs is aborted (the VMI stays where it was).
+migration deleted while it runs is aborted (the VMI stays where it was). One whose source
+node is lost (`Simulator.lose_node`) stops where it is, and fails once the VMI does.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class MigrationController(Controller):
         super().__init__()
         self.kube, self.cfg, self.migrations, self.vmis = kube, cfg, migrations, vmis
         self._since: dict[str, float] = {}
+        self.lost: set[str] = set()  # the Kubelet's: nodes whose machine is gone
         migrations.handlers.append(lambda obj: self.enqueue(key_of(obj)))
 
     async def reconcile(self, key: str) -> float | None:
@@ -80,6 +82,14 @@ class MigrationController(Controller):
         source = vstatus.get("nodeName")
         state = dict(vstatus.get("migrationState") or {})
         following = STEPS[STEPS.index(current) + 1] if current in STEPS[:-1] else "Succeeded"
+        if current in STEPS[STEPS.index("PreparingTarget") :] and state.get("migrationUid") != uid:
+            # Another VMI of the same name (the VM started again after its VMI ended).
+            await self._set(migration, status | {"phase": "Failed"}, "vmi shut down")
+            return None
+        if source in self.lost and following in ("Running", "Succeeded"):
+            # The source's virt-handler is gone with its machine: it neither sends the domain
+            # nor gives up. The migration waits, until the VMI ends (its pod gone).
+            return self.cfg.migration_step_delay
         if following == "PreparingTarget":
             target = next((n for n in self.cfg.nodes if n != source), source)
             state = {
