@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,11 @@ from tests.integration.scenario import (
     wukong_events,
 )
 from wukong.adapters.kube import Kube, api_path
+from wukong.api import names
 from wukong.errors import NotFound
 from wukong.reconcile.vm_health import NOT_READY_LASTING
 from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import SimConfig, Simulator
 from wukong.testing.kubevirt.plane import KubeVirtPlane
 from wukong.testing.operator import InProcessOperator
@@ -119,3 +122,65 @@ async def test_a_lost_node_is_a_warning_and_the_vm_runs_elsewhere_once_its_pod_i
     hops = [(h["from"], h["to"]) for h in cr["status"]["history"]]
     assert ("Running", "Error") in hops or ("Running", "Starting") in hops, hops
     assert await wukong_events(k, namespace, "NoError"), "the trouble's end is told too"
+
+
+async def test_a_source_node_lost_in_the_middle_of_a_migration_is_a_warning_too(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """The machine under a migrating VM goes away once the domain is on its way. Its
+    virt-handler neither sends the rest nor gives up, so the migration never ends, and the
+    VMI, still on the lost node, is not Ready. The Wukong showed only the migration's phase,
+    for good; now it says what it says of any VMI on a lost node, and names the migration."""
+    sim.config.migration_step_delay = 3.0  # a moment to lose the node while it runs
+    shared = {**SMALL, "accessMode": "ReadWriteMany"}
+    await create(k, "wukong", namespace, wukong("mover", disks=[shared]))
+    cr = await wait_ready(k, namespace, "mover", within=60)
+    node = cr["status"]["nodeName"]
+    await k.merge_patch(
+        api_path(names.GROUP, names.VERSION, names.PLURAL, namespace, "mover"),
+        {"spec": {"lifecycleAction": {"action": "migrate", "requestedAt": "2026-12-04T01:00:00Z"}}},
+    )
+
+    async def sending() -> dict[str, Any] | None:
+        vmi = await get(k, "vmi", namespace, "mover-vm")
+        state = ((vmi or {}).get("status") or {}).get("migrationState") or {}
+        return state if state.get("startTimestamp") else None
+
+    state = await eventually(sending, timeout=30, message="the migration running")
+    assert not state.get("targetNodeDomainReadyTimestamp"), "too late to lose the source"
+    target = state["targetNode"]
+    await sim.lose_node(node, ago=NOT_READY_LASTING - 4)
+
+    def unhealthy(c: dict[str, object]) -> bool:
+        return condition(c, "VMHealthy").get("reason") == "VMINotReady"
+
+    cr = await wait_for(k, namespace, "mover", unhealthy, within=30, what="VMHealthy VMINotReady")
+    message = condition(cr, "VMHealthy")["message"]
+    assert f"VMI not Ready on {node} since" in message, message
+    assert f"(the migration to {target} cannot finish then)" in message, message
+    assert cr["status"]["nodeName"] == node
+    assert cr["status"]["migration"].get("result") is None, cr["status"]["migration"]
+    assert [e["type"] for e in await wukong_events(k, namespace, "VMINotReady")] == ["Warning"]
+    vmi = await get(k, "vmi", namespace, "mover-vm")
+    assert vmi is not None and not vmi["status"]["migrationState"].get("completed")
+
+    await sim.fence_node(node)
+
+    def elsewhere(c: dict[str, object]) -> bool:
+        status = c.get("status") or {}
+        return (
+            isinstance(status, dict)
+            and status.get("phase") == "Running"
+            and status.get("nodeName") not in (None, node)
+            and condition(c, "Ready").get("status") == "True"
+        )
+
+    cr = await wait_for(k, namespace, "mover", elsewhere, within=60, what="Running elsewhere")
+    assert condition(cr, "VMHealthy") == {}
+
+    def failed(c: dict[str, Any]) -> bool:
+        return bool(c["status"].get("migration", {}).get("result") == "Failed")
+
+    # KubeVirt fails the migration with its VMI (v1.7.0: "see its Events"); it never moved.
+    cr = await wait_for(k, namespace, "mover", failed, within=20, what="the migration Failed")
+    assert cr["status"]["migration"]["sourceNode"] == node

@@ -53,11 +53,12 @@ PASSING_SYNC_ERRORS = {
 # What each passing error, once it lasts, stops: the VM starting, or a disk being plugged.
 _LASTING_WORDS = {"HotPlugVolumeError": "VM cannot hot-plug a disk"}
 LASTING = 10.0
-# A running VMI not Ready for this long, neither paused nor migrating: its virt-launcher pod is
-# not Ready (KubeVirt copies the pod's Ready onto the VMI), which on a working node lasts
-# seconds. A node that stopped reporting keeps it so until someone acts: the node lifecycle
-# controller marks its pods not Ready, and KubeVirt runs the VM again elsewhere only once
-# those pods are gone, which needs the node deleted or marked out of service.
+# A running VMI not Ready for this long, neither paused nor handed over by a migration: its
+# virt-launcher pod is not Ready (KubeVirt copies the pod's Ready onto the VMI), which on a
+# working node lasts seconds. A node that stopped reporting keeps it so until someone acts:
+# the node lifecycle controller marks its pods not Ready, and KubeVirt runs the VM again
+# elsewhere only once those pods are gone, which needs the node deleted or marked out of
+# service. A migration from that node stops where it is, and does not end it either.
 NOT_READY_LASTING = 30.0
 # kubelet's Ready reason while a readiness gate is off: KubeVirt's unpaused gate, on for a
 # moment after a resume (virt-handler drops Paused first, the gate, the pod's Ready and the
@@ -106,8 +107,23 @@ def _failed_detail(vmi: JsonObj | None) -> str:
     return _detail(vmi) or "the guest or its launcher ended with an error"
 
 
+def _handed_over(migration: JsonObj, node: str | None) -> bool:
+    """A migration under way whose VMI's Ready may be the target pod's: the target has the
+    domain, or the VMI names the target node already. Until then virt-controller copies the
+    source pod's Ready (`CurrentVMIPod`: the newest pod on the VMI's node; KubeVirt keeps the
+    target off the source node), which a migration leaves Ready: a source pod not Ready is
+    its node's trouble, and a migration cannot finish without that node."""
+    if not migration or migration.get("completed"):
+        return False
+    target = migration.get("targetNode")
+    return bool(migration.get("targetNodeDomainReadyTimestamp")) or (
+        bool(target) and target == node
+    )
+
+
 def _not_ready_since(seen: Observed) -> datetime | None:
-    """When a running VMI, neither paused, migrating nor being deleted, stopped being Ready;
+    """When a running VMI, neither paused, handed over by a migration nor being deleted,
+    stopped being Ready;
     None when it is Ready, is not such a VMI, or KubeVirt gave no time. (A VMI being deleted,
     by a stop or restart, has its launcher pod deleted at once, so it is not Ready
     (PodTerminating) for as long as its guest takes to shut down.)"""
@@ -118,7 +134,7 @@ def _not_ready_since(seen: Observed) -> datetime | None:
         return None
     if (vmi.get("metadata") or {}).get("deletionTimestamp"):
         return None
-    if migration and not migration.get("completed"):
+    if _handed_over(migration, status.get("nodeName")):
         return None
     ready = condition_of(vmi, "Ready")
     if ready is None or ready.get("status") == "True":
@@ -163,10 +179,14 @@ def _not_ready_message(vmi: JsonObj) -> str:
     since = parse_time(ready.get("lastTransitionTime"))
     when = f" since {iso(since)}" if since is not None else ""
     why = str(ready.get("message") or "its virt-launcher pod is not Ready")
+    migration = status.get("migrationState") or {}
+    moving = ""
+    if migration.get("targetNode") and not migration.get("completed"):
+        moving = f" (the migration to {migration['targetNode']} cannot finish then)"
     return (
-        f"VMI not Ready on {node}{when}: {why}. If {node} is down, KubeVirt runs the VM "
-        "again elsewhere only once its pod is gone: delete the node, or mark it out of "
-        "service (taint node.kubernetes.io/out-of-service)"
+        f"VMI not Ready on {node}{when}: {why}. If {node} is down{moving}, KubeVirt runs "
+        "the VM again elsewhere only once its pod is gone: delete the node, or mark it out "
+        "of service (taint node.kubernetes.io/out-of-service)"
     )
 
 

@@ -506,13 +506,46 @@ def test_a_paused_vmi_is_not_ready_without_being_in_trouble(other: dict[str, Any
     assert vm_health(world) is None and health_due(world) is None
 
 
-def test_a_migrating_vmi_is_not_ready_without_being_in_trouble() -> None:
+@pytest.mark.parametrize(
+    "handed_over",
+    [{"targetNodeDomainReadyTimestamp": iso(NOW)}, {"nodeName": "node-4"}],
+    ids=["target-has-the-domain", "vmi-on-the-target"],
+)
+def test_a_vmi_handed_over_by_a_migration_is_not_ready_without_being_in_trouble(
+    handed_over: dict[str, str],
+) -> None:
+    """From the handover to the end its Ready may be the target pod's, not Ready since that
+    pod began."""
     world = not_ready_world(NOT_READY_LASTING + 100)
     assert world.vmi is not None
-    world.vmi["status"]["migrationState"] = {"targetNode": "node-4"}
-    assert vm_health(world) is None
-    world.vmi["status"]["migrationState"]["completed"] = True
+    state = {"targetNode": "node-4", "startTimestamp": iso(NOW - timedelta(seconds=200))}
+    world.vmi["status"]["migrationState"] = state
+    if "nodeName" in handed_over:
+        world.vmi["status"]["nodeName"] = handed_over["nodeName"]
+    else:
+        state |= handed_over
+    assert vm_health(world) is None and health_due(world) is None
+    state |= {"completed": True}  # then timed from its end, when there is one
     assert vm_health(world) is not None
+
+
+def test_a_vmi_not_ready_on_the_source_of_a_migration_is_its_nodes_trouble() -> None:
+    """The source node lost in the middle of a migration: virt-handler there neither sends
+    the domain nor gives up, so the migration never ends, and the source pod, marked not
+    Ready, is the VMI's Ready. The Wukong said nothing but the migration's phase."""
+    world = not_ready_world(NOT_READY_LASTING + 1)
+    assert world.vmi is not None
+    started = iso(NOW - timedelta(seconds=NOT_READY_LASTING + 20))
+    world.vmi["status"]["migrationState"] = {"targetNode": "node-4", "startTimestamp": started}
+    verdict = vm_health(world)
+    assert verdict is not None and verdict.reason == "VMINotReady"
+    assert "If node-3 is down (the migration to node-4 cannot finish then), " in verdict.message
+    young = not_ready_world(5)
+    assert young.vmi is not None
+    young.vmi["status"]["migrationState"] = {"targetNode": "node-4", "startTimestamp": started}
+    assert vm_health(young) is None
+    due = health_due(young)
+    assert due is not None and NOT_READY_LASTING - 5 <= due <= NOT_READY_LASTING - 5 + 0.1
 
 
 def test_a_vmi_whose_pod_went_away_while_it_ran_does_not_say_it_was_never_scheduled() -> None:
