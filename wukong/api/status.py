@@ -109,6 +109,9 @@ class LifecycleState(WireModel):
     """UID of the VMI when the request was accepted: a different one means it restarted."""
     escalated: bool | None = None
     """The grace period ran out and a forced stop was issued."""
+    forced_at: Timestamp | None = None
+    """When the grace period ran out and the guest was first forced off (with a
+    GracePeriodExpired Warning); a forced call that failed is made again without another."""
 
 
 class DeletionStatus(WireModel):

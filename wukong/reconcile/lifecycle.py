@@ -507,13 +507,17 @@ def plan_lifecycle(
         call, recorded_call = _forced(escalation, seen)
         actions.append(_vm_call(call, vm, 0))
         forced = {"message": f"grace period over: forced {verb}"} if in_flight else {}
-        state = state.model_copy(update={"escalated": True, **forced, **recorded_call})
-        actions.append(
-            Emit(
-                "Warning",
-                "GracePeriodExpired",
-                f"the guest did not shut down in time: forcing {verb}",
+        if state.forced_at is None:  # not a forced call made again after it failed
+            actions.append(
+                Emit(
+                    "Warning",
+                    "GracePeriodExpired",
+                    f"the guest did not shut down in time: forcing {verb}",
+                )
             )
+        first = state.forced_at or now
+        state = state.model_copy(
+            update={"escalated": True, "forced_at": first, **forced, **recorded_call}
         )
     deadline = state.deadline
     if deadline and step.phase in (Phase.Stopping, Phase.Restarting) and not state.escalated:

@@ -213,6 +213,10 @@ def test_a_failed_forced_escalation_is_retried_forced() -> None:
     again = decide(cr, written, later)
     assert force in calls(again), "the forced stop must be sent again, forced"
     assert VmCall("stop", "web-1-vm", grace_period=30) not in calls(again)
+    # One Warning for the grace period's end, not one per try (it was posted on each).
+    warned = [a.reason for a in [*forced.actions, *again.actions] if isinstance(a, Emit)]
+    assert warned.count("GracePeriodExpired") == 1
+    assert again.status["lifecycleState"]["forcedAt"] == forced.status["lifecycleState"]["forcedAt"]
 
 
 def test_a_resume_done_at_creation_does_not_block_the_auto_start_of_a_manual_vm() -> None:
