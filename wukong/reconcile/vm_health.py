@@ -108,17 +108,23 @@ def _failed_detail(vmi: JsonObj | None) -> str:
 
 
 def _handed_over(migration: JsonObj, node: str | None) -> bool:
-    """A migration under way whose VMI's Ready may be the target pod's: the target has the
-    domain, or the VMI names the target node already. Until then virt-controller copies the
-    source pod's Ready (`CurrentVMIPod`: the newest pod on the VMI's node; KubeVirt keeps the
-    target off the source node), which a migration leaves Ready: a source pod not Ready is
-    its node's trouble, and a migration cannot finish without that node."""
-    if not migration or migration.get("completed"):
-        return False
+    """A migration under way that has moved the VMI to its target node (the target's
+    virt-handler names it in the VMI when it acknowledges the end, just before `completed`):
+    its Ready may be the target pod's, not Ready since that pod began. Until then
+    virt-controller copies the source pod's Ready (`CurrentVMIPod`: the newest pod on the
+    VMI's node; KubeVirt keeps the target off the source node), also through post-copy,
+    which a migration leaves Ready: a source pod not Ready is its node's trouble, and the
+    migration cannot finish without that node."""
     target = migration.get("targetNode")
-    return bool(migration.get("targetNodeDomainReadyTimestamp")) or (
-        bool(target) and target == node
-    )
+    return bool(migration) and not migration.get("completed") and bool(target) and target == node
+
+
+def _moved(migration: JsonObj) -> datetime | None:
+    """When a migration that moved the VMI ended (one that failed or was aborted left it
+    where it was)."""
+    if not migration.get("completed") or migration.get("failed"):
+        return None
+    return parse_time(migration.get("endTimestamp"))
 
 
 def _not_ready_since(seen: Observed) -> datetime | None:
@@ -142,7 +148,7 @@ def _not_ready_since(seen: Observed) -> datetime | None:
     if ready.get("reason") == GATES_NOT_READY:
         return None
     since = parse_time(ready.get("lastTransitionTime"))
-    ended = parse_time(migration.get("endTimestamp"))
+    ended = _moved(migration)
     if since is not None and ended is not None and ended > since:
         # Migrated: Ready is now the target pod's, not Ready from its start until the switch.
         return ended
@@ -160,6 +166,12 @@ def _reported_not_ready(before: Condition | None, seen: Observed) -> bool:
     vmi = seen.vmi or {}
     if seen.vmi_phase != "Running" or seen.vmi_condition("Ready"):
         return False
+    migration = (vmi.get("status") or {}).get("migrationState") or {}
+    moved = _moved(migration)
+    if _handed_over(migration, vmi.get("status", {}).get("nodeName")) or (
+        moved is not None and moved > before.last_transition_time
+    ):
+        return False  # moved off the node it was reported on: its target is timed afresh
     made = parse_time((vmi.get("metadata") or {}).get("creationTimestamp"))
     return made is not None and before.last_transition_time >= made
 
@@ -180,9 +192,10 @@ def _not_ready_message(vmi: JsonObj) -> str:
     when = f" since {iso(since)}" if since is not None else ""
     why = str(ready.get("message") or "its virt-launcher pod is not Ready")
     migration = status.get("migrationState") or {}
+    target = migration.get("targetNode")
     moving = ""
-    if migration.get("targetNode") and not migration.get("completed"):
-        moving = f" (the migration to {migration['targetNode']} cannot finish then)"
+    if target and target != status.get("nodeName") and not migration.get("completed"):
+        moving = f" (the migration to {target} cannot finish then)"
     return (
         f"VMI not Ready on {node}{when}: {why}. If {node} is down{moving}, KubeVirt runs "
         "the VM again elsewhere only once its pod is gone: delete the node, or mark it out "

@@ -506,27 +506,73 @@ def test_a_paused_vmi_is_not_ready_without_being_in_trouble(other: dict[str, Any
     assert vm_health(world) is None and health_due(world) is None
 
 
-@pytest.mark.parametrize(
-    "handed_over",
-    [{"targetNodeDomainReadyTimestamp": iso(NOW)}, {"nodeName": "node-4"}],
-    ids=["target-has-the-domain", "vmi-on-the-target"],
-)
-def test_a_vmi_handed_over_by_a_migration_is_not_ready_without_being_in_trouble(
-    handed_over: dict[str, str],
-) -> None:
-    """From the handover to the end its Ready may be the target pod's, not Ready since that
-    pod began."""
+def test_a_vmi_handed_over_by_a_migration_is_not_ready_without_being_in_trouble() -> None:
+    """From the handover (the target's virt-handler names its node in the VMI) to the end,
+    its Ready may be the target pod's, not Ready since that pod began."""
     world = not_ready_world(NOT_READY_LASTING + 100)
     assert world.vmi is not None
     state = {"targetNode": "node-4", "startTimestamp": iso(NOW - timedelta(seconds=200))}
     world.vmi["status"]["migrationState"] = state
-    if "nodeName" in handed_over:
-        world.vmi["status"]["nodeName"] = handed_over["nodeName"]
-    else:
-        state |= handed_over
+    world.vmi["status"]["nodeName"] = "node-4"
     assert vm_health(world) is None and health_due(world) is None
     state |= {"completed": True}  # then timed from its end, when there is one
     assert vm_health(world) is not None
+
+
+def test_a_vmi_whose_target_runs_the_domain_is_still_on_its_source() -> None:
+    """Review s21 F1: the target runs the domain (targetNodeDomainReadyTimestamp) at the
+    switch-over, or at the start of post-copy, but the VMI names the target only once the
+    target acknowledges the end: until then its Ready is the source pod's. A source lost in
+    post-copy leaves it so for good."""
+    world = not_ready_world(NOT_READY_LASTING + 100)
+    assert world.vmi is not None
+    world.vmi["status"]["migrationState"] = {
+        "targetNode": "node-4",
+        "startTimestamp": iso(NOW - timedelta(seconds=200)),
+        "mode": "PostCopy",
+        "targetNodeDomainReadyTimestamp": iso(NOW - timedelta(seconds=150)),
+    }
+    verdict = vm_health(world)
+    assert verdict is not None and verdict.reason == "VMINotReady"
+    assert "(the migration to node-4 cannot finish then)" in verdict.message
+
+
+def test_a_failed_migration_does_not_restart_the_clock() -> None:
+    """Review s21 F4: the VMI never moved, so its Ready is still the source pod's."""
+    world = not_ready_world(NOT_READY_LASTING + 100)
+    assert world.vmi is not None
+    world.vmi["status"]["migrationState"] = {
+        "targetNode": "node-4",
+        "completed": True,
+        "failed": True,
+        "endTimestamp": iso(NOW - timedelta(seconds=2)),
+    }
+    assert vm_health(world) is not None
+
+
+def test_a_vmi_reported_on_its_source_is_timed_afresh_once_it_moved() -> None:
+    """Review s21 F3: reported not Ready on the source, then moved after all (its node came
+    back): the report was about the source, and kept it named the healthy target."""
+    world = not_ready_world(NOT_READY_LASTING + 1)
+    assert world.vmi is not None
+    world.vmi["metadata"]["creationTimestamp"] = iso(NOW - timedelta(days=1))
+    world.vmi["status"]["migrationState"] = {"targetNode": "node-4"}
+    status = _reported(world)
+    before = next(c for c in status.conditions if c.type == "VMHealthy")
+    moved = not_ready_world(200, reason="ContainersNotReady")  # the target pod's, since it began
+    assert moved.vmi is not None
+    moved.vmi["metadata"]["creationTimestamp"] = iso(NOW - timedelta(days=1))
+    later = NOW + timedelta(seconds=5)
+    moved.vmi["status"] |= {
+        "nodeName": "node-4",
+        "migrationState": {"targetNode": "node-4", "completed": True, "endTimestamp": iso(later)},
+    }
+    assert vm_health(replace(moved, now=later), before) is None
+    handing = not_ready_world(200)
+    assert handing.vmi is not None
+    handing.vmi["metadata"]["creationTimestamp"] = iso(NOW - timedelta(days=1))
+    handing.vmi["status"] |= {"nodeName": "node-4", "migrationState": {"targetNode": "node-4"}}
+    assert vm_health(handing, before) is None
 
 
 def test_a_vmi_not_ready_on_the_source_of_a_migration_is_its_nodes_trouble() -> None:

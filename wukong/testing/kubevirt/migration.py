@@ -35,6 +35,7 @@ class MigrationController(Controller):
         super().__init__()
         self.kube, self.cfg, self.migrations, self.vmis = kube, cfg, migrations, vmis
         self._since: dict[str, float] = {}
+        self._vmi_uids: dict[str, str] = {}  # migration uid -> the VMI it moves
         self.lost: set[str] = set()  # the Kubelet's: nodes whose machine is gone
         migrations.handlers.append(lambda obj: self.enqueue(key_of(obj)))
 
@@ -68,9 +69,14 @@ class MigrationController(Controller):
                 await self._set(migration, status | {"phase": "Failed"}, why)
                 return None
             await self._set(migration, status | {"phase": "Pending"})
+            if vmi is not None:
+                self._vmi_uids[uid] = vmi["metadata"]["uid"]
             self._since[uid] = asyncio.get_running_loop().time()
             return self.cfg.migration_step_delay
-        if vmi is None or phase(vmi) != "Running":
+        moved = self._vmi_uids.setdefault(uid, (vmi or {}).get("metadata", {}).get("uid", ""))
+        if vmi is None or phase(vmi) != "Running" or vmi["metadata"]["uid"] != moved:
+            # Gone, ended, or another VMI of the same name (the VM started again after it
+            # ended): virt-controller fails the migration.
             await self._set(migration, status | {"phase": "Failed"}, "vmi shut down")
             return None
         loop = asyncio.get_running_loop()
@@ -82,10 +88,6 @@ class MigrationController(Controller):
         source = vstatus.get("nodeName")
         state = dict(vstatus.get("migrationState") or {})
         following = STEPS[STEPS.index(current) + 1] if current in STEPS[:-1] else "Succeeded"
-        if current in STEPS[STEPS.index("PreparingTarget") :] and state.get("migrationUid") != uid:
-            # Another VMI of the same name (the VM started again after its VMI ended).
-            await self._set(migration, status | {"phase": "Failed"}, "vmi shut down")
-            return None
         if source in self.lost and following in ("Running", "Succeeded"):
             # The source's virt-handler is gone with its machine: it neither sends the domain
             # nor gives up. The migration waits, until the VMI ends (its pod gone).
