@@ -23,7 +23,7 @@ from wukong.reconcile.decide import Plan, decide, plan_unreadable
 from wukong.reconcile.deletion import plan_deletion
 from wukong.reconcile.lifecycle import waits_for_write
 from wukong.reconcile.observed import Observed
-from wukong.reconcile.outcome import fold
+from wukong.reconcile.outcome import fold, fold_deletion
 from wukong.reconcile.tenancy import POLICY_NAME
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class Reconciler:
                 log.info("Wukong %s/%s is already gone", meta["namespace"], meta["name"])
             return None
         try:
-            wrote = await self._write_status(raw, plan.status)
+            wrote = await self._write_status(raw, fold_deletion(plan.status, outcome.failed))
         except NotFound:
             return None  # finished meanwhile (another pass removed the finalizer): done
         if outcome.failures:

@@ -103,6 +103,23 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
     return status
 
 
+def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> WukongStatus:
+    """The deletion status to write, given the actions that failed. A forced stop that
+    failed on its way (a 5xx, a timeout) is not `forced`: the next pass forces it again,
+    with the GracePeriodExpired Warning that did not go out (a deletion's actions stop at the
+    first failure, and the Warning comes after the call)."""
+    deletion = planned.deletion
+    if deletion is None or not deletion.forced:
+        return planned
+    lost = any(
+        isinstance(action, VmCall) and action.force and failure.kind == "transient"
+        for action, failure in failed.items()
+    )
+    if not lost:
+        return planned
+    return planned.model_copy(update={"deletion": deletion.model_copy(update={"forced": False})})
+
+
 # virt-api's 409 to a stop under Manual or RerunOnFailure when there is no VMI, or only one
 # that is over (pkg/virt-api/rest/lifecycle.go, vmNotRunning).
 VM_NOT_RUNNING = "VM is not running"

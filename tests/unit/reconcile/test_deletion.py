@@ -18,9 +18,11 @@ from tests.unit.reconcile.world import (
     wukong,
 )
 from wukong.api import names
+from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.actions import DeleteChild, PatchChild, VmCall
+from wukong.reconcile.actions import DeleteChild, Emit, Failed, PatchChild, VmCall
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.outcome import fold_deletion
 from wukong.reconcile.vm import build_vm
 
 
@@ -248,3 +250,28 @@ def test_a_claim_its_data_volume_left_behind_is_deleted_and_waited_for(
     claim = DeleteChild("PersistentVolumeClaim", "web-1-system", "web-1-system-uid")
     assert (claim in plan.actions) is deleted
     assert not plan.finalize or not deleted
+
+
+def test_a_forced_stop_that_failed_on_its_way_is_forced_again_with_its_warning() -> None:
+    """Past the grace period the deletion forces the VM off once: `forced` was written even
+    when that call failed (a 503), so it was never made again, and its Warning, which goes
+    out after the call, never went out at all."""
+    cr = deleting(deleteOptions={"gracePeriodSeconds": 30})
+    world = world_with_vm()
+    asked = plan_deletion(cr, {}, world)
+    late = replace(world, now=NOW + timedelta(seconds=31))
+    forcing = plan_deletion(cr, {"deletion": asked.deletion}, late)
+    force = VmCall("stop", "web-1-vm", grace_period=0, force=True)
+    assert force in forcing.actions and forcing.deletion["forced"] is True
+    assert [a.reason for a in forcing.actions if isinstance(a, Emit)] == ["GracePeriodExpired"]
+    written = WukongStatus.model_validate(forcing.status)
+    busy = fold_deletion(written, {force: Failed("transient", "503 the server is busy")})
+    assert busy.deletion is not None and not busy.deletion.forced
+    again = plan_deletion(cr, busy.to_wire(), replace(late, now=late.now + timedelta(seconds=1)))
+    assert force in again.actions
+    assert [a.reason for a in again.actions if isinstance(a, Emit)] == ["GracePeriodExpired"]
+    # Made: forced, and nothing more to force.
+    made = WukongStatus.model_validate(again.status)
+    assert fold_deletion(made, {}) == made
+    after = plan_deletion(cr, again.status, replace(late, now=late.now + timedelta(seconds=2)))
+    assert force not in after.actions
