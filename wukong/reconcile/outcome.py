@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from wukong.api.status import LifecycleState, WukongStatus
+from wukong.api.status import WukongStatus
 from wukong.fsm.requests import Happened
-from wukong.fsm.states import Effect
 from wukong.reconcile.actions import Action, ExpandDisk, Failed, VmCall
 from wukong.reconcile.admission import refused_child
 from wukong.reconcile.lifecycle import moved
@@ -89,13 +88,6 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 # refusal of the user's request.
                 message = f"forced {action.verb} refused: {failure.message}"
                 state = state.model_copy(update={"message": message})
-            elif _restart_found_no_guest(action, state, failure):
-                # A forced restart made as a forced stop (`lifecycle.forcing`) met KubeVirt's
-                # restart past its stop: the old VMI is gone already, which is all the stop
-                # was for. The start follows as after a stop that landed: KubeVirt's pending
-                # one, or ours (`_owes_start`).
-                message = "restart: the old VMI was gone already"
-                state = state.model_copy(update={"message": message})
             else:
                 message = f"KubeVirt refused {action.verb}: {failure.message}"
                 state = moved(state, Happened.call_refused, message=message, deadline=None)
@@ -118,22 +110,6 @@ def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> Wuk
     if not lost:
         return planned
     return planned.model_copy(update={"deletion": deletion.model_copy(update={"forced": False})})
-
-
-# virt-api's 409 to a stop under Manual or RerunOnFailure when there is no VMI, or only one
-# that is over (pkg/virt-api/rest/lifecycle.go, vmNotRunning).
-VM_NOT_RUNNING = "VM is not running"
-
-
-def _restart_found_no_guest(action: VmCall, state: LifecycleState, failure: Failed) -> bool:
-    """The forced stop a forced restart was made as, refused because the old VMI is gone."""
-    return (
-        action.verb == "stop"
-        and state.last_action == "restart"
-        and state.call == Effect.FORCE_STOP_VM.value
-        and failure.code == 409
-        and VM_NOT_RUNNING in failure.message
-    )
 
 
 def _names_the_vm(message: str) -> bool:

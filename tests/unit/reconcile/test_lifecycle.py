@@ -1386,60 +1386,6 @@ def test_a_refused_forced_stop_while_kubevirt_starts_the_guest_stays_restarting(
     assert decide(forced, after.status, _new_vmi(world)).status["phase"] == "Running"
 
 
-@pytest.mark.parametrize("pending", [[{"action": "Start"}], []], ids=["kubevirts", "ours"])
-def test_a_forced_restart_whose_stop_finds_no_guest_is_done_once_the_new_one_runs(
-    pending: list[dict[str, str]],
-) -> None:
-    """The forced stop a forced restart was made as met KubeVirt's restart past its stop
-    (409 "VM is not running": the old VMI gone): the Wukong ran again with its record
-    `Failed: KubeVirt refused stop`, and `restart --force --wait` said it failed. The stop
-    had nothing left to do: the restart ends as after a stop that landed, by KubeVirt's
-    pending Start or by the start it then owes."""
-    world = running_world("Manual")
-    graceful = wukong(
-        runStrategy="Manual", lifecycleAction={"action": "restart", "requestedAt": "a"}
-    )
-    called = decide(graceful, decide(graceful, {"phase": "Running"}, world).status, world)
-    forced = wukong(
-        runStrategy="Manual",
-        lifecycleAction={"action": "restart", "force": True, "requestedAt": "b"},
-    )
-    serving = _serving_restart(world)
-    accepted = decide(forced, called.status, serving)
-    made = decide(forced, accepted.status, serving)
-    [call] = calls(made)
-    gone = Failed("refused", 'virtualmachine "web-1-vm" is in conflict: VM is not running', 409)
-    written = folded(made.status, accepted.status, {call: gone})
-    assert written["lifecycleState"]["state"] == "Issued"
-    assert written["lifecycleState"]["message"] == "restart: the old VMI was gone already"
-    off = _off(world, "Manual")
-    off.vm["status"]["stateChangeRequests"] = pending
-    after = decide(forced, written, off)
-    assert after.status["phase"] == "Restarting"
-    if not pending:  # nothing will start it: the start is ours, made once
-        after = decide(forced, after.status, off)
-        assert calls(after) == [VmCall("start", "web-1-vm")]
-    else:
-        assert calls(after) == []
-    up = decide(forced, after.status, _new_vmi(world))
-    assert up.status["phase"] == "Running"
-    assert up.status["lifecycleState"]["state"] == "Done"
-    assert not [a for a in up.actions if isinstance(a, Emit) and a.type == "Warning"]
-
-
-def test_a_stop_request_that_finds_no_guest_is_still_a_refusal() -> None:
-    """Only a restart's forced stop is satisfied by "VM is not running": under
-    RerunOnFailure KubeVirt runs a failed VMI again, so a stop it refused did not stop it."""
-    world = running_world("RerunOnFailure")
-    stop = wukong(runStrategy="RerunOnFailure", lifecycleAction={"action": "stop"})
-    accepted = decide(stop, {"phase": "Running", "vmName": "web-1-vm"}, world)
-    made = decide(stop, accepted.status, world)
-    [call] = calls(made)
-    gone = Failed("refused", "VM is not running", 409)
-    written = folded(made.status, accepted.status, {call: gone})
-    assert written["lifecycleState"]["state"] == "Failed"
-
-
 def test_a_pause_retried_past_the_window_still_holds_the_resume_sent_after_it() -> None:
     """The hold on a resume was timed from the suspend's acceptance: a pause retried on 503s
     for over 10 s let a resume sent right after it through, unheld, and the resume counted
