@@ -141,7 +141,12 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
         return strategy == "Halted" or "Stop" in pending or going or seen.vmi_ended
     if action == "restart":
         if state.force:  # pending requests may be a graceful restart's it is to force
-            return _forced_off(seen) or _vmi_uid(seen) != state.vmi_uid
+            # Or KubeVirt's restart is past its stop: virt-controller trims the Stop only
+            # once the old VMI is gone (isTrimFirstChangeRequestNeeded), which our VMI cache
+            # may still show going. Nothing is left to force, and virt-api would answer 409
+            # "VM is not running: Halted" (no VMI), a refusal of a restart that happens.
+            past_stop = pending == ["Start"] and vmi_terminating
+            return _forced_off(seen) or past_stop or _vmi_uid(seen) != state.vmi_uid
         return bool(pending) or vmi_terminating or _vmi_uid(seen) != state.vmi_uid
     # Only a pause for the user is a suspend's: KubeVirt pauses a guest on a disk error or for a
     # migration by itself, and taking that for the call made once left it never made.

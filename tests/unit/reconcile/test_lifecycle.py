@@ -1386,6 +1386,35 @@ def test_a_refused_forced_stop_while_kubevirt_starts_the_guest_stays_restarting(
     assert decide(forced, after.status, _new_vmi(world)).status["phase"] == "Running"
 
 
+@pytest.mark.parametrize("strategy", ["Always", "Manual"])
+def test_a_forced_restart_when_kubevirts_restart_is_past_its_stop_is_not_called(
+    strategy: str,
+) -> None:
+    """Review s21: `restart --force` while KubeVirt serves a graceful restart, seen when the
+    VM's cache shows only its Start left and the VMI's cache the old VMI still going. The
+    forced restart went out as a restart; virt-api, finding no VMI, answered 409 "VM is not
+    running: Halted" (a refusal), and the Wukong ran again with its request Failed."""
+    world = running_world(strategy)
+    graceful = wukong(
+        runStrategy=strategy, lifecycleAction={"action": "restart", "requestedAt": "a"}
+    )
+    called = decide(graceful, decide(graceful, {"phase": "Running"}, world).status, world)
+    vm = copy.deepcopy(world.vm)
+    vm.setdefault("status", {})["stateChangeRequests"] = [{"action": "Start"}]
+    assert world.vmi is not None
+    lagging = Observed(**{**world.__dict__, "vm": vm, "vmi": _terminating(world.vmi)})
+    forced = wukong(
+        runStrategy=strategy,
+        lifecycleAction={"action": "restart", "force": True, "requestedAt": "b"},
+    )
+    accepted = decide(forced, called.status, lagging)
+    made = decide(forced, accepted.status, lagging)
+    assert calls(made) == []
+    assert made.status["lifecycleState"]["state"] == "Issued"
+    up = decide(forced, made.status, _new_vmi(world))
+    assert up.status["phase"] == "Running" and up.status["lifecycleState"]["state"] == "Done"
+
+
 def test_a_pause_retried_past_the_window_still_holds_the_resume_sent_after_it() -> None:
     """The hold on a resume was timed from the suspend's acceptance: a pause retried on 503s
     for over 10 s let a resume sent right after it through, unheld, and the resume counted
