@@ -33,7 +33,7 @@ from wukong.fsm.machine import decide
 from wukong.fsm.states import Effect
 from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import owned_by
-from wukong.reconcile.lifecycle import CALLS
+from wukong.reconcile.lifecycle import CALLS, grace_cut
 from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.status import interfaces, node_name
@@ -431,7 +431,8 @@ def _stop(plan: DeletionPlan, old: DeletionStatus, cr: Wukong, seen: Observed) -
         deadline = (seen.now + timedelta(seconds=grace)).replace(microsecond=0)
         actions.append(CALLS[Effect.STOP_VM](vm, grace))
     elif seen.now >= deadline and not old.forced:
-        actions.append(CALLS[Effect.FORCE_STOP_VM](vm, 0))
+        if not grace_cut(seen):  # else a forced stop landed already, its answer lost: done
+            actions.append(CALLS[Effect.FORCE_STOP_VM](vm, 0))
         actions.append(
             Emit(
                 "Warning",

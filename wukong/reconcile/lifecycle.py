@@ -126,7 +126,7 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
         return strategy not in (None, "Halted") and ("Start" in pending or started)
     if action == "stop":
         if state.force:  # a graceful stop's Halted or Stop must not pass for the forced one
-            return seen.vmi is None or seen.vmi_ended or _grace_cut(seen)
+            return seen.vmi is None or seen.vmi_ended or grace_cut(seen)
         if "Start" in pending:
             # A restart's (Stop, Start) is under way: its VMI goes, then a new one comes. That
             # is not our stop; calling it replaces KubeVirt's pending requests with a Stop.
@@ -174,7 +174,7 @@ def _serving_restart(seen: Observed) -> bool:
     return pending[:1] == ["Stop"] and "Start" in pending and seen.vmi is not None
 
 
-def _grace_cut(seen: Observed) -> bool:
+def grace_cut(seen: Observed) -> bool:
     """A forced stop reached the VMI: virt-api cut its grace period to 0 before anything."""
     grace = ((seen.vmi or {}).get("spec") or {}).get("terminationGracePeriodSeconds")
     return grace == 0
@@ -183,7 +183,7 @@ def _grace_cut(seen: Observed) -> bool:
 def _forced_off(seen: Observed) -> bool:
     """A forced stop of a restart KubeVirt serves landed: the grace period cut, or Halted
     (which nothing else sets while a restart is served), or the VMI gone."""
-    return seen.vmi is None or _grace_cut(seen) or seen.run_strategy == "Halted"
+    return seen.vmi is None or grace_cut(seen) or seen.run_strategy == "Halted"
 
 
 def forcing(effect: Effect, seen: Observed) -> Effect:
@@ -488,7 +488,7 @@ def plan_lifecycle(
             made = {"last_action_time": now, **recorded_call}
         elif (
             effect is Effect.FORCE_RESTART_VM
-            and (seen.vmi is None or _grace_cut(seen))
+            and (seen.vmi is None or grace_cut(seen))
             and "Start" not in seen.pending_requests
         ):
             # Landed as a stop (ours, made before a crash: the grace cut), or nothing was

@@ -99,12 +99,17 @@ def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> Wuk
     """The deletion status to write, given the actions that failed. A forced stop that
     failed on its way (a 5xx, a timeout) is not `forced`: the next pass forces it again,
     with the GracePeriodExpired Warning that did not go out (a deletion's actions stop at the
-    first failure, and the Warning comes after the call)."""
+    first failure, and the Warning comes after the call). Not one virt-api answered 409:
+    no VMI, or its grace period already cut ("Halted only supports manual stop requests
+    with a shorter graceperiod"), nothing is left to force, and asking again would loop."""
     deletion = planned.deletion
     if deletion is None or not deletion.forced:
         return planned
     lost = any(
-        isinstance(action, VmCall) and action.force and failure.kind == "transient"
+        isinstance(action, VmCall)
+        and action.force
+        and failure.kind == "transient"
+        and failure.code != 409
         for action, failure in failed.items()
     )
     if not lost:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -275,3 +276,28 @@ def test_a_forced_stop_that_failed_on_its_way_is_forced_again_with_its_warning()
     assert fold_deletion(made, {}) == made
     after = plan_deletion(cr, again.status, replace(late, now=late.now + timedelta(seconds=2)))
     assert force not in after.actions
+
+
+def test_a_forced_stop_with_nothing_left_to_force_is_not_asked_again() -> None:
+    """Review s21: the forced stop landed but its answer was lost (a timeout). Asked again,
+    virt-api answers 409, the VMI's grace period being 0 already ("Halted only supports
+    manual stop requests with a shorter graceperiod"): taken as transient, it was asked
+    again on every pass, with no Warning. A VMI whose grace period is cut is forced off, and
+    a 409 does not undo `forced`."""
+    cr = deleting(deleteOptions={"gracePeriodSeconds": 30})
+    world = world_with_vm()
+    asked = plan_deletion(cr, {}, world)
+    late = replace(world, now=NOW + timedelta(seconds=31))
+    forcing = plan_deletion(cr, {"deletion": asked.deletion}, late)
+    force = VmCall("stop", "web-1-vm", grace_period=0, force=True)
+    written = WukongStatus.model_validate(forcing.status)
+    halted = "Halted only supports manual stop requests with a shorter graceperiod"
+    kept = fold_deletion(written, {force: Failed("transient", halted, 409)})
+    assert kept.deletion is not None and kept.deletion.forced
+    # The answer lost, `forced` not written: the VMI shows the grace period cut.
+    assert world.vmi is not None
+    cut = copy.deepcopy(world.vmi)
+    cut["spec"] = {"terminationGracePeriodSeconds": 0}
+    again = plan_deletion(cr, {"deletion": asked.deletion}, replace(late, vmi=cut))
+    assert force not in again.actions and again.deletion["forced"] is True
+    assert [a.reason for a in again.actions if isinstance(a, Emit)] == ["GracePeriodExpired"]
