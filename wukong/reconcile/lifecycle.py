@@ -124,9 +124,14 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
         # runStrategy does not move.
         started = seen.vmi is not None and _vmi_uid(seen) != state.vmi_uid and not vmi_terminating
         return strategy not in (None, "Halted") and ("Start" in pending or started)
+    printable = ((seen.vm or {}).get("status") or {}).get("printableStatus")
     if action == "stop":
         if state.force:  # a graceful stop's Halted or Stop must not pass for the forced one
-            return seen.vmi is None or seen.vmi_ended or grace_cut(seen)
+            # No VMI, or one that ended, only where KubeVirt says the VM stops: as below, a
+            # restart's old VMI gone from the VMI cache beside a VM that shows the new one
+            # passed for this stop, never made (seed 542946708: Stopping for good).
+            off = seen.vmi is None or seen.vmi_ended
+            return (off and printable in STOPPING_STATUSES) or grace_cut(seen)
         if "Start" in pending:
             # A restart's (Stop, Start) is under way: its VMI goes, then a new one comes. That
             # is not our stop; calling it replaces KubeVirt's pending requests with a Stop.
@@ -136,7 +141,6 @@ def call_landed(action: str, state: LifecycleState, seen: Observed) -> bool:
         # gone) in the VMI cache, beside a VM that shows the new one and no request left,
         # passed for this stop, which was then never made (test_lifecycle_sequences, seed
         # 1019735738: restart, then stop 20 ms later, under Manual).
-        printable = ((seen.vm or {}).get("status") or {}).get("printableStatus")
         going = (seen.vmi is None or vmi_terminating) and printable in STOPPING_STATUSES
         return strategy == "Halted" or "Stop" in pending or going or seen.vmi_ended
     if action == "restart":
