@@ -5,7 +5,7 @@ virt-controller deciding what becomes of its VMI: the simulator plays the machin
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -59,6 +59,20 @@ async def sim(
                     await k.delete(api_path("", "v1", "nodes", None, node))
 
 
+def running_off(node: str) -> Callable[[dict[str, Any]], bool]:
+    """The Wukong runs, Ready, on a node other than `node`."""
+
+    def check(c: dict[str, Any]) -> bool:
+        status = c.get("status") or {}
+        return (
+            status.get("phase") == "Running"
+            and status.get("nodeName") not in (None, node)
+            and condition(c, "Ready").get("status") == "True"
+        )
+
+    return check
+
+
 async def test_a_lost_node_is_a_warning_and_the_vm_runs_elsewhere_once_its_pod_is_gone(
     k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:
@@ -108,16 +122,7 @@ async def test_a_lost_node_is_a_warning_and_the_vm_runs_elsewhere_once_its_pod_i
 
     await sim.fence_node(node)
 
-    def elsewhere(c: dict[str, object]) -> bool:
-        status = c.get("status") or {}
-        return (
-            isinstance(status, dict)
-            and status.get("phase") == "Running"
-            and status.get("nodeName") not in (None, node)
-            and condition(c, "Ready").get("status") == "True"
-        )
-
-    cr = await wait_for(k, namespace, "far", elsewhere, within=60, what="Running elsewhere")
+    cr = await wait_for(k, namespace, "far", running_off(node), within=60, what="Running elsewhere")
     assert condition(cr, "VMHealthy") == {}
     hops = [(h["from"], h["to"]) for h in cr["status"]["history"]]
     assert ("Running", "Error") in hops or ("Running", "Starting") in hops, hops
@@ -166,16 +171,9 @@ async def test_a_source_node_lost_in_the_middle_of_a_migration_is_a_warning_too(
 
     await sim.fence_node(node)
 
-    def elsewhere(c: dict[str, object]) -> bool:
-        status = c.get("status") or {}
-        return (
-            isinstance(status, dict)
-            and status.get("phase") == "Running"
-            and status.get("nodeName") not in (None, node)
-            and condition(c, "Ready").get("status") == "True"
-        )
-
-    cr = await wait_for(k, namespace, "mover", elsewhere, within=60, what="Running elsewhere")
+    cr = await wait_for(
+        k, namespace, "mover", running_off(node), within=60, what="Running elsewhere"
+    )
     assert condition(cr, "VMHealthy") == {}
 
     def failed(c: dict[str, Any]) -> bool:

@@ -166,9 +166,10 @@ def _reported_not_ready(before: Condition | None, seen: Observed) -> bool:
     vmi = seen.vmi or {}
     if seen.vmi_phase != "Running" or seen.vmi_condition("Ready"):
         return False
-    migration = (vmi.get("status") or {}).get("migrationState") or {}
+    status = vmi.get("status") or {}
+    migration = status.get("migrationState") or {}
     moved = _moved(migration)
-    if _handed_over(migration, vmi.get("status", {}).get("nodeName")) or (
+    if _handed_over(migration, status.get("nodeName")) or (
         moved is not None and moved > before.last_transition_time
     ):
         return False  # moved off the node it was reported on: its target is timed afresh

@@ -253,29 +253,37 @@ def test_a_claim_its_data_volume_left_behind_is_deleted_and_waited_for(
     assert not plan.finalize or not deleted
 
 
+FORCE = VmCall("stop", "web-1-vm", grace_period=0, force=True)
+
+
+def _past_the_grace_period() -> tuple[Wukong, Observed, dict[str, Any], Any]:
+    """A deletion that asked the guest to stop (grace 30 s), once that ran out: the Wukong,
+    the world then, the deletion status the stop wrote, and the plan then."""
+    cr = deleting(deleteOptions={"gracePeriodSeconds": 30})
+    world = world_with_vm()
+    asked = plan_deletion(cr, {}, world).deletion
+    late = replace(world, now=NOW + timedelta(seconds=31))
+    return cr, late, asked, plan_deletion(cr, {"deletion": asked}, late)
+
+
 def test_a_forced_stop_that_failed_on_its_way_is_forced_again_with_its_warning() -> None:
     """Past the grace period the deletion forces the VM off once: `forced` was written even
     when that call failed (a 503), so it was never made again, and its Warning, which goes
     out after the call, never went out at all."""
-    cr = deleting(deleteOptions={"gracePeriodSeconds": 30})
-    world = world_with_vm()
-    asked = plan_deletion(cr, {}, world)
-    late = replace(world, now=NOW + timedelta(seconds=31))
-    forcing = plan_deletion(cr, {"deletion": asked.deletion}, late)
-    force = VmCall("stop", "web-1-vm", grace_period=0, force=True)
-    assert force in forcing.actions and forcing.deletion["forced"] is True
+    cr, late, _, forcing = _past_the_grace_period()
+    assert FORCE in forcing.actions and forcing.deletion["forced"] is True
     assert [a.reason for a in forcing.actions if isinstance(a, Emit)] == ["GracePeriodExpired"]
     written = WukongStatus.model_validate(forcing.status)
-    busy = fold_deletion(written, {force: Failed("transient", "503 the server is busy")})
+    busy = fold_deletion(written, {FORCE: Failed("transient", "503 the server is busy")})
     assert busy.deletion is not None and not busy.deletion.forced
     again = plan_deletion(cr, busy.to_wire(), replace(late, now=late.now + timedelta(seconds=1)))
-    assert force in again.actions
+    assert FORCE in again.actions
     assert [a.reason for a in again.actions if isinstance(a, Emit)] == ["GracePeriodExpired"]
     # Made: forced, and nothing more to force.
     made = WukongStatus.model_validate(again.status)
     assert fold_deletion(made, {}) == made
     after = plan_deletion(cr, again.status, replace(late, now=late.now + timedelta(seconds=2)))
-    assert force not in after.actions
+    assert FORCE not in after.actions
 
 
 def test_a_forced_stop_with_nothing_left_to_force_is_not_asked_again() -> None:
@@ -284,20 +292,15 @@ def test_a_forced_stop_with_nothing_left_to_force_is_not_asked_again() -> None:
     manual stop requests with a shorter graceperiod"): taken as transient, it was asked
     again on every pass, with no Warning. A VMI whose grace period is cut is forced off, and
     a 409 does not undo `forced`."""
-    cr = deleting(deleteOptions={"gracePeriodSeconds": 30})
-    world = world_with_vm()
-    asked = plan_deletion(cr, {}, world)
-    late = replace(world, now=NOW + timedelta(seconds=31))
-    forcing = plan_deletion(cr, {"deletion": asked.deletion}, late)
-    force = VmCall("stop", "web-1-vm", grace_period=0, force=True)
+    cr, late, asked, forcing = _past_the_grace_period()
     written = WukongStatus.model_validate(forcing.status)
     halted = "Halted only supports manual stop requests with a shorter graceperiod"
-    kept = fold_deletion(written, {force: Failed("transient", halted, 409)})
+    kept = fold_deletion(written, {FORCE: Failed("transient", halted, 409)})
     assert kept.deletion is not None and kept.deletion.forced
     # The answer lost, `forced` not written: the VMI shows the grace period cut.
-    assert world.vmi is not None
-    cut = copy.deepcopy(world.vmi)
+    assert late.vmi is not None
+    cut = copy.deepcopy(late.vmi)
     cut["spec"] = {"terminationGracePeriodSeconds": 0}
-    again = plan_deletion(cr, {"deletion": asked.deletion}, replace(late, vmi=cut))
-    assert force not in again.actions and again.deletion["forced"] is True
+    again = plan_deletion(cr, {"deletion": asked}, replace(late, vmi=cut))
+    assert FORCE not in again.actions and again.deletion["forced"] is True
     assert [a.reason for a in again.actions if isinstance(a, Emit)] == ["GracePeriodExpired"]
