@@ -274,6 +274,14 @@ async def test_a_restart_stopped_with_virtctl_under_manual_ends_stopped(
     await k.request("PUT", stop, body={"gracePeriod": 0})
     cr = await wait_for(k, namespace, name, answered(generation, "Done"), within=20)
     assert cr["status"]["phase"] == "Stopped"
+    assert cr["status"]["lifecycleState"]["message"] == (
+        "restart ended: the VM was stopped outside Wukong"
+    )
+    # Events go out beside the status write that they describe.
+    [warned] = await eventually(
+        lambda: wukong_events(k, namespace, "VMStoppedOutside"), message="VMStoppedOutside"
+    )
+    assert warned["type"] == "Warning" and warned["involvedObject"]["name"] == name
     await eventually(lambda: _vmi_gone(k, namespace, f"{name}-vm"), timeout=20, message="no VMI")
     assert calls(sim, "start", f"{name}-vm") == FIRST_STARTS["Manual"]  # no start of ours
     assert await vm_strategy(k, namespace, name) == "Manual"

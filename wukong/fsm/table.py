@@ -164,7 +164,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     # Stopped outside Wukong while it restarted (virtctl stop under Manual): nothing will
     # start it again.
     {"trigger": "sync", "source": RESTARTING, "dest": STOPPED, "conditions": "left_off",
-     "reason": "VMIStopped"},
+     "reason": "VMStoppedOutside"},
     {"trigger": "sync", "source": RESTARTING, "dest": RESTARTING,
      "conditions": "stop_deadline_passed",
      "unless": ["vmi_restarted", "forced", "force_issued"],

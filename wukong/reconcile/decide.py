@@ -34,6 +34,7 @@ from wukong.reconcile.children import retained
 from wukong.reconcile.disks import DiskPlan, plan_disks
 from wukong.reconcile.hotplug import plan_hotplug
 from wukong.reconcile.lifecycle import (
+    STOPPED_OUTSIDE,
     VM_DELETED,
     desired_run_strategy,
     plan_lifecycle,
@@ -263,6 +264,8 @@ def _hops(step: Step) -> list[tuple[str, str, str]]:
 OUTSIDE_HOPS = {
     VM_DELETED: "the VirtualMachine was deleted outside Wukong; it is created again from the "
     "spec (delete the Wukong to delete the VM)",
+    STOPPED_OUTSIDE: "the VM was stopped outside Wukong (e.g. virtctl stop) while it "
+    "restarted, and stays off; start the Wukong to run it",
 }
 
 

@@ -54,6 +54,8 @@ WAIT_FOR_RUNNING = "suspend waits until the VM runs: it is still being created o
 # too); outside them an issued request is done.
 IN_FLIGHT = (Answer.Accepted, Answer.Issued)  # a request whose call is to make or under way
 VM_DELETED = "VMDeleted"  # the hop of a VM deleted outside Wukong (fsm/table.py)
+# The hop of a restart whose guest someone stopped for good (`virtctl stop` under Manual).
+STOPPED_OUTSIDE = "VMStoppedOutside"
 IN_FLIGHT_PHASES = (
     Phase.Pending,
     Phase.Creating,
@@ -536,6 +538,8 @@ def plan_lifecycle(
             state = state.model_copy(update={"message": waiting})
     if step.phase not in IN_FLIGHT_PHASES:
         message = f"{state.last_action} done: {step.phase}"
+        if STOPPED_OUTSIDE in (reason for _, _, reason in step.hops):
+            message = f"{state.last_action} ended: the VM was stopped outside Wukong"
         state = moved(state, Happened.settled, message=message, deadline=None)
         if not in_flight and state.deadline is not None:
             state = state.model_copy(update={"deadline": None})  # the earlier call's is over

@@ -144,6 +144,14 @@ SYNC_CASES = [
     # A stop of a Wukong in Error before its VM was ever made: no VM to call deleted.
     case("stopping-without-a-vm-ever", P.Stopping, Facts(), P.Stopped, "VMIStopped"),
     case("restarting-vm-deleted-outside-wukong", P.Restarting, GONE, P.Creating, "VMDeleted"),
+    # `virtctl stop` under Manual replaced the restart's Start: nothing starts it again.
+    case(
+        "restarting-stopped-outside-wukong",
+        P.Restarting,
+        replace(NO_VMI, left_off=True),
+        P.Stopped,
+        "VMStoppedOutside",
+    ),
     case("suspended-vm-deleted-outside-wukong", P.Suspended, GONE, P.Creating, "VMDeleted"),
     case("restart-refused-by-kubevirt", P.Restarting, REFUSED, P.Running, "CallRefused"),
     case(

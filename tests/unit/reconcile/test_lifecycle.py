@@ -1455,6 +1455,12 @@ def test_a_restart_stopped_outside_wukong_ends_stopped(strategy: str) -> None:
     off = decide(cr, called.status, _off(world, strategy))
     assert off.status["phase"] == "Stopped" and calls(off) == []
     assert off.status["lifecycleState"]["state"] == "Done"
+    # Said as what happened, not as a restart that did its work.
+    assert off.status["lifecycleState"]["message"] == (
+        "restart ended: the VM was stopped outside Wukong"
+    )
+    [warned] = [a for a in off.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert warned.reason == "VMStoppedOutside" and "virtctl stop" in warned.message
     # Not while KubeVirt has not said so: its VM status written before the VMI was made.
     between = _off(world, strategy)
     between.vm["status"]["printableStatus"] = "Starting"
