@@ -26,9 +26,11 @@ from tests.integration.scenario import (
     wait_for,
     wait_phase,
     wukong,
+    wukong_events,
 )
 from tests.integration.test_lifecycle import request
 from wukong.adapters.kube import Kube
+from wukong.reconcile.decide import OUTSIDE_HOPS
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
@@ -227,3 +229,10 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
         return (vm or {}).get("spec", {}).get("runStrategy") == wanted
 
     await eventually(agrees, timeout=20, message=f"seed {SEED}: the VM's runStrategy {wanted}")
+    # Nobody but the Wukong touched the VM: no Warning may say someone did.
+    outside = [
+        f"{e['reason']}: {e.get('message')}"
+        for reason in (*OUTSIDE_HOPS, "RunStrategyReverted")
+        for e in await wukong_events(k, namespace, reason)
+    ]
+    assert not outside, f"seed {SEED}, {strategy}: {', '.join(story)}; {outside}"

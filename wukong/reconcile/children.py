@@ -57,6 +57,11 @@ def nad_config(cr: Wukong, net: NetworkSpec) -> str:
     }
     if net.vlan is not None:
         plugin["vlan"] = net.vlan
+        # The bridge plugin keeps the port in the bridge's default VLAN 1 unless told not
+        # to (its default, containernetworking/plugins#667): the VM would also get the
+        # bridge's untagged traffic, and frames it tags 1 would reach every port in VLAN 1,
+        # whatever VLAN the administrator granted.
+        plugin["preserveDefaultVlan"] = False
     if net.mtu is not None:
         plugin["mtu"] = net.mtu
     conf = {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from tests.unit.reconcile.world import NS, decide, seen, user_nad, wukong
 from wukong.reconcile.actions import CreateChild, Emit
+from wukong.reconcile.children import nad_config
 from wukong.reconcile.tenancy import network_refusals
 
 
@@ -119,3 +121,22 @@ def test_a_wukong_without_bridge_networks_needs_no_policy() -> None:
     plan = decide(cr, {}, seen(network_policy=None, nads={f"{NS}/existing-nad": user_nad()}))
     [valid] = [c for c in plan.status["conditions"] if c["type"] == "SpecValid"]
     assert valid["status"] == "True"
+
+
+def _plugin(**network: Any) -> dict[str, Any]:
+    cr = wukong(networks=net(**network))
+    [plugin] = json.loads(nad_config(cr, cr.spec.networks[0]))["plugins"]
+    return dict(plugin)
+
+
+def test_a_vlan_network_is_on_its_vlan_only() -> None:
+    """Review s22 F3: the bridge plugin left the VM's port in the bridge's default VLAN 1
+    too (`preserveDefaultVlan` defaults to true): a tenant granted VLAN 150 alone also got
+    the bridge's untagged traffic, and its frames tagged 1 reached every port in VLAN 1."""
+    plugin = _plugin(bridge="br-tenant", vlan=150)
+    assert plugin["vlan"] == 150 and plugin["preserveDefaultVlan"] is False
+    assert plugin["macspoofchk"] is True
+
+
+def test_an_untagged_network_keeps_the_bridges_default_vlan() -> None:
+    assert "preserveDefaultVlan" not in _plugin(bridge="br-tenant")
