@@ -29,6 +29,7 @@ from tests.integration.scenario import (
     wait_phase,
     wukong,
 )
+from tests.integration.test_lifecycle import answered, request
 from wukong.adapters.kube import Kube, api_path
 from wukong.errors import ApiError, Forbidden, Invalid
 from wukong.testing.controlplane import ControlPlane
@@ -206,3 +207,44 @@ async def _warned(k: Kube, namespace: str, name: str, reason: str) -> bool:
     warnings = [e["type"] for e in events if e["reason"] == reason]
     assert warnings in ([], ["Warning"]), warnings
     return warnings == ["Warning"]
+
+
+async def test_a_revoked_grant_is_not_reached_again_through_what_was_made_under_it(
+    k: Kube, namespace: str, narrow: None, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """Review s22 F1 and F2: once the administrator takes br-team away, neither a NAD the
+    operator made under the old grant (named by another Wukong's `nadName`) nor a start of
+    the Wukong that had it plugs a guest into that bridge again. Stopping it still works."""
+    await create(k, "wukong", namespace, wukong("first", networks=net(bridge="br-team", vlan=150)))
+    await wait_phase(k, namespace, "first", "Running", within=60)
+    control_plane.apply([policy(namespace, bridges=["br-other"], untagged=True)])
+    await wait_for(
+        k,
+        namespace,
+        "first",
+        lambda c: condition(c, "SpecValid").get("reason") == "NetworkNotAllowed",
+        what="first refused by the revoked grant",
+    )
+    await create(k, "wukong", namespace, wukong("second", networks=net(nadName="first-lan")))
+    cr = await wait_for(
+        k,
+        namespace,
+        "second",
+        lambda c: condition(c, "SpecValid").get("reason") == "NetworkNotAllowed",
+        what="second refused: first-lan was made under the revoked grant",
+    )
+    assert "NAD 'first-lan'" in condition(cr, "SpecValid")["message"]
+    assert await get(k, "vm", namespace, "second-vm") is None
+    # The running guest is left alone (the administrator's call); stopping it is allowed...
+    stop = await request(k, namespace, "first", "stop", force=True)
+    await wait_for(k, namespace, "first", answered(stop, "Done"), within=30)
+    await wait_phase(k, namespace, "first", "Stopped", within=30)
+    # ...starting it again is not.
+    start = await request(k, namespace, "first", "start")
+    cr = await wait_for(k, namespace, "first", answered(start, "Refused"), within=30)
+    assert cr["status"]["lifecycleState"]["message"].startswith("cannot start: ")
+    assert "bridge 'br-team'" in cr["status"]["lifecycleState"]["message"]
+    await asyncio.sleep(1.0)  # what a start would have done by now: a VMI, a runStrategy
+    vm = await get(k, "vm", namespace, "first-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == "Halted"
+    assert (await get(k, "wukong", namespace, "first"))["status"]["phase"] == "Stopped"

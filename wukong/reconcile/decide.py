@@ -138,7 +138,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     now = seen.now
     plan = Plan()
     problems = validate_spec(cr.spec, name=cr.metadata.name)
-    refused = [] if problems else network_refusals(cr, seen.network_policy)
+    refused = [] if problems else network_refusals(cr, seen.network_policy, seen.nads)
     if problems:
         text = "; ".join(str(p) for p in problems)
         valid = Cond(SPEC_VALID, False, "InvalidSpec", text)
@@ -159,7 +159,14 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     if migrate:
         cr = cr.model_copy(update={"spec": cr.spec.model_copy(update={"lifecycle_action": None})})
     life = plan_lifecycle(
-        cr, seen, status, valid=not problems, ready=ready, failed=bool(disks and disks.failed)
+        cr,
+        seen,
+        status,
+        valid=not problems,
+        ready=ready,
+        failed=bool(disks and disks.failed),
+        # A start would plug the guest into the networks the policy refuses now.
+        no_start=valid.message if refused else None,
     )
     moving = plan_migration(
         cr, seen, status.migration, request_id(asked) if migrate and not problems else None

@@ -53,6 +53,7 @@ WAIT_FOR_RUNNING = "suspend waits until the VM runs: it is still being created o
 # Phases in which a request is still on its way (a start, stop or suspend waiting for the VM
 # too); outside them an issued request is done.
 IN_FLIGHT = (Answer.Accepted, Answer.Issued)  # a request whose call is to make or under way
+STARTS = ("start", "restart")  # the requests that boot a new guest (and plug in its networks)
 VM_DELETED = "VMDeleted"  # the hop of a VM deleted outside Wukong (fsm/table.py)
 # The hop of a restart whose guest someone stopped for good (`virtctl stop` under Manual).
 STOPPED_OUTSIDE = "VMStoppedOutside"
@@ -368,9 +369,18 @@ def facts_for(
 
 
 def plan_lifecycle(
-    cr: Wukong, seen: Observed, status: WukongStatus, *, valid: bool, ready: bool, failed: bool
+    cr: Wukong,
+    seen: Observed,
+    status: WukongStatus,
+    *,
+    valid: bool,
+    ready: bool,
+    failed: bool,
+    no_start: str | None = None,
 ) -> LifecyclePlan:
-    """Feed the FSM; turn its decision into calls and the new lifecycleState."""
+    """Feed the FSM; turn its decision into calls and the new lifecycleState. `no_start`: why
+    nothing may start a new guest now (the network policy refuses the spec): a start or
+    restart is refused with it, and the VM's runStrategy is not moved to run it."""
     now = seen.now
     vm = names.vm_name(cr.metadata.name)
     state = status.lifecycle_state or LifecycleState()
@@ -389,6 +399,7 @@ def plan_lifecycle(
         or (auto_starting and action is not None and action.action.value == "suspend")
     )
     new_request = action is not None and not later and request_id(action) != state.request_id
+    barred = new_request and action is not None and no_start and action.action.value in STARTS
     recorded = LifecycleState(vmi_uid=_vmi_uid(seen)) if new_request else state
     facts = facts_for(
         cr,
@@ -406,9 +417,17 @@ def plan_lifecycle(
     step = decide(
         status.phase,
         facts,
-        action.action.value if new_request and action else None,
+        action.action.value if new_request and action and not barred else None,
         force=bool(action and action.force),
     )
+    if barred and action is not None:
+        verb = action.action.value
+        why = f"cannot {verb}: {no_start}"
+        refused = moved(state, Happened.refused, message=why)
+        refused = refused.model_copy(
+            update={"request_id": request_id(action), "generation": cr.metadata.generation}
+        )
+        return LifecyclePlan(step, (Emit("Warning", "RequestRefused", why),), refused)
     vm_deleted = VM_DELETED in (reason for _, _, reason in step.hops)
     actions: list[Action] = []
     requeue: float | None = None
@@ -549,7 +568,10 @@ def plan_lifecycle(
         # cache gets virt-api's 500 "stop/start already underway").
         return LifecyclePlan(step, tuple(actions), _auto_start(cr, state, now))
     if not calling:  # the call itself moves runStrategy: align it on a later pass
-        actions += _run_strategy(cr, seen, state, status.observed_generation)
+        aligned = _run_strategy(cr, seen, state, status.observed_generation)
+        if no_start and RUNS.get(desired_run_strategy(cr, runs_wanted(cr, state))):
+            aligned = []  # it would start the guest on the refused networks
+        actions += aligned
     empty = state == LifecycleState()
     if crossing is not None:  # look at the held request again once the hold is over
         if crossing == SETTLE_PASS and state.state != Answer.Issued:

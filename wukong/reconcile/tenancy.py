@@ -4,12 +4,16 @@ The same rules as the ValidatingAdmissionPolicy in manifests/policy/network-poli
 the operator refuses what admission would have refused even where that policy is not
 installed (or the Wukong was created before it was). A Wukong-owned NAD needs a rule covering
 the namespace that lists its bridge and its VLAN (or allows it untagged); `nadName` of a NAD
-in the same namespace needs nothing; `nadName: other/nad` needs a rule listing that NAD.
+in the same namespace needs nothing, unless a Wukong made that NAD: then its bridge and VLAN
+need the same rule as if the Wukong owned it (a grant revoked since must not live on in the
+NADs made under it); `nadName: other/nad` needs a rule listing that NAD.
 No policy object means nothing is allowed: default closed.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from wukong.api import names
@@ -32,14 +36,57 @@ def _rules(policy: JsonObj | None, namespace: str) -> list[JsonObj]:
     return [r for r in rules if {"*", namespace} & set(r.get("namespaces") or [])]
 
 
-def _allows_owned(rule: JsonObj, net: NetworkSpec) -> bool:
+def _allows_bridge(rule: JsonObj, bridge: str, vlan: int | None) -> bool:
     bridges = rule.get("bridges") or []
-    if "*" not in bridges and owned_bridge(net) not in bridges:
+    if "*" not in bridges and bridge not in bridges:
         return False
-    if net.vlan is None:
+    if vlan is None:
         return bool(rule.get("untagged"))
-    vlan = net.vlan
     return any(int(r["from"]) <= vlan <= int(r["to"]) for r in rule.get("vlans") or [])
+
+
+def _on_bridge(bridge: str, vlan: int | None) -> str:
+    return f"bridge '{bridge}' ({f'VLAN {vlan}' if vlan is not None else 'untagged'})"
+
+
+def made_by_wukong(nad: JsonObj) -> bool:
+    """A NAD the operator made for a Wukong: our label or a Wukong's ownerReference (a tenant
+    who cannot write NADs can forge neither; one who can needs no grant anyway)."""
+    meta = nad.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    owners = meta.get("ownerReferences") or []
+    return labels.get(names.LABEL_MANAGED_BY) == names.MANAGED_BY or any(
+        o.get("kind") == names.KIND for o in owners
+    )
+
+
+def bridge_of(nad: JsonObj) -> tuple[str, int | None] | None:
+    """(bridge, VLAN) of a bridge NAD's config; None when it names no bridge."""
+    try:
+        config = json.loads((nad.get("spec") or {}).get("config") or "")
+    except ValueError:
+        return None
+    if not isinstance(config, dict):
+        return None
+    for plugin in config.get("plugins") or [config]:
+        if isinstance(plugin, dict) and plugin.get("type") == "bridge":
+            vlan = plugin.get("vlan")
+            bridge = plugin.get("bridge") or "cni0"  # the plugin's own default
+            return str(bridge), vlan if isinstance(vlan, int) and vlan > 0 else None
+    return None
+
+
+def _made_nad_refusal(net: NetworkSpec, rules: list[JsonObj], nad: JsonObj) -> str | None:
+    """Why a Wukong-made NAD of the namespace, named by `nadName`, is not allowed."""
+    where = bridge_of(nad)
+    if where is None:
+        return f"network '{net.name}' may not use NAD '{net.nad_name}' (a Wukong's NAD "
+        "whose bridge cannot be read)"
+    if any(_allows_bridge(r, *where) for r in rules):
+        return None
+    return f"network '{net.name}' may not use NAD '{net.nad_name}' (a Wukong's NAD on " + (
+        _on_bridge(*where) + ")"
+    )
 
 
 def _allows_nad(rule: JsonObj, ref: str) -> bool:
@@ -53,22 +100,29 @@ def foreign_namespace(ref: str, namespace: str) -> str | None:
     return other if slash and other != namespace else None
 
 
-def network_refusals(cr: Wukong, policy: JsonObj | None) -> list[str]:
-    """One sentence per network the policy does not allow in the Wukong's namespace."""
+def network_refusals(
+    cr: Wukong, policy: JsonObj | None, nads: Mapping[str, JsonObj] | None = None
+) -> list[str]:
+    """One sentence per network the policy does not allow in the Wukong's namespace. `nads`:
+    the cached NADs by "namespace/name", to judge a Wukong-made one named by `nadName` (one
+    not cached yet is judged once it is: its absence already holds the Wukong back)."""
     namespace = cr.metadata.namespace
     rules = _rules(policy, namespace)
     refused: list[str] = []
     for net in cr.spec.networks:
         if net.nad_name:
             if foreign_namespace(net.nad_name, namespace) is None:
+                _, name = names.nad_ref(namespace, net.nad_name)
+                nad = (nads or {}).get(f"{namespace}/{name}")
+                if nad is not None and made_by_wukong(nad):
+                    if (why := _made_nad_refusal(net, rules, nad)) is not None:
+                        refused.append(why)
                 continue
             if not any(_allows_nad(r, net.nad_name) for r in rules):
                 refused.append(f"network '{net.name}' may not use NAD '{net.nad_name}'")
-        elif not any(_allows_owned(r, net) for r in rules):
-            vlan = f"VLAN {net.vlan}" if net.vlan is not None else "untagged"
-            refused.append(
-                f"network '{net.name}' may not use bridge '{owned_bridge(net)}' ({vlan})"
-            )
+        elif not any(_allows_bridge(r, owned_bridge(net), net.vlan) for r in rules):
+            where = _on_bridge(owned_bridge(net), net.vlan)
+            refused.append(f"network '{net.name}' may not use {where}")
     return refused
 
 

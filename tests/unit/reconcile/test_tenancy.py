@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.unit.reconcile.world import NS, decide, seen, user_nad, wukong
-from wukong.reconcile.actions import CreateChild, Emit
+from tests.unit.reconcile.world import NS, decide, ready_children, seen, user_nad, wukong
+from wukong.reconcile.actions import CreateChild, Emit, PatchChild, VmCall
 from wukong.reconcile.children import nad_config
+from wukong.reconcile.observed import Observed
 from wukong.reconcile.tenancy import network_refusals
+from wukong.reconcile.vm import build_vm
 
 
 def policy(*rules: dict[str, Any]) -> dict[str, Any]:
@@ -140,3 +142,94 @@ def test_a_vlan_network_is_on_its_vlan_only() -> None:
 
 def test_an_untagged_network_keeps_the_bridges_default_vlan() -> None:
     assert "preserveDefaultVlan" not in _plugin(bridge="br-tenant")
+
+
+REVOKED = policy({"namespaces": [NS], "bridges": ["br-other"], "untagged": True})
+
+
+def _made_by_a_wukong() -> dict[str, Any]:
+    """web-1's own NAD for vlan100 (br-vlan100, VLAN 100), as the operator made it."""
+    return ready_children().nads[f"{NS}/web-1-vlan100"]
+
+
+@pytest.mark.parametrize("grant", [REVOKED, None], ids=["grant-revoked", "no-policy"])
+def test_a_revoked_grant_does_not_live_on_in_the_nads_made_under_it(
+    grant: dict[str, Any] | None,
+) -> None:
+    """Review s22 F1: a NAD in the Wukong's own namespace needed no rule, so once the
+    administrator revoked br-vlan100, any Wukong there could name the NAD the operator had
+    made under the old grant (`nadName: web-1-vlan100`) and get the revoked bridge and VLAN."""
+    web2 = wukong(networks=net(nadName="web-1-vlan100"))
+    nads = {f"{NS}/web-1-vlan100": _made_by_a_wukong()}
+    [why] = network_refusals(web2, grant, nads)
+    assert "NAD 'web-1-vlan100'" in why and "bridge 'br-vlan100' (VLAN 100)" in why
+    plan = decide(web2, {}, seen(network_policy=grant, nads=nads))
+    [valid] = [c for c in plan.status["conditions"] if c["type"] == "SpecValid"]
+    assert (valid["status"], valid["reason"]) == ("False", "NetworkNotAllowed")
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+
+
+def test_a_nad_made_by_a_wukong_is_allowed_where_its_bridge_is() -> None:
+    web2 = wukong(networks=net(nadName="web-1-vlan100"))
+    nads = {f"{NS}/web-1-vlan100": _made_by_a_wukong()}
+    assert network_refusals(web2, policy(TEAM | {"bridges": ["br-vlan100"]}), nads) == []
+    # Someone else's NAD in the namespace needs no rule, as before.
+    mine = wukong(networks=net(nadName="existing-nad"))
+    assert network_refusals(mine, REVOKED, {f"{NS}/existing-nad": user_nad()}) == []
+
+
+def _refused_world(strategy: str, *, running: bool) -> Any:
+    """web-1's VM under `strategy`, after the administrator revoked br-vlan100."""
+    world = ready_children()
+    cr = wukong(runStrategy=strategy)
+    vm = build_vm(cr, world, strategy)
+    vm["metadata"]["uid"] = "vm-uid"
+    vm["status"] = {"printableStatus": "Running" if running else "Stopped"}
+    vmi = None
+    if running:
+        vmi = {
+            "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
+            "spec": vm["spec"]["template"]["spec"],
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+    return Observed(**{**world.__dict__, "vm": vm, "vmi": vmi, "network_policy": REVOKED})
+
+
+@pytest.mark.parametrize(
+    ("verb", "phase", "running"),
+    [("start", "Stopped", False), ("restart", "Running", True)],
+)
+def test_a_wukong_the_policy_refuses_is_not_started_again(
+    verb: str, phase: str, running: bool
+) -> None:
+    """Review s22 F2: with its network refused, a start or restart still went to KubeVirt,
+    and the new guest was plugged into the revoked bridge and VLAN."""
+    world = _refused_world("Halted" if not running else "Always", running=running)
+    cr = wukong(runStrategy="Always", lifecycleAction={"action": verb, "requestedAt": "a"})
+    status = {"phase": phase, "vmName": "web-1-vm"}
+    plan = decide(cr, status, world)
+    again = decide(cr, plan.status, world)
+    state = again.status["lifecycleState"]
+    assert state["state"] == "Refused" and state["message"].startswith(f"cannot {verb}: ")
+    assert "bridge 'br-vlan100'" in state["message"]
+    assert again.status["phase"] == phase
+    assert not [a for a in plan.actions + again.actions if isinstance(a, VmCall)]
+    [warned] = [a for a in plan.actions if isinstance(a, Emit) and a.reason == "RequestRefused"]
+    assert warned.type == "Warning"
+
+
+def test_a_wukong_the_policy_refuses_can_still_be_stopped() -> None:
+    world = _refused_world("Always", running=True)
+    cr = wukong(lifecycleAction={"action": "stop", "requestedAt": "a"})
+    plan = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    again = decide(cr, plan.status, world)
+    assert [c.verb for c in again.actions if isinstance(c, VmCall)] == ["stop"]
+
+
+def test_a_runstrategy_edit_does_not_start_a_wukong_the_policy_refuses() -> None:
+    """Nor does setting spec.runStrategy back to Always: the VM stays Halted."""
+    world = _refused_world("Halted", running=False)
+    cr = wukong(runStrategy="Always")
+    plan = decide(cr, {"phase": "Stopped", "vmName": "web-1-vm"}, world)
+    assert not [a for a in plan.actions if isinstance(a, PatchChild | VmCall)]
+    assert plan.status["phase"] == "Stopped"
