@@ -114,6 +114,38 @@ async def test_kept_disks_survive_garbage_collection_and_are_labelled(
         assert not [r for r in refs if r.get("kind") in ("Wukong", "DataVolume")]
 
 
+async def test_a_kept_disk_goes_back_to_its_own_wukong_and_disk_only(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """docs/deletion.md: a Wukong made again with the same name and disk name takes its kept
+    disk back. Review s22 F7: a Wukong whose claim name only happens to match (`del` with disk
+    `3-data` and `del-3` with disk `data` both make `del-3-data`) does not."""
+    await create(k, "wukong", namespace, wukong("del-3", disks=[{"name": "data", "size": "1Gi"}]))
+    await wait_phase(k, namespace, "del-3", "Running", within=30)
+    kept = await get(k, "pvc", namespace, "del-3-data")
+    assert kept is not None
+    await k.merge_patch(
+        path("wukong", namespace, "del-3"), {"spec": {"deleteOptions": {"preserveDisks": True}}}
+    )
+    await k.delete(path("wukong", namespace, "del-3"))
+    await eventually(lambda: gone(k, "wukong", namespace, "del-3"), timeout=30)
+    other = wukong("del", disks=[{"name": "3-data", "size": "1Gi"}])
+    await create(k, "wukong", namespace, other)
+    cr = await wait_for(
+        k,
+        namespace,
+        "del",
+        lambda c: condition(c, "VolumesBound").get("reason") == "ClaimConflict",
+        what="del's disk 3-data in conflict with the disk kept from del-3",
+    )
+    assert "kept from Wukong 'del-3' (its disk 'data')" in condition(cr, "VolumesBound")["message"]
+    await create(k, "wukong", namespace, wukong("del-3", disks=[{"name": "data", "size": "1Gi"}]))
+    await wait_phase(k, namespace, "del-3", "Running", within=30)
+    again = await get(k, "pvc", namespace, "del-3-data")
+    assert again is not None and again["metadata"]["uid"] == kept["metadata"]["uid"]
+    assert names.LABEL_RETAINED_FROM not in again["metadata"]["labels"]
+
+
 async def test_force_delete_releases_at_once_and_still_keeps_disks(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

@@ -102,6 +102,18 @@ def retained(obj: JsonObj) -> bool:
     )
 
 
+def kept_for(obj: JsonObj, wukong: str, disk: str) -> bool:
+    """A retained disk this Wukong's disk takes back: kept from a Wukong of its name, from a
+    disk of its name. Claim names alone can meet (`a` + `b-c` and `a-b` + `c` are both
+    `a-b-c`); another Wukong's kept data is not adopted by a name that happens to match."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return (
+        retained(obj)
+        and labels.get(names.LABEL_RETAINED_FROM) == wukong
+        and labels.get(names.LABEL_DISK, disk) == disk
+    )
+
+
 def adopt_patch(cr: Wukong, disk: str) -> JsonObj:
     """Make a retained disk this Wukong's again: owner, labels, no retained-from."""
     return {

@@ -29,7 +29,13 @@ from wukong.reconcile.actions import (
     ExpandDisk,
     PatchChild,
 )
-from wukong.reconcile.children import adopt_patch, child_metadata, owned_by, retained
+from wukong.reconcile.children import (
+    adopt_patch,
+    child_metadata,
+    kept_for,
+    owned_by,
+    retained,
+)
 from wukong.reconcile.observed import Observed
 
 # A claim name this Wukong derives belongs to another object (another Wukong's disk, a user's
@@ -198,6 +204,13 @@ def _owner_words(obj: JsonObj) -> str:
 
 
 def _conflict(kind: str, claim: str, obj: JsonObj) -> str:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    if retained(obj):  # kept from another Wukong, or another disk, of the same claim name
+        disk = labels.get(names.LABEL_DISK)
+        of = f" (its disk '{disk}')" if disk else ""
+        return (
+            f"{kind} '{claim}' is a disk kept from Wukong '{labels[names.LABEL_RETAINED_FROM]}'{of}"
+        )
     return f"{kind} '{claim}' already belongs to {_owner_words(obj)}"
 
 
@@ -304,7 +317,7 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
     adopt: list[Action] = [
         PatchChild(kind, claim, adopt_patch(cr, disk.name), "adopt a retained disk")
         for kind, obj in pairs
-        if obj is not None and retained(obj)
+        if obj is not None and kept_for(obj, cr.metadata.name, disk.name)
     ]
     if adopt:  # a kept disk whose claim name this Wukong uses again: take it back
         return _Disk(adopt, at("Adopting"), "adopting the retained disk")

@@ -168,3 +168,39 @@ def test_class_without_expansion_gets_a_condition_and_no_request() -> None:
     assert not [a for a in plan.actions if isinstance(a, ExpandDisk)]
     cond = next(c for c in plan.status["conditions"] if c["type"] == "VolumesResized")
     assert cond["reason"] == "ExpansionNotSupported" and "fixed" in cond["message"]
+
+
+def _kept(claim: str, wukong_name: str, disk: str) -> dict[str, Any]:
+    """A PVC kept from Wukong `wukong_name`'s disk `disk`: no owner, labelled retained."""
+    pvc = bound_pvc(claim, "10Gi")
+    pvc["metadata"]["ownerReferences"] = []
+    pvc["metadata"]["labels"] = {
+        "vm.novasphere.dev/retained-from": wukong_name,
+        "vm.novasphere.dev/retained-from-uid": f"{wukong_name}-uid",
+        "vm.novasphere.dev/disk": disk,
+    }
+    return pvc
+
+
+def _adopted(plan: Any) -> list[str]:
+    return [a.name for a in plan.actions if isinstance(a, PatchChild) and "adopt" in a.why]
+
+
+def test_a_disk_kept_from_this_wukong_and_disk_is_taken_back() -> None:
+    cr = wukong(disks=_disks(LOGS))
+    world = running(**{"web-1-logs": _kept("web-1-logs", "web-1", "logs")})
+    assert _adopted(decide(cr, {"phase": "Running"}, world)) == ["web-1-logs"]
+
+
+def test_a_disk_kept_from_another_wukong_is_not_adopted_for_its_claim_name() -> None:
+    """Review s22 F7: Wukong `web` with disk `1-logs` and Wukong `web-1` with disk `logs` both
+    name their claim `web-1-logs`: the kept data of the first went to the second."""
+    cr = wukong(disks=_disks(LOGS))
+    world = running(**{"web-1-logs": _kept("web-1-logs", "web", "1-logs")})
+    plan = decide(cr, {"phase": "Running"}, world)
+    assert _adopted(plan) == []
+    [logs] = [v for v in plan.status["volumes"] if v["name"] == "logs"]
+    assert logs["phase"] == "Conflict"
+    [bound] = [c for c in plan.status["conditions"] if c["type"] == "VolumesBound"]
+    assert bound["reason"] == "ClaimConflict"
+    assert "'web-1-logs' is a disk kept from Wukong 'web' (its disk '1-logs')" in bound["message"]
