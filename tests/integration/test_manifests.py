@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -167,6 +168,8 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
         ("ValidatingAdmissionPolicyBinding", "wukong-deletion-protection"),
         ("ValidatingAdmissionPolicy", "wukong-network-policy"),
         ("ValidatingAdmissionPolicyBinding", "wukong-network-policy"),
+        ("ValidatingAdmissionPolicy", "wukong-secret-references"),
+        ("ValidatingAdmissionPolicyBinding", "wukong-secret-references"),
         # The finalizer set at create (manifests/admission; test_create.py tests its effect).
         ("MutatingAdmissionPolicy", "wukong-finalizer"),
         ("MutatingAdmissionPolicyBinding", "wukong-finalizer"),
@@ -190,6 +193,30 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
     # The CRD is the generated file, unchanged.
     generated = next(d for d in yaml.safe_load_all(CRD_FILE.read_text()) if d)
     assert find(docs, "CustomResourceDefinition", f"{PLURAL}.{GROUP}") == generated
+
+
+def documented_grants(markdown: str) -> set[Grant]:
+    """The "### Permissions" table of docs/install.md as (apiGroup, resource, verb): a blank
+    group cell is the row above's, `a/{b,c}` is `a/b` and `a/c`, words in parentheses and
+    backquotes are notes."""
+    table = markdown.split("### Permissions", 1)[1].split("\n\n", 2)[1]
+    found: set[Grant] = set()
+    group = ""
+    for row in table.splitlines()[2:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        group = ("" if cells[0] == '"" (core)' else cells[0]) if cells[0] else group
+        resources = []
+        for item in cells[1].split(", "):
+            stem, _, rest = item.partition("{")
+            resources += [stem + r for r in rest.rstrip("}").split(",")] if rest else [item]
+        verbs = re.sub(r"\(.*\)", "", cells[2]).split()
+        found |= grants(group, " ".join(resources), tuple(verbs))
+    return found
+
+
+def test_the_permissions_table_in_the_docs_is_what_the_operator_is_granted() -> None:
+    """docs/install.md's table said `events: create` for a long time after `list watch` came."""
+    assert documented_grants((ROOT / "docs" / "install.md").read_text()) == CLUSTER_VERBS
 
 
 def test_the_cluster_role_grants_exactly_what_the_operator_uses_and_no_secrets(
@@ -605,6 +632,126 @@ async def test_removing_the_annotation_lets_the_delete_through(protected: Wukong
     await protected.unprotect("db-1")
     await protected.delete("db-1")
     assert "db-1" not in await protected.names()
+
+
+# -- Secrets a Wukong names, checked against its author (review s22 F4) -----------------------
+
+
+async def _bound(k: Kube, namespace: str, account: str, kind: str, role: str) -> None:
+    """A ServiceAccount `account` with `kind` (Role or ClusterRole) `role` in `namespace`."""
+    await k.create(
+        api_path("", "v1", "serviceaccounts", namespace),
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
+    )
+    await k.create(
+        api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": f"{account}-{role}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        },
+    )
+
+
+def with_keys(name: str, *secrets: str, user_data: str | None = None) -> dict[str, Any]:
+    """A small Wukong naming these Secrets for SSH keys (and one for cloud-init user data)."""
+    body = wukong(name)
+    body["spec"]["sshKeys"] = [{"secretName": s} for s in secrets]
+    if user_data is not None:
+        body["spec"]["cloudInit"] = {"userDataSecretRef": {"name": user_data}}
+    return body
+
+
+async def test_a_wukong_may_name_only_secrets_its_author_may_read(
+    installed: ControlPlane, kube: ApiClient, namespace: str
+) -> None:
+    """Whoever may write Wukongs (wukong-edit alone) got any Secret of the namespace into a
+    VM they control by naming it: KubeVirt copies it into the guest. The API server now
+    refuses a write that brings in a Secret its author may not get."""
+    policy = str(MANIFESTS / "policy" / "secret-references.yaml")
+    admin = Kube(kube)
+    for secret in ("db-credentials", "team-keys"):
+        await admin.create(
+            api_path("", "v1", "secrets", namespace),
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret}},
+        )
+    await _bound(admin, namespace, "tenant", "ClusterRole", "wukong-edit")
+    await admin.create(
+        api_path("rbac.authorization.k8s.io", "v1", "roles", namespace),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "team-keys-reader"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["secrets"],
+                    "resourceNames": ["team-keys"],
+                    "verbs": ["get"],
+                }
+            ],
+        },
+    )
+    await admin.create(
+        api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "tenant-team-keys"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "team-keys-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": namespace}],
+        },
+    )
+    await asyncio.to_thread(
+        kubectl, "apply", "--server-side", "-f", policy, kubeconfig=installed.kubeconfig
+    )
+    wukongs = api_path(GROUP, VERSION, PLURAL, namespace)
+    try:
+        async with await new_client(installed.service_account_kubeconfig(namespace, "tenant")) as t:
+            tenant = Kube(t)
+
+            async def enforced() -> bool:
+                probe = with_keys("probe", "db-credentials")
+                try:
+                    await tenant.request("POST", wukongs, body=probe, query={"dryRun": "All"})
+                except Forbidden:
+                    return True
+                return False
+
+            await eventually(enforced, timeout=30, message="secret-references policy in effect")
+            with pytest.raises(Forbidden) as refused:
+                await tenant.create(wukongs, with_keys("web-1", "team-keys", "db-credentials"))
+            assert f"you may not read Secret db-credentials in namespace {namespace}" in (
+                refused.value.message
+            )
+            with pytest.raises(Forbidden):
+                await tenant.create(wukongs, with_keys("web-1", user_data="db-credentials"))
+            # A Secret the tenant may read is fine; so is any edit that adds none.
+            await tenant.create(wukongs, with_keys("web-1", "team-keys"))
+            await tenant.merge_patch(f"{wukongs}/web-1", {"spec": {"cpu": 2}})
+            with pytest.raises(Forbidden):
+                await tenant.merge_patch(
+                    f"{wukongs}/web-1",
+                    {"spec": {"cloudInit": {"userDataSecretRef": {"name": "db-credentials"}}}},
+                )
+            # Someone who may read it can name it, and the tenant may then edit that Wukong
+            # (the Secret is not one its edit brings in), as can the operator's finalizer.
+            await admin.create(wukongs, with_keys("web-2", "db-credentials"))
+            await tenant.merge_patch(f"{wukongs}/web-2", {"spec": {"cpu": 2}})
+            await tenant.merge_patch(
+                f"{wukongs}/web-2", {"metadata": {"finalizers": ["example.com/hold"]}}
+            )
+            await tenant.merge_patch(f"{wukongs}/web-2", {"metadata": {"finalizers": None}})
+    finally:
+        await asyncio.to_thread(
+            kubectl, "delete", "--ignore-not-found", "-f", policy, kubeconfig=installed.kubeconfig
+        )
 
 
 # -- the single-file installers and the namespaced variant (issue 17) --------------------------
