@@ -195,6 +195,21 @@ def demo(
 _GLOBAL_FLAGS: Final = ("-n", "--namespace", "--context", "--kubeconfig")
 
 
+def split_short_equals(args: list[str]) -> list[str]:
+    """kubectl (pflag) reads `-o=yaml`, `-n=demo` and `-l=app=web` as the flag and its value;
+    click would take the value to be "=yaml". Spelled out as `-o yaml` up to `--` (after it,
+    the words are another program's: `wukong ssh NAME -- ...`)."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        if len(arg) > 3 and arg[0] == "-" and arg[1].isalpha() and arg[2] == "=":
+            out += [arg[:2], arg[3:]]
+        else:
+            out.append(arg)
+    return out
+
+
 def hoist_global_flags(args: list[str]) -> list[str]:
     """kubectl takes -n, --context and --kubeconfig before the verb too (`kubectl -n demo get
     pods`, and `kubectl wukong -n demo status` hands the plugin `-n demo status`): move them
@@ -222,7 +237,7 @@ def main() -> None:
     import sys
 
     try:
-        app(args=hoist_global_flags(sys.argv[1:]))
+        app(args=hoist_global_flags(split_short_equals(sys.argv[1:])))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None

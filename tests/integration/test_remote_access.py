@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 from tests.integration.scenario import (
     create,
     k,
@@ -31,14 +33,18 @@ ADMIN = "system:admin"
 async def wukong_cli(
     kubeconfig: Path, *args: str, env: dict[str, str] | None = None
 ) -> asyncio.subprocess.Process:
+    """`python -m wukong ARGS --kubeconfig KUBECONFIG` as a separate process, with pipes for
+    stdin/stdout/stderr."""
+    return await wukong_subprocess(*args, "--kubeconfig", str(kubeconfig), env=env)
+
+
+async def wukong_subprocess(*args: str, env: dict[str, str] | None) -> asyncio.subprocess.Process:
     """`python -m wukong ARGS` as a separate process, with pipes for stdin/stdout/stderr."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "wukong",
         *args,
-        "--kubeconfig",
-        str(kubeconfig),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -139,6 +145,25 @@ async def test_console_of_a_stopped_vm_says_so_and_ssh_without_virtctl_says_how(
     )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
-    assert (
-        out.decode().strip() == f"virtctl ssh vm/ssh-1-vm --namespace {namespace} --username fedora"
+    # virtctl is sent to the cluster the user named, not its default kubeconfig's (review s22).
+    kubeconfig = control_plane.kubeconfig
+    assert out.decode().strip() == (
+        f"virtctl ssh vm/ssh-1-vm --namespace {namespace} --kubeconfig {kubeconfig} "
+        "--username fedora"
     )
+    text = await asyncio.to_thread(Path(kubeconfig).read_text)
+    context = yaml.safe_load(text)["current-context"]
+    argv = ["--kubeconfig", str(kubeconfig), "--context", context, "-n", namespace]
+    proc = await wukong_subprocess(
+        "ssh", "ssh-1", *argv, "--", "--local-ssh-opts=-L 8080:localhost:80", env=bare
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == (
+        f"virtctl ssh vm/ssh-1-vm --namespace {namespace} --kubeconfig {kubeconfig} "
+        f"--context {context} --local-ssh-opts=-L 8080:localhost:80"
+    )
+    # An option wukong does not know is a mistake before `--`, not virtctl's to guess.
+    proc = await wukong_subprocess("ssh", "ssh-1", *argv, "--bogus", env=bare)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and "--bogus" in err.decode()

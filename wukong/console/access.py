@@ -61,10 +61,11 @@ def vnc(
 
 @app.command(
     cls=KubectlCommand,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    context_settings={"allow_extra_args": True},
     epilog=(
         "wukong ssh web-1 -l fedora -i ~/.ssh/id_ed25519\n"
-        "wukong ssh web-1 -- -L 8080:localhost:80    # after --: passed to virtctl ssh"
+        "wukong ssh web-1 -- -c 'uptime'    # after --: virtctl ssh's own flags\n"
+        "wukong ssh web-1 -- --local-ssh-opts='-L 8080:localhost:80'    # options for ssh"
     ),
 )
 def ssh(

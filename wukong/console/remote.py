@@ -211,13 +211,25 @@ async def vnc(
 
 
 def ssh_command(
-    namespace: str, name: str, *, user: str | None, identity: str | None, extra: list[str]
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    *,
+    user: str | None,
+    identity: str | None,
+    extra: list[str],
 ) -> list[str] | None:
-    """The `virtctl ssh` command line for the Wukong's VM, or None without virtctl."""
+    """The `virtctl ssh` command line for the Wukong's VM, or None without virtctl. virtctl
+    reaches the cluster the user named: their --kubeconfig and --context go with it (without
+    them it would take the default kubeconfig's current context, maybe another cluster)."""
     virtctl = shutil.which("virtctl")
     if virtctl is None:
         return None
     argv = [virtctl, "ssh", f"vm/{names.vm_name(name)}", "--namespace", namespace]
+    if cluster.kubeconfig:
+        argv += ["--kubeconfig", cluster.kubeconfig]
+    if cluster.context:
+        argv += ["--context", cluster.context]
     if user:
         argv += ["--username", user]
     if identity:
@@ -245,7 +257,9 @@ async def ssh(
     """`wukong ssh NAME`: hand over to `virtctl ssh` for the Wukong's VM."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await _running_vmi(target, name)
-        argv = ssh_command(target.namespace, name, user=user, identity=identity, extra=extra)
+        argv = ssh_command(
+            cluster, target.namespace, name, user=user, identity=identity, extra=extra
+        )
         if argv is None:
             raise CliError(NO_VIRTCTL.format(name=name))
     process = await asyncio.create_subprocess_exec(*argv)

@@ -156,3 +156,24 @@ def test_kubectl_global_flags_before_the_verb_are_read(given: list[str], run: li
     from wukong.cli import hoist_global_flags
 
     assert hoist_global_flags(given) == run
+
+
+@pytest.mark.parametrize(
+    ("given", "run"),
+    [
+        (["status", "-o=yaml", "-n=demo"], ["status", "-o", "yaml", "-n", "demo"]),
+        (["status", "-l=app=web"], ["status", "-l", "app=web"]),
+        (["-n=demo", "status"], ["-n", "demo", "status"]),
+        (["status", "--output=yaml"], ["status", "--output=yaml"]),  # click reads these
+        (["ssh", "w", "--", "-c=ls"], ["ssh", "w", "--", "-c=ls"]),  # virtctl's words
+        (["status", "-o="], ["status", "-o="]),  # nothing after '=': click says so
+    ],
+)
+def test_short_flags_with_an_equals_sign_are_read_as_kubectl_reads_them(
+    given: list[str], run: list[str]
+) -> None:
+    """Review s22: `wukong status -o=yaml` was refused ("'=yaml' is not one of ...") and
+    `-l=app=web` reached the API server as the selector "=app=web"."""
+    from wukong.cli import split_short_equals
+
+    assert split_short_equals(given) == run
