@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -328,4 +329,19 @@ def asker(yes: bool, name: str, *, terminal: bool | None = None) -> Ask | None:
             )
 
         return refuse
-    return lambda question: typer.confirm(question, default=False, err=True)
+    return _confirm
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; Ctrl-C and Ctrl-D answer no. The question is asked inside the
+    command's event loop, whose SIGINT handler only cancels the task and lets the terminal
+    read go on (Ctrl-C did nothing until a second one): Python's own handler is put back
+    while the question waits."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C or Ctrl-D at the prompt
+        typer.echo("", err=True)  # the answer's line was never ended
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
+import select
+import signal
+import sys
+import time
+
 import pytest
 
 from tests.unit.cli.objects import IMAGE, running
@@ -104,3 +112,45 @@ def test_the_plan_shows_disks_still_being_detached_as_the_operator_treats_them()
     ) in lines
     every = plan_delete(cr, keep_all=True)
     assert {d.name for d in every.kept} == {"system", "data", "logs", "tmp"}
+
+
+@pytest.mark.parametrize(("key", "name"), [(b"\x03", "ctrl-c"), (b"\x04", "ctrl-d")])
+def test_ctrl_c_or_ctrl_d_at_the_delete_question_answers_no_at_once(key: bytes, name: str) -> None:
+    """Review s22: the question is asked inside the command's event loop, whose SIGINT
+    handler only cancels the task: Ctrl-C did nothing until a second one, which then said "a
+    request already written stands". Asked on a real terminal (a pty) inside asyncio.run."""
+    code = (
+        "import asyncio\n"
+        "from wukong.console.options import asker\n"
+        "async def main():\n"
+        "    ask = asker(False, 'web-1', terminal=True)\n"
+        "    print('answer', ask('Delete Wukong web-1?'))\n"
+        "asyncio.run(main())\n"
+    )
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the question on the pty's terminal
+        os.execv(sys.executable, [sys.executable, "-c", code])
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"[y/N]" not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            seen += os.read(fd, 1024)
+    assert b"Delete Wukong web-1? [y/N]" in seen, seen
+    os.write(fd, key)
+    pressed = time.monotonic()
+    done, status = 0, 0
+    while not done and time.monotonic() - pressed < 5:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.02)
+    waited = time.monotonic() - pressed
+    if not done:  # still asking: end it, and say so
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        pytest.fail(f"{name} at the question did not answer it ({waited:.1f} s)")
+    with contextlib.suppress(OSError):  # the pty closes with the child
+        while select.select([fd], [], [], 0.2)[0]:
+            seen += os.read(fd, 1024)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"answer False" in seen and b"Traceback" not in seen, seen
