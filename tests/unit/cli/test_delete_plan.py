@@ -139,7 +139,8 @@ def test_ctrl_c_or_ctrl_d_at_the_delete_question_answers_no_at_once(key: bytes, 
     os.write(fd, key)
     pressed = time.monotonic()
     done, status = 0, 0
-    while not done and time.monotonic() - pressed < 5:
+    # It takes milliseconds; the old code never answered. The bound is loose for a loaded CI.
+    while not done and time.monotonic() - pressed < 20:
         done, status = os.waitpid(pid, os.WNOHANG)
         time.sleep(0.02)
     waited = time.monotonic() - pressed
@@ -147,7 +148,7 @@ def test_ctrl_c_or_ctrl_d_at_the_delete_question_answers_no_at_once(key: bytes, 
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(fd)
-        pytest.fail(f"{name} at the question did not answer it ({waited:.1f} s)")
+        pytest.fail(f"{name} at the question did not answer it ({waited:.1f} s): {seen!r}")
     with contextlib.suppress(OSError):  # the pty closes with the child
         while select.select([fd], [], [], 0.2)[0]:
             seen += os.read(fd, 1024)
