@@ -106,7 +106,15 @@ async def test_dry_runs_write_nothing_and_the_server_one_is_checked(
     assert deleted.exit_code == 0, deleted.output
     assert deleted.stdout.endswith("wukong dry-1 deleted (server dry run)\n")
     planned = await cli(kubeconfig, "delete", "dry-1", "-n", namespace, "--dry-run=client")
-    assert "would be deleted (client dry run)" in planned.stdout
+    assert "would be deleted (client dry run)" in planned.stderr
+    # stdout is the deleteOptions patch alone, the plan goes to stderr: `| jq` reads it.
+    keeping = await cli(
+        kubeconfig, "delete", "dry-1", "-n", namespace, "--dry-run=client", "--keep-disks",
+        "-o", "json",
+    )  # fmt: skip
+    assert keeping.exit_code == 0, keeping.output
+    assert json.loads(keeping.stdout)["spec"]["deleteOptions"] == {"preserveDisks": True}
+    assert "keep    disk system (PVC dry-1-system" in keeping.stderr
 
     cr = await get(k, "wukong", namespace, "dry-1")
     assert cr is not None and "deletionTimestamp" not in cr["metadata"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -27,6 +27,7 @@ from wukong.console.output import (
     listing,
     name_of,
     patch_text,
+    patches_text,
     watch_line,
     widths,
 )
@@ -116,16 +117,18 @@ async def lifecycle(
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
         failures = _Failures(io, target.server, several=selector is not None or len(crs) > 1)
+        patches = _Patches(io, writing.output, several=failures.several)
         written: list[tuple[str, int, JsonObj]] = []
         for cr in crs:
             name = cr["metadata"]["name"]
             try:
-                sent = await _request(target, io, request, cr, wait, writing)
+                sent = await _request(target, io, request, cr, wait, writing, patches)
             except (CliError, ApiError) as error:
                 failures.add(name, error)
                 continue
             if sent is not None:
                 written.append(sent)
+        patches.flush()
         if wait is not None and writing.dry_run is DryRun.NONE:
             await _answers(target, io, request, written, wait, failures)
         return failures.code
@@ -138,13 +141,14 @@ async def _request(
     cr: JsonObj,
     wait: float | None,
     writing: Writing,
+    patches: _Patches,
 ) -> tuple[str, int, JsonObj] | None:
     """Write the request to one Wukong (a client dry run: show it); what a wait follows."""
     name = cr["metadata"]["name"]
     if being_deleted(cr):
         raise CliError(f"{name} is being deleted: it takes no more requests")
     if writing.client:
-        _print_patch(io, cr, request.patch(), writing)
+        patches.add(cr, request.patch())
         return None
     answer = await target.kube.merge_patch(
         target.wukongs(name), request.patch(), dry_run=writing.server
@@ -209,6 +213,28 @@ class _Failures:
 def _about(name: str, message: str) -> str:
     """`NAME: message`, unless the message already begins with the name."""
     return message if message.startswith((f"{name} ", f"{name}:")) else f"{name}: {message}"
+
+
+@dataclass
+class _Patches:
+    """A client dry run's patches: the `# PATCH <object>` line to stderr as each comes, the
+    patches to stdout at the end, as one document (several, with -o json: a v1 List)."""
+
+    io: Console
+    output: Output | None
+    several: bool
+    patches: list[JsonObj] = field(default_factory=list)
+
+    def add(self, cr: JsonObj, patch: JsonObj) -> None:
+        """One patch that would be sent to `cr`."""
+        self.io.say(f"# PATCH {name_of(cr)} (dry run: nothing sent)")
+        self.patches.append(patch)
+
+    def flush(self) -> None:
+        """Print what was collected (nothing, when nothing was)."""
+        text = patches_text(self.patches, self.output, listed=self.several)
+        if text is not None:
+            self.io.out(text)
 
 
 async def _answer(
@@ -486,6 +512,7 @@ async def _delete_each(
 ) -> list[str]:
     """Show each plan, ask, delete; the names now being deleted (to wait for). A write that
     fails is said and the others go on; a "no" ends the run and says what was done."""
+    patches = _Patches(io, writing.output, several=failures.several)
     deleting: list[str] = []
     deleted: list[str] = []  # by this command
     for done, (cr, plan) in enumerate(zip(crs, plans, strict=True)):
@@ -494,13 +521,11 @@ async def _delete_each(
             io.say(deletion.already_deleting(cr))
             deleting.append(name)
             continue
+        if writing.client:
+            _show_deletion(io, cr, plan, patches)
+            continue
         for line in plan.lines():
             io.out(line)
-        if writing.client:
-            if (patch := deletion.options_patch(cr, plan)) is not None:
-                _print_patch(io, cr, patch, writing)
-            io.out(f"wukong {name} would be deleted (client dry run)")
-            continue
         confirm = ask(name)
         if not writing.server and confirm is not None and not confirm(plan.question):
             raise _not_confirmed(name, len(crs) - done - 1, deleted)
@@ -515,7 +540,18 @@ async def _delete_each(
             io.out(f"wukong {name} deleted (server dry run)")
         else:
             io.out(f"wukong {name} is being deleted (follow it with: wukong status {name} -w)")
+    patches.flush()
     return deleting
+
+
+def _show_deletion(io: Console, cr: JsonObj, plan: deletion.DeletePlan, patches: _Patches) -> None:
+    """A client dry run of one deletion: the plan to stderr, so that stdout carries the
+    patches alone (`-o json | jq`)."""
+    for line in plan.lines():
+        io.say(line)
+    if (patch := deletion.options_patch(cr, plan)) is not None:
+        patches.add(cr, patch)
+    io.say(f"wukong {cr['metadata']['name']} would be deleted (client dry run)")
 
 
 def _not_confirmed(name: str, after: int, deleted: Sequence[str]) -> CliError:

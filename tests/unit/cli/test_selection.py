@@ -1,10 +1,11 @@
 """`-l` over several Wukongs: `delete` checks every plan before the first write, lifecycle
-verbs go on past one that fails and name each failure. The whole CLI runs against a fake
-API server at the one seam, `Kube.request`."""
+verbs go on past one that fails and name each failure, and a client dry run prints one
+document. The whole CLI runs against a fake API server at the one seam, `Kube.request`."""
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.unit.cli.objects import IMAGE, running
+from tests.unit.cli.objects import IMAGE, running, wukong
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.cli import app
+from wukong.console.output import Output, patches_text
 from wukong.errors import ApiError, Forbidden, NotFound
 
 JsonObj = dict[str, Any]
@@ -207,3 +209,61 @@ def test_one_named_wukong_being_deleted_is_refused_as_before(
     result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "k5")
     assert result.exit_code == 1
     assert result.stderr == "error: k5 is being deleted: it takes no more requests\n"
+
+
+def test_a_client_dry_run_of_delete_prints_the_patch_alone_on_stdout(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(running("web-1"))
+    args = ("delete", "web-1", "--dry-run=client", "--keep-disks", "-o", "json")
+    result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "metadata": {"resourceVersion": "42"},
+        "spec": {"deleteOptions": {"preserveDisks": True}},
+    }
+    assert "Deleting Wukong web-1 in namespace demo:" in result.stderr
+    assert "wukong web-1 would be deleted (client dry run)" in result.stderr
+    assert server.writes == []
+    # Nothing to write before the DELETE: nothing on stdout.
+    plain = wukong_cli(server, kubeconfig, monkeypatch, "delete", "web-1", "--dry-run=client")
+    assert (plain.exit_code, plain.stdout) == (0, "")
+    assert "would be deleted (client dry run)" in plain.stderr
+
+
+@pytest.mark.parametrize("verb", ["delete", "stop"])
+def test_a_client_dry_run_over_a_selection_prints_one_json_list_or_yaml_documents(
+    verb: str, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(running("t1"), running("t2"))
+    flags = ("--force",) if verb == "delete" else ()
+    args = (verb, "-l", "grp=t", "--dry-run=client", *flags)
+    as_json = wukong_cli(server, kubeconfig, monkeypatch, *args, "-o", "json")
+    assert as_json.exit_code == 0, as_json.output
+    listed = json.loads(as_json.stdout)
+    assert (listed["apiVersion"], listed["kind"], len(listed["items"])) == ("v1", "List", 2)
+    assert as_json.stderr.count("# PATCH wukong.vm.novasphere.dev/t") == 2
+    as_yaml = wukong_cli(server, kubeconfig, monkeypatch, *args, "-o", "yaml")
+    documents = list(yaml.safe_load_all(as_yaml.stdout))
+    assert [sorted(d["spec"]) for d in documents] == [sorted(i["spec"]) for i in listed["items"]]
+    assert server.writes == []
+
+
+def test_a_selection_with_nothing_to_patch_is_still_one_json_document(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(wukong("t1"))
+    args = ("delete", "-l", "grp=t", "--dry-run=client", "-o", "json")
+    result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"apiVersion": "v1", "kind": "List", "items": []}
+
+
+def test_several_patches_are_one_json_list_and_yaml_documents() -> None:
+    patches = [{"spec": {"n": 1}}, {"spec": {"n": 2}}]
+    listed = json.loads(patches_text(patches, Output.JSON, listed=False) or "")
+    assert listed == {"apiVersion": "v1", "kind": "List", "items": patches}
+    assert list(yaml.safe_load_all(patches_text(patches, None, listed=True) or "")) == patches
+    one = patches_text(patches[:1], Output.JSON, listed=False)
+    assert json.loads(one or "") == patches[0]  # a named Wukong's patch: alone, as before
+    assert patches_text([], Output.YAML, listed=True) is None
