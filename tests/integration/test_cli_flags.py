@@ -139,6 +139,17 @@ async def test_selector_stops_every_matching_wukong_and_aliases_pause(
     db = await get(k, "wukong", namespace, "sel-3")
     assert db is not None and db["status"]["phase"] == "Running"
 
+    # Both refuse a second pause: each refusal is told and named, neither stops the other.
+    again = await cli(
+        kubeconfig, "pause", "-l", "tier=web", "-n", namespace, "--wait", "--timeout", "40s"
+    )
+    assert again.exit_code == 1, again.output
+    words = "cannot suspend: the VM is already suspended"
+    lines = again.stderr.splitlines()
+    for name in ("sel-1", "sel-2"):
+        assert f"{name}: Refused: {words}" in lines
+    assert lines[-2:] == [f"error: sel-{n}: suspend refused: {words}" for n in (1, 2)]
+
     resumed = await cli(
         kubeconfig, "unpause", "sel-1", "-n", namespace, "--wait", "--timeout", "1m"
     )

@@ -211,6 +211,46 @@ def test_one_named_wukong_being_deleted_is_refused_as_before(
     assert result.stderr == "error: k5 is being deleted: it takes no more requests\n"
 
 
+def refuse_start_unless_stopped(cr: JsonObj) -> None:
+    """The operator's answer to a start: done for a stopped Wukong, refused otherwise."""
+    generation = cr["metadata"]["generation"]
+    if cr["status"]["phase"] == "Stopped":
+        cr["status"] |= {"phase": "Running"}
+        answer = {"state": "Done", "message": "start done"}
+    else:
+        answer = {"state": "Refused", "message": ALREADY_RUNNING}
+    cr["status"]["lifecycleState"] = {"requestId": f"r{generation}", "generation": generation}
+    cr["status"]["lifecycleState"] |= answer
+
+
+def test_waiting_on_a_selection_names_the_wukong_on_every_line(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # t1 and t3 answered an earlier start with the very words they will answer this one.
+    earlier = {"requestId": "r1", "generation": 1, "state": "Refused", "message": ALREADY_RUNNING}
+    t1, t3, t4 = running("t1"), running("t3"), running("t4")
+    t1["status"]["lifecycleState"] = dict(earlier)
+    t3["status"]["lifecycleState"] = dict(earlier)
+    t4["status"]["phase"] = "Stopped"
+    server = FakeApiServer(t1, t3, t4)
+    server.answer = refuse_start_unless_stopped
+    result = wukong_cli(
+        server, kubeconfig, monkeypatch, "start", "-l", "grp=t", "--wait", "--timeout", "10s"
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "t4 is Running\n"
+    lines = result.stderr.splitlines()
+    names_one = [n for n in ("t1", "t3", "t4") for line in lines if f" {n}" in f" {line}"]
+    assert len(names_one) == len(lines), lines  # each line names exactly one Wukong
+    for name in ("t1", "t3"):  # the new refusal is told, though worded as the last one
+        assert f"{name}: Refused: {ALREADY_RUNNING}" in lines
+    assert "t4: Stopped -> Running" in lines
+    assert lines[-2:] == [
+        f"error: t1: start refused: {ALREADY_RUNNING}",
+        f"error: t3: start refused: {ALREADY_RUNNING}",
+    ]
+
+
 def test_a_client_dry_run_of_delete_prints_the_patch_alone_on_stdout(
     kubeconfig: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
