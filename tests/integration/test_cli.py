@@ -194,13 +194,39 @@ async def test_errors_are_one_line_and_exit_1(
     )
 
     protected = wukong("cli-5") | {
-        "metadata": {"name": "cli-5", "annotations": {names.ANNOTATION_DELETION_PROTECTION: "true"}}
+        "metadata": {
+            "name": "cli-5",
+            "annotations": {names.ANNOTATION_DELETION_PROTECTION: "true"},
+            "labels": {"grp": "cli-del"},
+        }
     }
     await create(k, "wukong", namespace, protected)
     refused = await cli(admin, "delete", "cli-5", "--yes", "-n", namespace)
     assert refused.exit_code == 1
     assert "protected from deletion" in refused.stderr
     assert await get(k, "wukong", namespace, "cli-5") is not None
+
+    # Over a selection every plan is checked before the first write: cli-4a, listed before
+    # the protected cli-5, is not deleted either, and each problem is named.
+    await create(
+        k,
+        "wukong",
+        namespace,
+        wukong("cli-4a") | {"metadata": {"name": "cli-4a", "labels": {"grp": "cli-del"}}},
+    )
+    selected = await cli(admin, "delete", "-l", "grp=cli-del", "--yes", "-n", namespace)
+    assert selected.exit_code == 1, selected.output
+    assert [line.split(" ", 2)[1] for line in selected.stderr.splitlines()] == ["cli-5", "nothing"]
+    assert selected.stderr.endswith(
+        "error: nothing was deleted: 1 of 2 Wukongs cannot be deleted as asked\n"
+    )
+    kept = await cli(admin, "delete", "-l", "grp=cli-del", "--keep", "data", "-y", "-n", namespace)
+    assert kept.exit_code == 1, kept.output  # no disk data, and protected: not only usage
+    assert "error: cli-4a has no disk data (disks: system)" in kept.stderr
+    assert "error: cli-5 is protected from deletion" in kept.stderr
+    for name in ("cli-4a", "cli-5"):
+        cr = await get(k, "wukong", namespace, name)
+        assert cr is not None and "deletionTimestamp" not in cr["metadata"]
 
     await k.create(
         api_path("", "v1", "serviceaccounts", namespace),

@@ -106,7 +106,15 @@ async def test_dry_runs_write_nothing_and_the_server_one_is_checked(
     assert deleted.exit_code == 0, deleted.output
     assert deleted.stdout.endswith("wukong dry-1 deleted (server dry run)\n")
     planned = await cli(kubeconfig, "delete", "dry-1", "-n", namespace, "--dry-run=client")
-    assert "would be deleted (client dry run)" in planned.stdout
+    assert "would be deleted (client dry run)" in planned.stderr
+    # stdout is the deleteOptions patch alone, the plan goes to stderr: `| jq` reads it.
+    keeping = await cli(
+        kubeconfig, "delete", "dry-1", "-n", namespace, "--dry-run=client", "--keep-disks",
+        "-o", "json",
+    )  # fmt: skip
+    assert keeping.exit_code == 0, keeping.output
+    assert json.loads(keeping.stdout)["spec"]["deleteOptions"] == {"preserveDisks": True}
+    assert "keep    disk system (PVC dry-1-system" in keeping.stderr
 
     cr = await get(k, "wukong", namespace, "dry-1")
     assert cr is not None and "deletionTimestamp" not in cr["metadata"]
@@ -130,6 +138,17 @@ async def test_selector_stops_every_matching_wukong_and_aliases_pause(
     assert sorted(paused.stdout.splitlines()) == ["sel-1 is Suspended", "sel-2 is Suspended"]
     db = await get(k, "wukong", namespace, "sel-3")
     assert db is not None and db["status"]["phase"] == "Running"
+
+    # Both refuse a second pause: each refusal is told and named, neither stops the other.
+    again = await cli(
+        kubeconfig, "pause", "-l", "tier=web", "-n", namespace, "--wait", "--timeout", "40s"
+    )
+    assert again.exit_code == 1, again.output
+    words = "cannot suspend: the VM is already suspended"
+    lines = again.stderr.splitlines()
+    for name in ("sel-1", "sel-2"):
+        assert f"{name}: Refused: {words}" in lines
+    assert lines[-2:] == [f"error: sel-{n}: suspend refused: {words}" for n in (1, 2)]
 
     resumed = await cli(
         kubeconfig, "unpause", "sel-1", "-n", namespace, "--wait", "--timeout", "1m"

@@ -12,7 +12,8 @@ from typing import Any
 
 from wukong.api import names
 from wukong.api.contract import DELETE_GRACE_SECONDS as DEFAULT_GRACE
-from wukong.console.errors import CliError, usage
+from wukong.api.objects import being_deleted
+from wukong.console.errors import FAILED, USAGE, CliError, usage
 
 JsonObj = dict[str, Any]
 
@@ -146,3 +147,49 @@ def options_patch(cr: JsonObj, plan: DeletePlan) -> JsonObj | None:
         "metadata": {"resourceVersion": cr["metadata"]["resourceVersion"]},
         "spec": {"deleteOptions": plan.options},
     }
+
+
+def already_deleting(cr: JsonObj) -> str:
+    """`NAME is already being deleted (step S)`, from the operator's deletion status."""
+    step = ((cr.get("status") or {}).get("deletion") or {}).get("step") or "started"
+    return f"{cr['metadata']['name']} is already being deleted (step {step})"
+
+
+class CannotDelete(CliError):
+    """Some selected Wukongs cannot be deleted as asked: nothing may be deleted."""
+
+    def __init__(self, problems: Sequence[CliError], selected: int) -> None:
+        # Exit 2 only when the command line alone is wrong (a --keep disk a Wukong lacks).
+        code = USAGE if all(p.code == USAGE for p in problems) else FAILED
+        super().__init__(
+            f"nothing was deleted: {len(problems)} of {selected} Wukongs cannot be deleted "
+            "as asked",
+            code,
+        )
+        self.problems = tuple(problems)
+
+
+def plan_each(
+    crs: Sequence[JsonObj], *, keep_all: bool = False, keep: Sequence[str] = (), force: bool = False
+) -> list[DeletePlan | None]:
+    """Every Wukong's plan, made before anything is written (None: already being deleted,
+    nothing to add). CannotDelete names every problem (protection, a `--keep` disk it lacks,
+    keep/force flags too late), so a selection is deleted whole or not at all."""
+    changes = keep_all or bool(keep) or force
+    plans: list[DeletePlan | None] = []
+    problems: list[CliError] = []
+    for cr in crs:
+        if being_deleted(cr):
+            if changes:
+                problems.append(
+                    CliError(f"{already_deleting(cr)}: too late to change what it keeps")
+                )
+            plans.append(None)
+            continue
+        try:
+            plans.append(plan_delete(cr, keep_all=keep_all, keep=keep, force=force))
+        except CliError as problem:
+            problems.append(problem)
+    if problems:
+        raise CannotDelete(problems, len(crs))
+    return plans

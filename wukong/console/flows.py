@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -27,6 +27,7 @@ from wukong.console.output import (
     listing,
     name_of,
     patch_text,
+    patches_text,
     watch_line,
     widths,
 )
@@ -110,48 +111,130 @@ async def lifecycle(
     selector: str | None = None,
     writing: Writing = Writing(),
 ) -> int:
-    """Write the request to each Wukong; with `wait` (seconds), follow each until answered."""
+    """Write the request to each Wukong; with `wait` (seconds), follow each until answered.
+    Over a selection, one that fails does not stop the others (as kubectl): each failure is
+    an `error: NAME: …` line, and the exit code 1 at the end."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
-        verb = request.action.value
+        failures = _Failures(io, target.server, several=selector is not None or len(crs) > 1)
+        patches = _Patches(io, writing.output, several=failures.several)
         written: list[tuple[str, int, JsonObj]] = []
         for cr in crs:
             name = cr["metadata"]["name"]
-            if being_deleted(cr):
-                raise CliError(f"{name} is being deleted: it takes no more requests")
-            if writing.client:
-                _print_patch(io, cr, request.patch(), writing)
+            try:
+                sent = await _request(target, io, request, cr, wait, writing, patches)
+            except (CliError, ApiError) as error:
+                failures.add(name, error)
                 continue
-            answer = await target.kube.merge_patch(
-                target.wukongs(name), request.patch(), dry_run=writing.server
-            )
-            generation = int(answer["metadata"]["generation"])
-            written.append((name, generation, answer))
-            requested = f"{verb} requested for {name} (generation {generation})"
-            if wait is None or writing.server:
-                io.out(requested + writing.suffix())
-            else:  # the answer is the result; this says the wait has begun, and how long
-                io.say(f"{requested}; waiting up to {format_duration(wait)}")
-        if wait is None or writing.dry_run is not DryRun.NONE:
-            return OK
-        results = await asyncio.gather(
-            *(_answer(target, io, request, name, gen, wait, sent) for name, gen, sent in written),
-            return_exceptions=True,
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for result in results:
-            if isinstance(result, Outcome):
-                io.out(result.message)
-        for failure in failures:
-            if not isinstance(failure, CliError):
-                raise failure
-        if failures:
-            if len(failures) == 1:
-                raise failures[0]
-            for failure in failures[:-1]:
-                io.say(f"error: {failure}")
-            raise failures[-1]
-        return OK
+            if sent is not None:
+                written.append(sent)
+        patches.flush()
+        if wait is not None and writing.dry_run is DryRun.NONE:
+            await _answers(target, io, request, written, wait, failures)
+        return failures.code
+
+
+async def _request(
+    target: Target,
+    io: Console,
+    request: Request,
+    cr: JsonObj,
+    wait: float | None,
+    writing: Writing,
+    patches: _Patches,
+) -> tuple[str, int, JsonObj] | None:
+    """Write the request to one Wukong (a client dry run: show it); what a wait follows."""
+    name = cr["metadata"]["name"]
+    if being_deleted(cr):
+        raise CliError(f"{name} is being deleted: it takes no more requests")
+    if writing.client:
+        patches.add(cr, request.patch())
+        return None
+    answer = await target.kube.merge_patch(
+        target.wukongs(name), request.patch(), dry_run=writing.server
+    )
+    generation = int(answer["metadata"]["generation"])
+    requested = f"{request.action.value} requested for {name} (generation {generation})"
+    if wait is None or writing.server:
+        io.out(requested + writing.suffix())
+    else:  # the answer is the result; this says the wait has begun, and how long
+        io.say(f"{requested}; waiting up to {format_duration(wait)}")
+    return name, generation, answer
+
+
+async def _answers(
+    target: Target,
+    io: Console,
+    request: Request,
+    written: Sequence[tuple[str, int, JsonObj]],
+    wait: float,
+    failures: _Failures,
+) -> None:
+    """Follow every written Wukong at once; results to stdout, then each failure."""
+    results = await asyncio.gather(
+        *(_answer(target, io, request, name, gen, wait, sent) for name, gen, sent in written),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, CliError | ApiError):
+            raise result  # a bug, not an answer
+    for result in results:
+        if isinstance(result, Outcome):
+            io.out(result.message)
+    for (name, _, _), result in zip(written, results, strict=True):
+        if isinstance(result, CliError | ApiError):
+            failures.add(name, result)
+
+
+@dataclass
+class _Failures:
+    """Failures of a command over a selection: each said at once as `error: NAME: …` while
+    the others go on, as kubectl does with several objects; a named Wukong's is raised."""
+
+    io: Console
+    server: str
+    several: bool
+    count: int = 0
+
+    def add(self, name: str, error: CliError | ApiError) -> None:
+        """Say (or, for one named Wukong, raise) why `name` failed."""
+        failure = error if isinstance(error, CliError) else CliError(explain(error, self.server))
+        if not self.several:
+            raise failure
+        self.count += 1
+        self.io.say(f"error: {_about(name, failure.message)}")
+
+    @property
+    def code(self) -> int:
+        """The exit code: 1 once anything failed. Never 2: by then something was written."""
+        return FAILED if self.count else OK
+
+
+def _about(name: str, message: str) -> str:
+    """`NAME: message`, unless the message already begins with the name."""
+    return message if message.startswith((f"{name} ", f"{name}:")) else f"{name}: {message}"
+
+
+@dataclass
+class _Patches:
+    """A client dry run's patches: the `# PATCH <object>` line to stderr as each comes, the
+    patches to stdout at the end, as one document (several, with -o json: a v1 List)."""
+
+    io: Console
+    output: Output | None
+    several: bool
+    patches: list[JsonObj] = field(default_factory=list)
+
+    def add(self, cr: JsonObj, patch: JsonObj) -> None:
+        """One patch that would be sent to `cr`."""
+        self.io.say(f"# PATCH {name_of(cr)} (dry run: nothing sent)")
+        self.patches.append(patch)
+
+    def flush(self) -> None:
+        """Print what was collected (nothing, when nothing was)."""
+        text = patches_text(self.patches, self.output, listed=self.several)
+        if text is not None:
+            self.io.out(text)
 
 
 async def _answer(
@@ -381,67 +464,102 @@ async def delete(
     selector: str | None = None,
     writing: Writing = Writing(),
 ) -> int:
-    """For each Wukong: show the plan, ask (`ask(name)` None: --yes), write deleteOptions,
-    delete; then maybe follow each until gone."""
+    """Plan every Wukong first (one that cannot be deleted as asked: nothing is); then for
+    each show the plan, ask (`ask(name)` None: --yes), write deleteOptions, delete; then
+    maybe follow each until gone."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
-        for done, cr in enumerate(crs):
-            try:
-                await _delete_one(target, io, cr, keep_all, keep, force, ask, writing)
-            except NotConfirmed as refused:
-                if not done:
-                    raise
-                after = len(crs) - done - 1
-                kept = (
-                    f"{refused.name} and the {after} after it were"
-                    if after
-                    else (f"{refused.name} was")
-                )
-                deleting = ", ".join(c["metadata"]["name"] for c in crs[:done])
-                raise CliError(
-                    f"not confirmed: {kept} not deleted; being deleted: {deleting}"
-                ) from None
+        plans = _plan_each(io, crs, keep_all=keep_all, keep=keep, force=force)
+        failures = _Failures(io, target.server, several=selector is not None or len(crs) > 1)
+        deleting = await _delete_each(target, io, crs, plans, ask, writing, failures)
         if wait is None or writing.dry_run is not DryRun.NONE:
-            return OK
-        for cr in crs:
-            name = cr["metadata"]["name"]
-            what = f"{name} to be deleted"
-            await wait_for(target, name, _gone, within=wait, what=what, say=io.say)
+            return failures.code
+        for name in deleting:
+            try:
+                await wait_for(
+                    target, name, _gone, within=wait, what=f"{name} to be deleted", say=io.say
+                )
+            except (CliError, ApiError) as error:
+                failures.add(name, error)
+                continue
             io.out(f"wukong {name} deleted")
-        return OK
+        return failures.code
 
 
-async def _delete_one(
+def _plan_each(
+    io: Console, crs: Sequence[JsonObj], *, keep_all: bool, keep: Sequence[str], force: bool
+) -> list[deletion.DeletePlan | None]:
+    """Every plan before the first write; a problem with any refuses the whole command,
+    one `error:` line per problem (a confirmed, half-done deletion is the worst outcome)."""
+    try:
+        return deletion.plan_each(crs, keep_all=keep_all, keep=keep, force=force)
+    except deletion.CannotDelete as refused:
+        if len(crs) == 1:
+            raise refused.problems[0] from None
+        for problem in refused.problems:
+            io.say(f"error: {problem.message}")
+        raise
+
+
+async def _delete_each(
     target: Target,
     io: Console,
-    cr: JsonObj,
-    keep_all: bool,
-    keep: Sequence[str],
-    force: bool,
+    crs: Sequence[JsonObj],
+    plans: Sequence[deletion.DeletePlan | None],
     ask: Callable[[str], Ask | None],
     writing: Writing,
-) -> None:
-    name = cr["metadata"]["name"]
-    if being_deleted(cr):
-        _already_deleting(io, cr, changes=keep_all or bool(keep) or force)
-        return
-    plan = deletion.plan_delete(cr, keep_all=keep_all, keep=keep, force=force)
+    failures: _Failures,
+) -> list[str]:
+    """Show each plan, ask, delete; the names now being deleted (to wait for). A write that
+    fails is said and the others go on; a "no" ends the run and says what was done."""
+    patches = _Patches(io, writing.output, several=failures.several)
+    deleting: list[str] = []
+    deleted: list[str] = []  # by this command
+    for done, (cr, plan) in enumerate(zip(crs, plans, strict=True)):
+        name = cr["metadata"]["name"]
+        if plan is None:
+            io.say(deletion.already_deleting(cr))
+            deleting.append(name)
+            continue
+        if writing.client:
+            _show_deletion(io, cr, plan, patches)
+            continue
+        for line in plan.lines():
+            io.out(line)
+        confirm = ask(name)
+        if not writing.server and confirm is not None and not confirm(plan.question):
+            raise _not_confirmed(name, len(crs) - done - 1, deleted)
+        try:
+            await _delete(target, cr, plan, dry_run=writing.server)
+        except (CliError, ApiError) as error:
+            failures.add(name, error)
+            continue
+        deleting.append(name)
+        deleted.append(name)
+        if writing.server:
+            io.out(f"wukong {name} deleted (server dry run)")
+        else:
+            io.out(f"wukong {name} is being deleted (follow it with: wukong status {name} -w)")
+    patches.flush()
+    return deleting
+
+
+def _show_deletion(io: Console, cr: JsonObj, plan: deletion.DeletePlan, patches: _Patches) -> None:
+    """A client dry run of one deletion: the plan to stderr, so that stdout carries the
+    patches alone (`-o json | jq`)."""
     for line in plan.lines():
-        io.out(line)
-    if writing.client:
-        patch = deletion.options_patch(cr, plan)
-        if patch is not None:
-            _print_patch(io, cr, patch, writing)
-        io.out(f"wukong {name} would be deleted (client dry run)")
-        return
-    confirm = ask(name)
-    if not writing.server and confirm is not None and not confirm(plan.question):
-        raise NotConfirmed(name)
-    await _delete(target, cr, plan, dry_run=writing.server)
-    if writing.server:
-        io.out(f"wukong {name} deleted (server dry run)")
-    else:
-        io.out(f"wukong {name} is being deleted (follow it with: wukong status {name} -w)")
+        io.say(line)
+    if (patch := deletion.options_patch(cr, plan)) is not None:
+        patches.add(cr, patch)
+    io.say(f"wukong {cr['metadata']['name']} would be deleted (client dry run)")
+
+
+def _not_confirmed(name: str, after: int, deleted: Sequence[str]) -> CliError:
+    """A "no": what stays, and what this command already deleted."""
+    if not deleted:
+        return NotConfirmed(name)
+    kept = f"{name} and the {after} after it were" if after else f"{name} was"
+    return CliError(f"not confirmed: {kept} not deleted; being deleted: {', '.join(deleted)}")
 
 
 async def _delete(
@@ -470,16 +588,6 @@ class NotConfirmed(CliError):
 
 def _gone(cr: JsonObj | None) -> bool | None:
     return True if cr is None else None
-
-
-def _already_deleting(io: Console, cr: JsonObj, *, changes: bool) -> None:
-    name = cr["metadata"]["name"]
-    step = ((cr.get("status") or {}).get("deletion") or {}).get("step") or "started"
-    if changes:
-        raise CliError(
-            f"{name} is already being deleted (step {step}): too late to change what it keeps"
-        )
-    io.say(f"{name} is already being deleted (step {step})")
 
 
 OPERATOR_SELECTOR: Final = "app.kubernetes.io/name=wukong,app.kubernetes.io/component=operator"

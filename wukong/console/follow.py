@@ -33,6 +33,11 @@ def _volumes(cr: JsonObj) -> dict[str, tuple[Any, Any]]:
     return {str(v.get("name")): (v.get("phase"), v.get("progress")) for v in volumes}
 
 
+def _answer(life: JsonObj) -> tuple[Any, ...]:
+    """What tells one lifecycle answer from another: which request, where it stands, why."""
+    return life.get("requestId"), life.get("state"), life.get("message")
+
+
 def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[str]:
     """What changed between two snapshots, one line each (the first snapshot: its phase)."""
     if after is None:
@@ -44,10 +49,8 @@ def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[s
         was = f"{old.get('phase') or 'Pending'} -> " if before is not None else ""
         lines.append(f"{name}: {was}{new.get('phase') or 'Pending'}")
     life_old, life_new = old.get("lifecycleState") or {}, new.get("lifecycleState") or {}
-    if before is not None and (life_old.get("state"), life_old.get("message")) != (
-        life_new.get("state"),
-        life_new.get("message"),
-    ):
+    # The request's id too: a new request refused in the same words as the last one is news.
+    if before is not None and _answer(life_old) != _answer(life_new):
         lines.append(f"{name}: {life_new.get('state')}: {life_new.get('message') or ''}".rstrip())
     # The first snapshot names only disks still on their way; later ones, every change.
     vols_old = _volumes(before) if before is not None else {}

@@ -118,3 +118,14 @@ def patch_text(patch: JsonObj, fmt: Output | None) -> str:
     if fmt is Output.JSON:
         return json.dumps(patch, indent=2)
     return "---\n" + yaml.safe_dump(patch).rstrip()
+
+
+def patches_text(patches: Sequence[JsonObj], fmt: Output | None, *, listed: bool) -> str | None:
+    """A client dry run's patches as one stdout: YAML, `---` documents; JSON, the one patch
+    alone, or (`listed`: a selection, or several) a v1 List, as kubectl prints several
+    objects. None when there is none (and no List asked for)."""
+    if fmt is Output.JSON and (listed or len(patches) > 1):
+        return document(list(patches), fmt)
+    if not patches:
+        return None
+    return "\n".join(patch_text(patch, fmt) for patch in patches)

@@ -40,3 +40,13 @@ def test_import_progress_and_deletion_steps_are_told() -> None:
 
 def test_a_vanished_wukong_is_gone() -> None:
     assert progress(running(), None, "web-1") == ["web-1: gone"]
+
+
+def test_a_new_request_refused_in_the_same_words_as_the_last_one_is_told() -> None:
+    words = "cannot start: the VM is already running"
+    before = running()
+    before["status"]["lifecycleState"] = {"requestId": "a", "state": "Refused", "message": words}
+    after = running()
+    after["status"]["lifecycleState"] = {"requestId": "b", "state": "Refused", "message": words}
+    assert progress(before, after, "t1") == [f"t1: Refused: {words}"]
+    assert progress(after, after, "t1") == []

@@ -1,0 +1,309 @@
+"""`-l` over several Wukongs: `delete` checks every plan before the first write, lifecycle
+verbs go on past one that fails and name each failure, and a client dry run prints one
+document. The whole CLI runs against a fake API server at the one seam, `Kube.request`."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.unit.cli.objects import IMAGE, running, wukong
+from wukong.adapters.kube import Kube
+from wukong.api import names
+from wukong.cli import app
+from wukong.console.output import Output, patches_text
+from wukong.errors import ApiError, Forbidden, NotFound
+
+JsonObj = dict[str, Any]
+PROTECTED = {names.ANNOTATION_DELETION_PROTECTION: "true"}
+DATA = [{"name": "system", "size": "10Gi", "image": IMAGE}, {"name": "data", "size": "1Gi"}]
+ALREADY_RUNNING = "cannot start: the VM is already running"
+
+
+def merged(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies a merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merged(out.get(key), value)
+    return out
+
+
+class FakeApiServer:
+    """Stored Wukongs (all labelled grp=t); records every write; a write to a name in
+    `refuse` fails with that error. `answer` plays the operator: after a lifecycle patch,
+    the next read shows what it returns."""
+
+    def __init__(self, *crs: JsonObj, refuse: dict[str, ApiError] | None = None) -> None:
+        self.stored = {cr["metadata"]["name"]: cr for cr in crs}
+        for cr in crs:
+            cr["metadata"].setdefault("labels", {"grp": "t"})
+        self.refuse = refuse or {}
+        self.writes: list[tuple[str, str]] = []
+        self.answer: Any = None
+
+    async def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> JsonObj:
+        name = path.rsplit("/wukongs", 1)[1].strip("/")
+        if not name:
+            return {"metadata": {"resourceVersion": "50"}, "items": list(self.stored.values())}
+        if name not in self.stored:
+            raise NotFound(404, "NotFound", f'wukongs "{name}" not found', path=path)
+        if method == "GET":
+            return copy.deepcopy(self.stored[name])
+        self.writes.append((method, name))
+        if name in self.refuse:
+            raise self.refuse[name]
+        cr = self.stored[name]
+        if method == "DELETE":
+            cr["metadata"]["deletionTimestamp"] = "2026-05-01T12:00:00Z"
+            return {}
+        cr.update(merged(cr, {k: v for k, v in body.items() if k != "metadata"}))
+        cr["metadata"]["generation"] += 1
+        sent = copy.deepcopy(cr)
+        if self.answer is not None and "lifecycleAction" in body.get("spec", {}):
+            self.answer(cr)
+        return sent
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> str:
+    path = tmp_path / "config"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    return str(path)
+
+
+def wukong_cli(
+    server: FakeApiServer, kubeconfig: str, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> Any:
+    monkeypatch.setattr(Kube, "request", server.request)
+    return CliRunner().invoke(app, [*args, "-n", "demo", "--kubeconfig", kubeconfig])
+
+
+def deleting(name: str) -> JsonObj:
+    cr = running(name)
+    cr["metadata"]["deletionTimestamp"] = "2026-05-01T11:59:00Z"
+    cr["status"]["deletion"] = {"step": "StopVM"}
+    return cr
+
+
+def test_delete_over_a_selection_deletes_nothing_when_one_is_protected(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(
+        running("t1"), running("t2"), running("t3", annotations=PROTECTED), running("t4")
+    )
+    result = wukong_cli(server, kubeconfig, monkeypatch, "delete", "-l", "grp=t", "-y")
+    assert result.exit_code == 1, result.output
+    assert server.writes == []
+    assert result.stdout == ""  # no plan shown: none of them will be carried out
+    assert result.stderr.splitlines() == [
+        "error: t3 is protected from deletion by the annotation "
+        f"{names.ANNOTATION_DELETION_PROTECTION}=true; remove it first: kubectl annotate "
+        f"wukong t3 -n demo {names.ANNOTATION_DELETION_PROTECTION}-",
+        "error: nothing was deleted: 1 of 4 Wukongs cannot be deleted as asked",
+    ]
+
+
+def test_keeping_a_disk_one_selected_wukong_lacks_deletes_none_and_exits_2(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(running("k1", disks=DATA), running("k2"))
+    result = wukong_cli(
+        server, kubeconfig, monkeypatch, "delete", "-l", "grp=t", "--keep", "data", "-y"
+    )
+    assert result.exit_code == 2, result.output  # nothing written: the command line is wrong
+    assert server.writes == []
+    assert result.stderr.splitlines() == [
+        "error: k2 has no disk data (disks: system)",
+        "error: nothing was deleted: 1 of 2 Wukongs cannot be deleted as asked",
+    ]
+
+
+def test_every_problem_of_a_selection_is_named_before_anything_is_deleted(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(
+        running("k1", disks=DATA), running("k2"), running("k3", annotations=PROTECTED),
+        deleting("k4"), running("k5", disks=DATA),
+    )  # fmt: skip
+    result = wukong_cli(
+        server, kubeconfig, monkeypatch, "delete", "-l", "grp=t", "--keep", "data", "-y"
+    )
+    assert result.exit_code == 1, result.output  # not only the command line: a refusal
+    assert server.writes == []
+    lines = result.stderr.splitlines()
+    assert [line.split(" ")[1] for line in lines] == ["k2", "k3", "k4", "nothing"]
+    assert lines[2] == (
+        "error: k4 is already being deleted (step StopVM): too late to change what it keeps"
+    )
+    assert lines[3] == "error: nothing was deleted: 3 of 5 Wukongs cannot be deleted as asked"
+
+
+def test_one_named_wukong_that_cannot_be_deleted_is_one_line_as_before(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(running("k2"))
+    result = wukong_cli(server, kubeconfig, monkeypatch, "delete", "k2", "--keep", "data", "-y")
+    assert (result.exit_code, result.stderr) == (2, "error: k2 has no disk data (disks: system)\n")
+    assert server.writes == []
+
+
+def test_a_delete_the_server_refuses_does_not_stop_the_others(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no = Forbidden(403, "Forbidden", 'wukongs "t2" is forbidden: denied by policy', path="/x")
+    server = FakeApiServer(running("t1"), running("t2"), running("t3"), refuse={"t2": no})
+    result = wukong_cli(server, kubeconfig, monkeypatch, "delete", "-l", "grp=t", "-y")
+    assert result.exit_code == 1, result.output
+    assert server.writes == [("DELETE", "t1"), ("DELETE", "t2"), ("DELETE", "t3")]
+    assert "wukong t1 is being deleted" in result.stdout
+    assert "wukong t3 is being deleted" in result.stdout
+    assert result.stderr == 'error: t2: wukongs "t2" is forbidden: denied by policy\n'
+
+
+def test_a_lifecycle_verb_goes_on_past_a_wukong_that_fails_and_names_each_failure(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no = Forbidden(403, "Forbidden", "denied by policy", path="/x")
+    server = FakeApiServer(
+        running("k4"), deleting("k5"), running("k6"), running("k7"), refuse={"k6": no}
+    )
+    result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "-l", "grp=t")
+    assert result.exit_code == 1, result.output
+    assert server.writes == [("PATCH", "k4"), ("PATCH", "k6"), ("PATCH", "k7")]
+    assert result.stdout.splitlines() == [
+        "stop requested for k4 (generation 4)",
+        "stop requested for k7 (generation 4)",
+    ]
+    assert result.stderr.splitlines() == [
+        "error: k5 is being deleted: it takes no more requests",
+        "error: k6: denied by policy",
+    ]
+
+
+def test_one_named_wukong_being_deleted_is_refused_as_before(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(deleting("k5"))
+    result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "k5")
+    assert result.exit_code == 1
+    assert result.stderr == "error: k5 is being deleted: it takes no more requests\n"
+
+
+def refuse_start_unless_stopped(cr: JsonObj) -> None:
+    """The operator's answer to a start: done for a stopped Wukong, refused otherwise."""
+    generation = cr["metadata"]["generation"]
+    if cr["status"]["phase"] == "Stopped":
+        cr["status"] |= {"phase": "Running"}
+        answer = {"state": "Done", "message": "start done"}
+    else:
+        answer = {"state": "Refused", "message": ALREADY_RUNNING}
+    cr["status"]["lifecycleState"] = {"requestId": f"r{generation}", "generation": generation}
+    cr["status"]["lifecycleState"] |= answer
+
+
+def test_waiting_on_a_selection_names_the_wukong_on_every_line(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # t1 and t3 answered an earlier start with the very words they will answer this one.
+    earlier = {"requestId": "r1", "generation": 1, "state": "Refused", "message": ALREADY_RUNNING}
+    t1, t3, t4 = running("t1"), running("t3"), running("t4")
+    t1["status"]["lifecycleState"] = dict(earlier)
+    t3["status"]["lifecycleState"] = dict(earlier)
+    t4["status"]["phase"] = "Stopped"
+    server = FakeApiServer(t1, t3, t4)
+    server.answer = refuse_start_unless_stopped
+    result = wukong_cli(
+        server, kubeconfig, monkeypatch, "start", "-l", "grp=t", "--wait", "--timeout", "10s"
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "t4 is Running\n"
+    lines = result.stderr.splitlines()
+    names_one = [n for n in ("t1", "t3", "t4") for line in lines if f" {n}" in f" {line}"]
+    assert len(names_one) == len(lines), lines  # each line names exactly one Wukong
+    for name in ("t1", "t3"):  # the new refusal is told, though worded as the last one
+        assert f"{name}: Refused: {ALREADY_RUNNING}" in lines
+    assert "t4: Stopped -> Running" in lines
+    assert lines[-2:] == [
+        f"error: t1: start refused: {ALREADY_RUNNING}",
+        f"error: t3: start refused: {ALREADY_RUNNING}",
+    ]
+
+
+def test_a_client_dry_run_of_delete_prints_the_patch_alone_on_stdout(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(running("web-1"))
+    args = ("delete", "web-1", "--dry-run=client", "--keep-disks", "-o", "json")
+    result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "metadata": {"resourceVersion": "42"},
+        "spec": {"deleteOptions": {"preserveDisks": True}},
+    }
+    assert "Deleting Wukong web-1 in namespace demo:" in result.stderr
+    assert "wukong web-1 would be deleted (client dry run)" in result.stderr
+    assert server.writes == []
+    # Nothing to write before the DELETE: nothing on stdout.
+    plain = wukong_cli(server, kubeconfig, monkeypatch, "delete", "web-1", "--dry-run=client")
+    assert (plain.exit_code, plain.stdout) == (0, "")
+    assert "would be deleted (client dry run)" in plain.stderr
+
+
+@pytest.mark.parametrize("verb", ["delete", "stop"])
+def test_a_client_dry_run_over_a_selection_prints_one_json_list_or_yaml_documents(
+    verb: str, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(running("t1"), running("t2"))
+    flags = ("--force",) if verb == "delete" else ()
+    args = (verb, "-l", "grp=t", "--dry-run=client", *flags)
+    as_json = wukong_cli(server, kubeconfig, monkeypatch, *args, "-o", "json")
+    assert as_json.exit_code == 0, as_json.output
+    listed = json.loads(as_json.stdout)
+    assert (listed["apiVersion"], listed["kind"], len(listed["items"])) == ("v1", "List", 2)
+    assert as_json.stderr.count("# PATCH wukong.vm.novasphere.dev/t") == 2
+    as_yaml = wukong_cli(server, kubeconfig, monkeypatch, *args, "-o", "yaml")
+    documents = list(yaml.safe_load_all(as_yaml.stdout))
+    assert [sorted(d["spec"]) for d in documents] == [sorted(i["spec"]) for i in listed["items"]]
+    assert server.writes == []
+
+
+def test_a_selection_with_nothing_to_patch_is_still_one_json_document(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(wukong("t1"))
+    args = ("delete", "-l", "grp=t", "--dry-run=client", "-o", "json")
+    result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"apiVersion": "v1", "kind": "List", "items": []}
+
+
+def test_several_patches_are_one_json_list_and_yaml_documents() -> None:
+    patches = [{"spec": {"n": 1}}, {"spec": {"n": 2}}]
+    listed = json.loads(patches_text(patches, Output.JSON, listed=False) or "")
+    assert listed == {"apiVersion": "v1", "kind": "List", "items": patches}
+    assert list(yaml.safe_load_all(patches_text(patches, None, listed=True) or "")) == patches
+    one = patches_text(patches[:1], Output.JSON, listed=False)
+    assert json.loads(one or "") == patches[0]  # a named Wukong's patch: alone, as before
+    assert patches_text([], Output.YAML, listed=True) is None
