@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ import yaml
 from tests.integration.scenario import create, get, k, operator, sim, wait_for, wukong
 from tests.integration.test_cli import SYSTEM, cli, running, volume
 from wukong.adapters.kube import Kube
+from wukong.console.connect import connect
+from wukong.console.follow import Expired, events
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.operator import InProcessOperator
 
@@ -220,3 +223,41 @@ async def test_a_wait_with_no_operator_says_it_has_begun_and_that_it_still_waits
     still = [line for line in lines if line.startswith("still waiting for slow-1 to start")]
     assert 2 <= len(still) <= 4, lines
     assert lines[-1].startswith("error: timed out after 3.5s waiting for slow-1 to start")
+
+
+async def test_status_watch_as_yaml_is_a_stream_and_a_missing_name_is_not_found(
+    control_plane: ControlPlane, k: Kube, namespace: str
+) -> None:
+    """Review s22: `status -w -o yaml` printed the list and the first change as one document;
+    `status NAME -w` for a missing NAME said the namespace had no Wukongs, exit 0."""
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("y-1"))
+    watching = asyncio.ensure_future(
+        cli(kubeconfig, "status", "-w", "--timeout", "8s", "-n", namespace, "-o", "yaml")
+    )
+    await asyncio.sleep(3)
+    await create(k, "wukong", namespace, wukong("y-2"))
+    result = await watching
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.stdout))
+    assert docs[0]["kind"] == "List"
+    assert [i["metadata"]["name"] for i in docs[0]["items"]] == ["y-1"]
+    assert docs[1]["kind"] == "Wukong" and docs[1]["metadata"]["name"] == "y-2"
+    shown = [*docs[0]["items"], *docs[1:]]
+    assert not [d for d in shown if "managedFields" in d["metadata"]]  # as kubectl shows them
+    missing = await cli(kubeconfig, "status", "nosuch", "-w", "--timeout", "3s", "-n", namespace)
+    assert missing.exit_code == 1
+    assert f"wukong nosuch not found in namespace {namespace}" in missing.stderr
+
+
+async def test_a_watch_from_a_version_the_server_no_longer_has_is_told_apart(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """Review s22: `status -w` went on watching from the expired version, ~200 requests a
+    second with nothing printed; it now lists again on this answer (410 Gone)."""
+    async with connect(str(control_plane.kubeconfig), None, namespace) as target:
+        stream = events(target, target.wukongs(), "1", [], bookmarks=True)
+        with pytest.raises(Expired):
+            async with aclosing(stream) as changes:
+                async for _ in changes:
+                    pass

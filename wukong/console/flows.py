@@ -18,7 +18,7 @@ from wukong.console import disks
 from wukong.console.connect import Target, connect
 from wukong.console.describe import describe as describe_page
 from wukong.console.errors import FAILED, OK, CliError, explain
-from wukong.console.follow import CannotWatch, events, wait_for
+from wukong.console.follow import CannotWatch, Expired, events, wait_for
 from wukong.console.lifecycle import Outcome, Request, outcome
 from wukong.console.output import (
     DryRun,
@@ -293,6 +293,8 @@ async def status(
         path = target.wukongs(all_namespaces=all_namespaces)
         answer = await target.kube.request("GET", path, query=query)
         items = answer.get("items") or []
+        if name is not None and not items:
+            await target.wukong(name)  # not found, said as without -w (or it came meanwhile)
         if items or output in (Output.JSON, Output.YAML):
             io.out(listing(items, _now(), output, namespaces=all_namespaces))
         else:
@@ -305,16 +307,35 @@ async def status(
         if not items:
             sizes = widths([], _now(), output, namespaces=all_namespaces)
         selectors = list(query.items())
+        shown = {cr["metadata"]["uid"]: cr["metadata"].get("resourceVersion") for cr in items}
+
+        def show(cr: JsonObj) -> None:
+            io.out(watch_line(cr, _now(), output, namespaces=all_namespaces, widths=sizes))
+            shown[cr["metadata"]["uid"]] = cr["metadata"].get("resourceVersion")
+
         try:
             async with asyncio.timeout(None if watch == float("inf") else watch):
                 while True:
-                    async with aclosing(events(target, path, version, selectors)) as changes:
-                        async for _kind, cr in changes:
-                            line = watch_line(
-                                cr, _now(), output, namespaces=all_namespaces, widths=sizes
-                            )
-                            io.out(line)
-                            version = str(cr["metadata"].get("resourceVersion") or version)
+                    began = asyncio.get_running_loop().time()
+                    stream = events(target, path, version, selectors, bookmarks=True)
+                    try:
+                        async with aclosing(stream) as changes:
+                            async for kind, cr in changes:
+                                if kind != "BOOKMARK":
+                                    show(cr)
+                                version = str(cr["metadata"].get("resourceVersion") or version)
+                    except Expired:
+                        # Too old to watch from (a quiet selection in a busy cluster): list
+                        # again, show what changed meanwhile, watch from the list's version.
+                        again = await target.kube.request("GET", path, query=query)
+                        for cr in again.get("items") or []:
+                            if shown.get(cr["metadata"]["uid"]) != cr["metadata"].get(
+                                "resourceVersion"
+                            ):
+                                show(cr)
+                        version = str((again.get("metadata") or {}).get("resourceVersion") or "")
+                    if asyncio.get_running_loop().time() - began < 1.0:
+                        await asyncio.sleep(1.0)  # a stream that ends at once: not in a loop
         except TimeoutError:
             return OK
         except CannotWatch as error:

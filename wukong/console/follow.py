@@ -22,10 +22,15 @@ T = TypeVar("T")
 WATCH_SECONDS: Final = 60  # the server ends each stream; we resume from the last version
 POLL_SECONDS: Final = 1.0  # only when watching is not allowed (RBAC without `watch`)
 STILL_EVERY: Final = 15.0  # a wait with nothing new to say says so this often
+GONE: Final = 410  # a watch's ERROR code: its resourceVersion is too old
 
 
 class CannotWatch(Exception):
     """The server refused the watch (RBAC without `watch`): poll instead."""
+
+
+class Expired(Exception):
+    """The watch's resourceVersion is too old (410 Gone): list again, then watch from there."""
 
 
 def _volumes(cr: JsonObj) -> dict[str, tuple[Any, Any]]:
@@ -76,15 +81,23 @@ async def _watch(target: Target, name: str, version: str) -> AsyncGenerator[Json
 
 
 async def events(
-    target: Target, path: str, version: str, selectors: list[tuple[str, str]]
+    target: Target,
+    path: str,
+    version: str,
+    selectors: list[tuple[str, str]],
+    *,
+    bookmarks: bool = False,
 ) -> AsyncGenerator[tuple[str, JsonObj], None]:
     """One watch stream: (ADDED|MODIFIED|DELETED, object) until the server ends it or sends
-    an ERROR (e.g. 410 Gone); CannotWatch when the watch is refused."""
+    an ERROR (e.g. 410 Gone); CannotWatch when the watch is refused. `bookmarks`: also
+    ("BOOKMARK", object), whose resourceVersion moves a quiet watch on (raises Expired on a
+    410 instead of ending)."""
     query = [
         ("watch", "true"),
         *selectors,
         ("resourceVersion", version),
         ("timeoutSeconds", str(WATCH_SECONDS)),
+        *([("allowWatchBookmarks", "true")] if bookmarks else []),
     ]
     try:
         response = await target.kube.api.call_api(
@@ -107,7 +120,11 @@ async def events(
             event = json.loads(line)
             if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
                 yield event["type"], event["object"]
+            elif event.get("type") == "BOOKMARK" and bookmarks:
+                yield event["type"], event["object"]
             elif event.get("type") == "ERROR":  # e.g. 410 Gone: read the object again
+                if bookmarks and (event.get("object") or {}).get("code") == GONE:
+                    raise Expired
                 return
     finally:
         _abandon(response)

@@ -41,10 +41,20 @@ def name_of(cr: JsonObj) -> str:
     return f"{RESOURCE}/{cr['metadata']['name']}"
 
 
+def _shown(obj: JsonObj) -> JsonObj:
+    """The object without metadata.managedFields, which kubectl hides unless asked."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def document(obj: JsonObj | Sequence[JsonObj], fmt: Output) -> str:
-    """One object, or a v1 List of them, as JSON or YAML."""
+    """One object, or a v1 List of them, as JSON or YAML (without managedFields)."""
     body: JsonObj = (
-        obj if isinstance(obj, dict) else {"apiVersion": "v1", "kind": "List", "items": list(obj)}
+        _shown(obj)
+        if isinstance(obj, dict)
+        else {"apiVersion": "v1", "kind": "List", "items": [_shown(o) for o in obj]}
     )
     if fmt is Output.JSON:
         return json.dumps(body, indent=2)
@@ -96,7 +106,8 @@ def watch_line(
 ) -> str:
     """One changed Wukong during `status -w`: a row aligned under the first table."""
     if fmt in (Output.JSON, Output.YAML):
-        return document(cr, fmt) + ("\n---" if fmt is Output.YAML else "")
+        # YAML: each change a document of its own after the list (`---` before it).
+        return ("---\n" if fmt is Output.YAML else "") + document(cr, fmt)
     if fmt is Output.NAME:
         return name_of(cr)
     _, (row,) = rows([cr], now, wide=fmt is Output.WIDE, namespaces=namespaces)
