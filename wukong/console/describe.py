@@ -55,6 +55,7 @@ def event_time(event: JsonObj) -> datetime | None:
 def timeline(cr: JsonObj, events: Iterable[JsonObj]) -> list[JsonObj]:
     """The Events about the Wukong and its children, oldest first."""
     refs, uid = related(cr), cr["metadata"].get("uid")
+    born = parse_time(cr["metadata"].get("creationTimestamp"))
     chosen = []
     for event in events:
         involved = event.get("involvedObject") or {}
@@ -63,6 +64,11 @@ def timeline(cr: JsonObj, events: Iterable[JsonObj]) -> list[JsonObj]:
             continue
         # An earlier Wukong with the same name (another UID) is another story.
         if kind == "Wukong" and uid and involved.get("uid") not in (None, "", uid):
+            continue
+        # Nor are its children's Events from before this Wukong was made (their UIDs are not
+        # in its status to tell them apart): the VM of a Wukong deleted and made again.
+        when = event_time(event)
+        if born is not None and when is not None and when < born:
             continue
         chosen.append(event)
     return sorted(chosen, key=_order)
@@ -104,6 +110,9 @@ def events_table(events: Sequence[JsonObj], now: datetime) -> str:
     return "Events:\n" + table(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), rows, "  ")
 
 
-def describe(cr: JsonObj, events: Iterable[JsonObj], now: datetime) -> str:
-    """The whole `describe` page."""
+def describe(cr: JsonObj, events: Iterable[JsonObj] | None, now: datetime, *, why: str = "") -> str:
+    """The whole `describe` page; `events` None: they could not be read (`why`), and the page
+    says so instead of failing, as kubectl describe does."""
+    if events is None:
+        return f"{detail(cr, now)}\nEvents: <unavailable: {why}>"
     return f"{detail(cr, now)}\n{events_table(timeline(cr, events), now)}"

@@ -346,7 +346,11 @@ async def describe(cluster: Cluster, io: Console, name: str) -> int:
     """Print the detailed view and the merged Event timeline."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         cr = await target.wukong(name)
-        events = await target.kube.get(api_path("", "v1", "events", target.namespace))
+        try:
+            events = await target.kube.get(api_path("", "v1", "events", target.namespace))
+        except Forbidden as error:  # may read Wukongs, not Events: the page without them
+            io.out(describe_page(cr, None, _now(), why=f"forbidden: {error.message}"))
+            return OK
         io.out(describe_page(cr, events.get("items") or [], _now()))
         return OK
 

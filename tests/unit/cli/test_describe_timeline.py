@@ -91,3 +91,21 @@ def test_repeated_events_show_their_count() -> None:
 def test_describe_is_the_status_view_then_the_events() -> None:
     text = describe(running(), [], NOW)
     assert text.index("Phase:") < text.index("Events: <none>")
+
+
+def test_children_events_from_before_the_wukong_was_made_are_an_earlier_story() -> None:
+    """Review s22: a Wukong deleted and made again showed its old VM's Events, from minutes
+    before it existed (a child's Events carry no Wukong UID to tell them apart)."""
+    cr = running()
+    cr["metadata"]["creationTimestamp"] = "2026-05-01T11:50:00Z"
+    events = [
+        event("VirtualMachine", "web-1-vm", "SuccessfulDelete", "2026-05-01T11:30:00Z"),
+        event("VirtualMachine", "web-1-vm", "SuccessfulCreate", "2026-05-01T11:50:30Z"),
+    ]
+    assert [e["reason"] for e in timeline(cr, events)] == ["SuccessfulCreate"]
+
+
+def test_the_page_is_shown_when_events_cannot_be_read() -> None:
+    page = describe(running(), None, NOW, why="forbidden: cannot list events")
+    assert page.endswith("Events: <unavailable: forbidden: cannot list events>")
+    assert "web-1" in page
