@@ -261,3 +261,26 @@ async def test_a_watch_from_a_version_the_server_no_longer_has_is_told_apart(
             async with aclosing(stream) as changes:
                 async for _ in changes:
                     pass
+
+
+async def test_a_wait_that_cannot_succeed_says_what_holds_it(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Review s22: `start --wait` of a VM no node can take said only "still waiting", then
+    timed out, while the operator had said why (VMHealthy=False) long before."""
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("nowhere", runStrategy="Halted"))
+    await wait_for(k, namespace, "nowhere", lambda c: c.get("status", {}).get("phase") == "Stopped")
+    await k.merge_patch(
+        f"/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachines/nowhere-vm",
+        {"metadata": {"annotations": {"sim.kubevirt.io/unschedulable": "true"}}},
+    )
+    started = await cli(
+        kubeconfig, "start", "nowhere", "-n", namespace, "--wait", "--timeout", "25s"
+    )
+    assert started.exit_code == 1, started.output
+    told = "nowhere: VMHealthy=False ErrorUnschedulable: VM ErrorUnschedulable: 0/"
+    assert told in started.stderr, started.stderr
+    assert "timed out after 25s waiting for nowhere to start (phase Starting; VMHealthy=False" in (
+        started.stderr
+    )

@@ -11,6 +11,14 @@ from typing import Any, Final, TypeVar
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from wukong.api.conditions import (
+    CHILDREN_ADMITTED,
+    NETWORKS_CONFIGURED,
+    SECRET_MISSING,
+    SPEC_VALID,
+    VM_HEALTHY,
+    VOLUMES_BOUND,
+)
 from wukong.api.durations import format_duration
 from wukong.console.connect import Target
 from wukong.console.errors import CliError
@@ -43,6 +51,34 @@ def _answer(life: JsonObj) -> tuple[Any, ...]:
     return life.get("requestId"), life.get("state"), life.get("message")
 
 
+# Conditions that say what holds a Wukong back when they are in this state (docs/reference.md);
+# not a disk still provisioning, which the disk lines tell as it goes.
+TROUBLE: Final = {
+    SPEC_VALID: "False",
+    NETWORKS_CONFIGURED: "False",
+    VOLUMES_BOUND: "False",
+    CHILDREN_ADMITTED: "False",
+    VM_HEALTHY: "False",
+    SECRET_MISSING: "True",
+}
+UNDER_WAY: Final = {"Provisioning"}
+
+
+def trouble(cr: JsonObj | None) -> str | None:
+    """What the operator says holds the Wukong back, newest first: `Type=Status Reason:
+    message` of a condition in trouble; None when none is."""
+    conditions = [
+        c
+        for c in ((cr or {}).get("status") or {}).get("conditions") or []
+        if TROUBLE.get(str(c.get("type"))) == c.get("status") and c.get("reason") not in UNDER_WAY
+    ]
+    if not conditions:
+        return None
+    newest = max(conditions, key=lambda c: str(c.get("lastTransitionTime") or ""))
+    text = f"{newest['type']}={newest['status']} {newest.get('reason') or ''}".rstrip()
+    return f"{text}: {newest['message']}" if newest.get("message") else text
+
+
 def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[str]:
     """What changed between two snapshots, one line each (the first snapshot: its phase)."""
     if after is None:
@@ -57,6 +93,9 @@ def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[s
     # The request's id too: a new request refused in the same words as the last one is news.
     if before is not None and _answer(life_old) != _answer(life_new):
         lines.append(f"{name}: {life_new.get('state')}: {life_new.get('message') or ''}".rstrip())
+    problem = trouble(after)
+    if problem is not None and problem != trouble(before):
+        lines.append(f"{name}: {problem}")
     # The first snapshot names only disks still on their way; later ones, every change.
     vols_old = _volumes(before) if before is not None else {}
     for disk, (phase, percent) in _volumes(after).items():
@@ -188,7 +227,8 @@ async def wait_for(
             if loop.time() - said >= STILL_EVERY:
                 phase = ((before or {}).get("status") or {}).get("phase") or "Pending"
                 waited = format_duration(round(loop.time() - started))
-                (still or say)(f"still waiting for {what} (phase {phase}, {waited} so far)")
+                held = f"; {problem}" if (problem := trouble(before)) else ""
+                (still or say)(f"still waiting for {what} (phase {phase}, {waited} so far{held})")
                 said = loop.time()
 
     beating = asyncio.create_task(heartbeat())
@@ -205,7 +245,10 @@ async def wait_for(
                     before = cr
     except TimeoutError:
         phase = ((before or {}).get("status") or {}).get("phase") or "Pending"
-        raise CliError(f"timed out after {within:g}s waiting for {what} (phase {phase})") from None
+        held = f"; {problem}" if (problem := trouble(before)) else ""
+        raise CliError(
+            f"timed out after {within:g}s waiting for {what} (phase {phase}{held})"
+        ) from None
     finally:
         beating.cancel()
     raise CliError(f"{name} disappeared while waiting for {what}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.unit.cli.objects import running
-from wukong.console.follow import progress
+from wukong.console.follow import progress, trouble
 
 
 def test_the_first_snapshot_gives_the_phase_and_disks_still_on_their_way() -> None:
@@ -50,3 +52,39 @@ def test_a_new_request_refused_in_the_same_words_as_the_last_one_is_told() -> No
     after["status"]["lifecycleState"] = {"requestId": "b", "state": "Refused", "message": words}
     assert progress(before, after, "t1") == [f"t1: Refused: {words}"]
     assert progress(after, after, "t1") == []
+
+
+def _unschedulable() -> dict[str, Any]:
+    cr = running()
+    cr["status"]["phase"] = "Starting"
+    cr["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "Starting"},
+        {
+            "type": "VMHealthy",
+            "status": "False",
+            "reason": "ErrorUnschedulable",
+            "message": "0/2 nodes are available",
+            "lastTransitionTime": "2026-05-01T12:00:01Z",
+        },
+        {"type": "VolumesBound", "status": "False", "reason": "Provisioning", "message": "x"},
+    ]
+    return cr
+
+
+def test_what_holds_the_wukong_back_is_told_once() -> None:
+    """Review s22: `start --wait` of a VM no node could take said only "still waiting", then
+    timed out, while the operator had said why within a second."""
+    before, after = running(), _unschedulable()
+    before["status"]["phase"] = "Starting"
+    lines = progress(before, after, "stuck")
+    assert "stuck: VMHealthy=False ErrorUnschedulable: 0/2 nodes are available" in lines
+    assert progress(after, after, "stuck") == []
+    assert trouble(after) == "VMHealthy=False ErrorUnschedulable: 0/2 nodes are available"
+
+
+def test_a_disk_still_provisioning_is_not_trouble() -> None:
+    cr = running()
+    cr["status"]["conditions"] = [
+        {"type": "VolumesBound", "status": "False", "reason": "Provisioning", "message": "x"}
+    ]
+    assert trouble(cr) is None
