@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from wukong.api import names
 from wukong.api.objects import being_deleted
 from wukong.console.render import NONE, age, cell, table
 
@@ -103,6 +104,14 @@ def _deletion(cr: JsonObj) -> list[str]:
     deletion = _status(cr).get("deletion") or {}
     if not being_deleted(cr) and not deletion:
         return []
+    finalizers = cr["metadata"].get("finalizers") or []
+    if being_deleted(cr) and names.FINALIZER not in finalizers and finalizers:
+        # The operator is done (it writes no last status before letting go): what the
+        # status still says of its steps is stale; someone else's finalizer holds it now.
+        return [
+            _field("Deleting", "done by Wukong"),
+            _field("Why", "waiting for other finalizers: " + ", ".join(finalizers)),
+        ]
     lines = [_field("Deleting", deletion.get("step") or "requested")]
     for label, key in (("Remaining", "remaining"), ("Kept", "kept")):
         if deletion.get(key):

@@ -154,6 +154,24 @@ def test_detail_of_a_deleting_wukong_shows_the_step_and_what_is_kept() -> None:
     assert "Remaining:    VirtualMachine/web-1-vm" in text
 
 
+def test_a_deletion_held_by_someone_elses_finalizer_says_so() -> None:
+    """Review s22: with the operator done (its finalizer gone, no last status write) and
+    another controller's finalizer left, the view still said "waiting for
+    PersistentVolumeClaim/..." of a claim long deleted."""
+    cr = running()
+    cr["metadata"]["deletionTimestamp"] = "2026-05-01T11:59:00Z"
+    cr["metadata"]["finalizers"] = ["example.com/hold"]
+    cr["status"]["deletion"] = {
+        "step": "DeleteDisks",
+        "remaining": ["PersistentVolumeClaim/web-1-system"],
+        "message": "waiting for PersistentVolumeClaim/web-1-system",
+    }
+    text = detail(cr, NOW)
+    assert "Deleting:     done by Wukong" in text
+    assert "waiting for other finalizers: example.com/hold" in text
+    assert "Remaining:" not in text and "waiting for PersistentVolumeClaim" not in text
+
+
 def test_detail_of_a_new_wukong_says_none_for_empty_sections() -> None:
     text = detail(wukong("new"), NOW)
     assert "Conditions: <none>" in text and "History: <none>" in text
