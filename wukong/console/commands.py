@@ -26,7 +26,7 @@ from wukong.console.options import (
     KubectlCommand,
     NameArg,
     Namespace,
-    OptionalName,
+    OptionalNames,
     OutputOpt,
     Selector,
     Timeout,
@@ -73,13 +73,13 @@ wukong {verb} -l tier=web -n demo
 wukong {verb} web-1 --dry-run=client -o yaml"""
 
 
-def one_target(name: str | None, selector: str | None) -> list[str]:
-    """A NAME or -l, never both, never neither."""
-    if name is not None and selector is not None:
+def targets(names: list[str] | None, selector: str | None) -> list[str]:
+    """NAMEs (one or more, as kubectl takes them) or -l, never both, never neither."""
+    if names and selector is not None:
         fail(usage("a NAME and -l/--selector do not go together"))
-    if name is None and selector is None:
+    if not names and selector is None:
         fail(usage("name a Wukong, or select some with -l/--selector"))
-    return [] if name is None else [name]
+    return list(dict.fromkeys(names or []))  # each once, in the order given
 
 
 def _lifecycle_command(action: Action) -> Callable[..., None]:
@@ -87,7 +87,7 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
     actions that shut nothing down get one without --force and --grace-period."""
 
     def command(
-        name: OptionalName = None,
+        name: OptionalNames = None,
         selector: Selector = None,
         force: Force = False,
         grace_period: GracePeriod = None,
@@ -104,7 +104,7 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         from wukong.console import flows
         from wukong.console.lifecycle import Request
 
-        names = one_target(name, selector)
+        names = targets(name, selector)
         if force and grace_period is not None:
             fail(usage("--force powers off at once: --grace-period does not apply"))
         cluster = cluster_from(kubeconfig, context, namespace)
@@ -339,7 +339,7 @@ wukong delete web-1 --dry-run=server"""
 
 @app.command(cls=KubectlCommand, epilog=DELETE_EXAMPLES)
 def delete(
-    name: OptionalName = None,
+    name: OptionalNames = None,
     selector: Selector = None,
     keep_disks: Annotated[bool, typer.Option("--keep-disks", help="keep every disk")] = False,
     keep: Annotated[
@@ -361,7 +361,7 @@ def delete(
     """Delete a Wukong: shows what goes and what stays, then asks."""
     from wukong.console import flows
 
-    names = one_target(name, selector)
+    names = targets(name, selector)
     kept = keep_list(keep)
     if keep_disks and kept:
         fail(usage("--keep-disks keeps every disk: drop --keep"))

@@ -145,10 +145,13 @@ Namespace = Annotated[
         parser=namespace_name,
     ),
 ]
-OptionalName = Annotated[
-    str | None,
+OptionalNames = Annotated[
+    list[str] | None,
     typer.Argument(
-        help="name of the Wukong (or -l)", show_default=False, metavar="NAME", parser=wukong_name
+        help="names of the Wukongs (or -l)",
+        show_default=False,
+        metavar="NAME...",
+        parser=wukong_name,
     ),
 ]
 Selector = Annotated[

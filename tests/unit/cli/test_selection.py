@@ -307,3 +307,28 @@ def test_several_patches_are_one_json_list_and_yaml_documents() -> None:
     one = patches_text(patches[:1], Output.JSON, listed=False)
     assert json.loads(one or "") == patches[0]  # a named Wukong's patch: alone, as before
     assert patches_text([], Output.YAML, listed=True) is None
+
+
+def test_several_names_are_taken_as_kubectl_takes_them(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review s22: `wukong stop t1 t2` was "unexpected extra argument"; kubectl takes several
+    NAMEs. Each is acted on once, in the order given."""
+    server = FakeApiServer(running("t1"), running("t2"), running("t3"))
+    result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "t2", "t1", "t2")
+    assert result.exit_code == 0, result.output
+    assert server.writes == [("PATCH", "t2"), ("PATCH", "t1")]
+    deleted = wukong_cli(server, kubeconfig, monkeypatch, "delete", "t1", "t3", "-y")
+    assert deleted.exit_code == 0, deleted.output
+    assert [w for w in server.writes if w[0] == "DELETE"] == [("DELETE", "t1"), ("DELETE", "t3")]
+
+
+def test_a_missing_name_among_several_writes_nothing(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(running("t1"))
+    result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "t1", "nosuch")
+    assert result.exit_code == 1 and server.writes == []
+    assert "wukong nosuch not found in namespace demo" in result.stderr
+    both = wukong_cli(server, kubeconfig, monkeypatch, "stop", "t1", "-l", "grp=t")
+    assert both.exit_code == 2 and "do not go together" in both.stderr
