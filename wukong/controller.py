@@ -37,7 +37,7 @@ from wukong.runtime.mapping import (
     enqueue_wukong,
     split_key,
 )
-from wukong.runtime.metrics import Metrics
+from wukong.runtime.metrics import OUTCOMES, Metrics
 from wukong.runtime.metrics_server import MetricsServer, Reviewer, tls_context
 from wukong.runtime.probes import ProbeServer
 from wukong.runtime.queue import WorkQueue
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 20.0
 # While the caches wait for a resource the API server does not serve, say so this often.
 SYNC_REPORT_SECONDS = 5.0
-ANSWERS = frozenset({"Done", "Refused", "Failed"})  # lifecycleState.state values that end one
+ANSWERS = frozenset(OUTCOMES)  # lifecycleState.state values that end one
 # Who installs each watched resource, for the "not served" message.
 PROVIDED_BY = {
     "wukongs": "the Wukong CRD, manifests/crd/",
@@ -134,7 +134,7 @@ class Operator:
             list(self.informers.values()), host=host, port=port, ready=self.readiness
         )
         self.metrics_server = self._metrics_server(settings, api)
-        self.metrics.track_queue_depth(lambda: len(self.queue))
+        self.metrics.track_queue(self.queue, lambda: self.leading)
         self.metrics.track_phases(self.phase_counts)
         self.metrics.track_stalled(self.stalled_counts)
         self._answered: dict[str, tuple[str, str]] = {}

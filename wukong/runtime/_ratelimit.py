@@ -28,6 +28,10 @@ class ExponentialBackoff:
         """How many failures of `key` are counted since the last forget."""
         return self._failures.get(key, 0)
 
+    def failing(self) -> list[str]:
+        """Keys with a failure counted since their last forget."""
+        return list(self._failures)
+
 
 class TokenBucket:
     """Global limit on retries (qps with a burst), so a mass failure cannot hammer the API."""

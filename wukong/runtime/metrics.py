@@ -9,19 +9,49 @@ under a second name.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator, Mapping
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Final, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from wukong import __version__
+from wukong.api.spec import Action
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 PhaseCounts = Callable[[], Mapping[tuple[str, str], int]]
 """(namespace, phase) -> how many Wukongs."""
+
+RESULTS: Final = ("success", "requeue", "error")
+"""wukong_reconcile_total's results."""
+OUTCOMES: Final = ("Done", "Refused", "Failed")
+"""wukong_lifecycle_requests_total's outcomes (lifecycleState.state values that end one)."""
+
+
+class QueueView(Protocol):
+    """What the metrics read from the work queue at scrape time."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def delayed(self) -> int: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    def failing(self) -> Iterable[str]: ...
+
 
 # name -> (type, labels, help): what /metrics exposes, the contract of the monitoring bundle.
 DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
@@ -40,7 +70,18 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
         "Reconcile passes by result: success, requeue, error",
     ),
     "wukong_reconcile_duration_seconds": ("histogram", (), "Time one reconcile pass took"),
-    "wukong_workqueue_depth": ("gauge", (), "Keys ready in the work queue"),
+    "wukong_reconcile_failing": (
+        "gauge",
+        ("namespace",),
+        "Wukongs whose last reconcile pass raised (retried with backoff); leader only",
+    ),
+    "wukong_workqueue_depth": ("gauge", (), "Keys ready in the work queue; leader only"),
+    "wukong_workqueue_delayed": (
+        "gauge",
+        (),
+        "Keys waiting in the work queue for a backoff or a requeue delay; leader only",
+    ),
+    "wukong_workqueue_in_flight": ("gauge", (), "Keys being reconciled now; leader only"),
     "wukong_watch_restarts_total": (
         "counter",
         ("resource",),
@@ -83,6 +124,36 @@ class _PhaseCollector(Collector):
         yield stalled
 
 
+class _QueueCollector(Collector):
+    """Reads the work queue at scrape time, on the leader only. A standby's informers fill
+    its queue (so it starts with every key when it takes over), but nothing takes from it:
+    its depth would show a backlog that is not there, and `sum` over replicas would count it.
+    """
+
+    def __init__(self) -> None:
+        self.queue: QueueView | None = None
+        self.leading: Callable[[], bool] = lambda: False
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield the queue's gauges and wukong_reconcile_failing{namespace}."""
+        queue = self.queue if self.queue is not None and self.leading() else None
+        for name, value in (
+            ("wukong_workqueue_depth", len(queue) if queue is not None else 0),
+            ("wukong_workqueue_delayed", queue.delayed if queue is not None else 0),
+            ("wukong_workqueue_in_flight", queue.in_flight if queue is not None else 0),
+        ):
+            yield GaugeMetricFamily(name, _help(name), value=value)
+        _, labels, text = DOCUMENTED["wukong_reconcile_failing"]
+        failing = GaugeMetricFamily("wukong_reconcile_failing", text, labels=list(labels))
+        counts: dict[str, int] = {}
+        for key in queue.failing() if queue is not None else ():
+            namespace = key.partition("/")[0]
+            counts[namespace] = counts.get(namespace, 0) + 1
+        for namespace, count in sorted(counts.items()):
+            failing.add_metric([namespace], count)
+        yield failing
+
+
 def _help(name: str) -> str:
     return DOCUMENTED[name][2]
 
@@ -91,8 +162,13 @@ class Metrics:
     """Counters, gauges and histograms the runtime, reconciler and adapters update."""
 
     def __init__(self) -> None:
+        # Text format 0.0.4 has no created timestamps: a `_created` series per counter would
+        # only double the series count (a process-wide switch of prometheus_client).
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, _cpu_seconds_total, ...
+        PlatformCollector(registry=r)
         self.build_info = Gauge(
             "wukong_build_info", _help("wukong_build_info"), ["version", "python"], registry=r
         )
@@ -108,9 +184,6 @@ class Metrics:
             "wukong_reconcile_duration_seconds",
             _help("wukong_reconcile_duration_seconds"),
             registry=r,
-        )
-        self.workqueue_depth = Gauge(
-            "wukong_workqueue_depth", _help("wukong_workqueue_depth"), registry=r
         )
         self.watch_restarts_total = Counter(
             "wukong_watch_restarts_total",
@@ -130,17 +203,28 @@ class Metrics:
             ["action", "outcome"],
             registry=r,
         )
+        # Every series a rule or panel reads exists from the start at 0: increase() and
+        # rate() cannot see a series' first sample, so the first error or the first Failed
+        # answer after a start or a failover would otherwise count for nothing.
+        for result in RESULTS:
+            self.reconcile_total.labels(result=result)
+        for action in Action:
+            for outcome in OUTCOMES:
+                self.lifecycle_requests_total.labels(action=action.value, outcome=outcome)
         self._phases = _PhaseCollector()
         self.registry.register(self._phases)
+        self._queue = _QueueCollector()
+        self.registry.register(self._queue)
 
     def observe_reconcile(self, result: str, seconds: float) -> None:
         """Count one pass and its duration."""
         self.reconcile_total.labels(result=result).inc()
         self.reconcile_duration_seconds.observe(max(seconds, 0.0))
 
-    def track_queue_depth(self, depth: Callable[[], int]) -> None:
-        """Read the work queue depth at scrape time (e.g. `lambda: len(queue)`)."""
-        self.workqueue_depth.set_function(lambda: float(depth()))
+    def track_queue(self, queue: QueueView, leading: Callable[[], bool]) -> None:
+        """Read the work queue at scrape time while `leading()`; 0 and none failing else."""
+        self._queue.queue = queue
+        self._queue.leading = leading
 
     def track_phases(self, counts: PhaseCounts) -> None:
         """Read (namespace, phase) counts at scrape time (computed from the Wukong cache)."""

@@ -119,6 +119,10 @@ class WorkQueue:
         """How many rate-limited re-adds `key` has had since it was last forgotten."""
         return self._backoff.failures(key)
 
+    def failing(self) -> list[str]:
+        """Keys whose last pass failed: re-added rate-limited and not forgotten since."""
+        return self._backoff.failing()
+
     async def get(self) -> str:
         """Wait for a ready key and mark it in flight; raise QueueShutDown once shut down."""
         while True:

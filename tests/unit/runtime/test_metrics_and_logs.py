@@ -15,18 +15,71 @@ from wukong.runtime.logs import (
 from wukong.runtime.metrics import Metrics
 
 
+class FakeQueue:
+    def __init__(self) -> None:
+        self.ready, self.delayed, self.in_flight = 0, 0, 0
+        self.failed: list[str] = []
+
+    def __len__(self) -> int:
+        return self.ready
+
+    def failing(self) -> list[str]:
+        return self.failed
+
+
 def test_queue_depth_and_phases_are_read_when_scraped() -> None:
     metrics = Metrics()
-    depth = [0]
+    queue = FakeQueue()
     phases = {("a", "Running"): 2, ("b", "Stopped"): 1}
-    metrics.track_queue_depth(lambda: depth[0])
+    metrics.track_queue(queue, lambda: True)
     metrics.track_phases(lambda: phases)
-    depth[0] = 7
+    queue.ready, queue.delayed, queue.in_flight = 7, 3, 2
+    queue.failed = ["a/web-1", "a/web-2", "b/db"]
     phases["a", "Running"] = 5
     sample = metrics.registry.get_sample_value
     assert sample("wukong_workqueue_depth") == 7
+    assert sample("wukong_workqueue_delayed") == 3
+    assert sample("wukong_workqueue_in_flight") == 2
+    assert sample("wukong_reconcile_failing", {"namespace": "a"}) == 2
+    assert sample("wukong_reconcile_failing", {"namespace": "b"}) == 1
     assert sample("wukong_phase", {"namespace": "a", "phase": "Running"}) == 5
     assert sample("wukong_phase", {"namespace": "b", "phase": "Stopped"}) == 1
+
+
+def test_a_standby_reports_no_queue_it_does_not_drain() -> None:
+    """Its informers fill a standby's queue, but nothing takes from it: `sum` over replicas
+    would show a backlog of every Wukong on an idle cluster (review finding, session 22)."""
+    metrics = Metrics()
+    queue = FakeQueue()
+    queue.ready, queue.delayed, queue.failed = 40, 2, ["a/web-1"]
+    leading = [False]
+    metrics.track_queue(queue, lambda: leading[0])
+    sample = metrics.registry.get_sample_value
+    assert sample("wukong_workqueue_depth") == 0
+    assert sample("wukong_workqueue_delayed") == 0
+    assert sample("wukong_reconcile_failing", {"namespace": "a"}) is None
+    leading[0] = True
+    assert sample("wukong_workqueue_depth") == 40
+    assert sample("wukong_reconcile_failing", {"namespace": "a"}) == 1
+
+
+def test_every_series_a_rule_reads_exists_at_zero_from_the_start() -> None:
+    """increase() cannot see a series' first sample: the first Failed answer or the first
+    error after a start would count for nothing if its series began at 1."""
+    sample = Metrics().registry.get_sample_value
+    for result in ("success", "requeue", "error"):
+        assert sample("wukong_reconcile_total", {"result": result}) == 0
+    for action in ("start", "stop", "restart", "suspend", "resume"):
+        for outcome in ("Done", "Refused", "Failed"):
+            labels = {"action": action, "outcome": outcome}
+            assert sample("wukong_lifecycle_requests_total", labels) == 0
+
+
+def test_process_metrics_are_served_and_no_created_series() -> None:
+    text = Metrics().render().decode()
+    assert "process_resident_memory_bytes" in text
+    assert "process_start_time_seconds" in text
+    assert "_created" not in text
 
 
 def test_each_operator_has_its_own_registry() -> None:
