@@ -16,6 +16,7 @@ from wukong.adapters.kube import Kube, api_path
 from wukong.api import kinds
 from wukong.runtime.metrics import DOCUMENTED
 from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
 from wukong.testing.operator import InProcessOperator
 
@@ -73,6 +74,39 @@ def value(lines: list[str], *fragments: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if all(f in line for f in fragments))
 
 
+WEBHOOKS = api_path("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations")
+
+
+def broken_webhook(name: str, namespace: str, wukong_name: str) -> dict[str, object]:
+    """A webhook nobody serves, failurePolicy Fail, on one Wukong's VM: its create is
+    answered 500 "failed calling webhook" for as long as the webhook stays."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": "gone.wukong.test",
+                "clientConfig": {"url": "https://127.0.0.1:1/validate"},
+                "rules": [
+                    {
+                        "apiGroups": ["kubevirt.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE"],
+                        "resources": ["virtualmachines"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "objectSelector": {"matchLabels": {"vm.novasphere.dev/wukong": wukong_name}},
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 2,
+            }
+        ],
+    }
+
+
 async def test_metrics_refuse_strangers_and_feed_every_documented_family(
     control_plane: ControlPlane, k: Kube, namespace: str, monitored: InProcessOperator
 ) -> None:
@@ -125,6 +159,12 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
         what="mon-2 Stalled",
     )
 
+    # A VM create that fails for good (a broken webhook): retried with backoff, counted as
+    # failing for as long as it lasts, though the ratio of failed passes soon falls.
+    webhook = f"wukong-broken-{namespace}"
+    await k.create(WEBHOOKS, broken_webhook(webhook, namespace, "mon-3"))
+    await create(k, "wukong", namespace, wukong("mon-3"))
+
     # Nobody, a stranger's token, and a ServiceAccount without the right: refused.
     assert (await scrape(port, None))[0] == 401
     assert (await scrape(port, "not-a-token"))[0] == 401
@@ -149,23 +189,35 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
             "subjects": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": namespace}],
         },
     )
-    try:
+
+    async def failing_counted() -> str | None:
         status, text = await scrape(port, reader)
+        assert status == 200, text
+        lines = samples(text).get("wukong_reconcile_failing", [])
+        return text if value(lines, f'namespace="{namespace}"') == 1 else None
+
+    try:
+        text = await eventually(failing_counted, timeout=30, message="mon-3 counted as failing")
     finally:
         await k.delete(
             api_path("rbac.authorization.k8s.io", "v1", "clusterrolebindings", None, binding)
         )
-    assert status == 200, text
+        await k.delete(f"{WEBHOOKS}/{webhook}")
 
     fed = samples(text)
     assert set(DOCUMENTED) <= set(fed), set(DOCUMENTED) - set(fed)
     assert value(fed["wukong_build_info"], 'version="') == 1
     assert value(fed["wukong_leader"]) == 1 and value(fed["wukong_leader_changes_total"]) == 1
     assert value(fed["wukong_phase"], f'namespace="{namespace}"', 'phase="Stopped"') == 1
-    assert value(fed["wukong_phase"], f'namespace="{namespace}"') == 2
+    assert value(fed["wukong_phase"], f'namespace="{namespace}"', 'phase="Stopping"') == 1
     assert value(fed["wukong_stalled"], f'namespace="{namespace}"') == 1
     assert value(fed["wukong_lifecycle_requests_total"], 'action="stop"', 'outcome="Done"') == 1
+    # Series exist at 0 before their first increment, so increase() sees that one too.
+    failed_restarts = ['action="restart"', 'outcome="Failed"']
+    assert value(fed["wukong_lifecycle_requests_total"], *failed_restarts) == 0
     assert value(fed["wukong_reconcile_total"], 'result="success"') > 0
+    assert value(fed["wukong_reconcile_total"], 'result="error"') > 0
+    assert value(fed["wukong_workqueue_delayed"]) >= 1  # mon-3, waiting out its backoff
     assert value(fed["wukong_reconcile_duration_seconds"], "_count") > 0
     requests = fed["wukong_kube_api_requests_total"]
     assert value(requests, 'verb="PATCH"', 'resource="wukongs/status"', 'code="200"') > 0
@@ -176,3 +228,4 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
     # One series per watched resource (wukong.api.kinds.WATCHED).
     assert len(fed["wukong_watch_restarts_total"]) == len(kinds.WATCHED)
     assert len(fed["wukong_workqueue_depth"]) == 1
+    assert "process_resident_memory_bytes" in fed

@@ -121,6 +121,24 @@ def test_the_rules_cover_what_the_issue_asks_for() -> None:
     } <= alerts
 
 
+# Served by every replica from its own cache: summed over replicas they count each Wukong
+# once per replica (a standby doubles them, a rollout's surge pod triples them).
+PER_REPLICA_COPIES = ("wukong_phase", "wukong_stalled")
+
+
+@pytest.mark.parametrize(("where", "expr"), EXPRESSIONS, ids=[w for w, _ in EXPRESSIONS])
+def test_no_expression_sums_a_gauge_every_replica_serves(where: str, expr: str) -> None:
+    for name in PER_REPLICA_COPIES:
+        summed = rf"\b(sum|count)\s*(by\s*\([^)]*\)\s*)?\(\s*{name}\b"
+        assert not re.search(summed, expr), f"{where}: take max over replicas of {name}"
+
+
+def test_the_rules_alert_on_wukongs_that_fail_or_are_in_error() -> None:
+    rules = dict(rule_expressions())
+    assert "wukong_reconcile_failing" in rules["WukongReconcileFailing"]
+    assert 'phase="Error"' in rules["WukongInError"]
+
+
 def test_every_documented_family_is_on_the_dashboard() -> None:
     shown = {
         family_of(name, exposed())
