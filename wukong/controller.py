@@ -38,7 +38,7 @@ from wukong.runtime.mapping import (
     split_key,
 )
 from wukong.runtime.metrics import OUTCOMES, Metrics
-from wukong.runtime.metrics_server import MetricsServer, Reviewer, tls_context
+from wukong.runtime.metrics_server import MetricsServer, Reviewer, ServingCert
 from wukong.runtime.probes import ProbeServer
 from wukong.runtime.queue import WorkQueue
 from wukong.runtime.watch import Informer
@@ -149,7 +149,7 @@ class Operator:
             return None
         counted = Kube(api, on_request=self.metrics.count_api_request)
         reviewer = Reviewer(counted) if settings.metrics_secure else None
-        tls = tls_context(settings.metrics_cert_dir) if settings.metrics_cert_dir else None
+        tls = ServingCert(settings.metrics_cert_dir) if settings.metrics_cert_dir else None
         host, port = where
         return MetricsServer(self.metrics, reviewer=reviewer, host=host, port=port, tls=tls)
 

@@ -45,10 +45,21 @@ class TokenBucket:
 
     def reserve(self) -> float:
         """Take one token; return how long to wait before it may be used."""
-        now = self._clock.now()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
-        self._last = now
+        self._refill()
         self._tokens -= 1.0
         if self._tokens >= 0:
             return 0.0
         return -self._tokens / self.qps
+
+    def try_take(self) -> bool:
+        """Take one token if one is there now; False (and nothing taken) if not."""
+        self._refill()
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def _refill(self) -> None:
+        now = self._clock.now()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+        self._last = now

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,7 +18,8 @@ from wukong.adapters.kube import Kube
 from wukong.errors import Forbidden
 from wukong.runtime.clock import FakeClock
 from wukong.runtime.metrics import DOCUMENTED, Metrics
-from wukong.runtime.metrics_server import MetricsServer, Reviewer
+from wukong.runtime.metrics_server import MetricsServer, Reviewer, ServingCert
+from wukong.testing._certs import KeyPair, write_pki
 
 TOKENS = {"prom": ("system:serviceaccount:monitoring:prometheus", True), "dev": ("dev", False)}
 
@@ -104,3 +110,87 @@ async def test_a_review_the_operator_may_not_make_is_a_500_not_a_pass(
     async with MetricsServer(Metrics(), reviewer=reviewer, host="127.0.0.1", port=0) as server:
         status, text = await scrape(http, server, "prom")
     assert status == 500 and "cannot review the token" in text
+
+
+class SlowReviewingKube(ReviewingKube):
+    """Takes a turn of the event loop per review, as a real API call does."""
+
+    async def create(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        return await super().create(path, obj)
+
+
+async def test_concurrent_scrapes_with_one_token_share_one_review() -> None:
+    kube = SlowReviewingKube()
+    reviewer = Reviewer(kube, clock=FakeClock())
+    verdicts = await asyncio.gather(*(reviewer.check("Bearer prom") for _ in range(50)))
+    assert {v[0] for v in verdicts} == {200}
+    assert kube.posts == ["TokenReview", "SubjectAccessReview"]
+
+
+async def test_unknown_tokens_are_reviewed_at_a_bounded_rate() -> None:
+    """Anyone who reaches the port can send tokens: 5,000 junk ones cost the API server
+    5,000 TokenReviews before (review finding, session 22)."""
+    kube = ReviewingKube()
+    clock = FakeClock()
+    reviewer = Reviewer(kube, clock=clock, reviews_per_second=5, burst=20)
+    verdicts = [(await reviewer.check(f"Bearer junk-{i}"))[0] for i in range(5000)]
+    assert verdicts.count(401) == 20 and verdicts.count(429) == 4980
+    assert len(kube.posts) == 20
+    clock.advance(1)
+    assert (await reviewer.check("Bearer prom"))[0] == 200  # the bucket refills
+    # A known token is answered from the cache whatever the rate.
+    assert [(await reviewer.check("Bearer prom"))[0] for _ in range(100)] == [200] * 100
+
+
+async def test_the_token_cache_keeps_the_most_recently_used() -> None:
+    kube = ReviewingKube()
+    reviewer = Reviewer(kube, clock=FakeClock(), max_tokens=2)
+    for token in ("prom", "dev", "prom", "junk-1"):
+        await reviewer.check(f"Bearer {token}")
+    reviews = kube.posts.count("TokenReview")
+    assert reviews == 3
+    await reviewer.check("Bearer prom")  # kept: used more recently than "dev"
+    assert kube.posts.count("TokenReview") == reviews
+    await reviewer.check("Bearer dev")  # dropped
+    assert kube.posts.count("TokenReview") == reviews + 1
+
+
+async def served_cert(port: int) -> bytes:
+    client = ssl.create_default_context()
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    await writer.wait_closed()
+    return bytes(der)
+
+
+def install(pair: KeyPair, cert_dir: Path) -> bytes:
+    """Put a key pair in place the way a Secret volume does (a new file, renamed in)."""
+    for source, name in ((pair.cert, "tls.crt"), (pair.key, "tls.key")):
+        shutil.copy(source, cert_dir / f".{name}.new")
+        os.replace(cert_dir / f".{name}.new", cert_dir / name)
+    return ssl.PEM_cert_to_DER_cert(pair.cert.read_text())
+
+
+async def test_a_renewed_certificate_is_served_after_the_next_scrape(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """cert-manager renews the mounted Secret: the old certificate was served until it
+    expired, then every scrape failed (review finding, session 22)."""
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir()
+    first = install(write_pki(tmp_path / "a").serving, cert_dir)
+    tls = ServingCert(cert_dir)
+    async with MetricsServer(Metrics(), reviewer=None, host="127.0.0.1", port=0, tls=tls) as s:
+        assert await served_cert(s.port) == first
+        install(write_pki(tmp_path / "b").serving, cert_dir)
+        (cert_dir / "tls.key").write_text("half written")  # a bad pair keeps the old one
+        async with http.get(f"https://127.0.0.1:{s.port}/metrics", ssl=False) as response:
+            assert response.status == 200
+        assert await served_cert(s.port) == first
+        renewed = install(write_pki(tmp_path / "c").serving, cert_dir)
+        async with http.get(f"https://127.0.0.1:{s.port}/metrics", ssl=False) as response:
+            assert response.status == 200
+        assert await served_cert(s.port) == renewed
