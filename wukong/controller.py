@@ -321,6 +321,7 @@ class Operator:
             renew_deadline=settings.renew_deadline,
             retry_period=settings.retry_period,
         )
+        self.metrics.track_lease(lambda: elector.transitions)
         election = asyncio.create_task(elector.run(self._lead, self._lost))
         stopping = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({election, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -27,15 +27,20 @@ LEASE = (
 )
 
 
-async def reconciles(proc: OperatorProcess) -> float:
-    """How many passes a replica has run, from its own /metrics."""
+async def sample(proc: OperatorProcess, family: str) -> float:
+    """The sum of a family's samples on one replica's /metrics."""
     async with aiohttp.ClientSession() as http, http.get(f"{proc.metrics_url}/metrics") as resp:
         text = await resp.text()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("wukong_reconcile_total{")
+        if line.split("{")[0].split(" ")[0] == family
     )
+
+
+async def reconciles(proc: OperatorProcess) -> float:
+    """How many passes a replica has run, from its own /metrics."""
+    return await sample(proc, "wukong_reconcile_total")
 
 
 async def holder(k: Kube, namespace: str = "wukong-system") -> str:
@@ -74,6 +79,9 @@ async def test_only_the_leader_reconciles_and_a_standby_takes_over_after_a_crash
         await eventually(lambda: _up(replicas[standby]), timeout=20)
         assert await reconciles(replicas[leader]) > 0
         assert await reconciles(replicas[standby]) == 0
+        # The standby's informers queued ha-1, but it drains nothing: no backlog to show.
+        assert await sample(replicas[standby], "wukong_workqueue_depth") == 0
+        transitions = await sample(replicas[standby], "wukong_lease_transitions")
         killed = time.monotonic()
         replicas[leader].kill()
         await create(k, "wukong", namespace, wukong("ha-2"))  # work arriving mid-failover
@@ -81,6 +89,7 @@ async def test_only_the_leader_reconciles_and_a_standby_takes_over_after_a_crash
         takeover = time.monotonic() - killed
         print(f"\ntakeover after a crashed leader: {takeover:.2f}s (lease duration 4 s)")
         assert takeover < 4 + 3  # lease duration + one renew deadline of slack
+        assert await sample(replicas[standby], "wukong_lease_transitions") == transitions + 1
         await wait_phase(k, namespace, "ha-2", "Running", within=30)
         assert replicas[standby].terminate() == 0  # SIGTERM: finish, release, exit 0
         assert await holder(k) == ""

@@ -220,6 +220,11 @@ class LeaderElector:
         self._released = False
 
     @property
+    def transitions(self) -> int | None:
+        """The Lease's leaseTransitions as last read or written; None before the first."""
+        return self._observed.record.transitions if self._observed is not None else None
+
+    @property
     def is_leader(self) -> bool:
         """True while this process holds the Lease and has renewed it within the deadline."""
         return self.leading.is_set()

@@ -64,6 +64,12 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
     ),
     "wukong_leader": ("gauge", (), "1 while this replica holds the leader Lease, else 0"),
     "wukong_leader_changes_total": ("counter", (), "Times this replica took the Lease"),
+    "wukong_lease_transitions": (
+        "gauge",
+        (),
+        "The leader Lease's leaseTransitions, as this replica last saw it (changes of holder "
+        "over every replica's life, so none is missed between scrapes)",
+    ),
     "wukong_reconcile_total": (
         "counter",
         ("result",),
@@ -154,6 +160,21 @@ class _QueueCollector(Collector):
         yield failing
 
 
+class _LeaseCollector(Collector):
+    """Reads the Lease's transitions at scrape time; nothing before the Lease was seen."""
+
+    def __init__(self) -> None:
+        self.transitions: Callable[[], int | None] = lambda: None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield wukong_lease_transitions."""
+        family = GaugeMetricFamily("wukong_lease_transitions", _help("wukong_lease_transitions"))
+        seen = self.transitions()
+        if seen is not None:
+            family.add_metric([], seen)
+        yield family
+
+
 def _help(name: str) -> str:
     return DOCUMENTED[name][2]
 
@@ -215,6 +236,8 @@ class Metrics:
         self.registry.register(self._phases)
         self._queue = _QueueCollector()
         self.registry.register(self._queue)
+        self._lease = _LeaseCollector()
+        self.registry.register(self._lease)
 
     def observe_reconcile(self, result: str, seconds: float) -> None:
         """Count one pass and its duration."""
@@ -225,6 +248,10 @@ class Metrics:
         """Read the work queue at scrape time while `leading()`; 0 and none failing else."""
         self._queue.queue = queue
         self._queue.leading = leading
+
+    def track_lease(self, transitions: Callable[[], int | None]) -> None:
+        """Read the leader Lease's leaseTransitions at scrape time."""
+        self._lease.transitions = transitions
 
     def track_phases(self, counts: PhaseCounts) -> None:
         """Read (namespace, phase) counts at scrape time (computed from the Wukong cache)."""
