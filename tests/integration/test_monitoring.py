@@ -229,4 +229,6 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
     # One series per watched resource (wukong.api.kinds.WATCHED).
     assert len(fed["wukong_watch_restarts_total"]) == len(kinds.WATCHED)
     assert len(fed["wukong_workqueue_depth"]) == 1
+    synced = fed["wukong_cache_synced"]
+    assert len(synced) == len(kinds.WATCHED) and value(synced) == len(kinds.WATCHED)
     assert "process_resident_memory_bytes" in fed

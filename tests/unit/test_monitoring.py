@@ -17,7 +17,7 @@ from wukong.runtime.metrics import DOCUMENTED, Metrics
 BUNDLE = Path(__file__).resolve().parents[2] / "manifests" / "prometheus"
 # Series Prometheus makes itself, and labels every scraped target gets.
 PROMETHEUS_SERIES = {"up": {"job", "instance", "namespace", "pod", "service", "endpoint"}}
-TARGET_LABELS = {"job", "instance", "pod", "service", "endpoint", "container"}
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
 KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
     "bool", "offset", "inf", "nan",

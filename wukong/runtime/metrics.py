@@ -88,6 +88,12 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
         "Keys waiting in the work queue for a backoff or a requeue delay; leader only",
     ),
     "wukong_workqueue_in_flight": ("gauge", (), "Keys being reconciled now; leader only"),
+    "wukong_cache_synced": (
+        "gauge",
+        ("resource",),
+        "1 once this replica's watch cache of the resource has listed, 0 while it waits (a "
+        "resource the API server does not serve: KubeVirt, CDI or Multus missing)",
+    ),
     "wukong_watch_restarts_total": (
         "counter",
         ("resource",),
@@ -158,6 +164,21 @@ class _QueueCollector(Collector):
         for namespace, count in sorted(counts.items()):
             failing.add_metric([namespace], count)
         yield failing
+
+
+class _CacheCollector(Collector):
+    """Reads whether each watch cache has synced, at scrape time."""
+
+    def __init__(self) -> None:
+        self.synced: Callable[[], Mapping[str, bool]] = dict
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield wukong_cache_synced{resource}."""
+        _, labels, text = DOCUMENTED["wukong_cache_synced"]
+        family = GaugeMetricFamily("wukong_cache_synced", text, labels=list(labels))
+        for resource, synced in sorted(self.synced().items()):
+            family.add_metric([resource], 1 if synced else 0)
+        yield family
 
 
 class _LeaseCollector(Collector):
@@ -238,6 +259,8 @@ class Metrics:
         self.registry.register(self._queue)
         self._lease = _LeaseCollector()
         self.registry.register(self._lease)
+        self._caches = _CacheCollector()
+        self.registry.register(self._caches)
 
     def observe_reconcile(self, result: str, seconds: float) -> None:
         """Count one pass and its duration."""
@@ -248,6 +271,10 @@ class Metrics:
         """Read the work queue at scrape time while `leading()`; 0 and none failing else."""
         self._queue.queue = queue
         self._queue.leading = leading
+
+    def track_caches(self, synced: Callable[[], Mapping[str, bool]]) -> None:
+        """Read resource -> whether its watch cache has synced, at scrape time."""
+        self._caches.synced = synced
 
     def track_lease(self, transitions: Callable[[], int | None]) -> None:
         """Read the leader Lease's leaseTransitions at scrape time."""

@@ -63,6 +63,14 @@ def test_a_standby_reports_no_queue_it_does_not_drain() -> None:
     assert sample("wukong_reconcile_failing", {"namespace": "a"}) == 1
 
 
+def test_caches_not_synced_are_0() -> None:
+    metrics = Metrics()
+    metrics.track_caches(lambda: {"wukongs": True, "datavolumes": False})
+    sample = metrics.registry.get_sample_value
+    assert sample("wukong_cache_synced", {"resource": "wukongs"}) == 1
+    assert sample("wukong_cache_synced", {"resource": "datavolumes"}) == 0
+
+
 def test_every_series_a_rule_reads_exists_at_zero_from_the_start() -> None:
     """increase() cannot see a series' first sample: the first Failed answer or the first
     error after a start would count for nothing if its series began at 1."""
