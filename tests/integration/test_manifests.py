@@ -304,9 +304,10 @@ def test_the_deletion_protection_policy_denies_delete_of_annotated_wukongs(
     assert policy["apiVersion"] == "admissionregistration.k8s.io/v1"
     (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
     assert rule["operations"] == ["DELETE"] and rule["resources"] == [PLURAL]
-    (validation,) = policy["spec"]["validations"]
-    assert validation["reason"] == "Forbidden"
-    assert "oldObject" in validation["expression"] and "messageExpression" in validation
+    protection, foreground = policy["spec"]["validations"]
+    for validation in (protection, foreground):
+        assert validation["reason"] == "Forbidden" and "messageExpression" in validation
+    assert "oldObject" in protection["expression"]
     binding = find(docs, "ValidatingAdmissionPolicyBinding", "wukong-deletion-protection")
     assert binding["spec"] == {
         "policyName": "wukong-deletion-protection",
@@ -548,9 +549,17 @@ class Wukongs:
         """The collection, or one Wukong."""
         return api_path(GROUP, VERSION, PLURAL, self.namespace, name)
 
-    async def create(self, name: str, annotations: dict[str, str] | None = None) -> None:
+    async def create(
+        self,
+        name: str,
+        annotations: dict[str, str] | None = None,
+        delete_options: dict[str, Any] | None = None,
+    ) -> None:
         """Create a small Wukong."""
-        await self.kube.create(self.path(), wukong(name, annotations))
+        body = wukong(name, annotations)
+        if delete_options is not None:
+            body["spec"]["deleteOptions"] = delete_options
+        await self.kube.create(self.path(), body)
 
     async def names(self) -> list[str]:
         """Names of the Wukongs that exist."""
@@ -563,10 +572,12 @@ class Wukongs:
             self.path(name), {"metadata": {"annotations": {PROTECTION: None}}}
         )
 
-    async def delete(self, name: str, *, dry_run: bool = False) -> None:
-        """kubectl delete (a 404 counts as done)."""
-        query = {"dryRun": "All"} if dry_run else None
-        await self.kube.request("DELETE", self.path(name), query=query)
+    async def delete(self, name: str, *, dry_run: bool = False, cascade: str = "") -> None:
+        """kubectl delete [--cascade=foreground|orphan|background]."""
+        query = {"dryRun": "All"} if dry_run else {}
+        if cascade:
+            query["propagationPolicy"] = cascade.capitalize()
+        await self.kube.request("DELETE", self.path(name), query=query or None)
 
 
 @pytest.fixture
@@ -632,6 +643,36 @@ async def test_removing_the_annotation_lets_the_delete_through(protected: Wukong
     await protected.unprotect("db-1")
     await protected.delete("db-1")
     assert "db-1" not in await protected.names()
+
+
+async def test_a_foreground_delete_of_a_wukong_that_keeps_disks_is_refused(
+    protected: Wukongs,
+) -> None:
+    """The garbage collector deletes an owner's children at once under foreground
+    propagation, finalizers notwithstanding: kept disks raced the operator's release and lost
+    when it was down or busy (review s23 F1)."""
+    await protected.create("keeps-all", delete_options={"preserveDisks": True})
+    await protected.create("keeps-one", delete_options={"preserveDisksList": ["system"]})
+    for name in ("keeps-all", "keeps-one"):
+        with pytest.raises(Forbidden) as refused:
+            await protected.delete(name, cascade="foreground")
+        assert "foreground deletion would let the garbage collector" in refused.value.message
+        assert "--cascade=background" in refused.value.message
+    # The default (background) deletes them, and so does orphan; and a Wukong that keeps
+    # nothing may go in the foreground.
+    await protected.create("keeps-none")
+    await protected.delete("keeps-none", cascade="foreground")
+    await protected.delete("keeps-all")
+    await protected.delete("keeps-one", cascade="background")
+    await protected.create("orphaned", delete_options={"preserveDisks": True})
+    await protected.delete("orphaned", cascade="orphan")
+    await eventually(
+        lambda: _only_the_probe_left(protected), timeout=20, message="the deletes went through"
+    )
+
+
+async def _only_the_probe_left(wukongs: Wukongs) -> bool:
+    return await wukongs.names() == ["policy-probe"]
 
 
 # -- Secrets a Wukong names, checked against its author (review s22 F4) -----------------------

@@ -66,6 +66,10 @@ class DeletionPlan:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+FOREGROUND = "foregroundDeletion"
+"""The finalizer the API server sets on an object deleted with propagationPolicy Foreground."""
+
+
 def protected(cr: Wukong) -> bool:
     """The deletion-protection annotation is set to "true"."""
     value = (cr.metadata.annotations or {}).get(names.ANNOTATION_DELETION_PROTECTION, "")
@@ -367,6 +371,14 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
             f"remove the annotation {names.ANNOTATION_DELETION_PROTECTION} to delete "
             "this Wukong; nothing was touched"
         )
+        if FOREGROUND in cr.metadata.finalizers:
+            # The garbage collector deletes the children of an owner deleted in the
+            # foreground at once; only the admission policy (manifests/policy) stops that.
+            message = (
+                f"the annotation {names.ANNOTATION_DELETION_PROTECTION} holds the Wukong, but "
+                "it was deleted in the foreground: the garbage collector deletes its VM and "
+                "disks whatever the annotation says (manifests/policy refuses such deletes)"
+            )
         plan.conditions.append(Cond(DELETION_BLOCKED, True, "DeletionProtected", message))
         plan.deletion = DeletionStatus(step="Blocked", kept=kept, message=message)
         return plan

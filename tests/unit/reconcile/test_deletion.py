@@ -70,6 +70,20 @@ def test_protected_wukong_is_left_untouched() -> None:
     assert blocked.status is True
 
 
+def test_a_protected_wukong_deleted_in_the_foreground_does_not_claim_nothing_was_touched() -> None:
+    """Without the admission policy the garbage collector deletes the children of an owner
+    deleted in the foreground, annotation or not (review s23 F1): the condition said
+    "nothing was touched" while the VM and disks went."""
+    cr = deleting()
+    cr.metadata.annotations[names.ANNOTATION_DELETION_PROTECTION] = "true"
+    cr.metadata.finalizers.append("foregroundDeletion")
+    plan = plan_deletion(cr, {}, world_with_vm())
+    assert plan.actions == [] and not plan.finalize
+    blocked = next(c for c in plan.conditions if c.type == "DeletionBlocked")
+    assert "nothing was touched" not in blocked.message
+    assert "deleted in the foreground" in blocked.message
+
+
 def test_graceful_stop_comes_before_deleting_the_vm() -> None:
     plan = plan_deletion(deleting(deleteOptions={"gracePeriodSeconds": 20}), {}, world_with_vm())
     assert plan.deletion["step"] == "StopVM"
