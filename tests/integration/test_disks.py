@@ -139,6 +139,45 @@ async def test_a_kept_disk_still_detaching_survives_the_wukongs_deletion(
     assert not pvc["metadata"].get("ownerReferences")
 
 
+async def test_a_detached_imported_disk_kept_with_its_data_outlives_its_data_volume(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """Review s23 F2: an imported disk's claim is CDI's, owned by its DataVolume. Only the
+    DataVolume was released, so the claim died with it, and a later Wukong of the same name
+    deleted the claim as its own (CDI then made a new, empty one under the kept labels)."""
+    await create(k, "wukong", namespace, wukong("hp-9", disks=[SYSTEM]))
+    await wait_phase(k, namespace, "hp-9", "Running")
+    extra = disk("extra", image=IMAGE, detachOptions={"preserveData": True, "force": True})
+    await patch_spec(k, namespace, "hp-9", {"disks": [SYSTEM, extra]})
+    await wait_for(k, namespace, "hp-9", lambda c: volume(c, "extra").get("attached"), within=40)
+    await patch_spec(k, namespace, "hp-9", {"disks": [SYSTEM]})
+
+    async def released() -> dict[str, Any] | None:
+        pvc = await get(k, "pvc", namespace, "hp-9-extra")
+        labels = (pvc or {}).get("metadata", {}).get("labels") or {}
+        return pvc if labels.get(names.LABEL_RETAINED_FROM) == "hp-9" else None
+
+    kept = await eventually(released, timeout=30, message="the detached disk's claim released")
+    assert not kept["metadata"].get("ownerReferences")
+    assert names.LABEL_WUKONG not in kept["metadata"]["labels"]
+    await wait_for(k, namespace, "hp-9", lambda c: not volume(c, "extra"), what="detach ended")
+
+    # A new Wukong of the same name, without that disk, deleted again: the claim stays.
+    await k.delete(path("wukong", namespace, "hp-9"))
+    await eventually(lambda: _gone(k, "wukong", namespace, "hp-9"), timeout=60)
+    await create(k, "wukong", namespace, wukong("hp-9", disks=[SYSTEM]))
+    await wait_phase(k, namespace, "hp-9", "Running")
+    await k.delete(path("wukong", namespace, "hp-9"))
+    await eventually(lambda: _gone(k, "wukong", namespace, "hp-9"), timeout=60)
+    # The user tidies up the leftover DataVolume: the claim holds the data and stays.
+    await k.delete(path("dv", namespace, "hp-9-extra"))
+    await eventually(lambda: _gone(k, "dv", namespace, "hp-9-extra"), timeout=30)
+    await eventually(lambda: _gone(k, "pvc", namespace, "hp-9-system"), timeout=30)
+    pvc = await get(k, "pvc", namespace, "hp-9-extra")
+    assert pvc is not None and pvc["metadata"]["uid"] == kept["metadata"]["uid"]
+    assert not pvc["metadata"].get("deletionTimestamp")
+
+
 @pytest.mark.parametrize(
     ("options", "agent", "expect"),
     [

@@ -179,6 +179,8 @@ def _left_by_their_data_volume(cr: Wukong, seen: Observed) -> dict[str, JsonObj]
     live = {_uid(dv) for dv in seen.data_volumes.values()}
     left: dict[str, JsonObj] = {}
     for name, pvc in seen.claims.items():
+        if names.LABEL_RETAINED_FROM in (pvc.get("metadata", {}).get("labels") or {}):
+            continue  # kept by a Wukong: its DataVolume is only out of our sight (s23 F2)
         refs = pvc.get("metadata", {}).get("ownerReferences") or []
         owners = [r for r in refs if r.get("kind") == "DataVolume"]
         if owners and all(r.get("uid") not in live for r in owners) and _disk_of(pvc, cr):

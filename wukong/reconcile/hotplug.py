@@ -179,7 +179,13 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
     for kind, objects in kinds:
         for claim, obj in objects.items():
             disk = gone.get(claim)
-            if disk is None or not owned_by(obj, uid):
+            if disk is None:
+                continue
+            # An imported disk's claim is CDI's, owned by its DataVolume: kept, it is released
+            # from the DataVolume too, else deleting the DataVolume later takes the data
+            # (review s23 F2). Deletion's Retain does the same.
+            of_its_dv = kind == "PersistentVolumeClaim" and _owned_by_data_volume(obj, claim)
+            if not (owned_by(obj, uid) or (of_its_dv and old_volumes[disk].preserve_data)):
                 continue
             if old_volumes[disk].preserve_data:
                 patch = release_patch(obj, cr, disk)
@@ -191,6 +197,12 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
         message = "detached disk data " + ("kept: " + ", ".join(kept) if kept else "deleted")
         actions.append(Emit("Normal", "DiskDetached", message))
     return actions
+
+
+def _owned_by_data_volume(claim: JsonObj, name: str) -> bool:
+    """The claim is CDI's: owned by the DataVolume of its own name."""
+    refs = claim.get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("kind") == "DataVolume" and r.get("name") == name for r in refs)
 
 
 def plan_hotplug(

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tests.unit.reconcile.world import NS, bound_pvc, decide, owned, ready_children, wukong
+from tests.unit.reconcile.world import (
+    NS,
+    bound_pvc,
+    decide,
+    imported_dv,
+    owned,
+    ready_children,
+    wukong,
+)
 from wukong.reconcile.actions import (
     AddVolume,
     DeleteChild,
@@ -124,6 +132,50 @@ def test_detached_disk_with_preserve_data_is_kept_and_labelled() -> None:
     assert patch.patch["metadata"]["ownerReferences"] == []
     assert patch.patch["metadata"]["labels"]["vm.novasphere.dev/retained-from"] == "web-1"
     assert not [a for a in plan.actions if isinstance(a, DeleteChild)]
+
+
+def test_a_kept_imported_disk_is_released_from_its_data_volume_too() -> None:
+    """CDI's claim of an imported disk is owned by its DataVolume, not by the Wukong: only
+    the DataVolume was released, so deleting that leftover DataVolume took the data, and a
+    later Wukong of the same name deleted the claim as its own (review s23 F2)."""
+    cr = wukong()
+    dv = imported_dv("web-1-extra")
+    claim = bound_pvc("web-1-extra", "10Gi")
+    claim["metadata"]["ownerReferences"] = [
+        {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "name": "web-1-extra",
+         "uid": dv["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    ]  # fmt: skip
+    world = replace(running(**{"web-1-extra": claim}), data_volumes={"web-1-extra": dv})
+    old = {
+        "volumes": [{"name": "extra", "pvcName": "web-1-extra", "preserveData": True}],
+        "phase": "Running",
+    }
+    plan = decide(cr, old, world)
+    patched = {a.kind: a.patch for a in plan.actions if isinstance(a, PatchChild)}
+    for kind in ("DataVolume", "PersistentVolumeClaim"):
+        assert patched[kind]["metadata"]["ownerReferences"] == [], kind
+        labels = patched[kind]["metadata"]["labels"]
+        assert labels["vm.novasphere.dev/retained-from"] == "web-1", kind
+        assert labels["vm.novasphere.dev/wukong"] is None, kind
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild)]
+
+
+def test_a_removed_imported_disk_without_preserve_data_leaves_cdis_claim_to_cdi() -> None:
+    """Deleting the DataVolume is enough: the claim goes with it (garbage collector)."""
+    cr = wukong()
+    dv = imported_dv("web-1-extra")
+    claim = bound_pvc("web-1-extra", "10Gi")
+    claim["metadata"]["ownerReferences"] = [
+        {"kind": "DataVolume", "name": "web-1-extra", "uid": dv["metadata"]["uid"]}
+    ]
+    world = replace(running(**{"web-1-extra": claim}), data_volumes={"web-1-extra": dv})
+    old = {
+        "volumes": [{"name": "extra", "pvcName": "web-1-extra", "preserveData": False}],
+        "phase": "Running",
+    }
+    plan = decide(cr, old, world)
+    deleted = [(a.kind, a.name) for a in plan.actions if isinstance(a, DeleteChild)]
+    assert deleted == [("DataVolume", "web-1-extra")]
 
 
 def test_agent_disconnected_means_the_detach_waits() -> None:
