@@ -26,7 +26,6 @@ from wukong.console.output import (
     document,
     listing,
     name_of,
-    patch_text,
     patches_text,
     watch_line,
     widths,
@@ -81,13 +80,6 @@ class Writing:
     def suffix(self) -> str:
         """What to add to a result line."""
         return " (server dry run)" if self.server else ""
-
-
-def _print_patch(io: Console, cr: JsonObj, patch: JsonObj, writing: Writing) -> None:
-    """A client dry run: which object, to stderr; the patch itself, to stdout (so that
-    `-o json | jq` reads the patch alone)."""
-    io.say(f"# PATCH {name_of(cr)} (dry run: nothing sent)")
-    io.out(patch_text(patch, writing.output))
 
 
 async def chosen(target: Target, names: Sequence[str], selector: str | None) -> list[JsonObj]:
@@ -392,8 +384,9 @@ async def attach(
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         if writing.client:
             cr = await target.wukong(name)
-            patch = disks.attach_patch(cr, entry)
-            _print_patch(io, cr, patch, writing)
+            patches = _Patches(io, writing.output, several=False)
+            patches.add(cr, disks.attach_patch(cr, entry))
+            patches.flush()
             return OK
         await _patch_pinned(
             target, name, lambda cr: disks.attach_patch(cr, entry), dry_run=writing.server
@@ -429,9 +422,12 @@ async def detach(
             options = disks.options_patch(cr, plan)
             removal = disks.remove_patch(cr, plan)
             if writing.client:
-                if options is not None:
-                    _print_patch(io, cr, options, writing)
-                _print_patch(io, cr, removal, writing)
+                # Two patches (the options, then the removal) are one document: a List.
+                patches = _Patches(io, writing.output, several=False)
+                for patch in (options, removal):
+                    if patch is not None:
+                        patches.add(cr, patch)
+                patches.flush()
                 return OK
             for patch in (options, removal):
                 if patch is not None:

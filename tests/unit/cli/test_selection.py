@@ -332,3 +332,23 @@ def test_a_missing_name_among_several_writes_nothing(
     assert "wukong nosuch not found in namespace demo" in result.stderr
     both = wukong_cli(server, kubeconfig, monkeypatch, "stop", "t1", "-l", "grp=t")
     assert both.exit_code == 2 and "do not go together" in both.stderr
+
+
+def test_a_client_dry_run_of_detach_prints_its_two_patches_as_one_document(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: `detach --dry-run=client -o json` printed its two patches (the detach options,
+    then the removal) as two bare JSON objects, which no JSON reader takes."""
+    server = FakeApiServer(running("web-1", disks=DATA))
+    args = ("detach", "web-1", "data", "--keep-data", "--dry-run=client")
+    as_json = wukong_cli(server, kubeconfig, monkeypatch, *args, "-o", "json")
+    assert as_json.exit_code == 0, as_json.output
+    listed = json.loads(as_json.stdout)
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")
+    options, removal = listed["items"]
+    assert options["spec"]["disks"][1]["detachOptions"] == {"force": False, "preserveData": True}
+    assert [d["name"] for d in removal["spec"]["disks"]] == ["system"]
+    assert as_json.stderr.count("# PATCH wukong.vm.novasphere.dev/web-1") == 2
+    as_yaml = wukong_cli(server, kubeconfig, monkeypatch, *args, "-o", "yaml")
+    assert list(yaml.safe_load_all(as_yaml.stdout)) == listed["items"]
+    assert server.writes == []
