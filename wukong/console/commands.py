@@ -373,7 +373,7 @@ def delete(
         keep_all=keep_disks,
         keep=kept,
         force=force,
-        ask=lambda wukong: asker(yes, wukong),
+        ask=lambda who: asker(yes, who),
         wait=waiting(wait, timeout),
         selector=selector,
         writing=writing(dry_run, output),

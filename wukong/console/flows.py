@@ -485,9 +485,9 @@ async def delete(
     selector: str | None = None,
     writing: Writing = Writing(),
 ) -> int:
-    """Plan every Wukong first (one that cannot be deleted as asked: nothing is); then for
-    each show the plan, ask (`ask(name)` None: --yes), write deleteOptions, delete; then
-    maybe follow each until gone."""
+    """Plan every Wukong first (one that cannot be deleted as asked: nothing is); show every
+    plan, ask once (`ask(who)` None: --yes), then for each write deleteOptions and delete;
+    then maybe follow each until gone."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
         plans = _plan_each(io, crs, keep_all=keep_all, keep=keep, force=force)
@@ -531,37 +531,41 @@ async def _delete_each(
     writing: Writing,
     failures: _Failures,
 ) -> list[str]:
-    """Show each plan, ask, delete; the names now being deleted (to wait for). A write that
-    fails is said and the others go on; a "no" ends the run and says what was done."""
+    """Show every plan, ask once for all of them (as kubectl asks once for what it lists),
+    delete each; the names now being deleted (to wait for). A write that fails is said and
+    the others go on; a "no" deletes none."""
     patches = _Patches(io, writing.output, several=failures.several)
     deleting: list[str] = []
-    deleted: list[str] = []  # by this command
-    for done, (cr, plan) in enumerate(zip(crs, plans, strict=True)):
-        name = cr["metadata"]["name"]
+    shown: list[tuple[JsonObj, deletion.DeletePlan]] = []
+    for cr, plan in zip(crs, plans, strict=True):
         if plan is None:
             io.say(deletion.already_deleting(cr))
-            deleting.append(name)
-            continue
-        if writing.client:
+            deleting.append(cr["metadata"]["name"])
+        elif writing.client:
             _show_deletion(io, cr, plan, patches)
-            continue
-        for line in plan.lines():
-            io.out(line)
-        confirm = ask(name)
-        if not writing.server and confirm is not None and not confirm(plan.question):
-            raise _not_confirmed(name, len(crs) - done - 1, deleted)
+        else:
+            for line in plan.lines():
+                io.out(line)
+            shown.append((cr, plan))
+    patches.flush()
+    if not shown:
+        return deleting
+    asked = [plan for _, plan in shown]
+    confirm = ask(deletion.subject(asked))
+    if not writing.server and confirm is not None and not confirm(deletion.question(asked)):
+        raise NotConfirmed()
+    for cr, plan in shown:
+        name = cr["metadata"]["name"]
         try:
             await _delete(target, cr, plan, dry_run=writing.server)
         except (CliError, ApiError) as error:
             failures.add(name, error)
             continue
         deleting.append(name)
-        deleted.append(name)
         if writing.server:
             io.out(f"wukong {name} deleted (server dry run)")
         else:
             io.out(f"wukong {name} is being deleted (follow it with: wukong status {name} -w)")
-    patches.flush()
     return deleting
 
 
@@ -573,14 +577,6 @@ def _show_deletion(io: Console, cr: JsonObj, plan: deletion.DeletePlan, patches:
     if (patch := deletion.options_patch(cr, plan)) is not None:
         patches.add(cr, patch)
     io.say(f"wukong {cr['metadata']['name']} would be deleted (client dry run)")
-
-
-def _not_confirmed(name: str, after: int, deleted: Sequence[str]) -> CliError:
-    """A "no": what stays, and what this command already deleted."""
-    if not deleted:
-        return NotConfirmed(name)
-    kept = f"{name} and the {after} after it were" if after else f"{name} was"
-    return CliError(f"not confirmed: {kept} not deleted; being deleted: {', '.join(deleted)}")
 
 
 async def _delete(
@@ -600,11 +596,10 @@ async def _delete(
 
 
 class NotConfirmed(CliError):
-    """The person answered no: this Wukong, and any after it, stay."""
+    """The person answered no: every Wukong shown stays."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self) -> None:
         super().__init__("not confirmed: nothing was deleted")
-        self.name = name
 
 
 def _gone(cr: JsonObj | None) -> bool | None:

@@ -314,8 +314,9 @@ def keep_list(values: list[str] | None) -> list[str]:
     return [part for value in values or [] for part in value.split(",") if part]
 
 
-def asker(yes: bool, name: str, *, terminal: bool | None = None) -> Ask | None:
-    """How `delete` confirms: not at all (--yes), on the terminal, or never (no terminal)."""
+def asker(yes: bool, who: str, *, terminal: bool | None = None) -> Ask | None:
+    """How `delete` confirms the deletion of `who` (`web-1`, `2 Wukongs (t1, t2)`): not at
+    all (--yes), on the terminal, or never (no terminal)."""
     # Without a terminal (CI, pipes) nobody can answer: refuse rather than hang.
     # `terminal` None means: look at stdin.
     if yes:
@@ -327,7 +328,7 @@ def asker(yes: bool, name: str, *, terminal: bool | None = None) -> Ask | None:
         def refuse(_question: str) -> bool:
             """Refuse: nobody can answer."""
             raise CliError(
-                f"refusing to delete {name} without confirmation: stdin is not a terminal; "
+                f"refusing to delete {who} without confirmation: stdin is not a terminal; "
                 "pass --yes"
             )
 
