@@ -19,6 +19,7 @@ from wukong.console.connect import Target, connect
 from wukong.console.describe import describe as describe_page
 from wukong.console.errors import FAILED, OK, CliError, explain
 from wukong.console.follow import CannotWatch, Expired, events, wait_for
+from wukong.console.invocation import Ask, Cluster, Console
 from wukong.console.lifecycle import Outcome, Request, outcome
 from wukong.console.output import (
     DryRun,
@@ -34,26 +35,7 @@ from wukong.console.status import detail
 from wukong.errors import ApiError, Conflict, Forbidden
 
 JsonObj = dict[str, Any]
-Say = Callable[[str], None]
-Ask = Callable[[str], bool]
 OPTIONS_RECORDED_TIMEOUT: Final = 30.0
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """How to reach the cluster, as the user gave it on the command line."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = None
-
-
-@dataclass(frozen=True)
-class Console:
-    """Where output goes: results to `out` (stdout), narration to `say` (stderr)."""
-
-    out: Say
-    say: Say
 
 
 def _now() -> datetime:
@@ -604,52 +586,3 @@ class NotConfirmed(CliError):
 
 def _gone(cr: JsonObj | None) -> bool | None:
     return True if cr is None else None
-
-
-OPERATOR_SELECTOR: Final = "app.kubernetes.io/name=wukong,app.kubernetes.io/component=operator"
-
-
-async def version(cluster: Cluster, io: Console, client_only: bool, output: Output | None) -> int:
-    """The CLI's version; unless `client_only`, the operator's from its Deployments' labels."""
-    from wukong import __version__
-
-    found: JsonObj = {"clientVersion": __version__}
-    code = OK
-    if not client_only:
-        # As kubectl: the client's version whatever happens, then the server's or why not
-        # (exit code 1 when it could not be asked).
-        try:
-            found["operatorVersion"] = await _operator_version(cluster)
-        except CliError as error:
-            found["operatorVersion"] = f"unknown ({error.message})"
-            code = FAILED
-    if output in (Output.JSON, Output.YAML):
-        io.out(document(found, output))
-        return code
-    io.out(f"Client Version: {found['clientVersion']}")
-    if not client_only:
-        io.out(f"Operator Version: {found['operatorVersion']}")
-    return code
-
-
-async def _operator_version(cluster: Cluster) -> str:
-    """`app.kubernetes.io/version` of the operator's Deployments (any namespace), or why
-    not; CliError when the cluster could not be asked."""
-    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        path = api_path("apps", "v1", "deployments")
-        try:
-            answer = await target.kube.request(
-                "GET", path, query={"labelSelector": OPERATOR_SELECTOR}
-            )
-        except Forbidden as error:  # an answer: this user may not read Deployments
-            return f"unknown ({explain(error, target.server)})"
-        except ApiError as error:
-            raise CliError(explain(error, target.server)) from None
-        seen = sorted(
-            {
-                str((d["metadata"].get("labels") or {}).get("app.kubernetes.io/version") or "?")
-                + f" ({d['metadata'].get('namespace')}/{d['metadata']['name']})"
-                for d in answer.get("items") or []
-            }
-        )
-        return ", ".join(seen) or f"not installed (no Deployment labelled {OPERATOR_SELECTOR})"
