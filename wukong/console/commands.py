@@ -2,7 +2,8 @@
 
 Results go to stdout, progress and errors to stderr. Exit codes: 0 done, 1 refused, failed
 or not found, 2 a wrong command line. `flows` (and with it the Kubernetes client) is imported
-inside each command so that `wukong fsm` and `--help` stay fast.
+inside each command that needs it, so that `wukong fsm`, `--help` and `version --client` stay
+fast (tests/unit/cli/test_commands.py checks the last).
 """
 
 from __future__ import annotations
@@ -373,7 +374,7 @@ def delete(
         keep_all=keep_disks,
         keep=kept,
         force=force,
-        ask=lambda wukong: asker(yes, wukong),
+        ask=lambda who: asker(yes, who),
         wait=waiting(wait, timeout),
         selector=selector,
         writing=writing(dry_run, output),
@@ -394,12 +395,12 @@ def version(
     context: Context = None,
 ) -> None:
     """The CLI's version and the operator's (from its Deployment, where you may read it)."""
-    from wukong.console import flows
+    from wukong.console.version import version as versions
 
     if output in (Output.WIDE, Output.NAME):
         fail(usage("version prints json or yaml"))
     cluster = cluster_from(kubeconfig, context, None)
-    run(flows.version(cluster, console(), client, output), writes=False)
+    run(versions(cluster, console(), client, output), writes=False)
 
 
 def _completion_help() -> str:

@@ -69,6 +69,19 @@ class DeletePlan:
         return f"Delete Wukong {self.wukong}?"
 
 
+def subject(plans: Sequence[DeletePlan]) -> str:
+    """Who a confirmation is about: `web-1`, or `2 Wukongs (t1, t2)`."""
+    if len(plans) == 1:
+        return plans[0].wukong
+    return f"{len(plans)} Wukongs ({', '.join(p.wukong for p in plans)})"
+
+
+def question(plans: Sequence[DeletePlan]) -> str:
+    """The one question asked once every plan is shown: `Delete Wukong web-1?`, or
+    `Delete 2 Wukongs (t1, t2)?`."""
+    return plans[0].question if len(plans) == 1 else f"Delete {subject(plans)}?"
+
+
 def _owned_nads(cr: JsonObj) -> tuple[str, ...]:
     name = cr["metadata"]["name"]
     seen = (cr.get("status") or {}).get("networks") or []

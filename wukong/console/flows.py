@@ -19,6 +19,7 @@ from wukong.console.connect import Target, connect
 from wukong.console.describe import describe as describe_page
 from wukong.console.errors import FAILED, OK, CliError, explain
 from wukong.console.follow import CannotWatch, Expired, events, wait_for
+from wukong.console.invocation import Ask, Cluster, Console
 from wukong.console.lifecycle import Outcome, Request, outcome
 from wukong.console.output import (
     DryRun,
@@ -26,7 +27,6 @@ from wukong.console.output import (
     document,
     listing,
     name_of,
-    patch_text,
     patches_text,
     watch_line,
     widths,
@@ -35,26 +35,7 @@ from wukong.console.status import detail
 from wukong.errors import ApiError, Conflict, Forbidden
 
 JsonObj = dict[str, Any]
-Say = Callable[[str], None]
-Ask = Callable[[str], bool]
 OPTIONS_RECORDED_TIMEOUT: Final = 30.0
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """How to reach the cluster, as the user gave it on the command line."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = None
-
-
-@dataclass(frozen=True)
-class Console:
-    """Where output goes: results to `out` (stdout), narration to `say` (stderr)."""
-
-    out: Say
-    say: Say
 
 
 def _now() -> datetime:
@@ -81,13 +62,6 @@ class Writing:
     def suffix(self) -> str:
         """What to add to a result line."""
         return " (server dry run)" if self.server else ""
-
-
-def _print_patch(io: Console, cr: JsonObj, patch: JsonObj, writing: Writing) -> None:
-    """A client dry run: which object, to stderr; the patch itself, to stdout (so that
-    `-o json | jq` reads the patch alone)."""
-    io.say(f"# PATCH {name_of(cr)} (dry run: nothing sent)")
-    io.out(patch_text(patch, writing.output))
 
 
 async def chosen(target: Target, names: Sequence[str], selector: str | None) -> list[JsonObj]:
@@ -392,8 +366,9 @@ async def attach(
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         if writing.client:
             cr = await target.wukong(name)
-            patch = disks.attach_patch(cr, entry)
-            _print_patch(io, cr, patch, writing)
+            patches = _Patches(io, writing.output, several=False)
+            patches.add(cr, disks.attach_patch(cr, entry))
+            patches.flush()
             return OK
         await _patch_pinned(
             target, name, lambda cr: disks.attach_patch(cr, entry), dry_run=writing.server
@@ -429,9 +404,12 @@ async def detach(
             options = disks.options_patch(cr, plan)
             removal = disks.remove_patch(cr, plan)
             if writing.client:
-                if options is not None:
-                    _print_patch(io, cr, options, writing)
-                _print_patch(io, cr, removal, writing)
+                # Two patches (the options, then the removal) are one document: a List.
+                patches = _Patches(io, writing.output, several=False)
+                for patch in (options, removal):
+                    if patch is not None:
+                        patches.add(cr, patch)
+                patches.flush()
                 return OK
             for patch in (options, removal):
                 if patch is not None:
@@ -489,9 +467,9 @@ async def delete(
     selector: str | None = None,
     writing: Writing = Writing(),
 ) -> int:
-    """Plan every Wukong first (one that cannot be deleted as asked: nothing is); then for
-    each show the plan, ask (`ask(name)` None: --yes), write deleteOptions, delete; then
-    maybe follow each until gone."""
+    """Plan every Wukong first (one that cannot be deleted as asked: nothing is); show every
+    plan, ask once (`ask(who)` None: --yes), then for each write deleteOptions and delete;
+    then maybe follow each until gone."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
         plans = _plan_each(io, crs, keep_all=keep_all, keep=keep, force=force)
@@ -535,37 +513,41 @@ async def _delete_each(
     writing: Writing,
     failures: _Failures,
 ) -> list[str]:
-    """Show each plan, ask, delete; the names now being deleted (to wait for). A write that
-    fails is said and the others go on; a "no" ends the run and says what was done."""
+    """Show every plan, ask once for all of them (as kubectl asks once for what it lists),
+    delete each; the names now being deleted (to wait for). A write that fails is said and
+    the others go on; a "no" deletes none."""
     patches = _Patches(io, writing.output, several=failures.several)
     deleting: list[str] = []
-    deleted: list[str] = []  # by this command
-    for done, (cr, plan) in enumerate(zip(crs, plans, strict=True)):
-        name = cr["metadata"]["name"]
+    shown: list[tuple[JsonObj, deletion.DeletePlan]] = []
+    for cr, plan in zip(crs, plans, strict=True):
         if plan is None:
             io.say(deletion.already_deleting(cr))
-            deleting.append(name)
-            continue
-        if writing.client:
+            deleting.append(cr["metadata"]["name"])
+        elif writing.client:
             _show_deletion(io, cr, plan, patches)
-            continue
-        for line in plan.lines():
-            io.out(line)
-        confirm = ask(name)
-        if not writing.server and confirm is not None and not confirm(plan.question):
-            raise _not_confirmed(name, len(crs) - done - 1, deleted)
+        else:
+            for line in plan.lines():
+                io.out(line)
+            shown.append((cr, plan))
+    patches.flush()
+    if not shown:
+        return deleting
+    asked = [plan for _, plan in shown]
+    confirm = ask(deletion.subject(asked))
+    if not writing.server and confirm is not None and not confirm(deletion.question(asked)):
+        raise NotConfirmed()
+    for cr, plan in shown:
+        name = cr["metadata"]["name"]
         try:
             await _delete(target, cr, plan, dry_run=writing.server)
         except (CliError, ApiError) as error:
             failures.add(name, error)
             continue
         deleting.append(name)
-        deleted.append(name)
         if writing.server:
             io.out(f"wukong {name} deleted (server dry run)")
         else:
             io.out(f"wukong {name} is being deleted (follow it with: wukong status {name} -w)")
-    patches.flush()
     return deleting
 
 
@@ -577,14 +559,6 @@ def _show_deletion(io: Console, cr: JsonObj, plan: deletion.DeletePlan, patches:
     if (patch := deletion.options_patch(cr, plan)) is not None:
         patches.add(cr, patch)
     io.say(f"wukong {cr['metadata']['name']} would be deleted (client dry run)")
-
-
-def _not_confirmed(name: str, after: int, deleted: Sequence[str]) -> CliError:
-    """A "no": what stays, and what this command already deleted."""
-    if not deleted:
-        return NotConfirmed(name)
-    kept = f"{name} and the {after} after it were" if after else f"{name} was"
-    return CliError(f"not confirmed: {kept} not deleted; being deleted: {', '.join(deleted)}")
 
 
 async def _delete(
@@ -604,61 +578,11 @@ async def _delete(
 
 
 class NotConfirmed(CliError):
-    """The person answered no: this Wukong, and any after it, stay."""
+    """The person answered no: every Wukong shown stays."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self) -> None:
         super().__init__("not confirmed: nothing was deleted")
-        self.name = name
 
 
 def _gone(cr: JsonObj | None) -> bool | None:
     return True if cr is None else None
-
-
-OPERATOR_SELECTOR: Final = "app.kubernetes.io/name=wukong,app.kubernetes.io/component=operator"
-
-
-async def version(cluster: Cluster, io: Console, client_only: bool, output: Output | None) -> int:
-    """The CLI's version; unless `client_only`, the operator's from its Deployments' labels."""
-    from wukong import __version__
-
-    found: JsonObj = {"clientVersion": __version__}
-    code = OK
-    if not client_only:
-        # As kubectl: the client's version whatever happens, then the server's or why not
-        # (exit code 1 when it could not be asked).
-        try:
-            found["operatorVersion"] = await _operator_version(cluster)
-        except CliError as error:
-            found["operatorVersion"] = f"unknown ({error.message})"
-            code = FAILED
-    if output in (Output.JSON, Output.YAML):
-        io.out(document(found, output))
-        return code
-    io.out(f"Client Version: {found['clientVersion']}")
-    if not client_only:
-        io.out(f"Operator Version: {found['operatorVersion']}")
-    return code
-
-
-async def _operator_version(cluster: Cluster) -> str:
-    """`app.kubernetes.io/version` of the operator's Deployments (any namespace), or why
-    not; CliError when the cluster could not be asked."""
-    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        path = api_path("apps", "v1", "deployments")
-        try:
-            answer = await target.kube.request(
-                "GET", path, query={"labelSelector": OPERATOR_SELECTOR}
-            )
-        except Forbidden as error:  # an answer: this user may not read Deployments
-            return f"unknown ({explain(error, target.server)})"
-        except ApiError as error:
-            raise CliError(explain(error, target.server)) from None
-        seen = sorted(
-            {
-                str((d["metadata"].get("labels") or {}).get("app.kubernetes.io/version") or "?")
-                + f" ({d['metadata'].get('namespace')}/{d['metadata']['name']})"
-                for d in answer.get("items") or []
-            }
-        )
-        return ", ".join(seen) or f"not installed (no Deployment labelled {OPERATOR_SELECTOR})"

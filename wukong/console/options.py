@@ -19,10 +19,11 @@ from wukong.api.durations import format_duration, parse_duration
 from wukong.api.names import MAX_LABEL_VALUE, MAX_WUKONG_NAME
 from wukong.api.spec import MAX_GRACE_PERIOD_SECONDS
 from wukong.console.errors import CliError, usage
+from wukong.console.invocation import Ask, Cluster, Console
 from wukong.console.output import DryRun, Output
 
 if TYPE_CHECKING:
-    from wukong.console.flows import Ask, Cluster, Console, Writing
+    from wukong.console.flows import Writing
 
 # Help as kubectl prints it: plain text, no boxes, -h and --help; a bug's traceback is plain
 # too (bad input never reaches one: it is an `error:` line).
@@ -274,15 +275,11 @@ def completion_script(shell: str) -> str:
 
 def cluster_from(kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
     """The cluster as the flags name it."""
-    from wukong.console.flows import Cluster
-
     return Cluster(kubeconfig, context, namespace)
 
 
 def console() -> Console:
     """Results to stdout, narration to stderr."""
-    from wukong.console.flows import Console
-
     return Console(out=typer.echo, say=lambda line: typer.echo(line, err=True))
 
 
@@ -314,8 +311,9 @@ def keep_list(values: list[str] | None) -> list[str]:
     return [part for value in values or [] for part in value.split(",") if part]
 
 
-def asker(yes: bool, name: str, *, terminal: bool | None = None) -> Ask | None:
-    """How `delete` confirms: not at all (--yes), on the terminal, or never (no terminal)."""
+def asker(yes: bool, who: str, *, terminal: bool | None = None) -> Ask | None:
+    """How `delete` confirms the deletion of `who` (`web-1`, `2 Wukongs (t1, t2)`): not at
+    all (--yes), on the terminal, or never (no terminal)."""
     # Without a terminal (CI, pipes) nobody can answer: refuse rather than hang.
     # `terminal` None means: look at stdin.
     if yes:
@@ -327,7 +325,7 @@ def asker(yes: bool, name: str, *, terminal: bool | None = None) -> Ask | None:
         def refuse(_question: str) -> bool:
             """Refuse: nobody can answer."""
             raise CliError(
-                f"refusing to delete {name} without confirmation: stdin is not a terminal; "
+                f"refusing to delete {who} without confirmation: stdin is not a terminal; "
                 "pass --yes"
             )
 

@@ -20,7 +20,7 @@ import aiohttp
 from wukong.api import names
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
-from wukong.console.flows import Cluster, Console
+from wukong.console.invocation import Cluster, Console
 from wukong.errors import ApiError
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence

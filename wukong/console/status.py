@@ -44,8 +44,30 @@ def disks_cell(cr: JsonObj) -> str:
     return f"{count} ({', '.join(busy)})" if busy else str(count)
 
 
+def _migration_answer(cr: JsonObj) -> JsonObj | None:
+    """status.migration when the spec's request is a migrate: the operator answers a migrate
+    there, and leaves lifecycleState with the request before it."""
+    asked = ((cr.get("spec") or {}).get("lifecycleAction") or {}).get("action")
+    migration = _status(cr).get("migration") or {}
+    return migration if asked == "migrate" and migration else None
+
+
+def _migration_cell(migration: JsonObj, now: datetime) -> str:
+    """'migrate Running 30s', 'migrate Succeeded 2m', 'migrate Refused 5s'."""
+    refused = bool(migration.get("refusal"))
+    state = "Refused" if refused else migration.get("result") or migration.get("phase")
+    # Refused while an earlier migration runs: startedAt is that one's, not the refusal's.
+    late = refused and migration.get("result") != "Refused"
+    when = NONE if late else age(migration.get("startedAt"), now)
+    return " ".join(str(p) for p in ("migrate", state or "Pending", when) if p != NONE)
+
+
 def last_action_cell(cr: JsonObj, now: datetime) -> str:
-    """'stop Done 2m', or 'Refused' (a refusal keeps the previous action's name)."""
+    """'stop Done 2m', 'migrate Running 30s', or 'Refused' (a refused lifecycle request keeps
+    the previous action's name; a migrate is answered apart, so its refusal names it)."""
+    migration = _migration_answer(cr)
+    if migration is not None:
+        return _migration_cell(migration, now)
     life = _status(cr).get("lifecycleState") or {}
     state = life.get("state")
     if not state:
@@ -93,11 +115,16 @@ def _field(label: str, value: object) -> str:
 
 
 def _lifecycle(cr: JsonObj, now: datetime) -> str:
-    life = _status(cr).get("lifecycleState") or {}
-    if not life.get("state"):
-        return NONE
+    migration = _migration_answer(cr)
+    if migration is not None:
+        message = migration.get("refusal") or migration.get("message")
+    else:
+        life = _status(cr).get("lifecycleState") or {}
+        if not life.get("state"):
+            return NONE
+        message = life.get("message")
     text = last_action_cell(cr, now)
-    return f"{text}: {life['message']}" if life.get("message") else text
+    return f"{text}: {message}" if message else text
 
 
 def _deletion(cr: JsonObj) -> list[str]:

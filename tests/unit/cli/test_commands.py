@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from wukong import __version__
 from wukong.cli import app
 from wukong.console.errors import CliError
 from wukong.console.options import asker, keep_list
@@ -86,3 +90,33 @@ def test_delete_never_waits_for_an_answer_nobody_can_give() -> None:
     assert ask is not None
     with pytest.raises(CliError, match="stdin is not a terminal; pass --yes"):
         ask("Delete Wukong web-1?")
+
+
+# The CLI as a person runs it, in a fresh interpreter: which modules `version --client` loads.
+VERSION_PROBE = """
+import json, sys
+sys.argv = ["wukong", "version", "--client", "-o", "json"]
+from wukong import _lazy_kube
+from wukong.cli import main
+try:
+    main()
+except SystemExit as done:
+    assert done.code == 0, done.code
+# The lazy packages `wukong` registers (wukong/_lazy_kube.py) are names, nothing loaded.
+loaded = [
+    m for m in sys.modules
+    if m.split(".")[0] in ("kubernetes_asyncio", "aiohttp") and m not in _lazy_kube.PACKAGES
+]
+print(json.dumps(loaded))
+"""
+
+
+def test_version_client_loads_no_kubernetes_client() -> None:
+    """Review: `wukong version --client` asks nothing of a cluster, yet imported
+    kubernetes_asyncio and aiohttp (about a second); it should print at once."""
+    done = subprocess.run(
+        [sys.executable, "-c", VERSION_PROBE], capture_output=True, text=True, check=True
+    )
+    version, loaded = done.stdout.rsplit("\n", 2)[:2]
+    assert json.loads(loaded) == []
+    assert json.loads(version)["clientVersion"] == __version__

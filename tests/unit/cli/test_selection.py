@@ -17,6 +17,7 @@ from tests.unit.cli.objects import IMAGE, running, wukong
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.cli import app
+from wukong.console import commands, options
 from wukong.console.output import Output, patches_text
 from wukong.errors import ApiError, Forbidden, NotFound
 
@@ -332,3 +333,75 @@ def test_a_missing_name_among_several_writes_nothing(
     assert "wukong nosuch not found in namespace demo" in result.stderr
     both = wukong_cli(server, kubeconfig, monkeypatch, "stop", "t1", "-l", "grp=t")
     assert both.exit_code == 2 and "do not go together" in both.stderr
+
+
+def test_a_client_dry_run_of_detach_prints_its_two_patches_as_one_document(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: `detach --dry-run=client -o json` printed its two patches (the detach options,
+    then the removal) as two bare JSON objects, which no JSON reader takes."""
+    server = FakeApiServer(running("web-1", disks=DATA))
+    args = ("detach", "web-1", "data", "--keep-data", "--dry-run=client")
+    as_json = wukong_cli(server, kubeconfig, monkeypatch, *args, "-o", "json")
+    assert as_json.exit_code == 0, as_json.output
+    listed = json.loads(as_json.stdout)
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")
+    options, removal = listed["items"]
+    assert options["spec"]["disks"][1]["detachOptions"] == {"force": False, "preserveData": True}
+    assert [d["name"] for d in removal["spec"]["disks"]] == ["system"]
+    assert as_json.stderr.count("# PATCH wukong.vm.novasphere.dev/web-1") == 2
+    as_yaml = wukong_cli(server, kubeconfig, monkeypatch, *args, "-o", "yaml")
+    assert list(yaml.safe_load_all(as_yaml.stdout)) == listed["items"]
+    assert server.writes == []
+
+
+def on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`delete` asks as on a terminal (CliRunner's stdin is not one); `input` answers."""
+    monkeypatch.setattr(
+        commands, "asker", lambda yes, what: options.asker(yes, what, terminal=True)
+    )
+
+
+def test_delete_over_a_selection_shows_every_plan_then_asks_once(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: `delete -l` asked `Delete Wukong NAME?` once per Wukong, each after its own
+    plan. As kubectl: every plan (what goes, what stays), one question, then every delete."""
+    server = FakeApiServer(running("t1"), running("t2"), running("t3"))
+    on_a_terminal(monkeypatch)
+    monkeypatch.setattr(Kube, "request", server.request)
+    where = ["-n", "demo", "--kubeconfig", kubeconfig]
+    no = CliRunner().invoke(app, ["delete", "-l", "grp=t", *where], input="n\n")
+    assert no.exit_code == 1, no.output
+    assert no.stderr.count("[y/N]") == 1
+    assert "Delete 3 Wukongs (t1, t2, t3)? [y/N]" in no.stderr
+    assert "error: not confirmed: nothing was deleted" in no.stderr
+    assert server.writes == []
+    yes = CliRunner().invoke(app, ["delete", "t1", "t2", *where], input="y\n")
+    assert yes.exit_code == 0, yes.output
+    assert yes.stderr.count("[y/N]") == 1
+    lines = yes.stdout.splitlines()
+    plans_end = lines.index("  delete  VirtualMachine t2-vm (graceful stop, up to 60s)")
+    assert lines[0] == "Deleting Wukong t1 in namespace demo:"
+    assert "Deleting Wukong t2 in namespace demo:" in lines[:plans_end]
+    assert all("is being deleted" not in line for line in lines[:plans_end])
+    assert lines[-2:] == [
+        "wukong t1 is being deleted (follow it with: wukong status t1 -w)",
+        "wukong t2 is being deleted (follow it with: wukong status t2 -w)",
+    ]
+    assert server.writes == [("DELETE", "t1"), ("DELETE", "t2")]
+
+
+def test_delete_over_a_selection_without_a_terminal_refuses_once_and_deletes_nothing(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(running("t1"), running("t2"))
+    result = wukong_cli(server, kubeconfig, monkeypatch, "delete", "-l", "grp=t")
+    assert result.exit_code == 1, result.output
+    assert server.writes == []
+    assert "Deleting Wukong t1 in namespace demo:" in result.stdout
+    assert "Deleting Wukong t2 in namespace demo:" in result.stdout
+    assert result.stderr == (
+        "error: refusing to delete 2 Wukongs (t1, t2) without confirmation: stdin is not a "
+        "terminal; pass --yes\n"
+    )

@@ -87,6 +87,76 @@ def test_last_action_column(life: dict[str, str], shown: str) -> None:
     assert summary_row(cr, NOW)[-1] == shown
 
 
+MIGRATE = {"action": "migrate", "requestedAt": "2026-05-01T11:59:00.000000Z"}
+STOP_DONE = {"state": "Done", "lastAction": "stop", "lastActionTime": "2026-05-01T10:00:00Z"}
+REFUSED = "migrate needs a running VM: web-1 is not running (VMI phase: none)"
+
+
+@pytest.mark.parametrize(
+    ("migration", "shown"),
+    [
+        pytest.param(
+            {"name": "m", "phase": "Running", "startedAt": "2026-05-01T11:59:30Z"},
+            "migrate Running 30s",
+            id="in-flight",
+        ),
+        pytest.param(
+            {"name": "m", "phase": "Succeeded", "result": "Succeeded",
+             "startedAt": "2026-05-01T11:58:00Z"},
+            "migrate Succeeded 2m",
+            id="succeeded",
+        ),
+        pytest.param(
+            {"result": "Refused", "refusal": REFUSED, "startedAt": "2026-05-01T11:59:55Z"},
+            "migrate Refused 5s",
+            id="refused",
+        ),
+        # Refused while an earlier migration runs: its startedAt is that one's, not the
+        # refusal's.
+        pytest.param(
+            {"name": "m", "phase": "Running", "refusal": "already running",
+             "startedAt": "2026-05-01T11:00:00Z"},
+            "migrate Refused",
+            id="refused-while-one-runs",
+        ),
+    ],
+)  # fmt: skip
+def test_last_action_column_shows_a_migration(migration: dict[str, str], shown: str) -> None:
+    """Review: a migrate is answered in status.migration, not status.lifecycleState, and the
+    column went on showing the request before it ("stop Done 2h")."""
+    cr = running()
+    cr["spec"]["lifecycleAction"] = MIGRATE
+    cr["status"]["lifecycleState"] = STOP_DONE
+    cr["status"]["migration"] = {"requestId": "abc", **migration}
+    assert summary_row(cr, NOW)[-1] == shown
+
+
+def test_a_lifecycle_request_after_a_migration_takes_the_column_back() -> None:
+    cr = running()
+    cr["spec"]["lifecycleAction"] = {"action": "stop", "requestedAt": "2026-05-01T10:00:00Z"}
+    cr["status"]["lifecycleState"] = STOP_DONE
+    cr["status"]["migration"] = {"name": "m", "result": "Succeeded", "phase": "Succeeded"}
+    assert summary_row(cr, NOW)[-1] == "stop Done 2h"
+
+
+def test_detail_names_a_migration_as_the_last_action() -> None:
+    cr = running()
+    cr["spec"]["lifecycleAction"] = MIGRATE
+    cr["status"]["lifecycleState"] = {**STOP_DONE, "message": "stop done"}
+    cr["status"]["migration"] = {
+        "name": "web-1-migrate-abc",
+        "phase": "Succeeded",
+        "result": "Succeeded",
+        "sourceNode": "node-1",
+        "targetNode": "node-2",
+        "message": "migrated from node-1 to node-2",
+        "startedAt": "2026-05-01T11:58:00Z",
+    }
+    text = detail(cr, NOW)
+    assert "Last action:  migrate Succeeded 2m: migrated from node-1 to node-2" in text
+    assert "Migration:    web-1-migrate-abc Succeeded node-1 → node-2" in text
+
+
 def test_a_wukong_being_deleted_says_so_in_the_phase_column() -> None:
     cr = running()
     cr["metadata"]["deletionTimestamp"] = "2026-05-01T11:59:00Z"
