@@ -146,6 +146,32 @@ async def test_a_kept_disk_goes_back_to_its_own_wukong_and_disk_only(
     assert names.LABEL_RETAINED_FROM not in again["metadata"]["labels"]
 
 
+async def test_a_kept_imported_disk_goes_back_to_its_wukong(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Review s23 F4: the system disk is usually imported, and a kept one was never taken
+    back: its claim was adopted away from its DataVolume, CDI took it for someone else's,
+    and the Wukong stayed Creating for good."""
+    system = {"name": "system", "size": "1Gi", "image": IMAGE}
+    spec = {"disks": [system], "deleteOptions": {"preserveDisks": True}}
+    await create(k, "wukong", namespace, wukong("del-4", **spec))
+    await wait_phase(k, namespace, "del-4", "Running", within=30)
+    kept = await get(k, "pvc", namespace, "del-4-system")
+    assert kept is not None
+    await k.delete(path("wukong", namespace, "del-4"))
+    await eventually(lambda: gone(k, "wukong", namespace, "del-4"), timeout=30)
+    await create(k, "wukong", namespace, wukong("del-4", disks=[system]))
+    await wait_phase(k, namespace, "del-4", "Running", within=30)
+    again = await get(k, "pvc", namespace, "del-4-system")
+    assert again is not None and again["metadata"]["uid"] == kept["metadata"]["uid"]
+    (owner,) = again["metadata"]["ownerReferences"]
+    dv = await get(k, "dv", namespace, "del-4-system")
+    assert dv is not None and (owner["kind"], owner["uid"]) == ("DataVolume", dv["metadata"]["uid"])
+    cr = await get(k, "wukong", namespace, "del-4")
+    assert cr is not None
+    assert [r["uid"] for r in dv["metadata"]["ownerReferences"]] == [cr["metadata"]["uid"]]
+
+
 async def test_force_delete_releases_at_once_and_still_keeps_disks(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

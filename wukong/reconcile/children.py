@@ -114,11 +114,25 @@ def kept_for(obj: JsonObj, wukong: str, disk: str) -> bool:
     )
 
 
-def adopt_patch(cr: Wukong, disk: str) -> JsonObj:
-    """Make a retained disk this Wukong's again: owner, labels, no retained-from."""
+def data_volume_reference(dv: JsonObj) -> JsonObj:
+    """The controller ownerReference CDI gives the claim of its DataVolume `dv`."""
+    meta = dv.get("metadata", {})
+    return {
+        "apiVersion": f"{names.CDI_GROUP}/{names.CDI_VERSION}",
+        "kind": "DataVolume",
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def adopt_patch(cr: Wukong, disk: str, owner: JsonObj | None = None) -> JsonObj:
+    """Make a retained disk this Wukong's again: owner (the Wukong unless `owner` says
+    otherwise), labels, no retained-from."""
     return {
         "metadata": {
-            "ownerReferences": [owner_reference(cr)],
+            "ownerReferences": [owner if owner is not None else owner_reference(cr)],
             "labels": labels(cr)
             | {
                 names.LABEL_DISK: disk,

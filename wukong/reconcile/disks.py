@@ -32,6 +32,7 @@ from wukong.reconcile.actions import (
 from wukong.reconcile.children import (
     adopt_patch,
     child_metadata,
+    data_volume_reference,
     kept_for,
     owned_by,
     retained,
@@ -314,8 +315,18 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
         ("DataVolume", dv),
         ("PersistentVolumeClaim", pvc),
     )
+    # An imported disk's claim goes back under its DataVolume, as CDI made it: CDI takes a
+    # claim its DataVolume does not control for someone else's and never reports the
+    # DataVolume done again, so the Wukong stayed Creating for good (review s23 F4).
+    ours = dv is not None and (owned_by(dv, uid) or kept_for(dv, cr.metadata.name, disk.name))
+    claim_owner = data_volume_reference(dv) if dv is not None and ours else None
     adopt: list[Action] = [
-        PatchChild(kind, claim, adopt_patch(cr, disk.name), "adopt a retained disk")
+        PatchChild(
+            kind,
+            claim,
+            adopt_patch(cr, disk.name, claim_owner if kind == "PersistentVolumeClaim" else None),
+            "adopt a retained disk",
+        )
         for kind, obj in pairs
         if obj is not None and kept_for(obj, cr.metadata.name, disk.name)
     ]

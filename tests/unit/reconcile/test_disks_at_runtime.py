@@ -256,3 +256,28 @@ def test_a_disk_kept_from_another_wukong_is_not_adopted_for_its_claim_name() -> 
     [bound] = [c for c in plan.status["conditions"] if c["type"] == "VolumesBound"]
     assert bound["reason"] == "ClaimConflict"
     assert "'web-1-logs' is a disk kept from Wukong 'web' (its disk '1-logs')" in bound["message"]
+
+
+def test_a_kept_imported_disk_goes_back_under_its_data_volume() -> None:
+    """Review s23 F4: CDI takes a claim its DataVolume does not control for someone else's.
+    The claim was adopted by the Wukong, the DataVolume never finished again, and the Wukong
+    stayed Creating for good."""
+    extra = {"name": "extra", "size": "10Gi", "image": "docker://quay.io/containerdisks/x:1"}
+    cr = wukong(disks=_disks(extra))
+    dv = imported_dv("web-1-extra")
+    dv["metadata"]["ownerReferences"] = []
+    dv["metadata"]["labels"] = _kept("web-1-extra", "web-1", "extra")["metadata"]["labels"]
+    world = replace(
+        running(**{"web-1-extra": _kept("web-1-extra", "web-1", "extra")}),
+        data_volumes={**running().data_volumes, "web-1-extra": dv},
+    )
+    plan = decide(cr, {"phase": "Running"}, world)
+    owners = {
+        a.kind: a.patch["metadata"]["ownerReferences"]
+        for a in plan.actions
+        if isinstance(a, PatchChild) and "adopt" in a.why
+    }
+    assert [(r["kind"], r["uid"]) for r in owners["PersistentVolumeClaim"]] == [
+        ("DataVolume", "web-1-extra-uid")
+    ]
+    assert [r["kind"] for r in owners["DataVolume"]] == ["Wukong"]
