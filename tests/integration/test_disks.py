@@ -23,6 +23,7 @@ from tests.integration.scenario import (
     wait_for,
     wait_phase,
     wukong,
+    wukong_events,
 )
 from wukong.adapters.kube import Kube
 from wukong.api import names
@@ -359,3 +360,44 @@ async def test_63_character_disk_names_boot_and_hot_plug_with_distinct_serials(
     assert len(set(serials)) == 2 and all(len(s) <= 36 for s in serials), serials
     [call] = calls(sim, "addvolume")
     assert call.body["disk"]["serial"] == devices[plugged]["serial"]
+
+
+async def test_a_disk_removed_in_edits_the_operator_did_not_see_is_kept(
+    k: Kube, namespace: str, operator_kubeconfig: Path, sim: Simulator
+) -> None:
+    """Review s23 F3: `detachOptions.preserveData` set, then the disk removed, while the
+    operator was down (or two Git commits synced at once): the options lived in the removed
+    entry, and the claim was deleted by the options of the generation before."""
+    first = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    first.start()
+    try:
+        await create(k, "wukong", namespace, wukong("hp-10", disks=[SYSTEM]))
+        await wait_phase(k, namespace, "hp-10", "Running", within=40)
+        await patch_spec(k, namespace, "hp-10", {"disks": [SYSTEM, disk("data")]})
+        await wait_for(
+            k, namespace, "hp-10", lambda c: volume(c, "data").get("attached"), within=40
+        )
+    finally:
+        first.kill()
+    claim = await get(k, "pvc", namespace, "hp-10-data")
+    assert claim is not None
+    keep = disk("data", detachOptions={"preserveData": True, "force": True})
+    await patch_spec(k, namespace, "hp-10", {"disks": [SYSTEM, keep]})
+    await patch_spec(k, namespace, "hp-10", {"disks": [SYSTEM]})
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.start()
+    try:
+        warned = await eventually(
+            lambda: wukong_events(k, namespace, "DetachOptionsUnknown"),
+            timeout=40,
+            message="a Warning that the removed disk is kept",
+        )
+        await wait_for(
+            k, namespace, "hp-10", lambda c: not volume(c, "data"), within=40, what="detach ended"
+        )
+    finally:
+        second.terminate()
+    assert "hp-10-data" in warned[0]["message"]
+    pvc = await get(k, "pvc", namespace, "hp-10-data")
+    assert pvc is not None and pvc["metadata"]["uid"] == claim["metadata"]["uid"]
+    assert pvc["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "hp-10"

@@ -150,6 +150,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     else:
         valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
     nets = plan_networks(cr, seen) if not problems else None
+    status, unknown = _keep_when_unseen(cr, status)
+    plan.actions += unknown
     old_volumes = {v.name: v for v in status.volumes}
     disks = plan_disks(cr, seen, old_volumes) if not problems and nets and nets.ready else None
     ready = bool(nets and nets.ready and disks and disks.ready)
@@ -299,6 +301,40 @@ def _volumes(disks: DiskPlan | None, status: WukongStatus, seen: Observed) -> li
     if disks is None:
         return list(status.volumes)
     return attach_state(_with_detaching(disks.volumes, status, seen), seen)
+
+
+def _keep_when_unseen(cr: Wukong, status: WukongStatus) -> tuple[WukongStatus, list[Action]]:
+    """Disks that left the spec in a generation the operator never saw (two edits while it
+    was down or busy, two Git commits synced at once): the detach options in force when they
+    left are unknown, since they live in the entry that was removed. When in doubt, keep
+    (review s23 F3): their status entry says preserveData, and a Warning says why."""
+    last = status.observed_generation
+    if last is None or cr.metadata.generation - last < 2:
+        return status, []
+    in_spec = {d.name for d in cr.spec.disks}
+    doubtful = [
+        v.name
+        for v in status.volumes
+        if v.name not in in_spec and v.phase != "Detaching" and not v.preserve_data
+    ]
+    if not doubtful:
+        return status, []
+    volumes = [
+        v.model_copy(update={"preserve_data": True}) if v.name in doubtful else v
+        for v in status.volumes
+    ]
+    warnings: list[Action] = [
+        Emit(
+            "Warning",
+            "DetachOptionsUnknown",
+            f"disk '{name}' left the spec in an edit the operator did not see (generation "
+            f"{last} to {cr.metadata.generation}): its data is kept whatever its detachOptions "
+            f"said; delete claim {names.disk_claim_name(cr.metadata.name, name)} by hand if "
+            "it is not wanted",
+        )
+        for name in doubtful
+    ]
+    return status.model_copy(update={"volumes": volumes}), warnings
 
 
 def _with_detaching(

@@ -39,6 +39,8 @@ from wukong.reconcile.disks import (
 from wukong.reconcile.observed import Observed
 
 # The guest agent cannot be watched: a detach waiting on it asks again this often.
+RELEASE_CONFIRM_SECONDS = 1.0
+"""A pass this soon after keeping a detached disk, to see it released and say so."""
 GUEST_RECHECK_SECONDS = 5.0
 
 
@@ -49,12 +51,17 @@ class HotplugPlan:
     actions: tuple[Action, ...]
     conditions: tuple[Cond, ...]
     needs_guest_check: bool = False
+    released: bool = False
 
     @property
     def requeue_after(self) -> float | None:
-        """When to ask the guest again: while a detach waits for it."""
+        """When to ask the guest again: while a detach waits for it. And soon after a
+        detached disk was kept: releasing it removes the label that maps its claim's watch
+        events to this Wukong, so no event would end its `Detaching` entry."""
         waiting = any(c.reason in ("DiskInUse", "DiskCheckUnavailable") for c in self.conditions)
-        return GUEST_RECHECK_SECONDS if waiting else None
+        if waiting:
+            return GUEST_RECHECK_SECONDS
+        return RELEASE_CONFIRM_SECONDS if self.released else None
 
 
 def requested_volumes(vm: JsonObj | None) -> tuple[set[str], set[str]]:
@@ -226,5 +233,6 @@ def plan_hotplug(
         actions += detach.actions
         conds += detach.conditions
         ask = detach.needs_guest_check
-    actions += _cleanup(cr, seen, old_volumes)
-    return HotplugPlan(tuple(actions), tuple(conds), ask)
+    cleanup = _cleanup(cr, seen, old_volumes)
+    released = any(isinstance(a, PatchChild) for a in cleanup)
+    return HotplugPlan(tuple(actions + cleanup), tuple(conds), ask, released)

@@ -17,6 +17,7 @@ from tests.unit.reconcile.world import (
 from wukong.reconcile.actions import (
     AddVolume,
     DeleteChild,
+    Emit,
     ExpandDisk,
     PatchChild,
     RemoveVolume,
@@ -281,3 +282,50 @@ def test_a_kept_imported_disk_goes_back_under_its_data_volume() -> None:
         ("DataVolume", "web-1-extra-uid")
     ]
     assert [r["kind"] for r in owners["DataVolume"]] == ["Wukong"]
+
+
+def _removed_logs(generation: int, observed: int) -> Any:
+    base = wukong()  # logs is no longer in the spec
+    meta = base.metadata.model_copy(update={"generation": generation})
+    cr = base.model_copy(update={"metadata": meta})
+    world = running(**{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    old = {
+        "volumes": [{"name": "logs", "pvcName": "web-1-logs", "preserveData": False}],
+        "phase": "Running",
+        "observedGeneration": observed,
+    }
+    return decide(cr, old, world)
+
+
+def test_a_disk_removed_in_an_unseen_generation_is_kept_with_a_warning() -> None:
+    """Review s23 F3: preserveData set and the disk removed in two edits the operator did not
+    see one by one (it was down; two Git commits synced at once). The options live in the
+    removed entry, so the claim was deleted by the options of the generation before."""
+    plan = _removed_logs(generation=7, observed=5)
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild)]
+    kept = next(a for a in plan.actions if isinstance(a, PatchChild) and a.name == "web-1-logs")
+    assert kept.patch["metadata"]["labels"]["vm.novasphere.dev/retained-from"] == "web-1"
+    [warning] = [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert warning.reason == "DetachOptionsUnknown" and "web-1-logs" in warning.message
+    # The next pass (the generation seen now) goes on keeping it.
+    [logs] = [v for v in plan.status["volumes"] if v["name"] == "logs"]
+    assert logs["preserveData"] is True
+
+
+def test_a_disk_removed_in_the_next_generation_follows_its_options() -> None:
+    plan = _removed_logs(generation=6, observed=5)
+    assert DeleteChild("PersistentVolumeClaim", "web-1-logs", "web-1-logs-uid") in plan.actions
+    assert not [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+
+
+def test_keeping_a_detached_disk_asks_for_a_pass_to_see_it_released() -> None:
+    """The release removes the label that maps the claim's watch events to the Wukong: no
+    event came after it, and the disk stayed `Detaching` in status for good."""
+    cr = wukong()
+    world = running(**{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    old = {
+        "volumes": [{"name": "logs", "pvcName": "web-1-logs", "preserveData": True}],
+        "phase": "Running",
+    }
+    plan = decide(cr, old, world)
+    assert plan.requeue_after is not None and plan.requeue_after <= 1.0
