@@ -366,7 +366,9 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
     """Decide the step and its actions."""
     now = seen.now
     old = status.deletion or DeletionStatus()
-    keep = kept_disks(cr, status)
+    # Only ever more: a spec edit during the deletion (a GitOps revert of `delete --keep`'s
+    # patch) must not take back a keep already promised in status (review s23 F7).
+    keep = kept_disks(cr, status) | set(old.kept)
     kept = sorted(keep & ({d.name for d in cr.spec.disks} | {v.name for v in status.volumes}))
     if protected(cr):
         message = (

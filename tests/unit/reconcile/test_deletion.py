@@ -61,6 +61,16 @@ def test_kept_disks_are_released_before_anything_is_deleted() -> None:
     assert plan.deletion["kept"] == ["data"]
 
 
+def test_a_keep_promised_in_status_stands_when_the_spec_drops_it() -> None:
+    """Review s23 F7: a GitOps self-heal reverting `delete --keep`'s patch during the
+    deletion made the disk deletable again."""
+    cr = deleting()  # deleteOptions gone from the spec
+    plan = plan_deletion(cr, {"deletion": {"step": "Retain", "kept": ["data"]}}, world_with_vm())
+    assert [a.name for a in plan.actions if isinstance(a, PatchChild)] == ["web-1-data"]
+    assert plan.deletion["kept"] == ["data"]
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild | VmCall)]
+
+
 def test_protected_wukong_is_left_untouched() -> None:
     cr = deleting()
     cr.metadata.annotations[names.ANNOTATION_DELETION_PROTECTION] = "true"
