@@ -207,9 +207,16 @@ def _issuable(batch: list[DeleteChild], terminating: frozenset[str]) -> list[Act
     return [d for d in batch if f"{d.kind}/{d.name}" not in terminating]
 
 
-def _left(steps: dict[str, list[DeleteChild]], seen: Observed) -> list[str]:
+def _vm_not_ours(cr: Wukong, seen: Observed) -> bool:
+    """A VM of this Wukong's VM name that it does not own: orphaned on purpose
+    (`kubectl delete --cascade=orphan` strips the ownerReferences) or another's all along
+    (NameConflict). Neither it nor its VMI is this deletion's to stop or wait for (s23 F5)."""
+    return seen.vm is not None and not owned_by(seen.vm, cr.metadata.uid)
+
+
+def _left(steps: dict[str, list[DeleteChild]], seen: Observed, vm_ours: bool = True) -> list[str]:
     left = [f"{d.kind}/{d.name}" for batch in steps.values() for d in batch]
-    if seen.vmi is not None:
+    if seen.vmi is not None and vm_ours:
         left.insert(0, f"VirtualMachineInstance/{seen.vmi['metadata']['name']}")
     return left
 
@@ -232,8 +239,13 @@ class Teardown:
 
     @property
     def vmi_runs(self) -> bool:
-        """A VMI exists and has not ended."""
-        return self.seen.vmi is not None and self.seen.vmi_phase not in ("Succeeded", "Failed")
+        """A VMI of this Wukong's VM exists and has not ended."""
+        return self.vmi_ours and self.seen.vmi_phase not in ("Succeeded", "Failed")
+
+    @property
+    def vmi_ours(self) -> bool:
+        """A VMI exists, of a VM this Wukong owns (or of one already gone)."""
+        return self.seen.vmi is not None and not _vm_not_ours(self.cr, self.seen)
 
 
 @dataclass(frozen=True)
@@ -281,7 +293,7 @@ STEP_TABLE: tuple[StepRow, ...] = (
     StepRow("StopVM", lambda t: t.vmi_runs, lambda t: [], lambda t: "stopping the VM"),
     StepRow(
         "DeleteVM",
-        lambda t: bool(t.deletes["DeleteVM"]) or t.seen.vmi is not None,
+        lambda t: bool(t.deletes["DeleteVM"]) or t.vmi_ours,
         lambda t: t.issue("DeleteVM"),
         _waiting,
     ),
@@ -390,7 +402,7 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
     force = bool(options and options.force)
     retain = _retain(cr, keep, seen)
     steps = _deletes(cr, keep, seen)
-    left = _left(steps, seen)
+    left = _left(steps, seen, vm_ours=not _vm_not_ours(cr, seen))
     plan.deletion = DeletionStatus(kept=kept, remaining=left, started_at=old.started_at or now)
     terminating = _terminating(seen)
     if force:

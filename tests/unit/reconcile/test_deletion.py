@@ -94,6 +94,26 @@ def test_a_protected_wukong_deleted_in_the_foreground_does_not_claim_nothing_was
     assert "deleted in the foreground" in blocked.message
 
 
+@pytest.mark.parametrize(
+    "owners",
+    [pytest.param([], id="orphaned-by-cascade-orphan"),
+     pytest.param([{"kind": "Wukong", "name": "web-1", "uid": "someone-else"}], id="another")],
+)  # fmt: skip
+def test_a_vm_this_wukong_does_not_own_is_neither_stopped_nor_waited_for(
+    owners: list[dict[str, Any]],
+) -> None:
+    """Review s23 F5: `kubectl delete --cascade=orphan` strips the ownerReferences, and the
+    deletion still shut the guest down; a VM of the same name that was never ours (the
+    Wukong's NameConflict) would have been stopped too."""
+    world = world_with_vm()
+    assert world.vm is not None
+    world.vm["metadata"]["ownerReferences"] = owners
+    plan = plan_deletion(deleting(), {}, world)
+    assert not [a for a in plan.actions if isinstance(a, VmCall)]
+    assert plan.deletion["step"] != "StopVM"
+    assert "VirtualMachineInstance/web-1-vm" not in plan.deletion.get("remaining", [])
+
+
 def test_graceful_stop_comes_before_deleting_the_vm() -> None:
     plan = plan_deletion(deleting(deleteOptions={"gracePeriodSeconds": 20}), {}, world_with_vm())
     assert plan.deletion["step"] == "StopVM"
