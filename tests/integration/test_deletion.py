@@ -289,3 +289,60 @@ async def test_operator_killed_during_deletion_finishes_after_restart_without_lo
     assert await get(k, "pvc", namespace, "del-6-data") is not None
     leftovers = [p["metadata"]["name"] for p in await items(k, "pvc", namespace)]
     assert leftovers == ["del-6-data"]
+
+
+async def test_a_foreground_delete_while_the_operator_is_down_keeps_the_kept_disks(
+    k: Kube, namespace: str, operator_kubeconfig: Path, sim: Simulator
+) -> None:
+    """Review s23 F1: a foreground delete (`kubectl delete --cascade=foreground`, Argo CD's
+    prune) makes the garbage collector delete every dependent at once, our finalizer
+    notwithstanding. Owned kept disks raced the operator's Retain step: with the operator
+    down, both were gone. Without the admission policy (the namespaced install) nothing
+    refuses such a delete, so kept disks are held by label, not owned, while the Wukong
+    lives."""
+    system = {"name": "system", "size": "1Gi", "image": IMAGE}
+    disks = [system, {"name": "data", "size": "1Gi"}]
+    first = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    first.start()
+    try:
+        keep = {"preserveDisks": True}
+        await create(k, "wukong", namespace, wukong("del-fg", disks=disks, deleteOptions=keep))
+        await wait_phase(k, namespace, "del-fg", "Running", within=40)
+        cr = await get(k, "wukong", namespace, "del-fg")
+        assert cr is not None
+        uid = cr["metadata"]["uid"]
+
+        async def held() -> bool:
+            found = [
+                await get(k, "dv", namespace, "del-fg-system"),
+                await get(k, "pvc", namespace, "del-fg-data"),
+            ]
+            return all(
+                o is not None
+                and o["metadata"]["labels"].get(names.LABEL_HELD_BY) == uid
+                and all(r["uid"] != uid for r in o["metadata"].get("ownerReferences") or [])
+                for o in found
+            )
+
+        await eventually(held, timeout=20, message="the kept disks held by label")
+    finally:
+        first.kill()
+    claims = {d: await get(k, "pvc", namespace, f"del-fg-{d}") for d in ("system", "data")}
+    await k.delete(path("wukong", namespace, "del-fg"), propagation="Foreground")
+    # The collector deletes what the Wukong owns (its VM) while no operator runs.
+    await eventually(lambda: gone(k, "vm", namespace, "del-fg-vm"), timeout=40)
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.start()
+    try:
+        await eventually(lambda: gone(k, "wukong", namespace, "del-fg"), timeout=60)
+    finally:
+        second.terminate()
+    for disk, before in claims.items():
+        assert before is not None
+        pvc = await get(k, "pvc", namespace, f"del-fg-{disk}")
+        assert pvc is not None, f"kept disk {disk} lost to the foreground delete"
+        assert pvc["metadata"]["uid"] == before["metadata"]["uid"]
+        assert not pvc["metadata"].get("deletionTimestamp")
+    data = await get(k, "pvc", namespace, "del-fg-data")
+    assert data is not None and data["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "del-fg"
+    assert await get(k, "dv", namespace, "del-fg-system") is not None

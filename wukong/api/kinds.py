@@ -52,6 +52,7 @@ _OUR_LABELS = {
         names.LABEL_RETAINED_FROM,
         names.LABEL_RETAINED_UID,
         names.LABEL_DISK,
+        names.LABEL_HELD_BY,
     )
 }
 _CHILD_METADATA = {

@@ -22,6 +22,9 @@ LABEL_WUKONG = f"{GROUP}/wukong"
 LABEL_RETAINED_FROM = f"{GROUP}/retained-from"
 LABEL_RETAINED_UID = f"{GROUP}/retained-from-uid"
 LABEL_DISK = f"{GROUP}/disk"
+# On a disk deleteOptions keeps, in place of an ownerReference while the Wukong lives: the
+# garbage collector cannot reach it under any propagation policy (review s23 F1).
+LABEL_HELD_BY = f"{GROUP}/held-by-uid"
 
 ANNOTATION_DELETION_PROTECTION = f"{GROUP}/deletion-protection"
 

@@ -32,7 +32,7 @@ from wukong.fsm.facts import Facts
 from wukong.fsm.machine import decide
 from wukong.fsm.states import Effect
 from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
-from wukong.reconcile.children import owned_by
+from wukong.reconcile.children import held_by, owned_by
 from wukong.reconcile.lifecycle import CALLS, grace_cut
 from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed
@@ -98,7 +98,7 @@ def _uid(obj: JsonObj) -> str | None:
 
 
 def _ours(objects: dict[str, JsonObj], uid: str) -> dict[str, JsonObj]:
-    return {name: obj for name, obj in objects.items() if owned_by(obj, uid)}
+    return {name: obj for name, obj in objects.items() if held_by(obj, uid)}
 
 
 def release_patch(obj: JsonObj, cr: Wukong, disk: str) -> JsonObj:
@@ -113,6 +113,7 @@ def release_patch(obj: JsonObj, cr: Wukong, disk: str) -> JsonObj:
                 names.LABEL_RETAINED_UID: cr.metadata.uid,
                 names.LABEL_DISK: disk,
                 names.LABEL_WUKONG: None,
+                names.LABEL_HELD_BY: None,
             },
         }
     }
@@ -135,12 +136,12 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed) -> list[Action]:
         disk = _disk_of(pvc, cr)
         refs = pvc.get("metadata", {}).get("ownerReferences") or []
         dv_owned = any(r.get("kind") == "DataVolume" for r in refs)
-        if disk in keep and (owned_by(pvc, uid) or (dv_owned and name in seen.data_volumes)):
+        if disk in keep and (held_by(pvc, uid) or (dv_owned and name in seen.data_volumes)):
             actions.append(
                 PatchChild("PersistentVolumeClaim", name, release_patch(pvc, cr, disk), "keep disk")
             )
     for name, dv in seen.data_volumes.items():
-        if _disk_of(dv, cr) in keep and owned_by(dv, uid):
+        if _disk_of(dv, cr) in keep and held_by(dv, uid):
             actions.append(
                 PatchChild("DataVolume", name, release_patch(dv, cr, _disk_of(dv, cr)), "keep disk")
             )

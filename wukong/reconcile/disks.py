@@ -33,8 +33,9 @@ from wukong.reconcile.children import (
     adopt_patch,
     child_metadata,
     data_volume_reference,
+    held_by,
+    hold_patch,
     kept_for,
-    owned_by,
     retained,
 )
 from wukong.reconcile.observed import Observed
@@ -318,7 +319,7 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
     # An imported disk's claim goes back under its DataVolume, as CDI made it: CDI takes a
     # claim its DataVolume does not control for someone else's and never reports the
     # DataVolume done again, so the Wukong stayed Creating for good (review s23 F4).
-    ours = dv is not None and (owned_by(dv, uid) or kept_for(dv, cr.metadata.name, disk.name))
+    ours = dv is not None and (held_by(dv, uid) or kept_for(dv, cr.metadata.name, disk.name))
     claim_owner = data_volume_reference(dv) if dv is not None and ours else None
     adopt: list[Action] = [
         PatchChild(
@@ -335,11 +336,11 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
     message: str | None = None
     if disk.image:
         if dv is None:
-            if pvc is not None and not owned_by(pvc, uid):
+            if pvc is not None and not held_by(pvc, uid):
                 return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
-            create = CreateChild("DataVolume", build_data_volume(cr, disk))
+            create = CreateChild("DataVolume", _born_held(build_data_volume(cr, disk), cr, disk))
             return _Disk([create], at("Pending"), "being created")
-        if not owned_by(dv, uid):
+        if not held_by(dv, uid):
             return _Disk([], at("Conflict"), _conflict("DataVolume", claim, dv))
         if being_deleted(dv):
             return _Disk([], at("Replacing"), "the previous import is being removed")
@@ -364,14 +365,22 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
         done = phase == "Succeeded" or phase in WAITS_FOR_CONSUMER
     else:
         if pvc is None:
-            create = CreateChild("PersistentVolumeClaim", build_pvc(cr, disk))
+            create = CreateChild("PersistentVolumeClaim", _born_held(build_pvc(cr, disk), cr, disk))
             return _Disk([create], at("Pending"), "being created")
-        if not owned_by(pvc, uid):
+        if not held_by(pvc, uid):
             return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
         phase = str(pvc.get("status", {}).get("phase") or "Pending")
         volume = volume.model_copy(update={"phase": phase})
         done = phase == "Bound" or _binds_late(pvc, seen)
     actions: list[Action] = []
+    # The disk's ownership follows deleteOptions (children.hold_patch): the DataVolume of an
+    # imported disk (CDI's claim follows it), a blank disk's claim.
+    owner_kind: ChildKind = "DataVolume" if disk.image else "PersistentVolumeClaim"
+    held = dv if disk.image else pvc
+    keep = bool(cr.spec.delete_options and cr.spec.delete_options.keeps(disk.name))
+    if held is not None and (hold := hold_patch(held, cr, keep)) is not None:
+        why = "hold a kept disk by label" if keep else "own the disk"
+        actions.append(PatchChild(owner_kind, claim, hold, why))
     blocked: Blocked | None = None
     if pvc is not None:
         volume = volume.model_copy(
@@ -380,10 +389,21 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
                 "capacity": _capacity(pvc),
             }
         )
-        actions, blocked, volume = _grow(disk, claim, pvc, seen, volume, old)
+        grow, blocked, volume = _grow(disk, claim, pvc, seen, volume, old)
+        actions += grow
     if not done and phase == "Pending":
         phase = _pending_words(disk, pvc, seen)
     return _Disk(actions, volume, None if done else phase, blocked)
+
+
+def _born_held(obj: JsonObj, cr: Wukong, disk: DiskSpec) -> JsonObj:
+    """A new disk as `hold_patch` wants it at once: one write, not a create and a patch."""
+    options = cr.spec.delete_options
+    if options is not None and options.keeps(disk.name):
+        meta = obj["metadata"]
+        meta["ownerReferences"] = []
+        meta["labels"] = {**meta.get("labels", {}), names.LABEL_HELD_BY: cr.metadata.uid}
+    return obj
 
 
 def _grow(

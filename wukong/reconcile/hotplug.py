@@ -28,7 +28,7 @@ from wukong.reconcile.actions import (
     PatchChild,
     RemoveVolume,
 )
-from wukong.reconcile.children import owned_by
+from wukong.reconcile.children import held_by
 from wukong.reconcile.deletion import release_patch
 from wukong.reconcile.disks import (
     is_hotpluggable,
@@ -192,7 +192,7 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
             # from the DataVolume too, else deleting the DataVolume later takes the data
             # (review s23 F2). Deletion's Retain does the same.
             of_its_dv = kind == "PersistentVolumeClaim" and _owned_by_data_volume(obj, claim)
-            if not (owned_by(obj, uid) or (of_its_dv and old_volumes[disk].preserve_data)):
+            if not (held_by(obj, uid) or (of_its_dv and old_volumes[disk].preserve_data)):
                 continue
             if old_volumes[disk].preserve_data:
                 patch = release_patch(obj, cr, disk)

@@ -1,0 +1,105 @@
+"""A disk deleteOptions keep is held by label, not owned, while the Wukong lives: the garbage
+collector deletes every dependent of an owner deleted in the foreground at once, finalizers
+notwithstanding, so an owned kept disk raced the operator's Retain step and lost when the
+operator was down or busy (review s23 F1)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+from tests.unit.reconcile.world import (
+    UID,
+    bound_pvc,
+    decide,
+    plan_deletion,
+    ready_children,
+    wukong,
+)
+from wukong.api import names
+from wukong.reconcile.actions import CreateChild, DeleteChild, PatchChild
+from wukong.reconcile.observed import Observed
+
+KEEP_DATA = {"preserveDisksList": ["data"]}
+
+
+def held(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` as hold_patch leaves a kept disk: no ownerReference, the held-by label."""
+    out = copy.deepcopy(obj)
+    out["metadata"]["ownerReferences"] = []
+    out["metadata"].setdefault("labels", {})[names.LABEL_HELD_BY] = UID
+    return out
+
+
+def patches(plan: Any) -> dict[str, dict[str, Any]]:
+    return {a.name: a.patch for a in plan.actions if isinstance(a, PatchChild)}
+
+
+def with_data(world: Observed, pvc: dict[str, Any]) -> Observed:
+    return replace(world, claims={**world.claims, "web-1-data": pvc})
+
+
+def test_a_kept_disk_loses_its_owner_reference_while_the_wukong_lives() -> None:
+    plan = decide(wukong(deleteOptions=KEEP_DATA), {}, ready_children())
+    patch = patches(plan)["web-1-data"]["metadata"]
+    assert patch["ownerReferences"] == []
+    assert patch["labels"] == {names.LABEL_HELD_BY: UID}
+    assert "web-1-system" not in patches(plan)  # not kept: stays owned
+
+
+def test_preserve_disks_holds_every_disk_the_imported_one_by_its_data_volume() -> None:
+    plan = decide(wukong(deleteOptions={"preserveDisks": True}), {}, ready_children())
+    kinds = {a.name: a.kind for a in plan.actions if isinstance(a, PatchChild)}
+    assert kinds == {"web-1-system": "DataVolume", "web-1-data": "PersistentVolumeClaim"}
+
+
+def test_a_held_disk_is_the_wukongs_and_asks_for_nothing_more() -> None:
+    world = with_data(ready_children(), held(bound_pvc("web-1-data")))
+    plan = decide(wukong(deleteOptions=KEEP_DATA), {}, world)
+    assert "web-1-data" not in patches(plan)
+    [data] = [v for v in plan.status["volumes"] if v["name"] == "data"]
+    assert data["phase"] == "Bound"  # not Conflict
+
+
+def test_a_disk_no_longer_kept_is_owned_again() -> None:
+    world = with_data(ready_children(), held(bound_pvc("web-1-data")))
+    patch = patches(decide(wukong(), {}, world))["web-1-data"]["metadata"]
+    assert [r["uid"] for r in patch["ownerReferences"]] == [UID]
+    assert patch["labels"] == {names.LABEL_HELD_BY: None}
+
+
+def test_a_kept_disk_is_created_held() -> None:
+    world = ready_children()
+    world = replace(world, claims={"web-1-system": world.claims["web-1-system"]})
+    plan = decide(wukong(deleteOptions=KEEP_DATA), {}, world)
+    [create] = [a for a in plan.actions if isinstance(a, CreateChild)]
+    meta = create.body["metadata"]
+    assert meta["ownerReferences"] == [] and meta["labels"][names.LABEL_HELD_BY] == UID
+
+
+def test_deletion_releases_a_held_disk_and_deletes_what_is_not_kept() -> None:
+    cr = wukong(deleteOptions=KEEP_DATA)
+    cr = cr.model_copy(
+        update={
+            "metadata": cr.metadata.model_copy(
+                update={"deletion_timestamp": "2026-11-23T12:00:00Z"}
+            )
+        }
+    )
+    world = with_data(ready_children(), held(bound_pvc("web-1-data")))
+    plan = plan_deletion(cr, {}, world)
+    labels = patches(plan)["web-1-data"]["metadata"]["labels"]
+    assert labels[names.LABEL_RETAINED_FROM] == "web-1" and labels[names.LABEL_HELD_BY] is None
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild) and a.name == "web-1-data"]
+    # Kept from the spec dropped meanwhile (held, not owned): still the Wukong's to delete.
+    plain = wukong()
+    plain = plain.model_copy(
+        update={
+            "metadata": plain.metadata.model_copy(
+                update={"deletion_timestamp": "2026-11-23T12:00:00Z"}
+            )
+        }
+    )
+    later = plan_deletion(plain, {"deletion": {"step": "DeleteDisks"}}, world)
+    assert "web-1-data" in {a.name for a in later.actions if isinstance(a, DeleteChild)}
