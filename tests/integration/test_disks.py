@@ -253,6 +253,11 @@ async def test_removing_the_system_disk_is_refused_and_nothing_changes(
     await wait_phase(k, namespace, "hp-5", "Running")
     with pytest.raises(Invalid, match="system disk"):
         await patch_spec(k, namespace, "hp-5", {"disks": [disk("data")]})
+    # Nor in two edits, a reorder first (review s23 F8): the first disk is the boot disk.
+    with pytest.raises(Invalid, match=r"system disk .* cannot change"):
+        await patch_spec(k, namespace, "hp-5", {"disks": [disk("data"), SYSTEM]})
+    # Marked boot: true, it may go anywhere in the list.
+    await patch_spec(k, namespace, "hp-5", {"disks": [disk("data"), SYSTEM | {"boot": True}]})
     assert await template_volumes(k, namespace, "hp-5") == ["system", "data"]
 
 

@@ -373,6 +373,21 @@ _DISKS_RULES = rules(
         " : self.exists(n, n.name == oldSelf[0].name))",
         "the system disk (boot: true, else the first disk) cannot be removed; put it back",
     ),
+    # Nor replaced by a reorder: the first disk is the boot disk without `boot: true`, so
+    # moving another disk first changed what the VM boots from, and a second edit could then
+    # remove the real system disk as an ordinary one (review s23 F8).
+    (
+        "oldSelf.size() == 0 || self.size() == 0 || ("
+        f"oldSelf.exists(d, {_BOOTS})"
+        f" ? oldSelf.all(o, !({_BOOTS.replace('d.', 'o.')})"
+        f" || self.exists(n, n.name == o.name && {_BOOTS.replace('d.', 'n.')})"
+        f" || (!self.exists(n, {_BOOTS.replace('d.', 'n.')}) && self[0].name == o.name))"
+        f" : (self.exists(n, {_BOOTS.replace('d.', 'n.')})"
+        f" ? self.exists(n, {_BOOTS.replace('d.', 'n.')} && n.name == oldSelf[0].name)"
+        " : self[0].name == oldSelf[0].name))",
+        "the system disk (boot: true, else the first disk) cannot change: keep it first "
+        "(or mark it boot: true)",
+    ),
 )
 _NETWORKS_RULES = rules(
     ("self.all(n, self.exists_one(m, m.name == n.name))", "network names must be unique"),

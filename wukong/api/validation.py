@@ -169,6 +169,18 @@ def _edits(spec: WukongSpec, old: WukongSpec) -> list[Problem]:
                 "cannot be detached: put it back (to replace it, create a new Wukong)",
             )
         )
+    elif spec.disks and spec.system_disk.name != system.name:
+        # A reorder made another disk the first one (the boot disk without `boot: true`): the
+        # VM would boot from it at its next start, and a second edit could then remove the
+        # real system disk as an ordinary one (review s23 F8).
+        problems.append(
+            Problem(
+                "spec.disks",
+                f"the system disk would change from '{system.name}' to "
+                f"'{spec.system_disk.name}': the VM boots from '{system.name}'; keep it first "
+                "(or mark it boot: true)",
+            )
+        )
     for i, disk in enumerate(spec.disks):
         before = old.disk(disk.name)
         if before is not None:

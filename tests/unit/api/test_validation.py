@@ -110,6 +110,13 @@ def test_a_spec_problem_names_the_field_and_the_fix(
         ),
         pytest.param(
             _spec(),
+            _spec(disks=[DATA, SYSTEM], deleteOptions=None),
+            "spec.disks",
+            "the system disk would change from 'system' to 'data'",
+            id="reorder-changes-the-boot-disk",
+        ),
+        pytest.param(
+            _spec(),
             _spec(disks=[SYSTEM, DATA | {"image": "docker://quay.io/containerdisks/fedora:41"}]),
             "spec.disks[1].image",
             "disk 'data' cannot switch from blank",
