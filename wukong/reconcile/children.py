@@ -46,6 +46,16 @@ def owned_by(obj: JsonObj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in refs)
 
 
+def pinned(patch: JsonObj, obj: JsonObj) -> JsonObj:
+    """`patch` applied only to `obj` as the cache shows it (its resourceVersion): a patch that
+    writes the whole ownerReferences list must not drop one another writer added meanwhile
+    (review s23 F8). A 409 retries the pass from the newer object."""
+    version = obj.get("metadata", {}).get("resourceVersion")
+    if not version:
+        return patch
+    return {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": version}}
+
+
 def held_by(obj: JsonObj, uid: str) -> bool:
     """Whether `obj` is the disk of the Wukong with `uid`: owned by it, or held by label
     while its deleteOptions keep it (`hold_patch`)."""
@@ -65,10 +75,14 @@ def hold_patch(obj: JsonObj, cr: Wukong, keep: bool) -> JsonObj | None:
     others = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
     labelled = (meta.get("labels") or {}).get(names.LABEL_HELD_BY) == uid
     if keep and (owned_by(obj, uid) or not labelled):
-        return {"metadata": {"ownerReferences": others, "labels": {names.LABEL_HELD_BY: uid}}}
+        hold = {"ownerReferences": others, "labels": {names.LABEL_HELD_BY: uid}}
+        return pinned({"metadata": hold}, obj)
     if not keep and (labelled or not owned_by(obj, uid)):
-        refs = [*others, owner_reference(cr)]
-        return {"metadata": {"ownerReferences": refs, "labels": {names.LABEL_HELD_BY: None}}}
+        own = {
+            "ownerReferences": [*others, owner_reference(cr)],
+            "labels": {names.LABEL_HELD_BY: None},
+        }
+        return pinned({"metadata": own}, obj)
     return None
 
 

@@ -32,7 +32,7 @@ from wukong.fsm.facts import Facts
 from wukong.fsm.machine import decide
 from wukong.fsm.states import Effect
 from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
-from wukong.reconcile.children import held_by, owned_by
+from wukong.reconcile.children import held_by, owned_by, pinned
 from wukong.reconcile.lifecycle import CALLS, grace_cut
 from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed
@@ -105,6 +105,10 @@ def release_patch(obj: JsonObj, cr: Wukong, disk: str) -> JsonObj:
     """Drop ownerReferences to the Wukong and to a DataVolume; label the disk as retained."""
     refs = obj.get("metadata", {}).get("ownerReferences") or []
     keep = [r for r in refs if r.get("uid") != cr.metadata.uid and r.get("kind") != "DataVolume"]
+    return pinned(_release(keep, cr, disk), obj)
+
+
+def _release(keep: list[JsonObj], cr: Wukong, disk: str) -> JsonObj:
     return {
         "metadata": {
             "ownerReferences": keep,

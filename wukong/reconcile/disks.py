@@ -36,6 +36,7 @@ from wukong.reconcile.children import (
     held_by,
     hold_patch,
     kept_for,
+    pinned,
     retained,
 )
 from wukong.reconcile.observed import Observed
@@ -325,7 +326,12 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
         PatchChild(
             kind,
             claim,
-            adopt_patch(cr, disk.name, claim_owner if kind == "PersistentVolumeClaim" else None),
+            pinned(
+                adopt_patch(
+                    cr, disk.name, claim_owner if kind == "PersistentVolumeClaim" else None
+                ),
+                obj,
+            ),
             "adopt a retained disk",
         )
         for kind, obj in pairs

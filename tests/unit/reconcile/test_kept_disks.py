@@ -103,3 +103,23 @@ def test_deletion_releases_a_held_disk_and_deletes_what_is_not_kept() -> None:
     )
     later = plan_deletion(plain, {"deletion": {"step": "DeleteDisks"}}, world)
     assert "web-1-data" in {a.name for a in later.actions if isinstance(a, DeleteChild)}
+
+
+def test_patches_that_write_the_owner_list_are_pinned_to_the_version_read() -> None:
+    """Review s23 F8: a merge patch of ownerReferences replaces the whole list; without the
+    resourceVersion it read, a reference another writer added meanwhile was dropped."""
+    pvc = bound_pvc("web-1-data")
+    pvc["metadata"]["resourceVersion"] = "41"
+    world = with_data(ready_children(), pvc)
+    hold = patches(decide(wukong(deleteOptions=KEEP_DATA), {}, world))["web-1-data"]
+    assert hold["metadata"]["resourceVersion"] == "41"
+    cr = wukong(deleteOptions=KEEP_DATA)
+    cr = cr.model_copy(
+        update={
+            "metadata": cr.metadata.model_copy(
+                update={"deletion_timestamp": "2026-11-23T12:00:00Z"}
+            )
+        }
+    )
+    release = patches(plan_deletion(cr, {}, world))["web-1-data"]
+    assert release["metadata"]["resourceVersion"] == "41"
