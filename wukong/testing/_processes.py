@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import subprocess
 from collections.abc import Sequence
@@ -11,15 +12,45 @@ from pathlib import Path
 _TAIL_LINES = 25
 
 
+# Ports this process handed out: never handed out twice, even once their probe is closed.
+_HANDED_OUT: set[int] = set()
+# Below the kernel's ephemeral range, above the well-known and registered-service crowd.
+_PORT_FLOOR = 20000
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel may give an outgoing connection (Linux: 32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(count: int) -> list[int]:
-    """Return `count` distinct loopback TCP ports that were free a moment ago."""
-    # Hold every socket open until all are bound, so the kernel cannot hand out one port twice.
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
+    """Return `count` distinct loopback TCP ports that were free a moment ago.
+
+    Taken below the kernel's ephemeral range: a port bind(0) returns comes from that range,
+    and any outgoing connection of any process (a test's API client) could take it before
+    the child binds it, which failed an operator replica with "address already in use"
+    (session 23). Where the range leaves no room below it, bind(0) it is."""
+    low = _ephemeral_low()
+    with contextlib.ExitStack() as stack:  # held open until all are bound: no port twice
+        ports: list[int] = []
+        for _ in range(count * 50):
+            if len(ports) == count:
+                break
+            port = random.randrange(_PORT_FLOOR, low) if low - _PORT_FLOOR >= 1000 else 0
+            if port in _HANDED_OUT:
+                continue
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            ports.append(int(sock.getsockname()[1]))
+        if len(ports) < count:
+            raise RuntimeError(f"no {count} free loopback ports below {low}")
+        _HANDED_OUT.update(ports)
         return ports
 
 

@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from kubernetes_asyncio.client import ApiClient
 from wukong.controller import Operator, api_client
 from wukong.settings import Settings
 from wukong.testing._background import Background
+from wukong.testing._processes import free_ports
 
 _PR_SET_PDEATHSIG = 1
 
@@ -51,10 +51,8 @@ def die_with_parent() -> None:
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free TCP port on 127.0.0.1, below the kernel's ephemeral range (`free_ports`)."""
+    return free_ports(1)[0]
 
 
 class InProcessOperator(Background):
