@@ -6,12 +6,15 @@ metrics (controller-runtime's `WithAuthenticationAndAuthorization`) do it:
 - a SubjectAccessReview asks whether that user may `get` the non-resource URL `/metrics`
   (403 when not; ClusterRole `wukong-metrics-reader` grants it).
 
-Verdicts are cached per token for `ttl` seconds, so a scrape every 15 s costs two API
-requests a minute, not two a scrape. Anyone who can reach the port can send tokens, so what
-that costs is bounded: the cache keeps the `max_tokens` most recently used, concurrent
-scrapes with one token share one review, and tokens not in the cache are reviewed at most
-`reviews_per_second` (429 beyond). With `cert_dir` (tls.crt, tls.key) it serves HTTPS and
-loads a renewed certificate (cert-manager rotates the mounted Secret) for new connections.
+Verdicts are cached per token, an allowance for `ttl` seconds (a scrape every 15 s costs two
+API requests a minute, not two a scrape) and a refusal for `refusal_ttl` seconds: an
+administrator who has just bound a scraper to the reader role, or an API server whose RBAC
+cache has not yet seen the new binding, must not lock that scraper out for a minute. Anyone
+who can reach the port can send tokens, so what that costs is bounded: the cache keeps the
+`max_tokens` most recently used, concurrent scrapes with one token share one review, and
+tokens not in the cache are reviewed at most `reviews_per_second` (429 beyond). With
+`cert_dir` (tls.crt, tls.key) it serves HTTPS and loads a renewed certificate (cert-manager
+rotates the mounted Secret) for new connections.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class Reviewer:
         kube: Kube,
         *,
         ttl: float = 60.0,
+        refusal_ttl: float = 5.0,
         clock: Clock | None = None,
         max_tokens: int = 1000,
         reviews_per_second: float = 5.0,
@@ -52,6 +56,7 @@ class Reviewer:
     ) -> None:
         self.kube = kube
         self.ttl = ttl
+        self.refusal_ttl = refusal_ttl
         self.max_tokens = max_tokens
         self._clock: Clock = clock or MonotonicClock()
         self._cache: OrderedDict[str, tuple[float, Verdict]] = OrderedDict()
@@ -85,7 +90,8 @@ class Reviewer:
             return 500, f"cannot review the token: {error.message}"
         finally:
             del self._reviewing[key]
-        self._cache[key] = (self._clock.now() + self.ttl, verdict)
+        ttl = self.ttl if verdict[0] == 200 else self.refusal_ttl
+        self._cache[key] = (self._clock.now() + ttl, verdict)
         self._cache.move_to_end(key)
         while len(self._cache) > self.max_tokens:
             self._cache.popitem(last=False)  # the least recently used

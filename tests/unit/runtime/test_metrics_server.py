@@ -30,6 +30,7 @@ class ReviewingKube(Kube):
     def __init__(self, *, refuse: bool = False) -> None:
         self.posts: list[str] = []
         self.refuse = refuse
+        self.allowed: set[str] = set()  # users granted after the fact
 
     async def create(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
         self.posts.append(obj["kind"])
@@ -42,7 +43,7 @@ class ReviewingKube(Kube):
             return {"status": {"authenticated": True, "user": {"username": known[0]}}}
         user = obj["spec"]["user"]
         assert obj["spec"]["nonResourceAttributes"] == {"path": "/metrics", "verb": "get"}
-        allowed = any(name == user and ok for name, ok in TOKENS.values())
+        allowed = user in self.allowed or any(name == user and ok for name, ok in TOKENS.values())
         return {"status": {"allowed": allowed}}
 
 
@@ -101,6 +102,29 @@ async def test_scrapes_need_a_token_that_may_get_metrics(http: aiohttp.ClientSes
         clock.advance(61)
         assert (await scrape(http, server, "prom"))[0] == 200
         assert kube.posts[before:] == ["TokenReview", "SubjectAccessReview"]
+
+
+async def test_a_refusal_is_kept_briefly_so_a_scraper_just_bound_gets_in() -> None:
+    """CI, session 24: the SubjectAccessReview right after the ClusterRoleBinding was created
+    came before the API server's RBAC cache saw it; cached 60 s, that 403 locked the scraper out
+    for a minute."""
+    kube = ReviewingKube()
+    clock = FakeClock()
+    reviewer = Reviewer(kube, ttl=60, refusal_ttl=5, clock=clock)
+    assert (await reviewer.check("Bearer dev"))[0] == 403
+    assert (await reviewer.check("Bearer stolen"))[0] == 401
+    reviews = kube.posts.count("TokenReview")
+    clock.advance(4)
+    assert (await reviewer.check("Bearer dev"))[0] == 403
+    assert kube.posts.count("TokenReview") == reviews  # still cached
+    kube.allowed.add("dev")  # the binding arrives
+    clock.advance(2)
+    assert (await reviewer.check("Bearer dev"))[0] == 200
+    assert (await reviewer.check("Bearer stolen"))[0] == 401
+    assert kube.posts.count("TokenReview") == reviews + 2
+    clock.advance(30)
+    assert (await reviewer.check("Bearer dev"))[0] == 200  # an allowance lasts longer
+    assert kube.posts.count("TokenReview") == reviews + 2
 
 
 async def test_a_review_the_operator_may_not_make_is_a_500_not_a_pass(
