@@ -275,12 +275,13 @@ async def test_a_wait_that_cannot_succeed_says_what_holds_it(
         f"/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachines/nowhere-vm",
         {"metadata": {"annotations": {"sim.kubevirt.io/unschedulable": "true"}}},
     )
+    # KubeVirt says ErrorUnschedulable within a second or two of the start: 12 s is room enough.
     started = await cli(
-        kubeconfig, "start", "nowhere", "-n", namespace, "--wait", "--timeout", "25s"
+        kubeconfig, "start", "nowhere", "-n", namespace, "--wait", "--timeout", "12s"
     )
     assert started.exit_code == 1, started.output
     told = "nowhere: VMHealthy=False ErrorUnschedulable: VM ErrorUnschedulable: 0/"
     assert told in started.stderr, started.stderr
-    assert "timed out after 25s waiting for nowhere to start (phase Starting; VMHealthy=False" in (
+    assert "timed out after 12s waiting for nowhere to start (phase Starting; VMHealthy=False" in (
         started.stderr
     )
