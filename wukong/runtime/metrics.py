@@ -36,6 +36,8 @@ PhaseCounts = Callable[[], Mapping[tuple[str, str], int]]
 RESULTS: Final = ("success", "requeue", "error")
 """wukong_reconcile_total's results."""
 OUTCOMES: Final = ("Done", "Refused", "Failed")
+QUEUE_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+"""Seconds; past 60 s a backlog is an incident whatever its exact size."""
 """wukong_lifecycle_requests_total's outcomes (lifecycleState.state values that end one)."""
 
 
@@ -88,6 +90,17 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
         "Keys waiting in the work queue for a backoff or a requeue delay; leader only",
     ),
     "wukong_workqueue_in_flight": ("gauge", (), "Keys being reconciled now; leader only"),
+    "wukong_workqueue_queue_duration_seconds": (
+        "histogram",
+        (),
+        "Seconds a key waited in the work queue, ready, before a worker took it (a backoff or "
+        "requeue delay not counted); leader only",
+    ),
+    "wukong_workqueue_retries_total": (
+        "counter",
+        (),
+        "Keys re-queued with backoff after a pass that raised",
+    ),
     "wukong_cache_synced": (
         "gauge",
         ("resource",),
@@ -227,6 +240,15 @@ class Metrics:
             _help("wukong_reconcile_duration_seconds"),
             registry=r,
         )
+        self.queue_duration_seconds = Histogram(
+            "wukong_workqueue_queue_duration_seconds",
+            _help("wukong_workqueue_queue_duration_seconds"),
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.retries_total = Counter(
+            "wukong_workqueue_retries", _help("wukong_workqueue_retries_total"), registry=r
+        )
         self.watch_restarts_total = Counter(
             "wukong_watch_restarts_total",
             _help("wukong_watch_restarts_total"),
@@ -266,6 +288,14 @@ class Metrics:
         """Count one pass and its duration."""
         self.reconcile_total.labels(result=result).inc()
         self.reconcile_duration_seconds.observe(max(seconds, 0.0))
+
+    def observe_queue_wait(self, seconds: float) -> None:
+        """A key waited this long in the work queue before a worker took it."""
+        self.queue_duration_seconds.observe(max(seconds, 0.0))
+
+    def count_retry(self) -> None:
+        """A key was re-queued with backoff after a failed pass."""
+        self.retries_total.inc()
 
     def track_queue(self, queue: QueueView, leading: Callable[[], bool]) -> None:
         """Read the work queue at scrape time while `leading()`; 0 and none failing else."""

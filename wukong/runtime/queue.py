@@ -55,6 +55,9 @@ class WorkQueue:
         self._seq = itertools.count()
         self._heap_changed = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
+        # When each ready key became ready, and how long each key handed out had waited.
+        self._ready_at: dict[str, float] = {}
+        self._waited: dict[str, float] = {}
 
     def __len__(self) -> int:
         """Keys ready to be handed out (not delayed, not in flight)."""
@@ -82,8 +85,7 @@ class WorkQueue:
         self._dirty.add(key)
         if key in self._processing:
             return
-        self._ready.append(key)
-        self._available.set()
+        self._make_ready(key)
 
     def add_after(self, key: str, delay: float) -> None:
         """Queue `key` once `delay` seconds have passed; an earlier pending delay wins."""
@@ -130,6 +132,8 @@ class WorkQueue:
                 raise QueueShutDown
             if self._ready:
                 key = self._ready.popleft()
+                now = self._clock.now()
+                self._waited[key] = now - self._ready_at.pop(key, now)
                 self._dirty.discard(key)
                 self._processing.add(key)
                 self._idle.clear()
@@ -137,12 +141,17 @@ class WorkQueue:
             self._available.clear()
             await self._available.wait()
 
+    def waited(self, key: str) -> float:
+        """Seconds the key `get` last handed out had waited ready (client-go's queue
+        duration: from being added, or re-added after its pass, not counting a delay)."""
+        return self._waited.pop(key, 0.0)
+
     def done(self, key: str) -> None:
         """Mark the pass over `key` finished; re-queue it if it was added meanwhile."""
         self._processing.discard(key)
+        self._waited.pop(key, None)
         if key in self._dirty and not self._shutting_down:
-            self._ready.append(key)
-            self._available.set()
+            self._make_ready(key)
         if not self._processing:
             self._idle.set()
 
@@ -150,6 +159,7 @@ class WorkQueue:
         """Stop handing out keys, drop queued and delayed ones, wake every waiting getter."""
         self._shutting_down = True
         self._ready.clear()
+        self._ready_at.clear()
         self._dirty.clear()
         self._heap.clear()
         self._due.clear()
@@ -171,6 +181,11 @@ class WorkQueue:
         except TimeoutError:
             return False
         return True
+
+    def _make_ready(self, key: str) -> None:
+        self._ready.append(key)
+        self._ready_at[key] = self._clock.now()
+        self._available.set()
 
     async def _run_timer(self) -> None:
         """Move delayed keys to the ready FIFO as they come due."""

@@ -76,6 +76,8 @@ async def _work(
         except QueueShutDown:
             return
         token = wukong_key.set(key)
+        if metrics is not None:
+            metrics.observe_queue_wait(queue.waited(key))
         started = clock.now()
         # Stays "cancelled" only if the pass is cancelled mid-way (shutdown by cancellation).
         outcome = "cancelled"
@@ -84,6 +86,8 @@ async def _work(
         except Exception as error:
             outcome = "error"
             queue.add_rate_limited(key)
+            if metrics is not None:
+                metrics.count_retry()
             on_error(key, error)
         else:
             queue.forget(key)

@@ -63,6 +63,29 @@ async def test_change_during_a_pass_gives_one_more_pass_after_it(queue: WorkQueu
     assert len(queue) == 0
 
 
+async def test_the_wait_of_a_key_counts_from_ready_to_handed_out(
+    queue: WorkQueue, clock: FakeClock
+) -> None:
+    """wukong_workqueue_queue_duration_seconds: a requeue delay is not waiting in the queue,
+    nor is the pass during which the key was added again."""
+    queue.add("ns/a")
+    clock.advance(2)
+    key = await take(queue)
+    assert queue.waited(key) == 2
+    assert queue.waited(key) == 0  # read once
+    queue.add("ns/a")  # while its pass runs
+    clock.advance(5)
+    queue.done(key)
+    clock.advance(0.5)
+    assert await take(queue) == "ns/a" and queue.waited("ns/a") == 0.5
+    queue.done("ns/a")
+    queue.add_after("ns/a", 10)
+    await settle()
+    clock.advance(10)
+    key = await take(queue)
+    assert queue.waited(key) == 0
+
+
 async def test_requeue_after_arrives_only_when_due(queue: WorkQueue, clock: FakeClock) -> None:
     queue.add_after("ns/a", 10)
     await settle()
