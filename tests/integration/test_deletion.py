@@ -172,6 +172,40 @@ async def test_a_kept_imported_disk_goes_back_to_its_wukong(
     assert [r["uid"] for r in dv["metadata"]["ownerReferences"]] == [cr["metadata"]["uid"]]
 
 
+async def test_a_kept_imported_disk_whose_data_volume_was_deleted_goes_back_too(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Session 24: after deleting the kept DataVolume by hand (it is only CDI's record of the
+    import; the data is in the claim), the claim was adopted under the Wukong and CDI refused
+    it to the new DataVolume as another's: the Wukong stayed Creating for good."""
+    system = {"name": "system", "size": "1Gi", "image": IMAGE}
+    spec = {"disks": [system], "deleteOptions": {"preserveDisks": True}}
+    await create(k, "wukong", namespace, wukong("del-5", **spec))
+    await wait_phase(k, namespace, "del-5", "Running", within=30)
+    kept = await get(k, "pvc", namespace, "del-5-system")
+    assert kept is not None
+    await k.delete(path("wukong", namespace, "del-5"))
+    await eventually(lambda: gone(k, "wukong", namespace, "del-5"), timeout=30)
+    await k.delete(path("dv", namespace, "del-5-system"))
+    await eventually(lambda: gone(k, "dv", namespace, "del-5-system"), timeout=30)
+    assert await get(k, "pvc", namespace, "del-5-system") is not None
+
+    await create(k, "wukong", namespace, wukong("del-5", disks=[system]))
+    await wait_phase(k, namespace, "del-5", "Running", within=30)
+    again = await get(k, "pvc", namespace, "del-5-system")
+    assert again is not None and again["metadata"]["uid"] == kept["metadata"]["uid"]
+    dv = await get(k, "dv", namespace, "del-5-system")
+    assert dv is not None and dv["status"]["phase"] == "Succeeded"
+    (owner,) = again["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"]) == ("DataVolume", dv["metadata"]["uid"])
+    cr = await get(k, "wukong", namespace, "del-5")
+    assert cr is not None
+    assert [r["uid"] for r in dv["metadata"]["ownerReferences"]] == [cr["metadata"]["uid"]]
+    # Not kept this time: deleting the Wukong deletes the disk with it.
+    await k.delete(path("wukong", namespace, "del-5"))
+    await eventually(lambda: gone(k, "pvc", namespace, "del-5-system"), timeout=30)
+
+
 async def test_force_delete_releases_at_once_and_still_keeps_disks(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

@@ -39,6 +39,10 @@ SUBRESOURCES_GROUP = "subresources.kubevirt.io"
 SUBRESOURCES_VERSION = "v1"
 CDI_GROUP = "cdi.kubevirt.io"
 CDI_VERSION = "v1beta1"
+# On a claim: already populated for the DataVolume of this name. CDI's DataVolume controller
+# then takes the claim over as its own, with no import, instead of refusing it as another's
+# (pkg/controller/datavolume/controller-base.go pvcRequiresWork, CDI v1.65).
+ANNOTATION_POPULATED_FOR = "cdi.kubevirt.io/storage.populatedFor"
 NAD_GROUP = "k8s.cni.cncf.io"
 NAD_VERSION = "v1"
 NAD_PLURAL = "network-attachment-definitions"

@@ -167,6 +167,19 @@ def data_volume_reference(dv: JsonObj) -> JsonObj:
     }
 
 
+def adopt_for_data_volume_patch(cr: Wukong, disk: str, claim: str) -> JsonObj:
+    """Take back the kept claim of an imported disk whose DataVolume is gone: held by label,
+    with no owner (CDI sets its DataVolume as the claim's controller and would fail on
+    another), and marked populated for the DataVolume this Wukong makes next, so CDI takes
+    it over as imported already instead of refusing it as someone else's."""
+    patch = adopt_patch(cr, disk)
+    meta = patch["metadata"]
+    meta["ownerReferences"] = []
+    meta["labels"][names.LABEL_HELD_BY] = cr.metadata.uid
+    meta["annotations"] = {names.ANNOTATION_POPULATED_FOR: claim}
+    return patch
+
+
 def adopt_patch(cr: Wukong, disk: str, owner: JsonObj | None = None) -> JsonObj:
     """Make a retained disk this Wukong's again: owner (the Wukong unless `owner` says
     otherwise), labels, no retained-from."""

@@ -30,6 +30,7 @@ from wukong.reconcile.actions import (
     PatchChild,
 )
 from wukong.reconcile.children import (
+    adopt_for_data_volume_patch,
     adopt_patch,
     child_metadata,
     data_volume_reference,
@@ -322,18 +323,16 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
     # DataVolume done again, so the Wukong stayed Creating for good (review s23 F4).
     ours = dv is not None and (held_by(dv, uid) or kept_for(dv, cr.metadata.name, disk.name))
     claim_owner = data_volume_reference(dv) if dv is not None and ours else None
+
+    def adoption(kind: ChildKind) -> JsonObj:
+        if kind == "DataVolume":
+            return adopt_patch(cr, disk.name)
+        if disk.image and dv is None:  # its DataVolume was deleted: CDI takes it over anew
+            return adopt_for_data_volume_patch(cr, disk.name, claim)
+        return adopt_patch(cr, disk.name, claim_owner)
+
     adopt: list[Action] = [
-        PatchChild(
-            kind,
-            claim,
-            pinned(
-                adopt_patch(
-                    cr, disk.name, claim_owner if kind == "PersistentVolumeClaim" else None
-                ),
-                obj,
-            ),
-            "adopt a retained disk",
-        )
+        PatchChild(kind, claim, pinned(adoption(kind), obj), "adopt a retained disk")
         for kind, obj in pairs
         if obj is not None and kept_for(obj, cr.metadata.name, disk.name)
     ]

@@ -16,6 +16,7 @@ from tests.unit.reconcile.world import (
 )
 from wukong.reconcile.actions import (
     AddVolume,
+    CreateChild,
     DeleteChild,
     Emit,
     ExpandDisk,
@@ -282,6 +283,35 @@ def test_a_kept_imported_disk_goes_back_under_its_data_volume() -> None:
         ("DataVolume", "web-1-extra-uid")
     ]
     assert [r["kind"] for r in owners["DataVolume"]] == ["Wukong"]
+
+
+def test_a_kept_imported_disk_without_its_data_volume_is_marked_populated_for_a_new_one() -> None:
+    """Session 24 (review s23, noticed): the user deleted the kept DataVolume; the claim was
+    adopted under the Wukong, and CDI refused it to the new DataVolume as another's."""
+    extra = {"name": "extra", "size": "10Gi", "image": "docker://quay.io/containerdisks/x:1"}
+    cr = wukong(disks=_disks(extra))
+    world = running(**{"web-1-extra": _kept("web-1-extra", "web-1", "extra")})
+    plan = decide(cr, {"phase": "Running"}, world)
+    [adopt] = [a for a in plan.actions if isinstance(a, PatchChild) and "adopt" in a.why]
+    meta = adopt.patch["metadata"]
+    assert adopt.kind == "PersistentVolumeClaim" and meta["ownerReferences"] == []
+    assert meta["annotations"] == {"cdi.kubevirt.io/storage.populatedFor": "web-1-extra"}
+    assert meta["labels"]["vm.novasphere.dev/held-by-uid"] == cr.metadata.uid
+    assert meta["labels"]["vm.novasphere.dev/retained-from"] is None
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+
+    # The next pass: the claim is held by label, so the DataVolume is made for it.
+    adopted = _kept("web-1-extra", "web-1", "extra")
+    adopted["metadata"]["labels"] = {
+        "vm.novasphere.dev/wukong": "web-1",
+        "vm.novasphere.dev/disk": "extra",
+        "vm.novasphere.dev/held-by-uid": cr.metadata.uid,
+    }
+    plan = decide(cr, {"phase": "Running"}, running(**{"web-1-extra": adopted}))
+    made = [a.body for a in plan.actions if isinstance(a, CreateChild) and a.kind == "DataVolume"]
+    assert [m["metadata"]["name"] for m in made] == ["web-1-extra"]
+    [extra_volume] = [v for v in plan.status["volumes"] if v["name"] == "extra"]
+    assert extra_volume["phase"] == "Pending"
 
 
 def _removed_logs(generation: int, observed: int) -> Any:

@@ -18,6 +18,7 @@ from .faults import Faults
 from .objects import annotation, controlled_by, deleting, flag, owner_ref, phase, set_condition
 from .storage import BIND_IMMEDIATE_ANN
 
+POPULATED_FOR_ANN = "cdi.kubevirt.io/storage.populatedFor"
 CDI_LABELS = {
     "app": "containerized-data-importer",
     "app.kubernetes.io/component": "storage",
@@ -117,6 +118,22 @@ class DataVolumeController(Controller):
                 if err.status != 409:
                     raise
             return None
+        if not controlled_by(pvc, dv) and _populated_for(pvc, dv):
+            # CDI's pvcRequiresWork: a claim already populated for this DataVolume is taken
+            # over (SetControllerReference, which fails on a claim another object controls).
+            refs = pvc["metadata"].get("ownerReferences") or []
+            if not any(r.get("controller") for r in refs):
+                body = {
+                    "metadata": {
+                        "ownerReferences": [
+                            *refs,
+                            owner_ref(dv, "DataVolume", "cdi.kubevirt.io/v1beta1"),
+                        ],
+                        "resourceVersion": pvc["metadata"]["resourceVersion"],
+                    }
+                }
+                self.pvcs.apply(await self.kube.merge_patch(PVCS, ns, name, body))
+                pvc = self.pvcs.get(ns, name) or pvc
         status, after = self._status(dv, pvc)
         old = dv.get("status") or {}
         if status != old:
@@ -134,6 +151,9 @@ class DataVolumeController(Controller):
             msg = f'Resource "{name}" already exists and is not managed by DataVolume'
             status["conditions"] = set_condition(conds, "Bound", "False", "ErrClaimNotValid", msg)
             return status, None
+        if _populated_for(pvc, dv):
+            # pvcRequiresWork false: Succeeded, bound or not (reconcileDataVolumeStatus).
+            return self._succeeded(status, conds), None
         if phase(pvc) != "Bound":
             sc = self.classes.get(None, (pvc.get("spec") or {}).get("storageClassName") or "")
             wffc = (sc or {}).get("volumeBindingMode") == "WaitForFirstConsumer" and (
@@ -194,3 +214,8 @@ class DataVolumeController(Controller):
         status["restartCount"] = int(failing_for / retry)
         status["conditions"] = set_condition(conds, "Ready", "False", "ImportInProgress")
         return status, retry - failing_for % retry
+
+
+def _populated_for(pvc: JsonObj, dv: JsonObj) -> bool:
+    """The claim says it holds this DataVolume's data already (populatedFor)."""
+    return bool(annotation(pvc, POPULATED_FOR_ANN) == dv["metadata"]["name"])
