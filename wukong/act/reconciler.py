@@ -36,6 +36,12 @@ CHAINABLE = (CreateChild, Emit)
 # (a request written `Accepted`, then called; a deletion step, then the next).
 FOLLOW_UPS = 4
 NOW = 0.0
+# A pass that patched a child looks again this soon. The patch's answer is written through
+# to the cache, so its own watch event changes nothing there and wakes no pass
+# (`Informer.skip_unchanged`): a plan that waits on what the patch changed (an adopted
+# claim, then its DataVolume) would wait for an unrelated event. Seconds, not at once: a
+# planner that patched the same again each pass would write once a second, not in a loop.
+LOOK_AFTER_PATCH = 1.0
 
 
 class Reader(Protocol):
@@ -204,9 +210,12 @@ class Reconciler:
             # phase's way back from a call KubeVirt refused) runs now, from the
             # written-through cache, not when our own watch event comes.
             return NOW
-        if retry is not None and (plan.requeue_after is None or retry < plan.requeue_after):
+        after = plan.requeue_after
+        if outcome.patched and (after is None or after > LOOK_AFTER_PATCH):
+            after = LOOK_AFTER_PATCH
+        if retry is not None and (after is None or retry < after):
             return retry  # a child the API server refused: try again later (admission.py)
-        return plan.requeue_after
+        return after
 
     async def _settle(
         self, raw: JsonObj, cr: Wukong, plan: Plan, outcome: Outcome, events: list[Emit]

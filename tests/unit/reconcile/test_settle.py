@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.unit.reconcile.world import NOW, POLICY, ready_children, wukong
 from wukong.act.executor import Executor
-from wukong.act.reconciler import Reconciler
+from wukong.act.reconciler import LOOK_AFTER_PATCH, Reconciler
 from wukong.adapters.kube import Kube
 from wukong.api import kinds
 from wukong.errors import Conflict
@@ -207,6 +207,34 @@ async def test_a_patched_child_is_written_through_so_the_next_pass_does_not_patc
     patches = [body for method, path, body in server.writes if path.endswith("/web-1-vm")]
     assert patches == [{"spec": {"runStrategy": "Always"}}]
     assert cache.get(kinds.VM.cache, "demo", "web-1-vm")["spec"]["runStrategy"] == "Always"
+
+
+async def test_a_pass_that_patched_a_child_looks_again_soon() -> None:
+    """CI, session 24: written through, the patch's own watch event changes nothing in the
+    cache and wakes no pass. A re-created Wukong adopted its kept claim and then waited, in
+    `Creating`, for an event that never came, instead of making the claim's DataVolume."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    world = running_world("Halted")
+    vm = {**world.vm, "kind": "VirtualMachine", "apiVersion": "kubevirt.io/v1"}
+    vm["metadata"] = {**vm["metadata"], "resourceVersion": "10"}
+    raw = raw_wukong({"phase": "Running", "vmName": "web-1-vm", "observedGeneration": 1})
+    cache = Cache(
+        {
+            kinds.WUKONG.cache: [raw],
+            kinds.VM.cache: [vm],
+            kinds.VMI.cache: [world.vmi],
+            kinds.PVC.cache: list(world.claims.values()),
+            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
+            kinds.NAD.cache: list(world.nads.values()),
+            kinds.NETWORK_POLICY.cache: [POLICY],
+        }
+    )
+    reconciler = Reconciler(cache, Executor(Patching(raw, vm)), clock=lambda: NOW)
+    after = await reconciler.reconcile("demo/web-1")
+    assert after is not None and 0 < after <= LOOK_AFTER_PATCH
+    again = await reconciler.reconcile("demo/web-1")  # nothing patched: no look for that
+    assert again is None or again > LOOK_AFTER_PATCH
 
 
 class Refusing(Server):
