@@ -180,9 +180,9 @@ class Patching(Server):
         return await super().request(method, path, body=body, **kw)
 
 
-async def test_a_patched_child_is_written_through_so_the_next_pass_does_not_patch_again() -> None:
-    """The audit log once showed two identical runStrategy patches in a row: the pass after
-    the first read the VM from before it, because only creates were written through."""
+def halted_vm_patching() -> tuple[Cache, Patching]:
+    """A running web-1 whose VM someone set Halted (the pass patches runStrategy back to
+    Always), and a server that answers the patch as the API server does."""
     from tests.unit.reconcile.test_lifecycle import running_world
 
     world = running_world("Halted")  # the user wants it running: runStrategy goes back
@@ -200,7 +200,13 @@ async def test_a_patched_child_is_written_through_so_the_next_pass_does_not_patc
             kinds.NETWORK_POLICY.cache: [POLICY],
         }
     )
-    server = Patching(raw, vm)
+    return cache, Patching(raw, vm)
+
+
+async def test_a_patched_child_is_written_through_so_the_next_pass_does_not_patch_again() -> None:
+    """The audit log once showed two identical runStrategy patches in a row: the pass after
+    the first read the VM from before it, because only creates were written through."""
+    cache, server = halted_vm_patching()
     reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
     await reconciler.reconcile("demo/web-1")
     await reconciler.reconcile("demo/web-1")  # woken again before the VM's watch event
@@ -213,24 +219,8 @@ async def test_a_pass_that_patched_a_child_looks_again_soon() -> None:
     """CI, session 24: written through, the patch's own watch event changes nothing in the
     cache and wakes no pass. A re-created Wukong adopted its kept claim and then waited, in
     `Creating`, for an event that never came, instead of making the claim's DataVolume."""
-    from tests.unit.reconcile.test_lifecycle import running_world
-
-    world = running_world("Halted")
-    vm = {**world.vm, "kind": "VirtualMachine", "apiVersion": "kubevirt.io/v1"}
-    vm["metadata"] = {**vm["metadata"], "resourceVersion": "10"}
-    raw = raw_wukong({"phase": "Running", "vmName": "web-1-vm", "observedGeneration": 1})
-    cache = Cache(
-        {
-            kinds.WUKONG.cache: [raw],
-            kinds.VM.cache: [vm],
-            kinds.VMI.cache: [world.vmi],
-            kinds.PVC.cache: list(world.claims.values()),
-            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
-            kinds.NAD.cache: list(world.nads.values()),
-            kinds.NETWORK_POLICY.cache: [POLICY],
-        }
-    )
-    reconciler = Reconciler(cache, Executor(Patching(raw, vm)), clock=lambda: NOW)
+    cache, server = halted_vm_patching()
+    reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
     after = await reconciler.reconcile("demo/web-1")
     assert after is not None and 0 < after <= LOOK_AFTER_PATCH
     again = await reconciler.reconcile("demo/web-1")  # nothing patched: no look for that
