@@ -146,21 +146,30 @@ async def test_a_kept_disk_goes_back_to_its_own_wukong_and_disk_only(
     assert names.LABEL_RETAINED_FROM not in again["metadata"]["labels"]
 
 
+SYSTEM = {"name": "system", "size": "1Gi", "image": IMAGE}
+
+
+async def kept_system_disk(k: Kube, namespace: str, name: str) -> dict[str, Any]:
+    """Run Wukong `name` with an imported system disk, delete it keeping its disks; the
+    claim it left."""
+    spec = {"disks": [SYSTEM], "deleteOptions": {"preserveDisks": True}}
+    await create(k, "wukong", namespace, wukong(name, **spec))
+    await wait_phase(k, namespace, name, "Running", within=30)
+    kept = await get(k, "pvc", namespace, f"{name}-system")
+    assert kept is not None
+    await k.delete(path("wukong", namespace, name))
+    await eventually(lambda: gone(k, "wukong", namespace, name), timeout=30)
+    return kept
+
+
 async def test_a_kept_imported_disk_goes_back_to_its_wukong(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
     """Review s23 F4: the system disk is usually imported, and a kept one was never taken
     back: its claim was adopted away from its DataVolume, CDI took it for someone else's,
     and the Wukong stayed Creating for good."""
-    system = {"name": "system", "size": "1Gi", "image": IMAGE}
-    spec = {"disks": [system], "deleteOptions": {"preserveDisks": True}}
-    await create(k, "wukong", namespace, wukong("del-4", **spec))
-    await wait_phase(k, namespace, "del-4", "Running", within=30)
-    kept = await get(k, "pvc", namespace, "del-4-system")
-    assert kept is not None
-    await k.delete(path("wukong", namespace, "del-4"))
-    await eventually(lambda: gone(k, "wukong", namespace, "del-4"), timeout=30)
-    await create(k, "wukong", namespace, wukong("del-4", disks=[system]))
+    kept = await kept_system_disk(k, namespace, "del-4")
+    await create(k, "wukong", namespace, wukong("del-4", disks=[SYSTEM]))
     await wait_phase(k, namespace, "del-4", "Running", within=30)
     again = await get(k, "pvc", namespace, "del-4-system")
     assert again is not None and again["metadata"]["uid"] == kept["metadata"]["uid"]
@@ -178,19 +187,12 @@ async def test_a_kept_imported_disk_whose_data_volume_was_deleted_goes_back_too(
     """Session 24: after deleting the kept DataVolume by hand (it is only CDI's record of the
     import; the data is in the claim), the claim was adopted under the Wukong and CDI refused
     it to the new DataVolume as another's: the Wukong stayed Creating for good."""
-    system = {"name": "system", "size": "1Gi", "image": IMAGE}
-    spec = {"disks": [system], "deleteOptions": {"preserveDisks": True}}
-    await create(k, "wukong", namespace, wukong("del-5", **spec))
-    await wait_phase(k, namespace, "del-5", "Running", within=30)
-    kept = await get(k, "pvc", namespace, "del-5-system")
-    assert kept is not None
-    await k.delete(path("wukong", namespace, "del-5"))
-    await eventually(lambda: gone(k, "wukong", namespace, "del-5"), timeout=30)
+    kept = await kept_system_disk(k, namespace, "del-5")
     await k.delete(path("dv", namespace, "del-5-system"))
     await eventually(lambda: gone(k, "dv", namespace, "del-5-system"), timeout=30)
     assert await get(k, "pvc", namespace, "del-5-system") is not None
 
-    await create(k, "wukong", namespace, wukong("del-5", disks=[system]))
+    await create(k, "wukong", namespace, wukong("del-5", disks=[SYSTEM]))
     await wait_phase(k, namespace, "del-5", "Running", within=30)
     again = await get(k, "pvc", namespace, "del-5-system")
     assert again is not None and again["metadata"]["uid"] == kept["metadata"]["uid"]
