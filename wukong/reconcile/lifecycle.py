@@ -269,11 +269,12 @@ def _kubevirt_busy(action: str | None, seen: Observed) -> bool:
     """A call KubeVirt would not take now, but will once what it has under way is done; the
     VM's events wake the pass that makes it.
 
-    - A stop while a restart's Start is still pending would not stick: with no VMI, virt-api
-      answers 409 "VM is not running"; under Always its stop only sets Halted, which
-      virt-controller turns back to Always to serve the pending Start. The stop waits for
-      the VMI that Start makes and stops that one. Under Manual and RerunOnFailure a VMI
-      still there is stopped at once: virt-api replaces the pending requests with its Stop.
+    - A stop while a restart's Start is still pending would not stick: with no VMI, or one
+      that has ended (Succeeded or Failed, virt-api's IsFinal), virt-api answers 409 "VM is
+      not running"; under Always its stop only sets Halted, which virt-controller turns back
+      to Always to serve the pending Start. The stop waits for the VMI that Start makes and
+      stops that one. Under Manual and RerunOnFailure a VMI still running (if going) is
+      stopped at once: virt-api replaces the pending requests with its Stop.
     - A start under Manual or RerunOnFailure while a stop is still pending: virt-api adds
       its Start only to an empty list, and answers 500 "stop/start already underway"
       (lifecycle.go, getChangeRequestJson). It waits for virt-controller to serve the Stop.
@@ -281,7 +282,8 @@ def _kubevirt_busy(action: str | None, seen: Observed) -> bool:
     """
     pending = seen.pending_requests
     if action == "stop":
-        return "Start" in pending and (seen.vmi is None or seen.run_strategy in ("Always", "Once"))
+        no_guest = seen.vmi is None or seen.vmi_ended
+        return "Start" in pending and (no_guest or seen.run_strategy in ("Always", "Once"))
     if action == "start":
         manual = seen.run_strategy in ("Manual", "RerunOnFailure")
         return manual and bool(pending) and "Start" not in pending
@@ -713,6 +715,12 @@ def _run_strategy(
     current = seen.run_strategy
     wanted = desired_run_strategy(cr, runs_wanted(cr, state))
     if current == wanted:
+        return []
+    if wanted == "Halted" and "Start" in seen.pending_requests:
+        # virt-controller turns a Halted VM with a Start pending and no VMI into Always to
+        # serve it (vm.go, the "start paused case"): the VM would start, and read as started
+        # outside Wukong. Halted waits for KubeVirt to serve the Start (a VM event wakes the
+        # pass), then stops the VMI it made.
         return []
     vm = names.vm_name(cr.metadata.name)
     patch: list[Action] = [

@@ -157,6 +157,28 @@ def test_a_refused_request_after_a_stop_still_halts_the_stopped_vm() -> None:
     assert calls(plan) == []
 
 
+def test_halted_waits_for_kubevirt_to_serve_a_pending_start() -> None:
+    """virt-controller turns a Halted VM with a Start pending (a restart's, say) and no VMI
+    into Always to serve it (vm.go, the "start paused case"): Halted then would start the VM
+    and read as a `virtctl start` (RunStrategyReverted, seed 268001540). The patch waits
+    until KubeVirt has served the Start; the VMI it makes is then stopped by Halted."""
+    stop = {"action": "stop", "force": True, "requestedAt": "t15"}
+    cr = wukong(runStrategy="RerunOnFailure", lifecycleAction=stop)
+    world = running_world(strategy="RerunOnFailure")
+    assert world.vm is not None
+    world.vm["status"] = {"stateChangeRequests": [{"action": "Start"}]}
+    off = Observed(**{**world.__dict__, "vmi": None})
+    issued = {"lastAction": "stop", "call": "FORCE_STOP_VM", "requestId": "t14",
+              "state": "Done", "issued": True}  # fmt: skip
+    answered = decide(cr, {"phase": "Stopped", "lifecycleState": issued}, off).status
+    waiting = decide(cr, answered, off)
+    assert _strategy_patches(waiting) == [] and _reverted(waiting) == []
+    served = running_world(strategy="RerunOnFailure")
+    plan = decide(cr, waiting.status, served)
+    assert _strategy_patches(plan) == [{"spec": {"runStrategy": "Halted"}}]
+    assert _reverted(plan) == []
+
+
 def test_every_status_field_the_planner_writes_survives_the_crd_schema() -> None:
     from tests.unit.reconcile.world import pruned_fields
 
@@ -418,19 +440,30 @@ def test_a_stop_right_after_a_restart_is_called_not_taken_for_the_restarts_stop(
 
 
 @pytest.mark.parametrize(
-    ("strategy", "vmi"),
+    ("strategy", "vmi", "ended"),
     [
-        pytest.param("Always", True, id="Always-old-vmi-going"),
-        pytest.param("Always", False, id="Always-no-vmi"),
-        pytest.param("RerunOnFailure", False, id="RerunOnFailure-no-vmi"),
+        pytest.param("Always", True, False, id="Always-old-vmi-going"),
+        pytest.param("Always", False, False, id="Always-no-vmi"),
+        pytest.param("RerunOnFailure", False, False, id="RerunOnFailure-no-vmi"),
+        pytest.param("RerunOnFailure", True, True, id="RerunOnFailure-old-vmi-ended"),
+        pytest.param("Manual", True, True, id="Manual-old-vmi-ended"),
     ],
 )
-def test_a_stop_waits_for_the_vmi_a_pending_restart_makes(strategy: str, vmi: bool) -> None:
-    # With no VMI virt-api answers a stop 409 "VM is not running"; under Always its stop only
-    # sets Halted, and virt-controller turns that back to Always to serve the pending Start.
-    # Either way the VM would run again: the stop waits, then stops the new VMI.
+def test_a_stop_waits_for_the_vmi_a_pending_restart_makes(
+    strategy: str, vmi: bool, ended: bool
+) -> None:
+    # With no VMI, or one that has ended (Succeeded: virt-api's IsFinal), virt-api answers a
+    # stop 409 "VM is not running"; under Always its stop only sets Halted, and
+    # virt-controller turns that back to Always to serve the pending Start. Either way the VM
+    # would run again: the stop waits, then stops the new VMI. (Found with an ended VMI by
+    # test_lifecycle_sequences, seed 268001540, RerunOnFailure: the 409 left the restart's
+    # Start pending; the Halted that followed was turned into Always by virt-controller to
+    # serve it, and the Wukong warned that someone outside had started the VM.)
     stop, status, _ = _restart_then_stop(strategy)
     world = _restarting(strategy, vmi=vmi)
+    if ended:
+        assert world.vmi is not None
+        world.vmi["status"]["phase"] = "Succeeded"
     accepted = decide(stop, status, world)
     waiting = decide(stop, accepted.status, world)
     assert calls(waiting) == []
