@@ -77,9 +77,11 @@ VM = Kind(
         "spec": {"runStrategy": ALL, "template": ALL, "instancetype": ALL, "preference": ALL},
         # volumeRequests: hot-plug calls virt-controller has yet to apply (hotplug.py).
         # printableStatus: what stops the VM from running (reconcile/vm_health.py).
+        # runStrategy: the one virt-controller last synced (lifecycle._run_strategy).
         "status": {
             **_CONDITIONS,
             "printableStatus": ALL,
+            "runStrategy": ALL,
             "stateChangeRequests": ALL,
             "volumeRequests": ALL,
         },

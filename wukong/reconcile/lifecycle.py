@@ -722,6 +722,12 @@ def _run_strategy(
         # outside Wukong. Halted waits for KubeVirt to serve the Start (a VM event wakes the
         # pass), then stops the VMI it made.
         return []
+    if wanted == "RerunOnFailure" and seen.synced_run_strategy not in (None, current):
+        # virt-controller starts a RerunOnFailure VM with no VMI only when it comes from
+        # another runStrategy it has seen (status.runStrategy, vm.go): moved back before it
+        # saw Halted or Always, the VM would stay off for good. The VM's status update
+        # after virt-controller's sync wakes the pass.
+        return []
     vm = names.vm_name(cr.metadata.name)
     patch: list[Action] = [
         PatchChild("VirtualMachine", vm, {"spec": {"runStrategy": wanted}}, "run strategy")

@@ -47,6 +47,13 @@ class Observed:
         return None if strategy is None else str(strategy)
 
     @property
+    def synced_run_strategy(self) -> str | None:
+        """The runStrategy virt-controller last synced the VM with (its status.runStrategy),
+        None before it first made a VMI or when there is no VM."""
+        strategy = (self.vm or {}).get("status", {}).get("runStrategy")
+        return None if strategy is None else str(strategy)
+
+    @property
     def pending_requests(self) -> list[str]:
         """The actions of the VM's pending state-change requests (virt-api's Stop and Start,
         which virt-controller removes once it has served them)."""

@@ -11,6 +11,7 @@ import pytest
 from tests.unit.reconcile.world import NOW, NS, decide, ready_children, wukong
 from wukong.api.status import WukongStatus
 from wukong.reconcile.actions import Action, CreateChild, Emit, Failed, PatchChild, VmCall
+from wukong.reconcile.lifecycle import request_id
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.outcome import fold
 from wukong.reconcile.vm import build_vm
@@ -177,6 +178,30 @@ def test_halted_waits_for_kubevirt_to_serve_a_pending_start() -> None:
     plan = decide(cr, waiting.status, served)
     assert _strategy_patches(plan) == [{"spec": {"runStrategy": "Halted"}}]
     assert _reverted(plan) == []
+
+
+def test_rerun_on_failure_waits_for_virt_controller_to_see_kubevirts_always() -> None:
+    """virt-controller starts a RerunOnFailure VM that has no VMI only when it comes from
+    another runStrategy it has seen (status.runStrategy, vm.go). A start right after a stop
+    (test_lifecycle_sequences, seed 268001540): our Halted, virt-api's Always and our
+    RerunOnFailure again all came before virt-controller synced the VM, so it saw
+    RerunOnFailure as before, started nothing, and the Wukong stayed Starting. The patch
+    back waits for virt-controller to have seen Always (it starts the VMI in that sync)."""
+    start = {"action": "start", "requestedAt": "t2"}
+    cr = wukong(runStrategy="RerunOnFailure", lifecycleAction=start)
+    world = running_world(strategy="Always")
+    assert world.vm is not None
+    world.vm["status"] = {"runStrategy": "RerunOnFailure"}  # virt-controller's last sync
+    unseen = Observed(**{**world.__dict__, "vmi": None})
+    rid = request_id(cr.spec.lifecycle_action)
+    issued = {"lastAction": "start", "call": "START_VM", "requestId": rid,
+              "state": "Issued", "issued": True}  # fmt: skip
+    status = {"phase": "Starting", "lifecycleState": issued}
+    assert _strategy_patches(decide(cr, status, unseen)) == []
+    world.vm["status"] = {"runStrategy": "Always"}
+    assert _strategy_patches(decide(cr, status, world)) == [
+        {"spec": {"runStrategy": "RerunOnFailure"}}
+    ]
 
 
 def test_every_status_field_the_planner_writes_survives_the_crd_schema() -> None:
