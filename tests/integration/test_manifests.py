@@ -164,6 +164,7 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
         ("Deployment", "wukong"),
         ("Service", "wukong-metrics"),
         ("PodDisruptionBudget", "wukong"),
+        ("NetworkPolicy", "wukong"),
         ("ValidatingAdmissionPolicy", "wukong-deletion-protection"),
         ("ValidatingAdmissionPolicyBinding", "wukong-deletion-protection"),
         ("ValidatingAdmissionPolicy", "wukong-network-policy"),
@@ -270,6 +271,26 @@ def test_the_deployment_runs_two_replicas_with_leader_election_probes_and_limits
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
 
 
+def test_only_scrapers_in_namespaces_labelled_for_metrics_may_reach_the_operator(
+    docs: list[dict[str, Any]],
+) -> None:
+    # The pods serve /metrics and nothing else off the node (the probes' kubelet is let
+    # through by every NetworkPolicy): one ingress rule, to the metrics port, from
+    # namespaces labelled `metrics: enabled`; tenants' pods reach no port at all.
+    policy = find(docs, "NetworkPolicy", "wukong")["spec"]
+    deployment = find(docs, "Deployment", "wukong")
+    assert policy["podSelector"] == deployment["spec"]["selector"]
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"metrics": "enabled"}}}],
+            "ports": [{"port": "metrics", "protocol": "TCP"}],
+        }
+    ]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "metrics" in {port["name"] for port in container["ports"]}
+
+
 def test_the_deployment_satisfies_the_restricted_pod_security_profile(
     docs: list[dict[str, Any]],
 ) -> None:
@@ -360,6 +381,7 @@ def test_the_whole_base_applies_with_server_side_dry_run(installed: ControlPlane
         ("customresourcedefinition.apiextensions.k8s.io", f"{PLURAL}.{GROUP}"),
         ("deployment.apps", "wukong"),
         ("clusterrole.rbac.authorization.k8s.io", "wukong-operator"),
+        ("networkpolicy.networking.k8s.io", "wukong"),
         ("validatingadmissionpolicy.admissionregistration.k8s.io", "wukong-deletion-protection"),
         (
             "validatingadmissionpolicybinding.admissionregistration.k8s.io",
