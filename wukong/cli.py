@@ -231,6 +231,31 @@ def hoist_global_flags(args: list[str]) -> list[str]:
     return [rest[0], *leading, *rest[1:]]
 
 
+def kubectl_completions(words: list[str]) -> list[str]:
+    """What `kubectl wukong <TAB>` offers: the commands, flags and Wukong names that fit
+    `words`, the words after `wukong` (the last one is the word being completed, "" for a
+    new one), read as `main` reads a command line."""
+    # typer vendors click; its bash class is the concrete one (the others only format).
+    from typer._completion_classes import BashComplete
+
+    *given, incomplete = words or [""]
+    args = hoist_global_flags(split_short_equals(given))
+    command = typer.main.get_command(app)
+    complete = BashComplete(command, {}, "kubectl wukong", "_KUBECTL_WUKONG_COMPLETE")
+    return [item.value for item in complete.get_completions(args, incomplete)]
+
+
+def complete_for_kubectl() -> None:
+    """`kubectl_complete-wukong`: kubectl (>= 1.26) runs it for `kubectl wukong <TAB>` with the
+    words after `wukong` and reads one candidate a line, then cobra's directive (`:4`: no
+    file names), as it does for every plugin that ships such a program."""
+    import sys
+
+    for value in kubectl_completions(sys.argv[1:]):
+        typer.echo(value)
+    typer.echo(":4")
+
+
 def main() -> None:
     """Console-script entry point. A Ctrl-C before a command has begun (while Python imports)
     ends it as one started would, without a traceback."""

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from tests.integration.scenario import create, get, k, operator, sim, wait_for, wukong
 from tests.integration.test_cli import SYSTEM, cli, running, volume
 from wukong.adapters.kube import Kube
+from wukong.cli import app, kubectl_completions
 from wukong.console.connect import connect
 from wukong.console.follow import Expired, events
 from wukong.testing.controlplane import ControlPlane
@@ -285,3 +287,23 @@ async def test_a_wait_that_cannot_succeed_says_what_holds_it(
     assert "timed out after 12s waiting for nowhere to start (phase Starting; VMHealthy=False" in (
         started.stderr
     )
+
+
+async def test_names_complete_from_the_namespace_for_kubectl_and_the_shell(
+    control_plane: ControlPlane, k: Kube, namespace: str
+) -> None:
+    # `kubectl wukong stop <TAB>` (kubectl runs kubectl_complete-wukong with the words after
+    # `wukong`) and `wukong describe <TAB>` (typer's bash script) offer the Wukongs of the
+    # namespace the line names, as kubectl completes resource names.
+    kubeconfig = str(control_plane.kubeconfig)
+    for name in ("web-a", "web-b", "db-1"):
+        await create(k, "wukong", namespace, wukong(name))
+    words = ["stop", "--kubeconfig", kubeconfig, "-n", namespace]
+    assert await asyncio.to_thread(kubectl_completions, [*words, "we"]) == ["web-a", "web-b"]
+    # -n before the verb, as kubectl hands it on; a name already on the line is not offered.
+    again = ["-n", namespace, "stop", "web-a", "--kubeconfig", kubeconfig, ""]
+    assert await asyncio.to_thread(kubectl_completions, again) == ["db-1", "web-b"]
+    line = f"wukong describe --kubeconfig {kubeconfig} -n {namespace} d"
+    bash = {"_WUKONG_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": "6"}
+    result = await asyncio.to_thread(CliRunner().invoke, app, [], env=bash, prog_name="wukong")
+    assert result.stdout.split() == ["db-1"], result.output

@@ -26,6 +26,8 @@ def test_the_distribution_is_not_the_taken_pypi_name_but_the_commands_stay() -> 
     assert project["scripts"] == {
         "wukong": "wukong.cli:main",
         "kubectl-wukong": "wukong.cli:main",
+        # kubectl's plugin completion (`kubectl wukong <TAB>`, kubectl >= 1.26).
+        "kubectl_complete-wukong": "wukong.cli:complete_for_kubectl",
     }
 
 

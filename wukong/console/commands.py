@@ -34,6 +34,7 @@ from wukong.console.options import (
     Wait,
     asker,
     cluster_from,
+    complete_names,
     console,
     duration,
     fail,
@@ -160,7 +161,11 @@ def status(
     name: Annotated[
         str | None,
         typer.Argument(
-            help="one Wukong in detail", metavar="NAME", show_default=False, parser=wukong_name
+            help="one Wukong in detail",
+            metavar="NAME",
+            show_default=False,
+            parser=wukong_name,
+            autocompletion=complete_names,
         ),
     ] = None,
     all_namespaces: Annotated[
@@ -409,7 +414,10 @@ source <(wukong completion bash)
 wukong completion bash > ~/.local/share/bash-completion/completions/wukong
 
 # zsh
-wukong completion zsh > "${fpath[1]}/_wukong\""""
+wukong completion zsh > "${fpath[1]}/_wukong"
+
+# kubectl wukong <TAB> (kubectl >= 1.26) needs no script: kubectl runs
+# kubectl_complete-wukong, installed beside kubectl-wukong"""
 
 
 @app.command(cls=KubectlCommand, epilog=_completion_help())
@@ -417,7 +425,7 @@ def completion(
     shell: Annotated[str, typer.Argument(help="bash, zsh, fish or powershell", metavar="SHELL")],
 ) -> None:
     """Print the shell completion script for `wukong` (and `kubectl-wukong` when called by
-    that name); `kubectl wukong <TAB>` is not completed yet."""
+    that name): commands, flags and the names of the namespace's Wukongs."""
     from wukong.console.options import completion_script
 
     typer.echo(completion_script(shell), nl=False)

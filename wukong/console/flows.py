@@ -75,6 +75,14 @@ async def chosen(target: Target, names: Sequence[str], selector: str | None) -> 
     return items
 
 
+async def names(cluster: Cluster, prefix: str = "") -> list[str]:
+    """The names of the namespace's Wukongs that start with `prefix`, for completion."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        listing = await target.kube.request("GET", target.wukongs())
+    found = (str(item["metadata"]["name"]) for item in listing.get("items") or [])
+    return sorted(name for name in found if name.startswith(prefix))
+
+
 async def lifecycle(
     cluster: Cluster,
     io: Console,

@@ -120,10 +120,37 @@ def label_selector(text: str) -> str:
     return text
 
 
+# How long a completion waits for the cluster before it offers no names.
+COMPLETION_SECONDS: Final = 3.0
+
+
+def complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """NAME completion (`wukong stop <TAB>`, `kubectl wukong stop <TAB>`): the Wukongs of the
+    namespace the words so far name (-n, --context, --kubeconfig), as kubectl completes
+    resource names. A name already on the line is not offered again. Nothing, and no
+    message, when the cluster does not answer within COMPLETION_SECONDS: a completion
+    must never print into the user's command line."""
+    from wukong.console.flows import names  # the I/O, loaded only when completing
+
+    params = ctx.params
+    cluster = Cluster(params.get("kubeconfig"), params.get("context"), params.get("namespace"))
+    given = params.get("name")
+    taken = set(given) if isinstance(given, (list, tuple)) else set()
+    try:
+        found = asyncio.run(asyncio.wait_for(names(cluster, incomplete), COMPLETION_SECONDS))
+    except Exception:  # any failure: what the shell shows must stay the user's line
+        return []
+    return [name for name in found if name not in taken]
+
+
 NameArg = Annotated[
     str,
     typer.Argument(
-        help="name of the Wukong", show_default=False, metavar="NAME", parser=wukong_name
+        help="name of the Wukong",
+        show_default=False,
+        metavar="NAME",
+        parser=wukong_name,
+        autocompletion=complete_names,
     ),
 ]
 DiskArg = Annotated[
@@ -153,6 +180,7 @@ OptionalNames = Annotated[
         show_default=False,
         metavar="NAME...",
         parser=wukong_name,
+        autocompletion=complete_names,
     ),
 ]
 Selector = Annotated[

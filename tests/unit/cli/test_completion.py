@@ -1,0 +1,51 @@
+"""`kubectl wukong <TAB>` (kubectl_complete-wukong) and `wukong <TAB>`: commands, flags, and
+Wukong names from the cluster; a completion that cannot reach the cluster offers nothing and
+prints nothing else."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from wukong.cli import complete_for_kubectl, kubectl_completions
+
+
+def test_commands_are_offered_by_their_first_letters() -> None:
+    offered = kubectl_completions(["st"])
+    assert {"start", "status", "stop"} <= set(offered)
+    assert all(word.startswith("st") for word in offered)
+
+
+def test_flags_are_offered_after_a_dash() -> None:
+    offered = kubectl_completions(["stop", "--gr"])
+    assert offered == ["--grace-period"]
+
+
+def test_names_from_an_unreachable_cluster_are_none_and_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+    )
+    started = time.monotonic()
+    assert kubectl_completions(["stop", "--kubeconfig", str(kubeconfig), "we"]) == []
+    assert time.monotonic() - started < 5
+    assert capsys.readouterr() == ("", "")
+
+
+def test_kubectl_gets_one_word_a_line_then_no_file_names(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # kubectl runs kubectl_complete-wukong with the words after `wukong`, the last one the
+    # word to complete, and reads cobra's directive from the last line (:4, no file names).
+    monkeypatch.setattr("sys.argv", ["kubectl_complete-wukong", "desc"])
+    complete_for_kubectl()
+    assert capsys.readouterr().out == "describe\n:4\n"
