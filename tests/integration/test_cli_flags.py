@@ -307,3 +307,7 @@ async def test_names_complete_from_the_namespace_for_kubectl_and_the_shell(
     bash = {"_WUKONG_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": "6"}
     result = await asyncio.to_thread(CliRunner().invoke, app, [], env=bash, prog_name="wukong")
     assert result.stdout.split() == ["db-1"], result.output
+    # -n completes namespace names, as kubectl's does.
+    prefix = namespace[: len(namespace) - 2]
+    typed = ["status", "--kubeconfig", kubeconfig, "-n", prefix]
+    assert namespace in await asyncio.to_thread(kubectl_completions, typed)

@@ -83,6 +83,14 @@ async def names(cluster: Cluster, prefix: str = "") -> list[str]:
     return sorted(name for name in found if name.startswith(prefix))
 
 
+async def namespaces(cluster: Cluster, prefix: str = "") -> list[str]:
+    """The names of the cluster's namespaces that start with `prefix`, for completion."""
+    async with connect(cluster.kubeconfig, cluster.context, None) as target:
+        listing = await target.kube.request("GET", api_path("", "v1", "namespaces"))
+    found = (str(item["metadata"]["name"]) for item in listing.get("items") or [])
+    return sorted(name for name in found if name.startswith(prefix))
+
+
 async def lifecycle(
     cluster: Cluster,
     io: Console,

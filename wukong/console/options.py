@@ -136,11 +136,26 @@ def complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
     cluster = Cluster(params.get("kubeconfig"), params.get("context"), params.get("namespace"))
     given = params.get("name")
     taken = set(given) if isinstance(given, (list, tuple)) else set()
+    return [name for name in _completing(names(cluster, incomplete)) if name not in taken]
+
+
+def complete_namespaces(ctx: typer.Context, incomplete: str) -> list[str]:
+    """-n completion: the cluster's namespaces, as kubectl's (none when the user may not list
+    them, as kubectl offers none then)."""
+    from wukong.console.flows import namespaces
+
+    params = ctx.params
+    cluster = Cluster(params.get("kubeconfig"), params.get("context"), None)
+    return _completing(namespaces(cluster, incomplete))
+
+
+def _completing(work: Coroutine[Any, Any, list[str]]) -> list[str]:
+    """A completion's answer from the cluster: nothing on any failure or after
+    COMPLETION_SECONDS, never a message in the user's line."""
     try:
-        found = asyncio.run(asyncio.wait_for(names(cluster, incomplete), COMPLETION_SECONDS))
+        return asyncio.run(asyncio.wait_for(work, COMPLETION_SECONDS))
     except Exception:  # any failure: what the shell shows must stay the user's line
         return []
-    return [name for name in found if name not in taken]
 
 
 NameArg = Annotated[
@@ -171,6 +186,7 @@ Namespace = Annotated[
         help="namespace (default: the context's, else default)",
         metavar="NAME",
         parser=namespace_name,
+        autocompletion=complete_namespaces,
     ),
 ]
 OptionalNames = Annotated[

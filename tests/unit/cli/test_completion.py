@@ -37,6 +37,7 @@ def test_names_from_an_unreachable_cluster_are_none_and_quiet(
     )
     started = time.monotonic()
     assert kubectl_completions(["stop", "--kubeconfig", str(kubeconfig), "we"]) == []
+    assert kubectl_completions(["stop", "--kubeconfig", str(kubeconfig), "-n", "de"]) == []
     assert time.monotonic() - started < 5
     assert capsys.readouterr() == ("", "")
 
