@@ -479,11 +479,29 @@ async def _delete_all(k: Kube, namespace: str, accepted: list[str]) -> dict[str,
         await eventually(gone, timeout=180, message="every Wukong deleted")
     except AssertionError:
         listing = await k.get(path("wukong", namespace))
+        disks = [
+            item | {"kind": kind}
+            for kind in ("dv", "pvc")
+            for item in (await k.get(path(kind, namespace))).get("items") or []
+        ]
         return {
             str(c["metadata"]["name"]): {
                 "phase": (c.get("status") or {}).get("phase"),
                 "deletion": (c.get("status") or {}).get("deletion"),
                 "finalizers": c["metadata"].get("finalizers"),
+                # Its disks as the cluster has them: what a Retain step waits on.
+                "disks": {
+                    f"{d['kind']}/{d['metadata']['name']}": {
+                        "owners": [
+                            (r.get("kind"), r.get("controller"))
+                            for r in d["metadata"].get("ownerReferences") or []
+                        ],
+                        "labels": d["metadata"].get("labels"),
+                        "annotations": d["metadata"].get("annotations"),
+                    }
+                    for d in disks
+                    if d["metadata"]["name"].startswith(f"{c['metadata']['name']}-")
+                },
             }
             for c in listing.get("items") or []
         }

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.unit.reconcile.world import NOW, POLICY, ready_children, wukong
 from wukong.act.executor import Executor
 from wukong.act.reconciler import LOOK_AFTER_PATCH, Reconciler
 from wukong.adapters.kube import Kube
-from wukong.api import kinds
-from wukong.errors import Conflict
+from wukong.api import kinds, names
+from wukong.errors import Conflict, TransientError
 
 JsonObj = dict[str, Any]
 
@@ -247,3 +249,60 @@ async def test_the_phase_goes_back_in_the_same_reconcile_as_the_refused_call() -
     assert phases[-1] == "Running"
     events = [b["reason"] for m, _, b in server.writes if m == "POST" and b["kind"] == "Event"]
     assert "CallRefused" in events
+
+
+class ConflictOnce(Server):
+    """A child's PATCH is answered 409 the first time (someone wrote it meanwhile), then
+    comes back as the object it made."""
+
+    def __init__(self, raw: JsonObj, children: dict[str, JsonObj]) -> None:
+        super().__init__(raw)
+        self.children = children
+        self.conflicts = 1
+
+    async def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        name = path.rpartition("/")[2]
+        if method == "PATCH" and name in self.children:
+            self.writes.append((method, path, body))
+            if self.conflicts:
+                self.conflicts -= 1
+                raise Conflict(409, "Conflict", "the object has been modified", path=path)
+            child = self.children[name]
+            version = int(child["metadata"].get("resourceVersion") or "10") + 1
+            meta = {**merged(child["metadata"], body["metadata"]), "resourceVersion": str(version)}
+            self.children[name] = {**child, "metadata": meta}
+            return self.children[name]
+        return await super().request(method, path, body=body, **kw)
+
+
+async def test_a_deletion_step_that_patched_after_a_conflict_looks_again_soon() -> None:
+    """CI, session 25 (test_spec_parity, seed 1248171293): the release of a kept disk got a
+    409; the pass after it released the disk but wrote no status (Retain already was the
+    step), and its written-through patch woke nothing. The Wukong stayed in Retain for good
+    with every disk released."""
+    raw = raw_wukong({"phase": "Running", "vmName": "web-1-vm"})
+    raw["metadata"] |= {
+        "deletionTimestamp": "2026-11-23T12:00:00Z",
+        "finalizers": [names.FINALIZER],
+    }
+    raw["spec"]["deleteOptions"] = {"preserveDisksList": ["data"]}
+    cache = cache_for(raw)
+    claims = {c["metadata"]["name"]: c for c in cache.list(kinds.PVC.cache)}
+    server = ConflictOnce(
+        raw,
+        {
+            "web-1-data": {
+                **claims["web-1-data"],
+                "kind": "PersistentVolumeClaim",
+                "apiVersion": "v1",
+            }
+        },
+    )
+    reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
+    with pytest.raises(TransientError):
+        await reconciler.reconcile("demo/web-1")  # Retain written, its patch refused
+    cache.remember(kinds.WUKONG.cache, server.raw)
+    after = await reconciler.reconcile("demo/web-1")  # released; the status says the same
+    released = cache.get(kinds.PVC.cache, "demo", "web-1-data")
+    assert names.LABEL_RETAINED_FROM in (released["metadata"].get("labels") or {})
+    assert after is not None and 0 < after <= LOOK_AFTER_PATCH
