@@ -210,9 +210,7 @@ class Reconciler:
             # phase's way back from a call KubeVirt refused) runs now, from the
             # written-through cache, not when our own watch event comes.
             return NOW
-        after = plan.requeue_after
-        if outcome.patched and (after is None or after > LOOK_AFTER_PATCH):
-            after = LOOK_AFTER_PATCH
+        after = _looking_after(plan.requeue_after, outcome)
         if retry is not None and (after is None or retry < after):
             return retry  # a child the API server refused: try again later (admission.py)
         return after
@@ -287,13 +285,9 @@ class Reconciler:
         if wrote:
             return NOW
         # A step that patched and wrote no status (it was already the step: the pass retried
-        # after a 409 on one of its patches) is woken by nothing else: its patch, written
-        # through, makes its own watch event change nothing. Seen in CI (test_spec_parity,
-        # seed 1248171293): a Wukong left in Retain for good with every disk released.
-        after = plan.requeue_after
-        if outcome.patched and (after is None or after > LOOK_AFTER_PATCH):
-            after = LOOK_AFTER_PATCH
-        return after
+        # after a 409 on one of its patches) is woken by nothing else (test_spec_parity,
+        # seed 1248171293: a Wukong left in Retain for good with every disk released).
+        return _looking_after(plan.requeue_after, outcome)
 
     async def _write_status(self, raw: JsonObj, new: WukongStatus) -> bool:
         """Patch status only when it changed (True when it did); vanished keys are nulled by
@@ -329,6 +323,14 @@ class Reconciler:
 def _acts(plan: Plan) -> list[Action]:
     """The plan's actions but its Events (those go with the status write)."""
     return [a for a in plan.actions if not isinstance(a, Emit)]
+
+
+def _looking_after(after: float | None, outcome: Outcome) -> float | None:
+    """The plan's next look, within LOOK_AFTER_PATCH if the pass patched a child: written
+    through, the patch's own watch event changes nothing in the cache and wakes no pass."""
+    if outcome.patched and (after is None or after > LOOK_AFTER_PATCH):
+        return LOOK_AFTER_PATCH
+    return after
 
 
 def _call_answered(outcome: Outcome) -> bool:

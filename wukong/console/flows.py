@@ -78,15 +78,17 @@ async def chosen(target: Target, names: Sequence[str], selector: str | None) -> 
 async def names(cluster: Cluster, prefix: str = "") -> list[str]:
     """The names of the namespace's Wukongs that start with `prefix`, for completion."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        listing = await target.kube.request("GET", target.wukongs())
-    found = (str(item["metadata"]["name"]) for item in listing.get("items") or [])
-    return sorted(name for name in found if name.startswith(prefix))
+        return _named(await target.kube.request("GET", target.wukongs()), prefix)
 
 
 async def namespaces(cluster: Cluster, prefix: str = "") -> list[str]:
     """The names of the cluster's namespaces that start with `prefix`, for completion."""
     async with connect(cluster.kubeconfig, cluster.context, None) as target:
-        listing = await target.kube.request("GET", api_path("", "v1", "namespaces"))
+        return _named(await target.kube.request("GET", api_path("", "v1", "namespaces")), prefix)
+
+
+def _named(listing: JsonObj, prefix: str) -> list[str]:
+    """The sorted names in a LIST answer that start with `prefix`."""
     found = (str(item["metadata"]["name"]) for item in listing.get("items") or [])
     return sorted(name for name in found if name.startswith(prefix))
 
