@@ -73,6 +73,14 @@ async def test_disk_added_to_a_running_wukong_is_hotplugged_through_addvolume(
     assert cr["status"]["phase"] == "Running"
     # DiskHotplug is there only while a disk is being plugged (docs/decisions.md).
     await wait_for(k, namespace, "hp-1", lambda c: condition(c, "DiskHotplug") == {})
+    # `kubectl describe` tells the attach as it tells a detach: one Normal Event.
+    [attached] = await eventually(
+        lambda: wukong_events(k, namespace, "DiskAttached"), message="a DiskAttached Event"
+    )
+    assert (attached["type"], attached["message"]) == (
+        "Normal",
+        "disk logs plugged into the running VM",
+    )
 
 
 async def test_disk_added_to_a_stopped_wukong_joins_the_vm_template(
@@ -274,6 +282,13 @@ async def test_growing_a_disk_grows_the_pvc_request_and_capacity(
     assert condition(cr, "VolumesResized").get("reason") in (None, "Resizing")
     pvc = await get(k, "pvc", namespace, "hp-6-data")
     assert pvc is not None and pvc["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    # A grow the user asked for is told in Normal Events, never a Warning.
+    done = await eventually(
+        lambda: wukong_events(k, namespace, "UpToDate"), message="the grow's Normal Event"
+    )
+    told = await wukong_events(k, namespace, "Resizing")
+    assert [e["type"] for e in [*told, *done]] == ["Normal", "Normal"], [*told, *done]
+    assert told[0]["message"] == "growing data to 2Gi"
 
 
 async def test_non_expandable_class_gets_a_condition_and_no_write_loop(

@@ -32,7 +32,7 @@ from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import retained
 from wukong.reconcile.disks import DiskPlan, plan_disks
-from wukong.reconcile.hotplug import plan_hotplug
+from wukong.reconcile.hotplug import attached_events, plan_hotplug
 from wukong.reconcile.lifecycle import (
     STOPPED_OUTSIDE,
     VM_DELETED,
@@ -100,19 +100,25 @@ BAD_WHEN_TRUE = {
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
 # warns if it lasts.
 EXPECTED_REASONS = {"Provisioning"}
+# Not healthy yet, but what the user asked for: a disk growing because its size grew. A
+# Normal Event when it starts and one when it is done, as the external resizer posts for the
+# claim; a Warning only when it is refused.
+REQUESTED_REASONS = {"Resizing"}
 
 
 def _healthy(cond: Condition) -> bool:
     return cond.is_true if cond.type in GOOD_WHEN_TRUE else not cond.is_true
 
 
-def _bad(cond: Condition) -> bool:
+def _notable(cond: Condition) -> bool:
+    """Not healthy, and worth an Event when it starts and when it ends."""
     return not _healthy(cond) and cond.reason not in EXPECTED_REASONS
 
 
 def condition_events(old: Sequence[Condition], new: Sequence[Condition]) -> list[Action]:
-    """A Warning when a condition goes bad, a Normal Event when it recovers (an operation
-    condition recovers by going away: the Event then says what its absence means)."""
+    """A Warning when a condition goes bad (a Normal when it goes where the user asked,
+    `REQUESTED_REASONS`), a Normal Event when it recovers (an operation condition recovers
+    by going away: the Event then says what its absence means)."""
     before = {c.type: c for c in old}
     after = {c.type for c in new}
     events: list[Action] = []
@@ -122,12 +128,13 @@ def condition_events(old: Sequence[Condition], new: Sequence[Condition]) -> list
             continue  # Ready and DiskHotplug follow the phase and hop Events
         if prior is not None and (prior.status, prior.reason) == (cond.status, cond.reason):
             continue
-        if _bad(cond):
-            events.append(Emit("Warning", cond.reason, cond.message))
-        elif _healthy(cond) and prior is not None and _bad(prior):
+        if _notable(cond):
+            requested = cond.reason in REQUESTED_REASONS
+            events.append(Emit("Normal" if requested else "Warning", cond.reason, cond.message))
+        elif _healthy(cond) and prior is not None and _notable(prior):
             events.append(Emit("Normal", cond.reason, cond.message))
     for prior in old:
-        if prior.type not in after and prior.type in CLEARED and _bad(prior):
+        if prior.type not in after and prior.type in CLEARED and _notable(prior):
             reason, message = CLEARED[prior.type]
             events.append(Emit("Normal", reason, message))
     return events
@@ -219,6 +226,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     )
     plan.actions += condition_events(status.conditions, conditions)
     plan.actions += hotplug_events(status.conditions, conditions)
+    volumes = _volumes(disks, status, seen)
+    plan.actions += attached_events(old_volumes, volumes, seen)
     plan.hold_status = _hold(cr, step, plan, seen)
     plan.requeue(plan.hold_status)
     plan.status = WukongStatus(
@@ -228,7 +237,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         node_name=node_name(seen),
         interfaces=interfaces(seen),
         networks=list(nets.statuses) if nets else [],
-        volumes=_volumes(disks, status, seen),
+        volumes=volumes,
         lifecycle_state=life.state,
         migration=moving.status,
         conditions=conditions,

@@ -455,17 +455,19 @@ def resize_conditions(
             for c in (pvc or {}).get("status", {}).get("conditions") or []
             if c.get("status") == "True"
         }
+        growing = f"{volume.name} to {volume.size}" if volume.size else volume.name
         if "FileSystemResizePending" in types:
             pending_fs.append(volume.name)
+            resizing.append(growing)
         elif "Resizing" in types:
-            resizing.append(volume.name)
+            resizing.append(growing)
     conds: list[Cond] = []
     if blocked:
         unsupported = any(b.reason == "ExpansionNotSupported" for b in blocked)
         reason = "ExpansionNotSupported" if unsupported else "ExpansionRefused"
         conds.append(Cond(VOLUMES_RESIZED, False, reason, "; ".join(b.message for b in blocked)))
-    elif resizing or pending_fs:
-        message = "growing " + ", ".join(resizing + pending_fs)
+    elif resizing:
+        message = "growing " + ", ".join(resizing)
         conds.append(Cond(VOLUMES_RESIZED, False, "Resizing", message))
     if pending_fs:
         message = (

@@ -12,7 +12,7 @@ form) comes from `disks.py`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wukong.api import JsonObj, names
@@ -204,6 +204,25 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
         message = "detached disk data " + ("kept: " + ", ".join(kept) if kept else "deleted")
         actions.append(Emit("Normal", "DiskDetached", message))
     return actions
+
+
+def attached_events(
+    old: Mapping[str, VolumeStatus], new: Sequence[VolumeStatus], seen: Observed
+) -> list[Action]:
+    """A Normal Event when hot-plugged disks are in the running VM: the answer to an attach,
+    as `DiskDetached` is to a detach (and, after a restart, the plugged disks back)."""
+    if seen.vmi_phase != "Running":
+        return []
+    plugged = [
+        v.name
+        for v in new
+        if v.hotplugged and v.attached and not (v.name in old and old[v.name].attached)
+    ]
+    if not plugged:
+        return []
+    which = ", ".join(plugged)
+    message = f"disk{'s' if len(plugged) > 1 else ''} {which} plugged into the running VM"
+    return [Emit("Normal", "DiskAttached", message)]
 
 
 def _owned_by_data_volume(claim: JsonObj, name: str) -> bool:

@@ -359,3 +359,55 @@ def test_keeping_a_detached_disk_asks_for_a_pass_to_see_it_released() -> None:
     }
     plan = decide(cr, old, world)
     assert plan.requeue_after is not None and plan.requeue_after <= 1.0
+
+
+def _events(plan: Any, reason: str) -> list[tuple[str, str]]:
+    return [(a.type, a.message) for a in plan.actions if isinstance(a, Emit) and a.reason == reason]
+
+
+def test_a_disk_growing_as_asked_posts_normal_events_and_a_refused_grow_a_warning() -> None:
+    cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
+    pvc = bound_pvc("web-1-data", "100Gi")
+    pvc["status"]["conditions"] = [{"type": "Resizing", "status": "True"}]
+    growing = decide(cr, {"phase": "Running"}, running(**{"web-1-data": pvc}))
+    cond = next(c for c in growing.status["conditions"] if c["type"] == "VolumesResized")
+    assert (cond["status"], cond["reason"]) == ("False", "Resizing")
+    # What the user asked for is no Warning (`kubectl get events --field-selector
+    # type=Warning` lists trouble only); the message says to what size.
+    assert _events(growing, "Resizing") == [("Normal", "growing data to 200Gi")]
+    grown = decide(cr, growing.status, running(**{"web-1-data": bound_pvc("web-1-data", "200Gi")}))
+    assert not [c for c in grown.status["conditions"] if c["type"] == "VolumesResized"]
+    assert [t for t, _ in _events(grown, "UpToDate")] == ["Normal"]
+
+    fixed = {"storageClassName": "fixed", "resources": {"requests": {"storage": "100Gi"}}}
+    refused_pvc = owned(
+        "PersistentVolumeClaim",
+        "web-1-data",
+        spec=fixed,
+        status={"phase": "Bound", "capacity": {"storage": "100Gi"}},
+    )
+    world = replace(
+        running(**{"web-1-data": refused_pvc}),
+        storage_classes={"fixed": {"metadata": {"name": "fixed"}}},
+    )
+    refused = decide(cr, {"phase": "Running"}, world)
+    assert [t for t, _ in _events(refused, "ExpansionNotSupported")] == ["Warning"]
+
+
+def test_a_hot_plugged_disk_in_the_running_vm_posts_disk_attached_once() -> None:
+    cr = wukong(disks=_disks(LOGS))
+    world = running(plugged=("logs",), **{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    assert world.vmi is not None
+    plugging = {"name": "logs", "pvcName": "web-1-logs", "hotplugged": True, "attached": False}
+    live = world.vmi["status"]["volumeStatus"]
+    live[-1]["phase"] = "AttachedToNode"
+    waiting = decide(cr, {"phase": "Running", "volumes": [plugging]}, world)
+    assert _events(waiting, "DiskAttached") == []
+    live[-1]["phase"] = "Ready"
+    plugged = decide(cr, waiting.status, world)
+    assert _events(plugged, "DiskAttached") == [("Normal", "disk logs plugged into the running VM")]
+    assert _events(decide(cr, plugged.status, world), "DiskAttached") == []  # said once
+    # Disks the VM booted with are attached, not plugged: no Event for them.
+    assert all(v["hotplugged"] for v in plugged.status["volumes"] if v["name"] == "logs")
+    boot = decide(wukong(), {"phase": "Running"}, running())
+    assert _events(boot, "DiskAttached") == []
