@@ -22,6 +22,7 @@ from tests.integration.scenario import (
     wait_for,
     wait_phase,
     wukong,
+    wukong_events,
 )
 from wukong.adapters.kube import Kube
 from wukong.api import names
@@ -144,6 +145,10 @@ async def test_a_kept_disk_goes_back_to_its_own_wukong_and_disk_only(
     again = await get(k, "pvc", namespace, "del-3-data")
     assert again is not None and again["metadata"]["uid"] == kept["metadata"]["uid"]
     assert names.LABEL_RETAINED_FROM not in again["metadata"]["labels"]
+    [adopted] = await eventually(
+        lambda: wukong_events(k, namespace, "DiskAdopted"), message="a DiskAdopted Event"
+    )
+    assert (adopted["involvedObject"]["name"], adopted["type"]) == ("del-3", "Normal")
 
 
 SYSTEM = {"name": "system", "size": "1Gi", "image": IMAGE}

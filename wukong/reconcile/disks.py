@@ -26,6 +26,7 @@ from wukong.reconcile.actions import (
     ChildKind,
     CreateChild,
     DeleteChild,
+    Emit,
     ExpandDisk,
     PatchChild,
 )
@@ -337,6 +338,8 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
         if obj is not None and kept_for(obj, cr.metadata.name, disk.name)
     ]
     if adopt:  # a kept disk whose claim name this Wukong uses again: take it back
+        told = f"disk {disk.name} takes back its kept claim {claim} and the data on it"
+        adopt.append(Emit("Normal", "DiskAdopted", told))
         return _Disk(adopt, at("Adopting"), "adopting the retained disk")
     message: str | None = None
     if disk.image:

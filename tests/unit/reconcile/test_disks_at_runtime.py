@@ -243,7 +243,11 @@ def _adopted(plan: Any) -> list[str]:
 def test_a_disk_kept_from_this_wukong_and_disk_is_taken_back() -> None:
     cr = wukong(disks=_disks(LOGS))
     world = running(**{"web-1-logs": _kept("web-1-logs", "web-1", "logs")})
-    assert _adopted(decide(cr, {"phase": "Running"}, world)) == ["web-1-logs"]
+    plan = decide(cr, {"phase": "Running"}, world)
+    assert _adopted(plan) == ["web-1-logs"]
+    # `kubectl describe` says the data came back, not only that a disk exists.
+    told = "disk logs takes back its kept claim web-1-logs and the data on it"
+    assert _events(plan, "DiskAdopted") == [("Normal", told)]
 
 
 def test_a_disk_kept_from_another_wukong_is_not_adopted_for_its_claim_name() -> None:
@@ -253,6 +257,7 @@ def test_a_disk_kept_from_another_wukong_is_not_adopted_for_its_claim_name() -> 
     world = running(**{"web-1-logs": _kept("web-1-logs", "web", "1-logs")})
     plan = decide(cr, {"phase": "Running"}, world)
     assert _adopted(plan) == []
+    assert _events(plan, "DiskAdopted") == []
     [logs] = [v for v in plan.status["volumes"] if v["name"] == "logs"]
     assert logs["phase"] == "Conflict"
     [bound] = [c for c in plan.status["conditions"] if c["type"] == "VolumesBound"]
