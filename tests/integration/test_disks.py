@@ -14,6 +14,7 @@ from tests.integration.scenario import (
     condition,
     create,
     get,
+    items,
     k,
     operator,
     patch_spec,
@@ -282,13 +283,23 @@ async def test_growing_a_disk_grows_the_pvc_request_and_capacity(
     assert condition(cr, "VolumesResized").get("reason") in (None, "Resizing")
     pvc = await get(k, "pvc", namespace, "hp-6-data")
     assert pvc is not None and pvc["spec"]["resources"]["requests"]["storage"] == "2Gi"
-    # A grow the user asked for is told in Normal Events, never a Warning.
+    # A grow the user asked for is told in Normal Events, never a Warning: it starts, it is
+    # done, and what is left is the guest's.
     done = await eventually(
         lambda: wukong_events(k, namespace, "UpToDate"), message="the grow's Normal Event"
     )
     told = await wukong_events(k, namespace, "Resizing")
-    assert [e["type"] for e in [*told, *done]] == ["Normal", "Normal"], [*told, *done]
+    grown = await eventually(
+        lambda: wukong_events(k, namespace, "DiskGrown"), message="a DiskGrown Event"
+    )
+    events = [*told, *done, *grown]
+    assert [e["type"] for e in events] == ["Normal", "Normal", "Normal"], events
     assert told[0]["message"] == "growing data to 2Gi"
+    assert grown[0]["message"].startswith("disk data is 2Gi now: the guest sees it bigger")
+    ours = [
+        e for e in await items(k, "event", namespace) if e["involvedObject"]["kind"] == "Wukong"
+    ]
+    assert [e for e in ours if e.get("type") == "Warning"] == [], ours
 
 
 async def test_non_expandable_class_gets_a_condition_and_no_write_loop(

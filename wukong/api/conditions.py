@@ -222,7 +222,7 @@ def phase_since(history: Sequence[Transition]) -> datetime | None:
 CLEARED: dict[str, tuple[str, str]] = {
     SECRET_MISSING: ("SecretsFound", "every Secret the VM names is there: KubeVirt mounted them"),
     VOLUMES_RESIZED: ("UpToDate", "every disk has the size the spec asks for"),
-    FILESYSTEM_RESIZE_PENDING: ("NothingPending", "no filesystem to grow"),
+    FILESYSTEM_RESIZE_PENDING: ("NothingPending", "no claim's filesystem waits to grow"),
     DISK_DETACH: ("NothingPending", "no disk waits to be detached"),
     RESTART_REQUIRED: ("UpToDate", "the running VM matches the spec"),
     DELETION_BLOCKED: ("NotProtected", "deletion proceeds"),

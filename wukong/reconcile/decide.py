@@ -31,7 +31,7 @@ from wukong.api.validation import Problem, validate_spec
 from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import retained
-from wukong.reconcile.disks import DiskPlan, plan_disks
+from wukong.reconcile.disks import NODE_RESIZE_PENDING, DiskPlan, grown_events, plan_disks
 from wukong.reconcile.hotplug import attached_events, plan_hotplug
 from wukong.reconcile.lifecycle import (
     STOPPED_OUTSIDE,
@@ -98,8 +98,9 @@ BAD_WHEN_TRUE = {
 }
 # Not healthy yet, but the normal path: every new disk is Provisioning for a while. No Warning
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
-# warns if it lasts.
-EXPECTED_REASONS = {"Provisioning"}
+# warns if it lasts. Nor for a grown claim whose filesystem waits for the kubelet: the grow's
+# own Events (`Resizing`, then `DiskGrown`) tell that one.
+EXPECTED_REASONS = {"Provisioning", NODE_RESIZE_PENDING}
 # Not healthy yet, but what the user asked for: a disk growing because its size grew. A
 # Normal Event when it starts and one when it is done, as the external resizer posts for the
 # claim; a Warning only when it is refused.
@@ -228,6 +229,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     plan.actions += hotplug_events(status.conditions, conditions)
     volumes = _volumes(disks, status, seen)
     plan.actions += attached_events(old_volumes, volumes, seen)
+    plan.actions += grown_events(old_volumes, volumes)
     plan.hold_status = _hold(cr, step, plan, seen)
     plan.requeue(plan.hold_status)
     plan.status = WukongStatus(

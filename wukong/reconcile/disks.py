@@ -7,6 +7,7 @@ both take every disk rule from here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,6 +47,8 @@ from wukong.reconcile.observed import Observed
 # A claim name this Wukong derives belongs to another object (another Wukong's disk, a user's
 # PVC): a clash between Wukongs, reported as such (like NADConflict for networks).
 CLAIM_CONFLICT = "ClaimConflict"
+NODE_RESIZE_PENDING = "NodeResizePending"
+"""A grown claim's filesystem waits for the kubelet (the PVC's FileSystemResizePending)."""
 STORAGE_CLASS_NOT_FOUND = "StorageClassNotFound"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 # DataVolume phases that mean "provisioning will go on once a VM uses the disk".
@@ -473,12 +476,35 @@ def resize_conditions(
         message = "growing " + ", ".join(resizing)
         conds.append(Cond(VOLUMES_RESIZED, False, "Resizing", message))
     if pending_fs:
-        message = (
-            f"disk(s) {', '.join(pending_fs)} grew: grow the partition and filesystem "
-            "inside the guest (e.g. growpart, then resize2fs or xfs_growfs)"
-        )
-        conds.append(Cond(FILESYSTEM_RESIZE_PENDING, True, "GrowInGuest", message))
+        # The claim's own filesystem, which the kubelet grows where the claim is mounted (the
+        # VM's pod): not yet the guest's, which sees the bigger disk only after (`grown_events`).
+        which = ", ".join(pending_fs)
+        if seen.vmi is not None and not seen.vmi_ended:
+            message = f"the node grows the filesystem of disk(s) {which} while the VM runs"
+        else:
+            message = f"the filesystem of disk(s) {which} grows when the VM next starts"
+        conds.append(Cond(FILESYSTEM_RESIZE_PENDING, True, NODE_RESIZE_PENDING, message))
     return conds
+
+
+def grown_events(old: Mapping[str, VolumeStatus], new: Sequence[VolumeStatus]) -> list[Action]:
+    """A Normal Event per disk whose claim grew since the last status: what the guest must
+    still do. KubeVirt's ExpandDisks grows the VM's disk (online, or at the next boot); the
+    partition and filesystem inside are the guest's (docs/reference.md, "PVC expansion")."""
+    events: list[Action] = []
+    for volume in new:
+        before = old.get(volume.name)
+        was = before.capacity if before is not None else None
+        if was is None or volume.capacity is None:
+            continue
+        if parse_quantity(volume.capacity) > parse_quantity(was):
+            message = (
+                f"disk {volume.name} is {volume.capacity} now: the guest sees it bigger where "
+                "KubeVirt's ExpandDisks feature is on; grow its partition and filesystem "
+                "inside the guest (e.g. growpart, then resize2fs or xfs_growfs)"
+            )
+            events.append(Emit("Normal", "DiskGrown", message))
+    return events
 
 
 def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> DiskPlan:

@@ -416,3 +416,39 @@ def test_a_hot_plugged_disk_in_the_running_vm_posts_disk_attached_once() -> None
     assert all(v["hotplugged"] for v in plugged.status["volumes"] if v["name"] == "logs")
     boot = decide(wukong(), {"phase": "Running"}, running())
     assert _events(boot, "DiskAttached") == []
+
+
+def test_a_claim_whose_filesystem_waits_for_the_node_says_so_and_the_grown_disk_what_is_left() -> (
+    None
+):
+    """The claim's FileSystemResizePending is the kubelet's step, not the guest's: it used to
+    say "grow the partition and filesystem inside the guest" (a Warning) while the guest could
+    not see the bigger disk yet, then "no filesystem to grow" when it could."""
+    cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
+    pvc = bound_pvc("web-1-data", "100Gi")
+    pvc["status"]["conditions"] = [{"type": "FileSystemResizePending", "status": "True"}]
+    world = running(**{"web-1-data": pvc})
+    waiting = decide(cr, {"phase": "Running"}, world)
+    fs = next(c for c in waiting.status["conditions"] if c["type"] == "FileSystemResizePending")
+    assert (fs["reason"], fs["message"]) == (
+        "NodeResizePending",
+        "the node grows the filesystem of disk(s) data while the VM runs",
+    )
+    assert _events(waiting, "NodeResizePending") == []  # the grow's own Events tell it
+    assert not [a for a in waiting.actions if isinstance(a, Emit) and a.type == "Warning"]
+    stopped = decide(cr, {"phase": "Stopped"}, replace(world, vmi=None))
+    fs = next(c for c in stopped.status["conditions"] if c["type"] == "FileSystemResizePending")
+    assert fs["message"] == "the filesystem of disk(s) data grows when the VM next starts"
+
+    grown = decide(cr, waiting.status, running(**{"web-1-data": bound_pvc("web-1-data", "200Gi")}))
+    [(kind, message)] = _events(grown, "DiskGrown")
+    assert kind == "Normal" and message.startswith("disk data is 200Gi now: ")
+    assert "growpart" in message
+    assert _events(grown, "NothingPending") == []
+    assert (
+        _events(
+            decide(cr, grown.status, running(**{"web-1-data": bound_pvc("web-1-data", "200Gi")})),
+            "DiskGrown",
+        )
+        == []
+    )
