@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 from wukong.api import JsonObj, names
@@ -487,6 +488,15 @@ def resize_conditions(
     return conds
 
 
+def _size(capacity: str | None) -> Decimal | None:
+    """A capacity from the status or a claim; None when there is none, or when a hand edit
+    of the status left no quantity there (no Event then, rather than a failed pass)."""
+    try:
+        return parse_quantity(capacity) if capacity else None
+    except ValueError:
+        return None
+
+
 def grown_events(old: Mapping[str, VolumeStatus], new: Sequence[VolumeStatus]) -> list[Action]:
     """A Normal Event per disk whose claim grew since the last status: what the guest must
     still do. KubeVirt's ExpandDisks grows the VM's disk (online, or at the next boot); the
@@ -494,10 +504,9 @@ def grown_events(old: Mapping[str, VolumeStatus], new: Sequence[VolumeStatus]) -
     events: list[Action] = []
     for volume in new:
         before = old.get(volume.name)
-        was = before.capacity if before is not None else None
-        if was is None or volume.capacity is None:
-            continue
-        if parse_quantity(volume.capacity) > parse_quantity(was):
+        was = _size(before.capacity if before is not None else None)
+        now = _size(volume.capacity)
+        if was is not None and now is not None and now > was:
             message = (
                 f"disk {volume.name} is {volume.capacity} now: the guest sees it bigger where "
                 "KubeVirt's ExpandDisks feature is on; grow its partition and filesystem "

@@ -452,3 +452,10 @@ def test_a_claim_whose_filesystem_waits_for_the_node_says_so_and_the_grown_disk_
         )
         == []
     )
+
+
+def test_a_capacity_edited_by_hand_in_the_status_posts_no_event_and_fails_no_pass() -> None:
+    cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
+    old = {"phase": "Running", "volumes": [{"name": "data", "capacity": "lots"}]}
+    plan = decide(cr, old, running(**{"web-1-data": bound_pvc("web-1-data", "200Gi")}))
+    assert _events(plan, "DiskGrown") == []
