@@ -137,7 +137,9 @@ CPU_MEMORY_HOTPLUG = "CPUMemoryHotplug"
 """True while KubeVirt applies a cpu/memory change to the running VM (reconcile/resources.py)."""
 
 ALWAYS_PRESENT = frozenset({READY, SPEC_VALID, NETWORKS_CONFIGURED, VOLUMES_BOUND, STALLED})
-"""Conditions every Wukong carries once it has been reconciled."""
+"""Conditions not about an operation: never removed once set. Ready, SpecValid and Stalled
+are set by every pass; NetworksConfigured once the spec is valid, VolumesBound once the
+networks are ready (the planners run in that order)."""
 OPERATION_CONDITIONS = frozenset(
     {
         VM_HEALTHY,
