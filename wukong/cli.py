@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import logging
 import signal
+from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
@@ -261,8 +262,13 @@ def main() -> None:
     ends it as one started would, without a traceback."""
     import sys
 
+    # Called as kubectl's plugin, it names itself as the user typed it (`Usage: kubectl
+    # wukong status …`, `see 'kubectl wukong status --help'`), as kubectl plugins do; shell
+    # completion keeps the variable its script sets.
+    plugin = bool(sys.argv) and Path(sys.argv[0]).name == "kubectl-wukong"
+    named = {"prog_name": "kubectl wukong", "complete_var": "_KUBECTL_WUKONG_COMPLETE"}
     try:
-        app(args=hoist_global_flags(split_short_equals(sys.argv[1:])))
+        app(args=hoist_global_flags(split_short_equals(sys.argv[1:])), **(named if plugin else {}))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None

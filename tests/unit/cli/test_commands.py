@@ -120,3 +120,21 @@ def test_version_client_loads_no_kubernetes_client() -> None:
     version, loaded = done.stdout.rsplit("\n", 2)[:2]
     assert json.loads(loaded) == []
     assert json.loads(version)["clientVersion"] == __version__
+
+
+@pytest.mark.parametrize("program", ["wukong", "kubectl-wukong"])
+def test_the_program_names_itself_as_the_user_typed_it(program: str) -> None:
+    """`kubectl wukong status --bogus` said "see 'kubectl-wukong status --help'", a name the
+    user never typed; kubectl plugins name themselves `kubectl <plugin>`."""
+    binary = Path(sys.executable).parent / program
+    typed = "kubectl wukong" if program == "kubectl-wukong" else "wukong"
+    wrong = subprocess.run([binary, "status", "--bogus"], capture_output=True, text=True)
+    assert (wrong.returncode, wrong.stdout) == (2, "")
+    assert wrong.stderr == f"error: no such option: --bogus (see '{typed} status --help')\n"
+    helped = subprocess.run([binary, "status", "--help"], capture_output=True, text=True)
+    assert f"Usage:\n  {typed} status [NAME] [options]\n" in helped.stdout
+    # Its shell completion still answers on the variable its completion script sets.
+    variable = "_" + program.replace("-", "_").upper() + "_COMPLETE"
+    env = {"PATH": "", variable: "complete_bash", "COMP_WORDS": f"{program} sta", "COMP_CWORD": "1"}
+    completed = subprocess.run([binary], capture_output=True, text=True, env=env)
+    assert completed.stdout.split() == ["start", "status"]
