@@ -219,6 +219,10 @@ async def wait_for(
     before: JsonObj | None = since
     loop = asyncio.get_running_loop()
     started = said = loop.time()
+    if (held := trouble(since)) is not None:
+        # What already holds it back is what the user most needs to hear: say it first,
+        # not only in the first "still waiting" line or at the timeout.
+        say(f"{name}: {held}")
 
     async def heartbeat() -> None:
         nonlocal said

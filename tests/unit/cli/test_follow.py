@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -107,6 +108,36 @@ async def test_a_change_made_before_the_first_look_is_told_from_the_version_our_
         since=phase("Running", "1"),
     )
     assert said == ["web-1: Running -> Stopping", "web-1: Stopping -> Stopped"]
+
+
+async def test_what_already_holds_the_wukong_back_is_said_first() -> None:
+    """`wukong stop evil-1 --wait` on a Wukong whose network the policy refuses said only
+    "Issued" until the first "still waiting" line, 15 s later."""
+    held = phase("Pending", "1")
+    held["status"]["conditions"] = [
+        {
+            "type": "SpecValid",
+            "status": "False",
+            "reason": "NetworkNotAllowed",
+            "message": "network 'lan' may not use bridge 'br-mgmt'",
+        }
+    ]
+    stopping = copy.deepcopy(held) | {"metadata": held["metadata"] | {"resourceVersion": "2"}}
+    stream = Stream(200, [("MODIFIED", phase("Stopped", "3"))])
+    said: list[str] = []
+    await follow.wait_for(
+        target(Cluster([stopping], [stream])),
+        "web-1",
+        stopped,
+        within=5,
+        what="web-1 to stop",
+        say=said.append,
+        since=held,
+    )
+    assert said[0] == (
+        "web-1: SpecValid=False NetworkNotAllowed: network 'lan' may not use bridge 'br-mgmt'"
+    )
+    assert said[1:] == ["web-1: Pending -> Stopped"]
 
 
 async def test_an_expired_watch_reads_the_object_again() -> None:
