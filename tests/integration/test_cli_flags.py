@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.integration.scenario import create, get, k, operator, sim, wait_for, wukong
+from tests.integration.scenario import create, get, k, operator, patch_spec, sim, wait_for, wukong
 from tests.integration.test_cli import SYSTEM, cli, running, volume
 from wukong.adapters.kube import Kube
 from wukong.cli import app, kubectl_completions
@@ -185,9 +185,15 @@ async def test_addvolume_and_removevolume_wait_for_the_disk(
     cr = await get(k, "wukong", namespace, "vol-1")
     assert cr is not None and volume(cr, "data").get("attached") is True
 
-    removed = await cli(
-        kubeconfig, "removevolume", "vol-1", "data", "-n", namespace, "--wait", "--timeout", "1m"
-    )
+    # A disk kept on deletion by name: its entry in the keep list goes with it (the API
+    # server allows only disks of spec.disks there, and refused the detach).
+    await patch_spec(k, namespace, "vol-1", {"deleteOptions": {"preserveDisksList": ["data"]}})
+    # It deletes the disk's PVC (virtctl's removevolume never does): asked first, and with no
+    # terminal to ask on, refused unless --yes (session 26).
+    words = ["removevolume", "vol-1", "data", "-n", namespace, "--wait", "--timeout", "1m"]
+    refused = await cli(kubeconfig, *words)
+    assert refused.exit_code == 1 and "pass --yes" in refused.stderr, refused.output
+    removed = await cli(kubeconfig, *words, "--yes")
     assert removed.exit_code == 0, removed.output
     assert removed.stdout.splitlines()[-1] == "disk data detached from vol-1"
     cr = await get(k, "wukong", namespace, "vol-1")

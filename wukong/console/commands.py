@@ -297,6 +297,9 @@ def detach(
     wait: Annotated[
         bool, typer.Option("--wait", help="wait until the disk has left the Wukong")
     ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="do not ask before deleting the PVC")
+    ] = False,
     timeout: Timeout = None,
     dry_run: DryRunOpt = DryRun.NONE,
     output: OutputOpt = None,
@@ -304,7 +307,8 @@ def detach(
     context: Context = None,
     namespace: Namespace = None,
 ) -> None:
-    """Remove a disk (never the system disk); its PVC is deleted unless --keep-data."""
+    """Remove a disk (never the system disk); its PVC is deleted unless --keep-data (asks
+    first)."""
     from wukong.console import flows
 
     cluster = cluster_from(kubeconfig, context, namespace)
@@ -317,6 +321,7 @@ def detach(
         force=force,
         wait=waiting(wait, timeout),
         writing=writing(dry_run, output),
+        ask=lambda who: asker(yes, who),
     )
     run(work)
 

@@ -145,8 +145,16 @@ def recorded(cr: JsonObj | None, plan: Detach) -> bool | None:
 
 
 def remove_patch(cr: JsonObj, plan: Detach) -> JsonObj:
-    """The patch removing the disk from spec.disks."""
-    return _pinned(cr, [d for d in _disks(cr) if d.get("name") != plan.disk])
+    """The patch removing the disk from spec.disks, and from deleteOptions.preserveDisksList,
+    which may name only disks in spec.disks (the API server refused the detach of a disk
+    kept that way). Its data goes as the detach options say, which the user confirmed."""
+    patch = _pinned(cr, [d for d in _disks(cr) if d.get("name") != plan.disk])
+    options = (cr.get("spec") or {}).get("deleteOptions") or {}
+    kept = options.get("preserveDisksList") or []
+    if plan.disk in kept:
+        rest = [d for d in kept if d != plan.disk]
+        patch["spec"]["deleteOptions"] = {"preserveDisksList": rest or None}
+    return patch
 
 
 def _volume(cr: JsonObj, disk: str) -> JsonObj:

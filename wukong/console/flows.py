@@ -413,8 +413,11 @@ async def detach(
     force: bool,
     wait: float | None = None,
     writing: Writing = Writing(),
+    ask: Callable[[str], Ask | None] = lambda _who: None,
 ) -> int:
-    """Record the detach options, wait until the operator has them, then remove the disk."""
+    """Record the detach options, wait until the operator has them, then remove the disk.
+    A detach that deletes the disk's data is shown and confirmed first (`ask(who)` None:
+    --yes), as `delete` is: `removevolume`, virtctl's name, never deletes a claim there."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         cr = await target.wukong(name)
         plan = disks.plan_detach(cr, disk, keep_data=keep_data, force=force)
@@ -434,6 +437,14 @@ async def detach(
                     await target.kube.merge_patch(target.wukongs(name), patch, dry_run=True)
             io.out(plan.summary(name) + writing.suffix())
             return OK
+        told = False
+        if not plan.keep_data:
+            confirm = ask(f"PVC {plan.claim} (disk {disk} of {name})")
+            if confirm is not None:
+                io.out(plan.summary(name))
+                told = True
+                if not confirm(f"Delete PVC {plan.claim} and the data on it?"):
+                    raise NotConfirmed("nothing was detached")
         await _patch_pinned(target, name, lambda cr: disks.options_patch(cr, plan))
 
         def check(cr: JsonObj | None) -> bool | None:
@@ -458,7 +469,8 @@ async def detach(
             )
 
         await _patch_pinned(target, name, remove)
-        io.out(plan.summary(name))
+        if not told:
+            io.out(plan.summary(name))
         if wait is not None:
             what = f"disk {disk} to leave {name}"
             gone = await wait_for(
@@ -598,8 +610,8 @@ async def _delete(
 class NotConfirmed(CliError):
     """The person answered no: every Wukong shown stays."""
 
-    def __init__(self) -> None:
-        super().__init__("not confirmed: nothing was deleted")
+    def __init__(self, what: str = "nothing was deleted") -> None:
+        super().__init__(f"not confirmed: {what}")
 
 
 def _gone(cr: JsonObj | None) -> bool | None:

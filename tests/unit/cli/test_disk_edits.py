@@ -117,3 +117,17 @@ def test_the_disk_leaves_the_spec_only_once_the_operator_recorded_its_options() 
         "metadata": {"resourceVersion": "42"},
         "spec": {"disks": [SYSTEM]},
     }
+
+
+def test_a_disk_kept_on_deletion_leaves_the_keep_list_as_it_leaves_the_spec() -> None:
+    """The API server refused `detach web-1 data` for the demo's web-1: its
+    deleteOptions.preserveDisksList named `data`, and may only name disks in spec.disks."""
+    cr = running(disks=[SYSTEM, LOGS, {"name": "data", "size": "1Gi"}])
+    cr["spec"]["deleteOptions"] = {"preserveDisksList": ["logs", "data"]}
+    logs = remove_patch(cr, plan_detach(cr, "logs", keep_data=True, force=False))
+    assert logs["spec"]["deleteOptions"] == {"preserveDisksList": ["data"]}
+    cr["spec"]["deleteOptions"] = {"preserveDisksList": ["logs"]}
+    last = remove_patch(cr, plan_detach(cr, "logs", keep_data=True, force=False))
+    assert last["spec"]["deleteOptions"] == {"preserveDisksList": None}  # null: the field goes
+    unlisted = remove_patch(cr, plan_detach(cr, "data", keep_data=False, force=False))
+    assert "deleteOptions" not in unlisted["spec"]

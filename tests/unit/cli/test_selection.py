@@ -405,3 +405,28 @@ def test_delete_over_a_selection_without_a_terminal_refuses_once_and_deletes_not
         "error: refusing to delete 2 Wukongs (t1, t2) without confirmation: stdin is not a "
         "terminal; pass --yes\n"
     )
+
+
+def test_a_detach_that_deletes_the_data_asks_first(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`detach` deletes the disk's PVC unless --keep-data, and did it without a word; its
+    alias `removevolume` is virtctl's name, which never deletes a claim there. As `delete`:
+    shown, then asked; no terminal and no --yes is a refusal; "no" writes nothing."""
+    server = FakeApiServer(running("web-1", disks=DATA))
+    for verb in ("detach", "removevolume"):
+        refused = wukong_cli(server, kubeconfig, monkeypatch, verb, "web-1", "data")
+        assert refused.exit_code == 1, refused.output
+        assert (
+            "error: refusing to delete PVC web-1-data (disk data of web-1) without "
+            "confirmation: stdin is not a terminal; pass --yes"
+        ) in refused.stderr
+    on_a_terminal(monkeypatch)
+    monkeypatch.setattr(Kube, "request", server.request)
+    where = ["-n", "demo", "--kubeconfig", kubeconfig]
+    no = CliRunner().invoke(app, ["detach", "web-1", "data", *where], input="n\n")
+    assert no.exit_code == 1, no.output
+    assert no.stdout.startswith("detaching disk data from web-1 once the guest no longer uses ")
+    assert "Delete PVC web-1-data and the data on it? [y/N]" in no.stderr
+    assert "error: not confirmed: nothing was detached" in no.stderr
+    assert server.writes == []
