@@ -556,6 +556,13 @@ def plan_lifecycle(
         requeue = max((deadline - now).total_seconds(), 0.0) + 0.05
         if in_flight:
             waiting = f"waiting for the guest to shut down until {iso(deadline)}"
+            if seen.vmi_pause() is not None:
+                # KubeVirt signals the shutdown to a paused guest too (virt-launcher's
+                # SignalShutdownVMI), which cannot act on it: only the deadline ends it.
+                waiting = (
+                    f"the guest is paused and cannot shut down by itself: it is powered off "
+                    f"at {iso(deadline)}, when the grace period ends (--force: now)"
+                )
             state = state.model_copy(update={"message": waiting})
     if step.phase not in IN_FLIGHT_PHASES:
         message = f"{state.last_action} done: {step.phase}"

@@ -118,6 +118,27 @@ def test_graceful_stop_escalates_to_force_after_the_deadline() -> None:
     assert calls(again) == []
 
 
+def test_a_stop_of_a_paused_guest_says_it_waits_for_the_deadline_not_the_guest() -> None:
+    """KubeVirt signals the shutdown to a paused guest, which cannot act on it: the stop of a
+    Suspended Wukong took the whole grace period while the status said it waited for the
+    guest to shut down."""
+    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
+    paused = {"type": "Paused", "status": "True", "reason": "PausedByUser"}
+    world = running_world(conditions=[{"type": "Ready", "status": "True"}, paused])
+    accepted = decide(cr, {"phase": "Suspended"}, world)
+    issued = decide(cr, accepted.status, world)
+    assert calls(issued) == [VmCall("stop", "web-1-vm", grace_period=30)]
+    waiting = decide(cr, issued.status, world).status["lifecycleState"]["message"]
+    assert waiting == (
+        "the guest is paused and cannot shut down by itself: it is powered off at "
+        "2026-11-23T12:00:30Z, when the grace period ends (--force: now)"
+    )
+    up = running_world()  # a guest that runs shuts down by itself: it is waited for
+    issued = decide(cr, decide(cr, {"phase": "Running"}, up).status, up)
+    told = decide(cr, issued.status, up).status["lifecycleState"]["message"]
+    assert told == "waiting for the guest to shut down until 2026-11-23T12:00:30Z"
+
+
 def test_start_of_a_manual_vm_restores_its_run_strategy_after_kubevirt_set_always() -> None:
     cr = wukong(runStrategy="Manual")
     world = running_world(strategy="Always")
