@@ -75,6 +75,10 @@ def attach_patch(cr: JsonObj, disk: JsonObj) -> JsonObj:
     return _pinned(cr, [*disks, disk])
 
 
+# Phases without a VMI to unplug from: a removed disk simply leaves the VM template.
+NOT_RUNNING: Final = frozenset({None, "Pending", "Creating", "Stopped", "Error"})
+
+
 @dataclass(frozen=True)
 class Detach:
     """What `detach` will do to one disk."""
@@ -83,6 +87,9 @@ class Detach:
     claim: str
     force: bool
     keep_data: bool
+    at_restart: bool = False
+    """Attached at boot to a VM that runs: KubeVirt unplugs only hot-plugged disks, so it
+    leaves the VM at the next restart."""
 
     def options(self) -> JsonObj:
         """detachOptions as the operator reads them."""
@@ -96,6 +103,8 @@ class Detach:
             else f"PVC {self.claim} deleted"
         )
         check = "without the in-use check" if self.force else "once the guest no longer uses it"
+        if self.at_restart:
+            check = f"at its next restart (attached at boot; wukong restart {wukong})"
         return f"detaching disk {self.disk} from {wukong} {check}; {data}"
 
 
@@ -112,11 +121,14 @@ def plan_detach(cr: JsonObj, disk: str, *, keep_data: bool, force: bool) -> Deta
             f"to keep its data, delete the Wukong with --keep {disk}"
         )
     own = entry.get("detachOptions") or {}
+    volume = _volume(cr, disk)
+    runs = (cr.get("status") or {}).get("phase") not in NOT_RUNNING
     return Detach(
         disk,
         names.disk_claim_name(name, disk),
         force=force or bool(own.get("force")),
         keep_data=keep_data or bool(own.get("preserveData")),
+        at_restart=runs and bool(volume.get("attached")) and not volume.get("hotplugged"),
     )
 
 

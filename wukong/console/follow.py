@@ -13,6 +13,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from wukong.api.conditions import (
     CHILDREN_ADMITTED,
+    DISK_DETACH,
     NETWORKS_CONFIGURED,
     SECRET_MISSING,
     SPEC_VALID,
@@ -60,6 +61,9 @@ TROUBLE: Final = {
     CHILDREN_ADMITTED: "False",
     VM_HEALTHY: "False",
     SECRET_MISSING: "True",
+    # A removed disk that waits: mounted in the guest, no answer from the guest agent, or
+    # attached at boot (it leaves at the next restart). `detach --wait` said none of it.
+    DISK_DETACH: "False",
 }
 UNDER_WAY: Final = {"Provisioning"}
 

@@ -131,3 +131,21 @@ def test_a_disk_kept_on_deletion_leaves_the_keep_list_as_it_leaves_the_spec() ->
     assert last["spec"]["deleteOptions"] == {"preserveDisksList": None}  # null: the field goes
     unlisted = remove_patch(cr, plan_detach(cr, "data", keep_data=False, force=False))
     assert "deleteOptions" not in unlisted["spec"]
+
+
+def test_a_disk_attached_at_boot_is_said_to_leave_a_running_vm_at_its_next_restart() -> None:
+    """`detach web-1 data --wait` of the demo's web-1 waited 5 minutes for a disk KubeVirt
+    does not unplug (only hot-plugged ones are): it leaves the VM at the next restart."""
+    cr = running(disks=[SYSTEM, LOGS])
+    cr["status"]["volumes"].append({"name": "logs", "attached": True, "hotplugged": False})
+    plan = plan_detach(cr, "logs", keep_data=False, force=False)
+    assert plan.at_restart
+    assert plan.summary("web-1").startswith(
+        "detaching disk logs from web-1 at its next restart (attached at boot; "
+        "wukong restart web-1); "
+    )
+    cr["status"]["volumes"][-1]["hotplugged"] = True
+    assert not plan_detach(cr, "logs", keep_data=False, force=False).at_restart
+    cr["status"]["volumes"][-1]["hotplugged"] = False
+    cr["status"]["phase"] = "Stopped"  # no VM to unplug from: it leaves the template now
+    assert not plan_detach(cr, "logs", keep_data=False, force=False).at_restart

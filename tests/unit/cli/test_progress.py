@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from tests.unit.cli.objects import running
@@ -88,3 +89,15 @@ def test_a_disk_still_provisioning_is_not_trouble() -> None:
         {"type": "VolumesBound", "status": "False", "reason": "Provisioning", "message": "x"}
     ]
     assert trouble(cr) is None
+
+
+def test_a_removed_disk_that_waits_says_why() -> None:
+    """`detach --wait` of a disk attached at boot said only "still waiting" for 5 minutes,
+    while DiskDetach said it leaves at the next restart."""
+    before = running()
+    after = copy.deepcopy(before)
+    waits = "disk 'data' was attached at boot: it is detached at the next restart"
+    after["status"]["conditions"].append(
+        {"type": "DiskDetach", "status": "False", "reason": "RestartRequired", "message": waits}
+    )
+    assert progress(before, after, "web-1") == [f"web-1: DiskDetach=False RestartRequired: {waits}"]
