@@ -163,6 +163,26 @@ def _migration(cr: JsonObj) -> list[str]:
     return lines
 
 
+def _unmade(cr: JsonObj, reported: set[Any]) -> list[list[object]]:
+    """Disks of the spec the status does not report yet: the operator plans disks only once
+    the spec is valid and the networks are ready, and `Disks: <none>` hid them."""
+    if being_deleted(cr):
+        return []  # the teardown reports what it removes
+    if condition(cr, "SpecValid").get("status") == "False":
+        why = "not made: the spec is invalid (SpecValid)"
+    elif condition(cr, "NetworksConfigured").get("status") == "False":
+        why = "not made yet: waiting for the networks (NetworksConfigured)"
+    else:
+        why = "not made yet"
+    name = cr["metadata"]["name"]
+    rows: list[list[object]] = []
+    for disk in (cr.get("spec") or {}).get("disks") or []:
+        if (what := disk.get("name")) not in reported:
+            claim = names.disk_claim_name(name, str(what))
+            rows.append([what, claim, disk.get("size"), None, None, None, "no", why])
+    return rows
+
+
 def _section(title: str, headers: Sequence[str], rows: list[list[object]]) -> list[str]:
     if not rows:
         return [f"{title}: <none>"]
@@ -203,6 +223,7 @@ def detail(cr: JsonObj, now: datetime) -> str:
         ]
         for v in status.get("volumes") or []
     ]
+    volumes += _unmade(cr, {v.get("name") for v in status.get("volumes") or []})
     headers = ("NAME", "PVC", "SIZE", "CAPACITY", "PHASE", "PROGRESS", "ATTACHED", "MESSAGE")
     lines += _section("Disks", headers, volumes)
     conditions: list[list[object]] = [

@@ -247,6 +247,27 @@ def test_detail_of_a_new_wukong_says_none_for_empty_sections() -> None:
     assert "Conditions: <none>" in text and "History: <none>" in text
 
 
+def test_disks_the_operator_has_not_made_are_listed_with_why() -> None:
+    """`wukong describe` of a Wukong waiting for its NAD said `Disks: <none>`: the disk
+    planner runs only once the networks are ready, so the status had no volumes yet."""
+    waiting = {
+        "phase": "Creating",
+        "conditions": [
+            {"type": "SpecValid", "status": "True", "reason": "Valid"},
+            {"type": "NetworksConfigured", "status": "False", "reason": "NADNotFound"},
+        ],
+    }
+    disks = [{"name": "system", "size": "5Gi"}]
+    text = detail(wukong("bad-1", disks=disks, status=waiting), NOW)
+    assert "Disks: <none>" not in text
+    [row] = [line for line in text.splitlines() if line.startswith("  system ")]
+    assert row.split()[:3] == ["system", "bad-1-system", "5Gi"]
+    assert row.endswith("no         not made yet: waiting for the networks (NetworksConfigured)")
+    invalid = waiting | {"conditions": [{"type": "SpecValid", "status": "False"}]}
+    text = detail(wukong("bad-1", disks=disks, status=invalid), NOW)
+    assert "not made: the spec is invalid (SpecValid)" in text
+
+
 def test_detail_shows_the_last_migration_and_a_refused_request() -> None:
     from datetime import UTC, datetime
 
