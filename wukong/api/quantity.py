@@ -37,6 +37,15 @@ def parse_quantity(text: str) -> Decimal:
     return _parse(text)
 
 
+def quantity_or_none(value: Any) -> Decimal | None:
+    """A quantity read from a field others write (a claim's capacity, a VMI's memory, our own
+    status edited by hand): None when it is absent or not a quantity, never an error."""
+    try:
+        return parse_quantity(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 @lru_cache(maxsize=1024)
 def _parse(text: str) -> Decimal:
     """Cached: every pass reads the same few sizes ("1Gi") from the spec, the claims and the

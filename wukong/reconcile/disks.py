@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Literal
 
 from wukong.api import JsonObj, names
@@ -20,7 +19,7 @@ from wukong.api.conditions import (
     Cond,
 )
 from wukong.api.objects import being_deleted
-from wukong.api.quantity import parse_quantity
+from wukong.api.quantity import parse_quantity, quantity_or_none
 from wukong.api.status import VolumeStatus
 from wukong.api.v1alpha1 import DiskSpec, Wukong
 from wukong.reconcile.actions import (
@@ -462,12 +461,10 @@ def resize_conditions(
             for c in (pvc or {}).get("status", {}).get("conditions") or []
             if c.get("status") == "True"
         }
-        growing = f"{volume.name} to {volume.size}" if volume.size else volume.name
+        if types & {"Resizing", "FileSystemResizePending"}:
+            resizing.append(f"{volume.name} to {volume.size}" if volume.size else volume.name)
         if "FileSystemResizePending" in types:
             pending_fs.append(volume.name)
-            resizing.append(growing)
-        elif "Resizing" in types:
-            resizing.append(growing)
     conds: list[Cond] = []
     if blocked:
         unsupported = any(b.reason == "ExpansionNotSupported" for b in blocked)
@@ -488,15 +485,6 @@ def resize_conditions(
     return conds
 
 
-def _size(capacity: str | None) -> Decimal | None:
-    """A capacity from the status or a claim; None when there is none, or when a hand edit
-    of the status left no quantity there (no Event then, rather than a failed pass)."""
-    try:
-        return parse_quantity(capacity) if capacity else None
-    except ValueError:
-        return None
-
-
 def grown_events(old: Mapping[str, VolumeStatus], new: Sequence[VolumeStatus]) -> list[Action]:
     """A Normal Event per disk whose claim grew since the last status: what the guest must
     still do. KubeVirt's ExpandDisks grows the VM's disk (online, or at the next boot); the
@@ -504,8 +492,9 @@ def grown_events(old: Mapping[str, VolumeStatus], new: Sequence[VolumeStatus]) -
     events: list[Action] = []
     for volume in new:
         before = old.get(volume.name)
-        was = _size(before.capacity if before is not None else None)
-        now = _size(volume.capacity)
+        # A status capacity edited by hand to no quantity: no Event, rather than a failed pass.
+        was = quantity_or_none(before.capacity if before is not None else None)
+        now = quantity_or_none(volume.capacity)
         if was is not None and now is not None and now > was:
             message = (
                 f"disk {volume.name} is {volume.capacity} now: the guest sees it bigger where "

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from wukong.api import JsonObj
 from wukong.api.conditions import CPU_MEMORY_HOTPLUG, RESTART_REQUIRED, Cond, Condition
-from wukong.api.quantity import format_bytes, parse_quantity
+from wukong.api.quantity import format_bytes, quantity_or_none
 from wukong.reconcile.actions import Action, Emit
 from wukong.reconcile.observed import condition_of
 
@@ -57,13 +56,6 @@ def _dig(obj: Any, *path: str) -> Any:
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
-
-
-def _bytes(value: Any) -> Decimal | None:
-    try:
-        return parse_quantity(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def _migratable(vmi: JsonObj) -> tuple[bool, str]:
@@ -113,29 +105,34 @@ def _memory(
 ) -> tuple[tuple[str, str] | None, str | None]:
     """(restart field and why) or (what is live), for the template's memory."""
     have = _dig(vmi, "spec", "domain", "memory") or {}
-    want_guest, have_guest = _bytes(want.get("guest")), _bytes(have.get("guest"))
+    want_guest, have_guest = (
+        quantity_or_none(want.get("guest")),
+        quantity_or_none(have.get("guest")),
+    )
     if want_guest is None or have_guest is None:
         return None, None
-    if _bytes(requests) != _bytes(_dig(vmi, "spec", "domain", "resources", "requests", "memory")):
+    if quantity_or_none(requests) != quantity_or_none(
+        _dig(vmi, "spec", "domain", "resources", "requests", "memory")
+    ):
         # Wukong sets a memory request exactly without hotplug: a different one is a new
         # size, or hotplug switched (with it KubeVirt derives the request and grows it).
         field = "memory" if want_guest != have_guest else "hotplug"
         return (field, "the pod's memory request changes only on a restart"), None
-    maximum = _bytes(have.get("maxGuest"))
-    if "maxGuest" in want and _bytes(want["maxGuest"]) != maximum:
+    maximum = quantity_or_none(have.get("maxGuest"))
+    if "maxGuest" in want and quantity_or_none(want["maxGuest"]) != maximum:
         shown = "no maximum" if maximum is None else f"at most {format_bytes(maximum)}"
         return ("hotplug.maxMemory", f"the VM runs with {shown}"), None
     failed = condition_of(vmi, "HotMemoryChange")
     if failed is not None and failed.get("status") == "False":
         return ("memory", str(failed.get("message") or "memory hot-plug failed")), None
     memory = _dig(vmi, "status", "memory") or {}
-    requested = _bytes(memory.get("guestRequested")) or have_guest
+    requested = quantity_or_none(memory.get("guestRequested")) or have_guest
     if want_guest == have_guest:
         if requested != have_guest:
             return None, f"memory {format_bytes(requested)} → {format_bytes(want_guest)}"
         return None, None
     migratable, why = _migratable(vmi)
-    at_boot = _bytes(memory.get("guestAtBoot")) or have_guest
+    at_boot = quantity_or_none(memory.get("guestAtBoot")) or have_guest
     if maximum is None:
         return ("memory", "memory hot-plug is off for this VM"), None
     if not migratable:
