@@ -232,6 +232,12 @@ def hoist_global_flags(args: list[str]) -> list[str]:
     return [rest[0], *leading, *rest[1:]]
 
 
+# As kubectl's plugin the program is `kubectl wukong` to the user; its shell completion
+# reads this variable (the one `kubectl-wukong completion bash` sets).
+PLUGIN_NAME: Final = "kubectl wukong"
+PLUGIN_COMPLETE_VAR: Final = "_KUBECTL_WUKONG_COMPLETE"
+
+
 def kubectl_completions(words: list[str]) -> list[str]:
     """What `kubectl wukong <TAB>` offers: the commands, flags and Wukong names that fit
     `words`, the words after `wukong` (the last one is the word being completed, "" for a
@@ -242,7 +248,7 @@ def kubectl_completions(words: list[str]) -> list[str]:
     *given, incomplete = words or [""]
     args = hoist_global_flags(split_short_equals(given))
     command = typer.main.get_command(app)
-    complete = BashComplete(command, {}, "kubectl wukong", "_KUBECTL_WUKONG_COMPLETE")
+    complete = BashComplete(command, {}, PLUGIN_NAME, PLUGIN_COMPLETE_VAR)
     return [item.value for item in complete.get_completions(args, incomplete)]
 
 
@@ -263,10 +269,9 @@ def main() -> None:
     import sys
 
     # Called as kubectl's plugin, it names itself as the user typed it (`Usage: kubectl
-    # wukong status …`, `see 'kubectl wukong status --help'`), as kubectl plugins do; shell
-    # completion keeps the variable its script sets.
+    # wukong status …`, `see 'kubectl wukong status --help'`), as kubectl plugins do.
     plugin = bool(sys.argv) and Path(sys.argv[0]).name == "kubectl-wukong"
-    named = {"prog_name": "kubectl wukong", "complete_var": "_KUBECTL_WUKONG_COMPLETE"}
+    named = {"prog_name": PLUGIN_NAME, "complete_var": PLUGIN_COMPLETE_VAR}
     try:
         app(args=hoist_global_flags(split_short_equals(sys.argv[1:])), **(named if plugin else {}))
     except KeyboardInterrupt:
