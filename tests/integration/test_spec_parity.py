@@ -348,7 +348,10 @@ async def test_what_the_api_server_accepts_kubevirt_and_cdi_accept(
     for index, (drawn, spec) in enumerate(specs):
         name = drawn if drawn not in seen_names else _unique(drawn, index)
         seen_names.add(name)
-        for net in spec.get("networks") or []:
+        # A drawn spec may carry anything in `networks` (an int, a string): only a list names
+        # NADs to make first; the API server answers the rest.
+        drawn_networks = spec.get("networks")
+        for net in drawn_networks if isinstance(drawn_networks, list) else []:
             nad = net.get("nadName") if isinstance(net, dict) else None
             if isinstance(nad, str) and nad != NAD:
                 try:
