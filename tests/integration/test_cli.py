@@ -8,6 +8,7 @@ operator and the simulator keep running on the test's loop.
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,10 @@ async def test_stop_waits_for_stopped_and_resuming_a_running_vm_is_refused(
     refused = await cli(kubeconfig, "resume", "cli-1", "-n", namespace, "--wait", "--timeout", "20")
     assert refused.exit_code == 1, refused.output
     assert refused.stderr.splitlines()[-1].startswith("error: resume refused: cannot resume")
+    # Without --wait too, as virtctl: the operator's refusal, not "resume requested".
+    at_once = await cli(kubeconfig, "resume", "cli-1", "-n", namespace)
+    assert (at_once.exit_code, at_once.stdout) == (1, ""), at_once.output
+    assert at_once.stderr.startswith("error: resume refused: cannot resume"), at_once.stderr
 
     stopped = await cli(kubeconfig, "stop", "cli-1", "-n", namespace, "--wait", "--timeout", "20")
     assert stopped.exit_code == 0, stopped.output
@@ -85,6 +90,13 @@ async def test_stop_waits_for_stopped_and_resuming_a_running_vm_is_refused(
     cr = await get(k, "wukong", namespace, "cli-1")
     assert cr is not None and cr["status"]["phase"] == "Stopped"
     assert cr["spec"]["lifecycleAction"]["action"] == "stop"
+
+    started = await cli(kubeconfig, "start", "cli-1", "-n", namespace)
+    assert (started.exit_code, started.stderr) == (0, ""), started.output
+    said = re.fullmatch(
+        r"start requested for cli-1 \(generation \d+\): (\w+)(: .*)?\n", started.stdout
+    )
+    assert said is not None and said[1] in ("Accepted", "Issued", "Done"), started.stdout
 
 
 async def test_status_and_describe_show_what_the_operator_reports(

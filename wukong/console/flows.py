@@ -20,7 +20,7 @@ from wukong.console.describe import describe as describe_page
 from wukong.console.errors import FAILED, OK, CliError, explain
 from wukong.console.follow import CannotWatch, Expired, events, wait_for
 from wukong.console.invocation import Ask, Cluster, Console
-from wukong.console.lifecycle import Outcome, Request, outcome
+from wukong.console.lifecycle import Outcome, Request, acknowledgement, outcome
 from wukong.console.output import (
     DryRun,
     Output,
@@ -36,6 +36,7 @@ from wukong.errors import ApiError, Conflict, Forbidden
 
 JsonObj = dict[str, Any]
 OPTIONS_RECORDED_TIMEOUT: Final = 30.0
+ACK_SECONDS: Final = 5.0  # how long a lifecycle verb without --wait waits for the first answer
 
 
 def _now() -> datetime:
@@ -103,9 +104,10 @@ async def lifecycle(
     selector: str | None = None,
     writing: Writing = Writing(),
 ) -> int:
-    """Write the request to each Wukong; with `wait` (seconds), follow each until answered.
-    Over a selection, one that fails does not stop the others (as kubectl): each failure is
-    an `error: NAME: …` line, and the exit code 1 at the end."""
+    """Write the request to each Wukong; with `wait` (seconds), follow each until answered,
+    without it until the operator took or refused it (ACK_SECONDS at most). Over a
+    selection, one that fails does not stop the others (as kubectl): each failure is an
+    `error: NAME: …` line, and the exit code 1 at the end."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
         failures = _Failures(io, target.server, several=selector is not None or len(crs) > 1)
@@ -121,8 +123,11 @@ async def lifecycle(
             if sent is not None:
                 written.append(sent)
         patches.flush()
-        if wait is not None and writing.dry_run is DryRun.NONE:
-            await _answers(target, io, request, written, wait, failures)
+        if writing.dry_run is DryRun.NONE:
+            if wait is None:
+                await _acknowledged(target, io, request, written, failures)
+            else:
+                await _answers(target, io, request, written, wait, failures)
         return failures.code
 
 
@@ -146,12 +151,73 @@ async def _request(
         target.wukongs(name), request.patch(), dry_run=writing.server
     )
     generation = int(answer["metadata"]["generation"])
-    requested = f"{request.action.value} requested for {name} (generation {generation})"
-    if wait is None or writing.server:
+    requested = _requested(request, name, generation)
+    if writing.server:
         io.out(requested + writing.suffix())
-    else:  # the answer is the result; this says the wait has begun, and how long
+    elif wait is not None:  # the answer is the result; this says the wait has begun, and how long
         io.say(f"{requested}; waiting up to {format_duration(wait)}")
     return name, generation, answer
+
+
+def _requested(request: Request, name: str, generation: int) -> str:
+    return f"{request.action.value} requested for {name} (generation {generation})"
+
+
+async def _acknowledged(
+    target: Target,
+    io: Console,
+    request: Request,
+    written: Sequence[tuple[str, int, JsonObj]],
+    failures: _Failures,
+) -> None:
+    """Without --wait: the operator's first word on each request (a few tens of ms when it
+    runs), so a refusal is an error at once, as virtctl's are. No word within ACK_SECONDS
+    (the operator down or busy) is said as such: the request stands, exit 0."""
+    results = await asyncio.gather(
+        *(_acknowledgement(target, request, name, gen, sent) for name, gen, sent in written),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, CliError | ApiError):
+            raise result  # a bug, not an answer
+    silent = []
+    for (name, generation, _), result in zip(written, results, strict=True):
+        requested = _requested(request, name, generation)
+        if isinstance(result, Outcome):
+            io.out(f"{requested}: {result.message}")
+        elif result is None:
+            io.out(requested)
+            silent.append(name)
+    for name in silent:
+        io.say(
+            f"warning: {name}: the operator has not answered in {format_duration(ACK_SECONDS)}; "
+            f"`wukong status {name}` shows its answer when it comes"
+        )
+    for (name, _, _), result in zip(written, results, strict=True):
+        if isinstance(result, CliError | ApiError):
+            failures.add(name, result)
+
+
+async def _acknowledgement(
+    target: Target, request: Request, name: str, generation: int, sent: JsonObj
+) -> Outcome | None:
+    """The operator's first word on the request (CliError when it refused); None: none yet."""
+
+    def check(cr: JsonObj | None) -> Outcome | None:
+        return acknowledgement(cr, request, generation)
+
+    what = f"{name} to answer {request.action.value}"
+    try:
+        async with asyncio.timeout(ACK_SECONDS):
+            # wait_for's own bound is never reached: the one above ends the wait quietly.
+            result = await wait_for(
+                target, name, check, within=2 * ACK_SECONDS, what=what, say=_quiet, since=sent
+            )
+    except TimeoutError:
+        return None
+    if not result.ok:
+        raise CliError(result.message)
+    return result
 
 
 async def _answers(

@@ -111,6 +111,31 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
     return Outcome(True, f"{name} is {wanted}")
 
 
+def acknowledgement(cr: JsonObj | None, request: Request, generation: int) -> Outcome | None:
+    """The operator's first word on the request, which a command without --wait reports:
+    refused or failed (not ok), or taken (ok: Accepted, Issued, Waiting or already Done, in
+    the operator's words); None while it has said nothing."""
+    if cr is None or being_deleted(cr):
+        return outcome(cr, request, generation)
+    status = cr.get("status") or {}
+    if request.action is Action.MIGRATE:
+        migration = status.get("migration") or {}
+        if migration.get("requestId") != request.fingerprint:
+            return None
+        if migration.get("refusal") or migration.get("result") == "Failed":
+            return migration_outcome(cr["metadata"]["name"], migration, request)
+        return Outcome(True, str(migration.get("message") or migration.get("phase") or ""))
+    life = status.get("lifecycleState") or {}
+    if not answers(life, request, generation) or not life.get("state"):
+        return None
+    state, message = str(life["state"]), str(life.get("message") or "")
+    if state in ("Refused", "Failed"):
+        return outcome(cr, request, generation)
+    # "start accepted" (the Accepted message) says nothing the state does not.
+    said = message and message != f"{request.action.value} {state.lower()}"
+    return Outcome(True, f"{state}: {message}" if said else state)
+
+
 def migration_outcome(name: str, migration: JsonObj, request: Request) -> Outcome | None:
     """A migrate request's end, from status.migration (the operator answers it there)."""
     if migration.get("requestId") != request.fingerprint:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.cli.objects import NOW, running
 from wukong.api.spec import Action, LifecycleAction
-from wukong.console.lifecycle import Outcome, Request, outcome
+from wukong.console.lifecycle import Outcome, Request, acknowledgement, outcome
 from wukong.reconcile.lifecycle import request_id
 
 
@@ -102,3 +102,72 @@ def test_a_wukong_being_deleted_ends_the_wait() -> None:
     cr = answered("Issued", "Stopping")
     cr["metadata"]["deletionTimestamp"] = "2026-05-01T12:00:00Z"
     assert outcome(cr, REQUEST, generation=7) == Outcome(False, "web-1 is being deleted")
+
+
+MIGRATE = Request.now(Action.MIGRATE, NOW)
+
+
+def migrating(**migration: Any) -> dict[str, Any]:
+    cr = running()
+    cr["status"]["migration"] = {"requestId": MIGRATE.fingerprint, **migration}
+    return cr
+
+
+@pytest.mark.parametrize(
+    ("cr", "request_", "expected"),
+    [
+        pytest.param(running(), REQUEST, None, id="not-answered-yet"),
+        pytest.param(
+            answered("Accepted", "Running", message="stop recorded; KubeVirt is asked next"),
+            REQUEST,
+            Outcome(True, "Accepted: stop recorded; KubeVirt is asked next"),
+            id="accepted",
+        ),
+        pytest.param(
+            answered("Accepted", "Running", message="stop accepted"),
+            REQUEST,
+            Outcome(True, "Accepted"),
+            id="accepted-in-so-many-words",
+        ),
+        pytest.param(answered("Issued", "Stopping"), REQUEST, Outcome(True, "Issued"), id="issued"),
+        pytest.param(
+            answered("Done", "Running"), REQUEST, Outcome(True, "Done"), id="done-whatever-phase"
+        ),
+        pytest.param(
+            answered("Refused", "Stopped", message="cannot stop: the VM is not running"),
+            REQUEST,
+            Outcome(False, "stop refused: cannot stop: the VM is not running"),
+            id="refused",
+        ),
+        pytest.param(
+            answered("Failed", "Running", message="409 from KubeVirt"),
+            REQUEST,
+            Outcome(False, "stop failed: 409 from KubeVirt"),
+            id="failed",
+        ),
+        pytest.param(None, REQUEST, Outcome(False, "the Wukong was deleted"), id="deleted"),
+        pytest.param(running(), MIGRATE, None, id="migrate-not-answered-yet"),
+        pytest.param(
+            migrating(phase="Pending", message="web-1-migrate-1 created"),
+            MIGRATE,
+            Outcome(True, "web-1-migrate-1 created"),
+            id="migrate-started",
+        ),
+        pytest.param(
+            migrating(result="Refused", refusal="the VM is not running", message="x"),
+            MIGRATE,
+            Outcome(False, "migrate refused: the VM is not running"),
+            id="migrate-refused",
+        ),
+    ],
+)
+def test_the_first_answer_a_command_without_wait_reports(
+    cr: dict[str, Any] | None, request_: Request, expected: Outcome | None
+) -> None:
+    assert acknowledgement(cr, request_, generation=7) == expected
+
+
+def test_the_first_answer_to_an_earlier_request_is_not_ours() -> None:
+    cr = answered("Refused", "Stopped", message="cannot stop")
+    cr["status"]["lifecycleState"] |= {"requestId": "someone-elses", "generation": 6}
+    assert acknowledgement(cr, REQUEST, generation=7) is None

@@ -4,6 +4,7 @@ document. The whole CLI runs against a fake API server at the one seam, `Kube.re
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -17,7 +18,7 @@ from tests.unit.cli.objects import IMAGE, running, wukong
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.cli import app
-from wukong.console import commands, options
+from wukong.console import commands, flows, options
 from wukong.console.output import Output, patches_text
 from wukong.errors import ApiError, Forbidden, NotFound
 
@@ -190,12 +191,13 @@ def test_a_lifecycle_verb_goes_on_past_a_wukong_that_fails_and_names_each_failur
     server = FakeApiServer(
         running("k4"), deleting("k5"), running("k6"), running("k7"), refuse={"k6": no}
     )
+    server.answer = accept
     result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "-l", "grp=t")
     assert result.exit_code == 1, result.output
     assert server.writes == [("PATCH", "k4"), ("PATCH", "k6"), ("PATCH", "k7")]
     assert result.stdout.splitlines() == [
-        "stop requested for k4 (generation 4)",
-        "stop requested for k7 (generation 4)",
+        f"stop requested for k4 (generation 4): Accepted: {ACCEPTED}",
+        f"stop requested for k7 (generation 4): Accepted: {ACCEPTED}",
     ]
     assert result.stderr.splitlines() == [
         "error: k5 is being deleted: it takes no more requests",
@@ -210,6 +212,58 @@ def test_one_named_wukong_being_deleted_is_refused_as_before(
     result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "k5")
     assert result.exit_code == 1
     assert result.stderr == "error: k5 is being deleted: it takes no more requests\n"
+
+
+ACCEPTED = "recorded; KubeVirt is asked next"
+
+
+def accept(cr: JsonObj) -> None:
+    """The operator's first answer to any request: it took it."""
+    generation = cr["metadata"]["generation"]
+    cr["status"]["lifecycleState"] = {
+        "requestId": f"r{generation}",
+        "generation": generation,
+        "state": "Accepted",
+        "message": ACCEPTED,
+    }
+
+
+def test_without_wait_a_refusal_is_an_error_at_once_as_virtctl_s(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 26's note: `wukong start web-1` on a running VM printed "start requested" and
+    exited 0, the refusal only in `wukong status`. virtctl fails at once (virt-api refuses
+    synchronously); the CLI now reads the operator's first answer before it returns."""
+    t4 = running("t4")
+    t4["status"]["phase"] = "Stopped"
+    server = FakeApiServer(running("t1"), t4)
+    server.answer = refuse_start_unless_stopped
+    one = wukong_cli(server, kubeconfig, monkeypatch, "start", "t1")
+    assert (one.exit_code, one.stdout) == (1, "")
+    assert one.stderr == f"error: start refused: {ALREADY_RUNNING}\n"
+    several = wukong_cli(server, kubeconfig, monkeypatch, "start", "-l", "grp=t")
+    assert several.exit_code == 1, several.output
+    assert several.stdout == "start requested for t4 (generation 4): Done\n"
+    assert several.stderr == f"error: t1: start refused: {ALREADY_RUNNING}\n"
+
+
+def test_without_wait_an_operator_that_does_not_answer_is_said_and_the_request_stands(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def never(*_: Any, **__: Any) -> Any:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(flows, "ACK_SECONDS", 0.05)
+    monkeypatch.setattr(flows, "wait_for", never)
+    server = FakeApiServer(running("t1"))
+    result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "t1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "stop requested for t1 (generation 4)\n"
+    assert result.stderr == (
+        "warning: t1: the operator has not answered in 0.05s; "
+        "`wukong status t1` shows its answer when it comes\n"
+    )
+    assert server.writes == [("PATCH", "t1")]
 
 
 def refuse_start_unless_stopped(cr: JsonObj) -> None:
@@ -316,6 +370,7 @@ def test_several_names_are_taken_as_kubectl_takes_them(
     """Review s22: `wukong stop t1 t2` was "unexpected extra argument"; kubectl takes several
     NAMEs. Each is acted on once, in the order given."""
     server = FakeApiServer(running("t1"), running("t2"), running("t3"))
+    server.answer = accept
     result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "t2", "t1", "t2")
     assert result.exit_code == 0, result.output
     assert server.writes == [("PATCH", "t2"), ("PATCH", "t1")]
