@@ -457,9 +457,10 @@ def plan_lifecycle(
         # gets a deadline of ours only when the user asked for one.
         timed = verb == "stop" or grace is not None
         seconds = grace if grace is not None else DEFAULT_GRACE
-        escalates = verb in ("stop", "restart") and not action.force and timed
-        calls = [e for e in step.effects if e not in ESCALATIONS or action.force]
         at_creation = step.previous in NOT_CREATED and (verb == "stop" or _starts_by_itself(cr))
+        # A VM created stopped has no guest to wait for: no grace period, no deadline.
+        escalates = verb in ("stop", "restart") and not action.force and timed and not at_creation
+        calls = [e for e in step.effects if e not in ESCALATIONS or action.force]
         if at_creation:
             # Creating the VM in the wanted run state is the whole answer: no KubeVirt call
             # (a start on a VM whose runStrategy runs it anyway is refused with a 409).

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.reconcile.world import NOW, NS, decide, ready_children, wukong
+from tests.unit.reconcile.world import NOW, NS, decide, ready_children, seen, wukong
 from wukong.api.status import WukongStatus
 from wukong.reconcile.actions import Action, CreateChild, Emit, Failed, PatchChild, VmCall
 from wukong.reconcile.lifecycle import request_id
@@ -1544,3 +1544,17 @@ def test_a_restart_stopped_outside_wukong_ends_stopped(strategy: str) -> None:
     between = _off(world, strategy)
     between.vm["status"]["printableStatus"] = "Starting"
     assert decide(cr, called.status, between).status["phase"] == "Restarting"
+
+
+@pytest.mark.parametrize("phase", ["Pending", "Creating"])
+def test_a_stop_before_the_vm_exists_has_no_grace_deadline(phase: str) -> None:
+    """Session 26's note: a stop of a Wukong whose VM is not made yet (a network refused, disks
+    binding) was Issued with a grace deadline 30 s away that nothing would ever reach: there
+    is no guest to wait for, the VM is created stopped."""
+    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 30})
+    world = seen() if phase == "Pending" else ready_children()
+    plan = decide(cr, {"phase": phase}, world)
+    state = plan.status["lifecycleState"]
+    assert (state["state"], state["message"]) == ("Issued", "the VM is created stopped")
+    assert "deadline" not in state and "gracePeriodSeconds" not in state, state
+    assert calls(plan) == []
