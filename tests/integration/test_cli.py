@@ -132,6 +132,36 @@ async def test_status_and_describe_show_what_the_operator_reports(
     assert events.index("SpecAccepted") < events.index("VMCreated")
 
 
+async def test_create_makes_a_wukong_from_flags_and_waits_until_it_runs(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    where = ("-n", namespace)
+    checked = await cli(kubeconfig, "create", "cli-6", "--image", IMAGE, "--dry-run=server", *where)
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout == "wukong.vm.novasphere.dev/cli-6 created (server dry run)\n"
+    assert await get(k, "wukong", namespace, "cli-6") is None
+
+    flags = ("--cpu", "2", "--memory", "2Gi", "--disk", "data=1Gi", "--label", "tier=web")
+    made = await cli(kubeconfig, "create", "cli-6", "--image", IMAGE, *flags, "--wait", *where)
+    assert made.exit_code == 0, made.output
+    assert made.stdout == "cli-6 is Running\n"
+    lines = made.stderr.splitlines()
+    assert lines[0].startswith("wukong.vm.novasphere.dev/cli-6 created; waiting up to 5m")
+    assert any(line.endswith("-> Running") for line in lines), lines
+    cr = await get(k, "wukong", namespace, "cli-6")
+    assert cr is not None and cr["metadata"]["labels"]["tier"] == "web"
+    assert (cr["spec"]["cpu"], cr["spec"]["memory"]) == (2, "2Gi")
+    assert [v["name"] for v in cr["status"]["volumes"]] == ["system", "data"]
+
+    again = await cli(kubeconfig, "create", "cli-6", *where)
+    assert (again.exit_code, again.stdout) == (1, ""), again.output
+    assert again.stderr == f"error: wukong cli-6 already exists in namespace {namespace}\n"
+
+    stopped = await cli(kubeconfig, "create", "cli-7", "--stopped", "--wait", *where)
+    assert (stopped.exit_code, stopped.stdout) == (0, "cli-7 is Stopped\n"), stopped.output
+
+
 async def test_attach_hotplugs_and_detach_keeps_the_data_but_never_the_system_disk(
     control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

@@ -125,9 +125,10 @@ class Kube:
         """GET one object (only for things no watch covers, e.g. guest-agent calls)."""
         return await self.request("GET", path)
 
-    async def create(self, path: str, obj: JsonObj) -> JsonObj:
-        """POST to a collection."""
-        return await self.request("POST", path, body=obj, query=self._writer)
+    async def create(self, path: str, obj: JsonObj, *, dry_run: bool = False) -> JsonObj:
+        """POST to a collection (`dry_run`: validated and admitted, never stored)."""
+        query = {**self._writer, **({"dryRun": "All"} if dry_run else {})}
+        return await self.request("POST", path, body=obj, query=query)
 
     async def merge_patch(self, path: str, patch: JsonObj, *, dry_run: bool = False) -> JsonObj:
         """RFC 7386 merge patch (`dry_run`: validated and admitted, never stored)."""

@@ -14,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from wukong.api.spec import Action, DiskBus
+from wukong.api.spec import Action, DiskBus, RunStrategy
+from wukong.console import create as creation
 from wukong.console.errors import usage
 from wukong.console.options import (
     TYPER_STYLE,
@@ -39,6 +40,7 @@ from wukong.console.options import (
     duration,
     fail,
     keep_list,
+    read_text,
     run,
     waiting,
     writing,
@@ -229,6 +231,126 @@ def describe(
     from wukong.console import flows
 
     run(flows.describe(cluster_from(kubeconfig, context, namespace), console(), name), writes=False)
+
+
+CREATE_EXAMPLES = """# Fedora with 2 vCPUs, 4Gi and a 20Gi system disk; wait until it runs
+wukong create web-1 --image docker://quay.io/containerdisks/fedora:40 \\
+  --cpu 2 --memory 4Gi --size 20Gi --wait
+
+# sized by an instancetype, with a blank data disk, an existing NAD and SSH keys
+wukong create db-1 --image docker://quay.io/containerdisks/fedora:40 \\
+  --instancetype u1.medium --disk data=100Gi --network storage=storage-net --ssh-key my-keys
+
+# the manifest to edit (bridge or VLAN networks, placement), not created
+wukong create web-2 --image docker://quay.io/containerdisks/fedora:40 --dry-run=client -o yaml"""
+
+
+@app.command(cls=KubectlCommand, epilog=CREATE_EXAMPLES)
+def create(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="name of the new Wukong", show_default=False, metavar="NAME", parser=wukong_name
+        ),
+    ],
+    image: Annotated[
+        str | None,
+        typer.Option("--image", help="system disk from docker://… or http(s)://…", metavar="URL"),
+    ] = None,
+    size: Annotated[
+        str, typer.Option("--size", help="system disk size", metavar="SIZE")
+    ] = creation.DEFAULT_SIZE,
+    cpu: Annotated[
+        int | None, typer.Option("--cpu", help="vCPUs (default 1)", metavar="N", show_default=False)
+    ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option("--memory", help="guest memory (default 1Gi)", metavar="SIZE"),
+    ] = None,
+    instancetype: Annotated[
+        str | None,
+        typer.Option(
+            "--instancetype", help="cluster instancetype instead of --cpu/--memory", metavar="NAME"
+        ),
+    ] = None,
+    preference: Annotated[
+        str | None, typer.Option("--preference", help="cluster preference", metavar="NAME")
+    ] = None,
+    disk: Annotated[
+        list[str] | None,
+        typer.Option("--disk", help="a blank data disk (repeat)", metavar="NAME=SIZE"),
+    ] = None,
+    network: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--network", help="a secondary network on an existing NAD (repeat)", metavar="NAME=NAD"
+        ),
+    ] = None,
+    ssh_key: Annotated[
+        list[str] | None,
+        typer.Option("--ssh-key", help="a Secret of SSH public keys (repeat)", metavar="SECRET"),
+    ] = None,
+    user_data: Annotated[
+        str | None,
+        typer.Option(
+            "--user-data", help="cloud-init user data from FILE (- : stdin)", metavar="FILE"
+        ),
+    ] = None,
+    run_strategy: Annotated[
+        RunStrategy | None,
+        typer.Option(
+            "--run-strategy", help="Always, RerunOnFailure, Manual or Halted", metavar="STRATEGY"
+        ),
+    ] = None,
+    stopped: Annotated[
+        bool, typer.Option("--stopped", help="create it without starting it")
+    ] = False,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="a label (repeat)", metavar="KEY=VALUE")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="wait until it runs (or, --stopped, is Stopped)")
+    ] = False,
+    timeout: Timeout = None,
+    dry_run: DryRunOpt = DryRun.NONE,
+    output: Annotated[
+        Output | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="with --dry-run=client: json or yaml (default: yaml)",
+            metavar="FORMAT",
+            show_default=False,
+        ),
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Create a Wukong from flags; --dry-run=client -o yaml prints its manifest instead."""
+    from wukong.console import flows
+
+    wanted = creation.Wanted(
+        name=name,
+        image=image,
+        size=size,
+        cpu=cpu,
+        memory=memory,
+        instancetype=instancetype,
+        preference=preference,
+        disks=disk or (),
+        networks=network or (),
+        ssh_keys=ssh_key or (),
+        user_data=None if user_data is None else read_text(user_data, "--user-data"),
+        run_strategy=run_strategy,
+        stopped=stopped,
+        labels=label or (),
+    )
+    cluster = cluster_from(kubeconfig, context, namespace)
+    work = flows.create(
+        cluster, console(), wanted, wait=waiting(wait, timeout), writing=writing(dry_run, output)
+    )
+    run(work)
 
 
 ATTACH_EXAMPLES = """# a blank 10Gi disk, hot-plugged if web-1 runs; wait until it is plugged

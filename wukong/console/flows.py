@@ -13,6 +13,7 @@ from wukong.adapters.kube import api_path
 from wukong.api.durations import format_duration
 from wukong.api.objects import being_deleted
 from wukong.api.spec import DiskBus
+from wukong.console import create as creation
 from wukong.console import delete as deletion
 from wukong.console import disks
 from wukong.console.connect import Target, connect
@@ -32,7 +33,7 @@ from wukong.console.output import (
     widths,
 )
 from wukong.console.status import detail
-from wukong.errors import ApiError, Conflict, Forbidden
+from wukong.errors import AlreadyExists, ApiError, Conflict, Forbidden
 
 JsonObj = dict[str, Any]
 OPTIONS_RECORDED_TIMEOUT: Final = 30.0
@@ -431,6 +432,48 @@ async def _patch_pinned(
         except Conflict:
             continue  # someone wrote in between: decide again on what is there now
     raise CliError(f"{name} keeps changing under us; try again")
+
+
+async def create(
+    cluster: Cluster,
+    io: Console,
+    wanted: creation.Wanted,
+    *,
+    wait: float | None = None,
+    writing: Writing = Writing(),
+) -> int:
+    """POST a new Wukong made from flags; with `wait`, follow it until it runs (or, created
+    stopped, is Stopped)."""
+    body = creation.manifest(wanted)  # a bad flag is said before the cluster is reached
+    named = name_of(body)
+    if writing.client:  # a manifest to keep or edit: no cluster needed
+        io.out(document(body, writing.output or Output.YAML))
+        io.say(f"{named} would be created (client dry run)")
+        return OK
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        try:
+            made = await target.kube.create(target.wukongs(), body, dry_run=writing.server)
+        except AlreadyExists:
+            raise CliError(
+                f"wukong {wanted.name} already exists in namespace {target.namespace}"
+            ) from None
+        if wait is None or writing.server:
+            io.out(f"{named} created{writing.suffix()}")
+            return OK
+        phase = creation.wanted_phase(wanted)
+        io.say(f"{named} created; waiting up to {format_duration(wait)} for it to be {phase}")
+
+        def check(cr: JsonObj | None) -> tuple[bool, str] | None:
+            return creation.settled(cr, phase)
+
+        ok, message = await wait_for(
+            target, wanted.name, check, within=wait, what=f"{wanted.name} to be {phase}",
+            say=io.say, since=made,
+        )  # fmt: skip
+        if not ok:
+            raise CliError(message)
+        io.out(message)
+        return OK
 
 
 async def attach(

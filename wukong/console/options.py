@@ -350,6 +350,15 @@ def fail(error: CliError) -> NoReturn:
     raise typer.Exit(error.code)
 
 
+def read_text(path: str, flag: str) -> str:
+    """The text of a file a flag names (`-`: stdin); one usage line when it cannot be read."""
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        fail(usage(f"{flag}: cannot read {path}: {reason.lower()}"))
+
+
 def keep_list(values: list[str] | None) -> list[str]:
     """--keep a --keep b and --keep a,b both name disks a and b."""
     return [part for value in values or [] for part in value.split(",") if part]

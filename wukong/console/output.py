@@ -19,6 +19,27 @@ RESOURCE = f"{names.PLURAL[:-1]}.{names.GROUP}"  # wukong.vm.novasphere.dev
 WIDE = ("CPU", "MEMORY", "AGE")
 
 
+class _Dumper(yaml.SafeDumper):
+    """YAML as kubectl writes it: a multi-line string (cloud-init user data) as a `|` block
+    that reads as the file it came from, not a quoted string with doubled newlines."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # A block cannot hold trailing spaces on a line, or some control characters: those stay
+    # quoted, as PyYAML would write them.
+    block = "\n" in value and not any(line != line.rstrip() for line in value.splitlines())
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if block else None)
+
+
+_Dumper.add_representer(str, _text)
+
+
+def to_yaml(body: Any, *, sort_keys: bool = False) -> str:
+    """One YAML document without its last newline, which printing adds back (only that one:
+    the newlines before it can belong to a `|` block's text)."""
+    return yaml.dump(body, Dumper=_Dumper, sort_keys=sort_keys).removesuffix("\n")
+
+
 class Output(StrEnum):
     """What `-o` accepts."""
 
@@ -58,7 +79,7 @@ def document(obj: JsonObj | Sequence[JsonObj], fmt: Output) -> str:
     )
     if fmt is Output.JSON:
         return json.dumps(body, indent=2)
-    return yaml.safe_dump(body, sort_keys=False).rstrip("\n")
+    return to_yaml(body)
 
 
 def wide_row(cr: JsonObj, now: datetime) -> list[str]:
@@ -128,7 +149,7 @@ def patch_text(patch: JsonObj, fmt: Output | None) -> str:
     its own (YAML starts it with `---`, so that several of them are several documents)."""
     if fmt is Output.JSON:
         return json.dumps(patch, indent=2)
-    return "---\n" + yaml.safe_dump(patch).rstrip()
+    return "---\n" + to_yaml(patch, sort_keys=True)
 
 
 def patches_text(patches: Sequence[JsonObj], fmt: Output | None, *, listed: bool) -> str | None:

@@ -1,0 +1,162 @@
+"""`wukong create NAME`: a Wukong from flags, checked by the API's own models before anything
+is sent; `--dry-run=client` prints the manifest without a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.unit.cli.objects import running
+from wukong.api.spec import RunStrategy, WukongSpec
+from wukong.cli import app
+from wukong.console.create import Wanted, manifest, settled, wanted_phase
+from wukong.console.output import Output, document
+
+IMAGE = "docker://quay.io/containerdisks/fedora:40"
+
+
+def test_the_defaults_make_a_small_vm_with_one_system_disk() -> None:
+    assert manifest(Wanted("web-1", image=IMAGE)) == {
+        "apiVersion": "vm.novasphere.dev/v1alpha1",
+        "kind": "Wukong",
+        "metadata": {"name": "web-1"},
+        "spec": {
+            "cpu": 1,
+            "memory": "1Gi",
+            "disks": [{"name": "system", "size": "10Gi", "image": IMAGE}],
+        },
+    }
+
+
+def test_every_flag_lands_where_the_spec_has_it() -> None:
+    wanted = Wanted(
+        "db-1",
+        image=IMAGE,
+        size="20Gi",
+        instancetype="u1.medium",
+        preference="fedora",
+        disks=("data=100Gi", "logs=5Gi"),
+        networks=("storage=storage-net", "backup=infra/backup-net"),
+        ssh_keys=("keys", "more-keys", "keys"),
+        user_data="#cloud-config\npackages: [nginx]\n",
+        run_strategy=RunStrategy.MANUAL,
+        stopped=True,
+        labels=("tier=db", "team=core"),
+    )
+    made = manifest(wanted)
+    assert made["metadata"] == {"name": "db-1", "labels": {"tier": "db", "team": "core"}}
+    assert made["spec"] == {
+        "instancetype": {"name": "u1.medium"},
+        "preference": {"name": "fedora"},
+        "disks": [
+            {"name": "system", "size": "20Gi", "image": IMAGE},
+            {"name": "data", "size": "100Gi"},
+            {"name": "logs", "size": "5Gi"},
+        ],
+        "networks": [
+            {"name": "storage", "nadName": "storage-net"},
+            {"name": "backup", "nadName": "infra/backup-net"},
+        ],
+        "sshKeys": [{"secretName": "keys"}, {"secretName": "more-keys"}],  # each once
+        "cloudInit": {"userData": "#cloud-config\npackages: [nginx]\n"},
+        "runStrategy": "Manual",
+        "startStrategy": {"autoStart": False},
+    }
+    WukongSpec.model_validate(made["spec"])  # what the operator will read
+
+
+@pytest.mark.parametrize(
+    ("wanted", "phase"),
+    [
+        (Wanted("a"), "Running"),
+        (Wanted("a", stopped=True), "Stopped"),
+        (Wanted("a", run_strategy=RunStrategy.HALTED), "Stopped"),
+        (Wanted("a", run_strategy=RunStrategy.MANUAL), "Running"),  # started once when new
+        (Wanted("a", run_strategy=RunStrategy.MANUAL, stopped=True), "Stopped"),
+    ],
+)
+def test_where_a_new_wukong_settles(wanted: Wanted, phase: str) -> None:
+    assert wanted_phase(wanted) == phase
+
+
+def test_the_wait_ends_where_it_settles_or_at_an_error() -> None:
+    cr = running("web-1")
+    assert settled(cr, "Running") == (True, "web-1 is Running")
+    cr["status"]["phase"] = "Starting"
+    assert settled(cr, "Running") is None
+    cr["status"] |= {
+        "phase": "Error",
+        "conditions": [{"type": "Ready", "status": "False", "message": "no node fits"}],
+    }
+    assert settled(cr, "Running") == (False, "web-1 is in Error: no node fits")
+    assert settled(None, "Running") == (False, "the Wukong was deleted")
+
+
+def cli(*args: str) -> Any:
+    return CliRunner().invoke(app, ["create", *args, "--kubeconfig", "/nonexistent"])
+
+
+def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) -> None:
+    data = tmp_path / "user-data"
+    data.write_text("#cloud-config\nruncmd:\n  - echo hi\n")
+    result = cli("web-1", "--image", IMAGE, "--user-data", str(data), "--dry-run=client")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["spec"]["cloudInit"] == {"userData": data.read_text()}
+    assert "    userData: |\n      #cloud-config\n      runcmd:\n" in result.stdout  # as written
+    assert result.stderr == "wukong.vm.novasphere.dev/web-1 would be created (client dry run)\n"
+    as_json = cli("web-1", "--dry-run=client", "-o", "json")
+    assert as_json.exit_code == 0, as_json.output
+    assert as_json.stdout.startswith('{\n  "apiVersion": "vm.novasphere.dev/v1alpha1"')
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--cpu", "0"], "--cpu: Input should be greater than or equal to 1"),
+        (["--memory", "1GB"], "--memory: '1GB' is not a Kubernetes quantity (did you mean"),
+        (["--size", "1XB"], "--size: '1XB' is not a Kubernetes quantity"),
+        (["--image", "ftp://x"], "--image: 'ftp://x' is not an image source"),
+        (["--disk", "data"], "--disk takes NAME=SIZE, e.g. data=100Gi, not 'data'"),
+        (["--disk", "data=1XB"], "--disk: '1XB' is not a Kubernetes quantity"),
+        (["--disk", "system=1Gi"], "--disk system: a disk of that name is already there"),
+        (["--disk", "Data=1Gi"], "--disk: 'Data' is not a valid name"),
+        (["--network", "storage"], "--network takes NAME=NAD"),
+        (["--instancetype", "u1", "--cpu", "2"], "--instancetype sizes the VM: drop --cpu"),
+        (["--ssh-key", "Bad_Name"], "--ssh-key: 'Bad_Name': an SSH key Secret's name"),
+        (["--label", "tier"], "--label takes KEY=VALUE, e.g. tier=web, not 'tier'"),
+        (["--user-data", "/no/such/file"], "--user-data: cannot read /no/such/file: no such"),
+        (["--run-strategy", "Once"], "invalid value for '--run-strategy': 'Once' is not one of"),
+        (["--timeout", "5m"], "--timeout only bounds --wait"),
+        (["-o", "yaml"], "-o/--output goes with --dry-run=client on this command"),
+    ],
+)
+def test_a_bad_flag_is_one_line_and_exit_2_before_any_cluster(flags: list[str], said: str) -> None:
+    result = cli("web-1", *flags)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {said}"), lines
+
+
+def test_a_name_a_wukong_cannot_have_is_refused() -> None:
+    result = cli("Web_1", "--dry-run=client")
+    assert result.exit_code == 2 and "'Web_1' is not a Wukong name" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#cloud-config\nusers:\n  - name: a\n",
+        "no newline at the end\nof this",
+        "two at the end\n\n",
+        "trailing  \nspace\n",
+    ],
+)
+def test_yaml_output_keeps_multi_line_text_exactly(text: str) -> None:
+    body = {"spec": {"cloudInit": {"userData": text}}}
+    printed = document(body, Output.YAML) + "\n"  # as io.out prints it
+    assert yaml.safe_load(printed) == body

@@ -1,0 +1,161 @@
+"""`wukong create NAME`: a Wukong from flags, as `kubectl create deployment` makes one and
+`virtctl create vm` writes one. Pure: the manifest, checked against the API's own models
+before anything is sent, so a bad flag is one line and exit 2, never a half-made VM.
+
+What flags cannot say (owned bridge or VLAN networks, placement, hot-plug maxima) is
+written in YAML: `wukong create … --dry-run=client -o yaml` prints a start to edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from wukong.api import names
+from wukong.api.spec import RunStrategy, WukongSpec
+from wukong.console.errors import usage
+
+JsonObj = dict[str, Any]
+SYSTEM_DISK: Final = "system"
+DEFAULT_CPU: Final = 1
+DEFAULT_MEMORY: Final = "1Gi"
+DEFAULT_SIZE: Final = "10Gi"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What the flags ask for; None: not given."""
+
+    name: str
+    image: str | None = None
+    size: str = DEFAULT_SIZE
+    cpu: int | None = None
+    memory: str | None = None
+    instancetype: str | None = None
+    preference: str | None = None
+    disks: Sequence[str] = ()  # NAME=SIZE
+    networks: Sequence[str] = ()  # NAME=NAD
+    ssh_keys: Sequence[str] = ()  # Secret names
+    user_data: str | None = None  # the text of --user-data FILE
+    run_strategy: RunStrategy | None = None
+    stopped: bool = False
+    labels: Sequence[str] = ()  # KEY=VALUE
+
+
+def _pairs(flag: str, values: Sequence[str], shape: str) -> list[tuple[str, str]]:
+    """`--flag A=B` values as (A, B); anything else is a usage error naming the shape."""
+    found = []
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key or not rest:
+            raise usage(f"{flag} takes {shape}, not {value!r}")
+        found.append((key, rest))
+    return found
+
+
+def _sized(wanted: Wanted) -> JsonObj:
+    """cpu and memory, or an instancetype; 1 vCPU and 1Gi when neither is given."""
+    if wanted.instancetype is not None:
+        if wanted.cpu is not None or wanted.memory is not None:
+            raise usage("--instancetype sizes the VM: drop --cpu and --memory")
+        sized: JsonObj = {"instancetype": {"name": wanted.instancetype}}
+    else:
+        cpu = wanted.cpu if wanted.cpu is not None else DEFAULT_CPU
+        memory = wanted.memory if wanted.memory is not None else DEFAULT_MEMORY
+        sized = {"cpu": cpu, "memory": memory}
+    if wanted.preference is not None:  # devices and firmware: with or without an instancetype
+        sized["preference"] = {"name": wanted.preference}
+    return sized
+
+
+def spec_of(wanted: Wanted) -> JsonObj:
+    """spec, as the API server will store it (only what the flags set)."""
+    system: JsonObj = {"name": SYSTEM_DISK, "size": wanted.size}
+    if wanted.image is not None:
+        system["image"] = wanted.image
+    disks = [system]
+    for disk, size in _pairs("--disk", wanted.disks, "NAME=SIZE, e.g. data=100Gi"):
+        if disk in {d["name"] for d in disks}:
+            raise usage(f"--disk {disk}: a disk of that name is already there")
+        disks.append({"name": disk, "size": size})
+    spec: JsonObj = {**_sized(wanted), "disks": disks}
+    pairs = _pairs("--network", wanted.networks, "NAME=NAD, e.g. storage=storage-net")
+    if pairs:
+        spec["networks"] = [{"name": net, "nadName": nad} for net, nad in pairs]
+    if wanted.ssh_keys:
+        spec["sshKeys"] = [{"secretName": secret} for secret in dict.fromkeys(wanted.ssh_keys)]
+    if wanted.user_data is not None:
+        spec["cloudInit"] = {"userData": wanted.user_data}
+    if wanted.run_strategy is not None:
+        spec["runStrategy"] = wanted.run_strategy.value
+    if wanted.stopped:
+        spec["startStrategy"] = {"autoStart": False}
+    return spec
+
+
+def manifest(wanted: Wanted) -> JsonObj:
+    """The Wukong to POST to a namespace's collection (no namespace of its own, as
+    `kubectl create --dry-run=client -o yaml` prints it); a usage error when the API's
+    models would refuse it."""
+    spec = spec_of(wanted)
+    try:
+        WukongSpec.model_validate(spec)
+    except ValidationError as error:
+        raise usage(_said(error)) from None
+    metadata: JsonObj = {"name": wanted.name}
+    labels = dict(_pairs("--label", wanted.labels, "KEY=VALUE, e.g. tier=web"))
+    if labels:
+        metadata["labels"] = labels
+    return {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": metadata, "spec": spec}
+
+
+_FLAGS: Final = {
+    "cpu": "--cpu",
+    "memory": "--memory",
+    "instancetype": "--instancetype",
+    "preference": "--preference",
+    "runStrategy": "--run-strategy",
+    "cloudInit": "--user-data",
+    "sshKeys": "--ssh-key",
+    "networks": "--network",
+}
+
+
+def _said(error: ValidationError) -> str:
+    """The model's first complaint, named by the flag that carried the value."""
+    problem = error.errors()[0]
+    where = [str(p) for p in problem.get("loc") or ()]
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    if where[:1] == ["disks"] and len(where) > 2 and where[1] == "0":
+        return f"--{where[2]}: {message}"  # the system disk: --size or --image
+    if where[:1] == ["disks"]:
+        return f"--disk: {message}"
+    flag = _FLAGS.get(where[0]) if where else None
+    return f"{flag}: {message}" if flag else message
+
+
+def wanted_phase(wanted: Wanted) -> str:
+    """Where a new Wukong settles: Stopped when nothing starts it, else Running (a Manual
+    one is started once when it is new, unless --stopped)."""
+    return "Stopped" if wanted.stopped or wanted.run_strategy is RunStrategy.HALTED else "Running"
+
+
+def settled(cr: JsonObj | None, phase: str) -> tuple[bool, str] | None:
+    """`create --wait`: (ok, what to say) once the new Wukong is where it settles, or in
+    Error, or gone; None while on its way."""
+    if cr is None:
+        return False, "the Wukong was deleted"
+    name = cr["metadata"]["name"]
+    status = cr.get("status") or {}
+    now = status.get("phase")
+    if now == phase:
+        return True, f"{name} is {phase}"
+    if now == "Error":
+        ready: JsonObj = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        return False, f"{name} is in Error: {ready.get('message') or 'see wukong describe'}"
+    return None
