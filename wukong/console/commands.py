@@ -239,7 +239,8 @@ wukong create web-1 --image docker://quay.io/containerdisks/fedora:40 \\
 
 # sized by an instancetype, with a blank data disk, an existing NAD and SSH keys
 wukong create db-1 --image docker://quay.io/containerdisks/fedora:40 \\
-  --instancetype u1.medium --disk data=100Gi --network storage=storage-net --ssh-key my-keys
+  --instancetype u1.medium --disk data=100Gi --network storage=storage-net \\
+  --ssh-key-secret my-keys
 
 # the manifest to edit (bridge or VLAN networks, placement), not created
 wukong create web-2 --image docker://quay.io/containerdisks/fedora:40 --dry-run=client -o yaml"""
@@ -270,11 +271,16 @@ def create(
     instancetype: Annotated[
         str | None,
         typer.Option(
-            "--instancetype", help="cluster instancetype instead of --cpu/--memory", metavar="NAME"
+            "--instancetype",
+            help="instancetype instead of --cpu/--memory (KIND/NAME: a namespaced one)",
+            metavar="NAME",
         ),
     ] = None,
     preference: Annotated[
-        str | None, typer.Option("--preference", help="cluster preference", metavar="NAME")
+        str | None,
+        typer.Option(
+            "--preference", help="preference (KIND/NAME: a namespaced one)", metavar="NAME"
+        ),
     ] = None,
     disk: Annotated[
         list[str] | None,
@@ -286,9 +292,11 @@ def create(
             "--network", help="a secondary network on an existing NAD (repeat)", metavar="NAME=NAD"
         ),
     ] = None,
-    ssh_key: Annotated[
+    ssh_key_secret: Annotated[
         list[str] | None,
-        typer.Option("--ssh-key", help="a Secret of SSH public keys (repeat)", metavar="SECRET"),
+        typer.Option(
+            "--ssh-key-secret", help="a Secret of SSH public keys (repeat)", metavar="SECRET"
+        ),
     ] = None,
     user_data: Annotated[
         str | None,
@@ -340,7 +348,7 @@ def create(
         preference=preference,
         disks=disk or (),
         networks=network or (),
-        ssh_keys=ssh_key or (),
+        ssh_keys=ssh_key_secret or (),
         user_data=None if user_data is None else read_text(user_data, "--user-data"),
         run_strategy=run_strategy,
         stopped=stopped,

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Final
 
 from pydantic import ValidationError
 
 from wukong.api import names
+from wukong.api.placement import InstancetypeKind, PreferenceKind
 from wukong.api.spec import RunStrategy, WukongSpec
 from wukong.console.errors import usage
 
@@ -56,18 +58,32 @@ def _pairs(flag: str, values: Sequence[str], shape: str) -> list[tuple[str, str]
     return found
 
 
+def _reference(flag: str, value: str, kinds: type[StrEnum]) -> JsonObj:
+    """`NAME` (cluster-wide) or `KIND/NAME`, as virtctl takes them
+    (`virtualmachineinstancetype/small` is a namespaced one)."""
+    kind, slash, name = value.rpartition("/")
+    if not slash:
+        return {"name": value}
+    known = {k.value.lower(): k.value for k in kinds}
+    if kind.lower() not in known:
+        raise usage(f"{flag}: {kind!r} is not one of {', '.join(sorted(known))}")
+    return {"name": name, "kind": known[kind.lower()]}
+
+
 def _sized(wanted: Wanted) -> JsonObj:
     """cpu and memory, or an instancetype; 1 vCPU and 1Gi when neither is given."""
     if wanted.instancetype is not None:
         if wanted.cpu is not None or wanted.memory is not None:
             raise usage("--instancetype sizes the VM: drop --cpu and --memory")
-        sized: JsonObj = {"instancetype": {"name": wanted.instancetype}}
+        sized: JsonObj = {
+            "instancetype": _reference("--instancetype", wanted.instancetype, InstancetypeKind)
+        }
     else:
         cpu = wanted.cpu if wanted.cpu is not None else DEFAULT_CPU
         memory = wanted.memory if wanted.memory is not None else DEFAULT_MEMORY
         sized = {"cpu": cpu, "memory": memory}
     if wanted.preference is not None:  # devices and firmware: with or without an instancetype
-        sized["preference"] = {"name": wanted.preference}
+        sized["preference"] = _reference("--preference", wanted.preference, PreferenceKind)
     return sized
 
 
@@ -119,7 +135,7 @@ _FLAGS: Final = {
     "preference": "--preference",
     "runStrategy": "--run-strategy",
     "cloudInit": "--user-data",
-    "sshKeys": "--ssh-key",
+    "sshKeys": "--ssh-key-secret",
     "networks": "--network",
 }
 

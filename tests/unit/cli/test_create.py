@@ -69,6 +69,18 @@ def test_every_flag_lands_where_the_spec_has_it() -> None:
     WukongSpec.model_validate(made["spec"])  # what the operator will read
 
 
+def test_a_namespaced_instancetype_or_preference_is_named_as_virtctl_names_it() -> None:
+    wanted = Wanted(
+        "a",
+        instancetype="virtualmachineinstancetype/small",
+        preference="VirtualMachineClusterPreference/fedora",
+    )
+    spec = manifest(wanted)["spec"]
+    assert spec["instancetype"] == {"name": "small", "kind": "VirtualMachineInstancetype"}
+    assert spec["preference"] == {"name": "fedora", "kind": "VirtualMachineClusterPreference"}
+    WukongSpec.model_validate(spec)
+
+
 @pytest.mark.parametrize(
     ("wanted", "phase"),
     [
@@ -126,7 +138,8 @@ def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) 
         (["--disk", "Data=1Gi"], "--disk: 'Data' is not a valid name"),
         (["--network", "storage"], "--network takes NAME=NAD"),
         (["--instancetype", "u1", "--cpu", "2"], "--instancetype sizes the VM: drop --cpu"),
-        (["--ssh-key", "Bad_Name"], "--ssh-key: 'Bad_Name': an SSH key Secret's name"),
+        (["--ssh-key-secret", "Bad_Name"], "--ssh-key-secret: 'Bad_Name': an SSH key Secret's"),
+        (["--instancetype", "pod/u1"], "--instancetype: 'pod' is not one of virtualmachineclus"),
         (["--label", "tier"], "--label takes KEY=VALUE, e.g. tier=web, not 'tier'"),
         (["--user-data", "/no/such/file"], "--user-data: cannot read /no/such/file: no such"),
         (["--run-strategy", "Once"], "invalid value for '--run-strategy': 'Once' is not one of"),
