@@ -26,11 +26,14 @@ class Disk:
     claim: str
     detaching: bool = False
     """Left the spec, still being detached: still the Wukong's (status.volumes)."""
+    reported: bool = True
+    """The status names its claim; False: the operator may not have made it yet."""
 
     def shown(self) -> str:
         """`disk NAME (PVC CLAIM` as the plan names it, open for more."""
         state = ", being detached" if self.detaching else ""
-        return f"disk {self.name} (PVC {self.claim}{state}"
+        made = "" if self.reported else ", if made"
+        return f"disk {self.name} (PVC {self.claim}{made}{state}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class DeletePlan:
     force: bool
     grace_period: int
     options: JsonObj = field(default_factory=dict)
+    vm_reported: bool = True
+    """The status names the VM; False (a Wukong still Pending or Creating): there may be
+    none, and no guest to stop."""
     """deleteOptions to write before the delete ({}: the spec already says it all)."""
 
     def lines(self) -> list[str]:
@@ -56,7 +62,10 @@ class DeletePlan:
             else f"graceful stop, up to {self.grace_period}s"
         )
         out = [f"Deleting Wukong {self.wukong} in namespace {self.namespace}:"]
-        out.append(f"  delete  VirtualMachine {self.vm} ({stop})")
+        if self.vm_reported:
+            out.append(f"  delete  VirtualMachine {self.vm} ({stop})")
+        else:
+            out.append(f"  delete  VirtualMachine {self.vm}, if made (the status names none)")
         out += [f"  delete  {d.shown()})" for d in self.deleted]
         out += [f"  delete  NetworkAttachmentDefinition {nad}" for nad in self.nads]
         label = f"{names.LABEL_RETAINED_FROM}={self.wukong}"
@@ -125,12 +134,20 @@ def plan_delete(
         options["preserveDisksList"] = listed
     if force and not existing.get("force"):
         options["force"] = True
-    chosen = [Disk(d, names.disk_claim_name(name, d)) for d in disks]
+    status: JsonObj = cr.get("status") or {}
+    vm_reported = bool(status.get("vmName"))
+    claims = {str(v.get("name")) for v in status.get("volumes") or [] if v.get("pvcName")}
+    # Before its VM the operator may not have made every claim either (the first status is
+    # written a few seconds late, so the status can lag what exists): "if made". Once the
+    # VM is named, every disk of the spec has been made.
+    chosen = [
+        Disk(d, names.disk_claim_name(name, d), reported=vm_reported or d in claims) for d in disks
+    ]
     # A disk that left the spec but is still being detached goes or stays as the operator
     # decides it (reconcile/deletion.kept_disks): kept when its detach said preserveData or
     # every disk is kept.
     preserved: set[str] = set()
-    for volume in (cr.get("status") or {}).get("volumes") or []:
+    for volume in status.get("volumes") or []:
         disk = str(volume.get("name") or "")
         if not disk or disk in disks:
             continue
@@ -142,13 +159,14 @@ def plan_delete(
     return DeletePlan(
         wukong=name,
         namespace=str(meta.get("namespace") or ""),
-        vm=str((cr.get("status") or {}).get("vmName") or names.vm_name(name)),
+        vm=str(status.get("vmName") or names.vm_name(name)),
         deleted=tuple(d for d in chosen if d not in kept),
         kept=kept,
         nads=_owned_nads(cr),
         force=force or bool(existing.get("force")),
         grace_period=int(existing.get("gracePeriodSeconds", DEFAULT_GRACE)),
         options=options,
+        vm_reported=vm_reported,
     )
 
 

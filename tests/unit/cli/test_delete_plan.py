@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.unit.cli.objects import IMAGE, running
+from tests.unit.cli.objects import IMAGE, running, wukong
 from wukong.console.delete import Disk, options_patch, plan_delete
 from wukong.console.errors import USAGE, CliError
 
@@ -175,3 +175,22 @@ def test_ctrl_c_or_ctrl_d_at_the_delete_question_answers_no_at_once(key: bytes, 
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, seen
     assert b"answer False" in seen and b"Traceback" not in seen, seen
+
+
+def test_before_its_vm_the_plan_does_not_promise_a_graceful_stop_of_nothing() -> None:
+    """Session 27, from the demo: `wukong delete` of a Wukong stuck before its VM (a missing
+    NAD) said "delete VirtualMachine web-4-vm (graceful stop, up to 60s)" and named claims
+    the operator had not made."""
+    cr = wukong(disks=DISKS[:2], status={"phase": "Creating", "volumes": []})
+    cr["status"]["volumes"] = [{"name": "system", "pvcName": "web-1-system"}]
+    assert plan_delete(cr).lines() == [
+        "Deleting Wukong web-1 in namespace demo:",
+        "  delete  VirtualMachine web-1-vm, if made (the status names none)",
+        "  delete  disk system (PVC web-1-system)",
+        "  delete  disk data (PVC web-1-data, if made)",
+    ]
+    fresh = plan_delete(wukong(status={}), keep=["system"])
+    assert fresh.lines()[-1] == (
+        "  keep    disk system (PVC web-1-system, if made, label "
+        "vm.novasphere.dev/retained-from=web-1)"
+    )
