@@ -20,6 +20,7 @@ from wukong.testing.kubevirt.plane import KubeVirtPlane, crd_paths, kubevirt_ass
 from wukong.testing.operator import InProcessOperator
 
 NAMESPACE = "demo"
+DEMO_IMAGE = "docker://quay.io/containerdisks/fedora:40"  # as examples/web-1.yaml
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PLURALS = {
     "NetworkAttachmentDefinition": names.NAD_PLURAL,
@@ -114,7 +115,7 @@ async def follow(kube: Kube, namespace: str, *, within: float = 180) -> list[dic
     raise TimeoutError("the demo Wukongs did not settle in time")
 
 
-async def _scenario(api: ApiClient, keep: bool) -> int:
+async def _scenario(api: ApiClient, keep: bool, kubeconfig: Path | None = None) -> int:
     kube = Kube(api)
     await kube.create(
         "/api/v1/namespaces",
@@ -130,7 +131,15 @@ async def _scenario(api: ApiClient, keep: bool) -> int:
         conds = ", ".join(f"{c['type']}={c['status']}" for c in cr["status"]["conditions"])
         print(f"\n{cr['metadata']['name']}: {conds}")
     if keep:
-        _say("the cluster keeps running: Ctrl-C to stop")
+        _say("the cluster keeps running: Ctrl-C to stop. In another shell, for example:")
+        where = f"export KUBECONFIG={kubeconfig}\n" if kubeconfig is not None else ""
+        print(
+            f"\n{where}wukong status -n {NAMESPACE}\n"
+            f"wukong create web-3 -n {NAMESPACE} --image {DEMO_IMAGE} --disk data=1Gi --wait\n"
+            f"wukong stop web-3 -n {NAMESPACE} --wait\n"
+            f"wukong describe web-3 -n {NAMESPACE}",
+            flush=True,
+        )
         await asyncio.Event().wait()
     return 0
 
@@ -170,7 +179,7 @@ async def main(*, keep: bool = False, real_kubevirt: bool = True) -> int:
             async with InProcessOperator(plane.kubeconfig):
                 _say("operator running; caches synced")
                 async with await api_client(plane.kubeconfig) as api:
-                    return await _scenario(api, keep)
+                    return await _scenario(api, keep, plane.kubeconfig)
     finally:
         if kubevirt is not None:
             await asyncio.to_thread(kubevirt.stop)
