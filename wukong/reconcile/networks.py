@@ -46,7 +46,8 @@ def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:
                 NetworkStatus(name=net.name, nad_name=net.nad_name, owned_by_wukong=False)
             )
             if _lookup(net.nad_name, namespace, seen) is None:
-                missing.append(f"network '{net.name}' needs NAD '{net.nad_name}'")
+                ns, nad_name = names.nad_ref(namespace, net.nad_name)
+                missing.append(f"network '{net.name}' needs NAD '{nad_name}' in namespace '{ns}'")
             continue
         nad = names.nad_name(cr.metadata.name, net.name)
         statuses.append(NetworkStatus(name=net.name, nad_name=nad, owned_by_wukong=True))
@@ -59,9 +60,7 @@ def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:
             patch = {"spec": {"config": nad_config(cr, net)}}
             actions.append(PatchChild("NetworkAttachmentDefinition", nad, patch, "config changed"))
     if missing:
-        message = (
-            "; ".join(missing) + f" in namespace '{namespace}': create it or fix spec.networks"
-        )
+        message = "; ".join(missing) + ": create it or fix spec.networks"
         cond = Cond(NETWORKS_CONFIGURED, False, "NADNotFound", message)
     elif conflicts:
         message = "; ".join(conflicts) + ": rename the network or delete that NAD"

@@ -46,6 +46,25 @@ def test_new_wukong_creates_owned_nad_and_waits_for_the_named_one() -> None:
     assert plan.status["phase"] == "Creating"
 
 
+RULE = {"namespaces": [NS], "nads": ["infra/backup-net"]}
+
+
+def test_a_missing_nad_is_named_in_the_namespace_it_is_looked_for() -> None:
+    """Session 27: a reference with a namespace ('infra/backup-net') was reported as
+    "needs NAD 'infra/backup-net' in namespace '<the Wukong's>'"."""
+    networks = [
+        {"name": "storage", "nadName": "existing-nad"},
+        {"name": "backup", "nadName": "infra/backup-net"},
+    ]
+    allowed = {"metadata": {"name": "cluster"}, "spec": {"rules": [RULE]}}
+    plan = decide(wukong(networks=networks), {}, seen(network_policy=allowed))
+    assert _cond(plan.status, "NetworksConfigured")["message"] == (
+        f"network 'storage' needs NAD 'existing-nad' in namespace '{NS}'; "
+        "network 'backup' needs NAD 'backup-net' in namespace 'infra': "
+        "create it or fix spec.networks"
+    )
+
+
 def test_disks_are_created_once_networks_are_ready() -> None:
     world = ready_children(data_volumes={}, claims={})
     plan = decide(wukong(), {}, world)
