@@ -145,13 +145,15 @@ async def test_create_makes_a_wukong_from_flags_and_waits_until_it_runs(
     flags = ("--cpu", "2", "--memory", "2Gi", "--disk", "data=1Gi", "--label", "tier=web")
     made = await cli(kubeconfig, "create", "cli-6", "--image", IMAGE, *flags, "--wait", *where)
     assert made.exit_code == 0, made.output
-    assert made.stdout == "cli-6 is Running\n"
+    said = re.fullmatch(r"cli-6 is Running on (\S+)( at \S+)?\n", made.stdout)
+    assert said is not None, made.stdout
     lines = made.stderr.splitlines()
     assert lines[0].startswith("wukong.vm.novasphere.dev/cli-6 created; waiting up to 5m")
     assert any(line.endswith("-> Running") for line in lines), lines
     cr = await get(k, "wukong", namespace, "cli-6")
     assert cr is not None and cr["metadata"]["labels"]["tier"] == "web"
     assert (cr["spec"]["cpu"], cr["spec"]["memory"]) == (2, "2Gi")
+    assert said[1] == cr["status"]["nodeName"]
     assert [v["name"] for v in cr["status"]["volumes"]] == ["system", "data"]
 
     again = await cli(kubeconfig, "create", "cli-6", *where)

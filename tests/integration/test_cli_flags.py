@@ -159,7 +159,10 @@ async def test_selector_stops_every_matching_wukong_and_aliases_pause(
         kubeconfig, "unpause", "sel-1", "-n", namespace, "--wait", "--timeout", "1m"
     )
     assert resumed.exit_code == 0, resumed.output
-    assert resumed.stdout == "sel-1 is Running\n"
+    cr = await get(k, "wukong", namespace, "sel-1")
+    assert cr is not None
+    node, ip = cr["status"]["nodeName"], cr["status"]["interfaces"][0]["ipAddress"]
+    assert resumed.stdout == f"sel-1 is Running on {node} at {ip}\n"  # where to connect
 
     none = await cli(kubeconfig, "stop", "-l", "tier=nothing", "-n", namespace)
     assert none.exit_code == 1

@@ -19,6 +19,7 @@ from wukong.api import names
 from wukong.api.placement import InstancetypeKind, PreferenceKind
 from wukong.api.spec import RunStrategy, WukongSpec
 from wukong.console.errors import usage
+from wukong.console.status import running_where
 
 JsonObj = dict[str, Any]
 SYSTEM_DISK: Final = "system"
@@ -168,7 +169,7 @@ def settled(cr: JsonObj | None, phase: str) -> tuple[bool, str] | None:
     status = cr.get("status") or {}
     now = status.get("phase")
     if now == phase:
-        return True, f"{name} is {phase}"
+        return True, running_where(cr) if phase == "Running" else f"{name} is {phase}"
     if now == "Error":
         ready: JsonObj = next(
             (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}

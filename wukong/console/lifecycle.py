@@ -14,6 +14,7 @@ from typing import Any, Final
 from wukong.api.contract import request_id
 from wukong.api.objects import being_deleted
 from wukong.api.spec import Action, LifecycleAction
+from wukong.console.status import running_where
 
 JsonObj = dict[str, Any]
 # Where each action leaves the Wukong when it is done.
@@ -108,7 +109,7 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
     wanted = SETTLES_IN[request.action]
     if phase != wanted:
         return Outcome(False, f"{verb} done but {name} is {phase}, not {wanted}")
-    return Outcome(True, f"{name} is {wanted}")
+    return Outcome(True, running_where(cr) if wanted == "Running" else f"{name} is {wanted}")
 
 
 def acknowledgement(cr: JsonObj | None, request: Request, generation: int) -> Outcome | None:

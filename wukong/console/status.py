@@ -33,6 +33,13 @@ def primary_ip(cr: JsonObj) -> str | None:
     return None
 
 
+def running_where(cr: JsonObj) -> str:
+    """`web-1 is Running on node-1 at 10.244.0.7`: what a user connecting next needs (as
+    much of it as the status has)."""
+    name, node, ip = cr["metadata"]["name"], _status(cr).get("nodeName"), primary_ip(cr)
+    return f"{name} is Running" + (f" on {node}" if node else "") + (f" at {ip}" if ip else "")
+
+
 def disks_cell(cr: JsonObj) -> str:
     """'2', or '2 (system 45.10%)' while a disk is importing or not yet usable."""
     count = len((cr.get("spec") or {}).get("disks") or [])

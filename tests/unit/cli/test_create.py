@@ -97,7 +97,7 @@ def test_where_a_new_wukong_settles(wanted: Wanted, phase: str) -> None:
 
 def test_the_wait_ends_where_it_settles_or_at_an_error() -> None:
     cr = running("web-1")
-    assert settled(cr, "Running") == (True, "web-1 is Running")
+    assert settled(cr, "Running") == (True, "web-1 is Running on node-1 at 10.244.0.7")
     cr["status"]["phase"] = "Starting"
     assert settled(cr, "Running") is None
     cr["status"] |= {

@@ -171,3 +171,14 @@ def test_the_first_answer_to_an_earlier_request_is_not_ours() -> None:
     cr = answered("Refused", "Stopped", message="cannot stop")
     cr["status"]["lifecycleState"] |= {"requestId": "someone-elses", "generation": 6}
     assert acknowledgement(cr, REQUEST, generation=7) is None
+
+
+def test_a_start_that_is_done_says_where_the_guest_runs() -> None:
+    start = Request.now(Action.START, NOW)
+    cr = running()
+    cr["status"]["lifecycleState"] = {"state": "Done", "requestId": start.fingerprint}
+    assert outcome(cr, start, generation=7) == Outcome(
+        True, "web-1 is Running on node-1 at 10.244.0.7"
+    )
+    cr["status"] |= {"nodeName": None, "interfaces": []}  # not reported yet
+    assert outcome(cr, start, generation=7) == Outcome(True, "web-1 is Running")

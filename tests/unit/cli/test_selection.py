@@ -293,7 +293,7 @@ def test_waiting_on_a_selection_names_the_wukong_on_every_line(
         server, kubeconfig, monkeypatch, "start", "-l", "grp=t", "--wait", "--timeout", "10s"
     )
     assert result.exit_code == 1, result.output
-    assert result.stdout == "t4 is Running\n"
+    assert result.stdout == "t4 is Running on node-1 at 10.244.0.7\n"
     lines = result.stderr.splitlines()
     names_one = [n for n in ("t1", "t3", "t4") for line in lines if f" {n}" in f" {line}"]
     assert len(names_one) == len(lines), lines  # each line names exactly one Wukong
