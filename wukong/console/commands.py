@@ -304,6 +304,14 @@ def create(
             "--user-data", help="cloud-init user data from FILE (- : stdin)", metavar="FILE"
         ),
     ] = None,
+    user_data_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--user-data-secret",
+            help="cloud-init user data from a Secret's userdata key (any size)",
+            metavar="SECRET",
+        ),
+    ] = None,
     run_strategy: Annotated[
         RunStrategy | None,
         typer.Option(
@@ -350,6 +358,7 @@ def create(
         networks=network or (),
         ssh_keys=ssh_key_secret or (),
         user_data=None if user_data is None else read_text(user_data, "--user-data"),
+        user_data_secret=user_data_secret,
         run_strategy=run_strategy,
         stopped=stopped,
         labels=label or (),

@@ -43,6 +43,7 @@ class Wanted:
     networks: Sequence[str] = ()  # NAME=NAD
     ssh_keys: Sequence[str] = ()  # Secret names
     user_data: str | None = None  # the text of --user-data FILE
+    user_data_secret: str | None = None  # a Secret whose `userdata` key holds it
     run_strategy: RunStrategy | None = None
     stopped: bool = False
     labels: Sequence[str] = ()  # KEY=VALUE
@@ -104,8 +105,12 @@ def spec_of(wanted: Wanted) -> JsonObj:
         spec["networks"] = [{"name": net, "nadName": nad} for net, nad in pairs]
     if wanted.ssh_keys:
         spec["sshKeys"] = [{"secretName": secret} for secret in dict.fromkeys(wanted.ssh_keys)]
+    if wanted.user_data is not None and wanted.user_data_secret is not None:
+        raise usage("--user-data and --user-data-secret do not go together: give one")
     if wanted.user_data is not None:
         spec["cloudInit"] = {"userData": wanted.user_data}
+    if wanted.user_data_secret is not None:
+        spec["cloudInit"] = {"userDataSecretRef": {"name": wanted.user_data_secret}}
     if wanted.run_strategy is not None:
         spec["runStrategy"] = wanted.run_strategy.value
     if wanted.stopped:
@@ -146,6 +151,10 @@ def _said(error: ValidationError) -> str:
     problem = error.errors()[0]
     where = [str(p) for p in problem.get("loc") or ()]
     message = str(problem["msg"]).removeprefix("Value error, ")
+    if where[:1] == ["cloudInit"] and "userDataSecretRef" in where:
+        return f"--user-data-secret: {message}"
+    if where[:1] == ["cloudInit"] and "userData" in where:
+        message = message.replace("use userDataSecretRef", "use --user-data-secret")
     if where[:1] == ["disks"] and len(where) > 2 and where[1] == "0":
         return f"--{where[2]}: {message}"  # the system disk: --size or --image
     if where[:1] == ["disks"]:

@@ -142,6 +142,8 @@ def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) 
         (["--instancetype", "pod/u1"], "--instancetype: 'pod' is not one of virtualmachineclus"),
         (["--label", "tier"], "--label takes KEY=VALUE, e.g. tier=web, not 'tier'"),
         (["--user-data", "/no/such/file"], "--user-data: cannot read /no/such/file: no such"),
+        (["--user-data-secret", "Bad_S"], "--user-data-secret: 'Bad_S' is not a valid object"),
+        (["--user-data", "-", "--user-data-secret", "s"], "--user-data and --user-data-secret"),
         (["--run-strategy", "Once"], "invalid value for '--run-strategy': 'Once' is not one of"),
         (["--timeout", "5m"], "--timeout only bounds --wait"),
         (["-o", "yaml"], "-o/--output goes with --dry-run=client on this command"),
@@ -173,3 +175,15 @@ def test_yaml_output_keeps_multi_line_text_exactly(text: str) -> None:
     body = {"spec": {"cloudInit": {"userData": text}}}
     printed = document(body, Output.YAML) + "\n"  # as io.out prints it
     assert yaml.safe_load(printed) == body
+
+
+def test_user_data_over_kubevirts_limit_points_to_the_secret_flag(tmp_path: Path) -> None:
+    big = tmp_path / "user-data"
+    big.write_text("#cloud-config\n" + "a" * 3000)
+    result = cli("web-1", "--user-data", str(big), "--dry-run=client")
+    assert result.exit_code == 2
+    assert result.stderr.endswith("put larger data in a Secret and use --user-data-secret\n")
+    from_secret = cli("web-1", "--user-data-secret", "web-1-ud", "--dry-run=client")
+    assert from_secret.exit_code == 0, from_secret.output
+    spec = yaml.safe_load(from_secret.stdout)["spec"]
+    assert spec["cloudInit"] == {"userDataSecretRef": {"name": "web-1-ud"}}
