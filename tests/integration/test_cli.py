@@ -8,6 +8,7 @@ operator and the simulator keep running on the test's loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -160,8 +161,13 @@ async def test_create_makes_a_wukong_from_flags_and_waits_until_it_runs(
     assert (again.exit_code, again.stdout) == (1, ""), again.output
     assert again.stderr == f"error: wukong cli-6 already exists in namespace {namespace}\n"
 
-    stopped = await cli(kubeconfig, "create", "cli-7", "--stopped", "--wait", *where)
+    bridged = ("--bridge", "lan=br-cli:120", "--stopped")
+    stopped = await cli(kubeconfig, "create", "cli-7", *bridged, "--wait", *where)
     assert (stopped.exit_code, stopped.stdout) == (0, "cli-7 is Stopped\n"), stopped.output
+    nad = await get(k, "nad", namespace, "cli-7-lan")  # made by the operator, as the policy allows
+    assert nad is not None
+    plugin = json.loads(nad["spec"]["config"])["plugins"][0]
+    assert (plugin["bridge"], plugin["vlan"]) == ("br-cli", 120)
 
 
 async def test_attach_hotplugs_and_detach_keeps_the_data_but_never_the_system_disk(

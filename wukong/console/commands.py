@@ -242,8 +242,8 @@ wukong create db-1 --image docker://quay.io/containerdisks/fedora:40 \\
   --instancetype u1.medium --disk data=100Gi --network storage=storage-net \\
   --ssh-key-secret my-keys
 
-# the manifest to edit (bridge or VLAN networks, placement), not created
-wukong create web-2 --image docker://quay.io/containerdisks/fedora:40 --dry-run=client -o yaml"""
+# a VLAN on a node bridge (as the administrator's policy allows), printed, not created
+wukong create web-2 --bridge lan=br-lan:100 --dry-run=client -o yaml"""
 
 
 @app.command(cls=KubectlCommand, epilog=CREATE_EXAMPLES)
@@ -290,6 +290,15 @@ def create(
         list[str] | None,
         typer.Option(
             "--network", help="a secondary network on an existing NAD (repeat)", metavar="NAME=NAD"
+        ),
+    ] = None,
+    bridge: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bridge",
+            help="a secondary network on a node bridge, VLAN optional; the operator makes its "
+            "NAD if the administrator's policy allows (repeat)",
+            metavar="NAME=BRIDGE[:VLAN]",
         ),
     ] = None,
     ssh_key_secret: Annotated[
@@ -356,6 +365,7 @@ def create(
         preference=preference,
         disks=disk or (),
         networks=network or (),
+        bridges=bridge or (),
         ssh_keys=ssh_key_secret or (),
         user_data=None if user_data is None else read_text(user_data, "--user-data"),
         user_data_secret=user_data_secret,

@@ -41,6 +41,7 @@ class Wanted:
     preference: str | None = None
     disks: Sequence[str] = ()  # NAME=SIZE
     networks: Sequence[str] = ()  # NAME=NAD
+    bridges: Sequence[str] = ()  # NAME=BRIDGE[:VLAN]
     ssh_keys: Sequence[str] = ()  # Secret names
     user_data: str | None = None  # the text of --user-data FILE
     user_data_secret: str | None = None  # a Secret whose `userdata` key holds it
@@ -101,8 +102,18 @@ def spec_of(wanted: Wanted) -> JsonObj:
         disks.append({"name": disk, "size": size})
     spec: JsonObj = {**_sized(wanted), "disks": disks}
     pairs = _pairs("--network", wanted.networks, "NAME=NAD, e.g. storage=storage-net")
-    if pairs:
-        spec["networks"] = [{"name": net, "nadName": nad} for net, nad in pairs]
+    networks: list[JsonObj] = [{"name": net, "nadName": nad} for net, nad in pairs]
+    shape = "NAME=BRIDGE or NAME=BRIDGE:VLAN, e.g. lan=br-lan:100"
+    for net, where in _pairs("--bridge", wanted.bridges, shape):
+        bridge, colon, vlan = where.partition(":")
+        if not bridge or (colon and not vlan.isdigit()):
+            raise usage(f"--bridge takes {shape}, not '{net}={where}'")
+        networks.append({"name": net, "bridge": bridge, **({"vlan": int(vlan)} if colon else {})})
+    taken = [n["name"] for n in networks]
+    if twice := next((n for n in taken if taken.count(n) > 1), None):
+        raise usage(f"network {twice} is named twice (--network and --bridge share names)")
+    if networks:
+        spec["networks"] = networks
     if wanted.ssh_keys:
         spec["sshKeys"] = [{"secretName": secret} for secret in dict.fromkeys(wanted.ssh_keys)]
     if wanted.user_data is not None and wanted.user_data_secret is not None:
@@ -126,7 +137,7 @@ def manifest(wanted: Wanted) -> JsonObj:
     try:
         WukongSpec.model_validate(spec)
     except ValidationError as error:
-        raise usage(_said(error)) from None
+        raise usage(_said(error, spec)) from None
     metadata: JsonObj = {"name": wanted.name}
     labels = dict(_pairs("--label", wanted.labels, "KEY=VALUE, e.g. tier=web"))
     if labels:
@@ -142,11 +153,10 @@ _FLAGS: Final = {
     "runStrategy": "--run-strategy",
     "cloudInit": "--user-data",
     "sshKeys": "--ssh-key-secret",
-    "networks": "--network",
 }
 
 
-def _said(error: ValidationError) -> str:
+def _said(error: ValidationError, spec: JsonObj) -> str:
     """The model's first complaint, named by the flag that carried the value."""
     problem = error.errors()[0]
     where = [str(p) for p in problem.get("loc") or ()]
@@ -159,6 +169,11 @@ def _said(error: ValidationError) -> str:
         return f"--{where[2]}: {message}"  # the system disk: --size or --image
     if where[:1] == ["disks"]:
         return f"--disk: {message}"
+    if where[:1] == ["networks"] and len(where) > 1 and where[1].isdigit():
+        entry = spec["networks"][int(where[1])]
+        which = "--network" if "nadName" in entry else "--bridge"
+        field = f" {where[2]}:" if len(where) > 2 and where[2] in ("bridge", "vlan") else ""
+        return f"{which} {entry['name']}:{field} {message}"
     flag = _FLAGS.get(where[0]) if where else None
     return f"{flag}: {message}" if flag else message
 

@@ -41,6 +41,7 @@ def test_every_flag_lands_where_the_spec_has_it() -> None:
         preference="fedora",
         disks=("data=100Gi", "logs=5Gi"),
         networks=("storage=storage-net", "backup=infra/backup-net"),
+        bridges=("lan=br-lan:100", "flat=br-flat"),
         ssh_keys=("keys", "more-keys", "keys"),
         user_data="#cloud-config\npackages: [nginx]\n",
         run_strategy=RunStrategy.MANUAL,
@@ -60,6 +61,8 @@ def test_every_flag_lands_where_the_spec_has_it() -> None:
         "networks": [
             {"name": "storage", "nadName": "storage-net"},
             {"name": "backup", "nadName": "infra/backup-net"},
+            {"name": "lan", "bridge": "br-lan", "vlan": 100},
+            {"name": "flat", "bridge": "br-flat"},
         ],
         "sshKeys": [{"secretName": "keys"}, {"secretName": "more-keys"}],  # each once
         "cloudInit": {"userData": "#cloud-config\npackages: [nginx]\n"},
@@ -137,6 +140,10 @@ def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) 
         (["--disk", "system=1Gi"], "--disk system: a disk of that name is already there"),
         (["--disk", "Data=1Gi"], "--disk: 'Data' is not a valid name"),
         (["--network", "storage"], "--network takes NAME=NAD"),
+        (["--network", "default=x"], "--network default: the name 'default' is taken by the pod"),
+        (["--bridge", "lan=br-lan:x"], "--bridge takes NAME=BRIDGE or NAME=BRIDGE:VLAN, e.g. lan"),
+        (["--bridge", "lan=br-lan:5000"], "--bridge lan: vlan: Input should be less than or eq"),
+        (["--bridge", "lan=br0", "--network", "lan=n"], "network lan is named twice"),
         (["--instancetype", "u1", "--cpu", "2"], "--instancetype sizes the VM: drop --cpu"),
         (["--ssh-key-secret", "Bad_Name"], "--ssh-key-secret: 'Bad_Name': an SSH key Secret's"),
         (["--instancetype", "pod/u1"], "--instancetype: 'pod' is not one of virtualmachineclus"),
