@@ -338,16 +338,7 @@ def create(
     ] = False,
     timeout: Timeout = None,
     dry_run: DryRunOpt = DryRun.NONE,
-    output: Annotated[
-        Output | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="with --dry-run=client: json or yaml (default: yaml)",
-            metavar="FORMAT",
-            show_default=False,
-        ),
-    ] = None,
+    output: OutputOpt = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
