@@ -254,8 +254,11 @@ async def wait_for(
     except TimeoutError:
         phase = ((before or {}).get("status") or {}).get("phase") or "Pending"
         held = f"; {problem}" if (problem := trouble(before)) else ""
+        # What was asked is written and goes on: say so, or a user runs it again (a create:
+        # "already exists") or takes the timeout for a failure of the request.
         raise CliError(
-            f"timed out after {within:g}s waiting for {what} (phase {phase}{held})"
+            f"timed out after {within:g}s waiting for {what} (phase {phase}{held}); "
+            f"it goes on: `wukong status {name} -w` follows it"
         ) from None
     finally:
         beating.cancel()
