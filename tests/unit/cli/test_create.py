@@ -109,6 +109,16 @@ def test_the_wait_ends_where_it_settles_or_at_an_error() -> None:
     }
     assert settled(cr, "Running") == (False, "web-1 is in Error: no node fits")
     assert settled(None, "Running") == (False, "the Wukong was deleted")
+    cr["status"] |= {
+        "phase": "Pending",
+        "conditions": [
+            {"type": "SpecValid", "status": "False", "reason": "NetworkNotAllowed", "message": "no"}
+        ],
+    }
+    assert settled(cr, "Running") == (
+        False,
+        "web-1 was created, but the operator refuses its spec (NetworkNotAllowed: no)",
+    )
 
 
 def cli(*args: str) -> Any:
