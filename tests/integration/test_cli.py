@@ -170,6 +170,31 @@ async def test_create_makes_a_wukong_from_flags_and_waits_until_it_runs(
     assert (plugin["bridge"], plugin["vlan"]) == ("br-cli", 120)
 
 
+async def test_resize_grows_a_disk_and_says_cpu_waits_for_a_restart(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    await running(k, namespace, "cli-8", disks=[SYSTEM, {"name": "data", "size": "1Gi"}])
+    kubeconfig, where = control_plane.kubeconfig, ("-n", namespace)
+
+    shrink = await cli(kubeconfig, "resize", "cli-8", "--disk", "data=512Mi", *where)
+    assert (shrink.exit_code, shrink.stdout) == (1, ""), shrink.output
+    assert shrink.stderr.startswith("error: disk data of cli-8 is 1Gi: a disk grows, never")
+
+    grown = await cli(kubeconfig, "resize", "cli-8", "--disk", "data=2Gi", "--wait", *where)
+    assert grown.exit_code == 0, grown.output
+    assert grown.stdout == "cli-8 is resized\n"
+    assert grown.stderr.startswith("cli-8 resized: disk data 1Gi → 2Gi (generation ")
+    assert volume(await get(k, "wukong", namespace, "cli-8") or {}, "data")["capacity"] == "2Gi"
+
+    # No spec.hotplug: KubeVirt cannot add vCPUs to the running guest; the answer says so.
+    cpu = await cli(kubeconfig, "resize", "cli-8", "--cpu", "2", *where)
+    assert cpu.exit_code == 0, cpu.output
+    said = re.fullmatch(r"cli-8 resized: cpu 1 → 2 \(generation \d+\): (.*)\n", cpu.stdout)
+    assert said is not None and "restart it to apply" in said[1], cpu.stdout
+    same = await cli(kubeconfig, "resize", "cli-8", "--cpu", "2", *where)
+    assert same.stdout == "cli-8 already has that size: nothing to change\n", same.output
+
+
 async def test_attach_hotplugs_and_detach_keeps_the_data_but_never_the_system_disk(
     control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

@@ -16,7 +16,7 @@ import typer
 
 from wukong.api.spec import Action, DiskBus, RunStrategy
 from wukong.console import create as creation
-from wukong.console.errors import usage
+from wukong.console.errors import CliError, usage
 from wukong.console.options import (
     TYPER_STYLE,
     Context,
@@ -368,6 +368,53 @@ def create(
     work = flows.create(
         cluster, console(), wanted, wait=waiting(wait, timeout), writing=writing(dry_run, output)
     )
+    run(work)
+
+
+RESIZE_EXAMPLES = """# more vCPUs and memory: live where hot-plug is on, else at the next restart
+wukong resize web-1 --cpu 4 --memory 8Gi
+
+# grow a disk and wait until the volume has its new size
+wukong resize web-1 --disk data=200Gi --wait"""
+
+
+@app.command(cls=KubectlCommand, epilog=RESIZE_EXAMPLES)
+def resize(
+    name: NameArg,
+    cpu: Annotated[int | None, typer.Option("--cpu", help="vCPUs", metavar="N")] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="guest memory, e.g. 8Gi", metavar="SIZE")
+    ] = None,
+    disk: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--disk", help="a disk's new size; disks only grow (repeat)", metavar="DISK=SIZE"
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="wait until it is in effect (or waits for a restart)"),
+    ] = False,
+    timeout: Timeout = None,
+    dry_run: DryRunOpt = DryRun.NONE,
+    output: OutputOpt = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Grow vCPUs, memory or disks; says whether it applies live or at the next restart."""
+    from wukong.console import flows
+    from wukong.console.resize import Resize
+
+    try:
+        wanted = Resize.from_flags(cpu, memory, disk or ())
+    except CliError as error:
+        fail(error)
+    cluster = cluster_from(kubeconfig, context, namespace)
+    work = flows.resize(
+        cluster, console(), name, wanted, wait=waiting(wait, timeout),
+        writing=writing(dry_run, output),
+    )  # fmt: skip
     run(work)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from wukong.adapters.kube import api_path
 from wukong.api.durations import format_duration
@@ -16,6 +16,7 @@ from wukong.api.spec import DiskBus
 from wukong.console import create as creation
 from wukong.console import delete as deletion
 from wukong.console import disks
+from wukong.console import resize as resizing
 from wukong.console.connect import Target, connect
 from wukong.console.describe import describe as describe_page
 from wukong.console.errors import FAILED, OK, CliError, explain
@@ -36,6 +37,7 @@ from wukong.console.status import detail
 from wukong.errors import AlreadyExists, ApiError, Conflict, Forbidden
 
 JsonObj = dict[str, Any]
+T = TypeVar("T")
 OPTIONS_RECORDED_TIMEOUT: Final = 30.0
 ACK_SECONDS: Final = 5.0  # how long a lifecycle verb without --wait waits for the first answer
 
@@ -190,10 +192,7 @@ async def _acknowledged(
             io.out(requested)
             silent.append(name)
     for name in silent:
-        io.say(
-            f"warning: {name}: the operator has not answered in {format_duration(ACK_SECONDS)}; "
-            f"`wukong status {name}` shows its answer when it comes"
-        )
+        _silent(io, name)
     for (name, _, _), result in zip(written, results, strict=True):
         if isinstance(result, CliError | ApiError):
             failures.add(name, result)
@@ -207,18 +206,33 @@ async def _acknowledgement(
     def check(cr: JsonObj | None) -> Outcome | None:
         return acknowledgement(cr, request, generation)
 
-    what = f"{name} to answer {request.action.value}"
+    result = await _first_word(target, name, check, sent)
+    if result is not None and not result.ok:
+        raise CliError(result.message)
+    return result
+
+
+async def _first_word(
+    target: Target, name: str, check: Callable[[JsonObj | None], T | None], sent: JsonObj
+) -> T | None:
+    """What `check` makes of the Wukong once it answers, within ACK_SECONDS; None after."""
     try:
         async with asyncio.timeout(ACK_SECONDS):
             # wait_for's own bound is never reached: the one above ends the wait quietly.
-            result = await wait_for(
-                target, name, check, within=2 * ACK_SECONDS, what=what, say=_quiet, since=sent
-            )
+            return await wait_for(
+                target, name, check, within=2 * ACK_SECONDS, what="an answer", say=_quiet,
+                since=sent,
+            )  # fmt: skip
     except TimeoutError:
         return None
-    if not result.ok:
-        raise CliError(result.message)
-    return result
+
+
+def _silent(io: Console, name: str) -> None:
+    """The operator said nothing in time: the change stands, and where its answer will be."""
+    io.say(
+        f"warning: {name}: the operator has not answered in {format_duration(ACK_SECONDS)}; "
+        f"`wukong status {name}` shows its answer when it comes"
+    )
 
 
 async def _answers(
@@ -469,6 +483,64 @@ async def create(
         ok, message = await wait_for(
             target, wanted.name, check, within=wait, what=f"{wanted.name} to be {phase}",
             say=io.say, since=made,
+        )  # fmt: skip
+        if not ok:
+            raise CliError(message)
+        io.out(message)
+        return OK
+
+
+async def resize(
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    wanted: resizing.Resize,
+    *,
+    wait: float | None = None,
+    writing: Writing = Writing(),
+) -> int:
+    """Grow cpu, memory or disks in one pinned patch; say how the operator applies it (live,
+    at the next restart); with `wait`, follow until it is in effect or waits for a restart."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        said: list[str] = []
+
+        def build(cr: JsonObj) -> JsonObj | None:
+            patch, changes = resizing.plan(cr, wanted)
+            said[:] = changes
+            return patch
+
+        if writing.client:
+            cr = await target.wukong(name)
+            patches = _Patches(io, writing.output, several=False)
+            if (patch := build(cr)) is not None:
+                patches.add(cr, patch)
+            patches.flush()
+            return OK
+        made = await _patch_pinned(target, name, build, dry_run=writing.server)
+        if not said:
+            io.out(f"{name} already has that size: nothing to change")
+            return OK
+        generation = int(made["metadata"]["generation"])
+        summary = f"{name} resized: {', '.join(said)} (generation {generation})"
+        if writing.server:
+            io.out(summary + writing.suffix())
+            return OK
+        if wait is None:
+            first = await _first_word(
+                target, name, lambda cr: resizing.answer(cr, generation), made
+            )
+            if first is None:
+                io.out(summary)
+                _silent(io, name)
+            elif not first[0]:
+                raise CliError(first[1])
+            else:
+                io.out(f"{summary}: {first[1]}")
+            return OK
+        io.say(f"{summary}; waiting up to {format_duration(wait)}")
+        ok, message = await wait_for(
+            target, name, lambda cr: resizing.done(cr, generation, wanted), within=wait,
+            what=f"{name} to be resized", say=io.say, since=made,
         )  # fmt: skip
         if not ok:
             raise CliError(message)
