@@ -402,7 +402,7 @@ def resize(
     context: Context = None,
     namespace: Namespace = None,
 ) -> None:
-    """Grow vCPUs, memory or disks; says whether it applies live or at the next restart."""
+    """Change vCPUs or memory, grow disks; says if it applies live or at the next restart."""
     from wukong.console import flows
     from wukong.console.resize import Resize
 
