@@ -18,7 +18,8 @@ from tests.unit.cli.objects import IMAGE, running, wukong
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.cli import app
-from wukong.console import commands, flows, options
+from wukong.console import commands, options
+from wukong.console.flows import common
 from wukong.console.output import Output, patches_text
 from wukong.errors import ApiError, Forbidden, NotFound
 
@@ -253,8 +254,8 @@ def test_without_wait_an_operator_that_does_not_answer_is_said_and_the_request_s
     async def never(*_: Any, **__: Any) -> Any:
         await asyncio.Event().wait()
 
-    monkeypatch.setattr(flows, "ACK_SECONDS", 0.05)
-    monkeypatch.setattr(flows, "wait_for", never)
+    monkeypatch.setattr(common, "ACK_SECONDS", 0.05)
+    monkeypatch.setattr(common, "wait_for", never)
     server = FakeApiServer(running("t1"))
     result = wukong_cli(server, kubeconfig, monkeypatch, "stop", "t1")
     assert result.exit_code == 0, result.output

@@ -1,0 +1,23 @@
+"""What each command does against the cluster: read, decide (the pure modules of
+`wukong.console`), write, follow. One module per kind of command; this package is what
+`commands` calls."""
+
+from wukong.console.flows.common import Writing
+from wukong.console.flows.deleting import delete
+from wukong.console.flows.edits import attach, create, detach, resize
+from wukong.console.flows.reading import describe, names, namespaces, status
+from wukong.console.flows.requests import lifecycle
+
+__all__ = [
+    "Writing",
+    "attach",
+    "create",
+    "delete",
+    "describe",
+    "detach",
+    "lifecycle",
+    "names",
+    "namespaces",
+    "resize",
+    "status",
+]

@@ -1,0 +1,150 @@
+"""`delete`: every plan before the first write, one question, then the deletions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from wukong.console import delete as deletion
+from wukong.console.connect import Target, connect
+from wukong.console.errors import CliError
+from wukong.console.flows.common import (
+    Failures,
+    JsonObj,
+    NotConfirmed,
+    Patches,
+    Writing,
+    chosen,
+)
+from wukong.console.follow import wait_for
+from wukong.console.invocation import Ask, Cluster, Console
+from wukong.console.output import (
+    DryRun,
+)
+from wukong.errors import ApiError, Conflict
+
+
+async def delete(
+    cluster: Cluster,
+    io: Console,
+    names: Sequence[str],
+    *,
+    keep_all: bool,
+    keep: Sequence[str],
+    force: bool,
+    ask: Callable[[str], Ask | None],
+    wait: float | None,
+    selector: str | None = None,
+    writing: Writing = Writing(),
+) -> int:
+    """Plan every Wukong first (one that cannot be deleted as asked: nothing is); show every
+    plan, ask once (`ask(who)` None: --yes), then for each write deleteOptions and delete;
+    then maybe follow each until gone."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        crs = await chosen(target, names, selector)
+        plans = _plan_each(io, crs, keep_all=keep_all, keep=keep, force=force)
+        failures = Failures(io, target.server, several=selector is not None or len(crs) > 1)
+        deleting = await _delete_each(target, io, crs, plans, ask, writing, failures)
+        if wait is None or writing.dry_run is not DryRun.NONE:
+            return failures.code
+        for name in deleting:
+            try:
+                await wait_for(
+                    target, name, _gone, within=wait, what=f"{name} to be deleted", say=io.say
+                )
+            except (CliError, ApiError) as error:
+                failures.add(name, error)
+                continue
+            io.out(f"wukong {name} deleted")
+        return failures.code
+
+
+def _plan_each(
+    io: Console, crs: Sequence[JsonObj], *, keep_all: bool, keep: Sequence[str], force: bool
+) -> list[deletion.DeletePlan | None]:
+    """Every plan before the first write; a problem with any refuses the whole command,
+    one `error:` line per problem (a confirmed, half-done deletion is the worst outcome)."""
+    try:
+        return deletion.plan_each(crs, keep_all=keep_all, keep=keep, force=force)
+    except deletion.CannotDelete as refused:
+        if len(crs) == 1:
+            raise refused.problems[0] from None
+        for problem in refused.problems:
+            io.say(f"error: {problem.message}")
+        raise
+
+
+async def _delete_each(
+    target: Target,
+    io: Console,
+    crs: Sequence[JsonObj],
+    plans: Sequence[deletion.DeletePlan | None],
+    ask: Callable[[str], Ask | None],
+    writing: Writing,
+    failures: Failures,
+) -> list[str]:
+    """Show every plan, ask once for all of them (as kubectl asks once for what it lists),
+    delete each; the names now being deleted (to wait for). A write that fails is said and
+    the others go on; a "no" deletes none."""
+    patches = Patches(io, writing.output, several=failures.several)
+    deleting: list[str] = []
+    shown: list[tuple[JsonObj, deletion.DeletePlan]] = []
+    for cr, plan in zip(crs, plans, strict=True):
+        if plan is None:
+            io.say(deletion.already_deleting(cr))
+            deleting.append(cr["metadata"]["name"])
+        elif writing.client:
+            _show_deletion(io, cr, plan, patches)
+        else:
+            for line in plan.lines():
+                io.out(line)
+            shown.append((cr, plan))
+    patches.flush()
+    if not shown:
+        return deleting
+    asked = [plan for _, plan in shown]
+    confirm = ask(deletion.subject(asked))
+    if not writing.server and confirm is not None and not confirm(deletion.question(asked)):
+        raise NotConfirmed()
+    for cr, plan in shown:
+        name = cr["metadata"]["name"]
+        try:
+            await _delete(target, cr, plan, dry_run=writing.server)
+        except (CliError, ApiError) as error:
+            failures.add(name, error)
+            continue
+        deleting.append(name)
+        if writing.server:
+            io.out(f"wukong {name} deleted (server dry run)")
+        else:
+            io.out(f"wukong {name} is being deleted (follow it with: wukong status {name} -w)")
+    return deleting
+
+
+def _show_deletion(io: Console, cr: JsonObj, plan: deletion.DeletePlan, patches: Patches) -> None:
+    """A client dry run of one deletion: the plan to stderr, so that stdout carries the
+    patches alone (`-o json | jq`)."""
+    for line in plan.lines():
+        io.say(line)
+    if (patch := deletion.options_patch(cr, plan)) is not None:
+        patches.add(cr, patch)
+    io.say(f"wukong {cr['metadata']['name']} would be deleted (client dry run)")
+
+
+async def _delete(
+    target: Target, cr: JsonObj, plan: deletion.DeletePlan, *, dry_run: bool = False
+) -> None:
+    name = cr["metadata"]["name"]
+    patch = deletion.options_patch(cr, plan)
+    if patch is not None:
+        try:
+            await target.kube.merge_patch(target.wukongs(name), patch, dry_run=dry_run)
+        except Conflict as error:
+            raise CliError(
+                f"{name} changed after the plan was made: run the command again"
+            ) from error
+    # The UID pins the object the plan was made for, not a new one of the same name.
+    await target.kube.delete(target.wukongs(name), uid=cr["metadata"]["uid"], dry_run=dry_run)
+
+
+def _gone(cr: JsonObj | None) -> bool | None:
+    return True if cr is None else None

@@ -1,0 +1,247 @@
+"""`create`, `resize`, `attach` and `detach`: one pinned write of the spec (two for detach),
+then what the operator says of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from wukong.api.durations import format_duration
+from wukong.api.spec import DiskBus
+from wukong.console import create as creation
+from wukong.console import disks
+from wukong.console import resize as resizing
+from wukong.console.connect import connect
+from wukong.console.errors import OK, CliError
+from wukong.console.flows.common import (
+    JsonObj,
+    NotConfirmed,
+    Patches,
+    Writing,
+    first_word,
+    patch_pinned,
+    quiet,
+    silent,
+)
+from wukong.console.follow import wait_for
+from wukong.console.invocation import Ask, Cluster, Console
+from wukong.console.output import (
+    DryRun,
+    Output,
+    document,
+    name_of,
+)
+from wukong.errors import AlreadyExists
+
+OPTIONS_RECORDED_TIMEOUT: Final = 30.0
+
+
+async def create(
+    cluster: Cluster,
+    io: Console,
+    wanted: creation.Wanted,
+    *,
+    wait: float | None = None,
+    writing: Writing = Writing(),
+) -> int:
+    """POST a new Wukong made from flags; with `wait`, follow it until it runs (or, created
+    stopped, is Stopped)."""
+    body = creation.manifest(wanted)  # a bad flag is said before the cluster is reached
+    named = name_of(body)
+    if writing.client:  # a manifest to keep or edit: no cluster needed
+        io.out(document(body, writing.output or Output.YAML))
+        io.say(f"{named} would be created (client dry run)")
+        return OK
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        try:
+            made = await target.kube.create(target.wukongs(), body, dry_run=writing.server)
+        except AlreadyExists:
+            raise CliError(
+                f"wukong {wanted.name} already exists in namespace {target.namespace}"
+            ) from None
+        if wait is None or writing.server:
+            io.out(f"{named} created{writing.suffix()}")
+            return OK
+        phase = creation.wanted_phase(wanted)
+        io.say(f"{named} created; waiting up to {format_duration(wait)} for it to be {phase}")
+
+        def check(cr: JsonObj | None) -> tuple[bool, str] | None:
+            return creation.settled(cr, phase)
+
+        ok, message = await wait_for(
+            target, wanted.name, check, within=wait, what=f"{wanted.name} to be {phase}",
+            say=io.say, since=made,
+        )  # fmt: skip
+        if not ok:
+            raise CliError(message)
+        io.out(message)
+        return OK
+
+
+async def resize(
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    wanted: resizing.Resize,
+    *,
+    wait: float | None = None,
+    writing: Writing = Writing(),
+) -> int:
+    """Grow cpu, memory or disks in one pinned patch; say how the operator applies it (live,
+    at the next restart); with `wait`, follow until it is in effect or waits for a restart."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        said: list[str] = []
+
+        def build(cr: JsonObj) -> JsonObj | None:
+            patch, changes = resizing.plan(cr, wanted)
+            said[:] = changes
+            return patch
+
+        if writing.client:
+            cr = await target.wukong(name)
+            patches = Patches(io, writing.output, several=False)
+            if (patch := build(cr)) is not None:
+                patches.add(cr, patch)
+            patches.flush()
+            return OK
+        made = await patch_pinned(target, name, build, dry_run=writing.server)
+        if not said:
+            io.out(f"{name} already has that size: nothing to change")
+            return OK
+        generation = int(made["metadata"]["generation"])
+        summary = f"{name} resized: {', '.join(said)} (generation {generation})"
+        if writing.server:
+            io.out(summary + writing.suffix())
+            return OK
+        if wait is None:
+            first = await first_word(target, name, lambda cr: resizing.answer(cr, generation), made)
+            if first is None:
+                io.out(summary)
+                silent(io, name)
+            elif not first[0]:
+                raise CliError(first[1])
+            else:
+                io.out(f"{summary}: {first[1]}")
+            return OK
+        io.say(f"{summary}; waiting up to {format_duration(wait)}")
+        ok, message = await wait_for(
+            target, name, lambda cr: resizing.done(cr, generation, wanted), within=wait,
+            what=f"{name} to be resized", say=io.say, since=made,
+        )  # fmt: skip
+        if not ok:
+            raise CliError(message)
+        io.out(message)
+        return OK
+
+
+async def attach(
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    disk: str,
+    *,
+    size: str,
+    image: str | None,
+    bus: DiskBus | None,
+    wait: float | None = None,
+    writing: Writing = Writing(),
+) -> int:
+    """Add a disk to spec.disks; the operator creates it and hot-plugs it into a running VM."""
+    entry = disks.new_disk(disk, size, image, bus)
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        if writing.client:
+            cr = await target.wukong(name)
+            patches = Patches(io, writing.output, several=False)
+            patches.add(cr, disks.attach_patch(cr, entry))
+            patches.flush()
+            return OK
+        await patch_pinned(
+            target, name, lambda cr: disks.attach_patch(cr, entry), dry_run=writing.server
+        )
+        source = f"from {image}" if image else "blank"
+        if wait is None or writing.server:
+            io.out(f"disk {disk} ({size}, {source}) added to {name}{writing.suffix()}")
+            return OK
+        what = f"disk {disk} of {name} to be ready"
+        ready = await wait_for(
+            target, name, lambda cr: disks.ready(cr, disk), within=wait, what=what, say=io.say
+        )
+        io.out(ready)
+        return OK
+
+
+async def detach(
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    disk: str,
+    *,
+    keep_data: bool,
+    force: bool,
+    wait: float | None = None,
+    writing: Writing = Writing(),
+    ask: Callable[[str], Ask | None] = lambda _who: None,
+) -> int:
+    """Record the detach options, wait until the operator has them, then remove the disk.
+    A detach that deletes the disk's data is shown and confirmed first (`ask(who)` None:
+    --yes), as `delete` is: `removevolume`, virtctl's name, never deletes a claim there."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        cr = await target.wukong(name)
+        plan = disks.plan_detach(cr, disk, keep_data=keep_data, force=force)
+        if writing.dry_run is not DryRun.NONE:
+            options = disks.options_patch(cr, plan)
+            removal = disks.remove_patch(cr, plan)
+            if writing.client:
+                # Two patches (the options, then the removal) are one document: a List.
+                patches = Patches(io, writing.output, several=False)
+                for patch in (options, removal):
+                    if patch is not None:
+                        patches.add(cr, patch)
+                patches.flush()
+                return OK
+            for patch in (options, removal):
+                if patch is not None:
+                    await target.kube.merge_patch(target.wukongs(name), patch, dry_run=True)
+            io.out(plan.summary(name) + writing.suffix())
+            return OK
+        told = False
+        if not plan.keep_data:
+            confirm = ask(f"PVC {plan.claim} (disk {disk} of {name})")
+            if confirm is not None:
+                io.out(plan.summary(name))
+                told = True
+                if not confirm(f"Delete PVC {plan.claim} and the data on it?"):
+                    raise NotConfirmed("nothing was detached")
+        await patch_pinned(target, name, lambda cr: disks.options_patch(cr, plan))
+
+        def check(cr: JsonObj | None) -> bool | None:
+            """True once the operator reports the options."""
+            return disks.recorded(cr, plan)
+
+        what = f"the operator to record the detach options of {disk}"
+        await wait_for(
+            target,
+            name,
+            check,
+            within=OPTIONS_RECORDED_TIMEOUT,
+            what=what,
+            say=quiet,
+            still=io.say,  # usually under a second: a slow or stopped operator is named
+        )
+
+        def remove(cr: JsonObj) -> JsonObj:
+            """The removal, checked again on what is there now."""
+            return disks.remove_patch(
+                cr, disks.plan_detach(cr, disk, keep_data=keep_data, force=force)
+            )
+
+        await patch_pinned(target, name, remove)
+        if not told:
+            io.out(plan.summary(name))
+        if wait is not None:
+            what = f"disk {disk} to leave {name}"
+            gone = await wait_for(
+                target, name, lambda cr: disks.gone(cr, disk), within=wait, what=what, say=io.say
+            )
+            io.out(gone)
+        return OK

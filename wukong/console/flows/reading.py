@@ -1,0 +1,137 @@
+"""`status` and `describe`, and the names completion offers: reads only."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+
+from wukong.adapters.kube import api_path
+from wukong.console.connect import connect
+from wukong.console.describe import describe as describe_page
+from wukong.console.errors import OK, CliError
+from wukong.console.flows.common import (
+    JsonObj,
+    now,
+)
+from wukong.console.follow import CannotWatch, Expired, events
+from wukong.console.invocation import Cluster, Console
+from wukong.console.output import (
+    Output,
+    document,
+    listing,
+    name_of,
+    watch_line,
+    widths,
+)
+from wukong.console.status import detail
+from wukong.errors import Forbidden
+
+
+async def names(cluster: Cluster, prefix: str = "") -> list[str]:
+    """The names of the namespace's Wukongs that start with `prefix`, for completion."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        return _named(await target.kube.request("GET", target.wukongs()), prefix)
+
+
+async def namespaces(cluster: Cluster, prefix: str = "") -> list[str]:
+    """The names of the cluster's namespaces that start with `prefix`, for completion."""
+    async with connect(cluster.kubeconfig, cluster.context, None) as target:
+        return _named(await target.kube.request("GET", api_path("", "v1", "namespaces")), prefix)
+
+
+def _named(listing: JsonObj, prefix: str) -> list[str]:
+    """The sorted names in a LIST answer that start with `prefix`."""
+    found = (str(item["metadata"]["name"]) for item in listing.get("items") or [])
+    return sorted(name for name in found if name.startswith(prefix))
+
+
+async def status(
+    cluster: Cluster,
+    io: Console,
+    name: str | None,
+    *,
+    all_namespaces: bool,
+    output: Output | None = None,
+    selector: str | None = None,
+    watch: float | None = None,
+) -> int:
+    """Print the table of every Wukong, or the detailed view of one; `watch` (seconds, or
+    inf): then a line per change until then."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        if name is not None and watch is None:
+            cr = await target.wukong(name)
+            if output is Output.NAME:
+                io.out(name_of(cr))
+            elif output in (Output.JSON, Output.YAML):
+                io.out(document(cr, output))
+            elif output is Output.WIDE:
+                io.out(listing([cr], now(), output, namespaces=False))
+            else:
+                io.out(detail(cr, now()))
+            return OK
+        query = {"labelSelector": selector} if selector else {}
+        if name is not None:
+            query["fieldSelector"] = f"metadata.name={name}"
+        path = target.wukongs(all_namespaces=all_namespaces)
+        answer = await target.kube.request("GET", path, query=query)
+        items = answer.get("items") or []
+        if name is not None and not items:
+            await target.wukong(name)  # not found, said as without -w (or it came meanwhile)
+        if items or output in (Output.JSON, Output.YAML):
+            io.out(listing(items, now(), output, namespaces=all_namespaces))
+        else:
+            where = "any namespace" if all_namespaces else f"namespace {target.namespace}"
+            io.say(f"no Wukongs in {where}" + (f" match {selector}" if selector else ""))
+        if watch is None:
+            return OK
+        version = str((answer.get("metadata") or {}).get("resourceVersion") or "")
+        sizes = widths(items, now(), output, namespaces=all_namespaces)
+        if not items:
+            sizes = widths([], now(), output, namespaces=all_namespaces)
+        selectors = list(query.items())
+        shown = {cr["metadata"]["uid"]: cr["metadata"].get("resourceVersion") for cr in items}
+
+        def show(cr: JsonObj) -> None:
+            io.out(watch_line(cr, now(), output, namespaces=all_namespaces, widths=sizes))
+            shown[cr["metadata"]["uid"]] = cr["metadata"].get("resourceVersion")
+
+        try:
+            async with asyncio.timeout(None if watch == float("inf") else watch):
+                while True:
+                    began = asyncio.get_running_loop().time()
+                    stream = events(target, path, version, selectors, bookmarks=True)
+                    try:
+                        async with aclosing(stream) as changes:
+                            async for kind, cr in changes:
+                                if kind != "BOOKMARK":
+                                    show(cr)
+                                version = str(cr["metadata"].get("resourceVersion") or version)
+                    except Expired:
+                        # Too old to watch from (a quiet selection in a busy cluster): list
+                        # again, show what changed meanwhile, watch from the list's version.
+                        again = await target.kube.request("GET", path, query=query)
+                        for cr in again.get("items") or []:
+                            if shown.get(cr["metadata"]["uid"]) != cr["metadata"].get(
+                                "resourceVersion"
+                            ):
+                                show(cr)
+                        version = str((again.get("metadata") or {}).get("resourceVersion") or "")
+                    if asyncio.get_running_loop().time() - began < 1.0:
+                        await asyncio.sleep(1.0)  # a stream that ends at once: not in a loop
+        except TimeoutError:
+            return OK
+        except CannotWatch as error:
+            raise CliError(f"the API server refused the watch ({error})") from error
+
+
+async def describe(cluster: Cluster, io: Console, name: str) -> int:
+    """Print the detailed view and the merged Event timeline."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        cr = await target.wukong(name)
+        try:
+            events = await target.kube.get(api_path("", "v1", "events", target.namespace))
+        except Forbidden as error:  # may read Wukongs, not Events: the page without them
+            io.out(describe_page(cr, None, now(), why=f"forbidden: {error.message}"))
+            return OK
+        io.out(describe_page(cr, events.get("items") or [], now()))
+        return OK

@@ -1,0 +1,193 @@
+"""Lifecycle verbs: write a fresh request to each Wukong, then read the operator's first
+answer, or with --wait its last."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from wukong.api.durations import format_duration
+from wukong.api.objects import being_deleted
+from wukong.console.connect import Target, connect
+from wukong.console.errors import CliError
+from wukong.console.flows.common import (
+    Failures,
+    JsonObj,
+    Patches,
+    Writing,
+    chosen,
+    first_word,
+    silent,
+)
+from wukong.console.follow import wait_for
+from wukong.console.invocation import Cluster, Console
+from wukong.console.lifecycle import Outcome, Request, acknowledgement, outcome
+from wukong.console.output import (
+    DryRun,
+)
+from wukong.errors import ApiError
+
+
+async def lifecycle(
+    cluster: Cluster,
+    io: Console,
+    request: Request,
+    names: Sequence[str],
+    *,
+    wait: float | None,
+    selector: str | None = None,
+    writing: Writing = Writing(),
+) -> int:
+    """Write the request to each Wukong; with `wait` (seconds), follow each until answered,
+    without it until the operator took or refused it (ACK_SECONDS at most). Over a
+    selection, one that fails does not stop the others (as kubectl): each failure is an
+    `error: NAME: …` line, and the exit code 1 at the end."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        crs = await chosen(target, names, selector)
+        failures = Failures(io, target.server, several=selector is not None or len(crs) > 1)
+        patches = Patches(io, writing.output, several=failures.several)
+        written: list[tuple[str, int, JsonObj]] = []
+        for cr in crs:
+            name = cr["metadata"]["name"]
+            try:
+                sent = await _request(target, io, request, cr, wait, writing, patches)
+            except (CliError, ApiError) as error:
+                failures.add(name, error)
+                continue
+            if sent is not None:
+                written.append(sent)
+        patches.flush()
+        if writing.dry_run is DryRun.NONE:
+            if wait is None:
+                await _acknowledged(target, io, request, written, failures)
+            else:
+                await _answers(target, io, request, written, wait, failures)
+        return failures.code
+
+
+async def _request(
+    target: Target,
+    io: Console,
+    request: Request,
+    cr: JsonObj,
+    wait: float | None,
+    writing: Writing,
+    patches: Patches,
+) -> tuple[str, int, JsonObj] | None:
+    """Write the request to one Wukong (a client dry run: show it); what a wait follows."""
+    name = cr["metadata"]["name"]
+    if being_deleted(cr):
+        raise CliError(f"{name} is being deleted: it takes no more requests")
+    if writing.client:
+        patches.add(cr, request.patch())
+        return None
+    answer = await target.kube.merge_patch(
+        target.wukongs(name), request.patch(), dry_run=writing.server
+    )
+    generation = int(answer["metadata"]["generation"])
+    requested = _requested(request, name, generation)
+    if writing.server:
+        io.out(requested + writing.suffix())
+    elif wait is not None:  # the answer is the result; this says the wait has begun, and how long
+        io.say(f"{requested}; waiting up to {format_duration(wait)}")
+    return name, generation, answer
+
+
+def _requested(request: Request, name: str, generation: int) -> str:
+    return f"{request.action.value} requested for {name} (generation {generation})"
+
+
+async def _acknowledged(
+    target: Target,
+    io: Console,
+    request: Request,
+    written: Sequence[tuple[str, int, JsonObj]],
+    failures: Failures,
+) -> None:
+    """Without --wait: the operator's first word on each request (a few tens of ms when it
+    runs), so a refusal is an error at once, as virtctl's are. No word within ACK_SECONDS
+    (the operator down or busy) is said as such: the request stands, exit 0."""
+    results = await asyncio.gather(
+        *(_acknowledgement(target, request, name, gen, sent) for name, gen, sent in written),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, CliError | ApiError):
+            raise result  # a bug, not an answer
+    unanswered = []
+    for (name, generation, _), result in zip(written, results, strict=True):
+        requested = _requested(request, name, generation)
+        if isinstance(result, Outcome):
+            io.out(f"{requested}: {result.message}")
+        elif result is None:
+            io.out(requested)
+            unanswered.append(name)
+    for name in unanswered:
+        silent(io, name)
+    for (name, _, _), result in zip(written, results, strict=True):
+        if isinstance(result, CliError | ApiError):
+            failures.add(name, result)
+
+
+async def _acknowledgement(
+    target: Target, request: Request, name: str, generation: int, sent: JsonObj
+) -> Outcome | None:
+    """The operator's first word on the request (CliError when it refused); None: none yet."""
+
+    def check(cr: JsonObj | None) -> Outcome | None:
+        return acknowledgement(cr, request, generation)
+
+    result = await first_word(target, name, check, sent)
+    if result is not None and not result.ok:
+        raise CliError(result.message)
+    return result
+
+
+async def _answers(
+    target: Target,
+    io: Console,
+    request: Request,
+    written: Sequence[tuple[str, int, JsonObj]],
+    wait: float,
+    failures: Failures,
+) -> None:
+    """Follow every written Wukong at once; results to stdout, then each failure."""
+    results = await asyncio.gather(
+        *(_answer(target, io, request, name, gen, wait, sent) for name, gen, sent in written),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, CliError | ApiError):
+            raise result  # a bug, not an answer
+    for result in results:
+        if isinstance(result, Outcome):
+            io.out(result.message)
+    for (name, _, _), result in zip(written, results, strict=True):
+        if isinstance(result, CliError | ApiError):
+            failures.add(name, result)
+
+
+async def _answer(
+    target: Target,
+    io: Console,
+    request: Request,
+    name: str,
+    generation: int,
+    within: float,
+    sent: JsonObj,
+) -> Outcome:
+    """Follow one Wukong until it answers the request; `sent` is the Wukong as our patch left
+    it, so the first line says where it came from ("Running -> Stopping") even when the
+    operator has moved on before the first look."""
+    verb = request.action.value
+
+    def check(cr: JsonObj | None) -> Outcome | None:
+        """The request's outcome, once answered."""
+        return outcome(cr, request, generation)
+
+    result = await wait_for(
+        target, name, check, within=within, what=f"{name} to {verb}", say=io.say, since=sent
+    )
+    if not result.ok:
+        raise CliError(result.message)
+    return result
