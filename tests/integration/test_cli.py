@@ -134,7 +134,11 @@ async def test_status_and_describe_show_what_the_operator_reports(
 
 
 async def test_create_makes_a_wukong_from_flags_and_waits_until_it_runs(
-    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+    control_plane: ControlPlane,
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    tmp_path: Path,
 ) -> None:
     kubeconfig = control_plane.kubeconfig
     where = ("-n", namespace)
@@ -143,7 +147,10 @@ async def test_create_makes_a_wukong_from_flags_and_waits_until_it_runs(
     assert checked.stdout == "wukong.vm.novasphere.dev/cli-6 created (server dry run)\n"
     assert await get(k, "wukong", namespace, "cli-6") is None
 
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheTest me@laptop\n")
     flags = ("--cpu", "2", "--memory", "2Gi", "--disk", "data=1Gi", "--label", "tier=web")
+    flags += ("--ssh-key-file", str(key))
     made = await cli(kubeconfig, "create", "cli-6", "--image", IMAGE, *flags, "--wait", *where)
     assert made.exit_code == 0, made.output
     said = re.fullmatch(r"cli-6 is Running on (\S+)( at \S+)?\n", made.stdout)
@@ -156,6 +163,10 @@ async def test_create_makes_a_wukong_from_flags_and_waits_until_it_runs(
     assert (cr["spec"]["cpu"], cr["spec"]["memory"]) == (2, "2Gi")
     assert said[1] == cr["status"]["nodeName"]
     assert [v["name"] for v in cr["status"]["volumes"]] == ["system", "data"]
+    vm = await get(k, "vm", namespace, "cli-6-vm")  # the key reaches the guest by cloud-init
+    volumes = vm["spec"]["template"]["spec"]["volumes"] if vm else []
+    user_data = [v["cloudInitNoCloud"]["userData"] for v in volumes if "cloudInitNoCloud" in v]
+    assert user_data == [f"#cloud-config\nssh_authorized_keys:\n  - {key.read_text()}"], volumes
 
     again = await cli(kubeconfig, "create", "cli-6", *where)
     assert (again.exit_code, again.stdout) == (1, ""), again.output

@@ -233,9 +233,9 @@ def describe(
     run(flows.describe(cluster_from(kubeconfig, context, namespace), console(), name), writes=False)
 
 
-CREATE_EXAMPLES = """# Fedora with 2 vCPUs, 4Gi and a 20Gi system disk; wait until it runs
+CREATE_EXAMPLES = """# Fedora with 2 vCPUs, 4Gi, a 20Gi system disk and your SSH key; wait until it runs
 wukong create web-1 --image docker://quay.io/containerdisks/fedora:40 \\
-  --cpu 2 --memory 4Gi --size 20Gi --wait
+  --cpu 2 --memory 4Gi --size 20Gi --ssh-key-file ~/.ssh/id_ed25519.pub --wait
 
 # sized by an instancetype, with a blank data disk, an existing NAD and SSH keys
 wukong create db-1 --image docker://quay.io/containerdisks/fedora:40 \\
@@ -307,6 +307,14 @@ def create(
             "--ssh-key-secret", help="a Secret of SSH public keys (repeat)", metavar="SECRET"
         ),
     ] = None,
+    ssh_key_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ssh-key-file",
+            help="an SSH public key file for the image's default user, via cloud-init (repeat)",
+            metavar="FILE",
+        ),
+    ] = None,
     user_data: Annotated[
         str | None,
         typer.Option(
@@ -360,6 +368,7 @@ def create(
         ssh_keys=ssh_key_secret or (),
         user_data=None if user_data is None else read_text(user_data, "--user-data"),
         user_data_secret=user_data_secret,
+        ssh_public_keys=[read_text(path, "--ssh-key-file") for path in ssh_key_file or ()],
         run_strategy=run_strategy,
         stopped=stopped,
         labels=label or (),

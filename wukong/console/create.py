@@ -46,6 +46,7 @@ class Wanted:
     ssh_keys: Sequence[str] = ()  # Secret names
     user_data: str | None = None  # the text of --user-data FILE
     user_data_secret: str | None = None  # a Secret whose `userdata` key holds it
+    ssh_public_keys: Sequence[str] = ()  # the text of each --ssh-key-file
     run_strategy: RunStrategy | None = None
     stopped: bool = False
     labels: Sequence[str] = ()  # KEY=VALUE
@@ -60,6 +61,30 @@ def _pairs(flag: str, values: Sequence[str], shape: str) -> list[tuple[str, str]
             raise usage(f"{flag} takes {shape}, not {value!r}")
         found.append((key, rest))
     return found
+
+
+_KEY_TYPES: Final = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
+
+
+def authorized_keys(texts: Sequence[str]) -> str:
+    """cloud-config giving the image's default user these public keys (virtctl create vm
+    --ssh-key does the same). A private key is refused: it must never leave the machine,
+    and the user data is readable by whoever may read the Wukong."""
+    keys: list[str] = []
+    for text in texts:
+        if "PRIVATE KEY" in text:
+            raise usage("--ssh-key-file: that is a private key; give the .pub file beside it")
+        found = [line.strip() for line in text.splitlines() if line.strip()]
+        bad = next((k for k in found if not k.startswith(_KEY_TYPES)), None)
+        if not found or bad is not None:
+            shown = (bad or "")[:40]
+            raise usage(
+                f"--ssh-key-file: not an SSH public key ({shown!r}): give a .pub file, "
+                "e.g. ~/.ssh/id_ed25519.pub"
+            )
+        keys += [k for k in found if k not in keys]
+    lines = ["#cloud-config", "ssh_authorized_keys:", *(f"  - {key}" for key in keys)]
+    return "\n".join(lines) + "\n"
 
 
 def _reference(flag: str, value: str, kinds: type[StrEnum]) -> JsonObj:
@@ -119,6 +144,13 @@ def spec_of(wanted: Wanted) -> JsonObj:
         spec["sshKeys"] = [{"secretName": secret} for secret in dict.fromkeys(wanted.ssh_keys)]
     if wanted.user_data is not None and wanted.user_data_secret is not None:
         raise usage("--user-data and --user-data-secret do not go together: give one")
+    if wanted.ssh_public_keys and (wanted.user_data or wanted.user_data_secret):
+        raise usage(
+            "--ssh-key-file writes the user data: put the key in your own user data "
+            "(ssh_authorized_keys), or use --ssh-key-secret"
+        )
+    if wanted.ssh_public_keys:
+        spec["cloudInit"] = {"userData": authorized_keys(wanted.ssh_public_keys)}
     if wanted.user_data is not None:
         spec["cloudInit"] = {"userData": wanted.user_data}
     if wanted.user_data_secret is not None:

@@ -204,3 +204,45 @@ def test_user_data_over_kubevirts_limit_points_to_the_secret_flag(tmp_path: Path
     assert from_secret.exit_code == 0, from_secret.output
     spec = yaml.safe_load(from_secret.stdout)["spec"]
     assert spec["cloudInit"] == {"userDataSecretRef": {"name": "web-1-ud"}}
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBlahBlah me@laptop"
+
+
+def test_a_public_key_file_becomes_cloud_init_for_the_default_user(tmp_path: Path) -> None:
+    pub, other = tmp_path / "id.pub", tmp_path / "rsa.pub"
+    pub.write_text(KEY + "\n")
+    other.write_text("ssh-rsa AAAAB3NzaC1yc2E me@desk\n" + KEY + "\n")  # one key twice
+    result = cli(
+        "web-1", "--ssh-key-file", str(pub), "--ssh-key-file", str(other), "--dry-run=client"
+    )
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["spec"]["cloudInit"]["userData"] == (
+        f"#cloud-config\nssh_authorized_keys:\n  - {KEY}\n  - ssh-rsa AAAAB3NzaC1yc2E me@desk\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n", "that is a private key; give the .pub"),
+        ("#cloud-config\n", "not an SSH public key ('#cloud-config')"),
+        ("", "not an SSH public key"),
+    ],
+)
+def test_what_is_not_a_public_key_is_refused_and_a_private_one_never_sent(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    key = tmp_path / "key"
+    key.write_text(text)
+    result = cli("web-1", "--ssh-key-file", str(key), "--dry-run=client")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"error: --ssh-key-file: {said}"), result.stderr
+    assert "b3Blbn" not in result.stderr
+
+
+def test_a_key_file_and_user_data_do_not_go_together(tmp_path: Path) -> None:
+    pub = tmp_path / "id.pub"
+    pub.write_text(KEY)
+    result = cli("web-1", "--ssh-key-file", str(pub), "--user-data-secret", "s", "--dry-run=client")
+    assert result.exit_code == 2 and "--ssh-key-file writes the user data" in result.stderr
