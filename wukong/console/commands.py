@@ -233,7 +233,7 @@ def describe(
     run(flows.describe(cluster_from(kubeconfig, context, namespace), console(), name), writes=False)
 
 
-CREATE_EXAMPLES = """# Fedora with 2 vCPUs, 4Gi, a 20Gi system disk and your SSH key; wait until it runs
+CREATE_EXAMPLES = """# Fedora: 2 vCPUs, 4Gi, a 20Gi system disk and your SSH key; wait until it runs
 wukong create web-1 --image docker://quay.io/containerdisks/fedora:40 \\
   --cpu 2 --memory 4Gi --size 20Gi --ssh-key-file ~/.ssh/id_ed25519.pub --wait
 
