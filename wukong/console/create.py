@@ -116,8 +116,8 @@ def _sized(wanted: Wanted) -> JsonObj:
     return sized
 
 
-def spec_of(wanted: Wanted) -> JsonObj:
-    """spec, as the API server will store it (only what the flags set)."""
+def _disks(wanted: Wanted) -> list[JsonObj]:
+    """The system disk (--image, --size), then each --disk, blank."""
     system: JsonObj = {"name": SYSTEM_DISK, "size": wanted.size}
     if wanted.image is not None:
         system["image"] = wanted.image
@@ -126,7 +126,11 @@ def spec_of(wanted: Wanted) -> JsonObj:
         if disk in {d["name"] for d in disks}:
             raise usage(f"--disk {disk}: a disk of that name is already there")
         disks.append({"name": disk, "size": size})
-    spec: JsonObj = {**_sized(wanted), "disks": disks}
+    return disks
+
+
+def _networks(wanted: Wanted) -> list[JsonObj]:
+    """Each --network (an existing NAD), then each --bridge (a NAD the operator makes)."""
     pairs = _pairs("--network", wanted.networks, "NAME=NAD, e.g. storage=storage-net")
     networks: list[JsonObj] = [{"name": net, "nadName": nad} for net, nad in pairs]
     shape = "NAME=BRIDGE or NAME=BRIDGE:VLAN, e.g. lan=br-lan:100"
@@ -138,10 +142,11 @@ def spec_of(wanted: Wanted) -> JsonObj:
     taken = [n["name"] for n in networks]
     if twice := next((n for n in taken if taken.count(n) > 1), None):
         raise usage(f"network {twice} is named twice (--network and --bridge share names)")
-    if networks:
-        spec["networks"] = networks
-    if wanted.ssh_keys:
-        spec["sshKeys"] = [{"secretName": secret} for secret in dict.fromkeys(wanted.ssh_keys)]
+    return networks
+
+
+def _cloud_init(wanted: Wanted) -> JsonObj | None:
+    """spec.cloudInit from one of --ssh-key-file, --user-data, --user-data-secret."""
     if wanted.user_data is not None and wanted.user_data_secret is not None:
         raise usage("--user-data and --user-data-secret do not go together: give one")
     if wanted.ssh_public_keys and (wanted.user_data or wanted.user_data_secret):
@@ -150,11 +155,23 @@ def spec_of(wanted: Wanted) -> JsonObj:
             "(ssh_authorized_keys), or use --ssh-key-secret"
         )
     if wanted.ssh_public_keys:
-        spec["cloudInit"] = {"userData": authorized_keys(wanted.ssh_public_keys)}
+        return {"userData": authorized_keys(wanted.ssh_public_keys)}
     if wanted.user_data is not None:
-        spec["cloudInit"] = {"userData": wanted.user_data}
+        return {"userData": wanted.user_data}
     if wanted.user_data_secret is not None:
-        spec["cloudInit"] = {"userDataSecretRef": {"name": wanted.user_data_secret}}
+        return {"userDataSecretRef": {"name": wanted.user_data_secret}}
+    return None
+
+
+def spec_of(wanted: Wanted) -> JsonObj:
+    """spec, as the API server will store it (only what the flags set)."""
+    spec: JsonObj = {**_sized(wanted), "disks": _disks(wanted)}
+    if networks := _networks(wanted):
+        spec["networks"] = networks
+    if wanted.ssh_keys:
+        spec["sshKeys"] = [{"secretName": secret} for secret in dict.fromkeys(wanted.ssh_keys)]
+    if (cloud_init := _cloud_init(wanted)) is not None:
+        spec["cloudInit"] = cloud_init
     if wanted.run_strategy is not None:
         spec["runStrategy"] = wanted.run_strategy.value
     if wanted.stopped:
