@@ -66,28 +66,16 @@ def plan(cr: JsonObj, resize: Resize) -> tuple[JsonObj | None, list[str]]:
         )
     changes: list[str] = []
     patch: JsonObj = {}
-    for key, value in (("cpu", resize.cpu), ("memory", resize.memory)):
-        if value is not None and value != spec.get(key):
-            changes.append(f"{key} {spec.get(key)} → {value}")
-            patch[key] = value
-    disks = [dict(d) for d in spec.get("disks") or []]
-    by_name = {str(d.get("name")): d for d in disks}
-    for disk, size in resize.disks.items():
-        entry = by_name.get(disk)
-        if entry is None:
-            have = ", ".join(by_name) or "none"
-            raise CliError(f"{name} has no disk {disk} (disks: {have})")
-        old, new = quantity_or_none(entry.get("size")), quantity_or_none(size)
-        if new is not None and old is not None and new < old:
-            raise CliError(
-                f"disk {disk} of {name} is {entry['size']}: a disk grows, never shrinks "
-                "(copy the data to a smaller disk instead)"
-            )
-        if new != old:
-            changes.append(f"disk {disk} {entry.get('size')} → {size}")
-            entry["size"] = size
+    if resize.cpu is not None and resize.cpu != spec.get("cpu"):
+        changes.append(f"cpu {spec.get('cpu')} → {resize.cpu}")
+        patch["cpu"] = resize.cpu
+    memory = resize.memory
+    if memory is not None and _differs(memory, spec.get("memory")):
+        changes.append(f"memory {spec.get('memory')} → {memory}")
+        patch["memory"] = memory
     if resize.disks:
-        patch["disks"] = disks
+        patch["disks"], grown = _grown_disks(name, spec.get("disks") or [], resize.disks)
+        changes += grown
     if not changes:
         return None, []
     try:
@@ -99,6 +87,37 @@ def plan(cr: JsonObj, resize: Resize) -> tuple[JsonObj | None, list[str]]:
         raise usage(f"{where}: {message}" if where else message) from None
     pinned = {"resourceVersion": cr["metadata"]["resourceVersion"]}
     return {"metadata": pinned, "spec": patch}, changes
+
+
+def _differs(new: str, old: Any) -> bool:
+    """Whether a new size says something else than the old one (1Gi is 1024Mi); an
+    unreadable one does, and the API's models then say what is wrong with it."""
+    wanted = quantity_or_none(new)
+    return wanted is None or wanted != quantity_or_none(old)
+
+
+def _grown_disks(
+    name: str, disks: Sequence[JsonObj], sizes: Mapping[str, str]
+) -> tuple[list[JsonObj], list[str]]:
+    """spec.disks with the new sizes, and a phrase per disk that changes; a disk the Wukong
+    lacks or one that would shrink is refused."""
+    entries = [dict(d) for d in disks]
+    by_name = {str(d.get("name")): d for d in entries}
+    changes = []
+    for disk, size in sizes.items():
+        entry = by_name.get(disk)
+        if entry is None:
+            raise CliError(f"{name} has no disk {disk} (disks: {', '.join(by_name) or 'none'})")
+        old, new = quantity_or_none(entry.get("size")), quantity_or_none(size)
+        if new is not None and old is not None and new < old:
+            raise CliError(
+                f"disk {disk} of {name} is {entry['size']}: a disk grows, never shrinks "
+                "(copy the data to a smaller disk instead)"
+            )
+        if _differs(size, entry.get("size")):
+            changes.append(f"disk {disk} {entry.get('size')} → {size}")
+            entry["size"] = size
+    return entries, changes
 
 
 def _observed(cr: JsonObj, generation: int) -> bool:
