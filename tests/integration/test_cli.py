@@ -18,6 +18,7 @@ from typing import Any
 from click.testing import Result
 from typer.testing import CliRunner
 
+from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     IMAGE,
     create,
@@ -204,6 +205,28 @@ async def test_resize_grows_a_disk_and_says_cpu_waits_for_a_restart(
     assert said is not None and "restart it to apply" in said[1], cpu.stdout
     same = await cli(kubeconfig, "resize", "cli-8", "--cpu", "2", *where)
     assert same.stdout == "cli-8 already has that size: nothing to change\n", same.output
+
+
+async def test_resize_wait_follows_a_live_cpu_hotplug_into_the_guest(
+    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    # KubeVirt moves the VMI to a bigger pod by live migration: its disk must be shared.
+    shared = [{**SYSTEM, "accessMode": "ReadWriteMany"}]
+    cr = await running(k, namespace, "cli-9", disks=shared, hotplug={"maxCpu": 4})
+    before = await get(k, "vmi", namespace, "cli-9-vm")
+    assert before is not None
+    resized = await cli(
+        control_plane.kubeconfig, "resize", "cli-9", "--cpu", "2", "--wait", "-n", namespace
+    )
+    assert (resized.exit_code, resized.stdout) == (0, "cli-9 is resized\n"), resized.output
+    assert "cli-9 resized: cpu 1 → 2" in resized.stderr
+    # Done means in the guest: the same VMI (no restart) with its second vCPU.
+    vmi = await get(k, "vmi", namespace, "cli-9-vm")
+    assert vmi is not None and vmi["metadata"]["uid"] == before["metadata"]["uid"]
+    assert vmi["spec"]["domain"]["cpu"]["sockets"] == 2
+    if kubevirt_mode() == "real":
+        assert vmi["status"]["currentCPUTopology"]["sockets"] == 2
+    assert cr["status"]["phase"] == "Running"
 
 
 async def test_attach_hotplugs_and_detach_keeps_the_data_but_never_the_system_disk(
