@@ -11,7 +11,7 @@ from wukong.api.spec import DiskBus
 from wukong.console import create as creation
 from wukong.console import disks
 from wukong.console import resize as resizing
-from wukong.console.connect import connect
+from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
 from wukong.console.flows.common import (
     JsonObj,
@@ -68,14 +68,8 @@ async def create(
         def check(cr: JsonObj | None) -> tuple[bool, str] | None:
             return creation.settled(cr, phase)
 
-        ok, message = await wait_for(
-            target, wanted.name, check, within=wait, what=f"{wanted.name} to be {phase}",
-            say=io.say, since=made,
-        )  # fmt: skip
-        if not ok:
-            raise CliError(message)
-        io.out(message)
-        return OK
+        what = f"{wanted.name} to be {phase}"
+        return await _until(target, io, wanted.name, check, wait, what, made)
 
 
 async def resize(
@@ -87,8 +81,9 @@ async def resize(
     wait: float | None = None,
     writing: Writing = Writing(),
 ) -> int:
-    """Grow cpu, memory or disks in one pinned patch; say how the operator applies it (live,
-    at the next restart); with `wait`, follow until it is in effect or waits for a restart."""
+    """Change cpu or memory, grow disks, in one pinned patch; say how the operator applies
+    it (live, at the next restart); with `wait`, follow until it is in effect or waits for a
+    restart."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         said: list[str] = []
 
@@ -124,14 +119,30 @@ async def resize(
                 io.out(f"{summary}: {first[1]}")
             return OK
         io.say(f"{summary}; waiting up to {format_duration(wait)}")
-        ok, message = await wait_for(
-            target, name, lambda cr: resizing.done(cr, generation, wanted), within=wait,
-            what=f"{name} to be resized", say=io.say, since=made,
-        )  # fmt: skip
-        if not ok:
-            raise CliError(message)
-        io.out(message)
-        return OK
+
+        def check(cr: JsonObj | None) -> tuple[bool, str] | None:
+            return resizing.done(cr, generation, wanted)
+
+        return await _until(target, io, name, check, wait, f"{name} to be resized", made)
+
+
+async def _until(
+    target: Target,
+    io: Console,
+    name: str,
+    check: Callable[[JsonObj | None], tuple[bool, str] | None],
+    within: float,
+    what: str,
+    since: JsonObj,
+) -> int:
+    """Follow the Wukong until `check` says (ok, line): the line to stdout, or as the error."""
+    ok, message = await wait_for(
+        target, name, check, within=within, what=what, say=io.say, since=since
+    )
+    if not ok:
+        raise CliError(message)
+    io.out(message)
+    return OK
 
 
 async def attach(
