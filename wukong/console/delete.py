@@ -49,10 +49,10 @@ class DeletePlan:
     force: bool
     grace_period: int
     options: JsonObj = field(default_factory=dict)
+    """deleteOptions to write before the delete ({}: the spec already says it all)."""
     vm_reported: bool = True
     """The status names the VM; False (a Wukong still Pending or Creating): there may be
     none, and no guest to stop."""
-    """deleteOptions to write before the delete ({}: the spec already says it all)."""
 
     def lines(self) -> list[str]:
         """The plan as the user reads it before confirming."""
