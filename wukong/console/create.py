@@ -52,7 +52,7 @@ class Wanted:
     labels: Sequence[str] = ()  # KEY=VALUE
 
 
-def _pairs(flag: str, values: Sequence[str], shape: str) -> list[tuple[str, str]]:
+def pairs(flag: str, values: Sequence[str], shape: str) -> list[tuple[str, str]]:
     """`--flag A=B` values as (A, B); anything else is a usage error naming the shape."""
     found = []
     for value in values:
@@ -122,7 +122,7 @@ def _disks(wanted: Wanted) -> list[JsonObj]:
     if wanted.image is not None:
         system["image"] = wanted.image
     disks = [system]
-    for disk, size in _pairs("--disk", wanted.disks, "NAME=SIZE, e.g. data=100Gi"):
+    for disk, size in pairs("--disk", wanted.disks, "NAME=SIZE, e.g. data=100Gi"):
         if disk in {d["name"] for d in disks}:
             raise usage(f"--disk {disk}: a disk of that name is already there")
         disks.append({"name": disk, "size": size})
@@ -131,10 +131,10 @@ def _disks(wanted: Wanted) -> list[JsonObj]:
 
 def _networks(wanted: Wanted) -> list[JsonObj]:
     """Each --network (an existing NAD), then each --bridge (a NAD the operator makes)."""
-    pairs = _pairs("--network", wanted.networks, "NAME=NAD, e.g. storage=storage-net")
-    networks: list[JsonObj] = [{"name": net, "nadName": nad} for net, nad in pairs]
+    named = pairs("--network", wanted.networks, "NAME=NAD, e.g. storage=storage-net")
+    networks: list[JsonObj] = [{"name": net, "nadName": nad} for net, nad in named]
     shape = "NAME=BRIDGE or NAME=BRIDGE:VLAN, e.g. lan=br-lan:100"
-    for net, where in _pairs("--bridge", wanted.bridges, shape):
+    for net, where in pairs("--bridge", wanted.bridges, shape):
         bridge, colon, vlan = where.partition(":")
         if not bridge or (colon and not vlan.isdigit()):
             raise usage(f"--bridge takes {shape}, not '{net}={where}'")
@@ -189,7 +189,7 @@ def manifest(wanted: Wanted) -> JsonObj:
     except ValidationError as error:
         raise usage(_said(error, spec)) from None
     metadata: JsonObj = {"name": wanted.name}
-    labels = dict(_pairs("--label", wanted.labels, "KEY=VALUE, e.g. tier=web"))
+    labels = dict(pairs("--label", wanted.labels, "KEY=VALUE, e.g. tier=web"))
     if labels:
         metadata["labels"] = labels
     return {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": metadata, "spec": spec}

@@ -21,6 +21,8 @@ from wukong.api.conditions import (
 from wukong.api.objects import being_deleted
 from wukong.api.quantity import quantity_or_none
 from wukong.api.spec import WukongSpec
+from wukong.api.validation import problems_from_error
+from wukong.console.create import pairs
 from wukong.console.errors import CliError, usage
 from wukong.console.status import condition
 
@@ -40,10 +42,7 @@ class Resize:
     def from_flags(cls, cpu: int | None, memory: str | None, disks: Sequence[str]) -> Resize:
         """From `--cpu`, `--memory` and `--disk NAME=SIZE` (usage errors: exit 2)."""
         sizes: dict[str, str] = {}
-        for value in disks:
-            disk, sep, size = value.partition("=")
-            if not sep or not disk or not size:
-                raise usage(f"--disk takes DISK=SIZE, e.g. data=200Gi, not {value!r}")
+        for disk, size in pairs("--disk", disks, "DISK=SIZE, e.g. data=200Gi"):
             if disk in sizes:
                 raise usage(f"--disk {disk} is given twice")
             sizes[disk] = size
@@ -81,10 +80,7 @@ def plan(cr: JsonObj, resize: Resize) -> tuple[JsonObj | None, list[str]]:
     try:
         WukongSpec.model_validate({**spec, **patch})
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(p) for p in problem.get("loc") or ())
-        message = str(problem["msg"]).removeprefix("Value error, ")
-        raise usage(f"{where}: {message}" if where else message) from None
+        raise usage(str(problems_from_error(error)[0])) from None
     pinned = {"resourceVersion": cr["metadata"]["resourceVersion"]}
     return {"metadata": pinned, "spec": patch}, changes
 
