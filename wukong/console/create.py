@@ -16,10 +16,11 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from wukong.api import names
-from wukong.api.conditions import READY, SPEC_VALID
+from wukong.api.conditions import SPEC_VALID
 from wukong.api.placement import InstancetypeKind, PreferenceKind
 from wukong.api.spec import RunStrategy, WukongSpec
 from wukong.console.errors import usage
+from wukong.console.lifecycle import Outcome, in_error
 from wukong.console.status import condition, running_where
 
 JsonObj = dict[str, Any]
@@ -234,22 +235,21 @@ def wanted_phase(wanted: Wanted) -> str:
     return "Stopped" if wanted.stopped or wanted.run_strategy is RunStrategy.HALTED else "Running"
 
 
-def settled(cr: JsonObj | None, phase: str) -> tuple[bool, str] | None:
-    """`create --wait`: (ok, what to say) once the new Wukong is where it settles, in Error,
+def settled(cr: JsonObj | None, phase: str) -> Outcome | None:
+    """`create --wait`: the outcome once the new Wukong is where it settles, in Error,
     refused by the operator (SpecValid=False: nothing happens until the spec changes, so
     waiting longer is pointless), or gone; None while on its way."""
     if cr is None:
-        return False, "the Wukong was deleted"
+        return Outcome(False, "the Wukong was deleted")
     name = cr["metadata"]["name"]
     status = cr.get("status") or {}
     now = status.get("phase")
     if now == phase:
-        return True, running_where(cr) if phase == "Running" else f"{name} is {phase}"
+        return Outcome(True, running_where(cr) if phase == "Running" else f"{name} is {phase}")
     invalid = condition(cr, SPEC_VALID)
     if invalid.get("status") == "False":
         why = f"{invalid.get('reason')}: {invalid.get('message')}"
-        return False, f"{name} was created, but the operator refuses its spec ({why})"
+        return Outcome(False, f"{name} was created, but the operator refuses its spec ({why})")
     if now == "Error":
-        ready = condition(cr, READY)
-        return False, f"{name} is in Error: {ready.get('message') or 'see wukong describe'}"
+        return in_error(cr, "see wukong describe")
     return None

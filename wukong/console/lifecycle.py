@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from wukong.api.conditions import READY
 from wukong.api.contract import request_id
 from wukong.api.objects import being_deleted
 from wukong.api.spec import Action, LifecycleAction
-from wukong.console.status import running_where
+from wukong.console.status import condition, running_where
 
 JsonObj = dict[str, Any]
 # Where each action leaves the Wukong when it is done.
@@ -100,16 +101,19 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
         return Outcome(False, f"{verb} failed: {message}")
     phase = status.get("phase")
     if phase == "Error":
-        ready: JsonObj = next(
-            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
-        )
-        return Outcome(False, f"{name} is in Error: {ready.get('message') or message}")
+        return in_error(cr, message)
     if state != "Done":
         return None
     wanted = SETTLES_IN[request.action]
     if phase != wanted:
         return Outcome(False, f"{verb} done but {name} is {phase}, not {wanted}")
     return Outcome(True, running_where(cr) if wanted == "Running" else f"{name} is {wanted}")
+
+
+def in_error(cr: JsonObj, otherwise: str) -> Outcome:
+    """A Wukong in phase Error: Ready's message says why (`otherwise` when it says nothing)."""
+    why = condition(cr, READY).get("message") or otherwise
+    return Outcome(False, f"{cr['metadata']['name']} is in Error: {why}")
 
 
 def acknowledgement(cr: JsonObj | None, request: Request, generation: int) -> Outcome | None:

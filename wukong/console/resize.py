@@ -24,6 +24,7 @@ from wukong.api.spec import WukongSpec
 from wukong.api.validation import problems_from_error
 from wukong.console.create import pairs
 from wukong.console.errors import CliError, usage
+from wukong.console.lifecycle import Outcome
 from wukong.console.status import condition
 
 JsonObj = dict[str, Any]
@@ -127,15 +128,15 @@ def _refused(cr: JsonObj) -> str | None:
     return None
 
 
-def answer(cr: JsonObj | None, generation: int) -> tuple[bool, str] | None:
+def answer(cr: JsonObj | None, generation: int) -> Outcome | None:
     """The operator's first word on the resize: how it applies (ok), or refused; None
     until it has seen the new generation."""
     if cr is None:
-        return False, "the Wukong was deleted"
+        return Outcome(False, "the Wukong was deleted")
     if not _observed(cr, generation):
         return None
     if (refused := _refused(cr)) is not None:
-        return False, f"resize refused: {refused}"
+        return Outcome(False, f"resize refused: {refused}")
     said = [
         str(c.get("message"))
         for c in (
@@ -145,14 +146,14 @@ def answer(cr: JsonObj | None, generation: int) -> tuple[bool, str] | None:
         )
         if c.get("status") in ("True", "False") and c.get("message")
     ]
-    return True, "; ".join(said) or "applied"
+    return Outcome(True, "; ".join(said) or "applied")
 
 
-def done(cr: JsonObj | None, generation: int, resize: Resize) -> tuple[bool, str] | None:
+def done(cr: JsonObj | None, generation: int, resize: Resize) -> Outcome | None:
     """`resize --wait`: (ok, what to say) once every change is in effect or waits for a
     restart, or was refused; None while KubeVirt or the storage still work on it."""
     first = answer(cr, generation)
-    if first is None or not first[0] or cr is None:
+    if first is None or not first.ok or cr is None:
         return first
     name = cr["metadata"]["name"]
     if condition(cr, CPU_MEMORY_HOTPLUG):
@@ -173,4 +174,5 @@ def done(cr: JsonObj | None, generation: int, resize: Resize) -> tuple[bool, str
         notes.append(str(pending.get("message")))
     if (restart := condition(cr, RESTART_REQUIRED)) and (resize.cpu or resize.memory):
         notes.append(str(restart.get("message")))
-    return True, f"{name} is resized" + (f": {'; '.join(dict.fromkeys(notes))}" if notes else "")
+    said = f": {'; '.join(dict.fromkeys(notes))}" if notes else ""
+    return Outcome(True, f"{name} is resized{said}")

@@ -14,6 +14,7 @@ from tests.unit.cli.objects import running
 from wukong.api.spec import RunStrategy, WukongSpec
 from wukong.cli import app
 from wukong.console.create import Wanted, manifest, settled, wanted_phase
+from wukong.console.lifecycle import Outcome
 from wukong.console.output import Output, document
 
 IMAGE = "docker://quay.io/containerdisks/fedora:40"
@@ -100,22 +101,22 @@ def test_where_a_new_wukong_settles(wanted: Wanted, phase: str) -> None:
 
 def test_the_wait_ends_where_it_settles_or_at_an_error() -> None:
     cr = running("web-1")
-    assert settled(cr, "Running") == (True, "web-1 is Running on node-1 at 10.244.0.7")
+    assert settled(cr, "Running") == Outcome(True, "web-1 is Running on node-1 at 10.244.0.7")
     cr["status"]["phase"] = "Starting"
     assert settled(cr, "Running") is None
     cr["status"] |= {
         "phase": "Error",
         "conditions": [{"type": "Ready", "status": "False", "message": "no node fits"}],
     }
-    assert settled(cr, "Running") == (False, "web-1 is in Error: no node fits")
-    assert settled(None, "Running") == (False, "the Wukong was deleted")
+    assert settled(cr, "Running") == Outcome(False, "web-1 is in Error: no node fits")
+    assert settled(None, "Running") == Outcome(False, "the Wukong was deleted")
     cr["status"] |= {
         "phase": "Pending",
         "conditions": [
             {"type": "SpecValid", "status": "False", "reason": "NetworkNotAllowed", "message": "no"}
         ],
     }
-    assert settled(cr, "Running") == (
+    assert settled(cr, "Running") == Outcome(
         False,
         "web-1 was created, but the operator refuses its spec (NetworkNotAllowed: no)",
     )

@@ -10,6 +10,7 @@ import pytest
 
 from tests.unit.cli.objects import IMAGE, running
 from wukong.console.errors import USAGE, CliError
+from wukong.console.lifecycle import Outcome
 from wukong.console.resize import Resize, answer, done, plan
 
 DISKS = [{"name": "system", "size": "10Gi", "image": IMAGE}, {"name": "data", "size": "5Gi"}]
@@ -103,14 +104,16 @@ NODE = condition("FileSystemResizePending", "True", "NodeResizePending", "when i
 
 def test_the_first_answer_says_how_the_change_applies() -> None:
     assert answer(cr_with(observedGeneration=3), 4) is None  # not seen yet
-    assert answer(cr_with(), 4) == (True, "applied")
-    assert answer(cr_with(conditions=[RESTART]), 4) == (True, "cpu changed: restart it")
-    assert answer(cr_with(conditions=[LIVE, GROWING]), 4) == (
+    assert answer(cr_with(), 4) == Outcome(True, "applied")
+    assert answer(cr_with(conditions=[RESTART]), 4) == Outcome(True, "cpu changed: restart it")
+    assert answer(cr_with(conditions=[LIVE, GROWING]), 4) == Outcome(
         True,
         "cpu 1 → 2: applied live; growing data to 20Gi",
     )
-    assert answer(cr_with(conditions=[REFUSED]), 4) == (False, "resize refused: class cannot grow")
-    assert answer(None, 4) == (False, "the Wukong was deleted")
+    assert answer(cr_with(conditions=[REFUSED]), 4) == Outcome(
+        False, "resize refused: class cannot grow"
+    )
+    assert answer(None, 4) == Outcome(False, "the Wukong was deleted")
 
 
 def volumes(capacity: str) -> list[dict[str, str]]:
@@ -120,18 +123,18 @@ def volumes(capacity: str) -> list[dict[str, str]]:
 def test_the_wait_ends_when_every_change_is_in_effect_or_waits_for_a_restart() -> None:
     grow, cpu = Resize(disks={"data": "20Gi"}), Resize(cpu=2)
     assert done(cr_with(volumes=volumes("5Gi"), conditions=[GROWING]), 4, grow) is None
-    assert done(cr_with(volumes=volumes("20Gi")), 4, grow) == (True, "web-1 is resized")
+    assert done(cr_with(volumes=volumes("20Gi")), 4, grow) == Outcome(True, "web-1 is resized")
     # The node grows the filesystem under a running VM soon: wait for it. A stopped VM's
     # waits for its next start: say so instead.
     assert done(cr_with(volumes=volumes("5Gi"), conditions=[NODE]), 4, grow) is None
     stopped = cr_with(phase="Stopped", volumes=volumes("5Gi"), conditions=[NODE])
-    assert done(stopped, 4, grow) == (True, "web-1 is resized: when it next starts")
+    assert done(stopped, 4, grow) == Outcome(True, "web-1 is resized: when it next starts")
     assert done(cr_with(conditions=[LIVE]), 4, cpu) is None
-    assert done(cr_with(conditions=[RESTART]), 4, cpu) == (
+    assert done(cr_with(conditions=[RESTART]), 4, cpu) == Outcome(
         True,
         "web-1 is resized: cpu changed: restart it",
     )
-    assert done(cr_with(conditions=[REFUSED]), 4, grow) == (
+    assert done(cr_with(conditions=[REFUSED]), 4, grow) == Outcome(
         False,
         "resize refused: class cannot grow",
     )

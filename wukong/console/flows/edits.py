@@ -25,6 +25,7 @@ from wukong.console.flows.common import (
 )
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Ask, Cluster, Console
+from wukong.console.lifecycle import Outcome
 from wukong.console.output import (
     DryRun,
     Output,
@@ -65,7 +66,7 @@ async def create(
         phase = creation.wanted_phase(wanted)
         io.say(f"{named} created; waiting up to {format_duration(wait)} for it to be {phase}")
 
-        def check(cr: JsonObj | None) -> tuple[bool, str] | None:
+        def check(cr: JsonObj | None) -> Outcome | None:
             return creation.settled(cr, phase)
 
         what = f"{wanted.name} to be {phase}"
@@ -113,14 +114,14 @@ async def resize(
             if first is None:
                 io.out(summary)
                 silent(io, name)
-            elif not first[0]:
-                raise CliError(first[1])
+            elif not first.ok:
+                raise CliError(first.message)
             else:
-                io.out(f"{summary}: {first[1]}")
+                io.out(f"{summary}: {first.message}")
             return OK
         io.say(f"{summary}; waiting up to {format_duration(wait)}")
 
-        def check(cr: JsonObj | None) -> tuple[bool, str] | None:
+        def check(cr: JsonObj | None) -> Outcome | None:
             return resizing.done(cr, generation, wanted)
 
         return await _until(target, io, name, check, wait, f"{name} to be resized", made)
@@ -130,18 +131,16 @@ async def _until(
     target: Target,
     io: Console,
     name: str,
-    check: Callable[[JsonObj | None], tuple[bool, str] | None],
+    check: Callable[[JsonObj | None], Outcome | None],
     within: float,
     what: str,
     since: JsonObj,
 ) -> int:
-    """Follow the Wukong until `check` says (ok, line): the line to stdout, or as the error."""
-    ok, message = await wait_for(
-        target, name, check, within=within, what=what, say=io.say, since=since
-    )
-    if not ok:
-        raise CliError(message)
-    io.out(message)
+    """Follow the Wukong until `check` has an outcome: its line to stdout, or as the error."""
+    result = await wait_for(target, name, check, within=within, what=what, say=io.say, since=since)
+    if not result.ok:
+        raise CliError(result.message)
+    io.out(result.message)
     return OK
 
 
