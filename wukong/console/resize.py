@@ -150,7 +150,7 @@ def answer(cr: JsonObj | None, generation: int) -> Outcome | None:
 
 
 def done(cr: JsonObj | None, generation: int, resize: Resize) -> Outcome | None:
-    """`resize --wait`: (ok, what to say) once every change is in effect or waits for a
+    """`resize --wait`: the outcome once every change is in effect or waits for a
     restart, or was refused; None while KubeVirt or the storage still work on it."""
     first = answer(cr, generation)
     if first is None or not first.ok or cr is None:
