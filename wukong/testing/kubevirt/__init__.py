@@ -33,6 +33,7 @@ from .cdi import DataVolumeController
 from .config import SimConfig
 from .faults import Faults
 from .guest import Guest, Mount
+from .kubelet_logs import KubeletLogServer
 from .migration import MIGRATIONS, MigrationController
 from .node import PODS, HandlerServer, Kubelet, KubeVirtEndpoints, NodeHandler, ensure_nodes
 from .objects import VM_CONTROLLER_FINALIZER, VMI_FINALIZER
@@ -67,6 +68,7 @@ class Simulator(Background):
         self.config = config or SimConfig()
         self.kubevirt = kubevirt
         self._handler_server: HandlerServer | None = None
+        self._kubelet_logs: KubeletLogServer | None = None
         self._handler_api: ApiClient | None = None
         self._node: NodeHandler | None = None
         self.faults = Faults()
@@ -182,7 +184,7 @@ class Simulator(Background):
         """Only the node: KubeVirt's own virt-api and virt-controller do the rest."""
         cfg, ns = self.config, self.namespace
         await install_storage_classes(kube, cfg)
-        await ensure_nodes(kube, cfg, endpoints)
+        addresses = await ensure_nodes(kube, cfg, endpoints)
         vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
         dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
         pods, classes = Informer(kube, PODS, ns), Informer(kube, STORAGECLASSES)
@@ -202,6 +204,8 @@ class Simulator(Background):
         self._tasks += [asyncio.create_task(c.run()) for c in controllers]
         self._handler_server = HandlerServer(kube, endpoints, self._node, self.guest)
         await self._handler_server.start()
+        self._kubelet_logs = KubeletLogServer(kube, self.guest, addresses, endpoints.kubelet_port)
+        await self._kubelet_logs.start()
         if cfg.serve_subresources:
             self._server = SubresourceServer(kube, self.guest, self.faults, forward_to=endpoints)
             await self._server.start()
@@ -212,6 +216,9 @@ class Simulator(Background):
         if self._handler_server is not None:
             await self._handler_server.stop()
             self._handler_server = None
+        if self._kubelet_logs is not None:
+            await self._kubelet_logs.stop()
+            self._kubelet_logs = None
         unregistered: Exception | None = None
         if self._server is not None:
             # Whatever the API server answers, everything below still runs: a stop cut short

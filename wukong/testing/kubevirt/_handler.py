@@ -28,6 +28,7 @@ from .objects import (
     now_iso,
     set_condition,
 )
+from .serial_log import boot_lines, panic_lines, power_down_lines
 
 IO_ERROR_PAUSE = ("PausedIOError", "VMI was paused, low-level IO error detected")
 MAX_IO_ERROR_RETRY = 180.0  # virt-handler's ioErrorRetryManager: 10 s, doubling up to 3 min
@@ -88,6 +89,7 @@ class GuestHost(Controller):
             return None
         guest.power_off = None  # from a run before this one
         self._enter(vmi, status, "Running")
+        guest.serial(vmi["metadata"]["uid"]).write_once("boot", boot_lines(vmi, OS_INFO))
         if (vmi.get("spec") or {}).get("startStrategy") == "Paused":
             status["conditions"] = set_condition(
                 list(status.get("conditions") or []),
@@ -104,7 +106,12 @@ class GuestHost(Controller):
         """A Running VMI's guest: powered off when it failed or shut itself down (None),
         else its boot and agent as time goes (AgentConnected and guestOSInfo in `status`)."""
         if flag(ANN_FAIL, vmi, vm) or guest.power_off is not None:
-            self._power_off(vmi, status, guest.power_off or "Failed")
+            final = guest.power_off or "Failed"
+            log = guest.serial(vmi["metadata"]["uid"])
+            last = power_down_lines() if final == "Succeeded" else panic_lines(OS_INFO)
+            log.write_once("end", last)
+            log.end()
+            self._power_off(vmi, status, final)
             return None
         up = self._age(vmi["metadata"]["uid"], "Running")
         boot, agent_at = self.cfg.guest_boot_delay, self.cfg.guest_boot_delay + self.cfg.agent_delay
@@ -195,6 +202,10 @@ class GuestHost(Controller):
         acpi = self._accepts_acpi(vmi, vm, guest, status)
         done_at = min(self.cfg.acpi_shutdown_delay, grace) if acpi else grace
         if elapsed >= done_at:
+            log = guest.serial(vmi["metadata"]["uid"])
+            if acpi:  # else killed at the end of the grace period: the guest says nothing
+                log.write_once("end", power_down_lines())
+            log.end()
             self._power_off(vmi, status, "Succeeded")
             return None
         return done_at - elapsed

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ._kube import JsonObj
 from .objects import disk_bus, disks
+from .serial_log import SerialLog
 
 GiB = 2**30
 
@@ -65,6 +66,7 @@ class Guest:
         self.power_off: str | None = None  # "Succeeded" (shutdown) or "Failed" (crash), once
         self.nics: tuple[str, ...] = ()  # the guest's own NICs beyond the spec's (docker0...)
         self.disk_failing = False  # its storage answers I/O with errors: QEMU pauses it
+        self.serial_logs: dict[str, SerialLog] = {}  # VMI uid -> its serial console output
         self.on_change = on_change
 
     def __repr__(self) -> str:
@@ -89,6 +91,10 @@ class Guest:
     def acpi(self, honours: bool | None) -> None:
         self._acpi = honours
         self._changed()
+
+    def serial(self, uid: str) -> SerialLog:
+        """The serial console output of the VMI `uid` (its pod's `guest-console-log`)."""
+        return self.serial_logs.setdefault(uid, SerialLog())
 
     def _changed(self) -> None:
         if self.on_change is not None:

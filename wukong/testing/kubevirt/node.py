@@ -91,6 +91,7 @@ class KubeVirtEndpoints:
     namespace: str
     api_port: int  # virt-api (webhooks, aggregated subresource API)
     handler_port: int  # virt-api calls virt-handler here (its --console-server-port)
+    kubelet_port: int  # the API server calls each node's kubelet here (`kubectl logs`)
     ca: Path  # KubeVirt's CA (the kubevirt-ca ConfigMap)
     handler_cert: Path
     handler_key: Path
@@ -167,8 +168,11 @@ def node_labels(cfg: SimConfig, node: str) -> dict[str, str]:
     }
 
 
-async def ensure_nodes(kube: Kube, cfg: SimConfig, endpoints: KubeVirtEndpoints) -> None:
-    """Node objects (KubeVirt-schedulable) and one running virt-handler pod on each."""
+async def ensure_nodes(kube: Kube, cfg: SimConfig, endpoints: KubeVirtEndpoints) -> list[str]:
+    """Node objects (KubeVirt-schedulable) and one running virt-handler pod on each; the nodes'
+    addresses, where the API server calls their kubelet (`endpoints.kubelet_port`)."""
+    addresses: list[str] = []
+    kubelet = {"kubeletEndpoint": {"Port": endpoints.kubelet_port}}
     for index, node in enumerate(cfg.nodes):
         labels = node_labels(cfg, node)
         capacity = {
@@ -206,8 +210,17 @@ async def ensure_nodes(kube: Kube, cfg: SimConfig, endpoints: KubeVirtEndpoints)
                     }
                 ],
             }
-            await kube.merge_patch(NODES, None, node, {"status": status}, sub="status")
+            current = await kube.merge_patch(NODES, None, node, {"status": status}, sub="status")
+        if (current.get("status") or {}).get("daemonEndpoints") != kubelet:
+            patch = {"status": {"daemonEndpoints": kubelet}}
+            current = await kube.merge_patch(NODES, None, node, patch, sub="status")
+        addresses += [
+            a["address"]
+            for a in (current.get("status") or {}).get("addresses") or []
+            if a.get("type") == "InternalIP"
+        ]
         await _ensure_handler_pod(kube, endpoints.namespace, node)
+    return addresses
 
 
 async def _ensure_handler_pod(kube: Kube, namespace: str, node: str) -> None:

@@ -127,6 +127,7 @@ class KubeVirtPlane:
         self.version = ""
         self.api_port = 0
         self.handler_port = 0
+        self.kubelet_port = 0
         self.controller_port = 0
         self.pki: KubeVirtPki | None = None
         self.handler_kubeconfig = Path()
@@ -208,6 +209,7 @@ class KubeVirtPlane:
             namespace=NAMESPACE,
             api_port=self.api_port,
             handler_port=self.handler_port,
+            kubelet_port=self.kubelet_port,
             ca=self.pki.ca,
             handler_cert=self.pki.handler.cert,
             handler_key=self.pki.handler.key,
@@ -232,7 +234,8 @@ class KubeVirtPlane:
         rest = self._rest = Rest(self.plane.server, self.plane.ca_file, self.plane.admin_cert)
         work = Path(self.plane.work_dir) / "kubevirt"
         self.pki = pki = write_kubevirt_pki(work / "pki", NAMESPACE)
-        self.api_port, self.handler_port, self.controller_port = free_ports(3)
+        ports = free_ports(4)
+        self.api_port, self.handler_port, self.controller_port, self.kubelet_port = ports
         _ensure(rest, "/api/v1/namespaces", _namespace(NAMESPACE))
         objects = install_strategy(rest, assets, self.plane.kubeconfig, deadline)
         crds = load_crds(crd_paths(assets))
