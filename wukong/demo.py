@@ -136,6 +136,7 @@ async def _scenario(api: ApiClient, keep: bool, kubeconfig: Path | None = None) 
         print(
             f"\n{where}wukong status -n {NAMESPACE}\n"
             f"wukong create web-3 -n {NAMESPACE} --image {DEMO_IMAGE} --disk data=1Gi --wait\n"
+            f"wukong logs web-3 -n {NAMESPACE}\n"
             f"wukong stop web-3 -n {NAMESPACE} --wait\n"
             f"wukong describe web-3 -n {NAMESPACE}",
             flush=True,

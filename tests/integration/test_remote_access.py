@@ -1,5 +1,7 @@
 """`wukong console`, `vnc` and `ssh` (issue 16): the serial console and VNC go over virt-api's
 websocket subresources through the API server's aggregation layer to the node; ssh is virtctl's.
+`wukong logs`: the serial console's log, through the API server's pods/log and the node's
+kubelet, from the container KubeVirt's virt-controller puts in the VM's pod.
 """
 
 from __future__ import annotations
@@ -7,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
+from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     create,
     k,
@@ -23,6 +27,8 @@ from tests.integration.scenario import (
 from wukong.adapters.kube import Kube
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
 from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "operator", "sim"]  # fixtures
@@ -167,3 +173,62 @@ async def test_console_of_a_stopped_vm_says_so_and_ssh_without_virtctl_says_how(
     proc = await wukong_subprocess("ssh", "ssh-1", *argv, "--bogus", env=bare)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and "--bogus" in err.decode()
+
+
+if kubevirt_mode() == "real":  # the guest-console-log container is virt-controller's
+
+    async def test_logs_print_the_guests_serial_console_and_follow_it_to_a_panic(
+        k: Kube,
+        namespace: str,
+        operator: InProcessOperator,
+        sim: Simulator,
+        control_plane: ControlPlane,
+    ) -> None:
+        kubeconfig = control_plane.kubeconfig
+        await create(k, "wukong", namespace, wukong("log-1"))
+        await wait_phase(k, namespace, "log-1", "Running", within=60)
+        proc = await wukong_cli(kubeconfig, "logs", "log-1", "-n", namespace)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        boot = out.decode().splitlines()
+        assert boot[0].startswith("[    0.000000] Linux version 6.8.5-301.fc40.x86_64"), boot
+        assert "Fedora Linux 40 (Cloud Edition)" in boot
+        assert boot[-1] == "log-1-vm login: "
+        proc = await wukong_cli(
+            kubeconfig, "logs", "log-1", "-n", namespace, "--tail", "1", "--timestamps"
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"
+        assert re.fullmatch(f"{stamp} log-1-vm login: \n", out.decode()), out
+        # -f prints the boot, then what comes: the guest's panic, and ends with its pod's VM.
+        proc = await wukong_cli(kubeconfig, "logs", "log-1", "-n", namespace, "-f")
+        assert proc.stdout is not None
+        await read_until(proc.stdout, b"log-1-vm login: ")
+        sim.guest(namespace, "log-1-vm").crash()
+        rest, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        assert "Kernel panic - not syncing: Attempted to kill init!" in rest.decode()
+        # Under runStrategy Always KubeVirt starts the VM again, in a new pod: a new boot.
+        await wait_phase(k, namespace, "log-1", "Running", within=60)
+
+        async def rebooted() -> str | None:
+            proc = await wukong_cli(kubeconfig, "logs", "log-1", "-n", namespace)
+            out, _ = await asyncio.wait_for(proc.communicate(), 30)
+            text = out.decode()
+            return text if proc.returncode == 0 and "Kernel panic" not in text else None
+
+        assert (await eventually(rebooted, timeout=30)).endswith("log-1-vm login: \n")
+
+    async def test_logs_of_a_stopped_vm_say_there_is_none(
+        k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+    ) -> None:
+        await create(k, "wukong", namespace, wukong("log-2", startStrategy={"autoStart": False}))
+        await wait_phase(k, namespace, "log-2", "Stopped", within=60)
+        proc = await wukong_cli(control_plane.kubeconfig, "logs", "log-2", "-n", namespace)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert (proc.returncode, out) == (1, b"")
+        assert err.decode().strip() == (
+            "error: wukong log-2 is Stopped and has no running VM: the serial console log "
+            "lives in the VM's pod, from its start (wukong start log-2)"
+        )

@@ -9,7 +9,8 @@ queue does.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import quote
@@ -116,6 +117,41 @@ class Kube:
                 ) from None
             return {"raw": text}
         return doc if isinstance(doc, dict) else {"items": doc}
+
+    @asynccontextmanager
+    async def stream(
+        self, path: str, query: Sequence[tuple[str, str]]
+    ) -> AsyncIterator[aiohttp.StreamReader]:
+        """GET a body the server streams for as long as it has more (a pod's log with
+        `follow`): its reader, with no read timeout, open until the block ends. Errors map
+        as `request`'s do."""
+        try:
+            resp = await self.api.call_api(
+                path,
+                "GET",
+                query_params=list(query),
+                header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=aiohttp.ClientTimeout(connect=TIMEOUT_SECONDS, sock_read=None),
+            )
+        except ApiException as exc:
+            self._count("GET", 0, path)
+            raise ServerError(0, "TransportError", str(exc.reason), path=path) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._count("GET", 0, path)
+            raise ServerError(0, "TransportError", repr(exc), path=path) from exc
+        self._count("GET", resp.status, path)
+        try:
+            if resp.status >= 400:
+                raise classify(resp.status, await resp.text(), path)
+            yield resp.content
+        finally:
+            # Abort, not close: a stream cut short (Ctrl-C) must not leave a TLS shutdown in
+            # flight when the event loop ends (ResourceWarning), as with a watch.
+            if resp.connection is not None and resp.connection.transport is not None:
+                resp.connection.transport.abort()
+            resp.close()
 
     def _count(self, method: str, status: int, path: str) -> None:
         if self._on_request is not None:

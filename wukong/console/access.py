@@ -1,4 +1,5 @@
-"""The commands that get a person into a running VM: console, vnc, ssh (virtctl's verbs)."""
+"""The commands that get a person into a running VM: console, vnc, ssh (virtctl's verbs),
+and logs (its serial console's output, as `kubectl logs` reads it from the VM's pod)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from wukong.console.options import (
     Namespace,
     cluster_from,
     console,
+    duration,
     run,
 )
 
@@ -85,4 +87,44 @@ def ssh(
     cluster = cluster_from(kubeconfig, context, namespace)
     extra = list(ctx.args)
     work = remote.ssh(cluster, console(), name, user=user, identity=identity, extra=extra)
+    run(work, writes=False)
+
+
+@app.command(
+    cls=KubectlCommand,
+    epilog=(
+        "wukong logs web-1    # the guest's boot: kernel, cloud-init, login prompt or panic\n"
+        "wukong logs web-1 -f --tail 20    # the last 20 lines, then new ones as they come"
+    ),
+)
+def logs(
+    name: NameArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the VM stops.")
+    ] = False,
+    tail: Annotated[
+        int | None,
+        typer.Option(help="Only the last N lines.", metavar="N", min=0, show_default=False),
+    ] = None,
+    since: Annotated[
+        float | None,
+        typer.Option(
+            parser=duration,
+            metavar="DURATION",
+            show_default=False,
+            help="Only lines newer than this (30s, 5m, 1h).",
+        ),
+    ] = None,
+    timestamps: Annotated[
+        bool, typer.Option("--timestamps", help="Start each line with when it was written.")
+    ] = False,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Print the VM's serial console log: what the guest wrote while booting and since."""
+    from wukong.console import remote
+
+    cluster = cluster_from(kubeconfig, context, namespace)
+    work = remote.logs(cluster, name, follow=follow, tail=tail, since=since, timestamps=timestamps)
     run(work, writes=False)

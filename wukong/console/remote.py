@@ -1,5 +1,6 @@
 """Getting into a running VM from the command line: the serial console and VNC through
-virt-api's websocket subresources (as virtctl does), and ssh through virtctl.
+virt-api's websocket subresources (as virtctl does), ssh through virtctl, and the serial
+console's log through the VM's pod (as `kubectl logs -c guest-console-log`).
 
 The websockets go to the API server, which proxies them to virt-api (API aggregation), which
 proxies them to virt-handler on the VM's node: the user needs only their kubeconfig and
@@ -17,11 +18,13 @@ from contextlib import asynccontextmanager, suppress
 
 import aiohttp
 
+from wukong.adapters.kube import api_path
 from wukong.api import names
+from wukong.console import guestlog
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
 from wukong.console.invocation import Cluster, Console
-from wukong.errors import ApiError
+from wukong.errors import ApiError, NotFound
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
 PLAIN = "plain.kubevirt.io"  # virt-api's subprotocol: raw bytes in binary frames
@@ -170,6 +173,49 @@ async def console(cluster: Cluster, io: Console, name: str) -> int:
                 code = await pump_console(ws, read, write)
             io.say("")
             return code
+
+
+async def logs(
+    cluster: Cluster,
+    name: str,
+    *,
+    follow: bool = False,
+    tail: int | None = None,
+    since: float | None = None,
+    timestamps: bool = False,
+) -> int:
+    """`wukong logs NAME`: the guest's serial console log, from the VM's virt-launcher pod
+    (`-f`: until the VM stops or Ctrl-C)."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        cr = await target.wukong(name)
+        vmi_name, ns = names.vm_name(name), target.namespace
+        vmis = api_path(names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachineinstances", ns)
+        try:
+            vmi = await target.kube.get(f"{vmis}/{vmi_name}")
+        except NotFound:
+            phase = (cr.get("status") or {}).get("phase") or "Pending"
+            raise CliError(guestlog.no_vm(name, phase)) from None
+        pods = api_path("", "v1", "pods", ns)
+        found = await target.kube.request(
+            "GET", pods, query={"labelSelector": guestlog.pod_selector(vmi)}
+        )
+        pod = guestlog.launcher_pod(vmi, found.get("items") or [])
+        if pod is None:
+            raise CliError(guestlog.no_pod(name, vmi_name))
+        pod_name = str(pod["metadata"]["name"])
+        if not guestlog.keeps_log(pod):
+            raise CliError(guestlog.no_log(name, pod_name))
+        query = guestlog.query(follow=follow, tail=tail, since=since, timestamps=timestamps)
+        out = sys.stdout.buffer
+        async with target.kube.stream(f"{pods}/{pod_name}/log", query) as body:
+            try:
+                async for chunk in body.iter_any():
+                    out.write(chunk)
+                    out.flush()
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                # Python flushes stdout again at exit: point it at nothing first.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return OK
 
 
 async def vnc(

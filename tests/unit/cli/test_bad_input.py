@@ -145,6 +145,9 @@ def test_an_exec_plugin_failure_is_printed_once(command: list[str], tmp_path: Pa
         pytest.param(["stop", "web-1", "--grace-period", "2d"], id="unknown-unit"),
         pytest.param(["stop"], id="missing-name"),
         pytest.param(["status", "--bogus"], id="unknown-flag"),
+        pytest.param(["logs", "web-1", "--tail", "-1"], id="logs-negative-tail"),
+        pytest.param(["logs", "web-1", "--since", "5x"], id="logs-bad-since"),
+        pytest.param(["logs"], id="logs-missing-name"),
     ],
 )
 def test_a_wrong_command_line_is_one_line_and_exit_2(args: list[str]) -> None:
