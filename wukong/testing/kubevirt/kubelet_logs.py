@@ -11,7 +11,6 @@ serial console (`serial_log`); the launcher's other containers answer with an em
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import tempfile
 from collections.abc import Callable
@@ -20,12 +19,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ._kube import JsonObj, Kube, Resource
+from ._kube import JsonObj, Kube
+from ._serve import serve
 from ._tls import self_signed
 from .guest import Guest
+from .node import PODS
 from .serial_log import Line, SerialLog
 
-PODS = Resource("", "v1", "pods")
 GUEST_CONSOLE_LOG = "guest-console-log"  # virt-controller services/serialconsolelog.go
 CREATED_BY = "kubevirt.io/created-by"  # a virt-launcher pod's label: its VMI's uid
 VMI_NAME = "vm.kubevirt.io/name"
@@ -81,17 +81,7 @@ class KubeletLogServer:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         for address in self.addresses:
-            site = web.TCPSite(
-                self._runner, address, self.port, ssl_context=ctx, reuse_address=True
-            )
-            for attempt in range(50):  # the previous test's simulator may still hold the port
-                try:
-                    await site.start()
-                    break
-                except OSError:
-                    if attempt == 49:
-                        raise
-                    await asyncio.sleep(0.1)
+            await serve(self._runner, address, self.port, ctx)
 
     async def stop(self) -> None:
         if self._runner is not None:

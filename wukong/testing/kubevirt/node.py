@@ -18,7 +18,6 @@ does any of that. What stays simulated is what needs a machine:
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import logging
@@ -35,6 +34,7 @@ from ._handler import GuestHost, soonest
 from ._informer import Informer
 from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
+from ._serve import serve
 from .config import ANN_UNSCHEDULABLE, SimConfig
 from .console import STREAM_HANDLERS
 from .guest import Guest, device_names
@@ -913,21 +913,7 @@ class HandlerServer:
             app.router.add_get(base + sub, stream)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            "127.0.0.1",
-            self.endpoints.handler_port,
-            ssl_context=ctx,
-            reuse_address=True,
-        )
-        for attempt in range(50):  # the previous test's simulator may still hold the port
-            try:
-                await site.start()
-                break
-            except OSError:
-                if attempt == 49:
-                    raise
-                await asyncio.sleep(0.1)
+        await serve(self._runner, "127.0.0.1", self.endpoints.handler_port, ctx)
 
     async def stop(self) -> None:
         if self._runner is not None:
