@@ -24,7 +24,8 @@ from tests.integration.scenario import (
     wait_phase,
     wukong,
 )
-from wukong.adapters.kube import Kube
+from wukong.adapters.kube import Kube, api_path
+from wukong.errors import NotFound
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
@@ -232,3 +233,52 @@ if kubevirt_mode() == "real":  # the guest-console-log container is virt-control
             "error: wukong log-2 is Stopped and has no running VM: the serial console log "
             "lives in the VM's pod, from its start (wukong start log-2)"
         )
+
+
+async def test_expose_makes_a_service_for_the_vms_pod_that_goes_with_the_wukong(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("exp-1"))
+    await wait_phase(k, namespace, "exp-1", "Running", within=60)
+    argv = ["expose", "exp-1", "-n", namespace, "--name", "exp-1-ssh", "--port", "2222"]
+    argv += ["--target-port", "22", "--type", "NodePort"]
+    proc = await wukong_cli(kubeconfig, *argv)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    said = re.fullmatch(
+        r"service/exp-1-ssh exposed: NodePort 2222:(\d+)/TCP → port 22 of exp-1\n", out.decode()
+    )
+    assert said is not None, out
+    svc = await k.get(api_path("", "v1", "services", namespace, "exp-1-ssh"))
+    assert svc["spec"]["ports"][0]["nodePort"] == int(said.group(1))
+    # The selector picks the VM's virt-launcher pod, and only it.
+    selector = ",".join(f"{key}={value}" for key, value in svc["spec"]["selector"].items())
+    pods = await k.request(
+        "GET", api_path("", "v1", "pods", namespace), query={"labelSelector": selector}
+    )
+    vmis = api_path("kubevirt.io", "v1", "virtualmachineinstances", namespace)
+    vmi = await k.get(f"{vmis}/exp-1-vm")
+    (pod,) = pods["items"]
+    assert pod["metadata"]["labels"]["kubevirt.io/created-by"] == vmi["metadata"]["uid"]
+    proc = await wukong_cli(kubeconfig, *argv)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert err.decode().strip() == (
+        f"error: service exp-1-ssh already exists in namespace {namespace}: "
+        "give another with --name"
+    )
+    # The delete plan names it, and the garbage collector removes it after the Wukong.
+    proc = await wukong_cli(kubeconfig, "delete", "exp-1", "-n", namespace, "--yes", "--wait")
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, err.decode()
+    assert "  delete  Service exp-1-ssh\n" in out.decode()
+
+    async def service_gone() -> bool:
+        try:
+            await k.get(api_path("", "v1", "services", namespace, "exp-1-ssh"))
+        except NotFound:
+            return True
+        return False
+
+    await eventually(service_gone, timeout=30, message="the Service collected with its Wukong")

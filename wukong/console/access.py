@@ -1,5 +1,6 @@
 """The commands that get a person into a running VM: console, vnc, ssh (virtctl's verbs),
-and logs (its serial console's output, as `kubectl logs` reads it from the VM's pod)."""
+logs (its serial console's output, as `kubectl logs` reads it from the VM's pod), and
+expose (a Service in front of it, as `virtctl expose`)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ from typing import Annotated
 
 import typer
 
+from wukong.console.expose import Exposure, Protocol, ServiceType
 from wukong.console.options import (
     TYPER_STYLE,
     Context,
+    DryRunOpt,
     Kubeconfig,
     KubectlCommand,
     NameArg,
     Namespace,
+    OutputOpt,
     cluster_from,
     console,
     duration,
     run,
+    writing,
 )
+from wukong.console.output import DryRun
 
 app = typer.Typer(**TYPER_STYLE)
 
@@ -128,3 +134,56 @@ def logs(
     cluster = cluster_from(kubeconfig, context, namespace)
     work = remote.logs(cluster, name, follow=follow, tail=tail, since=since, timestamps=timestamps)
     run(work, writes=False)
+
+
+@app.command(
+    cls=KubectlCommand,
+    epilog=(
+        "wukong expose web-1 --port 80    # Service web-1, port 80 of the VM, in the cluster\n"
+        "wukong expose web-1 --name web-1-ssh --port 22 --type NodePort    # from outside"
+    ),
+)
+def expose(
+    name: NameArg,
+    port: Annotated[
+        int,
+        typer.Option(
+            help="The Service's port.", min=1, max=65535, metavar="PORT", show_default=False
+        ),
+    ],
+    target_port: Annotated[
+        int | None,
+        typer.Option(
+            help="The VM's port, if not --port.",
+            min=1,
+            max=65535,
+            metavar="PORT",
+            show_default=False,
+        ),
+    ] = None,
+    service_name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="The Service's name (default: the Wukong's).",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ] = None,
+    service_type: Annotated[
+        ServiceType, typer.Option("--type", help="How the Service is reached.")
+    ] = ServiceType.CLUSTER_IP,
+    protocol: Annotated[Protocol, typer.Option(help="The port's protocol.")] = Protocol.TCP,
+    dry_run: DryRunOpt = DryRun.NONE,
+    output: OutputOpt = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Make a Service in front of the VM (like virtctl expose); it goes with the Wukong."""
+    from wukong.console import flows
+
+    wanted = Exposure(port, target_port, service_name, service_type, protocol)
+    cluster = cluster_from(kubeconfig, context, namespace)
+    work = flows.expose(cluster, console(), name, wanted, writing=writing(dry_run, output))
+    run(work)

@@ -53,6 +53,9 @@ class DeletePlan:
     vm_reported: bool = True
     """The status names the VM; False (a Wukong still Pending or Creating): there may be
     none, and no guest to stop."""
+    services: tuple[str, ...] | None = ()
+    """Services it owns (`wukong expose`), which the garbage collector deletes after it;
+    None: the user may not list Services, so they are named as a possibility."""
 
     def lines(self) -> list[str]:
         """The plan as the user reads it before confirming."""
@@ -68,6 +71,10 @@ class DeletePlan:
             out.append(f"  delete  VirtualMachine {self.vm}, if made (the status names none)")
         out += [f"  delete  {d.shown()})" for d in self.deleted]
         out += [f"  delete  NetworkAttachmentDefinition {nad}" for nad in self.nads]
+        if self.services is None:
+            out.append("  delete  Services it owns, if any (you may not list Services here)")
+        else:
+            out += [f"  delete  Service {service}" for service in self.services]
         label = f"{names.LABEL_RETAINED_FROM}={self.wukong}"
         out += [f"  keep    {d.shown()}, label {label})" for d in self.kept]
         return out
@@ -167,6 +174,18 @@ def plan_delete(
         grace_period=int(existing.get("gracePeriodSeconds", DEFAULT_GRACE)),
         options=options,
         vm_reported=vm_reported,
+    )
+
+
+def owned_services(cr: JsonObj, services: Sequence[JsonObj]) -> tuple[str, ...]:
+    """The names of the Services among `services` that the Wukong `cr` owns."""
+    uid = cr["metadata"]["uid"]
+    return tuple(
+        sorted(
+            str(s["metadata"]["name"])
+            for s in services
+            if any(r.get("uid") == uid for r in s["metadata"].get("ownerReferences") or [])
+        )
     )
 
 

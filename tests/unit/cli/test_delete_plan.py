@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pty
 import select
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from tests.unit.cli.objects import IMAGE, running, wukong
-from wukong.console.delete import Disk, options_patch, plan_delete
+from wukong.console.delete import Disk, options_patch, owned_services, plan_delete
 from wukong.console.errors import USAGE, CliError
 
 DISKS = [
@@ -35,6 +36,22 @@ def test_the_plan_names_the_vm_every_disk_and_the_owned_nads() -> None:
         "  keep    disk data (PVC web-1-data, label vm.novasphere.dev/retained-from=web-1)",
     ]
     assert plan.question == "Delete Wukong web-1?"
+
+
+def test_the_plan_names_the_services_the_wukong_owns() -> None:
+    cr = running()
+    mine = {"metadata": {"name": "web-1-ssh", "ownerReferences": [{"uid": "uid-web-1"}]}}
+    other = {"metadata": {"name": "web-10", "ownerReferences": [{"uid": "uid-web-10"}]}}
+    loose = {"metadata": {"name": "web-1"}}  # labelled by hand, owned by nobody: stays
+    web = {"metadata": {"name": "web-1", "ownerReferences": [{"uid": "uid-web-1"}]}}
+    owned = owned_services(cr, [mine, other, loose, web])
+    assert owned == ("web-1", "web-1-ssh")
+    plan = dataclasses.replace(plan_delete(cr), services=owned)
+    assert plan.lines()[-2:] == ["  delete  Service web-1", "  delete  Service web-1-ssh"]
+    unknown = dataclasses.replace(plan_delete(cr), services=None)
+    assert unknown.lines()[-1] == (
+        "  delete  Services it owns, if any (you may not list Services here)"
+    )
 
 
 def test_owned_nads_come_from_status_when_the_operator_reported_them() -> None:

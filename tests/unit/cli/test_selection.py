@@ -43,8 +43,8 @@ def merged(target: Any, patch: Any) -> Any:
 
 
 class FakeApiServer:
-    """Stored Wukongs (all labelled grp=t); records every write; a write to a name in
-    `refuse` fails with that error. `answer` plays the operator: after a lifecycle patch,
+    """Stored Wukongs (all labelled grp=t) and `services`; records every write; a write to a
+    name in `refuse` fails with that error. `answer` plays the operator: after a lifecycle patch,
     the next read shows what it returns."""
 
     def __init__(self, *crs: JsonObj, refuse: dict[str, ApiError] | None = None) -> None:
@@ -54,8 +54,13 @@ class FakeApiServer:
         self.refuse = refuse or {}
         self.writes: list[tuple[str, str]] = []
         self.answer: Any = None
+        self.services: list[JsonObj] | None = []  # None: the user may not list them
 
     async def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> JsonObj:
+        if path.endswith("/services"):  # `delete` lists the Services `expose` made
+            if self.services is None:
+                raise Forbidden(403, "Forbidden", 'services is forbidden: User "u"', path=path)
+            return {"items": self.services}
         name = path.rsplit("/wukongs", 1)[1].strip("/")
         if not name:
             return {"metadata": {"resourceVersion": "50"}, "items": list(self.stored.values())}
@@ -446,6 +451,24 @@ def test_delete_over_a_selection_shows_every_plan_then_asks_once(
         "wukong t2 is being deleted (follow it with: wukong status t2 -w)",
     ]
     assert server.writes == [("DELETE", "t1"), ("DELETE", "t2")]
+
+
+def test_delete_names_the_services_each_wukong_owns_or_says_it_cannot_see_them(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeApiServer(running("t1"), running("t2"))
+    owner = [{"kind": "Wukong", "name": "t2", "uid": "uid-t2"}]
+    server.services = [{"metadata": {"name": "t2-ssh", "ownerReferences": owner}}]
+    result = wukong_cli(server, kubeconfig, monkeypatch, "delete", "t1", "t2", "--yes")
+    assert result.exit_code == 0, result.output
+    plans = result.stdout.split("Deleting Wukong ")
+    assert "Service" not in plans[1] and "  delete  Service t2-ssh\n" in plans[2]
+    server = FakeApiServer(running("t1"))
+    server.services = None
+    result = wukong_cli(server, kubeconfig, monkeypatch, "delete", "t1", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "  delete  Services it owns, if any (you may not list Services here)" in result.stdout
+    assert server.writes == [("DELETE", "t1")]
 
 
 def test_delete_over_a_selection_without_a_terminal_refuses_once_and_deletes_nothing(

@@ -4,7 +4,7 @@
 
 from wukong.console.flows.common import Writing
 from wukong.console.flows.deleting import delete
-from wukong.console.flows.edits import attach, create, detach, resize
+from wukong.console.flows.edits import attach, create, detach, expose, resize
 from wukong.console.flows.reading import describe, names, namespaces, status
 from wukong.console.flows.requests import lifecycle
 
@@ -15,6 +15,7 @@ __all__ = [
     "delete",
     "describe",
     "detach",
+    "expose",
     "lifecycle",
     "names",
     "namespaces",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
+from wukong.adapters.kube import api_path
+from wukong.api.names import LABEL_WUKONG
 from wukong.console import delete as deletion
 from wukong.console.connect import Target, connect
 from wukong.console.errors import CliError
@@ -20,7 +23,7 @@ from wukong.console.invocation import Ask, Cluster, Console
 from wukong.console.output import (
     DryRun,
 )
-from wukong.errors import ApiError, Conflict
+from wukong.errors import ApiError, Conflict, Forbidden
 
 
 async def delete(
@@ -88,7 +91,11 @@ async def _delete_each(
     patches = Patches(io, writing.output, several=failures.several)
     deleting: list[str] = []
     shown: list[tuple[JsonObj, deletion.DeletePlan]] = []
+    services = await _services(target) if any(plans) else []
     for cr, plan in zip(crs, plans, strict=True):
+        if plan is not None:
+            owned = None if services is None else deletion.owned_services(cr, services)
+            plan = dataclasses.replace(plan, services=owned)
         if plan is None:
             io.say(deletion.already_deleting(cr))
             deleting.append(cr["metadata"]["name"])
@@ -118,6 +125,17 @@ async def _delete_each(
         else:
             io.out(f"wukong {name} is being deleted (follow it with: wukong status {name} -w)")
     return deleting
+
+
+async def _services(target: Target) -> list[JsonObj] | None:
+    """The namespace's Services made for Wukongs (`wukong expose` labels them), None when
+    the user may not list Services."""
+    path = api_path("", "v1", "services", target.namespace)
+    try:
+        found = await target.kube.request("GET", path, query={"labelSelector": LABEL_WUKONG})
+    except Forbidden:
+        return None
+    return list(found.get("items") or [])
 
 
 def _show_deletion(io: Console, cr: JsonObj, plan: deletion.DeletePlan, patches: Patches) -> None:

@@ -1,15 +1,17 @@
 """`create`, `resize`, `attach` and `detach`: one pinned write of the spec (two for detach),
-then what the operator says of it."""
+then what the operator says of it; and `expose`, a Service in front of the VM."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Final
 
+from wukong.adapters.kube import api_path
 from wukong.api.durations import format_duration
 from wukong.api.spec import DiskBus
 from wukong.console import create as creation
 from wukong.console import disks
+from wukong.console import expose as exposing
 from wukong.console import resize as resizing
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
@@ -71,6 +73,34 @@ async def create(
 
         what = f"{wanted.name} to be {phase}"
         return await _until(target, io, wanted.name, check, wait, what, made)
+
+
+async def expose(
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    wanted: exposing.Exposure,
+    *,
+    writing: Writing = Writing(),
+) -> int:
+    """Create a Service, owned by the Wukong, that selects its VM's pod (`virtctl expose`)."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        cr = await target.wukong(name)
+        body = exposing.service(cr, wanted)
+        service = body["metadata"]["name"]
+        if writing.client:
+            io.out(document(body, writing.output or Output.YAML))
+            io.say(f"service/{service} would be exposed (client dry run)")
+            return OK
+        services = api_path("", "v1", "services", target.namespace)
+        try:
+            made = await target.kube.create(services, body, dry_run=writing.server)
+        except AlreadyExists:
+            raise exposing.already_exists(service, target.namespace) from None
+        io.out(exposing.exposed(made, name) + writing.suffix())
+        if (note := exposing.not_running_note(cr)) is not None:
+            io.say(note)
+        return OK
 
 
 async def resize(
