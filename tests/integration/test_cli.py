@@ -34,6 +34,7 @@ from wukong.api import names
 from wukong.cli import app
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
 from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "operator", "sim"]  # fixtures
@@ -102,7 +103,11 @@ async def test_stop_waits_for_stopped_and_resuming_a_running_vm_is_refused(
 
 
 async def test_status_and_describe_show_what_the_operator_reports(
-    control_plane: ControlPlane, k: Kube, namespace: str, operator: InProcessOperator
+    control_plane: ControlPlane,
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
 ) -> None:
     cr = await running(k, namespace, "cli-2")
     ip = cr["status"]["interfaces"][0]["ipAddress"]
@@ -132,6 +137,23 @@ async def test_status_and_describe_show_what_the_operator_reports(
     assert "wukong/cli-2" in events and "SpecAccepted" in events
     # Events of passes before the one that reported Running have all been posted.
     assert events.index("SpecAccepted") < events.index("VMCreated")
+    # What the guest agent says, through virt-api's guestosinfo: a nearly full disk shows.
+    guest = sim.guest(namespace, "cli-2-vm")
+    guest.mount("system", "/", "xfs", used_bytes=19 * 2**30, total_bytes=20 * 2**30)
+    page = await cli(kubeconfig, "describe", "cli-2", "-n", namespace)
+    head = page.stdout.split("Events:\n", 1)[0]
+    assert "Guest:        Fedora Linux 40 (Cloud Edition), kernel 6.8.5-301.fc40.x86_64" in head
+    assert "Logged in:    fedora" in head
+    (root,) = [line for line in head.splitlines() if line.startswith("  /  ")]
+    assert root.split() == ["/", "xfs", "vda1", "19.0Gi", "20.0Gi", "95%", "(nearly", "full)"]
+    guest.set_agent(False)
+
+    async def no_agent() -> str | None:
+        page = await cli(kubeconfig, "describe", "cli-2", "-n", namespace)
+        return page.stdout if "no guest agent connected" in page.stdout else None
+
+    text = await eventually(no_agent, timeout=30, message="describe without the guest agent")
+    assert "Guest:        <no guest agent connected: with qemu-guest-agent" in text
 
 
 async def test_create_makes_a_wukong_from_flags_and_waits_until_it_runs(

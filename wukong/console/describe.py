@@ -1,5 +1,6 @@
-"""`wukong describe`: the status view plus one timeline of the Events of the Wukong and of
-everything it owns (VM, VMI, DataVolumes, PVCs), as a person debugging it wants to read them."""
+"""`wukong describe`: the status view, what the guest agent says of the guest, and one
+timeline of the Events of the Wukong and of everything it owns (VM, VMI, DataVolumes, PVCs),
+as a person debugging it wants to read them."""
 
 from __future__ import annotations
 
@@ -110,9 +111,78 @@ def events_table(events: Sequence[JsonObj], now: datetime) -> str:
     return "Events:\n" + table(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), rows, "  ")
 
 
-def describe(cr: JsonObj, events: Iterable[JsonObj] | None, now: datetime, *, why: str = "") -> str:
+FULL_AT: Final = 0.9  # a filesystem this full is called out: a guest's commonest trouble
+GUEST_STATES: Final = ("Running", "Suspended")  # a guest the agent can answer for
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:.1f}Gi"
+
+
+def guest_section(info: JsonObj | None, why: str = "") -> list[str]:
+    """The guest as its agent reports it (virt-api's `guestosinfo`): OS, kernel, hostname,
+    logged-in users, and each filesystem's use, a nearly full one marked. `info` None:
+    `why` it cannot be said (no agent, not running, forbidden)."""
+    if info is None:
+        return [f"Guest:        <{why}>"]
+    os_info = info.get("os") or {}
+    what = [
+        str(os_info.get("prettyName") or os_info.get("name") or "unknown OS"),
+        *([f"kernel {os_info['kernelRelease']}"] if os_info.get("kernelRelease") else []),
+        *([f"hostname {info['hostname']}"] if info.get("hostname") else []),
+    ]
+    users = sorted({str(u.get("userName")) for u in info.get("userList") or [] if u})
+    lines = [
+        f"Guest:        {', '.join(what)}",
+        f"Logged in:    {', '.join(users) or NONE}",
+    ]
+    rows: list[list[object]] = []
+    for fs in (info.get("fsInfo") or {}).get("disks") or []:
+        used, total = int(fs.get("usedBytes") or 0), int(fs.get("totalBytes") or 0)
+        share = used / total if total else 0.0
+        full = " (nearly full)" if share >= FULL_AT else ""
+        rows.append(
+            [
+                fs.get("mountPoint"),
+                fs.get("fileSystemType"),
+                fs.get("diskName"),
+                _gib(used),
+                _gib(total),
+                f"{share:.0%}{full}",
+            ]
+        )
+    if rows:
+        headers = ("MOUNT", "TYPE", "DEVICE", "USED", "SIZE", "USE")
+        lines += ["Filesystems:", table(headers, rows, indent="  ")]
+    return lines
+
+
+NO_AGENT: Final = "VMI does not have guest agent connected"  # virt-api's 409 (subresource.go)
+
+
+def guest_unavailable(message: str) -> str:
+    """Why the guest section is empty, from virt-api's answer: no agent is the usual case,
+    and it says what to do; anything else in the server's own words."""
+    if message.endswith(NO_AGENT):
+        return (
+            "no guest agent connected: with qemu-guest-agent in the guest, KubeVirt reports "
+            "its OS, users and filesystems"
+        )
+    return f"unavailable: {message}"
+
+
+def describe(
+    cr: JsonObj,
+    events: Iterable[JsonObj] | None,
+    now: datetime,
+    *,
+    why: str = "",
+    guest: list[str] | None = None,
+) -> str:
     """The whole `describe` page; `events` None: they could not be read (`why`), and the page
-    says so instead of failing, as kubectl describe does."""
+    says so instead of failing, as kubectl describe does. `guest`: the guest section's lines
+    (none for a VM that does not run)."""
+    head = "\n".join([detail(cr, now), *(guest or [])])
     if events is None:
-        return f"{detail(cr, now)}\nEvents: <unavailable: {why}>"
-    return f"{detail(cr, now)}\n{events_table(timeline(cr, events), now)}"
+        return f"{head}\nEvents: <unavailable: {why}>"
+    return f"{head}\n{events_table(timeline(cr, events), now)}"

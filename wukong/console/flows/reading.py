@@ -6,7 +6,9 @@ import asyncio
 from contextlib import aclosing
 
 from wukong.adapters.kube import api_path
-from wukong.console.connect import connect
+from wukong.api.names import SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, vm_name
+from wukong.console.connect import Target, connect
+from wukong.console.describe import GUEST_STATES, guest_section, guest_unavailable
 from wukong.console.describe import describe as describe_page
 from wukong.console.errors import OK, CliError
 from wukong.console.flows.common import (
@@ -24,7 +26,7 @@ from wukong.console.output import (
     widths,
 )
 from wukong.console.status import detail
-from wukong.errors import Forbidden
+from wukong.errors import ApiError, Forbidden
 
 
 async def names(cluster: Cluster, prefix: str = "") -> list[str]:
@@ -125,13 +127,30 @@ async def status(
 
 
 async def describe(cluster: Cluster, io: Console, name: str) -> int:
-    """Print the detailed view and the merged Event timeline."""
+    """Print the detailed view, the guest agent's view of the guest, and the merged Event
+    timeline."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         cr = await target.wukong(name)
+        guest = await _guest(target, cr)
         try:
             events = await target.kube.get(api_path("", "v1", "events", target.namespace))
         except Forbidden as error:  # may read Wukongs, not Events: the page without them
-            io.out(describe_page(cr, None, now(), why=f"forbidden: {error.message}"))
+            page = describe_page(cr, None, now(), why=f"forbidden: {error.message}", guest=guest)
+            io.out(page)
             return OK
-        io.out(describe_page(cr, events.get("items") or [], now()))
+        io.out(describe_page(cr, events.get("items") or [], now(), guest=guest))
         return OK
+
+
+async def _guest(target: Target, cr: JsonObj) -> list[str] | None:
+    """The guest section of `describe`: what virt-api's `guestosinfo` says (None for a VM that
+    does not run; the reason, in KubeVirt's words, when it cannot answer)."""
+    if ((cr.get("status") or {}).get("phase")) not in GUEST_STATES:
+        return None
+    vmi, ns = vm_name(cr["metadata"]["name"]), target.namespace
+    vmis = api_path(SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, "virtualmachineinstances", ns)
+    try:
+        info = await target.kube.get(f"{vmis}/{vmi}/guestosinfo")
+    except ApiError as error:  # 409 "VMI does not have guest agent connected", 403, ...
+        return guest_section(None, guest_unavailable(error.message))
+    return guest_section(info)
