@@ -206,3 +206,43 @@ async def test_deleting_a_wukong_cancels_its_running_migration_first(
     order = [r.resource for r in ours]
     assert "virtualmachineinstancemigrations" in order, order
     assert order.index("virtualmachineinstancemigrations") < order.index("virtualmachines")
+
+
+async def test_migrate_cancel_aborts_the_running_migration_and_the_vm_stays(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """`wukong migrate-cancel` deletes the migration object, as virtctl's does: KubeVirt
+    aborts it, the VM stays on its node, and status.migration says it was cancelled."""
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("mig-6", disks=SHARED))
+    cr = await wait_phase(k, namespace, "mig-6", "Running", within=60)
+    source = cr["status"]["nodeName"]
+    none = await cli(kubeconfig, "migrate-cancel", "mig-6", "-n", namespace)
+    assert none.exit_code == 1
+    assert none.stderr.strip() == "error: no migration of mig-6 is running"
+    await migrate(k, namespace, "mig-6", "2026-12-01T10:00:00.000002Z")
+    cr = await wait_for(
+        k,
+        namespace,
+        "mig-6",
+        lambda c: migration(c).get("phase") in ("PreparingTarget", "TargetReady", "Running"),
+        within=60,
+        what="the migration under way",
+    )
+    name = migration(cr)["name"]
+    result = await cli(kubeconfig, "migrate-cancel", "mig-6", "-n", namespace, "--wait")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"migration {name} cancelled: mig-6 stays on {source}\n"
+    cr = await wait_for(k, namespace, "mig-6", lambda c: migration(c).get("result") == "Failed")
+    assert "was cancelled" in migration(cr)["message"]
+    assert cr["status"]["nodeName"] == source and cr["status"]["phase"] == "Running"
+
+    async def object_gone() -> bool:
+        return await items_at(k, migrations_path(namespace)) == []
+
+    await eventually(object_gone, timeout=30, message="the migration object let go")
+    again = await cli(kubeconfig, "migrate-cancel", "mig-6", "-n", namespace)
+    assert again.exit_code == 1
+    assert again.stderr.strip() == (
+        f"error: no migration of mig-6 is running (the last, {name}, Failed)"
+    )

@@ -147,6 +147,26 @@ for _action, _summary, _alias in _LIFECYCLE:
         )(_command)
 
 
+@app.command(
+    name="migrate-cancel",
+    cls=KubectlCommand,
+    epilog="wukong migrate-cancel web-1 --wait    # until KubeVirt says the migration ended",
+)
+def migrate_cancel(
+    name: NameArg,
+    wait: Wait = False,
+    timeout: Timeout = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Cancel the running live migration (virtctl's migrate-cancel); the VM stays put."""
+    from wukong.console import flows
+
+    cluster = cluster_from(kubeconfig, context, namespace)
+    run(flows.migrate_cancel(cluster, console(), name, wait=waiting(wait, timeout)))
+
+
 STATUS_EXAMPLES = """# every Wukong in the namespace, then one line per change
 wukong status -w
 

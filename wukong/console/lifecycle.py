@@ -15,6 +15,7 @@ from wukong.api.conditions import READY
 from wukong.api.contract import request_id
 from wukong.api.objects import being_deleted
 from wukong.api.spec import Action, LifecycleAction
+from wukong.console.errors import CliError
 from wukong.console.status import condition, running_where
 
 JsonObj = dict[str, Any]
@@ -154,3 +155,37 @@ def migration_outcome(name: str, migration: JsonObj, request: Request) -> Outcom
         source, target = migration.get("sourceNode"), migration.get("targetNode")
         return Outcome(True, f"{name} migrated from {source} to {target}")
     return None
+
+
+def migration_to_cancel(cr: JsonObj) -> JsonObj:
+    """`migrate-cancel`: the migration in flight (status.migration, not ended), or a
+    CliError saying there is none to cancel."""
+    name = cr["metadata"]["name"]
+    migration: JsonObj = (cr.get("status") or {}).get("migration") or {}
+    if not migration.get("name") or migration.get("result"):
+        last = (
+            f" (the last, {migration['name']}, {migration['result']})"
+            if migration.get("result") and migration.get("name")
+            else ""
+        )
+        raise CliError(f"no migration of {name} is running{last}")
+    return migration
+
+
+def cancel_outcome(name: str, migration: str, cr: JsonObj | None) -> Outcome | None:
+    """How a cancelled migration ended, from status.migration: the abort took (the VM stays
+    where it was), or it finished first (the VM moved). None while it runs."""
+    if cr is None:
+        return Outcome(False, f"{name} was deleted")
+    status = (cr.get("status") or {}).get("migration") or {}
+    if status.get("name") != migration or not status.get("result"):
+        return None
+    if status["result"] == "Succeeded":
+        return Outcome(
+            False,
+            f"migration {migration} finished before it could be cancelled: {name} "
+            f"moved from {status.get('sourceNode')} to {status.get('targetNode')}",
+        )
+    return Outcome(
+        True, f"migration {migration} cancelled: {name} stays on {status.get('sourceNode')}"
+    )

@@ -22,6 +22,9 @@ from wukong.reconcile.children import labels, owner_reference
 from wukong.reconcile.observed import Observed, condition_of
 
 FINAL = ("Succeeded", "Failed")
+# Phases before virt-controller hands a migration to the nodes: the VMI's migrationState does
+# not name it yet (virt-controller migration.go, handleTargetPodHandoff).
+BEFORE_HANDOFF = ("Pending", "Scheduling", "Scheduled")
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ def _ended_without_object(old: MigrationStatus, seen: Observed) -> MigrationPlan
     it): the VMI's migrationState keeps how it ended. None while the VMI says nothing of a
     migration ended since this one started (the object may just not be in the cache yet)."""
     state = ((seen.vmi or {}).get("status") or {}).get("migrationState") or {}
+    if old.uid is not None and old.phase in BEFORE_HANDOFF and state.get("migrationUid") != old.uid:
+        return _cancelled_before_handoff(old, seen)
     aborted = state.get("abortStatus") == "Succeeded"
     if not (state.get("completed") or state.get("failed") or aborted):
         return None
@@ -168,6 +173,16 @@ def _ended_without_object(old: MigrationStatus, seen: Observed) -> MigrationPlan
     return MigrationPlan((event,), old.model_copy(update=update))
 
 
+def _cancelled_before_handoff(old: MigrationStatus, seen: Observed) -> MigrationPlan:
+    """A migration deleted before virt-controller handed it to the nodes (Pending, Scheduling,
+    Scheduled): it deletes the target pod and lets the object go, and the VMI never hears of
+    it (handlePreHandoffMigrationCancel). Its uid was seen, so its absence is a deletion, not
+    a cache that has yet to show it; without this, status.migration said Scheduling for good."""
+    text = f"migration {old.name} was cancelled before it started (its object is gone)"
+    update = {"phase": "Failed", "result": "Failed", "message": text, "ended_at": seen.now}
+    return MigrationPlan((Emit("Warning", "MigrationFailed", text),), old.model_copy(update=update))
+
+
 def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
     """The migration in flight, as KubeVirt reports it on the migration and the VMI."""
     assert old.name is not None
@@ -194,6 +209,13 @@ def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
         if phase == "Succeeded":
             text = f"migrated from {update['source_node']} to {update['target_node']}"
             actions.append(Emit("Normal", "Migrated", text))
+        elif state.get("abortStatus") == "Succeeded" or migration["metadata"].get(
+            "deletionTimestamp"
+        ):
+            # Deleted while it ran (`migrate-cancel`): virt-controller has the source abort it
+            # and marks the migration Failed before it lets the object go.
+            text = f"migration {old.name} was cancelled: the VM stays on {update['source_node']}"
+            actions.append(Emit("Warning", "MigrationFailed", text))
         else:
             failed = condition_of(migration, "Failed") or {}
             text = f"migration {old.name} failed: {failed.get('message') or 'see its Events'}"

@@ -145,6 +145,60 @@ def test_a_migration_cancelled_by_deleting_its_object_ends_from_the_vmis_record(
     assert again.status == old and again.actions == ()
 
 
+@pytest.mark.parametrize("phase", ["Pending", "Scheduling", "Scheduled"])
+def test_a_migration_cancelled_before_its_hand_off_ends_when_its_object_goes(phase: str) -> None:
+    """virt-controller lets a migration deleted before the hand-off go without a word on the
+    VMI (handlePreHandoffMigrationCancel): once its uid was seen, its absence ends it."""
+    old = MigrationStatus(
+        request_id="rid-1", name="web-migrate-1", uid="m-1", phase=phase, started_at=NOW
+    )
+    plan = plan_migration(cr(), Observed(now=NOW, vmi=vmi()), old, "rid-1")
+    assert plan.status is not None
+    assert (plan.status.result, plan.status.phase) == ("Failed", "Failed")
+    assert plan.status.message == (
+        "migration web-migrate-1 was cancelled before it started (its object is gone)"
+    )
+    assert [(a.type, a.reason) for a in plan.actions if isinstance(a, Emit)] == [
+        ("Warning", "MigrationFailed")
+    ]
+    # Never seen in the cache (no uid yet): it may just not be there yet.
+    unseen = old.model_copy(update={"uid": None})
+    assert plan_migration(cr(), Observed(now=NOW, vmi=vmi()), unseen, "rid-1").status == unseen
+    # Handed off already: the VMI names it, and its abort is awaited there.
+    handed = vmi()
+    handed["status"]["migrationState"] = {"migrationUid": "m-1", "sourceNode": "node-1"}
+    again = plan_migration(cr(), Observed(now=NOW, vmi=handed), old, "rid-1")
+    assert again.status == old and again.actions == ()
+
+
+def test_a_migration_that_failed_because_it_was_deleted_says_it_was_cancelled() -> None:
+    """virt-controller marks a migration deleted while it runs Failed (the source aborted
+    it) before it lets the object go: that is a cancellation, not a failure to explain."""
+    old = MigrationStatus(
+        request_id="rid-1", name="web-migrate-1", uid="m-1", phase="Running", started_at=NOW
+    )
+    migration = {
+        "metadata": {
+            "name": "web-migrate-1",
+            "uid": "m-1",
+            "deletionTimestamp": "2026-12-01T00:00:20Z",
+        },
+        "status": {
+            "phase": "Failed",
+            "migrationState": {"sourceNode": "node-1", "targetNode": "node-2"},
+        },
+    }
+    seen = Observed(now=NOW, vmi=vmi(), migrations={"web-migrate-1": migration})
+    plan = plan_migration(cr(), seen, old, "rid-1")
+    assert plan.status is not None and plan.status.result == "Failed"
+    assert plan.status.message == "migration web-migrate-1 was cancelled: the VM stays on node-1"
+    # Without the deletion, a failure is explained from the migration's condition.
+    del migration["metadata"]["deletionTimestamp"]
+    failed = plan_migration(cr(), seen, old, "rid-1")
+    assert failed.status is not None
+    assert failed.status.message == "migration web-migrate-1 failed: see its Events"
+
+
 def test_the_migration_objects_uid_is_remembered_once_seen() -> None:
     old = MigrationStatus(request_id="rid-1", name="web-migrate-1", phase="Pending")
     migration = {

@@ -6,7 +6,7 @@ from wukong.console.flows.common import Writing
 from wukong.console.flows.deleting import delete
 from wukong.console.flows.edits import attach, create, detach, expose, resize
 from wukong.console.flows.reading import describe, names, namespaces, status
-from wukong.console.flows.requests import lifecycle
+from wukong.console.flows.requests import lifecycle, migrate_cancel
 
 __all__ = [
     "Writing",
@@ -17,6 +17,7 @@ __all__ = [
     "detach",
     "expose",
     "lifecycle",
+    "migrate_cancel",
     "names",
     "namespaces",
     "resize",

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from wukong.adapters.kube import api_path
 from wukong.api.durations import format_duration
+from wukong.api.kinds import MIGRATION
 from wukong.api.objects import being_deleted
 from wukong.console.connect import Target, connect
-from wukong.console.errors import CliError
+from wukong.console.errors import OK, CliError
 from wukong.console.flows.common import (
     Failures,
     JsonObj,
@@ -21,7 +23,14 @@ from wukong.console.flows.common import (
 )
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console
-from wukong.console.lifecycle import Outcome, Request, acknowledgement, outcome
+from wukong.console.lifecycle import (
+    Outcome,
+    Request,
+    acknowledgement,
+    cancel_outcome,
+    migration_to_cancel,
+    outcome,
+)
 from wukong.console.output import (
     DryRun,
 )
@@ -191,3 +200,32 @@ async def _answer(
     if not result.ok:
         raise CliError(result.message)
     return result
+
+
+async def migrate_cancel(cluster: Cluster, io: Console, name: str, *, wait: float | None) -> int:
+    """Delete the running migration's object, as `virtctl migrate-cancel` does: KubeVirt
+    aborts it and the VM stays where it was; the operator reports it ended. With `wait`,
+    follow status.migration until it says how it ended."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        cr = await target.wukong(name)
+        migration = migration_to_cancel(cr)
+        object_name = str(migration["name"])
+        kind = MIGRATION
+        path = api_path(kind.group, kind.version, kind.plural, target.namespace)
+        await target.kube.delete(f"{path}/{object_name}", uid=migration.get("uid"))
+        if wait is None:
+            io.out(f"migration {object_name} of {name} cancelled: KubeVirt aborts it")
+            return OK
+        waiting = f"waiting up to {format_duration(wait)}"
+        io.say(f"cancelling migration {object_name} of {name}; {waiting}")
+
+        def check(cr: JsonObj | None) -> Outcome | None:
+            return cancel_outcome(name, object_name, cr)
+
+        ended = await wait_for(
+            target, name, check, within=wait, what=f"migration {object_name} to end", say=io.say
+        )
+        if not ended.ok:
+            raise CliError(ended.message)
+        io.out(ended.message)
+        return OK
