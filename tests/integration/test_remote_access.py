@@ -282,3 +282,41 @@ async def test_expose_makes_a_service_for_the_vms_pod_that_goes_with_the_wukong(
         return False
 
     await eventually(service_gone, timeout=30, message="the Service collected with its Wukong")
+
+
+async def test_scp_hands_the_copy_to_virtctl_for_the_wukongs_vm(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("scp-1"))
+    await wait_phase(k, namespace, "scp-1", "Running", within=60)
+    python_dir = str(Path(sys.executable).parent)
+    bare = os.environ | {"PATH": f"{tmp_path}{os.pathsep}{python_dir}"}
+    argv = ["scp", "fedora@scp-1:/var/log/cloud-init.log", str(tmp_path), "-n", namespace]
+    proc = await wukong_cli(kubeconfig, *argv, env=bare)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert "wukong scp uses virtctl, which is not on PATH" in err.decode()
+    fake = tmp_path / "virtctl"
+    fake.write_text('#!/bin/sh\necho "virtctl $*"\n')
+    fake.chmod(0o755)
+    proc = await wukong_cli(kubeconfig, *argv, "-r", env=bare)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == (
+        f"virtctl scp --namespace {namespace} --kubeconfig {kubeconfig} --recursive "
+        f"fedora@vm/scp-1-vm:/var/log/cloud-init.log {tmp_path}"
+    )
+    # A VM that does not run is said before virtctl is asked.
+    await create(k, "wukong", namespace, wukong("scp-2", startStrategy={"autoStart": False}))
+    await wait_phase(k, namespace, "scp-2", "Stopped", within=60)
+    proc = await wukong_cli(kubeconfig, "scp", ".", "scp-2:/tmp", "-n", namespace, env=bare)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert err.decode().strip() == (
+        "error: wukong scp-2 is Stopped, not running: start it first (wukong start scp-2)"
+    )

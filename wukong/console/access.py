@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from wukong.console.errors import CliError
 from wukong.console.expose import Exposure, Protocol, ServiceType
 from wukong.console.options import (
     TYPER_STYLE,
@@ -21,6 +22,7 @@ from wukong.console.options import (
     cluster_from,
     console,
     duration,
+    fail,
     run,
     writing,
 )
@@ -187,3 +189,41 @@ def expose(
     cluster = cluster_from(kubeconfig, context, namespace)
     work = flows.expose(cluster, console(), name, wanted, writing=writing(dry_run, output))
     run(work)
+
+
+@app.command(
+    cls=KubectlCommand,
+    context_settings={"allow_extra_args": True},
+    epilog=(
+        "wukong scp web-1:/var/log/cloud-init.log .    # from the VM\n"
+        "wukong scp -r ./site fedora@web-1:/srv/www    # to it, a directory\n"
+        "wukong scp web-1:/etc/hosts . -- --local-ssh-opts='-o StrictHostKeyChecking=no'"
+    ),
+)
+def scp(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="SRC", help="[USER@]NAME:PATH or a local path")],
+    destination: Annotated[
+        str, typer.Argument(metavar="DST", help="[USER@]NAME:PATH or a local path")
+    ],
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Copy directories whole.")
+    ] = False,
+    identity: Annotated[
+        str | None, typer.Option("--identity-file", "-i", help="Private key file.")
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Copy files to or from the VM through `virtctl scp` (arguments after -- go to it)."""
+    from wukong.console import remote
+
+    try:
+        vm, ends = remote.copy_ends(source, destination)
+    except CliError as error:
+        fail(error)
+    cluster = cluster_from(kubeconfig, context, namespace)
+    extra = list(ctx.args)
+    work = remote.scp(cluster, vm.name, ends, recursive=recursive, identity=identity, extra=extra)
+    run(work, writes=False)

@@ -15,6 +15,7 @@ import shutil
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -22,7 +23,7 @@ from wukong.adapters.kube import api_path
 from wukong.api import names
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect
-from wukong.console.errors import OK, CliError
+from wukong.console.errors import OK, CliError, usage
 from wukong.console.invocation import Cluster, Console
 from wukong.errors import ApiError, NotFound
 
@@ -284,11 +285,69 @@ def ssh_command(
 
 
 NO_VIRTCTL = (
-    "wukong ssh uses virtctl, which is not on PATH: install it from "
+    "wukong {verb} uses virtctl, which is not on PATH: install it from "
     f"{VIRTCTL_RELEASES} (the virtctl-<version>-<os>-<arch> asset of your KubeVirt version; "
     "or `kubectl krew install virt`), then run this again; meanwhile `wukong console {name}` "
     "gives the serial console"
 )
+
+
+@dataclass(frozen=True)
+class Remote:
+    """The VM end of a copy: `[USER@]NAME:PATH`."""
+
+    name: str
+    path: str
+    user: str | None = None
+
+
+def remote_of(arg: str) -> Remote | None:
+    """`[USER@]NAME:PATH` as scp reads it: a colon before any slash makes it remote (so
+    `./a:b` is a local file)."""
+    head, colon, path = arg.partition(":")
+    if not colon or "/" in head or not head:
+        return None
+    user, at, name = head.rpartition("@")
+    return Remote(name if at else head, path, user if at and user else None)
+
+
+def copy_ends(source: str, destination: str) -> tuple[Remote, list[str]]:
+    """Which end of `wukong scp SRC DST` is the VM, and virtctl's two arguments for the
+    Wukong's VM (`vm/NAME-vm:PATH`); a usage error unless exactly one end is remote."""
+    ends = [remote_of(source), remote_of(destination)]
+    remotes = [r for r in ends if r is not None]
+    if len(remotes) != 1:
+        raise usage("one of SRC and DST is the VM's ([USER@]NAME:PATH), the other a local path")
+    (remote,) = remotes
+    user = f"{remote.user}@" if remote.user else ""
+    vm = f"{user}vm/{names.vm_name(remote.name)}:{remote.path}"
+    return remote, [vm if ends[0] else source, vm if ends[1] else destination]
+
+
+def scp_command(
+    cluster: Cluster,
+    namespace: str,
+    ends: list[str],
+    *,
+    recursive: bool,
+    identity: str | None,
+    extra: list[str],
+) -> list[str] | None:
+    """The `virtctl scp` command line, or None without virtctl; the cluster flags go with it
+    as with ssh."""
+    virtctl = shutil.which("virtctl")
+    if virtctl is None:
+        return None
+    argv = [virtctl, "scp", "--namespace", namespace]
+    if cluster.kubeconfig:
+        argv += ["--kubeconfig", cluster.kubeconfig]
+    if cluster.context:
+        argv += ["--context", cluster.context]
+    if recursive:
+        argv.append("--recursive")
+    if identity:
+        argv += ["--identity-file", identity]
+    return [*argv, *extra, *ends]
 
 
 async def ssh(
@@ -307,6 +366,27 @@ async def ssh(
             cluster, target.namespace, name, user=user, identity=identity, extra=extra
         )
         if argv is None:
-            raise CliError(NO_VIRTCTL.format(name=name))
+            raise CliError(NO_VIRTCTL.format(verb="ssh", name=name))
+    process = await asyncio.create_subprocess_exec(*argv)
+    return await process.wait()
+
+
+async def scp(
+    cluster: Cluster,
+    name: str,
+    ends: list[str],
+    *,
+    recursive: bool,
+    identity: str | None,
+    extra: list[str],
+) -> int:
+    """`wukong scp SRC DST`: hand over to `virtctl scp` for the Wukong's VM."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        await _running_vmi(target, name)
+        argv = scp_command(
+            cluster, target.namespace, ends, recursive=recursive, identity=identity, extra=extra
+        )
+        if argv is None:
+            raise CliError(NO_VIRTCTL.format(verb="scp", name=name))
     process = await asyncio.create_subprocess_exec(*argv)
     return await process.wait()

@@ -1,0 +1,71 @@
+"""`wukong scp`: which end is the VM, and the virtctl command it becomes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wukong.cli import app
+from wukong.console.errors import USAGE, CliError
+from wukong.console.invocation import Cluster
+from wukong.console.remote import Remote, copy_ends, remote_of, scp_command
+
+
+@pytest.mark.parametrize(
+    ("arg", "remote"),
+    [
+        ("web-1:/etc/hosts", Remote("web-1", "/etc/hosts")),
+        ("fedora@web-1:notes.txt", Remote("web-1", "notes.txt", "fedora")),
+        ("web-1:", Remote("web-1", "")),  # the user's home, as scp reads it
+        ("./a:b", None),  # a colon after a slash: a local file
+        ("/tmp/x", None),
+        (":x", None),
+        ("notes.txt", None),
+    ],
+)
+def test_a_remote_end_is_name_colon_path(arg: str, remote: Remote | None) -> None:
+    assert remote_of(arg) == remote
+
+
+def test_the_vm_end_becomes_virtctls_vm_reference() -> None:
+    vm, ends = copy_ends("fedora@web-1:/var/log/cloud-init.log", ".")
+    assert vm.name == "web-1"
+    assert ends == ["fedora@vm/web-1-vm:/var/log/cloud-init.log", "."]
+    vm, ends = copy_ends("./site", "web-1:/srv/www")
+    assert ends == ["./site", "vm/web-1-vm:/srv/www"]
+
+
+@pytest.mark.parametrize(("source", "destination"), [("a", "b"), ("web-1:/a", "web-2:/b")])
+def test_exactly_one_end_is_the_vm(source: str, destination: str) -> None:
+    with pytest.raises(CliError) as refused:
+        copy_ends(source, destination)
+    assert refused.value.code == USAGE
+
+
+def test_virtctl_gets_the_cluster_flags_then_its_own_then_the_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    virtctl = tmp_path / "virtctl"
+    virtctl.write_text("#!/bin/sh\n")
+    virtctl.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    cluster = Cluster(kubeconfig="/k", context="c")
+    argv = scp_command(
+        cluster, "demo", ["vm/web-1-vm:/a", "."], recursive=True, identity="id", extra=["-v"]
+    )
+    assert argv == [
+        str(virtctl), "scp", "--namespace", "demo", "--kubeconfig", "/k", "--context", "c",
+        "--recursive", "--identity-file", "id", "-v", "vm/web-1-vm:/a", ".",
+    ]  # fmt: skip
+    monkeypatch.setenv("PATH", str(tmp_path / "none"))
+    assert scp_command(cluster, "demo", [], recursive=False, identity=None, extra=[]) is None
+
+
+def test_two_local_paths_are_one_usage_line() -> None:
+    result = CliRunner().invoke(app, ["scp", "a", "b"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: one of SRC and DST is the VM's ([USER@]NAME:PATH), the other a local path\n"
+    )
