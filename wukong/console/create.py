@@ -20,8 +20,8 @@ from wukong.api.conditions import SPEC_VALID
 from wukong.api.placement import InstancetypeKind, PreferenceKind
 from wukong.api.spec import RunStrategy, WukongSpec
 from wukong.console.errors import usage
-from wukong.console.lifecycle import Outcome, in_error
-from wukong.console.status import condition, running_where
+from wukong.console.lifecycle import Outcome, in_error, running
+from wukong.console.status import condition
 
 JsonObj = dict[str, Any]
 SYSTEM_DISK: Final = "system"
@@ -245,7 +245,7 @@ def settled(cr: JsonObj | None, phase: str) -> Outcome | None:
     status = cr.get("status") or {}
     now = status.get("phase")
     if now == phase:
-        return Outcome(True, running_where(cr) if phase == "Running" else f"{name} is {phase}")
+        return running(cr) if phase == "Running" else Outcome(True, f"{name} is {phase}")
     invalid = condition(cr, SPEC_VALID)
     if invalid.get("status") == "False":
         why = f"{invalid.get('reason')}: {invalid.get('message')}"

@@ -59,7 +59,7 @@ def query(
         params.append(("follow", "true"))
     if tail is not None:
         params.append(("tailLines", str(tail)))
-    if since is not None:
+    if since:  # kubectl's --since=0 is no limit, as leaving it out
         params.append(("sinceSeconds", str(max(1, math.ceil(since)))))
     if timestamps:
         params.append(("timestamps", "true"))

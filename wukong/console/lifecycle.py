@@ -16,7 +16,7 @@ from wukong.api.contract import request_id
 from wukong.api.objects import being_deleted
 from wukong.api.spec import Action, LifecycleAction
 from wukong.console.errors import CliError
-from wukong.console.status import condition, running_where
+from wukong.console.status import condition, primary_ip, running_where
 
 JsonObj = dict[str, Any]
 # Where each action leaves the Wukong when it is done.
@@ -74,6 +74,8 @@ class Outcome:
 
     ok: bool
     message: str
+    awaiting_address: bool = False
+    """It runs, but the status has no IP yet: a wait follows it a few seconds more for one."""
 
 
 def answers(life: JsonObj, request: Request, generation: int) -> bool:
@@ -108,7 +110,12 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
     wanted = SETTLES_IN[request.action]
     if phase != wanted:
         return Outcome(False, f"{verb} done but {name} is {phase}, not {wanted}")
-    return Outcome(True, running_where(cr) if wanted == "Running" else f"{name} is {wanted}")
+    return running(cr) if wanted == "Running" else Outcome(True, f"{name} is {wanted}")
+
+
+def running(cr: JsonObj) -> Outcome:
+    """A wait that ends Running: where it runs (node, IP), as far as the status says."""
+    return Outcome(True, running_where(cr), awaiting_address=primary_ip(cr) is None)
 
 
 def in_error(cr: JsonObj, otherwise: str) -> Outcome:

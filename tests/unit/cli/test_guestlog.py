@@ -60,6 +60,7 @@ def test_a_pod_keeps_the_log_only_with_kubevirts_container() -> None:
     ("flags", "expected"),
     [
         ({}, [("container", "guest-console-log")]),
+        ({"since": 0.0}, [("container", "guest-console-log")]),  # kubectl: 0 is no limit
         (
             {"follow": True, "tail": 0, "since": 0.2, "timestamps": True},
             [

@@ -181,4 +181,7 @@ def test_a_start_that_is_done_says_where_the_guest_runs() -> None:
         True, "web-1 is Running on node-1 at 10.244.0.7"
     )
     cr["status"] |= {"nodeName": None, "interfaces": []}  # not reported yet
-    assert outcome(cr, start, generation=7) == Outcome(True, "web-1 is Running")
+    # Said as far as known, and marked so that a wait follows a moment more for the IP.
+    assert outcome(cr, start, generation=7) == Outcome(
+        True, "web-1 is Running", awaiting_address=True
+    )

@@ -509,3 +509,42 @@ def test_a_detach_that_deletes_the_data_asks_first(
     assert "Delete PVC web-1-data and the data on it? [y/N]" in no.stderr
     assert "error: not confirmed: nothing was detached" in no.stderr
     assert server.writes == []
+
+
+def test_a_wait_that_ends_running_waits_a_moment_more_for_the_address(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guest reports its IP a moment after it runs; `start --wait` ended at Running and
+    said `t1 is Running on node-1`, without what the user connects to next."""
+    stopped = running("t1")
+    stopped["status"]["phase"] = "Stopped"
+    server = FakeApiServer(stopped)
+
+    def answer(cr: JsonObj) -> None:
+        refuse_start_unless_stopped(cr)
+        cr["status"]["interfaces"] = []  # it runs; no address reported yet
+
+    server.answer = answer
+    looks = 0
+
+    async def request(_kube: Kube, method: str, path: str, **kwargs: Any) -> JsonObj:
+        nonlocal looks
+        status = server.stored["t1"]["status"]
+        if method == "GET" and status["phase"] == "Running" and not status["interfaces"]:
+            looks += 1
+            if looks == 2:  # the look after the one that saw it run
+                status["interfaces"] = [{"name": "default", "ipAddress": "10.244.0.9"}]
+        return await server.request(method, path, **kwargs)
+
+    monkeypatch.setattr(Kube, "request", request)
+    where = ["-n", "demo", "--kubeconfig", kubeconfig]
+    result = CliRunner().invoke(app, ["start", "t1", "--wait", *where])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "t1 is Running on node-1 at 10.244.0.9\n"
+    # No address within the grace: it runs all the same, and says as much as it knows.
+    monkeypatch.setattr(common, "ADDRESS_SECONDS", 0.05)
+    server.stored["t1"]["status"] |= {"phase": "Stopped", "interfaces": []}
+    looks = -1000
+    result = CliRunner().invoke(app, ["start", "t1", "--wait", *where])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "t1 is Running on node-1\n"

@@ -15,6 +15,7 @@ from wukong.console.connect import Target
 from wukong.console.errors import FAILED, OK, CliError, explain
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Console
+from wukong.console.lifecycle import Outcome, running
 from wukong.console.output import (
     DryRun,
     Output,
@@ -26,6 +27,7 @@ from wukong.errors import ApiError, Conflict
 JsonObj = dict[str, Any]
 T = TypeVar("T")
 ACK_SECONDS: Final = 5.0  # how long a lifecycle verb without --wait waits for the first answer
+ADDRESS_SECONDS: Final = 10.0  # how long a wait that ended Running waits more for an IP
 
 
 def now() -> datetime:
@@ -168,3 +170,25 @@ class NotConfirmed(CliError):
 
     def __init__(self, what: str = "nothing was deleted") -> None:
         super().__init__(f"not confirmed: {what}")
+
+
+async def addressed(target: Target, name: str, result: Outcome) -> Outcome:
+    """A wait that ended Running before the status had an IP follows the Wukong up to
+    ADDRESS_SECONDS more for one: the address is what a user connects to next (the guest
+    reports it a moment after it runs). Without one by then, what is known."""
+    if not result.awaiting_address:
+        return result
+
+    def check(cr: JsonObj | None) -> Outcome | None:
+        if cr is None:
+            return result
+        found = running(cr)
+        return None if found.awaiting_address else found
+
+    try:
+        async with asyncio.timeout(ADDRESS_SECONDS):
+            return await wait_for(
+                target, name, check, within=2 * ADDRESS_SECONDS, what="an address", say=quiet
+            )
+    except (TimeoutError, CliError, ApiError):  # no address (yet): it runs all the same
+        return result

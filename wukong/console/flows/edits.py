@@ -20,6 +20,7 @@ from wukong.console.flows.common import (
     NotConfirmed,
     Patches,
     Writing,
+    addressed,
     first_word,
     patch_pinned,
     quiet,
@@ -170,7 +171,7 @@ async def _until(
     result = await wait_for(target, name, check, within=within, what=what, say=io.say, since=since)
     if not result.ok:
         raise CliError(result.message)
-    io.out(result.message)
+    io.out((await addressed(target, name, result)).message)
     return OK
 
 

@@ -17,6 +17,7 @@ from wukong.console.flows.common import (
     JsonObj,
     Patches,
     Writing,
+    addressed,
     chosen,
     first_word,
     silent,
@@ -199,7 +200,7 @@ async def _answer(
     )
     if not result.ok:
         raise CliError(result.message)
-    return result
+    return await addressed(target, name, result)
 
 
 async def migrate_cancel(cluster: Cluster, io: Console, name: str, *, wait: float | None) -> int:
