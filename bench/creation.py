@@ -111,9 +111,12 @@ async def with_operator(
     return result, tracker
 
 
-async def floor(cluster: Cluster, n: int, *, in_flight: int, within: float) -> Creation:
-    """The same N VMs written by a plain script: NAD, PVC, VM each, no operator at all."""
-    ns = await cluster.namespace(f"bench-floor-{n}")
+async def floor(
+    cluster: Cluster, n: int, *, in_flight: int, within: float, namespace: str | None = None
+) -> Creation:
+    """The same N VMs written by a plain script: NAD, PVC, VM each, no operator at all (in
+    `namespace`, else bench-floor-N)."""
+    ns = await cluster.namespace(namespace or f"bench-floor-{n}")
     async with Tracker(cluster.api, VMI, ns, vmi_running) as tracker:
         before, cpu_before = await cluster.apiserver_requests(), cluster.cpu_seconds()
 
