@@ -21,6 +21,7 @@ import aiohttp
 
 from wukong.adapters.kube import api_path
 from wukong.api import names
+from wukong.api.kinds import VMI
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError, usage
@@ -190,7 +191,7 @@ async def logs(
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         cr = await target.wukong(name)
         vmi_name, ns = names.vm_name(name), target.namespace
-        vmis = api_path(names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachineinstances", ns)
+        vmis = api_path(VMI.group, VMI.version, VMI.plural, ns)
         try:
             vmi = await target.kube.get(f"{vmis}/{vmi_name}")
         except NotFound:
