@@ -81,9 +81,11 @@ def vnc(
 def ssh(
     ctx: typer.Context,
     name: NameArg,
-    user: Annotated[str | None, typer.Option("--username", "-l", help="Guest user.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--username", "-l", help="Guest user.", metavar="USER")
+    ] = None,
     identity: Annotated[
-        str | None, typer.Option("--identity-file", "-i", help="Private key file.")
+        str | None, typer.Option("--identity-file", "-i", help="Private key file.", metavar="FILE")
     ] = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
@@ -210,7 +212,7 @@ def scp(
         bool, typer.Option("--recursive", "-r", help="Copy directories whole.")
     ] = False,
     identity: Annotated[
-        str | None, typer.Option("--identity-file", "-i", help="Private key file.")
+        str | None, typer.Option("--identity-file", "-i", help="Private key file.", metavar="FILE")
     ] = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
