@@ -55,6 +55,16 @@ def resource_of(path: str) -> str:
     return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
 
 
+def abandon(response: aiohttp.ClientResponse) -> None:
+    """Drop a streamed response, read or not, and its connection. Abort, not close: a stream
+    cut short (Ctrl-C, a watch given up) must not leave a TLS shutdown in flight when the
+    event loop ends, which leaks the socket (ResourceWarning)."""
+    connection = response.connection
+    if connection is not None and connection.transport is not None:
+        connection.transport.abort()
+    response.close()
+
+
 class Kube:
     """Raw JSON requests to the API server through one shared `ApiClient`."""
 
@@ -147,11 +157,7 @@ class Kube:
                 raise classify(resp.status, await resp.text(), path)
             yield resp.content
         finally:
-            # Abort, not close: a stream cut short (Ctrl-C) must not leave a TLS shutdown in
-            # flight when the event loop ends (ResourceWarning), as with a watch.
-            if resp.connection is not None and resp.connection.transport is not None:
-                resp.connection.transport.abort()
-            resp.close()
+            abandon(resp)
 
     def _count(self, method: str, status: int, path: str) -> None:
         if self._on_request is not None:

@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from wukong.adapters.kube import abandon
 from wukong.api.conditions import (
     CHILDREN_ADMITTED,
     DISK_DETACH,
@@ -170,17 +171,7 @@ async def events(
                     raise Expired
                 return
     finally:
-        _abandon(response)
-
-
-def _abandon(response: aiohttp.ClientResponse) -> None:
-    """Drop a half-read stream and its connection."""
-    # Abort, not close: a graceful TLS shutdown still in flight when `asyncio.run` returns
-    # leaks the socket (ResourceWarning).
-    connection = response.connection
-    if connection is not None and connection.transport is not None:
-        connection.transport.abort()
-    response.close()
+        abandon(response)
 
 
 async def snapshots(target: Target, name: str) -> AsyncGenerator[JsonObj | None, None]:
