@@ -29,6 +29,9 @@ from wukong.console.options import (
 from wukong.console.output import DryRun
 
 app = typer.Typer(**TYPER_STYLE)
+IdentityFile = Annotated[
+    str | None, typer.Option("--identity-file", "-i", help="Private key file.", metavar="FILE")
+]
 
 
 @app.command(
@@ -84,9 +87,7 @@ def ssh(
     user: Annotated[
         str | None, typer.Option("--username", "-l", help="Guest user.", metavar="USER")
     ] = None,
-    identity: Annotated[
-        str | None, typer.Option("--identity-file", "-i", help="Private key file.", metavar="FILE")
-    ] = None,
+    identity: IdentityFile = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
@@ -211,9 +212,7 @@ def scp(
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Copy directories whole.")
     ] = False,
-    identity: Annotated[
-        str | None, typer.Option("--identity-file", "-i", help="Private key file.", metavar="FILE")
-    ] = None,
+    identity: IdentityFile = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,

@@ -258,6 +258,18 @@ async def vnc(
     return OK
 
 
+def _cluster_flags(cluster: Cluster, namespace: str) -> list[str]:
+    """virtctl's flags for the cluster the user named: their --kubeconfig and --context go
+    with it (without them it would take the default kubeconfig's current context, maybe
+    another cluster)."""
+    flags = ["--namespace", namespace]
+    if cluster.kubeconfig:
+        flags += ["--kubeconfig", cluster.kubeconfig]
+    if cluster.context:
+        flags += ["--context", cluster.context]
+    return flags
+
+
 def ssh_command(
     cluster: Cluster,
     namespace: str,
@@ -267,17 +279,11 @@ def ssh_command(
     identity: str | None,
     extra: list[str],
 ) -> list[str] | None:
-    """The `virtctl ssh` command line for the Wukong's VM, or None without virtctl. virtctl
-    reaches the cluster the user named: their --kubeconfig and --context go with it (without
-    them it would take the default kubeconfig's current context, maybe another cluster)."""
+    """The `virtctl ssh` command line for the Wukong's VM, or None without virtctl."""
     virtctl = shutil.which("virtctl")
     if virtctl is None:
         return None
-    argv = [virtctl, "ssh", f"vm/{names.vm_name(name)}", "--namespace", namespace]
-    if cluster.kubeconfig:
-        argv += ["--kubeconfig", cluster.kubeconfig]
-    if cluster.context:
-        argv += ["--context", cluster.context]
+    argv = [virtctl, "ssh", f"vm/{names.vm_name(name)}", *_cluster_flags(cluster, namespace)]
     if user:
         argv += ["--username", user]
     if identity:
@@ -334,21 +340,30 @@ def scp_command(
     identity: str | None,
     extra: list[str],
 ) -> list[str] | None:
-    """The `virtctl scp` command line, or None without virtctl; the cluster flags go with it
-    as with ssh."""
+    """The `virtctl scp` command line, or None without virtctl."""
     virtctl = shutil.which("virtctl")
     if virtctl is None:
         return None
-    argv = [virtctl, "scp", "--namespace", namespace]
-    if cluster.kubeconfig:
-        argv += ["--kubeconfig", cluster.kubeconfig]
-    if cluster.context:
-        argv += ["--context", cluster.context]
+    argv = [virtctl, "scp", *_cluster_flags(cluster, namespace)]
     if recursive:
         argv.append("--recursive")
     if identity:
         argv += ["--identity-file", identity]
     return [*argv, *extra, *ends]
+
+
+async def _hand_over(
+    cluster: Cluster, name: str, verb: str, command: Callable[[str], list[str] | None]
+) -> int:
+    """Once the Wukong's VM runs, run virtctl's `verb` (`command(namespace)`, None without
+    virtctl: say where to get it) and exit with its code."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        await _running_vmi(target, name)
+        argv = command(target.namespace)
+        if argv is None:
+            raise CliError(NO_VIRTCTL.format(verb=verb, name=name))
+    process = await asyncio.create_subprocess_exec(*argv)
+    return await process.wait()
 
 
 async def ssh(
@@ -361,15 +376,11 @@ async def ssh(
     extra: list[str],
 ) -> int:
     """`wukong ssh NAME`: hand over to `virtctl ssh` for the Wukong's VM."""
-    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await _running_vmi(target, name)
-        argv = ssh_command(
-            cluster, target.namespace, name, user=user, identity=identity, extra=extra
-        )
-        if argv is None:
-            raise CliError(NO_VIRTCTL.format(verb="ssh", name=name))
-    process = await asyncio.create_subprocess_exec(*argv)
-    return await process.wait()
+
+    def command(namespace: str) -> list[str] | None:
+        return ssh_command(cluster, namespace, name, user=user, identity=identity, extra=extra)
+
+    return await _hand_over(cluster, name, "ssh", command)
 
 
 async def scp(
@@ -382,12 +393,10 @@ async def scp(
     extra: list[str],
 ) -> int:
     """`wukong scp SRC DST`: hand over to `virtctl scp` for the Wukong's VM."""
-    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await _running_vmi(target, name)
-        argv = scp_command(
-            cluster, target.namespace, ends, recursive=recursive, identity=identity, extra=extra
+
+    def command(namespace: str) -> list[str] | None:
+        return scp_command(
+            cluster, namespace, ends, recursive=recursive, identity=identity, extra=extra
         )
-        if argv is None:
-            raise CliError(NO_VIRTCTL.format(verb="scp", name=name))
-    process = await asyncio.create_subprocess_exec(*argv)
-    return await process.wait()
+
+    return await _hand_over(cluster, name, "scp", command)
