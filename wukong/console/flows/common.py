@@ -146,12 +146,24 @@ async def first_word(
     target: Target, name: str, check: Callable[[JsonObj | None], T | None], sent: JsonObj
 ) -> T | None:
     """What `check` makes of the Wukong once it answers, within ACK_SECONDS; None after."""
+    return await _briefly(target, name, check, ACK_SECONDS, since=sent)
+
+
+async def _briefly(
+    target: Target,
+    name: str,
+    check: Callable[[JsonObj | None], T | None],
+    seconds: float,
+    *,
+    since: JsonObj | None = None,
+) -> T | None:
+    """A short quiet wait: what `check` makes of the Wukong within `seconds`, None after."""
     try:
-        async with asyncio.timeout(ACK_SECONDS):
+        async with asyncio.timeout(seconds):
             # wait_for's own bound is never reached: the one above ends the wait quietly.
             return await wait_for(
-                target, name, check, within=2 * ACK_SECONDS, what="an answer", say=quiet,
-                since=sent,
+                target, name, check, within=2 * seconds, what="an answer", say=quiet,
+                since=since,
             )  # fmt: skip
     except TimeoutError:
         return None
@@ -186,9 +198,6 @@ async def addressed(target: Target, name: str, result: Outcome) -> Outcome:
         return None if found.awaiting_address else found
 
     try:
-        async with asyncio.timeout(ADDRESS_SECONDS):
-            return await wait_for(
-                target, name, check, within=2 * ADDRESS_SECONDS, what="an address", say=quiet
-            )
-    except (TimeoutError, CliError, ApiError):  # no address (yet): it runs all the same
+        return await _briefly(target, name, check, ADDRESS_SECONDS) or result
+    except (CliError, ApiError):  # no look at it: it runs all the same
         return result
