@@ -17,6 +17,7 @@ from wukong.api.durations import format_duration
 from wukong.console.access import app as access_app
 from wukong.console.commands import app as console_app
 from wukong.console.options import TYPER_STYLE, KubectlCommand
+from wukong.console.verbs import app as verbs_app
 from wukong.settings import Settings
 
 app = typer.Typer(
@@ -24,7 +25,8 @@ app = typer.Typer(
     invoke_without_command=True,
     **TYPER_STYLE,
 )
-app.add_typer(console_app)  # no name: start, stop, status, delete… are top-level commands
+app.add_typer(verbs_app)  # no name: start, stop, migrate… are top-level commands
+app.add_typer(console_app)  # status, create, delete…
 app.add_typer(access_app)  # console, vnc, ssh
 
 

@@ -359,6 +359,15 @@ def read_text(path: str, flag: str) -> str:
         fail(usage(f"{flag}: cannot read {path}: {reason.lower()}"))
 
 
+def targets(names: list[str] | None, selector: str | None) -> list[str]:
+    """NAMEs (one or more, as kubectl takes them) or -l, never both, never neither."""
+    if names and selector is not None:
+        fail(usage("a NAME and -l/--selector do not go together"))
+    if not names and selector is None:
+        fail(usage("name a Wukong, or select some with -l/--selector"))
+    return list(dict.fromkeys(names or []))  # each once, in the order given
+
+
 def keep_list(values: list[str] | None) -> list[str]:
     """--keep a --keep b and --keep a,b both name disks a and b."""
     return [part for value in values or [] for part in value.split(",") if part]

@@ -1,0 +1,150 @@
+"""The lifecycle verbs: start, stop, restart, suspend, resume and migrate (requests the
+operator carries out, virtctl's names as aliases), and migrate-cancel, which goes to
+KubeVirt directly as virtctl's does.
+
+`flows` is imported inside each command, as in `commands`, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import typer
+
+from wukong.api.spec import Action
+from wukong.console.errors import usage
+from wukong.console.options import (
+    TYPER_STYLE,
+    Context,
+    DryRunOpt,
+    Force,
+    GracePeriod,
+    Kubeconfig,
+    KubectlCommand,
+    NameArg,
+    Namespace,
+    OptionalNames,
+    OutputOpt,
+    Selector,
+    Timeout,
+    Wait,
+    cluster_from,
+    console,
+    fail,
+    run,
+    targets,
+    waiting,
+    writing,
+)
+from wukong.console.output import DryRun
+
+app = typer.Typer(**TYPER_STYLE)
+
+
+_LIFECYCLE: tuple[tuple[Action, str, str | None], ...] = (
+    (Action.START, "Start a stopped Wukong.", None),
+    (
+        Action.STOP,
+        "Shut the guest down (ACPI), powering off when the grace period ends.",
+        None,
+    ),
+    (Action.RESTART, "Restart the VM: stop, then start again.", None),
+    (Action.SUSPEND, "Pause the running guest; its memory is kept.", "pause"),
+    (Action.RESUME, "Unpause a suspended Wukong.", "unpause"),
+    (Action.MIGRATE, "Live-migrate the running VM to another node.", None),
+)
+_SHUT_DOWN = frozenset({Action.STOP, Action.RESTART})  # the only ones with --force, --grace-period
+
+
+def _examples(verb: str) -> str:
+    return f"""# {verb} web-1 in the context's namespace and wait for the answer
+wukong {verb} web-1 --wait --timeout 5m
+
+# {verb} every Wukong labelled tier=web in namespace demo
+wukong {verb} -l tier=web -n demo
+
+# show the patch that would be sent
+wukong {verb} web-1 --dry-run=client -o yaml"""
+
+
+def _lifecycle_command(action: Action) -> Callable[..., None]:
+    """The command for one action; typer reads its flags from the signature, so the
+    actions that shut nothing down get one without --force and --grace-period."""
+
+    def command(
+        name: OptionalNames = None,
+        selector: Selector = None,
+        force: Force = False,
+        grace_period: GracePeriod = None,
+        wait: Wait = False,
+        timeout: Timeout = None,
+        dry_run: DryRunOpt = DryRun.NONE,
+        output: OutputOpt = None,
+        kubeconfig: Kubeconfig = None,
+        context: Context = None,
+        namespace: Namespace = None,
+    ) -> None:
+        from datetime import UTC, datetime
+
+        from wukong.console import flows
+        from wukong.console.lifecycle import Request
+
+        names = targets(name, selector)
+        if force and grace_period is not None:
+            fail(usage("--force powers off at once: --grace-period does not apply"))
+        cluster = cluster_from(kubeconfig, context, namespace)
+        request = Request.now(action, datetime.now(UTC), force=force, grace_period=grace_period)
+        work = flows.lifecycle(
+            cluster,
+            console(),
+            request,
+            names,
+            wait=waiting(wait, timeout),
+            selector=selector,
+            writing=writing(dry_run, output),
+        )
+        run(work)
+
+    if action not in _SHUT_DOWN:
+        signature = inspect.signature(command, eval_str=True)
+        flags = [
+            p for p in signature.parameters.values() if p.name not in {"force", "grace_period"}
+        ]
+        command.__signature__ = signature.replace(parameters=flags)  # type: ignore[attr-defined]
+    return command
+
+
+for _action, _summary, _alias in _LIFECYCLE:
+    _command = _lifecycle_command(_action)
+    app.command(
+        name=_action.value, help=_summary, epilog=_examples(_action.value), cls=KubectlCommand
+    )(_command)
+    if _alias is not None:
+        app.command(
+            name=_alias,
+            help=f"{_summary} Alias of {_action.value} (virtctl's name).",
+            epilog=_examples(_alias),
+            cls=KubectlCommand,
+        )(_command)
+
+
+@app.command(
+    name="migrate-cancel",
+    cls=KubectlCommand,
+    epilog="wukong migrate-cancel web-1 --wait    # until KubeVirt says the migration ended",
+)
+def migrate_cancel(
+    name: NameArg,
+    wait: Wait = False,
+    timeout: Timeout = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Cancel the running live migration (virtctl's migrate-cancel); the VM stays put."""
+    from wukong.console import flows
+
+    cluster = cluster_from(kubeconfig, context, namespace)
+    run(flows.migrate_cancel(cluster, console(), name, wait=waiting(wait, timeout)))
+
