@@ -1,7 +1,8 @@
 """`wukong console`, `vnc` and `ssh` (issue 16): the serial console and VNC go over virt-api's
 websocket subresources through the API server's aggregation layer to the node; ssh is virtctl's.
 `wukong logs`: the serial console's log, through the API server's pods/log and the node's
-kubelet, from the container KubeVirt's virt-controller puts in the VM's pod.
+kubelet, from the container KubeVirt's virt-controller puts in the VM's pod. `wukong
+soft-reboot`: virt-api's softreboot subresource, carried out by the node.
 """
 
 from __future__ import annotations
@@ -233,6 +234,65 @@ if kubevirt_mode() == "real":  # the guest-console-log container is virt-control
             "error: wukong log-2 is Stopped and has no running VM: the serial console log "
             "lives in the VM's pod, from its start (wukong start log-2)"
         )
+
+
+async def test_soft_reboot_reboots_the_guest_in_its_pod_and_describe_tells_it(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    control_plane: ControlPlane,
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("sr-1"))
+    await wait_phase(k, namespace, "sr-1", "Running", within=60)
+    vmis = api_path("kubevirt.io", "v1", "virtualmachineinstances", namespace)
+    before = await k.get(f"{vmis}/sr-1-vm")
+    proc = await wukong_cli(kubeconfig, "soft-reboot", "sr-1", "-n", namespace)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode() == "sr-1 is rebooting in place (same pod, node and address)\n"
+    guest = sim.guest(namespace, "sr-1-vm")
+    assert guest.soft_reboots == 1
+    # The same VMI (so the same pod and node) runs on: nothing for the operator to do.
+    after = await k.get(f"{vmis}/sr-1-vm")
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert (after["status"]["phase"], after["status"]["nodeName"]) == (
+        "Running",
+        before["status"]["nodeName"],
+    )
+
+    # KubeVirt's only word of it, virt-handler's Event on the VMI, is in describe's story.
+    async def told() -> str | None:
+        proc = await wukong_cli(kubeconfig, "describe", "sr-1", "-n", namespace)
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        return out.decode() if "SoftRebooted" in out.decode() else None
+
+    page = await eventually(told, timeout=30, message="describe shows the soft reboot")
+    (line,) = [x for x in page.split("Events:\n", 1)[1].splitlines() if "SoftRebooted" in x]
+    cells = line.split()
+    reason = cells.index("SoftRebooted")
+    assert cells[reason - 1 : reason + 2] == ["Normal", "SoftRebooted", "vmi/sr-1-vm"], line
+    assert line.rstrip().endswith("VirtualMachineInstance soft rebooted"), line
+    if kubevirt_mode() == "real":  # the serial log is the VM pod's (virt-controller's)
+        proc = await wukong_cli(kubeconfig, "logs", "sr-1", "-n", namespace)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        lines = out.decode().splitlines()
+        restart = next(i for i, x in enumerate(lines) if x.endswith("reboot: Restarting system"))
+        assert lines[restart + 1].startswith("[    0.000000] Linux version"), lines
+        assert lines.count("sr-1-vm login: ") == 2 and lines[-1] == "sr-1-vm login: "
+    # A paused guest cannot reboot: one line, and nothing reaches KubeVirt.
+    proc = await wukong_cli(kubeconfig, "suspend", "sr-1", "-n", namespace, "--wait")
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    proc = await wukong_cli(kubeconfig, "soft-reboot", "sr-1", "-n", namespace)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert (proc.returncode, out) == (1, b"")
+    assert err.decode() == (
+        "error: sr-1 is Suspended: a paused guest cannot reboot (wukong resume sr-1 first)\n"
+    )
+    assert guest.soft_reboots == 1
 
 
 async def test_expose_makes_a_service_for_the_vms_pod_that_goes_with_the_wukong(

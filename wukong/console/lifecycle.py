@@ -196,3 +196,21 @@ def cancel_outcome(name: str, migration: str, cr: JsonObj | None) -> Outcome | N
     return Outcome(
         True, f"migration {migration} cancelled: {name} stays on {status.get('sourceNode')}"
     )
+
+
+def soft_reboot_refusal(cr: JsonObj) -> str | None:
+    """Why `soft-reboot` cannot go ahead (None: it can). A soft reboot is the guest's own
+    reboot in its pod, so only a running, unpaused guest can take it; virt-api refuses the
+    rest too, but in the VMI's words, not the Wukong's."""
+    name = cr["metadata"]["name"]
+    phase = (cr.get("status") or {}).get("phase") or "Pending"
+    if being_deleted(cr):
+        return f"{name} is being deleted"
+    if phase == "Running":
+        return None
+    if phase == "Suspended":
+        return f"{name} is Suspended: a paused guest cannot reboot (wukong resume {name} first)"
+    return (
+        f"{name} is {phase}, not Running: a soft reboot restarts a running guest "
+        f"(wukong restart {name} starts it afresh)"
+    )

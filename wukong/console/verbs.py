@@ -1,6 +1,6 @@
 """The lifecycle verbs: start, stop, restart, suspend, resume and migrate (requests the
-operator carries out, virtctl's names as aliases), and migrate-cancel, which goes to
-KubeVirt directly as virtctl's does.
+operator carries out, virtctl's names as aliases), and the two that go to KubeVirt directly,
+as virtctl's do: migrate-cancel and soft-reboot.
 
 `flows` is imported inside each command, as in `commands`, so `--help` stays fast.
 """
@@ -49,7 +49,7 @@ _LIFECYCLE: tuple[tuple[Action, str, str | None], ...] = (
         "Shut the guest down (ACPI), powering off when the grace period ends.",
         None,
     ),
-    (Action.RESTART, "Restart the VM: stop, then start again.", None),
+    (Action.RESTART, "Restart the VM: stop, then start again (a new pod).", None),
     (Action.SUSPEND, "Pause the running guest; its memory is kept.", "pause"),
     (Action.RESUME, "Unpause a suspended Wukong.", "unpause"),
     (Action.MIGRATE, "Live-migrate the running VM to another node.", None),
@@ -148,3 +148,21 @@ def migrate_cancel(
     cluster = cluster_from(kubeconfig, context, namespace)
     run(flows.migrate_cancel(cluster, console(), name, wait=waiting(wait, timeout)))
 
+
+@app.command(
+    name="soft-reboot",
+    cls=KubectlCommand,
+    epilog="wukong soft-reboot web-1 -n demo    # the guest reboots; pod, node and IP stay",
+)
+def soft_reboot(
+    name: NameArg,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Reboot the guest in place (virtctl's soft-reboot): same pod, node and address; the
+    guest agent, else the ACPI button, does it."""
+    from wukong.console import flows
+
+    cluster = cluster_from(kubeconfig, context, namespace)
+    run(flows.soft_reboot(cluster, console(), name))

@@ -6,7 +6,7 @@ from wukong.console.flows.common import Writing
 from wukong.console.flows.deleting import delete
 from wukong.console.flows.edits import attach, create, detach, expose, resize
 from wukong.console.flows.reading import describe, names, namespaces, status
-from wukong.console.flows.requests import lifecycle, migrate_cancel
+from wukong.console.flows.requests import lifecycle, migrate_cancel, soft_reboot
 
 __all__ = [
     "Writing",
@@ -21,5 +21,6 @@ __all__ = [
     "names",
     "namespaces",
     "resize",
+    "soft_reboot",
     "status",
 ]

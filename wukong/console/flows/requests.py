@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from wukong.adapters.kube import api_path
 from wukong.api.durations import format_duration
-from wukong.api.kinds import MIGRATION
+from wukong.api.kinds import MIGRATION, VMI
+from wukong.api.names import SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, vm_name
 from wukong.api.objects import being_deleted
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
@@ -31,11 +32,12 @@ from wukong.console.lifecycle import (
     cancel_outcome,
     migration_to_cancel,
     outcome,
+    soft_reboot_refusal,
 )
 from wukong.console.output import (
     DryRun,
 )
-from wukong.errors import ApiError
+from wukong.errors import ApiError, Conflict, ServerError
 
 
 async def lifecycle(
@@ -229,4 +231,27 @@ async def migrate_cancel(cluster: Cluster, io: Console, name: str, *, wait: floa
         if not ended.ok:
             raise CliError(ended.message)
         io.out(ended.message)
+        return OK
+
+
+async def soft_reboot(cluster: Cluster, io: Console, name: str) -> int:
+    """Ask KubeVirt to reboot the guest in place, as `virtctl soft-reboot` does: through the
+    guest agent, else the ACPI button. The VM keeps its pod, node and address; KubeVirt
+    records a `SoftRebooted` Event on the VMI and reports no end, so there is nothing to
+    wait for."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        cr = await target.wukong(name)
+        refusal = soft_reboot_refusal(cr)
+        if refusal is not None:
+            raise CliError(refusal)
+        vmis = api_path(SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, VMI.plural, target.namespace)
+        try:
+            await target.kube.request("PUT", f"{vmis}/{vm_name(name)}/softreboot")
+        except (Conflict, ServerError) as error:
+            # virt-api's own refusals (no agent and no ACPI, paused meanwhile) and the node's
+            # failures; a transport failure keeps the connection's own words.
+            if error.status == 0:
+                raise
+            raise CliError(f"cannot soft-reboot {name}: {error.message}") from error
+        io.out(f"{name} is rebooting in place (same pod, node and address)")
         return OK

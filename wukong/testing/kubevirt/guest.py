@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ._kube import JsonObj
 from .objects import disk_bus, disks
-from .serial_log import SerialLog
+from .serial_log import SerialLog, boot_lines, reboot_lines
 
 GiB = 2**30
 
@@ -67,6 +67,7 @@ class Guest:
         self.nics: tuple[str, ...] = ()  # the guest's own NICs beyond the spec's (docker0...)
         self.disk_failing = False  # its storage answers I/O with errors: QEMU pauses it
         self.serial_logs: dict[str, SerialLog] = {}  # VMI uid -> its serial console output
+        self.soft_reboots = 0  # reboots in place (virt-handler's softreboot), for tests
         self.on_change = on_change
 
     def __repr__(self) -> str:
@@ -95,6 +96,13 @@ class Guest:
     def serial(self, uid: str) -> SerialLog:
         """The serial console output of the VMI `uid` (its pod's `guest-console-log`)."""
         return self.serial_logs.setdefault(uid, SerialLog())
+
+    def soft_reboot(self, vmi: JsonObj) -> None:
+        """The guest reboots in place: its console shows the reboot and a new boot, in the
+        same pod's log (the VMI and its pod stay)."""
+        self.soft_reboots += 1
+        lines = reboot_lines() + boot_lines(vmi, OS_INFO)
+        self.serial(vmi["metadata"]["uid"]).write_once(f"reboot-{self.soft_reboots}", lines)
 
     def _changed(self) -> None:
         if self.on_change is not None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-from ._kube import VMIS, VMS, ApiError, JsonObj, Kube
+from ._kube import EVENTS, VMIS, VMS, ApiError, JsonObj, Kube
 from .api_errors import Reply, bad_request, conflict, dry_run, internal, not_found
+from .events import soft_rebooted
 from .guest import Guest
 from .objects import condition, condition_true, is_final, now_iso, phase, run_strategy
 from .vm_status import change_request_ops
@@ -241,7 +242,11 @@ class Lifecycle:
             return None
 
         got = await self._vmi_state(ns, name, check)
-        return got if isinstance(got, Reply) else Reply(200)
+        if isinstance(got, Reply):
+            return got
+        self.guest(ns, name).soft_reboot(got)  # what virt-handler has the domain do
+        await self.kube.create(EVENTS, ns, soft_rebooted(got))
+        return Reply(200)
 
     async def guest_get(self, ns: str, name: str, sub: str) -> Reply:
         """GET guestosinfo/userlist/filesystemlist; every failure is 500 text/plain."""

@@ -37,6 +37,7 @@ from ._queue import Controller
 from ._serve import serve
 from .config import ANN_UNSCHEDULABLE, SimConfig
 from .console import STREAM_HANDLERS
+from .events import event, soft_rebooted
 from .guest import Guest, device_names
 from .objects import (
     CLAIMS,
@@ -430,29 +431,10 @@ class Kubelet(Controller):
             patch = {"count": int(existing.get("count") or 1) + 1, "lastTimestamp": now}
             await self.kube.merge_patch(EVENTS, meta["namespace"], name, patch)
             return
-        await self.kube.create(
-            EVENTS,
-            meta["namespace"],
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": name, "namespace": meta["namespace"]},
-                "involvedObject": {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "name": meta["name"],
-                    "namespace": meta["namespace"],
-                    "uid": meta["uid"],
-                },
-                "reason": "FailedMount",
-                "message": message,
-                "type": "Warning",
-                "source": {"component": "kubelet", "host": pod["spec"]["nodeName"]},
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-            },
-        )
+        host = pod["spec"]["nodeName"]
+        body = event(pod, "Pod", "FailedMount", message, component="kubelet", host=host,
+                     type_="Warning", name=name)  # fmt: skip
+        await self.kube.create(EVENTS, meta["namespace"], body)
 
     async def _readiness(self, pod: JsonObj) -> None:
         """Pod Ready as kubelet computes it: containers ready and every readiness gate True.
@@ -935,10 +917,18 @@ class HandlerServer:
             vmi = await self._vmi(request)
             if vmi is None or phase(vmi) != "Running":
                 error = "VMI is not running"
+            else:
+                await self._soft_reboot(vmi)
         self.calls.append(("PUT", ns, f"{name}/{sub}", 500 if error else 202))
         if error:
             return web.Response(status=500, text=error)
         return web.Response(status=202)
+
+    async def _soft_reboot(self, vmi: JsonObj) -> None:
+        """virt-handler's SoftRebootHandler: the guest reboots in its domain."""
+        meta = vmi["metadata"]
+        self.guest(meta["namespace"], meta["name"]).soft_reboot(vmi)
+        await self.kube.create(EVENTS, meta["namespace"], soft_rebooted(vmi))
 
     async def _get(self, request: web.Request) -> web.Response:
         info = request.match_info

@@ -115,6 +115,15 @@ def power_down_lines() -> list[str]:
     ]
 
 
+def reboot_lines() -> list[str]:
+    """A reboot the guest was asked for (the agent's `shutdown -r`, or the ACPI button
+    with reboot as its action): systemd goes down, the firmware starts over."""
+    return [
+        "[  OK  ] Reached target reboot.target - System Reboot.",
+        f"{_stamp(91.502)} reboot: Restarting system",
+    ]
+
+
 def panic_lines(os_info: JsonObj) -> list[str]:
     """The guest crashed: its last words."""
     return [

@@ -1,0 +1,137 @@
+"""`wukong soft-reboot`: which Wukongs can take one, what is sent, and how a refusal reads."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.unit.cli.objects import running, wukong
+from wukong.adapters.kube import Kube
+from wukong.cli import app
+from wukong.console.lifecycle import soft_reboot_refusal
+from wukong.errors import ApiError, Conflict, NotFound, ServerError
+
+JsonObj = dict[str, Any]
+SOFTREBOOT = (
+    "/apis/subresources.kubevirt.io/v1/namespaces/demo/virtualmachineinstances/web-1-vm/softreboot"
+)
+
+
+def in_phase(phase: str) -> JsonObj:
+    return wukong("web-1", status={"phase": phase})
+
+
+def test_only_a_running_guest_can_reboot_in_place() -> None:
+    assert soft_reboot_refusal(running("web-1")) is None
+    assert soft_reboot_refusal(in_phase("Suspended")) == (
+        "web-1 is Suspended: a paused guest cannot reboot (wukong resume web-1 first)"
+    )
+    for phase in ("Stopped", "Starting", "Error"):
+        assert soft_reboot_refusal(in_phase(phase)) == (
+            f"web-1 is {phase}, not Running: a soft reboot restarts a running guest "
+            "(wukong restart web-1 starts it afresh)"
+        )
+    assert soft_reboot_refusal(wukong("web-1")) == (
+        "web-1 is Pending, not Running: a soft reboot restarts a running guest "
+        "(wukong restart web-1 starts it afresh)"
+    )
+    deleting = running("web-1")
+    deleting["metadata"]["deletionTimestamp"] = "2026-05-01T11:59:00Z"
+    assert soft_reboot_refusal(deleting) == "web-1 is being deleted"
+
+
+class VirtApi:
+    """The Wukong `web-1` and virt-api's softreboot subresource; records each PUT, which
+    fails with `refusal` when one is set."""
+
+    def __init__(self, cr: JsonObj, refusal: ApiError | None = None) -> None:
+        self.cr, self.refusal = cr, refusal
+        self.sent: list[tuple[str, str]] = []
+
+    async def request(self, method: str, path: str, **_: Any) -> JsonObj:
+        if "/wukongs/" in path:
+            name = path.rsplit("/", 1)[-1]
+            if name != "web-1":
+                raise NotFound(404, "NotFound", f'wukongs "{name}" not found', path=path)
+            return copy.deepcopy(self.cr)
+        self.sent.append((method, path))
+        if self.refusal is not None:
+            raise self.refusal
+        return {}
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> str:
+    path = tmp_path / "config"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def soft_reboot(server: VirtApi, kubeconfig: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setattr(Kube, "request", server.request)
+    args = ["soft-reboot", "web-1", "-n", "demo", "--kubeconfig", kubeconfig]
+    return CliRunner().invoke(app, args)
+
+
+def test_a_running_guest_gets_virt_apis_softreboot_put(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = VirtApi(running("web-1"))
+    result = soft_reboot(server, kubeconfig, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert server.sent == [("PUT", SOFTREBOOT)]
+    assert result.stdout == "web-1 is rebooting in place (same pod, node and address)\n"
+
+
+def test_a_stopped_wukong_is_refused_before_anything_is_sent(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = VirtApi(in_phase("Stopped"))
+    result = soft_reboot(server, kubeconfig, monkeypatch)
+    assert (result.exit_code, server.sent, result.stdout) == (1, [], "")
+    assert result.stderr.startswith("error: web-1 is Stopped, not Running: ")
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        # virt-api: neither an agent nor ACPI can ask the guest to reboot
+        Conflict(
+            409,
+            "Conflict",
+            'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io "web-1-vm": '
+            "VMI neither have the agent connected nor the ACPI feature enabled",
+        ),
+        # virt-handler: libvirt failed, passed on by virt-api as a 500
+        ServerError(500, "InternalError", "Failed to soft reboot VMI"),
+    ],
+)
+def test_kubevirts_refusal_is_one_line_in_its_own_words(
+    refusal: ApiError, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = VirtApi(running("web-1"), refusal)
+    result = soft_reboot(server, kubeconfig, monkeypatch)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"error: cannot soft-reboot web-1: {refusal.message}\n"
+
+
+def test_an_unknown_wukong_is_not_found(kubeconfig: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = VirtApi(running("web-1"))
+    monkeypatch.setattr(Kube, "request", server.request)
+    args = ["soft-reboot", "web-9", "-n", "demo", "--kubeconfig", kubeconfig]
+    result = CliRunner().invoke(app, args)
+    assert (result.exit_code, server.sent) == (1, [])
+    assert result.stderr == "error: wukong web-9 not found in namespace demo\n"
