@@ -210,7 +210,6 @@ def soft_reboot_refusal(cr: JsonObj) -> str | None:
         return None
     if phase == "Suspended":
         return f"{name} is Suspended: a paused guest cannot reboot (wukong resume {name} first)"
-    return (
-        f"{name} is {phase}, not Running: a soft reboot restarts a running guest "
-        f"(wukong restart {name} starts it afresh)"
-    )
+    if phase == "Stopped":
+        return f"{name} is Stopped, not Running: start it (wukong start {name})"
+    return f"{name} is {phase}, not Running: only a running guest can reboot in place"

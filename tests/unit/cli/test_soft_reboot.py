@@ -31,14 +31,15 @@ def test_only_a_running_guest_can_reboot_in_place() -> None:
     assert soft_reboot_refusal(in_phase("Suspended")) == (
         "web-1 is Suspended: a paused guest cannot reboot (wukong resume web-1 first)"
     )
-    for phase in ("Stopped", "Starting", "Error"):
+    assert soft_reboot_refusal(in_phase("Stopped")) == (
+        "web-1 is Stopped, not Running: start it (wukong start web-1)"
+    )
+    for phase in ("Starting", "Restarting", "Error"):
         assert soft_reboot_refusal(in_phase(phase)) == (
-            f"web-1 is {phase}, not Running: a soft reboot restarts a running guest "
-            "(wukong restart web-1 starts it afresh)"
+            f"web-1 is {phase}, not Running: only a running guest can reboot in place"
         )
     assert soft_reboot_refusal(wukong("web-1")) == (
-        "web-1 is Pending, not Running: a soft reboot restarts a running guest "
-        "(wukong restart web-1 starts it afresh)"
+        "web-1 is Pending, not Running: only a running guest can reboot in place"
     )
     deleting = running("web-1")
     deleting["metadata"]["deletionTimestamp"] = "2026-05-01T11:59:00Z"
@@ -102,7 +103,7 @@ def test_a_stopped_wukong_is_refused_before_anything_is_sent(
     server = VirtApi(in_phase("Stopped"))
     result = soft_reboot(server, kubeconfig, monkeypatch)
     assert (result.exit_code, server.sent, result.stdout) == (1, [], "")
-    assert result.stderr.startswith("error: web-1 is Stopped, not Running: ")
+    assert result.stderr == "error: web-1 is Stopped, not Running: start it (wukong start web-1)\n"
 
 
 @pytest.mark.parametrize(
