@@ -33,6 +33,7 @@ from .cdi import DataVolumeController
 from .config import SimConfig
 from .faults import Faults
 from .guest import Guest, Mount
+from .guest_net import GuestNetwork
 from .kubelet_logs import KubeletLogServer
 from .migration import MIGRATIONS, MigrationController
 from .node import PODS, HandlerServer, Kubelet, KubeVirtEndpoints, NodeHandler, ensure_nodes
@@ -71,6 +72,7 @@ class Simulator(Background):
         self._kubelet_logs: KubeletLogServer | None = None
         self._handler_api: ApiClient | None = None
         self._node: NodeHandler | None = None
+        self._net: GuestNetwork | None = None
         self.faults = Faults()
         self._guests: dict[tuple[str, str], Guest] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -105,6 +107,8 @@ class Simulator(Background):
             self._handler.enqueue(key)
         if self._node is not None:
             self._node.enqueue(key)
+        if self._net is not None:
+            self._net.enqueue(key)
 
     async def lose_node(self, node: str, *, ago: float = 0.0) -> None:
         """The machine behind `node` is gone (power, network), as the cluster sees it a
@@ -161,7 +165,9 @@ class Simulator(Background):
             self._handler.lost = self._kubelet.lost
             migrating = MigrationController(kube, cfg, migrations, vmis)
             migrating.lost = self._kubelet.lost
+            self._net = GuestNetwork(vmis, self.guest)
             controllers = [
+                self._net,
                 VMController(kube, cfg, vms, vmis, dvs, pvcs),
                 self._kubelet,
                 migrating,
@@ -193,7 +199,9 @@ class Simulator(Background):
         self._node = NodeHandler(kube, cfg, vmis, vms, pvcs, self.guest, Kube(self._handler_api))
         self._kubelet = Kubelet(kube, cfg, pods, vmis, vms)
         self._node.lost = self._kubelet.lost
+        self._net = GuestNetwork(vmis, self.guest)
         controllers = [
+            self._net,
             self._kubelet,
             self._node,
             DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),

@@ -11,6 +11,7 @@ from .serial_log import SerialLog, boot_lines, reboot_lines
 
 GiB = 2**30
 
+SSH_BANNER = b"SSH-2.0-OpenSSH_9.6\r\n"  # what sshd says first, before any key exchange
 OS_INFO: JsonObj = {
     "id": "fedora",
     "name": "Fedora Linux",
@@ -68,6 +69,9 @@ class Guest:
         self.disk_failing = False  # its storage answers I/O with errors: QEMU pauses it
         self.serial_logs: dict[str, SerialLog] = {}  # VMI uid -> its serial console output
         self.soft_reboots = 0  # reboots in place (virt-handler's softreboot), for tests
+        # TCP ports the guest serves (a banner, then an echo), where its address is this
+        # machine's (guest_net.py): sshd's by default.
+        self.ports: dict[int, bytes] = {22: SSH_BANNER}
         self.on_change = on_change
 
     def __repr__(self) -> str:
@@ -96,6 +100,11 @@ class Guest:
     def serial(self, uid: str) -> SerialLog:
         """The serial console output of the VMI `uid` (its pod's `guest-console-log`)."""
         return self.serial_logs.setdefault(uid, SerialLog())
+
+    def listen(self, port: int, banner: bytes = b"") -> None:
+        """Serve `port` too (a web server, a database), from the guest's next look."""
+        self.ports[port] = banner
+        self._changed()
 
     def soft_reboot(self, vmi: JsonObj) -> None:
         """The guest reboots in place: its console shows the reboot and a new boot, in the

@@ -31,7 +31,7 @@ from multidict import CIMultiDict
 from ._kube import APISERVICES, NAMESPACES, SERVICES, VMIS, ApiError, JsonObj, Kube
 from ._tls import self_signed
 from .api_errors import Reply, bad_request, conflict, internal, not_found, status_error
-from .console import PLAIN, STREAM_HANDLERS, stream_refusal
+from .console import PLAIN, STREAM_HANDLERS, dial_guest, forward_port, stream_refusal
 from .faults import Faults
 from .guest import Guest
 from .lifecycle import Lifecycle
@@ -61,7 +61,7 @@ VMI_SUBS = {
     "vnc": "get",
 }
 GUEST_GETS = ("guestosinfo", "userlist", "filesystemlist")
-STREAMS = ("console", "vnc")  # websocket subresources
+STREAMS = ("console", "vnc", "portforward")  # websocket subresources
 
 
 def _upgrading(request: web.Request) -> bool:
@@ -172,11 +172,11 @@ class SubresourceServer:
             app.router.add_get(f"/apis/{GROUP}", self._group)
             app.router.add_get(f"/apis/{GROUP}/{{version}}", self._resources)
             app.router.add_get("/healthz", self._ok)
-        app.router.add_route(
-            "*",
-            f"/apis/{GROUP}/{{version}}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{sub}}",
-            self._dispatch,
-        )
+        one = f"/apis/{GROUP}/{{version}}/namespaces/{{namespace}}/{{resource}}/{{name}}"
+        app.router.add_route("*", one + "/{sub}", self._dispatch)
+        # virt-api's portforward: .../portforward/{port} and .../portforward/{port}/{protocol}
+        app.router.add_route("*", one + "/{sub:portforward}/{port}", self._dispatch)
+        app.router.add_route("*", one + "/{sub:portforward}/{port}/{protocol}", self._dispatch)
         if self.forward_to is not None:
             app.router.add_route("*", "/{tail:.*}", self._forward_any)
         self._runner = web.AppRunner(app, access_log=None)
@@ -410,6 +410,14 @@ class SubresourceServer:
                 reply = not_found("virtualmachineinstance", name)
             else:
                 reply = stream_refusal(vmi, sub)
+        dialed = None
+        if reply is None and sub == "portforward":  # virt-api dials before it upgrades
+            protocol = info.get("protocol", "tcp")
+            if protocol != "tcp":
+                reply = bad_request(f"unsupported protocol {protocol} in the simulator")
+            else:
+                got = await dial_guest(vmi or {}, info["port"])
+                reply, dialed = (got, None) if isinstance(got, Reply) else (None, got)
         if reply is None and not _upgrading(request):
             # gorilla/websocket's Upgrade error, as virt-api returns it (400).
             reply = bad_request(
@@ -417,9 +425,13 @@ class SubresourceServer:
                 "'upgrade' token not found in 'Connection' header"
             )
         if reply is not None:
+            if dialed is not None:
+                dialed[1].close()
             self._record(request, started, reply.status)
             return _respond(reply)
         self._record(request, started, 101)
+        if dialed is not None:
+            return await forward_port(request, *dialed)
         return await STREAM_HANDLERS[sub](request)
 
     async def _handle(
