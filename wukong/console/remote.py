@@ -13,7 +13,7 @@ import asyncio
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
@@ -26,6 +26,7 @@ from wukong.console import guestlog
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError, usage
 from wukong.console.invocation import Cluster, Console
+from wukong.console.ports import Forward
 from wukong.errors import ApiError, NotFound
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
@@ -69,7 +70,9 @@ async def _refusal(target: Target, vmi: str, sub: str) -> str | None:
 async def open_stream(
     target: Target, name: str, sub: str
 ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    """A websocket to the running VM's `console` or `vnc` subresource."""
+    """A websocket to the running VM's `console`, `vnc` or `portforward/PORT/tcp`
+    subresource."""
+    what = f"port {sub.split('/')[1]}" if sub.startswith("portforward/") else f"the {sub}"
     vmi = await _running_vmi(target, name)
     api = target.kube.api
     headers: dict[str, str] = {}
@@ -81,27 +84,30 @@ async def open_stream(
         )
     except aiohttp.WSServerHandshakeError as error:
         why = await _refusal(target, vmi, sub) or f"{error.status} {error.message}"
-        raise CliError(f"the {sub} of wukong {name} refused the connection: {why}") from error
+        raise CliError(f"{what} of wukong {name} refused the connection: {why}") from error
     except aiohttp.ClientError as error:
-        raise CliError(f"cannot open the {sub} of wukong {name}: {error}") from error
+        raise CliError(f"cannot open {what} of wukong {name}: {error}") from error
     try:
         yield ws
     finally:
         await ws.close()
 
 
-async def pump_console(
+async def pump(
     ws: aiohttp.ClientWebSocketResponse,
     read: Callable[[], asyncio.Future[bytes] | asyncio.Task[bytes]],
     write: Callable[[bytes], None],
+    *,
+    escape: bytes | None = None,
 ) -> int:
-    """Copy keystrokes to the guest and its output back until Ctrl-], end of input, or
-    the guest side closing."""
+    """Copy bytes to the guest and its answer back until end of input, the guest side
+    closing, or (a person at the console) the `escape` key. Never an escape for a protocol's
+    bytes (VNC, a forwarded port): any byte can be 0x1d there."""
 
     async def upstream() -> None:
         while chunk := await read():
-            if ESCAPE in chunk:
-                before = chunk.split(ESCAPE, 1)[0]
+            if escape is not None and escape in chunk:
+                before = chunk.split(escape, 1)[0]
                 if before:
                     await ws.send_bytes(before)
                 return
@@ -127,12 +133,13 @@ async def pump_console(
 
 
 @asynccontextmanager
-async def _terminal_input() -> AsyncIterator[Callable[[], asyncio.Future[bytes]]]:
-    """Raw stdin (keys go to the guest as typed; Ctrl-C too), restored on the way out."""
+async def stdin_chunks(*, raw: bool = True) -> AsyncIterator[Callable[[], asyncio.Future[bytes]]]:
+    """stdin as chunks; `raw`: a terminal in raw mode (keys go to the guest as typed, Ctrl-C
+    too), restored on the way out."""
     loop = asyncio.get_running_loop()
     fd = sys.stdin.fileno()
     saved = None
-    if os.isatty(fd):
+    if raw and os.isatty(fd):
         import termios
         import tty
 
@@ -171,8 +178,8 @@ async def console(cluster: Cluster, io: Console, name: str) -> int:
                 out.write(data)
                 out.flush()
 
-            async with _terminal_input() as read:
-                code = await pump_console(ws, read, write)
+            async with stdin_chunks() as read:
+                code = await pump(ws, read, write, escape=ESCAPE)
             io.say("")
             return code
 
@@ -220,6 +227,41 @@ async def logs(
     return OK
 
 
+def forwarder(
+    target: Target, io: Console, name: str, sub: str
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """What a local listener does with each connection: open the VM's `sub` websocket
+    (`vnc`, `portforward/22/tcp`) and copy bytes both ways until either side closes. A
+    refusal is said on stderr and ends that connection only."""
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with open_stream(target, name, sub) as ws:
+
+                async def read() -> bytes:
+                    return await reader.read(65536)
+
+                await pump(ws, lambda: asyncio.ensure_future(read()), writer.write)
+        except CliError as error:
+            io.say(f"error: {error.message}")
+        finally:
+            writer.close()
+
+    return forward
+
+
+async def listen(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    address: str,
+    port: int,
+) -> asyncio.Server:
+    """A local listener, or one line saying why there cannot be one."""
+    try:
+        return await asyncio.start_server(handler, address, port)
+    except OSError as error:  # the port is taken, the address is not this machine's
+        raise CliError(f"cannot listen on {address}:{port}: {error.strerror or error}") from None
+
+
 async def vnc(
     cluster: Cluster, io: Console, name: str, *, port: int = 0, address: str = "127.0.0.1"
 ) -> int:
@@ -227,35 +269,53 @@ async def vnc(
     (as `virtctl vnc --proxy-only`); point a VNC viewer at it. Runs until interrupted."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await _running_vmi(target, name)
-
-        async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                async with open_stream(target, name, "vnc") as ws:
-
-                    async def read() -> bytes:
-                        return await reader.read(65536)
-
-                    def write(data: bytes) -> None:
-                        writer.write(data)
-
-                    await pump_console(ws, lambda: asyncio.ensure_future(read()), write)
-            except CliError as error:
-                io.say(f"error: {error.message}")
-            finally:
-                writer.close()
-
-        try:
-            server = await asyncio.start_server(forward, address, port)
-        except OSError as error:  # the port is taken, the address is not this machine's
-            raise CliError(
-                f"cannot listen on {address}:{port}: {error.strerror or error}"
-            ) from None
+        server = await listen(forwarder(target, io, name, "vnc"), address, port)
         bound = server.sockets[0].getsockname()[1]
         io.out(f'{{"port": {bound}}}')
         io.say(f"VNC of {name} on {address}:{bound}: connect a VNC viewer there (Ctrl-C ends)")
         async with server:
             await server.serve_forever()
     return OK
+
+
+async def port_forward(
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    ports: list[Forward],
+    *,
+    address: str = "127.0.0.1",
+    stdio: bool = False,
+) -> int:
+    """`wukong port-forward NAME 8080:80`: local ports that forward each connection to the
+    guest's port through virt-api (as `virtctl port-forward`), until interrupted; with
+    `stdio`, one connection on stdin and stdout (ssh's ProxyCommand)."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        await _running_vmi(target, name)
+        if stdio:
+            async with open_stream(target, name, _guest_port(ports[0].remote)) as ws:
+                out = sys.stdout.buffer
+
+                def write(data: bytes) -> None:
+                    out.write(data)
+                    out.flush()
+
+                async with stdin_chunks(raw=False) as read:
+                    return await pump(ws, read, write)
+        servers = []
+        for forward in ports:
+            handler = forwarder(target, io, name, _guest_port(forward.remote))
+            server = await listen(handler, address, forward.local)
+            bound = server.sockets[0].getsockname()[1]
+            io.out(f"Forwarding from {address}:{bound} -> {forward.remote}")
+            servers.append(server)
+        io.say(f"to {name}'s guest through KubeVirt (Ctrl-C ends)")
+        await asyncio.gather(*(server.serve_forever() for server in servers))
+    return OK
+
+
+def _guest_port(port: int) -> str:
+    return f"portforward/{port}/tcp"
 
 
 def _cluster_flags(cluster: Cluster, namespace: str) -> list[str]:
@@ -294,9 +354,19 @@ def ssh_command(
 NO_VIRTCTL = (
     "wukong {verb} uses virtctl, which is not on PATH: install it from "
     f"{VIRTCTL_RELEASES} (the virtctl-<version>-<os>-<arch> asset of your KubeVirt version; "
-    "or `kubectl krew install virt`), then run this again; meanwhile `wukong console {name}` "
-    "gives the serial console"
+    "or `kubectl krew install virt`), then run this again; meanwhile OpenSSH gets there "
+    "through wukong: {openssh}; and `wukong console {name}` gives the serial console"
 )
+
+
+def openssh_hint(verb: str, cluster: Cluster, namespace: str, name: str) -> str:
+    """The OpenSSH command that reaches the VM without virtctl: `wukong port-forward
+    --stdio` as its ProxyCommand (what `virtctl ssh --local-ssh` does with virtctl's)."""
+    flags = " ".join(_cluster_flags(cluster, namespace))
+    proxy = f"'ProxyCommand=wukong port-forward --stdio {name} %p {flags}'"
+    if verb == "scp":
+        return f"scp -o {proxy} FILE USER@{name}:PATH"
+    return f"ssh -o {proxy} USER@{name}"
 
 
 @dataclass(frozen=True)
@@ -361,7 +431,8 @@ async def _hand_over(
         await _running_vmi(target, name)
         argv = command(target.namespace)
         if argv is None:
-            raise CliError(NO_VIRTCTL.format(verb=verb, name=name))
+            openssh = openssh_hint(verb, cluster, target.namespace, name)
+            raise CliError(NO_VIRTCTL.format(verb=verb, name=name, openssh=openssh))
     process = await asyncio.create_subprocess_exec(*argv)
     return await process.wait()
 

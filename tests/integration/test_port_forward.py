@@ -1,0 +1,173 @@
+"""`wukong port-forward`: local ports to the guest's ports through the API server and virt-api,
+which dials the VMI's first address itself (as for `virtctl port-forward` and `virtctl ssh`).
+
+The simulator's pod network is put on this machine's loopback (127.244.x.y) for these tests,
+so that the guest has an address virt-api can dial; the simulated guest serves sshd's banner
+on 22, and any port a test opens, then echoes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.integration.scenario import create, k, operator, wait_for, wukong
+from tests.integration.test_remote_access import read_until, wukong_cli
+from wukong.adapters.kube import Kube
+from wukong.console.status import primary_ip
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.kubevirt import SimConfig, Simulator
+from wukong.testing.kubevirt.guest import SSH_BANNER
+from wukong.testing.kubevirt.plane import KubeVirtPlane
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator"]  # fixtures
+LOOPBACK_PODS = "127.244"
+
+
+@pytest.fixture
+async def sim(
+    control_plane: ControlPlane, kubevirt: KubeVirtPlane | None, namespace: str
+) -> AsyncIterator[Simulator]:
+    """The node, with VMI addresses on this machine's loopback."""
+    endpoints = kubevirt.endpoints if kubevirt is not None else None
+    config = replace(SimConfig(), pod_cidr_prefix=LOOPBACK_PODS)
+    async with Simulator(
+        control_plane.kubeconfig, namespace=namespace, config=config, kubevirt=endpoints
+    ) as simulator:
+        yield simulator
+
+
+async def running_with_address(k: Kube, namespace: str, name: str) -> str:
+    await create(k, "wukong", namespace, wukong(name))
+    cr = await wait_for(
+        k,
+        namespace,
+        name,
+        lambda cr: primary_ip(cr) is not None and cr["status"].get("phase") == "Running",
+        within=60,
+        what="Running with an address",
+    )
+    address = str(primary_ip(cr))
+    assert address.startswith(f"{LOOPBACK_PODS}."), address
+    return address
+
+
+async def exchange(port: int, send: bytes, expect: bytes) -> bytes:
+    """Connect to the local port, read what the guest says first, send, read it back."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+    try:
+        first = await asyncio.wait_for(reader.readexactly(len(expect)), 20)
+        writer.write(send)
+        await writer.drain()
+        echoed = await asyncio.wait_for(reader.readexactly(len(send)), 20)
+        assert echoed == send
+        return first
+    finally:
+        writer.close()
+
+
+async def test_port_forward_carries_local_ports_to_the_guests_ports(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    control_plane: ControlPlane,
+) -> None:
+    address = await running_with_address(k, namespace, "pf-1")
+    http = b"HTTP/1.1 200 OK\r\n\r\n"
+    sim.guest(namespace, "pf-1-vm").listen(8080, http)
+    argv = ["port-forward", "pf-1", "-n", namespace, ":22", ":8080", ":9"]
+    proc = await wukong_cli(control_plane.kubeconfig, *argv)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        said = [(await read_until(proc.stdout, b"\n")).decode() for _ in range(3)]
+        ports = []
+        for line, guest_port in zip(said, (22, 8080, 9), strict=True):
+            match = re.fullmatch(rf"Forwarding from 127\.0\.0\.1:(\d+) -> {guest_port}\n", line)
+            assert match is not None, said
+            ports.append(int(match.group(1)))
+        assert await exchange(ports[0], b"ping\n", SSH_BANNER) == SSH_BANNER
+        assert await exchange(ports[1], b"GET / HTTP/1.1\r\n\r\n", http) == http
+        # Two connections at once, each its own stream.
+        both = await asyncio.gather(
+            exchange(ports[0], b"one\n", SSH_BANNER), exchange(ports[0], b"two\n", SSH_BANNER)
+        )
+        assert both == [SSH_BANNER, SSH_BANNER]
+        # Nothing listens on the guest's port 9: that connection ends, with virt-api's words
+        # on stderr, and the others go on.
+        reader, writer = await asyncio.open_connection("127.0.0.1", ports[2])
+        assert await asyncio.wait_for(reader.read(), 20) == b""
+        writer.close()
+        line = (await read_until(proc.stderr, b"\n")).decode()
+        while not line.startswith("error:"):  # the "Ctrl-C ends" line comes first
+            line = (await read_until(proc.stderr, b"\n")).decode()
+        assert line == (
+            "error: port 9 of wukong pf-1 refused the connection: Internal error occurred: "
+            f"dialing VM: dial tcp {address}:9: connect: connection refused\n"
+        )
+        assert await exchange(ports[1], b"again", http) == http
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 20)
+
+
+async def test_port_forward_stdio_is_one_connection_for_sshs_proxy_command(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    control_plane: ControlPlane,
+) -> None:
+    await running_with_address(k, namespace, "pf-2")
+    argv = ["port-forward", "--stdio", "pf-2", "22", "-n", namespace]
+    proc = await wukong_cli(control_plane.kubeconfig, *argv)
+    assert proc.stdin is not None and proc.stdout is not None
+    assert await read_until(proc.stdout, b"\r\n") == SSH_BANNER
+    proc.stdin.write(b"SSH-2.0-OpenSSH_9.2p1\r\n")
+    assert await read_until(proc.stdout, b"\r\n") == b"SSH-2.0-OpenSSH_9.2p1\r\n"
+    proc.stdin.close()  # ssh closed its end: the forward ends, and wukong with it
+    assert await asyncio.wait_for(proc.wait(), 20) == 0
+
+
+async def test_without_virtctl_ssh_prints_an_openssh_command_that_reaches_the_guest(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    await running_with_address(k, namespace, "pf-3")
+    # No virtctl on PATH; wukong (beside this Python) and OpenSSH are.
+    path = os.pathsep.join([str(tmp_path), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    env = os.environ | {"PATH": path}
+    proc = await wukong_cli(control_plane.kubeconfig, "ssh", "pf-3", "-n", namespace, env=env)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    hint = re.search(r"through wukong: (ssh -o '[^']*' USER@pf-3);", err.decode())
+    assert hint is not None, err.decode()
+    assert hint.group(1) == (
+        f"ssh -o 'ProxyCommand=wukong port-forward --stdio pf-3 %p --namespace {namespace} "
+        f"--kubeconfig {control_plane.kubeconfig}' USER@pf-3"
+    )
+    # The command as printed, run by OpenSSH: it reaches the guest's sshd (the simulated one
+    # only says its version, so the key exchange fails after that, as ssh -v shows).
+    quiet = "-v -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    command = hint.group(1).replace("ssh -o", f"ssh {quiet} -o", 1).replace("USER@", "fedora@")
+    ssh = await asyncio.create_subprocess_shell(
+        f"{command} true",
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, said = await asyncio.wait_for(ssh.communicate(), 60)
+    assert "remote software version OpenSSH_9.6" in said.decode(), said.decode()
