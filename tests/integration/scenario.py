@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,30 @@ def path(kind: str, namespace: str, name: str | None = None) -> str:
     return api_path(group, version, plural, namespace, name)
 
 
+@asynccontextmanager
+async def simulator(
+    control_plane: ControlPlane,
+    kubevirt: KubeVirtPlane | None,
+    namespace: str,
+    config: SimConfig | None = None,
+) -> AsyncIterator[Simulator]:
+    """The node (and CDI, storage) for this test's namespace, all of KubeVirt in sim mode;
+    `config` for a test module's own simulator fixture."""
+    endpoints = kubevirt.endpoints if kubevirt is not None else None
+    async with Simulator(
+        control_plane.kubeconfig, namespace=namespace, config=config or SimConfig(),
+        kubevirt=endpoints,
+    ) as running:  # fmt: skip
+        yield running
+
+
 @pytest.fixture
 async def sim(
     control_plane: ControlPlane, kubevirt: KubeVirtPlane | None, namespace: str
 ) -> AsyncIterator[Simulator]:
     """The node (and CDI, storage) for this test's namespace; all of KubeVirt in sim mode."""
-    endpoints = kubevirt.endpoints if kubevirt is not None else None
-    async with Simulator(
-        control_plane.kubeconfig, namespace=namespace, config=SimConfig(), kubevirt=endpoints
-    ) as simulator:
-        yield simulator
+    async with simulator(control_plane, kubevirt, namespace) as running:
+        yield running
 
 
 OPERATOR_USER = "system:serviceaccount:wukong-system:wukong"

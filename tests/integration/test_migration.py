@@ -19,6 +19,7 @@ from tests.integration.scenario import (
     items,
     k,
     operator,
+    simulator,
     wait_for,
     wait_phase,
     wukong,
@@ -45,12 +46,9 @@ async def sim(
     control_plane: ControlPlane, kubevirt: KubeVirtPlane | None, namespace: str
 ) -> AsyncIterator[Simulator]:
     """The nodes, with live migrations taking a few seconds."""
-    endpoints = kubevirt.endpoints if kubevirt is not None else None
     config = replace(SimConfig(), migration_step_delay=STEP_SECONDS)
-    async with Simulator(
-        control_plane.kubeconfig, namespace=namespace, config=config, kubevirt=endpoints
-    ) as simulator:
-        yield simulator
+    async with simulator(control_plane, kubevirt, namespace, config) as running:
+        yield running
 
 
 def migrations_path(namespace: str) -> str:

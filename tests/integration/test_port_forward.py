@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.scenario import create, k, operator, wait_for, wukong
+from tests.integration.scenario import create, k, operator, simulator, wait_for, wukong
 from tests.integration.test_remote_access import read_until, wukong_cli
 from wukong.adapters.kube import Kube
 from wukong.console.status import primary_ip
@@ -37,12 +37,9 @@ async def sim(
     control_plane: ControlPlane, kubevirt: KubeVirtPlane | None, namespace: str
 ) -> AsyncIterator[Simulator]:
     """The node, with VMI addresses on this machine's loopback."""
-    endpoints = kubevirt.endpoints if kubevirt is not None else None
     config = replace(SimConfig(), pod_cidr_prefix=LOOPBACK_PODS)
-    async with Simulator(
-        control_plane.kubeconfig, namespace=namespace, config=config, kubevirt=endpoints
-    ) as simulator:
-        yield simulator
+    async with simulator(control_plane, kubevirt, namespace, config) as running:
+        yield running
 
 
 async def running_with_address(k: Kube, namespace: str, name: str) -> str:

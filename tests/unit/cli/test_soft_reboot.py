@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from tests.unit.cli.objects import running, wukong
+from tests.unit.cli.test_selection import kubeconfig
 from wukong.adapters.kube import Kube
 from wukong.cli import app
 from wukong.console.lifecycle import soft_reboot_refusal
 from wukong.errors import ApiError, Conflict, NotFound, ServerError
 
+__all__ = ["kubeconfig"]  # the fixture
 JsonObj = dict[str, Any]
 SOFTREBOOT = (
     "/apis/subresources.kubevirt.io/v1/namespaces/demo/virtualmachineinstances/web-1-vm/softreboot"
@@ -64,21 +64,6 @@ class VirtApi:
         if self.refusal is not None:
             raise self.refusal
         return {}
-
-
-@pytest.fixture
-def kubeconfig(tmp_path: Path) -> str:
-    path = tmp_path / "config"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "c",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
 
 
 def soft_reboot(server: VirtApi, kubeconfig: str, monkeypatch: pytest.MonkeyPatch) -> Any:
