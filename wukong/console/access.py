@@ -131,11 +131,11 @@ def ssh(
     namespace: Namespace = None,
 ) -> None:
     """SSH into the VM through `virtctl ssh` (arguments after -- go to it)."""
-    from wukong.console import remote
+    from wukong.console import virtctl
 
     cluster = cluster_from(kubeconfig, context, namespace)
     extra = list(ctx.args)
-    work = remote.ssh(cluster, console(), name, user=user, identity=identity, extra=extra)
+    work = virtctl.ssh(cluster, console(), name, user=user, identity=identity, extra=extra)
     run(work, writes=False)
 
 
@@ -256,13 +256,13 @@ def scp(
     namespace: Namespace = None,
 ) -> None:
     """Copy files to or from the VM through `virtctl scp` (arguments after -- go to it)."""
-    from wukong.console import remote
+    from wukong.console import virtctl
 
     try:
-        vm, ends = remote.copy_ends(source, destination)
+        vm, ends = virtctl.copy_ends(source, destination)
     except CliError as error:
         fail(error)
     cluster = cluster_from(kubeconfig, context, namespace)
     extra = list(ctx.args)
-    work = remote.scp(cluster, vm.name, ends, recursive=recursive, identity=identity, extra=extra)
+    work = virtctl.scp(cluster, vm.name, ends, recursive=recursive, identity=identity, extra=extra)
     run(work, writes=False)

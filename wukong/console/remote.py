@@ -1,21 +1,20 @@
-"""Getting into a running VM from the command line: the serial console and VNC through
-virt-api's websocket subresources (as virtctl does), ssh through virtctl, and the serial
-console's log through the VM's pod (as `kubectl logs -c guest-console-log`).
+"""Getting into a running VM from the command line: the serial console, VNC and forwarded
+ports through virt-api's websocket subresources (as virtctl does), and the serial console's
+log through the VM's pod (as `kubectl logs -c guest-console-log`). ssh and scp: `virtctl`.
 
 The websockets go to the API server, which proxies them to virt-api (API aggregation), which
-proxies them to virt-handler on the VM's node: the user needs only their kubeconfig and
-`get` on `virtualmachineinstances/console` (or `/vnc`) in `subresources.kubevirt.io`.
+proxies them to virt-handler on the VM's node (or, for a port, dials the VM itself): the user
+needs only their kubeconfig and `get` on `virtualmachineinstances/console` (`/vnc`,
+`/portforward`) in `subresources.kubevirt.io`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 
 import aiohttp
 
@@ -24,7 +23,7 @@ from wukong.api import names
 from wukong.api.kinds import VMI
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect
-from wukong.console.errors import OK, CliError, usage
+from wukong.console.errors import OK, CliError
 from wukong.console.invocation import Cluster, Console
 from wukong.console.ports import Forward
 from wukong.errors import ApiError, NotFound
@@ -32,7 +31,6 @@ from wukong.errors import ApiError, NotFound
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
 PLAIN = "plain.kubevirt.io"  # virt-api's subprotocol: raw bytes in binary frames
 SUBRESOURCES = "subresources.kubevirt.io"
-VIRTCTL_RELEASES = "https://github.com/kubevirt/kubevirt/releases"
 
 
 def _url(target: Target, vmi: str, sub: str) -> str:
@@ -43,7 +41,7 @@ def _url(target: Target, vmi: str, sub: str) -> str:
     )
 
 
-async def _running_vmi(target: Target, name: str) -> str:
+async def running_vmi(target: Target, name: str) -> str:
     """The VMI of a running Wukong, or a clear reason why there is none to connect to."""
     cr = await target.wukong(name)
     vmi = names.vm_name(name)
@@ -73,7 +71,7 @@ async def open_stream(
     """A websocket to the running VM's `console`, `vnc` or `portforward/PORT/tcp`
     subresource."""
     what = f"port {sub.split('/')[1]}" if sub.startswith("portforward/") else f"the {sub}"
-    vmi = await _running_vmi(target, name)
+    vmi = await running_vmi(target, name)
     api = target.kube.api
     headers: dict[str, str] = {}
     await api.update_params_for_auth(headers, [], ["BearerToken"])
@@ -268,7 +266,7 @@ async def vnc(
     """`wukong vnc NAME`: a local port that forwards each connection to the VM's VNC
     (as `virtctl vnc --proxy-only`); point a VNC viewer at it. Runs until interrupted."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await _running_vmi(target, name)
+        await running_vmi(target, name)
         server = await listen(forwarder(target, io, name, "vnc"), address, port)
         bound = server.sockets[0].getsockname()[1]
         io.out(f'{{"port": {bound}}}')
@@ -291,7 +289,7 @@ async def port_forward(
     guest's port through virt-api (as `virtctl port-forward`), until interrupted; with
     `stdio`, one connection on stdin and stdout (ssh's ProxyCommand)."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await _running_vmi(target, name)
+        await running_vmi(target, name)
         if stdio:
             async with open_stream(target, name, _guest_port(ports[0].remote)) as ws:
                 out = sys.stdout.buffer
@@ -316,158 +314,3 @@ async def port_forward(
 
 def _guest_port(port: int) -> str:
     return f"portforward/{port}/tcp"
-
-
-def _cluster_flags(cluster: Cluster, namespace: str) -> list[str]:
-    """virtctl's flags for the cluster the user named: their --kubeconfig and --context go
-    with it (without them it would take the default kubeconfig's current context, maybe
-    another cluster)."""
-    flags = ["--namespace", namespace]
-    if cluster.kubeconfig:
-        flags += ["--kubeconfig", cluster.kubeconfig]
-    if cluster.context:
-        flags += ["--context", cluster.context]
-    return flags
-
-
-def ssh_command(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    *,
-    user: str | None,
-    identity: str | None,
-    extra: list[str],
-) -> list[str] | None:
-    """The `virtctl ssh` command line for the Wukong's VM, or None without virtctl."""
-    virtctl = shutil.which("virtctl")
-    if virtctl is None:
-        return None
-    argv = [virtctl, "ssh", f"vm/{names.vm_name(name)}", *_cluster_flags(cluster, namespace)]
-    if user:
-        argv += ["--username", user]
-    if identity:
-        argv += ["--identity-file", identity]
-    return argv + extra
-
-
-NO_VIRTCTL = (
-    "wukong {verb} uses virtctl, which is not on PATH: install it from "
-    f"{VIRTCTL_RELEASES} (the virtctl-<version>-<os>-<arch> asset of your KubeVirt version; "
-    "or `kubectl krew install virt`), then run this again; meanwhile OpenSSH gets there "
-    "through wukong: {openssh}; and `wukong console {name}` gives the serial console"
-)
-
-
-def openssh_hint(verb: str, cluster: Cluster, namespace: str, name: str) -> str:
-    """The OpenSSH command that reaches the VM without virtctl: `wukong port-forward
-    --stdio` as its ProxyCommand (what `virtctl ssh --local-ssh` does with virtctl's)."""
-    flags = " ".join(_cluster_flags(cluster, namespace))
-    proxy = f"'ProxyCommand=wukong port-forward --stdio {name} %p {flags}'"
-    if verb == "scp":
-        return f"scp -o {proxy} FILE USER@{name}:PATH"
-    return f"ssh -o {proxy} USER@{name}"
-
-
-@dataclass(frozen=True)
-class Remote:
-    """The VM end of a copy: `[USER@]NAME:PATH`."""
-
-    name: str
-    path: str
-    user: str | None = None
-
-
-def remote_of(arg: str) -> Remote | None:
-    """`[USER@]NAME:PATH` as scp reads it: a colon before any slash makes it remote (so
-    `./a:b` is a local file)."""
-    head, colon, path = arg.partition(":")
-    if not colon or "/" in head or not head:
-        return None
-    user, at, name = head.rpartition("@")
-    return Remote(name if at else head, path, user if at and user else None)
-
-
-def copy_ends(source: str, destination: str) -> tuple[Remote, list[str]]:
-    """Which end of `wukong scp SRC DST` is the VM, and virtctl's two arguments for the
-    Wukong's VM (`vm/NAME-vm:PATH`); a usage error unless exactly one end is remote."""
-    ends = [remote_of(source), remote_of(destination)]
-    remotes = [r for r in ends if r is not None]
-    if len(remotes) != 1:
-        raise usage("one of SRC and DST is the VM's ([USER@]NAME:PATH), the other a local path")
-    (remote,) = remotes
-    user = f"{remote.user}@" if remote.user else ""
-    vm = f"{user}vm/{names.vm_name(remote.name)}:{remote.path}"
-    return remote, [vm if ends[0] else source, vm if ends[1] else destination]
-
-
-def scp_command(
-    cluster: Cluster,
-    namespace: str,
-    ends: list[str],
-    *,
-    recursive: bool,
-    identity: str | None,
-    extra: list[str],
-) -> list[str] | None:
-    """The `virtctl scp` command line, or None without virtctl."""
-    virtctl = shutil.which("virtctl")
-    if virtctl is None:
-        return None
-    argv = [virtctl, "scp", *_cluster_flags(cluster, namespace)]
-    if recursive:
-        argv.append("--recursive")
-    if identity:
-        argv += ["--identity-file", identity]
-    return [*argv, *extra, *ends]
-
-
-async def _hand_over(
-    cluster: Cluster, name: str, verb: str, command: Callable[[str], list[str] | None]
-) -> int:
-    """Once the Wukong's VM runs, run virtctl's `verb` (`command(namespace)`, None without
-    virtctl: say where to get it) and exit with its code."""
-    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await _running_vmi(target, name)
-        argv = command(target.namespace)
-        if argv is None:
-            openssh = openssh_hint(verb, cluster, target.namespace, name)
-            raise CliError(NO_VIRTCTL.format(verb=verb, name=name, openssh=openssh))
-    process = await asyncio.create_subprocess_exec(*argv)
-    return await process.wait()
-
-
-async def ssh(
-    cluster: Cluster,
-    io: Console,
-    name: str,
-    *,
-    user: str | None,
-    identity: str | None,
-    extra: list[str],
-) -> int:
-    """`wukong ssh NAME`: hand over to `virtctl ssh` for the Wukong's VM."""
-
-    def command(namespace: str) -> list[str] | None:
-        return ssh_command(cluster, namespace, name, user=user, identity=identity, extra=extra)
-
-    return await _hand_over(cluster, name, "ssh", command)
-
-
-async def scp(
-    cluster: Cluster,
-    name: str,
-    ends: list[str],
-    *,
-    recursive: bool,
-    identity: str | None,
-    extra: list[str],
-) -> int:
-    """`wukong scp SRC DST`: hand over to `virtctl scp` for the Wukong's VM."""
-
-    def command(namespace: str) -> list[str] | None:
-        return scp_command(
-            cluster, namespace, ends, recursive=recursive, identity=identity, extra=extra
-        )
-
-    return await _hand_over(cluster, name, "scp", command)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from wukong.cli import app
 from wukong.console.errors import USAGE, CliError
 from wukong.console.invocation import Cluster
-from wukong.console.remote import Remote, copy_ends, remote_of, scp_command
+from wukong.console.virtctl import Remote, copy_ends, remote_of, scp_command
 
 
 @pytest.mark.parametrize(
