@@ -85,10 +85,14 @@ async def test_a_disk_over_the_quota_is_reported_with_the_servers_message_and_re
 
 
 async def set_quota(k: Kube, quotas: str, name: str, hard: dict[str, str]) -> None:
-    """What the controller manager's resourcequota controller would write (the local control
-    plane does not run it): the limits in status, nothing used yet. Admission does the rest."""
-    status = {"status": {"hard": hard, "used": dict.fromkeys(hard, "0")}}
-    await k.merge_patch(f"{quotas}/{name}/status", status)
+    """Wait for the controller manager's resourcequota controller to take the quota's limits
+    into its status: quota admission enforces a quota only from then on."""
+
+    async def enforced() -> bool:
+        status = (await k.get(f"{quotas}/{name}")).get("status") or {}
+        return status.get("hard") == hard and set(status.get("used") or {}) == set(hard)
+
+    await eventually(enforced, timeout=30, message=f"quota {name} enforced")
 
 
 async def raise_quota(k: Kube, quotas: str, name: str, hard: dict[str, str]) -> None:

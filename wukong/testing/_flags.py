@@ -16,6 +16,9 @@ CONTROLLERS = (
     # needs to admit a pod (KubeVirt's virt-launcher and hot-plug pods).
     "serviceaccount-controller",
 )
+# ResourceQuota status (hard, used): quota admission refuses nothing until it is there, so
+# without it a quota did nothing on the local cluster (the demo, the trouble tests).
+QUOTA_CONTROLLER = "resourcequota-controller"
 
 
 def etcd_args(binary: Path, data: Path, port: int, peer: int) -> list[str]:
@@ -67,12 +70,14 @@ def apiserver_args(binary: Path, work: Path, pki: Pki, port: int, etcd_port: int
     ]
 
 
-def controller_manager_args(binary: Path, kubeconfig: Path) -> list[str]:
-    """Only GC, namespace and PVC-protection controllers; no leader election, no serving port."""
+def controller_manager_args(binary: Path, kubeconfig: Path, *, quotas: bool = True) -> list[str]:
+    """Only the controllers in CONTROLLERS (and, with `quotas`, the resource-quota one); no
+    leader election, no serving port."""
+    controllers = [*CONTROLLERS, QUOTA_CONTROLLER] if quotas else list(CONTROLLERS)
     return [
         str(binary),
         f"--kubeconfig={kubeconfig}",
-        f"--controllers={','.join(CONTROLLERS)}",
+        f"--controllers={','.join(controllers)}",
         "--leader-elect=false",
         "--secure-port=0",
         # One identity for every controller: no serviceaccount-token controller runs to mint more.

@@ -1,8 +1,9 @@
 """A real, local Kubernetes control plane for tests and demos: etcd, kube-apiserver, GC.
 
 Like controller-runtime's envtest, but from Python and with kube-controller-manager running the
-garbage collector, the namespace controller and PVC protection, so cascading deletes, namespace
-teardown and PVC deletion behave as on a cluster. No kubelet or scheduler: pods never run.
+garbage collector, the namespace, PVC-protection and resource-quota controllers, so cascading
+deletes, namespace teardown, PVC deletion and quotas behave as on a cluster. No kubelet or
+scheduler: pods never run.
 
     with ControlPlane() as cp:          # etcd -> kube-apiserver -> CRDs -> controller manager
         print(cp.server, cp.kubeconfig)
@@ -80,12 +81,16 @@ class ControlPlane:
         crds: Sequence[Path] = (),
         default_crds: bool = True,
         controller_manager: bool = True,
+        quotas: bool = True,
         work_dir: Path | None = None,
     ) -> None:
-        """Configure; nothing runs until start(). `crds` adds files or folders to the defaults."""
+        """Configure; nothing runs until start(). `crds` adds files or folders to the defaults;
+        `quotas` False leaves out the resource-quota controller (whose watches of every
+        resource cost the API server CPU: the benchmark's cluster, as before it ran)."""
         self.assets = assets
         self.crd_paths = [*(default_crd_paths() if default_crds else []), *crds]
         self.controller_manager = controller_manager
+        self.quotas = quotas
         self._given_work_dir = work_dir
         self._temp_dirs: list[Path] = []
         self._processes: list[Process] = []
@@ -320,7 +325,8 @@ class ControlPlane:
         if self.controller_manager:
             # Started after the CRDs: GC rediscovers resources only every 30 s.
             binary = assets / "kube-controller-manager"
-            self._spawn("kube-controller-manager", controller_manager_args(binary, self.kubeconfig))
+            args = controller_manager_args(binary, self.kubeconfig, quotas=self.quotas)
+            self._spawn("kube-controller-manager", args)
         while time.monotonic() < settled:
             self._check_alive()  # also catches a controller manager that rejects its flags
             time.sleep(0.05)
