@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from wukong.cli import app
 from wukong.console.errors import USAGE, CliError
 from wukong.console.invocation import Cluster
-from wukong.console.virtctl import Remote, copy_ends, remote_of, scp_command
+from wukong.console.virtctl import Remote, copy_ends, openssh_hint, remote_of, scp_command
 
 
 @pytest.mark.parametrize(
@@ -68,4 +68,16 @@ def test_two_local_paths_are_one_usage_line() -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "error: one of SRC and DST is the VM's ([USER@]NAME:PATH), the other a local path\n"
+    )
+
+
+def test_without_virtctl_the_openssh_command_carries_the_cluster_the_user_named() -> None:
+    cluster = Cluster("/home/me/.kube/lab", "lab", None)
+    proxy = (
+        "'ProxyCommand=wukong port-forward --stdio web-1 %p --namespace demo "
+        "--kubeconfig /home/me/.kube/lab --context lab'"
+    )
+    assert openssh_hint("scp", cluster, "demo", "web-1") == (f"scp -o {proxy} FILE USER@web-1:PATH")
+    assert openssh_hint("ssh", Cluster(None, None, None), "default", "web-1") == (
+        "ssh -o 'ProxyCommand=wukong port-forward --stdio web-1 %p --namespace default' USER@web-1"
     )
