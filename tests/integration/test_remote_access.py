@@ -2,7 +2,8 @@
 websocket subresources through the API server's aggregation layer to the node; ssh is virtctl's.
 `wukong logs`: the serial console's log, through the API server's pods/log and the node's
 kubelet, from the container KubeVirt's virt-controller puts in the VM's pod. `wukong
-soft-reboot`: virt-api's softreboot subresource, carried out by the node.
+soft-reboot`: virt-api's softreboot subresource, carried out by the node; `wukong screenshot`:
+its vnc/screenshot, a PNG from the node.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.integration.scenario import (
     wukong,
 )
 from wukong.adapters.kube import Kube, api_path
+from wukong.console.screenshots import png_size
 from wukong.errors import NotFound
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
@@ -293,6 +295,30 @@ async def test_soft_reboot_reboots_the_guest_in_its_pod_and_describe_tells_it(
         "error: sr-1 is Suspended: a paused guest cannot reboot (wukong resume sr-1 first)\n"
     )
     assert guest.soft_reboots == 1
+
+
+async def test_screenshot_saves_what_the_vms_screen_shows(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("shot-1"))
+    await wait_phase(k, namespace, "shot-1", "Running", within=60)
+    shot = tmp_path / "shot.png"
+    argv = ["screenshot", "shot-1", "-n", namespace]
+    proc = await wukong_cli(kubeconfig, *argv, "--file", str(shot))
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode() == f"{shot}: the screen of shot-1, 720x400\n"
+    # The PNG as virt-handler sent it, through virt-api and the API server, byte for byte.
+    data = shot.read_bytes()
+    assert png_size(data) == (720, 400)
+    proc = await wukong_cli(kubeconfig, *argv, "--file", "-")
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert (proc.returncode, out) == (0, data), err.decode()
 
 
 async def test_expose_makes_a_service_for_the_vms_pod_that_goes_with_the_wukong(

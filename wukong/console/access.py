@@ -73,6 +73,34 @@ def vnc(
 
 
 @app.command(
+    cls=KubectlCommand,
+    epilog=(
+        "wukong screenshot web-1    # web-1-20261205-101500.png: what its screen shows\n"
+        "wukong screenshot web-1 --file - | display    # to stdout"
+    ),
+)
+def screenshot(
+    name: NameArg,
+    file: Annotated[
+        str | None,
+        typer.Option("--file", "-f", help="PNG file to write (-: stdout).", metavar="FILE"),
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Save what the VM's screen shows, as a PNG (like virtctl vnc screenshot)."""
+    from datetime import datetime
+
+    from wukong.console import remote
+    from wukong.console.screenshots import default_file
+
+    cluster = cluster_from(kubeconfig, context, namespace)
+    target = file or default_file(name, datetime.now())
+    run(remote.screenshot(cluster, console(), name, target), writes=False)
+
+
+@app.command(
     name="port-forward",
     cls=KubectlCommand,
     epilog=(

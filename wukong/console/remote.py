@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 
 import aiohttp
 
@@ -26,6 +27,7 @@ from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
 from wukong.console.invocation import Cluster, Console
 from wukong.console.ports import Forward
+from wukong.console.screenshots import png_size
 from wukong.errors import ApiError, NotFound
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
@@ -33,12 +35,16 @@ PLAIN = "plain.kubevirt.io"  # virt-api's subprotocol: raw bytes in binary frame
 SUBRESOURCES = "subresources.kubevirt.io"
 
 
-def _url(target: Target, vmi: str, sub: str) -> str:
-    host = str(target.kube.api.configuration.host).rstrip("/")
+def _path(target: Target, vmi: str, sub: str) -> str:
+    """The API path of one of the VMI's subresources in virt-api's group."""
     return (
-        f"{host}/apis/{SUBRESOURCES}/{names.KUBEVIRT_VERSION}/namespaces/{target.namespace}"
+        f"/apis/{SUBRESOURCES}/{names.KUBEVIRT_VERSION}/namespaces/{target.namespace}"
         f"/virtualmachineinstances/{vmi}/{sub}"
     )
+
+
+def _url(target: Target, vmi: str, sub: str) -> str:
+    return str(target.kube.api.configuration.host).rstrip("/") + _path(target, vmi, sub)
 
 
 async def running_vmi(target: Target, name: str) -> str:
@@ -56,9 +62,8 @@ async def running_vmi(target: Target, name: str) -> str:
 async def _refusal(target: Target, vmi: str, sub: str) -> str | None:
     """The server's own words for a refused upgrade: the handshake error carries no body, so
     ask again without upgrading (virt-api validates the VMI before it upgrades)."""
-    path = _url(target, vmi, sub).split("/apis/", 1)[1]
     try:
-        await target.kube.get(f"/apis/{path}")
+        await target.kube.get(_path(target, vmi, sub))
     except ApiError as error:
         return error.message
     return None
@@ -314,3 +319,25 @@ async def port_forward(
 
 def _guest_port(port: int) -> str:
     return f"portforward/{port}/tcp"
+
+
+async def screenshot(cluster: Cluster, io: Console, name: str, file: str) -> int:
+    """`wukong screenshot NAME`: the VM's display as a PNG (virt-api's `vnc/screenshot`, as
+    `virtctl vnc screenshot`), written to `file` (`-`: stdout)."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        vmi = await running_vmi(target, name)
+        async with target.kube.stream(_path(target, vmi, "vnc/screenshot"), []) as body:
+            data = await body.read()
+    size = png_size(data)
+    if size is None:
+        raise CliError(f"the screenshot of {name} is not a PNG ({len(data)} bytes)")
+    if file == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return OK
+    try:
+        await asyncio.to_thread(Path(file).write_bytes, data)
+    except OSError as error:
+        raise CliError(f"cannot write {file}: {error.strerror or error}") from None
+    io.out(f"{file}: the screen of {name}, {size[0]}x{size[1]}")
+    return OK

@@ -65,7 +65,7 @@ def stream_refusal(vmi: JsonObj, sub: str) -> Reply | None:
             return conflict(
                 "virtualmachineinstance", vmi["metadata"]["name"], "VMI is in failed status"
             )
-    elif devices.get("autoattachGraphicsDevice") is False:
+    elif devices.get("autoattachGraphicsDevice") is False:  # vnc, vnc/screenshot
         return bad_request("No graphics devices are present.")
     if phase(vmi) != "Running":
         return bad_request(NOT_RUNNING)

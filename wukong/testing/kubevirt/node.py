@@ -52,6 +52,7 @@ from .objects import (
     phase,
     set_condition,
 )
+from .screen import screenshot
 from .vmi_resize import finalize_hotplug, without_hotplug_labels
 from .vmi_status import AddressBook, capacities, interfaces
 
@@ -891,6 +892,7 @@ class HandlerServer:
             app.router.add_put(base + sub, self._put)
         for sub in ("guestosinfo", "userlist", "filesystemlist"):
             app.router.add_get(base + sub, self._get)
+        app.router.add_get(base + "vnc/screenshot", self._screenshot)
         for sub, stream in STREAM_HANDLERS.items():
             app.router.add_get(base + sub, stream)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -929,6 +931,15 @@ class HandlerServer:
         meta = vmi["metadata"]
         self.guest(meta["namespace"], meta["name"]).soft_reboot(vmi)
         await self.kube.create(EVENTS, meta["namespace"], soft_rebooted(vmi))
+
+    async def _screenshot(self, request: web.Request) -> web.Response:
+        """virt-handler's ScreenshotRequestHandler: the display as a PNG."""
+        info = request.match_info
+        vmi = await self._vmi(request)
+        if vmi is None:
+            return web.Response(status=404, text="VMI not found")
+        self.calls.append(("GET", info["namespace"], f"{info['name']}/vnc/screenshot", 200))
+        return web.Response(status=200, body=screenshot(), content_type="image/png")
 
     async def _get(self, request: web.Request) -> web.Response:
         info = request.match_info

@@ -36,6 +36,7 @@ from .faults import Faults
 from .guest import Guest
 from .lifecycle import Lifecycle
 from .node import KubeVirtEndpoints
+from .screen import screenshot
 from .volumes import Volumes
 
 GROUP, VERSIONS = "subresources.kubevirt.io", ("v1", "v1alpha3")
@@ -62,6 +63,11 @@ VMI_SUBS = {
 }
 GUEST_GETS = ("guestosinfo", "userlist", "filesystemlist")
 STREAMS = ("console", "vnc", "portforward")  # websocket subresources
+
+
+def no_route() -> Reply:
+    """go-restful's 404 for a path virt-api has no route for."""
+    return status_error(404, "NotFound", "the server could not find the requested resource")
 
 
 def _upgrading(request: web.Request) -> bool:
@@ -177,6 +183,7 @@ class SubresourceServer:
         # virt-api's portforward: .../portforward/{port} and .../portforward/{port}/{protocol}
         app.router.add_route("*", one + "/{sub:portforward}/{port}", self._dispatch)
         app.router.add_route("*", one + "/{sub:portforward}/{port}/{protocol}", self._dispatch)
+        app.router.add_get(one + "/{sub:vnc/screenshot}", self._screenshot)
         if self.forward_to is not None:
             app.router.add_route("*", "/{tail:.*}", self._forward_any)
         self._runner = web.AppRunner(app, access_log=None)
@@ -399,9 +406,7 @@ class SubresourceServer:
         ns, name, sub = info["namespace"], info["name"], info["sub"]
         reply: Reply | None = None
         if info["resource"] != "virtualmachineinstances" or request.method != "GET":
-            reply = status_error(
-                404, "NotFound", "the server could not find the requested resource"
-            )
+            reply = no_route()
         elif (injected := self.faults.take_failure(sub)) is not None:
             reply = self._injected(injected.status, injected.message, info["resource"], name, sub)
         else:
@@ -434,6 +439,29 @@ class SubresourceServer:
             return await forward_port(request, *dialed)
         return await STREAM_HANDLERS[sub](request)
 
+    async def _screenshot(self, request: web.Request) -> web.StreamResponse:
+        """GET vnc/screenshot: a PNG of the display (virt-api's checks first: vmiHasDisplay),
+        or with real KubeVirt what virt-api answers, bytes as they are."""
+        started = time.monotonic()
+        if self.forward_to is not None:
+            status, body, kind = await self._relay_bytes(request)
+            self._record(request, started, status)
+            return web.Response(status=status, body=body, headers={"Content-Type": kind})
+        info = request.match_info
+        reply: Reply | None = None
+        vmi = await self.kube.get_or_none(VMIS, info["namespace"], info["name"])
+        if info["resource"] != "virtualmachineinstances":
+            reply = no_route()
+        elif vmi is None:
+            reply = not_found("virtualmachineinstance", info["name"])
+        else:
+            reply = stream_refusal(vmi, "vnc")
+        if reply is not None:
+            self._record(request, started, reply.status)
+            return _respond(reply)
+        self._record(request, started, 200)
+        return web.Response(status=200, body=screenshot(), content_type="image/png")
+
     async def _handle(
         self, method: str, ns: str, resource: str, name: str, sub: str, body: JsonObj | None
     ) -> Reply:
@@ -462,7 +490,7 @@ class SubresourceServer:
             table = {}
         verb_ok = method == ("GET" if sub in GUEST_GETS else "PUT")
         if sub not in table or not verb_ok:
-            return status_error(404, "NotFound", "the server could not find the requested resource")
+            return no_route()
         injected = self.faults.take_failure(sub)
         if injected is not None:
             return self._injected(injected.status, injected.message, resource, name, sub)
@@ -502,6 +530,17 @@ class SubresourceServer:
             request.method, url, data=raw or None, headers=headers
         ) as reply:
             return reply.status, await reply.text(), reply.headers.get("Content-Type", "")
+
+    async def _relay_bytes(self, request: web.Request) -> tuple[int, bytes, str]:
+        """A GET relayed to virt-api whose answer is not text (a PNG): (status, body, type)."""
+        assert self._session is not None and self.forward_to is not None
+        headers: CIMultiDict[str] = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower().startswith("x-remote-")
+        )
+        url = f"https://127.0.0.1:{self.forward_to.api_port}{request.path_qs}"
+        async with self._session.get(url, headers=headers) as reply:
+            kind = reply.headers.get("Content-Type", "application/octet-stream")
+            return reply.status, await reply.read(), kind
 
     async def _relay_stream(self, request: web.Request, started: float) -> web.StreamResponse:
         """A console or VNC websocket, relayed to virt-api as the aggregator's upgrade-aware
