@@ -15,12 +15,13 @@ from wukong.adapters.kube import Kube, api_path
 from wukong.api import names
 from wukong.errors import AlreadyExists
 from wukong.testing.controlplane import ControlPlane, api_client, default_crd_paths
-from wukong.testing.kubevirt import Simulator
+from wukong.testing.kubevirt import SimConfig, Simulator
 from wukong.testing.kubevirt.plane import KubeVirtPlane, crd_paths, kubevirt_assets
 from wukong.testing.operator import InProcessOperator
 
 NAMESPACE = "demo"
 DEMO_IMAGE = "docker://quay.io/containerdisks/fedora:40"  # as examples/web-1.yaml
+DEMO_POD_NETWORK = "127.245"  # not the port-forward tests' 127.244: a kept demo beside a test run
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PLURALS = {
     "NetworkAttachmentDefinition": names.NAD_PLURAL,
@@ -137,6 +138,7 @@ async def _scenario(api: ApiClient, keep: bool, kubeconfig: Path | None = None) 
             f"\n{where}wukong status -n {NAMESPACE}\n"
             f"wukong create web-3 -n {NAMESPACE} --image {DEMO_IMAGE} --disk data=1Gi --wait\n"
             f"wukong logs web-3 -n {NAMESPACE}\n"
+            f"wukong port-forward web-3 -n {NAMESPACE} 2222:22    # nc localhost 2222: its sshd\n"
             f"wukong stop web-3 -n {NAMESPACE} --wait\n"
             f"wukong describe web-3 -n {NAMESPACE}",
             flush=True,
@@ -172,7 +174,10 @@ async def main(*, keep: bool = False, real_kubevirt: bool = True) -> int:
                 "virt-api (webhooks, subresource API) and virt-controller, built from source"
             )
         endpoints = kubevirt.endpoints if kubevirt is not None else None
-        async with Simulator(plane.kubeconfig, kubevirt=endpoints) as _sim:
+        # The VMs' addresses on this machine's loopback, where the simulated guests listen
+        # (sshd's banner on 22): `wukong port-forward` reaches them as on a cluster.
+        config = SimConfig(pod_cidr_prefix=DEMO_POD_NETWORK)
+        async with Simulator(plane.kubeconfig, kubevirt=endpoints, config=config) as _sim:
             if kubevirt is not None:
                 _say("node simulated: scheduler, kubelet, virt-handler, CDI importer, CSI driver")
             else:
