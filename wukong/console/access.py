@@ -1,6 +1,6 @@
-"""The commands that get a person into a running VM: console, vnc, ssh (virtctl's verbs),
-logs (its serial console's output, as `kubectl logs` reads it from the VM's pod), and
-expose (a Service in front of it, as `virtctl expose`)."""
+"""The commands that get a person into a running VM: console, vnc, screenshot, port-forward,
+ssh and scp (virtctl's verbs), logs (its serial console's output, as `kubectl logs` reads it
+from the VM's pod), and expose (a Service in front of it, as `virtctl expose`)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def screenshot(
     epilog=(
         "wukong port-forward web-1 8080:80    # localhost:8080 reaches the guest's port 80\n"
         "wukong port-forward web-1 :22 5432    # a free local port to 22, and 5432 to 5432\n"
-        "ssh -o 'ProxyCommand=wukong port-forward --stdio web-1 22' fedora@web-1"
+        "ssh -o 'ProxyCommand=wukong port-forward --stdio web-1 %p' fedora@web-1"
     ),
 )
 def port_forward(
@@ -158,7 +158,8 @@ def ssh(
     context: Context = None,
     namespace: Namespace = None,
 ) -> None:
-    """SSH into the VM through `virtctl ssh` (arguments after -- go to it)."""
+    """SSH into the VM through `virtctl ssh` (arguments after -- go to it); without
+    virtctl, prints the OpenSSH command that gets there."""
     from wukong.console import virtctl
 
     cluster = cluster_from(kubeconfig, context, namespace)
