@@ -99,7 +99,7 @@ async def open_stream(
 async def pump(
     ws: aiohttp.ClientWebSocketResponse,
     read: Callable[[], asyncio.Future[bytes] | asyncio.Task[bytes]],
-    write: Callable[[bytes], None],
+    write: Callable[[bytes], Awaitable[None]],
     *,
     escape: bytes | None = None,
 ) -> int:
@@ -120,7 +120,7 @@ async def pump(
         async for message in ws:
             if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
                 data = message.data
-                write(data if isinstance(data, bytes) else data.encode())
+                await write(data if isinstance(data, bytes) else data.encode())
             elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
                 return
 
@@ -177,7 +177,7 @@ async def console(cluster: Cluster, io: Console, name: str) -> int:
             io.say(f"Successfully connected to {name} console. The escape sequence is ^]")
             out = sys.stdout.buffer
 
-            def write(data: bytes) -> None:
+            async def write(data: bytes) -> None:
                 out.write(data)
                 out.flush()
 
@@ -244,7 +244,11 @@ def forwarder(
                 async def read() -> bytes:
                     return await reader.read(65536)
 
-                await pump(ws, lambda: asyncio.ensure_future(read()), writer.write)
+                async def write(data: bytes) -> None:
+                    writer.write(data)
+                    await writer.drain()  # a slow reader here slows the guest's stream
+
+                await pump(ws, lambda: asyncio.ensure_future(read()), write)
         except CliError as error:
             io.say(f"error: {error.message}")
         finally:
@@ -299,7 +303,7 @@ async def port_forward(
             async with open_stream(target, name, _guest_port(ports[0].remote)) as ws:
                 out = sys.stdout.buffer
 
-                def write(data: bytes) -> None:
+                async def write(data: bytes) -> None:
                     out.write(data)
                     out.flush()
 

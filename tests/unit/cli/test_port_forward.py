@@ -67,7 +67,10 @@ async def sent_through(chunks: list[bytes], *, escape: bytes | None) -> list[byt
     async def next_chunk() -> bytes:
         return next(pending)
 
-    await pump(ws, lambda: asyncio.ensure_future(next_chunk()), lambda _: None, escape=escape)  # type: ignore[arg-type]
+    async def discard(_: bytes) -> None:
+        return None
+
+    await pump(ws, lambda: asyncio.ensure_future(next_chunk()), discard, escape=escape)  # type: ignore[arg-type]
     return ws.sent
 
 
