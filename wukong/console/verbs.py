@@ -152,10 +152,14 @@ def migrate_cancel(
 @app.command(
     name="soft-reboot",
     cls=KubectlCommand,
-    epilog="wukong soft-reboot web-1 -n demo    # the guest reboots; pod, node and IP stay",
+    epilog=(
+        "wukong soft-reboot web-1 -n demo    # the guest reboots; pod, node and IP stay\n"
+        "wukong soft-reboot -l tier=web    # every running Wukong labelled tier=web"
+    ),
 )
 def soft_reboot(
-    name: NameArg,
+    name: OptionalNames = None,
+    selector: Selector = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
@@ -164,5 +168,6 @@ def soft_reboot(
     guest agent, else the ACPI button, does it."""
     from wukong.console import flows
 
+    names = targets(name, selector)
     cluster = cluster_from(kubeconfig, context, namespace)
-    run(flows.soft_reboot(cluster, console(), name))
+    run(flows.soft_reboot(cluster, console(), names, selector=selector))

@@ -47,19 +47,22 @@ def test_only_a_running_guest_can_reboot_in_place() -> None:
 
 
 class VirtApi:
-    """The Wukong `web-1` and virt-api's softreboot subresource; records each PUT, which
-    fails with `refusal` when one is set."""
+    """Stored Wukongs (`web-1` first) and virt-api's softreboot subresource; records each
+    PUT, which fails with `refusal` when one is set."""
 
-    def __init__(self, cr: JsonObj, refusal: ApiError | None = None) -> None:
-        self.cr, self.refusal = cr, refusal
+    def __init__(self, cr: JsonObj, *more: JsonObj, refusal: ApiError | None = None) -> None:
+        self.stored = {c["metadata"]["name"]: c for c in (cr, *more)}
+        self.refusal = refusal
         self.sent: list[tuple[str, str]] = []
 
     async def request(self, method: str, path: str, **_: Any) -> JsonObj:
+        if path.endswith("/wukongs"):  # -l: every one matches
+            return {"items": copy.deepcopy(list(self.stored.values()))}
         if "/wukongs/" in path:
             name = path.rsplit("/", 1)[-1]
-            if name != "web-1":
+            if name not in self.stored:
                 raise NotFound(404, "NotFound", f'wukongs "{name}" not found', path=path)
-            return copy.deepcopy(self.cr)
+            return copy.deepcopy(self.stored[name])
         self.sent.append((method, path))
         if self.refusal is not None:
             raise self.refusal
@@ -108,7 +111,7 @@ def test_a_stopped_wukong_is_refused_before_anything_is_sent(
 def test_kubevirts_refusal_is_one_line_in_its_own_words(
     refusal: ApiError, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = VirtApi(running("web-1"), refusal)
+    server = VirtApi(running("web-1"), refusal=refusal)
     result = soft_reboot(server, kubeconfig, monkeypatch)
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == f"error: cannot soft-reboot web-1: {refusal.message}\n"
@@ -121,3 +124,31 @@ def test_an_unknown_wukong_is_not_found(kubeconfig: str, monkeypatch: pytest.Mon
     result = CliRunner().invoke(app, args)
     assert (result.exit_code, server.sent) == (1, [])
     assert result.stderr == "error: wukong web-9 not found in namespace demo\n"
+
+
+def test_over_a_selection_a_stopped_one_is_an_error_line_and_the_others_reboot(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped = wukong("web-2", status={"phase": "Stopped"})
+    server = VirtApi(running("web-1"), stopped, running("web-3"))
+    monkeypatch.setattr(Kube, "request", server.request)
+    args = ["soft-reboot", "-l", "tier=web", "-n", "demo", "--kubeconfig", kubeconfig]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert [path.split("/")[-2] for _, path in server.sent] == ["web-1-vm", "web-3-vm"]
+    assert result.stdout.splitlines() == [
+        "web-1 is rebooting in place (same pod, node and address)",
+        "web-3 is rebooting in place (same pod, node and address)",
+    ]
+    assert result.stderr == "error: web-2 is Stopped, not Running: start it (wukong start web-2)\n"
+
+
+def test_names_and_a_selector_do_not_go_together(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = VirtApi(running("web-1"))
+    monkeypatch.setattr(Kube, "request", server.request)
+    args = ["soft-reboot", "web-1", "-l", "tier=web", "--kubeconfig", kubeconfig]
+    result = CliRunner().invoke(app, args)
+    assert (result.exit_code, server.sent) == (2, [])
+    assert result.stderr == "error: a NAME and -l/--selector do not go together\n"

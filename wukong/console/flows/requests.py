@@ -234,24 +234,38 @@ async def migrate_cancel(cluster: Cluster, io: Console, name: str, *, wait: floa
         return OK
 
 
-async def soft_reboot(cluster: Cluster, io: Console, name: str) -> int:
-    """Ask KubeVirt to reboot the guest in place, as `virtctl soft-reboot` does: through the
+async def soft_reboot(
+    cluster: Cluster, io: Console, names: Sequence[str], *, selector: str | None = None
+) -> int:
+    """Ask KubeVirt to reboot each guest in place, as `virtctl soft-reboot` does: through the
     guest agent, else the ACPI button. The VM keeps its pod, node and address; KubeVirt
     records a `SoftRebooted` Event on the VMI and reports no end, so there is nothing to
-    wait for."""
+    wait for. Over a selection, one refused does not stop the others."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        cr = await target.wukong(name)
-        refusal = soft_reboot_refusal(cr)
-        if refusal is not None:
-            raise CliError(refusal)
-        vmis = api_path(SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, VMI.plural, target.namespace)
-        try:
-            await target.kube.request("PUT", f"{vmis}/{vm_name(name)}/softreboot")
-        except (Conflict, ServerError) as error:
-            # virt-api's own refusals (no agent and no ACPI, paused meanwhile) and the node's
-            # failures; a transport failure keeps the connection's own words.
-            if error.status == 0:
-                raise
-            raise CliError(f"cannot soft-reboot {name}: {error.message}") from error
-        io.out(f"{name} is rebooting in place (same pod, node and address)")
-        return OK
+        crs = await chosen(target, names, selector)
+        failures = Failures(io, target.server, several=selector is not None or len(crs) > 1)
+        for cr in crs:
+            name = cr["metadata"]["name"]
+            try:
+                await _soft_reboot(target, cr)
+            except (CliError, ApiError) as error:
+                failures.add(name, error)
+                continue
+            io.out(f"{name} is rebooting in place (same pod, node and address)")
+        return failures.code
+
+
+async def _soft_reboot(target: Target, cr: JsonObj) -> None:
+    name = cr["metadata"]["name"]
+    refusal = soft_reboot_refusal(cr)
+    if refusal is not None:
+        raise CliError(refusal)
+    vmis = api_path(SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, VMI.plural, target.namespace)
+    try:
+        await target.kube.request("PUT", f"{vmis}/{vm_name(name)}/softreboot")
+    except (Conflict, ServerError) as error:
+        # virt-api's own refusals (no agent and no ACPI, paused meanwhile) and the node's
+        # failures; a transport failure keeps the connection's own words.
+        if error.status == 0:
+            raise
+        raise CliError(f"cannot soft-reboot {name}: {error.message}") from error
