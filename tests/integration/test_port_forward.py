@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.scenario import create, k, operator, simulator, wait_for, wukong
+from tests.integration.conftest import kubevirt_mode
+from tests.integration.scenario import IMAGE, create, k, operator, simulator, wait_for, wukong
 from tests.integration.test_remote_access import read_until, wukong_cli
-from wukong.adapters.kube import Kube
+from wukong.adapters.kube import Kube, api_path
 from wukong.console.status import primary_ip
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.kubevirt import SimConfig, Simulator
@@ -42,8 +43,11 @@ async def sim(
         yield running
 
 
-async def running_with_address(k: Kube, namespace: str, name: str) -> str:
-    await create(k, "wukong", namespace, wukong(name))
+async def running_with_address(
+    k: Kube, namespace: str, name: str, *, create_it: bool = True
+) -> str:
+    if create_it:
+        await create(k, "wukong", namespace, wukong(name))
     cr = await wait_for(
         k,
         namespace,
@@ -168,3 +172,58 @@ async def test_without_virtctl_ssh_prints_an_openssh_command_that_reaches_the_gu
     )
     _, said = await asyncio.wait_for(ssh.communicate(), 60)
     assert "remote software version OpenSSH_9.6" in said.decode(), said.decode()
+
+
+if kubevirt_mode() == "real":  # KubeVirt's own user roles come with its install strategy
+
+    async def test_a_tenant_bound_to_edit_makes_its_vm_and_reaches_it_with_the_cli(
+        k: Kube,
+        namespace: str,
+        operator: InProcessOperator,
+        sim: Simulator,
+        control_plane: ControlPlane,
+        tmp_path: Path,
+    ) -> None:
+        """A namespace's user holds Kubernetes' `edit` only: it takes in wukong-edit and
+        KubeVirt's kubevirt.io:edit, so every verb the docs promise works with their rights."""
+        await k.create(
+            api_path("", "v1", "serviceaccounts", namespace),
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "tenant"}},
+        )
+        await k.create(
+            api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "tenant-edit"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "edit",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": namespace}],
+            },
+        )
+        tenant = control_plane.service_account_kubeconfig(namespace, "tenant")
+        as_tenant = ["-n", namespace]
+        proc = await wukong_cli(tenant, "create", "pf-4", "--image", IMAGE, "--wait", *as_tenant)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, err.decode()
+        assert out.decode().startswith("pf-4 is Running on "), out
+        await running_with_address(k, namespace, "pf-4", create_it=False)
+        argv = ["port-forward", "--stdio", "pf-4", "22", *as_tenant]
+        proc = await wukong_cli(tenant, *argv)
+        assert proc.stdin is not None and proc.stdout is not None
+        assert await read_until(proc.stdout, b"\r\n") == SSH_BANNER
+        proc.stdin.close()
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        for verb in (
+            ["soft-reboot", "pf-4"],
+            ["screenshot", "pf-4", "--file", str(tmp_path / "pf-4.png")],
+            ["logs", "pf-4", "--tail", "1"],
+            ["describe", "pf-4"],
+        ):
+            proc = await wukong_cli(tenant, *verb, *as_tenant)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == 0, (verb, err.decode())
+            assert b"forbidden" not in out + err, (verb, out.decode(), err.decode())

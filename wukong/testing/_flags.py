@@ -15,6 +15,10 @@ CONTROLLERS = (
     # Every namespace's `default` ServiceAccount, which the ServiceAccount admission plugin
     # needs to admit a pod (KubeVirt's virt-launcher and hot-plug pods).
     "serviceaccount-controller",
+    # Kubernetes' view, edit and admin roles take in every ClusterRole labelled
+    # aggregate-to-*: ours (manifests/rbac/user-roles.yaml) and KubeVirt's (kubevirt.io:edit,
+    # with console, port-forward, soft-reboot). Without it, `edit` granted nothing here.
+    "clusterrole-aggregation-controller",
 )
 # ResourceQuota status (hard, used): quota admission refuses nothing until it is there, so
 # without it a quota did nothing on the local cluster (the demo, the trouble tests).

@@ -1,9 +1,9 @@
 """A real, local Kubernetes control plane for tests and demos: etcd, kube-apiserver, GC.
 
 Like controller-runtime's envtest, but from Python and with kube-controller-manager running the
-garbage collector, the namespace, PVC-protection and resource-quota controllers, so cascading
-deletes, namespace teardown, PVC deletion and quotas behave as on a cluster. No kubelet or
-scheduler: pods never run.
+garbage collector, the namespace, PVC-protection, role-aggregation and resource-quota
+controllers, so cascading deletes, namespace teardown, PVC deletion, `edit`/`view` and quotas
+behave as on a cluster. No kubelet or scheduler: pods never run.
 
     with ControlPlane() as cp:          # etcd -> kube-apiserver -> CRDs -> controller manager
         print(cp.server, cp.kubeconfig)
