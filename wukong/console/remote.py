@@ -266,7 +266,8 @@ async def listen(
     try:
         return await asyncio.start_server(handler, address, port)
     except OSError as error:  # the port is taken, the address is not this machine's
-        raise CliError(f"cannot listen on {address}:{port}: {error.strerror or error}") from None
+        reason = (error.strerror or str(error)).lower()
+        raise CliError(f"cannot listen on {address}:{port}: {reason}") from None
 
 
 async def vnc(
@@ -342,6 +343,6 @@ async def screenshot(cluster: Cluster, io: Console, name: str, file: str) -> int
     try:
         await asyncio.to_thread(Path(file).write_bytes, data)
     except OSError as error:
-        raise CliError(f"cannot write {file}: {error.strerror or error}") from None
+        raise CliError(f"cannot write {file}: {(error.strerror or str(error)).lower()}") from None
     io.out(f"{file}: the screen of {name}, {size[0]}x{size[1]}")
     return OK

@@ -8,7 +8,7 @@ import pytest
 
 from wukong.console.errors import CliError
 from wukong.console.ports import Forward, forwards
-from wukong.console.remote import ESCAPE, pump
+from wukong.console.remote import ESCAPE, listen, pump
 
 
 def test_ports_name_the_local_end_the_guest_end_or_both() -> None:
@@ -80,3 +80,17 @@ async def test_forwarded_bytes_pass_0x1d_which_ends_only_a_console() -> None:
     pointer = b"\x05\x00\x00\x1d\x00\x40"
     assert await sent_through([pointer, b"more"], escape=None) == [pointer, b"more"]
     assert await sent_through([b"ls\r", b"x\x1dy"], escape=ESCAPE) == [b"ls\r", b"x"]
+
+
+async def test_a_local_port_already_taken_is_one_line() -> None:
+    async def nothing(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.close()
+
+    taken = await listen(nothing, "127.0.0.1", 0)
+    port = taken.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(CliError) as refused:
+            await listen(nothing, "127.0.0.1", port)
+        assert refused.value.message == f"cannot listen on 127.0.0.1:{port}: address already in use"
+    finally:
+        taken.close()
