@@ -266,8 +266,9 @@ async def listen(
     try:
         return await asyncio.start_server(handler, address, port)
     except OSError as error:  # the port is taken, the address is not this machine's
-        reason = (error.strerror or str(error)).lower()
-        raise CliError(f"cannot listen on {address}:{port}: {reason}") from None
+        # asyncio's own strerror repeats the address: the errno's words are enough.
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise CliError(f"cannot listen on {address}:{port}: {reason.lower()}") from None
 
 
 async def vnc(
