@@ -268,3 +268,21 @@ async def wukong_events(k: Kube, namespace: str, reason: str) -> list[JsonObj]:
 async def patch_spec(k: Kube, namespace: str, name: str, spec: JsonObj) -> JsonObj:
     """Merge-patch the Wukong's spec, as `kubectl patch --type merge` does."""
     return await k.merge_patch(path("wukong", namespace, name), {"spec": spec})
+
+
+async def bound_account(k: Kube, namespace: str, account: str, kind: str, role: str) -> None:
+    """A ServiceAccount `account` with `kind` (Role or ClusterRole) `role` in `namespace`."""
+    await k.create(
+        api_path("", "v1", "serviceaccounts", namespace),
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
+    )
+    await k.create(
+        api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": f"{account}-{role}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        },
+    )

@@ -18,6 +18,7 @@ import yaml
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient
 
+from tests.integration.scenario import bound_account
 from wukong.adapters.kube import Kube, api_path
 from wukong.errors import Forbidden
 from wukong.testing._assets import kubectl_binary
@@ -489,25 +490,7 @@ async def test_a_user_bound_to_wukong_view_reads_and_one_bound_to_edit_writes(
 ) -> None:
     k = Kube(kube)
     for role in ("view", "edit"):
-        account = f"user-{role}"
-        await k.create(
-            api_path("", "v1", "serviceaccounts", namespace),
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
-        )
-        await k.create(
-            api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": account},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": f"wukong-{role}",
-                },
-                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-            },
-        )
+        await bound_account(k, namespace, f"user-{role}", "ClusterRole", f"wukong-{role}")
     viewer_config = installed.service_account_kubeconfig(namespace, "user-view")
     editor_config = installed.service_account_kubeconfig(namespace, "user-edit")
     async with await new_client(viewer_config) as v, await new_client(editor_config) as e:
@@ -700,24 +683,6 @@ async def _only_the_probe_left(wukongs: Wukongs) -> bool:
 # -- Secrets a Wukong names, checked against its author (review s22 F4) -----------------------
 
 
-async def _bound(k: Kube, namespace: str, account: str, kind: str, role: str) -> None:
-    """A ServiceAccount `account` with `kind` (Role or ClusterRole) `role` in `namespace`."""
-    await k.create(
-        api_path("", "v1", "serviceaccounts", namespace),
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
-    )
-    await k.create(
-        api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": f"{account}-{role}"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-        },
-    )
-
-
 def with_keys(name: str, *secrets: str, user_data: str | None = None) -> dict[str, Any]:
     """A small Wukong naming these Secrets for SSH keys (and one for cloud-init user data)."""
     body = wukong(name)
@@ -740,7 +705,7 @@ async def test_a_wukong_may_name_only_secrets_its_author_may_read(
             api_path("", "v1", "secrets", namespace),
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret}},
         )
-    await _bound(admin, namespace, "tenant", "ClusterRole", "wukong-edit")
+    await bound_account(admin, namespace, "tenant", "ClusterRole", "wukong-edit")
     await admin.create(
         api_path("rbac.authorization.k8s.io", "v1", "roles", namespace),
         {

@@ -19,9 +19,18 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import kubevirt_mode
-from tests.integration.scenario import IMAGE, create, k, operator, simulator, wait_for, wukong
+from tests.integration.scenario import (
+    IMAGE,
+    bound_account,
+    create,
+    k,
+    operator,
+    simulator,
+    wait_for,
+    wukong,
+)
 from tests.integration.test_remote_access import read_until, wukong_cli
-from wukong.adapters.kube import Kube, api_path
+from wukong.adapters.kube import Kube
 from wukong.console.status import primary_ip
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.kubevirt import SimConfig, Simulator
@@ -186,24 +195,7 @@ if kubevirt_mode() == "real":  # KubeVirt's own user roles come with its install
     ) -> None:
         """A namespace's user holds Kubernetes' `edit` only: it takes in wukong-edit and
         KubeVirt's kubevirt.io:edit, so every verb the docs promise works with their rights."""
-        await k.create(
-            api_path("", "v1", "serviceaccounts", namespace),
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "tenant"}},
-        )
-        await k.create(
-            api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": "tenant-edit"},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "edit",
-                },
-                "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": namespace}],
-            },
-        )
+        await bound_account(k, namespace, "tenant", "ClusterRole", "edit")
         tenant = control_plane.service_account_kubeconfig(namespace, "tenant")
         as_tenant = ["-n", namespace]
         proc = await wukong_cli(tenant, "create", "pf-4", "--image", IMAGE, "--wait", *as_tenant)
