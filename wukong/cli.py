@@ -7,7 +7,6 @@ import asyncio
 import inspect
 import logging
 import signal
-from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 from wukong.api.durations import format_duration
 from wukong.console.access import app as access_app
 from wukong.console.commands import app as console_app
+from wukong.console.invocation import invoked_as
 from wukong.console.options import TYPER_STYLE, KubectlCommand
 from wukong.console.verbs import app as verbs_app
 from wukong.settings import Settings
@@ -272,7 +272,7 @@ def main() -> None:
 
     # Called as kubectl's plugin, it names itself as the user typed it (`Usage: kubectl
     # wukong status …`, `see 'kubectl wukong status --help'`), as kubectl plugins do.
-    plugin = bool(sys.argv) and Path(sys.argv[0]).name == "kubectl-wukong"
+    plugin = invoked_as() == "kubectl-wukong"
     named = {"prog_name": PLUGIN_NAME, "complete_var": PLUGIN_COMPLETE_VAR}
     try:
         app(args=hoist_global_flags(split_short_equals(sys.argv[1:])), **(named if plugin else {}))

@@ -6,8 +6,10 @@ nothing of a cluster, such as `version --client`, loads this module and not the 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 Say = Callable[[str], None]
 Ask = Callable[[str], bool]
@@ -28,3 +30,14 @@ class Console:
 
     out: Say
     say: Say
+
+
+def invoked_as() -> str:
+    """`kubectl-wukong` when kubectl runs this as its plugin, else `wukong`."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "kubectl-wukong" if name == "kubectl-wukong" else "wukong"
+
+
+def command_line_name() -> str:
+    """How the user types this program: `kubectl wukong` or `wukong`."""
+    return "kubectl wukong" if invoked_as() == "kubectl-wukong" else "wukong"

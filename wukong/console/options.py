@@ -19,7 +19,7 @@ from wukong.api.durations import format_duration, parse_duration
 from wukong.api.names import MAX_LABEL_VALUE, MAX_WUKONG_NAME
 from wukong.api.spec import MAX_GRACE_PERIOD_SECONDS
 from wukong.console.errors import CliError, usage
-from wukong.console.invocation import Ask, Cluster, Console
+from wukong.console.invocation import Ask, Cluster, Console, invoked_as
 from wukong.console.output import DryRun, Output
 
 if TYPE_CHECKING:
@@ -308,9 +308,7 @@ def completion_script(shell: str) -> str:
     """The completion script typer generates, for the program as it was called."""
     from typer import _completion_shared as shared  # typer's only generator of scripts
 
-    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "wukong"
-    if prog not in ("wukong", "kubectl-wukong"):
-        prog = "wukong"
+    prog = invoked_as()
     variable = "_" + prog.replace("-", "_").upper() + "_COMPLETE"
     if shell not in ("bash", "zsh", "fish", "powershell", "pwsh"):
         fail(usage(f"no completion for shell {shell!r}: use bash, zsh, fish or powershell"))

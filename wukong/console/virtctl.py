@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from wukong.api import names
 from wukong.console.connect import connect
 from wukong.console.errors import CliError, usage
-from wukong.console.invocation import Cluster, Console
+from wukong.console.invocation import Cluster, Console, command_line_name
 from wukong.console.remote import running_vmi
 
 VIRTCTL_RELEASES = "https://github.com/kubevirt/kubevirt/releases"
@@ -59,11 +59,14 @@ NO_VIRTCTL = (
 )
 
 
-def openssh_hint(verb: str, cluster: Cluster, namespace: str, name: str) -> str:
+def openssh_hint(
+    verb: str, cluster: Cluster, namespace: str, name: str, program: str = "wukong"
+) -> str:
     """The OpenSSH command that reaches the VM without virtctl: `wukong port-forward
-    --stdio` as its ProxyCommand (what `virtctl ssh --local-ssh` does with virtctl's)."""
+    --stdio` as its ProxyCommand (what `virtctl ssh --local-ssh` does with virtctl's);
+    `program` as the user types it (`kubectl wukong` for the plugin)."""
     flags = " ".join(_cluster_flags(cluster, namespace))
-    proxy = f"'ProxyCommand=wukong port-forward --stdio {name} %p {flags}'"
+    proxy = f"'ProxyCommand={program} port-forward --stdio {name} %p {flags}'"
     if verb == "scp":
         return f"scp -o {proxy} FILE USER@{name}:PATH"
     return f"ssh -o {proxy} USER@{name}"
@@ -131,7 +134,7 @@ async def _hand_over(
         await running_vmi(target, name)
         argv = command(target.namespace)
         if argv is None:
-            openssh = openssh_hint(verb, cluster, target.namespace, name)
+            openssh = openssh_hint(verb, cluster, target.namespace, name, command_line_name())
             raise CliError(NO_VIRTCTL.format(verb=verb, name=name, openssh=openssh))
     process = await asyncio.create_subprocess_exec(*argv)
     return await process.wait()

@@ -81,3 +81,8 @@ def test_without_virtctl_the_openssh_command_carries_the_cluster_the_user_named(
     assert openssh_hint("ssh", Cluster(None, None, None), "default", "web-1") == (
         "ssh -o 'ProxyCommand=wukong port-forward --stdio web-1 %p --namespace default' USER@web-1"
     )
+
+
+def test_the_openssh_command_names_the_program_as_the_user_types_it() -> None:
+    hint = openssh_hint("ssh", Cluster(), "demo", "web-1", "kubectl wukong")
+    assert hint.startswith("ssh -o 'ProxyCommand=kubectl wukong port-forward --stdio web-1 %p")
