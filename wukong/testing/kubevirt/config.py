@@ -50,6 +50,8 @@ class SimConfig:
     # With real KubeVirt: the nodes pods are scheduled on, and extra labels per node.
     nodes: tuple[str, ...] = (NODE_NAME, "node-2")
     node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    # VMI and pod addresses are PREFIX.x.y. In 127/8 (this machine's loopback) each running
+    # guest listens on its address (guest_net.py), so virt-api's port-forward reaches it.
     pod_cidr_prefix: str = "10.244"
     # Storage classes installed at start: name -> (binding mode, allowVolumeExpansion, default).
     storage_classes: dict[str, tuple[str, bool, bool]] = field(
