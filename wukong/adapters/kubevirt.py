@@ -23,7 +23,9 @@ def migration_path(namespace: str, name: str | None = None) -> str:
     return api_path(group, version, "virtualmachineinstancemigrations", namespace, name)
 
 
-def _sub(namespace: str, resource: str, name: str, sub: str) -> str:
+def subresource_path(namespace: str, resource: str, name: str, sub: str) -> str:
+    """REST path of one of virt-api's subresources (`softreboot`, `vnc/screenshot`, …) of a
+    VM or VMI (`resource`: virtualmachines or virtualmachineinstances)."""
     base = api_path(names.SUBRESOURCES_GROUP, names.SUBRESOURCES_VERSION, resource, namespace, name)
     return f"{base}/{sub}"
 
@@ -57,27 +59,31 @@ class KubeVirt:
 
     async def start(self, namespace: str, name: str) -> None:
         """PUT .../virtualmachines/NAME/start (202)."""
-        await self.kube.request("PUT", _sub(namespace, "virtualmachines", name, "start"), body={})
+        await self.kube.request(
+            "PUT", subresource_path(namespace, "virtualmachines", name, "start"), body={}
+        )
 
     async def stop(self, namespace: str, name: str, grace_period: int | None = None) -> None:
         """PUT .../stop; `grace_period` 0 powers off at once."""
         body: JsonObj = {} if grace_period is None else {"gracePeriod": grace_period}
-        await self.kube.request("PUT", _sub(namespace, "virtualmachines", name, "stop"), body=body)
+        await self.kube.request(
+            "PUT", subresource_path(namespace, "virtualmachines", name, "stop"), body=body
+        )
 
     async def restart(self, namespace: str, name: str, *, force: bool = False) -> None:
         """PUT .../restart; KubeVirt only accepts gracePeriodSeconds 0 (force) or none."""
         body: JsonObj = {"gracePeriodSeconds": 0} if force else {}
-        path = _sub(namespace, "virtualmachines", name, "restart")
+        path = subresource_path(namespace, "virtualmachines", name, "restart")
         await self.kube.request("PUT", path, body=body)
 
     async def pause(self, namespace: str, name: str) -> None:
         """PUT .../virtualmachineinstances/NAME/pause (200): pause/unpause exist only on VMIs."""
-        path = _sub(namespace, "virtualmachineinstances", name, "pause")
+        path = subresource_path(namespace, "virtualmachineinstances", name, "pause")
         await self.kube.request("PUT", path, body={})
 
     async def unpause(self, namespace: str, name: str) -> None:
         """PUT .../virtualmachineinstances/NAME/unpause (200)."""
-        path = _sub(namespace, "virtualmachineinstances", name, "unpause")
+        path = subresource_path(namespace, "virtualmachineinstances", name, "unpause")
         await self.kube.request("PUT", path, body={})
 
     async def add_volume(
@@ -85,12 +91,12 @@ class KubeVirt:
     ) -> None:
         """PUT .../virtualmachines/NAME/addvolume: persisted in the VM, hot-plugged if running."""
         body: JsonObj = {"name": volume, "disk": device, "volumeSource": source}
-        path = _sub(namespace, "virtualmachines", name, "addvolume")
+        path = subresource_path(namespace, "virtualmachines", name, "addvolume")
         await self.kube.request("PUT", path, body=body)
 
     async def remove_volume(self, namespace: str, name: str, volume: str) -> None:
         """PUT .../virtualmachines/NAME/removevolume."""
-        path = _sub(namespace, "virtualmachines", name, "removevolume")
+        path = subresource_path(namespace, "virtualmachines", name, "removevolume")
         await self.kube.request("PUT", path, body={"name": volume})
 
     async def filesystems(self, namespace: str, name: str) -> list[JsonObj]:
@@ -98,6 +104,6 @@ class KubeVirt:
 
         Raises `ServerError` (HTTP 500, plain text) when the agent is not connected.
         """
-        path = _sub(namespace, "virtualmachineinstances", name, "filesystemlist")
+        path = subresource_path(namespace, "virtualmachineinstances", name, "filesystemlist")
         items = (await self.kube.get(path)).get("items") or []
         return [item for item in items if isinstance(item, dict)]

@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 
 from wukong.adapters.kube import api_path
+from wukong.adapters.kubevirt import subresource_path
 from wukong.api import names
 from wukong.api.kinds import VMI
 from wukong.console import guestlog
@@ -32,15 +33,10 @@ from wukong.errors import ApiError, NotFound
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
 PLAIN = "plain.kubevirt.io"  # virt-api's subprotocol: raw bytes in binary frames
-SUBRESOURCES = "subresources.kubevirt.io"
 
 
 def _path(target: Target, vmi: str, sub: str) -> str:
-    """The API path of one of the VMI's subresources in virt-api's group."""
-    return (
-        f"/apis/{SUBRESOURCES}/{names.KUBEVIRT_VERSION}/namespaces/{target.namespace}"
-        f"/virtualmachineinstances/{vmi}/{sub}"
-    )
+    return subresource_path(target.namespace, VMI.plural, vmi, sub)
 
 
 def _url(target: Target, vmi: str, sub: str) -> str:

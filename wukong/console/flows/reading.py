@@ -6,7 +6,9 @@ import asyncio
 from contextlib import aclosing
 
 from wukong.adapters.kube import api_path
-from wukong.api.names import SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, vm_name
+from wukong.adapters.kubevirt import subresource_path
+from wukong.api.kinds import VMI
+from wukong.api.names import vm_name
 from wukong.console.connect import Target, connect
 from wukong.console.describe import GUEST_STATES, guest_section, guest_unavailable
 from wukong.console.describe import describe as describe_page
@@ -147,10 +149,11 @@ async def _guest(target: Target, cr: JsonObj) -> list[str] | None:
     does not run; the reason, in KubeVirt's words, when it cannot answer)."""
     if ((cr.get("status") or {}).get("phase")) not in GUEST_STATES:
         return None
-    vmi, ns = vm_name(cr["metadata"]["name"]), target.namespace
-    vmis = api_path(SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, "virtualmachineinstances", ns)
+    vmi = vm_name(cr["metadata"]["name"])
     try:
-        info = await target.kube.get(f"{vmis}/{vmi}/guestosinfo")
+        info = await target.kube.get(
+            subresource_path(target.namespace, VMI.plural, vmi, "guestosinfo")
+        )
     except ApiError as error:  # 409 "VMI does not have guest agent connected", 403, ...
         return guest_section(None, guest_unavailable(error.message))
     return guest_section(info)

@@ -7,9 +7,10 @@ import asyncio
 from collections.abc import Sequence
 
 from wukong.adapters.kube import api_path
+from wukong.adapters.kubevirt import subresource_path
 from wukong.api.durations import format_duration
 from wukong.api.kinds import MIGRATION, VMI
-from wukong.api.names import SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, vm_name
+from wukong.api.names import vm_name
 from wukong.api.objects import being_deleted
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
@@ -260,9 +261,9 @@ async def _soft_reboot(target: Target, cr: JsonObj) -> None:
     refusal = soft_reboot_refusal(cr)
     if refusal is not None:
         raise CliError(refusal)
-    vmis = api_path(SUBRESOURCES_GROUP, SUBRESOURCES_VERSION, VMI.plural, target.namespace)
+    path = subresource_path(target.namespace, VMI.plural, vm_name(name), "softreboot")
     try:
-        await target.kube.request("PUT", f"{vmis}/{vm_name(name)}/softreboot")
+        await target.kube.request("PUT", path)
     except (Conflict, ServerError) as error:
         # virt-api's own refusals (no agent and no ACPI, paused meanwhile) and the node's
         # failures; a transport failure keeps the connection's own words.
