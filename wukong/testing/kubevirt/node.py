@@ -433,8 +433,16 @@ class Kubelet(Controller):
             await self.kube.merge_patch(EVENTS, meta["namespace"], name, patch)
             return
         host = pod["spec"]["nodeName"]
-        body = event(pod, "Pod", "FailedMount", message, component="kubelet", host=host,
-                     type_="Warning", name=name)  # fmt: skip
+        body = event(
+            pod,
+            "Pod",
+            "FailedMount",
+            message,
+            component="kubelet",
+            host=host,
+            type_="Warning",
+            name=name,
+        )
         await self.kube.create(EVENTS, meta["namespace"], body)
 
     async def _readiness(self, pod: JsonObj) -> None:

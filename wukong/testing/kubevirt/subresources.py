@@ -515,17 +515,22 @@ class SubresourceServer:
                 pass
         return Reply(status, text or None)
 
-    async def _relay(self, request: web.Request, raw: bytes) -> tuple[int, str, str]:
-        """Send the request on to virt-api as the aggregator would; (status, body, type)."""
-        assert self._session is not None and self.forward_to is not None
-        # Every value of a repeated header (X-Remote-Group comes once per group).
+    def _upstream(self, request: web.Request) -> tuple[str, CIMultiDict[str]]:
+        """virt-api's URL for the request, and the identity headers the aggregator sends:
+        every value of a repeated one (X-Remote-Group comes once per group)."""
+        assert self.forward_to is not None
         headers: CIMultiDict[str] = CIMultiDict(
             (k, v) for k, v in request.headers.items() if k.lower().startswith("x-remote-")
         )
+        return f"https://127.0.0.1:{self.forward_to.api_port}{request.path_qs}", headers
+
+    async def _relay(self, request: web.Request, raw: bytes) -> tuple[int, str, str]:
+        """Send the request on to virt-api as the aggregator would; (status, body, type)."""
+        assert self._session is not None
+        url, headers = self._upstream(request)
         if request.headers.get("Content-Type"):
             headers["Content-Type"] = request.headers["Content-Type"]
         headers["Accept"] = request.headers.get("Accept", "application/json")
-        url = f"https://127.0.0.1:{self.forward_to.api_port}{request.path_qs}"
         async with self._session.request(
             request.method, url, data=raw or None, headers=headers
         ) as reply:
@@ -533,11 +538,8 @@ class SubresourceServer:
 
     async def _relay_bytes(self, request: web.Request) -> tuple[int, bytes, str]:
         """A GET relayed to virt-api whose answer is not text (a PNG): (status, body, type)."""
-        assert self._session is not None and self.forward_to is not None
-        headers: CIMultiDict[str] = CIMultiDict(
-            (k, v) for k, v in request.headers.items() if k.lower().startswith("x-remote-")
-        )
-        url = f"https://127.0.0.1:{self.forward_to.api_port}{request.path_qs}"
+        assert self._session is not None
+        url, headers = self._upstream(request)
         async with self._session.get(url, headers=headers) as reply:
             kind = reply.headers.get("Content-Type", "application/octet-stream")
             return reply.status, await reply.read(), kind
@@ -545,11 +547,8 @@ class SubresourceServer:
     async def _relay_stream(self, request: web.Request, started: float) -> web.StreamResponse:
         """A console or VNC websocket, relayed to virt-api as the aggregator's upgrade-aware
         proxy does (bytes both ways until either side closes); recorded like any call."""
-        assert self._session is not None and self.forward_to is not None
-        headers: CIMultiDict[str] = CIMultiDict(
-            (k, v) for k, v in request.headers.items() if k.lower().startswith("x-remote-")
-        )
-        url = f"https://127.0.0.1:{self.forward_to.api_port}{request.path_qs}"
+        assert self._session is not None
+        url, headers = self._upstream(request)
         try:
             upstream = await self._session.ws_connect(url, headers=headers, protocols=(PLAIN,))
         except aiohttp.WSServerHandshakeError as err:
