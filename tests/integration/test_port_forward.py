@@ -29,7 +29,7 @@ from tests.integration.scenario import (
     wait_for,
     wukong,
 )
-from tests.integration.test_remote_access import read_until, wukong_cli
+from tests.integration.test_remote_access import ran, read_until, wukong_cli
 from wukong.adapters.kube import Kube
 from wukong.console.status import primary_ip
 from wukong.testing.controlplane import ControlPlane
@@ -159,11 +159,10 @@ async def test_without_virtctl_ssh_prints_an_openssh_command_that_reaches_the_gu
     # No virtctl on PATH; wukong (beside this Python) and OpenSSH are.
     path = os.pathsep.join([str(tmp_path), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
     env = os.environ | {"PATH": path}
-    proc = await wukong_cli(control_plane.kubeconfig, "ssh", "pf-3", "-n", namespace, env=env)
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 1
-    hint = re.search(r"through wukong: (ssh -o '[^']*' USER@pf-3);", err.decode())
-    assert hint is not None, err.decode()
+    done = await ran(control_plane.kubeconfig, "ssh", "pf-3", "-n", namespace, env=env)
+    assert done.code == 1
+    hint = re.search(r"through wukong: (ssh -o '[^']*' USER@pf-3);", done.err.decode())
+    assert hint is not None, done.err.decode()
     assert hint.group(1) == (
         f"ssh -o 'ProxyCommand=wukong port-forward --stdio pf-3 %p --namespace {namespace} "
         f"--kubeconfig {control_plane.kubeconfig}' USER@pf-3"
@@ -198,10 +197,11 @@ if kubevirt_mode() == "real":  # KubeVirt's own user roles come with its install
         await bound_account(k, namespace, "tenant", "ClusterRole", "edit")
         tenant = control_plane.service_account_kubeconfig(namespace, "tenant")
         as_tenant = ["-n", namespace]
-        proc = await wukong_cli(tenant, "create", "pf-4", "--image", IMAGE, "--wait", *as_tenant)
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-        assert proc.returncode == 0, err.decode()
-        assert out.decode().startswith("pf-4 is Running on "), out
+        done = await ran(
+            tenant, "create", "pf-4", "--image", IMAGE, "--wait", *as_tenant, within=120
+        )
+        assert done.code == 0, done.err.decode()
+        assert done.out.decode().startswith("pf-4 is Running on "), done.out
         await running_with_address(k, namespace, "pf-4", create_it=False)
         argv = ["port-forward", "--stdio", "pf-4", "22", *as_tenant]
         proc = await wukong_cli(tenant, *argv)
@@ -215,7 +215,6 @@ if kubevirt_mode() == "real":  # KubeVirt's own user roles come with its install
             ["logs", "pf-4", "--tail", "1"],
             ["describe", "pf-4"],
         ):
-            proc = await wukong_cli(tenant, *verb, *as_tenant)
-            out, err = await asyncio.wait_for(proc.communicate(), 30)
-            assert proc.returncode == 0, (verb, err.decode())
-            assert b"forbidden" not in out + err, (verb, out.decode(), err.decode())
+            done = await ran(tenant, *verb, *as_tenant)
+            assert done.code == 0, (verb, done.err.decode())
+            assert b"forbidden" not in done.out + done.err, (verb, done.out, done.err)

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -46,6 +47,24 @@ async def wukong_cli(
     """`python -m wukong ARGS --kubeconfig KUBECONFIG` as a separate process, with pipes for
     stdin/stdout/stderr."""
     return await wukong_subprocess(*args, "--kubeconfig", str(kubeconfig), env=env)
+
+
+@dataclass(frozen=True)
+class Ran:
+    """How a `wukong` run ended: its exit code, stdout and stderr."""
+
+    code: int | None
+    out: bytes
+    err: bytes
+
+
+async def ran(
+    kubeconfig: Path, *args: str, env: dict[str, str] | None = None, within: float = 30
+) -> Ran:
+    """`wukong ARGS --kubeconfig KUBECONFIG`, run to its end (at most `within` seconds)."""
+    proc = await wukong_cli(kubeconfig, *args, env=env)
+    out, err = await asyncio.wait_for(proc.communicate(), within)
+    return Ran(proc.returncode, out, err)
 
 
 async def wukong_subprocess(*args: str, env: dict[str, str] | None) -> asyncio.subprocess.Process:
@@ -250,10 +269,9 @@ async def test_soft_reboot_reboots_the_guest_in_its_pod_and_describe_tells_it(
     await wait_phase(k, namespace, "sr-1", "Running", within=60)
     vmis = api_path("kubevirt.io", "v1", "virtualmachineinstances", namespace)
     before = await k.get(f"{vmis}/sr-1-vm")
-    proc = await wukong_cli(kubeconfig, "soft-reboot", "sr-1", "-n", namespace)
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
-    assert out.decode() == "sr-1 is rebooting in place (same pod, node and address)\n"
+    done = await ran(kubeconfig, "soft-reboot", "sr-1", "-n", namespace)
+    assert done.code == 0, done.err.decode()
+    assert done.out.decode() == "sr-1 is rebooting in place (same pod, node and address)\n"
     guest = sim.guest(namespace, "sr-1-vm")
     assert guest.soft_reboots == 1
     # The same VMI (so the same pod and node) runs on: nothing for the operator to do.
@@ -266,9 +284,8 @@ async def test_soft_reboot_reboots_the_guest_in_its_pod_and_describe_tells_it(
 
     # KubeVirt's only word of it, virt-handler's Event on the VMI, is in describe's story.
     async def told() -> str | None:
-        proc = await wukong_cli(kubeconfig, "describe", "sr-1", "-n", namespace)
-        out, _ = await asyncio.wait_for(proc.communicate(), 30)
-        return out.decode() if "SoftRebooted" in out.decode() else None
+        page = (await ran(kubeconfig, "describe", "sr-1", "-n", namespace)).out.decode()
+        return page if "SoftRebooted" in page else None
 
     page = await eventually(told, timeout=30, message="describe shows the soft reboot")
     (line,) = [x for x in page.split("Events:\n", 1)[1].splitlines() if "SoftRebooted" in x]
@@ -277,21 +294,18 @@ async def test_soft_reboot_reboots_the_guest_in_its_pod_and_describe_tells_it(
     assert cells[reason - 1 : reason + 2] == ["Normal", "SoftRebooted", "vmi/sr-1-vm"], line
     assert line.rstrip().endswith("VirtualMachineInstance soft rebooted"), line
     if kubevirt_mode() == "real":  # the serial log is the VM pod's (virt-controller's)
-        proc = await wukong_cli(kubeconfig, "logs", "sr-1", "-n", namespace)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 0, err.decode()
-        lines = out.decode().splitlines()
+        done = await ran(kubeconfig, "logs", "sr-1", "-n", namespace)
+        assert done.code == 0, done.err.decode()
+        lines = done.out.decode().splitlines()
         restart = next(i for i, x in enumerate(lines) if x.endswith("reboot: Restarting system"))
         assert lines[restart + 1].startswith("[    0.000000] Linux version"), lines
         assert lines.count("sr-1-vm login: ") == 2 and lines[-1] == "sr-1-vm login: "
     # A paused guest cannot reboot: one line, and nothing reaches KubeVirt.
-    proc = await wukong_cli(kubeconfig, "suspend", "sr-1", "-n", namespace, "--wait")
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    proc = await wukong_cli(kubeconfig, "soft-reboot", "sr-1", "-n", namespace)
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert (proc.returncode, out) == (1, b"")
-    assert err.decode() == (
+    done = await ran(kubeconfig, "suspend", "sr-1", "-n", namespace, "--wait", within=60)
+    assert done.code == 0, done.err.decode()
+    done = await ran(kubeconfig, "soft-reboot", "sr-1", "-n", namespace)
+    assert (done.code, done.out) == (1, b"")
+    assert done.err.decode() == (
         "error: sr-1 is Suspended: a paused guest cannot reboot (wukong resume sr-1 first)\n"
     )
     assert guest.soft_reboots == 1
@@ -309,16 +323,14 @@ async def test_screenshot_saves_what_the_vms_screen_shows(
     await wait_phase(k, namespace, "shot-1", "Running", within=60)
     shot = tmp_path / "shot.png"
     argv = ["screenshot", "shot-1", "-n", namespace]
-    proc = await wukong_cli(kubeconfig, *argv, "--file", str(shot))
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
-    assert out.decode() == f"{shot}: the screen of shot-1, 720x400\n"
+    done = await ran(kubeconfig, *argv, "--file", str(shot))
+    assert done.code == 0, done.err.decode()
+    assert done.out.decode() == f"{shot}: the screen of shot-1, 720x400\n"
     # The PNG as virt-handler sent it, through virt-api and the API server, byte for byte.
     data = shot.read_bytes()
     assert png_size(data) == (720, 400)
-    proc = await wukong_cli(kubeconfig, *argv, "--file", "-")
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert (proc.returncode, out) == (0, data), err.decode()
+    done = await ran(kubeconfig, *argv, "--file", "-")
+    assert (done.code, done.out) == (0, data), done.err.decode()
 
 
 async def test_expose_makes_a_service_for_the_vms_pod_that_goes_with_the_wukong(

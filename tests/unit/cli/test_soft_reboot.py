@@ -69,10 +69,13 @@ class VirtApi:
         return {}
 
 
-def soft_reboot(server: VirtApi, kubeconfig: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def soft_reboot(
+    server: VirtApi, kubeconfig: str, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> Any:
+    """`wukong soft-reboot ARGS` (default: web-1 in demo) against `server`."""
     monkeypatch.setattr(Kube, "request", server.request)
-    args = ["soft-reboot", "web-1", "-n", "demo", "--kubeconfig", kubeconfig]
-    return CliRunner().invoke(app, args)
+    argv = ["soft-reboot", *(args or ("web-1", "-n", "demo")), "--kubeconfig", kubeconfig]
+    return CliRunner().invoke(app, argv)
 
 
 def test_a_running_guest_gets_virt_apis_softreboot_put(
@@ -119,9 +122,7 @@ def test_kubevirts_refusal_is_one_line_in_its_own_words(
 
 def test_an_unknown_wukong_is_not_found(kubeconfig: str, monkeypatch: pytest.MonkeyPatch) -> None:
     server = VirtApi(running("web-1"))
-    monkeypatch.setattr(Kube, "request", server.request)
-    args = ["soft-reboot", "web-9", "-n", "demo", "--kubeconfig", kubeconfig]
-    result = CliRunner().invoke(app, args)
+    result = soft_reboot(server, kubeconfig, monkeypatch, "web-9", "-n", "demo")
     assert (result.exit_code, server.sent) == (1, [])
     assert result.stderr == "error: wukong web-9 not found in namespace demo\n"
 
@@ -131,9 +132,7 @@ def test_over_a_selection_a_stopped_one_is_an_error_line_and_the_others_reboot(
 ) -> None:
     stopped = wukong("web-2", status={"phase": "Stopped"})
     server = VirtApi(running("web-1"), stopped, running("web-3"))
-    monkeypatch.setattr(Kube, "request", server.request)
-    args = ["soft-reboot", "-l", "tier=web", "-n", "demo", "--kubeconfig", kubeconfig]
-    result = CliRunner().invoke(app, args)
+    result = soft_reboot(server, kubeconfig, monkeypatch, "-l", "tier=web", "-n", "demo")
     assert result.exit_code == 1
     assert [path.split("/")[-2] for _, path in server.sent] == ["web-1-vm", "web-3-vm"]
     assert result.stdout.splitlines() == [
@@ -147,8 +146,6 @@ def test_names_and_a_selector_do_not_go_together(
     kubeconfig: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = VirtApi(running("web-1"))
-    monkeypatch.setattr(Kube, "request", server.request)
-    args = ["soft-reboot", "web-1", "-l", "tier=web", "--kubeconfig", kubeconfig]
-    result = CliRunner().invoke(app, args)
+    result = soft_reboot(server, kubeconfig, monkeypatch, "web-1", "-l", "tier=web")
     assert (result.exit_code, server.sent) == (2, [])
     assert result.stderr == "error: a NAME and -l/--selector do not go together\n"
