@@ -20,6 +20,7 @@ from wukong.api.conditions import SPEC_VALID
 from wukong.api.placement import InstancetypeKind, PreferenceKind
 from wukong.api.spec import RunStrategy, WukongSpec
 from wukong.console.errors import usage
+from wukong.console.invocation import typed
 from wukong.console.lifecycle import Outcome, in_error, running
 from wukong.console.status import condition
 
@@ -251,5 +252,5 @@ def settled(cr: JsonObj | None, phase: str) -> Outcome | None:
         why = f"{invalid.get('reason')}: {invalid.get('message')}"
         return Outcome(False, f"{name} was created, but the operator refuses its spec ({why})")
     if now == "Error":
-        return in_error(cr, "see wukong describe")
+        return in_error(cr, f"see {typed(f'describe {name}')}")
     return None

@@ -16,6 +16,7 @@ from wukong.api import names
 from wukong.api.objects import being_deleted
 from wukong.api.spec import MAX_DISKS, DiskBus, DiskSpec
 from wukong.console.errors import CliError, usage
+from wukong.console.invocation import typed
 
 JsonObj = dict[str, Any]
 CONFLICT_RETRIES: Final = 5
@@ -104,7 +105,7 @@ class Detach:
         )
         check = "without the in-use check" if self.force else "once the guest no longer uses it"
         if self.at_restart:
-            check = f"at its next restart (attached at boot; wukong restart {wukong})"
+            check = f"at its next restart (attached at boot; {typed(f'restart {wukong}')})"
         return f"detaching disk {self.disk} from {wukong} {check}; {data}"
 
 

@@ -24,6 +24,7 @@ from wukong.api.conditions import (
 from wukong.api.durations import format_duration
 from wukong.console.connect import Target
 from wukong.console.errors import CliError
+from wukong.console.invocation import typed
 from wukong.console.status import SETTLED
 from wukong.errors import NotFound, ServerError
 
@@ -249,7 +250,7 @@ async def wait_for(
         # "already exists") or takes the timeout for a failure of the request.
         raise CliError(
             f"timed out after {within:g}s waiting for {what} (phase {phase}{held}); "
-            f"it goes on: `wukong status {name} -w` follows it"
+            f"it goes on: `{typed(f'status {name} -w')}` follows it"
         ) from None
     finally:
         beating.cancel()

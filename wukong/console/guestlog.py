@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from wukong.console.invocation import typed
+
 JsonObj = dict[str, Any]
 
 GUEST_CONSOLE_LOG: Final = "guest-console-log"
@@ -70,7 +72,7 @@ def no_vm(name: str, phase: str) -> str:
     """Why a Wukong without a VMI has no log to show."""
     return (
         f"wukong {name} is {phase} and has no running VM: the serial console log lives in "
-        f"the VM's pod, from its start (wukong start {name})"
+        f"the VM's pod, from its start ({typed(f'start {name}')})"
     )
 
 

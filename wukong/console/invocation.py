@@ -41,3 +41,9 @@ def invoked_as() -> str:
 def command_line_name() -> str:
     """How the user types this program: `kubectl wukong` or `wukong`."""
     return "kubectl wukong" if invoked_as() == "kubectl-wukong" else "wukong"
+
+
+def typed(args: str) -> str:
+    """A command line to advise, as the user would type it here: `typed("start web-1")` is
+    `wukong start web-1`, or `kubectl wukong start web-1` under kubectl."""
+    return f"{command_line_name()} {args}"

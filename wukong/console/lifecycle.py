@@ -16,6 +16,7 @@ from wukong.api.contract import request_id
 from wukong.api.objects import being_deleted
 from wukong.api.spec import Action, LifecycleAction
 from wukong.console.errors import CliError
+from wukong.console.invocation import typed
 from wukong.console.status import condition, primary_ip, running_where
 
 JsonObj = dict[str, Any]
@@ -209,7 +210,9 @@ def soft_reboot_refusal(cr: JsonObj) -> str | None:
     if phase == "Running":
         return None
     if phase == "Suspended":
-        return f"{name} is Suspended: a paused guest cannot reboot (wukong resume {name} first)"
+        return (
+            f"{name} is Suspended: a paused guest cannot reboot ({typed(f'resume {name}')} first)"
+        )
     if phase == "Stopped":
-        return f"{name} is Stopped, not Running: start it (wukong start {name})"
+        return f"{name} is Stopped, not Running: start it ({typed(f'start {name}')})"
     return f"{name} is {phase}, not Running: only a running guest can reboot in place"

@@ -47,12 +47,16 @@ class KubectlCommand(TyperCommand):
             raise
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        """Description, Examples (the epilog), Options, Usage."""
+        """Description, Examples (the epilog), Options, Usage. An example names the program
+        as the user typed it (`kubectl wukong start web-1` under kubectl)."""
         self.format_help_text(ctx, formatter)
         if self.epilog:
             formatter.write_paragraph()
             formatter.write("Examples:\n")
+            program = ctx.find_root().info_name or "wukong"
             for line in inspect.cleandoc(self.epilog).splitlines():
+                if line.startswith("wukong "):
+                    line = program + line.removeprefix("wukong")
                 formatter.write(f"  {line}\n" if line else "\n")
         records = [
             record

@@ -26,7 +26,7 @@ from wukong.api.kinds import VMI
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
-from wukong.console.invocation import Cluster, Console
+from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.ports import Forward
 from wukong.console.screenshots import png_size
 from wukong.errors import ApiError, NotFound
@@ -50,7 +50,7 @@ async def running_vmi(target: Target, name: str) -> str:
     phase = (cr.get("status") or {}).get("phase") or "Pending"
     if phase not in ("Running", "Suspended"):
         raise CliError(
-            f"wukong {name} is {phase}, not running: start it first (wukong start {name})"
+            f"wukong {name} is {phase}, not running: start it first ({typed(f'start {name}')})"
         )
     return vmi
 

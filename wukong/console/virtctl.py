@@ -5,6 +5,7 @@ there through `wukong port-forward --stdio`."""
 from __future__ import annotations
 
 import asyncio
+import shlex
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,10 +53,10 @@ def ssh_command(
 
 
 NO_VIRTCTL = (
-    "wukong {verb} uses virtctl, which is not on PATH: install it from "
+    "{program} {verb} uses virtctl, which is not on PATH: install it from "
     f"{VIRTCTL_RELEASES} (the virtctl-<version>-<os>-<arch> asset of your KubeVirt version; "
     "or `kubectl krew install virt`), then run this again; meanwhile OpenSSH gets there "
-    "through wukong: {openssh}; and `wukong console {name}` gives the serial console"
+    "through wukong: {openssh}; and `{program} console {name}` gives the serial console"
 )
 
 
@@ -64,9 +65,12 @@ def openssh_hint(
 ) -> str:
     """The OpenSSH command that reaches the VM without virtctl: `wukong port-forward
     --stdio` as its ProxyCommand (what `virtctl ssh --local-ssh` does with virtctl's);
-    `program` as the user types it (`kubectl wukong` for the plugin)."""
-    flags = " ".join(_cluster_flags(cluster, namespace))
-    proxy = f"'ProxyCommand={program} port-forward --stdio {name} %p {flags}'"
+    `program` as the user types it (`kubectl wukong` for the plugin). Quoted twice, as ssh
+    gives ProxyCommand to a shell: any kubeconfig path pastes as it is (a `%` doubled, which
+    ssh would take for one of its tokens)."""
+    flags = [flag.replace("%", "%%") for flag in _cluster_flags(cluster, namespace)]
+    command = [*program.split(), "port-forward", "--stdio", name, "%p", *flags]
+    proxy = shlex.quote("ProxyCommand=" + " ".join(shlex.quote(word) for word in command))
     if verb == "scp":
         return f"scp -o {proxy} FILE USER@{name}:PATH"
     return f"ssh -o {proxy} USER@{name}"
@@ -134,8 +138,10 @@ async def _hand_over(
         await running_vmi(target, name)
         argv = command(target.namespace)
         if argv is None:
-            openssh = openssh_hint(verb, cluster, target.namespace, name, command_line_name())
-            raise CliError(NO_VIRTCTL.format(verb=verb, name=name, openssh=openssh))
+            program = command_line_name()
+            openssh = openssh_hint(verb, cluster, target.namespace, name, program)
+            words = {"program": program, "verb": verb, "name": name, "openssh": openssh}
+            raise CliError(NO_VIRTCTL.format(**words))
     process = await asyncio.create_subprocess_exec(*argv)
     return await process.wait()
 

@@ -133,6 +133,7 @@ def test_the_program_names_itself_as_the_user_typed_it(program: str) -> None:
     assert wrong.stderr == f"error: no such option: --bogus (see '{typed} status --help')\n"
     helped = subprocess.run([binary, "status", "--help"], capture_output=True, text=True)
     assert f"Usage:\n  {typed} status [NAME] [options]\n" in helped.stdout
+    assert f"\n  {typed} status -w\n" in helped.stdout  # its examples too
     # Its shell completion still answers on the variable its completion script sets.
     variable = "_" + program.replace("-", "_").upper() + "_COMPLETE"
     env = {"PATH": "", variable: "complete_bash", "COMP_WORDS": f"{program} sta", "COMP_CWORD": "1"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,17 @@ def test_without_virtctl_the_openssh_command_carries_the_cluster_the_user_named(
 def test_the_openssh_command_names_the_program_as_the_user_types_it() -> None:
     hint = openssh_hint("ssh", Cluster(), "demo", "web-1", "kubectl wukong")
     assert hint.startswith("ssh -o 'ProxyCommand=kubectl wukong port-forward --stdio web-1 %p")
+
+
+def test_the_openssh_command_pastes_as_it_is_whatever_the_kubeconfig_path() -> None:
+    """ssh gives ProxyCommand to a shell after expanding its %-tokens: a path with a space,
+    a quote or a % reaches `wukong port-forward` whole (the hint quoted it once, by hand)."""
+    path = "/home/me/my kube/it's 100%"
+    hint = openssh_hint("ssh", Cluster(path, None, None), "demo", "web-1")
+    ssh, option, proxy, destination = shlex.split(hint)  # what the user's shell gives ssh
+    assert (ssh, option, destination) == ("ssh", "-o", "USER@web-1")
+    command = proxy.removeprefix("ProxyCommand=").replace("%p", "22").replace("%%", "%")
+    assert shlex.split(command) == [  # what ssh's shell then runs
+        *("wukong", "port-forward", "--stdio", "web-1", "22"),
+        *("--namespace", "demo", "--kubeconfig", path),
+    ]

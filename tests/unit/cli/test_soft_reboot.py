@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import pytest
@@ -44,6 +45,17 @@ def test_only_a_running_guest_can_reboot_in_place() -> None:
     deleting = running("web-1")
     deleting["metadata"]["deletionTimestamp"] = "2026-05-01T11:59:00Z"
     assert soft_reboot_refusal(deleting) == "web-1 is being deleted"
+
+
+def test_the_advice_names_the_program_as_the_user_types_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under kubectl, `wukong start web-1` is not a command the user has: the advice says
+    `kubectl wukong start web-1`, as the plugin's usage lines and examples do."""
+    monkeypatch.setattr(sys, "argv", ["/home/me/.krew/bin/kubectl-wukong", "soft-reboot"])
+    assert soft_reboot_refusal(in_phase("Stopped")) == (
+        "web-1 is Stopped, not Running: start it (kubectl wukong start web-1)"
+    )
 
 
 class VirtApi:

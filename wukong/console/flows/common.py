@@ -14,7 +14,7 @@ from wukong.console import disks
 from wukong.console.connect import Target
 from wukong.console.errors import FAILED, OK, CliError, explain
 from wukong.console.follow import wait_for
-from wukong.console.invocation import Console
+from wukong.console.invocation import Console, typed
 from wukong.console.lifecycle import Outcome, running
 from wukong.console.output import (
     DryRun,
@@ -173,7 +173,7 @@ def silent(io: Console, name: str) -> None:
     """The operator said nothing in time: the change stands, and where its answer will be."""
     io.say(
         f"warning: {name}: the operator has not answered in {format_duration(ACK_SECONDS)}; "
-        f"`wukong status {name}` shows its answer when it comes"
+        f"`{typed(f'status {name}')}` shows its answer when it comes"
     )
 
 

@@ -19,7 +19,7 @@ from wukong.console.flows.common import (
     chosen,
 )
 from wukong.console.follow import wait_for
-from wukong.console.invocation import Ask, Cluster, Console
+from wukong.console.invocation import Ask, Cluster, Console, typed
 from wukong.console.output import (
     DryRun,
 )
@@ -123,7 +123,7 @@ async def _delete_each(
         if writing.server:
             io.out(f"wukong {name} deleted (server dry run)")
         else:
-            io.out(f"wukong {name} is being deleted (follow it with: wukong status {name} -w)")
+            io.out(f"wukong {name} is being deleted (follow it with: {typed(f'status {name} -w')})")
     return deleting
 
 
