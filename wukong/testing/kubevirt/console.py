@@ -9,14 +9,11 @@ version greeting, then echoes (no real framebuffer).
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import suppress
-
 import aiohttp
 from aiohttp import web
 
 from ._kube import JsonObj
-from .api_errors import Reply, bad_request, conflict, internal
+from .api_errors import Reply, bad_request, conflict
 from .objects import condition, phase
 
 PLAIN = "plain.kubevirt.io"  # the websocket subprotocol virtctl and virt-api speak
@@ -70,58 +67,3 @@ def stream_refusal(vmi: JsonObj, sub: str) -> Reply | None:
     if phase(vmi) != "Running":
         return bad_request(NOT_RUNNING)
     return None
-
-
-DIAL_SECONDS = 5.0  # the pure simulator's addresses may not route here: fail, do not hang
-
-
-async def dial_guest(
-    vmi: JsonObj, port: str
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | Reply:
-    """virt-api's netDial for `portforward`: the VMI's first interface address, `port`;
-    its errors in its words (400 without an interface, 500 when nothing answers)."""
-    interfaces = (vmi.get("status") or {}).get("interfaces") or []
-    if not interfaces:
-        return bad_request("no network interfaces are present")
-    address = f"{interfaces[0].get('ipAddress') or ''}:{port}"
-    try:
-        return await asyncio.wait_for(
-            asyncio.open_connection(interfaces[0].get("ipAddress"), int(port)), DIAL_SECONDS
-        )
-    except TimeoutError:
-        return internal(f"dialing VM: dial tcp {address}: i/o timeout")
-    except (OSError, ValueError):
-        return internal(f"dialing VM: dial tcp {address}: connect: connection refused")
-
-
-async def forward_port(
-    request: web.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> web.StreamResponse:
-    """The upgraded `portforward` websocket: bytes to and from the guest's port until
-    either side closes."""
-    ws = web.WebSocketResponse(protocols=(PLAIN,))
-    await ws.prepare(request)
-
-    async def to_guest() -> None:
-        async for message in ws:
-            if message.type == aiohttp.WSMsgType.BINARY:
-                writer.write(message.data)
-                await writer.drain()
-            elif message.type != aiohttp.WSMsgType.TEXT:
-                return
-
-    async def from_guest() -> None:
-        while data := await reader.read(65536):
-            await ws.send_bytes(data)
-
-    tasks = [asyncio.create_task(to_guest()), asyncio.create_task(from_guest())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        writer.close()
-        with suppress(ConnectionError):
-            await ws.close()
-    return ws

@@ -72,6 +72,7 @@ class Guest:
         # TCP ports the guest serves (a banner, then an echo), where its address is this
         # machine's (guest_net.py): sshd's by default.
         self.ports: dict[int, bytes] = {22: SSH_BANNER}
+        self.udp_ports: set[int] = set()  # UDP ports it serves: each datagram comes back
         self.on_change = on_change
 
     def __repr__(self) -> str:
@@ -104,6 +105,12 @@ class Guest:
     def listen(self, port: int, banner: bytes = b"") -> None:
         """Serve `port` too (a web server, a database), from the guest's next look."""
         self.ports[port] = banner
+        self._changed()
+
+    def listen_udp(self, port: int) -> None:
+        """Serve UDP `port` too (a DNS or NTP server): it answers each datagram with the
+        same bytes, from the guest's next look."""
+        self.udp_ports.add(port)
         self._changed()
 
     def soft_reboot(self, vmi: JsonObj) -> None:

@@ -31,11 +31,12 @@ from multidict import CIMultiDict
 from ._kube import APISERVICES, NAMESPACES, SERVICES, VMIS, ApiError, JsonObj, Kube
 from ._tls import self_signed
 from .api_errors import Reply, bad_request, conflict, internal, not_found, status_error
-from .console import PLAIN, STREAM_HANDLERS, dial_guest, forward_port, stream_refusal
+from .console import PLAIN, STREAM_HANDLERS, stream_refusal
 from .faults import Faults
 from .guest import Guest
 from .lifecycle import Lifecycle
 from .node import KubeVirtEndpoints
+from .portforward import dial_guest
 from .screen import screenshot
 from .volumes import Volumes
 
@@ -417,12 +418,8 @@ class SubresourceServer:
                 reply = stream_refusal(vmi, sub)
         dialed = None
         if reply is None and sub == "portforward":  # virt-api dials before it upgrades
-            protocol = info.get("protocol", "tcp")
-            if protocol != "tcp":
-                reply = bad_request(f"unsupported protocol {protocol} in the simulator")
-            else:
-                got = await dial_guest(vmi or {}, info["port"])
-                reply, dialed = (got, None) if isinstance(got, Reply) else (None, got)
+            got = await dial_guest(vmi or {}, info["port"], info.get("protocol", "tcp"))
+            reply, dialed = (got, None) if isinstance(got, Reply) else (None, got)
         if reply is None and not _upgrading(request):
             # gorilla/websocket's Upgrade error, as virt-api returns it (400).
             reply = bad_request(
@@ -431,12 +428,12 @@ class SubresourceServer:
             )
         if reply is not None:
             if dialed is not None:
-                dialed[1].close()
+                dialed.close()
             self._record(request, started, reply.status)
             return _respond(reply)
         self._record(request, started, 101)
         if dialed is not None:
-            return await forward_port(request, *dialed)
+            return await dialed.carry(request)
         return await STREAM_HANDLERS[sub](request)
 
     async def _screenshot(self, request: web.Request) -> web.StreamResponse:
