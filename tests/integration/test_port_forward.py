@@ -3,7 +3,8 @@ which dials the VMI's first address itself (as for `virtctl port-forward` and `v
 
 The simulator's pod network is put on this machine's loopback (127.244.x.y) for these tests,
 so that the guest has an address virt-api can dial; the simulated guest serves sshd's banner
-on 22, and any port a test opens, then echoes.
+on 22, and any port a test opens, then echoes (a UDP port a test opens answers each datagram
+with itself).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -124,6 +126,65 @@ async def test_port_forward_carries_local_ports_to_the_guests_ports(
             f"dialing VM: dial tcp {address}:9: connect: connection refused\n"
         )
         assert await exchange(ports[1], b"again", http) == http
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 20)
+
+
+class Answers(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.put_nowait(data)
+
+
+async def ask_udp(port: int, *queries: bytes) -> list[bytes]:
+    """A UDP peer: send the first query until it is answered (as DNS clients retry: the
+    guest's port may not be open yet), then the others; what came back, one datagram each."""
+    loop = asyncio.get_running_loop()
+    transport, peer = await loop.create_datagram_endpoint(Answers, remote_addr=("127.0.0.1", port))
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                transport.sendto(queries[0])
+                with suppress(TimeoutError):
+                    answers = [await asyncio.wait_for(peer.received.get(), 1)]
+                    break
+            for query in queries[1:]:
+                transport.sendto(query)
+                answers.append(await peer.received.get())
+        return answers
+    finally:
+        transport.close()
+
+
+async def test_port_forward_carries_udp_datagrams_each_peer_its_own_tunnel(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    control_plane: ControlPlane,
+) -> None:
+    await running_with_address(k, namespace, "pf-5")
+    sim.guest(namespace, "pf-5-vm").listen_udp(5353)
+    argv = ["port-forward", "pf-5", "-n", namespace, "udp/:5353", ":22"]
+    proc = await wukong_cli(control_plane.kubeconfig, *argv)
+    assert proc.stdout is not None
+    try:
+        said = [(await read_until(proc.stdout, b"\n")).decode() for _ in range(2)]
+        udp = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> 5353/udp\n", said[0])
+        tcp = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> 22\n", said[1])
+        assert udp is not None and tcp is not None, said
+        port = int(udp.group(1))
+        # Each datagram comes back whole and alone, in order, through one tunnel.
+        queries = [b"query-1", b"x" * 1200, b"query-3"]
+        assert await ask_udp(port, *queries) == queries
+        # Two peers at once: each its own tunnel, each gets its own answers.
+        both = await asyncio.gather(ask_udp(port, b"a", b"aa"), ask_udp(port, b"b", b"bb"))
+        assert both == [[b"a", b"aa"], [b"b", b"bb"]]
+        # TCP beside it as before.
+        assert await exchange(int(tcp.group(1)), b"ping\n", SSH_BANNER) == SSH_BANNER
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 20)

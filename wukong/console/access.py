@@ -106,6 +106,7 @@ def screenshot(
     epilog=(
         "wukong port-forward web-1 8080:80    # localhost:8080 reaches the guest's port 80\n"
         "wukong port-forward web-1 :22 5432    # a free local port to 22, and 5432 to 5432\n"
+        "wukong port-forward web-1 udp/5353:53    # UDP: localhost:5353 to the guest's DNS\n"
         "ssh -o 'ProxyCommand=wukong port-forward --stdio web-1 %p' fedora@web-1"
     ),
 )
@@ -113,20 +114,24 @@ def port_forward(
     name: NameArg,
     ports: Annotated[
         list[str] | None,
-        typer.Argument(help="LOCAL:REMOTE, PORT (both ends) or :REMOTE", metavar="PORT..."),
+        typer.Argument(
+            help="[udp/]LOCAL:REMOTE, PORT (both ends) or :REMOTE; TCP unless udp/",
+            metavar="PORT...",
+        ),
     ] = None,
     address: Annotated[
         str, typer.Option(help="Local address to listen on.", metavar="ADDRESS")
     ] = "127.0.0.1",
     stdio: Annotated[
-        bool, typer.Option("--stdio", help="One connection on stdin/stdout (ssh's ProxyCommand).")
+        bool,
+        typer.Option("--stdio", help="One TCP connection on stdin/stdout (ssh's ProxyCommand)."),
     ] = False,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
 ) -> None:
     """Forward local ports to the VM's guest through KubeVirt (like virtctl port-forward)."""
-    from wukong.console import remote
+    from wukong.console import forward
     from wukong.console.ports import forwards
 
     try:
@@ -134,7 +139,7 @@ def port_forward(
     except CliError as error:
         fail(error)
     cluster = cluster_from(kubeconfig, context, namespace)
-    work = remote.port_forward(cluster, console(), name, wanted, address=address, stdio=stdio)
+    work = forward.port_forward(cluster, console(), name, wanted, address=address, stdio=stdio)
     run(work, writes=False)
 
 

@@ -57,6 +57,7 @@ class KubectlCommand(TyperCommand):
             for line in inspect.cleandoc(self.epilog).splitlines():
                 if line.startswith("wukong "):
                     line = program + line.removeprefix("wukong")
+                line = line.replace("ProxyCommand=wukong ", f"ProxyCommand={program} ")
                 formatter.write(f"  {line}\n" if line else "\n")
         records = [
             record

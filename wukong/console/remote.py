@@ -27,7 +27,6 @@ from wukong.console import guestlog
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
 from wukong.console.invocation import Cluster, Console, typed
-from wukong.console.ports import Forward
 from wukong.console.screenshots import png_size
 from wukong.errors import ApiError, NotFound
 
@@ -262,9 +261,14 @@ async def listen(
     try:
         return await asyncio.start_server(handler, address, port)
     except OSError as error:  # the port is taken, the address is not this machine's
-        # asyncio's own strerror repeats the address: the errno's words are enough.
-        reason = os.strerror(error.errno) if error.errno else str(error)
-        raise CliError(f"cannot listen on {address}:{port}: {reason.lower()}") from None
+        raise cannot_listen(address, port, error) from None
+
+
+def cannot_listen(address: str, port: int, error: OSError) -> CliError:
+    """Why a local port cannot be had, in the errno's words (asyncio's own strerror repeats
+    the address)."""
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    return CliError(f"cannot listen on {address}:{port}: {reason.lower()}")
 
 
 async def vnc(
@@ -281,46 +285,6 @@ async def vnc(
         async with server:
             await server.serve_forever()
     return OK
-
-
-async def port_forward(
-    cluster: Cluster,
-    io: Console,
-    name: str,
-    ports: list[Forward],
-    *,
-    address: str = "127.0.0.1",
-    stdio: bool = False,
-) -> int:
-    """`wukong port-forward NAME 8080:80`: local ports that forward each connection to the
-    guest's port through virt-api (as `virtctl port-forward`), until interrupted; with
-    `stdio`, one connection on stdin and stdout (ssh's ProxyCommand)."""
-    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await running_vmi(target, name)
-        if stdio:
-            async with open_stream(target, name, _guest_port(ports[0].remote)) as ws:
-                out = sys.stdout.buffer
-
-                async def write(data: bytes) -> None:
-                    out.write(data)
-                    out.flush()
-
-                async with stdin_chunks(raw=False) as read:
-                    return await pump(ws, read, write)
-        servers = []
-        for forward in ports:
-            handler = forwarder(target, io, name, _guest_port(forward.remote))
-            server = await listen(handler, address, forward.local)
-            bound = server.sockets[0].getsockname()[1]
-            io.out(f"Forwarding from {address}:{bound} -> {forward.remote}")
-            servers.append(server)
-        io.say(f"to {name}'s guest through KubeVirt (Ctrl-C ends)")
-        await asyncio.gather(*(server.serve_forever() for server in servers))
-    return OK
-
-
-def _guest_port(port: int) -> str:
-    return f"portforward/{port}/tcp"
 
 
 async def screenshot(cluster: Cluster, io: Console, name: str, file: str) -> int:

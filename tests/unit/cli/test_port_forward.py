@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from wukong.console.errors import CliError
+from wukong.console.forward import carry
 from wukong.console.ports import Forward, forwards
 from wukong.console.remote import ESCAPE, listen, pump
 
@@ -20,6 +22,19 @@ def test_ports_name_the_local_end_the_guest_end_or_both() -> None:
     assert forwards(["22"], stdio=True) == [Forward(22, 22)]
 
 
+def test_a_protocol_goes_in_front_as_virtctls() -> None:
+    assert forwards(["udp/5353:53", "UDP/:123", "tcp/22", "udp/22"], stdio=False) == [
+        Forward(5353, 53, "udp"),
+        Forward(0, 123, "udp"),
+        Forward(22, 22, "tcp"),
+        Forward(22, 22, "udp"),  # the same local number, another protocol: both bind
+    ]
+    assert [f.subresource for f in forwards(["udp/53", "8080:80"], stdio=False)] == [
+        "portforward/53/udp",
+        "portforward/80/tcp",
+    ]
+
+
 @pytest.mark.parametrize(
     ("specs", "stdio", "said"),
     [
@@ -29,10 +44,14 @@ def test_ports_name_the_local_end_the_guest_end_or_both() -> None:
         (["8080:0"], False, "8080:0: the guest port must be a number from 1 to 65535"),
         (["x:80"], False, "x:80: the local port must be a number from 0 to 65535"),
         (["70000:80"], False, "70000:80: the local port must be a number from 0 to 65535"),
-        (["53/udp"], False, "53/udp: only TCP ports are forwarded (no /udp)"),
+        (["53/udp"], False, "53/udp: the protocol goes first, as with virtctl: udp/53"),
+        (["sctp/9"], False, "sctp/9: the protocol is tcp or udp (udp/5353:53)"),
+        (["udp/x"], False, "udp/x: the guest port must be a number from 1 to 65535"),
+        (["udp/53", "udp/53"], False, "a local port is named twice"),
         (["8080:80", "8080:81"], False, "a local port is named twice"),
-        (["22", "80"], True, "--stdio forwards one guest port, given alone: --stdio NAME PORT"),
-        (["2222:22"], True, "--stdio forwards one guest port, given alone: --stdio NAME PORT"),
+        (["22", "80"], True, "--stdio forwards one TCP guest port, given alone: --stdio NAME PORT"),
+        (["2222:22"], True, "--stdio forwards one TCP guest port, given alone: --stdio NAME PORT"),
+        (["udp/53"], True, "--stdio forwards one TCP guest port, given alone: --stdio NAME PORT"),
     ],
 )
 def test_a_port_that_cannot_be_one_is_a_usage_error(
@@ -94,3 +113,45 @@ async def test_a_local_port_already_taken_is_one_line() -> None:
         assert refused.value.message == f"cannot listen on 127.0.0.1:{port}: address already in use"
     finally:
         taken.close()
+
+
+class DatagramSocket:
+    """The websocket of one UDP tunnel: records what is sent; yields what `guest` puts,
+    until it puts None (the guest's side closed)."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.guest: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def __aiter__(self) -> DatagramSocket:
+        return self
+
+    async def __anext__(self) -> aiohttp.WSMessage:
+        data = await self.guest.get()
+        if data is None:
+            return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None)
+        return aiohttp.WSMessage(aiohttp.WSMsgType.BINARY, data, None)
+
+
+async def test_a_udp_tunnel_carries_each_datagram_as_one_message_both_ways() -> None:
+    ws, outgoing, back = DatagramSocket(), asyncio.Queue[bytes](), list[bytes]()
+    for datagram in (b"query-1", b"query-2"):
+        outgoing.put_nowait(datagram)
+    for answer in (b"answer-1", b"answer-2", None):
+        ws.guest.put_nowait(answer)
+    await asyncio.wait_for(carry(ws, outgoing, back.append, idle=5), 5)  # type: ignore[arg-type]
+    assert (ws.sent, back) == ([b"query-1", b"query-2"], [b"answer-1", b"answer-2"])
+
+
+async def test_a_udp_tunnel_closes_when_quiet_and_not_while_datagrams_flow() -> None:
+    ws, outgoing, back = DatagramSocket(), asyncio.Queue[bytes](), list[bytes]()
+    loop = asyncio.get_running_loop()
+    for delay in (0.1, 0.2, 0.3):  # each datagram within `idle` of the last
+        loop.call_later(delay, outgoing.put_nowait, b"q")
+    started = loop.time()
+    await asyncio.wait_for(carry(ws, outgoing, back.append, idle=0.15), 5)  # type: ignore[arg-type]
+    assert ws.sent == [b"q", b"q", b"q"]
+    assert 0.45 <= loop.time() - started < 1.0  # the last datagram, then 0.15 s quiet

@@ -1,0 +1,183 @@
+"""`wukong port-forward`: local ports to the guest's, through virt-api's `portforward`
+websocket (as `virtctl port-forward`), with the user's own rights.
+
+TCP: a local listener; each connection gets its own websocket. UDP: one local socket; each
+peer (address and port) that sends a datagram gets its own websocket, and each datagram is
+one binary message both ways (virt-api dials the guest's port over UDP and copies each
+datagram it reads into one message). A UDP peer has no end to wait for, so its tunnel closes
+after `UDP_IDLE_SECONDS` without a datagram either way; the next datagram opens a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Final, cast
+
+import aiohttp
+
+from wukong.console.connect import Target, connect
+from wukong.console.errors import OK, CliError
+from wukong.console.invocation import Cluster, Console
+from wukong.console.ports import Forward
+from wukong.console.remote import (
+    cannot_listen,
+    forwarder,
+    listen,
+    open_stream,
+    pump,
+    running_vmi,
+    stdin_chunks,
+)
+
+UDP_IDLE_SECONDS: Final = 60.0  # as conntrack forgets a UDP flow (30 s one way, 120 s both)
+UDP_BACKLOG: Final = 64  # datagrams a peer's tunnel holds while it opens; more are dropped
+
+Peer = tuple[str, int]
+
+
+async def carry(
+    ws: aiohttp.ClientWebSocketResponse,
+    outgoing: asyncio.Queue[bytes],
+    send_back: Callable[[bytes], None],
+    idle: float,
+) -> None:
+    """Datagrams from `outgoing` to the guest and the guest's back, one message each, until
+    the guest's side closes or `idle` seconds pass without a datagram either way."""
+    loop = asyncio.get_running_loop()
+    with suppress(TimeoutError):
+        async with asyncio.timeout(idle) as quiet:
+
+            def heard() -> None:
+                quiet.reschedule(loop.time() + idle)
+
+            async def upstream() -> None:
+                while True:
+                    await ws.send_bytes(await outgoing.get())
+                    heard()
+
+            async def downstream() -> None:
+                async for message in ws:
+                    if message.type is aiohttp.WSMsgType.BINARY:
+                        send_back(message.data)
+                        heard()
+                    elif message.type is not aiohttp.WSMsgType.TEXT:
+                        return
+
+            tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for task in done:
+                task.result()
+
+
+class UdpRelay(asyncio.DatagramProtocol):
+    """One local UDP port: a tunnel to the guest's port per peer that sends to it."""
+
+    def __init__(self, target: Target, io: Console, name: str, forward: Forward) -> None:
+        self.target, self.io, self.name, self.forward = target, io, name, forward
+        self.transport: asyncio.DatagramTransport | None = None
+        self.peers: dict[Peer, asyncio.Queue[bytes]] = {}
+        self.tunnels: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's UDP transport is one, though not a subclass of it before Python 3.12.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Peer) -> None:
+        outgoing = self.peers.get(addr)
+        if outgoing is None:
+            outgoing = self.peers[addr] = asyncio.Queue(UDP_BACKLOG)
+            tunnel = asyncio.create_task(self._tunnel(addr, outgoing))
+            self.tunnels.add(tunnel)
+            tunnel.add_done_callback(self.tunnels.discard)
+        with suppress(asyncio.QueueFull):  # UDP's way: what cannot be carried is dropped
+            outgoing.put_nowait(data)
+
+    async def _tunnel(self, peer: Peer, outgoing: asyncio.Queue[bytes]) -> None:
+        def send_back(data: bytes) -> None:
+            if self.transport is not None:
+                self.transport.sendto(data, peer)
+
+        try:
+            async with open_stream(self.target, self.name, self.forward.subresource) as ws:
+                await carry(ws, outgoing, send_back, UDP_IDLE_SECONDS)
+        except CliError as error:
+            self.io.say(f"error: {error.message}")
+        finally:
+            self.peers.pop(peer, None)
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        for tunnel in list(self.tunnels):
+            tunnel.cancel()
+        await asyncio.gather(*self.tunnels, return_exceptions=True)
+
+
+async def _udp(
+    target: Target, io: Console, name: str, forward: Forward, address: str
+) -> tuple[UdpRelay, int]:
+    """A local UDP port relayed to the guest's, and the port it got."""
+    relay = UdpRelay(target, io, name, forward)
+    loop = asyncio.get_running_loop()
+    try:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: relay, local_addr=(address, forward.local)
+        )
+    except OSError as error:
+        raise cannot_listen(address, forward.local, error) from None
+    return relay, int(transport.get_extra_info("sockname")[1])
+
+
+async def port_forward(
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    ports: list[Forward],
+    *,
+    address: str = "127.0.0.1",
+    stdio: bool = False,
+) -> int:
+    """`wukong port-forward NAME 8080:80 udp/5353:53`: local ports that forward to the
+    guest's ports through virt-api, until interrupted; with `stdio`, one TCP connection on
+    stdin and stdout (ssh's ProxyCommand)."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        await running_vmi(target, name)
+        if stdio:
+            async with open_stream(target, name, ports[0].subresource) as ws:
+                out = sys.stdout.buffer
+
+                async def write(data: bytes) -> None:
+                    out.write(data)
+                    out.flush()
+
+                async with stdin_chunks(raw=False) as read:
+                    return await pump(ws, read, write)
+        servers: list[asyncio.Server] = []
+        relays: list[UdpRelay] = []
+        try:
+            for forward in ports:
+                if forward.protocol == "udp":
+                    relay, bound = await _udp(target, io, name, forward, address)
+                    relays.append(relay)
+                    io.out(f"Forwarding from {address}:{bound} -> {forward.remote}/udp")
+                    continue
+                handler = forwarder(target, io, name, forward.subresource)
+                server = await listen(handler, address, forward.local)
+                servers.append(server)
+                bound = server.sockets[0].getsockname()[1]
+                io.out(f"Forwarding from {address}:{bound} -> {forward.remote}")
+            io.say(f"to {name}'s guest through KubeVirt (Ctrl-C ends)")
+            await asyncio.get_running_loop().create_future()  # until interrupted
+        finally:
+            for server in servers:
+                server.close()
+            await asyncio.gather(*(relay.close() for relay in relays))
+    return OK
