@@ -133,7 +133,8 @@ async def pump(
 @asynccontextmanager
 async def stdin_chunks(*, raw: bool = True) -> AsyncIterator[Callable[[], asyncio.Future[bytes]]]:
     """stdin as chunks; `raw`: a terminal in raw mode (keys go to the guest as typed, Ctrl-C
-    too), restored on the way out."""
+    too), restored on the way out. A file or /dev/null is read as it is, to its end (the
+    event loop cannot wait on those: `wukong console NAME < /dev/null` was a traceback)."""
     loop = asyncio.get_running_loop()
     fd = sys.stdin.fileno()
     saved = None
@@ -154,11 +155,22 @@ async def stdin_chunks(*, raw: bool = True) -> AsyncIterator[Callable[[], asynci
         if not data:
             loop.remove_reader(fd)
 
-    loop.add_reader(fd, readable)
+    def at_once() -> asyncio.Future[bytes]:
+        done = loop.create_future()
+        done.set_result(os.read(fd, 4096))
+        return done
+
     try:
-        yield lambda: asyncio.ensure_future(queue.get())
+        loop.add_reader(fd, readable)
+    except PermissionError:  # a file or /dev/null: epoll cannot wait for it, nor need to
+        pollable = False
+    else:
+        pollable = True
+    try:
+        yield (lambda: asyncio.ensure_future(queue.get())) if pollable else at_once
     finally:
-        loop.remove_reader(fd)
+        if pollable:
+            loop.remove_reader(fd)
         if saved is not None:
             import termios
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 import pytest
@@ -10,7 +15,7 @@ import pytest
 from wukong.console.errors import CliError
 from wukong.console.forward import carry
 from wukong.console.ports import Forward, forwards
-from wukong.console.remote import ESCAPE, listen, pump
+from wukong.console.remote import ESCAPE, listen, pump, stdin_chunks
 
 
 def test_ports_name_the_local_end_the_guest_end_or_both() -> None:
@@ -155,3 +160,34 @@ async def test_a_udp_tunnel_closes_when_quiet_and_not_while_datagrams_flow() -> 
     await asyncio.wait_for(carry(ws, outgoing, back.append, idle=0.15), 5)  # type: ignore[arg-type]
     assert ws.sent == [b"q", b"q", b"q"]
     assert 0.45 <= loop.time() - started < 1.0  # the last datagram, then 0.15 s quiet
+
+
+@pytest.fixture
+def stdin_from(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
+    """Make a file this process's stdin, as `< FILE` does."""
+    opened: list[BinaryIO] = []
+
+    def use(path: Path) -> None:
+        opened.append(path.open("rb"))
+        monkeypatch.setattr(sys, "stdin", opened[-1])
+
+    yield use
+    for stdin in opened:
+        stdin.close()
+
+
+@pytest.mark.parametrize("content", [None, b"", b"root\nls /\n"])  # None: /dev/null
+async def test_stdin_from_a_file_or_dev_null_is_read_to_its_end(
+    content: bytes | None, tmp_path: Path, stdin_from: Callable[[Path], None]
+) -> None:
+    """`wukong console NAME < /dev/null` (or a file) was a traceback: epoll cannot wait on
+    a regular file. Such a stdin is read as it is, to its end, as virtctl's console does."""
+    source = Path(os.devnull) if content is None else tmp_path / "typed"
+    if content is not None:
+        source.write_bytes(content)
+    stdin_from(source)
+    got = b""
+    async with stdin_chunks() as read:
+        while chunk := await read():
+            got += chunk
+    assert got == (content or b"")
