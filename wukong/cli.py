@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from wukong.api.durations import format_duration
 from wukong.console.access import app as access_app
+from wukong.console.agent import app as agent_app
 from wukong.console.commands import app as console_app
 from wukong.console.invocation import invoked_as
 from wukong.console.options import TYPER_STYLE, KubectlCommand
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(verbs_app)  # no name: start, stop, migrate… are top-level commands
 app.add_typer(console_app)  # status, create, delete…
 app.add_typer(access_app)  # console, vnc, ssh
+app.add_typer(agent_app)  # guestosinfo, userlist, fslist
 
 
 @app.callback()

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -146,6 +147,15 @@ async def test_status_and_describe_show_what_the_operator_reports(
     assert "Logged in:    fedora" in head
     (root,) = [line for line in head.splitlines() if line.startswith("  /  ")]
     assert root.split() == ["/", "xfs", "vda1", "19.0Gi", "20.0Gi", "95%", "(nearly", "full)"]
+    # The same answers as virtctl's guestosinfo, userlist and fslist print them (JSON).
+    fslist = await cli(kubeconfig, "fslist", "cli-2", "-n", namespace)
+    assert fslist.exit_code == 0, fslist.output
+    (mounted,) = [fs for fs in json.loads(fslist.stdout)["items"] if fs["mountPoint"] == "/"]
+    assert (mounted["usedBytes"], mounted["totalBytes"]) == (19 * 2**30, 20 * 2**30)
+    users = await cli(kubeconfig, "userlist", "cli-2", "-n", namespace)
+    assert [u["userName"] for u in json.loads(users.stdout)["items"]] == ["fedora"]
+    info = await cli(kubeconfig, "guestosinfo", "cli-2", "-n", namespace, "-o", "yaml")
+    assert yaml.safe_load(info.stdout)["os"]["prettyName"] == "Fedora Linux 40 (Cloud Edition)"
     guest.set_agent(False)
 
     async def no_agent() -> str | None:
@@ -154,6 +164,9 @@ async def test_status_and_describe_show_what_the_operator_reports(
 
     text = await eventually(no_agent, timeout=30, message="describe without the guest agent")
     assert "Guest:        <no guest agent connected: with qemu-guest-agent" in text
+    fslist = await cli(kubeconfig, "fslist", "cli-2", "-n", namespace)
+    assert (fslist.exit_code, fslist.stdout) == (1, "")
+    assert fslist.stderr.startswith("error: cli-2: no guest agent connected: "), fslist.stderr
 
 
 async def test_create_makes_a_wukong_from_flags_and_waits_until_it_runs(

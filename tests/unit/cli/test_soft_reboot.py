@@ -59,12 +59,18 @@ def test_the_advice_names_the_program_as_the_user_types_it(
 
 
 class VirtApi:
-    """Stored Wukongs (`web-1` first) and virt-api's softreboot subresource; records each
-    PUT, which fails with `refusal` when one is set."""
+    """Stored Wukongs (`web-1` first) and virt-api's subresources: records each request,
+    which fails with `refusal` when one is set, else answers `answer` (softreboot: {})."""
 
-    def __init__(self, cr: JsonObj, *more: JsonObj, refusal: ApiError | None = None) -> None:
+    def __init__(
+        self,
+        cr: JsonObj,
+        *more: JsonObj,
+        refusal: ApiError | None = None,
+        answer: JsonObj | None = None,
+    ) -> None:
         self.stored = {c["metadata"]["name"]: c for c in (cr, *more)}
-        self.refusal = refusal
+        self.refusal, self.answer = refusal, answer or {}
         self.sent: list[tuple[str, str]] = []
 
     async def request(self, method: str, path: str, **_: Any) -> JsonObj:
@@ -78,7 +84,7 @@ class VirtApi:
         self.sent.append((method, path))
         if self.refusal is not None:
             raise self.refusal
-        return {}
+        return copy.deepcopy(self.answer)
 
 
 def soft_reboot(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import aclosing
 
 from wukong.adapters.kube import api_path
@@ -24,9 +25,11 @@ from wukong.console.output import (
     document,
     listing,
     name_of,
+    to_yaml,
     watch_line,
     widths,
 )
+from wukong.console.remote import running_vmi
 from wukong.console.status import detail
 from wukong.errors import ApiError, Forbidden
 
@@ -142,6 +145,22 @@ async def describe(cluster: Cluster, io: Console, name: str) -> int:
             return OK
         io.out(describe_page(cr, events.get("items") or [], now(), guest=guest))
         return OK
+
+
+async def agent_report(
+    cluster: Cluster, io: Console, name: str, sub: str, *, yaml: bool = False
+) -> int:
+    """`wukong guestosinfo|userlist|fslist NAME`: virt-api's answer for the guest agent's
+    `sub`, printed as virtctl prints it (JSON, two-space indent), or as YAML; a guest that
+    cannot answer is one line saying why, in KubeVirt's words."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        vmi = await running_vmi(target, name)
+        try:
+            report = await target.kube.get(subresource_path(target.namespace, VMI.plural, vmi, sub))
+        except ApiError as error:  # 409 no agent, 403, a VMI paused...
+            raise CliError(f"{name}: {guest_unavailable(error.message)}") from None
+    io.out(to_yaml(report) if yaml else json.dumps(report, indent=2))
+    return OK
 
 
 async def _guest(target: Target, cr: JsonObj) -> list[str] | None:
