@@ -242,6 +242,18 @@ if kubevirt_mode() == "real":  # the guest-console-log container is virt-control
             return text if proc.returncode == 0 and "Kernel panic" not in text else None
 
         assert (await eventually(rebooted, timeout=30)).endswith("log-1-vm login: \n")
+        # What is typed at the console is echoed to the serial port, so the log has it,
+        # after the prompt it answers.
+        typing = "console", "log-1", "-n", namespace
+        console = await wukong_cli(kubeconfig, *typing)
+        assert console.stdin is not None and console.stdout is not None
+        await read_until(console.stdout, b"login: ")
+        console.stdin.write(b"fedora\rls /\r")
+        await read_until(console.stdout, b"ls /\r")
+        console.stdin.write(b"\x1d")  # Ctrl-]
+        assert await asyncio.wait_for(console.wait(), 15) == 0
+        done = await ran(kubeconfig, "logs", "log-1", "-n", namespace, "--tail", "2")
+        assert done.out.decode().splitlines() == ["log-1-vm login: fedora", "ls /"]
 
     async def test_logs_of_a_stopped_vm_say_there_is_none(
         k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane

@@ -66,3 +66,20 @@ def test_timestamps_are_rfc3339_with_nanoseconds() -> None:
     line = Line(datetime(2026, 12, 5, 2, 0, 0, 123456, tzinfo=UTC), "login: ")
     assert render(line, timestamps=True) == b"2026-12-05T02:00:00.123456000Z login: \n"
     assert render(line, timestamps=False) == b"login: \n"
+
+
+def test_what_is_typed_at_the_console_is_in_the_log_after_its_prompt() -> None:
+    log = SerialLog()
+    log.write_once("boot", ["Fedora Linux 40 (Cloud Edition)", "web-1 login: "])
+    log.typed(b"fed")
+    assert log.lines[-1].text == "web-1 login: "  # nothing until Enter, as a tty's line
+    log.typed(b"ora\r")
+    log.typed(b"ls /\r\n")  # Enter as a terminal sends it, or a pipe's line end: one line
+    assert [line.text for line in log.lines] == [
+        "Fedora Linux 40 (Cloud Edition)",
+        "web-1 login: fedora",
+        "ls /",
+    ]
+    log.end()
+    log.typed(b"reboot\r")
+    assert log.lines[-1].text == "ls /"  # the pod's log ended with its VM

@@ -9,12 +9,16 @@ version greeting, then echoes (no real framebuffer).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiohttp
 from aiohttp import web
 
 from ._kube import JsonObj
 from .api_errors import Reply, bad_request, conflict
+from .guest import Guest
 from .objects import condition, phase
+from .serial_log import SerialLog
 
 PLAIN = "plain.kubevirt.io"  # the websocket subprotocol virtctl and virt-api speak
 LOGIN_PROMPT = b"\r\nFedora Linux 40 (Cloud Edition)\r\nlogin: "
@@ -22,21 +26,25 @@ RFB_GREETING = b"RFB 003.008\n"  # QEMU's VNC server speaks first
 NOT_RUNNING = "VMI is not running"  # virt-api rest/subresource.go vmiNotRunning
 
 
-async def _echo(request: web.Request, greeting: bytes) -> web.WebSocketResponse:
+async def _echo(
+    request: web.Request, greeting: bytes, echoed: Callable[[bytes], None] | None = None
+) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=(PLAIN,))
     await ws.prepare(request)
     await ws.send_bytes(greeting)
     async for message in ws:
-        if message.type == aiohttp.WSMsgType.BINARY:
-            await ws.send_bytes(message.data)
-        elif message.type == aiohttp.WSMsgType.TEXT:
-            await ws.send_bytes(message.data.encode())
+        if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+            data = message.data if isinstance(message.data, bytes) else message.data.encode()
+            await ws.send_bytes(data)
+            if echoed is not None:
+                echoed(data)
     return ws
 
 
-async def serial_console(request: web.Request) -> web.StreamResponse:
-    """The serial console: a login prompt, then every byte sent comes back."""
-    return await _echo(request, LOGIN_PROMPT)
+async def serial_console(request: web.Request, log: SerialLog | None = None) -> web.StreamResponse:
+    """The serial console: a login prompt, then every byte sent comes back, and into the
+    VMI's serial `log` (when given) as the guest's tty echo writes it to the port."""
+    return await _echo(request, LOGIN_PROMPT, None if log is None else log.typed)
 
 
 async def vnc_server(request: web.Request) -> web.StreamResponse:
@@ -44,7 +52,9 @@ async def vnc_server(request: web.Request) -> web.StreamResponse:
     return await _echo(request, RFB_GREETING)
 
 
-STREAM_HANDLERS = {"console": serial_console, "vnc": vnc_server}
+def serial_of(guest: Guest, vmi: JsonObj) -> SerialLog:
+    """The serial log of the VMI's pod, which the console's echo writes to."""
+    return guest.serial(vmi["metadata"]["uid"])
 
 
 def stream_refusal(vmi: JsonObj, sub: str) -> Reply | None:

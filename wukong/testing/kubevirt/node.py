@@ -36,7 +36,7 @@ from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
 from ._serve import serve
 from .config import ANN_UNSCHEDULABLE, SimConfig
-from .console import STREAM_HANDLERS
+from .console import serial_console, serial_of, vnc_server
 from .events import event, soft_rebooted
 from .guest import Guest, device_names
 from .objects import (
@@ -901,8 +901,8 @@ class HandlerServer:
         for sub in ("guestosinfo", "userlist", "filesystemlist"):
             app.router.add_get(base + sub, self._get)
         app.router.add_get(base + "vnc/screenshot", self._screenshot)
-        for sub, stream in STREAM_HANDLERS.items():
-            app.router.add_get(base + sub, stream)
+        app.router.add_get(base + "console", self._console)
+        app.router.add_get(base + "vnc", vnc_server)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await serve(self._runner, "127.0.0.1", self.endpoints.handler_port, ctx)
@@ -911,6 +911,12 @@ class HandlerServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _console(self, request: web.Request) -> web.StreamResponse:
+        """The VMI's serial console; what is typed goes to its serial log too."""
+        vmi, info = await self._vmi(request), request.match_info
+        guest = self.guest(info["namespace"], info["name"])
+        return await serial_console(request, None if vmi is None else serial_of(guest, vmi))
 
     async def _vmi(self, request: web.Request) -> JsonObj | None:
         info = request.match_info

@@ -33,6 +33,24 @@ class SerialLog:
         self.ended = False
         self._written: set[str] = set()
         self._changed = asyncio.Event()
+        self._typing = ""  # what was typed at the console since its last Enter
+
+    def typed(self, data: bytes) -> None:
+        """Keys typed at the serial console: the guest's tty echoes them to the port, so each
+        line entered is in the log too, after the prompt it answers (`web-1 login: root`)."""
+        for char in data.replace(b"\r\n", b"\r").decode(errors="replace"):
+            if char not in "\r\n":
+                self._typing += char
+                continue
+            if self.ended:
+                return
+            last = self.lines[-1] if self.lines else None
+            if last is not None and last.text.endswith(": "):  # a prompt: same line
+                self.lines[-1] = Line(last.at, last.text + self._typing)
+            else:
+                self.lines.append(Line(datetime.now(UTC), self._typing))
+            self._typing = ""
+            self._wake()
 
     def write_once(self, tag: str, lines: list[str]) -> None:
         """Append `lines` unless `tag` was written already: a pass whose status write lost a

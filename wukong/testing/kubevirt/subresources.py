@@ -31,7 +31,7 @@ from multidict import CIMultiDict
 from ._kube import APISERVICES, NAMESPACES, SERVICES, VMIS, ApiError, JsonObj, Kube
 from ._tls import self_signed
 from .api_errors import Reply, bad_request, conflict, internal, not_found, status_error
-from .console import PLAIN, STREAM_HANDLERS, stream_refusal
+from .console import PLAIN, serial_console, serial_of, stream_refusal, vnc_server
 from .faults import Faults
 from .guest import Guest
 from .lifecycle import Lifecycle
@@ -146,7 +146,7 @@ class SubresourceServer:
         faults: Faults,
         forward_to: KubeVirtEndpoints | None = None,
     ) -> None:
-        self.kube, self.faults, self.forward_to = kube, faults, forward_to
+        self.kube, self.guest, self.faults, self.forward_to = kube, guest, faults, forward_to
         self._session: aiohttp.ClientSession | None = None
         self.lifecycle, self.volumes = Lifecycle(kube, guest), Volumes(kube)
         self.calls: list[SubresourceCall] = []
@@ -434,7 +434,9 @@ class SubresourceServer:
         self._record(request, started, 101)
         if dialed is not None:
             return await dialed.carry(request)
-        return await STREAM_HANDLERS[sub](request)
+        if sub == "vnc":
+            return await vnc_server(request)
+        return await serial_console(request, serial_of(self.guest(ns, name), vmi or {}))
 
     async def _screenshot(self, request: web.Request) -> web.StreamResponse:
         """GET vnc/screenshot: a PNG of the display (virt-api's checks first: vmiHasDisplay),
