@@ -18,10 +18,12 @@ from wukong.console.agent import app as agent_app
 from wukong.console.commands import app as console_app
 from wukong.console.invocation import invoked_as
 from wukong.console.options import TYPER_STYLE, KubectlCommand
+from wukong.console.overview import SectionedGroup
 from wukong.console.verbs import app as verbs_app
 from wukong.settings import Settings
 
 app = typer.Typer(
+    cls=SectionedGroup,
     help="Wukong: virtual machines on KubeVirt from one resource.",
     invoke_without_command=True,
     **TYPER_STYLE,

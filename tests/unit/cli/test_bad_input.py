@@ -290,7 +290,7 @@ def test_a_timeout_without_wait_is_refused_not_ignored() -> None:
 
 def test_bare_wukong_and_help_print_help_and_exit_0() -> None:
     bare = runner.invoke(app, [])
-    assert bare.exit_code == 0 and "Commands:" in bare.stdout
+    assert bare.exit_code == 0 and "Basic commands:" in bare.stdout  # sections, as kubectl
     one = runner.invoke(app, ["help", "stop"])
     assert one.exit_code == 0 and "--grace-period" in one.stdout
     unknown = runner.invoke(app, ["help", "frobnicate"])

@@ -1,0 +1,82 @@
+"""`wukong --help` laid out as kubectl's: commands in sections by what they are for (kubectl's
+"Basic Commands", "Troubleshooting and Debugging Commands"…), virtctl's names beside the
+commands they alias, then usage. One flat list of 40 names, the operator's own first, hid
+what a person looks for."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from typer.core import TyperGroup
+
+SECTIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("Basic commands", ("create", "status", "describe", "delete")),
+    (
+        "Lifecycle",
+        ("start", "stop", "restart", "suspend", "resume", "soft-reboot"),
+    ),
+    ("Placement", ("migrate", "migrate-cancel")),
+    ("Size and disks", ("resize", "attach", "detach")),
+    (
+        "Into the VM",
+        ("console", "vnc", "screenshot", "ssh", "scp", "port-forward", "logs", "expose"),
+    ),
+    ("What the guest agent reports", ("guestosinfo", "userlist", "fslist")),
+    ("Running the operator", ("run", "demo", "fsm", "crd")),
+    ("Other", ("version", "completion", "help")),
+)
+ALIASES: Final = {  # virtctl's name → ours, shown beside ours
+    "pause": "suspend",
+    "unpause": "resume",
+    "addvolume": "attach",
+    "removevolume": "detach",
+}
+
+
+class SectionedGroup(TyperGroup):
+    """The top-level command: what it is, its commands by section (each with its aliases),
+    options, then usage, as kubectl lays out its own."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.format_help_text(ctx, formatter)
+        self.format_commands(ctx, formatter)
+        self.format_options(ctx, formatter)  # typer's: its own, then the commands (ours)
+        program = ctx.find_root().info_name or "wukong"
+        formatter.write_paragraph()
+        formatter.write(f"Usage:\n  {program} COMMAND [options]\n")
+        formatter.write_paragraph()
+        formatter.write(f'Use "{program} <command> --help" for more about a command.\n')
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """The group's own options only: its commands have their sections already."""
+        records = [
+            record
+            for param in self.get_params(ctx)
+            if (record := param.get_help_record(ctx)) is not None
+        ]
+        if records:
+            with formatter.section("Options"):
+                formatter.write_dl(records)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        aliases: dict[str, list[str]] = {}
+        for alias, name in ALIASES.items():
+            aliases.setdefault(name, []).append(alias)
+        sections = []
+        for title, names in SECTIONS:
+            found = [(name, self.get_command(ctx, name)) for name in names]
+            shown = [
+                (", ".join([name, *aliases.get(name, [])]), command)
+                for name, command in found
+                if command is not None and not command.hidden
+            ]
+            sections.append((title, shown))
+        # One first column for every section, so that the descriptions line up down the page.
+        width = max(len(shown) for _, rows in sections for shown, _ in rows)
+        for title, rows in sections:
+            if rows:
+                with formatter.section(title):
+                    limit = formatter.width - width - 6
+                    formatter.write_dl(
+                        [(n.ljust(width), c.get_short_help_str(limit=limit)) for n, c in rows]
+                    )
