@@ -121,6 +121,40 @@ async def test_console_round_trip_over_the_websocket_and_ctrl_bracket_leaves(
     assert seen and seen[0].name == "con-1-vm" and seen[0].namespace == namespace
 
 
+async def test_console_waits_for_a_vm_that_is_starting_then_shows_its_console(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """As `virtctl console` waits for its VMI: `console` of a VM that is starting is not an
+    error but a wait, its progress on stderr, then the console. No node takes the VM's pod
+    until the test lets it (the simulator's unschedulable annotation), so the VM is still on
+    its way when the console asks."""
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("con-3", runStrategy="Halted"))
+    await wait_phase(k, namespace, "con-3", "Stopped", within=60)
+    vm = f"/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachines/con-3-vm"
+    held = {"sim.kubevirt.io/unschedulable": "true"}
+    await k.merge_patch(vm, {"metadata": {"annotations": held}})
+    assert (await ran(kubeconfig, "start", "con-3", "-n", namespace)).code == 0
+    await wait_phase(k, namespace, "con-3", "Starting", within=30)
+    proc = await wukong_cli(kubeconfig, "console", "con-3", "-n", namespace)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        first = (await read_until(proc.stderr, b"\n")).decode()
+        assert first == "waiting for con-3 to run (phase Starting; Ctrl-C stops waiting)\n"
+        await k.merge_patch(vm, {"metadata": {"annotations": dict.fromkeys(held)}})  # let go
+        await read_until(proc.stdout, b"login: ", 90)
+        proc.stdin.write(b"\x1d")  # Ctrl-]
+        await proc.stdin.drain()
+        code = await asyncio.wait_for(proc.wait(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    rest = (await proc.stderr.read()).decode()
+    assert code == 0, rest
+    assert "Successfully connected to con-3 console." in rest
+
+
 async def test_vnc_serves_the_vms_vnc_on_a_local_port(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:

@@ -24,6 +24,7 @@ from wukong.console.options import (
     duration,
     fail,
     run,
+    timeout_duration,
     writing,
 )
 from wukong.console.output import DryRun
@@ -37,18 +38,34 @@ IdentityFile = Annotated[
 @app.command(
     name="console",
     cls=KubectlCommand,
-    epilog="wukong console web-1 -n demo    # Ctrl-] leaves the console",
+    epilog=(
+        "wukong console web-1 -n demo    # Ctrl-] leaves the console\n"
+        "wukong create web-2 --image docker://quay.io/containerdisks/fedora:40\n"
+        "wukong console web-2    # waits while it starts, then shows its boot"
+    ),
 )
 def serial_console(
     name: NameArg,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            parser=timeout_duration,
+            metavar="DURATION",
+            show_default=False,
+            help="how long to wait for a VM that is starting (30s, 5m)  [default: 5m]",
+        ),
+    ] = 300.0,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
 ) -> None:
-    """Connect to the VM's serial console (Ctrl-] exits, as with virtctl)."""
+    """Connect to the VM's serial console (Ctrl-] exits, as with virtctl); a VM still
+    starting is waited for, so its boot shows."""
     from wukong.console import remote
 
-    run(remote.console(cluster_from(kubeconfig, context, namespace), console(), name), writes=False)
+    cluster = cluster_from(kubeconfig, context, namespace)
+    run(remote.console(cluster, console(), name, within=timeout), writes=False)
 
 
 @app.command(

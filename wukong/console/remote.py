@@ -16,21 +16,26 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any, Final
 
 import aiohttp
 
 from wukong.adapters.kube import api_path
 from wukong.adapters.kubevirt import subresource_path
 from wukong.api import names
+from wukong.api.conditions import READY
 from wukong.api.kinds import VMI
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
+from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
+from wukong.console.status import condition
 from wukong.errors import ApiError, NotFound
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
+JsonObj = dict[str, Any]
 PLAIN = "plain.kubevirt.io"  # virt-api's subprotocol: raw bytes in binary frames
 
 
@@ -42,16 +47,64 @@ def _url(target: Target, vmi: str, sub: str) -> str:
     return str(target.kube.api.configuration.host).rstrip("/") + _path(target, vmi, sub)
 
 
+RUNNING: Final = ("Running", "Suspended")  # a VMI to connect to
+ON_ITS_WAY: Final = (  # phases that end in one of those by themselves
+    "Pending",
+    "Creating",
+    "Starting",
+    "Restarting",
+    "Resuming",
+    "Suspending",
+)
+
+
+def _phase(cr: JsonObj | None) -> str:
+    return str(((cr or {}).get("status") or {}).get("phase") or "Pending")
+
+
+def _not_running(name: str, cr: JsonObj | None) -> CliError:
+    """Why there is no VM to connect to, and what to do about it."""
+    phase = _phase(cr)
+    if phase == "Error":
+        why = condition(cr or {}, READY).get("message") or "see why"
+        return CliError(
+            f"wukong {name} is in Error, not running: {why} ({typed(f'describe {name}')})"
+        )
+    if phase == "Deleting":
+        return CliError(f"wukong {name} is being deleted")
+    return CliError(
+        f"wukong {name} is {phase}, not running: start it first ({typed(f'start {name}')})"
+    )
+
+
 async def running_vmi(target: Target, name: str) -> str:
     """The VMI of a running Wukong, or a clear reason why there is none to connect to."""
     cr = await target.wukong(name)
-    vmi = names.vm_name(name)
-    phase = (cr.get("status") or {}).get("phase") or "Pending"
-    if phase not in ("Running", "Suspended"):
-        raise CliError(
-            f"wukong {name} is {phase}, not running: start it first ({typed(f'start {name}')})"
-        )
-    return vmi
+    if _phase(cr) not in RUNNING:
+        raise _not_running(name, cr)
+    return names.vm_name(name)
+
+
+async def until_running(target: Target, io: Console, name: str, within: float) -> None:
+    """Return once the Wukong runs: at once when it does; for a VM on its way (created,
+    starting, restarting) after following it for up to `within` seconds, its progress on
+    stderr, as `virtctl console` waits for its VMI; a clear reason when it will not run by
+    itself (stopped, in error, being deleted)."""
+    cr = await target.wukong(name)
+    if (phase := _phase(cr)) in RUNNING:
+        return
+    if phase not in ON_ITS_WAY:
+        raise _not_running(name, cr)
+    io.say(f"waiting for {name} to run (phase {phase}; Ctrl-C stops waiting)")
+
+    def runs(now: JsonObj | None) -> bool | None:
+        if now is None or (phase := _phase(now)) in ON_ITS_WAY:
+            return None
+        if phase in RUNNING:
+            return True
+        raise _not_running(name, now)
+
+    await wait_for(target, name, runs, within=within, what=f"{name} to run", say=io.say, since=cr)
 
 
 async def _refusal(target: Target, vmi: str, sub: str) -> str | None:
@@ -177,9 +230,12 @@ async def stdin_chunks(*, raw: bool = True) -> AsyncIterator[Callable[[], asynci
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-async def console(cluster: Cluster, io: Console, name: str) -> int:
-    """`wukong console NAME`: the guest's serial console until Ctrl-]."""
+async def console(cluster: Cluster, io: Console, name: str, *, within: float = 300) -> int:
+    """`wukong console NAME`: the guest's serial console until Ctrl-]; a VM on its way to
+    running is waited for (up to `within` seconds), so that `create` then `console` shows
+    its boot."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        await until_running(target, io, name, within)
         async with open_stream(target, name, "console") as ws:
             io.say(f"Successfully connected to {name} console. The escape sequence is ^]")
             out = sys.stdout.buffer

@@ -91,3 +91,20 @@ def test_a_stopped_wukong_is_told_to_start_and_nothing_is_asked(
     assert done.stderr == (
         "error: wukong web-1 is Stopped, not running: start it first (wukong start web-1)\n"
     )
+
+
+def test_a_wukong_in_error_or_being_deleted_is_not_told_to_start(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`start it first` was the advice whatever the phase: wrong for a VM in Error (its
+    reason is what helps) or one being deleted."""
+    ready = {"type": "Ready", "status": "False", "reason": "VMError", "message": "ImagePullBackOff"}
+    failed = wukong("web-1", status={"phase": "Error", "conditions": [ready]})
+    done = report(VirtApi(failed), kubeconfig, monkeypatch, "fslist")
+    assert done.stderr == (
+        "error: wukong web-1 is in Error, not running: ImagePullBackOff (wukong describe web-1)\n"
+    )
+    going = report(
+        VirtApi(wukong("web-1", status={"phase": "Deleting"})), kubeconfig, monkeypatch, "fslist"
+    )
+    assert going.stderr == "error: wukong web-1 is being deleted\n"
