@@ -155,11 +155,39 @@ async def test_console_waits_for_a_vm_that_is_starting_then_shows_its_console(
     assert "Successfully connected to con-3 console." in rest
 
 
-async def test_vnc_serves_the_vms_vnc_on_a_local_port(
-    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+VIEWER = """#!{python}
+import pathlib, socket, sys
+host, port = sys.argv[1].removeprefix("vnc://").rsplit(":", 1)
+with socket.create_connection((host, int(port)), timeout=20) as vnc:
+    seen = b""
+    while len(seen) < 12:
+        seen += vnc.recv(12 - len(seen))
+pathlib.Path(__file__).with_suffix(".seen").write_bytes(seen)
+"""
+
+
+async def test_vnc_opens_a_viewer_or_serves_the_vms_vnc_on_a_local_port(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    tmp_path: Path,
 ) -> None:
     await create(k, "wukong", namespace, wukong("vnc-1"))
     await wait_phase(k, namespace, "vnc-1", "Running", within=60)
+    # A viewer on PATH (here a stand-in for remote-viewer that reads the server's greeting):
+    # it is opened on the local port, and closing it ends the command, as with virtctl.
+    viewer = tmp_path / "remote-viewer"
+    viewer.write_text(VIEWER.format(python=sys.executable))
+    viewer.chmod(0o755)
+    path = os.pathsep.join([str(tmp_path), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    done = await ran(
+        control_plane.kubeconfig, "vnc", "vnc-1", "-n", namespace, env=os.environ | {"PATH": path}
+    )
+    assert done.code == 0, done.err.decode()
+    assert viewer.with_suffix(".seen").read_bytes() == b"RFB 003.008\n"
+    assert re.search(rb"VNC of vnc-1 on 127\.0\.0\.1:\d+: opening remote-viewer\n", done.err)
+    # With no viewer (none on this machine's PATH) or --proxy-only: the port, for one's own.
     proc = await wukong_cli(control_plane.kubeconfig, "vnc", "vnc-1", "-n", namespace)
     assert proc.stdout is not None
     try:

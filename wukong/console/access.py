@@ -70,7 +70,10 @@ def serial_console(
 
 @app.command(
     cls=KubectlCommand,
-    epilog="wukong vnc web-1 --port 5901    # then: vncviewer 127.0.0.1:5901",
+    epilog=(
+        "wukong vnc web-1    # opens remote-viewer (or vncviewer) on its display\n"
+        "wukong vnc web-1 --proxy-only --port 5901    # then: your viewer on 127.0.0.1:5901"
+    ),
 )
 def vnc(
     name: NameArg,
@@ -78,15 +81,21 @@ def vnc(
         int, typer.Option(help="Local port to listen on; 0 picks a free one.", min=0, max=65535)
     ] = 0,
     address: Annotated[str, typer.Option(help="Local address to listen on.")] = "127.0.0.1",
+    proxy_only: Annotated[
+        bool,
+        typer.Option("--proxy-only", help="Only serve the port, for a viewer of your own."),
+    ] = False,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
 ) -> None:
-    """Serve the VM's VNC on a local port for a VNC viewer (like virtctl vnc --proxy-only)."""
+    """Open the VM's display in a VNC viewer (remote-viewer or vncviewer), as virtctl vnc
+    does; without one, or with --proxy-only, serve it on a local port for your own."""
     from wukong.console import remote
 
     cluster = cluster_from(kubeconfig, context, namespace)
-    run(remote.vnc(cluster, console(), name, port=port, address=address), writes=False)
+    work = remote.vnc(cluster, console(), name, port=port, address=address, proxy_only=proxy_only)
+    run(work, writes=False)
 
 
 @app.command(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -32,6 +33,7 @@ from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
 from wukong.console.status import condition
+from wukong.console.viewers import viewer
 from wukong.errors import ApiError, NotFound
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
@@ -340,18 +342,39 @@ def cannot_listen(address: str, port: int, error: OSError) -> CliError:
 
 
 async def vnc(
-    cluster: Cluster, io: Console, name: str, *, port: int = 0, address: str = "127.0.0.1"
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    *,
+    port: int = 0,
+    address: str = "127.0.0.1",
+    proxy_only: bool = False,
 ) -> int:
-    """`wukong vnc NAME`: a local port that forwards each connection to the VM's VNC
-    (as `virtctl vnc --proxy-only`); point a VNC viewer at it. Runs until interrupted."""
+    """`wukong vnc NAME`: a local port that forwards each connection to the VM's VNC, and
+    a VNC viewer opened on it when one is installed, as `virtctl vnc` does (until the
+    viewer is closed); else, or with `proxy_only`, the port for the user's own viewer (as
+    `virtctl vnc --proxy-only`), until interrupted."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await running_vmi(target, name)
         server = await listen(forwarder(target, io, name, "vnc"), address, port)
         bound = server.sockets[0].getsockname()[1]
-        io.out(f'{{"port": {bound}}}')
-        io.say(f"VNC of {name} on {address}:{bound}: connect a VNC viewer there (Ctrl-C ends)")
+        here = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+        command = None if proxy_only else viewer(here, bound)
         async with server:
-            await server.serve_forever()
+            if command is None:
+                io.out(f'{{"port": {bound}}}')
+                none = "" if proxy_only else " (no VNC viewer found: remote-viewer or vncviewer)"
+                io.say(
+                    f"VNC of {name} on {address}:{bound}: connect a VNC viewer there{none} "
+                    "(Ctrl-C ends)"
+                )
+                await server.serve_forever()
+                return OK
+            program = Path(command[0]).name
+            io.say(f"VNC of {name} on {address}:{bound}: opening {program}")
+            opened = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL)
+            if (code := await opened.wait()) != 0:
+                raise CliError(f"{program} exited with code {code}")
     return OK
 
 
