@@ -17,6 +17,7 @@ from wukong.console.access import app as access_app
 from wukong.console.agent import app as agent_app
 from wukong.console.commands import app as console_app
 from wukong.console.invocation import invoked_as
+from wukong.console.keys import app as credentials_app
 from wukong.console.options import TYPER_STYLE, KubectlCommand
 from wukong.console.overview import SectionedGroup
 from wukong.console.verbs import app as verbs_app
@@ -32,6 +33,7 @@ app.add_typer(verbs_app)  # no name: start, stop, migrate… are top-level comma
 app.add_typer(console_app)  # status, create, delete…
 app.add_typer(access_app)  # console, vnc, ssh
 app.add_typer(agent_app)  # guestosinfo, userlist, fslist
+app.add_typer(credentials_app)  # credentials add-ssh-key|remove-ssh-key
 
 
 @app.callback()
@@ -200,6 +202,7 @@ def demo(
 
 
 _GLOBAL_FLAGS: Final = ("-n", "--namespace", "--context", "--kubeconfig")
+GROUPS: Final = ("credentials",)  # commands whose commands take the flags
 
 
 def split_short_equals(args: list[str]) -> list[str]:
@@ -235,7 +238,9 @@ def hoist_global_flags(args: list[str]) -> list[str]:
             break
     if not leading or not rest:
         return list(args)
-    return [rest[0], *leading, *rest[1:]]
+    # A group's command is one word further (`-n demo credentials add-ssh-key web-1`).
+    verb = 2 if rest[0] in GROUPS and len(rest) > 1 else 1
+    return [*rest[:verb], *leading, *rest[verb:]]
 
 
 # As kubectl's plugin the program is `kubectl wukong` to the user; its shell completion

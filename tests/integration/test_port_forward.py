@@ -42,6 +42,7 @@ from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "operator"]  # fixtures
 LOOPBACK_PODS = "127.244"
+TENANT_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvb0vSo0g1O4X8VrJjQ5YF3Q7Yk0m9Jk0x8pRrTqG0m t@x"
 
 
 @pytest.fixture
@@ -275,6 +276,7 @@ if kubevirt_mode() == "real":  # KubeVirt's own user roles come with its install
             ["screenshot", "pf-4", "--file", str(tmp_path / "pf-4.png")],
             ["logs", "pf-4", "--tail", "1"],
             ["describe", "pf-4"],
+            ["credentials", "add-ssh-key", "pf-4", "--user", "fedora", "--value", TENANT_KEY],
         ):
             done = await ran(tenant, *verb, *as_tenant)
             assert done.code == 0, (verb, done.err.decode())

@@ -19,7 +19,17 @@ SECTIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("Size and disks", ("resize", "attach", "detach")),
     (
         "Into the VM",
-        ("console", "vnc", "screenshot", "ssh", "scp", "port-forward", "logs", "expose"),
+        (
+            "console",
+            "vnc",
+            "screenshot",
+            "ssh",
+            "scp",
+            "port-forward",
+            "logs",
+            "expose",
+            "credentials",
+        ),
     ),
     ("What the guest agent reports", ("guestosinfo", "userlist", "fslist")),
     ("Running the operator", ("run", "demo", "fsm", "crd")),

@@ -149,6 +149,11 @@ def test_a_client_dry_run_prints_the_patch_as_a_document_of_its_own() -> None:
         (["status", "-n", "x"], ["status", "-n", "x"]),  # already after the verb
         (["-n", "demo"], ["-n", "demo"]),  # no verb: click says what is wrong
         (["--bogus", "status"], ["--bogus", "status"]),
+        (  # a group's verb is its second word
+            ["-n", "demo", "credentials", "add-ssh-key", "w"],
+            ["credentials", "add-ssh-key", "-n", "demo", "w"],
+        ),
+        (["-n", "demo", "credentials"], ["credentials", "-n", "demo"]),
     ],
 )
 def test_kubectl_global_flags_before_the_verb_are_read(given: list[str], run: list[str]) -> None:

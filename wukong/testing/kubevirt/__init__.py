@@ -28,7 +28,18 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 from wukong.testing._background import Background
 
 from ._informer import Informer, set_finalizers
-from ._kube import DATAVOLUMES, PVCS, STORAGECLASSES, VMIS, VMS, ApiError, Kube, load_client
+from ._kube import (
+    DATAVOLUMES,
+    PVCS,
+    SECRETS,
+    STORAGECLASSES,
+    VMIS,
+    VMS,
+    ApiError,
+    Kube,
+    load_client,
+)
+from .access_credentials import AccessCredentials
 from .cdi import DataVolumeController
 from .config import SimConfig
 from .faults import Faults
@@ -156,7 +167,8 @@ class Simulator(Background):
             dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
             classes = Informer(kube, STORAGECLASSES)
             migrations, pods = Informer(kube, MIGRATIONS, ns), Informer(kube, PODS, ns)
-            self._informers = [vms, vmis, dvs, pvcs, classes, migrations, pods]
+            secrets = Informer(kube, SECRETS, ns)
+            self._informers = [vms, vmis, dvs, pvcs, classes, migrations, pods, secrets]
             cfg = self.config
             self._handler = VMIHandler(kube, cfg, vmis, vms, dvs, pvcs, self.guest, pods)
             # The node's scheduler and kubelet run the virt-launcher pods, node_name first.
@@ -168,6 +180,7 @@ class Simulator(Background):
             self._net = GuestNetwork(vmis, self.guest)
             controllers = [
                 self._net,
+                AccessCredentials(kube, vmis, secrets, self.guest),
                 VMController(kube, cfg, vms, vmis, dvs, pvcs),
                 self._kubelet,
                 migrating,
@@ -194,7 +207,8 @@ class Simulator(Background):
         vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
         dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
         pods, classes = Informer(kube, PODS, ns), Informer(kube, STORAGECLASSES)
-        self._informers = [vms, vmis, dvs, pvcs, pods, classes]
+        secrets = Informer(kube, SECRETS, ns)
+        self._informers = [vms, vmis, dvs, pvcs, pods, classes, secrets]
         self._handler_api = await load_client(endpoints.handler_kubeconfig)
         self._node = NodeHandler(kube, cfg, vmis, vms, pvcs, self.guest, Kube(self._handler_api))
         self._kubelet = Kubelet(kube, cfg, pods, vmis, vms)
@@ -202,6 +216,7 @@ class Simulator(Background):
         self._net = GuestNetwork(vmis, self.guest)
         controllers = [
             self._net,
+            AccessCredentials(kube, vmis, secrets, self.guest),
             self._kubelet,
             self._node,
             DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),

@@ -73,6 +73,9 @@ class Guest:
         # machine's (guest_net.py): sshd's by default.
         self.ports: dict[int, bytes] = {22: SSH_BANNER}
         self.udp_ports: set[int] = set()  # UDP ports it serves: each datagram comes back
+        # Each user's authorized SSH keys, as the guest agent last wrote them from the VMI's
+        # qemuGuestAgent accessCredentials (access_credentials.py).
+        self.authorized_keys: dict[str, list[str]] = {}
         self.on_change = on_change
 
     def __repr__(self) -> str:

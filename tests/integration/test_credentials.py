@@ -1,0 +1,105 @@
+"""`wukong credentials add-ssh-key|remove-ssh-key`: a key for a guest user through the guest
+agent, into the Secret KubeVirt follows while the VM runs (virtctl's credentials verbs).
+
+The simulated node plays virt-handler's part: a running guest's users get the keys of their
+VMI's qemuGuestAgent Secrets, again whenever a Secret changes (`access_credentials.py`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.scenario import (
+    condition,
+    create,
+    get,
+    k,
+    operator,
+    sim,
+    wait_for,
+    wait_phase,
+    wukong,
+)
+from tests.integration.test_remote_access import ran
+from wukong.adapters.kube import Kube, api_path
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+MINE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvb0vSo0g1O4X8VrJjQ5YF3Q7Yk0m9Jk0x8pRrTqG0m me@laptop"
+THEIRS = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq2uQ9vJ3l0Kx7m8PzR1sT4wY6bN5cD2eF7gH8iJ9kL you@desk"
+
+
+async def test_a_key_for_a_user_reaches_the_running_guest_and_the_next_without_a_restart(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    kubeconfig, where = control_plane.kubeconfig, ("-n", namespace)
+    await create(k, "wukong", namespace, wukong("keys-1"))
+    await wait_phase(k, namespace, "keys-1", "Running", within=60)
+    mine = tmp_path / "id_ed25519.pub"
+    mine.write_text(MINE + "\n")
+    verb = ("credentials", "add-ssh-key", "keys-1", "--user", "fedora")
+
+    # No Secret gives fedora keys yet: one is made, owned by the Wukong, and added to its
+    # sshKeys, which KubeVirt applies at the next start.
+    done = await ran(kubeconfig, *verb, "--file", str(mine), *where)
+    assert done.code == 0, done.err.decode()
+    assert done.out.decode() == (
+        "Secret keys-1-ssh-fedora made with the key and added to the sshKeys of keys-1 for "
+        "fedora: KubeVirt gives it to the guest at its next restart (wukong restart keys-1), "
+        "and later keys without a restart\n"
+    )
+    cr = await wait_for(
+        k,
+        namespace,
+        "keys-1",
+        lambda c: condition(c, "RestartRequired").get("status") == "True",
+        within=30,
+        what="RestartRequired for the new sshKeys entry",
+    )
+    assert cr["spec"]["sshKeys"] == [
+        {"secretName": "keys-1-ssh-fedora", "propagation": "qemuGuestAgent", "users": ["fedora"]}
+    ]
+    secret = await k.get(api_path("", "v1", "secrets", namespace, "keys-1-ssh-fedora"))
+    assert [o["uid"] for o in secret["metadata"]["ownerReferences"]] == [cr["metadata"]["uid"]]
+    restarted = await ran(kubeconfig, "restart", "keys-1", "--wait", *where, within=120)
+    assert restarted.code == 0, restarted.err.decode()
+    guest = sim.guest(namespace, "keys-1-vm")
+
+    async def keys(wanted: set[str]) -> bool:
+        return set(guest.authorized_keys.get("fedora", [])) == wanted
+
+    await eventually(lambda: keys({MINE}), timeout=30, message="the key in the guest")
+    vmi = await get(k, "vmi", namespace, "keys-1-vm")
+    assert vmi is not None
+
+    # A colleague's key: into the same Secret, and into the running guest, no restart.
+    done = await ran(kubeconfig, *verb, "--value", THEIRS, *where)
+    assert done.code == 0, done.err.decode()
+    assert done.out.decode() == (
+        "key added to Secret keys-1-ssh-fedora: the guest agent puts it in fedora's "
+        "authorized_keys now, without a restart\n"
+    )
+    await eventually(lambda: keys({MINE, THEIRS}), timeout=30, message="both keys")
+    again = await ran(kubeconfig, *verb, "--value", THEIRS, *where)
+    assert again.out.decode() == "Secret keys-1-ssh-fedora already holds this key for fedora\n"
+
+    # Taken away again, live.
+    remove = ("credentials", "remove-ssh-key", "keys-1", "--user", "fedora")
+    done = await ran(kubeconfig, *remove, "--file", str(mine), *where)
+    assert done.code == 0, done.err.decode()
+    await eventually(lambda: keys({THEIRS}), timeout=30, message="only the colleague's key")
+    same = await get(k, "vmi", namespace, "keys-1-vm")
+    assert same is not None and same["metadata"]["uid"] == vmi["metadata"]["uid"]
+    gone = await ran(kubeconfig, *remove, "--file", str(mine), *where)
+    assert (gone.code, gone.err.decode()) == (
+        1,
+        "error: no Secret that gives fedora keys on keys-1 holds that key\n",
+    )

@@ -1,0 +1,138 @@
+"""`wukong credentials add-ssh-key|remove-ssh-key`, as virtctl's verbs of those names: what
+to write, decided from the Wukong and its Secret as read (no I/O here).
+
+KubeVirt's `qemuGuestAgent` key propagation follows its Secret while the VM runs: a key
+added to a Secret the Wukong already gives a user reaches that user's authorized_keys
+without a restart. A user with no such Secret gets one (owned by the Wukong, so it goes
+with it) and an `sshKeys` entry, which KubeVirt applies at the VM's next start, as with
+`virtctl credentials add-ssh-key --create-secret`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from typing import Any, Final
+
+from wukong.api import names
+from wukong.api.guest import ACCESS_CRED_SUFFIX, KeyPropagation
+from wukong.console.errors import usage
+
+JsonObj = dict[str, Any]
+KEY_TYPES: Final = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
+_DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def public_key(text: str, where: str) -> str:
+    """The one SSH public key in `text` (a .pub file's, or --value's), or a usage error
+    naming `where` it came from. A private key is refused: it must never leave the machine."""
+    if "PRIVATE KEY" in text:
+        raise usage(f"{where}: that is a private key; give the .pub file beside it")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1 or not lines[0].startswith(KEY_TYPES):
+        shown = lines[0][:40] if lines else ""
+        raise usage(
+            f"{where}: not one SSH public key ({shown!r}): give a .pub file, "
+            "e.g. ~/.ssh/id_ed25519.pub"
+        )
+    return lines[0]
+
+
+def agent_secrets(cr: JsonObj, user: str) -> list[str]:
+    """The Secrets whose keys the guest agent gives `user` (sshKeys entries with propagation
+    qemuGuestAgent that list the user), in spec order."""
+    found = []
+    for entry in (cr.get("spec") or {}).get("sshKeys") or []:
+        agent = entry.get("propagation") == KeyPropagation.QEMU_GUEST_AGENT.value
+        if agent and user in (entry.get("users") or []):
+            found.append(str(entry["secretName"]))
+    return found
+
+
+def secret_name(wukong: str, user: str) -> str:
+    """The Secret made for `user`'s keys: `WUKONG-ssh-USER` when KubeVirt can mount it (a
+    DNS label that leaves room for `-access-cred`), else a stable hashed name."""
+    name = f"{wukong}-ssh-{user}"
+    if len(name) + len(ACCESS_CRED_SUFFIX) <= 63 and _DNS_LABEL.fullmatch(name):
+        return name
+    return "ssh-" + hashlib.sha256(f"{wukong}/{user}".encode()).hexdigest()[:16]
+
+
+def key_name(key: str) -> str:
+    """The Secret data name of a key: the same key always gets the same name."""
+    return "ssh-key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def encoded(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _lines(value: str) -> list[str]:
+    text = base64.b64decode(value).decode(errors="replace")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def holds(secret: JsonObj, key: str) -> bool:
+    """Whether any value of the Secret is, or has a line that is, `key`."""
+    return any(key in _lines(v) for v in (secret.get("data") or {}).values())
+
+
+def without(secret: JsonObj, key: str) -> dict[str, str | None]:
+    """The Secret's `data` merge patch that takes `key` out: a value that was only that key
+    goes, one with other keys keeps them."""
+    patch: dict[str, str | None] = {}
+    for name, value in (secret.get("data") or {}).items():
+        lines = _lines(value)
+        if key in lines:
+            rest = [line for line in lines if line != key]
+            patch[name] = encoded("\n".join(rest) + "\n") if rest else None
+    return patch
+
+
+def owned_by(secret: JsonObj, cr: JsonObj) -> bool:
+    """Whether the Secret names this Wukong (by uid) among its owners."""
+    uid = cr["metadata"].get("uid")
+    return any(o.get("uid") == uid for o in secret["metadata"].get("ownerReferences") or [])
+
+
+def new_secret(cr: JsonObj, user: str, key: str) -> JsonObj:
+    """A Secret holding `key`, owned by the Wukong (it is deleted with it) and labelled
+    with its name, as the operator labels its children."""
+    meta = cr["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": secret_name(meta["name"], user),
+            "namespace": meta["namespace"],
+            "labels": {names.LABEL_WUKONG: meta["name"]},
+            "ownerReferences": [
+                {
+                    "apiVersion": cr["apiVersion"],
+                    "kind": cr["kind"],
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                }
+            ],
+        },
+        "data": {key_name(key): encoded(key + "\n")},
+    }
+
+
+def with_secret(cr: JsonObj, secret: str, user: str) -> JsonObj | None:
+    """The Wukong's merge patch giving `user` the keys of `secret` through the guest agent,
+    pinned to what was read; None when its sshKeys already do."""
+    entries = list((cr.get("spec") or {}).get("sshKeys") or [])
+    if secret in agent_secrets(cr, user):
+        return None
+    entry = {
+        "secretName": secret,
+        "propagation": KeyPropagation.QEMU_GUEST_AGENT.value,
+        "users": [user],
+    }
+    return {
+        "metadata": {"resourceVersion": cr["metadata"]["resourceVersion"]},
+        "spec": {"sshKeys": [*entries, entry]},
+    }

@@ -1,0 +1,126 @@
+"""`credentials add-ssh-key` and `remove-ssh-key`: a key into (or out of) the Secret the
+guest agent gives a user, with the user's own rights (Secrets are theirs: the operator never
+reads them)."""
+
+from __future__ import annotations
+
+from wukong.adapters.kube import api_path
+from wukong.console import credentials as keys
+from wukong.console.connect import Target, connect
+from wukong.console.errors import OK, CliError
+from wukong.console.flows.common import JsonObj, patch_pinned
+from wukong.console.invocation import Cluster, Console, typed
+from wukong.errors import AlreadyExists, NotFound
+
+RUNNING = ("Running", "Suspended")
+
+
+def _secrets(target: Target, name: str | None = None) -> str:
+    return api_path("", "v1", "secrets", target.namespace, name)
+
+
+async def _secret(target: Target, cr: JsonObj, name: str) -> JsonObj:
+    try:
+        return await target.kube.get(_secrets(target, name))
+    except NotFound:
+        wukong = cr["metadata"]["name"]
+        raise CliError(f"Secret {name} (in the sshKeys of {wukong}) does not exist") from None
+
+
+def _runs(cr: JsonObj) -> bool:
+    return (cr.get("status") or {}).get("phase") in RUNNING
+
+
+async def add_ssh_key(
+    cluster: Cluster, io: Console, name: str, user: str, key: str, *, force: bool = False
+) -> int:
+    """Add `key` to the Secret whose keys the guest agent gives `user` (live, while the VM
+    runs); without one, make it and add it to the Wukong's sshKeys (at the next start)."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        cr = await target.wukong(name)
+        given = keys.agent_secrets(cr, user)
+        if given:
+            secret = await _secret(target, cr, given[0])
+            await _add_to(target, io, cr, secret, user, key, force=force)
+            return OK
+        made = keys.new_secret(cr, user, key)
+        secret_name = made["metadata"]["name"]
+        try:
+            await target.kube.create(_secrets(target), made)
+        except AlreadyExists:  # made by a run that stopped before the Wukong was patched
+            secret = await _secret(target, cr, secret_name)
+            if not keys.owned_by(secret, cr):
+                raise CliError(
+                    f"Secret {secret_name} exists and is not {name}'s: give the key another "
+                    "way, or delete that Secret"
+                ) from None
+            if not keys.holds(secret, key):
+                patch = {"data": {keys.key_name(key): keys.encoded(key + "\n")}}
+                await target.kube.merge_patch(_secrets(target, secret_name), patch)
+        patched = await patch_pinned(
+            target, name, lambda now: keys.with_secret(now, secret_name, user)
+        )
+        when = (
+            f"at its next restart ({typed(f'restart {name}')})"
+            if _runs(patched)
+            else "when it starts"
+        )
+        io.out(
+            f"Secret {secret_name} made with the key and added to the sshKeys of {name} for "
+            f"{user}: KubeVirt gives it to the guest {when}, and later keys without a restart"
+        )
+        return OK
+
+
+async def _add_to(
+    target: Target,
+    io: Console,
+    cr: JsonObj,
+    secret: JsonObj,
+    user: str,
+    key: str,
+    *,
+    force: bool,
+) -> None:
+    secret_name, name = secret["metadata"]["name"], cr["metadata"]["name"]
+    if keys.holds(secret, key):
+        io.out(f"Secret {secret_name} already holds this key for {user}")
+        return
+    if not force and not keys.owned_by(secret, cr):
+        raise CliError(
+            f"Secret {secret_name} is not {name}'s (it has no owner reference to it), and "
+            "other VMs may use it: pass --force to add the key to it anyway"
+        )
+    patch = {"data": {keys.key_name(key): keys.encoded(key + "\n")}}
+    await target.kube.merge_patch(_secrets(target, secret_name), patch)
+    when = "now, without a restart" if _runs(cr) else f"when {name} starts"
+    io.out(
+        f"key added to Secret {secret_name}: the guest agent puts it in {user}'s "
+        f"authorized_keys {when}"
+    )
+
+
+async def remove_ssh_key(cluster: Cluster, io: Console, name: str, user: str, key: str) -> int:
+    """Take `key` out of every Secret whose keys the guest agent gives `user` (live, while
+    the VM runs)."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        cr = await target.wukong(name)
+        given = keys.agent_secrets(cr, user)
+        if not given:
+            raise CliError(
+                f"no Secret in the sshKeys of {name} gives {user} keys through the guest agent"
+            )
+        removed = []
+        for secret_name in given:
+            secret = await _secret(target, cr, secret_name)
+            if patch := keys.without(secret, key):
+                await target.kube.merge_patch(_secrets(target, secret_name), {"data": patch})
+                removed.append(secret_name)
+        if not removed:
+            raise CliError(f"no Secret that gives {user} keys on {name} holds that key")
+        io.out(
+            f"key removed from Secret {', '.join(removed)}: the guest agent takes it out of "
+            f"{user}'s authorized_keys"
+            + (" now, without a restart" if _runs(cr) else f" when {name} starts")
+        )
+        return OK
