@@ -31,7 +31,7 @@ from tests.integration.scenario import (
     wait_for,
     wukong,
 )
-from tests.integration.test_remote_access import ran, read_until, wukong_cli
+from tests.integration.test_remote_access import ran, read_until, wukong_cli, wukong_subprocess
 from wukong.adapters.kube import Kube
 from wukong.console.status import primary_ip
 from wukong.testing.controlplane import ControlPlane
@@ -209,7 +209,7 @@ async def test_port_forward_stdio_is_one_connection_for_sshs_proxy_command(
     assert await asyncio.wait_for(proc.wait(), 20) == 0
 
 
-async def test_without_virtctl_ssh_prints_an_openssh_command_that_reaches_the_guest(
+async def test_without_virtctl_ssh_runs_openssh_or_prints_the_command_that_reaches_the_guest(
     k: Kube,
     namespace: str,
     operator: InProcessOperator,
@@ -218,19 +218,22 @@ async def test_without_virtctl_ssh_prints_an_openssh_command_that_reaches_the_gu
     tmp_path: Path,
 ) -> None:
     await running_with_address(k, namespace, "pf-3")
-    # No virtctl on PATH; wukong (beside this Python) and OpenSSH are.
-    path = os.pathsep.join([str(tmp_path), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
-    env = os.environ | {"PATH": path}
-    done = await ran(control_plane.kubeconfig, "ssh", "pf-3", "-n", namespace, env=env)
+    kubeconfig = control_plane.kubeconfig
+    # Neither virtctl nor OpenSSH on PATH (wukong, beside this Python, is): the command
+    # OpenSSH would run, with the cluster the user named.
+    bare = os.pathsep.join([str(tmp_path), str(Path(sys.executable).parent)])
+    done = await ran(kubeconfig, "ssh", "pf-3", "-n", namespace, env=os.environ | {"PATH": bare})
     assert done.code == 1
     hint = re.search(r"through wukong: (ssh -o '[^']*' USER@pf-3);", done.err.decode())
     assert hint is not None, done.err.decode()
     assert hint.group(1) == (
         f"ssh -o 'ProxyCommand=wukong port-forward --stdio pf-3 %p --namespace {namespace} "
-        f"--kubeconfig {control_plane.kubeconfig}' USER@pf-3"
+        f"--kubeconfig {kubeconfig}' USER@pf-3"
     )
     # The command as printed, run by OpenSSH: it reaches the guest's sshd (the simulated one
     # only says its version, so the key exchange fails after that, as ssh -v shows).
+    path = os.pathsep.join([bare, "/usr/bin", "/bin"])
+    env = os.environ | {"PATH": path}
     quiet = "-v -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
     command = hint.group(1).replace("ssh -o", f"ssh {quiet} -o", 1).replace("USER@", "fedora@")
     ssh = await asyncio.create_subprocess_shell(
@@ -242,6 +245,26 @@ async def test_without_virtctl_ssh_prints_an_openssh_command_that_reaches_the_gu
     )
     _, said = await asyncio.wait_for(ssh.communicate(), 60)
     assert "remote software version OpenSSH_9.6" in said.decode(), said.decode()
+    # With OpenSSH on PATH and no virtctl, `wukong ssh` runs it itself, the same way.
+    argv = ["ssh", "pf-3", "-n", namespace, "-l", "fedora", "--kubeconfig", str(kubeconfig)]
+    proc = await wukong_subprocess(*argv, "--", *quiet.split(), env=env)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    said = err.decode()
+    assert proc.returncode == 255, said  # ssh's own code: the key exchange failed, as above
+    assert said.startswith("virtctl is not on PATH: ssh through wukong port-forward"), said
+    assert "remote software version OpenSSH_9.6" in said, said
+    assert f"Authenticating to pf-3.{namespace}:22 as 'fedora'" in said, said
+    # And scp, the same way (its ssh's -v through scp's own -v).
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    argv = ["scp", str(notes), "fedora@pf-3:/tmp/", "-n", namespace]
+    argv += ["--kubeconfig", str(kubeconfig)]
+    proc = await wukong_subprocess(*argv, "--", *quiet.split(), env=env)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    said = err.decode()
+    assert proc.returncode != 0, said  # no real sshd to copy to
+    assert said.startswith("virtctl is not on PATH: scp through wukong port-forward"), said
+    assert "remote software version OpenSSH_9.6" in said, said
 
 
 if kubevirt_mode() == "real":  # KubeVirt's own user roles come with its install strategy

@@ -225,7 +225,7 @@ async def test_console_of_a_stopped_vm_says_so_and_ssh_without_virtctl_says_how(
     proc = await wukong_cli(control_plane.kubeconfig, "ssh", "ssh-1", "-n", namespace, env=bare)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
-    assert "wukong ssh uses virtctl, which is not on PATH" in err.decode()
+    assert "wukong ssh uses virtctl or OpenSSH's ssh, and neither is on PATH" in err.decode()
     assert "wukong console ssh-1" in err.decode()
     # With virtctl installed, wukong hands over to it for the Wukong's VM.
     fake = tmp_path / "virtctl"
@@ -258,6 +258,11 @@ async def test_console_of_a_stopped_vm_says_so_and_ssh_without_virtctl_says_how(
     proc = await wukong_subprocess("ssh", "ssh-1", *argv, "--bogus", env=bare)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and "--bogus" in err.decode()
+    # A command instead of a shell: virtctl ssh's --command.
+    proc = await wukong_subprocess("ssh", "ssh-1", *argv, "-c", "uptime -p", env=bare)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip().endswith(f"--context {context} --command uptime -p")
 
 
 if kubevirt_mode() == "real":  # the guest-console-log container is virt-controller's
@@ -472,7 +477,7 @@ async def test_scp_hands_the_copy_to_virtctl_for_the_wukongs_vm(
     proc = await wukong_cli(kubeconfig, *argv, env=bare)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
-    assert "wukong scp uses virtctl, which is not on PATH" in err.decode()
+    assert "wukong scp uses virtctl or OpenSSH's scp, and neither is on PATH" in err.decode()
     fake = tmp_path / "virtctl"
     fake.write_text('#!/bin/sh\necho "virtctl $*"\n')
     fake.chmod(0o755)

@@ -174,8 +174,8 @@ def port_forward(
     context_settings={"allow_extra_args": True},
     epilog=(
         "wukong ssh web-1 -l fedora -i ~/.ssh/id_ed25519\n"
-        "wukong ssh web-1 -- -c 'uptime'    # after --: virtctl ssh's own flags\n"
-        "wukong ssh web-1 -- --local-ssh-opts='-L 8080:localhost:80'    # options for ssh"
+        "wukong ssh web-1 -c uptime    # a command instead of a shell\n"
+        "wukong ssh web-1 -- -L 8080:localhost:80    # after --: ssh's flags (virtctl's if it runs)"
     ),
 )
 def ssh(
@@ -185,17 +185,23 @@ def ssh(
         str | None, typer.Option("--username", "-l", help="Guest user.", metavar="USER")
     ] = None,
     identity: IdentityFile = None,
+    command: Annotated[
+        str | None,
+        typer.Option("--command", "-c", help="Run this in the VM, not a shell.", metavar="CMD"),
+    ] = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
 ) -> None:
-    """SSH into the VM through `virtctl ssh` (arguments after -- go to it); without
-    virtctl, prints the OpenSSH command that gets there."""
+    """SSH into the VM through `virtctl ssh`, or OpenSSH's ssh without it (arguments
+    after -- go to the one that runs)."""
     from wukong.console import virtctl
 
     cluster = cluster_from(kubeconfig, context, namespace)
     extra = list(ctx.args)
-    work = virtctl.ssh(cluster, console(), name, user=user, identity=identity, extra=extra)
+    work = virtctl.ssh(
+        cluster, console(), name, user=user, identity=identity, extra=extra, command=command
+    )
     run(work, writes=False)
 
 
@@ -298,7 +304,7 @@ def expose(
     epilog=(
         "wukong scp web-1:/var/log/cloud-init.log .    # from the VM\n"
         "wukong scp -r ./site fedora@web-1:/srv/www    # to it, a directory\n"
-        "wukong scp web-1:/etc/hosts . -- --local-ssh-opts='-o StrictHostKeyChecking=no'"
+        "wukong scp web-1:/etc/hosts . -- -l 1000    # after --: scp's flags (virtctl's if it runs)"
     ),
 )
 def scp(
@@ -315,14 +321,17 @@ def scp(
     context: Context = None,
     namespace: Namespace = None,
 ) -> None:
-    """Copy files to or from the VM through `virtctl scp` (arguments after -- go to it)."""
+    """Copy files to or from the VM through `virtctl scp`, or OpenSSH's scp without it
+    (arguments after -- go to the one that runs)."""
     from wukong.console import virtctl
 
     try:
-        vm, ends = virtctl.copy_ends(source, destination)
+        vm, _ = virtctl.copy_ends(source, destination)
     except CliError as error:
         fail(error)
     cluster = cluster_from(kubeconfig, context, namespace)
-    extra = list(ctx.args)
-    work = virtctl.scp(cluster, vm.name, ends, recursive=recursive, identity=identity, extra=extra)
+    ends, extra = (source, destination), list(ctx.args)
+    work = virtctl.scp(
+        cluster, console(), vm, ends, recursive=recursive, identity=identity, extra=extra
+    )
     run(work, writes=False)

@@ -1,12 +1,14 @@
 """ssh and scp into a running VM: handed over to `virtctl ssh`/`virtctl scp` for the
-Wukong's VM and the cluster the user named; without virtctl, the OpenSSH command that gets
-there through `wukong port-forward --stdio`."""
+Wukong's VM and the cluster the user named; without virtctl, to OpenSSH's own `ssh`/`scp`
+through `wukong port-forward --stdio` (what `virtctl ssh --local-ssh` does with virtctl's);
+without either, the command that would get there."""
 
 from __future__ import annotations
 
 import asyncio
 import shlex
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +41,7 @@ def ssh_command(
     user: str | None,
     identity: str | None,
     extra: list[str],
+    command: str | None = None,
 ) -> list[str] | None:
     """The `virtctl ssh` command line for the Wukong's VM, or None without virtctl."""
     virtctl = shutil.which("virtctl")
@@ -49,14 +52,16 @@ def ssh_command(
         argv += ["--username", user]
     if identity:
         argv += ["--identity-file", identity]
+    if command is not None:
+        argv += ["--command", command]
     return argv + extra
 
 
-NO_VIRTCTL = (
-    "{program} {verb} uses virtctl, which is not on PATH: install it from "
-    f"{VIRTCTL_RELEASES} (the virtctl-<version>-<os>-<arch> asset of your KubeVirt version; "
-    "or `kubectl krew install virt`), then run this again; meanwhile OpenSSH gets there "
-    "through wukong: {openssh}; and `{program} console {name}` gives the serial console"
+NO_CLIENT = (
+    "{program} {verb} uses virtctl or OpenSSH's {verb}, and neither is on PATH: install "
+    f"OpenSSH, or virtctl from {VIRTCTL_RELEASES} (the virtctl-<version>-<os>-<arch> asset of "
+    "your KubeVirt version; or `kubectl krew install virt`); with OpenSSH this is, through "
+    "wukong: {openssh}; meanwhile `{program} console {name}` gives the serial console"
 )
 
 
@@ -68,12 +73,34 @@ def openssh_hint(
     `program` as the user types it (`kubectl wukong` for the plugin). Quoted twice, as ssh
     gives ProxyCommand to a shell: any kubeconfig path pastes as it is (a `%` doubled, which
     ssh would take for one of its tokens)."""
-    flags = [flag.replace("%", "%%") for flag in _cluster_flags(cluster, namespace)]
-    command = [*program.split(), "port-forward", "--stdio", name, "%p", *flags]
-    proxy = shlex.quote("ProxyCommand=" + " ".join(shlex.quote(word) for word in command))
+    proxy = shlex.quote(_proxy_command(program.split(), cluster, namespace, name))
     if verb == "scp":
         return f"scp -o {proxy} FILE USER@{name}:PATH"
     return f"ssh -o {proxy} USER@{name}"
+
+
+def _proxy_command(program: list[str], cluster: Cluster, namespace: str, name: str) -> str:
+    """ssh's ProxyCommand option through `program port-forward --stdio`: quoted for the
+    shell ssh runs it in, `%` doubled but in ssh's own `%p` (the port)."""
+    flags = _cluster_flags(cluster, namespace)
+    words = [w.replace("%", "%%") for w in [*program, "port-forward", "--stdio", name]]
+    words += ["%p", *(flag.replace("%", "%%") for flag in flags)]
+    return "ProxyCommand=" + " ".join(shlex.quote(word) for word in words)
+
+
+def host_of(name: str, namespace: str) -> str:
+    """The host name OpenSSH is given (the ProxyCommand finds the VM; this only keys
+    known_hosts, apart per namespace, as virtctl's `vm.NAME.NAMESPACE`)."""
+    return f"{name}.{namespace}"
+
+
+def _openssh(
+    client: str, cluster: Cluster, namespace: str, name: str, identity: str | None
+) -> list[str]:
+    """OpenSSH's ssh or scp with this very wukong as its ProxyCommand (the same Python, so
+    neither PATH nor how wukong was installed matters)."""
+    proxy = _proxy_command([sys.executable, "-m", "wukong"], cluster, namespace, name)
+    return [client, "-o", proxy, *(["-i", identity] if identity else [])]
 
 
 @dataclass(frozen=True)
@@ -130,18 +157,27 @@ def scp_command(
 
 
 async def _hand_over(
-    cluster: Cluster, name: str, verb: str, command: Callable[[str], list[str] | None]
+    cluster: Cluster,
+    io: Console,
+    name: str,
+    verb: str,
+    command: Callable[[str], list[str] | None],
+    openssh: Callable[[str, str], list[str]],
 ) -> int:
     """Once the Wukong's VM runs, run virtctl's `verb` (`command(namespace)`, None without
-    virtctl: say where to get it) and exit with its code."""
+    virtctl), else OpenSSH's (`openssh(client, namespace)`), else say what to install, and
+    exit with its code."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await running_vmi(target, name)
         argv = command(target.namespace)
+        if argv is None and (client := shutil.which(verb)) is not None:
+            io.say(f"virtctl is not on PATH: {verb} through wukong port-forward, with OpenSSH")
+            argv = openssh(client, target.namespace)
         if argv is None:
             program = command_line_name()
-            openssh = openssh_hint(verb, cluster, target.namespace, name, program)
-            words = {"program": program, "verb": verb, "name": name, "openssh": openssh}
-            raise CliError(NO_VIRTCTL.format(**words))
+            hint = openssh_hint(verb, cluster, target.namespace, name, program)
+            words = {"program": program, "verb": verb, "name": name, "openssh": hint}
+            raise CliError(NO_CLIENT.format(**words))
     process = await asyncio.create_subprocess_exec(*argv)
     return await process.wait()
 
@@ -154,29 +190,89 @@ async def ssh(
     user: str | None,
     identity: str | None,
     extra: list[str],
+    command: str | None = None,
 ) -> int:
-    """`wukong ssh NAME`: hand over to `virtctl ssh` for the Wukong's VM."""
+    """`wukong ssh NAME [-c CMD]`: hand over to `virtctl ssh` for the Wukong's VM, or to
+    OpenSSH."""
 
-    def command(namespace: str) -> list[str] | None:
-        return ssh_command(cluster, namespace, name, user=user, identity=identity, extra=extra)
+    def with_virtctl(namespace: str) -> list[str] | None:
+        return ssh_command(
+            cluster, namespace, name, user=user, identity=identity, extra=extra, command=command
+        )
 
-    return await _hand_over(cluster, name, "ssh", command)
+    def openssh(client: str, namespace: str) -> list[str]:
+        return openssh_ssh(client, cluster, namespace, name, user, identity, extra, command)
+
+    return await _hand_over(cluster, io, name, "ssh", with_virtctl, openssh)
+
+
+def openssh_ssh(
+    client: str,
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    user: str | None,
+    identity: str | None,
+    extra: list[str],
+    command: str | None = None,
+) -> list[str]:
+    """OpenSSH's `ssh` into the Wukong's VM through wukong's port-forward (running
+    `command` there instead of a shell, when given)."""
+    host = host_of(name, namespace)
+    argv = [*_openssh(client, cluster, namespace, name, identity), *extra]
+    return [*argv, f"{user}@{host}" if user else host, *([command] if command else [])]
+
+
+def openssh_scp(
+    client: str,
+    cluster: Cluster,
+    namespace: str,
+    remote: Remote,
+    ends: tuple[str, str],
+    *,
+    recursive: bool,
+    identity: str | None,
+    extra: list[str],
+) -> list[str]:
+    """OpenSSH's `scp` of `ends` (SRC, DST as given; `remote` names the VM) through
+    wukong's port-forward."""
+    user = f"{remote.user}@" if remote.user else ""
+    vm = f"{user}{host_of(remote.name, namespace)}:{remote.path}"
+    copied = [vm if remote_of(end) is not None else end for end in ends]
+    argv = _openssh(client, cluster, namespace, remote.name, identity)
+    return [*argv, *(["-r"] if recursive else []), *extra, *copied]
 
 
 async def scp(
     cluster: Cluster,
-    name: str,
-    ends: list[str],
+    io: Console,
+    remote: Remote,
+    ends: tuple[str, str],
     *,
     recursive: bool,
     identity: str | None,
     extra: list[str],
 ) -> int:
-    """`wukong scp SRC DST`: hand over to `virtctl scp` for the Wukong's VM."""
+    """`wukong scp SRC DST`: hand over to `virtctl scp` for the Wukong's VM, or to OpenSSH.
+    `ends` are SRC and DST as given; `remote` is the one that names the VM."""
+    name = remote.name
 
     def command(namespace: str) -> list[str] | None:
+        _, virtctl_ends = copy_ends(*ends)
         return scp_command(
-            cluster, namespace, ends, recursive=recursive, identity=identity, extra=extra
+            cluster, namespace, virtctl_ends, recursive=recursive, identity=identity, extra=extra
         )
 
-    return await _hand_over(cluster, name, "scp", command)
+    def openssh(client: str, namespace: str) -> list[str]:
+        return openssh_scp(
+            client,
+            cluster,
+            namespace,
+            remote,
+            ends,
+            recursive=recursive,
+            identity=identity,
+            extra=extra,
+        )
+
+    return await _hand_over(cluster, io, name, "scp", command, openssh)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,15 @@ from typer.testing import CliRunner
 from wukong.cli import app
 from wukong.console.errors import USAGE, CliError
 from wukong.console.invocation import Cluster
-from wukong.console.virtctl import Remote, copy_ends, openssh_hint, remote_of, scp_command
+from wukong.console.virtctl import (
+    Remote,
+    copy_ends,
+    openssh_hint,
+    openssh_scp,
+    openssh_ssh,
+    remote_of,
+    scp_command,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,3 +110,37 @@ def test_the_openssh_command_pastes_as_it_is_whatever_the_kubeconfig_path() -> N
         *("wukong", "port-forward", "--stdio", "web-1", "22"),
         *("--namespace", "demo", "--kubeconfig", path),
     ]
+
+
+def test_without_virtctl_openssh_goes_through_this_very_wukong() -> None:
+    """`wukong ssh`/`scp` with OpenSSH and no virtctl: ssh's ProxyCommand is this Python's
+    `-m wukong port-forward --stdio` (no PATH lookup, whatever installed it); the host name
+    only keys known_hosts, apart per namespace."""
+    cluster = Cluster("/home/me/my kube", None, None)
+    argv = openssh_ssh("/usr/bin/ssh", cluster, "demo", "web-1", "fedora", "id", ["-v"])
+    assert argv[:2] == ["/usr/bin/ssh", "-o"] and argv[3:] == [
+        "-i",
+        "id",
+        "-v",
+        "fedora@web-1.demo",
+    ]
+    proxy = argv[2].removeprefix("ProxyCommand=")
+    assert shlex.split(proxy) == [
+        *(sys.executable, "-m", "wukong", "port-forward", "--stdio", "web-1", "%p"),
+        *("--namespace", "demo", "--kubeconfig", "/home/me/my kube"),
+    ]
+    assert openssh_ssh("ssh", Cluster(), "demo", "web-1", None, None, [])[-1] == "web-1.demo"
+    ran_there = openssh_ssh("ssh", Cluster(), "demo", "web-1", None, None, [], "uptime")
+    assert ran_there[-2:] == ["web-1.demo", "uptime"]  # a command goes after the host
+    remote, _ = copy_ends("notes.txt", "fedora@web-1:/tmp/")
+    copied = openssh_scp(
+        "scp",
+        Cluster(),
+        "demo",
+        remote,
+        ("notes.txt", "fedora@web-1:/tmp/"),
+        recursive=True,
+        identity=None,
+        extra=["-q"],
+    )
+    assert copied[3:] == ["-r", "-q", "notes.txt", "fedora@web-1.demo:/tmp/"]
