@@ -363,10 +363,10 @@ async def vnc(
         async with server:
             if command is None:
                 io.out(f'{{"port": {bound}}}')
-                none = "" if proxy_only else " (no VNC viewer found: remote-viewer or vncviewer)"
+                none = "" if proxy_only else "no remote-viewer or vncviewer on PATH; "
                 io.say(
-                    f"VNC of {name} on {address}:{bound}: connect a VNC viewer there{none} "
-                    "(Ctrl-C ends)"
+                    f"VNC of {name} on {address}:{bound}: connect a VNC viewer there "
+                    f"({none}Ctrl-C ends)"
                 )
                 await server.serve_forever()
                 return OK
