@@ -13,6 +13,8 @@ import json
 import os
 import re
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,15 +87,37 @@ async def read_until(stream: asyncio.StreamReader, marker: bytes, seconds: float
     return await asyncio.wait_for(stream.readuntil(marker), seconds)
 
 
+@asynccontextmanager
+async def at_console(
+    kubeconfig: Path, name: str, namespace: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`wukong console NAME` as a separate process, killed on the way out if still there."""
+    proc = await wukong_cli(kubeconfig, "console", name, "-n", namespace)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def leave(proc: asyncio.subprocess.Process) -> tuple[int | None, str]:
+    """Ctrl-], as one leaves virtctl's console: the exit code, and what it said on stderr."""
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(b"\x1d")
+    await proc.stdin.drain()
+    code = await asyncio.wait_for(proc.wait(), 15)
+    return code, (await proc.stderr.read()).decode()
+
+
 async def test_console_round_trip_over_the_websocket_and_ctrl_bracket_leaves(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:
     await create(k, "wukong", namespace, wukong("con-1"))
     await wait_phase(k, namespace, "con-1", "Running", within=60)
     since = audit.size(control_plane.audit_log)
-    proc = await wukong_cli(control_plane.kubeconfig, "console", "con-1", "-n", namespace)
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    try:
+    async with at_console(control_plane.kubeconfig, "con-1", namespace) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:
             await read_until(proc.stdout, b"login: ")
         except asyncio.IncompleteReadError:
@@ -102,14 +126,7 @@ async def test_console_round_trip_over_the_websocket_and_ctrl_bracket_leaves(
         await proc.stdin.drain()
         echoed = await read_until(proc.stdout, b"hello from wukong\r")
         assert echoed.endswith(b"hello from wukong\r")
-        proc.stdin.write(b"\x1d")  # Ctrl-]
-        await proc.stdin.drain()
-        code = await asyncio.wait_for(proc.wait(), 15)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    stderr = (await proc.stderr.read()).decode()
+        code, stderr = await leave(proc)
     assert code == 0, stderr
     assert "Successfully connected to con-1 console. The escape sequence is ^]" in stderr
     # Through the aggregation layer: the API server saw the console request for the VMI.
@@ -136,21 +153,13 @@ async def test_console_waits_for_a_vm_that_is_starting_then_shows_its_console(
     await k.merge_patch(vm, {"metadata": {"annotations": held}})
     assert (await ran(kubeconfig, "start", "con-3", "-n", namespace)).code == 0
     await wait_phase(k, namespace, "con-3", "Starting", within=30)
-    proc = await wukong_cli(kubeconfig, "console", "con-3", "-n", namespace)
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    try:
+    async with at_console(kubeconfig, "con-3", namespace) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
         first = (await read_until(proc.stderr, b"\n")).decode()
         assert first == "waiting for con-3 to run (phase Starting; Ctrl-C stops waiting)\n"
         await k.merge_patch(vm, {"metadata": {"annotations": dict.fromkeys(held)}})  # let go
         await read_until(proc.stdout, b"login: ", 90)
-        proc.stdin.write(b"\x1d")  # Ctrl-]
-        await proc.stdin.drain()
-        code = await asyncio.wait_for(proc.wait(), 15)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    rest = (await proc.stderr.read()).decode()
+        code, rest = await leave(proc)
     assert code == 0, rest
     assert "Successfully connected to con-3 console." in rest
 
@@ -311,14 +320,13 @@ if kubevirt_mode() == "real":  # the guest-console-log container is virt-control
         assert (await eventually(rebooted, timeout=30)).endswith("log-1-vm login: \n")
         # What is typed at the console is echoed to the serial port, so the log has it,
         # after the prompt it answers.
-        typing = "console", "log-1", "-n", namespace
-        console = await wukong_cli(kubeconfig, *typing)
-        assert console.stdin is not None and console.stdout is not None
-        await read_until(console.stdout, b"login: ")
-        console.stdin.write(b"fedora\rls /\r")
-        await read_until(console.stdout, b"ls /\r")
-        console.stdin.write(b"\x1d")  # Ctrl-]
-        assert await asyncio.wait_for(console.wait(), 15) == 0
+        async with at_console(kubeconfig, "log-1", namespace) as console:
+            assert console.stdin is not None and console.stdout is not None
+            await read_until(console.stdout, b"login: ")
+            console.stdin.write(b"fedora\rls /\r")
+            await read_until(console.stdout, b"ls /\r")
+            code, said = await leave(console)
+        assert code == 0, said
         done = await ran(kubeconfig, "logs", "log-1", "-n", namespace, "--tail", "2")
         assert done.out.decode().splitlines() == ["log-1-vm login: fedora", "ls /"]
 
