@@ -85,7 +85,8 @@ async def test_a_key_for_a_user_reaches_the_running_guest_and_the_next_without_a
     assert done.code == 0, done.err.decode()
     assert done.out.decode() == (
         "key added to Secret keys-1-ssh-fedora: the guest agent puts it in fedora's "
-        "authorized_keys now, without a restart\n"
+        "authorized_keys without a restart, once KubeVirt sees the Secret change (within "
+        "about a minute)\n"
     )
     await eventually(lambda: keys({MINE, THEIRS}), timeout=30, message="both keys")
     again = await ran(kubeconfig, *verb, "--value", THEIRS, *where)

@@ -13,6 +13,9 @@ from wukong.console.invocation import Cluster, Console, typed
 from wukong.errors import AlreadyExists, NotFound
 
 RUNNING = ("Running", "Suspended")
+# kubelet refreshes a Secret mounted in the VM's pod on its own sync (about a minute), and
+# only then does KubeVirt hand the keys to the guest agent: not "now".
+LIVE = "without a restart, once KubeVirt sees the Secret change (within about a minute)"
 
 
 def _secrets(target: Target, name: str | None = None) -> str:
@@ -93,7 +96,7 @@ async def _add_to(
         )
     patch = {"data": {keys.key_name(key): keys.encoded(key + "\n")}}
     await target.kube.merge_patch(_secrets(target, secret_name), patch)
-    when = "now, without a restart" if _runs(cr) else f"when {name} starts"
+    when = LIVE if _runs(cr) else f"when {name} starts"
     io.out(
         f"key added to Secret {secret_name}: the guest agent puts it in {user}'s "
         f"authorized_keys {when}"
@@ -120,7 +123,6 @@ async def remove_ssh_key(cluster: Cluster, io: Console, name: str, user: str, ke
             raise CliError(f"no Secret that gives {user} keys on {name} holds that key")
         io.out(
             f"key removed from Secret {', '.join(removed)}: the guest agent takes it out of "
-            f"{user}'s authorized_keys"
-            + (" now, without a restart" if _runs(cr) else f" when {name} starts")
+            f"{user}'s authorized_keys" + (f" {LIVE}" if _runs(cr) else f" when {name} starts")
         )
         return OK
