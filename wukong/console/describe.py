@@ -112,7 +112,6 @@ def events_table(events: Sequence[JsonObj], now: datetime) -> str:
 
 
 FULL_AT: Final = 0.9  # a filesystem this full is called out: a guest's commonest trouble
-GUEST_STATES: Final = ("Running", "Suspended")  # a guest the agent can answer for
 
 
 def _gib(count: int) -> str:

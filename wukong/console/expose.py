@@ -16,6 +16,7 @@ from typing import Any
 
 from wukong.api import names
 from wukong.console.errors import CliError, usage
+from wukong.console.status import phase as status_phase
 
 JsonObj = dict[str, Any]
 
@@ -110,7 +111,7 @@ def exposed(made: JsonObj, wukong: str) -> str:
 def not_running_note(cr: JsonObj) -> str | None:
     """A warning when no pod would answer yet: the Service selects the VM's pod, which exists
     only while the VM runs."""
-    phase = (cr.get("status") or {}).get("phase") or "Pending"
+    phase = status_phase(cr)
     if phase in ("Running", "Suspended", "Starting", "Restarting", "Resuming", "Suspending"):
         return None
     name = cr["metadata"]["name"]

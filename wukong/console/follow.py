@@ -26,6 +26,7 @@ from wukong.console.connect import Target
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
 from wukong.console.status import SETTLED
+from wukong.console.status import phase as status_phase
 from wukong.errors import NotFound, ServerError
 
 JsonObj = dict[str, Any]
@@ -225,7 +226,7 @@ async def wait_for(
         while True:
             await asyncio.sleep(said + STILL_EVERY - loop.time())
             if loop.time() - said >= STILL_EVERY:
-                phase = ((before or {}).get("status") or {}).get("phase") or "Pending"
+                phase = status_phase(before)
                 waited = format_duration(round(loop.time() - started))
                 held = f"; {problem}" if (problem := trouble(before)) else ""
                 (still or say)(f"still waiting for {what} (phase {phase}, {waited} so far{held})")
@@ -244,7 +245,7 @@ async def wait_for(
                         return answer
                     before = cr
     except TimeoutError:
-        phase = ((before or {}).get("status") or {}).get("phase") or "Pending"
+        phase = status_phase(before)
         held = f"; {problem}" if (problem := trouble(before)) else ""
         # What was asked is written and goes on: say so, or a user runs it again (a create:
         # "already exists") or takes the timeout for a failure of the request.

@@ -18,6 +18,7 @@ from wukong.api.spec import Action, LifecycleAction
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
 from wukong.console.status import condition, primary_ip, running_where
+from wukong.console.status import phase as status_phase
 
 JsonObj = dict[str, Any]
 # Where each action leaves the Wukong when it is done.
@@ -204,7 +205,7 @@ def soft_reboot_refusal(cr: JsonObj) -> str | None:
     reboot in its pod, so only a running, unpaused guest can take it; virt-api refuses the
     rest too, but in the VMI's words, not the Wukong's."""
     name = cr["metadata"]["name"]
-    phase = (cr.get("status") or {}).get("phase") or "Pending"
+    phase = status_phase(cr)
     if being_deleted(cr):
         return f"{name} is being deleted"
     if phase == "Running":

@@ -32,7 +32,7 @@ from wukong.console.errors import OK, CliError
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
-from wukong.console.status import condition
+from wukong.console.status import RUNNING, condition, phase
 from wukong.console.viewers import viewer
 from wukong.errors import ApiError, NotFound
 
@@ -49,7 +49,6 @@ def _url(target: Target, vmi: str, sub: str) -> str:
     return str(target.kube.api.configuration.host).rstrip("/") + _path(target, vmi, sub)
 
 
-RUNNING: Final = ("Running", "Suspended")  # a VMI to connect to
 ON_ITS_WAY: Final = (  # phases that end in one of those by themselves
     "Pending",
     "Creating",
@@ -60,29 +59,25 @@ ON_ITS_WAY: Final = (  # phases that end in one of those by themselves
 )
 
 
-def _phase(cr: JsonObj | None) -> str:
-    return str(((cr or {}).get("status") or {}).get("phase") or "Pending")
-
-
 def _not_running(name: str, cr: JsonObj | None) -> CliError:
     """Why there is no VM to connect to, and what to do about it."""
-    phase = _phase(cr)
-    if phase == "Error":
+    now = phase(cr)
+    if now == "Error":
         why = condition(cr or {}, READY).get("message") or "see why"
         return CliError(
             f"wukong {name} is in Error, not running: {why} ({typed(f'describe {name}')})"
         )
-    if phase == "Deleting":
+    if now == "Deleting":
         return CliError(f"wukong {name} is being deleted")
     return CliError(
-        f"wukong {name} is {phase}, not running: start it first ({typed(f'start {name}')})"
+        f"wukong {name} is {now}, not running: start it first ({typed(f'start {name}')})"
     )
 
 
 async def running_vmi(target: Target, name: str) -> str:
     """The VMI of a running Wukong, or a clear reason why there is none to connect to."""
     cr = await target.wukong(name)
-    if _phase(cr) not in RUNNING:
+    if phase(cr) not in RUNNING:
         raise _not_running(name, cr)
     return names.vm_name(name)
 
@@ -93,16 +88,16 @@ async def until_running(target: Target, io: Console, name: str, within: float) -
     stderr, as `virtctl console` waits for its VMI; a clear reason when it will not run by
     itself (stopped, in error, being deleted)."""
     cr = await target.wukong(name)
-    if (phase := _phase(cr)) in RUNNING:
+    if (was := phase(cr)) in RUNNING:
         return
-    if phase not in ON_ITS_WAY:
+    if was not in ON_ITS_WAY:
         raise _not_running(name, cr)
-    io.say(f"waiting for {name} to run (phase {phase}; Ctrl-C stops waiting)")
+    io.say(f"waiting for {name} to run (phase {was}; Ctrl-C stops waiting)")
 
     def runs(now: JsonObj | None) -> bool | None:
-        if now is None or (phase := _phase(now)) in ON_ITS_WAY:
+        if now is None or phase(now) in ON_ITS_WAY:
             return None
-        if phase in RUNNING:
+        if phase(now) in RUNNING:
             return True
         raise _not_running(name, now)
 
@@ -270,8 +265,7 @@ async def logs(
         try:
             vmi = await target.kube.get(f"{vmis}/{vmi_name}")
         except NotFound:
-            phase = (cr.get("status") or {}).get("phase") or "Pending"
-            raise CliError(guestlog.no_vm(name, phase)) from None
+            raise CliError(guestlog.no_vm(name, phase(cr))) from None
         pods = api_path("", "v1", "pods", ns)
         found = await target.kube.request(
             "GET", pods, query={"labelSelector": guestlog.pod_selector(vmi)}

@@ -20,6 +20,15 @@ def _status(cr: JsonObj) -> JsonObj:
     return cr.get("status") or {}
 
 
+# Phases with a guest running, paused or not: a VMI to connect to, an agent that may answer.
+RUNNING: Final = ("Running", "Suspended")
+
+
+def phase(cr: JsonObj | None) -> str:
+    """The Wukong's phase; Pending until the operator has written one."""
+    return str(_status(cr or {}).get("phase") or "Pending")
+
+
 def condition(cr: JsonObj, type_: str) -> JsonObj:
     """The status condition of this type ({} when absent)."""
     return next((c for c in _status(cr).get("conditions") or [] if c.get("type") == type_), {})

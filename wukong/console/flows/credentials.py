@@ -10,9 +10,9 @@ from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError
 from wukong.console.flows.common import JsonObj, patch_pinned
 from wukong.console.invocation import Cluster, Console, typed
+from wukong.console.status import RUNNING, phase
 from wukong.errors import AlreadyExists, NotFound
 
-RUNNING = ("Running", "Suspended")
 # kubelet refreshes a Secret mounted in the VM's pod on its own sync (about a minute), and
 # only then does KubeVirt hand the keys to the guest agent: not "now".
 LIVE = "without a restart, once KubeVirt sees the Secret change (within about a minute)"
@@ -31,7 +31,7 @@ async def _secret(target: Target, cr: JsonObj, name: str) -> JsonObj:
 
 
 def _runs(cr: JsonObj) -> bool:
-    return (cr.get("status") or {}).get("phase") in RUNNING
+    return phase(cr) in RUNNING
 
 
 async def add_ssh_key(

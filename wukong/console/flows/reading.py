@@ -11,8 +11,8 @@ from wukong.adapters.kubevirt import subresource_path
 from wukong.api.kinds import VMI
 from wukong.api.names import vm_name
 from wukong.console.connect import Target, connect
-from wukong.console.describe import GUEST_STATES, guest_section, guest_unavailable
 from wukong.console.describe import describe as describe_page
+from wukong.console.describe import guest_section, guest_unavailable
 from wukong.console.errors import OK, CliError
 from wukong.console.flows.common import (
     JsonObj,
@@ -30,7 +30,7 @@ from wukong.console.output import (
     widths,
 )
 from wukong.console.remote import running_vmi
-from wukong.console.status import detail
+from wukong.console.status import RUNNING, detail, phase
 from wukong.errors import ApiError, Forbidden
 
 
@@ -166,7 +166,7 @@ async def agent_report(
 async def _guest(target: Target, cr: JsonObj) -> list[str] | None:
     """The guest section of `describe`: what virt-api's `guestosinfo` says (None for a VM that
     does not run; the reason, in KubeVirt's words, when it cannot answer)."""
-    if ((cr.get("status") or {}).get("phase")) not in GUEST_STATES:
+    if phase(cr) not in RUNNING:  # no guest, no agent to ask
         return None
     vmi = vm_name(cr["metadata"]["name"])
     try:
