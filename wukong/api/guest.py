@@ -146,8 +146,13 @@ _KEY_SECRET_MESSAGE = (
 )
 
 
+def mountable_key_secret(name: str) -> bool:
+    """Whether KubeVirt can mount a key Secret of this name in the VM's pod."""
+    return len(name) <= KEY_SECRET_MAX and re.fullmatch(DNS_LABEL_PATTERN, name) is not None
+
+
 def _key_secret(value: str) -> str:
-    if len(value) > KEY_SECRET_MAX or not re.fullmatch(DNS_LABEL_PATTERN, value):
+    if not mountable_key_secret(value):
         raise ValueError(f"'{value}': {_KEY_SECRET_MESSAGE}")
     return value
 

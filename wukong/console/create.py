@@ -19,6 +19,7 @@ from wukong.api import names
 from wukong.api.conditions import SPEC_VALID
 from wukong.api.placement import InstancetypeKind, PreferenceKind
 from wukong.api.spec import RunStrategy, WukongSpec
+from wukong.console.credentials import public_keys
 from wukong.console.errors import usage
 from wukong.console.invocation import typed
 from wukong.console.lifecycle import Outcome, in_error, running
@@ -65,26 +66,13 @@ def pairs(flag: str, values: Sequence[str], shape: str) -> list[tuple[str, str]]
     return found
 
 
-_KEY_TYPES: Final = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
-
-
 def authorized_keys(texts: Sequence[str]) -> str:
     """cloud-config giving the image's default user these public keys (virtctl create vm
     --ssh-key does the same). A private key is refused: it must never leave the machine,
     and the user data is readable by whoever may read the Wukong."""
     keys: list[str] = []
     for text in texts:
-        if "PRIVATE KEY" in text:
-            raise usage("--ssh-key-file: that is a private key; give the .pub file beside it")
-        found = [line.strip() for line in text.splitlines() if line.strip()]
-        bad = next((k for k in found if not k.startswith(_KEY_TYPES)), None)
-        if not found or bad is not None:
-            shown = (bad or "")[:40]
-            raise usage(
-                f"--ssh-key-file: not an SSH public key ({shown!r}): give a .pub file, "
-                "e.g. ~/.ssh/id_ed25519.pub"
-            )
-        keys += [k for k in found if k not in keys]
+        keys += [k for k in public_keys(text, "--ssh-key-file") if k not in keys]
     lines = ["#cloud-config", "ssh_authorized_keys:", *(f"  - {key}" for key in keys)]
     return "\n".join(lines) + "\n"
 

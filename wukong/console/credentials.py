@@ -12,31 +12,36 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from typing import Any, Final
 
 from wukong.api import names
-from wukong.api.guest import ACCESS_CRED_SUFFIX, KeyPropagation
+from wukong.api.guest import KeyPropagation, mountable_key_secret
 from wukong.console.errors import usage
 
 JsonObj = dict[str, Any]
 KEY_TYPES: Final = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
-_DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def public_keys(text: str, where: str, *, one: bool = False) -> list[str]:
+    """The SSH public keys in `text` (a .pub file's, --value's), one a line, or a usage error
+    naming `where` they came from; with `one`, exactly one. A private key is refused: it
+    must never leave the machine."""
+    if "PRIVATE KEY" in text:
+        raise usage(f"{where}: that is a private key; give the .pub file beside it")
+    found = [line.strip() for line in text.splitlines() if line.strip()]
+    bad = next((k for k in found if not k.startswith(KEY_TYPES)), None)
+    if not found or bad is not None or (one and len(found) != 1):
+        shown = ((found[0] if found else "") if one else (bad or ""))[:40]
+        raise usage(
+            f"{where}: not {'one' if one else 'an'} SSH public key ({shown!r}): give a .pub "
+            "file, e.g. ~/.ssh/id_ed25519.pub"
+        )
+    return found
 
 
 def public_key(text: str, where: str) -> str:
-    """The one SSH public key in `text` (a .pub file's, or --value's), or a usage error
-    naming `where` it came from. A private key is refused: it must never leave the machine."""
-    if "PRIVATE KEY" in text:
-        raise usage(f"{where}: that is a private key; give the .pub file beside it")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) != 1 or not lines[0].startswith(KEY_TYPES):
-        shown = lines[0][:40] if lines else ""
-        raise usage(
-            f"{where}: not one SSH public key ({shown!r}): give a .pub file, "
-            "e.g. ~/.ssh/id_ed25519.pub"
-        )
-    return lines[0]
+    """The one SSH public key in `text`."""
+    return public_keys(text, where, one=True)[0]
 
 
 def agent_secrets(cr: JsonObj, user: str) -> list[str]:
@@ -54,7 +59,7 @@ def secret_name(wukong: str, user: str) -> str:
     """The Secret made for `user`'s keys: `WUKONG-ssh-USER` when KubeVirt can mount it (a
     DNS label that leaves room for `-access-cred`), else a stable hashed name."""
     name = f"{wukong}-ssh-{user}"
-    if len(name) + len(ACCESS_CRED_SUFFIX) <= 63 and _DNS_LABEL.fullmatch(name):
+    if mountable_key_secret(name):
         return name
     return "ssh-" + hashlib.sha256(f"{wukong}/{user}".encode()).hexdigest()[:16]
 
@@ -66,6 +71,11 @@ def key_name(key: str) -> str:
 
 def encoded(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+def key_data(key: str) -> dict[str, str]:
+    """A Secret's `data` entry holding `key`."""
+    return {key_name(key): encoded(key + "\n")}
 
 
 def _lines(value: str) -> list[str]:
@@ -117,7 +127,7 @@ def new_secret(cr: JsonObj, user: str, key: str) -> JsonObj:
                 }
             ],
         },
-        "data": {key_name(key): encoded(key + "\n")},
+        "data": key_data(key),
     }
 
 

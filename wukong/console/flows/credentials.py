@@ -58,7 +58,7 @@ async def add_ssh_key(
                     "way, or delete that Secret"
                 ) from None
             if not keys.holds(secret, key):
-                patch = {"data": {keys.key_name(key): keys.encoded(key + "\n")}}
+                patch = {"data": keys.key_data(key)}
                 await target.kube.merge_patch(_secrets(target, secret_name), patch)
         patched = await patch_pinned(
             target, name, lambda now: keys.with_secret(now, secret_name, user)
@@ -94,8 +94,7 @@ async def _add_to(
             f"Secret {secret_name} is not {name}'s (it has no owner reference to it), and "
             "other VMs may use it: pass --force to add the key to it anyway"
         )
-    patch = {"data": {keys.key_name(key): keys.encoded(key + "\n")}}
-    await target.kube.merge_patch(_secrets(target, secret_name), patch)
+    await target.kube.merge_patch(_secrets(target, secret_name), {"data": keys.key_data(key)})
     when = LIVE if _runs(cr) else f"when {name} starts"
     io.out(
         f"key added to Secret {secret_name}: the guest agent puts it in {user}'s "
