@@ -24,6 +24,7 @@ from wukong.console.invocation import Cluster, Console
 from wukong.console.ports import Forward
 from wukong.console.remote import (
     cannot_listen,
+    first_to_end,
     forwarder,
     listen,
     open_stream,
@@ -66,15 +67,7 @@ async def carry(
                     elif message.type is not aiohttp.WSMsgType.TEXT:
                         return
 
-            tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-            try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-            for task in done:
-                task.result()
+            await first_to_end(upstream(), downstream())
 
 
 class UdpRelay(asyncio.DatagramProtocol):
