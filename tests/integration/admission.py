@@ -75,13 +75,16 @@ class GoUrls:
         folder = cache / "wukong" / "urlcheck" / hashlib.sha256(source).hexdigest()[:16]
         self.binary = folder / "urlcheck"
         if not self.binary.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copy(_URLCHECK, folder / "main.go")
-            (folder / "go.mod").write_text("module urlcheck\n\ngo 1.24\n")
+            # Each process builds in a folder of its own and moves the binary in at once: two
+            # pytest-xdist workers may both find it missing on a fresh machine.
+            build = folder / f"build-{os.getpid()}"
+            build.mkdir(parents=True, exist_ok=True)
+            shutil.copy(_URLCHECK, build / "main.go")
+            (build / "go.mod").write_text("module urlcheck\n\ngo 1.24\n")
             env = os.environ | {"CGO_ENABLED": "0", "GOFLAGS": ""}
-            tmp = folder / "urlcheck.tmp"
-            subprocess.run(["go", "build", "-o", str(tmp), "."], cwd=folder, env=env, check=True)
-            tmp.rename(self.binary)
+            subprocess.run(["go", "build", "-o", "urlcheck", "."], cwd=build, env=env, check=True)
+            os.replace(build / "urlcheck", self.binary)
+            shutil.rmtree(build, ignore_errors=True)
 
     def check(self, requests: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """(error or "", scheme) for each (mode "parse"|"request", url)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes_asyncio.client import ApiClient
@@ -61,44 +62,93 @@ def kubevirt_assets_dir() -> Path | None:
 
 
 OPERATOR_USER = "system:serviceaccount:wukong-system:wukong"
-_SUMMARY: list[str] = []
+# What the operator sent through KubeVirt's components, counted from the session's audit log:
+# {"mode": ..., "version": ..., "vm": {"POST 201": n}, ...}. Under pytest-xdist each worker
+# counts on its own control plane and hands its counts to the controller, which adds them.
+_COUNTS: dict[str, Any] = {}
+_TALLIES = ("vm", "dv", "sub")
+_TOTALS = ("mutated", "refused")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker: hand this worker's counts to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and _COUNTS:
+        workeroutput["kubevirt_in_the_loop"] = dict(_COUNTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The xdist controller: add a worker's counts to the session's."""
+    counts = getattr(node, "workeroutput", {}).get("kubevirt_in_the_loop")
+    if counts:
+        _add(_COUNTS, counts)
+
+
+def _add(into: dict[str, Any], counts: dict[str, Any]) -> None:
+    into.setdefault("mode", counts["mode"])
+    into.setdefault("version", counts["version"])
+    for key in _TALLIES:
+        tally = into.setdefault(key, {})
+        for what, n in counts[key].items():
+            tally[what] = tally.get(what, 0) + n
+    for key in _TOTALS:
+        into[key] = into.get(key, 0) + counts[key]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """How much of the operator's traffic went through KubeVirt's own components."""
-    if _SUMMARY:
+    if _COUNTS:
         terminalreporter.section("KubeVirt in the loop")
-        for line in _SUMMARY:
+        for line in _describe(_COUNTS):
             terminalreporter.write_line(line)
 
 
-def _summarize(plane: ControlPlane, mode: str, version: str) -> list[str]:
+def _count(plane: ControlPlane, mode: str, version: str) -> dict[str, Any]:
     requests = list(audit.read(plane.audit_log))
     ours = [r for r in requests if r.user == OPERATOR_USER]
     vm = [r for r in ours if r.resource == "virtualmachines" and not r.subresource]
     dv = [r for r in ours if r.resource == "datavolumes"]
     sub = [r for r in ours if r.group == "subresources.kubevirt.io"]
-    if mode == "real":
+
+    def tally(rs: list[audit.Request]) -> dict[str, int]:
+        return {f"{what} {code}": n for (what, code), n in audit.tally(rs).items()}
+
+    return {
+        "mode": mode,
+        "version": version,
+        "vm": tally(vm),
+        "dv": tally(dv),
+        "sub": tally(sub),
+        "mutated": sum(1 for r in vm if r.webhooks),
+        "refused": sum(r.refused_by_webhook for r in ours),
+    }
+
+
+def _describe(counts: dict[str, Any]) -> list[str]:
+    if counts["mode"] == "real":
+        version = counts["version"]
         lines = [f"mode: real (virt-api and virt-controller {version}, built from source)"]
         webhooks = "KubeVirt's own webhooks (virt-api)"
         apis = "KubeVirt's own virt-api"
     else:
         lines = ["mode: sim (the pure simulator: no KubeVirt admission, simulated virt-api)"]
         webhooks, apis = "no webhooks (simulator)", "the simulator's subresource server"
-    mutated = sum(1 for r in vm if r.webhooks)
 
-    def counts(rs: list[audit.Request]) -> str:
-        tally = audit.tally(rs)
-        return ", ".join(f"{what} {code} x{n}" for (what, code), n in sorted(tally.items()))
+    def total(key: str) -> int:
+        return sum(counts[key].values())
+
+    def listed(key: str) -> str:
+        return ", ".join(f"{what} x{n}" for what, n in sorted(counts[key].items())) or "none"
 
     lines += [
-        f"operator VirtualMachine requests: {len(vm)} through {webhooks} "
-        f"({mutated} mutated by them): {counts(vm) or 'none'}",
-        f"operator DataVolume requests: {len(dv)} (CDI is simulated: no CDI webhook): "
-        f"{counts(dv) or 'none'}",
-        f"operator subresource requests: {len(sub)} through {apis}: {counts(sub) or 'none'}",
+        f"operator VirtualMachine requests: {total('vm')} through {webhooks} "
+        f"({counts['mutated']} mutated by them): {listed('vm')}",
+        f"operator DataVolume requests: {total('dv')} (CDI is simulated: no CDI webhook): "
+        f"{listed('dv')}",
+        f"operator subresource requests: {total('sub')} through {apis}: {listed('sub')}",
         "refused by KubeVirt's webhooks: "
-        + (str(sum(r.refused_by_webhook for r in ours)) if mode == "real" else "n/a"),
+        + (str(counts["refused"]) if counts["mode"] == "real" else "n/a"),
     ]
     return lines
 
@@ -116,7 +166,8 @@ def shared_plane(kubevirt_assets_dir: Path | None) -> Iterator[ControlPlane]:
         yield plane
     finally:
         version = kubevirt_assets_dir.name if kubevirt_assets_dir is not None else ""
-        _SUMMARY[:] = _summarize(plane, kubevirt_mode(), version)
+        _COUNTS.clear()
+        _add(_COUNTS, _count(plane, kubevirt_mode(), version))
         plane.stop()
 
 
