@@ -41,7 +41,11 @@ from wukong.testing.kubevirt.plane import KubeVirtPlane
 from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "operator"]  # fixtures
-LOOPBACK_PODS = "127.244"
+# Each pytest-xdist worker's guests get loopback addresses of their own: two simulators both
+# handing out 127.244.0.2 listened on the same address, and a test reached the other's guest
+# (or none). The demo's 127.245 stays clear of every worker's.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+LOOPBACK_PODS = f"127.{244 - WORKER}"
 TENANT_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvb0vSo0g1O4X8VrJjQ5YF3Q7Yk0m9Jk0x8pRrTqG0m t@x"
 
 
