@@ -2,7 +2,8 @@
 agent, into the Secret KubeVirt follows while the VM runs (virtctl's credentials verbs).
 
 The simulated node plays virt-handler's part: a running guest's users get the keys of their
-VMI's qemuGuestAgent Secrets, again whenever a Secret changes (`access_credentials.py`).
+VMI's qemuGuestAgent Secrets, again whenever a Secret changes, and each sync is reported in
+the VMI's AccessCredentialsSynchronized condition (`access_credentials.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from tests.integration.scenario import (
     wait_for,
     wait_phase,
     wukong,
+    wukong_events,
 )
+from tests.integration.test_guest_access import put_secret, secret
 from tests.integration.test_remote_access import ran
 from wukong.adapters.kube import Kube, api_path
 from wukong.testing.controlplane import ControlPlane
@@ -104,3 +107,58 @@ async def test_a_key_for_a_user_reaches_the_running_guest_and_the_next_without_a
         1,
         "error: no Secret that gives fedora keys on keys-1 holds that key\n",
     )
+
+
+async def test_keys_for_a_user_the_guest_lacks_are_a_condition_and_a_warning_until_they_land(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    control_plane: ControlPlane,
+) -> None:
+    """KubeVirt cannot write keys for a user the image has no account for: it says so on the
+    VMI (AccessCredentialsSynchronized=False), and the Wukong says it too, with a Warning,
+    until the keys land (the account made, e.g. by a configuration tool)."""
+    await put_secret(k, namespace, secret("bob-keys", key=MINE))
+    keys = [{"secretName": "bob-keys", "propagation": "qemuGuestAgent", "users": ["bob"]}]
+    await create(k, "wukong", namespace, wukong("keys-2", sshKeys=keys))
+    await wait_phase(k, namespace, "keys-2", "Running", within=60)
+    cr = await wait_for(
+        k,
+        namespace,
+        "keys-2",
+        lambda c: condition(c, "AccessCredentialsSynchronized").get("status") == "False",
+        within=30,
+        what="AccessCredentialsSynchronized=False",
+    )
+    said = condition(cr, "AccessCredentialsSynchronized")
+    assert said["reason"] == "SyncFailed", said
+    assert said["message"].startswith(
+        "KubeVirt could not put the keys of spec.sshKeys in the guest: "
+    )
+    assert "for user [bob]" in said["message"]
+    assert condition(cr, "Ready").get("status") == "True"  # the VM runs: only the keys are missing
+    warned = await wukong_events(k, namespace, "SyncFailed")
+    assert [e["type"] for e in warned] == ["Warning"] and "[bob]" in warned[0]["message"]
+    vmi = await get(k, "vmi", namespace, "keys-2-vm")
+    assert vmi is not None
+    kubevirt = next(
+        c for c in vmi["status"]["conditions"] if c["type"] == "AccessCredentialsSynchronized"
+    )
+    assert kubevirt["status"] == "False" and said["message"].endswith(kubevirt["message"])
+    described = await ran(control_plane.kubeconfig, "describe", "keys-2", "-n", namespace)
+    assert "for user [bob]" in described.out.decode(), described.out.decode()
+
+    guest = sim.guest(namespace, "keys-2-vm")
+    guest.accounts.add("bob")
+    await wait_for(
+        k,
+        namespace,
+        "keys-2",
+        lambda c: not condition(c, "AccessCredentialsSynchronized"),
+        within=30,
+        what="AccessCredentialsSynchronized gone once the keys land",
+    )
+    assert guest.authorized_keys == {"bob": [MINE]}
+    landed = await wukong_events(k, namespace, "AccessCredentialsSynchronized")
+    assert [e["type"] for e in landed] == ["Normal"]

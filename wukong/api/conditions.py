@@ -133,6 +133,9 @@ VM_HEALTHY = "VMHealthy"
 CHILDREN_ADMITTED = "ChildrenAdmitted"
 """False while the API server refuses a child (reconcile/admission.py); absent otherwise."""
 SECRET_MISSING = "SecretMissing"
+ACCESS_CREDENTIALS = "AccessCredentialsSynchronized"
+"""False while KubeVirt cannot give the guest the keys of spec.sshKeys (reconcile/access.py);
+absent otherwise."""
 CPU_MEMORY_HOTPLUG = "CPUMemoryHotplug"
 """True while KubeVirt applies a cpu/memory change to the running VM (reconcile/resources.py)."""
 
@@ -150,6 +153,7 @@ OPERATION_CONDITIONS = frozenset(
         RESTART_REQUIRED,
         DELETION_BLOCKED,
         SECRET_MISSING,
+        ACCESS_CREDENTIALS,
         CPU_MEMORY_HOTPLUG,
     }
 )
@@ -223,6 +227,10 @@ def phase_since(history: Sequence[Transition]) -> datetime | None:
 
 CLEARED: dict[str, tuple[str, str]] = {
     SECRET_MISSING: ("SecretsFound", "every Secret the VM names is there: KubeVirt mounted them"),
+    ACCESS_CREDENTIALS: (
+        "AccessCredentialsSynchronized",
+        "KubeVirt gave the guest the keys of spec.sshKeys",
+    ),
     VOLUMES_RESIZED: ("UpToDate", "every disk has the size the spec asks for"),
     FILESYSTEM_RESIZE_PENDING: ("NothingPending", "no claim's filesystem waits to grow"),
     DISK_DETACH: ("NothingPending", "no disk waits to be detached"),

@@ -1,5 +1,6 @@
-"""Getting into the guest (issue 16): the cloud-init disk, KubeVirt accessCredentials, and the
-condition that names a Secret KubeVirt could not find. Pure.
+"""Getting into the guest (issue 16): the cloud-init disk, KubeVirt accessCredentials, the
+condition that names a Secret KubeVirt could not find, and the one that says when KubeVirt
+cannot give the guest its keys. Pure.
 
 The operator never reads a Secret. KubeVirt's virt-controller mounts each referenced Secret
 into the virt-launcher pod; when one is missing the kubelet cannot start that pod and says so
@@ -11,12 +12,14 @@ found`), while the VMI waits in Scheduling. That Event, about a pod the VMI list
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from wukong.api import JsonObj
-from wukong.api.conditions import SECRET_MISSING, Cond
+from wukong.api.conditions import ACCESS_CREDENTIALS, SECRET_MISSING, Cond
 from wukong.api.guest import CLOUD_INIT_VOLUME, KeyPropagation
 from wukong.api.spec import WukongSpec
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, condition_of
+from wukong.reconcile.timefmt import parse_time
 
 # The kubelet's wording (pkg/volume/secret: `secret "name" not found`).
 _NOT_FOUND = re.compile(r'secret "([^"]+)" not found')
@@ -107,3 +110,54 @@ def secret_condition(spec: WukongSpec, seen: Observed) -> Cond | None:
         )
         return Cond(SECRET_MISSING, True, "SecretNotFound", message)
     return None
+
+
+# virt-launcher's words while the guest agent does not answer its ping (pkg/virt-launcher/
+# virtwrap/access-credentials, reloadCredentialFiles). Every boot says so until the agent
+# starts (tens of seconds); a guest whose image has no agent says so for ever, and keys given
+# through it never arrive. Reported once it has lasted AGENT_OFFLINE_LASTING seconds: KubeVirt
+# replaces the condition (a new lastTransitionTime) only when its status or message changes.
+AGENT_OFFLINE = "Guest agent is offline"
+AGENT_OFFLINE_LASTING = 120.0
+
+
+def _agent_offline_left(cond: JsonObj, now: datetime) -> float:
+    """Seconds until an offline agent has lasted long enough to report (<= 0: it has)."""
+    since = parse_time(cond.get("lastTransitionTime"))
+    if since is None:
+        return 0.0
+    return AGENT_OFFLINE_LASTING - (now - since).total_seconds()
+
+
+def credentials_sync(seen: Observed) -> tuple[Cond | None, float | None]:
+    """`AccessCredentialsSynchronized=False` while KubeVirt reports that the keys of
+    spec.sshKeys given through the guest agent did not reach the guest (an operation
+    condition: absent otherwise), and when to look again for one that may come to last.
+
+    KubeVirt sets the VMI's condition after each sync (virt-handler, from virt-launcher's
+    result): True, or False with why, e.g. the user has no account in the guest. A paused
+    guest's agent cannot answer: nothing is reported then."""
+    vmi = seen.vmi
+    if vmi is None or seen.vmi_phase != "Running":
+        return None, None
+    cond = condition_of(vmi, ACCESS_CREDENTIALS)
+    if cond is None or cond.get("status") != "False":
+        return None, None
+    said = str(cond.get("message") or "")
+    if said != AGENT_OFFLINE:
+        message = f"KubeVirt could not put the keys of spec.sshKeys in the guest: {said}"
+        return Cond(ACCESS_CREDENTIALS, False, "SyncFailed", message), None
+    paused = condition_of(vmi, "Paused") or {}
+    if paused.get("status") == "True":
+        return None, None
+    left = _agent_offline_left(cond, seen.now)
+    if left > 0:
+        return None, left + 0.05
+    minutes = int(AGENT_OFFLINE_LASTING // 60)
+    message = (
+        f"the guest agent has not answered for over {minutes} minutes, and KubeVirt gives the "
+        "keys of spec.sshKeys with propagation qemuGuestAgent through it: none has reached "
+        "the guest. Install and start qemu-guest-agent in the image, or give the keys with "
+        f"propagation noCloud (at first boot); KubeVirt: {AGENT_OFFLINE}"
+    )
+    return Cond(ACCESS_CREDENTIALS, False, "GuestAgentOffline", message), None

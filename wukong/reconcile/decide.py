@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from wukong.api import JsonObj, names
 from wukong.api.conditions import (
+    ACCESS_CREDENTIALS,
     CHILDREN_ADMITTED,
     CLEARED,
     SPEC_VALID,
@@ -29,6 +30,7 @@ from wukong.api.status import VolumeStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.api.validation import Problem, validate_spec
 from wukong.fsm.machine import Phase, Step
+from wukong.reconcile.access import credentials_sync
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import retained
 from wukong.reconcile.disks import NODE_RESIZE_PENDING, DiskPlan, grown_events, plan_disks
@@ -88,6 +90,7 @@ GOOD_WHEN_TRUE = {
     "DiskDetach",
     VM_HEALTHY,
     CHILDREN_ADMITTED,
+    ACCESS_CREDENTIALS,
 }
 BAD_WHEN_TRUE = {
     "RestartRequired",
@@ -197,6 +200,10 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         if (health := vm_health(seen, before)) is not None:
             conds.append(health)
         plan.requeue(health_due(seen))
+        synced, look_again = credentials_sync(seen)
+        if synced is not None:
+            conds.append(synced)
+        plan.requeue(look_again)
     if vm.conflict:
         conds[0] = Cond(
             SPEC_VALID,

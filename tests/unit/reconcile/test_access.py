@@ -1,20 +1,27 @@
-"""Guest access planning (issue 16): the cloud-init disk, accessCredentials, SecretMissing."""
+"""Guest access planning (issue 16): the cloud-init disk, accessCredentials, SecretMissing,
+AccessCredentialsSynchronized."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from tests.unit.reconcile.test_lifecycle import running_world
+from tests.unit.reconcile.world import decide, wukong
 from wukong.api.spec import WukongSpec
 from wukong.reconcile.access import (
+    AGENT_OFFLINE,
+    AGENT_OFFLINE_LASTING,
     EMPTY_CLOUD_CONFIG,
     access_credentials,
     cloud_init_volume,
+    credentials_sync,
     secret_condition,
 )
+from wukong.reconcile.actions import Emit
 from wukong.reconcile.observed import Observed
 
 BASE: dict[str, Any] = {"cpu": 1, "memory": "1Gi", "disks": [{"name": "system", "size": "1Gi"}]}
@@ -131,6 +138,69 @@ def test_a_running_vm_has_no_missing_secret_whatever_old_events_say() -> None:
     assert cond is None  # present only while a Secret is missing
 
 
+NO_ACCOUNT = (
+    "Error encountered writing ssh pub key access credentials for user [bob]: unable to "
+    "detect home directory of user bob"
+)
+
+
+def running_vmi(*conditions: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "w-vm", "namespace": "ns"},
+        "status": {"phase": "Running", "conditions": list(conditions)},
+    }
+
+
+def synced(status: str, message: str = "", ago: float = 0.0) -> dict[str, Any]:
+    cond = {"type": "AccessCredentialsSynchronized", "status": status, "message": message}
+    return cond | {"lastTransitionTime": (NOW - timedelta(seconds=ago)).isoformat()}
+
+
+def test_keys_kubevirt_cannot_write_are_reported_at_once_in_its_words() -> None:
+    seen = Observed(now=NOW, vmi=running_vmi(synced("False", NO_ACCOUNT)))
+    cond, look_again = credentials_sync(seen)
+    assert cond is not None and (cond.type, cond.status, cond.reason) == (
+        "AccessCredentialsSynchronized",
+        False,
+        "SyncFailed",
+    )
+    assert cond.message.endswith(NO_ACCOUNT) and "spec.sshKeys" in cond.message
+    assert look_again is None
+
+
+@pytest.mark.parametrize(
+    "vmi",
+    [
+        pytest.param(None, id="no-vmi"),
+        pytest.param(running_vmi(), id="no-keys-through-the-agent"),
+        pytest.param(running_vmi(synced("True")), id="synced"),
+        pytest.param(
+            {"status": {"phase": "Succeeded", "conditions": [synced("False", NO_ACCOUNT)]}},
+            id="ended",
+        ),
+    ],
+)
+def test_nothing_to_say_is_no_condition(vmi: dict[str, Any] | None) -> None:
+    assert credentials_sync(Observed(now=NOW, vmi=vmi)) == (None, None)
+
+
+def test_an_offline_agent_is_trouble_only_once_it_lasts() -> None:
+    young = Observed(now=NOW, vmi=running_vmi(synced("False", AGENT_OFFLINE, ago=20)))
+    cond, look_again = credentials_sync(young)
+    assert cond is None  # every boot: the agent starts after the guest
+    assert look_again == pytest.approx(AGENT_OFFLINE_LASTING - 20, abs=0.1)
+    old = Observed(now=NOW, vmi=running_vmi(synced("False", AGENT_OFFLINE, ago=121)))
+    cond, look_again = credentials_sync(old)
+    assert cond is not None and cond.reason == "GuestAgentOffline" and look_again is None
+    assert "qemu-guest-agent" in cond.message and "noCloud" in cond.message
+
+
+def test_a_paused_guests_silent_agent_is_not_trouble() -> None:
+    paused = {"type": "Paused", "status": "True", "reason": "PausedByUser"}
+    vmi = running_vmi(synced("False", AGENT_OFFLINE, ago=600), paused)
+    assert credentials_sync(Observed(now=NOW, vmi=vmi)) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("extra", "words"),
     [
@@ -208,3 +278,29 @@ def test_the_cloud_init_volume_is_not_a_disk_to_plug_or_detach() -> None:
         }
     }
     assert list(template_volumes(vm)) == ["system"]
+
+
+def test_a_pass_reports_keys_that_did_not_arrive_with_a_warning_and_their_arrival_after() -> None:
+    def events(plan: Any) -> list[tuple[str, str]]:
+        return [(e.type, e.reason) for e in plan.actions if isinstance(e, Emit)]
+
+    def condition(status: dict[str, Any]) -> dict[str, Any] | None:
+        wanted = "AccessCredentialsSynchronized"
+        return next((c for c in status["conditions"] if c["type"] == wanted), None)
+
+    cr = wukong()
+    trouble = running_world(
+        conditions=[{"type": "Ready", "status": "True"}, synced("False", NO_ACCOUNT)]
+    )
+    failing = decide(cr, {"phase": "Running"}, trouble)
+    reported = condition(failing.status)
+    assert reported is not None and (reported["status"], reported["reason"]) == (
+        "False",
+        "SyncFailed",
+    )
+    assert ("Warning", "SyncFailed") in events(failing)
+    assert failing.status["phase"] == "Running"  # the VM runs: only its keys are missing
+    fixed = running_world(conditions=[{"type": "Ready", "status": "True"}, synced("True")])
+    again = decide(cr, failing.status, fixed)
+    assert condition(again.status) is None  # present only while it has something to say
+    assert ("Normal", "AccessCredentialsSynchronized") in events(again)

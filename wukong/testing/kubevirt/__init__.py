@@ -180,7 +180,7 @@ class Simulator(Background):
             self._net = GuestNetwork(vmis, self.guest)
             controllers = [
                 self._net,
-                AccessCredentials(kube, vmis, secrets, self.guest),
+                AccessCredentials(vmis, secrets, self.guest),
                 VMController(kube, cfg, vms, vmis, dvs, pvcs),
                 self._kubelet,
                 migrating,
@@ -216,7 +216,7 @@ class Simulator(Background):
         self._net = GuestNetwork(vmis, self.guest)
         controllers = [
             self._net,
-            AccessCredentials(kube, vmis, secrets, self.guest),
+            AccessCredentials(vmis, secrets, self.guest),
             self._kubelet,
             self._node,
             DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),

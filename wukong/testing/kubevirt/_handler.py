@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ._informer import Informer
 from ._kube import JsonObj
 from ._queue import Controller
+from .access_credentials import credentials_condition
 from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, SimConfig
 from .guest import OS_INFO, Guest
 from .objects import (
@@ -125,6 +126,7 @@ class GuestHost(Controller):
             conds = drop_condition(conds, "AgentConnected")
             status.pop("guestOSInfo", None)
         status["conditions"] = conds
+        credentials_condition(vmi, guest, status)
         waits = [t - up for t in (boot, agent_at) if t > up and (t == boot or agent_on)]
         return Uptime(up >= boot, agent, soonest(*waits))
 

@@ -1,8 +1,15 @@
 """virt-handler's access credentials: the SSH keys of a running VMI's `qemuGuestAgent`
 accessCredentials, put into the listed users' authorized_keys by the guest agent, and
 again whenever their Secret changes (kubelet updates the mounted Secret in the pod, and
-virt-launcher's credential manager pushes the new set). Each sync that changes the guest's
-keys is told by virt-handler's `AccessCredentialsSyncSuccess` Event on the VMI.
+virt-launcher's credential manager pushes the new set).
+
+Each sync's result is virt-launcher's (pkg/virt-launcher/virtwrap/access-credentials):
+"Guest agent is offline" while the agent does not answer, an error naming the user whose
+keys could not be written (not an account of the image), else success. virt-handler turns
+it into the VMI's `AccessCredentialsSynchronized` condition (no reason; the message) and,
+whenever that condition changes, an `AccessCredentialsSyncSuccess` or (Warning)
+`AccessCredentialsSyncFailed` Event (pkg/virt-handler/vm.go
+updateAccessCredentialConditions): `credentials_condition` and `credentials_event`.
 
 `noCloud` keys are cloud-init's, at first boot only, and not played here.
 """
@@ -14,11 +21,11 @@ import logging
 from collections.abc import Callable
 
 from ._informer import Informer
-from ._kube import EVENTS, JsonObj, Kube, key_of
+from ._kube import JsonObj, key_of
 from ._queue import Controller
 from .events import event
 from .guest import Guest
-from .objects import deleting, phase
+from .objects import condition, condition_true, deleting, drop_condition, now_iso, phase
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +50,89 @@ def wanted_keys(vmi: JsonObj, secret: Callable[[str], JsonObj | None]) -> dict[s
     return users
 
 
+SYNCED = "AccessCredentialsSynchronized"
+AGENT_OFFLINE = "Guest agent is offline"
+# A sync that failed is tried again on virt-launcher's next tick (every 15 s; shorter here, as
+# the simulator's other clocks are): a user given an account meanwhile gets the keys then.
+RETRY = 0.5
+
+
+def _write_error(user: str) -> str:
+    """virt-launcher's words when a user's keys cannot be written (agentSetAuthorizedKeys:
+    both of its ways fail for an account the guest does not have)."""
+    return (
+        f"Error encountered writing ssh pub key access credentials for user [{user}]: failed "
+        f"to set SSH keys: error from guest-ssh-add-authorized-keys: user '{user}' not found; "
+        f"error from using guest-file-write: unable to detect home directory of user {user}"
+    )
+
+
+def _said(cond: JsonObj) -> tuple[object, object]:
+    return cond.get("status"), cond.get("message") or ""
+
+
+def credentials_condition(vmi: JsonObj, guest: Guest, status: JsonObj) -> None:
+    """virt-handler's AccessCredentialsSynchronized from the launcher's last sync of this
+    VMI: replaced (a new lastTransitionTime) whenever its status or message changes."""
+    sync = guest.credentials_sync
+    if sync is None or sync[0] != vmi["metadata"]["uid"]:
+        return
+    _, succeeded, message = sync
+    want = "True" if succeeded else "False"
+    old = condition({"status": status}, SYNCED)
+    if old is not None and _said(old) == (want, message):
+        return
+    conds = drop_condition(list(status.get("conditions") or []), SYNCED)
+    # Every field Go writes: virt-controller's status patches test the conditions it read
+    # (lastProbeTime is not omitempty), and one missing field failed each of its patches.
+    new: JsonObj = {
+        "type": SYNCED,
+        "status": want,
+        "lastProbeTime": None,
+        "lastTransitionTime": now_iso(),
+    }
+    if message:
+        new["message"] = message
+    status["conditions"] = [*conds, new]
+
+
+def credentials_event(vmi: JsonObj, before: JsonObj, after: JsonObj) -> JsonObj | None:
+    """virt-handler's Event for a changed AccessCredentialsSynchronized (None: unchanged)."""
+    old, new = condition({"status": before}, SYNCED), condition({"status": after}, SYNCED)
+    if new is None or (old is not None and _said(old) == _said(new)):
+        return None
+    message = str(new.get("message") or "")
+    if new.get("status") == "True":
+        reason, type_ = "AccessCredentialsSyncSuccess", "Normal"
+        text = "Access credentials sync successful" + (f": {message}" if message else ".")
+    else:
+        reason, type_ = "AccessCredentialsSyncFailed", "Warning"
+        text = f"Access credentials sync failed: {message}"
+    node = str(after.get("nodeName") or "")
+    return event(
+        vmi,
+        "VirtualMachineInstance",
+        reason,
+        text,
+        component="virt-handler",
+        host=node,
+        api_version="kubevirt.io/v1",
+        type_=type_,
+    )
+
+
 class AccessCredentials(Controller):
-    """Keeps each running guest's authorized keys those its VMI's Secrets hold."""
+    """virt-launcher's credential manager: keeps each running guest's authorized keys those
+    its VMI's Secrets hold, and reports each sync on the guest (`credentials_sync`)."""
 
     name = "access-credentials"
     workers = 1
 
     def __init__(
-        self, kube: Kube, vmis: Informer, secrets: Informer, guest: Callable[[str, str], Guest]
+        self, vmis: Informer, secrets: Informer, guest: Callable[[str, str], Guest]
     ) -> None:
         super().__init__()
-        self.kube, self.vmis, self.secrets, self.guest = kube, vmis, secrets, guest
+        self.vmis, self.secrets, self.guest = vmis, secrets, guest
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         secrets.handlers.append(self._secret_changed)
 
@@ -67,22 +146,19 @@ class AccessCredentials(Controller):
         vmi = self.vmis.get(namespace, name)
         if vmi is None or phase(vmi) != "Running" or deleting(vmi):
             return None
-        guest = self.guest(namespace, name)
-        if not guest.agent_connected:
-            return None
         keys = wanted_keys(vmi, lambda secret: self.secrets.get(namespace, secret))
-        if keys == guest.authorized_keys:
-            return None
-        guest.authorized_keys = keys
-        node = str((vmi.get("status") or {}).get("nodeName") or "")
-        body = event(
-            vmi,
-            "VirtualMachineInstance",
-            "AccessCredentialsSyncSuccess",
-            "Access credentials sync successful.",
-            component="virt-handler",
-            host=node,
-            api_version="kubevirt.io/v1",
-        )
-        await self.kube.create(EVENTS, namespace, body)
-        return None
+        if not keys:
+            return None  # no qemuGuestAgent keys: virt-launcher watches nothing
+        guest, uid = self.guest(namespace, name), vmi["metadata"]["uid"]
+        # The agent answers once it is up: virt-handler's AgentConnected says when; a VMI
+        # update (that condition) brings the next sync.
+        if not (guest.agent_connected and condition_true(vmi, "AgentConnected")):
+            guest.report_credentials(uid, False, AGENT_OFFLINE)
+            return RETRY
+        written = {user: have for user, have in keys.items() if user in guest.accounts}
+        failed = [user for user in keys if user not in guest.accounts]
+        if written != guest.authorized_keys:
+            guest.authorized_keys = written
+        # virt-launcher reports each failing user in turn: the last one's words stay.
+        guest.report_credentials(uid, not failed, _write_error(failed[-1]) if failed else "")
+        return RETRY if failed else None

@@ -76,6 +76,12 @@ class Guest:
         # Each user's authorized SSH keys, as the guest agent last wrote them from the VMI's
         # qemuGuestAgent accessCredentials (access_credentials.py).
         self.authorized_keys: dict[str, list[str]] = {}
+        # The image's accounts (what `getent passwd` finds): keys for any other user cannot
+        # be written, and KubeVirt says so in AccessCredentialsSynchronized.
+        self.accounts = {"root", "fedora"}
+        # virt-launcher's last sync of those keys, for the VMI of that uid: (uid, succeeded,
+        # message), as it leaves it in the domain's metadata for virt-handler to report.
+        self.credentials_sync: tuple[str, bool, str] | None = None
         self.on_change = on_change
 
     def __repr__(self) -> str:
@@ -122,6 +128,13 @@ class Guest:
         self.soft_reboots += 1
         lines = reboot_lines() + boot_lines(vmi, OS_INFO)
         self.serial(vmi["metadata"]["uid"]).write_once(f"reboot-{self.soft_reboots}", lines)
+
+    def report_credentials(self, uid: str, succeeded: bool, message: str) -> None:
+        """virt-launcher's result of a sync of the VMI's agent keys (virt-handler reports it
+        on the VMI's next pass)."""
+        if self.credentials_sync != (uid, succeeded, message):
+            self.credentials_sync = (uid, succeeded, message)
+            self._changed()
 
     def _changed(self) -> None:
         if self.on_change is not None:

@@ -35,6 +35,7 @@ from ._informer import Informer
 from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
 from ._serve import serve
+from .access_credentials import credentials_event
 from .config import ANN_UNSCHEDULABLE, SimConfig
 from .console import serial_console, serial_of, vnc_server
 from .events import event, soft_rebooted
@@ -700,6 +701,8 @@ class NodeHandler(GuestHost):
                 await self._write(vmi, status)
                 if is_final({"status": status}):
                     guest.power_off = None
+                if (told := credentials_event(vmi, vmi.get("status") or {}, status)) is not None:
+                    await self.kube.create(EVENTS, ns, told)
             except ApiError as err:
                 if err.status == 409:
                     return 0.05  # virt-controller wrote in between: read again

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from ._claims import ClaimUsers, vmi_claims
 from ._handler import GuestHost, soonest
 from ._informer import Informer, set_finalizers
-from ._kube import VMIS, ApiError, JsonObj, Kube, key_of
+from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, key_of
+from .access_credentials import credentials_event
 from .config import ANN_UNSCHEDULABLE, SimConfig
 from .guest import Guest
 from .launcher import launcher_pod
@@ -169,6 +170,8 @@ class VMIHandler(GuestHost):
             self.vmis.apply(await self.kube.replace(VMIS, {**vmi, "status": status}, "status"))
             if is_final({"status": status}):
                 guest.power_off = None  # consumed once written (GuestHost)
+            if (told := credentials_event(vmi, vmi.get("status") or {}, status)) is not None:
+                await self.kube.create(EVENTS, ns, told)
         return after
 
     async def _advance(
