@@ -78,6 +78,9 @@ class UdpRelay(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.peers: dict[Peer, asyncio.Queue[bytes]] = {}
         self.tunnels: set[asyncio.Task[None]] = set()
+        # The error last printed: a refused tunnel is tried again with the peer's next
+        # datagram (a DNS client retries every second), and the same line once is enough.
+        self.said: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's UDP transport is one, though not a subclass of it before Python 3.12.
@@ -100,9 +103,12 @@ class UdpRelay(asyncio.DatagramProtocol):
 
         try:
             async with open_stream(self.target, self.name, self.forward.subresource) as ws:
+                self.said = None
                 await carry(ws, outgoing, send_back, UDP_IDLE_SECONDS)
         except CliError as error:
-            self.io.say(f"error: {error.message}")
+            if error.message != self.said:
+                self.io.say(f"error: {error.message}")
+                self.said = error.message
         finally:
             self.peers.pop(peer, None)
 

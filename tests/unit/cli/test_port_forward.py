@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import aiohttp
 import pytest
 
+from wukong.console import forward
 from wukong.console.errors import CliError
-from wukong.console.forward import carry
+from wukong.console.forward import UdpRelay, carry
 from wukong.console.ports import Forward, forwards
 from wukong.console.remote import ESCAPE, listen, pump, stdin_chunks
 
@@ -160,6 +162,41 @@ async def test_a_udp_tunnel_closes_when_quiet_and_not_while_datagrams_flow() -> 
     await asyncio.wait_for(carry(ws, outgoing, back.append, idle=0.15), 5)  # type: ignore[arg-type]
     assert ws.sent == [b"q", b"q", b"q"]
     assert 0.45 <= loop.time() - started < 1.0  # the last datagram, then 0.15 s quiet
+
+
+class Said:
+    """A Console that keeps what is said on stderr."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+
+
+async def test_a_refused_udp_tunnel_is_said_once_not_once_per_datagram(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each datagram of a peer without a tunnel tries to open one: a VM that stopped printed
+    the same error for every retry of a DNS client."""
+    answers = iter(["a", "a", "a", "b", "ok", "a"])
+
+    @contextlib.asynccontextmanager
+    async def open_stream(*_: object) -> AsyncIterator[DatagramSocket]:
+        answer = next(answers)
+        if answer != "ok":
+            raise CliError(f"refused {answer}")
+        ws = DatagramSocket()
+        ws.guest.put_nowait(None)  # opened, then closed by the guest's side
+        yield ws
+
+    monkeypatch.setattr(forward, "open_stream", open_stream)
+    io = Said()
+    relay = UdpRelay(None, io, "web-1", Forward(5353, 53, "udp"))  # type: ignore[arg-type]
+    for _ in range(6):
+        relay.datagram_received(b"q", ("127.0.0.1", 40000))
+        await asyncio.gather(*relay.tunnels)
+    assert io.lines == ["error: refused a", "error: refused b", "error: refused a"]
 
 
 @pytest.fixture
