@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds KubeVirt's virt-api, virt-controller, virt-operator and resource-generator from this
-# wrapper module into
+# wrapper module, and vmistatus (KubeVirt's VMI status type round-tripped, for the tests), into
 #   ${WUKONG_KUBEVIRT_CACHE:-${XDG_CACHE_HOME:-~/.cache}/wukong/kubevirt}/<kubevirt version>/
 # and prints that folder on its last line. Builds only what is missing there, so a warm cache
 # costs a few milliseconds. Fails loudly (non-zero, the go error on stderr) when a build fails.
@@ -10,7 +10,7 @@ version=$(awk '$1=="kubevirt.io/kubevirt"{print $2; exit}' "$here/go.mod")
 [ -n "$version" ] || version=$(awk '/^require kubevirt.io\/kubevirt/{print $3; exit}' "$here/go.mod")
 cache=${WUKONG_KUBEVIRT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wukong/kubevirt}
 out="$cache/$version"
-bins=(virt-api virt-controller virt-operator resource-generator)
+bins=(virt-api virt-controller virt-operator resource-generator vmistatus)
 cdi_version=v1.65.0
 find_missing() {
   missing=()
@@ -49,6 +49,7 @@ for b in "${missing[@]}"; do
       echo "  $b: CDI $cdi_version" >&2
       continue ;;
     resource-generator) pkg=kubevirt.io/kubevirt/tools/resource-generator ;;
+    vmistatus) pkg=./vmistatus ;;
     *) pkg=kubevirt.io/kubevirt/cmd/$b ;;
   esac
   tmp="$out/.$b.tmp.$$"

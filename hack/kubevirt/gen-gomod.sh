@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates go.mod for the KubeVirt wrapper module: virt-api, virt-controller, virt-operator
+# Regenerates go.mod for the KubeVirt wrapper module (which also holds vmistatus, a test helper
+# on kubevirt.io/api): virt-api, virt-controller, virt-operator
 # (for its install strategy) and resource-generator (for the KubeVirt CRD), at a pinned release.
 # KubeVirt's go.mod replaces kubevirt.io/api and kubevirt.io/client-go with ./staging paths that
 # the module zip does not carry; they become the published modules of the same version. The rest

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
+from tests.integration.gotypes import round_trip_differences
 from wukong.adapters.kube import Kube, api_path
 from wukong.api import names
 from wukong.errors import Invalid, NotFound
@@ -19,7 +20,7 @@ from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import SimConfig, Simulator
-from wukong.testing.kubevirt.plane import KubeVirtPlane
+from wukong.testing.kubevirt.plane import KubeVirtPlane, kubevirt_assets
 from wukong.testing.operator import InProcessOperator
 
 JsonObj = dict[str, Any]
@@ -57,6 +58,12 @@ async def simulator(
         kubevirt=endpoints,
     ) as running:  # fmt: skip
         yield running
+        if kubevirt is not None:
+            # Every VMI status the node wrote reads back the same through KubeVirt's Go
+            # types: else virt-controller's patches of it fail (gotypes.py).
+            assets = kubevirt.assets or kubevirt_assets()
+            differ = round_trip_differences(assets, running.vmi_statuses_written)
+            assert differ == [], f"KubeVirt's Go types read the node's VMI status so: {differ}"
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from ._kube import (
     VMIS,
     VMS,
     ApiError,
+    JsonObj,
     Kube,
     load_client,
 )
@@ -102,6 +103,12 @@ class Simulator(Background):
     def port(self) -> int:
         """Local port of the subresource HTTPS server (0 when not serving)."""
         return self._server.port if self._server is not None else 0
+
+    @property
+    def vmi_statuses_written(self) -> list[JsonObj]:
+        """With KubeVirt's own virt-controller: each VMI status the node wrote, as stored
+        (the newest 1,000); none in the pure simulator."""
+        return list(self._node.written) if self._node is not None else []
 
     def guest(self, namespace: str, name: str) -> Guest:
         """The guest OS of VM/VMI `name`; it outlives VMI restarts. Created on first use."""

@@ -23,6 +23,7 @@ import json
 import logging
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -670,6 +671,9 @@ class NodeHandler(GuestHost):
         # shows it).
         self._domain_paused: dict[str, tuple[bool, float]] = {}
         self.lost: set[str] = set()  # the Kubelet's: nodes whose machine is gone
+        # Each VMI status this node wrote, as the API server stored it (the newest 1,000):
+        # tests check that KubeVirt's Go types read them back unchanged (`written`).
+        self.written: deque[JsonObj] = deque(maxlen=1000)
         if CLAIMS not in vmis.indexes:
             vmis.add_index(CLAIMS, claim_keys)
         vmis.handlers.append(lambda obj: self.enqueue(key_of(obj)))
@@ -721,6 +725,7 @@ class NodeHandler(GuestHost):
         updated = await self.as_handler.replace(VMIS, body)
         self._relabel.discard(vmi["metadata"]["uid"])
         self.vmis.apply(updated)
+        self.written.append(updated.get("status") or {})
 
     def _advance(
         self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
