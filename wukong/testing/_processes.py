@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import subprocess
@@ -26,20 +27,35 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+def _port_range(low: int) -> tuple[int, int]:
+    """[_PORT_FLOOR, low), or this pytest-xdist worker's share of it: each worker picks
+    ports at random, and two could pick the same one before the process it is for binds it
+    (an API server takes a second or two)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.isdigit() and workers.isdigit()) or int(workers) < 2:
+        return _PORT_FLOOR, low
+    span = (low - _PORT_FLOOR) // int(workers)
+    start = _PORT_FLOOR + span * int(worker)
+    return start, start + span
+
+
 def free_ports(count: int) -> list[int]:
     """Return `count` distinct loopback TCP ports that were free a moment ago.
 
     Taken below the kernel's ephemeral range: a port bind(0) returns comes from that range,
     and any outgoing connection of any process (a test's API client) could take it before
     the child binds it, which failed an operator replica with "address already in use"
-    (session 23). Where the range leaves no room below it, bind(0) it is."""
+    (session 23). Where the range leaves no room below it, bind(0) it is. Under
+    pytest-xdist, each worker takes from a share of its own (`_port_range`)."""
     low = _ephemeral_low()
+    start, end = _port_range(low)
     with contextlib.ExitStack() as stack:  # held open until all are bound: no port twice
         ports: list[int] = []
         for _ in range(count * 50):
             if len(ports) == count:
                 break
-            port = random.randrange(_PORT_FLOOR, low) if low - _PORT_FLOOR >= 1000 else 0
+            port = random.randrange(start, end) if end - start >= 1000 else 0
             if port in _HANDED_OUT:
                 continue
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
