@@ -160,5 +160,5 @@ async def test_keys_for_a_user_the_guest_lacks_are_a_condition_and_a_warning_unt
         what="AccessCredentialsSynchronized gone once the keys land",
     )
     assert guest.authorized_keys == {"bob": [MINE]}
-    landed = await wukong_events(k, namespace, "AccessCredentialsSynchronized")
+    landed = await wukong_events(k, namespace, "NoSyncError")
     assert [e["type"] for e in landed] == ["Normal"]

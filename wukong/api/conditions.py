@@ -227,9 +227,10 @@ def phase_since(history: Sequence[Transition]) -> datetime | None:
 
 CLEARED: dict[str, tuple[str, str]] = {
     SECRET_MISSING: ("SecretsFound", "every Secret the VM names is there: KubeVirt mounted them"),
+    # Gone also when the VM stops or pauses: the words claim no success.
     ACCESS_CREDENTIALS: (
-        "AccessCredentialsSynchronized",
-        "KubeVirt gave the guest the keys of spec.sshKeys",
+        "NoSyncError",
+        "KubeVirt reports no failure to put the keys of spec.sshKeys in the guest",
     ),
     VOLUMES_RESIZED: ("UpToDate", "every disk has the size the spec asks for"),
     FILESYSTEM_RESIZE_PENDING: ("NothingPending", "no claim's filesystem waits to grow"),

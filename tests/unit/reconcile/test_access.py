@@ -303,4 +303,4 @@ def test_a_pass_reports_keys_that_did_not_arrive_with_a_warning_and_their_arriva
     fixed = running_world(conditions=[{"type": "Ready", "status": "True"}, synced("True")])
     again = decide(cr, failing.status, fixed)
     assert condition(again.status) is None  # present only while it has something to say
-    assert ("Normal", "AccessCredentialsSynchronized") in events(again)
+    assert ("Normal", "NoSyncError") in events(again)
