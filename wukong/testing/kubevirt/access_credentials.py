@@ -150,15 +150,13 @@ class AccessCredentials(Controller):
         if not keys:
             return None  # no qemuGuestAgent keys: virt-launcher watches nothing
         guest, uid = self.guest(namespace, name), vmi["metadata"]["uid"]
-        # The agent answers once it is up: virt-handler's AgentConnected says when; a VMI
-        # update (that condition) brings the next sync.
+        # The agent answers once it is up (virt-handler's AgentConnected says when); until
+        # then each try finds it offline, and the next tick tries again.
         if not (guest.agent_connected and condition_true(vmi, "AgentConnected")):
             guest.report_credentials(uid, False, AGENT_OFFLINE)
             return RETRY
-        written = {user: have for user, have in keys.items() if user in guest.accounts}
+        guest.authorized_keys = {u: have for u, have in keys.items() if u in guest.accounts}
         failed = [user for user in keys if user not in guest.accounts]
-        if written != guest.authorized_keys:
-            guest.authorized_keys = written
         # virt-launcher reports each failing user in turn: the last one's words stay.
         guest.report_credentials(uid, not failed, _write_error(failed[-1]) if failed else "")
         return RETRY if failed else None
