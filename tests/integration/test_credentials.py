@@ -25,6 +25,7 @@ from tests.integration.scenario import (
 from tests.integration.test_guest_access import put_secret, secret
 from tests.integration.test_remote_access import ran
 from wukong.adapters.kube import Kube, api_path
+from wukong.api import JsonObj
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
@@ -109,6 +110,15 @@ async def test_a_key_for_a_user_reaches_the_running_guest_and_the_next_without_a
     )
 
 
+async def told(k: Kube, namespace: str, reason: str) -> list[JsonObj]:
+    """The Wukong Events of this reason, once there is one."""
+
+    async def posted() -> list[JsonObj] | None:
+        return await wukong_events(k, namespace, reason) or None
+
+    return await eventually(posted, timeout=20, message=f"a {reason} Event on the Wukong")
+
+
 async def test_keys_for_a_user_the_guest_lacks_are_a_condition_and_a_warning_until_they_land(
     k: Kube,
     namespace: str,
@@ -127,9 +137,12 @@ async def test_keys_for_a_user_the_guest_lacks_are_a_condition_and_a_warning_unt
         k,
         namespace,
         "keys-2",
-        lambda c: condition(c, "AccessCredentialsSynchronized").get("status") == "False",
+        lambda c: (
+            condition(c, "AccessCredentialsSynchronized").get("status") == "False"
+            and condition(c, "Ready").get("status") == "True"
+        ),
         within=30,
-        what="AccessCredentialsSynchronized=False",
+        what="AccessCredentialsSynchronized=False, and Ready: the VM runs, only keys are missing",
     )
     said = condition(cr, "AccessCredentialsSynchronized")
     assert said["reason"] == "SyncFailed", said
@@ -137,8 +150,8 @@ async def test_keys_for_a_user_the_guest_lacks_are_a_condition_and_a_warning_unt
         "KubeVirt could not put the keys of spec.sshKeys in the guest: "
     )
     assert "for user [bob]" in said["message"]
-    assert condition(cr, "Ready").get("status") == "True"  # the VM runs: only the keys are missing
-    warned = await wukong_events(k, namespace, "SyncFailed")
+    # The Events follow the status write that sets the condition: wait for them too.
+    warned = await told(k, namespace, "SyncFailed")
     assert [e["type"] for e in warned] == ["Warning"] and "[bob]" in warned[0]["message"]
     vmi = await get(k, "vmi", namespace, "keys-2-vm")
     assert vmi is not None
@@ -160,5 +173,5 @@ async def test_keys_for_a_user_the_guest_lacks_are_a_condition_and_a_warning_unt
         what="AccessCredentialsSynchronized gone once the keys land",
     )
     assert guest.authorized_keys == {"bob": [MINE]}
-    landed = await wukong_events(k, namespace, "NoSyncError")
+    landed = await told(k, namespace, "NoSyncError")
     assert [e["type"] for e in landed] == ["Normal"]
