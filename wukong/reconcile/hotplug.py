@@ -98,7 +98,7 @@ def _mount_point(seen: Observed, disk: str) -> str | None:
 
 def _attach(cr: Wukong, seen: Observed, usable: set[str]) -> tuple[list[Action], list[str]]:
     in_vm = template_volumes(seen.vm)
-    adding, _ = requested_volumes(seen.vm)
+    adding = requested_volumes(seen.vm)[0] | seen.plugging
     live = _live(seen)
     actions: list[Action] = []
     pending: list[str] = []

@@ -30,6 +30,9 @@ class Observed:
     """Why the guest agent could not tell (not connected, VMI not running)."""
     network_policy: JsonObj | None = None
     """The administrator's WukongNetworkPolicy 'cluster'; None when there is none."""
+    plugging: frozenset[str] = frozenset()
+    """Disks this operator asked KubeVirt to plug (`addvolume` answered) that the VM in the
+    cache does not show yet: in flight, as a request in its `volumeRequests` is."""
 
     @property
     def vmi_phase(self) -> str | None:

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.reconcile.world import NOW, POLICY, ready_children, wukong
+from tests.unit.reconcile.test_disks_at_runtime import LOGS, _disks, running
+from tests.unit.reconcile.world import NOW, POLICY, bound_pvc, ready_children, wukong
 from wukong.act.executor import Executor
 from wukong.act.reconciler import LOOK_AFTER_PATCH, Reconciler
 from wukong.adapters.kube import Kube
@@ -306,3 +307,40 @@ async def test_a_deletion_step_that_patched_after_a_conflict_looks_again_soon() 
     released = cache.get(kinds.PVC.cache, "demo", "web-1-data")
     assert names.LABEL_RETAINED_FROM in (released["metadata"].get("labels") or {})
     assert after is not None and 0 < after <= LOOK_AFTER_PATCH
+
+
+async def test_a_disk_asked_for_is_not_asked_again_before_the_vm_shows_the_request() -> None:
+    """virt-api answers addvolume before the VM shows the request; a pass woken meanwhile by
+    another event found the cached VM unchanged and asked again (409, test_disks under load).
+    Once the VM shows it, nothing more is remembered."""
+    cr = wukong(disks=_disks(LOGS))
+    raw = cr.to_dict()
+    raw["metadata"]["resourceVersion"] = "5"
+    raw["metadata"]["creationTimestamp"] = "2026-11-23T11:59:00Z"
+    raw["status"] = {"phase": "Running"}
+    world = running(**{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    cache = Cache(
+        {
+            kinds.WUKONG.cache: [raw],
+            kinds.VM.cache: [world.vm] if world.vm else [],
+            kinds.VMI.cache: [world.vmi] if world.vmi else [],
+            kinds.PVC.cache: list(world.claims.values()),
+            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
+            kinds.NAD.cache: list(world.nads.values()),
+            kinds.NETWORK_POLICY.cache: [POLICY],
+        }
+    )
+    cluster = Server(raw)
+    reconciler = Reconciler(cache, Executor(cluster), clock=lambda: NOW)
+
+    def addvolumes() -> int:
+        return sum(1 for m, path, _ in cluster.writes if path.endswith("/addvolume"))
+
+    await reconciler.reconcile("demo/web-1")
+    await reconciler.reconcile("demo/web-1")  # woken by something else; the VM as it was
+    assert addvolumes() == 1
+    assert world.vm is not None
+    requested = {"volumeRequests": [{"addVolumeOptions": {"name": "logs"}}]}
+    cache.objects[kinds.VM.cache]["web-1-vm"] = world.vm | {"status": requested}
+    await reconciler.reconcile("demo/web-1")
+    assert addvolumes() == 1 and reconciler._plugging == {}
