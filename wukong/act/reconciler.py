@@ -18,7 +18,7 @@ from wukong.api.objects import controlled_by
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import NotFound, TransientError, WukongError
-from wukong.reconcile.actions import Action, AddVolume, CreateChild, Emit, VmCall
+from wukong.reconcile.actions import Action, AddVolume, CreateChild, Emit, RemoveVolume, VmCall
 from wukong.reconcile.admission import admit
 from wukong.reconcile.decide import Plan, decide, plan_unreadable
 from wukong.reconcile.deletion import plan_deletion
@@ -45,11 +45,12 @@ NOW = 0.0
 # claim, then its DataVolume) would wait for an unrelated event. Seconds, not at once: a
 # planner that patched the same again each pass would write once a second, not in a loop.
 LOOK_AFTER_PATCH = 1.0
-# virt-api answers `addvolume` before the VM shows the request (its volumeRequests, then its
-# template). A pass woken meanwhile by another event (the claim's, the VMI's) found the VM in
-# the cache unchanged and asked again, answered 409 "already exists" (test_disks, under load).
-# The disk counts as requested until the VM in the cache shows it, or for this long.
-PLUG_SEEN_WITHIN = 30.0
+# virt-api answers `addvolume` and `removevolume` before the VM shows the request (its
+# volumeRequests, then its template). A pass woken meanwhile by another event (the claim's,
+# the VMI's) found the VM in the cache unchanged and asked again, answered 409 "already
+# exists" (test_disks, under load). The disk counts as requested until the VM in the cache
+# shows it, or for this long.
+VOLUME_CALL_SEEN_WITHIN = 30.0
 
 
 class Reader(Protocol):
@@ -158,10 +159,10 @@ class Reconciler:
         self.executor = executor
         self.stall_after = stall_after
         self.clock = clock
-        # Per Wukong key, disks whose addvolume was answered, with when to stop waiting for
-        # the VM to show it (monotonic seconds). Lost with the process: a restarted
-        # operator's cache is a fresh list, which shows every request made before.
-        self._plugging: dict[str, dict[str, float]] = {}
+        # Per Wukong key, ("add" | "remove", disk) of each answered addvolume/removevolume,
+        # with when to stop waiting for the VM to show it (monotonic seconds). Lost with the
+        # process: a restarted operator's cache is a fresh list, showing every request made.
+        self._volume_calls: dict[str, dict[tuple[str, str], float]] = {}
 
     async def reconcile(self, key: str) -> float | None:
         """Pass on `namespace/name` until nothing waits for the status just written: the
@@ -195,8 +196,9 @@ class Reconciler:
             self.store.remember(kinds.WUKONG.cache, raw)
         now = self.clock()
         seen = observe(self.store, cr, now)
-        if plugging := self._still_plugging(key, seen.vm):
-            seen = replace(seen, plugging=plugging)
+        plugging, unplugging = self._in_flight(key, seen.vm)
+        if plugging or unplugging:
+            seen = replace(seen, plugging=plugging, unplugging=unplugging)
         plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
         if plan.needs_guest_check:  # the guest agent is not watchable: ask, then decide again
             seen = await self._ask_guest(cr, seen)
@@ -204,7 +206,7 @@ class Reconciler:
         events = [a for a in plan.actions if isinstance(a, Emit)]
         outcome = await self.executor.run(raw, _acts(plan))
         self._write_through(outcome)
-        self._plugged(key, plan, outcome)
+        self._asked(key, plan, outcome)
         plan, outcome = await self._settle(raw, cr, plan, outcome, events)
         wrote = False
         retry: float | None = None
@@ -304,25 +306,35 @@ class Reconciler:
         # seed 1248171293: a Wukong left in Retain for good with every disk released).
         return _looking_after(plan.requeue_after, outcome)
 
-    def _plugged(self, key: str, plan: Plan, outcome: Outcome) -> None:
-        """Remember the disks this pass's answered addvolume calls asked for."""
-        until = time.monotonic() + PLUG_SEEN_WITHIN
+    def _asked(self, key: str, plan: Plan, outcome: Outcome) -> None:
+        """Remember the disks this pass's answered addvolume and removevolume calls named."""
+        until = time.monotonic() + VOLUME_CALL_SEEN_WITHIN
         for action in plan.actions:
-            if isinstance(action, AddVolume) and action not in outcome.failures:
-                self._plugging.setdefault(key, {})[action.disk] = until
+            if isinstance(action, AddVolume | RemoveVolume) and action not in outcome.failures:
+                verb = "add" if isinstance(action, AddVolume) else "remove"
+                self._volume_calls.setdefault(key, {})[(verb, action.disk)] = until
 
-    def _still_plugging(self, key: str, vm: JsonObj | None) -> frozenset[str]:
-        """The disks asked for whose request the VM in the cache does not show yet."""
-        asked = self._plugging.get(key)
+    def _in_flight(self, key: str, vm: JsonObj | None) -> tuple[frozenset[str], frozenset[str]]:
+        """The disks asked to be plugged and unplugged whose request the VM in the cache
+        does not show yet (neither in its volumeRequests nor done in its template)."""
+        asked = self._volume_calls.get(key)
         if not asked:
-            return frozenset()
-        shown = requested_volumes(vm)[0] | set(template_volumes(vm))
+            return frozenset(), frozenset()
+        adding, removing = requested_volumes(vm)
+        in_template = set(template_volumes(vm))
+        shown = {("add", d) for d in adding | in_template}
+        shown |= {("remove", d) for d in removing} | {
+            ("remove", d) for verb, d in asked if verb == "remove" and d not in in_template
+        }
         now = time.monotonic()
-        for disk in [d for d, until in asked.items() if d in shown or until <= now]:
-            del asked[disk]
+        for call in [c for c, until in asked.items() if c in shown or until <= now]:
+            del asked[call]
         if not asked:
-            del self._plugging[key]
-        return frozenset(asked)
+            del self._volume_calls[key]
+        return (
+            frozenset(d for verb, d in asked if verb == "add"),
+            frozenset(d for verb, d in asked if verb == "remove"),
+        )
 
     async def _write_status(self, raw: JsonObj, new: WukongStatus) -> bool:
         """Patch status only when it changed (True when it did); vanished keys are nulled by

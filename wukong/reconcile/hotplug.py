@@ -124,7 +124,7 @@ def _detach(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus])
     actions: list[Action] = []
     conds: list[Cond] = []
     ask_guest = False
-    _, removing = requested_volumes(seen.vm)
+    removing = requested_volumes(seen.vm)[1] | seen.unplugging
     for name, volume in template_volumes(seen.vm).items():
         if name in in_spec or name in removing:
             continue

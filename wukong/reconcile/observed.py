@@ -33,6 +33,8 @@ class Observed:
     plugging: frozenset[str] = frozenset()
     """Disks this operator asked KubeVirt to plug (`addvolume` answered) that the VM in the
     cache does not show yet: in flight, as a request in its `volumeRequests` is."""
+    unplugging: frozenset[str] = frozenset()
+    """The same for `removevolume`: asked, and not yet shown by the cached VM."""
 
     @property
     def vmi_phase(self) -> str | None:

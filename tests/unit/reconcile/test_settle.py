@@ -343,4 +343,40 @@ async def test_a_disk_asked_for_is_not_asked_again_before_the_vm_shows_the_reque
     requested = {"volumeRequests": [{"addVolumeOptions": {"name": "logs"}}]}
     cache.objects[kinds.VM.cache]["web-1-vm"] = world.vm | {"status": requested}
     await reconciler.reconcile("demo/web-1")
-    assert addvolumes() == 1 and reconciler._plugging == {}
+    assert addvolumes() == 1 and reconciler._volume_calls == {}
+
+
+async def test_a_disk_asked_out_is_not_asked_out_again_before_the_vm_shows_the_request() -> None:
+    raw = wukong().to_dict()  # logs is gone from the spec; it is forced out, no guest check
+    raw["metadata"]["resourceVersion"] = "5"
+    raw["metadata"]["creationTimestamp"] = "2026-11-23T11:59:00Z"
+    raw["status"] = {
+        "phase": "Running",
+        "volumes": [{"name": "logs", "pvcName": "web-1-logs", "forceDetach": True}],
+    }
+    world = running(plugged=("logs",), **{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    assert world.vm is not None and world.vmi is not None
+    cache = Cache(
+        {
+            kinds.WUKONG.cache: [raw],
+            kinds.VM.cache: [world.vm],
+            kinds.VMI.cache: [world.vmi],
+            kinds.PVC.cache: list(world.claims.values()),
+            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
+            kinds.NAD.cache: list(world.nads.values()),
+            kinds.NETWORK_POLICY.cache: [POLICY],
+        }
+    )
+    cluster = Server(raw)
+    reconciler = Reconciler(cache, Executor(cluster), clock=lambda: NOW)
+
+    def removevolumes() -> int:
+        return sum(1 for _, path, _ in cluster.writes if path.endswith("/removevolume"))
+
+    await reconciler.reconcile("demo/web-1")
+    await reconciler.reconcile("demo/web-1")
+    assert removevolumes() == 1
+    requested = {"volumeRequests": [{"removeVolumeOptions": {"name": "logs"}}]}
+    cache.objects[kinds.VM.cache]["web-1-vm"] = world.vm | {"status": requested}
+    await reconciler.reconcile("demo/web-1")
+    assert removevolumes() == 1 and reconciler._volume_calls == {}
