@@ -194,11 +194,7 @@ class Reconciler:
             )
             # Go on: the write's own watch event finds this pass's work done.
             self.store.remember(kinds.WUKONG.cache, raw)
-        now = self.clock()
-        seen = observe(self.store, cr, now)
-        plugging, unplugging = self._in_flight(key, seen.vm)
-        if plugging or unplugging:
-            seen = replace(seen, plugging=plugging, unplugging=unplugging)
+        seen = self._observe(cr)
         plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
         if plan.needs_guest_check:  # the guest agent is not watchable: ask, then decide again
             seen = await self._ask_guest(cr, seen)
@@ -243,7 +239,7 @@ class Reconciler:
         for _ in range(SETTLE_ROUNDS):
             if outcome.failures or not outcome.created:
                 break
-            seen = observe(self.store, cr, self.clock())
+            seen = self._observe(cr)
             again = decide(cr, plan.status, seen, stall_after=self.stall_after)
             if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
                 break
@@ -306,6 +302,15 @@ class Reconciler:
         # seed 1248171293: a Wukong left in Retain for good with every disk released).
         return _looking_after(plan.requeue_after, outcome)
 
+    def _observe(self, cr: Wukong) -> Observed:
+        """What the caches show of the Wukong's children now, with the volume calls this
+        operator made that they do not show yet."""
+        seen = observe(self.store, cr, self.clock())
+        plugging, unplugging = self._in_flight(_key(cr), seen.vm)
+        if plugging or unplugging:
+            seen = replace(seen, plugging=plugging, unplugging=unplugging)
+        return seen
+
     def _asked(self, key: str, plan: Plan, outcome: Outcome) -> None:
         """Remember the disks this pass's answered addvolume and removevolume calls named."""
         until = time.monotonic() + VOLUME_CALL_SEEN_WITHIN
@@ -365,6 +370,10 @@ class Reconciler:
         if status is not None:
             await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message)])
             await self._write_status(raw, status)
+
+
+def _key(cr: Wukong) -> str:
+    return f"{cr.metadata.namespace}/{cr.metadata.name}"
 
 
 def _acts(plan: Plan) -> list[Action]:
