@@ -17,7 +17,7 @@ from ._informer import Informer
 from ._kube import JsonObj
 from ._queue import Controller
 from .access_credentials import credentials_condition
-from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_NO_AGENT, SimConfig
+from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_KILL_LATE, ANN_NO_AGENT, KILL_LATE, SimConfig
 from .guest import OS_INFO, Guest
 from .objects import (
     DEFAULT_GRACE_SECONDS,
@@ -202,7 +202,8 @@ class GuestHost(Controller):
         grace = DEFAULT_GRACE_SECONDS if grace is None else float(grace)
         elapsed = self._age(vmi["metadata"]["uid"], "shutdown")
         acpi = self._accepts_acpi(vmi, vm, guest, status)
-        done_at = min(self.cfg.acpi_shutdown_delay, grace) if acpi else grace
+        late = KILL_LATE if grace > 0 and flag(ANN_KILL_LATE, vmi, vm) else 0.0
+        done_at = min(self.cfg.acpi_shutdown_delay, grace) if acpi else grace + late
         if elapsed >= done_at:
             log = guest.serial(vmi["metadata"]["uid"])
             if acpi:  # else killed at the end of the grace period: the guest says nothing

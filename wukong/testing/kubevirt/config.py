@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 # Annotations read from a VirtualMachine (or its VMI) / DataVolume. Only the simulator knows them.
 ANN_IGNORE_ACPI = "sim.kubevirt.io/ignore-acpi"  # "true": guest ignores ACPI, stop waits the grace
+# "true": virt-handler kills a guest that ignored ACPI only KILL_LATE seconds after the grace
+# period (a node slow to act), a forced stop (grace 0) at once: what the operator's own
+# escalation is for, with no race against the kill.
+ANN_KILL_LATE = "sim.kubevirt.io/kill-late"
+KILL_LATE = 10.0
 ANN_FAIL = "sim.kubevirt.io/fail"  # "true": the VMI fails (at boot, or at once when running)
 ANN_UNSCHEDULABLE = "sim.kubevirt.io/unschedulable"  # "true": the VMI never leaves Scheduling
 ANN_NO_AGENT = "sim.kubevirt.io/no-agent"  # "true": the guest agent never connects
