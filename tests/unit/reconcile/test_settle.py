@@ -71,8 +71,8 @@ def cache_for(raw: JsonObj, **extra: Any) -> Cache:
     )
 
 
-def raw_wukong(status: JsonObj) -> JsonObj:
-    raw = wukong().to_dict()
+def raw_wukong(status: JsonObj, cr: Any = None) -> JsonObj:
+    raw = (cr or wukong()).to_dict()
     raw["metadata"]["resourceVersion"] = "5"
     raw["metadata"]["creationTimestamp"] = "2026-11-23T11:59:00Z"
     raw["status"] = status
@@ -309,52 +309,8 @@ async def test_a_deletion_step_that_patched_after_a_conflict_looks_again_soon() 
     assert after is not None and 0 < after <= LOOK_AFTER_PATCH
 
 
-async def test_a_disk_asked_for_is_not_asked_again_before_the_vm_shows_the_request() -> None:
-    """virt-api answers addvolume before the VM shows the request; a pass woken meanwhile by
-    another event found the cached VM unchanged and asked again (409, test_disks under load).
-    Once the VM shows it, nothing more is remembered."""
-    cr = wukong(disks=_disks(LOGS))
-    raw = cr.to_dict()
-    raw["metadata"]["resourceVersion"] = "5"
-    raw["metadata"]["creationTimestamp"] = "2026-11-23T11:59:00Z"
-    raw["status"] = {"phase": "Running"}
-    world = running(**{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
-    cache = Cache(
-        {
-            kinds.WUKONG.cache: [raw],
-            kinds.VM.cache: [world.vm] if world.vm else [],
-            kinds.VMI.cache: [world.vmi] if world.vmi else [],
-            kinds.PVC.cache: list(world.claims.values()),
-            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
-            kinds.NAD.cache: list(world.nads.values()),
-            kinds.NETWORK_POLICY.cache: [POLICY],
-        }
-    )
-    cluster = Server(raw)
-    reconciler = Reconciler(cache, Executor(cluster), clock=lambda: NOW)
-
-    def addvolumes() -> int:
-        return sum(1 for m, path, _ in cluster.writes if path.endswith("/addvolume"))
-
-    await reconciler.reconcile("demo/web-1")
-    await reconciler.reconcile("demo/web-1")  # woken by something else; the VM as it was
-    assert addvolumes() == 1
-    assert world.vm is not None
-    requested = {"volumeRequests": [{"addVolumeOptions": {"name": "logs"}}]}
-    cache.objects[kinds.VM.cache]["web-1-vm"] = world.vm | {"status": requested}
-    await reconciler.reconcile("demo/web-1")
-    assert addvolumes() == 1 and reconciler._volume_calls == {}
-
-
-async def test_a_disk_asked_out_is_not_asked_out_again_before_the_vm_shows_the_request() -> None:
-    raw = wukong().to_dict()  # logs is gone from the spec; it is forced out, no guest check
-    raw["metadata"]["resourceVersion"] = "5"
-    raw["metadata"]["creationTimestamp"] = "2026-11-23T11:59:00Z"
-    raw["status"] = {
-        "phase": "Running",
-        "volumes": [{"name": "logs", "pvcName": "web-1-logs", "forceDetach": True}],
-    }
-    world = running(plugged=("logs",), **{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+def volume_calls(raw: JsonObj, world: Any) -> tuple[Cache, Server, Reconciler]:
+    """A running Wukong's caches, a server that records its writes, and a reconciler."""
     assert world.vm is not None and world.vmi is not None
     cache = Cache(
         {
@@ -368,15 +324,40 @@ async def test_a_disk_asked_out_is_not_asked_out_again_before_the_vm_shows_the_r
         }
     )
     cluster = Server(raw)
-    reconciler = Reconciler(cache, Executor(cluster), clock=lambda: NOW)
+    return cache, cluster, Reconciler(cache, Executor(cluster), clock=lambda: NOW)
 
-    def removevolumes() -> int:
-        return sum(1 for _, path, _ in cluster.writes if path.endswith("/removevolume"))
 
+def called(cluster: Server, subresource: str) -> int:
+    return sum(1 for _, path, _ in cluster.writes if path.endswith(f"/{subresource}"))
+
+
+async def test_a_disk_asked_for_is_not_asked_again_before_the_vm_shows_the_request() -> None:
+    """virt-api answers addvolume before the VM shows the request; a pass woken meanwhile by
+    another event found the cached VM unchanged and asked again (409, test_disks under load).
+    Once the VM shows it, nothing more is remembered."""
+    raw = raw_wukong({"phase": "Running"}, wukong(disks=_disks(LOGS)))
+    world = running(**{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    cache, cluster, reconciler = volume_calls(raw, world)
+    await reconciler.reconcile("demo/web-1")
+    await reconciler.reconcile("demo/web-1")  # woken by something else; the VM as it was
+    assert called(cluster, "addvolume") == 1
+    requested = {"volumeRequests": [{"addVolumeOptions": {"name": "logs"}}]}
+    cache.objects[kinds.VM.cache]["web-1-vm"] = world.vm | {"status": requested}
+    await reconciler.reconcile("demo/web-1")
+    assert called(cluster, "addvolume") == 1 and reconciler._volume_calls == {}
+
+
+async def test_a_disk_asked_out_is_not_asked_out_again_before_the_vm_shows_the_request() -> None:
+    status = {  # logs is gone from the spec; it is forced out, no guest check
+        "phase": "Running",
+        "volumes": [{"name": "logs", "pvcName": "web-1-logs", "forceDetach": True}],
+    }
+    world = running(plugged=("logs",), **{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    cache, cluster, reconciler = volume_calls(raw_wukong(status), world)
     await reconciler.reconcile("demo/web-1")
     await reconciler.reconcile("demo/web-1")
-    assert removevolumes() == 1
+    assert called(cluster, "removevolume") == 1
     requested = {"volumeRequests": [{"removeVolumeOptions": {"name": "logs"}}]}
     cache.objects[kinds.VM.cache]["web-1-vm"] = world.vm | {"status": requested}
     await reconciler.reconcile("demo/web-1")
-    assert removevolumes() == 1 and reconciler._volume_calls == {}
+    assert called(cluster, "removevolume") == 1 and reconciler._volume_calls == {}
