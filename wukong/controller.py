@@ -30,11 +30,13 @@ from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store
 from wukong.runtime.leader import LeaderElector
 from wukong.runtime.mapping import (
-    NadUsers,
+    Users,
+    clones_named,
     enqueue_launcher_event,
     enqueue_owner,
     enqueue_vmi_owner,
     enqueue_wukong,
+    nads_named,
     split_key,
 )
 from wukong.runtime.metrics import OUTCOMES, Metrics
@@ -115,7 +117,9 @@ class Operator:
         self.refs = resources(settings.namespace)
         kube = Kube(api, on_request=self.metrics.count_api_request)
         self.executor = Executor(kube, host=settings.identity or socket.gethostname())
-        self.reconciler = Reconciler(self.store, self.executor, stall_after=settings.stall_after)
+        self.reconciler = Reconciler(
+            self.store, self.executor, stall_after=settings.stall_after, scope=settings.namespace
+        )
         self.informers = {
             role: Informer(
                 api,
@@ -127,7 +131,8 @@ class Operator:
             )
             for role, ref in self.refs.items()
         }
-        self.nad_users = NadUsers()
+        self.nad_users = Users(nads_named)
+        self.clone_users = Users(clones_named)
         self._wire()
         host, port = settings.probe_host_port
         self.probes = ProbeServer(
@@ -205,7 +210,9 @@ class Operator:
         vmi_owner = enqueue_vmi_owner(add, self.store, kinds.VM.cache)
         self.informers[kinds.VMI.cache].add_handler(vmi_owner)
         self.informers[kinds.WUKONG.cache].add_handler(self.nad_users.track)
-        self.informers[kinds.NAD.cache].add_handler(self._on_nad())
+        self.informers[kinds.NAD.cache].add_handler(self._on_named(self.nad_users))
+        self.informers[kinds.WUKONG.cache].add_handler(self.clone_users.track)
+        self.informers[kinds.PVC.cache].add_handler(self._on_named(self.clone_users, owned=False))
         policy = self._on_policy(kinds.WUKONG.cache)
         self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
         events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)
@@ -221,15 +228,19 @@ class Operator:
 
         return handle
 
-    def _on_nad(self) -> Callable[[str, dict[str, Any]], None]:
-        """A NAD changed: wake its owner, and every Wukong that names it (a user's NAD has
-        no owner; another namespace's NAD is named `namespace/name`)."""
-        owned = enqueue_owner(self.queue.add)
+    def _on_named(
+        self, users: Users, *, owned: bool = True
+    ) -> Callable[[str, dict[str, Any]], None]:
+        """An object a Wukong may name changed (a NAD, a PVC to clone): wake every Wukong
+        that names it, and its owner if `owned` (a user's NAD has no owner; another
+        namespace's object is named `namespace/name`)."""
+        owner = enqueue_owner(self.queue.add)
 
-        def handle(event_type: str, nad: dict[str, Any]) -> None:
-            owned(event_type, nad)
-            meta = nad.get("metadata", {})
-            for key in self.nad_users.users(meta.get("namespace", ""), meta.get("name", "")):
+        def handle(event_type: str, obj: dict[str, Any]) -> None:
+            if owned:
+                owner(event_type, obj)
+            meta = obj.get("metadata", {})
+            for key in users.users(meta.get("namespace", ""), meta.get("name", "")):
                 self.queue.add(key)
 
         return handle

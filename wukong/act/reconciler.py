@@ -69,8 +69,9 @@ class Reader(Protocol):
         """Write-through after our own write, unless the watch already brought something newer."""
 
 
-def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
-    """Gather a Wukong's children from the caches into one frozen `Observed`."""
+def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) -> Observed:
+    """Gather a Wukong's children from the caches into one frozen `Observed`; `scope` is the
+    one namespace the caches watch (`run --namespace`), None for all."""
     ns, name = cr.metadata.namespace, cr.metadata.name
     vm = names.vm_name(name)
 
@@ -89,12 +90,16 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
     nads: dict[str, JsonObj] = {}
     for net in cr.spec.networks:
         ref = net.nad_name or names.nad_name(name, net.name)
-        nad_ns, nad = names.nad_ref(ns, ref)
+        nad_ns, nad = names.object_ref(ns, ref)
         if (obj := store.get(kinds.NAD.cache, nad_ns, nad)) is not None:
             nads[f"{nad_ns}/{nad}"] = obj
     for obj in store.by_label(kinds.NAD.cache, names.LABEL_WUKONG, name):
         if obj["metadata"].get("namespace") == ns:
             nads[f"{ns}/{obj['metadata']['name']}"] = obj
+    clone_sources: dict[str, JsonObj | None] = {}
+    for disk in cr.spec.disks:
+        if (source := disk.clone_source(ns)) is not None and scope in (None, source[0]):
+            clone_sources["/".join(source)] = store.get(kinds.PVC.cache, *source)
     vm_obj = store.get(kinds.VM.cache, ns, vm)
     vmi = store.get(kinds.VMI.cache, ns, vm)
     if vmi is not None and vm_obj is not None and not controlled_by(vmi, vm_obj):
@@ -117,6 +122,7 @@ def observe(store: Reader, cr: Wukong, now: datetime) -> Observed:
         claims=collect(kinds.PVC.cache),
         migrations=collect(kinds.MIGRATION.cache),
         nads=nads,
+        clone_sources=clone_sources,
         storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
         network_policy=store.get(kinds.NETWORK_POLICY.cache, "", POLICY_NAME),
     )
@@ -154,11 +160,14 @@ class Reconciler:
         *,
         stall_after: float = 300.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        scope: str | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
         self.stall_after = stall_after
         self.clock = clock
+        self.scope = scope
+        """The one namespace the caches watch (`run --namespace`); None: all of them."""
         # Per Wukong key, ("add" | "remove", disk) of each answered addvolume/removevolume,
         # with when to stop waiting for the VM to show it (monotonic seconds). Lost with the
         # process: a restarted operator's cache is a fresh list, showing every request made.
@@ -270,7 +279,7 @@ class Reconciler:
         if names.FINALIZER not in finalizers:
             return None
         now = self.clock()
-        seen = observe(self.store, cr, now)
+        seen = observe(self.store, cr, now, self.scope)
         plan = plan_deletion(cr, cr.status, seen, stall_after=self.stall_after)
         outcome = await self.executor.run(raw, plan.actions, stop_on_failure=True)
         self._write_through(outcome)
@@ -305,7 +314,7 @@ class Reconciler:
     def _observe(self, cr: Wukong) -> Observed:
         """What the caches show of the Wukong's children now, with the volume calls this
         operator made that they do not show yet."""
-        seen = observe(self.store, cr, self.clock())
+        seen = observe(self.store, cr, self.clock(), self.scope)
         plugging, unplugging = self._in_flight(_key(cr), seen.vm)
         if plugging or unplugging:
             seen = replace(seen, plugging=plugging, unplugging=unplugging)

@@ -107,9 +107,9 @@ def nad_name(wukong_name: str, network_name: str) -> str:
     return fit(f"{wukong_name}-{network_name}", MAX_NAD_NAME)
 
 
-def nad_ref(namespace: str, ref: str) -> tuple[str, str]:
-    """(namespace, name) of the NAD a network's `nadName` names: 'name' is one in the
-    Wukong's own `namespace`, 'other/name' one in another."""
+def object_ref(namespace: str, ref: str) -> tuple[str, str]:
+    """(namespace, name) of the object a reference names (a network's `nadName`, a disk's
+    `cloneFrom`): 'name' is one in the Wukong's own `namespace`, 'other/name' one in another."""
     nad_namespace, _, name = ref.rpartition("/")
     return nad_namespace or namespace, name
 

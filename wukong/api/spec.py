@@ -29,7 +29,7 @@ from wukong.api.guest import (
     KeyPropagation,
     SshKey,
 )
-from wukong.api.names import POD_NETWORK_NAME
+from wukong.api.names import POD_NETWORK_NAME, object_ref
 from wukong.api.placement import (
     HOTPLUG_ALIGNMENT,
     HOTPLUG_MIN_MEMORY,
@@ -67,6 +67,8 @@ MIN_DISK_SIZE = "1Mi"
 # threads and maxSockets) `format: int32`, and the API server refuses a larger VM.
 MAX_CPU = 2**31 - 1
 BRIDGE_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
+# 'name' or 'namespace/name' of an object in the Wukong's namespace or another one.
+OBJECT_REF_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
 def _at_least(minimum: str, what: str, why: str, example: str) -> tuple[Any, dict[str, Any]]:
@@ -164,7 +166,9 @@ class DetachOptions(WireModel):
     """Keep the PVC after detaching instead of deleting it."""
 
 
+_ONE_SOURCE = "a disk is imported (image) or cloned (cloneFrom), not both: drop one"
 _DISK_RULES = rules(
+    ("!has(self.image) || !has(self.cloneFrom)", _ONE_SOURCE),
     (
         "!isQuantity(self.size) || !isQuantity(oldSelf.size)"
         " || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",
@@ -175,6 +179,11 @@ _DISK_RULES = rules(
         # succeeded (the way out of a failed import) and ignores it after that.
         "has(self.image) == has(oldSelf.image)",
         "a disk cannot switch between blank and imported; add a new disk instead",
+    ),
+    (
+        # The source may change (a clone that never finished is made again from the new one).
+        "has(self.cloneFrom) == has(oldSelf.cloneFrom)",
+        "a disk cannot switch between blank, imported and cloned; add a new disk instead",
     ),
     (
         "has(self.storageClassName) == has(oldSelf.storageClassName)"
@@ -189,8 +198,31 @@ _DISK_RULES = rules(
 )
 
 
+def _ref_check(kind: str) -> AfterValidator:
+    """Checks 'name' (in the Wukong's namespace) or 'namespace/name' of a `kind`."""
+
+    def check(value: str) -> str:
+        namespace, _, name = value.rpartition("/")
+        if len(name) > 253 or len(namespace) > 63 or not re.fullmatch(OBJECT_REF_PATTERN, value):
+            raise ValueError(
+                f"'{value}' is not a {kind} name: use 'name' for a {kind} in this namespace or "
+                "'namespace/name' for one in another namespace (lowercase letters, digits, "
+                "'-', '.')"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+_OBJECT_REF = WithJsonSchema({"type": "string", "pattern": OBJECT_REF_PATTERN, "maxLength": 317})
+CloneRef = Annotated[str, _ref_check("PVC"), _OBJECT_REF]
+"""An existing PVC to copy: 'name' in the Wukong's namespace, or 'namespace/name'."""
+NadRef = Annotated[str, _ref_check("NAD"), _OBJECT_REF]
+"""An existing NAD: 'name' in the Wukong's namespace, or 'namespace/name' (issue 15)."""
+
+
 class DiskSpec(WireModel):
-    """One disk of the VM: an imported image (DataVolume) or a blank PVC."""
+    """One disk of the VM: an imported image or a cloned PVC (DataVolume), or a blank PVC."""
 
     model_config = ConfigDict(json_schema_extra=_DISK_RULES)
 
@@ -200,6 +232,9 @@ class DiskSpec(WireModel):
     """Requested size, e.g. 20Gi; it may grow later but never shrink."""
     image: ImageSource | None = None
     """docker://registry/image (container disk) or http(s):// URL to import; none = blank."""
+    clone_from: CloneRef | None = None
+    """An existing PVC to copy (a golden image), 'name' or 'namespace/name'; CDI clones it.
+    Another namespace's PVC needs CDI's clone permission there (datavolumes/source)."""
     storage_class_name: ObjectName | None = None
     """StorageClass of the PVC; the cluster default when unset."""
     boot: bool = False
@@ -226,17 +261,34 @@ class DiskSpec(WireModel):
             raise ValueError(f"'{value}' is not an image source: {problem}")
         return value
 
+    @model_validator(mode="after")
+    def _one_source(self) -> DiskSpec:
+        if self.image is not None and self.clone_from is not None:
+            raise ValueError(_ONE_SOURCE)
+        return self
+
     @property
     def size_bytes(self) -> int:
         """The size in whole bytes."""
         return parse_bytes(self.size)
 
     @property
-    def source(self) -> Literal["registry", "http", "blank"]:
+    def source(self) -> Literal["registry", "http", "clone", "blank"]:
         """Where the disk's content comes from."""
+        if self.clone_from is not None:
+            return "clone"
         if self.image is None:
             return "blank"
         return "registry" if self.image.startswith("docker://") else "http"
+
+    @property
+    def populated(self) -> bool:
+        """CDI fills the disk (a DataVolume): imported or cloned, not blank."""
+        return self.image is not None or self.clone_from is not None
+
+    def clone_source(self, namespace: str) -> tuple[str, str] | None:
+        """(namespace, name) of the PVC this disk copies; a bare name is in `namespace`."""
+        return None if self.clone_from is None else object_ref(namespace, self.clone_from)
 
     @property
     def detach(self) -> DetachOptions:
@@ -257,27 +309,6 @@ _BRIDGE_ONLY = (
     "only type 'bridge' is supported: macvlan and ipvlan cannot carry KubeVirt's bridge binding "
     "(the MAC address moves into the guest); use a Linux bridge or an existing NAD via nadName"
 )
-
-
-NAD_REF_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-
-
-def _nad_ref(value: str) -> str:
-    namespace, _, name = value.rpartition("/")
-    if len(name) > 253 or len(namespace) > 63 or not re.fullmatch(NAD_REF_PATTERN, value):
-        raise ValueError(
-            f"'{value}' is not a NAD name: use 'name' for a NAD in this namespace or "
-            "'namespace/name' for one in another namespace (lowercase letters, digits, '-', '.')"
-        )
-    return value
-
-
-NadRef = Annotated[
-    str,
-    AfterValidator(_nad_ref),
-    WithJsonSchema({"type": "string", "pattern": NAD_REF_PATTERN, "maxLength": 317}),
-]
-"""An existing NAD: 'name' in the Wukong's namespace, or 'namespace/name' (issue 15)."""
 
 
 class NetworkSpec(WireModel):

@@ -188,6 +188,13 @@ def _edits(spec: WukongSpec, old: WukongSpec) -> list[Problem]:
     return problems
 
 
+def _content(disk: DiskSpec) -> str:
+    """Where a disk's data comes from, in words."""
+    if disk.clone_from:
+        return f"a clone of {disk.clone_from}"
+    return disk.image or "blank"
+
+
 def _disk_edit(field: str, disk: DiskSpec, old: DiskSpec) -> list[Problem]:
     problems = []
     if parse_quantity(disk.size) < parse_quantity(old.size):
@@ -199,12 +206,12 @@ def _disk_edit(field: str, disk: DiskSpec, old: DiskSpec) -> list[Problem]:
                 "or more",
             )
         )
-    if bool(disk.image) != bool(old.image):
+    if (bool(disk.image), bool(disk.clone_from)) != (bool(old.image), bool(old.clone_from)):
         problems.append(
             Problem(
-                f"{field}.image",
-                f"disk '{disk.name}' cannot switch from {old.image or 'blank'} to "
-                f"{disk.image or 'blank'}: add a new disk instead",
+                f"{field}.cloneFrom" if disk.clone_from or old.clone_from else f"{field}.image",
+                f"disk '{disk.name}' cannot switch from {_content(old)} to {_content(disk)}: "
+                "add a new disk instead",
             )
         )
     if disk.storage_class_name != old.storage_class_name:

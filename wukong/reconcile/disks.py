@@ -50,6 +50,8 @@ CLAIM_CONFLICT = "ClaimConflict"
 NODE_RESIZE_PENDING = "NodeResizePending"
 """A grown claim's filesystem waits for the kubelet (the PVC's FileSystemResizePending)."""
 STORAGE_CLASS_NOT_FOUND = "StorageClassNotFound"
+CLONE_SOURCE_NOT_FOUND = "CloneSourceNotFound"
+CLONE_SOURCE_TOO_BIG = "CloneSourceTooBig"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 # DataVolume phases that mean "provisioning will go on once a VM uses the disk".
 WAITS_FOR_CONSUMER = {"WaitForFirstConsumer", "PendingPopulation"}
@@ -101,12 +103,12 @@ def vm_disk(disk: DiskSpec, *, boot: bool = False) -> JsonObj:
 
 
 def volume_source(cr: Wukong, disk: DiskSpec, *, hotpluggable: bool = False) -> JsonObj:
-    """The VM volume for a disk: a DataVolume when imported, else the PVC."""
+    """The VM volume for a disk: a DataVolume when imported or cloned, else the PVC."""
     claim = names.disk_claim_name(cr.metadata.name, disk.name)
-    source: JsonObj = {"name": claim} if disk.image else {"claimName": claim}
+    source: JsonObj = {"name": claim} if disk.populated else {"claimName": claim}
     if hotpluggable:
         source["hotpluggable"] = True
-    key = "dataVolume" if disk.image else "persistentVolumeClaim"
+    key = "dataVolume" if disk.populated else "persistentVolumeClaim"
     return {"name": disk.name, key: source}
 
 
@@ -122,12 +124,19 @@ def _storage(disk: DiskSpec) -> JsonObj:
     return storage
 
 
-def build_data_volume(cr: Wukong, disk: DiskSpec) -> JsonObj:
-    """A CDI DataVolume importing `disk.image` (docker:// registry or http(s) URL)."""
+def data_volume_source(cr: Wukong, disk: DiskSpec) -> JsonObj:
+    """CDI's `spec.source` for a disk: a registry or http import, or a PVC clone."""
+    if (ref := disk.clone_source(cr.metadata.namespace)) is not None:
+        return {"pvc": {"namespace": ref[0], "name": ref[1]}}
     image = disk.image or ""
-    source = (
-        {"registry": {"url": image}} if image.startswith("docker://") else {"http": {"url": image}}
-    )
+    kind = "registry" if image.startswith("docker://") else "http"
+    return {kind: {"url": image}}
+
+
+def build_data_volume(cr: Wukong, disk: DiskSpec) -> JsonObj:
+    """A CDI DataVolume importing `disk.image` (docker:// registry or http(s) URL) or cloning
+    the PVC `disk.cloneFrom` names."""
+    source = data_volume_source(cr, disk)
     claim = names.disk_claim_name(cr.metadata.name, disk.name)
     return {
         "apiVersion": f"{names.CDI_GROUP}/{names.CDI_VERSION}",
@@ -267,12 +276,64 @@ def _pending_words(disk: DiskSpec, claim: JsonObj | None, seen: Observed) -> str
     return f"Pending: {disk.size} from {where} not provisioned yet"
 
 
-def _source_url(dv: JsonObj) -> str | None:
-    """The image a DataVolume imports (registry or http source)."""
-    source = dv.get("spec", {}).get("source") or {}
+def _clone_words(cr: Wukong, disk: DiskSpec, seen: Observed) -> str | None:
+    """What a clone's DataVolume without a claim waits for: CDI makes none until its source
+    exists, and says so only in an Event."""
+    if (ref := disk.clone_source(cr.metadata.namespace)) is None:
+        return None
+    unseen = "/".join(ref) not in seen.clone_sources
+    return f"Pending: CDI clones PVC '{ref[1]}' in namespace '{ref[0]}' once it exists" + (
+        " (a namespace this operator does not watch)" if unseen else ""
+    )
+
+
+def _source_key(source: JsonObj, namespace: str) -> tuple[str, ...] | None:
+    """What a DataVolume source reads: the image URL, or the cloned PVC (namespace, name).
+    Only those fields: CDI may add others (a registry's pullMethod) to what it stores."""
+    if pvc := source.get("pvc"):
+        return (str(pvc.get("namespace") or namespace), str(pvc.get("name")))
     for kind in ("registry", "http"):
         if url := (source.get(kind) or {}).get("url"):
-            return str(url)
+            return (str(url),)
+    return None
+
+
+def _source_changed(cr: Wukong, disk: DiskSpec, dv: JsonObj) -> bool:
+    """The DataVolume imports or clones something other than what the disk names now."""
+    ns = cr.metadata.namespace
+    had = _source_key(dv.get("spec", {}).get("source") or {}, ns)
+    return had is not None and had != _source_key(data_volume_source(cr, disk), ns)
+
+
+def _changed_words(disk: DiskSpec, namespace: str) -> str:
+    if (ref := disk.clone_source(namespace)) is not None:
+        return f"clone source changed to {'/'.join(ref)} after the clone finished"
+    return f"image changed to {disk.image} after the import finished"
+
+
+def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str] | None:
+    """(reason, message) when the PVC a disk clones cannot be cloned into it as things
+    stand: it does not exist (CDI would wait for it), or it is bigger than the disk (a clone
+    is at least as big as its source). None for any other disk, and for a source this
+    operator cannot see."""
+    if (ref := disk.clone_source(cr.metadata.namespace)) is None:
+        return None
+    key = "/".join(ref)
+    if key not in seen.clone_sources:
+        return None  # a namespace this operator does not watch: CDI checks and waits
+    source = seen.clone_sources[key]
+    where = f"PVC '{ref[1]}' in namespace '{ref[0]}'"
+    if source is None:
+        return CLONE_SOURCE_NOT_FOUND, (
+            f"disk '{disk.name}' clones {where}, which does not exist: create it (the clone "
+            "starts when it appears), or name an existing PVC in cloneFrom"
+        )
+    wanted = _requested(source)
+    if wanted is not None and parse_quantity(wanted) > parse_quantity(disk.size):
+        return CLONE_SOURCE_TOO_BIG, (
+            f"disk '{disk.name}' is {disk.size}, smaller than {where} it clones ({wanted}): "
+            f"a clone is at least as big as its source; set size to {wanted} or more"
+        )
     return None
 
 
@@ -299,13 +360,15 @@ class _Disk:
     volume: VolumeStatus
     problem: str | None
     blocked: Blocked | None = None
+    refusal: tuple[str, str] | None = None
+    """(reason, message) of a disk that cannot be made as the spec says (clone_problem)."""
 
 
 def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) -> _Disk:
     claim = names.disk_claim_name(cr.metadata.name, disk.name)
     uid = cr.metadata.uid
     pvc = seen.claims.get(claim)
-    dv = seen.data_volumes.get(claim) if disk.image else None
+    dv = seen.data_volumes.get(claim) if disk.populated else None
     volume = VolumeStatus(
         name=disk.name,
         pvc_name=claim,
@@ -331,7 +394,7 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
     def adoption(kind: ChildKind) -> JsonObj:
         if kind == "DataVolume":
             return adopt_patch(cr, disk.name)
-        if disk.image and dv is None:  # its DataVolume was deleted: CDI takes it over anew
+        if disk.populated and dv is None:  # its DataVolume was deleted: CDI takes it anew
             return adopt_for_data_volume_patch(cr, disk.name, claim)
         return adopt_patch(cr, disk.name, claim_owner)
 
@@ -345,24 +408,28 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
         adopt.append(Emit("Normal", "DiskAdopted", told))
         return _Disk(adopt, at("Adopting"), "adopting the retained disk")
     message: str | None = None
-    if disk.image:
+    if disk.populated:
         if dv is None:
             if pvc is not None and not held_by(pvc, uid):
                 return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
+            if (refused := clone_problem(cr, disk, seen)) is not None:
+                # Not created yet: CDI's DataVolume cannot change, so one made now would be
+                # stuck with a size or a source that cannot work.
+                return _Disk([], at("Pending", message=refused[1]), refused[1], refusal=refused)
             create = CreateChild("DataVolume", _born_held(build_data_volume(cr, disk), cr, disk))
             return _Disk([create], at("Pending"), "being created")
         if not held_by(dv, uid):
             return _Disk([], at("Conflict"), _conflict("DataVolume", claim, dv))
         if being_deleted(dv):
             return _Disk([], at("Replacing"), "the previous import is being removed")
-        if _source_url(dv) not in (None, disk.image):
+        if _source_changed(cr, disk, dv):
             if (dv.get("status") or {}).get("phase") != "Succeeded":
                 # The way out of a failed import: the user fixes the image, we import again.
                 again = DeleteChild("DataVolume", claim, dv["metadata"].get("uid"), foreground=True)
                 return _Disk([again], at("Replacing"), "re-importing the new image")
             message = (
-                f"image changed to {disk.image} after the import finished: the disk keeps its "
-                "data; add a new disk to use the new image"
+                f"{_changed_words(disk, cr.metadata.namespace)}: the disk keeps its data; add "
+                "a new disk to use the new one"
             )
         dv_status = dv.get("status", {})
         phase = str(dv_status.get("phase") or "Pending")
@@ -386,8 +453,8 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
     actions: list[Action] = []
     # The disk's ownership follows deleteOptions (children.hold_patch): the DataVolume of an
     # imported disk (CDI's claim follows it), a blank disk's claim.
-    owner_kind: ChildKind = "DataVolume" if disk.image else "PersistentVolumeClaim"
-    held = dv if disk.image else pvc
+    owner_kind: ChildKind = "DataVolume" if disk.populated else "PersistentVolumeClaim"
+    held = dv if disk.populated else pvc
     keep = bool(cr.spec.delete_options and cr.spec.delete_options.keeps(disk.name))
     if held is not None and (hold := hold_patch(held, cr, keep)) is not None:
         why = "hold a kept disk by label" if keep else "own the disk"
@@ -403,7 +470,8 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
         grow, blocked, volume = _grow(disk, claim, pvc, seen, volume, old)
         actions += grow
     if not done and phase == "Pending":
-        phase = _pending_words(disk, pvc, seen)
+        waits = _clone_words(cr, disk, seen) if pvc is None else None
+        phase = waits or _pending_words(disk, pvc, seen)
     return _Disk(actions, volume, None if done else phase, blocked)
 
 
@@ -514,6 +582,7 @@ def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> Disk
     failed: list[str] = []
     conflicts: list[str] = []
     no_class: list[str] = []
+    refused: list[tuple[str, str]] = []
     usable: set[str] = set()
     for disk in cr.spec.disks:
         one = _disk(cr, disk, seen, old.get(disk.name))
@@ -526,6 +595,8 @@ def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> Disk
             failed.append(f"disk '{disk.name}': {one.problem}")
         elif volume.phase == "Conflict":
             conflicts.append(f"disk '{disk.name}': {one.problem}")
+        elif one.refusal is not None:
+            refused.append(one.refusal)
         elif one.problem and (why := _stuck(disk, seen.claims.get(claim), seen)):
             no_class.append(f"disk '{disk.name}': {why}")
             volume = volume.model_copy(update={"message": why})
@@ -539,6 +610,9 @@ def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> Disk
     elif conflicts:
         message = "; ".join(conflicts) + ": rename this Wukong or that disk, or remove the other"
         cond = Cond(VOLUMES_BOUND, False, CLAIM_CONFLICT, message)
+    elif refused:
+        reason = min(r for r, _ in refused)  # CloneSourceNotFound before CloneSourceTooBig
+        cond = Cond(VOLUMES_BOUND, False, reason, "; ".join(m for _, m in refused))
     elif no_class:
         cond = Cond(VOLUMES_BOUND, False, STORAGE_CLASS_NOT_FOUND, "; ".join(no_class))
     elif waiting:
@@ -549,7 +623,7 @@ def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> Disk
         tuple(actions),
         tuple(volumes),
         (cond, *resize_conditions(tuple(volumes), blocked, seen)),
-        ready=not (waiting or failed or conflicts or no_class),
+        ready=not (waiting or failed or conflicts or no_class or refused),
         failed="; ".join(failed) or None,
         usable=frozenset(usable),
     )

@@ -29,7 +29,7 @@ class NetworkPlan:
 
 def _lookup(ref: str, namespace: str, seen: Observed) -> JsonObj | None:
     """A NAD named `ref` ('name' or 'namespace/name') in the cache."""
-    ns, name = names.nad_ref(namespace, ref)
+    ns, name = names.object_ref(namespace, ref)
     return seen.nads.get(f"{ns}/{name}")
 
 
@@ -46,7 +46,7 @@ def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:
                 NetworkStatus(name=net.name, nad_name=net.nad_name, owned_by_wukong=False)
             )
             if _lookup(net.nad_name, namespace, seen) is None:
-                ns, nad_name = names.nad_ref(namespace, net.nad_name)
+                ns, nad_name = names.object_ref(namespace, net.nad_name)
                 missing.append(f"network '{net.name}' needs NAD '{nad_name}' in namespace '{ns}'")
             continue
         nad = names.nad_name(cr.metadata.name, net.name)

@@ -19,6 +19,10 @@ class Observed:
     data_volumes: Mapping[str, JsonObj] = field(default_factory=dict)
     claims: Mapping[str, JsonObj] = field(default_factory=dict)
     nads: Mapping[str, JsonObj] = field(default_factory=dict)
+    clone_sources: Mapping[str, JsonObj | None] = field(default_factory=dict)
+    """The PVCs the disks clone (`cloneFrom`), by "namespace/name"; None for one that does
+    not exist. One in a namespace the caches do not watch (`run --namespace`) is absent:
+    not known."""
     storage_classes: Mapping[str, JsonObj] = field(default_factory=dict)
     migrations: Mapping[str, JsonObj] = field(default_factory=dict)
     """The VirtualMachineInstanceMigrations the Wukong owns, by name."""

@@ -112,7 +112,7 @@ def network_refusals(
     for net in cr.spec.networks:
         if net.nad_name:
             if foreign_namespace(net.nad_name, namespace) is None:
-                _, name = names.nad_ref(namespace, net.nad_name)
+                _, name = names.object_ref(namespace, net.nad_name)
                 nad = (nads or {}).get(f"{namespace}/{name}")
                 if nad is not None and made_by_wukong(nad):
                     if (why := _made_nad_refusal(net, rules, nad)) is not None:

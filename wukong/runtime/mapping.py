@@ -11,7 +11,7 @@ from wukong.api.names import (
     KIND,
     KUBEVIRT_GROUP,
     LABEL_WUKONG,
-    nad_ref,
+    object_ref,
     wukong_of_vm_name,
 )
 from wukong.runtime.cache import Store, labels_of, object_name
@@ -120,28 +120,47 @@ def enqueue_launcher_event(
     return handle
 
 
-class NadUsers:
-    """Which Wukongs name which NetworkAttachmentDefinition (`spec.networks[].nadName`),
-    kept up to date from the Wukong watch: a NAD event wakes exactly the Wukongs that use it,
-    without scanning every Wukong (a scan per NAD event made a create of N Wukongs cost
-    N² checks). A `nadName` without a namespace means the Wukong's own."""
+def nads_named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+    """The NADs a Wukong's spec names (`networks[].nadName`); a bare name is its own
+    namespace's."""
+    networks = spec.get("networks") or []
+    return frozenset(
+        object_ref(namespace, str(net["nadName"]))
+        for net in networks
+        if isinstance(net, Mapping) and net.get("nadName")
+    )
 
-    def __init__(self) -> None:
+
+def clones_named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+    """The PVCs a Wukong's disks clone (`disks[].cloneFrom`), the same way."""
+    disks = spec.get("disks") or []
+    return frozenset(
+        object_ref(namespace, str(disk["cloneFrom"]))
+        for disk in disks
+        if isinstance(disk, Mapping) and disk.get("cloneFrom")
+    )
+
+
+class Users:
+    """Which Wukongs name which object of another kind (`named`: the (namespace, name)
+    pairs a spec names), kept up to date from the Wukong watch: an event on that object
+    wakes exactly the Wukongs that name it, without scanning every Wukong (a scan per NAD
+    event made a create of N Wukongs cost N² checks)."""
+
+    def __init__(
+        self, named: Callable[[str, Mapping[str, Any]], frozenset[tuple[str, str]]]
+    ) -> None:
+        self._named = named
         self._users: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._refs: dict[str, frozenset[tuple[str, str]]] = {}
 
     def track(self, event_type: str, cr: Mapping[str, Any]) -> None:
-        """Informer handler for Wukongs: note the NADs `cr` names now."""
+        """Informer handler for Wukongs: note the objects `cr` names now."""
         key = key_of(cr)
         namespace, _ = object_name(cr)
         refs: frozenset[tuple[str, str]] = frozenset()
         if event_type != "DELETED":
-            networks = (cr.get("spec") or {}).get("networks") or []
-            refs = frozenset(
-                nad_ref(namespace, str(net["nadName"]))
-                for net in networks
-                if isinstance(net, Mapping) and net.get("nadName")
-            )
+            refs = self._named(namespace, cr.get("spec") or {})
         old = self._refs.pop(key, frozenset())
         for ref in old - refs:
             users = self._users[ref]
@@ -154,5 +173,5 @@ class NadUsers:
             self._refs[key] = refs
 
     def users(self, namespace: str, name: str) -> list[str]:
-        """Keys of the Wukongs that name NAD `namespace/name`."""
+        """Keys of the Wukongs that name `namespace/name`."""
         return sorted(self._users.get((namespace, name), ()))

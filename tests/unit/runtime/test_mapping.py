@@ -102,13 +102,13 @@ def test_a_kubelet_event_on_a_launcher_pod_wakes_the_wukong_of_its_vmi() -> None
 
 
 def test_a_nad_wakes_the_wukongs_that_name_it_in_its_own_namespace() -> None:
-    from wukong.runtime.mapping import NadUsers
+    from wukong.runtime.mapping import Users, nads_named
 
     def cr(name: str, namespace: str, *refs: str) -> dict[str, Any]:
         nets = [{"name": f"n{i}", "nadName": ref} for i, ref in enumerate(refs)]
         return {"metadata": {"name": name, "namespace": namespace}, "spec": {"networks": nets}}
 
-    users = NadUsers()
+    users = Users(nads_named)
     users.track("ADDED", cr("a", "team-a", "storage", "infra/shared"))
     users.track("ADDED", cr("b", "team-b", "storage"))
     users.track("ADDED", cr("c", "team-b", "infra/shared", "team-b/storage"))
@@ -122,3 +122,22 @@ def test_a_nad_wakes_the_wukongs_that_name_it_in_its_own_namespace() -> None:
     assert users.users("infra", "shared") == []
     assert users.users("team-b", "storage") == ["team-b/b", "team-b/c"]
     assert users.users("team-a", "storage") == []
+
+
+def test_a_pvc_wakes_the_wukongs_that_clone_it() -> None:
+    from wukong.runtime.mapping import Users, clones_named
+
+    def cr(name: str, namespace: str, *refs: str) -> dict[str, Any]:
+        disks = [{"name": f"d{i}", "size": "1Gi", "cloneFrom": r} for i, r in enumerate(refs)]
+        disks.append({"name": "blank", "size": "1Gi"})
+        return {"metadata": {"name": name, "namespace": namespace}, "spec": {"disks": disks}}
+
+    users = Users(clones_named)
+    users.track("ADDED", cr("a", "team-a", "golden/fedora", "base"))
+    users.track("ADDED", cr("b", "team-b", "golden/fedora"))
+    assert users.users("golden", "fedora") == ["team-a/a", "team-b/b"]
+    assert users.users("team-a", "base") == ["team-a/a"]
+    assert users.users("team-a", "blank") == []
+    users.track("DELETED", cr("a", "team-a", "golden/fedora", "base"))
+    assert users.users("golden", "fedora") == ["team-b/b"]
+    assert users.users("team-a", "base") == []

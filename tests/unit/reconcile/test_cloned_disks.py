@@ -1,0 +1,196 @@
+"""A disk cloned from an existing PVC (`cloneFrom`): CDI's DataVolume, made only when the
+source exists and fits, and the disk's story while it does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.reconcile.world import (
+    NOW,
+    NS,
+    bound_pvc,
+    decide,
+    imported_dv,
+    ready_children,
+    wukong,
+)
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import CreateChild, DeleteChild, Emit
+
+GOLDEN = {
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": "fedora-40", "namespace": "golden", "uid": "golden-uid"},
+    "spec": {"resources": {"requests": {"storage": "10Gi"}}},
+    "status": {"phase": "Bound", "capacity": {"storage": "10Gi"}},
+}
+
+
+def cloned(source: str = "golden/fedora-40", size: str = "20Gi") -> Wukong:
+    """web-1 whose system disk clones `source`."""
+    return wukong(
+        disks=[
+            {"name": "system", "size": size, "cloneFrom": source},
+            {"name": "data", "size": "100Gi"},
+        ]
+    )
+
+
+def _cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def _created(actions: list[Any]) -> dict[str, dict[str, Any]]:
+    return {a.body["metadata"]["name"]: a.body for a in actions if isinstance(a, CreateChild)}
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [("golden/fedora-40", ("golden", "fedora-40")), ("fedora-40", (NS, "fedora-40"))],
+)
+def test_a_cloned_disk_is_a_data_volume_with_a_pvc_source(
+    source: str, where: tuple[str, str]
+) -> None:
+    golden = {**GOLDEN, "metadata": {**GOLDEN["metadata"], "namespace": where[0]}}
+    world = ready_children(data_volumes={}, claims={}, clone_sources={"/".join(where): golden})
+    plan = decide(cloned(source), {}, world)
+    dv = _created(plan.actions)["web-1-system"]
+    assert dv["kind"] == "DataVolume"
+    assert dv["spec"]["source"] == {"pvc": {"namespace": where[0], "name": where[1]}}
+    assert dv["spec"]["storage"]["resources"]["requests"]["storage"] == "20Gi"
+    assert _created(plan.actions)["web-1-data"]["kind"] == "PersistentVolumeClaim"
+
+
+def test_the_vm_uses_a_cloned_disk_through_its_data_volume() -> None:
+    world = ready_children(
+        clone_sources={"golden/fedora-40": GOLDEN},
+        data_volumes={"web-1-system": imported_dv()},
+    )
+    plan = decide(cloned(), {"phase": "Creating"}, world)
+    vm = next(a.body for a in plan.actions if isinstance(a, CreateChild))
+    volumes = vm["spec"]["template"]["spec"]["volumes"]
+    assert volumes[0] == {"name": "system", "dataVolume": {"name": "web-1-system"}}
+
+
+def test_a_missing_source_is_waited_for_without_a_data_volume() -> None:
+    world = ready_children(data_volumes={}, claims={}, clone_sources={"golden/fedora-40": None})
+    plan = decide(cloned(), {}, world)
+    assert "web-1-system" not in _created(plan.actions)  # the blank disk is made meanwhile
+    assert "web-1-data" in _created(plan.actions)
+    cond = _cond(plan.status, "VolumesBound")
+    assert (cond["status"], cond["reason"]) == ("False", "CloneSourceNotFound")
+    assert cond["message"] == (
+        "disk 'system' clones PVC 'fedora-40' in namespace 'golden', which does not exist: "
+        "create it (the clone starts when it appears), or name an existing PVC in cloneFrom"
+    )
+    assert plan.status["volumes"][0]["message"] == cond["message"]
+    warnings = [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert [w.reason for w in warnings] == ["CloneSourceNotFound"]
+
+
+def test_a_source_bigger_than_the_disk_is_refused_before_cdi_sees_it() -> None:
+    big = {**GOLDEN, "spec": {"resources": {"requests": {"storage": "30Gi"}}}}
+    world = ready_children(data_volumes={}, claims={}, clone_sources={"golden/fedora-40": big})
+    plan = decide(cloned(), {}, world)
+    assert "web-1-system" not in _created(plan.actions)
+    cond = _cond(plan.status, "VolumesBound")
+    assert cond["reason"] == "CloneSourceTooBig"
+    assert cond["message"] == (
+        "disk 'system' is 20Gi, smaller than PVC 'fedora-40' in namespace 'golden' it clones "
+        "(30Gi): a clone is at least as big as its source; set size to 30Gi or more"
+    )
+    # The same size, in other units, fits.
+    fits = {**GOLDEN, "spec": {"resources": {"requests": {"storage": "20480Mi"}}}}
+    world = ready_children(data_volumes={}, claims={}, clone_sources={"golden/fedora-40": fits})
+    assert "web-1-system" in _created(decide(cloned(), {}, world).actions)
+
+
+def test_a_clone_in_progress_is_provisioning_and_a_lost_source_does_not_stop_it() -> None:
+    dv = imported_dv(phase="CloneInProgress", progress="40.00%")
+    dv["spec"] = {"source": {"pvc": {"namespace": "golden", "name": "fedora-40"}}}
+    plan = decide(
+        cloned(), {"phase": "Creating"}, ready_children(data_volumes={"web-1-system": dv})
+    )
+    assert not any(isinstance(a, DeleteChild) for a in plan.actions)
+    assert plan.status["volumes"][0]["phase"] == "CloneInProgress"
+    assert plan.status["volumes"][0]["progress"] == "40.00%"
+    assert _cond(plan.status, "VolumesBound")["reason"] == "Provisioning"
+
+
+def test_a_changed_source_clones_again_until_the_clone_is_done() -> None:
+    def pass_with(phase: str) -> list[Any]:
+        dv = imported_dv(phase=phase)
+        dv["spec"] = {"source": {"pvc": {"namespace": "golden", "name": "fedora-39"}}}
+        world = ready_children(
+            data_volumes={"web-1-system": dv}, clone_sources={"golden/fedora-40": GOLDEN}
+        )
+        return decide(cloned(), {"phase": "Creating"}, world).actions
+
+    again = [a for a in pass_with("CloneScheduled") if isinstance(a, DeleteChild)]
+    assert [(a.kind, a.name) for a in again] == [("DataVolume", "web-1-system")]
+    assert not any(isinstance(a, DeleteChild) for a in pass_with("Succeeded"))
+
+
+def test_a_registry_source_with_fields_cdi_added_is_not_a_changed_image() -> None:
+    dv = imported_dv(phase="ImportInProgress", progress="10.00%")
+    image = "docker://quay.io/containerdisks/fedora:40"
+    dv["spec"] = {"source": {"registry": {"url": image, "pullMethod": "pod"}}}
+    plan = decide(
+        wukong(), {"phase": "Creating"}, ready_children(data_volumes={"web-1-system": dv})
+    )
+    assert not any(isinstance(a, DeleteChild) for a in plan.actions)
+
+
+def test_a_bound_clone_with_its_source_deleted_since_is_ready() -> None:
+    world = ready_children(
+        data_volumes={"web-1-system": imported_dv()},
+        claims={
+            "web-1-system": bound_pvc("web-1-system", "20Gi"),
+            "web-1-data": bound_pvc("web-1-data"),
+        },
+    )
+    plan = decide(cloned(), {"phase": "Creating"}, world)
+    assert _cond(plan.status, "VolumesBound")["status"] == "True"
+
+
+def test_a_source_the_operator_does_not_watch_is_left_to_cdi() -> None:
+    # `run --namespace demo`: golden/fedora-40 is not in the caches, neither found nor missing.
+    plan = decide(cloned(), {}, ready_children(data_volumes={}, claims={}, clone_sources={}))
+    assert "web-1-system" in _created(plan.actions)
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        pytest.param(None, {"golden/fedora-40": GOLDEN, f"{NS}/base": None}, id="all-namespaces"),
+        pytest.param(NS, {f"{NS}/base": None}, id="run-namespace"),
+    ],
+)
+def test_the_pass_sees_the_sources_its_caches_can_show(
+    scope: str | None, expected: dict[str, Any]
+) -> None:
+    """A source in a namespace the caches do not watch is absent: neither found nor missing."""
+    from tests.unit.reconcile.test_settle import Cache
+    from wukong.act.reconciler import observe
+    from wukong.api import kinds
+
+    cr = wukong(
+        disks=[
+            {"name": "system", "size": "20Gi", "cloneFrom": "golden/fedora-40"},
+            {"name": "data", "size": "20Gi", "cloneFrom": "base"},
+        ]
+    )
+    cache = Cache({kinds.PVC.cache: [GOLDEN]})
+    assert dict(observe(cache, cr, NOW, scope).clone_sources) == expected
+
+
+def test_a_clone_cdi_has_not_started_says_what_it_waits_for() -> None:
+    dv = imported_dv(phase="")
+    dv["spec"] = {"source": {"pvc": {"namespace": "golden", "name": "fedora-40"}}}
+    world = ready_children(data_volumes={"web-1-system": dv}, claims={}, clone_sources={})
+    plan = decide(cloned(), {"phase": "Creating"}, world)
+    assert (
+        "system (Pending: CDI clones PVC 'fedora-40' in namespace 'golden' once it exists"
+        in (_cond(plan.status, "VolumesBound")["message"])
+    )
