@@ -24,6 +24,7 @@ from wukong.errors import Forbidden
 from wukong.testing._assets import kubectl_binary
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
+from wukong.testing.namespaces import temporary_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -68,6 +69,7 @@ CLUSTER_VERBS = (
     )
     | grants("subresources.kubevirt.io", "virtualmachineinstances/filesystemlist", ("get",))
     | grants("cdi.kubevirt.io", "datavolumes", MANAGE)
+    | grants("cdi.kubevirt.io", "datavolumes/source", ("create",))
     | grants("", "persistentvolumeclaims", MANAGE)
     | grants("", "events", ("create", "list", "watch"))
     | grants("k8s.cni.cncf.io", "network-attachment-definitions", MANAGE)
@@ -172,6 +174,8 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
         ("ValidatingAdmissionPolicyBinding", "wukong-network-policy"),
         ("ValidatingAdmissionPolicy", "wukong-secret-references"),
         ("ValidatingAdmissionPolicyBinding", "wukong-secret-references"),
+        ("ValidatingAdmissionPolicy", "wukong-clone-sources"),
+        ("ValidatingAdmissionPolicyBinding", "wukong-clone-sources"),
         # The finalizer set at create (manifests/admission; test_create.py tests its effect).
         ("MutatingAdmissionPolicy", "wukong-finalizer"),
         ("MutatingAdmissionPolicyBinding", "wukong-finalizer"),
@@ -776,6 +780,113 @@ async def test_a_wukong_may_name_only_secrets_its_author_may_read(
                 f"{wukongs}/web-2", {"metadata": {"finalizers": ["example.com/hold"]}}
             )
             await tenant.merge_patch(f"{wukongs}/web-2", {"metadata": {"finalizers": None}})
+    finally:
+        await asyncio.to_thread(
+            kubectl, "delete", "--ignore-not-found", "-f", policy, kubeconfig=installed.kubeconfig
+        )
+
+
+# -- PVCs a Wukong clones, checked against its author -----------------------------------------
+
+
+def cloning(name: str, *sources: str) -> dict[str, Any]:
+    """A small Wukong whose disks clone these PVCs ('name' or 'namespace/name')."""
+    body = wukong(name)
+    body["spec"]["disks"] = [
+        {"name": f"d{i}", "size": "1Gi", "cloneFrom": source} for i, source in enumerate(sources)
+    ]
+    return body
+
+
+async def grant(admin: Kube, namespace: str, account: str, where: str, *rules: Any) -> None:
+    """A Role of `rules` in `where` for ServiceAccount `account` of `namespace`."""
+    name = f"{account}-from-{namespace}"
+    await admin.create(
+        api_path("rbac.authorization.k8s.io", "v1", "roles", where),
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": name}, "rules": list(rules)},
+    )  # fmt: skip
+    await admin.create(
+        api_path("rbac.authorization.k8s.io", "v1", "rolebindings", where),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        },
+    )
+
+
+async def test_a_wukong_may_clone_only_pvcs_its_author_could_clone_with_cdi(
+    installed: ControlPlane, kube: ApiClient, namespace: str
+) -> None:
+    """The operator may clone any PVC (CDI checks the DataVolume's creator): whoever may write
+    Wukongs would get a copy of any PVC in the cluster. The API server refuses a write that
+    adds a PVC its author could not clone with CDI: create on datavolumes/source, or on pods,
+    where the PVC is."""
+    policy = str(MANIFESTS / "policy" / "clone-sources.yaml")
+    admin = Kube(kube)
+    await bound_account(admin, namespace, "tenant", "ClusterRole", "wukong-edit")
+    wukongs = api_path(GROUP, VERSION, PLURAL, namespace)
+    await asyncio.to_thread(
+        kubectl, "apply", "--server-side", "-f", policy, kubeconfig=installed.kubeconfig
+    )
+    try:
+        async with (
+            temporary_namespace(kube, "golden-") as golden,
+            await new_client(installed.service_account_kubeconfig(namespace, "tenant")) as t,
+        ):
+            tenant = Kube(t)
+            await grant(
+                admin, namespace, "tenant", golden,
+                {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes/source"],
+                 "resourceNames": ["fedora-40"], "verbs": ["create"]},
+            )  # fmt: skip
+
+            async def enforced() -> bool:
+                probe = cloning("probe", f"{golden}/secret-data")
+                try:
+                    await tenant.request("POST", wukongs, body=probe, query={"dryRun": "All"})
+                except Forbidden:
+                    return True
+                return False
+
+            await eventually(enforced, timeout=30, message="clone-sources policy in effect")
+            with pytest.raises(Forbidden) as refused:
+                await tenant.create(wukongs, cloning("web-1", f"{golden}/fedora-40", "db-data"))
+            assert refused.value.message.endswith(
+                f"you may not clone PVC db-data in namespace {namespace}: CDI clones a PVC for "
+                "whoever may create datavolumes/source (or pods) in its namespace; ask for that "
+                "there, or name a PVC you may clone"
+            )
+            # The PVC the tenant may clone is fine; so is any edit that adds none.
+            await tenant.create(wukongs, cloning("web-1", f"{golden}/fedora-40"))
+            await tenant.merge_patch(f"{wukongs}/web-1", {"spec": {"cpu": 2}})
+            # Someone who may (the admin) can name another, and the tenant may then edit it.
+            await admin.create(wukongs, cloning("web-2", f"{golden}/secret-data"))
+            await tenant.merge_patch(f"{wukongs}/web-2", {"spec": {"cpu": 2}})
+            # Kubernetes' `edit` may create pods, and so clone its own namespace's PVCs.
+            await bound_account(admin, namespace, "editor", "ClusterRole", "edit")
+            await admin.create(
+                api_path("rbac.authorization.k8s.io", "v1", "rolebindings", namespace),
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "RoleBinding",
+                    "metadata": {"name": "editor-wukongs"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "wukong-edit",
+                    },
+                    "subjects": [
+                        {"kind": "ServiceAccount", "name": "editor", "namespace": namespace}
+                    ],
+                },
+            )
+            editor_config = installed.service_account_kubeconfig(namespace, "editor")
+            async with await new_client(editor_config) as e:
+                await Kube(e).create(wukongs, cloning("web-3", "db-data"))
     finally:
         await asyncio.to_thread(
             kubectl, "delete", "--ignore-not-found", "-f", policy, kubeconfig=installed.kubeconfig

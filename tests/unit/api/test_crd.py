@@ -220,3 +220,18 @@ def test_quantities_are_checked_by_a_rule_that_explains_itself(path: str) -> Non
     field = path.rsplit(".", 1)[1]
     assert first["messageExpression"].startswith(f"'{field} must be a quantity such as ")
     assert "did you mean" in first["messageExpression"]
+
+
+def test_the_clone_sources_policy_has_one_slot_per_disk_a_wukong_may_have() -> None:
+    """manifests/policy/clone-sources.yaml checks the PVCs a write adds one per validation
+    (two authorization checks per CEL expression at most): a slot short is a PVC unchecked."""
+    from wukong.api.spec import MAX_DISKS
+
+    root = Path(__file__).resolve().parents[3]
+    policy = next(yaml.safe_load_all((root / "manifests/policy/clone-sources.yaml").read_text()))
+    validations = policy["spec"]["validations"]
+    assert len(validations) == MAX_DISKS
+    for slot, rule in enumerate(validations):
+        assert set(re.findall(r"added\[(\d+)\]", rule["expression"])) == {str(slot)}
+        assert set(re.findall(r"added\[(\d+)\]", rule["messageExpression"])) == {str(slot)}
+        assert rule["expression"].count("check('create')") == 2
