@@ -265,6 +265,11 @@ def _data_volume(dv: JsonObj, urls: GoUrls) -> list[str]:
         (source.get("registry") or {}).get("url"),
         (source.get("http") or {}).get("url"),
     )
+    if "pvc" in source:  # a clone: CDI wants both (datavolume-validate.go)
+        clone = source.get("pvc") or {}
+        if not clone.get("namespace") or not clone.get("name"):
+            out.append("spec.source.PVC source PVC is not valid")
+        return out
     if registry is not None:
         error, scheme = urls.check([("parse", registry)])[0]
         if error:

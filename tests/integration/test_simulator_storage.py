@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from tests.integration.test_simulator import cond, create, get, merge_patch, until, vm_path
-from wukong.testing.controlplane import ControlPlane
+from tests.integration.test_simulator import call, cond, create, get, merge_patch, until, vm_path
+from wukong.testing.controlplane import ControlPlane, api_client
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import SimConfig, Simulator
 from wukong.testing.kubevirt.manifests import (
@@ -17,6 +17,7 @@ from wukong.testing.kubevirt.manifests import (
     persistent_volume_claim,
     virtual_machine,
 )
+from wukong.testing.namespaces import temporary_namespace
 
 JsonObj = dict[str, Any]
 RESIZE_CONDITIONS = {"Resizing", "FileSystemResizePending"}
@@ -283,3 +284,90 @@ async def test_running_vmi_reports_the_grown_claim_capacity(
         return info.get("capacity") == {"storage": "8Gi"}
 
     await eventually(reported)
+
+
+def clone(name: str, namespace: str, source_ns: str, source: str) -> JsonObj:
+    """A DataVolume cloning PVC `source_ns/source`."""
+    dv = data_volume(name, namespace, "1Gi")
+    dv["spec"]["source"] = {"pvc": {"namespace": source_ns, "name": source}}
+    return dv
+
+
+async def test_a_clone_waits_for_its_source_then_walks_cdis_clone_phases(
+    kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    await create(kube, dv_path(namespace), clone("copy", namespace, namespace, "golden"))
+
+    async def warned() -> JsonObj | None:
+        events = await get(kube, f"/api/v1/namespaces/{namespace}/events")
+        found = [e for e in (events or {}).get("items", []) if e["reason"] == "CloneWithoutSource"]
+        return found[0] if found else None
+
+    told = await until(warned, message="CDI's CloneWithoutSource Event")
+    assert (told["type"], told["message"]) == ("Warning", "The source pvc golden doesn't exist")
+    assert told["involvedObject"]["kind"] == "DataVolume"
+    assert await get(kube, pvc_path(namespace, "copy")) is None  # no claim meanwhile
+    await create(kube, pvc_path(namespace), persistent_volume_claim("golden", namespace, "1Gi"))
+    seen: list[str] = []
+
+    async def succeeded() -> JsonObj | None:
+        dv = await get(kube, dv_path(namespace, "copy"))
+        phase = ((dv or {}).get("status") or {}).get("phase")
+        if phase and phase not in seen:
+            seen.append(phase)
+        return dv if phase == "Succeeded" else None
+
+    await until(succeeded, interval=0.03)
+    assert seen.index("CloneScheduled") < seen.index("CloneInProgress") < seen.index("Succeeded")
+
+
+async def test_cloning_another_namespaces_pvc_needs_cdis_permission_there(
+    control_plane: ControlPlane, kube: ApiClient, namespace: str, sim: Simulator
+) -> None:
+    """CDI's webhook: across namespaces the DataVolume's creator needs create on
+    datavolumes/source (or pods) on the source PVC, else 422 in CDI's words."""
+    role = "/apis/rbac.authorization.k8s.io/v1/namespaces/{}/{}"
+    await create(kube, f"/api/v1/namespaces/{namespace}/serviceaccounts",
+                 {"metadata": {"name": "cloner"}})  # fmt: skip
+    subject = [{"kind": "ServiceAccount", "name": "cloner", "namespace": namespace}]
+    async with temporary_namespace(kube, "golden-") as golden:
+        for where, resource in ((namespace, "datavolumes"), (golden, "datavolumes/source")):
+            await create(kube, role.format(where, "roles"), {
+                "metadata": {"name": "cloner"},
+                "rules": [{"apiGroups": ["cdi.kubevirt.io"], "resources": [resource],
+                           "verbs": ["create"], "resourceNames": [] if where == namespace
+                           else ["fedora-40"]}],
+            })  # fmt: skip
+        await create(kube, role.format(namespace, "rolebindings"), {
+            "metadata": {"name": "cloner"}, "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cloner"},
+        })  # fmt: skip
+        config = control_plane.service_account_kubeconfig(namespace, "cloner")
+        async with await api_client(config) as cloner:
+
+            async def refused() -> JsonObj | None:
+                body = clone("copy", namespace, golden, "fedora-40")
+                answer = await call(cloner, "POST", dv_path(namespace) + "?dryRun=All", body)
+                return answer.json if answer.status == 422 else None
+
+            answer = await until(refused, message="the clone refused without the grant")
+            assert answer["message"].endswith(
+                f"User system:serviceaccount:{namespace}:cloner has insufficient permissions "
+                f"in clone source namespace {golden}"
+            )
+            # The grant, in the source's namespace, for that PVC: the clone is let in.
+            await create(kube, role.format(golden, "rolebindings"), {
+                "metadata": {"name": "cloner"}, "subjects": subject,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                            "name": "cloner"},
+            })  # fmt: skip
+
+            async def let_in() -> JsonObj | None:
+                body = clone("copy", namespace, golden, "fedora-40")
+                answer = await call(cloner, "POST", dv_path(namespace) + "?dryRun=All", body)
+                return answer.json if answer.status == 201 else None
+
+            await until(let_in, message="the clone let in with the grant")
+            other = clone("other", namespace, golden, "secret-data")
+            answer = await call(cloner, "POST", dv_path(namespace) + "?dryRun=All", other)
+            assert answer.status == 422, answer

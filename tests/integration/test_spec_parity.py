@@ -44,6 +44,7 @@ SEED = int(os.environ.get("WUKONG_PARITY_SEED") or random.randrange(2**32))
 MIN_ACCEPTED = 0.15  # of the generated specs (~28% are), or the test says the generator is stale
 LIST_CAP = 4  # longer lists add load, not new kinds of children
 NAD = "parity-nad"
+GOLDEN = "parity-golden"  # a PVC of 1Mi the cloned disks copy: any valid disk size fits it
 _ALNUM = string.ascii_lowercase + string.digits
 
 
@@ -140,7 +141,13 @@ BY_PATTERN: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
 BY_FIELD: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     "storageClassName": (st.sampled_from(["standard", "fast", "slow-wffc"]), subdomains),
     "nadName": (st.just(NAD), subdomains),
+    # Not another namespace's: the operator watches only the test's (`run --namespace`).
+    "cloneFrom": (st.just(GOLDEN), subdomains),
 }
+# Optional fields of a nested object drawn 1 in RARE_ONE_IN times: a disk's cloneFrom, which
+# excludes its image (a CEL rule); as often as image, it made one spec in two refused.
+RARELY_PRESENT = ("cloneFrom",)
+RARE_ONE_IN = 8
 EDGE_ONE_IN = 30  # each leaf is an edge value this rarely: most specs have one odd field or none
 # (12 was enough with fewer fields; with placement, keys and cloud-init a spec has ~40 leaves)
 
@@ -204,10 +211,23 @@ def from_schema(schema: JsonObj, field: str = "") -> st.SearchStrategy[Any]:
 def _object(schema: JsonObj) -> st.SearchStrategy[JsonObj]:
     props = schema.get("properties", {})
     required = set(schema.get("required", []))
-    return st.fixed_dictionaries(
+    rare = {k: from_schema(v, k) for k, v in props.items() if k in RARELY_PRESENT}
+    base = st.fixed_dictionaries(
         {k: from_schema(v, k) for k, v in props.items() if k in required},
-        optional={k: from_schema(v, k) for k, v in props.items() if k not in required},
+        optional={
+            k: from_schema(v, k)
+            for k, v in props.items()
+            if k not in required and k not in RARELY_PRESENT
+        },
     )
+    if not rare:
+        return base
+    # One object in RARE_ONE_IN has them: an index drawn uniformly by Hypothesis' own
+    # sampled_from (an integer range leans to its ends, and `_mostly`'s edge came up never).
+    unusual = st.sampled_from(range(RARE_ONE_IN)).flatmap(
+        lambda i: st.fixed_dictionaries(rare) if i == RARE_ONE_IN // 2 else st.just({})
+    )
+    return st.builds(lambda b, u: b | u, base, unusual)
 
 
 def _array(schema: JsonObj) -> st.SearchStrategy[list[Any]]:
@@ -338,6 +358,18 @@ async def test_what_the_api_server_accepts_kubevirt_and_cdi_accept(
     urls = GoUrls()
     await k.create(
         path("nad", namespace), user_nad(NAD) | {"metadata": {"name": NAD, "namespace": namespace}}
+    )
+    await k.create(
+        path("pvc", namespace),
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": GOLDEN},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Mi"}},
+            },
+        },
     )
     started = time.monotonic()
     specs = generate(EXAMPLES)

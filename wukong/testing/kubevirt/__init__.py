@@ -41,7 +41,7 @@ from ._kube import (
     load_client,
 )
 from .access_credentials import AccessCredentials
-from .cdi import DataVolumeController
+from .cdi import DataVolumeController, install_clone_authorization
 from .config import SimConfig
 from .faults import Faults
 from .guest import Guest, Mount
@@ -169,6 +169,7 @@ class Simulator(Background):
             return
         try:
             await install_storage_classes(kube, self.config)
+            await install_clone_authorization(kube)
             ns = self.namespace
             vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
             dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
@@ -210,6 +211,7 @@ class Simulator(Background):
         """Only the node: KubeVirt's own virt-api and virt-controller do the rest."""
         cfg, ns = self.config, self.namespace
         await install_storage_classes(kube, cfg)
+        await install_clone_authorization(kube)
         addresses = await ensure_nodes(kube, cfg, endpoints)
         vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
         dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)

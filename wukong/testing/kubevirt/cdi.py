@@ -4,6 +4,11 @@ Importer pods are not simulated; progress is a function of time since the claim 
 A failing source behaves like CDI with a crash-looping importer: the phase stays
 ImportInProgress, restartCount grows and the Running condition is False with the
 importer's error (import_failure_mode="fail" gives phase Failed instead).
+
+A clone (`source.pvc`) waits for its source PVC as CDI does: no claim, a Warning Event
+`CloneWithoutSource` (CDI's pvc-clone-controller.go), and a look again each second (CDI
+watches the source instead). Who may clone what is CDI's datavolume-mutate webhook, here an
+admission policy with its rule and words (`CLONE_AUTHORIZATION`).
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from __future__ import annotations
 import asyncio
 
 from ._informer import Informer
-from ._kube import DATAVOLUMES, PVCS, ApiError, JsonObj, Kube, key_of
+from ._kube import DATAVOLUMES, EVENTS, PVCS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
 from .config import ANN_FAIL_IMPORT, SimConfig
+from .events import event
 from .faults import Faults
 from .objects import annotation, controlled_by, deleting, flag, owner_ref, phase, set_condition
 from .storage import BIND_IMMEDIATE_ANN
@@ -24,6 +30,86 @@ CDI_LABELS = {
     "app.kubernetes.io/component": "storage",
     "app.kubernetes.io/managed-by": "cdi-controller",
 }
+
+
+_POLICIES = Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", False)
+_BINDINGS = Resource(
+    "admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", False
+)
+_CLONED = "object.spec.source.pvc"
+_MAY_CLONE = " || ".join(
+    f"authorizer.group('{group}').resource('{resource}'){sub}"
+    f".namespace({_CLONED}.namespace).name({_CLONED}.name).check('create').allowed()"
+    for group, resource, sub in (
+        ("cdi.kubevirt.io", "datavolumes", ".subresource('source')"),
+        ("", "pods", ""),
+    )
+)
+CLONE_AUTHORIZATION: tuple[JsonObj, JsonObj] = (
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "sim-cdi-clone-authorization"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["cdi.kubevirt.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE"],
+                        "resources": ["datavolumes"],
+                    }
+                ]
+            },
+            # CanUserClonePVC: a clone within the namespace needs no more.
+            "matchConditions": [
+                {
+                    "name": "clones-another-namespace",
+                    "expression": f"has(object.spec.source) && has({_CLONED}) && "
+                    f"has({_CLONED}.namespace) && {_CLONED}.namespace != request.namespace",
+                }
+            ],
+            # sendSubjectAccessReviewsPvc: datavolumes/source or pods, create, on the source.
+            # CDI's webhook answers 422 with these words.
+            "validations": [
+                {
+                    "expression": _MAY_CLONE,
+                    "messageExpression": "'User ' + request.userInfo.username + ' has "
+                    f"insufficient permissions in clone source namespace ' + {_CLONED}.namespace",
+                    "reason": "Invalid",
+                }
+            ],
+        },
+    },
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "sim-cdi-clone-authorization"},
+        "spec": {
+            "policyName": "sim-cdi-clone-authorization",
+            "validationActions": ["Deny"],
+        },
+    },
+)
+
+
+async def install_clone_authorization(kube: Kube) -> None:
+    """CDI's clone check, once per cluster (simulators of other namespaces share it)."""
+    for resource, body in zip((_POLICIES, _BINDINGS), CLONE_AUTHORIZATION, strict=True):
+        try:
+            await kube.create(resource, None, body)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+
+
+def clone_source(dv: JsonObj) -> tuple[str, str] | None:
+    """(namespace, name) of the PVC a DataVolume clones; None when it imports."""
+    pvc = ((dv.get("spec") or {}).get("source") or {}).get("pvc")
+    if not pvc:
+        return None
+    return str(pvc.get("namespace") or dv["metadata"]["namespace"]), str(pvc.get("name"))
 
 
 def source_of(dv: JsonObj) -> tuple[str, str]:
@@ -101,6 +187,7 @@ class DataVolumeController(Controller):
         self.kube, self.cfg, self.faults = kube, cfg, faults
         self.dvs, self.pvcs, self.classes = dvs, pvcs, classes
         self._bound_at: dict[str, float] = {}
+        self._told_no_source: set[str] = set()
         dvs.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         pvcs.handlers.append(lambda obj: self.enqueue(key_of(obj)))
 
@@ -111,6 +198,11 @@ class DataVolumeController(Controller):
         if dv is None or deleting(dv):
             return None
         pvc = self.pvcs.get(ns, name)
+        if pvc is None and (source := clone_source(dv)) is not None:
+            # Another namespace's source is not in this simulator's informer: asked for.
+            if await self.kube.get_or_none(PVCS, *source) is None:
+                await self._no_source(dv, source[1])
+                return 1.0
         if pvc is None:
             try:
                 self.pvcs.apply(await self.kube.create(PVCS, ns, claim_manifest(dv)))
@@ -140,6 +232,24 @@ class DataVolumeController(Controller):
             body = {"status": {**{k: None for k in old if k not in status}, **status}}
             self.dvs.apply(await self.kube.merge_patch(DATAVOLUMES, ns, name, body, "status"))
         return after
+
+    async def _no_source(self, dv: JsonObj, source: str) -> None:
+        """CDI's Warning about a clone whose source PVC does not exist, once."""
+        uid = dv["metadata"]["uid"]
+        if uid in self._told_no_source:
+            return
+        self._told_no_source.add(uid)
+        told = event(
+            dv,
+            "DataVolume",
+            "CloneWithoutSource",
+            f"The source pvc {source} doesn't exist",
+            component="datavolume-pvc-clone-controller",
+            host="",
+            api_version="cdi.kubevirt.io/v1beta1",
+            type_="Warning",
+        )
+        await self.kube.create(EVENTS, dv["metadata"]["namespace"], told)
 
     def _status(self, dv: JsonObj, pvc: JsonObj) -> tuple[JsonObj, float | None]:
         old = dv.get("status") or {}

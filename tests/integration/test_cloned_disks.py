@@ -1,0 +1,110 @@
+"""A disk cloned from an existing PVC (`cloneFrom`, a golden image): CDI's DataVolume with a
+`pvc` source, made by the operator as its ServiceAccount (whose CDI clone permission the
+simulated CDI checks, as CDI's webhook does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes_asyncio.client import ApiClient
+
+from tests.integration.scenario import (
+    condition,
+    create,
+    get,
+    k,
+    operator,
+    sim,
+    wait_for,
+    wait_phase,
+    wukong,
+    wukong_events,
+)
+from wukong.adapters.kube import Kube, api_path
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
+from wukong.testing.namespaces import temporary_namespace
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+
+
+def golden_pvc(name: str, size: str = "10Gi") -> dict[str, Any]:
+    """A PVC someone filled with an image (here: empty; the simulated CDI copies nothing)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": size}},
+            "storageClassName": "standard",
+        },
+    }
+
+
+def system(clone_from: str, size: str = "10Gi") -> dict[str, Any]:
+    return {"name": "system", "size": size, "cloneFrom": clone_from}
+
+
+async def test_a_clone_of_a_missing_pvc_waits_for_it_and_then_runs(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    await create(k, "wukong", namespace, wukong("cl-1", disks=[system("golden", "20Gi")]))
+    cr = await wait_for(
+        k,
+        namespace,
+        "cl-1",
+        lambda c: condition(c, "VolumesBound").get("reason") == "CloneSourceNotFound",
+        what="the missing clone source named",
+    )
+    message = condition(cr, "VolumesBound")["message"]
+    assert f"clones PVC 'golden' in namespace '{namespace}', which does not exist" in message
+    [told] = await eventually(
+        lambda: wukong_events(k, namespace, "CloneSourceNotFound"), message="a Warning Event"
+    )
+    assert told["type"] == "Warning" and told["message"] == message
+    # No DataVolume meanwhile: CDI's spec cannot change, and one made now could not be fixed.
+    assert await get(k, "dv", namespace, "cl-1-system") is None
+
+    # A source bigger than the disk is named as such, still without a DataVolume.
+    await k.create(
+        api_path("", "v1", "persistentvolumeclaims", namespace), golden_pvc("golden", "30Gi")
+    )
+    cr = await wait_for(
+        k,
+        namespace,
+        "cl-1",
+        lambda c: condition(c, "VolumesBound").get("reason") == "CloneSourceTooBig",
+        what="the source too big for the disk",
+    )
+    assert "set size to 30Gi or more" in condition(cr, "VolumesBound")["message"]
+    assert await get(k, "dv", namespace, "cl-1-system") is None
+
+    # The user grows the disk: the clone is made and the VM runs from it.
+    await k.merge_patch(
+        api_path("vm.novasphere.dev", "v1alpha1", "wukongs", namespace, "cl-1"),
+        {"spec": {"disks": [system("golden", "30Gi")]}},
+    )
+    await wait_phase(k, namespace, "cl-1", "Running", within=60)
+    dv = await get(k, "dv", namespace, "cl-1-system")
+    assert dv is not None
+    assert dv["spec"]["source"] == {"pvc": {"namespace": namespace, "name": "golden"}}
+    assert dv["status"]["phase"] == "Succeeded"
+
+
+async def test_another_namespaces_pvc_is_cloned_with_cdis_permission(
+    k: Kube, kube: ApiClient, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """The operator watches only the test's namespace here (`run --namespace`): it cannot see
+    the source, so CDI checks it and waits for it; CDI clones another namespace's PVC only for
+    a creator with create on datavolumes/source there (the operator's ClusterRole)."""
+    async with temporary_namespace(kube, "golden-") as golden:
+        await k.create(
+            api_path("", "v1", "persistentvolumeclaims", golden), golden_pvc("fedora-40")
+        )
+        await create(k, "wukong", namespace, wukong("cl-2", disks=[system(f"{golden}/fedora-40")]))
+        await wait_phase(k, namespace, "cl-2", "Running", within=60)
+        dv = await get(k, "dv", namespace, "cl-2-system")
+        assert dv is not None
+        assert dv["spec"]["source"] == {"pvc": {"namespace": golden, "name": "fedora-40"}}
