@@ -144,7 +144,10 @@ wukong create db-1 --image docker://quay.io/containerdisks/fedora:40 \\
   --ssh-key-secret my-keys
 
 # a VLAN on a node bridge (as the administrator's policy allows), printed, not created
-wukong create web-2 --bridge lan=br-lan:100 --dry-run=client -o yaml"""
+wukong create web-2 --bridge lan=br-lan:100 --dry-run=client -o yaml
+
+# a copy of a golden image: CDI clones the PVC golden-images/fedora-40 into the system disk
+wukong create web-3 --clone-from golden-images/fedora-40 --size 20Gi"""
 
 
 @app.command(cls=KubectlCommand, epilog=CREATE_EXAMPLES)
@@ -158,6 +161,14 @@ def create(
     image: Annotated[
         str | None,
         typer.Option("--image", help="system disk from docker://… or http(s)://…", metavar="URL"),
+    ] = None,
+    clone_from: Annotated[
+        str | None,
+        typer.Option(
+            "--clone-from",
+            help="system disk cloned from an existing PVC: NAME, or NAMESPACE/NAME",
+            metavar="PVC",
+        ),
     ] = None,
     size: Annotated[
         str, typer.Option("--size", help="system disk size", metavar="SIZE")
@@ -258,6 +269,7 @@ def create(
     wanted = creation.Wanted(
         name=name,
         image=image,
+        clone_from=clone_from,
         size=size,
         cpu=cpu,
         memory=memory,
@@ -332,7 +344,10 @@ ATTACH_EXAMPLES = """# a blank 10Gi disk, hot-plugged if web-1 runs; wait until 
 wukong attach web-1 data --size 10Gi --wait
 
 # a disk imported from a container image (virtctl's name works too)
-wukong addvolume web-1 tools --size 2Gi --image docker://quay.io/org/tools:1"""
+wukong addvolume web-1 tools --size 2Gi --image docker://quay.io/org/tools:1
+
+# a copy of another namespace's PVC (CDI clones it)
+wukong attach web-1 dataset --size 50Gi --clone-from datasets/train-2026"""
 
 
 def attach(
@@ -344,6 +359,12 @@ def attach(
     image: Annotated[
         str | None,
         typer.Option("--image", help="docker://… or http(s)://… to import", metavar="URL"),
+    ] = None,
+    clone_from: Annotated[
+        str | None,
+        typer.Option(
+            "--clone-from", help="an existing PVC to copy: NAME, or NAMESPACE/NAME", metavar="PVC"
+        ),
     ] = None,
     bus: Annotated[
         DiskBus | None,
@@ -370,6 +391,7 @@ def attach(
         disk,
         size=size,
         image=image,
+        clone_from=clone_from,
         bus=bus,
         wait=waiting(wait, timeout),
         writing=writing(dry_run, output),

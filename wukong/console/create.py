@@ -38,6 +38,7 @@ class Wanted:
 
     name: str
     image: str | None = None
+    clone_from: str | None = None  # a PVC: NAME or NAMESPACE/NAME
     size: str = DEFAULT_SIZE
     cpu: int | None = None
     memory: str | None = None
@@ -107,10 +108,14 @@ def _sized(wanted: Wanted) -> JsonObj:
 
 
 def _disks(wanted: Wanted) -> list[JsonObj]:
-    """The system disk (--image, --size), then each --disk, blank."""
+    """The system disk (--image or --clone-from, --size), then each --disk, blank."""
     system: JsonObj = {"name": SYSTEM_DISK, "size": wanted.size}
+    if wanted.image is not None and wanted.clone_from is not None:
+        raise usage("--image and --clone-from: the system disk is imported or cloned, give one")
     if wanted.image is not None:
         system["image"] = wanted.image
+    if wanted.clone_from is not None:
+        system["cloneFrom"] = wanted.clone_from
     disks = [system]
     for disk, size in pairs("--disk", wanted.disks, "NAME=SIZE, e.g. data=100Gi"):
         if disk in {d["name"] for d in disks}:
@@ -206,7 +211,8 @@ def _said(error: ValidationError, spec: JsonObj) -> str:
     if where[:1] == ["cloudInit"] and "userData" in where:
         message = message.replace("use userDataSecretRef", "use --user-data-secret")
     if where[:1] == ["disks"] and len(where) > 2 and where[1] == "0":
-        return f"--{where[2]}: {message}"  # the system disk: --size or --image
+        option = "clone-from" if where[2] == "cloneFrom" else where[2]
+        return f"--{option}: {message}"  # the system disk: --size, --image or --clone-from
     if where[:1] == ["disks"]:
         return f"--disk: {message}"
     if where[:1] == ["networks"] and len(where) > 1 and where[1].isdigit():

@@ -38,16 +38,24 @@ def system_disk(cr: JsonObj) -> str | None:
     return None if chosen is None else str(chosen.get("name"))
 
 
-def new_disk(name: str, size: str, image: str | None, bus: DiskBus | None) -> JsonObj:
+def new_disk(
+    name: str, size: str, image: str | None, bus: DiskBus | None, clone_from: str | None = None
+) -> JsonObj:
     """The spec.disks entry for `attach`, checked against the API's own rules first."""
+    if image and clone_from:
+        raise usage("--image and --clone-from: a disk is imported or cloned, give one")
     try:
-        DiskSpec(name=name, size=size, image=image, bus=bus or DiskBus.VIRTIO)
+        DiskSpec(
+            name=name, size=size, image=image, clone_from=clone_from, bus=bus or DiskBus.VIRTIO
+        )
     except ValidationError as error:
         problem = error.errors()[0]
         raise usage(str(problem["msg"]).removeprefix("Value error, ")) from error
     disk: JsonObj = {"name": name, "size": size}
     if image:
         disk["image"] = image
+    if clone_from:
+        disk["cloneFrom"] = clone_from
     if bus:
         disk["bus"] = bus.value
     return disk

@@ -146,6 +146,8 @@ def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) 
         (["--memory", "1GB"], "--memory: '1GB' is not a Kubernetes quantity (did you mean"),
         (["--size", "1XB"], "--size: '1XB' is not a Kubernetes quantity"),
         (["--image", "ftp://x"], "--image: 'ftp://x' is not an image source"),
+        (["--clone-from", "a/b/c"], "--clone-from: 'a/b/c' is not a PVC name: use 'name'"),
+        (["--clone-from", "a", "--image", IMAGE], "--image and --clone-from: the system disk"),
         (["--disk", "data"], "--disk takes NAME=SIZE, e.g. data=100Gi, not 'data'"),
         (["--disk", "data=1XB"], "--disk: '1XB' is not a Kubernetes quantity"),
         (["--disk", "system=1Gi"], "--disk system: a disk of that name is already there"),
@@ -247,3 +249,9 @@ def test_a_key_file_and_user_data_do_not_go_together(tmp_path: Path) -> None:
     pub.write_text(KEY)
     result = cli("web-1", "--ssh-key-file", str(pub), "--user-data-secret", "s", "--dry-run=client")
     assert result.exit_code == 2 and "--ssh-key-file writes the user data" in result.stderr
+
+
+def test_a_system_disk_cloned_from_a_pvc() -> None:
+    spec = manifest(Wanted("web-1", clone_from="golden/fedora-40", size="20Gi"))["spec"]
+    assert spec["disks"] == [{"name": "system", "size": "20Gi", "cloneFrom": "golden/fedora-40"}]
+    WukongSpec.model_validate(spec)

@@ -47,6 +47,14 @@ def test_a_new_disk_carries_only_what_was_given() -> None:
         "image": IMAGE,
         "bus": "scsi",
     }
+    assert new_disk("set", "5Gi", None, None, "datasets/train") == {
+        "name": "set",
+        "size": "5Gi",
+        "cloneFrom": "datasets/train",
+    }
+    with pytest.raises(CliError, match="--image and --clone-from") as both:
+        new_disk("set", "5Gi", IMAGE, None, "datasets/train")
+    assert both.value.code == USAGE
 
 
 def test_attach_appends_to_the_list_it_read_and_pins_its_version() -> None:
