@@ -9,11 +9,14 @@ from typing import Any
 from kubernetes_asyncio.client import ApiClient
 
 from tests.integration.scenario import (
+    IMAGE,
+    OPERATOR_USER,
     condition,
     create,
     get,
     k,
     operator,
+    patch_spec,
     sim,
     wait_for,
     wait_phase,
@@ -108,3 +111,23 @@ async def test_another_namespaces_pvc_is_cloned_with_cdis_permission(
         dv = await get(k, "dv", namespace, "cl-2-system")
         assert dv is not None
         assert dv["spec"]["source"] == {"pvc": {"namespace": golden, "name": "fedora-40"}}
+
+
+async def test_a_cloned_disk_added_to_a_running_vm_is_hot_plugged_as_its_data_volume(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    boot = {"name": "system", "size": "10Gi", "image": IMAGE}
+    await k.create(api_path("", "v1", "persistentvolumeclaims", namespace), golden_pvc("tools"))
+    await create(k, "wukong", namespace, wukong("cl-3", disks=[boot]))
+    await wait_phase(k, namespace, "cl-3", "Running", within=60)
+    tools = {"name": "tools", "size": "10Gi", "cloneFrom": "tools"}
+    await patch_spec(k, namespace, "cl-3", {"disks": [boot, tools]})
+
+    def plugged(cr: dict[str, Any]) -> bool:
+        volumes = (cr.get("status") or {}).get("volumes") or []
+        return any(v["name"] == "tools" and v.get("attached") for v in volumes)
+
+    await wait_for(k, namespace, "cl-3", plugged, within=60, what="the clone plugged in")
+    [call] = [c for c in sim.calls if c.subresource == "addvolume" and c.user == OPERATOR_USER]
+    source = call.body["volumeSource"]
+    assert source == {"dataVolume": {"name": "cl-3-tools", "hotpluggable": True}}
