@@ -32,6 +32,7 @@ from wukong.runtime.leader import LeaderElector
 from wukong.runtime.mapping import (
     Users,
     clones_named,
+    data_sources_named,
     enqueue_launcher_event,
     enqueue_owner,
     enqueue_vmi_owner,
@@ -59,6 +60,7 @@ PROVIDED_BY = {
     "virtualmachines": "KubeVirt",
     "virtualmachineinstances": "KubeVirt",
     "datavolumes": "CDI",
+    "datasources": "CDI",
     "network-attachment-definitions": "Multus",
 }
 
@@ -133,6 +135,7 @@ class Operator:
         }
         self.nad_users = Users(nads_named)
         self.clone_users = Users(clones_named)
+        self.data_source_users = Users(data_sources_named)
         self._wire()
         host, port = settings.probe_host_port
         self.probes = ProbeServer(
@@ -213,6 +216,9 @@ class Operator:
         self.informers[kinds.NAD.cache].add_handler(self._on_named(self.nad_users))
         self.informers[kinds.WUKONG.cache].add_handler(self.clone_users.track)
         self.informers[kinds.PVC.cache].add_handler(self._on_named(self.clone_users, owned=False))
+        self.informers[kinds.WUKONG.cache].add_handler(self.data_source_users.track)
+        on_data_source = self._on_named(self.data_source_users, owned=False)
+        self.informers[kinds.DATA_SOURCE.cache].add_handler(on_data_source)
         policy = self._on_policy(kinds.WUKONG.cache)
         self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
         events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)

@@ -70,6 +70,7 @@ CLUSTER_VERBS = (
     | grants("subresources.kubevirt.io", "virtualmachineinstances/filesystemlist", ("get",))
     | grants("cdi.kubevirt.io", "datavolumes", MANAGE)
     | grants("cdi.kubevirt.io", "datavolumes/source", ("create",))
+    | grants("cdi.kubevirt.io", "datasources", READ)
     | grants("", "persistentvolumeclaims", MANAGE)
     | grants("", "events", ("create", "list", "watch"))
     | grants("k8s.cni.cncf.io", "network-attachment-definitions", MANAGE)
@@ -798,6 +799,13 @@ def cloning(name: str, *sources: str) -> dict[str, Any]:
     return body
 
 
+def from_data_source(name: str, source: str) -> dict[str, Any]:
+    """A small Wukong whose one disk is made from this CDI DataSource."""
+    body = wukong(name)
+    body["spec"]["disks"] = [{"name": "system", "size": "1Gi", "dataSource": source}]
+    return body
+
+
 async def grant(admin: Kube, namespace: str, account: str, where: str, *rules: Any) -> None:
     """A Role of `rules` in `where` for ServiceAccount `account` of `namespace`."""
     name = f"{account}-from-{namespace}"
@@ -858,8 +866,16 @@ async def test_a_wukong_may_clone_only_pvcs_its_author_could_clone_with_cdi(
             assert refused.value.message.endswith(
                 f"you may not clone PVC db-data in namespace {namespace}: CDI clones a PVC for "
                 "whoever may create datavolumes/source (or pods) in its namespace; ask for that "
-                "there, or name a PVC you may clone"
+                "there, or name one you may clone"
             )
+            # A DataSource is checked by its own name in its namespace (admission cannot
+            # read what it points to).
+            with pytest.raises(Forbidden) as refused:
+                await tenant.create(wukongs, from_data_source("web-4", f"{golden}/os-fedora"))
+            assert f"you may not clone DataSource os-fedora in namespace {golden}" in (
+                refused.value.message
+            )
+            await tenant.create(wukongs, from_data_source("web-4", f"{golden}/fedora-40"))
             # The PVC the tenant may clone is fine; so is any edit that adds none.
             await tenant.create(wukongs, cloning("web-1", f"{golden}/fedora-40"))
             await tenant.merge_patch(f"{wukongs}/web-1", {"spec": {"cpu": 2}})

@@ -97,9 +97,12 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         if obj["metadata"].get("namespace") == ns:
             nads[f"{ns}/{obj['metadata']['name']}"] = obj
     clone_sources: dict[str, JsonObj | None] = {}
+    data_sources: dict[str, JsonObj | None] = {}
     for disk in cr.spec.disks:
         if (source := disk.clone_source(ns)) is not None and scope in (None, source[0]):
             clone_sources["/".join(source)] = store.get(kinds.PVC.cache, *source)
+        if (named := disk.data_source_ref(ns)) is not None and scope in (None, named[0]):
+            data_sources["/".join(named)] = store.get(kinds.DATA_SOURCE.cache, *named)
     vm_obj = store.get(kinds.VM.cache, ns, vm)
     vmi = store.get(kinds.VMI.cache, ns, vm)
     if vmi is not None and vm_obj is not None and not controlled_by(vmi, vm_obj):
@@ -123,6 +126,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         migrations=collect(kinds.MIGRATION.cache),
         nads=nads,
         clone_sources=clone_sources,
+        data_sources=data_sources,
         storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
         network_policy=store.get(kinds.NETWORK_POLICY.cache, "", POLICY_NAME),
     )

@@ -132,10 +132,19 @@ DATA_VOLUME = Kind(
     "datavolumes",
     reads={
         "metadata": _CHILD_METADATA,
-        "spec": {"source": ALL},
+        "spec": {"source": ALL, "sourceRef": ALL},
         "status": {**_CONDITIONS, "phase": ALL, "progress": ALL, "restartCount": ALL},
     },
 )
+DATA_SOURCE = Kind(
+    "DataSource",
+    names.CDI_GROUP,
+    names.CDI_VERSION,
+    "datasources",
+    # Whether the DataSource a disk names exists, and what it points to (a golden image).
+    reads={"spec": {"source": ALL}, "status": {**_CONDITIONS, "source": ALL}},
+)
+"""CDI's names for golden images (`disks[].dataSource`): read, never written."""
 PVC = Kind(
     "PersistentVolumeClaim",
     "",
@@ -200,6 +209,7 @@ WATCHED = (
     VM,
     VMI,
     DATA_VOLUME,
+    DATA_SOURCE,
     PVC,
     NAD,
     STORAGE_CLASS,

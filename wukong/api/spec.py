@@ -166,9 +166,15 @@ class DetachOptions(WireModel):
     """Keep the PVC after detaching instead of deleting it."""
 
 
-_ONE_SOURCE = "a disk is imported (image) or cloned (cloneFrom), not both: drop one"
+_ONE_SOURCE = (
+    "a disk is imported (image), cloned from a PVC (cloneFrom) or from a DataSource "
+    "(dataSource): name one of them"
+)
 _DISK_RULES = rules(
-    ("!has(self.image) || !has(self.cloneFrom)", _ONE_SOURCE),
+    (
+        "[has(self.image), has(self.cloneFrom), has(self.dataSource)].filter(x, x).size() <= 1",
+        _ONE_SOURCE,
+    ),
     (
         "!isQuantity(self.size) || !isQuantity(oldSelf.size)"
         " || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",
@@ -182,7 +188,8 @@ _DISK_RULES = rules(
     ),
     (
         # The source may change (a clone that never finished is made again from the new one).
-        "has(self.cloneFrom) == has(oldSelf.cloneFrom)",
+        "has(self.cloneFrom) == has(oldSelf.cloneFrom)"
+        " && has(self.dataSource) == has(oldSelf.dataSource)",
         "a disk cannot switch between blank, imported and cloned; add a new disk instead",
     ),
     (
@@ -217,6 +224,8 @@ def _ref_check(kind: str) -> AfterValidator:
 _OBJECT_REF = WithJsonSchema({"type": "string", "pattern": OBJECT_REF_PATTERN, "maxLength": 317})
 CloneRef = Annotated[str, _ref_check("PVC"), _OBJECT_REF]
 """An existing PVC to copy: 'name' in the Wukong's namespace, or 'namespace/name'."""
+DataSourceRef = Annotated[str, _ref_check("DataSource"), _OBJECT_REF]
+"""A CDI DataSource: 'name' in the Wukong's namespace, or 'namespace/name'."""
 NadRef = Annotated[str, _ref_check("NAD"), _OBJECT_REF]
 """An existing NAD: 'name' in the Wukong's namespace, or 'namespace/name' (issue 15)."""
 
@@ -235,6 +244,9 @@ class DiskSpec(WireModel):
     clone_from: CloneRef | None = None
     """An existing PVC to copy (a golden image), 'name' or 'namespace/name'; CDI clones it.
     Another namespace's PVC needs CDI's clone permission there (datavolumes/source)."""
+    data_source: DataSourceRef | None = None
+    """A CDI DataSource (a golden image a DataImportCron keeps fresh, e.g.
+    'kubevirt-os-images/fedora'), 'name' or 'namespace/name'; CDI clones what it points to."""
     storage_class_name: ObjectName | None = None
     """StorageClass of the PVC; the cluster default when unset."""
     boot: bool = False
@@ -263,7 +275,7 @@ class DiskSpec(WireModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> DiskSpec:
-        if self.image is not None and self.clone_from is not None:
+        if sum(x is not None for x in (self.image, self.clone_from, self.data_source)) > 1:
             raise ValueError(_ONE_SOURCE)
         return self
 
@@ -273,10 +285,12 @@ class DiskSpec(WireModel):
         return parse_bytes(self.size)
 
     @property
-    def source(self) -> Literal["registry", "http", "clone", "blank"]:
+    def source(self) -> Literal["registry", "http", "clone", "datasource", "blank"]:
         """Where the disk's content comes from."""
         if self.clone_from is not None:
             return "clone"
+        if self.data_source is not None:
+            return "datasource"
         if self.image is None:
             return "blank"
         return "registry" if self.image.startswith("docker://") else "http"
@@ -284,11 +298,15 @@ class DiskSpec(WireModel):
     @property
     def populated(self) -> bool:
         """CDI fills the disk (a DataVolume): imported or cloned, not blank."""
-        return self.image is not None or self.clone_from is not None
+        return any(x is not None for x in (self.image, self.clone_from, self.data_source))
 
     def clone_source(self, namespace: str) -> tuple[str, str] | None:
         """(namespace, name) of the PVC this disk copies; a bare name is in `namespace`."""
         return None if self.clone_from is None else object_ref(namespace, self.clone_from)
+
+    def data_source_ref(self, namespace: str) -> tuple[str, str] | None:
+        """(namespace, name) of the DataSource this disk is made from."""
+        return None if self.data_source is None else object_ref(namespace, self.data_source)
 
     @property
     def detach(self) -> DetachOptions:

@@ -188,10 +188,17 @@ def _edits(spec: WukongSpec, old: WukongSpec) -> list[Problem]:
     return problems
 
 
+def _kind(disk: DiskSpec) -> str:
+    """Blank, imported (an image, which may change), cloned or made from a DataSource."""
+    return "imported" if disk.source in ("registry", "http") else disk.source
+
+
 def _content(disk: DiskSpec) -> str:
     """Where a disk's data comes from, in words."""
     if disk.clone_from:
         return f"a clone of {disk.clone_from}"
+    if disk.data_source:
+        return f"a clone of DataSource {disk.data_source}"
     return disk.image or "blank"
 
 
@@ -206,10 +213,15 @@ def _disk_edit(field: str, disk: DiskSpec, old: DiskSpec) -> list[Problem]:
                 "or more",
             )
         )
-    if (bool(disk.image), bool(disk.clone_from)) != (bool(old.image), bool(old.clone_from)):
+    if _kind(disk) != _kind(old):
+        changed = next(
+            (f for f, a, b in (("cloneFrom", disk.clone_from, old.clone_from),
+                               ("dataSource", disk.data_source, old.data_source)) if a or b),
+            "image",
+        )  # fmt: skip
         problems.append(
             Problem(
-                f"{field}.cloneFrom" if disk.clone_from or old.clone_from else f"{field}.image",
+                f"{field}.{changed}",
                 f"disk '{disk.name}' cannot switch from {_content(old)} to {_content(disk)}: "
                 "add a new disk instead",
             )

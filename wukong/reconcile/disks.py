@@ -42,7 +42,7 @@ from wukong.reconcile.children import (
     pinned,
     retained,
 )
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, condition_of
 
 # A claim name this Wukong derives belongs to another object (another Wukong's disk, a user's
 # PVC): a clash between Wukongs, reported as such (like NADConflict for networks).
@@ -52,6 +52,7 @@ NODE_RESIZE_PENDING = "NodeResizePending"
 STORAGE_CLASS_NOT_FOUND = "StorageClassNotFound"
 CLONE_SOURCE_NOT_FOUND = "CloneSourceNotFound"
 CLONE_SOURCE_TOO_BIG = "CloneSourceTooBig"
+DATA_SOURCE_NOT_FOUND = "DataSourceNotFound"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 # DataVolume phases that mean "provisioning will go on once a VM uses the disk".
 WAITS_FOR_CONSUMER = {"WaitForFirstConsumer", "PendingPopulation"}
@@ -124,25 +125,27 @@ def _storage(disk: DiskSpec) -> JsonObj:
     return storage
 
 
-def data_volume_source(cr: Wukong, disk: DiskSpec) -> JsonObj:
-    """CDI's `spec.source` for a disk: a registry or http import, or a PVC clone."""
+def data_volume_origin(cr: Wukong, disk: DiskSpec) -> JsonObj:
+    """Where CDI fills a disk from, as DataVolume spec fields: `source` (a registry or http
+    import, a PVC clone) or `sourceRef` (a DataSource)."""
+    if (ref := disk.data_source_ref(cr.metadata.namespace)) is not None:
+        return {"sourceRef": {"kind": "DataSource", "namespace": ref[0], "name": ref[1]}}
     if (ref := disk.clone_source(cr.metadata.namespace)) is not None:
-        return {"pvc": {"namespace": ref[0], "name": ref[1]}}
+        return {"source": {"pvc": {"namespace": ref[0], "name": ref[1]}}}
     image = disk.image or ""
     kind = "registry" if image.startswith("docker://") else "http"
-    return {kind: {"url": image}}
+    return {"source": {kind: {"url": image}}}
 
 
 def build_data_volume(cr: Wukong, disk: DiskSpec) -> JsonObj:
-    """A CDI DataVolume importing `disk.image` (docker:// registry or http(s) URL) or cloning
-    the PVC `disk.cloneFrom` names."""
-    source = data_volume_source(cr, disk)
+    """A CDI DataVolume importing `disk.image` (docker:// registry or http(s) URL), cloning
+    the PVC `disk.cloneFrom` names, or what the DataSource `disk.dataSource` points to."""
     claim = names.disk_claim_name(cr.metadata.name, disk.name)
     return {
         "apiVersion": f"{names.CDI_GROUP}/{names.CDI_VERSION}",
         "kind": "DataVolume",
         "metadata": child_metadata(cr, claim, **{names.LABEL_DISK: disk.name}),
-        "spec": {"source": source, "storage": _storage(disk)},
+        "spec": {**data_volume_origin(cr, disk), "storage": _storage(disk)},
     }
 
 
@@ -279,6 +282,17 @@ def _pending_words(disk: DiskSpec, claim: JsonObj | None, seen: Observed) -> str
 def _clone_words(cr: Wukong, disk: DiskSpec, seen: Observed) -> str | None:
     """What a clone's DataVolume without a claim waits for: CDI makes none until its source
     exists, and says so only in an Event."""
+    if (ref := disk.data_source_ref(cr.metadata.namespace)) is not None:
+        ready = condition_of(seen.data_sources.get("/".join(ref)), "Ready") or {}
+        why = (
+            f": {ready['message']}"
+            if ready.get("status") == "False" and ready.get("message")
+            else ""
+        )
+        return (
+            f"Pending: CDI clones what DataSource '{ref[1]}' in namespace '{ref[0]}' points "
+            f"to once it is ready{why}"
+        )
     if (ref := disk.clone_source(cr.metadata.namespace)) is None:
         return None
     unseen = "/".join(ref) not in seen.clone_sources
@@ -287,9 +301,13 @@ def _clone_words(cr: Wukong, disk: DiskSpec, seen: Observed) -> str | None:
     )
 
 
-def _source_key(source: JsonObj, namespace: str) -> tuple[str, ...] | None:
-    """What a DataVolume source reads: the image URL, or the cloned PVC (namespace, name).
-    Only those fields: CDI may add others (a registry's pullMethod) to what it stores."""
+def _source_key(spec: JsonObj, namespace: str) -> tuple[str, ...] | None:
+    """What a DataVolume reads: the image URL, the cloned PVC or the DataSource (namespace,
+    name). Only those fields: CDI may add others (a registry's pullMethod) to what it
+    stores."""
+    if (ref := spec.get("sourceRef")) and ref.get("kind") == "DataSource":
+        return ("DataSource", str(ref.get("namespace") or namespace), str(ref.get("name")))
+    source = spec.get("source") or {}
     if pvc := source.get("pvc"):
         return (str(pvc.get("namespace") or namespace), str(pvc.get("name")))
     for kind in ("registry", "http"):
@@ -301,11 +319,13 @@ def _source_key(source: JsonObj, namespace: str) -> tuple[str, ...] | None:
 def _source_changed(cr: Wukong, disk: DiskSpec, dv: JsonObj) -> bool:
     """The DataVolume imports or clones something other than what the disk names now."""
     ns = cr.metadata.namespace
-    had = _source_key(dv.get("spec", {}).get("source") or {}, ns)
-    return had is not None and had != _source_key(data_volume_source(cr, disk), ns)
+    had = _source_key(dv.get("spec") or {}, ns)
+    return had is not None and had != _source_key(data_volume_origin(cr, disk), ns)
 
 
 def _changed_words(disk: DiskSpec, namespace: str) -> str:
+    if (ref := disk.data_source_ref(namespace)) is not None:
+        return f"DataSource changed to {'/'.join(ref)} after the clone finished"
     if (ref := disk.clone_source(namespace)) is not None:
         return f"clone source changed to {'/'.join(ref)} after the clone finished"
     return f"image changed to {disk.image} after the import finished"
@@ -315,7 +335,16 @@ def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str]
     """(reason, message) when the PVC a disk clones cannot be cloned into it as things
     stand: it does not exist (CDI would wait for it), or it is bigger than the disk (a clone
     is at least as big as its source). None for any other disk, and for a source this
-    operator cannot see."""
+    operator cannot see. A DataSource that does not exist is the same (CDI refuses its
+    DataVolume)."""
+    if (named := disk.data_source_ref(cr.metadata.namespace)) is not None:
+        if seen.data_sources.get("/".join(named), {}) is None:  # absent: not watched
+            return DATA_SOURCE_NOT_FOUND, (
+                f"disk '{disk.name}' is made from DataSource '{named[1]}' in namespace "
+                f"'{named[0]}', which does not exist: create it (kubectl get datasources -A "
+                "lists those there are), or name an existing one in dataSource"
+            )
+        return None
     if (ref := disk.clone_source(cr.metadata.namespace)) is None:
         return None
     key = "/".join(ref)
@@ -611,7 +640,7 @@ def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> Disk
         message = "; ".join(conflicts) + ": rename this Wukong or that disk, or remove the other"
         cond = Cond(VOLUMES_BOUND, False, CLAIM_CONFLICT, message)
     elif refused:
-        reason = min(r for r, _ in refused)  # CloneSourceNotFound before CloneSourceTooBig
+        reason = min(r for r, _ in refused)  # one reason for all: the first alphabetically
         cond = Cond(VOLUMES_BOUND, False, reason, "; ".join(m for _, m in refused))
     elif no_class:
         cond = Cond(VOLUMES_BOUND, False, STORAGE_CLASS_NOT_FOUND, "; ".join(no_class))

@@ -23,6 +23,8 @@ class Observed:
     """The PVCs the disks clone (`cloneFrom`), by "namespace/name"; None for one that does
     not exist. One in a namespace the caches do not watch (`run --namespace`) is absent:
     not known."""
+    data_sources: Mapping[str, JsonObj | None] = field(default_factory=dict)
+    """The CDI DataSources the disks name (`dataSource`), the same way."""
     storage_classes: Mapping[str, JsonObj] = field(default_factory=dict)
     migrations: Mapping[str, JsonObj] = field(default_factory=dict)
     """The VirtualMachineInstanceMigrations the Wukong owns, by name."""

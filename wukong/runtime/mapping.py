@@ -141,6 +141,16 @@ def clones_named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str
     )
 
 
+def data_sources_named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+    """The CDI DataSources a Wukong's disks are made from (`disks[].dataSource`)."""
+    disks = spec.get("disks") or []
+    return frozenset(
+        object_ref(namespace, str(disk["dataSource"]))
+        for disk in disks
+        if isinstance(disk, Mapping) and disk.get("dataSource")
+    )
+
+
 class Users:
     """Which Wukongs name which object of another kind (`named`: the (namespace, name)
     pairs a spec names), kept up to date from the Wukong watch: an event on that object

@@ -194,3 +194,80 @@ def test_a_clone_cdi_has_not_started_says_what_it_waits_for() -> None:
         "system (Pending: CDI clones PVC 'fedora-40' in namespace 'golden' once it exists"
         in (_cond(plan.status, "VolumesBound")["message"])
     )
+
+
+def test_a_disk_from_a_datasource_is_a_data_volume_with_a_source_ref() -> None:
+    cr = wukong(disks=[{"name": "system", "size": "20Gi", "dataSource": "os-images/fedora"}])
+    plan = decide(cr, {}, ready_children(data_volumes={}, claims={}))
+    dv = _created(plan.actions)["web-1-system"]
+    assert "source" not in dv["spec"]
+    assert dv["spec"]["sourceRef"] == {
+        "kind": "DataSource",
+        "namespace": "os-images",
+        "name": "fedora",
+    }
+    # Until CDI makes the claim, the disk says what it waits for.
+    made = imported_dv(phase="")
+    made["spec"] = dv["spec"]
+    world = ready_children(data_volumes={"web-1-system": made}, claims={})
+    plan = decide(cr, {"phase": "Creating"}, world)
+    assert (
+        "CDI clones what DataSource 'fedora' in namespace 'os-images' points to"
+        in (_cond(plan.status, "VolumesBound")["message"])
+    )
+    assert not any(isinstance(a, DeleteChild) for a in plan.actions)
+    # Another DataSource before the clone is done: made again from it.
+    other = wukong(disks=[{"name": "system", "size": "20Gi", "dataSource": "os-images/centos"}])
+    again = decide(other, {"phase": "Creating"}, world).actions
+    assert [(a.kind, a.name) for a in again if isinstance(a, DeleteChild)] == [
+        ("DataVolume", "web-1-system")
+    ]
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [
+        {"image": "docker://quay.io/containerdisks/fedora:40", "cloneFrom": "golden"},
+        {"image": "docker://quay.io/containerdisks/fedora:40", "dataSource": "fedora"},
+        {"cloneFrom": "golden", "dataSource": "fedora"},
+    ],
+)
+def test_a_disk_has_one_source_at_most(sources: dict[str, str]) -> None:
+    from pydantic import ValidationError
+
+    from wukong.api.spec import DiskSpec
+
+    with pytest.raises(ValidationError, match="name one of them"):
+        DiskSpec.model_validate({"name": "system", "size": "1Gi", **sources})
+
+
+def test_a_datasource_that_does_not_exist_is_named_and_no_data_volume_made() -> None:
+    cr = wukong(disks=[{"name": "system", "size": "20Gi", "dataSource": "os-images/fedora"}])
+    world = ready_children(data_volumes={}, claims={}, data_sources={"os-images/fedora": None})
+    plan = decide(cr, {}, world)
+    assert "web-1-system" not in _created(plan.actions)
+    cond = _cond(plan.status, "VolumesBound")
+    assert cond["reason"] == "DataSourceNotFound"
+    assert cond["message"].startswith(
+        "disk 'system' is made from DataSource 'fedora' in namespace 'os-images', which does "
+        "not exist: create it"
+    )
+    # It exists, not ready yet: the DataVolume is made, and the disk says what it waits for.
+    waiting = {
+        "metadata": {"name": "fedora", "namespace": "os-images"},
+        "spec": {"source": {"pvc": {"namespace": "os-images", "name": "fedora-40"}}},
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "False", "message": "No source PVC", "reason": "X"}
+            ]
+        },
+    }
+    world = ready_children(data_volumes={}, claims={}, data_sources={"os-images/fedora": waiting})
+    assert "web-1-system" in _created(decide(cr, {}, world).actions)
+    made = imported_dv(phase="")
+    made["spec"] = _created(decide(cr, {}, world).actions)["web-1-system"]["spec"]
+    world = ready_children(
+        data_volumes={"web-1-system": made}, claims={}, data_sources={"os-images/fedora": waiting}
+    )
+    message = _cond(decide(cr, {"phase": "Creating"}, world).status, "VolumesBound")["message"]
+    assert "points to once it is ready: No source PVC" in message
