@@ -265,6 +265,10 @@ def _data_volume(dv: JsonObj, urls: GoUrls) -> list[str]:
         (source.get("registry") or {}).get("url"),
         (source.get("http") or {}).get("url"),
     )
+    if ref := spec.get("sourceRef"):  # validateSourceRef: a DataSource, named
+        if ref.get("kind") != "DataSource" or not ref.get("name"):
+            out.append(f"sourceRef {ref}: CDI takes a named DataSource only")
+        return out
     if "pvc" in source:  # a clone: CDI wants both (datavolume-validate.go)
         clone = source.get("pvc") or {}
         if not clone.get("namespace") or not clone.get("name"):

@@ -131,3 +131,73 @@ async def test_a_cloned_disk_added_to_a_running_vm_is_hot_plugged_as_its_data_vo
     [call] = [c for c in sim.calls if c.subresource == "addvolume" and c.user == OPERATOR_USER]
     source = call.body["volumeSource"]
     assert source == {"dataVolume": {"name": "cl-3-tools", "hotpluggable": True}}
+
+
+async def test_a_disk_made_from_a_datasource_waits_for_it_and_clones_what_it_points_to(
+    k: Kube, kube: ApiClient, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """CDI's DataSource: a name for a golden image (a DataImportCron keeps it fresh). The
+    operator reads no DataSource: the DataVolume names it (`sourceRef`) and CDI resolves it."""
+    disk = {"name": "system", "size": "10Gi", "dataSource": "os-images/fedora"}
+    async with temporary_namespace(kube, "os-images-") as images:
+        disk["dataSource"] = f"{images}/fedora"
+        await create(k, "wukong", namespace, wukong("cl-4", disks=[disk]))
+        cr = await wait_for(
+            k,
+            namespace,
+            "cl-4",
+            lambda c: "DataSource 'fedora'" in condition(c, "VolumesBound").get("message", ""),
+            what="the DataSource waited for",
+        )
+        assert condition(cr, "VolumesBound")["reason"] == "Provisioning"
+        dv = await get(k, "dv", namespace, "cl-4-system")
+        assert dv is not None
+        assert dv["spec"]["sourceRef"] == {
+            "kind": "DataSource",
+            "namespace": images,
+            "name": "fedora",
+        }
+        await k.create(
+            api_path("", "v1", "persistentvolumeclaims", images), golden_pvc("fedora-40")
+        )
+        await k.create(
+            api_path("cdi.kubevirt.io", "v1beta1", "datasources", images),
+            {
+                "apiVersion": "cdi.kubevirt.io/v1beta1",
+                "kind": "DataSource",
+                "metadata": {"name": "fedora"},
+                "spec": {"source": {"pvc": {"namespace": images, "name": "fedora-40"}}},
+            },
+        )
+        await wait_phase(k, namespace, "cl-4", "Running", within=60)
+
+
+async def test_a_datasource_that_does_not_exist_is_named_until_it_is_made(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    disk = {"name": "system", "size": "10Gi", "dataSource": "fedora"}
+    await create(k, "wukong", namespace, wukong("cl-5", disks=[disk]))
+    cr = await wait_for(
+        k,
+        namespace,
+        "cl-5",
+        lambda c: condition(c, "VolumesBound").get("reason") == "DataSourceNotFound",
+        what="the missing DataSource named",
+    )
+    assert (
+        f"DataSource 'fedora' in namespace '{namespace}', which does not exist"
+        in (condition(cr, "VolumesBound")["message"])
+    )
+    assert await get(k, "dv", namespace, "cl-5-system") is None
+    await k.create(api_path("", "v1", "persistentvolumeclaims", namespace), golden_pvc("fedora-40"))
+    await k.create(
+        api_path("cdi.kubevirt.io", "v1beta1", "datasources", namespace),
+        {
+            "apiVersion": "cdi.kubevirt.io/v1beta1",
+            "kind": "DataSource",
+            "metadata": {"name": "fedora"},
+            # CDI's CRD requires the namespace here, its own too.
+            "spec": {"source": {"pvc": {"namespace": namespace, "name": "fedora-40"}}},
+        },
+    )
+    await wait_phase(k, namespace, "cl-5", "Running", within=60)

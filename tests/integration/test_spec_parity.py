@@ -45,6 +45,7 @@ MIN_ACCEPTED = 0.15  # of the generated specs (~28% are), or the test says the g
 LIST_CAP = 4  # longer lists add load, not new kinds of children
 NAD = "parity-nad"
 GOLDEN = "parity-golden"  # a PVC of 1Mi the cloned disks copy: any valid disk size fits it
+DATA_SOURCE = "parity-ds"  # a CDI DataSource pointing to it
 _ALNUM = string.ascii_lowercase + string.digits
 
 
@@ -143,11 +144,13 @@ BY_FIELD: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     "nadName": (st.just(NAD), subdomains),
     # Not another namespace's: the operator watches only the test's (`run --namespace`).
     "cloneFrom": (st.just(GOLDEN), subdomains),
+    "dataSource": (st.just(DATA_SOURCE), subdomains),
 }
-# Optional fields of a nested object drawn 1 in RARE_ONE_IN times: a disk's cloneFrom, which
-# excludes its image (a CEL rule); as often as image, it made one spec in two refused.
-RARELY_PRESENT = ("cloneFrom",)
-RARE_ONE_IN = 8
+# Optional fields of a nested object, one of which is drawn 1 in RARE_ONE_IN times: a disk's
+# cloneFrom or dataSource, which exclude its image (a CEL rule); as often as image, they made
+# one spec in two refused.
+RARELY_PRESENT = ("cloneFrom", "dataSource")
+RARE_ONE_IN = 12
 EDGE_ONE_IN = 30  # each leaf is an edge value this rarely: most specs have one odd field or none
 # (12 was enough with fewer fields; with placement, keys and cloud-init a spec has ~40 leaves)
 
@@ -224,8 +227,9 @@ def _object(schema: JsonObj) -> st.SearchStrategy[JsonObj]:
         return base
     # One object in RARE_ONE_IN has them: an index drawn uniformly by Hypothesis' own
     # sampled_from (an integer range leans to its ends, and `_mostly`'s edge came up never).
+    one = st.sampled_from(sorted(rare)).flatmap(lambda k: st.fixed_dictionaries({k: rare[k]}))
     unusual = st.sampled_from(range(RARE_ONE_IN)).flatmap(
-        lambda i: st.fixed_dictionaries(rare) if i == RARE_ONE_IN // 2 else st.just({})
+        lambda i: one if i == RARE_ONE_IN // 2 else st.just({})
     )
     return st.builds(lambda b, u: b | u, base, unusual)
 
@@ -369,6 +373,15 @@ async def test_what_the_api_server_accepts_kubevirt_and_cdi_accept(
                 "accessModes": ["ReadWriteOnce"],
                 "resources": {"requests": {"storage": "1Mi"}},
             },
+        },
+    )
+    await k.create(
+        f"/apis/cdi.kubevirt.io/v1beta1/namespaces/{namespace}/datasources",
+        {
+            "apiVersion": "cdi.kubevirt.io/v1beta1",
+            "kind": "DataSource",
+            "metadata": {"name": DATA_SOURCE},
+            "spec": {"source": {"pvc": {"namespace": namespace, "name": GOLDEN}}},
         },
     )
     started = time.monotonic()

@@ -32,6 +32,7 @@ CDI_LABELS = {
 }
 
 
+DATASOURCES = Resource("cdi.kubevirt.io", "v1beta1", "datasources")
 _POLICIES = Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", False)
 _BINDINGS = Resource(
     "admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", False
@@ -105,11 +106,29 @@ async def install_clone_authorization(kube: Kube) -> None:
 
 
 def clone_source(dv: JsonObj) -> tuple[str, str] | None:
-    """(namespace, name) of the PVC a DataVolume clones; None when it imports."""
+    """(namespace, name) of the PVC a DataVolume clones; None when it imports (or names a
+    DataSource: `data_source_of`)."""
     pvc = ((dv.get("spec") or {}).get("source") or {}).get("pvc")
     if not pvc:
         return None
     return str(pvc.get("namespace") or dv["metadata"]["namespace"]), str(pvc.get("name"))
+
+
+def data_source_of(dv: JsonObj) -> tuple[str, str] | None:
+    """(namespace, name) of the DataSource a DataVolume's sourceRef names."""
+    ref = (dv.get("spec") or {}).get("sourceRef") or {}
+    if ref.get("kind") != "DataSource":
+        return None
+    return str(ref.get("namespace") or dv["metadata"]["namespace"]), str(ref.get("name"))
+
+
+def pointed_pvc(data_source: JsonObj) -> tuple[str, str] | None:
+    """The PVC a DataSource points to (CDI's spec.source.pvc; its namespace defaults to the
+    DataSource's)."""
+    pvc = ((data_source.get("spec") or {}).get("source") or {}).get("pvc") or {}
+    if not pvc.get("name"):
+        return None
+    return str(pvc.get("namespace") or data_source["metadata"]["namespace"]), str(pvc["name"])
 
 
 def source_of(dv: JsonObj) -> tuple[str, str]:
@@ -198,7 +217,15 @@ class DataVolumeController(Controller):
         if dv is None or deleting(dv):
             return None
         pvc = self.pvcs.get(ns, name)
-        if pvc is None and (source := clone_source(dv)) is not None:
+        if pvc is None and (ref := data_source_of(dv)) is not None:
+            # CDI's webhook refuses a DataVolume whose DataSource does not exist; admission
+            # here cannot look it up, so the simulator waits for it as for a missing PVC.
+            found = await self.kube.get_or_none(DATASOURCES, *ref)
+            source = pointed_pvc(found) if found is not None else None
+            if source is None or await self.kube.get_or_none(PVCS, *source) is None:
+                await self._no_source(dv, source[1] if source else ref[1])
+                return 1.0
+        elif pvc is None and (source := clone_source(dv)) is not None:
             # Another namespace's source is not in this simulator's informer: asked for.
             if await self.kube.get_or_none(PVCS, *source) is None:
                 await self._no_source(dv, source[1])
@@ -283,7 +310,7 @@ class DataVolumeController(Controller):
         step = self.cfg.import_step_delay
         scheduled, running = (
             ("CloneScheduled", "CloneInProgress")
-            if kind == "pvc"
+            if kind in ("pvc", "sourceRef")
             else ("ImportScheduled", "ImportInProgress")
         )
         if elapsed < step:
