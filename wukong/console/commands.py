@@ -147,7 +147,10 @@ wukong create db-1 --image docker://quay.io/containerdisks/fedora:40 \\
 wukong create web-2 --bridge lan=br-lan:100 --dry-run=client -o yaml
 
 # a copy of a golden image: CDI clones the PVC golden-images/fedora-40 into the system disk
-wukong create web-3 --clone-from golden-images/fedora-40 --size 20Gi"""
+wukong create web-3 --clone-from golden-images/fedora-40 --size 20Gi
+
+# the same from a CDI DataSource (what a DataImportCron keeps fresh)
+wukong create web-4 --data-source kubevirt-os-images/fedora --size 30Gi"""
 
 
 @app.command(cls=KubectlCommand, epilog=CREATE_EXAMPLES)
@@ -168,6 +171,14 @@ def create(
             "--clone-from",
             help="system disk cloned from an existing PVC: NAME, or NAMESPACE/NAME",
             metavar="PVC",
+        ),
+    ] = None,
+    data_source: Annotated[
+        str | None,
+        typer.Option(
+            "--data-source",
+            help="system disk cloned from what a CDI DataSource points to: [NAMESPACE/]NAME",
+            metavar="DATASOURCE",
         ),
     ] = None,
     size: Annotated[
@@ -270,6 +281,7 @@ def create(
         name=name,
         image=image,
         clone_from=clone_from,
+        data_source=data_source,
         size=size,
         cpu=cpu,
         memory=memory,
@@ -366,6 +378,14 @@ def attach(
             "--clone-from", help="an existing PVC to copy: NAME, or NAMESPACE/NAME", metavar="PVC"
         ),
     ] = None,
+    data_source: Annotated[
+        str | None,
+        typer.Option(
+            "--data-source",
+            help="a CDI DataSource to copy: [NAMESPACE/]NAME",
+            metavar="DATASOURCE",
+        ),
+    ] = None,
     bus: Annotated[
         DiskBus | None,
         typer.Option("--bus", help="virtio or scsi (default: virtio)", metavar="BUS"),
@@ -392,6 +412,7 @@ def attach(
         size=size,
         image=image,
         clone_from=clone_from,
+        data_source=data_source,
         bus=bus,
         wait=waiting(wait, timeout),
         writing=writing(dry_run, output),

@@ -39,6 +39,7 @@ class Wanted:
     name: str
     image: str | None = None
     clone_from: str | None = None  # a PVC: NAME or NAMESPACE/NAME
+    data_source: str | None = None  # a CDI DataSource: NAME or NAMESPACE/NAME
     size: str = DEFAULT_SIZE
     cpu: int | None = None
     memory: str | None = None
@@ -110,12 +111,16 @@ def _sized(wanted: Wanted) -> JsonObj:
 def _disks(wanted: Wanted) -> list[JsonObj]:
     """The system disk (--image or --clone-from, --size), then each --disk, blank."""
     system: JsonObj = {"name": SYSTEM_DISK, "size": wanted.size}
-    if wanted.image is not None and wanted.clone_from is not None:
-        raise usage("--image and --clone-from: the system disk is imported or cloned, give one")
+    given = [f for f, v in (("--image", wanted.image), ("--clone-from", wanted.clone_from),
+                            ("--data-source", wanted.data_source)) if v is not None]  # fmt: skip
+    if len(given) > 1:
+        raise usage(f"{' and '.join(given)}: the system disk has one source, give one")
     if wanted.image is not None:
         system["image"] = wanted.image
     if wanted.clone_from is not None:
         system["cloneFrom"] = wanted.clone_from
+    if wanted.data_source is not None:
+        system["dataSource"] = wanted.data_source
     disks = [system]
     for disk, size in pairs("--disk", wanted.disks, "NAME=SIZE, e.g. data=100Gi"):
         if disk in {d["name"] for d in disks}:
@@ -211,7 +216,7 @@ def _said(error: ValidationError, spec: JsonObj) -> str:
     if where[:1] == ["cloudInit"] and "userData" in where:
         message = message.replace("use userDataSecretRef", "use --user-data-secret")
     if where[:1] == ["disks"] and len(where) > 2 and where[1] == "0":
-        option = "clone-from" if where[2] == "cloneFrom" else where[2]
+        option = {"cloneFrom": "clone-from", "dataSource": "data-source"}.get(where[2], where[2])
         return f"--{option}: {message}"  # the system disk: --size, --image or --clone-from
     if where[:1] == ["disks"]:
         return f"--disk: {message}"

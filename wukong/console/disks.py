@@ -39,14 +39,26 @@ def system_disk(cr: JsonObj) -> str | None:
 
 
 def new_disk(
-    name: str, size: str, image: str | None, bus: DiskBus | None, clone_from: str | None = None
+    name: str,
+    size: str,
+    image: str | None,
+    bus: DiskBus | None,
+    clone_from: str | None = None,
+    data_source: str | None = None,
 ) -> JsonObj:
     """The spec.disks entry for `attach`, checked against the API's own rules first."""
-    if image and clone_from:
-        raise usage("--image and --clone-from: a disk is imported or cloned, give one")
+    given = [f for f, v in (("--image", image), ("--clone-from", clone_from),
+                            ("--data-source", data_source)) if v]  # fmt: skip
+    if len(given) > 1:
+        raise usage(f"{' and '.join(given)}: a disk has one source, give one")
     try:
         DiskSpec(
-            name=name, size=size, image=image, clone_from=clone_from, bus=bus or DiskBus.VIRTIO
+            name=name,
+            size=size,
+            image=image,
+            clone_from=clone_from,
+            data_source=data_source,
+            bus=bus or DiskBus.VIRTIO,
         )
     except ValidationError as error:
         problem = error.errors()[0]
@@ -56,6 +68,8 @@ def new_disk(
         disk["image"] = image
     if clone_from:
         disk["cloneFrom"] = clone_from
+    if data_source:
+        disk["dataSource"] = data_source
     if bus:
         disk["bus"] = bus.value
     return disk

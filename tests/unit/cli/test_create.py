@@ -148,6 +148,8 @@ def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) 
         (["--image", "ftp://x"], "--image: 'ftp://x' is not an image source"),
         (["--clone-from", "a/b/c"], "--clone-from: 'a/b/c' is not a PVC name: use 'name'"),
         (["--clone-from", "a", "--image", IMAGE], "--image and --clone-from: the system disk"),
+        (["--data-source", "a", "--clone-from", "b"], "--clone-from and --data-source: the sys"),
+        (["--data-source", "A"], "--data-source: 'A' is not a DataSource name"),
         (["--disk", "data"], "--disk takes NAME=SIZE, e.g. data=100Gi, not 'data'"),
         (["--disk", "data=1XB"], "--disk: '1XB' is not a Kubernetes quantity"),
         (["--disk", "system=1Gi"], "--disk system: a disk of that name is already there"),

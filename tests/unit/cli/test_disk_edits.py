@@ -52,6 +52,11 @@ def test_a_new_disk_carries_only_what_was_given() -> None:
         "size": "5Gi",
         "cloneFrom": "datasets/train",
     }
+    assert new_disk("os", "5Gi", None, None, data_source="os-images/fedora") == {
+        "name": "os",
+        "size": "5Gi",
+        "dataSource": "os-images/fedora",
+    }
     with pytest.raises(CliError, match="--image and --clone-from") as both:
         new_disk("set", "5Gi", IMAGE, None, "datasets/train")
     assert both.value.code == USAGE

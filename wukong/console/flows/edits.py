@@ -185,11 +185,12 @@ async def attach(
     image: str | None,
     bus: DiskBus | None,
     clone_from: str | None = None,
+    data_source: str | None = None,
     wait: float | None = None,
     writing: Writing = Writing(),
 ) -> int:
     """Add a disk to spec.disks; the operator creates it and hot-plugs it into a running VM."""
-    entry = disks.new_disk(disk, size, image, bus, clone_from)
+    entry = disks.new_disk(disk, size, image, bus, clone_from, data_source)
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         if writing.client:
             cr = await target.wukong(name)
@@ -200,7 +201,13 @@ async def attach(
         await patch_pinned(
             target, name, lambda cr: disks.attach_patch(cr, entry), dry_run=writing.server
         )
-        source = f"from {image}" if image else f"a clone of {clone_from}" if clone_from else "blank"
+        source = (
+            f"from {image}"
+            if image
+            else f"a clone of {clone_from or f'DataSource {data_source}'}"
+            if clone_from or data_source
+            else "blank"
+        )
         if wait is None or writing.server:
             io.out(f"disk {disk} ({size}, {source}) added to {name}{writing.suffix()}")
             return OK
