@@ -25,7 +25,7 @@ from wukong.reconcile.deletion import plan_deletion
 from wukong.reconcile.disks import template_volumes
 from wukong.reconcile.hotplug import requested_volumes
 from wukong.reconcile.lifecycle import waits_for_write
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, pointed_pvc
 from wukong.reconcile.outcome import fold, fold_deletion
 from wukong.reconcile.tenancy import POLICY_NAME
 
@@ -102,7 +102,9 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         if (source := disk.clone_source(ns)) is not None and scope in (None, source[0]):
             clone_sources["/".join(source)] = store.get(kinds.PVC.cache, *source)
         if (named := disk.data_source_ref(ns)) is not None and scope in (None, named[0]):
-            data_sources["/".join(named)] = store.get(kinds.DATA_SOURCE.cache, *named)
+            found = data_sources["/".join(named)] = store.get(kinds.DATA_SOURCE.cache, *named)
+            if (pvc := pointed_pvc(found)) is not None and scope in (None, pvc[0]):
+                clone_sources["/".join(pvc)] = store.get(kinds.PVC.cache, *pvc)
     vm_obj = store.get(kinds.VM.cache, ns, vm)
     vmi = store.get(kinds.VMI.cache, ns, vm)
     if vmi is not None and vm_obj is not None and not controlled_by(vmi, vm_obj):

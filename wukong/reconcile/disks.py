@@ -42,7 +42,7 @@ from wukong.reconcile.children import (
     pinned,
     retained,
 )
-from wukong.reconcile.observed import Observed, condition_of
+from wukong.reconcile.observed import Observed, condition_of, pointed_pvc
 
 # A claim name this Wukong derives belongs to another object (another Wukong's disk, a user's
 # PVC): a clash between Wukongs, reported as such (like NADConflict for networks).
@@ -338,11 +338,21 @@ def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str]
     operator cannot see. A DataSource that does not exist is the same (CDI refuses its
     DataVolume)."""
     if (named := disk.data_source_ref(cr.metadata.namespace)) is not None:
-        if seen.data_sources.get("/".join(named), {}) is None:  # absent: not watched
+        found = seen.data_sources.get("/".join(named), {})  # {}: not watched
+        if found is None:
             return DATA_SOURCE_NOT_FOUND, (
                 f"disk '{disk.name}' is made from DataSource '{named[1]}' in namespace "
                 f"'{named[0]}', which does not exist: create it (kubectl get datasources -A "
                 "lists those there are), or name an existing one in dataSource"
+            )
+        pvc = pointed_pvc(found)
+        source = seen.clone_sources.get("/".join(pvc)) if pvc is not None else None
+        wanted = _requested(source) if source is not None else None
+        if pvc is not None and wanted and parse_quantity(wanted) > parse_quantity(disk.size):
+            return CLONE_SOURCE_TOO_BIG, (
+                f"disk '{disk.name}' is {disk.size}, smaller than PVC '{pvc[1]}' in namespace "
+                f"'{pvc[0]}' ({wanted}) that DataSource '{named[1]}' points to: a clone is at "
+                f"least as big as its source; set size to {wanted} or more"
             )
         return None
     if (ref := disk.clone_source(cr.metadata.namespace)) is None:

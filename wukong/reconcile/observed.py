@@ -24,7 +24,8 @@ class Observed:
     not exist. One in a namespace the caches do not watch (`run --namespace`) is absent:
     not known."""
     data_sources: Mapping[str, JsonObj | None] = field(default_factory=dict)
-    """The CDI DataSources the disks name (`dataSource`), the same way."""
+    """The CDI DataSources the disks name (`dataSource`), the same way; the PVC each points
+    to is in `clone_sources`."""
     storage_classes: Mapping[str, JsonObj] = field(default_factory=dict)
     migrations: Mapping[str, JsonObj] = field(default_factory=dict)
     """The VirtualMachineInstanceMigrations the Wukong owns, by name."""
@@ -110,6 +111,17 @@ class Observed:
 FINAL_VMI_PHASES = frozenset({"Succeeded", "Failed"})
 USER_PAUSE = "PausedByUser"
 IO_ERROR_PAUSE = "PausedIOError"
+
+
+def pointed_pvc(data_source: JsonObj | None) -> tuple[str, str] | None:
+    """(namespace, name) of the PVC a CDI DataSource points to: as CDI resolved it
+    (`status.source`, through DataSources pointing to DataSources), else its own spec."""
+    for part in ("status", "spec"):
+        pvc = (((data_source or {}).get(part) or {}).get("source") or {}).get("pvc") or {}
+        if pvc.get("name"):
+            meta = (data_source or {}).get("metadata") or {}
+            return str(pvc.get("namespace") or meta.get("namespace") or ""), str(pvc["name"])
+    return None
 
 
 def condition_of(obj: JsonObj | None, type_: str) -> JsonObj | None:

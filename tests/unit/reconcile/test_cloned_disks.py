@@ -271,3 +271,46 @@ def test_a_datasource_that_does_not_exist_is_named_and_no_data_volume_made() -> 
     )
     message = _cond(decide(cr, {"phase": "Creating"}, world).status, "VolumesBound")["message"]
     assert "points to once it is ready: No source PVC" in message
+
+
+def test_a_datasource_whose_pvc_is_bigger_than_the_disk_is_refused() -> None:
+    cr = wukong(disks=[{"name": "system", "size": "20Gi", "dataSource": "os-images/fedora"}])
+    ready = {
+        "metadata": {"name": "fedora", "namespace": "os-images"},
+        "spec": {"source": {"pvc": {"namespace": "os-images", "name": "fedora-40"}}},
+        # CDI's resolution (through a DataSource pointing to a DataSource) wins over spec.
+        "status": {"source": {"pvc": {"namespace": "os-images", "name": "fedora-41"}}},
+    }
+    big = {**GOLDEN, "spec": {"resources": {"requests": {"storage": "30Gi"}}}}
+    world = ready_children(
+        data_volumes={},
+        claims={},
+        data_sources={"os-images/fedora": ready},
+        clone_sources={"os-images/fedora-41": big, "os-images/fedora-40": GOLDEN},
+    )
+    plan = decide(cr, {}, world)
+    assert "web-1-system" not in _created(plan.actions)
+    cond = _cond(plan.status, "VolumesBound")
+    assert cond["reason"] == "CloneSourceTooBig"
+    assert cond["message"] == (
+        "disk 'system' is 20Gi, smaller than PVC 'fedora-41' in namespace 'os-images' (30Gi) "
+        "that DataSource 'fedora' points to: a clone is at least as big as its source; set "
+        "size to 30Gi or more"
+    )
+
+
+def test_the_pass_sees_the_pvc_a_datasource_points_to() -> None:
+    from tests.unit.reconcile.test_settle import Cache
+    from wukong.act.reconciler import observe
+    from wukong.api import kinds
+
+    cr = wukong(disks=[{"name": "system", "size": "20Gi", "dataSource": "golden/fedora"}])
+    data_source = {
+        "metadata": {"name": "fedora", "namespace": "golden"},
+        "spec": {"source": {"pvc": {"namespace": "golden", "name": "fedora-40"}}},
+    }
+    cache = Cache({kinds.DATA_SOURCE.cache: [data_source], kinds.PVC.cache: [GOLDEN]})
+    seen = observe(cache, cr, NOW)
+    assert dict(seen.data_sources) == {"golden/fedora": data_source}
+    assert dict(seen.clone_sources) == {"golden/fedora-40": GOLDEN}
+    assert observe(cache, cr, NOW, NS).data_sources == {}  # another namespace: not watched
