@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 
 from wukong.adapters.cdi import Cdi
@@ -14,7 +15,14 @@ from wukong.adapters.multus import Multus
 from wukong.adapters.storage import Storage
 from wukong.adapters.wukongs import Wukongs
 from wukong.api import JsonObj
-from wukong.errors import AlreadyExists, ApiError, Conflict, TransientError, WukongError
+from wukong.errors import (
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    Forbidden,
+    TransientError,
+    WukongError,
+)
 from wukong.reconcile.actions import (
     Action,
     AddVolume,
@@ -53,6 +61,11 @@ class Outcome:
 # VM's state: tried again. (v1.7.0 answers 500 instead, the API server's 422 lacking the
 # words it looks for: a 5xx, retried anyway.)
 LOST_RACE = "jsonpatch test operation does not apply"
+# kube-apiserver's authorizer, refusing the operator itself: 'User "system:serviceaccount:…"
+# cannot update resource "virtualmachines/stop" in API group …' (and, right after an API
+# server restart, "RBAC: clusterrole … not found" while its informers sync). KubeVirt's own
+# 403s (a pause of a VMI with a liveness probe) do not say this.
+DENIED_TO_OPERATOR = re.compile(r'cannot [a-z]+ resource "')
 
 
 def wrong_state(action: Action, error: WukongError) -> bool:
@@ -75,6 +88,14 @@ def classify(action: Action, error: WukongError) -> Failed:
     code = error.status if isinstance(error, ApiError) else None
     if wrong_state(action, error):
         return Failed("refused", message, code)
+    if (
+        isinstance(error, Forbidden)
+        and isinstance(action, KUBEVIRT_CALLS)
+        and DENIED_TO_OPERATOR.search(message)
+    ):
+        # Not KubeVirt refusing the user's request: the operator's own rights, as the API
+        # server's authorizer sees them now. Made again, with the queue's backoff.
+        return Failed("transient", message, code)
     if isinstance(error, TransientError):
         return Failed("transient", message, code)
     return Failed("permanent", message, code)

@@ -69,6 +69,9 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 # mark so the next pass escalates again, forced (issue 15).
                 message = f"forced {action.verb} failed: {failure.message}"
                 state = state.model_copy(update={"escalated": False, "message": message})
+            elif failure.kind == "transient" and failure.code == 403:
+                message = f"{action.verb} not made yet, the API server refused the operator: "
+                state = moved(state, Happened.call_failed, message=message + failure.message)
             elif failure.kind == "transient":
                 state = moved(state, Happened.call_failed)
             elif failure.code == 404 and _names_the_vm(failure.message):

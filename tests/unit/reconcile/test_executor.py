@@ -115,3 +115,29 @@ def test_kubevirts_409_is_an_answer_except_to_a_stop_which_is_looked_at_again() 
     )
     for verb in ("start", "stop", "restart"):
         assert classify(VmCall(verb, "web-1-vm"), raced).kind == "transient"
+
+
+def test_the_authorizer_refusing_the_operator_is_retried_kubevirts_own_403_is_an_answer() -> None:
+    """A 403 on a lifecycle call from kube-apiserver's authorizer is about the operator's
+    rights (seen after an API server restart, while its RBAC informers sync), not KubeVirt
+    refusing the user's request: made again. virt-api's own 403 answers the request."""
+    from wukong.act.executor import classify
+    from wukong.errors import Forbidden
+    from wukong.reconcile.actions import VmCall
+
+    denied = Forbidden(
+        403,
+        "Forbidden",
+        'virtualmachines.subresources.kubevirt.io "web-1-vm" is forbidden: User '
+        '"system:serviceaccount:wukong-system:wukong" cannot update resource '
+        '"virtualmachines/stop" in API group "subresources.kubevirt.io" in the namespace '
+        '"demo": RBAC: clusterrole.rbac.authorization.k8s.io "wukong-operator" not found',
+    )
+    assert classify(VmCall("stop", "web-1-vm"), denied).kind == "transient"
+    liveness = Forbidden(
+        403,
+        "Forbidden",
+        'virtualmachineinstance.kubevirt.io "web-1-vm" is forbidden: Pausing VMIs with '
+        "LivenessProbe is currently not supported",
+    )
+    assert classify(VmCall("pause", "web-1-vm"), liveness).kind == "permanent"

@@ -85,3 +85,13 @@ def test_a_call_that_failed_transiently_is_issued_again_next_pass() -> None:
     assert status.lifecycle_state is not None
     assert status.lifecycle_state.issued is False
     assert status.lifecycle_state.state == "Accepted"  # the next pass makes the call again
+
+
+def test_a_call_the_authorizer_refused_the_operator_is_made_again_and_says_why() -> None:
+    denied = 'User "system:serviceaccount:wukong-system:wukong" cannot update resource "x"'
+    status = fold(PLANNED, OLD, {STOP: Failed("transient", denied, 403)})
+    assert status.lifecycle_state is not None
+    assert status.lifecycle_state.state == "Accepted"
+    assert status.lifecycle_state.message == (
+        f"stop not made yet, the API server refused the operator: {denied}"
+    )
