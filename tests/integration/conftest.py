@@ -13,6 +13,7 @@ admission, subresource API and controllers are then our imitation).
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ OPERATOR_USER = "system:serviceaccount:wukong-system:wukong"
 # {"mode": ..., "version": ..., "vm": {"POST 201": n}, ...}. Under pytest-xdist each worker
 # counts on its own control plane and hands its counts to the controller, which adds them.
 _COUNTS: dict[str, Any] = {}
-_TALLIES = ("vm", "dv", "sub")
+_TALLIES = ("vm", "dv", "sub", "denied")
 _TOTALS = ("mutated", "refused")
 
 
@@ -90,7 +91,7 @@ def _add(into: dict[str, Any], counts: dict[str, Any]) -> None:
     into.setdefault("version", counts["version"])
     for key in _TALLIES:
         tally = into.setdefault(key, {})
-        for what, n in counts[key].items():
+        for what, n in counts.get(key, {}).items():
             tally[what] = tally.get(what, 0) + n
     for key in _TOTALS:
         into[key] = into.get(key, 0) + counts[key]
@@ -120,6 +121,9 @@ def _count(plane: ControlPlane, mode: str, version: str) -> dict[str, Any]:
         "vm": tally(vm),
         "dv": tally(dv),
         "sub": tally(sub),
+        # The API server's 403s to the operator, with its words: its rights as the authorizer
+        # saw them (the `operator` fixture fails a test on any; OperatorProcess tests do not).
+        "denied": dict(Counter(f"{r.what}: {r.message[:300]}" for r in ours if r.code == 403)),
         "mutated": sum(1 for r in vm if r.webhooks),
         "refused": sum(r.refused_by_webhook for r in ours),
     }
@@ -150,6 +154,7 @@ def _describe(counts: dict[str, Any]) -> list[str]:
         "refused by KubeVirt's webhooks: "
         + (str(counts["refused"]) if counts["mode"] == "real" else "n/a"),
     ]
+    lines += [f"operator denied (403): {what} x{n}" for what, n in sorted(counts["denied"].items())]
     return lines
 
 
