@@ -189,7 +189,7 @@ async def test_a_datasource_that_does_not_exist_is_named_until_it_is_made(
         in (condition(cr, "VolumesBound")["message"])
     )
     assert await get(k, "dv", namespace, "cl-5-system") is None
-    await k.create(api_path("", "v1", "persistentvolumeclaims", namespace), golden_pvc("fedora-40"))
+    # The DataSource before its PVC: CDI says it is not ready, and the disk says so.
     await k.create(
         api_path("cdi.kubevirt.io", "v1beta1", "datasources", namespace),
         {
@@ -200,4 +200,17 @@ async def test_a_datasource_that_does_not_exist_is_named_until_it_is_made(
             "spec": {"source": {"pvc": {"namespace": namespace, "name": "fedora-40"}}},
         },
     )
+    await wait_for(
+        k,
+        namespace,
+        "cl-5",
+        lambda c: (
+            "once it is ready: PVC not found" in condition(c, "VolumesBound").get("message", "")
+        ),
+        what="the DataSource's own word on why it is not ready",
+    )
+    await k.create(api_path("", "v1", "persistentvolumeclaims", namespace), golden_pvc("fedora-40"))
     await wait_phase(k, namespace, "cl-5", "Running", within=60)
+    ds = await k.get(api_path("cdi.kubevirt.io", "v1beta1", "datasources", namespace, "fedora"))
+    ready = next(c for c in ds["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["message"]) == ("True", "DataSource is ready to be consumed")

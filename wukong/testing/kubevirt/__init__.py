@@ -41,7 +41,12 @@ from ._kube import (
     load_client,
 )
 from .access_credentials import AccessCredentials
-from .cdi import DataVolumeController, install_clone_authorization
+from .cdi import (
+    DATASOURCES,
+    DataSourceController,
+    DataVolumeController,
+    install_clone_authorization,
+)
 from .config import SimConfig
 from .faults import Faults
 from .guest import Guest, Mount
@@ -175,8 +180,8 @@ class Simulator(Background):
             dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
             classes = Informer(kube, STORAGECLASSES)
             migrations, pods = Informer(kube, MIGRATIONS, ns), Informer(kube, PODS, ns)
-            secrets = Informer(kube, SECRETS, ns)
-            self._informers = [vms, vmis, dvs, pvcs, classes, migrations, pods, secrets]
+            secrets, sources = Informer(kube, SECRETS, ns), Informer(kube, DATASOURCES, ns)
+            self._informers = [vms, vmis, dvs, pvcs, classes, migrations, pods, secrets, sources]
             cfg = self.config
             self._handler = VMIHandler(kube, cfg, vmis, vms, dvs, pvcs, self.guest, pods)
             # The node's scheduler and kubelet run the virt-launcher pods, node_name first.
@@ -194,6 +199,7 @@ class Simulator(Background):
                 migrating,
                 self._handler,
                 DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
+                DataSourceController(kube, sources, dvs, pvcs),
                 StorageController(kube, cfg, pvcs, classes, vmis),
             ]
             self._tasks = [asyncio.create_task(i.run()) for i in self._informers]
@@ -216,8 +222,8 @@ class Simulator(Background):
         vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
         dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
         pods, classes = Informer(kube, PODS, ns), Informer(kube, STORAGECLASSES)
-        secrets = Informer(kube, SECRETS, ns)
-        self._informers = [vms, vmis, dvs, pvcs, pods, classes, secrets]
+        secrets, sources = Informer(kube, SECRETS, ns), Informer(kube, DATASOURCES, ns)
+        self._informers = [vms, vmis, dvs, pvcs, pods, classes, secrets, sources]
         self._handler_api = await load_client(endpoints.handler_kubeconfig)
         self._node = NodeHandler(kube, cfg, vmis, vms, pvcs, self.guest, Kube(self._handler_api))
         self._kubelet = Kubelet(kube, cfg, pods, vmis, vms)
@@ -229,6 +235,7 @@ class Simulator(Background):
             self._kubelet,
             self._node,
             DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
+            DataSourceController(kube, sources, dvs, pvcs),
             StorageController(kube, cfg, pvcs, classes, vmis),
         ]
         self._tasks = [asyncio.create_task(i.run()) for i in self._informers]

@@ -356,3 +356,73 @@ class DataVolumeController(Controller):
 def _populated_for(pvc: JsonObj, dv: JsonObj) -> bool:
     """The claim says it holds this DataVolume's data already (populatedFor)."""
     return bool(annotation(pvc, POPULATED_FOR_ANN) == dv["metadata"]["name"])
+
+
+class DataSourceController(Controller):
+    """CDI's DataSource controller for PVC sources (`datasource-controller.go`): status.source
+    is the PVC it points to, and Ready says whether that PVC can be cloned: "PVC not found"
+    (NotFound), "Import DataVolume phase P" while the DataVolume of that name has not
+    succeeded, else True "DataSource is ready to be consumed". A source in another
+    namespace is asked for (not in this simulator's informers), again each second until it
+    is ready."""
+
+    name = "cdi-datasources"
+
+    def __init__(self, kube: Kube, sources: Informer, dvs: Informer, pvcs: Informer) -> None:
+        super().__init__()
+        self.kube, self.sources = kube, sources
+        sources.handlers.append(lambda obj: self.enqueue(key_of(obj)))
+        # A PVC or DataVolume of this namespace: every DataSource here may point to it.
+        for informer in (dvs, pvcs):
+            informer.handlers.append(lambda _obj: self._everyone())
+
+    def _everyone(self) -> None:
+        for source in self.sources.list():
+            self.enqueue(key_of(source))
+
+    async def reconcile(self, key: str) -> float | None:
+        """Publish status.source and the Ready condition."""
+        ns, _, name = key.partition("/")
+        source = self.sources.get(ns, name)
+        if source is None or deleting(source):
+            return None
+        pointed = pointed_pvc(source)
+        conds = list((source.get("status") or {}).get("conditions") or [])
+        status: JsonObj = {"source": {}}
+        ready: tuple[str, str, str]
+        if pointed is None:
+            ready = ("False", "NoSource", "No source PVC set")
+        else:
+            status["source"] = {"pvc": {"namespace": pointed[0], "name": pointed[1]}}
+            pvc = await self.kube.get_or_none(PVCS, *pointed)
+            dv = await self.kube.get_or_none(DATAVOLUMES, *pointed)
+            dv_phase = str(((dv or {}).get("status") or {}).get("phase") or "")
+            if pvc is None:
+                ready = ("False", "NotFound", "PVC not found")
+            elif dv is not None and dv_phase != "Succeeded":
+                ready = ("False", dv_phase or "Pending", f"Import DataVolume phase {dv_phase}")
+            else:
+                ready = ("True", "Ready", "DataSource is ready to be consumed")
+        # CDI's ConditionState has no lastProbeTime: a null one would be pruned, and the
+        # status would never read back equal (a patch on every pass).
+        status["conditions"] = [
+            {k: v for k, v in c.items() if v is not None}
+            for c in set_condition(conds, "Ready", ready[0], ready[1], ready[2])
+        ]
+        old = source.get("status") or {}
+        if _said(status) != _said(old):
+            # CDI's DataSource CRD has no status subresource: the object itself is written.
+            body = {"status": status}
+            self.sources.apply(await self.kube.merge_patch(DATASOURCES, ns, name, body))
+        return None if ready[0] == "True" else 1.0
+
+
+def _said(status: JsonObj) -> tuple[object, ...]:
+    """What a DataSource's status says, without its timestamps."""
+    ready: JsonObj = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+    )
+    return (
+        status.get("source") or {},
+        tuple(ready.get(k) for k in ("status", "reason", "message")),
+    )
