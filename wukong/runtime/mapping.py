@@ -120,35 +120,27 @@ def enqueue_launcher_event(
     return handle
 
 
-def nads_named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
-    """The NADs a Wukong's spec names (`networks[].nadName`); a bare name is its own
-    namespace's."""
-    networks = spec.get("networks") or []
-    return frozenset(
-        object_ref(namespace, str(net["nadName"]))
-        for net in networks
-        if isinstance(net, Mapping) and net.get("nadName")
-    )
+Named = Callable[[str, Mapping[str, Any]], frozenset[tuple[str, str]]]
+"""The (namespace, name) pairs of one kind of object a Wukong's spec names."""
 
 
-def clones_named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
-    """The PVCs a Wukong's disks clone (`disks[].cloneFrom`), the same way."""
-    disks = spec.get("disks") or []
-    return frozenset(
-        object_ref(namespace, str(disk["cloneFrom"]))
-        for disk in disks
-        if isinstance(disk, Mapping) and disk.get("cloneFrom")
-    )
+def named_in(items: str, key: str) -> Named:
+    """The objects a spec names in `spec.<items>[].<key>` ('name' is one in the Wukong's own
+    namespace, 'namespace/name' one in another)."""
+
+    def named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+        return frozenset(
+            object_ref(namespace, str(item[key]))
+            for item in spec.get(items) or []
+            if isinstance(item, Mapping) and item.get(key)
+        )
+
+    return named
 
 
-def data_sources_named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
-    """The CDI DataSources a Wukong's disks are made from (`disks[].dataSource`)."""
-    disks = spec.get("disks") or []
-    return frozenset(
-        object_ref(namespace, str(disk["dataSource"]))
-        for disk in disks
-        if isinstance(disk, Mapping) and disk.get("dataSource")
-    )
+nads_named = named_in("networks", "nadName")
+clones_named = named_in("disks", "cloneFrom")
+data_sources_named = named_in("disks", "dataSource")
 
 
 class Users:
@@ -157,9 +149,7 @@ class Users:
     wakes exactly the Wukongs that name it, without scanning every Wukong (a scan per NAD
     event made a create of N Wukongs cost N² checks)."""
 
-    def __init__(
-        self, named: Callable[[str, Mapping[str, Any]], frozenset[tuple[str, str]]]
-    ) -> None:
+    def __init__(self, named: Named) -> None:
         self._named = named
         self._users: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._refs: dict[str, frozenset[tuple[str, str]]] = {}
