@@ -688,6 +688,20 @@ async def _only_the_probe_left(wukongs: Wukongs) -> bool:
 # -- Secrets a Wukong names, checked against its author (review s22 F4) -----------------------
 
 
+async def in_effect(client: Kube, wukongs: str, probe: dict[str, Any], policy: str) -> None:
+    """Wait until the API server applies `policy`: it refuses (403) a dry-run create of
+    `probe` by `client`."""
+
+    async def refused() -> bool:
+        try:
+            await client.request("POST", wukongs, body=probe, query={"dryRun": "All"})
+        except Forbidden:
+            return True
+        return False
+
+    await eventually(refused, timeout=30, message=f"{policy} policy in effect")
+
+
 def with_keys(name: str, *secrets: str, user_data: str | None = None) -> dict[str, Any]:
     """A small Wukong naming these Secrets for SSH keys (and one for cloud-init user data)."""
     body = wukong(name)
@@ -749,15 +763,8 @@ async def test_a_wukong_may_name_only_secrets_its_author_may_read(
         async with await new_client(installed.service_account_kubeconfig(namespace, "tenant")) as t:
             tenant = Kube(t)
 
-            async def enforced() -> bool:
-                probe = with_keys("probe", "db-credentials")
-                try:
-                    await tenant.request("POST", wukongs, body=probe, query={"dryRun": "All"})
-                except Forbidden:
-                    return True
-                return False
-
-            await eventually(enforced, timeout=30, message="secret-references policy in effect")
+            probe = with_keys("probe", "db-credentials")
+            await in_effect(tenant, wukongs, probe, "secret-references")
             with pytest.raises(Forbidden) as refused:
                 await tenant.create(wukongs, with_keys("web-1", "team-keys", "db-credentials"))
             assert f"you may not read Secret db-credentials in namespace {namespace}" in (
@@ -852,15 +859,8 @@ async def test_a_wukong_may_clone_only_pvcs_its_author_could_clone_with_cdi(
                  "resourceNames": ["fedora-40"], "verbs": ["create"]},
             )  # fmt: skip
 
-            async def enforced() -> bool:
-                probe = cloning("probe", f"{golden}/secret-data")
-                try:
-                    await tenant.request("POST", wukongs, body=probe, query={"dryRun": "All"})
-                except Forbidden:
-                    return True
-                return False
-
-            await eventually(enforced, timeout=30, message="clone-sources policy in effect")
+            probe = cloning("probe", f"{golden}/secret-data")
+            await in_effect(tenant, wukongs, probe, "clone-sources")
             with pytest.raises(Forbidden) as refused:
                 await tenant.create(wukongs, cloning("web-1", f"{golden}/fedora-40", "db-data"))
             assert refused.value.message.endswith(
