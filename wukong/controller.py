@@ -27,7 +27,7 @@ from wukong.adapters.kube import Kube
 from wukong.api import kinds, names
 from wukong.api.conditions import STALLED
 from wukong.runtime import ResourceRef
-from wukong.runtime.cache import Store
+from wukong.runtime.cache import Store, object_name
 from wukong.runtime.leader import LeaderElector
 from wukong.runtime.mapping import (
     Users,
@@ -38,6 +38,7 @@ from wukong.runtime.mapping import (
     enqueue_vmi_owner,
     enqueue_wukong,
     nads_named,
+    pvc_pointed_to,
     split_key,
 )
 from wukong.runtime.metrics import OUTCOMES, Metrics
@@ -136,6 +137,7 @@ class Operator:
         self.nad_users = Users(nads_named)
         self.clone_users = Users(clones_named)
         self.data_source_users = Users(data_sources_named)
+        self.data_source_pvcs = Users(pvc_pointed_to)
         self._wire()
         host, port = settings.probe_host_port
         self.probes = ProbeServer(
@@ -219,6 +221,8 @@ class Operator:
         self.informers[kinds.WUKONG.cache].add_handler(self.data_source_users.track)
         on_data_source = self._on_named(self.data_source_users, owned=False)
         self.informers[kinds.DATA_SOURCE.cache].add_handler(on_data_source)
+        self.informers[kinds.DATA_SOURCE.cache].add_handler(self.data_source_pvcs.track)
+        self.informers[kinds.PVC.cache].add_handler(self._on_pointed_pvc)
         policy = self._on_policy(kinds.WUKONG.cache)
         self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
         events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)
@@ -250,6 +254,14 @@ class Operator:
                 self.queue.add(key)
 
         return handle
+
+    def _on_pointed_pvc(self, event_type: str, pvc: dict[str, Any]) -> None:
+        """A PVC changed that a DataSource points to: wake every Wukong naming that
+        DataSource (a disk made from it is checked against the PVC's size)."""
+        namespace, name = object_name(pvc)
+        for source in self.data_source_pvcs.users(namespace, name):
+            for key in self.data_source_users.users(*split_key(source)):
+                self.queue.add(key)
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every watch has listed (standby replicas are ready too: see docs)."""

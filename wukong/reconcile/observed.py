@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from wukong.api import JsonObj
 
@@ -113,7 +114,7 @@ USER_PAUSE = "PausedByUser"
 IO_ERROR_PAUSE = "PausedIOError"
 
 
-def pointed_pvc(data_source: JsonObj | None) -> tuple[str, str] | None:
+def pointed_pvc(data_source: Mapping[str, Any] | None) -> tuple[str, str] | None:
     """(namespace, name) of the PVC a CDI DataSource points to: as CDI resolved it
     (`status.source`, through DataSources pointing to DataSources), else its own spec."""
     for part in ("status", "spec"):

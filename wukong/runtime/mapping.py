@@ -14,6 +14,7 @@ from wukong.api.names import (
     object_ref,
     wukong_of_vm_name,
 )
+from wukong.reconcile.observed import pointed_pvc
 from wukong.runtime.cache import Store, labels_of, object_name
 
 _VM_KIND = "VirtualMachine"
@@ -120,18 +121,19 @@ def enqueue_launcher_event(
     return handle
 
 
-Named = Callable[[str, Mapping[str, Any]], frozenset[tuple[str, str]]]
-"""The (namespace, name) pairs of one kind of object a Wukong's spec names."""
+Named = Callable[[Mapping[str, Any]], frozenset[tuple[str, str]]]
+"""The (namespace, name) pairs of objects of another kind that one object names."""
 
 
 def named_in(items: str, key: str) -> Named:
-    """The objects a spec names in `spec.<items>[].<key>` ('name' is one in the Wukong's own
-    namespace, 'namespace/name' one in another)."""
+    """The objects a Wukong's spec names in `spec.<items>[].<key>` ('name' is one in the
+    Wukong's own namespace, 'namespace/name' one in another)."""
 
-    def named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+    def named(cr: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+        namespace, _ = object_name(cr)
         return frozenset(
             object_ref(namespace, str(item[key]))
-            for item in spec.get(items) or []
+            for item in (cr.get("spec") or {}).get(items) or []
             if isinstance(item, Mapping) and item.get(key)
         )
 
@@ -143,11 +145,18 @@ clones_named = named_in("disks", "cloneFrom")
 data_sources_named = named_in("disks", "dataSource")
 
 
+def pvc_pointed_to(data_source: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+    """The PVC a CDI DataSource points to, as the planner reads it."""
+    pvc = pointed_pvc(data_source)
+    return frozenset() if pvc is None else frozenset({pvc})
+
+
 class Users:
-    """Which Wukongs name which object of another kind (`named`: the (namespace, name)
-    pairs a spec names), kept up to date from the Wukong watch: an event on that object
-    wakes exactly the Wukongs that name it, without scanning every Wukong (a scan per NAD
-    event made a create of N Wukongs cost N² checks)."""
+    """Which objects name which object of another kind (`named`: the (namespace, name)
+    pairs one names), kept up to date from their watch: Wukongs naming NADs, PVCs to clone
+    and DataSources, DataSources naming the PVC they point to. An event on the named object
+    wakes exactly those that name it, without scanning every Wukong (a scan per NAD event
+    made a create of N Wukongs cost N² checks)."""
 
     def __init__(self, named: Named) -> None:
         self._named = named
@@ -155,12 +164,11 @@ class Users:
         self._refs: dict[str, frozenset[tuple[str, str]]] = {}
 
     def track(self, event_type: str, cr: Mapping[str, Any]) -> None:
-        """Informer handler for Wukongs: note the objects `cr` names now."""
+        """Informer handler: note the objects `cr` names now."""
         key = key_of(cr)
-        namespace, _ = object_name(cr)
         refs: frozenset[tuple[str, str]] = frozenset()
         if event_type != "DELETED":
-            refs = self._named(namespace, cr.get("spec") or {})
+            refs = self._named(cr)
         old = self._refs.pop(key, frozenset())
         for ref in old - refs:
             users = self._users[ref]
@@ -173,5 +181,5 @@ class Users:
             self._refs[key] = refs
 
     def users(self, namespace: str, name: str) -> list[str]:
-        """Keys of the Wukongs that name `namespace/name`."""
+        """Keys of the objects that name `namespace/name`."""
         return sorted(self._users.get((namespace, name), ()))

@@ -141,3 +141,33 @@ def test_a_pvc_wakes_the_wukongs_that_clone_it() -> None:
     users.track("DELETED", cr("a", "team-a", "golden/fedora", "base"))
     assert users.users("golden", "fedora") == ["team-b/b"]
     assert users.users("team-a", "base") == []
+
+
+def test_a_pvc_wakes_through_the_datasources_that_point_to_it() -> None:
+    from wukong.runtime.mapping import Users, pvc_pointed_to
+
+    def source(name: str, spec_pvc: dict[str, str], status_pvc: dict[str, str] | None = None):
+        ds: dict[str, Any] = {
+            "metadata": {"name": name, "namespace": "golden"},
+            "spec": {"source": {"pvc": spec_pvc}},
+        }
+        if status_pvc is not None:
+            ds["status"] = {"source": {"pvc": status_pvc}}
+        return ds
+
+    pointing = Users(pvc_pointed_to)
+    pointing.track("ADDED", source("fedora", {"name": "fedora-43", "namespace": "golden"}))
+    pointing.track("ADDED", source("latest", {"name": "fedora-43"}))  # its own namespace
+    assert pointing.users("golden", "fedora-43") == ["golden/fedora", "golden/latest"]
+    # CDI's resolution (status.source) is what the planner reads, so it is what wakes.
+    pointing.track(
+        "MODIFIED",
+        source("latest", {"name": "fedora-43"}, {"name": "fedora-44", "namespace": "images"}),
+    )
+    assert pointing.users("golden", "fedora-43") == ["golden/fedora"]
+    assert pointing.users("images", "fedora-44") == ["golden/latest"]
+    pointing.track("DELETED", source("fedora", {"name": "fedora-43", "namespace": "golden"}))
+    assert pointing.users("golden", "fedora-43") == []
+    # A DataSource pointing nowhere (its spec names a snapshot) names nothing.
+    pointing.track("ADDED", {"metadata": {"name": "s", "namespace": "golden"}, "spec": {}})
+    assert pointing.users("golden", "s") == []

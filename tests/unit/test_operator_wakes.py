@@ -1,0 +1,56 @@
+"""Which Wukongs an event on another object wakes, through the handlers the operator wires
+on its informers (no API server: the handlers are called as the informers call them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from wukong.api import kinds
+from wukong.controller import Operator
+from wukong.settings import Settings
+
+
+async def _woken(operator: Operator) -> set[str]:
+    """The keys queued since the last call (each marked done)."""
+    keys = set()
+    while len(operator.queue):
+        key = await operator.queue.get()
+        operator.queue.done(key)
+        keys.add(key)
+    return keys
+
+
+async def test_a_pvc_a_datasource_points_to_wakes_the_wukongs_made_from_that_datasource() -> None:
+    async with ApiClient(Configuration()) as api:
+        operator = Operator(Settings(metrics_address="off"), api)
+
+        def tell(kind: kinds.Kind, event: str, obj: dict[str, Any]) -> None:
+            operator.informers[kind.cache]._notify(event, obj)
+
+        disks = [{"name": "root", "size": "10Gi", "dataSource": "golden/fedora"}]
+        tell(
+            kinds.WUKONG,
+            "ADDED",
+            {"metadata": {"name": "web", "namespace": "team-a"}, "spec": {"disks": disks}},
+        )
+        tell(
+            kinds.WUKONG,
+            "ADDED",
+            {
+                "metadata": {"name": "db", "namespace": "team-a"},
+                "spec": {"disks": [{"name": "root", "size": "1Gi"}]},
+            },
+        )
+        pvc = {"source": {"pvc": {"name": "fedora-43", "namespace": "golden"}}}
+        tell(
+            kinds.DATA_SOURCE,
+            "ADDED",
+            {"metadata": {"name": "fedora", "namespace": "golden"}, "spec": pvc},
+        )
+        assert await _woken(operator) >= {"team-a/web"}
+        tell(kinds.PVC, "MODIFIED", {"metadata": {"name": "fedora-43", "namespace": "golden"}})
+        assert await _woken(operator) == {"team-a/web"}
+        tell(kinds.PVC, "MODIFIED", {"metadata": {"name": "other", "namespace": "golden"}})
+        assert await _woken(operator) == set()
