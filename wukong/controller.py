@@ -33,6 +33,7 @@ from wukong.runtime.mapping import (
     Users,
     clones_named,
     data_sources_named,
+    enqueue_disk_event,
     enqueue_launcher_event,
     enqueue_owner,
     enqueue_vmi_owner,
@@ -226,7 +227,11 @@ class Operator:
         policy = self._on_policy(kinds.WUKONG.cache)
         self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
         events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)
-        self.informers[kinds.EVENT.cache].add_handler(events)
+        self.informers[kinds.MOUNT_EVENT.cache].add_handler(events)
+        disks = (kinds.DATA_VOLUME.cache, kinds.PVC.cache)
+        self.informers[kinds.CLONE_EVENT.cache].add_handler(
+            enqueue_disk_event(add, self.store, disks)
+        )
 
     def _on_policy(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
         """The network policy changed: every Wukong that uses a network decides again."""

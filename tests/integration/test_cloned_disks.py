@@ -214,3 +214,40 @@ async def test_a_datasource_that_does_not_exist_is_named_until_it_is_made(
     ds = await k.get(api_path("cdi.kubevirt.io", "v1beta1", "datasources", namespace, "fedora"))
     ready = next(c for c in ds["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["message"]) == ("True", "DataSource is ready to be consumed")
+
+
+async def test_a_clone_whose_source_a_running_vm_uses_says_so_and_runs_once_it_stops(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """CDI clones only a PVC no running pod mounts, and says so only in `CloneSourceInUse`
+    Events on the DataVolume: the Wukong's condition, Event and disk name the pod and its VM."""
+    await create(k, "wukong", namespace, wukong("base", disks=[{"name": "system", "size": "10Gi"}]))
+    await wait_phase(k, namespace, "base", "Running", within=60)
+    await create(k, "wukong", namespace, wukong("cl-4", disks=[system("base-system")]))
+    cr = await wait_for(
+        k,
+        namespace,
+        "cl-4",
+        lambda c: condition(c, "VolumesBound").get("reason") == "CloneSourceInUse",
+        what="the running VM that holds the clone back named",
+    )
+    message = condition(cr, "VolumesBound")["message"]
+    assert (
+        f"CDI clones PVC 'base-system' in namespace '{namespace}' only while no pod uses it, "
+        f"and pod {namespace}/virt-launcher-base-"
+    ) in message
+    assert "(VM base-vm) does (CDI's CloneSourceInUse since " in message
+    [disk] = [v for v in cr["status"]["volumes"] if v["name"] == "system"]
+    assert disk["phase"] == "CloneScheduled" and disk["message"] in message
+    [told] = await eventually(
+        lambda: wukong_events(k, namespace, "CloneSourceInUse"), message="a Warning Event"
+    )
+    assert told["type"] == "Warning" and told["involvedObject"]["name"] == "cl-4"
+
+    stop = {"action": "stop", "requestedAt": "2026-01-01T00:00:00.000001Z"}
+    await patch_spec(k, namespace, "base", {"lifecycleAction": stop})
+    await wait_phase(k, namespace, "base", "Stopped", within=60)
+    await wait_phase(k, namespace, "cl-4", "Running", within=60)
+    assert condition(await get(k, "wukong", namespace, "cl-4") or {}, "VolumesBound")["reason"] == (
+        "AllBound"
+    )

@@ -98,7 +98,10 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
             nads[f"{ns}/{obj['metadata']['name']}"] = obj
     clone_sources: dict[str, JsonObj | None] = {}
     data_sources: dict[str, JsonObj | None] = {}
+    cloned: set[str] = set()
     for disk in cr.spec.disks:
+        if disk.clone_source(ns) is not None or disk.data_source_ref(ns) is not None:
+            cloned.add(names.disk_claim_name(name, disk.name))
         if (source := disk.clone_source(ns)) is not None and scope in (None, source[0]):
             clone_sources["/".join(source)] = store.get(kinds.PVC.cache, *source)
         if (named := disk.data_source_ref(ns)) is not None and scope in (None, named[0]):
@@ -118,7 +121,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         vmi=vmi,
         pod_events=tuple(
             e
-            for e in store.list(kinds.EVENT.cache, ns)
+            for e in store.list(kinds.MOUNT_EVENT.cache, ns)
             if (e.get("involvedObject") or {}).get("uid") in pods
         )
         if pods
@@ -129,6 +132,13 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         nads=nads,
         clone_sources=clone_sources,
         data_sources=data_sources,
+        clone_events=tuple(
+            e
+            for e in store.list(kinds.CLONE_EVENT.cache, ns)
+            if (e.get("involvedObject") or {}).get("name") in cloned
+        )
+        if cloned
+        else (),
         storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
         network_policy=store.get(kinds.NETWORK_POLICY.cache, "", POLICY_NAME),
     )

@@ -30,8 +30,10 @@ class Kind:
 
     @property
     def cache(self) -> str:
-        """The name the watch cache files it under (`virtualmachines.kubevirt.io`)."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
+        """The name the watch cache files it under (`virtualmachines.kubevirt.io`; with its
+        field selector for a kind watched more than once, `events?reason=FailedMount`)."""
+        name = f"{self.plural}.{self.group}" if self.group else self.plural
+        return f"{name}?{self.field_selector}" if self.field_selector else name
 
     @property
     def api_version(self) -> str:
@@ -193,7 +195,8 @@ MIGRATION = Kind(
         "status": {**_CONDITIONS, "phase": ALL, "migrationState": ALL},
     },
 )
-EVENT = Kind(
+_EVENT_READS = {"involvedObject": ALL, "reason": ALL, "message": ALL, "lastTimestamp": ALL}
+MOUNT_EVENT = Kind(
     "Event",
     "",
     "v1",
@@ -201,7 +204,17 @@ EVENT = Kind(
     # Only the kubelet's "cannot mount" Events: how a missing Secret is named without
     # reading Secrets (wukong/reconcile/access.py).
     field_selector="reason=FailedMount",
-    reads={"involvedObject": ALL, "reason": ALL, "message": ALL, "lastTimestamp": ALL},
+    reads=_EVENT_READS,
+)
+CLONE_EVENT = Kind(
+    "Event",
+    "",
+    "v1",
+    "events",
+    # CDI's only word on why a clone waits: a pod uses its source PVC (CDI clones only a
+    # PVC no pod writes to), said on the DataVolume or its claim (wukong/reconcile/disks.py).
+    field_selector="reason=CloneSourceInUse",
+    reads={**_EVENT_READS, "firstTimestamp": ALL},
 )
 
 WATCHED = (
@@ -215,7 +228,8 @@ WATCHED = (
     STORAGE_CLASS,
     NETWORK_POLICY,
     MIGRATION,
-    EVENT,
+    MOUNT_EVENT,
+    CLONE_EVENT,
 )
 CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD, MIGRATION)}
 """The kinds a Wukong owns, by `kind`."""

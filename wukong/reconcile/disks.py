@@ -7,6 +7,7 @@ both take every disk rule from here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -53,6 +54,10 @@ STORAGE_CLASS_NOT_FOUND = "StorageClassNotFound"
 CLONE_SOURCE_NOT_FOUND = "CloneSourceNotFound"
 CLONE_SOURCE_TOO_BIG = "CloneSourceTooBig"
 DATA_SOURCE_NOT_FOUND = "DataSourceNotFound"
+CLONE_SOURCE_IN_USE = "CloneSourceInUse"
+# CDI's words (pvc-clone-controller.go sourceInUse, clone/common.go IsSourceClaimReady).
+_IN_USE = re.compile(r"pod ([^/\s]+)/(\S+) using PersistentVolumeClaim (\S+)")
+_LAUNCHER = re.compile(r"virt-launcher-(.+)-[a-z0-9]{5}")
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 # DataVolume phases that mean "provisioning will go on once a VM uses the disk".
 WAITS_FOR_CONSUMER = {"WaitForFirstConsumer", "PendingPopulation"}
@@ -301,6 +306,33 @@ def _clone_words(cr: Wukong, disk: DiskSpec, seen: Observed) -> str | None:
     )
 
 
+def _in_use_words(dv: JsonObj | None, pvc: JsonObj | None, seen: Observed) -> str | None:
+    """Why a clone is still CloneScheduled, when CDI said why: the pods using its source
+    (CDI clones only a PVC no running pod mounts, and says so only in `CloneSourceInUse`
+    Events on the DataVolume or its claim, repeated while it waits). None otherwise."""
+    uids = {o["metadata"].get("uid") for o in (dv, pvc) if o is not None}
+    pods: set[str] = set()
+    source, since = "", ""
+    for event in seen.clone_events:
+        if (event.get("involvedObject") or {}).get("uid") not in uids:
+            continue
+        if (said := _IN_USE.search(str(event.get("message") or ""))) is None:
+            continue
+        vm = _LAUNCHER.fullmatch(said[2])
+        pods.add(f"pod {said[1]}/{said[2]}" + (f" (VM {vm[1]})" if vm else ""))
+        source = f"PVC '{said[3]}' in namespace '{said[1]}'"
+        first = str(event.get("firstTimestamp") or event.get("lastTimestamp") or "")
+        since = min(since, first) if since else first
+    if not pods:
+        return None
+    when = f" since {since.replace('T', ' ')}" if since else ""
+    return (
+        f"CloneScheduled: CDI clones {source} only while no pod uses it, and "
+        f"{', '.join(sorted(pods))} {'does' if len(pods) == 1 else 'do'} (CDI's "
+        f"CloneSourceInUse{when}): stop what uses it, or clone another PVC"
+    )
+
+
 def _source_key(spec: JsonObj, namespace: str) -> tuple[str, ...] | None:
     """What a DataVolume reads: the image URL, the cloned PVC or the DataSource (namespace,
     name). Only those fields: CDI may add others (a registry's pullMethod) to what it
@@ -401,6 +433,8 @@ class _Disk:
     blocked: Blocked | None = None
     refusal: tuple[str, str] | None = None
     """(reason, message) of a disk that cannot be made as the spec says (clone_problem)."""
+    source_in_use: bool = False
+    """CDI waits to clone: a pod uses the source (`_in_use_words`)."""
 
 
 def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) -> _Disk:
@@ -511,7 +545,10 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
     if not done and phase == "Pending":
         waits = _clone_words(cr, disk, seen) if pvc is None else None
         phase = waits or _pending_words(disk, pvc, seen)
-    return _Disk(actions, volume, None if done else phase, blocked)
+    busy = _in_use_words(dv, pvc, seen) if phase == "CloneScheduled" else None
+    if busy is not None:
+        phase, volume = busy, volume.model_copy(update={"message": busy})
+    return _Disk(actions, volume, None if done else phase, blocked, source_in_use=bool(busy))
 
 
 def _born_held(obj: JsonObj, cr: Wukong, disk: DiskSpec) -> JsonObj:
@@ -622,6 +659,7 @@ def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> Disk
     conflicts: list[str] = []
     no_class: list[str] = []
     refused: list[tuple[str, str]] = []
+    busy = False
     usable: set[str] = set()
     for disk in cr.spec.disks:
         one = _disk(cr, disk, seen, old.get(disk.name))
@@ -641,6 +679,7 @@ def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> Disk
             volume = volume.model_copy(update={"message": why})
         elif one.problem:
             waiting.append(f"{disk.name} ({one.problem})")
+            busy = busy or one.source_in_use
         else:
             usable.add(disk.name)
         volumes.append(volume)
@@ -655,7 +694,8 @@ def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> Disk
     elif no_class:
         cond = Cond(VOLUMES_BOUND, False, STORAGE_CLASS_NOT_FOUND, "; ".join(no_class))
     elif waiting:
-        cond = Cond(VOLUMES_BOUND, False, "Provisioning", "waiting for " + ", ".join(waiting))
+        reason = CLONE_SOURCE_IN_USE if busy else "Provisioning"
+        cond = Cond(VOLUMES_BOUND, False, reason, "waiting for " + ", ".join(waiting))
     else:
         cond = Cond(VOLUMES_BOUND, True, "AllBound", f"{len(volumes)} disk(s) ready")
     return DiskPlan(

@@ -27,6 +27,9 @@ class Observed:
     data_sources: Mapping[str, JsonObj | None] = field(default_factory=dict)
     """The CDI DataSources the disks name (`dataSource`), the same way; the PVC each points
     to is in `clone_sources`."""
+    clone_events: tuple[JsonObj, ...] = ()
+    """CDI's `CloneSourceInUse` Events about the cloned disks' DataVolumes and claims (by
+    name: the planner matches their uid)."""
     storage_classes: Mapping[str, JsonObj] = field(default_factory=dict)
     migrations: Mapping[str, JsonObj] = field(default_factory=dict)
     """The VirtualMachineInstanceMigrations the Wukong owns, by name."""

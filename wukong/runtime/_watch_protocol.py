@@ -31,8 +31,10 @@ class ResourceRef:
 
     @property
     def name(self) -> str:
-        """Resource name as kubectl spells it (`virtualmachines.kubevirt.io`); the cache kind."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
+        """Resource name as kubectl spells it (`virtualmachines.kubevirt.io`), with the field
+        selector if it has one (`events?reason=FailedMount`); the cache kind."""
+        name = f"{self.plural}.{self.group}" if self.group else self.plural
+        return f"{name}?{self.field_selector}" if self.field_selector else name
 
     @property
     def api_version(self) -> str:

@@ -121,6 +121,27 @@ def enqueue_launcher_event(
     return handle
 
 
+def enqueue_disk_event(
+    enqueue: Enqueue, store: Store, kinds: tuple[str, ...]
+) -> Callable[[str, dict[str, Any]], None]:
+    """Informer handler for Events about a disk (CDI's, on a DataVolume or its claim):
+    enqueue the Wukong of the object of that name in the first of `kinds` that has one
+    (a claim CDI made is owned by its DataVolume, not by the Wukong)."""
+
+    def handle(event_type: str, event: dict[str, Any]) -> None:
+        involved = event.get("involvedObject") or {}
+        namespace, name = involved.get("namespace"), involved.get("name")
+        if not namespace or not name:
+            return
+        for kind in kinds:
+            child = store.get(kind, namespace, name)
+            if child is not None and (key := wukong_of_child(child)) is not None:
+                enqueue(key)
+                return
+
+    return handle
+
+
 Named = Callable[[Mapping[str, Any]], frozenset[tuple[str, str]]]
 """The (namespace, name) pairs of objects of another kind that one object names."""
 

@@ -314,3 +314,65 @@ def test_the_pass_sees_the_pvc_a_datasource_points_to() -> None:
     assert dict(seen.data_sources) == {"golden/fedora": data_source}
     assert dict(seen.clone_sources) == {"golden/fedora-40": GOLDEN}
     assert observe(cache, cr, NOW, NS).data_sources == {}  # another namespace: not watched
+
+
+def _in_use(about: dict[str, Any], pod: str, first: str, uid: str | None = None) -> dict[str, Any]:
+    """CDI's CloneSourceInUse Event about a DataVolume or its claim."""
+    meta = about["metadata"]
+    return {
+        "metadata": {"name": f"{meta['name']}.{pod}", "namespace": NS},
+        "involvedObject": {
+            "kind": about["kind"],
+            "name": meta["name"],
+            "namespace": NS,
+            "uid": uid or meta["uid"],
+        },
+        "reason": "CloneSourceInUse",
+        "message": f"pod golden/{pod} using PersistentVolumeClaim fedora-40",
+        "firstTimestamp": first,
+        "lastTimestamp": "2026-12-05T10:05:00Z",
+    }
+
+
+def test_a_clone_cdi_holds_back_names_the_pods_that_use_its_source() -> None:
+    dv = imported_dv(phase="CloneScheduled", progress="N/A")
+    dv["spec"] = {"source": {"pvc": {"namespace": "golden", "name": "fedora-40"}}}
+    events = (
+        _in_use(dv, "virt-launcher-golden-vm-x7k2p", "2026-12-05T10:00:00Z"),
+        _in_use(dv, "backup-0", "2026-12-05T10:01:00Z"),
+        # About an earlier DataVolume of that name: not this one's story.
+        _in_use(dv, "virt-launcher-gone-vm-abcde", "2026-12-05T09:00:00Z", uid="old-uid"),
+    )
+    claims = {"web-1-data": bound_pvc("web-1-data")}
+    world = ready_children(data_volumes={"web-1-system": dv}, claims=claims, clone_events=events)
+    plan = decide(cloned(), {"phase": "Creating"}, world)
+    said = (
+        "CloneScheduled: CDI clones PVC 'fedora-40' in namespace 'golden' only while no pod "
+        "uses it, and pod golden/backup-0, pod golden/virt-launcher-golden-vm-x7k2p (VM "
+        "golden-vm) do (CDI's CloneSourceInUse since 2026-12-05 10:00:00Z): stop what uses "
+        "it, or clone another PVC"
+    )
+    bound = _cond(plan.status, "VolumesBound")
+    assert (bound["status"], bound["reason"]) == ("False", "CloneSourceInUse")
+    assert bound["message"] == f"waiting for system ({said})"
+    assert plan.status["volumes"][0]["message"] == said
+    warnings = [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert [(w.reason, w.message) for w in warnings] == [("CloneSourceInUse", bound["message"])]
+    # The same Events once CDI has started (or about the claim of a finished clone): no word.
+    dv["status"]["phase"] = "CloneInProgress"
+    plan = decide(cloned(), {"phase": "Creating"}, world)
+    assert _cond(plan.status, "VolumesBound")["reason"] == "Provisioning"
+    assert "message" not in plan.status["volumes"][0]
+
+
+def test_the_pass_sees_cdis_in_use_events_about_cloned_disks_only() -> None:
+    from tests.unit.reconcile.test_settle import Cache
+    from wukong.act.reconciler import observe
+    from wukong.api import kinds
+
+    dv = imported_dv(phase="CloneScheduled")
+    about_clone = _in_use(dv, "p", "2026-12-05T10:00:00Z")
+    about_blank = _in_use(imported_dv("web-1-data"), "p", "2026-12-05T10:00:00Z")
+    cache = Cache({kinds.CLONE_EVENT.cache: [about_clone, about_blank]})
+    assert observe(cache, cloned(), NOW).clone_events == (about_clone,)
+    assert observe(cache, wukong(), NOW).clone_events == ()

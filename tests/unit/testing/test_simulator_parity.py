@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from wukong.testing.kubevirt.instancetype import apply_to_vmi, controller_revision
-from wukong.testing.kubevirt.launcher import launcher_pod, secret_volumes
+from wukong.testing.kubevirt.launcher import claim_volumes, launcher_pod, secret_volumes
 from wukong.testing.kubevirt.placement import (
     changed_placement,
     migration_refusal,
@@ -151,6 +151,27 @@ def test_launcher_pod_mounts_every_secret_the_vmi_names() -> None:
     assert pod["metadata"]["labels"]["kubevirt.io/created-by"] == "u1"
     assert pod["spec"]["nodeSelector"] == {"zone": "a", "kubevirt.io/schedulable": "true"}
     assert pod["spec"]["terminationGracePeriodSeconds"] == 30
+
+
+def test_launcher_pod_mounts_the_claims_the_vmi_boots_with() -> None:
+    # rendervolumes.go: a PVC volume per PVC or DataVolume volume, named as the VMI's
+    # volume; a hot-plugged one goes to its attachment pod instead.
+    spec = {
+        "volumes": [
+            {"name": "root", "dataVolume": {"name": "web-root"}},
+            {"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}},
+            {"name": "iso", "persistentVolumeClaim": {"claimName": "web-iso", "readOnly": True}},
+            {"name": "extra", "dataVolume": {"name": "web-extra", "hotpluggable": True}},
+            {"name": "cloudinitdisk", "cloudInitNoCloud": {"userData": "#cloud-config"}},
+        ]
+    }
+    assert claim_volumes(spec) == [
+        {"name": "root", "persistentVolumeClaim": {"claimName": "web-root"}},
+        {"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}},
+        {"name": "iso", "persistentVolumeClaim": {"claimName": "web-iso", "readOnly": True}},
+    ]
+    vmi = {"metadata": {"name": "web", "namespace": "ns", "uid": "u1"}, "spec": spec}
+    assert launcher_pod(vmi)["spec"]["volumes"] == claim_volumes(spec)
 
 
 def _pod(*terms: JsonObj) -> JsonObj:

@@ -198,7 +198,7 @@ class Simulator(Background):
                 self._kubelet,
                 migrating,
                 self._handler,
-                DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
+                DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes, pods),
                 DataSourceController(kube, sources, dvs, pvcs),
                 StorageController(kube, cfg, pvcs, classes, vmis),
             ]
@@ -234,7 +234,7 @@ class Simulator(Background):
             AccessCredentials(vmis, secrets, self.guest),
             self._kubelet,
             self._node,
-            DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes),
+            DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes, pods),
             DataSourceController(kube, sources, dvs, pvcs),
             StorageController(kube, cfg, pvcs, classes, vmis),
         ]

@@ -7,8 +7,13 @@ importer's error (import_failure_mode="fail" gives phase Failed instead).
 
 A clone (`source.pvc`) waits for its source PVC as CDI does: no claim, a Warning Event
 `CloneWithoutSource` (CDI's pvc-clone-controller.go), and a look again each second (CDI
-watches the source instead). Who may clone what is CDI's datavolume-mutate webhook, here an
-admission policy with its rule and words (`CLONE_AUTHORIZATION`).
+watches the source instead). It also waits, in phase `CloneScheduled`, while a pod that is
+not done mounts the source (a running VM's virt-launcher pod): a Warning `CloneSourceInUse`
+per pod, "pod <ns>/<name> using PersistentVolumeClaim <source>" (CDI's isSourceReadyToClone
+and GetPodsUsingPVCs), and a look again each second (CDI: every 5 s).
+
+Who may clone what is CDI's datavolume-mutate webhook, here an admission policy with its
+rule and words (`CLONE_AUTHORIZATION`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from ._queue import Controller
 from .config import ANN_FAIL_IMPORT, SimConfig
 from .events import event
 from .faults import Faults
+from .node import PODS
 from .objects import annotation, controlled_by, deleting, flag, owner_ref, phase, set_condition
 from .storage import BIND_IMMEDIATE_ANN
 
@@ -201,12 +207,14 @@ class DataVolumeController(Controller):
         dvs: Informer,
         pvcs: Informer,
         classes: Informer,
+        pods: Informer,
     ) -> None:
         super().__init__()
         self.kube, self.cfg, self.faults = kube, cfg, faults
-        self.dvs, self.pvcs, self.classes = dvs, pvcs, classes
+        self.dvs, self.pvcs, self.classes, self.pods = dvs, pvcs, classes, pods
         self._bound_at: dict[str, float] = {}
         self._told_no_source: set[str] = set()
+        self._told_in_use: set[tuple[str, str]] = set()
         dvs.handlers.append(lambda obj: self.enqueue(key_of(obj)))
         pvcs.handlers.append(lambda obj: self.enqueue(key_of(obj)))
 
@@ -225,10 +233,14 @@ class DataVolumeController(Controller):
             if source is None or await self.kube.get_or_none(PVCS, *source) is None:
                 await self._no_source(dv, source[1] if source else ref[1])
                 return 1.0
+            if await self._source_in_use(dv, source):
+                return 1.0
         elif pvc is None and (source := clone_source(dv)) is not None:
             # Another namespace's source is not in this simulator's informer: asked for.
             if await self.kube.get_or_none(PVCS, *source) is None:
                 await self._no_source(dv, source[1])
+                return 1.0
+            if await self._source_in_use(dv, source):
                 return 1.0
         if pvc is None:
             try:
@@ -277,6 +289,49 @@ class DataVolumeController(Controller):
             type_="Warning",
         )
         await self.kube.create(EVENTS, dv["metadata"]["namespace"], told)
+
+    async def _source_in_use(self, dv: JsonObj, source: tuple[str, str]) -> bool:
+        """CDI's isSourceReadyToClone: a pod not done mounts the source PVC. Then the
+        DataVolume is CloneScheduled, with a Warning per pod (once each here; CDI's recorder
+        folds its repeats into one Event's count)."""
+        namespace, claim = source
+        if self.pods.namespace in (None, namespace):
+            pods = self.pods.list(namespace)
+        else:
+            pods = (await self.kube.request("GET", PODS.path(namespace))).get("items") or []
+        using = [
+            p
+            for p in pods
+            if phase(p) not in ("Succeeded", "Failed")
+            and any(
+                (v.get("persistentVolumeClaim") or {}).get("claimName") == claim
+                for v in (p.get("spec") or {}).get("volumes") or []
+            )
+        ]
+        if not using:
+            return False
+        uid = dv["metadata"]["uid"]
+        for pod in using:
+            where = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+            if (uid, where) in self._told_in_use:
+                continue
+            self._told_in_use.add((uid, where))
+            told = event(
+                dv,
+                "DataVolume",
+                "CloneSourceInUse",
+                f"pod {where} using PersistentVolumeClaim {claim}",
+                component="datavolume-pvc-clone-controller",
+                host="",
+                api_version="cdi.kubevirt.io/v1beta1",
+                type_="Warning",
+            )
+            await self.kube.create(EVENTS, dv["metadata"]["namespace"], told)
+        if (dv.get("status") or {}).get("phase") != "CloneScheduled":
+            body = {"status": {"phase": "CloneScheduled", "progress": "N/A"}}
+            ns, name = dv["metadata"]["namespace"], dv["metadata"]["name"]
+            self.dvs.apply(await self.kube.merge_patch(DATAVOLUMES, ns, name, body, "status"))
+        return True
 
     def _status(self, dv: JsonObj, pvc: JsonObj) -> tuple[JsonObj, float | None]:
         old = dv.get("status") or {}

@@ -4,9 +4,11 @@ KubeVirt v1.7.0 pkg/virt-controller/services/template.go RenderLaunchManifest, r
 what the simulated node acts on: generateName `virt-launcher-<vmi>-`, the VMI's labels plus
 `kubevirt.io: virt-launcher` and `kubevirt.io/created-by: <vmi uid>`, owned by the VMI, its
 nodeSelector (plus `kubevirt.io/schedulable`), affinity and tolerations, one `compute`
-container, and a Secret volume for every Secret the VMI mounts (rendervolumes.go: Secret
-volumes, cloud-init `<volume>-udata` / `<volume>-ndata`, `<secret>-access-cred`), which the
-kubelet must find before the pod can start.
+container, a PVC volume for every claim the VMI boots with (rendervolumes.go handlePVCVolume
+and handleDataVolume: named as the VMI's volume; not hot-plugged ones, which go to their own
+attachment pod), and a Secret volume for every Secret the VMI mounts (Secret volumes,
+cloud-init `<volume>-udata` / `<volume>-ndata`, `<secret>-access-cred`), which the kubelet
+must find before the pod can start.
 """
 
 from __future__ import annotations
@@ -43,6 +45,20 @@ def secret_volumes(vmi_spec: JsonObj) -> list[JsonObj]:
     return volumes
 
 
+def claim_volumes(vmi_spec: JsonObj) -> list[JsonObj]:
+    """The pod's PVC volumes: the VMI's PVC and DataVolume volumes but hot-plugged ones."""
+    volumes: list[JsonObj] = []
+    for volume in vmi_spec.get("volumes") or []:
+        source = volume.get("persistentVolumeClaim") or volume.get("dataVolume") or {}
+        if not source or source.get("hotpluggable"):
+            continue
+        claim: JsonObj = {"claimName": source.get("claimName") or source.get("name")}
+        if volume.get("persistentVolumeClaim") and source.get("readOnly"):
+            claim["readOnly"] = True
+        volumes.append({"name": volume["name"], "persistentVolumeClaim": claim})
+    return volumes
+
+
 def launcher_pod(vmi: JsonObj) -> JsonObj:
     """The virt-launcher pod of a VMI, ready to POST."""
     meta, spec = vmi["metadata"], vmi.get("spec") or {}
@@ -56,7 +72,7 @@ def launcher_pod(vmi: JsonObj) -> JsonObj:
         "terminationGracePeriodSeconds": grace + 2 * 15,  # gracePeriodKillAfter: 2 paddings
         "automountServiceAccountToken": False,
         "containers": [{"name": "compute", "image": LAUNCHER_IMAGE}],
-        "volumes": secret_volumes(spec),
+        "volumes": claim_volumes(spec) + secret_volumes(spec),
     }
     for field in ("affinity", "tolerations", "schedulerName"):
         if spec.get(field):
