@@ -55,6 +55,7 @@ from .kubelet_logs import KubeletLogServer
 from .migration import MIGRATIONS, MigrationController
 from .node import PODS, HandlerServer, Kubelet, KubeVirtEndpoints, NodeHandler, ensure_nodes
 from .objects import VM_CONTROLLER_FINALIZER, VMI_FINALIZER
+from .snapshots import VOLUMESNAPSHOTS, SnapshotController, install_snapshot_class
 from .storage import StorageController, install_storage_classes
 from .subresources import SubresourceCall, SubresourceServer
 from .virt_controller import VMController
@@ -103,6 +104,13 @@ class Simulator(Background):
     def calls(self) -> list[SubresourceCall]:
         """Every subresource call received, oldest first."""
         return self._server.calls if self._server is not None else []
+
+    @property
+    def handler_calls(self) -> list[tuple[str, str, str, int]]:
+        """With KubeVirt's own virt-api: each call it made to the node's virt-handler, as
+        (method, namespace, "vmi/subresource", status), oldest first; none in the pure
+        simulator."""
+        return list(self._handler_server.calls) if self._handler_server is not None else []
 
     @property
     def port(self) -> int:
@@ -182,6 +190,7 @@ class Simulator(Background):
             migrations, pods = Informer(kube, MIGRATIONS, ns), Informer(kube, PODS, ns)
             secrets, sources = Informer(kube, SECRETS, ns), Informer(kube, DATASOURCES, ns)
             self._informers = [vms, vmis, dvs, pvcs, classes, migrations, pods, secrets, sources]
+            snapshotting = await self._snapshotter(kube, pvcs)
             cfg = self.config
             self._handler = VMIHandler(kube, cfg, vmis, vms, dvs, pvcs, self.guest, pods)
             # The node's scheduler and kubelet run the virt-launcher pods, node_name first.
@@ -201,6 +210,7 @@ class Simulator(Background):
                 DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes, pods),
                 DataSourceController(kube, sources, dvs, pvcs),
                 StorageController(kube, cfg, pvcs, classes, vmis),
+                *snapshotting,
             ]
             self._tasks = [asyncio.create_task(i.run()) for i in self._informers]
             await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self._informers)), 30)
@@ -213,6 +223,15 @@ class Simulator(Background):
             await self.stop()
             raise
 
+    async def _snapshotter(self, kube: Kube, pvcs: Informer) -> list[SnapshotController]:
+        """The CSI snapshotter, when the cluster has the VolumeSnapshot CRDs (its informer
+        joins the others)."""
+        if not await install_snapshot_class(kube):
+            return []
+        snapshots = Informer(kube, VOLUMESNAPSHOTS, self.namespace)
+        self._informers.append(snapshots)
+        return [SnapshotController(kube, snapshots, pvcs)]
+
     async def _start_node(self, kube: Kube, endpoints: KubeVirtEndpoints) -> None:
         """Only the node: KubeVirt's own virt-api and virt-controller do the rest."""
         cfg, ns = self.config, self.namespace
@@ -224,6 +243,7 @@ class Simulator(Background):
         pods, classes = Informer(kube, PODS, ns), Informer(kube, STORAGECLASSES)
         secrets, sources = Informer(kube, SECRETS, ns), Informer(kube, DATASOURCES, ns)
         self._informers = [vms, vmis, dvs, pvcs, pods, classes, secrets, sources]
+        snapshotting = await self._snapshotter(kube, pvcs)
         self._handler_api = await load_client(endpoints.handler_kubeconfig)
         self._node = NodeHandler(kube, cfg, vmis, vms, pvcs, self.guest, Kube(self._handler_api))
         self._kubelet = Kubelet(kube, cfg, pods, vmis, vms)
@@ -237,6 +257,7 @@ class Simulator(Background):
             DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes, pods),
             DataSourceController(kube, sources, dvs, pvcs),
             StorageController(kube, cfg, pvcs, classes, vmis),
+            *snapshotting,
         ]
         self._tasks = [asyncio.create_task(i.run()) for i in self._informers]
         await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self._informers)), 30)

@@ -55,7 +55,7 @@ JsonObject = dict[str, Any]
 NAMESPACE = "kubevirt"
 # What docs/e2e.md's cluster enables (KubeVirt v1.9 has DeclarativeHotplugVolumes on by default,
 # and with HotplugVolumes also on, HotplugVolumes' behaviour wins there too).
-FEATURE_GATES = ("HotplugVolumes", "ExpandDisks")
+FEATURE_GATES = ("HotplugVolumes", "ExpandDisks", "Snapshot")
 BINARIES = ("virt-api", "virt-controller", "virt-operator", "resource-generator")
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 _BUILD_SCRIPT = _REPO_ROOT / "hack" / "kubevirt" / "build.sh"
