@@ -61,6 +61,7 @@ PROVIDED_BY = {
     "wukongs": "the Wukong CRD, manifests/crd/",
     "virtualmachines": "KubeVirt",
     "virtualmachineinstances": "KubeVirt",
+    "virtualmachinesnapshots": "KubeVirt",
     "datavolumes": "CDI",
     "datasources": "CDI",
     "network-attachment-definitions": "Multus",
@@ -211,7 +212,7 @@ class Operator:
         # Every event: an answer our own status write put in the cache (write-through) is
         # one the update-skipping informer would otherwise keep from the counter.
         self.informers[kinds.WUKONG.cache].add_handler(self._count_answers, every_event=True)
-        for kind in (kinds.VM, kinds.DATA_VOLUME, kinds.PVC, kinds.MIGRATION):
+        for kind in (kinds.VM, kinds.DATA_VOLUME, kinds.PVC, kinds.MIGRATION, kinds.SNAPSHOT):
             self.informers[kind.cache].add_handler(enqueue_owner(add))
         vmi_owner = enqueue_vmi_owner(add, self.store, kinds.VM.cache)
         self.informers[kinds.VMI.cache].add_handler(vmi_owner)

@@ -197,6 +197,7 @@ class Executor:
             "PersistentVolumeClaim": self.storage.create_pvc,
             "NetworkAttachmentDefinition": self.multus.create_nad,
             "VirtualMachineInstanceMigration": self.kubevirt.create_migration,
+            "VirtualMachineSnapshot": self.kubevirt.create_snapshot,
         }
         return await creators[action.kind](namespace, action.body)
 

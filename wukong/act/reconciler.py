@@ -108,6 +108,12 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
             found = data_sources["/".join(named)] = store.get(kinds.DATA_SOURCE.cache, *named)
             if (pvc := pointed_pvc(found)) is not None and scope in (None, pvc[0]):
                 clone_sources["/".join(pvc)] = store.get(kinds.PVC.cache, *pvc)
+    snapshots = collect(kinds.SNAPSHOT.cache)
+    asked = cr.spec.lifecycle_action
+    if asked is not None and asked.snapshot_name and asked.snapshot_name not in snapshots:
+        # A name the user asked for may be taken by a snapshot not of this Wukong.
+        if (taken := store.get(kinds.SNAPSHOT.cache, ns, asked.snapshot_name)) is not None:
+            snapshots[asked.snapshot_name] = taken
     vm_obj = store.get(kinds.VM.cache, ns, vm)
     vmi = store.get(kinds.VMI.cache, ns, vm)
     if vmi is not None and vm_obj is not None and not controlled_by(vmi, vm_obj):
@@ -129,6 +135,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         data_volumes=collect(kinds.DATA_VOLUME.cache),
         claims=collect(kinds.PVC.cache),
         migrations=collect(kinds.MIGRATION.cache),
+        snapshots=snapshots,
         nads=nads,
         clone_sources=clone_sources,
         data_sources=data_sources,

@@ -23,6 +23,12 @@ def migration_path(namespace: str, name: str | None = None) -> str:
     return api_path(group, version, "virtualmachineinstancemigrations", namespace, name)
 
 
+def snapshot_path(namespace: str, name: str | None = None) -> str:
+    """REST path of a VirtualMachineSnapshot (or the collection)."""
+    group, version = names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION
+    return api_path(group, version, "virtualmachinesnapshots", namespace, name)
+
+
 def subresource_path(namespace: str, resource: str, name: str, sub: str) -> str:
     """REST path of one of virt-api's subresources (`softreboot`, `vnc/screenshot`, …) of a
     VM or VMI (`resource`: virtualmachines or virtualmachineinstances)."""
@@ -52,6 +58,11 @@ class KubeVirt:
         """Create a VirtualMachineInstanceMigration (virt-controller then migrates the VMI;
         virt-api's webhook refuses one for a VMI that cannot migrate)."""
         return await self.kube.create(migration_path(namespace), migration)
+
+    async def create_snapshot(self, namespace: str, snapshot: JsonObj) -> JsonObj:
+        """Create a VirtualMachineSnapshot (virt-controller then snapshots the VM; virt-api's
+        webhook refuses one without the Snapshot feature gate)."""
+        return await self.kube.create(snapshot_path(namespace), snapshot)
 
     async def delete_migration(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete a migration: KubeVirt aborts it if it still runs (virtctl migrate-cancel)."""

@@ -55,6 +55,7 @@ _OUR_LABELS = {
         names.LABEL_RETAINED_UID,
         names.LABEL_DISK,
         names.LABEL_HELD_BY,
+        names.LABEL_REQUEST,
     )
 }
 _CHILD_METADATA = {
@@ -184,6 +185,25 @@ NETWORK_POLICY = Kind(
 )
 """The administrator's policy of which networks tenants may use (issue 15)."""
 
+SNAPSHOT = Kind(
+    "VirtualMachineSnapshot",
+    names.SNAPSHOT_GROUP,
+    names.SNAPSHOT_VERSION,
+    "virtualmachinesnapshots",
+    reads={
+        "metadata": _CHILD_METADATA,
+        "spec": {"source": ALL},
+        "status": {
+            **_CONDITIONS,
+            "phase": ALL,
+            "readyToUse": ALL,
+            "error": ALL,
+            "indications": ALL,
+            "snapshotVolumes": ALL,
+            "creationTime": ALL,
+        },
+    },
+)
 MIGRATION = Kind(
     "VirtualMachineInstanceMigration",
     names.KUBEVIRT_GROUP,
@@ -228,11 +248,12 @@ WATCHED = (
     STORAGE_CLASS,
     NETWORK_POLICY,
     MIGRATION,
+    SNAPSHOT,
     MOUNT_EVENT,
     CLONE_EVENT,
 )
-CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD, MIGRATION)}
-"""The kinds a Wukong owns, by `kind`."""
+CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD, MIGRATION, SNAPSHOT)}
+"""The kinds a Wukong makes, by `kind` (all owned by it but its VM snapshots)."""
 
 
 def project(obj: dict[str, Any], reads: Reads | None) -> dict[str, Any]:

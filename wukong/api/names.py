@@ -25,6 +25,9 @@ LABEL_DISK = f"{GROUP}/disk"
 # On a disk deleteOptions keeps, in place of an ownerReference while the Wukong lives: the
 # garbage collector cannot reach it under any propagation policy (review s23 F1).
 LABEL_HELD_BY = f"{GROUP}/held-by-uid"
+# On a VM snapshot: the request (lifecycleAction fingerprint) that made it, so a pass that
+# made it and could not write status knows it for its own.
+LABEL_REQUEST = f"{GROUP}/request"
 
 ANNOTATION_DELETION_PROTECTION = f"{GROUP}/deletion-protection"
 
@@ -36,6 +39,8 @@ POD_NETWORK_NAME = "default"
 KUBEVIRT_GROUP = "kubevirt.io"
 KUBEVIRT_VERSION = "v1"
 SUBRESOURCES_GROUP = "subresources.kubevirt.io"
+SNAPSHOT_GROUP = "snapshot.kubevirt.io"
+SNAPSHOT_VERSION = "v1beta1"
 SUBRESOURCES_VERSION = "v1"
 CDI_GROUP = "cdi.kubevirt.io"
 CDI_VERSION = "v1beta1"

@@ -134,6 +134,7 @@ class Action(StrEnum):
     SUSPEND = "suspend"
     RESUME = "resume"
     MIGRATE = "migrate"
+    SNAPSHOT = "snapshot"
 
 
 class AccessMode(StrEnum):
@@ -375,17 +376,34 @@ class NetworkSpec(WireModel):
 GracePeriod = Annotated[int, Field(ge=0, le=MAX_GRACE_PERIOD_SECONDS)]
 
 
+_SNAPSHOT_NAME_ONLY = "snapshotName names the snapshot of action snapshot only"
+
+
 class LifecycleAction(WireModel):
     """An imperative request, executed once per generation."""
 
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            ("!has(self.snapshotName) || self.action == 'snapshot'", _SNAPSHOT_NAME_ONLY)
+        )
+    )
+
     action: Action
-    """start, stop, restart, suspend or resume."""
+    """start, stop, restart, suspend, resume, migrate or snapshot."""
     force: bool = False
     """stop/restart: power off at once instead of a graceful shutdown."""
     grace_period_seconds: GracePeriod | None = None
     """stop: seconds of graceful shutdown before power-off."""
+    snapshot_name: DnsLabel | None = None
+    """snapshot: the VirtualMachineSnapshot's name (default '<wukong>-snapshot-<id>')."""
     requested_at: str | None = Field(None, max_length=64)
     """When the request was made (the CLI sets it): a new value repeats the same action."""
+
+    @model_validator(mode="after")
+    def _snapshot_name_only(self) -> LifecycleAction:
+        if self.snapshot_name is not None and self.action is not Action.SNAPSHOT:
+            raise ValueError(_SNAPSHOT_NAME_ONLY)
+        return self
 
 
 class DeleteOptions(WireModel):

@@ -165,6 +165,38 @@ class MigrationStatus(WireModel):
     """When it ended."""
 
 
+class SnapshotStatus(WireModel):
+    """The VM snapshot last requested (lifecycleAction snapshot) and how it went."""
+
+    request_id: str | None = None
+    """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
+    name: str | None = None
+    """The VirtualMachineSnapshot carrying it (it outlives the Wukong, as KubeVirt's own
+    snapshots outlive their VM)."""
+    uid: str | None = None
+    """Its uid, once seen: gone after that means deleted."""
+    phase: str | None = None
+    """KubeVirt's snapshot phase: InProgress, Succeeded, Failed."""
+    ready_to_use: bool | None = None
+    """KubeVirt's readyToUse: every volume's snapshot is taken."""
+    indications: Annotated[list[str], _bounded(8)] = Field(default_factory=list)
+    """How KubeVirt took it: Online, GuestAgent (the guest's filesystems frozen), NoGuestAgent
+    (crash-consistent), Paused, QuiesceFailed."""
+    left_out: Annotated[list[str], _bounded(64)] = Field(default_factory=list)
+    """Volumes KubeVirt left out (no VolumeSnapshotClass for their StorageClass, say)."""
+    result: str | None = None
+    """Refused, Succeeded or Failed, once there is one."""
+    message: str | None = None
+    """What happened, or why it was refused."""
+    refusal: str | None = None
+    """Why the last request (requestId) was refused; the snapshot shown may be an earlier
+    one, still in progress."""
+    started_at: Timestamp | None = None
+    """When the request was accepted."""
+    ended_at: Timestamp | None = None
+    """When it ended."""
+
+
 class WukongStatus(WireModel):
     """Everything the operator observed and decided, for kubectl get/describe."""
 
@@ -190,6 +222,8 @@ class WukongStatus(WireModel):
     """Progress while deleting."""
     migration: MigrationStatus | None = None
     """The last live migration (lifecycleAction migrate)."""
+    snapshot: SnapshotStatus | None = None
+    """The last VM snapshot (lifecycleAction snapshot)."""
     conditions: Annotated[
         list[Condition],
         # atomic: the operator alone writes the list, whole, with a merge patch; a map keyed

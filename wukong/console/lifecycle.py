@@ -39,14 +39,21 @@ class Request:
     force: bool = False
     grace_period: int | None = None
     requested_at: str = ""
+    snapshot_name: str | None = None
 
     @classmethod
     def now(
-        cls, action: Action, now: datetime, *, force: bool = False, grace_period: int | None = None
+        cls,
+        action: Action,
+        now: datetime,
+        *,
+        force: bool = False,
+        grace_period: int | None = None,
+        snapshot_name: str | None = None,
     ) -> Request:
         """A request stamped with `now` to the microsecond, so it is always a new one."""
         stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return cls(action, force, grace_period, stamp)
+        return cls(action, force, grace_period, stamp, snapshot_name)
 
     def patch(self) -> JsonObj:
         """The merge patch; every field is written (null clears) so nothing stale survives."""
@@ -54,6 +61,7 @@ class Request:
             "action": self.action.value,
             "force": self.force,
             "gracePeriodSeconds": self.grace_period,
+            "snapshotName": self.snapshot_name,
             "requestedAt": self.requested_at,
         }
         return {"spec": {"lifecycleAction": body}}
@@ -65,6 +73,7 @@ class Request:
             action=self.action,
             force=self.force,
             grace_period_seconds=self.grace_period,
+            snapshot_name=self.snapshot_name,
             requested_at=self.requested_at,
         )
         return request_id(model)
@@ -96,6 +105,8 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
         return Outcome(False, f"{name} is being deleted")
     if request.action is Action.MIGRATE:
         return migration_outcome(name, status.get("migration") or {}, request)
+    if request.action is Action.SNAPSHOT:
+        return snapshot_outcome(status.get("snapshot") or {}, request)
     if not answers(life, request, generation):
         return None
     state, message = life.get("state"), life.get("message") or ""
@@ -140,6 +151,13 @@ def acknowledgement(cr: JsonObj | None, request: Request, generation: int) -> Ou
         if migration.get("refusal") or migration.get("result") == "Failed":
             return migration_outcome(cr["metadata"]["name"], migration, request)
         return Outcome(True, str(migration.get("message") or migration.get("phase") or ""))
+    if request.action is Action.SNAPSHOT:
+        shot = status.get("snapshot") or {}
+        if shot.get("requestId") != request.fingerprint:
+            return None
+        if shot.get("result") in ("Refused", "Failed"):
+            return snapshot_outcome(shot, request)
+        return Outcome(True, str(shot.get("message") or shot.get("phase") or ""))
     life = status.get("lifecycleState") or {}
     if not answers(life, request, generation) or not life.get("state"):
         return None
@@ -163,6 +181,21 @@ def migration_outcome(name: str, migration: JsonObj, request: Request) -> Outcom
     if result == "Succeeded":
         source, target = migration.get("sourceNode"), migration.get("targetNode")
         return Outcome(True, f"{name} migrated from {source} to {target}")
+    return None
+
+
+def snapshot_outcome(shot: JsonObj, request: Request) -> Outcome | None:
+    """A snapshot request's end, from status.snapshot (the operator answers it there)."""
+    if shot.get("requestId") != request.fingerprint:
+        return None
+    result, message = shot.get("result"), str(shot.get("message") or "")
+    if result == "Refused":
+        return Outcome(False, f"snapshot refused: {shot.get('refusal') or message}")
+    if result == "Failed":
+        return Outcome(False, f"snapshot failed: {message}")
+    if result == "Succeeded":
+        # Ready, but without some volumes' data: said, and not a success to a script.
+        return Outcome(not shot.get("leftOut"), message)
     return None
 
 

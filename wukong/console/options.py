@@ -274,6 +274,14 @@ Timeout = Annotated[
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="power off at once, no graceful shutdown")]
+SnapshotName = Annotated[
+    str | None,
+    typer.Option(
+        "--snapshot-name",
+        metavar="NAME",
+        help="name the VirtualMachineSnapshot (default <wukong>-snapshot-<id>)",
+    ),
+]
 GracePeriod = Annotated[
     int | None,
     typer.Option(

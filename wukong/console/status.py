@@ -60,30 +60,37 @@ def disks_cell(cr: JsonObj) -> str:
     return f"{count} ({', '.join(busy)})" if busy else str(count)
 
 
-def _migration_answer(cr: JsonObj) -> JsonObj | None:
-    """status.migration when the spec's request is a migrate: the operator answers a migrate
-    there, and leaves lifecycleState with the request before it."""
-    asked = ((cr.get("spec") or {}).get("lifecycleAction") or {}).get("action")
-    migration = _status(cr).get("migration") or {}
-    return migration if asked == "migrate" and migration else None
+# Requests answered in a status field of their own, not in lifecycleState.
+ANSWERED_APART = {"migrate": "migration", "snapshot": "snapshot"}
 
 
-def _migration_cell(migration: JsonObj, now: datetime) -> str:
-    """'migrate Running 30s', 'migrate Succeeded 2m', 'migrate Refused 5s'."""
-    refused = bool(migration.get("refusal"))
-    state = "Refused" if refused else migration.get("result") or migration.get("phase")
-    # Refused while an earlier migration runs: startedAt is that one's, not the refusal's.
-    late = refused and migration.get("result") != "Refused"
-    when = NONE if late else age(migration.get("startedAt"), now)
-    return " ".join(str(p) for p in ("migrate", state or "Pending", when) if p != NONE)
+def _apart_answer(cr: JsonObj) -> tuple[str, JsonObj] | None:
+    """(action, status.migration or status.snapshot) when the spec's request is a migrate or
+    a snapshot: the operator answers those there, and leaves lifecycleState with the request
+    before it."""
+    asked = str(((cr.get("spec") or {}).get("lifecycleAction") or {}).get("action") or "")
+    field = ANSWERED_APART.get(asked)
+    answer = _status(cr).get(field) or {} if field else {}
+    return (asked, answer) if answer else None
+
+
+def _apart_cell(action: str, answer: JsonObj, now: datetime) -> str:
+    """'migrate Running 30s', 'snapshot Succeeded 2m', 'migrate Refused 5s'."""
+    refused = bool(answer.get("refusal"))
+    state = "Refused" if refused else answer.get("result") or answer.get("phase")
+    # Refused while an earlier one runs: startedAt is that one's, not the refusal's.
+    late = refused and answer.get("result") != "Refused"
+    when = NONE if late else age(answer.get("startedAt"), now)
+    return " ".join(str(p) for p in (action, state or "Pending", when) if p != NONE)
 
 
 def last_action_cell(cr: JsonObj, now: datetime) -> str:
     """'stop Done 2m', 'migrate Running 30s', or 'Refused' (a refused lifecycle request keeps
-    the previous action's name; a migrate is answered apart, so its refusal names it)."""
-    migration = _migration_answer(cr)
-    if migration is not None:
-        return _migration_cell(migration, now)
+    the previous action's name; a migrate or snapshot is answered apart, so its refusal
+    names it)."""
+    apart = _apart_answer(cr)
+    if apart is not None:
+        return _apart_cell(*apart, now)
     life = _status(cr).get("lifecycleState") or {}
     state = life.get("state")
     if not state:
@@ -131,9 +138,9 @@ def _field(label: str, value: object) -> str:
 
 
 def _lifecycle(cr: JsonObj, now: datetime) -> str:
-    migration = _migration_answer(cr)
-    if migration is not None:
-        message = migration.get("refusal") or migration.get("message")
+    apart = _apart_answer(cr)
+    if apart is not None:
+        message = apart[1].get("refusal") or apart[1].get("message")
     else:
         life = _status(cr).get("lifecycleState") or {}
         if not life.get("state"):

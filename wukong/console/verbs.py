@@ -1,4 +1,4 @@
-"""The lifecycle verbs: start, stop, restart, suspend, resume and migrate (requests the
+"""The lifecycle verbs: start, stop, restart, suspend, resume, migrate and snapshot (requests the
 operator carries out, virtctl's names as aliases), and the two that go to KubeVirt directly,
 as virtctl's do: migrate-cancel and soft-reboot.
 
@@ -27,6 +27,7 @@ from wukong.console.options import (
     OptionalNames,
     OutputOpt,
     Selector,
+    SnapshotName,
     Timeout,
     Wait,
     cluster_from,
@@ -53,6 +54,11 @@ _LIFECYCLE: tuple[tuple[Action, str, str | None], ...] = (
     (Action.SUSPEND, "Pause the running guest; its memory is kept.", "pause"),
     (Action.RESUME, "Unpause a suspended Wukong.", "unpause"),
     (Action.MIGRATE, "Live-migrate the running VM to another node.", None),
+    (
+        Action.SNAPSHOT,
+        "Snapshot the VM's disks (a KubeVirt VirtualMachineSnapshot, kept after the Wukong).",
+        None,
+    ),
 )
 _SHUT_DOWN = frozenset({Action.STOP, Action.RESTART})  # the only ones with --force, --grace-period
 
@@ -77,6 +83,7 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         selector: Selector = None,
         force: Force = False,
         grace_period: GracePeriod = None,
+        snapshot_name: SnapshotName = None,
         wait: Wait = False,
         timeout: Timeout = None,
         dry_run: DryRunOpt = DryRun.NONE,
@@ -94,7 +101,15 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         if force and grace_period is not None:
             fail(usage("--force powers off at once: --grace-period does not apply"))
         cluster = cluster_from(kubeconfig, context, namespace)
-        request = Request.now(action, datetime.now(UTC), force=force, grace_period=grace_period)
+        if snapshot_name is not None and (len(names) != 1 or selector is not None):
+            fail(usage("--snapshot-name names one snapshot: give one Wukong"))
+        request = Request.now(
+            action,
+            datetime.now(UTC),
+            force=force,
+            grace_period=grace_period,
+            snapshot_name=snapshot_name,
+        )
         work = flows.lifecycle(
             cluster,
             console(),
@@ -106,11 +121,12 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         )
         run(work)
 
-    if action not in _SHUT_DOWN:
+    hidden = set() if action in _SHUT_DOWN else {"force", "grace_period"}
+    if action is not Action.SNAPSHOT:
+        hidden.add("snapshot_name")
+    if hidden:
         signature = inspect.signature(command, eval_str=True)
-        flags = [
-            p for p in signature.parameters.values() if p.name not in {"force", "grace_period"}
-        ]
+        flags = [p for p in signature.parameters.values() if p.name not in hidden]
         command.__signature__ = signature.replace(parameters=flags)  # type: ignore[attr-defined]
     return command
 

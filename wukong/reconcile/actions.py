@@ -18,6 +18,7 @@ ChildKind = Literal[
     "PersistentVolumeClaim",
     "NetworkAttachmentDefinition",
     "VirtualMachineInstanceMigration",
+    "VirtualMachineSnapshot",
 ]
 EventType = Literal["Normal", "Warning"]
 

@@ -47,6 +47,7 @@ from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.networks import plan_networks
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.resources import hotplug_events
+from wukong.reconcile.snapshot import plan_snapshot
 from wukong.reconcile.status import (
     attach_state,
     interfaces,
@@ -166,10 +167,11 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     old_volumes = {v.name: v for v in status.volumes}
     disks = plan_disks(cr, seen, old_volumes) if not problems and nets and nets.ready else None
     ready = bool(nets and nets.ready and disks and disks.ready)
-    # A migrate request is the migration planner's; the lifecycle planner sees none.
+    # A migrate or snapshot request is its own planner's; the lifecycle planner sees none.
     asked = cr.spec.lifecycle_action
     migrate = asked is not None and asked.action is LifecycleVerb.MIGRATE
-    if migrate:
+    snapshot = asked is not None and asked.action is LifecycleVerb.SNAPSHOT
+    if migrate or snapshot:
         cr = cr.model_copy(update={"spec": cr.spec.model_copy(update={"lifecycle_action": None})})
     life = plan_lifecycle(
         cr,
@@ -183,6 +185,14 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     )
     moving = plan_migration(
         cr, seen, status.migration, request_id(asked) if migrate and not problems else None
+    )
+    shot = plan_snapshot(
+        cr,
+        seen,
+        status.snapshot,
+        request_id(asked) if snapshot and asked and not problems else None,
+        asked_name=asked.snapshot_name if snapshot and asked else None,
+        disks_ready=ready,
     )
     conds = [valid]
     if nets:
@@ -219,6 +229,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         plan.requeue(hot.requeue_after)
     plan.actions += life.actions
     plan.actions += moving.actions
+    plan.actions += shot.actions
     plan.requeue(life.requeue_after)
     step = life.step
     plan.actions += hop_events(step, life.state.message if life.state is not None else None)
@@ -249,6 +260,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         volumes=volumes,
         lifecycle_state=life.state,
         migration=moving.status,
+        snapshot=shot.status,
         conditions=conditions,
         history=history,
     )

@@ -33,6 +33,8 @@ class Observed:
     storage_classes: Mapping[str, JsonObj] = field(default_factory=dict)
     migrations: Mapping[str, JsonObj] = field(default_factory=dict)
     """The VirtualMachineInstanceMigrations the Wukong owns, by name."""
+    snapshots: Mapping[str, JsonObj] = field(default_factory=dict)
+    """The VirtualMachineSnapshots labelled with the Wukong, by name."""
     pod_events: tuple[JsonObj, ...] = ()
     """The kubelet's FailedMount Events about the VMI's virt-launcher pods."""
     guest_filesystems: tuple[JsonObj, ...] | None = None

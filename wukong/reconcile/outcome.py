@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from wukong.api.status import WukongStatus
 from wukong.fsm.requests import Happened
-from wukong.reconcile.actions import Action, ExpandDisk, Failed, VmCall
+from wukong.reconcile.actions import Action, CreateChild, ExpandDisk, Failed, VmCall
 from wukong.reconcile.admission import refused_child
 from wukong.reconcile.lifecycle import moved
 
@@ -62,6 +62,20 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 for v in status.volumes
             ]
             status = status.model_copy(update={"volumes": volumes})
+        elif (
+            isinstance(action, CreateChild)
+            and action.kind == "VirtualMachineSnapshot"
+            and failure.kind != "transient"
+            and status.snapshot is not None
+        ):
+            # virt-api's webhook said no (the Snapshot feature gate off, say): the request
+            # is answered, not made again.
+            name = action.body.get("metadata", {}).get("name")
+            text = f"KubeVirt refused snapshot {name}: {failure.message}"
+            update = {"result": "Failed", "phase": "Failed", "message": text}
+            status = status.model_copy(
+                update={"snapshot": status.snapshot.model_copy(update=update)}
+            )
         elif isinstance(action, VmCall) and status.lifecycle_state is not None:
             state = status.lifecycle_state
             if action.force and state.escalated and not state.force and failure.kind == "transient":

@@ -20,6 +20,8 @@ def test_every_request_is_new_and_clears_what_the_last_one_set() -> None:
                 "action": "stop",
                 "force": False,
                 "gracePeriodSeconds": None,  # null: a merge patch removes an older value
+                # null too: an older snapshot request's name would make this one invalid
+                "snapshotName": None,
                 "requestedAt": "2026-05-01T12:00:00.000000Z",
             }
         }
@@ -184,4 +186,25 @@ def test_a_start_that_is_done_says_where_the_guest_runs() -> None:
     # Said as far as known, and marked so that a wait follows a moment more for the IP.
     assert outcome(cr, start, generation=7) == Outcome(
         True, "web-1 is Running", awaiting_address=True
+    )
+
+
+def test_a_snapshot_is_answered_in_status_snapshot() -> None:
+    request = Request.now(Action.SNAPSHOT, NOW, snapshot_name="before-upgrade")
+    assert request.patch()["spec"]["lifecycleAction"]["snapshotName"] == "before-upgrade"
+    cr = running()
+    answer = {"requestId": request.fingerprint, "name": "before-upgrade", "phase": "InProgress"}
+    cr["status"]["snapshot"] = answer | {"message": "before-upgrade created"}
+    assert outcome(cr, request, 2) is None
+    assert acknowledgement(cr, request, 2) == Outcome(True, "before-upgrade created")
+    ready = "snapshot before-upgrade is ready"
+    cr["status"]["snapshot"] = answer | {"result": "Succeeded", "message": ready}
+    assert outcome(cr, request, 2) == Outcome(True, ready)
+    # Ready without some volumes' data: said, and not a success.
+    cr["status"]["snapshot"] = answer | {"result": "Succeeded", "message": ready, "leftOut": ["x"]}
+    assert outcome(cr, request, 2) == Outcome(False, ready)
+    refused = answer | {"result": "Refused", "refusal": "snapshot needs the VM: web-1 has none"}
+    cr["status"]["snapshot"] = refused
+    assert acknowledgement(cr, request, 2) == Outcome(
+        False, "snapshot refused: snapshot needs the VM: web-1 has none"
     )

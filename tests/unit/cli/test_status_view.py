@@ -131,6 +131,21 @@ def test_last_action_column_shows_a_migration(migration: dict[str, str], shown: 
     assert summary_row(cr, NOW)[-1] == shown
 
 
+def test_last_action_column_shows_a_snapshot() -> None:
+    """A snapshot is answered in status.snapshot, as a migrate in status.migration."""
+    cr = running()
+    cr["spec"]["lifecycleAction"] = {"action": "snapshot", "requestedAt": "x"}
+    cr["status"]["lifecycleState"] = STOP_DONE
+    cr["status"]["snapshot"] = {
+        "requestId": "abc",
+        "name": "s",
+        "phase": "Succeeded",
+        "result": "Succeeded",
+        "startedAt": "2026-05-01T11:59:50Z",
+    }
+    assert summary_row(cr, NOW)[-1] == "snapshot Succeeded 10s"
+
+
 def test_a_lifecycle_request_after_a_migration_takes_the_column_back() -> None:
     cr = running()
     cr["spec"]["lifecycleAction"] = {"action": "stop", "requestedAt": "2026-05-01T10:00:00Z"}

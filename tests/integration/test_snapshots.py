@@ -1,0 +1,197 @@
+"""VM snapshots: `wukong snapshot` → `lifecycleAction: {action: snapshot}` → a KubeVirt
+VirtualMachineSnapshot of the Wukong's VM. KubeVirt's own snapshot controller (virt-controller)
+locks the VM, freezes the guest through virt-handler (the simulated node) when it has a guest
+agent, and makes a CSI VolumeSnapshot per disk, which the simulated CSI snapshotter readies;
+`status.snapshot` follows it. The pure simulator has no snapshot controller: real KubeVirt
+only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.conftest import kubevirt_mode
+from tests.integration.scenario import (
+    IMAGE,
+    create,
+    get,
+    k,
+    operator,
+    sim,
+    wait_for,
+    wait_phase,
+    wukong,
+    wukong_events,
+)
+from tests.integration.test_cli import cli
+from wukong.adapters.kube import Kube, api_path
+from wukong.api import names
+from wukong.testing.controlplane import ControlPlane
+from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["k", "operator", "sim"]  # fixtures
+
+DISKS = [
+    {"name": "system", "size": "10Gi", "image": IMAGE},
+    {"name": "data", "size": "5Gi"},
+]
+
+
+def shot(cr: dict[str, Any]) -> dict[str, Any]:
+    return dict((cr.get("status") or {}).get("snapshot") or {})
+
+
+def vm_snapshots(namespace: str, name: str | None = None) -> str:
+    return api_path(names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION, "virtualmachinesnapshots",
+                    namespace, name)  # fmt: skip
+
+
+def volume_snapshots(namespace: str) -> str:
+    return api_path("snapshot.storage.k8s.io", "v1", "volumesnapshots", namespace)
+
+
+async def _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    await create(k, "wukong", namespace, wukong("snap-1", disks=DISKS))
+    await wait_phase(k, namespace, "snap-1", "Running", within=60)
+    done = await cli(
+        control_plane.kubeconfig,
+        "snapshot", "snap-1", "-n", namespace, "--snapshot-name", "before-upgrade", "--wait",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "snapshot before-upgrade is ready" in done.output
+    cr = await get(k, "wukong", namespace, "snap-1")
+    assert cr is not None
+    status = shot(cr)
+    assert (status["name"], status["result"], status["readyToUse"]) == (
+        "before-upgrade",
+        "Succeeded",
+        True,
+    )
+    # Online, and the guest frozen through its agent: virt-controller asked virt-api, which
+    # asked the node's virt-handler to freeze it, and to thaw it once the volumes were taken.
+    assert sorted(status["indications"]) == ["GuestAgent", "Online"] and not status.get("leftOut")
+    thawing = [c[2] for c in sim.handler_calls if c[2].startswith("snap-1-vm/")]
+    # (virt-controller may thaw twice: its unfreeze is retried until a pass records it.)
+    assert thawing[0] == "snap-1-vm/freeze" and thawing[-1] == "snap-1-vm/unfreeze", thawing
+    assert thawing.count("snap-1-vm/freeze") == 1
+    taken = await k.get(vm_snapshots(namespace, "before-upgrade"))
+    assert taken["spec"]["source"] == {
+        "apiGroup": "kubevirt.io",
+        "kind": "VirtualMachine",
+        "name": "snap-1-vm",
+    }
+    assert taken["metadata"]["labels"][names.LABEL_WUKONG] == "snap-1"
+    assert not taken["metadata"].get("ownerReferences")
+    assert taken["status"]["phase"] == "Succeeded" and taken["status"]["readyToUse"]
+    # KubeVirt made a CSI VolumeSnapshot of each disk, ready with the claim's size.
+    volumes = (await k.get(volume_snapshots(namespace)))["items"]
+    claims = sorted(v["spec"]["source"]["persistentVolumeClaimName"] for v in volumes)
+    assert claims == ["snap-1-data", "snap-1-system"]
+    assert all(v["status"]["readyToUse"] and v["status"].get("restoreSize") for v in volumes)
+    [ready] = await wukong_events(k, namespace, "SnapshotReady")
+    assert ready["message"] == status["message"]
+    # The VM runs on, unlocked (KubeVirt took the snapshot source finalizer off again).
+    vm = await get(k, "vm", namespace, "snap-1-vm")
+    assert vm is not None and not (vm.get("status") or {}).get("snapshotInProgress")
+    assert (await get(k, "wukong", namespace, "snap-1") or {})["status"]["phase"] == "Running"
+
+    # A second request with the same name is refused; the snapshot is not touched.
+    again = await cli(
+        control_plane.kubeconfig,
+        "snapshot", "snap-1", "-n", namespace, "--snapshot-name", "before-upgrade", "--wait",
+    )  # fmt: skip
+    assert again.exit_code == 1
+    assert "snapshot refused: a VirtualMachineSnapshot named before-upgrade exists already" in (
+        again.output
+    )
+
+    # What a user can do with it today: KubeVirt restores it into a new VM, outside Wukong.
+    restore = {
+        "apiVersion": f"{names.SNAPSHOT_GROUP}/{names.SNAPSHOT_VERSION}",
+        "kind": "VirtualMachineRestore",
+        "metadata": {"name": "to-new-vm"},
+        "spec": {
+            "target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "copy-vm"},
+            "virtualMachineSnapshotName": "before-upgrade",
+        },
+    }
+    restores = api_path(
+        names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION, "virtualmachinerestores", namespace
+    )
+    await k.create(restores, restore)
+
+    async def restored() -> dict[str, Any] | None:
+        found = await k.get(f"{restores}/to-new-vm")
+        return found if (found.get("status") or {}).get("complete") else None
+
+    await eventually(restored, timeout=60, message="KubeVirt's restore into a new VM complete")
+    copy = await get(k, "vm", namespace, "copy-vm")
+    assert copy is not None
+    claims = sorted(
+        (v.get("persistentVolumeClaim") or v.get("dataVolume") or {}).get("claimName", "")
+        for v in copy["spec"]["template"]["spec"]["volumes"]
+        if v.get("persistentVolumeClaim") or v.get("dataVolume")
+    )
+    assert len(claims) == 2 and all(c.startswith("restore-") for c in claims), claims
+    assert not copy["metadata"].get("ownerReferences")  # not the Wukong's: the user's VM
+
+    # Deleting the Wukong keeps its snapshot, as deleting a VM keeps KubeVirt's.
+    await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, "snap-1"))
+
+    async def gone() -> bool:
+        return await get(k, "vm", namespace, "snap-1-vm") is None
+
+    await eventually(gone, timeout=60, message="the VM deleted with its Wukong")
+    kept = await k.get(vm_snapshots(namespace, "before-upgrade"))
+    assert kept["status"]["readyToUse"]
+
+
+async def _snapshot_of_a_stopped_vm_and_its_refusals(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    body = wukong("snap-2", disks=DISKS, startStrategy={"autoStart": False})
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "snap-2", "Stopped", within=60)
+    done = await cli(control_plane.kubeconfig, "snapshot", "snap-2", "-n", namespace, "--wait")
+    assert done.exit_code == 0, done.output
+    cr = await wait_for(
+        k, namespace, "snap-2", lambda c: shot(c).get("result") == "Succeeded", within=10
+    )
+    status = shot(cr)
+    assert status["name"].startswith("snap-2-snapshot-")
+    assert "Online" not in status["indications"]  # offline: nothing to freeze
+    assert cr["status"]["phase"] == "Stopped"
+
+    # A Wukong whose disk is not ready yet: refused at once, nothing made.
+    slow = [{"name": "system", "size": "10Gi", "storageClassName": "no-such-class"}]
+    await create(k, "wukong", namespace, wukong("snap-3", disks=slow))
+    await wait_for(
+        k,
+        namespace,
+        "snap-3",
+        lambda c: bool((c.get("status") or {}).get("phase")),
+        what="a first status",
+    )
+    refused = await cli(control_plane.kubeconfig, "snapshot", "snap-3", "-n", namespace, "--wait")
+    assert refused.exit_code == 1
+    assert "snapshot refused: snapshot needs the VM: snap-3 has none yet" in refused.output
+    listed = (await k.get(vm_snapshots(namespace)))["items"]
+    assert [s["metadata"]["labels"][names.LABEL_WUKONG] for s in listed] == ["snap-2"]
+
+
+if kubevirt_mode() == "real":
+    test_snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong = (
+        _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
+    )
+    test_snapshot_of_a_stopped_vm_and_its_refusals = _snapshot_of_a_stopped_vm_and_its_refusals

@@ -1,0 +1,182 @@
+"""The snapshot planner: `lifecycleAction: snapshot` becomes one VirtualMachineSnapshot per
+request, refused at once when it cannot be taken, and followed to its end in words."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from wukong.api import names
+from wukong.api.status import SnapshotStatus
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import CreateChild, Emit
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.snapshot import plan_snapshot
+
+NOW = datetime(2026, 12, 5, tzinfo=UTC)
+VM = {"metadata": {"name": "web-vm", "namespace": "ns", "uid": "vm-uid"}}
+
+
+def cr(**asked: Any) -> Wukong:
+    return Wukong.from_dict(
+        {
+            "apiVersion": "vm.novasphere.dev/v1alpha1",
+            "kind": "Wukong",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u-1", "generation": 2},
+            "spec": {
+                "cpu": 1,
+                "memory": "1Gi",
+                "disks": [{"name": "system", "size": "1Gi"}],
+                "lifecycleAction": {"action": "snapshot", "requestedAt": "x", **asked},
+            },
+        }
+    )
+
+
+def snapshot(name: str, request: str = "r-1", **status: Any) -> dict[str, Any]:
+    labels = {names.LABEL_WUKONG: "web", names.LABEL_REQUEST: request}
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": f"{name}-uid", "labels": labels},
+        "status": status,
+    }
+
+
+def test_a_request_makes_one_labelled_snapshot_of_the_vm_that_the_wukong_does_not_own() -> None:
+    plan = plan_snapshot(cr(), Observed(now=NOW, vm=VM), None, "0123456789abcdef")
+    create = next(a for a in plan.actions if isinstance(a, CreateChild))
+    body = create.body
+    assert create.kind == "VirtualMachineSnapshot"
+    assert body["apiVersion"] == "snapshot.kubevirt.io/v1beta1"
+    assert body["metadata"]["name"] == "web-snapshot-01234567"
+    assert body["metadata"]["labels"][names.LABEL_WUKONG] == "web"
+    assert body["metadata"]["labels"][names.LABEL_REQUEST] == "0123456789abcdef"
+    assert "ownerReferences" not in body["metadata"]  # it outlives the Wukong
+    assert body["spec"]["source"] == {
+        "apiGroup": "kubevirt.io",
+        "kind": "VirtualMachine",
+        "name": "web-vm",
+    }
+    assert plan.status is not None and plan.status.phase == "InProgress"
+    assert Emit("Normal", "SnapshotStarted", "taking snapshot web-snapshot-01234567 of the VM") in (
+        plan.actions
+    )
+    named = plan_snapshot(cr(), Observed(now=NOW, vm=VM), None, "r-2", asked_name="before-upgrade")
+    assert (
+        next(a for a in named.actions if isinstance(a, CreateChild)).body["metadata"]["name"]
+        == "before-upgrade"
+    )
+
+
+@pytest.mark.parametrize(
+    ("seen", "ready", "words"),
+    [
+        pytest.param(
+            Observed(now=NOW), True, "snapshot needs the VM: web has none yet", id="no-vm"
+        ),
+        pytest.param(Observed(now=NOW, vm=VM), False, "needs every disk of web ready", id="disks"),
+        pytest.param(
+            Observed(now=NOW, vm=VM, snapshots={"s0": snapshot("s0", phase="InProgress")}),
+            True,
+            "a snapshot of web is in progress (s0, phase InProgress): wait for it to finish",
+            id="busy",
+        ),
+        pytest.param(
+            Observed(now=NOW, vm=VM, snapshots={"taken": {"metadata": {"name": "taken"}}}),
+            True,
+            "a VirtualMachineSnapshot named taken exists already: name another",
+            id="name-taken",
+        ),
+    ],
+)
+def test_a_snapshot_that_cannot_be_taken_now_is_refused_with_nothing_made(
+    seen: Observed, ready: bool, words: str
+) -> None:
+    plan = plan_snapshot(cr(), seen, None, "r-1", asked_name="taken", disks_ready=ready)
+    assert not any(isinstance(a, CreateChild) for a in plan.actions)
+    assert plan.status is not None and plan.status.result == "Refused"
+    assert words in (plan.status.message or "")
+    [warning] = plan.actions
+    assert isinstance(warning, Emit) and warning.reason == "SnapshotRefused"
+
+
+def test_a_snapshot_made_by_a_pass_whose_status_was_lost_is_followed_not_refused() -> None:
+    made = snapshot("web-snapshot-r1r1r1r1", request="r1r1r1r1-full", phase="InProgress")
+    seen = Observed(now=NOW, vm=VM, snapshots={made["metadata"]["name"]: made})
+    plan = plan_snapshot(cr(), seen, None, "r1r1r1r1-full")
+    assert not plan.actions
+    assert plan.status is not None
+    assert (plan.status.name, plan.status.result) == ("web-snapshot-r1r1r1r1", None)
+    assert plan.status.uid == "web-snapshot-r1r1r1r1-uid"
+
+
+def _following(**status: Any) -> tuple[list[Any], SnapshotStatus]:
+    old = SnapshotStatus(request_id="r-1", name="s1", phase="InProgress", started_at=NOW)
+    seen = Observed(now=NOW, vm=VM, snapshots={"s1": snapshot("s1", **status)})
+    plan = plan_snapshot(cr(), seen, old, "r-1")
+    assert plan.status is not None
+    return list(plan.actions), plan.status
+
+
+def test_a_ready_snapshot_says_how_it_was_taken() -> None:
+    actions, status = _following(
+        phase="Succeeded", readyToUse=True, indications=["Online", "GuestAgent"]
+    )
+    assert (status.result, status.ready_to_use) == ("Succeeded", True)
+    assert status.indications == ["Online", "GuestAgent"]
+    text = "snapshot s1 is ready (the guest's filesystems were frozen through its guest agent)"
+    assert actions == [Emit("Normal", "SnapshotReady", text)]
+    assert status.message == text
+
+
+def test_a_snapshot_that_left_volumes_out_warns_that_their_data_is_not_in_it() -> None:
+    actions, status = _following(
+        phase="Succeeded",
+        readyToUse=True,
+        indications=["Online", "NoGuestAgent"],
+        snapshotVolumes={"excludedVolumes": ["system"]},
+    )
+    assert status.result == "Succeeded" and status.left_out == ["system"]
+    [ready, lost] = actions
+    assert ready.reason == "SnapshotReady" and "crash-consistent" in ready.message
+    assert lost.type == "Warning" and lost.reason == "SnapshotIncomplete"
+    assert "left out volume(s) system: KubeVirt found no VolumeSnapshotClass" in lost.message
+
+
+def test_a_snapshot_in_progress_carries_kubevirts_error_and_a_failed_one_ends_the_request() -> None:
+    actions, status = _following(phase="InProgress", error={"message": "Failed freezing vm"})
+    assert not actions and status.result is None
+    assert status.message == "s1: InProgress: Failed freezing vm"
+    actions, status = _following(phase="Failed", error={"message": "snapshot deadline exceeded"})
+    assert status.result == "Failed"
+    assert actions == [
+        Emit("Warning", "SnapshotFailed", "snapshot s1 failed: snapshot deadline exceeded")
+    ]
+
+
+def test_a_snapshot_deleted_before_it_was_ready_ends_the_request() -> None:
+    old = SnapshotStatus(request_id="r-1", name="s1", uid="s1-uid", phase="InProgress")
+    plan = plan_snapshot(cr(), Observed(now=NOW, vm=VM), old, "r-1")
+    assert plan.status is not None and plan.status.result == "Failed"
+    assert [a.reason for a in plan.actions if isinstance(a, Emit)] == ["SnapshotFailed"]
+    # Just created and not in the cache yet: waited for.
+    fresh = old.model_copy(update={"uid": None})
+    assert plan_snapshot(cr(), Observed(now=NOW, vm=VM), fresh, "r-1").status == fresh
+
+
+def test_snapshot_name_belongs_to_the_snapshot_action_only() -> None:
+    with pytest.raises(ValueError, match="snapshotName names the snapshot of action snapshot"):
+        Wukong.from_dict(
+            {
+                "apiVersion": "vm.novasphere.dev/v1alpha1",
+                "kind": "Wukong",
+                "metadata": {"name": "web", "namespace": "ns"},
+                "spec": {
+                    "cpu": 1,
+                    "memory": "1Gi",
+                    "disks": [{"name": "system", "size": "1Gi"}],
+                    "lifecycleAction": {"action": "stop", "snapshotName": "s"},
+                },
+            }
+        )

@@ -1,0 +1,202 @@
+"""VM snapshots: `lifecycleAction: {action: snapshot}` becomes a VirtualMachineSnapshot of the
+Wukong's VM, and `status.snapshot` follows it. Pure.
+
+KubeVirt's snapshot controller does the work: it locks the VM, freezes the guest's
+filesystems through the guest agent when there is one, makes a CSI VolumeSnapshot of every
+disk whose StorageClass has a VolumeSnapshotClass, and reports the snapshot ready. A request
+is answered once per fingerprint (as every lifecycle request). It is refused at once, with
+nothing created, when there is no VM to snapshot, while a disk is not ready (KubeVirt would
+wait for it, then fail after its deadline), or while another snapshot of this VM is in
+progress. The snapshot is labelled with the Wukong but not owned by it: deleting the Wukong
+keeps it, as deleting a VM keeps KubeVirt's snapshots of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wukong.api import JsonObj, names
+from wukong.api.status import SnapshotStatus
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import Action, CreateChild, Emit
+from wukong.reconcile.children import labels
+from wukong.reconcile.observed import Observed
+
+FINAL = ("Succeeded", "Failed")
+# KubeVirt's indications (snapshot.go updateSnapshotIndications), in words.
+INDICATIONS = {
+    "GuestAgent": "the guest's filesystems were frozen through its guest agent",
+    "NoGuestAgent": "taken without a guest agent: the disks are crash-consistent",
+    "QuiesceFailed": "freezing the guest's filesystems failed: the disks are crash-consistent",
+    "Paused": "the VM was paused",
+}
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """What the snapshot planner decided."""
+
+    actions: tuple[Action, ...]
+    status: SnapshotStatus | None
+
+
+def snapshot_name(wukong: str, request_id: str, asked: str | None) -> str:
+    """The snapshot's name: the one asked for, else `<wukong>-snapshot-<fingerprint>`."""
+    return asked or names.fit(f"{wukong}-snapshot-{request_id[:8]}", 63)
+
+
+def in_progress(seen: Observed) -> list[JsonObj]:
+    """The Wukong's snapshots KubeVirt has not finished."""
+    return [
+        s
+        for s in seen.snapshots.values()
+        if (s.get("status") or {}).get("phase") not in FINAL
+        and _labels(s).get(names.LABEL_WUKONG) is not None
+    ]
+
+
+def _labels(obj: JsonObj) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def refusal(cr: Wukong, seen: Observed, disks_ready: bool, snapshot: str) -> str | None:
+    """Why a snapshot cannot start now, or None."""
+    name = cr.metadata.name
+    if snapshot in seen.snapshots:
+        return (
+            f"a VirtualMachineSnapshot named {snapshot} exists already: name another "
+            "(snapshotName), or leave the name to the operator"
+        )
+    if seen.vm is None:
+        return f"snapshot needs the VM: {name} has none yet"
+    if not disks_ready:
+        return (
+            f"snapshot needs every disk of {name} ready (KubeVirt snapshots only bound, "
+            "populated claims): see VolumesBound, and ask again"
+        )
+    busy = in_progress(seen)
+    if busy:
+        other = busy[0]
+        phase = (other.get("status") or {}).get("phase") or "InProgress"
+        return (
+            f"a snapshot of {name} is in progress ({other['metadata']['name']}, phase {phase}): "
+            "wait for it to finish"
+        )
+    return None
+
+
+def build_snapshot(cr: Wukong, name: str, request_id: str) -> JsonObj:
+    """The VirtualMachineSnapshot of this Wukong's VM (labelled, not owned: see above)."""
+    marks = {**labels(cr), names.LABEL_REQUEST: request_id}
+    return {
+        "apiVersion": f"{names.SNAPSHOT_GROUP}/{names.SNAPSHOT_VERSION}",
+        "kind": "VirtualMachineSnapshot",
+        "metadata": {"name": name, "namespace": cr.metadata.namespace, "labels": marks},
+        "spec": {
+            "source": {
+                "apiGroup": names.KUBEVIRT_GROUP,
+                "kind": "VirtualMachine",
+                "name": names.vm_name(cr.metadata.name),
+            }
+        },
+    }
+
+
+def plan_snapshot(
+    cr: Wukong,
+    seen: Observed,
+    old: SnapshotStatus | None,
+    request_id: str | None,
+    *,
+    asked_name: str | None = None,
+    disks_ready: bool = True,
+) -> SnapshotPlan:
+    """Start a new snapshot request (or refuse it), then follow the one in flight."""
+    if request_id is not None and (old is None or old.request_id != request_id):
+        name = snapshot_name(cr.metadata.name, request_id, asked_name)
+        made = seen.snapshots.get(name)
+        if made is not None and _labels(made).get(names.LABEL_REQUEST) == request_id:
+            # Made for this very request by a pass whose status write was lost: follow it.
+            mine = SnapshotStatus(
+                request_id=request_id, name=name, phase="InProgress", started_at=seen.now
+            )
+            return _follow(mine, seen)
+        why = refusal(cr, seen, disks_ready, name)
+        if why is not None:
+            event = Emit("Warning", "SnapshotRefused", why)
+            if old is not None and old.name is not None and old.result is None:
+                # The snapshot in progress goes on being followed; the refusal is answered.
+                kept = old.model_copy(update={"request_id": request_id, "refusal": why})
+                followed = _follow(kept, seen)
+                return SnapshotPlan((event, *followed.actions), followed.status)
+            refused = SnapshotStatus(
+                request_id=request_id,
+                result="Refused",
+                message=why,
+                refusal=why,
+                started_at=seen.now,
+            )
+            return SnapshotPlan((event,), refused)
+        started = SnapshotStatus(
+            request_id=request_id,
+            name=name,
+            phase="InProgress",
+            message=f"{name} created",
+            started_at=seen.now,
+        )
+        actions = (
+            CreateChild("VirtualMachineSnapshot", build_snapshot(cr, name, request_id)),
+            Emit("Normal", "SnapshotStarted", f"taking snapshot {name} of the VM"),
+        )
+        return SnapshotPlan(actions, started)
+    if old is None or old.name is None or old.result is not None:
+        return SnapshotPlan((), old)
+    return _follow(old, seen)
+
+
+def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:
+    """The snapshot in progress, as KubeVirt reports it."""
+    assert old.name is not None
+    snap = seen.snapshots.get(old.name)
+    if snap is None:
+        if old.uid is None:  # not in the cache yet (just created)
+            return SnapshotPlan((), old)
+        text = f"snapshot {old.name} was deleted before it was ready"
+        gone = {"result": "Failed", "phase": "Failed", "message": text, "ended_at": seen.now}
+        return SnapshotPlan((Emit("Warning", "SnapshotFailed", text),), old.model_copy(update=gone))
+    status = snap.get("status") or {}
+    phase = str(status.get("phase") or "InProgress")
+    indications = [str(i) for i in status.get("indications") or []]
+    left_out = sorted(
+        str(v) for v in (status.get("snapshotVolumes") or {}).get("excludedVolumes") or []
+    )
+    update: dict[str, object] = {
+        "uid": snap["metadata"].get("uid") or old.uid,
+        "phase": phase,
+        "ready_to_use": status.get("readyToUse"),
+        "indications": indications,
+        "left_out": left_out,
+        "message": f"{old.name}: {phase}",
+    }
+    error = (status.get("error") or {}).get("message")
+    if error and phase not in FINAL:
+        update["message"] = f"{old.name}: {phase}: {error}"
+    actions: list[Action] = []
+    if phase == "Succeeded" and status.get("readyToUse"):
+        how = "; ".join(INDICATIONS[i] for i in indications if i in INDICATIONS)
+        text = f"snapshot {old.name} is ready" + (f" ({how})" if how else "")
+        actions.append(Emit("Normal", "SnapshotReady", text))
+        if left_out:
+            lost = (
+                f"snapshot {old.name} left out volume(s) {', '.join(left_out)}: KubeVirt found "
+                "no VolumeSnapshotClass for their StorageClass (a CSI driver with snapshots), "
+                "so their data is not in it"
+            )
+            actions.append(Emit("Warning", "SnapshotIncomplete", lost))
+            text = f"{text}; {lost}"
+        update |= {"result": "Succeeded", "message": text, "ended_at": seen.now}
+    elif phase == "Failed":
+        text = f"snapshot {old.name} failed: {error or 'see its Events'}"
+        actions.append(Emit("Warning", "SnapshotFailed", text))
+        update |= {"result": "Failed", "message": text, "ended_at": seen.now}
+    return SnapshotPlan(tuple(actions), old.model_copy(update=update))
