@@ -31,6 +31,13 @@ from .objects import annotation, controlled_by, deleting, flag, owner_ref, phase
 from .storage import BIND_IMMEDIATE_ANN
 
 POPULATED_FOR_ANN = "cdi.kubevirt.io/storage.populatedFor"
+# A DataVolume whose claim someone else fills (KubeVirt's restore): CDI makes no claim for it
+# and leaves it alone (controller-base.go dvIsPrePopulated).
+PRE_POPULATED_ANN = "cdi.kubevirt.io/storage.prePopulated"
+# Written on every DataVolume CDI syncs (util.go updateDataVolumeUseCDIPopulator): "false"
+# here, the simulated class has no CSIDriver. KubeVirt's restore JSON-patches a DataVolume's
+# annotations one by one and fails on one that has none.
+USE_POPULATOR_ANN = "cdi.kubevirt.io/storage.usePopulator"
 CDI_LABELS = {
     "app": "containerized-data-importer",
     "app.kubernetes.io/component": "storage",
@@ -225,6 +232,8 @@ class DataVolumeController(Controller):
         if dv is None or deleting(dv):
             return None
         pvc = self.pvcs.get(ns, name)
+        if pvc is None and annotation(dv, PRE_POPULATED_ANN) is not None:
+            return None
         if pvc is None and (ref := data_source_of(dv)) is not None:
             # CDI's webhook refuses a DataVolume whose DataSource does not exist; admission
             # here cannot look it up, so the simulator waits for it as for a missing PVC.
@@ -243,6 +252,9 @@ class DataVolumeController(Controller):
             if await self._source_in_use(dv, source):
                 return 1.0
         if pvc is None:
+            if annotation(dv, USE_POPULATOR_ANN) is None:
+                marked = {"metadata": {"annotations": {USE_POPULATOR_ANN: "false"}}}
+                self.dvs.apply(await self.kube.merge_patch(DATAVOLUMES, ns, name, marked))
             try:
                 self.pvcs.apply(await self.kube.create(PVCS, ns, claim_manifest(dv)))
             except ApiError as err:
