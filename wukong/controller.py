@@ -62,6 +62,7 @@ PROVIDED_BY = {
     "virtualmachines": "KubeVirt",
     "virtualmachineinstances": "KubeVirt",
     "virtualmachinesnapshots": "KubeVirt",
+    "virtualmachinerestores": "KubeVirt",
     "datavolumes": "CDI",
     "datasources": "CDI",
     "network-attachment-definitions": "Multus",
@@ -212,7 +213,8 @@ class Operator:
         # Every event: an answer our own status write put in the cache (write-through) is
         # one the update-skipping informer would otherwise keep from the counter.
         self.informers[kinds.WUKONG.cache].add_handler(self._count_answers, every_event=True)
-        for kind in (kinds.VM, kinds.DATA_VOLUME, kinds.PVC, kinds.MIGRATION, kinds.SNAPSHOT):
+        owned = (kinds.VM, kinds.DATA_VOLUME, kinds.PVC, kinds.MIGRATION, kinds.SNAPSHOT)
+        for kind in (*owned, kinds.RESTORE):
             self.informers[kind.cache].add_handler(enqueue_owner(add))
         vmi_owner = enqueue_vmi_owner(add, self.store, kinds.VM.cache)
         self.informers[kinds.VMI.cache].add_handler(vmi_owner)

@@ -16,6 +16,7 @@ from tests.integration.scenario import (
     get,
     k,
     operator,
+    refused,
     sim,
     wait_for,
     wait_phase,
@@ -190,8 +191,93 @@ async def _snapshot_of_a_stopped_vm_and_its_refusals(
     assert [s["metadata"]["labels"][names.LABEL_WUKONG] for s in listed] == ["snap-2"]
 
 
+async def _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    await create(k, "wukong", namespace, wukong("rs-1", disks=DISKS))
+    cr = await wait_phase(k, namespace, "rs-1", "Running", within=60)
+    uid = cr["metadata"]["uid"]
+    kube = control_plane.kubeconfig
+    taken = await cli(
+        kube, "snapshot", "rs-1", "-n", namespace, "--snapshot-name", "good", "--wait"
+    )
+    assert taken.exit_code == 0, taken.output
+    before = {c: (await get(k, "pvc", namespace, c) or {})["metadata"]["uid"] for c in CLAIMS}
+
+    # KubeVirt restores a stopped VM: a running one is refused, with what to do.
+    refused = await cli(
+        kube, "restore", "rs-1", "-n", namespace, "--snapshot-name", "good", "--wait"
+    )
+    assert refused.exit_code == 1
+    assert "restore refused: restore needs rs-1 stopped" in refused.output
+    missing = await cli(
+        kube, "restore", "rs-1", "-n", namespace, "--snapshot-name", "nope", "--wait"
+    )
+    assert missing.exit_code == 1 and "restore refused: " in missing.output
+
+    stopped = await cli(kube, "stop", "rs-1", "-n", namespace, "--wait")
+    assert stopped.exit_code == 0, stopped.output
+    done = await cli(kube, "restore", "rs-1", "-n", namespace, "--snapshot-name", "good", "--wait")
+    assert done.exit_code == 0, done.output
+    assert "the disks are as snapshot good holds them" in done.output
+    cr = await get(k, "wukong", namespace, "rs-1")
+    assert cr is not None and cr["status"]["restore"]["result"] == "Succeeded"
+
+    # New claims of the same names, made by KubeVirt from the VolumeSnapshots, taken back:
+    # the blank disk's by the Wukong, the imported disk's by its DataVolume (CDI's part).
+    async def taken_back() -> dict[str, dict[str, Any]] | None:
+        claims = {c: await get(k, "pvc", namespace, c) for c in CLAIMS}
+        if any(c is None for c in claims.values()):
+            return None
+        owners = {n: (c or {})["metadata"].get("ownerReferences") or [] for n, c in claims.items()}
+        if not owners["rs-1-data"] or not owners["rs-1-system"]:
+            return None
+        return {n: c for n, c in claims.items() if c is not None}
+
+    claims = await eventually(taken_back, timeout=60, message="the restored claims owned again")
+    for claim, obj in claims.items():
+        assert obj["metadata"]["uid"] != before[claim], f"{claim} was not made again"
+        source = obj["spec"].get("dataSource") or {}
+        assert source.get("kind") == "VolumeSnapshot", obj["spec"]
+    assert [r["uid"] for r in claims["rs-1-data"]["metadata"]["ownerReferences"]] == [uid]
+    [system_owner] = claims["rs-1-system"]["metadata"]["ownerReferences"]
+    assert system_owner["kind"] == "DataVolume" and system_owner.get("controller")
+
+    # Started again, from the restored disks, with the VM's template as the spec says.
+    started = await cli(kube, "start", "rs-1", "-n", namespace, "--wait")
+    assert started.exit_code == 0, started.output
+    vm = await get(k, "vm", namespace, "rs-1-vm")
+    assert vm is not None
+    volumes = {v["name"]: v for v in vm["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["system"] == {"name": "system", "dataVolume": {"name": "rs-1-system"}}
+    [told] = await wukong_events(k, namespace, "Restored")
+    assert told["involvedObject"]["name"] == "rs-1"
+
+
+CLAIMS = ("rs-1-system", "rs-1-data")
+
+
+async def test_the_api_server_keeps_snapshot_names_to_the_snapshot_actions(
+    k: Kube, namespace: str
+) -> None:
+    """The CEL rules say what the model says (unit tests: test_snapshot.py)."""
+    stop = wukong("cel-1", lifecycleAction={"action": "stop", "snapshotName": "s"})
+    assert "snapshotName names the snapshot to take (snapshot) or to restore" in (
+        await refused(k, namespace, stop)
+    )
+    restore = wukong("cel-2", lifecycleAction={"action": "restore"})
+    assert "restore needs snapshotName" in await refused(k, namespace, restore)
+
+
 if kubevirt_mode() == "real":
     test_snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong = (
         _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
     )
     test_snapshot_of_a_stopped_vm_and_its_refusals = _snapshot_of_a_stopped_vm_and_its_refusals
+    test_restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again = (
+        _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again
+    )

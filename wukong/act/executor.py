@@ -198,6 +198,7 @@ class Executor:
             "NetworkAttachmentDefinition": self.multus.create_nad,
             "VirtualMachineInstanceMigration": self.kubevirt.create_migration,
             "VirtualMachineSnapshot": self.kubevirt.create_snapshot,
+            "VirtualMachineRestore": self.kubevirt.create_restore,
         }
         return await creators[action.kind](namespace, action.body)
 

@@ -136,6 +136,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         claims=collect(kinds.PVC.cache),
         migrations=collect(kinds.MIGRATION.cache),
         snapshots=snapshots,
+        restores=collect(kinds.RESTORE.cache),
         nads=nads,
         clone_sources=clone_sources,
         data_sources=data_sources,

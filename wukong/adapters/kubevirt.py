@@ -29,6 +29,12 @@ def snapshot_path(namespace: str, name: str | None = None) -> str:
     return api_path(group, version, "virtualmachinesnapshots", namespace, name)
 
 
+def restore_path(namespace: str, name: str | None = None) -> str:
+    """REST path of a VirtualMachineRestore (or the collection)."""
+    group, version = names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION
+    return api_path(group, version, "virtualmachinerestores", namespace, name)
+
+
 def subresource_path(namespace: str, resource: str, name: str, sub: str) -> str:
     """REST path of one of virt-api's subresources (`softreboot`, `vnc/screenshot`, …) of a
     VM or VMI (`resource`: virtualmachines or virtualmachineinstances)."""
@@ -63,6 +69,11 @@ class KubeVirt:
         """Create a VirtualMachineSnapshot (virt-controller then snapshots the VM; virt-api's
         webhook refuses one without the Snapshot feature gate)."""
         return await self.kube.create(snapshot_path(namespace), snapshot)
+
+    async def create_restore(self, namespace: str, restore: JsonObj) -> JsonObj:
+        """Create a VirtualMachineRestore (virt-controller then restores the VM's disks and
+        spec from the snapshot; virt-api's webhook refuses one it cannot do)."""
+        return await self.kube.create(restore_path(namespace), restore)
 
     async def delete_migration(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete a migration: KubeVirt aborts it if it still runs (virtctl migrate-cancel)."""

@@ -56,6 +56,7 @@ _OUR_LABELS = {
         names.LABEL_DISK,
         names.LABEL_HELD_BY,
         names.LABEL_REQUEST,
+        names.LABEL_RESTORED_FROM_VM,
     )
 }
 _CHILD_METADATA = {
@@ -204,6 +205,17 @@ SNAPSHOT = Kind(
         },
     },
 )
+RESTORE = Kind(
+    "VirtualMachineRestore",
+    names.SNAPSHOT_GROUP,
+    names.SNAPSHOT_VERSION,
+    "virtualmachinerestores",
+    reads={
+        "metadata": _CHILD_METADATA,
+        "spec": {"virtualMachineSnapshotName": ALL, "target": ALL},
+        "status": {**_CONDITIONS, "complete": ALL, "restoreTime": ALL, "restores": ALL},
+    },
+)
 MIGRATION = Kind(
     "VirtualMachineInstanceMigration",
     names.KUBEVIRT_GROUP,
@@ -249,10 +261,11 @@ WATCHED = (
     NETWORK_POLICY,
     MIGRATION,
     SNAPSHOT,
+    RESTORE,
     MOUNT_EVENT,
     CLONE_EVENT,
 )
-CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD, MIGRATION, SNAPSHOT)}
+CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD, MIGRATION, SNAPSHOT, RESTORE)}
 """The kinds a Wukong makes, by `kind` (all owned by it but its VM snapshots)."""
 
 

@@ -135,6 +135,7 @@ class Action(StrEnum):
     RESUME = "resume"
     MIGRATE = "migrate"
     SNAPSHOT = "snapshot"
+    RESTORE = "restore"
 
 
 class AccessMode(StrEnum):
@@ -376,7 +377,10 @@ class NetworkSpec(WireModel):
 GracePeriod = Annotated[int, Field(ge=0, le=MAX_GRACE_PERIOD_SECONDS)]
 
 
-_SNAPSHOT_NAME_ONLY = "snapshotName names the snapshot of action snapshot only"
+_SNAPSHOT_NAME_ONLY = (
+    "snapshotName names the snapshot to take (snapshot) or to restore (restore), and only those"
+)
+_RESTORE_NEEDS_NAME = "restore needs snapshotName: the VirtualMachineSnapshot to restore"
 
 
 class LifecycleAction(WireModel):
@@ -384,25 +388,32 @@ class LifecycleAction(WireModel):
 
     model_config = ConfigDict(
         json_schema_extra=rules(
-            ("!has(self.snapshotName) || self.action == 'snapshot'", _SNAPSHOT_NAME_ONLY)
+            (
+                "!has(self.snapshotName) || self.action == 'snapshot' || self.action == 'restore'",
+                _SNAPSHOT_NAME_ONLY,
+            ),
+            ("self.action != 'restore' || has(self.snapshotName)", _RESTORE_NEEDS_NAME),
         )
     )
 
     action: Action
-    """start, stop, restart, suspend, resume, migrate or snapshot."""
+    """start, stop, restart, suspend, resume, migrate, snapshot or restore."""
     force: bool = False
     """stop/restart: power off at once instead of a graceful shutdown."""
     grace_period_seconds: GracePeriod | None = None
     """stop: seconds of graceful shutdown before power-off."""
     snapshot_name: DnsLabel | None = None
-    """snapshot: the VirtualMachineSnapshot's name (default '<wukong>-snapshot-<id>')."""
+    """snapshot: the VirtualMachineSnapshot's name (default '<wukong>-snapshot-<id>');
+    restore: the VirtualMachineSnapshot to restore the stopped VM's disks from."""
     requested_at: str | None = Field(None, max_length=64)
     """When the request was made (the CLI sets it): a new value repeats the same action."""
 
     @model_validator(mode="after")
     def _snapshot_name_only(self) -> LifecycleAction:
-        if self.snapshot_name is not None and self.action is not Action.SNAPSHOT:
+        if self.snapshot_name is not None and self.action not in (Action.SNAPSHOT, Action.RESTORE):
             raise ValueError(_SNAPSHOT_NAME_ONLY)
+        if self.action is Action.RESTORE and self.snapshot_name is None:
+            raise ValueError(_RESTORE_NEEDS_NAME)
         return self
 
 

@@ -197,6 +197,31 @@ class SnapshotStatus(WireModel):
     """When it ended."""
 
 
+class RestoreStatus(WireModel):
+    """The restore last requested (lifecycleAction restore) and how it went."""
+
+    request_id: str | None = None
+    """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
+    name: str | None = None
+    """The VirtualMachineRestore carrying it."""
+    uid: str | None = None
+    """Its uid, once seen: gone after that means deleted."""
+    snapshot: str | None = None
+    """The VirtualMachineSnapshot restored."""
+    phase: str | None = None
+    """Restoring (KubeVirt replaces the disks and the VM's spec), Succeeded, Failed."""
+    result: str | None = None
+    """Refused, Succeeded or Failed, once there is one."""
+    message: str | None = None
+    """What happened, or why it was refused."""
+    refusal: str | None = None
+    """Why the last request (requestId) was refused."""
+    started_at: Timestamp | None = None
+    """When the request was accepted."""
+    ended_at: Timestamp | None = None
+    """When it ended."""
+
+
 class WukongStatus(WireModel):
     """Everything the operator observed and decided, for kubectl get/describe."""
 
@@ -224,6 +249,8 @@ class WukongStatus(WireModel):
     """The last live migration (lifecycleAction migrate)."""
     snapshot: SnapshotStatus | None = None
     """The last VM snapshot (lifecycleAction snapshot)."""
+    restore: RestoreStatus | None = None
+    """The last restore from a snapshot (lifecycleAction restore)."""
     conditions: Annotated[
         list[Condition],
         # atomic: the operator alone writes the list, whole, with a merge patch; a map keyed

@@ -107,6 +107,8 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
         return migration_outcome(name, status.get("migration") or {}, request)
     if request.action is Action.SNAPSHOT:
         return snapshot_outcome(status.get("snapshot") or {}, request)
+    if request.action is Action.RESTORE:
+        return restore_outcome(status.get("restore") or {}, request)
     if not answers(life, request, generation):
         return None
     state, message = life.get("state"), life.get("message") or ""
@@ -151,13 +153,13 @@ def acknowledgement(cr: JsonObj | None, request: Request, generation: int) -> Ou
         if migration.get("refusal") or migration.get("result") == "Failed":
             return migration_outcome(cr["metadata"]["name"], migration, request)
         return Outcome(True, str(migration.get("message") or migration.get("phase") or ""))
-    if request.action is Action.SNAPSHOT:
-        shot = status.get("snapshot") or {}
-        if shot.get("requestId") != request.fingerprint:
+    if request.action in APART:
+        answer = status.get(APART[request.action]) or {}
+        if answer.get("requestId") != request.fingerprint:
             return None
-        if shot.get("result") in ("Refused", "Failed"):
-            return snapshot_outcome(shot, request)
-        return Outcome(True, str(shot.get("message") or shot.get("phase") or ""))
+        if answer.get("result") in ("Refused", "Failed"):
+            return outcome(cr, request, generation)
+        return Outcome(True, str(answer.get("message") or answer.get("phase") or ""))
     life = status.get("lifecycleState") or {}
     if not answers(life, request, generation) or not life.get("state"):
         return None
@@ -181,6 +183,24 @@ def migration_outcome(name: str, migration: JsonObj, request: Request) -> Outcom
     if result == "Succeeded":
         source, target = migration.get("sourceNode"), migration.get("targetNode")
         return Outcome(True, f"{name} migrated from {source} to {target}")
+    return None
+
+
+# Requests answered in a status field of their own (besides migrate's).
+APART: Final = {Action.SNAPSHOT: "snapshot", Action.RESTORE: "restore"}
+
+
+def restore_outcome(answer: JsonObj, request: Request) -> Outcome | None:
+    """A restore request's end, from status.restore."""
+    if answer.get("requestId") != request.fingerprint:
+        return None
+    result, message = answer.get("result"), str(answer.get("message") or "")
+    if result == "Refused":
+        return Outcome(False, f"restore refused: {answer.get('refusal') or message}")
+    if result == "Failed":
+        return Outcome(False, f"restore failed: {message}")
+    if result == "Succeeded":
+        return Outcome(True, message)
     return None
 
 

@@ -279,7 +279,8 @@ SnapshotName = Annotated[
     typer.Option(
         "--snapshot-name",
         metavar="NAME",
-        help="name the VirtualMachineSnapshot (default <wukong>-snapshot-<id>)",
+        help="snapshot: name the VirtualMachineSnapshot (default <wukong>-snapshot-<id>); "
+        "restore: the one to restore",
     ),
 ]
 GracePeriod = Annotated[

@@ -16,7 +16,7 @@ SECTIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
         ("start", "stop", "restart", "suspend", "resume", "soft-reboot"),
     ),
     ("Placement", ("migrate", "migrate-cancel")),
-    ("Size and disks", ("resize", "attach", "detach", "snapshot")),
+    ("Size and disks", ("resize", "attach", "detach", "snapshot", "restore")),
     (
         "Into the VM",
         (

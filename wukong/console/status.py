@@ -61,7 +61,7 @@ def disks_cell(cr: JsonObj) -> str:
 
 
 # Requests answered in a status field of their own, not in lifecycleState.
-ANSWERED_APART = {"migrate": "migration", "snapshot": "snapshot"}
+ANSWERED_APART = {"migrate": "migration", "snapshot": "snapshot", "restore": "restore"}
 
 
 def _apart_answer(cr: JsonObj) -> tuple[str, JsonObj] | None:

@@ -59,7 +59,13 @@ _LIFECYCLE: tuple[tuple[Action, str, str | None], ...] = (
         "Snapshot the VM's disks (a KubeVirt VirtualMachineSnapshot, kept after the Wukong).",
         None,
     ),
+    (
+        Action.RESTORE,
+        "Put a stopped Wukong's disks back as a snapshot (--snapshot-name) holds them.",
+        None,
+    ),
 )
+_NAMES_A_SNAPSHOT = frozenset({Action.SNAPSHOT, Action.RESTORE})
 _SHUT_DOWN = frozenset({Action.STOP, Action.RESTART})  # the only ones with --force, --grace-period
 
 
@@ -103,6 +109,8 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         cluster = cluster_from(kubeconfig, context, namespace)
         if snapshot_name is not None and (len(names) != 1 or selector is not None):
             fail(usage("--snapshot-name names one snapshot: give one Wukong"))
+        if action is Action.RESTORE and snapshot_name is None:
+            fail(usage("restore needs --snapshot-name: the snapshot to restore"))
         request = Request.now(
             action,
             datetime.now(UTC),
@@ -122,7 +130,7 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         run(work)
 
     hidden = set() if action in _SHUT_DOWN else {"force", "grace_period"}
-    if action is not Action.SNAPSHOT:
+    if action not in _NAMES_A_SNAPSHOT:
         hidden.add("snapshot_name")
     if hidden:
         signature = inspect.signature(command, eval_str=True)

@@ -19,6 +19,7 @@ ChildKind = Literal[
     "NetworkAttachmentDefinition",
     "VirtualMachineInstanceMigration",
     "VirtualMachineSnapshot",
+    "VirtualMachineRestore",
 ]
 EventType = Literal["Normal", "Warning"]
 

@@ -31,7 +31,7 @@ from wukong.api.v1alpha1 import Wukong
 from wukong.api.validation import Problem, validate_spec
 from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.access import credentials_sync
-from wukong.reconcile.actions import Action, CreateChild, Emit
+from wukong.reconcile.actions import Action, CreateChild, Emit, PatchChild
 from wukong.reconcile.children import retained
 from wukong.reconcile.disks import NODE_RESIZE_PENDING, DiskPlan, grown_events, plan_disks
 from wukong.reconcile.hotplug import attached_events, plan_hotplug
@@ -47,6 +47,7 @@ from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.networks import plan_networks
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.resources import hotplug_events
+from wukong.reconcile.restore import plan_restore
 from wukong.reconcile.snapshot import plan_snapshot
 from wukong.reconcile.status import (
     attach_state,
@@ -171,7 +172,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     asked = cr.spec.lifecycle_action
     migrate = asked is not None and asked.action is LifecycleVerb.MIGRATE
     snapshot = asked is not None and asked.action is LifecycleVerb.SNAPSHOT
-    if migrate or snapshot:
+    restore = asked is not None and asked.action is LifecycleVerb.RESTORE
+    if migrate or snapshot or restore:
         cr = cr.model_copy(update={"spec": cr.spec.model_copy(update={"lifecycle_action": None})})
     life = plan_lifecycle(
         cr,
@@ -186,6 +188,13 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     moving = plan_migration(
         cr, seen, status.migration, request_id(asked) if migrate and not problems else None
     )
+    back = plan_restore(
+        cr,
+        seen,
+        status.restore,
+        request_id(asked) if restore and asked and not problems else None,
+        asked.snapshot_name or "" if restore and asked else "",
+    )
     shot = plan_snapshot(
         cr,
         seen,
@@ -193,18 +202,20 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         request_id(asked) if snapshot and asked and not problems else None,
         asked_name=asked.snapshot_name if snapshot and asked else None,
         disks_ready=ready,
+        restoring=back.status.name if back.holding and back.status else None,
     )
     conds = [valid]
     if nets:
         plan.actions += nets.actions
         conds.append(nets.condition)
     if disks:
-        plan.actions += disks.actions
+        # While KubeVirt restores the disks, it deletes and makes their claims: hands off.
+        plan.actions += hands_off(disks.actions) if back.holding else disks.actions
         conds += disks.conditions
     running = runs_wanted(cr, life.state)
     vm = plan_vm(cr, seen, ready=ready, run_strategy=desired_run_strategy(cr, running))
     if not problems:
-        plan.actions += vm.actions
+        plan.actions += hands_off(vm.actions) if back.holding else vm.actions
         conds += vm.conditions
         before = next((c for c in status.conditions if c.type == VM_HEALTHY), None)
         if (health := vm_health(seen, before)) is not None:
@@ -223,13 +234,18 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         )
     if disks is not None and not problems:
         hot = plan_hotplug(cr, seen, set(disks.usable), old_volumes)
-        plan.actions += hot.actions
+        plan.actions += hands_off(hot.actions) if back.holding else hot.actions
         conds += hot.conditions
         plan.needs_guest_check = hot.needs_guest_check
         plan.requeue(hot.requeue_after)
-    plan.actions += life.actions
+    # While KubeVirt restores, the VM's runStrategy is not moved either (KubeVirt's webhook
+    # refuses it then); a lifecycle call still goes, for KubeVirt to answer in its words.
+    plan.actions += (
+        [a for a in life.actions if not isinstance(a, PatchChild)] if back.holding else life.actions
+    )
     plan.actions += moving.actions
     plan.actions += shot.actions
+    plan.actions += back.actions
     plan.requeue(life.requeue_after)
     step = life.step
     plan.actions += hop_events(step, life.state.message if life.state is not None else None)
@@ -261,10 +277,17 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         lifecycle_state=life.state,
         migration=moving.status,
         snapshot=shot.status,
+        restore=back.status,
         conditions=conditions,
         history=history,
     )
     return plan
+
+
+def hands_off(actions: Sequence[Action]) -> list[Action]:
+    """Only the Events of `actions`: what a planner would do to the disks or the VM while
+    KubeVirt restores them is left undone (it would undo the restore, or be undone)."""
+    return [a for a in actions if isinstance(a, Emit)]
 
 
 def _hold(cr: Wukong, step: Step, plan: Plan, seen: Observed) -> float | None:

@@ -518,7 +518,7 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
         if pvc is None:
             create = CreateChild("PersistentVolumeClaim", _born_held(build_pvc(cr, disk), cr, disk))
             return _Disk([create], at("Pending"), "being created")
-        if not held_by(pvc, uid):
+        if not held_by(pvc, uid) and not restored_for(pvc, cr):
             return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
         phase = str(pvc.get("status", {}).get("phase") or "Pending")
         volume = volume.model_copy(update={"phase": phase})
@@ -549,6 +549,19 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
     if busy is not None:
         phase, volume = busy, volume.model_copy(update={"message": busy})
     return _Disk(actions, volume, None if done else phase, blocked, source_in_use=bool(busy))
+
+
+def restored_for(pvc: JsonObj, cr: Wukong) -> bool:
+    """A claim KubeVirt's restore made for this Wukong's VM (it copies the old claim's labels
+    and adds its own, but no owner: `volumeOwnershipPolicy: None`), taken back as the disk's
+    once this Wukong has asked for a restore (`hold_patch` owns it again)."""
+    labels = pvc.get("metadata", {}).get("labels") or {}
+    return (
+        cr.status.restore is not None
+        and cr.status.restore.name is not None
+        and labels.get(names.LABEL_RESTORED_FROM_VM) == names.vm_name(cr.metadata.name)
+        and labels.get(names.LABEL_WUKONG) == cr.metadata.name
+    )
 
 
 def _born_held(obj: JsonObj, cr: Wukong, disk: DiskSpec) -> JsonObj:

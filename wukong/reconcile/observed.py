@@ -34,7 +34,10 @@ class Observed:
     migrations: Mapping[str, JsonObj] = field(default_factory=dict)
     """The VirtualMachineInstanceMigrations the Wukong owns, by name."""
     snapshots: Mapping[str, JsonObj] = field(default_factory=dict)
-    """The VirtualMachineSnapshots labelled with the Wukong, by name."""
+    """The VirtualMachineSnapshots labelled with the Wukong, by name (and the one its
+    lifecycleAction names, whoever's it is)."""
+    restores: Mapping[str, JsonObj] = field(default_factory=dict)
+    """The VirtualMachineRestores the Wukong owns, by name."""
     pod_events: tuple[JsonObj, ...] = ()
     """The kubelet's FailedMount Events about the VMI's virt-launcher pods."""
     guest_filesystems: tuple[JsonObj, ...] | None = None

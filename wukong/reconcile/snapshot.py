@@ -59,9 +59,13 @@ def _labels(obj: JsonObj) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
-def refusal(cr: Wukong, seen: Observed, disks_ready: bool, snapshot: str) -> str | None:
+def refusal(
+    cr: Wukong, seen: Observed, disks_ready: bool, snapshot: str, restoring: str | None = None
+) -> str | None:
     """Why a snapshot cannot start now, or None."""
     name = cr.metadata.name
+    if restoring is not None:
+        return f"{name} is being restored ({restoring}): snapshot it once that is done"
     if snapshot in seen.snapshots:
         return (
             f"a VirtualMachineSnapshot named {snapshot} exists already: name another "
@@ -110,6 +114,7 @@ def plan_snapshot(
     *,
     asked_name: str | None = None,
     disks_ready: bool = True,
+    restoring: str | None = None,
 ) -> SnapshotPlan:
     """Start a new snapshot request (or refuse it), then follow the one in flight."""
     if request_id is not None and (old is None or old.request_id != request_id):
@@ -121,7 +126,7 @@ def plan_snapshot(
                 request_id=request_id, name=name, phase="InProgress", started_at=seen.now
             )
             return _follow(mine, seen)
-        why = refusal(cr, seen, disks_ready, name)
+        why = refusal(cr, seen, disks_ready, name, restoring)
         if why is not None:
             event = Emit("Warning", "SnapshotRefused", why)
             if old is not None and old.name is not None and old.result is None:

@@ -28,6 +28,8 @@ def test_request_ids_match_the_reconcilers(
         action=action,
         force=force,
         grace_period_seconds=grace,
+        # The actions about a snapshot name one (restore must).
+        snapshot_name="good" if action in (Action.SNAPSHOT, Action.RESTORE) else None,
         requested_at=f"2026-05-01T12:00:00.{micros:06d}Z",
     )
     assert contract.request_id(request) == lifecycle.request_id(request)

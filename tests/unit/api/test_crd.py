@@ -151,7 +151,7 @@ def test_the_api_server_rejects_what_spec_asks_it_to(path: str, fragment: str) -
 def test_plain_schema_checks_cover_cpu_and_actions() -> None:
     assert _at("<root>.spec.cpu")["minimum"] == 1
     assert _at("<root>.spec.lifecycleAction.action")["enum"] == [
-        "start", "stop", "restart", "suspend", "resume", "migrate", "snapshot"
+        "start", "stop", "restart", "suspend", "resume", "migrate", "snapshot", "restore"
     ]  # fmt: skip
     assert _at("<root>.spec.networks[].vlan").items() >= {"minimum": 1, "maximum": 4094}.items()
     assert _at("<root>.spec.disks[].name")["maxLength"] == 63

@@ -208,3 +208,17 @@ def test_a_snapshot_is_answered_in_status_snapshot() -> None:
     assert acknowledgement(cr, request, 2) == Outcome(
         False, "snapshot refused: snapshot needs the VM: web-1 has none"
     )
+
+
+def test_a_restore_is_answered_in_status_restore() -> None:
+    request = Request.now(Action.RESTORE, NOW, snapshot_name="good")
+    cr = running()
+    answer = {"requestId": request.fingerprint, "name": "r", "snapshot": "good"}
+    cr["status"]["restore"] = answer | {"phase": "Restoring", "message": "r: restoring"}
+    assert outcome(cr, request, 2) is None
+    assert acknowledgement(cr, request, 2) == Outcome(True, "r: restoring")
+    done = "the disks are as snapshot good holds them (restore r)"
+    cr["status"]["restore"] = answer | {"result": "Succeeded", "message": done}
+    assert outcome(cr, request, 2) == Outcome(True, done)
+    cr["status"]["restore"] = answer | {"result": "Failed", "message": "restore r failed: x"}
+    assert outcome(cr, request, 2) == Outcome(False, "restore failed: restore r failed: x")

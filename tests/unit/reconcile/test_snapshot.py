@@ -165,8 +165,8 @@ def test_a_snapshot_deleted_before_it_was_ready_ends_the_request() -> None:
     assert plan_snapshot(cr(), Observed(now=NOW, vm=VM), fresh, "r-1").status == fresh
 
 
-def test_snapshot_name_belongs_to_the_snapshot_action_only() -> None:
-    with pytest.raises(ValueError, match="snapshotName names the snapshot of action snapshot"):
+def test_snapshot_name_belongs_to_the_snapshot_actions_only() -> None:
+    with pytest.raises(ValueError, match="snapshotName names the snapshot to take"):
         Wukong.from_dict(
             {
                 "apiVersion": "vm.novasphere.dev/v1alpha1",
@@ -177,6 +177,23 @@ def test_snapshot_name_belongs_to_the_snapshot_action_only() -> None:
                     "memory": "1Gi",
                     "disks": [{"name": "system", "size": "1Gi"}],
                     "lifecycleAction": {"action": "stop", "snapshotName": "s"},
+                },
+            }
+        )
+
+
+def test_a_restore_names_its_snapshot() -> None:
+    with pytest.raises(ValueError, match="restore needs snapshotName"):
+        Wukong.from_dict(
+            {
+                "apiVersion": "vm.novasphere.dev/v1alpha1",
+                "kind": "Wukong",
+                "metadata": {"name": "web", "namespace": "ns"},
+                "spec": {
+                    "cpu": 1,
+                    "memory": "1Gi",
+                    "disks": [{"name": "system", "size": "1Gi"}],
+                    "lifecycleAction": {"action": "restore"},
                 },
             }
         )

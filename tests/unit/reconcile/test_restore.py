@@ -1,0 +1,180 @@
+"""The restore planner: `lifecycleAction: restore` becomes one VirtualMachineRestore per
+request (InPlace, claims not given to the VM, failing if the VM runs), refused at once when it
+cannot be done, and the operator's hands kept off the disks and the VM while KubeVirt works."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.unit.reconcile.world import bound_pvc, decide, ready_children, wukong
+from wukong.api import names
+from wukong.api.status import RestoreStatus
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import CreateChild, Emit, PatchChild
+from wukong.reconcile.disks import restored_for
+from wukong.reconcile.observed import Observed
+from wukong.reconcile.restore import plan_restore
+
+NOW = datetime(2026, 12, 5, tzinfo=UTC)
+VM = {"metadata": {"name": "web-vm", "namespace": "ns", "uid": "vm-uid"}}
+VMI = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "Running"}}
+
+
+def cr() -> Wukong:
+    return Wukong.from_dict(
+        {
+            "apiVersion": "vm.novasphere.dev/v1alpha1",
+            "kind": "Wukong",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u-1", "generation": 2},
+            "spec": {
+                "cpu": 1,
+                "memory": "1Gi",
+                "disks": [{"name": "system", "size": "1Gi"}],
+                "lifecycleAction": {
+                    "action": "restore",
+                    "snapshotName": "good",
+                    "requestedAt": "x",
+                },
+            },
+        }
+    )
+
+
+def snapshot(source: str = "web-vm", ready: bool = True) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "good", "namespace": "ns"},
+        "spec": {"source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": source}},
+        "status": {"readyToUse": ready, "phase": "Succeeded" if ready else "InProgress"},
+    }
+
+
+def test_a_request_makes_one_in_place_restore_the_wukong_owns_and_holds_off() -> None:
+    seen = Observed(now=NOW, vm=VM, snapshots={"good": snapshot()})
+    plan = plan_restore(cr(), seen, None, "0123456789abcdef", "good")
+    create = next(a for a in plan.actions if isinstance(a, CreateChild))
+    body = create.body
+    assert create.kind == "VirtualMachineRestore"
+    assert body["metadata"]["name"] == "web-restore-01234567"
+    assert body["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert body["spec"] == {
+        "target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "web-vm"},
+        "virtualMachineSnapshotName": "good",
+        "volumeRestorePolicy": "InPlace",
+        "volumeOwnershipPolicy": "None",
+        "targetReadinessPolicy": "FailImmediate",
+    }
+    assert plan.holding and plan.status is not None and plan.status.result is None
+
+
+@pytest.mark.parametrize(
+    ("seen", "words"),
+    [
+        pytest.param(
+            Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": snapshot()}),
+            "restore needs web stopped: KubeVirt restores a stopped VM (wukong stop web --wait",
+            id="running",
+        ),
+        pytest.param(Observed(now=NOW), "restore needs the VM: web has none yet", id="no-vm"),
+        pytest.param(
+            Observed(now=NOW, vm=VM),
+            "no VirtualMachineSnapshot named good in namespace ns",
+            id="no-snapshot",
+        ),
+        pytest.param(
+            Observed(now=NOW, vm=VM, snapshots={"good": snapshot(source="db-vm")}),
+            "good is a snapshot of VM db-vm, not of web-vm",
+            id="other-vm",
+        ),
+        pytest.param(
+            Observed(now=NOW, vm=VM, snapshots={"good": snapshot(ready=False)}),
+            "good is not ready to use (phase InProgress)",
+            id="not-ready",
+        ),
+    ],
+)
+def test_a_restore_that_cannot_be_done_now_is_refused_with_nothing_made(
+    seen: Observed, words: str
+) -> None:
+    plan = plan_restore(cr(), seen, None, "r-1", "good")
+    assert not any(isinstance(a, CreateChild) for a in plan.actions)
+    assert not plan.holding
+    assert plan.status is not None and plan.status.result == "Refused"
+    assert words in (plan.status.refusal or "")
+    assert [a.reason for a in plan.actions if isinstance(a, Emit)] == ["RestoreRefused"]
+
+
+def _restore(**status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "r1", "namespace": "ns", "uid": "r1-uid"}, "status": status}
+
+
+def _following(restore: dict[str, Any] | None, **old: Any) -> Any:
+    base = RestoreStatus(request_id="r-1", name="r1", snapshot="good", phase="Restoring")
+    seen = Observed(now=NOW, vm=VM, restores={"r1": restore} if restore else {})
+    return plan_restore(cr(), seen, base.model_copy(update=old), "r-1", "good")
+
+
+def test_a_restore_is_followed_to_its_end_in_words() -> None:
+    plan = _following(_restore(complete=False))
+    assert plan.holding and not plan.actions and plan.status.uid == "r1-uid"
+    stuck = {"type": "Progressing", "status": "False", "reason": "the server rejected it"}
+    plan = _following(_restore(complete=False, conditions=[stuck]))
+    assert plan.holding
+    assert plan.status.message == "r1: KubeVirt cannot go on: the server rejected it"
+    assert [a.reason for a in plan.actions] == ["RestoreStuck"]
+    again = _following(_restore(complete=False, conditions=[stuck]), message=plan.status.message)
+    assert not again.actions  # said once
+    done = _following(_restore(complete=True))
+    assert not done.holding and done.status.result == "Succeeded"
+    assert done.actions == (
+        Emit("Normal", "Restored", "the disks are as snapshot good holds them (restore r1)"),
+    )
+    failed = {"type": "Failure", "status": "True", "reason": "x", "message": "VM is running"}
+    plan = _following(_restore(complete=False, conditions=[failed]))
+    assert not plan.holding and plan.status.result == "Failed"
+    assert plan.status.message == "restore r1 failed: VM is running"
+    gone = _following(None, uid="r1-uid")
+    assert not gone.holding and gone.status.result == "Failed"
+    assert _following(None).holding  # just created, not in the cache yet
+
+
+def test_while_kubevirt_restores_the_operator_leaves_disks_and_vm_alone() -> None:
+    """A pass that would make the missing claim and patch the VM does neither."""
+    spec = wukong().to_dict()
+    spec["spec"]["lifecycleAction"] = {"action": "restore", "snapshotName": "good"}
+    status = {
+        "phase": "Stopped",
+        "restore": {"requestId": "r-1", "name": "r1", "snapshot": "good", "phase": "Restoring"},
+    }
+    restoring = Wukong.from_dict({**spec, "status": status})
+    vm = {
+        "metadata": {"name": "web-1-vm", "namespace": "team-a", "uid": "vm-uid"},
+        "spec": {"runStrategy": "Halted", "template": {"spec": {}}},
+    }
+    world = ready_children(claims={}, vm=vm, restores={"r1": _restore(complete=False)})
+    plan = decide(restoring, status, world)
+    assert not [a for a in plan.actions if isinstance(a, (CreateChild, PatchChild))]
+    assert plan.status["restore"]["name"] == "r1"
+
+
+def test_a_claim_kubevirt_restored_for_this_wukong_is_taken_back() -> None:
+    pvc = bound_pvc("web-1-data")
+    pvc["metadata"]["ownerReferences"] = []
+    pvc["metadata"]["labels"] = {
+        names.LABEL_WUKONG: "web-1",
+        names.LABEL_RESTORED_FROM_VM: "web-1-vm",
+    }
+    cr_ = wukong()
+    assert not restored_for(pvc, cr_)  # no restore asked: someone else's claim
+    restored = cr_.model_copy(
+        update={
+            "status": cr_.status.model_copy(
+                update={"restore": RestoreStatus(name="r1", result="Succeeded")}
+            )
+        }
+    )
+    assert restored_for(pvc, restored)
+    pvc["metadata"]["labels"][names.LABEL_RESTORED_FROM_VM] = "db-vm"
+    assert not restored_for(pvc, restored)

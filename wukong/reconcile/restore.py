@@ -1,0 +1,188 @@
+"""Restore: `lifecycleAction: {action: restore, snapshotName}` puts a stopped Wukong's disks
+back as a VirtualMachineSnapshot of its VM holds them, through KubeVirt's own restore. Pure.
+
+The operator makes a VirtualMachineRestore of its VM from the snapshot, `InPlace` (KubeVirt
+deletes each claim and makes it again, of the same name, from the snapshot's VolumeSnapshot)
+with `volumeOwnershipPolicy: None` (the claims are not given to the VM, which the operator
+may delete) and `targetReadinessPolicy: FailImmediate` (a VM started meanwhile fails the
+restore instead of being waited for). While it runs the operator stands aside: it makes,
+patches and grows no disk and does not touch the VM (KubeVirt deletes claims and rewrites
+the VM's spec: anything the operator did would be undone, or would undo the restore).
+When KubeVirt says it is complete, the next passes take the claims back (ownership, labels)
+and put the VM's template back as the spec says; the VM stays stopped until started.
+
+Refused at once, with nothing made: the VM is not stopped (KubeVirt restores a stopped VM:
+stop it first, so nothing stops behind the user's back); the snapshot does not exist, is of
+another VM, or is not ready; a snapshot is being taken, or another restore runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wukong.api import JsonObj, names
+from wukong.api.status import RestoreStatus
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import Action, CreateChild, Emit
+from wukong.reconcile.children import labels, owner_reference
+from wukong.reconcile.observed import Observed, condition_of
+from wukong.reconcile.snapshot import in_progress
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What the restore planner decided; `holding`: KubeVirt is restoring, hands off."""
+
+    actions: tuple[Action, ...]
+    status: RestoreStatus | None
+    holding: bool = False
+
+
+def restore_name(wukong: str, request_id: str) -> str:
+    """One VirtualMachineRestore per request: `<wukong>-restore-<fingerprint>`."""
+    return names.fit(f"{wukong}-restore-{request_id[:8]}", 63)
+
+
+def refusal(cr: Wukong, seen: Observed, snapshot: str, busy: RestoreStatus | None) -> str | None:
+    """Why a restore cannot start now, or None."""
+    name, vm = cr.metadata.name, names.vm_name(cr.metadata.name)
+    if busy is not None:
+        return f"a restore of {name} is in progress ({busy.name}): wait for it to finish"
+    if seen.vm is None:
+        return f"restore needs the VM: {name} has none yet"
+    if seen.vmi is not None:
+        return (
+            f"restore needs {name} stopped: KubeVirt restores a stopped VM (wukong stop "
+            f"{name} --wait, then ask again)"
+        )
+    found = seen.snapshots.get(snapshot)
+    if found is None:
+        return (
+            f"no VirtualMachineSnapshot named {snapshot} in namespace {cr.metadata.namespace} "
+            f"(kubectl get vmsnapshot -l {names.LABEL_WUKONG}={name} lists this Wukong's)"
+        )
+    source = ((found.get("spec") or {}).get("source") or {}).get("name")
+    if source != vm:
+        return f"{snapshot} is a snapshot of VM {source}, not of {vm}: restore it into that VM"
+    status = found.get("status") or {}
+    if not status.get("readyToUse"):
+        return f"{snapshot} is not ready to use (phase {status.get('phase') or 'InProgress'})"
+    taking = in_progress(seen)
+    if taking:
+        return (
+            f"a snapshot of {name} is being taken ({taking[0]['metadata']['name']}): wait for "
+            "it to finish"
+        )
+    return None
+
+
+def build_restore(cr: Wukong, name: str, snapshot: str, request_id: str) -> JsonObj:
+    """The VirtualMachineRestore of this Wukong's VM from `snapshot` (see above)."""
+    return {
+        "apiVersion": f"{names.SNAPSHOT_GROUP}/{names.SNAPSHOT_VERSION}",
+        "kind": "VirtualMachineRestore",
+        "metadata": {
+            "name": name,
+            "namespace": cr.metadata.namespace,
+            "labels": {**labels(cr), names.LABEL_REQUEST: request_id},
+            "ownerReferences": [owner_reference(cr)],
+        },
+        "spec": {
+            "target": {
+                "apiGroup": names.KUBEVIRT_GROUP,
+                "kind": "VirtualMachine",
+                "name": names.vm_name(cr.metadata.name),
+            },
+            "virtualMachineSnapshotName": snapshot,
+            "volumeRestorePolicy": "InPlace",
+            "volumeOwnershipPolicy": "None",
+            "targetReadinessPolicy": "FailImmediate",
+        },
+    }
+
+
+def plan_restore(
+    cr: Wukong, seen: Observed, old: RestoreStatus | None, request_id: str | None, snapshot: str
+) -> RestorePlan:
+    """Start a new restore request (or refuse it), then follow the one in flight."""
+    running = old if old is not None and old.name is not None and old.result is None else None
+    if request_id is not None and (old is None or old.request_id != request_id):
+        name = restore_name(cr.metadata.name, request_id)
+        made = seen.restores.get(name)
+        mine = RestoreStatus(
+            request_id=request_id,
+            name=name,
+            snapshot=snapshot,
+            phase="Restoring",
+            message=f"{name}: restoring the disks from {snapshot}",
+            started_at=seen.now,
+        )
+        if made is not None:  # made by a pass whose status write was lost: follow it
+            return _follow(mine, seen)
+        why = refusal(cr, seen, snapshot, running)
+        if why is not None:
+            event = Emit("Warning", "RestoreRefused", why)
+            if running is not None:
+                kept = running.model_copy(update={"request_id": request_id, "refusal": why})
+                followed = _follow(kept, seen)
+                return RestorePlan((event, *followed.actions), followed.status, followed.holding)
+            refused = RestoreStatus(
+                request_id=request_id,
+                snapshot=snapshot,
+                result="Refused",
+                message=why,
+                refusal=why,
+                started_at=seen.now,
+            )
+            return RestorePlan((event,), refused)
+        actions = (
+            CreateChild("VirtualMachineRestore", build_restore(cr, name, snapshot, request_id)),
+            Emit("Normal", "RestoreStarted", f"restoring the disks from snapshot {snapshot}"),
+        )
+        return RestorePlan(actions, mine, holding=True)
+    if running is None:
+        return RestorePlan((), old)
+    return _follow(running, seen)
+
+
+def _follow(old: RestoreStatus, seen: Observed) -> RestorePlan:
+    """The restore in flight, as KubeVirt reports it; hands off until it ends."""
+    assert old.name is not None
+    restore = seen.restores.get(old.name)
+    if restore is None:
+        if old.uid is None:  # not in the cache yet (just created)
+            return RestorePlan((), old, holding=True)
+        text = f"restore {old.name} was deleted before it completed"
+        ended = {"result": "Failed", "phase": "Failed", "message": text, "ended_at": seen.now}
+        return RestorePlan((Emit("Warning", "RestoreFailed", text),), old.model_copy(update=ended))
+    status = restore.get("status") or {}
+    update: dict[str, object] = {"uid": restore["metadata"].get("uid") or old.uid}
+    failure = condition_of(restore, "Failure") or {}
+    if status.get("complete"):
+        text = f"the disks are as snapshot {old.snapshot} holds them (restore {old.name})"
+        update |= {
+            "phase": "Succeeded",
+            "result": "Succeeded",
+            "message": text,
+            "ended_at": seen.now,
+        }
+        return RestorePlan((Emit("Normal", "Restored", text),), old.model_copy(update=update))
+    if failure.get("status") == "True":
+        text = f"restore {old.name} failed: {failure.get('reason') or 'see its Events'}"
+        if failure.get("message"):
+            text = f"restore {old.name} failed: {failure['message']}"
+        update |= {"phase": "Failed", "result": "Failed", "message": text, "ended_at": seen.now}
+        return RestorePlan((Emit("Warning", "RestoreFailed", text),), old.model_copy(update=update))
+    progressing = condition_of(restore, "Progressing") or {}
+    said = progressing.get("message") or progressing.get("reason")
+    actions: tuple[Action, ...] = ()
+    if progressing.get("status") == "False" and said:
+        # KubeVirt's error (doUpdateError): it retries, and the restore waits until it is
+        # fixed or deleted. Said once per new error, as a Warning.
+        text = f"{old.name}: KubeVirt cannot go on: {said}"
+        if text != old.message:
+            actions = (Emit("Warning", "RestoreStuck", text),)
+        update["message"] = text
+    elif said:
+        update["message"] = f"{old.name}: {said}"
+    return RestorePlan(actions, old.model_copy(update=update), holding=True)
