@@ -67,7 +67,7 @@ OPERATOR_USER = "system:serviceaccount:wukong-system:wukong"
 # {"mode": ..., "version": ..., "vm": {"POST 201": n}, ...}. Under pytest-xdist each worker
 # counts on its own control plane and hands its counts to the controller, which adds them.
 _COUNTS: dict[str, Any] = {}
-_TALLIES = ("vm", "dv", "sub", "denied")
+_TALLIES = ("vm", "dv", "sub", "snap", "denied")
 _TOTALS = ("mutated", "refused")
 
 
@@ -111,6 +111,7 @@ def _count(plane: ControlPlane, mode: str, version: str) -> dict[str, Any]:
     vm = [r for r in ours if r.resource == "virtualmachines" and not r.subresource]
     dv = [r for r in ours if r.resource == "datavolumes"]
     sub = [r for r in ours if r.group == "subresources.kubevirt.io"]
+    snap = [r for r in ours if r.group == "snapshot.kubevirt.io"]
 
     def tally(rs: list[audit.Request]) -> dict[str, int]:
         return {f"{what} {code}": n for (what, code), n in audit.tally(rs).items()}
@@ -121,6 +122,7 @@ def _count(plane: ControlPlane, mode: str, version: str) -> dict[str, Any]:
         "vm": tally(vm),
         "dv": tally(dv),
         "sub": tally(sub),
+        "snap": tally(snap),
         # The API server's 403s to the operator, with its words: its rights as the authorizer
         # saw them (the `operator` fixture fails a test on any; OperatorProcess tests do not).
         "denied": dict(Counter(f"{r.what}: {r.message[:300]}" for r in ours if r.code == 403)),
@@ -151,6 +153,8 @@ def _describe(counts: dict[str, Any]) -> list[str]:
         f"operator DataVolume requests: {total('dv')} (CDI is simulated: no CDI webhook): "
         f"{listed('dv')}",
         f"operator subresource requests: {total('sub')} through {apis}: {listed('sub')}",
+        f"operator snapshot and restore requests: {total('snap')} through {webhooks}: "
+        f"{listed('snap')}",
         "refused by KubeVirt's webhooks: "
         + (str(counts["refused"]) if counts["mode"] == "real" else "n/a"),
     ]

@@ -21,12 +21,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wukong.api import JsonObj, names
+from wukong.api.objects import being_deleted
 from wukong.api.status import RestoreStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import labels, owner_reference
 from wukong.reconcile.observed import Observed, condition_of
 from wukong.reconcile.snapshot import in_progress
+
+# Accepted, waiting for the stopped VM's VMI to be gone: KubeVirt's restore wants no VMI at
+# all (restore.go Ready), and FailImmediate would fail on one still terminating.
+WAITING = "WaitingForVMI"
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,12 @@ def refusal(cr: Wukong, seen: Observed, snapshot: str, busy: RestoreStatus | Non
         return f"a restore of {name} is in progress ({busy.name}): wait for it to finish"
     if seen.vm is None:
         return f"restore needs the VM: {name} has none yet"
-    if seen.vmi is not None:
+    if seen.vmi is not None and seen.run_strategy == "Manual" and not being_deleted(seen.vmi):
+        return (
+            f"restore needs {name}'s VMI gone, and under runStrategy Manual KubeVirt keeps a "
+            "finished one until the next start: not supported yet"
+        )
+    if seen.vmi is not None and not (seen.vmi_ended or being_deleted(seen.vmi)):
         return (
             f"restore needs {name} stopped: KubeVirt restores a stopped VM (wukong stop "
             f"{name} --wait, then ask again)"
@@ -135,14 +145,38 @@ def plan_restore(
                 started_at=seen.now,
             )
             return RestorePlan((event,), refused)
-        actions = (
-            CreateChild("VirtualMachineRestore", build_restore(cr, name, snapshot, request_id)),
-            Emit("Normal", "RestoreStarted", f"restoring the disks from snapshot {snapshot}"),
-        )
-        return RestorePlan(actions, mine, holding=True)
+        if seen.vmi is not None:  # stopped, its VMI still going
+            update = {
+                "phase": WAITING,
+                "message": f"{name}: waiting for the stopped VM's VMI to go",
+            }
+            return RestorePlan((), mine.model_copy(update=update))
+        return _start(cr, mine, seen)
     if running is None:
         return RestorePlan((), old)
+    if running.phase == WAITING:
+        if seen.vmi is not None:  # its deletion wakes the pass
+            return RestorePlan((), running)
+        return _start(cr, running, seen)
     return _follow(running, seen)
+
+
+def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed) -> RestorePlan:
+    """Make the VirtualMachineRestore; hands off from now on."""
+    assert accepted.name is not None and accepted.request_id is not None
+    snapshot = accepted.snapshot or ""
+    restore = build_restore(cr, accepted.name, snapshot, accepted.request_id)
+    started = accepted.model_copy(
+        update={
+            "phase": "Restoring",
+            "message": f"{accepted.name}: restoring the disks from {snapshot}",
+        }
+    )
+    actions = (
+        CreateChild("VirtualMachineRestore", restore),
+        Emit("Normal", "RestoreStarted", f"restoring the disks from snapshot {snapshot}"),
+    )
+    return RestorePlan(actions, started, holding=True)
 
 
 def _follow(old: RestoreStatus, seen: Observed) -> RestorePlan:

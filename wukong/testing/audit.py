@@ -1,9 +1,9 @@
 """What went through KubeVirt: the local API server's audit log of KubeVirt and CDI requests.
 
-The control plane writes one JSON line per write to a `kubevirt.io` or `cdi.kubevirt.io`
-object and per call of the aggregated `subresources.kubevirt.io` API (audit policy below), so
-a test session can say how many requests of the operator met KubeVirt's own webhooks and
-virt-api, and which were refused.
+The control plane writes one JSON line per write to a `kubevirt.io`, `snapshot.kubevirt.io`
+or `cdi.kubevirt.io` object and per call of the aggregated `subresources.kubevirt.io` API
+(audit policy below), so a test session can say how many requests of the operator met
+KubeVirt's own webhooks and virt-api, and which were refused.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ POLICY: dict[str, Any] = {
         {
             "level": "Metadata",
             "verbs": ["create", "update", "patch", "delete"],
-            "resources": [{"group": "kubevirt.io"}, {"group": "cdi.kubevirt.io"}],
+            "resources": [
+                {"group": "kubevirt.io"},
+                {"group": "snapshot.kubevirt.io"},
+                {"group": "cdi.kubevirt.io"},
+            ],
         },
         {"level": "None"},
     ],

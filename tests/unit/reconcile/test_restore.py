@@ -178,3 +178,20 @@ def test_a_claim_kubevirt_restored_for_this_wukong_is_taken_back() -> None:
     assert restored_for(pvc, restored)
     pvc["metadata"]["labels"][names.LABEL_RESTORED_FROM_VM] = "db-vm"
     assert not restored_for(pvc, restored)
+
+
+def test_a_stopped_vm_whose_vmi_is_still_going_is_restored_once_it_is_gone() -> None:
+    """`stop --wait` ends at Stopped while the VMI may still be there (Succeeded, or being
+    deleted); KubeVirt's restore wants no VMI at all, and FailImmediate would fail."""
+    ended = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "Succeeded"}}
+    seen = Observed(now=NOW, vm=VM, vmi=ended, snapshots={"good": snapshot()})
+    plan = plan_restore(cr(), seen, None, "r-1", "good")
+    assert plan.status is not None and plan.status.phase == "WaitingForVMI"
+    assert not plan.actions and not plan.holding
+    still = plan_restore(cr(), seen, plan.status, "r-1", "good")
+    assert not still.actions and still.status == plan.status
+    gone = Observed(now=NOW, vm=VM, snapshots={"good": snapshot()})
+    started = plan_restore(cr(), gone, plan.status, "r-1", "good")
+    assert started.holding and started.status is not None
+    assert started.status.phase == "Restoring"
+    assert [type(a).__name__ for a in started.actions] == ["CreateChild", "Emit"]
