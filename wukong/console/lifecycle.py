@@ -17,7 +17,7 @@ from wukong.api.objects import being_deleted
 from wukong.api.spec import Action, LifecycleAction
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
-from wukong.console.status import condition, primary_ip, running_where
+from wukong.console.status import ANSWERED_APART, condition, primary_ip, running_where
 from wukong.console.status import phase as status_phase
 
 JsonObj = dict[str, Any]
@@ -105,10 +105,8 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
         return Outcome(False, f"{name} is being deleted")
     if request.action is Action.MIGRATE:
         return migration_outcome(name, status.get("migration") or {}, request)
-    if request.action is Action.SNAPSHOT:
-        return snapshot_outcome(status.get("snapshot") or {}, request)
-    if request.action is Action.RESTORE:
-        return restore_outcome(status.get("restore") or {}, request)
+    if request.action in APART:
+        return apart_outcome(status.get(APART[request.action]) or {}, request)
     if not answers(life, request, generation):
         return None
     state, message = life.get("state"), life.get("message") or ""
@@ -186,36 +184,25 @@ def migration_outcome(name: str, migration: JsonObj, request: Request) -> Outcom
     return None
 
 
-# Requests answered in a status field of their own (besides migrate's).
-APART: Final = {Action.SNAPSHOT: "snapshot", Action.RESTORE: "restore"}
+# Requests answered in a status field of their own besides migrate (whose end names the
+# nodes: `migration_outcome`).
+APART: Final = {Action(a): f for a, f in ANSWERED_APART.items() if a != Action.MIGRATE}
 
 
-def restore_outcome(answer: JsonObj, request: Request) -> Outcome | None:
-    """A restore request's end, from status.restore."""
+def apart_outcome(answer: JsonObj, request: Request) -> Outcome | None:
+    """A snapshot or restore request's end, from its status field (status.snapshot,
+    status.restore). A snapshot ready without some volumes' data (`leftOut`) is said, and is
+    not a success to a script."""
     if answer.get("requestId") != request.fingerprint:
         return None
+    verb = request.action.value
     result, message = answer.get("result"), str(answer.get("message") or "")
     if result == "Refused":
-        return Outcome(False, f"restore refused: {answer.get('refusal') or message}")
+        return Outcome(False, f"{verb} refused: {answer.get('refusal') or message}")
     if result == "Failed":
-        return Outcome(False, f"restore failed: {message}")
+        return Outcome(False, f"{verb} failed: {message}")
     if result == "Succeeded":
-        return Outcome(True, message)
-    return None
-
-
-def snapshot_outcome(shot: JsonObj, request: Request) -> Outcome | None:
-    """A snapshot request's end, from status.snapshot (the operator answers it there)."""
-    if shot.get("requestId") != request.fingerprint:
-        return None
-    result, message = shot.get("result"), str(shot.get("message") or "")
-    if result == "Refused":
-        return Outcome(False, f"snapshot refused: {shot.get('refusal') or message}")
-    if result == "Failed":
-        return Outcome(False, f"snapshot failed: {message}")
-    if result == "Succeeded":
-        # Ready, but without some volumes' data: said, and not a success to a script.
-        return Outcome(not shot.get("leftOut"), message)
+        return Outcome(not answer.get("leftOut"), message)
     return None
 
 
