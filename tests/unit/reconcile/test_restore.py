@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.reconcile.test_snapshot import cr as asking
 from tests.unit.reconcile.world import bound_pvc, decide, ready_children, wukong
 from wukong.api import names
 from wukong.api.status import RestoreStatus
@@ -24,23 +25,7 @@ VMI = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "R
 
 
 def cr() -> Wukong:
-    return Wukong.from_dict(
-        {
-            "apiVersion": "vm.novasphere.dev/v1alpha1",
-            "kind": "Wukong",
-            "metadata": {"name": "web", "namespace": "ns", "uid": "u-1", "generation": 2},
-            "spec": {
-                "cpu": 1,
-                "memory": "1Gi",
-                "disks": [{"name": "system", "size": "1Gi"}],
-                "lifecycleAction": {
-                    "action": "restore",
-                    "snapshotName": "good",
-                    "requestedAt": "x",
-                },
-            },
-        }
-    )
+    return asking(action="restore", snapshotName="good")
 
 
 def snapshot(source: str = "web-vm", ready: bool = True) -> dict[str, Any]:

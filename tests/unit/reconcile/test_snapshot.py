@@ -20,6 +20,7 @@ VM = {"metadata": {"name": "web-vm", "namespace": "ns", "uid": "vm-uid"}}
 
 
 def cr(**asked: Any) -> Wukong:
+    """web asking for a snapshot, or for what `asked` says instead."""
     return Wukong.from_dict(
         {
             "apiVersion": "vm.novasphere.dev/v1alpha1",
@@ -167,33 +168,9 @@ def test_a_snapshot_deleted_before_it_was_ready_ends_the_request() -> None:
 
 def test_snapshot_name_belongs_to_the_snapshot_actions_only() -> None:
     with pytest.raises(ValueError, match="snapshotName names the snapshot to take"):
-        Wukong.from_dict(
-            {
-                "apiVersion": "vm.novasphere.dev/v1alpha1",
-                "kind": "Wukong",
-                "metadata": {"name": "web", "namespace": "ns"},
-                "spec": {
-                    "cpu": 1,
-                    "memory": "1Gi",
-                    "disks": [{"name": "system", "size": "1Gi"}],
-                    "lifecycleAction": {"action": "stop", "snapshotName": "s"},
-                },
-            }
-        )
+        cr(action="stop", snapshotName="s")
 
 
 def test_a_restore_names_its_snapshot() -> None:
     with pytest.raises(ValueError, match="restore needs snapshotName"):
-        Wukong.from_dict(
-            {
-                "apiVersion": "vm.novasphere.dev/v1alpha1",
-                "kind": "Wukong",
-                "metadata": {"name": "web", "namespace": "ns"},
-                "spec": {
-                    "cpu": 1,
-                    "memory": "1Gi",
-                    "disks": [{"name": "system", "size": "1Gi"}],
-                    "lifecycleAction": {"action": "restore"},
-                },
-            }
-        )
+        cr(action="restore")
