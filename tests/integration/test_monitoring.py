@@ -159,12 +159,6 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
         what="mon-2 Stalled",
     )
 
-    # A VM create that fails for good (a broken webhook): retried with backoff, counted as
-    # failing for as long as it lasts, though the ratio of failed passes soon falls.
-    webhook = f"wukong-broken-{namespace}"
-    await k.create(WEBHOOKS, broken_webhook(webhook, namespace, "mon-3"))
-    await create(k, "wukong", namespace, wukong("mon-3"))
-
     # Nobody, a stranger's token, and a ServiceAccount without the right: refused.
     assert (await scrape(port, None))[0] == 401
     assert (await scrape(port, "not-a-token"))[0] == 401
@@ -190,13 +184,28 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
         },
     )
 
-    async def failing_counted() -> str | None:
+    async def read() -> str:
         status, text = await scrape(port, reader)
-        assert status == 200, text
+        assert status == 200, text  # until the apiserver's authorizer has seen the binding
+        return text
+
+    async def failing_counted() -> str | None:
+        text = await read()
         lines = samples(text).get("wukong_reconcile_failing", [])
         return text if value(lines, f'namespace="{namespace}"') == 1 else None
 
+    webhook = f"wukong-broken-{namespace}"
     try:
+        # Read before mon-3 exists: once it has been Creating for 3 s, it is Stalled too.
+        settled = samples(await eventually(read, timeout=30, message="the reader let in"))
+        assert value(settled["wukong_phase"], f'namespace="{namespace}"', 'phase="Stopped"') == 1
+        assert value(settled["wukong_phase"], f'namespace="{namespace}"', 'phase="Stopping"') == 1
+        assert value(settled["wukong_stalled"], f'namespace="{namespace}"') == 1
+
+        # A VM create that fails for good (a broken webhook): retried with backoff, counted as
+        # failing for as long as it lasts, though the ratio of failed passes soon falls.
+        await k.create(WEBHOOKS, broken_webhook(webhook, namespace, "mon-3"))
+        await create(k, "wukong", namespace, wukong("mon-3"))
         text = await eventually(failing_counted, timeout=30, message="mon-3 counted as failing")
     finally:
         await k.delete(
@@ -211,7 +220,7 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
     assert value(fed["wukong_leader"]) == 1 and value(fed["wukong_leader_changes_total"]) == 1
     assert value(fed["wukong_phase"], f'namespace="{namespace}"', 'phase="Stopped"') == 1
     assert value(fed["wukong_phase"], f'namespace="{namespace}"', 'phase="Stopping"') == 1
-    assert value(fed["wukong_stalled"], f'namespace="{namespace}"') == 1
+    assert value(fed["wukong_phase"], f'namespace="{namespace}"', 'phase="Creating"') == 1
     assert value(fed["wukong_lifecycle_requests_total"], 'action="stop"', 'outcome="Done"') == 1
     # Series exist at 0 before their first increment, so increase() sees that one too.
     failed_restarts = ['action="restart"', 'outcome="Failed"']
