@@ -89,9 +89,11 @@ async def operator(
     """The operator as the `wukong` ServiceAccount, watching only this test's namespace.
     Any 403 it met fails the test: the RBAC in manifests/ must be exactly enough. Any of its
     requests that KubeVirt's webhooks refused fails it too, unless the test is marked
-    `kubevirt_refusal_expected`."""
+    `kubevirt_refusal_expected`. `@pytest.mark.stall_after(s)` sets its Stalled bound."""
     since = audit.size(control_plane.audit_log)
-    async with InProcessOperator(operator_kubeconfig, namespace=namespace) as op:
+    bound = request.node.get_closest_marker("stall_after")
+    stall = {"stall_after": float(bound.args[0])} if bound is not None else {}
+    async with InProcessOperator(operator_kubeconfig, namespace=namespace, **stall) as op:
         yield op
         refused = [
             f"{r.what} {r.name}: {r.code} {r.message}"

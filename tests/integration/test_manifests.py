@@ -61,7 +61,7 @@ CLUSTER_VERBS = (
     | grants("kubevirt.io", "virtualmachineinstances", READ)
     | grants("kubevirt.io", "virtualmachineinstancemigrations", (*READ, "create", "delete"))
     | grants("snapshot.kubevirt.io", "virtualmachinesnapshots", (*READ, "create"))
-    | grants("snapshot.kubevirt.io", "virtualmachinerestores", (*READ, "create"))
+    | grants("snapshot.kubevirt.io", "virtualmachinerestores", (*READ, "create", "delete"))
     | grants(
         "subresources.kubevirt.io",
         "virtualmachines/start virtualmachines/stop virtualmachines/restart "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     IMAGE,
@@ -29,6 +31,7 @@ from wukong.api import names
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
+from wukong.testing.kubevirt.storage import storage_class_manifest
 from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "operator", "sim"]  # fixtures
@@ -268,6 +271,80 @@ async def _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them
 CLAIMS = ("rs-1-system", "rs-1-data")
 
 
+async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    """A restore KubeVirt cannot finish: the StorageClass of the snapshot's disk is gone, so
+    the claim it makes again from the snapshot stays Pending and KubeVirt retries an error
+    for ever. The Wukong says so (RestoreStuck, then Stalled past the bound). Deleting the
+    Wukong then deletes the restore first (KubeVirt restores a VM that is gone by making it
+    anew) and the claim the restore made, which nobody owned."""
+    storage = api_path("storage.k8s.io", "v1", "storageclasses")
+    vanishing = f"vanishing-{namespace}"
+    await k.create(storage, storage_class_manifest(vanishing, "Immediate", True, False))
+    disks = [{"name": "data", "size": "1Gi", "storageClassName": vanishing}]
+    await create(
+        k, "wukong", namespace, wukong("rs-2", disks=disks, startStrategy={"autoStart": False})
+    )
+    await wait_phase(k, namespace, "rs-2", "Stopped", within=60)
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-2", "-n", namespace, "--snapshot-name", "s", "--wait")
+    assert taken.exit_code == 0, taken.output
+    await k.delete(f"{storage}/{vanishing}")
+
+    asked = await cli(kube, "restore", "rs-2", "-n", namespace, "--snapshot-name", "s")
+    assert asked.exit_code == 0, asked.output
+    cr = await wait_for(
+        k,
+        namespace,
+        "rs-2",
+        lambda c: (
+            "does not exist" in str((c.get("status") or {}).get("restore", {}).get("message"))
+        ),
+        within=60,
+        what="KubeVirt's error in status.restore",
+    )
+    name = cr["status"]["restore"]["name"]
+    assert cr["status"]["restore"]["message"] == (
+        f"{name}: KubeVirt cannot go on: StorageClass {vanishing} does not exist"
+    )
+    stuck = await wukong_events(k, namespace, "RestoreStuck")
+    assert stuck and all(e["type"] == "Warning" for e in stuck)
+    claim = await get(k, "pvc", namespace, "rs-2-data")
+    assert claim is not None and claim["status"].get("phase") == "Pending"
+    assert not claim["metadata"].get("ownerReferences")  # KubeVirt's, given to nobody
+
+    def stalled(c: dict[str, Any]) -> bool:
+        conds = {x["type"]: x for x in (c.get("status") or {}).get("conditions") or []}
+        return (conds.get("Stalled") or {}).get("reason") == "RestoreTooLong"
+
+    cr = await wait_for(k, namespace, "rs-2", stalled, within=30, what="Stalled: RestoreTooLong")
+    assert cr["status"]["phase"] == "Stopped"
+    [too_long] = await wukong_events(k, namespace, "RestoreTooLong")
+    assert too_long["type"] == "Warning" and vanishing in too_long["message"]
+
+    await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, "rs-2"))
+
+    async def gone() -> bool:
+        return await get(k, "wukong", namespace, "rs-2") is None
+
+    await eventually(gone, timeout=60, message="rs-2 deleted")
+    restores = api_path(
+        names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION, "virtualmachinerestores", namespace
+    )
+    assert (await k.get(restores))["items"] == []
+    assert await get(k, "vm", namespace, "rs-2-vm") is None
+    assert await get(k, "pvc", namespace, "rs-2-data") is None  # deleted, as the spec said
+    [cancelled] = await wukong_events(k, namespace, "DeletionCancelRestore")
+    assert cancelled["message"] == f"cancelling the restore {name}"
+    kept = await k.get(vm_snapshots(namespace, "s"))
+    assert kept["status"]["readyToUse"]  # the data is still in the snapshot
+
+
 async def test_the_api_server_keeps_snapshot_names_to_the_snapshot_actions(
     k: Kube, namespace: str
 ) -> None:
@@ -287,4 +364,9 @@ if kubevirt_mode() == "real":
     test_snapshot_of_a_stopped_vm_and_its_refusals = _snapshot_of_a_stopped_vm_and_its_refusals
     test_restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again = (
         _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again
+    )
+    test_a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first = (
+        pytest.mark.stall_after(5)(
+            _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
+        )
     )

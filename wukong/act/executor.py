@@ -223,6 +223,8 @@ class Executor:
             await self.storage.delete_pvc(namespace, name, uid=uid)
         elif action.kind == "VirtualMachineInstanceMigration":
             await self.kubevirt.delete_migration(namespace, name, uid=uid)
+        elif action.kind == "VirtualMachineRestore":
+            await self.kubevirt.delete_restore(namespace, name, uid=uid)
         else:
             await self.multus.delete_nad(namespace, name, uid=uid)
 

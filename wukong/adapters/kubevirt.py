@@ -75,6 +75,10 @@ class KubeVirt:
         spec from the snapshot; virt-api's webhook refuses one it cannot do)."""
         return await self.kube.create(restore_path(namespace), restore)
 
+    async def delete_restore(self, namespace: str, name: str, *, uid: str | None = None) -> None:
+        """Delete a restore: KubeVirt stops it, gives the VM back, then lets it go."""
+        await self.kube.delete(restore_path(namespace, name), uid=uid)
+
     async def delete_migration(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete a migration: KubeVirt aborts it if it still runs (virtctl migrate-cancel)."""
         await self.kube.delete(migration_path(namespace, name), uid=uid)

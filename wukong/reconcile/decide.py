@@ -47,7 +47,7 @@ from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.networks import plan_networks
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.resources import hotplug_events
-from wukong.reconcile.restore import plan_restore
+from wukong.reconcile.restore import plan_restore, restore_stalled
 from wukong.reconcile.snapshot import plan_snapshot
 from wukong.reconcile.status import (
     attach_state,
@@ -254,8 +254,11 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     stalled, look_again = stalled_condition(
         step.phase, since, now, stall_after, _waiting_for(conds, status)
     )
-    conds.append(stalled)
     plan.requeue(look_again)
+    # A stopped Wukong is not stuck, but a restore that never ends holds its disks and VM.
+    restoring, look_again = restore_stalled(back.status, now, stall_after)
+    plan.requeue(look_again)
+    conds.append(restoring if restoring is not None and not stalled.status else stalled)
     conditions = merge_conditions(
         status.conditions, [*conds, ready_condition(step, seen)], now, cr.metadata.generation
     )

@@ -1,7 +1,8 @@
 """Deletion (SPEC §5): ordered teardown that never loses a disk the user keeps.
 
 Steps, each visible in `status.deletion` and as an Event, each waiting on the watch
-caches rather than blocking: Retain (release kept disks from their owners, label them) →
+caches rather than blocking: CancelMigration and CancelRestore (KubeVirt's operations on the
+VM, deleted and waited for) → Retain (release kept disks from their owners, label them) →
 StopVM (graceful within deleteOptions.gracePeriodSeconds, then forced) → DeleteVM (until
 its VMI is gone) → DeleteDisks → DeleteNetworks → Finalize. With `force`, every delete is
 issued in one pass and the finalizer released at once; kept disks are still released
@@ -33,9 +34,11 @@ from wukong.fsm.machine import decide
 from wukong.fsm.states import Effect
 from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import held_by, owned_by, pinned
+from wukong.reconcile.disks import restored_for
 from wukong.reconcile.lifecycle import CALLS, grace_cut
 from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.restore import unfinished
 from wukong.reconcile.status import interfaces, node_name
 from wukong.reconcile.timefmt import iso
 from wukong.reconcile.vm_health import vm_health
@@ -43,6 +46,7 @@ from wukong.reconcile.vm_health import vm_health
 DEFAULT_GRACE = 60
 STEPS = (
     "CancelMigration",
+    "CancelRestore",
     "Retain",
     "StopVM",
     "DeleteVM",
@@ -140,7 +144,8 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed) -> list[Action]:
         disk = _disk_of(pvc, cr)
         refs = pvc.get("metadata", {}).get("ownerReferences") or []
         dv_owned = any(r.get("kind") == "DataVolume" for r in refs)
-        if disk in keep and (held_by(pvc, uid) or (dv_owned and name in seen.data_volumes)):
+        ours = held_by(pvc, uid) or restored_for(pvc, cr)
+        if disk in keep and (ours or (dv_owned and name in seen.data_volumes)):
             actions.append(
                 PatchChild("PersistentVolumeClaim", name, release_patch(pvc, cr, disk), "keep disk")
             )
@@ -163,7 +168,12 @@ def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[Delet
     for name, dv in _ours(dict(seen.data_volumes), uid).items():
         if _disk_of(dv, cr) not in keep:  # a kept disk keeps its DataVolume too (labelled)
             steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv)))
-    claims = {**_ours(dict(seen.claims), uid), **_left_by_their_data_volume(cr, seen)}
+    claims = {
+        **_ours(dict(seen.claims), uid),
+        **_left_by_their_data_volume(cr, seen),
+        # Made by a restore of this Wukong's (owned by nobody until a pass takes them back).
+        **{name: pvc for name, pvc in seen.claims.items() if restored_for(pvc, cr)},
+    }
     for name, pvc in claims.items():
         if _disk_of(pvc, cr) not in keep:
             steps["DeleteDisks"].append(DeleteChild("PersistentVolumeClaim", name, _uid(pvc)))
@@ -278,6 +288,15 @@ def _cancel_migrations(t: Teardown) -> list[Action]:
     ]
 
 
+def _cancel_restores(cr: Wukong, seen: Observed) -> list[Action]:
+    """Delete each restore still running: KubeVirt gives the VM back and lets it go."""
+    return [
+        DeleteChild("VirtualMachineRestore", r["metadata"]["name"], r["metadata"]["uid"])
+        for r in unfinished(seen, cr.metadata.uid)
+        if not being_deleted(r)
+    ]
+
+
 STEP_TABLE: tuple[StepRow, ...] = (
     # A VM is never stopped or deleted under a migration: it is cancelled first.
     StepRow(
@@ -287,6 +306,16 @@ STEP_TABLE: tuple[StepRow, ...] = (
         lambda t: (
             "cancelling the live migration "
             + ", ".join(m["metadata"]["name"] for m in running_migrations(t.seen))
+        ),
+    ),
+    # Nor under a restore: KubeVirt's restore of a VM that is gone makes the VM anew.
+    StepRow(
+        "CancelRestore",
+        lambda t: bool(unfinished(t.seen, t.cr.metadata.uid)),
+        lambda t: _cancel_restores(t.cr, t.seen),
+        lambda t: (
+            "cancelling the restore "
+            + ", ".join(r["metadata"]["name"] for r in unfinished(t.seen, t.cr.metadata.uid))
         ),
     ),
     StepRow(
@@ -411,6 +440,7 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
     plan.deletion = DeletionStatus(kept=kept, remaining=left, started_at=old.started_at or now)
     terminating = _terminating(seen)
     if force:
+        plan.actions += _cancel_restores(cr, seen)
         plan.actions += retain
         plan.actions += [d for batch in steps.values() for d in _issuable(batch, terminating)]
         plan.finalize = True

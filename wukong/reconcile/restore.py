@@ -19,15 +19,18 @@ another VM, or is not ready; a snapshot is being taken, or another restore runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from wukong.api import JsonObj, names
+from wukong.api.conditions import STALLED, Cond
 from wukong.api.objects import being_deleted
 from wukong.api.status import RestoreStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import Action, CreateChild, Emit
-from wukong.reconcile.children import labels, owner_reference
+from wukong.reconcile.children import labels, owned_by, owner_reference
 from wukong.reconcile.observed import Observed, condition_of
 from wukong.reconcile.snapshot import in_progress
+from wukong.reconcile.timefmt import iso
 
 # Accepted, waiting for the stopped VM's VMI to be gone: KubeVirt's restore wants no VMI at
 # all (restore.go Ready), and FailImmediate would fail on one still terminating.
@@ -115,7 +118,7 @@ def plan_restore(
     cr: Wukong, seen: Observed, old: RestoreStatus | None, request_id: str | None, snapshot: str
 ) -> RestorePlan:
     """Start a new restore request (or refuse it), then follow the one in flight."""
-    running = old if old is not None and old.name is not None and old.result is None else None
+    running = in_flight(old)
     if request_id is not None and (old is None or old.request_id != request_id):
         name = restore_name(cr.metadata.name, request_id)
         made = seen.restores.get(name)
@@ -220,3 +223,42 @@ def _follow(old: RestoreStatus, seen: Observed) -> RestorePlan:
     elif said:
         update["message"] = f"{old.name}: {said}"
     return RestorePlan(actions, old.model_copy(update=update), holding=True)
+
+
+def unfinished(seen: Observed, uid: str) -> list[JsonObj]:
+    """The Wukong's VirtualMachineRestores KubeVirt has neither completed nor failed (those
+    being deleted too, until KubeVirt has let them go)."""
+    return [
+        r
+        for r in seen.restores.values()
+        if owned_by(r, uid)
+        and not (r.get("status") or {}).get("complete")
+        and (condition_of(r, "Failure") or {}).get("status") != "True"
+    ]
+
+
+def in_flight(status: RestoreStatus | None) -> RestoreStatus | None:
+    """The restore accepted and not ended (waiting for the VMI, or KubeVirt restoring)."""
+    if status is None or status.name is None or status.result is not None:
+        return None
+    return status
+
+
+def restore_stalled(
+    status: RestoreStatus | None, now: datetime, stall_after: float
+) -> tuple[Cond | None, float | None]:
+    """Stalled when a restore outlives `stall_after` (the operator keeps its hands off the
+    disks and the VM all that time), naming what KubeVirt last said; else when to look again.
+    None when no restore is in flight. The message is stable, like a phase's: it changes only
+    with what KubeVirt says."""
+    running = in_flight(status)
+    if running is None or running.started_at is None:
+        return None, None
+    age = (now - running.started_at).total_seconds()
+    if age < stall_after:
+        return None, stall_after - age + 0.05
+    message = (
+        f"restore {running.name} since {iso(running.started_at)} (more than {int(stall_after)}s): "
+        f"{running.message or running.phase}"
+    )
+    return Cond(STALLED, True, "RestoreTooLong", message), None

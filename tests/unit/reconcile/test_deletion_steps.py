@@ -8,7 +8,11 @@ from typing import Any
 import pytest
 
 from tests.unit.reconcile.test_deletion import deleting, world_with_vm
-from tests.unit.reconcile.world import plan_deletion
+from tests.unit.reconcile.world import UID, bound_pvc, plan_deletion
+from wukong.api import names
+from wukong.api.status import RestoreStatus
+from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import DeleteChild, PatchChild
 from wukong.reconcile.deletion import STEP_TABLE, STEPS
 from wukong.reconcile.observed import Observed
 
@@ -31,7 +35,29 @@ def _nothing() -> Observed:
     return replace(_only_nads(), nads={})
 
 
+def _restore(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "web-1-restore-1",
+            "namespace": "demo",
+            "uid": "restore-uid",
+            "ownerReferences": [{"uid": UID, "kind": "Wukong", "name": "web-1"}],
+        },
+        "status": status,
+    }
+
+
+def _restoring() -> Observed:
+    return replace(_stopped(), restores={"web-1-restore-1": _restore(complete=False)})
+
+
+def _restored() -> Observed:
+    return replace(_stopped(), restores={"web-1-restore-1": _restore(complete=True)})
+
+
 CASES: list[Any] = [
+    pytest.param({}, _restoring, "CancelRestore", id="a-running-restore-is-cancelled-first"),
+    pytest.param({}, _restored, "DeleteVM", id="a-finished-restore-is-left-to-the-gc"),
     pytest.param({"preserveDisksList": ["data"]}, world_with_vm, "Retain", id="kept-disks-first"),
     pytest.param({}, world_with_vm, "StopVM", id="a-running-vmi-is-stopped"),
     pytest.param({}, _stopped, "DeleteVM", id="a-stopped-vm-is-deleted"),
@@ -54,3 +80,56 @@ def test_the_first_pending_step_is_the_current_one(
 
 def test_the_table_is_the_documented_order() -> None:
     assert (*(row.name for row in STEP_TABLE), "Finalize") == STEPS
+
+
+def test_a_running_restore_is_deleted_and_waited_for_before_the_vm_is_touched() -> None:
+    """KubeVirt's restore of a VM that is gone makes the VM anew (restore.go: a target that
+    does not exist is created), so the VM is deleted only once the restore has let go."""
+    plan = plan_deletion(deleting(), {}, _restoring())
+    assert [(a.kind, a.name, a.uid) for a in plan.actions if isinstance(a, DeleteChild)] == [
+        ("VirtualMachineRestore", "web-1-restore-1", "restore-uid")
+    ]
+    assert plan.deletion["message"] == "cancelling the restore web-1-restore-1"
+    going = _restore(complete=False)
+    going["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
+    waiting = plan_deletion(deleting(), {}, replace(_stopped(), restores={"r": going}))
+    assert waiting.deletion["step"] == "CancelRestore"
+    assert not [a for a in waiting.actions if isinstance(a, DeleteChild)]  # asked once
+    forced = plan_deletion(deleting(deleteOptions={"force": True}), {}, _restoring())
+    kinds = [a.kind for a in forced.actions if isinstance(a, DeleteChild)]
+    assert kinds[0] == "VirtualMachineRestore" and "VirtualMachine" in kinds
+
+
+def _asked_restore(**spec: Any) -> Wukong:
+    cr = deleting(**spec)
+    restore = RestoreStatus(name="web-1-restore-1", phase="Restoring")
+    return cr.model_copy(update={"status": cr.status.model_copy(update={"restore": restore})})
+
+
+def _restored_claim() -> dict[str, Any]:
+    """A claim KubeVirt's restore made in place of web-1-data: its labels, no owner."""
+    pvc = bound_pvc("web-1-data")
+    pvc["metadata"]["ownerReferences"] = []
+    pvc["metadata"]["labels"] = {
+        names.LABEL_WUKONG: "web-1",
+        names.LABEL_DISK: "data",
+        names.LABEL_RESTORED_FROM_VM: "web-1-vm",
+    }
+    return pvc
+
+
+def test_a_claim_a_restore_made_is_deleted_or_kept_as_the_spec_says() -> None:
+    world = replace(_no_vm(), claims={"web-1-data": _restored_claim()})
+    plan = plan_deletion(_asked_restore(), {}, world)
+    deletes = [(a.kind, a.name) for a in plan.actions if isinstance(a, DeleteChild)]
+    assert ("PersistentVolumeClaim", "web-1-data") in deletes
+    kept = plan_deletion(_asked_restore(deleteOptions={"preserveDisksList": ["data"]}), {}, world)
+    assert kept.deletion["step"] == "Retain"
+    [release] = [a for a in kept.actions if isinstance(a, PatchChild)]
+    assert release.name == "web-1-data"
+    assert release.patch["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "web-1"
+    # Without a restore asked, an unowned claim is not this Wukong's to delete.
+    plain = plan_deletion(deleting(), {}, world)
+    assert ("PersistentVolumeClaim", "web-1-data") not in [
+        (a.kind, a.name) for a in plain.actions if isinstance(a, DeleteChild)
+    ]

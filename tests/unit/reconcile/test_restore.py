@@ -4,6 +4,7 @@ cannot be done, and the operator's hands kept off the disks and the VM while Kub
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -180,3 +181,45 @@ def test_a_stopped_vm_whose_vmi_is_still_going_is_restored_once_it_is_gone() -> 
     assert started.holding and started.status is not None
     assert started.status.phase == "Restoring"
     assert [type(a).__name__ for a in started.actions] == ["CreateChild", "Emit"]
+
+
+def test_a_restore_that_outlives_the_stall_bound_says_stalled_and_what_kubevirt_said() -> None:
+    """The phase is Stopped, which never stalls; a restore that never ends keeps the
+    operator's hands off the disks and the VM, so it raises Stalled itself."""
+    spec = wukong().to_dict()
+    spec["spec"]["lifecycleAction"] = {"action": "restore", "snapshotName": "good"}
+    started = "2026-12-05T00:00:00Z"
+    said = "r1: KubeVirt cannot go on: the server rejected it"
+    status = {
+        "phase": "Stopped",
+        "restore": {
+            "requestId": "r-1",
+            "name": "r1",
+            "snapshot": "good",
+            "phase": "Restoring",
+            "message": said,
+            "startedAt": started,
+        },
+    }
+    vm = {
+        "metadata": {"name": "web-1-vm", "namespace": "team-a", "uid": "vm-uid"},
+        "spec": {"runStrategy": "Halted", "template": {"spec": {}}},
+    }
+    stuck = {"type": "Progressing", "status": "False", "reason": "the server rejected it"}
+    restoring = Wukong.from_dict({**spec, "status": status})
+
+    def stalled(seconds: int) -> tuple[dict[str, Any], Any]:
+        world = ready_children(vm=vm, restores={"r1": _restore(complete=False, conditions=[stuck])})
+        world = replace(world, now=datetime(2026, 12, 5, 0, 0, seconds, tzinfo=UTC))
+        plan = decide(restoring, status, world, stall_after=30)
+        cond = next(c for c in plan.status["conditions"] if c["type"] == "Stalled")
+        return cond, plan
+
+    early, plan = stalled(10)
+    assert early["status"] == "False"
+    assert plan.requeue_after is not None and 19 < plan.requeue_after <= 20.1  # at the bound
+    late, plan = stalled(40)
+    assert late["status"] == "True" and late["reason"] == "RestoreTooLong"
+    assert late["message"] == f"restore r1 since {started} (more than 30s): {said}"
+    warned = [a for a in plan.actions if isinstance(a, Emit) and a.reason == "RestoreTooLong"]
+    assert [(a.type, a.message) for a in warned] == [("Warning", late["message"])]
