@@ -26,6 +26,7 @@ from tests.integration.scenario import (
     wukong_events,
 )
 from tests.integration.test_cli import cli
+from tests.integration.test_trouble import quota, raise_quota, set_quota
 from wukong.adapters.kube import Kube, api_path
 from wukong.api import names
 from wukong.testing.controlplane import ControlPlane
@@ -357,6 +358,81 @@ async def test_the_api_server_keeps_snapshot_names_to_the_snapshot_actions(
     assert "restore needs snapshotName" in await refused(k, namespace, restore)
 
 
+async def _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    """KubeVirt's in-place restore deletes a claim, then makes it again from the snapshot.
+    A quota that refuses the new claim stops it in between; the user gives up on that
+    restore (deletes it). The disk's claim is gone and its data is only in the snapshot:
+    the operator does not make a blank claim in its place, and says what to do. Once the
+    quota allows it, the same restore asked again puts the disk back."""
+    disks = [{"name": "data", "size": "1Gi"}]
+    body = wukong("rs-3", disks=disks, startStrategy={"autoStart": False})
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "rs-3", "Stopped", within=60)
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-3", "-n", namespace, "--snapshot-name", "s3", "--wait")
+    assert taken.exit_code == 0, taken.output
+    # No new claims in the namespace from now on (the one there stays).
+    quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
+    await k.create(quotas, quota("claims", {"persistentvolumeclaims": "0"}))
+    await set_quota(k, quotas, "claims", {"persistentvolumeclaims": "0"})
+
+    asked = await cli(kube, "restore", "rs-3", "-n", namespace, "--snapshot-name", "s3")
+    assert asked.exit_code == 0, asked.output
+    cr = await wait_for(
+        k,
+        namespace,
+        "rs-3",
+        lambda c: (
+            "exceeded quota" in str((c.get("status") or {}).get("restore", {}).get("message"))
+        ),
+        within=60,
+        what="KubeVirt's quota error in status.restore",
+    )
+    assert await get(k, "pvc", namespace, "rs-3-data") is None  # deleted by KubeVirt
+    name = cr["status"]["restore"]["name"]
+    restores = api_path(
+        names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION, "virtualmachinerestores", namespace
+    )
+    await k.delete(f"{restores}/{name}")  # the user gives up on it
+
+    def refused_blank(c: dict[str, Any]) -> bool:
+        conds = {x["type"]: x for x in (c.get("status") or {}).get("conditions") or []}
+        return (conds.get("VolumesBound") or {}).get("reason") == "RestoreIncomplete"
+
+    cr = await wait_for(k, namespace, "rs-3", refused_blank, within=30, what="RestoreIncomplete")
+    assert cr["status"]["restore"]["result"] == "Failed"
+    bound = next(x for x in cr["status"]["conditions"] if x["type"] == "VolumesBound")
+    assert "the data is in snapshot s3: restore it again (wukong restore rs-3" in bound["message"]
+    assert await get(k, "pvc", namespace, "rs-3-data") is None
+    [told] = await wukong_events(k, namespace, "RestoreIncomplete")
+    assert told["type"] == "Warning"
+    # Nothing was tried: the quota did not refuse the operator (it would have, for a blank one).
+    assert await wukong_events(k, namespace, "ChildRefused") == []
+
+    await raise_quota(k, quotas, "claims", {"persistentvolumeclaims": "10"})
+    done = await cli(kube, "restore", "rs-3", "-n", namespace, "--snapshot-name", "s3", "--wait")
+    assert done.exit_code == 0, done.output
+
+    async def back() -> dict[str, Any] | None:
+        claim = await get(k, "pvc", namespace, "rs-3-data")
+        owned = claim is not None and claim["metadata"].get("ownerReferences")
+        return claim if owned and claim["status"].get("phase") == "Bound" else None
+
+    claim = await eventually(back, timeout=60, message="the restored claim bound and owned")
+    assert (claim["spec"].get("dataSource") or {}).get("kind") == "VolumeSnapshot"
+    cr = await wait_for(
+        k, namespace, "rs-3", lambda c: not refused_blank(c), within=30, what="disks ready"
+    )
+    bound = next(x for x in cr["status"]["conditions"] if x["type"] == "VolumesBound")
+    assert bound["status"] == "True"
+
+
 if kubevirt_mode() == "real":
     test_snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong = (
         _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
@@ -364,6 +440,9 @@ if kubevirt_mode() == "real":
     test_snapshot_of_a_stopped_vm_and_its_refusals = _snapshot_of_a_stopped_vm_and_its_refusals
     test_restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again = (
         _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again
+    )
+    test_a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again = (
+        _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again
     )
     test_a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first = (
         pytest.mark.stall_after(5)(

@@ -55,6 +55,8 @@ CLONE_SOURCE_NOT_FOUND = "CloneSourceNotFound"
 CLONE_SOURCE_TOO_BIG = "CloneSourceTooBig"
 DATA_SOURCE_NOT_FOUND = "DataSourceNotFound"
 CLONE_SOURCE_IN_USE = "CloneSourceInUse"
+RESTORE_INCOMPLETE = "RestoreIncomplete"
+"""A claim gone after a restore that did not complete: not made blank (`_lost_in_restore`)."""
 # CDI's words (pvc-clone-controller.go sourceInUse, clone/common.go IsSourceClaimReady).
 _IN_USE = re.compile(r"pod ([^/\s]+)/(\S+) using PersistentVolumeClaim (\S+)")
 _LAUNCHER = re.compile(r"virt-launcher-(.+)-[a-z0-9]{5}")
@@ -480,6 +482,8 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
         told = f"disk {disk.name} takes back its kept claim {claim} and the data on it"
         adopt.append(Emit("Normal", "DiskAdopted", told))
         return _Disk(adopt, at("Adopting"), "adopting the retained disk")
+    if pvc is None and (lost := _lost_in_restore(cr, disk, claim, old)) is not None:
+        return _Disk([], at("Pending", message=lost), lost, refusal=(RESTORE_INCOMPLETE, lost))
     message: str | None = None
     if disk.populated:
         if dv is None:
@@ -549,6 +553,26 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
     if busy is not None:
         phase, volume = busy, volume.model_copy(update={"message": busy})
     return _Disk(actions, volume, None if done else phase, blocked, source_in_use=bool(busy))
+
+
+def _lost_in_restore(
+    cr: Wukong, disk: DiskSpec, claim: str, old: VolumeStatus | None
+) -> str | None:
+    """Why a disk's missing claim is not made now: the last restore did not complete, and
+    KubeVirt's in-place restore deletes each claim before making it again from the snapshot.
+    Made now, a blank disk would be empty (an imported one imported again) where the guest's
+    data was; the data is in the snapshot. A disk the Wukong did not have before (`old`) is
+    made as usual."""
+    restore = cr.status.restore
+    if old is None or restore is None or restore.result != "Failed":
+        return None
+    return (
+        f"claim {claim} is gone after restore {restore.name}, which did not complete (KubeVirt "
+        f"deletes a claim before making it again); the data is in snapshot {restore.snapshot}: "
+        f"restore it again (wukong restore {cr.metadata.name} --snapshot-name "
+        f"{restore.snapshot}), or remove disk {disk.name} from the spec and add it back to "
+        "start it empty"
+    )
 
 
 def restored_for(pvc: JsonObj, cr: Wukong) -> bool:

@@ -13,10 +13,10 @@ import pytest
 from tests.unit.reconcile.test_snapshot import cr as asking
 from tests.unit.reconcile.world import bound_pvc, decide, ready_children, wukong
 from wukong.api import names
-from wukong.api.status import RestoreStatus
+from wukong.api.status import RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import CreateChild, Emit, PatchChild
-from wukong.reconcile.disks import restored_for
+from wukong.reconcile.disks import plan_disks, restored_for
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.restore import plan_restore
 
@@ -223,3 +223,43 @@ def test_a_restore_that_outlives_the_stall_bound_says_stalled_and_what_kubevirt_
     assert late["message"] == f"restore r1 since {started} (more than 30s): {said}"
     warned = [a for a in plan.actions if isinstance(a, Emit) and a.reason == "RestoreTooLong"]
     assert [(a.type, a.message) for a in warned] == [("Warning", late["message"])]
+
+
+def _after_failed_restore(**spec: Any) -> Wukong:
+    cr = wukong(**spec)
+    failed = RestoreStatus(name="r1", snapshot="good", result="Failed", phase="Failed")
+    return cr.model_copy(update={"status": cr.status.model_copy(update={"restore": failed})})
+
+
+def test_a_claim_gone_after_a_restore_that_did_not_complete_is_not_made_blank() -> None:
+    """KubeVirt deletes a claim before making it again from the snapshot: a restore that
+    stopped between the two leaves the disk without its claim, and a blank one made then
+    would be an empty disk where the guest's data was."""
+    world = ready_children(claims={"web-1-system": bound_pvc("web-1-system", "20Gi")})
+    before = VolumeStatus(name="data", pvc_name="web-1-data", bound=True)
+    plan = plan_disks(_after_failed_restore(), world, {"data": before})
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+    bound = next(c for c in plan.conditions if c.type == "VolumesBound")
+    assert (bound.status, bound.reason) == (False, "RestoreIncomplete")
+    assert bound.message == (
+        "claim web-1-data is gone after restore r1, which did not complete (KubeVirt deletes "
+        "a claim before making it again); the data is in snapshot good: restore it again "
+        "(wukong restore web-1 --snapshot-name good), or remove disk data from the spec and "
+        "add it back to start it empty"
+    )
+    assert not plan.ready
+    # A disk the Wukong did not have before is made as usual; so is any after a restore
+    # that completed.
+    new = plan_disks(_after_failed_restore(), world, {})
+    assert [a.kind for a in new.actions if isinstance(a, CreateChild)] == ["PersistentVolumeClaim"]
+    done = wukong().model_copy(
+        update={
+            "status": wukong().status.model_copy(
+                update={"restore": RestoreStatus(name="r1", snapshot="good", result="Succeeded")}
+            )
+        }
+    )
+    again = plan_disks(done, world, {"data": before})
+    assert [a.kind for a in again.actions if isinstance(a, CreateChild)] == [
+        "PersistentVolumeClaim"
+    ]
