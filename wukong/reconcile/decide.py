@@ -165,14 +165,27 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     nets = plan_networks(cr, seen) if not problems else None
     status, unknown = _keep_when_unseen(cr, status)
     plan.actions += unknown
-    old_volumes = {v.name: v for v in status.volumes}
-    disks = plan_disks(cr, seen, old_volumes) if not problems and nets and nets.ready else None
-    ready = bool(nets and nets.ready and disks and disks.ready)
-    # A migrate or snapshot request is its own planner's; the lifecycle planner sees none.
+    # A migrate, snapshot or restore request is its own planner's; the lifecycle planner
+    # sees none.
     asked = cr.spec.lifecycle_action
     migrate = asked is not None and asked.action is LifecycleVerb.MIGRATE
     snapshot = asked is not None and asked.action is LifecycleVerb.SNAPSHOT
     restore = asked is not None and asked.action is LifecycleVerb.RESTORE
+    # Before the disks: a restore that ends in this pass decides what a missing claim means.
+    back = plan_restore(
+        cr,
+        seen,
+        status.restore,
+        request_id(asked) if restore and asked and not problems else None,
+        (asked.snapshot_name or "") if restore and asked else "",
+    )
+    old_volumes = {v.name: v for v in status.volumes}
+    disks = (
+        plan_disks(cr, seen, old_volumes, restore=back.status)
+        if not problems and nets and nets.ready
+        else None
+    )
+    ready = bool(nets and nets.ready and disks and disks.ready)
     if migrate or snapshot or restore:
         cr = cr.model_copy(update={"spec": cr.spec.model_copy(update={"lifecycle_action": None})})
     life = plan_lifecycle(
@@ -187,13 +200,6 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     )
     moving = plan_migration(
         cr, seen, status.migration, request_id(asked) if migrate and not problems else None
-    )
-    back = plan_restore(
-        cr,
-        seen,
-        status.restore,
-        request_id(asked) if restore and asked and not problems else None,
-        asked.snapshot_name or "" if restore and asked else "",
     )
     shot = plan_snapshot(
         cr,

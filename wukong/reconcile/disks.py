@@ -21,7 +21,7 @@ from wukong.api.conditions import (
 )
 from wukong.api.objects import being_deleted
 from wukong.api.quantity import parse_quantity, quantity_or_none
-from wukong.api.status import VolumeStatus
+from wukong.api.status import RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import DiskSpec, Wukong
 from wukong.reconcile.actions import (
     Action,
@@ -439,7 +439,13 @@ class _Disk:
     """CDI waits to clone: a pod uses the source (`_in_use_words`)."""
 
 
-def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) -> _Disk:
+def _disk(
+    cr: Wukong,
+    disk: DiskSpec,
+    seen: Observed,
+    old: VolumeStatus | None,
+    restore: RestoreStatus | None,
+) -> _Disk:
     claim = names.disk_claim_name(cr.metadata.name, disk.name)
     uid = cr.metadata.uid
     pvc = seen.claims.get(claim)
@@ -482,7 +488,7 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
         told = f"disk {disk.name} takes back its kept claim {claim} and the data on it"
         adopt.append(Emit("Normal", "DiskAdopted", told))
         return _Disk(adopt, at("Adopting"), "adopting the retained disk")
-    if pvc is None and (lost := _lost_in_restore(cr, disk, claim, old)) is not None:
+    if pvc is None and (lost := _lost_in_restore(cr, disk, claim, old, restore)) is not None:
         return _Disk([], at("Pending", message=lost), lost, refusal=(RESTORE_INCOMPLETE, lost))
     message: str | None = None
     if disk.populated:
@@ -556,14 +562,17 @@ def _disk(cr: Wukong, disk: DiskSpec, seen: Observed, old: VolumeStatus | None) 
 
 
 def _lost_in_restore(
-    cr: Wukong, disk: DiskSpec, claim: str, old: VolumeStatus | None
+    cr: Wukong,
+    disk: DiskSpec,
+    claim: str,
+    old: VolumeStatus | None,
+    restore: RestoreStatus | None,
 ) -> str | None:
     """Why a disk's missing claim is not made now: the last restore did not complete, and
     KubeVirt's in-place restore deletes each claim before making it again from the snapshot.
     Made now, a blank disk would be empty (an imported one imported again) where the guest's
     data was; the data is in the snapshot. A disk the Wukong did not have before (`old`) is
     made as usual."""
-    restore = cr.status.restore
     if old is None or restore is None or restore.result != "Failed":
         return None
     return (
@@ -686,8 +695,11 @@ def grown_events(old: Mapping[str, VolumeStatus], new: Sequence[VolumeStatus]) -
     return events
 
 
-def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> DiskPlan:
-    """Create missing PVCs/DataVolumes, grow PVCs, and report each disk's state."""
+def plan_disks(
+    cr: Wukong, seen: Observed, old: dict[str, VolumeStatus], *, restore: RestoreStatus | None
+) -> DiskPlan:
+    """Create missing PVCs/DataVolumes, grow PVCs, and report each disk's state. `restore`
+    is the restore as this pass decided it (ended now, or before)."""
     actions: list[Action] = []
     volumes: list[VolumeStatus] = []
     blocked: list[Blocked] = []
@@ -699,7 +711,7 @@ def plan_disks(cr: Wukong, seen: Observed, old: dict[str, VolumeStatus]) -> Disk
     busy = False
     usable: set[str] = set()
     for disk in cr.spec.disks:
-        one = _disk(cr, disk, seen, old.get(disk.name))
+        one = _disk(cr, disk, seen, old.get(disk.name), restore)
         actions += one.actions
         volume = one.volume
         claim = names.disk_claim_name(cr.metadata.name, disk.name)

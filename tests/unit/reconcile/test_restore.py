@@ -237,7 +237,8 @@ def test_a_claim_gone_after_a_restore_that_did_not_complete_is_not_made_blank() 
     would be an empty disk where the guest's data was."""
     world = ready_children(claims={"web-1-system": bound_pvc("web-1-system", "20Gi")})
     before = VolumeStatus(name="data", pvc_name="web-1-data", bound=True)
-    plan = plan_disks(_after_failed_restore(), world, {"data": before})
+    failed = _after_failed_restore()
+    plan = plan_disks(failed, world, {"data": before}, restore=failed.status.restore)
     assert not [a for a in plan.actions if isinstance(a, CreateChild)]
     bound = next(c for c in plan.conditions if c.type == "VolumesBound")
     assert (bound.status, bound.reason) == (False, "RestoreIncomplete")
@@ -250,7 +251,7 @@ def test_a_claim_gone_after_a_restore_that_did_not_complete_is_not_made_blank() 
     assert not plan.ready
     # A disk the Wukong did not have before is made as usual; so is any after a restore
     # that completed.
-    new = plan_disks(_after_failed_restore(), world, {})
+    new = plan_disks(failed, world, {}, restore=failed.status.restore)
     assert [a.kind for a in new.actions if isinstance(a, CreateChild)] == ["PersistentVolumeClaim"]
     done = wukong().model_copy(
         update={
@@ -259,7 +260,29 @@ def test_a_claim_gone_after_a_restore_that_did_not_complete_is_not_made_blank() 
             )
         }
     )
-    again = plan_disks(done, world, {"data": before})
+    again = plan_disks(done, world, {"data": before}, restore=done.status.restore)
     assert [a.kind for a in again.actions if isinstance(a, CreateChild)] == [
         "PersistentVolumeClaim"
     ]
+
+
+def test_the_pass_that_sees_the_restore_end_makes_no_blank_claim_either() -> None:
+    """The restore deleted half-way: the pass that finds it gone ends it (Failed) and, in
+    the same pass, must not make the claim KubeVirt had deleted (the first integration run
+    caught a blank claim made here, refused by the quota that had stopped the restore)."""
+    spec = wukong().to_dict()
+    spec["spec"]["lifecycleAction"] = {"action": "restore", "snapshotName": "good"}
+    restoring = {"requestId": "r-1", "name": "r1", "uid": "r1-uid", "snapshot": "good"}
+    data = {"name": "data", "pvcName": "web-1-data", "bound": True}
+    status = {"phase": "Stopped", "restore": {**restoring, "phase": "Restoring"}, "volumes": [data]}
+    cr = Wukong.from_dict({**spec, "status": status})
+    vm = {
+        "metadata": {"name": "web-1-vm", "namespace": "team-a", "uid": "vm-uid"},
+        "spec": {"runStrategy": "Halted", "template": {"spec": {}}},
+    }
+    world = ready_children(claims={"web-1-system": bound_pvc("web-1-system", "20Gi")}, vm=vm)
+    plan = decide(cr, status, world)
+    assert plan.status["restore"]["result"] == "Failed"
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+    bound = next(c for c in plan.status["conditions"] if c["type"] == "VolumesBound")
+    assert bound["reason"] == "RestoreIncomplete"
