@@ -18,6 +18,7 @@ from tests.integration.scenario import (
     get,
     k,
     operator,
+    patch_spec,
     refused,
     sim,
     wait_for,
@@ -433,6 +434,47 @@ async def _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_aga
     assert bound["status"] == "True"
 
 
+async def _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    """KubeVirt restores every volume of the snapshot, and a disk removed from the spec since
+    comes back too: the operator writes the VM's template from the spec again and leaves
+    that claim to the user, saying so in the restore's answer."""
+    disks = [{"name": "system", "size": "1Gi"}, {"name": "data", "size": "1Gi"}]
+    body = wukong("rs-4", disks=disks, startStrategy={"autoStart": False})
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "rs-4", "Stopped", within=60)
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-4", "-n", namespace, "--snapshot-name", "s4", "--wait")
+    assert taken.exit_code == 0, taken.output
+    await patch_spec(k, namespace, "rs-4", {"disks": disks[:1]})
+
+    async def removed() -> bool:
+        return await get(k, "pvc", namespace, "rs-4-data") is None
+
+    await eventually(removed, timeout=30, message="disk data's claim deleted with the disk")
+
+    done = await cli(kube, "restore", "rs-4", "-n", namespace, "--snapshot-name", "s4", "--wait")
+    assert done.exit_code == 0, done.output
+    assert "also restored, for a disk the spec no longer has: claim rs-4-data (disk data)" in (
+        done.output
+    )
+    claim = await get(k, "pvc", namespace, "rs-4-data")
+    assert claim is not None and not claim["metadata"].get("ownerReferences")
+
+    async def template_from_the_spec() -> bool:
+        vm = await get(k, "vm", namespace, "rs-4-vm")
+        assert vm is not None
+        return [v["name"] for v in vm["spec"]["template"]["spec"]["volumes"]] == ["system"]
+
+    await eventually(template_from_the_spec, timeout=30, message="the VM's template as the spec")
+    assert await get(k, "pvc", namespace, "rs-4-data") is not None  # still the user's
+
+
 if kubevirt_mode() == "real":
     test_snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong = (
         _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
@@ -443,6 +485,9 @@ if kubevirt_mode() == "real":
     )
     test_a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again = (
         _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again
+    )
+    test_a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named = (
+        _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named
     )
     test_a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first = (
         pytest.mark.stall_after(5)(

@@ -131,13 +131,13 @@ def plan_restore(
             started_at=seen.now,
         )
         if made is not None:  # made by a pass whose status write was lost: follow it
-            return _follow(mine, seen)
+            return _follow(cr, mine, seen)
         why = refusal(cr, seen, snapshot, running)
         if why is not None:
             event = Emit("Warning", "RestoreRefused", why)
             if running is not None:
                 kept = running.model_copy(update={"request_id": request_id, "refusal": why})
-                followed = _follow(kept, seen)
+                followed = _follow(cr, kept, seen)
                 return RestorePlan((event, *followed.actions), followed.status, followed.holding)
             refused = RestoreStatus(
                 request_id=request_id,
@@ -161,7 +161,27 @@ def plan_restore(
         if seen.vmi is not None:  # its deletion wakes the pass
             return RestorePlan((), running)
         return _start(cr, running, seen)
-    return _follow(running, seen)
+    return _follow(cr, running, seen)
+
+
+def _not_in_spec(cr: Wukong, seen: Observed) -> str:
+    """The claims KubeVirt restored for disks the spec no longer has ("claim web-1-old
+    (disk old)"): KubeVirt restores every volume of the snapshot; the operator then writes
+    the VM's template from the spec, and nothing takes those claims back."""
+    disks = {d.name for d in cr.spec.disks}
+    vm = names.vm_name(cr.metadata.name)
+    found = []
+    for name, pvc in sorted(seen.claims.items()):
+        labels_ = pvc.get("metadata", {}).get("labels") or {}
+        disk = labels_.get(names.LABEL_DISK)
+        if (
+            labels_.get(names.LABEL_RESTORED_FROM_VM) == vm
+            and labels_.get(names.LABEL_WUKONG) == cr.metadata.name
+            and disk is not None
+            and disk not in disks
+        ):
+            found.append(f"claim {name} (disk {disk})")
+    return ", ".join(found)
 
 
 def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed) -> RestorePlan:
@@ -182,7 +202,7 @@ def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed) -> RestorePlan:
     return RestorePlan(actions, started, holding=True)
 
 
-def _follow(old: RestoreStatus, seen: Observed) -> RestorePlan:
+def _follow(cr: Wukong, old: RestoreStatus, seen: Observed) -> RestorePlan:
     """The restore in flight, as KubeVirt reports it; hands off until it ends."""
     assert old.name is not None
     restore = seen.restores.get(old.name)
@@ -197,6 +217,11 @@ def _follow(old: RestoreStatus, seen: Observed) -> RestorePlan:
     failure = condition_of(restore, "Failure") or {}
     if status.get("complete"):
         text = f"the disks are as snapshot {old.snapshot} holds them (restore {old.name})"
+        if extra := _not_in_spec(cr, seen):
+            text += (
+                f"; also restored, for a disk the spec no longer has: {extra}, left as KubeVirt "
+                "made it, owned by nobody (add the disk back to use it, or delete the claim)"
+            )
         update |= {
             "phase": "Succeeded",
             "result": "Succeeded",

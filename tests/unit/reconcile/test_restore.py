@@ -286,3 +286,27 @@ def test_the_pass_that_sees_the_restore_end_makes_no_blank_claim_either() -> Non
     assert not [a for a in plan.actions if isinstance(a, CreateChild)]
     bound = next(c for c in plan.status["conditions"] if c["type"] == "VolumesBound")
     assert bound["reason"] == "RestoreIncomplete"
+
+
+def test_a_claim_restored_for_a_disk_the_spec_no_longer_has_is_named_in_the_answer() -> None:
+    """KubeVirt restores every volume of the snapshot; a disk removed from the spec since
+    comes back as a claim nobody owns: said, not deleted."""
+    old = bound_pvc("web-old")
+    old["metadata"]["ownerReferences"] = []
+    old["metadata"]["labels"] = {
+        names.LABEL_WUKONG: "web",
+        names.LABEL_DISK: "old",
+        names.LABEL_RESTORED_FROM_VM: "web-vm",
+    }
+    base = RestoreStatus(request_id="r-1", name="r1", snapshot="good", phase="Restoring")
+    seen = Observed(
+        now=NOW, vm=VM, restores={"r1": _restore(complete=True)}, claims={"web-old": old}
+    )
+    plan = plan_restore(cr(), seen, base, "r-1", "good")
+    assert plan.status is not None and plan.status.result == "Succeeded"
+    assert plan.status.message == (
+        "the disks are as snapshot good holds them (restore r1); also restored, for a disk "
+        "the spec no longer has: claim web-old (disk old), left as KubeVirt made it, owned by "
+        "nobody (add the disk back to use it, or delete the claim)"
+    )
+    assert not [a for a in plan.actions if not isinstance(a, Emit)]
