@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -116,7 +118,18 @@ async def follow(kube: Kube, namespace: str, *, within: float = 180) -> list[dic
     raise TimeoutError("the demo Wukongs did not settle in time")
 
 
-async def _scenario(api: ApiClient, keep: bool, kubeconfig: Path | None = None) -> int:
+async def _cli(kubeconfig: Path, *args: str) -> int:
+    """Run `wukong ARGS` as a user would, in the demo's cluster; its output goes through."""
+    print(f"\n$ wukong {' '.join(args)}", flush=True)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wukong", *args, env={**os.environ, "KUBECONFIG": str(kubeconfig)}
+    )
+    return await proc.wait()
+
+
+async def _scenario(
+    api: ApiClient, keep: bool, kubeconfig: Path | None = None, snapshots: bool = False
+) -> int:
     kube = Kube(api)
     await kube.create(
         "/api/v1/namespaces",
@@ -131,6 +144,14 @@ async def _scenario(api: ApiClient, keep: bool, kubeconfig: Path | None = None) 
     for cr in items:
         conds = ", ".join(f"{c['type']}={c['status']}" for c in cr["status"]["conditions"])
         print(f"\n{cr['metadata']['name']}: {conds}")
+    if snapshots and kubeconfig is not None:
+        # KubeVirt's own snapshot controller (virt-controller) takes it; the pure simulator
+        # has none.
+        taken = await _cli(
+            kubeconfig, "snapshot", "web-1", "-n", NAMESPACE, "--snapshot-name", "first", "--wait"
+        )
+        if taken != 0:
+            return taken
     if keep:
         _say("the cluster keeps running: Ctrl-C to stop. In another shell, for example:")
         where = f"export KUBECONFIG={kubeconfig}\n" if kubeconfig is not None else ""
@@ -140,7 +161,13 @@ async def _scenario(api: ApiClient, keep: bool, kubeconfig: Path | None = None) 
             f"wukong logs web-3 -n {NAMESPACE}\n"
             f"wukong port-forward web-3 -n {NAMESPACE} 2222:22    # nc localhost 2222: its sshd\n"
             f"wukong stop web-3 -n {NAMESPACE} --wait\n"
-            f"wukong describe web-3 -n {NAMESPACE}",
+            + (
+                f"wukong snapshot web-3 -n {NAMESPACE} --snapshot-name before --wait\n"
+                f"wukong restore web-3 -n {NAMESPACE} --snapshot-name before --wait\n"
+                if snapshots
+                else ""
+            )
+            + f"wukong describe web-3 -n {NAMESPACE}",
             flush=True,
         )
         await asyncio.Event().wait()
@@ -185,7 +212,9 @@ async def main(*, keep: bool = False, real_kubevirt: bool = True) -> int:
             async with InProcessOperator(plane.kubeconfig):
                 _say("operator running; caches synced")
                 async with await api_client(plane.kubeconfig) as api:
-                    return await _scenario(api, keep, plane.kubeconfig)
+                    return await _scenario(
+                        api, keep, plane.kubeconfig, snapshots=kubevirt is not None
+                    )
     finally:
         if kubevirt is not None:
             await asyncio.to_thread(kubevirt.stop)
