@@ -144,7 +144,7 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed) -> list[Action]:
         disk = _disk_of(pvc, cr)
         refs = pvc.get("metadata", {}).get("ownerReferences") or []
         dv_owned = any(r.get("kind") == "DataVolume" for r in refs)
-        ours = held_by(pvc, uid) or restored_for(pvc, cr)
+        ours = held_by(pvc, uid) or name in _restored(cr, seen)
         if disk in keep and (ours or (dv_owned and name in seen.data_volumes)):
             actions.append(
                 PatchChild("PersistentVolumeClaim", name, release_patch(pvc, cr, disk), "keep disk")
@@ -171,8 +171,7 @@ def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[Delet
     claims = {
         **_ours(dict(seen.claims), uid),
         **_left_by_their_data_volume(cr, seen),
-        # Made by a restore of this Wukong's (owned by nobody until a pass takes them back).
-        **{name: pvc for name, pvc in seen.claims.items() if restored_for(pvc, cr)},
+        **_restored(cr, seen),
     }
     for name, pvc in claims.items():
         if _disk_of(pvc, cr) not in keep:
@@ -183,6 +182,18 @@ def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[Delet
                 DeleteChild("NetworkAttachmentDefinition", key.rpartition("/")[2], _uid(nad))
             )
     return steps
+
+
+def _restored(cr: Wukong, seen: Observed) -> dict[str, JsonObj]:
+    """Claims a restore of this Wukong's made for disks of its spec, owned by nobody until a
+    pass takes them back: its disks for the deletion too. One for a disk the spec no longer
+    has was left to the user (restore.py `_not_in_spec`) and stays so."""
+    disks = {d.name for d in cr.spec.disks}
+    return {
+        name: pvc
+        for name, pvc in seen.claims.items()
+        if restored_for(pvc, cr) and _disk_of(pvc, cr) in disks
+    }
 
 
 def _left_by_their_data_volume(cr: Wukong, seen: Observed) -> dict[str, JsonObj]:

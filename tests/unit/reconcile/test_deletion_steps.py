@@ -128,6 +128,12 @@ def test_a_claim_a_restore_made_is_deleted_or_kept_as_the_spec_says() -> None:
     [release] = [a for a in kept.actions if isinstance(a, PatchChild)]
     assert release.name == "web-1-data"
     assert release.patch["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "web-1"
+    # One for a disk the spec no longer has was left to the user: not deleted either.
+    gone = _restored_claim()
+    gone["metadata"]["name"] = "web-1-old"
+    gone["metadata"]["labels"][names.LABEL_DISK] = "old"
+    left = plan_deletion(_asked_restore(), {}, replace(world, claims={"web-1-old": gone}))
+    assert "web-1-old" not in [a.name for a in left.actions if isinstance(a, DeleteChild)]
     # Without a restore asked, an unowned claim is not this Wukong's to delete.
     plain = plan_deletion(deleting(), {}, world)
     assert ("PersistentVolumeClaim", "web-1-data") not in [
