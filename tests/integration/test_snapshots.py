@@ -474,6 +474,16 @@ async def _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named(
     await eventually(template_from_the_spec, timeout=30, message="the VM's template as the spec")
     assert await get(k, "pvc", namespace, "rs-4-data") is not None  # still the user's
 
+    # Deleting the Wukong deletes its disks (no deleteOptions), not that one.
+    await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, "rs-4"))
+
+    async def gone() -> bool:
+        return await get(k, "wukong", namespace, "rs-4") is None
+
+    await eventually(gone, timeout=60, message="rs-4 deleted")
+    assert await get(k, "pvc", namespace, "rs-4-system") is None
+    assert await get(k, "pvc", namespace, "rs-4-data") is not None
+
 
 if kubevirt_mode() == "real":
     test_snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong = (
