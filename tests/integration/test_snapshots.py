@@ -326,6 +326,12 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
 
     cr = await wait_for(k, namespace, "rs-2", stalled, within=30, what="Stalled: RestoreTooLong")
     assert cr["status"]["phase"] == "Stopped"
+    # describe tells it, KubeVirt's own Events on the restore among the Wukong's.
+    told = await cli(kube, "describe", "rs-2", "-n", namespace)
+    assert told.exit_code == 0, told.output
+    assert f"Restore:      {name} from s Restoring" in told.output
+    assert f"StorageClass {vanishing} does not exist" in told.output
+    assert f"VirtualMachineRestoreError   vmrestore/{name}" in told.output
     [too_long] = await wukong_events(k, namespace, "RestoreTooLong")
     assert too_long["type"] == "Warning" and vanishing in too_long["message"]
 

@@ -1,6 +1,6 @@
 """`wukong describe`: the status view, what the guest agent says of the guest, and one
-timeline of the Events of the Wukong and of everything it owns (VM, VMI, DataVolumes, PVCs),
-as a person debugging it wants to read them."""
+timeline of the Events of the Wukong and of everything it owns (VM, VMI, DataVolumes, PVCs,
+the last migration, snapshot and restore), as a person debugging it wants to read them."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ SHORT_KIND: Final = {
     "VirtualMachineInstance": "vmi",
     "DataVolume": "dv",
     "PersistentVolumeClaim": "pvc",
+    "VirtualMachineInstanceMigration": "vmim",
+    "VirtualMachineSnapshot": "vmsnapshot",
+    "VirtualMachineRestore": "vmrestore",
 }
 _EPOCH: Final = datetime.min.replace(tzinfo=UTC)
 
@@ -34,6 +37,15 @@ def related(cr: JsonObj) -> set[tuple[str, str]]:
     claims |= {str(v["pvcName"]) for v in volumes if v.get("pvcName")}
     for claim in claims:
         refs |= {("DataVolume", claim), ("PersistentVolumeClaim", claim)}
+    # KubeVirt's side of the last migrate, snapshot and restore (its errors, its progress).
+    status = cr.get("status") or {}
+    for kind, key in (
+        ("VirtualMachineInstanceMigration", "migration"),
+        ("VirtualMachineSnapshot", "snapshot"),
+        ("VirtualMachineRestore", "restore"),
+    ):
+        if done := (status.get(key) or {}).get("name"):
+            refs.add((kind, str(done)))
     return refs
 
 

@@ -186,6 +186,37 @@ def _migration(cr: JsonObj) -> list[str]:
     return lines
 
 
+def _snapshot(cr: JsonObj) -> list[str]:
+    """'Snapshot: before-upgrade Succeeded (ready)', what it left out, a refusal."""
+    shot = _status(cr).get("snapshot") or {}
+    if not shot:
+        return []
+    state = shot.get("result") or shot.get("phase") or "requested"
+    ready = " (ready)" if shot.get("readyToUse") else ""
+    lines = [_field("Snapshot", f"{shot.get('name') or '-'} {state}{ready}")]
+    if shot.get("leftOut"):
+        lines.append(_field("Left out", ", ".join(shot["leftOut"])))
+    if shot.get("refusal"):
+        lines.append(_field("Refused", shot["refusal"]))
+    return lines
+
+
+def _restore(cr: JsonObj) -> list[str]:
+    """'Restore: web-1-restore-ab12 from good Restoring', KubeVirt's words while it runs or
+    once it failed, a refusal."""
+    back = _status(cr).get("restore") or {}
+    if not back:
+        return []
+    state = back.get("result") or back.get("phase") or "requested"
+    source = f" from {back['snapshot']}" if back.get("snapshot") else ""
+    lines = [_field("Restore", f"{back.get('name') or '-'}{source} {state}")]
+    if back.get("refusal"):
+        lines.append(_field("Refused", back["refusal"]))
+    elif back.get("result") != "Succeeded" and back.get("message"):
+        lines.append(_field("Why", back["message"]))
+    return lines
+
+
 def _unmade(cr: JsonObj, reported: set[Any]) -> list[list[object]]:
     """Disks of the spec the status does not report yet: the operator plans disks only once
     the spec is valid and the networks are ready, and `Disks: <none>` hid them."""
@@ -226,6 +257,8 @@ def detail(cr: JsonObj, now: datetime) -> str:
         _field("Last action", _lifecycle(cr, now)),
         _field("Age", age(meta.get("creationTimestamp"), now)),
         *_migration(cr),
+        *_snapshot(cr),
+        *_restore(cr),
         *_deletion(cr),
     ]
     interfaces = [

@@ -109,3 +109,26 @@ def test_the_page_is_shown_when_events_cannot_be_read() -> None:
     page = describe(running(), None, NOW, why="forbidden: cannot list events")
     assert page.endswith("Events: <unavailable: forbidden: cannot list events>")
     assert "web-1" in page
+
+
+def test_kubevirts_events_on_the_last_migration_snapshot_and_restore_are_in_the_story() -> None:
+    cr = running()
+    cr["status"] |= {
+        "migration": {"name": "web-1-migrate-1"},
+        "snapshot": {"name": "before-upgrade"},
+        "restore": {"name": "web-1-restore-1"},
+    }
+    assert related(cr) >= {
+        ("VirtualMachineInstanceMigration", "web-1-migrate-1"),
+        ("VirtualMachineSnapshot", "before-upgrade"),
+        ("VirtualMachineRestore", "web-1-restore-1"),
+    }
+    error = event(
+        "VirtualMachineRestore",
+        "web-1-restore-1",
+        "VirtualMachineRestoreError",
+        "2026-05-01T11:59:00Z",
+        type="Warning",
+    )
+    [row] = timeline(cr, [error])
+    assert "vmrestore/web-1-restore-1" in events_table([row], NOW)

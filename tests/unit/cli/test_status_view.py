@@ -302,3 +302,29 @@ def test_detail_shows_the_last_migration_and_a_refused_request() -> None:
     text = detail(cr, datetime(2026, 12, 1, tzinfo=UTC))
     assert "Migration:    web-1-migrate-ab12cd34 Running node-1 → node-2" in text
     assert "Refused:      a migration of web-1 is already running" in text
+
+
+def test_the_last_snapshot_and_restore_are_shown_with_kubevirts_words_while_they_matter() -> None:
+    cr = running()
+    cr["status"]["snapshot"] = {
+        "name": "before-upgrade",
+        "phase": "Succeeded",
+        "result": "Succeeded",
+        "readyToUse": True,
+        "leftOut": ["scratch"],
+    }
+    cr["status"]["restore"] = {
+        "name": "web-1-restore-ab12cd34",
+        "snapshot": "before-upgrade",
+        "phase": "Restoring",
+        "message": (
+            "web-1-restore-ab12cd34: KubeVirt cannot go on: StorageClass fast does not exist"
+        ),
+    }
+    text = detail(cr, NOW)
+    assert "Snapshot:     before-upgrade Succeeded (ready)" in text
+    assert "Left out:     scratch" in text
+    assert "Restore:      web-1-restore-ab12cd34 from before-upgrade Restoring" in text
+    assert "Why:          web-1-restore-ab12cd34: KubeVirt cannot go on: StorageClass fast" in text
+    cr["status"]["restore"] |= {"result": "Succeeded", "phase": "Succeeded", "message": "done"}
+    assert "Why:" not in detail(cr, NOW)  # a restore that went well needs no words
