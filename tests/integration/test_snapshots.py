@@ -219,6 +219,12 @@ async def _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them
     )
     assert taken.exit_code == 0, taken.output
     before = {c: (await get(k, "pvc", namespace, c) or {})["metadata"]["uid"] for c in CLAIMS}
+    # Which snapshot? Asked without one, the CLI lists those --snapshot-name takes.
+    listed = await cli(kube, "restore", "rs-1", "-n", namespace)
+    assert listed.exit_code == 2
+    assert "error: restore needs --snapshot-name; snapshots of rs-1: good (ready, " in (
+        listed.output
+    )
 
     # KubeVirt restores a stopped VM: a running one is refused, with what to do.
     refused = await cli(

@@ -7,16 +7,19 @@ request by its fingerprint and the generation that carried it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from wukong.api import names
 from wukong.api.conditions import READY
 from wukong.api.contract import request_id
 from wukong.api.objects import being_deleted
 from wukong.api.spec import Action, LifecycleAction
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
+from wukong.console.render import age
 from wukong.console.status import ANSWERED_APART, condition, primary_ip, running_where
 from wukong.console.status import phase as status_phase
 
@@ -257,3 +260,23 @@ def soft_reboot_refusal(cr: JsonObj) -> str | None:
     if phase == "Stopped":
         return f"{name} is Stopped, not Running: start it ({typed(f'start {name}')})"
     return f"{name} is {phase}, not Running: only a running guest can reboot in place"
+
+
+def snapshot_choices(name: str, snapshots: Sequence[JsonObj], now: datetime) -> str:
+    """What `restore` without --snapshot-name says: the Wukong's snapshots, newest first,
+    as `--snapshot-name` takes them ("before-upgrade (ready, 2h ago)"), or how to take one."""
+    vm = names.vm_name(name)
+    mine = [s for s in snapshots if ((s.get("spec") or {}).get("source") or {}).get("name") == vm]
+    if not mine:
+        return (
+            f"restore needs --snapshot-name: {name} has no snapshot to restore "
+            f"(wukong snapshot {name} takes one)"
+        )
+    mine.sort(key=lambda s: str(s["metadata"].get("creationTimestamp") or ""), reverse=True)
+    listed = []
+    for shot in mine:
+        status = shot.get("status") or {}
+        state = "ready" if status.get("readyToUse") else str(status.get("phase") or "InProgress")
+        when = age(shot["metadata"].get("creationTimestamp"), now)
+        listed.append(f"{shot['metadata']['name']} ({state}, {when} ago)")
+    return f"restore needs --snapshot-name; snapshots of {name}: " + ", ".join(listed)

@@ -110,7 +110,9 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         if snapshot_name is not None and (len(names) != 1 or selector is not None):
             fail(usage("--snapshot-name names one snapshot: give one Wukong"))
         if action is Action.RESTORE and snapshot_name is None:
-            fail(usage("restore needs --snapshot-name: the snapshot to restore"))
+            if len(names) != 1 or selector is not None:
+                fail(usage("restore needs --snapshot-name: the snapshot to restore"))
+            run(flows.snapshots_to_restore(cluster, names[0]), writes=False)
         request = Request.now(
             action,
             datetime.now(UTC),

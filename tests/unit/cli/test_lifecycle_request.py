@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.cli.objects import NOW, running
 from wukong.api.spec import Action, LifecycleAction
-from wukong.console.lifecycle import Outcome, Request, acknowledgement, outcome
+from wukong.console.lifecycle import Outcome, Request, acknowledgement, outcome, snapshot_choices
 from wukong.reconcile.lifecycle import request_id
 
 
@@ -222,3 +222,26 @@ def test_a_restore_is_answered_in_status_restore() -> None:
     assert outcome(cr, request, 2) == Outcome(True, done)
     cr["status"]["restore"] = answer | {"result": "Failed", "message": "restore r failed: x"}
     assert outcome(cr, request, 2) == Outcome(False, "restore failed: restore r failed: x")
+
+
+def test_restore_without_a_snapshot_name_lists_the_ones_it_takes_newest_first() -> None:
+    def shot(name: str, created: str, vm: str = "web-1-vm", **status: Any) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name, "creationTimestamp": created},
+            "spec": {"source": {"kind": "VirtualMachine", "name": vm}},
+            "status": status,
+        }
+
+    shots = [
+        shot("before-upgrade", "2026-05-01T10:00:00Z", readyToUse=True),
+        shot("web-1-snapshot-ab12cd34", "2026-05-01T11:59:30Z", phase="InProgress"),
+        shot("of-another-vm", "2026-05-01T11:00:00Z", vm="db-1-vm", readyToUse=True),
+    ]
+    assert snapshot_choices("web-1", shots, NOW) == (
+        "restore needs --snapshot-name; snapshots of web-1: "
+        "web-1-snapshot-ab12cd34 (InProgress, 30s ago), before-upgrade (ready, 2h ago)"
+    )
+    assert snapshot_choices("web-1", shots[2:], NOW) == (
+        "restore needs --snapshot-name: web-1 has no snapshot to restore "
+        "(wukong snapshot web-1 takes one)"
+    )

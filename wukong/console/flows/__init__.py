@@ -6,7 +6,12 @@ from wukong.console.flows.common import Writing
 from wukong.console.flows.deleting import delete
 from wukong.console.flows.edits import attach, create, detach, expose, resize
 from wukong.console.flows.reading import describe, names, namespaces, status
-from wukong.console.flows.requests import lifecycle, migrate_cancel, soft_reboot
+from wukong.console.flows.requests import (
+    lifecycle,
+    migrate_cancel,
+    snapshots_to_restore,
+    soft_reboot,
+)
 
 __all__ = [
     "Writing",
@@ -21,6 +26,7 @@ __all__ = [
     "names",
     "namespaces",
     "resize",
+    "snapshots_to_restore",
     "soft_reboot",
     "status",
 ]

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from wukong.adapters.kube import api_path
 from wukong.adapters.kubevirt import subresource_path
 from wukong.api.durations import format_duration
-from wukong.api.kinds import MIGRATION, VMI
-from wukong.api.names import vm_name
+from wukong.api.kinds import MIGRATION, SNAPSHOT, VMI
+from wukong.api.names import LABEL_WUKONG, vm_name
 from wukong.api.objects import being_deleted
 from wukong.console.connect import Target, connect
-from wukong.console.errors import OK, CliError
+from wukong.console.errors import OK, CliError, usage
 from wukong.console.flows.common import (
     Failures,
     JsonObj,
@@ -33,6 +34,7 @@ from wukong.console.lifecycle import (
     cancel_outcome,
     migration_to_cancel,
     outcome,
+    snapshot_choices,
     soft_reboot_refusal,
 )
 from wukong.console.output import (
@@ -204,6 +206,18 @@ async def _answer(
     if not result.ok:
         raise CliError(result.message)
     return await addressed(target, name, result)
+
+
+async def snapshots_to_restore(cluster: Cluster, name: str) -> int:
+    """`restore` without --snapshot-name: a usage error naming the snapshots of `name` that
+    --snapshot-name takes (one LIST, by the Wukong's label), or how to take one."""
+    async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
+        await target.wukong(name)  # one that does not exist says so first
+        path = api_path(SNAPSHOT.group, SNAPSHOT.version, SNAPSHOT.plural, target.namespace)
+        query = {"labelSelector": f"{LABEL_WUKONG}={name}"}
+        found = await target.kube.request("GET", path, query=query)
+        now = datetime.now(UTC)
+        raise usage(snapshot_choices(name, list(found.get("items") or []), now))
 
 
 async def migrate_cancel(cluster: Cluster, io: Console, name: str, *, wait: float | None) -> int:
