@@ -40,7 +40,7 @@ from wukong.console.lifecycle import (
 from wukong.console.output import (
     DryRun,
 )
-from wukong.errors import ApiError, Conflict, ServerError
+from wukong.errors import ApiError, Conflict, Forbidden, ServerError
 
 
 async def lifecycle(
@@ -215,7 +215,10 @@ async def snapshots_to_restore(cluster: Cluster, name: str) -> int:
         await target.wukong(name)  # one that does not exist says so first
         path = api_path(SNAPSHOT.group, SNAPSHOT.version, SNAPSHOT.plural, target.namespace)
         query = {"labelSelector": f"{LABEL_WUKONG}={name}"}
-        found = await target.kube.request("GET", path, query=query)
+        try:
+            found = await target.kube.request("GET", path, query=query)
+        except Forbidden:  # a user who may not list snapshots gets the plain usage error
+            raise usage("restore needs --snapshot-name: the snapshot to restore") from None
         now = datetime.now(UTC)
         raise usage(snapshot_choices(name, list(found.get("items") or []), now))
 
