@@ -7,6 +7,8 @@ only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,6 +57,45 @@ def vm_snapshots(namespace: str, name: str | None = None) -> str:
 
 def volume_snapshots(namespace: str) -> str:
     return api_path("snapshot.storage.k8s.io", "v1", "volumesnapshots", namespace)
+
+
+def vm_restores(namespace: str, name: str | None = None) -> str:
+    return api_path(names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION, "virtualmachinerestores",
+                    namespace, name)  # fmt: skip
+
+
+def reason(cr: dict[str, Any], kind: str) -> str | None:
+    """The reason of the Wukong's condition `kind`, if it has one."""
+    conds = {x["type"]: x for x in (cr.get("status") or {}).get("conditions") or []}
+    return (conds.get(kind) or {}).get("reason")
+
+
+def restore_says(words: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether status.restore's message has `words` in it."""
+    return lambda c: words in str((c.get("status") or {}).get("restore", {}).get("message"))
+
+
+async def stopped_with_a_snapshot(
+    k: Kube, kube: Path, namespace: str, name: str, disks: list[dict[str, Any]], snapshot: str
+) -> None:
+    """A Wukong made stopped (no VMI: KubeVirt restores only such a VM), and its snapshot."""
+    body = wukong(name, disks=disks, startStrategy={"autoStart": False})
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, name, "Stopped", within=60)
+    taken = await cli(
+        kube, "snapshot", name, "-n", namespace, "--snapshot-name", snapshot, "--wait"
+    )
+    assert taken.exit_code == 0, taken.output
+
+
+async def delete_wukong(k: Kube, namespace: str, name: str) -> None:
+    """kubectl delete wukong NAME, waiting until it is gone."""
+    await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, name))
+
+    async def gone() -> bool:
+        return await get(k, "wukong", namespace, name) is None
+
+    await eventually(gone, timeout=60, message=f"{name} deleted")
 
 
 async def _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong(
@@ -135,13 +176,10 @@ async def _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
             "virtualMachineSnapshotName": "before-upgrade",
         },
     }
-    restores = api_path(
-        names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION, "virtualmachinerestores", namespace
-    )
-    await k.create(restores, restore)
+    await k.create(vm_restores(namespace), restore)
 
     async def restored() -> dict[str, Any] | None:
-        found = await k.get(f"{restores}/to-new-vm")
+        found = await k.get(vm_restores(namespace, "to-new-vm"))
         return found if (found.get("status") or {}).get("complete") else None
 
     await eventually(restored, timeout=60, message="KubeVirt's restore into a new VM complete")
@@ -295,13 +333,8 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
     vanishing = f"vanishing-{namespace}"
     await k.create(storage, storage_class_manifest(vanishing, "Immediate", True, False))
     disks = [{"name": "data", "size": "1Gi", "storageClassName": vanishing}]
-    await create(
-        k, "wukong", namespace, wukong("rs-2", disks=disks, startStrategy={"autoStart": False})
-    )
-    await wait_phase(k, namespace, "rs-2", "Stopped", within=60)
     kube = control_plane.kubeconfig
-    taken = await cli(kube, "snapshot", "rs-2", "-n", namespace, "--snapshot-name", "s", "--wait")
-    assert taken.exit_code == 0, taken.output
+    await stopped_with_a_snapshot(k, kube, namespace, "rs-2", disks, "s")
     await k.delete(f"{storage}/{vanishing}")
 
     asked = await cli(kube, "restore", "rs-2", "-n", namespace, "--snapshot-name", "s")
@@ -310,9 +343,7 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
         k,
         namespace,
         "rs-2",
-        lambda c: (
-            "does not exist" in str((c.get("status") or {}).get("restore", {}).get("message"))
-        ),
+        restore_says("does not exist"),
         within=60,
         what="KubeVirt's error in status.restore",
     )
@@ -327,8 +358,7 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
     assert not claim["metadata"].get("ownerReferences")  # KubeVirt's, given to nobody
 
     def stalled(c: dict[str, Any]) -> bool:
-        conds = {x["type"]: x for x in (c.get("status") or {}).get("conditions") or []}
-        return (conds.get("Stalled") or {}).get("reason") == "RestoreTooLong"
+        return reason(c, "Stalled") == "RestoreTooLong"
 
     cr = await wait_for(k, namespace, "rs-2", stalled, within=30, what="Stalled: RestoreTooLong")
     assert cr["status"]["phase"] == "Stopped"
@@ -344,16 +374,8 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
     [too_long] = await wukong_events(k, namespace, "RestoreTooLong")
     assert too_long["type"] == "Warning" and vanishing in too_long["message"]
 
-    await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, "rs-2"))
-
-    async def gone() -> bool:
-        return await get(k, "wukong", namespace, "rs-2") is None
-
-    await eventually(gone, timeout=60, message="rs-2 deleted")
-    restores = api_path(
-        names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION, "virtualmachinerestores", namespace
-    )
-    assert (await k.get(restores))["items"] == []
+    await delete_wukong(k, namespace, "rs-2")
+    assert (await k.get(vm_restores(namespace)))["items"] == []
     assert await get(k, "vm", namespace, "rs-2-vm") is None
     assert await get(k, "pvc", namespace, "rs-2-data") is None  # deleted, as the spec said
     [cancelled] = await wukong_events(k, namespace, "DeletionCancelRestore")
@@ -386,13 +408,10 @@ async def _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_aga
     restore (deletes it). The disk's claim is gone and its data is only in the snapshot:
     the operator does not make a blank claim in its place, and says what to do. Once the
     quota allows it, the same restore asked again puts the disk back."""
-    disks = [{"name": "data", "size": "1Gi"}]
-    body = wukong("rs-3", disks=disks, startStrategy={"autoStart": False})
-    await create(k, "wukong", namespace, body)
-    await wait_phase(k, namespace, "rs-3", "Stopped", within=60)
     kube = control_plane.kubeconfig
-    taken = await cli(kube, "snapshot", "rs-3", "-n", namespace, "--snapshot-name", "s3", "--wait")
-    assert taken.exit_code == 0, taken.output
+    await stopped_with_a_snapshot(
+        k, kube, namespace, "rs-3", [{"name": "data", "size": "1Gi"}], "s3"
+    )
     # No new claims in the namespace from now on (the one there stays).
     quotas = f"/api/v1/namespaces/{namespace}/resourcequotas"
     await k.create(quotas, quota("claims", {"persistentvolumeclaims": "0"}))
@@ -404,22 +423,16 @@ async def _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_aga
         k,
         namespace,
         "rs-3",
-        lambda c: (
-            "exceeded quota" in str((c.get("status") or {}).get("restore", {}).get("message"))
-        ),
+        restore_says("exceeded quota"),
         within=60,
         what="KubeVirt's quota error in status.restore",
     )
     assert await get(k, "pvc", namespace, "rs-3-data") is None  # deleted by KubeVirt
     name = cr["status"]["restore"]["name"]
-    restores = api_path(
-        names.SNAPSHOT_GROUP, names.SNAPSHOT_VERSION, "virtualmachinerestores", namespace
-    )
-    await k.delete(f"{restores}/{name}")  # the user gives up on it
+    await k.delete(vm_restores(namespace, name))  # the user gives up on it
 
     def refused_blank(c: dict[str, Any]) -> bool:
-        conds = {x["type"]: x for x in (c.get("status") or {}).get("conditions") or []}
-        return (conds.get("VolumesBound") or {}).get("reason") == "RestoreIncomplete"
+        return reason(c, "VolumesBound") == "RestoreIncomplete"
 
     cr = await wait_for(k, namespace, "rs-3", refused_blank, within=30, what="RestoreIncomplete")
     assert cr["status"]["restore"]["result"] == "Failed"
@@ -460,12 +473,8 @@ async def _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named(
     comes back too: the operator writes the VM's template from the spec again and leaves
     that claim to the user, saying so in the restore's answer."""
     disks = [{"name": "system", "size": "1Gi"}, {"name": "data", "size": "1Gi"}]
-    body = wukong("rs-4", disks=disks, startStrategy={"autoStart": False})
-    await create(k, "wukong", namespace, body)
-    await wait_phase(k, namespace, "rs-4", "Stopped", within=60)
     kube = control_plane.kubeconfig
-    taken = await cli(kube, "snapshot", "rs-4", "-n", namespace, "--snapshot-name", "s4", "--wait")
-    assert taken.exit_code == 0, taken.output
+    await stopped_with_a_snapshot(k, kube, namespace, "rs-4", disks, "s4")
     await patch_spec(k, namespace, "rs-4", {"disks": disks[:1]})
 
     async def removed() -> bool:
@@ -490,12 +499,7 @@ async def _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named(
     assert await get(k, "pvc", namespace, "rs-4-data") is not None  # still the user's
 
     # Deleting the Wukong deletes its disks (no deleteOptions), not that one.
-    await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, "rs-4"))
-
-    async def gone() -> bool:
-        return await get(k, "wukong", namespace, "rs-4") is None
-
-    await eventually(gone, timeout=60, message="rs-4 deleted")
+    await delete_wukong(k, namespace, "rs-4")
     assert await get(k, "pvc", namespace, "rs-4-system") is None
     assert await get(k, "pvc", namespace, "rs-4-data") is not None
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.unit.reconcile.test_deletion import deleting, world_with_vm
-from tests.unit.reconcile.world import UID, bound_pvc, plan_deletion
+from tests.unit.reconcile.world import UID, plan_deletion, restored_pvc
 from wukong.api import names
 from wukong.api.status import RestoreStatus
 from wukong.api.v1alpha1 import Wukong
@@ -106,20 +106,8 @@ def _asked_restore(**spec: Any) -> Wukong:
     return cr.model_copy(update={"status": cr.status.model_copy(update={"restore": restore})})
 
 
-def _restored_claim() -> dict[str, Any]:
-    """A claim KubeVirt's restore made in place of web-1-data: its labels, no owner."""
-    pvc = bound_pvc("web-1-data")
-    pvc["metadata"]["ownerReferences"] = []
-    pvc["metadata"]["labels"] = {
-        names.LABEL_WUKONG: "web-1",
-        names.LABEL_DISK: "data",
-        names.LABEL_RESTORED_FROM_VM: "web-1-vm",
-    }
-    return pvc
-
-
 def test_a_claim_a_restore_made_is_deleted_or_kept_as_the_spec_says() -> None:
-    world = replace(_no_vm(), claims={"web-1-data": _restored_claim()})
+    world = replace(_no_vm(), claims={"web-1-data": restored_pvc()})
     plan = plan_deletion(_asked_restore(), {}, world)
     deletes = [(a.kind, a.name) for a in plan.actions if isinstance(a, DeleteChild)]
     assert ("PersistentVolumeClaim", "web-1-data") in deletes
@@ -129,9 +117,7 @@ def test_a_claim_a_restore_made_is_deleted_or_kept_as_the_spec_says() -> None:
     assert release.name == "web-1-data"
     assert release.patch["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "web-1"
     # One for a disk the spec no longer has was left to the user: not deleted either.
-    gone = _restored_claim()
-    gone["metadata"]["name"] = "web-1-old"
-    gone["metadata"]["labels"][names.LABEL_DISK] = "old"
+    gone = restored_pvc(disk="old")
     left = plan_deletion(_asked_restore(), {}, replace(world, claims={"web-1-old": gone}))
     assert "web-1-old" not in [a.name for a in left.actions if isinstance(a, DeleteChild)]
     # Without a restore asked, an unowned claim is not this Wukong's to delete.

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.unit.reconcile.test_snapshot import cr as asking
-from tests.unit.reconcile.world import bound_pvc, decide, ready_children, wukong
+from tests.unit.reconcile.world import bound_pvc, decide, ready_children, restored_pvc, wukong
 from wukong.api import names
 from wukong.api.status import RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import Wukong
@@ -146,12 +146,7 @@ def test_while_kubevirt_restores_the_operator_leaves_disks_and_vm_alone() -> Non
 
 
 def test_a_claim_kubevirt_restored_for_this_wukong_is_taken_back() -> None:
-    pvc = bound_pvc("web-1-data")
-    pvc["metadata"]["ownerReferences"] = []
-    pvc["metadata"]["labels"] = {
-        names.LABEL_WUKONG: "web-1",
-        names.LABEL_RESTORED_FROM_VM: "web-1-vm",
-    }
+    pvc = restored_pvc(disk=None)
     cr_ = wukong()
     assert not restored_for(pvc, cr_)  # no restore asked: someone else's claim
     restored = cr_.model_copy(
@@ -291,13 +286,7 @@ def test_the_pass_that_sees_the_restore_end_makes_no_blank_claim_either() -> Non
 def test_a_claim_restored_for_a_disk_the_spec_no_longer_has_is_named_in_the_answer() -> None:
     """KubeVirt restores every volume of the snapshot; a disk removed from the spec since
     comes back as a claim nobody owns: said, not deleted."""
-    old = bound_pvc("web-old")
-    old["metadata"]["ownerReferences"] = []
-    old["metadata"]["labels"] = {
-        names.LABEL_WUKONG: "web",
-        names.LABEL_DISK: "old",
-        names.LABEL_RESTORED_FROM_VM: "web-vm",
-    }
+    old = restored_pvc("web", "old")
     base = RestoreStatus(request_id="r-1", name="r1", snapshot="good", phase="Restoring")
     seen = Observed(
         now=NOW, vm=VM, restores={"r1": _restore(complete=True)}, claims={"web-old": old}

@@ -96,6 +96,21 @@ def bound_pvc(name: str, size: str = "100Gi") -> dict[str, Any]:
     )
 
 
+def restored_pvc(wukong: str = "web-1", disk: str | None = "data") -> dict[str, Any]:
+    """A claim KubeVirt's restore made for `wukong`'s disk: the old claim's labels copied,
+    KubeVirt's own added, no owner (`volumeOwnershipPolicy: None`)."""
+    from wukong.api import names
+
+    pvc = bound_pvc(f"{wukong}-{disk or 'data'}")
+    pvc["metadata"]["ownerReferences"] = []
+    pvc["metadata"]["labels"] = {
+        names.LABEL_WUKONG: wukong,
+        **({names.LABEL_DISK: disk} if disk else {}),
+        names.LABEL_RESTORED_FROM_VM: f"{wukong}-vm",
+    }
+    return pvc
+
+
 def imported_dv(
     name: str = "web-1-system", phase: str = "Succeeded", progress: str = "100.0%", **status: Any
 ) -> dict[str, Any]:
