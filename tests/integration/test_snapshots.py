@@ -88,6 +88,18 @@ async def stopped_with_a_snapshot(
     assert taken.exit_code == 0, taken.output
 
 
+async def restore_stuck(
+    k: Kube, kube: Path, namespace: str, name: str, snapshot: str, words: str
+) -> dict[str, Any]:
+    """`wukong restore` (no --wait) of a restore KubeVirt cannot finish, until its error
+    (`words`) is in status.restore; the Wukong as it is then."""
+    asked = await cli(kube, "restore", name, "-n", namespace, "--snapshot-name", snapshot)
+    assert asked.exit_code == 0, asked.output
+    return await wait_for(
+        k, namespace, name, restore_says(words), within=60, what=f"{words!r} in status.restore"
+    )
+
+
 async def delete_wukong(k: Kube, namespace: str, name: str) -> None:
     """kubectl delete wukong NAME, waiting until it is gone."""
     await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, name))
@@ -337,16 +349,7 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
     await stopped_with_a_snapshot(k, kube, namespace, "rs-2", disks, "s")
     await k.delete(f"{storage}/{vanishing}")
 
-    asked = await cli(kube, "restore", "rs-2", "-n", namespace, "--snapshot-name", "s")
-    assert asked.exit_code == 0, asked.output
-    cr = await wait_for(
-        k,
-        namespace,
-        "rs-2",
-        restore_says("does not exist"),
-        within=60,
-        what="KubeVirt's error in status.restore",
-    )
+    cr = await restore_stuck(k, kube, namespace, "rs-2", "s", "does not exist")
     name = cr["status"]["restore"]["name"]
     assert cr["status"]["restore"]["message"] == (
         f"{name}: KubeVirt cannot go on: StorageClass {vanishing} does not exist"
@@ -417,16 +420,7 @@ async def _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_aga
     await k.create(quotas, quota("claims", {"persistentvolumeclaims": "0"}))
     await set_quota(k, quotas, "claims", {"persistentvolumeclaims": "0"})
 
-    asked = await cli(kube, "restore", "rs-3", "-n", namespace, "--snapshot-name", "s3")
-    assert asked.exit_code == 0, asked.output
-    cr = await wait_for(
-        k,
-        namespace,
-        "rs-3",
-        restore_says("exceeded quota"),
-        within=60,
-        what="KubeVirt's quota error in status.restore",
-    )
+    cr = await restore_stuck(k, kube, namespace, "rs-3", "s3", "exceeded quota")
     assert await get(k, "pvc", namespace, "rs-3-data") is None  # deleted by KubeVirt
     name = cr["status"]["restore"]["name"]
     await k.delete(vm_restores(namespace, name))  # the user gives up on it
