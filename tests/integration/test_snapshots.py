@@ -349,7 +349,19 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
     await stopped_with_a_snapshot(k, kube, namespace, "rs-2", disks, "s")
     await k.delete(f"{storage}/{vanishing}")
 
-    cr = await restore_stuck(k, kube, namespace, "rs-2", "s", "does not exist")
+    # `--wait` tells KubeVirt's error as it comes, and gives up at its timeout: it goes on.
+    waited = await cli(
+        kube, "restore", "rs-2", "-n", namespace, "--snapshot-name", "s", "--wait", "--timeout",
+        "10s",
+    )  # fmt: skip
+    assert waited.exit_code == 1, waited.output
+    assert "rs-2: restore: rs-2-restore-" in waited.output
+    assert "rs-2: Stalled=True RestoreTooLong: restore rs-2-restore-" in waited.output  # at 5 s
+    assert f"KubeVirt cannot go on: StorageClass {vanishing} does not exist" in waited.output
+    assert "timed out after 10s waiting for" in waited.output and "it goes on" in waited.output
+    cr = await wait_for(
+        k, namespace, "rs-2", restore_says("does not exist"), within=10, what="the stuck restore"
+    )
     name = cr["status"]["restore"]["name"]
     assert cr["status"]["restore"]["message"] == (
         f"{name}: KubeVirt cannot go on: StorageClass {vanishing} does not exist"

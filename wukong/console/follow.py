@@ -18,6 +18,7 @@ from wukong.api.conditions import (
     NETWORKS_CONFIGURED,
     SECRET_MISSING,
     SPEC_VALID,
+    STALLED,
     VM_HEALTHY,
     VOLUMES_BOUND,
 )
@@ -67,6 +68,9 @@ TROUBLE: Final = {
     # A removed disk that waits: mounted in the guest, no answer from the guest agent, or
     # attached at boot (it leaves at the next restart). `detach --wait` said none of it.
     DISK_DETACH: "False",
+    # Past the operator's bound (default 5 min), naming what it still waits for: a stuck
+    # restore in a Stopped Wukong says it only here.
+    STALLED: "True",
 }
 UNDER_WAY: Final = {"Provisioning"}
 
@@ -110,6 +114,14 @@ def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[s
             continue
         if vols_old.get(disk) != (phase, percent) and (phase or percent):
             lines.append(f"{name}: disk {disk} {' '.join(str(p) for p in (phase, percent) if p)}")
+    # A migrate, snapshot or restore under way: KubeVirt's progress and errors, as they
+    # change (its end is the request's outcome).
+    for key in ("migration", "snapshot", "restore"):
+        apart_old, apart_new = old.get(key) or {}, new.get(key) or {}
+        said = apart_new.get("message")
+        if before is not None and said and not apart_new.get("result"):
+            if said != apart_old.get("message"):
+                lines.append(f"{name}: {key}: {said}")
     step_old = (old.get("deletion") or {}).get("step")
     deletion = new.get("deletion") or {}
     if deletion.get("step") and deletion.get("step") != step_old:

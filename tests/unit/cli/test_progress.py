@@ -101,3 +101,30 @@ def test_a_removed_disk_that_waits_says_why() -> None:
         {"type": "DiskDetach", "status": "False", "reason": "RestartRequired", "message": waits}
     )
     assert progress(before, after, "web-1") == [f"web-1: DiskDetach=False RestartRequired: {waits}"]
+
+
+def test_a_restore_under_way_tells_kubevirts_words_and_a_stall() -> None:
+    before = running()
+    before["status"]["restore"] = {"name": "r1", "phase": "Restoring", "message": "r1: started"}
+    after = copy.deepcopy(before)
+    stuck = "r1: KubeVirt cannot go on: StorageClass fast does not exist"
+    after["status"]["restore"]["message"] = stuck
+    assert progress(before, after, "web-1") == [f"web-1: restore: {stuck}"]
+    assert progress(after, after, "web-1") == []
+    stalled = copy.deepcopy(after)
+    stalled["status"]["conditions"].append(
+        {
+            "type": "Stalled",
+            "status": "True",
+            "reason": "RestoreTooLong",
+            "message": f"restore r1 since 2026-05-01T11:00:00Z (more than 300s): {stuck}",
+            "lastTransitionTime": "2026-05-01T11:05:00Z",
+        }
+    )
+    assert progress(after, stalled, "web-1") == [
+        f"web-1: Stalled=True RestoreTooLong: restore r1 since 2026-05-01T11:00:00Z "
+        f"(more than 300s): {stuck}"
+    ]
+    done = copy.deepcopy(after)
+    done["status"]["restore"] |= {"result": "Succeeded", "message": "the disks are back"}
+    assert progress(after, done, "web-1") == []  # the end is the request's outcome
