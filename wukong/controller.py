@@ -26,6 +26,7 @@ from wukong.adapters.client import (
 from wukong.adapters.kube import Kube
 from wukong.api import kinds, names
 from wukong.api.conditions import STALLED
+from wukong.api.contract import ANSWERED_APART, apart_answers
 from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store, object_name
 from wukong.runtime.leader import LeaderElector
@@ -194,17 +195,28 @@ class Operator:
         meta = cr.get("metadata", {})
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         if event_type == "DELETED":
-            self._answered.pop(key, None)
+            for slot in (key, *(f"{key}#{apart}" for apart in ANSWERED_APART)):
+                self._answered.pop(slot, None)
             return
-        life = (cr.get("status") or {}).get("lifecycleState") or {}
-        state, request = str(life.get("state") or ""), str(life.get("requestId") or "")
-        seen = self._answered.get(key)
-        self._answered[key] = (request, state)
-        if state not in ANSWERS or seen is None or seen == (request, state) or not self.leading:
-            return
+        status = cr.get("status") or {}
+        life = status.get("lifecycleState") or {}
         # A refusal keeps the previous lastAction: the spec names the request answered.
         asked = (cr.get("spec") or {}).get("lifecycleAction") or {}
         action = str(asked.get("action") or life.get("lastAction") or "unknown")
+        request, state = str(life.get("requestId") or ""), str(life.get("state") or "")
+        self._count_once(key, action, request, state)
+        # migrate, snapshot and restore are answered in status fields of their own (none yet
+        # is remembered too: the first answer after it is news, as for lifecycleState).
+        answers = apart_answers(status)
+        for apart in ANSWERED_APART:
+            request, state = answers.get(apart, ("", ""))
+            self._count_once(f"{key}#{apart}", apart, request, state)
+
+    def _count_once(self, slot: str, action: str, request: str, state: str) -> None:
+        seen = self._answered.get(slot)
+        self._answered[slot] = (request, state)
+        if state not in ANSWERS or seen is None or seen == (request, state) or not self.leading:
+            return
         self.metrics.count_lifecycle(action, state)
 
     def _wire(self) -> None:

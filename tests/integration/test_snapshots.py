@@ -100,6 +100,18 @@ async def restore_stuck(
     )
 
 
+def answered(op: InProcessOperator, action: str, outcome: str) -> float:
+    """The operator's wukong_lifecycle_requests_total{action, outcome}."""
+    assert op.operator is not None
+    return sum(
+        sample.value
+        for metric in op.operator.metrics.lifecycle_requests_total.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels == {"action": action, "outcome": outcome}
+    )
+
+
 async def delete_wukong(k: Kube, namespace: str, name: str) -> None:
     """kubectl delete wukong NAME, waiting until it is gone."""
     await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, name))
@@ -251,6 +263,14 @@ async def _snapshot_of_a_stopped_vm_and_its_refusals(
     assert "snapshot refused: snapshot needs the VM: snap-3 has none yet" in refused.output
     listed = (await k.get(vm_snapshots(namespace)))["items"]
     assert [s["metadata"]["labels"][names.LABEL_WUKONG] for s in listed] == ["snap-2"]
+
+    # Both answers are counted in wukong_lifecycle_requests_total, as a stop's would be.
+    async def counted() -> bool:
+        return (
+            answered(operator, "snapshot", "Done") == 1 == answered(operator, "snapshot", "Refused")
+        )
+
+    await eventually(counted, timeout=10, message="the snapshot answers counted")
 
 
 async def _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from wukong.api.spec import LifecycleAction
 
@@ -21,3 +22,24 @@ def request_id(action: LifecycleAction) -> str:
     (the same request is never run twice; a new requestedAt makes a new one)."""
     body = action.model_dump(mode="json", by_alias=True, exclude_none=True)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+ANSWERED_APART: Final = {"migrate": "migration", "snapshot": "snapshot", "restore": "restore"}
+"""Requests the operator answers in a status field of their own, not in lifecycleState."""
+
+_ENDED: Final = {"Succeeded": "Done", "Refused": "Refused", "Failed": "Failed"}
+
+
+def apart_answers(status: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """action -> (requestId, how it ended) for each request answered apart that `status`
+    holds, in lifecycleState's words: Done, Refused, Failed, or "" while under way. A newer
+    request refused beside one still running is answered Refused."""
+    found: dict[str, tuple[str, str]] = {}
+    for action, field in ANSWERED_APART.items():
+        answer = status.get(field) or {}
+        if answer.get("requestId"):
+            ended = (
+                "Refused" if answer.get("refusal") else _ENDED.get(str(answer.get("result")), "")
+            )
+            found[action] = (str(answer["requestId"]), ended)
+    return found

@@ -14,13 +14,13 @@ from typing import Any, Final
 
 from wukong.api import names
 from wukong.api.conditions import READY
-from wukong.api.contract import request_id
+from wukong.api.contract import ANSWERED_APART, request_id
 from wukong.api.objects import being_deleted
 from wukong.api.spec import Action, LifecycleAction
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
 from wukong.console.render import age
-from wukong.console.status import ANSWERED_APART, condition, primary_ip, running_where
+from wukong.console.status import condition, primary_ip, running_where
 from wukong.console.status import phase as status_phase
 
 JsonObj = dict[str, Any]

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from wukong.api import names
+from wukong.api.contract import ANSWERED_APART
 from wukong.api.objects import being_deleted
 from wukong.console.render import NONE, age, cell, table
 
@@ -58,10 +59,6 @@ def disks_cell(cr: JsonObj) -> str:
         if phase and phase not in SETTLED:
             busy.append(f"{volume.get('name')} {volume.get('progress') or phase}")
     return f"{count} ({', '.join(busy)})" if busy else str(count)
-
-
-# Requests answered in a status field of their own, not in lifecycleState.
-ANSWERED_APART = {"migrate": "migration", "snapshot": "snapshot", "restore": "restore"}
 
 
 def _apart_answer(cr: JsonObj) -> tuple[str, JsonObj] | None:

@@ -33,3 +33,27 @@ def test_request_ids_match_the_reconcilers(
         requested_at=f"2026-05-01T12:00:00.{micros:06d}Z",
     )
     assert contract.request_id(request) == lifecycle.request_id(request)
+
+
+def test_requests_answered_apart_are_the_status_fields_the_reconciler_writes() -> None:
+    from wukong.api.status import WukongStatus
+
+    fields = set(WukongStatus.model_fields)
+    assert set(contract.ANSWERED_APART.values()) <= fields
+    assert set(contract.ANSWERED_APART) == {
+        a.value for a in Action if a.value in ("migrate", "snapshot", "restore")
+    }
+
+
+def test_an_answer_apart_reads_as_lifecycle_states_words() -> None:
+    status = {
+        "migration": {"requestId": "m", "result": "Succeeded"},
+        "snapshot": {"requestId": "s", "phase": "InProgress"},
+        "restore": {"requestId": "r", "result": None, "refusal": "a restore is in progress"},
+    }
+    assert contract.apart_answers(status) == {
+        "migrate": ("m", "Done"),
+        "snapshot": ("s", ""),
+        "restore": ("r", "Refused"),
+    }
+    assert contract.apart_answers({"snapshot": {"result": "Failed"}}) == {}  # no request
