@@ -96,6 +96,42 @@ async def test_disk_added_to_a_stopped_wukong_joins_the_vm_template(
     assert calls(sim, "addvolume") == []
 
 
+async def test_a_claim_deleted_outside_wukong_is_made_again_and_the_loss_is_said(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """kubectl delete pvc of a stopped Wukong's blank disk: the operator makes the claim
+    again (the spec says the disk exists), and a Warning says it is empty now."""
+    body = wukong("lost-1", disks=[SYSTEM, disk("data")], startStrategy={"autoStart": False})
+    await create(k, "wukong", namespace, body)
+    await wait_for(
+        k,
+        namespace,
+        "lost-1",
+        lambda c: bool(c.get("status")) and volume(c, "data").get("bound") is True,
+        what="disk data bound",
+    )
+    await wait_phase(k, namespace, "lost-1", "Stopped")
+    before = await get(k, "pvc", namespace, "lost-1-data")
+    assert before is not None
+    await k.delete(path("pvc", namespace, "lost-1-data"))
+
+    async def made_again() -> bool:
+        claim = await get(k, "pvc", namespace, "lost-1-data")
+        return claim is not None and claim["metadata"]["uid"] != before["metadata"]["uid"]
+
+    await eventually(made_again, timeout=30, message="the claim made again")
+
+    async def said() -> list[dict[str, Any]]:
+        return await wukong_events(k, namespace, "DiskClaimLost")
+
+    [told] = await eventually(said, timeout=10, message="DiskClaimLost posted")
+    assert told["type"] == "Warning"
+    assert told["message"] == (
+        "claim lost-1-data of disk data was deleted outside Wukong: it is made again, empty "
+        "(the data that was on it is gone)"
+    )
+
+
 async def _has(names_: Any, wanted: str) -> bool:
     return wanted in await names_
 

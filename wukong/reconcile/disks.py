@@ -55,6 +55,8 @@ CLONE_SOURCE_NOT_FOUND = "CloneSourceNotFound"
 CLONE_SOURCE_TOO_BIG = "CloneSourceTooBig"
 DATA_SOURCE_NOT_FOUND = "DataSourceNotFound"
 CLONE_SOURCE_IN_USE = "CloneSourceInUse"
+DISK_CLAIM_LOST = "DiskClaimLost"
+"""A blank disk's bound claim deleted outside Wukong: made again, empty (`_lost_words`)."""
 RESTORE_INCOMPLETE = "RestoreIncomplete"
 """A claim gone after a restore that did not complete: not made blank (`_lost_in_restore`)."""
 # CDI's words (pvc-clone-controller.go sourceInUse, clone/common.go IsSourceClaimReady).
@@ -527,7 +529,9 @@ def _disk(
     else:
         if pvc is None:
             create = CreateChild("PersistentVolumeClaim", _born_held(build_pvc(cr, disk), cr, disk))
-            return _Disk([create], at("Pending"), "being created")
+            return _Disk(
+                [create, *_lost_words(disk, claim, old, restore)], at("Pending"), "being created"
+            )
         if not held_by(pvc, uid) and not restored_for(pvc, cr):
             return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
         phase = str(pvc.get("status", {}).get("phase") or "Pending")
@@ -582,6 +586,25 @@ def _lost_in_restore(
         f"{restore.snapshot}), or remove disk {disk.name} from the spec and add it back to "
         "start it empty"
     )
+
+
+def _lost_words(
+    disk: DiskSpec, claim: str, old: VolumeStatus | None, restore: RestoreStatus | None
+) -> list[Action]:
+    """A Warning when a blank disk's claim, bound at the last status, is gone and is made
+    again: someone deleted it outside Wukong, and the new one is empty. Not while a restore
+    runs: KubeVirt deletes the claims it puts back (and the operator makes none then)."""
+    restoring = restore is not None and restore.name is not None and restore.result is None
+    if old is None or not old.bound or restoring:
+        return []
+    return [
+        Emit(
+            "Warning",
+            DISK_CLAIM_LOST,
+            f"claim {claim} of disk {disk.name} was deleted outside Wukong: it is made again, "
+            "empty (the data that was on it is gone)",
+        )
+    ]
 
 
 def restored_for(pvc: JsonObj, cr: Wukong) -> bool:

@@ -459,3 +459,35 @@ def test_a_capacity_edited_by_hand_in_the_status_posts_no_event_and_fails_no_pas
     old = {"phase": "Running", "volumes": [{"name": "data", "capacity": "lots"}]}
     plan = decide(cr, old, running(**{"web-1-data": bound_pvc("web-1-data", "200Gi")}))
     assert _events(plan, "DiskGrown") == []
+
+
+def test_a_bound_blank_disk_whose_claim_was_deleted_outside_wukong_is_made_again_and_said() -> None:
+    """Nothing silent: the new claim is empty, so the user hears the data is gone."""
+    cr = wukong()
+    bound = {"name": "data", "pvcName": "web-1-data", "bound": True, "phase": "Bound"}
+    status = {"phase": "Stopped", "volumes": [bound]}
+    world = ready_children(claims={"web-1-system": bound_pvc("web-1-system", "20Gi")})
+    plan = decide(cr, status, world)
+    made = [a for a in plan.actions if isinstance(a, CreateChild)]
+    assert [(a.kind, a.body["metadata"]["name"]) for a in made] == [
+        ("PersistentVolumeClaim", "web-1-data")
+    ]
+    warned = [a for a in plan.actions if isinstance(a, Emit) and a.reason == "DiskClaimLost"]
+    assert [(a.type, a.message) for a in warned] == [
+        (
+            "Warning",
+            "claim web-1-data of disk data was deleted outside Wukong: it is made again, "
+            "empty (the data that was on it is gone)",
+        )
+    ]
+    # Said once: the next status has the disk Pending, not bound.
+    again = decide(cr, plan.status, world)
+    assert not [a for a in again.actions if isinstance(a, Emit) and a.reason == "DiskClaimLost"]
+    # While KubeVirt restores, it deletes the claims it puts back: not a loss, no word.
+    restoring = {**status, "restore": {"requestId": "r", "name": "r1", "phase": "Restoring"}}
+    held = decide(cr, restoring, world)
+    assert not [a for a in held.actions if isinstance(a, Emit) and a.reason == "DiskClaimLost"]
+    assert not [a for a in held.actions if isinstance(a, CreateChild)]
+    # A new disk (not in the last status) is made without a word.
+    fresh = decide(cr, {"phase": "Stopped"}, world)
+    assert not [a for a in fresh.actions if isinstance(a, Emit) and a.reason == "DiskClaimLost"]
