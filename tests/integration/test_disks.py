@@ -132,6 +132,48 @@ async def test_a_claim_deleted_outside_wukong_is_made_again_and_the_loss_is_said
     )
 
 
+async def test_an_imported_disks_data_volume_deleted_outside_wukong_is_imported_again_and_said(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    body = wukong("lost-2", disks=[SYSTEM], startStrategy={"autoStart": False})
+    await create(k, "wukong", namespace, body)
+    await wait_for(
+        k,
+        namespace,
+        "lost-2",
+        lambda c: bool(c.get("status")) and volume(c, "system").get("phase") == "Succeeded",
+        what="disk system imported",
+    )
+    before = await get(k, "dv", namespace, "lost-2-system")
+    assert before is not None
+    await k.delete(path("dv", namespace, "lost-2-system"))  # its claim goes with it (GC)
+
+    async def imported_again() -> bool:
+        dv = await get(k, "dv", namespace, "lost-2-system")
+        return dv is not None and dv["metadata"]["uid"] != before["metadata"]["uid"]
+
+    await eventually(imported_again, timeout=60, message="the DataVolume made again")
+
+    async def said() -> list[dict[str, Any]]:
+        return await wukong_events(k, namespace, "DiskClaimLost")
+
+    [told] = await eventually(said, timeout=10, message="DiskClaimLost posted")
+    assert told["type"] == "Warning"
+    assert told["message"] == (
+        "DataVolume lost-2-system of disk system was deleted outside Wukong, and its claim "
+        "with it: the disk is made again and imported anew (what the guest wrote on it is "
+        "gone)"
+    )
+    await wait_for(
+        k,
+        namespace,
+        "lost-2",
+        lambda c: volume(c, "system").get("phase") == "Succeeded",
+        within=60,
+        what="imported again",
+    )
+
+
 async def _has(names_: Any, wanted: str) -> bool:
     return wanted in await names_
 

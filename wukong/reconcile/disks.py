@@ -56,7 +56,8 @@ CLONE_SOURCE_TOO_BIG = "CloneSourceTooBig"
 DATA_SOURCE_NOT_FOUND = "DataSourceNotFound"
 CLONE_SOURCE_IN_USE = "CloneSourceInUse"
 DISK_CLAIM_LOST = "DiskClaimLost"
-"""A blank disk's bound claim deleted outside Wukong: made again, empty (`_lost_words`)."""
+"""A disk's claim (or DataVolume) deleted outside Wukong: made again, empty or from its
+source (`_lost_words`, `_data_volume_lost`)."""
 RESTORE_INCOMPLETE = "RestoreIncomplete"
 """A claim gone after a restore that did not complete: not made blank (`_lost_in_restore`)."""
 # CDI's words (pvc-clone-controller.go sourceInUse, clone/common.go IsSourceClaimReady).
@@ -495,14 +496,15 @@ def _disk(
     message: str | None = None
     if disk.populated:
         if dv is None:
+            gone = _data_volume_lost(disk, claim, old, restore, pvc)
             if pvc is not None and not held_by(pvc, uid):
-                return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
+                return _Disk(gone, at("Conflict"), _conflict("PVC", claim, pvc))
             if (refused := clone_problem(cr, disk, seen)) is not None:
                 # Not created yet: CDI's DataVolume cannot change, so one made now would be
                 # stuck with a size or a source that cannot work.
-                return _Disk([], at("Pending", message=refused[1]), refused[1], refusal=refused)
+                return _Disk(gone, at("Pending", message=refused[1]), refused[1], refusal=refused)
             create = CreateChild("DataVolume", _born_held(build_data_volume(cr, disk), cr, disk))
-            return _Disk([create], at("Pending"), "being created")
+            return _Disk([create, *gone], at("Pending"), "being created")
         if not held_by(dv, uid):
             return _Disk([], at("Conflict"), _conflict("DataVolume", claim, dv))
         if being_deleted(dv):
@@ -603,6 +605,36 @@ def _lost_words(
             DISK_CLAIM_LOST,
             f"claim {claim} of disk {disk.name} was deleted outside Wukong: it is made again, "
             "empty (the data that was on it is gone)",
+        )
+    ]
+
+
+def _data_volume_lost(
+    disk: DiskSpec,
+    claim: str,
+    old: VolumeStatus | None,
+    restore: RestoreStatus | None,
+    pvc: JsonObj | None,
+) -> list[Action]:
+    """A Warning, in the first pass that finds an imported or cloned disk's DataVolume gone
+    though it was done at the last status: someone deleted it, its claim goes with it (CDI
+    owns the claim), and the disk is made again from its source. Not for a claim orphaned
+    from it (its data stays; ClaimConflict says what to do), nor while a restore runs."""
+    restoring = restore is not None and restore.name is not None and restore.result is None
+    if old is None or old.phase != "Succeeded" or restoring:
+        return []
+    if pvc is not None:
+        refs = pvc.get("metadata", {}).get("ownerReferences") or []
+        if not being_deleted(pvc) and not any(r.get("kind") == "DataVolume" for r in refs):
+            return []
+    how = "imported" if disk.image else "cloned"
+    return [
+        Emit(
+            "Warning",
+            DISK_CLAIM_LOST,
+            f"DataVolume {claim} of disk {disk.name} was deleted outside Wukong, and its claim "
+            f"with it: the disk is made again and {how} anew (what the guest wrote on it is "
+            "gone)",
         )
     ]
 

@@ -491,3 +491,36 @@ def test_a_bound_blank_disk_whose_claim_was_deleted_outside_wukong_is_made_again
     # A new disk (not in the last status) is made without a word.
     fresh = decide(cr, {"phase": "Stopped"}, world)
     assert not [a for a in fresh.actions if isinstance(a, Emit) and a.reason == "DiskClaimLost"]
+
+
+def test_an_imported_disks_data_volume_deleted_outside_wukong_is_made_again_and_said() -> None:
+    cr = wukong()
+    done = {"name": "system", "pvcName": "web-1-system", "bound": True, "phase": "Succeeded"}
+    status = {"phase": "Stopped", "volumes": [done]}
+    claim = bound_pvc("web-1-system", "20Gi")  # still there, CDI's: going with its DV
+    claim["metadata"]["ownerReferences"] = [
+        {"kind": "DataVolume", "name": "web-1-system", "uid": "web-1-system-uid"}
+    ]
+    data = {"web-1-data": bound_pvc("web-1-data")}
+    world = ready_children(data_volumes={}, claims={"web-1-system": claim, **data})
+    plan = decide(cr, status, world)
+    warned = [a for a in plan.actions if isinstance(a, Emit) and a.reason == "DiskClaimLost"]
+    assert [(a.type, a.message) for a in warned] == [
+        (
+            "Warning",
+            "DataVolume web-1-system of disk system was deleted outside Wukong, and its claim "
+            "with it: the disk is made again and imported anew (what the guest wrote on it is "
+            "gone)",
+        )
+    ]
+    # Once the claim is gone too, the DataVolume is made again, without a second word.
+    gone = replace(world, claims=data)
+    again = decide(cr, plan.status, gone)
+    assert [a.kind for a in again.actions if isinstance(a, CreateChild)] == ["DataVolume"]
+    assert not [a for a in again.actions if isinstance(a, Emit) and a.reason == "DiskClaimLost"]
+    # A claim orphaned from its DataVolume keeps its data: no such word.
+    orphan = bound_pvc("web-1-system", "20Gi")
+    orphan["metadata"]["ownerReferences"] = []
+    kept = replace(world, claims={**world.claims, "web-1-system": orphan})
+    quiet = decide(cr, status, kept)
+    assert not [a for a in quiet.actions if isinstance(a, Emit) and a.reason == "DiskClaimLost"]
