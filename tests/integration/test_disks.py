@@ -96,6 +96,29 @@ async def test_disk_added_to_a_stopped_wukong_joins_the_vm_template(
     assert calls(sim, "addvolume") == []
 
 
+async def deleted_by_hand(
+    k: Kube, namespace: str, kind: str, name: str, *, within: float
+) -> dict[str, Any]:
+    """`kubectl delete KIND NAME` of a disk's child; waits (`within` s) until the operator
+    has made it again (another uid) and returns the one Warning DiskClaimLost it posted."""
+    before = await get(k, kind, namespace, name)
+    assert before is not None
+    await k.delete(path(kind, namespace, name))
+
+    async def made_again() -> bool:
+        now = await get(k, kind, namespace, name)
+        return now is not None and now["metadata"]["uid"] != before["metadata"]["uid"]
+
+    await eventually(made_again, timeout=within, message=f"{kind} {name} made again")
+
+    async def said() -> list[dict[str, Any]]:
+        return await wukong_events(k, namespace, "DiskClaimLost")
+
+    [told] = await eventually(said, timeout=10, message="DiskClaimLost posted")
+    assert told["type"] == "Warning"
+    return told
+
+
 async def test_a_claim_deleted_outside_wukong_is_made_again_and_the_loss_is_said(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
@@ -111,21 +134,7 @@ async def test_a_claim_deleted_outside_wukong_is_made_again_and_the_loss_is_said
         what="disk data bound",
     )
     await wait_phase(k, namespace, "lost-1", "Stopped")
-    before = await get(k, "pvc", namespace, "lost-1-data")
-    assert before is not None
-    await k.delete(path("pvc", namespace, "lost-1-data"))
-
-    async def made_again() -> bool:
-        claim = await get(k, "pvc", namespace, "lost-1-data")
-        return claim is not None and claim["metadata"]["uid"] != before["metadata"]["uid"]
-
-    await eventually(made_again, timeout=30, message="the claim made again")
-
-    async def said() -> list[dict[str, Any]]:
-        return await wukong_events(k, namespace, "DiskClaimLost")
-
-    [told] = await eventually(said, timeout=10, message="DiskClaimLost posted")
-    assert told["type"] == "Warning"
+    told = await deleted_by_hand(k, namespace, "pvc", "lost-1-data", within=30)
     assert told["message"] == (
         "claim lost-1-data of disk data was deleted outside Wukong: it is made again, empty "
         "(the data that was on it is gone)"
@@ -144,21 +153,9 @@ async def test_an_imported_disks_data_volume_deleted_outside_wukong_is_imported_
         lambda c: bool(c.get("status")) and volume(c, "system").get("phase") == "Succeeded",
         what="disk system imported",
     )
-    before = await get(k, "dv", namespace, "lost-2-system")
-    assert before is not None
-    await k.delete(path("dv", namespace, "lost-2-system"))  # its claim goes with it (GC)
-
-    async def imported_again() -> bool:
-        dv = await get(k, "dv", namespace, "lost-2-system")
-        return dv is not None and dv["metadata"]["uid"] != before["metadata"]["uid"]
-
-    await eventually(imported_again, timeout=60, message="the DataVolume made again")
-
-    async def said() -> list[dict[str, Any]]:
-        return await wukong_events(k, namespace, "DiskClaimLost")
-
-    [told] = await eventually(said, timeout=10, message="DiskClaimLost posted")
-    assert told["type"] == "Warning"
+    told = await deleted_by_hand(
+        k, namespace, "dv", "lost-2-system", within=60
+    )  # its claim goes too
     assert told["message"] == (
         "DataVolume lost-2-system of disk system was deleted outside Wukong, and its claim "
         "with it: the disk is made again and imported anew (what the guest wrote on it is "

@@ -22,6 +22,7 @@ from wukong.api.conditions import (
     VM_HEALTHY,
     VOLUMES_BOUND,
 )
+from wukong.api.contract import ANSWERED_APART
 from wukong.api.durations import format_duration
 from wukong.console.connect import Target
 from wukong.console.errors import CliError
@@ -116,7 +117,7 @@ def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[s
             lines.append(f"{name}: disk {disk} {' '.join(str(p) for p in (phase, percent) if p)}")
     # A migrate, snapshot or restore under way: KubeVirt's progress and errors, as they
     # change (its end is the request's outcome).
-    for key in ("migration", "snapshot", "restore"):
+    for key in ANSWERED_APART.values():
         apart_old, apart_new = old.get(key) or {}, new.get(key) or {}
         said = apart_new.get("message")
         if before is not None and said and not apart_new.get("result"):

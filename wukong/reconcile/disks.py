@@ -44,6 +44,7 @@ from wukong.reconcile.children import (
     retained,
 )
 from wukong.reconcile.observed import Observed, condition_of, pointed_pvc
+from wukong.reconcile.restore import in_flight
 
 # A claim name this Wukong derives belongs to another object (another Wukong's disk, a user's
 # PVC): a clash between Wukongs, reported as such (like NADConflict for networks).
@@ -596,8 +597,7 @@ def _lost_words(
     """A Warning when a blank disk's claim, bound at the last status, is gone and is made
     again: someone deleted it outside Wukong, and the new one is empty. Not while a restore
     runs: KubeVirt deletes the claims it puts back (and the operator makes none then)."""
-    restoring = restore is not None and restore.name is not None and restore.result is None
-    if old is None or not old.bound or restoring:
+    if old is None or not old.bound or in_flight(restore):
         return []
     return [
         Emit(
@@ -620,8 +620,7 @@ def _data_volume_lost(
     though it was done at the last status: someone deleted it, its claim goes with it (CDI
     owns the claim), and the disk is made again from its source. Not for a claim orphaned
     from it (its data stays; ClaimConflict says what to do), nor while a restore runs."""
-    restoring = restore is not None and restore.name is not None and restore.result is None
-    if old is None or old.phase != "Succeeded" or restoring:
+    if old is None or old.phase != "Succeeded" or in_flight(restore):
         return []
     if pvc is not None:
         refs = pvc.get("metadata", {}).get("ownerReferences") or []
