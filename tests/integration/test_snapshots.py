@@ -273,7 +273,7 @@ async def _snapshot_of_a_stopped_vm_and_its_refusals(
     await eventually(counted, timeout=10, message="the snapshot answers counted")
 
 
-async def _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again(
+async def _restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_again(
     k: Kube,
     namespace: str,
     operator: InProcessOperator,
@@ -296,24 +296,25 @@ async def _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them
         listed.output
     )
 
-    # KubeVirt restores a stopped VM: a running one is refused, with what to do.
-    refused = await cli(
-        kube, "restore", "rs-1", "-n", namespace, "--snapshot-name", "good", "--wait"
-    )
-    assert refused.exit_code == 1
-    assert "restore refused: restore needs rs-1 stopped" in refused.output
     missing = await cli(
         kube, "restore", "rs-1", "-n", namespace, "--snapshot-name", "nope", "--wait"
     )
     assert missing.exit_code == 1 and "restore refused: " in missing.output
 
-    stopped = await cli(kube, "stop", "rs-1", "-n", namespace, "--wait")
-    assert stopped.exit_code == 0, stopped.output
+    # KubeVirt restores a stopped VM: the running one is stopped for it, through the
+    # Wukong's own stop, and started again once KubeVirt has put the disks back.
     done = await cli(kube, "restore", "rs-1", "-n", namespace, "--snapshot-name", "good", "--wait")
     assert done.exit_code == 0, done.output
     assert "the disks are as snapshot good holds them" in done.output
+    assert "rs-1 is Running" in done.output
     cr = await get(k, "wukong", namespace, "rs-1")
     assert cr is not None and cr["status"]["restore"]["result"] == "Succeeded"
+    assert cr["status"]["phase"] == "Running"
+    hops = {(h["from"], h["to"]) for h in cr["status"]["history"]}
+    assert {("Running", "Stopping"), ("Stopping", "Stopped"), ("Stopped", "Starting")} <= hops
+    accepted = [e["message"] for e in await wukong_events(k, namespace, "RequestAccepted")]
+    assert any("stop accepted: restore rs-1-restore-" in m for m in accepted), accepted
+    assert "start accepted: the disks are restored from snapshot good" in accepted
 
     # New claims of the same names, made by KubeVirt from the VolumeSnapshots, taken back:
     # the blank disk's by the Wukong, the imported disk's by its DataVolume (CDI's part).
@@ -335,9 +336,7 @@ async def _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them
     [system_owner] = claims["rs-1-system"]["metadata"]["ownerReferences"]
     assert system_owner["kind"] == "DataVolume" and system_owner.get("controller")
 
-    # Started again, from the restored disks, with the VM's template as the spec says.
-    started = await cli(kube, "start", "rs-1", "-n", namespace, "--wait")
-    assert started.exit_code == 0, started.output
+    # Started again from the restored disks, with the VM's template as the spec says.
     vm = await get(k, "vm", namespace, "rs-1-vm")
     assert vm is not None
     volumes = {v["name"]: v for v in vm["spec"]["template"]["spec"]["volumes"]}
@@ -535,8 +534,8 @@ if kubevirt_mode() == "real":
         _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
     )
     test_snapshot_of_a_stopped_vm_and_its_refusals = _snapshot_of_a_stopped_vm_and_its_refusals
-    test_restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again = (
-        _restore_puts_a_stopped_wukongs_disks_back_and_the_operator_takes_them_again
+    test_restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_again = (
+        _restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_again
     )
     test_a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again = (
         _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again

@@ -209,9 +209,13 @@ class RestoreStatus(WireModel):
     snapshot: str | None = None
     """The VirtualMachineSnapshot restored."""
     phase: str | None = None
-    """Restoring (KubeVirt replaces the disks and the VM's spec), Succeeded, Failed."""
+    """StoppingVM (a running VM is stopped first), WaitingForVMI, Restoring (KubeVirt
+    replaces the disks and the VM's spec), Succeeded, Failed."""
     result: str | None = None
     """Refused, Succeeded or Failed, once there is one."""
+    start_after: bool | None = None
+    """The VM ran when the restore was asked: the operator stopped it for the restore and
+    starts it again once the disks are restored."""
     message: str | None = None
     """What happened, or why it was refused."""
     refusal: str | None = None

@@ -109,7 +109,11 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
     if request.action is Action.MIGRATE:
         return migration_outcome(name, status.get("migration") or {}, request)
     if request.action in APART:
-        return apart_outcome(status.get(APART[request.action]) or {}, request)
+        answer = status.get(APART[request.action]) or {}
+        done = apart_outcome(answer, request)
+        if done is not None and done.ok and answer.get("startAfter"):
+            return started_again(cr, done)
+        return done
     if not answers(life, request, generation):
         return None
     state, message = life.get("state"), life.get("message") or ""
@@ -127,6 +131,26 @@ def outcome(cr: JsonObj | None, request: Request, generation: int) -> Outcome | 
     if phase != wanted:
         return Outcome(False, f"{verb} done but {name} is {phase}, not {wanted}")
     return running(cr) if wanted == "Running" else Outcome(True, f"{name} is {wanted}")
+
+
+def started_again(cr: JsonObj, restored: Outcome) -> Outcome | None:
+    """A restore of a running VM ends when the operator's start after it does: Running (or
+    refused, or in Error); at once when nothing starts it (a request came meanwhile: the
+    restore's message says the VM stays stopped)."""
+    status = cr.get("status") or {}
+    life = status.get("lifecycleState") or {}
+    if life.get("lastAction") != "start":
+        return restored
+    state, message = life.get("state"), life.get("message") or ""
+    if state in ("Refused", "Failed"):
+        return Outcome(False, f"{restored.message}, but the start was {state.lower()}: {message}")
+    if status.get("phase") == "Error":
+        return in_error(cr, message)
+    if state != "Done" or status.get("phase") != "Running":
+        return None
+    return Outcome(
+        True, f"{restored.message}; {running_where(cr)}", awaiting_address=primary_ip(cr) is None
+    )
 
 
 def running(cr: JsonObj) -> Outcome:

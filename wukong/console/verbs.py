@@ -61,7 +61,8 @@ _LIFECYCLE: tuple[tuple[Action, str, str | None], ...] = (
     ),
     (
         Action.RESTORE,
-        "Put a stopped Wukong's disks back as a snapshot (--snapshot-name) holds them.",
+        "Put the disks back as a snapshot (--snapshot-name) holds them; a running VM is "
+        "stopped first and started again after.",
         None,
     ),
 )

@@ -165,8 +165,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     nets = plan_networks(cr, seen) if not problems else None
     status, unknown = _keep_when_unseen(cr, status)
     plan.actions += unknown
-    # A migrate, snapshot or restore request is its own planner's; the lifecycle planner
-    # sees none.
+    # A migrate, snapshot or restore request is its own planner's.
     asked = cr.spec.lifecycle_action
     migrate = asked is not None and asked.action is LifecycleVerb.MIGRATE
     snapshot = asked is not None and asked.action is LifecycleVerb.SNAPSHOT
@@ -178,6 +177,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         status.restore,
         request_id(asked) if restore and asked and not problems else None,
         (asked.snapshot_name or "") if restore and asked else "",
+        runs=runs_wanted(cr, status.lifecycle_state),
+        life=status.lifecycle_state,
     )
     old_volumes = {v.name: v for v in status.volumes}
     disks = (
@@ -186,8 +187,11 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         else None
     )
     ready = bool(nets and nets.ready and disks and disks.ready)
-    if migrate or snapshot or restore:
-        cr = cr.model_copy(update={"spec": cr.spec.model_copy(update={"lifecycle_action": None})})
+    # The lifecycle planner sees none of them, only the stop and the start a restore of a
+    # running VM asks for, in the pass that asks (its record carries them on).
+    if migrate or snapshot or restore or asked is None:
+        own = {"lifecycle_action": back.lifecycle}
+        cr = cr.model_copy(update={"spec": cr.spec.model_copy(update=own)})
     life = plan_lifecycle(
         cr,
         seen,
@@ -197,6 +201,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         failed=bool(disks and disks.failed),
         # A start would plug the guest into the networks the policy refuses now.
         no_start=valid.message if refused else None,
+        because=back.because if back.lifecycle is not None else None,
     )
     moving = plan_migration(
         cr, seen, status.migration, request_id(asked) if migrate and not problems else None

@@ -379,10 +379,13 @@ def plan_lifecycle(
     ready: bool,
     failed: bool,
     no_start: str | None = None,
+    because: str | None = None,
 ) -> LifecyclePlan:
     """Feed the FSM; turn its decision into calls and the new lifecycleState. `no_start`: why
     nothing may start a new guest now (the network policy refuses the spec): a start or
-    restart is refused with it, and the VM's runStrategy is not moved to run it."""
+    restart is refused with it, and the VM's runStrategy is not moved to run it. `because`:
+    why a request the operator makes itself (a restore's stop and start) is made, said in
+    its answer."""
     now = seen.now
     vm = names.vm_name(cr.metadata.name)
     state = status.lifecycle_state or LifecycleState()
@@ -477,12 +480,12 @@ def plan_lifecycle(
             generation=cr.metadata.generation,
             force=action.force,
             vmi_uid=_vmi_uid(seen),
-            message=f"{verb} accepted",
+            message=f"{verb} accepted" + (f": {because}" if because else ""),
             call=calls[0].value if calls else None,
             deadline=now + timedelta(seconds=seconds) if escalates else None,
             grace_period_seconds=seconds if escalates else None,
         )
-        actions.append(Emit("Normal", "RequestAccepted", f"{verb} accepted"))
+        actions.append(Emit("Normal", "RequestAccepted", str(accepted.message)))
         accepted = moved(accepted, Happened.accepted)
         if at_creation:
             how = "running" if verb == "start" else "stopped"

@@ -11,9 +11,19 @@ the VM's spec: anything the operator did would be undone, or would undo the rest
 When KubeVirt says it is complete, the next passes take the claims back (ownership, labels)
 and put the VM's template back as the spec says; the VM stays stopped until started.
 
-Refused at once, with nothing made: the VM is not stopped (KubeVirt restores a stopped VM:
-stop it first, so nothing stops behind the user's back); the snapshot does not exist, is of
-another VM, or is not ready; a snapshot is being taken, or another restore runs.
+A running VM is stopped first and started again afterwards, through the lifecycle state
+machine like any stop and start (not by KubeVirt's `StopTarget`, which would stop it behind
+the operator's back and leave it stopped): the pass that accepts the restore records it as
+`StoppingVM` and hands the lifecycle planner a stop of its own (`RestorePlan.lifecycle`);
+once the VMI is gone the restore is made; the pass that sees it complete hands over a start.
+The lifecycle record drives both calls from there (exactly once, grace period, forced
+power-off at its end). A request to run the VM taken before it has stopped cancels the
+restore; a stop the state machine or KubeVirt refuses refuses it; any request taken
+meanwhile (a forced stop too) leaves the VM stopped after it. A restore that fails leaves the
+VM stopped.
+
+Refused at once, with nothing made: the snapshot does not exist, is of another VM, or is not
+ready; a snapshot is being taken, a migration runs, or another restore runs.
 """
 
 from __future__ import annotations
@@ -24,10 +34,14 @@ from datetime import datetime
 from wukong.api import JsonObj, names
 from wukong.api.conditions import STALLED, Cond
 from wukong.api.objects import being_deleted
-from wukong.api.status import RestoreStatus
-from wukong.api.v1alpha1 import Wukong
+from wukong.api.spec import Action as Verb
+from wukong.api.status import LifecycleState, RestoreStatus
+from wukong.api.v1alpha1 import LifecycleAction, Wukong
+from wukong.fsm.requests import Answer
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import labels, owned_by, owner_reference
+from wukong.reconcile.lifecycle import request_id as fingerprint
+from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed, condition_of
 from wukong.reconcile.snapshot import in_progress
 from wukong.reconcile.timefmt import iso
@@ -35,6 +49,9 @@ from wukong.reconcile.timefmt import iso
 # Accepted, waiting for the stopped VM's VMI to be gone: KubeVirt's restore wants no VMI at
 # all (restore.go Ready), and FailImmediate would fail on one still terminating.
 WAITING = "WaitingForVMI"
+# Accepted for a running VM: the lifecycle planner stops it (`RestorePlan.lifecycle`), and
+# the restore is made once its VMI is gone.
+STOPPING = "StoppingVM"
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,11 @@ class RestorePlan:
     actions: tuple[Action, ...]
     status: RestoreStatus | None
     holding: bool = False
+    lifecycle: LifecycleAction | None = None
+    """The stop (on acceptance) or start (on completion) a restore of a running VM asks of
+    the lifecycle planner in this pass; its record carries it on from there."""
+    because: str | None = None
+    """Why, for the lifecycle request's answer and Event."""
 
 
 def restore_name(wukong: str, request_id: str) -> str:
@@ -58,15 +80,21 @@ def refusal(cr: Wukong, seen: Observed, snapshot: str, busy: RestoreStatus | Non
         return f"a restore of {name} is in progress ({busy.name}): wait for it to finish"
     if seen.vm is None:
         return f"restore needs the VM: {name} has none yet"
-    if seen.vmi is not None and seen.run_strategy == "Manual" and not being_deleted(seen.vmi):
+    if (
+        seen.vmi is not None
+        and seen.run_strategy == "Manual"
+        and seen.vmi_ended
+        and not being_deleted(seen.vmi)
+    ):
         return (
             f"restore needs {name}'s VMI gone, and under runStrategy Manual KubeVirt keeps a "
             "finished one until the next start: not supported yet"
         )
-    if seen.vmi is not None and not (seen.vmi_ended or being_deleted(seen.vmi)):
+    if live_guest(seen) and (busy_moving := running_migrations(seen)):
         return (
-            f"restore needs {name} stopped: KubeVirt restores a stopped VM (wukong stop "
-            f"{name} --wait, then ask again)"
+            f"restore stops {name}, and a migration of it is running "
+            f"({busy_moving[0]['metadata']['name']}): wait for it to end, or cancel it "
+            f"(wukong migrate-cancel {name})"
         )
     found = seen.snapshots.get(snapshot)
     if found is None:
@@ -114,10 +142,35 @@ def build_restore(cr: Wukong, name: str, snapshot: str, request_id: str) -> Json
     }
 
 
+def live_guest(seen: Observed) -> bool:
+    """A guest runs (or boots, or is paused): a VMI neither ended nor going."""
+    return seen.vmi is not None and not (seen.vmi_ended or being_deleted(seen.vmi))
+
+
+def stop_for(request_id: str) -> LifecycleAction:
+    """The stop a restore of a running VM asks for: a request of its own (its fingerprint
+    is no user's: they never set requestedAt so), answered in lifecycleState."""
+    return LifecycleAction(action=Verb.STOP, requested_at=f"for-restore-{request_id}")
+
+
+def start_after(request_id: str) -> LifecycleAction:
+    """The start once that restore has put the disks back."""
+    return LifecycleAction(action=Verb.START, requested_at=f"after-restore-{request_id}")
+
+
 def plan_restore(
-    cr: Wukong, seen: Observed, old: RestoreStatus | None, request_id: str | None, snapshot: str
+    cr: Wukong,
+    seen: Observed,
+    old: RestoreStatus | None,
+    request_id: str | None,
+    snapshot: str,
+    *,
+    runs: bool = False,
+    life: LifecycleState | None = None,
 ) -> RestorePlan:
-    """Start a new restore request (or refuse it), then follow the one in flight."""
+    """Start a new restore request (or refuse it), then follow the one in flight. `runs`:
+    the Wukong is meant to run (the lifecycle's last word), so a live guest is stopped for
+    the restore and started after it; `life`: lifecycleState as the last pass wrote it."""
     running = in_flight(old)
     if request_id is not None and (old is None or old.request_id != request_id):
         name = restore_name(cr.metadata.name, request_id)
@@ -131,24 +184,29 @@ def plan_restore(
             started_at=seen.now,
         )
         if made is not None:  # made by a pass whose status write was lost: follow it
-            return _follow(cr, mine, seen)
+            return _follow(cr, mine, seen, life)
         why = refusal(cr, seen, snapshot, running)
         if why is not None:
             event = Emit("Warning", "RestoreRefused", why)
             if running is not None:
                 kept = running.model_copy(update={"request_id": request_id, "refusal": why})
-                followed = _follow(cr, kept, seen)
+                followed = _follow(cr, kept, seen, life)
                 return RestorePlan((event, *followed.actions), followed.status, followed.holding)
-            refused = RestoreStatus(
-                request_id=request_id,
-                snapshot=snapshot,
-                result="Refused",
-                message=why,
-                refusal=why,
-                started_at=seen.now,
+            return _refused(request_id, snapshot, why, seen.now)
+        if live_guest(seen) and runs:
+            because = (
+                f"restore {name} of snapshot {snapshot} needs the VM stopped; it starts again "
+                "once the disks are restored"
             )
-            return RestorePlan((event,), refused)
-        if seen.vmi is not None:  # stopped, its VMI still going
+            update = {
+                "phase": STOPPING,
+                "start_after": True,
+                "message": f"{name}: stopping the VM first (it starts again once the disks "
+                "are restored)",
+            }
+            stopping = mine.model_copy(update=update)
+            return RestorePlan((), stopping, lifecycle=stop_for(request_id), because=because)
+        if seen.vmi is not None:  # stopped or stopping, its VMI still going
             update = {
                 "phase": WAITING,
                 "message": f"{name}: waiting for the stopped VM's VMI to go",
@@ -157,11 +215,70 @@ def plan_restore(
         return _start(cr, mine, seen)
     if running is None:
         return RestorePlan((), old)
+    if running.phase == STOPPING:
+        return _stopping(cr, running, seen, life)
     if running.phase == WAITING:
         if seen.vmi is not None:  # its deletion wakes the pass
             return RestorePlan((), running)
         return _start(cr, running, seen)
-    return _follow(cr, running, seen)
+    return _follow(cr, running, seen, life)
+
+
+def _refused(request_id: str, snapshot: str, why: str, now: datetime) -> RestorePlan:
+    refused = RestoreStatus(
+        request_id=request_id,
+        snapshot=snapshot,
+        result="Refused",
+        message=why,
+        refusal=why,
+        started_at=now,
+    )
+    return RestorePlan((Emit("Warning", "RestoreRefused", why),), refused)
+
+
+def _stopping(
+    cr: Wukong, running: RestoreStatus, seen: Observed, life: LifecycleState | None
+) -> RestorePlan:
+    """A running VM stopped for the restore: made once its VMI is gone; refused when its
+    stop is; given up when a later request was taken before the VM had stopped."""
+    assert running.request_id is not None
+    life = life or LifecycleState()
+    mine = life.request_id == fingerprint(stop_for(running.request_id))
+    name = cr.metadata.name
+    if mine and life.state in (Answer.Refused, Answer.Failed):
+        why = f"restore needs {name} stopped, and the stop was refused: {life.message}"
+        if life.state == Answer.Failed:
+            why = f"restore needs {name} stopped, and KubeVirt refused the stop: {life.message}"
+        ended = running.model_copy(
+            update={
+                "phase": None,
+                "result": "Refused",
+                "refusal": why,
+                "message": why,
+                "ended_at": seen.now,
+                "start_after": None,
+            }
+        )
+        return RestorePlan((Emit("Warning", "RestoreRefused", why),), ended)
+    later = not mine and life.request_id is not None and life.state != Answer.Refused
+    if later and life.last_action != "stop":  # a forced stop only hastens this one
+        text = (
+            f"restore {running.name} was not made: {life.last_action or 'another request'} was "
+            f"asked before {name} had stopped for it"
+        )
+        ended = running.model_copy(
+            update={
+                "phase": "Failed",
+                "result": "Failed",
+                "message": text,
+                "ended_at": seen.now,
+                "start_after": None,
+            }
+        )
+        return RestorePlan((Emit("Warning", "RestoreFailed", text),), ended)
+    if seen.vmi is not None:  # the stop is under way; the VMI's deletion wakes the pass
+        return RestorePlan((), running)
+    return _start(cr, running, seen)
 
 
 def _not_in_spec(cr: Wukong, seen: Observed) -> str:
@@ -202,14 +319,17 @@ def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed) -> RestorePlan:
     return RestorePlan(actions, started, holding=True)
 
 
-def _follow(cr: Wukong, old: RestoreStatus, seen: Observed) -> RestorePlan:
+def _follow(
+    cr: Wukong, old: RestoreStatus, seen: Observed, life: LifecycleState | None
+) -> RestorePlan:
     """The restore in flight, as KubeVirt reports it; hands off until it ends."""
     assert old.name is not None
     restore = seen.restores.get(old.name)
+    stays = f"; {cr.metadata.name} stays stopped" if old.start_after else ""
     if restore is None:
         if old.uid is None:  # not in the cache yet (just created)
             return RestorePlan((), old, holding=True)
-        text = f"restore {old.name} was deleted before it completed"
+        text = f"restore {old.name} was deleted before it completed{stays}"
         ended = {"result": "Failed", "phase": "Failed", "message": text, "ended_at": seen.now}
         return RestorePlan((Emit("Warning", "RestoreFailed", text),), old.model_copy(update=ended))
     status = restore.get("status") or {}
@@ -222,17 +342,34 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed) -> RestorePlan:
                 f"; also restored, for a disk the spec no longer has: {extra}, left as KubeVirt "
                 "made it, owned by nobody (add the disk back to use it, or delete the claim)"
             )
+        start = None
+        if old.start_after and old.request_id is not None:
+            # Started again only if nothing was asked since its stop (that request decides).
+            life = life or LifecycleState()
+            if life.request_id == fingerprint(stop_for(old.request_id)):
+                start = start_after(old.request_id)
+                text += f"; starting {cr.metadata.name} again"
+            else:
+                text += (
+                    f"; {cr.metadata.name} stays stopped: {life.last_action or 'a request'} "
+                    "was asked meanwhile"
+                )
         update |= {
             "phase": "Succeeded",
             "result": "Succeeded",
             "message": text,
             "ended_at": seen.now,
         }
-        return RestorePlan((Emit("Normal", "Restored", text),), old.model_copy(update=update))
+        because = f"the disks are restored from snapshot {old.snapshot}"
+        done = old.model_copy(update=update)
+        return RestorePlan(
+            (Emit("Normal", "Restored", text),), done, lifecycle=start, because=because
+        )
     if failure.get("status") == "True":
         text = f"restore {old.name} failed: {failure.get('reason') or 'see its Events'}"
         if failure.get("message"):
             text = f"restore {old.name} failed: {failure['message']}"
+        text += stays
         update |= {"phase": "Failed", "result": "Failed", "message": text, "ended_at": seen.now}
         return RestorePlan((Emit("Warning", "RestoreFailed", text),), old.model_copy(update=update))
     progressing = condition_of(restore, "Progressing") or {}

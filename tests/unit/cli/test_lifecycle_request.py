@@ -224,6 +224,31 @@ def test_a_restore_is_answered_in_status_restore() -> None:
     assert outcome(cr, request, 2) == Outcome(False, "restore failed: restore r failed: x")
 
 
+def test_a_restore_of_a_running_vm_waits_until_it_runs_again() -> None:
+    request = Request.now(Action.RESTORE, NOW, snapshot_name="good")
+    cr = running()
+    done = "the disks are as snapshot good holds them (restore r); starting web-1 again"
+    answer = {"requestId": request.fingerprint, "name": "r", "result": "Succeeded"}
+    cr["status"]["restore"] = answer | {"message": done, "startAfter": True}
+    start = {"lastAction": "start", "state": "Issued", "message": "start sent to KubeVirt"}
+    cr["status"] |= {"phase": "Starting", "lifecycleState": start}
+    assert outcome(cr, request, 2) is None
+    cr["status"] |= {"phase": "Running", "lifecycleState": start | {"state": "Done"}}
+    assert outcome(cr, request, 2) == Outcome(
+        True, f"{done}; web-1 is Running on node-1 at 10.244.0.7"
+    )
+    refused = start | {"state": "Refused", "message": "cannot start: network refused"}
+    cr["status"] |= {"phase": "Stopped", "lifecycleState": refused}
+    assert outcome(cr, request, 2) == Outcome(
+        False, f"{done}, but the start was refused: cannot start: network refused"
+    )
+    # Nothing starts it (a stop came meanwhile): the restore's own answer ends the wait.
+    stays = "the disks are as snapshot good holds them (restore r); web-1 stays stopped: ..."
+    cr["status"]["restore"] = answer | {"message": stays, "startAfter": True}
+    cr["status"]["lifecycleState"] = {"lastAction": "stop", "state": "Done"}
+    assert outcome(cr, request, 2) == Outcome(True, stays)
+
+
 def test_restore_without_a_snapshot_name_lists_the_ones_it_takes_newest_first() -> None:
     def shot(name: str, created: str, vm: str = "web-1-vm", **status: Any) -> dict[str, Any]:
         return {

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.unit.reconcile.test_lifecycle import running_world
 from tests.unit.reconcile.test_snapshot import cr as asking
 from tests.unit.reconcile.world import bound_pvc, decide, ready_children, restored_pvc, wukong
 from wukong.api import names
 from wukong.api.status import RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.actions import CreateChild, Emit, PatchChild
+from wukong.reconcile.actions import CreateChild, Emit, PatchChild, VmCall
 from wukong.reconcile.disks import plan_disks, restored_for
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.restore import plan_restore
@@ -59,9 +60,16 @@ def test_a_request_makes_one_in_place_restore_the_wukong_owns_and_holds_off() ->
     ("seen", "words"),
     [
         pytest.param(
-            Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": snapshot()}),
-            "restore needs web stopped: KubeVirt restores a stopped VM (wukong stop web --wait",
-            id="running",
+            Observed(
+                now=NOW,
+                vm=VM,
+                vmi=VMI,
+                snapshots={"good": snapshot()},
+                migrations={"m1": {"metadata": {"name": "web-migrate-1"}, "status": {}}},
+            ),
+            "restore stops web, and a migration of it is running (web-migrate-1): wait for it "
+            "to end, or cancel it (wukong migrate-cancel web)",
+            id="migrating",
         ),
         pytest.param(Observed(now=NOW), "restore needs the VM: web has none yet", id="no-vm"),
         pytest.param(
@@ -84,7 +92,7 @@ def test_a_request_makes_one_in_place_restore_the_wukong_owns_and_holds_off() ->
 def test_a_restore_that_cannot_be_done_now_is_refused_with_nothing_made(
     seen: Observed, words: str
 ) -> None:
-    plan = plan_restore(cr(), seen, None, "r-1", "good")
+    plan = plan_restore(cr(), seen, None, "r-1", "good", runs=True)
     assert not any(isinstance(a, CreateChild) for a in plan.actions)
     assert not plan.holding
     assert plan.status is not None and plan.status.result == "Refused"
@@ -299,3 +307,136 @@ def test_a_claim_restored_for_a_disk_the_spec_no_longer_has_is_named_in_the_answ
         "nobody (add the disk back to use it, or delete the claim)"
     )
     assert not [a for a in plan.actions if not isinstance(a, Emit)]
+
+
+def _running_asked_to_restore() -> tuple[Wukong, Observed, Observed]:
+    """web-1 running, asked to restore snapshot good of its VM; the world as it runs, and
+    once it has stopped (no VMI, Halted: what KubeVirt's stop leaves)."""
+    asked = wukong(lifecycleAction={"action": "restore", "snapshotName": "good"})
+    world = running_world()
+    good = snapshot(source="web-1-vm")
+    running = replace(world, snapshots={"good": good})
+    vm = {
+        **world.vm,
+        "spec": {**world.vm["spec"], "runStrategy": "Halted"},
+        "status": {"printableStatus": "Stopped"},
+    }
+    stopped = replace(world, vm=vm, vmi=None, snapshots={"good": good})
+    return asked, running, stopped
+
+
+def calls(plan: Any) -> list[str]:
+    return [a.verb for a in plan.actions if isinstance(a, VmCall)]
+
+
+def test_a_running_vm_is_stopped_for_the_restore_and_started_again_after_it() -> None:
+    """Through the lifecycle record, like any stop and start: recorded, then called once."""
+    asked, running, stopped = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    back, life = first.status["restore"], first.status["lifecycleState"]
+    assert (back["phase"], back["startAfter"], first.status["phase"]) == (
+        "StoppingVM",
+        True,
+        "Stopping",
+    )
+    name = back["name"]
+    assert (life["lastAction"], life["state"], life["message"]) == (
+        "stop",
+        "Accepted",
+        f"stop accepted: restore {name} of snapshot good needs the VM stopped; it starts "
+        "again once the disks are restored",
+    )
+    assert calls(first) == []  # recorded first, called by the next pass
+    assert not [a for a in first.actions if isinstance(a, CreateChild)]
+    second = decide(asked, first.status, running)
+    assert calls(second) == ["stop"]
+    assert second.status["restore"]["phase"] == "StoppingVM"
+    assert calls(decide(asked, second.status, running)) == []  # once
+    # The VMI is gone: the restore is made, and nothing starts the VM meanwhile.
+    made = decide(asked, second.status, stopped)
+    assert made.status["phase"] == "Stopped"
+    assert made.status["restore"]["phase"] == "Restoring"
+    assert [a.kind for a in made.actions if isinstance(a, CreateChild)] == ["VirtualMachineRestore"]
+    assert calls(made) == []
+    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
+    done = replace(
+        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
+    )
+    restored = decide(asked, status, done)
+    back, life = restored.status["restore"], restored.status["lifecycleState"]
+    assert back["result"] == "Succeeded"
+    assert back["message"].endswith("; starting web-1 again")
+    assert (life["lastAction"], life["state"], life["message"]) == (
+        "start",
+        "Accepted",
+        "start accepted: the disks are restored from snapshot good",
+    )
+    started = decide(asked, restored.status, done)
+    assert calls(started) == ["start"]
+    assert started.status["phase"] == "Starting"
+    assert calls(decide(asked, started.status, done)) == []
+
+
+def test_a_start_taken_before_the_vm_has_stopped_cancels_the_restore() -> None:
+    """Only where the state machine takes a start before the VMI is gone (Stopped while it
+    lingers): the guest runs again, and the restore must not be made under it."""
+    asked, running, _ = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    start = {"lastAction": "start", "requestId": "later", "state": "Accepted", "issued": False}
+    status = {**first.status, "lifecycleState": start}
+    cancelled = decide(asked, status, running)
+    back = cancelled.status["restore"]
+    assert back["result"] == "Failed" and "startAfter" not in back
+    assert back["message"] == (
+        f"restore {back['name']} was not made: start was asked before web-1 had stopped for it"
+    )
+    assert not [a for a in cancelled.actions if isinstance(a, CreateChild)]
+    assert [a.reason for a in cancelled.actions if isinstance(a, Emit)].count("RestoreFailed") == 1
+
+
+def test_a_forced_stop_meanwhile_hastens_the_restore_and_leaves_the_vm_stopped() -> None:
+    asked, running, stopped = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    second = decide(asked, first.status, running)
+    forced = wukong(lifecycleAction={"action": "stop", "force": True, "requestedAt": "later"})
+    taken = decide(forced, second.status, running)
+    assert taken.status["lifecycleState"]["force"] is True
+    made = decide(forced, taken.status, stopped)  # the spec asks the forced stop now
+    name = made.status["restore"]["name"]
+    assert [a.kind for a in made.actions if isinstance(a, CreateChild)] == ["VirtualMachineRestore"]
+    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
+    done = replace(
+        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
+    )
+    restored = decide(forced, status, done)
+    assert restored.status["restore"]["message"].endswith(
+        "; web-1 stays stopped: stop was asked meanwhile"
+    )
+    assert restored.status["lifecycleState"]["lastAction"] == "stop"
+    assert calls(decide(forced, restored.status, done)) == []
+
+
+def test_a_restore_whose_stop_is_refused_is_refused() -> None:
+    asked, running, _ = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    life = {**first.status["lifecycleState"], "state": "Failed", "message": "409 conflict"}
+    refused = decide(asked, {**first.status, "lifecycleState": life}, running)
+    back = refused.status["restore"]
+    assert back["result"] == "Refused"
+    assert back["refusal"] == (
+        "restore needs web-1 stopped, and KubeVirt refused the stop: 409 conflict"
+    )
+
+
+def test_a_vm_the_user_is_stopping_is_restored_once_stopped_and_not_started_after() -> None:
+    seen = Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": snapshot()})
+    plan = plan_restore(cr(), seen, None, "r-1", "good", runs=False)
+    assert plan.status is not None and plan.status.phase == "WaitingForVMI"
+    assert plan.lifecycle is None and not plan.status.start_after
+
+
+def test_a_restore_of_a_running_vm_that_fails_leaves_it_stopped() -> None:
+    failed = {"type": "Failure", "status": "True", "reason": "x", "message": "quota"}
+    plan = _following(_restore(complete=False, conditions=[failed]), start_after=True)
+    assert plan.status.result == "Failed" and plan.lifecycle is None
+    assert plan.status.message == "restore r1 failed: quota; web stays stopped"
