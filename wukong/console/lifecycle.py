@@ -90,6 +90,9 @@ class Outcome:
     message: str
     awaiting_address: bool = False
     """It runs, but the status has no IP yet: a wait follows it a few seconds more for one."""
+    lead: str = ""
+    """What the message says before where it runs (a restore's answer), kept when that
+    part is said again with the address."""
 
 
 def answers(life: JsonObj, request: Request, generation: int) -> bool:
@@ -148,9 +151,9 @@ def started_again(cr: JsonObj, restored: Outcome) -> Outcome | None:
         return in_error(cr, message)
     if state != "Done" or status.get("phase") != "Running":
         return None
-    return Outcome(
-        True, f"{restored.message}; {running_where(cr)}", awaiting_address=primary_ip(cr) is None
-    )
+    lead = f"{restored.message}; "
+    waits = primary_ip(cr) is None
+    return Outcome(True, lead + running_where(cr), awaiting_address=waits, lead=lead)
 
 
 def running(cr: JsonObj) -> Outcome:

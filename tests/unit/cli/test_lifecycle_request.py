@@ -234,9 +234,9 @@ def test_a_restore_of_a_running_vm_waits_until_it_runs_again() -> None:
     cr["status"] |= {"phase": "Starting", "lifecycleState": start}
     assert outcome(cr, request, 2) is None
     cr["status"] |= {"phase": "Running", "lifecycleState": start | {"state": "Done"}}
-    assert outcome(cr, request, 2) == Outcome(
-        True, f"{done}; web-1 is Running on node-1 at 10.244.0.7"
-    )
+    where = "web-1 is Running on node-1 at 10.244.0.7"
+    # Where it runs is said last, and again with the address if the status has none yet.
+    assert outcome(cr, request, 2) == Outcome(True, f"{done}; {where}", lead=f"{done}; ")
     refused = start | {"state": "Refused", "message": "cannot start: network refused"}
     cr["status"] |= {"phase": "Stopped", "lifecycleState": refused}
     assert outcome(cr, request, 2) == Outcome(

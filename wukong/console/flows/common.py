@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -195,7 +195,9 @@ async def addressed(target: Target, name: str, result: Outcome) -> Outcome:
         if cr is None:
             return result
         found = running(cr)
-        return None if found.awaiting_address else found
+        return (
+            None if found.awaiting_address else replace(found, message=result.lead + found.message)
+        )
 
     try:
         return await _briefly(target, name, check, ADDRESS_SECONDS) or result
