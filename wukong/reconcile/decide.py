@@ -47,7 +47,7 @@ from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.networks import plan_networks
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.resources import hotplug_events
-from wukong.reconcile.restore import plan_restore, restore_stalled
+from wukong.reconcile.restore import in_flight, plan_restore, restore_stalled
 from wukong.reconcile.snapshot import plan_snapshot
 from wukong.reconcile.status import (
     attach_state,
@@ -206,6 +206,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     moving = plan_migration(
         cr, seen, status.migration, request_id(asked) if migrate and not problems else None
     )
+    # From acceptance on: a restore still stopping the VM would be made under a snapshot.
+    unfinished = in_flight(back.status)
     shot = plan_snapshot(
         cr,
         seen,
@@ -213,7 +215,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         request_id(asked) if snapshot and asked and not problems else None,
         asked_name=asked.snapshot_name if snapshot and asked else None,
         disks_ready=ready,
-        restoring=back.status.name if back.holding and back.status else None,
+        restoring=unfinished.name if unfinished else None,
     )
     conds = [valid]
     if nets:

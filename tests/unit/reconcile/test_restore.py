@@ -440,3 +440,15 @@ def test_a_restore_of_a_running_vm_that_fails_leaves_it_stopped() -> None:
     plan = _following(_restore(complete=False, conditions=[failed]), start_after=True)
     assert plan.status.result == "Failed" and plan.lifecycle is None
     assert plan.status.message == "restore r1 failed: quota; web stays stopped"
+
+
+def test_a_snapshot_asked_while_the_vm_stops_for_a_restore_is_refused() -> None:
+    asked, running, _ = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    shoot = wukong(lifecycleAction={"action": "snapshot", "requestedAt": "later"})
+    plan = decide(shoot, first.status, running)
+    name = first.status["restore"]["name"]
+    assert plan.status["snapshot"]["refusal"] == (
+        f"web-1 is being restored ({name}): snapshot it once that is done"
+    )
+    assert plan.status["restore"]["phase"] == "StoppingVM"
