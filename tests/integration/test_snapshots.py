@@ -348,6 +348,33 @@ async def _restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_agai
 CLAIMS = ("rs-1-system", "rs-1-data")
 
 
+async def _a_manual_vm_restored_running_is_started_by_a_call_and_stays_manual(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """Under runStrategy Manual nothing starts the VM by itself: KubeVirt's restore keeps
+    the runStrategy, and the start after it is the operator's call."""
+    body = wukong("rs-5", disks=DISKS, runStrategy="Manual")
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "rs-5", "Running", within=60)
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-5", "-n", namespace, "--snapshot-name", "m", "--wait")
+    assert taken.exit_code == 0, taken.output
+    vmi = await get(k, "vmi", namespace, "rs-5-vm")
+    assert vmi is not None
+    done = await cli(kube, "restore", "rs-5", "-n", namespace, "--snapshot-name", "m", "--wait")
+    assert done.exit_code == 0, done.output
+    assert "rs-5 is Running" in done.output
+    again = await get(k, "vmi", namespace, "rs-5-vm")
+    assert again is not None and again["metadata"]["uid"] != vmi["metadata"]["uid"]
+    vm = await get(k, "vm", namespace, "rs-5-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == "Manual"
+    cr = await get(k, "wukong", namespace, "rs-5")
+    assert cr is not None
+    life = cr["status"]["lifecycleState"]
+    assert (life["lastAction"], life["state"]) == ("start", "Done"), life
+    assert not await wukong_events(k, namespace, "RunStrategyReverted")
+
+
 async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first(
     k: Kube,
     namespace: str,
@@ -536,6 +563,9 @@ if kubevirt_mode() == "real":
     test_snapshot_of_a_stopped_vm_and_its_refusals = _snapshot_of_a_stopped_vm_and_its_refusals
     test_restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_again = (
         _restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_again
+    )
+    test_a_manual_vm_restored_running_is_started_by_a_call_and_stays_manual = (
+        _a_manual_vm_restored_running_is_started_by_a_call_and_stays_manual
     )
     test_a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again = (
         _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again
