@@ -26,7 +26,7 @@ from wukong.adapters.client import (
 from wukong.adapters.kube import Kube
 from wukong.api import kinds, names
 from wukong.api.conditions import STALLED
-from wukong.api.contract import ANSWERED_APART, apart_answers
+from wukong.api.contract import ANSWERED_APART, apart_answers, apart_slots
 from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store, object_name
 from wukong.runtime.leader import LeaderElector
@@ -195,7 +195,8 @@ class Operator:
         meta = cr.get("metadata", {})
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         if event_type == "DELETED":
-            for slot in (key, *(f"{key}#{apart}" for apart in ANSWERED_APART)):
+            slots = (slot for apart in ANSWERED_APART for slot in apart_slots(apart))
+            for slot in (key, *(f"{key}#{slot}" for slot in slots)):
                 self._answered.pop(slot, None)
             return
         status = cr.get("status") or {}
@@ -209,8 +210,9 @@ class Operator:
         # is remembered too: the first answer after it is news, as for lifecycleState).
         answers = apart_answers(status)
         for apart in ANSWERED_APART:
-            request, state = answers.get(apart, ("", ""))
-            self._count_once(f"{key}#{apart}", apart, request, state)
+            for slot in apart_slots(apart):
+                request, state = answers.get(slot, ("", ""))
+                self._count_once(f"{key}#{slot}", apart, request, state)
 
     def _count_once(self, slot: str, action: str, request: str, state: str) -> None:
         seen = self._answered.get(slot)

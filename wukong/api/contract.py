@@ -31,15 +31,22 @@ _ENDED: Final = {"Succeeded": "Done", "Refused": "Refused", "Failed": "Failed"}
 
 
 def apart_answers(status: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    """action -> (requestId, how it ended) for each request answered apart that `status`
-    holds, in lifecycleState's words: Done, Refused, Failed, or "" while under way. A newer
-    request refused beside one still running is answered Refused."""
+    """slot -> (requestId, how it ended) for each request answered apart that `status`
+    holds, in lifecycleState's words: Done, Refused, Failed, or "" while under way. Two
+    slots per action (`apart_slots`): the request accepted last, and a later one refused
+    while it ran (`refusedRequestId`)."""
     found: dict[str, tuple[str, str]] = {}
     for action, field in ANSWERED_APART.items():
         answer = status.get(field) or {}
+        accepted, beside = apart_slots(action)
         if answer.get("requestId"):
-            ended = (
-                "Refused" if answer.get("refusal") else _ENDED.get(str(answer.get("result")), "")
-            )
-            found[action] = (str(answer["requestId"]), ended)
+            found[accepted] = (str(answer["requestId"]), _ENDED.get(str(answer.get("result")), ""))
+        if answer.get("refusedRequestId"):
+            found[beside] = (str(answer["refusedRequestId"]), "Refused")
     return found
+
+
+def apart_slots(action: str) -> tuple[str, str]:
+    """The two answers an action answered apart keeps: the request accepted last, and the
+    one refused beside it."""
+    return action, f"{action} refused beside"

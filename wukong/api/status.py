@@ -6,7 +6,7 @@ then see a status that differs from the one it computed and write it again.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import Field
 
@@ -136,11 +136,39 @@ class DeletionStatus(WireModel):
     """The VM was powered off after the grace period."""
 
 
-class MigrationStatus(WireModel):
-    """The live migration last requested (lifecycleAction migrate) and how it went."""
+class ApartAnswer(WireModel):
+    """A request answered in a status field of its own (migrate, snapshot, restore): the
+    one accepted last, and a later one refused while it ran."""
 
     request_id: str | None = None
     """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
+    result: str | None = None
+    """Refused, Succeeded or Failed, once there is one."""
+    message: str | None = None
+    """What happened, or why it was refused."""
+    refusal: str | None = None
+    """Why the last request was refused: requestId's, or refusedRequestId's when it came
+    while this one ran."""
+    refused_request_id: str | None = None
+    """Fingerprint of a request refused while this one ran (requestId stays this one's, so
+    whoever waits for it still finds its answer)."""
+    started_at: Timestamp | None = None
+    """When the request was accepted."""
+    ended_at: Timestamp | None = None
+    """When it ended."""
+
+    def answers(self, request_id: str) -> bool:
+        """Whether `request_id` was answered here already (accepted, or refused beside)."""
+        return request_id in (self.request_id, self.refused_request_id)
+
+    def refused_beside(self, request_id: str, why: str) -> Self:
+        """This request going on, and `request_id`, asked meanwhile, refused for `why`."""
+        return self.model_copy(update={"refused_request_id": request_id, "refusal": why})
+
+
+class MigrationStatus(ApartAnswer):
+    """The live migration last requested (lifecycleAction migrate) and how it went."""
+
     name: str | None = None
     """The VirtualMachineInstanceMigration carrying it."""
     uid: str | None = None
@@ -152,24 +180,11 @@ class MigrationStatus(WireModel):
     """The node the VM ran on."""
     target_node: str | None = None
     """The node it moves to."""
-    result: str | None = None
-    """Refused, Succeeded or Failed, once there is one."""
-    message: str | None = None
-    """What happened, or why it was refused."""
-    refusal: str | None = None
-    """Why the last request (requestId) was refused; the migration shown may be an earlier
-    one, still running."""
-    started_at: Timestamp | None = None
-    """When the request was accepted."""
-    ended_at: Timestamp | None = None
-    """When it ended."""
 
 
-class SnapshotStatus(WireModel):
+class SnapshotStatus(ApartAnswer):
     """The VM snapshot last requested (lifecycleAction snapshot) and how it went."""
 
-    request_id: str | None = None
-    """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
     name: str | None = None
     """The VirtualMachineSnapshot carrying it (it outlives the Wukong, as KubeVirt's own
     snapshots outlive their VM)."""
@@ -184,24 +199,11 @@ class SnapshotStatus(WireModel):
     (crash-consistent), Paused, QuiesceFailed."""
     left_out: Annotated[list[str], _bounded(64)] = Field(default_factory=list)
     """Volumes KubeVirt left out (no VolumeSnapshotClass for their StorageClass, say)."""
-    result: str | None = None
-    """Refused, Succeeded or Failed, once there is one."""
-    message: str | None = None
-    """What happened, or why it was refused."""
-    refusal: str | None = None
-    """Why the last request (requestId) was refused; the snapshot shown may be an earlier
-    one, still in progress."""
-    started_at: Timestamp | None = None
-    """When the request was accepted."""
-    ended_at: Timestamp | None = None
-    """When it ended."""
 
 
-class RestoreStatus(WireModel):
+class RestoreStatus(ApartAnswer):
     """The restore last requested (lifecycleAction restore) and how it went."""
 
-    request_id: str | None = None
-    """Fingerprint of the lifecycleAction answered; a request runs once per fingerprint."""
     name: str | None = None
     """The VirtualMachineRestore carrying it."""
     uid: str | None = None
@@ -211,19 +213,9 @@ class RestoreStatus(WireModel):
     phase: str | None = None
     """StoppingVM (a running VM is stopped first), WaitingForVMI, Restoring (KubeVirt
     replaces the disks and the VM's spec), Succeeded, Failed."""
-    result: str | None = None
-    """Refused, Succeeded or Failed, once there is one."""
     start_after: bool | None = None
     """The VM ran when the restore was asked: the operator stopped it for the restore and
     starts it again once the disks are restored."""
-    message: str | None = None
-    """What happened, or why it was refused."""
-    refusal: str | None = None
-    """Why the last request (requestId) was refused."""
-    started_at: Timestamp | None = None
-    """When the request was accepted."""
-    ended_at: Timestamp | None = None
-    """When it ended."""
 
 
 class WukongStatus(WireModel):

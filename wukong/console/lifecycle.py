@@ -174,15 +174,10 @@ def acknowledgement(cr: JsonObj | None, request: Request, generation: int) -> Ou
     if cr is None or being_deleted(cr):
         return outcome(cr, request, generation)
     status = cr.get("status") or {}
-    if request.action is Action.MIGRATE:
-        migration = status.get("migration") or {}
-        if migration.get("requestId") != request.fingerprint:
-            return None
-        if migration.get("refusal") or migration.get("result") == "Failed":
-            return migration_outcome(cr["metadata"]["name"], migration, request)
-        return Outcome(True, str(migration.get("message") or migration.get("phase") or ""))
-    if request.action in APART:
-        answer = status.get(APART[request.action]) or {}
+    if request.action.value in ANSWERED_APART:
+        answer = status.get(ANSWERED_APART[request.action.value]) or {}
+        if (beside := refused_beside(answer, request)) is not None:
+            return beside
         if answer.get("requestId") != request.fingerprint:
             return None
         if answer.get("result") in ("Refused", "Failed"):
@@ -201,11 +196,13 @@ def acknowledgement(cr: JsonObj | None, request: Request, generation: int) -> Ou
 
 def migration_outcome(name: str, migration: JsonObj, request: Request) -> Outcome | None:
     """A migrate request's end, from status.migration (the operator answers it there)."""
+    if (beside := refused_beside(migration, request)) is not None:
+        return beside
     if migration.get("requestId") != request.fingerprint:
         return None
     result, message = migration.get("result"), migration.get("message") or ""
-    if migration.get("refusal"):
-        return Outcome(False, f"migrate refused: {migration['refusal']}")
+    if result == "Refused":
+        return Outcome(False, f"migrate refused: {migration.get('refusal') or message}")
     if result == "Failed":
         return Outcome(False, f"migrate failed: {message}")
     if result == "Succeeded":
@@ -223,6 +220,8 @@ def apart_outcome(answer: JsonObj, request: Request) -> Outcome | None:
     """A snapshot or restore request's end, from its status field (status.snapshot,
     status.restore). A snapshot ready without some volumes' data (`leftOut`) is said, and is
     not a success to a script."""
+    if (beside := refused_beside(answer, request)) is not None:
+        return beside
     if answer.get("requestId") != request.fingerprint:
         return None
     verb = request.action.value
@@ -234,6 +233,14 @@ def apart_outcome(answer: JsonObj, request: Request) -> Outcome | None:
     if result == "Succeeded":
         return Outcome(not answer.get("leftOut"), message)
     return None
+
+
+def refused_beside(answer: JsonObj, request: Request) -> Outcome | None:
+    """The request was refused while an earlier one ran (`refusedRequestId`: requestId
+    stays that one's, for whoever waits for it)."""
+    if answer.get("refusedRequestId") != request.fingerprint:
+        return None
+    return Outcome(False, f"{request.action.value} refused: {answer.get('refusal')}")
 
 
 def migration_to_cancel(cr: JsonObj) -> JsonObj:

@@ -96,14 +96,14 @@ def plan_migration(
 ) -> MigrationPlan:
     """Start a new migration request (or refuse it), then follow the one in flight."""
     actions: list[Action] = []
-    if request_id is not None and (old is None or old.request_id != request_id):
+    if request_id is not None and (old is None or not old.answers(request_id)):
         why = refusal(cr, seen)
         if why is not None:
             actions.append(Emit("Warning", "MigrationRefused", why))
             if old is not None and old.name is not None and old.result is None:
                 # A refusal does not forget the migration still running: it goes on being
                 # followed, and the refused request is answered in `refusal`.
-                kept = old.model_copy(update={"request_id": request_id, "refusal": why})
+                kept = old.refused_beside(request_id, why)
                 return MigrationPlan(tuple(actions), _follow(kept, seen).status)
             refused = MigrationStatus(
                 request_id=request_id,

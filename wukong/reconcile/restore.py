@@ -172,7 +172,7 @@ def plan_restore(
     the Wukong is meant to run (the lifecycle's last word), so a live guest is stopped for
     the restore and started after it; `life`: lifecycleState as the last pass wrote it."""
     running = in_flight(old)
-    if request_id is not None and (old is None or old.request_id != request_id):
+    if request_id is not None and (old is None or not old.answers(request_id)):
         name = restore_name(cr.metadata.name, request_id)
         made = seen.restores.get(name)
         mine = RestoreStatus(
@@ -189,7 +189,7 @@ def plan_restore(
         if why is not None:
             event = Emit("Warning", "RestoreRefused", why)
             if running is not None:
-                kept = running.model_copy(update={"request_id": request_id, "refusal": why})
+                kept = running.refused_beside(request_id, why)
                 followed = _follow(cr, kept, seen, life)
                 return RestorePlan((event, *followed.actions), followed.status, followed.holding)
             return _refused(request_id, snapshot, why, seen.now)

@@ -117,7 +117,7 @@ def plan_snapshot(
     restoring: str | None = None,
 ) -> SnapshotPlan:
     """Start a new snapshot request (or refuse it), then follow the one in flight."""
-    if request_id is not None and (old is None or old.request_id != request_id):
+    if request_id is not None and (old is None or not old.answers(request_id)):
         name = snapshot_name(cr.metadata.name, request_id, asked_name)
         made = seen.snapshots.get(name)
         if made is not None and _labels(made).get(names.LABEL_REQUEST) == request_id:
@@ -131,7 +131,7 @@ def plan_snapshot(
             event = Emit("Warning", "SnapshotRefused", why)
             if old is not None and old.name is not None and old.result is None:
                 # The snapshot in progress goes on being followed; the refusal is answered.
-                kept = old.model_copy(update={"request_id": request_id, "refusal": why})
+                kept = old.refused_beside(request_id, why)
                 followed = _follow(kept, seen)
                 return SnapshotPlan((event, *followed.actions), followed.status)
             refused = SnapshotStatus(

@@ -46,14 +46,19 @@ def test_requests_answered_apart_are_the_status_fields_the_reconciler_writes() -
 
 
 def test_an_answer_apart_reads_as_lifecycle_states_words() -> None:
+    beside = {"refusedRequestId": "r2", "refusal": "a restore is in progress"}
     status = {
         "migration": {"requestId": "m", "result": "Succeeded"},
         "snapshot": {"requestId": "s", "phase": "InProgress"},
-        "restore": {"requestId": "r", "result": None, "refusal": "a restore is in progress"},
+        "restore": {"requestId": "r", "result": None, **beside},
     }
+    # The restore running is still answered under its own id; the one refused beside it too.
     assert contract.apart_answers(status) == {
         "migrate": ("m", "Done"),
         "snapshot": ("s", ""),
-        "restore": ("r", "Refused"),
+        "restore": ("r", ""),
+        "restore refused beside": ("r2", "Refused"),
     }
+    refused = {"restore": {"requestId": "r", "result": "Refused", "refusal": "no such snapshot"}}
+    assert contract.apart_answers(refused) == {"restore": ("r", "Refused")}
     assert contract.apart_answers({"snapshot": {"result": "Failed"}}) == {}  # no request

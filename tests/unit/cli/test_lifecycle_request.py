@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -270,3 +271,24 @@ def test_restore_without_a_snapshot_name_lists_the_ones_it_takes_newest_first() 
         "restore needs --snapshot-name: web-1 has no snapshot to restore "
         "(wukong snapshot web-1 takes one)"
     )
+
+
+@pytest.mark.parametrize("action", [Action.MIGRATE, Action.SNAPSHOT, Action.RESTORE])
+def test_a_request_refused_while_one_runs_answers_each_waiter_its_own(action: Action) -> None:
+    """Two users (or a script's retry): the later request is refused while the first runs;
+    the first one's `--wait` still gets its end, the later one's its refusal."""
+    first = Request.now(action, NOW, snapshot_name="good" if action is not Action.MIGRATE else None)
+    later = Request.now(action, NOW + timedelta(seconds=1), snapshot_name=first.snapshot_name)
+    field = {"migrate": "migration", "snapshot": "snapshot", "restore": "restore"}[action.value]
+    cr = running()
+    refused = {"refusedRequestId": later.fingerprint, "refusal": f"a {action.value} runs"}
+    cr["status"][field] = {"requestId": first.fingerprint, "phase": "Running", **refused}
+    said = Outcome(False, f"{action.value} refused: a {action.value} runs")
+    assert outcome(cr, later, 2) == said
+    assert acknowledgement(cr, later, 2) == said
+    assert outcome(cr, first, 2) is None  # still running: no refusal of its own
+    assert acknowledgement(cr, first, 2) == Outcome(True, "Running")
+    ended = {"result": "Succeeded", "message": "done", "sourceNode": "a", "targetNode": "b"}
+    cr["status"][field] |= ended
+    done = outcome(cr, first, 2)
+    assert done is not None and done.ok

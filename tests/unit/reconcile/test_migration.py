@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -208,3 +209,24 @@ def test_the_migration_objects_uid_is_remembered_once_seen() -> None:
     seen = Observed(now=NOW, vmi=vmi(), migrations={"web-migrate-1": migration})
     plan = plan_migration(cr(), seen, old, "rid-1")
     assert plan.status is not None and plan.status.uid == "m-1"
+
+
+def test_a_request_refused_while_one_runs_keeps_the_running_ones_id_for_its_waiters() -> None:
+    """The running migration is still answered under its own requestId (a `migrate --wait`
+    of it would otherwise never see its end); the later one is answered beside it, once."""
+    running = {"metadata": {"name": "web-migrate-1", "uid": "m-1"}, "status": {"phase": "Running"}}
+    seen = Observed(now=NOW, vmi=vmi(), migrations={"web-migrate-1": running})
+    old = MigrationStatus(request_id="rid-1", name="web-migrate-1", phase="Running")
+    plan = plan_migration(cr(), seen, old, "rid-2")
+    assert plan.status is not None
+    assert (plan.status.request_id, plan.status.refused_request_id) == ("rid-1", "rid-2")
+    assert "already running (web-migrate-1" in (plan.status.refusal or "")
+    assert [a.reason for a in plan.actions if isinstance(a, Emit)] == ["MigrationRefused"]
+    again = plan_migration(cr(), seen, plan.status, "rid-2")
+    assert not again.actions and again.status == plan.status
+    done = {**running, "status": {"phase": "Succeeded", "migrationState": {"targetNode": "n2"}}}
+    ended = plan_migration(
+        cr(), replace(seen, migrations={"web-migrate-1": done}), plan.status, "rid-2"
+    )
+    assert ended.status is not None and ended.status.result == "Succeeded"
+    assert ended.status.request_id == "rid-1"

@@ -452,3 +452,29 @@ def test_a_snapshot_asked_while_the_vm_stops_for_a_restore_is_refused() -> None:
         f"web-1 is being restored ({name}): snapshot it once that is done"
     )
     assert plan.status["restore"]["phase"] == "StoppingVM"
+
+
+def test_a_restore_refused_while_one_stops_the_vm_leaves_it_to_start_after() -> None:
+    """The refused request is answered beside the running one, whose id stays: the stop it
+    handed over is still its own, and the VM is started after it."""
+    asked, running, stopped = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    again = wukong(
+        lifecycleAction={"action": "restore", "snapshotName": "good", "requestedAt": "2"}
+    )
+    refused = decide(again, first.status, running)
+    back = refused.status["restore"]
+    assert back["requestId"] == first.status["restore"]["requestId"]
+    assert back["refusedRequestId"] != back["requestId"]
+    assert back["refusal"].startswith("a restore of web-1 is in progress")
+    assert back["phase"] == "StoppingVM"
+    made = decide(again, refused.status, stopped)
+    assert made.status["restore"]["phase"] == "Restoring"
+    name = made.status["restore"]["name"]
+    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
+    done = replace(
+        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
+    )
+    restored = decide(again, status, done)
+    assert restored.status["restore"]["message"].endswith("; starting web-1 again")
+    assert restored.status["lifecycleState"]["lastAction"] == "start"
