@@ -188,8 +188,12 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     )
     ready = bool(nets and nets.ready and disks and disks.ready)
     # The lifecycle planner sees none of them, only the stop and the start a restore of a
-    # running VM asks for, in the pass that asks (its record carries them on).
-    if migrate or snapshot or restore or asked is None:
+    # running VM asks for, in the pass that asks (its record carries them on), unless the
+    # spec's own request is one it has not answered yet: the user's newer word goes first.
+    apart = migrate or snapshot or restore
+    answered = status.lifecycle_state.request_id if status.lifecycle_state else None
+    fresh = asked is not None and not apart and request_id(asked) != answered
+    if apart or (back.lifecycle is not None and not fresh):
         own = {"lifecycle_action": back.lifecycle}
         cr = cr.model_copy(update={"spec": cr.spec.model_copy(update=own)})
     life = plan_lifecycle(

@@ -1,5 +1,5 @@
-"""Restore: `lifecycleAction: {action: restore, snapshotName}` puts a stopped Wukong's disks
-back as a VirtualMachineSnapshot of its VM holds them, through KubeVirt's own restore. Pure.
+"""Restore: `lifecycleAction: {action: restore, snapshotName}` puts a Wukong's disks back as
+a VirtualMachineSnapshot of its VM holds them, through KubeVirt's own restore. Pure.
 
 The operator makes a VirtualMachineRestore of its VM from the snapshot, `InPlace` (KubeVirt
 deletes each claim and makes it again, of the same name, from the snapshot's VolumeSnapshot)
@@ -9,7 +9,7 @@ restore instead of being waited for). While it runs the operator stands aside: i
 patches and grows no disk and does not touch the VM (KubeVirt deletes claims and rewrites
 the VM's spec: anything the operator did would be undone, or would undo the restore).
 When KubeVirt says it is complete, the next passes take the claims back (ownership, labels)
-and put the VM's template back as the spec says; the VM stays stopped until started.
+and put the VM's template back as the spec says; a VM the user had stopped stays stopped.
 
 A running VM is stopped first and started again afterwards, through the lifecycle state
 machine like any stop and start (not by KubeVirt's `StopTarget`, which would stop it behind
@@ -243,9 +243,9 @@ def _stopping(
     stop is; given up when a later request was taken before the VM had stopped."""
     assert running.request_id is not None
     life = life or LifecycleState()
-    mine = life.request_id == fingerprint(stop_for(running.request_id))
+    answered = life.request_id == fingerprint(stop_for(running.request_id))
     name = cr.metadata.name
-    if mine and life.state in (Answer.Refused, Answer.Failed):
+    if answered and life.state in (Answer.Refused, Answer.Failed):
         why = f"restore needs {name} stopped, and the stop was refused: {life.message}"
         if life.state == Answer.Failed:
             why = f"restore needs {name} stopped, and KubeVirt refused the stop: {life.message}"
@@ -260,7 +260,7 @@ def _stopping(
             }
         )
         return RestorePlan((Emit("Warning", "RestoreRefused", why),), ended)
-    later = not mine and life.request_id is not None and life.state != Answer.Refused
+    later = life.request_id is not None and not _on_our_stop(life, running)
     if later and life.last_action != "stop":  # a forced stop only hastens this one
         text = (
             f"restore {running.name} was not made: {life.last_action or 'another request'} was "
@@ -279,6 +279,24 @@ def _stopping(
     if seen.vmi is not None:  # the stop is under way; the VMI's deletion wakes the pass
         return RestorePlan((), running)
     return _start(cr, running, seen)
+
+
+def _on_our_stop(life: LifecycleState, restore: RestoreStatus) -> bool:
+    """Whether lifecycleState still stands on the stop this restore handed over: it answers
+    that stop, or a request refused since (a refusal keeps the record's action, force and
+    time; a request taken since replaces them, and a user's stop taken then is a forced
+    one: a graceful stop is refused while one runs or once stopped)."""
+    assert restore.request_id is not None
+    if life.request_id == fingerprint(stop_for(restore.request_id)):
+        return True
+    return (
+        life.state == Answer.Refused
+        and life.last_action == "stop"
+        and not life.force
+        and life.last_action_time is not None
+        and restore.started_at is not None
+        and life.last_action_time >= restore.started_at
+    )
 
 
 def _not_in_spec(cr: Wukong, seen: Observed) -> str:
@@ -344,9 +362,9 @@ def _follow(
             )
         start = None
         if old.start_after and old.request_id is not None:
-            # Started again only if nothing was asked since its stop (that request decides).
+            # Started again only if nothing was taken since its stop (that request decides).
             life = life or LifecycleState()
-            if life.request_id == fingerprint(stop_for(old.request_id)):
+            if _on_our_stop(life, old):
                 start = start_after(old.request_id)
                 text += f"; starting {cr.metadata.name} again"
             else:

@@ -478,3 +478,24 @@ def test_a_restore_refused_while_one_stops_the_vm_leaves_it_to_start_after() -> 
     restored = decide(again, status, done)
     assert restored.status["restore"]["message"].endswith("; starting web-1 again")
     assert restored.status["lifecycleState"]["lastAction"] == "start"
+
+
+def test_a_request_refused_while_the_vm_stops_for_the_restore_leaves_it_to_start_after() -> None:
+    """A resume refused meanwhile overwrites the lifecycle record's requestId, not the stop
+    it stands on: the VM is still started once the disks are restored."""
+    asked, running, stopped = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    second = decide(asked, first.status, running)
+    resume = wukong(lifecycleAction={"action": "resume", "requestedAt": "later"})
+    refused = decide(resume, second.status, running)
+    assert refused.status["lifecycleState"]["state"] == "Refused"
+    made = decide(resume, refused.status, stopped)
+    assert made.status["restore"]["phase"] == "Restoring"
+    name = made.status["restore"]["name"]
+    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
+    done = replace(
+        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
+    )
+    restored = decide(resume, status, done)
+    assert restored.status["restore"]["message"].endswith("; starting web-1 again")
+    assert restored.status["lifecycleState"]["lastAction"] == "start"
