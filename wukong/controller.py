@@ -201,9 +201,11 @@ class Operator:
             return
         status = cr.get("status") or {}
         life = status.get("lifecycleState") or {}
-        # A refusal keeps the previous lastAction: the spec names the request answered.
-        asked = (cr.get("spec") or {}).get("lifecycleAction") or {}
-        action = str(asked.get("action") or life.get("lastAction") or "unknown")
+        # A refusal keeps the previous lastAction: the spec names the request answered,
+        # unless it is one answered apart (a restore's own stop and start are answered here).
+        asked = str(((cr.get("spec") or {}).get("lifecycleAction") or {}).get("action") or "")
+        named = asked if asked not in ANSWERED_APART else ""
+        action = str(named or life.get("lastAction") or "unknown")
         request, state = str(life.get("requestId") or ""), str(life.get("state") or "")
         self._count_once(key, action, request, state)
         # migrate, snapshot and restore are answered in status fields of their own (none yet

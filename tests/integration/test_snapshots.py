@@ -316,6 +316,13 @@ async def _restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_agai
     assert any("stop accepted: restore rs-1-restore-" in m for m in accepted), accepted
     assert "start accepted: the disks are restored from snapshot good" in accepted
 
+    # Counted as what they are: one restore done (and one refused), one stop, one start.
+    async def counted() -> bool:
+        asked = ("restore", "Done"), ("restore", "Refused"), ("stop", "Done"), ("start", "Done")
+        return [answered(operator, *one) for one in asked] == [1, 1, 1, 1]
+
+    await eventually(counted, timeout=10, message="the restore, its stop and start counted")
+
     # New claims of the same names, made by KubeVirt from the VolumeSnapshots, taken back:
     # the blank disk's by the Wukong, the imported disk's by its DataVolume (CDI's part).
     async def taken_back() -> dict[str, dict[str, Any]] | None:
