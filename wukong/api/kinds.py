@@ -82,10 +82,12 @@ VM = Kind(
         # volumeRequests: hot-plug calls virt-controller has yet to apply (hotplug.py).
         # printableStatus: what stops the VM from running (reconcile/vm_health.py).
         # runStrategy: the one virt-controller last synced (lifecycle._run_strategy).
+        # snapshotInProgress: a snapshot is done once KubeVirt unlocks the VM (snapshot.py).
         "status": {
             **_CONDITIONS,
             "printableStatus": ALL,
             "runStrategy": ALL,
+            "snapshotInProgress": ALL,
             "stateChangeRequests": ALL,
             "volumeRequests": ALL,
         },

@@ -187,7 +187,13 @@ def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:
     if error and phase not in FINAL:
         update["message"] = f"{old.name}: {phase}: {error}"
     actions: list[Action] = []
-    if phase == "Succeeded" and status.get("readyToUse"):
+    locked = ((seen.vm or {}).get("status") or {}).get("snapshotInProgress") == old.name
+    if phase == "Succeeded" and status.get("readyToUse") and locked:
+        # KubeVirt unlocks the VM in the pass after the one that calls the snapshot ready
+        # (snapshot.go canUnlockSource); until then its webhook refuses a runStrategy
+        # change, so a stop asked on the answer would fail. The unlock wakes the pass.
+        update["message"] = f"{old.name}: ready, KubeVirt is unlocking the VM"
+    elif phase == "Succeeded" and status.get("readyToUse"):
         how = "; ".join(INDICATIONS[i] for i in indications if i in INDICATIONS)
         text = f"snapshot {old.name} is ready" + (f" ({how})" if how else "")
         actions.append(Emit("Normal", "SnapshotReady", text))

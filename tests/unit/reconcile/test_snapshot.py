@@ -112,9 +112,9 @@ def test_a_snapshot_made_by_a_pass_whose_status_was_lost_is_followed_not_refused
     assert plan.status.uid == "web-snapshot-r1r1r1r1-uid"
 
 
-def _following(**status: Any) -> tuple[list[Any], SnapshotStatus]:
+def _following(vm: dict[str, Any] = VM, **status: Any) -> tuple[list[Any], SnapshotStatus]:
     old = SnapshotStatus(request_id="r-1", name="s1", phase="InProgress", started_at=NOW)
-    seen = Observed(now=NOW, vm=VM, snapshots={"s1": snapshot("s1", **status)})
+    seen = Observed(now=NOW, vm=vm, snapshots={"s1": snapshot("s1", **status)})
     plan = plan_snapshot(cr(), seen, old, "r-1")
     assert plan.status is not None
     return list(plan.actions), plan.status
@@ -129,6 +129,17 @@ def test_a_ready_snapshot_says_how_it_was_taken() -> None:
     text = "snapshot s1 is ready (the guest's filesystems were frozen through its guest agent)"
     assert actions == [Emit("Normal", "SnapshotReady", text)]
     assert status.message == text
+
+
+def test_a_ready_snapshot_is_answered_once_kubevirt_has_unlocked_the_vm() -> None:
+    """KubeVirt unlocks the VM a pass after it calls the snapshot ready; a stop asked on an
+    answer given before would be refused by its webhook (runStrategy locked)."""
+    locked = {**VM, "status": {"snapshotInProgress": "s1"}}
+    actions, status = _following(locked, phase="Succeeded", readyToUse=True)
+    assert status.result is None and not actions
+    assert status.message == "s1: ready, KubeVirt is unlocking the VM"
+    actions, status = _following(phase="Succeeded", readyToUse=True)
+    assert status.result == "Succeeded"
 
 
 def test_a_snapshot_that_left_volumes_out_warns_that_their_data_is_not_in_it() -> None:
