@@ -233,6 +233,12 @@ class DataVolumeController(Controller):
             return None
         pvc = self.pvcs.get(ns, name)
         if pvc is None and annotation(dv, PRE_POPULATED_ANN) is not None:
+            # Nothing is made for it, but its status says the claim is gone (CDI's
+            # updateStatus: shouldSetDataVolumePending, updateConditions without a claim).
+            # KubeVirt's in-place restore deletes the claim of a DataVolume it marked so,
+            # and has no handler for a claim's deletion: this status update is what wakes
+            # it to make the claim again from the snapshot (restore_base.go handleDataVolume).
+            await self._write_status(dv, self._no_claim(dv))
             return None
         if pvc is None and (ref := data_source_of(dv)) is not None:
             # CDI's webhook refuses a DataVolume whose DataSource does not exist; admission
@@ -278,11 +284,27 @@ class DataVolumeController(Controller):
                 self.pvcs.apply(await self.kube.merge_patch(PVCS, ns, name, body))
                 pvc = self.pvcs.get(ns, name) or pvc
         status, after = self._status(dv, pvc)
+        await self._write_status(dv, status)
+        return after
+
+    async def _write_status(self, dv: JsonObj, status: JsonObj) -> None:
+        """Write `status` as the DataVolume's whole status, if it changed."""
         old = dv.get("status") or {}
         if status != old:
             body = {"status": {**{k: None for k in old if k not in status}, **status}}
+            ns, name = dv["metadata"]["namespace"], dv["metadata"]["name"]
             self.dvs.apply(await self.kube.merge_patch(DATAVOLUMES, ns, name, body, "status"))
-        return after
+
+    @staticmethod
+    def _no_claim(dv: JsonObj) -> JsonObj:
+        """A prePopulated DataVolume's status while its claim is gone: Pending, not bound."""
+        status = dict(dv.get("status") or {})
+        conds = list(status.get("conditions") or [])
+        conds = set_condition(conds, "Bound", "False", "NotFound", "No PVC found")
+        conds = set_condition(conds, "Ready", "False")
+        status["conditions"] = set_condition(conds, "Running", "False")
+        status["phase"] = "Pending"
+        return status
 
     async def _no_source(self, dv: JsonObj, source: str) -> None:
         """CDI's Warning about a clone whose source PVC does not exist, once."""
