@@ -26,7 +26,7 @@ from wukong.api.conditions import (
     record_hops,
 )
 from wukong.api.spec import Action as LifecycleVerb
-from wukong.api.status import VolumeStatus, WukongStatus
+from wukong.api.status import RestoreStatus, VolumeStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.api.validation import Problem, validate_spec
 from wukong.fsm.machine import Phase, Step
@@ -170,6 +170,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     migrate = asked is not None and asked.action is LifecycleVerb.MIGRATE
     snapshot = asked is not None and asked.action is LifecycleVerb.SNAPSHOT
     restore = asked is not None and asked.action is LifecycleVerb.RESTORE
+    apart = migrate or snapshot or restore
     # Before the disks: a restore that ends in this pass decides what a missing claim means.
     back = plan_restore(
         cr,
@@ -179,6 +180,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         (asked.snapshot_name or "") if restore and asked else "",
         runs=runs_wanted(cr, status.lifecycle_state),
         life=status.lifecycle_state,
+        asked_since=asked.action.value if asked and not apart else None,
     )
     old_volumes = {v.name: v for v in status.volumes}
     disks = (
@@ -190,12 +192,16 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     # The lifecycle planner sees none of them, only the stop and the start a restore of a
     # running VM asks for, in the pass that asks (its record carries them on), unless the
     # spec's own request is one it has not answered yet: the user's newer word goes first.
-    apart = migrate or snapshot or restore
     answered = status.lifecycle_state.request_id if status.lifecycle_state else None
     fresh = asked is not None and not apart and request_id(asked) != answered
     if apart or (back.lifecycle is not None and not fresh):
         own = {"lifecycle_action": back.lifecycle}
         cr = cr.model_copy(update={"spec": cr.spec.model_copy(update=own)})
+    # From its acceptance to its end a restore keeps the VM down: a guest started meanwhile
+    # would boot on disks KubeVirt is replacing (its webhook refuses the runStrategy patch
+    # of a start then, and the request would fail in its words), and a snapshot taken
+    # meanwhile would lock the VM the restore is about to rewrite.
+    unfinished = in_flight(back.status)
     life = plan_lifecycle(
         cr,
         seen,
@@ -204,14 +210,12 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         ready=ready,
         failed=bool(disks and disks.failed),
         # A start would plug the guest into the networks the policy refuses now.
-        no_start=valid.message if refused else None,
+        no_start=valid.message if refused else restoring_words(cr, unfinished),
         because=back.because if back.lifecycle is not None else None,
     )
     moving = plan_migration(
         cr, seen, status.migration, request_id(asked) if migrate and not problems else None
     )
-    # From acceptance on: a restore still stopping the VM would be made under a snapshot.
-    unfinished = in_flight(back.status)
     shot = plan_snapshot(
         cr,
         seen,
@@ -302,6 +306,16 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         history=history,
     )
     return plan
+
+
+def restoring_words(cr: Wukong, restore: RestoreStatus | None) -> str | None:
+    """Why nothing may start the VM while `restore` is in flight (None: none is)."""
+    if restore is None:
+        return None
+    return (
+        f"{cr.metadata.name} is being restored from snapshot {restore.snapshot} "
+        f"({restore.name}): ask again once that is done"
+    )
 
 
 def hands_off(actions: Sequence[Action]) -> list[Action]:

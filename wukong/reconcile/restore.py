@@ -17,10 +17,11 @@ the operator's back and leave it stopped): the pass that accepts the restore rec
 `StoppingVM` and hands the lifecycle planner a stop of its own (`RestorePlan.lifecycle`);
 once the VMI is gone the restore is made; the pass that sees it complete hands over a start.
 The lifecycle record drives both calls from there (exactly once, grace period, forced
-power-off at its end). A request to run the VM taken before it has stopped cancels the
-restore; a stop the state machine or KubeVirt refuses refuses it; any request taken
-meanwhile (a forced stop too) leaves the VM stopped after it. A restore that fails leaves the
-VM stopped.
+power-off at its end). A request to run the VM is refused while a restore is in flight
+(and one taken anyway would cancel it); a stop the state machine or KubeVirt refuses
+refuses it. The VM is started after it unless the user's word since says stop (a forced
+stop taken, or a stop refused because the VM was stopping already). A restore that fails
+leaves the VM stopped.
 
 Refused at once, with nothing made: the snapshot does not exist, is of another VM, or is not
 ready; a snapshot is being taken, a migration runs, or another restore runs.
@@ -40,6 +41,7 @@ from wukong.api.v1alpha1 import LifecycleAction, Wukong
 from wukong.fsm.requests import Answer
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import labels, owned_by, owner_reference
+from wukong.reconcile.lifecycle import IN_FLIGHT, RUNNING_ACTIONS
 from wukong.reconcile.lifecycle import request_id as fingerprint
 from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed, condition_of
@@ -52,6 +54,8 @@ WAITING = "WaitingForVMI"
 # Accepted for a running VM: the lifecycle planner stops it (`RestorePlan.lifecycle`), and
 # the restore is made once its VMI is gone.
 STOPPING = "StoppingVM"
+# A lifecycle request still on its way (its call to make, made, or waiting for the VM).
+RUNNING_NOW = (*IN_FLIGHT, Answer.Waiting)
 
 
 @dataclass(frozen=True)
@@ -73,13 +77,26 @@ def restore_name(wukong: str, request_id: str) -> str:
     return names.fit(f"{wukong}-restore-{request_id[:8]}", 63)
 
 
-def refusal(cr: Wukong, seen: Observed, snapshot: str, busy: RestoreStatus | None) -> str | None:
+def refusal(
+    cr: Wukong,
+    seen: Observed,
+    snapshot: str,
+    busy: RestoreStatus | None,
+    life: LifecycleState | None = None,
+) -> str | None:
     """Why a restore cannot start now, or None."""
     name, vm = cr.metadata.name, names.vm_name(cr.metadata.name)
     if busy is not None:
         return f"a restore of {name} is in progress ({busy.name}): wait for it to finish"
     if seen.vm is None:
         return f"restore needs the VM: {name} has none yet"
+    if life is not None and life.state in RUNNING_NOW and life.last_action in RUNNING_ACTIONS:
+        # Its guest may not show yet (a start called, its VMI not made): the restore would
+        # be made under it, and a guest booting on disks KubeVirt is replacing fails it.
+        return (
+            f"a {life.last_action} of {name} is under way ({life.message}): ask again once "
+            "it is done"
+        )
     if (
         seen.vmi is not None
         and seen.run_strategy == "Manual"
@@ -167,10 +184,14 @@ def plan_restore(
     *,
     runs: bool = False,
     life: LifecycleState | None = None,
+    asked_since: str | None = None,
 ) -> RestorePlan:
     """Start a new restore request (or refuse it), then follow the one in flight. `runs`:
     the Wukong is meant to run (the lifecycle's last word), so a live guest is stopped for
-    the restore and started after it; `life`: lifecycleState as the last pass wrote it."""
+    the restore and started after it; `life`: lifecycleState as the last pass wrote it;
+    `asked_since`: the verb of a lifecycle request asked since the restore (the spec's, when
+    it is no migrate, snapshot or restore), taken or refused: the user's later word on
+    whether the VM runs after it."""
     running = in_flight(old)
     if request_id is not None and (old is None or not old.answers(request_id)):
         name = restore_name(cr.metadata.name, request_id)
@@ -184,13 +205,13 @@ def plan_restore(
             started_at=seen.now,
         )
         if made is not None:  # made by a pass whose status write was lost: follow it
-            return _follow(cr, mine, seen, life)
-        why = refusal(cr, seen, snapshot, running)
+            return _follow(cr, mine, seen, life, asked_since)
+        why = refusal(cr, seen, snapshot, running, life)
         if why is not None:
             event = Emit("Warning", "RestoreRefused", why)
             if running is not None:
                 kept = running.refused_beside(request_id, why)
-                followed = _follow(cr, kept, seen, life)
+                followed = _follow(cr, kept, seen, life, asked_since)
                 return RestorePlan((event, *followed.actions), followed.status, followed.holding)
             return _refused(request_id, snapshot, why, seen.now)
         if live_guest(seen) and runs:
@@ -221,7 +242,7 @@ def plan_restore(
         if seen.vmi is not None:  # its deletion wakes the pass
             return RestorePlan((), running)
         return _start(cr, running, seen)
-    return _follow(cr, running, seen, life)
+    return _follow(cr, running, seen, life, asked_since)
 
 
 def _refused(request_id: str, snapshot: str, why: str, now: datetime) -> RestorePlan:
@@ -261,7 +282,10 @@ def _stopping(
         )
         return RestorePlan((Emit("Warning", "RestoreRefused", why),), ended)
     later = life.request_id is not None and not _on_our_stop(life, running)
-    if later and life.last_action != "stop":  # a forced stop only hastens this one
+    # A forced stop only hastens this one. A request to run the VM is refused while a
+    # restore is in flight (`decide.restoring_words`): this is the guard behind it, so
+    # that no restore is ever made under a guest someone asked to run.
+    if later and life.last_action != "stop":
         text = (
             f"restore {running.name} was not made: {life.last_action or 'another request'} was "
             f"asked before {name} had stopped for it"
@@ -338,7 +362,11 @@ def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed) -> RestorePlan:
 
 
 def _follow(
-    cr: Wukong, old: RestoreStatus, seen: Observed, life: LifecycleState | None
+    cr: Wukong,
+    old: RestoreStatus,
+    seen: Observed,
+    life: LifecycleState | None,
+    asked_since: str | None = None,
 ) -> RestorePlan:
     """The restore in flight, as KubeVirt reports it; hands off until it ends."""
     assert old.name is not None
@@ -362,16 +390,16 @@ def _follow(
             )
         start = None
         if old.start_after and old.request_id is not None:
-            # Started again only if nothing was taken since its stop (that request decides).
+            # Started again unless the user's word since says stop (a stop refused while
+            # the VM was stopping for the restore too), or a request was taken since.
             life = life or LifecycleState()
-            if _on_our_stop(life, old):
+            taken = asked_since is None and not _on_our_stop(life, old)
+            if asked_since == "stop" or taken:
+                verb = asked_since or life.last_action or "a request"
+                text += f"; {cr.metadata.name} stays stopped: {verb} was asked meanwhile"
+            else:
                 start = start_after(old.request_id)
                 text += f"; starting {cr.metadata.name} again"
-            else:
-                text += (
-                    f"; {cr.metadata.name} stays stopped: {life.last_action or 'a request'} "
-                    "was asked meanwhile"
-                )
         update |= {
             "phase": "Succeeded",
             "result": "Succeeded",

@@ -14,7 +14,7 @@ from tests.unit.reconcile.test_lifecycle import running_world
 from tests.unit.reconcile.test_snapshot import cr as asking
 from tests.unit.reconcile.world import bound_pvc, decide, ready_children, restored_pvc, wukong
 from wukong.api import names
-from wukong.api.status import RestoreStatus, VolumeStatus
+from wukong.api.status import LifecycleState, RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import CreateChild, Emit, PatchChild, VmCall
 from wukong.reconcile.disks import plan_disks, restored_for
@@ -499,3 +499,59 @@ def test_a_request_refused_while_the_vm_stops_for_the_restore_leaves_it_to_start
     restored = decide(resume, status, done)
     assert restored.status["restore"]["message"].endswith("; starting web-1 again")
     assert restored.status["lifecycleState"]["lastAction"] == "start"
+
+
+@pytest.mark.parametrize("verb", ["start", "restart", "resume"])
+def test_a_restore_asked_while_a_request_to_run_the_vm_is_under_way_is_refused(verb: str) -> None:
+    """A start called but its VMI not made yet: nothing shows a guest, and the restore
+    would be made under the one about to boot."""
+    seen = Observed(now=NOW, vm=VM, snapshots={"good": snapshot()})
+    life = LifecycleState(last_action=verb, state="Issued", message=f"{verb} sent to KubeVirt")
+    plan = plan_restore(cr(), seen, None, "r-1", "good", runs=True, life=life)
+    assert plan.status is not None and plan.status.result == "Refused"
+    assert plan.status.refusal == (
+        f"a {verb} of web is under way ({verb} sent to KubeVirt): ask again once it is done"
+    )
+    # A stop under way is not: the restore waits for the VM it stops.
+    stopping = LifecycleState(last_action="stop", state="Issued")
+    assert plan_restore(cr(), seen, None, "r-1", "good", life=stopping).status.result is None
+
+
+def test_a_start_asked_while_a_restore_runs_is_refused_in_the_wukongs_words() -> None:
+    """KubeVirt's webhook refuses the runStrategy patch of a start while it restores (the
+    request would fail in its words); the operator refuses it first, saying why."""
+    _, _, stopped = _running_asked_to_restore()
+    back = {"requestId": "r-1", "name": "r1", "snapshot": "good", "phase": "Restoring"}
+    status = {"phase": "Stopped", "restore": back}
+    start = wukong(lifecycleAction={"action": "start", "requestedAt": "later"})
+    plan = decide(start, status, replace(stopped, restores={"r1": _restore(complete=False)}))
+    life = plan.status["lifecycleState"]
+    assert (life["state"], life["message"]) == (
+        "Refused",
+        "cannot start: web-1 is being restored from snapshot good (r1): ask again once that "
+        "is done",
+    )
+    assert not calls(plan)
+
+
+def test_a_stop_refused_while_the_vm_stops_for_the_restore_keeps_it_stopped_after() -> None:
+    """Refused because the VM is stopping already, the stop is still the user's word: the
+    restore does not start the VM after it."""
+    asked, running, stopped = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    second = decide(asked, first.status, running)
+    stop = wukong(lifecycleAction={"action": "stop", "requestedAt": "later"})
+    refused = decide(stop, second.status, running)
+    assert refused.status["lifecycleState"]["state"] == "Refused"
+    made = decide(stop, refused.status, stopped)
+    name = made.status["restore"]["name"]
+    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
+    done = replace(
+        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
+    )
+    restored = decide(stop, status, done)
+    assert restored.status["restore"]["message"].endswith(
+        "; web-1 stays stopped: stop was asked meanwhile"
+    )
+    assert calls(decide(stop, restored.status, done)) == []
+    assert restored.status["phase"] == "Stopped"
