@@ -16,6 +16,7 @@ import random
 from collections import Counter
 from typing import Any
 
+from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     OPERATOR_USER,
     create,
@@ -30,6 +31,8 @@ from tests.integration.scenario import (
 )
 from tests.integration.test_lifecycle import request
 from wukong.adapters.kube import Kube
+from wukong.api.contract import request_id
+from wukong.api.spec import LifecycleAction
 from wukong.reconcile.decide import OUTSIDE_HOPS
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
@@ -152,6 +155,76 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
     control_plane: ControlPlane,
     operator: InProcessOperator,
 ) -> None:
+    await _sequence(k, namespace, control_plane, VERBS)
+
+
+async def _restores_in_a_random_sequence_stop_and_start_the_vm_through_its_requests(
+    k: Kube,
+    namespace: str,
+    control_plane: ControlPlane,
+    operator: InProcessOperator,
+) -> None:
+    """Restores mixed in (KubeVirt's own restore controller: real KubeVirt only). A restore
+    of a running VM stops it and starts it again through the same requests, so the same
+    checks hold: each answered, no call twice, none refused by KubeVirt, nothing read as
+    done outside Wukong; and no restore is ever made under a running guest (KubeVirt would
+    fail it)."""
+    await _sequence(k, namespace, control_plane, (*VERBS, RESTORE))
+
+
+if kubevirt_mode() == "real":
+    test_restores_in_a_random_sequence_stop_and_start_the_vm_through_its_requests = (
+        _restores_in_a_random_sequence_stop_and_start_the_vm_through_its_requests
+    )
+
+RESTORE = "restore"
+SNAPSHOT = "seq-snap"
+# The calls a restore of a running VM makes: the stop before it, the start after it.
+RESTORE_CALLS = Counter({CALL["stop"]: 1, CALL["start"]: 1})
+
+
+async def _snapshot(k: Kube, namespace: str) -> None:
+    """A snapshot of the running VM for the restores to put back, and KubeVirt done with it."""
+    await request(k, namespace, "seq", "snapshot", snapshotName=SNAPSHOT)
+
+    def ready(cr: dict[str, Any]) -> bool:
+        return ((cr.get("status") or {}).get("snapshot") or {}).get("result") == "Succeeded"
+
+    await wait_for(k, namespace, "seq", ready, within=60, what="the snapshot to restore")
+
+
+async def _ask_restore(k: Kube, namespace: str) -> str:
+    """`wukong restore seq --snapshot-name seq-snap`; its fingerprint (status.restore
+    answers it under that)."""
+    await request(k, namespace, "seq", RESTORE, snapshotName=SNAPSHOT)
+    cr = await get(k, "wukong", namespace, "seq")
+    assert cr is not None
+    return request_id(LifecycleAction.model_validate(cr["spec"]["lifecycleAction"]))
+
+
+def restore_settled(fingerprint: str) -> Any:
+    """A check: the restore `fingerprint` is answered (refused, or ended and, when it
+    stopped a running VM, the start after it answered too) and the phase rests."""
+
+    def check(cr: dict[str, Any]) -> bool:
+        status = cr.get("status") or {}
+        back, state = status.get("restore") or {}, life(cr)
+        if back.get("refusedRequestId") != fingerprint and not (
+            back.get("requestId") == fingerprint and back.get("result")
+        ):
+            return False
+        return status.get("phase") in SETTLED and state.get("state") not in IN_FLIGHT
+
+    return check
+
+
+IN_FLIGHT = ("Accepted", "Issued")
+
+
+async def _sequence(
+    k: Kube, namespace: str, control_plane: ControlPlane, verbs: tuple[str, ...]
+) -> None:
+    """A random sequence of `verbs` on one VM, each answered and called once (above)."""
     rng = random.Random(SEED)
     print(f"\nlifecycle sequence seed {SEED} (WUKONG_LIFECYCLE_SEED replays it)")
     strategy = rng.choice(("Always", "RerunOnFailure", "Manual"))
@@ -159,19 +232,31 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
     await create(k, "wukong", namespace, wukong("seq", runStrategy=strategy, **start))
     phase = "Running"
     await wait_phase(k, namespace, "seq", phase, within=60)
+    if RESTORE in verbs:
+        await _snapshot(k, namespace)
     story: list[str] = []
     overwritten: Counter[str] = Counter()  # calls the overwritten requests may have made
     since = audit.size(control_plane.audit_log)
     for step in range(STEPS):
-        verb = rng.choice(VERBS)
-        overwrite = step < STEPS - 1 and rng.random() < OVERWRITE
+        verb = rng.choice(verbs)
+        if verb == RESTORE and (phase == "Suspended" or overwritten):
+            # Its stop of a paused guest (or of one an overwritten request may have paused)
+            # waits out KubeVirt's 30 s grace period: only the test would be slower.
+            verb = rng.choice(VERBS)
+        # A restore is never overwritten here: the request after it would be answered while
+        # it still runs, and the VM then started after it (unit tests: test_restore.py).
+        overwrite = verb != RESTORE and step < STEPS - 1 and rng.random() < OVERWRITE
         # A short grace period, or force: a guest that cannot shut down (it is paused) is
         # forced after it, and KubeVirt's default of 30 s would only make the test slow.
         options = rng.choice(({"gracePeriodSeconds": 2}, {"force": True}))
         before = await vmi_uid(k, namespace)
-        generation = await request(
-            k, namespace, "seq", verb, **(options if verb in ("stop", "restart") else {})
-        )
+        if verb == RESTORE:
+            fingerprint = await _ask_restore(k, namespace)
+        else:
+            # The snapshot name a snapshot or restore left goes, as the CLI's patch does.
+            unnamed = {"snapshotName": None} if RESTORE in verbs else {}
+            shutdown = options if verb in ("stop", "restart") else {}
+            generation = await request(k, namespace, "seq", verb, **shutdown, **unnamed)
         if overwrite:
             # The next request replaces this one, answered or not: it may or may not have
             # made its call by then, but never twice.
@@ -182,11 +267,12 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
                 overwritten += forced_restart(strategy)
             await asyncio.sleep(pause)  # the user's pace, not a wait for the operator
             continue
+        settled = restore_settled(fingerprint) if verb == RESTORE else settled_answer(generation)
         cr = await wait_for(
             k,
             namespace,
             "seq",
-            settled_answer(generation),
+            settled,
             within=60,
             what=f"seed {SEED}, {strategy}, step {step} ({verb}) answered; "
             f"so far: {', '.join(story)}",
@@ -194,26 +280,42 @@ async def test_a_random_sequence_of_requests_is_answered_and_called_once_each(
         state = life(cr)
         now = cr["status"]["phase"]
         made = kubevirt_calls(control_plane, namespace, since)
-        story.append(f"{verb}: {state['state']} -> {now}")
-        where = f"seed {SEED}, {strategy}, step {step}: {', '.join(story)}; calls {dict(made)}"
-        assert state["generation"] == generation, where
-        assert state["state"] != "Failed", f"{where}: {state.get('message')}"
         allowed = overwritten.copy()
-        if state["state"] == "Refused":
-            assert str(state.get("message", "")).startswith("cannot "), where
-            if not overwritten:  # a refusal leaves the VM as the last answer left it
-                assert now == phase, where
-        else:
-            assert now == LANDS_IN[verb], where
-            allowed[CALL[verb]] += 1  # one call, or none when the VM already was there
-            if verb == "restart" and options.get("force"):
-                allowed += forced_restart(strategy)
-            if verb == "restart":  # Running before and after: only a new VMI says it happened
+        if verb == RESTORE:
+            back = cr["status"]["restore"]
+            answer = "Refused" if back.get("refusedRequestId") == fingerprint else back["result"]
+            story.append(f"restore: {answer} -> {now}")
+            where = f"seed {SEED}, {strategy}, step {step}: {', '.join(story)}; calls {dict(made)}"
+            # Asked only on a settled VM (running or stopped, nothing overwritten before it):
+            # nothing to refuse, and KubeVirt must never fail it.
+            assert answer == "Succeeded", f"{where}: {back.get('refusal') or back.get('message')}"
+            if phase == "Stopped":  # nothing to stop or start
+                assert now == "Stopped" and not back.get("startAfter"), where
+            else:  # stopped for it, started again after it
+                assert back.get("startAfter") and now == "Running", where
+                assert (state["lastAction"], state["state"]) == ("start", "Done"), where
                 assert await vmi_uid(k, namespace) not in (None, before), where
-        if state.get("escalated"):  # a guest that did not shut down in time: forced, once
-            allowed[CALL[state["lastAction"]]] += 1
-            if state["lastAction"] == "restart":
-                allowed += forced_restart(strategy)
+                allowed += RESTORE_CALLS
+        else:
+            story.append(f"{verb}: {state['state']} -> {now}")
+            where = f"seed {SEED}, {strategy}, step {step}: {', '.join(story)}; calls {dict(made)}"
+            assert state["generation"] == generation, where
+            assert state["state"] != "Failed", f"{where}: {state.get('message')}"
+            if state["state"] == "Refused":
+                assert str(state.get("message", "")).startswith("cannot "), where
+                if not overwritten:  # a refusal leaves the VM as the last answer left it
+                    assert now == phase, where
+            else:
+                assert now == LANDS_IN[verb], where
+                allowed[CALL[verb]] += 1  # one call, or none when the VM already was there
+                if verb == "restart" and options.get("force"):
+                    allowed += forced_restart(strategy)
+                if verb == "restart":  # Running before and after: only a new VMI says so
+                    assert await vmi_uid(k, namespace) not in (None, before), where
+            if state.get("escalated"):  # a guest that did not shut down in time: forced, once
+                allowed[CALL[state["lastAction"]]] += 1
+                if state["lastAction"] == "restart":
+                    allowed += forced_restart(strategy)
         assert all(n <= allowed[call] for call, n in made.items()), where
         # Nor a call KubeVirt could not take yet (500 "stop/start already underway" to a
         # start while the stop before it was pending): the planner waits for it instead.
