@@ -239,9 +239,9 @@ async def _sequence(
     since = audit.size(control_plane.audit_log)
     for step in range(STEPS):
         verb = rng.choice(verbs)
-        if verb == RESTORE and (phase == "Suspended" or overwritten):
-            # Its stop of a paused guest (or of one an overwritten request may have paused)
-            # waits out KubeVirt's 30 s grace period: only the test would be slower.
+        if verb == RESTORE and overwritten:
+            # Asked only on a settled VM: what an overwritten request left is not known here
+            # (unit tests cover a restore beside requests in flight).
             verb = rng.choice(VERBS)
         # A restore is never overwritten here: the request after it would be answered while
         # it still runs, and the VM then started after it (unit tests: test_restore.py).
@@ -286,12 +286,12 @@ async def _sequence(
             answer = "Refused" if back.get("refusedRequestId") == fingerprint else back["result"]
             story.append(f"restore: {answer} -> {now}")
             where = f"seed {SEED}, {strategy}, step {step}: {', '.join(story)}; calls {dict(made)}"
-            # Asked only on a settled VM (running or stopped, nothing overwritten before it):
+            # Asked only on a settled VM (nothing overwritten before it):
             # nothing to refuse, and KubeVirt must never fail it.
             assert answer == "Succeeded", f"{where}: {back.get('refusal') or back.get('message')}"
             if phase == "Stopped":  # nothing to stop or start
                 assert now == "Stopped" and not back.get("startAfter"), where
-            else:  # stopped for it, started again after it
+            else:  # stopped for it (a paused guest powered off), started again after it
                 assert back.get("startAfter") and now == "Running", where
                 assert (state["lastAction"], state["state"]) == ("start", "Done"), where
                 assert await vmi_uid(k, namespace) not in (None, before), where

@@ -164,10 +164,18 @@ def live_guest(seen: Observed) -> bool:
     return seen.vmi is not None and not (seen.vmi_ended or being_deleted(seen.vmi))
 
 
-def stop_for(request_id: str) -> LifecycleAction:
+def stop_for(request_id: str, *, force: bool = False) -> LifecycleAction:
     """The stop a restore of a running VM asks for: a request of its own (its fingerprint
-    is no user's: they never set requestedAt so), answered in lifecycleState."""
-    return LifecycleAction(action=Verb.STOP, requested_at=f"for-restore-{request_id}")
+    is no user's: they never set requestedAt so), answered in lifecycleState. Forced for a
+    paused guest, which cannot shut down: the grace period would only delay the power-off
+    it ends in (and the disks it could have written to are the ones being restored)."""
+    return LifecycleAction(action=Verb.STOP, force=force, requested_at=f"for-restore-{request_id}")
+
+
+def _answers_our_stop(life: LifecycleState, request_id: str) -> bool:
+    """Whether lifecycleState answers the stop the restore `request_id` asked for."""
+    ours = {fingerprint(stop_for(request_id, force=force)) for force in (False, True)}
+    return life.request_id in ours
 
 
 def start_after(request_id: str) -> LifecycleAction:
@@ -215,9 +223,11 @@ def plan_restore(
                 return RestorePlan((event, *followed.actions), followed.status, followed.holding)
             return _refused(request_id, snapshot, why, seen.now)
         if live_guest(seen) and runs:
+            paused = seen.vmi_pause() is not None
+            how = " (its guest is paused and cannot shut down: powered off at once)"
             because = (
-                f"restore {name} of snapshot {snapshot} needs the VM stopped; it starts again "
-                "once the disks are restored"
+                f"restore {name} of snapshot {snapshot} needs the VM stopped"
+                f"{how if paused else ''}; it starts again once the disks are restored"
             )
             update = {
                 "phase": STOPPING,
@@ -226,7 +236,8 @@ def plan_restore(
                 "are restored)",
             }
             stopping = mine.model_copy(update=update)
-            return RestorePlan((), stopping, lifecycle=stop_for(request_id), because=because)
+            stop = stop_for(request_id, force=paused)
+            return RestorePlan((), stopping, lifecycle=stop, because=because)
         if seen.vmi is not None:  # stopped or stopping, its VMI still going
             update = {
                 "phase": WAITING,
@@ -264,7 +275,7 @@ def _stopping(
     stop is; given up when a later request was taken before the VM had stopped."""
     assert running.request_id is not None
     life = life or LifecycleState()
-    answered = life.request_id == fingerprint(stop_for(running.request_id))
+    answered = _answers_our_stop(life, running.request_id)
     name = cr.metadata.name
     if answered and life.state in (Answer.Refused, Answer.Failed):
         why = f"restore needs {name} stopped, and the stop was refused: {life.message}"
@@ -311,7 +322,7 @@ def _on_our_stop(life: LifecycleState, restore: RestoreStatus) -> bool:
     time; a request taken since replaces them, and a user's stop taken then is a forced
     one: a graceful stop is refused while one runs or once stopped)."""
     assert restore.request_id is not None
-    if life.request_id == fingerprint(stop_for(restore.request_id)):
+    if _answers_our_stop(life, restore.request_id):
         return True
     return (
         life.state == Answer.Refused

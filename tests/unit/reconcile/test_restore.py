@@ -555,3 +555,20 @@ def test_a_stop_refused_while_the_vm_stops_for_the_restore_keeps_it_stopped_afte
     )
     assert calls(decide(stop, restored.status, done)) == []
     assert restored.status["phase"] == "Stopped"
+
+
+def test_a_suspended_vm_is_powered_off_for_the_restore_at_once() -> None:
+    """A paused guest cannot shut down: a graceful stop would only wait out its grace
+    period before the power-off it ends in."""
+    asked, _, stopped = _running_asked_to_restore()
+    paused = {"type": "Paused", "status": "True", "reason": "PausedByUser"}
+    world = running_world(conditions=[{"type": "Ready", "status": "True"}, paused])
+    suspended = replace(world, snapshots=stopped.snapshots)
+    first = decide(asked, {"phase": "Suspended"}, suspended)
+    life = first.status["lifecycleState"]
+    assert (life["lastAction"], life["force"]) == ("stop", True)
+    assert "its guest is paused and cannot shut down: powered off at once" in life["message"]
+    second = decide(asked, first.status, suspended)
+    assert [(a.verb, a.force) for a in second.actions if isinstance(a, VmCall)] == [("stop", True)]
+    made = decide(asked, second.status, stopped)  # and the restore follows as for any stop
+    assert made.status["restore"]["phase"] == "Restoring"
