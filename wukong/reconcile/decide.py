@@ -47,7 +47,7 @@ from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.networks import plan_networks
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.resources import hotplug_events
-from wukong.reconcile.restore import in_flight, plan_restore, restore_stalled
+from wukong.reconcile.restore import Around, in_flight, plan_restore, restore_stalled
 from wukong.reconcile.snapshot import plan_snapshot
 from wukong.reconcile.status import (
     attach_state,
@@ -178,9 +178,12 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         status.restore,
         request_id(asked) if restore and asked and not problems else None,
         (asked.snapshot_name or "") if restore and asked else "",
-        runs=runs_wanted(cr, status.lifecycle_state),
-        life=status.lifecycle_state,
-        asked_since=asked.action.value if asked and not apart else None,
+        Around(
+            runs=runs_wanted(cr, status.lifecycle_state),
+            life=status.lifecycle_state,
+            asked_since=asked.action.value if asked and not apart else None,
+            stopped=status.phase == Phase.Stopped.value,
+        ),
     )
     old_volumes = {v.name: v for v in status.volumes}
     disks = (
@@ -267,6 +270,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     plan.actions += moving.actions
     plan.actions += shot.actions
     plan.actions += back.actions
+    plan.requeue(back.requeue_after)
     plan.requeue(life.requeue_after)
     step = life.step
     plan.actions += hop_events(step, life.state.message if life.state is not None else None)

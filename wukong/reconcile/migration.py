@@ -97,6 +97,15 @@ def plan_migration(
     """Start a new migration request (or refuse it), then follow the one in flight."""
     actions: list[Action] = []
     if request_id is not None and (old is None or not old.answers(request_id)):
+        name = migration_name(cr.metadata.name, request_id)
+        if name in seen.migrations:
+            # Made by a pass whose status write was lost (the operator stopped in between):
+            # followed, not refused as "already running" (it is this request's own).
+            source = ((seen.vmi or {}).get("status") or {}).get("nodeName")
+            mine = MigrationStatus(
+                request_id=request_id, name=name, source_node=source, started_at=seen.now
+            )
+            return _follow(mine, seen)
         why = refusal(cr, seen)
         if why is not None:
             actions.append(Emit("Warning", "MigrationRefused", why))
@@ -113,7 +122,6 @@ def plan_migration(
                 started_at=seen.now,
             )
             return MigrationPlan(tuple(actions), refused)
-        name = migration_name(cr.metadata.name, request_id)
         source = ((seen.vmi or {}).get("status") or {}).get("nodeName")
         actions.append(CreateChild("VirtualMachineInstanceMigration", build_migration(cr, name)))
         actions.append(Emit("Normal", "MigrationStarted", f"migrating from node {source}"))

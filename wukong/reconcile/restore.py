@@ -70,6 +70,26 @@ class RestorePlan:
     the lifecycle planner in this pass; its record carries it on from there."""
     because: str | None = None
     """Why, for the lifecycle request's answer and Event."""
+    requeue_after: float | None = None
+    """Look again this soon (a completion held for the pass that writes Stopped)."""
+
+
+@dataclass(frozen=True)
+class Around:
+    """What the lifecycle says around a restore, from the status the last pass wrote."""
+
+    runs: bool = False
+    """The Wukong is meant to run (the lifecycle's last word): a live guest is stopped for
+    the restore and started after it."""
+    life: LifecycleState | None = None
+    """lifecycleState."""
+    asked_since: str | None = None
+    """The verb of a lifecycle request asked since the restore (the spec's, when it is no
+    migrate, snapshot or restore), taken or refused: the user's later word on whether the
+    VM runs after it."""
+    stopped: bool = True
+    """The phase is Stopped: the state machine takes the start after the restore only
+    from there."""
 
 
 def restore_name(wukong: str, request_id: str) -> str:
@@ -189,17 +209,12 @@ def plan_restore(
     old: RestoreStatus | None,
     request_id: str | None,
     snapshot: str,
-    *,
-    runs: bool = False,
-    life: LifecycleState | None = None,
-    asked_since: str | None = None,
+    around: Around | None = None,
 ) -> RestorePlan:
-    """Start a new restore request (or refuse it), then follow the one in flight. `runs`:
-    the Wukong is meant to run (the lifecycle's last word), so a live guest is stopped for
-    the restore and started after it; `life`: lifecycleState as the last pass wrote it;
-    `asked_since`: the verb of a lifecycle request asked since the restore (the spec's, when
-    it is no migrate, snapshot or restore), taken or refused: the user's later word on
-    whether the VM runs after it."""
+    """Start a new restore request (or refuse it), then follow the one in flight; `around`:
+    what the lifecycle says (whether a live guest is stopped for it and started after)."""
+    around = around or Around()
+    life = around.life
     running = in_flight(old)
     if request_id is not None and (old is None or not old.answers(request_id)):
         name = restore_name(cr.metadata.name, request_id)
@@ -213,16 +228,16 @@ def plan_restore(
             started_at=seen.now,
         )
         if made is not None:  # made by a pass whose status write was lost: follow it
-            return _follow(cr, mine, seen, life, asked_since)
+            return _follow(cr, mine, seen, around)
         why = refusal(cr, seen, snapshot, running, life)
         if why is not None:
             event = Emit("Warning", "RestoreRefused", why)
             if running is not None:
                 kept = running.refused_beside(request_id, why)
-                followed = _follow(cr, kept, seen, life, asked_since)
+                followed = _follow(cr, kept, seen, around)
                 return RestorePlan((event, *followed.actions), followed.status, followed.holding)
             return _refused(request_id, snapshot, why, seen.now)
-        if live_guest(seen) and runs:
+        if live_guest(seen) and around.runs:
             paused = seen.vmi_pause() is not None
             how = " (its guest is paused and cannot shut down: powered off at once)"
             because = (
@@ -244,16 +259,16 @@ def plan_restore(
                 "message": f"{name}: waiting for the stopped VM's VMI to go",
             }
             return RestorePlan((), mine.model_copy(update=update))
-        return _start(cr, mine, seen)
+        return _start(cr, mine, seen, around)
     if running is None:
         return RestorePlan((), old)
     if running.phase == STOPPING:
-        return _stopping(cr, running, seen, life)
+        return _stopping(cr, running, seen, around)
     if running.phase == WAITING:
         if seen.vmi is not None:  # its deletion wakes the pass
             return RestorePlan((), running)
-        return _start(cr, running, seen)
-    return _follow(cr, running, seen, life, asked_since)
+        return _start(cr, running, seen, around)
+    return _follow(cr, running, seen, around)
 
 
 def _refused(request_id: str, snapshot: str, why: str, now: datetime) -> RestorePlan:
@@ -268,13 +283,11 @@ def _refused(request_id: str, snapshot: str, why: str, now: datetime) -> Restore
     return RestorePlan((Emit("Warning", "RestoreRefused", why),), refused)
 
 
-def _stopping(
-    cr: Wukong, running: RestoreStatus, seen: Observed, life: LifecycleState | None
-) -> RestorePlan:
+def _stopping(cr: Wukong, running: RestoreStatus, seen: Observed, around: Around) -> RestorePlan:
     """A running VM stopped for the restore: made once its VMI is gone; refused when its
     stop is; given up when a later request was taken before the VM had stopped."""
     assert running.request_id is not None
-    life = life or LifecycleState()
+    life = around.life or LifecycleState()
     answered = _answers_our_stop(life, running.request_id)
     name = cr.metadata.name
     if answered and life.state in (Answer.Refused, Answer.Failed):
@@ -313,7 +326,7 @@ def _stopping(
         return RestorePlan((Emit("Warning", "RestoreFailed", text),), ended)
     if seen.vmi is not None:  # the stop is under way; the VMI's deletion wakes the pass
         return RestorePlan((), running)
-    return _start(cr, running, seen)
+    return _start(cr, running, seen, around)
 
 
 def _on_our_stop(life: LifecycleState, restore: RestoreStatus) -> bool:
@@ -354,17 +367,21 @@ def _not_in_spec(cr: Wukong, seen: Observed) -> str:
     return ", ".join(found)
 
 
-def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed) -> RestorePlan:
+def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed, around: Around) -> RestorePlan:
     """Make the VirtualMachineRestore; hands off from now on."""
     assert accepted.name is not None and accepted.request_id is not None
     snapshot = accepted.snapshot or ""
-    restore = build_restore(cr, accepted.name, snapshot, accepted.request_id)
     started = accepted.model_copy(
         update={
             "phase": "Restoring",
             "message": f"{accepted.name}: restoring the disks from {snapshot}",
         }
     )
+    if accepted.name in seen.restores:
+        # Made by a pass whose status write was lost (the operator stopped in between): a
+        # create would answer 409 and bring no event to wake the next pass. Followed.
+        return _follow(cr, started, seen, around)
+    restore = build_restore(cr, accepted.name, snapshot, accepted.request_id)
     actions = (
         CreateChild("VirtualMachineRestore", restore),
         Emit("Normal", "RestoreStarted", f"restoring the disks from snapshot {snapshot}"),
@@ -372,13 +389,7 @@ def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed) -> RestorePlan:
     return RestorePlan(actions, started, holding=True)
 
 
-def _follow(
-    cr: Wukong,
-    old: RestoreStatus,
-    seen: Observed,
-    life: LifecycleState | None,
-    asked_since: str | None = None,
-) -> RestorePlan:
+def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> RestorePlan:
     """The restore in flight, as KubeVirt reports it; hands off until it ends."""
     assert old.name is not None
     restore = seen.restores.get(old.name)
@@ -403,11 +414,17 @@ def _follow(
         if old.start_after and old.request_id is not None:
             # Started again unless the user's word since says stop (a stop refused while
             # the VM was stopping for the restore too), or a request was taken since.
-            life = life or LifecycleState()
-            taken = asked_since is None and not _on_our_stop(life, old)
-            if asked_since == "stop" or taken:
-                verb = asked_since or life.last_action or "a request"
+            life = around.life or LifecycleState()
+            taken = around.asked_since is None and not _on_our_stop(life, old)
+            if around.asked_since == "stop" or taken:
+                verb = around.asked_since or life.last_action or "a request"
                 text += f"; {cr.metadata.name} stays stopped: {verb} was asked meanwhile"
+            elif not around.stopped:
+                # Complete in the pass that sees the VM's stop end (after an operator
+                # restart, say): the state machine takes the start from Stopped, which this
+                # pass writes. Said complete by the next one, which hands the start over.
+                held = {"uid": update["uid"], "message": f"{old.name}: complete"}
+                return RestorePlan((), old.model_copy(update=held), True, requeue_after=0.0)
             else:
                 start = start_after(old.request_id)
                 text += f"; starting {cr.metadata.name} again"

@@ -230,3 +230,21 @@ def test_a_request_refused_while_one_runs_keeps_the_running_ones_id_for_its_wait
     )
     assert ended.status is not None and ended.status.result == "Succeeded"
     assert ended.status.request_id == "rid-1"
+
+
+def test_a_migration_made_by_a_pass_whose_status_was_lost_is_followed_not_refused() -> None:
+    """The operator stopped between making the migration and writing that it had: the next
+    one must not refuse the request as 'already running' (it is its own migration)."""
+    made = {
+        "metadata": {"name": "web-migrate-rid-1", "uid": "m-1"},
+        "status": {"phase": "Running"},
+    }
+    seen = Observed(now=NOW, vmi=vmi(), migrations={"web-migrate-rid-1": made})
+    plan = plan_migration(cr(), seen, None, "rid-1")
+    assert plan.status is not None and plan.status.refusal is None
+    assert (plan.status.name, plan.status.phase, plan.status.source_node) == (
+        "web-migrate-rid-1",
+        "Running",
+        "node-1",
+    )
+    assert not plan.actions

@@ -19,7 +19,7 @@ from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import CreateChild, Emit, PatchChild, VmCall
 from wukong.reconcile.disks import plan_disks, restored_for
 from wukong.reconcile.observed import Observed
-from wukong.reconcile.restore import plan_restore
+from wukong.reconcile.restore import Around, plan_restore
 
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
 VM = {"metadata": {"name": "web-vm", "namespace": "ns", "uid": "vm-uid"}}
@@ -92,7 +92,7 @@ def test_a_request_makes_one_in_place_restore_the_wukong_owns_and_holds_off() ->
 def test_a_restore_that_cannot_be_done_now_is_refused_with_nothing_made(
     seen: Observed, words: str
 ) -> None:
-    plan = plan_restore(cr(), seen, None, "r-1", "good", runs=True)
+    plan = plan_restore(cr(), seen, None, "r-1", "good", Around(runs=True))
     assert not any(isinstance(a, CreateChild) for a in plan.actions)
     assert not plan.holding
     assert plan.status is not None and plan.status.result == "Refused"
@@ -430,7 +430,7 @@ def test_a_restore_whose_stop_is_refused_is_refused() -> None:
 
 def test_a_vm_the_user_is_stopping_is_restored_once_stopped_and_not_started_after() -> None:
     seen = Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": snapshot()})
-    plan = plan_restore(cr(), seen, None, "r-1", "good", runs=False)
+    plan = plan_restore(cr(), seen, None, "r-1", "good", Around(runs=False))
     assert plan.status is not None and plan.status.phase == "WaitingForVMI"
     assert plan.lifecycle is None and not plan.status.start_after
 
@@ -507,14 +507,16 @@ def test_a_restore_asked_while_a_request_to_run_the_vm_is_under_way_is_refused(v
     would be made under the one about to boot."""
     seen = Observed(now=NOW, vm=VM, snapshots={"good": snapshot()})
     life = LifecycleState(last_action=verb, state="Issued", message=f"{verb} sent to KubeVirt")
-    plan = plan_restore(cr(), seen, None, "r-1", "good", runs=True, life=life)
+    plan = plan_restore(cr(), seen, None, "r-1", "good", Around(runs=True, life=life))
     assert plan.status is not None and plan.status.result == "Refused"
     assert plan.status.refusal == (
         f"a {verb} of web is under way ({verb} sent to KubeVirt): ask again once it is done"
     )
     # A stop under way is not: the restore waits for the VM it stops.
     stopping = LifecycleState(last_action="stop", state="Issued")
-    assert plan_restore(cr(), seen, None, "r-1", "good", life=stopping).status.result is None
+    assert (
+        plan_restore(cr(), seen, None, "r-1", "good", Around(life=stopping)).status.result is None
+    )
 
 
 def test_a_start_asked_while_a_restore_runs_is_refused_in_the_wukongs_words() -> None:
@@ -572,3 +574,26 @@ def test_a_suspended_vm_is_powered_off_for_the_restore_at_once() -> None:
     assert [(a.verb, a.force) for a in second.actions if isinstance(a, VmCall)] == [("stop", True)]
     made = decide(asked, second.status, stopped)  # and the restore follows as for any stop
     assert made.status["restore"]["phase"] == "Restoring"
+
+
+def test_a_restore_made_by_a_pass_whose_status_was_lost_is_followed_not_made_again() -> None:
+    """The operator stopped between making the restore and writing that it had: the status
+    still says StoppingVM (and Stopping). A create would answer 409 and no event would wake
+    the next pass (found by the operator-killed fault matrix): the restore in the cache is
+    followed."""
+    asked, running, stopped = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    second = decide(asked, first.status, running)
+    name = second.status["restore"]["name"]
+    made = {**_restore(complete=True), "metadata": {"name": name, "uid": "r1-uid"}}
+    world = replace(stopped, restores={name: made})
+    plan = decide(asked, second.status, world)
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+    # The state machine takes the start from Stopped, which this pass writes: the restore
+    # is said complete, and the start handed over, by the pass right after it.
+    assert plan.status["phase"] == "Stopped" and plan.requeue_after == 0.0
+    assert "result" not in plan.status["restore"]
+    after = decide(asked, plan.status, world)
+    assert after.status["restore"]["result"] == "Succeeded"
+    assert after.status["lifecycleState"]["lastAction"] == "start"
+    assert after.status["lifecycleState"]["state"] == "Accepted"
