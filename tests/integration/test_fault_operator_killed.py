@@ -1,6 +1,7 @@
 """Fault matrix, issue 15 point 10: the operator SIGKILLed at each step of create, restart,
-hot-plug and detach converges after a restart: one VM per Wukong, no VM restarted twice, no
-disk call made twice, no PVC lost or leaked. (Deletion is parametrised over its steps in
+hot-plug, detach and (real KubeVirt) the restore of a running VM converges after a restart:
+one VM per Wukong, no VM restarted twice, no disk call made twice, no PVC lost or leaked.
+(Deletion is parametrised over its steps in
 test_deletion.py::test_operator_killed_during_deletion_finishes_after_restart_without_losing_disks.)
 
 Each step is a fact visible in the cluster; the test polls for it every 20 ms and SIGKILLs the
@@ -20,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     IMAGE,
     condition,
@@ -33,6 +35,7 @@ from tests.integration.scenario import (
     wait_phase,
     wukong,
 )
+from tests.integration.test_snapshots import vm_restores
 from wukong.adapters.kube import Kube
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
@@ -101,6 +104,23 @@ STEPS = [
     Step("detach", "removevolume-called", lambda k, ns, s: _true(calls(s, "removevolume") >= 1)),
     Step("detach", "claim-deleted", lambda k, ns, s: _not(exists(k, "pvc", ns, f"{NAME}-logs"))),
 ]
+
+
+# The restore of a running VM (real KubeVirt: its restore controller): the stop the restore
+# hands to the lifecycle, KubeVirt's restore, and the start after it, each exactly once.
+RESTORE_STEPS = [
+    Step("restore", "requested", lambda k, ns, s: _true()),
+    Step("restore", "phase-stopping", lambda k, ns, s: _is(phase(k, ns), "Stopping")),
+    Step("restore", "stop-called", lambda k, ns, s: _true(calls(s, "stop") >= 1)),
+    Step("restore", "restore-made", lambda k, ns, s: _restore_made(k, ns)),
+    Step("restore", "start-called", lambda k, ns, s: _true(calls(s, "start") >= 1)),
+]
+if kubevirt_mode() == "real":
+    STEPS += RESTORE_STEPS
+
+
+async def _restore_made(k: Kube, namespace: str) -> bool:
+    return bool((await k.get(vm_restores(namespace)))["items"])
 
 
 async def _true(value: bool = True) -> bool:
@@ -177,12 +197,22 @@ async def test_operator_killed_at_each_step_converges_once_restarted(
     assert claims == [f"{NAME}-{d}" for d in wanted], "a PVC was lost or leaked"
     if step.flow == "restart":
         assert calls(sim, "restart") == 1, "the VM was restarted twice (or never)"
+    elif step.flow == "restore":
+        assert (calls(sim, "stop"), calls(sim, "start")) == (1, 1), "stopped or started twice"
+        restores = (await k.get(vm_restores(namespace)))["items"]
+        assert len(restores) == 1 and restores[0]["status"].get("complete"), restores
+        assert await vmi_uid(k, namespace) != uid_before, "the VM was not restarted"
     elif step.flow in ("hotplug", "detach"):
         assert await vmi_uid(k, namespace) == uid_before, "the VM was restarted"
         for verb in ("addvolume", "removevolume")[: 1 if step.flow == "hotplug" else 2]:
             assert calls(sim, verb) == 1, f"{verb} was called {calls(sim, verb)} times"
     else:
         assert calls(sim, "restart") == 0 and calls(sim, "start") <= 1
+
+
+def _answer(cr: dict[str, Any], field: str) -> str | None:
+    """status.snapshot's or status.restore's result."""
+    return ((cr.get("status") or {}).get(field) or {}).get("result")
 
 
 async def _up(proc: OperatorProcess) -> bool:
@@ -202,6 +232,14 @@ async def _begin(
         sim.config.acpi_shutdown_delay = SLOW_SHUTDOWN
         action = {"action": "restart", "requestedAt": "crash-test"}
         await patch_spec(k, namespace, NAME, {"lifecycleAction": action})
+    elif flow == "restore":
+        snapshot = {"action": "snapshot", "snapshotName": "crash-snap", "requestedAt": "s"}
+        await patch_spec(k, namespace, NAME, {"lifecycleAction": snapshot})
+        await wait_for(k, namespace, NAME, lambda c: _answer(c, "snapshot") == "Succeeded")
+        # A guest slow to power off keeps the restore's stop in flight long enough to kill us.
+        sim.config.acpi_shutdown_delay = SLOW_SHUTDOWN
+        restore = {"action": "restore", "snapshotName": "crash-snap", "requestedAt": "r"}
+        await patch_spec(k, namespace, NAME, {"lifecycleAction": restore})
     elif flow == "hotplug":
         await patch_spec(k, namespace, NAME, {"disks": [*disks, LOGS]})
     else:  # hot-plug a disk, then detach it (its PVC is deleted once unplugged: the default)
@@ -217,6 +255,10 @@ async def _converged(k: Kube, namespace: str, flow: str) -> dict[str, Any]:
             return False
         if flow == "restart":
             return (status.get("lifecycleState") or {}).get("state") == "Done"
+        if flow == "restore":
+            life = status.get("lifecycleState") or {}
+            done = (life.get("lastAction"), life.get("state")) == ("start", "Done")
+            return done and _answer(cr, "restore") == "Succeeded"
         if flow == "hotplug":
             return bool(volume(cr, "logs").get("attached"))
         if flow == "detach":
