@@ -316,9 +316,12 @@ def restoring_words(cr: Wukong, restore: RestoreStatus | None) -> str | None:
     """Why nothing may start the VM while `restore` is in flight (None: none is)."""
     if restore is None:
         return None
+    # A running VM stopped for the restore is started after it: a start asked meanwhile is
+    # refused, but it is the user's word too (restore.Around.asked_since), and it will run.
+    then = "it starts again once that is done" if restore.start_after else "ask again then"
     return (
         f"{cr.metadata.name} is being restored from snapshot {restore.snapshot} "
-        f"({restore.name}): ask again once that is done"
+        f"({restore.name}): {then}"
     )
 
 

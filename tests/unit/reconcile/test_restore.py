@@ -530,10 +530,16 @@ def test_a_start_asked_while_a_restore_runs_is_refused_in_the_wukongs_words() ->
     life = plan.status["lifecycleState"]
     assert (life["state"], life["message"]) == (
         "Refused",
-        "cannot start: web-1 is being restored from snapshot good (r1): ask again once that "
-        "is done",
+        "cannot start: web-1 is being restored from snapshot good (r1): ask again then",
     )
     assert not calls(plan)
+    # A running VM stopped for the restore: it is started after it, and the refusal says so.
+    stopped_for_it = {**status, "restore": {**back, "startAfter": True}}
+    plan = decide(start, stopped_for_it, replace(stopped, restores={"r1": _restore()}))
+    assert plan.status["lifecycleState"]["message"] == (
+        "cannot start: web-1 is being restored from snapshot good (r1): it starts again once "
+        "that is done"
+    )
 
 
 def test_a_stop_refused_while_the_vm_stops_for_the_restore_keeps_it_stopped_after() -> None:
