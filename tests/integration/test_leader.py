@@ -120,7 +120,11 @@ async def test_the_standby_takes_over_within_the_lease_duration_when_the_leader_
     leader, standby = await leader_of(replicas)
     await leader.crash()
     died = time.monotonic()
-    await eventually(lambda: standby.elector.is_leader, timeout=DURATION + POLL + 3)
+    # on_started_leading runs as a task once the elector leads (client-go's contract): wait
+    # for it to have run (the moment measured), as the handover test below does.
+    await eventually(
+        lambda: standby.elector.is_leader and standby.started, timeout=DURATION + POLL + 3
+    )
     takeover = standby.started[0] - died
     print(f"\ntakeover after a crashed leader: {takeover:.2f}s (lease duration {DURATION:g}s)")
     # The lease runs from when the standby saw the last renewal: at most one poll after it.
