@@ -24,7 +24,8 @@ stop taken, or a stop refused because the VM was stopping already). A restore th
 leaves the VM stopped.
 
 Refused at once, with nothing made: the snapshot does not exist, is of another VM, or is not
-ready; a snapshot is being taken, a migration runs, or another restore runs.
+ready; a snapshot is being taken, a migration runs, a request to run the VM is still on its
+way, or another restore runs.
 """
 
 from __future__ import annotations
