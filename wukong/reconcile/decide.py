@@ -171,6 +171,10 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     snapshot = asked is not None and asked.action is LifecycleVerb.SNAPSHOT
     restore = asked is not None and asked.action is LifecycleVerb.RESTORE
     apart = migrate or snapshot or restore
+    # A request of the user's the lifecycle planner has not answered yet goes before the
+    # start a restore of a running VM hands over (the user's newer word).
+    answered = status.lifecycle_state.request_id if status.lifecycle_state else None
+    fresh = asked is not None and not apart and request_id(asked) != answered
     # Before the disks: a restore that ends in this pass decides what a missing claim means.
     back = plan_restore(
         cr,
@@ -183,6 +187,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
             life=status.lifecycle_state,
             asked_since=asked.action.value if asked and not apart else None,
             stopped=status.phase == Phase.Stopped.value,
+            user_first=fresh,
         ),
     )
     old_volumes = {v.name: v for v in status.volumes}
@@ -194,9 +199,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     ready = bool(nets and nets.ready and disks and disks.ready)
     # The lifecycle planner sees none of them, only the stop and the start a restore of a
     # running VM asks for, in the pass that asks (its record carries them on), unless the
-    # spec's own request is one it has not answered yet: the user's newer word goes first.
-    answered = status.lifecycle_state.request_id if status.lifecycle_state else None
-    fresh = asked is not None and not apart and request_id(asked) != answered
+    # spec's own request is one it has not answered yet.
     if apart or (back.lifecycle is not None and not fresh):
         own = {"lifecycle_action": back.lifecycle}
         cr = cr.model_copy(update={"spec": cr.spec.model_copy(update=own)})

@@ -91,6 +91,9 @@ class Around:
     stopped: bool = True
     """The phase is Stopped: the state machine takes the start after the restore only
     from there."""
+    user_first: bool = False
+    """That request is one the lifecycle planner has not answered yet: it goes first, and
+    decides whether the VM runs (the restore hands no start over)."""
 
 
 def restore_name(wukong: str, request_id: str) -> str:
@@ -420,6 +423,8 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
             if around.asked_since == "stop" or taken:
                 verb = around.asked_since or life.last_action or "a request"
                 text += f"; {cr.metadata.name} stays stopped: {verb} was asked meanwhile"
+            elif around.user_first:
+                text += f"; {around.asked_since} was asked meanwhile: that request decides"
             elif not around.stopped:
                 # Complete in the pass that sees the VM's stop end (after an operator
                 # restart, say): the state machine takes the start from Stopped, which this

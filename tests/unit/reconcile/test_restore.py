@@ -603,3 +603,23 @@ def test_a_restore_made_by_a_pass_whose_status_was_lost_is_followed_not_made_aga
     assert after.status["restore"]["result"] == "Succeeded"
     assert after.status["lifecycleState"]["lastAction"] == "start"
     assert after.status["lifecycleState"]["state"] == "Accepted"
+
+
+def test_a_request_asked_in_the_pass_a_restore_completes_decides_and_is_said_to() -> None:
+    """The user's request, not yet answered, goes before the start the restore would hand
+    over; the restore's answer says so rather than 'starting web-1 again'."""
+    asked, running, stopped = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    second = decide(asked, first.status, running)
+    made = decide(asked, second.status, stopped)
+    name = made.status["restore"]["name"]
+    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
+    done = replace(
+        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
+    )
+    restart = wukong(lifecycleAction={"action": "restart", "requestedAt": "later"})
+    plan = decide(restart, status, done)
+    assert plan.status["restore"]["message"].endswith(
+        "; restart was asked meanwhile: that request decides"
+    )
+    assert plan.status["lifecycleState"]["lastAction"] != "start"
