@@ -325,6 +325,15 @@ def _running_asked_to_restore() -> tuple[Wukong, Observed, Observed]:
     return asked, running, stopped
 
 
+def _completed(made: dict[str, Any], stopped: Observed) -> tuple[dict[str, Any], Observed]:
+    """The status the pass that made the restore wrote (with the restore's uid, seen since),
+    and the stopped world once KubeVirt has completed that restore."""
+    name = made["restore"]["name"]
+    complete = {**_restore(complete=True), "metadata": {"name": name}}
+    status = {**made, "restore": {**made["restore"], "uid": "r1-uid"}}
+    return status, replace(stopped, restores={name: complete})
+
+
 def calls(plan: Any) -> list[str]:
     return [a.verb for a in plan.actions if isinstance(a, VmCall)]
 
@@ -358,10 +367,7 @@ def test_a_running_vm_is_stopped_for_the_restore_and_started_again_after_it() ->
     assert made.status["restore"]["phase"] == "Restoring"
     assert [a.kind for a in made.actions if isinstance(a, CreateChild)] == ["VirtualMachineRestore"]
     assert calls(made) == []
-    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
-    done = replace(
-        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
-    )
+    status, done = _completed(made.status, stopped)
     restored = decide(asked, status, done)
     back, life = restored.status["restore"], restored.status["lifecycleState"]
     assert back["result"] == "Succeeded"
@@ -402,12 +408,8 @@ def test_a_forced_stop_meanwhile_hastens_the_restore_and_leaves_the_vm_stopped()
     taken = decide(forced, second.status, running)
     assert taken.status["lifecycleState"]["force"] is True
     made = decide(forced, taken.status, stopped)  # the spec asks the forced stop now
-    name = made.status["restore"]["name"]
     assert [a.kind for a in made.actions if isinstance(a, CreateChild)] == ["VirtualMachineRestore"]
-    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
-    done = replace(
-        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
-    )
+    status, done = _completed(made.status, stopped)
     restored = decide(forced, status, done)
     assert restored.status["restore"]["message"].endswith(
         "; web-1 stays stopped: stop was asked meanwhile"
@@ -470,11 +472,7 @@ def test_a_restore_refused_while_one_stops_the_vm_leaves_it_to_start_after() -> 
     assert back["phase"] == "StoppingVM"
     made = decide(again, refused.status, stopped)
     assert made.status["restore"]["phase"] == "Restoring"
-    name = made.status["restore"]["name"]
-    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
-    done = replace(
-        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
-    )
+    status, done = _completed(made.status, stopped)
     restored = decide(again, status, done)
     assert restored.status["restore"]["message"].endswith("; starting web-1 again")
     assert restored.status["lifecycleState"]["lastAction"] == "start"
@@ -491,11 +489,7 @@ def test_a_request_refused_while_the_vm_stops_for_the_restore_leaves_it_to_start
     assert refused.status["lifecycleState"]["state"] == "Refused"
     made = decide(resume, refused.status, stopped)
     assert made.status["restore"]["phase"] == "Restoring"
-    name = made.status["restore"]["name"]
-    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
-    done = replace(
-        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
-    )
+    status, done = _completed(made.status, stopped)
     restored = decide(resume, status, done)
     assert restored.status["restore"]["message"].endswith("; starting web-1 again")
     assert restored.status["lifecycleState"]["lastAction"] == "start"
@@ -552,11 +546,7 @@ def test_a_stop_refused_while_the_vm_stops_for_the_restore_keeps_it_stopped_afte
     refused = decide(stop, second.status, running)
     assert refused.status["lifecycleState"]["state"] == "Refused"
     made = decide(stop, refused.status, stopped)
-    name = made.status["restore"]["name"]
-    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
-    done = replace(
-        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
-    )
+    status, done = _completed(made.status, stopped)
     restored = decide(stop, status, done)
     assert restored.status["restore"]["message"].endswith(
         "; web-1 stays stopped: stop was asked meanwhile"
@@ -612,11 +602,7 @@ def test_a_request_asked_in_the_pass_a_restore_completes_decides_and_is_said_to(
     first = decide(asked, {"phase": "Running"}, running)
     second = decide(asked, first.status, running)
     made = decide(asked, second.status, stopped)
-    name = made.status["restore"]["name"]
-    status = {**made.status, "restore": {**made.status["restore"], "uid": "r1-uid"}}
-    done = replace(
-        stopped, restores={name: {**_restore(complete=True), "metadata": {"name": name}}}
-    )
+    status, done = _completed(made.status, stopped)
     restart = wukong(lifecycleAction={"action": "restart", "requestedAt": "later"})
     plan = decide(restart, status, done)
     assert plan.status["restore"]["message"].endswith(
