@@ -198,9 +198,9 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     )
     ready = bool(nets and nets.ready and disks and disks.ready)
     # The lifecycle planner sees none of them, only the stop and the start a restore of a
-    # running VM asks for, in the pass that asks (its record carries them on), unless the
-    # spec's own request is one it has not answered yet.
-    if apart or (back.lifecycle is not None and not fresh):
+    # running VM asks for, in the pass that asks (its record carries them on); the restore
+    # asks no start while the spec's own request is unanswered (`Around.user_first`).
+    if apart or back.lifecycle is not None:
         own = {"lifecycle_action": back.lifecycle}
         cr = cr.model_copy(update={"spec": cr.spec.model_copy(update=own)})
     # From its acceptance to its end a restore keeps the VM down: a guest started meanwhile
