@@ -7,11 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: CI and the nox session have none
-import matplotlib.pyplot as plt
-
 TARGETS = {  # issue 14
     "ratio_to_floor": 1.4,
     "apiserver_cpu_ratio_to_floor": 1.4,
@@ -35,21 +30,54 @@ def _status_writes(run: dict[str, Any]) -> float | None:
     return None
 
 
+def _floors(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return [run[k] for k in ("floor", "floor_after") if run.get(k)]
+
+
+def _apiserver_ms(side: dict[str, Any]) -> float | None:
+    value = side.get("cpu_ms_per_wukong_by_process", {}).get("kube-apiserver")
+    return float(value) if value else None
+
+
+def ratios(run: dict[str, Any]) -> dict[str, float]:
+    """The operator's creation time and API-server CPU over the floors' mean (the floor
+    before it and, when the run has one, the floor after it); `_before` keys keep the ratio
+    to the floor before alone, the only floor runs before session 36 had."""
+    operator, floors = run["operator"], _floors(run)
+    out = {"ratio_to_floor": round(operator["seconds"] / _mean(f["seconds"] for f in floors), 2)}
+    out["ratio_to_floor_before"] = round(operator["seconds"] / floors[0]["seconds"], 2)
+    ours, theirs = _apiserver_ms(operator), [_apiserver_ms(f) for f in floors]
+    if ours and all(theirs):
+        out["apiserver_cpu_ratio_to_floor"] = round(ours / _mean(t or 0.0 for t in theirs), 2)
+        out["apiserver_cpu_ratio_to_floor_before"] = round(ours / (theirs[0] or 1.0), 2)
+    return out
+
+
+def _mean(values: Any) -> float:
+    got = list(values)
+    return float(sum(got) / len(got))
+
+
 def verdicts(results: dict[str, Any]) -> dict[str, Any]:
     """Each target of issue 14 with the measured value and whether it is met."""
     out: dict[str, Any] = {}
     create = results.get("create", {})
     for size, run in sorted(create.items(), key=lambda kv: int(kv[0])):
-        operator, floor = run["operator"], run.get("floor") or {}
-        if run.get("ratio_to_floor") is not None:
+        operator = run["operator"]
+        # Recomputed, so results written before the floor after existed read the same way.
+        got = ratios(run) if run.get("floor") else {}
+        if "ratio_to_floor" in got:
             out[f"ratio_to_floor_{size}"] = _verdict(
-                run["ratio_to_floor"], TARGETS["ratio_to_floor"], seconds=operator["seconds"]
+                got["ratio_to_floor"],
+                TARGETS["ratio_to_floor"],
+                seconds=operator["seconds"],
+                floor_before_alone=got["ratio_to_floor_before"],
             )
-        ours = operator.get("cpu_ms_per_wukong_by_process", {}).get("kube-apiserver")
-        theirs = floor.get("cpu_ms_per_wukong_by_process", {}).get("kube-apiserver")
-        if ours and theirs:
+        if "apiserver_cpu_ratio_to_floor" in got:
             out[f"apiserver_cpu_ratio_to_floor_{size}"] = _verdict(
-                round(ours / theirs, 2), TARGETS["apiserver_cpu_ratio_to_floor"]
+                got["apiserver_cpu_ratio_to_floor"],
+                TARGETS["apiserver_cpu_ratio_to_floor"],
+                floor_before_alone=got["apiserver_cpu_ratio_to_floor_before"],
             )
         out[f"status_writes_per_create_{size}"] = _verdict(
             _status_writes(operator), TARGETS["status_writes_per_create"]
@@ -83,6 +111,12 @@ def write_json(results: dict[str, Any], target: Path) -> None:
 
 def plot(results: dict[str, Any], series: dict[str, Any], target: Path) -> None:
     """Four panels: Running over time, latency CDFs, operator RSS/CPU, requests per Wukong."""
+    # Imported here: the verdicts above are read by unit tests, whose venv has no matplotlib.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: CI and the nox session have none
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     _running(axes[0][0], results)
     _latency(axes[0][1], series.get("latency", {}))
@@ -96,7 +130,7 @@ def plot(results: dict[str, Any], series: dict[str, Any], target: Path) -> None:
 
 def _running(ax: Any, results: dict[str, Any]) -> None:
     for size, run in sorted(results.get("create", {}).items(), key=lambda kv: int(kv[0])):
-        for who, style in (("operator", "-"), ("floor", "--")):
+        for who, style in (("operator", "-"), ("floor", "--"), ("floor_after", ":")):
             if who in run:
                 xs, ys = zip(*run[who]["curve"], strict=True) if run[who]["curve"] else ((), ())
                 ax.plot(xs, ys, style, label=f"{who} N={size} ({run[who]['seconds']:.1f} s)")
