@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
@@ -60,6 +61,23 @@ class Cluster:
         except AlreadyExists:
             pass
         return name
+
+    async def empty(self, namespace: str, *, within: float) -> float:
+        """Delete the VMs, then the claims and NADs, of a namespace, and wait until nothing
+        of them is left (the VMIs and launcher pods go with the VMs); the seconds it took.
+        Faster than deleting the namespace, whose controller backs off while claims wait
+        for their protection finalizer (over a minute for 20 VMs)."""
+        began = time.monotonic()
+        pods = ("", "v1", "pods")
+        for kinds in ((VM,), (PVC, NAD)):
+            for kind in kinds:
+                await self.kube.request("DELETE", path(kind, namespace))
+            watched = (*kinds, VMI, pods) if kinds == (VM,) else kinds
+            while any([(await self.kube.get(path(k, namespace)))["items"] for k in watched]):
+                if time.monotonic() - began > within:
+                    raise TimeoutError(f"namespace {namespace} not empty after {within:.0f} s")
+                await asyncio.sleep(1.0)
+        return time.monotonic() - began
 
     def cpu_seconds(self, **more: int) -> dict[str, float]:
         """CPU seconds (user + system) so far of etcd, kube-apiserver, the controller manager,
