@@ -58,7 +58,8 @@ CLUSTER_VERBS = (
     | grants(GROUP, "wukongs/status", ("patch",))
     | grants(GROUP, "wukongs/finalizers", ("update",))
     | grants("kubevirt.io", "virtualmachines", MANAGE)
-    | grants("kubevirt.io", "virtualmachineinstances", READ)
+    # delete: only an ended VMI under runStrategy Manual, for a restore (reconcile/restore.py).
+    | grants("kubevirt.io", "virtualmachineinstances", (*READ, "delete"))
     | grants("kubevirt.io", "virtualmachineinstancemigrations", (*READ, "create", "delete"))
     | grants("snapshot.kubevirt.io", "virtualmachinesnapshots", (*READ, "create"))
     | grants("snapshot.kubevirt.io", "virtualmachinerestores", (*READ, "create", "delete"))
@@ -528,7 +529,8 @@ async def test_the_service_account_is_granted_each_verb_in_the_table_and_nothing
         (GROUP, "wukongs", "delete"),
         (GROUP, "wukongs", "update"),
         ("kubevirt.io", "virtualmachines", "update"),
-        ("kubevirt.io", "virtualmachineinstances", "delete"),
+        ("kubevirt.io", "virtualmachineinstances", "create"),
+        ("kubevirt.io", "virtualmachineinstances", "patch"),
         ("subresources.kubevirt.io", "virtualmachineinstances/console", "get"),
         ("storage.k8s.io", "storageclasses", "create"),
         ("rbac.authorization.k8s.io", "clusterroles", "create"),

@@ -378,6 +378,40 @@ async def _a_manual_vm_restored_running_is_started_by_a_call_and_stays_manual(
     assert not await wukong_events(k, namespace, "RunStrategyReverted")
 
 
+async def _a_manual_vm_whose_guest_shut_down_is_restored_and_stays_stopped(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    """Under runStrategy Manual KubeVirt keeps the VMI of a guest that shut down by itself
+    until the next start, and virt-api will not stop it ("VM is not running"): the operator
+    deletes that VMI (this RBAC's only VMI delete), KubeVirt restores, and the VM stays
+    stopped as its guest left it."""
+    body = wukong("rs-6", disks=DISKS, runStrategy="Manual")
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "rs-6", "Running", within=60)
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-6", "-n", namespace, "--snapshot-name", "m6", "--wait")
+    assert taken.exit_code == 0, taken.output
+    sim.guest(namespace, "rs-6-vm").shutdown()
+    await wait_phase(k, namespace, "rs-6", "Stopped", within=60)
+    ended = await get(k, "vmi", namespace, "rs-6-vm")
+    assert ended is not None and ended["status"]["phase"] == "Succeeded"  # kept by KubeVirt
+
+    done = await cli(kube, "restore", "rs-6", "-n", namespace, "--snapshot-name", "m6", "--wait")
+
+    assert done.exit_code == 0, done.output
+    assert "deleting the VMI rs-6-vm left when its guest shut down" in done.output
+    assert await get(k, "vmi", namespace, "rs-6-vm") is None
+    cr = await get(k, "wukong", namespace, "rs-6")
+    assert cr is not None and cr["status"]["phase"] == "Stopped"
+    assert cr["status"]["restore"]["result"] == "Succeeded"
+    vm = await get(k, "vm", namespace, "rs-6-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == "Manual"
+
+
 async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first(
     k: Kube,
     namespace: str,
@@ -569,6 +603,9 @@ if kubevirt_mode() == "real":
     )
     test_a_manual_vm_restored_running_is_started_by_a_call_and_stays_manual = (
         _a_manual_vm_restored_running_is_started_by_a_call_and_stays_manual
+    )
+    test_a_manual_vm_whose_guest_shut_down_is_restored_and_stays_stopped = (
+        _a_manual_vm_whose_guest_shut_down_is_restored_and_stays_stopped
     )
     test_a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again = (
         _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_again

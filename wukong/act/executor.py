@@ -221,6 +221,8 @@ class Executor:
             )
         elif action.kind == "PersistentVolumeClaim":
             await self.storage.delete_pvc(namespace, name, uid=uid)
+        elif action.kind == "VirtualMachineInstance":
+            await self.kubevirt.delete_vmi(namespace, name, uid=uid)
         elif action.kind == "VirtualMachineInstanceMigration":
             await self.kubevirt.delete_migration(namespace, name, uid=uid)
         elif action.kind == "VirtualMachineRestore":

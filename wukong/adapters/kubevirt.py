@@ -17,6 +17,12 @@ def vm_path(namespace: str, name: str | None = None) -> str:
     return api_path(group, version, "virtualmachines", namespace, name)
 
 
+def vmi_path(namespace: str, name: str | None = None) -> str:
+    """REST path of a VirtualMachineInstance (or the collection)."""
+    group, version = names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION
+    return api_path(group, version, "virtualmachineinstances", namespace, name)
+
+
 def migration_path(namespace: str, name: str | None = None) -> str:
     """REST path of a VirtualMachineInstanceMigration (or the collection)."""
     group, version = names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION
@@ -59,6 +65,11 @@ class KubeVirt:
     async def delete_vm(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete a VirtualMachine; with `uid`, only that incarnation (precondition)."""
         await self.kube.delete(vm_path(namespace, name), uid=uid, propagation="Background")
+
+    async def delete_vmi(self, namespace: str, name: str, *, uid: str | None = None) -> None:
+        """Delete a VMI whose guest has ended, that incarnation only (`uid`): under runStrategy
+        Manual KubeVirt keeps it until the next start, and a restore wants it gone."""
+        await self.kube.delete(vmi_path(namespace, name), uid=uid)
 
     async def create_migration(self, namespace: str, migration: JsonObj) -> JsonObj:
         """Create a VirtualMachineInstanceMigration (virt-controller then migrates the VMI;

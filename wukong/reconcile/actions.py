@@ -17,6 +17,7 @@ ChildKind = Literal[
     "DataVolume",
     "PersistentVolumeClaim",
     "NetworkAttachmentDefinition",
+    "VirtualMachineInstance",
     "VirtualMachineInstanceMigration",
     "VirtualMachineSnapshot",
     "VirtualMachineRestore",

@@ -23,6 +23,9 @@ refuses it. The VM is started after it unless the user's word since says stop (a
 stop taken, or a stop refused because the VM was stopping already). A restore that fails
 leaves the VM stopped.
 
+A VM whose guest shut down by itself under runStrategy Manual keeps its ended VMI (KubeVirt
+removes it only at the next start): the operator deletes that VMI, which no guest runs in.
+
 Refused at once, with nothing made: the snapshot does not exist, is of another VM, or is not
 ready; a snapshot is being taken, a migration runs, a request to run the VM is still on its
 way, or another restore runs.
@@ -40,7 +43,7 @@ from wukong.api.spec import Action as Verb
 from wukong.api.status import LifecycleState, RestoreStatus
 from wukong.api.v1alpha1 import LifecycleAction, Wukong
 from wukong.fsm.requests import Answer
-from wukong.reconcile.actions import Action, CreateChild, Emit
+from wukong.reconcile.actions import Action, CreateChild, DeleteChild, Emit
 from wukong.reconcile.children import labels, owned_by, owner_reference
 from wukong.reconcile.lifecycle import IN_FLIGHT, RUNNING_ACTIONS
 from wukong.reconcile.lifecycle import request_id as fingerprint
@@ -120,16 +123,6 @@ def refusal(
         return (
             f"a {life.last_action} of {name} is under way ({life.message}): ask again once "
             "it is done"
-        )
-    if (
-        seen.vmi is not None
-        and seen.run_strategy == "Manual"
-        and seen.vmi_ended
-        and not being_deleted(seen.vmi)
-    ):
-        return (
-            f"restore needs {name}'s VMI gone, and under runStrategy Manual KubeVirt keeps a "
-            "finished one until the next start: not supported yet"
         )
     if live_guest(seen) and (busy_moving := running_migrations(seen)):
         return (
@@ -258,11 +251,16 @@ def plan_restore(
             stop = stop_for(request_id, force=paused)
             return RestorePlan((), stopping, lifecycle=stop, because=because)
         if seen.vmi is not None:  # stopped or stopping, its VMI still going
-            update = {
-                "phase": WAITING,
-                "message": f"{name}: waiting for the stopped VM's VMI to go",
-            }
-            return RestorePlan((), mine.model_copy(update=update))
+            delete = _kept_finished(cr, seen)
+            message = f"{name}: waiting for the stopped VM's VMI to go"
+            if delete:
+                message = (
+                    f"{name}: deleting the VMI {names.vm_name(cr.metadata.name)} left when its "
+                    "guest shut down (KubeVirt keeps it under runStrategy Manual until the "
+                    "next start)"
+                )
+            update = {"phase": WAITING, "message": message}
+            return RestorePlan(delete, mine.model_copy(update=update))
         return _start(cr, mine, seen, around)
     if running is None:
         return RestorePlan((), old)
@@ -270,9 +268,25 @@ def plan_restore(
         return _stopping(cr, running, seen, around)
     if running.phase == WAITING:
         if seen.vmi is not None:  # its deletion wakes the pass
-            return RestorePlan((), running)
+            return RestorePlan(_kept_finished(cr, seen), running)
         return _start(cr, running, seen, around)
     return _follow(cr, running, seen, around)
+
+
+def _kept_finished(cr: Wukong, seen: Observed) -> tuple[Action, ...]:
+    """The deletion of a VMI whose guest ended under runStrategy Manual: KubeVirt keeps it
+    until the next start (vm.go), and its stop subresource refuses it (409 "VM is not
+    running"), so nothing else would take it away and the restore (which wants no VMI) would
+    wait forever. No guest runs in it; the deletion is pinned to its uid, so a VMI started
+    meanwhile is never touched. Under every other runStrategy virt-controller deletes an
+    ended VMI itself (and restarts it, or not)."""
+    vmi = seen.vmi
+    if vmi is None or seen.run_strategy != "Manual" or not seen.vmi_ended:
+        return ()
+    if being_deleted(vmi):
+        return ()
+    name = names.vm_name(cr.metadata.name)
+    return (DeleteChild("VirtualMachineInstance", name, vmi["metadata"].get("uid")),)
 
 
 def _refused(request_id: str, snapshot: str, why: str, now: datetime) -> RestorePlan:

@@ -16,7 +16,7 @@ from tests.unit.reconcile.world import bound_pvc, decide, ready_children, restor
 from wukong.api import names
 from wukong.api.status import LifecycleState, RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.actions import CreateChild, Emit, PatchChild, VmCall
+from wukong.reconcile.actions import CreateChild, DeleteChild, Emit, PatchChild, VmCall
 from wukong.reconcile.disks import plan_disks, restored_for
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.restore import Around, plan_restore
@@ -184,6 +184,44 @@ def test_a_stopped_vm_whose_vmi_is_still_going_is_restored_once_it_is_gone() -> 
     assert started.holding and started.status is not None
     assert started.status.phase == "Restoring"
     assert [type(a).__name__ for a in started.actions] == ["CreateChild", "Emit"]
+
+
+def _ended(strategy: str, **meta: Any) -> Observed:
+    vm = {**VM, "spec": {"runStrategy": strategy}}
+    vmi = {
+        "metadata": {"name": "web-vm", "namespace": "ns", "uid": "vmi-1", **meta},
+        "status": {"phase": "Succeeded"},
+    }
+    return Observed(now=NOW, vm=vm, vmi=vmi, snapshots={"good": snapshot()})
+
+
+def test_a_vmi_kept_after_its_guest_shut_down_under_manual_is_deleted_for_the_restore() -> None:
+    """Under Manual KubeVirt keeps an ended VMI until the next start, and virt-api refuses
+    to stop it (409 "VM is not running"): the restore deletes that VMI, that uid only, on
+    each pass until it is going, and is made once it is gone."""
+    seen = _ended("Manual")
+    plan = plan_restore(cr(), seen, None, "r-1", "good")
+    assert plan.status is not None and plan.status.phase == "WaitingForVMI"
+    assert plan.actions == (DeleteChild("VirtualMachineInstance", "web-vm", "vmi-1"),)
+    assert plan.status.message == (
+        "web-restore-r-1: deleting the VMI web-vm left when its guest shut down (KubeVirt "
+        "keeps it under runStrategy Manual until the next start)"
+    )
+    assert plan.status.start_after is None  # it was not running: it stays stopped
+    again = plan_restore(cr(), seen, plan.status, "r-1", "good")  # the deletion not seen yet
+    assert again.actions == plan.actions and again.status == plan.status
+    going = plan_restore(cr(), _ended("Manual", deletionTimestamp="t"), plan.status, "r-1", "good")
+    assert not going.actions and going.status == plan.status
+    gone = Observed(now=NOW, vm=seen.vm, snapshots={"good": snapshot()})
+    made = plan_restore(cr(), gone, plan.status, "r-1", "good")
+    assert made.holding and made.status is not None and made.status.phase == "Restoring"
+
+
+@pytest.mark.parametrize("strategy", ["Always", "RerunOnFailure", "Halted"])
+def test_an_ended_vmi_kubevirt_removes_itself_is_waited_for_not_deleted(strategy: str) -> None:
+    plan = plan_restore(cr(), _ended(strategy), None, "r-1", "good")
+    assert plan.status is not None and plan.status.phase == "WaitingForVMI"
+    assert not plan.actions
 
 
 def test_a_restore_that_outlives_the_stall_bound_says_stalled_and_what_kubevirt_said() -> None:
