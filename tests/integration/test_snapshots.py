@@ -525,6 +525,9 @@ async def _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_aga
 
     cr = await wait_for(k, namespace, "rs-3", refused_blank, within=30, what="RestoreIncomplete")
     assert cr["status"]["restore"]["result"] == "Failed"
+    lost = cr["status"]["restore"]["lostClaims"]  # only these are held as the restore's doing
+    assert "rs-3-data" in lost
+    assert [c for c in lost if await get(k, "pvc", namespace, c) is not None] == []
     bound = next(x for x in cr["status"]["conditions"] if x["type"] == "VolumesBound")
     assert "the data is in snapshot s3: restore it again (wukong restore rs-3" in bound["message"]
     assert await get(k, "pvc", namespace, "rs-3-data") is None

@@ -216,6 +216,10 @@ class RestoreStatus(ApartAnswer):
     start_after: bool | None = None
     """The VM ran when the restore was asked: the operator stopped it for the restore and
     starts it again once the disks are restored."""
+    lost_claims: Annotated[list[str], _bounded(64)] | None = None
+    """Set when it ended without completing: the claims of the spec's disks missing then
+    (KubeVirt deletes a claim before making it again from the snapshot). Only those are
+    held as `RestoreIncomplete`; a claim deleted by hand afterwards is another story."""
 
 
 class WukongStatus(WireModel):

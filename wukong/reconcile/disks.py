@@ -579,8 +579,11 @@ def _lost_in_restore(
     KubeVirt's in-place restore deletes each claim before making it again from the snapshot.
     Made now, a blank disk would be empty (an imported one imported again) where the guest's
     data was; the data is in the snapshot. A disk the Wukong did not have before (`old`) is
-    made as usual."""
+    made as usual, and so is a claim that was still there when the restore ended
+    (`lost_claims`: it was deleted since, by someone else; `_lost_words` says so)."""
     if old is None or restore is None or restore.result != "Failed":
+        return None
+    if restore.lost_claims is not None and claim not in restore.lost_claims:
         return None
     return (
         f"claim {claim} is gone after restore {restore.name}, which did not complete (KubeVirt "

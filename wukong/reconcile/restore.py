@@ -339,6 +339,7 @@ def _stopping(cr: Wukong, running: RestoreStatus, seen: Observed, around: Around
                 "message": text,
                 "ended_at": seen.now,
                 "start_after": None,
+                "lost_claims": [],  # never made: it deleted nothing
             }
         )
         return RestorePlan((Emit("Warning", "RestoreFailed", text),), ended)
@@ -363,6 +364,13 @@ def _on_our_stop(life: LifecycleState, restore: RestoreStatus) -> bool:
         and restore.started_at is not None
         and life.last_action_time >= restore.started_at
     )
+
+
+def _missing_claims(cr: Wukong, seen: Observed) -> list[str]:
+    """The claims of the spec's disks not there now (a restore ending without completing
+    had deleted them to make them again)."""
+    claims = (names.disk_claim_name(cr.metadata.name, d.name) for d in cr.spec.disks)
+    return sorted(c for c in claims if c not in seen.claims or being_deleted(seen.claims[c]))
 
 
 def _not_in_spec(cr: Wukong, seen: Observed) -> str:
@@ -416,7 +424,13 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
         if old.uid is None:  # not in the cache yet (just created)
             return RestorePlan((), old, holding=True)
         text = f"restore {old.name} was deleted before it completed{stays}"
-        ended = {"result": "Failed", "phase": "Failed", "message": text, "ended_at": seen.now}
+        ended = {
+            "result": "Failed",
+            "phase": "Failed",
+            "message": text,
+            "ended_at": seen.now,
+            "lost_claims": _missing_claims(cr, seen),
+        }
         return RestorePlan((Emit("Warning", "RestoreFailed", text),), old.model_copy(update=ended))
     status = restore.get("status") or {}
     update: dict[str, object] = {"uid": restore["metadata"].get("uid") or old.uid}
@@ -464,7 +478,13 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
         if failure.get("message"):
             text = f"restore {old.name} failed: {failure['message']}"
         text += stays
-        update |= {"phase": "Failed", "result": "Failed", "message": text, "ended_at": seen.now}
+        update |= {
+            "phase": "Failed",
+            "result": "Failed",
+            "message": text,
+            "ended_at": seen.now,
+            "lost_claims": _missing_claims(cr, seen),
+        }
         return RestorePlan((Emit("Warning", "RestoreFailed", text),), old.model_copy(update=update))
     progressing = condition_of(restore, "Progressing") or {}
     said = progressing.get("message") or progressing.get("reason")

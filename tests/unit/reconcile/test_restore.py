@@ -327,6 +327,30 @@ def test_the_pass_that_sees_the_restore_end_makes_no_blank_claim_either() -> Non
     assert not [a for a in plan.actions if isinstance(a, CreateChild)]
     bound = next(c for c in plan.status["conditions"] if c["type"] == "VolumesBound")
     assert bound["reason"] == "RestoreIncomplete"
+    # What was missing when it ended is recorded: only that is the restore's doing.
+    assert plan.status["restore"]["lostClaims"] == ["web-1-data"]
+
+
+def test_a_claim_deleted_by_hand_after_a_failed_restore_is_not_blamed_on_it() -> None:
+    """The claims missing when the restore ended are its doing (`lostClaims`); one still
+    there then and deleted since was deleted by someone else: made again, empty, with the
+    Warning any claim deleted outside Wukong gets, not held as RestoreIncomplete."""
+    world = ready_children(claims={"web-1-system": bound_pvc("web-1-system", "20Gi")})
+    before = VolumeStatus(name="data", pvc_name="web-1-data", bound=True)
+    failed = _after_failed_restore()
+    restore = failed.status.restore
+    assert restore is not None
+    for lost, held in (([], False), (["web-1-system"], False), (["web-1-data"], True)):
+        ended = restore.model_copy(update={"lost_claims": lost})
+        plan = plan_disks(failed, world, {"data": before}, restore=ended)
+        bound = next(c for c in plan.conditions if c.type == "VolumesBound")
+        made = [a.kind for a in plan.actions if isinstance(a, CreateChild)]
+        if held:
+            assert (made, bound.reason) == ([], "RestoreIncomplete")
+        else:
+            assert made == ["PersistentVolumeClaim"] and bound.reason != "RestoreIncomplete"
+            warned = [a.reason for a in plan.actions if isinstance(a, Emit)]
+            assert "DiskClaimLost" in warned
 
 
 def test_a_claim_restored_for_a_disk_the_spec_no_longer_has_is_named_in_the_answer() -> None:
@@ -434,6 +458,7 @@ def test_a_start_taken_before_the_vm_has_stopped_cancels_the_restore() -> None:
     assert back["message"] == (
         f"restore {back['name']} was not made: start was asked before web-1 had stopped for it"
     )
+    assert back["lostClaims"] == []  # never made: whatever claim goes later is not its doing
     assert not [a for a in cancelled.actions if isinstance(a, CreateChild)]
     assert [a.reason for a in cancelled.actions if isinstance(a, Emit)].count("RestoreFailed") == 1
 
