@@ -267,10 +267,28 @@ def plan_restore(
     if running.phase == STOPPING:
         return _stopping(cr, running, seen, around)
     if running.phase == WAITING:
+        if live_guest(seen):
+            return _runs_again(cr, running)
         if seen.vmi is not None:  # its deletion wakes the pass
             return RestorePlan(_kept_finished(cr, seen), running)
         return _start(cr, running, seen, around)
     return _follow(cr, running, seen, around)
+
+
+def _runs_again(cr: Wukong, waiting: RestoreStatus) -> RestorePlan:
+    """A guest runs again while the restore waited for the stopped VM's VMI to go: started
+    outside Wukong (virtctl), or restarted by KubeVirt under runStrategy Always in the moment
+    the restore was asked. The restore waits on; said once, with the way on (a stop is
+    taken while a restore waits, a start is not)."""
+    name = cr.metadata.name
+    text = (
+        f"{waiting.name}: {name} runs again (started outside Wukong, or restarted by "
+        f"KubeVirt): the restore waits until it is stopped (wukong stop {name})"
+    )
+    if text == waiting.message:
+        return RestorePlan((), waiting)
+    said = waiting.model_copy(update={"message": text})
+    return RestorePlan((Emit("Warning", "RestoreWaiting", text),), said)
 
 
 def _kept_finished(cr: Wukong, seen: Observed) -> tuple[Action, ...]:

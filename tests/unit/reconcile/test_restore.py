@@ -186,6 +186,29 @@ def test_a_stopped_vm_whose_vmi_is_still_going_is_restored_once_it_is_gone() -> 
     assert [type(a).__name__ for a in started.actions] == ["CreateChild", "Emit"]
 
 
+def test_a_guest_that_runs_again_while_the_restore_waits_is_said_once_with_the_way_on() -> None:
+    """Started outside Wukong, or restarted by KubeVirt under Always in the moment the
+    restore was asked: the restore is not made under it, and the user is told to stop it."""
+    ended = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "Failed"}}
+    seen = Observed(now=NOW, vm=VM, vmi=ended, snapshots={"good": snapshot()})
+    waiting = plan_restore(cr(), seen, None, "r-1", "good").status
+    assert waiting is not None and waiting.phase == "WaitingForVMI"
+    again = Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": snapshot()})
+    said = plan_restore(cr(), again, waiting, "r-1", "good")
+    text = (
+        "web-restore-r-1: web runs again (started outside Wukong, or restarted by KubeVirt): "
+        "the restore waits until it is stopped (wukong stop web)"
+    )
+    assert said.actions == (Emit("Warning", "RestoreWaiting", text),)
+    assert said.status is not None and said.status.message == text
+    assert not said.holding and said.status.phase == "WaitingForVMI"
+    once = plan_restore(cr(), again, said.status, "r-1", "good")
+    assert not once.actions and once.status == said.status
+    gone = Observed(now=NOW, vm=VM, snapshots={"good": snapshot()})
+    made = plan_restore(cr(), gone, said.status, "r-1", "good")
+    assert made.holding and made.status is not None and made.status.phase == "Restoring"
+
+
 def _ended(strategy: str, **meta: Any) -> Observed:
     vm = {**VM, "spec": {"runStrategy": strategy}}
     vmi = {
