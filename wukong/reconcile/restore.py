@@ -235,21 +235,7 @@ def plan_restore(
                 return RestorePlan((event, *followed.actions), followed.status, followed.holding)
             return _refused(request_id, snapshot, why, seen.now)
         if live_guest(seen) and around.runs:
-            paused = seen.vmi_pause() is not None
-            how = " (its guest is paused and cannot shut down: powered off at once)"
-            because = (
-                f"restore {name} of snapshot {snapshot} needs the VM stopped"
-                f"{how if paused else ''}; it starts again once the disks are restored"
-            )
-            update = {
-                "phase": STOPPING,
-                "start_after": True,
-                "message": f"{name}: stopping the VM first (it starts again once the disks "
-                "are restored)",
-            }
-            stopping = mine.model_copy(update=update)
-            stop = stop_for(request_id, force=paused)
-            return RestorePlan((), stopping, lifecycle=stop, because=because)
+            return _stop_first(mine, seen)
         if seen.vmi is not None:  # stopped or stopping, its VMI still going
             delete = _kept_finished(cr, seen)
             message = f"{name}: waiting for the stopped VM's VMI to go"
@@ -268,22 +254,46 @@ def plan_restore(
         return _stopping(cr, running, seen, around)
     if running.phase == WAITING:
         if live_guest(seen):
-            return _runs_again(cr, running)
+            if around.user_first:  # the user's unanswered request goes first
+                return RestorePlan((), running)
+            return _stop_first(running, seen) if around.runs else _runs_again(cr, running)
         if seen.vmi is not None:  # its deletion wakes the pass
             return RestorePlan(_kept_finished(cr, seen), running)
         return _start(cr, running, seen, around)
     return _follow(cr, running, seen, around)
 
 
+def _stop_first(accepted: RestoreStatus, seen: Observed) -> RestorePlan:
+    """A restore of a VM meant to run, its guest live: stopped for it through the lifecycle
+    (`stop_for`, handed over in this pass only), started again after it. Also for a guest
+    that runs again while the restore waited for an ended VMI to go: KubeVirt restarting
+    it under runStrategy Always in the moment the restore was asked."""
+    assert accepted.request_id is not None
+    paused = seen.vmi_pause() is not None
+    how = " (its guest is paused and cannot shut down: powered off at once)"
+    because = (
+        f"restore {accepted.name} of snapshot {accepted.snapshot} needs the VM stopped"
+        f"{how if paused else ''}; it starts again once the disks are restored"
+    )
+    update = {
+        "phase": STOPPING,
+        "start_after": True,
+        "message": f"{accepted.name}: stopping the VM first (it starts again once the disks "
+        "are restored)",
+    }
+    stop = stop_for(accepted.request_id, force=paused)
+    return RestorePlan((), accepted.model_copy(update=update), lifecycle=stop, because=because)
+
+
 def _runs_again(cr: Wukong, waiting: RestoreStatus) -> RestorePlan:
-    """A guest runs again while the restore waited for the stopped VM's VMI to go: started
-    outside Wukong (virtctl), or restarted by KubeVirt under runStrategy Always in the moment
-    the restore was asked. The restore waits on; said once, with the way on (a stop is
+    """A guest runs again while the restore waited for the stopped VM's VMI to go, and the
+    Wukong is not meant to run (started outside Wukong: virtctl). The restore does not stop
+    it behind the user's back: it waits on, and says so once, with the way on (a stop is
     taken while a restore waits, a start is not)."""
     name = cr.metadata.name
     text = (
-        f"{waiting.name}: {name} runs again (started outside Wukong, or restarted by "
-        f"KubeVirt): the restore waits until it is stopped (wukong stop {name})"
+        f"{waiting.name}: {name} runs again (started outside Wukong): the restore waits "
+        f"until it is stopped (wukong stop {name})"
     )
     if text == waiting.message:
         return RestorePlan((), waiting)

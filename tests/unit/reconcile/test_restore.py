@@ -186,9 +186,10 @@ def test_a_stopped_vm_whose_vmi_is_still_going_is_restored_once_it_is_gone() -> 
     assert [type(a).__name__ for a in started.actions] == ["CreateChild", "Emit"]
 
 
-def test_a_guest_that_runs_again_while_the_restore_waits_is_said_once_with_the_way_on() -> None:
-    """Started outside Wukong, or restarted by KubeVirt under Always in the moment the
-    restore was asked: the restore is not made under it, and the user is told to stop it."""
+def test_a_guest_started_outside_wukong_while_the_restore_waits_is_said_once() -> None:
+    """A Wukong not meant to run, its VM started with virtctl while the restore waited for
+    the stopped VM's VMI to go: the restore is not made under it, and it is not stopped
+    behind the user's back: the user is told to stop it."""
     ended = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "Failed"}}
     seen = Observed(now=NOW, vm=VM, vmi=ended, snapshots={"good": snapshot()})
     waiting = plan_restore(cr(), seen, None, "r-1", "good").status
@@ -196,8 +197,8 @@ def test_a_guest_that_runs_again_while_the_restore_waits_is_said_once_with_the_w
     again = Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": snapshot()})
     said = plan_restore(cr(), again, waiting, "r-1", "good")
     text = (
-        "web-restore-r-1: web runs again (started outside Wukong, or restarted by KubeVirt): "
-        "the restore waits until it is stopped (wukong stop web)"
+        "web-restore-r-1: web runs again (started outside Wukong): the restore waits until "
+        "it is stopped (wukong stop web)"
     )
     assert said.actions == (Emit("Warning", "RestoreWaiting", text),)
     assert said.status is not None and said.status.message == text
@@ -207,6 +208,30 @@ def test_a_guest_that_runs_again_while_the_restore_waits_is_said_once_with_the_w
     gone = Observed(now=NOW, vm=VM, snapshots={"good": snapshot()})
     made = plan_restore(cr(), gone, said.status, "r-1", "good")
     assert made.holding and made.status is not None and made.status.phase == "Restoring"
+
+
+def test_a_guest_kubevirt_restarts_while_the_restore_waits_is_stopped_for_it() -> None:
+    """Under Always, a restore asked in the moment the VMI had ended waits for it to go;
+    virt-controller makes a new one. The Wukong is meant to run: the restore stops it, as
+    it would have on acceptance, and starts it again after."""
+    ended = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "Failed"}}
+    seen = Observed(now=NOW, vm=VM, vmi=ended, snapshots={"good": snapshot()})
+    runs = Around(runs=True)
+    waiting = plan_restore(cr(), seen, None, "r-1", "good", runs).status
+    assert waiting is not None and waiting.phase == "WaitingForVMI"
+    again = Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": snapshot()})
+    stopping = plan_restore(cr(), again, waiting, "r-1", "good", runs)
+    assert stopping.status is not None and stopping.status.phase == "StoppingVM"
+    assert stopping.status.start_after and not stopping.actions
+    assert stopping.lifecycle is not None and stopping.lifecycle.action == "stop"
+    assert stopping.lifecycle.requested_at == "for-restore-r-1"
+    assert stopping.because == (
+        "restore web-restore-r-1 of snapshot good needs the VM stopped; it starts again once "
+        "the disks are restored"
+    )
+    # A request of the user's not answered yet goes first: nothing handed over in its pass.
+    first = plan_restore(cr(), again, waiting, "r-1", "good", Around(runs=True, user_first=True))
+    assert first.lifecycle is None and first.status == waiting and not first.actions
 
 
 def _ended(strategy: str, **meta: Any) -> Observed:
@@ -466,6 +491,26 @@ def test_a_running_vm_is_stopped_for_the_restore_and_started_again_after_it() ->
     assert calls(started) == ["start"]
     assert started.status["phase"] == "Starting"
     assert calls(decide(asked, started.status, done)) == []
+
+
+def test_a_guest_back_while_the_restore_waits_is_stopped_through_the_lifecycle() -> None:
+    """The whole pass: a restore waiting for an ended VMI to go finds a guest KubeVirt
+    restarted (Always): the lifecycle records the restore's stop, the next pass calls it."""
+    asked, running, _ = _running_asked_to_restore()
+    first = decide(asked, {"phase": "Running"}, running)
+    waiting = {
+        **first.status["restore"],
+        "phase": "WaitingForVMI",
+        "message": "waiting",
+        "startAfter": None,
+    }
+    status = {"phase": "Running", "restore": waiting}
+    again = decide(asked, status, running)
+    back, life = again.status["restore"], again.status["lifecycleState"]
+    assert (back["phase"], back["startAfter"]) == ("StoppingVM", True)
+    assert (life["lastAction"], life["state"]) == ("stop", "Accepted")
+    assert calls(again) == []  # recorded first
+    assert calls(decide(asked, again.status, running)) == ["stop"]
 
 
 def test_a_start_taken_before_the_vm_has_stopped_cancels_the_restore() -> None:
