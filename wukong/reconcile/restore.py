@@ -234,33 +234,45 @@ def plan_restore(
                 followed = _follow(cr, kept, seen, around)
                 return RestorePlan((event, *followed.actions), followed.status, followed.holding)
             return _refused(request_id, snapshot, why, seen.now)
-        if live_guest(seen) and around.runs:
-            return _stop_first(mine, seen)
-        if seen.vmi is not None:  # stopped or stopping, its VMI still going
-            delete = _kept_finished(cr, seen)
-            message = f"{name}: waiting for the stopped VM's VMI to go"
-            if delete:
-                message = (
-                    f"{name}: deleting the VMI {names.vm_name(cr.metadata.name)} left when its "
-                    "guest shut down (KubeVirt keeps it under runStrategy Manual until the "
-                    "next start)"
-                )
-            update = {"phase": WAITING, "message": message}
-            return RestorePlan(delete, mine.model_copy(update=update))
-        return _start(cr, mine, seen, around)
+        if seen.vmi is None:
+            return _start(cr, mine, seen, around)
+        message = f"{name}: waiting for the stopped VM's VMI to go"
+        if _kept_by_kubevirt(seen):
+            message = (
+                f"{name}: deleting the VMI {names.vm_name(cr.metadata.name)} left when its "
+                "guest shut down (KubeVirt keeps it under runStrategy Manual until the next "
+                "start)"
+            )
+        return _waiting(
+            cr, mine.model_copy(update={"phase": WAITING, "message": message}), seen, around
+        )
     if running is None:
         return RestorePlan((), old)
     if running.phase == STOPPING:
         return _stopping(cr, running, seen, around)
     if running.phase == WAITING:
-        if live_guest(seen):
-            if around.user_first:  # the user's unanswered request goes first
-                return RestorePlan((), running)
-            return _stop_first(running, seen) if around.runs else _runs_again(cr, running)
-        if seen.vmi is not None:  # its deletion wakes the pass
-            return RestorePlan(_kept_finished(cr, seen), running)
-        return _start(cr, running, seen, around)
+        return _waiting(cr, running, seen, around)
     return _follow(cr, running, seen, around)
+
+
+def _waiting(cr: Wukong, waiting: RestoreStatus, seen: Observed, around: Around) -> RestorePlan:
+    """A restore accepted while the VM still has a VMI, from the pass that accepts it on: a
+    live guest of a Wukong meant to run is stopped for it (and started after); one started
+    outside Wukong is said, not stopped; an ended VMI KubeVirt keeps is deleted; one going
+    is waited for (its deletion wakes the pass); with none left, the restore is made."""
+    if live_guest(seen):
+        if around.user_first:  # the user's unanswered request goes first
+            return RestorePlan((), waiting)
+        return _stop_first(waiting, seen) if around.runs else _runs_again(cr, waiting)
+    vmi = seen.vmi
+    if vmi is None:
+        return _start(cr, waiting, seen, around)
+    if not _kept_by_kubevirt(seen):
+        return RestorePlan((), waiting)
+    # No guest runs in it; pinned to its uid, so a VMI started meanwhile is never touched.
+    name = names.vm_name(cr.metadata.name)
+    delete = DeleteChild("VirtualMachineInstance", name, vmi["metadata"].get("uid"))
+    return RestorePlan((delete,), waiting)
 
 
 def _stop_first(accepted: RestoreStatus, seen: Observed) -> RestorePlan:
@@ -301,20 +313,15 @@ def _runs_again(cr: Wukong, waiting: RestoreStatus) -> RestorePlan:
     return RestorePlan((Emit("Warning", "RestoreWaiting", text),), said)
 
 
-def _kept_finished(cr: Wukong, seen: Observed) -> tuple[Action, ...]:
-    """The deletion of a VMI whose guest ended under runStrategy Manual: KubeVirt keeps it
-    until the next start (vm.go), and its stop subresource refuses it (409 "VM is not
-    running"), so nothing else would take it away and the restore (which wants no VMI) would
-    wait forever. No guest runs in it; the deletion is pinned to its uid, so a VMI started
-    meanwhile is never touched. Under every other runStrategy virt-controller deletes an
-    ended VMI itself (and restarts it, or not)."""
+def _kept_by_kubevirt(seen: Observed) -> bool:
+    """The VMI is one whose guest ended under runStrategy Manual, not yet going: KubeVirt
+    keeps it until the next start (vm.go), and its stop subresource refuses it (409 "VM is
+    not running"), so nothing else would take it away and the restore (which wants no VMI)
+    would wait forever; the operator deletes it. Under every other runStrategy
+    virt-controller deletes an ended VMI itself (and restarts it, or not)."""
     vmi = seen.vmi
-    if vmi is None or seen.run_strategy != "Manual" or not seen.vmi_ended:
-        return ()
-    if being_deleted(vmi):
-        return ()
-    name = names.vm_name(cr.metadata.name)
-    return (DeleteChild("VirtualMachineInstance", name, vmi["metadata"].get("uid")),)
+    manual_ended = seen.run_strategy == "Manual" and seen.vmi_ended
+    return vmi is not None and manual_ended and not being_deleted(vmi)
 
 
 def _refused(request_id: str, snapshot: str, why: str, now: datetime) -> RestorePlan:
@@ -360,17 +367,8 @@ def _stopping(cr: Wukong, running: RestoreStatus, seen: Observed, around: Around
             f"restore {running.name} was not made: {life.last_action or 'another request'} was "
             f"asked before {name} had stopped for it"
         )
-        ended = running.model_copy(
-            update={
-                "phase": "Failed",
-                "result": "Failed",
-                "message": text,
-                "ended_at": seen.now,
-                "start_after": None,
-                "lost_claims": [],  # never made: it deleted nothing
-            }
-        )
-        return RestorePlan((Emit("Warning", "RestoreFailed", text),), ended)
+        # Never made: it deleted nothing.
+        return _failed(running, text, seen.now, lost_claims=[], start_after=None)
     if seen.vmi is not None:  # the stop is under way; the VMI's deletion wakes the pass
         return RestorePlan((), running)
     return _start(cr, running, seen, around)
@@ -392,6 +390,13 @@ def _on_our_stop(life: LifecycleState, restore: RestoreStatus) -> bool:
         and restore.started_at is not None
         and life.last_action_time >= restore.started_at
     )
+
+
+def _failed(restore: RestoreStatus, text: str, now: datetime, **update: object) -> RestorePlan:
+    """The restore ended without completing, in `text` (a Warning too); `update`: the other
+    fields that change with it (`lost_claims` always: what it left missing)."""
+    ended = {"phase": "Failed", "result": "Failed", "message": text, "ended_at": now, **update}
+    return RestorePlan((Emit("Warning", "RestoreFailed", text),), restore.model_copy(update=ended))
 
 
 def _missing_claims(cr: Wukong, seen: Observed) -> list[str]:
@@ -452,14 +457,7 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
         if old.uid is None:  # not in the cache yet (just created)
             return RestorePlan((), old, holding=True)
         text = f"restore {old.name} was deleted before it completed{stays}"
-        ended = {
-            "result": "Failed",
-            "phase": "Failed",
-            "message": text,
-            "ended_at": seen.now,
-            "lost_claims": _missing_claims(cr, seen),
-        }
-        return RestorePlan((Emit("Warning", "RestoreFailed", text),), old.model_copy(update=ended))
+        return _failed(old, text, seen.now, lost_claims=_missing_claims(cr, seen))
     status = restore.get("status") or {}
     update: dict[str, object] = {"uid": restore["metadata"].get("uid") or old.uid}
     failure = condition_of(restore, "Failure") or {}
@@ -506,14 +504,7 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
         if failure.get("message"):
             text = f"restore {old.name} failed: {failure['message']}"
         text += stays
-        update |= {
-            "phase": "Failed",
-            "result": "Failed",
-            "message": text,
-            "ended_at": seen.now,
-            "lost_claims": _missing_claims(cr, seen),
-        }
-        return RestorePlan((Emit("Warning", "RestoreFailed", text),), old.model_copy(update=update))
+        return _failed(old, text, seen.now, lost_claims=_missing_claims(cr, seen), **update)
     progressing = condition_of(restore, "Progressing") or {}
     said = progressing.get("message") or progressing.get("reason")
     actions: tuple[Action, ...] = ()

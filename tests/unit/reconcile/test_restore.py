@@ -186,15 +186,21 @@ def test_a_stopped_vm_whose_vmi_is_still_going_is_restored_once_it_is_gone() -> 
     assert [type(a).__name__ for a in started.actions] == ["CreateChild", "Emit"]
 
 
+def _waiting_then_live(around: Around) -> tuple[RestoreStatus, Observed]:
+    """A restore accepted while the VMI had ended (it waits for it to go), and the world
+    once a guest runs again."""
+    ended = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "Failed"}}
+    seen = Observed(now=NOW, vm=VM, vmi=ended, snapshots={"good": snapshot()})
+    waiting = plan_restore(cr(), seen, None, "r-1", "good", around).status
+    assert waiting is not None and waiting.phase == "WaitingForVMI"
+    return waiting, replace(seen, vmi=VMI)
+
+
 def test_a_guest_started_outside_wukong_while_the_restore_waits_is_said_once() -> None:
     """A Wukong not meant to run, its VM started with virtctl while the restore waited for
     the stopped VM's VMI to go: the restore is not made under it, and it is not stopped
     behind the user's back: the user is told to stop it."""
-    ended = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "Failed"}}
-    seen = Observed(now=NOW, vm=VM, vmi=ended, snapshots={"good": snapshot()})
-    waiting = plan_restore(cr(), seen, None, "r-1", "good").status
-    assert waiting is not None and waiting.phase == "WaitingForVMI"
-    again = Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": snapshot()})
+    waiting, again = _waiting_then_live(Around())
     said = plan_restore(cr(), again, waiting, "r-1", "good")
     text = (
         "web-restore-r-1: web runs again (started outside Wukong): the restore waits until "
@@ -208,18 +214,18 @@ def test_a_guest_started_outside_wukong_while_the_restore_waits_is_said_once() -
     gone = Observed(now=NOW, vm=VM, snapshots={"good": snapshot()})
     made = plan_restore(cr(), gone, said.status, "r-1", "good")
     assert made.holding and made.status is not None and made.status.phase == "Restoring"
+    # Such a guest already there when the restore is asked: said in the pass that accepts.
+    asked = plan_restore(cr(), again, None, "r-1", "good")
+    assert asked.actions == said.actions and asked.status is not None
+    assert (asked.status.phase, asked.status.message) == ("WaitingForVMI", text)
 
 
 def test_a_guest_kubevirt_restarts_while_the_restore_waits_is_stopped_for_it() -> None:
     """Under Always, a restore asked in the moment the VMI had ended waits for it to go;
     virt-controller makes a new one. The Wukong is meant to run: the restore stops it, as
     it would have on acceptance, and starts it again after."""
-    ended = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "Failed"}}
-    seen = Observed(now=NOW, vm=VM, vmi=ended, snapshots={"good": snapshot()})
     runs = Around(runs=True)
-    waiting = plan_restore(cr(), seen, None, "r-1", "good", runs).status
-    assert waiting is not None and waiting.phase == "WaitingForVMI"
-    again = Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": snapshot()})
+    waiting, again = _waiting_then_live(runs)
     stopping = plan_restore(cr(), again, waiting, "r-1", "good", runs)
     assert stopping.status is not None and stopping.status.phase == "StoppingVM"
     assert stopping.status.start_after and not stopping.actions
