@@ -28,6 +28,7 @@ VM = (names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachines")
 VMI = (names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachineinstances")
 PVC = ("", "v1", "persistentvolumeclaims")
 NAD = (names.NAD_GROUP, names.NAD_VERSION, names.NAD_PLURAL)
+POD = ("", "v1", "pods")
 
 
 def zero_delays() -> SimConfig:
@@ -68,12 +69,11 @@ class Cluster:
         Faster than deleting the namespace, whose controller backs off while claims wait
         for their protection finalizer (over a minute for 20 VMs)."""
         began = time.monotonic()
-        pods = ("", "v1", "pods")
-        for kinds in ((VM,), (PVC, NAD)):
-            for kind in kinds:
+        steps = (((VM,), (VM, VMI, POD)), ((PVC, NAD), (PVC, NAD)))  # (deleted, waited for)
+        for deleted, waited in steps:
+            for kind in deleted:
                 await self.kube.request("DELETE", path(kind, namespace))
-            watched = (*kinds, VMI, pods) if kinds == (VM,) else kinds
-            while any([(await self.kube.get(path(k, namespace)))["items"] for k in watched]):
+            while any([(await self.kube.get(path(k, namespace)))["items"] for k in waited]):
                 if time.monotonic() - began > within:
                     raise TimeoutError(f"namespace {namespace} not empty after {within:.0f} s")
                 await asyncio.sleep(1.0)

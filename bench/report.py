@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 TARGETS = {  # issue 14
@@ -34,9 +35,9 @@ def _floors(run: dict[str, Any]) -> list[dict[str, Any]]:
     return [run[k] for k in ("floor", "floor_after") if run.get(k)]
 
 
-def _apiserver_ms(side: dict[str, Any]) -> float | None:
-    value = side.get("cpu_ms_per_wukong_by_process", {}).get("kube-apiserver")
-    return float(value) if value else None
+def _apiserver_ms(side: dict[str, Any]) -> float:
+    """The API server's CPU per VM of one run, 0.0 when it was not measured."""
+    return float(side.get("cpu_ms_per_wukong_by_process", {}).get("kube-apiserver") or 0.0)
 
 
 def ratios(run: dict[str, Any]) -> dict[str, float]:
@@ -44,18 +45,16 @@ def ratios(run: dict[str, Any]) -> dict[str, float]:
     before it and, when the run has one, the floor after it); `_before` keys keep the ratio
     to the floor before alone, the only floor runs before session 36 had."""
     operator, floors = run["operator"], _floors(run)
-    out = {"ratio_to_floor": round(operator["seconds"] / _mean(f["seconds"] for f in floors), 2)}
-    out["ratio_to_floor_before"] = round(operator["seconds"] / floors[0]["seconds"], 2)
+    seconds = operator["seconds"]
+    out = {
+        "ratio_to_floor": round(seconds / fmean(f["seconds"] for f in floors), 2),
+        "ratio_to_floor_before": round(seconds / floors[0]["seconds"], 2),
+    }
     ours, theirs = _apiserver_ms(operator), [_apiserver_ms(f) for f in floors]
     if ours and all(theirs):
-        out["apiserver_cpu_ratio_to_floor"] = round(ours / _mean(t or 0.0 for t in theirs), 2)
-        out["apiserver_cpu_ratio_to_floor_before"] = round(ours / (theirs[0] or 1.0), 2)
+        out["apiserver_cpu_ratio_to_floor"] = round(ours / fmean(theirs), 2)
+        out["apiserver_cpu_ratio_to_floor_before"] = round(ours / theirs[0], 2)
     return out
-
-
-def _mean(values: Any) -> float:
-    got = list(values)
-    return float(sum(got) / len(got))
 
 
 def verdicts(results: dict[str, Any]) -> dict[str, Any]:
