@@ -156,7 +156,8 @@ class StartStrategy(WireModel):
     """What happens when the Wukong is created."""
 
     auto_start: bool = True
-    """Start the VM as soon as it is created; false leaves it stopped."""
+    """Start the VM as soon as it is created; false leaves it stopped. Read once, when the VM
+    is made (status.autoStart): a later edit starts or stops nothing (wukong start/stop)."""
 
 
 class DetachOptions(WireModel):

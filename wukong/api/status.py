@@ -231,6 +231,9 @@ class WukongStatus(WireModel):
     """The last metadata.generation fully reconciled."""
     vm_name: str | None = None
     """The VirtualMachine's name."""
+    auto_start: bool | None = None
+    """spec.startStrategy.autoStart as it was when the VM was first seen: whether it runs
+    until the first lifecycle request. A later edit of the spec's changes nothing."""
     node_name: str | None = None
     """The node the VM runs on."""
     interfaces: Annotated[list[InterfaceStatus], _bounded(MAX_INTERFACES)] = Field(

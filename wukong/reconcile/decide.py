@@ -149,6 +149,7 @@ def condition_events(old: Sequence[Condition], new: Sequence[Condition]) -> list
 def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: float = 300.0) -> Plan:
     """Plan one pass for a live (not deleting) Wukong."""
     now = seen.now
+    cr, auto_start = _auto_start_as_made(cr, status, seen)
     plan = Plan()
     problems = validate_spec(cr.spec, name=cr.metadata.name)
     refused = [] if problems else network_refusals(cr, seen.network_policy, seen.nads)
@@ -301,6 +302,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         phase=step.phase.value,
         observed_generation=cr.metadata.generation,
         vm_name=names.vm_name(cr.metadata.name) if seen.vm is not None else None,
+        auto_start=auto_start,
         node_name=node_name(seen),
         interfaces=interfaces(seen),
         networks=list(nets.statuses) if nets else [],
@@ -313,6 +315,24 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         history=history,
     )
     return plan
+
+
+def _auto_start_as_made(
+    cr: Wukong, status: WukongStatus, seen: Observed
+) -> tuple[Wukong, bool | None]:
+    """The Wukong as the planners read it, its autoStart the one the VM was made with, and
+    that value to record (None until a VM is seen). autoStart says what happens when the
+    Wukong is created: read later, an edit of it would stop a VM that runs (or start one
+    that never ran) with nobody asking (docs/decisions.md, "autoStart is read once")."""
+    made = status.auto_start
+    if made is None:
+        return cr, cr.spec.start_strategy.auto_start if seen.vm is not None else None
+    if made == cr.spec.start_strategy.auto_start:
+        return cr, made
+    start = cr.spec.start_strategy.model_copy(update={"auto_start": made})
+    return cr.model_copy(
+        update={"spec": cr.spec.model_copy(update={"start_strategy": start})}
+    ), made
 
 
 def restoring_words(cr: Wukong, restore: RestoreStatus | None) -> str | None:

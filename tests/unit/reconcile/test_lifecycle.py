@@ -1558,3 +1558,47 @@ def test_a_stop_before_the_vm_exists_has_no_grace_deadline(phase: str) -> None:
     assert (state["state"], state["message"]) == ("Issued", "the VM is created stopped")
     assert "deadline" not in state and "gracePeriodSeconds" not in state, state
     assert calls(plan) == []
+
+
+def _patches_of_the_vm(plan: Any) -> list[Any]:
+    return [a.patch for a in plan.actions if isinstance(a, PatchChild) and a.kind == "VirtualMachine"]
+
+
+@pytest.mark.parametrize("strategy", ["Always", "Manual", "RerunOnFailure"])
+def test_editing_auto_start_later_stops_no_vm_that_runs(strategy: str) -> None:
+    # autoStart says what happens when the Wukong is created (SPEC §1). Read on every pass,
+    # an edit of it to false stopped a VM nobody had asked to stop (runStrategy Halted)
+    # and said "started outside Wukong" (found by review, session 37).
+    cr = wukong(runStrategy=strategy)
+    world = running_world(strategy=strategy)
+    first = decide(cr, {"phase": "Running"}, world)  # a status from before the record
+    assert first.status["autoStart"] is True
+    edited = wukong(runStrategy=strategy, startStrategy={"autoStart": False})
+    status = first.status
+    for _ in range(3):
+        plan = decide(edited, status, world)
+        assert _patches_of_the_vm(plan) == [] and calls(plan) == [], plan.actions
+        assert not [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+        status = plan.status
+        assert (status["phase"], status["autoStart"]) == ("Running", True)
+
+
+def test_editing_auto_start_later_starts_no_vm_created_stopped() -> None:
+    cr = wukong(startStrategy={"autoStart": False})
+    created = decide(cr, {}, ready_children())
+    made = [a.body for a in created.actions if isinstance(a, CreateChild)][-1]
+    assert made["spec"]["runStrategy"] == "Halted"
+    assert "autoStart" not in created.status  # recorded once the VM is seen
+    vm = made | {"metadata": made["metadata"] | {"uid": "vm-uid"}}
+    world = ready_children(vm=vm)
+    seen_once = decide(cr, created.status, world)
+    assert (seen_once.status["phase"], seen_once.status["autoStart"]) == ("Stopped", False)
+    edited = wukong(startStrategy={"autoStart": True})
+    plan = decide(edited, seen_once.status, world)
+    assert _patches_of_the_vm(plan) == [] and calls(plan) == [], plan.actions
+    assert (plan.status["phase"], plan.status["autoStart"]) == ("Stopped", False)
+    # The user's word still counts: a start runs it.
+    started = wukong(startStrategy={"autoStart": True}, lifecycleAction={"action": "start"})
+    accepted = decide(started, plan.status, world)
+    issued = decide(started, accepted.status, world)
+    assert calls(accepted) + calls(issued) == [VmCall("start", "web-1-vm")]
