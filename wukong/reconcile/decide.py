@@ -7,7 +7,7 @@ planners edits it except `outcome.fold`, from what the executor's actions did.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -26,6 +26,7 @@ from wukong.api.conditions import (
     record_hops,
 )
 from wukong.api.spec import Action as LifecycleVerb
+from wukong.api.spec import LifecycleAction
 from wukong.api.status import RestoreStatus, VolumeStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.api.validation import Problem, validate_spec
@@ -38,6 +39,7 @@ from wukong.reconcile.hotplug import attached_events, plan_hotplug
 from wukong.reconcile.lifecycle import (
     STOPPED_OUTSIDE,
     VM_DELETED,
+    LifecyclePlan,
     desired_run_strategy,
     plan_lifecycle,
     request_id,
@@ -220,6 +222,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         no_start=valid.message if refused else restoring_words(cr, unfinished),
         because=back.because if back.lifecycle is not None else None,
     )
+    if back.lifecycle is not None and back.lifecycle.action is LifecycleVerb.START:
+        life = _answered_stays_answered(life, asked if not apart else None, answered)
     moving = plan_migration(
         cr, seen, status.migration, request_id(asked) if migrate and not problems else None
     )
@@ -315,6 +319,19 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         history=history,
     )
     return plan
+
+
+def _answered_stays_answered(
+    life: LifecyclePlan, asked: LifecycleAction | None, answered: str | None
+) -> LifecyclePlan:
+    """The start a completed restore hands over, recorded under the id of the spec's request
+    it came after when that one was answered already (refused while the restore ran): under
+    the start's own id the request would look new to the next pass and be answered a second
+    time, over the start's record (found by test_lifecycle_sequences, session 37). Nothing
+    follows the start by its id: the restore is over."""
+    if asked is None or life.state is None or request_id(asked) != answered:
+        return life
+    return replace(life, state=life.state.model_copy(update={"request_id": answered}))
 
 
 def _auto_start_as_made(

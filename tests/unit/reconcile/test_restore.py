@@ -630,6 +630,14 @@ def test_a_request_refused_while_the_vm_stops_for_the_restore_leaves_it_to_start
     restored = decide(resume, status, done)
     assert restored.status["restore"]["message"].endswith("; starting web-1 again")
     assert restored.status["lifecycleState"]["lastAction"] == "start"
+    # The resume stays answered (once): the start is called, and no pass refuses it again
+    # over the start's record (found by test_lifecycle_sequences, session 37).
+    started = decide(resume, restored.status, done)
+    assert calls(started) == ["start"]
+    later = decide(resume, started.status, done)
+    for plan in (restored, started, later):
+        assert not [a for a in plan.actions if isinstance(a, Emit) and a.reason == "RequestRefused"]
+    assert later.status["lifecycleState"]["lastAction"] == "start"
 
 
 @pytest.mark.parametrize("verb", ["start", "restart", "resume"])
