@@ -45,6 +45,15 @@ def round_trip_differences(assets: Path, statuses: list[dict[str, Any]]) -> list
             found.setdefault("decode", f"{go['error']}: {stored}")
             continue
         for field in TESTED:
-            if stored.get(field) != go.get(field):
+            if stored.get(field) != go.get(field) and not _omitted_empty(stored, go, field):
                 found.setdefault(field, f"stored {stored.get(field)} / Go {go.get(field)}")
     return [f"{field}: {text}" for field, text in found.items()]
+
+
+def _omitted_empty(stored: dict[str, Any], go: dict[str, Any], field: str) -> bool:
+    """An empty map or list the whole struct's `omitempty` leaves out: virt-controller's
+    patch tests one field alone, and an empty one decoded and encoded alone is `{}` or `[]`
+    again (virt-controller itself writes `activePods: {}` once the VMI's pod is gone:
+    `patch.WithReplace("/status/activePods", ...)`, pkg/virt-controller/watch/vmi
+    lifecycle.go)."""
+    return stored.get(field) in ({}, []) and go.get(field) is None

@@ -30,10 +30,12 @@ from tests.integration.scenario import (
     wukong_events,
 )
 from tests.integration.test_lifecycle import request
+from tests.integration.test_snapshots import vm_restores
 from wukong.adapters.kube import Kube
 from wukong.api.contract import request_id
 from wukong.api.spec import LifecycleAction
 from wukong.reconcile.decide import OUTSIDE_HOPS
+from wukong.reconcile.restore import start_after
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
@@ -221,6 +223,21 @@ def restore_settled(fingerprint: str) -> Any:
 IN_FLIGHT = ("Accepted", "Issued")
 
 
+def restore_over(fingerprint: str) -> Any:
+    """A check: the overwritten restore `fingerprint` is not running (ended, or never
+    taken: the spec no longer asks it, so no later pass can)."""
+
+    def check(cr: dict[str, Any]) -> bool:
+        back = (cr.get("status") or {}).get("restore") or {}
+        return back.get("requestId") != fingerprint or bool(back.get("result"))
+
+    return check
+
+
+def both(*checks: Any) -> Any:
+    return lambda cr: all(check(cr) for check in checks)
+
+
 async def _sequence(
     k: Kube, namespace: str, control_plane: ControlPlane, verbs: tuple[str, ...]
 ) -> None:
@@ -236,6 +253,7 @@ async def _sequence(
         await _snapshot(k, namespace)
     story: list[str] = []
     overwritten: Counter[str] = Counter()  # calls the overwritten requests may have made
+    replaced: str | None = None  # an overwritten restore's fingerprint, until settled
     since = audit.size(control_plane.audit_log)
     for step in range(STEPS):
         verb = rng.choice(verbs)
@@ -243,9 +261,7 @@ async def _sequence(
             # Asked only on a settled VM: what an overwritten request left is not known here
             # (unit tests cover a restore beside requests in flight).
             verb = rng.choice(VERBS)
-        # A restore is never overwritten here: the request after it would be answered while
-        # it still runs, and the VM then started after it (unit tests: test_restore.py).
-        overwrite = verb != RESTORE and step < STEPS - 1 and rng.random() < OVERWRITE
+        overwrite = step < STEPS - 1 and rng.random() < OVERWRITE
         # A short grace period, or force: a guest that cannot shut down (it is paused) is
         # forced after it, and KubeVirt's default of 30 s would only make the test slow.
         options = rng.choice(({"gracePeriodSeconds": 2}, {"force": True}))
@@ -262,12 +278,20 @@ async def _sequence(
             # made its call by then, but never twice.
             pause = rng.choice(CHANGE_OF_MIND)
             story.append(f"{verb} (overwritten after {pause} s)")
-            overwritten[CALL[verb]] += 1
+            if verb == RESTORE:
+                # It may have stopped the VM for itself and start it after, or never have
+                # been seen; a later request is taken or refused beside it (below).
+                replaced = fingerprint
+                overwritten += RESTORE_CALLS
+            else:
+                overwritten[CALL[verb]] += 1
             if verb == "restart":  # forced, or graceful and forced at its deadline later
                 overwritten += forced_restart(strategy)
             await asyncio.sleep(pause)  # the user's pace, not a wait for the operator
             continue
         settled = restore_settled(fingerprint) if verb == RESTORE else settled_answer(generation)
+        if replaced is not None:
+            settled = both(settled, restore_over(replaced))
         cr = await wait_for(
             k,
             namespace,
@@ -281,6 +305,22 @@ async def _sequence(
         now = cr["status"]["phase"]
         made = kubevirt_calls(control_plane, namespace, since)
         allowed = overwritten.copy()
+        superseded = False  # the overwritten restore's start replaced this request's answer
+        if replaced is not None:
+            back = cr["status"].get("restore") or {}
+            where = f"seed {SEED}, {strategy}, step {step}: {', '.join(story)}"
+            if back.get("requestId") != replaced:
+                story.append("(the overwritten restore never seen)")
+            else:
+                # Taken: KubeVirt must not fail it (no restore under a running guest); the
+                # operator gives it up only when a request to run the VM came first.
+                said = str(back.get("message"))
+                assert back["result"] == "Succeeded" or (
+                    back["result"] == "Failed" and "was not made" in said
+                ), f"{where}: the overwritten restore {back['result']}: {said}"
+                story.append(f"(the overwritten restore: {back['result']})")
+                after = request_id(start_after(replaced))
+                superseded = state.get("requestId") == after
         if verb == RESTORE:
             back = cr["status"]["restore"]
             answer = "Refused" if back.get("refusedRequestId") == fingerprint else back["result"]
@@ -296,6 +336,12 @@ async def _sequence(
                 assert (state["lastAction"], state["state"]) == ("start", "Done"), where
                 assert await vmi_uid(k, namespace) not in (None, before), where
                 allowed += RESTORE_CALLS
+        elif superseded:
+            # Refused while the restore ran, then the restore's start after it: that start
+            # is what lifecycleState answers now.
+            story.append(f"{verb}: answered, then the restore's start: {state['state']} -> {now}")
+            where = f"seed {SEED}, {strategy}, step {step}: {', '.join(story)}; calls {dict(made)}"
+            assert (state["lastAction"], state["state"], now) == ("start", "Done", "Running"), where
         else:
             story.append(f"{verb}: {state['state']} -> {now}")
             where = f"seed {SEED}, {strategy}, step {step}: {', '.join(story)}; calls {dict(made)}"
@@ -325,9 +371,17 @@ async def _sequence(
         on_vm = sum(n for call, n in failed.items() if call in VM_REQUESTS)
         others = [call for call in failed if call not in VM_REQUESTS]
         assert not others and on_vm <= raced, f"{where}; answered 5xx: {dict(failed)}, {raced=}"
-        phase, overwritten = now, Counter()
+        phase, overwritten, replaced = now, Counter(), None
         since = audit.size(control_plane.audit_log)
     print(f"runStrategy {strategy}: " + "; ".join(story))
+    if RESTORE in verbs:  # KubeVirt failed none of the restores the operator made
+        failed = [
+            f"{r['metadata']['name']}: {c.get('reason')}: {c.get('message')}"
+            for r in (await k.get(vm_restores(namespace))).get("items", [])
+            for c in (r.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Failure" and c.get("status") == "True"
+        ]
+        assert not failed, f"seed {SEED}, {strategy}: {', '.join(story)}; {failed}"
 
     # A stopped VM never starts behind the user's back, and one that runs is back on the
     # spec's runStrategy (docs/decisions.md, "runStrategy and stop agree").
