@@ -35,7 +35,6 @@ from wukong.adapters.kube import Kube
 from wukong.api.contract import request_id
 from wukong.api.spec import LifecycleAction
 from wukong.reconcile.decide import OUTSIDE_HOPS
-from wukong.reconcile.restore import start_after
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
@@ -319,8 +318,9 @@ async def _sequence(
                     back["result"] == "Failed" and "was not made" in said
                 ), f"{where}: the overwritten restore {back['result']}: {said}"
                 story.append(f"(the overwritten restore: {back['result']})")
-                after = request_id(start_after(replaced))
-                superseded = state.get("requestId") == after
+                # It started the VM after this request was answered (refused while it ran):
+                # lifecycleState is that start's, under this request's id.
+                superseded = said.endswith(" again") and state.get("lastAction") == "start"
         if verb == RESTORE:
             back = cr["status"]["restore"]
             answer = "Refused" if back.get("refusedRequestId") == fingerprint else back["result"]
@@ -337,8 +337,8 @@ async def _sequence(
                 assert await vmi_uid(k, namespace) not in (None, before), where
                 allowed += RESTORE_CALLS
         elif superseded:
-            # Refused while the restore ran, then the restore's start after it: that start
-            # is what lifecycleState answers now.
+            # Refused while the restore ran (once: the start keeps its id), then the
+            # restore's start after it: that start is what lifecycleState answers now.
             story.append(f"{verb}: answered, then the restore's start: {state['state']} -> {now}")
             where = f"seed {SEED}, {strategy}, step {step}: {', '.join(story)}; calls {dict(made)}"
             assert (state["lastAction"], state["state"], now) == ("start", "Done", "Running"), where
