@@ -1561,7 +1561,9 @@ def test_a_stop_before_the_vm_exists_has_no_grace_deadline(phase: str) -> None:
 
 
 def _patches_of_the_vm(plan: Any) -> list[Any]:
-    return [a.patch for a in plan.actions if isinstance(a, PatchChild) and a.kind == "VirtualMachine"]
+    return [
+        a.patch for a in plan.actions if isinstance(a, PatchChild) and a.kind == "VirtualMachine"
+    ]
 
 
 @pytest.mark.parametrize("strategy", ["Always", "Manual", "RerunOnFailure"])
