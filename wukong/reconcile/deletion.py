@@ -478,14 +478,17 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
 def _at(
     plan: DeletionPlan, old: DeletionStatus, step: str, actions: list[Action], message: str
 ) -> DeletionPlan:
-    """Enter or stay at `step`; an Event only when the step is new."""
+    """Enter or stay at `step`; an Event only when the step is new, before the step's
+    actions: they stop at the first failure, and the step is recorded whatever they do,
+    so an Event after them would be lost with the first failed one (Retain's patches,
+    pinned to a resourceVersion, meet 409s on purpose)."""
     since = old.step_since if old.step == step else None
     plan.deletion = plan.deletion.model_copy(
         update={"step": step, "message": message, "step_since": since or plan.now}
     )
-    plan.actions += actions
     if old.step != step:
         plan.actions.append(Emit("Normal", f"Deletion{step}", message))
+    plan.actions += actions
     return plan
 
 

@@ -116,22 +116,30 @@ def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> Wuk
     """The deletion status to write, given the actions that failed. A forced stop that
     failed on its way (a 5xx, a timeout) is not `forced`: the next pass forces it again,
     with the GracePeriodExpired Warning that did not go out (a deletion's actions stop at the
-    first failure, and the Warning comes after the call). Not one virt-api answered 409:
+    first failure, and the Warning comes after the call). A graceful stop lost so has no
+    deadline: the next pass asks it again. Not one virt-api answered 409:
     no VMI, or its grace period already cut ("Halted only supports manual stop requests
     with a shorter graceperiod"), nothing is left to force, and asking again would loop."""
     deletion = planned.deletion
-    if deletion is None or not deletion.forced:
+    if deletion is None:
         return planned
-    lost = any(
-        isinstance(action, VmCall)
-        and action.force
-        and failure.kind == "transient"
-        and failure.code != 409
+    lost = {
+        action.force
         for action, failure in failed.items()
-    )
-    if not lost:
-        return planned
-    return planned.model_copy(update={"deletion": deletion.model_copy(update={"forced": False})})
+        if isinstance(action, VmCall) and failure.kind == "transient" and failure.code != 409
+    }
+    if True in lost and deletion.forced:
+        return planned.model_copy(
+            update={"deletion": deletion.model_copy(update={"forced": False})}
+        )
+    if False in lost and not deletion.forced:
+        # The graceful stop itself was lost: asked again by the next pass, with its own
+        # grace period (else the guest would never be asked, and be forced off at the
+        # deadline of a stop it never got).
+        return planned.model_copy(
+            update={"deletion": deletion.model_copy(update={"stop_deadline": None})}
+        )
+    return planned
 
 
 def _names_the_vm(message: str) -> bool:

@@ -61,6 +61,18 @@ def test_kept_disks_are_released_before_anything_is_deleted() -> None:
     assert plan.deletion["kept"] == ["data"]
 
 
+def test_a_step_says_so_before_its_actions_which_may_fail() -> None:
+    """A deletion's actions stop at the first failure and the step is written anyway: the
+    step's Event went after its actions, and Retain's first patch meeting a 409 (pinned to a
+    resourceVersion on purpose) lost "keeping disks" for good (found by review, session 37)."""
+    cr = deleting(deleteOptions={"preserveDisksList": ["data"]})
+    plan = plan_deletion(cr, {}, world_with_vm())
+    assert isinstance(plan.actions[0], Emit) and plan.actions[0].reason == "DeletionRetain"
+    again = plan_deletion(cr, {"deletion": plan.deletion}, world_with_vm())
+    assert not [a for a in again.actions if isinstance(a, Emit)]  # the same step: said once
+    assert [a.name for a in again.actions if isinstance(a, PatchChild)] == ["web-1-data"]
+
+
 def test_a_keep_promised_in_status_stands_when_the_spec_drops_it() -> None:
     """Review s23 F7: a GitOps self-heal reverting `delete --keep`'s patch during the
     deletion made the disk deletable again."""
@@ -328,6 +340,32 @@ def test_a_forced_stop_that_failed_on_its_way_is_forced_again_with_its_warning()
     assert fold_deletion(made, {}) == made
     after = plan_deletion(cr, again.status, replace(late, now=late.now + timedelta(seconds=2)))
     assert FORCE not in after.actions
+
+
+def test_a_graceful_stop_lost_on_its_way_is_asked_again_with_its_own_grace_period() -> None:
+    """Its deadline was written whatever the call did: a 503 on the stop left the guest
+    never asked to shut down, and forced off at the deadline (found by review, session 37)."""
+    cr = deleting(deleteOptions={"gracePeriodSeconds": 30})
+    world = world_with_vm()
+    first = plan_deletion(cr, {}, world)
+    stop = VmCall("stop", "web-1-vm", grace_period=30)
+    assert stop in first.actions and first.deletion["stopDeadline"]
+    said = [a.reason for a in first.actions if isinstance(a, Emit)]
+    assert said == ["DeletionStopVM"] and first.actions.index(stop) > 0
+    written = WukongStatus.model_validate(first.status)
+    busy = fold_deletion(written, {stop: Failed("transient", "503 the server is busy")})
+    assert busy.deletion is not None and busy.deletion.stop_deadline is None
+    later = replace(world, now=NOW + timedelta(seconds=10))
+    again = plan_deletion(cr, busy.to_wire(), later)
+    assert stop in again.actions and not [a for a in again.actions if isinstance(a, Emit)]
+    assert again.deletion["stopDeadline"] == "2026-11-23T12:00:40Z"  # 30 s from the ask
+    # Made: its deadline stands, and it is not asked again.
+    made = WukongStatus.model_validate(again.status)
+    assert fold_deletion(made, {}) == made
+    assert stop not in plan_deletion(cr, again.status, replace(later, now=later.now)).actions
+    # A 409 (no VMI to stop) is an answer: its deadline stands.
+    refused = fold_deletion(written, {stop: Failed("transient", "VM is not running", 409)})
+    assert refused == written
 
 
 def test_a_forced_stop_with_nothing_left_to_force_is_not_asked_again() -> None:
