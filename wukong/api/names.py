@@ -75,7 +75,11 @@ MAX_NAD_NAME = MAX_LABEL_VALUE
 IFNAMSIZ = 15
 """Linux interface names (a bridge is one) have at most 15 characters."""
 MAX_SERIAL = 36
-"""Disk serials Wukong sets (KubeVirt allows 256 of [A-Za-z0-9_.+-]; guests show fewer)."""
+"""Disk serials Wukong sets (KubeVirt allows 256 of [A-Za-z0-9_.+-]; QEMU's SCSI disk keeps
+36, and a virtio disk shows the guest `VIRTIO_SERIAL`)."""
+VIRTIO_SERIAL = 20
+"""What a virtio-blk disk's serial shows the guest: its first 20 bytes (VIRTIO_BLK_ID_BYTES),
+which udev's ID_SERIAL and so the guest agent's filesystem info report."""
 HASH_LENGTH = 8
 _VM_SUFFIX = "-vm"
 
@@ -130,6 +134,15 @@ def bridge_name(network_name: str) -> str:
 def disk_serial(disk_name: str) -> str:
     """The serial a disk shows the guest (and the guest agent reports back)."""
     return fit(disk_name, MAX_SERIAL)
+
+
+def reports_serial(reported: str, disk_name: str) -> bool:
+    """Whether a serial the guest agent reports (udev's ID_SERIAL of a filesystem's disk) can
+    be the disk `disk_name`: its serial whole, cut to a virtio disk's 20 bytes, or at the end
+    of a SCSI disk's vendor and model (`0QEMU_QEMU_HARDDISK_<serial>`). A cut serial two
+    disks share matches both: the mount check then errs on the side of mounted."""
+    serial = disk_serial(disk_name)
+    return reported in (serial, serial[:VIRTIO_SERIAL]) or reported.endswith("_" + serial)
 
 
 def wukong_of_vm_name(vm: str) -> str | None:

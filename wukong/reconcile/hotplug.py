@@ -87,11 +87,12 @@ def _live(seen: Observed) -> dict[str, JsonObj]:
 
 
 def _mount_point(seen: Observed, disk: str) -> str | None:
-    """Where the guest has `disk` mounted (matched by its serial, or the name)."""
-    serial = names.disk_serial(disk)
+    """Where the guest has `disk` mounted, matched by its serial as the guest reports it
+    (`names.reports_serial`: a virtio disk's cut to 20 bytes, a SCSI disk's after QEMU's
+    vendor and model; an exact match alone took a mounted disk of either kind for free)."""
     for fs in seen.guest_filesystems or ():
-        serials = {str(d.get("serial")) for d in fs.get("disk") or []}
-        if serial in serials or fs.get("diskName") == disk:
+        serials = [str(d.get("serial") or "") for d in fs.get("disk") or []]
+        if any(s and names.reports_serial(s, disk) for s in serials):
             return str(fs.get("mountPoint") or "?")
     return None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from tests.unit.reconcile.world import (
     NS,
     bound_pvc,
@@ -14,6 +16,7 @@ from tests.unit.reconcile.world import (
     ready_children,
     wukong,
 )
+from wukong.api import names
 from wukong.reconcile.actions import (
     AddVolume,
     CreateChild,
@@ -105,6 +108,47 @@ def test_removing_a_mounted_disk_waits_with_the_mount_point() -> None:
         if isinstance(a, PatchChild) and "template" in a.patch.get("spec", {})
     ]
     assert tmpl_patches == []
+
+
+@pytest.mark.parametrize(
+    ("bus", "reported"),
+    [
+        # A virtio-blk disk shows the guest 20 bytes of its serial (VIRTIO_BLK_ID_BYTES).
+        ("virtio", lambda serial: serial[:20]),
+        # udev's ID_SERIAL of a QEMU SCSI disk puts vendor and model first.
+        ("scsi", lambda serial: f"0QEMU_QEMU_HARDDISK_{serial}"),
+    ],
+)
+def test_a_mounted_disk_is_known_by_its_serial_as_the_guest_reports_it(
+    bus: str, reported: Any
+) -> None:
+    """The mount check matched the serial exactly, which a guest reports for neither a
+    virtio disk named over 20 characters nor any SCSI disk: such a disk mounted in the guest
+    was unplugged under it (found by review, session 37)."""
+    name = "application-logs-primary"  # 24 characters
+    cr = wukong()  # removed from the spec
+    world = running(plugged=(name,), **{f"web-1-{name}": bound_pvc(f"web-1-{name}", "10Gi")})
+    serial = names.disk_serial(name)
+    others = {"diskName": "vda1", "mountPoint": "/", "disk": [{"serial": "system"}]}
+    ours = {"diskName": "sdb1", "mountPoint": "/var/log", "disk": [{"serial": reported(serial)}]}
+    mounted = replace(world, guest_filesystems=(others, ours))
+    plan = decide(cr, {"phase": "Running"}, mounted)
+    assert not [a for a in plan.actions if isinstance(a, RemoveVolume)], bus
+    detach = next(c for c in plan.status["conditions"] if c["type"] == "DiskDetach")
+    assert detach["reason"] == "DiskInUse" and "/var/log" in detach["message"]
+    # Unmounted (only the system disk's filesystem left): unplugged.
+    free = decide(cr, {"phase": "Running"}, replace(world, guest_filesystems=(others,)))
+    assert RemoveVolume("web-1-vm", name) in free.actions
+
+
+def test_a_serial_the_guest_reports_is_matched_to_its_disk_only() -> None:
+    long = "application-logs-primary"
+    assert names.reports_serial("application-logs-pri", long)  # virtio's 20 bytes
+    assert names.reports_serial("0QEMU_QEMU_HARDDISK_logs", "logs")
+    assert names.reports_serial("logs", "logs")
+    assert not names.reports_serial("logs2", "logs")
+    assert not names.reports_serial("0QEMU_QEMU_HARDDISK_blogs", "logs")
+    assert not names.reports_serial("application-logs-pri", "application-logs")
 
 
 def test_unmounted_disk_is_unplugged_then_its_claim_deleted() -> None:

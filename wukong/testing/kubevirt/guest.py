@@ -221,7 +221,7 @@ class Guest:
                     "fileSystemType": mount.fs_type,
                     "usedBytes": mount.used_bytes if mount.used_bytes is not None else total // 10,
                     "totalBytes": total,
-                    "disk": [{"serial": str(disk.get("serial", "")), "busType": disk_bus(disk)}],
+                    "disk": [{"serial": _id_serial(disk), "busType": disk_bus(disk)}],
                 }
             )
         return items
@@ -242,6 +242,18 @@ class Guest:
     def user_list(self) -> JsonObj:
         """The userlist answer."""
         return {"items": [{"userName": u, "domain": "", "loginTime": 1.7e9} for u in self.users]}
+
+
+def _id_serial(disk: JsonObj) -> str:
+    """The disk's serial as a Linux guest's udev reports it (ID_SERIAL, which qemu-ga puts in
+    guest-get-fsinfo): a virtio-blk disk shows its first 20 bytes (VIRTIO_BLK_ID_BYTES), a
+    QEMU SCSI disk its vendor and model first."""
+    serial = str(disk.get("serial") or "")
+    if not serial:
+        return ""
+    if disk_bus(disk) == "scsi":
+        return f"0QEMU_QEMU_HARDDISK_{serial}"
+    return serial[:20]
 
 
 def _boot_disk(spec: JsonObj) -> JsonObj | None:
