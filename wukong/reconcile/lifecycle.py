@@ -390,6 +390,9 @@ def plan_lifecycle(
     vm = names.vm_name(cr.metadata.name)
     state = status.lifecycle_state or LifecycleState()
     action = cr.spec.lifecycle_action
+    # A grace period of 0 is a forced call, as virt-api takes it (`virtctl stop --force
+    # --grace-period=0`): no deadline to pass, no GracePeriodExpired to warn of.
+    at_once = bool(action and (action.force or action.grace_period_seconds == 0))
     # A call accepted on the last pass is made before a newer request is looked at: deciding
     # the newer one first would overwrite the recorded call, and it would never be made.
     live_vm = seen.vm is not None and not being_deleted(seen.vm)  # a deleted one gets no call
@@ -423,7 +426,7 @@ def plan_lifecycle(
         status.phase,
         facts,
         action.action.value if new_request and action and not barred else None,
-        force=bool(action and action.force),
+        force=at_once,
     )
     if barred and action is not None:
         verb = action.action.value
@@ -462,8 +465,8 @@ def plan_lifecycle(
         seconds = grace if grace is not None else DEFAULT_GRACE
         at_creation = step.previous in NOT_CREATED and (verb == "stop" or _starts_by_itself(cr))
         # A VM created stopped has no guest to wait for: no grace period, no deadline.
-        escalates = verb in ("stop", "restart") and not action.force and timed and not at_creation
-        calls = [e for e in step.effects if e not in ESCALATIONS or action.force]
+        escalates = verb in ("stop", "restart") and not at_once and timed and not at_creation
+        calls = [e for e in step.effects if e not in ESCALATIONS or at_once]
         if at_creation:
             # Creating the VM in the wanted run state is the whole answer: no KubeVirt call
             # (a start on a VM whose runStrategy runs it anyway is refused with a 409).
@@ -478,7 +481,7 @@ def plan_lifecycle(
             request_id=rid,
             last_action_time=now,
             generation=cr.metadata.generation,
-            force=action.force,
+            force=at_once,
             vmi_uid=_vmi_uid(seen),
             message=f"{verb} accepted" + (f": {because}" if because else ""),
             call=calls[0].value if calls else None,

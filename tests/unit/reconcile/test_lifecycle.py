@@ -1604,3 +1604,23 @@ def test_editing_auto_start_later_starts_no_vm_created_stopped() -> None:
     accepted = decide(started, plan.status, world)
     issued = decide(started, accepted.status, world)
     assert calls(accepted) + calls(issued) == [VmCall("start", "web-1-vm")]
+
+
+@pytest.mark.parametrize("verb", ["stop", "restart"])
+def test_a_grace_period_of_0_is_a_forced_call_with_no_deadline_to_pass(verb: str) -> None:
+    # `wukong stop web-1 --grace-period 0` was a graceful stop with a deadline of now: virt-api
+    # answered 409s on the way, and a Warning said the guest "did not shut down in time"
+    # (found by a user audit, session 37). virtctl's --force --grace-period=0 is the same.
+    for action in ({"gracePeriodSeconds": 0}, {"gracePeriodSeconds": 0, "force": True}):
+        cr = wukong(lifecycleAction={"action": verb, **action})
+        world = running_world()
+        accepted = decide(cr, {"phase": "Running"}, world)
+        life = accepted.status["lifecycleState"]
+        assert (life["force"], life.get("deadline")) == (True, None), action
+        issued = decide(cr, accepted.status, world)
+        late = Observed(**{**world.__dict__, "now": NOW + timedelta(seconds=60)})
+        later = decide(cr, issued.status, late)
+        made = calls(issued) + calls(later)
+        assert made == [VmCall(verb, "web-1-vm", grace_period=0, force=True)], action
+        warned = [a for p in (accepted, issued, later) for a in p.actions if isinstance(a, Emit)]
+        assert not [a for a in warned if a.type == "Warning"], action
