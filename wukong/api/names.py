@@ -145,6 +145,13 @@ def reports_serial(reported: str, disk_name: str) -> bool:
     return reported in (serial, serial[:VIRTIO_SERIAL]) or reported.endswith("_" + serial)
 
 
+def command(verb: str, name: str, namespace: str | None, *flags: str) -> str:
+    """A `wukong` command line for a message to copy: with the namespace, or pasted as
+    printed it would look in the kubeconfig's default one."""
+    where = ("-n", namespace) if namespace else ()
+    return " ".join(("wukong", verb, name, *flags, *where))
+
+
 def wukong_of_vm_name(vm: str) -> str | None:
     """The Wukong name whose uncut VM name is `vm`, if there is one (a cut name cannot be
     undone: the mapping of a VMI to its Wukong falls back on this only without labels)."""

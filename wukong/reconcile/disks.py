@@ -585,11 +585,17 @@ def _lost_in_restore(
         return None
     if restore.lost_claims is not None and claim not in restore.lost_claims:
         return None
+    again = names.command(
+        "restore",
+        cr.metadata.name,
+        cr.metadata.namespace,
+        "--snapshot-name",
+        restore.snapshot or "",
+    )
     return (
         f"claim {claim} is gone after restore {restore.name}, which did not complete (KubeVirt "
         f"deletes a claim before making it again); the data is in snapshot {restore.snapshot}: "
-        f"restore it again (wukong restore {cr.metadata.name} --snapshot-name "
-        f"{restore.snapshot}), or remove disk {disk.name} from the spec and add it back to "
+        f"restore it again ({again}), or remove disk {disk.name} from the spec and add it back to "
         "start it empty"
     )
 

@@ -128,7 +128,7 @@ def refusal(
         return (
             f"restore stops {name}, and a migration of it is running "
             f"({busy_moving[0]['metadata']['name']}): wait for it to end, or cancel it "
-            f"(wukong migrate-cancel {name})"
+            f"({names.command('migrate-cancel', name, cr.metadata.namespace)})"
         )
     found = seen.snapshots.get(snapshot)
     if found is None:
@@ -305,7 +305,7 @@ def _runs_again(cr: Wukong, waiting: RestoreStatus) -> RestorePlan:
     name = cr.metadata.name
     text = (
         f"{waiting.name}: {name} runs again (started outside Wukong): the restore waits "
-        f"until it is stopped (wukong stop {name})"
+        f"until it is stopped ({names.command('stop', name, cr.metadata.namespace)})"
     )
     if text == waiting.message:
         return RestorePlan((), waiting)

@@ -441,7 +441,8 @@ def plan_vm(cr: Wukong, seen: Observed, *, ready: bool, run_strategy: str) -> Vm
     why = "; ".join(f"{field}: {text}" for field, text in reasons if text)
     message = (
         f"{fields} changed while the VM runs: restart it to apply "
-        f"(kubectl wukong restart {cr.metadata.name})" + (f" ({why})" if why else "")
+        f"({names.command('restart', cr.metadata.name, cr.metadata.namespace)})"
+        + (f" ({why})" if why else "")
     )
     cond = Cond(RESTART_REQUIRED, True, "SpecChanged", message)
     return VmPlan(tuple(actions), (cond, *extra))

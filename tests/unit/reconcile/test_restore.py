@@ -68,7 +68,7 @@ def test_a_request_makes_one_in_place_restore_the_wukong_owns_and_holds_off() ->
                 migrations={"m1": {"metadata": {"name": "web-migrate-1"}, "status": {}}},
             ),
             "restore stops web, and a migration of it is running (web-migrate-1): wait for it "
-            "to end, or cancel it (wukong migrate-cancel web)",
+            "to end, or cancel it (wukong migrate-cancel web -n ns)",
             id="migrating",
         ),
         pytest.param(Observed(now=NOW), "restore needs the VM: web has none yet", id="no-vm"),
@@ -204,7 +204,7 @@ def test_a_guest_started_outside_wukong_while_the_restore_waits_is_said_once() -
     said = plan_restore(cr(), again, waiting, "r-1", "good")
     text = (
         "web-restore-r-1: web runs again (started outside Wukong): the restore waits until "
-        "it is stopped (wukong stop web)"
+        "it is stopped (wukong stop web -n ns)"
     )
     assert said.actions == (Emit("Warning", "RestoreWaiting", text),)
     assert said.status is not None and said.status.message == text
@@ -340,8 +340,8 @@ def test_a_claim_gone_after_a_restore_that_did_not_complete_is_not_made_blank() 
     assert bound.message == (
         "claim web-1-data is gone after restore r1, which did not complete (KubeVirt deletes "
         "a claim before making it again); the data is in snapshot good: restore it again "
-        "(wukong restore web-1 --snapshot-name good), or remove disk data from the spec and "
-        "add it back to start it empty"
+        "(wukong restore web-1 --snapshot-name good -n demo), or remove disk data from the spec "
+        "and add it back to start it empty"
     )
     assert not plan.ready
     # A disk the Wukong did not have before is made as usual; so is any after a restore
