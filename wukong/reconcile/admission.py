@@ -1,5 +1,7 @@
 """Children the API server refused (issue 15 point 1): a PVC over a ResourceQuota (403), a VM
-or DataVolume a webhook or admission policy refuses (422). Pure.
+or DataVolume a webhook or admission policy refuses (422); and a disk virt-api refused to
+hot-plug or unplug (400: the HotplugVolumes / DeclarativeHotplugVolumes feature gates off in
+KubeVirt v1.7.0, where both are Alpha; 422). Pure.
 
 Such a refusal can succeed later without a spec change (the quota is raised, the webhook is
 fixed), so it is reported and retried: the `ChildrenAdmitted` condition carries the API
@@ -16,16 +18,30 @@ from datetime import datetime
 
 from wukong.api.conditions import CHILDREN_ADMITTED, find_condition, set_condition
 from wukong.api.status import WukongStatus
-from wukong.reconcile.actions import Action, CreateChild, Emit, Failed, PatchChild
+from wukong.reconcile.actions import (
+    Action,
+    AddVolume,
+    CreateChild,
+    Emit,
+    Failed,
+    PatchChild,
+    RemoveVolume,
+)
 
 REFUSED_STATUSES = frozenset({403, 422})
+# virt-api's answers to addvolume and removevolume that no retry changes by itself
+# (pkg/virt-api/rest/volumes.go: NewBadRequest for a feature gate off or a bad body).
+REFUSED_VOLUME_STATUSES = frozenset({400, 403, 422})
 RETRY_CAP = 60.0
 ADMITTED = ("ChildrenAdmitted", "the API server accepted every child")
 """The Normal Event when the last refusal is over (the condition goes away)."""
 
 
 def refused_child(action: Action, failure: Failed) -> bool:
-    """A create or patch of a child the API server refused (quota, webhook, policy)."""
+    """A create or patch of a child the API server refused (quota, webhook, policy), or a
+    hot-plug or unplug of a disk virt-api refused."""
+    if isinstance(action, (AddVolume, RemoveVolume)):
+        return failure.code in REFUSED_VOLUME_STATUSES
     return isinstance(action, (CreateChild, PatchChild)) and failure.code in REFUSED_STATUSES
 
 
@@ -40,6 +56,8 @@ def refused(failed: Mapping[Action, Failed]) -> list[str]:
         elif isinstance(action, PatchChild):
             what = f"update {action.kind} {action.name}"
         else:
+            verb = "hot-plug" if isinstance(action, AddVolume) else "unplug"
+            out.append(f"KubeVirt refused to {verb} disk {action.disk}: {failure.message}")
             continue
         out.append(f"the API server refused to {what.strip()}: {failure.message}")
     return out

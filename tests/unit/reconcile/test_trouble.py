@@ -13,7 +13,15 @@ from tests.unit.reconcile.test_lifecycle import running_world
 from tests.unit.reconcile.world import NOW, decide, ready_children, wukong
 from wukong.api.conditions import CHILDREN_ADMITTED
 from wukong.api.status import WukongStatus
-from wukong.reconcile.actions import Action, CreateChild, Emit, Failed, PatchChild
+from wukong.reconcile.actions import (
+    Action,
+    AddVolume,
+    CreateChild,
+    Emit,
+    Failed,
+    PatchChild,
+    RemoveVolume,
+)
 from wukong.reconcile.admission import admit
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.timefmt import iso
@@ -70,6 +78,29 @@ def test_a_webhook_refusing_a_vm_patch_is_reported_too() -> None:
     verdict, _, _ = admitted({patch: Failed("permanent", denied, 422)}, [])
     assert "update VirtualMachine web-1-vm" in verdict["message"]
     assert "no GPUs" in verdict["message"]
+
+
+GATE = (
+    "Unable to Add Volume: Enable DeclarativeHotplugVolumes or HotplugVolumes feature gate to use "
+    "this API."
+)
+
+
+@pytest.mark.parametrize(
+    "call", [AddVolume("web-1-vm", "logs", {}, {}), RemoveVolume("web-1-vm", "logs")]
+)
+def test_a_disk_virt_api_refuses_to_plug_or_unplug_is_said_and_tried_again(call: Action) -> None:
+    """virt-api answers 400 while neither hot-plug feature gate is on (both Alpha in KubeVirt
+    v1.7.0): the reason was only in the operator's log, and the Wukong said Attaching, or
+    nothing at all for a detach (found by review, session 37)."""
+    verdict, events, retry = admitted({call: Failed("permanent", GATE, 400)}, [])
+    verb = "hot-plug" if isinstance(call, AddVolume) else "unplug"
+    assert (verdict["status"], verdict["reason"]) == ("False", "Refused")
+    assert verdict["message"] == f"KubeVirt refused to {verb} disk logs: {GATE}"
+    assert events == [Emit("Warning", "ChildRefused", verdict["message"])]
+    assert retry == 1.0  # the gate may be turned on: looked at again, less and less often
+    # A volume call that is only busy (5xx) is not a refusal.
+    assert admitted({call: Failed("transient", "busy", 503)}, []) == ({}, [], None)
 
 
 REFUSED = {
