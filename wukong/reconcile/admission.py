@@ -55,9 +55,11 @@ def refused(failed: Mapping[Action, Failed]) -> list[str]:
             what = f"create {action.kind} {action.body.get('metadata', {}).get('name', '')}"
         elif isinstance(action, PatchChild):
             what = f"update {action.kind} {action.name}"
-        else:
+        elif isinstance(action, (AddVolume, RemoveVolume)):
             verb = "hot-plug" if isinstance(action, AddVolume) else "unplug"
             out.append(f"KubeVirt refused to {verb} disk {action.disk}: {failure.message}")
+            continue
+        else:
             continue
         out.append(f"the API server refused to {what.strip()}: {failure.message}")
     return out
