@@ -140,7 +140,10 @@ async def test_a_kept_disk_goes_back_to_its_own_wukong_and_disk_only(
         what="del's disk 3-data in conflict with the disk kept from del-3",
     )
     assert "kept from Wukong 'del-3' (its disk 'data')" in condition(cr, "VolumesBound")["message"]
-    await create(k, "wukong", namespace, wukong("del-3", disks=[{"name": "data", "size": "1Gi"}]))
+    # With a new disk beside it: the pass that adopts the kept disk also creates (user audit,
+    # session 37: the create's first status was then held, and DiskAdopted with it, for good).
+    disks = [{"name": "data", "size": "1Gi"}, {"name": "logs", "size": "1Gi"}]
+    await create(k, "wukong", namespace, wukong("del-3", disks=disks))
     await wait_phase(k, namespace, "del-3", "Running", within=30)
     again = await get(k, "pvc", namespace, "del-3-data")
     assert again is not None and again["metadata"]["uid"] == kept["metadata"]["uid"]

@@ -277,6 +277,10 @@ class Reconciler:
             if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
                 break
             events += [a for a in again.actions if isinstance(a, Emit)]
+            if plan.hold_status is None:
+                # A round before did more than create (a kept disk adopted): its Events are
+                # not ones the next pass would say again, so the status (and they) go now.
+                again.hold_status = None
             plan, outcome = again, await self.executor.run(raw, _acts(again))
             self._write_through(outcome)
         return plan, outcome
