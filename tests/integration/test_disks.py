@@ -26,6 +26,8 @@ from tests.integration.scenario import (
     wukong,
     wukong_events,
 )
+from tests.integration.test_lifecycle import request
+from tests.integration.test_lifecycle_sequences import settled_answer
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.errors import Invalid
@@ -507,3 +509,36 @@ async def test_a_disk_removed_in_edits_the_operator_did_not_see_is_kept(
     pvc = await get(k, "pvc", namespace, "hp-10-data")
     assert pvc is not None and pvc["metadata"]["uid"] == claim["metadata"]["uid"]
     assert pvc["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "hp-10"
+
+
+async def test_a_boot_disk_detached_at_the_restart_is_said_once_and_nothing_else_warns(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """A disk attached at boot and removed from the spec leaves at the next restart. Found by
+    a user audit (session 37): during that restart its claim's delete (held by the PVC
+    protection finalizer while the old VMI's pod used it) was sent again, with a
+    `DiskDetached` Event, on every pass (six here), and KubeVirt's own RestartRequired on the
+    VM, set while it swapped the VMI, was passed on as a Warning to restart the VM that was
+    restarting."""
+    await create(k, "wukong", namespace, wukong("bd-1", disks=[SYSTEM, disk("data")]))
+    await wait_phase(k, namespace, "bd-1", "Running", within=60)
+    await patch_spec(k, namespace, "bd-1", {"disks": [SYSTEM]})
+    await wait_for(
+        k,
+        namespace,
+        "bd-1",
+        lambda c: condition(c, "DiskDetach").get("reason") == "RestartRequired",
+        what="the detach waiting for a restart",
+    )
+    generation = await request(k, namespace, "bd-1", "restart")
+    await wait_for(k, namespace, "bd-1", settled_answer(generation), within=60, what="restarted")
+    await eventually(lambda: gone_pvc(k, namespace, "bd-1-data"), timeout=30)
+    told = await wukong_events(k, namespace, "DiskDetached")
+    assert [(e["message"], e.get("count", 1)) for e in told] == [
+        ("detached disk data: data deleted", 1)
+    ]
+    assert await wukong_events(k, namespace, "SpecChanged") == []
+
+
+async def gone_pvc(k: Kube, namespace: str, name: str) -> bool:
+    return await get(k, "pvc", namespace, name) is None

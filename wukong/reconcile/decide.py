@@ -17,6 +17,7 @@ from wukong.api.conditions import (
     ACCESS_CREDENTIALS,
     CHILDREN_ADMITTED,
     CLEARED,
+    RESTART_REQUIRED,
     SPEC_VALID,
     VM_HEALTHY,
     Cond,
@@ -281,6 +282,8 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     plan.requeue(back.requeue_after)
     plan.requeue(life.requeue_after)
     step = life.step
+    if step.phase is Phase.Restarting:
+        conds = _restart_required_as_before(conds, status)
     plan.actions += hop_events(step, life.state.message if life.state is not None else None)
     history = record_hops(status.history, _hops(step), now)
     since = phase_since(history) or parse_time(cr.metadata.creation_timestamp) or now
@@ -319,6 +322,18 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         history=history,
     )
     return plan
+
+
+def _restart_required_as_before(conds: list[Cond], status: WukongStatus) -> list[Cond]:
+    """While a restart is under way, RestartRequired stays as it was: the restart applies
+    what it can, and KubeVirt's own RestartRequired on the VM, which it may set while it
+    swaps the VMI (a boot disk detached), said then as new was a Warning to restart a VM
+    that was restarting (found by a user audit, session 37)."""
+    kept = [c for c in conds if c.type != RESTART_REQUIRED]
+    before = next((c for c in status.conditions if c.type == RESTART_REQUIRED), None)
+    if before is not None:
+        kept.append(Cond(before.type, before.is_true, before.reason, before.message or ""))
+    return kept
 
 
 def _answered_stays_answered(

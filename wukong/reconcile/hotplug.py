@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from wukong.api import JsonObj, names
 from wukong.api.conditions import DISK_DETACH, DISK_HOTPLUG, Cond
+from wukong.api.objects import being_deleted
 from wukong.api.status import VolumeStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import (
@@ -187,7 +188,9 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
     for kind, objects in kinds:
         for claim, obj in objects.items():
             disk = gone.get(claim)
-            if disk is None:
+            if disk is None or being_deleted(obj):
+                # Asked already: its protection finalizer holds it while the old VMI's pod
+                # still uses it. Asked again, with its Event, on every pass until then.
                 continue
             # An imported disk's claim is CDI's, owned by its DataVolume: kept, it is released
             # from the DataVolume too, else deleting the DataVolume later takes the data
@@ -201,8 +204,10 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
             else:
                 actions.append(DeleteChild(kind, claim, obj["metadata"].get("uid")))
     if actions:
+        told = sorted({gone[a.name] for a in actions if isinstance(a, PatchChild | DeleteChild)})
         kept = [a.name for a in actions if isinstance(a, PatchChild)]
-        message = "detached disk data " + ("kept: " + ", ".join(kept) if kept else "deleted")
+        what = f"detached disk{'s' if len(told) > 1 else ''} {', '.join(told)}: "
+        message = what + ("data kept in " + ", ".join(kept) if kept else "data deleted")
         actions.append(Emit("Normal", "DiskDetached", message))
     return actions
 
