@@ -105,8 +105,12 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         from wukong.console.lifecycle import Request
 
         names = targets(name, selector)
-        if force and grace_period is not None:
-            fail(usage("--force powers off at once: --grace-period does not apply"))
+        if force and grace_period:
+            fail(usage("--force powers off at once: --grace-period does not apply (or give 0)"))
+        if force:
+            # `virtctl stop web-1 --force --grace-period=0` is how virtctl users force a stop:
+            # a grace period of 0 says what --force says, so the request is --force's alone.
+            grace_period = None
         cluster = cluster_from(kubeconfig, context, namespace)
         if snapshot_name is not None and (len(names) != 1 or selector is not None):
             fail(usage("--snapshot-name names one snapshot: give one Wukong"))

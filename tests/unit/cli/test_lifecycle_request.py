@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.unit.cli.objects import NOW, running
+from tests.unit.cli.test_selection import FakeApiServer, kubeconfig, wukong_cli
 from wukong.api.spec import Action, LifecycleAction
 from wukong.console.lifecycle import Outcome, Request, acknowledgement, outcome, snapshot_choices
 from wukong.reconcile.lifecycle import request_id
+
+__all__ = ["kubeconfig"]  # the fixture
 
 
 def test_every_request_is_new_and_clears_what_the_last_one_set() -> None:
@@ -292,3 +296,34 @@ def test_a_request_refused_while_one_runs_answers_each_waiter_its_own(action: Ac
     cr["status"][field] |= ended
     done = outcome(cr, first, 2)
     assert done is not None and done.ok
+
+
+@pytest.mark.parametrize("verb", ["stop", "restart"])
+@pytest.mark.parametrize("zero", [["--grace-period", "0"], ["--grace-period=0s"]])
+def test_force_with_a_grace_period_of_0_is_virtctls_forced_stop(
+    verb: str, zero: list[str], kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Audit: `wukong stop web-1 --force --grace-period 0`, what virtctl users type
+    (`virtctl stop myvm --force --grace-period=0`), was refused with exit 2. A grace period
+    of 0 says what --force says: the request written is --force's own."""
+    server = FakeApiServer(running("web-1"))
+
+    def sent(*flags: str) -> dict[str, Any]:
+        args = (verb, "web-1", *flags, "--dry-run=client", "-o", "json")
+        result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+        assert result.exit_code == 0, result.output
+        action = json.loads(result.stdout)["spec"]["lifecycleAction"]
+        return {k: v for k, v in action.items() if k != "requestedAt"}
+
+    forced = sent("--force", *zero)
+    assert forced == sent("--force")
+    assert (forced["force"], forced["gracePeriodSeconds"]) == (True, None)
+    # A grace period that is not 0 still contradicts --force: refused before any request.
+    refused = wukong_cli(
+        server, kubeconfig, monkeypatch, verb, "web-1", "--force", "--grace-period=1s"
+    )
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (
+        "error: --force powers off at once: --grace-period does not apply (or give 0)\n"
+    )
+    assert server.writes == []
