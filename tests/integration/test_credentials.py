@@ -57,7 +57,8 @@ async def test_a_key_for_a_user_reaches_the_running_guest_and_the_next_without_a
     assert done.code == 0, done.err.decode()
     assert done.out.decode() == (
         "Secret keys-1-ssh-fedora made with the key and added to the sshKeys of keys-1 for "
-        "fedora: KubeVirt gives it to the guest at its next restart (wukong restart keys-1), "
+        "fedora: KubeVirt gives it to the guest at its next restart "
+        f"(wukong restart keys-1 -n {namespace}), "
         "and later keys without a restart\n"
     )
     cr = await wait_for(

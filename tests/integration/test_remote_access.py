@@ -224,7 +224,8 @@ async def test_console_of_a_stopped_vm_says_so_and_ssh_without_virtctl_says_how(
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
     assert err.decode().strip() == (
-        "error: wukong off-1 is Stopped, not running: start it first (wukong start off-1)"
+        "error: wukong off-1 is Stopped, not running: start it first "
+        f"(wukong start off-1 -n {namespace})"
     )
     await create(k, "wukong", namespace, wukong("ssh-1"))
     await wait_phase(k, namespace, "ssh-1", "Running", within=60)
@@ -340,7 +341,7 @@ if kubevirt_mode() == "real":  # the guest-console-log container is virt-control
         assert (proc.returncode, out) == (1, b"")
         assert err.decode().strip() == (
             "error: wukong log-2 is Stopped and has no running VM: the serial console log "
-            "lives in the VM's pod, from its start (wukong start log-2)"
+            f"lives in the VM's pod, from its start (wukong start log-2 -n {namespace})"
         )
 
 
@@ -393,7 +394,8 @@ async def test_soft_reboot_reboots_the_guest_in_its_pod_and_describe_tells_it(
     done = await ran(kubeconfig, "soft-reboot", "sr-1", "-n", namespace)
     assert (done.code, done.out) == (1, b"")
     assert done.err.decode() == (
-        "error: sr-1 is Suspended: a paused guest cannot reboot (wukong resume sr-1 first)\n"
+        "error: sr-1 is Suspended: a paused guest cannot reboot "
+        f"(wukong resume sr-1 -n {namespace} first)\n"
     )
     assert guest.soft_reboots == 1
 
@@ -503,5 +505,6 @@ async def test_scp_hands_the_copy_to_virtctl_for_the_wukongs_vm(
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
     assert err.decode().strip() == (
-        "error: wukong scp-2 is Stopped, not running: start it first (wukong start scp-2)"
+        "error: wukong scp-2 is Stopped, not running: start it first "
+        f"(wukong start scp-2 -n {namespace})"
     )

@@ -251,5 +251,5 @@ def settled(cr: JsonObj | None, phase: str) -> Outcome | None:
         why = f"{invalid.get('reason')}: {invalid.get('message')}"
         return Outcome(False, f"{name} was created, but the operator refuses its spec ({why})")
     if now == "Error":
-        return in_error(cr, f"see {typed(f'describe {name}')}")
+        return in_error(cr, f"see {typed(f'describe {name}', cr['metadata']['namespace'])}")
     return None

@@ -118,7 +118,7 @@ class Detach:
         """detachOptions as the operator reads them."""
         return {"force": self.force, "preserveData": self.keep_data}
 
-    def summary(self, wukong: str) -> str:
+    def summary(self, wukong: str, namespace: str) -> str:
         """One line for the user: what happens to the data."""
         data = (
             f"PVC {self.claim} kept (label {names.LABEL_RETAINED_FROM}={wukong})"
@@ -127,7 +127,9 @@ class Detach:
         )
         check = "without the in-use check" if self.force else "once the guest no longer uses it"
         if self.at_restart:
-            check = f"at its next restart (attached at boot; {typed(f'restart {wukong}')})"
+            check = (
+                f"at its next restart (attached at boot; {typed(f'restart {wukong}', namespace)})"
+            )
         return f"detaching disk {self.disk} from {wukong} {check}; {data}"
 
 

@@ -264,7 +264,7 @@ async def wait_for(
         # "already exists") or takes the timeout for a failure of the request.
         raise CliError(
             f"timed out after {within:g}s waiting for {what} (phase {phase}{held}); "
-            f"it goes on: `{typed(f'status {name} -w')}` follows it"
+            f"it goes on: `{typed(f'status {name} -w', target.namespace)}` follows it"
         ) from None
     finally:
         beating.cancel()

@@ -68,11 +68,11 @@ def query(
     return params
 
 
-def no_vm(name: str, phase: str) -> str:
+def no_vm(name: str, namespace: str, phase: str) -> str:
     """Why a Wukong without a VMI has no log to show."""
     return (
         f"wukong {name} is {phase} and has no running VM: the serial console log lives in "
-        f"the VM's pod, from its start ({typed(f'start {name}')})"
+        f"the VM's pod, from its start ({typed(f'start {name}', namespace)})"
     )
 
 

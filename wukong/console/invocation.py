@@ -43,7 +43,9 @@ def command_line_name() -> str:
     return "kubectl wukong" if invoked_as() == "kubectl-wukong" else "wukong"
 
 
-def typed(args: str) -> str:
-    """A command line to advise, as the user would type it here: `typed("start web-1")` is
-    `wukong start web-1`, or `kubectl wukong start web-1` under kubectl."""
-    return f"{command_line_name()} {args}"
+def typed(args: str, namespace: str) -> str:
+    """A command line to advise, as the user would type it here and pastes as printed:
+    `typed("start web-1", "demo")` is `wukong start web-1 -n demo`, or `kubectl wukong …`
+    under kubectl. The namespace is always named, as the deletion-protection hint's
+    `kubectl annotate … -n NS` is: without it a paste goes to the context's namespace."""
+    return f"{command_line_name()} {args} -n {namespace}"

@@ -281,7 +281,7 @@ def soft_reboot_refusal(cr: JsonObj) -> str | None:
     """Why `soft-reboot` cannot go ahead (None: it can). A soft reboot is the guest's own
     reboot in its pod, so only a running, unpaused guest can take it; virt-api refuses the
     rest too, but in the VMI's words, not the Wukong's."""
-    name = cr["metadata"]["name"]
+    name, namespace = cr["metadata"]["name"], cr["metadata"]["namespace"]
     phase = status_phase(cr)
     if being_deleted(cr):
         return f"{name} is being deleted"
@@ -289,14 +289,15 @@ def soft_reboot_refusal(cr: JsonObj) -> str | None:
         return None
     if phase == "Suspended":
         return (
-            f"{name} is Suspended: a paused guest cannot reboot ({typed(f'resume {name}')} first)"
+            f"{name} is Suspended: a paused guest cannot reboot "
+            f"({typed(f'resume {name}', namespace)} first)"
         )
     if phase == "Stopped":
-        return f"{name} is Stopped, not Running: start it ({typed(f'start {name}')})"
+        return f"{name} is Stopped, not Running: start it ({typed(f'start {name}', namespace)})"
     return f"{name} is {phase}, not Running: only a running guest can reboot in place"
 
 
-def snapshot_choices(name: str, snapshots: Sequence[JsonObj], now: datetime) -> str:
+def snapshot_choices(name: str, namespace: str, snapshots: Sequence[JsonObj], now: datetime) -> str:
     """What `restore` without --snapshot-name says: the Wukong's snapshots, newest first,
     as `--snapshot-name` takes them ("before-upgrade (ready, 2h ago)"), or how to take one."""
     vm = names.vm_name(name)
@@ -304,7 +305,7 @@ def snapshot_choices(name: str, snapshots: Sequence[JsonObj], now: datetime) -> 
     if not mine:
         return (
             f"restore needs --snapshot-name: {name} has no snapshot to restore "
-            f"(wukong snapshot {name} takes one)"
+            f"({typed(f'snapshot {name}', namespace)} takes one)"
         )
     mine.sort(key=lambda s: str(s["metadata"].get("creationTimestamp") or ""), reverse=True)
     listed = []

@@ -59,18 +59,17 @@ ON_ITS_WAY: Final = (  # phases that end in one of those by themselves
 )
 
 
-def _not_running(name: str, cr: JsonObj | None) -> CliError:
+def _not_running(name: str, namespace: str, cr: JsonObj | None) -> CliError:
     """Why there is no VM to connect to, and what to do about it."""
     now = phase(cr)
     if now == "Error":
         why = condition(cr or {}, READY).get("message") or "see why"
-        return CliError(
-            f"wukong {name} is in Error, not running: {why} ({typed(f'describe {name}')})"
-        )
+        describe = typed(f"describe {name}", namespace)
+        return CliError(f"wukong {name} is in Error, not running: {why} ({describe})")
     if now == "Deleting":
         return CliError(f"wukong {name} is being deleted")
     return CliError(
-        f"wukong {name} is {now}, not running: start it first ({typed(f'start {name}')})"
+        f"wukong {name} is {now}, not running: start it first ({typed(f'start {name}', namespace)})"
     )
 
 
@@ -78,7 +77,7 @@ async def running_vmi(target: Target, name: str) -> str:
     """The VMI of a running Wukong, or a clear reason why there is none to connect to."""
     cr = await target.wukong(name)
     if phase(cr) not in RUNNING:
-        raise _not_running(name, cr)
+        raise _not_running(name, target.namespace, cr)
     return names.vm_name(name)
 
 
@@ -91,7 +90,7 @@ async def until_running(target: Target, io: Console, name: str, within: float) -
     if (was := phase(cr)) in RUNNING:
         return
     if was not in ON_ITS_WAY:
-        raise _not_running(name, cr)
+        raise _not_running(name, target.namespace, cr)
     io.say(f"waiting for {name} to run (phase {was}; Ctrl-C stops waiting)")
 
     def runs(now: JsonObj | None) -> bool | None:
@@ -99,7 +98,7 @@ async def until_running(target: Target, io: Console, name: str, within: float) -
             return None
         if phase(now) in RUNNING:
             return True
-        raise _not_running(name, now)
+        raise _not_running(name, target.namespace, now)
 
     await wait_for(target, name, runs, within=within, what=f"{name} to run", say=io.say, since=cr)
 
@@ -273,7 +272,7 @@ async def logs(
         try:
             vmi = await target.kube.get(f"{vmis}/{vmi_name}")
         except NotFound:
-            raise CliError(guestlog.no_vm(name, phase(cr))) from None
+            raise CliError(guestlog.no_vm(name, ns, phase(cr))) from None
         pods = api_path("", "v1", "pods", ns)
         found = await target.kube.request(
             "GET", pods, query={"labelSelector": guestlog.pod_selector(vmi)}

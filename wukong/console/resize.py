@@ -62,7 +62,8 @@ def plan(cr: JsonObj, resize: Resize) -> tuple[JsonObj | None, list[str]]:
     if sized_by and (resize.cpu is not None or resize.memory is not None):
         raise CliError(
             f"{name} is sized by instancetype {sized_by}: change spec.instancetype "
-            "(kubectl edit wukong) instead of --cpu/--memory"
+            f"(kubectl edit wukong {name} -n {cr['metadata']['namespace']}) instead of "
+            "--cpu/--memory"
         )
     changes: list[str] = []
     patch: JsonObj = {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from wukong.api import names
 from wukong.console.connect import connect
 from wukong.console.errors import CliError, usage
-from wukong.console.invocation import Cluster, Console, command_line_name
+from wukong.console.invocation import Cluster, Console, command_line_name, typed
 from wukong.console.remote import running_vmi
 
 VIRTCTL_RELEASES = "https://github.com/kubevirt/kubevirt/releases"
@@ -61,7 +61,7 @@ NO_CLIENT = (
     "{program} {verb} uses virtctl or OpenSSH's {verb}, and neither is on PATH: install "
     f"OpenSSH, or virtctl from {VIRTCTL_RELEASES} (the virtctl-<version>-<os>-<arch> asset of "
     "your KubeVirt version; or `kubectl krew install virt`); with OpenSSH this is, through "
-    "wukong: {openssh}; meanwhile `{program} console {name}` gives the serial console"
+    "wukong: {openssh}; meanwhile `{console}` gives the serial console"
 )
 
 
@@ -176,7 +176,8 @@ async def _hand_over(
         if argv is None:
             program = command_line_name()
             hint = openssh_hint(verb, cluster, target.namespace, name, program)
-            words = {"program": program, "verb": verb, "name": name, "openssh": hint}
+            console = typed(f"console {name}", target.namespace)
+            words = {"program": program, "verb": verb, "openssh": hint, "console": console}
             raise CliError(NO_CLIENT.format(**words))
     process = await asyncio.create_subprocess_exec(*argv)
     return await process.wait()

@@ -89,7 +89,7 @@ def test_a_stopped_wukong_is_told_to_start_and_nothing_is_asked(
     done = report(server, kubeconfig, monkeypatch, "fslist")
     assert (done.exit_code, server.sent) == (1, [])
     assert done.stderr == (
-        "error: wukong web-1 is Stopped, not running: start it first (wukong start web-1)\n"
+        "error: wukong web-1 is Stopped, not running: start it first (wukong start web-1 -n demo)\n"
     )
 
 
@@ -102,7 +102,8 @@ def test_a_wukong_in_error_or_being_deleted_is_not_told_to_start(
     failed = wukong("web-1", status={"phase": "Error", "conditions": [ready]})
     done = report(VirtApi(failed), kubeconfig, monkeypatch, "fslist")
     assert done.stderr == (
-        "error: wukong web-1 is in Error, not running: ImagePullBackOff (wukong describe web-1)\n"
+        "error: wukong web-1 is in Error, not running: ImagePullBackOff "
+        "(wukong describe web-1 -n demo)\n"
     )
     going = report(
         VirtApi(wukong("web-1", status={"phase": "Deleting"})), kubeconfig, monkeypatch, "fslist"

@@ -109,7 +109,8 @@ def test_flags_add_to_the_disks_own_detach_options() -> None:
     patch = options_patch(cr, plan)
     assert patch is not None
     assert patch["spec"]["disks"][1]["detachOptions"] == {"force": True, "preserveData": True}
-    assert "kept" in plan.summary("web-1") and "without the in-use check" in plan.summary("web-1")
+    summary = plan.summary("web-1", "demo")
+    assert "kept" in summary and "without the in-use check" in summary
 
 
 def test_options_already_in_the_spec_are_not_written_again() -> None:
@@ -153,9 +154,9 @@ def test_a_disk_attached_at_boot_is_said_to_leave_a_running_vm_at_its_next_resta
     cr["status"]["volumes"].append({"name": "logs", "attached": True, "hotplugged": False})
     plan = plan_detach(cr, "logs", keep_data=False, force=False)
     assert plan.at_restart
-    assert plan.summary("web-1").startswith(
+    assert plan.summary("web-1", "demo").startswith(
         "detaching disk logs from web-1 at its next restart (attached at boot; "
-        "wukong restart web-1); "
+        "wukong restart web-1 -n demo); "
     )
     cr["status"]["volumes"][-1]["hotplugged"] = True
     assert not plan_detach(cr, "logs", keep_data=False, force=False).at_restart

@@ -184,7 +184,7 @@ async def test_waiting_ends_at_the_timeout_with_the_last_phase(
     with pytest.raises(
         CliError,
         match=r"timed out after 0.2s waiting for web-1 to stop \(phase Stopping\); "
-        r"it goes on: `wukong status web-1 -w` follows it$",
+        r"it goes on: `wukong status web-1 -w -n demo` follows it$",
     ):
         await follow.wait_for(
             target(cluster), "web-1", stopped, within=0.2, what="web-1 to stop", say=lambda _: None

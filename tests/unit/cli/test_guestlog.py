@@ -85,6 +85,6 @@ def test_flags_become_kubectl_logs_parameters(
 
 
 def test_each_refusal_says_what_to_do() -> None:
-    assert guestlog.no_vm("web-1", "Stopped").endswith("(wukong start web-1)")
+    assert guestlog.no_vm("web-1", "demo", "Stopped").endswith("(wukong start web-1 -n demo)")
     assert "web-1-vm" in guestlog.no_pod("web-1", "web-1-vm")
     assert "logSerialConsole" in guestlog.no_log("web-1", "virt-launcher-web-1-vm-x")

@@ -267,13 +267,13 @@ def test_restore_without_a_snapshot_name_lists_the_ones_it_takes_newest_first() 
         shot("web-1-snapshot-ab12cd34", "2026-05-01T11:59:30Z", phase="InProgress"),
         shot("of-another-vm", "2026-05-01T11:00:00Z", vm="db-1-vm", readyToUse=True),
     ]
-    assert snapshot_choices("web-1", shots, NOW) == (
+    assert snapshot_choices("web-1", "demo", shots, NOW) == (
         "restore needs --snapshot-name; snapshots of web-1: "
         "web-1-snapshot-ab12cd34 (InProgress, 30s ago), before-upgrade (ready, 2h ago)"
     )
-    assert snapshot_choices("web-1", shots[2:], NOW) == (
+    assert snapshot_choices("web-1", "demo", shots[2:], NOW) == (
         "restore needs --snapshot-name: web-1 has no snapshot to restore "
-        "(wukong snapshot web-1 takes one)"
+        "(wukong snapshot web-1 -n demo takes one)"
     )
 
 

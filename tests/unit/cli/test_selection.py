@@ -267,7 +267,7 @@ def test_without_wait_an_operator_that_does_not_answer_is_said_and_the_request_s
     assert result.stdout == "stop requested for t1 (generation 4)\n"
     assert result.stderr == (
         "warning: t1: the operator has not answered in 0.05s; "
-        "`wukong status t1` shows its answer when it comes\n"
+        "`wukong status t1 -n demo` shows its answer when it comes\n"
     )
     assert server.writes == [("PATCH", "t1")]
 
@@ -447,8 +447,8 @@ def test_delete_over_a_selection_shows_every_plan_then_asks_once(
     assert "Deleting Wukong t2 in namespace demo:" in lines[:plans_end]
     assert all("is being deleted" not in line for line in lines[:plans_end])
     assert lines[-2:] == [
-        "wukong t1 is being deleted (follow it with: wukong status t1 -w)",
-        "wukong t2 is being deleted (follow it with: wukong status t2 -w)",
+        "wukong t1 is being deleted (follow it with: wukong status t1 -w -n demo)",
+        "wukong t2 is being deleted (follow it with: wukong status t2 -w -n demo)",
     ]
     assert server.writes == [("DELETE", "t1"), ("DELETE", "t2")]
 

@@ -30,10 +30,10 @@ def in_phase(phase: str) -> JsonObj:
 def test_only_a_running_guest_can_reboot_in_place() -> None:
     assert soft_reboot_refusal(running("web-1")) is None
     assert soft_reboot_refusal(in_phase("Suspended")) == (
-        "web-1 is Suspended: a paused guest cannot reboot (wukong resume web-1 first)"
+        "web-1 is Suspended: a paused guest cannot reboot (wukong resume web-1 -n demo first)"
     )
     assert soft_reboot_refusal(in_phase("Stopped")) == (
-        "web-1 is Stopped, not Running: start it (wukong start web-1)"
+        "web-1 is Stopped, not Running: start it (wukong start web-1 -n demo)"
     )
     for phase in ("Starting", "Restarting", "Error"):
         assert soft_reboot_refusal(in_phase(phase)) == (
@@ -54,7 +54,7 @@ def test_the_advice_names_the_program_as_the_user_types_it(
     `kubectl wukong start web-1`, as the plugin's usage lines and examples do."""
     monkeypatch.setattr(sys, "argv", ["/home/me/.krew/bin/kubectl-wukong", "soft-reboot"])
     assert soft_reboot_refusal(in_phase("Stopped")) == (
-        "web-1 is Stopped, not Running: start it (kubectl wukong start web-1)"
+        "web-1 is Stopped, not Running: start it (kubectl wukong start web-1 -n demo)"
     )
 
 
@@ -112,7 +112,10 @@ def test_a_stopped_wukong_is_refused_before_anything_is_sent(
     server = VirtApi(in_phase("Stopped"))
     result = soft_reboot(server, kubeconfig, monkeypatch)
     assert (result.exit_code, server.sent, result.stdout) == (1, [], "")
-    assert result.stderr == "error: web-1 is Stopped, not Running: start it (wukong start web-1)\n"
+    assert (
+        result.stderr
+        == "error: web-1 is Stopped, not Running: start it (wukong start web-1 -n demo)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -157,7 +160,10 @@ def test_over_a_selection_a_stopped_one_is_an_error_line_and_the_others_reboot(
         "web-1 is rebooting in place (same pod, node and address)",
         "web-3 is rebooting in place (same pod, node and address)",
     ]
-    assert result.stderr == "error: web-2 is Stopped, not Running: start it (wukong start web-2)\n"
+    assert (
+        result.stderr
+        == "error: web-2 is Stopped, not Running: start it (wukong start web-2 -n demo)\n"
+    )
 
 
 def test_names_and_a_selector_do_not_go_together(

@@ -169,11 +169,11 @@ async def _briefly(
         return None
 
 
-def silent(io: Console, name: str) -> None:
+def silent(io: Console, name: str, namespace: str) -> None:
     """The operator said nothing in time: the change stands, and where its answer will be."""
     io.say(
         f"warning: {name}: the operator has not answered in {format_duration(ACK_SECONDS)}; "
-        f"`{typed(f'status {name}')}` shows its answer when it comes"
+        f"`{typed(f'status {name}', namespace)}` shows its answer when it comes"
     )
 
 

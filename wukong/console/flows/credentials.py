@@ -64,7 +64,7 @@ async def add_ssh_key(
             target, name, lambda now: keys.with_secret(now, secret_name, user)
         )
         when = (
-            f"at its next restart ({typed(f'restart {name}')})"
+            f"at its next restart ({typed(f'restart {name}', target.namespace)})"
             if _runs(patched)
             else "when it starts"
         )

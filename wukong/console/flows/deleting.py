@@ -123,7 +123,8 @@ async def _delete_each(
         if writing.server:
             io.out(f"wukong {name} deleted (server dry run)")
         else:
-            io.out(f"wukong {name} is being deleted (follow it with: {typed(f'status {name} -w')})")
+            follow = typed(f"status {name} -w", cr["metadata"]["namespace"])
+            io.out(f"wukong {name} is being deleted (follow it with: {follow})")
     return deleting
 
 

@@ -144,7 +144,7 @@ async def resize(
             first = await first_word(target, name, lambda cr: resizing.answer(cr, generation), made)
             if first is None:
                 io.out(summary)
-                silent(io, name)
+                silent(io, name, target.namespace)
             elif not first.ok:
                 raise CliError(first.message)
             else:
@@ -251,13 +251,13 @@ async def detach(
             for patch in (options, removal):
                 if patch is not None:
                     await target.kube.merge_patch(target.wukongs(name), patch, dry_run=True)
-            io.out(plan.summary(name) + writing.suffix())
+            io.out(plan.summary(name, target.namespace) + writing.suffix())
             return OK
         told = False
         if not plan.keep_data:
             confirm = ask(f"PVC {plan.claim} (disk {disk} of {name})")
             if confirm is not None:
-                io.out(plan.summary(name))
+                io.out(plan.summary(name, target.namespace))
                 told = True
                 if not confirm(f"Delete PVC {plan.claim} and the data on it?"):
                     raise NotConfirmed("nothing was detached")
@@ -286,7 +286,7 @@ async def detach(
 
         await patch_pinned(target, name, remove)
         if not told:
-            io.out(plan.summary(name))
+            io.out(plan.summary(name, target.namespace))
         if wait is not None:
             what = f"disk {disk} to leave {name}"
             gone = await wait_for(

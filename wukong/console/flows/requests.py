@@ -138,7 +138,7 @@ async def _acknowledged(
             io.out(requested)
             unanswered.append(name)
     for name in unanswered:
-        silent(io, name)
+        silent(io, name, target.namespace)
     for (name, _, _), result in zip(written, results, strict=True):
         if isinstance(result, CliError | ApiError):
             failures.add(name, result)
@@ -220,7 +220,7 @@ async def snapshots_to_restore(cluster: Cluster, name: str) -> int:
         except Forbidden:  # a user who may not list snapshots gets the plain usage error
             raise usage("restore needs --snapshot-name: the snapshot to restore") from None
         now = datetime.now(UTC)
-        raise usage(snapshot_choices(name, list(found.get("items") or []), now))
+        raise usage(snapshot_choices(name, target.namespace, list(found.get("items") or []), now))
 
 
 async def migrate_cancel(cluster: Cluster, io: Console, name: str, *, wait: float | None) -> int:
