@@ -119,18 +119,29 @@ class Detach:
         return {"force": self.force, "preserveData": self.keep_data}
 
     def summary(self, wukong: str, namespace: str) -> str:
-        """One line for the user: what happens to the data."""
+        """One line for the user once the disk has left the spec: what happens to the data."""
         data = (
             f"PVC {self.claim} kept (label {names.LABEL_RETAINED_FROM}={wukong})"
             if self.keep_data
             else f"PVC {self.claim} deleted"
         )
-        check = "without the in-use check" if self.force else "once the guest no longer uses it"
+        return f"detaching disk {self.disk} from {wukong} {self._when(wukong, namespace)}; {data}"
+
+    def proposal(self, wukong: str, namespace: str) -> str:
+        """The line shown before `Delete PVC …?`: what a yes would do, in words that say
+        nothing is done yet (without a terminal the refusal follows it)."""
+        when = self._when(wukong, namespace)
+        return (
+            f"detaching disk {self.disk} from {wukong} {when} would delete PVC {self.claim} "
+            "and the data on it"
+        )
+
+    def _when(self, wukong: str, namespace: str) -> str:
         if self.at_restart:
-            check = (
+            return (
                 f"at its next restart (attached at boot; {typed(f'restart {wukong}', namespace)})"
             )
-        return f"detaching disk {self.disk} from {wukong} {check}; {data}"
+        return "without the in-use check" if self.force else "once the guest no longer uses it"
 
 
 def plan_detach(cr: JsonObj, disk: str, *, keep_data: bool, force: bool) -> Detach:

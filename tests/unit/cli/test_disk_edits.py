@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from typer.testing import CliRunner
 
 from tests.unit.cli.objects import IMAGE, running
+from tests.unit.cli.test_selection import FakeApiServer, kubeconfig, on_a_terminal, wukong_cli
+from wukong.adapters.kube import Kube
 from wukong.api.spec import DiskBus
+from wukong.cli import app
 from wukong.console.disks import (
     Detach,
     attach_patch,
@@ -17,6 +23,8 @@ from wukong.console.disks import (
     system_disk,
 )
 from wukong.console.errors import FAILED, USAGE, CliError
+
+__all__ = ["kubeconfig"]  # the fixture
 
 SYSTEM = {"name": "system", "size": "10Gi", "image": IMAGE}
 LOGS = {"name": "logs", "size": "1Gi", "detachOptions": {"preserveData": True}}
@@ -163,3 +171,69 @@ def test_a_disk_attached_at_boot_is_said_to_leave_a_running_vm_at_its_next_resta
     cr["status"]["volumes"][-1]["hotplugged"] = False
     cr["status"]["phase"] = "Stopped"  # no VM to unplug from: it leaves the template now
     assert not plan_detach(cr, "logs", keep_data=False, force=False).at_restart
+
+
+class DiskOperator(FakeApiServer):
+    """Plays the operator's part in a detach: a disk's detachOptions are recorded in its
+    status volume, and a disk removed from the spec leaves the status, unless KubeVirt keeps
+    it until the next restart (attached at boot to a running VM)."""
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        answer = await super().request(method, path, **kwargs)
+        if method == "PATCH":
+            cr = self.stored[path.rsplit("/", 1)[1]]
+            spec = {d["name"]: d for d in cr["spec"]["disks"]}
+            volumes = []
+            for volume in cr["status"]["volumes"]:
+                disk = spec.get(volume["name"])
+                if disk is not None:
+                    options = disk.get("detachOptions") or {}
+                    volume["preserveData"] = bool(options.get("preserveData"))
+                    volume["forceDetach"] = bool(options.get("force"))
+                elif not volume.get("attached") or volume.get("hotplugged"):
+                    continue  # unplugged: it leaves the status
+                volumes.append(volume)
+            cr["status"]["volumes"] = volumes
+        return answer
+
+
+def with_data(*, hotplugged: bool) -> dict[str, Any]:
+    """web-1 running with a disk `data`, plugged while it ran or attached at boot."""
+    cr = running("web-1", disks=[SYSTEM, {"name": "data", "size": "1Gi"}])
+    volume = {"name": "data", "pvcName": "web-1-data", "attached": True, "hotplugged": hotplugged}
+    cr["status"]["volumes"].append(volume)
+    return cr
+
+
+def test_a_detach_nobody_confirmed_says_nothing_as_done(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Audit: `detach web-3 logs3 </dev/null` printed "…; PVC web-3-logs3 deleted", then
+    refused (no terminal, no --yes). What is shown before the question says what a yes
+    would do; what is done is said once it is."""
+    server = DiskOperator(with_data(hotplugged=True))
+    proposal = (
+        "detaching disk data from web-1 once the guest no longer uses it would delete PVC "
+        "web-1-data and the data on it"
+    )
+    refused = wukong_cli(server, kubeconfig, monkeypatch, "detach", "web-1", "data")
+    assert refused.exit_code == 1, refused.output
+    assert refused.stdout == proposal + "\n"
+    assert refused.stderr == (
+        "error: refusing to delete PVC web-1-data (disk data of web-1) without confirmation: "
+        "stdin is not a terminal; pass --yes\n"
+    )
+    assert server.writes == []
+    # On a terminal, a yes: the proposal, the question, then what was done.
+    on_a_terminal(monkeypatch)
+    monkeypatch.setattr(Kube, "request", server.request)
+    where = ["-n", "demo", "--kubeconfig", kubeconfig]
+    yes = CliRunner().invoke(app, ["detach", "web-1", "data", *where], input="y\n")
+    assert yes.exit_code == 0, yes.output
+    lines = yes.stdout.splitlines()  # the answer typed is echoed between them
+    assert (lines[0], lines[-1]) == (
+        proposal,
+        "detaching disk data from web-1 once the guest no longer uses it; PVC web-1-data deleted",
+    )
+    assert "Delete PVC web-1-data and the data on it? [y/N]" in yes.stderr
+    assert server.writes == [("PATCH", "web-1"), ("PATCH", "web-1")]

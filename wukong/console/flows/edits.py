@@ -253,12 +253,12 @@ async def detach(
                     await target.kube.merge_patch(target.wukongs(name), patch, dry_run=True)
             io.out(plan.summary(name, target.namespace) + writing.suffix())
             return OK
-        told = False
         if not plan.keep_data:
             confirm = ask(f"PVC {plan.claim} (disk {disk} of {name})")
             if confirm is not None:
-                io.out(plan.summary(name, target.namespace))
-                told = True
+                # Shown before the question as `delete` shows its plan, and said as what a
+                # yes would do: without a terminal the refusal comes next, nothing done.
+                io.out(plan.proposal(name, target.namespace))
                 if not confirm(f"Delete PVC {plan.claim} and the data on it?"):
                     raise NotConfirmed("nothing was detached")
         await patch_pinned(target, name, lambda cr: disks.options_patch(cr, plan))
@@ -285,8 +285,7 @@ async def detach(
             )
 
         await patch_pinned(target, name, remove)
-        if not told:
-            io.out(plan.summary(name, target.namespace))
+        io.out(plan.summary(name, target.namespace))
         if wait is not None:
             what = f"disk {disk} to leave {name}"
             gone = await wait_for(
