@@ -205,6 +205,32 @@ def with_data(*, hotplugged: bool) -> dict[str, Any]:
     return cr
 
 
+def test_detach_wait_of_a_disk_attached_at_boot_says_so_and_does_not_wait(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Audit: `detach web-1 data --wait` of a disk attached at boot waited out the whole
+    timeout, though the CLI said at once that it leaves at the next restart: nothing happens
+    before one. As `resize --wait` for a stopped VM's filesystem: said, not waited for."""
+    server = DiskOperator(with_data(hotplugged=False))
+    args = ("detach", "web-1", "data", "--yes", "--wait", "--timeout", "3s")
+    result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "detaching disk data from web-1 at its next restart (attached at boot; "
+        "wukong restart web-1 -n demo); PVC web-1-data deleted\n"
+    )
+    assert result.stderr == "not waiting: disk data leaves web-1 when it restarts\n"
+    assert server.writes == [("PATCH", "web-1"), ("PATCH", "web-1")]  # options, removal
+    # A hot-plugged disk is unplugged now: that --wait still waits for it to leave.
+    server = DiskOperator(with_data(hotplugged=True))
+    result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "detaching disk data from web-1 once the guest no longer uses it; PVC web-1-data deleted",
+        "disk data detached from web-1",
+    ]
+
+
 def test_a_detach_nobody_confirmed_says_nothing_as_done(
     kubeconfig: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
