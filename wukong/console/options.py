@@ -21,6 +21,7 @@ from wukong.api.spec import MAX_GRACE_PERIOD_SECONDS
 from wukong.console.errors import CliError, usage
 from wukong.console.invocation import Ask, Cluster, Console, invoked_as
 from wukong.console.output import DryRun, Output
+from wukong.console.selector import BadSelector, check_selector
 
 if TYPE_CHECKING:
     from wukong.console.flows import Writing
@@ -119,9 +120,14 @@ def namespace_name(text: str) -> str:
 
 def label_selector(text: str) -> str:
     """-l: never empty. kubectl reads an empty selector as "everything", so a script's unset
-    `-l "$SEL"` would stop or delete every Wukong in the namespace."""
+    `-l "$SEL"` would stop or delete every Wukong in the namespace. And checked as the API
+    server parses it, so a typo is a usage error (exit 2), not a refusal after connecting."""
     if not text.strip():
         raise typer.BadParameter("the selector is empty: select with e.g. -l tier=web")
+    try:
+        check_selector(text)
+    except BadSelector as error:
+        raise typer.BadParameter(f"{text!r} is not a label selector: {error}") from None
     return text
 
 

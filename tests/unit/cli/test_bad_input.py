@@ -199,6 +199,20 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
         pytest.param(["status", "a" * 64], "at most 63 characters", id="too-long"),
         pytest.param(["status", "-n", ".."], "is not a namespace name", id="namespace-dots"),
         pytest.param(["stop", "-l", "a=b", "-n", "a/b"], "is not a namespace name", id="ns-path"),
+        # What only the API server checked was "rejected by the API server", exit 1 (audit).
+        pytest.param(
+            ["stop", "-l", "bad label!!"],
+            "'bad label!!' is not a label selector: found 'label', expected: in, notin, =",
+            id="selector-syntax",
+        ),
+        pytest.param(
+            ["status", "-l", "tier=web,"], "expected: identifier after ','", id="selector-comma"
+        ),
+        pytest.param(
+            ["delete", "-l", "tier in (web,-x)", "--yes"],
+            "'-x' (of tier) is not a label value",
+            id="selector-value",
+        ),
         # Go's durations: no inf, nan or exponent (nan made a wait endless).
         pytest.param(["stop", "w", "--grace-period", "inf"], "is not a duration", id="inf"),
         pytest.param(["start", "w", "--wait", "--timeout", "nan"], "is not a duration", id="nan"),
