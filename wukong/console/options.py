@@ -131,6 +131,13 @@ def label_selector(text: str) -> str:
     return text
 
 
+def snapshot_name(text: str) -> str:
+    """--snapshot-name: a DNS-1123 label, as the CRD's `lifecycleAction.snapshotName` is,
+    so a name the API server would refuse is a usage error before any request."""
+    rule = "lowercase letters, digits and '-', starting and ending with a letter or digit"
+    return _dns_name(text, DNS_LABEL_PATTERN, MAX_LABEL_VALUE, "snapshot", rule)
+
+
 # How long a completion waits for the cluster before it offers no names.
 COMPLETION_SECONDS: Final = 3.0
 
@@ -285,6 +292,7 @@ SnapshotName = Annotated[
     typer.Option(
         "--snapshot-name",
         metavar="NAME",
+        parser=snapshot_name,
         help="snapshot: name the VirtualMachineSnapshot (default <wukong>-snapshot-<id>); "
         "restore: the one to restore",
     ),

@@ -213,6 +213,21 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
             "'-x' (of tier) is not a label value",
             id="selector-value",
         ),
+        pytest.param(
+            ["snapshot", "web-1", "--snapshot-name", "Bad_Name"],
+            "'Bad_Name' is not a snapshot name",
+            id="snapshot-name",
+        ),
+        pytest.param(
+            ["restore", "web-1", "--snapshot-name", "before.upgrade"],
+            "'before.upgrade' is not a snapshot name",
+            id="restore-snapshot-name",
+        ),
+        pytest.param(
+            ["snapshot", "web-1", "--snapshot-name", "s" * 64],
+            "at most 63 characters",
+            id="snapshot-name-too-long",
+        ),
         # Go's durations: no inf, nan or exponent (nan made a wait endless).
         pytest.param(["stop", "w", "--grace-period", "inf"], "is not a duration", id="inf"),
         pytest.param(["start", "w", "--wait", "--timeout", "nan"], "is not a duration", id="nan"),
