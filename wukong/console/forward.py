@@ -23,9 +23,9 @@ from wukong.console.errors import OK, CliError
 from wukong.console.invocation import Cluster, Console
 from wukong.console.ports import Forward
 from wukong.console.remote import (
+    Forwarder,
     cannot_listen,
     first_to_end,
-    forwarder,
     listen,
     open_stream,
     pump,
@@ -160,6 +160,7 @@ async def port_forward(
                 async with stdin_chunks(raw=False) as read:
                     return await pump(ws, read, write)
         servers: list[asyncio.Server] = []
+        forwarders: list[Forwarder] = []
         relays: list[UdpRelay] = []
         try:
             for forward in ports:
@@ -168,8 +169,8 @@ async def port_forward(
                     relays.append(relay)
                     io.out(f"Forwarding from {address}:{bound} -> {forward.remote}/udp")
                     continue
-                handler = forwarder(target, io, name, forward.subresource)
-                server = await listen(handler, address, forward.local)
+                forwarders.append(Forwarder(target, io, name, forward.subresource))
+                server = await listen(forwarders[-1], address, forward.local)
                 servers.append(server)
                 bound = server.sockets[0].getsockname()[1]
                 io.out(f"Forwarding from {address}:{bound} -> {forward.remote}")
@@ -178,5 +179,9 @@ async def port_forward(
         finally:
             for server in servers:
                 server.close()
-            await asyncio.gather(*(relay.close() for relay in relays))
+            # The open connections end here, before the client they use closes (Ctrl-C).
+            await asyncio.gather(
+                *(forwarder.close() for forwarder in forwarders),
+                *(relay.close() for relay in relays),
+            )
     return OK

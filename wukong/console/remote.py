@@ -296,16 +296,22 @@ async def logs(
     return OK
 
 
-def forwarder(
-    target: Target, io: Console, name: str, sub: str
-) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+class Forwarder:
     """What a local listener does with each connection: open the VM's `sub` websocket
     (`vnc`, `portforward/22/tcp`) and copy bytes both ways until either side closes. A
-    refusal is said on stderr and ends that connection only."""
+    refusal is said on stderr and ends that connection only. Closed (Ctrl-C), it ends the
+    connections still open."""
 
-    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, target: Target, io: Console, name: str, sub: str) -> None:
+        self.target, self.io, self.name, self.sub = target, io, name, sub
+        self.connections: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = asyncio.current_task()
+        assert connection is not None  # asyncio runs each handler as a task, awaited by none
+        self.connections.add(connection)
         try:
-            async with open_stream(target, name, sub) as ws:
+            async with open_stream(self.target, self.name, self.sub) as ws:
 
                 async def read() -> bytes:
                     return await reader.read(65536)
@@ -316,11 +322,29 @@ def forwarder(
 
                 await pump(ws, lambda: asyncio.ensure_future(read()), write)
         except CliError as error:
-            io.say(f"error: {error.message}")
+            self.io.say(f"error: {error.message}")
+        except asyncio.CancelledError:
+            # The listener is closing (Ctrl-C): the connection ends with it. Not raised on:
+            # Python 3.11's streams ask the handler's task for its exception, and a cancelled
+            # task answers that with a CancelledError of its own, printed as three chained
+            # tracebacks on the way out (3.12 checks for a cancelled task first).
+            pass
         finally:
+            self.connections.discard(connection)
             writer.close()
 
-    return forward
+    async def close(self) -> None:
+        """End the connections still open, their websockets closed, while the client they
+        came through is still there (asyncio.run would cancel them only after it has gone)."""
+        for connection in list(self.connections):
+            connection.cancel()
+        await asyncio.gather(*self.connections, return_exceptions=True)
+
+    async def __aenter__(self) -> Forwarder:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
 
 async def listen(
@@ -357,11 +381,12 @@ async def vnc(
     `virtctl vnc --proxy-only`), until interrupted."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await running_vmi(target, name)
-        server = await listen(forwarder(target, io, name, "vnc"), address, port)
+        forwarder = Forwarder(target, io, name, "vnc")
+        server = await listen(forwarder, address, port)
         bound = server.sockets[0].getsockname()[1]
         here = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
         command = None if proxy_only else viewer(here, bound)
-        async with server:
+        async with forwarder, server:  # on the way out: stop listening, end the connections
             if command is None:
                 io.out(f'{{"port": {bound}}}')
                 none = "" if proxy_only else "no remote-viewer or vncviewer on PATH; "

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import aiohttp
 import pytest
+import typer
 
-from wukong.console import forward
+from wukong.console import forward, remote
 from wukong.console.errors import CliError
 from wukong.console.forward import UdpRelay, carry
+from wukong.console.invocation import Cluster, Console
+from wukong.console.options import run
 from wukong.console.ports import Forward, forwards
 from wukong.console.remote import ESCAPE, listen, pump, stdin_chunks
 
@@ -228,3 +233,148 @@ async def test_stdin_from_a_file_or_dev_null_is_read_to_its_end(
         while chunk := await read():
             got += chunk
     assert got == (content or b"")
+
+
+class TunnelToGuest:
+    """The websocket of one forwarded connection, carried over TCP to a local server that
+    stands in for the guest's port: what is sent reaches it, what it sends comes back as
+    binary messages, and its end as a CLOSE."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def __aiter__(self) -> TunnelToGuest:
+        return self
+
+    async def __anext__(self) -> aiohttp.WSMessage:
+        if data := await self.reader.read(65536):
+            return aiohttp.WSMessage(aiohttp.WSMsgType.BINARY, data, None)
+        return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None)
+
+
+GuestAt = Callable[[tuple[str, int]], None]
+
+
+@pytest.fixture
+def guest_at(monkeypatch: pytest.MonkeyPatch) -> GuestAt:
+    """Point port-forward and vnc at a local TCP server standing in for the guest's port:
+    the cluster, the running VM and its websockets are faked at `connect`, `running_vmi` and
+    `open_stream`."""
+
+    def use(address: tuple[str, int]) -> None:
+        @contextlib.asynccontextmanager
+        async def connect(*_: object) -> AsyncIterator[None]:
+            yield None
+
+        async def running_vmi(_target: object, name: str) -> str:
+            return f"{name}-vm"
+
+        @contextlib.asynccontextmanager
+        async def open_stream(*_: object) -> AsyncIterator[TunnelToGuest]:
+            reader, writer = await asyncio.open_connection(*address)
+            try:
+                yield TunnelToGuest(reader, writer)
+            finally:
+                writer.close()
+
+        for module in (forward, remote):
+            monkeypatch.setattr(module, "connect", connect)
+            monkeypatch.setattr(module, "running_vmi", running_vmi)
+            monkeypatch.setattr(module, "open_stream", open_stream)
+
+    return use
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The guest's side: each byte back, until the other end closes. Cancelled (the test's
+    loop ends), it ends quietly: on Python 3.11 a cancelled connection handler is itself a
+    traceback, the one this file's Ctrl-C test looks for in the command."""
+    with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.close()
+
+
+Command = Callable[[Console], Coroutine[Any, Any, int]]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(
+            lambda io: forward.port_forward(Cluster(), io, "web-1", [Forward(0, 22)]),
+            id="port-forward",
+        ),
+        pytest.param(
+            lambda io: remote.vnc(Cluster(), io, "web-1", proxy_only=True),
+            id="vnc-proxy-only",
+        ),
+    ],
+)
+def test_ctrl_c_with_a_connection_open_says_interrupted_and_nothing_else(
+    command: Command,
+    guest_at: GuestAt,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ctrl-C on `wukong port-forward NAME 22` (or `vnc NAME --proxy-only`) while a local
+    connection was open printed three chained tracebacks ("Exception in callback
+    StreamReaderProtocol.connection_made.<locals>.callback", CancelledError) before
+    "interrupted": the connection's handler ended cancelled, and Python 3.11's streams ask a
+    cancelled task for its exception. Run as the command runs, in asyncio.run, and
+    interrupted by a real SIGINT, which asyncio turns into cancelling the command's task."""
+    problems: list[dict[str, Any]] = []
+    steps: list[str] = []
+    users: list[asyncio.Task[None]] = []  # held, as asyncio wants; the loop's end ends it
+
+    async def interrupted_while_connected() -> int:
+        loop = asyncio.get_running_loop()
+
+        def keep(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            problems.append(context)
+            loop.default_exception_handler(context)  # and logged, as it would be
+
+        loop.set_exception_handler(keep)
+        guest = await asyncio.start_server(echo, "127.0.0.1", 0)
+        guest_at(guest.sockets[0].getsockname()[:2])
+        listening: asyncio.Queue[str] = asyncio.Queue()
+
+        async def user() -> None:
+            port = int((await listening.get()).split(":")[-1].split()[0].strip("}"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(b"ping")
+                assert await reader.readexactly(4) == b"ping"
+                steps.append("echoed")
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C, the connection still open
+                await reader.read()
+            finally:
+                writer.close()
+
+        users.append(asyncio.create_task(user()))
+        io = Console(out=listening.put_nowait, say=lambda line: typer.echo(line, err=True))
+        try:
+            return await command(io)
+        finally:
+            guest.close()
+
+    # asyncio.run turns SIGINT into cancelling the main task only where Python's own handler
+    # is in place, as it is in the command (a test runner may have another).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(typer.Exit) as ended:
+            run(asyncio.wait_for(interrupted_while_connected(), 30), writes=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert steps == ["echoed"]
+    assert problems == []
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception in callback" not in err, err
+    assert ended.value.exit_code == 130
+    assert err.splitlines()[-1] == "interrupted"
