@@ -23,6 +23,7 @@ from wukong.console.errors import OK, CliError
 from wukong.console.invocation import Cluster, Console
 from wukong.console.ports import Forward
 from wukong.console.remote import (
+    LINGER_SECONDS,
     Forwarder,
     cannot_listen,
     first_to_end,
@@ -158,7 +159,7 @@ async def port_forward(
                     out.flush()
 
                 async with stdin_chunks(raw=False) as read:
-                    return await pump(ws, read, write)
+                    return await pump(ws, read, write, linger=LINGER_SECONDS)
         servers: list[asyncio.Server] = []
         forwarders: list[Forwarder] = []
         relays: list[UdpRelay] = []

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
 
@@ -140,16 +140,30 @@ async def open_stream(
         await ws.close()
 
 
+# After the end of input, how long the guest may be quiet before its connection is closed.
+# virt-api's portforward websocket cannot be half-closed as nc or kubectl's SPDY stream do:
+# its plain.kubevirt.io stream is raw bytes in binary messages, and a Close frame ends both
+# ways (virt-api closes the guest's connection as soon as either of its copies ends). So the
+# end of input is not sent on: the answer is still copied until the guest's side closes or
+# is quiet this long (as socat waits its `-t`, 0.5 s, after an end it could pass on), enough
+# for `printf 'SSH-2.0-x\r\n' | wukong port-forward NAME 22 --stdio` to show what the guest
+# says, and little for a pipe's command to wait. Each answer's byte starts it again.
+LINGER_SECONDS: Final = 2.0
+
+
 async def pump(
     ws: aiohttp.ClientWebSocketResponse,
     read: Callable[[], asyncio.Future[bytes] | asyncio.Task[bytes]],
     write: Callable[[bytes], Awaitable[None]],
     *,
     escape: bytes | None = None,
+    linger: float = 0.0,
 ) -> int:
-    """Copy bytes to the guest and its answer back until end of input, the guest side
-    closing, or (a person at the console) the `escape` key. Never an escape for a protocol's
-    bytes (VNC, a forwarded port): any byte can be 0x1d there."""
+    """Copy bytes to the guest and its answer back until end of input (and then `linger`
+    seconds of quiet from the guest), the guest side closing, or (a person at the console)
+    the `escape` key. Never an escape for a protocol's bytes (VNC, a forwarded port): any
+    byte can be 0x1d there."""
+    answered = asyncio.Event()  # the guest has said something since this was cleared
 
     async def upstream() -> None:
         while chunk := await read():
@@ -159,10 +173,19 @@ async def pump(
                     await ws.send_bytes(before)
                 return
             await ws.send_bytes(chunk)
+        if linger <= 0:
+            return
+        # The end of input: the guest's answer still comes back until its side closes (which
+        # ends this) or it has been quiet `linger` seconds (LINGER_SECONDS says why).
+        with suppress(TimeoutError):
+            while True:
+                answered.clear()
+                await asyncio.wait_for(answered.wait(), linger)
 
     async def downstream() -> None:
         async for message in ws:
             if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                answered.set()
                 data = message.data
                 await write(data if isinstance(data, bytes) else data.encode())
             elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):

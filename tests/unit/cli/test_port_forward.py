@@ -378,3 +378,79 @@ def test_ctrl_c_with_a_connection_open_says_interrupted_and_nothing_else(
     assert "Traceback" not in err and "Exception in callback" not in err, err
     assert ended.value.exit_code == 130
     assert err.splitlines()[-1] == "interrupted"
+
+
+SSHD_BANNER = b"SSH-2.0-OpenSSH_9.6\r\n"
+KEXINIT = b"\x00\x00\x01\x0c\x06\x14 key exchange offer"
+
+
+async def sshd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The guest's sshd, as far as these tests go: its version at once; the client's, then a
+    moment later its key exchange offer; then it waits for the client (it never ends first)."""
+    with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+        writer.write(SSHD_BANNER)
+        await reader.readline()
+        await asyncio.sleep(0.1)  # the answer comes after the client's input has ended
+        writer.write(KEXINIT)
+        await writer.drain()
+        await reader.read()
+    writer.close()
+
+
+async def test_port_forward_stdio_shows_the_guests_answer_after_the_end_of_input(
+    guest_at: GuestAt,
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    """`printf 'SSH-2.0-x\\r\\n' | wukong port-forward NAME 22 --stdio` printed nothing: the
+    end of stdin cancelled the copy the other way, and the guest's answer with it. virt-api's
+    websocket cannot be half-closed, so the answer is waited for until the guest is quiet."""
+    guest = await asyncio.start_server(sshd, "127.0.0.1", 0)
+    guest_at(guest.sockets[0].getsockname()[:2])
+    monkeypatch.setattr(forward, "LINGER_SECONDS", 0.5)
+    typed, piped = os.pipe()  # printf's pipe: stdin is one the event loop can wait on
+    os.write(piped, b"SSH-2.0-x\r\n")
+    os.close(piped)
+    said: list[str] = []
+    try:
+        with os.fdopen(typed, "rb") as stdin:
+            monkeypatch.setattr(sys, "stdin", stdin)
+            io = Console(out=said.append, say=said.append)
+            forwarding = forward.port_forward(Cluster(), io, "web-1", [Forward(22, 22)], stdio=True)
+            assert await asyncio.wait_for(forwarding, 10) == 0
+    finally:
+        guest.close()
+    assert capsysbinary.readouterr().out == SSHD_BANNER + KEXINIT
+    assert said == []
+
+
+@pytest.mark.parametrize(
+    ("guest", "linger", "took"),
+    [
+        # (seconds after the end of input, what the guest sends; None: its side closes)
+        pytest.param([(0.1, b"bye"), (0.2, None)], 30.0, (0.2, 1.0), id="guest-closes"),
+        pytest.param([(0.1, b"a"), (0.3, b"b")], 0.4, (0.7, 1.5), id="guest-goes-quiet"),
+    ],
+)
+async def test_after_the_end_of_input_the_answer_comes_until_the_guest_closes_or_is_quiet(
+    guest: list[tuple[float, bytes | None]], linger: float, took: tuple[float, float]
+) -> None:
+    """The end of input is not the end of the guest's answer: its side closing ends the
+    forward at once; else it ends once the guest has been quiet `linger` seconds, counted
+    again from each of its answers."""
+    ws, chunks, got = DatagramSocket(), iter([b"quit\r\n", b""]), list[bytes]()
+    loop = asyncio.get_running_loop()
+    for delay, data in guest:
+        loop.call_later(delay, ws.guest.put_nowait, data)
+
+    async def next_chunk() -> bytes:
+        return next(chunks)
+
+    async def keep(data: bytes) -> None:
+        got.append(data)
+
+    started = loop.time()
+    forwarding = pump(ws, lambda: asyncio.ensure_future(next_chunk()), keep, linger=linger)  # type: ignore[arg-type]
+    await asyncio.wait_for(forwarding, 5)
+    assert (ws.sent, got) == ([b"quit\r\n"], [data for _, data in guest if data is not None])
+    assert took[0] <= loop.time() - started < took[1]
