@@ -346,6 +346,10 @@ class Forwarder:
                 await pump(ws, lambda: asyncio.ensure_future(read()), write)
         except CliError as error:
             self.io.say(f"error: {error.message}")
+        except ConnectionError:
+            # A reset (a client closing with bytes unread, or a broken websocket) ends the
+            # connection as a close does: nothing to say, and no traceback from asyncio.
+            pass
         except asyncio.CancelledError:
             # The listener is closing (Ctrl-C): the connection ends with it. Not raised on:
             # Python 3.11's streams ask the handler's task for its exception, and a cancelled

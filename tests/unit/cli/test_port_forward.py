@@ -7,6 +7,8 @@ import contextlib
 import logging
 import os
 import signal
+import socket
+import struct
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from wukong.console.invocation import Cluster, Console
 from wukong.console.options import run
 from wukong.console.ports import Forward, forwards
 from wukong.console.remote import ESCAPE, listen, pump, stdin_chunks
+from wukong.testing.eventually import eventually
 
 
 def test_ports_name_the_local_end_the_guest_end_or_both() -> None:
@@ -454,3 +457,34 @@ async def test_after_the_end_of_input_the_answer_comes_until_the_guest_closes_or
     await asyncio.wait_for(forwarding, 5)
     assert (ws.sent, got) == ([b"quit\r\n"], [data for _, data in guest if data is not None])
     assert took[0] <= loop.time() - started < took[1]
+
+
+async def test_a_local_client_that_resets_its_connection_ends_it_quietly(
+    guest_at: GuestAt,
+) -> None:
+    """A local client that closes with bytes unread (or SO_LINGER 0) resets the connection:
+    the read's ConnectionResetError left the connection's handler, and asyncio printed it as
+    "Unhandled exception in client_connected_cb" with its traceback."""
+    problems: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: problems.append(context))
+    guest = await asyncio.start_server(echo, "127.0.0.1", 0)
+    guest_at(guest.sockets[0].getsockname()[:2])
+    said: list[str] = []
+    io = Console(out=said.append, say=said.append)
+    forwarder = remote.Forwarder(None, io, "web-1", "portforward/22/tcp")  # type: ignore[arg-type]
+    try:
+        async with forwarder, await listen(forwarder, "127.0.0.1", 0) as local:
+            port = local.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"ping")
+            assert await reader.readexactly(4) == b"ping"
+            reset = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends RST
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+            writer.close()
+            await eventually(lambda: not forwarder.connections, timeout=10)
+    finally:
+        loop.set_exception_handler(None)
+        guest.close()
+    assert problems == []
+    assert said == []
