@@ -146,8 +146,9 @@ async def open_stream(
 # ways (virt-api closes the guest's connection as soon as either of its copies ends). So the
 # end of input is not sent on: the answer is still copied until the guest's side closes or
 # is quiet this long (as socat waits its `-t`, 0.5 s, after an end it could pass on), enough
-# for `printf 'SSH-2.0-x\r\n' | wukong port-forward NAME 22 --stdio` to show what the guest
-# says, and little for a pipe's command to wait. Each answer's byte starts it again.
+# for `printf 'SSH-2.0-x\r\n' | wukong port-forward NAME 22 --stdio` (or `nc -N` to a
+# forwarded port) to show what the guest says, and little for a pipe's command to wait.
+# Each answer starts it again.
 LINGER_SECONDS: Final = 2.0
 
 
@@ -321,9 +322,10 @@ async def logs(
 
 class Forwarder:
     """What a local listener does with each connection: open the VM's `sub` websocket
-    (`vnc`, `portforward/22/tcp`) and copy bytes both ways until either side closes. A
-    refusal is said on stderr and ends that connection only. Closed (Ctrl-C), it ends the
-    connections still open."""
+    (`vnc`, `portforward/22/tcp`) and copy bytes both ways until the guest's side closes,
+    or the client's has and the guest is quiet (`LINGER_SECONDS`). A refusal is said on
+    stderr and ends that connection only. Closed (Ctrl-C), it ends the connections still
+    open."""
 
     def __init__(self, target: Target, io: Console, name: str, sub: str) -> None:
         self.target, self.io, self.name, self.sub = target, io, name, sub
@@ -343,7 +345,8 @@ class Forwarder:
                     writer.write(data)
                     await writer.drain()  # a slow reader here slows the guest's stream
 
-                await pump(ws, lambda: asyncio.ensure_future(read()), write)
+                # A client's end may be a half-close (`nc -N`): the answer still comes.
+                await pump(ws, lambda: asyncio.ensure_future(read()), write, linger=LINGER_SECONDS)
         except CliError as error:
             self.io.say(f"error: {error.message}")
         except ConnectionError:

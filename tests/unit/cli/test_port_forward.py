@@ -488,3 +488,27 @@ async def test_a_local_client_that_resets_its_connection_ends_it_quietly(
         guest.close()
     assert problems == []
     assert said == []
+
+
+async def test_a_local_client_that_half_closes_still_gets_the_guests_answer(
+    guest_at: GuestAt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`printf 'SSH-2.0-x\\r\\n' | nc -N localhost PORT` sends its line, then its end (a
+    half-close) and reads on: the guest's answer after that end was lost, as with --stdio."""
+    guest = await asyncio.start_server(sshd, "127.0.0.1", 0)
+    guest_at(guest.sockets[0].getsockname()[:2])
+    monkeypatch.setattr(remote, "LINGER_SECONDS", 0.5)
+    said: list[str] = []
+    io = Console(out=said.append, say=said.append)
+    forwarder = remote.Forwarder(None, io, "web-1", "portforward/22/tcp")  # type: ignore[arg-type]
+    try:
+        async with forwarder, await listen(forwarder, "127.0.0.1", 0) as local:
+            port = local.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"SSH-2.0-x\r\n")
+            writer.write_eof()
+            assert await asyncio.wait_for(reader.read(), 10) == SSHD_BANNER + KEXINIT
+            writer.close()
+    finally:
+        guest.close()
+    assert said == []
