@@ -27,7 +27,6 @@ from wukong.console.remote import (
     Forwarder,
     cannot_listen,
     first_to_end,
-    listen,
     open_stream,
     pump,
     running_vmi,
@@ -160,7 +159,6 @@ async def port_forward(
 
                 async with stdin_chunks(raw=False) as read:
                     return await pump(ws, read, write, linger=LINGER_SECONDS)
-        servers: list[asyncio.Server] = []
         forwarders: list[Forwarder] = []
         relays: list[UdpRelay] = []
         try:
@@ -171,15 +169,11 @@ async def port_forward(
                     io.out(f"Forwarding from {address}:{bound} -> {forward.remote}/udp")
                     continue
                 forwarders.append(Forwarder(target, io, name, forward.subresource))
-                server = await listen(forwarders[-1], address, forward.local)
-                servers.append(server)
-                bound = server.sockets[0].getsockname()[1]
+                bound = await forwarders[-1].listen(address, forward.local)
                 io.out(f"Forwarding from {address}:{bound} -> {forward.remote}")
             io.say(f"to {name}'s guest through KubeVirt (Ctrl-C ends)")
             await asyncio.get_running_loop().create_future()  # until interrupted
         finally:
-            for server in servers:
-                server.close()
             # The open connections end here, before the client they use closes (Ctrl-C).
             await asyncio.gather(
                 *(forwarder.close() for forwarder in forwarders),

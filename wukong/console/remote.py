@@ -321,17 +321,23 @@ async def logs(
 
 
 class Forwarder:
-    """What a local listener does with each connection: open the VM's `sub` websocket
-    (`vnc`, `portforward/22/tcp`) and copy bytes both ways until the guest's side closes,
-    or the client's has and the guest is quiet (`LINGER_SECONDS`). A refusal is said on
-    stderr and ends that connection only. Closed (Ctrl-C), it ends the connections still
-    open."""
+    """A local port whose each connection goes to the VM's `sub` websocket (`vnc`,
+    `portforward/22/tcp`), bytes copied both ways until the guest's side closes, or the
+    client's has and the guest is quiet (`LINGER_SECONDS`). A refusal is said on stderr and
+    ends that connection only. Closed (Ctrl-C), it stops listening and ends the connections
+    still open."""
 
     def __init__(self, target: Target, io: Console, name: str, sub: str) -> None:
         self.target, self.io, self.name, self.sub = target, io, name, sub
+        self.server: asyncio.Server | None = None
         self.connections: set[asyncio.Task[Any]] = set()
 
-    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def listen(self, address: str, port: int) -> int:
+        """Listen on `address`:`port` (0: a free port); the port it got."""
+        self.server = await listen(self._connection, address, port)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = asyncio.current_task()
         assert connection is not None  # asyncio runs each handler as a task, awaited by none
         self.connections.add(connection)
@@ -357,15 +363,19 @@ class Forwarder:
             # The listener is closing (Ctrl-C): the connection ends with it. Not raised on:
             # Python 3.11's streams ask the handler's task for its exception, and a cancelled
             # task answers that with a CancelledError of its own, printed as three chained
-            # tracebacks on the way out (3.12 checks for a cancelled task first).
+            # tracebacks on the way out (later versions check first: CPython gh-113538).
             pass
         finally:
             self.connections.discard(connection)
             writer.close()
 
     async def close(self) -> None:
-        """End the connections still open, their websockets closed, while the client they
-        came through is still there (asyncio.run would cancel them only after it has gone)."""
+        """Stop listening, then end the connections still open, their websockets closed
+        while the client they came through is still there (asyncio.run would cancel them
+        only after it has gone). Not the server's wait_closed: from Python 3.12 it waits for
+        the connections to end by themselves."""
+        if self.server is not None:
+            self.server.close()
         for connection in list(self.connections):
             connection.cancel()
         await asyncio.gather(*self.connections, return_exceptions=True)
@@ -411,12 +421,10 @@ async def vnc(
     `virtctl vnc --proxy-only`), until interrupted."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await running_vmi(target, name)
-        forwarder = Forwarder(target, io, name, "vnc")
-        server = await listen(forwarder, address, port)
-        bound = server.sockets[0].getsockname()[1]
-        here = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
-        command = None if proxy_only else viewer(here, bound)
-        async with forwarder, server:  # on the way out: stop listening, end the connections
+        async with Forwarder(target, io, name, "vnc") as forwarder:
+            bound = await forwarder.listen(address, port)
+            here = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+            command = None if proxy_only else viewer(here, bound)
             if command is None:
                 io.out(f'{{"port": {bound}}}')
                 none = "" if proxy_only else "no remote-viewer or vncviewer on PATH; "
@@ -424,7 +432,9 @@ async def vnc(
                     f"VNC of {name} on {address}:{bound}: connect a VNC viewer there "
                     f"({none}Ctrl-C ends)"
                 )
-                await server.serve_forever()
+                # Until interrupted. Not serve_forever: from Python 3.12, cancelled, it waits
+                # for the open connections to end (Ctrl-C with a viewer connected would hang).
+                await asyncio.get_running_loop().create_future()
                 return OK
             program = Path(command[0]).name
             io.say(f"VNC of {name} on {address}:{bound}: opening {program}")

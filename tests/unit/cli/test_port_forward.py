@@ -474,8 +474,8 @@ async def test_a_local_client_that_resets_its_connection_ends_it_quietly(
     io = Console(out=said.append, say=said.append)
     forwarder = remote.Forwarder(None, io, "web-1", "portforward/22/tcp")  # type: ignore[arg-type]
     try:
-        async with forwarder, await listen(forwarder, "127.0.0.1", 0) as local:
-            port = local.sockets[0].getsockname()[1]
+        async with forwarder:
+            port = await forwarder.listen("127.0.0.1", 0)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"ping")
             assert await reader.readexactly(4) == b"ping"
@@ -502,8 +502,8 @@ async def test_a_local_client_that_half_closes_still_gets_the_guests_answer(
     io = Console(out=said.append, say=said.append)
     forwarder = remote.Forwarder(None, io, "web-1", "portforward/22/tcp")  # type: ignore[arg-type]
     try:
-        async with forwarder, await listen(forwarder, "127.0.0.1", 0) as local:
-            port = local.sockets[0].getsockname()[1]
+        async with forwarder:
+            port = await forwarder.listen("127.0.0.1", 0)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"SSH-2.0-x\r\n")
             writer.write_eof()
