@@ -173,7 +173,9 @@ def _detach(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus])
 def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]) -> list[Action]:
     """Delete (or keep and label) the claims of disks no longer in the spec nor the VM."""
     in_spec = {d.name for d in cr.spec.disks}
-    in_vm = set(template_volumes(seen.vm)) | set(_live(seen))
+    # An ended VMI (Manual keeps it until the next start) holds no disk: its volumeStatus
+    # read as one kept a disk removed from a stopped VM Detaching until the next start.
+    in_vm = set(template_volumes(seen.vm)) | (set() if seen.vmi_ended else set(_live(seen)))
     uid = cr.metadata.uid
     actions: list[Action] = []
     gone = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -149,6 +150,25 @@ def test_a_serial_the_guest_reports_is_matched_to_its_disk_only() -> None:
     assert not names.reports_serial("logs2", "logs")
     assert not names.reports_serial("0QEMU_QEMU_HARDDISK_blogs", "logs")
     assert not names.reports_serial("application-logs-pri", "application-logs")
+
+
+def test_a_disk_removed_from_a_stopped_manual_vm_goes_at_once() -> None:
+    """Under Manual KubeVirt keeps the ended VMI until the next start, its volumeStatus still
+    naming the disk: read as in the VM, it kept the disk Detaching, its claim there, until
+    the next start (found by review, session 37)."""
+    cr = wukong()
+    claim = bound_pvc("web-1-logs", "10Gi")
+    world = running(**{"web-1-logs": claim})  # the template no longer has logs
+    assert world.vmi is not None
+    ended = copy.deepcopy(world.vmi)
+    ended["status"]["phase"] = "Succeeded"
+    ended["status"]["volumeStatus"].append({"name": "logs", "phase": "Ready"})
+    old = {
+        "volumes": [{"name": "logs", "pvcName": "web-1-logs", "preserveData": False}],
+        "phase": "Stopped",
+    }
+    plan = decide(cr, old, replace(world, vmi=ended))
+    assert DeleteChild("PersistentVolumeClaim", "web-1-logs", "web-1-logs-uid") in plan.actions
 
 
 def test_unmounted_disk_is_unplugged_then_its_claim_deleted() -> None:
