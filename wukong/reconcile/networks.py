@@ -66,6 +66,7 @@ def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:
         message = "; ".join(conflicts) + ": rename the network or delete that NAD"
         cond = Cond(NETWORKS_CONFIGURED, False, "NADConflict", message)
     else:
-        count = len(cr.spec.networks)
-        cond = Cond(NETWORKS_CONFIGURED, True, "NetworksReady", f"pod network and {count} more")
+        extra = ", ".join(n.name for n in cr.spec.networks)
+        said = f"pod network and {extra}" if extra else "pod network only"
+        cond = Cond(NETWORKS_CONFIGURED, True, "NetworksReady", said)
     return NetworkPlan(tuple(actions), tuple(statuses), cond)
