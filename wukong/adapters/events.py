@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import secrets
+import time
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -26,6 +26,16 @@ class EventRecorder:
     def __init__(self, kube: Kube, *, host: str = "") -> None:
         self.kube = kube
         self.host = host
+        self._last = 0
+
+    def _name(self, obj_name: str) -> str:
+        """`<object>.<nanoseconds in hex>`, as client-go's recorder names Events: a list
+        comes back in the order they were posted (names sort as the times do), and kubectl
+        describe, which sorts on a lastTimestamp of whole seconds, keeps that order for the
+        Events of one second. Random names listed a pass's Events in any order (found by a
+        user audit, session 37). Strictly increasing within this process."""
+        self._last = max(time.time_ns(), self._last + 1)
+        return f"{obj_name}.{self._last:x}"
 
     async def post(self, obj: JsonObj, type_: EventType, reason: str, message: str) -> None:
         """Record one Event (CamelCase `reason`) on `obj` (any object with metadata)."""
@@ -36,7 +46,7 @@ class EventRecorder:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{meta.get('name', 'object')}.{secrets.token_hex(8)}",
+                "name": self._name(meta.get("name") or "object"),
                 "namespace": namespace,
             },
             "involvedObject": {
