@@ -17,9 +17,11 @@ from wukong.api.conditions import (
     ACCESS_CREDENTIALS,
     CHILDREN_ADMITTED,
     CLEARED,
+    NETWORKS_CONFIGURED,
     RESTART_REQUIRED,
     SPEC_VALID,
     VM_HEALTHY,
+    VOLUMES_BOUND,
     Cond,
     Condition,
     merge_conditions,
@@ -108,7 +110,9 @@ BAD_WHEN_TRUE = {
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
 # warns if it lasts. Nor for a grown claim whose filesystem waits for the kubelet: the grow's
 # own Events (`Resizing`, then `DiskGrown`) tell that one.
-EXPECTED_REASONS = {"Provisioning", NODE_RESIZE_PENDING}
+# Not evaluated: said by SpecValid (or NetworksConfigured), not again.
+NOT_EVALUATED = "NotEvaluated"
+EXPECTED_REASONS = {"Provisioning", NODE_RESIZE_PENDING, NOT_EVALUATED}
 # Not healthy yet, but what the user asked for: a disk growing because its size grew. A
 # Normal Event when it starts and one when it is done, as the external resizer posts for the
 # claim; a Warning only when it is refused.
@@ -237,7 +241,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         disks_ready=ready,
         restoring=unfinished.name if unfinished else None,
     )
-    conds = [valid]
+    conds = [valid, *_not_evaluated(nets is None, disks is None, bool(problems))]
     if nets:
         plan.actions += nets.actions
         conds.append(nets.condition)
@@ -322,6 +326,20 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
         history=history,
     )
     return plan
+
+
+def _not_evaluated(no_nets: bool, no_disks: bool, invalid: bool) -> list[Cond]:
+    """NetworksConfigured and VolumesBound, Unknown, for the planners a pass did not run
+    (the spec invalid, or the networks not ready for the disks): they are always present
+    (SPEC §8), and one left from an earlier spec said True of a spec that is no more (a
+    Wukong invalid from its creation had neither; found by review, session 37)."""
+    why = "the spec is invalid (SpecValid)" if invalid else "the networks are not ready"
+    out = []
+    if no_nets:
+        out.append(Cond(NETWORKS_CONFIGURED, None, NOT_EVALUATED, f"not checked while {why}"))
+    if no_disks:
+        out.append(Cond(VOLUMES_BOUND, None, NOT_EVALUATED, f"not checked while {why}"))
+    return out
 
 
 def _restart_required_as_before(conds: list[Cond], status: WukongStatus) -> list[Cond]:

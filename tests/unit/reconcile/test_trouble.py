@@ -732,3 +732,28 @@ def test_a_stop_on_a_lost_node_keeps_the_trouble_reported() -> None:
     assert verdict is not None and verdict.reason == "VMINotReady"
     world.vmi["status"]["conditions"][0]["status"] = "True"
     assert vm_health(world, before) is None
+
+
+def test_networks_and_volumes_are_said_unknown_while_the_spec_is_invalid() -> None:
+    """SPEC §8: NetworksConfigured and VolumesBound are always present. A Wukong invalid from
+    its creation had neither, and one made invalid later kept saying True of the spec
+    before (found by review, session 37). Said by SpecValid: no Warning of their own."""
+    both = [
+        {"name": "system", "size": "10Gi", "boot": True},
+        {"name": "data", "size": "1Gi", "boot": True},
+    ]
+    invalid = wukong(disks=both)
+    plan = decide(invalid, {}, ready_children())
+    conds = plan.status["conditions"]
+    assert cond(conds, "SpecValid")["status"] == "False"
+    for type_ in ("NetworksConfigured", "VolumesBound"):
+        said = cond(conds, type_)
+        assert (said["status"], said["reason"]) == ("Unknown", "NotEvaluated"), said
+        assert "the spec is invalid" in said["message"]
+    warned = [a.reason for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert "NotEvaluated" not in warned
+    # Valid first, then made invalid: the True of the spec before does not stand.
+    valid = decide(wukong(), {}, ready_children())
+    assert cond(valid.status["conditions"], "VolumesBound")["status"] == "True"
+    later = decide(invalid, valid.status, ready_children())
+    assert cond(later.status["conditions"], "VolumesBound")["status"] == "Unknown"
