@@ -299,9 +299,8 @@ def create(
         labels=label or (),
     )
     cluster = cluster_from(kubeconfig, context, namespace)
-    work = flows.create(
-        cluster, console(), wanted, wait=waiting(wait, timeout), writing=writing(dry_run, output)
-    )
+    how = writing(dry_run, output, prints_result=True)
+    work = flows.create(cluster, console(), wanted, wait=waiting(wait, timeout), writing=how)
     run(work)
 
 

@@ -321,10 +321,16 @@ def waiting(wait: bool, timeout: float | None) -> float | None:
     return DEFAULT_WAIT if timeout is None else timeout
 
 
-def writing(dry_run: DryRun, output: Output | None) -> Writing:
-    """How a writing verb writes, checked: -o only says how a client dry run prints."""
+def writing(dry_run: DryRun, output: Output | None, *, prints_result: bool = False) -> Writing:
+    """How a writing verb writes, checked: -o says how a client dry run prints, and for a
+    verb that `prints_result` (create, as `kubectl create -o yaml|json|name`) how the
+    object the API server answered is printed."""
     from wukong.console.flows import Writing
 
+    if prints_result:
+        if output is Output.WIDE:
+            fail(usage("-o wide is a table of status: create prints json, yaml or name"))
+        return Writing(dry_run, output)
     if output is not None and dry_run is not DryRun.CLIENT:
         fail(usage("-o/--output goes with --dry-run=client on this command"))
     if output in (Output.WIDE, Output.NAME):

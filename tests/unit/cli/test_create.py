@@ -11,12 +11,15 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.unit.cli.objects import running
+from tests.unit.cli.test_selection import kubeconfig
+from wukong.adapters.kube import Kube
 from wukong.api.spec import RunStrategy, WukongSpec
 from wukong.cli import app
 from wukong.console.create import Wanted, manifest, settled, wanted_phase
 from wukong.console.lifecycle import Outcome
 from wukong.console.output import Output, document
 
+__all__ = ["kubeconfig"]  # the fixture
 IMAGE = "docker://quay.io/containerdisks/fedora:40"
 
 
@@ -168,7 +171,7 @@ def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) 
         (["--user-data", "-", "--user-data-secret", "s"], "--user-data and --user-data-secret"),
         (["--run-strategy", "Once"], "invalid value for '--run-strategy': 'Once' is not one of"),
         (["--timeout", "5m"], "--timeout only bounds --wait"),
-        (["-o", "yaml"], "-o/--output goes with --dry-run=client on this command"),
+        (["-o", "wide"], "-o wide is a table of status: create prints json, yaml or name"),
     ],
 )
 def test_a_bad_flag_is_one_line_and_exit_2_before_any_cluster(flags: list[str], said: str) -> None:
@@ -257,3 +260,31 @@ def test_a_system_disk_cloned_from_a_pvc() -> None:
     spec = manifest(Wanted("web-1", clone_from="golden/fedora-40", size="20Gi"))["spec"]
     assert spec["disks"] == [{"name": "system", "size": "20Gi", "cloneFrom": "golden/fedora-40"}]
     WukongSpec.model_validate(spec)
+
+
+@pytest.mark.parametrize(
+    ("output", "first"),
+    [
+        ("name", "wukong.vm.novasphere.dev/web-1\n"),
+        ("yaml", "apiVersion: vm.novasphere.dev/v1alpha1\n"),
+    ],
+)
+def test_create_o_prints_the_wukong_the_api_server_made(
+    output: str, first: str, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `kubectl create -o yaml|name`: the object as the server answered (its uid), not a
+    usage error asking for --dry-run=client (found by a user audit, session 37)."""
+    sent: list[Any] = []
+
+    async def create(_: Kube, path: str, body: Any, **__: Any) -> Any:
+        sent.append(body)
+        return {**body, "metadata": {**body["metadata"], "uid": "u-1", "namespace": "default"}}
+
+    monkeypatch.setattr(Kube, "create", create)
+    result = CliRunner().invoke(app, ["create", "web-1", "--kubeconfig", kubeconfig, "-o", output])
+    assert result.exit_code == 0, result.output
+    assert len(sent) == 1 and result.stdout.startswith(first), result.stdout
+    if output == "yaml":
+        assert yaml.safe_load(result.stdout)["metadata"]["uid"] == "u-1"
+    else:
+        assert result.stdout == first  # the name alone, no "created" line

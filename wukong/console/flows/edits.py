@@ -53,7 +53,7 @@ async def create(
     body = creation.manifest(wanted)  # a bad flag is said before the cluster is reached
     named = name_of(body)
     if writing.client:  # a manifest to keep or edit: no cluster needed
-        io.out(document(body, writing.output or Output.YAML))
+        io.out(_printed(body, writing.output or Output.YAML))
         io.say(f"{named} would be created (client dry run)")
         return OK
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
@@ -63,8 +63,11 @@ async def create(
             raise CliError(
                 f"wukong {wanted.name} already exists in namespace {target.namespace}"
             ) from None
+        if writing.output is not None:  # the object as the API server answered, as kubectl
+            io.out(_printed(made, writing.output))
         if wait is None or writing.server:
-            io.out(f"{named} created{writing.suffix()}")
+            if writing.output is None:
+                io.out(f"{named} created{writing.suffix()}")
             return OK
         phase = creation.wanted_phase(wanted)
         io.say(f"{named} created; waiting up to {format_duration(wait)} for it to be {phase}")
@@ -74,6 +77,11 @@ async def create(
 
         what = f"{wanted.name} to be {phase}"
         return await _until(target, io, wanted.name, check, wait, what, made)
+
+
+def _printed(obj: JsonObj, output: Output) -> str:
+    """`-o name|json|yaml` of one object."""
+    return name_of(obj) if output is Output.NAME else document(obj, output)
 
 
 async def expose(
