@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -122,20 +122,36 @@ class KubeletLogServer:
             await response.write(data)
             return budget is None or budget > 0
 
-        if log is not None:
-            going = True
-            for line in selected(log.lines, query, datetime.now(UTC)):
+        try:
+            if log is not None:
+                await self._stream(log, query, write, ns, name)
+            await response.write_eof()
+        except ConnectionResetError:
+            # The reader left (`wukong logs -f` stopped): as the kubelet, stop writing. Not
+            # an error: aiohttp logged it with a traceback, in the demo's output too.
+            pass
+        return response
+
+    async def _stream(
+        self,
+        log: SerialLog,
+        query: dict[str, str],
+        write: Callable[[Line], Awaitable[bool]],
+        ns: str,
+        name: str,
+    ) -> None:
+        """The log's lines `query` selects, then (follow) new ones while the pod lives."""
+        going = True
+        for line in selected(log.lines, query, datetime.now(UTC)):
+            going = await write(line)
+            if not going:
+                break
+        index = len(log.lines)
+        while going and query.get("follow") == "true":
+            async for line in log.follow(index, FOLLOW_POLL):
+                index += 1
                 going = await write(line)
                 if not going:
                     break
-            index = len(log.lines)
-            while going and query.get("follow") == "true":
-                async for line in log.follow(index, FOLLOW_POLL):
-                    index += 1
-                    going = await write(line)
-                    if not going:
-                        break
-                if log.ended or await self._pod(ns, name) is None:
-                    break
-        await response.write_eof()
-        return response
+            if log.ended or await self._pod(ns, name) is None:
+                break
