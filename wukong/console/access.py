@@ -219,7 +219,12 @@ def logs(
     ] = False,
     tail: Annotated[
         int | None,
-        typer.Option(help="Only the last N lines.", metavar="N", min=0, show_default=False),
+        typer.Option(
+            help="Only the last N lines (-1, as kubectl's default: all of them).",
+            metavar="N",
+            min=-1,
+            show_default=False,
+        ),
     ] = None,
     since: Annotated[
         float | None,
@@ -241,7 +246,9 @@ def logs(
     from wukong.console import remote
 
     cluster = cluster_from(kubeconfig, context, namespace)
-    work = remote.logs(cluster, name, follow=follow, tail=tail, since=since, timestamps=timestamps)
+    every = tail is None or tail == -1  # kubectl logs --tail=-1: all lines
+    lines = None if every else tail
+    work = remote.logs(cluster, name, follow=follow, tail=lines, since=since, timestamps=timestamps)
     run(work, writes=False)
 
 
