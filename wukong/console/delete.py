@@ -51,6 +51,8 @@ class DeletePlan:
     options: JsonObj = field(default_factory=dict)
     """deleteOptions to write before the delete ({}: the spec already says it all)."""
     vm_reported: bool = True
+    nads_reported: bool = True
+    """The NADs are the ones the status reports made; else the spec's, which may not be."""
     """The status names the VM; False (a Wukong still Pending or Creating): there may be
     none, and no guest to stop."""
     services: tuple[str, ...] | None = ()
@@ -70,7 +72,8 @@ class DeletePlan:
         else:
             out.append(f"  delete  VirtualMachine {self.vm}, if made (the status names none)")
         out += [f"  delete  {d.shown()})" for d in self.deleted]
-        out += [f"  delete  NetworkAttachmentDefinition {nad}" for nad in self.nads]
+        made = "" if self.nads_reported else ", if made (the status names none)"
+        out += [f"  delete  NetworkAttachmentDefinition {nad}{made}" for nad in self.nads]
         if self.services is None:
             out.append("  delete  Services it owns, if any (you may not list Services here)")
         else:
@@ -170,6 +173,8 @@ def plan_delete(
         deleted=tuple(d for d in chosen if d not in kept),
         kept=kept,
         nads=_owned_nads(cr),
+        # Networks are made before the VM: once it is named, so were they.
+        nads_reported=vm_reported or bool(status.get("networks")),
         force=force or bool(existing.get("force")),
         grace_period=int(existing.get("gracePeriodSeconds", DEFAULT_GRACE)),
         options=options,

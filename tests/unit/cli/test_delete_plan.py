@@ -211,3 +211,14 @@ def test_before_its_vm_the_plan_does_not_promise_a_graceful_stop_of_nothing() ->
         "  keep    disk system (PVC web-1-system, if made, label "
         "vm.novasphere.dev/retained-from=web-1)"
     )
+
+
+def test_nads_the_status_does_not_report_are_deleted_if_made() -> None:
+    """A Wukong whose networks were never made (its spec refused before any child): the plan
+    said it would delete a NAD that does not exist (found by a user audit, session 37)."""
+    cr = running(networks=NETWORKS)
+    cr["status"] = {"phase": "Pending"}
+    lines = plan_delete(cr).lines()
+    assert "  delete  NetworkAttachmentDefinition web-1-lan, if made (the status names none)" in (
+        lines
+    )
