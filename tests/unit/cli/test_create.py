@@ -288,3 +288,13 @@ def test_create_o_prints_the_wukong_the_api_server_made(
         assert yaml.safe_load(result.stdout)["metadata"]["uid"] == "u-1"
     else:
         assert result.stdout == first  # the name alone, no "created" line
+
+
+def test_a_client_dry_run_with_n_names_the_namespace_in_the_manifest() -> None:
+    """As kubectl create --dry-run=client -o yaml -n demo (found by a user audit, session 37);
+    without -n the manifest names none, and applies where kubectl points."""
+    result = cli("web-1", "--dry-run=client", "-n", "demo")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["metadata"] == {"name": "web-1", "namespace": "demo"}
+    plain = cli("web-1", "--dry-run=client")
+    assert yaml.safe_load(plain.stdout)["metadata"] == {"name": "web-1"}

@@ -53,7 +53,10 @@ async def create(
     body = creation.manifest(wanted)  # a bad flag is said before the cluster is reached
     named = name_of(body)
     if writing.client:  # a manifest to keep or edit: no cluster needed
-        io.out(_printed(body, writing.output or Output.YAML))
+        # -n given: in the manifest too, as kubectl create --dry-run=client -o yaml -n NS.
+        where = {"namespace": cluster.namespace} if cluster.namespace else {}
+        shown = {**body, "metadata": {**body["metadata"], **where}}
+        io.out(_printed(shown, writing.output or Output.YAML))
         io.say(f"{named} would be created (client dry run)")
         return OK
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
