@@ -89,6 +89,29 @@ async def test_stop_then_start_follow_run_strategy_and_vmi(
     assert calls(sim, "stop", "vm1-vm") == 1 and calls(sim, "start", "vm1-vm") == 1
 
 
+async def test_editing_auto_start_later_leaves_a_running_vm_running(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """autoStart says what happens at creation (SPEC §1): an edit of it later (a GitOps
+    template changed) set runStrategy Halted on a VM nobody asked to stop (session 37)."""
+    cr = await running(k, namespace, "as-1")
+    assert cr["status"]["autoStart"] is True
+    edited = await k.merge_patch(
+        path("wukong", namespace, "as-1"), {"spec": {"startStrategy": {"autoStart": False}}}
+    )
+    generation = edited["metadata"]["generation"]
+    cr = await wait_for(
+        k,
+        namespace,
+        "as-1",
+        lambda c: (c.get("status") or {}).get("observedGeneration") == generation,
+        what="the edit seen",
+    )
+    assert (cr["status"]["phase"], cr["status"]["autoStart"]) == ("Running", True)
+    assert await vm_strategy(k, namespace, "as-1") == "Always"
+    assert await wukong_events(k, namespace, "RunStrategyReverted") == []
+
+
 async def test_restart_twice_means_two_restarts_and_a_new_vmi_each_time(
     k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:
