@@ -754,6 +754,7 @@ def _run_strategy(
         state.state in IN_FLIGHT  # our call's effect may not be in the cache yet
         or cr.metadata.generation != observed  # the spec changed: the patch is its
         or (current, state.last_action) in KUBEVIRTS_ANSWERS
+        or _forced_stop_of_a_restart(current, state)
     )
     if not ours and runs is not None and want is not None and runs != want:
         verb = "started" if runs else "stopped"
@@ -767,6 +768,19 @@ def _run_strategy(
             )
         )
     return patch
+
+
+def _forced_stop_of_a_restart(current: str | None, state: LifecycleState) -> bool:
+    """A forced restart KubeVirt was already serving is made as a forced stop, which sets
+    Halted until virt-controller serves the restart's pending Start (docs/decisions.md,
+    "Forcing a restart KubeVirt is serving"). A request refused since replaces the record's
+    state, not its call: that Halted is still ours, not a `virtctl stop` (found by
+    test_lifecycle_sequences, seed 1384427838: a RunStrategyReverted Warning for it)."""
+    return (
+        current == "Halted"
+        and state.last_action == "restart"
+        and state.call == Effect.FORCE_STOP_VM.value
+    )
 
 
 # What a runStrategy does to the guest by itself: run it, keep it down, or neither (Manual).

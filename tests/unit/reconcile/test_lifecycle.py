@@ -1278,6 +1278,30 @@ def test_a_forced_restart_during_a_graceful_one_is_made_and_known_once_it_lands(
     assert calls(decide(forced, accepted.status, _serving_restart(world, grace=0))) == []
 
 
+def test_the_halted_of_our_forced_stop_for_a_restart_is_ours_under_a_refusal() -> None:
+    """Found by test_lifecycle_sequences (seed 1384427838, session 37): a forced restart
+    made as a forced stop (Always: runStrategy Halted until virt-controller serves the
+    pending Start), then a suspend refused while it restarted. The refusal replaced the
+    record's state, and that Halted read as `virtctl stop`: a RunStrategyReverted Warning
+    'stopped outside Wukong' for the operator's own call."""
+    world = running_world()
+    graceful = wukong(lifecycleAction={"action": "restart", "requestedAt": "a"})
+    called = decide(graceful, decide(graceful, {"phase": "Running"}, world).status, world)
+    forced = wukong(lifecycleAction={"action": "restart", "force": True, "requestedAt": "b"})
+    serving = _serving_restart(world)
+    made = decide(forced, decide(forced, called.status, serving).status, serving)
+    assert calls(made) == [VmCall("stop", "web-1-vm", grace_period=0, force=True)]
+    suspend = wukong(lifecycleAction={"action": "suspend", "requestedAt": "c"})
+    refused = decide(suspend, made.status, serving)
+    assert refused.status["lifecycleState"]["state"] == "Refused"
+    halted = _serving_restart(world, grace=0)
+    assert halted.vm is not None
+    halted.vm["spec"]["runStrategy"] = "Halted"  # what virt-api's stop under Always writes
+    after = decide(suspend, refused.status, halted)
+    said = [a.reason for a in after.actions if isinstance(a, Emit)]
+    assert "RunStrategyReverted" not in said, after.actions
+
+
 def test_a_pause_that_never_shows_holds_the_next_request_only_a_while() -> None:
     """QEMU paused the guest on a disk error just before our pause landed (which then did
     nothing): the user's pause never shows, and the resume sent next was held for good."""
