@@ -67,7 +67,22 @@ def refusal(cr: Wukong, seen: Observed) -> str | None:
             f"a migration of {name} is already running ({other['metadata']['name']}, phase "
             f"{phase}): wait for it to finish"
         )
+    if (theirs := kubevirts_migration(seen)) is not None:
+        return f"a migration of {name} {theirs} is already running: wait for it to finish"
     return None
+
+
+def kubevirts_migration(seen: Observed) -> str | None:
+    """A migration of the VMI that is not the Wukong's (KubeVirt's own, for a node drain or
+    a workload update) under way, as the VMI's migrationState shows it: where it goes, or
+    None. KubeVirt's webhook refuses a second migration then ("in-flight migration
+    detected"); the request is refused at once in these words, where the create was
+    refused and retried until that one ended (found by review, session 37)."""
+    state = ((seen.vmi or {}).get("status") or {}).get("migrationState") or {}
+    if not state or state.get("completed"):
+        return None
+    target = state.get("targetNode")
+    return f"KubeVirt started (to {target})" if target else "KubeVirt started"
 
 
 def build_migration(cr: Wukong, name: str) -> JsonObj:

@@ -47,7 +47,7 @@ from wukong.reconcile.actions import Action, CreateChild, DeleteChild, Emit
 from wukong.reconcile.children import labels, owned_by, owner_reference
 from wukong.reconcile.lifecycle import IN_FLIGHT, RUNNING_ACTIONS
 from wukong.reconcile.lifecycle import request_id as fingerprint
-from wukong.reconcile.migration import running_migrations
+from wukong.reconcile.migration import kubevirts_migration, running_migrations
 from wukong.reconcile.observed import Observed, condition_of
 from wukong.reconcile.snapshot import in_progress
 from wukong.reconcile.timefmt import iso
@@ -129,6 +129,10 @@ def refusal(
             f"restore stops {name}, and a migration of it is running "
             f"({busy_moving[0]['metadata']['name']}): wait for it to end, or cancel it "
             f"({names.command('migrate-cancel', name, cr.metadata.namespace)})"
+        )
+    if live_guest(seen) and (theirs := kubevirts_migration(seen)) is not None:
+        return (
+            f"restore stops {name}, and a migration of it {theirs} is running: wait for it to end"
         )
     found = seen.snapshots.get(snapshot)
     if found is None:

@@ -71,6 +71,14 @@ def vmi(phase: str = "Running", migratable: str | None = "True") -> dict[str, An
             "already running (other, phase Running)",
             id="another-runs",
         ),
+        pytest.param(
+            Observed(
+                now=NOW,
+                vmi=vmi() | {"status": vmi()["status"] | {"migrationState": {"targetNode": "n2"}}},
+            ),
+            "a migration of web KubeVirt started (to n2) is already running",
+            id="kubevirts-own-runs",  # a node drain's, not the Wukong's (session 37)
+        ),
     ],
 )
 def test_a_request_that_cannot_run_is_refused_and_creates_nothing(
@@ -248,3 +256,10 @@ def test_a_migration_made_by_a_pass_whose_status_was_lost_is_followed_not_refuse
         "node-1",
     )
     assert not plan.actions
+
+
+def test_a_finished_migration_kubevirt_made_refuses_nothing() -> None:
+    done = {"migrationState": {"targetNode": "n2", "completed": True}}
+    seen = Observed(now=NOW, vmi=vmi() | {"status": vmi()["status"] | done})
+    plan = plan_migration(cr(), seen, None, "rid-1")
+    assert plan.status is not None and plan.status.result != "Refused"
