@@ -682,7 +682,16 @@ def _grow(
     size already (`expansionRefused`, set from the failed call: not asked again until the
     spec asks for another size)."""
     requested = _requested(pvc)
-    if not requested or parse_quantity(disk.size) <= parse_quantity(requested):
+    if requested and not disk.populated and parse_quantity(disk.size) < parse_quantity(requested):
+        # A kept blank disk taken back by a spec that asks less (the CRD refuses a shrink of
+        # the spec itself): said, where it was shown SIZE 1Gi CAPACITY 2Gi with no word. Not
+        # an imported or cloned disk: CDI asks more than the spec for filesystem overhead.
+        said = (
+            f"the claim asks {requested}, more than the spec's {disk.size}: a disk never "
+            f"shrinks, it stays {requested}"
+        )
+        return [], None, volume.model_copy(update={"message": said})
+    if not requested or parse_quantity(disk.size) == parse_quantity(requested):
         return [], None, volume
     sc_name = pvc.get("spec", {}).get("storageClassName") or ""
     sc = seen.storage_classes.get(sc_name)

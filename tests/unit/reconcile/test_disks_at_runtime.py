@@ -270,6 +270,20 @@ def test_growing_a_disk_expands_its_pvc() -> None:
     assert ExpandDisk("web-1-data", "200Gi", "data") in plan.actions
 
 
+def test_a_claim_bigger_than_the_spec_asks_is_said_and_left_as_it_is() -> None:
+    """A kept disk taken back by a spec that asks less was shown SIZE 1Gi CAPACITY 2Gi with
+    nothing said (found by a user audit, session 37). A disk never shrinks."""
+    cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "50Gi"}])
+    plan = decide(cr, {"phase": "Running"}, running())  # its claim asks 100Gi
+    assert not [a for a in plan.actions if isinstance(a, ExpandDisk)]
+    data = next(v for v in plan.status["volumes"] if v["name"] == "data")
+    assert data["message"] == (
+        "the claim asks 100Gi, more than the spec's 50Gi: a disk never shrinks, it stays 100Gi"
+    )
+    warned = [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert warned == []
+
+
 def test_class_without_expansion_gets_a_condition_and_no_request() -> None:
     cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
     pvc = owned(
