@@ -46,23 +46,26 @@ def refused_child(action: Action, failure: Failed) -> bool:
 
 
 def refused(failed: Mapping[Action, Failed]) -> list[str]:
-    """One sentence per create or patch of a child the API server refused."""
-    out = []
-    for action, failure in failed.items():
-        if not refused_child(action, failure):
-            continue
-        if isinstance(action, CreateChild):
-            what = f"create {action.kind} {action.body.get('metadata', {}).get('name', '')}"
-        elif isinstance(action, PatchChild):
-            what = f"update {action.kind} {action.name}"
-        elif isinstance(action, (AddVolume, RemoveVolume)):
-            verb = "hot-plug" if isinstance(action, AddVolume) else "unplug"
-            out.append(f"KubeVirt refused to {verb} disk {action.disk}: {failure.message}")
-            continue
-        else:
-            continue
-        out.append(f"the API server refused to {what.strip()}: {failure.message}")
-    return out
+    """One sentence per create or patch of a child the API server refused, or per disk
+    virt-api refused to plug or unplug."""
+    return [
+        f"{_refusal(action)}: {failure.message}"
+        for action, failure in failed.items()
+        if refused_child(action, failure)
+    ]
+
+
+def _refusal(action: Action) -> str:
+    """Who refused what, for an action `refused_child` accepts."""
+    if isinstance(action, AddVolume):
+        return f"KubeVirt refused to hot-plug disk {action.disk}"
+    if isinstance(action, RemoveVolume):
+        return f"KubeVirt refused to unplug disk {action.disk}"
+    if isinstance(action, CreateChild):
+        name = action.body.get("metadata", {}).get("name", "")
+        return f"the API server refused to {f'create {action.kind} {name}'.strip()}"
+    assert isinstance(action, PatchChild)
+    return f"the API server refused to update {action.kind} {action.name}"
 
 
 def admit(

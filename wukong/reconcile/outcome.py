@@ -123,16 +123,16 @@ def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> Wuk
     deletion = planned.deletion
     if deletion is None:
         return planned
-    lost = {
-        action.force
+    lost = [
+        action
         for action, failure in failed.items()
         if isinstance(action, VmCall) and failure.kind == "transient" and failure.code != 409
-    }
-    if True in lost and deletion.forced:
+    ]
+    if deletion.forced and any(call.force for call in lost):
         return planned.model_copy(
             update={"deletion": deletion.model_copy(update={"forced": False})}
         )
-    if False in lost and not deletion.forced:
+    if not deletion.forced and any(not call.force for call in lost):
         # The graceful stop itself was lost: asked again by the next pass, with its own
         # grace period (else the guest would never be asked, and be forced off at the
         # deadline of a stop it never got).
