@@ -17,6 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.integration.draws import in_fresh_interpreter
+
 CRD = Path(__file__).resolve().parents[2] / "manifests" / "crd" / "wukong.yaml"
 Schema = dict[str, Any]
 BROKEN = 0.05  # the chance that one value breaks its own schema
@@ -143,7 +145,16 @@ def _object(schema: Schema, depth: int) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def corpus(count: int, seed_schema: Schema | None = None) -> list[dict[str, Any]]:
-    """`count` specs, the same on every run (derandomized): Hypothesis draws, we collect."""
+    """`count` specs, the same on every run: derandomized, and drawn in a fresh interpreter
+    (in a pytest worker, Hypothesis' draws depend on the modules loaded: draws.py)."""
+    specs: list[dict[str, Any]] = in_fresh_interpreter(
+        "tests.integration.crd_specs:draw_corpus", count, seed_schema
+    )
+    return specs
+
+
+def draw_corpus(count: int, seed_schema: Schema | None) -> list[dict[str, Any]]:
+    """`count` specs: Hypothesis draws, we collect."""
     specs: list[dict[str, Any]] = []
     strategy = from_schema(seed_schema or spec_schema())
 

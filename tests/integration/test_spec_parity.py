@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.integration.admission import GoUrls, child_problems
+from tests.integration.draws import in_fresh_interpreter
 from tests.integration.scenario import k, operator, path, sim, user_nad
 from wukong.adapters.kube import Kube
 from wukong.api import names
@@ -40,6 +41,7 @@ __all__ = ["k", "operator", "sim"]  # fixtures
 JsonObj = dict[str, Any]
 EXAMPLES = 150
 # Each run draws new specs; the seed is printed, and WUKONG_PARITY_SEED=<n> replays a run.
+_MODULE = "tests.integration.test_spec_parity"  # where a fresh interpreter finds the drawing
 SEED = int(os.environ.get("WUKONG_PARITY_SEED") or random.randrange(2**32))
 MIN_ACCEPTED = 0.15  # of the generated specs (~28% are), or the test says the generator is stale
 LIST_CAP = 4  # longer lists add load, not new kinds of children
@@ -280,11 +282,18 @@ def random_specs(schema: JsonObj) -> st.SearchStrategy[JsonObj]:
 
 
 def generate(count: int) -> list[tuple[str, JsonObj]]:
+    """`count` (name, spec) pairs for SEED, drawn in a fresh interpreter: the same pairs in a
+    pytest worker and in a replay (tests/integration/draws.py)."""
+    pairs = in_fresh_interpreter(f"{_MODULE}:draw_specs", count, SEED)
+    return [(name, spec) for name, spec in pairs]
+
+
+def draw_specs(count: int, at_seed: int) -> list[tuple[str, JsonObj]]:
     """`count` (name, spec) pairs drawn from the CRD schema by Hypothesis."""
     spec_schema = build_schema()["properties"]["spec"]
     drawn: list[tuple[str, JsonObj]] = []
 
-    @seed(SEED)
+    @seed(at_seed)
     @settings(
         max_examples=count,
         deadline=None,
@@ -565,15 +574,7 @@ def test_the_python_url_parser_refuses_everything_go_refuses() -> None:
     the stricter one (Go versions differ there: the model follows the newer rules)."""
     from wukong.api.urls import UrlError, parse_image_url
 
-    drawn: list[str] = []
-
-    @seed(SEED)
-    @settings(max_examples=600, deadline=None, database=None, phases=[Phase.generate])
-    @given(st.one_of(URLISH, IMAGES, TYPICAL_IMAGES))
-    def draw(url: str) -> None:
-        drawn.append(url)
-
-    draw()
+    drawn: list[str] = in_fresh_interpreter(f"{_MODULE}:draw_urls", 600, SEED)
     urls = GoUrls()
     go_request = urls.check([("request", u) for u in drawn])
     go_parse = urls.check([("parse", u) for u in drawn])
@@ -592,3 +593,17 @@ def test_the_python_url_parser_refuses_everything_go_refuses() -> None:
             looser.append(f"{url!r}: Go says {go_error}")
     print(f"\nurls: {len(drawn)} checked (seed {SEED}); refused only by the model: {stricter}")
     assert looser == [], f"(seed {SEED}: WUKONG_PARITY_SEED={SEED} replays this run) {looser}"
+
+
+def draw_urls(count: int, at_seed: int) -> list[str]:
+    """`count` URL-like strings drawn by Hypothesis."""
+    drawn: list[str] = []
+
+    @seed(at_seed)
+    @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate])
+    @given(st.one_of(URLISH, IMAGES, TYPICAL_IMAGES))
+    def draw(url: str) -> None:
+        drawn.append(url)
+
+    draw()
+    return drawn
