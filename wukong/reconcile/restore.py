@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from wukong.api import JsonObj, names
 from wukong.api.conditions import STALLED, Cond
@@ -50,7 +51,7 @@ from wukong.reconcile.lifecycle import request_id as fingerprint
 from wukong.reconcile.migration import kubevirts_migration, running_migrations
 from wukong.reconcile.observed import Observed, condition_of
 from wukong.reconcile.snapshot import in_progress
-from wukong.reconcile.timefmt import iso
+from wukong.reconcile.timefmt import iso, parse_time
 
 # Accepted, waiting for the stopped VM's VMI to be gone: KubeVirt's restore wants no VMI at
 # all (restore.go Ready), and FailImmediate would fail on one still terminating.
@@ -60,6 +61,8 @@ WAITING = "WaitingForVMI"
 STOPPING = "StoppingVM"
 # A lifecycle request still on its way (its call to make, made, or waiting for the VM).
 RUNNING_NOW = (*IN_FLIGHT, Answer.Waiting)
+# Seconds KubeVirt keeps one restore error before the Wukong says the restore is stuck.
+STUCK_AFTER: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ class RestorePlan:
     because: str | None = None
     """Why, for the lifecycle request's answer and Event."""
     requeue_after: float | None = None
-    """Look again this soon (a completion held for the pass that writes Stopped)."""
+    """Look again this soon (a completion held for the pass that writes Stopped, a restore
+    error not standing yet)."""
 
 
 @dataclass(frozen=True)
@@ -514,7 +518,16 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
     actions: tuple[Action, ...] = ()
     if progressing.get("status") == "False" and said:
         # KubeVirt's error (doUpdateError): it retries, and the restore waits until it is
-        # fixed or deleted. Said once per new error, as a Warning.
+        # fixed or deleted. Many are passing (a claim "not found" before KubeVirt has made
+        # it again, "already exists" after): one stands once KubeVirt has kept it
+        # STUCK_AFTER seconds (its lastTransitionTime moves only when the words change).
+        # Until then a retry in the status; then a Warning, once per error.
+        since = parse_time(progressing.get("lastTransitionTime"))
+        stood = STUCK_AFTER if since is None else (seen.now - since).total_seconds()
+        if stood < STUCK_AFTER:
+            update["message"] = f"{old.name}: KubeVirt retries: {said}"
+            waited = old.model_copy(update=update)
+            return RestorePlan((), waited, holding=True, requeue_after=STUCK_AFTER - stood)
         text = f"{old.name}: KubeVirt cannot go on: {said}"
         if text != old.message:
             actions = (Emit("Warning", "RestoreStuck", text),)

@@ -134,6 +134,34 @@ def test_a_restore_is_followed_to_its_end_in_words() -> None:
     assert _following(None).holding  # just created, not in the cache yet
 
 
+def test_an_error_kubevirt_gets_past_at_its_next_try_is_no_warning() -> None:
+    """KubeVirt's restore often meets passing errors while it makes the claims again (one
+    "not found" before it is made, "already exists" after): the status says it retries;
+    the Warning comes only once one error has stood STUCK_AFTER seconds, and then once."""
+    fresh = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": 'persistentvolumeclaims "web-1-data" not found',
+        "lastTransitionTime": "2026-12-04T23:59:57Z",  # 3 s before NOW
+    }
+    plan = _following(_restore(complete=False, conditions=[fresh]))
+    assert plan.holding and not plan.actions
+    assert (
+        plan.status.message == 'r1: KubeVirt retries: persistentvolumeclaims "web-1-data" not found'
+    )
+    assert plan.requeue_after == pytest.approx(7.0)  # the pass that would say it stands
+    standing = fresh | {"lastTransitionTime": "2026-12-04T23:59:50Z"}  # 10 s
+    plan = _following(_restore(complete=False, conditions=[standing]), message=plan.status.message)
+    stuck = 'r1: KubeVirt cannot go on: persistentvolumeclaims "web-1-data" not found'
+    assert plan.holding and plan.status.message == stuck and plan.requeue_after is None
+    assert plan.actions == (Emit("Warning", "RestoreStuck", stuck),)
+    again = _following(_restore(complete=False, conditions=[standing]), message=stuck)
+    assert not again.actions  # said once
+    other = standing | {"reason": "later", "lastTransitionTime": "2026-12-04T23:59:59Z"}
+    plan = _following(_restore(complete=False, conditions=[other]), message=stuck)
+    assert not plan.actions and plan.status.message == "r1: KubeVirt retries: later"
+
+
 def test_while_kubevirt_restores_the_operator_leaves_disks_and_vm_alone() -> None:
     """A pass that would make the missing claim and patch the VM does neither."""
     spec = wukong().to_dict()
