@@ -168,6 +168,12 @@ def _deletion(cr: JsonObj) -> list[str]:
     return lines
 
 
+def _words(*parts: object) -> str:
+    """The parts there are, spaced: a request refused before its object was made has no
+    name (it read "- Refused", the dash taken for a name)."""
+    return " ".join(str(part) for part in parts if part)
+
+
 def _migration(cr: JsonObj) -> list[str]:
     migration = _status(cr).get("migration") or {}
     if not migration:
@@ -177,7 +183,7 @@ def _migration(cr: JsonObj) -> list[str]:
     )
     where = f" {route}" if route else ""
     state = migration.get("result") or migration.get("phase") or "requested"
-    lines = [_field("Migration", f"{migration.get('name') or '-'} {state}{where}")]
+    lines = [_field("Migration", _words(migration.get("name"), f"{state}{where}"))]
     if migration.get("refusal"):
         lines.append(_field("Refused", migration["refusal"]))
     return lines
@@ -190,7 +196,7 @@ def _snapshot(cr: JsonObj) -> list[str]:
         return []
     state = shot.get("result") or shot.get("phase") or "requested"
     ready = " (ready)" if shot.get("readyToUse") else ""
-    lines = [_field("Snapshot", f"{shot.get('name') or '-'} {state}{ready}")]
+    lines = [_field("Snapshot", _words(shot.get("name"), f"{state}{ready}"))]
     if shot.get("leftOut"):
         lines.append(_field("Left out", ", ".join(shot["leftOut"])))
     if shot.get("refusal"):
@@ -205,8 +211,8 @@ def _restore(cr: JsonObj) -> list[str]:
     if not back:
         return []
     state = back.get("result") or back.get("phase") or "requested"
-    source = f" from {back['snapshot']}" if back.get("snapshot") else ""
-    lines = [_field("Restore", f"{back.get('name') or '-'}{source} {state}")]
+    source = f"from {back['snapshot']}" if back.get("snapshot") else None
+    lines = [_field("Restore", _words(back.get("name"), source, state))]
     if back.get("refusal"):
         lines.append(_field("Refused", back["refusal"]))
     elif back.get("result") != "Succeeded" and back.get("message"):

@@ -304,6 +304,21 @@ def test_detail_shows_the_last_migration_and_a_refused_request() -> None:
     assert "Refused:      a migration of web-1 is already running" in text
 
 
+def test_a_request_refused_before_its_object_was_made_shows_no_dash_for_a_name() -> None:
+    """KubeVirt refused the migration (its webhook) or the operator refused the snapshot or
+    restore before making anything: no name, and no "-" that reads as one."""
+    cr = running()
+    refused = {"result": "Refused", "refusal": "KubeVirt cannot live-migrate web-1: …"}
+    cr["status"]["migration"] = refused
+    cr["status"]["snapshot"] = refused | {"refusal": "a restore is in progress"}
+    cr["status"]["restore"] = {"snapshot": "gone", "result": "Refused", "refusal": "not found"}
+    text = detail(cr, NOW)
+    assert "Migration:    Refused\n" in text
+    assert "Snapshot:     Refused\n" in text
+    assert "Restore:      from gone Refused\n" in text
+    assert "Refused:      KubeVirt cannot live-migrate web-1: …" in text
+
+
 def test_the_last_snapshot_and_restore_are_shown_with_kubevirts_words_while_they_matter() -> None:
     cr = running()
     cr["status"]["snapshot"] = {
