@@ -62,7 +62,6 @@ PROTOCOL: dict[tuple[str, Happened], Answer] = {
     (A.Issued, H.settled): A.Done,
     (A.Issued, H.call_failed): A.Accepted,
     (A.Issued, H.stopped_to_restart): A.Accepted,
-    (A.Refused, H.stopped_to_restart): A.Accepted,  # a later request refused meanwhile
     (A.Issued, H.call_refused): A.Failed,
     (A.Accepted, H.call_refused): A.Failed,
 }

@@ -240,6 +240,19 @@ def _owes_start(state: LifecycleState, seen: Observed) -> bool:
     return seen.run_strategy in STARTED_BY_CALL and not seen.pending_requests and old_over
 
 
+def _start_owed_beside(state: LifecycleState) -> bool:
+    """A record that answers a request refused while a forced restart ran, and carries the
+    start that restart owes (`_owes_start`), not made yet. Found by test_lifecycle_sequences
+    (seed 3924625094, RerunOnFailure: a suspend refused while a restart ran read "restart
+    done" under the suspend's id once the owed start had moved the record on)."""
+    return (
+        state.state == Answer.Refused
+        and state.last_action == "restart"
+        and state.call == Effect.START_VM.value
+        and state.issued is False
+    )
+
+
 def _left_off(seen: Observed, state: LifecycleState) -> bool:
     """The VM is off and stays off: KubeVirt reports it Stopped with nothing pending under a
     runStrategy that starts it only on a call, and no start of ours follows (`_owes_start`).
@@ -396,7 +409,9 @@ def plan_lifecycle(
     # A call accepted on the last pass is made before a newer request is looked at: deciding
     # the newer one first would overwrite the recorded call, and it would never be made.
     live_vm = seen.vm is not None and not being_deleted(seen.vm)  # a deleted one gets no call
-    call_pending = state.state == Answer.Accepted and bool(state.call) and live_vm
+    call_pending = (
+        (state.state == Answer.Accepted or _start_owed_beside(state)) and bool(state.call)
+    ) and live_vm
     # A suspend waits for the guest to run; while the start autoStart makes under Manual is
     # under way, that start is the creation's and the suspend is looked at once it is done.
     auto_starting = state.request_id == AUTO_START and state.state in IN_FLIGHT
@@ -507,7 +522,7 @@ def plan_lifecycle(
     calling = False
     verb_next = _calling(state)
     if (
-        state.state == Answer.Accepted
+        (state.state == Answer.Accepted or _start_owed_beside(state))
         and verb_next
         and live_vm
         and not _kubevirt_busy(verb_next, seen)
@@ -528,15 +543,25 @@ def plan_lifecycle(
             # Landed as a stop (ours, made before a crash: the grace cut), or nothing was
             # left to restart: no Start of KubeVirt's follows, the start is ours.
             made = {"call": Effect.FORCE_STOP_VM.value}
-        state = moved(state, Happened.called, message=f"{verb_next} sent to KubeVirt", **made)
+        if state.state == Answer.Refused:  # the refusal stays the answer; the start is made
+            state = state.model_copy(update={"issued": True, **made})
+        else:
+            state = moved(state, Happened.called, message=f"{verb_next} sent to KubeVirt", **made)
     elif live_vm and step.phase == Phase.Restarting and _owes_start(state, seen):
         # Recorded first, called by the next pass: exactly once, as the request's own call.
-        state = moved(
-            state,
-            Happened.stopped_to_restart,
-            call=Effect.START_VM.value,
-            message="restart: the guest is off, starting it again",
-        )
+        if state.state == Answer.Refused:
+            # A later request refused while the restart ran: `lifecycleState` answers the
+            # latest request, so its refusal stays the record's answer (a `--wait` or a
+            # status read later must not find "restart done" under the refused request's
+            # id); the start is recorded beside it (`_start_owed_beside`).
+            state = state.model_copy(update={"call": Effect.START_VM.value, "issued": False})
+        else:
+            state = moved(
+                state,
+                Happened.stopped_to_restart,
+                call=Effect.START_VM.value,
+                message="restart: the guest is off, starting it again",
+            )
     # The record answers the request in flight, or a later one refused while it runs: then
     # its deadline still times the earlier call, but its message stays the refusal.
     in_flight = state.state in IN_FLIGHT

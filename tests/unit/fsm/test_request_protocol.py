@@ -17,7 +17,6 @@ ROWS = [
     (A.Issued, H.settled, A.Done),
     (A.Issued, H.call_failed, A.Accepted),
     (A.Issued, H.stopped_to_restart, A.Accepted),
-    (A.Refused, H.stopped_to_restart, A.Accepted),
     (A.Issued, H.call_refused, A.Failed),
     (A.Accepted, H.call_refused, A.Failed),
     (None, H.moot, A.Done),
@@ -33,6 +32,9 @@ STAYS = [
     (A.Done, H.call_failed),
     (None, H.called),
     (A.Accepted, H.stopped_to_restart),  # the stop it follows not made yet
+    # A request refused while a forced restart ran stays the answer; the restart's owed start
+    # is recorded beside it (lifecycle._start_owed_beside).
+    (A.Refused, H.stopped_to_restart),
 ]
 
 
