@@ -323,10 +323,11 @@ ESCALATIONS = (Effect.FORCE_STOP_VM, Effect.FORCE_RESTART_VM)
 
 def waits_for_write(status: WukongStatus) -> bool:
     """Once `status` is written, the next pass acts on it at once: a request recorded as
-    `Accepted` is called (or settled) by the pass after the one that wrote the record, so an
-    operator killed in between never calls twice (docs/decisions.md, "Exactly once")."""
+    `Accepted` (or a forced restart's start recorded beside a refusal) is called (or
+    settled) by the pass after the one that wrote the record, so an operator killed in
+    between never calls twice (docs/decisions.md, "Exactly once")."""
     life = status.lifecycle_state
-    return life is not None and life.state == Answer.Accepted
+    return life is not None and (life.state == Answer.Accepted or _start_owed_beside(life))
 
 
 def moved(state: LifecycleState, event: Happened, **fields: object) -> LifecycleState:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tests.unit.reconcile.world import NOW, NS, decide, ready_children, seen, wukong
-from wukong.api.status import WukongStatus
+from wukong.api.status import LifecycleState, WukongStatus
 from wukong.reconcile.actions import Action, CreateChild, Emit, Failed, PatchChild, VmCall
-from wukong.reconcile.lifecycle import request_id
+from wukong.reconcile.lifecycle import request_id, waits_for_write
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.outcome import fold
 from wukong.reconcile.vm import build_vm
@@ -1458,6 +1458,15 @@ def test_a_request_refused_during_a_forced_restart_does_not_lose_its_start(other
     record = up.status["lifecycleState"]
     assert record["state"] == "Refused" and record["message"].startswith(f"cannot {other}")
     assert record["generation"] == refused.status["lifecycleState"]["generation"]
+
+
+def test_a_start_recorded_beside_a_refusal_is_made_by_the_pass_right_after_its_write() -> None:
+    """As a request's own recorded call: the reconciler looks again at once after the write
+    (not on the next event), and not once the start is made."""
+    owed = LifecycleState(state="Refused", last_action="restart", call="START_VM", issued=False)
+    assert waits_for_write(WukongStatus(lifecycle_state=owed))
+    made = owed.model_copy(update={"issued": True})
+    assert not waits_for_write(WukongStatus(lifecycle_state=made))
 
 
 @pytest.mark.parametrize("strategy", ["Manual", "RerunOnFailure"])
