@@ -240,17 +240,22 @@ def _owes_start(state: LifecycleState, seen: Observed) -> bool:
     return seen.run_strategy in STARTED_BY_CALL and not seen.pending_requests and old_over
 
 
-def _start_owed_beside(state: LifecycleState) -> bool:
+def start_beside_refusal(state: LifecycleState) -> bool:
     """A record that answers a request refused while a forced restart ran, and carries the
-    start that restart owes (`_owes_start`), not made yet. Found by test_lifecycle_sequences
-    (seed 3924625094, RerunOnFailure: a suspend refused while a restart ran read "restart
-    done" under the suspend's id once the owed start had moved the record on)."""
+    start that restart owes (`_owes_start`): the refusal stays the answer, the start is made
+    beside it (`issued` says whether it was). Found by test_lifecycle_sequences (seed
+    3924625094, RerunOnFailure: a suspend refused while a restart ran read "restart done"
+    under the suspend's id once the owed start had moved the record on)."""
     return (
         state.state == Answer.Refused
         and state.last_action == "restart"
         and state.call == Effect.START_VM.value
-        and state.issued is False
     )
+
+
+def _start_owed_beside(state: LifecycleState) -> bool:
+    """`start_beside_refusal`, the start not made yet."""
+    return start_beside_refusal(state) and state.issued is False
 
 
 def _left_off(seen: Observed, state: LifecycleState) -> bool:

@@ -17,7 +17,7 @@ from wukong.api.status import WukongStatus
 from wukong.fsm.requests import Happened
 from wukong.reconcile.actions import Action, CreateChild, ExpandDisk, Failed, VmCall
 from wukong.reconcile.admission import refused_child
-from wukong.reconcile.lifecycle import moved
+from wukong.reconcile.lifecycle import moved, start_beside_refusal
 
 
 def answered(action: Action, failure: Failed) -> bool:
@@ -78,7 +78,15 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
             )
         elif isinstance(action, VmCall) and status.lifecycle_state is not None:
             state = status.lifecycle_state
-            if action.force and state.escalated and not state.force and failure.kind == "transient":
+            if action.verb == "start" and start_beside_refusal(state):
+                # A forced restart's start, made beside a later request's refusal: that
+                # refusal stays the answer whatever KubeVirt says. A transient failure makes
+                # the start again; any other answer leaves the phase to what KubeVirt shows.
+                if failure.kind == "transient":
+                    state = state.model_copy(update={"issued": False})
+            elif (
+                action.force and state.escalated and not state.force and failure.kind == "transient"
+            ):
                 # The forced escalation of a graceful stop failed (5xx, timeout): clear the
                 # mark so the next pass escalates again, forced (issue 15).
                 message = f"forced {action.verb} failed: {failure.message}"

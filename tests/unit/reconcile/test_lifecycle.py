@@ -1469,6 +1469,18 @@ def test_a_start_recorded_beside_a_refusal_is_made_by_the_pass_right_after_its_w
     assert not waits_for_write(WukongStatus(lifecycle_state=made))
 
 
+def test_a_start_made_beside_a_refusal_that_failed_on_its_way_is_made_again() -> None:
+    """A 503 or a timeout: the start is owed again; a 409 leaves it (and the refusal stays
+    the answer either way)."""
+    refusal = {"state": "Refused", "lastAction": "restart", "message": "cannot suspend: …"}
+    made = {"phase": "Restarting", "lifecycleState": refusal | {"call": "START_VM", "issued": True}}
+    start = VmCall("start", "web-1-vm")
+    lost = folded(made, made, {start: Failed("transient", "service unavailable", 503)})
+    assert lost["lifecycleState"] == refusal | {"call": "START_VM", "issued": False}
+    said = folded(made, made, {start: Failed("permanent", "VM is already running", 409)})
+    assert said["lifecycleState"] == made["lifecycleState"]
+
+
 @pytest.mark.parametrize("strategy", ["Manual", "RerunOnFailure"])
 def test_a_forced_restart_kubevirt_serves_itself_owes_no_start(strategy: str) -> None:
     """Review s19 F2: a plain `restart --force` is virt-api's restart (its Stop and Start
