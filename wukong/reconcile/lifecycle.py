@@ -253,8 +253,11 @@ def start_beside_refusal(state: LifecycleState) -> bool:
     )
 
 
-def _start_owed_beside(state: LifecycleState) -> bool:
-    """`start_beside_refusal`, the start not made yet."""
+def _call_to_make(state: LifecycleState) -> bool:
+    """The record holds a call not made yet: a request's own (Accepted), or the start a
+    forced restart owes beside a later refusal (`start_beside_refusal`, not `issued`)."""
+    if state.state == Answer.Accepted:
+        return True
     return start_beside_refusal(state) and state.issued is False
 
 
@@ -332,7 +335,7 @@ def waits_for_write(status: WukongStatus) -> bool:
     settled) by the pass after the one that wrote the record, so an operator killed in
     between never calls twice (docs/decisions.md, "Exactly once")."""
     life = status.lifecycle_state
-    return life is not None and (life.state == Answer.Accepted or _start_owed_beside(life))
+    return life is not None and _call_to_make(life)
 
 
 def moved(state: LifecycleState, event: Happened, **fields: object) -> LifecycleState:
@@ -415,9 +418,7 @@ def plan_lifecycle(
     # A call accepted on the last pass is made before a newer request is looked at: deciding
     # the newer one first would overwrite the recorded call, and it would never be made.
     live_vm = seen.vm is not None and not being_deleted(seen.vm)  # a deleted one gets no call
-    call_pending = (
-        (state.state == Answer.Accepted or _start_owed_beside(state)) and bool(state.call)
-    ) and live_vm
+    call_pending = _call_to_make(state) and bool(state.call) and live_vm
     # A suspend waits for the guest to run; while the start autoStart makes under Manual is
     # under way, that start is the creation's and the suspend is looked at once it is done.
     auto_starting = state.request_id == AUTO_START and state.state in IN_FLIGHT
@@ -527,12 +528,7 @@ def plan_lifecycle(
         state = moved(state, Happened.moot, message=why, call=None, deadline=None)
     calling = False
     verb_next = _calling(state)
-    if (
-        (state.state == Answer.Accepted or _start_owed_beside(state))
-        and verb_next
-        and live_vm
-        and not _kubevirt_busy(verb_next, seen)
-    ):
+    if _call_to_make(state) and verb_next and live_vm and not _kubevirt_busy(verb_next, seen):
         effect = Effect(state.call) if state.call else None  # None: a recorded request
         # lastActionTime is when the call was made: for a retried one, the last try.
         made: dict[str, object] = {}
@@ -559,7 +555,7 @@ def plan_lifecycle(
             # A later request refused while the restart ran: `lifecycleState` answers the
             # latest request, so its refusal stays the record's answer (a `--wait` or a
             # status read later must not find "restart done" under the refused request's
-            # id); the start is recorded beside it (`_start_owed_beside`).
+            # id); the start is recorded beside it (`start_beside_refusal`).
             state = state.model_copy(update={"call": Effect.START_VM.value, "issued": False})
         else:
             state = moved(

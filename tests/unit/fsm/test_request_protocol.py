@@ -33,7 +33,7 @@ STAYS = [
     (None, H.called),
     (A.Accepted, H.stopped_to_restart),  # the stop it follows not made yet
     # A request refused while a forced restart ran stays the answer; the restart's owed start
-    # is recorded beside it (lifecycle._start_owed_beside).
+    # is recorded beside it (lifecycle.start_beside_refusal).
     (A.Refused, H.stopped_to_restart),
 ]
 
