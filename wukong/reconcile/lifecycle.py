@@ -30,6 +30,14 @@ from wukong.reconcile.observed import Observed
 from wukong.reconcile.timefmt import iso
 
 DEFAULT_GRACE = 30
+# KubeVirt's v1.DefaultGracePeriodSeconds (a VMI without terminationGracePeriodSeconds),
+# and the two 15 s paddings it adds for the launcher pod's (template.go gracePeriodKillAfter).
+KUBEVIRT_GRACE = 30
+POD_PADDING = 30
+# A grace period the pod would cut short ends this long before the pod does: KubeVirt powers
+# the guest off itself (and the operator's forced call follows), instead of the kubelet
+# killing the pod under it (VMI Failed, "pod is gone").
+BEFORE_POD_ENDS = 5
 AUTO_START = "autoStart"  # lifecycleState.requestId of the start autoStart makes under Manual
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
 PAUSE_VERBS = ("suspend", "resume")  # each undoes the other's call
@@ -179,6 +187,18 @@ def _serving_restart(seen: Observed) -> bool:
     exists: 500 "stop/start already underway" (lifecycle.go, getChangeRequestJson)."""
     pending = seen.pending_requests
     return pending[:1] == ["Stop"] and "Start" in pending and seen.vmi is not None
+
+
+def pod_ends_after(seen: Observed) -> int | None:
+    """Seconds after a stop (or a restart) at which Kubernetes kills the VM's virt-launcher
+    pod, and the guest in it: the VMI's grace period (KubeVirt's default, 30 s, unless set)
+    plus KubeVirt's padding, fixed in the pod when it was made. virt-controller deletes the
+    pod as the VMI goes, with the pod's own grace period, whatever grace the stop asked for
+    (virt-api patches the VMI's, not the pod's). None without a running guest."""
+    if seen.vmi is None or seen.vmi_ended:
+        return None
+    grace = (seen.vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
+    return (grace if isinstance(grace, int) else KUBEVIRT_GRACE) + POD_PADDING
 
 
 def grace_cut(seen: Observed) -> bool:
@@ -488,6 +508,16 @@ def plan_lifecycle(
         at_creation = step.previous in NOT_CREATED and (verb == "stop" or _starts_by_itself(cr))
         # A VM created stopped has no guest to wait for: no grace period, no deadline.
         escalates = verb in ("stop", "restart") and not at_once and timed and not at_creation
+        ends = pod_ends_after(seen)
+        cut = ""
+        if escalates and ends is not None and seconds > ends - BEFORE_POD_ENDS:
+            # Kubernetes would kill the guest's pod first: said, and ended before it.
+            cut = (
+                f"; grace period cut from {seconds}s to {ends - BEFORE_POD_ENDS}s: Kubernetes "
+                f"ends the VM's pod {ends}s after a stop (the VMI's grace period, "
+                f"{ends - POD_PADDING}s, plus KubeVirt's {POD_PADDING}s)"
+            )
+            seconds = max(ends - BEFORE_POD_ENDS, 0)
         calls = [e for e in step.effects if e not in ESCALATIONS or at_once]
         if at_creation:
             # Creating the VM in the wanted run state is the whole answer: no KubeVirt call
@@ -505,7 +535,7 @@ def plan_lifecycle(
             generation=cr.metadata.generation,
             force=at_once,
             vmi_uid=_vmi_uid(seen),
-            message=f"{verb} accepted" + (f": {because}" if because else ""),
+            message=f"{verb} accepted" + (f": {because}" if because else "") + cut,
             call=calls[0].value if calls else None,
             deadline=now + timedelta(seconds=seconds) if escalates else None,
             grace_period_seconds=seconds if escalates else None,

@@ -118,6 +118,31 @@ def test_graceful_stop_escalates_to_force_after_the_deadline() -> None:
     assert calls(again) == []
 
 
+@pytest.mark.parametrize(("verb", "call"), [("stop", True), ("restart", False)])
+def test_a_grace_period_longer_than_the_pods_is_cut_and_said(verb: str, call: bool) -> None:
+    """virt-controller deletes the launcher pod with the pod's own grace period (the VMI's
+    when the pod was made, 30 s by default, plus KubeVirt's 30 s): a stop asked with 2
+    minutes had its guest killed with the pod at 60 s (VMI Failed, "pod is gone") while the
+    status promised the full 2 minutes. Cut to 5 s before the pod's end, and said."""
+    cr = wukong(lifecycleAction={"action": verb, "gracePeriodSeconds": 120})
+    world = running_world()
+    accepted = decide(cr, {"phase": "Running"}, world)
+    record = accepted.status["lifecycleState"]
+    assert record["gracePeriodSeconds"] == 55
+    assert record["message"] == (
+        f"{verb} accepted; grace period cut from 120s to 55s: Kubernetes ends the VM's pod 60s "
+        "after a stop (the VMI's grace period, 30s, plus KubeVirt's 30s)"
+    )
+    issued = decide(cr, accepted.status, world)
+    assert issued.status["lifecycleState"]["deadline"] == "2026-11-23T12:00:55Z"
+    if call:  # KubeVirt's own shutdown ends in time too (a restart takes no grace period)
+        assert calls(issued) == [VmCall("stop", "web-1-vm", grace_period=55)]
+    # A VMI whose grace period leaves room keeps what was asked.
+    world.vmi["spec"]["terminationGracePeriodSeconds"] = 300
+    roomy = decide(cr, {"phase": "Running"}, world).status["lifecycleState"]
+    assert roomy["gracePeriodSeconds"] == 120 and roomy["message"] == f"{verb} accepted"
+
+
 def test_a_stop_of_a_paused_guest_says_it_waits_for_the_deadline_not_the_guest() -> None:
     """KubeVirt signals the shutdown to a paused guest, which cannot act on it: the stop of a
     Suspended Wukong took the whole grace period while the status said it waited for the
