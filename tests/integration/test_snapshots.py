@@ -131,6 +131,18 @@ async def _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
 ) -> None:
     await create(k, "wukong", namespace, wukong("snap-1", disks=DISKS))
     await wait_phase(k, namespace, "snap-1", "Running", within=60)
+
+    # The guest agent up first (the simulated guest connects it just after boot): KubeVirt
+    # adds what each pass of its snapshot sees to the indications, so a snapshot begun
+    # before said NoGuestAgent beside GuestAgent (CI, under load, once).
+    async def agent_connected() -> bool:
+        vmi = await get(k, "vmi", namespace, "snap-1-vm") or {}
+        conditions = (vmi.get("status") or {}).get("conditions") or []
+        return any(
+            c.get("type") == "AgentConnected" and c.get("status") == "True" for c in conditions
+        )
+
+    await eventually(agent_connected, timeout=30, message="snap-1's guest agent connected")
     done = await cli(
         control_plane.kubeconfig,
         "snapshot", "snap-1", "-n", namespace, "--snapshot-name", "before-upgrade", "--wait",
