@@ -691,8 +691,8 @@ def _grow(
             f"shrinks, it stays {requested}"
         )
         return [], None, volume.model_copy(update={"message": said})
-    if not requested or parse_quantity(disk.size) == parse_quantity(requested):
-        return [], None, volume
+    if not requested or parse_quantity(disk.size) <= parse_quantity(requested):
+        return [], None, volume  # at its size, or CDI's bigger claim of an imported disk
     sc_name = pvc.get("spec", {}).get("storageClassName") or ""
     sc = seen.storage_classes.get(sc_name)
     if sc is not None and not sc.get("allowVolumeExpansion"):

@@ -284,6 +284,32 @@ def test_a_claim_bigger_than_the_spec_asks_is_said_and_left_as_it_is() -> None:
     assert warned == []
 
 
+@pytest.mark.parametrize("expands", [True, False])
+def test_an_imported_disk_whose_claim_cdi_made_bigger_is_neither_grown_nor_blocked(
+    expands: bool,
+) -> None:
+    """CDI asks more than the spec for an imported or cloned disk (filesystem overhead).
+    9302b43 kept the early return for blank disks only: such a claim was then "grown" to the
+    smaller spec size (a shrink the API server refuses: ExpansionRefused for good), or said
+    blocked by a class without expansion."""
+    pvc = owned(
+        "PersistentVolumeClaim",
+        "web-1-system",
+        spec={"storageClassName": "cls", "resources": {"requests": {"storage": "21504Mi"}}},
+        status={"phase": "Bound", "capacity": {"storage": "21504Mi"}},
+    )
+    world = replace(
+        running(**{"web-1-system": pvc}),
+        storage_classes={"cls": {"metadata": {"name": "cls"}, "allowVolumeExpansion": expands}},
+    )
+    plan = decide(wukong(disks=_disks()), {"phase": "Running"}, world)
+    assert not [a for a in plan.actions if isinstance(a, ExpandDisk)]
+    system = next(v for v in plan.status["volumes"] if v["name"] == "system")
+    assert not system.get("message")
+    resized = [c for c in plan.status["conditions"] if c["type"] == "VolumesResized"]
+    assert resized == []
+
+
 def test_class_without_expansion_gets_a_condition_and_no_request() -> None:
     cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
     pvc = owned(
