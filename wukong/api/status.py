@@ -134,6 +134,9 @@ class DeletionStatus(WireModel):
     """When the graceful VM stop turns into a forced one."""
     forced: bool | None = None
     """The VM was powered off after the grace period."""
+    grace_period_seconds: int | None = None
+    """The graceful stop's window: deleteOptions.gracePeriodSeconds (60 s by default), cut
+    to end 5 s before Kubernetes would end the VM's pod."""
 
 
 class ApartAnswer(WireModel):

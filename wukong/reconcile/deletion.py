@@ -35,7 +35,7 @@ from wukong.fsm.states import Effect
 from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import held_by, owned_by, pinned
 from wukong.reconcile.disks import restored_for
-from wukong.reconcile.lifecycle import CALLS, grace_cut
+from wukong.reconcile.lifecycle import CALLS, cut_words, grace_cut, within_pod
 from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.restore import unfinished
@@ -493,34 +493,38 @@ def _at(
 
 
 def _stop(plan: DeletionPlan, old: DeletionStatus, cr: Wukong, seen: Observed) -> DeletionPlan:
-    """Ask the guest to shut down once; force it off when the grace period is over."""
+    """Ask the guest to shut down once; force it off when the grace period is over. A grace
+    period that would outlast the VM's pod is cut to end before it (`within_pod`): said when
+    the user asked for it, silent for the default."""
     options = cr.spec.delete_options
-    grace = (
-        options.grace_period_seconds
-        if options and options.grace_period_seconds is not None
-        else DEFAULT_GRACE
-    )
+    asked = options.grace_period_seconds if options else None
+    grace = DEFAULT_GRACE if asked is None else asked
     vm = names.vm_name(cr.metadata.name)
     deadline = old.stop_deadline
     forced = old.forced
     actions: list[Action] = []
     if deadline is None:
+        grace, _ = within_pod(grace, seen)
         deadline = (seen.now + timedelta(seconds=grace)).replace(microsecond=0)
         actions.append(CALLS[Effect.STOP_VM](vm, grace))
-    elif seen.now >= deadline and not old.forced:
-        if not grace_cut(seen):  # else a forced stop landed already, its answer lost: done
-            actions.append(CALLS[Effect.FORCE_STOP_VM](vm, 0))
-        actions.append(
-            Emit(
-                "Warning",
-                "GracePeriodExpired",
-                f"the guest did not shut down in {grace}s: forcing it off",
+    else:
+        grace = grace if old.grace_period_seconds is None else old.grace_period_seconds
+        if seen.now >= deadline and not old.forced:
+            if not grace_cut(seen):  # else a forced stop landed already, its answer lost: done
+                actions.append(CALLS[Effect.FORCE_STOP_VM](vm, 0))
+            actions.append(
+                Emit(
+                    "Warning",
+                    "GracePeriodExpired",
+                    f"the guest did not shut down in {grace}s: forcing it off",
+                )
             )
-        )
-        forced = True
-    plan.deletion = plan.deletion.model_copy(update={"stop_deadline": deadline, "forced": forced})
+            forced = True
+    plan.deletion = plan.deletion.model_copy(
+        update={"stop_deadline": deadline, "forced": forced, "grace_period_seconds": grace}
+    )
     if seen.now < deadline:
         plan.requeue_after = (deadline - seen.now).total_seconds() + 0.05
-    return _at(
-        plan, old, "StopVM", actions, f"stopping the VM (grace {grace}s, until {iso(deadline)})"
-    )
+    message = f"stopping the VM (grace {grace}s, until {iso(deadline)})"
+    why = cut_words(asked, grace) if asked is not None and grace < asked else ""
+    return _at(plan, old, "StopVM", actions, message + (f"; {why}" if why else ""))

@@ -201,6 +201,26 @@ def pod_ends_after(seen: Observed) -> int | None:
     return (grace if isinstance(grace, int) else KUBEVIRT_GRACE) + POD_PADDING
 
 
+def within_pod(seconds: int, seen: Observed) -> tuple[int, str]:
+    """A stop's grace period, cut to end `BEFORE_POD_ENDS` before the VM's pod would (see
+    `pod_ends_after`), and the words saying why ("" when it fits)."""
+    ends = pod_ends_after(seen)
+    if ends is None or seconds <= ends - BEFORE_POD_ENDS:
+        return seconds, ""
+    cut = max(ends - BEFORE_POD_ENDS, 0)
+    return cut, cut_words(seconds, cut)
+
+
+def cut_words(asked: int, cut: int) -> str:
+    """Why a grace period of `asked` seconds became `cut` (`within_pod`)."""
+    ends = cut + BEFORE_POD_ENDS
+    return (
+        f"grace period cut from {asked}s to {cut}s: Kubernetes ends the VM's pod {ends}s "
+        f"after a stop (the VMI's grace period, {ends - POD_PADDING}s, plus KubeVirt's "
+        f"{POD_PADDING}s)"
+    )
+
+
 def grace_cut(seen: Observed) -> bool:
     """A forced stop reached the VMI: virt-api cut its grace period to 0 before anything."""
     grace = ((seen.vmi or {}).get("spec") or {}).get("terminationGracePeriodSeconds")
@@ -508,16 +528,11 @@ def plan_lifecycle(
         at_creation = step.previous in NOT_CREATED and (verb == "stop" or _starts_by_itself(cr))
         # A VM created stopped has no guest to wait for: no grace period, no deadline.
         escalates = verb in ("stop", "restart") and not at_once and timed and not at_creation
-        ends = pod_ends_after(seen)
         cut = ""
-        if escalates and ends is not None and seconds > ends - BEFORE_POD_ENDS:
+        if escalates:
             # Kubernetes would kill the guest's pod first: said, and ended before it.
-            cut = (
-                f"; grace period cut from {seconds}s to {ends - BEFORE_POD_ENDS}s: Kubernetes "
-                f"ends the VM's pod {ends}s after a stop (the VMI's grace period, "
-                f"{ends - POD_PADDING}s, plus KubeVirt's {POD_PADDING}s)"
-            )
-            seconds = max(ends - BEFORE_POD_ENDS, 0)
+            seconds, why = within_pod(seconds, seen)
+            cut = f"; {why}" if why else ""
         calls = [e for e in step.effects if e not in ESCALATIONS or at_once]
         if at_creation:
             # Creating the VM in the wanted run state is the whole answer: no KubeVirt call

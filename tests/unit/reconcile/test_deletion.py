@@ -386,3 +386,55 @@ def test_a_forced_stop_with_nothing_left_to_force_is_not_asked_again() -> None:
     again = plan_deletion(cr, {"deletion": asked}, replace(late, vmi=cut))
     assert FORCE not in again.actions and again.deletion["forced"] is True
     assert [a.reason for a in again.actions if isinstance(a, Emit)] == ["GracePeriodExpired"]
+
+
+@pytest.mark.parametrize(
+    ("asked", "vmi_grace", "stopped_with", "said"),
+    [
+        (120, None, 55, True),  # the pod ends 60 s after the stop: 30 s + KubeVirt's 30 s
+        (None, None, 55, False),  # the default, 60 s, cut without words: nobody asked
+        (50, None, 50, False),  # fits
+        (120, 100, 120, False),  # a VMI with a longer grace period leaves room
+        (300, 100, 125, True),
+    ],
+)
+def test_a_deletion_grace_period_the_pod_would_cut_short_ends_before_the_pod(
+    asked: int | None, vmi_grace: int | None, stopped_with: int, said: bool
+) -> None:
+    """Session 38 found that Kubernetes ends the VM's launcher pod, and the guest in it, the
+    VMI's grace period plus 30 s after a stop, whatever the stop asked for (virt-api patches
+    the VMI's grace period, not the pod's): a deletion asking 120 s lost its guest at 60 s,
+    while its status said 120 s. The deletion's stop now ends 5 s before the pod does, says
+    so when the user asked for longer, and keeps its words on later passes (when the VMI
+    shows the grace period the stop patched in, not the one the pod was made with)."""
+    options = {} if asked is None else {"gracePeriodSeconds": asked}
+    cr = deleting(deleteOptions=options)
+    world = world_with_vm()
+    if vmi_grace is not None:
+        assert world.vmi is not None
+        vmi = copy.deepcopy(world.vmi)
+        vmi["spec"] = {"terminationGracePeriodSeconds": vmi_grace}
+        world = replace(world, vmi=vmi)
+    first = plan_deletion(cr, {}, world)
+    assert VmCall("stop", "web-1-vm", grace_period=stopped_with) in first.actions
+    deadline = NOW + timedelta(seconds=stopped_with)
+    assert first.deletion["stopDeadline"] == deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert first.deletion["gracePeriodSeconds"] == stopped_with
+    words = f"grace period cut from {asked}s to {stopped_with}s"
+    assert (words in first.deletion["message"]) is said
+    (event,) = [a for a in first.actions if isinstance(a, Emit)]
+    assert (words in event.message) is said
+    # A later pass: the VMI now carries the grace period the stop asked for.
+    assert world.vmi is not None
+    patched = copy.deepcopy(world.vmi)
+    patched["spec"] = {"terminationGracePeriodSeconds": stopped_with}
+    later = replace(world, vmi=patched, now=NOW + timedelta(seconds=10))
+    again = plan_deletion(cr, first.status, later)
+    assert again.deletion["message"] == first.deletion["message"]
+    assert again.deletion["gracePeriodSeconds"] == stopped_with
+    assert not [a for a in again.actions if isinstance(a, VmCall)]
+    late = replace(later, now=deadline + timedelta(seconds=1))
+    forcing = plan_deletion(cr, again.status, late)
+    assert FORCE in forcing.actions
+    (warning,) = [a for a in forcing.actions if isinstance(a, Emit)]
+    assert f"did not shut down in {stopped_with}s" in warning.message
