@@ -19,6 +19,7 @@ rule and words (`CLONE_AUTHORIZATION`).
 from __future__ import annotations
 
 import asyncio
+import math
 
 from ._informer import Informer
 from ._kube import DATAVOLUMES, EVENTS, PVCS, ApiError, JsonObj, Kube, Resource, key_of
@@ -27,7 +28,16 @@ from .config import ANN_FAIL_IMPORT, SimConfig
 from .events import event
 from .faults import Faults
 from .node import PODS
-from .objects import annotation, controlled_by, deleting, flag, owner_ref, phase, set_condition
+from .objects import (
+    annotation,
+    controlled_by,
+    deleting,
+    flag,
+    owner_ref,
+    phase,
+    quantity_bytes,
+    set_condition,
+)
 from .storage import BIND_IMMEDIATE_ANN
 
 POPULATED_FOR_ANN = "cdi.kubevirt.io/storage.populatedFor"
@@ -166,15 +176,30 @@ def failure_message(kind: str, url: str) -> str:
     )
 
 
-def claim_manifest(dv: JsonObj) -> JsonObj:
+ALIGN = 1 << 20  # CDI's DefaultAlignBlockSize
+
+
+def with_overhead(size: str, overhead: float) -> str:
+    """The size CDI asks for a Filesystem claim of a DataVolume's `storage` API (not `pvc`):
+    aligned up to 1 MiB, then the filesystem's overhead on top, in bytes (util.go
+    GetRequiredSpace, through renderPvcSpecVolumeSize; a 10Gi disk asks 11327976244)."""
+    aligned = -(-quantity_bytes(size) // ALIGN) * ALIGN
+    return str(math.ceil(aligned * (1 + overhead)))
+
+
+def claim_manifest(dv: JsonObj, overhead: float = 0.0) -> JsonObj:
     """The PVC CDI creates for a DataVolume (same name, owned by it)."""
     spec = dv.get("spec") or {}
     storage = spec.get("storage") or spec.get("pvc") or {}
     kind, url = source_of(dv)
+    mode = storage.get("volumeMode") or "Filesystem"
+    requests = dict((storage.get("resources") or {}).get("requests") or {})
+    if "storage" in spec and mode == "Filesystem" and requests.get("storage"):
+        requests["storage"] = with_overhead(requests["storage"], overhead)
     pvc_spec: JsonObj = {
         "accessModes": storage.get("accessModes") or ["ReadWriteOnce"],
-        "volumeMode": storage.get("volumeMode") or "Filesystem",
-        "resources": {"requests": dict((storage.get("resources") or {}).get("requests") or {})},
+        "volumeMode": mode,
+        "resources": {"requests": requests},
     }
     if storage.get("storageClassName"):
         pvc_spec["storageClassName"] = storage["storageClassName"]
@@ -262,7 +287,8 @@ class DataVolumeController(Controller):
                 marked = {"metadata": {"annotations": {USE_POPULATOR_ANN: "false"}}}
                 self.dvs.apply(await self.kube.merge_patch(DATAVOLUMES, ns, name, marked))
             try:
-                self.pvcs.apply(await self.kube.create(PVCS, ns, claim_manifest(dv)))
+                claim = claim_manifest(dv, self.cfg.filesystem_overhead)
+                self.pvcs.apply(await self.kube.create(PVCS, ns, claim))
             except ApiError as err:
                 if err.status != 409:
                     raise
