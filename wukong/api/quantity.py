@@ -106,6 +106,22 @@ def format_bytes(n: int | Decimal) -> str:
     return str(count)
 
 
+def readable_bytes(value: Any) -> Any:
+    """A byte count for people: its canonical short form when it has one ('10Gi', '500M'),
+    else one decimal of the biggest binary unit it fills ('10.6Gi' for 11327976244, the
+    claim CDI asks for a 10Gi imported disk); anything not a quantity as it is."""
+    count = quantity_or_none(value)
+    if count is None or count < 1024:
+        return value
+    exact = format_bytes(count)
+    if not exact.isdigit():
+        return exact
+    suffix, power = max(
+        ((s, p) for s, p in _BINARY.items() if count >= 1024**p), key=lambda item: item[1]
+    )
+    return f"{count / 1024**power:.1f}{suffix}"
+
+
 def _coerce(value: Any) -> Any:
     # YAML turns `size: 1024` into an int; it is still a valid quantity.
     if isinstance(value, int) and not isinstance(value, bool):

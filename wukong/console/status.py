@@ -9,6 +9,7 @@ from typing import Any, Final
 from wukong.api import names
 from wukong.api.contract import ANSWERED_APART
 from wukong.api.objects import being_deleted
+from wukong.api.quantity import readable_bytes
 from wukong.console.render import NONE, age, cell, table
 
 JsonObj = dict[str, Any]
@@ -274,7 +275,7 @@ def detail(cr: JsonObj, now: datetime) -> str:
             v.get("name"),
             v.get("pvcName"),
             v.get("size"),
-            v.get("capacity"),
+            readable_bytes(v.get("capacity")),
             v.get("phase"),
             v.get("progress"),
             "yes" if v.get("attached") else "no",

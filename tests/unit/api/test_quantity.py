@@ -16,6 +16,7 @@ from wukong.api.quantity import (
     format_bytes,
     parse_bytes,
     parse_quantity,
+    readable_bytes,
 )
 
 _quantity = TypeAdapter(Quantity)
@@ -151,3 +152,22 @@ def test_parsing_is_cached_but_refusals_are_not() -> None:
             parse_quantity("3GB")
         with pytest.raises(ValueError, match="must be a string"):
             parse_quantity(["3Gi"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("11327976244", "10.6Gi"),  # the claim CDI asks for a 10Gi imported disk
+        ("10Gi", "10Gi"),
+        ("10737418240", "10Gi"),
+        ("1500M", "1500M"),
+        ("1536", "1.5Ki"),
+        ("1023", "1023"),
+        (None, None),
+        ("lots", "lots"),
+    ],
+)
+def test_a_byte_count_reads_in_binary_units(value: str | None, shown: str | None) -> None:
+    """Real CDI asks an imported disk's claim bigger than the spec by its filesystem
+    overhead, in bytes: `wukong status` showed 11327976244 where people read 10.6Gi."""
+    assert readable_bytes(value) == shown

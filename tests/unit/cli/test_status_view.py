@@ -343,3 +343,12 @@ def test_the_last_snapshot_and_restore_are_shown_with_kubevirts_words_while_they
     assert "Why:          web-1-restore-ab12cd34: KubeVirt cannot go on: StorageClass fast" in text
     cr["status"]["restore"] |= {"result": "Succeeded", "phase": "Succeeded", "message": "done"}
     assert "Why:" not in detail(cr, NOW)  # a restore that went well needs no words
+
+
+def test_a_capacity_in_bytes_is_shown_in_binary_units() -> None:
+    """A claim CDI made for a 10Gi imported disk asks (and gets) 11327976244 bytes: the
+    status view's CAPACITY column shows 10.6Gi, SIZE the spec's 10Gi."""
+    cr = running()
+    cr["status"]["volumes"][0].update(size="10Gi", capacity="11327976244")
+    (row,) = [line for line in detail(cr, NOW).splitlines() if "web-1-system" in line]
+    assert row.split()[:4] == ["system", "web-1-system", "10Gi", "10.6Gi"]
