@@ -7,6 +7,7 @@ both take every disk rule from here.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from wukong.api.conditions import (
     Cond,
 )
 from wukong.api.objects import being_deleted
-from wukong.api.quantity import parse_quantity, quantity_or_none
+from wukong.api.quantity import format_bytes, parse_quantity, quantity_or_none, readable_bytes
 from wukong.api.status import RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import DiskSpec, Wukong
 from wukong.reconcile.actions import (
@@ -369,6 +370,36 @@ def _changed_words(disk: DiskSpec, namespace: str) -> str:
     return f"image changed to {disk.image} after the import finished"
 
 
+# CDI's default filesystem overhead (CDIConfig filesystemOverhead.global): the claim it makes
+# for a DataVolume's `storage` on a Filesystem volume asks the size aligned to 1 MiB, this
+# much bigger (GetRequiredSpace), and it compares that claim with a clone's source claim.
+CDI_FILESYSTEM_OVERHEAD = 0.055
+_MIB, _GIB = 1 << 20, 1 << 30
+
+
+def _cdi_claim_bytes(size: str) -> int:
+    """What CDI's claim for a disk of `size` asks on a Filesystem volume, with the default
+    overhead (a 10Gi disk: 11327976244 bytes)."""
+    aligned = -(-math.ceil(parse_quantity(size)) // _MIB) * _MIB
+    return math.ceil(aligned * (1 + CDI_FILESYSTEM_OVERHEAD))
+
+
+def _too_small(size: str, source_request: str) -> bool:
+    """CDI refuses a clone whose claim asks less than its source's. A source CDI made asks
+    its own size plus the filesystem overhead, which the clone's claim gets too: only a
+    source bigger than the disk's claim as CDI makes it refuses. (On a Block volume CDI
+    adds nothing, and compares the sizes as they are: left to CDI.)"""
+    return parse_quantity(source_request) > _cdi_claim_bytes(size)
+
+
+def _big_enough(source_request: str) -> str:
+    """A size that holds a clone of a source asking `source_request`, on any volume mode:
+    the source's own, rounded up to whole GiB (MiB under 1 GiB) when it is a byte count."""
+    count = math.ceil(parse_quantity(source_request))
+    unit = _GIB if count >= _GIB else _MIB
+    return format_bytes(-(-count // unit) * unit) if count % unit else format_bytes(count)
+
+
 def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str] | None:
     """(reason, message) when the PVC a disk clones cannot be cloned into it as things
     stand: it does not exist (CDI would wait for it), or it is bigger than the disk (a clone
@@ -386,11 +417,12 @@ def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str]
         pvc = pointed_pvc(found)
         source = seen.clone_sources.get("/".join(pvc)) if pvc is not None else None
         wanted = _requested(source) if source is not None else None
-        if pvc is not None and wanted and parse_quantity(wanted) > parse_quantity(disk.size):
+        if pvc is not None and wanted and _too_small(disk.size, wanted):
             return CLONE_SOURCE_TOO_BIG, (
                 f"disk '{disk.name}' is {disk.size}, smaller than PVC '{pvc[1]}' in namespace "
-                f"'{pvc[0]}' ({wanted}) that DataSource '{named[1]}' points to: a clone is at "
-                f"least as big as its source; set size to {wanted} or more"
+                f"'{pvc[0]}' ({readable_bytes(wanted)}) that DataSource '{named[1]}' points "
+                f"to: a clone is at least as big as its source; set size to "
+                f"{_big_enough(wanted)} or more"
             )
         return None
     if (ref := disk.clone_source(cr.metadata.namespace)) is None:
@@ -406,10 +438,11 @@ def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str]
             "starts when it appears), or name an existing PVC in cloneFrom"
         )
     wanted = _requested(source)
-    if wanted is not None and parse_quantity(wanted) > parse_quantity(disk.size):
+    if wanted is not None and _too_small(disk.size, wanted):
         return CLONE_SOURCE_TOO_BIG, (
-            f"disk '{disk.name}' is {disk.size}, smaller than {where} it clones ({wanted}): "
-            f"a clone is at least as big as its source; set size to {wanted} or more"
+            f"disk '{disk.name}' is {disk.size}, smaller than {where} it clones "
+            f"({readable_bytes(wanted)}): a clone is at least as big as its source; set size "
+            f"to {_big_enough(wanted)} or more"
         )
     return None
 

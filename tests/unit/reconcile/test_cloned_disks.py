@@ -376,3 +376,60 @@ def test_the_pass_sees_cdis_in_use_events_about_cloned_disks_only() -> None:
     cache = Cache({kinds.CLONE_EVENT.cache: [about_clone, about_blank]})
     assert observe(cache, cloned(), NOW).clone_events == (about_clone,)
     assert observe(cache, wukong(), NOW).clone_events == ()
+
+
+@pytest.mark.parametrize(
+    ("source_request", "size", "refused", "suggested"),
+    [
+        # A golden image CDI imported for a 10Gi DataVolume asks 10Gi plus CDI's 5.5 %
+        # filesystem overhead; a 10Gi clone's claim asks the same: CDI clones it.
+        ("11327976244", "10Gi", False, None),
+        ("11327976244", "9Gi", True, "11Gi"),
+        # A plain PVC: the clone's claim, with the overhead, may be a little smaller disk.
+        ("10Gi", "9710Mi", False, None),
+        ("10Gi", "9Gi", True, "10Gi"),
+        ("500Mi", "400Mi", True, "500Mi"),
+    ],
+)
+def test_a_clone_fits_its_source_as_cdi_compares_them(
+    source_request: str, size: str, refused: bool, suggested: str | None
+) -> None:
+    """Found on the demo once the simulated CDI padded claims as CDI does: clone-1 (a 10Gi
+    clone of the 10Gi DataVolume fedora-golden) was refused "smaller than PVC 'fedora-golden'
+    it clones (11327976244)". CDI compares the clone's claim, which gets the same padding on
+    a Filesystem volume, with its source's."""
+    source = {**GOLDEN, "spec": {"resources": {"requests": {"storage": source_request}}}}
+    for cr, key in (
+        (cloned(size=size), "golden/fedora-40"),
+        (_from_data_source(size), "os-images/fedora-40"),
+    ):
+        world = ready_children(
+            data_volumes={},
+            claims={},
+            data_sources={"os-images/fedora": _READY_SOURCE},
+            clone_sources={key: source},
+        )
+        plan = decide(cr, {}, world)
+        assert ("web-1-system" not in _created(plan.actions)) is refused
+        cond = _cond(plan.status, "VolumesBound")
+        assert (cond["reason"] == "CloneSourceTooBig") is refused
+        if suggested is not None:
+            shown = {"11327976244": "10.6Gi"}.get(source_request, source_request)
+            assert f"({shown})" in cond["message"]
+            assert cond["message"].endswith(f"set size to {suggested} or more")
+
+
+_READY_SOURCE = {
+    "metadata": {"name": "fedora", "namespace": "os-images"},
+    "spec": {"source": {"pvc": {"namespace": "os-images", "name": "fedora-40"}}},
+    "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+}
+
+
+def _from_data_source(size: str) -> Wukong:
+    return wukong(
+        disks=[
+            {"name": "system", "size": size, "dataSource": "os-images/fedora"},
+            {"name": "data", "size": "100Gi"},
+        ]
+    )
