@@ -115,7 +115,41 @@ async def follow(kube: Kube, namespace: str, *, within: float = 180) -> list[dic
         if items and all(_settled(c) for c in items):
             return items
         await asyncio.sleep(0.5)
-    raise TimeoutError("the demo Wukongs did not settle in time")
+    raise Unsettled([c for c in items if not _settled(c)], within)
+
+
+def _held(cr: dict[str, Any]) -> str:
+    """The conditions in trouble (a False one other than Ready, or Stalled=True), as
+    `Type=Status Reason: message`; Ready's words when none is."""
+    conditions = (cr.get("status") or {}).get("conditions") or []
+    bad = [
+        c
+        for c in conditions
+        if (c.get("type"), c.get("status")) == ("Stalled", "True")
+        or (c.get("type") not in ("Ready", "Stalled") and c.get("status") == "False")
+    ]
+    chosen = bad or [c for c in conditions if c.get("type") == "Ready"]
+    return "; ".join(
+        f"{c['type']}={c.get('status')} {c.get('reason') or ''}: {c.get('message') or ''}"
+        for c in chosen
+    )
+
+
+class Unsettled(Exception):
+    """Wukongs of the demo that did not settle in time."""
+
+    def __init__(self, items: list[dict[str, Any]], within: float) -> None:
+        self.items, self.within = items, within
+        super().__init__(f"{len(items)} Wukong(s) did not settle within {within:g}s")
+
+    def lines(self) -> list[str]:
+        """One line per Wukong: its phase, and what its conditions say holds it back."""
+        said = []
+        for cr in self.items:
+            phase = (cr.get("status") or {}).get("phase", "Pending")
+            held = _held(cr) or "no condition says why"
+            said.append(f"{cr['metadata']['name']} is still {phase}: {held}")
+        return said
 
 
 async def _cli(kubeconfig: Path, *args: str) -> int:
@@ -139,7 +173,13 @@ async def _scenario(
     for name, text in files.items():
         applied = await apply_file(kube, text, NAMESPACE)
         _say(f"kubectl apply -f examples/{name}: " + ", ".join(applied))
-    items = await follow(kube, NAMESPACE)
+    try:
+        items = await follow(kube, NAMESPACE)
+    except Unsettled as stuck:
+        _say(f"the demo failed: {stuck}")
+        for line in stuck.lines():
+            _say(f"  {line}")
+        return 1
     print("\n$ kubectl get wk -n demo\n" + table(items), flush=True)
     for cr in items:
         conds = ", ".join(f"{c['type']}={c['status']}" for c in cr["status"]["conditions"])
