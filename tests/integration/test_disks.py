@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +378,30 @@ async def test_growing_a_disk_grows_the_pvc_request_and_capacity(
         e for e in await items(k, "event", namespace) if e["involvedObject"]["kind"] == "Wukong"
     ]
     assert [e for e in ours if e.get("type") == "Warning"] == [], ours
+
+
+async def test_an_imported_disk_grown_a_little_grows_as_cdi_would_have_made_it(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """CDI asks a 10Gi imported disk's claim 5.5 % bigger (10.6Gi): grown to 10.5Gi, the
+    claim was left as it was and the guest kept its 10Gi. The claim now asks 10.5Gi padded
+    as CDI pads it, and grows."""
+    await create(k, "wukong", namespace, wukong("hp-g", disks=[SYSTEM]))
+    await wait_phase(k, namespace, "hp-g", "Running")
+    made = await get(k, "pvc", namespace, "hp-g-system")
+    assert made is not None and made["spec"]["resources"]["requests"]["storage"] == "11327976244"
+    await patch_spec(k, namespace, "hp-g", {"disks": [SYSTEM | {"size": "10752Mi"}]})
+    padded = str(math.ceil(10752 * 2**20 * 1.055))  # 11894374973
+    cr = await wait_for(
+        k, namespace, "hp-g", lambda c: volume(c, "system").get("capacity") == padded, within=30
+    )
+    assert volume(cr, "system")["size"] == "10752Mi"
+    pvc = await get(k, "pvc", namespace, "hp-g-system")
+    assert pvc is not None and pvc["spec"]["resources"]["requests"]["storage"] == padded
+    grown = await eventually(
+        lambda: wukong_events(k, namespace, "DiskGrown"), message="a DiskGrown Event"
+    )
+    assert grown[0]["message"].startswith("disk system is 11.1Gi now"), grown
 
 
 async def test_non_expandable_class_gets_a_condition_and_no_write_loop(

@@ -180,8 +180,8 @@ class Executor:
                 return await self._patch(namespace, kind, name, patch)
             case DeleteChild():
                 await self._delete(namespace, action)
-            case ExpandDisk(claim=claim, size=size):
-                await self.storage.expand_pvc(namespace, claim, size)
+            case ExpandDisk(claim=claim, request=request):
+                await self.storage.expand_pvc(namespace, claim, request)
             case VmCall():
                 await self._call(namespace, action)
             case AddVolume(vm=vm, disk=disk, device=device, source=source):

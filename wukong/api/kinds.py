@@ -138,7 +138,8 @@ DATA_VOLUME = Kind(
     "datavolumes",
     reads={
         "metadata": _CHILD_METADATA,
-        "spec": {"source": ALL, "sourceRef": ALL},
+        # storage's request: the size CDI made its claim for (disks.claim_target).
+        "spec": {"source": ALL, "sourceRef": ALL, "storage": {"resources": {"requests": ALL}}},
         "status": {**_CONDITIONS, "phase": ALL, "progress": ALL, "restartCount": ALL},
     },
 )

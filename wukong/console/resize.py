@@ -162,10 +162,13 @@ def done(cr: JsonObj | None, generation: int, resize: Resize) -> Outcome | None:
     notes = []
     volumes = {str(v.get("name")): v for v in (cr.get("status") or {}).get("volumes") or []}
     pending = condition(cr, FILESYSTEM_RESIZE_PENDING)
+    # Growing still: an imported disk's claim (CDI's, with its filesystem overhead) may have
+    # the new size already and be grown further, to that size with the overhead.
+    growing = condition(cr, VOLUMES_RESIZED).get("reason") == "Resizing"
     for disk, size in resize.disks.items():
         capacity = quantity_or_none((volumes.get(disk) or {}).get("capacity"))
         wanted = quantity_or_none(size)
-        if capacity is not None and wanted is not None and capacity >= wanted:
+        if capacity is not None and wanted is not None and capacity >= wanted and not growing:
             continue
         stopped = (cr.get("status") or {}).get("phase") == "Stopped"
         if not (pending and stopped):

@@ -62,11 +62,12 @@ class DeleteChild:
 
 @dataclass(frozen=True)
 class ExpandDisk:
-    """Raise a PVC's storage request."""
+    """Raise a PVC's storage request to `request`, for the disk's spec `size`."""
 
     claim: str
     size: str
     disk: str
+    request: str
 
 
 @dataclass(frozen=True)

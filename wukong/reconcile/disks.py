@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -590,7 +590,7 @@ def _disk(
                 "capacity": _capacity(pvc),
             }
         )
-        grow, blocked, volume = _grow(disk, claim, pvc, seen, volume, old)
+        grow, blocked, volume = _grow(disk, claim, pvc, dv, seen, volume, old)
         actions += grow
     if not done and phase == "Pending":
         waits = _clone_words(cr, disk, seen) if pvc is None else None
@@ -703,18 +703,39 @@ def _born_held(obj: JsonObj, cr: Wukong, disk: DiskSpec) -> JsonObj:
     return obj
 
 
+def claim_target(disk: DiskSpec, pvc: JsonObj, dv: JsonObj | None) -> str:
+    """What a disk's claim should ask for its spec size. A claim CDI made for a DataVolume
+    on a Filesystem volume asks the size plus CDI's filesystem overhead, of which the guest
+    gets back all but the overhead again (virt-launcher sizes the disk image at capacity x
+    (1 - overhead)): grown past the size the DataVolume asked, it asks the same padding, or
+    a 20Gi imported disk grown to 21Gi stayed as it was (its claim already asked 21.1Gi)
+    and one grown to 40Gi gave the guest 37.8Gi. A blank disk's claim, the operator's own,
+    asks the size as it is (as it was made)."""
+    made_for = (
+        ((dv or {}).get("spec", {}).get("storage") or {}).get("resources", {}).get("requests", {})
+    ).get("storage")
+    block = pvc.get("spec", {}).get("volumeMode") == "Block"
+    if not disk.populated or block or not made_for:
+        return disk.size
+    if parse_quantity(disk.size) <= parse_quantity(str(made_for)):
+        return disk.size  # the claim CDI made for it (what it asks) holds it
+    return str(_cdi_claim_bytes(disk.size))
+
+
 def _grow(
     disk: DiskSpec,
     claim: str,
     pvc: JsonObj,
+    dv: JsonObj | None,
     seen: Observed,
     volume: VolumeStatus,
     old: VolumeStatus | None,
 ) -> tuple[list[Action], Blocked | None, VolumeStatus]:
-    """Expand the PVC when the spec grew, unless its class cannot or the API refused this
-    size already (`expansionRefused`, set from the failed call: not asked again until the
-    spec asks for another size)."""
+    """Expand the PVC when the spec grew (to `claim_target`), unless its class cannot or the
+    API refused this size already (`expansionRefused`, set from the failed call: not asked
+    again until the spec asks for another size)."""
     requested = _requested(pvc)
+    target = claim_target(disk, pvc, dv)
     if requested and not disk.populated and parse_quantity(disk.size) < parse_quantity(requested):
         # A kept blank disk taken back by a spec that asks less (the CRD refuses a shrink of
         # the spec itself): said, where it was shown SIZE 1Gi CAPACITY 2Gi with no word. Not
@@ -724,7 +745,7 @@ def _grow(
             f"shrinks, it stays {requested}"
         )
         return [], None, volume.model_copy(update={"message": said})
-    if not requested or parse_quantity(disk.size) <= parse_quantity(requested):
+    if not requested or parse_quantity(target) <= parse_quantity(requested):
         return [], None, volume  # at its size, or CDI's bigger claim of an imported disk
     sc_name = pvc.get("spec", {}).get("storageClassName") or ""
     sc = seen.storage_classes.get(sc_name)
@@ -739,14 +760,18 @@ def _grow(
         blocked = Blocked(disk.name, "ExpansionRefused", message)
         kept = volume.model_copy(update={"message": message, "expansion_refused": disk.size})
         return [], blocked, kept
-    return [ExpandDisk(claim, disk.size, disk.name)], None, volume
+    return [ExpandDisk(claim, disk.size, disk.name, target)], None, volume
 
 
 def resize_conditions(
-    volumes: tuple[VolumeStatus, ...], blocked: list[Blocked], seen: Observed
+    volumes: tuple[VolumeStatus, ...],
+    blocked: list[Blocked],
+    seen: Observed,
+    growing: Collection[str] = (),
 ) -> list[Cond]:
-    """VolumesResized (only while a disk is not at its size) and FileSystemResizePending
-    (only while a grown disk waits for the guest)."""
+    """VolumesResized (only while a disk is not at its size: `growing` now, its claim asking
+    more than it has, or the storage resizing it) and FileSystemResizePending (only while a
+    grown disk waits for the guest)."""
     pending_fs: list[str] = []
     resizing: list[str] = []
     for volume in volumes:
@@ -756,7 +781,10 @@ def resize_conditions(
             for c in (pvc or {}).get("status", {}).get("conditions") or []
             if c.get("status") == "True"
         }
-        if types & {"Resizing", "FileSystemResizePending"}:
+        asked = quantity_or_none(_requested(pvc or {}))
+        has = quantity_or_none(_capacity(pvc))
+        short = asked is not None and has is not None and has < asked
+        if volume.name in growing or short or types & {"Resizing", "FileSystemResizePending"}:
             resizing.append(f"{volume.name} to {volume.size}" if volume.size else volume.name)
         if "FileSystemResizePending" in types:
             pending_fs.append(volume.name)
@@ -792,7 +820,8 @@ def grown_events(old: Mapping[str, VolumeStatus], new: Sequence[VolumeStatus]) -
         now = quantity_or_none(volume.capacity)
         if was is not None and now is not None and now > was:
             message = (
-                f"disk {volume.name} is {volume.capacity} now: the guest sees it bigger where "
+                f"disk {volume.name} is {readable_bytes(volume.capacity)} now: the guest sees "
+                "it bigger where "
                 "KubeVirt's ExpandDisks feature is on; grow its partition and filesystem "
                 "inside the guest (e.g. growpart, then resize2fs or xfs_growfs)"
             )
@@ -852,10 +881,11 @@ def plan_disks(
         cond = Cond(VOLUMES_BOUND, False, reason, "waiting for " + ", ".join(waiting))
     else:
         cond = Cond(VOLUMES_BOUND, True, "AllBound", f"{len(volumes)} disk(s) ready")
+    growing = {a.disk for a in actions if isinstance(a, ExpandDisk)}
     return DiskPlan(
         tuple(actions),
         tuple(volumes),
-        (cond, *resize_conditions(tuple(volumes), blocked, seen)),
+        (cond, *resize_conditions(tuple(volumes), blocked, seen, growing)),
         ready=not (waiting or failed or conflicts or no_class or refused),
         failed="; ".join(failed) or None,
         usable=frozenset(usable),

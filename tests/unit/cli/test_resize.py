@@ -138,3 +138,13 @@ def test_the_wait_ends_when_every_change_is_in_effect_or_waits_for_a_restart() -
         False,
         "resize refused: class cannot grow",
     )
+
+
+def test_an_imported_disk_bigger_than_asked_waits_while_it_still_grows() -> None:
+    """With real CDI an imported 10Gi disk's claim has 10.6Gi already: grown to 10.5Gi, the
+    operator grows it on to 10.5Gi plus CDI's filesystem overhead. The capacity alone said
+    the resize was done at once."""
+    grow = Resize(disks={"system": "10752Mi"})
+    padded = [{"name": "system", "capacity": "11327976244"}, {"name": "data", "capacity": "5Gi"}]
+    assert done(cr_with(volumes=padded, conditions=[GROWING]), 4, grow) is None
+    assert done(cr_with(volumes=padded), 4, grow) == Outcome(True, "web-1 is resized")

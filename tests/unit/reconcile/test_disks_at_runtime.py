@@ -267,7 +267,7 @@ def test_forced_detach_skips_the_guest_check() -> None:
 def test_growing_a_disk_expands_its_pvc() -> None:
     cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
     plan = decide(cr, {"phase": "Running"}, running())
-    assert ExpandDisk("web-1-data", "200Gi", "data") in plan.actions
+    assert ExpandDisk("web-1-data", "200Gi", "data", "200Gi") in plan.actions
 
 
 def test_a_claim_bigger_than_the_spec_asks_is_said_and_left_as_it_is() -> None:
@@ -628,3 +628,84 @@ def test_an_imported_disks_data_volume_deleted_outside_wukong_is_made_again_and_
     kept = replace(world, claims={**world.claims, "web-1-system": orphan})
     quiet = decide(cr, status, kept)
     assert not [a for a in quiet.actions if isinstance(a, Emit) and a.reason == "DiskClaimLost"]
+
+
+PADDED_20GI = "22655952487"  # CDI's claim for 20Gi: aligned to 1 MiB, plus 5.5 % overhead
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "dv_asked", "asks"),
+    [
+        ("20Gi", None, "20Gi", None),  # as made: nothing to do
+        ("21Gi", None, "20Gi", "23788750111"),  # 21Gi, padded as CDI pads: the guest gets 21Gi
+        ("40Gi", None, "20Gi", "45311904973"),
+        ("21Gi", "Filesystem", None, None),  # no DataVolume seen: the claim already asks more
+        ("40Gi", "Block", "20Gi", "40Gi"),  # CDI pads no Block claim
+    ],
+)
+def test_an_imported_disk_grows_to_its_size_as_cdi_would_have_made_it(
+    size: str, mode: str | None, dv_asked: str | None, asks: str | None
+) -> None:
+    """With real CDI an imported disk's claim asks its size plus 5.5 % (filesystem
+    overhead), and virt-launcher gives the guest the claim less 5.5 %. Grown to 21Gi, a
+    20Gi imported disk's claim (asking 21.1Gi) was left as it was, and the guest kept its
+    20Gi; grown to 40Gi, the claim asked 40Gi and the guest got 37.8Gi. Grown past the
+    size its DataVolume asked, the claim now asks the new size padded as CDI pads it."""
+    spec: dict[str, Any] = {"resources": {"requests": {"storage": PADDED_20GI}}}
+    if mode is not None:
+        spec["volumeMode"] = mode
+    if mode == "Block":
+        spec["resources"]["requests"]["storage"] = "20Gi"
+    pvc = owned(
+        "PersistentVolumeClaim",
+        "web-1-system",
+        spec=spec,
+        status={
+            "phase": "Bound",
+            "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+        },
+    )
+    dv = imported_dv()
+    if dv_asked is not None:
+        dv["spec"] = {"storage": {"resources": {"requests": {"storage": dv_asked}}}}
+    world = running(**{"web-1-system": pvc})
+    world = replace(world, data_volumes={**world.data_volumes, "web-1-system": dv})
+    if dv_asked is None:
+        world = replace(world, data_volumes={})
+    cr = wukong(disks=[{**_disks()[0], "size": size}, _disks()[1]])
+    grown = [
+        a for a in decide(cr, {"phase": "Running"}, world).actions if isinstance(a, ExpandDisk)
+    ]
+    expected = [] if asks is None else [ExpandDisk("web-1-system", size, "system", asks)]
+    assert grown == expected
+
+
+def test_a_disk_is_said_growing_from_the_pass_that_grows_it_until_its_claim_has_it() -> None:
+    """`resize --wait` ends when VolumesResized says nothing grows: an imported disk's claim
+    may already have the size asked (CDI's padding) while the operator grows it further, and
+    no storage condition says Resizing before the resizer takes the new request."""
+    cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
+    plan = decide(cr, {"phase": "Running"}, running())
+    resized = next(c for c in plan.status["conditions"] if c["type"] == "VolumesResized")
+    assert (resized["status"], resized["reason"]) == ("False", "Resizing")
+    assert resized["message"] == "growing data to 200Gi"
+    # Asked, not had yet: still growing, nothing asked again.
+    pvc = owned(
+        "PersistentVolumeClaim",
+        "web-1-data",
+        spec={"resources": {"requests": {"storage": "200Gi"}}},
+        status={"phase": "Bound", "capacity": {"storage": "100Gi"}},
+    )
+    later = decide(cr, plan.status, running(**{"web-1-data": pvc}))
+    assert not [a for a in later.actions if isinstance(a, ExpandDisk)]
+    resized = next(c for c in later.status["conditions"] if c["type"] == "VolumesResized")
+    assert resized["reason"] == "Resizing"
+    # Had: nothing more to say.
+    grown = owned(
+        "PersistentVolumeClaim",
+        "web-1-data",
+        spec={"resources": {"requests": {"storage": "200Gi"}}},
+        status={"phase": "Bound", "capacity": {"storage": "200Gi"}},
+    )
+    after = decide(cr, later.status, running(**{"web-1-data": grown}))
+    assert not [c for c in after.status["conditions"] if c["type"] == "VolumesResized"]

@@ -20,7 +20,7 @@ PLANNED = WukongStatus(
         state="Issued", last_action="stop", issued=True, last_action_time=NOW
     ),
 )
-EXPAND = ExpandDisk("web-1-data", "2Gi", "data")
+EXPAND = ExpandDisk("web-1-data", "2Gi", "data", "2Gi")
 STOP = VmCall("stop", "web-1-vm", grace_period=30)
 
 
