@@ -704,21 +704,22 @@ def _born_held(obj: JsonObj, cr: Wukong, disk: DiskSpec) -> JsonObj:
 
 
 def claim_target(disk: DiskSpec, pvc: JsonObj, dv: JsonObj | None) -> str:
-    """What a disk's claim should ask for its spec size. A claim CDI made for a DataVolume
-    on a Filesystem volume asks the size plus CDI's filesystem overhead, of which the guest
-    gets back all but the overhead again (virt-launcher sizes the disk image at capacity x
-    (1 - overhead)): grown past the size the DataVolume asked, it asks the same padding, or
-    a 20Gi imported disk grown to 21Gi stayed as it was (its claim already asked 21.1Gi)
-    and one grown to 40Gi gave the guest 37.8Gi. A blank disk's claim, the operator's own,
-    asks the size as it is (as it was made)."""
-    made_for = (
-        ((dv or {}).get("spec", {}).get("storage") or {}).get("resources", {}).get("requests", {})
-    ).get("storage")
-    block = pvc.get("spec", {}).get("volumeMode") == "Block"
-    if not disk.populated or block or not made_for:
+    """What a disk's claim should ask for its spec size. Grown, a file-backed disk gives the
+    guest the claim's capacity less CDI's filesystem overhead (virt-launcher's
+    possibleGuestSize: (1 - overhead) x capacity), and CDI makes an imported or cloned
+    disk's claim for its size plus that overhead: a claim grown past the size it was made
+    for asks the new size padded the same way, so the guest gets the size the spec says.
+    Before, a 20Gi imported disk grown to 21Gi stayed as it was (its claim already asked
+    21.1Gi) and a disk grown to 40Gi gave the guest 37.8Gi. What a claim was made for: its
+    DataVolume's size for an imported or cloned disk (CDI padded it), else its request (the
+    operator's blank claim asks the bare size). A Block claim has no filesystem: bare."""
+    storage = ((dv or {}).get("spec") or {}).get("storage") or {}
+    made_for = (storage.get("resources") or {}).get("requests", {}).get("storage")
+    made_for = (made_for if disk.populated else None) or _requested(pvc)
+    if pvc.get("spec", {}).get("volumeMode") == "Block" or not made_for:
         return disk.size
     if parse_quantity(disk.size) <= parse_quantity(str(made_for)):
-        return disk.size  # the claim CDI made for it (what it asks) holds it
+        return disk.size  # the claim as it was made holds it
     return str(_cdi_claim_bytes(disk.size))
 
 
