@@ -226,6 +226,7 @@ class Operator:
     def _wire(self) -> None:
         add = self.queue.add
         self.informers[kinds.WUKONG.cache].add_handler(enqueue_wukong(add))
+        self.informers[kinds.WUKONG.cache].add_back_handler(self._retry_failing)
         # Every event: an answer our own status write put in the cache (write-through) is
         # one the update-skipping informer would otherwise keep from the counter.
         self.informers[kinds.WUKONG.cache].add_handler(self._count_answers, every_event=True)
@@ -251,6 +252,19 @@ class Operator:
         self.informers[kinds.CLONE_EVENT.cache].add_handler(
             enqueue_disk_event(add, self.store, disks)
         )
+
+    def _retry_failing(self) -> None:
+        """The Wukong watch is back after its stream failed (an API server restart): every
+        Wukong whose pass failed meanwhile is tried again now, its backoff forgotten. Each
+        failure during the outage doubled it (5 ms up to 1,000 s, as client-go's), so a
+        deletion whose calls failed through a 20 s restart waited about as long again after
+        it, unless an event came (CI: a deletion not done 40 s after the return)."""
+        failing = self.queue.failing()
+        if failing:
+            log.info("the Wukong watch is back: trying %d failed Wukong(s) again", len(failing))
+        for key in failing:
+            self.queue.forget(key)
+            self.queue.add(key)
 
     def _on_policy(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
         """The network policy changed: every Wukong that uses a network decides again."""

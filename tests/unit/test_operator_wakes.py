@@ -54,3 +54,22 @@ async def test_a_pvc_a_datasource_points_to_wakes_the_wukongs_made_from_that_dat
         assert await _woken(operator) == {"team-a/web"}
         tell(kinds.PVC, "MODIFIED", {"metadata": {"name": "other", "namespace": "golden"}})
         assert await _woken(operator) == set()
+
+
+async def test_wukongs_that_failed_while_the_api_server_was_away_are_tried_on_its_return() -> None:
+    """A pass that fails is retried with a per-key backoff doubling from 5 ms: through a 20 s
+    API server restart a deletion's passes failed a dozen times, and its next try came about
+    20 s after the return (CI: the deletion not done 40 s after it). When the Wukong watch
+    is back, every failing Wukong is tried again at once, its backoff forgotten."""
+    async with ApiClient(Configuration()) as api:
+        operator = Operator(Settings(metrics_address="off"), api)
+        queue = operator.queue
+        for _ in range(12):
+            queue.add_rate_limited("team-a/leaving")
+        assert queue.failures("team-a/leaving") == 12 and not len(queue)
+        queue.add("team-a/fine")
+        assert await _woken(operator) == {"team-a/fine"}
+        for handler in operator.informers[kinds.WUKONG.cache]._on_back:
+            handler()
+        assert await _woken(operator) == {"team-a/leaving"}
+        assert queue.failures("team-a/leaving") == 0

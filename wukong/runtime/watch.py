@@ -134,7 +134,9 @@ class Informer:
         self._missing_retry = missing_retry
         self._reconnect = reconnect
         self._away = False  # in a streak of "API server not there" failures
+        self._failed = False  # the last stream failed: the next one that opens is a return
         self._handlers: list[tuple[EventHandler, bool]] = []
+        self._on_back: list[Callable[[], None]] = []
         self._resource_version: str | None = None
         self._last_activity: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -150,6 +152,11 @@ class Informer:
         `every_event`, also for an update `skip_unchanged` keeps from the others (one that
         our own write-through already put in the cache: a counter must still see it)."""
         self._handlers.append((handler, every_event))
+
+    def add_back_handler(self, handler: Callable[[], None]) -> None:
+        """Call `handler()` each time a watch opens again after its stream failed (the API
+        server restarted, or a connection broke): what failed meanwhile may now succeed."""
+        self._on_back.append(handler)
 
     def stale(self, now: float) -> bool:
         """True if the informer died or has been silent past its deadline (for /healthz)."""
@@ -198,6 +205,7 @@ class Informer:
                 self._resource_version = None
                 await self._clock.sleep(self._missing_retry)
             except Exception as error:  # any failure of one stream: back off and restart
+                self._failed = True
                 if self._stream_lines:
                     # The stream worked for a while; this is a fresh failure, not a streak.
                     backoff = self._backoff_initial
@@ -273,6 +281,10 @@ class Informer:
         response = await self._open("watch", query, timeout)
         self._away = False
         self._touch()
+        if self._failed:
+            self._failed = False
+            for handler in self._on_back:
+                handler()
         buffer = LineBuffer()
         self._stream_lines = 0
         try:

@@ -237,3 +237,52 @@ def test_the_echo_of_an_earlier_write_does_not_undo_a_later_write_through() -> N
     assert informer.resource_version == "12"
     informer.process(WatchEvent("DELETED", vm("web-1-vm", "13")))
     assert store.get(KIND, "ns", "web-1-vm") is None
+
+
+class _Stream:
+    """A WATCH response that sends one BOOKMARK and ends."""
+
+    connection = None
+
+    def __init__(self) -> None:
+        self.content = self
+
+    async def iter_any(self) -> Any:
+        yield b'{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}\n'
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_watch_back_after_failures_tells_its_back_handlers_once() -> None:
+    """The operator retries every Wukong whose pass failed while the API server was away
+    (their backoff doubled with each failure) when the Wukong watch is back: the informer
+    says so once per return, not on every stream."""
+    clock = _RecordingClock(stop_after=100)
+    informer = Informer(None, VMS, Store(), clock=clock)  # type: ignore[arg-type]
+    informer._resource_version = "5"  # synced before: no LIST, WATCH at once
+    opened: list[str] = []
+    outcomes: list[Exception | None] = [
+        ConnectionRefusedError("connect: connection refused"),
+        ServerError(429, "TooManyRequests", "storage is (re)initializing"),
+        None,  # back
+        None,  # a stream that ended as streams do: no return to tell
+        ConnectionResetError("reset"),
+        None,  # back again
+    ]
+
+    async def fake_open(verb: str, *_: Any) -> Any:
+        opened.append(verb)
+        if not outcomes:
+            raise asyncio.CancelledError
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return _Stream()
+
+    informer._open = fake_open  # type: ignore[method-assign]
+    backs: list[int] = []
+    informer.add_back_handler(lambda: backs.append(len(opened)))
+    with pytest.raises(asyncio.CancelledError):
+        await informer.run()
+    assert backs == [3, 6], (backs, opened)
