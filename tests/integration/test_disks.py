@@ -376,7 +376,9 @@ async def test_growing_a_disk_grows_the_pvc_request_and_capacity(
     events = [*told, *done, *grown]
     assert [e["type"] for e in events] == ["Normal", "Normal", "Normal"], events
     assert told[0]["message"] == "growing data to 2Gi"
-    assert grown[0]["message"].startswith("disk data is 2.1Gi now: the guest sees it bigger")
+    assert grown[0]["message"].startswith(
+        "disk data is 2Gi now (its claim 2.1Gi): the guest sees it bigger"
+    )
     ours = [
         e for e in await items(k, "event", namespace) if e["involvedObject"]["kind"] == "Wukong"
     ]
@@ -404,7 +406,7 @@ async def test_an_imported_disk_grown_a_little_grows_as_cdi_would_have_made_it(
     grown = await eventually(
         lambda: wukong_events(k, namespace, "DiskGrown"), message="a DiskGrown Event"
     )
-    assert grown[0]["message"].startswith("disk system is 11.1Gi now"), grown
+    assert grown[0]["message"].startswith("disk system is 10752Mi now (its claim 11.1Gi)"), grown
 
 
 async def test_non_expandable_class_gets_a_condition_and_no_write_loop(

@@ -820,9 +820,13 @@ def grown_events(old: Mapping[str, VolumeStatus], new: Sequence[VolumeStatus]) -
         was = quantity_or_none(before.capacity if before is not None else None)
         now = quantity_or_none(volume.capacity)
         if was is not None and now is not None and now > was:
+            # The spec's size, which the guest gets; the claim's when it says more (CDI's
+            # filesystem overhead, or storage that rounds up): "is 22.2Gi" read wrong for 21Gi.
+            shown = readable_bytes(volume.capacity)
+            size = volume.size or shown
+            claim = f" (its claim {shown})" if size != shown else ""
             message = (
-                f"disk {volume.name} is {readable_bytes(volume.capacity)} now: the guest sees "
-                "it bigger where "
+                f"disk {volume.name} is {size} now{claim}: the guest sees it bigger where "
                 "KubeVirt's ExpandDisks feature is on; grow its partition and filesystem "
                 "inside the guest (e.g. growpart, then resize2fs or xfs_growfs)"
             )

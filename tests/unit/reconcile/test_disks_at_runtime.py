@@ -711,3 +711,14 @@ def test_a_disk_is_said_growing_from_the_pass_that_grows_it_until_its_claim_has_
     )
     after = decide(cr, later.status, running(**{"web-1-data": grown}))
     assert not [c for c in after.status["conditions"] if c["type"] == "VolumesResized"]
+
+
+def test_a_disk_grown_with_cdis_padding_is_said_at_its_size_and_its_claims() -> None:
+    """Grown to 200Gi, the claim has 211Gi (CDI's filesystem overhead, taken off again for
+    the guest): "disk data is 211Gi now" read wrong to a user who asked 200Gi."""
+    cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
+    old = {"phase": "Running", "volumes": [{"name": "data", "capacity": "100Gi"}]}
+    pvc = bound_pvc("web-1-data", "226559524864")
+    plan = decide(cr, old, running(**{"web-1-data": pvc}))
+    [(_, message)] = _events(plan, "DiskGrown")
+    assert message.startswith("disk data is 200Gi now (its claim 211Gi): the guest sees")
