@@ -263,8 +263,7 @@ class Operator:
         if failing:
             log.info("the Wukong watch is back: trying %d failed Wukong(s) again", len(failing))
         for key in failing:
-            self.queue.forget(key)
-            self.queue.add(key)
+            self.queue.retry_now(key)
 
     def _on_policy(self, wukong_kind: str) -> Callable[[str, dict[str, Any]], None]:
         """The network policy changed: every Wukong that uses a network decides again."""

@@ -73,3 +73,4 @@ async def test_wukongs_that_failed_while_the_api_server_was_away_are_tried_on_it
             handler()
         assert await _woken(operator) == {"team-a/leaving"}
         assert queue.failures("team-a/leaving") == 0
+        assert queue.delayed == 0  # no second pass when the old backoff would have ended

@@ -113,6 +113,14 @@ class WorkQueue:
             delay = max(delay, self._bucket.reserve())
         self.add_after(key, delay)
 
+    def retry_now(self, key: str) -> None:
+        """Queue `key` at once, its backoff forgotten and its pending delay dropped (its heap
+        entry goes stale and is skipped): a pass now, not one now and another when the old
+        backoff ends. A pass that succeeds sets its own next delay again."""
+        self._backoff.forget(key)
+        self._due.pop(key, None)
+        self.add(key)
+
     def forget(self, key: str) -> None:
         """Reset the backoff of `key` (after a successful pass)."""
         self._backoff.forget(key)

@@ -245,3 +245,19 @@ async def test_drain_gives_up_when_a_pass_hangs(queue: WorkQueue) -> None:
     queue.add("ns/a")
     await take(queue)
     assert await queue.drain(0) is False
+
+
+async def test_retry_now_gives_one_pass_now_and_none_when_the_old_backoff_ends(
+    queue: WorkQueue, clock: FakeClock
+) -> None:
+    for _ in range(12):
+        queue.add_rate_limited("ns/a")
+    await settle()
+    assert len(queue) == 0 and queue.delayed == 1
+    queue.retry_now("ns/a")
+    assert queue.failures("ns/a") == 0 and queue.delayed == 0
+    assert await take(queue) == "ns/a"
+    queue.done("ns/a")
+    clock.advance(1000)
+    await settle()
+    assert len(queue) == 0
