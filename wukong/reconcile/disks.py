@@ -377,10 +377,14 @@ CDI_FILESYSTEM_OVERHEAD = 0.055
 _MIB, _GIB = 1 << 20, 1 << 30
 
 
+def _round_up(count: int, unit: int) -> int:
+    return -(-count // unit) * unit
+
+
 def _cdi_claim_bytes(size: str) -> int:
     """What CDI's claim for a disk of `size` asks on a Filesystem volume, with the default
     overhead (a 10Gi disk: 11327976244 bytes)."""
-    aligned = -(-math.ceil(parse_quantity(size)) // _MIB) * _MIB
+    aligned = _round_up(math.ceil(parse_quantity(size)), _MIB)
     return math.ceil(aligned * (1 + CDI_FILESYSTEM_OVERHEAD))
 
 
@@ -396,8 +400,7 @@ def _big_enough(source_request: str) -> str:
     """A size that holds a clone of a source asking `source_request`, on any volume mode:
     the source's own, rounded up to whole GiB (MiB under 1 GiB) when it is a byte count."""
     count = math.ceil(parse_quantity(source_request))
-    unit = _GIB if count >= _GIB else _MIB
-    return format_bytes(-(-count // unit) * unit) if count % unit else format_bytes(count)
+    return format_bytes(_round_up(count, _GIB if count >= _GIB else _MIB))
 
 
 def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str] | None:
