@@ -66,6 +66,7 @@ PROVIDED_BY = {
     "virtualmachinerestores": "KubeVirt",
     "datavolumes": "CDI",
     "datasources": "CDI",
+    "cdiconfigs": "CDI",
     "network-attachment-definitions": "Multus",
 }
 
@@ -246,6 +247,7 @@ class Operator:
         self.informers[kinds.PVC.cache].add_handler(self._on_pointed_pvc)
         policy = self._on_policy(kinds.WUKONG.cache)
         self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
+        self.informers[kinds.CDI_CONFIG.cache].add_handler(self._on_cdi_config())
         events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)
         self.informers[kinds.MOUNT_EVENT.cache].add_handler(events)
         disks = (kinds.DATA_VOLUME.cache, kinds.PVC.cache)
@@ -272,6 +274,27 @@ class Operator:
             for cr in self.store.list(wukong_kind):
                 if cr.get("spec", {}).get("networks"):
                     self.queue.add(f"{cr['metadata']['namespace']}/{cr['metadata']['name']}")
+
+        return handle
+
+    def _on_cdi_config(self) -> Callable[[str, dict[str, Any]], None]:
+        """CDI's filesystem overhead changed (an administrator's CDIConfig): every Wukong
+        decides again, its clones checked and its grown disks sized with the new value. Not
+        on CDI's other writes to the object (its config controller rewrites it as classes
+        come and go, with the same overhead). The first list queues keys the Wukong watch
+        queued already: the queue holds each once, and no pass runs before every cache
+        synced."""
+        last: list[Any] = [object()]
+
+        def handle(event_type: str, config: dict[str, Any]) -> None:
+            overhead = (config.get("status") or {}).get("filesystemOverhead")
+            if event_type == "DELETED":
+                overhead = None
+            if overhead == last[0]:
+                return
+            last[0] = overhead
+            for cr in self.store.list(kinds.WUKONG.cache):
+                self.queue.add(f"{cr['metadata']['namespace']}/{cr['metadata']['name']}")
 
         return handle
 

@@ -257,9 +257,9 @@ async def test_a_clone_of_a_golden_data_volume_of_its_own_size_runs(
     k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:
     """The demo's clone-1: a 10Gi disk cloning the 10Gi DataVolume fedora-golden. CDI asks
-    the golden claim 5.5 % bigger than 10Gi (its filesystem overhead), and the clone's claim
+    the golden claim 6 % bigger than 10Gi (its filesystem overhead), and the clone's claim
     too: the operator refused it as "smaller than PVC 'fedora-golden' it clones
-    (11327976244)" once the simulated CDI padded claims as CDI does."""
+    (11327976244)" once the simulated CDI padded claims as CDI does (5.5 % then)."""
     golden = {
         "apiVersion": "cdi.kubevirt.io/v1beta1",
         "kind": "DataVolume",
@@ -280,3 +280,63 @@ async def test_a_clone_of_a_golden_data_volume_of_its_own_size_runs(
     cr = await wait_phase(k, namespace, "cl-g", "Running", within=60)
     assert condition(cr, "VolumesBound")["reason"] == "AllBound"
     assert await wukong_events(k, namespace, "CloneSourceTooBig") == []
+
+
+CDIS = api_path("cdi.kubevirt.io", "v1beta1", "cdis", None, "cdi")
+CDI_CONFIG = api_path("cdi.kubevirt.io", "v1beta1", "cdiconfigs", None, "config")
+
+
+async def _overhead_settled(k: Kube, value: str) -> None:
+    async def settled() -> bool:
+        config = await k.get(CDI_CONFIG)
+        return ((config.get("status") or {}).get("filesystemOverhead") or {}).get("global") == (
+            value
+        )
+
+    await eventually(settled, message=f"CDIConfig's global overhead {value}")
+
+
+async def test_clones_and_growth_follow_the_overhead_an_administrator_gives_cdi(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """An administrator sets CDI's filesystem overhead to 10 % (the CDI resource's
+    spec.config, which CDI copies into CDIConfig). A golden image CDI then makes for 10Gi asks
+    11811160064 bytes; until session 40 the operator compared with CDI's old 5.5 % and
+    refused every same-size clone of it (CloneSourceTooBig), and grew a disk by 5.5 % where
+    virt-launcher then took 10 % off. Now both follow CDIConfig's status."""
+    await k.merge_patch(CDIS, {"spec": {"config": {"filesystemOverhead": {"global": "0.1"}}}})
+    try:
+        await _overhead_settled(k, "0.1")
+        golden = {
+            "apiVersion": "cdi.kubevirt.io/v1beta1",
+            "kind": "DataVolume",
+            "metadata": {"name": "golden-dv"},
+            "spec": {
+                "source": {"http": {"url": IMAGE}},
+                "storage": {"resources": {"requests": {"storage": "10Gi"}}},
+            },
+        }
+        await k.create(api_path("cdi.kubevirt.io", "v1beta1", "datavolumes", namespace), golden)
+
+        async def golden_claim() -> str | None:
+            claim = await get(k, "pvc", namespace, "golden-dv")
+            return claim["spec"]["resources"]["requests"]["storage"] if claim else None
+
+        asked = await eventually(golden_claim, message="the golden claim CDI pads")
+        assert asked == "11811160064"  # 10Gi plus 10 %
+        await create(k, "wukong", namespace, wukong("cl-o", disks=[system("golden-dv", "10Gi")]))
+        cr = await wait_phase(k, namespace, "cl-o", "Running", within=60)
+        assert condition(cr, "VolumesBound")["reason"] == "AllBound"
+        assert await wukong_events(k, namespace, "CloneSourceTooBig") == []
+        # Grown to 12Gi: 12Gi / 0.9, up to whole MiB, so that virt-launcher's 90 % is 12Gi.
+        await patch_spec(k, namespace, "cl-o", {"disks": [system("golden-dv", "12Gi")]})
+        wanted = str(13654 * 2**20)
+
+        async def grown() -> bool:
+            claim = await get(k, "pvc", namespace, "cl-o-system")
+            return bool(claim) and claim["spec"]["resources"]["requests"]["storage"] == wanted
+
+        await eventually(grown, message=f"the clone's claim asking {wanted}")
+    finally:
+        await k.merge_patch(CDIS, {"spec": {"config": None}})
+        await _overhead_settled(k, "0.06")

@@ -74,6 +74,7 @@ CLUSTER_VERBS = (
     | grants("cdi.kubevirt.io", "datavolumes", MANAGE)
     | grants("cdi.kubevirt.io", "datavolumes/source", ("create",))
     | grants("cdi.kubevirt.io", "datasources", READ)
+    | grants("cdi.kubevirt.io", "cdiconfigs", READ)
     | grants("", "persistentvolumeclaims", MANAGE)
     | grants("", "events", ("create", "list", "watch"))
     | grants("k8s.cni.cncf.io", "network-attachment-definitions", MANAGE)
@@ -974,11 +975,13 @@ def test_the_namespaced_variant_grants_the_same_verbs_in_one_namespace(
     role = find(docs, "Role", "wukong-operator")
     assert role["metadata"]["namespace"] == NAMESPACE
     cluster = find(docs, "ClusterRole", "wukong-operator")
-    # Cluster-scoped kinds stay in the ClusterRole: StorageClasses and the administrator's
-    # WukongNetworkPolicy (issue 15), read only.
+    # Cluster-scoped kinds stay in the ClusterRole: StorageClasses, CDI's CDIConfig and the
+    # administrator's WukongNetworkPolicy (issue 15), read only.
     assert granted(cluster["rules"]) == {
         ("storage.k8s.io", "storageclasses", verb) for verb in READ
-    } | {("vm.novasphere.dev", "wukongnetworkpolicies", verb) for verb in READ} | {
+    } | {("cdi.kubevirt.io", "cdiconfigs", verb) for verb in READ} | {
+        ("vm.novasphere.dev", "wukongnetworkpolicies", verb) for verb in READ
+    } | {
         ("authentication.k8s.io", "tokenreviews", "create"),
         ("authorization.k8s.io", "subjectaccessreviews", "create"),
     }

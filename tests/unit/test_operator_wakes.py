@@ -74,3 +74,32 @@ async def test_wukongs_that_failed_while_the_api_server_was_away_are_tried_on_it
         assert await _woken(operator) == {"team-a/leaving"}
         assert queue.failures("team-a/leaving") == 0
         assert queue.delayed == 0  # no second pass when the old backoff would have ended
+
+
+async def test_a_new_filesystem_overhead_from_cdi_wakes_every_wukong_and_nothing_else_does() -> (
+    None
+):
+    """A clone's size check and a disk's growth follow CDIConfig's overhead: an
+    administrator's change wakes every Wukong. CDI's config controller rewrites the object
+    as classes come and go, with the same overhead: that wakes none."""
+    async with ApiClient(Configuration()) as api:
+        operator = Operator(Settings(metrics_address="off"), api)
+        for name in ("web", "db"):
+            operator.store.upsert(
+                kinds.WUKONG.cache, {"metadata": {"name": name, "namespace": "team-a"}}
+            )
+
+        def config(overhead: dict[str, Any]) -> dict[str, Any]:
+            return {"metadata": {"name": "config"}, "status": {"filesystemOverhead": overhead}}
+
+        def tell(event: str, obj: dict[str, Any]) -> None:
+            operator.informers[kinds.CDI_CONFIG.cache]._notify(event, obj)
+
+        tell("ADDED", config({"global": "0.06", "storageClass": {"standard": "0.06"}}))
+        assert await _woken(operator) == {"team-a/web", "team-a/db"}
+        tell("MODIFIED", config({"global": "0.06", "storageClass": {"standard": "0.06"}}))
+        assert await _woken(operator) == set()
+        tell("MODIFIED", config({"global": "0.06", "storageClass": {"standard": "0.1"}}))
+        assert await _woken(operator) == {"team-a/web", "team-a/db"}
+        tell("DELETED", config({"global": "0.06", "storageClass": {"standard": "0.1"}}))
+        assert await _woken(operator) == {"team-a/web", "team-a/db"}

@@ -148,8 +148,16 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         if cloned
         else (),
         storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
+        filesystem_overhead=_filesystem_overhead(store),
         network_policy=store.get(kinds.NETWORK_POLICY.cache, "", POLICY_NAME),
     )
+
+
+def _filesystem_overhead(store: Reader) -> JsonObj | None:
+    """CDI's settled filesystem overhead (its CDIConfig's status), None without CDI."""
+    config = store.get(kinds.CDI_CONFIG.cache, "", names.CDI_CONFIG_NAME)
+    settled = ((config or {}).get("status") or {}).get("filesystemOverhead")
+    return settled if isinstance(settled, dict) else None
 
 
 def merge_patch(old: Any, new: Any) -> Any:

@@ -189,6 +189,18 @@ NETWORK_POLICY = Kind(
 )
 """The administrator's policy of which networks tenants may use (issue 15)."""
 
+CDI_CONFIG = Kind(
+    "CDIConfig",
+    names.CDI_GROUP,
+    names.CDI_VERSION,
+    "cdiconfigs",
+    namespaced=False,
+    # The filesystem overhead CDI's config controller settled on, globally and per class:
+    # what CDI pads a DataVolume's claim by and KubeVirt takes off a grown disk's claim.
+    reads={"status": {"filesystemOverhead": ALL}},
+)
+"""CDI's one configuration object ('config'): read, never written."""
+
 SNAPSHOT = Kind(
     "VirtualMachineSnapshot",
     names.SNAPSHOT_GROUP,
@@ -262,6 +274,7 @@ WATCHED = (
     NAD,
     STORAGE_CLASS,
     NETWORK_POLICY,
+    CDI_CONFIG,
     MIGRATION,
     SNAPSHOT,
     RESTORE,

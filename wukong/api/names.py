@@ -46,6 +46,8 @@ SNAPSHOT_VERSION = "v1beta1"
 SUBRESOURCES_VERSION = "v1"
 CDI_GROUP = "cdi.kubevirt.io"
 CDI_VERSION = "v1beta1"
+# CDI's one CDIConfig, cluster-scoped (pkg/common/common.go ConfigName).
+CDI_CONFIG_NAME = "config"
 # On a claim: already populated for the DataVolume of this name. CDI's DataVolume controller
 # then takes the claim over as its own, with no import, instead of refusing it as another's
 # (pkg/controller/datavolume/controller-base.go pvcRequiresWork, CDI v1.65).

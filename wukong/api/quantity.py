@@ -108,8 +108,8 @@ def format_bytes(n: int | Decimal) -> str:
 
 def readable_bytes(value: Any) -> Any:
     """A byte count for people: its canonical short form when it has one ('10Gi', '500M'),
-    else one decimal of the biggest binary unit it fills ('10.6Gi' for 11327976244, the
-    claim CDI asks for a 10Gi imported disk); anything not a quantity as it is."""
+    else one decimal of the biggest binary unit it fills ('10.6Gi' for 11381663335, the
+    claim CDI v1.65 asks for a 10Gi imported disk); anything not a quantity as it is."""
     count = quantity_or_none(value)
     if count is None or count < 1024:
         return value

@@ -370,10 +370,11 @@ def _changed_words(disk: DiskSpec, namespace: str) -> str:
     return f"image changed to {disk.image} after the import finished"
 
 
-# CDI's default filesystem overhead (CDIConfig filesystemOverhead.global): the claim it makes
-# for a DataVolume's `storage` on a Filesystem volume asks the size aligned to 1 MiB, this
-# much bigger (GetRequiredSpace), and it compares that claim with a clone's source claim.
-CDI_FILESYSTEM_OVERHEAD = 0.055
+# What KubeVirt takes for the filesystem overhead of a claim when the cluster has no CDI
+# (pkg/storage/types/cdi.go DefaultFSOverhead). With CDI, both CDI and KubeVirt read it from
+# CDIConfig's status: 0.06 unless an administrator set it (CDI v1.65; 0.055 in older CDI).
+KUBEVIRT_FILESYSTEM_OVERHEAD = 0.055
+VIRT_DEFAULT_CLASS = "storageclass.kubevirt.io/is-default-virt-class"
 _MIB, _GIB = 1 << 20, 1 << 30
 
 
@@ -381,19 +382,58 @@ def _round_up(count: int, unit: int) -> int:
     return -(-count // unit) * unit
 
 
-def _cdi_claim_bytes(size: str) -> int:
-    """What CDI's claim for a disk of `size` asks on a Filesystem volume, with the default
-    overhead (a 10Gi disk: 11327976244 bytes)."""
+def filesystem_overhead(seen: Observed, storage_class: str | None) -> float:
+    """The share of a Filesystem claim of class `storage_class` kept for the filesystem:
+    CDIConfig's value for that class, else its global one, as CDI
+    (GetFilesystemOverheadForStorageClass) and virt-controller (getFilesystemOverhead) read
+    them; KubeVirt's own default where there is no CDIConfig. CDI pads a DataVolume's claim
+    by it, and KubeVirt gives a grown disk's guest the claim less it."""
+    settled = seen.filesystem_overhead
+    if settled is None:
+        return KUBEVIRT_FILESYSTEM_OVERHEAD
+    by_class = settled.get("storageClass") or {}
+    for value in (by_class.get(storage_class or ""), settled.get("global")):
+        try:
+            share = float(str(value))
+        except ValueError:
+            continue  # not set (or not a number): CDI's webhook and pattern refuse those
+        if 0 <= share < 1:
+            return share
+    return KUBEVIRT_FILESYSTEM_OVERHEAD
+
+
+def cdi_storage_class(disk: DiskSpec, seen: Observed) -> str | None:
+    """The class CDI makes a DataVolume's claim in: the one the disk names, else the
+    cluster's default class for virtual machines, else its default class (CDI's
+    GetStorageClassByNameWithVirtFallback; the newest when several say so)."""
+    if disk.storage_class_name:
+        return str(disk.storage_class_name)
+    for annotation in (VIRT_DEFAULT_CLASS, DEFAULT_CLASS):
+        marked = [
+            sc["metadata"]
+            for sc in seen.storage_classes.values()
+            if (sc.get("metadata", {}).get("annotations") or {}).get(annotation) == "true"
+        ]
+        if marked:
+            newest = max(marked, key=lambda m: (m.get("creationTimestamp") or "", m["name"]))
+            return str(newest["name"])
+    return None
+
+
+def cdi_claim_bytes(size: str, overhead: float) -> int:
+    """What CDI's claim for a disk of `size` asks on a Filesystem volume: the size aligned to
+    1 MiB, `overhead` bigger (util.go GetRequiredSpace; a 10Gi disk at CDI's default 0.06:
+    11381663335 bytes)."""
     aligned = _round_up(math.ceil(parse_quantity(size)), _MIB)
-    return math.ceil(aligned * (1 + CDI_FILESYSTEM_OVERHEAD))
+    return math.ceil(aligned * (1 + overhead))
 
 
-def _too_small(size: str, source_request: str) -> bool:
+def _too_small(size: str, source_request: str, overhead: float) -> bool:
     """CDI refuses a clone whose claim asks less than its source's. A source CDI made asks
     its own size plus the filesystem overhead, which the clone's claim gets too: only a
     source bigger than the disk's claim as CDI makes it refuses. (On a Block volume CDI
     adds nothing, and compares the sizes as they are: left to CDI.)"""
-    return parse_quantity(source_request) > _cdi_claim_bytes(size)
+    return parse_quantity(source_request) > cdi_claim_bytes(size, overhead)
 
 
 def _big_enough(source_request: str) -> str:
@@ -401,6 +441,11 @@ def _big_enough(source_request: str) -> str:
     the source's own, rounded up to whole GiB (MiB under 1 GiB) when it is a byte count."""
     count = math.ceil(parse_quantity(source_request))
     return format_bytes(_round_up(count, _GIB if count >= _GIB else _MIB))
+
+
+def _clone_overhead(disk: DiskSpec, seen: Observed) -> float:
+    """The overhead CDI pads the disk's clone claim by (that of the class it makes it in)."""
+    return filesystem_overhead(seen, cdi_storage_class(disk, seen))
 
 
 def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str] | None:
@@ -420,7 +465,8 @@ def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str]
         pvc = pointed_pvc(found)
         source = seen.clone_sources.get("/".join(pvc)) if pvc is not None else None
         wanted = _requested(source) if source is not None else None
-        if pvc is not None and wanted and _too_small(disk.size, wanted):
+        overhead = _clone_overhead(disk, seen)
+        if pvc is not None and wanted and _too_small(disk.size, wanted, overhead):
             return CLONE_SOURCE_TOO_BIG, (
                 f"disk '{disk.name}' is {disk.size}, smaller than PVC '{pvc[1]}' in namespace "
                 f"'{pvc[0]}' ({readable_bytes(wanted)}) that DataSource '{named[1]}' points "
@@ -441,7 +487,7 @@ def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str]
             "starts when it appears), or name an existing PVC in cloneFrom"
         )
     wanted = _requested(source)
-    if wanted is not None and _too_small(disk.size, wanted):
+    if wanted is not None and _too_small(disk.size, wanted, _clone_overhead(disk, seen)):
         return CLONE_SOURCE_TOO_BIG, (
             f"disk '{disk.name}' is {disk.size}, smaller than {where} it clones "
             f"({readable_bytes(wanted)}): a clone is at least as big as its source; set size "
@@ -706,16 +752,25 @@ def _born_held(obj: JsonObj, cr: Wukong, disk: DiskSpec) -> JsonObj:
     return obj
 
 
-def claim_target(disk: DiskSpec, pvc: JsonObj, dv: JsonObj | None) -> str:
+def grown_claim_bytes(size: str, overhead: float) -> int:
+    """The claim that gives a guest a disk of `size` once KubeVirt grows the disk's image:
+    virt-launcher makes it (1 - overhead) x the claim, down to whole MiB (manager.go
+    possibleGuestSize), so the claim asks the size aligned to 1 MiB over (1 - overhead), up
+    to whole MiB (a 21Gi disk at CDI's default 0.06: 23988273152 bytes, 22877Mi)."""
+    aligned = _round_up(math.ceil(parse_quantity(size)), _MIB)
+    return _round_up(math.floor(aligned / (1 - overhead)) + 1, _MIB)
+
+
+def claim_target(disk: DiskSpec, pvc: JsonObj, dv: JsonObj | None, overhead: float) -> str:
     """What a disk's claim should ask for its spec size. Grown, a file-backed disk gives the
-    guest the claim's capacity less CDI's filesystem overhead (virt-launcher's
-    possibleGuestSize: (1 - overhead) x capacity), and CDI makes an imported or cloned
-    disk's claim for its size plus that overhead: a claim grown past the size it was made
-    for asks the new size padded the same way, so the guest gets the size the spec says.
-    Before, a 20Gi imported disk grown to 21Gi stayed as it was (its claim already asked
-    21.1Gi) and a disk grown to 40Gi gave the guest 37.8Gi. What a claim was made for: its
-    DataVolume's size for an imported or cloned disk (CDI padded it), else its request (the
-    operator's blank claim asks the bare size). A Block claim has no filesystem: bare."""
+    guest the claim's capacity less the filesystem overhead (`grown_claim_bytes`), and CDI
+    makes an imported or cloned disk's claim for its size plus that overhead: a claim grown
+    past the size it was made for asks what gives the guest the size the spec says. Before
+    session 39, a 20Gi imported disk grown to 21Gi stayed as it was (its claim already
+    asked 21.1Gi) and a disk grown to 40Gi gave the guest 37.8Gi. What a claim was made for:
+    its DataVolume's size for an imported or cloned disk (CDI padded it), else its request
+    (the operator's blank claim asks the bare size). A Block claim has no filesystem: bare.
+    `overhead`: the claim's class's (`filesystem_overhead`)."""
     storage = ((dv or {}).get("spec") or {}).get("storage") or {}
     made_for = (storage.get("resources") or {}).get("requests", {}).get("storage")
     made_for = (made_for if disk.populated else None) or _requested(pvc)
@@ -723,7 +778,7 @@ def claim_target(disk: DiskSpec, pvc: JsonObj, dv: JsonObj | None) -> str:
         return disk.size
     if parse_quantity(disk.size) <= parse_quantity(str(made_for)):
         return disk.size  # the claim as it was made holds it
-    return str(_cdi_claim_bytes(disk.size))
+    return str(grown_claim_bytes(disk.size, overhead))
 
 
 def _grow(
@@ -739,7 +794,9 @@ def _grow(
     API refused this size already (`expansionRefused`, set from the failed call: not asked
     again until the spec asks for another size)."""
     requested = _requested(pvc)
-    target = claim_target(disk, pvc, dv)
+    # KubeVirt reads the overhead of the claim's own class (its global one when it has none).
+    overhead = filesystem_overhead(seen, pvc.get("spec", {}).get("storageClassName"))
+    target = claim_target(disk, pvc, dv, overhead)
     if requested and not disk.populated and parse_quantity(disk.size) < parse_quantity(requested):
         # A kept blank disk taken back by a spec that asks less (the CRD refuses a shrink of
         # the spec itself): said, where it was shown SIZE 1Gi CAPACITY 2Gi with no word. Not

@@ -31,6 +31,9 @@ class Observed:
     """CDI's `CloneSourceInUse` Events about the cloned disks' DataVolumes and claims (by
     name: the planner matches their uid)."""
     storage_classes: Mapping[str, JsonObj] = field(default_factory=dict)
+    filesystem_overhead: JsonObj | None = None
+    """CDIConfig 'config''s `status.filesystemOverhead` (global and per class); None when
+    the cluster has no CDI."""
     migrations: Mapping[str, JsonObj] = field(default_factory=dict)
     """The VirtualMachineInstanceMigrations the Wukong owns, by name."""
     snapshots: Mapping[str, JsonObj] = field(default_factory=dict)

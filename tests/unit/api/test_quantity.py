@@ -157,7 +157,9 @@ def test_parsing_is_cached_but_refusals_are_not() -> None:
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
-        ("11327976244", "10.6Gi"),  # the claim CDI asks for a 10Gi imported disk
+        ("11327976244", "10.6Gi"),  # the claim older CDI (5.5 %) asks for a 10Gi disk
+        ("11381663335", "10.6Gi"),  # CDI v1.65's (6 %)
+        ("2284847104", "2179Mi"),  # a 2Gi disk's grown claim: exact in MiB, so shown so
         ("10Gi", "10Gi"),
         ("10737418240", "10Gi"),
         ("1500M", "1500M"),

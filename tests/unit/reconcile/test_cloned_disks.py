@@ -378,26 +378,42 @@ def test_the_pass_sees_cdis_in_use_events_about_cloned_disks_only() -> None:
     assert observe(cache, wukong(), NOW).clone_events == ()
 
 
+CDI_DEFAULT = {"global": "0.06", "storageClass": {"standard": "0.06", "fast": "0.1"}}
+"""CDIConfig's status as CDI v1.65 settles it with no overhead set, but on class 'fast'."""
+
+
 @pytest.mark.parametrize(
-    ("source_request", "size", "refused", "suggested"),
+    ("source_request", "size", "settled", "refused", "suggested"),
     [
-        # A golden image CDI imported for a 10Gi DataVolume asks 10Gi plus CDI's 5.5 %
-        # filesystem overhead; a 10Gi clone's claim asks the same: CDI clones it.
-        ("11327976244", "10Gi", False, None),
-        ("11327976244", "9Gi", True, "11Gi"),
+        # A golden image CDI imported for a 10Gi DataVolume asks 10Gi plus the filesystem
+        # overhead; a 10Gi clone's claim asks the same: CDI clones it. Without CDI's
+        # CDIConfig, KubeVirt's 5.5 %.
+        ("11327976244", "10Gi", None, False, None),
+        ("11327976244", "9Gi", None, True, "11Gi"),
+        # CDI v1.65's default is 6 %: a 10Gi golden image asks 11381663335 bytes. With the
+        # 5.5 % the operator used until session 40, every same-size clone was refused.
+        ("11381663335", "10Gi", CDI_DEFAULT, False, None),
+        ("11381663335", "9Gi", CDI_DEFAULT, True, "11Gi"),
+        # A class of its own overhead: the clone's claim is padded by its class's (10 %).
+        ("11811160064", "10Gi", CDI_DEFAULT | {"global": "0.1"}, False, None),
         # A plain PVC: the clone's claim, with the overhead, may be a little smaller disk.
-        ("10Gi", "9710Mi", False, None),
-        ("10Gi", "9Gi", True, "10Gi"),
-        ("500Mi", "400Mi", True, "500Mi"),
+        ("10Gi", "9710Mi", None, False, None),
+        ("10Gi", "9Gi", None, True, "10Gi"),
+        ("10Gi", "9680Mi", CDI_DEFAULT, False, None),
+        ("500Mi", "400Mi", None, True, "500Mi"),
     ],
 )
 def test_a_clone_fits_its_source_as_cdi_compares_them(
-    source_request: str, size: str, refused: bool, suggested: str | None
+    source_request: str,
+    size: str,
+    settled: dict[str, Any] | None,
+    refused: bool,
+    suggested: str | None,
 ) -> None:
     """Found on the demo once the simulated CDI padded claims as CDI does: clone-1 (a 10Gi
     clone of the 10Gi DataVolume fedora-golden) was refused "smaller than PVC 'fedora-golden'
     it clones (11327976244)". CDI compares the clone's claim, which gets the same padding on
-    a Filesystem volume, with its source's."""
+    a Filesystem volume (its class's overhead in CDIConfig), with its source's."""
     source = {**GOLDEN, "spec": {"resources": {"requests": {"storage": source_request}}}}
     for cr, key in (
         (cloned(size=size), "golden/fedora-40"),
@@ -408,15 +424,69 @@ def test_a_clone_fits_its_source_as_cdi_compares_them(
             claims={},
             data_sources={"os-images/fedora": _READY_SOURCE},
             clone_sources={key: source},
+            filesystem_overhead=settled,
         )
         plan = decide(cr, {}, world)
         assert ("web-1-system" not in _created(plan.actions)) is refused
         cond = _cond(plan.status, "VolumesBound")
         assert (cond["reason"] == "CloneSourceTooBig") is refused
         if suggested is not None:
-            shown = {"11327976244": "10.6Gi"}.get(source_request, source_request)
+            shown = {"11327976244": "10.6Gi", "11381663335": "10.6Gi"}.get(
+                source_request, source_request
+            )
             assert f"({shown})" in cond["message"]
             assert cond["message"].endswith(f"set size to {suggested} or more")
+
+
+def _class(name: str, *marks: str, created: str = "2026-12-01T00:00:00Z") -> dict[str, Any]:
+    annotations = {mark: "true" for mark in marks}
+    return {"metadata": {"name": name, "annotations": annotations, "creationTimestamp": created}}
+
+
+_K8S_DEFAULT = "storageclass.kubernetes.io/is-default-class"
+_VIRT_DEFAULT = "storageclass.kubevirt.io/is-default-virt-class"
+
+
+@pytest.mark.parametrize(
+    ("disk_class", "classes", "refused"),
+    [
+        ("fast", [], False),  # the class the disk names: 10 %
+        ("standard", [], True),  # 6 %
+        (None, [], True),  # no class known: the global 6 %
+        (None, [_class("fast", _K8S_DEFAULT), _class("standard")], False),  # the default
+        # CDI prefers the default class for VMs to Kubernetes' default class.
+        (None, [_class("fast", _K8S_DEFAULT), _class("standard", _VIRT_DEFAULT)], True),
+        # Two default classes: the newest.
+        (
+            None,
+            [
+                _class("fast", _K8S_DEFAULT, created="2026-12-02T00:00:00Z"),
+                _class("standard", _K8S_DEFAULT),
+            ],
+            False,
+        ),
+    ],
+)
+def test_a_clone_is_padded_by_the_overhead_of_the_class_cdi_makes_it_in(
+    disk_class: str | None, classes: list[dict[str, Any]], refused: bool
+) -> None:
+    """CDI pads a clone's claim by its class's overhead (GetFilesystemOverheadForStorage
+    Class): the class the disk names, else the default class for VMs, else the default
+    class. A 10Gi source made on 'fast' (10 %) fits a 10Gi clone only there."""
+    source = {**GOLDEN, "spec": {"resources": {"requests": {"storage": "11811160064"}}}}
+    disk: dict[str, Any] = {"name": "system", "size": "10Gi", "cloneFrom": "golden/fedora-40"}
+    if disk_class is not None:
+        disk["storageClassName"] = disk_class
+    cr = wukong(disks=[disk, {"name": "data", "size": "100Gi"}])
+    world = ready_children(
+        data_volumes={},
+        claims={},
+        clone_sources={"golden/fedora-40": source},
+        filesystem_overhead=CDI_DEFAULT,
+        storage_classes={c["metadata"]["name"]: c for c in classes},
+    )
+    plan = decide(cr, {}, world)
+    assert ("web-1-system" not in _created(plan.actions)) is refused
 
 
 _READY_SOURCE = {

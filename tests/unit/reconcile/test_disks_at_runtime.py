@@ -18,6 +18,7 @@ from tests.unit.reconcile.world import (
     wukong,
 )
 from wukong.api import names
+from wukong.api.quantity import parse_quantity
 from wukong.reconcile.actions import (
     AddVolume,
     CreateChild,
@@ -27,6 +28,7 @@ from wukong.reconcile.actions import (
     PatchChild,
     RemoveVolume,
 )
+from wukong.reconcile.disks import filesystem_overhead, grown_claim_bytes
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.vm import build_vm
 
@@ -265,11 +267,12 @@ def test_forced_detach_skips_the_guest_check() -> None:
 
 
 def test_growing_a_disk_expands_its_pvc() -> None:
-    """To the size plus CDI's filesystem overhead, which virt-launcher takes off again when
-    it grows the guest's disk (since session 39: the bare 200Gi gave the guest 189Gi)."""
+    """To what gives the guest the size once virt-launcher takes the filesystem overhead
+    off (since session 39: the bare 200Gi gave the guest 189Gi). No CDIConfig here:
+    KubeVirt's own 5.5 %, 200Gi / 0.945 up to whole MiB (216720Mi)."""
     cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
     plan = decide(cr, {"phase": "Running"}, running())
-    assert ExpandDisk("web-1-data", "200Gi", "data", "226559524864") in plan.actions
+    assert ExpandDisk("web-1-data", "200Gi", "data", "227247390720") in plan.actions
 
 
 def test_a_claim_bigger_than_the_spec_asks_is_said_and_left_as_it_is() -> None:
@@ -639,8 +642,8 @@ PADDED_20GI = "22655952487"  # CDI's claim for 20Gi: aligned to 1 MiB, plus 5.5 
     ("size", "mode", "dv_asked", "asks"),
     [
         ("20Gi", None, "20Gi", None),  # as made: nothing to do
-        ("21Gi", None, "20Gi", "23788750111"),  # 21Gi, padded as CDI pads: the guest gets 21Gi
-        ("40Gi", None, "20Gi", "45311904973"),
+        ("21Gi", None, "20Gi", "23861395456"),  # 21Gi / 0.945, up to MiB: the guest gets 21Gi
+        ("40Gi", None, "20Gi", "45449478144"),
         ("21Gi", "Filesystem", None, None),  # no DataVolume seen: the claim already asks more
         ("40Gi", "Block", "20Gi", "40Gi"),  # CDI pads no Block claim
     ],
@@ -648,11 +651,12 @@ PADDED_20GI = "22655952487"  # CDI's claim for 20Gi: aligned to 1 MiB, plus 5.5 
 def test_an_imported_disk_grows_to_its_size_as_cdi_would_have_made_it(
     size: str, mode: str | None, dv_asked: str | None, asks: str | None
 ) -> None:
-    """With real CDI an imported disk's claim asks its size plus 5.5 % (filesystem
-    overhead), and virt-launcher gives the guest the claim less 5.5 %. Grown to 21Gi, a
-    20Gi imported disk's claim (asking 21.1Gi) was left as it was, and the guest kept its
-    20Gi; grown to 40Gi, the claim asked 40Gi and the guest got 37.8Gi. Grown past the
-    size its DataVolume asked, the claim now asks the new size padded as CDI pads it."""
+    """With real CDI an imported disk's claim asks its size plus the filesystem overhead
+    (5.5 % here: no CDIConfig, KubeVirt's default), and virt-launcher gives the guest the
+    claim less 5.5 %. Grown to 21Gi, a 20Gi imported disk's claim (asking 21.1Gi) was left
+    as it was, and the guest kept its 20Gi; grown to 40Gi, the claim asked 40Gi and the
+    guest got 37.8Gi. Grown past the size its DataVolume asked, the claim now asks what
+    gives the guest the new size (`grown_claim_bytes`)."""
     spec: dict[str, Any] = {"resources": {"requests": {"storage": PADDED_20GI}}}
     if mode is not None:
         spec["volumeMode"] = mode
@@ -722,3 +726,82 @@ def test_a_disk_grown_with_cdis_padding_is_said_at_its_size_and_its_claims() -> 
     plan = decide(cr, old, running(**{"web-1-data": pvc}))
     [(_, message)] = _events(plan, "DiskGrown")
     assert message.startswith("disk data is 200Gi now (its claim 211Gi): the guest sees")
+
+
+def _kubevirt_guest_bytes(claim: int, overhead: float) -> int:
+    """What virt-launcher grows a file-backed disk's image to on a claim of `claim` bytes
+    (manager.go possibleGuestSize, with capacity = request, as float64 math does it)."""
+    size = int((1 - overhead) * float(claim))
+    return size - size % (1 << 20)  # AlignImageSizeTo1MiB: down to whole MiB
+
+
+@pytest.mark.parametrize("overhead", [0.0, 0.055, 0.06, 0.1, 0.333, 0.5, 0.999])
+def test_a_grown_claim_gives_the_guest_the_size_and_barely_more(overhead: float) -> None:
+    """KubeVirt gives the guest (1 - overhead) x the claim, down to whole MiB: the claim the
+    operator asks gives at least the spec's size (aligned to 1 MiB), and less than 2 MiB more
+    where the overhead leaves room for it."""
+    for size in ("1Mi", "1Gi", "1500M", "2Gi", "10752Mi", "21Gi", "40Gi", "200Gi", "16Ti"):
+        aligned = -(-int(parse_quantity(size)) // (1 << 20)) * (1 << 20)
+        claim = grown_claim_bytes(size, overhead)
+        guest = _kubevirt_guest_bytes(claim, overhead)
+        assert guest >= aligned, (size, overhead, claim, guest)
+        assert claim % (1 << 20) == 0, (size, overhead, claim)
+        if overhead <= 0.5:
+            assert guest < aligned + (2 << 20), (size, overhead, claim, guest)
+
+
+@pytest.mark.parametrize(
+    ("settled", "storage_class", "expected"),
+    [
+        (None, "standard", 0.055),  # no CDI: KubeVirt's default
+        ({"global": "0.06"}, "standard", 0.06),  # CDI v1.65's default
+        ({"global": "0.06", "storageClass": {"fast": "0.1"}}, "fast", 0.1),
+        ({"global": "0.06", "storageClass": {"fast": "0.1"}}, "standard", 0.06),
+        ({"global": "0.06", "storageClass": {"fast": "0.1"}}, None, 0.06),
+        ({"global": "0"}, "standard", 0.0),
+        ({"global": "0.06", "storageClass": {"fast": "1"}}, "fast", 0.06),  # never a whole claim
+        ({"global": "lots"}, "standard", 0.055),  # not CDI's: KubeVirt's default
+        ({}, "standard", 0.055),
+    ],
+)
+def test_the_filesystem_overhead_is_cdis_for_the_class(
+    settled: dict[str, Any] | None, storage_class: str | None, expected: float
+) -> None:
+    """As CDI and virt-controller read CDIConfig's status: the class's value, else the
+    global one; KubeVirt's 5.5 % without CDI."""
+    world = Observed(now=running().now, filesystem_overhead=settled)
+    assert filesystem_overhead(world, storage_class) == expected
+
+
+@pytest.mark.parametrize(
+    ("storage_class", "asks"),
+    [("fast", grown_claim_bytes("21Gi", 0.1)), ("standard", grown_claim_bytes("21Gi", 0.06))],
+)
+def test_a_disk_grows_by_the_overhead_of_its_claims_class(storage_class: str, asks: int) -> None:
+    """virt-launcher takes off the overhead of the claim's class (virt-controller puts it in
+    the VMI's persistentVolumeClaimInfo from CDIConfig): a claim of class 'fast' at 10 % asks
+    more than one of 'standard' at CDI's 6 %. Until session 40 the operator used 5.5 %
+    whatever CDI said: grown to 21Gi on CDI v1.65's defaults, the guest got 20.8Gi."""
+    pvc = owned(
+        "PersistentVolumeClaim",
+        "web-1-system",
+        spec={
+            "storageClassName": storage_class,
+            "resources": {"requests": {"storage": PADDED_20GI}},
+        },
+        status={"phase": "Bound", "capacity": {"storage": PADDED_20GI}},
+    )
+    dv = imported_dv()
+    dv["spec"] = {"storage": {"resources": {"requests": {"storage": "20Gi"}}}}
+    world = running(**{"web-1-system": pvc})
+    world = replace(
+        world,
+        data_volumes={**world.data_volumes, "web-1-system": dv},
+        filesystem_overhead={"global": "0.06", "storageClass": {"fast": "0.1", "standard": "0.06"}},
+    )
+    cr = wukong(disks=[{**_disks()[0], "size": "21Gi"}, _disks()[1]])
+    grown = [
+        a for a in decide(cr, {"phase": "Running"}, world).actions if isinstance(a, ExpandDisk)
+    ]
+    assert grown == [ExpandDisk("web-1-system", "21Gi", "system", str(asks))]
+    assert _kubevirt_guest_bytes(asks, 0.1 if storage_class == "fast" else 0.06) >= 21 << 30

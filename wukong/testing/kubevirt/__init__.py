@@ -47,6 +47,7 @@ from .cdi import (
     DataVolumeController,
     install_clone_authorization,
 )
+from .cdi_config import CDI_CONFIGS, CDIS, CDIConfigController, install_cdi
 from .config import SimConfig
 from .faults import Faults
 from .guest import Guest, Mount
@@ -183,13 +184,16 @@ class Simulator(Background):
         try:
             await install_storage_classes(kube, self.config)
             await install_clone_authorization(kube)
+            await install_cdi(kube)
             ns = self.namespace
             vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
             dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
             classes = Informer(kube, STORAGECLASSES)
             migrations, pods = Informer(kube, MIGRATIONS, ns), Informer(kube, PODS, ns)
             secrets, sources = Informer(kube, SECRETS, ns), Informer(kube, DATASOURCES, ns)
+            cdis, configs = Informer(kube, CDIS), Informer(kube, CDI_CONFIGS)
             self._informers = [vms, vmis, dvs, pvcs, classes, migrations, pods, secrets, sources]
+            self._informers += [cdis, configs]
             snapshotting = await self._snapshotter(kube, pvcs)
             cfg = self.config
             self._handler = VMIHandler(kube, cfg, vmis, vms, dvs, pvcs, self.guest, pods)
@@ -207,9 +211,10 @@ class Simulator(Background):
                 self._kubelet,
                 migrating,
                 self._handler,
-                DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes, pods),
+                DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes, pods, configs),
                 DataSourceController(kube, sources, dvs, pvcs),
                 StorageController(kube, cfg, pvcs, classes, vmis),
+                CDIConfigController(kube, cdis, configs, classes),
                 *snapshotting,
             ]
             self._tasks = [asyncio.create_task(i.run()) for i in self._informers]
@@ -237,12 +242,14 @@ class Simulator(Background):
         cfg, ns = self.config, self.namespace
         await install_storage_classes(kube, cfg)
         await install_clone_authorization(kube)
+        await install_cdi(kube)
         addresses = await ensure_nodes(kube, cfg, endpoints)
         vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
         dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
         pods, classes = Informer(kube, PODS, ns), Informer(kube, STORAGECLASSES)
         secrets, sources = Informer(kube, SECRETS, ns), Informer(kube, DATASOURCES, ns)
-        self._informers = [vms, vmis, dvs, pvcs, pods, classes, secrets, sources]
+        cdis, configs = Informer(kube, CDIS), Informer(kube, CDI_CONFIGS)
+        self._informers = [vms, vmis, dvs, pvcs, pods, classes, secrets, sources, cdis, configs]
         snapshotting = await self._snapshotter(kube, pvcs)
         self._handler_api = await load_client(endpoints.handler_kubeconfig)
         self._node = NodeHandler(kube, cfg, vmis, vms, pvcs, self.guest, Kube(self._handler_api))
@@ -254,9 +261,10 @@ class Simulator(Background):
             AccessCredentials(vmis, secrets, self.guest),
             self._kubelet,
             self._node,
-            DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes, pods),
+            DataVolumeController(kube, cfg, self.faults, dvs, pvcs, classes, pods, configs),
             DataSourceController(kube, sources, dvs, pvcs),
             StorageController(kube, cfg, pvcs, classes, vmis),
+            CDIConfigController(kube, cdis, configs, classes),
             *snapshotting,
         ]
         self._tasks = [asyncio.create_task(i.run()) for i in self._informers]

@@ -41,9 +41,6 @@ class SimConfig:
     failing_import_markers: tuple[str, ...] = ("bad", "notfound")
     # "retry" (real CDI: ImportInProgress, restartCount grows) or "fail" (phase Failed).
     import_failure_mode: str = "retry"
-    # CDI's filesystem overhead (CDIConfig filesystemOverhead.global, 0.055 by default): a
-    # DataVolume's `storage` size is asked bigger by it for a Filesystem claim.
-    filesystem_overhead: float = 0.055
     # Real CSI drivers finish a filesystem resize only once a pod mounts the claim.
     expansion_waits_for_consumer: bool = False
     crash_loop_base_delay: float = 0.2  # KubeVirt uses 10 s * failures^2, capped at 300 s
