@@ -392,19 +392,21 @@ async def test_a_foreground_delete_while_the_operator_is_down_keeps_the_kept_dis
     assert await get(k, "dv", namespace, "del-fg-system") is not None
 
 
-async def test_a_deletion_grace_period_longer_than_the_pods_ends_before_it(
+async def test_a_deletion_grace_period_longer_than_the_launchers_ends_before_it(
     k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:
-    """Kubernetes ends the VM's launcher pod 60 s after a stop (the VMI's 30 s plus
-    KubeVirt's 30 s), whatever grace the stop asks for: a deletion asking 2 minutes is cut
-    to 55 s, said in its step's Event and status, and the stop KubeVirt gets asks 55 s."""
+    """virt-launcher destroys the guest 45 s after a stop (the VMI's 30 s plus KubeVirt's
+    15 s), whatever grace the stop asks for: a deletion asking 2 minutes is cut to 40 s,
+    said in its step's Event and status, and the stop KubeVirt gets asks 40 s."""
     await create(k, "wukong", namespace, wukong("del-g", deleteOptions={"gracePeriodSeconds": 120}))
     await wait_phase(k, namespace, "del-g", "Running", within=30)
     await k.delete(path("wukong", namespace, "del-g"))
     await eventually(
         lambda: all_gone(k, namespace, ("wukong", "del-g"), ("vmi", "del-g-vm")), timeout=30
     )
-    assert [c.body for c in sim.calls if c.subresource == "stop"] == [{"gracePeriod": 55}]
+    assert [c.body for c in sim.calls if c.subresource == "stop"] == [{"gracePeriod": 40}]
     (stopping,) = [e["message"] for e in await wukong_events(k, namespace, "DeletionStopVM")]
-    assert "grace 55s" in stopping, stopping
-    assert "grace period cut from 120s to 55s: Kubernetes ends the VM's pod 60s" in stopping
+    assert "grace 40s" in stopping, stopping
+    assert "grace period cut from 120s to 40s: KubeVirt's virt-launcher kills the guest 45s" in (
+        stopping
+    )

@@ -211,23 +211,24 @@ async def test_guest_ignoring_acpi_is_forced_off_after_the_grace_period(
     assert stops == [{"gracePeriod": 2}, {"gracePeriod": 0}]
 
 
-async def test_a_grace_period_longer_than_the_pods_ends_before_kubernetes_kills_it(
+async def test_a_grace_period_longer_than_the_launchers_ends_before_it_kills_the_guest(
     k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:
-    """virt-controller deletes the launcher pod with the pod's own grace period (the VMI's
-    30 s plus KubeVirt's 30 s), whatever grace the stop asked for: a guest that ignores ACPI,
-    stopped with 2 minutes, was killed with its pod at 60 s (VMI Failed) while the status
-    promised 2 minutes. The grace period is cut to 55 s and said; the guest is powered off
-    by KubeVirt's own shutdown then, not with its pod."""
+    """virt-controller deletes the launcher pod at the stop, and virt-launcher destroys the
+    guest once its own grace period is over (the VMI's 30 s plus KubeVirt's 15 s), whatever
+    grace the stop asked for: a guest that ignores ACPI, stopped with 2 minutes, was killed
+    at 45 s (VMI Failed) while the status promised 2 minutes. The grace period is cut to
+    40 s and said; the guest is powered off by the operator's forced stop then."""
     await _ignoring_acpi(k, namespace, "gp-1")
     generation = await request(k, namespace, "gp-1", "stop", gracePeriodSeconds=120)
     await wait_for(k, namespace, "gp-1", answered(generation, "Issued"), within=10)
-    assert "grace period cut from 120s to 55s: Kubernetes ends the VM's pod 60s after a stop" in (
-        str((await wukong_events(k, namespace, "RequestAccepted"))[-1]["message"])
-    )
-    await wait_phase(k, namespace, "gp-1", "Stopped", within=75)
-    assert next(c.body for c in sim.calls if c.subresource == "stop") == {"gracePeriod": 55}
-    # Before: Stopped at 60 s, with a VMIFailed Warning for the pod killed under the guest.
+    assert (
+        "grace period cut from 120s to 40s: KubeVirt's virt-launcher kills the guest 45s after "
+        "a stop"
+    ) in str((await wukong_events(k, namespace, "RequestAccepted"))[-1]["message"])
+    await wait_phase(k, namespace, "gp-1", "Stopped", within=60)
+    assert next(c.body for c in sim.calls if c.subresource == "stop") == {"gracePeriod": 40}
+    # Before (session 38's 55 s): the launcher destroyed the guest at 45 s, VMIFailed.
     failed = [e["message"] for e in await wukong_events(k, namespace, "VMIFailed")]
     assert failed == [], failed
 

@@ -35,7 +35,7 @@ from wukong.fsm.states import Effect
 from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import held_by, owned_by, pinned
 from wukong.reconcile.disks import restored_for
-from wukong.reconcile.lifecycle import CALLS, cut_words, grace_cut, within_pod
+from wukong.reconcile.lifecycle import CALLS, cut_words, grace_cut, within_launcher
 from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.restore import unfinished
@@ -494,8 +494,8 @@ def _at(
 
 def _stop(plan: DeletionPlan, old: DeletionStatus, cr: Wukong, seen: Observed) -> DeletionPlan:
     """Ask the guest to shut down once; force it off when the grace period is over. A grace
-    period that would outlast the VM's pod is cut to end before it (`within_pod`): said when
-    the user asked for it, silent for the default."""
+    period that would outlast virt-launcher's is cut to end before it (`within_launcher`):
+    said when the user asked for it, silent for the default."""
     options = cr.spec.delete_options
     asked = options.grace_period_seconds if options else None
     grace = DEFAULT_GRACE if asked is None else asked
@@ -504,7 +504,7 @@ def _stop(plan: DeletionPlan, old: DeletionStatus, cr: Wukong, seen: Observed) -
     forced = old.forced
     actions: list[Action] = []
     if deadline is None:
-        grace, _ = within_pod(grace, seen)
+        grace, _ = within_launcher(grace, seen)
         deadline = (seen.now + timedelta(seconds=grace)).replace(microsecond=0)
         actions.append(CALLS[Effect.STOP_VM](vm, grace))
     else:

@@ -31,13 +31,17 @@ from wukong.reconcile.timefmt import iso
 
 DEFAULT_GRACE = 30
 # KubeVirt's v1.DefaultGracePeriodSeconds (a VMI without terminationGracePeriodSeconds),
-# and the two 15 s paddings it adds for the launcher pod's (template.go gracePeriodKillAfter).
+# and the 15 s padding it adds for virt-launcher's own grace period (template.go
+# gracePeriodSeconds, passed as --grace-period-seconds): the launcher kills the guest that
+# long after its pod is deleted. The pod's grace period has a second 15 s padding
+# (gracePeriodKillAfter), for the kubelet: the guest is gone by then.
 KUBEVIRT_GRACE = 30
-POD_PADDING = 30
-# A grace period the pod would cut short ends this long before the pod does: KubeVirt powers
-# the guest off itself (and the operator's forced call follows), instead of the kubelet
-# killing the pod under it (VMI Failed, "pod is gone").
-BEFORE_POD_ENDS = 5
+LAUNCHER_PADDING = 15
+# A grace period the launcher would cut short ends this long before: the operator's forced
+# stop (grace 0) powers the guest off, instead of virt-launcher destroying it (a VMI with
+# ACPI and a grace period destroyed ends Failed: virt-handler's
+# calculateVmPhaseForStatusReason).
+BEFORE_LAUNCHER_KILLS = 5
 AUTO_START = "autoStart"  # lifecycleState.requestId of the start autoStart makes under Manual
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
 PAUSE_VERBS = ("suspend", "resume")  # each undoes the other's call
@@ -189,35 +193,47 @@ def _serving_restart(seen: Observed) -> bool:
     return pending[:1] == ["Stop"] and "Start" in pending and seen.vmi is not None
 
 
-def pod_ends_after(seen: Observed) -> int | None:
-    """Seconds after a stop (or a restart) at which Kubernetes kills the VM's virt-launcher
-    pod, and the guest in it: the VMI's grace period (KubeVirt's default, 30 s, unless set)
-    plus KubeVirt's padding, fixed in the pod when it was made. virt-controller deletes the
-    pod as the VMI goes, with the pod's own grace period, whatever grace the stop asked for
-    (virt-api patches the VMI's, not the pod's). None without a running guest."""
+def launcher_kills_after(seen: Observed) -> int | None:
+    """Seconds after a stop (or a restart) at which KubeVirt's virt-launcher kills the guest:
+    virt-controller deletes the launcher pod as the VMI goes, and the launcher, on that
+    SIGTERM, destroys the domain once its own grace period is over (monitor.go
+    isGracePeriodExpired, finalShutdownCallback): the VMI's grace period when the pod was
+    made (KubeVirt's default, 30 s, unless set) plus 15 s, whatever grace the stop asked for
+    (virt-api patches the VMI's, which virt-handler follows, not the launcher's). The VMI's
+    may have been patched by an earlier stop and the VM's template may have changed since
+    the VMI started: the smaller of the two, never a later kill than the real one. None
+    without a running guest."""
     if seen.vmi is None or seen.vmi_ended:
         return None
-    grace = (seen.vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
-    return (grace if isinstance(grace, int) else KUBEVIRT_GRACE) + POD_PADDING
+    template = (((seen.vm or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    graces = [
+        g
+        for g in (
+            (seen.vmi.get("spec") or {}).get("terminationGracePeriodSeconds"),
+            template.get("terminationGracePeriodSeconds"),
+        )
+        if isinstance(g, int) and not isinstance(g, bool)
+    ]
+    return (min(graces) if graces else KUBEVIRT_GRACE) + LAUNCHER_PADDING
 
 
-def within_pod(seconds: int, seen: Observed) -> tuple[int, str]:
-    """A stop's grace period, cut to end `BEFORE_POD_ENDS` before the VM's pod would (see
-    `pod_ends_after`), and the words saying why ("" when it fits)."""
-    ends = pod_ends_after(seen)
-    if ends is None or seconds <= ends - BEFORE_POD_ENDS:
+def within_launcher(seconds: int, seen: Observed) -> tuple[int, str]:
+    """A stop's grace period, cut to end `BEFORE_LAUNCHER_KILLS` before virt-launcher would
+    kill the guest (see `launcher_kills_after`), and the words saying why ("" when it fits)."""
+    ends = launcher_kills_after(seen)
+    if ends is None or seconds <= ends - BEFORE_LAUNCHER_KILLS:
         return seconds, ""
-    cut = max(ends - BEFORE_POD_ENDS, 0)
+    cut = max(ends - BEFORE_LAUNCHER_KILLS, 0)
     return cut, cut_words(seconds, cut)
 
 
 def cut_words(asked: int, cut: int) -> str:
-    """Why a grace period of `asked` seconds became `cut` (`within_pod`)."""
-    ends = cut + BEFORE_POD_ENDS
+    """Why a grace period of `asked` seconds became `cut` (`within_launcher`)."""
+    ends = cut + BEFORE_LAUNCHER_KILLS
     return (
-        f"grace period cut from {asked}s to {cut}s: Kubernetes ends the VM's pod {ends}s "
-        f"after a stop (the VMI's grace period, {ends - POD_PADDING}s, plus KubeVirt's "
-        f"{POD_PADDING}s)"
+        f"grace period cut from {asked}s to {cut}s: KubeVirt's virt-launcher kills the guest "
+        f"{ends}s after a stop (the VMI's grace period, {ends - LAUNCHER_PADDING}s, plus "
+        f"KubeVirt's {LAUNCHER_PADDING}s)"
     )
 
 
@@ -531,7 +547,7 @@ def plan_lifecycle(
         cut = ""
         if escalates:
             # Kubernetes would kill the guest's pod first: said, and ended before it.
-            seconds, why = within_pod(seconds, seen)
+            seconds, why = within_launcher(seconds, seen)
             cut = f"; {why}" if why else ""
         calls = [e for e in step.effects if e not in ESCALATIONS or at_once]
         if at_creation:

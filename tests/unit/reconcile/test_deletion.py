@@ -391,22 +391,24 @@ def test_a_forced_stop_with_nothing_left_to_force_is_not_asked_again() -> None:
 @pytest.mark.parametrize(
     ("asked", "vmi_grace", "stopped_with", "said"),
     [
-        (120, None, 55, True),  # the pod ends 60 s after the stop: 30 s + KubeVirt's 30 s
-        (None, None, 55, False),  # the default, 60 s, cut without words: nobody asked
-        (50, None, 50, False),  # fits
-        (120, 100, 120, False),  # a VMI with a longer grace period leaves room
-        (300, 100, 125, True),
+        (120, None, 40, True),  # the launcher kills 45 s after the stop: 30 s + KubeVirt's 15 s
+        (None, None, 40, False),  # the default, 60 s, cut without words: nobody asked
+        (40, None, 40, False),  # fits
+        (50, None, 40, True),
+        (110, 100, 110, False),  # a VMI with a longer grace period leaves room
+        (300, 100, 110, True),
     ],
 )
-def test_a_deletion_grace_period_the_pod_would_cut_short_ends_before_the_pod(
+def test_a_deletion_grace_period_the_launcher_would_cut_short_ends_before_it(
     asked: int | None, vmi_grace: int | None, stopped_with: int, said: bool
 ) -> None:
-    """Session 38 found that Kubernetes ends the VM's launcher pod, and the guest in it, the
-    VMI's grace period plus 30 s after a stop, whatever the stop asked for (virt-api patches
-    the VMI's grace period, not the pod's): a deletion asking 120 s lost its guest at 60 s,
-    while its status said 120 s. The deletion's stop now ends 5 s before the pod does, says
-    so when the user asked for longer, and keeps its words on later passes (when the VMI
-    shows the grace period the stop patched in, not the one the pod was made with)."""
+    """virt-launcher destroys the guest its own grace period (the VMI's plus 15 s) after
+    virt-controller deletes its pod at the stop, whatever the stop asked for (virt-api
+    patches the VMI's grace period, not the launcher's): a deletion asking 120 s lost its
+    guest at 45 s, while its status said 120 s. The deletion's stop now ends 5 s before,
+    says so when the user asked for longer, and keeps its words on later passes (when the
+    VMI shows the grace period the stop patched in, not the one the pod was made with).
+    Session 38 counted the pod's grace period, 15 s more: cut to 55 s, 10 s too late."""
     options = {} if asked is None else {"gracePeriodSeconds": asked}
     cr = deleting(deleteOptions=options)
     world = world_with_vm()

@@ -119,28 +119,35 @@ def test_graceful_stop_escalates_to_force_after_the_deadline() -> None:
 
 
 @pytest.mark.parametrize(("verb", "call"), [("stop", True), ("restart", False)])
-def test_a_grace_period_longer_than_the_pods_is_cut_and_said(verb: str, call: bool) -> None:
-    """virt-controller deletes the launcher pod with the pod's own grace period (the VMI's
-    when the pod was made, 30 s by default, plus KubeVirt's 30 s): a stop asked with 2
-    minutes had its guest killed with the pod at 60 s (VMI Failed, "pod is gone") while the
-    status promised the full 2 minutes. Cut to 5 s before the pod's end, and said."""
+def test_a_grace_period_longer_than_the_launchers_is_cut_and_said(verb: str, call: bool) -> None:
+    """virt-controller deletes the launcher pod at the stop, and virt-launcher destroys the
+    guest once its own grace period is over (the VMI's when the pod was made, 30 s by
+    default, plus KubeVirt's 15 s): a stop asked with 2 minutes had its guest killed at 45 s
+    (VMI Failed) while the status promised the full 2 minutes. Cut to 5 s before, and said.
+    Session 38 counted the pod's grace period (15 s more) and cut to 55 s: 10 s too late."""
     cr = wukong(lifecycleAction={"action": verb, "gracePeriodSeconds": 120})
     world = running_world()
     accepted = decide(cr, {"phase": "Running"}, world)
     record = accepted.status["lifecycleState"]
-    assert record["gracePeriodSeconds"] == 55
+    assert record["gracePeriodSeconds"] == 40
     assert record["message"] == (
-        f"{verb} accepted; grace period cut from 120s to 55s: Kubernetes ends the VM's pod 60s "
-        "after a stop (the VMI's grace period, 30s, plus KubeVirt's 30s)"
+        f"{verb} accepted; grace period cut from 120s to 40s: KubeVirt's virt-launcher kills "
+        "the guest 45s after a stop (the VMI's grace period, 30s, plus KubeVirt's 15s)"
     )
     issued = decide(cr, accepted.status, world)
-    assert issued.status["lifecycleState"]["deadline"] == "2026-11-23T12:00:55Z"
+    assert issued.status["lifecycleState"]["deadline"] == "2026-11-23T12:00:40Z"
     if call:  # KubeVirt's own shutdown ends in time too (a restart takes no grace period)
-        assert calls(issued) == [VmCall("stop", "web-1-vm", grace_period=55)]
+        assert calls(issued) == [VmCall("stop", "web-1-vm", grace_period=40)]
     # A VMI whose grace period leaves room keeps what was asked.
     world.vmi["spec"]["terminationGracePeriodSeconds"] = 300
     roomy = decide(cr, {"phase": "Running"}, world).status["lifecycleState"]
     assert roomy["gracePeriodSeconds"] == 120 and roomy["message"] == f"{verb} accepted"
+    # One an earlier stop patched (virt-api writes the VMI's, not the launcher's) counts, and
+    # so does a template that asks less since the VMI started: the earlier kill, never later.
+    world.vm["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 60
+    assert decide(cr, {"phase": "Running"}, world).status["lifecycleState"][
+        "gracePeriodSeconds"
+    ] == (70)
 
 
 def test_a_stop_of_a_paused_guest_says_it_waits_for_the_deadline_not_the_guest() -> None:

@@ -71,7 +71,19 @@ def launcher_pod(vmi: JsonObj) -> JsonObj:
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": grace + 2 * 15,  # gracePeriodKillAfter: 2 paddings
         "automountServiceAccountToken": False,
-        "containers": [{"name": "compute", "image": LAUNCHER_IMAGE}],
+        "containers": [
+            {
+                "name": "compute",
+                "image": LAUNCHER_IMAGE,
+                # The launcher's own grace period: it destroys the domain this long after
+                # its pod is deleted (template.go gracePeriodSeconds: one padding).
+                "command": [
+                    "/usr/bin/virt-launcher-monitor",
+                    "--grace-period-seconds",
+                    str(grace + 15),
+                ],
+            }
+        ],
         "volumes": claim_volumes(spec) + secret_volumes(spec),
     }
     for field in ("affinity", "tolerations", "schedulerName"):

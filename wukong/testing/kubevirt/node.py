@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from aiohttp import web
@@ -298,6 +299,22 @@ def _running_status(pod: JsonObj, ip: str) -> JsonObj:
     }
 
 
+def launcher_grace(pod: JsonObj, otherwise: float) -> float:
+    """virt-launcher's own grace period: `--grace-period-seconds` of the compute container
+    (the VMI's grace period plus 15 s, template.go), `otherwise` when it has none."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        if container.get("name") != "compute":
+            continue
+        argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        for option, value in pairwise(argv):
+            if option == "--grace-period-seconds":
+                try:
+                    return float(value)
+                except ValueError:
+                    break
+    return otherwise
+
+
 def _ended_status(pod: JsonObj, final: str) -> JsonObj:
     code = 0 if final == "Succeeded" else 1
     return {
@@ -530,10 +547,13 @@ class Kubelet(Controller):
         return nodes
 
     async def _terminate(self, pod: JsonObj) -> float | None:
-        """A deleted pod: a launcher waits for its domain to be gone, then the object goes."""
+        """A deleted pod: a launcher waits for its domain to be gone, then the object goes.
+        Not past its own grace period (`launcher_grace`): then it destroys the domain, and the
+        VMI fails, however long the pod's deletion would have let it run."""
         if _labelled(pod, LAUNCHER_LABEL) and phase(pod) == "Running":
             vmi = self._vmi_of(pod)
             grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
+            grace = min(grace, launcher_grace(pod, grace))
             waited = self._waited(pod)
             if vmi is not None and not is_final(vmi) and waited < grace:
                 return min(grace - waited, 1.0)
