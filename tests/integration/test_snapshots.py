@@ -129,7 +129,10 @@ async def _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
     control_plane: ControlPlane,
     sim: Simulator,
 ) -> None:
-    await create(k, "wukong", namespace, wukong("snap-1", disks=DISKS))
+    # With cloud-init: KubeVirt lists its disk as excluded from the snapshot (every volume
+    # without a VolumeBackup), which the operator took for data left out until session 40.
+    cloud_init = {"userData": "#cloud-config\nhostname: snap-1\n"}
+    await create(k, "wukong", namespace, wukong("snap-1", disks=DISKS, cloudInit=cloud_init))
     await wait_phase(k, namespace, "snap-1", "Running", within=60)
 
     # The guest agent up first (the simulated guest connects it just after boot): KubeVirt
@@ -160,6 +163,8 @@ async def _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
     # Online, and the guest frozen through its agent: virt-controller asked virt-api, which
     # asked the node's virt-handler to freeze it, and to thaw it once the volumes were taken.
     assert sorted(status["indications"]) == ["GuestAgent", "Online"] and not status.get("leftOut")
+    incomplete = [e["message"] for e in await wukong_events(k, namespace, "SnapshotIncomplete")]
+    assert incomplete == [], incomplete
     thawing = [c[2] for c in sim.handler_calls if c[2].startswith("snap-1-vm/")]
     # Frozen, then thawed, never frozen again after a thaw. virt-controller may ask either
     # twice: its unfreeze is retried until a pass records it, and it knows the guest frozen

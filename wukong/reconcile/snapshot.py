@@ -23,7 +23,9 @@ from wukong.reconcile.children import labels
 from wukong.reconcile.observed import Observed
 
 FINAL = ("Succeeded", "Failed")
-# KubeVirt's indications (snapshot.go updateSnapshotIndications), in words.
+# KubeVirt's indications (snapshot.go updateSnapshotSourceIndications), in words. With
+# QuiesceFailed it says GuestAgent too (the agent was there and tried): only the failure is
+# said then.
 INDICATIONS = {
     "GuestAgent": "the guest's filesystems were frozen through its guest agent",
     "NoGuestAgent": "taken without a guest agent: the disks are crash-consistent",
@@ -159,6 +161,19 @@ def plan_snapshot(
     return _follow(old, seen)
 
 
+def _disk_volumes(seen: Observed) -> frozenset[str]:
+    """The VM's volumes backed by a claim (its disks, hot-plugged ones too). KubeVirt lists
+    every other volume of the VM as excluded from a snapshot as well (snapshot.go
+    updateSnapshotSnapshotableVolumes: all volumes without a VolumeBackup): the cloud-init
+    disk, a container disk. Only a claim's absence means data missing from the snapshot."""
+    template = (((seen.vm or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    return frozenset(
+        str(v["name"])
+        for v in template.get("volumes") or []
+        if v.get("name") and (v.get("persistentVolumeClaim") or v.get("dataVolume"))
+    )
+
+
 def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:
     """The snapshot in progress, as KubeVirt reports it."""
     assert old.name is not None
@@ -172,9 +187,8 @@ def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:
     status = snap.get("status") or {}
     phase = str(status.get("phase") or "InProgress")
     indications = [str(i) for i in status.get("indications") or []]
-    left_out = sorted(
-        str(v) for v in (status.get("snapshotVolumes") or {}).get("excludedVolumes") or []
-    )
+    excluded = (status.get("snapshotVolumes") or {}).get("excludedVolumes") or []
+    left_out = sorted(str(v) for v in excluded if str(v) in _disk_volumes(seen))
     update: dict[str, object] = {
         "uid": snap["metadata"].get("uid") or old.uid,
         "phase": phase,
@@ -194,7 +208,9 @@ def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:
         # change, so a stop asked on the answer would fail. The unlock wakes the pass.
         update["message"] = f"{old.name}: ready, KubeVirt is unlocking the VM"
     elif phase == "Succeeded" and status.get("readyToUse"):
-        how = "; ".join(INDICATIONS[i] for i in indications if i in INDICATIONS)
+        failed = "QuiesceFailed" in indications  # then GuestAgent too: the agent tried
+        said = [i for i in indications if i in INDICATIONS and not (failed and i == "GuestAgent")]
+        how = "; ".join(INDICATIONS[i] for i in said)
         text = f"snapshot {old.name} is ready" + (f" ({how})" if how else "")
         actions.append(Emit("Normal", "SnapshotReady", text))
         if left_out:
