@@ -244,3 +244,16 @@ async def test_migrate_cancel_aborts_the_running_migration_and_the_vm_stays(
     assert again.stderr.strip() == (
         f"error: no migration of mig-6 is running (the last, {name}, Failed)"
     )
+    # The aborted migration stays in the VMI's migrationState, failed and not completed (as
+    # KubeVirt's source reports it): until session 40 the next migrate was refused "a
+    # migration of mig-6 KubeVirt started ... is already running".
+    await migrate(k, namespace, "mig-6", "2026-12-01T10:00:00.000003Z")
+    cr = await wait_for(
+        k,
+        namespace,
+        "mig-6",
+        lambda c: migration(c).get("result") == "Succeeded",
+        within=60,
+        what="the migration after the cancelled one",
+    )
+    assert cr["status"]["nodeName"] != source

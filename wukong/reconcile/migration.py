@@ -19,7 +19,7 @@ from wukong.api.status import MigrationStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import labels, owner_reference
-from wukong.reconcile.observed import Observed, condition_of
+from wukong.reconcile.observed import Observed, condition_of, migration_under_way
 
 FINAL = ("Succeeded", "Failed")
 # Phases before virt-controller hands a migration to the nodes: the VMI's migrationState does
@@ -79,7 +79,7 @@ def kubevirts_migration(seen: Observed) -> str | None:
     detected"); the request is refused at once in these words, where the create was
     refused and retried until that one ended (found by review, session 37)."""
     state = ((seen.vmi or {}).get("status") or {}).get("migrationState") or {}
-    if not state or state.get("completed"):
+    if not migration_under_way(state):
         return None
     target = state.get("targetNode")
     return f"KubeVirt started (to {target})" if target else "KubeVirt started"
@@ -240,8 +240,13 @@ def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
             text = f"migration {old.name} was cancelled: the VM stays on {update['source_node']}"
             actions.append(Emit("Warning", "MigrationFailed", text))
         else:
+            # KubeVirt says why in migrationState.failureReason (virt-handler's word from the
+            # source, or virt-controller's "Target pod is down"); a migration has no Failed
+            # condition (its types are migrationAbortRequested and
+            # migrationRejectedByResourceQuota), read still for what else may write one.
             failed = condition_of(migration, "Failed") or {}
-            text = f"migration {old.name} failed: {failed.get('message') or 'see its Events'}"
+            why = state.get("failureReason") or failed.get("message") or "see its Events"
+            text = f"migration {old.name} failed: {why}"
             actions.append(Emit("Warning", "MigrationFailed", text))
         update["message"] = text
     return MigrationPlan(tuple(actions), old.model_copy(update=update))

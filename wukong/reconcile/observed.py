@@ -125,6 +125,15 @@ USER_PAUSE = "PausedByUser"
 IO_ERROR_PAUSE = "PausedIOError"
 
 
+def migration_under_way(state: Mapping[str, Any] | None) -> bool:
+    """A VMI's `migrationState` of a migration still running: neither completed nor failed.
+    KubeVirt marks a failed or aborted migration `failed` and leaves `completed` false
+    (virt-handler migration-source.go; its e2e ConfirmVMIPostMigrationFailed and
+    ConfirmVMIPostMigrationAborted expect Completed false): the state stays so until the
+    next migration or the VMI's end."""
+    return bool(state) and not (state or {}).get("completed") and not (state or {}).get("failed")
+
+
 def pointed_pvc(data_source: Mapping[str, Any] | None) -> tuple[str, str] | None:
     """(namespace, name) of the PVC a CDI DataSource points to: as CDI resolved it
     (`status.source`, through DataSources pointing to DataSources), else its own spec."""

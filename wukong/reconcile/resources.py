@@ -24,7 +24,7 @@ from wukong.api import JsonObj
 from wukong.api.conditions import CPU_MEMORY_HOTPLUG, RESTART_REQUIRED, Cond, Condition
 from wukong.api.quantity import format_bytes, quantity_or_none
 from wukong.reconcile.actions import Action, Emit
-from wukong.reconcile.observed import condition_of
+from wukong.reconcile.observed import condition_of, migration_under_way
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def _memory(
 
 def _stage(vmi: JsonObj) -> tuple[str, str]:
     state = _dig(vmi, "status", "migrationState") or {}
-    if state.get("migrationUid") and not state.get("completed"):
+    if state.get("migrationUid") and migration_under_way(state):
         target = state.get("targetNode") or "a new pod"
         return "Migrating", f"live migration to {target} under way"
     hot = condition_of(vmi, "HotVCPUChange") or condition_of(vmi, "HotMemoryChange")

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from wukong.api import JsonObj
 from wukong.api.conditions import VM_HEALTHY, Cond, Condition
-from wukong.reconcile.observed import IO_ERROR_PAUSE, Observed, condition_of
+from wukong.reconcile.observed import IO_ERROR_PAUSE, Observed, condition_of, migration_under_way
 from wukong.reconcile.timefmt import iso, parse_time
 
 # printableStatus values that mean the VM cannot run until someone acts, and what to check.
@@ -29,8 +29,9 @@ VM_ERRORS = {
     "CrashLoopBackOff": "the VM's launcher keeps failing to start",
     "DataVolumeError": "a DataVolume of the VM failed",
     "ErrorPvcNotFound": "a PVC the VM uses does not exist",
-    "ErrorDataVolumeNotFound": "a DataVolume the VM uses does not exist",
 }
+# (KubeVirt v1.7 has no printableStatus for a missing DataVolume: HasDataVolumeErrors skips
+# one, and the Wukong's own disk planner makes it again.)
 # virt-controller's sync errors that wait for someone to act, as the VM's Failure condition's
 # reason: the VM names an instance type or preference that does not exist (pkg/instancetype/
 # controller/vm, checkResourcesExist). No VMI is made, so printableStatus only says Stopped;
@@ -116,7 +117,7 @@ def _handed_over(migration: JsonObj, node: str | None) -> bool:
     which a migration leaves Ready: a source pod not Ready is its node's trouble, and the
     migration cannot finish without that node."""
     target = migration.get("targetNode")
-    return bool(migration) and not migration.get("completed") and bool(target) and target == node
+    return migration_under_way(migration) and bool(target) and target == node
 
 
 def _moved(migration: JsonObj) -> datetime | None:
@@ -195,7 +196,7 @@ def _not_ready_message(vmi: JsonObj) -> str:
     migration = status.get("migrationState") or {}
     target = migration.get("targetNode")
     moving = ""
-    if target and target != status.get("nodeName") and not migration.get("completed"):
+    if target and target != status.get("nodeName") and migration_under_way(migration):
         moving = f" (the migration to {target} cannot finish then)"
     return (
         f"VMI not Ready on {node}{when}: {why}. If {node} is down{moving}, KubeVirt runs "

@@ -91,6 +91,33 @@ def test_a_request_that_cannot_run_is_refused_and_creates_nothing(
     assert [a.reason for a in plan.actions if isinstance(a, Emit)] == ["MigrationRefused"]
 
 
+@pytest.mark.parametrize(
+    "ended",
+    [
+        {"abortStatus": "Succeeded", "failed": True},  # migrate-cancel
+        {"failed": True, "failureReason": "Live migration failed"},
+        {"completed": True},
+    ],
+)
+def test_a_migration_after_one_that_failed_or_was_cancelled_is_not_refused(
+    ended: dict[str, object],
+) -> None:
+    """KubeVirt marks a failed or aborted migration `failed` and leaves `completed` false
+    (virt-handler's source; its e2e tests expect Completed false). The operator took every
+    state not `completed` for a migration under way: after one `migrate-cancel`, every later
+    migrate and restore of the running VM was refused "KubeVirt started (to node-2) ... is
+    already running" until the VMI was replaced (the simulator had set `completed` too;
+    found by a simulator audit, session 40)."""
+    state = {"migrationUid": "m-0", "sourceNode": "node-1", "targetNode": "node-2", **ended}
+    running = vmi()
+    running["status"]["migrationState"] = state
+    plan = plan_migration(cr(), Observed(now=NOW, vmi=running), None, "rid-2")
+    assert plan.status is not None and plan.status.result is None, plan.status
+    assert [a.kind for a in plan.actions if isinstance(a, CreateChild)] == [
+        "VirtualMachineInstanceMigration"
+    ]
+
+
 def test_an_accepted_request_creates_one_owned_migration_and_is_not_repeated() -> None:
     seen = Observed(now=NOW, vmi=vmi())
     plan = plan_migration(cr(), seen, None, "rid-1")
@@ -201,11 +228,17 @@ def test_a_migration_that_failed_because_it_was_deleted_says_it_was_cancelled() 
     plan = plan_migration(cr(), seen, old, "rid-1")
     assert plan.status is not None and plan.status.result == "Failed"
     assert plan.status.message == "migration web-migrate-1 was cancelled: the VM stays on node-1"
-    # Without the deletion, a failure is explained from the migration's condition.
+    # Without the deletion, a failure is explained by KubeVirt's failureReason, when it
+    # gives one (session 40: read from a Failed condition KubeVirt never writes before).
     del migration["metadata"]["deletionTimestamp"]
     failed = plan_migration(cr(), seen, old, "rid-1")
     assert failed.status is not None
     assert failed.status.message == "migration web-migrate-1 failed: see its Events"
+    migration["status"]["migrationState"]["failureReason"] = "Target pod is down"
+    told = plan_migration(cr(), seen, old, "rid-1")
+    assert told.status is not None
+    assert told.status.message == "migration web-migrate-1 failed: Target pod is down"
+    assert [a.message for a in told.actions if isinstance(a, Emit)] == [told.status.message]
 
 
 def test_the_migration_objects_uid_is_remembered_once_seen() -> None:

@@ -140,11 +140,10 @@ class MigrationController(Controller):
 
     async def _set(self, migration: JsonObj, status: JsonObj, failure: str = "") -> None:
         if failure:
-            status = status | {
-                "conditions": [
-                    {"type": "Failed", "status": "True", "reason": "", "message": failure}
-                ]
-            }
+            # Where KubeVirt says why (migrationState.failureReason): a migration has no
+            # Failed condition.
+            state = dict(status.get("migrationState") or {})
+            status = status | {"migrationState": state | {"failureReason": failure}}
         meta = migration["metadata"]
         updated = await self.kube.merge_patch(
             MIGRATIONS, meta["namespace"], meta["name"], {"status": status}, "status"
@@ -156,12 +155,13 @@ class MigrationController(Controller):
         live = {m["metadata"]["uid"] for m in self.migrations.list(ns) if not deleting(m)}
         for vmi in self.vmis.list(ns):
             state = (vmi.get("status") or {}).get("migrationState") or {}
-            if state.get("migrationUid") and not state.get("completed"):
+            ended = state.get("completed") or state.get("failed")
+            if state.get("migrationUid") and not ended:
                 if state["migrationUid"] not in live:
+                    # As virt-handler's source reports an abort: Failed, never Completed.
                     aborted = state | {
                         "abortStatus": "Succeeded",
                         "failed": True,
-                        "completed": True,
                         "endTimestamp": now_iso(),
                     }
                     meta = vmi["metadata"]

@@ -337,6 +337,16 @@ def _ended_status(pod: JsonObj, final: str) -> JsonObj:
     }
 
 
+def _failed_target(pod: JsonObj, vmi: JsonObj) -> bool:
+    """The target launcher pod of a migration that failed or was aborted."""
+    state = (vmi.get("status") or {}).get("migrationState") or {}
+    return bool(
+        state.get("failed")
+        and pod["metadata"]["name"] == state.get("targetPod")
+        and (pod.get("spec") or {}).get("nodeName") != (vmi.get("status") or {}).get("nodeName")
+    )
+
+
 def _migrated_away(pod: JsonObj, vmi: JsonObj) -> bool:
     """The source launcher pod of a migration that finished (never a later migration's
     target pod, which may well land on that same node)."""
@@ -407,6 +417,11 @@ class Kubelet(Controller):
                     await self._status(pod, _ended_status(pod, phase(vmi)))
                 elif vmi is not None and _migrated_away(pod, vmi):
                     # The source virt-launcher exits once its domain has moved to the target.
+                    await self._status(pod, _ended_status(pod, "Succeeded"))
+                elif vmi is not None and _failed_target(pod, vmi):
+                    # The target of a failed or aborted migration: its virt-handler signals
+                    # the launcher to clean up (migration-target.go SignalTargetPodCleanup),
+                    # which exits; until then KubeVirt makes no target pod for the next one.
                     await self._status(pod, _ended_status(pod, "Succeeded"))
         except ApiError as err:
             if err.status in (404, 409):
@@ -794,6 +809,8 @@ class NodeHandler(GuestHost):
         state = status.get("migrationState")
         if not state or not state.get("targetNode") or state.get("completed"):
             return None
+        if state.get("failed"):
+            return None  # failed or aborted: over, `completed` stays false (as KubeVirt's)
         if state.get("targetNode") not in self.cfg.nodes:
             return None
         step = self.cfg.migration_step_delay
@@ -802,8 +819,9 @@ class NodeHandler(GuestHost):
         now = now_iso()
         if state.get("abortRequested"):
             # The migration object was deleted: the source aborts the job (migration-source.go
-            # sets AbortStatus, Failed and Completed); the VM stays where it was.
-            state.update(abortStatus="Succeeded", failed=True, completed=True, endTimestamp=now)
+            # sets AbortStatus, Failed and EndTimestamp; never Completed, which only the
+            # target's finalizeMigration sets); the VM stays where it was.
+            state.update(abortStatus="Succeeded", failed=True, endTimestamp=now)
             state.setdefault("startTimestamp", now)
         elif not state.get("targetNodeAddress"):
             state["targetNodeAddress"] = "127.0.0.1"
