@@ -28,7 +28,7 @@ LABEL_HELD_BY = f"{GROUP}/held-by-uid"
 # On a VM snapshot: the request (lifecycleAction fingerprint) that made it, so a pass that
 # made it and could not write status knows it for its own.
 LABEL_REQUEST = f"{GROUP}/request"
-# KubeVirt's, on a claim its restore made (restore.go createRestorePVC).
+# KubeVirt's, on a claim its restore made (restore.go CreateRestorePVCDefFromVMRestore).
 LABEL_RESTORED_FROM_VM = "restore.kubevirt.io/source-vm-name"
 
 ANNOTATION_DELETION_PROTECTION = f"{GROUP}/deletion-protection"

@@ -46,7 +46,8 @@ AUTO_START = "autoStart"  # lifecycleState.requestId of the start autoStart make
 RUNNING_ACTIONS = {"start", "restart", "resume", "suspend"}
 PAUSE_VERBS = ("suspend", "resume")  # each undoes the other's call
 # The VM's printableStatus while its VMI goes or once it is gone and nothing starts it
-# (virt-controller's setPrintableStatus: Terminating, Stopping, Stopped).
+# (virt-controller's setPrintableStatus: Stopping while the VMI goes, Stopped once gone;
+# Terminating is the VM itself being deleted, which takes its VMI too).
 STOPPING_STATUSES = frozenset({"Terminating", "Stopping", "Stopped"})
 PAUSE_REPORT_WINDOW = 10.0  # seconds a pause or unpause made may take to show in the VMI
 # A request held until the pass after the one that settles the record, which then follows
@@ -257,7 +258,7 @@ def forcing(effect: Effect, seen: Observed) -> Effect:
       pending once that VMI is gone, sets Always back and starts the new one
       (watch/vm/vm.go, RunStrategyHalted).
     - Under Manual and RerunOnFailure the stop replaces the pending Start
-      (getChangeRequestJSON): the guest stays off, and the restart's start is a second call
+      (getChangeRequestJson): the guest stays off, and the restart's start is a second call
       once the old VMI is gone (`_owes_start`)."""
     if effect is Effect.FORCE_RESTART_VM and _serving_restart(seen):
         if seen.run_strategy in ("Always", *STARTED_BY_CALL):
