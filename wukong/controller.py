@@ -126,7 +126,11 @@ class Operator:
         kube = Kube(api, on_request=self.metrics.count_api_request)
         self.executor = Executor(kube, host=settings.identity or socket.gethostname())
         self.reconciler = Reconciler(
-            self.store, self.executor, stall_after=settings.stall_after, scope=settings.namespace
+            self.store,
+            self.executor,
+            stall_after=settings.stall_after,
+            guest_report_interval=settings.guest_report_interval,
+            scope=settings.namespace,
         )
         self.informers = {
             role: Informer(

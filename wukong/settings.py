@@ -69,6 +69,13 @@ class Settings(BaseModel):
     retry_period: float = Field(2.0, gt=0, description="Lease poll period (e.g. 2s)")
     watch_timeout: int = Field(300, ge=1, description="server-side watch timeout, seconds")
     stall_after: float = Field(300.0, gt=0, description="a phase lasting longer is Stalled (5m)")
+    guest_report_interval: float = Field(
+        300.0,
+        gt=0,
+        description="how often KubeVirt's virt-launcher refreshes the guest agent's filesystem "
+        "list (its --qemu-agent-file-interval, 5m): a disk reported unmounted is detached "
+        "only from a report made after the detach was asked",
+    )
     retry_qps: float = Field(
         10.0, gt=0, description="retries of failed passes per second, over all Wukongs"
     )
@@ -76,7 +83,12 @@ class Settings(BaseModel):
     identity: str | None = Field(None, description="leader-election identity (default: host)")
 
     @field_validator(
-        "lease_duration", "renew_deadline", "retry_period", "stall_after", mode="before"
+        "lease_duration",
+        "renew_deadline",
+        "retry_period",
+        "stall_after",
+        "guest_report_interval",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: Any) -> Any:

@@ -141,6 +141,9 @@ async def test_status_and_describe_show_what_the_operator_reports(
     # What the guest agent says, through virt-api's guestosinfo: a nearly full disk shows.
     guest = sim.guest(namespace, "cli-2-vm")
     guest.mount("system", "/", "xfs", used_bytes=19 * 2**30, total_bytes=20 * 2**30)
+    # KubeVirt answers from virt-launcher's cache of the agent's report: shown once it is
+    # refreshed (every 5 minutes on a cluster; SimConfig.guest_report_interval here).
+    await asyncio.sleep(sim.config.guest_report_interval)
     page = await cli(kubeconfig, "describe", "cli-2", "-n", namespace)
     head = page.stdout.split("Events:\n", 1)[0]
     assert "Guest:        Fedora Linux 40 (Cloud Edition), kernel 6.8.5-301.fc40.x86_64" in head

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.integration.scenario import (
     path,
     requests_sent,
     sim,
+    simulator,
     wait_for,
     wait_phase,
     wukong,
@@ -29,11 +31,13 @@ from tests.integration.scenario import (
 )
 from tests.integration.test_lifecycle import request
 from tests.integration.test_lifecycle_sequences import settled_answer
-from wukong.adapters.kube import Kube
+from wukong.adapters.kube import Kube, api_path
 from wukong.api import names
 from wukong.errors import Invalid
+from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
-from wukong.testing.kubevirt import Simulator
+from wukong.testing.kubevirt import SimConfig, Simulator
+from wukong.testing.kubevirt.plane import KubeVirtPlane
 from wukong.testing.operator import InProcessOperator, OperatorProcess
 
 __all__ = ["k", "operator", "sim"]  # fixtures
@@ -201,6 +205,60 @@ async def test_mounted_disk_is_not_unplugged_until_the_guest_unmounts_it(
 
 async def _gone(k: Kube, kind: str, namespace: str, name: str) -> bool:
     return await get(k, kind, namespace, name) is None
+
+
+async def test_a_disk_mounted_since_the_guests_last_report_is_not_unplugged(
+    k: Kube,
+    namespace: str,
+    control_plane: ControlPlane,
+    kubevirt: KubeVirtPlane | None,
+    operator_kubeconfig: Path,
+) -> None:
+    """KubeVirt answers filesystemlist from virt-launcher's cache of the guest agent's
+    report, refreshed every 5 minutes: a disk mounted since reads unmounted. The operator
+    unplugged such a disk at once, under its filesystem (found by a simulator audit, session
+    40). Now an "unmounted" answer counts only once a report made after the detach must
+    exist: here the newer report shows the mount, and nothing is unplugged until the guest
+    unmounts it. (A 4 s refresh, for both the simulated node and the operator.)"""
+    every = 4.0
+    config = replace(SimConfig(), guest_report_interval=every)
+    async with (
+        simulator(control_plane, kubevirt, namespace, config) as node,
+        InProcessOperator(operator_kubeconfig, namespace=namespace, guest_report_interval=every),
+    ):
+        await create(k, "wukong", namespace, wukong("hp-c", disks=[SYSTEM]))
+        await wait_phase(k, namespace, "hp-c", "Running")
+        await patch_spec(k, namespace, "hp-c", {"disks": [SYSTEM, disk("logs")]})
+        await wait_for(k, namespace, "hp-c", lambda c: volume(c, "logs").get("attached"))
+        fslist = api_path("subresources.kubevirt.io", "v1", "virtualmachineinstances", namespace)
+        reported = await k.get(f"{fslist}/hp-c-vm/filesystemlist")  # KubeVirt caches this one
+        assert "/srv" not in {fs["mountPoint"] for fs in reported["items"]}
+        node.guest(namespace, "hp-c-vm").mount("logs", "/srv")
+        await patch_spec(k, namespace, "hp-c", {"disks": [SYSTEM]})
+        cr = await wait_for(
+            k,
+            namespace,
+            "hp-c",
+            lambda c: condition(c, "DiskDetach").get("reason") == "AwaitingGuestReport",
+            what="the detach waiting for a newer report",
+        )
+        assert (
+            "is unmounted as the guest agent last reported"
+            in (condition(cr, "DiskDetach")["message"])
+        )
+        cr = await wait_for(
+            k,
+            namespace,
+            "hp-c",
+            lambda c: condition(c, "DiskDetach").get("reason") == "DiskInUse",
+            within=3 * every,
+            what="the newer report showing the mount",
+        )
+        assert calls(node, "removevolume") == []
+        assert "logs" in await template_volumes(k, namespace, "hp-c")
+        node.guest(namespace, "hp-c-vm").unmount("/srv")  # shown at the next refresh
+        await eventually(lambda: _gone(k, "pvc", namespace, "hp-c-logs"), timeout=30)
+        assert len(calls(node, "removevolume")) == 1
 
 
 async def test_a_kept_disk_still_detaching_survives_the_wukongs_deletion(

@@ -191,12 +191,14 @@ class Reconciler:
         executor: Executor,
         *,
         stall_after: float = 300.0,
+        guest_report_interval: float = 300.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         scope: str | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
         self.stall_after = stall_after
+        self.guest_report_interval = guest_report_interval
         self.clock = clock
         self.scope = scope
         """The one namespace the caches watch (`run --namespace`); None: all of them."""
@@ -204,6 +206,15 @@ class Reconciler:
         # with when to stop waiting for the VM to show it (monotonic seconds). Lost with the
         # process: a restarted operator's cache is a fresh list, showing every request made.
         self._volume_calls: dict[str, dict[tuple[str, str], float]] = {}
+
+    def _decide(self, cr: Wukong, status: WukongStatus, seen: Observed) -> Plan:
+        return decide(
+            cr,
+            status,
+            seen,
+            stall_after=self.stall_after,
+            guest_report_interval=self.guest_report_interval,
+        )
 
     async def reconcile(self, key: str) -> float | None:
         """Pass on `namespace/name` until nothing waits for the status just written: the
@@ -236,10 +247,10 @@ class Reconciler:
             # Go on: the write's own watch event finds this pass's work done.
             self.store.remember(kinds.WUKONG.cache, raw)
         seen = self._observe(cr)
-        plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
+        plan = self._decide(cr, cr.status, seen)
         if plan.needs_guest_check:  # the guest agent is not watchable: ask, then decide again
             seen = await self._ask_guest(cr, seen)
-            plan = decide(cr, cr.status, seen, stall_after=self.stall_after)
+            plan = self._decide(cr, cr.status, seen)
         events = [a for a in plan.actions if isinstance(a, Emit)]
         outcome = await self.executor.run(raw, _acts(plan))
         self._write_through(outcome)
@@ -281,7 +292,7 @@ class Reconciler:
             if outcome.failures or not outcome.created:
                 break
             seen = self._observe(cr)
-            again = decide(cr, plan.status, seen, stall_after=self.stall_after)
+            again = self._decide(cr, plan.status, seen)
             if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
                 break
             events += [a for a in again.actions if isinstance(a, Emit)]

@@ -65,6 +65,13 @@ class VolumeStatus(WireModel):
     """detachOptions.preserveData, remembered for when the disk leaves the spec."""
     force_detach: bool | None = None
     """detachOptions.force, remembered for when the disk leaves the spec."""
+    unmounted_since: Timestamp | None = None
+    """Leaving the spec: when the guest agent's report first showed the disk unmounted.
+    KubeVirt refreshes that report every few minutes, so it may predate the detach: the
+    disk is unplugged once a report made after the detach was asked shows it unmounted."""
+    seen_mounted: bool | None = None
+    """Leaving the spec: a report showed the disk mounted. A later one that shows it
+    unmounted was made since (the report changed), so after the detach was asked."""
 
 
 class NetworkStatus(WireModel):

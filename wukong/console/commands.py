@@ -17,6 +17,7 @@ from wukong.api.spec import DiskBus, RunStrategy
 from wukong.console import create as creation
 from wukong.console.errors import CliError, usage
 from wukong.console.options import (
+    DETACH_WAIT,
     TYPER_STYLE,
     Context,
     DiskArg,
@@ -434,7 +435,13 @@ def detach(
         bool, typer.Option("--force", help="skip the check that the guest no longer uses it")
     ] = False,
     wait: Annotated[
-        bool, typer.Option("--wait", help="wait until the disk has left the Wukong")
+        bool,
+        typer.Option(
+            "--wait",
+            help="wait until the disk has left the Wukong (up to 10m: an unmounted disk "
+            "waits for a guest report made after the detach, which KubeVirt refreshes "
+            "every 5m)",
+        ),
     ] = False,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="do not ask before deleting the PVC")
@@ -458,7 +465,7 @@ def detach(
         disk,
         keep_data=keep_data,
         force=force,
-        wait=waiting(wait, timeout),
+        wait=waiting(wait, timeout, DETACH_WAIT),
         writing=writing(dry_run, output),
         ask=lambda who: asker(yes, who),
     )

@@ -309,16 +309,19 @@ GracePeriod = Annotated[
 
 
 DEFAULT_WAIT: Final = 300.0  # seconds: --wait without --timeout
+# A detach of a disk the guest reports unmounted waits for a report made after it was asked:
+# KubeVirt refreshes it every 5 minutes (the operator's --guest-report-interval).
+DETACH_WAIT: Final = 600.0
 
 
-def waiting(wait: bool, timeout: float | None) -> float | None:
+def waiting(wait: bool, timeout: float | None, default: float = DEFAULT_WAIT) -> float | None:
     """How long --wait may follow (None: no wait). --timeout alone would be silently
     unused: it is refused, as `status --timeout` without -w is."""
     if timeout is not None and not wait:
         fail(usage("--timeout only bounds --wait"))
     if not wait:
         return None
-    return DEFAULT_WAIT if timeout is None else timeout
+    return default if timeout is None else timeout
 
 
 def writing(dry_run: DryRun, output: Output | None, *, prints_result: bool = False) -> Writing:

@@ -17,6 +17,7 @@ from wukong.api.conditions import (
     ACCESS_CREDENTIALS,
     CHILDREN_ADMITTED,
     CLEARED,
+    DISK_DETACH,
     NETWORKS_CONFIGURED,
     RESTART_REQUIRED,
     SPEC_VALID,
@@ -38,7 +39,7 @@ from wukong.reconcile.access import credentials_sync
 from wukong.reconcile.actions import Action, CreateChild, Emit, PatchChild
 from wukong.reconcile.children import retained
 from wukong.reconcile.disks import NODE_RESIZE_PENDING, DiskPlan, grown_events, plan_disks
-from wukong.reconcile.hotplug import attached_events, plan_hotplug
+from wukong.reconcile.hotplug import HotplugPlan, attached_events, plan_hotplug
 from wukong.reconcile.lifecycle import (
     STOPPED_OUTSIDE,
     VM_DELETED,
@@ -153,7 +154,14 @@ def condition_events(old: Sequence[Condition], new: Sequence[Condition]) -> list
     return events
 
 
-def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: float = 300.0) -> Plan:
+def decide(
+    cr: Wukong,
+    status: WukongStatus,
+    seen: Observed,
+    *,
+    stall_after: float = 300.0,
+    guest_report_interval: float = 300.0,
+) -> Plan:
     """Plan one pass for a live (not deleting) Wukong."""
     now = seen.now
     cr, auto_start = _auto_start_as_made(cr, status, seen)
@@ -269,8 +277,16 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
             "NameConflict",
             f"{vm.conflict}: rename this Wukong or remove that VirtualMachine",
         )
+    hot: HotplugPlan | None = None
     if disks is not None and not problems:
-        hot = plan_hotplug(cr, seen, set(disks.usable), old_volumes)
+        hot = plan_hotplug(
+            cr,
+            seen,
+            set(disks.usable),
+            old_volumes,
+            guest_report_interval,
+            _detach_waiting_since(status),
+        )
         plan.actions += hands_off(hot.actions) if back.holding else hot.actions
         conds += hot.conditions
         plan.needs_guest_check = hot.needs_guest_check
@@ -304,7 +320,7 @@ def decide(cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: flo
     )
     plan.actions += condition_events(status.conditions, conditions)
     plan.actions += hotplug_events(status.conditions, conditions)
-    volumes = _volumes(disks, status, seen)
+    volumes = _with_checks(_volumes(disks, status, seen), cr, hot)
     plan.actions += attached_events(old_volumes, volumes, seen)
     plan.actions += grown_events(old_volumes, volumes)
     plan.hold_status = _hold(cr, step, plan, seen)
@@ -468,6 +484,33 @@ def _volumes(disks: DiskPlan | None, status: WukongStatus, seen: Observed) -> li
     if disks is None:
         return list(status.volumes)
     return attach_state(_with_detaching(disks.volumes, status, seen), seen)
+
+
+def _detach_waiting_since(status: WukongStatus) -> datetime | None:
+    """When DiskDetach began to say a detach waits (False), None when it does not."""
+    for cond in status.conditions:
+        if cond.type == DISK_DETACH and cond.status == "False":
+            return cond.last_transition_time
+    return None
+
+
+def _with_checks(
+    volumes: list[VolumeStatus], cr: Wukong, hot: HotplugPlan | None
+) -> list[VolumeStatus]:
+    """The guest agent's reports on disks leaving the spec, in their entries; a disk in the
+    spec has none (taken back before it was detached, a later detach starts afresh)."""
+    checks = hot.checks if hot is not None else {}
+    in_spec = {d.name for d in cr.spec.disks}
+    out = []
+    for volume in volumes:
+        if volume.name in checks:
+            check = checks[volume.name]
+            update = {"unmounted_since": check.unmounted_since, "seen_mounted": check.seen_mounted}
+            volume = volume.model_copy(update=update)
+        elif volume.name in in_spec and (volume.unmounted_since or volume.seen_mounted):
+            volume = volume.model_copy(update={"unmounted_since": None, "seen_mounted": None})
+        out.append(volume)
+    return out
 
 
 def _keep_when_unseen(cr: Wukong, status: WukongStatus) -> tuple[WukongStatus, list[Action]]:

@@ -13,7 +13,8 @@ form) comes from `disks.py`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from wukong.api import JsonObj, names
 from wukong.api.conditions import DISK_DETACH, DISK_HOTPLUG, Cond
@@ -38,11 +39,30 @@ from wukong.reconcile.disks import (
     volume_source,
 )
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.timefmt import iso
 
 # The guest agent cannot be watched: a detach waiting on it asks again this often.
 RELEASE_CONFIRM_SECONDS = 1.0
 """A pass this soon after keeping a detached disk, to see it released and say so."""
 GUEST_RECHECK_SECONDS = 5.0
+AWAITING_REPORT = "AwaitingGuestReport"
+"""DiskDetach's reason while a disk reported unmounted waits for a report made since."""
+
+
+def report_wait(interval: float) -> float:
+    """How long after a disk was first reported unmounted the report must have been made
+    again: KubeVirt's refresh interval (virt-launcher's agent poller, `--qemu-agent-file-
+    interval`, 5 minutes), and a margin for its timer (a tenth, at most 5 s)."""
+    return interval + min(5.0, interval / 10)
+
+
+@dataclass(frozen=True)
+class DetachCheck:
+    """What the guest agent's reports said of a disk leaving the spec (VolumeStatus's
+    `unmounted_since` and `seen_mounted`)."""
+
+    unmounted_since: datetime | None = None
+    seen_mounted: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,10 @@ class HotplugPlan:
     conditions: tuple[Cond, ...]
     needs_guest_check: bool = False
     released: bool = False
+    checks: Mapping[str, DetachCheck] = field(default_factory=dict)
+    """The detach checks of disks leaving the spec, for their status entries."""
+    report_due: float | None = None
+    """Seconds until a detach waiting for a newer guest report may look again."""
 
     @property
     def requeue_after(self) -> float | None:
@@ -62,6 +86,8 @@ class HotplugPlan:
         waiting = any(c.reason in ("DiskInUse", "DiskCheckUnavailable") for c in self.conditions)
         if waiting:
             return GUEST_RECHECK_SECONDS
+        if self.report_due is not None:
+            return self.report_due
         return RELEASE_CONFIRM_SECONDS if self.released else None
 
 
@@ -120,11 +146,28 @@ def _attach(cr: Wukong, seen: Observed, usable: set[str]) -> tuple[list[Action],
     return actions, pending
 
 
-def _detach(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]) -> HotplugPlan:
+def _detach(
+    cr: Wukong,
+    seen: Observed,
+    old_volumes: Mapping[str, VolumeStatus],
+    interval: float,
+    waiting_since: datetime | None,
+) -> HotplugPlan:
+    """Unplug disks that left the spec once the guest has them unmounted. KubeVirt answers
+    `filesystemlist` from virt-launcher's cache of the guest agent's report, refreshed every
+    `interval` seconds (5 minutes by default; manager.go GetFilesystems, agent_poller.go):
+    a disk mounted since the last refresh is reported unmounted. So "unmounted" is trusted
+    from a report made after the detach was asked: one that changed since a report showed
+    the disk mounted, or one read `report_wait(interval)` after the first that showed it
+    unmounted (by then KubeVirt has refreshed it). Until then DiskDetach says when. A disk
+    with no status entry to keep that in (a volume plugged outside Wukong) counts from
+    `waiting_since`, when DiskDetach began to wait: after the detach was asked too."""
     in_spec = {d.name for d in cr.spec.disks}
     vm = names.vm_name(cr.metadata.name)
     actions: list[Action] = []
     conds: list[Cond] = []
+    checks: dict[str, DetachCheck] = {}
+    due: list[float] = []
     ask_guest = False
     removing = requested_volumes(seen.vm)[1] | seen.unplugging
     for name, volume in template_volumes(seen.vm).items():
@@ -156,6 +199,7 @@ def _detach(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus])
         elif seen.guest_filesystems is None:
             ask_guest = True
         elif (mount := _mount_point(seen, name)) is not None:
+            checks[name] = DetachCheck(seen_mounted=True)
             conds.append(
                 Cond(
                     DISK_DETACH,
@@ -165,9 +209,53 @@ def _detach(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus])
                     "first (or set detachOptions.force)",
                 )
             )
+        elif old is not None and old.seen_mounted:
+            actions.append(RemoveVolume(vm, name))  # the report changed: made since the ask
         else:
-            actions.append(RemoveVolume(vm, name))
-    return HotplugPlan(tuple(actions), tuple(conds), ask_guest)
+            since = (old.unmounted_since if old is not None else _later(waiting_since)) or (
+                _next_second(seen.now)
+            )
+            ready = since + timedelta(seconds=report_wait(interval))
+            if seen.now >= ready:
+                actions.append(RemoveVolume(vm, name))
+                continue
+            checks[name] = DetachCheck(unmounted_since=since)
+            due.append((ready - seen.now).total_seconds())
+            conds.append(
+                Cond(
+                    DISK_DETACH,
+                    False,
+                    AWAITING_REPORT,
+                    f"disk '{name}' is unmounted as the guest agent last reported, a report "
+                    f"KubeVirt refreshes every {_duration(interval)}: it is detached at "
+                    f"{iso(ready)} if a report made since still shows it unmounted "
+                    "(set detachOptions.force to detach it now)",
+                )
+            )
+    return HotplugPlan(
+        tuple(actions), tuple(conds), ask_guest, checks=checks, report_due=min(due, default=None)
+    )
+
+
+def _next_second(when: datetime) -> datetime:
+    """`when` up to the next whole second: status keeps whole seconds, and a time rounded
+    down would end the wait for a newer report up to a second early."""
+    if not when.microsecond:
+        return when
+    return when.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def _later(when: datetime | None) -> datetime | None:
+    """A condition's time (whole seconds, rounded down) one second on: never before the
+    moment it stands for."""
+    return None if when is None else when + timedelta(seconds=1)
+
+
+def _duration(seconds: float) -> str:
+    """5m, 90s, 1.5s: a refresh interval as people write it."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
 
 
 def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]) -> list[Action]:
@@ -240,7 +328,12 @@ def _owned_by_data_volume(claim: JsonObj, name: str) -> bool:
 
 
 def plan_hotplug(
-    cr: Wukong, seen: Observed, usable: set[str], old_volumes: Mapping[str, VolumeStatus]
+    cr: Wukong,
+    seen: Observed,
+    usable: set[str],
+    old_volumes: Mapping[str, VolumeStatus],
+    report_interval: float = 300.0,
+    waiting_since: datetime | None = None,
 ) -> HotplugPlan:
     """Plug, unplug and clean up disks of a Wukong whose VM exists. DiskHotplug and
     DiskDetach are set only while a disk is being plugged or waits to be detached."""
@@ -256,10 +349,19 @@ def plan_hotplug(
             conds.append(
                 Cond(DISK_HOTPLUG, True, "Attaching", "hot-plugging " + ", ".join(pending))
             )
-        detach = _detach(cr, seen, old_volumes)
+        detach = _detach(cr, seen, old_volumes, report_interval, waiting_since)
         actions += detach.actions
         conds += detach.conditions
         ask = detach.needs_guest_check
+    else:
+        detach = HotplugPlan((), ())
     cleanup = _cleanup(cr, seen, old_volumes)
     released = any(isinstance(a, PatchChild) for a in cleanup)
-    return HotplugPlan(tuple(actions + cleanup), tuple(conds), ask, released)
+    return HotplugPlan(
+        tuple(actions + cleanup),
+        tuple(conds),
+        ask,
+        released,
+        checks=detach.checks,
+        report_due=detach.report_due,
+    )

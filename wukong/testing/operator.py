@@ -64,6 +64,8 @@ class InProcessOperator(Background):
         *,
         namespace: str | None = None,
         stall_after: float = 300.0,
+        # The simulator's refresh of the guest agent's report (SimConfig.guest_report_interval).
+        guest_report_interval: float = 1.0,
         concurrency: int = 4,
         sync_timeout: float = 30.0,
     ) -> None:
@@ -74,6 +76,7 @@ class InProcessOperator(Background):
             probe_address="127.0.0.1:0",
             metrics_address="127.0.0.1:0",
             stall_after=stall_after,
+            guest_report_interval=guest_report_interval,
             concurrency=concurrency,
         )
         self._task: asyncio.Task[None] | None = None
@@ -124,9 +127,12 @@ class OperatorProcess:
         namespace: str | None = None,
         log_file: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        guest_report_interval: float = 1.0,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
+        # The simulator's refresh of the guest agent's report (SimConfig.guest_report_interval).
+        self.guest_report_interval = guest_report_interval
         self.port = free_port()
         self.metrics_port = free_port()
         # Without a log file of the caller's, the log goes to a temporary file whose tail is
@@ -167,6 +173,8 @@ class OperatorProcess:
             "--metrics-address",
             f"127.0.0.1:{self.metrics_port}",
             "--no-metrics-secure",
+            "--guest-report-interval",
+            f"{self.guest_report_interval:g}s",
             *self.extra_args,
         ]
         if self.namespace:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from wukong.reconcile.actions import (
 )
 from wukong.reconcile.disks import filesystem_overhead, grown_claim_bytes
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.timefmt import iso
 from wukong.reconcile.vm import build_vm
 
 LOGS = {"name": "logs", "size": "10Gi"}
@@ -135,12 +137,14 @@ def test_a_mounted_disk_is_known_by_its_serial_as_the_guest_reports_it(
     others = {"diskName": "vda1", "mountPoint": "/", "disk": [{"serial": "system"}]}
     ours = {"diskName": "sdb1", "mountPoint": "/var/log", "disk": [{"serial": reported(serial)}]}
     mounted = replace(world, guest_filesystems=(others, ours))
-    plan = decide(cr, {"phase": "Running"}, mounted)
+    was = {"phase": "Running", "volumes": [{"name": name, "pvcName": f"web-1-{name}"}]}
+    plan = decide(cr, was, mounted)
     assert not [a for a in plan.actions if isinstance(a, RemoveVolume)], bus
     detach = next(c for c in plan.status["conditions"] if c["type"] == "DiskDetach")
     assert detach["reason"] == "DiskInUse" and "/var/log" in detach["message"]
-    # Unmounted (only the system disk's filesystem left): unplugged.
-    free = decide(cr, {"phase": "Running"}, replace(world, guest_filesystems=(others,)))
+    # Unmounted (only the system disk's filesystem left): unplugged at once, the report
+    # having changed since it showed the disk mounted (so it was made after the ask).
+    free = decide(cr, plan.status, replace(world, guest_filesystems=(others,)))
     assert RemoveVolume("web-1-vm", name) in free.actions
 
 
@@ -174,6 +178,8 @@ def test_a_disk_removed_from_a_stopped_manual_vm_goes_at_once() -> None:
 
 
 def test_unmounted_disk_is_unplugged_then_its_claim_deleted() -> None:
+    """Once a report made after the detach was asked shows it unmounted: KubeVirt refreshes
+    the guest agent's report every 5 minutes (see the next test)."""
     cr = wukong()
     claim = bound_pvc("web-1-logs", "10Gi")
     world = replace(running(plugged=("logs",), **{"web-1-logs": claim}), guest_filesystems=())
@@ -181,7 +187,10 @@ def test_unmounted_disk_is_unplugged_then_its_claim_deleted() -> None:
         "volumes": [{"name": "logs", "pvcName": "web-1-logs", "preserveData": False}],
         "phase": "Running",
     }
-    plan = decide(cr, old, world)
+    waiting = decide(cr, old, world)
+    assert not [a for a in waiting.actions if isinstance(a, RemoveVolume)]
+    later = replace(world, now=world.now + timedelta(seconds=305))
+    plan = decide(cr, waiting.status, later)
     assert RemoveVolume("web-1-vm", "logs") in plan.actions
     unplugged = running(**{"web-1-logs": claim})
     after = decide(cr, plan.status, unplugged)
@@ -805,3 +814,91 @@ def test_a_disk_grows_by_the_overhead_of_its_claims_class(storage_class: str, as
     ]
     assert grown == [ExpandDisk("web-1-system", "21Gi", "system", str(asks))]
     assert _kubevirt_guest_bytes(asks, 0.1 if storage_class == "fast" else 0.06) >= 21 << 30
+
+
+def test_a_disk_reported_unmounted_waits_for_a_report_made_after_the_detach() -> None:
+    """KubeVirt answers filesystemlist from virt-launcher's cache of the guest agent's
+    report, refreshed every 5 minutes (manager.go GetFilesystems, agent_poller.go): a disk
+    mounted since the last refresh reads unmounted. The operator unplugged it at once, under
+    a mounted filesystem (found by a simulator audit, session 40). Now it waits until a
+    refresh must have come, and looks again: unplugged if still unmounted, DiskInUse if the
+    newer report shows it mounted."""
+    cr = wukong()
+    claim = bound_pvc("web-1-logs", "10Gi")
+    world = replace(running(plugged=("logs",), **{"web-1-logs": claim}), guest_filesystems=())
+    old = {"volumes": [{"name": "logs", "pvcName": "web-1-logs"}], "phase": "Running"}
+    first = decide(cr, old, world)
+    assert not [a for a in first.actions if isinstance(a, RemoveVolume)]
+    cond = next(c for c in first.status["conditions"] if c["type"] == "DiskDetach")
+    ready = world.now + timedelta(seconds=305)
+    assert cond["reason"] == "AwaitingGuestReport"
+    assert cond["message"] == (
+        "disk 'logs' is unmounted as the guest agent last reported, a report KubeVirt "
+        f"refreshes every 5m: it is detached at {iso(ready)} if a report made since still "
+        "shows it unmounted (set detachOptions.force to detach it now)"
+    )
+    assert first.requeue_after == pytest.approx(305.0)
+    entry = next(v for v in first.status["volumes"] if v["name"] == "logs")
+    assert entry["unmountedSince"] == iso(world.now)
+    # A pass before then waits on, counting from the first report.
+    soon = decide(cr, first.status, replace(world, now=world.now + timedelta(seconds=100)))
+    assert not [a for a in soon.actions if isinstance(a, RemoveVolume)]
+    assert soon.requeue_after == pytest.approx(205.0)
+    # A newer report shows it mounted: in use (a later unmounted report, changed since, is
+    # then trusted at once).
+    mounted = replace(
+        world,
+        now=world.now + timedelta(seconds=200),
+        guest_filesystems=(
+            {"mountPoint": "/srv", "disk": [{"serial": names.disk_serial("logs")}]},
+        ),
+    )
+    used = decide(cr, soon.status, mounted)
+    assert (
+        next(c for c in used.status["conditions"] if c["type"] == "DiskDetach")["reason"]
+        == "DiskInUse"
+    )
+    # At the time, still unmounted: unplugged.
+    done = decide(cr, soon.status, replace(world, now=ready))
+    assert RemoveVolume("web-1-vm", "logs") in done.actions
+    # A disk taken back into the spec forgets the check.
+    back = decide(wukong(disks=[*_disks(), {"name": "logs", "size": "10Gi"}]), first.status, world)
+    entry = next(v for v in back.status["volumes"] if v["name"] == "logs")
+    assert "unmountedSince" not in entry and "seenMounted" not in entry
+
+
+def test_a_guest_report_interval_of_the_operators_setting_is_waited_for() -> None:
+    """The interval is the operator's setting (`--guest-report-interval`), KubeVirt's
+    virt-launcher flag being configurable; a margin of a tenth, at most 5 s."""
+    cr = wukong()
+    claim = bound_pvc("web-1-logs", "10Gi")
+    world = replace(running(plugged=("logs",), **{"web-1-logs": claim}), guest_filesystems=())
+    old = {"volumes": [{"name": "logs", "pvcName": "web-1-logs"}], "phase": "Running"}
+    first = decide(cr, old, world, guest_report_interval=2.0)
+    assert first.requeue_after == pytest.approx(2.2)
+    done = decide(
+        cr,
+        first.status,
+        replace(world, now=world.now + timedelta(seconds=2.2)),
+        guest_report_interval=2.0,
+    )
+    assert RemoveVolume("web-1-vm", "logs") in done.actions
+
+
+def test_the_first_unmounted_report_is_kept_rounded_up_to_a_whole_second() -> None:
+    """Status keeps whole seconds: the time rounded down ended the wait for a newer report
+    up to a second early (an integration test caught a detach 3.7 s into a 4 s refresh)."""
+    cr = wukong()
+    claim = bound_pvc("web-1-logs", "10Gi")
+    world = replace(running(plugged=("logs",), **{"web-1-logs": claim}), guest_filesystems=())
+    world = replace(world, now=world.now + timedelta(seconds=0.3))
+    old = {"volumes": [{"name": "logs", "pvcName": "web-1-logs"}], "phase": "Running"}
+    first = decide(cr, old, world, guest_report_interval=4.0)
+    entry = next(v for v in first.status["volumes"] if v["name"] == "logs")
+    assert entry["unmountedSince"] == iso(world.now.replace(microsecond=0) + timedelta(seconds=1))
+    early = replace(world, now=world.now + timedelta(seconds=4.3))  # before 1 s + 4.4 s
+    assert not [
+        a
+        for a in decide(cr, first.status, early, guest_report_interval=4.0).actions
+        if isinstance(a, RemoveVolume)
+    ]

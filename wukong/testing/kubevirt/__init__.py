@@ -221,7 +221,9 @@ class Simulator(Background):
             await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self._informers)), 30)
             self._tasks += [asyncio.create_task(c.run()) for c in controllers]
             if cfg.serve_subresources:
-                self._server = SubresourceServer(kube, self.guest, self.faults)
+                self._server = SubresourceServer(
+                    kube, self.guest, self.faults, report_interval=cfg.guest_report_interval
+                )
                 await self._server.start()
                 await self._server.register(cfg.api_timeout)
         except BaseException:

@@ -51,6 +51,11 @@ class SimConfig:
     # follows on its next sync of the domain (pkg/virt-handler/vm.go), this much later. With
     # real KubeVirt only: the pure simulator's virt-api writes it before it answers.
     pause_report_delay: float = 0.1
+    # virt-launcher answers filesystemlist (and guestosinfo's fsInfo) from its cache of the
+    # guest agent's report, refreshed this often (KubeVirt: 300 s, --qemu-agent-file-interval;
+    # agent_poller.go): a mount since the last refresh is not in it. The operator under test
+    # is told the same interval (InProcessOperator's default).
+    guest_report_interval: float = 1.0
     node_name: str = NODE_NAME
     # With real KubeVirt: the nodes pods are scheduled on, and extra labels per node.
     nodes: tuple[str, ...] = (NODE_NAME, "node-2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,6 +62,9 @@ class Guest:
         self._agent_connected = agent_connected
         self._acpi: bool | None = None
         self.mounts: list[Mount] = []
+        # virt-launcher's cache of the agent's filesystem report, per VMI uid: (when it was
+        # taken, what it said). See `reported_filesystems`.
+        self._fs_reports: dict[str, tuple[float, list[JsonObj]]] = {}
         self.root_mount = True  # "/" on the boot disk, like any installed guest
         self.hostname = ""
         self.users = ["fedora"]
@@ -226,8 +230,26 @@ class Guest:
             )
         return items
 
-    def os_info(self, vmi: JsonObj, capacities: dict[str, int]) -> JsonObj:
-        """The guestosinfo answer."""
+    def reported_filesystems(
+        self, vmi: JsonObj, capacities: dict[str, int], interval: float
+    ) -> list[JsonObj]:
+        """What KubeVirt answers for filesystemlist: not the guest as it is, but
+        virt-launcher's cache of the agent's last report (manager.go GetFilesystems), which
+        its poller refreshes every `interval` seconds (agent_poller.go). Taken here when
+        first asked, then again at the first ask once `interval` has passed since it was
+        taken; a mount or unmount between two refreshes is not in it."""
+        uid = str(vmi.get("metadata", {}).get("uid") or "")
+        now = time.monotonic()
+        taken = self._fs_reports.get(uid)
+        if taken is None or now - taken[0] >= interval:
+            self._fs_reports[uid] = (now, self.filesystems(vmi, capacities))
+        return self._fs_reports[uid][1]
+
+    def os_info(
+        self, vmi: JsonObj, capacities: dict[str, int], interval: float | None = None
+    ) -> JsonObj:
+        """The guestosinfo answer (its fsInfo from the same cache as filesystemlist when
+        `interval` is given)."""
         return {
             "guestAgentVersion": "8.2.2",
             "supportedCommands": [{"name": c, "enabled": True} for c in AGENT_COMMANDS],
@@ -235,7 +257,11 @@ class Guest:
             "os": dict(OS_INFO),
             "timezone": "UTC, 0",
             "userList": self.user_list()["items"],
-            "fsInfo": {"disks": self.filesystems(vmi, capacities)},
+            "fsInfo": {
+                "disks": self.filesystems(vmi, capacities)
+                if interval is None
+                else self.reported_filesystems(vmi, capacities, interval)
+            },
             "fsFreezeStatus": "thawed",
         }
 

@@ -23,8 +23,11 @@ AGENT_MISSING = "VMI does not have guest agent connected"
 class Lifecycle:
     """start/stop/restart (VM), pause/unpause/softreboot and guest-agent GETs (VMI)."""
 
-    def __init__(self, kube: Kube, guest: Callable[[str, str], Guest]) -> None:
+    def __init__(
+        self, kube: Kube, guest: Callable[[str, str], Guest], report_interval: float = 1.0
+    ) -> None:
         self.kube, self.guest = kube, guest
+        self.report_interval = report_interval  # SimConfig.guest_report_interval
 
     async def _vm(self, ns: str, name: str) -> JsonObj | Reply:
         got = await self.kube.get_or_none(VMS, ns, name)
@@ -264,9 +267,10 @@ class Lifecycle:
         guest = self.guest(ns, name)
         if sub == "userlist":
             return Reply(200, guest.user_list())
+        interval = self.report_interval
         if sub == "filesystemlist":
-            return Reply(200, {"items": guest.filesystems(got, capacities(got))})
-        return Reply(200, guest.os_info(got, capacities(got)))
+            return Reply(200, {"items": guest.reported_filesystems(got, capacities(got), interval)})
+        return Reply(200, guest.os_info(got, capacities(got), interval))
 
 
 def _running_ops(vm: JsonObj, running: bool) -> list[JsonObj]:

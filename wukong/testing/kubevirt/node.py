@@ -1011,8 +1011,9 @@ class HandlerServer:
         if sub == "userlist":
             body = guest.user_list()
         elif sub == "filesystemlist":
-            body = {"items": guest.filesystems(vmi, capacities(vmi))}
+            interval = self.handler.cfg.guest_report_interval
+            body = {"items": guest.reported_filesystems(vmi, capacities(vmi), interval)}
         else:
-            body = guest.os_info(vmi, capacities(vmi))
+            body = guest.os_info(vmi, capacities(vmi), self.handler.cfg.guest_report_interval)
         self.calls.append(("GET", info["namespace"], f"{info['name']}/{sub}", 200))
         return web.Response(status=200, text=json.dumps(body), content_type="application/json")

@@ -145,10 +145,12 @@ class SubresourceServer:
         guest: Callable[[str, str], Guest],
         faults: Faults,
         forward_to: KubeVirtEndpoints | None = None,
+        report_interval: float = 1.0,
     ) -> None:
         self.kube, self.guest, self.faults, self.forward_to = kube, guest, faults, forward_to
         self._session: aiohttp.ClientSession | None = None
-        self.lifecycle, self.volumes = Lifecycle(kube, guest), Volumes(kube)
+        self.lifecycle = Lifecycle(kube, guest, report_interval)
+        self.volumes = Volumes(kube)
         self.calls: list[SubresourceCall] = []
         self.port = 0
         self.discovery_hits = 0
