@@ -492,11 +492,22 @@ class Kubelet(Controller):
         if (conds.get("Ready") or {}).get("status") == want:
             return
         patched = dict(conds)
+        # kubelet's words (status.GeneratePodReadyCondition) for the first gate not True.
+        failing = next((g for g in gates if (conds.get(g) or {}).get("status") != "True"), None)
+        why = (
+            {
+                "reason": "ReadinessGatesNotReady",
+                "message": f'the status of pod readiness gate "{failing}" is not "True", but '
+                + str((conds.get(failing) or {}).get("status") or "False"),
+            }
+            if failing is not None
+            else {}
+        )
         patched["Ready"] = {
             "type": "Ready",
             "status": want,
             "lastTransitionTime": now_iso(),
-            **({} if ready else {"reason": "ReadinessGatesNotReady"}),
+            **why,
         }
         await self._status(pod, {"conditions": list(patched.values())})
 
