@@ -3,11 +3,12 @@
 A disk added to a running Wukong is plugged through the VM's `addvolume` subresource once
 its claim is usable (KubeVirt persists it in the VM template with `hotpluggable: true`); a
 stopped Wukong's new disk simply joins the template (see vm.py). A disk removed from the
-spec of a running Wukong is unplugged with `removevolume` only after the guest agent says
-it is not mounted, unless its detachOptions say `force`; then its claim is deleted, or kept
-and labelled when `preserveData`. The options of a removed disk are the ones recorded in
-`status.volumes` while it was still in the spec. Every disk rule (bus, serial, hot-plug
-form) comes from `disks.py`.
+spec of a running Wukong is unplugged with `removevolume` only after a guest agent report
+made since the detach was asked says it is not mounted (KubeVirt's is a cache, refreshed
+every few minutes: `_detach`), unless its detachOptions say `force`; then its claim is
+deleted, or kept and labelled when `preserveData`. The options of a removed disk are the
+ones recorded in `status.volumes` while it was still in the spec. Every disk rule (bus,
+serial, hot-plug form) comes from `disks.py`.
 """
 
 from __future__ import annotations
