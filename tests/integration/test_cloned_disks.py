@@ -253,13 +253,8 @@ async def test_a_clone_whose_source_a_running_vm_uses_says_so_and_runs_once_it_s
     )
 
 
-async def test_a_clone_of_a_golden_data_volume_of_its_own_size_runs(
-    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
-) -> None:
-    """The demo's clone-1: a 10Gi disk cloning the 10Gi DataVolume fedora-golden. CDI asks
-    the golden claim 6 % bigger than 10Gi (its filesystem overhead), and the clone's claim
-    too: the operator refused it as "smaller than PVC 'fedora-golden' it clones
-    (11327976244)" once the simulated CDI padded claims as CDI does (5.5 % then)."""
+async def golden_data_volume(k: Kube, namespace: str) -> str:
+    """A 10Gi DataVolume 'golden-dv' imported by CDI: what its claim asks, once CDI made it."""
     golden = {
         "apiVersion": "cdi.kubevirt.io/v1beta1",
         "kind": "DataVolume",
@@ -271,11 +266,21 @@ async def test_a_clone_of_a_golden_data_volume_of_its_own_size_runs(
     }
     await k.create(api_path("cdi.kubevirt.io", "v1beta1", "datavolumes", namespace), golden)
 
-    async def golden_claim() -> bool:
+    async def golden_claim() -> str | None:
         claim = await get(k, "pvc", namespace, "golden-dv")
-        return bool(claim) and claim["spec"]["resources"]["requests"]["storage"] != "10Gi"
+        return str(claim["spec"]["resources"]["requests"]["storage"]) if claim else None
 
-    await eventually(golden_claim, message="the golden claim CDI pads")
+    return await eventually(golden_claim, message="the golden claim CDI makes")
+
+
+async def test_a_clone_of_a_golden_data_volume_of_its_own_size_runs(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """The demo's clone-1: a 10Gi disk cloning the 10Gi DataVolume fedora-golden. CDI asks
+    the golden claim 6 % bigger than 10Gi (its filesystem overhead), and the clone's claim
+    too: the operator refused it as "smaller than PVC 'fedora-golden' it clones
+    (11327976244)" once the simulated CDI padded claims as CDI does (5.5 % then)."""
+    assert await golden_data_volume(k, namespace) != "10Gi"  # CDI pads it
     await create(k, "wukong", namespace, wukong("cl-g", disks=[system("golden-dv", "10Gi")]))
     cr = await wait_phase(k, namespace, "cl-g", "Running", within=60)
     assert condition(cr, "VolumesBound")["reason"] == "AllBound"
@@ -307,23 +312,7 @@ async def test_clones_and_growth_follow_the_overhead_an_administrator_gives_cdi(
     await k.merge_patch(CDIS, {"spec": {"config": {"filesystemOverhead": {"global": "0.1"}}}})
     try:
         await _overhead_settled(k, "0.1")
-        golden = {
-            "apiVersion": "cdi.kubevirt.io/v1beta1",
-            "kind": "DataVolume",
-            "metadata": {"name": "golden-dv"},
-            "spec": {
-                "source": {"http": {"url": IMAGE}},
-                "storage": {"resources": {"requests": {"storage": "10Gi"}}},
-            },
-        }
-        await k.create(api_path("cdi.kubevirt.io", "v1beta1", "datavolumes", namespace), golden)
-
-        async def golden_claim() -> str | None:
-            claim = await get(k, "pvc", namespace, "golden-dv")
-            return claim["spec"]["resources"]["requests"]["storage"] if claim else None
-
-        asked = await eventually(golden_claim, message="the golden claim CDI pads")
-        assert asked == "11811160064"  # 10Gi plus 10 %
+        assert await golden_data_volume(k, namespace) == "11811160064"  # 10Gi plus 10 %
         await create(k, "wukong", namespace, wukong("cl-o", disks=[system("golden-dv", "10Gi")]))
         cr = await wait_phase(k, namespace, "cl-o", "Running", within=60)
         assert condition(cr, "VolumesBound")["reason"] == "AllBound"
