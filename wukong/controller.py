@@ -275,11 +275,18 @@ class Operator:
         """The network policy changed: every Wukong that uses a network decides again."""
 
         def handle(event_type: str, policy: dict[str, Any]) -> None:
-            for cr in self.store.list(wukong_kind):
-                if cr.get("spec", {}).get("networks"):
-                    self.queue.add(f"{cr['metadata']['namespace']}/{cr['metadata']['name']}")
+            self._enqueue_wukongs(wukong_kind, lambda cr: bool(cr.get("spec", {}).get("networks")))
 
         return handle
+
+    def _enqueue_wukongs(
+        self, wukong_kind: str, which: Callable[[dict[str, Any]], bool] = lambda _cr: True
+    ) -> None:
+        """Queue every cached Wukong `which` picks: a cluster-wide object they all read
+        changed."""
+        for cr in self.store.list(wukong_kind):
+            if which(cr):
+                self.queue.add(f"{cr['metadata']['namespace']}/{cr['metadata']['name']}")
 
     def _on_cdi_config(self) -> Callable[[str, dict[str, Any]], None]:
         """CDI's filesystem overhead changed (an administrator's CDIConfig): every Wukong
@@ -297,8 +304,7 @@ class Operator:
             if overhead == last[0]:
                 return
             last[0] = overhead
-            for cr in self.store.list(kinds.WUKONG.cache):
-                self.queue.add(f"{cr['metadata']['namespace']}/{cr['metadata']['name']}")
+            self._enqueue_wukongs(kinds.WUKONG.cache)
 
         return handle
 

@@ -25,6 +25,7 @@ from wukong.api.conditions import (
     VOLUMES_BOUND,
     Cond,
     Condition,
+    find_condition,
     merge_conditions,
     phase_since,
     record_hops,
@@ -488,10 +489,8 @@ def _volumes(disks: DiskPlan | None, status: WukongStatus, seen: Observed) -> li
 
 def _detach_waiting_since(status: WukongStatus) -> datetime | None:
     """When DiskDetach began to say a detach waits (False), None when it does not."""
-    for cond in status.conditions:
-        if cond.type == DISK_DETACH and cond.status == "False":
-            return cond.last_transition_time
-    return None
+    cond = find_condition(status.conditions, DISK_DETACH)
+    return cond.last_transition_time if cond is not None and cond.status == "False" else None
 
 
 def _with_checks(
