@@ -259,12 +259,7 @@ def storage_problem(disk: DiskSpec, claim: JsonObj | None, seen: Observed) -> st
             f"StorageClass '{wanted}' does not exist (classes in the cluster: {known}): create "
             "it, or replace the disk with one whose storageClassName exists"
         )
-    defaults = [
-        sc
-        for sc in seen.storage_classes.values()
-        if (sc.get("metadata", {}).get("annotations") or {}).get(DEFAULT_CLASS) == "true"
-    ]
-    if defaults:
+    if _marked_classes(seen, DEFAULT_CLASS):
         return None
     known = ", ".join(sorted(seen.storage_classes)) or "none"
     return (
@@ -382,6 +377,11 @@ def _round_up(count: int, unit: int) -> int:
     return -(-count // unit) * unit
 
 
+def _aligned(size: str) -> int:
+    """`size` in bytes, up to whole MiB (CDI's DefaultAlignBlockSize)."""
+    return _round_up(math.ceil(parse_quantity(size)), _MIB)
+
+
 def filesystem_overhead(seen: Observed, storage_class: str | None) -> float:
     """The share of a Filesystem claim of class `storage_class` kept for the filesystem:
     CDIConfig's value for that class, else its global one, as CDI
@@ -409,23 +409,26 @@ def cdi_storage_class(disk: DiskSpec, seen: Observed) -> str | None:
     if disk.storage_class_name:
         return str(disk.storage_class_name)
     for annotation in (VIRT_DEFAULT_CLASS, DEFAULT_CLASS):
-        marked = [
-            sc["metadata"]
-            for sc in seen.storage_classes.values()
-            if (sc.get("metadata", {}).get("annotations") or {}).get(annotation) == "true"
-        ]
-        if marked:
+        if marked := _marked_classes(seen, annotation):
             newest = max(marked, key=lambda m: (m.get("creationTimestamp") or "", m["name"]))
             return str(newest["name"])
     return None
+
+
+def _marked_classes(seen: Observed, annotation: str) -> list[JsonObj]:
+    """The metadata of the StorageClasses annotated `annotation: "true"` (a default)."""
+    return [
+        sc["metadata"]
+        for sc in seen.storage_classes.values()
+        if (sc.get("metadata", {}).get("annotations") or {}).get(annotation) == "true"
+    ]
 
 
 def cdi_claim_bytes(size: str, overhead: float) -> int:
     """What CDI's claim for a disk of `size` asks on a Filesystem volume: the size aligned to
     1 MiB, `overhead` bigger (util.go GetRequiredSpace; a 10Gi disk at CDI's default 0.06:
     11381663335 bytes)."""
-    aligned = _round_up(math.ceil(parse_quantity(size)), _MIB)
-    return math.ceil(aligned * (1 + overhead))
+    return math.ceil(_aligned(size) * (1 + overhead))
 
 
 def _too_small(size: str, source_request: str, overhead: float) -> bool:
@@ -757,8 +760,7 @@ def grown_claim_bytes(size: str, overhead: float) -> int:
     virt-launcher makes it (1 - overhead) x the claim, down to whole MiB (manager.go
     possibleGuestSize), so the claim asks the size aligned to 1 MiB over (1 - overhead), up
     to whole MiB (a 21Gi disk at CDI's default 0.06: 23988273152 bytes, 22877Mi)."""
-    aligned = _round_up(math.ceil(parse_quantity(size)), _MIB)
-    return _round_up(math.floor(aligned / (1 - overhead)) + 1, _MIB)
+    return _round_up(math.floor(_aligned(size) / (1 - overhead)) + 1, _MIB)
 
 
 def claim_target(disk: DiskSpec, pvc: JsonObj, dv: JsonObj | None, overhead: float) -> str:

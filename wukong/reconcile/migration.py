@@ -243,9 +243,8 @@ def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
             # KubeVirt says why in migrationState.failureReason (virt-handler's word from the
             # source, or virt-controller's "Target pod is down"); a migration has no Failed
             # condition (its types are migrationAbortRequested and
-            # migrationRejectedByResourceQuota), read still for what else may write one.
-            failed = condition_of(migration, "Failed") or {}
-            why = state.get("failureReason") or failed.get("message") or "see its Events"
+            # migrationRejectedByResourceQuota).
+            why = state.get("failureReason") or "see its Events"
             text = f"migration {old.name} failed: {why}"
             actions.append(Emit("Warning", "MigrationFailed", text))
         update["message"] = text
