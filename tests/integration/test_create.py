@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +21,20 @@ from tests.integration.scenario import (
     path,
     requests_sent,
     sim,
+    simulator,
     user_nad,
     wait_for,
     wait_phase,
     wukong,
+    wukong_events,
 )
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.testing.admission import install_finalizer_policy, remove_finalizer_policy
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
-from wukong.testing.kubevirt import Simulator
+from wukong.testing.kubevirt import SimConfig, Simulator
+from wukong.testing.kubevirt.plane import KubeVirtPlane
 from wukong.testing.operator import InProcessOperator, OperatorProcess
 
 __all__ = ["k", "operator", "sim"]  # fixtures
@@ -118,6 +122,61 @@ async def test_failed_import_sets_error_and_recovers_after_the_image_is_fixed(
     good = [{"name": "system", "size": "10Gi", "image": IMAGE}]
     await patch_spec(k, namespace, "web-3", {"disks": good})
     await wait_phase(k, namespace, "web-3", "Running")
+
+
+async def test_a_failed_import_stays_failed_while_cdi_restarts_its_importer(
+    k: Kube,
+    namespace: str,
+    control_plane: ControlPlane,
+    kubevirt: KubeVirtPlane | None,
+    operator_kubeconfig: Path,
+) -> None:
+    """CDI says "Pod is running" (Running=True, the error forgotten) while each restarted
+    importer runs, then the error again: the Wukong went Error -> Creating -> Error at every
+    restart, with a Recovered and a ProvisioningFailed Event each time (found by the simulator
+    audit, session 40). An import that failed stays failed until it gets somewhere: here the
+    registry comes back, a restarted importer makes progress, and the Wukong runs."""
+    # Each importer runs 0.5 s before it fails again; a working one takes 4 x 0.5 s.
+    config = replace(SimConfig(), import_retry_delay=1.0, import_step_delay=0.5)
+    disks = [{"name": "system", "size": "10Gi", "image": "docker://mirror.example/os:1"}]
+    async with (
+        simulator(control_plane, kubevirt, namespace, config) as node,
+        InProcessOperator(operator_kubeconfig, namespace=namespace),
+    ):
+        node.faults.fail_imports("mirror.example")
+        await create(k, "wukong", namespace, wukong("web-9", disks=disks))
+        await wait_phase(k, namespace, "web-9", "Error")
+        said: set[tuple[str, str]] = set()
+
+        async def restarted_twice() -> bool:
+            cr = await get(k, "wukong", namespace, "web-9")
+            assert cr is not None
+            said.add((cr["status"]["phase"], condition(cr, "VolumesBound").get("reason", "")))
+            dv = await get(k, "dv", namespace, "web-9-system")
+            return int(((dv or {}).get("status") or {}).get("restartCount", 0)) >= first + 2
+
+        dv = await get(k, "dv", namespace, "web-9-system")
+        first = int(((dv or {}).get("status") or {}).get("restartCount", 0))
+        await eventually(restarted_twice, timeout=10, interval=0.05)
+        assert said == {("Error", "ImportFailed")}
+        assert await wukong_events(k, namespace, "Recovered") == []
+        [failed] = await wukong_events(k, namespace, "ProvisioningFailed")
+        assert failed.get("count", 1) == 1
+
+        node.faults.clear()  # the registry is back: the next importer gets somewhere
+        cr = await wait_for(
+            k,
+            namespace,
+            "web-9",
+            lambda c: (
+                c["status"].get("phase") == "Creating"
+                and c["status"]["volumes"][0].get("phase") == "ImportInProgress"
+            ),
+            what="the restarted import under way",
+        )
+        assert cr["status"]["volumes"][0]["progress"] != "0.00%"
+        await wait_phase(k, namespace, "web-9", "Running")
+        assert len(await wukong_events(k, namespace, "Recovered")) == 1
 
 
 async def test_cpu_and_network_changes_update_the_vm_and_raise_restart_required(

@@ -167,18 +167,27 @@ async def test_blank_data_volume_succeeds_once_its_claim_is_bound(
 async def test_bad_import_crash_loops_with_cdi_error_message(
     kube: ApiClient, namespace: str, sim: Simulator
 ) -> None:
+    """CDI copies the importer pod's state into the Running condition at each restart: True
+    ("Pod is running", the error forgotten) while a restarted importer runs, False with the
+    error once it fails again; the phase stays ImportInProgress and restartCount grows."""
     await create(
         kube,
         dv_path(namespace),
         data_volume("bad", namespace, url="https://example.test/notfound.img"),
     )
+    seen: set[tuple[int, str, str]] = set()
 
-    async def restarting() -> JsonObj | None:
+    async def failed_again() -> JsonObj | None:
         dv = await get(kube, dv_path(namespace, "bad"))
-        return dv if ((dv or {}).get("status") or {}).get("restartCount", 0) >= 2 else None
+        status = (dv or {}).get("status") or {}
+        running = cond(dv, "Running") if dv else None
+        if running is None or status.get("phase") != "ImportInProgress":
+            return None
+        restarts = int(status.get("restartCount", 0))
+        seen.add((restarts, running["status"], running.get("reason", "")))
+        return dv if restarts >= 2 and running["status"] == "False" else None
 
-    dv = await until(restarting)
-    assert dv["status"]["phase"] == "ImportInProgress"
+    dv = await until(failed_again, interval=0.02)
     running = cond(dv, "Running")
     assert running is not None and (running["status"], running["reason"]) == ("False", "Error")
     assert running["message"] == (
@@ -186,6 +195,8 @@ async def test_bad_import_crash_loops_with_cdi_error_message(
         "Status: 404 Not Found"
     )
     assert cond(dv, "Ready")["status"] == "False"  # type: ignore[index]
+    restarted = {(status, reason) for count, status, reason in seen if count >= 1}
+    assert ("True", "Pod is running") in restarted and ("False", "Error") in restarted
 
 
 async def test_import_failure_mode_fail_ends_in_phase_failed(

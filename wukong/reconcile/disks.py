@@ -514,6 +514,34 @@ def _import_failure(dv: JsonObj) -> str | None:
     return None
 
 
+def _still_failing(dv: JsonObj, old: VolumeStatus | None) -> VolumeStatus | None:
+    """The disk's last failure while CDI restarts its importer, until the import gets past it.
+
+    CDI copies the importer pod's state into the Running condition at each restart: "Pod is
+    running" (True, the error forgotten) while a restarted importer runs, the error again when
+    it fails (setAnnotationsFromPodWithPrefix). Read as is, a crash-looping import took the
+    Wukong Error -> Creating -> Error at every restart, an Event each way. So a failed import
+    stays failed while CDI restarts it (restartCount > 0), until its progress moves (other
+    than at the failure, above 0) or it ends; a new DataVolume (restartCount 0) starts over."""
+    status = dv.get("status") or {}
+    if old is None or old.phase != "Failed" or status.get("phase") == "Succeeded":
+        return None
+    if int(status.get("restartCount") or 0) == 0:
+        return None
+    progress = status.get("progress")
+    if progress != old.progress and _percent(progress) > 0:
+        return None
+    return old
+
+
+def _percent(progress: object) -> float:
+    """CDI's progress ("45.10%") as a number; 0 for "N/A" or none."""
+    try:
+        return float(str(progress).rstrip("%"))
+    except ValueError:
+        return 0.0
+
+
 @dataclass(frozen=True)
 class _Disk:
     """One disk's verdict: actions, status, what keeps it from being usable, growth."""
@@ -610,6 +638,9 @@ def _disk(
         if failure:
             failed = at("Failed", progress=dv_status.get("progress"), message=failure)
             return _Disk([], failed, failure)
+        if (still := _still_failing(dv, old)) is not None:
+            failed = at("Failed", progress=still.progress, message=still.message)
+            return _Disk([], failed, still.message or "import failed")
         volume = volume.model_copy(
             update={"phase": phase, "progress": dv_status.get("progress"), "message": message}
         )

@@ -136,6 +136,53 @@ def test_import_progress_and_failure_show_in_status(phase: str, progress: str, r
         assert warnings == []
 
 
+NOT_FOUND = "Unable to connect to http data source: expected status code 200, got 404"
+RUNNING_AGAIN = [{"type": "Running", "status": "True", "reason": "Pod is running"}]
+
+
+@pytest.mark.parametrize(
+    ("restarts", "phase", "progress", "disk_phase"),
+    [
+        pytest.param(2, "ImportInProgress", "N/A", "Failed", id="restarted-importer-runs"),
+        pytest.param(2, "ImportInProgress", "0.00%", "Failed", id="restarted-at-zero"),
+        pytest.param(2, "ImportInProgress", "12.50%", "ImportInProgress", id="gets-somewhere"),
+        pytest.param(0, "ImportInProgress", "N/A", "ImportInProgress", id="a-new-datavolume"),
+        pytest.param(2, "Succeeded", "100.0%", "Succeeded", id="succeeded"),
+    ],
+)
+def test_a_failed_import_stays_failed_while_cdi_restarts_it_until_it_gets_somewhere(
+    restarts: int, phase: str, progress: str, disk_phase: str
+) -> None:
+    """CDI's Running condition says "Pod is running", the error forgotten, while each
+    restarted importer runs (setAnnotationsFromPodWithPrefix): not a recovery."""
+    before = {
+        "phase": "Error",
+        "volumes": [
+            {
+                "name": "system",
+                "pvcName": "web-1-system",
+                "size": "10Gi",
+                "bound": False,
+                "phase": "Failed",
+                "progress": "N/A",
+                "message": NOT_FOUND,
+            }
+        ],
+    }
+    dv = imported_dv(
+        phase=phase, progress=progress, restartCount=restarts, conditions=RUNNING_AGAIN
+    )
+    plan = decide(wukong(), before, ready_children(data_volumes={"web-1-system": dv}))
+    volume = plan.status["volumes"][0]
+    assert volume["phase"] == disk_phase
+    if disk_phase == "Failed":  # as it failed: no status write, no Event
+        assert (volume["message"], volume["progress"]) == (NOT_FOUND, "N/A")
+        assert plan.status["phase"] == "Error"
+        assert _cond(plan.status, "VolumesBound")["reason"] == "ImportFailed"
+    else:
+        assert plan.status["phase"] != "Error"
+
+
 def test_a_disk_that_binds_after_provisioning_posts_no_event_but_one_after_a_failure() -> None:
     def bound_events(previous_reason: str) -> list[Emit]:
         before = {

@@ -2,8 +2,11 @@
 
 Importer pods are not simulated; progress is a function of time since the claim bound.
 A failing source behaves like CDI with a crash-looping importer: the phase stays
-ImportInProgress, restartCount grows and the Running condition is False with the
-importer's error (import_failure_mode="fail" gives phase Failed instead).
+ImportInProgress and restartCount grows; each restarted importer runs a while (the Running
+condition True, "Pod is running") and fails again (False with the importer's error), as CDI
+copies the pod's state at each restart (setAnnotationsFromPodWithPrefix). The first half of
+each `import_retry_delay` runs, the second fails (import_failure_mode="fail" gives phase
+Failed instead).
 
 A clone (`source.pvc`) waits for its source PVC as CDI does: no claim, a Warning Event
 `CloneWithoutSource` (CDI's pvc-clone-controller.go), and a look again each second (CDI
@@ -177,6 +180,8 @@ def failure_message(kind: str, url: str) -> str:
     )
 
 
+POD_RUNNING = "Pod is running"  # CDI's PodRunningReason, the Running condition's reason
+TRANSFER_RUNNING = "TransferRunning"  # the Ready condition's reason while an importer runs
 ALIGN = 1 << 20  # CDI's DefaultAlignBlockSize
 
 
@@ -249,6 +254,7 @@ class DataVolumeController(Controller):
         self.dvs, self.pvcs, self.classes, self.pods = dvs, pvcs, classes, pods
         self.configs = configs
         self._bound_at: dict[str, float] = {}
+        self._failed: set[str] = set()  # DataVolumes whose importer failed
         self._told_no_source: set[str] = set()
         self._told_in_use: set[tuple[str, str]] = set()
         dvs.handlers.append(lambda obj: self.enqueue(key_of(obj)))
@@ -440,17 +446,25 @@ class DataVolumeController(Controller):
             conds = set_condition(conds, "Running", "False", "Pending")
             status["conditions"] = set_condition(conds, "Ready", "False", scheduled)
             return status, step - elapsed
+        uid = dv["metadata"]["uid"]
         if flag(ANN_FAIL_IMPORT, dv) or self.faults.import_fails(
             url, self.cfg.failing_import_markers
         ):
+            self._failed.add(uid)
             return self._failing(status, conds, kind, url, elapsed - step)
+        if uid in self._failed:  # the source works again: the next importer starts over
+            self._failed.discard(uid)
+            self._bound_at[uid] = now - step
+            elapsed = step
+        if old.get("restartCount"):  # CDI keeps the count (the claim's annotation)
+            status["restartCount"] = old["restartCount"]
         done = int((elapsed - step) / step) if step > 0 else self.cfg.import_steps
         if done >= self.cfg.import_steps:
             return self._succeeded(status, conds), None
         status["phase"] = running
         status["progress"] = f"{100.0 * done / self.cfg.import_steps:.2f}%"
-        conds = set_condition(conds, "Running", "True")
-        status["conditions"] = set_condition(conds, "Ready", "False", running)
+        conds = set_condition(conds, "Running", "True", POD_RUNNING)
+        status["conditions"] = set_condition(conds, "Ready", "False", TRANSFER_RUNNING)
         return status, step - (elapsed - step) % step
 
     def _succeeded(self, status: JsonObj, conds: list[JsonObj]) -> JsonObj:
@@ -463,16 +477,21 @@ class DataVolumeController(Controller):
         self, status: JsonObj, conds: list[JsonObj], kind: str, url: str, failing_for: float
     ) -> tuple[JsonObj, float | None]:
         message = failure_message(kind, url)
-        conds = set_condition(conds, "Running", "False", "Error", message)
         if self.cfg.import_failure_mode == "fail":
+            conds = set_condition(conds, "Running", "False", "Error", message)
             status["phase"] = "Failed"
             status["conditions"] = set_condition(conds, "Ready", "False", "Failed")
             return status, None
         retry = max(self.cfg.import_retry_delay, 0.05)  # 0 would rewrite the status non-stop
+        restarts, into = divmod(failing_for, retry)
         status["phase"] = "ImportInProgress"
-        status["restartCount"] = int(failing_for / retry)
-        status["conditions"] = set_condition(conds, "Ready", "False", "ImportInProgress")
-        return status, retry - failing_for % retry
+        status["restartCount"] = int(restarts)  # the kubelet counts a restart as it starts
+        if into < retry / 2:  # this attempt's importer runs: CDI says so, error forgotten
+            conds = set_condition(conds, "Running", "True", POD_RUNNING)
+            status["conditions"] = set_condition(conds, "Ready", "False", TRANSFER_RUNNING)
+            return status, retry / 2 - into
+        status["conditions"] = set_condition(conds, "Running", "False", "Error", message)
+        return status, retry - into
 
 
 def _populated_for(pvc: JsonObj, dv: JsonObj) -> bool:
