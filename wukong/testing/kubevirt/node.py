@@ -815,8 +815,9 @@ class NodeHandler(GuestHost):
         """virt-handler's part of a live migration (pkg/virt-handler migration-target.go and
         migration-source.go), once virt-controller has handed the target pod over (it writes
         migrationUid, targetNode, targetPod): the target advertises its address, the source
-        starts, the target sees the domain arrive and run, the source ends, and the target
-        takes the VMI over (nodeName). One step per `migration_step` seconds."""
+        starts, the target sees the domain arrive and run, the source ends, the target takes
+        the VMI over (endTimestamp, nodeName) and, on a later sync, says `completed`. One step
+        per `migration_step` seconds (the last, half of one)."""
         state = status.get("migrationState")
         if not state or not state.get("targetNode") or state.get("completed"):
             return None
@@ -828,7 +829,7 @@ class NodeHandler(GuestHost):
         elapsed = self._age(vmi["metadata"]["uid"], f"migration:{state.get('migrationUid')}")
         state = dict(state)
         now = now_iso()
-        if state.get("abortRequested"):
+        if state.get("abortRequested") and not state.get("endTimestamp"):
             # The migration object was deleted: the source aborts the job (migration-source.go
             # sets AbortStatus, Failed and EndTimestamp; never Completed, which only the
             # target's finalizeMigration sets); the VM stays where it was.
@@ -847,16 +848,21 @@ class NodeHandler(GuestHost):
                 return 2 * step - elapsed
             state["targetNodeDomainDetected"] = True
             state["targetNodeDomainReadyTimestamp"] = now
-        else:
+        elif not state.get("endTimestamp"):
             if elapsed < 3 * step:
                 return 3 * step - elapsed
-            state["completed"] = True
+            # The target acknowledges the end (ackMigrationCompletion): the VMI is its now.
             state["endTimestamp"] = now
             status["nodeName"] = state["targetNode"]
-            # The target plugs the CPUs and memory the VMI was moved for (finalizeMigration).
+        else:
+            if elapsed < 3.5 * step:
+                return 3.5 * step - elapsed
+            # On its next sync the target finalizes (finalizeMigration): it plugs the CPUs and
+            # memory the VMI was moved for, then says `completed`.
             for failure in finalize_hotplug(vmi, status):
                 log.warning("virt-handler: VMI %s hot-plug: %s", key_of(vmi), failure)
-            self._relabel.add(vmi["metadata"]["uid"])
+            self._relabel.add(vmi["metadata"]["uid"])  # hotplugMemory drops its labels
+            state["completed"] = True
         status["migrationState"] = state
         return step
 
