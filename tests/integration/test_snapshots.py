@@ -622,6 +622,61 @@ async def _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named(
     assert await get(k, "pvc", namespace, "rs-4-data") is not None
 
 
+async def _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """KubeVirt's webhook takes no restore of a VM while another is not complete, a failed
+    one too (here a user's, failed at once: its VM ran). The operator's create was refused
+    and the Wukong said Restoring for good, with no restore behind it (source audit, session
+    41). Now the refusal is the request's answer, in KubeVirt's words; once the user's
+    restore is gone, the same request asked again is made."""
+    disks = [{"name": "data", "size": "1Gi"}]
+    await create(k, "wukong", namespace, wukong("rs-6", disks=disks))
+    await wait_phase(k, namespace, "rs-6", "Running", within=60)
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-6", "-n", namespace, "--snapshot-name", "s6", "--wait")
+    assert taken.exit_code == 0, taken.output
+    theirs = {
+        "apiVersion": f"{names.SNAPSHOT_GROUP}/{names.SNAPSHOT_VERSION}",
+        "kind": "VirtualMachineRestore",
+        "metadata": {"name": "theirs"},
+        "spec": {
+            "target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "rs-6-vm"},
+            "virtualMachineSnapshotName": "s6",
+            "targetReadinessPolicy": "FailImmediate",
+        },
+    }
+    await k.create(vm_restores(namespace), theirs)
+
+    async def theirs_failed() -> bool:
+        made = await k.get(vm_restores(namespace, "theirs"))
+        conds = (made.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Failure" and c["status"] == "True" for c in conds)
+
+    await eventually(theirs_failed, timeout=30, message="the user's restore failed")
+    refused = await cli(
+        kube, "restore", "rs-6", "-n", namespace, "--snapshot-name", "s6", "--wait", "--timeout",
+        "60s",
+    )  # fmt: skip
+    assert refused.exit_code == 1, refused.output
+    assert 'VirtualMachineRestore "theirs" in progress; the VM stays stopped' in refused.output
+    cr = await get(k, "wukong", namespace, "rs-6")
+    assert cr is not None and cr["status"]["restore"]["result"] == "Failed"
+    assert cr["status"]["restore"]["message"].startswith("KubeVirt refused restore rs-6-restore-")
+    assert cr["status"]["phase"] == "Stopped"  # stopped for it; stays so
+
+    await k.delete(vm_restores(namespace, "theirs"))
+
+    async def gone() -> bool:
+        listed = await k.get(vm_restores(namespace))
+        return not [r for r in listed["items"] if r["metadata"]["name"] == "theirs"]
+
+    await eventually(gone, timeout=30, message="the user's restore gone")
+    done = await cli(kube, "restore", "rs-6", "-n", namespace, "--snapshot-name", "s6", "--wait")
+    assert done.exit_code == 0, done.output
+    assert "the disks are as snapshot s6 holds them" in done.output
+
+
 if kubevirt_mode() == "real":
     test_snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong = (
         _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
@@ -641,6 +696,11 @@ if kubevirt_mode() == "real":
     )
     test_a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named = (
         _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named
+    )
+    test_a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again = (
+        pytest.mark.kubevirt_refusal_expected(
+            _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again
+        )
     )
     test_a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first = (
         pytest.mark.stall_after(5)(

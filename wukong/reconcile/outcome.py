@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from wukong.api.status import WukongStatus
+from wukong.api.status import RestoreStatus, WukongStatus
 from wukong.fsm.requests import Happened
 from wukong.reconcile.actions import Action, CreateChild, ExpandDisk, Failed, VmCall
 from wukong.reconcile.admission import refused_child
@@ -76,6 +76,14 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
             status = status.model_copy(
                 update={"snapshot": status.snapshot.model_copy(update=update)}
             )
+        elif (
+            isinstance(action, CreateChild)
+            and action.kind == "VirtualMachineRestore"
+            and status.restore is not None
+        ):
+            status = status.model_copy(
+                update={"restore": _restore_not_made(status, old, action, failure)}
+            )
         elif isinstance(action, VmCall) and status.lifecycle_state is not None:
             state = status.lifecycle_state
             if action.verb == "start" and start_beside_refusal(state):
@@ -118,6 +126,26 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 state = moved(state, Happened.call_refused, message=message, deadline=None)
             status = status.model_copy(update={"lifecycle_state": state})
     return status
+
+
+def _restore_not_made(
+    planned: WukongStatus, old: WukongStatus, action: CreateChild, failure: Failed
+) -> RestoreStatus | None:
+    """The restore whose VirtualMachineRestore was not made. Said `Restoring`, it waited
+    for good for an object nothing would make (found by a source audit, session 41). One
+    lost on its way (a 5xx, virt-api's webhook unreachable: its failurePolicy is Fail) is
+    made again: the restore goes back to where the last pass left it. One KubeVirt refused
+    (its webhook takes no restore of a VM while another is not complete, a failed one too)
+    is answered, in its words."""
+    restore = planned.restore
+    assert restore is not None
+    if failure.kind == "transient":
+        return old.restore
+    name = action.body.get("metadata", {}).get("name")
+    text = f"KubeVirt refused restore {name}: {failure.message}"
+    if restore.start_after:
+        text += "; the VM stays stopped"
+    return restore.model_copy(update={"result": "Failed", "phase": "Failed", "message": text})
 
 
 def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> WukongStatus:

@@ -33,7 +33,7 @@ way, or another restore runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
@@ -217,8 +217,39 @@ def plan_restore(
     around: Around | None = None,
 ) -> RestorePlan:
     """Start a new restore request (or refuse it), then follow the one in flight; `around`:
-    what the lifecycle says (whether a live guest is stopped for it and started after)."""
-    around = around or Around()
+    what the lifecycle says (whether a live guest is stopped for it and started after).
+    The Wukong's failed VirtualMachineRestores go once the status has said so."""
+    plan = _plan_restore(cr, seen, old, request_id, snapshot, around or Around())
+    gone = _failed_ones(cr, seen, old)
+    return replace(plan, actions=(*plan.actions, *gone)) if gone else plan
+
+
+def _failed_ones(cr: Wukong, seen: Observed, old: RestoreStatus | None) -> list[Action]:
+    """Delete the Wukong's VirtualMachineRestores KubeVirt failed, but the one whose failure
+    this pass says first (gone before the status says why, it would read "deleted before it
+    completed"; the next pass deletes it). KubeVirt's webhook refuses every restore of a VM
+    while another is not complete, a failed one too, and a failed one can keep the VM's
+    restoreInProgress, which refuses any runStrategy change (found by a source audit,
+    session 41). Its story stays in status.restore and in KubeVirt's Events."""
+    running = in_flight(old)
+    return [
+        DeleteChild("VirtualMachineRestore", name, restore["metadata"].get("uid"))
+        for name, restore in sorted(seen.restores.items())
+        if owned_by(restore, cr.metadata.uid)
+        and (condition_of(restore, "Failure") or {}).get("status") == "True"
+        and not being_deleted(restore)
+        and (running is None or running.name != name)
+    ]
+
+
+def _plan_restore(
+    cr: Wukong,
+    seen: Observed,
+    old: RestoreStatus | None,
+    request_id: str | None,
+    snapshot: str,
+    around: Around,
+) -> RestorePlan:
     life = around.life
     running = in_flight(old)
     if request_id is not None and (old is None or not old.answers(request_id)):
@@ -512,7 +543,8 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
         if failure.get("message"):
             text = f"restore {old.name} failed: {failure['message']}"
         text += stays
-        return _failed(old, text, seen.now, lost_claims=_missing_claims(cr, seen), **update)
+        failed = _failed(old, text, seen.now, lost_claims=_missing_claims(cr, seen), **update)
+        return replace(failed, requeue_after=0.0)  # the next pass lets it go (_failed_ones)
     progressing = condition_of(restore, "Progressing") or {}
     said = progressing.get("message") or progressing.get("reason")
     actions: tuple[Action, ...] = ()

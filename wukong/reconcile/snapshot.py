@@ -20,7 +20,7 @@ from wukong.api.status import SnapshotStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import labels
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, condition_of
 
 FINAL = ("Succeeded", "Failed")
 # KubeVirt's indications (snapshot.go updateSnapshotSourceIndications), in words. With
@@ -223,7 +223,11 @@ def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:
             text = f"{text}; {lost}"
         update |= {"result": "Succeeded", "message": text, "ended_at": seen.now}
     elif phase == "Failed":
-        text = f"snapshot {old.name} failed: {error or 'see its Events'}"
+        # KubeVirt v1.7 fails a snapshot only at its failureDeadline, said in the Failure
+        # condition's reason ("snapshot deadline exceeded"), with no Event; the content's
+        # error, if any, says what held it up (source audit, session 41).
+        said = [w for w in ((condition_of(snap, "Failure") or {}).get("reason"), error) if w]
+        text = f"snapshot {old.name} failed: {': '.join(dict.fromkeys(said)) or 'no reason given'}"
         actions.append(Emit("Warning", "SnapshotFailed", text))
         update |= {"result": "Failed", "message": text, "ended_at": seen.now}
     return SnapshotPlan(tuple(actions), old.model_copy(update=update))

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.unit.reconcile.world import NOW
-from wukong.api.status import LifecycleState, VolumeStatus, WukongStatus
+from wukong.api.status import LifecycleState, RestoreStatus, VolumeStatus, WukongStatus
 from wukong.reconcile.actions import CreateChild, ExpandDisk, Failed, VmCall
 from wukong.reconcile.outcome import fold
 
@@ -95,3 +95,32 @@ def test_a_call_the_authorizer_refused_the_operator_is_made_again_and_says_why()
     assert status.lifecycle_state.message == (
         f"stop not made yet, the API server refused the operator: {denied}"
     )
+
+
+RESTORING = RestoreStatus(
+    request_id="r-1", name="web-1-restore-1", snapshot="good", phase="Restoring", start_after=True
+)
+WAITING = RESTORING.model_copy(update={"phase": "WaitingForVMI"})
+RESTORE = CreateChild("VirtualMachineRestore", {"metadata": {"name": "web-1-restore-1"}})
+
+
+def test_a_restore_not_made_on_its_way_is_made_again_next_pass() -> None:
+    """Said Restoring with no object behind it, it waited for good (source audit, s41)."""
+    old = OLD.model_copy(update={"restore": WAITING})
+    planned = PLANNED.model_copy(update={"restore": RESTORING})
+    status = fold(planned, old, {RESTORE: Failed("transient", "503 service unavailable")})
+    assert status.restore == WAITING
+    accepted_now = fold(planned, OLD, {RESTORE: Failed("transient", "timeout")})
+    assert accepted_now.restore is None  # the request is taken again, as new
+
+
+def test_a_restore_kubevirt_refused_is_answered_in_its_words() -> None:
+    said = 'admission webhook denied the request: VirtualMachineRestore "theirs" in progress'
+    planned = PLANNED.model_copy(update={"restore": RESTORING})
+    status = fold(planned, OLD, {RESTORE: Failed("permanent", said, 422)})
+    assert status.restore is not None
+    assert (status.restore.phase, status.restore.result) == ("Failed", "Failed")
+    assert status.restore.message == (
+        f"KubeVirt refused restore web-1-restore-1: {said}; the VM stays stopped"
+    )
+    assert status.observed_generation == PLANNED.observed_generation  # answered

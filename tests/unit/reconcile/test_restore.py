@@ -17,6 +17,7 @@ from wukong.api import names
 from wukong.api.status import LifecycleState, RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import CreateChild, DeleteChild, Emit, PatchChild, VmCall
+from wukong.reconcile.children import owner_reference
 from wukong.reconcile.disks import plan_disks, restored_for
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.restore import Around, plan_restore
@@ -782,3 +783,31 @@ def test_a_request_asked_in_the_pass_a_restore_completes_decides_and_is_said_to(
         "; restart was asked meanwhile: that request decides"
     )
     assert plan.status["lifecycleState"]["lastAction"] != "start"
+
+
+def _owned_restore(name: str, **status: Any) -> dict[str, Any]:
+    meta = {"name": name, "namespace": "ns", "uid": f"{name}-uid"}
+    return {"metadata": meta | {"ownerReferences": [owner_reference(cr())]}, "status": status}
+
+
+def test_a_failed_restore_goes_once_the_status_has_said_so() -> None:
+    """KubeVirt's webhook refuses every restore of a VM while another is not complete, a
+    failed one too; a failed one can keep the VM locked (source audit, session 41)."""
+    failure = {"type": "Failure", "status": "True", "reason": "x", "message": "VM is running"}
+    seen = Observed(now=NOW, vm=VM, restores={"r1": _owned_restore("r1", conditions=[failure])})
+    base = RestoreStatus(request_id="r-1", name="r1", snapshot="good", phase="Restoring")
+    said = plan_restore(cr(), seen, base, "r-1", "good")
+    assert said.status is not None and said.status.result == "Failed"
+    assert not [a for a in said.actions if isinstance(a, DeleteChild)]  # kept until said
+    assert said.requeue_after == 0.0
+    after = plan_restore(cr(), seen, said.status, "r-1", "good")
+    assert [a for a in after.actions if isinstance(a, DeleteChild)] == [
+        DeleteChild("VirtualMachineRestore", "r1", "r1-uid")
+    ]
+    going = _owned_restore("r1", conditions=[failure])
+    going["metadata"]["deletionTimestamp"] = "2026-12-06T10:00:00Z"
+    theirs = _owned_restore("r2", conditions=[failure])
+    theirs["metadata"]["ownerReferences"] = []
+    done = _owned_restore("r3", complete=True)
+    others = Observed(now=NOW, vm=VM, restores={"r1": going, "r2": theirs, "r3": done})
+    assert plan_restore(cr(), others, said.status, "r-1", "good").actions == ()

@@ -177,11 +177,20 @@ def test_a_snapshot_in_progress_carries_kubevirts_error_and_a_failed_one_ends_th
     actions, status = _following(phase="InProgress", error={"message": "Failed freezing vm"})
     assert not actions and status.result is None
     assert status.message == "s1: InProgress: Failed freezing vm"
-    actions, status = _following(phase="Failed", error={"message": "snapshot deadline exceeded"})
+    # KubeVirt v1.7 fails a snapshot at its failureDeadline, in the Failure condition's
+    # reason (snapshot.go), not in status.error (the content's error, kept if any).
+    deadline = {"type": "Failure", "status": "True", "reason": "snapshot deadline exceeded"}
+    actions, status = _following(phase="Failed", conditions=[deadline])
     assert status.result == "Failed"
     assert actions == [
         Emit("Warning", "SnapshotFailed", "snapshot s1 failed: snapshot deadline exceeded")
     ]
+    _, status = _following(
+        phase="Failed", conditions=[deadline], error={"message": "Failed freezing vm"}
+    )
+    assert status.message == "snapshot s1 failed: snapshot deadline exceeded: Failed freezing vm"
+    _, status = _following(phase="Failed")
+    assert status.message == "snapshot s1 failed: no reason given"
 
 
 def test_a_snapshot_deleted_before_it_was_ready_ends_the_request() -> None:
