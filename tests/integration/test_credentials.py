@@ -176,3 +176,19 @@ async def test_keys_for_a_user_the_guest_lacks_are_a_condition_and_a_warning_unt
     assert guest.authorized_keys == {"bob": [MINE]}
     landed = await told(k, namespace, "NoSyncError")
     assert [e["type"] for e in landed] == ["Normal"]
+
+    # bob-keys is the user's own Secret (no owner reference to keys-2): other VMs may take
+    # keys from it, so taking a key out of it needs --force, as with virtctl's
+    # remove-ssh-key (the CLI took it out with no question before session 41).
+    remove = ("credentials", "remove-ssh-key", "keys-2", "--user", "bob", "--value", MINE)
+    refused = await ran(control_plane.kubeconfig, *remove, "-n", namespace)
+    assert (refused.code, refused.err.decode()) == (
+        1,
+        "error: Secret bob-keys is not keys-2's (it has no owner reference to it), and other "
+        "VMs may use it: pass --force to take the key out of it anyway\n",
+    )
+    kept = await k.get(api_path("", "v1", "secrets", namespace, "bob-keys"))
+    assert kept["data"] == secret("bob-keys", key=MINE)["data"]
+    forced = await ran(control_plane.kubeconfig, *remove, "--force", "-n", namespace)
+    assert forced.code == 0, forced.err.decode()
+    assert forced.out.decode().startswith("key removed from Secret bob-keys: ")

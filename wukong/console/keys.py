@@ -111,6 +111,10 @@ def remove_ssh_key(
     user: User,
     file: KeyFile = None,
     value: KeyValue = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="take it out of a Secret the Wukong does not own (shared)"),
+    ] = False,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
@@ -123,4 +127,5 @@ def remove_ssh_key(
         key = _key(file, value)
     except CliError as error:
         fail(error)
-    run(remove(cluster_from(kubeconfig, context, namespace), console(), name, user, key))
+    cluster = cluster_from(kubeconfig, context, namespace)
+    run(remove(cluster, console(), name, user, key, force=force))

@@ -102,9 +102,13 @@ async def _add_to(
     )
 
 
-async def remove_ssh_key(cluster: Cluster, io: Console, name: str, user: str, key: str) -> int:
+async def remove_ssh_key(
+    cluster: Cluster, io: Console, name: str, user: str, key: str, *, force: bool = False
+) -> int:
     """Take `key` out of every Secret whose keys the guest agent gives `user` (live, while
-    the VM runs)."""
+    the VM runs). A Secret the Wukong does not own may give other VMs' users keys too: it is
+    changed only with `force` (as virtctl's remove-ssh-key), and nothing is changed unless
+    every Secret holding the key may be."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         cr = await target.wukong(name)
         given = keys.agent_secrets(cr, user)
@@ -112,14 +116,24 @@ async def remove_ssh_key(cluster: Cluster, io: Console, name: str, user: str, ke
             raise CliError(
                 f"no Secret in the sshKeys of {name} gives {user} keys through the guest agent"
             )
-        removed = []
+        holding = []
         for secret_name in given:
             secret = await _secret(target, cr, secret_name)
             if patch := keys.without(secret, key):
-                await target.kube.merge_patch(_secrets(target, secret_name), {"data": patch})
-                removed.append(secret_name)
-        if not removed:
+                holding.append((secret, patch))
+        if not holding:
             raise CliError(f"no Secret that gives {user} keys on {name} holds that key")
+        shared = [s["metadata"]["name"] for s, _ in holding if not keys.owned_by(s, cr)]
+        if shared and not force:
+            raise CliError(
+                f"Secret {', '.join(shared)} is not {name}'s (it has no owner reference to "
+                "it), and other VMs may use it: pass --force to take the key out of it anyway"
+            )
+        removed = []
+        for secret, patch in holding:
+            secret_name = secret["metadata"]["name"]
+            await target.kube.merge_patch(_secrets(target, secret_name), {"data": patch})
+            removed.append(secret_name)
         io.out(
             f"key removed from Secret {', '.join(removed)}: the guest agent takes it out of "
             f"{user}'s authorized_keys" + (f" {LIVE}" if _runs(cr) else f" when {name} starts")
