@@ -93,7 +93,7 @@ async def restore_stuck(
 ) -> dict[str, Any]:
     """`wukong restore` (no --wait) of a restore KubeVirt cannot finish, until its error
     (`words`) is in status.restore; the Wukong as it is then."""
-    asked = await cli(kube, "restore", name, "-n", namespace, "--snapshot-name", snapshot)
+    asked = await cli(kube, "restore", name, "-n", namespace, "--yes", "--snapshot-name", snapshot)
     assert asked.exit_code == 0, asked.output
     return await wait_for(
         k, namespace, name, restore_says(words), within=60, what=f"{words!r} in status.restore"
@@ -315,13 +315,33 @@ async def _restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_agai
     )
 
     missing = await cli(
-        kube, "restore", "rs-1", "-n", namespace, "--snapshot-name", "nope", "--wait"
+        kube, "restore", "rs-1", "-n", namespace, "--yes", "--snapshot-name", "nope", "--wait"
     )
     assert missing.exit_code == 1 and "restore refused: " in missing.output
 
+    # A restore throws away what was written since the snapshot: shown and asked first, as
+    # `delete` and `detach` are; with no terminal to answer, refused and nothing written.
+    before_ask = await get(k, "wukong", namespace, "rs-1")
+    unasked = await cli(kube, "restore", "rs-1", "-n", namespace, "--snapshot-name", "good")
+    assert unasked.exit_code == 1, unasked.output
+    assert (
+        "restoring rs-1 from snapshot good puts its disks back as the snapshot holds them: what "
+        "was written to them since is lost; rs-1 runs: it is stopped first and started again "
+        "after\n" in unasked.output
+    ), unasked.output
+    assert (
+        "error: refusing to delete what was written to the disks of rs-1 since snapshot good "
+        "without confirmation: stdin is not a terminal; pass --yes" in unasked.output
+    ), unasked.output
+    after_ask = await get(k, "wukong", namespace, "rs-1")
+    assert before_ask is not None and after_ask is not None
+    assert after_ask["metadata"]["generation"] == before_ask["metadata"]["generation"]
+
     # KubeVirt restores a stopped VM: the running one is stopped for it, through the
     # Wukong's own stop, and started again once KubeVirt has put the disks back.
-    done = await cli(kube, "restore", "rs-1", "-n", namespace, "--snapshot-name", "good", "--wait")
+    done = await cli(
+        kube, "restore", "rs-1", "-n", namespace, "--yes", "--snapshot-name", "good", "--wait"
+    )
     assert done.exit_code == 0, done.output
     assert "the disks are as snapshot good holds them" in done.output
     assert "rs-1 is Running" in done.output
@@ -389,7 +409,9 @@ async def _a_manual_vm_restored_running_is_started_by_a_call_and_stays_manual(
     assert taken.exit_code == 0, taken.output
     vmi = await get(k, "vmi", namespace, "rs-5-vm")
     assert vmi is not None
-    done = await cli(kube, "restore", "rs-5", "-n", namespace, "--snapshot-name", "m", "--wait")
+    done = await cli(
+        kube, "restore", "rs-5", "-n", namespace, "--yes", "--snapshot-name", "m", "--wait"
+    )
     assert done.exit_code == 0, done.output
     assert "rs-5 is Running" in done.output
     again = await get(k, "vmi", namespace, "rs-5-vm")
@@ -425,7 +447,9 @@ async def _a_manual_vm_whose_guest_shut_down_is_restored_and_stays_stopped(
     ended = await get(k, "vmi", namespace, "rs-6-vm")
     assert ended is not None and ended["status"]["phase"] == "Succeeded"  # kept by KubeVirt
 
-    done = await cli(kube, "restore", "rs-6", "-n", namespace, "--snapshot-name", "m6", "--wait")
+    done = await cli(
+        kube, "restore", "rs-6", "-n", namespace, "--yes", "--snapshot-name", "m6", "--wait"
+    )
 
     assert done.exit_code == 0, done.output
     assert "deleting the VMI rs-6-vm left when its guest shut down" in done.output
@@ -459,8 +483,8 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
 
     # `--wait` tells KubeVirt's error as it comes, and gives up at its timeout: it goes on.
     waited = await cli(
-        kube, "restore", "rs-2", "-n", namespace, "--snapshot-name", "s", "--wait", "--timeout",
-        "10s",
+        kube, "restore", "rs-2", "-n", namespace, "--yes", "--snapshot-name", "s", "--wait",
+        "--timeout", "10s",
     )  # fmt: skip
     assert waited.exit_code == 1, waited.output
     assert "rs-2: restore: rs-2-restore-" in waited.output
@@ -563,7 +587,9 @@ async def _a_restore_cancelled_half_way_makes_no_blank_disk_and_can_be_asked_aga
     assert await wukong_events(k, namespace, "ChildRefused") == []
 
     await raise_quota(k, quotas, "claims", {"persistentvolumeclaims": "10"})
-    done = await cli(kube, "restore", "rs-3", "-n", namespace, "--snapshot-name", "s3", "--wait")
+    done = await cli(
+        kube, "restore", "rs-3", "-n", namespace, "--yes", "--snapshot-name", "s3", "--wait"
+    )
     assert done.exit_code == 0, done.output
 
     async def back() -> dict[str, Any] | None:
@@ -600,7 +626,9 @@ async def _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named(
 
     await eventually(removed, timeout=30, message="disk data's claim deleted with the disk")
 
-    done = await cli(kube, "restore", "rs-4", "-n", namespace, "--snapshot-name", "s4", "--wait")
+    done = await cli(
+        kube, "restore", "rs-4", "-n", namespace, "--yes", "--snapshot-name", "s4", "--wait"
+    )
     assert done.exit_code == 0, done.output
     assert "also restored, for a disk the spec no longer has: claim rs-4-data (disk data)" in (
         done.output
@@ -655,8 +683,8 @@ async def _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again(
 
     await eventually(theirs_failed, timeout=30, message="the user's restore failed")
     refused = await cli(
-        kube, "restore", "rs-6", "-n", namespace, "--snapshot-name", "s6", "--wait", "--timeout",
-        "60s",
+        kube, "restore", "rs-6", "-n", namespace, "--yes", "--snapshot-name", "s6", "--wait",
+        "--timeout", "60s",
     )  # fmt: skip
     assert refused.exit_code == 1, refused.output
     assert 'VirtualMachineRestore "theirs" in progress; the VM stays stopped' in refused.output
@@ -672,7 +700,9 @@ async def _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again(
         return not [r for r in listed["items"] if r["metadata"]["name"] == "theirs"]
 
     await eventually(gone, timeout=30, message="the user's restore gone")
-    done = await cli(kube, "restore", "rs-6", "-n", namespace, "--snapshot-name", "s6", "--wait")
+    done = await cli(
+        kube, "restore", "rs-6", "-n", namespace, "--yes", "--snapshot-name", "s6", "--wait"
+    )
     assert done.exit_code == 0, done.output
     assert "the disks are as snapshot s6 holds them" in done.output
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Annotated
 
 import typer
 
@@ -30,6 +31,7 @@ from wukong.console.options import (
     SnapshotName,
     Timeout,
     Wait,
+    asker,
     cluster_from,
     console,
     fail,
@@ -67,6 +69,12 @@ _LIFECYCLE: tuple[tuple[Action, str, str | None], ...] = (
     ),
 )
 _NAMES_A_SNAPSHOT = frozenset({Action.SNAPSHOT, Action.RESTORE})
+RestoreYes = Annotated[
+    bool,
+    typer.Option(
+        "--yes", "-y", help="do not ask before the disks lose what was written since the snapshot"
+    ),
+]
 _SHUT_DOWN = frozenset({Action.STOP, Action.RESTART})  # the only ones with --force, --grace-period
 
 
@@ -91,6 +99,7 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         force: Force = False,
         grace_period: GracePeriod = None,
         snapshot_name: SnapshotName = None,
+        yes: RestoreYes = False,
         wait: Wait = False,
         timeout: Timeout = None,
         dry_run: DryRunOpt = DryRun.NONE,
@@ -133,12 +142,15 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
             wait=waiting(wait, timeout),
             selector=selector,
             writing=writing(dry_run, output),
+            ask=lambda who: asker(yes, who),
         )
         run(work)
 
     hidden = set() if action in _SHUT_DOWN else {"force", "grace_period"}
     if action not in _NAMES_A_SNAPSHOT:
         hidden.add("snapshot_name")
+    if action is not Action.RESTORE:
+        hidden.add("yes")
     if hidden:
         signature = inspect.signature(command, eval_str=True)
         flags = [p for p in signature.parameters.values() if p.name not in hidden]

@@ -4,7 +4,7 @@ answer, or with --wait its last."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from wukong.adapters.kube import api_path
@@ -13,11 +13,13 @@ from wukong.api.durations import format_duration
 from wukong.api.kinds import MIGRATION, SNAPSHOT, VMI
 from wukong.api.names import LABEL_WUKONG, vm_name
 from wukong.api.objects import being_deleted
+from wukong.api.spec import Action
 from wukong.console.connect import Target, connect
 from wukong.console.errors import OK, CliError, usage
 from wukong.console.flows.common import (
     Failures,
     JsonObj,
+    NotConfirmed,
     Patches,
     Writing,
     addressed,
@@ -26,7 +28,7 @@ from wukong.console.flows.common import (
     silent,
 )
 from wukong.console.follow import wait_for
-from wukong.console.invocation import Cluster, Console
+from wukong.console.invocation import Ask, Cluster, Console
 from wukong.console.lifecycle import (
     Outcome,
     Request,
@@ -40,6 +42,7 @@ from wukong.console.lifecycle import (
 from wukong.console.output import (
     DryRun,
 )
+from wukong.console.status import RUNNING, phase
 from wukong.errors import ApiError, Conflict, Forbidden, ServerError
 
 
@@ -52,11 +55,14 @@ async def lifecycle(
     wait: float | None,
     selector: str | None = None,
     writing: Writing = Writing(),
+    ask: Callable[[str], Ask | None] = lambda _who: None,
 ) -> int:
     """Write the request to each Wukong; with `wait` (seconds), follow each until answered,
     without it until the operator took or refused it (ACK_SECONDS at most). Over a
     selection, one that fails does not stop the others (as kubectl): each failure is an
-    `error: NAME: …` line, and the exit code 1 at the end."""
+    `error: NAME: …` line, and the exit code 1 at the end. A restore, which throws away
+    what was written to the disks since the snapshot, is shown and confirmed first (`ask`,
+    as `delete` and `detach` are)."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
         failures = Failures(io, target.server, several=selector is not None or len(crs) > 1)
@@ -64,6 +70,8 @@ async def lifecycle(
         written: list[tuple[str, int, JsonObj]] = []
         for cr in crs:
             name = cr["metadata"]["name"]
+            if request.action is Action.RESTORE and writing.dry_run is DryRun.NONE:
+                _confirm_restore(io, cr, request, ask, target.namespace)
             try:
                 sent = await _request(target, io, request, cr, wait, writing, patches)
             except (CliError, ApiError) as error:
@@ -78,6 +86,26 @@ async def lifecycle(
             else:
                 await _answers(target, io, request, written, wait, failures)
         return failures.code
+
+
+def _confirm_restore(
+    io: Console, cr: JsonObj, request: Request, ask: Callable[[str], Ask | None], namespace: str
+) -> None:
+    """Show what a restore would throw away and ask (nothing asked with --yes; refused
+    without a terminal). Found by a CLI audit (session 41): `delete` and `detach` asked, a
+    restore, which loses as much, did not."""
+    name, snapshot = cr["metadata"]["name"], request.snapshot_name
+    confirm = ask(f"what was written to the disks of {name} since snapshot {snapshot}")
+    if confirm is None:
+        return
+    runs = phase(cr) in RUNNING
+    io.out(
+        f"restoring {name} from snapshot {snapshot} puts its disks back as the snapshot holds "
+        "them: what was written to them since is lost"
+        + (f"; {name} runs: it is stopped first and started again after" if runs else "")
+    )
+    if not confirm(f"Restore the disks of {name} from snapshot {snapshot}?"):
+        raise NotConfirmed("nothing was restored")
 
 
 async def _request(
