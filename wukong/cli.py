@@ -4,6 +4,7 @@ and the commands people use on their Wukongs (`wukong.console`)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
 import signal
@@ -288,3 +289,26 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
+    except OSError as error:  # the output cannot be written (a full disk): one line
+        if isinstance(error, ConnectionError) or error.errno not in _OUTPUT_ERRNOS:
+            raise
+        _unwritable_output()
+        reason = (error.strerror or str(error)).lower()
+        typer.echo(f"error: cannot write the output: {reason}", err=True)
+        raise SystemExit(1) from None
+
+
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EBADF})
+
+
+def _unwritable_output() -> None:
+    """Send what stdout still buffers to /dev/null: flushed at exit, it would fail again
+    with a second traceback (Python's own advice for a closed pipe)."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

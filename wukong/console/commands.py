@@ -20,6 +20,7 @@ from wukong.console.options import (
     DETACH_WAIT,
     TYPER_STYLE,
     Context,
+    DetachTimeout,
     DiskArg,
     DryRunOpt,
     Kubeconfig,
@@ -446,7 +447,7 @@ def detach(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="do not ask before deleting the PVC")
     ] = False,
-    timeout: Timeout = None,
+    timeout: DetachTimeout = None,
     dry_run: DryRunOpt = DryRun.NONE,
     output: OutputOpt = None,
     kubeconfig: Kubeconfig = None,

@@ -276,16 +276,18 @@ def grace_duration(text: str) -> int:
     return int(seconds)
 
 
-Timeout = Annotated[
-    float | None,
-    typer.Option(
+def _timeout(default: str) -> object:
+    return typer.Option(
         "--timeout",
         parser=timeout_duration,
         metavar="DURATION",
         show_default=False,
-        help="how long --wait may take (30s, 5m, 1h)  [default: 5m]",
-    ),
-]
+        help=f"how long --wait may take (30s, 5m, 1h)  [default: {default}]",
+    )
+
+
+Timeout = Annotated[float | None, _timeout("5m")]
+DetachTimeout = Annotated[float | None, _timeout("10m")]  # DETACH_WAIT
 Force = Annotated[bool, typer.Option("--force", help="power off at once, no graceful shutdown")]
 SnapshotName = Annotated[
     str | None,

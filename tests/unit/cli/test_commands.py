@@ -139,3 +139,14 @@ def test_the_program_names_itself_as_the_user_typed_it(program: str) -> None:
     env = {"PATH": "", variable: "complete_bash", "COMP_WORDS": f"{program} sta", "COMP_CWORD": "1"}
     completed = subprocess.run([binary], capture_output=True, text=True, env=env)
     assert completed.stdout.split() == ["start", "status"]
+
+
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback() -> None:
+    """`wukong crd > /dev/full` ended in a traceback (CLI audit, session 41)."""
+    binary = Path(sys.executable).parent / "wukong"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([binary, "crd"], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert (done.returncode, done.stderr) == (
+        1,
+        "error: cannot write the output: no space left on device\n",
+    )
