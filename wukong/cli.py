@@ -214,7 +214,9 @@ def split_short_equals(args: list[str]) -> list[str]:
     for i, arg in enumerate(args):
         if arg == "--":
             return out + args[i:]
-        if len(arg) > 3 and arg[0] == "-" and arg[1].isalpha() and arg[2] == "=":
+        if arg[3:].lower() in ("true", "false"):
+            out.append(arg)  # a boolean flag's pflag spelling: KubectlCommand reads it
+        elif len(arg) > 3 and arg[0] == "-" and arg[1].isalpha() and arg[2] == "=":
             out += [arg[:2], arg[3:]]
         else:
             out.append(arg)

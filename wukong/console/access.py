@@ -35,6 +35,18 @@ IdentityFile = Annotated[
 ]
 
 
+def console_timeout(text: str) -> float:
+    """console --timeout: a duration with its unit. virtctl's console counts a bare number
+    in minutes (`--timeout=1`), every other wukong --timeout in seconds: `5` is refused,
+    not guessed (CLI audit, session 41)."""
+    if text.strip().isdigit():
+        raise typer.BadParameter(
+            f"{text!r} has no unit: say {text.strip()}m or {text.strip()}s (virtctl's console "
+            "counts minutes, wukong's other timeouts seconds)"
+        )
+    return timeout_duration(text)
+
+
 @app.command(
     name="console",
     cls=KubectlCommand,
@@ -50,7 +62,7 @@ def serial_console(
         float,
         typer.Option(
             "--timeout",
-            parser=timeout_duration,
+            parser=console_timeout,
             metavar="DURATION",
             show_default=False,
             help="how long to wait for a VM that is starting (30s, 5m)  [default: 5m]",

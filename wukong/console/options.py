@@ -41,11 +41,43 @@ class KubectlCommand(TyperCommand):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """A parse error names this command's help, not the program's."""
         try:
-            return list(super().parse_args(ctx, args))
+            return list(super().parse_args(ctx, self._pflag_values(ctx, args)))
         except _UsageError as error:
             if error.ctx is None:
                 error.ctx = ctx
             raise
+
+    def _pflag_values(self, ctx: Any, args: list[str]) -> list[str]:
+        """kubectl and virtctl (pflag) take `--force=true`, `--wait=false` and `-A=false` for
+        a boolean flag; click refused them, and `-A=false` (split as `-A false`) named a
+        Wukong "false" (CLI audit, session 41). `=true` is the flag, `=false` leaves it
+        out; `-X=true` of an option that takes a value is `-X true` (split_short_equals
+        leaves those two words to this, which knows the command's flags). Up to `--`."""
+        flags: dict[str, Any] = {
+            opt: param
+            for param in self.get_params(ctx)
+            if param.param_type_name == "option" and getattr(param, "is_flag", False)
+            for opt in param.opts
+        }
+        out: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                return out + args[i:]
+            name, equals, value = arg.partition("=")
+            said = value.lower()
+            if not (equals and name.startswith("-") and said in ("true", "false")):
+                out.append(arg)
+            elif name in flags:
+                secondary = flags[name].secondary_opts
+                if said == "true":
+                    out.append(name)
+                elif secondary:
+                    out.append(secondary[0])
+            elif len(name) == 2 and name[1].isalpha():
+                out += [name, value]
+            else:
+                out.append(arg)
+        return out
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         """Description, Examples (the epilog), Options, Usage. An example names the program

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import typer
 import yaml
 from typer.testing import CliRunner
 
@@ -182,3 +183,44 @@ def test_short_flags_with_an_equals_sign_are_read_as_kubectl_reads_them(
     from wukong.cli import split_short_equals
 
     assert split_short_equals(given) == run
+
+
+@pytest.mark.parametrize(
+    ("words", "params"),
+    [
+        (["stop", "web-1", "--force=true"], {"force": True, "name": ["web-1"]}),
+        (["stop", "web-1", "--force=false"], {"force": False, "name": ["web-1"]}),
+        (["stop", "web-1", "--force=True", "--grace-period=0"], {"force": True}),
+        (["delete", "web-1", "--wait=false", "--yes=true"], {"wait": False, "yes": True}),
+        (["status", "-A=true"], {"all_namespaces": True, "name": None}),
+        (["status", "-w=false", "web-1"], {"watch": False, "name": "web-1"}),
+        (["status", "-o=yaml", "web-1"], {"output": "yaml", "name": "web-1"}),
+        (["stop", "-l=true"], {"selector": "true"}),  # a value, not a flag: as before
+    ],
+)
+def test_boolean_flags_take_pflags_true_and_false(
+    words: list[str], params: dict[str, object]
+) -> None:
+    """kubectl and virtctl (pflag) take `--force=true` and `-A=false`; click refused the
+    first, and `-A=false` named a Wukong "false" (CLI audit, session 41)."""
+    from wukong.cli import split_short_equals
+
+    command = typer.main.get_command(app)
+    args = split_short_equals(words)
+    sub = command.commands[args[0]]  # type: ignore[attr-defined]
+    ctx = sub.make_context(args[0], args[1:], parent=command.make_context("wukong", []))
+    got = {key: ctx.params[key] for key in params}
+    assert {k: (v.value if hasattr(v, "value") else v) for k, v in got.items()} == params
+
+
+def test_a_boolean_flag_with_another_value_is_one_clear_line() -> None:
+    result = runner.invoke(app, ["stop", "web-1", "--force=maybe"], prog_name="wukong")
+    assert result.exit_code == 2
+    assert "option '--force' does not take a value" in result.output
+
+
+def test_console_timeout_needs_a_unit_where_virtctl_counts_minutes() -> None:
+    """virtctl's `console --timeout=1` is a minute; wukong's other timeouts count seconds."""
+    result = runner.invoke(app, ["console", "web-1", "--timeout", "5"], prog_name="wukong")
+    assert result.exit_code == 2
+    assert "'5' has no unit: say 5m or 5s" in result.output
