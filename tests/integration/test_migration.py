@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     IMAGE,
     OPERATOR_USER,
@@ -257,3 +258,43 @@ async def test_migrate_cancel_aborts_the_running_migration_and_the_vm_stays(
         what="the migration after the cancelled one",
     )
     assert cr["status"]["nodeName"] != source
+
+
+async def test_migrate_cancel_cancels_a_migration_started_outside_wukong(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """A node drain's, a workload update's or `virtctl migrate`'s migration: status.migration
+    follows only the Wukong's own, and `migrate-cancel` said "no migration of mig-7 is
+    running" (CLI audit, session 41). Found as virtctl's migrate-cancel finds one, by
+    KubeVirt's `kubevirt.io/vmi-name` label, and deleted: KubeVirt aborts it."""
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("mig-7", disks=SHARED))
+    cr = await wait_phase(k, namespace, "mig-7", "Running", within=60)
+    source = cr["status"]["nodeName"]
+    theirs: dict[str, Any] = {
+        "apiVersion": f"{names.KUBEVIRT_GROUP}/{names.KUBEVIRT_VERSION}",
+        "kind": "VirtualMachineInstanceMigration",
+        "metadata": {"name": "drain-1"},
+        "spec": {"vmiName": "mig-7-vm"},
+    }
+    if kubevirt_mode() != "real":  # virt-api's mutating webhook labels it so
+        theirs["metadata"]["labels"] = {"kubevirt.io/vmi-name": "mig-7-vm"}
+    await k.create(migrations_path(namespace), theirs)
+
+    async def under_way() -> bool:
+        made = await k.get(f"{migrations_path(namespace)}/drain-1")
+        return (made.get("status") or {}).get("phase") in ("Scheduling", "Scheduled",
+                                                            "PreparingTarget", "TargetReady",
+                                                            "Running")  # fmt: skip
+
+    await eventually(under_way, timeout=30, message="the outside migration under way")
+    result = await cli(kubeconfig, "migrate-cancel", "mig-7", "-n", namespace)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("migration drain-1 of mig-7 cancelled: KubeVirt aborts it ")
+
+    async def object_gone() -> bool:
+        return await items_at(k, migrations_path(namespace)) == []
+
+    await eventually(object_gone, timeout=30, message="the migration object let go")
+    cr = await wait_phase(k, namespace, "mig-7", "Running")
+    assert cr["status"]["nodeName"] == source

@@ -257,10 +257,24 @@ async def migrate_cancel(cluster: Cluster, io: Console, name: str, *, wait: floa
     follow status.migration until it says how it ended."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         cr = await target.wukong(name)
-        migration = migration_to_cancel(cr)
-        object_name = str(migration["name"])
         kind = MIGRATION
         path = api_path(kind.group, kind.version, kind.plural, target.namespace)
+        try:
+            migration = migration_to_cancel(cr)
+        except CliError:
+            theirs = await _kubevirts_migration(target, path, vm_name(name))
+            if theirs is None:
+                raise
+            object_name = theirs["metadata"]["name"]
+            await target.kube.delete(f"{path}/{object_name}", uid=theirs["metadata"].get("uid"))
+            io.out(
+                f"migration {object_name} of {name} cancelled: KubeVirt aborts it (started "
+                "outside Wukong, by a node drain, a workload update or virtctl: "
+                + ("not followed" if wait is not None else "status.migration does not show it")
+                + ")"
+            )
+            return OK
+        object_name = str(migration["name"])
         await target.kube.delete(f"{path}/{object_name}", uid=migration.get("uid"))
         if wait is None:
             io.out(f"migration {object_name} of {name} cancelled: KubeVirt aborts it")
@@ -278,6 +292,22 @@ async def migrate_cancel(cluster: Cluster, io: Console, name: str, *, wait: floa
             raise CliError(ended.message)
         io.out(ended.message)
         return OK
+
+
+async def _kubevirts_migration(target: Target, path: str, vmi: str) -> JsonObj | None:
+    """A migration of the VMI not asked through Wukong and not ended: KubeVirt's own (a node
+    drain, a workload update) or virtctl's. Found as virtctl's migrate-cancel finds one, by
+    KubeVirt's label `kubevirt.io/vmi-name`; the Wukong's status.migration follows only its
+    own (CLI audit, session 41: `migrate-cancel` said "no migration is running")."""
+    query = {"labelSelector": f"kubevirt.io/vmi-name={vmi}"}
+    listed = await target.kube.request("GET", path, query=query)
+    running = [
+        m
+        for m in listed.get("items") or []
+        if (m.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        and not being_deleted(m)
+    ]
+    return min(running, key=lambda m: m["metadata"].get("creationTimestamp", ""), default=None)
 
 
 async def soft_reboot(
