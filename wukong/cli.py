@@ -8,6 +8,7 @@ import errno
 import inspect
 import logging
 import signal
+from collections.abc import Callable
 from typing import Annotated, Any, Final
 
 import typer
@@ -223,27 +224,59 @@ def split_short_equals(args: list[str]) -> list[str]:
     return out
 
 
-def hoist_global_flags(args: list[str]) -> list[str]:
+def hoist_global_flags(
+    args: list[str], takes: Callable[[list[str]], set[str] | None] | None = None
+) -> list[str]:
     """kubectl takes -n, --context and --kubeconfig before the verb too (`kubectl -n demo get
     pods`, and `kubectl wukong -n demo status` hands the plugin `-n demo status`): move them
-    from before the command to just after it, where each command reads them."""
-    leading: list[str] = []
+    from before the command to just after it, where each command reads them. `takes(words)`:
+    the flags the command `words` takes (None: unknown); one it does not take is dropped
+    (`wukong -n demo version`, as kubectl's global flags are ignored where they mean
+    nothing), and `-n` is `--namespace` where only that is taken (`run`)."""
+    leading: list[list[str]] = []
     rest = list(args)
     while rest:
         flag, _, attached = rest[0].partition("=")
         if flag in _GLOBAL_FLAGS and (attached or "=" in rest[0]):
-            leading.append(rest.pop(0))
+            leading.append([rest.pop(0)])
         elif flag in _GLOBAL_FLAGS and len(rest) > 1:
-            leading += [rest.pop(0), rest.pop(0)]
+            leading.append([rest.pop(0), rest.pop(0)])
         elif rest[0].startswith("-n") and len(rest[0]) > 2 and not rest[0].startswith("--"):
-            leading.append(rest.pop(0))  # -ndemo
+            leading.append([rest.pop(0)])  # -ndemo
         else:
             break
     if not leading or not rest:
         return list(args)
     # A group's command is one word further (`-n demo credentials add-ssh-key web-1`).
     verb = 2 if rest[0] in GROUPS and len(rest) > 1 else 1
-    return [*rest[:verb], *leading, *rest[verb:]]
+    known = takes(rest[:verb]) if takes is not None else None
+    kept = [word for group in leading for word in _taken(group, known)]
+    return [*rest[:verb], *kept, *rest[verb:]]
+
+
+def _taken(group: list[str], known: set[str] | None) -> list[str]:
+    """One hoisted flag (and its value) as the command takes it: as it is, as
+    `--namespace`, or not at all."""
+    first = group[0]
+    flag = "-n" if first.startswith("-n") and not first.startswith("--") else first
+    flag = flag.partition("=")[0]
+    if known is None or flag in known:
+        return group
+    if flag == "-n" and "--namespace" in known:
+        value = group[1:] if len(group) > 1 else [first.removeprefix("-n").removeprefix("=")]
+        return ["--namespace", *value]
+    return []
+
+
+def command_flags(words: list[str]) -> set[str] | None:
+    """The options the command `words` (`status`, `credentials add-ssh-key`) takes; None
+    for a word that is no command (click then says so)."""
+    command: Any = typer.main.get_command(app)
+    for word in words:
+        command = getattr(command, "commands", {}).get(word)
+        if command is None:
+            return None
+    return {opt for param in command.params for opt in getattr(param, "opts", [])}
 
 
 # As kubectl's plugin the program is `kubectl wukong` to the user; its shell completion
@@ -287,7 +320,8 @@ def main() -> None:
     plugin = invoked_as() == "kubectl-wukong"
     named = {"prog_name": PLUGIN_NAME, "complete_var": PLUGIN_COMPLETE_VAR}
     try:
-        app(args=hoist_global_flags(split_short_equals(sys.argv[1:])), **(named if plugin else {}))
+        args = hoist_global_flags(split_short_equals(sys.argv[1:]), command_flags)
+        app(args=args, **(named if plugin else {}))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None

@@ -299,9 +299,12 @@ def expose(
         ),
     ] = None,
     service_type: Annotated[
-        ServiceType, typer.Option("--type", help="How the Service is reached.")
+        ServiceType,
+        typer.Option("--type", help="How the Service is reached.", case_sensitive=False),
     ] = ServiceType.CLUSTER_IP,
-    protocol: Annotated[Protocol, typer.Option(help="The port's protocol.")] = Protocol.TCP,
+    protocol: Annotated[
+        Protocol, typer.Option(help="The port's protocol.", case_sensitive=False)
+    ] = Protocol.TCP,
     dry_run: DryRunOpt = DryRun.NONE,
     output: OutputOpt = None,
     kubeconfig: Kubeconfig = None,

@@ -117,7 +117,8 @@ _UsageError: Final[Any] = typer.BadParameter.__mro__[1]
 
 
 def _one_line(self: Any, file: IO[Any] | None = None) -> None:
-    """A wrong command line in one line, as kubectl words it: `error: unknown flag: --x`."""
+    """A wrong command line in one line, as kubectl prints one (`error: ...`, then where to
+    look), in click's words: `error: no such option: --x (see 'wukong stop --help')`."""
     command = self.ctx.command_path if self.ctx is not None else "wukong"
     message = self.format_message().replace("Value error, ", "").rstrip(".")
     message = message[:1].lower() + message[1:]

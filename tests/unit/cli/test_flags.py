@@ -167,6 +167,28 @@ def test_kubectl_global_flags_before_the_verb_are_read(given: list[str], run: li
 @pytest.mark.parametrize(
     ("given", "run"),
     [
+        (["-n", "demo", "version", "--client"], ["version", "--client"]),
+        (["-n", "demo", "--context", "c", "version"], ["version", "--context", "c"]),
+        (["-ndemo", "fsm"], ["fsm"]),
+        (["-n", "demo", "run"], ["run", "--namespace", "demo"]),
+        (["-n=demo", "run"], ["run", "--namespace", "demo"]),
+        (["-n", "demo", "status", "w"], ["status", "-n", "demo", "w"]),
+        (["-n", "demo", "bogus"], ["bogus", "-n", "demo"]),  # click names the bad command
+        (["-n", "demo", "credentials"], ["credentials"]),  # the group takes none
+    ],
+)
+def test_global_flags_a_command_does_not_take_are_dropped(given: list[str], run: list[str]) -> None:
+    """`kubectl -n demo version` works; `wukong -n demo version` said "no such option: -n"
+    (CLI audit, session 41). A flag the command does not take is dropped, and `-n` is
+    `--namespace` where only that is taken."""
+    from wukong.cli import command_flags, hoist_global_flags, split_short_equals
+
+    assert hoist_global_flags(split_short_equals(given), command_flags) == run
+
+
+@pytest.mark.parametrize(
+    ("given", "run"),
+    [
         (["status", "-o=yaml", "-n=demo"], ["status", "-o", "yaml", "-n", "demo"]),
         (["status", "-l=app=web"], ["status", "-l", "app=web"]),
         (["-n=demo", "status"], ["-n", "demo", "status"]),
@@ -224,3 +246,24 @@ def test_console_timeout_needs_a_unit_where_virtctl_counts_minutes() -> None:
     result = runner.invoke(app, ["console", "web-1", "--timeout", "5"], prog_name="wukong")
     assert result.exit_code == 2
     assert "'5' has no unit: say 5m or 5s" in result.output
+
+
+def test_virtctls_pause_vm_name_pauses_the_name_not_a_wukong_called_vm() -> None:
+    """`virtctl pause vm web-1` (pause.go): under virtctl's names the type word goes; it
+    named a Wukong `vm` (CLI audit, session 41)."""
+    from wukong.console.verbs import _virtctl_type_dropped as dropped
+
+    assert dropped("pause", ["vm", "web-1"]) == ["web-1"]
+    assert dropped("unpause", ["vmi", "web-1"]) == ["web-1"]
+    assert dropped("pause", ["vm"]) == ["vm"]  # a Wukong named vm
+    assert dropped("suspend", ["vm", "web-1"]) == ["vm", "web-1"]  # wukong's own verb
+    assert dropped("pause", None) is None
+
+
+def test_expose_type_and_protocol_take_any_case_as_virtctls() -> None:
+    """virtctl lowercases --type and --protocol (expose.go): `--type nodeport` works."""
+    command = typer.main.get_command(app)
+    sub = command.commands["expose"]  # type: ignore[attr-defined]
+    words = ["web-1", "--port", "22", "--type", "nodeport", "--protocol", "udp"]
+    ctx = sub.make_context("expose", words, parent=command.make_context("wukong", []))
+    assert (ctx.params["service_type"].value, ctx.params["protocol"].value) == ("NodePort", "UDP")

@@ -324,6 +324,7 @@ def test_force_with_a_grace_period_of_0_is_virtctls_forced_stop(
     )
     assert refused.exit_code == 2, refused.output
     assert refused.stderr == (
-        "error: --force powers off at once: --grace-period does not apply (or give 0)\n"
+        "error: --force powers off at once: --grace-period does not apply (or give 0); for a "
+        "1s shutdown, drop --force\n"
     )
     assert server.writes == []
