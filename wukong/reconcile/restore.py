@@ -445,6 +445,19 @@ def _missing_claims(cr: Wukong, seen: Observed) -> list[str]:
     return sorted(c for c in claims if c not in seen.claims or being_deleted(seen.claims[c]))
 
 
+def _not_in_snapshot(cr: Wukong, seen: Observed, snapshot: str | None) -> list[str]:
+    """The spec's disks the snapshot does not hold (its `includedVolumes`): KubeVirt
+    restores only volumes with a backup in it and leaves the others as they are, where the
+    answer said every disk was as the snapshot holds it (source audit, session 41). None
+    known when the snapshot is gone or does not list them."""
+    found = seen.snapshots.get(snapshot or "") or {}
+    lists = (found.get("status") or {}).get("snapshotVolumes")
+    if lists is None:
+        return []
+    included = set(lists.get("includedVolumes") or [])  # omitted when empty
+    return [d.name for d in cr.spec.disks if d.name not in included]
+
+
 def _not_in_spec(cr: Wukong, seen: Observed) -> str:
     """The claims KubeVirt restored for disks the spec no longer has ("claim web-1-old
     (disk old)"): KubeVirt restores every volume of the snapshot; the operator then writes
@@ -502,6 +515,11 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
     failure = condition_of(restore, "Failure") or {}
     if status.get("complete"):
         text = f"the disks are as snapshot {old.snapshot} holds them (restore {old.name})"
+        if kept := _not_in_snapshot(cr, seen, old.snapshot):
+            text += (
+                f"; disk(s) {', '.join(kept)} are not in the snapshot and keep what they hold "
+                "(added since, or left out: no VolumeSnapshotClass for their StorageClass)"
+            )
         if extra := _not_in_spec(cr, seen):
             text += (
                 f"; also restored, for a disk the spec no longer has: {extra}, left as KubeVirt "

@@ -811,3 +811,23 @@ def test_a_failed_restore_goes_once_the_status_has_said_so() -> None:
     done = _owned_restore("r3", complete=True)
     others = Observed(now=NOW, vm=VM, restores={"r1": going, "r2": theirs, "r3": done})
     assert plan_restore(cr(), others, said.status, "r-1", "good").actions == ()
+
+
+def test_disks_the_snapshot_does_not_hold_are_named_in_the_answer() -> None:
+    """KubeVirt restores only volumes backed up in the snapshot: the answer said every disk
+    was as the snapshot holds it (source audit, session 41)."""
+    two = asking(action="restore", snapshotName="good").model_dump(by_alias=True)
+    two["spec"]["disks"] = [{"name": "system", "size": "1Gi"}, {"name": "data", "size": "1Gi"}]
+    shot = snapshot()
+    shot["status"]["snapshotVolumes"] = {"includedVolumes": ["system"]}
+    seen = Observed(
+        now=NOW, vm=VM, restores={"r1": _restore(complete=True)}, snapshots={"good": shot}
+    )
+    old = RestoreStatus(request_id="r-1", name="r1", snapshot="good", phase="Restoring")
+    plan = plan_restore(Wukong.from_dict(two), seen, old, "r-1", "good")
+    assert plan.status is not None and plan.status.result == "Succeeded"
+    assert plan.status.message == (
+        "the disks are as snapshot good holds them (restore r1); disk(s) data are not in the "
+        "snapshot and keep what they hold (added since, or left out: no VolumeSnapshotClass "
+        "for their StorageClass)"
+    )
