@@ -198,7 +198,9 @@ def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:
         "message": f"{old.name}: {phase}",
     }
     error = (status.get("error") or {}).get("message")
-    if error and phase not in FINAL:
+    if error and (phase not in FINAL or (phase == "Succeeded" and not status.get("readyToUse"))):
+        # Also between Succeeded and readyToUse: KubeVirt's phase moves at the content's
+        # creationTime, readiness with the VolumeSnapshots' (source audit, session 41).
         update["message"] = f"{old.name}: {phase}: {error}"
     actions: list[Action] = []
     locked = ((seen.vm or {}).get("status") or {}).get("snapshotInProgress") == old.name

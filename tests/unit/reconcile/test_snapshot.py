@@ -243,3 +243,12 @@ def test_a_failed_quiesce_is_said_without_claiming_the_guest_was_frozen() -> Non
         "snapshot s1 is ready (freezing the guest's filesystems failed: the disks are "
         "crash-consistent)"
     )
+
+
+def test_an_error_while_the_volume_snapshots_get_ready_is_said() -> None:
+    """KubeVirt says Succeeded at the content's creationTime, readyToUse later: an error
+    meanwhile (a VolumeSnapshot the driver fails) was never shown (source audit, s41)."""
+    error = {"message": "VolumeSnapshot vmsnapshot-1-volume-system error"}
+    actions, status = _following(phase="Succeeded", readyToUse=False, error=error)
+    assert not actions and status.result is None
+    assert status.message == "s1: Succeeded: VolumeSnapshot vmsnapshot-1-volume-system error"
