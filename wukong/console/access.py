@@ -35,11 +35,11 @@ IdentityFile = Annotated[
 ]
 
 
-def console_timeout(text: str) -> float:
+def console_timeout(text: str | float) -> float:
     """console --timeout: a duration with its unit. virtctl's console counts a bare number
     in minutes (`--timeout=1`), every other wukong --timeout in seconds: `5` is refused,
     not guessed (CLI audit, session 41)."""
-    if text.strip().isdigit():
+    if isinstance(text, str) and text.strip().isdigit():  # (the default comes as a number)
         raise typer.BadParameter(
             f"{text!r} has no unit: say {text.strip()}m or {text.strip()}s (virtctl's console "
             "counts minutes, wukong's other timeouts seconds)"

@@ -283,7 +283,7 @@ OutputOpt = Annotated[
 Wait = Annotated[bool, typer.Option("--wait", help="follow progress until done or failed")]
 
 
-def duration(text: str) -> float:
+def duration(text: str | float) -> float:
     """A kubectl-style duration flag (`30`, `30s`, `5m`, `1h30m`)."""
     try:
         return parse_duration(text)
@@ -291,7 +291,7 @@ def duration(text: str) -> float:
         raise typer.BadParameter(str(error)) from None
 
 
-def timeout_duration(text: str) -> float:
+def timeout_duration(text: str | float) -> float:
     """--timeout: a duration of at least one second."""
     seconds = duration(text)
     if seconds < 1:

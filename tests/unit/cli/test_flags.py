@@ -267,3 +267,12 @@ def test_expose_type_and_protocol_take_any_case_as_virtctls() -> None:
     words = ["web-1", "--port", "22", "--type", "nodeport", "--protocol", "udp"]
     ctx = sub.make_context("expose", words, parent=command.make_context("wukong", []))
     assert (ctx.params["service_type"].value, ctx.params["protocol"].value) == ("NodePort", "UDP")
+
+
+def test_console_timeout_has_its_default_without_the_flag() -> None:
+    """The default reaches the parser as a number (5 minutes), not text: it was refused
+    with a traceback (session 41's first version)."""
+    command = typer.main.get_command(app)
+    sub = command.commands["console"]  # type: ignore[attr-defined]
+    ctx = sub.make_context("console", ["web-1"], parent=command.make_context("wukong", []))
+    assert ctx.params["timeout"] == 300.0
