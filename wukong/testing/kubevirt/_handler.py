@@ -209,9 +209,19 @@ class GuestHost(Controller):
             if acpi:  # else killed at the end of the grace period: the guest says nothing
                 log.write_once("end", power_down_lines())
             log.end()
-            self._power_off(vmi, status, "Succeeded")
+            self._power_off(vmi, status, "Succeeded" if acpi else _destroyed(vmi, grace))
             return None
         return done_at - elapsed
+
+
+def _destroyed(vmi: JsonObj, grace: float) -> str:
+    """The phase of a VMI whose domain was destroyed at the end of its grace period: Failed
+    when the domain has ACPI and the VMI a grace period (it was asked to shut down and did
+    not), Succeeded otherwise, a forced stop's grace of 0 too (virt-handler's
+    calculateVmPhaseForStatusReason, isACPIEnabled). The simulator said Succeeded always."""
+    features = ((vmi.get("spec") or {}).get("domain") or {}).get("features") or {}
+    has_acpi = (features.get("acpi") or {}).get("enabled") is not False
+    return "Failed" if has_acpi and grace > 0 else "Succeeded"
 
 
 def soonest(*waits: float | None) -> float | None:

@@ -6,8 +6,8 @@ node's kube-scheduler and kubelet (`node.Kubelet`, shared with real mode) bind i
 Secrets (or report FailedMount) and start it. Then the VMI is Scheduled on the pod's node and
 Running after a boot delay. Deleting a VMI is a graceful shutdown: a guest that honours ACPI
 powers off after acpi_shutdown_delay, otherwise it is killed when terminationGracePeriodSeconds
-runs out; then the VMI is Succeeded (its launcher pod ends with it) and its finalizers are
-removed.
+runs out; then the VMI is Succeeded (Failed when killed so with ACPI on, as virt-handler
+says of a destroyed domain; its launcher pod ends with it) and its finalizers are removed.
 """
 
 from __future__ import annotations
