@@ -300,7 +300,10 @@ async def _kubevirts_migration(target: Target, path: str, vmi: str) -> JsonObj |
     KubeVirt's label `kubevirt.io/vmi-name`; the Wukong's status.migration follows only its
     own (CLI audit, session 41: `migrate-cancel` said "no migration is running")."""
     query = {"labelSelector": f"kubevirt.io/vmi-name={vmi}"}
-    listed = await target.kube.request("GET", path, query=query)
+    try:
+        listed = await target.kube.request("GET", path, query=query)
+    except Forbidden:  # not the user's to list: the Wukong's own answer stands
+        return None
     running = [
         m
         for m in listed.get("items") or []
