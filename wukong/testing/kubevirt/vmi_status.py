@@ -92,6 +92,20 @@ def interfaces(
     return result
 
 
+MULTUS_STATUS = "multus-status"
+
+
+def with_multus_as_said(entry: JsonObj, current: JsonObj | None) -> JsonObj:
+    """`entry` (the node's view of an interface) with `multus-status` in its infoSource as
+    the VMI says it now: virt-controller adds or removes it from the launcher pod's
+    network-status annotation (network/controllers/vmi.go), never virt-handler."""
+    said = [s.strip() for s in str(entry.get("infoSource") or "").split(",") if s.strip()]
+    said = [s for s in said if s != MULTUS_STATUS]
+    if MULTUS_STATUS in str((current or {}).get("infoSource") or ""):
+        said.append(MULTUS_STATUS)
+    return {**entry, "infoSource": ", ".join(said)} if said else entry
+
+
 @dataclass(frozen=True)
 class VolumeReport:
     """New volumeStatus plus the seconds until the next hotplug step (None: nothing pending)."""
