@@ -101,7 +101,7 @@ VMI = Kind(
     reads={
         # annotations: the instancetype and preference it started with (vm._size_changes).
         "metadata": {**_CHILD_METADATA, "annotations": ALL},
-        # What restart_required compares with the template (vm.REBOOT_FIELDS), and the
+        # What restart_required compares with the template (vm.restart_reasons), and the
         # Secrets it references (access.py).
         "spec": {
             "domain": {

@@ -234,11 +234,11 @@ def covers(current: Any, desired: Any) -> bool:
 # strategy virt-controller patches them into the running VMI (vm.go handleAffinityChange-
 # Request, handleTolerationsChangeRequest).
 # cpu and memory are resources.py's: KubeVirt hot-plugs them when it can.
+# Interfaces and networks are compared by name (`_network_changes`), as KubeVirt does.
 REBOOT_FIELDS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("domain", "devices", "interfaces"), "networks"),
-    (("networks",), "networks"),
     (("evictionStrategy",), "evictionStrategy"),
 )
+MIGRATION_REQUIRED = "MigrationRequired"
 # Compared whole, absence included: removing them from the spec needs a restart too.
 _WHOLE_FIELDS = ((("accessCredentials",), "sshKeys"),)
 # Template fields the operator owns outright: a key the spec dropped is removed from the VM.
@@ -299,7 +299,7 @@ def restart_reasons(
     if vmi is None:
         return [], Resize()
     running = vmi.get("spec", {})
-    changed: list[str] = []
+    changed: list[str] = ["networks"] if _network_changes(template_spec, running) else []
     for path, words in REBOOT_FIELDS:
         want = _dig(template_spec, path)
         if want is not None and not covers(_dig(running, path), want) and words not in changed:
@@ -318,6 +318,8 @@ def restart_reasons(
     # only without RestartRequired).
     resize = plan_resize(template_spec, vmi, held=bool(changed) or kubevirt_says is not None)
     reasons = [(field, "") for field in changed]
+    if "networks" not in changed and (undelivered := _undelivered_networks(vmi)):
+        reasons.append(("networks", _undelivered_words(undelivered)))
     if _dropped_eviction(template_spec, vmi, cr, vm):
         reasons.append(("evictionStrategy", "removed from the spec: the cluster's default applies"))
     reasons += [r for r in resize.restart if r[0] not in changed]
@@ -326,6 +328,66 @@ def restart_reasons(
         # back: its RestartRequired stays until the next start): pass its word on.
         reasons.append(("the VM template", kubevirt_says))
     return reasons, resize
+
+
+def _by_name(items: Any) -> dict[str, JsonObj]:
+    return {str(i.get("name")): i for i in items or [] if isinstance(i, dict)}
+
+
+def _hot_pluggable(interface: JsonObj) -> bool:
+    """An interface KubeVirt plugs into a running VMI by itself (virt-controller's network
+    sync, controllers/vm.go applyDynamicIfaceRequestOnVMI): bridge or SR-IOV, not absent."""
+    return interface.get("state") != "absent" and ("bridge" in interface or "sriov" in interface)
+
+
+def _network_changes(template_spec: JsonObj, running: JsonObj) -> bool:
+    """Whether the VM's interfaces or networks differ from the running VMI's in a way only
+    a restart applies, by name as KubeVirt compares them (vmliveupdate/restart.go): one
+    removed or changed. One added is plugged in by KubeVirt when it is a bridge or SR-IOV
+    interface (appended to the VMI, so order never counts), else waits for a restart. The
+    operator compared the lists item by item: a network inserted before others, or KubeVirt's
+    plug not yet landed, read as a restart owed (network audit, session 41)."""
+    want_ifaces = _by_name(_dig(template_spec, ("domain", "devices", "interfaces")))
+    have_ifaces = _by_name(_dig(running, ("domain", "devices", "interfaces")))
+    want_nets, have_nets = (
+        _by_name(template_spec.get("networks")),
+        _by_name(running.get("networks")),
+    )
+    for name, have in have_ifaces.items():
+        if name not in want_ifaces or not covers(have, want_ifaces[name]):
+            return True
+    for name, have in have_nets.items():
+        if name not in want_nets or not covers(have, want_nets[name]):
+            return True
+    added = [i for name, i in want_ifaces.items() if name not in have_ifaces]
+    return any(not _hot_pluggable(i) for i in added)
+
+
+def _undelivered_networks(vmi: JsonObj) -> list[str]:
+    """The networks KubeVirt plugged into the running VMI but not into its guest, when it
+    says so (the VMI's MigrationRequired: the cluster has no dynamic-networks controller to
+    plug the NIC in place, evaluator.go)."""
+    status = vmi.get("status") or {}
+    required: JsonObj = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == MIGRATION_REQUIRED), {}
+    )
+    if required.get("status") != "True":
+        return []
+    reported = {i.get("name") for i in status.get("interfaces") or []}
+    interfaces = _dig(vmi, ("spec", "domain", "devices", "interfaces")) or []
+    return [
+        str(i.get("name"))
+        for i in interfaces
+        if i.get("state") != "absent" and i.get("name") not in reported
+    ]
+
+
+def _undelivered_words(names_: list[str]) -> str:
+    return (
+        f"{', '.join(names_)} plugged into the running VM, not into its guest: KubeVirt "
+        "delivers a new network by a live migration (MigrationRequired), which it starts "
+        "itself when the VM can migrate; or restart it"
+    )
 
 
 def _kubevirt_restart(vm: JsonObj | None) -> str | None:

@@ -3,8 +3,10 @@
 Simplified from KubeVirt: hot-pluggable volumes (and their disks) of the VM template are
 synced into a running VMI; cpu.sockets and memory.guest are live-updated within the VMI's
 maxSockets/maxGuest (vmi_resize.py); any other template change (cpu cores, resources,
-interfaces, networks, non-hotplug disks...) only marks the VM RestartRequired.
-NIC hotplug and instance types are not simulated.
+interfaces, networks, non-hotplug disks...) only marks the VM RestartRequired. A bridge or
+SR-IOV interface added to the template is appended to the running VMI with its network, as
+virt-controller's network sync does (`plugged_nics`), and owes no restart; the guest gets it at
+once here (no MigrationRequired). Instance types are not simulated.
 """
 
 from __future__ import annotations
@@ -80,8 +82,46 @@ def _comparable(spec: JsonObj) -> JsonObj:
     return spec
 
 
+def _hot_pluggable_nic(interface: JsonObj) -> bool:
+    return interface.get("state") != "absent" and ("bridge" in interface or "sriov" in interface)
+
+
+def _interfaces(spec: JsonObj) -> list[JsonObj]:
+    return list(((spec.get("domain") or {}).get("devices") or {}).get("interfaces") or [])
+
+
+def plugged_nics(template: JsonObj, vmi_spec: JsonObj) -> tuple[list[JsonObj], list[JsonObj]]:
+    """The VMI's interfaces and networks with the template's new bridge or SR-IOV interfaces
+    appended (KubeVirt's controllers/vm.go applyDynamicIfaceRequestOnVMI); ([], []) when
+    there are none to add."""
+    have = {i.get("name") for i in _interfaces(vmi_spec)}
+    networks = {n.get("name"): n for n in template.get("networks") or []}
+    added = [
+        i for i in _interfaces(template) if i.get("name") not in have and _hot_pluggable_nic(i)
+    ]
+    if not added:
+        return [], []
+    nets = list(vmi_spec.get("networks") or [])
+    nets += [networks[i["name"]] for i in added if i.get("name") in networks]
+    return [*_interfaces(vmi_spec), *added], nets
+
+
 def restart_required(started_from: JsonObj | None, template: JsonObj) -> bool:
-    """A non-live-updatable template field differs from what the running VMI was started with."""
+    """A non-live-updatable template field differs from what the running VMI was started with
+    (a bridge or SR-IOV interface added since is plugged in, not a restart)."""
     if started_from is None:
         return False
+    started = {i.get("name") for i in _interfaces(started_from)}
+    added = {
+        i.get("name")
+        for i in _interfaces(template)
+        if i.get("name") not in started and _hot_pluggable_nic(i)
+    }
+    if added:
+        template = copy.deepcopy(template)
+        devices = template["domain"]["devices"]
+        devices["interfaces"] = [i for i in devices["interfaces"] if i.get("name") not in added]
+        template["networks"] = [
+            n for n in template.get("networks") or [] if n.get("name") not in added
+        ]
     return _comparable(started_from) != _comparable(template)

@@ -10,7 +10,7 @@ from ._informer import Informer, set_finalizers
 from ._kube import DATAVOLUMES, VMIS, VMS, ApiError, JsonObj, Kube, key_of
 from ._queue import Controller
 from .config import SimConfig
-from .hotplug import live_updates, plan_hotplug, restart_required
+from .hotplug import live_updates, plan_hotplug, plugged_nics, restart_required
 from .instancetype import Instancetypes, SyncError, apply_to_vmi, has_matchers
 from .objects import (
     DEFAULT_GRACE_SECONDS,
@@ -297,6 +297,18 @@ class VMController(Controller):
                 )
             ops.append({"op": "add", "path": "/spec/domain/devices/disks", "value": plan.disks})
             self.vmis.apply(await self.kube.json_patch(VMIS, ns, name, ops))
+        interfaces, networks = plugged_nics(template, spec)
+        if interfaces:  # network sync: not held by a restart owed (vm.go)
+            devices = (spec.get("domain") or {}).get("devices") or {}
+            nics: list[JsonObj] = []
+            for path, now, value in (
+                ("/spec/networks", spec.get("networks"), networks),
+                ("/spec/domain/devices/interfaces", devices.get("interfaces"), interfaces),
+            ):
+                if now is not None:
+                    nics.append({"op": "test", "path": path, "value": now})
+                nics.append({"op": "add", "path": path, "value": value})
+            self.vmis.apply(await self.kube.json_patch(VMIS, ns, name, nics))
         if self._owes_restart(vm, vmi):
             return None  # vm.go: nothing is live-updated while a restart is owed
         live = live_updates(template, spec)
