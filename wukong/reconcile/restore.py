@@ -4,8 +4,9 @@ a VirtualMachineSnapshot of its VM holds them, through KubeVirt's own restore. P
 The operator makes a VirtualMachineRestore of its VM from the snapshot, `InPlace` (KubeVirt
 deletes each claim and makes it again, of the same name, from the snapshot's VolumeSnapshot)
 with `volumeOwnershipPolicy: None` (the claims are not given to the VM, which the operator
-may delete) and `targetReadinessPolicy: FailImmediate` (a VM started meanwhile fails the
-restore instead of being waited for). While it runs the operator stands aside: it makes,
+may delete) and `targetReadinessPolicy: WaitGracePeriodAndFail` (KubeVirt's default: its
+VMI cache may lag the operator's; a VM started meanwhile fails the restore after 5 minutes,
+said meanwhile in KubeVirt's words). While it runs the operator stands aside: it makes,
 patches and grows no disk and does not touch the VM (KubeVirt deletes claims and rewrites
 the VM's spec: anything the operator did would be undone, or would undo the restore).
 When KubeVirt says it is complete, the next passes take the claims back (ownership, labels)
@@ -54,7 +55,7 @@ from wukong.reconcile.snapshot import in_progress
 from wukong.reconcile.timefmt import iso, parse_time
 
 # Accepted, waiting for the stopped VM's VMI to be gone: KubeVirt's restore wants no VMI at
-# all (restore.go Ready), and FailImmediate would fail on one still terminating.
+# all (restore.go Ready), and would wait for, then fail on, one still terminating.
 WAITING = "WaitingForVMI"
 # Accepted for a running VM: the lifecycle planner stops it (`RestorePlan.lifecycle`), and
 # the restore is made once its VMI is gone.
@@ -179,7 +180,11 @@ def build_restore(cr: Wukong, name: str, snapshot: str, request_id: str) -> Json
             "virtualMachineSnapshotName": snapshot,
             "volumeRestorePolicy": "InPlace",
             "volumeOwnershipPolicy": "None",
-            "targetReadinessPolicy": "FailImmediate",
+            # KubeVirt checks its own VMI cache once: FailImmediate failed a restore the
+            # operator made the moment its cache showed the VMI gone, when KubeVirt's did not
+            # yet (source audit, session 41). This waits that out (and a guest started
+            # meanwhile for up to 5 minutes, said in KubeVirt's words).
+            "targetReadinessPolicy": "WaitGracePeriodAndFail",
         },
     }
 

@@ -52,7 +52,7 @@ def test_a_request_makes_one_in_place_restore_the_wukong_owns_and_holds_off() ->
         "virtualMachineSnapshotName": "good",
         "volumeRestorePolicy": "InPlace",
         "volumeOwnershipPolicy": "None",
-        "targetReadinessPolicy": "FailImmediate",
+        "targetReadinessPolicy": "WaitGracePeriodAndFail",
     }
     assert plan.holding and plan.status is not None and plan.status.result is None
 
@@ -200,7 +200,7 @@ def test_a_claim_kubevirt_restored_for_this_wukong_is_taken_back() -> None:
 
 def test_a_stopped_vm_whose_vmi_is_still_going_is_restored_once_it_is_gone() -> None:
     """`stop --wait` ends at Stopped while the VMI may still be there (Succeeded, or being
-    deleted); KubeVirt's restore wants no VMI at all, and FailImmediate would fail."""
+    deleted); KubeVirt's restore wants no VMI at all (it would wait, then fail)."""
     ended = {"metadata": {"name": "web-vm", "namespace": "ns"}, "status": {"phase": "Succeeded"}}
     seen = Observed(now=NOW, vm=VM, vmi=ended, snapshots={"good": snapshot()})
     plan = plan_restore(cr(), seen, None, "r-1", "good")
