@@ -130,7 +130,14 @@ async def _request(
     generation = int(answer["metadata"]["generation"])
     requested = _requested(request, name, generation)
     if writing.server:
-        io.out(requested + writing.suffix())
+        # Not virtctl's dry run, which virt-api checks against the VM's state: here the API
+        # server validates and admits the patch, and the operator, which answers a request
+        # only once it is written, never sees it (CLI audit, session 41). No generation: none
+        # was stored.
+        io.out(
+            f"{request.action.value} for {name} passes the API server's validation; the "
+            "operator answers it only once written" + writing.suffix()
+        )
     elif wait is not None:  # the answer is the result; this says the wait has begun, and how long
         io.say(f"{requested}; waiting up to {format_duration(wait)}")
     return name, generation, answer
