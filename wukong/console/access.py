@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from wukong.console.errors import CliError
+from wukong.console.errors import CliError, usage
 from wukong.console.expose import Exposure, Protocol, ServiceType
 from wukong.console.options import (
     TYPER_STYLE,
@@ -26,6 +26,7 @@ from wukong.console.options import (
     run,
     timeout_duration,
     writing,
+    wukong_name,
 )
 from wukong.console.output import DryRun
 
@@ -349,8 +350,11 @@ def scp(
 
     try:
         vm, _ = virtctl.copy_ends(source, destination)
+        wukong_name(vm.name)  # checked before any request, as every NAME is
     except CliError as error:
         fail(error)
+    except typer.BadParameter as bad:  # (CLI audit, session 41: it was looked up first)
+        fail(usage(f"in {source if ':' in source else destination}: {bad.message}"))
     cluster = cluster_from(kubeconfig, context, namespace)
     ends, extra = (source, destination), list(ctx.args)
     work = virtctl.scp(

@@ -144,3 +144,10 @@ def test_without_virtctl_openssh_goes_through_this_very_wukong() -> None:
         extra=["-q"],
     )
     assert copied[3:] == ["-r", "-q", "notes.txt", "fedora@web-1.demo:/tmp/"]
+
+
+def test_a_vm_end_that_names_no_possible_wukong_is_refused_before_any_request() -> None:
+    """Every NAME is checked locally; scp's was looked up first (CLI audit, session 41)."""
+    result = CliRunner().invoke(app, ["scp", "BAD_name:/x", "."], prog_name="wukong")
+    assert result.exit_code == USAGE
+    assert "'BAD_name' is not a Wukong name" in result.output
