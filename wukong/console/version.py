@@ -29,6 +29,7 @@ async def version(cluster: Cluster, io: Console, client_only: bool, output: Outp
             found["operatorVersion"] = await _operator_version(cluster)
         except CliError as error:
             found["operatorVersion"] = f"unknown ({error.message})"
+            io.say(f"error: {error.message}")  # as kubectl: why, on stderr too (s41 audit)
             code = FAILED
     if output in (Output.JSON, Output.YAML):
         io.out(document(found, output))

@@ -274,6 +274,9 @@ def test_version_prints_the_client_first_and_fails_without_a_cluster(no_cluster:
     client, operator = result.stdout.splitlines()
     assert client == f"Client Version: {__version__}"
     assert operator.startswith("Operator Version: unknown (no cluster configured")
+    # Why, on stderr too, as kubectl says it (CLI audit, session 41: stdout only).
+    (why,) = lines(result.stderr)
+    assert why.startswith("error: no cluster configured")
 
 
 def test_a_web_page_where_the_api_should_be_is_one_line(tmp_path: Path) -> None:
