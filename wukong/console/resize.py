@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from wukong.api.conditions import (
     CPU_MEMORY_HOTPLUG,
@@ -20,7 +20,7 @@ from wukong.api.conditions import (
 )
 from wukong.api.objects import being_deleted
 from wukong.api.quantity import quantity_or_none
-from wukong.api.spec import WukongSpec
+from wukong.api.spec import MAX_CPU, DiskSpec, MemoryQuantity, WukongSpec
 from wukong.api.validation import problems_from_error
 from wukong.console.create import pairs
 from wukong.console.errors import CliError, usage
@@ -49,7 +49,32 @@ class Resize:
             sizes[disk] = size
         if cpu is None and memory is None and not sizes:
             raise usage("say what to resize: --cpu, --memory or --disk DISK=SIZE")
+        _checked(cpu, memory, sizes)
         return cls(cpu, memory, sizes)
+
+
+def _checked(cpu: int | None, memory: str | None, sizes: Mapping[str, str]) -> None:
+    """The values by the API's own rules, before the cluster is asked: `--memory 1GB` said
+    "cannot reach the cluster" with the cluster down (CLI audit, session 41)."""
+    if cpu is not None and not 1 <= cpu <= MAX_CPU:
+        raise usage(f"--cpu: {cpu} is not a vCPU count from 1 to {MAX_CPU}")
+    try:
+        if memory is not None:
+            _MEMORY.validate_python(memory)
+    except ValidationError as error:
+        raise usage(f"--memory: {_first(error)}") from None
+    for disk, size in sizes.items():
+        try:
+            DiskSpec(name=disk, size=size)
+        except ValidationError as error:
+            raise usage(f"--disk {disk}: {_first(error)}") from None
+
+
+def _first(error: ValidationError) -> str:
+    return str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+
+
+_MEMORY: TypeAdapter[Any] = TypeAdapter(MemoryQuantity)
 
 
 def plan(cr: JsonObj, resize: Resize) -> tuple[JsonObj | None, list[str]]:

@@ -148,3 +148,21 @@ def test_an_imported_disk_bigger_than_asked_waits_while_it_still_grows() -> None
     padded = [{"name": "system", "capacity": "11327976244"}, {"name": "data", "capacity": "5Gi"}]
     assert done(cr_with(volumes=padded, conditions=[GROWING]), 4, grow) is None
     assert done(cr_with(volumes=padded), 4, grow) == Outcome(True, "web-1 is resized")
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "disks", "said"),
+    [
+        (0, None, [], "--cpu: 0 is not a vCPU count from 1 to 2147483647"),
+        (None, "1GB", [], "--memory: '1GB' is not a Kubernetes quantity (did you mean"),
+        (None, None, ["data=5GB"], "--disk data: '5GB' is not a Kubernetes quantity"),
+    ],
+)
+def test_values_the_api_would_refuse_are_usage_errors_before_the_cluster_is_asked(
+    cpu: int | None, memory: str | None, disks: list[str], said: str
+) -> None:
+    """`--memory 1GB` was checked only after the Wukong was read: with the cluster down it
+    said "cannot reach the cluster" (CLI audit, session 41)."""
+    with pytest.raises(CliError) as refused:
+        Resize.from_flags(cpu, memory, disks)
+    assert refused.value.code == USAGE and refused.value.message.startswith(said)
