@@ -407,7 +407,7 @@ def run(work: Coroutine[Any, Any, int], *, writes: bool = True) -> NoReturn:
         raise typer.Exit(error.code) from None
     except KeyboardInterrupt:
         typer.echo(
-            "interrupted (a request already written stands)" if writes else "interrupted",
+            "interrupted (any request already written stands)" if writes else "interrupted",
             err=True,
         )
         raise typer.Exit(130) from None
