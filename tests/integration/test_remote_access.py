@@ -273,6 +273,20 @@ async def test_console_of_a_stopped_vm_says_so_and_ssh_without_virtctl_says_how(
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     assert out.decode().strip().endswith(f"--context {context} --command uptime -p")
+    # With OpenSSH there too, a cluster the user named goes to OpenSSH with wukong's own
+    # ProxyCommand: virtctl's tunnel (`virtctl port-forward`, namespace only) would take the
+    # default kubeconfig's context (guest-access audit, session 41).
+    openssh = tmp_path / "ssh"
+    openssh.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    openssh.chmod(0o755)
+    proc = await wukong_subprocess("ssh", "ssh-1", *argv, "-l", "fedora", env=bare)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert "virtctl's tunnel would not take --kubeconfig or --context" in err.decode()
+    words = out.decode().splitlines()
+    assert words[0] == "-o" and words[1].startswith("ProxyCommand=")
+    assert f"--kubeconfig {kubeconfig} --context {context}" in words[1]
+    assert words[-1] == f"fedora@ssh-1.{namespace}"
 
 
 if kubevirt_mode() == "real":  # the guest-console-log container is virt-controller's

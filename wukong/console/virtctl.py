@@ -1,7 +1,8 @@
 """ssh and scp into a running VM: handed over to `virtctl ssh`/`virtctl scp` for the
-Wukong's VM and the cluster the user named; without virtctl, to OpenSSH's own `ssh`/`scp`
-through `wukong port-forward --stdio` (what `virtctl ssh --local-ssh` does with virtctl's);
-without either, the command that would get there."""
+Wukong's VM; without virtctl, or when the user named a cluster (--kubeconfig, --context: the
+tunnel virtctl builds would not take them), to OpenSSH's own `ssh`/`scp` through `wukong
+port-forward --stdio` (what virtctl does with `virtctl port-forward`); without either, the
+command that would get there."""
 
 from __future__ import annotations
 
@@ -19,6 +20,16 @@ from wukong.console.invocation import Cluster, Console, command_line_name, typed
 from wukong.console.remote import running_vmi
 
 VIRTCTL_RELEASES = "https://github.com/kubevirt/kubevirt/releases"
+
+
+def tunnel_keeps_cluster(cluster: Cluster) -> bool:
+    """Whether `virtctl ssh`/`scp` reach the cluster the user named: their tunnel is OpenSSH
+    with `ProxyCommand=virtctl port-forward ... kind/name/namespace`, which carries the
+    namespace only (ssh.go BuildProxyCommandOption), so a --kubeconfig or --context of the
+    user's stops at virtctl and the tunnel takes the default kubeconfig's current context:
+    maybe another cluster, and a VM of the same name there (guest-access audit, session
+    41). Then wukong's own ProxyCommand, which carries them, is used."""
+    return not (cluster.kubeconfig or cluster.context)
 
 
 def _cluster_flags(cluster: Cluster, namespace: str) -> list[str]:
@@ -169,9 +180,16 @@ async def _hand_over(
     exit with its code."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await running_vmi(target, name)
-        argv = command(target.namespace)
-        if argv is None and (client := shutil.which(verb)) is not None:
-            io.say(f"virtctl is not on PATH: {verb} through wukong port-forward, with OpenSSH")
+        client = shutil.which(verb)
+        keeps = tunnel_keeps_cluster(cluster)
+        argv = command(target.namespace) if keeps or client is None else None
+        if argv is None and client is not None:
+            why = (
+                "virtctl is not on PATH"
+                if keeps
+                else "virtctl's tunnel would not take --kubeconfig or --context"
+            )
+            io.say(f"{why}: {verb} through wukong port-forward, with OpenSSH")
             argv = openssh(client, target.namespace)
         if argv is None:
             program = command_line_name()
