@@ -181,12 +181,11 @@ async def _hand_over(
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await running_vmi(target, name)
         client = shutil.which(verb)
-        keeps = tunnel_keeps_cluster(cluster)
-        argv = command(target.namespace) if keeps or client is None else None
-        if argv is None and client is not None:
+        argv = command(target.namespace)
+        if client is not None and (argv is None or not tunnel_keeps_cluster(cluster)):
             why = (
                 "virtctl is not on PATH"
-                if keeps
+                if argv is None
                 else "virtctl's tunnel would not take --kubeconfig or --context"
             )
             io.say(f"{why}: {verb} through wukong port-forward, with OpenSSH")
