@@ -138,6 +138,32 @@ async def test_console_round_trip_over_the_websocket_and_ctrl_bracket_leaves(
     assert seen and seen[0].name == "con-1-vm" and seen[0].namespace == namespace
 
 
+async def test_a_console_another_user_takes_over_ends_with_an_error_not_silently(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """virt-handler serves one serial console per VMI and closes the one before when
+    another connects; virtctl says so and fails. `wukong console` ended silently with 0,
+    so a script could not tell it from Ctrl-] (guest-access audit, session 41)."""
+    await create(k, "wukong", namespace, wukong("con-2"))
+    await wait_phase(k, namespace, "con-2", "Running", within=60)
+    kubeconfig = control_plane.kubeconfig
+    async with at_console(kubeconfig, "con-2", namespace) as first:
+        assert first.stdout is not None and first.stderr is not None
+        await read_until(first.stdout, b"login: ")
+        async with at_console(kubeconfig, "con-2", namespace) as second:
+            assert second.stdout is not None
+            await read_until(second.stdout, b"login: ")
+            code = await asyncio.wait_for(first.wait(), 15)
+            said = (await first.stderr.read()).decode()
+            assert code == 1, said
+            assert said.rstrip().endswith(
+                "error: disconnected from the console of con-2: another user connected to it, "
+                "the VM stopped, or the network failed"
+            ), said
+            left, _ = await leave(second)
+            assert left == 0
+
+
 async def test_console_waits_for_a_vm_that_is_starting_then_shows_its_console(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:

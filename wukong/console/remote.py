@@ -28,7 +28,7 @@ from wukong.api.conditions import READY
 from wukong.api.kinds import VMI
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect
-from wukong.console.errors import OK, CliError
+from wukong.console.errors import FAILED, OK, CliError
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
@@ -163,8 +163,12 @@ async def pump(
     """Copy bytes to the guest and its answer back until end of input (and then `linger`
     seconds of quiet from the guest), the guest side closing, or (a person at the console)
     the `escape` key. Never an escape for a protocol's bytes (VNC, a forwarded port): any
-    byte can be 0x1d there."""
+    byte can be 0x1d there. With an `escape` (a person at the console), the guest side
+    closing first is FAILED: virt-handler gives a VMI's serial console to one connection
+    and closes the one before when another comes (rest/console.go), and virtctl says so
+    and fails; it ended here silently with 0 (guest-access audit, session 41)."""
     answered = asyncio.Event()  # the guest has said something since this was cleared
+    closed_by_guest = False
 
     async def upstream() -> None:
         while chunk := await read():
@@ -184,16 +188,18 @@ async def pump(
                 await asyncio.wait_for(answered.wait(), linger)
 
     async def downstream() -> None:
+        nonlocal closed_by_guest
         async for message in ws:
             if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
                 answered.set()
                 data = message.data
                 await write(data if isinstance(data, bytes) else data.encode())
             elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
-                return
+                break
+        closed_by_guest = True
 
     await first_to_end(upstream(), downstream())
-    return OK
+    return FAILED if escape is not None and closed_by_guest else OK
 
 
 async def first_to_end(*coroutines: Coroutine[Any, Any, None]) -> None:
@@ -275,6 +281,11 @@ async def console(cluster: Cluster, io: Console, name: str, *, within: float = 3
             async with stdin_chunks() as read:
                 code = await pump(ws, read, write, escape=ESCAPE)
             io.say("")
+            if code != OK:  # virtctl's words (console.go)
+                raise CliError(
+                    f"disconnected from the console of {name}: another user connected to it, "
+                    "the VM stopped, or the network failed"
+                )
             return code
 
 

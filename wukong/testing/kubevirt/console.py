@@ -9,6 +9,7 @@ version greeting, then echoes (no real framebuffer).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import aiohttp
@@ -27,10 +28,15 @@ NOT_RUNNING = "VMI is not running"  # virt-api rest/subresource.go vmiNotRunning
 
 
 async def _echo(
-    request: web.Request, greeting: bytes, echoed: Callable[[bytes], None] | None = None
+    request: web.Request,
+    greeting: bytes,
+    echoed: Callable[[bytes], None] | None = None,
+    opened: Callable[[web.WebSocketResponse], None] | None = None,
 ) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=(PLAIN,))
     await ws.prepare(request)
+    if opened is not None:
+        opened(ws)
     await ws.send_bytes(greeting)
     async for message in ws:
         if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
@@ -41,10 +47,25 @@ async def _echo(
     return ws
 
 
+# The console open on each VMI (keyed by its serial log): virt-handler serves one and closes
+# the one before when another connects (pkg/virt-handler/rest/console.go).
+_OPEN: weakref.WeakKeyDictionary[SerialLog, web.WebSocketResponse] = weakref.WeakKeyDictionary()
+
+
 async def serial_console(request: web.Request, log: SerialLog | None = None) -> web.StreamResponse:
     """The serial console: a login prompt, then every byte sent comes back, and into the
-    VMI's serial `log` (when given) as the guest's tty echo writes it to the port."""
-    return await _echo(request, LOGIN_PROMPT, None if log is None else log.typed)
+    VMI's serial `log` (when given) as the guest's tty echo writes it to the port. One per
+    VMI, as virt-handler's: a new connection closes the one before."""
+    if log is None:
+        return await _echo(request, LOGIN_PROMPT)
+    before = _OPEN.pop(log, None)
+    if before is not None:
+        await before.close()
+
+    def opened(ws: web.WebSocketResponse) -> None:
+        _OPEN[log] = ws
+
+    return await _echo(request, LOGIN_PROMPT, log.typed, opened)
 
 
 async def vnc_server(request: web.Request) -> web.StreamResponse:
