@@ -281,14 +281,16 @@ async def test_console_of_a_stopped_vm_says_so_and_ssh_without_virtctl_says_how(
     text = await asyncio.to_thread(Path(kubeconfig).read_text)
     context = yaml.safe_load(text)["current-context"]
     argv = ["--kubeconfig", str(kubeconfig), "--context", context, "-n", namespace]
+    # After --, OpenSSH's options whichever client runs: virtctl gets each one as its
+    # --local-ssh-opts (given as they were, `-L` was virtctl's unknown flag; session 41).
     proc = await wukong_subprocess(
-        "ssh", "ssh-1", *argv, "--", "--local-ssh-opts=-L 8080:localhost:80", env=bare
-    )
+        "ssh", "ssh-1", *argv, "--", "-L", "8080:localhost:80", env=bare
+    )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     assert out.decode().strip() == (
         f"virtctl ssh vm/ssh-1-vm --namespace {namespace} --kubeconfig {kubeconfig} "
-        f"--context {context} --local-ssh-opts=-L 8080:localhost:80"
+        f"--context {context} --local-ssh-opts=-L --local-ssh-opts=8080:localhost:80"
     )
     # An option wukong does not know is a mistake before `--`, not virtctl's to guess.
     proc = await wukong_subprocess("ssh", "ssh-1", *argv, "--bogus", env=bare)

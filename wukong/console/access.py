@@ -188,7 +188,7 @@ def port_forward(
     epilog=(
         "wukong ssh web-1 -l fedora -i ~/.ssh/id_ed25519\n"
         "wukong ssh web-1 -c uptime    # a command instead of a shell\n"
-        "wukong ssh web-1 -- -L 8080:localhost:80    # after --: ssh's flags (virtctl's if it runs)"
+        "wukong ssh web-1 -- -L 8080:localhost:80    # after --: OpenSSH's options"
     ),
 )
 def ssh(
@@ -207,7 +207,7 @@ def ssh(
     namespace: Namespace = None,
 ) -> None:
     """SSH into the VM through `virtctl ssh`, or OpenSSH's ssh without it (arguments
-    after -- go to the one that runs)."""
+    after -- are OpenSSH's options: virtctl gets them as --local-ssh-opts)."""
     from wukong.console import virtctl
 
     cluster = cluster_from(kubeconfig, context, namespace)
@@ -327,7 +327,7 @@ def expose(
     epilog=(
         "wukong scp web-1:/var/log/cloud-init.log .    # from the VM\n"
         "wukong scp -r ./site fedora@web-1:/srv/www    # to it, a directory\n"
-        "wukong scp web-1:/etc/hosts . -- -l 1000    # after --: scp's flags (virtctl's if it runs)"
+        "wukong scp web-1:/etc/hosts . -- -l 1000    # after --: OpenSSH scp's options"
     ),
 )
 def scp(
@@ -345,7 +345,7 @@ def scp(
     namespace: Namespace = None,
 ) -> None:
     """Copy files to or from the VM through `virtctl scp`, or OpenSSH's scp without it
-    (arguments after -- go to the one that runs)."""
+    (arguments after -- are OpenSSH scp's options: virtctl gets them as --local-ssh-opts)."""
     from wukong.console import virtctl
 
     try:

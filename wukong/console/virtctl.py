@@ -32,6 +32,15 @@ def tunnel_keeps_cluster(cluster: Cluster) -> bool:
     return not (cluster.kubeconfig or cluster.context)
 
 
+def local_options(extra: list[str]) -> list[str]:
+    """The words after `--`, OpenSSH's options whichever client runs, as virtctl takes them:
+    each one `--local-ssh-opts` (ssh.go: appended, in order, to the local ssh or scp).
+    Given to virtctl as they were, `-L 8080:localhost:80` was refused ("unknown shorthand
+    flag") and scp's `-l 1000` became virtctl's `--username 1000` (guest-access audit,
+    session 41)."""
+    return [f"--local-ssh-opts={word}" for word in extra]
+
+
 def _cluster_flags(cluster: Cluster, namespace: str) -> list[str]:
     """virtctl's flags for the cluster the user named: their --kubeconfig and --context go
     with it (without them it would take the default kubeconfig's current context, maybe
@@ -65,7 +74,7 @@ def ssh_command(
         argv += ["--identity-file", identity]
     if command is not None:
         argv += ["--command", command]
-    return argv + extra
+    return argv + local_options(extra)
 
 
 NO_CLIENT = (
@@ -164,7 +173,7 @@ def scp_command(
         argv.append("--recursive")
     if identity:
         argv += ["--identity-file", identity]
-    return [*argv, *extra, *ends]
+    return [*argv, *local_options(extra), *ends]
 
 
 async def _hand_over(

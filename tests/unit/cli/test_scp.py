@@ -67,7 +67,7 @@ def test_virtctl_gets_the_cluster_flags_then_its_own_then_the_ends(
     )
     assert argv == [
         str(virtctl), "scp", "--namespace", "demo", "--kubeconfig", "/k", "--context", "c",
-        "--recursive", "--identity-file", "id", "-v", "vm/web-1-vm:/a", ".",
+        "--recursive", "--identity-file", "id", "--local-ssh-opts=-v", "vm/web-1-vm:/a", ".",
     ]  # fmt: skip
     monkeypatch.setenv("PATH", str(tmp_path / "none"))
     assert scp_command(cluster, "demo", [], recursive=False, identity=None, extra=[]) is None
