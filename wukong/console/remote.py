@@ -34,7 +34,7 @@ from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
 from wukong.console.status import RUNNING, condition, phase
 from wukong.console.viewers import viewer
-from wukong.errors import ApiError, NotFound
+from wukong.errors import ApiError, NotFound, ServerError
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
 JsonObj = dict[str, Any]
@@ -460,8 +460,16 @@ async def screenshot(cluster: Cluster, io: Console, name: str, file: str) -> int
     `virtctl vnc screenshot`), written to `file` (`-`: stdout)."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         vmi = await running_vmi(target, name)
-        async with target.kube.stream(_path(target, vmi, "vnc/screenshot"), []) as body:
-            data = await body.read()
+        try:
+            async with target.kube.stream(_path(target, vmi, "vnc/screenshot"), []) as body:
+                data = await body.read()
+        except ServerError as error:
+            # virt-api answers any refusal of a screenshot with a 500 in plain text ("No
+            # graphics devices are present."): KubeVirt's words, not the API server failing
+            # (guest-access audit, session 41).
+            raise CliError(
+                f"KubeVirt cannot take a screenshot of {name}: {error.message}"
+            ) from None
     size = png_size(data)
     if size is None:
         raise CliError(f"the screenshot of {name} is not a PNG ({len(data)} bytes)")

@@ -455,8 +455,13 @@ class SubresourceServer:
             reply = no_route()
         elif vmi is None:
             reply = not_found("virtualmachineinstance", info["name"])
-        else:
-            reply = stream_refusal(vmi, "vnc")
+        elif (refused := stream_refusal(vmi, "vnc")) is not None:
+            # virt-api's screenshot handler writes any validation error as a 500 in plain
+            # text (vnc.go VNCScreenshotRequestHandler, go-restful WriteError), not the
+            # console's and vnc's 400 JSON.
+            said = refused.body if isinstance(refused.body, dict) else {}
+            self._record(request, started, 500)
+            return web.Response(status=500, text=str(said.get("message") or refused.body))
         if reply is not None:
             self._record(request, started, reply.status)
             return _respond(reply)
