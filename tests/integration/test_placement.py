@@ -134,6 +134,11 @@ async def test_a_required_node_affinity_no_node_has_is_reported_unschedulable(
     )
     assert cr["status"]["phase"] == "Starting"
     assert "didn't match Pod's node affinity/selector" in condition(cr, "VMHealthy")["message"]
+    # The user drops the affinity. KubeVirt patches it out of the VMI, but the launcher pod
+    # waiting to be scheduled keeps the one it was made with, and no restart is asked: the
+    # VM stayed unschedulable for good (guest-access and placement audit, session 41).
+    await patch_spec(k, namespace, "place-3", {"affinity": None})
+    await wait_phase(k, namespace, "place-3", "Running", within=60)
 
 
 async def test_instancetype_and_preference_become_the_vm_matchers(

@@ -83,8 +83,11 @@ VM = Kind(
         # printableStatus: what stops the VM from running (reconcile/vm_health.py).
         # runStrategy: the one virt-controller last synced (lifecycle._run_strategy).
         # snapshotInProgress: a snapshot is done once KubeVirt unlocks the VM (snapshot.py).
+        # desired/observedGeneration: the VMI made before the template's latest change (vm.py).
         "status": {
             **_CONDITIONS,
+            "desiredGeneration": ALL,
+            "observedGeneration": ALL,
             "printableStatus": ALL,
             "runStrategy": ALL,
             "snapshotInProgress": ALL,

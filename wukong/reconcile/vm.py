@@ -9,9 +9,10 @@ from typing import Any
 from wukong.api import JsonObj, names
 from wukong.api.conditions import RESTART_REQUIRED, Cond, find_condition
 from wukong.api.guest import CLOUD_INIT_VOLUME
+from wukong.api.objects import being_deleted
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.access import access_credentials, cloud_init_volume, secret_condition
-from wukong.reconcile.actions import Action, CreateChild, PatchChild
+from wukong.reconcile.actions import Action, CreateChild, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import labels, network_pairs, owned_by, owner_reference
 from wukong.reconcile.disks import (
     is_hotpluggable,
@@ -20,7 +21,7 @@ from wukong.reconcile.disks import (
     vm_disk,
     volume_source,
 )
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, condition_of
 from wukong.reconcile.resources import Resize, plan_resize
 from wukong.reconcile.timefmt import parse_time
 
@@ -390,6 +391,38 @@ def _undelivered_words(names_: list[str]) -> str:
     )
 
 
+RESCHEDULING = (
+    "the VM's pod, waiting for a node, was made before the spec changed and keeps what it "
+    "was made with: its VMI is made again from the VM as it is now"
+)
+
+
+def _unscheduled_behind(seen: Observed) -> str | None:
+    """The uid of a VMI no node took that was made before the VM template's latest change,
+    under runStrategy Always (KubeVirt makes it again at once); else None. KubeVirt patches
+    a new nodeSelector, affinity or tolerations into such a VMI (vm.go
+    handleAffinityChangeRequest), but its launcher pod, waiting to be scheduled, keeps the
+    old ones, and no restart is asked: the user fixed the selector and the VM stayed
+    unschedulable (guest-access and placement audit, session 41). No guest runs in it, so
+    nothing is lost by making it again."""
+    vmi, vm = seen.vmi, seen.vm
+    if vmi is None or vm is None or being_deleted(vmi):
+        return None
+    status = vmi.get("status") or {}
+    if status.get("nodeName") or status.get("phase") not in ("Pending", "Scheduling"):
+        return None
+    scheduled = condition_of(vmi, "PodScheduled") or {}
+    if (scheduled.get("status"), scheduled.get("reason")) != ("False", "Unschedulable"):
+        return None
+    if (vm.get("spec") or {}).get("runStrategy") != "Always":
+        return None
+    made = vm.get("status") or {}
+    if int(made.get("desiredGeneration") or 0) <= int(made.get("observedGeneration") or 0):
+        return None
+    uid = (vmi.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
+
+
 def _kubevirt_restart(vm: JsonObj | None) -> str | None:
     """KubeVirt's own RestartRequired message on the VM, when it says so."""
     for cond in _dig(vm, ("status", "conditions")) or []:
@@ -492,6 +525,11 @@ def plan_vm(cr: Wukong, seen: Observed, *, ready: bool, run_strategy: str) -> Vm
         patch["template"] = body
     if patch:
         actions.append(PatchChild("VirtualMachine", vm_name, {"spec": patch}, "spec changed"))
+    if (waiting := _unscheduled_behind(seen)) is not None:
+        actions += [
+            DeleteChild("VirtualMachineInstance", vm_name, waiting),
+            Emit("Normal", "Rescheduling", RESCHEDULING),
+        ]
     # An ended VMI (Manual leaves it until the next start) runs nothing a restart could fix.
     live_vmi = None if seen.vmi_ended else seen.vmi
     reasons, resize = restart_reasons(template["spec"], live_vmi, cr, seen.vm)

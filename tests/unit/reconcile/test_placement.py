@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.actions import PatchChild
+from wukong.reconcile.actions import DeleteChild, Emit, PatchChild
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.vm import build_vm, plan_vm, restart_reasons, restart_required
 
@@ -150,3 +150,35 @@ def test_a_network_plugged_into_the_vm_but_not_its_guest_says_how_it_arrives() -
     both_reported = [{"name": "default"}, {"name": "lan"}]
     arrived = {**vmi, "status": {"conditions": [required], "interfaces": both_reported}}
     assert restart_reasons(both, arrived)[0] == []
+
+
+UNSCHEDULABLE = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+
+
+def _waiting_for_a_node(desired: int, observed: int, **vmi_status: Any) -> Observed:
+    vm = owned(build_vm(cr(nodeSelector={"a": "1"}), Observed(now=NOW), "Always"))
+    vm["status"] = {"desiredGeneration": desired, "observedGeneration": observed}
+    status = {"phase": "Scheduling", "conditions": [UNSCHEDULABLE]} | vmi_status
+    vmi = {"metadata": {"name": "web-vm", "namespace": "ns", "uid": "vmi-1"}, "status": status}
+    return Observed(now=NOW, vm=vm, vmi=vmi)
+
+
+@pytest.mark.parametrize(
+    ("seen", "remade"),
+    [
+        pytest.param(_waiting_for_a_node(3, 2), True, id="made-before-the-change"),
+        pytest.param(_waiting_for_a_node(2, 2), False, id="made-from-the-template-as-it-is"),
+        pytest.param(_waiting_for_a_node(3, 2, nodeName="node-1"), False, id="scheduled"),
+        pytest.param(_waiting_for_a_node(3, 2, conditions=[]), False, id="not-refused-a-node"),
+    ],
+)
+def test_a_vmi_no_node_took_made_before_the_change_is_made_again(
+    seen: Observed, remade: bool
+) -> None:
+    """KubeVirt patches a new nodeSelector into a VMI waiting for a node, but its launcher
+    pod keeps the old one and nothing asks for a restart (placement audit, session 41)."""
+    plan = plan_vm(cr(nodeSelector={"a": "1"}), seen, ready=True, run_strategy="Always")
+    deleted = [a for a in plan.actions if isinstance(a, DeleteChild)]
+    assert deleted == ([DeleteChild("VirtualMachineInstance", "web-vm", "vmi-1")] if remade else [])
+    said = [a.reason for a in plan.actions if isinstance(a, Emit)]
+    assert said == (["Rescheduling"] if remade else [])
