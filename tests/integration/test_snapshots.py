@@ -64,6 +64,17 @@ def vm_restores(namespace: str, name: str | None = None) -> str:
                     namespace, name)  # fmt: skip
 
 
+def user_restore(name: str, vm: str, snapshot: str, **spec: str) -> dict[str, Any]:
+    """A VirtualMachineRestore as a user writes it, outside Wukong."""
+    target = {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": vm}
+    return {
+        "apiVersion": f"{names.SNAPSHOT_GROUP}/{names.SNAPSHOT_VERSION}",
+        "kind": "VirtualMachineRestore",
+        "metadata": {"name": name},
+        "spec": {"target": target, "virtualMachineSnapshotName": snapshot, **spec},
+    }
+
+
 def reason(cr: dict[str, Any], kind: str) -> str | None:
     """The reason of the Wukong's condition `kind`, if it has one."""
     conds = {x["type"]: x for x in (cr.get("status") or {}).get("conditions") or []}
@@ -209,15 +220,7 @@ async def _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
     )
 
     # What a user can do with it today: KubeVirt restores it into a new VM, outside Wukong.
-    restore = {
-        "apiVersion": f"{names.SNAPSHOT_GROUP}/{names.SNAPSHOT_VERSION}",
-        "kind": "VirtualMachineRestore",
-        "metadata": {"name": "to-new-vm"},
-        "spec": {
-            "target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "copy-vm"},
-            "virtualMachineSnapshotName": "before-upgrade",
-        },
-    }
+    restore = user_restore("to-new-vm", "copy-vm", "before-upgrade")
     await k.create(vm_restores(namespace), restore)
 
     async def restored() -> dict[str, Any] | None:
@@ -664,16 +667,7 @@ async def _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again(
     kube = control_plane.kubeconfig
     taken = await cli(kube, "snapshot", "rs-6", "-n", namespace, "--snapshot-name", "s6", "--wait")
     assert taken.exit_code == 0, taken.output
-    theirs = {
-        "apiVersion": f"{names.SNAPSHOT_GROUP}/{names.SNAPSHOT_VERSION}",
-        "kind": "VirtualMachineRestore",
-        "metadata": {"name": "theirs"},
-        "spec": {
-            "target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "rs-6-vm"},
-            "virtualMachineSnapshotName": "s6",
-            "targetReadinessPolicy": "FailImmediate",
-        },
-    }
+    theirs = user_restore("theirs", "rs-6-vm", "s6", targetReadinessPolicy="FailImmediate")
     await k.create(vm_restores(namespace), theirs)
 
     async def theirs_failed() -> bool:
