@@ -126,9 +126,9 @@ def test_an_update_to_fields_the_cache_does_not_keep_wakes_nobody() -> None:
     informer = Informer(None, VMS, store, clock=FakeClock(), skip_unchanged=True)
     seen: list[str] = []
     informer.add_handler(lambda kind, obj: seen.append(obj["metadata"]["resourceVersion"]))
-    informer.apply_list([vm("web-1-vm", "10", desiredGeneration=1)], "10")
-    informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "11", desiredGeneration=2)))
-    assert seen == ["10"]  # desiredGeneration is not read: only the version moved
+    informer.apply_list([vm("web-1-vm", "10", created=False)], "10")
+    informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "11", created=True)))
+    assert seen == ["10"]  # `created` is not read: only the version moved
     assert store.get(KIND, "ns", "web-1-vm")["metadata"]["resourceVersion"] == "11"  # type: ignore[index]
     informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "12", conditions=[{"type": "Ready"}])))
     assert seen == ["10", "12"]
