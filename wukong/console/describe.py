@@ -168,7 +168,7 @@ def guest_section(info: JsonObj | None, why: str = "") -> list[str]:
     return lines
 
 
-NO_AGENT: Final = "VMI does not have guest agent connected"  # virt-api's 409 (subresource.go)
+NO_AGENT: Final = "VMI does not have guest agent connected"  # virt-api's 500 text (subresource.go)
 
 
 def guest_unavailable(message: str) -> str:

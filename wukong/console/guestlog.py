@@ -18,11 +18,14 @@ JsonObj = dict[str, Any]
 
 GUEST_CONSOLE_LOG: Final = "guest-console-log"
 CREATED_BY: Final = "kubevirt.io/created-by"  # a virt-launcher pod's label: its VMI's uid
+# serialconsolelog.go: the VM's own logSerialConsole wins; else the cluster-wide switch,
+# which any disableSerialConsoleLog value turns off, `{}` too (virt-config.go).
 ENABLE_IT: Final = (
     "KubeVirt keeps the serial console log unless the VM sets "
-    "spec.domain.devices.logSerialConsole (or autoattachSerialConsole) to false or the KubeVirt "
-    "CR sets spec.configuration.virtualMachineOptions.disableSerialConsoleLog; a change "
-    "applies at the VM's next start"
+    "spec.domain.devices.logSerialConsole (or autoattachSerialConsole) to false, or the "
+    "KubeVirt CR has spec.configuration.virtualMachineOptions.disableSerialConsoleLog (any "
+    "value, {} too) and the VM does not set logSerialConsole: true; a change applies at the "
+    "VM's next start"
 )
 
 

@@ -1,6 +1,7 @@
 """`wukong port-forward`'s port arguments, read as kubectl and virtctl read them: `8080:80`
 (local 8080 to the guest's 80), `80` (the same number on both ends), `:80` (a free local
-port), each with virtctl's optional protocol in front (`udp/5353:53`; TCP by default)."""
+port, as kubectl reads it; virtctl reads it as 80 on both ends), each with virtctl's optional
+protocol in front (`udp/5353:53`; TCP by default)."""
 
 from __future__ import annotations
 

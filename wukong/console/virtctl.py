@@ -89,7 +89,7 @@ def openssh_hint(
     verb: str, cluster: Cluster, namespace: str, name: str, program: str = "wukong"
 ) -> str:
     """The OpenSSH command that reaches the VM without virtctl: `wukong port-forward
-    --stdio` as its ProxyCommand (what `virtctl ssh --local-ssh` does with virtctl's);
+    --stdio` as its ProxyCommand (what `virtctl ssh` does with `virtctl port-forward`);
     `program` as the user types it (`kubectl wukong` for the plugin). Quoted twice, as ssh
     gives ProxyCommand to a shell: any kubeconfig path pastes as it is (a `%` doubled, which
     ssh would take for one of its tokens)."""

@@ -157,7 +157,7 @@ async def agent_report(
         vmi = await running_vmi(target, name)
         try:
             report = await target.kube.get(subresource_path(target.namespace, VMI.plural, vmi, sub))
-        except ApiError as error:  # 409 no agent, 403, a VMI paused...
+        except ApiError as error:  # 500 "no agent" (virt-api's text), 403, a VMI paused...
             raise CliError(f"{name}: {guest_unavailable(error.message)}") from None
     io.out(to_yaml(report) if yaml else json.dumps(report, indent=2))
     return OK
@@ -173,6 +173,6 @@ async def _guest(target: Target, cr: JsonObj) -> list[str] | None:
         info = await target.kube.get(
             subresource_path(target.namespace, VMI.plural, vmi, "guestosinfo")
         )
-    except ApiError as error:  # 409 "VMI does not have guest agent connected", 403, ...
+    except ApiError as error:  # 500 "VMI does not have guest agent connected", 403, ...
         return guest_section(None, guest_unavailable(error.message))
     return guest_section(info)
