@@ -130,7 +130,13 @@ async def open_stream(
             _url(target, vmi, sub), headers=headers, protocols=(PLAIN,), heartbeat=30
         )
     except aiohttp.WSServerHandshakeError as error:
-        why = await _refusal(target, vmi, sub) or f"{error.status} {error.message}"
+        # A console or VNC is asked again for virt-api's words only after a validation
+        # refusal (400, 409): a GET that passes validation connects to virt-handler, which
+        # closes the session someone else has open (guest-access audit, session 41). A port
+        # forward is no one's alone: its dial error (500) is asked too.
+        again = error.status in (400, 409) or sub.startswith("portforward/")
+        asked = await _refusal(target, vmi, sub) if again else None
+        why = asked or f"{error.status} {error.message}"
         raise CliError(f"{what} of wukong {name} refused the connection: {why}") from error
     except aiohttp.ClientError as error:
         raise CliError(f"cannot open {what} of wukong {name}: {error}") from error
