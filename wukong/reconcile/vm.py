@@ -368,13 +368,9 @@ def _undelivered_networks(vmi: JsonObj) -> list[str]:
     """The networks KubeVirt plugged into the running VMI but not into its guest, when it
     says so (the VMI's MigrationRequired: the cluster has no dynamic-networks controller to
     plug the NIC in place, evaluator.go)."""
-    status = vmi.get("status") or {}
-    required: JsonObj = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == MIGRATION_REQUIRED), {}
-    )
-    if required.get("status") != "True":
+    if (condition_of(vmi, MIGRATION_REQUIRED) or {}).get("status") != "True":
         return []
-    reported = {i.get("name") for i in status.get("interfaces") or []}
+    reported = {i.get("name") for i in (vmi.get("status") or {}).get("interfaces") or []}
     interfaces = _dig(vmi, ("spec", "domain", "devices", "interfaces")) or []
     return [
         str(i.get("name"))
