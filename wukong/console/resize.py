@@ -71,7 +71,7 @@ def _checked(cpu: int | None, memory: str | None, sizes: Mapping[str, str]) -> N
 
 
 def _first(error: ValidationError) -> str:
-    return str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+    return problems_from_error(error)[0].message
 
 
 _MEMORY: TypeAdapter[Any] = TypeAdapter(MemoryQuantity)
