@@ -4,6 +4,7 @@ declarative hotplug and VM status (KubeVirt pkg/virt-controller/watch/vm/vm.go).
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from ._claims import ClaimUsers, vm_claims
 from ._informer import Informer, set_finalizers
@@ -287,27 +288,18 @@ class VMController(Controller):
         if plan is not None and plan.error:
             return ("HotPlugVolumeError", plan.error)
         if plan is not None:
-            ops: list[JsonObj] = []
-            if "volumes" in spec:
-                ops.append({"op": "test", "path": "/spec/volumes", "value": spec["volumes"]})
-            ops.append({"op": "add", "path": "/spec/volumes", "value": plan.volumes})
-            if disks(spec):
-                ops.append(
-                    {"op": "test", "path": "/spec/domain/devices/disks", "value": disks(spec)}
-                )
-            ops.append({"op": "add", "path": "/spec/domain/devices/disks", "value": plan.disks})
+            ops = _swapped(
+                ("/spec/volumes", spec.get("volumes"), plan.volumes),
+                ("/spec/domain/devices/disks", disks(spec) or None, plan.disks),
+            )
             self.vmis.apply(await self.kube.json_patch(VMIS, ns, name, ops))
         interfaces, networks = plugged_nics(template, spec)
         if interfaces:  # network sync: not held by a restart owed (vm.go)
             devices = (spec.get("domain") or {}).get("devices") or {}
-            nics: list[JsonObj] = []
-            for path, now, value in (
+            nics = _swapped(
                 ("/spec/networks", spec.get("networks"), networks),
                 ("/spec/domain/devices/interfaces", devices.get("interfaces"), interfaces),
-            ):
-                if now is not None:
-                    nics.append({"op": "test", "path": path, "value": now})
-                nics.append({"op": "add", "path": path, "value": value})
+            )
             self.vmis.apply(await self.kube.json_patch(VMIS, ns, name, nics))
         if self._owes_restart(vm, vmi):
             return None  # vm.go: nothing is live-updated while a restart is owed
@@ -371,3 +363,14 @@ class VMController(Controller):
             self.vms.apply(await self.kube.replace(VMS, {**vm, "status": status}, "status"))
         if vmi is not None and is_final(vmi):
             await set_finalizers(self.kube, self.vmis, VMIS, vmi, remove=VM_CONTROLLER_FINALIZER)
+
+
+def _swapped(*lists: tuple[str, Any, Any]) -> list[JsonObj]:
+    """A JSON patch putting each (path, now, value) list in place, tested against what it
+    was read as (when there was one), as virt-controller's patches of a VMI's lists are."""
+    ops: list[JsonObj] = []
+    for path, now, value in lists:
+        if now is not None:
+            ops.append({"op": "test", "path": path, "value": now})
+        ops.append({"op": "add", "path": path, "value": value})
+    return ops
