@@ -13,7 +13,7 @@ from wukong.api.objects import being_deleted
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.access import access_credentials, cloud_init_volume, secret_condition
 from wukong.reconcile.actions import Action, CreateChild, DeleteChild, Emit, PatchChild
-from wukong.reconcile.children import labels, network_pairs, owned_by, owner_reference
+from wukong.reconcile.children import labels, network_pairs, owned_by, owner_reference, pinned
 from wukong.reconcile.disks import (
     is_hotpluggable,
     template_disks,
@@ -520,7 +520,12 @@ def plan_vm(cr: Wukong, seen: Observed, *, ready: bool, run_strategy: str) -> Vm
     if (body := _template_patch(seen.vm.get("spec", {}).get("template"), template, cr)) is not None:
         patch["template"] = body
     if patch:
-        actions.append(PatchChild("VirtualMachine", vm_name, {"spec": patch}, "spec changed"))
+        # Pinned to the VM as the cache shows it: the patch replaces `volumes`, `disks` and
+        # `interfaces` whole, and a volume virt-api put in the template meanwhile (a hot-plug,
+        # ours or a user's) must not be dropped by a list computed before it came (409: the
+        # pass is made again from the newer VM).
+        body = pinned({"spec": patch}, seen.vm)
+        actions.append(PatchChild("VirtualMachine", vm_name, body, "spec changed"))
     if (waiting := _unscheduled_behind(seen)) is not None:
         actions += [
             DeleteChild("VirtualMachineInstance", vm_name, waiting),

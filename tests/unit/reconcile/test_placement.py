@@ -70,6 +70,18 @@ def test_a_dropped_node_selector_key_is_removed_from_the_vm_not_merged_back() ->
     assert patch["spec"]["template"]["spec"]["nodeSelector"] == {"a": None}
 
 
+def test_the_template_patch_holds_only_for_the_vm_it_was_computed_from() -> None:
+    # It replaces the template's volumes, disks and interfaces whole: a volume virt-api put
+    # in the template since the cache's copy (a hot-plug) must make it a 409, not vanish.
+    before = owned(build_vm(cr(nodeSelector={"a": "1"}), Observed(now=NOW), "Always"))
+    before["metadata"]["resourceVersion"] = "41"
+    plan = plan_vm(cr(nodeSelector={"a": "2"}), Observed(now=NOW, vm=before), ready=True,
+                   run_strategy="Always")  # fmt: skip
+    patch = next(a for a in plan.actions if isinstance(a, PatchChild)).patch
+    assert patch["metadata"] == {"resourceVersion": "41"}
+    assert "volumes" in patch["spec"]["template"]["spec"]
+
+
 def running(wk: Wukong, **annotations: str) -> dict[str, Any]:
     """The VMI KubeVirt runs for this Wukong's template (what a restart would give)."""
     spec = copy.deepcopy(build_vm(wk, Observed(now=NOW), "Always")["spec"]["template"]["spec"])
