@@ -18,6 +18,7 @@ import yaml
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient
 
+from tests.integration.conftest import OPEN_NETWORK_POLICY
 from tests.integration.scenario import bound_account
 from wukong.adapters.kube import Kube, api_path
 from wukong.errors import Forbidden
@@ -797,6 +798,68 @@ async def test_a_wukong_may_name_only_secrets_its_author_may_read(
         await asyncio.to_thread(
             kubectl, "delete", "--ignore-not-found", "-f", policy, kubeconfig=installed.kubeconfig
         )
+
+
+# -- NADs of its own namespace, checked against its author (session 42) ----------------------
+
+
+def on_nad(name: str, nad: str) -> dict[str, Any]:
+    """A small Wukong with one network on the NAD `nad` ('name' or 'namespace/name')."""
+    body = wukong(name)
+    body["spec"]["networks"] = [{"name": "lan", "nadName": nad}]
+    return body
+
+
+async def test_a_wukong_may_name_a_nad_of_its_namespace_only_if_its_author_could_attach_it(
+    installed: ControlPlane, kube: ApiClient, namespace: str
+) -> None:
+    """Whoever may write Wukongs (wukong-edit alone) got the launcher pod attached to any NAD of
+    the namespace (an administrator's NAD on a management bridge, an SR-IOV one) by naming it:
+    NADs carry no right of their own, KubeVirt and Multus read them with their own accounts.
+    The API server now refuses a write that brings in such a NAD unless its author could
+    attach a pod or VM to it anyway, or the WukongNetworkPolicy lists it."""
+    admission = MANIFESTS / "policy" / "network-policy.yaml"
+    docs = [d for d in yaml.safe_load_all(admission.read_text()) if d]
+    admin = Kube(kube)
+    await bound_account(admin, namespace, "tenant", "ClusterRole", "wukong-edit")
+    await bound_account(admin, namespace, "editor", "ClusterRole", "edit")
+    rule = {"namespaces": [namespace], "nads": [f"{namespace}/granted"]}
+    closed = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "WukongNetworkPolicy",
+              "metadata": {"name": "cluster"}, "spec": {"rules": [rule]}}  # fmt: skip
+    installed.apply([closed, *docs])
+    wukongs = api_path(GROUP, VERSION, PLURAL, namespace)
+    try:
+        async with (
+            await new_client(installed.service_account_kubeconfig(namespace, "tenant")) as t,
+            await new_client(installed.service_account_kubeconfig(namespace, "editor")) as e,
+        ):
+            tenant, editor = Kube(t), Kube(e)
+            await in_effect(tenant, wukongs, on_nad("probe", "mgmt"), "network-policy")
+            with pytest.raises(Forbidden) as refused:
+                await tenant.create(wukongs, on_nad("web-1", "mgmt"))
+            assert (
+                f"NAD(s) mgmt of namespace {namespace}: you may not attach a pod or VM to them "
+                "yourself" in refused.value.message
+            )
+            with pytest.raises(Forbidden):
+                await tenant.create(wukongs, on_nad("web-1", f"{namespace}/mgmt"))
+            # A NAD the policy lists is fine; so is any edit that adds none.
+            await tenant.create(wukongs, on_nad("web-1", "granted"))
+            await tenant.merge_patch(f"{wukongs}/web-1", {"spec": {"cpu": 2}})
+            with pytest.raises(Forbidden):
+                await tenant.merge_patch(
+                    f"{wukongs}/web-1", {"spec": {"networks": [{"name": "lan", "nadName": "mgmt"}]}}
+                )
+            # Kubernetes' `edit` may create pods (and so attach them to any NAD here): it may
+            # name one, and the tenant may then edit that Wukong.
+            await editor.create(wukongs, on_nad("web-2", "mgmt"))
+            await tenant.merge_patch(f"{wukongs}/web-2", {"spec": {"cpu": 2}})
+    finally:
+        await asyncio.to_thread(
+            kubectl, "delete", "--ignore-not-found", "-f", str(admission),
+            kubeconfig=installed.kubeconfig,
+        )  # fmt: skip
+        installed.apply([OPEN_NETWORK_POLICY])
 
 
 # -- PVCs a Wukong clones, checked against its author -----------------------------------------
