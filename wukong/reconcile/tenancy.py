@@ -4,9 +4,12 @@ The same rules as the ValidatingAdmissionPolicy in manifests/policy/network-poli
 the operator refuses what admission would have refused even where that policy is not
 installed (or the Wukong was created before it was). A Wukong-owned NAD needs a rule covering
 the namespace that lists its bridge and its VLAN (or allows it untagged); `nadName` of a NAD
-in the same namespace needs nothing, unless a Wukong made that NAD: then its bridge and VLAN
-need the same rule as if the Wukong owned it (a grant revoked since must not live on in the
-NADs made under it); `nadName: other/nad` needs a rule listing that NAD.
+in the same namespace needs nothing here (admission checks its author: see
+manifests/policy/network-policy.yaml); `nadName: other/nad` needs a rule listing that NAD.
+Either way a NAD a Wukong made needs, besides, the same rule for its bridge and VLAN as if the
+Wukong naming it owned it (a grant revoked since must not live on in the NADs made under it,
+and a grant of another namespace's NAD by name is not one of what a Wukong there made under
+that name).
 No policy object means nothing is allowed: default closed.
 """
 
@@ -111,15 +114,19 @@ def network_refusals(
     refused: list[str] = []
     for net in cr.spec.networks:
         if net.nad_name:
-            if foreign_namespace(net.nad_name, namespace) is None:
-                _, name = names.object_ref(namespace, net.nad_name)
-                nad = (nads or {}).get(f"{namespace}/{name}")
-                if nad is not None and made_by_wukong(nad):
-                    if (why := _made_nad_refusal(net, rules, nad)) is not None:
-                        refused.append(why)
-                continue
-            if not any(_allows_nad(r, net.nad_name) for r in rules):
+            if foreign_namespace(net.nad_name, namespace) is not None and not any(
+                _allows_nad(r, net.nad_name) for r in rules
+            ):
                 refused.append(f"network '{net.name}' may not use NAD '{net.nad_name}'")
+                continue
+            # A Wukong-made NAD is judged by its bridge and VLAN wherever it is: a grant of
+            # another namespace's NAD by name is not one of whatever a Wukong there put under
+            # that name (a tenant's squat), nor of a bridge revoked since (session 42).
+            ns, name = names.object_ref(namespace, net.nad_name)
+            nad = (nads or {}).get(f"{ns}/{name}")
+            if nad is not None and made_by_wukong(nad):
+                if (why := _made_nad_refusal(net, rules, nad)) is not None:
+                    refused.append(why)
         elif not any(_allows_bridge(r, owned_bridge(net), net.vlan) for r in rules):
             where = _on_bridge(owned_bridge(net), net.vlan)
             refused.append(f"network '{net.name}' may not use {where}")

@@ -178,6 +178,34 @@ def test_a_nad_made_by_a_wukong_is_allowed_where_its_bridge_is() -> None:
     assert network_refusals(mine, REVOKED, {f"{NS}/existing-nad": user_nad()}) == []
 
 
+def _made_in_team_b() -> dict[str, Any]:
+    """A NAD a Wukong of namespace team-b made as `storage-net`, on br-mgmt VLAN 7."""
+    nad = _made_by_a_wukong()
+    nad["metadata"] = {**nad["metadata"], "namespace": "team-b", "name": "storage-net"}
+    nad["spec"] = {"config": json.dumps({"cniVersion": "0.3.1", "name": "storage-net",
+                   "plugins": [{"type": "bridge", "bridge": "br-mgmt", "vlan": 7}]})}  # fmt: skip
+    return nad
+
+
+@pytest.mark.parametrize("listed", ["team-b/storage-net", "team-b/*", "*/*"])
+def test_a_grant_of_another_namespaces_nad_is_not_one_of_what_a_wukong_made_there(
+    listed: str,
+) -> None:
+    """Found by a source audit (session 42): a Wukong-made NAD was judged by its bridge only
+    in the Wukong's own namespace. An administrator's grant of team-b's NAD by name reached
+    whatever a Wukong of team-b made under that name (a tenant there squatting it while the
+    administrator's was missing) and any bridge revoked from team-b since."""
+    web2 = wukong(networks=net(nadName="team-b/storage-net"))
+    nads = {"team-b/storage-net": _made_in_team_b()}
+    [why] = network_refusals(web2, policy(TEAM | {"nads": [listed]}), nads)
+    assert "NAD 'team-b/storage-net'" in why and "bridge 'br-mgmt' (VLAN 7)" in why
+    granted = TEAM | {"nads": [listed], "bridges": ["br-mgmt"], "vlans": [{"from": 7, "to": 7}]}
+    assert network_refusals(web2, policy(granted), nads) == []
+    # The administrator's own NAD there is what the name grants, as before.
+    assert network_refusals(web2, policy(TEAM | {"nads": [listed]}), {
+        "team-b/storage-net": user_nad()}) == []  # fmt: skip
+
+
 def _refused_world(strategy: str, *, running: bool) -> Any:
     """web-1's VM under `strategy`, after the administrator revoked br-vlan100."""
     world = ready_children()
