@@ -50,9 +50,12 @@ def interfaces(seen: Observed) -> list[InterfaceStatus]:
 
 def node_name(seen: Observed) -> str | None:
     """The node the guest runs on: reported once the VMI runs there, not while it is only
-    scheduled (saves a status write per create; the Running write carries it)."""
+    scheduled (saves a status write per create; the Running write carries it). Still said
+    while KubeVirt has lost touch with the guest (phase Unknown, which names the node: its
+    IP stays said then too); KubeVirt v1.7 fails such a VMI instead, but an older one may
+    write it, and the node is then the question."""
     vmi_status = (seen.vmi or {}).get("status", {})
-    if vmi_status.get("phase") != "Running":
+    if vmi_status.get("phase") not in ("Running", "Unknown"):
         return None
     return vmi_status.get("nodeName") or None
 
