@@ -54,6 +54,10 @@ def _dig(obj: Any, *path: str) -> Any:
     return obj
 
 
+ANOTHER_CHANGE = "another change needs a restart first"
+MEMORY_ALIGNMENT = 2 * 1024 * 1024
+
+
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
 
@@ -73,7 +77,7 @@ def _vcpus(cpu: Any) -> int:
     )
 
 
-def _cpu(want: JsonObj, vmi: JsonObj, held: bool) -> tuple[tuple[str, str] | None, str | None]:
+def _cpu(want: JsonObj, vmi: JsonObj, held: str) -> tuple[tuple[str, str] | None, str | None]:
     """(restart field and why) or (what is live), for the template's cpu."""
     have = _dig(vmi, "spec", "domain", "cpu") or {}
     if not want or not have:
@@ -96,12 +100,12 @@ def _cpu(want: JsonObj, vmi: JsonObj, held: bool) -> tuple[tuple[str, str] | Non
     if want_s < have_s:
         return ("cpu", "KubeVirt removes vCPUs only on a restart"), None
     if held:
-        return ("cpu", "another change needs a restart first"), None
+        return ("cpu", held), None
     return None, f"cpu {current} → {want_s}"
 
 
 def _memory(
-    want: JsonObj, requests: Any, vmi: JsonObj, held: bool
+    want: JsonObj, requests: Any, vmi: JsonObj, held: str
 ) -> tuple[tuple[str, str] | None, str | None]:
     """(restart field and why) or (what is live), for the template's memory."""
     have = _dig(vmi, "spec", "domain", "memory") or {}
@@ -135,14 +139,22 @@ def _memory(
     at_boot = quantity_or_none(memory.get("guestAtBoot")) or have_guest
     if maximum is None:
         return ("memory", "memory hot-plug is off for this VM"), None
+    if condition_of(vmi, "LiveMigratable") is None:
+        # KubeVirt reads a VMI that does not say yet as one that cannot migrate
+        # (types.go IsMigratable): its RestartRequired then stays until the next start.
+        why = "its VMI does not say yet whether it can"
+        return ("memory", f"KubeVirt adds memory only to a VM that can migrate ({why})"), None
     if not migratable:
         return ("memory", f"KubeVirt adds memory only to a VM that can migrate ({why})"), None
+    if want_guest % MEMORY_ALIGNMENT:
+        # ValidateLiveUpdateMemory (pkg/liveupdate/memory): "Guest memory must be 2Mi aligned".
+        return ("memory", "KubeVirt hot-plugs memory only in steps of 2Mi"), None
     if want_guest < at_boot:
         return ("memory", f"below the {format_bytes(at_boot)} the VM booted with"), None
     if want_guest > maximum:
         return ("memory", f"above the {format_bytes(maximum)} the VM can have live"), None
     if held:
-        return ("memory", "another change needs a restart first"), None
+        return ("memory", held), None
     return None, f"memory {format_bytes(requested)} → {format_bytes(want_guest)}"
 
 
@@ -157,23 +169,34 @@ def _stage(vmi: JsonObj) -> tuple[str, str]:
     return "Requested", "KubeVirt has the new size"
 
 
-def plan_resize(template_spec: JsonObj, vmi: JsonObj | None, held: bool) -> Resize:
-    """cpu/memory of the template against the running VMI; `held`: another field already
-    needs a restart (KubeVirt then applies nothing live)."""
+def plan_resize(
+    template_spec: JsonObj, vmi: JsonObj | None, held: bool, because: str = ANOTHER_CHANGE
+) -> Resize:
+    """cpu/memory of the template against the running VMI; `held`: a restart is owed already
+    (KubeVirt then applies nothing live), `because` says why."""
     if vmi is None:
         return Resize()
     domain = template_spec.get("domain") or {}
     requests = _dig(domain, "resources", "requests", "memory")
-    cpu = _cpu(domain.get("cpu") or {}, vmi, held)
-    memory = _memory(domain.get("memory") or {}, requests, vmi, held)
+    why_held = because if held else ""
+    cpu = _cpu(domain.get("cpu") or {}, vmi, why_held)
+    memory = _memory(domain.get("memory") or {}, requests, vmi, why_held)
     restart = tuple(r for r, _ in (cpu, memory) if r is not None)
     live = tuple(text for r, text in (cpu, memory) if r is None and text is not None)
     if not live:
         return Resize(restart)
     migratable, why = _migratable(vmi)
     if not migratable and cpu[1] is not None:
-        # The workload updater moves only migratable VMIs: the CPUs would never arrive.
-        restart = (*restart, ("cpu", f"KubeVirt adds vCPUs through a live migration ({why})"))
+        # The workload updater migrates only migratable VMIs; one it cannot migrate it evicts
+        # where the KubeVirt CR lists Evict among its workloadUpdateMethods (workload-
+        # updater.go getUpdateData: a hot-plug in progress makes the VMI outdated), and the
+        # eviction shuts the guest down. KubeVirt copies the sockets into the VMI whether it
+        # can migrate or not (vm.go handleCPUChangeRequest).
+        words = (
+            f"KubeVirt adds vCPUs through a live migration ({why}); where the KubeVirt CR's "
+            "workloadUpdateMethods include Evict, KubeVirt shuts the VM down instead"
+        )
+        restart = (*restart, ("cpu", words))
         live = tuple(text for text in live if not text.startswith("cpu"))
         if not live:
             return Resize(restart)

@@ -22,7 +22,7 @@ from wukong.reconcile.disks import (
     volume_source,
 )
 from wukong.reconcile.observed import Observed, condition_of
-from wukong.reconcile.resources import Resize, plan_resize
+from wukong.reconcile.resources import ANOTHER_CHANGE, Resize, plan_resize
 from wukong.reconcile.timefmt import parse_time
 
 
@@ -317,7 +317,14 @@ def restart_reasons(
     kubevirt_says = _kubevirt_restart(vm)
     # KubeVirt applies nothing live while the VM owes a restart (vm.go: handle*Request run
     # only without RestartRequired).
-    resize = plan_resize(template_spec, vmi, held=bool(changed) or kubevirt_says is not None)
+    # Held by KubeVirt's own word alone, that word is the reason: the change itself may be
+    # what KubeVirt refused live (memory not in 2Mi steps, a cluster without LiveUpdate).
+    resize = plan_resize(
+        template_spec,
+        vmi,
+        held=bool(changed) or kubevirt_says is not None,
+        because=ANOTHER_CHANGE if changed or kubevirt_says is None else kubevirt_says,
+    )
     reasons = [(field, "") for field in changed]
     if "networks" not in changed and (undelivered := _undelivered_networks(vmi)):
         reasons.append(("networks", _undelivered_words(undelivered)))

@@ -145,6 +145,19 @@ def test_memory_within_the_maximum_is_live_for_a_migratable_vm() -> None:
             "below the 3Gi the VM booted with",
             id="below-boot",
         ),
+        # Found by a source audit (session 42): KubeVirt reads a VMI that does not say yet as
+        # one that cannot migrate (types.go IsMigratable) and owes a restart for good.
+        pytest.param(
+            "2Gi",
+            {"conditions": []},
+            "KubeVirt adds memory only to a VM that can migrate (its VMI does not say yet "
+            "whether it can)",
+            id="migratable-not-said-yet",
+        ),
+        # ValidateLiveUpdateMemory: "Guest memory must be 2Mi aligned" (restart for good).
+        pytest.param(
+            "1025Mi", {}, "KubeVirt hot-plugs memory only in steps of 2Mi", id="not-2mi-steps"
+        ),
         pytest.param(
             "2Gi",
             {
@@ -222,6 +235,23 @@ def test_kubevirts_restart_required_is_passed_on_when_no_field_explains_it() -> 
     assert restart_reasons(tmpl, vmi, cr(), _vm(tmpl, restart=False))[0] == []
     reasons, _ = restart_reasons(tmpl, vmi, cr(), _vm(tmpl, restart=True))
     assert reasons == [("the VM template", "a non-live field")]
+
+
+def test_a_change_kubevirt_refused_live_is_told_in_its_words_not_as_another_change() -> None:
+    """Found by a source audit (session 42): KubeVirt's RestartRequired held every live
+    change back as "another change needs a restart first" when the change itself was what
+    KubeVirt refused (a cluster without the LiveUpdate rollout strategy, say): there was no
+    other change."""
+    vmi = running(template(cpu=1, hotplug={}))
+    tmpl = template(cpu=2, hotplug={})
+    vm = _vm(tmpl, restart=True)
+    vm["status"]["conditions"][0]["message"] = "a non-live-updatable field was changed"
+    reasons, resize = restart_reasons(tmpl, vmi, cr(cpu=2, hotplug={}), vm)
+    assert reasons == [("cpu", "a non-live-updatable field was changed")]
+    assert resize.live == ()
+    # With a change of ours that needs the restart, that one is the reason.
+    held = plan_resize(tmpl, vmi, held=True)
+    assert held.restart == (("cpu", "another change needs a restart first"),)
 
 
 def test_plan_vm_names_the_field_and_why() -> None:
