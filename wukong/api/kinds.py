@@ -84,6 +84,7 @@ VM = Kind(
         # runStrategy: the one virt-controller last synced (lifecycle._run_strategy).
         # snapshotInProgress: a snapshot is done once KubeVirt unlocks the VM (snapshot.py).
         # desired/observedGeneration: the VMI made before the template's latest change (vm.py).
+        # startFailure: a crash loop between its VMIs (vm_health.py).
         "status": {
             **_CONDITIONS,
             "desiredGeneration": ALL,
@@ -91,6 +92,7 @@ VM = Kind(
             "printableStatus": ALL,
             "runStrategy": ALL,
             "snapshotInProgress": ALL,
+            "startFailure": ALL,
             "stateChangeRequests": ALL,
             "volumeRequests": ALL,
         },

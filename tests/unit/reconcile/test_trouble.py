@@ -197,6 +197,50 @@ def test_a_vmi_whose_node_was_lost_is_not_ready_and_says_so() -> None:
     assert plan.status.get("nodeName") == "node-3"
 
 
+def _loop_world(printable: str, fails: int, vmi_phase: str | None) -> Observed:
+    """A VM in KubeVirt's crash loop: `fails` VMIs failed before they ran."""
+    world = vm_world(printable, vmi_phase=vmi_phase)
+    assert world.vm is not None
+    if fails:
+        world.vm["status"]["startFailure"] = {"consecutiveFailCount": fails}
+    if world.vmi is not None:
+        world.vmi["spec"] = world.vm["spec"]["template"]["spec"]
+        world.vmi["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+        if vmi_phase == "Failed":
+            world.vmi["status"]["reason"] = "PodFailed"
+    return world
+
+
+def test_a_crash_loop_is_one_warning_not_no_error_at_every_try() -> None:
+    """Found by a monitoring audit (session 42): printableStatus says CrashLoopBackOff only
+    while no VMI is there. Each new VMI read as "no error" (a Normal NoError Event) and its
+    failure as a new one: two Warnings and a false all-clear every few minutes."""
+    loop = [
+        ("Starting", 0, "Failed"),
+        ("CrashLoopBackOff", 1, None),
+        ("Starting", 1, "Scheduling"),
+        ("Starting", 1, "Failed"),
+        ("CrashLoopBackOff", 2, None),
+        ("Starting", 2, "Scheduling"),
+        ("Starting", 2, "Failed"),
+        ("CrashLoopBackOff", 3, None),
+    ]
+    status: dict[str, Any] = {"phase": "Starting"}
+    said: list[tuple[str, str]] = []
+    for printable, fails, phase in loop:
+        plan = decide(wukong(), status, _loop_world(printable, fails, phase))
+        said += [(e.type, e.reason) for e in plan.actions if isinstance(e, Emit)]
+        status = plan.status
+        assert cond(status["conditions"], "VMHealthy")["status"] == "False"
+    # The phase hops (Error, Starting) are the loop's own story: KubeVirt's recorder and
+    # ours count repeats of one Event (adapters/events.py).
+    health = [s for s in said if s[1] not in ("VMIFailed", "VMIRestarting")]
+    assert health == [("Warning", "PodFailed"), ("Warning", "CrashLoopBackOff")], said
+    # A VMI that runs ends it (KubeVirt clears the count then; the pass may see it first).
+    world = _loop_world("Starting", 3, "Running")
+    assert vm_health(world) is None
+
+
 def paused_world(reason: str, message: str) -> Observed:
     """A running VMI that virt-handler reports paused: its launcher pod's readiness gate
     (kubevirt.io/virtual-machine-unpaused) makes the VMI not Ready too."""
