@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from wukong.adapters.kube import Kube, api_path
 from wukong.api import JsonObj
-from wukong.errors import WukongError
+from wukong.errors import NotFound, WukongError
 
 log = logging.getLogger(__name__)
 EventType = Literal["Normal", "Warning"]
 COMPONENT = "wukong-operator"
+# client-go's recorder remembers this many Events to count repeats of (events_cache.go
+# maxLruCacheEntries).
+REMEMBERED = 4096
+
+
+@dataclass
+class _Posted:
+    """An Event this recorder posted: its name, and how many times it has been said."""
+
+    name: str
+    count: int
 
 
 def _now() -> str:
@@ -27,6 +40,7 @@ class EventRecorder:
         self.kube = kube
         self.host = host
         self._last = 0
+        self._posted: OrderedDict[tuple[str, ...], _Posted] = OrderedDict()
 
     def _name(self, obj_name: str) -> str:
         """`<object>.<nanoseconds in hex>`, as client-go's recorder names Events: a list
@@ -38,10 +52,30 @@ class EventRecorder:
         return f"{obj_name}.{self._last:x}"
 
     async def post(self, obj: JsonObj, type_: EventType, reason: str, message: str) -> None:
-        """Record one Event (CamelCase `reason`) on `obj` (any object with metadata)."""
+        """Record one Event (CamelCase `reason`) on `obj` (any object with metadata). The same
+        Event said again (same object, type, reason and message) is counted on the one
+        posted, `count` and `lastTimestamp`, as client-go's recorder does (events_cache.go
+        eventObserve): `kubectl describe` shows "(x5 over 20m)", not five rows, for a crash
+        loop's hops or a pass retried after a failed status write (found by a monitoring
+        audit, session 42). One the API server no longer has (Events live an hour) is posted
+        anew."""
         meta = obj.get("metadata", {})
         namespace = meta.get("namespace") or "default"
         now = _now()
+        key = (namespace, str(meta.get("uid") or meta.get("name")), type_, reason, message)
+        if (posted := self._posted.get(key)) is not None:
+            self._posted.move_to_end(key)
+            path = api_path("", "v1", "events", namespace, posted.name)
+            try:
+                await self.kube.merge_patch(path, {"count": posted.count + 1, "lastTimestamp": now})
+            except NotFound:
+                del self._posted[key]
+            except WukongError as exc:
+                log.warning("could not count event %s again: %s", reason, exc)
+                return
+            else:
+                posted.count += 1
+                return
         event: JsonObj = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -71,3 +105,7 @@ class EventRecorder:
             await self.kube.create(api_path("", "v1", "events", namespace), event)
         except WukongError as exc:  # an Event is worth less than the pass that posts it
             log.warning("could not post event %s: %s", reason, exc)
+            return
+        self._posted[key] = _Posted(event["metadata"]["name"], 1)
+        if len(self._posted) > REMEMBERED:
+            self._posted.popitem(last=False)
