@@ -29,6 +29,7 @@ from tests.integration.scenario import (
     wukong,
     wukong_events,
 )
+from tests.integration.test_lifecycle import answered, request
 from wukong.adapters.kube import Kube
 from wukong.api import names
 from wukong.testing.admission import install_finalizer_policy, remove_finalizer_policy
@@ -212,6 +213,37 @@ async def test_cpu_and_network_changes_update_the_vm_and_raise_restart_required(
     tmpl = vm["spec"]["template"]["spec"]
     assert tmpl["domain"]["cpu"]["cores"] == 2
     assert [n["name"] for n in tmpl["networks"]] == ["default", "lan"]
+
+
+async def test_a_vlan_changed_under_a_running_vm_is_owed_a_restart_until_it_has_one(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Session 42: Multus reads a NAD when the launcher pod starts. The operator patched the
+    NAD and said nothing: the VM's template names the same NAD, so neither KubeVirt nor the
+    Wukong saw a change, and the guest stayed on the old VLAN with status saying all is well."""
+    lan = {"name": "lan", "type": "bridge", "bridge": "br-lan", "vlan": 100}
+    await create(k, "wukong", namespace, wukong("vlan-1", networks=[lan]))
+    await wait_phase(k, namespace, "vlan-1", "Running")
+    await patch_spec(k, namespace, "vlan-1", {"networks": [{**lan, "vlan": 200}]})
+    cr = await wait_for(
+        k,
+        namespace,
+        "vlan-1",
+        lambda c: "the NAD of lan changed" in condition(c, "RestartRequired").get("message", ""),
+        what="RestartRequired naming the changed NAD",
+    )
+    assert cr["status"]["phase"] == "Running"
+    nad = await get(k, "nad", namespace, "vlan-1-lan")
+    assert nad is not None and '"vlan":200' in nad["spec"]["config"]
+    generation = await request(k, namespace, "vlan-1", "restart")
+    await wait_for(k, namespace, "vlan-1", answered(generation, "Done"), within=60)
+    await wait_for(
+        k,
+        namespace,
+        "vlan-1",
+        lambda c: condition(c, "RestartRequired") == {} and c["status"]["phase"] == "Running",
+        what="no restart owed once the new pod has the new VLAN",
+    )
 
 
 async def test_auto_start_false_creates_the_vm_stopped(

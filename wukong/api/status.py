@@ -83,6 +83,11 @@ class NetworkStatus(WireModel):
     """The NetworkAttachmentDefinition used."""
     owned_by_wukong: bool = False
     """The operator created the NAD and deletes it with the Wukong."""
+    config_changed: Timestamp | None = None
+    """When the operator last changed its NAD's config (bridge, VLAN, MTU)."""
+    changed_under: str | None = Field(None, max_length=64)
+    """The uid of the VMI that ran then: its pod keeps the old config until the VM restarts
+    or migrates (Multus reads a NAD when a pod starts)."""
 
 
 class LifecycleState(WireModel):

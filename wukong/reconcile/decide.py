@@ -179,7 +179,7 @@ def decide(
         problems = [Problem("spec.networks", message)]
     else:
         valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
-    nets = plan_networks(cr, seen) if not problems else None
+    nets = plan_networks(cr, seen, status.networks) if not problems else None
     status, unknown = _keep_when_unseen(cr, status)
     plan.actions += unknown
     # A migrate, snapshot or restore request is its own planner's.
@@ -259,7 +259,13 @@ def decide(
         plan.actions += hands_off(disks.actions) if back.holding else disks.actions
         conds += disks.conditions
     running = runs_wanted(cr, life.state)
-    vm = plan_vm(cr, seen, ready=ready, run_strategy=desired_run_strategy(cr, running))
+    vm = plan_vm(
+        cr,
+        seen,
+        ready=ready,
+        run_strategy=desired_run_strategy(cr, running),
+        networks=nets.statuses if nets else (),
+    )
     if not problems:
         plan.actions += hands_off(vm.actions) if back.holding else vm.actions
         conds += vm.conditions

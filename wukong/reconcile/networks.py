@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wukong.api import JsonObj, names
@@ -33,8 +34,12 @@ def _lookup(ref: str, namespace: str, seen: Observed) -> JsonObj | None:
     return seen.nads.get(f"{ns}/{name}")
 
 
-def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:
-    """Check named NADs exist; create or update owned ones."""
+def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ()) -> NetworkPlan:
+    """Check named NADs exist; create or update owned ones. `old`: the networks as the status
+    says them, for when each owned NAD's config last changed."""
+    changed = {n.name: (n.config_changed, n.changed_under) for n in old if n.owned_by_wukong}
+    # The VMI whose pod took the NADs in (one made since reads them as they are then).
+    running = None if seen.vmi is None or seen.vmi_ended else seen.vmi["metadata"].get("uid")
     actions: list[Action] = []
     statuses: list[NetworkStatus] = []
     missing: list[str] = []
@@ -50,8 +55,8 @@ def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:
                 missing.append(f"network '{net.name}' needs NAD '{nad_name}' in namespace '{ns}'")
             continue
         nad = names.nad_name(cr.metadata.name, net.name)
-        statuses.append(NetworkStatus(name=net.name, nad_name=nad, owned_by_wukong=True))
         current = seen.nads.get(f"{namespace}/{nad}")
+        when, under = changed.get(net.name, (None, None))
         if current is None:
             actions.append(CreateChild("NetworkAttachmentDefinition", build_nad(cr, net)))
         elif not owned_by(current, uid):
@@ -59,6 +64,16 @@ def plan_networks(cr: Wukong, seen: Observed) -> NetworkPlan:
         elif current.get("spec", {}).get("config") != nad_config(cr, net):
             patch = {"spec": {"config": nad_config(cr, net)}}
             actions.append(PatchChild("NetworkAttachmentDefinition", nad, patch, "config changed"))
+            when, under = seen.now, running
+        statuses.append(
+            NetworkStatus(
+                name=net.name,
+                nad_name=nad,
+                owned_by_wukong=True,
+                config_changed=when,
+                changed_under=under,
+            )
+        )
     if missing:
         message = "; ".join(missing) + ": create it or fix spec.networks"
         cond = Cond(NETWORKS_CONFIGURED, False, "NADNotFound", message)

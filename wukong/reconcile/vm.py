@@ -3,6 +3,7 @@ updated on spec change, with `RestartRequired` instead of a reboot behind the us
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from wukong.api import JsonObj, names
 from wukong.api.conditions import RESTART_REQUIRED, Cond, find_condition
 from wukong.api.guest import CLOUD_INIT_VOLUME
 from wukong.api.objects import being_deleted
+from wukong.api.status import NetworkStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.access import access_credentials, cloud_init_volume, secret_condition
 from wukong.reconcile.actions import Action, CreateChild, DeleteChild, Emit, PatchChild
@@ -510,8 +512,38 @@ def _size_patch(cr: Wukong, vm: JsonObj) -> JsonObj:
     return patch
 
 
-def plan_vm(cr: Wukong, seen: Observed, *, ready: bool, run_strategy: str) -> VmPlan:
-    """Create the VM when children are ready; keep its template in line with the spec."""
+def _nads_changed_since(seen: Observed, networks: Sequence[NetworkStatus]) -> list[str]:
+    """Networks whose NAD the operator changed after the running VMI's pod took it in:
+    Multus reads a NAD when a pod starts, so that pod keeps the old bridge, VLAN or MTU until
+    KubeVirt makes a new one (a restart, or a live migration's target). The VM's template
+    does not change (the same NAD name), and KubeVirt says nothing."""
+    vmi = None if seen.vmi_ended else seen.vmi
+    if vmi is None:
+        return []
+    uid = vmi.get("metadata", {}).get("uid")
+    state = vmi.get("status", {}).get("migrationState") or {}
+    moved = None
+    if state.get("completed") and not state.get("failed"):
+        moved = parse_time(state.get("startTimestamp"))  # its target pod was made before
+    return [
+        n.name
+        for n in networks
+        if n.changed_under is not None
+        and n.changed_under == uid
+        and not (moved is not None and n.config_changed is not None and moved > n.config_changed)
+    ]
+
+
+def plan_vm(
+    cr: Wukong,
+    seen: Observed,
+    *,
+    ready: bool,
+    run_strategy: str,
+    networks: Sequence[NetworkStatus] = (),
+) -> VmPlan:
+    """Create the VM when children are ready; keep its template in line with the spec.
+    `networks`: as the network planner says them now (when their NADs changed)."""
     vm_name = names.vm_name(cr.metadata.name)
     secrets = secret_condition(cr.spec, seen)
     extra = (secrets,) if secrets is not None else ()
@@ -541,6 +573,12 @@ def plan_vm(cr: Wukong, seen: Observed, *, ready: bool, run_strategy: str) -> Vm
     # An ended VMI (Manual leaves it until the next start) runs nothing a restart could fix.
     live_vmi = None if seen.vmi_ended else seen.vmi
     reasons, resize = restart_reasons(template["spec"], live_vmi, cr, seen.vm)
+    if stale := _nads_changed_since(seen, networks):
+        said = ", ".join(stale)
+        reasons.append(
+            ("networks", f"the NAD of {said} changed after the VM's pod took it in (Multus reads "
+             "a NAD when a pod starts): a restart or a live migration applies it")
+        )  # fmt: skip
     if (live := resize.condition) is not None:
         extra = (live, *extra)
     if not reasons:  # RestartRequired is there only while a restart is owed
