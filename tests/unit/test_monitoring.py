@@ -37,11 +37,13 @@ def exposed() -> dict[str, set[str]]:
     return families
 
 
-def rule_expressions() -> list[tuple[str, str]]:
+def alert_rules() -> list[dict[str, Any]]:
     doc = yaml.safe_load((BUNDLE / "prometheus-rule.yaml").read_text())
-    return [
-        (rule["alert"], rule["expr"]) for group in doc["spec"]["groups"] for rule in group["rules"]
-    ]
+    return [rule for group in doc["spec"]["groups"] for rule in group["rules"]]
+
+
+def rule_expressions() -> list[tuple[str, str]]:
+    return [(rule["alert"], rule["expr"]) for rule in alert_rules()]
 
 
 def dashboard_expressions() -> list[tuple[str, str]]:
@@ -154,3 +156,81 @@ def test_the_service_monitor_scrapes_the_metrics_port_with_a_token() -> None:
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
     assert endpoint["bearerTokenFile"].endswith("/serviceaccount/token")
     assert endpoint["honorLabels"] is True
+
+
+# -- thresholds on counts --------------------------------------------------------------------
+
+# Boundaries of an operand: parentheses, set operators and comparisons.
+_BOUNDARY = re.compile(r"\(|\)|\b(?:and|or|unless)\b|==|!=|>=|<=|>|<")
+_COMPARED_WITH_NUMBER = re.compile(
+    r"(==|!=|>=|<=|>|<)\s*(?:bool\s+)?(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?![\w.])"
+)
+
+
+def _left_operand(expr: str, at: int) -> str:
+    """The operand left of the comparison at `at`: back to the previous boundary at its depth
+    of parentheses, or to the parenthesis that opens its group."""
+    depth = 0
+    for token in reversed([m for m in _BOUNDARY.finditer(expr) if m.end() <= at]):
+        if token.group() == ")":
+            depth += 1
+        elif token.group() == "(":
+            if depth == 0:
+                return expr[token.end() : at]
+            depth -= 1
+        elif depth == 0:
+            return expr[token.end() : at]
+    return expr[:at]
+
+
+def counts_against_whole_numbers(expr: str) -> list[str]:
+    """Comparisons of a delta() or increase() of a count (not a ratio) with a whole number
+    other than 0. Both extrapolate to the window's edges, so a count of 3 reads 3.025 and
+    `> 3` fires on 3 (audit s42, finding 3): compare with a number between two whole ones
+    (`> 4.5`: at least 5), or use a function that does not extrapolate."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings
+    expr = re.sub(r"\{[^}]*\}", "{}", expr)  # label matchers (their != is no comparison)
+    found = []
+    for match in _COMPARED_WITH_NUMBER.finditer(expr):
+        threshold = float(match.group(2))
+        if threshold == 0 or threshold != int(threshold):
+            continue
+        operand = _left_operand(expr, match.start())
+        if re.search(r"\b(?:delta|increase)\s*\(", operand) and "/" not in operand:
+            found.append(f"{operand.strip()} {match.group(1)} {match.group(2)}")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("expr", "flagged"),
+    [
+        pytest.param("max(delta(wukong_lease_transitions[1h])) > 3", True, id="old-flapping"),
+        pytest.param('sum(increase(x{r="e"}[15m])) > 5', True, id="increase-gt-5"),
+        pytest.param("a > 0.1 and sum by (b) (increase(x[5m])) >= 5", True, id="second-clause"),
+        pytest.param("max(increase(x[1h]) > bool 3)", True, id="inside-parentheses"),
+        pytest.param("sum(increase(x[15m])) > 4.5", False, id="between-whole-numbers"),
+        pytest.param('increase(x{o!="R"}[30m]) > 0', False, id="any-at-all"),
+        pytest.param("sum(increase(a[5m])) / clamp_min(sum(increase(b[5m])), 1) > 1", False),
+        pytest.param(
+            "max(max_over_time(x[1h]) - min_over_time(x[1h])) > 3", False, id="no-extrapolation"
+        ),
+        pytest.param("max(x) > 3 and increase(y[5m]) > 0.5", False, id="other-operand"),
+    ],
+)
+def test_the_threshold_check_finds_extrapolated_counts(expr: str, flagged: bool) -> None:
+    assert bool(counts_against_whole_numbers(expr)) is flagged
+
+
+RULES = rule_expressions()
+
+
+@pytest.mark.parametrize(("alert", "expr"), RULES, ids=[a for a, _ in RULES])
+def test_no_rule_compares_an_extrapolated_count_with_a_whole_number(alert: str, expr: str) -> None:
+    assert not counts_against_whole_numbers(expr), alert
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=[r["alert"] for r in alert_rules()])
+def test_every_alert_waits_before_firing(rule: dict[str, Any]) -> None:
+    """A `for:` keeps one evaluation's blip (a scrape that lagged, a replica that restarted)
+    from paging."""
+    assert re.fullmatch(r"[1-9]\d*[smh]", str(rule.get("for", ""))), rule["alert"]
