@@ -141,6 +141,17 @@ def test_the_rules_alert_on_wukongs_that_fail_or_are_in_error() -> None:
     assert 'phase="Error"' in rules["WukongInError"]
 
 
+def test_the_lifecycle_alert_counts_failures_among_enough_requests_carried_out() -> None:
+    """Refused answers a request that cannot be carried out (SPEC: an answer, a user's
+    mistake): it counts neither as a failure nor in the total; and one failed request out of
+    one is no page (audit s42, finding 6)."""
+    expr = dict(rule_expressions())["WukongLifecycleRequestsFailing"]
+    matchers = re.findall(r"wukong_lifecycle_requests_total(\{[^}]*\})?", expr)
+    assert set(matchers) == {'{outcome="Failed"}', '{outcome!="Refused"}'}, matchers
+    volume = re.search(r'\{outcome!="Refused"\}\[30m\]\)\)\s*>\s*([\d.]+)\s*$', expr)
+    assert volume is not None and 4 < float(volume.group(1)) < 5, "at least 5 requests"
+
+
 def test_every_documented_family_is_on_the_dashboard() -> None:
     shown = {
         family_of(name, exposed())
