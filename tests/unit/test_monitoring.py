@@ -152,6 +152,21 @@ def test_the_lifecycle_alert_counts_failures_among_enough_requests_carried_out()
     assert volume is not None and 4 < float(volume.group(1)) < 5, "at least 5 requests"
 
 
+def test_no_leader_is_not_raised_by_a_scrape_that_fails() -> None:
+    """A leader whose scrape fails leaves only the standby's 0 (audit s42, finding 7)."""
+    expr = dict(rule_expressions())["WukongNoLeader"]
+    assert re.search(r'\bunless\s+on\s*\(namespace\)\s*up\{job="[^"]+"\}\s*==\s*0\s*$', expr)
+
+
+def test_every_job_matcher_names_the_job_prometheus_gives_the_operators_targets() -> None:
+    """Without `jobLabel`, the Prometheus Operator names the job after the Service."""
+    monitor = yaml.safe_load((BUNDLE / "service-monitor.yaml").read_text())
+    service = yaml.safe_load((BUNDLE.parent / "deploy" / "service.yaml").read_text())
+    assert "jobLabel" not in monitor["spec"]
+    jobs = {job for _, expr in EXPRESSIONS for job in re.findall(r'\bjob\s*=\s*"([^"]*)"', expr)}
+    assert jobs == {service["metadata"]["name"]}
+
+
 def test_every_documented_family_is_on_the_dashboard() -> None:
     shown = {
         family_of(name, exposed())
