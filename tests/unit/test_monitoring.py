@@ -14,7 +14,11 @@ import yaml
 
 from wukong.runtime.metrics import DOCUMENTED, Metrics
 
-BUNDLE = Path(__file__).resolve().parents[2] / "manifests" / "prometheus"
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "manifests" / "prometheus"
+TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"
+# The repository docs/install.md's kustomize URL names; main, not a tag (prometheus-rule.yaml).
+RUNBOOKS = "https://github.com/novasphere/wukong/blob/main/docs/troubleshooting.md#"
 # Series Prometheus makes itself, and labels every scraped target gets.
 PROMETHEUS_SERIES = {"up": {"job", "instance", "namespace", "pod", "service", "endpoint"}}
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
@@ -260,3 +264,67 @@ def test_every_alert_waits_before_firing(rule: dict[str, Any]) -> None:
     """A `for:` keeps one evaluation's blip (a scrape that lagged, a replica that restarted)
     from paging."""
     assert re.fullmatch(r"[1-9]\d*[smh]", str(rule.get("for", ""))), rule["alert"]
+
+
+# -- runbooks ----------------------------------------------------------------------------------
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a Markdown heading: its text as shown, lower case, without
+    punctuation, spaces made hyphens."""
+    text = re.sub(r"`([^`]*)`", r"\1", heading)  # code spans show their text
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links show theirs
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    """Every heading's anchor (a repeated one gets -1, -2, ... as on GitHub), not counting
+    lines in fenced code blocks."""
+    found: set[str] = set()
+    fenced = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if fenced or heading is None:
+            continue
+        anchor = base = github_anchor(heading.group(1))
+        repeat = 0
+        while anchor in found:
+            repeat += 1
+            anchor = f"{base}-{repeat}"
+        found.add(anchor)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("heading", "anchor"),
+    [
+        ("WukongOperatorDown", "wukongoperatordown"),
+        (
+            'The operator pods never become Ready: "caches not synced"',
+            "the-operator-pods-never-become-ready-caches-not-synced",
+        ),
+        ("`wukong logs` shows [nothing](x.md)", "wukong-logs-shows-nothing"),
+    ],
+)
+def test_anchors_are_computed_as_github_does(heading: str, anchor: str) -> None:
+    assert github_anchor(heading) == anchor
+    assert anchors(f"# {heading}\n## {heading}\n") == {anchor, f"{anchor}-1"}
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=[r["alert"] for r in alert_rules()])
+def test_every_alert_links_to_its_runbook_in_the_troubleshooting_guide(
+    rule: dict[str, Any],
+) -> None:
+    url = str(rule.get("annotations", {}).get("runbook_url", ""))
+    assert url.startswith(RUNBOOKS), f"{rule['alert']}: runbook_url {url!r}"
+    assert url.removeprefix(RUNBOOKS) in anchors(TROUBLESHOOTING.read_text()), url
+    assert url.removeprefix(RUNBOOKS) == rule["alert"].lower(), "a section named after it"
+
+
+def test_links_within_the_troubleshooting_guide_reach_a_heading() -> None:
+    text = TROUBLESHOOTING.read_text()
+    linked = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert linked, "the alert sections link to each other"
+    assert linked <= anchors(text), linked - anchors(text)
