@@ -411,10 +411,12 @@ class Operator:
         except TimeoutError:
             log.warning("passes still running after %ss: cancelled", SHUTDOWN_GRACE)
 
-    async def _run_elected(self) -> None:
-        """Reconcile only while holding the Lease; informers keep the standby's cache warm."""
+    def _elector(self) -> LeaderElector:
+        """The Lease's elector; its requests count in wukong_kube_api_requests_total as every
+        other request does (a GET or PUT every retry period per replica: the largest share of
+        an idle operator's requests, and the first to look at when the Lease changes hands)."""
         settings = self.settings
-        elector = LeaderElector(
+        return LeaderElector(
             self.api,
             settings.lease_namespace or settings.namespace or "default",
             settings.lease_name,
@@ -422,7 +424,12 @@ class Operator:
             lease_duration=settings.lease_duration,
             renew_deadline=settings.renew_deadline,
             retry_period=settings.retry_period,
+            on_request=self.metrics.count_api_request,
         )
+
+    async def _run_elected(self) -> None:
+        """Reconcile only while holding the Lease; informers keep the standby's cache warm."""
+        elector = self._elector()
         self.metrics.track_lease(lambda: elector.transitions)
         election = asyncio.create_task(elector.run(self._lead, self._lost))
         stopping = asyncio.create_task(self._stopping.wait())

@@ -14,7 +14,11 @@ import yaml
 
 from wukong.runtime.metrics import DOCUMENTED, Metrics
 
-BUNDLE = Path(__file__).resolve().parents[2] / "manifests" / "prometheus"
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "manifests" / "prometheus"
+TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"
+# The repository docs/install.md's kustomize URL names; main, not a tag (prometheus-rule.yaml).
+RUNBOOKS = "https://github.com/novasphere/wukong/blob/main/docs/troubleshooting.md#"
 # Series Prometheus makes itself, and labels every scraped target gets.
 PROMETHEUS_SERIES = {"up": {"job", "instance", "namespace", "pod", "service", "endpoint"}}
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
@@ -37,11 +41,13 @@ def exposed() -> dict[str, set[str]]:
     return families
 
 
-def rule_expressions() -> list[tuple[str, str]]:
+def alert_rules() -> list[dict[str, Any]]:
     doc = yaml.safe_load((BUNDLE / "prometheus-rule.yaml").read_text())
-    return [
-        (rule["alert"], rule["expr"]) for group in doc["spec"]["groups"] for rule in group["rules"]
-    ]
+    return [rule for group in doc["spec"]["groups"] for rule in group["rules"]]
+
+
+def rule_expressions() -> list[tuple[str, str]]:
+    return [(rule["alert"], rule["expr"]) for rule in alert_rules()]
 
 
 def dashboard_expressions() -> list[tuple[str, str]]:
@@ -139,6 +145,32 @@ def test_the_rules_alert_on_wukongs_that_fail_or_are_in_error() -> None:
     assert 'phase="Error"' in rules["WukongInError"]
 
 
+def test_the_lifecycle_alert_counts_failures_among_enough_requests_carried_out() -> None:
+    """Refused answers a request that cannot be carried out (SPEC: an answer, a user's
+    mistake): it counts neither as a failure nor in the total; and one failed request out of
+    one is no page (audit s42, finding 6)."""
+    expr = dict(rule_expressions())["WukongLifecycleRequestsFailing"]
+    matchers = re.findall(r"wukong_lifecycle_requests_total(\{[^}]*\})?", expr)
+    assert set(matchers) == {'{outcome="Failed"}', '{outcome!="Refused"}'}, matchers
+    volume = re.search(r'\{outcome!="Refused"\}\[30m\]\)\)\s*>\s*([\d.]+)\s*$', expr)
+    assert volume is not None and 4 < float(volume.group(1)) < 5, "at least 5 requests"
+
+
+def test_no_leader_is_not_raised_by_a_scrape_that_fails() -> None:
+    """A leader whose scrape fails leaves only the standby's 0 (audit s42, finding 7)."""
+    expr = dict(rule_expressions())["WukongNoLeader"]
+    assert re.search(r'\bunless\s+on\s*\(namespace\)\s*up\{job="[^"]+"\}\s*==\s*0\s*$', expr)
+
+
+def test_every_job_matcher_names_the_job_prometheus_gives_the_operators_targets() -> None:
+    """Without `jobLabel`, the Prometheus Operator names the job after the Service."""
+    monitor = yaml.safe_load((BUNDLE / "service-monitor.yaml").read_text())
+    service = yaml.safe_load((BUNDLE.parent / "deploy" / "service.yaml").read_text())
+    assert "jobLabel" not in monitor["spec"]
+    jobs = {job for _, expr in EXPRESSIONS for job in re.findall(r'\bjob\s*=\s*"([^"]*)"', expr)}
+    assert jobs == {service["metadata"]["name"]}
+
+
 def test_every_documented_family_is_on_the_dashboard() -> None:
     shown = {
         family_of(name, exposed())
@@ -154,3 +186,145 @@ def test_the_service_monitor_scrapes_the_metrics_port_with_a_token() -> None:
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
     assert endpoint["bearerTokenFile"].endswith("/serviceaccount/token")
     assert endpoint["honorLabels"] is True
+
+
+# -- thresholds on counts --------------------------------------------------------------------
+
+# Boundaries of an operand: parentheses, set operators and comparisons.
+_BOUNDARY = re.compile(r"\(|\)|\b(?:and|or|unless)\b|==|!=|>=|<=|>|<")
+_COMPARED_WITH_NUMBER = re.compile(
+    r"(==|!=|>=|<=|>|<)\s*(?:bool\s+)?(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?![\w.])"
+)
+
+
+def _left_operand(expr: str, at: int) -> str:
+    """The operand left of the comparison at `at`: back to the previous boundary at its depth
+    of parentheses, or to the parenthesis that opens its group."""
+    depth = 0
+    for token in reversed([m for m in _BOUNDARY.finditer(expr) if m.end() <= at]):
+        if token.group() == ")":
+            depth += 1
+        elif token.group() == "(":
+            if depth == 0:
+                return expr[token.end() : at]
+            depth -= 1
+        elif depth == 0:
+            return expr[token.end() : at]
+    return expr[:at]
+
+
+def counts_against_whole_numbers(expr: str) -> list[str]:
+    """Comparisons of a delta() or increase() of a count (not a ratio) with a whole number
+    other than 0. Both extrapolate to the window's edges, so a count of 3 reads 3.025 and
+    `> 3` fires on 3 (audit s42, finding 3): compare with a number between two whole ones
+    (`> 4.5`: at least 5), or use a function that does not extrapolate."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings
+    expr = re.sub(r"\{[^}]*\}", "{}", expr)  # label matchers (their != is no comparison)
+    found = []
+    for match in _COMPARED_WITH_NUMBER.finditer(expr):
+        threshold = float(match.group(2))
+        if threshold == 0 or threshold != int(threshold):
+            continue
+        operand = _left_operand(expr, match.start())
+        if re.search(r"\b(?:delta|increase)\s*\(", operand) and "/" not in operand:
+            found.append(f"{operand.strip()} {match.group(1)} {match.group(2)}")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("expr", "flagged"),
+    [
+        pytest.param("max(delta(wukong_lease_transitions[1h])) > 3", True, id="old-flapping"),
+        pytest.param('sum(increase(x{r="e"}[15m])) > 5', True, id="increase-gt-5"),
+        pytest.param("a > 0.1 and sum by (b) (increase(x[5m])) >= 5", True, id="second-clause"),
+        pytest.param("max(increase(x[1h]) > bool 3)", True, id="inside-parentheses"),
+        pytest.param("sum(increase(x[15m])) > 4.5", False, id="between-whole-numbers"),
+        pytest.param('increase(x{o!="R"}[30m]) > 0', False, id="any-at-all"),
+        pytest.param("sum(increase(a[5m])) / clamp_min(sum(increase(b[5m])), 1) > 1", False),
+        pytest.param(
+            "max(max_over_time(x[1h]) - min_over_time(x[1h])) > 3", False, id="no-extrapolation"
+        ),
+        pytest.param("max(x) > 3 and increase(y[5m]) > 0.5", False, id="other-operand"),
+    ],
+)
+def test_the_threshold_check_finds_extrapolated_counts(expr: str, flagged: bool) -> None:
+    assert bool(counts_against_whole_numbers(expr)) is flagged
+
+
+RULES = rule_expressions()
+
+
+@pytest.mark.parametrize(("alert", "expr"), RULES, ids=[a for a, _ in RULES])
+def test_no_rule_compares_an_extrapolated_count_with_a_whole_number(alert: str, expr: str) -> None:
+    assert not counts_against_whole_numbers(expr), alert
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=[r["alert"] for r in alert_rules()])
+def test_every_alert_waits_before_firing(rule: dict[str, Any]) -> None:
+    """A `for:` keeps one evaluation's blip (a scrape that lagged, a replica that restarted)
+    from paging."""
+    assert re.fullmatch(r"[1-9]\d*[smh]", str(rule.get("for", ""))), rule["alert"]
+
+
+# -- runbooks ----------------------------------------------------------------------------------
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a Markdown heading: its text as shown, lower case, without
+    punctuation, spaces made hyphens."""
+    text = re.sub(r"`([^`]*)`", r"\1", heading)  # code spans show their text
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links show theirs
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    """Every heading's anchor (a repeated one gets -1, -2, ... as on GitHub), not counting
+    lines in fenced code blocks."""
+    found: set[str] = set()
+    fenced = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if fenced or heading is None:
+            continue
+        anchor = base = github_anchor(heading.group(1))
+        repeat = 0
+        while anchor in found:
+            repeat += 1
+            anchor = f"{base}-{repeat}"
+        found.add(anchor)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("heading", "anchor"),
+    [
+        ("WukongOperatorDown", "wukongoperatordown"),
+        (
+            'The operator pods never become Ready: "caches not synced"',
+            "the-operator-pods-never-become-ready-caches-not-synced",
+        ),
+        ("`wukong logs` shows [nothing](x.md)", "wukong-logs-shows-nothing"),
+    ],
+)
+def test_anchors_are_computed_as_github_does(heading: str, anchor: str) -> None:
+    assert github_anchor(heading) == anchor
+    assert anchors(f"# {heading}\n## {heading}\n") == {anchor, f"{anchor}-1"}
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=[r["alert"] for r in alert_rules()])
+def test_every_alert_links_to_its_runbook_in_the_troubleshooting_guide(
+    rule: dict[str, Any],
+) -> None:
+    url = str(rule.get("annotations", {}).get("runbook_url", ""))
+    assert url.startswith(RUNBOOKS), f"{rule['alert']}: runbook_url {url!r}"
+    assert url.removeprefix(RUNBOOKS) in anchors(TROUBLESHOOTING.read_text()), url
+    assert url.removeprefix(RUNBOOKS) == rule["alert"].lower(), "a section named after it"
+
+
+def test_links_within_the_troubleshooting_guide_reach_a_heading() -> None:
+    text = TROUBLESHOOTING.read_text()
+    linked = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert linked, "the alert sections link to each other"
+    assert linked <= anchors(text), linked - anchors(text)

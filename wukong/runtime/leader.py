@@ -23,7 +23,7 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
 
-from wukong.adapters.kube import Kube, api_path
+from wukong.adapters.kube import Kube, RequestHook, api_path
 from wukong.api import JsonObj
 from wukong.errors import AlreadyExists, ApiError, Conflict, NotFound
 from wukong.runtime.clock import Clock, MonotonicClock
@@ -142,10 +142,18 @@ def released(old: LeaseRecord, stamp: str) -> LeaseRecord:
 
 
 class LeaseApi:
-    """GET, POST and PUT of one Lease through the shared JSON client."""
+    """GET, POST and PUT of one Lease through the shared JSON client (`on_request` counts
+    each, as every other client of the operator's does)."""
 
-    def __init__(self, api_client: ApiClient, namespace: str, name: str) -> None:
-        self.kube = Kube(api_client)
+    def __init__(
+        self,
+        api_client: ApiClient,
+        namespace: str,
+        name: str,
+        *,
+        on_request: RequestHook | None = None,
+    ) -> None:
+        self.kube = Kube(api_client, on_request=on_request)
         self.namespace = namespace
         self.name = name
 
@@ -198,6 +206,7 @@ class LeaderElector:
         renew_deadline: float = 10,
         retry_period: float = 2,
         clock: Clock | None = None,
+        on_request: RequestHook | None = None,
     ) -> None:
         if not lease_duration > renew_deadline > JITTER * retry_period > 0:
             raise ValueError(
@@ -211,7 +220,7 @@ class LeaderElector:
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
         self.leading = asyncio.Event()
-        self._leases = LeaseApi(api_client, namespace, name)
+        self._leases = LeaseApi(api_client, namespace, name, on_request=on_request)
         self._lease_name = f"{namespace}/{name}"
         self._clock: Clock = clock or MonotonicClock()
         self._observed: Observed | None = None

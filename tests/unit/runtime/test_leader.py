@@ -4,13 +4,16 @@ with time and the Lease API under test control."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio.client import ApiClient
+from prometheus_client.parser import text_string_to_metric_families
 
+from wukong.controller import Operator
 from wukong.errors import AlreadyExists, Conflict, ServerError
 from wukong.runtime.clock import FakeClock
 from wukong.runtime.leader import (
@@ -27,6 +30,7 @@ from wukong.runtime.leader import (
     observe,
     released,
 )
+from wukong.settings import Settings
 
 STAMP = "2026-11-23T10:00:00.000000Z"
 LATER = "2026-11-23T10:00:02.000000Z"
@@ -404,3 +408,73 @@ async def test_a_leader_whose_lease_was_handed_to_another_does_not_take_it_back(
     store.broken.discard("b")
     await advance(clock, 5)
     assert b.elector.is_leader and b.working
+
+
+# -- the Lease's requests, counted with the operator's others --------------------------------
+
+
+class _Answer:
+    """What `ApiClient.call_api(..., _preload_content=False)` gives `Kube.request`."""
+
+    content_type = "application/json"
+
+    def __init__(self, status: int, doc: dict[str, Any]) -> None:
+        self.status = status
+        self.doc = doc
+
+    async def __aenter__(self) -> _Answer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def text(self) -> str:
+        return json.dumps(self.doc)
+
+
+class LeaseServer:
+    """An ApiClient serving one Lease with resourceVersions, below `Kube` (which counts)."""
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+
+    async def call_api(self, path: str, method: str, *, body: Any = None, **_: Any) -> _Answer:
+        assert "/apis/coordination.k8s.io/v1/namespaces/wukong-system/leases" in path, path
+        if method == "GET":
+            if self.lease is None:
+                return _Answer(404, {"kind": "Status", "reason": "NotFound", "code": 404})
+            return _Answer(200, self.lease)
+        if method == "PUT" and body["metadata"]["resourceVersion"] != str(self.version):
+            return _Answer(409, {"kind": "Status", "reason": "Conflict", "code": 409})
+        self.version += 1
+        self.lease = {
+            **body,
+            "metadata": {**body["metadata"], "resourceVersion": str(self.version)},
+        }
+        return _Answer(201 if method == "POST" else 200, self.lease)
+
+
+async def test_the_operators_lease_requests_are_counted_with_its_other_requests() -> None:
+    """Every replica GETs or PUTs the Lease each retry period (audit s42, finding 4: they were
+    missing from wukong_kube_api_requests_total, built without the counting hook)."""
+    settings = Settings(leader_election=True, identity="a", lease_namespace="wukong-system")
+    operator = Operator(settings, api=cast(ApiClient, LeaseServer()))
+    elector = operator._elector()
+    assert await elector._try_acquire_or_renew(1.0)  # GET: 404, POST: 201
+    assert await elector._try_acquire_or_renew(1.0)  # GET: 200, PUT: 200
+    await elector.release()  # PUT: 200
+    counted = {
+        (labels["verb"], labels["code"]): value
+        for name, labels, value in _samples(operator.metrics.render().decode())
+        if name == "wukong_kube_api_requests_total" and labels["resource"] == "leases"
+    }
+    assert counted == {("GET", "404"): 1, ("POST", "201"): 1, ("GET", "200"): 1, ("PUT", "200"): 2}
+
+
+def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]

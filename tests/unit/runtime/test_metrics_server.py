@@ -80,6 +80,18 @@ async def test_every_documented_family_is_exposed(http: aiohttp.ClientSession) -
     assert 'wukong_build_info{python="' in text
 
 
+async def test_metrics_are_served_as_the_0_0_4_text_format(http: aiohttp.ClientSession) -> None:
+    """The literal header, not the constant the server sends: prometheus_client's own
+    CONTENT_TYPE_LATEST says `version=1.0.0` since 0.26, so a change of the constant or of
+    the client could change what scrapers are told unnoticed (audit s42, finding 10)."""
+    async with MetricsServer(Metrics(), reviewer=None, host="127.0.0.1", port=0) as server:
+        async with http.get(f"http://127.0.0.1:{server.port}/metrics") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+            text = await response.text()
+    assert text.startswith("# HELP ") and "# EOF" not in text  # not OpenMetrics
+
+
 async def test_scrapes_need_a_token_that_may_get_metrics(http: aiohttp.ClientSession) -> None:
     kube = ReviewingKube()
     clock = FakeClock()
