@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
@@ -31,6 +32,7 @@ from wukong.runtime.leader import (
     released,
 )
 from wukong.settings import Settings
+from wukong.testing.eventually import eventually
 
 STAMP = "2026-11-23T10:00:00.000000Z"
 LATER = "2026-11-23T10:00:02.000000Z"
@@ -478,3 +480,30 @@ def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     ]
+
+
+async def test_a_leader_told_to_stop_hands_the_lease_back_once_its_passes_end() -> None:
+    """It renewed on while its workers ended normally and waited the whole shutdown grace
+    (20 s without reconciles on every rollout, and a false "passes still running ...:
+    cancelled"), found by a helper in session 42. A standby stops at once too."""
+    fast = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.2}
+    server = LeaseServer()
+    leader = Operator(
+        Settings(leader_election=True, identity="a", lease_namespace="wukong-system", **fast),
+        api=cast(ApiClient, server),
+    )
+    standby = Operator(
+        Settings(leader_election=True, identity="b", lease_namespace="wukong-system", **fast),
+        api=cast(ApiClient, server),
+    )
+    leading = asyncio.create_task(leader._run_elected())
+    await eventually(lambda: leader.leading, timeout=5, message="a leads")
+    waiting = asyncio.create_task(standby._run_elected())
+    await asyncio.sleep(0.5)
+    assert not standby.leading
+    for operator, task in ((standby, waiting), (leader, leading)):
+        started = time.monotonic()
+        operator.stop()
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - started < 2, operator.settings.identity
+    assert server.lease is not None and not server.lease["spec"].get("holderIdentity")
