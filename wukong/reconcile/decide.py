@@ -326,7 +326,9 @@ def decide(
         status.conditions, [*conds, ready_condition(step, seen)], now, cr.metadata.generation
     )
     plan.actions += condition_events(status.conditions, conditions)
-    plan.actions += hotplug_events(status.conditions, conditions)
+    plan.actions += hotplug_events(
+        status.conditions, conditions, running=seen.vmi is not None and not seen.vmi_ended
+    )
     volumes = _with_checks(_volumes(disks, status, seen), cr, hot)
     plan.actions += attached_events(old_volumes, volumes, seen)
     plan.actions += grown_events(old_volumes, volumes)

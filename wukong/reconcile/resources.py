@@ -204,16 +204,20 @@ def plan_resize(
     return Resize(restart, live, stage, detail)
 
 
-def hotplug_events(old: Sequence[Condition], new: Sequence[Condition]) -> list[Action]:
+def hotplug_events(
+    old: Sequence[Condition], new: Sequence[Condition], *, running: bool = True
+) -> list[Action]:
     """Normal Events as a live cpu/memory change starts, moves on, and is done (the
-    condition goes away while no restart is owed)."""
+    condition goes away while no restart is owed and the VM still runs: one stopped
+    meanwhile has nothing, and the next boot has the size anyway; found by a source audit,
+    session 42)."""
     before = next((c for c in old if c.type == CPU_MEMORY_HOTPLUG), None)
     after = next((c for c in new if c.type == CPU_MEMORY_HOTPLUG), None)
     if after is not None:
         if before is None or (before.reason, before.message) != (after.reason, after.message):
             return [Emit("Normal", f"Hotplug{after.reason}", after.message)]
         return []
-    if before is not None and not any(c.type == RESTART_REQUIRED for c in new):
+    if before is not None and running and not any(c.type == RESTART_REQUIRED for c in new):
         done = before.message.split(":", 1)[0]
         return [Emit("Normal", "Resized", f"{done}: the running VM has it now")]
     return []

@@ -282,6 +282,8 @@ def test_events_tell_the_live_change_from_start_to_end() -> None:
     # Gone because a restart is owed instead: no "Resized".
     owed = [_cond(RESTART_REQUIRED, "SpecChanged", "cpu changed")]
     assert hotplug_events(moving, owed) == []
+    # A VM stopped before it had it: nothing was resized live (the next boot has the size).
+    assert hotplug_events(moving, [], running=False) == []
 
 
 @pytest.mark.parametrize(
