@@ -334,8 +334,11 @@ class LeaderElector:
             # Fast path: we wrote the last record, so PUT on its resourceVersion without a GET.
             # Not after a GET showed another holder (the Lease was handed over): renewing that
             # record would take it back (issue 15).
+            # Any refusal falls back to the slow path, as client-go's does: a Lease someone
+            # deleted (404) is made again there; the renew loop would otherwise PUT into the
+            # void until its deadline and give the leadership up (found in session 42).
             record = claim(observed.record, self.identity, duration, stamp)
-            with contextlib.suppress(Conflict):
+            with contextlib.suppress(ApiError):
                 return self._wrote(record, await self._leases.update(record, version))
         current = await self._leases.get()
         if current is None:

@@ -15,7 +15,7 @@ from kubernetes_asyncio.client import ApiClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from wukong.controller import Operator
-from wukong.errors import AlreadyExists, Conflict, ServerError
+from wukong.errors import AlreadyExists, Conflict, NotFound, ServerError
 from wukong.runtime.clock import FakeClock
 from wukong.runtime.leader import (
     LeaderElector,
@@ -212,6 +212,8 @@ class FakeLeases:
 
     async def update(self, record: LeaseRecord, resource_version: str) -> str:
         self._check()
+        if self.store.record is None:
+            raise NotFound(404, "NotFound", "leases not found")
         if resource_version != str(self.store.version):
             raise Conflict(409, "Conflict", "stale resourceVersion")
         return self._store(record)
@@ -507,3 +509,19 @@ async def test_a_leader_told_to_stop_hands_the_lease_back_once_its_passes_end() 
         await asyncio.wait_for(task, 10)
         assert time.monotonic() - started < 2, operator.settings.identity
     assert server.lease is not None and not server.lease["spec"].get("holderIdentity")
+
+
+async def test_a_leader_whose_lease_was_deleted_makes_it_again_and_leads_on(
+    store: LeaseStore, clock: FakeClock
+) -> None:
+    """Its fast-path renew (a PUT on the last resourceVersion) got 404 and was retried as such
+    until the renew deadline: the leader gave up and its pod restarted. client-go falls back to
+    a GET on any refusal, and makes a missing Lease again (found by a helper, session 42)."""
+    a = Candidate(store, clock, "a")
+    await advance(clock, 3)
+    assert a.elector.is_leader
+    store.record = None  # someone deleted the Lease
+    await advance(clock, 30)
+    assert a.elector.is_leader and a.stopped_at is None
+    assert store.record is not None and store.record.holder == "a"
+    await a.stop()
