@@ -26,7 +26,7 @@ from wukong.reconcile.disks import template_volumes
 from wukong.reconcile.hotplug import requested_volumes
 from wukong.reconcile.lifecycle import waits_for_write
 from wukong.reconcile.observed import Observed, pointed_pvc
-from wukong.reconcile.outcome import fold, fold_deletion
+from wukong.reconcile.outcome import fold, fold_deletion, not_made_events
 from wukong.reconcile.tenancy import POLICY_NAME
 
 log = logging.getLogger(__name__)
@@ -261,9 +261,11 @@ class Reconciler:
         if plan.hold_status is None or outcome.failed:
             # Events describe the status this pass writes: they go out beside the write.
             status = fold(plan.status, cr.status, outcome.failed)
+            not_made = not_made_events(plan.status, status)
             status, refusals, retry = admit(
                 status, outcome.failed, self.clock(), cr.metadata.generation
             )
+            refusals = [*not_made, *refusals]
             wrote, _ = await asyncio.gather(
                 self._write_status(raw, status),
                 self.executor.post_events(raw, [*events, *refusals]),

@@ -162,7 +162,12 @@ def _ended_without_object(old: MigrationStatus, seen: Observed) -> MigrationPlan
     it): the VMI's migrationState keeps how it ended. None while the VMI says nothing of a
     migration ended since this one started (the object may just not be in the cache yet)."""
     state = ((seen.vmi or {}).get("status") or {}).get("migrationState") or {}
-    if old.uid is not None and old.phase in BEFORE_HANDOFF and state.get("migrationUid") != old.uid:
+    if (
+        old.uid is not None
+        and old.phase in BEFORE_HANDOFF
+        and state.get("migrationUid") != old.uid
+        and _same_vmi(old, seen)
+    ):
         return _cancelled_before_handoff(old, seen)
     aborted = state.get("abortStatus") == "Succeeded"
     if not (state.get("completed") or state.get("failed") or aborted):
@@ -181,7 +186,7 @@ def _ended_without_object(old: MigrationStatus, seen: Observed) -> MigrationPlan
         text = f"migrated from {source} to {target}"
         event = Emit("Normal", "Migrated", text)
     else:
-        how = "was cancelled" if aborted else "failed"
+        how = "was cancelled" if state.get("abortRequested") else f"failed: {_why(state)}"
         text = f"migration {old.name} {how} (its object is gone; the VMI says how it ended)"
         event = Emit("Warning", "MigrationFailed", text)
     result = "Succeeded" if succeeded else "Failed"
@@ -194,6 +199,48 @@ def _ended_without_object(old: MigrationStatus, seen: Observed) -> MigrationPlan
         "ended_at": _stamp(state.get("endTimestamp")) or seen.now,
     }
     return MigrationPlan((event,), old.model_copy(update=update))
+
+
+def _why(state: JsonObj) -> str:
+    """KubeVirt's reason a migration failed: virt-launcher's words when it aborted one that
+    made no progress for progressTimeout or outran completionTimeoutPerGiB ("Live migration
+    stuck for 150 seconds and has been aborted"), or virt-handler's."""
+    return str(state.get("failureReason") or "see its Events")
+
+
+def _cancel_asked(migration: JsonObj, state: JsonObj) -> bool:
+    """Whether someone asked to cancel it (deleted it: virt-controller marks the VMI's
+    migrationState `abortRequested` and the migration `migrationAbortRequested`). An
+    abortStatus alone is not that: virt-launcher aborts a migration that timed out too
+    (live-migration-source.go), and it was called "cancelled" (found by a source audit,
+    session 42)."""
+    requested = condition_of(migration, "migrationAbortRequested")
+    return bool(
+        migration.get("metadata", {}).get("deletionTimestamp")
+        or state.get("abortRequested")
+        or (requested is not None and requested.get("status") == "True")
+    )
+
+
+def _same_vmi(old: MigrationStatus, seen: Observed) -> bool:
+    """Whether the VMI the migration was made for still runs (not ended, not made since)."""
+    vmi = seen.vmi
+    if vmi is None or seen.vmi_ended:
+        return False
+    made = _stamp(vmi.get("metadata", {}).get("creationTimestamp"))
+    return made is None or old.started_at is None or made <= old.started_at
+
+
+def _vmi_gone(old: MigrationStatus, seen: Observed) -> MigrationPlan | None:
+    """The VM stopped or restarted while its migration ran: KubeVirt fails the migration
+    ("vmi shutdown during migration") and deletes it with the VMI, and a new VMI starts with
+    no migrationState. A pass that saw neither said Running for good (found by a source
+    audit, session 42)."""
+    if _same_vmi(old, seen):
+        return None
+    text = f"migration {old.name} failed: the VM stopped during it"
+    update = {"phase": "Failed", "result": "Failed", "message": text, "ended_at": seen.now}
+    return MigrationPlan((Emit("Warning", "MigrationFailed", text),), old.model_copy(update=update))
 
 
 def _cancelled_before_handoff(old: MigrationStatus, seen: Observed) -> MigrationPlan:
@@ -211,7 +258,7 @@ def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
     assert old.name is not None
     migration = seen.migrations.get(old.name)
     if migration is None:  # not in the cache yet (just created), or deleted
-        return _ended_without_object(old, seen) or MigrationPlan((), old)
+        return _ended_without_object(old, seen) or _vmi_gone(old, seen) or MigrationPlan((), old)
     mstatus = migration.get("status") or {}
     phase = str(mstatus.get("phase") or "Pending")
     state = dict(mstatus.get("migrationState") or {})
@@ -232,20 +279,25 @@ def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
         if phase == "Succeeded":
             text = f"migrated from {update['source_node']} to {update['target_node']}"
             actions.append(Emit("Normal", "Migrated", text))
-        elif state.get("abortStatus") == "Succeeded" or migration["metadata"].get(
-            "deletionTimestamp"
-        ):
+        elif _cancel_asked(migration, state):
             # Deleted while it ran (`migrate-cancel`): virt-controller has the source abort it
             # and marks the migration Failed before it lets the object go.
             text = f"migration {old.name} was cancelled: the VM stays on {update['source_node']}"
             actions.append(Emit("Warning", "MigrationFailed", text))
         else:
-            # KubeVirt says why in migrationState.failureReason (virt-handler's word from the
-            # source, or virt-controller's "Target pod is down"); a migration has no Failed
-            # condition (its types are migrationAbortRequested and
-            # migrationRejectedByResourceQuota).
-            why = state.get("failureReason") or "see its Events"
-            text = f"migration {old.name} failed: {why}"
+            # KubeVirt says why in migrationState.failureReason (virt-handler's or
+            # virt-launcher's word from the source); a migration has no Failed condition (its
+            # types are migrationAbortRequested and migrationRejectedByResourceQuota).
+            text = f"migration {old.name} failed: {_why(state)}"
             actions.append(Emit("Warning", "MigrationFailed", text))
         update["message"] = text
+    elif (quota := condition_of(migration, "migrationRejectedByResourceQuota")) is not None and (
+        quota.get("status") == "True"
+    ):
+        # virt-controller cannot make the target pod, which needs as much as the VM's own, and
+        # tries again with no deadline: said, not left a bare Pending (session 42).
+        words = quota.get("message") or "exceeded quota"
+        update["message"] = (
+            f"{old.name}: {phase}: the namespace's ResourceQuota refuses the target pod ({words})"
+        )
     return MigrationPlan(tuple(actions), old.model_copy(update=update))

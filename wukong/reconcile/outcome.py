@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from wukong.api.status import RestoreStatus, WukongStatus
+from wukong.api.status import MigrationStatus, RestoreStatus, WukongStatus
 from wukong.fsm.requests import Happened
-from wukong.reconcile.actions import Action, CreateChild, ExpandDisk, Failed, VmCall
+from wukong.reconcile.actions import Action, CreateChild, Emit, ExpandDisk, Failed, VmCall
 from wukong.reconcile.admission import refused_child
 from wukong.reconcile.lifecycle import moved, start_beside_refusal
 
@@ -78,6 +78,14 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
             )
         elif (
             isinstance(action, CreateChild)
+            and action.kind == "VirtualMachineInstanceMigration"
+            and status.migration is not None
+        ):
+            status = status.model_copy(
+                update={"migration": _migration_not_made(status, old, action, failure)}
+            )
+        elif (
+            isinstance(action, CreateChild)
             and action.kind == "VirtualMachineRestore"
             and status.restore is not None
         ):
@@ -126,6 +134,53 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 state = moved(state, Happened.call_refused, message=message, deadline=None)
             status = status.model_copy(update={"lifecycle_state": state})
     return status
+
+
+def _migration_not_made(
+    planned: WukongStatus, old: WukongStatus, action: CreateChild, failure: Failed
+) -> MigrationStatus | None:
+    """The migration whose VirtualMachineInstanceMigration was not made. Said Pending "<name>
+    created", it waited for good for an object nothing would make, and a migration KubeVirt
+    finished meanwhile answered it (found by a source audit, session 42). KubeVirt's webhook
+    refuses a migration while another of the VMI is unfinished, one a drain or a workload
+    update queued too, which the operator cannot see before the nodes have it ("in-flight
+    migration detected", a 400): answered in its words. One lost on its way (a 5xx: the
+    webhook's failurePolicy is Fail) is made again next pass."""
+    migration = planned.migration
+    assert migration is not None
+    if failure.kind == "transient":
+        return old.migration
+    name = action.body.get("metadata", {}).get("name")
+    text = f"KubeVirt refused migration {name}: {failure.message}"
+    # No name: there is no object to follow (a migration KubeVirt finishes later must not
+    # answer this request) nor to cancel.
+    update = {"result": "Refused", "phase": None, "name": None, "message": text, "refusal": text}
+    return migration.model_copy(update=update)
+
+
+def not_made_events(planned: WukongStatus, written: WukongStatus) -> list[Emit]:
+    """A Warning for each migration, snapshot or restore that `fold` answered because KubeVirt
+    refused its object: the status says it, and so does `kubectl describe` (it said nothing)."""
+    events: list[Emit] = []
+    for field, reason in (
+        ("migration", "MigrationRefused"),
+        ("snapshot", "SnapshotRefused"),
+        ("restore", "RestoreRefused"),
+    ):
+        before, after = getattr(planned, field), getattr(written, field)
+        if (
+            after is not None
+            and after != before
+            and after.message
+            and after.result
+            in (
+                "Refused",
+                "Failed",
+            )
+        ):
+            if before is None or before.result != after.result:
+                events.append(Emit("Warning", reason, after.message))
+    return events
 
 
 def _restore_not_made(

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from wukong.api.status import MigrationStatus
+from wukong.api.status import MigrationStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.actions import CreateChild, Emit
+from wukong.reconcile.actions import CreateChild, Emit, Failed
 from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.outcome import fold, not_made_events
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -161,6 +162,8 @@ def test_a_migration_cancelled_by_deleting_its_object_ends_from_the_vmis_record(
         "migrationUid": "m-1",
         "sourceNode": "node-1",
         "targetNode": "node-2",
+        # virt-controller marks the deleted migration's abort (markMigrationAbortInVmiStatus)
+        "abortRequested": True,
         "abortStatus": "Succeeded",
         "completed": True,
         "failed": True,
@@ -296,3 +299,122 @@ def test_a_finished_migration_kubevirt_made_refuses_nothing() -> None:
     seen = Observed(now=NOW, vmi=vmi() | {"status": vmi()["status"] | done})
     plan = plan_migration(cr(), seen, None, "rid-1")
     assert plan.status is not None and plan.status.result != "Refused"
+
+
+# -- found by a source audit of live migration (session 42) ----------------------------------
+
+
+def _started() -> tuple[Any, MigrationStatus]:
+    """The pass that makes the migration, and the status it plans."""
+    plan = plan_migration(cr(), Observed(now=NOW, vmi=vmi()), None, "rid-1")
+    [create] = [a for a in plan.actions if isinstance(a, CreateChild)]
+    assert plan.status is not None
+    return create, plan.status
+
+
+def test_a_migration_kubevirt_refused_to_make_is_answered_not_left_pending() -> None:
+    """KubeVirt's webhook refuses a migration while another of the VMI is unfinished (one a
+    drain queued, which the operator cannot see before the nodes have it): status said
+    "created" and Pending for good, and a migration KubeVirt finished later answered it."""
+    create, planned = _started()
+    words = 'admission webhook "migration-create-validator.kubevirt.io" denied the request: ...'
+    refused = fold(
+        WukongStatus(migration=planned), WukongStatus(), {create: Failed("permanent", words, 400)}
+    )
+    assert refused.migration is not None
+    assert refused.migration.result == "Refused" and refused.migration.name is None
+    assert refused.migration.message == f"KubeVirt refused migration web-migrate-rid-1: {words}"
+    [event] = not_made_events(WukongStatus(migration=planned), refused)
+    assert (event.type, event.reason) == ("Warning", "MigrationRefused")
+    # Answered: the next pass neither follows a migration nor makes it again.
+    again = plan_migration(cr(), Observed(now=NOW, vmi=vmi()), refused.migration, "rid-1")
+    assert again.status == refused.migration and again.actions == ()
+    # One lost on its way (a 5xx) is made again.
+    lost = fold(
+        WukongStatus(migration=planned), WukongStatus(), {create: Failed("transient", "x", 500)}
+    )
+    assert lost.migration is None and not not_made_events(WukongStatus(migration=planned), lost)
+    retried = plan_migration(cr(), Observed(now=NOW, vmi=vmi()), lost.migration, "rid-1")
+    assert [a.kind for a in retried.actions if isinstance(a, CreateChild)] == [
+        "VirtualMachineInstanceMigration"
+    ]
+
+
+def _ended(state: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "web-migrate-1", "uid": "m-1", **meta},
+        "status": {"phase": "Failed", "migrationState": state},
+    }
+
+
+RUNNING = MigrationStatus(
+    request_id="rid-1", name="web-migrate-1", uid="m-1", phase="Running", started_at=NOW
+)
+TIMED_OUT = {
+    "sourceNode": "node-1",
+    "targetNode": "node-2",
+    "abortStatus": "Succeeded",
+    "failed": True,
+    "failureReason": "Live migration stuck for 150 seconds and has been aborted",
+}
+
+
+def test_a_migration_kubevirt_aborted_on_a_timeout_failed_it_was_not_cancelled() -> None:
+    """virt-launcher aborts a migration that made no progress for progressTimeout (abortStatus
+    Succeeded, as a cancel's): it was reported "was cancelled", its reason dropped."""
+    seen = Observed(now=NOW, vmi=vmi(), migrations={"web-migrate-1": _ended(TIMED_OUT)})
+    plan = plan_migration(cr(), seen, RUNNING, "rid-1")
+    assert plan.status is not None and plan.status.message == (
+        "migration web-migrate-1 failed: Live migration stuck for 150 seconds and has been aborted"
+    )
+    # Its object gone: the VMI's record says the same.
+    gone = vmi()
+    gone["status"]["migrationState"] = {**TIMED_OUT, "migrationUid": "m-1"}
+    plan = plan_migration(cr(), Observed(now=NOW, vmi=gone), RUNNING, "rid-1")
+    assert plan.status is not None
+    assert "failed: Live migration stuck for 150 seconds" in str(plan.status.message)
+    # Asked for (deleted: virt-controller marks abortRequested), it was cancelled.
+    asked = {**TIMED_OUT, "abortRequested": True}
+    seen = Observed(now=NOW, vmi=vmi(), migrations={"web-migrate-1": _ended(asked)})
+    plan = plan_migration(cr(), seen, RUNNING, "rid-1")
+    assert plan.status is not None and "was cancelled" in str(plan.status.message)
+
+
+@pytest.mark.parametrize("after", ["stopped", "ended", "restarted"])
+def test_a_migration_whose_vm_stopped_during_it_ends_failed(after: str) -> None:
+    """KubeVirt fails the migration of a VMI that stops and deletes it with the VMI: a pass
+    that saw neither said Running for good (and `migrate --wait` hung)."""
+    later = vmi()
+    if after == "ended":
+        later["status"]["phase"] = "Succeeded"
+    elif after == "restarted":
+        later["metadata"]["creationTimestamp"] = "2026-12-01T00:05:00Z"
+    seen = Observed(now=NOW, vmi=None if after == "stopped" else later)
+    plan = plan_migration(cr(), seen, RUNNING, "rid-1")
+    assert plan.status is not None and plan.status.result == "Failed"
+    assert plan.status.message == "migration web-migrate-1 failed: the VM stopped during it"
+    # The same VMI, and the object only not in the cache yet: nothing said.
+    assert plan_migration(cr(), Observed(now=NOW, vmi=vmi()), RUNNING, "rid-1").actions == ()
+
+
+def test_a_migration_a_resource_quota_holds_says_so() -> None:
+    pending = {
+        "metadata": {"name": "web-migrate-1", "uid": "m-1"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "migrationRejectedByResourceQuota",
+                    "status": "True",
+                    "message": "exceeded quota: q, requested: pods=1, used: pods=4",
+                }
+            ],
+        },
+    }
+    pending_status = RUNNING.model_copy(update={"phase": "Pending"})
+    seen = Observed(now=NOW, vmi=vmi(), migrations={"web-migrate-1": pending})
+    plan = plan_migration(cr(), seen, pending_status, "rid-1")
+    assert plan.status is not None and plan.status.message == (
+        "web-migrate-1: Pending: the namespace's ResourceQuota refuses the target pod "
+        "(exceeded quota: q, requested: pods=1, used: pods=4)"
+    )

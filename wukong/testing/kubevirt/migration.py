@@ -158,9 +158,12 @@ class MigrationController(Controller):
             ended = state.get("completed") or state.get("failed")
             if state.get("migrationUid") and not ended:
                 if state["migrationUid"] not in live:
-                    # As virt-handler's source reports an abort: Failed, never Completed.
+                    # As virt-controller marks it (markMigrationAbortInVmiStatus) and
+                    # virt-handler's source reports the abort: Failed, never Completed.
                     aborted = state | {
+                        "abortRequested": True,
                         "abortStatus": "Succeeded",
+                        "failureReason": "Live migration aborted ",
                         "failed": True,
                         "endTimestamp": now_iso(),
                     }

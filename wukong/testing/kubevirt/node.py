@@ -839,7 +839,13 @@ class NodeHandler(GuestHost):
             # The migration object was deleted: the source aborts the job (migration-source.go
             # sets AbortStatus, Failed and EndTimestamp; never Completed, which only the
             # target's finalizeMigration sets); the VM stays where it was.
-            state.update(abortStatus="Succeeded", failed=True, endTimestamp=now)
+            # virt-launcher's words (asyncMigrationAbort), trailing space and all.
+            state.update(
+                abortStatus="Succeeded",
+                failed=True,
+                endTimestamp=now,
+                failureReason="Live migration aborted ",
+            )
             state.setdefault("startTimestamp", now)
         elif not state.get("targetNodeAddress"):
             state["targetNodeAddress"] = "127.0.0.1"
