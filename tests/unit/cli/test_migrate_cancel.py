@@ -53,3 +53,25 @@ def test_the_end_says_where_the_vm_is() -> None:
     )
     assert cancel_outcome("web-1", "m", with_migration(name="n", result="Failed")) is None
     assert cancel_outcome("web-1", "m", None) == Outcome(False, "web-1 was deleted")
+
+
+async def test_a_user_kubevirt_does_not_let_delete_migrations_is_told_which_role_does() -> None:
+    """KubeVirt v1.7 gives deleting migrations to kubevirt.io:migrate only (not edit, admin):
+    a Wukong editor may start one through the operator but got a bare 403 cancelling it
+    (found by a source audit, session 42)."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from wukong.console.flows.requests import _delete_migration
+    from wukong.errors import Forbidden
+
+    async def delete(path: str, **_: Any) -> None:
+        raise Forbidden(403, "Forbidden", 'virtualmachineinstancemigrations "m" is forbidden')
+
+    target: Any = SimpleNamespace(namespace="demo", kube=SimpleNamespace(delete=delete))
+    with pytest.raises(CliError) as refused:
+        await _delete_migration(target, "/apis/x", "m", "m-1")
+    assert refused.value.message.startswith(
+        "you may not cancel migration m in namespace demo: KubeVirt gives deleting migrations "
+        "to its kubevirt.io:migrate role, not to edit or admin; ask an administrator for it"
+    )
