@@ -169,7 +169,7 @@ def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[Delet
         if _disk_of(dv, cr) not in keep:  # a kept disk keeps its DataVolume too (labelled)
             steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv)))
     claims = {
-        **_ours(dict(seen.claims), uid),
+        **_ours(_not_their_data_volumes(seen), uid),
         **_left_by_their_data_volume(cr, seen),
         **_restored(cr, seen),
     }
@@ -194,6 +194,23 @@ def _restored(cr: Wukong, seen: Observed) -> dict[str, JsonObj]:
         for name, pvc in seen.claims.items()
         if restored_for(pvc, cr) and _disk_of(pvc, cr) in disks
     }
+
+
+def _not_their_data_volumes(seen: Observed) -> dict[str, JsonObj]:
+    """Claims no DataVolume here controls. One that a DataVolume does is the DataVolume's:
+    it goes with it (or, once it is gone, as `_left_by_their_data_volume` says). CDI copies
+    a DataVolume's labels onto the claim it makes and never again (controller-base.go
+    newPersistentVolumeClaim): a disk made while deleteOptions kept it has a claim labelled
+    held-by for good. Read as the Wukong's own, that claim was deleted by a deletion with
+    `--cascade=orphan` once the keep was dropped, its DataVolume and VM left (found by a
+    source audit, session 42)."""
+    live = {_uid(dv) for dv in seen.data_volumes.values()}
+    out: dict[str, JsonObj] = {}
+    for name, pvc in seen.claims.items():
+        refs = pvc.get("metadata", {}).get("ownerReferences") or []
+        if not any(r.get("kind") == "DataVolume" and r.get("uid") in live for r in refs):
+            out[name] = pvc
+    return out
 
 
 def _left_by_their_data_volume(cr: Wukong, seen: Observed) -> dict[str, JsonObj]:

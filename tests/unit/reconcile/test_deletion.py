@@ -12,6 +12,7 @@ import pytest
 from tests.unit.reconcile.world import (
     NOW,
     NS,
+    UID,
     bound_pvc,
     imported_dv,
     plan_deletion,
@@ -307,6 +308,21 @@ def test_a_claim_its_data_volume_left_behind_is_deleted_and_waited_for(
     claim = DeleteChild("PersistentVolumeClaim", "web-1-system", "web-1-system-uid")
     assert (claim in plan.actions) is deleted
     assert not plan.finalize or not deleted
+
+
+def test_a_claim_cdi_labelled_when_its_disk_was_kept_goes_only_with_its_data_volume() -> None:
+    """CDI copies a DataVolume's labels onto the claim it makes, once: a disk made while
+    deleteOptions kept it has a claim labelled held-by for good. With the keep dropped and the
+    Wukong deleted with --cascade=orphan (the collector strips the Wukong's references, so the
+    DataVolume is not the Wukong's any more), that claim was deleted as the Wukong's own, the
+    data of a disk whose DataVolume and VM stay (found by a source audit, session 42)."""
+    claim = _cdi_claim()
+    claim["metadata"]["labels"] = {names.LABEL_HELD_BY: UID}
+    orphaned = imported_dv()
+    orphaned["metadata"]["ownerReferences"] = []
+    world = ready_children(data_volumes={"web-1-system": orphaned}, claims={"web-1-system": claim})
+    plan = plan_deletion(deleting(), {}, world)
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild) and a.name == "web-1-system"]
 
 
 FORCE = VmCall("stop", "web-1-vm", grace_period=0, force=True)
