@@ -187,7 +187,7 @@ class Blocked:
     """Why a disk does not grow to the size the spec asks for."""
 
     disk: str
-    reason: Literal["ExpansionNotSupported", "ExpansionRefused"]
+    reason: Literal["ExpansionNotSupported", "ExpansionRefused", "WaitingForBinding"]
     message: str
 
 
@@ -849,6 +849,15 @@ def _grow(
         )
         blocked = Blocked(disk.name, "ExpansionNotSupported", message)
         return [], blocked, volume.model_copy(update={"message": message})
+    if (pvc.get("status") or {}).get("phase") != "Bound":
+        # Kubernetes grows bound claims only (422 "spec is immutable ... except
+        # resources.requests for bound claims"; the resize admission's 403): a blank disk on
+        # a WaitForFirstConsumer class before its first boot, and every imported or cloned
+        # disk while CDI's populator fills it on CSI storage. Asked then, the refusal was
+        # remembered and the disk never grew (found by a source audit, session 42).
+        message = f"grows to {disk.size} once its claim is bound"
+        blocked = Blocked(disk.name, "WaitingForBinding", f"{disk.name} to {disk.size}, {message}")
+        return [], blocked, volume.model_copy(update={"message": message})
     if old is not None and old.expansion_refused == disk.size:
         message = old.message or f"expansion to {disk.size} refused"
         blocked = Blocked(disk.name, "ExpansionRefused", message)
@@ -882,6 +891,9 @@ def resize_conditions(
             resizing.append(f"{volume.name} to {volume.size}" if volume.size else volume.name)
         if "FileSystemResizePending" in types:
             pending_fs.append(volume.name)
+    # Waiting for its claim to bind is on the way, not refused.
+    resizing += [b.message for b in blocked if b.reason == "WaitingForBinding"]
+    blocked = [b for b in blocked if b.reason != "WaitingForBinding"]
     conds: list[Cond] = []
     if blocked:
         unsupported = any(b.reason == "ExpansionNotSupported" for b in blocked)

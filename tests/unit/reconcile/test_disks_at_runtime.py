@@ -284,6 +284,31 @@ def test_growing_a_disk_expands_its_pvc() -> None:
     assert ExpandDisk("web-1-data", "200Gi", "data", "227247390720") in plan.actions
 
 
+def test_a_claim_not_bound_yet_grows_once_bound_and_is_not_refused_for_good() -> None:
+    """Kubernetes grows bound claims only: a blank disk on a WaitForFirstConsumer class
+    before its first boot, an imported one while CDI's populator fills it. The API's refusal
+    was remembered as expansionRefused and the disk never grew (found by a source audit,
+    session 42)."""
+    cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
+    world = running()
+    world.claims["web-1-data"]["spec"]["storageClassName"] = "standard"
+    world.claims["web-1-data"]["status"] = {"phase": "Pending"}
+    world = replace(world, storage_classes={"standard": {
+        "metadata": {"name": "standard"}, "provisioner": "csi.example.com",
+        "allowVolumeExpansion": True}})  # fmt: skip
+    plan = decide(cr, {"phase": "Running"}, world)
+    assert not [a for a in plan.actions if isinstance(a, ExpandDisk)]
+    data = next(v for v in plan.status["volumes"] if v["name"] == "data")
+    assert data["message"] == "grows to 200Gi once its claim is bound"
+    [resized] = [c for c in plan.status["conditions"] if c["type"] == "VolumesResized"]
+    assert (resized["status"], resized["reason"]) == ("False", "Resizing")
+    assert not [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+    # Bound: grown.
+    world.claims["web-1-data"]["status"] = {"phase": "Bound", "capacity": {"storage": "100Gi"}}
+    again = decide(cr, plan.status, world)
+    assert [a.disk for a in again.actions if isinstance(a, ExpandDisk)] == ["data"]
+
+
 def test_a_claim_bigger_than_the_spec_asks_is_said_and_left_as_it_is() -> None:
     """A kept disk taken back by a spec that asks less was shown SIZE 1Gi CAPACITY 2Gi with
     nothing said (found by a user audit, session 37). A disk never shrinks."""
