@@ -163,7 +163,8 @@ PVC = Kind(
     "v1",
     "persistentvolumeclaims",
     reads={
-        "metadata": _CHILD_METADATA,
+        # populatedFor: a claim taken back for a new DataVolume holds data already (disks.py).
+        "metadata": {**_CHILD_METADATA, "annotations": {names.ANNOTATION_POPULATED_FOR: ALL}},
         "spec": {"resources": ALL, "storageClassName": ALL},
         "status": {**_CONDITIONS, "phase": ALL, "capacity": ALL},
     },

@@ -350,6 +350,18 @@ def _source_key(spec: JsonObj, namespace: str) -> tuple[str, ...] | None:
     return None
 
 
+def _holds_data(pvc: JsonObj | None, old: VolumeStatus | None) -> bool:
+    """Whether the disk's claim holds data already, whatever its DataVolume's phase says: its
+    import finished once (the status said so), or it is a kept claim taken back for a new
+    DataVolume (populatedFor), which CDI marks Succeeded only a write after it took the claim
+    (controller-base.go validatePVC, then updateStatus). Deleting the DataVolume then to
+    import a changed image deleted that data (found by a source audit, session 42)."""
+    notes = (pvc or {}).get("metadata", {}).get("annotations") or {}
+    return (old is not None and old.phase == "Succeeded") or (
+        names.ANNOTATION_POPULATED_FOR in notes
+    )
+
+
 def _source_changed(cr: Wukong, disk: DiskSpec, dv: JsonObj) -> bool:
     """The DataVolume imports or clones something other than what the disk names now."""
     ns = cr.metadata.namespace
@@ -624,7 +636,7 @@ def _disk(
         if being_deleted(dv):
             return _Disk([], at("Replacing"), "the previous import is being removed")
         if _source_changed(cr, disk, dv):
-            if (dv.get("status") or {}).get("phase") != "Succeeded":
+            if (dv.get("status") or {}).get("phase") != "Succeeded" and not _holds_data(pvc, old):
                 # The way out of a failed import: the user fixes the image, we import again.
                 again = DeleteChild("DataVolume", claim, dv["metadata"].get("uid"), foreground=True)
                 return _Disk([again], at("Replacing"), "re-importing the new image")

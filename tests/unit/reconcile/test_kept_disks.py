@@ -13,6 +13,7 @@ from tests.unit.reconcile.world import (
     UID,
     bound_pvc,
     decide,
+    imported_dv,
     plan_deletion,
     ready_children,
     wukong,
@@ -123,3 +124,41 @@ def test_patches_that_write_the_owner_list_are_pinned_to_the_version_read() -> N
     )
     release = patches(plan_deletion(cr, {}, world))["web-1-data"]
     assert release["metadata"]["resourceVersion"] == "41"
+
+
+def _importing_another_image(phase: str) -> tuple[Any, Any]:
+    """web-1 whose system disk's image changed while its DataVolume (for fedora:39) is in
+    `phase`; the world it sees."""
+    from wukong.reconcile.disks import build_data_volume
+
+    before = wukong(disks=[{"name": "system", "size": "20Gi", "image": "docker://x/fedora:39"}])
+    dv = imported_dv(phase=phase, progress="")
+    dv["spec"] = build_data_volume(before, before.spec.disks[0])["spec"]
+    world = ready_children(data_volumes={"web-1-system": dv})
+    after = wukong(disks=[{"name": "system", "size": "20Gi", "image": "docker://x/fedora:40"}])
+    return after, world
+
+
+def test_a_failed_import_is_made_again_for_a_fixed_image() -> None:
+    cr, world = _importing_another_image("Failed")
+    plan = decide(cr, {}, world)
+    [again] = [a for a in plan.actions if isinstance(a, DeleteChild)]
+    assert (again.kind, again.name, again.foreground) == ("DataVolume", "web-1-system", True)
+
+
+def test_a_disk_that_holds_data_is_not_imported_again_whatever_its_data_volume_says() -> None:
+    """CDI marks a DataVolume made for a kept claim taken back (populatedFor) Succeeded only a
+    write after it took the claim: an image changed in between deleted the DataVolume in the
+    foreground, and the claim with the data on it (found by a source audit, session 42). The
+    same for a disk the status said imported once."""
+    cr, world = _importing_another_image("Pending")
+    world.claims["web-1-system"]["metadata"]["annotations"] = {
+        names.ANNOTATION_POPULATED_FOR: "web-1-system"
+    }
+    plan = decide(cr, {}, world)
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild)]
+    [system] = [v for v in plan.status["volumes"] if v["name"] == "system"]
+    assert "the disk keeps its data" in system["message"]
+    cr, world = _importing_another_image("ImportScheduled")
+    said = {"volumes": [{"name": "system", "pvcName": "web-1-system", "phase": "Succeeded"}]}
+    assert not [a for a in decide(cr, said, world).actions if isinstance(a, DeleteChild)]
