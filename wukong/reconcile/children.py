@@ -180,18 +180,25 @@ def adopt_for_data_volume_patch(cr: Wukong, disk: str, claim: str) -> JsonObj:
     return patch
 
 
-def adopt_patch(cr: Wukong, disk: str, owner: JsonObj | None = None) -> JsonObj:
+def adopt_patch(
+    cr: Wukong, disk: str, owner: JsonObj | None = None, *, keep: bool = False
+) -> JsonObj:
     """Make a retained disk this Wukong's again: owner (the Wukong unless `owner` says
-    otherwise), labels, no retained-from."""
+    otherwise), labels, no retained-from. With `keep` (its deleteOptions keep it), held by
+    label with no owner, as `hold_patch` wants it, in the same write: owned by the Wukong
+    until the next pass let go, a foreground delete in between deleted a disk the spec keeps
+    (found by a source audit, session 42)."""
+    held = keep and owner is None
+    refs = [owner] if owner is not None else ([] if held else [owner_reference(cr)])
     return {
         "metadata": {
-            "ownerReferences": [owner if owner is not None else owner_reference(cr)],
+            "ownerReferences": refs,
             "labels": labels(cr)
             | {
                 names.LABEL_DISK: disk,
                 names.LABEL_RETAINED_FROM: None,
                 names.LABEL_RETAINED_UID: None,
-                names.LABEL_HELD_BY: None,
+                names.LABEL_HELD_BY: cr.metadata.uid if held else None,
             },
         }
     }

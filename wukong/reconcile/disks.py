@@ -601,12 +601,14 @@ def _disk(
     ours = dv is not None and (held_by(dv, uid) or kept_for(dv, cr.metadata.name, disk.name))
     claim_owner = data_volume_reference(dv) if dv is not None and ours else None
 
+    kept = bool(cr.spec.delete_options and cr.spec.delete_options.keeps(disk.name))
+
     def adoption(kind: ChildKind) -> JsonObj:
         if kind == "DataVolume":
-            return adopt_patch(cr, disk.name)
+            return adopt_patch(cr, disk.name, keep=kept)
         if disk.populated and dv is None:  # its DataVolume was deleted: CDI takes it anew
             return adopt_for_data_volume_patch(cr, disk.name, claim)
-        return adopt_patch(cr, disk.name, claim_owner)
+        return adopt_patch(cr, disk.name, claim_owner, keep=kept)
 
     adopt: list[Action] = [
         PatchChild(kind, claim, pinned(adoption(kind), obj), "adopt a retained disk")
@@ -673,9 +675,8 @@ def _disk(
     # imported disk (CDI's claim follows it), a blank disk's claim.
     owner_kind: ChildKind = "DataVolume" if disk.populated else "PersistentVolumeClaim"
     held = dv if disk.populated else pvc
-    keep = bool(cr.spec.delete_options and cr.spec.delete_options.keeps(disk.name))
-    if held is not None and (hold := hold_patch(held, cr, keep)) is not None:
-        why = "hold a kept disk by label" if keep else "own the disk"
+    if held is not None and (hold := hold_patch(held, cr, kept)) is not None:
+        why = "hold a kept disk by label" if kept else "own the disk"
         actions.append(PatchChild(owner_kind, claim, hold, why))
     blocked: Blocked | None = None
     if pvc is not None:

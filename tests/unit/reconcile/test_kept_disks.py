@@ -79,6 +79,28 @@ def test_a_kept_disk_is_created_held() -> None:
     assert meta["ownerReferences"] == [] and meta["labels"][names.LABEL_HELD_BY] == UID
 
 
+def test_a_kept_disk_taken_back_by_a_wukong_that_keeps_it_too_is_held_at_once() -> None:
+    """Taken back owned by the Wukong, it waited a pass for `hold_patch` to let go: a
+    foreground delete in between (the operator down, no manifests/policy) deleted a disk the
+    spec keeps (found by a source audit, session 42). Created disks were held at once."""
+    kept = bound_pvc("web-1-data")
+    kept["metadata"]["ownerReferences"] = []
+    kept["metadata"]["labels"] = {
+        names.LABEL_RETAINED_FROM: "web-1",
+        names.LABEL_RETAINED_UID: "uid-of-an-earlier-web-1",
+        names.LABEL_DISK: "data",
+    }
+    world = with_data(ready_children(), kept)
+    patch = patches(decide(wukong(deleteOptions=KEEP_DATA), {}, world))["web-1-data"]["metadata"]
+    assert patch["ownerReferences"] == []
+    assert patch["labels"][names.LABEL_HELD_BY] == UID
+    assert patch["labels"][names.LABEL_RETAINED_FROM] is None
+    # Not kept: owned, as before.
+    patch = patches(decide(wukong(), {}, world))["web-1-data"]["metadata"]
+    assert [r["uid"] for r in patch["ownerReferences"]] == [UID]
+    assert patch["labels"][names.LABEL_HELD_BY] is None
+
+
 def test_deletion_releases_a_held_disk_and_deletes_what_is_not_kept() -> None:
     cr = wukong(deleteOptions=KEEP_DATA)
     cr = cr.model_copy(
