@@ -286,6 +286,24 @@ def _pending_words(disk: DiskSpec, claim: JsonObj | None, seen: Observed) -> str
     return f"Pending: {disk.size} from {where} not provisioned yet"
 
 
+# CDI's reasons for making no claim for a DataVolume (common/util.go), as it puts them in the
+# DataVolume's Bound condition (conditions.go updateBoundCondition), and ours.
+_NO_CLAIM = {"ErrClaimNotValid": "ClaimNotValid", "ErrExceededQuota": "QuotaExceeded"}
+
+
+def _no_claim(dv: JsonObj) -> tuple[str, str] | None:
+    """(reason, words) when CDI says why it makes no claim for the DataVolume: a class whose
+    StorageProfile gives no access or volume mode (any provisioner CDI does not know, e.g.
+    local-path, and no accessMode on the disk), or the namespace's quota. The disk said
+    "not provisioned yet" for good (found by a source audit, session 42)."""
+    bound = condition_of(dv, "Bound") or {}
+    reason = _NO_CLAIM.get(str(bound.get("reason")))
+    if reason is None or bound.get("status") != "False":
+        return None
+    name = dv.get("metadata", {}).get("name")
+    return reason, f"CDI makes no claim for DataVolume '{name}': {bound.get('message') or reason}"
+
+
 def _clone_words(cr: Wukong, disk: DiskSpec, seen: Observed) -> str | None:
     """What a clone's DataVolume without a claim waits for: CDI makes none until its source
     exists, and says so only in an Event."""
@@ -655,6 +673,8 @@ def _disk(
         if (still := _still_failing(dv, old)) is not None:
             failed = at("Failed", progress=still.progress, message=still.message)
             return _Disk([], failed, still.message or "import failed")
+        if pvc is None and (no_claim := _no_claim(dv)) is not None:
+            return _Disk([], at("Pending", message=no_claim[1]), no_claim[1], refusal=no_claim)
         volume = volume.model_copy(
             update={"phase": phase, "progress": dv_status.get("progress"), "message": message}
         )

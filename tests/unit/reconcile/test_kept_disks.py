@@ -9,6 +9,8 @@ import copy
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from tests.unit.reconcile.world import (
     UID,
     bound_pvc,
@@ -184,3 +186,28 @@ def test_a_disk_that_holds_data_is_not_imported_again_whatever_its_data_volume_s
     cr, world = _importing_another_image("ImportScheduled")
     said = {"volumes": [{"name": "system", "pvcName": "web-1-system", "phase": "Succeeded"}]}
     assert not [a for a in decide(cr, said, world).actions if isinstance(a, DeleteChild)]
+
+
+@pytest.mark.parametrize(
+    ("cdi_reason", "reason", "words"),
+    [
+        (
+            "ErrClaimNotValid",
+            "ClaimNotValid",
+            "Spec is missing accessMode and volumeMode, cannot get access mode from "
+            "StorageProfile local-path",
+        ),
+        ("ErrExceededQuota", "QuotaExceeded", 'persistentvolumeclaims "web-1-system" is '
+         "forbidden: exceeded quota: storage"),
+    ],
+)  # fmt: skip
+def test_cdis_reason_for_making_no_claim_is_said(cdi_reason: str, reason: str, words: str) -> None:
+    """CDI writes why it makes no claim into the DataVolume's Bound condition only; the disk
+    said "not provisioned yet" for good (found by a source audit, session 42)."""
+    bound = {"type": "Bound", "status": "False", "reason": cdi_reason, "message": words}
+    dv = imported_dv(phase="Pending", progress="", conditions=[bound])
+    world = ready_children(data_volumes={"web-1-system": dv}, claims={})
+    plan = decide(wukong(), {}, world)
+    [cond] = [c for c in plan.status["conditions"] if c["type"] == "VolumesBound"]
+    assert (cond["status"], cond["reason"]) == ("False", reason)
+    assert f"CDI makes no claim for DataVolume 'web-1-system': {words}" in cond["message"]
