@@ -673,8 +673,10 @@ def _disk(
         if (still := _still_failing(dv, old)) is not None:
             failed = at("Failed", progress=still.progress, message=still.message)
             return _Disk([], failed, still.message or "import failed")
+        refilled = _made_anew(disk, claim, old, restore, dv)
         if pvc is None and (no_claim := _no_claim(dv)) is not None:
-            return _Disk([], at("Pending", message=no_claim[1]), no_claim[1], refusal=no_claim)
+            said = no_claim[1]
+            return _Disk(refilled, at("Pending", message=said), said, refusal=no_claim)
         volume = volume.model_copy(
             update={"phase": phase, "progress": dv_status.get("progress"), "message": message}
         )
@@ -690,7 +692,8 @@ def _disk(
         phase = str(pvc.get("status", {}).get("phase") or "Pending")
         volume = volume.model_copy(update={"phase": phase})
         done = phase == "Bound" or _binds_late(pvc, seen)
-    actions: list[Action] = []
+        refilled = []
+    actions: list[Action] = [*refilled]
     # The disk's ownership follows deleteOptions (children.hold_patch): the DataVolume of an
     # imported disk (CDI's claim follows it), a blank disk's claim.
     owner_kind: ChildKind = "DataVolume" if disk.populated else "PersistentVolumeClaim"
@@ -763,6 +766,50 @@ def _lost_words(
             DISK_CLAIM_LOST,
             f"claim {claim} of disk {disk.name} was deleted outside Wukong: it is made again, "
             "empty (the data that was on it is gone)",
+        )
+    ]
+
+
+# DataVolume phases before its disk is filled: one done before cannot go back to them unless
+# its claim went (CDI makes it again and fills it anew: controller-base.go handlePvcCreation).
+_NOT_FILLED = frozenset(
+    {
+        "Pending",
+        "PVCBound",
+        "ImportScheduled",
+        "ImportInProgress",
+        "CloneScheduled",
+        "CloneInProgress",
+        "SnapshotForSmartCloneInProgress",
+        "CSICloneInProgress",
+        "CloneFromSnapshotSourceInProgress",
+        "PrepClaimInProgress",
+        "RebindInProgress",
+    }
+)
+
+
+def _made_anew(
+    disk: DiskSpec,
+    claim: str,
+    old: VolumeStatus | None,
+    restore: RestoreStatus | None,
+    dv: JsonObj,
+) -> list[Action]:
+    """A Warning when an imported or cloned disk done at the last status is being filled
+    again: its claim was deleted, and CDI made it again under the DataVolume and imports anew.
+    The Wukong said Creating, then booted a pristine image without a word (found by a source
+    audit, session 42). Not while a restore runs."""
+    phase = str((dv.get("status") or {}).get("phase") or "Pending")
+    if old is None or old.phase != "Succeeded" or phase not in _NOT_FILLED or in_flight(restore):
+        return []
+    how = "imported" if disk.image else "cloned"
+    return [
+        Emit(
+            "Warning",
+            DISK_CLAIM_LOST,
+            f"claim {claim} of disk {disk.name} was deleted outside Wukong: CDI makes it again "
+            f"and it is {how} anew (what the guest wrote on it is gone)",
         )
     ]
 

@@ -211,3 +211,20 @@ def test_cdis_reason_for_making_no_claim_is_said(cdi_reason: str, reason: str, w
     [cond] = [c for c in plan.status["conditions"] if c["type"] == "VolumesBound"]
     assert (cond["status"], cond["reason"]) == ("False", reason)
     assert f"CDI makes no claim for DataVolume 'web-1-system': {words}" in cond["message"]
+
+
+def test_an_imported_disk_whose_claim_went_and_is_imported_anew_says_so() -> None:
+    """CDI makes a finished DataVolume's deleted claim again and imports anew: the Wukong said
+    Creating and booted a pristine image without a word (found by a source audit, s42)."""
+    dv = imported_dv(phase="ImportScheduled", progress="")
+    world = ready_children(data_volumes={"web-1-system": dv}, claims={})
+    done = {"volumes": [{"name": "system", "pvcName": "web-1-system", "phase": "Succeeded"}]}
+    plan = decide(wukong(), done, world)
+    [warned] = [e for e in plan.actions if getattr(e, "reason", None) == "DiskClaimLost"]
+    assert warned.message == (
+        "claim web-1-system of disk system was deleted outside Wukong: CDI makes it again and "
+        "it is imported anew (what the guest wrote on it is gone)"
+    )
+    # Once: the next pass's status says it is being imported.
+    again = decide(wukong(), plan.status, world)
+    assert not [e for e in again.actions if getattr(e, "reason", None) == "DiskClaimLost"]
