@@ -235,6 +235,31 @@ def _owner_words(obj: JsonObj) -> str:
     return "someone else (not this Wukong)"
 
 
+def _left_unfilled(pvc: JsonObj) -> bool:
+    """A claim with no DataVolume controlling it and not marked filled (populatedFor)."""
+    meta = pvc.get("metadata", {})
+    refs = meta.get("ownerReferences") or []
+    return not any(r.get("kind") == "DataVolume" for r in refs) and (
+        names.ANNOTATION_POPULATED_FOR not in (meta.get("annotations") or {})
+    )
+
+
+def _orphaned_words(cr: Wukong, disk: DiskSpec, claim: str, pvc: JsonObj) -> str:
+    """ClaimConflict's words for a claim that is not this Wukong's. One of a Wukong of this
+    name left without owner (its DataVolume deleted with --cascade=orphan, or the Wukong) was
+    said to "already belong to Wukong 'web-1'", this very one (source audit, session 42)."""
+    meta = pvc.get("metadata", {})
+    mine = (meta.get("labels") or {}).get(names.LABEL_WUKONG) == cr.metadata.name
+    if not mine or meta.get("ownerReferences") or retained(pvc):
+        return _conflict("PVC", claim, pvc)
+    return (
+        f"PVC '{claim}' is a disk of a Wukong named '{cr.metadata.name}' left without its owner "
+        "(deleted with --cascade=orphan): to keep its data, label it "
+        f"{names.LABEL_RETAINED_FROM}={cr.metadata.name} {names.LABEL_DISK}={disk.name} and "
+        "this Wukong takes it back; to start anew, delete it"
+    )
+
+
 def _conflict(kind: str, claim: str, obj: JsonObj) -> str:
     labels = obj.get("metadata", {}).get("labels") or {}
     if retained(obj):  # kept from another Wukong, or another disk, of the same claim name
@@ -644,7 +669,15 @@ def _disk(
         if dv is None:
             gone = _data_volume_lost(disk, claim, old, restore, pvc)
             if pvc is not None and not held_by(pvc, uid):
-                return _Disk(gone, at("Conflict"), _conflict("PVC", claim, pvc))
+                return _Disk(gone, at("Conflict"), _orphaned_words(cr, disk, claim, pvc))
+            if pvc is not None and _left_unfilled(pvc):
+                # This disk's own claim, its DataVolume deleted with --cascade=orphan: CDI's
+                # webhook refuses a new DataVolume over a claim it does not control ("Destination
+                # PVC already exists"), unless the claim says it is filled (populatedFor). Taken
+                # back so first, its data kept (found by a source audit, session 42).
+                back = adopt_for_data_volume_patch(cr, disk.name, claim)
+                take = PatchChild("PersistentVolumeClaim", claim, pinned(back, pvc), "take back")
+                return _Disk([take, *gone], at("Adopting"), "taking back its claim")
             if (refused := clone_problem(cr, disk, seen)) is not None:
                 # Not created yet: CDI's DataVolume cannot change, so one made now would be
                 # stuck with a size or a source that cannot work.

@@ -228,3 +228,48 @@ def test_an_imported_disk_whose_claim_went_and_is_imported_anew_says_so() -> Non
     # Once: the next pass's status says it is being imported.
     again = decide(wukong(), plan.status, world)
     assert not [e for e in again.actions if getattr(e, "reason", None) == "DiskClaimLost"]
+
+
+def _orphaned_claim(**labels: str) -> dict[str, Any]:
+    """web-1's system disk claim as CDI made it, its DataVolume deleted with --cascade=orphan."""
+    pvc = bound_pvc("web-1-system", "20Gi")
+    pvc["metadata"]["ownerReferences"] = []
+    pvc["metadata"]["labels"] = {
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+        names.LABEL_WUKONG: "web-1",
+        **labels,
+    }
+    return pvc
+
+
+def test_a_claim_left_without_its_data_volume_is_said_as_what_it_is() -> None:
+    """It was said to "already belong to Wukong 'web-1'": this very Wukong (found by a source
+    audit, session 42). The data stays; the words say how to keep or drop it."""
+    claims = {"web-1-system": _orphaned_claim(), "web-1-data": bound_pvc("web-1-data")}
+    world = ready_children(data_volumes={}, claims=claims)
+    plan = decide(wukong(), {}, world)
+    assert not [a for a in plan.actions if isinstance(a, CreateChild | DeleteChild)]
+    [cond] = [c for c in plan.status["conditions"] if c["type"] == "VolumesBound"]
+    assert cond["reason"] == "ClaimConflict"
+    assert (
+        "PVC 'web-1-system' is a disk of a Wukong named 'web-1' left without its owner "
+        "(deleted with --cascade=orphan): to keep its data, label it "
+        f"{names.LABEL_RETAINED_FROM}=web-1 {names.LABEL_DISK}=system"
+    ) in cond["message"]
+
+
+def test_a_claim_held_for_this_wukong_without_its_data_volume_is_taken_back_first() -> None:
+    """A disk made kept has a claim CDI labelled held-by; its DataVolume deleted with
+    --cascade=orphan, a new DataVolume over that claim is refused by CDI's webhook for good
+    ("Destination PVC already exists"): the claim is taken back, marked filled, first."""
+    pvc = _orphaned_claim(**{names.LABEL_HELD_BY: UID})
+    claims = {"web-1-system": pvc, "web-1-data": bound_pvc("web-1-data")}
+    world = ready_children(data_volumes={}, claims=claims)
+    plan = decide(wukong(), {}, world)
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+    patch = patches(plan)["web-1-system"]["metadata"]
+    assert patch["annotations"] == {names.ANNOTATION_POPULATED_FOR: "web-1-system"}
+    # Marked: the DataVolume is made, and CDI takes the claim as filled.
+    pvc["metadata"]["annotations"] = patch["annotations"]
+    made = decide(wukong(), plan.status, world)
+    assert [a.kind for a in made.actions if isinstance(a, CreateChild)] == ["DataVolume"]
