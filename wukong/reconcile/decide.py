@@ -37,7 +37,7 @@ from wukong.api.v1alpha1 import Wukong
 from wukong.api.validation import Problem, validate_spec
 from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.access import credentials_sync
-from wukong.reconcile.actions import Action, CreateChild, Emit, PatchChild
+from wukong.reconcile.actions import Action, CreateChild, Emit, PatchChild, VmCall
 from wukong.reconcile.children import retained
 from wukong.reconcile.disks import NODE_RESIZE_PENDING, DiskPlan, grown_events, plan_disks
 from wukong.reconcile.hotplug import HotplugPlan, attached_events, plan_hotplug
@@ -265,6 +265,7 @@ def decide(
         ready=ready,
         run_strategy=desired_run_strategy(cr, running),
         networks=nets.statuses if nets else (),
+        restarting=any(isinstance(a, VmCall) and a.verb == "restart" for a in life.actions),
     )
     if not problems:
         plan.actions += hands_off(vm.actions) if back.holding else vm.actions

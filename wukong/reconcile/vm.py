@@ -43,9 +43,12 @@ def _current_volumes(vm: JsonObj | None) -> dict[str, tuple[JsonObj, JsonObj | N
     return {name: (v, devices.get(name)) for name, v in template_volumes(vm).items()}
 
 
-def _disks_and_volumes(cr: Wukong, seen: Observed) -> tuple[list[JsonObj], list[JsonObj]]:
+def _disks_and_volumes(
+    cr: Wukong, seen: Observed, restarting: bool = False
+) -> tuple[list[JsonObj], list[JsonObj]]:
     """Template disks and volumes: the system disk first. Disks already hot-plugged keep their
-    hot-plug form; new disks of a running VM are left to the hot-plug planner (addvolume)."""
+    hot-plug form; new disks of a running VM are left to the hot-plug planner (addvolume).
+    `restarting`: this pass asks KubeVirt to restart the VM, after this template."""
     current = _current_volumes(seen.vm)
     running = seen.vmi is not None and not seen.vmi_ended
     system = cr.spec.system_disk
@@ -71,6 +74,13 @@ def _disks_and_volumes(cr: Wukong, seen: Observed) -> tuple[list[JsonObj], list[
         in_spec = {d.name for d in cr.spec.disks}
         for name, (volume, device) in current.items():
             if name not in in_spec:
+                if restarting and not is_hotpluggable(volume):
+                    # Attached at boot, it leaves at this restart: out of the template before
+                    # the call, not after the VMI went. KubeVirt makes the new VMI from the
+                    # template at once, and a patch after it went raced that (and lost it
+                    # whenever the VM changed meanwhile: the patch holds only for the VM it
+                    # was computed from): the new VMI kept the disk, RestartRequired again.
+                    continue
                 volumes.append(volume)
                 if device is not None:
                     disks.append(device)
@@ -162,10 +172,10 @@ def placement(cr: Wukong) -> JsonObj:
     return out
 
 
-def desired_template(cr: Wukong, seen: Observed) -> JsonObj:
-    """The VM's `spec.template` for this spec."""
+def desired_template(cr: Wukong, seen: Observed, restarting: bool = False) -> JsonObj:
+    """The VM's `spec.template` for this spec (`restarting`: as a restart this pass gets it)."""
     interfaces, networks = network_pairs(cr)
-    disks, volumes = _disks_and_volumes(cr, seen)
+    disks, volumes = _disks_and_volumes(cr, seen, restarting)
     cloud_init = cloud_init_volume(cr.spec)
     if cloud_init is not None:
         disks.append(cloud_init[0])
@@ -541,9 +551,11 @@ def plan_vm(
     ready: bool,
     run_strategy: str,
     networks: Sequence[NetworkStatus] = (),
+    restarting: bool = False,
 ) -> VmPlan:
     """Create the VM when children are ready; keep its template in line with the spec.
-    `networks`: as the network planner says them now (when their NADs changed)."""
+    `networks`: as the network planner says them now (when their NADs changed); `restarting`:
+    this pass asks KubeVirt to restart the VM (its call comes after this plan's patch)."""
     vm_name = names.vm_name(cr.metadata.name)
     secrets = secret_condition(cr.spec, seen)
     extra = (secrets,) if secrets is not None else ()
@@ -554,7 +566,7 @@ def plan_vm(
     if not owned_by(seen.vm, cr.metadata.uid):
         return VmPlan((), (), conflict=f"VirtualMachine '{vm_name}' exists and is not ours")
     actions: list[Action] = []
-    template = desired_template(cr, seen)
+    template = desired_template(cr, seen, restarting)
     patch = _size_patch(cr, seen.vm)
     if (body := _template_patch(seen.vm.get("spec", {}).get("template"), template, cr)) is not None:
         patch["template"] = body

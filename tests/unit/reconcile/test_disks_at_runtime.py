@@ -28,6 +28,7 @@ from wukong.reconcile.actions import (
     ExpandDisk,
     PatchChild,
     RemoveVolume,
+    VmCall,
 )
 from wukong.reconcile.disks import filesystem_overhead, grown_claim_bytes
 from wukong.reconcile.observed import Observed
@@ -156,6 +157,23 @@ def test_a_serial_the_guest_reports_is_matched_to_its_disk_only() -> None:
     assert not names.reports_serial("logs2", "logs")
     assert not names.reports_serial("0QEMU_QEMU_HARDDISK_blogs", "logs")
     assert not names.reports_serial("application-logs-pri", "application-logs")
+
+
+def test_a_disk_attached_at_boot_leaves_the_template_before_the_restart_call() -> None:
+    """KubeVirt makes the new VMI from the template as soon as the old one went: the patch
+    that removed the disk after that raced it, and lost whenever the VM changed meanwhile
+    (the patch holds only for the VM it was computed from, session 42): the new VMI kept the
+    disk and KubeVirt asked for another restart. It goes in the call's own pass, before it."""
+    cr = wukong(disks=_disks()[:1], lifecycleAction={"action": "restart"})
+    world = running()
+    first = decide(cr, {"phase": "Running"}, world)
+    # While no restart is asked, a template edit never yanks it (nothing to patch here).
+    assert not [a for a in first.actions if isinstance(a, PatchChild | VmCall)]
+    second = decide(cr, first.status, world)
+    order = [a for a in second.actions if isinstance(a, PatchChild | VmCall)]
+    assert [type(a).__name__ for a in order] == ["PatchChild", "VmCall"]
+    volumes = [v["name"] for v in order[0].patch["spec"]["template"]["spec"]["volumes"]]
+    assert "data" not in volumes and order[1].verb == "restart"
 
 
 def test_a_disk_removed_from_a_stopped_manual_vm_goes_at_once() -> None:
