@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wukong.api import kinds
+from wukong.api.names import ANNOTATION_POPULATED_FOR
 from wukong.runtime.cache import Store
 
 VMI = {
@@ -80,7 +81,17 @@ def test_a_child_keeps_its_identity_ownership_and_our_labels_only() -> None:
             "ownerReferences",
         )
     } | {"labels": {"vm.novasphere.dev/wukong": "web-1"}}
+    # A claim keeps the one annotation that says a kept claim taken back holds data already
+    # (disks._holds_data, session 42): a provisioner's do not reach the cache.
+    claim = {**meta, "annotations": {**meta["annotations"], ANNOTATION_POPULATED_FOR: "x"}}
     for kind in kinds.CHILDREN.values():
+        if kind is kinds.PVC:
+            kept = kinds.project({"metadata": claim}, kind.reads)["metadata"]
+            assert kept == expected | {"annotations": {ANNOTATION_POPULATED_FOR: "x"}}
+            assert kinds.project({"metadata": meta}, kind.reads)["metadata"] == expected | {
+                "annotations": {}
+            }
+            continue
         assert kinds.project({"metadata": meta}, kind.reads)["metadata"] == expected, kind.kind
     vmi = kinds.project({"metadata": meta}, kinds.VMI.reads)["metadata"]
     assert vmi == expected | {"annotations": meta["annotations"]}

@@ -473,6 +473,8 @@ def test_a_kept_imported_disk_without_its_data_volume_is_marked_populated_for_a_
         "vm.novasphere.dev/disk": "extra",
         "vm.novasphere.dev/held-by-uid": cr.metadata.uid,
     }
+    # As the patch left it (the claim cache reads populatedFor since session 42).
+    adopted["metadata"]["annotations"] = meta["annotations"]
     plan = decide(cr, {"phase": "Running"}, running(**{"web-1-extra": adopted}))
     made = [a.body for a in plan.actions if isinstance(a, CreateChild) and a.kind == "DataVolume"]
     assert [m["metadata"]["name"] for m in made] == ["web-1-extra"]
