@@ -16,9 +16,11 @@ from wukong.errors import NotFound, WukongError
 log = logging.getLogger(__name__)
 EventType = Literal["Normal", "Warning"]
 COMPONENT = "wukong-operator"
-# client-go's recorder remembers this many Events to count repeats of (events_cache.go
-# maxLruCacheEntries).
-REMEMBERED = 4096
+# How many posted Events the recorder remembers to count repeats of. client-go's remembers
+# 4,096 (events_cache.go maxLruCacheEntries); the repeats worth counting are a few Wukongs'
+# (a crash loop's hops, a retried pass), and 4,096 cost ~1 MB of an operator bounded at 110
+# MiB with 1,000 Wukongs (issue 14): `nox -s bench` of 90e6b53 measured 110.3 (108.9 before).
+REMEMBERED = 1024
 
 
 @dataclass(slots=True)
@@ -59,7 +61,7 @@ class EventRecorder:
         self.host = host
         self._last = 0
         # By the hash of what makes two Events the same (64 bits: a mix-up of two is as
-        # likely as never), so that the 4,096 remembered cost ~1 MB (measured), not their text.
+        # likely as never), so that the 1,024 remembered cost ~0.25 MB (measured), not their text.
         self._posted: OrderedDict[int, _Posted] = OrderedDict()
 
     def _name(self, obj_name: str) -> str:
