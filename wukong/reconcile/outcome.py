@@ -11,9 +11,9 @@ asked again until the spec asks for another size. Typed fields, never parsed mes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from wukong.api.status import MigrationStatus, RestoreStatus, WukongStatus
+from wukong.api.status import MigrationStatus, RestoreStatus, SnapshotStatus, WukongStatus
 from wukong.fsm.requests import Happened
 from wukong.reconcile.actions import Action, CreateChild, Emit, ExpandDisk, Failed, VmCall
 from wukong.reconcile.admission import refused_child
@@ -64,34 +64,11 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
             status = status.model_copy(update={"volumes": volumes})
         elif (
             isinstance(action, CreateChild)
-            and action.kind == "VirtualMachineSnapshot"
-            and failure.kind != "transient"
-            and status.snapshot is not None
+            and (answer := _NOT_MADE.get(action.kind)) is not None
+            and getattr(status, answer[0]) is not None
         ):
-            # virt-api's webhook said no (the Snapshot feature gate off, say): the request
-            # is answered, not made again.
-            name = action.body.get("metadata", {}).get("name")
-            text = f"KubeVirt refused snapshot {name}: {failure.message}"
-            update = {"result": "Failed", "phase": "Failed", "message": text}
-            status = status.model_copy(
-                update={"snapshot": status.snapshot.model_copy(update=update)}
-            )
-        elif (
-            isinstance(action, CreateChild)
-            and action.kind == "VirtualMachineInstanceMigration"
-            and status.migration is not None
-        ):
-            status = status.model_copy(
-                update={"migration": _migration_not_made(status, old, action, failure)}
-            )
-        elif (
-            isinstance(action, CreateChild)
-            and action.kind == "VirtualMachineRestore"
-            and status.restore is not None
-        ):
-            status = status.model_copy(
-                update={"restore": _restore_not_made(status, old, action, failure)}
-            )
+            field, not_made = answer
+            status = status.model_copy(update={field: not_made(status, old, action, failure)})
         elif isinstance(action, VmCall) and status.lifecycle_state is not None:
             state = status.lifecycle_state
             if action.verb == "start" and start_beside_refusal(state):
@@ -136,6 +113,21 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
     return status
 
 
+def _snapshot_not_made(
+    planned: WukongStatus, old: WukongStatus, action: CreateChild, failure: Failed
+) -> SnapshotStatus | None:
+    """The snapshot whose VirtualMachineSnapshot was not made: one virt-api's webhook said no
+    to (the Snapshot feature gate off, say) is answered, not made again; one lost on its way
+    is made again next pass, as planned."""
+    snapshot = planned.snapshot
+    assert snapshot is not None
+    if failure.kind == "transient":
+        return snapshot
+    name = action.body.get("metadata", {}).get("name")
+    text = f"KubeVirt refused snapshot {name}: {failure.message}"
+    return snapshot.model_copy(update={"result": "Failed", "phase": "Failed", "message": text})
+
+
 def _migration_not_made(
     planned: WukongStatus, old: WukongStatus, action: CreateChild, failure: Failed
 ) -> MigrationStatus | None:
@@ -160,7 +152,9 @@ def _migration_not_made(
 
 def not_made_events(planned: WukongStatus, written: WukongStatus) -> list[Emit]:
     """A Warning for each migration, snapshot or restore that `fold` answered because KubeVirt
-    refused its object: the status says it, and so does `kubectl describe` (it said nothing)."""
+    refused its object: the status says it, and so does `kubectl describe` (it said nothing).
+    Only an answer to the request planned: one lost on its way gives back the last request's
+    answer, maybe a failure told long ago."""
     events: list[Emit] = []
     for field, reason in (
         ("migration", "MigrationRefused"),
@@ -168,18 +162,10 @@ def not_made_events(planned: WukongStatus, written: WukongStatus) -> list[Emit]:
         ("restore", "RestoreRefused"),
     ):
         before, after = getattr(planned, field), getattr(written, field)
-        if (
-            after is not None
-            and after != before
-            and after.message
-            and after.result
-            in (
-                "Refused",
-                "Failed",
-            )
-        ):
-            if before is None or before.result != after.result:
-                events.append(Emit("Warning", reason, after.message))
+        if before is None or after is None or after.request_id != before.request_id:
+            continue
+        if after.result in ("Refused", "Failed") and after.result != before.result:
+            events.append(Emit("Warning", reason, after.message or after.result))
     return events
 
 
@@ -238,3 +224,12 @@ def _names_the_vm(message: str) -> bool:
     found`), not that the API is missing ("the server could not find the requested
     resource")."""
     return "not found" in message and "virtualmachine" in message
+
+
+# What fold makes of a child KubeVirt did not make, by kind: the status field that answers the
+# request, and how (transient: made again; refused: answered in KubeVirt's words).
+_NOT_MADE: dict[str, tuple[str, Callable[..., object]]] = {
+    "VirtualMachineSnapshot": ("snapshot", _snapshot_not_made),
+    "VirtualMachineInstanceMigration": ("migration", _migration_not_made),
+    "VirtualMachineRestore": ("restore", _restore_not_made),
+}

@@ -334,6 +334,16 @@ def test_a_migration_kubevirt_refused_to_make_is_answered_not_left_pending() -> 
         WukongStatus(migration=planned), WukongStatus(), {create: Failed("transient", "x", 500)}
     )
     assert lost.migration is None and not not_made_events(WukongStatus(migration=planned), lost)
+    # Lost while the last request's answer was a failure: that answer comes back, and no
+    # Warning tells it again as this request's refusal.
+    told = MigrationStatus(request_id="rid-0", result="Failed", message="failed long ago")
+    back = fold(
+        WukongStatus(migration=planned),
+        WukongStatus(migration=told),
+        {create: Failed("transient", "x", 500)},
+    )
+    assert back.migration == told
+    assert not_made_events(WukongStatus(migration=planned), back) == []
     retried = plan_migration(cr(), Observed(now=NOW, vmi=vmi()), lost.migration, "rid-1")
     assert [a.kind for a in retried.actions if isinstance(a, CreateChild)] == [
         "VirtualMachineInstanceMigration"
