@@ -21,7 +21,7 @@ from wukong.errors import NotFound, TransientError, WukongError
 from wukong.reconcile.actions import Action, AddVolume, CreateChild, Emit, RemoveVolume, VmCall
 from wukong.reconcile.admission import admit
 from wukong.reconcile.decide import Plan, decide, plan_unreadable
-from wukong.reconcile.deletion import plan_deletion
+from wukong.reconcile.deletion import plan_deletion, stand_in
 from wukong.reconcile.disks import template_volumes
 from wukong.reconcile.hotplug import requested_volumes
 from wukong.reconcile.lifecycle import waits_for_write
@@ -232,12 +232,14 @@ class Reconciler:
         raw = self.store.get(kinds.WUKONG.cache, namespace, name)
         if raw is None:
             return None  # gone: nothing to do, its children go with the garbage collector
+        finalizers: list[str] = list(raw["metadata"].get("finalizers") or [])
         try:
             cr = Wukong.from_dict(raw)
         except ValidationError as exc:
+            if raw["metadata"].get("deletionTimestamp") and (read := stand_in(raw)):
+                return await self._delete_unreadable(raw, exc, *read, finalizers)
             await self._unreadable(raw, exc)
             return None
-        finalizers: list[str] = list(raw["metadata"].get("finalizers") or [])
         if cr.metadata.deletion_timestamp is not None:
             return await self._delete(raw, cr, finalizers)
         if names.FINALIZER not in finalizers:
@@ -416,11 +418,20 @@ class Reconciler:
             self.store.remember(kinds.WUKONG.cache, written)
         return True
 
+    async def _delete_unreadable(
+        self, raw: JsonObj, exc: ValidationError, cr: Wukong, said: str, finalizers: list[str]
+    ) -> float | None:
+        """The deletion of a Wukong whose spec cannot be read, with what can be (`stand_in`);
+        said once, as it starts."""
+        if names.FINALIZER in finalizers and cr.status.deletion is None:
+            told = f"the spec cannot be read ({_errors(exc)}); deleting with {said}"
+            log.warning("Wukong %s: %s", raw["metadata"].get("name"), told)
+            await self.executor.post_events(raw, [Emit("Warning", "InvalidSpec", told)])
+        return await self._delete(raw, cr, finalizers)
+
     async def _unreadable(self, raw: JsonObj, exc: ValidationError) -> None:
         """An object the models cannot read (e.g. written before the CRD's rules): say so."""
-        message = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
+        message = _errors(exc)
         log.warning("invalid Wukong %s: %s", raw["metadata"].get("name"), message)
         status = plan_unreadable(
             raw.get("status") or {}, message, self.clock(), raw["metadata"].get("generation")
@@ -428,6 +439,11 @@ class Reconciler:
         if status is not None:
             await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message)])
             await self._write_status(raw, status)
+
+
+def _errors(exc: ValidationError) -> str:
+    """The model's first five complaints, each with where it is."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
 
 
 def _key(cr: Wukong) -> str:

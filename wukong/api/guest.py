@@ -67,9 +67,11 @@ _BOTH = "set {0} or {0}SecretRef, not both: KubeVirt takes one source for {0}"
 _CLOUD_INIT_RULES = rules(
     ("!has(self.userData) || !has(self.userDataSecretRef)", _BOTH.format("userData")),
     ("!has(self.networkData) || !has(self.networkDataSecretRef)", _BOTH.format("networkData")),
+    # An empty userData is none (the model's `any`, and KubeVirt's omitempty): a Helm value
+    # left empty once passed the CRD and not the model, and the Wukong went unmanaged.
     (
-        "has(self.userData) || has(self.userDataSecretRef) || has(self.networkData)"
-        " || has(self.networkDataSecretRef)",
+        "has(self.userData) && self.userData != '' || has(self.userDataSecretRef)"
+        " || has(self.networkData) && self.networkData != '' || has(self.networkDataSecretRef)",
         "cloudInit needs userData, userDataSecretRef, networkData or networkDataSecretRef",
     ),
 )

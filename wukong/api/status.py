@@ -149,6 +149,10 @@ class DeletionStatus(WireModel):
     grace_period_seconds: int | None = None
     """The graceful stop's window: deleteOptions.gracePeriodSeconds (60 s by default), cut
     to end 5 s before Kubernetes would end the VM's pod."""
+    refused_releases: list[str] = Field(default_factory=list)
+    """DataVolumes of kept disks CDI would not let go: its webhook checks a clone's source on
+    every change of a DataVolume and refuses them all once the DataSource or the namespace
+    it cloned from is gone. Their claims are kept, with the data; they are deleted."""
 
 
 class ApartAnswer(WireModel):

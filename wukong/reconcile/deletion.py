@@ -16,7 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from pydantic import TypeAdapter, ValidationError
+
 from wukong.api import JsonObj, names
+from wukong.api._base import DnsLabel
 from wukong.api.conditions import (
     DELETION_BLOCKED,
     READY,
@@ -27,6 +30,7 @@ from wukong.api.conditions import (
     record_hops,
 )
 from wukong.api.objects import being_deleted
+from wukong.api.spec import DeleteOptions
 from wukong.api.status import DeletionStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.fsm.facts import Facts
@@ -72,6 +76,51 @@ class DeletionPlan:
 
 FOREGROUND = "foregroundDeletion"
 """The finalizer the API server sets on an object deleted with propagationPolicy Foreground."""
+
+
+def stand_in(raw: JsonObj) -> tuple[Wukong, str] | None:
+    """A Wukong being deleted whose spec the model cannot read (a CRD rule added since it
+    was written, a field the CRD lets in and the model refuses): the Wukong its deletion can
+    act on, and what it took from the spec. Its disks by name; its deleteOptions as written
+    when they can be read, else every disk kept; the rest of the spec is not needed to tear
+    down. None when even that cannot be read. Without it, the finalizer stayed for good and
+    `kubectl delete` hung, its namespace's deletion too (audit, session 43)."""
+    spec: JsonObj = raw["spec"] if isinstance(raw.get("spec"), dict) else {}
+    disks = [d.get("name") for d in spec.get("disks") or [] if isinstance(d, dict)]
+    named = list(dict.fromkeys(n for n in disks if isinstance(n, str) and _a_name(n)))
+    options: JsonObj = spec.get("deleteOptions") or {}
+    kept = ", ".join(named)
+    try:
+        read = DeleteOptions.model_validate(options).to_wire()
+        said = "its deleteOptions as written"
+    except ValidationError:
+        read = {"preserveDisks": True}
+        said = f"its deleteOptions cannot be read either: every disk is kept ({kept or 'none'})"
+    body = {
+        "cpu": 1,
+        "memory": "1Gi",
+        "disks": [{"name": n, "size": "1Gi"} for n in named[:16]],
+        "deleteOptions": read,
+    }
+    try:
+        status = WukongStatus.model_validate(raw.get("status") or {}).to_wire()
+    except ValidationError:
+        status = {}
+    try:
+        return Wukong.from_dict({**raw, "spec": body, "status": status}), said
+    except ValidationError:
+        return None
+
+
+_DISK_NAME: TypeAdapter[str] = TypeAdapter(DnsLabel)
+
+
+def _a_name(name: str) -> bool:
+    try:
+        _DISK_NAME.validate_python(name)
+    except ValidationError:
+        return False
+    return True
 
 
 def protected(cr: Wukong) -> bool:
@@ -136,8 +185,9 @@ def _disk_of(obj: JsonObj, cr: Wukong) -> str:
     return claims.get(str(meta.get("name")), "")
 
 
-def _retain(cr: Wukong, keep: set[str], seen: Observed) -> list[Action]:
-    """Patches that release kept disks; empty once the cache shows them released."""
+def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> list[Action]:
+    """Patches that release kept disks; empty once the cache shows them released. Not a
+    DataVolume CDI refused to release (`_let_go`): its claim alone keeps the data."""
     uid = cr.metadata.uid
     actions: list[Action] = []
     for name, pvc in seen.claims.items():
@@ -150,14 +200,16 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed) -> list[Action]:
                 PatchChild("PersistentVolumeClaim", name, release_patch(pvc, cr, disk), "keep disk")
             )
     for name, dv in seen.data_volumes.items():
-        if _disk_of(dv, cr) in keep and held_by(dv, uid):
+        if _disk_of(dv, cr) in keep and held_by(dv, uid) and name not in refused:
             actions.append(
                 PatchChild("DataVolume", name, release_patch(dv, cr, _disk_of(dv, cr)), "keep disk")
             )
     return actions
 
 
-def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[DeleteChild]]:
+def _deletes(
+    cr: Wukong, keep: set[str], seen: Observed, refused: set[str]
+) -> dict[str, list[DeleteChild]]:
     """What each delete step removes: only objects this incarnation owns."""
     uid = cr.metadata.uid
     steps: dict[str, list[DeleteChild]] = {"DeleteVM": [], "DeleteDisks": [], "DeleteNetworks": []}
@@ -168,6 +220,8 @@ def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[Delet
     for name, dv in _ours(dict(seen.data_volumes), uid).items():
         if _disk_of(dv, cr) not in keep:  # a kept disk keeps its DataVolume too (labelled)
             steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv)))
+        elif name in refused and _let_go(dv, seen.claims.get(name)):
+            steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv), orphan=True))
     claims = {
         **_ours(_not_their_data_volumes(seen), uid),
         **_left_by_their_data_volume(cr, seen),
@@ -182,6 +236,21 @@ def _deletes(cr: Wukong, keep: set[str], seen: Observed) -> dict[str, list[Delet
                 DeleteChild("NetworkAttachmentDefinition", key.rpartition("/")[2], _uid(nad))
             )
     return steps
+
+
+def _let_go(dv: JsonObj, claim: JsonObj | None) -> bool:
+    """A kept disk's DataVolume CDI refused to release may go once its claim no longer
+    names it as an owner: the claim, released, keeps the data. CDI's webhook re-checks a
+    clone's source on every change of a DataVolume (datavolume-mutate.go, AuthorizeUser) and
+    refuses them all once the DataSource or the namespace it cloned from is gone; left held,
+    the DataVolume went with the Wukong anyway, and the deletion stopped at Retain for good
+    (found by a source audit, session 42). CDI takes back no claim it made itself
+    (AllowClaimAdoption: `createdForDataVolume`), so the claim stays released; deleted with
+    `orphan`, the DataVolume takes nothing with it."""
+    if claim is None:
+        return True
+    refs = claim.get("metadata", {}).get("ownerReferences") or []
+    return not any(r.get("uid") == _uid(dv) for r in refs)
 
 
 def _restored(cr: Wukong, seen: Observed) -> dict[str, JsonObj]:
@@ -316,6 +385,22 @@ def _cancel_migrations(t: Teardown) -> list[Action]:
     ]
 
 
+def _not_kept(cr: Wukong, seen: Observed, deletes: list[Action]) -> list[Action]:
+    """A Warning for each kept disk's DataVolume deleted because CDI would not release it."""
+    return [
+        Emit(
+            "Warning",
+            "DataVolumeNotKept",
+            f"CDI refused to release DataVolume {d.name} of kept disk "
+            f"{_disk_of(seen.data_volumes[d.name], cr)}"
+            " (its webhook refuses any change once the DataSource or namespace it cloned from "
+            f"is gone): the data stays in claim {d.name}, kept; the DataVolume is deleted",
+        )
+        for d in deletes
+        if isinstance(d, DeleteChild) and d.kind == "DataVolume" and d.orphan
+    ]
+
+
 def _cancel_restores(cr: Wukong, seen: Observed) -> list[Action]:
     """Delete each restore still running: KubeVirt gives the VM back and lets it go."""
     return [
@@ -362,7 +447,7 @@ STEP_TABLE: tuple[StepRow, ...] = (
     StepRow(
         "DeleteDisks",
         lambda t: bool(t.deletes["DeleteDisks"]),
-        lambda t: t.issue("DeleteDisks"),
+        lambda t: [*_not_kept(t.cr, t.seen, t.issue("DeleteDisks")), *t.issue("DeleteDisks")],
         _waiting,
     ),
     StepRow(
@@ -462,15 +547,22 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
         return plan
     options = cr.spec.delete_options
     force = bool(options and options.force)
-    retain = _retain(cr, keep, seen)
-    steps = _deletes(cr, keep, seen)
+    refused = set(old.refused_releases)
+    retain = _retain(cr, keep, seen, refused)
+    steps = _deletes(cr, keep, seen, refused)
     left = _left(steps, seen, vm_ours=not _vm_not_ours(cr, seen))
-    plan.deletion = DeletionStatus(kept=kept, remaining=left, started_at=old.started_at or now)
+    plan.deletion = DeletionStatus(
+        kept=kept,
+        remaining=left,
+        started_at=old.started_at or now,
+        refused_releases=sorted(refused),
+    )
     terminating = _terminating(seen)
     if force:
         plan.actions += _cancel_restores(cr, seen)
         plan.actions += retain
-        plan.actions += [d for batch in steps.values() for d in _issuable(batch, terminating)]
+        issued = [d for batch in steps.values() for d in _issuable(batch, terminating)]
+        plan.actions += [*_not_kept(cr, seen, issued), *issued]
         plan.finalize = True
         message = "forced: deletes issued, not confirmed gone: " + (", ".join(left) or "none")
         plan.actions.append(Emit("Warning" if left else "Normal", "ForceDeleted", message))

@@ -15,7 +15,15 @@ from collections.abc import Callable, Mapping
 
 from wukong.api.status import MigrationStatus, RestoreStatus, SnapshotStatus, WukongStatus
 from wukong.fsm.requests import Happened
-from wukong.reconcile.actions import Action, CreateChild, Emit, ExpandDisk, Failed, VmCall
+from wukong.reconcile.actions import (
+    Action,
+    CreateChild,
+    Emit,
+    ExpandDisk,
+    Failed,
+    PatchChild,
+    VmCall,
+)
 from wukong.reconcile.admission import refused_child
 from wukong.reconcile.lifecycle import moved, start_beside_refusal
 
@@ -200,6 +208,12 @@ def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> Wuk
     deletion = planned.deletion
     if deletion is None:
         return planned
+    refused = _refused_releases(failed)
+    if refused - set(deletion.refused_releases):
+        deletion = deletion.model_copy(
+            update={"refused_releases": sorted(refused | set(deletion.refused_releases))}
+        )
+        planned = planned.model_copy(update={"deletion": deletion})
     lost = [
         action
         for action, failure in failed.items()
@@ -217,6 +231,19 @@ def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> Wuk
             update={"deletion": deletion.model_copy(update={"stop_deadline": None})}
         )
     return planned
+
+
+def _refused_releases(failed: Mapping[Action, Failed]) -> set[str]:
+    """Kept disks' DataVolumes whose release admission refused (400/422: CDI's webhook, once
+    their clone's source is gone, refuses every change of them; deletion.py `_let_go`)."""
+    return {
+        action.name
+        for action, failure in failed.items()
+        if isinstance(action, PatchChild)
+        and action.kind == "DataVolume"
+        and failure.kind == "permanent"
+        and failure.code in (400, 422)
+    }
 
 
 def _names_the_vm(message: str) -> bool:

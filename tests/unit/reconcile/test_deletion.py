@@ -456,3 +456,97 @@ def test_a_deletion_grace_period_the_launcher_would_cut_short_ends_before_it(
     assert FORCE in forcing.actions
     (warning,) = [a for a in forcing.actions if isinstance(a, Emit)]
     assert f"did not shut down in {stopped_with}s" in warning.message
+
+
+def _imported_kept_world() -> Observed:
+    """The system disk kept while the Wukong lives: its DataVolume held by label, its claim
+    CDI's (controlled by the DataVolume, as CDI made it)."""
+    world = ready_children()
+    dv = copy.deepcopy(imported_dv())
+    dv["metadata"]["ownerReferences"] = []
+    dv["metadata"]["labels"] = {names.LABEL_HELD_BY: UID}
+    dv["metadata"]["resourceVersion"] = "7"
+    claim = copy.deepcopy(bound_pvc("web-1-system", "20Gi"))
+    claim["metadata"]["ownerReferences"] = [
+        {
+            "uid": "web-1-system-uid",
+            "kind": "DataVolume",
+            "name": "web-1-system",
+            "controller": True,
+        }
+    ]
+    claim["metadata"]["resourceVersion"] = "8"
+    return replace(
+        world,
+        data_volumes={"web-1-system": dv},
+        claims={**world.claims, "web-1-system": claim},
+    )
+
+
+def test_a_data_volume_cdi_will_not_release_goes_and_its_claim_keeps_the_data() -> None:
+    """CDI's webhook re-checks a clone's source on every change of a DataVolume and refuses
+    them all once the DataSource or namespace it cloned from is gone: the release of a kept
+    disk's DataVolume was refused on every pass, and the deletion stopped at Retain for good,
+    `force` too (source audit, session 42)."""
+    cr = deleting(deleteOptions={"preserveDisksList": ["system"]})
+    world = _imported_kept_world()
+    first = plan_deletion(cr, {}, world)
+    assert first.deletion["step"] == "Retain"
+    released = [(a.kind, a.name) for a in first.actions if isinstance(a, PatchChild)]
+    # The claim first: a deletion's actions stop at the first failure.
+    assert released == [
+        ("PersistentVolumeClaim", "web-1-system"),
+        ("DataVolume", "web-1-system"),
+    ]
+    dv_release = next(
+        a for a in first.actions if isinstance(a, PatchChild) and a.kind == "DataVolume"
+    )
+    refusal = (
+        'admission webhook "datavolume-mutate.cdi.kubevirt.io" denied the request: '
+        'datasources.cdi.kubevirt.io "fedora" not found'
+    )
+    written = fold_deletion(
+        WukongStatus.model_validate(first.status),
+        {dv_release: Failed("permanent", refusal, 400)},
+    )
+    assert written.deletion is not None and written.deletion.refused_releases == ["web-1-system"]
+    # A refusal of another kind (a 409 on the pinned patch, a 503) is only retried.
+    for lost in (Failed("transient", "conflict", 409), Failed("transient", "busy", 503)):
+        same = fold_deletion(WukongStatus.model_validate(first.status), {dv_release: lost})
+        assert same.deletion is not None and same.deletion.refused_releases == []
+
+    # The claim released (as the first patch left it): the DataVolume is not patched again,
+    # and is deleted, orphaning nothing, once the VM is gone; the claim stays.
+    claim = copy.deepcopy(world.claims["web-1-system"])
+    claim["metadata"]["ownerReferences"] = []
+    claim["metadata"]["labels"] = {names.LABEL_RETAINED_FROM: "web-1", names.LABEL_DISK: "system"}
+    after = replace(world, claims={**world.claims, "web-1-system": claim})
+    second = plan_deletion(cr, written.to_wire(), after)
+    assert not [a for a in second.actions if isinstance(a, PatchChild)]
+    deletes = {(a.kind, a.name): a for a in second.actions if isinstance(a, DeleteChild)}
+    assert deletes[("DataVolume", "web-1-system")].orphan
+    assert ("PersistentVolumeClaim", "web-1-system") not in deletes
+    [warning] = [a for a in second.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert warning.reason == "DataVolumeNotKept"
+    assert "claim web-1-system" in warning.message and "kept disk system" in warning.message
+    assert second.deletion["refusedReleases"] == ["web-1-system"]
+    assert second.deletion["kept"] == ["system"]
+
+    # The claim still controlled by the DataVolume (the cache behind, or CDI took it back):
+    # not deleted, the claim released again first.
+    held = plan_deletion(cr, written.to_wire(), world)
+    assert ("DataVolume", "web-1-system") not in {
+        (a.kind, a.name) for a in held.actions if isinstance(a, DeleteChild)
+    }
+    assert [(a.kind, a.name) for a in held.actions if isinstance(a, PatchChild)] == [
+        ("PersistentVolumeClaim", "web-1-system")
+    ]
+
+    # `force` gets there the same way: one pass more.
+    forced = deleting(deleteOptions={"preserveDisksList": ["system"], "force": True})
+    again = plan_deletion(forced, written.to_wire(), after)
+    assert again.finalize
+    assert ("DataVolume", "web-1-system") in {
+        (a.kind, a.name) for a in again.actions if isinstance(a, DeleteChild) and a.orphan
+    }
+    assert not [a for a in again.actions if isinstance(a, PatchChild)]

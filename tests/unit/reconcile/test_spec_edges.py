@@ -12,7 +12,7 @@ from tests.unit.reconcile.test_settle import Cache, Cluster, cache_for, raw_wuko
 from tests.unit.reconcile.world import NOW, NS, decide, owned, seen, wukong
 from wukong.act.executor import Executor
 from wukong.act.reconciler import Reconciler
-from wukong.api import kinds
+from wukong.api import kinds, names
 from wukong.errors import NotFound
 from wukong.reconcile.actions import Emit, VmCall
 
@@ -152,3 +152,62 @@ def test_a_manual_vm_that_should_start_is_started_once_after_creation() -> None:
     pending = vm | {"status": {"stateChangeRequests": [{"action": "Start"}]}}
     again = decide(cr, plan.status, ready_children(vm=pending))
     assert _calls(again) == []
+
+
+def _deleted_unreadable(delete_options: Any) -> JsonObj:
+    raw = raw_wukong({"phase": "Running"})
+    raw["metadata"]["deletionTimestamp"] = "2026-11-23T12:00:00Z"
+    raw["metadata"]["finalizers"] = [names.FINALIZER]
+    raw["spec"]["memory"] = "1k"  # older than the CRD's rule: the model refuses it
+    raw["spec"]["deleteOptions"] = delete_options
+    return raw
+
+
+def _events(cluster: Cluster) -> list[JsonObj]:
+    return [b for m, p, b in cluster.writes if m == "POST" and p.endswith("/events")]
+
+
+def _released(cluster: Cluster) -> set[str]:
+    """Claims and DataVolumes a pass labelled as kept."""
+    return {
+        p.rpartition("/")[2]
+        for m, p, b in cluster.writes
+        if m == "PATCH"
+        and isinstance(b, dict)
+        and names.LABEL_RETAINED_FROM in ((b.get("metadata") or {}).get("labels") or {})
+    }
+
+
+async def test_a_wukong_whose_spec_cannot_be_read_is_still_deleted_keeping_what_it_says() -> None:
+    """The model refusing its spec, the pass only said SpecValid=False: nothing removed the
+    finalizer, `kubectl delete` hung, and its namespace's deletion with it (audit, s43)."""
+    raw = _deleted_unreadable({"preserveDisksList": ["data"]})
+    cluster = Cluster()
+    await Reconciler(cache_for(raw), Executor(cluster), clock=lambda: NOW).reconcile("demo/web-1")
+    assert _released(cluster) == {"web-1-data"}  # the Retain step, as deleteOptions say
+    [told] = [e for e in _events(cluster) if e["reason"] == "InvalidSpec"]
+    assert told["type"] == "Warning"
+    assert "spec.memory" in told["message"] and "its deleteOptions as written" in told["message"]
+    status = next(b["status"] for _, p, b in cluster.writes if p.endswith("/status"))
+    assert status["phase"] == "Deleting" and status["deletion"]["step"] == "Retain"
+
+
+async def test_unreadable_delete_options_keep_every_disk() -> None:
+    raw = _deleted_unreadable({"preserveDisksList": ["data"], "gracePeriodSeconds": -1})
+    cluster = Cluster()
+    await Reconciler(cache_for(raw), Executor(cluster), clock=lambda: NOW).reconcile("demo/web-1")
+    assert _released(cluster) == {"web-1-data", "web-1-system"}
+    [told] = [e for e in _events(cluster) if e["reason"] == "InvalidSpec"]
+    assert "every disk is kept (system, data)" in told["message"]
+
+
+async def test_an_unreadable_wukong_with_nothing_left_loses_its_finalizer() -> None:
+    raw = _deleted_unreadable({})
+    cluster = Cluster()
+    await Reconciler(
+        Cache({kinds.WUKONG.cache: [raw]}), Executor(cluster), clock=lambda: NOW
+    ).reconcile("demo/web-1")
+    assert any(
+        m == "PATCH" and b and b[-1] == {"op": "add", "path": "/metadata/finalizers", "value": []}
+        for m, _, b in cluster.writes
+    )
