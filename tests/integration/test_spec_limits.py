@@ -63,6 +63,36 @@ async def test_more_cpus_than_kubevirt_can_count_are_refused_when_the_wukong_is_
     assert "2147483647" in message
 
 
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        # More than Kubernetes counts in 64 bits: the operator's exact 2Mi check once raised
+        # on such a memory on every pass (audit, session 43).
+        ({"memory": "1e40"}, "memory must be less than 8Ei"),
+        ({"hotplug": {"maxMemory": "1e99"}}, "hotplug.maxMemory must be less than 8Ei"),
+        ({"disks": [{"name": "system", "size": "9Ei", "image": IMAGE}]}, "less than 8Ei"),
+        # An empty userData is none: the CRD let it in, the model did not, and the Wukong went
+        # unmanaged (its deletion too, until session 43).
+        ({"cloudInit": {"userData": ""}}, "cloudInit needs userData"),
+        # Kubernetes refused the launcher pod (two volumes "private"), and the VM never ran.
+        (
+            {
+                "disks": [
+                    {"name": "system", "size": "9Gi", "image": IMAGE},
+                    {"name": "private", "size": "1Gi"},
+                ]
+            },
+            "virt-launcher pod has already",
+        ),
+    ],
+)
+async def test_what_the_model_refuses_the_crd_refuses_with_the_same_words(
+    k: Kube, namespace: str, spec: dict[str, Any], words: str
+) -> None:
+    message = await refused(k, namespace, wukong("edge", **spec))
+    assert words in message
+
+
 # 3, 4 ----------------------------------------------------------------------------------------
 
 

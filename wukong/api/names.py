@@ -37,6 +37,23 @@ ANNOTATION_DELETION_PROTECTION = f"{GROUP}/deletion-protection"
 # secondary network may not reuse it.
 POD_NETWORK_NAME = "default"
 
+# Volumes every virt-launcher pod has (virt-controller services/rendervolumes.go Volumes,
+# withHotplugSupport; the cloud-init Secret volumes are "<volume>-udata"/"-ndata", :811): a
+# disk of the same name gives the pod two volumes of one name, which Kubernetes refuses
+# ("Duplicate value"), and the VM never starts. KubeVirt's webhook does not check.
+LAUNCHER_VOLUMES = (
+    "private",
+    "public",
+    "sockets",
+    "virt-bin-share-dir",
+    "libvirt-runtime",
+    "ephemeral-disks",
+    "container-disks",
+    "hotplug-disks",
+    "cloudinitdisk-udata",
+    "cloudinitdisk-ndata",
+)
+
 # KubeVirt, CDI and Multus API coordinates.
 KUBEVIRT_GROUP = "kubevirt.io"
 KUBEVIRT_VERSION = "v1"

@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
 from wukong.api._base import DnsLabel, ObjectName, WireModel, rules
-from wukong.api.quantity import Quantity
+from wukong.api.quantity import Quantity, at_least
 
 MAX_TOLERATIONS = 32
 MAX_NODE_SELECTOR = 32
@@ -368,7 +368,18 @@ class Hotplug(WireModel):
     max_cpu: Annotated[int, Field(ge=1, le=MAX_SOCKETS)] | None = None
     """Most vCPUs the VM can have live; absent: KubeVirt's default (the cluster's
     maxCpuSockets, else 4 x cpu)."""
-    max_memory: Quantity | None = None
+    max_memory: (
+        Annotated[
+            Quantity,
+            *at_least(
+                HOTPLUG_MIN_MEMORY,
+                "hotplug.maxMemory",
+                "KubeVirt hot-plugs memory only from 1Gi",
+                "8Gi",
+            ),
+        ]
+        | None
+    ) = None
     """Most guest memory the VM can have live, e.g. 8Gi; absent: KubeVirt's default (the
     cluster's maxGuest, else 4 x memory)."""
 
@@ -401,7 +412,9 @@ HOTPLUG_RULES = (
     (
         "!has(self.hotplug) || !has(self.hotplug.maxMemory) || !has(self.memory)"
         " || !isQuantity(self.memory) || !isQuantity(self.hotplug.maxMemory)"
-        f" || quantity(self.memory).asInteger() % {HOTPLUG_ALIGNMENT} == 0"
+        # isInteger first: asInteger() of a fraction, or of more than int64 holds, is an error.
+        f" || quantity(self.memory).isInteger() && {_MAX_MEMORY}.isInteger()"
+        f" && quantity(self.memory).asInteger() % {HOTPLUG_ALIGNMENT} == 0"
         f" && {_MAX_MEMORY}.asInteger() % {HOTPLUG_ALIGNMENT} == 0",
         "Guest memory and maxMemory must be 2Mi aligned for memory hotplug",
     ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,7 +29,7 @@ from wukong.api.guest import (
     KeyPropagation,
     SshKey,
 )
-from wukong.api.names import POD_NETWORK_NAME, object_ref
+from wukong.api.names import LAUNCHER_VOLUMES, POD_NETWORK_NAME, object_ref
 from wukong.api.placement import (
     HOTPLUG_ALIGNMENT,
     HOTPLUG_MIN_MEMORY,
@@ -44,9 +44,9 @@ from wukong.api.placement import (
     Tolerations,
 )
 from wukong.api.quantity import (
-    QUANTITY_MAX_LENGTH,
-    QUANTITY_PATTERN,
     Quantity,
+    at_least,
+    multiple_of,
     parse_bytes,
     parse_quantity,
 )
@@ -71,31 +71,13 @@ BRIDGE_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
 OBJECT_REF_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
-def _at_least(minimum: str, what: str, why: str, example: str) -> tuple[Any, dict[str, Any]]:
-    """A validator and the CEL rule for a quantity of at least `minimum`, with one message."""
-    message = f"{what} must be at least {minimum} ({why}), e.g. {example}"
-
-    def check(value: str) -> str:
-        if parse_quantity(value) < parse_quantity(minimum):
-            raise ValueError(f"'{value}' is too small: {message}")
-        return value
-
-    rule = (
-        f"!isQuantity(self) || quantity(self).compareTo(quantity('{minimum}')) >= 0",
-        message,
-    )
-    schema = {"type": "string", "pattern": QUANTITY_PATTERN, "maxLength": QUANTITY_MAX_LENGTH}
-    return AfterValidator(check), schema | rules(rule)
-
-
-_MEMORY_CHECK, _MEMORY_SCHEMA = _at_least(
-    MIN_MEMORY, "memory", "KubeVirt refuses less", "512Mi or 4Gi"
-)
-_SIZE_CHECK, _SIZE_SCHEMA = _at_least(
-    MIN_DISK_SIZE, "a disk size", "CDI and KubeVirt refuse smaller disks", "20Gi"
-)
-MemoryQuantity = Annotated[Quantity, _MEMORY_CHECK, WithJsonSchema(_MEMORY_SCHEMA)]
-DiskSize = Annotated[Quantity, _SIZE_CHECK, WithJsonSchema(_SIZE_SCHEMA)]
+MemoryQuantity = Annotated[
+    Quantity, *at_least(MIN_MEMORY, "memory", "KubeVirt refuses less", "512Mi or 4Gi")
+]
+DiskSize = Annotated[
+    Quantity,
+    *at_least(MIN_DISK_SIZE, "a disk size", "CDI and KubeVirt refuse smaller disks", "20Gi"),
+]
 
 _IMAGE_RULES = rules(
     (
@@ -439,11 +421,19 @@ class DeleteOptions(WireModel):
 
 
 _BOOTS = "has(d.boot) && d.boot"
+LAUNCHER_VOLUME_WORDS = (
+    f"disk names {', '.join(LAUNCHER_VOLUMES)} are volumes KubeVirt's virt-launcher pod "
+    "has already (the pod would be refused and the VM never start); pick another"
+)
 _DISKS_RULES = rules(
     ("self.all(d, self.exists_one(e, e.name == d.name))", "disk names must be unique"),
     (
         f"self.all(d, d.name != '{CLOUD_INIT_VOLUME}')",
         f"the disk name '{CLOUD_INIT_VOLUME}' is taken by the cloud-init disk; pick another",
+    ),
+    (
+        f"self.all(d, !(d.name in {list(LAUNCHER_VOLUMES)}))",
+        LAUNCHER_VOLUME_WORDS,
     ),
     (f"self.filter(d, {_BOOTS}).size() <= 1", "at most one disk may have boot: true"),
     (
@@ -561,7 +551,7 @@ class WukongSpec(WireModel):
             and memory < parse_quantity(HOTPLUG_MIN_MEMORY),
             maximum is not None
             and memory is not None
-            and (memory % HOTPLUG_ALIGNMENT != 0 or maximum % HOTPLUG_ALIGNMENT != 0),
+            and not all(multiple_of(m, HOTPLUG_ALIGNMENT) for m in (memory, maximum)),
         )
         for (_, message), bad in zip(HOTPLUG_RULES, broken, strict=True):
             if bad:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from wukong.api import names
 from wukong.api.names import MAX_WUKONG_NAME
 from wukong.api.quantity import format_bytes, parse_quantity
-from wukong.api.spec import DiskSpec, WukongSpec
+from wukong.api.spec import LAUNCHER_VOLUME_WORDS, DiskSpec, WukongSpec
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,15 @@ def _duplicates(names: Sequence[str], kind: str, field: str) -> list[Problem]:
 def _names(spec: WukongSpec) -> list[Problem]:
     disks = [d.name for d in spec.disks]
     networks = [n.name for n in spec.networks]
-    return _duplicates(disks, "disk", "spec.disks") + _duplicates(
-        networks, "network", "spec.networks"
+    taken = [
+        Problem(f"spec.disks[{i}].name", f"'{name}': {LAUNCHER_VOLUME_WORDS}")
+        for i, name in enumerate(disks)
+        if name in names.LAUNCHER_VOLUMES
+    ]
+    return (
+        taken
+        + _duplicates(disks, "disk", "spec.disks")
+        + _duplicates(networks, "network", "spec.networks")
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from wukong.api import JsonObj
 from wukong.api.conditions import CPU_MEMORY_HOTPLUG, RESTART_REQUIRED, Cond, Condition
-from wukong.api.quantity import format_bytes, quantity_or_none
+from wukong.api.quantity import format_bytes, multiple_of, quantity_or_none
 from wukong.reconcile.actions import Action, Emit
 from wukong.reconcile.observed import condition_of, migration_under_way
 
@@ -146,7 +146,7 @@ def _memory(
         return ("memory", f"KubeVirt adds memory only to a VM that can migrate ({why})"), None
     if not migratable:
         return ("memory", f"KubeVirt adds memory only to a VM that can migrate ({why})"), None
-    if want_guest % MEMORY_ALIGNMENT:
+    if not multiple_of(want_guest, MEMORY_ALIGNMENT):
         # ValidateLiveUpdateMemory (pkg/liveupdate/memory): "Guest memory must be 2Mi aligned".
         return ("memory", "KubeVirt hot-plugs memory only in steps of 2Mi"), None
     if want_guest < at_boot:

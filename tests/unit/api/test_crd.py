@@ -16,7 +16,7 @@ Schema = dict[str, Any]
 CEL_WORDS = {
     "self", "oldSelf", "has", "all", "exists", "exists_one", "filter", "size", "quantity",
     "isQuantity", "compareTo", "isGreaterThan", "metadata", "name", "matches", "endsWith",
-    "substring", "getHost", "asInteger",
+    "substring", "getHost", "asInteger", "isInteger",
 }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from wukong.api.quantity import (
     QUANTITY_PATTERN,
     Quantity,
     format_bytes,
+    multiple_of,
     parse_bytes,
     parse_quantity,
     readable_bytes,
@@ -173,3 +174,11 @@ def test_a_byte_count_reads_in_binary_units(value: str | None, shown: str | None
     """Real CDI asks an imported disk's claim bigger than the spec by its filesystem
     overhead, in bytes: `wukong status` showed 11327976244 where people read 10.6Gi."""
     assert readable_bytes(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "aligned"),
+    [("1e40", True), ("1e99", True), ("1025Mi", False), ("2Mi", True), ("2097152.5", False)],
+)
+def test_multiple_of_is_exact_at_any_size(text: str, aligned: bool) -> None:
+    assert multiple_of(parse_quantity(text), 2 * 1024 * 1024) is aligned

@@ -166,3 +166,15 @@ def test_a_name_too_long_for_a_label_value_is_reported() -> None:
         )
     ]
     assert str(problems[0]).startswith("metadata.name: ")
+
+
+@pytest.mark.parametrize("taken", ["private", "hotplug-disks", "cloudinitdisk-udata"])
+def test_a_disk_named_like_a_volume_of_the_launcher_pod_is_a_problem(taken: str) -> None:
+    """Kubernetes refuses a pod with two volumes of one name: KubeVirt's webhook took the VM,
+    virt-controller's pod was refused, and a system disk so named could not be renamed (the
+    CRD keeps it): the Wukong had to be made anew (audit, session 43)."""
+    spec = _spec(disks=[SYSTEM, {"name": taken, "size": "1Gi"}], deleteOptions=None)
+    [problem] = validate_spec(spec)
+    assert problem.field == "spec.disks[1].name"
+    assert f"'{taken}': disk names private, public" in problem.message
+    assert "virt-launcher pod has already" in problem.message

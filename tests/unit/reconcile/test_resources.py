@@ -293,6 +293,9 @@ def test_events_tell_the_live_change_from_start_to_end() -> None:
         ({"memory": "8Gi", "hotplug": {"maxMemory": "4Gi"}}, "memory is above hotplug.maxMemory"),
         ({"memory": "512Mi", "hotplug": {"maxMemory": "4Gi"}}, "at least 1Gi of guest memory"),
         ({"memory": "1025Mi", "hotplug": {"maxMemory": "4Gi"}}, "must be 2Mi aligned"),
+        # Exact at any size: Decimal's % raised DivisionImpossible, not a ValidationError.
+        ({"memory": "4Gi", "hotplug": {"maxMemory": "1e99"}}, "less than 8Ei"),
+        ({"memory": "1e40", "hotplug": {}}, "memory must be less than 8Ei"),
         (
             {"cpu": None, "memory": None, "instancetype": {"name": "u1"}, "hotplug": {}},
             "hotplug needs cpu and memory",
@@ -309,3 +312,16 @@ def test_switching_hotplug_on_or_off_is_named_even_when_the_layout_is_the_same()
     cold, hot = template(), template(hotplug={"maxMemory": "4Gi"})
     assert plan_resize(hot, running(cold), held=False).restart[0][0] == "hotplug"
     assert plan_resize(cold, running(hot), held=False).restart[0][0] == "hotplug"
+
+
+def test_a_memory_bigger_than_any_decimal_context_is_told_not_raised() -> None:
+    """A running VM edited to a huge memory (one the CRD let in before its 8Ei rule): the
+    2Mi check divided a Decimal of 41 digits in the 28-digit default context and raised on
+    every pass, with no condition and no Event (audit, session 43)."""
+    tmpl = template(memory="1Gi", hotplug={"maxCpu": 8})
+    huge = copy.deepcopy(tmpl)
+    huge["domain"]["memory"]["guest"] = "1e40"
+    resize = plan_resize(huge, running(tmpl), held=False)
+    assert resize.live == ()
+    [(what, why)] = resize.restart
+    assert what == "memory" and "above the 4Gi the VM can have live" in why
