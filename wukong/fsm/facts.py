@@ -116,8 +116,12 @@ class Facts:
 
     @property
     def kubevirt_restarts(self) -> bool:
-        """KubeVirt will bring a vanished VMI back by itself (runStrategy Always)."""
-        return self.run_strategy in SELF_RESTARTING_RUN_STRATEGIES
+        """KubeVirt will bring a vanished VMI back by itself: runStrategy Always, or a Start
+        pending on the VM (KubeVirt's own restart under Manual or RerunOnFailure: virtctl
+        restart, a crash under RerunOnFailure). Read as a stop, the gap between the old VMI
+        and the new one wrote a false VMIStopped/VMIStarted pair, and a stop sent in it was
+        refused "already stopped" while the VM came back (audit, session 43)."""
+        return self.run_strategy in SELF_RESTARTING_RUN_STRATEGIES or self.start_pending
 
     @property
     def vm_should_run(self) -> bool:

@@ -357,6 +357,10 @@ def _kubevirt_busy(action: str | None, seen: Observed) -> bool:
       its Start only to an empty list, and answers 500 "stop/start already underway"
       (lifecycle.go, getChangeRequestJson). It waits for virt-controller to serve the Stop.
       (Under Halted virt-api moves runStrategy instead; a pending Start is the call landed.)
+    - A resume while a snapshot holds the VM: virt-api answers 409 "VM snapshot is in
+      progress" (lifecycle.go Unpause), which read as KubeVirt's refusal answered the resume
+      Failed for good; start and stop were retried (audit, session 43). The snapshot ends
+      by itself, and its unlock of the VM wakes the pass.
     """
     pending = seen.pending_requests
     if action == "stop":
@@ -365,7 +369,21 @@ def _kubevirt_busy(action: str | None, seen: Observed) -> bool:
     if action == "start":
         manual = seen.run_strategy in ("Manual", "RerunOnFailure")
         return manual and bool(pending) and "Start" not in pending
+    if action == "resume":
+        return bool(((seen.vm or {}).get("status") or {}).get("snapshotInProgress"))
     return False
+
+
+def _held_words(seen: Observed) -> str:
+    """Why a stop waits while KubeVirt has a Start pending, in its words where it has some."""
+    failure = ((seen.vm or {}).get("status") or {}).get("startFailure") or {}
+    retry = failure.get("retryAfterTimestamp")
+    why = (
+        f"after its crash-loop back-off, at {retry}"
+        if retry
+        else "to serve the start it has pending"
+    )
+    return f"KubeVirt starts the VM again {why}: the stop is made on the VMI it starts"
 
 
 def _vm_call(effect: Effect, vm: str, grace: int | None) -> VmCall:
@@ -599,6 +617,11 @@ def plan_lifecycle(
             call, recorded_call = _forced(effect, seen)
             actions.append(_vm_call(call, vm, state.grace_period_seconds))
             made = {"last_action_time": now, **recorded_call}
+            if call is Effect.STOP_VM and state.deadline and state.grace_period_seconds:
+                # The grace period is the guest's from when it is asked: a stop held while
+                # KubeVirt served a pending Start was forced off at once otherwise.
+                asked = now + timedelta(seconds=state.grace_period_seconds)
+                made["deadline"] = max(state.deadline, asked)
         elif (
             effect is Effect.FORCE_RESTART_VM
             and (seen.vmi is None or grace_cut(seen))
@@ -630,6 +653,14 @@ def plan_lifecycle(
     # its deadline still times the earlier call, but its message stays the refusal.
     in_flight = state.state in IN_FLIGHT
     escalation = next((e for e in step.effects if e in ESCALATIONS), None)
+    # A stop held while KubeVirt has a Start pending is not forced either: there is no guest
+    # to force (virt-api answers 409 "VM is not running" on every try) until the Start is
+    # served, a crash loop's back-off up to 5 minutes; the stop is made on the VMI it makes,
+    # with its grace period then (audit, session 43).
+    held = state.last_action == "stop" and in_flight and _kubevirt_busy("stop", seen)
+    asked_now = calling and state.deadline is not None and state.deadline > now
+    if escalation is Effect.FORCE_STOP_VM and (held or asked_now):
+        escalation = None
     if escalation is not None:
         verb = _vm_call(escalation, vm, 0).verb
         call, recorded_call = _forced(escalation, seen)
@@ -648,7 +679,10 @@ def plan_lifecycle(
             update={"escalated": True, "forced_at": first, **forced, **recorded_call}
         )
     deadline = state.deadline
-    if deadline and step.phase in (Phase.Stopping, Phase.Restarting) and not state.escalated:
+    if held and step.phase == Phase.Stopping and not state.escalated:
+        # No deadline to wake for: the VM's update when KubeVirt serves its Start does.
+        state = state.model_copy(update={"message": _held_words(seen)})
+    elif deadline and step.phase in (Phase.Stopping, Phase.Restarting) and not state.escalated:
         requeue = max((deadline - now).total_seconds(), 0.0) + 0.05
         if in_flight:
             waiting = f"waiting for the guest to shut down until {iso(deadline)}"

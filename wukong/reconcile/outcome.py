@@ -47,6 +47,13 @@ def refusal_message(size: str, why: str) -> str:
 
 # virt-api's 409s to a start that say it runs, or will by itself (lifecycle.go): not refusals.
 START_SATISFIED = ("VM is already running", "Always does not support manual start requests")
+# And to a pause or unpause made again after it landed (a 5xx or a timeout on its way back,
+# the cache not showing it yet): virt-api reads the VMI afresh (lifecycle.go Pause,
+# Unpause). The Paused condition's reason still tells a user's pause from KubeVirt's.
+PAUSE_SATISFIED = {
+    "pause": ("VMI is already paused", "the guest is already paused"),
+    "unpause": ("VMI is not paused", "the guest is not paused"),
+}
 
 
 def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Failed]) -> WukongStatus:
@@ -108,6 +115,12 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 # the cache showed Always: what the start asked for holds.
                 state = moved(state, Happened.called)
                 state = state.model_copy(update={"message": "start: the VM already runs"})
+            elif (satisfied := PAUSE_SATISFIED.get(action.verb)) and satisfied[0] in (
+                failure.message
+            ):
+                state = moved(state, Happened.called)
+                message = f"{state.last_action}: {satisfied[1]}"
+                state = state.model_copy(update={"message": message})
             elif action.force and state.escalated and not state.force:
                 # The graceful call before it was made and may well have landed (a 409 "VM
                 # is not running" while its VMI goes): the request stays as it is, not a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -1712,3 +1713,129 @@ def test_a_grace_period_of_0_is_a_forced_call_with_no_deadline_to_pass(verb: str
         assert made == [VmCall(verb, "web-1-vm", grace_period=0, force=True)], action
         warned = [a for p in (accepted, issued, later) for a in p.actions if isinstance(a, Emit)]
         assert not [a for a in warned if a.type == "Warning"], action
+
+
+@pytest.mark.parametrize("strategy", ["Manual", "RerunOnFailure"])
+def test_kubevirts_own_restart_under_manual_is_starting_not_stopped(strategy: str) -> None:
+    """virtctl restart, or a crash under RerunOnFailure: the old VMI gone, KubeVirt's Start
+    pending until it makes the new one. Read as Stopped, it wrote a false VMIStopped, and a
+    stop sent then was refused "already stopped" while the VM came back (audit, s43)."""
+    world = running_world(strategy)
+    vm = copy.deepcopy(world.vm)
+    vm["status"] = {
+        "stateChangeRequests": [{"action": "Start"}],
+        "printableStatus": "Stopped",
+        "runStrategy": strategy,
+    }
+    gap = replace(world, vm=vm, vmi=None)
+    status = {
+        "phase": "Running",
+        "vmName": "web-1-vm",
+        "autoStart": True,
+        "lifecycleState": {"state": "Done", "lastAction": "start", "requestId": "r0"},
+    }
+    plan = decide(wukong(runStrategy=strategy), status, gap)
+    assert plan.status["phase"] == "Starting"
+    said = [a.reason for a in plan.actions if isinstance(a, Emit)]
+    assert "VMIStopped" not in said and "VMIRestarting" in said
+    stop = wukong(runStrategy=strategy, lifecycleAction={"action": "stop"})
+    stopping = decide(stop, plan.status, replace(gap, now=gap.now + timedelta(seconds=1)))
+    assert stopping.status["lifecycleState"]["state"] == "Accepted"
+    assert stopping.status["phase"] == "Stopping"
+
+
+def _crash_loop(now_offset: float, *, vmi: bool = False) -> Observed:
+    """RerunOnFailure in KubeVirt's crash-loop back-off: no VMI, its Start held (vm.go
+    startFailureBackoffTimeLeft, up to 300 s); with `vmi`, the VMI that Start made at last."""
+    world = running_world("RerunOnFailure")
+    vm = copy.deepcopy(world.vm)
+    retry = "2026-11-23T12:04:00Z"
+    vm["status"] = {
+        "printableStatus": "CrashLoopBackOff",
+        "runStrategy": "RerunOnFailure",
+        "stateChangeRequests": [] if vmi else [{"action": "Start"}],
+        "startFailure": {"consecutiveFailCount": 4, "retryAfterTimestamp": retry},
+    }
+    new = copy.deepcopy(world.vmi)
+    new["metadata"]["uid"] = "vmi-2"
+    new["status"]["phase"] = "Scheduling"
+    return replace(world, vm=vm, vmi=new if vmi else None, now=NOW + timedelta(seconds=now_offset))
+
+
+def test_a_stop_during_a_crash_loop_back_off_waits_for_the_vmi_and_gives_it_its_grace() -> None:
+    """There is no guest to force while KubeVirt holds its Start: the stop was forced at the
+    deadline, virt-api answered 409 "VM is not running" on every try, a GracePeriodExpired
+    blamed a guest that did not exist, and the status said it waited for the guest to shut
+    down (audit, session 43)."""
+    running = wukong(runStrategy="RerunOnFailure")
+    status = decide(running, {"phase": "Starting", "vmName": "web-1-vm"}, _crash_loop(0)).status
+    stop = wukong(runStrategy="RerunOnFailure", lifecycleAction={"action": "stop"})
+    status = decide(stop, status, _crash_loop(0)).status
+    for later in (1, 31, 120):  # past the 30 s grace: still no call, no Warning
+        plan = decide(stop, status, _crash_loop(later))
+        assert calls(plan) == []
+        assert not [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+        # The VM's update wakes it, not the passed deadline (it woke every 50 ms).
+        assert plan.requeue_after is None or plan.requeue_after > 60
+        record = plan.status["lifecycleState"]
+        assert record["message"] == (
+            "KubeVirt starts the VM again after its crash-loop back-off, at "
+            "2026-11-23T12:04:00Z: the stop is made on the VMI it starts"
+        )
+        status = plan.status
+    # KubeVirt makes the VMI: one graceful stop, its grace period counted from now.
+    plan = decide(stop, status, _crash_loop(240, vmi=True))
+    assert [(c.verb, c.grace_period, c.force) for c in calls(plan)] == [("stop", 30, False)]
+    assert plan.status["lifecycleState"]["deadline"] == "2026-11-23T12:04:30Z"
+    # A guest that does not shut down in that grace period is forced off, as any other.
+    late = decide(stop, plan.status, _crash_loop(271, vmi=True))
+    assert [(c.verb, c.force) for c in calls(late)] == [("stop", True)]
+    assert [a.reason for a in late.actions if isinstance(a, Emit)] == ["GracePeriodExpired"]
+
+
+def _paused_world(**vm_status: Any) -> Observed:
+    paused = {"type": "Paused", "status": "True", "reason": "PausedByUser"}
+    world = running_world(conditions=[{"type": "Ready", "status": "True"}, paused])
+    vm = copy.deepcopy(world.vm)
+    vm["status"] = vm_status
+    return replace(world, vm=vm)
+
+
+def test_a_resume_waits_for_a_snapshot_that_holds_the_vm() -> None:
+    """virt-api answers an unpause 409 "VM snapshot is in progress" while a snapshot holds
+    the VM: read as KubeVirt's refusal, the resume was answered Failed for good, where start
+    and stop in the same window were retried (audit, session 43)."""
+    resume = wukong(lifecycleAction={"action": "resume"})
+    locked = _paused_world(snapshotInProgress="web-1-snap")
+    accepted = decide(resume, {"phase": "Suspended"}, locked)
+    waiting = decide(resume, accepted.status, locked)
+    assert calls(waiting) == [] and waiting.status["lifecycleState"]["state"] == "Accepted"
+    unlocked = decide(resume, waiting.status, _paused_world())
+    assert calls(unlocked) == [VmCall("unpause", "web-1-vm")]
+
+
+@pytest.mark.parametrize(
+    ("verb", "call", "answer", "phase"),
+    [
+        ("suspend", "pause", "VMI is already paused", "Suspending"),
+        ("resume", "unpause", "VMI is not paused", "Resuming"),
+    ],
+)
+def test_a_pause_made_again_after_it_landed_is_not_a_refusal(
+    verb: str, call: str, answer: str, phase: str
+) -> None:
+    """Made again after a 5xx on its way back (the cache not showing it yet), virt-api's
+    answer says what the first one did: it was recorded Failed beside the right phase, and
+    `--wait` reported a failure for a suspend that worked (audit, session 43)."""
+    cr = wukong(lifecycleAction={"action": verb})
+    world = running_world() if verb == "suspend" else _paused_world()
+    start = "Running" if verb == "suspend" else "Suspended"
+    accepted = decide(cr, {"phase": start}, world)
+    made = decide(cr, accepted.status, world)
+    [vm_call] = calls(made)
+    assert vm_call.verb == call
+    message = f'Operation cannot be fulfilled on virtualmachineinstance "web-1-vm": {answer}'
+    after = folded(made.status, accepted.status, {vm_call: Failed("refused", message, 409)})
+    record = after["lifecycleState"]
+    assert record["state"] == "Issued" and record["message"].startswith(f"{verb}: the guest")
+    assert after["phase"] == phase
