@@ -8,6 +8,7 @@ refused when the Wukong is applied, not later when KubeVirt builds the pod.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
@@ -175,23 +176,45 @@ def _check_values(operator: str, values: list[str]) -> None:
             raise ValueError(message)
 
 
+# The scheduler reads a Gt/Lt value with strconv.ParseInt (64 bits): any other value
+# matches no node, and the VM stayed Scheduling for good.
+INTEGER_PATTERN = r"^[-+]?[0-9]{1,18}$"
+_INTEGER_RULE = (
+    f"!(self.operator in ['Gt', 'Lt']) || self.values.all(v, v.matches('{INTEGER_PATTERN}'))",
+    "the value of a 'Gt' or 'Lt' requirement is an integer (e.g. '8'): the scheduler compares "
+    "it with the node label's as numbers",
+)
+
+
 class Requirement(WireModel):
     """core/v1 NodeSelectorRequirement: `key operator values` on node labels."""
 
-    model_config = ConfigDict(json_schema_extra=_VALUES_RULES)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                *_VALUES_RULES["x-kubernetes-validations"],
+                *rules(_INTEGER_RULE)["x-kubernetes-validations"],
+            ]
+        }
+    )
 
     key: LabelKey
     """The node label key."""
     operator: SelectorOperator
     """In, NotIn, Exists, DoesNotExist, Gt or Lt."""
-    values: Annotated[list[Annotated[str, Field(max_length=63)]], Field(max_length=MAX_VALUES)] = (
-        Field(default_factory=list)
-    )
+    # Label values: Kubernetes refuses a pod whose required node affinity names another kind
+    # of value (validation.go ValidateNodeSelectorRequirement); KubeVirt's webhook does not
+    # look, so the VM was taken and its pod refused (audit, session 43).
+    values: Annotated[list[LabelValue], Field(max_length=MAX_VALUES)] = Field(default_factory=list)
     """Values for In/NotIn (one integer for Gt/Lt); empty for Exists/DoesNotExist."""
 
     @model_validator(mode="after")
     def _values_match_operator(self) -> Requirement:
         _check_values(self.operator.value, self.values)
+        if self.operator.value in ("Gt", "Lt") and not all(
+            re.fullmatch(INTEGER_PATTERN, v) for v in self.values
+        ):
+            raise ValueError(_INTEGER_RULE[1])
         return self
 
 

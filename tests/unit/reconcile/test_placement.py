@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import DeleteChild, Emit, PatchChild
@@ -215,3 +216,24 @@ def test_empty_strings_kubevirt_drops_are_not_in_the_template() -> None:
     stored = owned(build_vm(wk, Observed(now=NOW), "Always"))
     plan = plan_vm(wk, Observed(now=NOW, vm=stored), ready=True, run_strategy="Always")
     assert not [a for a in plan.actions if isinstance(a, PatchChild)]
+
+
+@pytest.mark.parametrize(
+    ("requirement", "words"),
+    [
+        ({"key": "zone", "operator": "In", "values": ["eu west"]}, "should match pattern"),
+        ({"key": "cpus", "operator": "Gt", "values": ["many"]}, "is an integer"),
+    ],
+)
+def test_node_affinity_values_kubernetes_or_the_scheduler_cannot_use_are_refused(
+    requirement: dict[str, Any], words: str
+) -> None:
+    """KubeVirt's webhook took them; Kubernetes refused the launcher pod (a value that is not
+    a label value), or the scheduler matched no node (Gt/Lt not an integer): audit, s43."""
+    terms = {"nodeSelectorTerms": [{"matchExpressions": [requirement]}]}
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": terms}}
+    with pytest.raises(ValidationError, match=words):
+        cr(affinity=affinity)
+    fine = {**requirement, "values": ["8"] if requirement["operator"] == "Gt" else ["eu-west"]}
+    terms["nodeSelectorTerms"][0]["matchExpressions"] = [fine]
+    assert cr(affinity=affinity).spec.affinity is not None
