@@ -15,6 +15,7 @@ from wukong.testing.kubevirt.cdi_admission import (
     clone_namespace,
     data_source_wanted,
 )
+from wukong.testing.kubevirt.cdi_webhook import configuration, configuration_name, review_answer
 
 JsonObj = dict[str, Any]
 NS = "ns1"
@@ -150,3 +151,28 @@ def test_a_datasource_pointing_to_another_one_is_resolved_through_its_status() -
     assert clone_namespace(data_volume(REF), chained) == "base"
     unresolved = data_source({"dataSource": {"name": "other"}, **pvc_of("ignored", "os")})
     assert clone_namespace(data_volume(REF), unresolved) is None
+
+
+def test_the_webhook_selects_only_its_simulators_namespace() -> None:
+    config = configuration("ns1", 8443, b"PEM")
+    [webhook] = config["webhooks"]
+    assert config["metadata"]["name"] == configuration_name("ns1") != configuration_name("ns2")
+    assert webhook["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "ns1"}}
+    assert webhook["clientConfig"]["url"] == "https://127.0.0.1:8443/datavolume-mutate"
+    assert (webhook["failurePolicy"], webhook["sideEffects"]) == ("Fail", "None")
+    [rule] = webhook["rules"]
+    assert rule["operations"] == ["CREATE", "UPDATE"] and rule["resources"] == ["datavolumes"]
+    # A cluster-wide simulator reviews every namespace, under a name of its own.
+    everywhere = configuration(None, 8443, b"PEM")
+    assert "namespaceSelector" not in everywhere["webhooks"][0]
+    assert everywhere["metadata"]["name"] not in (configuration_name("ns1"), "")
+
+
+def test_a_refusal_carries_cdis_code_and_words_and_the_requests_uid() -> None:
+    review = review_answer({"uid": "u1"}, MISSING_SOURCE)
+    assert review["response"] == {
+        "uid": "u1",
+        "allowed": False,
+        "status": {"code": 400, "message": 'datasources.cdi.kubevirt.io "fedora" not found'},
+    }
+    assert review_answer({"uid": "u2"}, ALLOWED)["response"] == {"uid": "u2", "allowed": True}
