@@ -140,6 +140,7 @@ def _describe(counts: dict[str, Any]) -> list[str]:
     else:
         lines = ["mode: sim (the pure simulator: no KubeVirt admission, simulated virt-api)"]
         webhooks, apis = "no webhooks (simulator)", "the simulator's subresource server"
+    refusers = "KubeVirt's, the simulated CDI's" if counts["mode"] == "real" else "simulated CDI's"
 
     def total(key: str) -> int:
         return sum(counts[key].values())
@@ -150,13 +151,12 @@ def _describe(counts: dict[str, Any]) -> list[str]:
     lines += [
         f"operator VirtualMachine requests: {total('vm')} through {webhooks} "
         f"({counts['mutated']} mutated by them): {listed('vm')}",
-        f"operator DataVolume requests: {total('dv')} (CDI is simulated: no CDI webhook): "
-        f"{listed('dv')}",
+        f"operator DataVolume requests: {total('dv')} (CDI is simulated, its datavolume-mutate "
+        f"webhook too): {listed('dv')}",
         f"operator subresource requests: {total('sub')} through {apis}: {listed('sub')}",
         f"operator snapshot and restore requests: {total('snap')} through {webhooks}: "
         f"{listed('snap')}",
-        "refused by KubeVirt's webhooks: "
-        + (str(counts["refused"]) if counts["mode"] == "real" else "n/a"),
+        f"refused by admission webhooks ({refusers}): {counts['refused']}",
     ]
     lines += [f"operator denied (403): {what} x{n}" for what, n in sorted(counts["denied"].items())]
     return lines

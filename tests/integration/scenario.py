@@ -88,8 +88,9 @@ async def operator(
 ) -> AsyncIterator[InProcessOperator]:
     """The operator as the `wukong` ServiceAccount, watching only this test's namespace.
     Any 403 it met fails the test: the RBAC in manifests/ must be exactly enough. Any of its
-    requests that KubeVirt's webhooks refused fails it too, unless the test is marked
-    `kubevirt_refusal_expected`. `@pytest.mark.stall_after(s)` sets its Stalled bound."""
+    requests that an admission webhook (KubeVirt's, the simulated CDI's) refused fails it too,
+    unless the test is marked `kubevirt_refusal_expected`. `@pytest.mark.stall_after(s)` sets
+    its Stalled bound."""
     since = audit.size(control_plane.audit_log)
     bound = request.node.get_closest_marker("stall_after")
     stall = {"stall_after": float(bound.args[0])} if bound is not None else {}
@@ -101,7 +102,7 @@ async def operator(
             if r.user == OPERATOR_USER and r.namespace == namespace and r.refused_by_webhook
         ]
         if request.node.get_closest_marker("kubevirt_refusal_expected") is None:
-            assert refused == [], f"KubeVirt's webhooks refused the operator: {refused}"
+            assert refused == [], f"admission webhooks refused the operator: {refused}"
         assert op.operator is not None
         forbidden = [
             (s.labels["verb"], s.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from tests.integration.scenario import (
@@ -24,6 +25,7 @@ from tests.integration.scenario import (
     wukong_events,
 )
 from wukong.adapters.kube import Kube, api_path
+from wukong.errors import Invalid
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
 from wukong.testing.namespaces import temporary_namespace
@@ -329,3 +331,64 @@ async def test_clones_and_growth_follow_the_overhead_an_administrator_gives_cdi(
     finally:
         await k.merge_patch(CDIS, {"spec": {"config": None}})
         await _overhead_settled(k, "0.06")
+
+
+CDI_REFUSES = 'admission webhook "datavolume-mutate.cdi.kubevirt.io" denied the request: '
+
+
+def data_volume_of(name: str, data_source: str, **annotations: str) -> dict[str, Any]:
+    """A DataVolume cloning what the DataSource `data_source` (of its namespace) points to."""
+    return {
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataVolume",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {
+            "sourceRef": {"kind": "DataSource", "name": data_source},
+            "storage": {"resources": {"requests": {"storage": "10Gi"}}},
+        },
+    }
+
+
+async def test_cdi_refuses_a_data_volume_whose_datasource_or_source_namespace_is_missing(
+    k: Kube, namespace: str, sim: Simulator
+) -> None:
+    """CDI's datavolume-mutate webhook reads the DataSource a DataVolume names at every create
+    and update (and the namespace of the PVC it clones): missing, the write is refused, 400,
+    unless the DataVolume is marked prePopulated (KubeVirt's restore)."""
+    dvs = api_path("cdi.kubevirt.io", "v1beta1", "datavolumes", namespace)
+    sources = api_path("cdi.kubevirt.io", "v1beta1", "datasources", namespace)
+    missing = CDI_REFUSES + 'datasources.cdi.kubevirt.io "fedora" not found'
+    with pytest.raises(Invalid) as refused:
+        await k.create(dvs, data_volume_of("early", "fedora"))
+    assert (refused.value.status, refused.value.message) == (400, missing)
+    gone = f"{namespace}-gone"
+    clone = data_volume_of("elsewhere", "fedora")
+    clone["spec"] = {**clone["spec"], "source": {"pvc": {"namespace": gone, "name": "golden"}}}
+    with pytest.raises(Invalid) as refused:
+        await k.create(dvs, clone)
+    assert (refused.value.status, refused.value.message) == (
+        400,
+        CDI_REFUSES + f'namespaces "{gone}" not found',
+    )
+
+    await k.create(api_path("", "v1", "persistentvolumeclaims", namespace), golden_pvc("f40"))
+    data_source = {
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataSource",
+        "metadata": {"name": "fedora"},
+        "spec": {"source": {"pvc": {"namespace": namespace, "name": "f40"}}},
+    }
+    await k.create(sources, data_source)
+    await k.create(dvs, data_volume_of("fedora-1", "fedora"))
+    await k.delete(f"{sources}/fedora")
+    # Any later write of it, its labels too, is refused while the DataSource is gone...
+    with pytest.raises(Invalid) as refused:
+        await k.merge_patch(f"{dvs}/fedora-1", {"metadata": {"labels": {"tier": "gold"}}})
+    assert (refused.value.status, refused.value.message) == (400, missing)
+    # ... unless it is (or becomes) prePopulated: CDI needs no clone token for it.
+    populated = {"cdi.kubevirt.io/storage.prePopulated": "fedora-1"}
+    marked = {"metadata": {"annotations": populated, "labels": {"tier": "gold"}}}
+    await k.merge_patch(f"{dvs}/fedora-1", marked)
+    await k.merge_patch(f"{dvs}/fedora-1", {"metadata": {"labels": {"tier": "silver"}}})
+    restored = data_volume_of("restored", "fedora", **{"cdi.kubevirt.io/storage.prePopulated": ""})
+    await k.create(dvs, restored)

@@ -48,6 +48,7 @@ from .cdi import (
     install_clone_authorization,
 )
 from .cdi_config import CDI_CONFIGS, CDIS, CDIConfigController, install_cdi
+from .cdi_webhook import DataVolumeMutateWebhook
 from .config import SimConfig
 from .faults import Faults
 from .guest import Guest, Mount
@@ -89,6 +90,7 @@ class Simulator(Background):
         self.kubevirt = kubevirt
         self._handler_server: HandlerServer | None = None
         self._kubelet_logs: KubeletLogServer | None = None
+        self._cdi_webhook: DataVolumeMutateWebhook | None = None
         self._handler_api: ApiClient | None = None
         self._node: NodeHandler | None = None
         self._net: GuestNetwork | None = None
@@ -185,6 +187,7 @@ class Simulator(Background):
             await install_storage_classes(kube, self.config)
             await install_clone_authorization(kube)
             await install_cdi(kube)
+            await self._serve_cdi_webhook(kube)
             ns = self.namespace
             vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
             dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
@@ -230,6 +233,11 @@ class Simulator(Background):
             await self.stop()
             raise
 
+    async def _serve_cdi_webhook(self, kube: Kube) -> None:
+        """CDI's datavolume-mutate webhook, for this simulator's namespace (all if None)."""
+        self._cdi_webhook = DataVolumeMutateWebhook(kube, self.namespace)
+        await self._cdi_webhook.start(self.config.api_timeout)
+
     async def _snapshotter(self, kube: Kube, pvcs: Informer) -> list[SnapshotController]:
         """The CSI snapshotter, when the cluster has the VolumeSnapshot CRDs (its informer
         joins the others)."""
@@ -245,6 +253,7 @@ class Simulator(Background):
         await install_storage_classes(kube, cfg)
         await install_clone_authorization(kube)
         await install_cdi(kube)
+        await self._serve_cdi_webhook(kube)
         addresses = await ensure_nodes(kube, cfg, endpoints)
         vms, vmis = Informer(kube, VMS, ns), Informer(kube, VMIS, ns)
         dvs, pvcs = Informer(kube, DATAVOLUMES, ns), Informer(kube, PVCS, ns)
@@ -282,21 +291,30 @@ class Simulator(Background):
             await self._server.register(cfg.api_timeout)
 
     async def stop(self) -> None:
-        """Unregister the APIService, stop every loop, release our finalizers, close the client."""
+        """Unregister the APIService and CDI's webhook, stop every loop, release our
+        finalizers, close the client."""
+        unregistered: Exception | None = None
+        if self._cdi_webhook is not None:
+            # First, and served until the end: the API server calls it for every DataVolume
+            # write in the namespace, and refuses the write while nobody answers (failurePolicy
+            # Fail) until its watch has seen the configuration go.
+            try:
+                await self._cdi_webhook.unregister()
+            except Exception as err:  # reported once everything is closed
+                unregistered = err
         if self._handler_server is not None:
             await self._handler_server.stop()
             self._handler_server = None
         if self._kubelet_logs is not None:
             await self._kubelet_logs.stop()
             self._kubelet_logs = None
-        unregistered: Exception | None = None
         if self._server is not None:
             # Whatever the API server answers, everything below still runs: a stop cut short
             # here (a 409) once left sockets that a later test found as ResourceWarnings.
             try:
                 await self._server.unregister()
             except Exception as err:  # reported once everything is closed
-                unregistered = err
+                unregistered = unregistered or err
             await self._server.stop()
         for task in self._tasks:
             task.cancel()
@@ -305,6 +323,9 @@ class Simulator(Background):
         if self._handler_api is not None:
             await self._handler_api.close()
             self._handler_api = None
+        if self._cdi_webhook is not None:
+            await self._cdi_webhook.close()
+            self._cdi_webhook = None
         if self._api is not None:
             with contextlib.suppress(Exception):
                 await self._release_finalizers(Kube(self._api))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from pathlib import Path
 
 from cryptography import x509
@@ -12,11 +13,17 @@ from cryptography.x509.oid import NameOID
 
 
 def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
-    """Write tls.crt/tls.key for `host` and localhost into `directory`."""
+    """Write tls.crt/tls.key for `host` (a name or an IP address) and localhost into
+    `directory`."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.datetime.now(datetime.UTC)
-    sans = [x509.DNSName("localhost"), x509.DNSName(host)]
+    sans: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    try:
+        # A client dialling an address checks it against the IP SANs only (Go's crypto/x509).
+        sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        sans.append(x509.DNSName(host))
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

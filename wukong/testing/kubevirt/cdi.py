@@ -15,8 +15,10 @@ not done mounts the source (a running VM's virt-launcher pod): a Warning `CloneS
 per pod, "pod <ns>/<name> using PersistentVolumeClaim <source>" (CDI's isSourceReadyToClone
 and GetPodsUsingPVCs), and a look again each second (CDI: every 5 s).
 
-Who may clone what is CDI's datavolume-mutate webhook, here an admission policy with its
-rule and words (`CLONE_AUTHORIZATION`).
+CDI's datavolume-mutate webhook refuses a DataVolume whose DataSource, or the namespace of
+the PVC it clones, does not exist (`cdi_admission.py`, served by `cdi_webhook.py`); who may
+clone what, its other half, is an admission policy with its rule and words
+(`CLONE_AUTHORIZATION`).
 """
 
 from __future__ import annotations
@@ -276,8 +278,8 @@ class DataVolumeController(Controller):
             await self._write_status(dv, self._no_claim(dv))
             return None
         if pvc is None and (ref := data_source_of(dv)) is not None:
-            # CDI's webhook refuses a DataVolume whose DataSource does not exist; admission
-            # here cannot look it up, so the simulator waits for it as for a missing PVC.
+            # CDI's webhook refused this DataVolume had its DataSource been missing then; one
+            # deleted since, or pointing to a PVC that is missing, is waited for as CDI does.
             found = await self.kube.get_or_none(DATASOURCES, *ref)
             source = pointed_pvc(found) if found is not None else None
             if source is None or await self.kube.get_or_none(PVCS, *source) is None:
