@@ -25,6 +25,7 @@ from tests.integration.scenario import (
     wukong_events,
 )
 from wukong.adapters.kube import Kube, api_path
+from wukong.api import names
 from wukong.errors import Invalid
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
@@ -135,11 +136,26 @@ async def test_a_cloned_disk_added_to_a_running_vm_is_hot_plugged_as_its_data_vo
     assert source == {"dataVolume": {"name": "cl-3-tools", "hotpluggable": True}}
 
 
+def data_source(name: str, pvc_namespace: str, pvc: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataSource",
+        "metadata": {"name": name},
+        # CDI's CRD requires the namespace here, its own too.
+        "spec": {"source": {"pvc": {"namespace": pvc_namespace, "name": pvc}}},
+    }
+
+
+@pytest.mark.kubevirt_refusal_expected
 async def test_a_disk_made_from_a_datasource_waits_for_it_and_clones_what_it_points_to(
     k: Kube, kube: ApiClient, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:
-    """CDI's DataSource: a name for a golden image (a DataImportCron keeps it fresh). The
-    operator reads no DataSource: the DataVolume names it (`sourceRef`) and CDI resolves it."""
+    """CDI's DataSource: a name for a golden image (a DataImportCron keeps it fresh). In a
+    namespace this operator does not watch, it cannot see whether the DataSource exists:
+    it makes the DataVolume, and CDI's webhook refuses it (400) until the DataSource exists.
+    That refusal is said (ChildrenAdmitted) and tried again: taken for a bad request, it was
+    never made again, and the Wukong stayed Creating for good (the simulated CDI had no
+    webhook until session 43 and waited instead)."""
     disk = {"name": "system", "size": "10Gi", "dataSource": "os-images/fedora"}
     async with temporary_namespace(kube, "os-images-") as images:
         disk["dataSource"] = f"{images}/fedora"
@@ -148,10 +164,23 @@ async def test_a_disk_made_from_a_datasource_waits_for_it_and_clones_what_it_poi
             k,
             namespace,
             "cl-4",
-            lambda c: "DataSource 'fedora'" in condition(c, "VolumesBound").get("message", ""),
-            what="the DataSource waited for",
+            lambda c: condition(c, "ChildrenAdmitted").get("status") == "False",
+            what="CDI's refusal said",
         )
-        assert condition(cr, "VolumesBound")["reason"] == "Provisioning"
+        refusal = condition(cr, "ChildrenAdmitted")["message"]
+        assert "the API server refused to create DataVolume cl-4-system" in refusal
+        assert 'datasources.cdi.kubevirt.io "fedora" not found' in refusal
+        assert await get(k, "dv", namespace, "cl-4-system") is None
+        await k.create(
+            api_path("", "v1", "persistentvolumeclaims", images), golden_pvc("fedora-40")
+        )
+        await k.create(
+            api_path("cdi.kubevirt.io", "v1beta1", "datasources", images),
+            data_source("fedora", images, "fedora-40"),
+        )
+        # Tried again after a back-off of up to 60 s.
+        cr = await wait_phase(k, namespace, "cl-4", "Running", within=120)
+        assert condition(cr, "ChildrenAdmitted") == {}  # present only while refused
         dv = await get(k, "dv", namespace, "cl-4-system")
         assert dv is not None
         assert dv["spec"]["sourceRef"] == {
@@ -159,19 +188,40 @@ async def test_a_disk_made_from_a_datasource_waits_for_it_and_clones_what_it_poi
             "namespace": images,
             "name": "fedora",
         }
-        await k.create(
-            api_path("", "v1", "persistentvolumeclaims", images), golden_pvc("fedora-40")
-        )
-        await k.create(
-            api_path("cdi.kubevirt.io", "v1beta1", "datasources", images),
-            {
-                "apiVersion": "cdi.kubevirt.io/v1beta1",
-                "kind": "DataSource",
-                "metadata": {"name": "fedora"},
-                "spec": {"source": {"pvc": {"namespace": images, "name": "fedora-40"}}},
-            },
-        )
-        await wait_phase(k, namespace, "cl-4", "Running", within=60)
+
+
+@pytest.mark.kubevirt_refusal_expected
+async def test_a_kept_disk_whose_datasource_is_gone_is_kept_and_the_wukong_deleted(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """CDI's webhook re-checks a DataVolume's DataSource on every update: once it is gone,
+    the deletion's release of the kept disk's DataVolume is refused, and the deletion stopped
+    at Retain for good. The claim, released first, keeps the data; the DataVolume goes."""
+    await k.create(api_path("", "v1", "persistentvolumeclaims", namespace), golden_pvc("img"))
+    sources = api_path("cdi.kubevirt.io", "v1beta1", "datasources", namespace)
+    await k.create(sources, data_source("fedora", namespace, "img"))
+    disk = {"name": "system", "size": "10Gi", "dataSource": "fedora"}
+    keep = {"preserveDisksList": ["system"]}
+    await create(k, "wukong", namespace, wukong("cl-9", disks=[disk], deleteOptions=keep))
+    await wait_phase(k, namespace, "cl-9", "Running", within=60)
+    await k.delete(api_path("cdi.kubevirt.io", "v1beta1", "datasources", namespace, "fedora"))
+    await k.delete(api_path(names.GROUP, names.VERSION, names.PLURAL, namespace, "cl-9"))
+
+    async def gone() -> bool:
+        return await get(k, "wukong", namespace, "cl-9") is None
+
+    await eventually(gone, timeout=60, message="the Wukong deleted")
+    claim = await get(k, "pvc", namespace, "cl-9-system")
+    assert claim is not None and claim["metadata"].get("deletionTimestamp") is None
+    assert claim["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "cl-9"
+    assert not claim["metadata"].get("ownerReferences")
+
+    async def dv_gone() -> bool:
+        return await get(k, "dv", namespace, "cl-9-system") is None
+
+    await eventually(dv_gone, timeout=30, message="the DataVolume CDI would not release deleted")
+    [said] = await wukong_events(k, namespace, "DataVolumeNotKept")
+    assert "the data stays in claim cl-9-system" in said["message"]
 
 
 async def test_a_datasource_that_does_not_exist_is_named_until_it_is_made(

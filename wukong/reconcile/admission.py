@@ -37,12 +37,23 @@ ADMITTED = ("ChildrenAdmitted", "the API server accepted every child")
 """The Normal Event when the last refusal is over (the condition goes away)."""
 
 
+# The API server's words for a webhook's refusal. CDI's webhook refuses with 400 what it
+# cannot resolve (toAdmissionResponseError): a DataVolume naming a DataSource, or cloning
+# from a namespace, that does not exist yet. Taken for a bad request, it was never made
+# again: a Wukong of a DataSource in a namespace a namespaced operator does not watch stayed
+# Creating for good once the DataSource was made (found by the simulated CDI webhook, s43).
+WEBHOOK_DENIED = "admission webhook "
+
+
 def refused_child(action: Action, failure: Failed) -> bool:
     """A create or patch of a child the API server refused (quota, webhook, policy), or a
     hot-plug or unplug of a disk virt-api refused."""
     if isinstance(action, (AddVolume, RemoveVolume)):
         return failure.code in REFUSED_VOLUME_STATUSES
-    return isinstance(action, (CreateChild, PatchChild)) and failure.code in REFUSED_STATUSES
+    if not isinstance(action, (CreateChild, PatchChild)):
+        return False
+    by_webhook = failure.code == 400 and failure.message.startswith(WEBHOOK_DENIED)
+    return failure.code in REFUSED_STATUSES or by_webhook
 
 
 def refused(failed: Mapping[Action, Failed]) -> list[str]:

@@ -80,6 +80,23 @@ def test_a_webhook_refusing_a_vm_patch_is_reported_too() -> None:
     assert "no GPUs" in verdict["message"]
 
 
+def test_cdis_webhook_refusing_a_data_volume_with_400_is_a_refusal_tried_again() -> None:
+    """CDI's webhook answers 400 for a DataSource or a clone's namespace that does not exist
+    yet: taken for a bad request, the DataVolume was never made again once it existed."""
+    dv = CreateChild("DataVolume", {"metadata": {"name": "web-1-system"}})
+    denied = (
+        'admission webhook "datavolume-mutate.cdi.kubevirt.io" denied the request: '
+        'datasources.cdi.kubevirt.io "fedora" not found'
+    )
+    verdict, events, retry = admitted({dv: Failed("permanent", denied, 400)}, [])
+    assert (verdict["status"], verdict["reason"]) == ("False", "Refused")
+    assert "create DataVolume web-1-system" in verdict["message"] and denied in verdict["message"]
+    assert [e.reason for e in events] == ["ChildRefused"] and retry == 1.0
+    # A 400 of the API server's own (a body it cannot read) is our bug, not a refusal.
+    verdict, events, retry = admitted({dv: Failed("permanent", "bad body", 400)}, [])
+    assert verdict == {} and events == [] and retry is None
+
+
 GATE = (
     "Unable to Add Volume: Enable DeclarativeHotplugVolumes or HotplugVolumes feature gate to use "
     "this API."
