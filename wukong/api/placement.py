@@ -21,8 +21,12 @@ from wukong.api.quantity import Quantity, at_least
 MAX_TOLERATIONS = 32
 MAX_NODE_SELECTOR = 32
 # A label key: an optional DNS-subdomain prefix and a name (Kubernetes' qualified name).
+# A qualified name: an optional DNS-subdomain prefix (dot-separated labels: "a..b/x" and
+# "a.-b/x" are not, and Kubernetes refused the pod with such a nodeSelector or toleration
+# key), then a name part of up to 63 characters.
 LABEL_KEY_PATTERN = (
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN, max_length=317)]

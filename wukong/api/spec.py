@@ -66,7 +66,12 @@ MIN_DISK_SIZE = "1Mi"
 # KubeVirt's spec.domain.cpu.cores is a uint32 in Go, but its CRD declares it (like sockets,
 # threads and maxSockets) `format: int32`, and the API server refuses a larger VM.
 MAX_CPU = 2**31 - 1
-BRIDGE_PATTERN = r"^[A-Za-z0-9_.-]{1,15}$"
+# A Linux interface name (dev_valid_name): 1-15 characters, none of '/', ':' or space, and
+# not "." or ".." (the bridge CNI plugin failed the pod at every start).
+BRIDGE_PATTERN = (
+    r"^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,13}"
+    r"|\.\.[A-Za-z0-9_.-]{1,13})$"
+)
 # 'name' or 'namespace/name' of an object in the Wukong's namespace or another one.
 OBJECT_REF_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 

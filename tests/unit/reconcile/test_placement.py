@@ -237,3 +237,11 @@ def test_node_affinity_values_kubernetes_or_the_scheduler_cannot_use_are_refused
     fine = {**requirement, "values": ["8"] if requirement["operator"] == "Gt" else ["eu-west"]}
     terms["nodeSelectorTerms"][0]["matchExpressions"] = [fine]
     assert cr(affinity=affinity).spec.affinity is not None
+
+
+@pytest.mark.parametrize("key", ["a..b/disk", "a.-b/disk"])
+def test_a_label_key_prefix_that_is_no_dns_subdomain_is_refused(key: str) -> None:
+    """Kubernetes refused the launcher pod with such a nodeSelector key (audit, s43)."""
+    with pytest.raises(ValidationError, match="should match pattern"):
+        cr(nodeSelector={key: "ssd"})
+    assert cr(nodeSelector={"a.b/disk": "ssd"}).spec.node_selector == {"a.b/disk": "ssd"}
