@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +68,12 @@ class Store:
         self._by_owner: dict[tuple[str, str], set[_Name]] = defaultdict(set)
         self._by_label: dict[tuple[str, str, str], set[_Name]] = defaultdict(set)
         self._resource_versions: dict[str, str] = {}
+        # The versions our own writes put here (`remember`), a few per object: an older
+        # version the watch brings later is our echo only if it is one of them.
+        self._written: dict[tuple[str, _Name], tuple[str | None, ...]] = {}
+        # Objects the watch said are deleted, by uid and version: the answer of a write that
+        # raced the DELETED event must not put them back (`remember`). The oldest go first.
+        self._buried: OrderedDict[tuple[str, _Name], tuple[str | None, int]] = OrderedDict()
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         """The cached object, or None."""
@@ -136,9 +142,32 @@ class Store:
     def remember(self, kind: str, obj: Obj) -> None:
         """Write-through after our own write, unless the watch already brought something newer.
         An equal resourceVersion is taken too: the answer to the update that removes the
-        last finalizer of a deleted object carries the version it had, without the finalizer."""
+        last finalizer of a deleted object carries the version it had, without the finalizer.
+        Not an object the watch said is deleted: that answer can come after the DELETED
+        event, and the object stayed in the cache for good (a Wukong counted in the alerts'
+        metrics after it was gone; runtime audit, session 43)."""
+        name = object_name(obj)
+        if (grave := self._buried.get((kind, name))) is not None:
+            uid, rv = grave
+            if _uid(obj) == uid or _rv_number(obj) <= rv:
+                return
+        kept = self._written.get((kind, name), ())[1 - WRITTEN_KEPT :]
+        self._written[(kind, name)] = (*kept, _rv(obj))
         if not self.has_newer(kind, obj):
             self.upsert(kind, obj)
+
+    def ours(self, kind: str, obj: Obj) -> bool:
+        """`obj` is a version one of our own writes answered (`remember`)."""
+        return _rv(obj) in self._written.get((kind, object_name(obj)), ())
+
+    def bury(self, kind: str, obj: Obj) -> None:
+        """The watch said `obj` is deleted: forget it, and refuse its late write answers."""
+        name = object_name(obj)
+        self.delete(kind, *name)
+        self._buried[(kind, name)] = (_uid(obj), _rv_number(obj))
+        self._buried.move_to_end((kind, name))
+        while len(self._buried) > BURIED_KEPT:
+            self._buried.popitem(last=False)
 
     def has_newer(self, kind: str, obj: Obj) -> bool:
         """The cache holds a later version of `obj` than `obj` itself: one our own write put
@@ -148,20 +177,39 @@ class Store:
 
     def delete(self, kind: str, namespace: str, name: str) -> Obj | None:
         """Remove an object; return it, or None if it was not cached."""
+        self._written.pop((kind, (namespace, name)), None)
         old = self._objects[kind].pop((namespace, name), None)
         if old is not None:
             self._unindex(kind, (namespace, name), old)
         return old
 
     def replace(self, kind: str, items: Iterable[Obj], resource_version: str) -> Replaced:
-        """Make the cache of `kind` exactly `items` (a relist) and report what changed."""
+        """Make the cache of `kind` exactly `items` (a relist) and report what changed. An
+        object cached at a later version than the list's (our own write, put there after
+        the list's snapshot was taken) stays as it is, unreported: the watch from the list's
+        version brings what follows it. Replaced by the list's older copy, it woke passes
+        that decided from a status since replaced: a lifecycle call recorded as made read as
+        still to make, made twice (runtime audit, session 43)."""
         fresh = {object_name(obj): project(obj, self._reads.get(kind)) for obj in items}
+        try:
+            listed = int(resource_version)
+        except ValueError:
+            listed = 0
+        later = {
+            name for name, obj in self._objects[kind].items() if listed and _rv_number(obj) > listed
+        }
         added: ObjList = []
         updated: ObjList = []
-        deleted = [old for name, old in list(self._objects[kind].items()) if name not in fresh]
+        deleted = [
+            old
+            for name, old in list(self._objects[kind].items())
+            if name not in fresh and name not in later
+        ]
         for obj in deleted:
             self.delete(kind, *object_name(obj))
-        for obj in fresh.values():
+        for name, obj in fresh.items():
+            if name in later:
+                continue
             old = self._put(kind, obj)
             if old is None:
                 added.append(obj)
@@ -232,6 +280,17 @@ def _discard(index: dict[Any, set[_Name]], slot: Any, name: _Name) -> None:
         names.discard(name)
         if not names:
             del index[slot]
+
+
+WRITTEN_KEPT = 4
+"""Versions of one object remembered as our own writes: a pass writes one or two."""
+BURIED_KEPT = 4096
+"""Deleted objects remembered against a late write answer (seconds matter, not history)."""
+
+
+def _uid(obj: Mapping[str, Any]) -> str | None:
+    uid: str | None = (obj.get("metadata") or {}).get("uid")
+    return uid
 
 
 def _rv(obj: Mapping[str, Any]) -> str | None:

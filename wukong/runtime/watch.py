@@ -62,9 +62,15 @@ def jittered(delay: float, rng: Callable[[], float] = random.random) -> float:
 
 
 def apply_event(store: Store, kind: str, event: WatchEvent) -> Obj:
-    """Put an ADDED/MODIFIED object into the store or remove a DELETED one; return it."""
+    """Put an ADDED/MODIFIED object into the store or remove a DELETED one; return it. The
+    DELETED of an earlier incarnation (another uid) leaves the one cached alone: our write
+    made it after that one went."""
     if event.type == DELETED:
-        store.delete(kind, *object_name(event.object))
+        cached = store.get(kind, *object_name(event.object))
+        uid = (event.object.get("metadata") or {}).get("uid")
+        held = (cached or {}).get("metadata", {}).get("uid")
+        if not (uid and held and uid != held):
+            store.bury(kind, event.object)
         return event.object
     store.upsert(kind, event.object)
     return store.get(kind, *object_name(event.object)) or event.object
@@ -184,6 +190,7 @@ class Informer:
     async def run(self) -> None:
         """LIST, then WATCH from the list's resourceVersion, forever; recover from every error."""
         backoff = self._backoff_initial
+        expired = 0  # 410s in a row, with no event between them
         while True:
             self._stream_lines = 0
             try:
@@ -191,12 +198,28 @@ class Informer:
                     await self._relist()
                 if await self._watch():
                     backoff = self._backoff_initial
+                    expired = 0
                     continue
                 raise ServerError(200, "EmptyWatch", "watch ended at once without any event")
             except Expired:
-                logger.info("%s: resourceVersion expired, relisting", self.name)
                 self._resource_version = None
                 self._count_restart()
+                expired = expired + 1 if self._stream_lines <= 1 else 1
+                if expired == 1:
+                    logger.info("%s: resourceVersion expired, relisting", self.name)
+                    continue
+                # A watch that expires again right after its LIST (an API server behind a
+                # load balancer restarted with a newer cache than the one that listed): each
+                # LIST is a quorum read, and they went on without a pause (runtime audit,
+                # session 43). Backed off as client-go's reflector does every restart.
+                delay = jittered(backoff)
+                logger.warning(
+                    "%s: resourceVersion expired again at once; relisting in %.1fs",
+                    self.name,
+                    delay,
+                )
+                await self._clock.sleep(delay)
+                backoff = min(backoff * 2, self._backoff_cap)
             except ResourceMissing:
                 if self.installed is not False:
                     logger.warning("%s is not served by the API server; retrying", self.name)
@@ -334,6 +357,12 @@ class Informer:
             # version would wake a pass to decide again from a status since replaced. Only a
             # handler of every event (a counter of answers) hears of it.
             self._notify(event.type, event.object, only_every_event=True)
+            if not self._store.ours(self.name, event.object):
+                # Not our echo: someone's change our later write carried into the cache (a
+                # user's stop or delete committed just before our status patch). Nothing else
+                # would wake a pass for it, nor tell the indexes (runtime audit, session 43).
+                current = self._store.get(self.name, *object_name(event.object))
+                self._notify(event.type, current or event.object, only_handlers=True)
         elif step is Step.APPLY:
             before = self._store.get(self.name, *object_name(event.object))
             obj = apply_event(self._store, self.name, event)
@@ -374,10 +403,18 @@ class Informer:
             raise ResourceMissing(body) from error
         raise error
 
-    def _notify(self, event_type: str, obj: Obj, *, only_every_event: bool = False) -> None:
-        """Call every handler; one failing handler must not stop the informer or the others."""
+    def _notify(
+        self,
+        event_type: str,
+        obj: Obj,
+        *,
+        only_every_event: bool = False,
+        only_handlers: bool = False,
+    ) -> None:
+        """Call every handler (or only those of every event, or only the others); one failing
+        handler must not stop the informer or the others."""
         for handler, every_event in self._handlers:
-            if only_every_event and not every_event:
+            if (only_every_event and not every_event) or (only_handlers and every_event):
                 continue
             try:
                 handler(event_type, obj)

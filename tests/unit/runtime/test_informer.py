@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -286,3 +287,105 @@ async def test_a_watch_back_after_failures_tells_its_back_handlers_once() -> Non
     with pytest.raises(asyncio.CancelledError):
         await informer.run()
     assert backs == [3, 6], (backs, opened)
+
+
+# Runtime audit, session 43: the write-through mixed our answers into a cache only the watch
+# wrote to, and three informer paths still assumed it.
+
+
+def test_a_change_our_later_write_carried_into_the_cache_still_wakes_a_pass() -> None:
+    """A user's stop (rv 11) committed just before our status patch (rv 12), whose answer
+    carries it: rv 11's event was taken for our echo, and nothing queued the Wukong."""
+    informer, store, woken, counted = with_write_through()
+    store.remember(KIND, vm("web-1-vm", "12", stop=True, ours=True))
+    informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "11", stop=True)))
+    assert woken == ["10", "12"]  # woken, with the cached (newer) object
+    assert store.get(KIND, "ns", "web-1-vm")["status"]["ours"]  # type: ignore[index]
+    informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "12", stop=True, ours=True)))
+    assert woken == ["10", "12"] and counted == ["10", "11", "12"]  # our echo stays quiet
+
+
+def test_a_relist_keeps_what_our_writes_put_there_after_its_snapshot() -> None:
+    """After an API server restart the relist's older copy replaced our later write and woke
+    passes on it: a call recorded as made read as still to make."""
+    informer, store, woken, _ = with_write_through()
+    store.remember(KIND, vm("web-1-vm", "12", step="issued"))
+    store.remember(KIND, vm("web-1-vm-2", "13"))  # made after the snapshot
+    informer.apply_list([vm("web-1-vm", "11", step="accepted")], "11")
+    assert store.get(KIND, "ns", "web-1-vm")["status"] == {"step": "issued"}  # type: ignore[index]
+    assert store.get(KIND, "ns", "web-1-vm-2") is not None
+    assert woken == ["10"]
+    # What the list's snapshot had and the cache had not is still news.
+    informer.apply_list([vm("web-1-vm", "20", step="done"), vm("b", "19")], "20")
+    assert store.get(KIND, "ns", "web-1-vm-2") is None  # older than the list: gone
+    assert sorted(woken) == ["10", "13", "19", "20"]
+
+
+def test_a_write_answer_after_the_deleted_event_does_not_bring_the_object_back() -> None:
+    """The answer to the patch that removed the last finalizer carries the version the object
+    had; processed after the DELETED event, it was cached again, for good."""
+    informer, store, _, _ = with_write_through()
+    gone = vm("web-1-vm", "21")
+    gone["metadata"]["uid"] = "u1"
+    informer.process(WatchEvent("DELETED", gone))
+    late = vm("web-1-vm", "20")
+    late["metadata"]["uid"] = "u1"
+    store.remember(KIND, late)
+    assert store.get(KIND, "ns", "web-1-vm") is None
+    # A new incarnation of the name is cached as usual.
+    new = vm("web-1-vm", "25")
+    new["metadata"]["uid"] = "u2"
+    store.remember(KIND, new)
+    assert store.get(KIND, "ns", "web-1-vm") is not None
+    # And the late DELETED of the old one does not remove it.
+    informer.process(WatchEvent("DELETED", gone))
+    assert store.get(KIND, "ns", "web-1-vm") is not None
+
+
+class _ExpiringApi:
+    """A LIST that works and a WATCH that answers 410 at once, every time."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+
+    async def open(self, verb: str, query: Any, limits: Any) -> Any:
+        if verb == "list":
+            self.lists += 1
+            body = {"kind": "List", "metadata": {"resourceVersion": str(self.lists)}, "items": []}
+            return _Body(json.dumps(body).encode())
+        status = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+        return _Body((json.dumps({"type": "ERROR", "object": status}) + "\n").encode())
+
+
+class _Body:
+    connection = None
+    status = 200
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.content = self
+
+    async def read(self) -> bytes:
+        return self._data
+
+    def release(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    async def iter_any(self) -> Any:
+        yield self._data
+
+
+async def test_a_watch_that_expires_again_at_once_relists_with_a_growing_pause() -> None:
+    """Each relist is a quorum read: LIST, WATCH, 410 went on with no pause at all."""
+    clock = _RecordingClock(stop_after=5)
+    informer = Informer(None, VMS, Store(), clock=clock)  # type: ignore[arg-type]
+    api = _ExpiringApi()
+    informer._open = api.open  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await informer.run()
+    assert api.lists == 6  # the first 410 relists at once, as a 410 should
+    assert clock.delays == sorted(clock.delays) or clock.delays[-1] > clock.delays[0]
+    assert len(clock.delays) == 5 and clock.delays[0] <= 1.0
