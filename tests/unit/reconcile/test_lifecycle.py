@@ -1839,3 +1839,39 @@ def test_a_pause_made_again_after_it_landed_is_not_a_refusal(
     record = after["lifecycleState"]
     assert record["state"] == "Issued" and record["message"].startswith(f"{verb}: the guest")
     assert after["phase"] == phase
+
+
+def test_a_stop_right_after_our_start_waits_for_the_start_to_show() -> None:
+    """test_lifecycle_sequences, seed 2706951415 (KubeVirt's own virt-api): a start, then a
+    forced stop 20 ms later. The VM cache still showed the Stopped VM of before the start
+    (Halted, no VMI): the forced stop passed for landed and was never made, and the VM the
+    start ran was then taken for one started outside Wukong (RunStrategyReverted)."""
+    world = running_world("Halted")
+    vm = copy.deepcopy(world.vm)
+    vm["status"] = {"printableStatus": "Stopped", "runStrategy": "Halted"}
+    stopped = replace(world, vm=vm, vmi=None)
+    start = wukong(lifecycleAction={"action": "start", "requestedAt": "t1"})
+    accepted = decide(start, {"phase": "Stopped", "vmName": "web-1-vm"}, stopped)
+    made = decide(start, accepted.status, stopped)
+    assert [c.verb for c in calls(made)] == ["start"]
+    stop = wukong(lifecycleAction={"action": "stop", "force": True, "requestedAt": "t2"})
+    later = replace(stopped, now=stopped.now + timedelta(seconds=0.02))
+    held = decide(stop, made.status, later)
+    assert calls(held) == []
+    assert held.status["lifecycleState"]["lastAction"] == "start"  # the stop not taken yet
+    assert held.requeue_after is not None and held.requeue_after <= 10
+    # The start shows (runStrategy Always, its VMI): the stop is taken, and made.
+    vm = copy.deepcopy(world.vm)
+    vm["spec"]["runStrategy"] = "Always"
+    vm["status"] = {"printableStatus": "Starting", "runStrategy": "Always"}
+    vmi = copy.deepcopy(world.vmi)
+    vmi["metadata"]["uid"] = "vmi-2"
+    vmi["status"]["phase"] = "Scheduling"
+    shown = replace(world, vm=vm, vmi=vmi, now=stopped.now + timedelta(seconds=0.1))
+    status = held.status
+    made_calls: list[VmCall] = []
+    for _ in range(3):
+        plan = decide(stop, status, shown)
+        made_calls += calls(plan)
+        status = plan.status
+    assert [(c.verb, c.force) for c in made_calls] == [("stop", True)]
