@@ -752,6 +752,7 @@ def _crosses_earlier_call(
     )
     if (
         not crosses
+        or state.last_action is None
         or request_id(action) == state.request_id
         or state.state != Answer.Issued
         or state.last_action_time is None
