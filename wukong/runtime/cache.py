@@ -68,9 +68,11 @@ class Store:
         self._by_owner: dict[tuple[str, str], set[_Name]] = defaultdict(set)
         self._by_label: dict[tuple[str, str, str], set[_Name]] = defaultdict(set)
         self._resource_versions: dict[str, str] = {}
-        # The versions our own writes put here (`remember`), a few per object: an older
-        # version the watch brings later is our echo only if it is one of them.
-        self._written: dict[tuple[str, _Name], tuple[str | None, ...]] = {}
+        # The versions our own writes answered (`remember`) that the watch has not brought
+        # yet, a few per object: an older version the watch brings is our echo only if it
+        # is one of them. Dropped as the watch catches up (`caught_up`): a handful, not one
+        # entry per object written (RSS with 1,000 Wukongs is a bench bound).
+        self._written: dict[tuple[str, _Name], tuple[int, ...]] = {}
         # Objects the watch said are deleted, by uid and version: the answer of a write that
         # raced the DELETED event must not put them back (`remember`). The oldest go first.
         self._buried: OrderedDict[tuple[str, _Name], tuple[str | None, int]] = OrderedDict()
@@ -152,13 +154,26 @@ class Store:
             if _uid(obj) == uid or _rv_number(obj) <= rv:
                 return
         kept = self._written.get((kind, name), ())[1 - WRITTEN_KEPT :]
-        self._written[(kind, name)] = (*kept, _rv(obj))
+        self._written[(kind, name)] = (*kept, _rv_number(obj))
         if not self.has_newer(kind, obj):
             self.upsert(kind, obj)
 
     def ours(self, kind: str, obj: Obj) -> bool:
         """`obj` is a version one of our own writes answered (`remember`)."""
-        return _rv(obj) in self._written.get((kind, object_name(obj)), ())
+        return _rv_number(obj) in self._written.get((kind, object_name(obj)), ())
+
+    def caught_up(self, kind: str, obj: Obj) -> None:
+        """The watch brought `obj`: our writes it answered up to its version are no longer
+        ahead of the watch."""
+        key = (kind, object_name(obj))
+        if (written := self._written.get(key)) is None:
+            return
+        rv = _rv_number(obj)
+        ahead = tuple(w for w in written if w > rv)
+        if ahead:
+            self._written[key] = ahead
+        else:
+            del self._written[key]
 
     def bury(self, kind: str, obj: Obj) -> None:
         """The watch said `obj` is deleted: forget it, and refuse its late write answers."""
@@ -284,8 +299,11 @@ def _discard(index: dict[Any, set[_Name]], slot: Any, name: _Name) -> None:
 
 WRITTEN_KEPT = 4
 """Versions of one object remembered as our own writes: a pass writes one or two."""
-BURIED_KEPT = 4096
-"""Deleted objects remembered against a late write answer (seconds matter, not history)."""
+BURIED_KEPT = 256
+"""Deleted objects remembered against a late write answer: the answer trails the DELETED
+event by milliseconds, so the last few hundred deletions are enough (a mass deletion that
+outruns them risks only a ghost, as before), and they cost ~60 kB, not the megabyte 4,096
+would at 1,000 Wukongs (RSS is a bench bound)."""
 
 
 def _uid(obj: Mapping[str, Any]) -> str | None:

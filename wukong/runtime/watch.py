@@ -357,7 +357,9 @@ class Informer:
             # version would wake a pass to decide again from a status since replaced. Only a
             # handler of every event (a counter of answers) hears of it.
             self._notify(event.type, event.object, only_every_event=True)
-            if not self._store.ours(self.name, event.object):
+            ours = self._store.ours(self.name, event.object)
+            self._store.caught_up(self.name, event.object)
+            if not ours:
                 # Not our echo: someone's change our later write carried into the cache (a
                 # user's stop or delete committed just before our status patch). Nothing else
                 # would wake a pass for it, nor tell the indexes (runtime audit, session 43).
@@ -366,6 +368,7 @@ class Informer:
         elif step is Step.APPLY:
             before = self._store.get(self.name, *object_name(event.object))
             obj = apply_event(self._store, self.name, event)
+            self._store.caught_up(self.name, event.object)
             quiet = self.skip_unchanged and event.type == "MODIFIED" and before is not None
             unchanged = quiet and before is not None and same_but_version(before, obj)
             self._notify(event.type, obj, only_every_event=unchanged)

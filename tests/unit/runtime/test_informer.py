@@ -303,6 +303,7 @@ def test_a_change_our_later_write_carried_into_the_cache_still_wakes_a_pass() ->
     assert store.get(KIND, "ns", "web-1-vm")["status"]["ours"]  # type: ignore[index]
     informer.process(WatchEvent("MODIFIED", vm("web-1-vm", "12", stop=True, ours=True)))
     assert woken == ["10", "12"] and counted == ["10", "11", "12"]  # our echo stays quiet
+    assert store._written == {}  # nothing kept once the watch caught up (RSS at 1,000)
 
 
 def test_a_relist_keeps_what_our_writes_put_there_after_its_snapshot() -> None:
