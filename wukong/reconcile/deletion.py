@@ -30,7 +30,7 @@ from wukong.api.conditions import (
     record_hops,
 )
 from wukong.api.objects import being_deleted
-from wukong.api.spec import DeleteOptions
+from wukong.api.spec import MAX_DISKS, DeleteOptions
 from wukong.api.status import DeletionStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.fsm.facts import Facts
@@ -99,7 +99,7 @@ def stand_in(raw: JsonObj) -> tuple[Wukong, str] | None:
     body = {
         "cpu": 1,
         "memory": "1Gi",
-        "disks": [{"name": n, "size": "1Gi"} for n in named[:16]],
+        "disks": [{"name": n, "size": "1Gi"} for n in named[:MAX_DISKS]],
         "deleteOptions": read,
     }
     try:
@@ -401,6 +401,12 @@ def _not_kept(cr: Wukong, seen: Observed, deletes: list[Action]) -> list[Action]
     ]
 
 
+def _delete_disks(t: Teardown) -> list[Action]:
+    """DeleteDisks' deletes, each DataVolume CDI would not release told first."""
+    issued = t.issue("DeleteDisks")
+    return [*_not_kept(t.cr, t.seen, issued), *issued]
+
+
 def _cancel_restores(cr: Wukong, seen: Observed) -> list[Action]:
     """Delete each restore still running: KubeVirt gives the VM back and lets it go."""
     return [
@@ -447,7 +453,7 @@ STEP_TABLE: tuple[StepRow, ...] = (
     StepRow(
         "DeleteDisks",
         lambda t: bool(t.deletes["DeleteDisks"]),
-        lambda t: [*_not_kept(t.cr, t.seen, t.issue("DeleteDisks")), *t.issue("DeleteDisks")],
+        lambda t: _delete_disks(t),
         _waiting,
     ),
     StepRow(
