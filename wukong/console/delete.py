@@ -51,10 +51,10 @@ class DeletePlan:
     options: JsonObj = field(default_factory=dict)
     """deleteOptions to write before the delete ({}: the spec already says it all)."""
     vm_reported: bool = True
-    nads_reported: bool = True
-    """The NADs are the ones the status reports made; else the spec's, which may not be."""
     """The status names the VM; False (a Wukong still Pending or Creating): there may be
     none, and no guest to stop."""
+    nads_reported: bool = True
+    """The NADs are the ones the status reports made; else the spec's, which may not be."""
     services: tuple[str, ...] | None = ()
     """Services it owns (`wukong expose`), which the garbage collector deletes after it;
     None: the user may not list Services, so they are named as a possibility."""

@@ -63,28 +63,65 @@ def made_by_wukong(nad: JsonObj) -> bool:
     )
 
 
+# The shape `nad_config` writes (children.py): these keys at the top, one bridge plugin with
+# those. A Wukong-made NAD is judged by its bridge and VLAN, so it is read only in that shape,
+# never more loosely than the plugin reads it: Go's encoding/json matches keys case-insensitively
+# with the last one winning ("Bridge" after "bridge"), the plugin also takes a `vlanTrunk` (every
+# VLAN in it), and a chain runs every plugin in it (source audit, session 42).
+_CONF_KEYS = frozenset({"cniVersion", "name", "plugins"})
+_BRIDGE_KEYS = frozenset(
+    {"type", "bridge", "vlan", "mtu", "disableContainerInterface", "macspoofchk",
+     "preserveDefaultVlan"}
+)  # fmt: skip
+_FLAGS = ("disableContainerInterface", "macspoofchk", "preserveDefaultVlan")
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> JsonObj:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise ValueError("a key given twice")
+    return dict(pairs)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def bridge_of(nad: JsonObj) -> tuple[str, int | None] | None:
-    """(bridge, VLAN) of a bridge NAD's config; None when it names no bridge."""
+    """(bridge, VLAN) of a NAD config in the shape a Wukong's NAD has; None for any other."""
     try:
-        config = json.loads((nad.get("spec") or {}).get("config") or "")
+        config = json.loads(
+            (nad.get("spec") or {}).get("config") or "", object_pairs_hook=_no_repeats
+        )
     except ValueError:
         return None
-    if not isinstance(config, dict):
+    if not isinstance(config, dict) or not set(config) <= _CONF_KEYS:
         return None
-    for plugin in config.get("plugins") or [config]:
-        if isinstance(plugin, dict) and plugin.get("type") == "bridge":
-            vlan = plugin.get("vlan")
-            bridge = plugin.get("bridge") or "cni0"  # the plugin's own default
-            return str(bridge), vlan if isinstance(vlan, int) and vlan > 0 else None
-    return None
+    plugins = config.get("plugins")
+    if not isinstance(plugins, list) or len(plugins) != 1 or not isinstance(plugins[0], dict):
+        return None
+    [plugin] = plugins
+    if not set(plugin) <= _BRIDGE_KEYS or plugin.get("type") != "bridge":
+        return None
+    bridge, vlan = plugin.get("bridge"), plugin.get("vlan")
+    if not isinstance(bridge, str) or not bridge:
+        return None
+    if vlan is not None and not (_integer(vlan) and 0 <= vlan <= 4094):
+        return None
+    if "mtu" in plugin and not _integer(plugin["mtu"]):
+        return None
+    if any(not isinstance(plugin[flag], bool) for flag in _FLAGS if flag in plugin):
+        return None
+    return bridge, vlan or None  # the plugin reads VLAN 0 as untagged
 
 
 def _made_nad_refusal(net: NetworkSpec, rules: list[JsonObj], nad: JsonObj) -> str | None:
     """Why a Wukong-made NAD of the namespace, named by `nadName`, is not allowed."""
     where = bridge_of(nad)
     if where is None:
-        return f"network '{net.name}' may not use NAD '{net.nad_name}' (a Wukong's NAD "
-        "whose bridge cannot be read)"
+        return (
+            f"network '{net.name}' may not use NAD '{net.nad_name}' (a Wukong's NAD whose "
+            "bridge cannot be read)"
+        )
     if any(_allows_bridge(r, *where) for r in rules):
         return None
     return f"network '{net.name}' may not use NAD '{net.nad_name}' (a Wukong's NAD on " + (

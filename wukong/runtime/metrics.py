@@ -36,9 +36,9 @@ PhaseCounts = Callable[[], Mapping[tuple[str, str], int]]
 RESULTS: Final = ("success", "requeue", "error")
 """wukong_reconcile_total's results."""
 OUTCOMES: Final = ("Done", "Refused", "Failed")
+"""wukong_lifecycle_requests_total's outcomes (lifecycleState.state values that end one)."""
 QUEUE_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 """Seconds; past 60 s a backlog is an incident whatever its exact size."""
-"""wukong_lifecycle_requests_total's outcomes (lifecycleState.state values that end one)."""
 
 
 class QueueView(Protocol):

@@ -261,3 +261,78 @@ def test_a_runstrategy_edit_does_not_start_a_wukong_the_policy_refuses() -> None
     plan = decide(cr, {"phase": "Stopped", "vmName": "web-1-vm"}, world)
     assert not [a for a in plan.actions if isinstance(a, PatchChild | VmCall)]
     assert plan.status["phase"] == "Stopped"
+
+
+def _nad_with(config: str) -> dict[str, Any]:
+    return {**_made_by_a_wukong(), "spec": {"config": config}}
+
+
+def _plugins(*plugins: str) -> str:
+    return '{"cniVersion":"0.3.1","name":"web-1-vlan100","plugins":[' + ",".join(plugins) + "]}"
+
+
+OK_PLUGIN = '{"type":"bridge","bridge":"br-vlan100","vlan":100}'
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param(
+            _plugins('{"type":"bridge","bridge":"br-ok","Bridge":"br-mgmt"}'), id="folded-key"
+        ),
+        pytest.param(
+            _plugins('{"type":"bridge","bridge":"br-ok","bridge":"br-mgmt"}'), id="repeated-key"
+        ),
+        pytest.param(
+            _plugins(
+                '{"type":"bridge","bridge":"br-vlan100","vlanTrunk":[{"minID":1,"maxID":4094}]}'
+            ),
+            id="vlan-trunk",
+        ),
+        pytest.param(_plugins('{"type":"host-device","device":"eth1"}', OK_PLUGIN), id="chain"),
+        pytest.param(_plugins(OK_PLUGIN, '{"type":"tuning"}'), id="chain-after"),
+        pytest.param(
+            _plugins('{"type":"bridge","bridge":"br-vlan100","vlan":true}'), id="vlan-true"
+        ),
+        pytest.param(
+            _plugins('{"type":"bridge","bridge":"br-vlan100","vlan":"100"}'), id="vlan-text"
+        ),
+        pytest.param(
+            _plugins('{"type":"bridge","bridge":"br-vlan100","vlan":5000}'), id="vlan-too-big"
+        ),
+        pytest.param(_plugins('{"type":"bridge","vlan":100}'), id="no-bridge"),
+        pytest.param(
+            _plugins('{"type":"Bridge","bridge":"br-vlan100","vlan":100}'), id="type-case"
+        ),
+        pytest.param('{"type":"bridge","bridge":"br-vlan100","vlan":100}', id="not-a-list"),
+        pytest.param(
+            '{"cniVersion":"0.3.1","Plugins":[{"type":"bridge","bridge":"br-mgmt"}],'
+            '"plugins":[' + OK_PLUGIN + "]}",
+            id="folded-top-key",
+        ),
+        pytest.param("not json", id="not-json"),
+    ],
+)
+def test_a_wukongs_nad_is_read_only_in_the_shape_the_operator_writes(config: str) -> None:
+    """Found by a source audit (session 42): a Wukong-made NAD's bridge was read more loosely
+    than the bridge plugin reads it: Go matches keys case-insensitively, last one winning, the
+    plugin trunks a `vlanTrunk`, and a chain runs every plugin. Someone who may write such a
+    NAD could have it read as a granted bridge and VLAN while it plugs into another. Any
+    other shape is refused as a bridge that cannot be read."""
+    web2 = wukong(networks=net(nadName="web-1-vlan100"))
+    grant = policy(TEAM | {"bridges": ["br-vlan100", "br-ok"], "vlans": [{"from": 1, "to": 4094}]})
+    assert (
+        network_refusals(web2, grant, {f"{NS}/web-1-vlan100": _nad_with(_plugins(OK_PLUGIN))}) == []
+    )
+    [why] = network_refusals(web2, grant, {f"{NS}/web-1-vlan100": _nad_with(config)})
+    assert "whose bridge cannot be read" in why
+
+
+def test_the_operators_own_nad_config_reads_back_as_its_bridge_and_vlan() -> None:
+    from wukong.reconcile.tenancy import bridge_of
+
+    for fields in ({"bridge": "br-x", "vlan": 7, "mtu": 9000}, {"bridge": "br-x"}, {}):
+        cr = wukong(networks=net(**fields))
+        [spec] = cr.spec.networks
+        where = bridge_of({"spec": {"config": nad_config(cr, spec)}})
+        assert where == (spec.bridge or "br-lan", spec.vlan)
