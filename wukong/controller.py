@@ -41,6 +41,7 @@ from wukong.runtime.mapping import (
     enqueue_wukong,
     nads_named,
     pvc_pointed_to,
+    size_classes_named,
     split_key,
 )
 from wukong.runtime.metrics import OUTCOMES, Metrics
@@ -68,6 +69,10 @@ PROVIDED_BY = {
     "datasources": "CDI",
     "cdiconfigs": "CDI",
     "network-attachment-definitions": "Multus",
+    "virtualmachineinstancetypes": "KubeVirt",
+    "virtualmachineclusterinstancetypes": "KubeVirt",
+    "virtualmachinepreferences": "KubeVirt",
+    "virtualmachineclusterpreferences": "KubeVirt",
 }
 
 
@@ -147,6 +152,7 @@ class Operator:
         self.clone_users = Users(clones_named)
         self.data_source_users = Users(data_sources_named)
         self.data_source_pvcs = Users(pvc_pointed_to)
+        self.size_class_users = Users(size_classes_named)
         self._wire()
         host, port = settings.probe_host_port
         self.probes = ProbeServer(
@@ -250,6 +256,10 @@ class Operator:
         self.informers[kinds.DATA_SOURCE.cache].add_handler(on_data_source)
         self.informers[kinds.DATA_SOURCE.cache].add_handler(self.data_source_pvcs.track)
         self.informers[kinds.PVC.cache].add_handler(self._on_pointed_pvc)
+        self.informers[kinds.WUKONG.cache].add_handler(self.size_class_users.track)
+        on_size_class = self._on_named(self.size_class_users, owned=False)
+        for size_class in kinds.SIZE_CLASSES.values():
+            self.informers[size_class.cache].add_handler(on_size_class)
         policy = self._on_policy(kinds.WUKONG.cache)
         self.informers[kinds.NETWORK_POLICY.cache].add_handler(policy)
         self.informers[kinds.CDI_CONFIG.cache].add_handler(self._on_cdi_config())

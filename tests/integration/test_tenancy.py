@@ -31,6 +31,7 @@ from tests.integration.scenario import (
 )
 from tests.integration.test_lifecycle import answered, request
 from wukong.adapters.kube import Kube, api_path
+from wukong.api import names
 from wukong.errors import ApiError, Forbidden, Invalid
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
@@ -248,3 +249,40 @@ async def test_a_revoked_grant_is_not_reached_again_through_what_was_made_under_
     vm = await get(k, "vm", namespace, "first-vm")
     assert vm is not None and vm["spec"]["runStrategy"] == "Halted"
     assert (await get(k, "wukong", namespace, "first"))["status"]["phase"] == "Stopped"
+
+
+async def test_a_preference_that_would_bring_a_network_is_refused_until_it_no_longer_does(
+    k: Kube, namespace: str, narrow: None, operator: InProcessOperator
+) -> None:
+    """Found by a source audit (session 42): KubeVirt copies a preference's (or an
+    instancetype's) `spec.annotations` onto the VMI and its pod, so a Multus annotation there
+    put the VM on a network spec.networks does not name (`default-network` replaces the pod
+    network). The operator reads the preference from its watch, refuses the Wukong, and
+    notices by itself when the preference changes."""
+    group, version = names.INSTANCETYPE_GROUP, names.INSTANCETYPE_VERSION
+    where = api_path(group, version, "virtualmachinepreferences", namespace)
+    annotation = {"v1.multus-cni.io/default-network": "infra/mgmt"}
+    await k.create(where, {
+        "apiVersion": f"{group}/{version}", "kind": "VirtualMachinePreference",
+        "metadata": {"name": "linux", "namespace": namespace},
+        "spec": {"annotations": annotation, "devices": {"preferredDiskBus": "virtio"}},
+    })  # fmt: skip
+    body = wukong("styled", preference={"kind": "VirtualMachinePreference", "name": "linux"})
+    await create(k, "wukong", namespace, body)
+    cr = await wait_for(
+        k,
+        namespace,
+        "styled",
+        lambda c: condition(c, "SpecValid").get("reason") == "NetworkNotAllowed",
+        what="SpecValid NetworkNotAllowed for the preference's annotation",
+    )
+    message = condition(cr, "SpecValid")["message"]
+    assert "VirtualMachinePreference 'linux'" in message
+    assert "'v1.multus-cni.io/default-network'" in message
+    await eventually(lambda: _warned(k, namespace, "styled", "NetworkNotAllowed"), timeout=10)
+    assert await get(k, "vm", namespace, "styled-vm") is None
+    # Its author takes the annotation away: the preference's watch wakes the Wukong.
+    await k.json_patch(f"{where}/linux", [{"op": "remove", "path": "/spec/annotations"}])
+    await wait_phase(k, namespace, "styled", "Running", within=60)
+    vm = await get(k, "vm", namespace, "styled-vm")
+    assert vm is not None and vm["spec"]["preference"]["name"] == "linux"

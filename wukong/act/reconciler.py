@@ -150,7 +150,21 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
         filesystem_overhead=_filesystem_overhead(store),
         network_policy=store.get(kinds.NETWORK_POLICY.cache, "", POLICY_NAME),
+        size_classes=_size_classes(store, cr),
     )
+
+
+def _size_classes(store: Reader, cr: Wukong) -> dict[str, JsonObj]:
+    """The instancetype and preference the spec names, as cached, by kind."""
+    found: dict[str, JsonObj] = {}
+    for ref in (cr.spec.instancetype, cr.spec.preference):
+        if ref is None:
+            continue
+        kind = kinds.SIZE_CLASSES[ref.kind.value]
+        namespace = cr.metadata.namespace if kind.namespaced else ""
+        if (obj := store.get(kind.cache, namespace, ref.name)) is not None:
+            found[kind.kind] = obj
+    return found
 
 
 def _filesystem_overhead(store: Reader) -> JsonObj | None:

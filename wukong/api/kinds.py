@@ -248,6 +248,38 @@ MIGRATION = Kind(
         "status": {**_CONDITIONS, "phase": ALL, "migrationState": ALL},
     },
 )
+
+
+def _size_class(kind: str, plural: str, *, namespaced: bool) -> Kind:
+    # Only the annotations KubeVirt copies onto the VMI and from there onto its pod
+    # (pkg/instancetype/apply/annotations.go): a Multus one would put the pod on a network
+    # spec.networks does not name (reconcile/tenancy.py, `size_class_refusals`).
+    return Kind(
+        kind,
+        names.INSTANCETYPE_GROUP,
+        names.INSTANCETYPE_VERSION,
+        plural,
+        namespaced=namespaced,
+        reads={"metadata": {"name": ALL, "namespace": ALL, "uid": ALL, "resourceVersion": ALL},
+               "spec": {"annotations": ALL}},
+    )  # fmt: skip
+
+
+INSTANCETYPE = _size_class(
+    "VirtualMachineInstancetype", "virtualmachineinstancetypes", namespaced=True
+)
+CLUSTER_INSTANCETYPE = _size_class(
+    "VirtualMachineClusterInstancetype", "virtualmachineclusterinstancetypes", namespaced=False
+)
+PREFERENCE = _size_class("VirtualMachinePreference", "virtualmachinepreferences", namespaced=True)
+CLUSTER_PREFERENCE = _size_class(
+    "VirtualMachineClusterPreference", "virtualmachineclusterpreferences", namespaced=False
+)
+SIZE_CLASSES = {
+    k.kind: k for k in (INSTANCETYPE, CLUSTER_INSTANCETYPE, PREFERENCE, CLUSTER_PREFERENCE)
+}
+"""The instancetypes and preferences a Wukong may name, by `kind`: read, never written."""
+
 _EVENT_READS = {"involvedObject": ALL, "reason": ALL, "message": ALL, "lastTimestamp": ALL}
 MOUNT_EVENT = Kind(
     "Event",
@@ -286,6 +318,7 @@ WATCHED = (
     RESTORE,
     MOUNT_EVENT,
     CLONE_EVENT,
+    *SIZE_CLASSES.values(),
 )
 CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD, MIGRATION, SNAPSHOT, RESTORE)}
 """The kinds a Wukong makes, by `kind` (all owned by it but its VM snapshots)."""

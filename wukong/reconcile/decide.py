@@ -63,7 +63,12 @@ from wukong.reconcile.status import (
     ready_condition,
     stalled_condition,
 )
-from wukong.reconcile.tenancy import NETWORK_NOT_ALLOWED, network_refusals, refusal_message
+from wukong.reconcile.tenancy import (
+    NETWORK_NOT_ALLOWED,
+    network_refusals,
+    refusal_message,
+    size_class_refusals,
+)
 from wukong.reconcile.timefmt import parse_time
 from wukong.reconcile.vm import plan_vm
 from wukong.reconcile.vm_health import health_due, vm_health
@@ -169,14 +174,18 @@ def decide(
     plan = Plan()
     problems = validate_spec(cr.spec, name=cr.metadata.name)
     refused = [] if problems else network_refusals(cr, seen.network_policy, seen.nads)
+    annotated = [] if problems else size_class_refusals(cr, seen.size_classes)
     if problems:
         text = "; ".join(str(p) for p in problems)
         valid = Cond(SPEC_VALID, False, "InvalidSpec", text)
-    elif refused:
-        # The administrator's policy refuses a network: nothing is created (issue 15).
-        message = refusal_message(cr, refused, seen.network_policy)
+    elif refused or annotated:
+        # The administrator's policy refuses a network, or an instancetype would bring one:
+        # nothing is created (issue 15).
+        said = [refusal_message(cr, refused, seen.network_policy)] if refused else []
+        message = "; ".join(said + annotated)
         valid = Cond(SPEC_VALID, False, NETWORK_NOT_ALLOWED, message)
-        problems = [Problem("spec.networks", message)]
+        problems = [Problem("spec.networks" if refused else "spec.instancetype", message)]
+        refused += annotated
     else:
         valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
     nets = plan_networks(cr, seen, status.networks) if not problems else None

@@ -49,6 +49,8 @@ class Observed:
     """Why the guest agent could not tell (not connected, VMI not running)."""
     network_policy: JsonObj | None = None
     """The administrator's WukongNetworkPolicy 'cluster'; None when there is none."""
+    size_classes: Mapping[str, JsonObj] = field(default_factory=dict)
+    """The instancetype and preference the spec names, by kind; one not cached is absent."""
     plugging: frozenset[str] = frozenset()
     """Disks this operator asked KubeVirt to plug (`addvolume` answered) that the VM in the
     cache does not show yet: in flight, as a request in its `volumeRequests` is."""

@@ -170,6 +170,37 @@ def network_refusals(
     return refused
 
 
+# Pod annotations Multus reads (k8s.v1.cni.cncf.io/networks: secondary networks;
+# v1.multus-cni.io/default-network: the pod network itself, which Multus' namespaceIsolation does
+# not check). KubeVirt copies an instancetype's or preference's `spec.annotations` onto the VMI
+# (pkg/instancetype/apply/annotations.go) and the VMI's onto its virt-launcher pod
+# (pkg/virt-controller/services/template.go, filterVMIAnnotationsForPod).
+MULTUS_PREFIXES = ("k8s.v1.cni.cncf.io/", "v1.multus-cni.io/")
+
+
+def size_class_refusals(cr: Wukong, size_classes: Mapping[str, JsonObj]) -> list[str]:
+    """One sentence per instancetype or preference the spec names that would put the VM's pod
+    on a network of its own choosing (a Multus annotation): networks come from spec.networks
+    alone, where the policy judges them. Whoever may create a namespaced instancetype may
+    create a pod with those annotations anyway; a user bound to `wukong-edit` alone may not,
+    yet may name one (source audit, session 42). One not cached is not judged: KubeVirt
+    refuses a VM naming an instancetype that does not exist, and its watch wakes the Wukong
+    when it comes."""
+    refused = []
+    for ref in (cr.spec.instancetype, cr.spec.preference):
+        if ref is None or (obj := size_classes.get(ref.kind.value)) is None:
+            continue
+        annotations = (obj.get("spec") or {}).get("annotations") or {}
+        keys = sorted(k for k in annotations if str(k).startswith(MULTUS_PREFIXES))
+        if keys:
+            said = ", ".join(f"'{k}'" for k in keys)
+            refused.append(
+                f"{ref.kind.value} '{ref.name}' puts Multus annotation(s) {said} on the VM's "
+                "pod: its networks come from spec.networks only"
+            )
+    return refused
+
+
 def refusal_message(cr: Wukong, refused: list[str], policy: JsonObj | None) -> str:
     """The SpecValid message: what is refused, by whom, and what to do."""
     where = f"in namespace '{cr.metadata.namespace}'"

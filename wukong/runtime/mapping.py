@@ -166,6 +166,25 @@ clones_named = named_in("disks", "cloneFrom")
 data_sources_named = named_in("disks", "dataSource")
 
 
+# KubeVirt's default kinds when a matcher names none (the API's defaults).
+_CLUSTER_KINDS = {"instancetype": "VirtualMachineClusterInstancetype",
+                  "preference": "VirtualMachineClusterPreference"}  # fmt: skip
+
+
+def size_classes_named(cr: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+    """The instancetype and preference a Wukong names, as (namespace, name): "" for a
+    cluster-wide one. An instancetype and a preference alike named share a key: a change of
+    one wakes the Wukongs naming the other too, which costs a pass and misses nothing."""
+    namespace, _ = object_name(cr)
+    refs = set()
+    for field, cluster_kind in _CLUSTER_KINDS.items():
+        ref = (cr.get("spec") or {}).get(field)
+        if isinstance(ref, Mapping) and ref.get("name"):
+            scoped = (ref.get("kind") or cluster_kind) != cluster_kind
+            refs.add((namespace if scoped else "", str(ref["name"])))
+    return frozenset(refs)
+
+
 def pvc_pointed_to(data_source: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
     """The PVC a CDI DataSource points to, as the planner reads it."""
     pvc = pointed_pvc(data_source)

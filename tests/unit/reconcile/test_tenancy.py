@@ -336,3 +336,93 @@ def test_the_operators_own_nad_config_reads_back_as_its_bridge_and_vlan() -> Non
         [spec] = cr.spec.networks
         where = bridge_of({"spec": {"config": nad_config(cr, spec)}})
         assert where == (spec.bridge or "br-lan", spec.vlan)
+
+
+def _size_class(kind: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+    namespace = {} if "Cluster" in kind else {"namespace": NS}
+    return {
+        "apiVersion": "instancetype.kubevirt.io/v1beta1",
+        "kind": kind,
+        "metadata": {"name": name, **namespace},
+        "spec": {"annotations": annotations},
+    }
+
+
+def _sized(**refs: Any) -> Any:
+    """web-1 sized by an instancetype (no cpu/memory), with `refs` on top."""
+    body = wukong().to_dict()
+    spec = {k: v for k, v in body["spec"].items() if k not in ("cpu", "memory")}
+    body["spec"] = spec | {"instancetype": {"name": "u1.small"}} | refs
+    return type(wukong()).from_dict(body)
+
+
+@pytest.mark.parametrize(
+    ("refs", "kind", "key"),
+    [
+        pytest.param(
+            {"preference": {"name": "fedora"}},
+            "VirtualMachineClusterPreference",
+            "v1.multus-cni.io/default-network",
+            id="cluster-preference-default-network",
+        ),
+        pytest.param(
+            {"preference": {"name": "fedora", "kind": "VirtualMachinePreference"}},
+            "VirtualMachinePreference",
+            "k8s.v1.cni.cncf.io/networks",
+            id="namespaced-preference-networks",
+        ),
+        pytest.param(
+            {"instancetype": {"name": "u1.small", "kind": "VirtualMachineInstancetype"}},
+            "VirtualMachineInstancetype",
+            "v1.multus-cni.io/default-network",
+            id="namespaced-instancetype",
+        ),
+    ],
+)
+def test_an_instancetype_or_preference_that_brings_a_network_is_refused(
+    refs: dict[str, Any], kind: str, key: str
+) -> None:
+    """Found by a source audit (session 42): KubeVirt copies an instancetype's or
+    preference's `spec.annotations` onto the VMI and from there onto its pod, so a Multus
+    annotation there put the VM on a network (`default-network` replaces the pod network)
+    that spec.networks does not name and the policy never judged. A user bound to wukong-edit
+    alone may not make a pod with it, but may name an instancetype someone else made."""
+    cr = _sized(**refs)
+    name = refs.get("preference", refs.get("instancetype"))["name"]
+    bad = _size_class(kind, name, {key: "infra/mgmt", "example.com/ok": "yes"})
+    world = Observed(**{**ready_children().__dict__, "size_classes": {kind: bad}})
+    plan = decide(cr, {}, world)
+    [valid] = [c for c in plan.status["conditions"] if c["type"] == "SpecValid"]
+    assert (valid["status"], valid["reason"]) == ("False", "NetworkNotAllowed")
+    assert f"{kind} '{name}'" in valid["message"] and f"'{key}'" in valid["message"]
+    assert "example.com/ok" not in valid["message"]
+    assert not [
+        a for a in plan.actions if isinstance(a, CreateChild) and a.kind == "VirtualMachine"
+    ]
+    # Other annotations are the instancetype's business: the VM is made.
+    fine = _size_class(kind, name, {"example.com/ok": "yes"})
+    world = Observed(**{**ready_children().__dict__, "size_classes": {kind: fine}})
+    plan = decide(cr, {}, world)
+    [valid] = [c for c in plan.status["conditions"] if c["type"] == "SpecValid"]
+    assert valid["status"] == "True"
+    assert [a for a in plan.actions if isinstance(a, CreateChild) and a.kind == "VirtualMachine"]
+
+
+def test_a_refused_instancetype_is_said_beside_a_refused_network() -> None:
+    cr = _sized(networks=net(bridge="br-mgmt", vlan=7))
+    kind = "VirtualMachineClusterInstancetype"
+    bad = _size_class(kind, "u1.small", {"k8s.v1.cni.cncf.io/networks": "infra/mgmt"})
+    world = seen(network_policy=policy(TEAM), size_classes={kind: bad})
+    [why] = [c["message"] for c in decide(cr, {}, world).status["conditions"]
+             if c["type"] == "SpecValid"]  # fmt: skip
+    assert "bridge 'br-mgmt'" in why and f"{kind} 'u1.small'" in why
+
+
+def test_the_size_classes_a_wukong_names_are_keyed_as_the_watch_files_them() -> None:
+    from wukong.runtime.mapping import size_classes_named
+
+    preference = {"name": "fedora", "kind": "VirtualMachinePreference"}
+    cr = {"metadata": {"namespace": NS, "name": "web-1"},
+          "spec": {"instancetype": {"name": "u1.small"}, "preference": preference}}  # fmt: skip
+    assert size_classes_named(cr) == {("", "u1.small"), (NS, "fedora")}
+    assert size_classes_named({"metadata": {"namespace": NS}, "spec": {}}) == frozenset()
