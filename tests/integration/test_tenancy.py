@@ -286,3 +286,40 @@ async def test_a_preference_that_would_bring_a_network_is_refused_until_it_no_lo
     await wait_phase(k, namespace, "styled", "Running", within=60)
     vm = await get(k, "vm", namespace, "styled-vm")
     assert vm is not None and vm["spec"]["preference"]["name"] == "linux"
+
+
+async def test_a_guest_that_crashes_after_its_grant_is_revoked_is_not_started_again(
+    k: Kube,
+    namespace: str,
+    narrow: None,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Any,
+) -> None:
+    """Found by a source audit (session 42): under runStrategy Always KubeVirt makes a new
+    VMI when the guest stops or crashes, and plugged it into the revoked bridge again. The
+    operator sets the refused VM to Manual (the running guest is left alone), and gives the
+    spec's runStrategy back with the grant."""
+    await create(k, "wukong", namespace, wukong("held", networks=net(bridge="br-team", vlan=150)))
+    await wait_phase(k, namespace, "held", "Running", within=60)
+    vmi = await get(k, "vmi", namespace, "held-vm")
+    assert vmi is not None
+    control_plane.apply([policy(namespace, bridges=["br-other"], untagged=True)])
+
+    async def manual() -> bool:
+        vm = await get(k, "vm", namespace, "held-vm")
+        return vm is not None and vm["spec"].get("runStrategy") == "Manual"
+
+    await eventually(manual, timeout=30)
+    still = await get(k, "vmi", namespace, "held-vm")
+    assert still is not None and still["metadata"]["uid"] == vmi["metadata"]["uid"]
+    sim.guest(namespace, "held-vm").crash()
+    await wait_phase(k, namespace, "held", "Error", within=30)  # the guest failed
+    await asyncio.sleep(2.0)  # what KubeVirt's restart under Always would have made by now
+    now = await get(k, "vmi", namespace, "held-vm")
+    assert now is None or now["metadata"]["uid"] == vmi["metadata"]["uid"], "started again"
+    # The grant comes back: runStrategy Always again, and KubeVirt starts the guest.
+    control_plane.apply([policy(namespace, **TEAM)])
+    await wait_phase(k, namespace, "held", "Running", within=60)
+    vm = await get(k, "vm", namespace, "held-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == "Always"

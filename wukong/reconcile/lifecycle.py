@@ -709,7 +709,7 @@ def plan_lifecycle(
     if not calling:  # the call itself moves runStrategy: align it on a later pass
         aligned = _run_strategy(cr, seen, state, status.observed_generation)
         if no_start and RUNS.get(desired_run_strategy(cr, runs_wanted(cr, state))):
-            aligned = []  # it would start the guest on the refused networks
+            aligned = _held_off(cr, seen)  # it would start the guest on the refused networks
         actions += aligned
     empty = state == LifecycleState()
     if crossing is not None:  # look at the held request again once the hold is over
@@ -904,6 +904,18 @@ def _run_strategy(
             )
         )
     return patch
+
+
+def _held_off(cr: Wukong, seen: Observed) -> list[Action]:
+    """While nothing may start a new guest (its networks refused): KubeVirt's own starts are
+    held too. Under Always or RerunOnFailure virt-controller makes a new VMI when the guest
+    stops or crashes (vm.go syncRunStrategy), on the refused networks; Manual keeps a running
+    guest running and starts none (source audit, session 42). The runStrategy the spec asks
+    comes back through `_run_strategy` once the networks are allowed again."""
+    if seen.vm is None or being_deleted(seen.vm) or not RUNS.get(seen.run_strategy or ""):
+        return []
+    vm = names.vm_name(cr.metadata.name)
+    return [PatchChild("VirtualMachine", vm, {"spec": {"runStrategy": "Manual"}}, "held off")]
 
 
 def _forced_stop_of_a_restart(current: str | None, state: LifecycleState) -> bool:

@@ -426,3 +426,30 @@ def test_the_size_classes_a_wukong_names_are_keyed_as_the_watch_files_them() -> 
           "spec": {"instancetype": {"name": "u1.small"}, "preference": preference}}  # fmt: skip
     assert size_classes_named(cr) == {("", "u1.small"), (NS, "fedora")}
     assert size_classes_named({"metadata": {"namespace": NS}, "spec": {}}) == frozenset()
+
+
+@pytest.mark.parametrize("strategy", ["Always", "RerunOnFailure"])
+def test_kubevirt_does_not_start_a_refused_guest_again_once_it_stops(strategy: str) -> None:
+    """Found by a source audit (session 42): under Always or RerunOnFailure KubeVirt makes a
+    new VMI when the guest stops or crashes, plugged into the refused bridge again. The VM is
+    set to Manual, which keeps the running guest and starts none; the runStrategy the spec
+    asks comes back once the grant does."""
+    world = _refused_world(strategy, running=True)
+    cr = wukong(runStrategy=strategy)
+    plan = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    patches = [a for a in plan.actions if isinstance(a, PatchChild)]
+    assert [p.patch for p in patches] == [{"spec": {"runStrategy": "Manual"}}]
+    assert not [a for a in plan.actions if isinstance(a, VmCall)]
+    assert plan.status["phase"] == "Running"
+    # Once Manual, nothing more; the guest stopping now leaves it stopped.
+    world.vm["spec"]["runStrategy"] = "Manual"
+    assert not [a for a in decide(cr, plan.status, world).actions if isinstance(a, PatchChild)]
+    # The grant comes back: the spec's runStrategy is written again.
+    allowed = Observed(**{**world.__dict__, "network_policy": ready_children().network_policy})
+    again = decide(cr, plan.status, allowed)
+    assert [p.patch for p in again.actions if isinstance(p, PatchChild)] == [
+        {"spec": {"runStrategy": strategy}}
+    ]
+    assert not [
+        a for a in again.actions if isinstance(a, Emit) and a.reason == "RunStrategyReverted"
+    ]
