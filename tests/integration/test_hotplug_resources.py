@@ -155,6 +155,55 @@ async def test_cpu_beyond_the_maximum_needs_a_restart_naming_cpu(
     assert _vmi_domain(vmi)["cpu"]["sockets"] == 1  # KubeVirt did not apply it either
 
 
+async def test_cpu_of_a_vm_that_cannot_migrate_waits_for_a_restart_not_an_eviction(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Found by a source audit (session 42): KubeVirt copies new sockets into a VMI it cannot
+    migrate too, and its workload updater then evicts that VMI where the KubeVirt CR lists
+    Evict: the guest shut down unasked. The template keeps the running count; the restart
+    the Wukong asks for writes the new one first."""
+    await create(k, "wukong", namespace, wukong("hot-rwo", cpu=1, hotplug={}))  # ReadWriteOnce
+    await wait_phase(k, namespace, "hot-rwo", "Running", within=60)
+    before = await get(k, "vmi", namespace, "hot-rwo-vm")
+    assert before is not None
+    await patch_spec(k, namespace, "hot-rwo", {"cpu": 2})
+    cr = await wait_for(
+        k,
+        namespace,
+        "hot-rwo",
+        lambda c: condition(c, "RestartRequired").get("status") == "True",
+        within=30,
+        what="RestartRequired",
+    )
+    message = condition(cr, "RestartRequired")["message"]
+    assert message.startswith("cpu changed while the VM runs"), message
+    assert "waits in the spec until a restart" in message
+    vm = await get(k, "vm", namespace, "hot-rwo-vm")
+    assert vm is not None and vm["spec"]["template"]["spec"]["domain"]["cpu"]["sockets"] == 1
+    vmi = await get(k, "vmi", namespace, "hot-rwo-vm")
+    assert vmi is not None and vmi["metadata"]["uid"] == before["metadata"]["uid"]
+    assert _vmi_domain(vmi)["cpu"]["sockets"] == 1  # KubeVirt was given nothing to copy
+    await patch_spec(
+        k, namespace, "hot-rwo", {"lifecycleAction": {"action": "restart", "requestedAt": "r1"}}
+    )
+
+    async def restarted() -> dict[str, Any] | None:
+        vmi = await get(k, "vmi", namespace, "hot-rwo-vm")
+        if vmi is None or vmi["metadata"]["uid"] == before["metadata"]["uid"]:
+            return None
+        return vmi if _vmi_domain(vmi)["cpu"]["sockets"] == 2 else None
+
+    await eventually(restarted, timeout=60, message="a new VMI with 2 sockets")
+    await wait_for(
+        k,
+        namespace,
+        "hot-rwo",
+        lambda c: c["status"].get("phase") == "Running" and not condition(c, "RestartRequired"),
+        within=60,
+        what="Running with nothing to restart for",
+    )
+
+
 async def test_without_hotplug_a_memory_change_needs_a_restart(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

@@ -62,6 +62,12 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
 
 
+def migratable(vmi: JsonObj) -> bool:
+    """Whether KubeVirt can live-migrate the VMI (its LiveMigratable condition; no condition:
+    not said otherwise)."""
+    return _migratable(vmi)[0]
+
+
 def _migratable(vmi: JsonObj) -> tuple[bool, str]:
     cond = condition_of(vmi, "LiveMigratable")
     if cond is None or cond.get("status") == "True":
@@ -193,8 +199,9 @@ def plan_resize(
         # eviction shuts the guest down. KubeVirt copies the sockets into the VMI whether it
         # can migrate or not (vm.go handleCPUChangeRequest).
         words = (
-            f"KubeVirt adds vCPUs through a live migration ({why}); where the KubeVirt CR's "
-            "workloadUpdateMethods include Evict, KubeVirt shuts the VM down instead"
+            f"KubeVirt adds vCPUs through a live migration, which this VM cannot have ({why}): "
+            "the new count waits in the spec until a restart (written into the VM template, "
+            "KubeVirt would shut the VM down where its CR's workloadUpdateMethods include Evict)"
         )
         restart = (*restart, ("cpu", words))
         live = tuple(text for text in live if not text.startswith("cpu"))

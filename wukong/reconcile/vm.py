@@ -24,7 +24,7 @@ from wukong.reconcile.disks import (
     volume_source,
 )
 from wukong.reconcile.observed import Observed, condition_of
-from wukong.reconcile.resources import ANOTHER_CHANGE, Resize, plan_resize
+from wukong.reconcile.resources import ANOTHER_CHANGE, Resize, migratable, plan_resize
 from wukong.reconcile.timefmt import parse_time
 
 
@@ -549,6 +549,27 @@ def _nads_changed_since(seen: Observed, networks: Sequence[NetworkStatus]) -> li
     ]
 
 
+def _sockets_held(template: JsonObj, vmi: JsonObj | None) -> JsonObj:
+    """`template` with the running VMI's sockets while that VMI cannot migrate (found by a
+    source audit, session 42). KubeVirt copies a new socket count into the VMI whether it can
+    migrate or not (vm.go handleCPUChangeRequest), and only a live migration brings it to the
+    guest: the workload updater evicts a VMI it cannot migrate where the KubeVirt CR lists
+    Evict (workload-updater.go getUpdateData), a shutdown the user did not ask for, and the
+    VMI keeps HotVCPUChange for good otherwise. The count the spec asks is written with the
+    restart that applies it (`restarting`), or once no VMI runs (a stop, a crash)."""
+    running = _dig(vmi, ("spec", "domain", "cpu")) if vmi is not None else None
+    if not isinstance(running, dict) or running.get("maxSockets") is None:
+        return template  # not hot-pluggable: KubeVirt copies nothing, it says RestartRequired
+    wanted = _dig(template, ("spec", "domain", "cpu"))
+    if not isinstance(wanted, dict) or wanted.get("sockets") in (None, running.get("sockets")):
+        return template
+    if vmi is None or migratable(vmi):
+        return template
+    spec = template["spec"]
+    domain = {**spec["domain"], "cpu": {**wanted, "sockets": running.get("sockets")}}
+    return {**template, "spec": {**spec, "domain": domain}}
+
+
 def plan_vm(
     cr: Wukong,
     seen: Observed,
@@ -571,9 +592,12 @@ def plan_vm(
     if not owned_by(seen.vm, cr.metadata.uid):
         return VmPlan((), (), conflict=f"VirtualMachine '{vm_name}' exists and is not ours")
     actions: list[Action] = []
+    # An ended VMI (Manual leaves it until the next start) runs nothing a restart could fix.
+    live_vmi = None if seen.vmi_ended else seen.vmi
     template = desired_template(cr, seen, restarting)
+    written = template if restarting else _sockets_held(template, live_vmi)
     patch = _size_patch(cr, seen.vm)
-    if (body := _template_patch(seen.vm.get("spec", {}).get("template"), template, cr)) is not None:
+    if (body := _template_patch(seen.vm.get("spec", {}).get("template"), written, cr)) is not None:
         patch["template"] = body
     if patch:
         # Pinned to the VM as the cache shows it: the patch replaces `volumes`, `disks` and
@@ -587,8 +611,6 @@ def plan_vm(
             DeleteChild("VirtualMachineInstance", vm_name, waiting),
             Emit("Normal", "Rescheduling", RESCHEDULING),
         ]
-    # An ended VMI (Manual leaves it until the next start) runs nothing a restart could fix.
-    live_vmi = None if seen.vmi_ended else seen.vmi
     reasons, resize = restart_reasons(template["spec"], live_vmi, cr, seen.vm)
     if stale := _nads_changed_since(seen, networks):
         said = ", ".join(stale)

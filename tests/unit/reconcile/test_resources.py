@@ -193,6 +193,36 @@ def test_cpu_of_a_vm_that_cannot_migrate_needs_a_restart() -> None:
     assert resize.condition is None
 
 
+def _template_sockets(plan: Any) -> Any:
+    [patch] = [a for a in plan.actions if isinstance(a, PatchChild)]
+    return patch.patch["spec"]["template"]["spec"]["domain"]["cpu"]["sockets"]
+
+
+def test_the_cpu_of_a_vm_that_cannot_migrate_waits_in_the_spec_until_a_restart() -> None:
+    """Found by a source audit (session 42): KubeVirt copies a new socket count into the VMI
+    whether it can migrate or not, and where its CR lists Evict among workloadUpdateMethods
+    the workload updater evicts a VMI it cannot migrate: the guest shut down unasked. The
+    template keeps the running count until the restart that applies the new one."""
+    vm = owned(build_vm(cr(cpu=1, hotplug={}), Observed(now=NOW), "Always"))
+    no = [{"type": "LiveMigratable", "status": "False", "reason": "DisksNotLiveMigratable"}]
+    vmi = running(vm["spec"]["template"]["spec"], conditions=no)
+    seen = Observed(now=NOW, vm=vm, vmi=vmi)
+    wanted = cr(cpu=2, hotplug={})
+    plan = plan_vm(wanted, seen, ready=True, run_strategy="Always")
+    assert not [a for a in plan.actions if isinstance(a, PatchChild)]  # nothing else changed
+    cond = next(c for c in plan.conditions if c.type == RESTART_REQUIRED)
+    assert cond.message.startswith("cpu") and "waits in the spec until a restart" in cond.message
+    # The pass that restarts it writes the new count before its restart call.
+    restarting = plan_vm(wanted, seen, ready=True, run_strategy="Always", restarting=True)
+    assert _template_sockets(restarting) == 2
+    # So does one with no VMI running (stopped, crashed): the next start has it.
+    assert _template_sockets(plan_vm(wanted, Observed(now=NOW, vm=vm), ready=True,
+                                     run_strategy="Always")) == 2  # fmt: skip
+    # A VMI that can migrate gets it live, as before.
+    live = Observed(now=NOW, vm=vm, vmi=running(vm["spec"]["template"]["spec"]))
+    assert _template_sockets(plan_vm(wanted, live, ready=True, run_strategy="Always")) == 2
+
+
 def _vm(tmpl: dict[str, Any], restart: bool) -> dict[str, Any]:
     conds = [{"type": "RestartRequired", "status": "True", "message": "a non-live field"}]
     return {
