@@ -67,7 +67,9 @@ class Settings(BaseModel):
     lease_duration: float = Field(15.0, gt=0, description="Lease duration (e.g. 15s)")
     renew_deadline: float = Field(10.0, gt=0, description="leader gives up after (e.g. 10s)")
     retry_period: float = Field(2.0, gt=0, description="Lease poll period (e.g. 2s)")
-    watch_timeout: int = Field(300, ge=1, description="server-side watch timeout, seconds")
+    watch_timeout: int = Field(
+        300, ge=1, description="shortest server-side watch timeout, seconds (each draws [T, 2T))"
+    )
     stall_after: float = Field(300.0, gt=0, description="a phase lasting longer is Stalled (5m)")
     guest_report_interval: float = Field(
         300.0,

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import random
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,42 @@ def server_away(error: BaseException) -> bool:
     if isinstance(error, ApiError):
         return error.status in UNAVAILABLE
     return isinstance(error, aiohttp.ClientConnectionError | ConnectionError)
+
+
+# TCP keepalive on a watch's connection: an idle watch may carry no byte for minutes (the API
+# server's bookmarks come only while its watch cache moves on), so without probes a peer gone
+# without a FIN (a node lost, a NAT or load balancer dropping an idle flow) is noticed only at
+# the silence deadline. Probes after 30 s idle, every 10 s, 3 unanswered: about 60 s, as
+# client-go's HTTP/2 pings notice it in about 45 s (session 44's measurement,
+# docs/decisions.md "Watch timeouts spread, dead connections noticed").
+_PROBES = (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+KEEPALIVE = (
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    *((socket.IPPROTO_TCP, getattr(socket, name), value)
+      for name, value in _PROBES if hasattr(socket, name)),
+)  # fmt: skip
+
+
+def keep_alive(response: aiohttp.ClientResponse) -> bool:
+    """Turn TCP keepalive on for `response`'s connection; False where it cannot be."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        for level, option, value in KEEPALIVE:
+            sock.setsockopt(level, option, value)
+    except OSError:
+        return False
+    return True
+
+
+def watch_seconds(minimum: int, rng: Callable[[], float] = random.random) -> int:
+    """The server-side timeout of one WATCH: between `minimum` and twice it, as client-go's
+    reflector draws it, so that informers (and replicas) opened together do not all end and
+    open again in the same instant, every time, for good."""
+    return minimum + int(minimum * rng()) if minimum > 1 else minimum
 
 
 def jittered(delay: float, rng: Callable[[], float] = random.random) -> float:
@@ -115,6 +152,7 @@ class Informer:
         missing_retry: float = 30.0,
         skip_unchanged: bool = False,
         reconnect: float = 1.0,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self.resource = resource
         # Do not wake handlers for an update that changed nothing the cache keeps (the
@@ -125,8 +163,12 @@ class Informer:
         self.restarts = 0
         self.installed: bool | None = None
         self.timeout_seconds = timeout_seconds
-        # No bytes for this long means a dead connection: the server would have closed it.
-        self.silence_deadline = silence_deadline or float(timeout_seconds + 30)
+        # No bytes for this long past a watch's own timeout means a dead connection: the
+        # server would have closed it (each watch's deadline is its drawn timeout + 30 s).
+        self._silence_given = silence_deadline
+        self.silence_deadline = silence_deadline or float(2 * timeout_seconds + 30)
+        """The longest a healthy watch may say nothing (for /healthz)."""
+        self._rng = rng
         self._api = api_client
         self._store = store
         self._clock: Clock = clock or MonotonicClock()
@@ -147,6 +189,7 @@ class Informer:
         self._last_activity: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._stream_lines = 0
+        self._deadline = self.silence_deadline
 
     @property
     def name(self) -> str:
@@ -210,8 +253,9 @@ class Informer:
                     continue
                 # A watch that expires again right after its LIST (an API server behind a
                 # load balancer restarted with a newer cache than the one that listed): each
-                # LIST is a quorum read, and they went on without a pause (runtime audit,
-                # session 43). Backed off as client-go's reflector does every restart.
+                # LIST reads every object (a consistent read, from the watch cache since
+                # 1.34), and they went on without a pause (runtime audit, session 43). Backed
+                # off as client-go's reflector does every restart.
                 delay = jittered(backoff)
                 logger.warning(
                     "%s: resourceVersion expired again at once; relisting in %.1fs",
@@ -246,7 +290,16 @@ class Informer:
     async def _wait_for_server(self, error: Exception) -> None:
         """The API server is away: retry at a steady, jittered pace; say so once per outage."""
         delay = jittered(self._reconnect)
-        if not self._away:
+        if isinstance(error, aiohttp.ServerTimeoutError) and self._stream_lines:
+            # The stream was open and then said nothing past its deadline: this connection
+            # is taken for dead (its server would have ended it), not the server for away.
+            logger.warning(
+                "%s: the watch said nothing for %.0fs, past its timeout: taking the "
+                "connection for dead and watching again",
+                self.name,
+                self._deadline,
+            )
+        elif not self._away:
             logger.warning(
                 "%s: API server unavailable (%s); retrying every ~%.1fs",
                 self.name,
@@ -297,11 +350,12 @@ class Informer:
         """Follow one WATCH stream to its end; False if it ended at once and said nothing."""
         assert self._resource_version is not None
         started = self._clock.now()
-        timeout = aiohttp.ClientTimeout(
-            connect=self._request_timeout, sock_read=self.silence_deadline
-        )
-        query = watch_query(self._resource_version, self.timeout_seconds) + self._selector()
+        seconds = watch_seconds(self.timeout_seconds, self._rng)
+        self._deadline = self._silence_given or float(seconds + 30)
+        timeout = aiohttp.ClientTimeout(connect=self._request_timeout, sock_read=self._deadline)
+        query = watch_query(self._resource_version, seconds) + self._selector()
         response = await self._open("watch", query, timeout)
+        keep_alive(response)
         self._away = False
         self._touch()
         if self._failed:

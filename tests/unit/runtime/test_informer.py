@@ -390,3 +390,80 @@ async def test_a_watch_that_expires_again_at_once_relists_with_a_growing_pause()
     assert api.lists == 6  # the first 410 relists at once, as a 410 should
     assert clock.delays == sorted(clock.delays) or clock.delays[-1] > clock.delays[0]
     assert len(clock.delays) == 5 and clock.delays[0] <= 1.0
+
+
+class _Refused:
+    """An API client whose every call is refused; records what each asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[dict[str, str], Any]] = []
+
+    async def call_api(self, path: str, method: str, **kw: Any) -> Any:
+        self.asked.append((dict(kw["query_params"]), kw["_request_timeout"]))
+        raise ConnectionRefusedError("refused")
+
+
+async def test_each_watch_draws_its_timeout_and_its_silence_deadline_follows() -> None:
+    """Session 44, measured on kube-apiserver v1.37.2: every watch of every informer (and of
+    every replica) opened together ended together every 300 s, for good, as did the 60 s
+    watches of the measurement, within 6 ms of each other. As client-go's reflector does,
+    each watch's timeout is drawn from [T, 2T); its silence deadline is that + 30 s."""
+    draws = iter([0.0, 0.5, 0.9999])
+    api = _Refused()
+    informer = Informer(api, VMS, Store(), clock=FakeClock(), timeout_seconds=300,
+                        rng=lambda: next(draws))  # fmt: skip
+    informer.apply_list([], "1")
+    for _ in range(3):
+        with pytest.raises(ConnectionRefusedError):
+            await informer._watch()
+    assert [q["timeoutSeconds"] for q, _ in api.asked] == ["300", "450", "599"]
+    assert [t.sock_read for _, t in api.asked] == [330.0, 480.0, 629.0]
+    # /healthz allows the longest a healthy watch may be silent.
+    assert informer.silence_deadline == 2 * 300 + 30
+
+
+async def test_a_watch_connection_gets_tcp_keepalive() -> None:
+    """An idle watch may carry no byte for minutes: without probes a peer gone without a FIN
+    (a lost node, a NAT dropping an idle flow) was noticed only at the silence deadline."""
+    import socket
+
+    from aiohttp import ClientSession, web
+
+    from wukong.runtime.watch import keep_alive
+
+    app = web.Application()
+
+    async def streaming(request: web.Request) -> web.StreamResponse:  # as a watch answers
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b'{"type":"BOOKMARK"}\n')
+        await asyncio.sleep(0.5)
+        return response
+
+    app.router.add_get("/", streaming)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as resp:
+            assert keep_alive(resp)
+            sock = resp.connection.transport.get_extra_info("socket")  # type: ignore[union-attr]
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            if hasattr(socket, "TCP_KEEPIDLE"):
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_silent_watch_is_said_as_such_not_as_the_server_away(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import aiohttp
+
+    informer = Informer(None, VMS, Store(), reconnect=0.001)
+    informer._stream_lines = 3
+    await informer._wait_for_server(aiohttp.ServerTimeoutError("timeout"))
+    assert "said nothing for" in caplog.text and "unavailable" not in caplog.text
