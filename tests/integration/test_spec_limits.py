@@ -84,6 +84,17 @@ async def test_more_cpus_than_kubevirt_can_count_are_refused_when_the_wukong_is_
             },
             "virt-launcher pod has already",
         ),
+        # The same for the volume KubeVirt mounts an sshKeys Secret as (session 44).
+        (
+            {
+                "disks": [
+                    {"name": "system", "size": "9Gi", "image": IMAGE},
+                    {"name": "keys-access-cred", "size": "1Gi"},
+                ],
+                "sshKeys": [{"secretName": "keys"}],
+            },
+            "after one of its sshKeys Secrets",
+        ),
     ],
 )
 async def test_what_the_model_refuses_the_crd_refuses_with_the_same_words(

@@ -52,6 +52,20 @@ LAUNCHER_VOLUMES = (
     "hotplug-disks",
     "cloudinitdisk-udata",
     "cloudinitdisk-ndata",
+    # Only with some features, none Wukong sets today (a later KubeVirt default, or one a
+    # later Wukong turns on, would make a stored disk so named unstartable): persistent
+    # EFI/TPM state, hugepages, hook sidecars, virtiofs, the network-info downward API,
+    # kernel boot (rendervolumes.go, template.go, container-disk.go, downwardapi).
+    "vm-state",
+    "private-libvirt",
+    "private-libvirt-qemu",
+    "hugepages",
+    "hugetblfs-dir",
+    "hook-sidecar-sockets",
+    "virtiofs-containers",
+    "network-info-annotation",
+    "launcher-volume",
+    "kernel-boot-volume",
 )
 
 # KubeVirt, CDI and Multus API coordinates.

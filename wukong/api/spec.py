@@ -22,6 +22,7 @@ from pydantic import (
 
 from wukong.api._base import DnsLabel, ObjectName, WireModel, rules
 from wukong.api.guest import (
+    ACCESS_CRED_SUFFIX,
     CLOUD_INIT_VOLUME,
     MAX_SSH_KEYS,
     SSH_KEYS_RULES,
@@ -430,6 +431,11 @@ LAUNCHER_VOLUME_WORDS = (
     f"disk names {', '.join(LAUNCHER_VOLUMES)} are volumes KubeVirt's virt-launcher pod "
     "has already (the pod would be refused and the VM never start); pick another"
 )
+ACCESS_CRED_WORDS = (
+    f"a disk may not be named '<secret>{ACCESS_CRED_SUFFIX}' after one of its sshKeys Secrets: "
+    "KubeVirt mounts that Secret in the VM's pod under that name (the pod would be refused and "
+    "the VM never start); pick another"
+)
 _DISKS_RULES = rules(
     ("self.all(d, self.exists_one(e, e.name == d.name))", "disk names must be unique"),
     (
@@ -471,6 +477,11 @@ _SPEC_RULES = rules(
         "!has(self.deleteOptions) || !has(self.deleteOptions.preserveDisksList)"
         " || self.deleteOptions.preserveDisksList.all(k, self.disks.exists(d, d.name == k))",
         "deleteOptions.preserveDisksList may only name disks listed in spec.disks",
+    ),
+    (
+        "!has(self.sshKeys) || self.disks.all(d,"
+        f" !self.sshKeys.exists(k, d.name == k.secretName + '{ACCESS_CRED_SUFFIX}'))",
+        ACCESS_CRED_WORDS,
     ),
     *SIZE_RULES,
     *HOTPLUG_RULES,

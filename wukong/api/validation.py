@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from wukong.api import names
+from wukong.api.guest import ACCESS_CRED_SUFFIX
 from wukong.api.names import MAX_WUKONG_NAME
 from wukong.api.quantity import format_bytes, parse_quantity
-from wukong.api.spec import LAUNCHER_VOLUME_WORDS, DiskSpec, WukongSpec
+from wukong.api.spec import ACCESS_CRED_WORDS, LAUNCHER_VOLUME_WORDS, DiskSpec, WukongSpec
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,15 @@ def _duplicates(names: Sequence[str], kind: str, field: str) -> list[Problem]:
 def _names(spec: WukongSpec) -> list[Problem]:
     disks = [d.name for d in spec.disks]
     networks = [n.name for n in spec.networks]
+    credentials = {f"{k.secret_name}{ACCESS_CRED_SUFFIX}" for k in spec.ssh_keys}
     taken = [
         Problem(f"spec.disks[{i}].name", f"'{name}': {LAUNCHER_VOLUME_WORDS}")
         for i, name in enumerate(disks)
         if name in names.LAUNCHER_VOLUMES
+    ] + [
+        Problem(f"spec.disks[{i}].name", f"'{name}': {ACCESS_CRED_WORDS}")
+        for i, name in enumerate(disks)
+        if name in credentials
     ]
     return (
         taken

@@ -168,7 +168,9 @@ def test_a_name_too_long_for_a_label_value_is_reported() -> None:
     assert str(problems[0]).startswith("metadata.name: ")
 
 
-@pytest.mark.parametrize("taken", ["private", "hotplug-disks", "cloudinitdisk-udata"])
+@pytest.mark.parametrize(
+    "taken", ["private", "hotplug-disks", "cloudinitdisk-udata", "vm-state", "hugepages"]
+)
 def test_a_disk_named_like_a_volume_of_the_launcher_pod_is_a_problem(taken: str) -> None:
     """Kubernetes refuses a pod with two volumes of one name: KubeVirt's webhook took the VM,
     virt-controller's pod was refused, and a system disk so named could not be renamed (the
@@ -178,3 +180,17 @@ def test_a_disk_named_like_a_volume_of_the_launcher_pod_is_a_problem(taken: str)
     assert problem.field == "spec.disks[1].name"
     assert f"'{taken}': disk names private, public" in problem.message
     assert "virt-launcher pod has already" in problem.message
+
+
+def test_a_disk_named_like_the_volume_of_an_ssh_key_secret_is_a_problem() -> None:
+    """virt-controller mounts each sshKeys Secret in the pod as '<secret>-access-cred': a disk
+    of that name made the pod refused (noticed in session 43, done in session 44)."""
+    keys = [{"secretName": "admin-keys"}]
+    spec = _spec(disks=[SYSTEM, {"name": "admin-keys-access-cred", "size": "1Gi"}],
+                 deleteOptions=None, sshKeys=keys)  # fmt: skip
+    [problem] = validate_spec(spec)
+    assert problem.field == "spec.disks[1].name"
+    assert "after one of its sshKeys Secrets" in problem.message
+    other = _spec(disks=[SYSTEM, {"name": "other-access-cred", "size": "1Gi"}],
+                  deleteOptions=None, sshKeys=keys)  # fmt: skip
+    assert validate_spec(other) == []
