@@ -361,3 +361,41 @@ async def test_a_disk_asked_out_is_not_asked_out_again_before_the_vm_shows_the_r
     cache.objects[kinds.VM.cache]["web-1-vm"] = world.vm | {"status": requested}
     await reconciler.reconcile("demo/web-1")
     assert called(cluster, "removevolume") == 1 and reconciler._volume_calls == {}
+
+
+class Busy(Server):
+    """The VM's template PATCH meets a 409 (another writer came first) the first `times`."""
+
+    def __init__(self, raw: JsonObj, times: int) -> None:
+        super().__init__(raw)
+        self.times = times
+
+    async def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        if method == "PATCH" and path.endswith("/virtualmachines/web-1-vm") and self.times:
+            self.times -= 1
+            self.writes.append(("409", path, body))
+            raise Conflict(409, "Conflict", "the object has been modified")
+        return await super().request(method, path, body=body, **kw)
+
+
+async def test_a_restart_waits_for_the_template_patch_that_carries_what_it_applies() -> None:
+    """Session 43's note feared a restart asked in a pass whose template patch met a 409 would
+    boot the old template (new cloud-init lost until the next restart). It does not: the
+    patch comes before the call, and a 409 stops the pass there; the next pass patches, then
+    calls. Pinned here so that an order change cannot bring the fear true."""
+    raw, cache = running_with_request("restart")
+    raw["spec"]["cloudInit"] = {"userData": "#cloud-config\nhostname: web-1-new\n"}
+    raw["metadata"]["generation"] = 2
+    server = Busy(raw, times=1)
+    reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
+    with pytest.raises(TransientError):  # the 409: the queue tries the key again
+        await reconciler.reconcile("demo/web-1")
+    assert not [p for _, p, _ in server.writes if p.endswith("/restart")]
+    for _ in range(3):
+        await reconciler.reconcile("demo/web-1")
+    steps = [(method, path) for method, path, _ in server.writes if "/status" not in path]
+    vm = [s for s in steps if "web-1-vm" in s[1]]
+    calls = [i for i, (_, path) in enumerate(vm) if path.endswith("/restart")]
+    patches = [i for i, (method, _) in enumerate(vm) if method == "PATCH"]
+    assert vm[0][0] == "409" and calls and patches, vm
+    assert patches[0] < calls[0]  # the restart only after the template has the new user data
