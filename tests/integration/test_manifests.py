@@ -158,6 +158,41 @@ def docs() -> list[dict[str, Any]]:
     return render()
 
 
+def test_the_metrics_tls_variant_is_the_base_and_the_bundle_with_https_scrapes(
+    docs: list[dict[str, Any]],
+) -> None:
+    """Session 44 (the monitoring audit of session 42): Prometheus sent its ServiceAccount
+    token over plain HTTP every 30 s. manifests/metrics-tls is the base and the monitoring
+    bundle with /metrics served over HTTPS from a cert-manager certificate, which the
+    ServiceMonitor checks against its CA and the Service's name."""
+    tls = [d for d in yaml.safe_load_all(kubectl("kustomize", str(MANIFESTS / "metrics-tls"))) if d]
+    bundle = [
+        d for d in yaml.safe_load_all(kubectl("kustomize", str(MANIFESTS / "prometheus"))) if d
+    ]
+    names = {(d["kind"], d["metadata"]["name"]) for d in tls}
+    assert names == {(d["kind"], d["metadata"]["name"]) for d in docs + bundle} | {
+        ("Issuer", "wukong-metrics"), ("Certificate", "wukong-metrics")}  # fmt: skip
+    assert find(tls, "Namespace", NAMESPACE) == find(docs, "Namespace", NAMESPACE)
+    certificate = find(tls, "Certificate", "wukong-metrics")
+    secret = certificate["spec"]["secretName"]
+    service = find(tls, "Service", "wukong-metrics")["metadata"]
+    [endpoint] = find(tls, "ServiceMonitor", "wukong")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": secret, "key": "ca.crt"}
+    assert endpoint["tlsConfig"]["serverName"] == f"{service['name']}.{service['namespace']}.svc"
+    assert endpoint["tlsConfig"]["serverName"] in certificate["spec"]["dnsNames"]
+    pod = find(tls, "Deployment", "wukong")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    where = container["args"][container["args"].index("--metrics-cert-dir") + 1]
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == where]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == secret and mount["readOnly"]
+    # Otherwise the same operator as the base.
+    base = find(docs, "Deployment", "wukong")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][: len(base["args"])] == base["args"]
+    assert container["image"] == base["image"]
+
+
 def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
     docs: list[dict[str, Any]],
 ) -> None:
