@@ -70,9 +70,7 @@ PROVIDED_BY = {
     "cdiconfigs": "CDI",
     "network-attachment-definitions": "Multus",
     "virtualmachineinstancetypes": "KubeVirt",
-    "virtualmachineclusterinstancetypes": "KubeVirt",
     "virtualmachinepreferences": "KubeVirt",
-    "virtualmachineclusterpreferences": "KubeVirt",
 }
 
 

@@ -64,12 +64,10 @@ CLUSTER_VERBS = (
     | grants("kubevirt.io", "virtualmachineinstancemigrations", (*READ, "create", "delete"))
     | grants("snapshot.kubevirt.io", "virtualmachinesnapshots", (*READ, "create"))
     | grants("snapshot.kubevirt.io", "virtualmachinerestores", (*READ, "create", "delete"))
-    # The annotations of the instancetype and preference a Wukong names (reconcile/tenancy.py).
+    # The annotations of the namespaced instancetype and preference a Wukong names
+    # (reconcile/tenancy.py).
     | grants(
-        "instancetype.kubevirt.io",
-        "virtualmachineinstancetypes virtualmachineclusterinstancetypes "
-        "virtualmachinepreferences virtualmachineclusterpreferences",
-        READ,
+        "instancetype.kubevirt.io", "virtualmachineinstancetypes virtualmachinepreferences", READ
     )
     | grants(
         "subresources.kubevirt.io",
@@ -1081,18 +1079,13 @@ def test_the_namespaced_variant_grants_the_same_verbs_in_one_namespace(
     role = find(docs, "Role", "wukong-operator")
     assert role["metadata"]["namespace"] == NAMESPACE
     cluster = find(docs, "ClusterRole", "wukong-operator")
-    # Cluster-scoped kinds stay in the ClusterRole: StorageClasses, CDI's CDIConfig, the
-    # administrator's WukongNetworkPolicy (issue 15) and cluster instancetypes and
-    # preferences, read only.
+    # Cluster-scoped kinds stay in the ClusterRole: StorageClasses, CDI's CDIConfig and the
+    # administrator's WukongNetworkPolicy (issue 15), read only.
     assert granted(cluster["rules"]) == {
         ("storage.k8s.io", "storageclasses", verb) for verb in READ
     } | {("cdi.kubevirt.io", "cdiconfigs", verb) for verb in READ} | {
         ("vm.novasphere.dev", "wukongnetworkpolicies", verb) for verb in READ
-    } | grants(
-        "instancetype.kubevirt.io",
-        "virtualmachineclusterinstancetypes virtualmachineclusterpreferences",
-        READ,
-    ) | {
+    } | {
         ("authentication.k8s.io", "tokenreviews", "create"),
         ("authorization.k8s.io", "subjectaccessreviews", "create"),
     }

@@ -155,14 +155,12 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
 
 
 def _size_classes(store: Reader, cr: Wukong) -> dict[str, JsonObj]:
-    """The instancetype and preference the spec names, as cached, by kind."""
+    """The namespaced instancetype and preference the spec names, as cached, by kind."""
     found: dict[str, JsonObj] = {}
     for ref in (cr.spec.instancetype, cr.spec.preference):
-        if ref is None:
+        if ref is None or (kind := kinds.SIZE_CLASSES.get(ref.kind.value)) is None:
             continue
-        kind = kinds.SIZE_CLASSES[ref.kind.value]
-        namespace = cr.metadata.namespace if kind.namespaced else ""
-        if (obj := store.get(kind.cache, namespace, ref.name)) is not None:
+        if (obj := store.get(kind.cache, cr.metadata.namespace, ref.name)) is not None:
             found[kind.kind] = obj
     return found
 

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from wukong.api import names
+from wukong.api import kinds, names
 from wukong.api.spec import NetworkSpec
 from wukong.api.v1alpha1 import Wukong
 
@@ -179,16 +179,19 @@ MULTUS_PREFIXES = ("k8s.v1.cni.cncf.io/", "v1.multus-cni.io/")
 
 
 def size_class_refusals(cr: Wukong, size_classes: Mapping[str, JsonObj]) -> list[str]:
-    """One sentence per instancetype or preference the spec names that would put the VM's pod
-    on a network of its own choosing (a Multus annotation): networks come from spec.networks
-    alone, where the policy judges them. Whoever may create a namespaced instancetype may
-    create a pod with those annotations anyway; a user bound to `wukong-edit` alone may not,
-    yet may name one (source audit, session 42). One not cached is not judged: KubeVirt
-    refuses a VM naming an instancetype that does not exist, and its watch wakes the Wukong
-    when it comes."""
+    """One sentence per namespaced instancetype or preference the spec names that would put
+    the VM's pod on a network of its own choosing (a Multus annotation): networks come from
+    spec.networks alone, where the policy judges them. Whoever may create a namespaced
+    instancetype may create a pod with those annotations anyway; a user bound to
+    `wukong-edit` alone may not, yet may name one (source audit, session 42). A cluster-wide
+    one is an administrator's (`kinds.SIZE_CLASSES`), not judged; nor one not cached:
+    KubeVirt refuses a VM naming an instancetype that does not exist, and its watch wakes
+    the Wukong when it comes."""
     refused = []
     for ref in (cr.spec.instancetype, cr.spec.preference):
-        if ref is None or (obj := size_classes.get(ref.kind.value)) is None:
+        if ref is None or ref.kind.value not in kinds.SIZE_CLASSES:
+            continue
+        if (obj := size_classes.get(ref.kind.value)) is None:
             continue
         annotations = (obj.get("spec") or {}).get("annotations") or {}
         keys = sorted(k for k in annotations if str(k).startswith(MULTUS_PREFIXES))

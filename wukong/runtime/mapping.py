@@ -172,16 +172,17 @@ _CLUSTER_KINDS = {"instancetype": "VirtualMachineClusterInstancetype",
 
 
 def size_classes_named(cr: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
-    """The instancetype and preference a Wukong names, as (namespace, name): "" for a
-    cluster-wide one. An instancetype and a preference alike named share a key: a change of
-    one wakes the Wukongs naming the other too, which costs a pass and misses nothing."""
+    """The namespaced instancetype and preference a Wukong names, as (namespace, name) (the
+    cluster-wide ones are not watched: `kinds.SIZE_CLASSES`). An instancetype and a
+    preference alike named share a key: a change of one wakes the Wukongs naming the other
+    too, which costs a pass and misses nothing."""
     namespace, _ = object_name(cr)
     refs = set()
     for field, cluster_kind in _CLUSTER_KINDS.items():
         ref = (cr.get("spec") or {}).get(field)
         if isinstance(ref, Mapping) and ref.get("name"):
-            scoped = (ref.get("kind") or cluster_kind) != cluster_kind
-            refs.add((namespace if scoped else "", str(ref["name"])))
+            if (ref.get("kind") or cluster_kind) != cluster_kind:
+                refs.add((namespace, str(ref["name"])))
     return frozenset(refs)
 
 

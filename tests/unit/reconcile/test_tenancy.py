@@ -360,12 +360,6 @@ def _sized(**refs: Any) -> Any:
     ("refs", "kind", "key"),
     [
         pytest.param(
-            {"preference": {"name": "fedora"}},
-            "VirtualMachineClusterPreference",
-            "v1.multus-cni.io/default-network",
-            id="cluster-preference-default-network",
-        ),
-        pytest.param(
             {"preference": {"name": "fedora", "kind": "VirtualMachinePreference"}},
             "VirtualMachinePreference",
             "k8s.v1.cni.cncf.io/networks",
@@ -409,13 +403,29 @@ def test_an_instancetype_or_preference_that_brings_a_network_is_refused(
 
 
 def test_a_refused_instancetype_is_said_beside_a_refused_network() -> None:
-    cr = _sized(networks=net(bridge="br-mgmt", vlan=7))
-    kind = "VirtualMachineClusterInstancetype"
-    bad = _size_class(kind, "u1.small", {"k8s.v1.cni.cncf.io/networks": "infra/mgmt"})
+    kind = "VirtualMachineInstancetype"
+    cr = _sized(networks=net(bridge="br-mgmt", vlan=7), instancetype={"name": "u1", "kind": kind})
+    bad = _size_class(kind, "u1", {"k8s.v1.cni.cncf.io/networks": "infra/mgmt"})
     world = seen(network_policy=policy(TEAM), size_classes={kind: bad})
     [why] = [c["message"] for c in decide(cr, {}, world).status["conditions"]
              if c["type"] == "SpecValid"]  # fmt: skip
-    assert "bridge 'br-mgmt'" in why and f"{kind} 'u1.small'" in why
+    assert "bridge 'br-mgmt'" in why and f"{kind} 'u1'" in why
+
+
+def test_a_cluster_wide_instancetype_is_the_administrators_and_not_judged() -> None:
+    """Only whoever may write cluster-scoped objects makes a cluster instancetype or
+    preference (a namespace's edit cannot): an administrator's Multus annotation there is
+    theirs to set, as their WukongNetworkPolicy is. The operator neither watches them nor
+    reads one from what it was given."""
+    from wukong.api import kinds
+
+    assert set(kinds.SIZE_CLASSES) == {"VirtualMachineInstancetype", "VirtualMachinePreference"}
+    kind = "VirtualMachineClusterPreference"
+    cr = _sized(preference={"name": "fedora"})
+    admins = _size_class(kind, "fedora", {"v1.multus-cni.io/default-network": "infra/mgmt"})
+    world = Observed(**{**ready_children().__dict__, "size_classes": {kind: admins}})
+    [valid] = [c for c in decide(cr, {}, world).status["conditions"] if c["type"] == "SpecValid"]
+    assert valid["status"] == "True"
 
 
 def test_the_size_classes_a_wukong_names_are_keyed_as_the_watch_files_them() -> None:
@@ -424,7 +434,7 @@ def test_the_size_classes_a_wukong_names_are_keyed_as_the_watch_files_them() -> 
     preference = {"name": "fedora", "kind": "VirtualMachinePreference"}
     cr = {"metadata": {"namespace": NS, "name": "web-1"},
           "spec": {"instancetype": {"name": "u1.small"}, "preference": preference}}  # fmt: skip
-    assert size_classes_named(cr) == {("", "u1.small"), (NS, "fedora")}
+    assert size_classes_named(cr) == {(NS, "fedora")}  # not the cluster-wide instancetype
     assert size_classes_named({"metadata": {"namespace": NS}, "spec": {}}) == frozenset()
 
 
