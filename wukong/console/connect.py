@@ -20,9 +20,33 @@ from wukong.adapters.client import (
 from wukong.adapters.kube import JsonObj, Kube, api_path
 from wukong.api import names
 from wukong.console.errors import CliError, explain, not_found
-from wukong.errors import ApiError, NotFound
+from wukong.errors import NOT_KUBERNETES, ApiError, NotFound, ServerError
 
-__all__ = ["Target", "connect", "kubeconfig_files", "load"]
+__all__ = ["Target", "connect", "kubeconfig_files", "kubernetes_list", "kubernetes_object", "load"]
+
+NOT_AN_OBJECT = "the answer was not a Kubernetes object"
+
+
+def kubernetes_object(answer: JsonObj, path: str) -> JsonObj:
+    """`answer` when it is a Kubernetes object (metadata with a name); else the server is
+    not the API server the kubeconfig says (a health endpoint, a JSON or text proxy, the
+    wrong port). Checked here, where the CLI reads, not in `Kube.request`: virt-api's
+    subresources legitimately answer an empty body or plain text (CLI audit, session 44)."""
+    metadata = answer.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+        return answer
+    raise ServerError(200, NOT_KUBERNETES, NOT_AN_OBJECT, path=path)
+
+
+def kubernetes_list(answer: JsonObj, path: str) -> JsonObj:
+    """`answer` when it is a Kubernetes list (`items`, each an object with metadata); else
+    as `kubernetes_object`. An API server always sends `items`, `[]` when none match."""
+    items = answer.get("items")
+    if isinstance(items, list) and all(
+        isinstance(item, dict) and isinstance(item.get("metadata"), dict) for item in items
+    ):
+        return answer
+    raise ServerError(200, NOT_KUBERNETES, NOT_AN_OBJECT, path=path)
 
 
 @dataclass(frozen=True)
@@ -40,10 +64,21 @@ class Target:
 
     async def wukong(self, name: str) -> JsonObj:
         """The Wukong, or a clear 'not found in namespace' error."""
+        path = self.wukongs(name)
         try:
-            return await self.kube.get(self.wukongs(name))
+            return kubernetes_object(await self.kube.get(path), path)
         except NotFound as error:
             raise not_found("wukong", name, self.namespace, error) from error
+
+    async def listed(self, path: str, query: dict[str, str] | None = None) -> list[JsonObj]:
+        """The items of a LIST (a Wukong's own, or any kind's), checked to be one."""
+        answer = await self.kube.request("GET", path, query=query)
+        return list(kubernetes_list(answer, path)["items"])
+
+    async def patched(self, name: str, patch: JsonObj, *, dry_run: bool = False) -> JsonObj:
+        """Merge-patch the Wukong; the Wukong as the API server answered."""
+        path = self.wukongs(name)
+        return kubernetes_object(await self.kube.merge_patch(path, patch, dry_run=dry_run), path)
 
 
 async def load(configuration: Configuration, kubeconfig: str | None, context: str | None) -> str:

@@ -24,7 +24,7 @@ from wukong.api.conditions import (
 )
 from wukong.api.contract import ANSWERED_APART
 from wukong.api.durations import format_duration
-from wukong.console.connect import Target
+from wukong.console.connect import Target, kubernetes_object
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
 from wukong.console.status import SETTLED
@@ -194,7 +194,8 @@ async def snapshots(target: Target, name: str) -> AsyncGenerator[JsonObj | None,
     can_watch = True
     while True:
         try:
-            cr = await target.kube.get(target.wukongs(name))
+            path = target.wukongs(name)
+            cr = kubernetes_object(await target.kube.get(path), path)
         except NotFound:
             yield None
             return

@@ -27,7 +27,7 @@ from wukong.api import names
 from wukong.api.conditions import READY
 from wukong.api.kinds import VMI
 from wukong.console import guestlog
-from wukong.console.connect import Target, connect
+from wukong.console.connect import Target, connect, kubernetes_object
 from wukong.console.errors import FAILED, OK, CliError
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console, typed
@@ -311,14 +311,12 @@ async def logs(
         vmi_name, ns = names.vm_name(name), target.namespace
         vmis = api_path(VMI.group, VMI.version, VMI.plural, ns)
         try:
-            vmi = await target.kube.get(f"{vmis}/{vmi_name}")
+            vmi = kubernetes_object(await target.kube.get(f"{vmis}/{vmi_name}"), vmis)
         except NotFound:
             raise CliError(guestlog.no_vm(name, ns, phase(cr))) from None
         pods = api_path("", "v1", "pods", ns)
-        found = await target.kube.request(
-            "GET", pods, query={"labelSelector": guestlog.pod_selector(vmi)}
-        )
-        pod = guestlog.launcher_pod(vmi, found.get("items") or [])
+        found = await target.listed(pods, query={"labelSelector": guestlog.pod_selector(vmi)})
+        pod = guestlog.launcher_pod(vmi, found)
         if pod is None:
             raise CliError(guestlog.no_pod(name, vmi_name))
         pod_name = str(pod["metadata"]["name"])

@@ -49,9 +49,7 @@ async def _operator_version(cluster: Cluster) -> str:
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         path = api_path("apps", "v1", "deployments")
         try:
-            answer = await target.kube.request(
-                "GET", path, query={"labelSelector": OPERATOR_SELECTOR}
-            )
+            found = await target.listed(path, query={"labelSelector": OPERATOR_SELECTOR})
         except Forbidden as error:  # an answer: this user may not read Deployments
             return f"unknown ({explain(error, target.server)})"
         except ApiError as error:
@@ -60,7 +58,7 @@ async def _operator_version(cluster: Cluster) -> str:
             {
                 str((d["metadata"].get("labels") or {}).get("app.kubernetes.io/version") or "?")
                 + f" ({d['metadata'].get('namespace')}/{d['metadata']['name']})"
-                for d in answer.get("items") or []
+                for d in found
             }
         )
         return ", ".join(seen) or f"not installed (no Deployment labelled {OPERATOR_SELECTOR})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -279,24 +280,27 @@ def test_version_prints_the_client_first_and_fails_without_a_cluster(no_cluster:
     assert why.startswith("error: no cluster configured")
 
 
-def test_a_web_page_where_the_api_should_be_is_one_line(tmp_path: Path) -> None:
-    """A login page or a proxy answering 200 with HTML: not "no Wukongs", not a traceback."""
+@contextmanager
+def answering(tmp_path: Path, status: int, content_type: str, body: bytes) -> Iterator[Path]:
+    """A kubeconfig whose server, on 127.0.0.1, answers every request the same way."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    class LoginPage(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b"<html><body>Please log in</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+    class Fixed(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = answer
+
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fixed)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         config = exec_kubeconfig(tmp_path / "config")
@@ -304,14 +308,58 @@ def test_a_web_page_where_the_api_should_be_is_one_line(tmp_path: Path) -> None:
         doc["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{server.server_port}"
         doc["users"][0]["user"] = {"token": "t"}
         config.write_text(yaml.safe_dump(doc))
-        for args in (["status"], ["status", "web-1"], ["start", "web-1"]):
-            result = runner.invoke(app, [*args, "--kubeconfig", str(config)])
-            assert result.exit_code == 1, result.output
-            (line,) = lines(result.stderr)
-            assert "did not answer as a Kubernetes API server (the answer was text/html)" in line
+        yield config
     finally:
         server.shutdown()
         server.server_close()
+
+
+NOT_AN_API = "did not answer as a Kubernetes API server"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "why"),
+    [
+        # A login page or a proxy answering 200 with HTML: not "no Wukongs", not a traceback.
+        pytest.param(
+            "text/html; charset=utf-8",
+            b"<html><body>Please log in</body></html>",
+            "(the answer was text/html)",
+            id="html",
+        ),
+        # A health endpoint, a JSON or text proxy, the wrong port: a traceback (KeyError:
+        # 'metadata'), or "created" and "no Wukongs" with exit 0 (CLI audit, session 44).
+        pytest.param(
+            "application/json", b"", "(the answer was not a Kubernetes object)", id="empty"
+        ),
+        pytest.param(
+            "application/json",
+            b'{"hello": "world"}',
+            "(the answer was not a Kubernetes object)",
+            id="other-json",
+        ),
+        pytest.param("text/plain", b"hello", "(the answer was not a Kubernetes object)", id="text"),
+    ],
+)
+def test_a_web_page_where_the_api_should_be_is_one_line(
+    content_type: str, body: bytes, why: str, tmp_path: Path
+) -> None:
+    with answering(tmp_path, 200, content_type, body) as config:
+        for args in (
+            ["status"],
+            ["status", "web-1"],
+            ["start", "web-1"],
+            ["create", "web-1"],
+            ["stop", "-l", "a=b"],
+            ["delete", "web-1", "-y"],
+            ["describe", "web-1"],
+            ["version"],
+        ):
+            result = runner.invoke(app, [*args, "--kubeconfig", str(config)])
+            assert result.exit_code == 1, (args, result.output)
+            (line,) = lines(result.stderr)
+            assert f"{NOT_AN_API} {why}" in line, args
+            assert "created" not in result.stdout and "Traceback" not in result.output
 
 
 def test_a_timeout_without_wait_is_refused_not_ignored() -> None:

@@ -60,8 +60,8 @@ async def chosen(target: Target, names: Sequence[str], selector: str | None) -> 
     """The Wukongs a command acts on: the one named, or every one matching `-l`."""
     if selector is None:
         return [await target.wukong(name) for name in names]
-    listing = await target.kube.request("GET", target.wukongs(), query={"labelSelector": selector})
-    items = sorted(listing.get("items") or [], key=lambda c: str(c["metadata"]["name"]))
+    listing = await target.listed(target.wukongs(), query={"labelSelector": selector})
+    items = sorted(listing, key=lambda c: str(c["metadata"]["name"]))
     if not items:
         raise CliError(f"no Wukongs match {selector} in namespace {target.namespace}")
     return items
@@ -132,7 +132,7 @@ async def patch_pinned(
         if patch is None:
             return cr
         try:
-            return await target.kube.merge_patch(target.wukongs(name), patch, dry_run=dry_run)
+            return await target.patched(name, patch, dry_run=dry_run)
         except Conflict:
             continue  # someone wrote in between: decide again on what is there now
     raise CliError(f"{name} keeps changing under us; try again")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from wukong.adapters.kube import api_path
 from wukong.console import credentials as keys
-from wukong.console.connect import Target, connect
+from wukong.console.connect import Target, connect, kubernetes_object
 from wukong.console.errors import OK, CliError
 from wukong.console.flows.common import JsonObj, patch_pinned
 from wukong.console.invocation import Cluster, Console, typed
@@ -24,7 +24,7 @@ def _secrets(target: Target, name: str | None = None) -> str:
 
 async def _secret(target: Target, cr: JsonObj, name: str) -> JsonObj:
     try:
-        return await target.kube.get(_secrets(target, name))
+        return kubernetes_object(await target.kube.get(_secrets(target, name)), _secrets(target))
     except NotFound:
         wukong = cr["metadata"]["name"]
         raise CliError(f"Secret {name} (in the sshKeys of {wukong}) does not exist") from None

@@ -133,10 +133,9 @@ async def _services(target: Target) -> list[JsonObj] | None:
     the user may not list Services."""
     path = api_path("", "v1", "services", target.namespace)
     try:
-        found = await target.kube.request("GET", path, query={"labelSelector": LABEL_WUKONG})
+        return await target.listed(path, query={"labelSelector": LABEL_WUKONG})
     except Forbidden:
         return None
-    return list(found.get("items") or [])
 
 
 def _show_deletion(io: Console, cr: JsonObj, plan: deletion.DeletePlan, patches: Patches) -> None:
@@ -156,7 +155,7 @@ async def _delete(
     patch = deletion.options_patch(cr, plan)
     if patch is not None:
         try:
-            await target.kube.merge_patch(target.wukongs(name), patch, dry_run=dry_run)
+            await target.patched(name, patch, dry_run=dry_run)
         except Conflict as error:
             raise CliError(
                 f"{name} changed after the plan was made: run the command again"

@@ -13,7 +13,7 @@ from wukong.console import create as creation
 from wukong.console import disks
 from wukong.console import expose as exposing
 from wukong.console import resize as resizing
-from wukong.console.connect import Target, connect
+from wukong.console.connect import Target, connect, kubernetes_object
 from wukong.console.errors import OK, CliError
 from wukong.console.flows.common import (
     JsonObj,
@@ -62,6 +62,7 @@ async def create(
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         try:
             made = await target.kube.create(target.wukongs(), body, dry_run=writing.server)
+            made = kubernetes_object(made, target.wukongs())
         except AlreadyExists:
             raise CliError(
                 f"wukong {wanted.name} already exists in namespace {target.namespace}"
@@ -106,7 +107,9 @@ async def expose(
             return OK
         services = api_path("", "v1", "services", target.namespace)
         try:
-            made = await target.kube.create(services, body, dry_run=writing.server)
+            made = kubernetes_object(
+                await target.kube.create(services, body, dry_run=writing.server), services
+            )
         except AlreadyExists:
             raise exposing.already_exists(service, target.namespace) from None
         io.out(exposing.exposed(made, name) + writing.suffix())
@@ -261,7 +264,7 @@ async def detach(
                 return OK
             for patch in (options, removal):
                 if patch is not None:
-                    await target.kube.merge_patch(target.wukongs(name), patch, dry_run=True)
+                    await target.patched(name, patch, dry_run=True)
             io.out(plan.summary(name, target.namespace) + writing.suffix())
             return OK
         if not plan.keep_data:

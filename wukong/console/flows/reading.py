@@ -10,7 +10,7 @@ from wukong.adapters.kube import api_path
 from wukong.adapters.kubevirt import subresource_path
 from wukong.api.kinds import VMI
 from wukong.api.names import vm_name
-from wukong.console.connect import Target, connect
+from wukong.console.connect import Target, connect, kubernetes_list
 from wukong.console.describe import describe as describe_page
 from wukong.console.describe import guest_section, guest_unavailable
 from wukong.console.errors import OK, CliError
@@ -37,18 +37,18 @@ from wukong.errors import ApiError, Forbidden
 async def names(cluster: Cluster, prefix: str = "") -> list[str]:
     """The names of the namespace's Wukongs that start with `prefix`, for completion."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        return _named(await target.kube.request("GET", target.wukongs()), prefix)
+        return _named(await target.listed(target.wukongs()), prefix)
 
 
 async def namespaces(cluster: Cluster, prefix: str = "") -> list[str]:
     """The names of the cluster's namespaces that start with `prefix`, for completion."""
     async with connect(cluster.kubeconfig, cluster.context, None) as target:
-        return _named(await target.kube.request("GET", api_path("", "v1", "namespaces")), prefix)
+        return _named(await target.listed(api_path("", "v1", "namespaces")), prefix)
 
 
-def _named(listing: JsonObj, prefix: str) -> list[str]:
-    """The sorted names in a LIST answer that start with `prefix`."""
-    found = (str(item["metadata"]["name"]) for item in listing.get("items") or [])
+def _named(items: list[JsonObj], prefix: str) -> list[str]:
+    """The sorted names of a LIST's items that start with `prefix`."""
+    found = (str(item["metadata"]["name"]) for item in items)
     return sorted(name for name in found if name.startswith(prefix))
 
 
@@ -80,8 +80,8 @@ async def status(
         if name is not None:
             query["fieldSelector"] = f"metadata.name={name}"
         path = target.wukongs(all_namespaces=all_namespaces)
-        answer = await target.kube.request("GET", path, query=query)
-        items = answer.get("items") or []
+        answer = kubernetes_list(await target.kube.request("GET", path, query=query), path)
+        items = answer["items"]
         if name is not None and not items:
             await target.wukong(name)  # not found, said as without -w (or it came meanwhile)
         if items or output in (Output.JSON, Output.YAML):
@@ -116,8 +116,10 @@ async def status(
                     except Expired:
                         # Too old to watch from (a quiet selection in a busy cluster): list
                         # again, show what changed meanwhile, watch from the list's version.
-                        again = await target.kube.request("GET", path, query=query)
-                        for cr in again.get("items") or []:
+                        again = kubernetes_list(
+                            await target.kube.request("GET", path, query=query), path
+                        )
+                        for cr in again["items"]:
                             if shown.get(cr["metadata"]["uid"]) != cr["metadata"].get(
                                 "resourceVersion"
                             ):
@@ -138,12 +140,12 @@ async def describe(cluster: Cluster, io: Console, name: str) -> int:
         cr = await target.wukong(name)
         guest = await _guest(target, cr)
         try:
-            events = await target.kube.get(api_path("", "v1", "events", target.namespace))
+            events = await target.listed(api_path("", "v1", "events", target.namespace))
         except Forbidden as error:  # may read Wukongs, not Events: the page without them
             page = describe_page(cr, None, now(), why=f"forbidden: {error.message}", guest=guest)
             io.out(page)
             return OK
-        io.out(describe_page(cr, events.get("items") or [], now(), guest=guest))
+        io.out(describe_page(cr, events, now(), guest=guest))
         return OK
 
 

@@ -124,9 +124,7 @@ async def _request(
     if writing.client:
         patches.add(cr, request.patch())
         return None
-    answer = await target.kube.merge_patch(
-        target.wukongs(name), request.patch(), dry_run=writing.server
-    )
+    answer = await target.patched(name, request.patch(), dry_run=writing.server)
     generation = int(answer["metadata"]["generation"])
     requested = _requested(request, name, generation)
     if writing.server:
@@ -251,11 +249,11 @@ async def snapshots_to_restore(cluster: Cluster, name: str) -> int:
         path = api_path(SNAPSHOT.group, SNAPSHOT.version, SNAPSHOT.plural, target.namespace)
         query = {"labelSelector": f"{LABEL_WUKONG}={name}"}
         try:
-            found = await target.kube.request("GET", path, query=query)
+            found = await target.listed(path, query=query)
         except Forbidden:  # a user who may not list snapshots gets the plain usage error
             raise usage("restore needs --snapshot-name: the snapshot to restore") from None
         now = datetime.now(UTC)
-        raise usage(snapshot_choices(name, target.namespace, list(found.get("items") or []), now))
+        raise usage(snapshot_choices(name, target.namespace, found, now))
 
 
 async def migrate_cancel(cluster: Cluster, io: Console, name: str, *, wait: float | None) -> int:
@@ -323,12 +321,12 @@ async def _kubevirts_migration(target: Target, path: str, vmi: str) -> JsonObj |
     own (CLI audit, session 41: `migrate-cancel` said "no migration is running")."""
     query = {"labelSelector": f"kubevirt.io/vmi-name={vmi}"}
     try:
-        listed = await target.kube.request("GET", path, query=query)
+        listed = await target.listed(path, query=query)
     except Forbidden:  # not the user's to list: the Wukong's own answer stands
         return None
     running = [
         m
-        for m in listed.get("items") or []
+        for m in listed
         if (m.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         and not being_deleted(m)
     ]
