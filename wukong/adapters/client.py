@@ -3,8 +3,11 @@ simulator, tests) shares."""
 
 from __future__ import annotations
 
+import binascii
 import logging
 import os
+import re
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -158,6 +161,9 @@ async def load_configuration(
                 client_configuration=configuration,
                 persist_config=False,
             )
+    except binascii.Error as error:  # a ValueError: *-data fields are base64
+        reason = f"its certificate or key data is not base64 ({error})"
+        raise ConfigError(f"cannot use kubeconfig {', '.join(files)}: {reason}") from error
     except (kube_config.ConfigException, yaml.YAMLError, OSError, KeyError, TypeError) as error:
         if context is not None and "contexts" in str(error):
             raise ConfigError(f"context {context} not found in {', '.join(files)}") from error
@@ -165,7 +171,29 @@ async def load_configuration(
             " ".join(str(error).split()) or type(error).__name__
         )
         raise ConfigError(f"cannot use kubeconfig {', '.join(files)}: {reason}") from error
+    _check_certificates(configuration, ", ".join(files))
     return context_namespace(loader.current_context) or "default"
+
+
+def _check_certificates(configuration: Configuration, files: str) -> None:
+    """Load the kubeconfig's CA and client certificate as `ApiClient` will, so that data
+    that is not PEM is a ConfigError naming the kubeconfig, where `ApiClient(...)` raised
+    `ssl.SSLError` with a traceback (CLI audit, session 44). Only what the kubeconfig gives:
+    the system's CAs are not read twice."""
+    what = "certificate-authority is not a PEM certificate"
+    try:
+        if configuration.ssl_ca_cert:
+            ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        if configuration.cert_file:
+            what = "client-certificate and client-key are not a PEM certificate and its key"
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+    except (ssl.SSLError, OSError) as error:
+        reason = _SSL_SOURCE.sub("", error.strerror or str(error))
+        raise ConfigError(f"cannot use kubeconfig {files}: its {what} ({reason})") from error
+
+
+_SSL_SOURCE: Final = re.compile(r" \(_ssl\.c:\d+\)$")  # OpenSSL's source line: not for people
 
 
 def identify(api: ApiClient, agent: str) -> None:

@@ -3,6 +3,7 @@ wrong command line or a bad `run` option, one line for an unusable kubeconfig (i
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,6 +128,50 @@ def test_an_empty_kubeconfig_is_named(command: list[str], tmp_path: Path) -> Non
     (line,) = lines(result.stderr)
     assert line.endswith(f"kubeconfig {empty} is empty: it names no cluster or context")
     assert "NoneType" not in result.stderr
+
+
+NOT_PEM = base64.b64encode(b"not a cert").decode()
+
+
+@pytest.mark.parametrize("command", [["status"], ["run"]])
+@pytest.mark.parametrize(
+    ("cluster", "user", "why"),
+    [
+        pytest.param(
+            {"certificate-authority-data": NOT_PEM},
+            {"token": "t"},
+            "its certificate-authority is not a PEM certificate ([X509: NO_CERTIFICATE_OR_CRL",
+            id="ca-not-pem",
+        ),
+        pytest.param(
+            {"certificate-authority-data": "!!!notbase64"},
+            {"token": "t"},
+            "its certificate or key data is not base64 (Invalid base64-encoded string",
+            id="ca-not-base64",
+        ),
+        pytest.param(
+            {},
+            {"client-certificate-data": NOT_PEM, "client-key-data": NOT_PEM},
+            "its client-certificate and client-key are not a PEM certificate and its key (",
+            id="client-not-pem",
+        ),
+    ],
+)
+def test_bad_certificate_data_names_the_kubeconfig(
+    command: list[str], cluster: dict[str, str], user: dict[str, str], why: str, tmp_path: Path
+) -> None:
+    """Not a traceback of ssl.SSLError or binascii.Error (CLI audit, session 44); `run`
+    exits 2, as for every unusable kubeconfig."""
+    config = exec_kubeconfig(tmp_path / "config")
+    doc = yaml.safe_load(config.read_text())
+    doc["clusters"][0]["cluster"].update(cluster)
+    doc["users"][0]["user"] = user
+    config.write_text(yaml.safe_dump(doc))
+    result = runner.invoke(app, [*command, "--kubeconfig", str(config)])
+    assert result.exit_code == (2 if command == ["run"] else 1), result.output
+    (line,) = lines(result.stderr)
+    assert f"cannot use kubeconfig {config}: {why}" in line
+    assert "_ssl.c" not in line
 
 
 @pytest.mark.parametrize("command", [["status"], ["run"]])
