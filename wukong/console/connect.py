@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, Configuration
 
@@ -19,7 +20,7 @@ from wukong.adapters.client import (
 )
 from wukong.adapters.kube import JsonObj, Kube, api_path
 from wukong.api import names
-from wukong.console.errors import CliError, explain, not_found
+from wukong.console.errors import CliError, bodiless, explain, not_found, not_kubernetes
 from wukong.errors import NOT_KUBERNETES, ApiError, NotFound, ServerError
 
 __all__ = ["Target", "connect", "kubeconfig_files", "kubernetes_list", "kubernetes_object", "load"]
@@ -47,6 +48,21 @@ def kubernetes_list(answer: JsonObj, path: str) -> JsonObj:
     ):
         return answer
     raise ServerError(200, NOT_KUBERNETES, NOT_AN_OBJECT, path=path)
+
+
+class CliKube(Kube):
+    """`Kube` as the CLI reads answers: a 404 with no body is not "not found" but a server
+    that is not the API server (CLI audit, session 44: `error: wukong web-1 not found` was
+    said of a proxy). Not in `Kube`, whose operator keeps the plain mapping."""
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> JsonObj:
+        """`Kube.request`, with a bodiless 404 raised as a NotKubernetes ServerError."""
+        try:
+            return await super().request(method, path, **kwargs)
+        except NotFound as error:
+            if bodiless(error):
+                raise not_kubernetes(error) from error
+            raise
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,6 @@ async def connect(
         look_up_environment_once(api)
         identify(api, CLI_AGENT)
         try:
-            yield Target(Kube(api), namespace or default_namespace, server)
+            yield Target(CliKube(api), namespace or default_namespace, server)
         except ApiError as error:
             raise CliError(explain(error, server)) from error

@@ -53,26 +53,42 @@ def not_found(kind: str, name: str, namespace: str, error: NotFound) -> CliError
     return CliError(f"{kind} {name} not found in namespace {namespace}")
 
 
+def bodiless(error: NotFound) -> bool:
+    """A 404 with nothing in its body. A kube-apiserver always says why (a JSON Status, or
+    `404 page not found` for a group it does not serve); a proxy, the wrong port or a load
+    balancer's default backend need not. client-go calls it "the server could not find the
+    requested resource", which `api_missing` would read as a missing CRD."""
+    return not error.message
+
+
+def not_kubernetes(error: NotFound) -> ServerError:
+    """A bodiless 404, as what it says about the server."""
+    return ServerError(404, NOT_KUBERNETES, "the answer was a 404 with no body", path=error.path)
+
+
 def explain(error: ApiError, server: str) -> str:
-    """What an API error means for the person at the keyboard."""
+    """What an API error means for the person at the keyboard; never an empty message (an
+    answer with no body is named by its status: `error: ` alone said nothing, session 44)."""
+    said = error.message or f"{error.status} {error.reason}, with no message"
     if error.status == 0:
         return f"cannot reach the cluster at {server}: {transport_reason(error)}"
     if error.status == 401:
         return f"unauthorized at {server}: the kubeconfig's credentials were not accepted"
     if isinstance(error, Forbidden):
-        return error.message  # the API server's text names the user, verb and resource
+        return said  # the API server's text names the user, verb and resource
     if isinstance(error, NotFound):
-        return (
-            NO_API if api_missing(error) and "/vm.novasphere.dev/" in error.path else error.message
-        )
+        if bodiless(error):
+            return explain(not_kubernetes(error), server)
+        return NO_API if api_missing(error) and "/vm.novasphere.dev/" in error.path else said
     if isinstance(error, Invalid):
-        return f"rejected by the API server: {error.message}"
+        return f"rejected by the API server: {said}"
     if isinstance(error, Conflict):
-        return f"{error.message} (it changed meanwhile: run the command again)"
+        return f"{said} (it changed meanwhile: run the command again)"
     if isinstance(error, ServerError) and error.reason == NOT_KUBERNETES:
-        return f"the server at {server} did not answer as a Kubernetes API server ({error.message})"
+        return f"the server at {server} did not answer as a Kubernetes API server ({said})"
     if isinstance(error, ServerError):
-        return f"the API server failed ({error.status} {error.reason}): {error.message}"
+        failed = f"the API server failed ({error.status} {error.reason})"
+        return f"{failed}: {error.message}" if error.message else failed
     return str(error)
 
 

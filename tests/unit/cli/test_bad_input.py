@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from wukong.cli import app
 from wukong.console.errors import NO_API, explain
-from wukong.errors import NotFound
+from wukong.errors import ApiError, Conflict, Forbidden, Invalid, NotFound, ServerError
 
 runner = CliRunner()
 
@@ -405,6 +405,42 @@ def test_a_web_page_where_the_api_should_be_is_one_line(
             (line,) = lines(result.stderr)
             assert f"{NOT_AN_API} {why}" in line, args
             assert "created" not in result.stdout and "Traceback" not in result.output
+
+
+def test_a_404_with_no_body_is_not_a_missing_wukong(tmp_path: Path) -> None:
+    """A proxy or the wrong port answering 404 with nothing: not `error: ` alone, not
+    "wukong web-1 not found", which told the user their VM was gone (CLI audit, session 44).
+    A kube-apiserver always sends a Status, or `404 page not found` for an unknown group."""
+    with answering(tmp_path, 404, "text/plain", b"") as config:
+        for args in (
+            ["status"],
+            ["version"],
+            ["create", "web-1"],
+            ["status", "web-1"],
+            ["stop", "web-1"],
+            ["delete", "web-1", "-y"],
+            ["logs", "web-1"],
+        ):
+            result = runner.invoke(app, [*args, "--kubeconfig", str(config)])
+            assert result.exit_code == 1, (args, result.output)
+            (line,) = lines(result.stderr)
+            assert line.endswith(f"{NOT_AN_API} (the answer was a 404 with no body)"), args
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(Forbidden(403, "Forbidden", ""), id="403"),
+        pytest.param(Invalid(422, "Invalid", ""), id="422"),
+        pytest.param(Conflict(409, "Conflict", ""), id="409"),
+        pytest.param(ServerError(500, "ServerError", ""), id="500"),
+        pytest.param(NotFound(404, "NotFound", ""), id="404"),
+    ],
+)
+def test_an_error_with_no_body_still_says_something(error: ApiError) -> None:
+    said = explain(error, "https://k")
+    assert said.strip() and not said.endswith(": ")
+    assert str(error.status) in said or "404 with no body" in said
 
 
 def test_a_timeout_without_wait_is_refused_not_ignored() -> None:
