@@ -70,9 +70,18 @@ class Kube:
 
     _writer: Mapping[str, str] = MappingProxyType({})  # fieldManager query of writes
 
-    def __init__(self, api: ApiClient, *, on_request: RequestHook | None = None) -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        on_request: RequestHook | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
         self.api = api
         self._on_request = on_request
+        # A bound on opening a connection (TCP and the TLS handshake) inside the request's
+        # TIMEOUT_SECONDS: the CLI's, as kubectl's TLSHandshakeTimeout; the operator's None.
+        self.connect_timeout = connect_timeout
         manager = field_manager(api)
         # Writes name their author (managedFields, audit); `identify` set the agent.
         if manager:
@@ -101,7 +110,9 @@ class Kube:
                 body=body,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
-                _request_timeout=TIMEOUT_SECONDS,
+                _request_timeout=aiohttp.ClientTimeout(
+                    total=TIMEOUT_SECONDS, sock_connect=self.connect_timeout
+                ),
             )
             async with resp:
                 text = await resp.text()
@@ -143,7 +154,9 @@ class Kube:
                 header_params={"Accept": "*/*"},
                 auth_settings=["BearerToken"],
                 _preload_content=False,
-                _request_timeout=aiohttp.ClientTimeout(connect=TIMEOUT_SECONDS, sock_read=None),
+                _request_timeout=aiohttp.ClientTimeout(
+                    connect=TIMEOUT_SECONDS, sock_connect=self.connect_timeout, sock_read=None
+                ),
             )
         except ApiException as exc:
             self._count("GET", 0, path)

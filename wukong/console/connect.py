@@ -26,6 +26,11 @@ from wukong.errors import NOT_KUBERNETES, ApiError, NotFound, ServerError
 __all__ = ["Target", "connect", "kubeconfig_files", "kubernetes_list", "kubernetes_object", "load"]
 
 NOT_AN_OBJECT = "the answer was not a Kubernetes object"
+CONNECT_SECONDS = 10.0
+"""How long the CLI waits for a connection to the API server (TCP and the TLS handshake),
+as kubectl's 10 s TLSHandshakeTimeout: a server that accepts and never answers was 30 s
+of silence (CLI audit, session 44). The request's own 30 s bound is the operator's too and
+stays: a busy API server may take long to answer a request it has begun."""
 
 
 def kubernetes_object(answer: JsonObj, path: str) -> JsonObj:
@@ -117,6 +122,7 @@ async def connect(
         look_up_environment_once(api)
         identify(api, CLI_AGENT)
         try:
-            yield Target(CliKube(api), namespace or default_namespace, server)
+            kube = CliKube(api, connect_timeout=CONNECT_SECONDS)
+            yield Target(kube, namespace or default_namespace, server)
         except ApiError as error:
             raise CliError(explain(error, server)) from error

@@ -24,7 +24,7 @@ from wukong.api.conditions import (
 )
 from wukong.api.contract import ANSWERED_APART
 from wukong.api.durations import format_duration
-from wukong.console.connect import Target, kubernetes_object
+from wukong.console.connect import CONNECT_SECONDS, Target, kubernetes_object
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
 from wukong.console.status import SETTLED
@@ -166,7 +166,11 @@ async def events(
             header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
             _preload_content=False,
-            _request_timeout=aiohttp.ClientTimeout(connect=30, sock_read=WATCH_SECONDS + 30),
+            _request_timeout=aiohttp.ClientTimeout(
+                connect=30,
+                sock_connect=CONNECT_SECONDS,
+                sock_read=WATCH_SECONDS + 30,
+            ),
         )
     except (ApiException, aiohttp.ClientError, OSError) as error:
         raise ServerError(0, "TransportError", repr(error), path=path) from error

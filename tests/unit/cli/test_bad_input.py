@@ -443,6 +443,36 @@ def test_an_error_with_no_body_still_says_something(error: ApiError) -> None:
     assert str(error.status) in said or "404 with no body" in said
 
 
+def test_a_server_that_never_answers_the_tls_handshake_is_given_up_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It accepts and says nothing: as kubectl's TLSHandshakeTimeout (10 s), not the
+    request's 30 s of silence (CLI audit, session 44). Shortened here to keep the test
+    quick; the bound itself is checked to be kubectl's."""
+    import socket
+    import time
+
+    from wukong.console import connect
+
+    assert connect.CONNECT_SECONDS == 10.0
+    monkeypatch.setattr(connect, "CONNECT_SECONDS", 1.0)
+    config = exec_kubeconfig(tmp_path / "config")
+    doc = yaml.safe_load(config.read_text())
+    doc["users"][0]["user"] = {"token": "t"}
+    with socket.socket() as silent:  # the kernel accepts; nobody ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        server = f"https://127.0.0.1:{silent.getsockname()[1]}"
+        doc["clusters"][0]["cluster"]["server"] = server
+        config.write_text(yaml.safe_dump(doc))
+        began = time.monotonic()
+        result = runner.invoke(app, ["status", "--kubeconfig", str(config)])
+        took = time.monotonic() - began
+    assert result.exit_code == 1, result.output
+    assert lines(result.stderr) == [f"error: cannot reach the cluster at {server}: timed out"]
+    assert took < 8, took
+
+
 def test_a_timeout_without_wait_is_refused_not_ignored() -> None:
     result = runner.invoke(app, ["start", "web-1", "--timeout", "5m"])
     assert result.exit_code == 2
