@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final
 
 import typer
 from pydantic import ValidationError
+from typer._completion_classes import completion_init
 
 from wukong.api.durations import format_duration
 from wukong.console.access import app as access_app
@@ -29,8 +30,15 @@ app = typer.Typer(
     cls=SectionedGroup,
     help="Wukong: virtual machines on KubeVirt from one resource.",
     invoke_without_command=True,
+    # Not typer's --install-completion/--show-completion: the first edits ~/.bashrc and
+    # writes ~/.bash_completions/ (CLI audit, session 44); `wukong completion SHELL` prints
+    # the script, as `kubectl completion` does, and the user decides where it goes.
+    add_completion=False,
     **TYPER_STYLE,
 )
+# What those flags also did: register typer's shells with click, which `wukong <TAB>`
+# (the _WUKONG_COMPLETE variable the printed script sets) needs.
+completion_init()
 app.add_typer(verbs_app)  # no name: start, stop, migrate… are top-level commands
 app.add_typer(console_app)  # status, create, delete…
 app.add_typer(access_app)  # console, vnc, ssh

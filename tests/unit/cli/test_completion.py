@@ -50,3 +50,32 @@ def test_kubectl_gets_one_word_a_line_then_no_file_names(
     monkeypatch.setattr("sys.argv", ["kubectl_complete-wukong", "desc"])
     complete_for_kubectl()
     assert capsys.readouterr().out == "describe\n:4\n"
+
+
+def test_completion_is_printed_never_installed_into_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """typer's --install-completion appended to ~/.bashrc and wrote ~/.bash_completions/
+    (CLI audit, session 44): gone; `wukong completion SHELL` prints the script."""
+    from typer.testing import CliRunner
+
+    from wukong.cli import app
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SHELL", "/bin/bash")
+    runner = CliRunner()
+    helped = runner.invoke(app, ["--help"])
+    assert helped.exit_code == 0
+    assert "--install-completion" not in helped.stdout
+    assert "--show-completion" not in helped.stdout
+    for flag in ("--install-completion", "--show-completion"):
+        refused = runner.invoke(app, [flag, "bash"])
+        assert refused.exit_code == 2, refused.output
+        assert f"no such option: {flag}" in refused.stderr
+    assert list(tmp_path.iterdir()) == []
+    printed = runner.invoke(app, ["completion", "bash"])
+    assert printed.exit_code == 0 and "complete" in printed.stdout
+    # The script it prints still works: typer's shells are registered without those flags.
+    env = {"_WUKONG_COMPLETE": "complete_bash", "COMP_WORDS": "wukong st", "COMP_CWORD": "1"}
+    completed = runner.invoke(app, [], env=env, prog_name="wukong")
+    assert {"start", "status", "stop"} <= set(completed.stdout.split()), completed.output
