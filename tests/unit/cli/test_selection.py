@@ -548,3 +548,37 @@ def test_a_wait_that_ends_running_waits_a_moment_more_for_the_address(
     result = CliRunner().invoke(app, ["start", "t1", "--wait", *where])
     assert result.exit_code == 0, result.output
     assert result.stdout == "t1 is Running on node-1\n"
+
+
+def test_delete_wait_over_a_selection_has_one_deadline_for_all(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As kubectl's `delete --wait`: three Wukongs that never go, --timeout 1s, about 1 s
+    in all and not 3 (one after another, each with the whole timeout: CLI audit, s44)."""
+    from wukong.console.errors import CliError
+    from wukong.console.flows import deleting
+
+    following: set[str] = set()
+    together: list[int] = []
+
+    async def never_gone(_target: Any, name: str, _check: Any, *, within: float, **_: Any) -> Any:
+        following.add(name)
+        together.append(len(following))
+        await asyncio.sleep(within)
+        following.discard(name)
+        raise CliError(f"timed out after {within:g}s waiting for {name} to be deleted")
+
+    monkeypatch.setattr(deleting, "wait_for", never_gone)
+    server = FakeApiServer(running("t1"), running("t2"), running("t3"))
+    args = ("delete", "-l", "grp=t", "-y", "--wait", "--timeout", "1s")
+    result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+    assert result.exit_code == 1, result.output
+    assert max(together) == 3  # followed at once
+    assert [w for w in server.writes if w[0] == "DELETE"] == [
+        ("DELETE", "t1"),
+        ("DELETE", "t2"),
+        ("DELETE", "t3"),
+    ]
+    assert result.stderr.splitlines()[-3:] == [
+        f"error: {n}: timed out after 1s waiting for {n} to be deleted" for n in ("t1", "t2", "t3")
+    ]
