@@ -23,6 +23,7 @@ from wukong.console.credentials import public_keys
 from wukong.console.errors import usage
 from wukong.console.invocation import typed
 from wukong.console.lifecycle import Outcome, in_error, running
+from wukong.console.selector import BadSelector, check_label
 from wukong.console.status import condition
 
 JsonObj = dict[str, Any]
@@ -65,6 +66,23 @@ def pairs(flag: str, values: Sequence[str], shape: str) -> list[tuple[str, str]]
         if not sep or not key or not rest:
             raise usage(f"{flag} takes {shape}, not {value!r}")
         found.append((key, rest))
+    return found
+
+
+def labels_of(values: Sequence[str]) -> dict[str, str]:
+    """`--label KEY=VALUE` values, checked as the API server checks labels (as `-l` is), so a
+    label it would refuse is a usage error before any request, not a manifest it refuses
+    (CLI audit, session 44). An empty value is a label, as `kubectl label tier=` sets."""
+    found: dict[str, str] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise usage(f"--label takes KEY=VALUE, e.g. tier=web, not {value!r}")
+        try:
+            check_label(key, rest)
+        except BadSelector as error:
+            raise usage(f"--label: {error}") from None
+        found[key] = rest
     return found
 
 
@@ -189,7 +207,7 @@ def manifest(wanted: Wanted) -> JsonObj:
     except ValidationError as error:
         raise usage(_said(error, spec)) from None
     metadata: JsonObj = {"name": wanted.name}
-    labels = dict(pairs("--label", wanted.labels, "KEY=VALUE, e.g. tier=web"))
+    labels = labels_of(wanted.labels)
     if labels:
         metadata["labels"] = labels
     return {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": metadata, "spec": spec}

@@ -136,6 +136,13 @@ class _Parser:
                 raise BadSelector(f"{_found(text)}, expected: ',', ')' or identifier")
 
 
+def check_label(key: str, value: str) -> None:
+    """Raise BadSelector unless `key: value` is a label the API server would store (an
+    empty value is one, as `kubectl label` takes `tier=`)."""
+    _key(key)
+    _value(key, value)
+
+
 def _key(key: str) -> None:
     """A label key: an optional DNS-subdomain prefix and '/', then a name of up to 63."""
     prefix = key.rpartition("/")[0]  # the pattern leaves its length to a check of its own

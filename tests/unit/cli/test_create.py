@@ -166,6 +166,12 @@ def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) 
         (["--ssh-key-secret", "Bad_Name"], "--ssh-key-secret: 'Bad_Name': an SSH key Secret's"),
         (["--instancetype", "pod/u1"], "--instancetype: 'pod' is not one of virtualmachineclus"),
         (["--label", "tier"], "--label takes KEY=VALUE, e.g. tier=web, not 'tier'"),
+        # Checked as the API server checks labels, not a manifest it refuses (audit, s44).
+        (["--label", "a b=c"], "--label: 'a b' is not a label key: an optional DNS prefix"),
+        (["--label", "=web"], "--label takes KEY=VALUE, e.g. tier=web, not '=web'"),
+        (["--label", "a=b c"], "--label: 'b c' (of a) is not a label value: up to 63"),
+        (["--label", "a=b=c"], "--label: 'b=c' (of a) is not a label value"),
+        (["--label", "a=" + "v" * 64], f"--label: '{'v' * 64}' (of a) is not a label value"),
         (["--user-data", "/no/such/file"], "--user-data: cannot read /no/such/file: no such"),
         (["--user-data-secret", "Bad_S"], "--user-data-secret: 'Bad_S' is not a valid object"),
         (["--user-data", "-", "--user-data-secret", "s"], "--user-data and --user-data-secret"),
@@ -180,6 +186,15 @@ def test_a_bad_flag_is_one_line_and_exit_2_before_any_cluster(flags: list[str], 
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {said}"), lines
+
+
+def test_a_label_may_have_an_empty_value_as_kubectl_label_takes_it() -> None:
+    result = cli(
+        "web-1", "--label", "tier=", "--label", "example.com/team=core", "--dry-run=client"
+    )
+    assert result.exit_code == 0, result.output
+    labels = yaml.safe_load(result.stdout)["metadata"]["labels"]
+    assert labels == {"tier": "", "example.com/team": "core"}
 
 
 def test_a_name_a_wukong_cannot_have_is_refused() -> None:
