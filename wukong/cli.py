@@ -24,7 +24,7 @@ from wukong.console.keys import app as credentials_app
 from wukong.console.options import TYPER_STYLE, KubectlCommand
 from wukong.console.overview import SectionedGroup
 from wukong.console.verbs import app as verbs_app
-from wukong.settings import Settings
+from wukong.settings import DURATIONS, Settings
 
 app = typer.Typer(
     cls=SectionedGroup,
@@ -91,7 +91,7 @@ def _run_options() -> list[inspect.Parameter]:
             option = typer.Option(f"{flag}/--no-{flag[2:]}", envvar=envvar, help=field.description)
             annotation: Any = bool
         else:
-            shown = "" if default is None else f" [default: {_shown(default)}]"
+            shown = "" if default is None else f" [default: {_shown(name, default)}]"
             option = typer.Option(
                 flag,
                 envvar=envvar,
@@ -111,10 +111,12 @@ def _run_options() -> list[inspect.Parameter]:
     return parameters
 
 
-def _shown(value: object) -> str:
-    if isinstance(value, float):
+def _shown(name: str, value: object) -> str:
+    """A default as its flag takes it: a duration as one (`15s`), a rate as a number (10.0
+    shown as "10s" was refused by --retry-qps: CLI audit, session 44)."""
+    if name in DURATIONS and isinstance(value, int | float):
         return format_duration(value)
-    return str(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def settings_from(given: dict[str, Any]) -> Settings:

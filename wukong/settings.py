@@ -17,6 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from wukong.api.durations import parse_duration
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DURATIONS: Final = (
+    "lease_duration",
+    "renew_deadline",
+    "retry_period",
+    "stall_after",
+    "guest_report_interval",
+)
+"""The fields given as Go durations (`15s`, `5m`); `run --help` shows their defaults so."""
 
 
 def _address(value: str, field: str) -> str:
@@ -84,14 +92,7 @@ class Settings(BaseModel):
     retry_burst: int = Field(100, ge=1, description="retries allowed at once before retry_qps")
     identity: str | None = Field(None, description="leader-election identity (default: host)")
 
-    @field_validator(
-        "lease_duration",
-        "renew_deadline",
-        "retry_period",
-        "stall_after",
-        "guest_report_interval",
-        mode="before",
-    )
+    @field_validator(*DURATIONS, mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

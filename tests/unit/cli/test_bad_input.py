@@ -93,6 +93,21 @@ def test_bad_run_options_are_one_line_and_exit_2(
     assert result.stdout == ""
 
 
+def test_every_default_run_help_shows_is_one_run_takes(no_cluster: Path) -> None:
+    """`--retry-qps QPS ... [default: 10s]`, a rate shown as a duration, which --retry-qps
+    refused (CLI audit, session 44)."""
+    import re
+
+    from wukong.cli import settings_from
+
+    helped = runner.invoke(app, ["run", "--help"], terminal_width=300)
+    text = " ".join(helped.stdout.split())
+    shown = dict(re.findall(r"--([a-z-]+) [A-Z]+ [^\[]*?\[default: ([^\]]+)\]", text))
+    assert shown["retry-qps"] == "10" and shown["lease-duration"] == "15s", shown
+    for flag, default in shown.items():
+        settings_from({flag.replace("-", "_"): default})  # exit 2 (typer.Exit) if refused
+
+
 def test_a_bad_environment_variable_is_named_like_its_flag(
     no_cluster: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
