@@ -92,6 +92,13 @@ class Settings(BaseModel):
     retry_burst: int = Field(100, ge=1, description="retries allowed at once before retry_qps")
     identity: str | None = Field(None, description="leader-election identity (default: host)")
 
+    @field_validator("kubeconfig", "context", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `--kubeconfig ''` is not the path "." (what Path("") is): load_configuration
+        # then reads KUBECONFIG, as kubectl does.
+        return None if value == "" else value
+
     @field_validator(*DURATIONS, mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:

@@ -138,7 +138,11 @@ async def load_configuration(
 
     Order: the kubeconfig given (flag or KUBECONFIG, a list), else the service account when
     running in a pod (and no --context), else ~/.kube/config. Every failure is a ConfigError
-    with one line to show."""
+    with one line to show. An empty kubeconfig or context (an unset "$KC" in a script) is
+    not given, as kubectl reads `--kubeconfig ''`: KUBECONFIG, then the rest of the order
+    (CLI audit, session 44: it was read as given, then as ~/.kube/config)."""
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
+    context = context or None
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
     if kubeconfig is None and context is None and in_pod:
         try:

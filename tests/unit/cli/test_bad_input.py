@@ -189,6 +189,38 @@ def test_bad_certificate_data_names_the_kubeconfig(
     assert "_ssl.c" not in line
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [
+        pytest.param(["--kubeconfig", ""], id="kubeconfig"),
+        pytest.param(["--context", ""], id="context"),
+        pytest.param(["--kubeconfig=", "--context="], id="both"),
+    ],
+)
+def test_an_empty_kubeconfig_or_context_flag_is_not_given(
+    flags: list[str], no_cluster: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As kubectl reads an unset "$KC": KUBECONFIG and its current context, not "no
+    kubeconfig at ~/.kube/config (KUBECONFIG is not set)" or "context  not found" (s44)."""
+    config = exec_kubeconfig(no_cluster / "config")
+    doc = yaml.safe_load(config.read_text())
+    doc["users"][0]["user"] = {"token": "t"}  # its server, 127.0.0.1:1, refuses at once
+    config.write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    result = runner.invoke(app, ["status", *flags])
+    assert result.exit_code == 1, result.output
+    assert lines(result.stderr) == [
+        "error: cannot reach the cluster at https://127.0.0.1:1: connection refused"
+    ]
+
+
+def test_run_reads_an_empty_kubeconfig_as_unset() -> None:
+    from wukong.settings import Settings
+
+    given = Settings(kubeconfig="", context="")
+    assert given.kubeconfig is None and given.context is None  # not Path(""), which is "."
+
+
 @pytest.mark.parametrize("command", [["status"], ["run"]])
 def test_an_exec_plugin_failure_is_printed_once(command: list[str], tmp_path: Path) -> None:
     config = exec_kubeconfig(tmp_path / "config")
