@@ -40,10 +40,14 @@ def _group(ctx: typer.Context) -> None:
 
 User = Annotated[
     str,
-    typer.Option("--user", help="the guest user whose authorized_keys get the key", metavar="USER"),
+    typer.Option(
+        "--user", "-u", help="the guest user whose authorized_keys get the key", metavar="USER"
+    ),
 ]
+# -u and -f as virtctl's credentials verbs take them (credentials/common/common.go).
 KeyFile = Annotated[
-    str | None, typer.Option("--file", help="an SSH public key file (.pub)", metavar="FILE")
+    str | None,
+    typer.Option("--file", "-f", help="an SSH public key file (.pub)", metavar="FILE"),
 ]
 KeyValue = Annotated[
     str | None, typer.Option("--value", help="an SSH public key, as text", metavar="KEY")

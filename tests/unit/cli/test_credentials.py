@@ -125,3 +125,20 @@ def test_the_key_comes_from_one_of_file_or_value() -> None:
         )
     missing = runner.invoke(app, ["credentials", "remove-ssh-key", "web-1", "--value", MINE])
     assert missing.exit_code == 2 and "--user" in missing.stderr
+
+
+def test_virtctls_short_flags_u_and_f_are_taken(tmp_path: Any) -> None:
+    """`-u fedora -f key.pub`, as virtctl users type it, was `no such option: -u` (s44)."""
+    runner = CliRunner()
+    bad = tmp_path / "key.pub"
+    bad.write_text("not a key\n")
+    for verb in ("add-ssh-key", "remove-ssh-key"):
+        both = runner.invoke(
+            app, ["credentials", verb, "web-1", "-u", "fedora", "-f", str(bad), "--value", MINE]
+        )
+        assert (both.exit_code, both.stderr) == (
+            2,
+            "error: give the key with one of --file or --value\n",
+        )
+        read = runner.invoke(app, ["credentials", verb, "web-1", "-u", "fedora", "-f", str(bad)])
+        assert read.exit_code == 2 and read.stderr.startswith("error: --file: "), read.stderr
