@@ -19,6 +19,7 @@ from wukong.console.options import (
     NameArg,
     Namespace,
     OutputOpt,
+    SshTarget,
     cluster_from,
     console,
     duration,
@@ -187,13 +188,14 @@ def port_forward(
     context_settings={"allow_extra_args": True},
     epilog=(
         "wukong ssh web-1 -l fedora -i ~/.ssh/id_ed25519\n"
+        "wukong ssh fedora@web-1    # the user as OpenSSH and scp take it\n"
         "wukong ssh web-1 -c uptime    # a command instead of a shell\n"
         "wukong ssh web-1 -- -L 8080:localhost:80    # after --: OpenSSH's options"
     ),
 )
 def ssh(
     ctx: typer.Context,
-    name: NameArg,
+    target: SshTarget,
     user: Annotated[
         str | None, typer.Option("--username", "-l", help="Guest user.", metavar="USER")
     ] = None,
@@ -210,6 +212,10 @@ def ssh(
     after -- are OpenSSH's options: virtctl gets them as --local-ssh-opts)."""
     from wukong.console import virtctl
 
+    given, _, name = target.rpartition("@")  # USER@NAME, as scp's remote end and OpenSSH
+    if given and user and given != user:
+        fail(usage(f"the user is given twice: {given}@ and -l {user}"))
+    user = user or given or None
     cluster = cluster_from(kubeconfig, context, namespace)
     extra = list(ctx.args)
     work = virtctl.ssh(

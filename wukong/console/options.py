@@ -141,8 +141,49 @@ def wukong_name(text: str) -> str:
     63 characters), so an unset `$NAME` or a path never becomes part of a URL."""
     if not text:
         raise typer.BadParameter("the name is empty")
+    if (hint := _spelled_otherwise(text)) is not None:
+        raise typer.BadParameter(hint)
     rule = "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
     return _dns_name(text, DNS_SUBDOMAIN_PATTERN, MAX_WUKONG_NAME, "Wukong", rule)
+
+
+def _spelled_otherwise(text: str) -> str | None:
+    """What to type instead of a target as virtctl, kubectl or OpenSSH users spell it
+    (`vm/web-1`, `vm/web-1/demo`, `fedora@web-1`), or None. A refusal that only said "is
+    not a Wukong name" left them guessing (CLI audit, session 44)."""
+    user, at, name = text.rpartition("@")
+    if at and re.fullmatch(r"[\w.-]+", user) and _a_name(name):
+        return (
+            f"{text!r}: the guest user goes only to ssh and scp ({text}, {text}:PATH); "
+            f"here, the Wukong's NAME: {name}"
+        )
+    kind, slash, rest = text.partition("/")
+    name, _, namespace = rest.partition("/")
+    if not (slash and re.fullmatch(r"[a-z][a-z.]*", kind) and _a_name(name)):
+        return None  # not a spelling: a path, say, said as any bad name is
+    if namespace and not re.fullmatch(DNS_LABEL_PATTERN, namespace):
+        return None
+    if namespace:
+        typed = f"{name} -n {namespace}"
+    elif "." in name:  # virtctl's NAME.NAMESPACE, or a Wukong named with a dot
+        base, _, suffix = name.rpartition(".")
+        typed = f"{name}, or {base} -n {suffix} if {suffix} is its namespace"
+    else:
+        typed = name
+    return f"{text!r}: wukong takes the Wukong's NAME, not TYPE/NAME: {typed}"
+
+
+def _a_name(text: str) -> bool:
+    return len(text) <= MAX_WUKONG_NAME and bool(re.fullmatch(DNS_SUBDOMAIN_PATTERN, text))
+
+
+def ssh_target(text: str) -> str:
+    """`[USER@]NAME`, as ssh and `scp`'s remote end take it: checked, returned whole."""
+    user, at, name = text.rpartition("@")
+    if at and not user:
+        raise typer.BadParameter(f"{text!r}: the user before '@' is empty")
+    wukong_name(name)
+    return text
 
 
 def namespace_name(text: str) -> str:
@@ -216,6 +257,16 @@ NameArg = Annotated[
         show_default=False,
         metavar="NAME",
         parser=wukong_name,
+        autocompletion=complete_names,
+    ),
+]
+SshTarget = Annotated[
+    str,
+    typer.Argument(
+        help="the Wukong, with the guest user as OpenSSH and scp take it (or -l)",
+        show_default=False,
+        metavar="[USER@]NAME",
+        parser=ssh_target,
         autocompletion=complete_names,
     ),
 ]

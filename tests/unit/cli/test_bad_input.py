@@ -340,6 +340,72 @@ def test_names_selectors_and_durations_are_checked_before_any_request(
     assert "Value error" not in line
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        pytest.param(
+            ["ssh", "vm/web-1"],
+            "'vm/web-1': wukong takes the Wukong's NAME, not TYPE/NAME: web-1",
+            id="ssh-type-name",
+        ),
+        pytest.param(
+            ["ssh", "fedora@vm/web-1/demo"],
+            "'vm/web-1/demo': wukong takes the Wukong's NAME, not TYPE/NAME: web-1 -n demo",
+            id="ssh-virtctl-target",
+        ),
+        pytest.param(
+            ["port-forward", "vm/web-1.demo", "22"],
+            "NAME, not TYPE/NAME: web-1.demo, or web-1 -n demo if demo is its namespace",
+            id="port-forward-name-dot-namespace",
+        ),
+        pytest.param(
+            ["status", "wukong/web-1"],
+            "'wukong/web-1': wukong takes the Wukong's NAME, not TYPE/NAME: web-1",
+            id="status-kind-name",
+        ),
+        pytest.param(
+            ["console", "fedora@web-1"],
+            "'fedora@web-1': the guest user goes only to ssh and scp (fedora@web-1, "
+            "fedora@web-1:PATH); here, the Wukong's NAME: web-1",
+            id="console-user-at",
+        ),
+        pytest.param(["ssh", "@web-1"], "'@web-1': the user before '@' is empty", id="ssh-no-user"),
+        pytest.param(
+            ["ssh", "fedora@web-1", "-l", "root"],
+            "the user is given twice: fedora@ and -l root",
+            id="ssh-two-users",
+        ),
+    ],
+)
+def test_a_target_spelled_as_virtctl_or_openssh_spell_it_says_what_to_type(
+    args: list[str], said: str, no_cluster: Path
+) -> None:
+    """Not only "is not a Wukong name" (CLI audit, session 44)."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    (line,) = lines(result.stderr)
+    assert said in line, line
+
+
+def test_ssh_takes_the_user_before_the_name_as_scp_does(
+    no_cluster: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wukong.console import virtctl
+
+    asked: dict[str, object] = {}
+
+    async def ssh(_cluster: object, _io: object, name: str, **given: object) -> int:
+        asked.update(given, name=name)
+        return 0
+
+    monkeypatch.setattr(virtctl, "ssh", ssh)
+    for args in (["fedora@web-1"], ["fedora@web-1", "-l", "fedora"], ["web-1", "-l", "fedora"]):
+        asked.clear()
+        result = runner.invoke(app, ["ssh", *args])
+        assert result.exit_code == 0, result.output
+        assert (asked["name"], asked["user"]) == ("web-1", "fedora")
+
+
 def test_a_parse_error_points_at_the_command_help() -> None:
     result = runner.invoke(app, ["start", "web-1", "--dry-run"], prog_name="wukong")
     assert result.exit_code == 2
