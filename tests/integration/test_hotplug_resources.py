@@ -50,6 +50,19 @@ def _events(events: list[dict[str, Any]], reason: str) -> list[str]:
     ]
 
 
+async def _restart_required(k: Kube, namespace: str, name: str) -> tuple[dict[str, Any], str]:
+    """The Wukong once it says RestartRequired, and what it says."""
+    cr = await wait_for(
+        k,
+        namespace,
+        name,
+        lambda c: condition(c, "RestartRequired").get("status") == "True",
+        within=30,
+        what="RestartRequired",
+    )
+    return cr, condition(cr, "RestartRequired")["message"]
+
+
 async def _plugged_live(
     k: Kube, namespace: str, name: str, uid: str, done: Callable[[dict[str, Any]], bool], what: str
 ) -> list[dict[str, Any]]:
@@ -139,15 +152,7 @@ async def test_cpu_beyond_the_maximum_needs_a_restart_naming_cpu(
     vmi = await get(k, "vmi", namespace, "hot-max-vm")
     assert _vmi_domain(vmi)["cpu"]["maxSockets"] == 4
     await patch_spec(k, namespace, "hot-max", {"cpu": 6})
-    cr = await wait_for(
-        k,
-        namespace,
-        "hot-max",
-        lambda c: condition(c, "RestartRequired").get("status") == "True",
-        within=30,
-        what="RestartRequired",
-    )
-    message = condition(cr, "RestartRequired")["message"]
+    cr, message = await _restart_required(k, namespace, "hot-max")
     assert message.startswith("cpu changed while the VM runs"), message
     assert "6 is above the 4 vCPUs the VM can have live" in message
     assert not condition(cr, "CPUMemoryHotplug")
@@ -167,15 +172,7 @@ async def test_cpu_of_a_vm_that_cannot_migrate_waits_for_a_restart_not_an_evicti
     before = await get(k, "vmi", namespace, "hot-rwo-vm")
     assert before is not None
     await patch_spec(k, namespace, "hot-rwo", {"cpu": 2})
-    cr = await wait_for(
-        k,
-        namespace,
-        "hot-rwo",
-        lambda c: condition(c, "RestartRequired").get("status") == "True",
-        within=30,
-        what="RestartRequired",
-    )
-    message = condition(cr, "RestartRequired")["message"]
+    _, message = await _restart_required(k, namespace, "hot-rwo")
     assert message.startswith("cpu changed while the VM runs"), message
     assert "waits in the spec until a restart" in message
     vm = await get(k, "vm", namespace, "hot-rwo-vm")

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from wukong.api.kinds import SIZE_CLASSES
 from wukong.api.names import (
     API_VERSION,
     KIND,
@@ -166,24 +167,19 @@ clones_named = named_in("disks", "cloneFrom")
 data_sources_named = named_in("disks", "dataSource")
 
 
-# KubeVirt's default kinds when a matcher names none (the API's defaults).
-_CLUSTER_KINDS = {"instancetype": "VirtualMachineClusterInstancetype",
-                  "preference": "VirtualMachineClusterPreference"}  # fmt: skip
-
-
 def size_classes_named(cr: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
     """The namespaced instancetype and preference a Wukong names, as (namespace, name) (the
     cluster-wide ones are not watched: `kinds.SIZE_CLASSES`). An instancetype and a
     preference alike named share a key: a change of one wakes the Wukongs naming the other
     too, which costs a pass and misses nothing."""
     namespace, _ = object_name(cr)
-    refs = set()
-    for field, cluster_kind in _CLUSTER_KINDS.items():
-        ref = (cr.get("spec") or {}).get(field)
-        if isinstance(ref, Mapping) and ref.get("name"):
-            if (ref.get("kind") or cluster_kind) != cluster_kind:
-                refs.add((namespace, str(ref["name"])))
-    return frozenset(refs)
+    spec = cr.get("spec") or {}
+    refs = (spec.get(field) for field in ("instancetype", "preference"))
+    return frozenset(
+        (namespace, str(ref["name"]))
+        for ref in refs
+        if isinstance(ref, Mapping) and ref.get("name") and ref.get("kind") in SIZE_CLASSES
+    )
 
 
 def pvc_pointed_to(data_source: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
