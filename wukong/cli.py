@@ -149,8 +149,9 @@ app.command(name="run", cls=KubectlCommand)(run)
 async def _run(settings: Settings) -> int:
     from wukong.adapters.client import ConfigError
     from wukong.controller import Operator, api_client
-    from wukong.runtime.heap import tune_collector
+    from wukong.runtime.heap import small_tls_reads, tune_collector
 
+    small_tls_reads()  # before the first connection: each keeps its buffer (runtime/heap.py)
     try:
         api = await api_client(settings)
     except ConfigError as error:
