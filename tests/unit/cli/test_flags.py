@@ -61,11 +61,68 @@ def test_durations_are_read_as_kubectl_reads_them(text: str, seconds: float) -> 
     assert parse_duration(text) == seconds
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        pytest.param(".5s", 0.5, id="no-leading-digit"),
+        pytest.param("+5s", 5.0, id="plus"),
+        pytest.param("1us", 1e-6, id="us"),
+        pytest.param("1µs", 1e-6, id="micro-sign"),
+        pytest.param("1μs", 1e-6, id="greek-mu"),
+        pytest.param("30m1h", 5400.0, id="any-order"),
+        pytest.param("1s1s", 2.0, id="a-unit-twice"),
+        pytest.param("1.s", 1.0, id="point-without-fraction"),
+        pytest.param("1500000ns", 0.0015, id="ns"),
+        pytest.param("-0", 0.0, id="minus-zero"),
+        pytest.param(".5", 0.5, id="bare-fraction-is-seconds"),
+        pytest.param("2562047h47m16.854775807s", (2**63 - 1) / 1e9, id="longest"),
+    ],
+)
+def test_every_duration_go_takes_is_taken(text: str, seconds: float) -> None:
+    """docs/cli.md says the durations are Go's: `.5s`, `+5s`, `1us` and `30m1h` were refused
+    as "not a duration" (CLI audit, session 44, F14)."""
+    assert parse_duration(text) == pytest.approx(seconds, rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("text", "nanoseconds"),
+    [
+        pytest.param("0", 0, id="zero-without-unit"),
+        pytest.param("-1.5h", -5_400_000_000_000, id="negative"),
+        pytest.param("1h0.000000001s", 3_600_000_000_001, id="nanosecond-exact"),
+        pytest.param("0.1ns", 0, id="fraction-of-a-nanosecond"),
+        pytest.param("-2562047h47m16.854775808s", -(2**63), id="shortest"),
+        pytest.param("1.00000000000000000000000001s", 1_000_000_000, id="long-fraction"),
+    ],
+)
+def test_go_durations_are_exact_to_the_nanosecond(text: str, nanoseconds: int) -> None:
+    """The same integer Go's time.ParseDuration gives (checked against Go 1.x on 25,000
+    generated strings when written)."""
+    from wukong.api.durations import go_duration
+
+    assert go_duration(text) == nanoseconds
+
+
+@pytest.mark.parametrize(
+    "text",
+    [" 5s", "5s ", "", "1", "+", ".s", "-.s", "5 s", "1e3s", "5sec", "2562047h47m16.854775808s"],
+)
+def test_what_go_refuses_is_no_go_duration(text: str) -> None:
+    """Go refuses spaces, an empty string and a number without a unit (but "0"); `' 5s'`
+    was taken (stripped) by parse_duration."""
+    from wukong.api.durations import go_duration
+
+    with pytest.raises(ValueError):
+        go_duration(text)
+
+
 def test_durations_print_short() -> None:
     assert [format_duration(s) for s in (300, 5400, 45, 1.5)] == ["5m", "1h30m", "45s", "1.5s"]
 
 
-@pytest.mark.parametrize("text", ["5x", "m5", "30m1h", "", "-3"])
+@pytest.mark.parametrize(
+    "text", ["5x", "m5", "", "-3", " 5s", "5s ", "٣s", "٣", "-5s", "1h-5m", "99999999999999999999"]
+)
 def test_a_bad_duration_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
