@@ -8,7 +8,7 @@ import errno
 import inspect
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final
 
 import typer
@@ -216,6 +216,8 @@ def demo(
 
 _GLOBAL_FLAGS: Final = ("-n", "--namespace", "--context", "--kubeconfig")
 GROUPS: Final = ("credentials",)  # commands whose commands take the flags
+Flags = Mapping[str, bool]
+"""A command's options, each with whether it takes a value (`-o`: True, `--wait`: False)."""
 
 
 def split_short_equals(args: list[str]) -> list[str]:
@@ -236,42 +238,91 @@ def split_short_equals(args: list[str]) -> list[str]:
 
 
 def hoist_global_flags(
-    args: list[str], takes: Callable[[list[str]], set[str] | None] | None = None
+    args: list[str], takes: Callable[[list[str]], Flags | None] | None = None
 ) -> list[str]:
-    """kubectl takes -n, --context and --kubeconfig before the verb too (`kubectl -n demo get
-    pods`, and `kubectl wukong -n demo status` hands the plugin `-n demo status`): move them
-    from before the command to just after it, where each command reads them. `takes(words)`:
-    the flags the command `words` takes (None: unknown); one it does not take is dropped
-    (`wukong -n demo version`, as kubectl's global flags are ignored where they mean
-    nothing), and `-n` is `--namespace` where only that is taken (`run`)."""
-    leading: list[list[str]] = []
-    rest = list(args)
-    while rest:
-        flag, _, attached = rest[0].partition("=")
-        if flag in _GLOBAL_FLAGS and (attached or "=" in rest[0]):
-            leading.append([rest.pop(0)])
-        elif flag in _GLOBAL_FLAGS and len(rest) > 1:
-            leading.append([rest.pop(0), rest.pop(0)])
-        elif rest[0].startswith("-n") and len(rest[0]) > 2 and not rest[0].startswith("--"):
-            leading.append([rest.pop(0)])  # -ndemo
-        else:
-            break
-    if not leading or not rest:
-        return list(args)
-    # A group's command is one word further (`-n demo credentials add-ssh-key web-1`).
-    verb = 2 if rest[0] in GROUPS and len(rest) > 1 else 1
-    known = takes(rest[:verb]) if takes is not None else None
+    """kubectl takes -n, --context and --kubeconfig anywhere on the line (`kubectl -n demo
+    get pods`, `kubectl version -n demo`; `kubectl wukong -n demo status` hands the plugin
+    `-n demo status`). Those before the command move to just after it, where each command
+    reads them. `takes(words)`: the options the command `words` takes (None: no command);
+    then, anywhere up to `--`, one the command does not take is dropped (`wukong version -n
+    demo`, as kubectl ignores a global flag where it means nothing), `-n` is `--namespace`
+    where only that is taken (`run`), and the command's own flag of that name stays as it
+    is. Global flags and no command: they go, and `wukong -n demo` prints help, as kubectl."""
+    end = args.index("--") if "--" in args else len(args)
+    words, beyond = args[:end], args[end:]
+    leading, rest = _globals_first(words)
+    if not rest or rest[0].startswith("-"):
+        return [*rest, *beyond] if leading else list(args)
+    path, rest = rest[:1], rest[1:]
+    if path[0] in GROUPS:  # a group's command is one word further (`credentials add-ssh-key`)
+        more, rest = _globals_first(rest)
+        leading += more
+        if rest and not rest[0].startswith("-"):
+            path, rest = [*path, rest[0]], rest[1:]
+    known = takes(path) if takes is not None else None
+    if known is None:
+        return [*path, *(word for group in leading for word in group), *rest, *beyond]
     kept = [word for group in leading for word in _taken(group, known)]
-    return [*rest[:verb], *kept, *rest[verb:]]
+    return [*path, *kept, *_after_command(rest, known), *beyond]
 
 
-def _taken(group: list[str], known: set[str] | None) -> list[str]:
-    """One hoisted flag (and its value) as the command takes it: as it is, as
-    `--namespace`, or not at all."""
+def _global_span(words: list[str], at: int) -> int:
+    """How many words the global flag at `at` spans (`-n demo`: 2; `-ndemo`,
+    `--namespace=demo`: 1), or 0: not one, or its value is missing (click says so)."""
+    word = words[at]
+    flag, equals, _ = word.partition("=")
+    if flag in _GLOBAL_FLAGS and equals:
+        return 1
+    if flag in _GLOBAL_FLAGS:
+        return 2 if at + 1 < len(words) else 0
+    return 1 if word.startswith("-n") and len(word) > 2 and not word.startswith("--") else 0
+
+
+def _globals_first(words: list[str]) -> tuple[list[list[str]], list[str]]:
+    """The global flags that open `words` (each with its value), and the words after them."""
+    leading: list[list[str]] = []
+    at = 0
+    while at < len(words) and (span := _global_span(words, at)):
+        leading.append(words[at : at + span])
+        at += span
+    return leading, words[at:]
+
+
+def _after_command(words: list[str], known: Flags) -> list[str]:
+    """The words after the command, each global flag as the command takes it; the value of
+    one of the command's own options is never read as a flag (`ssh web-1 -l -n`)."""
+    out: list[str] = []
+    at = 0
+    while at < len(words):
+        if span := _global_span(words, at):
+            out += _taken(words[at : at + span], known)
+        else:
+            span = 2 if _value_follows(words[at], known) and at + 1 < len(words) else 1
+            out += words[at : at + span]
+        at += span
+    return out
+
+
+def _value_follows(word: str, known: Flags) -> bool:
+    """Whether `word` is an option of the command whose value is the next word: `--tail`,
+    `-o`, `-Ao` (as click reads a cluster of short flags), not `--tail=5`, `-oyaml`, `-A`."""
+    if word.startswith("--"):
+        return "=" not in word and known.get(word, False)
+    if not word.startswith("-") or len(word) < 2:
+        return False
+    for at, letter in enumerate(word[1:], start=2):
+        if known.get("-" + letter, False):
+            return at == len(word)  # its value is the rest of the word, if any
+    return False
+
+
+def _taken(group: list[str], known: Flags) -> list[str]:
+    """One global flag (and its value) as the command takes it: as it is, as `--namespace`,
+    or not at all."""
     first = group[0]
     flag = "-n" if first.startswith("-n") and not first.startswith("--") else first
     flag = flag.partition("=")[0]
-    if known is None or flag in known:
+    if flag in known:
         return group
     if flag == "-n" and "--namespace" in known:
         value = group[1:] if len(group) > 1 else [first.removeprefix("-n").removeprefix("=")]
@@ -279,15 +330,21 @@ def _taken(group: list[str], known: set[str] | None) -> list[str]:
     return []
 
 
-def command_flags(words: list[str]) -> set[str] | None:
-    """The options the command `words` (`status`, `credentials add-ssh-key`) takes; None
-    for a word that is no command (click then says so)."""
+def command_flags(words: list[str]) -> Flags | None:
+    """The options the command `words` (`status`, `credentials add-ssh-key`) takes, each with
+    whether it takes a value; None for a word that is no command (click then says so)."""
     command: Any = typer.main.get_command(app)
     for word in words:
         command = getattr(command, "commands", {}).get(word)
         if command is None:
             return None
-    return {opt for param in command.params for opt in getattr(param, "opts", [])}
+    flags: dict[str, bool] = {}
+    for param in command.params:
+        if param.param_type_name != "option":
+            continue
+        value = not (param.is_flag or param.count)
+        flags |= dict.fromkeys(param.opts, value) | dict.fromkeys(param.secondary_opts, False)
+    return flags
 
 
 # As kubectl's plugin the program is `kubectl wukong` to the user; its shell completion

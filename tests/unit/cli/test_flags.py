@@ -205,7 +205,8 @@ def test_a_client_dry_run_prints_the_patch_as_a_document_of_its_own() -> None:
             ["describe", "--context", "c", "-n", "d", "x"],
         ),
         (["status", "-n", "x"], ["status", "-n", "x"]),  # already after the verb
-        (["-n", "demo"], ["-n", "demo"]),  # no verb: click says what is wrong
+        (["-n", "demo"], []),  # no verb: help, as `kubectl -n demo` (CLI audit s44, F15)
+        (["-n", "demo", "--help"], ["--help"]),
         (["--bogus", "status"], ["--bogus", "status"]),
         (  # a group's verb is its second word
             ["-n", "demo", "credentials", "add-ssh-key", "w"],
@@ -241,6 +242,68 @@ def test_global_flags_a_command_does_not_take_are_dropped(given: list[str], run:
     from wukong.cli import command_flags, hoist_global_flags, split_short_equals
 
     assert hoist_global_flags(split_short_equals(given), command_flags) == run
+
+
+@pytest.mark.parametrize(
+    ("given", "run"),
+    [
+        pytest.param(["version", "-n", "demo"], ["version"], id="after-a-command-without-it"),
+        pytest.param(["version", "--client", "-ndemo"], ["version", "--client"], id="-ndemo"),
+        pytest.param(["version", "--namespace=demo", "-o", "json"], ["version", "-o", "json"]),
+        pytest.param(
+            ["version", "-n", "demo", "--context", "c"], ["version", "--context", "c"], id="kept"
+        ),
+        pytest.param(["fsm", "--kubeconfig", "k"], ["fsm"], id="fsm"),
+        pytest.param(["run", "-n", "demo"], ["run", "--namespace", "demo"], id="run-namespace"),
+        pytest.param(["status", "w", "-n", "demo"], ["status", "w", "-n", "demo"], id="taken"),
+        pytest.param(
+            ["credentials", "-n", "demo", "add-ssh-key", "w"],
+            ["credentials", "add-ssh-key", "-n", "demo", "w"],
+            id="between-group-and-command",
+        ),
+        pytest.param(
+            ["version", "-o", "-n", "demo"], ["version", "-o", "-n", "demo"], id="o-takes-n"
+        ),
+        pytest.param(["version", "-ojson", "-n", "d"], ["version", "-ojson"], id="attached"),
+        pytest.param(
+            ["ssh", "w", "--", "-n", "x"], ["ssh", "w", "--", "-n", "x"], id="after-dashes"
+        ),
+        pytest.param(
+            ["version", "--", "-n", "x"], ["version", "--", "-n", "x"], id="dashes-unread"
+        ),
+        pytest.param(["version", "-n"], ["version", "-n"], id="no-value-click-says-so"),
+        pytest.param(["-n", "demo", "version", "-n", "x"], ["version"], id="both-sides"),
+    ],
+)
+def test_global_flags_after_the_command_are_read_as_before_it(
+    given: list[str], run: list[str]
+) -> None:
+    """kubectl takes its global flags anywhere: `wukong version -n demo` said "no such
+    option: -n" where `wukong -n demo version` worked (CLI audit, session 44, F15)."""
+    from wukong.cli import command_flags, hoist_global_flags, split_short_equals
+
+    assert hoist_global_flags(split_short_equals(given), command_flags) == run
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        pytest.param(["version", "--client", "-n", "demo"], "Client Version:", id="version"),
+        pytest.param(["-n", "demo"], "Basic commands:", id="no-command-prints-help"),
+        pytest.param(["-n", "demo", "--context", "c"], "Basic commands:", id="two-flags"),
+    ],
+)
+def test_a_global_flag_anywhere_runs_the_command(
+    argv: list[str], shown: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wukong.cli import main
+
+    monkeypatch.setattr("sys.argv", ["wukong", *argv])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    out, err = capsys.readouterr()
+    assert (ended.value.code, err) == (0, ""), err
+    assert shown in out
 
 
 @pytest.mark.parametrize(
