@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from wukong.console import values
 from wukong.console.errors import CliError, usage
 from wukong.console.expose import Exposure, Protocol, ServiceType
 from wukong.console.options import (
@@ -92,7 +93,12 @@ def serial_console(
 def vnc(
     name: NameArg,
     port: Annotated[
-        int, typer.Option(help="Local port to listen on; 0 picks a free one.", min=0, max=65535)
+        int,
+        typer.Option(
+            help="Local port to listen on; 0 picks a free one.",
+            metavar="PORT",
+            parser=values.local_port,
+        ),
     ] = 0,
     address: Annotated[str, typer.Option(help="Local address to listen on.")] = "127.0.0.1",
     proxy_only: Annotated[
@@ -241,7 +247,7 @@ def logs(
         typer.Option(
             help="Only the last N lines (-1, as kubectl's default: all of them).",
             metavar="N",
-            min=-1,
+            parser=values.lines,
             show_default=False,
         ),
     ] = None,
@@ -283,16 +289,15 @@ def expose(
     port: Annotated[
         int,
         typer.Option(
-            help="The Service's port.", min=1, max=65535, metavar="PORT", show_default=False
+            help="The Service's port.", metavar="PORT", show_default=False, parser=values.port
         ),
     ],
     target_port: Annotated[
         int | None,
         typer.Option(
             help="The VM's port, if not --port.",
-            min=1,
-            max=65535,
             metavar="PORT",
+            parser=values.port,
             show_default=False,
         ),
     ] = None,
@@ -307,10 +312,18 @@ def expose(
     ] = None,
     service_type: Annotated[
         ServiceType,
-        typer.Option("--type", help="How the Service is reached.", case_sensitive=False),
+        typer.Option(
+            "--type",
+            help="How the Service is reached.",
+            parser=values.one_of(*ServiceType, case_sensitive=False),
+        ),
     ] = ServiceType.CLUSTER_IP,
     protocol: Annotated[
-        Protocol, typer.Option(help="The port's protocol.", case_sensitive=False)
+        Protocol,
+        typer.Option(
+            help="The port's protocol.",
+            parser=values.one_of(*Protocol, case_sensitive=False),
+        ),
     ] = Protocol.TCP,
     dry_run: DryRunOpt = DryRun.NONE,
     output: OutputOpt = None,

@@ -15,6 +15,7 @@ import typer
 
 from wukong.api.spec import DiskBus, RunStrategy
 from wukong.console import create as creation
+from wukong.console import values
 from wukong.console.errors import CliError, usage
 from wukong.console.options import (
     DETACH_WAIT,
@@ -38,6 +39,7 @@ from wukong.console.options import (
     duration,
     fail,
     keep_list,
+    output_option,
     read_text,
     run,
     targets,
@@ -78,10 +80,7 @@ def status(
     ] = False,
     selector: Selector = None,
     output: Annotated[
-        Output | None,
-        typer.Option(
-            "--output", "-o", help="json, yaml, wide or name", metavar="FORMAT", show_default=False
-        ),
+        Output | None, output_option(*Output, help_text="json, yaml, wide or name")
     ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="after the table, print each change")
@@ -187,7 +186,10 @@ def create(
         str, typer.Option("--size", help="system disk size", metavar="SIZE")
     ] = creation.DEFAULT_SIZE,
     cpu: Annotated[
-        int | None, typer.Option("--cpu", help="vCPUs (default 1)", metavar="N", show_default=False)
+        int | None,
+        typer.Option(
+            "--cpu", help="vCPUs (default 1)", metavar="N", show_default=False, parser=values.vcpus
+        ),
     ] = None,
     memory: Annotated[
         str | None,
@@ -271,7 +273,15 @@ def create(
     ] = False,
     timeout: Timeout = None,
     dry_run: DryRunOpt = DryRun.NONE,
-    output: OutputOpt = None,
+    output: Annotated[
+        Output | None,
+        output_option(
+            Output.JSON,
+            Output.YAML,
+            Output.NAME,
+            help_text="json, yaml or name: the Wukong made (--dry-run=client: as it would be)",
+        ),
+    ] = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
@@ -316,7 +326,9 @@ wukong resize web-1 --disk data=200Gi --wait"""
 @app.command(cls=KubectlCommand, epilog=RESIZE_EXAMPLES)
 def resize(
     name: NameArg,
-    cpu: Annotated[int | None, typer.Option("--cpu", help="vCPUs", metavar="N")] = None,
+    cpu: Annotated[
+        int | None, typer.Option("--cpu", help="vCPUs", metavar="N", parser=values.vcpus)
+    ] = None,
     memory: Annotated[
         str | None, typer.Option("--memory", help="guest memory, e.g. 8Gi", metavar="SIZE")
     ] = None,
@@ -545,8 +557,7 @@ def version(
         bool, typer.Option("--client", help="only this CLI's version; no request")
     ] = False,
     output: Annotated[
-        Output | None,
-        typer.Option("--output", "-o", help="json or yaml", metavar="FORMAT", show_default=False),
+        Output | None, output_option(Output.JSON, Output.YAML, help_text="json or yaml")
     ] = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
@@ -554,8 +565,6 @@ def version(
     """The CLI's version and the operator's (from its Deployment, where you may read it)."""
     from wukong.console.version import version as versions
 
-    if output in (Output.WIDE, Output.NAME):
-        fail(usage("version prints json or yaml"))
     cluster = cluster_from(kubeconfig, context, None)
     run(versions(cluster, console(), client, output), writes=False)
 

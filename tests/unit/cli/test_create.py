@@ -145,7 +145,8 @@ def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("flags", "said"),
     [
-        (["--cpu", "0"], "--cpu: Input should be greater than or equal to 1"),
+        # The words of resize --cpu, not pydantic's (CLI audit s44, F17).
+        (["--cpu", "0"], "invalid value for '--cpu': '0' is not a vCPU count from 1 to 2147"),
         (["--memory", "1GB"], "--memory: '1GB' is not a Kubernetes quantity (did you mean"),
         (["--size", "1XB"], "--size: '1XB' is not a Kubernetes quantity"),
         (["--image", "ftp://x"], "--image: 'ftp://x' is not an image source"),
@@ -177,7 +178,8 @@ def test_a_client_dry_run_prints_the_manifest_without_a_cluster(tmp_path: Path) 
         (["--user-data", "-", "--user-data-secret", "s"], "--user-data and --user-data-secret"),
         (["--run-strategy", "Once"], "invalid value for '--run-strategy': 'Once' is not one of"),
         (["--timeout", "5m"], "--timeout only bounds --wait"),
-        (["-o", "wide"], "-o wide is a table of status: create prints json, yaml or name"),
+        # One -o message per command, naming its formats (CLI audit s44, F16).
+        (["-o", "wide"], "invalid value for '--output' / '-o': 'wide' is not one of 'json', 'y"),
     ],
 )
 def test_a_bad_flag_is_one_line_and_exit_2_before_any_cluster(flags: list[str], said: str) -> None:

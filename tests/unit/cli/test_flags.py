@@ -135,7 +135,9 @@ def test_a_bad_duration_is_refused(text: str) -> None:
         pytest.param(["delete"], "select some with -l", id="neither"),
         pytest.param(["stop", "web-1", "-o", "yaml"], "goes with --dry-run=client", id="o-alone"),
         pytest.param(
-            ["stop", "web-1", "--dry-run=client", "-o", "wide"], "json or yaml", id="o-wide"
+            ["stop", "web-1", "--dry-run=client", "-o", "wide"],
+            "'wide' is not one of 'json', 'yaml'",
+            id="o-wide",
         ),
         pytest.param(["stop", "web-1", "--dry-run=maybe"], "--dry-run", id="bad-dry-run"),
         pytest.param(["status", "-o", "table"], "--output", id="bad-output"),
@@ -147,6 +149,69 @@ def test_flag_mistakes_exit_2(args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["create", "web-1", "--cpu", "0"], "'0' is not a vCPU count from 1 to 2147483647"),
+        (["resize", "web-1", "--cpu", "0"], "'0' is not a vCPU count from 1 to 2147483647"),
+        (["create", "web-1", "--cpu", "1.5"], "'1.5' is not an integer"),
+        (["resize", "web-1", "--cpu", "1.5"], "'1.5' is not an integer"),
+        (["vnc", "web-1", "--port", "x"], "'x' is not an integer"),
+        (["vnc", "web-1", "--port", "70000"], "'70000' is not a port from 0 to 65535"),
+        (["expose", "web-1", "--port", "x"], "'x' is not an integer"),
+        (["expose", "web-1", "--port", "0"], "'0' is not a port from 1 to 65535"),
+        (["expose", "web-1", "--port", "80", "--target-port", "http"], "'http' is not an int"),
+        (["logs", "web-1", "--tail", "x"], "'x' is not an integer"),
+        (["logs", "web-1", "--tail", "-2"], "'-2' is not a number of lines: -1 (all of them)"),
+        (["logs", "web-1", "--tail", "٣"], "'٣' is not an integer"),
+    ],
+)
+def test_the_same_flag_is_refused_in_the_same_words_on_every_command(
+    args: list[str], said: str
+) -> None:
+    """`create --cpu 0` said pydantic's "Input should be greater than or equal to 1" and
+    `resize --cpu 0` "0 is not a vCPU count"; `--port x` said "Input should be a valid
+    integer, unable to parse string as an integer" (CLI audit, session 44, F17)."""
+    result = runner.invoke(app, args, prog_name="wukong")
+    assert result.exit_code == 2, result.output
+    flag = args[-2]
+    assert result.stderr.startswith(f"error: invalid value for '{flag}': {said}")
+    assert result.stderr.count("\n") == 1 and "Input should" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "formats"),
+    [
+        (["status"], "'json', 'yaml', 'wide', 'name'"),
+        (["create", "web-1"], "'json', 'yaml', 'name'"),
+        (["create", "web-1", "--dry-run=client"], "'json', 'yaml', 'name'"),
+        (["version"], "'json', 'yaml'"),
+        (["stop", "web-1", "--dry-run=client"], "'json', 'yaml'"),
+        (["delete", "web-1", "--dry-run=client"], "'json', 'yaml'"),
+        (["resize", "web-1", "--cpu", "2", "--dry-run=client"], "'json', 'yaml'"),
+        (["expose", "web-1", "--port", "80", "--dry-run=client"], "'json', 'yaml'"),
+        (["fslist", "web-1"], "'json', 'yaml'"),
+    ],
+)
+def test_o_is_refused_in_one_message_naming_only_the_commands_formats(
+    command: list[str], formats: str
+) -> None:
+    """`create -o bogus` listed status's four formats, then `-o wide` got a second message
+    of its own (CLI audit, session 44, F16): a format the command does not print, known to
+    another command or to none, is one message listing what this one prints."""
+    said = set()
+    for wrong in ("bogus", "wide", "name", "table"):
+        if f"'{wrong}'" in formats:
+            continue
+        result = runner.invoke(app, [*command, "-o", wrong], prog_name="wukong")
+        assert result.exit_code == 2, result.output
+        said.add(result.stderr.replace(repr(wrong), "FORMAT"))
+    assert said == {
+        f"error: invalid value for '--output' / '-o': FORMAT is not one of {formats} "
+        f"(see 'wukong {command[0]} --help')\n"
+    }
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
