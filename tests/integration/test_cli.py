@@ -370,7 +370,7 @@ async def test_errors_are_one_line_and_exit_1(
         "error: nothing was deleted: 1 of 2 Wukongs cannot be deleted as asked\n"
     )
     kept = await cli(admin, "delete", "-l", "grp=cli-del", "--keep", "data", "-y", "-n", namespace)
-    assert kept.exit_code == 1, kept.output  # no disk data, and protected: not only usage
+    assert kept.exit_code == 1, kept.output  # no disk data, and protected
     assert "error: cli-4a has no disk data (disks: system)" in kept.stderr
     assert "error: cli-5 is protected from deletion" in kept.stderr
     for name in ("cli-4a", "cli-5"):

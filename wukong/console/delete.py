@@ -13,7 +13,7 @@ from typing import Any
 from wukong.api import names
 from wukong.api.contract import DELETE_GRACE_SECONDS as DEFAULT_GRACE
 from wukong.api.objects import being_deleted
-from wukong.console.errors import FAILED, USAGE, CliError, usage
+from wukong.console.errors import FAILED, CliError
 
 JsonObj = dict[str, Any]
 
@@ -132,7 +132,9 @@ def plan_delete(
     disks = [str(d["name"]) for d in spec.get("disks") or []]
     unknown = [k for k in keep if k not in disks]
     if unknown:
-        raise usage(f"{name} has no disk {', '.join(unknown)} (disks: {', '.join(disks)})")
+        # Exit 1, as detach's and resize's: the disk is missing from what the cluster holds
+        # (a "not found"), not from the command line (CLI audit, session 44, F17).
+        raise CliError(f"{name} has no disk {', '.join(unknown)} (disks: {', '.join(disks)})")
     existing: JsonObj = spec.get("deleteOptions") or {}
     keep_every = keep_all or bool(existing.get("preserveDisks"))
     listed = [*existing.get("preserveDisksList", [])]
@@ -214,12 +216,12 @@ class CannotDelete(CliError):
     """Some selected Wukongs cannot be deleted as asked: nothing may be deleted."""
 
     def __init__(self, problems: Sequence[CliError], selected: int) -> None:
-        # Exit 2 only when the command line alone is wrong (a --keep disk a Wukong lacks).
-        code = USAGE if all(p.code == USAGE for p in problems) else FAILED
+        # Exit 1: each problem is with a Wukong as it stands (protected, being deleted,
+        # without a --keep disk), none with the command line alone.
         super().__init__(
             f"nothing was deleted: {len(problems)} of {selected} Wukongs cannot be deleted "
             "as asked",
-            code,
+            FAILED,
         )
         self.problems = tuple(problems)
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.unit.cli.objects import IMAGE, running, wukong
 from wukong.console.delete import Disk, options_patch, owned_services, plan_delete
-from wukong.console.errors import USAGE, CliError
+from wukong.console.errors import FAILED, CliError
 
 DISKS = [
     {"name": "system", "size": "10Gi", "image": IMAGE},
@@ -104,10 +104,12 @@ def test_a_protected_wukong_is_refused_with_the_way_out() -> None:
     )
 
 
-def test_keeping_a_disk_the_wukong_does_not_have_is_a_usage_error() -> None:
+def test_keeping_a_disk_the_wukong_does_not_have_is_not_found_as_detach_says_it() -> None:
+    """Exit 1, as `detach web-1 nope` and `resize --disk nope=…`: the disk is missing from the
+    Wukong, not from the command line (it was exit 2 here alone: CLI audit s44, F17)."""
     with pytest.raises(CliError, match=r"has no disk nope \(disks: system, data, logs\)") as bad:
         plan_delete(running(disks=DISKS), keep=["nope"])
-    assert bad.value.code == USAGE
+    assert bad.value.code == FAILED
 
 
 def test_the_plan_shows_disks_still_being_detached_as_the_operator_treats_them() -> None:

@@ -133,14 +133,14 @@ def test_delete_over_a_selection_deletes_nothing_when_one_is_protected(
     ]
 
 
-def test_keeping_a_disk_one_selected_wukong_lacks_deletes_none_and_exits_2(
+def test_keeping_a_disk_one_selected_wukong_lacks_deletes_none_and_exits_1(
     kubeconfig: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = FakeApiServer(running("k1", disks=DATA), running("k2"))
     result = wukong_cli(
         server, kubeconfig, monkeypatch, "delete", "-l", "grp=t", "--keep", "data", "-y"
     )
-    assert result.exit_code == 2, result.output  # nothing written: the command line is wrong
+    assert result.exit_code == 1, result.output  # a disk k2 lacks: not found, as detach's
     assert server.writes == []
     assert result.stderr.splitlines() == [
         "error: k2 has no disk data (disks: system)",
@@ -173,7 +173,26 @@ def test_one_named_wukong_that_cannot_be_deleted_is_one_line_as_before(
 ) -> None:
     server = FakeApiServer(running("k2"))
     result = wukong_cli(server, kubeconfig, monkeypatch, "delete", "k2", "--keep", "data", "-y")
-    assert (result.exit_code, result.stderr) == (2, "error: k2 has no disk data (disks: system)\n")
+    assert (result.exit_code, result.stderr) == (1, "error: k2 has no disk data (disks: system)\n")
+    assert server.writes == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["detach", "k2", "nope", "-y"], id="detach"),
+        pytest.param(["delete", "k2", "--keep", "nope", "-y"], id="delete-keep"),
+        pytest.param(["resize", "k2", "--disk", "nope=2Gi"], id="resize"),
+    ],
+)
+def test_a_disk_the_wukong_lacks_is_the_same_line_and_exit_1_for_every_verb(
+    args: list[str], kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`detach web-1 nosuch` exited 1 and `delete --keep nosuch` 2 (CLI audit s44, F17): a
+    disk missing from the Wukong is "not found" (exit 1), as a missing Wukong is."""
+    server = FakeApiServer(running("k2"))
+    result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+    assert (result.exit_code, result.stderr) == (1, "error: k2 has no disk nope (disks: system)\n")
     assert server.writes == []
 
 
