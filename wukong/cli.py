@@ -58,21 +58,25 @@ def _root(ctx: typer.Context) -> None:
 def help_(
     ctx: typer.Context,
     command: Annotated[
-        str | None, typer.Argument(help="a command", metavar="COMMAND", show_default=False)
+        list[str] | None,
+        typer.Argument(help="a command, or a group's", metavar="COMMAND...", show_default=False),
     ] = None,
 ) -> None:
-    """Help about any command (`wukong help stop` is `wukong stop --help`)."""
+    """Help about any command (`wukong help stop` is `wukong stop --help`; `wukong help
+    credentials add-ssh-key`, as `kubectl help config view`)."""
     root = ctx.find_root()
-    group = root.command
-    if command is None:
-        typer.echo(root.get_help())
-        return
-    found = group.get_command(root, command) if hasattr(group, "get_command") else None
-    if found is None:
-        typer.echo(f"error: unknown command {command!r} (see '{root.info_name} --help')", err=True)
-        raise typer.Exit(2)
-    with found.make_context(command, ["--help"], parent=root, resilient_parsing=True) as sub:
-        typer.echo(found.get_help(sub))
+    found: Any = root.command
+    shown = root
+    for at, word in enumerate(command or []):
+        found = found.get_command(shown, word) if hasattr(found, "get_command") else None
+        if found is None:
+            typed = " ".join((command or [])[: at + 1])
+            typer.echo(
+                f"error: unknown command {typed!r} (see '{root.info_name} --help')", err=True
+            )
+            raise typer.Exit(2)
+        shown = found.make_context(word, ["--help"], parent=shown, resilient_parsing=True)
+    typer.echo(found.get_help(shown))
 
 
 # Flags whose names are not `--<field>` and variables that are not `WUKONG_<FIELD>`.
@@ -190,12 +194,15 @@ def crd() -> None:
 
 @app.command(cls=KubectlCommand)
 def demo(
-    keep: Annotated[bool, typer.Option(help="keep running after the demo until Ctrl-C")] = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="keep running after the demo until Ctrl-C")
+    ] = False,
     kubevirt: Annotated[
         str,
         typer.Option(
             help="real: KubeVirt's own virt-api and virt-controller (built from source, cached); "
-            "sim: the pure simulator"
+            "sim: the pure simulator",
+            metavar="real|sim",
         ),
     ] = "real",
 ) -> None:

@@ -100,7 +100,9 @@ def vnc(
             parser=values.local_port,
         ),
     ] = 0,
-    address: Annotated[str, typer.Option(help="Local address to listen on.")] = "127.0.0.1",
+    address: Annotated[
+        str, typer.Option(help="Local address to listen on.", metavar="ADDRESS")
+    ] = "127.0.0.1",
     proxy_only: Annotated[
         bool,
         typer.Option("--proxy-only", help="Only serve the port, for a viewer of your own."),
@@ -315,6 +317,7 @@ def expose(
         typer.Option(
             "--type",
             help="How the Service is reached.",
+            metavar=values.spelled(*ServiceType),
             parser=values.one_of(*ServiceType, case_sensitive=False),
         ),
     ] = ServiceType.CLUSTER_IP,
@@ -322,6 +325,7 @@ def expose(
         Protocol,
         typer.Option(
             help="The port's protocol.",
+            metavar=values.spelled(*Protocol),
             parser=values.one_of(*Protocol, case_sensitive=False),
         ),
     ] = Protocol.TCP,

@@ -21,9 +21,11 @@ from wukong.console.options import (
     fail,
     run,
 )
+from wukong.console.overview import KubectlGroup
 
 app = typer.Typer(
     name="credentials",
+    cls=KubectlGroup,
     help="SSH keys the guest agent gives a guest user (virtctl's credentials verbs).",
     invoke_without_command=True,
     **TYPER_STYLE,

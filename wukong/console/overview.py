@@ -1,7 +1,7 @@
 """`wukong --help` laid out as kubectl's: commands in sections by what they are for (kubectl's
 "Basic Commands", "Troubleshooting and Debugging Commands"…), virtctl's names beside the
 commands they alias, then usage. One flat list of 40 names, the operator's own first, hid
-what a person looks for."""
+what a person looks for. `wukong credentials --help` has the same layout, with one section."""
 
 from __future__ import annotations
 
@@ -43,19 +43,20 @@ ALIASES: Final = {  # virtctl's name → ours, shown beside ours
 }
 
 
-class SectionedGroup(TyperGroup):
-    """The top-level command: what it is, its commands by section (each with its aliases),
-    options, then usage, as kubectl lays out its own."""
+class KubectlGroup(TyperGroup):
+    """A command of commands (`credentials`): what it is, its commands, options, then usage,
+    as kubectl lays out `kubectl config --help`; click's layout put `Usage: … [OPTIONS]
+    COMMAND [ARGS]...` first (CLI audit, session 44, F12)."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self.format_help_text(ctx, formatter)
         self.format_commands(ctx, formatter)
         self.format_options(ctx, formatter)  # typer's: its own, then the commands (ours)
-        program = ctx.find_root().info_name or "wukong"
+        path = ctx.command_path or "wukong"  # `wukong`, `kubectl wukong credentials`
         formatter.write_paragraph()
-        formatter.write(f"Usage:\n  {program} COMMAND [options]\n")
+        formatter.write(f"Usage:\n  {path} COMMAND [options]\n")
         formatter.write_paragraph()
-        formatter.write(f'Use "{program} <command> --help" for more about a command.\n')
+        formatter.write(f'Use "{path} <command> --help" for more about a command.\n')
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         """The group's own options only: its commands have their sections already."""
@@ -67,6 +68,10 @@ class SectionedGroup(TyperGroup):
         if records:
             with formatter.section("Options"):
                 formatter.write_dl(records)
+
+
+class SectionedGroup(KubectlGroup):
+    """The top-level command: its commands by section, each with its aliases."""
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         aliases: dict[str, list[str]] = {}

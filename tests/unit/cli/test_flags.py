@@ -5,6 +5,7 @@ runs each flag against the API server)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import typer
@@ -32,6 +33,72 @@ def test_help_reads_like_kubectl(command: str) -> None:
     assert "╭" not in text  # no rich boxes
     assert "\nOptions:\n" in text and text.rstrip().splitlines()[-2] == "Usage:"
     assert text.rstrip().splitlines()[-1].startswith(f"  wukong {command}")
+
+
+def _every_command() -> list[list[str]]:
+    root = typer.main.get_command(app)
+    paths = []
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(command, "commands", None)
+        paths += [[name, sub] for sub in subs] if subs else [[name]]
+    return paths
+
+
+@pytest.mark.parametrize("path", _every_command(), ids=" ".join)
+def test_help_shows_what_to_type_not_clicks_own_metavars(path: list[str]) -> None:
+    """`vnc --port <int range>`, `--address <str>`, `[x>=-1]`, `[1<=x<=65535]` and `expose
+    --type <clusterip|…>` beside `[default: ClusterIP]` (CLI audit, session 44, F12)."""
+    text = runner.invoke(app, [*path, "--help"], prog_name="wukong").stdout
+    options = text.split("\nOptions:\n")[1].split("\nUsage:")[0]
+    flags = [line.split("  ")[1] for line in options.splitlines() if line.startswith("  -")]
+    assert flags and not [flag for flag in flags if "<" in flag], flags
+    assert not re.search(r"x?[<>]=x?|x[<>]|\[default: no-", options), options
+
+
+def test_a_choice_is_shown_as_it_is_typed_and_defaulted() -> None:
+    text = " ".join(runner.invoke(app, ["expose", "--help"]).stdout.split())
+    assert "--type ClusterIP|NodePort|LoadBalancer How the Service is reached. [default: C" in text
+    assert "--protocol TCP|UDP|SCTP The port's protocol. [default: TCP]" in text
+    bad = runner.invoke(app, ["expose", "web-1", "--port", "80", "--type", "External"])
+    assert "'External' is not one of 'ClusterIP', 'NodePort', 'LoadBalancer'" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("words", "same_as"),
+    [
+        (["credentials", "add-ssh-key"], ["credentials", "add-ssh-key", "--help"]),
+        (["credentials"], ["credentials", "--help"]),
+        (["stop"], ["stop", "--help"]),
+        ([], ["--help"]),
+    ],
+)
+def test_help_takes_a_command_path_as_kubectl_help_does(
+    words: list[str], same_as: list[str]
+) -> None:
+    """`kubectl help config view` works; `wukong help credentials add-ssh-key` said
+    "unexpected extra argument(s)" (CLI audit, session 44, F12)."""
+    helped = runner.invoke(app, ["help", *words], prog_name="wukong")
+    assert helped.exit_code == 0, helped.output
+    assert helped.stdout == runner.invoke(app, same_as, prog_name="wukong").stdout
+
+
+def test_help_names_the_words_it_does_not_know() -> None:
+    unknown = runner.invoke(app, ["help", "credentials", "bogus"], prog_name="wukong")
+    assert unknown.exit_code == 2
+    assert unknown.stderr == "error: unknown command 'credentials bogus' (see 'wukong --help')\n"
+
+
+def test_a_group_of_commands_has_the_layout_of_every_other_help() -> None:
+    """`credentials --help` opened with click's `Usage: wukong credentials [OPTIONS] COMMAND
+    [ARGS]...`; now as `wukong --help`: description, commands, options, then usage."""
+    text = runner.invoke(app, ["credentials", "--help"], prog_name="wukong").stdout
+    assert not text.startswith("Usage") and "[OPTIONS]" not in text
+    assert text.index("Commands:") < text.index("Options:") < text.index("Usage:")
+    assert text.rstrip().splitlines()[-3:] == [
+        "  wukong credentials COMMAND [options]",
+        "",
+        'Use "wukong credentials <command> --help" for more about a command.',
+    ]
 
 
 @pytest.mark.parametrize(
