@@ -319,6 +319,7 @@ def expose(
             help="How the Service is reached.",
             metavar=values.spelled(*ServiceType),
             parser=values.one_of(*ServiceType, case_sensitive=False),
+            autocompletion=values.completing(*ServiceType),
         ),
     ] = ServiceType.CLUSTER_IP,
     protocol: Annotated[
@@ -327,6 +328,7 @@ def expose(
             help="The port's protocol.",
             metavar=values.spelled(*Protocol),
             parser=values.one_of(*Protocol, case_sensitive=False),
+            autocompletion=values.completing(*Protocol),
         ),
     ] = Protocol.TCP,
     dry_run: DryRunOpt = DryRun.NONE,

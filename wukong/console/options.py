@@ -22,7 +22,7 @@ from wukong.console.errors import CliError, usage
 from wukong.console.invocation import Ask, Cluster, Console, invoked_as
 from wukong.console.output import DryRun, Output
 from wukong.console.selector import BadSelector, check_selector
-from wukong.console.values import one_of
+from wukong.console.values import completing, one_of
 
 if TYPE_CHECKING:
     from wukong.console.flows import Writing
@@ -335,6 +335,7 @@ def output_option(*formats: Output, help_text: str) -> Any:
         metavar="FORMAT",
         show_default=False,
         parser=one_of(*formats),
+        autocompletion=completing(*formats),
     )
 
 

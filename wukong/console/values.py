@@ -68,6 +68,22 @@ def one_of(*accepted: Choice, case_sensitive: bool = True) -> Callable[[str | Ch
     return parse
 
 
+def completing(*accepted: Enum) -> Callable[[str], list[str]]:
+    """Shell completion of a choice: only what this flag takes (`stop -o <TAB>`: json, yaml),
+    in its own case, or in lower case after a lower-case start (`--protocol u<TAB>`: udp,
+    which the flag takes: typer keeps only words that start as typed)."""
+
+    def complete(incomplete: str) -> list[str]:
+        words = [str(choice.value) for choice in accepted]
+        return [
+            word if word.startswith(incomplete) else word.lower()
+            for word in words
+            if word.lower().startswith(incomplete.lower())
+        ]
+
+    return complete
+
+
 def spelled(*accepted: Enum) -> str:
     """The metavar of a choice: `ClusterIP|NodePort|LoadBalancer`."""
     return "|".join(str(choice.value) for choice in accepted)

@@ -79,3 +79,21 @@ def test_completion_is_printed_never_installed_into_the_home_directory(
     env = {"_WUKONG_COMPLETE": "complete_bash", "COMP_WORDS": "wukong st", "COMP_CWORD": "1"}
     completed = runner.invoke(app, [], env=env, prog_name="wukong")
     assert {"start", "status", "stop"} <= set(completed.stdout.split()), completed.output
+
+
+@pytest.mark.parametrize(
+    ("words", "offered"),
+    [
+        (["status", "-o", ""], ["json", "yaml", "wide", "name"]),
+        (["stop", "web-1", "--dry-run=client", "-o", ""], ["json", "yaml"]),
+        (["version", "-o", ""], ["json", "yaml"]),
+        (["create", "web-1", "-o", ""], ["json", "yaml", "name"]),
+        (["expose", "web-1", "--type", ""], ["ClusterIP", "NodePort", "LoadBalancer"]),
+        (["expose", "web-1", "--type", "N"], ["NodePort"]),
+        (["expose", "web-1", "--protocol", "u"], ["udp"]),
+    ],
+)
+def test_a_choice_completes_to_what_the_flag_takes(words: list[str], offered: list[str]) -> None:
+    """Each -o offers its own command's formats; `--protocol u` still completes, as click's
+    case-insensitive choice did before the flags had parsers of their own (session 45)."""
+    assert kubectl_completions(words) == offered
