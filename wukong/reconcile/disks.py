@@ -943,7 +943,7 @@ def _grow(
     # KubeVirt reads the overhead of the claim's own class (its global one when it has none).
     overhead = filesystem_overhead(seen, pvc.get("spec", {}).get("storageClassName"))
     target = claim_target(disk, pvc, dv, overhead)
-    if requested and not disk.populated and parse_quantity(disk.size) < parse_quantity(requested):
+    if requested and not disk.populated and _kept_bigger(disk, requested, pvc, overhead):
         # A kept blank disk taken back by a spec that asks less (the CRD refuses a shrink of
         # the spec itself): said, where it was shown SIZE 1Gi CAPACITY 2Gi with no word. Not
         # an imported or cloned disk: CDI asks more than the spec for filesystem overhead.
@@ -977,6 +977,20 @@ def _grow(
         kept = volume.model_copy(update={"message": message, "expansion_refused": disk.size})
         return [], blocked, kept
     return [ExpandDisk(claim, disk.size, disk.name, target)], None, volume
+
+
+def _kept_bigger(disk: DiskSpec, requested: str, pvc: JsonObj, overhead: float) -> bool:
+    """Whether a blank disk's claim asks more than its spec would ever have it ask: more than
+    the size, and, on a filesystem, more than a claim grown to the size asks
+    (`grown_claim_bytes`, which the operator asks itself: a blank disk grown from 1Gi to 2Gi
+    asked 2284847104 bytes and was then said to be "more than the spec's 2Gi: a disk never
+    shrinks", found by a user's walk through the demo, session 45)."""
+    asked = parse_quantity(requested)
+    if asked <= parse_quantity(disk.size):
+        return False
+    if pvc.get("spec", {}).get("volumeMode") == "Block":
+        return True
+    return asked > grown_claim_bytes(disk.size, overhead)
 
 
 def resize_conditions(
