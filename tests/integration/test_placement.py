@@ -51,9 +51,11 @@ INSTANCETYPE_GROUP = ("instancetype.kubevirt.io", "v1beta1")
 async def test_placement_fields_reach_the_vm_and_the_running_vmi(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:
+    # `key: ""` with Exists is every taint, as Kubernetes has it; KubeVirt drops the empty key.
+    every_taint = {"key": "", "operator": "Exists", "effect": "PreferNoSchedule"}
     spec = {
         "nodeSelector": {"kubernetes.io/os": "linux"},
-        "tolerations": TOLERATIONS,
+        "tolerations": [*TOLERATIONS, every_taint],
         "affinity": AFFINITY,
         "evictionStrategy": "LiveMigrateIfPossible",
     }
@@ -63,13 +65,14 @@ async def test_placement_fields_reach_the_vm_and_the_running_vmi(
     assert vm is not None
     tmpl = vm["spec"]["template"]["spec"]
     assert tmpl["nodeSelector"] == {"kubernetes.io/os": "linux"}
-    assert tmpl["tolerations"] == TOLERATIONS
+    tolerated = [*TOLERATIONS, {"operator": "Exists", "effect": "PreferNoSchedule"}]
+    assert tmpl["tolerations"] == tolerated
     assert tmpl["affinity"] == AFFINITY
     assert tmpl["evictionStrategy"] == "LiveMigrateIfPossible"
     vmi = await get(k, "vmi", namespace, "place-1-vm")
     assert vmi is not None
     assert vmi["spec"]["nodeSelector"] == tmpl["nodeSelector"]
-    assert vmi["spec"]["tolerations"] == TOLERATIONS
+    assert vmi["spec"]["tolerations"] == tolerated
 
 
 async def test_node_selector_and_tolerations_apply_live_and_eviction_strategy_needs_a_restart(
@@ -205,6 +208,11 @@ async def test_instancetype_and_preference_become_the_vm_matchers(
             {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]},
             "value must be empty when operator is Exists",
             id="toleration-exists-with-value",
+        ),
+        pytest.param(
+            {"tolerations": [{"key": "", "operator": "Equal", "value": "v"}]},
+            "a toleration without key matches every taint and needs operator: Exists",
+            id="toleration-empty-key-equal",
         ),
         pytest.param(
             {"tolerations": [{"key": "k", "effect": "NoSchedul"}]},

@@ -31,6 +31,8 @@ LABEL_KEY_PATTERN = (
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN, max_length=317)]
 LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]
+TolerationKey = Annotated[str, Field(pattern=f"^$|{LABEL_KEY_PATTERN}", max_length=317)]
+"""A label key, or empty: Kubernetes' `key: ""` with operator Exists, every taint."""
 _KEY_RULE = (
     f"self.all(k, size(k) <= 317 && k.matches(r'{LABEL_KEY_PATTERN}'))",
     "every key must be a label key such as kubernetes.io/hostname or disktype",
@@ -101,7 +103,7 @@ class Toleration(WireModel):
 
     model_config = ConfigDict(json_schema_extra=_TOLERATION_RULES)
 
-    key: LabelKey | None = None
+    key: TolerationKey | None = None
     """The taint key; empty with operator Exists tolerates every taint."""
     operator: TolerationOperator = TolerationOperator.EQUAL
     """Equal (key and value match) or Exists (key matches)."""

@@ -51,6 +51,19 @@ def test_placement_fields_go_to_the_template_as_written() -> None:
     assert tmpl["evictionStrategy"] == "LiveMigrate"
 
 
+def test_an_empty_toleration_key_with_exists_tolerates_every_taint_as_in_kubernetes() -> None:
+    """`key: ""` with operator Exists is Kubernetes' toleration of every taint; the pattern
+    of a label key refused the empty string, so only a toleration without a key was taken
+    (session 44's list). KubeVirt drops the empty key (omitempty): the template does too."""
+    wk = cr(tolerations=[{"key": "", "operator": "Exists"}])
+    tmpl = build_vm(wk, Observed(now=NOW), "Always")["spec"]["template"]["spec"]
+    assert tmpl["tolerations"] == [{"operator": "Exists"}]
+    with pytest.raises(ValidationError, match="needs operator: Exists"):
+        cr(tolerations=[{"key": "", "operator": "Equal", "value": "v"}])
+    with pytest.raises(ValidationError, match="should match pattern"):
+        cr(tolerations=[{"key": "bad key!", "operator": "Exists"}])
+
+
 def test_an_instancetype_sizes_the_vm_instead_of_cpu_and_memory() -> None:
     wk = cr(cpu=None, memory=None, instancetype={"name": "u1.small"}, preference={"name": "f"})
     vm = build_vm(wk, Observed(now=NOW), "Always")
