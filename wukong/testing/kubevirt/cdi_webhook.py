@@ -24,6 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ._kube import DATAVOLUMES, NAMESPACES, ApiError, JsonObj, Kube, Resource
+from ._serve import stop_serving
 from ._tls import self_signed
 from .cdi import DATASOURCES
 from .cdi_admission import Answer, Lookups, admit, clone_namespace, data_source_wanted, refused
@@ -173,17 +174,8 @@ class DataVolumeMutateWebhook:
         seen the configuration go (a DataVolume write before that would fail calling a
         webhook that is gone)."""
         if self._runner is not None:
-            # The API server's connections, taken before cleanup() lets them go: cleanup()
-            # only starts a graceful TLS close, which waits for the API server's close_notify;
-            # a test's event loop that ended first left the socket open, found by a later
-            # test's garbage collection as "unclosed transport" (the CI log of session 44).
-            server = self._runner.server
-            held = [c.transport for c in server.connections] if server is not None else []
-            await self._runner.cleanup()
+            await stop_serving(self._runner)  # the API server's connections aborted, not left open
             self._runner = None
-            for transport in held:
-                if transport is not None:
-                    transport.abort()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

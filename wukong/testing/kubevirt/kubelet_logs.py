@@ -20,7 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ._kube import JsonObj, Kube
-from ._serve import serve
+from ._serve import serve, stop_serving
 from ._tls import self_signed
 from .guest import Guest
 from .node import PODS
@@ -85,7 +85,7 @@ class KubeletLogServer:
 
     async def stop(self) -> None:
         if self._runner is not None:
-            await self._runner.cleanup()
+            await stop_serving(self._runner)
             self._runner = None
         if self._certs is not None:
             self._certs.cleanup()

@@ -36,7 +36,7 @@ from ._handler import GuestHost, soonest
 from ._informer import Informer
 from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
-from ._serve import serve
+from ._serve import serve, stop_serving
 from .access_credentials import credentials_event
 from .config import ANN_UNSCHEDULABLE, SimConfig
 from .console import serial_console, serial_of, vnc_server
@@ -984,7 +984,7 @@ class HandlerServer:
 
     async def stop(self) -> None:
         if self._runner is not None:
-            await self._runner.cleanup()
+            await stop_serving(self._runner)
             self._runner = None
 
     async def _console(self, request: web.Request) -> web.StreamResponse:
