@@ -39,6 +39,9 @@ async def stop_serving(runner: web.AppRunner) -> None:
     server = runner.server
     held = [c.transport for c in server.connections] if server is not None else []
     await runner.cleanup()
+    # And one accepted while cleanup() ran (aiohttp's shutdown forgets the connections it
+    # knew, then registers one whose accept was under way as it began).
+    held += [c.transport for c in server.connections] if server is not None else []
     for transport in held:
         if transport is not None:
             transport.abort()
