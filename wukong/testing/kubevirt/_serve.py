@@ -37,11 +37,14 @@ async def stop_serving(runner: web.AppRunner) -> None:
     garbage collection as "unclosed transport" (a fresh-clone CI run of session 44, the CDI
     webhook's socket). Nothing is lost by not waiting: the server is going away."""
     server = runner.server
-    held = [c.transport for c in server.connections] if server is not None else []
+    if server is None:  # never set up
+        await runner.cleanup()
+        return
+    held = [c.transport for c in server.connections]
     await runner.cleanup()
     # And one accepted while cleanup() ran (aiohttp's shutdown forgets the connections it
     # knew, then registers one whose accept was under way as it began).
-    held += [c.transport for c in server.connections] if server is not None else []
+    held += [c.transport for c in server.connections]
     for transport in held:
         if transport is not None:
             transport.abort()
