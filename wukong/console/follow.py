@@ -98,9 +98,10 @@ def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[s
     old: JsonObj = (before or {}).get("status") or {}
     new: JsonObj = after.get("status") or {}
     lines = []
-    if before is None or old.get("phase") != new.get("phase"):
-        was = f"{old.get('phase') or 'Pending'} -> " if before is not None else ""
-        lines.append(f"{name}: {was}{new.get('phase') or 'Pending'}")
+    # No phase yet reads as Pending, on both sides (the operator's first write may say so).
+    was, now = old.get("phase") or "Pending", new.get("phase") or "Pending"
+    if before is None or was != now:
+        lines.append(f"{name}: {was} -> {now}" if before is not None else f"{name}: {now}")
     life_old, life_new = old.get("lifecycleState") or {}, new.get("lifecycleState") or {}
     # The request's id too: a new request refused in the same words as the last one is news.
     if before is not None and _answer(life_old) != _answer(life_new):

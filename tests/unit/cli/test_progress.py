@@ -41,6 +41,18 @@ def test_import_progress_and_deletion_steps_are_told() -> None:
     ]
 
 
+def test_a_wukong_without_a_phase_yet_is_pending_already() -> None:
+    # The operator's first status write says Pending: no news to someone who read "Pending"
+    # before it (a refused spec printed "web-3: Pending -> Pending").
+    before = running()
+    del before["status"]["phase"]
+    after = running()
+    after["status"]["phase"] = "Pending"
+    assert progress(before, after, "web-3") == []
+    after["status"]["phase"] = "Creating"
+    assert progress(before, after, "web-3") == ["web-3: Pending -> Creating"]
+
+
 def test_a_vanished_wukong_is_gone() -> None:
     assert progress(running(), None, "web-1") == ["web-1: gone"]
 
