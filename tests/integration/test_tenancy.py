@@ -323,3 +323,35 @@ async def test_a_guest_that_crashes_after_its_grant_is_revoked_is_not_started_ag
     await wait_phase(k, namespace, "held", "Running", within=60)
     vm = await get(k, "vm", namespace, "held-vm")
     assert vm is not None and vm["spec"]["runStrategy"] == "Always"
+
+
+async def test_a_network_whose_nad_name_an_administrator_took_never_reaches_the_guest(
+    k: Kube, namespace: str, admission: None, operator: InProcessOperator
+) -> None:
+    """Found by a source audit (session 46): a tenant granted br-team added network `mgmt` to
+    the running Wukong `web` while an administrator's NAD `web-mgmt` (on another bridge)
+    existed. The admission policy judges the bridge the spec names, which is granted; the
+    operator said NADConflict but still put `web-mgmt` in the VM's template, and KubeVirt's
+    virt-controller plugged it into the running VMI. Now the template never names it."""
+    await create(k, "wukong", namespace, wukong("web", networks=net(bridge="br-team", vlan=150)))
+    await wait_phase(k, namespace, "web", "Running", within=60)
+    await create(k, "nad", namespace, user_nad("web-mgmt"))  # the administrator's
+    mgmt = {"name": "mgmt", "bridge": "br-team", "vlan": 160}
+    networks = [*net(bridge="br-team", vlan=150), mgmt]
+    await k.merge_patch(path("wukong", namespace, "web"), {"spec": {"networks": networks}})
+    cr = await wait_for(
+        k,
+        namespace,
+        "web",
+        lambda c: condition(c, "NetworksConfigured").get("reason") == "NADConflict",
+        what="NetworksConfigured NADConflict",
+    )
+    assert "NAD 'web-mgmt'" in condition(cr, "NetworksConfigured")["message"]
+    [said] = [n for n in cr["status"]["networks"] if n["name"] == "mgmt"]
+    assert not said.get("ownedByWukong")
+    await asyncio.sleep(2.0)  # what virt-controller would have plugged in by now
+    vm, vmi = await get(k, "vm", namespace, "web-vm"), await get(k, "vmi", namespace, "web-vm")
+    assert vm is not None and vmi is not None
+    for spec in (vm["spec"]["template"]["spec"], vmi["spec"]):
+        assert [n["name"] for n in spec["networks"]] == ["default", "lan"]
+    assert (await get(k, "nad", namespace, "web-mgmt"))["metadata"].get("ownerReferences") is None

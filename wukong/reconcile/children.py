@@ -7,6 +7,7 @@ the operator is gone) and the labels of SPEC §2, so watches map it back to its 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 
 from wukong.api import JsonObj, names
 from wukong.api.v1alpha1 import NetworkSpec, Wukong
@@ -122,14 +123,23 @@ def build_nad(cr: Wukong, net: NetworkSpec) -> JsonObj:
     }
 
 
-def network_pairs(cr: Wukong) -> tuple[list[JsonObj], list[JsonObj]]:
-    """(interfaces, networks): the pod network (masquerade) first, then one bridge per entry."""
+def nad_of(cr: Wukong, net: NetworkSpec) -> str:
+    """The NAD a network's VM entry names: the one named, else the one the operator makes."""
+    return net.nad_name or names.nad_name(cr.metadata.name, net.name)
+
+
+def network_pairs(
+    cr: Wukong, leave_out: Collection[str] = ()
+) -> tuple[list[JsonObj], list[JsonObj]]:
+    """(interfaces, networks): the pod network (masquerade) first, then one bridge per entry
+    but those in `leave_out`."""
     interfaces: list[JsonObj] = [{"name": POD_NETWORK, "masquerade": {}}]
     networks: list[JsonObj] = [{"name": POD_NETWORK, "pod": {}}]
     for net in cr.spec.networks:
-        nad = net.nad_name or names.nad_name(cr.metadata.name, net.name)
+        if net.name in leave_out:
+            continue
         interfaces.append({"name": net.name, "bridge": {}})
-        networks.append({"name": net.name, "multus": {"networkName": nad}})
+        networks.append({"name": net.name, "multus": {"networkName": nad_of(cr, net)}})
     return interfaces, networks
 
 

@@ -51,7 +51,7 @@ from wukong.reconcile.lifecycle import (
     runs_wanted,
 )
 from wukong.reconcile.migration import plan_migration
-from wukong.reconcile.networks import plan_networks
+from wukong.reconcile.networks import NOTHING_WITHHELD, plan_networks
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.resources import hotplug_events
 from wukong.reconcile.restore import Around, in_flight, plan_restore, restore_stalled
@@ -274,6 +274,7 @@ def decide(
         ready=ready,
         run_strategy=desired_run_strategy(cr, running),
         networks=nets.statuses if nets else (),
+        withheld=nets.withheld if nets else NOTHING_WITHHELD,
         restarting=any(isinstance(a, VmCall) and a.verb == "restart" for a in life.actions),
     )
     if not problems:

@@ -15,12 +15,29 @@ from wukong.reconcile.observed import Observed
 
 
 @dataclass(frozen=True)
+class Withheld:
+    """Networks of the spec the VM is not given: a template names a NAD, and KubeVirt plugs
+    a running guest into whatever NAD of that name exists (a network added to its template
+    is hot-plugged; a start or migration makes a pod with it)."""
+
+    unsafe: frozenset[str] = frozenset()
+    """The NAD of the name the operator would make is someone else's: never given."""
+    absent: frozenset[str] = frozenset()
+    """The NAD is not in the cache (a named one missing, or ours made this pass): given once
+    it is; a VM that already has the network keeps it."""
+
+
+NOTHING_WITHHELD = Withheld()
+
+
+@dataclass(frozen=True)
 class NetworkPlan:
     """What the network planner decided."""
 
     actions: tuple[Action, ...]
     statuses: tuple[NetworkStatus, ...]
     condition: Cond
+    withheld: Withheld = NOTHING_WITHHELD
 
     @property
     def ready(self) -> bool:
@@ -44,6 +61,8 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
     statuses: list[NetworkStatus] = []
     missing: list[str] = []
     conflicts: list[str] = []
+    unsafe: set[str] = set()
+    absent: set[str] = set()
     namespace, uid = cr.metadata.namespace, cr.metadata.uid
     for net in cr.spec.networks:
         if net.nad_name:
@@ -52,6 +71,7 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
             )
             if _lookup(net.nad_name, namespace, seen) is None:
                 ns, nad_name = names.object_ref(namespace, net.nad_name)
+                absent.add(net.name)
                 missing.append(f"network '{net.name}' needs NAD '{nad_name}' in namespace '{ns}'")
             continue
         nad = names.nad_name(cr.metadata.name, net.name)
@@ -59,8 +79,12 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
         when, under = changed.get(net.name, (None, None))
         if current is None:
             actions.append(CreateChild("NetworkAttachmentDefinition", build_nad(cr, net)))
+            absent.add(net.name)  # made now; a NAD of its name may have come meanwhile
         elif not owned_by(current, uid):
             conflicts.append(f"NAD '{nad}' exists but is not owned by this Wukong")
+            unsafe.add(net.name)
+            statuses.append(NetworkStatus(name=net.name, nad_name=nad, owned_by_wukong=False))
+            continue
         elif current.get("spec", {}).get("config") != nad_config(cr, net):
             patch = {"spec": {"config": nad_config(cr, net)}}
             actions.append(PatchChild("NetworkAttachmentDefinition", nad, patch, "config changed"))
@@ -84,4 +108,5 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
         extra = ", ".join(n.name for n in cr.spec.networks)
         said = f"pod network and {extra}" if extra else "pod network only"
         cond = Cond(NETWORKS_CONFIGURED, True, "NetworksReady", said)
-    return NetworkPlan(tuple(actions), tuple(statuses), cond)
+    withheld = Withheld(frozenset(unsafe), frozenset(absent))
+    return NetworkPlan(tuple(actions), tuple(statuses), cond, withheld)

@@ -15,7 +15,14 @@ from wukong.api.status import NetworkStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.access import access_credentials, cloud_init_volume, secret_condition
 from wukong.reconcile.actions import Action, CreateChild, DeleteChild, Emit, PatchChild
-from wukong.reconcile.children import labels, network_pairs, owned_by, owner_reference, pinned
+from wukong.reconcile.children import (
+    labels,
+    nad_of,
+    network_pairs,
+    owned_by,
+    owner_reference,
+    pinned,
+)
 from wukong.reconcile.disks import (
     is_hotpluggable,
     template_disks,
@@ -23,6 +30,7 @@ from wukong.reconcile.disks import (
     vm_disk,
     volume_source,
 )
+from wukong.reconcile.networks import NOTHING_WITHHELD, Withheld
 from wukong.reconcile.observed import Observed, condition_of
 from wukong.reconcile.resources import ANOTHER_CHANGE, Resize, migratable, plan_resize
 from wukong.reconcile.timefmt import parse_time
@@ -177,9 +185,27 @@ def placement(cr: Wukong) -> JsonObj:
     return out
 
 
-def desired_template(cr: Wukong, seen: Observed, restarting: bool = False) -> JsonObj:
-    """The VM's `spec.template` for this spec (`restarting`: as a restart this pass gets it)."""
-    interfaces, networks = network_pairs(cr)
+def _left_out(cr: Wukong, vm: JsonObj | None, withheld: Withheld) -> frozenset[str]:
+    """The networks the template does not name: the unsafe ones, and the absent ones but
+    those the VM names already with the same NAD (its NAD gone or being made again: taking
+    the network out would owe a restart)."""
+    if not (withheld.unsafe or withheld.absent):
+        return frozenset()
+    template = ((vm or {}).get("spec") or {}).get("template") or {}
+    has = {
+        n.get("name"): (n.get("multus") or {}).get("networkName")
+        for n in (template.get("spec") or {}).get("networks") or ()
+    }
+    kept = {n.name for n in cr.spec.networks if has.get(n.name, False) == nad_of(cr, n)}
+    return withheld.unsafe | (withheld.absent - kept)
+
+
+def desired_template(
+    cr: Wukong, seen: Observed, restarting: bool = False, withheld: Withheld = NOTHING_WITHHELD
+) -> JsonObj:
+    """The VM's `spec.template` for this spec (`restarting`: as a restart this pass gets it;
+    `withheld`: networks whose NAD the VM may not be given, as the network planner says)."""
+    interfaces, networks = network_pairs(cr, _left_out(cr, seen.vm, withheld))
     disks, volumes = _disks_and_volumes(cr, seen, restarting)
     cloud_init = cloud_init_volume(cr.spec)
     if cloud_init is not None:
@@ -577,16 +603,19 @@ def plan_vm(
     ready: bool,
     run_strategy: str,
     networks: Sequence[NetworkStatus] = (),
+    withheld: Withheld = NOTHING_WITHHELD,
     restarting: bool = False,
 ) -> VmPlan:
     """Create the VM when children are ready; keep its template in line with the spec.
-    `networks`: as the network planner says them now (when their NADs changed); `restarting`:
-    this pass asks KubeVirt to restart the VM (its call comes after this plan's patch)."""
+    `networks`: as the network planner says them now (when their NADs changed); `withheld`:
+    networks the VM may not be given (yet); `restarting`: this pass asks KubeVirt to restart
+    the VM (its call comes after this plan's patch)."""
     vm_name = names.vm_name(cr.metadata.name)
     secrets = secret_condition(cr.spec, seen)
     extra = (secrets,) if secrets is not None else ()
     if seen.vm is None:
-        if not ready:
+        # A NAD made this pass is not yet seen to be ours: the VM is made with it next pass.
+        if not ready or withheld.absent:
             return VmPlan((), extra)
         return VmPlan((CreateChild("VirtualMachine", build_vm(cr, seen, run_strategy)),), extra)
     if not owned_by(seen.vm, cr.metadata.uid):
@@ -594,7 +623,7 @@ def plan_vm(
     actions: list[Action] = []
     # An ended VMI (Manual leaves it until the next start) runs nothing a restart could fix.
     live_vmi = None if seen.vmi_ended else seen.vmi
-    template = desired_template(cr, seen, restarting)
+    template = desired_template(cr, seen, restarting, withheld)
     written = template if restarting else _sockets_held(template, live_vmi)
     patch = _size_patch(cr, seen.vm)
     if (body := _template_patch(seen.vm.get("spec", {}).get("template"), written, cr)) is not None:

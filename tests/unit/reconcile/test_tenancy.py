@@ -463,3 +463,126 @@ def test_kubevirt_does_not_start_a_refused_guest_again_once_it_stops(strategy: s
     assert not [
         a for a in again.actions if isinstance(a, Emit) and a.reason == "RunStrategyReverted"
     ]
+
+
+# --- networks whose NAD is not the Wukong's to give (session 46 network audit, finding 1) ---
+MGMT = {"name": "mgmt", "bridge": "br-vlan100", "vlan": 150}  # a bridge and VLAN granted
+
+
+def _admins_nad() -> dict[str, Any]:
+    nad = user_nad("web-1-mgmt")  # the name web-1's network `mgmt` would get
+    config = {"cniVersion": "0.3.1", "type": "bridge", "bridge": "br-mgmt"}
+    nad["spec"]["config"] = json.dumps(config)
+    return nad
+
+
+def _with(world: Observed, **nads: dict[str, Any]) -> Observed:
+    return Observed(**{**world.__dict__, "nads": {**world.nads, **nads}})
+
+
+def _vm_networks(plan: Any) -> list[list[str]]:
+    """The NADs each VM template patch of the plan names."""
+    return [
+        [n["multus"]["networkName"] for n in p.patch["spec"]["template"]["spec"]["networks"]
+         if "multus" in n]
+        for p in plan.actions
+        if isinstance(p, PatchChild) and p.kind == "VirtualMachine"
+        and "template" in p.patch["spec"]
+    ]  # fmt: skip
+
+
+def _networks_condition(plan: Any) -> tuple[str, str]:
+    [cond] = [c for c in plan.status["conditions"] if c["type"] == "NetworksConfigured"]
+    return cond["status"], cond["reason"]
+
+
+def test_a_network_whose_nad_name_is_taken_by_someone_else_never_reaches_the_vm() -> None:
+    """A tenant allowed one bridge added network `mgmt` to a running web-1 while an
+    administrator's NAD `web-1-mgmt` (another bridge) existed: the operator said NADConflict
+    but still patched the VM template to name `web-1-mgmt`, and KubeVirt plugged the guest
+    into it. The status also said the operator owned that NAD (so `wukong delete` listed it)."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    cr = wukong(networks=[*wukong().spec.to_wire()["networks"], MGMT])
+    world = _with(running_world(), **{f"{NS}/web-1-mgmt": _admins_nad()})
+    plan = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    assert _networks_condition(plan) == ("False", "NADConflict")
+    assert all("web-1-mgmt" not in nads for nads in _vm_networks(plan))
+    [mgmt] = [n for n in plan.status["networks"] if n["name"] == "mgmt"]
+    assert mgmt.get("ownedByWukong") is not True
+    # Nor does a start of the stopped VM give it to a new guest.
+    stopped = _with(_refused_world("Halted", running=False), **{f"{NS}/web-1-mgmt": _admins_nad()})
+    stopped = Observed(**{**stopped.__dict__, "network_policy": ready_children().network_policy})
+    start = wukong(networks=cr.spec.to_wire()["networks"],
+                   lifecycleAction={"action": "start", "requestedAt": "a"})  # fmt: skip
+    first = decide(start, {"phase": "Stopped", "vmName": "web-1-vm"}, stopped)
+    again = decide(start, first.status, stopped)
+    assert all("web-1-mgmt" not in nads for nads in _vm_networks(first) + _vm_networks(again))
+
+
+def test_a_vm_that_has_a_network_whose_nad_is_someone_elses_loses_it_at_its_restart() -> None:
+    """How it got there (before the fix above, or a NAD replaced by another's): taken out of
+    the template, so the next restart makes a pod without it; RestartRequired says so."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    cr = wukong(networks=[*wukong().spec.to_wire()["networks"], MGMT])
+    world = running_world()
+    own = {"name": "mgmt", "multus": {"networkName": "web-1-mgmt"}}
+    for spec in (world.vm["spec"]["template"]["spec"], world.vmi["spec"]):
+        spec["networks"] = [*spec["networks"], own]
+        spec["domain"]["devices"]["interfaces"].append({"name": "mgmt", "bridge": {}})
+    world = _with(world, **{f"{NS}/web-1-mgmt": _admins_nad()})
+    plan = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    assert _vm_networks(plan) == [["existing-nad", "web-1-vlan100"]]
+    [restart] = [c for c in plan.status["conditions"] if c["type"] == "RestartRequired"]
+    assert restart["message"].startswith("networks changed while the VM runs")
+
+
+def test_a_named_nad_that_does_not_exist_is_not_added_to_a_running_vm() -> None:
+    """KubeVirt would plug the guest into whatever NAD of that name comes later, unjudged."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    lan = {"name": "lan", "nadName": "typo"}
+    cr = wukong(networks=[*wukong().spec.to_wire()["networks"], lan])
+    plan = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, running_world())
+    assert _networks_condition(plan) == ("False", "NADNotFound")
+    assert all("typo" not in nads for nads in _vm_networks(plan))
+
+
+def test_a_network_whose_nad_is_made_this_pass_is_given_once_the_nad_is_seen() -> None:
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    cr = wukong(networks=[*wukong().spec.to_wire()["networks"], MGMT])
+    world = running_world()
+    plan = decide(cr, {"phase": "Running", "vmName": "web-1-vm"}, world)
+    [made] = [a for a in plan.actions if isinstance(a, CreateChild)]
+    assert made.body["metadata"]["name"] == "web-1-mgmt"
+    assert all("web-1-mgmt" not in nads for nads in _vm_networks(plan))
+    made.body["metadata"]["uid"] = "mgmt-uid"
+    later = decide(cr, plan.status, _with(world, **{f"{NS}/web-1-mgmt": made.body}))
+    assert _vm_networks(later) == [["existing-nad", "web-1-vlan100", "web-1-mgmt"]]
+    assert _networks_condition(later) == ("True", "NetworksReady")
+
+
+def test_a_vm_keeps_a_network_whose_own_nad_is_gone_for_a_moment() -> None:
+    """Deleted by someone and made again by this pass: the VM's entry names the same NAD,
+    and taking it out would owe a restart for nothing."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    world = running_world()
+    nads = {k: v for k, v in world.nads.items() if k != f"{NS}/web-1-vlan100"}
+    plan = decide(wukong(), {"phase": "Running", "vmName": "web-1-vm"},
+                  Observed(**{**world.__dict__, "nads": nads}))  # fmt: skip
+    assert [a.name for a in plan.actions if isinstance(a, CreateChild)] == ["web-1-vlan100"]
+    assert _vm_networks(plan) == []
+    assert not [c for c in plan.status["conditions"] if c["type"] == "RestartRequired"]
+
+
+def test_a_vm_is_made_once_the_nad_made_for_it_is_seen() -> None:
+    world = ready_children()
+    nads = {k: v for k, v in world.nads.items() if k != f"{NS}/web-1-vlan100"}
+    plan = decide(wukong(), {}, Observed(**{**world.__dict__, "nads": nads}))
+    made = [a.kind for a in plan.actions if isinstance(a, CreateChild)]
+    assert made == ["NetworkAttachmentDefinition"]
+    assert [a.kind for a in decide(wukong(), plan.status, world).actions
+            if isinstance(a, CreateChild)] == ["VirtualMachine"]  # fmt: skip
