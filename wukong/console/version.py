@@ -21,23 +21,26 @@ OPERATOR_SELECTOR: Final = "app.kubernetes.io/name=wukong,app.kubernetes.io/comp
 async def version(cluster: Cluster, io: Console, client_only: bool, output: Output | None) -> int:
     """The CLI's version; unless `client_only`, the operator's from its Deployments' labels."""
     found: JsonObj = {"clientVersion": __version__}
-    code = OK
+    why_not: CliError | None = None
     if not client_only:
-        # As kubectl: the client's version whatever happens, then the server's or why not
-        # (exit code 1 when it could not be asked).
+        # As kubectl: the client's version whatever happens, then the server's; a cluster
+        # that could not be asked has no version line, its reason is said once, on stderr,
+        # and the exit code is 1 (kubectl's `Server Version` line and `serverVersion` key
+        # are left out then). Said on both streams until session 46.
         try:
             found["operatorVersion"] = await _operator_version(cluster)
         except CliError as error:
-            found["operatorVersion"] = f"unknown ({error.message})"
-            io.say(f"error: {error.message}")  # as kubectl: why, on stderr too (s41 audit)
-            code = FAILED
+            why_not = error
     if output in (Output.JSON, Output.YAML):
         io.out(document(found, output))
-        return code
-    io.out(f"Client Version: {found['clientVersion']}")
-    if not client_only:
-        io.out(f"Operator Version: {found['operatorVersion']}")
-    return code
+    else:
+        io.out(f"Client Version: {found['clientVersion']}")
+        if "operatorVersion" in found:
+            io.out(f"Operator Version: {found['operatorVersion']}")
+    if why_not is None:
+        return OK
+    io.say(f"error: {why_not.message}")
+    return FAILED
 
 
 async def _operator_version(cluster: Cluster) -> str:
