@@ -247,6 +247,18 @@ def _said(error: ValidationError, spec: JsonObj) -> str:
     return f"{flag}: {message}" if flag else message
 
 
+def blank_system_disk(wanted: Wanted) -> str | None:
+    """A warning when the system disk has no source: allowed (a VM installed over the
+    network), but one line says so, since a forgotten --image otherwise shows only as a VM
+    that runs and never boots an operating system."""
+    if (wanted.image, wanted.clone_from, wanted.data_source) != (None, None, None):
+        return None
+    return (
+        f"warning: the system disk of {wanted.name} is blank: the VM can boot only from the "
+        "network (give --image, --clone-from or --data-source for an operating system)"
+    )
+
+
 def wanted_phase(wanted: Wanted) -> str:
     """Where a new Wukong settles: Stopped when nothing starts it, else Running (a Manual
     one is started once when it is new, unless --stopped)."""

@@ -315,3 +315,47 @@ def test_a_client_dry_run_with_n_names_the_namespace_in_the_manifest() -> None:
     assert yaml.safe_load(result.stdout)["metadata"] == {"name": "web-1", "namespace": "demo"}
     plain = cli("web-1", "--dry-run=client")
     assert yaml.safe_load(plain.stdout)["metadata"] == {"name": "web-1"}
+
+
+BLANK = (
+    "warning: the system disk of web-1 is blank: the VM can boot only from the network "
+    "(give --image, --clone-from or --data-source for an operating system)"
+)
+
+
+@pytest.mark.parametrize(
+    ("flags", "stdout"),
+    [
+        pytest.param([], "wukong.vm.novasphere.dev/web-1 created\n", id="plain"),
+        pytest.param(["-o", "name"], "wukong.vm.novasphere.dev/web-1\n", id="o-name"),
+    ],
+)
+def test_a_create_without_an_image_says_the_vm_can_boot_only_from_the_network(
+    flags: list[str], stdout: str, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blank 10Gi system disk is allowed (a VM installed over the network), but a forgotten
+    --image showed only as a VM that ran and booted nothing (session 46): one warning line on
+    stderr, so stdout is still kubectl's, and the exit code is the creation's."""
+
+    async def create(_: Kube, path: str, body: Any, **__: Any) -> Any:
+        return {**body, "metadata": {**body["metadata"], "uid": "u-1", "namespace": "default"}}
+
+    monkeypatch.setattr(Kube, "create", create)
+    argv = ["create", "web-1", "--kubeconfig", kubeconfig, *flags]
+    result = CliRunner().invoke(app, argv)
+    assert (result.exit_code, result.stdout) == (0, stdout), result.output
+    assert result.stderr.splitlines() == [BLANK]
+    for source in (["--image", IMAGE], ["--clone-from", "golden/f40"], ["--data-source", "f"]):
+        result = CliRunner().invoke(app, [*argv, *source])
+        assert (result.exit_code, result.stderr) == (0, ""), (source, result.output)
+
+
+def test_a_client_dry_run_without_an_image_warns_of_the_blank_system_disk_too() -> None:
+    result = cli("web-1", "--dry-run=client")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["spec"]["disks"] == [{"name": "system", "size": "10Gi"}]
+    assert result.stderr.splitlines() == [
+        "wukong.vm.novasphere.dev/web-1 would be created (client dry run)",
+        BLANK,
+    ]
+    assert "warning" not in cli("web-1", "--image", IMAGE, "--dry-run=client").stderr

@@ -52,12 +52,16 @@ async def create(
     stopped, is Stopped)."""
     body = creation.manifest(wanted)  # a bad flag is said before the cluster is reached
     named = name_of(body)
+    # On stderr, so stdout stays what kubectl prints (`-o name` the name alone); not an
+    # error: the exit code is the creation's.
+    blank = creation.blank_system_disk(wanted)
     if writing.client:  # a manifest to keep or edit: no cluster needed
         # -n given: in the manifest too, as kubectl create --dry-run=client -o yaml -n NS.
         where = {"namespace": cluster.namespace} if cluster.namespace else {}
         shown = {**body, "metadata": {**body["metadata"], **where}}
         io.out(_printed(shown, writing.output or Output.YAML))
         io.say(f"{named} would be created (client dry run)")
+        _warn(io, blank)
         return OK
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         try:
@@ -72,15 +76,22 @@ async def create(
         if wait is None or writing.server:
             if writing.output is None:
                 io.out(f"{named} created{writing.suffix()}")
+            _warn(io, blank)
             return OK
         phase = creation.wanted_phase(wanted)
         io.say(f"{named} created; waiting up to {format_duration(wait)} for it to be {phase}")
+        _warn(io, blank)
 
         def check(cr: JsonObj | None) -> Outcome | None:
             return creation.settled(cr, phase)
 
         what = f"{wanted.name} to be {phase}"
         return await _until(target, io, wanted.name, check, wait, what, made)
+
+
+def _warn(io: Console, warning: str | None) -> None:
+    if warning is not None:
+        io.say(warning)
 
 
 def _printed(obj: JsonObj, output: Output) -> str:
