@@ -130,7 +130,7 @@ async def test_status_and_describe_show_what_the_operator_reports(
 
     detail = await cli(kubeconfig, "status", "cli-2", "-n", namespace)
     assert detail.exit_code == 0, detail.output
-    assert "Phase:        Running" in detail.stdout and "VolumesBound" in detail.stdout
+    assert "Phase:           Running" in detail.stdout and "VolumesBound" in detail.stdout
 
     page = await cli(kubeconfig, "describe", "cli-2", "-n", namespace)
     assert page.exit_code == 0, page.output
@@ -146,8 +146,8 @@ async def test_status_and_describe_show_what_the_operator_reports(
     await asyncio.sleep(sim.config.guest_report_interval)
     page = await cli(kubeconfig, "describe", "cli-2", "-n", namespace)
     head = page.stdout.split("Events:\n", 1)[0]
-    assert "Guest:        Fedora Linux 40 (Cloud Edition), kernel 6.8.5-301.fc40.x86_64" in head
-    assert "Logged in:    fedora" in head
+    assert "Guest:           Fedora Linux 40 (Cloud Edition), kernel 6.8.5-301.fc40.x86_64" in head
+    assert "Logged in:       fedora" in head
     (root,) = [line for line in head.splitlines() if line.startswith("  /  ")]
     assert root.split() == ["/", "xfs", "vda1", "19.0Gi", "20.0Gi", "95%", "(nearly", "full)"]
     # The same answers as virtctl's guestosinfo, userlist and fslist print them (JSON).
@@ -166,7 +166,7 @@ async def test_status_and_describe_show_what_the_operator_reports(
         return page.stdout if "no guest agent connected" in page.stdout else None
 
     text = await eventually(no_agent, timeout=30, message="describe without the guest agent")
-    assert "Guest:        <no guest agent connected: with qemu-guest-agent" in text
+    assert "Guest:           <no guest agent connected: with qemu-guest-agent" in text
     fslist = await cli(kubeconfig, "fslist", "cli-2", "-n", namespace)
     assert (fslist.exit_code, fslist.stdout) == (1, "")
     assert fslist.stderr.startswith("error: cli-2: no guest agent connected: "), fslist.stderr

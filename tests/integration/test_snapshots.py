@@ -516,7 +516,7 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
     # describe tells it, KubeVirt's own Events on the restore among the Wukong's.
     told = await cli(kube, "describe", "rs-2", "-n", namespace)
     assert told.exit_code == 0, told.output
-    assert f"Restore:      {name} from s Restoring" in told.output
+    assert f"Last restore:    {name} from s Restoring" in told.output
     assert f"StorageClass {vanishing} does not exist" in told.output
     assert any(
         "Warning" in line and "VirtualMachineRestoreError" in line and f"vmrestore/{name}" in line

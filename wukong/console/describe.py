@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from wukong.api import names
-from wukong.console.render import NONE, age, parse_time, table
+from wukong.console.render import NONE, age, field, parse_time, table
 from wukong.console.status import detail
 
 JsonObj = dict[str, Any]
@@ -135,7 +135,7 @@ def guest_section(info: JsonObj | None, why: str = "") -> list[str]:
     logged-in users, and each filesystem's use, a nearly full one marked. `info` None:
     `why` it cannot be said (no agent, not running, forbidden)."""
     if info is None:
-        return [f"Guest:        <{why}>"]
+        return [field("Guest", f"<{why}>")]
     os_info = info.get("os") or {}
     what = [
         str(os_info.get("prettyName") or os_info.get("name") or "unknown OS"),
@@ -143,10 +143,7 @@ def guest_section(info: JsonObj | None, why: str = "") -> list[str]:
         *([f"hostname {info['hostname']}"] if info.get("hostname") else []),
     ]
     users = sorted({str(u.get("userName")) for u in info.get("userList") or [] if u})
-    lines = [
-        f"Guest:        {', '.join(what)}",
-        f"Logged in:    {', '.join(users) or NONE}",
-    ]
+    lines = [field("Guest", ", ".join(what)), field("Logged in", ", ".join(users))]
     rows: list[list[object]] = []
     for fs in (info.get("fsInfo") or {}).get("disks") or []:
         used, total = int(fs.get("usedBytes") or 0), int(fs.get("totalBytes") or 0)

@@ -41,6 +41,17 @@ def cell(value: object) -> str:
     return str(value)
 
 
+# Wide enough for the longest label and two spaces ("Last migration:  "), as kubectl
+# describe's tabwriter pads its longest one; the labels of `status NAME` and `describe`
+# line up on it.
+LABEL_WIDTH = 17
+
+
+def field(label: str, value: object) -> str:
+    """`Label:` and the value, in the column every label's value starts at."""
+    return f"{label + ':':<{LABEL_WIDTH}}{cell(value)}"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "") -> str:
     """Columns padded to their widest cell, separated by three spaces (kubectl's layout)."""
     cells = [[cell(v) for v in row] for row in rows]

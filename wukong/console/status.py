@@ -10,7 +10,7 @@ from wukong.api import names
 from wukong.api.contract import ANSWERED_APART
 from wukong.api.objects import being_deleted
 from wukong.api.quantity import readable_bytes
-from wukong.console.render import NONE, age, cell, table
+from wukong.console.render import NONE, age, cell, field, table
 
 JsonObj = dict[str, Any]
 HEADERS: Final = ("NAME", "PHASE", "VM", "NODE", "IP", "DISKS", "READY", "LAST-ACTION")
@@ -131,10 +131,6 @@ def summary_table(items: Sequence[JsonObj], now: datetime, *, namespaces: bool =
     return table(("NAMESPACE", *HEADERS), spaced)
 
 
-def _field(label: str, value: object) -> str:
-    return f"{label + ':':<14}{cell(value)}"
-
-
 def _lifecycle(cr: JsonObj, now: datetime) -> str:
     apart = _apart_answer(cr)
     if apart is not None:
@@ -157,15 +153,15 @@ def _deletion(cr: JsonObj) -> list[str]:
         # The operator is done (it writes no last status before letting go): what the
         # status still says of its steps is stale; someone else's finalizer holds it now.
         return [
-            _field("Deleting", "done by Wukong"),
-            _field("Why", "waiting for other finalizers: " + ", ".join(finalizers)),
+            field("Deleting", "done by Wukong"),
+            field("Why", "waiting for other finalizers: " + ", ".join(finalizers)),
         ]
-    lines = [_field("Deleting", deletion.get("step") or "requested")]
+    lines = [field("Deleting", deletion.get("step") or "requested")]
     for label, key in (("Remaining", "remaining"), ("Kept", "kept")):
         if deletion.get(key):
-            lines.append(_field(label, ", ".join(deletion[key])))
+            lines.append(field(label, ", ".join(deletion[key])))
     if deletion.get("message"):
-        lines.append(_field("Why", deletion["message"]))
+        lines.append(field("Why", deletion["message"]))
     return lines
 
 
@@ -184,40 +180,42 @@ def _migration(cr: JsonObj) -> list[str]:
     )
     where = f" {route}" if route else ""
     state = migration.get("result") or migration.get("phase") or "requested"
-    lines = [_field("Migration", _words(migration.get("name"), f"{state}{where}"))]
+    # "Last": a later request (a restart) leaves it in the status; it answers the last
+    # migrate, not what happens now (session 46: "Migration: Refused" after a restart).
+    lines = [field("Last migration", _words(migration.get("name"), f"{state}{where}"))]
     if migration.get("refusal"):
-        lines.append(_field("Refused", migration["refusal"]))
+        lines.append(field("Refused", migration["refusal"]))
     return lines
 
 
 def _snapshot(cr: JsonObj) -> list[str]:
-    """'Snapshot: before-upgrade Succeeded (ready)', what it left out, a refusal."""
+    """'Last snapshot: before-upgrade Succeeded (ready)', what it left out, a refusal."""
     shot = _status(cr).get("snapshot") or {}
     if not shot:
         return []
     state = shot.get("result") or shot.get("phase") or "requested"
     ready = " (ready)" if shot.get("readyToUse") else ""
-    lines = [_field("Snapshot", _words(shot.get("name"), f"{state}{ready}"))]
+    lines = [field("Last snapshot", _words(shot.get("name"), f"{state}{ready}"))]
     if shot.get("leftOut"):
-        lines.append(_field("Left out", ", ".join(shot["leftOut"])))
+        lines.append(field("Left out", ", ".join(shot["leftOut"])))
     if shot.get("refusal"):
-        lines.append(_field("Refused", shot["refusal"]))
+        lines.append(field("Refused", shot["refusal"]))
     return lines
 
 
 def _restore(cr: JsonObj) -> list[str]:
-    """'Restore: web-1-restore-ab12 from good Restoring', KubeVirt's words while it runs or
-    once it failed, a refusal."""
+    """'Last restore: web-1-restore-ab12 from good Restoring', KubeVirt's words while it runs
+    or once it failed, a refusal."""
     back = _status(cr).get("restore") or {}
     if not back:
         return []
     state = back.get("result") or back.get("phase") or "requested"
     source = f"from {back['snapshot']}" if back.get("snapshot") else None
-    lines = [_field("Restore", _words(back.get("name"), source, state))]
+    lines = [field("Last restore", _words(back.get("name"), source, state))]
     if back.get("refusal"):
-        lines.append(_field("Refused", back["refusal"]))
+        lines.append(field("Refused", back["refusal"]))
     elif back.get("result") != "Succeeded" and back.get("message"):
-        lines.append(_field("Why", back["message"]))
+        lines.append(field("Why", back["message"]))
     return lines
 
 
@@ -252,14 +250,14 @@ def detail(cr: JsonObj, now: datetime) -> str:
     meta, status = cr["metadata"], _status(cr)
     ready = condition(cr, "Ready")
     lines = [
-        _field("Name", meta["name"]),
-        _field("Namespace", meta.get("namespace")),
-        _field("Phase", status.get("phase")),
-        _field("VM", status.get("vmName")),
-        _field("Node", status.get("nodeName")),
-        _field("Ready", " ".join(str(ready[k]) for k in ("status", "reason") if ready.get(k))),
-        _field("Last action", _lifecycle(cr, now)),
-        _field("Age", age(meta.get("creationTimestamp"), now)),
+        field("Name", meta["name"]),
+        field("Namespace", meta.get("namespace")),
+        field("Phase", status.get("phase")),
+        field("VM", status.get("vmName")),
+        field("Node", status.get("nodeName")),
+        field("Ready", " ".join(str(ready[k]) for k in ("status", "reason") if ready.get(k))),
+        field("Last action", _lifecycle(cr, now)),
+        field("Age", age(meta.get("creationTimestamp"), now)),
         *_migration(cr),
         *_snapshot(cr),
         *_restore(cr),

@@ -33,8 +33,8 @@ INFO = {
 
 def test_the_guest_is_its_os_users_and_filesystems_a_full_one_marked() -> None:
     assert guest_section(INFO) == [
-        "Guest:        Fedora Linux 40 (Cloud Edition), kernel 6.8.5, hostname web-1-vm",
-        "Logged in:    fedora, root",
+        "Guest:           Fedora Linux 40 (Cloud Edition), kernel 6.8.5, hostname web-1-vm",
+        "Logged in:       fedora, root",
         "Filesystems:",
         "  MOUNT         TYPE   DEVICE   USED     SIZE      USE\n"
         "  /             xfs    vda1     2.0Gi    10.0Gi    20%\n"
@@ -43,7 +43,7 @@ def test_the_guest_is_its_os_users_and_filesystems_a_full_one_marked() -> None:
 
 
 def test_an_agent_that_reports_little_still_gives_a_section() -> None:
-    assert guest_section({}) == ["Guest:        unknown OS", "Logged in:    -"]
+    assert guest_section({}) == ["Guest:           unknown OS", "Logged in:       -"]
 
 
 def test_without_an_agent_the_section_says_how_to_get_one() -> None:
@@ -53,7 +53,7 @@ def test_without_an_agent_the_section_says_how_to_get_one() -> None:
     )
     why = guest_unavailable(message)
     assert why.startswith("no guest agent connected: with qemu-guest-agent in the guest")
-    assert guest_section(None, why) == [f"Guest:        <{why}>"]
+    assert guest_section(None, why) == [f"Guest:           <{why}>"]
     assert guest_unavailable("forbidden") == "unavailable: forbidden"
 
 

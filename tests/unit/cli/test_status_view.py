@@ -168,8 +168,8 @@ def test_detail_names_a_migration_as_the_last_action() -> None:
         "startedAt": "2026-05-01T11:58:00Z",
     }
     text = detail(cr, NOW)
-    assert "Last action:  migrate Succeeded 2m: migrated from node-1 to node-2" in text
-    assert "Migration:    web-1-migrate-abc Succeeded node-1 → node-2" in text
+    assert "Last action:     migrate Succeeded 2m: migrated from node-1 to node-2" in text
+    assert "Last migration:  web-1-migrate-abc Succeeded node-1 → node-2" in text
 
 
 def test_a_wukong_being_deleted_says_so_in_the_phase_column() -> None:
@@ -217,8 +217,8 @@ def test_detail_shows_conditions_disks_history_and_the_last_answer() -> None:
         }
     ]
     text = detail(cr, NOW)
-    assert "Phase:        Running" in text
-    assert "Last action:  Refused: cannot resume: the VM is running" in text
+    assert "Phase:           Running" in text
+    assert "Last action:     Refused: cannot resume: the VM is running" in text
     assert "VMRunning" in text and "the VM runs on node-1" in text
     assert "web-1-system" in text and "Succeeded" in text
     assert "SpecAccepted" in text and "Creating" in text
@@ -234,9 +234,9 @@ def test_detail_of_a_deleting_wukong_shows_the_step_and_what_is_kept() -> None:
         "kept": ["web-1-data"],
     }
     text = detail(cr, NOW)
-    assert "Deleting:     StopVM" in text
-    assert "Kept:         web-1-data" in text
-    assert "Remaining:    VirtualMachine/web-1-vm" in text
+    assert "Deleting:        StopVM" in text
+    assert "Kept:            web-1-data" in text
+    assert "Remaining:       VirtualMachine/web-1-vm" in text
 
 
 def test_a_deletion_held_by_someone_elses_finalizer_says_so() -> None:
@@ -252,7 +252,7 @@ def test_a_deletion_held_by_someone_elses_finalizer_says_so() -> None:
         "message": "waiting for PersistentVolumeClaim/web-1-system",
     }
     text = detail(cr, NOW)
-    assert "Deleting:     done by Wukong" in text
+    assert "Deleting:        done by Wukong" in text
     assert "waiting for other finalizers: example.com/hold" in text
     assert "Remaining:" not in text and "waiting for PersistentVolumeClaim" not in text
 
@@ -300,8 +300,8 @@ def test_detail_shows_the_last_migration_and_a_refused_request() -> None:
         },
     }
     text = detail(cr, datetime(2026, 12, 1, tzinfo=UTC))
-    assert "Migration:    web-1-migrate-ab12cd34 Running node-1 → node-2" in text
-    assert "Refused:      a migration of web-1 is already running" in text
+    assert "Last migration:  web-1-migrate-ab12cd34 Running node-1 → node-2" in text
+    assert "Refused:         a migration of web-1 is already running" in text
 
 
 def test_a_request_refused_before_its_object_was_made_shows_no_dash_for_a_name() -> None:
@@ -313,10 +313,38 @@ def test_a_request_refused_before_its_object_was_made_shows_no_dash_for_a_name()
     cr["status"]["snapshot"] = refused | {"refusal": "a restore is in progress"}
     cr["status"]["restore"] = {"snapshot": "gone", "result": "Refused", "refusal": "not found"}
     text = detail(cr, NOW)
-    assert "Migration:    Refused\n" in text
-    assert "Snapshot:     Refused\n" in text
-    assert "Restore:      from gone Refused\n" in text
-    assert "Refused:      KubeVirt cannot live-migrate web-1: …" in text
+    assert "Last migration:  Refused\n" in text
+    assert "Last snapshot:   Refused\n" in text
+    assert "Last restore:    from gone Refused\n" in text
+    assert "Refused:         KubeVirt cannot live-migrate web-1: …" in text
+
+
+def test_after_a_restart_the_refused_migrate_is_named_the_last_one_not_the_current() -> None:
+    """The status keeps the answer to the last migrate (and snapshot, restore) after later
+    requests: after a restart, "Migration: Refused" read as a migration refused now, beside
+    "Last action: restart Done" (session 46). Each says it is the last one, and every
+    label's value starts in one column, the longest label two spaces from it, as kubectl
+    describe's tabwriter lays them out."""
+    cr = running()
+    cr["spec"]["lifecycleAction"] = {"action": "restart", "requestedAt": "2026-05-01T11:58:00Z"}
+    cr["status"]["lifecycleState"] = {
+        "state": "Done",
+        "lastAction": "restart",
+        "lastActionTime": "2026-05-01T11:58:00Z",
+    }
+    cr["status"]["migration"] = {"result": "Refused", "refusal": "KubeVirt cannot migrate it"}
+    cr["status"]["snapshot"] = {"name": "s1", "result": "Succeeded", "readyToUse": True}
+    cr["status"]["restore"] = {"name": "r1", "snapshot": "s1", "result": "Failed"}
+    head = detail(cr, NOW).split("\nInterfaces")[0].splitlines()
+    labels = {line.split(":")[0]: line for line in head}
+    assert "Migration" not in labels and "Snapshot" not in labels and "Restore" not in labels
+    assert labels["Last action"].split(":", 1)[1].split() == ["restart", "Done", "2m"]
+    assert labels["Last migration"].split(":", 1)[1].strip() == "Refused"
+    assert labels["Refused"].split(":", 1)[1].strip() == "KubeVirt cannot migrate it"
+    assert labels["Last snapshot"].split(":", 1)[1].strip() == "s1 Succeeded (ready)"
+    assert labels["Last restore"].split(":", 1)[1].strip() == "r1 from s1 Failed"
+    starts = {len(line) - len(line.split(":", 1)[1].lstrip()) for line in head}
+    assert starts == {len("Last migration:  ")}, head
 
 
 def test_the_last_snapshot_and_restore_are_shown_with_kubevirts_words_while_they_matter() -> None:
@@ -337,10 +365,11 @@ def test_the_last_snapshot_and_restore_are_shown_with_kubevirts_words_while_they
         ),
     }
     text = detail(cr, NOW)
-    assert "Snapshot:     before-upgrade Succeeded (ready)" in text
-    assert "Left out:     scratch" in text
-    assert "Restore:      web-1-restore-ab12cd34 from before-upgrade Restoring" in text
-    assert "Why:          web-1-restore-ab12cd34: KubeVirt cannot go on: StorageClass fast" in text
+    assert "Last snapshot:   before-upgrade Succeeded (ready)" in text
+    assert "Left out:        scratch" in text
+    assert "Last restore:    web-1-restore-ab12cd34 from before-upgrade Restoring" in text
+    why = "Why:             web-1-restore-ab12cd34: KubeVirt cannot go on: StorageClass fast"
+    assert why in text
     cr["status"]["restore"] |= {"result": "Succeeded", "phase": "Succeeded", "message": "done"}
     assert "Why:" not in detail(cr, NOW)  # a restore that went well needs no words
 
