@@ -503,6 +503,9 @@ wukong delete web-1 --keep data
 # every Wukong labelled tier=test, without asking, and wait until they are gone
 wukong delete -l tier=test --yes --wait
 
+# print only what was deleted, as kubectl delete -o name (the plan goes to stderr)
+wukong delete -l tier=test --yes -o name
+
 # what would happen, checked by the API server, nothing deleted
 wukong delete web-1 --dry-run=server"""
 
@@ -523,7 +526,16 @@ def delete(
     wait: Annotated[bool, typer.Option("--wait", help="follow the teardown until gone")] = False,
     timeout: Timeout = None,
     dry_run: DryRunOpt = DryRun.NONE,
-    output: OutputOpt = None,
+    output: Annotated[
+        Output | None,
+        output_option(
+            Output.JSON,
+            Output.YAML,
+            Output.NAME,
+            help_text="name: each Wukong deleted, as kubectl delete -o name (the plan goes "
+            "to stderr); json or yaml: with --dry-run=client, the patches",
+        ),
+    ] = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     namespace: Namespace = None,
@@ -546,7 +558,7 @@ def delete(
         ask=lambda who: asker(yes, who),
         wait=waiting(wait, timeout),
         selector=selector,
-        writing=writing(dry_run, output),
+        writing=writing(dry_run, output, names=True),
     )
     run(work)
 

@@ -424,15 +424,20 @@ def waiting(wait: bool, timeout: float | None, default: float = DEFAULT_WAIT) ->
     return default if timeout is None else timeout
 
 
-def writing(dry_run: DryRun, output: Output | None, *, prints_result: bool = False) -> Writing:
+def writing(
+    dry_run: DryRun, output: Output | None, *, prints_result: bool = False, names: bool = False
+) -> Writing:
     """How a writing verb writes, checked: -o says how a client dry run prints, and for a
     verb that `prints_result` (create, as `kubectl create -o yaml|json|name`) how the
-    object the API server answered is printed."""
+    object the API server answered is printed; a verb that prints `names` (delete, as
+    `kubectl delete -o name`) takes `-o name` however it writes."""
     from wukong.console.flows import Writing
 
     # Which formats: each command's -o takes only its own (output_option).
     if output is not None and dry_run is not DryRun.CLIENT and not prints_result:
-        fail(usage("-o/--output goes with --dry-run=client on this command"))
+        if not (names and output is Output.NAME):
+            also = " (-o name goes without)" if names else ""
+            fail(usage(f"-o/--output goes with --dry-run=client on this command{also}"))
     return Writing(dry_run, output)
 
 

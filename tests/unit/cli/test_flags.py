@@ -256,7 +256,7 @@ def test_the_same_flag_is_refused_in_the_same_words_on_every_command(
         (["create", "web-1", "--dry-run=client"], "'json', 'yaml', 'name'"),
         (["version"], "'json', 'yaml'"),
         (["stop", "web-1", "--dry-run=client"], "'json', 'yaml'"),
-        (["delete", "web-1", "--dry-run=client"], "'json', 'yaml'"),
+        (["delete", "web-1", "--dry-run=client"], "'json', 'yaml', 'name'"),
         (["resize", "web-1", "--cpu", "2", "--dry-run=client"], "'json', 'yaml'"),
         (["expose", "web-1", "--port", "80", "--dry-run=client"], "'json', 'yaml'"),
         (["fslist", "web-1"], "'json', 'yaml'"),

@@ -601,3 +601,72 @@ def test_delete_wait_over_a_selection_has_one_deadline_for_all(
     assert result.stderr.splitlines()[-3:] == [
         f"error: {n}: timed out after 1s waiting for {n} to be deleted" for n in ("t1", "t2", "t3")
     ]
+
+
+NAMED = "wukong.vm.novasphere.dev"  # kind.group, lowercased: cli-runtime's NamePrinter
+
+
+def test_delete_o_name_prints_each_deleted_wukong_alone_as_kubectl(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kubectl delete -o name` prints `<kind>.<group>/<name>` per object deleted and
+    nothing else; `wukong delete -o name` was a usage error asking for --dry-run=client
+    (session 46). The plan is still shown first, on stderr, so stdout is the names alone."""
+    server = FakeApiServer(running("t1"), running("t2"), deleting("t3"))
+    result = wukong_cli(
+        server, kubeconfig, monkeypatch, "delete", "-l", "grp=t", "-y", "-o", "name"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"{NAMED}/t1", f"{NAMED}/t2", f"{NAMED}/t3"]
+    assert "Deleting Wukong t1 in namespace demo:" in result.stderr
+    assert "t3 is already being deleted (step StopVM)" in result.stderr
+    assert server.writes == [("DELETE", "t1"), ("DELETE", "t2")]
+    for dry_run in ("--dry-run=server", "--dry-run=client"):
+        server = FakeApiServer(running("web-1"))
+        args = ("delete", "web-1", "-y", "--keep-disks", dry_run, "-o", "name")
+        result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+        assert (result.exit_code, result.stdout) == (0, f"{NAMED}/web-1\n"), result.output
+        assert "Deleting Wukong web-1 in namespace demo:" in result.stderr
+    # -o json and yaml still print a client dry run's patches, and only that.
+    result = wukong_cli(server, kubeconfig, monkeypatch, "delete", "web-1", "-y", "-o", "json")
+    assert result.exit_code == 2, result.output
+    assert "goes with --dry-run=client on this command (-o name goes without)" in result.stderr
+
+
+def test_delete_o_name_still_confirms_first(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-o name changes what is printed, not the confirmation: without a terminal and without
+    --yes nothing is deleted; on a terminal the plan and the question come first (stderr),
+    and a no deletes nothing and prints no name."""
+    server = FakeApiServer(running("t1"))
+    refused = wukong_cli(server, kubeconfig, monkeypatch, "delete", "t1", "-o", "name")
+    assert (refused.exit_code, refused.stdout, server.writes) == (1, "", [])
+    assert "Deleting Wukong t1 in namespace demo:" in refused.stderr
+    assert refused.stderr.endswith("stdin is not a terminal; pass --yes\n")
+    on_a_terminal(monkeypatch)
+    monkeypatch.setattr(Kube, "request", server.request)
+    argv = ["delete", "t1", "-o", "name", "-n", "demo", "--kubeconfig", kubeconfig]
+    no = CliRunner().invoke(app, argv, input="n\n")
+    # CliRunner echoes the answer to stdout, where a terminal would show it itself.
+    assert (no.exit_code, no.stdout.split(), server.writes) == (1, ["n"], [])
+    yes = CliRunner().invoke(app, argv, input="y\n")
+    assert (yes.exit_code, yes.stdout.split()) == (0, ["y", f"{NAMED}/t1"]), yes.output
+    assert yes.stderr.index("Deleting Wukong t1") < yes.stderr.index("Delete Wukong t1? [y/N]")
+    assert server.writes == [("DELETE", "t1")]
+
+
+def test_delete_o_name_with_wait_prints_the_name_once_and_the_end_on_stderr(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wukong.console.flows import deleting as flow
+
+    async def gone(*_: Any, **__: Any) -> bool:
+        return True
+
+    monkeypatch.setattr(flow, "wait_for", gone)
+    server = FakeApiServer(running("t1"))
+    args = ("delete", "t1", "-y", "--wait", "-o", "name")
+    result = wukong_cli(server, kubeconfig, monkeypatch, *args)
+    assert (result.exit_code, result.stdout) == (0, f"{NAMED}/t1\n"), result.output
+    assert result.stderr.splitlines()[-1] == "wukong t1 deleted"

@@ -21,9 +21,7 @@ from wukong.console.flows.common import (
 )
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Ask, Cluster, Console, typed
-from wukong.console.output import (
-    DryRun,
-)
+from wukong.console.output import DryRun, Output, name_of
 from wukong.errors import ApiError, Conflict, Forbidden
 
 
@@ -49,17 +47,24 @@ async def delete(
         failures = Failures(io, target.server, several=selector is not None or len(crs) > 1)
         deleting = await _delete_each(target, io, crs, plans, ask, writing, failures)
         if wait is not None and writing.dry_run is DryRun.NONE:
-            await _all_gone(target, io, deleting, wait, failures)
+            done = io.say if writing.output is Output.NAME else io.out
+            await _all_gone(target, io, deleting, wait, failures, done)
         return failures.code
 
 
 async def _all_gone(
-    target: Target, io: Console, deleting: Sequence[str], wait: float, failures: Failures
+    target: Target,
+    io: Console,
+    deleting: Sequence[str],
+    wait: float,
+    failures: Failures,
+    done: Callable[[str], None],
 ) -> None:
     """Follow every deletion at once, under the one --timeout: kubectl's `delete --wait` has
     one deadline for all its objects, and the lifecycle verbs follow a selection together.
     One after another, each with the whole timeout, took N times it (CLI audit, session
-    44). Deletions done to stdout, then each failure."""
+    44). Each deletion done to `done` (stdout; stderr with -o name, whose stdout has the
+    names alone), then each failure."""
     results = await asyncio.gather(
         *(
             wait_for(target, name, _gone, within=wait, what=f"{name} to be deleted", say=io.say)
@@ -72,7 +77,7 @@ async def _all_gone(
             raise result  # a bug, not an answer
     for name, result in zip(deleting, results, strict=True):
         if not isinstance(result, BaseException):
-            io.out(f"wukong {name} deleted")
+            done(f"wukong {name} deleted")
     for name, result in zip(deleting, results, strict=True):
         if isinstance(result, CliError | ApiError):
             failures.add(name, result)
@@ -103,8 +108,12 @@ async def _delete_each(
     failures: Failures,
 ) -> list[str]:
     """Show every plan, ask once for all of them (as kubectl asks once for what it lists),
-    delete each; the names now being deleted (to wait for). A write that fails is said and
-    the others go on; a "no" deletes none."""
+    delete each; the names now being deleted (to wait for; a dry run's, as if). A write that
+    fails is said and the others go on; a "no" deletes none. With -o name, stdout has each
+    Wukong's `wukong.vm.novasphere.dev/NAME` alone, once all are deleted, as `kubectl delete
+    -o name` prints it, and the plans go to stderr: still shown before the question."""
+    names_only = writing.output is Output.NAME
+    show = io.say if names_only else io.out
     patches = Patches(io, writing.output, several=failures.several)
     deleting: list[str] = []
     shown: list[tuple[JsonObj, deletion.DeletePlan]] = []
@@ -117,14 +126,35 @@ async def _delete_each(
             io.say(deletion.already_deleting(cr))
             deleting.append(cr["metadata"]["name"])
         elif writing.client:
-            _show_deletion(io, cr, plan, patches)
+            _show_deletion(io, cr, plan, None if names_only else patches)
+            deleting.append(cr["metadata"]["name"])  # would be: named with -o name
         else:
             for line in plan.lines():
-                io.out(line)
+                show(line)
             shown.append((cr, plan))
-    patches.flush()
-    if not shown:
-        return deleting
+    if not names_only:
+        patches.flush()
+    if shown:
+        await _confirmed_deletes(target, io, shown, ask, writing, failures, deleting)
+    if names_only:
+        # After the answer (a "no" prints none), in the selection's order; one already
+        # being deleted is named too, as kubectl's DELETE of it answers.
+        for cr in crs:
+            if cr["metadata"]["name"] in deleting:
+                io.out(name_of(cr))
+    return deleting
+
+
+async def _confirmed_deletes(
+    target: Target,
+    io: Console,
+    shown: Sequence[tuple[JsonObj, deletion.DeletePlan]],
+    ask: Callable[[str], Ask | None],
+    writing: Writing,
+    failures: Failures,
+    deleting: list[str],
+) -> None:
+    """Ask once for every plan shown, then delete each, adding its name to `deleting`."""
     asked = [plan for _, plan in shown]
     confirm = ask(deletion.subject(asked))
     if not writing.server and confirm is not None and not confirm(deletion.question(asked)):
@@ -137,12 +167,13 @@ async def _delete_each(
             failures.add(name, error)
             continue
         deleting.append(name)
+        if writing.output is Output.NAME:
+            continue  # the names alone, once all are asked (_delete_each)
         if writing.server:
             io.out(f"wukong {name} deleted (server dry run)")
         else:
             follow = typed(f"status {name} -w", cr["metadata"]["namespace"])
             io.out(f"wukong {name} is being deleted (follow it with: {follow})")
-    return deleting
 
 
 async def _services(target: Target) -> list[JsonObj] | None:
@@ -155,12 +186,14 @@ async def _services(target: Target) -> list[JsonObj] | None:
         return None
 
 
-def _show_deletion(io: Console, cr: JsonObj, plan: deletion.DeletePlan, patches: Patches) -> None:
+def _show_deletion(
+    io: Console, cr: JsonObj, plan: deletion.DeletePlan, patches: Patches | None
+) -> None:
     """A client dry run of one deletion: the plan to stderr, so that stdout carries the
-    patches alone (`-o json | jq`)."""
+    patches alone (`-o json | jq`; `patches` None: -o name, whose names come after)."""
     for line in plan.lines():
         io.say(line)
-    if (patch := deletion.options_patch(cr, plan)) is not None:
+    if patches is not None and (patch := deletion.options_patch(cr, plan)) is not None:
         patches.add(cr, patch)
     io.say(f"wukong {cr['metadata']['name']} would be deleted (client dry run)")
 
