@@ -6,8 +6,10 @@ Merging verdicts into conditions and phase changes into the history is the job o
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from wukong.api.conditions import READY, STALLED, Cond
 from wukong.api.status import MAX_INTERFACES, InterfaceStatus, VolumeStatus
@@ -39,13 +41,31 @@ def interfaces(seen: Observed) -> list[InterfaceStatus]:
     return [
         InterfaceStatus(
             name=str(iface["name"]),
-            ip_address=iface.get("ipAddress") or None,
+            ip_address=_reachable(iface.get("ipAddress"), iface.get("ipAddresses")),
             ip_addresses=list(iface.get("ipAddresses") or []),
             mac=iface.get("mac") or None,
         )
         for iface in (seen.vmi or {}).get("status", {}).get("interfaces") or []
         if iface.get("name") and not seen.vmi_ended
     ][:MAX_INTERFACES]
+
+
+def _link_local(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_link_local
+    except ValueError:
+        return False  # not an address KubeVirt would write: shown as it is
+
+
+def _reachable(primary: Any, addresses: Any) -> str | None:
+    """The interface's address for `kubectl get wk`: KubeVirt's primary one, unless it is
+    link-local (`fe80::…`: virt-handler takes the guest agent's addresses once it reports,
+    and a guest whose DHCP has not answered yet, or a network without IPAM, has only that),
+    then the first of its other addresses that is not; None when there is none."""
+    for address in (primary, *(addresses or ())):
+        if address and isinstance(address, str) and not _link_local(address):
+            return address
+    return None
 
 
 def node_name(seen: Observed) -> str | None:

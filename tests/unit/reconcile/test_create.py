@@ -257,6 +257,31 @@ def test_the_guests_own_nics_are_not_the_wukongs_interfaces() -> None:
     ]
 
 
+def test_a_link_local_address_is_not_the_interfaces_ip() -> None:
+    """Found by a source audit (session 46): once the guest agent reports and the guest has
+    no IPv4 yet (its DHCP still asking, or a network without IPAM), virt-handler's primary
+    address is the agent's `fe80::…`, and `kubectl get wk` showed it as the VM's IP."""
+    cr = wukong()
+    status = {
+        "phase": "Running",
+        "nodeName": "node-1",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "interfaces": [
+            {"name": "default", "ipAddress": "fe80::1", "ipAddresses": ["fe80::1"]},
+            {"name": "storage-net", "ipAddress": "fe80::2%eth1",
+             "ipAddresses": ["fe80::2%eth1", "2001:db8::5", "10.20.0.5"]},
+            {"name": "vlan100", "ipAddress": "10.20.1.5", "ipAddresses": ["10.20.1.5"]},
+        ],
+    }  # fmt: skip
+    plan = decide(cr, {"phase": "Running"}, _with_vmi(cr, "Always", status))
+    said = [(i["name"], i.get("ipAddress"), i["ipAddresses"]) for i in plan.status["interfaces"]]
+    assert said == [
+        ("default", None, ["fe80::1"]),  # KubeVirt's list is kept as it is
+        ("storage-net", "2001:db8::5", ["fe80::2%eth1", "2001:db8::5", "10.20.0.5"]),
+        ("vlan100", "10.20.1.5", ["10.20.1.5"]),
+    ]
+
+
 def test_cpu_change_updates_template_and_raises_restart_required() -> None:
     cr = wukong()
     world = ready_children()
