@@ -13,13 +13,23 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.scenario import create, get, k, patch_spec, sim, wait_phase, wukong
+from tests.integration.scenario import (
+    create,
+    get,
+    k,
+    patch_spec,
+    sim,
+    user_nad,
+    wait_phase,
+    wukong,
+)
 from wukong.adapters.kube import Kube, api_path
 from wukong.errors import Forbidden
 from wukong.testing._assets import kubectl_binary
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
+from wukong.testing.namespaces import temporary_namespace
 from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "sim"]  # fixtures
@@ -147,3 +157,27 @@ async def test_the_namespaced_account_reaches_nothing_outside_its_namespace(
             await Kube(api).get(api_path("vm.novasphere.dev", "v1alpha1", "wukongs"))
         with pytest.raises(Forbidden):
             await Kube(api).get(api_path("kubevirt.io", "v1", "virtualmachines", "default"))
+
+
+async def test_a_nad_of_another_namespace_is_found_by_kubevirt_not_reported_missing(
+    kube: Any,
+    k: Kube,
+    namespace: str,
+    operator_kubeconfig: Path,  # the session's open network policy (conftest), in any order
+    namespaced_operator: InProcessOperator,
+) -> None:
+    """Found by a source audit (session 46): the namespaced operator watches only its
+    namespace, so `nadName: OTHER/NAD` (granted by the policy, as docs/install.md shows) was
+    NADNotFound for ever and the VM never made. KubeVirt's virt-controller finds it."""
+    async with temporary_namespace(kube, "infra-") as infra:
+        await create(k, "nad", infra, user_nad("storage-net"))
+        networks = [{"name": "storage", "nadName": f"{infra}/storage-net"}]
+        disks = [{"name": "system", "size": "1Gi"}]
+        await create(k, "wukong", namespace, wukong("ns-2", disks=disks, networks=networks))
+        cr = await wait_phase(k, namespace, "ns-2", "Running", within=30)
+        [said] = [c for c in cr["status"]["conditions"] if c["type"] == "NetworksConfigured"]
+        assert (said["status"], said["reason"]) == ("True", "NetworksReady")
+        vmi = await get(k, "vmi", namespace, "ns-2-vm")
+        assert vmi is not None
+        assert {"name": "storage", "multus": {"networkName": f"{infra}/storage-net"}} in vmi[
+            "spec"]["networks"]  # fmt: skip

@@ -150,6 +150,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         storage_classes={o["metadata"]["name"]: o for o in store.list(kinds.STORAGE_CLASS.cache)},
         filesystem_overhead=_filesystem_overhead(store),
         network_policy=store.get(kinds.NETWORK_POLICY.cache, "", POLICY_NAME),
+        scope=scope,
         size_classes=_size_classes(store, cr),
     )
 

@@ -69,8 +69,13 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
             statuses.append(
                 NetworkStatus(name=net.name, nad_name=net.nad_name, owned_by_wukong=False)
             )
+            ns, nad_name = names.object_ref(namespace, net.nad_name)
+            if seen.scope not in (None, ns):
+                # Outside the namespace the operator watches: not known, not missing.
+                # virt-controller looks it up when it makes the pod, and says if it is not
+                # there (VMHealthy); the policy's grant of it by name still holds.
+                continue
             if _lookup(net.nad_name, namespace, seen) is None:
-                ns, nad_name = names.object_ref(namespace, net.nad_name)
                 absent.add(net.name)
                 missing.append(f"network '{net.name}' needs NAD '{nad_name}' in namespace '{ns}'")
             continue

@@ -49,6 +49,9 @@ class Observed:
     """Why the guest agent could not tell (not connected, VMI not running)."""
     network_policy: JsonObj | None = None
     """The administrator's WukongNetworkPolicy 'cluster'; None when there is none."""
+    scope: str | None = None
+    """The one namespace the caches watch (`run --namespace`), None for all: an object of
+    another namespace is not known, not missing."""
     size_classes: Mapping[str, JsonObj] = field(default_factory=dict)
     """The instancetype and preference the spec names, by kind; one not cached is absent."""
     plugging: frozenset[str] = frozenset()

@@ -586,3 +586,26 @@ def test_a_vm_is_made_once_the_nad_made_for_it_is_seen() -> None:
     assert made == ["NetworkAttachmentDefinition"]
     assert [a.kind for a in decide(wukong(), plan.status, world).actions
             if isinstance(a, CreateChild)] == ["VirtualMachine"]  # fmt: skip
+
+
+def test_a_granted_nad_outside_the_watched_namespace_is_not_missing() -> None:
+    """Found by a source audit (session 46): an operator run with --namespace watches only
+    its namespace, so a granted NAD of another (`nadName: infra/storage-net`, as
+    docs/install.md shows) was NADNotFound for ever and the VM never made. It is not known,
+    not missing: the VM names it, and virt-controller says if it is not there."""
+
+    networks = [{"name": "storage", "nadName": "infra/storage-net"}]
+    cr = wukong(networks=networks)
+    grant = policy({"namespaces": [NS], "nads": ["infra/storage-net"]})
+    world = Observed(**{**ready_children().__dict__, "network_policy": grant, "scope": NS,
+                        "nads": {}})  # fmt: skip
+    plan = decide(cr, {}, world)
+    assert _networks_condition(plan) == ("True", "NetworksReady")
+    [vm] = [
+        a.body for a in plan.actions if isinstance(a, CreateChild) and a.kind == "VirtualMachine"
+    ]
+    assert {"name": "storage", "multus": {"networkName": "infra/storage-net"}} in vm["spec"][
+        "template"]["spec"]["networks"]  # fmt: skip
+    # Watching every namespace, the same NAD not in the cache is missing.
+    unscoped = Observed(**{**world.__dict__, "scope": None})
+    assert _networks_condition(decide(cr, {}, unscoped)) == ("False", "NADNotFound")
