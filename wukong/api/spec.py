@@ -316,7 +316,8 @@ _NETWORK_RULES = rules(
 )
 _BRIDGE_ONLY = (
     "only type 'bridge' is supported: macvlan and ipvlan cannot carry KubeVirt's bridge binding "
-    "(the MAC address moves into the guest); use a Linux bridge or an existing NAD via nadName"
+    "(the MAC address moves into the guest); use a Linux bridge, or an existing bridge NAD "
+    "via nadName"
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,25 @@ class NetworkPlan:
         return bool(self.condition.status)
 
 
+# CNI types whose interface carries no traffic under KubeVirt's bridge binding, the one a
+# Wukong gives every secondary network: it moves the pod interface's MAC into the guest, and
+# a macvlan or ipvlan child (or an SR-IOV VF) receives only for the MAC or address it has.
+NOT_BRIDGEABLE = ("macvlan", "ipvlan", "sriov")
+
+
+def cni_type(nad: JsonObj) -> str | None:
+    """The CNI type a NAD's pod interface comes from: its config's `type`, or the first
+    plugin's of a list (the others chain onto it); None when the config does not say."""
+    try:
+        config = json.loads((nad.get("spec") or {}).get("config") or "")
+    except ValueError:
+        return None
+    if isinstance(config, dict) and isinstance(plugins := config.get("plugins"), list):
+        config = plugins[0] if plugins else None
+    kind = config.get("type") if isinstance(config, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def _lookup(ref: str, namespace: str, seen: Observed) -> JsonObj | None:
     """A NAD named `ref` ('name' or 'namespace/name') in the cache."""
     ns, name = names.object_ref(namespace, ref)
@@ -61,6 +81,7 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
     statuses: list[NetworkStatus] = []
     missing: list[str] = []
     conflicts: list[str] = []
+    unusable: list[str] = []
     unsafe: set[str] = set()
     absent: set[str] = set()
     namespace, uid = cr.metadata.namespace, cr.metadata.uid
@@ -75,9 +96,14 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
                 # virt-controller looks it up when it makes the pod, and says if it is not
                 # there (VMHealthy); the policy's grant of it by name still holds.
                 continue
-            if _lookup(net.nad_name, namespace, seen) is None:
+            if (found := _lookup(net.nad_name, namespace, seen)) is None:
                 absent.add(net.name)
                 missing.append(f"network '{net.name}' needs NAD '{nad_name}' in namespace '{ns}'")
+            elif (kind := cni_type(found)) in NOT_BRIDGEABLE:
+                absent.add(net.name)  # a VM that has it keeps it: nothing unsafe, only dead
+                unusable.append(
+                    f"network '{net.name}': NAD '{net.nad_name}' is of CNI type '{kind}'"
+                )
             continue
         nad = names.nad_name(cr.metadata.name, net.name)
         current = seen.nads.get(f"{namespace}/{nad}")
@@ -109,6 +135,13 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
     elif conflicts:
         message = "; ".join(conflicts) + ": rename the network or delete that NAD"
         cond = Cond(NETWORKS_CONFIGURED, False, "NADConflict", message)
+    elif unusable:
+        message = "; ".join(unusable) + (
+            ": KubeVirt's bridge binding, which Wukong gives every secondary network, carries "
+            "no traffic on macvlan, ipvlan or SR-IOV (the guest takes the MAC address of the "
+            "pod's interface); name a NAD of type bridge (or ovs)"
+        )
+        cond = Cond(NETWORKS_CONFIGURED, False, "NADNotBridgeable", message)
     else:
         extra = ", ".join(n.name for n in cr.spec.networks)
         said = f"pod network and {extra}" if extra else "pod network only"

@@ -609,3 +609,54 @@ def test_a_granted_nad_outside_the_watched_namespace_is_not_missing() -> None:
     # Watching every namespace, the same NAD not in the cache is missing.
     unscoped = Observed(**{**world.__dict__, "scope": None})
     assert _networks_condition(decide(cr, {}, unscoped)) == ("False", "NADNotFound")
+
+
+def _typed_nad(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    nad = user_nad(name)
+    nad["spec"]["config"] = json.dumps(config)
+    return nad
+
+
+@pytest.mark.parametrize(
+    ("config", "refused"),
+    [
+        ({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0", "mode": "bridge"}, "macvlan"),
+        ({"cniVersion": "0.3.1", "plugins": [{"type": "ipvlan", "master": "eth0"}]}, "ipvlan"),
+        ({"cniVersion": "0.3.1", "type": "sriov", "vlan": 100}, "sriov"),
+        ({"cniVersion": "0.3.1", "plugins": [{"type": "bridge", "bridge": "br1"},
+                                             {"type": "tuning"}]}, None),
+        ({"cniVersion": "0.3.1", "type": "ovs", "bridge": "br1"}, None),
+        ({}, None),  # says nothing of its type (Multus may read a file of that name)
+    ],
+)  # fmt: skip
+def test_a_named_nad_whose_interface_bridge_binding_cannot_use_is_said(
+    config: dict[str, Any], refused: str | None
+) -> None:
+    """Found by a source audit (session 46): every secondary network gets KubeVirt's bridge
+    binding, which carries no traffic on a macvlan or ipvlan child or an SR-IOV VF (the CRD
+    already refuses those types for the NADs the operator makes); one named by `nadName` was
+    taken, and everything said healthy while the guest's NIC received nothing."""
+    world = ready_children()
+    world = _with(world, **{f"{NS}/existing-nad": _typed_nad("existing-nad", config)})
+    plan = decide(wukong(), {}, world)
+    made = [a.kind for a in plan.actions if isinstance(a, CreateChild)]
+    if refused is None:
+        assert _networks_condition(plan) == ("True", "NetworksReady")
+        assert made == ["VirtualMachine"]
+        return
+    assert _networks_condition(plan) == ("False", "NADNotBridgeable")
+    [cond] = [c for c in plan.status["conditions"] if c["type"] == "NetworksConfigured"]
+    assert f"NAD 'existing-nad' is of CNI type '{refused}'" in cond["message"]
+    assert made == []
+
+
+def test_a_vm_that_runs_on_a_nad_found_unbridgeable_keeps_it() -> None:
+    """Nothing unsafe, only a NIC without traffic: taking it out would owe a restart."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    macvlan = {"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0"}
+    world = _with(running_world(), **{f"{NS}/existing-nad": _typed_nad("existing-nad", macvlan)})
+    plan = decide(wukong(), {"phase": "Running", "vmName": "web-1-vm"}, world)
+    assert _networks_condition(plan) == ("False", "NADNotBridgeable")
+    assert _vm_networks(plan) == []
+    assert not [c for c in plan.status["conditions"] if c["type"] == "RestartRequired"]
