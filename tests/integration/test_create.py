@@ -112,6 +112,38 @@ async def test_missing_nad_waits_with_a_condition_and_recovers_when_it_appears(
     await wait_phase(k, namespace, "web-2", "Running")
 
 
+async def test_the_nad_of_a_network_taken_out_goes_once_the_guest_no_longer_uses_it(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Found by a source audit (session 46): the NAD made for a network removed from the
+    spec stayed, on its old bridge and VLAN, until the Wukong was deleted. It goes once the
+    VM's template and its running guest no longer name it (a restart; a migration's new pod
+    would still need it)."""
+    lan = [{"name": "lan", "bridge": "br-x", "vlan": 150}]
+    await create(k, "wukong", namespace, wukong("web-9", networks=lan))
+    await wait_phase(k, namespace, "web-9", "Running")
+    assert await get(k, "nad", namespace, "web-9-lan") is not None
+    await patch_spec(k, namespace, "web-9", {"networks": []})
+    await wait_for(
+        k,
+        namespace,
+        "web-9",
+        lambda c: condition(c, "RestartRequired").get("status") == "True",
+        what="RestartRequired for the network taken out",
+    )
+    await asyncio.sleep(1.0)  # what the operator would have deleted by now
+    assert await get(k, "nad", namespace, "web-9-lan") is not None, "deleted under the guest"
+    restart = await request(k, namespace, "web-9", "restart")
+    await wait_for(k, namespace, "web-9", answered(restart, "Done"), within=60)
+
+    async def gone() -> bool:
+        return await get(k, "nad", namespace, "web-9-lan") is None
+
+    await eventually(gone, timeout=30)
+    vmi = await get(k, "vmi", namespace, "web-9-vm")
+    assert vmi is not None and [n["name"] for n in vmi["spec"]["networks"]] == ["default"]
+
+
 async def test_failed_import_sets_error_and_recovers_after_the_image_is_fixed(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

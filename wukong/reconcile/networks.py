@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from wukong.api import JsonObj, names
 from wukong.api.conditions import NETWORKS_CONFIGURED, Cond
+from wukong.api.objects import being_deleted
 from wukong.api.status import NetworkStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.actions import Action, CreateChild, PatchChild
+from wukong.reconcile.actions import Action, CreateChild, DeleteChild, PatchChild
 from wukong.reconcile.children import build_nad, nad_config, owned_by
 from wukong.reconcile.observed import Observed
 
@@ -69,6 +70,37 @@ def _lookup(ref: str, namespace: str, seen: Observed) -> JsonObj | None:
     """A NAD named `ref` ('name' or 'namespace/name') in the cache."""
     ns, name = names.object_ref(namespace, ref)
     return seen.nads.get(f"{ns}/{name}")
+
+
+def _named_by(spec: JsonObj | None) -> set[str]:
+    """The NADs a VM template's or a VMI's spec names."""
+    return {
+        str((n.get("multus") or {}).get("networkName"))
+        for n in (spec or {}).get("networks") or ()
+        if n.get("multus")
+    }
+
+
+def _let_go(cr: Wukong, seen: Observed) -> list[Action]:
+    """Delete the NADs the operator made for networks the spec no longer has, once neither
+    the VM's template nor a live guest names them (a guest's pod took them in; a migration
+    or a restart would make a new pod that needs them). Until session 46 they stayed until
+    the Wukong was deleted, on their old bridge and VLAN."""
+    namespace, uid = cr.metadata.namespace, cr.metadata.uid
+    wanted = {names.nad_name(cr.metadata.name, n.name) for n in cr.spec.networks if not n.nad_name}
+    template = ((seen.vm or {}).get("spec") or {}).get("template") or {}
+    used = _named_by(template.get("spec"))
+    if seen.vmi is not None and not seen.vmi_ended:
+        used |= _named_by(seen.vmi.get("spec"))
+    gone: list[Action] = []
+    for key, nad in seen.nads.items():
+        ns, _, name = key.partition("/")
+        if ns != namespace or name in wanted or not owned_by(nad, uid):
+            continue
+        if name in used or f"{ns}/{name}" in used or being_deleted(nad):
+            continue
+        gone.append(DeleteChild("NetworkAttachmentDefinition", name, nad["metadata"].get("uid")))
+    return gone
 
 
 def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ()) -> NetworkPlan:
@@ -146,5 +178,6 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
         extra = ", ".join(n.name for n in cr.spec.networks)
         said = f"pod network and {extra}" if extra else "pod network only"
         cond = Cond(NETWORKS_CONFIGURED, True, "NetworksReady", said)
+    actions += _let_go(cr, seen)
     withheld = Withheld(frozenset(unsafe), frozenset(absent))
     return NetworkPlan(tuple(actions), tuple(statuses), cond, withheld)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
 import pytest
 
 from tests.unit.reconcile.world import NS, decide, ready_children, seen, user_nad, wukong
-from wukong.reconcile.actions import CreateChild, Emit, PatchChild, VmCall
+from wukong.reconcile.actions import CreateChild, DeleteChild, Emit, PatchChild, VmCall
 from wukong.reconcile.children import nad_config
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.tenancy import network_refusals
@@ -660,3 +661,42 @@ def test_a_vm_that_runs_on_a_nad_found_unbridgeable_keeps_it() -> None:
     assert _networks_condition(plan) == ("False", "NADNotBridgeable")
     assert _vm_networks(plan) == []
     assert not [c for c in plan.status["conditions"] if c["type"] == "RestartRequired"]
+
+
+def _nad_deletes(plan: Any) -> list[str]:
+    return [
+        a.name for a in plan.actions
+        if isinstance(a, DeleteChild) and a.kind == "NetworkAttachmentDefinition"
+    ]  # fmt: skip
+
+
+def test_the_nad_of_a_network_taken_out_of_the_spec_goes_once_nothing_names_it() -> None:
+    """Found by a source audit (session 46): a network removed (or renamed) left the NAD the
+    operator made for it, on its old bridge and VLAN, until the Wukong was deleted; the
+    status and `wukong delete` no longer named it meanwhile."""
+    from tests.unit.reconcile.test_lifecycle import running_world
+
+    only_named = wukong(networks=[{"name": "storage-net", "nadName": "existing-nad"}])
+    # A stopped VM: its template is patched first; the NAD goes once the template is.
+    world = Observed(**{**running_world().__dict__, "vmi": None})
+    world.vm["spec"]["runStrategy"] = "Halted"
+    stopped = {"phase": "Stopped", "vmName": "web-1-vm"}
+    plan = decide(only_named, stopped, world)
+    assert _vm_networks(plan) == [["existing-nad"]] and _nad_deletes(plan) == []
+    world.vm["spec"]["template"]["spec"]["networks"] = [
+        n for n in world.vm["spec"]["template"]["spec"]["networks"] if n["name"] != "vlan100"
+    ]
+    assert _nad_deletes(decide(only_named, stopped, world)) == ["web-1-vlan100"]
+    # A guest that runs keeps it until a restart makes a pod without it (a migration would
+    # make one that needs it).
+    running = running_world()
+    running.vmi["spec"] = copy.deepcopy(running.vmi["spec"])  # the template's, in that world
+    running.vm["spec"]["template"]["spec"]["networks"] = world.vm["spec"]["template"]["spec"][
+        "networks"
+    ]
+    plan = decide(only_named, {"phase": "Running", "vmName": "web-1-vm"}, running)
+    assert _nad_deletes(plan) == []
+    # Someone else's NAD of that name, or one the network still derives, is never deleted.
+    assert _nad_deletes(decide(wukong(), stopped, world)) == []
+    theirs = _with(world, **{f"{NS}/web-1-vlan100": user_nad("web-1-vlan100")})
+    assert _nad_deletes(decide(only_named, stopped, theirs)) == []
