@@ -835,6 +835,30 @@ async def test_a_wukong_may_name_only_secrets_its_author_may_read(
                 f"{wukongs}/web-2", {"metadata": {"finalizers": ["example.com/hold"]}}
             )
             await tenant.merge_patch(f"{wukongs}/web-2", {"metadata": {"finalizers": None}})
+            # Source audit, session 46: a Secret named in one slot moved to another is brought
+            # in too. As network data only its `networkdata` key reaches the guest; as SSH
+            # keys every key does (a token beside the network config).
+            web3 = wukong("web-3")
+            web3["spec"]["cloudInit"] = {"networkDataSecretRef": {"name": "db-credentials"}}
+            await admin.create(wukongs, web3)
+            with pytest.raises(Forbidden) as refused:
+                await tenant.merge_patch(
+                    f"{wukongs}/web-3",
+                    {"spec": {"cloudInit": None, "sshKeys": [{"secretName": "db-credentials"}]}},
+                )
+            assert "you may not read Secret db-credentials" in refused.value.message
+            with pytest.raises(Forbidden):
+                await tenant.merge_patch(
+                    f"{wukongs}/web-3",
+                    {"spec": {"cloudInit": {"networkDataSecretRef": None,
+                              "userDataSecretRef": {"name": "db-credentials"}}}},
+                )  # fmt: skip
+            # The same Secrets in the same slots, reordered, bring nothing in.
+            both = [{"secretName": "db-credentials"}, {"secretName": "team-keys"}]
+            web4 = with_keys("web-4", "team-keys")
+            web4["spec"]["sshKeys"] = both
+            await admin.create(wukongs, web4)
+            await tenant.merge_patch(f"{wukongs}/web-4", {"spec": {"sshKeys": both[::-1]}})
     finally:
         await asyncio.to_thread(
             kubectl, "delete", "--ignore-not-found", "-f", policy, kubeconfig=installed.kubeconfig
