@@ -41,6 +41,25 @@ def local_options(extra: list[str]) -> list[str]:
     return [f"--local-ssh-opts={word}" for word in extra]
 
 
+def guest_port(extra: list[str], flag: str) -> str | None:
+    """The port OpenSSH's options after `--` name (`flag` N: ssh's `-p`, scp's `-P`; or
+    `-o Port=N`), the first one as OpenSSH takes it; None when they name none. virtctl's
+    tunnel goes to its own `--port` (22 unless given: ssh.go BuildProxyCommandOption writes
+    it into the ProxyCommand, not OpenSSH's `%p`), so `-- -p 2222` reached port 22 through
+    virtctl and 2222 through wukong's own OpenSSH path (source audit, session 46)."""
+    words = iter(extra)
+    for word in words:
+        if word == flag:
+            return next(words, None)
+        if word.startswith(flag) and len(word) > len(flag):
+            return word[len(flag) :]
+        option = next(words, "") if word == "-o" else word[2:] if word.startswith("-o") else ""
+        key, sep, value = option.replace("=", " ", 1).partition(" ")
+        if sep and key.strip().lower() == "port":
+            return value.strip()
+    return None
+
+
 def _cluster_flags(cluster: Cluster, namespace: str) -> list[str]:
     """virtctl's flags for the cluster the user named: their --kubeconfig and --context go
     with it (without them it would take the default kubeconfig's current context, maybe
@@ -74,6 +93,8 @@ def ssh_command(
         argv += ["--identity-file", identity]
     if command is not None:
         argv += ["--command", command]
+    if (port := guest_port(extra, "-p")) is not None:
+        argv += ["--port", port]
     return argv + local_options(extra)
 
 
@@ -173,6 +194,8 @@ def scp_command(
         argv.append("--recursive")
     if identity:
         argv += ["--identity-file", identity]
+    if (port := guest_port(extra, "-P")) is not None:
+        argv += ["--port", port]
     return [*argv, *local_options(extra), *ends]
 
 

@@ -15,11 +15,13 @@ from wukong.console.invocation import Cluster
 from wukong.console.virtctl import (
     Remote,
     copy_ends,
+    guest_port,
     openssh_hint,
     openssh_scp,
     openssh_ssh,
     remote_of,
     scp_command,
+    ssh_command,
 )
 
 
@@ -151,3 +153,43 @@ def test_a_vm_end_that_names_no_possible_wukong_is_refused_before_any_request() 
     result = CliRunner().invoke(app, ["scp", "BAD_name:/x", "."], prog_name="wukong")
     assert result.exit_code == USAGE
     assert "'BAD_name' is not a Wukong name" in result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag", "port"),
+    [
+        (["-p", "2222"], "-p", "2222"),
+        (["-v", "-p2200"], "-p", "2200"),
+        (["-o", "Port=2201"], "-p", "2201"),
+        (["-oport 2202"], "-p", "2202"),
+        (["-o", "StrictHostKeyChecking=no"], "-p", None),
+        (["-P", "2203", "-p"], "-P", "2203"),  # scp: -P is the port, -p keeps times
+        (["-p"], "-P", None),
+        (["-L", "8080:localhost:80"], "-p", None),
+    ],
+)
+def test_the_port_openssh_options_name_is_found(
+    extra: list[str], flag: str, port: str | None
+) -> None:
+    assert guest_port(extra, flag) == port
+
+
+def test_virtctl_is_given_the_port_openssh_options_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a source audit (session 46): virtctl's tunnel goes to its own --port (22
+    unless given), written into its ProxyCommand, so `wukong ssh web-1 -- -p 2222` reached
+    port 22 through virtctl and 2222 through OpenSSH alone."""
+    virtctl = tmp_path / "virtctl"
+    virtctl.write_text("#!/bin/sh\n")
+    virtctl.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    cluster = Cluster()
+    argv = ssh_command(cluster, "demo", "web-1", user=None, identity=None, extra=["-p", "2222"])
+    assert argv is not None and argv[argv.index("--port") + 1] == "2222"
+    assert "--local-ssh-opts=-p" in argv  # OpenSSH still gets its options as they were
+    argv = scp_command(cluster, "demo", ["a", "vm/web-1-vm:b"], recursive=False, identity=None,
+                       extra=["-P", "2222"])  # fmt: skip
+    assert argv is not None and argv[argv.index("--port") + 1] == "2222"
+    plain = ssh_command(cluster, "demo", "web-1", user=None, identity=None, extra=[])
+    assert plain is not None and "--port" not in plain
