@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from wukong.api import JsonObj
+from wukong.api import JsonObj, names
 from wukong.api.conditions import ACCESS_CREDENTIALS, SECRET_MISSING, Cond
 from wukong.api.guest import CLOUD_INIT_VOLUME, KeyPropagation
 from wukong.api.spec import WukongSpec
@@ -69,6 +69,40 @@ def access_credentials(spec: WukongSpec) -> list[JsonObj]:
             }
         )
     return out
+
+
+def credentials_of(spec: JsonObj, *, agent: bool) -> list[JsonObj]:
+    """A VM template's (or VMI's) accessCredentials of one kind, in order: the guest agent's
+    (`agent`), or cloud-init's (noCloud)."""
+    found = []
+    for cred in spec.get("accessCredentials") or []:
+        method = (cred.get("sshPublicKey") or {}).get("propagationMethod") or {}
+        if ("qemuGuestAgent" in method) == agent:
+            found.append(cred)
+    return found
+
+
+# cloud-init runs its per-instance modules (users, ssh keys, packages, runcmd, write_files,
+# and by default the network config) once per instance-id, and KubeVirt's NoCloud
+# instance-id is the VM's firmware UUID (pkg/cloud-init/cloud-init.go cloudInitUUIDFromVMI),
+# set once when the VM is made and kept in its template. A restart hands the guest the new
+# data, and only its per-boot parts (bootcmd) run (session 46).
+FIRST_BOOT_ONLY = "FirstBootOnly"
+
+
+def first_boot_words(fields: str, name: str, namespace: str | None) -> str:
+    """What a change cloud-init applies at first boot only means for a running VM."""
+    restart = names.command("restart", name, namespace)
+    add_key = names.command(
+        "credentials add-ssh-key", name, namespace, "--user", "USER", "--file", "KEY.pub"
+    )
+    return (
+        f"{fields} changed while the VM runs: cloud-init applies user data, network data and "
+        "noCloud keys at the VM's first boot only (KubeVirt keeps the instance-id, the VM's "
+        f"firmware UUID, across restarts), so a restart ({restart}) brings only their "
+        f"per-boot parts, such as bootcmd; for keys on this VM, use propagation "
+        f"qemuGuestAgent ({add_key})"
+    )
 
 
 def _vmi_secrets(vmi: JsonObj | None) -> set[str]:

@@ -13,7 +13,15 @@ from wukong.api.guest import CLOUD_INIT_VOLUME
 from wukong.api.objects import being_deleted
 from wukong.api.status import NetworkStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.access import access_credentials, cloud_init_volume, secret_condition
+from wukong.reconcile.access import (
+    EMPTY_CLOUD_CONFIG,
+    FIRST_BOOT_ONLY,
+    access_credentials,
+    cloud_init_volume,
+    credentials_of,
+    first_boot_words,
+    secret_condition,
+)
 from wukong.reconcile.actions import Action, CreateChild, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import (
     labels,
@@ -283,8 +291,6 @@ REBOOT_FIELDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("evictionStrategy",), "evictionStrategy"),
 )
 MIGRATION_REQUIRED = "MigrationRequired"
-# Compared whole, absence included: removing them from the spec needs a restart too.
-_WHOLE_FIELDS = ((("accessCredentials",), "sshKeys"),)
 # Template fields the operator owns outright: a key the spec dropped is removed from the VM.
 OWNED_TEMPLATE_FIELDS = ("nodeSelector", "tolerations", "affinity", "evictionStrategy")
 # KubeVirt records the instance type a VMI was started with in these annotations.
@@ -304,8 +310,14 @@ def _dig(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
+# No cloud-init disk gives the guest what one with an empty cloud-config would: the disk
+# that carries noCloud keys alone (access.EMPTY_CLOUD_CONFIG) is no change to cloudInit.
+_NO_CLOUD_INIT = {"name": CLOUD_INIT_VOLUME, "cloudInitNoCloud": {"userData": EMPTY_CLOUD_CONFIG}}
+
+
 def _cloud_init(spec: JsonObj) -> Any:
-    return next((v for v in spec.get("volumes") or [] if v.get("name") == CLOUD_INIT_VOLUME), None)
+    volumes = spec.get("volumes") or []
+    return next((v for v in volumes if v.get("name") == CLOUD_INIT_VOLUME), _NO_CLOUD_INIT)
 
 
 def _size_changes(cr: Wukong, vmi: JsonObj) -> list[str]:
@@ -339,7 +351,10 @@ def restart_reasons(
     cr: Wukong | None = None,
     vm: JsonObj | None = None,
 ) -> tuple[list[tuple[str, str]], Resize]:
-    """(field, why) pairs only a restart applies, in order, and the cpu/memory verdict."""
+    """(field, why) pairs only a restart applies, in order, and the cpu/memory verdict. A
+    change cloud-init applies at the VM's first boot only has why FIRST_BOOT_ONLY: the VM
+    owes a restart for it (KubeVirt says so too, and applies nothing live meanwhile), which
+    brings the guest the new data but not what cloud-init does once per instance."""
     if vmi is None:
         return [], Resize()
     running = vmi.get("spec", {})
@@ -348,13 +363,16 @@ def restart_reasons(
         want = _dig(template_spec, path)
         if want is not None and not covers(_dig(running, path), want) and words not in changed:
             changed.append(words)
-    for path, words in _WHOLE_FIELDS:
-        want = _dig(template_spec, path)
-        if not covers(_dig(running, path), want):
-            changed.append(words)
-    want_init = _cloud_init(template_spec)
-    if not covers(_cloud_init(running), want_init):
-        changed.append("cloudInit")
+    # Compared whole, absence included: removing keys from the spec needs a restart too.
+    # The guest agent's keys come with the VMI (its Secrets are mounted in its pod); what
+    # cloud-init gives, a restart hands the guest, which takes it at first boot only.
+    if not covers(credentials_of(running, agent=True), credentials_of(template_spec, agent=True)):
+        changed.append("sshKeys")
+    first_boot = []
+    if not covers(_cloud_init(running), _cloud_init(template_spec)):
+        first_boot.append("cloudInit")
+    if not covers(credentials_of(running, agent=False), credentials_of(template_spec, agent=False)):
+        first_boot.append("sshKeys (noCloud)")
     if cr is not None:
         changed += _size_changes(cr, vmi)
     kubevirt_says = _kubevirt_restart(vm)
@@ -362,13 +380,15 @@ def restart_reasons(
     # only without RestartRequired).
     # Held by KubeVirt's own word alone, that word is the reason: the change itself may be
     # what KubeVirt refused live (memory not in 2Mi steps, a cluster without LiveUpdate).
+    held = bool(changed or first_boot)
     resize = plan_resize(
         template_spec,
         vmi,
-        held=bool(changed) or kubevirt_says is not None,
-        because=ANOTHER_CHANGE if changed or kubevirt_says is None else kubevirt_says,
+        held=held or kubevirt_says is not None,
+        because=ANOTHER_CHANGE if held or kubevirt_says is None else kubevirt_says,
     )
     reasons = [(field, "") for field in changed]
+    reasons += [(field, FIRST_BOOT_ONLY) for field in first_boot]
     if "networks" not in changed and (undelivered := _undelivered_networks(vmi)):
         reasons.append(("networks", _undelivered_words(undelivered)))
     if _dropped_eviction(template_spec, vmi, cr, vm):
@@ -651,12 +671,25 @@ def plan_vm(
         extra = (live, *extra)
     if not reasons:  # RestartRequired is there only while a restart is owed
         return VmPlan(tuple(actions), extra)
-    fields = ", ".join(dict.fromkeys(field for field, _ in reasons))
-    why = "; ".join(f"{field}: {text}" for field, text in reasons if text)
-    message = (
-        f"{fields} changed while the VM runs: restart it to apply "
-        f"({names.command('restart', cr.metadata.name, cr.metadata.namespace)})"
-        + (f" ({why})" if why else "")
-    )
-    cond = Cond(RESTART_REQUIRED, True, "SpecChanged", message)
-    return VmPlan(tuple(actions), (cond, *extra))
+    return VmPlan(tuple(actions), (_restart_condition(cr, reasons), *extra))
+
+
+def _restart_condition(cr: Wukong, reasons: list[tuple[str, str]]) -> Cond:
+    """RestartRequired for these reasons: `SpecChanged` when a restart applies one, else
+    `FirstBootOnly`, whose words say what a restart does not do (found by a source audit,
+    session 46: "restart it to apply" a cloudInit change, and the restart applied nothing)."""
+    name, namespace = cr.metadata.name, cr.metadata.namespace
+    owed = [(field, text) for field, text in reasons if text != FIRST_BOOT_ONLY]
+    first_boot = [field for field, text in reasons if text == FIRST_BOOT_ONLY]
+    said = []
+    if owed:
+        fields = ", ".join(dict.fromkeys(field for field, _ in owed))
+        why = "; ".join(f"{field}: {text}" for field, text in owed if text)
+        said.append(
+            f"{fields} changed while the VM runs: restart it to apply "
+            f"({names.command('restart', name, namespace)})" + (f" ({why})" if why else "")
+        )
+    if first_boot:
+        said.append(first_boot_words(", ".join(first_boot), name, namespace))
+    reason = "SpecChanged" if owed else FIRST_BOOT_ONLY
+    return Cond(RESTART_REQUIRED, True, reason, "; ".join(said))

@@ -304,3 +304,99 @@ def test_a_pass_reports_keys_that_did_not_arrive_with_a_warning_and_their_arriva
     again = decide(cr, failing.status, fixed)
     assert condition(again.status) is None  # present only while it has something to say
     assert ("Normal", "NoSyncError") in events(again)
+
+
+def running_as(cr: Any) -> Any:
+    """A world where cr's VM runs, its VMI made from cr's template."""
+    from tests.unit.reconcile.world import NS, ready_children
+    from wukong.reconcile.vm import build_vm
+
+    vm = build_vm(cr, ready_children(), "Always")
+    vm["metadata"]["uid"] = "vm-uid"
+    vmi = {
+        "metadata": {"name": "web-1-vm", "namespace": NS, "uid": "vmi-1"},
+        "spec": vm["spec"]["template"]["spec"],
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    return ready_children(vm=vm, vmi=vmi)
+
+
+def restart_required(plan: Any) -> dict[str, Any]:
+    return next(c for c in plan.status["conditions"] if c["type"] == "RestartRequired")
+
+
+FIRST_BOOT = (
+    "changed while the VM runs: cloud-init applies user data, network data and noCloud keys at "
+    "the VM's first boot only (KubeVirt keeps the instance-id, the VM's firmware UUID, across "
+    "restarts), so a restart (wukong restart web-1 -n demo) brings only their per-boot parts, "
+    "such as bootcmd; for keys on this VM, use propagation qemuGuestAgent (wukong credentials "
+    "add-ssh-key web-1 --user USER --file KEY.pub -n demo)"
+)
+AGENT_KEYS = [{"secretName": "ops", "propagation": "qemuGuestAgent", "users": ["fedora"]}]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "fields"),
+    [
+        pytest.param(
+            {"cloudInit": {"userData": "#cloud-config\npackages: [htop]\n"}},
+            {"cloudInit": {"userData": "#cloud-config\nssh_authorized_keys: [ssh-ed25519 A]\n"}},
+            "cloudInit",
+            id="user-data",
+        ),
+        pytest.param(
+            {},
+            {"sshKeys": [{"secretName": "my-keys"}]},
+            "sshKeys (noCloud)",  # the disk that carries them is no change to cloudInit
+            id="first-nocloud-keys",
+        ),
+        pytest.param(
+            {"cloudInit": {"networkData": "version: 2\n"}},
+            {"cloudInit": {"networkData": "version: 2\n"}, "sshKeys": [{"secretName": "k"}]},
+            "sshKeys (noCloud)",
+            id="nocloud-keys-beside-network-data",
+        ),
+        pytest.param(
+            {"sshKeys": [{"secretName": "k"}]},
+            {"cloudInit": {"userData": "#cloud-config\n"}, "sshKeys": [{"secretName": "j"}]},
+            "sshKeys (noCloud)",  # an empty cloud-config is what the keys' disk had
+            id="nocloud-keys-changed",
+        ),
+    ],
+)
+def test_what_cloud_init_applies_at_first_boot_is_not_said_to_come_with_a_restart(
+    before: dict[str, Any], after: dict[str, Any], fields: str
+) -> None:
+    """KubeVirt's NoCloud instance-id is the VM's firmware UUID, kept across restarts, and
+    cloud-init writes keys, users and packages once per instance-id: "restart it to apply"
+    a cloudInit or noCloud change was not true (source audit, session 46)."""
+    plan = decide(wukong(**after), {"phase": "Running"}, running_as(wukong(**before)))
+    said = restart_required(plan)
+    assert (said["status"], said["reason"]) == ("True", "FirstBootOnly")
+    assert said["message"] == f"{fields} {FIRST_BOOT}"
+    assert ("Warning", "FirstBootOnly") in [
+        (e.type, e.reason) for e in plan.actions if isinstance(e, Emit)
+    ]
+    assert plan.status["phase"] == "Running"
+
+
+def test_agent_keys_come_with_a_restart_and_say_so_beside_what_does_not() -> None:
+    """A new qemuGuestAgent Secret is mounted in the VM's next pod: the restart applies it."""
+    plan = decide(wukong(sshKeys=AGENT_KEYS), {"phase": "Running"}, running_as(wukong()))
+    said = restart_required(plan)
+    assert (said["reason"], said["message"]) == (
+        "SpecChanged",
+        "sshKeys changed while the VM runs: restart it to apply (wukong restart web-1 -n demo)",
+    )
+    both = wukong(cpu=4, cloudInit={"userData": "#cloud-config\npackages: [htop]\n"})
+    plan = decide(both, {"phase": "Running"}, running_as(wukong()))
+    said = restart_required(plan)
+    assert said["reason"] == "SpecChanged"
+    assert said["message"] == (
+        "cpu changed while the VM runs: restart it to apply (wukong restart web-1 -n demo) "
+        f"(cpu: the vCPU layout changed (sockets or cores)); cloudInit {FIRST_BOOT}"
+    )
+    same = decide(
+        wukong(sshKeys=AGENT_KEYS), {"phase": "Running"}, running_as(wukong(sshKeys=AGENT_KEYS))
+    )
+    assert "RestartRequired" not in [c["type"] for c in same.status["conditions"]]
