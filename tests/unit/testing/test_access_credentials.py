@@ -14,6 +14,7 @@ from wukong.testing.kubevirt.access_credentials import (
     credentials_event,
     wanted_keys,
 )
+from wukong.testing.kubevirt.cloud_init import first_boot_keys, legacy_firmware_uuid
 from wukong.testing.kubevirt.guest import Guest
 
 
@@ -138,3 +139,108 @@ def test_virt_handler_tells_each_change_of_the_condition_once() -> None:
         other_vmi, guest, fresh
     )  # a new VMI: the old launcher's result is not its
     assert fresh == before
+
+
+OWNER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwnerOwnerOwnerOwnerOwnerOwnerOwnerOwner me@laptop"
+COLLEAGUE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIColleagueColleagueColleagueColleague c@x"
+FIRMWARE = {"firmware": {"uuid": "5d307ca9-b3ef-428c-8861-06e72d69f223"}}
+
+
+def booted(uid: str, *credentials: dict[str, object], user_data: str) -> dict[str, Any]:
+    """A running VMI of the VM `vm` (its firmware UUID kept), with a cloud-init disk."""
+    return {
+        "metadata": {"name": "vm", "namespace": "ns", "uid": uid},
+        "spec": {
+            "domain": FIRMWARE,
+            "volumes": [{"name": "cloudinitdisk", "cloudInitNoCloud": {"userData": user_data}}],
+            "accessCredentials": list(credentials),
+        },
+        "status": {
+            "phase": "Running",
+            "nodeName": "node-1",
+            "conditions": [{"type": "AgentConnected", "status": "True"}],
+        },
+    }
+
+
+async def sync(vmi: dict[str, Any], guest: Guest, **secrets: dict[str, Any]) -> None:
+    controller = AccessCredentials(Objects(vm=vmi), Objects(**secrets), lambda ns, name: guest)  # type: ignore[arg-type]
+    await controller.reconcile("ns/vm")
+
+
+async def test_the_guest_agent_replaces_the_keys_cloud_init_gave_its_user() -> None:
+    """`create --ssh-key-file me.pub`, then an agent Secret for fedora with a colleague's key:
+    KubeVirt sets fedora's whole authorized_keys to the agent's set, and the owner's key,
+    written by cloud-init at first boot, is gone (source audit, session 46)."""
+    guest = Guest("ns", "vm")
+    user_data = f"#cloud-config\nssh_authorized_keys:\n  - {OWNER}\n"
+    await sync(booted("uid-1", user_data=user_data), guest)
+    assert guest.authorized_keys == {"fedora": [OWNER]}  # cloud-init's, at first boot
+    agent = credential("web-1-ssh-fedora", ["fedora"])
+    colleague = {"data": {"k": b64(COLLEAGUE)}}
+    # The restart that brings the agent's Secret: the same instance (the firmware UUID is
+    # kept), so cloud-init writes nothing, and the agent writes fedora's whole set.
+    await sync(
+        booted("uid-2", agent, user_data=user_data), guest, **{"web-1-ssh-fedora": colleague}
+    )
+    assert guest.authorized_keys == {"fedora": [COLLEAGUE]}
+    both = {"data": {"k": b64(COLLEAGUE), "m": b64(OWNER)}}  # every key of fedora
+    await sync(booted("uid-2", agent, user_data=user_data), guest, **{"web-1-ssh-fedora": both})
+    assert guest.authorized_keys == {"fedora": [COLLEAGUE, OWNER]}
+
+
+async def test_cloud_init_writes_keys_once_per_instance_and_the_agent_only_its_users() -> None:
+    guest = Guest("ns", "vm")
+    user_data = "#cloud-config\nusers:\n  - default\n"
+    user_data += f"  - name: ops\n    ssh-authorized-keys: [{COLLEAGUE}]\n"
+    boot_keys = {"data": {"a": b64(OWNER + "\n")}}
+    first = booted("uid-1", credential("boot", None), user_data=user_data)
+    await sync(first, guest, boot=boot_keys)
+    assert guest.authorized_keys == {"fedora": [OWNER], "ops": [COLLEAGUE]}
+    assert "ops" in guest.accounts  # cloud-init made the account
+    ops_agent = credential("team", ["ops"])
+    await sync(
+        booted("uid-2", ops_agent, user_data=user_data),
+        guest,
+        team={"data": {"k": b64("ssh-ed25519 T")}},
+    )
+    assert guest.authorized_keys == {"fedora": [OWNER], "ops": ["ssh-ed25519 T"]}
+    # A new instance (another firmware UUID: a VM made again) runs cloud-init again, which
+    # adds to what is there.
+    again = booted("uid-3", user_data=f"#cloud-config\nssh_authorized_keys: [{COLLEAGUE}]\n")
+    again["spec"]["domain"] = {"firmware": {"uuid": "another"}}
+    await sync(again, guest)
+    assert guest.authorized_keys["fedora"] == [OWNER, COLLEAGUE]
+
+
+def test_cloud_init_gives_nothing_without_its_disk_and_no_default_user_when_users_omit_it() -> None:
+    vmi = booted(
+        "uid-1",
+        user_data=f"#cloud-config\nssh_authorized_keys: [{OWNER}]\nusers: [{{name: ops}}]\n",
+    )
+    assert first_boot_keys(vmi, lambda name: None) == {"ops": []}
+    vmi["spec"]["volumes"] = []
+    assert first_boot_keys(vmi, lambda name: None) is None
+    vmi["spec"]["volumes"] = [
+        {"name": "cloudinitdisk", "cloudInitNoCloud": {"secretRef": {"name": "ud"}}}
+    ]
+    secret = {"data": {"userData": b64(f"#cloud-config\nssh_authorized_keys: [{OWNER}]\n")}}
+    assert first_boot_keys(vmi, {"ud": secret}.get) == {"fedora": [OWNER]}
+
+
+def test_a_vmi_gets_the_firmware_uuid_virt_controller_names_after_its_vm() -> None:
+    """cloud-init's instance-id: the same for every start of one VM (firmware.go)."""
+    from wukong.testing.kubevirt.virt_controller import build_vmi
+
+    vm = {"metadata": {"name": "web-1-vm", "namespace": "ns", "uid": "u"}, "spec": {"template": {}}}
+    made = build_vmi(vm, paused=False)
+    assert made["spec"]["domain"]["firmware"]["uuid"] == legacy_firmware_uuid("web-1-vm")
+    assert (
+        legacy_firmware_uuid("web-1-vm")
+        == build_vmi(vm, paused=False)["spec"]["domain"]["firmware"]["uuid"]
+    )
+    kept = {"template": {"spec": {"domain": FIRMWARE}}}
+    assert (
+        build_vmi(vm | {"spec": kept}, paused=False)["spec"]["domain"]["firmware"]
+        == (FIRMWARE["firmware"])
+    )

@@ -11,7 +11,10 @@ whenever that condition changes, an `AccessCredentialsSyncSuccess` or (Warning)
 `AccessCredentialsSyncFailed` Event (pkg/virt-handler/vm.go
 updateAccessCredentialConditions): `credentials_condition` and `credentials_event`.
 
-`noCloud` keys are cloud-init's, at first boot only, and not played here.
+The agent sets each listed user's whole authorized_keys (virt-launcher's
+AuthorizedSSHKeysSet with flags 0, "the authorized_keys file is overwritten"): keys the user
+had another way, from cloud-init at the instance's first boot (`cloud_init.py`, played here
+before the agent's, as the guest boots before its agent answers), are gone once it writes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from ._informer import Informer
 from ._kube import JsonObj, key_of
 from ._queue import Controller
+from .cloud_init import first_boot_keys, instance_id
 from .events import event
 from .guest import Guest
 from .objects import condition, condition_true, deleting, drop_condition, now_iso, phase
@@ -146,17 +150,41 @@ class AccessCredentials(Controller):
         vmi = self.vmis.get(namespace, name)
         if vmi is None or phase(vmi) != "Running" or deleting(vmi):
             return None
-        keys = wanted_keys(vmi, lambda secret: self.secrets.get(namespace, secret))
+        guest, uid = self.guest(namespace, name), vmi["metadata"]["uid"]
+
+        def secrets(secret: str) -> JsonObj | None:
+            return self.secrets.get(namespace, secret)
+
+        _first_boot(vmi, guest, secrets)
+        keys = wanted_keys(vmi, secrets)
         if not keys:
             return None  # no qemuGuestAgent keys: virt-launcher watches nothing
-        guest, uid = self.guest(namespace, name), vmi["metadata"]["uid"]
         # The agent answers once it is up (virt-handler's AgentConnected says when); until
         # then each try finds it offline, and the next tick tries again.
         if not (guest.agent_connected and condition_true(vmi, "AgentConnected")):
             guest.report_credentials(uid, False, AGENT_OFFLINE)
             return RETRY
-        guest.authorized_keys = {u: have for u, have in keys.items() if u in guest.accounts}
+        for user, have in keys.items():
+            if user in guest.accounts:
+                guest.authorized_keys[user] = list(have)  # the whole set: overwritten
         failed = [user for user in keys if user not in guest.accounts]
         # virt-launcher reports each failing user in turn: the last one's words stay.
         guest.report_credentials(uid, not failed, _write_error(failed[-1]) if failed else "")
         return RETRY if failed else None
+
+
+def _first_boot(vmi: JsonObj, guest: Guest, secrets: Callable[[str], JsonObj | None]) -> None:
+    """cloud-init's keys, at the first boot of the VMI's instance only (its instance-id
+    is the firmware UUID, kept across restarts): added to what each user has, each
+    `users` entry made an account."""
+    iid = instance_id(vmi)
+    if guest.cloud_init_instance == iid:
+        return
+    given = first_boot_keys(vmi, secrets)
+    if given is None:
+        return  # no cloud-init disk: cloud-init does nothing, and will on a later boot
+    guest.cloud_init_instance = iid
+    for user, keys in given.items():
+        guest.accounts.add(user)
+        have = guest.authorized_keys.setdefault(user, [])
+        have += [k for k in keys if k not in have]

@@ -77,9 +77,13 @@ class Guest:
         # machine's (guest_net.py): sshd's by default.
         self.ports: dict[int, bytes] = {22: SSH_BANNER}
         self.udp_ports: set[int] = set()  # UDP ports it serves: each datagram comes back
-        # Each user's authorized SSH keys, as the guest agent last wrote them from the VMI's
-        # qemuGuestAgent accessCredentials (access_credentials.py).
+        # Each user's authorized SSH keys: cloud-init's at an instance's first boot, then the
+        # guest agent's from the VMI's qemuGuestAgent accessCredentials, each agent user's
+        # set written whole (access_credentials.py).
         self.authorized_keys: dict[str, list[str]] = {}
+        # The instance-id cloud-init last booted as (cloud_init.py): it runs its per-instance
+        # modules, the keys among them, only for another one.
+        self.cloud_init_instance: str | None = None
         # The image's accounts (what `getent passwd` finds): keys for any other user cannot
         # be written, and KubeVirt says so in AccessCredentialsSynchronized.
         self.accounts = {"root", "fedora"}

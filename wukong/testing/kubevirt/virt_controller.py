@@ -10,6 +10,7 @@ from ._claims import ClaimUsers, vm_claims
 from ._informer import Informer, set_finalizers
 from ._kube import DATAVOLUMES, VMIS, VMS, ApiError, JsonObj, Kube, key_of
 from ._queue import Controller
+from .cloud_init import legacy_firmware_uuid
 from .config import SimConfig
 from .hotplug import live_updates, plan_hotplug, plugged_nics, restart_required
 from .instancetype import Instancetypes, SyncError, apply_to_vmi, has_matchers
@@ -63,6 +64,10 @@ def build_vmi(vm: JsonObj, paused: bool) -> JsonObj:
         devices["interfaces"] = [{"name": "default", "bridge": {}}]
     if paused:
         spec["startStrategy"] = "Paused"
+    # virt-controller's firmware controller gives a VM without one a firmware UUID named after
+    # it (kept in the VM template there; here in each VMI): cloud-init's instance-id.
+    firmware = spec.setdefault("domain", {}).setdefault("firmware", {})
+    firmware.setdefault("uuid", legacy_firmware_uuid(vm["metadata"]["name"]))
     default_hotplug(spec)
     return {
         "apiVersion": "kubevirt.io/v1",
