@@ -30,6 +30,7 @@ MAX_SSH_USERS = 16
 # The one cloud-init volume and disk in the VM template; a user's disk may not take the name.
 CLOUD_INIT_VOLUME = "cloudinitdisk"
 LINUX_USER_PATTERN = r"^[a-z_][a-z0-9_-]*[$]?$"
+LINUX_USER_MAX = 32
 
 
 def _byte_limit(what: str, secret_field: str) -> tuple[AfterValidator, WithJsonSchema]:
@@ -189,7 +190,7 @@ class SshKey(WireModel):
     """noCloud (cloud-init at first boot) or qemuGuestAgent (needs users)."""
     users: (
         Annotated[
-            list[Annotated[str, Field(pattern=LINUX_USER_PATTERN, max_length=32)]],
+            list[Annotated[str, Field(pattern=LINUX_USER_PATTERN, max_length=LINUX_USER_MAX)]],
             Field(max_length=MAX_SSH_USERS, json_schema_extra={"x-kubernetes-list-type": "set"}),
         ]
         | None

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any, Final
 
 from wukong.api import names
-from wukong.api.guest import KeyPropagation, mountable_key_secret
+from wukong.api.guest import (
+    LINUX_USER_MAX,
+    LINUX_USER_PATTERN,
+    KeyPropagation,
+    mountable_key_secret,
+)
 from wukong.console.errors import usage
 
 JsonObj = dict[str, Any]
@@ -83,9 +89,28 @@ def _lines(value: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _identity(line: str) -> tuple[str, ...]:
+    """What makes a key line the key it is: its type and its base64 body, not its comment
+    (nor options before it); a line that is no key, itself."""
+    fields = line.split()
+    at = next((i for i, f in enumerate(fields) if f.startswith(KEY_TYPES)), None)
+    if at is None or at + 1 >= len(fields):
+        return (line.strip(),)
+    return (fields[at], fields[at + 1])
+
+
+def same_key(line: str, key: str) -> bool:
+    """Whether `line` gives the key `key`, whatever comment either has (`ssh-ed25519 AAAA…`
+    finds `ssh-ed25519 AAAA… me@laptop`, as virtctl's remove-ssh-key finds a line that
+    starts with the key)."""
+    return _identity(line) == _identity(key)
+
+
 def holds(secret: JsonObj, key: str) -> bool:
     """Whether any value of the Secret is, or has a line that is, `key`."""
-    return any(key in _lines(v) for v in (secret.get("data") or {}).values())
+    return any(
+        same_key(line, key) for v in (secret.get("data") or {}).values() for line in _lines(v)
+    )
 
 
 def without(secret: JsonObj, key: str) -> dict[str, str | None]:
@@ -94,10 +119,15 @@ def without(secret: JsonObj, key: str) -> dict[str, str | None]:
     patch: dict[str, str | None] = {}
     for name, value in (secret.get("data") or {}).items():
         lines = _lines(value)
-        if key in lines:
-            rest = [line for line in lines if line != key]
+        rest = [line for line in lines if not same_key(line, key)]
+        if len(rest) != len(lines):
             patch[name] = encoded("\n".join(rest) + "\n") if rest else None
     return patch
+
+
+def valid_user(user: str) -> bool:
+    """Whether `user` is a name the Wukong's sshKeys take (the CRD's pattern and length)."""
+    return len(user) <= LINUX_USER_MAX and re.fullmatch(LINUX_USER_PATTERN, user) is not None
 
 
 def owned_by(secret: JsonObj, cr: JsonObj) -> bool:

@@ -97,10 +97,17 @@ def add_ssh_key(
 ) -> None:
     """Give USER an SSH key through the guest agent: into the Secret the VM already takes
     USER's keys from (live, no restart), else into a new one (at the next start)."""
+    from wukong.console.credentials import valid_user
     from wukong.console.flows.credentials import add_ssh_key as add
 
     try:
         key = _key(file, value)
+        if not valid_user(user):
+            # The Wukong's sshKeys would refuse it, after the Secret was made (session 46).
+            raise usage(
+                f"--user: {user!r} is not a user name sshKeys take (a Linux user name: lower "
+                "case letters, digits, '_' and '-', at most 32 characters)"
+            )
     except CliError as error:
         fail(error)
     cluster = cluster_from(kubeconfig, context, namespace)

@@ -5,6 +5,7 @@ reads them)."""
 from __future__ import annotations
 
 from wukong.adapters.kube import api_path
+from wukong.api.guest import MAX_SSH_KEYS
 from wukong.console import credentials as keys
 from wukong.console.connect import Target, connect, kubernetes_object
 from wukong.console.errors import OK, CliError
@@ -46,6 +47,12 @@ async def add_ssh_key(
             secret = await _secret(target, cr, given[0])
             await _add_to(target, io, cr, secret, user, key, force=force)
             return OK
+        entries = (cr.get("spec") or {}).get("sshKeys") or []
+        if len(entries) >= MAX_SSH_KEYS:
+            raise CliError(
+                f"{name} lists {len(entries)} sshKeys Secrets, the most a Wukong takes: give "
+                f"{user} the key through a Secret it lists (add {user} to its users)"
+            )
         made = keys.new_secret(cr, user, key)
         secret_name = made["metadata"]["name"]
         try:
