@@ -26,6 +26,7 @@ from tests.integration.test_guest_access import put_secret, secret
 from tests.integration.test_remote_access import ran
 from wukong.adapters.kube import Kube, api_path
 from wukong.api import JsonObj
+from wukong.console.create import authorized_keys
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
@@ -192,3 +193,41 @@ async def test_keys_for_a_user_the_guest_lacks_are_a_condition_and_a_warning_unt
     forced = await ran(control_plane.kubeconfig, *remove, "--force", "-n", namespace)
     assert forced.code == 0, forced.err.decode()
     assert forced.out.decode().startswith("key removed from Secret bob-keys: ")
+
+
+async def test_the_first_agent_key_for_a_user_keeps_the_keys_cloud_init_gave_it(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+    control_plane: ControlPlane,
+) -> None:
+    """`create --ssh-key-file me.pub` gives fedora the owner's key through cloud-init; the
+    guest agent replaces fedora's whole authorized_keys with its Secrets' keys. The first
+    agent Secret for fedora held the colleague's key alone, and the restart it asks for
+    locked the owner out (source audit, session 46): it now carries the owner's key too."""
+    kubeconfig, where = control_plane.kubeconfig, ("-n", namespace)
+    user_data = authorized_keys([MINE])
+    await create(k, "wukong", namespace, wukong("keys-3", cloudInit={"userData": user_data}))
+    await wait_phase(k, namespace, "keys-3", "Running", within=60)
+    guest = sim.guest(namespace, "keys-3-vm")
+
+    async def keys(wanted: set[str]) -> bool:
+        have = guest.authorized_keys.get("fedora") or []
+        return len(have) == len(wanted) and set(have) == wanted
+
+    await eventually(lambda: keys({MINE}), timeout=30, message="cloud-init's key in the guest")
+    verb = ("credentials", "add-ssh-key", "keys-3", "--user", "fedora", "--value", THEIRS)
+    done = await ran(kubeconfig, *verb, *where)
+    assert done.code == 0, done.err.decode()
+    assert done.out.decode().splitlines()[1] == (
+        "1 key fedora may have from cloud-init (user data) copied into it too: the guest "
+        "agent replaces fedora's whole authorized_keys"
+    )
+    restarted = await ran(kubeconfig, "restart", "keys-3", "--wait", *where, within=120)
+    assert restarted.code == 0, restarted.err.decode()
+    # The same instance (KubeVirt keeps the firmware UUID): cloud-init writes nothing again,
+    # and the agent sets fedora's keys to its Secret's, the owner's among them.
+    await eventually(
+        lambda: keys({THEIRS, MINE}), timeout=30, message="both keys, set by the guest agent"
+    )

@@ -6,6 +6,12 @@ added to a Secret the Wukong already gives a user reaches that user's authorized
 without a restart. A user with no such Secret gets one (owned by the Wukong, so it goes
 with it) and an `sshKeys` entry, which KubeVirt applies at the VM's next start, as with
 `virtctl credentials add-ssh-key --create-secret`.
+
+KubeVirt's guest agent replaces a user's whole authorized_keys with the keys of its Secrets
+(virt-launcher's AuthorizedSSHKeysSet with flags 0), again at every resync: the keys the
+user had from cloud-init (the user data's `ssh_authorized_keys`, the noCloud sshKeys) are
+gone once the agent writes. The first Secret made for a user is therefore seeded with them
+(`user_data_keys`, `secret_keys`); see docs/decisions.md, session 46.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import base64
 import hashlib
 import re
 from typing import Any, Final
+
+import yaml
 
 from wukong.api import names
 from wukong.api.guest import (
@@ -125,6 +133,98 @@ def without(secret: JsonObj, key: str) -> dict[str, str | None]:
     return patch
 
 
+def secret_keys(secret: JsonObj) -> list[str]:
+    """Every key line of every value of the Secret, as KubeVirt gives them to the guest."""
+    found: list[str] = []
+    for value in (secret.get("data") or {}).values():
+        found += [line for line in _lines(value) if line not in found]
+    return found
+
+
+def secret_user_data(secret: JsonObj) -> str | None:
+    """The user data KubeVirt reads from a userDataSecretRef Secret (its `userdata` key,
+    else `userData`: cloud-init.go resolveNoCloudSecrets), None without either."""
+    data = secret.get("data") or {}
+    value = data.get("userdata") or data.get("userData")
+    return None if value is None else base64.b64decode(value).decode(errors="replace")
+
+
+def cloud_init_secrets(cr: JsonObj) -> list[str]:
+    """The Secrets of the Wukong's noCloud sshKeys: cloud-init gives their keys to the
+    image's default user at first boot."""
+    return [
+        str(entry["secretName"])
+        for entry in (cr.get("spec") or {}).get("sshKeys") or []
+        if entry.get("propagation", KeyPropagation.NO_CLOUD.value) == KeyPropagation.NO_CLOUD.value
+    ]
+
+
+class UnreadableUserData(ValueError):
+    """User data whose keys the CLI cannot tell (its words say why)."""
+
+
+# cloud-init's user data formats (cloudinit/handlers: type_from_starts_with). Scripts
+# (#!, #cloud-boothook, #part-handler) give no keys the CLI could copy; archives, includes
+# and MIME may, and are not read here.
+_NOT_READ = ("#cloud-config-archive", "#include", "content-type:", "\x1f\x8b")
+_JINJA = "## template: jinja"
+
+
+def _key_list(value: Any) -> list[str]:
+    """`ssh_authorized_keys` as cloud-init takes it: a list of keys (a lone string, one)."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [str(k).strip() for k in items if isinstance(k, str) and k.strip()]
+
+
+def _entries(users: Any) -> list[tuple[str, dict[str, Any]]]:
+    """A `users` list (or map), as (name, settings) with keys spelt as cloud-init reads them
+    (`ssh-authorized-keys` is `ssh_authorized_keys`: ug_util normalizes the dashes)."""
+    if isinstance(users, dict):
+        pairs = [(str(n), c if isinstance(c, dict) else {}) for n, c in users.items()]
+    elif isinstance(users, list):
+        pairs = [(str(u.get("name")), u) for u in users if isinstance(u, dict)]
+    else:
+        pairs = []
+    return [(n, {str(k).replace("-", "_"): v for k, v in c.items()}) for n, c in pairs]
+
+
+def user_data_keys(text: str, user: str) -> list[str]:
+    """The keys the user data gives through cloud-init that the guest agent's set for
+    `user` would replace: the top-level `ssh_authorized_keys` (the image's default user's,
+    which `user` may be) and those of a `users` entry named `user`. Raises
+    UnreadableUserData when it cannot tell: a #cloud-config that is not YAML, a format not
+    read here, or keys cloud-init fetches (`ssh_import_id`)."""
+    body = text
+    if body.startswith(_JINJA):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+    if body.lower().startswith(_NOT_READ):
+        first = body.splitlines()[0][:30] if body.strip() else ""
+        raise UnreadableUserData(f"its format ({first!r}) is not one the CLI reads keys from")
+    if not body.startswith("#cloud-config"):
+        return []  # a script, or text cloud-init ignores: no keys
+    try:
+        config = yaml.safe_load(body)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UnreadableUserData(f"its #cloud-config is not valid YAML{where}") from None
+    if config is None:
+        return []
+    if not isinstance(config, dict):
+        raise UnreadableUserData("its #cloud-config is not a mapping")
+    given = dict(_entries(config.get("users")))
+    mine = given.get(user, {})
+    if "ssh_import_id" in config or "ssh_import_id" in mine:
+        raise UnreadableUserData("it imports keys (ssh_import_id), which the CLI cannot copy")
+    found: list[str] = []
+    for key in _key_list(config.get("ssh_authorized_keys")) + _key_list(
+        mine.get("ssh_authorized_keys")
+    ):
+        if not any(same_key(k, key) for k in found):
+            found.append(key)
+    return found
+
+
 def valid_user(user: str) -> bool:
     """Whether `user` is a name the Wukong's sshKeys take (the CRD's pattern and length)."""
     return len(user) <= LINUX_USER_MAX and re.fullmatch(LINUX_USER_PATTERN, user) is not None
@@ -136,10 +236,13 @@ def owned_by(secret: JsonObj, cr: JsonObj) -> bool:
     return any(o.get("uid") == uid for o in secret["metadata"].get("ownerReferences") or [])
 
 
-def new_secret(cr: JsonObj, user: str, key: str) -> JsonObj:
-    """A Secret holding `key`, owned by the Wukong (it is deleted with it) and labelled
-    with its name, as the operator labels its children."""
+def new_secret(cr: JsonObj, user: str, key: str, also: list[str] | None = None) -> JsonObj:
+    """A Secret holding `key` (and the keys `also`), owned by the Wukong (it is deleted with
+    it) and labelled with its name, as the operator labels its children."""
     meta = cr["metadata"]
+    data: dict[str, str] = {}
+    for each in (key, *(also or [])):
+        data |= key_data(each)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -157,7 +260,7 @@ def new_secret(cr: JsonObj, user: str, key: str) -> JsonObj:
                 }
             ],
         },
-        "data": key_data(key),
+        "data": data,
     }
 
 

@@ -89,7 +89,11 @@ def add_ssh_key(
     value: KeyValue = None,
     force: Annotated[
         bool,
-        typer.Option("--force", help="add to a Secret the Wukong does not own (shared)"),
+        typer.Option(
+            "--force",
+            help="add to a Secret the Wukong does not own (shared); make a new one though "
+            "cloud-init keys the CLI cannot read would not be copied into it",
+        ),
     ] = False,
     kubeconfig: Kubeconfig = None,
     context: Context = None,

@@ -13,7 +13,9 @@ from tests.unit.cli.objects import running
 from tests.unit.cli.test_selection import kubeconfig
 from wukong.adapters.kube import Kube
 from wukong.cli import app
+from wukong.console.create import authorized_keys
 from wukong.console.credentials import (
+    UnreadableUserData,
     agent_secrets,
     holds,
     key_name,
@@ -22,6 +24,7 @@ from wukong.console.credentials import (
     public_key,
     same_key,
     secret_name,
+    user_data_keys,
     valid_user,
     with_secret,
     without,
@@ -153,6 +156,47 @@ def test_virtctls_short_flags_u_and_f_are_taken(tmp_path: Any) -> None:
         assert read.exit_code == 2 and read.stderr.startswith("error: --file: "), read.stderr
 
 
+# KubeVirt's guest agent replaces a user's whole authorized_keys (AuthorizedSSHKeysSet with
+# flags 0): the first Secret made for a user carries the keys cloud-init gave (session 46).
+OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherOtherOtherOtherOtherOtherOtherOth ops@box"
+
+
+def test_user_data_keys_are_the_default_users_and_those_of_the_users_entry_of_that_user() -> None:
+    data = (
+        "#cloud-config\n"
+        f"ssh_authorized_keys: ['{MINE}']\n"
+        "users:\n"
+        "- default\n"
+        f"- {{name: fedora, ssh-authorized-keys: ['{THEIRS}', '{MINE}']}}\n"
+        f"- {{name: ops, ssh_authorized_keys: ['{OTHER}']}}\n"
+    )
+    assert user_data_keys(data, "fedora") == [MINE, THEIRS]
+    assert user_data_keys(data, "ops") == [MINE, OTHER]  # the default user may be ops
+    assert user_data_keys(data, "root") == [MINE]
+    assert user_data_keys("## template: jinja\n" + data, "fedora") == [MINE, THEIRS]
+    mapped = f"#cloud-config\nusers: {{ops: {{ssh_authorized_keys: {OTHER}}}}}\n"
+    assert user_data_keys(mapped, "ops") == [OTHER]  # a map of users; a lone key
+    assert user_data_keys("#!/bin/sh\necho hi\n", "fedora") == []  # a script gives none
+    assert user_data_keys("#cloud-config\n", "fedora") == []
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        ("#cloud-config\nusers: [\n", "its #cloud-config is not valid YAML at line 3"),
+        ("#cloud-config\n- a\n", "its #cloud-config is not a mapping"),
+        ("#include\nhttps://x/y\n", "its format ('#include') is not one the CLI reads keys from"),
+        ("#cloud-config-archive\n- {}\n", "its format ('#cloud-config-archive')"),
+        ("Content-Type: multipart/mixed\n", "its format ('Content-Type: multipart/mixed')"),
+        ("#cloud-config\nssh_import_id: [gh:me]\n", "it imports keys (ssh_import_id)"),
+    ],
+)
+def test_user_data_whose_keys_cannot_be_told_says_why(data: str, why: str) -> None:
+    with pytest.raises(UnreadableUserData) as unread:
+        user_data_keys(data, "fedora")
+    assert str(unread.value).startswith(why)
+
+
 def test_a_key_is_the_same_key_whatever_its_comment() -> None:
     """virtctl's remove-ssh-key finds a line that starts with the key given; the comment
     alone made `--value "ssh-ed25519 AAAA…"` miss the stored key, and an add store it twice."""
@@ -199,6 +243,10 @@ class SecretsApi:
         return copy.deepcopy(self.secrets[name])
 
 
+def keyed(name: str, *lines: str) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "data": {"a": b64("\n".join(lines) + "\n")}}
+
+
 def add_key(
     server: SecretsApi, kubeconfig: str, monkeypatch: pytest.MonkeyPatch, *extra: str
 ) -> Any:
@@ -206,6 +254,101 @@ def add_key(
     monkeypatch.setattr(Kube, "request", server.request)
     argv = ["credentials", "add-ssh-key", "web-1", "--user", "fedora", "--value", THEIRS]
     return CliRunner().invoke(app, [*argv, "-n", "demo", "--kubeconfig", kubeconfig, *extra])
+
+
+def made_keys(server: SecretsApi) -> list[str]:
+    """The keys of the Secret the CLI made, in its data's order."""
+    made = next(body for method, path, body in server.written if method == "POST")
+    return [base64.b64decode(v).decode().strip() for v in made["data"].values()]
+
+
+def test_the_owners_cloud_init_key_goes_into_the_first_agent_secret_too(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`create --ssh-key-file me.pub` then `add-ssh-key --user fedora --file colleague.pub`
+    made a Secret with the colleague's key alone, and KubeVirt then set fedora's
+    authorized_keys to it: the owner was locked out at the next restart (source audit,
+    session 46)."""
+    server = SecretsApi(
+        running("web-1", cloudInit={"userData": authorized_keys([MINE])}, sshKeys=[])
+    )
+    done = add_key(server, kubeconfig, monkeypatch)
+    assert done.exit_code == 0, done.stderr
+    assert made_keys(server) == [THEIRS, MINE]
+    assert done.stdout.splitlines()[1] == (
+        "1 key fedora may have from cloud-init (user data) copied into it too: the guest "
+        "agent replaces fedora's whole authorized_keys"
+    )
+
+
+def test_the_keys_of_the_nocloud_secrets_are_read_with_the_users_rights_and_copied(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cr = running(
+        "web-1",
+        cloudInit={"userDataSecretRef": {"name": "boot-data"}},
+        sshKeys=[{"secretName": "my-keys"}, AGENT | {"users": ["ops"]}],
+    )
+    user_data = f"#cloud-config\nssh_authorized_keys: [{OTHER}]\n"
+    boot = {"metadata": {"name": "boot-data"}, "data": {"userdata": b64(user_data)}}
+    server = SecretsApi(cr, boot, keyed("my-keys", MINE, THEIRS))
+    done = add_key(server, kubeconfig, monkeypatch)
+    assert done.exit_code == 0, done.stderr
+    assert made_keys(server) == [THEIRS, OTHER, MINE]  # THEIRS, the one added, once
+    assert done.stdout.splitlines()[1].startswith(
+        "2 keys fedora may have from cloud-init (user data, Secret my-keys) copied into it too"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "forbidden", "said"),
+    [
+        pytest.param(
+            {"sshKeys": [{"secretName": "my-keys"}]},
+            ("my-keys",),
+            "you may not read Secret my-keys (noCloud keys of web-1)",
+            id="nocloud-secret-forbidden",
+        ),
+        pytest.param(
+            {"sshKeys": [{"secretName": "gone"}]},
+            (),
+            "Secret gone (noCloud keys of web-1) does not exist",
+            id="nocloud-secret-missing",
+        ),
+        pytest.param(
+            {"cloudInit": {"userDataSecretRef": {"name": "boot-data"}}},
+            ("boot-data",),
+            "you may not read Secret boot-data (the user data of web-1)",
+            id="user-data-secret-forbidden",
+        ),
+        pytest.param(
+            {"cloudInit": {"userData": "#cloud-config\nusers: [\n"}},
+            (),
+            "cannot tell which keys the user data of web-1 gives (its #cloud-config is not "
+            "valid YAML at line 3)",
+            id="user-data-not-yaml",
+        ),
+    ],
+)
+def test_cloud_init_keys_the_cli_cannot_read_refuse_without_force(
+    spec: dict[str, Any],
+    forbidden: tuple[str, ...],
+    said: str,
+    kubeconfig: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = SecretsApi(running("web-1", **spec), forbidden=forbidden)
+    refused = add_key(server, kubeconfig, monkeypatch)
+    consequence = (
+        ": the guest agent replaces fedora's whole authorized_keys, and keys cloud-init gave "
+        "fedora from it would not be copied into the new Secret, so they would stop working"
+    )
+    assert (refused.exit_code, server.written) == (1, [])
+    assert refused.stderr == f"error: {said}{consequence}; pass --force to make it anyway\n"
+    forced = add_key(server, kubeconfig, monkeypatch, "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert forced.stderr == f"warning: {said}{consequence}\n"
+    assert made_keys(server) == [THEIRS]
 
 
 def test_a_user_or_an_entry_sshkeys_cannot_take_is_refused_before_anything_is_written(

@@ -4,6 +4,8 @@ reads them)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from wukong.adapters.kube import api_path
 from wukong.api.guest import MAX_SSH_KEYS
 from wukong.console import credentials as keys
@@ -12,7 +14,7 @@ from wukong.console.errors import OK, CliError
 from wukong.console.flows.common import JsonObj, patch_pinned
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.status import RUNNING, phase
-from wukong.errors import AlreadyExists, NotFound
+from wukong.errors import AlreadyExists, Forbidden, NotFound
 
 # kubelet refreshes a Secret mounted in the VM's pod on its own sync (about a minute), and
 # only then does KubeVirt hand the keys to the guest agent: not "now".
@@ -39,7 +41,8 @@ async def add_ssh_key(
     cluster: Cluster, io: Console, name: str, user: str, key: str, *, force: bool = False
 ) -> int:
     """Add `key` to the Secret whose keys the guest agent gives `user` (live, while the VM
-    runs); without one, make it and add it to the Wukong's sshKeys (at the next start)."""
+    runs); without one, make it and add it to the Wukong's sshKeys (at the next start),
+    with the keys `user` may have from cloud-init, which the agent's set would replace."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         cr = await target.wukong(name)
         given = keys.agent_secrets(cr, user)
@@ -53,7 +56,15 @@ async def add_ssh_key(
                 f"{name} lists {len(entries)} sshKeys Secrets, the most a Wukong takes: give "
                 f"{user} the key through a Secret it lists (add {user} to its users)"
             )
-        made = keys.new_secret(cr, user, key)
+        seed = await _cloud_init_keys(target, cr, user)
+        for problem in seed.unread:
+            if not force:
+                raise CliError(
+                    f"{problem}: {_LOST.format(user=user)}; pass --force to make it anyway"
+                )
+            io.say(f"warning: {problem}: {_LOST.format(user=user)}")
+        copied = [k for k in seed.found if not keys.same_key(k, key)]
+        made = keys.new_secret(cr, user, key, copied)
         secret_name = made["metadata"]["name"]
         try:
             await target.kube.create(_secrets(target), made)
@@ -64,9 +75,11 @@ async def add_ssh_key(
                     f"Secret {secret_name} exists and is not {name}'s: give the key another "
                     "way, or delete that Secret"
                 ) from None
-            if not keys.holds(secret, key):
-                patch = {"data": keys.key_data(key)}
-                await target.kube.merge_patch(_secrets(target, secret_name), patch)
+            if missing := [k for k in (key, *copied) if not keys.holds(secret, k)]:
+                data: dict[str, str] = {}
+                for each in missing:
+                    data |= keys.key_data(each)
+                await target.kube.merge_patch(_secrets(target, secret_name), {"data": data})
         patched = await patch_pinned(
             target, name, lambda now: keys.with_secret(now, secret_name, user)
         )
@@ -79,7 +92,72 @@ async def add_ssh_key(
             f"Secret {secret_name} made with the key and added to the sshKeys of {name} for "
             f"{user}: KubeVirt gives it to the guest {when}, and later keys without a restart"
         )
+        if copied:
+            count = f"{len(copied)} key{'s' if len(copied) > 1 else ''}"
+            io.out(
+                f"{count} {user} may have from cloud-init ({', '.join(seed.sources)}) copied "
+                f"into it too: the guest agent replaces {user}'s whole authorized_keys"
+            )
         return OK
+
+
+# Why a key the CLI could not read is trouble (KubeVirt's AuthorizedSSHKeysSet, flags 0).
+_LOST = (
+    "the guest agent replaces {user}'s whole authorized_keys, and keys cloud-init gave "
+    "{user} from it would not be copied into the new Secret, so they would stop working"
+)
+
+
+@dataclass
+class _Seed:
+    """What cloud-init gives that the CLI can see: the keys, where they came from, and what
+    it could not read (each a phrase for the refusal)."""
+
+    found: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+
+    def add(self, given: list[str], source: str) -> None:
+        new = [k for k in given if not any(keys.same_key(h, k) for h in self.found)]
+        if new:
+            self.found += new
+            self.sources.append(source)
+
+
+async def _cloud_init_keys(target: Target, cr: JsonObj, user: str) -> _Seed:
+    """The keys `user` may have from cloud-init, read with the user's own rights: the user
+    data's (inline, or its Secret's) and the noCloud sshKeys Secrets'."""
+    seed, name = _Seed(), cr["metadata"]["name"]
+    init = (cr.get("spec") or {}).get("cloudInit") or {}
+    text, where = init.get("userData"), f"the user data of {name}"
+    if not text and (ref := (init.get("userDataSecretRef") or {}).get("name")):
+        where = f"Secret {ref} (the user data of {name})"
+        secret, problem = await _readable(target, str(ref), where)
+        text = keys.secret_user_data(secret) if secret is not None else None
+        seed.unread += [problem] if problem else []
+    if text:
+        try:
+            seed.add(keys.user_data_keys(str(text), user), "user data")
+        except keys.UnreadableUserData as why:
+            seed.unread.append(f"cannot tell which keys {where} gives ({why})")
+    for ref in keys.cloud_init_secrets(cr):
+        secret, problem = await _readable(target, ref, f"Secret {ref} (noCloud keys of {name})")
+        if secret is not None:
+            seed.add(keys.secret_keys(secret), f"Secret {ref}")
+        seed.unread += [problem] if problem else []
+    return seed
+
+
+async def _readable(target: Target, name: str, what: str) -> tuple[JsonObj | None, str]:
+    """A Secret read with the user's rights, or why it could not be."""
+    try:
+        return kubernetes_object(
+            await target.kube.get(_secrets(target, name)), _secrets(target)
+        ), ""
+    except Forbidden:
+        return None, f"you may not read {what}"
+    except NotFound:
+        return None, f"{what} does not exist"
 
 
 async def _add_to(
