@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from wukong.api import names
 from wukong.api.conditions import SPEC_VALID
+from wukong.api.guest import CLOUD_INIT_MAX_BYTES
 from wukong.api.placement import InstancetypeKind, PreferenceKind
 from wukong.api.spec import RunStrategy, WukongSpec
 from wukong.console.credentials import public_keys
@@ -205,7 +206,7 @@ def manifest(wanted: Wanted) -> JsonObj:
     try:
         WukongSpec.model_validate(spec)
     except ValidationError as error:
-        raise usage(_said(error, spec)) from None
+        raise usage(_said(error, spec, keys=bool(wanted.ssh_public_keys))) from None
     metadata: JsonObj = {"name": wanted.name}
     labels = labels_of(wanted.labels)
     if labels:
@@ -224,13 +225,22 @@ _FLAGS: Final = {
 }
 
 
-def _said(error: ValidationError, spec: JsonObj) -> str:
-    """The model's first complaint, named by the flag that carried the value."""
+def _said(error: ValidationError, spec: JsonObj, *, keys: bool = False) -> str:
+    """The model's first complaint, named by the flag that carried the value (`keys`: the
+    user data is what --ssh-key-file wrote)."""
     problem = error.errors()[0]
     where = [str(p) for p in problem.get("loc") or ()]
     message = str(problem["msg"]).removeprefix("Value error, ")
     if where[:1] == ["cloudInit"] and "userDataSecretRef" in where:
         return f"--user-data-secret: {message}"
+    if where[:1] == ["cloudInit"] and "userData" in where and keys:
+        # The user gave no --user-data, and --user-data-secret does not go with the keys.
+        size = len(str(spec["cloudInit"]["userData"]).encode())
+        return (
+            f"--ssh-key-file: the keys make {size} bytes of user data, over KubeVirt's "
+            f"{CLOUD_INIT_MAX_BYTES}: put them in a Secret (a key a value) and use "
+            "--ssh-key-secret"
+        )
     if where[:1] == ["cloudInit"] and "userData" in where:
         message = message.replace("use userDataSecretRef", "use --user-data-secret")
     if where[:1] == ["disks"] and len(where) > 2 and where[1] == "0":

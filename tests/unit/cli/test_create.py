@@ -266,6 +266,23 @@ def test_what_is_not_a_public_key_is_refused_and_a_private_one_never_sent(
     assert "b3Blbn" not in result.stderr
 
 
+def test_keys_too_many_for_inline_user_data_point_to_the_key_secret_flag(tmp_path: Path) -> None:
+    """Three 4096-bit RSA keys make more user data than KubeVirt takes inline: the error
+    named --user-data, which the user never gave, and advised --user-data-secret, which
+    does not go with --ssh-key-file (source audit, session 46)."""
+    files = []
+    for i in range(3):
+        pub = tmp_path / f"k{i}.pub"
+        pub.write_text(f"ssh-rsa AAAAB3NzaC1yc2E{'A' * 700}{i} me@laptop\n")
+        files += ["--ssh-key-file", str(pub)]
+    result = cli("web-1", *files, "--dry-run=client")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: --ssh-key-file: the keys make 2252 bytes of user data, over KubeVirt's 2048: "
+        "put them in a Secret (a key a value) and use --ssh-key-secret\n"
+    )
+
+
 def test_a_key_file_and_user_data_do_not_go_together(tmp_path: Path) -> None:
     pub = tmp_path / "id.pub"
     pub.write_text(KEY)
