@@ -27,7 +27,6 @@ from wukong.api.guest import (
     MAX_SSH_KEYS,
     SSH_KEYS_RULES,
     CloudInit,
-    KeyPropagation,
     SshKey,
 )
 from wukong.api.names import LAUNCHER_VOLUMES, POD_NETWORK_NAME, object_ref
@@ -585,10 +584,11 @@ class WukongSpec(WireModel):
 
     @property
     def needs_cloud_init_disk(self) -> bool:
-        """Whether the VM gets a cloud-init NoCloud disk (data, or keys propagated by it)."""
-        return self.cloud_init is not None or any(
-            k.propagation is KeyPropagation.NO_CLOUD for k in self.ssh_keys
-        )
+        """Whether the VM gets a cloud-init NoCloud disk: for its data, or for any SSH keys.
+        Keys the guest agent gives need one too: a cloud image makes its login user (`fedora`,
+        `ubuntu`, `cloud-user`) from cloud-init's default_user, and without a data source
+        cloud-init turns itself off, so there was no user to give them to (session 46)."""
+        return self.cloud_init is not None or bool(self.ssh_keys)
 
     def secret_names(self) -> list[str]:
         """Every Secret the VM needs (KubeVirt reads them; the operator never does)."""

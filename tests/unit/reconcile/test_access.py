@@ -73,9 +73,11 @@ def mount_failed(secret: str, pod_uid: str = "pod-1") -> dict[str, Any]:
             id="no-cloud-keys-alone-get-an-empty-cloud-config",
         ),
         pytest.param(
+            # Source audit, session 46: without a data source cloud-init turns itself off,
+            # and a cloud image has no login user to give the agent's keys to.
             {"sshKeys": [{"secretName": "k", "propagation": "qemuGuestAgent", "users": ["u"]}]},
-            None,
-            id="agent-keys-need-no-disk",
+            {"userData": EMPTY_CLOUD_CONFIG},
+            id="agent-keys-get-an-empty-cloud-config-too",
         ),
     ],
 )

@@ -65,11 +65,17 @@ class Objects:
         return list(self.objects.values())
 
 
-def running(agent: bool, users: list[str]) -> dict[str, Any]:
+def running(agent: bool, users: list[str], cloud_init: bool = True) -> dict[str, Any]:
+    """A running VMI whose agent keys go to `users`, with a cloud-init disk as the operator
+    gives every VM with keys (`cloud_init` False: without one)."""
     conditions = [{"type": "AgentConnected", "status": "True"}] if agent else []
+    disk = {"name": "cloudinitdisk", "cloudInitNoCloud": {"userData": "#cloud-config\n{}\n"}}
     return {
         "metadata": {"name": "vm", "namespace": "ns", "uid": "uid-1"},
-        "spec": {"accessCredentials": [credential("keys", users)]},
+        "spec": {
+            "accessCredentials": [credential("keys", users)],
+            "volumes": [disk] if cloud_init else [],
+        },
         "status": {"phase": "Running", "nodeName": "node-1", "conditions": conditions},
     }
 
@@ -94,6 +100,15 @@ async def test_keys_reach_the_guests_accounts_and_kubevirt_says_which_user_has_n
     status, message = await synced(running(True, ["fedora", "bob"]), guest) or ("", "")
     assert status == "False" and "for user [bob]" in message
     assert guest.authorized_keys == {"fedora": ["ssh-ed25519 K"]}  # the others' keys land
+
+
+async def test_without_a_cloud_init_disk_the_images_login_user_does_not_exist() -> None:
+    """A cloud image makes its login user (fedora) from cloud-init's default_user, and
+    cloud-init without a data source turns itself off (source audit, session 46)."""
+    guest = Guest("ns", "vm")
+    status, message = await synced(running(True, ["fedora"], cloud_init=False), guest) or ("", "")
+    assert status == "False" and "for user [fedora]" in message
+    assert guest.authorized_keys == {}
 
 
 async def test_an_agent_not_up_yet_is_offline_and_a_vmi_without_agent_keys_says_nothing() -> None:

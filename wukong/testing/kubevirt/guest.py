@@ -85,8 +85,10 @@ class Guest:
         # modules, the keys among them, only for another one.
         self.cloud_init_instance: str | None = None
         # The image's accounts (what `getent passwd` finds): keys for any other user cannot
-        # be written, and KubeVirt says so in AccessCredentialsSynchronized.
-        self.accounts = {"root", "fedora"}
+        # be written, and KubeVirt says so in AccessCredentialsSynchronized. A cloud image's
+        # login user (fedora) is made by cloud-init, at the first boot with a data source
+        # (cloud_init.py); without one cloud-init turns itself off and there is none.
+        self.accounts = {"root"}
         # virt-launcher's last sync of those keys, for the VMI of that uid: (uid, succeeded,
         # message), as it leaves it in the domain's metadata for virt-handler to report.
         self.credentials_sync: tuple[str, bool, str] | None = None
