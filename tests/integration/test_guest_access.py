@@ -14,6 +14,7 @@ from tests.integration.scenario import (
     condition,
     create,
     get,
+    items,
     k,
     operator,
     patch_spec,
@@ -148,6 +149,64 @@ async def test_missing_secret_is_named_in_a_condition_and_the_vm_starts_once_it_
     await put_secret(k, namespace, secret("absent-keys", key1=PUBLIC_KEY))
     cr = await wait_phase(k, namespace, "login-2", "Running", within=60)
     assert condition(cr, "SecretMissing") == {}
+
+
+async def test_a_cloud_init_secret_without_the_key_kubevirt_reads_is_named(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Audit s46 access #4: `kubectl create secret generic NAME --from-file=user-data` gives
+    the key `user-data`. The kubelet starts the pod all the same (a subPath it lacks is an
+    empty directory), virt-launcher cannot read `userdata`, and virt-handler retries for
+    ever, the VMI Scheduled and the VM Starting; the Wukong said nothing until Stalled."""
+    await put_secret(k, namespace, secret("from-file", **{"user-data": USER_DATA}))
+    spec = {"cloudInit": {"userDataSecretRef": {"name": "from-file"}}}
+    await create(k, "wukong", namespace, wukong("login-5", **spec))
+    cr = await wait_for(
+        k,
+        namespace,
+        "login-5",
+        lambda c: condition(c, "VMHealthy").get("reason") == "DomainSyncFailed",
+        within=60,
+        what="VMHealthy says virt-launcher cannot start the guest",
+    )
+    said = condition(cr, "VMHealthy")
+    assert said["status"] == "False"
+    assert (
+        "ReadCloudInitVolumeDataSource failed: userDataBase64, userData, networkDataBase64 or "
+        "networkData is required for a cloud-init data source" in said["message"]
+    )
+    assert "key `userdata` (or `userData`) of Secret 'from-file'" in said["message"]
+    assert cr["status"]["phase"] == "Starting"
+    # KubeVirt's own words, as virt-handler writes them.
+    vmi = await get(k, "vmi", namespace, "login-5-vm")
+    assert vmi is not None and vmi["status"]["phase"] == "Scheduled"
+    synchronized = next(c for c in vmi["status"]["conditions"] if c["type"] == "Synchronized")
+    assert synchronized["reason"] == "Synchronizing with the Domain failed."
+    assert synchronized["message"] in said["message"]
+    about_vmi = [
+        e
+        for e in await items(k, "event", namespace)
+        if (e.get("involvedObject") or {}).get("uid") == vmi["metadata"]["uid"]
+    ]
+    assert [e["type"] for e in about_vmi if e["reason"] == "SyncFailed"] == ["Warning"]
+
+    async def warned() -> bool:
+        events = await wukong_events(k, namespace, "DomainSyncFailed")
+        return any(e.get("type") == "Warning" for e in events)
+
+    await eventually(warned, timeout=20, message="a Warning Event on the Wukong")
+    # The running pod does not see the Secret fixed: a new start does.
+    fixed = secret("from-file", userdata=USER_DATA)
+    fixed["metadata"]["namespace"] = namespace
+    await k.replace(api_path("", "v1", "secrets", namespace, "from-file"), fixed)
+    stop = {"action": "stop", "requestedAt": "2026-01-01T00:00:00.000001Z"}
+    await patch_spec(k, namespace, "login-5", {"lifecycleAction": stop})
+    await wait_phase(k, namespace, "login-5", "Stopped", within=60)
+    start = {"action": "start", "requestedAt": "2026-01-01T00:00:01.000001Z"}
+    await patch_spec(k, namespace, "login-5", {"lifecycleAction": start})
+    cr = await wait_phase(k, namespace, "login-5", "Running", within=60)
+    assert condition(cr, "VMHealthy") == {}
+    assert await wukong_events(k, namespace, "NoError")
 
 
 async def test_changing_cloud_init_or_keys_says_a_restart_does_not_apply_them(

@@ -6,7 +6,8 @@ conditions (mirrored from the VMI) carry the detail, e.g. PodScheduled=False "0/
 available: ..."; its Failure condition says when virt-controller cannot even make the VMI
 (an instance type or preference that does not exist, or a VMI the API server refuses for
 longer than a passing error lasts), and the VMI's Synchronized condition when the API server
-refuses its launcher pod. A running VMI not Ready for long (its launcher pod is not: on a node
+refuses its launcher pod, or virt-handler's when the launcher cannot start the guest
+(`launcher_trouble.py`). A running VMI not Ready for long (its launcher pod is not: on a node
 that stopped reporting, until someone acts), a VMI failed on an unresponsive node, and one in
 phase Unknown lost contact with its node. Each becomes `VMHealthy=False` with KubeVirt's
 words (absent when there is no trouble), so `kubectl get wk` and `describe` say what to fix.
@@ -18,6 +19,7 @@ from datetime import datetime
 
 from wukong.api import JsonObj
 from wukong.api.conditions import VM_HEALTHY, Cond, Condition
+from wukong.reconcile.launcher_trouble import domain_sync_failure, until_sync_failure_lasts
 from wukong.reconcile.observed import IO_ERROR_PAUSE, Observed, condition_of, migration_under_way
 from wukong.reconcile.timefmt import iso, parse_time
 
@@ -54,6 +56,10 @@ PASSING_SYNC_ERRORS = {
 # What each passing error, once it lasts, stops: the VM starting, or a disk being plugged.
 _LASTING_WORDS = {"HotPlugVolumeError": "VM cannot hot-plug a disk"}
 LASTING = 10.0
+# Our reason for virt-handler's failure to start the domain of a VMI not yet running (its own,
+# "Synchronizing with the Domain failed.", is a sentence), reported once it lasts LASTING: a
+# first sync can fail for a moment while virt-launcher comes up.
+DOMAIN_SYNC_FAILED = "DomainSyncFailed"
 # A running VMI not Ready for this long, neither paused nor handed over by a migration: its
 # virt-launcher pod is not Ready (KubeVirt copies the pod's Ready onto the VMI), which on a
 # working node lasts seconds. A node that stopped reporting keeps it so until someone acts:
@@ -215,13 +221,15 @@ def _until_lasting(failure: JsonObj, now: datetime) -> float | None:
 
 
 def health_due(seen: Observed) -> float | None:
-    """Seconds until `vm_health` reports a passing sync error or a VMI not Ready that is
-    still young, if it holds that long (the pass to requeue at); None when nothing waits."""
+    """Seconds until `vm_health` reports a passing sync error, a failure to start the domain
+    or a VMI not Ready that is still young, if it holds that long (the pass to requeue at);
+    None when nothing waits."""
     waits = [
         left + 0.05
         for left in (
             _until_lasting(condition_of(seen.vm, "Failure") or {}, seen.now),
             _until_not_ready_lasts(seen),
+            until_sync_failure_lasts(seen, LASTING),
         )
         if left is not None and left > 0
     ]
@@ -271,6 +279,10 @@ def vm_health(seen: Observed, before: Condition | None = None) -> Cond | None:
     refused = _launcher_refused(seen.vmi)
     if refused:
         return Cond(VM_HEALTHY, False, "LauncherPodRefused", f"VM cannot start: {refused}")
+    left = until_sync_failure_lasts(seen, LASTING)
+    if left is not None and left <= 0:
+        detail = domain_sync_failure(seen)
+        return Cond(VM_HEALTHY, False, DOMAIN_SYNC_FAILED, f"VM cannot start: {detail}")
     if seen.vmi_pause() == IO_ERROR_PAUSE:
         name = (seen.vmi or {}).get("metadata", {}).get("name", "")
         detail = seen.vmi_pause_message() or "VMI was paused, low-level IO error detected"

@@ -512,6 +512,129 @@ def test_a_launcher_pod_waiting_for_a_migration_is_not_trouble() -> None:
     assert vm_health(world) is None
 
 
+# -- virt-launcher cannot start the guest (session 46) ----------------------------------------
+
+# What virt-handler writes on the VMI when virt-launcher cannot read the cloud-init data
+# (pkg/virt-handler/vm.go handleSyncError; cmd-client/errors.go quotes the launcher's error).
+CLOUD_INIT_FAILED = (
+    'server error. command SyncVMI failed: "ReadCloudInitVolumeDataSource failed: '
+    "userDataBase64, userData, networkDataBase64 or networkData is required for a cloud-init "
+    'data source"'
+)
+
+
+def sync_failed_world(
+    age: float, message: str = CLOUD_INIT_FAILED, vmi_phase: str = "Scheduled", **source: Any
+) -> Observed:
+    """A VMI on node-3 whose domain virt-handler has failed to start for `age` seconds, its
+    cloud-init volume a Secret reference (`source`: the volume's cloudInitNoCloud)."""
+    world = vm_world("Starting", vmi_phase=vmi_phase)
+    assert world.vmi is not None
+    volume = {"name": "cloudinitdisk", "cloudInitNoCloud": source or {"secretRef": {"name": "ud"}}}
+    world.vmi["spec"] = {"volumes": [{"name": "system", "dataVolume": {}}, volume]}
+    world.vmi["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "PodNotReady"},
+        {
+            "type": "Synchronized",
+            "status": "False",
+            "reason": "Synchronizing with the Domain failed.",
+            "message": message,
+            "lastTransitionTime": iso(NOW - timedelta(seconds=age)),
+        },
+    ]
+    return world
+
+
+def test_a_guest_virt_launcher_cannot_start_is_vm_healthy_false_with_kubevirts_words() -> None:
+    """Audit s46 access #4: a cloud-init Secret made `--from-file=user-data` has no key
+    `userdata`; virt-launcher fails to read it and virt-handler retries for ever, the VMI
+    Scheduled and the VM Starting. The Wukong said nothing until Stalled's "waiting for
+    KubeVirt"."""
+    world = sync_failed_world(LASTING + 1)
+    verdict = vm_health(world)
+    assert verdict is not None
+    assert (verdict.status, verdict.reason) == (False, "DomainSyncFailed")
+    assert verdict.message.startswith(
+        f"VM cannot start: KubeVirt cannot start the guest on node-3: {CLOUD_INIT_FAILED}. "
+    )
+    # Which Secret, which keys, and that the running pod will not see a fix.
+    assert "key `userdata` (or `userData`) of Secret 'ud'" in verdict.message
+    assert "--from-file=userdata=FILE" in verdict.message
+    assert "stop and start the VM" in verdict.message
+    assert health_due(world) is None
+    status = {
+        "phase": "Starting",
+        "history": [
+            {"from": "Creating", "to": "Starting", "reason": "VMCreated",
+             "time": iso(NOW - timedelta(minutes=10))}
+        ],
+    }  # fmt: skip
+    plan = decide(wukong(), status, world, stall_after=300)
+    said = cond(plan.status["conditions"], "VMHealthy")
+    assert (said["status"], said["reason"]) == ("False", "DomainSyncFailed")
+    warnings = [e for e in plan.actions if isinstance(e, Emit) and e.type == "Warning"]
+    assert ("DomainSyncFailed", said["message"]) in [(e.reason, e.message) for e in warnings]
+    stalled = cond(plan.status["conditions"], "Stalled")
+    assert stalled["status"] == "True" and "ReadCloudInitVolumeDataSource" in stalled["message"]
+    assert "waiting for KubeVirt" not in stalled["message"]
+
+
+def test_a_network_data_secret_is_named_with_its_keys_too() -> None:
+    """Both references: virt-launcher says "no cloud-init data-source found" when neither
+    Secret has its key."""
+    message = (
+        'server error. command SyncVMI failed: "ReadCloudInitVolumeDataSource failed: no '
+        'cloud-init data-source found at volume: cloudinitdisk"'
+    )
+    world = sync_failed_world(
+        LASTING + 1,
+        message,
+        secretRef={"name": "ud"},
+        networkDataSecretRef={"name": "nd"},
+    )
+    verdict = vm_health(world)
+    assert verdict is not None and message in verdict.message
+    assert "user data from key `userdata` (or `userData`) of Secret 'ud'" in verdict.message
+    assert "network data from key `networkdata` (or `networkData`) of Secret 'nd'" in (
+        verdict.message
+    )
+
+
+def test_another_launcher_failure_is_said_without_the_cloud_init_advice() -> None:
+    message = 'server error. command SyncVMI failed: "virError(Code=1, Msg=internal error)"'
+    verdict = vm_health(sync_failed_world(LASTING + 1, message))
+    assert verdict is not None and verdict.reason == "DomainSyncFailed"
+    assert verdict.message == (
+        f"VM cannot start: KubeVirt cannot start the guest on node-3: {message}"
+    )
+
+
+def test_a_young_launcher_failure_waits_and_the_pass_comes_back_when_it_would_count() -> None:
+    """A first sync may fail while virt-launcher comes up: reported once it lasts, as
+    virt-controller's FailedCreate (KubeVirt keeps the condition's time while it holds)."""
+    world = sync_failed_world(3)
+    assert vm_health(world) is None
+    due = health_due(world)
+    assert due is not None and LASTING - 3 <= due <= LASTING - 3 + 0.1
+    plan = decide(wukong(), {"phase": "Starting"}, world)
+    assert cond(plan.status["conditions"], "VMHealthy") == {}
+    assert plan.requeue_after is not None and plan.requeue_after <= due
+    assert vm_health(replace(world, now=NOW + timedelta(seconds=due))) is not None
+
+
+def test_a_launcher_failure_goes_once_the_guest_runs_and_says_so() -> None:
+    """virt-handler drops its condition on the first sync that works; a running VMI with a
+    later sync error (a hot-plug, say) is not a VM that cannot start."""
+    reported = decide(wukong(), {"phase": "Starting"}, sync_failed_world(LASTING + 1)).status
+    assert cond(reported["conditions"], "VMHealthy")["reason"] == "DomainSyncFailed"
+    running = running_world()
+    plan = decide(wukong(), reported, running)
+    assert cond(plan.status["conditions"], "VMHealthy") == {}
+    said = [(e.type, e.reason) for e in plan.actions if isinstance(e, Emit)]
+    assert ("Normal", "NoError") in said
+    assert vm_health(sync_failed_world(LASTING + 1, vmi_phase="Running")) is None
+
+
 def test_a_hotplug_virt_controller_cannot_apply_is_vm_healthy_false_once_it_lasts() -> None:
     """virt-controller's SyncError HotPlugVolumeError (e.g. no free PCIe port) showed only
     as DiskHotplug=True Attaching, for good, with no warning."""

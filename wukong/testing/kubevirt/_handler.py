@@ -11,13 +11,16 @@ selinuxContext).
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from ._informer import Informer
-from ._kube import JsonObj
+from ._kube import SECRETS, ApiError, JsonObj, Kube
 from ._queue import Controller
 from .access_credentials import credentials_condition
+from .cloud_init_read import read_error, secret_names, sync_failed_message
 from .config import ANN_FAIL, ANN_IGNORE_ACPI, ANN_KILL_LATE, ANN_NO_AGENT, KILL_LATE, SimConfig
+from .events import record, sync_failed
 from .guest import OS_INFO, Guest
 from .objects import (
     DEFAULT_GRACE_SECONDS,
@@ -31,8 +34,14 @@ from .objects import (
 )
 from .serial_log import boot_lines, panic_lines, power_down_lines
 
+log = logging.getLogger(__name__)
+
 IO_ERROR_PAUSE = ("PausedIOError", "VMI was paused, low-level IO error detected")
 MAX_IO_ERROR_RETRY = 180.0  # virt-handler's ioErrorRetryManager: 10 s, doubling up to 3 min
+# virt-handler's reason when virt-launcher cannot start the domain (vm.go handleSyncError).
+DOMAIN_SYNC_FAILED = "Synchronizing with the Domain failed."
+# virt-handler retries a failed sync with its queue's backoff (5 ms doubling); here, this often.
+SYNC_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,12 +62,16 @@ class GuestHost(Controller):
 
     name = "virt-handler"
     pvcs: Informer  # the claims a VMI's volumes use (set by the subclass)
+    kube: Kube  # (set by the subclass)
 
     def __init__(self, cfg: SimConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self._marks: dict[tuple[str, str], float] = {}
         self._io_retry: dict[str, tuple[float, float]] = {}  # uid -> (next try, its wait)
+        # What virt-launcher answers each VMI's SyncVMI (uid -> the Synchronized message, None
+        # when the domain starts), fixed when first asked: its pod's view of the Secrets.
+        self._launcher_errors: dict[str, str | None] = {}
 
     def _clock(self) -> float:
         """The node's clock: the event loop's monotonic time."""
@@ -75,6 +88,42 @@ class GuestHost(Controller):
         stamps.append({"phase": new_phase, "phaseTransitionTimestamp": now_iso()})
         status["phaseTransitionTimestamps"] = stamps
         self._marks[(vmi["metadata"]["uid"], new_phase)] = self._clock()
+
+    async def _launcher_error(self, vmi: JsonObj) -> str | None:
+        """What virt-launcher answers virt-handler's SyncVMI for a Scheduled VMI, as virt-handler
+        writes it in the VMI's Synchronized message; None when it starts the domain. Read
+        once per VMI: a subPath mount shows the Secret as it was when the pod started."""
+        uid = vmi["metadata"]["uid"]
+        if uid not in self._launcher_errors:
+            ns = vmi["metadata"]["namespace"]
+            secrets = {n: await self.kube.get_or_none(SECRETS, ns, n) for n in secret_names(vmi)}
+            error = read_error(vmi, secrets)
+            self._launcher_errors[uid] = None if error is None else sync_failed_message(error)
+        return self._launcher_errors[uid]
+
+    async def _sync_failed(self, vmi: JsonObj, status: JsonObj, message: str) -> float:
+        """virt-handler's answer to a failed sync: Synchronized=False (kept as it was, time
+        and message, while the reason holds: CheckFailure), a Warning `SyncFailed` on the
+        VMI, and a retry. The VMI stays Scheduled."""
+        held = condition({"status": status}, "Synchronized") or {}
+        if (held.get("status"), held.get("reason")) != ("False", DOMAIN_SYNC_FAILED):
+            failed = {
+                "type": "Synchronized",
+                "status": "False",
+                "reason": DOMAIN_SYNC_FAILED,
+                "message": message,
+                "lastProbeTime": None,
+                "lastTransitionTime": now_iso(),
+            }
+            status["conditions"] = [
+                *drop_condition(list(status.get("conditions") or []), "Synchronized"),
+                failed,
+            ]
+        try:
+            await record(self.kube, sync_failed(vmi, message))
+        except ApiError as err:  # e.g. its namespace going: the status says it all the same
+            log.debug("virt-handler: no SyncFailed Event for %s: %s", vmi["metadata"]["name"], err)
+        return SYNC_RETRY_SECONDS
 
     def _boot(
         self, vmi: JsonObj, vm: JsonObj | None, guest: Guest, status: JsonObj
@@ -173,6 +222,7 @@ class GuestHost(Controller):
         return set_condition(conds, "LiveMigratable", "True")
 
     def _power_off(self, vmi: JsonObj, status: JsonObj, final: str) -> None:
+        self._launcher_errors.pop(vmi["metadata"]["uid"], None)
         self._enter(vmi, status, final)
         status["conditions"] = drop_condition(
             list(status.get("conditions") or []), "AgentConnected"

@@ -72,6 +72,7 @@ NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 SERVICES = Resource("", "v1", "services")
 EVENTS = Resource("", "v1", "events")
 SECRETS = Resource("", "v1", "secrets")
+SECRETS = Resource("", "v1", "secrets")
 STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", namespaced=False)
 APISERVICES = Resource("apiregistration.k8s.io", "v1", "apiservices", namespaced=False)
 

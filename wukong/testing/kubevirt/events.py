@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from ._kube import JsonObj
+from ._kube import EVENTS, JsonObj, Kube
 from .objects import now_iso
 
 
@@ -59,4 +59,33 @@ def soft_rebooted(vmi: JsonObj) -> JsonObj:
         component="virt-handler",
         host=str((vmi.get("status") or {}).get("nodeName") or ""),
         api_version="kubevirt.io/v1",
+    )
+
+
+async def record(kube: Kube, body: JsonObj) -> None:
+    """Post an Event, or count it again when one of its name is there (`count`,
+    `lastTimestamp`), as client-go's recorder does with an Event said again."""
+    meta = body["metadata"]
+    existing = await kube.get_or_none(EVENTS, meta["namespace"], meta["name"])
+    if existing is None:
+        await kube.create(EVENTS, meta["namespace"], body)
+        return
+    patch = {"count": int(existing.get("count") or 1) + 1, "lastTimestamp": now_iso()}
+    await kube.merge_patch(EVENTS, meta["namespace"], meta["name"], patch)
+
+
+def sync_failed(vmi: JsonObj, message: str) -> JsonObj:
+    """virt-handler's Warning each time it fails to sync a VMI (pkg/virt-handler/vm.go),
+    named once per VMI so that a retry counts it again."""
+    meta = vmi["metadata"]
+    return event(
+        vmi,
+        "VirtualMachineInstance",
+        "SyncFailed",
+        message,
+        component="virt-handler",
+        host=str((vmi.get("status") or {}).get("nodeName") or ""),
+        api_version="kubevirt.io/v1",
+        type_="Warning",
+        name=f"{meta['name']}.sync-failed-{str(meta['uid'])[:8]}",
     )

@@ -34,13 +34,13 @@ from aiohttp import web
 
 from ._handler import GuestHost, soonest
 from ._informer import Informer
-from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
+from ._kube import EVENTS, SECRETS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
 from ._serve import serve, stop_serving
 from .access_credentials import credentials_event
 from .config import ANN_UNSCHEDULABLE, SimConfig
 from .console import serial_console, serial_of, vnc_server
-from .events import event, soft_rebooted
+from .events import event, record, soft_rebooted
 from .guest import Guest, device_names
 from .objects import (
     CLAIMS,
@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 
 PODS = Resource("", "v1", "pods")
 NODES = Resource("", "v1", "nodes", namespaced=False)
-SECRETS = Resource("", "v1", "secrets")
 # The kubelet retries a failed volume mount with backoff; a fixed short retry is enough here.
 MOUNT_RETRY_SECONDS = 2.0
 LAUNCHER_LABEL = ("kubevirt.io", "virt-launcher")
@@ -459,25 +458,17 @@ class Kubelet(Controller):
         if (pod.get("status") or {}).get("containerStatuses") != waiting:
             await self._status(pod, {"phase": "Pending", "containerStatuses": waiting})
         message = f'MountVolume.SetUp failed for volume "{volume}" : secret "{secret}" not found'
-        name = f"{meta['name']}.{volume}"[:253]
-        now = now_iso()
-        existing = await self.kube.get_or_none(EVENTS, meta["namespace"], name)
-        if existing is not None:
-            patch = {"count": int(existing.get("count") or 1) + 1, "lastTimestamp": now}
-            await self.kube.merge_patch(EVENTS, meta["namespace"], name, patch)
-            return
-        host = pod["spec"]["nodeName"]
         body = event(
             pod,
             "Pod",
             "FailedMount",
             message,
             component="kubelet",
-            host=host,
+            host=pod["spec"]["nodeName"],
             type_="Warning",
-            name=name,
+            name=f"{meta['name']}.{volume}"[:253],
         )
-        await self.kube.create(EVENTS, meta["namespace"], body)
+        await record(self.kube, body)
 
     async def _readiness(self, pod: JsonObj) -> None:
         """Pod Ready as kubelet computes it: containers ready and every readiness gate True.
@@ -744,6 +735,8 @@ class NodeHandler(GuestHost):
         guest = self.guest(ns, name)
         if deleting(vmi):
             after = self._shut_down(vmi, vm, guest, status)
+        elif status.get("phase") == "Scheduled" and (failed := await self._launcher_error(vmi)):
+            after = await self._sync_failed(vmi, status, failed)
         else:
             after = self._advance(vmi, vm, guest, status)
         if status != (vmi.get("status") or {}):

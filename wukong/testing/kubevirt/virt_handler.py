@@ -219,6 +219,8 @@ class VMIHandler(GuestHost):
                 await self.kube.merge_patch(VMIS, ns, name, {"metadata": {"labels": labels}})
             return after
         if ph == "Scheduled":
+            if failed := await self._launcher_error(vmi):
+                return await self._sync_failed(vmi, status, failed)
             wait = self._boot(vmi, vm, guest, status)
             if status["phase"] != "Running":
                 return wait
