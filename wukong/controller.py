@@ -263,6 +263,7 @@ class Operator:
         self.informers[kinds.CDI_CONFIG.cache].add_handler(self._on_cdi_config())
         events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)
         self.informers[kinds.MOUNT_EVENT.cache].add_handler(events)
+        self.informers[kinds.SANDBOX_EVENT.cache].add_handler(events)
         disks = (kinds.DATA_VOLUME.cache, kinds.PVC.cache)
         self.informers[kinds.CLONE_EVENT.cache].add_handler(
             enqueue_disk_event(add, self.store, disks)

@@ -1,6 +1,7 @@
 """Saying what is wrong (issue 15 points 1-4), on the real API server with the simulator: a
 disk over a ResourceQuota, a launcher pod or a VMI over one, a VM no node can take, a forced
-stop that fails once, and a Manual VM that should start once."""
+stop that fails once, a Manual VM that should start once, and a network the node cannot
+attach."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.integration.scenario import (
     patch_spec,
     path,
     sim,
+    user_nad,
     wait_for,
     wait_phase,
     wait_ready,
@@ -357,3 +359,62 @@ async def test_a_virtctl_stop_behind_the_wukongs_back_is_undone_with_a_warning(
     await wait_ready(k, namespace, "undone", within=60)
     vm = await get(k, "vm", namespace, "undone-vm")
     assert vm is not None and vm["spec"]["runStrategy"] == "Always"
+
+
+async def test_a_network_the_node_cannot_attach_says_so_and_the_vm_runs_once_it_can(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Audit s46 networks #2: when a network's CNI ADD fails (here a NAD the simulated node's
+    Multus fails on: `sim.kubevirt.io/fail-attach`), the pod gets no sandbox and the kubelet
+    says why only in a FailedCreatePodSandBox Event on it; virt-controller turns it into
+    nothing. The Wukong said NetworksConfigured=True and Stalled "waiting for KubeVirt"."""
+    why = '"br-x" already exists but is not a bridge'
+    nad = user_nad("flaky-net")
+    nad["metadata"]["annotations"] = {"sim.kubevirt.io/fail-attach": why}
+    await create(k, "nad", namespace, nad)
+    nets = [{"name": "storage", "nadName": "flaky-net"}]
+    await create(k, "wukong", namespace, wukong("unplugged", disks=[SMALL], networks=nets))
+    cr = await wait_for(
+        k,
+        namespace,
+        "unplugged",
+        lambda c: (
+            condition(c, "VMHealthy").get("reason") == "PodSandboxFailed"
+            and why in condition(c, "Stalled").get("message", "")
+        ),
+        within=60,
+        what="VMHealthy=False PodSandboxFailed, named by Stalled",
+    )
+    health = condition(cr, "VMHealthy")
+    assert health["status"] == "False" and cr["status"]["phase"] == "Starting"
+    assert "cannot create the sandbox of pod virt-launcher-unplugged-vm-" in health["message"]
+    assert 'error adding container to network "flaky-net": ' + why in health["message"]
+    assert "A network of the VM cannot be attached" in health["message"]
+    assert "waiting for KubeVirt" not in condition(cr, "Stalled")["message"]
+    # The kubelet's own word, on the pod the VMI lists.
+    vmi = await get(k, "vmi", namespace, "unplugged-vm")
+    assert vmi is not None and vmi["status"]["phase"] in ("Pending", "Scheduling")
+    pods = set((vmi["status"].get("activePods") or {}).keys())
+    said = [
+        e
+        for e in await items(k, "event", namespace)
+        if e["reason"] == "FailedCreatePodSandBox" and e["involvedObject"]["uid"] in pods
+    ]
+    assert [e["type"] for e in said] == ["Warning"]
+    assert said[0]["message"] in health["message"]
+
+    async def warned() -> bool:
+        return any(
+            e.get("type") == "Warning"
+            for e in await wukong_events(k, namespace, "PodSandboxFailed")
+        )
+
+    await eventually(warned, timeout=20, message="a Warning Event on the Wukong")
+    # The node's network fixed: the kubelet's next try makes the sandbox, and the VM runs.
+    annotations = {"sim.kubevirt.io/fail-attach": None}
+    await k.merge_patch(
+        path("nad", namespace, "flaky-net"), {"metadata": {"annotations": annotations}}
+    )
+    cr = await wait_phase(k, namespace, "unplugged", "Running", within=60)
+    assert condition(cr, "VMHealthy") == {}
+    assert await wukong_events(k, namespace, "NoError")

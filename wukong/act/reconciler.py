@@ -121,17 +121,23 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         # still in the cache (VMs and VMIs come on two watch streams). Not this VM's guest.
         vmi = None
     pods = ((vmi or {}).get("status") or {}).get("activePods") or {}
+
+    def about_pods(kind: kinds.Kind) -> tuple[JsonObj, ...]:
+        """The cached Events of `kind` about the VMI's virt-launcher pods."""
+        if not pods:
+            return ()
+        return tuple(
+            e
+            for e in store.list(kind.cache, ns)
+            if (e.get("involvedObject") or {}).get("uid") in pods
+        )
+
     return Observed(
         now=now,
         vm=vm_obj,
         vmi=vmi,
-        pod_events=tuple(
-            e
-            for e in store.list(kinds.MOUNT_EVENT.cache, ns)
-            if (e.get("involvedObject") or {}).get("uid") in pods
-        )
-        if pods
-        else (),
+        pod_events=about_pods(kinds.MOUNT_EVENT),
+        sandbox_events=about_pods(kinds.SANDBOX_EVENT),
         data_volumes=collect(kinds.DATA_VOLUME.cache),
         claims=collect(kinds.PVC.cache),
         migrations=collect(kinds.MIGRATION.cache),

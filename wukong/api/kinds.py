@@ -287,6 +287,17 @@ MOUNT_EVENT = Kind(
     field_selector="reason=FailedMount",
     reads=_EVENT_READS,
 )
+SANDBOX_EVENT = Kind(
+    "Event",
+    "",
+    "v1",
+    "events",
+    # The kubelet's only word when it cannot make a pod's sandbox, a CNI/Multus ADD that
+    # fails above all (reconcile/launcher_trouble.py). A field selector matches one value per
+    # field (no set), so this is a watch of its own. firstTimestamp: since when it fails.
+    field_selector="reason=FailedCreatePodSandBox",
+    reads={**_EVENT_READS, "firstTimestamp": ALL},
+)
 CLONE_EVENT = Kind(
     "Event",
     "",
@@ -313,6 +324,7 @@ WATCHED = (
     SNAPSHOT,
     RESTORE,
     MOUNT_EVENT,
+    SANDBOX_EVENT,
     CLONE_EVENT,
     *SIZE_CLASSES.values(),
 )

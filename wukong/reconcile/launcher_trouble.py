@@ -8,6 +8,15 @@ posts a Warning `SyncFailed` on the VMI and tries again for ever: the VMI stays 
 the VM's printableStatus Starting, which says nothing. The commonest cause is a cloud-init
 Secret without the key virt-launcher reads: the kubelet mounts each key by subPath, makes a
 missing one an empty directory, and starts the pod (no FailedMount).
+
+Before that, the kubelet may fail to make the pod's sandbox, above all when a network of the
+VM cannot be attached (the CNI ADD of Multus or of a plugin it delegates to fails: a NAD's
+bridge that is not a bridge, a plugin or IPAM pool missing on the node, Multus namespace
+isolation). The pod stays Pending and the kubelet says why only in a Warning
+`FailedCreatePodSandBox` Event on it, "Failed to create pod sandbox: ..." (pkg/kubelet/
+kuberuntime/kuberuntime_manager.go), retrying with a back-off; virt-controller turns it
+into nothing (the VMI waits in Scheduling, the VM in Starting). The operator watches those
+Events (wukong.api.kinds.SANDBOX_EVENT) and matches them to the VMI's `status.activePods`.
 """
 
 from __future__ import annotations
@@ -25,6 +34,9 @@ DOMAIN_SYNC_FAILED = "Synchronizing with the Domain failed."
 CLOUD_INIT_READ = "ReadCloudInitVolumeDataSource"
 # VMI phases before the guest runs: virt-handler syncs a Scheduled one (its node is known).
 _NOT_STARTED = ("Pending", "Scheduling", "Scheduled")
+# VMI phases before its pod runs (virt-controller moves it to Scheduled once the pod does):
+# the sandbox is not there yet. Past them, a sandbox Event is about a try that came through.
+_NO_SANDBOX = ("Pending", "Scheduling")
 # The keys virt-launcher reads from the Secret of each reference (pkg/cloud-init/cloud-init.go
 # resolveNoCloudSecrets: the first found of each pair), and what each holds.
 _SECRET_KEYS = (
@@ -104,3 +116,47 @@ def domain_sync_failure(seen: Observed) -> str:
     message = str(cond.get("message") or "virt-launcher cannot start the domain")
     hint = _cloud_init_hint(seen.vmi) if CLOUD_INIT_READ in message else ""
     return f"KubeVirt cannot start the guest on {node}: {message}{hint}"
+
+
+def _sandbox_events(seen: Observed) -> list[JsonObj]:
+    """The kubelet's FailedCreatePodSandBox Events about the pods of a VMI whose pod does
+    not run yet, oldest first."""
+    if seen.vmi is None or seen.vmi_phase not in _NO_SANDBOX:
+        return []
+    return sorted(seen.sandbox_events, key=lambda e: str(e.get("lastTimestamp") or ""))
+
+
+def until_sandbox_failure_lasts(seen: Observed, lasting: float) -> float | None:
+    """Seconds until the kubelet's failure to make the VMI's pod sandbox has lasted
+    `lasting`, counted from its first such Event (<= 0: it has; a network that fails for a
+    moment and then attaches says nothing); None when there is none."""
+    events = _sandbox_events(seen)
+    if not events:
+        return None
+    first = [
+        t
+        for e in events
+        if (t := parse_time(e.get("firstTimestamp") or e.get("lastTimestamp"))) is not None
+    ]
+    return 0.0 if not first else lasting - _age(min(first), seen.now)
+
+
+def sandbox_failure(seen: Observed) -> str:
+    """The kubelet's newest word on why the VMI's pod has no sandbox, with its node and pod
+    ("" when it said none)."""
+    events = _sandbox_events(seen)
+    if not events:
+        return ""
+    newest = events[-1]
+    involved = newest.get("involvedObject") or {}
+    pods = (seen.vmi or {}).get("status", {}).get("activePods") or {}
+    node = pods.get(involved.get("uid")) or "its node"
+    message = str(newest.get("message") or "Failed to create pod sandbox")
+    hint = ""
+    if "network" in message.lower():
+        hint = (
+            ". A network of the VM cannot be attached: check the NetworkAttachmentDefinition "
+            "it names and the CNI plugins (Multus, the bridge) on the node"
+        )
+    pod = involved.get("name") or "its virt-launcher pod"
+    return f"the kubelet on {node} cannot create the sandbox of pod {pod}: {message}{hint}"

@@ -43,6 +43,8 @@ class Observed:
     """The VirtualMachineRestores the Wukong owns, by name."""
     pod_events: tuple[JsonObj, ...] = ()
     """The kubelet's FailedMount Events about the VMI's virt-launcher pods."""
+    sandbox_events: tuple[JsonObj, ...] = ()
+    """The kubelet's FailedCreatePodSandBox Events about the VMI's virt-launcher pods."""
     guest_filesystems: tuple[JsonObj, ...] | None = None
     """The guest agent's filesystem list; None when not asked this pass."""
     guest_error: str | None = None

@@ -6,7 +6,8 @@ conditions (mirrored from the VMI) carry the detail, e.g. PodScheduled=False "0/
 available: ..."; its Failure condition says when virt-controller cannot even make the VMI
 (an instance type or preference that does not exist, or a VMI the API server refuses for
 longer than a passing error lasts), and the VMI's Synchronized condition when the API server
-refuses its launcher pod, or virt-handler's when the launcher cannot start the guest
+refuses its launcher pod, the kubelet's when it cannot make that pod's sandbox (a network it
+cannot attach) and virt-handler's when the launcher cannot start the guest
 (`launcher_trouble.py`). A running VMI not Ready for long (its launcher pod is not: on a node
 that stopped reporting, until someone acts), a VMI failed on an unresponsive node, and one in
 phase Unknown lost contact with its node. Each becomes `VMHealthy=False` with KubeVirt's
@@ -19,7 +20,12 @@ from datetime import datetime
 
 from wukong.api import JsonObj
 from wukong.api.conditions import VM_HEALTHY, Cond, Condition
-from wukong.reconcile.launcher_trouble import domain_sync_failure, until_sync_failure_lasts
+from wukong.reconcile.launcher_trouble import (
+    domain_sync_failure,
+    sandbox_failure,
+    until_sandbox_failure_lasts,
+    until_sync_failure_lasts,
+)
 from wukong.reconcile.observed import IO_ERROR_PAUSE, Observed, condition_of, migration_under_way
 from wukong.reconcile.timefmt import iso, parse_time
 
@@ -60,6 +66,9 @@ LASTING = 10.0
 # "Synchronizing with the Domain failed.", is a sentence), reported once it lasts LASTING: a
 # first sync can fail for a moment while virt-launcher comes up.
 DOMAIN_SYNC_FAILED = "DomainSyncFailed"
+# Ours for the kubelet's FailedCreatePodSandBox on the VMI's pod (mostly a network it cannot
+# attach), reported once it lasts LASTING as well: a CNI ADD can fail once and then succeed.
+POD_SANDBOX_FAILED = "PodSandboxFailed"
 # A running VMI not Ready for this long, neither paused nor handed over by a migration: its
 # virt-launcher pod is not Ready (KubeVirt copies the pod's Ready onto the VMI), which on a
 # working node lasts seconds. A node that stopped reporting keeps it so until someone acts:
@@ -221,15 +230,16 @@ def _until_lasting(failure: JsonObj, now: datetime) -> float | None:
 
 
 def health_due(seen: Observed) -> float | None:
-    """Seconds until `vm_health` reports a passing sync error, a failure to start the domain
-    or a VMI not Ready that is still young, if it holds that long (the pass to requeue at);
-    None when nothing waits."""
+    """Seconds until `vm_health` reports a passing sync error, a failure to make the pod's
+    sandbox or to start the domain, or a VMI not Ready that is still young, if it holds
+    that long (the pass to requeue at); None when nothing waits."""
     waits = [
         left + 0.05
         for left in (
             _until_lasting(condition_of(seen.vm, "Failure") or {}, seen.now),
             _until_not_ready_lasts(seen),
             until_sync_failure_lasts(seen, LASTING),
+            until_sandbox_failure_lasts(seen, LASTING),
         )
         if left is not None and left > 0
     ]
@@ -279,6 +289,10 @@ def vm_health(seen: Observed, before: Condition | None = None) -> Cond | None:
     refused = _launcher_refused(seen.vmi)
     if refused:
         return Cond(VM_HEALTHY, False, "LauncherPodRefused", f"VM cannot start: {refused}")
+    left = until_sandbox_failure_lasts(seen, LASTING)
+    if left is not None and left <= 0:
+        detail = sandbox_failure(seen)
+        return Cond(VM_HEALTHY, False, POD_SANDBOX_FAILED, f"VM cannot start: {detail}")
     left = until_sync_failure_lasts(seen, LASTING)
     if left is not None and left <= 0:
         detail = domain_sync_failure(seen)

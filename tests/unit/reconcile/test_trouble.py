@@ -635,6 +635,130 @@ def test_a_launcher_failure_goes_once_the_guest_runs_and_says_so() -> None:
     assert vm_health(sync_failed_world(LASTING + 1, vmi_phase="Running")) is None
 
 
+# -- the kubelet cannot make the VM pod's sandbox (session 46) --------------------------------
+
+SANDBOX_MESSAGE = (
+    "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network "
+    'for sandbox "4f1c": plugin type="multus" name="multus-cni-network" failed (add): '
+    "[demo/virt-launcher-web-1-vm-abcde/pod-uid:web-1-vlan100]: error adding container to "
+    'network "web-1-vlan100": "br0" already exists but is not a bridge'
+)
+
+
+def sandbox_event(age: float, message: str = SANDBOX_MESSAGE, uid: str = "pod-uid") -> Any:
+    """The kubelet's Warning on the VM's pod, first said `age` seconds ago."""
+    return {
+        "reason": "FailedCreatePodSandBox",
+        "type": "Warning",
+        "involvedObject": {"kind": "Pod", "name": "virt-launcher-web-1-vm-abcde", "uid": uid},
+        "message": message,
+        "firstTimestamp": iso(NOW - timedelta(seconds=age)),
+        "lastTimestamp": iso(NOW - timedelta(seconds=1)),
+    }
+
+
+def sandbox_world(*events: Any, vmi_phase: str = "Scheduling") -> Observed:
+    """A VMI waiting for its pod (bound to node-1), which the kubelet cannot start."""
+    world = vm_world("Starting", vmi_phase=vmi_phase)
+    assert world.vmi is not None
+    world.vmi["status"].pop("nodeName")
+    world.vmi["status"]["activePods"] = {"pod-uid": "node-1"}
+    world.vmi["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "PodNotReady"},
+        {"type": "PodScheduled", "status": "True"},
+    ]
+    return replace(world, sandbox_events=events)
+
+
+def test_a_pod_whose_networks_cannot_attach_is_vm_healthy_false_in_kubelet_words() -> None:
+    """Audit s46 networks #2: CNI ADD fails, the pod has no sandbox, and the kubelet says so
+    only in an Event on the pod. The Wukong said NetworksConfigured=True and, after 5
+    minutes, Stalled "waiting for KubeVirt"."""
+    world = sandbox_world(sandbox_event(LASTING + 1))
+    verdict = vm_health(world)
+    assert verdict is not None
+    assert (verdict.status, verdict.reason) == (False, "PodSandboxFailed")
+    assert verdict.message.startswith(
+        "VM cannot start: the kubelet on node-1 cannot create the sandbox of pod "
+        f"virt-launcher-web-1-vm-abcde: {SANDBOX_MESSAGE}. A network of the VM cannot be "
+        "attached"
+    )
+    assert health_due(world) is None
+    status = {
+        "phase": "Starting",
+        "history": [
+            {"from": "Creating", "to": "Starting", "reason": "VMCreated",
+             "time": iso(NOW - timedelta(minutes=10))}
+        ],
+    }  # fmt: skip
+    plan = decide(wukong(), status, world, stall_after=300)
+    said = cond(plan.status["conditions"], "VMHealthy")
+    assert (said["status"], said["reason"]) == ("False", "PodSandboxFailed")
+    warnings = [(e.reason, e.message) for e in plan.actions if isinstance(e, Emit)]
+    assert ("PodSandboxFailed", said["message"]) in warnings
+    stalled = cond(plan.status["conditions"], "Stalled")
+    assert stalled["status"] == "True" and "is not a bridge" in stalled["message"]
+    assert "waiting for KubeVirt" not in stalled["message"]
+
+
+def test_the_kubelets_newest_word_is_the_one_said() -> None:
+    """The kubelet retries with a back-off; what it says may change (an admin fixed one
+    thing, the next fails). Timed from its first Event."""
+    newer = {**sandbox_event(2, "Failed to create pod sandbox: rpc error: no space left")}
+    newer["lastTimestamp"] = iso(NOW)
+    verdict = vm_health(sandbox_world(sandbox_event(LASTING + 30), newer))
+    assert verdict is not None and verdict.message.endswith("no space left")
+    assert "network" not in verdict.message.lower()
+
+
+def test_a_sandbox_failure_for_a_moment_waits_and_the_pass_comes_back_when_it_counts() -> None:
+    world = sandbox_world(sandbox_event(4))
+    assert vm_health(world) is None
+    due = health_due(world)
+    assert due is not None and LASTING - 4 <= due <= LASTING - 4 + 0.1
+    plan = decide(wukong(), {"phase": "Starting"}, world)
+    assert cond(plan.status["conditions"], "VMHealthy") == {}
+    assert plan.requeue_after is not None and plan.requeue_after <= due
+    assert vm_health(replace(world, now=NOW + timedelta(seconds=due))) is not None
+
+
+def test_a_sandbox_failure_goes_once_the_pod_runs_and_says_so() -> None:
+    """The Events stay an hour; once the pod runs (the VMI Scheduled, then Running) they are
+    about a try that came through."""
+    world = sandbox_world(sandbox_event(LASTING + 1))
+    reported = decide(wukong(), {"phase": "Starting"}, world).status
+    assert cond(reported["conditions"], "VMHealthy")["reason"] == "PodSandboxFailed"
+    assert vm_health(sandbox_world(sandbox_event(LASTING + 1), vmi_phase="Scheduled")) is None
+    running = replace(running_world(), sandbox_events=(sandbox_event(LASTING + 1),))
+    plan = decide(wukong(), reported, running)
+    assert cond(plan.status["conditions"], "VMHealthy") == {}
+    said = [(e.type, e.reason) for e in plan.actions if isinstance(e, Emit)]
+    assert ("Normal", "NoError") in said
+
+
+def test_the_pass_sees_sandbox_events_about_the_vmis_pods_only() -> None:
+    from tests.unit.reconcile.test_settle import Cache
+    from wukong.act.reconciler import observe
+    from wukong.api import kinds
+
+    world = sandbox_world()
+    ours, other = sandbox_event(20), sandbox_event(20, uid="an-earlier-pod")
+    other["metadata"] = {"name": "b"}
+    ours["metadata"] = {"name": "a"}
+    assert world.vm is not None and world.vmi is not None
+    world.vm["metadata"]["uid"] = "vm-uid"
+    world.vmi["metadata"].update(
+        name="web-1-vm", namespace="demo",
+        ownerReferences=[{"kind": "VirtualMachine", "uid": "vm-uid", "controller": True}],
+    )  # fmt: skip
+    cache = Cache({
+        kinds.VM.cache: [world.vm], kinds.VMI.cache: [world.vmi],
+        kinds.SANDBOX_EVENT.cache: [ours, other],
+    })  # fmt: skip
+    seen = observe(cache, wukong(), NOW)
+    assert seen.sandbox_events == (ours,) and seen.pod_events == ()
+
+
 def test_a_hotplug_virt_controller_cannot_apply_is_vm_healthy_false_once_it_lasts() -> None:
     """virt-controller's SyncError HotPlugVolumeError (e.g. no free PCIe port) showed only
     as DiskHotplug=True Attaching, for good, with no warning."""

@@ -15,6 +15,9 @@ ANN_FAIL = "sim.kubevirt.io/fail"  # "true": the VMI fails (at boot, or at once 
 ANN_UNSCHEDULABLE = "sim.kubevirt.io/unschedulable"  # "true": the VMI never leaves Scheduling
 ANN_NO_AGENT = "sim.kubevirt.io/no-agent"  # "true": the guest agent never connects
 ANN_FAIL_IMPORT = "sim.kubevirt.io/fail-import"  # "true" on a DataVolume: the import fails
+# On a NetworkAttachmentDefinition: its CNI ADD fails with this text, so a pod naming it gets
+# no sandbox (the kubelet's FailedCreatePodSandBox) until the annotation goes (cni.py).
+ANN_FAIL_ATTACH = "sim.kubevirt.io/fail-attach"
 
 NODE_NAME = "node-1"
 

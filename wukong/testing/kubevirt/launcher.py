@@ -8,7 +8,8 @@ container, a PVC volume for every claim the VMI boots with (rendervolumes.go han
 and handleDataVolume: named as the VMI's volume; not hot-plugged ones, which go to their own
 attachment pod), and a Secret volume for every Secret the VMI mounts (Secret volumes,
 cloud-init `<volume>-udata` / `<volume>-ndata`, `<secret>-access-cred`), which the kubelet
-must find before the pod can start.
+must find before the pod can start, and the Multus networks annotation (`cni.py`), whose
+NADs the kubelet attaches before the pod can start.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import copy
 
 from ._kube import JsonObj
+from .cni import NETWORKS_ANNOTATION, networks_annotation
 from .objects import DEFAULT_GRACE_SECONDS, owner_ref
 
 LAUNCHER_IMAGE = "quay.io/kubevirt/virt-launcher:v1.7.0"
@@ -89,14 +91,12 @@ def launcher_pod(vmi: JsonObj) -> JsonObj:
     for field in ("affinity", "tolerations", "schedulerName"):
         if spec.get(field):
             pod_spec[field] = copy.deepcopy(spec[field])
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "generateName": f"virt-launcher-{meta['name']}-",
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "ownerReferences": [owner_ref(vmi, "VirtualMachineInstance", "kubevirt.io/v1")],
-        },
-        "spec": pod_spec,
+    pod_meta: JsonObj = {
+        "generateName": f"virt-launcher-{meta['name']}-",
+        "namespace": meta["namespace"],
+        "labels": labels,
+        "ownerReferences": [owner_ref(vmi, "VirtualMachineInstance", "kubevirt.io/v1")],
     }
+    if (networks := networks_annotation(vmi)) is not None:
+        pod_meta["annotations"] = {NETWORKS_ANNOTATION: networks}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec}

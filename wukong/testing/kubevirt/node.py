@@ -38,7 +38,8 @@ from ._kube import EVENTS, SECRETS, VMIS, ApiError, JsonObj, Kube, Resource, key
 from ._queue import Controller
 from ._serve import serve, stop_serving
 from .access_credentials import credentials_event
-from .config import ANN_UNSCHEDULABLE, SimConfig
+from .cni import NADS, config_name, pod_networks, sandbox_error
+from .config import ANN_FAIL_ATTACH, ANN_UNSCHEDULABLE, SimConfig
 from .console import serial_console, serial_of, vnc_server
 from .events import event, record, soft_rebooted
 from .guest import Guest, device_names
@@ -65,6 +66,8 @@ PODS = Resource("", "v1", "pods")
 NODES = Resource("", "v1", "nodes", namespaced=False)
 # The kubelet retries a failed volume mount with backoff; a fixed short retry is enough here.
 MOUNT_RETRY_SECONDS = 2.0
+# And a pod sandbox it could not make (its pod worker's back-off, 10 s and more): likewise.
+SANDBOX_RETRY_SECONDS = 2.0
 LAUNCHER_LABEL = ("kubevirt.io", "virt-launcher")
 HANDLER_LABEL = ("kubevirt.io", "virt-handler")
 # What marks a lost node: the node lifecycle controller's taint, the one an administrator adds
@@ -404,6 +407,9 @@ class Kubelet(Controller):
                 if (missing := await self._unmountable(pod)) is not None:
                     await self._mount_failed(pod, *missing)
                     return MOUNT_RETRY_SECONDS
+                if (refused := await self._attach_refused(pod)) is not None:
+                    await self._sandbox_failed(pod, *refused)
+                    return SANDBOX_RETRY_SECONDS
                 ip = self.book.address(pod["metadata"]["uid"], 0, True)
                 await self._status(pod, _running_status(pod, ip))
                 return None
@@ -439,11 +445,36 @@ class Kubelet(Controller):
                     return str(volume.get("name")), str(name)
         return None
 
-    async def _mount_failed(self, pod: JsonObj, volume: str, secret: str) -> None:
-        """What the kubelet does when a Secret volume cannot be set up: the pod stays
-        Pending with its containers in ContainerCreating, and a FailedMount Warning Event
-        on the pod says which Secret is missing (it retries, and so do we)."""
-        meta = pod["metadata"]
+    async def _attach_refused(self, pod: JsonObj) -> tuple[str, str] | None:
+        """(network, error) of the first NAD the pod names whose CNI ADD fails (one
+        annotated `sim.kubevirt.io/fail-attach`); None when Multus attaches them all. A NAD
+        that is not there is left alone (virt-controller renders no pod without it)."""
+        for ns, name in pod_networks(pod):
+            nad = await self.kube.get_or_none(NADS, ns, name)
+            error = ((nad or {}).get("metadata", {}).get("annotations") or {}).get(ANN_FAIL_ATTACH)
+            if nad is not None and error:
+                return config_name(nad), str(error)
+        return None
+
+    async def _sandbox_failed(self, pod: JsonObj, network: str, error: str) -> None:
+        """What the kubelet does when the sandbox cannot be made (a network's CNI ADD
+        failed): the pod stays Pending in ContainerCreating, and a FailedCreatePodSandBox
+        Warning Event on the pod carries the runtime's error (it retries, and so do we)."""
+        await self._still_creating(pod)
+        body = event(
+            pod,
+            "Pod",
+            "FailedCreatePodSandBox",
+            sandbox_error(pod, network, error),
+            component="kubelet",
+            host=pod["spec"]["nodeName"],
+            type_="Warning",
+            name=f"{pod['metadata']['name']}.sandbox",
+        )
+        await record(self.kube, body)
+
+    async def _still_creating(self, pod: JsonObj) -> None:
+        """The pod Pending with its containers in ContainerCreating."""
         waiting = [
             {
                 "name": c["name"],
@@ -457,6 +488,13 @@ class Kubelet(Controller):
         ]
         if (pod.get("status") or {}).get("containerStatuses") != waiting:
             await self._status(pod, {"phase": "Pending", "containerStatuses": waiting})
+
+    async def _mount_failed(self, pod: JsonObj, volume: str, secret: str) -> None:
+        """What the kubelet does when a Secret volume cannot be set up: the pod stays
+        Pending with its containers in ContainerCreating, and a FailedMount Warning Event
+        on the pod says which Secret is missing (it retries, and so do we)."""
+        meta = pod["metadata"]
+        await self._still_creating(pod)
         message = f'MountVolume.SetUp failed for volume "{volume}" : secret "{secret}" not found'
         body = event(
             pod,
