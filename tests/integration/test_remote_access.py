@@ -25,6 +25,7 @@ from tests.integration.scenario import (
     create,
     k,
     operator,
+    patch_spec,
     path,
     sim,
     wait_phase,
@@ -163,6 +164,37 @@ async def test_a_console_another_user_takes_over_ends_with_an_error_not_silently
             ), said
             left, _ = await leave(second)
             assert left == 0
+
+
+async def test_a_vm_that_runs_while_its_wukong_is_in_error_is_reached_all_the_same(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """A data disk added to a running VM whose import fails takes the Wukong to Error; the
+    VM runs on. virt-api serves it, and so does the CLI, with a warning naming the Error
+    (access audit, session 46: every access verb refused it and never asked virt-api)."""
+    kubeconfig = control_plane.kubeconfig
+    await create(k, "wukong", namespace, wukong("err-1"))
+    cr = await wait_phase(k, namespace, "err-1", "Running", within=60)
+    bad = {"name": "data", "size": "1Gi", "image": "https://example.invalid/notfound.qcow2"}
+    await patch_spec(k, namespace, "err-1", {"disks": [*cr["spec"]["disks"], bad]})
+    await wait_phase(k, namespace, "err-1", "Error", within=60)
+    vmi = await k.get(
+        api_path("kubevirt.io", "v1", "virtualmachineinstances", namespace, "err-1-vm")
+    )
+    assert vmi["status"]["phase"] == "Running"
+    async with at_console(kubeconfig, "err-1", namespace) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        warning = (await read_until(proc.stderr, b"\n")).decode()
+        await read_until(proc.stdout, b"login: ")
+        code, rest = await leave(proc)
+    assert code == 0, rest
+    assert warning.startswith("warning: wukong err-1 is in Error: "), warning
+    assert warning.endswith(f"(wukong describe err-1 -n {namespace}); its VM runs all the same\n")
+    assert "Successfully connected to err-1 console." in rest
+    shot = await ran(kubeconfig, "screenshot", "err-1", "-n", namespace, "--file", "-")
+    assert shot.code == 0, shot.err.decode()
+    assert png_size(shot.out) == (720, 400)
+    assert shot.err.decode() == warning
 
 
 async def test_console_waits_for_a_vm_that_is_starting_then_shows_its_console(

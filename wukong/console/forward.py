@@ -148,7 +148,7 @@ async def port_forward(
     guest's ports through virt-api, until interrupted; with `stdio`, one TCP connection on
     stdin and stdout (ssh's ProxyCommand)."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await running_vmi(target, name)
+        await running_vmi(target, name, io.say)
         if stdio:
             async with open_stream(target, name, ports[0].subresource) as ws:
                 out = sys.stdout.buffer

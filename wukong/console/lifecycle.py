@@ -20,7 +20,7 @@ from wukong.api.spec import Action, LifecycleAction
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
 from wukong.console.render import age
-from wukong.console.status import condition, primary_ip, running_where
+from wukong.console.status import condition, primary_ip, running_where, vmi_runs
 from wukong.console.status import phase as status_phase
 
 JsonObj = dict[str, Any]
@@ -277,10 +277,18 @@ def cancel_outcome(name: str, migration: str, cr: JsonObj | None) -> Outcome | N
     )
 
 
-def soft_reboot_refusal(cr: JsonObj) -> str | None:
+# Phases in which `soft-reboot` asks the VMI whether the guest runs: the Wukong's phase
+# says it does (Running), cannot (Suspended: paused), or must not be (Stopping) otherwise.
+ASK_THE_VMI: Final = frozenset({"Running", "Suspended", "Stopping"})
+
+
+def soft_reboot_refusal(cr: JsonObj, vmi: JsonObj | None = None) -> str | None:
     """Why `soft-reboot` cannot go ahead (None: it can). A soft reboot is the guest's own
     reboot in its pod, so only a running, unpaused guest can take it; virt-api refuses the
-    rest too, but in the VMI's words, not the Wukong's."""
+    rest too, but in the VMI's words, not the Wukong's. `vmi`: the Wukong's VMI, read for a
+    phase not in ASK_THE_VMI: one that runs takes it whatever the Wukong's phase (in Error
+    for a disk that failed to import, as virt-api would), unless it is being shut down (a
+    reboot would race the stop: refused, as for a Wukong Stopping)."""
     name, namespace = cr["metadata"]["name"], cr["metadata"]["namespace"]
     phase = status_phase(cr)
     if being_deleted(cr):
@@ -292,6 +300,10 @@ def soft_reboot_refusal(cr: JsonObj) -> str | None:
             f"{name} is Suspended: a paused guest cannot reboot "
             f"({typed(f'resume {name}', namespace)} first)"
         )
+    if phase == "Stopping" or (vmi_runs(vmi) and being_deleted(vmi)):
+        return f"{name} is shutting down ({phase}): a reboot in place would race its stop"
+    if vmi_runs(vmi):
+        return None
     if phase == "Stopped":
         return f"{name} is Stopped, not Running: start it ({typed(f'start {name}', namespace)})"
     return f"{name} is {phase}, not Running: only a running guest can reboot in place"

@@ -26,15 +26,16 @@ from wukong.adapters.kubevirt import subresource_path
 from wukong.api import names
 from wukong.api.conditions import READY
 from wukong.api.kinds import VMI
+from wukong.api.objects import being_deleted
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect, kubernetes_object
 from wukong.console.errors import FAILED, OK, CliError
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
-from wukong.console.status import RUNNING, condition, phase
+from wukong.console.status import RUNNING, condition, phase, vmi_runs
 from wukong.console.viewers import viewer
-from wukong.errors import ApiError, NotFound, ServerError
+from wukong.errors import ApiError, Forbidden, NotFound, ServerError
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
 JsonObj = dict[str, Any]
@@ -73,34 +74,78 @@ def _not_running(name: str, namespace: str, cr: JsonObj | None) -> CliError:
     )
 
 
-async def running_vmi(target: Target, name: str) -> str:
-    """The VMI of a running Wukong, or a clear reason why there is none to connect to."""
-    cr = await target.wukong(name)
+async def guest_vmi(target: Target, name: str) -> JsonObj | None:
+    """The Wukong's VMI, read with the user's own rights (`view` has `get` on it, through
+    KubeVirt's `kubevirt.io:view`); None when there is none, or when the user may not read
+    it (the Wukong's phase then speaks for it)."""
+    vmis = api_path(VMI.group, VMI.version, VMI.plural, target.namespace)
+    try:
+        return kubernetes_object(await target.kube.get(f"{vmis}/{names.vm_name(name)}"), vmis)
+    except (NotFound, Forbidden):
+        return None
+
+
+# Phases of a Wukong whose VM is being shut down, its VMI still running meanwhile.
+SHUTTING_DOWN: Final = ("Stopping", "Deleting")
+
+
+def runs_all_the_same(name: str, namespace: str, cr: JsonObj) -> str | None:
+    """What to say, on stderr, of a Wukong whose phase is not Running while its VM runs
+    (a data disk added later whose import failed: Error; a graceful stop under way:
+    Stopping), before connecting to it all the same, as virtctl would; None: nothing to
+    add (a VM on its way, which runs already)."""
+    now = phase(cr)
+    if now == "Error":
+        why = condition(cr, READY).get("message") or "see why"
+        describe = typed(f"describe {name}", namespace)
+        return f"warning: wukong {name} is in Error: {why} ({describe}); its VM runs all the same"
+    if now in SHUTTING_DOWN or being_deleted(cr):
+        return f"warning: wukong {name} is shutting down ({now}): its VM runs until it stops"
+    return None
+
+
+async def _reachable(
+    target: Target, name: str, cr: JsonObj, say: Callable[[str], None] | None
+) -> str:
+    """The name of the VMI of the Wukong `cr`, when it runs; else why not, in the Wukong's
+    words. The Wukong's phase is not the last word: a Wukong in Error (a disk that failed to
+    import after the VM started) or Stopping (the guest shutting down) may have a VM that
+    runs, and virt-api serves it whatever the Wukong's phase, so the VMI is asked then
+    (access audit, session 46: every access verb refused a running guest whose Wukong was
+    in Error, and never asked virt-api). `say` hears why the phase is not Running."""
     if phase(cr) not in RUNNING:
-        raise _not_running(name, target.namespace, cr)
+        if not vmi_runs(await guest_vmi(target, name)):
+            raise _not_running(name, target.namespace, cr)
+        if say is not None and (note := runs_all_the_same(name, target.namespace, cr)):
+            say(note)
     return names.vm_name(name)
 
 
+async def running_vmi(target: Target, name: str, say: Callable[[str], None] | None = None) -> str:
+    """The name of the Wukong's running VMI, or a clear reason why there is none to connect
+    to (`_reachable`); `say`: the verb's stderr, None when asked again for each connection."""
+    return await _reachable(target, name, await target.wukong(name), say)
+
+
 async def until_running(target: Target, io: Console, name: str, within: float) -> None:
-    """Return once the Wukong runs: at once when it does; for a VM on its way (created,
-    starting, restarting) after following it for up to `within` seconds, its progress on
-    stderr, as `virtctl console` waits for its VMI; a clear reason when it will not run by
-    itself (stopped, in error, being deleted)."""
+    """Return once the Wukong's VM runs: at once when it does (whatever the Wukong's phase,
+    as `running_vmi`); for a VM on its way (created, starting, restarting) after following
+    the Wukong for up to `within` seconds, its progress on stderr, as `virtctl console`
+    waits for its VMI; a clear reason when it will not run by itself (stopped, in error,
+    being deleted, and no VM running)."""
     cr = await target.wukong(name)
-    if (was := phase(cr)) in RUNNING:
-        return
-    if was not in ON_ITS_WAY:
-        raise _not_running(name, target.namespace, cr)
-    io.say(f"waiting for {name} to run (phase {was}; Ctrl-C stops waiting)")
+    if (was := phase(cr)) in ON_ITS_WAY:
+        if vmi_runs(await guest_vmi(target, name)):  # up before the Wukong says Running
+            return
+        io.say(f"waiting for {name} to run (phase {was}; Ctrl-C stops waiting)")
 
-    def runs(now: JsonObj | None) -> bool | None:
-        if now is None or phase(now) in ON_ITS_WAY:
-            return None
-        if phase(now) in RUNNING:
-            return True
-        raise _not_running(name, target.namespace, now)
+        def settled(now: JsonObj | None) -> JsonObj | None:
+            return None if now is None or phase(now) in ON_ITS_WAY else now
 
-    await wait_for(target, name, runs, within=within, what=f"{name} to run", say=io.say, since=cr)
+        cr = await wait_for(
+            target, name, settled, within=within, what=f"{name} to run", say=io.say, since=cr
+        )
+    await _reachable(target, name, cr, io.say)
 
 
 async def _refusal(target: Target, vmi: str, sub: str) -> str | None:
@@ -435,7 +480,7 @@ async def vnc(
     viewer is closed); else, or with `proxy_only`, the port for the user's own viewer (as
     `virtctl vnc --proxy-only`), until interrupted."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await running_vmi(target, name)
+        await running_vmi(target, name, io.say)
         async with Forwarder(target, io, name, "vnc") as forwarder:
             bound = await forwarder.listen(address, port)
             here = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
@@ -463,7 +508,7 @@ async def screenshot(cluster: Cluster, io: Console, name: str, file: str) -> int
     """`wukong screenshot NAME`: the VM's display as a PNG (virt-api's `vnc/screenshot`, as
     `virtctl vnc screenshot`), written to `file` (`-`: stdout)."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        vmi = await running_vmi(target, name)
+        vmi = await running_vmi(target, name, io.say)
         try:
             async with target.kube.stream(_path(target, vmi, "vnc/screenshot"), []) as body:
                 data = await body.read()

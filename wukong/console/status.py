@@ -26,6 +26,14 @@ def _status(cr: JsonObj) -> JsonObj:
 RUNNING: Final = ("Running", "Suspended")
 
 
+def vmi_runs(vmi: JsonObj | None) -> bool:
+    """The VMI runs, as virt-api asks of it before it serves a console, VNC, a screenshot,
+    the guest agent's answers or a soft reboot (`IsRunning`: phase Running), whatever its
+    Wukong's phase. Paused or not, an agent or not, a display or not: virt-api's to say, in
+    its own words."""
+    return vmi is not None and (vmi.get("status") or {}).get("phase") == "Running"
+
+
 def phase(cr: JsonObj | None) -> str:
     """The Wukong's phase; Pending until the operator has written one."""
     return str(_status(cr or {}).get("phase") or "Pending")

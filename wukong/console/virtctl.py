@@ -211,7 +211,7 @@ async def _hand_over(
     virtctl), else OpenSSH's (`openssh(client, namespace)`), else say what to install, and
     exit with its code."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        await running_vmi(target, name)
+        await running_vmi(target, name, io.say)
         client = shutil.which(verb)
         argv = command(target.namespace)
         if client is not None and (argv is None or not tunnel_keeps_cluster(cluster)):

@@ -273,7 +273,7 @@ def guest_at(monkeypatch: pytest.MonkeyPatch) -> GuestAt:
         async def connect(*_: object) -> AsyncIterator[None]:
             yield None
 
-        async def running_vmi(_target: object, name: str) -> str:
+        async def running_vmi(_target: object, name: str, *_: object) -> str:
             return f"{name}-vm"
 
         @contextlib.asynccontextmanager

@@ -59,8 +59,9 @@ def test_the_advice_names_the_program_as_the_user_types_it(
 
 
 class VirtApi:
-    """Stored Wukongs (`web-1` first) and virt-api's subresources: records each request,
-    which fails with `refusal` when one is set, else answers `answer` (softreboot: {})."""
+    """Stored Wukongs (`web-1` first), no VMI (tests/unit/cli/apiserver.py serves those),
+    and virt-api's subresources: records each request to virt-api in `sent`, which fails
+    with `refusal` when one is set, else answers `answer` (softreboot: {})."""
 
     def __init__(
         self,
@@ -74,6 +75,9 @@ class VirtApi:
         self.sent: list[tuple[str, str]] = []
 
     async def request(self, method: str, path: str, **_: Any) -> JsonObj:
+        if path.startswith("/apis/kubevirt.io/v1/"):  # a VMI, asked by the access verbs
+            name = path.rsplit("/", 1)[-1]
+            raise NotFound(404, "NotFound", f'virtualmachineinstances "{name}" not found')
         if path.endswith("/wukongs"):  # -l: every one matches
             return {"items": copy.deepcopy(list(self.stored.values()))}
         if "/wukongs/" in path:
@@ -173,3 +177,27 @@ def test_names_and_a_selector_do_not_go_together(
     result = soft_reboot(server, kubeconfig, monkeypatch, "web-1", "-l", "tier=web")
     assert (result.exit_code, server.sent) == (2, [])
     assert result.stderr == "error: a NAME and -l/--selector do not go together\n"
+
+
+def test_a_guest_that_runs_reboots_whatever_its_wukongs_phase_unless_it_is_stopping() -> None:
+    """The VMI, read for a Wukong that is not Running, decides as virt-api would: a running
+    one takes the reboot (a Wukong in Error for a disk that failed to import, its VM up);
+    one being shut down does not, nor does a Wukong Stopping (the reboot would race the
+    stop); without one that runs, the Wukong's phase speaks as before (access audit, s46)."""
+    vmi: JsonObj = {"metadata": {"name": "web-1-vm"}, "status": {"phase": "Running"}}
+    going = copy.deepcopy(vmi)
+    going["metadata"]["deletionTimestamp"] = "2026-05-01T11:59:00Z"
+    done = {"metadata": {"name": "web-1-vm"}, "status": {"phase": "Succeeded"}}
+    assert soft_reboot_refusal(in_phase("Error"), vmi) is None
+    assert soft_reboot_refusal(in_phase("Starting"), vmi) is None
+    shutting = "a reboot in place would race its stop"
+    assert soft_reboot_refusal(in_phase("Restarting"), going) == (
+        f"web-1 is shutting down (Restarting): {shutting}"
+    )
+    assert (
+        soft_reboot_refusal(in_phase("Stopping"))
+        == f"web-1 is shutting down (Stopping): {shutting}"
+    )
+    assert soft_reboot_refusal(in_phase("Error"), done) == (
+        "web-1 is Error, not Running: only a running guest can reboot in place"
+    )

@@ -29,8 +29,8 @@ from wukong.console.output import (
     watch_line,
     widths,
 )
-from wukong.console.remote import running_vmi
-from wukong.console.status import RUNNING, detail, phase
+from wukong.console.remote import guest_vmi, running_vmi
+from wukong.console.status import RUNNING, detail, phase, vmi_runs
 from wukong.errors import ApiError, Forbidden
 
 
@@ -156,7 +156,7 @@ async def agent_report(
     `sub`, printed as virtctl prints it (JSON, two-space indent), or as YAML; a guest that
     cannot answer is one line saying why, in KubeVirt's words."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
-        vmi = await running_vmi(target, name)
+        vmi = await running_vmi(target, name, io.say)
         try:
             report = await target.kube.get(subresource_path(target.namespace, VMI.plural, vmi, sub))
         except ApiError as error:  # 500 "no agent" (virt-api's text), 403, a VMI paused...
@@ -167,10 +167,13 @@ async def agent_report(
 
 async def _guest(target: Target, cr: JsonObj) -> list[str] | None:
     """The guest section of `describe`: what virt-api's `guestosinfo` says (None for a VM that
-    does not run; the reason, in KubeVirt's words, when it cannot answer)."""
-    if phase(cr) not in RUNNING:  # no guest, no agent to ask
-        return None
-    vmi = vm_name(cr["metadata"]["name"])
+    does not run; the reason, in KubeVirt's words, when it cannot answer). A Wukong whose
+    phase is not Running may still have a VM that runs (in Error for a disk, Stopping): its
+    VMI says (access audit, session 46)."""
+    name = cr["metadata"]["name"]
+    if phase(cr) not in RUNNING and not vmi_runs(await guest_vmi(target, name)):
+        return None  # no guest, no agent to ask
+    vmi = vm_name(name)
     try:
         info = await target.kube.get(
             subresource_path(target.namespace, VMI.plural, vmi, "guestosinfo")

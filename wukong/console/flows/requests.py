@@ -30,6 +30,7 @@ from wukong.console.flows.common import (
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Ask, Cluster, Console
 from wukong.console.lifecycle import (
+    ASK_THE_VMI,
     Outcome,
     Request,
     acknowledgement,
@@ -42,6 +43,7 @@ from wukong.console.lifecycle import (
 from wukong.console.output import (
     DryRun,
 )
+from wukong.console.remote import guest_vmi, runs_all_the_same
 from wukong.console.status import RUNNING, phase
 from wukong.errors import ApiError, Conflict, Forbidden, ServerError
 
@@ -346,7 +348,7 @@ async def soft_reboot(
         for cr in crs:
             name = cr["metadata"]["name"]
             try:
-                await _soft_reboot(target, cr)
+                await _soft_reboot(target, io, cr)
             except (CliError, ApiError) as error:
                 failures.add(name, error)
                 continue
@@ -354,11 +356,15 @@ async def soft_reboot(
         return failures.code
 
 
-async def _soft_reboot(target: Target, cr: JsonObj) -> None:
+async def _soft_reboot(target: Target, io: Console, cr: JsonObj) -> None:
     name = cr["metadata"]["name"]
-    refusal = soft_reboot_refusal(cr)
+    asks = phase(cr) not in ASK_THE_VMI and not being_deleted(cr)
+    vmi = await guest_vmi(target, name) if asks else None
+    refusal = soft_reboot_refusal(cr, vmi)
     if refusal is not None:
         raise CliError(refusal)
+    if vmi is not None and (note := runs_all_the_same(name, target.namespace, cr)):
+        io.say(note)
     path = subresource_path(target.namespace, VMI.plural, vm_name(name), "softreboot")
     try:
         await target.kube.request("PUT", path)
