@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.integration.conftest import kubevirt_mode
@@ -255,7 +256,9 @@ async def test_vnc_opens_a_viewer_or_serves_the_vms_vnc_on_a_local_port(
     assert done.code == 0, done.err.decode()
     assert viewer.with_suffix(".seen").read_bytes() == b"RFB 003.008\n"
     assert re.search(rb"VNC of vnc-1 on 127\.0\.0\.1:\d+: opening remote-viewer\n", done.err)
-    # With no viewer (none on this machine's PATH) or --proxy-only: the port, for one's own.
+    # With no viewer (none on this machine's PATH) or --proxy-only: the port, for one's own,
+    # and for one connection, as virtctl's: virt-handler gives the display to the newest
+    # connection, so a second one would take it over (access audit, session 46).
     proc = await wukong_cli(control_plane.kubeconfig, "vnc", "vnc-1", "-n", namespace)
     assert proc.stdout is not None
     try:
@@ -264,10 +267,14 @@ async def test_vnc_opens_a_viewer_or_serves_the_vms_vnc_on_a_local_port(
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         greeting = await asyncio.wait_for(reader.readexactly(12), 30)
         assert greeting == b"RFB 003.008\n"  # the guest's VNC server speaks first
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
         writer.close()
+        assert await asyncio.wait_for(proc.wait(), 30) == 0  # the connection's end ends it
     finally:
-        proc.terminate()
-        await proc.wait()
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
 
 
 async def test_console_of_a_stopped_vm_says_so_and_ssh_without_virtctl_says_how(

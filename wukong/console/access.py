@@ -101,11 +101,17 @@ def vnc(
         ),
     ] = 0,
     address: Annotated[
-        str, typer.Option(help="Local address to listen on.", metavar="ADDRESS")
+        str,
+        typer.Option(
+            help="Local address to listen on, with --proxy-only (else 127.0.0.1, as virtctl).",
+            metavar="ADDRESS",
+        ),
     ] = "127.0.0.1",
     proxy_only: Annotated[
         bool,
-        typer.Option("--proxy-only", help="Only serve the port, for a viewer of your own."),
+        typer.Option(
+            "--proxy-only", help="Only serve the port, for one connection of a viewer of your own."
+        ),
     ] = False,
     kubeconfig: Kubeconfig = None,
     context: Context = None,

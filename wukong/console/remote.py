@@ -384,13 +384,18 @@ class Forwarder:
     """A local port whose each connection goes to the VM's `sub` websocket (`vnc`,
     `portforward/22/tcp`), bytes copied both ways until the guest's side closes, or the
     client's has and the guest is quiet (`LINGER_SECONDS`). A refusal is said on stderr and
-    ends that connection only. Closed (Ctrl-C), it stops listening and ends the connections
-    still open."""
+    ends that connection only. `once`: one connection only, as `virtctl vnc` accepts one;
+    the port stops listening as it comes, `ended` is set when it ends (`failed`: with a
+    refusal). Closed (Ctrl-C), it stops listening and ends the connections still open."""
 
-    def __init__(self, target: Target, io: Console, name: str, sub: str) -> None:
+    def __init__(
+        self, target: Target, io: Console, name: str, sub: str, *, once: bool = False
+    ) -> None:
         self.target, self.io, self.name, self.sub = target, io, name, sub
         self.server: asyncio.Server | None = None
         self.connections: set[asyncio.Task[Any]] = set()
+        self.once, self.taken, self.failed = once, False, False
+        self.ended = asyncio.Event()
 
     async def listen(self, address: str, port: int) -> int:
         """Listen on `address`:`port` (0: a free port); the port it got."""
@@ -398,6 +403,17 @@ class Forwarder:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.once:
+            if self.taken:  # accepted with the first one, before the port stopped listening
+                self.io.say(
+                    f"refused another connection to the {self.sub} of {self.name}: one at a "
+                    "time, as virtctl's (the newest would take the display over)"
+                )
+                writer.close()
+                return
+            self.taken = True
+            if self.server is not None:
+                self.server.close()  # no other connection: not meanwhile, not after
         connection = asyncio.current_task()
         assert connection is not None  # asyncio runs each handler as a task, awaited by none
         self.connections.add(connection)
@@ -415,6 +431,7 @@ class Forwarder:
                 await pump(ws, lambda: asyncio.ensure_future(read()), write, linger=LINGER_SECONDS)
         except CliError as error:
             self.io.say(f"error: {error.message}")
+            self.failed = True
         except ConnectionError:
             # A reset (a client closing with bytes unread, or a broken websocket) ends the
             # connection as a close does: nothing to say, and no traceback from asyncio.
@@ -428,6 +445,7 @@ class Forwarder:
         finally:
             self.connections.discard(connection)
             writer.close()
+            self.ended.set()
 
     async def close(self) -> None:
         """Stop listening, then end the connections still open, their websockets closed
@@ -466,36 +484,49 @@ def cannot_listen(address: str, port: int, error: OSError) -> CliError:
     return CliError(f"cannot listen on {address}:{port}: {reason.lower()}")
 
 
+LOCALHOST: Final = "127.0.0.1"
+
+
 async def vnc(
     cluster: Cluster,
     io: Console,
     name: str,
     *,
     port: int = 0,
-    address: str = "127.0.0.1",
+    address: str = LOCALHOST,
     proxy_only: bool = False,
 ) -> int:
-    """`wukong vnc NAME`: a local port that forwards each connection to the VM's VNC, and
-    a VNC viewer opened on it when one is installed, as `virtctl vnc` does (until the
-    viewer is closed); else, or with `proxy_only`, the port for the user's own viewer (as
-    `virtctl vnc --proxy-only`), until interrupted."""
+    """`wukong vnc NAME`: a local port for one connection to the VM's VNC, and a VNC viewer
+    opened on it when one is installed, as `virtctl vnc` does (until the viewer is closed);
+    else, or with `proxy_only`, the port for the user's own viewer (as `virtctl vnc
+    --proxy-only`), until that connection ends.
+
+    One connection, as virtctl accepts one: virt-handler gives a VMI's display to the newest
+    connection and closes the one before, and the port asks no password, so a second
+    connection (another user of the machine, anyone on the network with `--address
+    0.0.0.0`) took the display over, a logged-in desktop maybe, and cut the owner's viewer
+    off (access audit, session 46). For the same reason the port is on 127.0.0.1 without
+    `proxy_only`, whatever `address` says, as virtctl's."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await running_vmi(target, name, io.say)
-        async with Forwarder(target, io, name, "vnc") as forwarder:
+        if not proxy_only and address != LOCALHOST:
+            io.say(
+                f"--address is for --proxy-only, as virtctl's: the VNC of {name} listens on "
+                f"{LOCALHOST}"
+            )
+            address = LOCALHOST
+        async with Forwarder(target, io, name, "vnc", once=True) as forwarder:
             bound = await forwarder.listen(address, port)
-            here = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
-            command = None if proxy_only else viewer(here, bound)
+            command = None if proxy_only else viewer(LOCALHOST, bound)
             if command is None:
                 io.out(f'{{"port": {bound}}}')
                 none = "" if proxy_only else "no remote-viewer or vncviewer on PATH; "
                 io.say(
                     f"VNC of {name} on {address}:{bound}: connect a VNC viewer there "
-                    f"({none}Ctrl-C ends)"
+                    f"({none}for one connection; Ctrl-C ends)"
                 )
-                # Until interrupted. Not serve_forever: from Python 3.12, cancelled, it waits
-                # for the open connections to end (Ctrl-C with a viewer connected would hang).
-                await asyncio.get_running_loop().create_future()
-                return OK
+                await forwarder.ended.wait()
+                return FAILED if forwarder.failed else OK
             program = Path(command[0]).name
             io.say(f"VNC of {name} on {address}:{bound}: opening {program}")
             opened = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL)

@@ -68,9 +68,25 @@ async def serial_console(request: web.Request, log: SerialLog | None = None) -> 
     return await _echo(request, LOGIN_PROMPT, log.typed, opened)
 
 
-async def vnc_server(request: web.Request) -> web.StreamResponse:
-    """The VNC server: QEMU's RFB version greeting, then it echoes."""
-    return await _echo(request, RFB_GREETING)
+# The VNC session open on each VMI (keyed by its serial log, the VMI pod's own): virt-handler
+# serves one and closes the one before when another connects (VNCHandler, newStopChan), unless
+# the new one asks `preserveSession`, which no client here does.
+_VNC_OPEN: weakref.WeakKeyDictionary[SerialLog, web.WebSocketResponse] = weakref.WeakKeyDictionary()
+
+
+async def vnc_server(request: web.Request, log: SerialLog | None = None) -> web.StreamResponse:
+    """The VNC server: QEMU's RFB version greeting, then it echoes. One per VMI (`log`, when
+    given, names it), as virt-handler's: a new connection closes the one before."""
+    if log is None:
+        return await _echo(request, RFB_GREETING)
+    before = _VNC_OPEN.pop(log, None)
+    if before is not None:
+        await before.close()
+
+    def opened(ws: web.WebSocketResponse) -> None:
+        _VNC_OPEN[log] = ws
+
+    return await _echo(request, RFB_GREETING, opened=opened)
 
 
 def serial_of(guest: Guest, vmi: JsonObj) -> SerialLog:

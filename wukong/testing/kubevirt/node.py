@@ -1008,7 +1008,7 @@ class HandlerServer:
             app.router.add_get(base + sub, self._get)
         app.router.add_get(base + "vnc/screenshot", self._screenshot)
         app.router.add_get(base + "console", self._console)
-        app.router.add_get(base + "vnc", vnc_server)
+        app.router.add_get(base + "vnc", self._vnc)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await serve(self._runner, "127.0.0.1", self.endpoints.handler_port, ctx)
@@ -1023,6 +1023,12 @@ class HandlerServer:
         vmi, info = await self._vmi(request), request.match_info
         guest = self.guest(info["namespace"], info["name"])
         return await serial_console(request, None if vmi is None else serial_of(guest, vmi))
+
+    async def _vnc(self, request: web.Request) -> web.StreamResponse:
+        """The VMI's VNC server: one session at a time, the newest kept."""
+        vmi, info = await self._vmi(request), request.match_info
+        guest = self.guest(info["namespace"], info["name"])
+        return await vnc_server(request, None if vmi is None else serial_of(guest, vmi))
 
     async def _vmi(self, request: web.Request) -> JsonObj | None:
         info = request.match_info

@@ -436,9 +436,10 @@ class SubresourceServer:
         self._record(request, started, 101)
         if dialed is not None:
             return await dialed.carry(request)
+        log = serial_of(self.guest(ns, name), vmi or {})
         if sub == "vnc":
-            return await vnc_server(request)
-        return await serial_console(request, serial_of(self.guest(ns, name), vmi or {}))
+            return await vnc_server(request, log)
+        return await serial_console(request, log)
 
     async def _screenshot(self, request: web.Request) -> web.StreamResponse:
         """GET vnc/screenshot: a PNG of the display (virt-api's checks first: vmiHasDisplay),
