@@ -36,6 +36,25 @@ def look_up_environment_once(api: ApiClient) -> None:
     rest.pool_manager._trust_env = False  # no public setter; read per request by aiohttp
 
 
+def dial_options(api: ApiClient) -> dict[str, Any]:
+    """What kubernetes_asyncio's REST client gives aiohttp with each request to reach the
+    API server (client/rest.py `request`): the proxy (the kubeconfig's `proxy-url`, else
+    the environment's, resolved once by `look_up_environment_once`, NO_PROXY heeded) and
+    its headers, and the kubeconfig's `tls-server-name`. For a connection made apart from
+    REST, a websocket, to go the same way: they went straight to the server, so behind a
+    proxy, or with a certificate for another name, REST worked and the console did not
+    (access audit, session 46)."""
+    rest = api.rest_client
+    options: dict[str, Any] = {}
+    if rest.proxy:
+        options["proxy"] = rest.proxy
+    if rest.proxy_headers:
+        options["proxy_headers"] = rest.proxy_headers
+    if rest.server_hostname:
+        options["server_hostname"] = rest.server_hostname
+    return options
+
+
 # -- one kubeconfig loader and one identity for the operator and the CLI ----------------------
 
 DEFAULT_KUBECONFIG: Final = "~/.kube/config"

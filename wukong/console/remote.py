@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from wukong.adapters.client import dial_options
 from wukong.adapters.kube import api_path
 from wukong.adapters.kubevirt import subresource_path
 from wukong.api import names
@@ -172,7 +173,11 @@ async def open_stream(
     session: aiohttp.ClientSession = api.rest_client.pool_manager
     try:
         ws = await session.ws_connect(
-            _url(target, vmi, sub), headers=headers, protocols=(PLAIN,), heartbeat=30
+            _url(target, vmi, sub),
+            headers=headers,
+            protocols=(PLAIN,),
+            heartbeat=30,
+            **dial_options(api),
         )
     except aiohttp.WSServerHandshakeError as error:
         # A console or VNC is asked again for virt-api's words only after a validation

@@ -13,6 +13,8 @@ tests'): a websocket says which subresource it is, then echoes. Every request is
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +27,8 @@ from aiohttp import web
 from wukong.adapters.kube import api_path
 from wukong.api import names
 from wukong.api.kinds import VMI
+from wukong.testing.kubevirt._serve import stop_serving
+from wukong.testing.kubevirt._tls import self_signed
 from wukong.testing.kubevirt.screen import png
 
 JsonObj = dict[str, Any]
@@ -61,17 +65,95 @@ def _path(obj: JsonObj) -> str:
     return api_path(names.GROUP, names.VERSION, names.PLURAL, meta["namespace"], meta["name"])
 
 
-class ApiServer:
-    """`with ApiServer(tmp_path, wukong, vmi) as server:` serves them until the block ends;
-    `server.kubeconfig` reaches it."""
+class InThread:
+    """An event loop of its own in a thread, for a server the CLI reaches while its own loop
+    runs in the test's thread: `up()` starts it, `down()` stops it."""
 
-    def __init__(self, directory: Path, *objects: JsonObj) -> None:
-        self.objects = {_path(obj): obj for obj in objects}
-        self.requests: list[tuple[str, str]] = []
-        self.kubeconfig = str(directory / "kubeconfig")
-        self.port = 0
+    def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+
+    async def up(self) -> None:
+        raise NotImplementedError
+
+    async def down(self) -> None:
+        raise NotImplementedError
+
+    async def _down(self) -> None:
+        await self.down()
+        left = asyncio.all_tasks() - {asyncio.current_task()}  # connections still open
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+
+    def __enter__(self) -> Self:
+        started = threading.Event()
+        failed: list[BaseException] = []
+
+        def serve() -> None:
+            loop = self._loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(self.up())
+            except BaseException as error:  # said in the test's thread
+                failed.append(error)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._down())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        if not started.wait(10) or failed:
+            raise RuntimeError(f"{type(self).__name__} did not start") from (
+                failed[0] if failed else None
+            )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+class ApiServer(InThread):
+    """`with ApiServer(tmp_path, wukong, vmi) as server:` serves them until the block ends;
+    `server.kubeconfig` reaches it. `tls_for`: HTTPS, with a certificate for that name (and
+    localhost, not an address), its CA in the kubeconfig."""
+
+    def __init__(self, directory: Path, *objects: JsonObj, tls_for: str | None = None) -> None:
+        super().__init__()
+        self.objects = {_path(obj): obj for obj in objects}
+        self.requests: list[tuple[str, str]] = []
+        self.directory = directory
+        self.kubeconfig = str(directory / "kubeconfig")
+        self.tls_for = tls_for
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    def write_kubeconfig(self, host: str = "127.0.0.1", **cluster: str) -> None:
+        """The kubeconfig, its server at `host` (the server's port), with `cluster`'s more
+        fields (`tls-server-name`, `proxy-url`)."""
+        scheme = "http" if self.tls_for is None else "https"
+        entry = {"server": f"{scheme}://{host}:{self.port}", **cluster}
+        if self.tls_for is not None:
+            entry["certificate-authority"] = str(self.directory / "tls.crt")
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "c", "cluster": entry}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "c",
+        }
+        Path(self.kubeconfig).write_text(yaml.safe_dump(config))
 
     def subresources(self) -> list[tuple[str, str]]:
         """(method, subresource) of each request to virt-api: `("GET", "web-1-vm/console")`."""
@@ -111,49 +193,73 @@ class ApiServer:
         status.update(reason="NotFound", code=404, message=f'"{name}" not found')  # type: ignore[arg-type]
         return web.json_response(status, status=404)
 
+    async def up(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        context = None
+        if self.tls_for is not None:
+            cert, key = self_signed(self.directory, self.tls_for)
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(cert, key)
+        await web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context).start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def down(self) -> None:
+        if self._runner is not None:
+            await stop_serving(self._runner)
+
     def __enter__(self) -> Self:
-        started = threading.Event()
-        runners: list[web.AppRunner] = []
-
-        def serve() -> None:
-            loop = self._loop = asyncio.new_event_loop()
-
-            async def up() -> None:
-                app = web.Application()
-                app.router.add_route("*", "/{tail:.*}", self._answer)
-                runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-                await runner.setup()
-                await web.TCPSite(runner, "127.0.0.1", 0).start()
-                runners.append(runner)
-                self.port = int(runner.addresses[0][1])
-
-            loop.run_until_complete(up())
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(runners[0].cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="local-apiserver", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the local API server did not start")
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{self.port}"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-            "current-context": "c",
-        }
-        Path(self.kubeconfig).write_text(yaml.safe_dump(config))
+        super().__enter__()
+        self.write_kubeconfig()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._loop is not None and self._thread is not None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+
+class ConnectProxy(InThread):
+    """An HTTP proxy for HTTPS, as a corporate one: CONNECT HOST:PORT, then bytes both ways.
+    `hosts` resolves names the machine does not (`apiserver.invalid`); `tunnels` records
+    each CONNECT's target."""
+
+    def __init__(self, hosts: dict[str, str]) -> None:
+        super().__init__()
+        self.hosts = hosts
+        self.tunnels: list[str] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._tunnel, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        method, target, _ = head.split("\r\n", 1)[0].split(" ", 2)
+        if method != "CONNECT":
+            writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            writer.close()
+            return
+        self.tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(self.hosts.get(host, host), int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+
+        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        try:
+            await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping
+        finally:
+            writer.close()
+            up_writer.close()
