@@ -728,6 +728,27 @@ async def test_a_foreground_delete_of_a_wukong_that_keeps_disks_is_refused(
     )
 
 
+async def test_a_foreground_delete_is_refused_for_a_detaching_disk_kept_not_a_spec_disks_option(
+    protected: Wukongs,
+) -> None:
+    """Disk-safety audit, session 46: a disk still in the spec is not kept at deletion by its
+    detachOptions.preserveData (they are for its removal), yet the status copy of that
+    option refused every foreground delete (an Argo CD foreground prune, for nothing). A
+    disk that has left the spec and is still detaching with preserveData is kept: refused."""
+    for name, volume in (("spec-disk", "system"), ("detaching", "data")):
+        await protected.create(name)
+        status = {"status": {"volumes": [{"name": volume, "preserveData": True}]}}
+        await protected.kube.merge_patch(f"{protected.path(name)}/status", status)
+    with pytest.raises(Forbidden) as refused:
+        await protected.delete("detaching", cascade="foreground")
+    assert "foreground deletion would let the garbage collector" in refused.value.message
+    await protected.delete("spec-disk", cascade="foreground")
+    await protected.delete("detaching")
+    await eventually(
+        lambda: _only_the_probe_left(protected), timeout=20, message="the deletes went through"
+    )
+
+
 async def _only_the_probe_left(wukongs: Wukongs) -> bool:
     return await wukongs.names() == ["policy-probe"]
 
