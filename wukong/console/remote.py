@@ -119,6 +119,11 @@ async def _reachable(
             raise _not_running(name, target.namespace, cr)
         if say is not None and (note := runs_all_the_same(name, target.namespace, cr)):
             say(note)
+    elif phase(cr) == "Suspended" and say is not None:
+        # As virtctl vnc warns (templates.PrintWarningForPausedVMI); a paused guest answers
+        # no console, display or port until it runs again.
+        resume = typed(f"resume {name}", target.namespace)
+        say(f"warning: {name} is paused: it answers once resumed ({resume})")
     return names.vm_name(name)
 
 
@@ -327,7 +332,10 @@ async def console(cluster: Cluster, io: Console, name: str, *, within: float = 3
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await until_running(target, io, name, within)
         async with open_stream(target, name, "console") as ws:
-            io.say(f"Successfully connected to {name} console. The escape sequence is ^]")
+            # virtctl v1.7's words (console.go); Ctrl+5 sends the same byte in most terminals.
+            io.say(
+                f"Successfully connected to {name} console. Press Ctrl+] or Ctrl+5 to exit console."
+            )
             out = sys.stdout.buffer
 
             async def write(data: bytes) -> None:

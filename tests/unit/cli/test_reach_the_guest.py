@@ -137,7 +137,7 @@ async def test_the_console_of_a_wukong_in_error_connects(
     assert console == greeting("console") + b"ls\r"
     assert said == [
         IN_ERROR,
-        "Successfully connected to web-1 console. The escape sequence is ^]",
+        "Successfully connected to web-1 console. Press Ctrl+] or Ctrl+5 to exit console.",
         "",
     ]
     assert served.subresources() == [("GET", "web-1-vm/console")]
@@ -260,7 +260,10 @@ async def test_a_wukong_on_its_way_whose_vmi_runs_already_is_not_waited_for(
         cluster = Cluster(kubeconfig=server.kubeconfig, namespace="demo")
         console = remote.console(cluster, Console(out=said.append, say=said.append), "web-1")
         assert await asyncio.wait_for(console, 10) == 0
-    assert said == ["Successfully connected to web-1 console. The escape sequence is ^]", ""]
+    assert said == [
+        "Successfully connected to web-1 console. Press Ctrl+] or Ctrl+5 to exit console.",
+        "",
+    ]
     assert server.subresources() == [("GET", "web-1-vm/console")]
 
 
@@ -282,3 +285,16 @@ def test_a_user_who_may_not_read_the_vmi_gets_the_wukongs_words(
     assert done.stderr == (
         f"error: wukong web-1 is in Error, not running: {WHY} (wukong describe web-1 -n demo)\n"
     )
+
+
+async def test_a_paused_guest_is_said_paused_before_connecting() -> None:
+    """Access audit (session 46), as virtctl vnc warns: a Suspended Wukong's guest answers
+    no console, display or port until resumed, and the command otherwise just hung."""
+    suspended = running()
+    suspended["status"]["phase"] = "Suspended"
+    said: list[str] = []
+    target = type("Target", (), {"namespace": "demo"})()
+    assert await remote._reachable(target, "web-1", suspended, said.append) == "web-1-vm"  # type: ignore[arg-type]
+    assert said == [
+        "warning: web-1 is paused: it answers once resumed (wukong resume web-1 -n demo)"
+    ]

@@ -22,7 +22,7 @@ from wukong.console.invocation import Cluster, Console
 
 __all__ = ["stdin_from"]  # the fixture
 HIDDEN = "apiserver.invalid"  # a name only the proxy can resolve
-CONNECTED = ["Successfully connected to web-1 console. The escape sequence is ^]", ""]
+CONNECTED = ["Successfully connected to web-1 console. Press Ctrl+] or Ctrl+5 to exit console.", ""]
 
 
 async def console(server: ApiServer) -> list[str]:
