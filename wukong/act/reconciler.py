@@ -452,11 +452,9 @@ class Reconciler:
         """An object the models cannot read (e.g. written before the CRD's rules): say so."""
         message = _errors(exc)
         log.warning("invalid Wukong %s: %s", raw["metadata"].get("name"), message)
-        status = plan_unreadable(
-            raw.get("status") or {}, message, self.clock(), raw["metadata"].get("generation")
-        )
+        status, warnings = plan_unreadable(raw, message, self.clock())
         if status is not None:
-            await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message)])
+            await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message), *warnings])
             await self._write_status(raw, status)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
 from wukong.api.spec import LifecycleAction
@@ -50,3 +50,43 @@ def apart_slots(action: str) -> tuple[str, str]:
     """The two answers an action answered apart keeps: the request accepted last, and the
     one refused beside it."""
     return action, f"{action} refused beside"
+
+
+DELETE_BUMP: Final = 1
+"""What a delete adds to `metadata.generation`: the API server bumps it once as it sets the
+deletionTimestamp of an object that has finalizers (k8s.io/apiserver registry/generic/
+registry/store.go `markAsDeleting`), and a Wukong the operator tears down has its finalizer."""
+
+UNSEEN_GAP: Final = 2
+"""Spec generations past `observedGeneration` from which the operator may not have seen a
+removed disk's last detach options: one edit may have set them, the next removed the disk."""
+
+
+def unseen_removals(
+    generation: int | None,
+    observed: int | None,
+    volumes: Iterable[tuple[str, str | None, bool | None]],
+    in_spec: Collection[str],
+    *,
+    deleting: bool = False,
+) -> list[str]:
+    """The disks (of `volumes`: status.volumes as (name, phase, preserveData)) that left the
+    spec in an edit the operator did not see, whose data is kept whatever their detach
+    options said (docs/decisions.md, "Detach options outlive the spec entry"; review s23 F3).
+
+    A removed disk's detach options are the ones the operator recorded in status.volumes
+    while the disk was in the spec. When the spec is `UNSEEN_GAP` or more generations past
+    the last one the operator saw, an edit it did not see may have changed them just before
+    the removal: in doubt, keep. One `Detaching` left the spec in a generation the operator
+    saw (its options were known then); one that keeps its data already needs no doubt.
+    `deleting`: `generation` is a deleted Wukong's, which counts the delete's own bump."""
+    if generation is None or observed is None:
+        return []
+    spec_generation = generation - (DELETE_BUMP if deleting else 0)
+    if spec_generation - observed < UNSEEN_GAP:
+        return []
+    return [
+        name
+        for name, phase, preserve in volumes
+        if name not in in_spec and phase != "Detaching" and not preserve
+    ]

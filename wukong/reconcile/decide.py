@@ -30,6 +30,7 @@ from wukong.api.conditions import (
     phase_since,
     record_hops,
 )
+from wukong.api.contract import unseen_removals
 from wukong.api.spec import Action as LifecycleVerb
 from wukong.api.spec import LifecycleAction
 from wukong.api.status import RestoreStatus, VolumeStatus, WukongStatus
@@ -39,7 +40,14 @@ from wukong.fsm.machine import Phase, Step
 from wukong.reconcile.access import credentials_sync
 from wukong.reconcile.actions import Action, CreateChild, Emit, PatchChild, VmCall
 from wukong.reconcile.children import retained
-from wukong.reconcile.disks import NODE_RESIZE_PENDING, DiskPlan, grown_events, plan_disks
+from wukong.reconcile.deletion import options_unknown, unseen_options
+from wukong.reconcile.disks import (
+    NODE_RESIZE_PENDING,
+    DiskPlan,
+    grown_events,
+    holds_as_asked,
+    plan_disks,
+)
 from wukong.reconcile.hotplug import HotplugPlan, attached_events, plan_hotplug
 from wukong.reconcile.lifecycle import (
     STOPPED_OUTSIDE,
@@ -263,10 +271,13 @@ def decide(
     if nets:
         plan.actions += nets.actions
         conds.append(nets.condition)
+    # While KubeVirt restores the disks, it deletes and makes their claims: hands off.
     if disks:
-        # While KubeVirt restores the disks, it deletes and makes their claims: hands off.
         plan.actions += hands_off(disks.actions) if back.holding else disks.actions
         conds += disks.conditions
+    else:  # not planned this pass: the disks it has follow deleteOptions all the same
+        holds = holds_as_asked(cr, seen)
+        plan.actions += hands_off(holds) if back.holding else holds
     running = runs_wanted(cr, life.state)
     vm = plan_vm(
         cr,
@@ -340,7 +351,7 @@ def decide(
     plan.actions += hotplug_events(
         status.conditions, conditions, running=seen.vmi is not None and not seen.vmi_ended
     )
-    volumes = _with_checks(_volumes(disks, status, seen), cr, hot)
+    volumes = _with_checks(_volumes(disks, status, seen, cr), cr, hot)
     plan.actions += attached_events(old_volumes, volumes, seen)
     plan.actions += grown_events(old_volumes, volumes)
     plan.hold_status = _hold(cr, step, plan, seen)
@@ -500,9 +511,11 @@ def hop_events(step: Step, refused: str | None = None) -> list[Action]:
 CALL_REFUSED = "CallRefused"  # the hop back when KubeVirt refused a lifecycle call
 
 
-def _volumes(disks: DiskPlan | None, status: WukongStatus, seen: Observed) -> list[VolumeStatus]:
+def _volumes(
+    disks: DiskPlan | None, status: WukongStatus, seen: Observed, cr: Wukong
+) -> list[VolumeStatus]:
     if disks is None:
-        return list(status.volumes)
+        return _options_as_asked(list(status.volumes), cr)
     return attach_state(_with_detaching(disks.volumes, status, seen), seen)
 
 
@@ -536,33 +549,33 @@ def _keep_when_unseen(cr: Wukong, status: WukongStatus) -> tuple[WukongStatus, l
     was down or busy, two Git commits synced at once): the detach options in force when they
     left are unknown, since they live in the entry that was removed. When in doubt, keep
     (review s23 F3): their status entry says preserveData, and a Warning says why."""
-    last = status.observed_generation
-    if last is None or cr.metadata.generation - last < 2:
-        return status, []
-    in_spec = {d.name for d in cr.spec.disks}
-    doubtful = [
-        v.name
-        for v in status.volumes
-        if v.name not in in_spec and v.phase != "Detaching" and not v.preserve_data
-    ]
+    doubtful = unseen_options(cr, status, deleting=False)
     if not doubtful:
         return status, []
     volumes = [
         v.model_copy(update={"preserve_data": True}) if v.name in doubtful else v
         for v in status.volumes
     ]
-    warnings: list[Action] = [
-        Emit(
-            "Warning",
-            "DetachOptionsUnknown",
-            f"disk '{name}' left the spec in an edit the operator did not see (generation "
-            f"{last} to {cr.metadata.generation}): its data is kept whatever its detachOptions "
-            f"said; delete claim {names.disk_claim_name(cr.metadata.name, name)} by hand if "
-            "it is not wanted",
-        )
-        for name in doubtful
-    ]
+    name, last = cr.metadata.name, status.observed_generation
+    warnings = options_unknown(name, doubtful, last, cr.metadata.generation)
     return status.model_copy(update={"volumes": volumes}), warnings
+
+
+def _options_as_asked(volumes: list[VolumeStatus], cr: Wukong) -> list[VolumeStatus]:
+    """status.volumes of a pass that does not plan the disks (the networks not ready, the
+    spec invalid), each disk of the spec with its detach options as the spec says them now.
+    They are copies of the spec, the only record of them once the disk leaves it, and this
+    pass moves observedGeneration: left as they were, a `preserveData: true` written then was
+    never recorded, and the disk removed in the next edit was deleted by the options before
+    it (found by a source audit, session 46)."""
+    asked = {d.name: d.detach for d in cr.spec.disks}
+    out = []
+    for volume in volumes:
+        if (options := asked.get(volume.name)) is not None:
+            update = {"preserve_data": options.preserve_data, "force_detach": options.force}
+            volume = volume.model_copy(update=update)
+        out.append(volume)
+    return out
 
 
 def _with_detaching(
@@ -596,16 +609,30 @@ def _waiting_for(conds: list[Cond], status: WukongStatus) -> str:
 
 
 def plan_unreadable(
-    old: JsonObj, message: str, now: datetime, generation: int | None
-) -> WukongStatus | None:
+    raw: JsonObj, message: str, now: datetime
+) -> tuple[WukongStatus | None, list[Action]]:
     """The status of a Wukong the models cannot read: SpecValid=False with the reason; None
-    when it already says so. The stored status is kept as far as it can be read."""
+    when it already says so. The stored status is kept as far as it can be read, its disks'
+    detach options as the spec writes them (`_options_as_written`); with the Warnings of the
+    disks kept because they left the spec unseen (`_keep_when_unseen`)."""
+    generation = raw["metadata"].get("generation")
     try:
-        status = WukongStatus.model_validate(old)
+        status = WukongStatus.model_validate(raw.get("status") or {})
     except ValidationError:
         status = WukongStatus()
     verdict = Cond(SPEC_VALID, False, "InvalidSpec", message)
     conditions = merge_conditions(status.conditions, [verdict], now, generation)
+    written = _options_as_written(raw.get("spec"))
+    volumes = [v.model_copy(update=written.get(v.name, {})) for v in status.volumes]
+    doubtful = unseen_removals(
+        generation,
+        status.observed_generation,
+        [(v.name, v.phase, v.preserve_data) for v in volumes],
+        written,
+    )
+    volumes = [
+        v.model_copy(update={"preserve_data": True}) if v.name in doubtful else v for v in volumes
+    ]
     # Any spec the API server accepted gets a phase: it waits in Pending (or stays where it
     # was) and observedGeneration says this generation was looked at.
     new = status.model_copy(
@@ -613,6 +640,30 @@ def plan_unreadable(
             "conditions": conditions,
             "phase": status.phase or "Pending",
             "observed_generation": generation,
+            "volumes": volumes,
         }
     )
-    return None if new == status else new
+    if new == status:
+        return None, []
+    name = str(raw["metadata"].get("name") or "")
+    return new, options_unknown(name, doubtful, status.observed_generation, generation or 0)
+
+
+def _options_as_written(spec: object) -> dict[str, dict[str, bool]]:
+    """The detach options of each disk of a spec the models cannot read, by name, as status
+    fields, as far as they can be read: a status that moves observedGeneration without them
+    loses an edit of them (`_options_as_asked`). Options that cannot be read keep the data
+    and force nothing: in doubt, keep and check."""
+    disks = spec.get("disks") if isinstance(spec, dict) else None
+    out: dict[str, dict[str, bool]] = {}
+    for disk in disks if isinstance(disks, list) else []:
+        if not isinstance(disk, dict) or not isinstance(disk.get("name"), str):
+            continue
+        options = disk.get("detachOptions") or {}
+        options = options if isinstance(options, dict) else {"preserveData": None}
+        preserve = options.get("preserveData", False)
+        out[disk["name"]] = {
+            "preserve_data": preserve if isinstance(preserve, bool) else True,
+            "force_detach": options.get("force") is True,
+        }
+    return out

@@ -29,6 +29,7 @@ from wukong.api.conditions import (
     merge_conditions,
     record_hops,
 )
+from wukong.api.contract import unseen_removals
 from wukong.api.objects import being_deleted
 from wukong.api.spec import MAX_DISKS, DeleteOptions
 from wukong.api.status import DeletionStatus, WukongStatus
@@ -143,6 +144,37 @@ def kept_disks(cr: Wukong, status: WukongStatus) -> set[str]:
         if options.preserve_disks:
             keep |= in_spec | detaching
     return keep
+
+
+def unseen_options(cr: Wukong, status: WukongStatus, *, deleting: bool) -> list[str]:
+    """The disks that left the spec in an edit the operator did not see: kept, whatever
+    their detach options said (`contract.unseen_removals`). `deleting`: `cr` is being
+    deleted, its generation one past its spec's."""
+    return unseen_removals(
+        cr.metadata.generation,
+        status.observed_generation,
+        [(v.name, v.phase, v.preserve_data) for v in status.volumes],
+        {d.name for d in cr.spec.disks},
+        deleting=deleting,
+    )
+
+
+def options_unknown(
+    wukong: str, doubtful: list[str], last: int | None, generation: int
+) -> list[Action]:
+    """The Warning for each disk of Wukong `wukong` kept because its last detach options are
+    unknown (`unseen_options`)."""
+    return [
+        Emit(
+            "Warning",
+            "DetachOptionsUnknown",
+            f"disk '{name}' left the spec in an edit the operator did not see (generation "
+            f"{last} to {generation}): its data is kept whatever its detachOptions said; "
+            f"delete claim {names.disk_claim_name(wukong, name)} by hand if it is "
+            "not wanted",
+        )
+        for name in doubtful
+    ]
 
 
 def _uid(obj: JsonObj) -> str | None:

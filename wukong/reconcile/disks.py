@@ -1127,3 +1127,28 @@ def plan_disks(
         failed="; ".join(failed) or None,
         usable=frozenset(usable),
     )
+
+
+def holds_as_asked(cr: Wukong, seen: Observed) -> list[Action]:
+    """The hold (or own) patch (`hold_patch`) of each disk this Wukong has already, as its
+    deleteOptions say now, for a pass that does not plan the disks (the networks not ready,
+    the spec invalid). Holding makes nothing, so "networks before disks" does not apply to
+    it; without it, a keep written while the networks were not ready left the disk owned for
+    as long as that lasted, for a foreground delete to take (found by a source audit,
+    session 46). Only a disk that is this Wukong's already (`held_by`) and not being deleted:
+    adopting, taking back and every conflict stay the disk planner's."""
+    uid = cr.metadata.uid
+    kept: dict[tuple[ChildKind, str], bool] = {}
+    for disk in cr.spec.disks:
+        kind: ChildKind = "DataVolume" if disk.populated else "PersistentVolumeClaim"
+        key = (kind, names.disk_claim_name(cr.metadata.name, disk.name))
+        kept[key] = kept.get(key, False) or cr.spec.keeps_on_delete(disk.name)
+    actions: list[Action] = []
+    for (kind, claim), keep in kept.items():
+        held = (seen.data_volumes if kind == "DataVolume" else seen.claims).get(claim)
+        if held is None or being_deleted(held) or not held_by(held, uid):
+            continue
+        if (hold := hold_patch(held, cr, keep)) is not None:
+            why = "hold a kept disk by label" if keep else "own the disk"
+            actions.append(PatchChild(kind, claim, hold, why))
+    return actions

@@ -11,6 +11,7 @@ import pytest
 
 from tests.unit.reconcile.world import (
     NS,
+    UID,
     bound_pvc,
     decide,
     imported_dv,
@@ -20,6 +21,7 @@ from tests.unit.reconcile.world import (
 )
 from wukong.api import names
 from wukong.api.quantity import parse_quantity
+from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import (
     AddVolume,
     CreateChild,
@@ -46,9 +48,12 @@ def _disks(*extra: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def running(*, plugged: tuple[str, ...] = (), **claims: Any) -> Observed:
-    """A running VM built from the two base disks, plus hot-plugged `plugged` ones."""
-    base = wukong()
+def running(
+    *, plugged: tuple[str, ...] = (), base: Wukong | None = None, **claims: Any
+) -> Observed:
+    """A running VM built from the two base disks (those of `base`), plus hot-plugged
+    `plugged` ones."""
+    base = base or wukong()
     world = ready_children()
     vm = build_vm(base, world, "Always")
     tmpl = vm["spec"]["template"]["spec"]
@@ -534,6 +539,71 @@ def test_a_disk_removed_in_the_next_generation_follows_its_options() -> None:
     plan = _removed_logs(generation=6, observed=5)
     assert DeleteChild("PersistentVolumeClaim", "web-1-logs", "web-1-logs-uid") in plan.actions
     assert not [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+
+
+def _at(cr: Wukong, generation: int) -> Wukong:
+    return cr.model_copy(
+        update={"metadata": cr.metadata.model_copy(update={"generation": generation})}
+    )
+
+
+def _networks_waiting() -> Observed:
+    """Every child there but the NAD web-1's `storage-net` names: NetworksConfigured=False,
+    so the disks are not planned (networks before disks)."""
+    world = ready_children()
+    return replace(world, nads={k: v for k, v in world.nads.items() if "existing-nad" not in k})
+
+
+def test_detach_options_written_while_the_networks_wait_are_recorded() -> None:
+    """Source audit, session 46: a pass that does not plan the disks (the networks not
+    ready) kept status.volumes as they were and moved observedGeneration on, so a
+    `preserveData: true` written then was never recorded; removed in the next edit, with
+    the networks back, the disk was deleted by the options before it."""
+    data = {"name": "data", "size": "100Gi", "detachOptions": {"preserveData": True}}
+    asked = _at(wukong(disks=[_disks()[0], data]), 7)
+    old = {
+        "phase": "Running",
+        "observedGeneration": 6,
+        "volumes": [
+            {"name": "system", "pvcName": "web-1-system", "phase": "Succeeded", "bound": True},
+            {"name": "data", "pvcName": "web-1-data", "phase": "Bound", "preserveData": False},
+        ],
+    }
+    waiting = decide(asked, old, _networks_waiting())
+    nets = next(c for c in waiting.status["conditions"] if c["type"] == "NetworksConfigured")
+    assert nets["status"] == "False"  # the disks were not planned
+    [recorded] = [v for v in waiting.status["volumes"] if v["name"] == "data"]
+    assert recorded["preserveData"] is True
+    assert waiting.status["observedGeneration"] == 7
+    # The next edit removes it (one generation on: no doubt), the NAD is back, and the disk
+    # is out of the VM: it is kept, as its last options said.
+    removed = _at(wukong(disks=_disks()[:1]), 8)
+    world = running(base=removed, **{"web-1-data": bound_pvc("web-1-data")})
+    plan = decide(removed, waiting.status, world)
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild) and a.name == "web-1-data"]
+    release = next(a for a in plan.actions if isinstance(a, PatchChild) and a.name == "web-1-data")
+    assert release.patch["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "web-1"
+
+
+def test_a_keep_written_while_the_networks_wait_holds_the_disk() -> None:
+    """Holding makes nothing: a pass that does not plan the disks still takes the Wukong's
+    ownerReference off a disk deleteOptions keeps, or a foreground delete meanwhile took it
+    (source audit, session 46). Not another's claim of that name: that stays a conflict."""
+    cr = wukong(deleteOptions={"preserveDisksList": ["data"]})
+    plan = decide(cr, {"phase": "Running"}, _networks_waiting())
+    [hold] = [a for a in plan.actions if isinstance(a, PatchChild)]
+    assert (hold.kind, hold.name) == ("PersistentVolumeClaim", "web-1-data")
+    assert hold.patch["metadata"]["ownerReferences"] == []
+    assert hold.patch["metadata"]["labels"][names.LABEL_HELD_BY] == UID
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+    theirs = bound_pvc("web-1-data")
+    theirs["metadata"]["ownerReferences"] = [{"uid": "someone-else", "kind": "Pod"}]
+    world = replace(
+        _networks_waiting(), claims={**_networks_waiting().claims, "web-1-data": theirs}
+    )
+    assert not [
+        a for a in decide(cr, {"phase": "Running"}, world).actions if isinstance(a, PatchChild)
+    ]
 
 
 def test_keeping_a_detached_disk_asks_for_a_pass_to_see_it_released() -> None:

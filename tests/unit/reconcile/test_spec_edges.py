@@ -36,6 +36,56 @@ async def test_a_spec_the_operator_cannot_read_still_gets_a_phase() -> None:
     assert spec_valid["status"] == "False" and "at least 1M" in spec_valid["message"]
 
 
+async def _unreadable_pass(raw: JsonObj) -> tuple[JsonObj, list[JsonObj]]:
+    """One pass over a Wukong the model cannot read: the status written, the Events."""
+    cluster = Cluster()
+    await Reconciler(
+        Cache({kinds.WUKONG.cache: [raw]}), Executor(cluster), clock=lambda: NOW
+    ).reconcile("demo/web-1")
+    status = next(body["status"] for _, path, body in cluster.writes if path.endswith("/status"))
+    posted = [b for m, p, b in cluster.writes if m == "POST" and p.endswith("/events")]
+    return status, posted
+
+
+def _unreadable_with_data(generation: int, **data: Any) -> JsonObj:
+    """web-1 whose spec the model refuses, its status last written at generation 6 with
+    `data` not keeping its data; `data` is the disk's spec entry (None: removed)."""
+    volumes = [{"name": "data", "pvcName": "web-1-data", "phase": "Bound", "preserveData": False}]
+    raw = raw_wukong({"phase": "Running", "observedGeneration": 6, "volumes": volumes})
+    raw["metadata"]["generation"] = generation
+    raw["spec"]["memory"] = "1k"  # older than the CRD's rule: the model refuses it
+    raw["spec"]["disks"] = [d for d in raw["spec"]["disks"] if d["name"] != "data"]
+    if data:
+        raw["spec"]["disks"].append({"name": "data", "size": "100Gi", **data})
+    return raw
+
+
+async def test_detach_options_written_while_the_spec_cannot_be_read_are_recorded() -> None:
+    """That pass moves observedGeneration too: detach options left as they were in status
+    were lost, as while the networks wait (source audit, session 46). Read from the spec as
+    written; ones that cannot be read keep the data."""
+    raw = _unreadable_with_data(7, detachOptions={"preserveData": True, "force": True})
+    status, _ = await _unreadable_pass(raw)
+    assert status["observedGeneration"] == 7
+    [data] = status["volumes"]
+    assert (data["preserveData"], data["forceDetach"]) == (True, True)
+    odd, _ = await _unreadable_pass(_unreadable_with_data(7, detachOptions={"preserveData": 1}))
+    assert (odd["volumes"][0]["preserveData"], odd["volumes"][0]["forceDetach"]) == (True, False)
+
+
+async def test_a_disk_that_left_an_unreadable_spec_unseen_is_kept() -> None:
+    status, posted = await _unreadable_pass(_unreadable_with_data(8))
+    assert status["volumes"][0]["preserveData"] is True
+    assert [e["reason"] for e in posted if e["type"] == "Warning"] == [
+        "InvalidSpec",
+        "DetachOptionsUnknown",
+    ]
+    # One generation on, its options are the ones status has: they stand.
+    status, posted = await _unreadable_pass(_unreadable_with_data(7))
+    assert status["volumes"][0]["preserveData"] is False
+    assert [e["reason"] for e in posted] == ["InvalidSpec"]
+
+
 class GoneCluster(Cluster):
     """A Wukong deleted by someone else between our read and our finalizer write."""
 
