@@ -16,6 +16,7 @@ from tests.integration.scenario import (
     items,
     k,
     operator,
+    patch_spec,
     path,
     sim,
     user_nad,
@@ -390,6 +391,55 @@ async def test_a_foreground_delete_while_the_operator_is_down_keeps_the_kept_dis
     data = await get(k, "pvc", namespace, "del-fg-data")
     assert data is not None and data["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "del-fg"
     assert await get(k, "dv", namespace, "del-fg-system") is not None
+
+
+async def test_a_disk_removed_in_edits_the_operator_did_not_see_outlives_the_deletion(
+    k: Kube, namespace: str, operator_kubeconfig: Path, sim: Simulator
+) -> None:
+    """Source audit, session 46: while the operator was down, `del-u1` got `preserveData`
+    on disk data, then lost data, then was deleted. The deletion used data's options of
+    the last generation it saw and deleted the claim. Now it is kept with a Warning.
+    `del-u2` only lost data (its options were seen, and said delete) and was deleted: the
+    API server's own generation bump of the delete is not counted as an edit."""
+    system = {"name": "system", "size": "1Gi", "image": IMAGE}
+    data = {"name": "data", "size": "1Gi"}
+    first = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    first.start()
+    try:
+        for name in ("del-u1", "del-u2"):
+            await create(k, "wukong", namespace, wukong(name, disks=[system, data]))
+        for name in ("del-u1", "del-u2"):
+            await wait_phase(k, namespace, name, "Running", within=40)
+    finally:
+        first.kill()
+    claims = {name: await get(k, "pvc", namespace, f"{name}-data") for name in ("del-u1", "del-u2")}
+    keep = {**data, "detachOptions": {"preserveData": True}}
+    await patch_spec(k, namespace, "del-u1", {"disks": [system, keep]})
+    for name in ("del-u1", "del-u2"):
+        await patch_spec(k, namespace, name, {"disks": [system]})
+        await k.delete(path("wukong", namespace, name))
+    deleted = await get(k, "wukong", namespace, "del-u1")
+    assert deleted is not None
+    # Three past the status: two edits, and one for the delete (apiserver markAsDeleting).
+    assert deleted["metadata"]["generation"] == deleted["status"]["observedGeneration"] + 3
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.start()
+    try:
+        await eventually(
+            lambda: all_gone(k, namespace, ("wukong", "del-u1"), ("wukong", "del-u2")),
+            timeout=60,
+        )
+        await eventually(lambda: gone(k, "pvc", namespace, "del-u2-data"), timeout=30)
+    finally:
+        second.terminate()
+    before = claims["del-u1"]
+    pvc = await get(k, "pvc", namespace, "del-u1-data")
+    assert before is not None and pvc is not None, "the disk left unseen was deleted"
+    assert pvc["metadata"]["uid"] == before["metadata"]["uid"]
+    assert pvc["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "del-u1"
+    warned = await wukong_events(k, namespace, "DetachOptionsUnknown")
+    assert [e["involvedObject"]["name"] for e in warned] == ["del-u1"]
+    assert "del-u1-data" in warned[0]["message"]
 
 
 async def test_a_deletion_grace_period_longer_than_the_launchers_ends_before_it(

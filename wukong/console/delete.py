@@ -12,6 +12,7 @@ from typing import Any
 
 from wukong.api import names
 from wukong.api.contract import DELETE_GRACE_SECONDS as DEFAULT_GRACE
+from wukong.api.contract import unseen_removals
 from wukong.api.objects import being_deleted
 from wukong.console.errors import FAILED, CliError
 
@@ -28,10 +29,15 @@ class Disk:
     """Left the spec, still being detached: still the Wukong's (status.volumes)."""
     reported: bool = True
     """The status names its claim; False: the operator may not have made it yet."""
+    unseen: bool = False
+    """Left the spec in an edit the operator has not seen: kept, whatever its detach options
+    said (`contract.unseen_removals`)."""
 
     def shown(self) -> str:
         """`disk NAME (PVC CLAIM` as the plan names it, open for more."""
         state = ", being detached" if self.detaching else ""
+        if self.unseen:
+            state += ", its last detach options not seen by the operator"
         made = "" if self.reported else ", if made"
         return f"disk {self.name} (PVC {self.claim}{made}{state}"
 
@@ -157,15 +163,28 @@ def plan_delete(
     ]
     # A disk that left the spec but is still being detached goes or stays as the operator
     # decides it (reconcile/deletion.kept_disks): kept when its detach said preserveData or
-    # every disk is kept.
+    # every disk is kept, or when it left in an edit the operator has not seen (its last
+    # options unknown). The delete adds one to the generation the operator reads, which
+    # `unseen_removals` counts; this command's own deleteOptions patch is not counted: the
+    # operator may see it before the delete, and a keep said that it may not do is worse
+    # than a Warning `DetachOptionsUnknown` for a disk said to go.
+    volumes = [v for v in status.get("volumes") or [] if v.get("name")]
+    unseen = set(
+        unseen_removals(
+            meta.get("generation"),
+            status.get("observedGeneration"),
+            [(str(v["name"]), v.get("phase"), v.get("preserveData")) for v in volumes],
+            disks,
+        )
+    )
     preserved: set[str] = set()
-    for volume in status.get("volumes") or []:
-        disk = str(volume.get("name") or "")
-        if not disk or disk in disks:
+    for volume in volumes:
+        disk = str(volume["name"])
+        if disk in disks:
             continue
         claim = str(volume.get("pvcName") or names.disk_claim_name(name, disk))
-        chosen.append(Disk(disk, claim, detaching=True))
-        if volume.get("preserveData"):
+        chosen.append(Disk(disk, claim, detaching=True, unseen=disk in unseen))
+        if volume.get("preserveData") or disk in unseen:
             preserved.add(disk)
     kept = tuple(d for d in chosen if keep_every or d.name in listed or d.name in preserved)
     return DeletePlan(

@@ -29,7 +29,7 @@ from wukong.api.conditions import (
     merge_conditions,
     record_hops,
 )
-from wukong.api.contract import unseen_removals
+from wukong.api.contract import DELETE_BUMP, unseen_removals
 from wukong.api.objects import being_deleted
 from wukong.api.spec import MAX_DISKS, DeleteOptions
 from wukong.api.status import DeletionStatus, WukongStatus
@@ -563,9 +563,18 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
     """Decide the step and its actions."""
     now = seen.now
     old = status.deletion or DeletionStatus()
+    # The first pass of a deleted Wukong is a deletion pass: no live pass applied "an edit
+    # the operator did not see: keep" to a disk that left the spec meanwhile, whose status
+    # entry has the options of the generation before (found by a source audit, session 46).
+    doubtful = unseen_options(cr, status, deleting=True)
+    spec_generation = cr.metadata.generation - DELETE_BUMP
+    told = [d for d in doubtful if d not in old.kept]  # said once: kept lists it after
+    plan.actions += options_unknown(
+        cr.metadata.name, told, status.observed_generation, spec_generation
+    )
     # Only ever more: a spec edit during the deletion (a GitOps revert of `delete --keep`'s
     # patch) must not take back a keep already promised in status (review s23 F7).
-    keep = kept_disks(cr, status) | set(old.kept)
+    keep = kept_disks(cr, status) | set(doubtful) | set(old.kept)
     kept = sorted(keep & ({d.name for d in cr.spec.disks} | {v.name for v in status.volumes}))
     if protected(cr):
         message = (

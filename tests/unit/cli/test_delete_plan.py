@@ -10,10 +10,11 @@ import select
 import signal
 import sys
 import time
+from typing import Any
 
 import pytest
 
-from tests.unit.cli.objects import IMAGE, running, wukong
+from tests.unit.cli.objects import IMAGE, NOW, running, wukong
 from wukong.console.delete import Disk, options_patch, owned_services, plan_delete
 from wukong.console.errors import FAILED, CliError
 
@@ -131,6 +132,54 @@ def test_the_plan_shows_disks_still_being_detached_as_the_operator_treats_them()
     ) in lines
     every = plan_delete(cr, keep_all=True)
     assert {d.name for d in every.kept} == {"system", "data", "logs", "tmp"}
+
+
+def _left_unseen(observed: int | None) -> dict[str, Any]:
+    """web-1 at generation 3 without disk logs, its status last written at `observed` with
+    logs in it, not keeping its data: logs left the spec in an edit the operator may not
+    have seen."""
+    cr = running(disks=DISKS[:2])
+    cr["status"]["observedGeneration"] = observed
+    cr["status"]["volumes"] = [
+        {"name": "system", "pvcName": "web-1-system"},
+        {"name": "data", "pvcName": "web-1-data"},
+        {"name": "logs", "pvcName": "web-1-logs", "phase": "Bound", "preserveData": False},
+    ]
+    return cr
+
+
+def test_the_plan_keeps_a_disk_that_left_the_spec_in_an_edit_the_operator_has_not_seen() -> None:
+    """As the deletion does (source audit, session 46): two edits or more since the status,
+    and the options in force when logs left are unknown; one, and they are the ones there."""
+    lines = plan_delete(_left_unseen(observed=1)).lines()
+    assert (
+        "  keep    disk logs (PVC web-1-logs, being detached, its last detach options not seen "
+        "by the operator, label vm.novasphere.dev/retained-from=web-1)"
+    ) in lines
+    lines = plan_delete(_left_unseen(observed=2)).lines()
+    assert "  delete  disk logs (PVC web-1-logs, being detached)" in lines
+
+
+@pytest.mark.parametrize("observed", [None, 0, 1, 2, 3])
+@pytest.mark.parametrize("keep", [(), ("data",)])
+def test_the_plan_keeps_what_the_deletion_keeps(
+    observed: int | None, keep: tuple[str, ...]
+) -> None:
+    """The plan the user confirms and the operator's deletion of the same object (one
+    generation on: the delete's own) keep the same disks."""
+    from wukong.api.v1alpha1 import Wukong
+    from wukong.reconcile.deletion import plan_deletion
+    from wukong.reconcile.observed import Observed
+
+    cr = _left_unseen(observed)
+    if keep:
+        cr["spec"]["deleteOptions"] = {"preserveDisksList": list(keep)}
+    said = {d.name for d in plan_delete(cr).kept}
+    deleted = {**cr, "metadata": {**cr["metadata"], "deletionTimestamp": "2026-05-01T12:00:00Z"}}
+    deleted["metadata"]["generation"] += 1
+    typed = Wukong.from_dict(deleted)
+    done = plan_deletion(typed, typed.status, Observed(now=NOW))
+    assert said == set(done.deletion.kept)
 
 
 # The read(2) system call's number, as /proc/PID/syscall shows it.

@@ -235,6 +235,59 @@ def test_a_disk_detaching_without_preserve_data_is_deleted_with_the_wukong() -> 
     assert "web-1-logs" in deleted and plan.deletion["kept"] == []
 
 
+def _removed_unseen(generation: int) -> tuple[Wukong, dict[str, Any], Observed]:
+    """web-1 deleted without its disk `data` (logs-like: labelled, owned), whose status
+    was last written at generation 4 with data's `preserveData: false`; no VM left."""
+    cr = deleting(disks=[wukong().spec.disks[0].to_wire()])
+    cr = cr.model_copy(
+        update={"metadata": cr.metadata.model_copy(update={"generation": generation})}
+    )
+    status = {
+        "phase": "Running",
+        "observedGeneration": 4,
+        "volumes": [
+            {"name": "system", "pvcName": "web-1-system", "phase": "Succeeded"},
+            {"name": "data", "pvcName": "web-1-data", "phase": "Bound", "preserveData": False},
+        ],
+    }
+    world = ready_children()
+    data = copy.deepcopy(world.claims["web-1-data"])
+    data["metadata"]["labels"] = {names.LABEL_WUKONG: "web-1", names.LABEL_DISK: "data"}
+    return cr, status, replace(world, claims={**world.claims, "web-1-data": data})
+
+
+def test_a_disk_that_left_the_spec_unseen_before_the_delete_is_kept() -> None:
+    """Source audit, session 46: generation 4 seen, the operator down; 5 sets data's
+    preserveData, 6 removes data, and the delete makes 7 (the API server adds one as it
+    sets the deletionTimestamp of an object with finalizers). The deletion read data's
+    options of generation 4 and deleted it: the live pass's "an edit the operator did not
+    see: keep" (review s23 F3) never ran, the first pass of a deleted Wukong is a deletion's."""
+    cr, status, world = _removed_unseen(generation=7)
+    plan = plan_deletion(cr, status, world)
+    assert plan.deletion["kept"] == ["data"]
+    release = [a for a in plan.actions if isinstance(a, PatchChild) and a.name == "web-1-data"]
+    assert release and release[0].patch["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "web-1"
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild) and a.name == "web-1-data"]
+    [warning] = [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert warning.reason == "DetachOptionsUnknown"
+    assert "generation 4 to 6" in warning.message and "web-1-data" in warning.message
+    # Said once; kept on every later pass, the claim released or not.
+    again = plan_deletion(cr, {**status, "deletion": plan.deletion}, world)
+    assert again.deletion["kept"] == ["data"]
+    assert not [a for a in again.actions if isinstance(a, Emit) and a.type == "Warning"]
+    assert not [a for a in again.actions if isinstance(a, DeleteChild) and a.name == "web-1-data"]
+
+
+def test_a_disk_removed_in_the_last_edit_before_the_delete_follows_its_options() -> None:
+    """Generation 5 removed data and the delete made 6: the options of generation 4 were
+    the last, and they say delete."""
+    cr, status, world = _removed_unseen(generation=6)
+    plan = plan_deletion(cr, status, world)
+    assert plan.deletion["kept"] == []
+    assert DeleteChild("PersistentVolumeClaim", "web-1-data", "web-1-data-uid") in plan.actions
+    assert not [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
+
+
 def _live_running_status() -> dict[str, Any]:
     return {
         "phase": "Running",
