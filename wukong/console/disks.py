@@ -192,6 +192,32 @@ def recorded(cr: JsonObj | None, plan: Detach) -> bool | None:
     return True if volume and same else None
 
 
+def still_in_force(cr: JsonObj, asked: Detach, now: Detach) -> None:
+    """Refuse the removal unless the detach options `asked` (confirmed, and waited for) are
+    still the disk's, in its spec entry and in what the operator recorded (`recorded`), on
+    the object the removal is pinned to. Reverted in between (a GitOps sync reapplying the
+    entry without them), the operator would apply the ones in force, and the command said
+    what the first ones do: "PVC kept" while the operator deleted it, or a deletion nobody
+    confirmed (found by a source audit, session 46)."""
+    if now.options() == asked.options() and options_patch(cr, now) is None and recorded(cr, now):
+        return
+    volume = _volume(cr, asked.disk)
+    entry = next((d for d in _disks(cr) if d.get("name") == asked.disk), {})
+    written = entry.get("detachOptions") or {}
+    spec = _words(written.get("preserveData"), written.get("force"))
+    seen = _words(volume.get("preserveData"), volume.get("forceDetach"))
+    raise CliError(
+        f"the detach options of disk {asked.disk} changed while waiting for the operator "
+        f"(the spec says {spec}, the operator recorded {seen}): nothing was detached; "
+        "something else writes this Wukong's spec.disks (a GitOps sync?): detach it there"
+    )
+
+
+def _words(preserve: object, force: object) -> str:
+    """Detach options as YAML says them."""
+    return f"preserveData: {str(bool(preserve)).lower()}, force: {str(bool(force)).lower()}"
+
+
 def remove_patch(cr: JsonObj, plan: Detach) -> JsonObj:
     """The patch removing the disk from spec.disks, and from deleteOptions.preserveDisksList,
     which may name only disks in spec.disks (the API server refused the detach of a disk

@@ -23,6 +23,7 @@ from wukong.console.disks import (
     system_disk,
 )
 from wukong.console.errors import FAILED, USAGE, CliError
+from wukong.errors import Conflict
 
 __all__ = ["kubeconfig"]  # the fixture
 
@@ -263,3 +264,60 @@ def test_a_detach_nobody_confirmed_says_nothing_as_done(
     )
     assert "Delete PVC web-1-data and the data on it? [y/N]" in yes.stderr
     assert server.writes == [("PATCH", "web-1"), ("PATCH", "web-1")]
+
+
+class RevertingOperator(DiskOperator):
+    """A GitOps sync reapplies disk `data` without its detachOptions after the operator
+    recorded the ones `detach` wrote, and the operator records that too: the removal, pinned
+    to the version read before, meets a 409, as the API server answers it."""
+
+    def __init__(self, cr: dict[str, Any]) -> None:
+        super().__init__(cr)
+        self.options_written = False
+        self.reverted = False
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if method == "PATCH" and self.options_written and not self.reverted:
+            self.reverted = True
+            cr = self.stored["web-1"]
+            for disk in cr["spec"]["disks"]:
+                disk.pop("detachOptions", None)
+            for volume in cr["status"]["volumes"]:
+                volume.update(preserveData=False, forceDetach=False)
+            cr["metadata"]["generation"] += 1
+            self.writes.append((method, "web-1"))
+            raise Conflict(409, "Conflict", "the object has been modified", path=path)
+        answer = await super().request(method, path, **kwargs)
+        self.options_written = self.options_written or method == "PATCH"
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("own", "flags"),
+    [
+        pytest.param({}, ("--keep-data",), id="keep-data-flag"),
+        pytest.param({"preserveData": True}, (), id="the-disks-own-options"),
+    ],
+)
+def test_a_detach_whose_options_are_reverted_before_the_removal_removes_nothing(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch, own: dict[str, Any], flags: tuple[str, ...]
+) -> None:
+    """Source audit, session 46: the removal re-planned from the object it was pinned to
+    and removed the disk whatever options were in force by then: "PVC web-1-data kept"
+    while the operator, recording the revert, deleted it (or, the disk's own preserveData
+    dropped, a deletion nobody confirmed, the first plan having kept the data)."""
+    cr = with_data(hotplugged=True)
+    if own:
+        cr["spec"]["disks"][1]["detachOptions"] = own
+    server = RevertingOperator(cr)
+    result = wukong_cli(server, kubeconfig, monkeypatch, "detach", "web-1", "data", *flags)
+    assert result.exit_code == FAILED, result.output
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: the detach options of disk data changed while waiting for the operator "
+        "(the spec says preserveData: false, force: false, the operator recorded "
+        "preserveData: false, force: false): nothing was detached; something else writes "
+        "this Wukong's spec.disks (a GitOps sync?): detach it there\n"
+    )
+    assert server.writes == [("PATCH", "web-1"), ("PATCH", "web-1")]  # options, the 409
+    assert [d["name"] for d in server.stored["web-1"]["spec"]["disks"]] == ["system", "data"]

@@ -304,10 +304,13 @@ async def detach(
         )
 
         removed = [plan]
+        confirmed = plan
 
         def remove(cr: JsonObj) -> JsonObj:
-            """The removal, checked again on what is there now."""
+            """The removal, checked again on what is there now: pinned to it, so a change
+            after this read fails the write and is checked again (`disks.still_in_force`)."""
             removed[0] = disks.plan_detach(cr, disk, keep_data=keep_data, force=force)
+            disks.still_in_force(cr, confirmed, removed[0])
             return disks.remove_patch(cr, removed[0])
 
         await patch_pinned(target, name, remove)
