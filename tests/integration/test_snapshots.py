@@ -653,6 +653,87 @@ async def _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named(
     assert await get(k, "pvc", namespace, "rs-4-data") is not None
 
 
+async def _after_a_restore_an_orphan_cascade_leaves_the_vm_running_and_its_disks(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """`kubectl delete wk --cascade=orphan` promises that the VM and the disks stay. After a
+    restore the claims stayed "the restore's" for good (KubeVirt's label): once the garbage
+    collector had stripped the Wukong's references, the deletion deleted both, under the VM
+    it left running (pvc-protection held them, their deletion for good: source audit,
+    session 46, finding 1). The operator is stopped while the collector orphans the
+    children: a teardown that starts before it has is another finding (5), not this one."""
+    await create(k, "wukong", namespace, wukong("rs-7", disks=DISKS))
+    cr = await wait_phase(k, namespace, "rs-7", "Running", within=60)
+    uid = cr["metadata"]["uid"]
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-7", "-n", namespace, "--snapshot-name", "o7", "--wait")
+    assert taken.exit_code == 0, taken.output
+    done = await cli(
+        kube, "restore", "rs-7", "-n", namespace, "--yes", "--snapshot-name", "o7", "--wait"
+    )
+    assert done.exit_code == 0, done.output
+    assert "rs-7 is Running" in done.output
+    claims = ("rs-7-system", "rs-7-data")
+
+    # Taken back (the blank disk's by the Wukong, the imported one's by CDI under its
+    # DataVolume), KubeVirt's label dropped; its mark of the restore stays (KubeVirt's).
+    async def taken_back() -> dict[str, dict[str, Any]] | None:
+        found = {c: await get(k, "pvc", namespace, c) for c in claims}
+        for claim in found.values():
+            meta = (claim or {}).get("metadata") or {}
+            if not meta.get("ownerReferences"):
+                return None
+            if names.LABEL_RESTORED_FROM_VM in (meta.get("labels") or {}):
+                return None
+        return {n: c for n, c in found.items() if c is not None}
+
+    back = await eventually(taken_back, timeout=60, message="the restored claims taken back")
+    for claim in back.values():
+        assert names.ANNOTATION_LAST_RESTORE in claim["metadata"]["annotations"]
+    assert [r["uid"] for r in back["rs-7-data"]["metadata"]["ownerReferences"]] == [uid]
+
+    before = await get(k, "vm", namespace, "rs-7-vm")
+    assert before is not None
+
+    await operator.stop()
+    wukongs = api_path(names.GROUP, names.VERSION, "wukongs", namespace, "rs-7")
+    await k.delete(wukongs, propagation="Orphan")
+
+    async def orphaned() -> bool:
+        cr = await get(k, "wukong", namespace, "rs-7")
+        if cr is None or "orphan" in cr["metadata"].get("finalizers", []):
+            return False
+        children = [await get(k, "vm", namespace, "rs-7-vm")]
+        children += [await get(k, "pvc", namespace, c) for c in claims]
+        return not any(
+            r.get("uid") == uid
+            for child in children
+            for r in (child or {}).get("metadata", {}).get("ownerReferences") or []
+        )
+
+    await eventually(orphaned, timeout=60, message="the garbage collector orphaned the children")
+    await operator.start()
+
+    async def gone() -> bool:
+        for name in claims:  # deleted: said at once (the deletion would stall on it)
+            claim = await get(k, "pvc", namespace, name)
+            if claim is not None and "deletionTimestamp" in claim["metadata"]:
+                pytest.fail(f"{name} is being deleted under the VM left running")
+        return await get(k, "wukong", namespace, "rs-7") is None
+
+    await eventually(gone, timeout=60, message="rs-7 deleted")
+    for name in claims:
+        claim = await get(k, "pvc", namespace, name)
+        assert claim is not None, f"{name} is gone"
+        assert "deletionTimestamp" not in claim["metadata"], f"{name} is being deleted"
+    assert await get(k, "dv", namespace, "rs-7-system") is not None
+    vm = await get(k, "vm", namespace, "rs-7-vm")
+    assert vm is not None and "deletionTimestamp" not in vm["metadata"]
+    assert vm["spec"]["runStrategy"] == before["spec"]["runStrategy"]
+    vmi = await get(k, "vmi", namespace, "rs-7-vm")
+    assert vmi is not None and vmi["status"].get("phase") == "Running"
+
+
 async def _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:
@@ -720,6 +801,9 @@ if kubevirt_mode() == "real":
     )
     test_a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named = (
         _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named
+    )
+    test_after_a_restore_an_orphan_cascade_leaves_the_vm_running_and_its_disks = (
+        _after_a_restore_an_orphan_cascade_leaves_the_vm_running_and_its_disks
     )
     test_a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again = (
         pytest.mark.kubevirt_refusal_expected(

@@ -163,8 +163,15 @@ PVC = Kind(
     "v1",
     "persistentvolumeclaims",
     reads={
-        # populatedFor: a claim taken back for a new DataVolume holds data already (disks.py).
-        "metadata": {**_CHILD_METADATA, "annotations": {names.ANNOTATION_POPULATED_FOR: ALL}},
+        # populatedFor: a claim taken back for a new DataVolume holds data already (disks.py);
+        # lastRestoreUID: the restore that made the claim (disks.restored_for).
+        "metadata": {
+            **_CHILD_METADATA,
+            "annotations": {
+                names.ANNOTATION_POPULATED_FOR: ALL,
+                names.ANNOTATION_LAST_RESTORE: ALL,
+            },
+        },
         "spec": {"resources": ALL, "storageClassName": ALL},
         "status": {**_CONDITIONS, "phase": ALL, "capacity": ALL},
     },

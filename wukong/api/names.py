@@ -28,8 +28,13 @@ LABEL_HELD_BY = f"{GROUP}/held-by-uid"
 # On a VM snapshot: the request (lifecycleAction fingerprint) that made it, so a pass that
 # made it and could not write status knows it for its own.
 LABEL_REQUEST = f"{GROUP}/request"
-# KubeVirt's, on a claim its restore made (restore.go CreateRestorePVCDefFromVMRestore).
+# KubeVirt's, on a claim its restore made (restore.go CreateRestorePVCDefFromVMRestore):
+# the VM (and namespace) restored, labels KubeVirt writes and never reads; and
+# `<restore name>-<restore uid>` (getRestoreAnnotationValue), which it reads to tell a claim
+# it made already for that restore from one to delete and make again.
 LABEL_RESTORED_FROM_VM = "restore.kubevirt.io/source-vm-name"
+LABEL_RESTORED_FROM_NAMESPACE = "restore.kubevirt.io/source-vm-namespace"
+ANNOTATION_LAST_RESTORE = "restore.kubevirt.io/lastRestoreUID"
 
 ANNOTATION_DELETION_PROTECTION = f"{GROUP}/deletion-protection"
 

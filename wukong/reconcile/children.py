@@ -64,27 +64,42 @@ def held_by(obj: JsonObj, uid: str) -> bool:
     return owned_by(obj, uid) or labels_.get(names.LABEL_HELD_BY) == uid
 
 
-def hold_patch(obj: JsonObj, cr: Wukong, keep: bool) -> JsonObj | None:
+def hold_patch(obj: JsonObj, cr: Wukong, keep: bool, *, restored: bool = False) -> JsonObj | None:
     """Ownership of a disk (a blank disk's claim, an imported disk's DataVolume) that
     follows deleteOptions: a disk they keep carries no ownerReference to the Wukong, only
     the held-by label, so no garbage collector deletes it, whatever propagation the delete
     asks for (a foreground delete deletes every dependent at once, finalizers
     notwithstanding: review s23 F1); any other disk is owned, so the collector cleans up
-    after a Wukong deleted without the operator. None when it already is as it should be."""
+    after a Wukong deleted without the operator. None when it already is as it should be.
+    `restored`: a claim this Wukong's restore made and no pass has taken back yet
+    (disks.restored_for): taken back in the same write that drops KubeVirt's labels
+    (`UNMARK_RESTORED`), so that it is never again read as the restore's."""
     uid = cr.metadata.uid
     meta = obj.get("metadata", {})
     others = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
     labelled = (meta.get("labels") or {}).get(names.LABEL_HELD_BY) == uid
+    change: JsonObj | None = None
     if keep and (owned_by(obj, uid) or not labelled):
-        hold = {"ownerReferences": others, "labels": {names.LABEL_HELD_BY: uid}}
-        return pinned({"metadata": hold}, obj)
-    if not keep and (labelled or not owned_by(obj, uid)):
-        own = {
+        change = {"ownerReferences": others, "labels": {names.LABEL_HELD_BY: uid}}
+    elif not keep and (labelled or not owned_by(obj, uid)):
+        change = {
             "ownerReferences": [*others, owner_reference(cr)],
             "labels": {names.LABEL_HELD_BY: None},
         }
-        return pinned({"metadata": own}, obj)
-    return None
+    if restored:
+        change = change or {"labels": {}}
+        change["labels"] |= UNMARK_RESTORED
+    return None if change is None else pinned({"metadata": change}, obj)
+
+
+UNMARK_RESTORED: dict[str, None] = {
+    names.LABEL_RESTORED_FROM_VM: None,
+    names.LABEL_RESTORED_FROM_NAMESPACE: None,
+}
+"""KubeVirt's labels on a claim its restore made, dropped when a pass takes it back: KubeVirt
+writes them and never reads them (restore.go), and left on they made the claim read as the
+restore's for good (source audit, session 46). Its lastRestoreUID annotation stays: KubeVirt
+reads that one."""
 
 
 def nad_config(cr: Wukong, net: NetworkSpec) -> str:
@@ -175,6 +190,16 @@ def data_volume_reference(dv: JsonObj) -> JsonObj:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def under_data_volume(claim: JsonObj, dv: JsonObj) -> bool:
+    """Whether `claim` names the DataVolume `dv` (by uid) among its owners, as CDI makes or
+    takes a DataVolume's claim."""
+    uid = dv.get("metadata", {}).get("uid")
+    refs = claim.get("metadata", {}).get("ownerReferences") or []
+    return uid is not None and any(
+        r.get("kind") == "DataVolume" and r.get("uid") == uid for r in refs
+    )
 
 
 def adopt_for_data_volume_patch(cr: Wukong, disk: str, claim: str) -> JsonObj:

@@ -32,7 +32,7 @@ from wukong.api.conditions import (
 from wukong.api.contract import DELETE_BUMP, unseen_removals
 from wukong.api.objects import being_deleted
 from wukong.api.spec import MAX_DISKS, DeleteOptions
-from wukong.api.status import DeletionStatus, WukongStatus
+from wukong.api.status import DeletionStatus, RestoreStatus, WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.fsm.facts import Facts
 from wukong.fsm.machine import decide
@@ -222,11 +222,12 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> li
     DataVolume CDI refused to release (`_let_go`): its claim alone keeps the data."""
     uid = cr.metadata.uid
     actions: list[Action] = []
+    restored = _restored(cr, seen)
     for name, pvc in seen.claims.items():
         disk = _disk_of(pvc, cr)
         refs = pvc.get("metadata", {}).get("ownerReferences") or []
         dv_owned = any(r.get("kind") == "DataVolume" for r in refs)
-        ours = held_by(pvc, uid) or name in _restored(cr, seen)
+        ours = held_by(pvc, uid) or name in restored
         if disk in keep and (ours or (dv_owned and name in seen.data_volumes)):
             actions.append(
                 PatchChild("PersistentVolumeClaim", name, release_patch(pvc, cr, disk), "keep disk")
@@ -286,15 +287,36 @@ def _let_go(dv: JsonObj, claim: JsonObj | None) -> bool:
 
 
 def _restored(cr: Wukong, seen: Observed) -> dict[str, JsonObj]:
-    """Claims a restore of this Wukong's made for disks of its spec, owned by nobody until a
-    pass takes them back: its disks for the deletion too. One for a disk the spec no longer
-    has was left to the user (restore.py `_not_in_spec`) and stays so."""
+    """Claims this Wukong's last restore made for disks of its spec that no pass has taken
+    back yet (disks.restored_for: KubeVirt's label still on, its lastRestoreUID this
+    restore's), while nobody owns them: its disks for the deletion too. That is a restore
+    cancelled by this deletion (CancelRestore) or one that ended just before it. Not a claim
+    someone owns: an imported disk's, under its DataVolume, goes or stays with it. Not one
+    taken back since: owned by the Wukong, it is `_ours`, and once the garbage collector has
+    orphaned it (`--cascade=orphan`) it is the user's (source audit, session 46). One for a
+    disk the spec no longer has was left to the user (restore.py `_not_in_spec`) and stays
+    so."""
     disks = {d.name for d in cr.spec.disks}
+    restore = _last_restore(cr, seen)
     return {
         name: pvc
         for name, pvc in seen.claims.items()
-        if restored_for(pvc, cr) and _disk_of(pvc, cr) in disks
+        if restored_for(pvc, cr, restore)
+        and not pvc.get("metadata", {}).get("ownerReferences")
+        and _disk_of(pvc, cr) in disks
     }
+
+
+def _last_restore(cr: Wukong, seen: Observed) -> RestoreStatus | None:
+    """The Wukong's last restore, its uid from the cache when the status has none yet (made
+    by a pass whose status write came before the restore was in the cache)."""
+    restore = cr.status.restore
+    if restore is None or restore.name is None or restore.uid is not None:
+        return restore
+    made = seen.restores.get(restore.name)
+    if made is None or not owned_by(made, cr.metadata.uid):
+        return restore
+    return restore.model_copy(update={"uid": _uid(made)})
 
 
 def _not_their_data_volumes(seen: Observed) -> dict[str, JsonObj]:

@@ -34,6 +34,7 @@ from wukong.reconcile.actions import (
     PatchChild,
 )
 from wukong.reconcile.children import (
+    UNMARK_RESTORED,
     adopt_for_data_volume_patch,
     adopt_patch,
     child_metadata,
@@ -43,6 +44,7 @@ from wukong.reconcile.children import (
     kept_for,
     pinned,
     retained,
+    under_data_volume,
 )
 from wukong.reconcile.observed import Observed, condition_of, pointed_pvc
 from wukong.reconcile.restore import in_flight
@@ -720,7 +722,7 @@ def _disk(
             return _Disk(
                 [create, *_lost_words(disk, claim, old, restore)], at("Pending"), "being created"
             )
-        if not held_by(pvc, uid) and not restored_for(pvc, cr):
+        if not held_by(pvc, uid) and not restored_for(pvc, cr, restore):
             return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
         phase = str(pvc.get("status", {}).get("phase") or "Pending")
         volume = volume.model_copy(update={"phase": phase})
@@ -731,9 +733,17 @@ def _disk(
     # imported disk (CDI's claim follows it), a blank disk's claim.
     owner_kind: ChildKind = "DataVolume" if disk.populated else "PersistentVolumeClaim"
     held = dv if disk.populated else pvc
-    if held is not None and (hold := hold_patch(held, cr, kept)) is not None:
+    # A claim the restore made, taken back: KubeVirt's labels go in the same write. An
+    # imported disk's is CDI's (its DataVolume is what the Wukong holds): they go once CDI
+    # has taken it under that DataVolume (populatedFor), from when it goes with it.
+    restored = pvc is not None and restored_for(pvc, cr, restore)
+    taken = restored and not disk.populated
+    if held is not None and (hold := hold_patch(held, cr, kept, restored=taken)) is not None:
         why = "hold a kept disk by label" if kept else "own the disk"
         actions.append(PatchChild(owner_kind, claim, hold, why))
+    if restored and pvc is not None and dv is not None and under_data_volume(pvc, dv):
+        unmark = pinned({"metadata": {"labels": dict(UNMARK_RESTORED)}}, pvc)
+        actions.append(PatchChild("PersistentVolumeClaim", claim, unmark, "take back"))
     blocked: Blocked | None = None
     if pvc is not None:
         volume = volume.model_copy(
@@ -876,14 +886,26 @@ def _data_volume_lost(
     ]
 
 
-def restored_for(pvc: JsonObj, cr: Wukong) -> bool:
-    """A claim KubeVirt's restore made for this Wukong's VM (it copies the old claim's labels
-    and adds its own, but no owner: `volumeOwnershipPolicy: None`), taken back as the disk's
-    once this Wukong has asked for a restore (`hold_patch` owns it again)."""
-    labels = pvc.get("metadata", {}).get("labels") or {}
+def restored_for(pvc: JsonObj, cr: Wukong, restore: RestoreStatus | None) -> bool:
+    """A claim `restore`, this Wukong's last, made for its VM and that no pass has taken back
+    yet. KubeVirt's restore copies the old claim's labels, adds its own (`source-vm-name`)
+    and no owner (`volumeOwnershipPolicy: None`), and marks the claim with the restore's
+    name and uid (annotation `lastRestoreUID`, `<name>-<uid>`: restore.go
+    getRestoreAnnotationValue). A pass takes it back as the disk's (`hold_patch`) and drops
+    KubeVirt's labels in the same write, so from then on it is the disk's like any other.
+    Read from the labels alone, the claim stayed "the restore's" for good: a deletion with
+    `--cascade=orphan` deleted the claims of the VM it left running, and a claim orphaned
+    so was taken by a later Wukong of the name once that one had restored anything (source
+    audit, session 46). `restore` needs its uid: a claim is never tied by name alone (a
+    Wukong made again asks a restore of the same name for the same request)."""
+    meta = pvc.get("metadata", {})
+    labels = meta.get("labels") or {}
+    mark = (meta.get("annotations") or {}).get(names.ANNOTATION_LAST_RESTORE)
     return (
-        cr.status.restore is not None
-        and cr.status.restore.name is not None
+        restore is not None
+        and restore.name is not None
+        and restore.uid is not None
+        and mark == f"{restore.name}-{restore.uid}"
         and labels.get(names.LABEL_RESTORED_FROM_VM) == names.vm_name(cr.metadata.name)
         and labels.get(names.LABEL_WUKONG) == cr.metadata.name
     )

@@ -102,7 +102,7 @@ def test_a_running_restore_is_deleted_and_waited_for_before_the_vm_is_touched() 
 
 def _asked_restore(**spec: Any) -> Wukong:
     cr = deleting(**spec)
-    restore = RestoreStatus(name="web-1-restore-1", phase="Restoring")
+    restore = RestoreStatus(name="web-1-restore-1", uid="restore-uid", phase="Restoring")
     return cr.model_copy(update={"status": cr.status.model_copy(update={"restore": restore})})
 
 
@@ -125,3 +125,56 @@ def test_a_claim_a_restore_made_is_deleted_or_kept_as_the_spec_says() -> None:
     assert ("PersistentVolumeClaim", "web-1-data") not in [
         (a.kind, a.name) for a in plain.actions if isinstance(a, DeleteChild)
     ]
+
+
+def _deleted(plan: Any) -> list[tuple[str, str]]:
+    return [(a.kind, a.name) for a in plan.actions if isinstance(a, DeleteChild)]
+
+
+def test_a_restored_claim_the_status_has_no_uid_for_yet_is_known_by_the_cached_restore() -> None:
+    """The pass that made the restore wrote its status before the restore was in the cache:
+    the restore, the Wukong's, is known by its uid there while the deletion cancels it."""
+    cr = _asked_restore()
+    assert cr.status.restore is not None
+    unknown = cr.status.restore.model_copy(update={"uid": None})
+    cr = cr.model_copy(update={"status": cr.status.model_copy(update={"restore": unknown})})
+    world = replace(_no_vm(), claims={"web-1-data": restored_pvc()})
+    assert ("PersistentVolumeClaim", "web-1-data") not in _deleted(plan_deletion(cr, {}, world))
+    restoring = replace(world, restores={"web-1-restore-1": _restore(complete=False)})
+    assert _deleted(plan_deletion(cr, {}, restoring)) == [
+        ("VirtualMachineRestore", "web-1-restore-1")
+    ]
+    cancelled = replace(world, restores={"web-1-restore-1": _restore(complete=True)})
+    assert ("PersistentVolumeClaim", "web-1-data") in _deleted(plan_deletion(cr, {}, cancelled))
+
+
+def test_an_orphan_cascade_after_a_restore_leaves_the_claims_of_the_vm_it_left_running() -> None:
+    """`kubectl delete --cascade=orphan` after a restore: the garbage collector strips the
+    Wukong's references from the VM and the claims before the deletion runs, and a claim
+    the restore had made, owned by nobody again, was deleted as the restore's (pvc-protection
+    held it while the VM ran, its deletion for good: source audit, session 46)."""
+    cr = _asked_restore()
+    # Taken back since the restore (KubeVirt's label gone), then orphaned.
+    taken_back = restored_pvc()
+    del taken_back["metadata"]["labels"][names.LABEL_RESTORED_FROM_VM]
+    # An imported disk's claim, under its DataVolume (orphaned too), KubeVirt's label on.
+    system = restored_pvc(disk="system")
+    system["metadata"]["ownerReferences"] = [
+        {"kind": "DataVolume", "name": "web-1-system", "uid": "web-1-system-uid"}
+    ]
+    dv = _no_vm().data_volumes["web-1-system"]
+    dv["metadata"]["ownerReferences"] = []
+    world = replace(
+        _no_vm(),
+        data_volumes={"web-1-system": dv},
+        claims={"web-1-data": taken_back, "web-1-system": system},
+        nads={},
+    )
+    plan = plan_deletion(cr, {}, world)
+    assert _deleted(plan) == []
+    assert plan.finalize
+    # A claim of an earlier restore, never taken back (KubeVirt's label on), orphaned: the
+    # last restore is another one.
+    older = restored_pvc(restore="web-1-restore-0-old-uid")
+    plan = plan_deletion(cr, {}, replace(world, claims={"web-1-data": older}))
+    assert _deleted(plan) == [] and plan.finalize

@@ -4,6 +4,7 @@ cannot be done, and the operator's hands kept off the disks and the VM while Kub
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,14 @@ import pytest
 
 from tests.unit.reconcile.test_lifecycle import running_world
 from tests.unit.reconcile.test_snapshot import cr as asking
-from tests.unit.reconcile.world import bound_pvc, decide, ready_children, restored_pvc, wukong
+from tests.unit.reconcile.world import (
+    WirePlan,
+    bound_pvc,
+    decide,
+    ready_children,
+    restored_pvc,
+    wukong,
+)
 from wukong.api import names
 from wukong.api.status import LifecycleState, RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import Wukong
@@ -182,20 +190,125 @@ def test_while_kubevirt_restores_the_operator_leaves_disks_and_vm_alone() -> Non
     assert plan.status["restore"]["name"] == "r1"
 
 
-def test_a_claim_kubevirt_restored_for_this_wukong_is_taken_back() -> None:
-    pvc = restored_pvc(disk=None)
+R1 = RestoreStatus(name="r1", uid="r1-uid", result="Succeeded")
+
+
+def test_a_claim_is_this_wukongs_restores_by_its_mark_until_it_is_taken_back() -> None:
+    """The restore that made a claim marks it `<name>-<uid>` (KubeVirt's lastRestoreUID);
+    read from the labels alone, a claim stayed the restore's for good (source audit, s46)."""
+    pvc = restored_pvc(disk=None, restore="r1-r1-uid")
     cr_ = wukong()
-    assert not restored_for(pvc, cr_)  # no restore asked: someone else's claim
-    restored = cr_.model_copy(
-        update={
-            "status": cr_.status.model_copy(
-                update={"restore": RestoreStatus(name="r1", result="Succeeded")}
-            )
-        }
+    assert restored_for(pvc, cr_, R1)
+    assert not restored_for(pvc, cr_, None)  # no restore asked: someone else's claim
+    # Another restore's, one whose uid is not known, or one made again under the same name
+    # (a Wukong made again asks a restore of the same name for the same request).
+    assert not restored_for(pvc, cr_, R1.model_copy(update={"name": "r2"}))
+    assert not restored_for(pvc, cr_, R1.model_copy(update={"uid": None}))
+    assert not restored_for(pvc, cr_, R1.model_copy(update={"uid": "other-uid"}))
+    for label in (names.LABEL_RESTORED_FROM_VM, names.LABEL_WUKONG):
+        other = copy.deepcopy(pvc)
+        other["metadata"]["labels"][label] = "db-vm"
+        assert not restored_for(other, cr_, R1)
+    # Taken back: KubeVirt's label gone, it is the disk's like any other.
+    del pvc["metadata"]["labels"][names.LABEL_RESTORED_FROM_VM]
+    assert not restored_for(pvc, cr_, R1)
+
+
+def _after_restore(*claims: dict[str, Any]) -> WirePlan:
+    """The pass after restore r1 completed, with `claims` for web-1's disks."""
+    status = {"restore": R1.to_wire()}
+    done = Wukong.from_dict({**wukong().to_dict(), "status": status})
+    world = ready_children(
+        claims={c["metadata"]["name"]: c for c in claims}, restores={"r1": _restore(complete=True)}
     )
-    assert restored_for(pvc, restored)
-    pvc["metadata"]["labels"][names.LABEL_RESTORED_FROM_VM] = "db-vm"
-    assert not restored_for(pvc, restored)
+    return decide(done, status, world)
+
+
+def test_a_restored_blank_claim_is_taken_back_and_kubevirts_labels_go_in_the_same_write() -> None:
+    data = restored_pvc(restore="r1-r1-uid")
+    data["metadata"]["resourceVersion"] = "7"
+    plan = _after_restore(bound_pvc("web-1-system", "20Gi"), data)
+    [take] = [a for a in plan.actions if isinstance(a, PatchChild) and a.name == "web-1-data"]
+    meta = take.patch["metadata"]
+    assert [r["uid"] for r in meta["ownerReferences"]] == ["uid-web-1"]
+    assert meta["labels"] == {
+        names.LABEL_HELD_BY: None,
+        names.LABEL_RESTORED_FROM_VM: None,
+        names.LABEL_RESTORED_FROM_NAMESPACE: None,
+    }
+    assert meta["resourceVersion"] == "7"  # pinned
+    [volume] = [v for v in plan.status["volumes"] if v["name"] == "data"]
+    assert volume["phase"] == "Bound"
+    # Taken back, it asks nothing more.
+    owned = copy.deepcopy(data)
+    owned["metadata"]["ownerReferences"] = [owner_reference(wukong())]
+    del owned["metadata"]["labels"][names.LABEL_RESTORED_FROM_VM]
+    again = _after_restore(bound_pvc("web-1-system", "20Gi"), owned)
+    assert not [a for a in again.actions if isinstance(a, PatchChild)]
+    # Taken back before session 46, KubeVirt's label on: it goes now.
+    owned["metadata"]["labels"][names.LABEL_RESTORED_FROM_VM] = "web-1-vm"
+    late_pass = _after_restore(bound_pvc("web-1-system", "20Gi"), owned)
+    [late] = [a for a in late_pass.actions if isinstance(a, PatchChild)]
+    assert late.patch["metadata"]["labels"] == {
+        names.LABEL_RESTORED_FROM_VM: None,
+        names.LABEL_RESTORED_FROM_NAMESPACE: None,
+    }
+
+
+def test_a_kept_restored_claim_stays_held_and_loses_kubevirts_labels() -> None:
+    """The old claim was held (deleteOptions keep it): KubeVirt copied the label."""
+    data = restored_pvc(restore="r1-r1-uid")
+    data["metadata"]["labels"][names.LABEL_HELD_BY] = "uid-web-1"
+    status = {"restore": R1.to_wire()}
+    body = wukong(deleteOptions={"preserveDisksList": ["data"]}).to_dict()
+    done = Wukong.from_dict({**body, "status": status})
+    world = ready_children(
+        claims={"web-1-system": bound_pvc("web-1-system", "20Gi"), "web-1-data": data}
+    )
+    plan = decide(done, status, world)
+    [take] = [a for a in plan.actions if isinstance(a, PatchChild) and a.name == "web-1-data"]
+    assert take.patch["metadata"]["labels"] == {
+        names.LABEL_RESTORED_FROM_VM: None,
+        names.LABEL_RESTORED_FROM_NAMESPACE: None,
+    }
+    assert "ownerReferences" not in take.patch["metadata"]
+
+
+def test_a_restored_imported_claim_loses_kubevirts_labels_once_cdi_has_it() -> None:
+    """An imported disk's claim is CDI's: the restore marks it populatedFor its DataVolume,
+    and CDI takes it under it. Then, and only then, KubeVirt's labels go."""
+    system = restored_pvc(disk="system", restore="r1-r1-uid")
+    system["metadata"]["resourceVersion"] = "7"
+    plan = _after_restore(system, bound_pvc("web-1-data"))
+    assert not [a for a in plan.actions if isinstance(a, PatchChild) and a.name == "web-1-system"]
+    system["metadata"]["ownerReferences"] = [
+        {"kind": "DataVolume", "name": "web-1-system", "uid": "web-1-system-uid"}
+    ]
+    plan = _after_restore(system, bound_pvc("web-1-data"))
+    [take] = [a for a in plan.actions if isinstance(a, PatchChild) and a.name == "web-1-system"]
+    assert take.kind == "PersistentVolumeClaim"
+    assert take.patch == {
+        "metadata": {
+            "labels": {
+                names.LABEL_RESTORED_FROM_VM: None,
+                names.LABEL_RESTORED_FROM_NAMESPACE: None,
+            },
+            "resourceVersion": "7",
+        }
+    }
+
+
+def test_a_claim_another_restore_made_is_not_taken() -> None:
+    """An orphaned claim of a Wukong of the same name before (`--cascade=orphan`) keeps
+    the labels of its Wukong and of its restore: a new Wukong of the name that restored
+    anything took it, silently, and plugged it in (source audit, session 46)."""
+    theirs = restored_pvc(restore="web-1-restore-0a1b2c3d-old-uid")
+    plan = _after_restore(bound_pvc("web-1-system", "20Gi"), theirs)
+    assert not [a for a in plan.actions if isinstance(a, PatchChild) and a.name == "web-1-data"]
+    [volume] = [v for v in plan.status["volumes"] if v["name"] == "data"]
+    assert volume["phase"] == "Conflict"
+    bound = next(c for c in plan.status["conditions"] if c["type"] == "VolumesBound")
+    assert bound["reason"] == "ClaimConflict"
 
 
 def test_a_stopped_vm_whose_vmi_is_still_going_is_restored_once_it_is_gone() -> None:

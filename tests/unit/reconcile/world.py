@@ -96,9 +96,16 @@ def bound_pvc(name: str, size: str = "100Gi") -> dict[str, Any]:
     )
 
 
-def restored_pvc(wukong: str = "web-1", disk: str | None = "data") -> dict[str, Any]:
+RESTORE_MARK = "web-1-restore-1-restore-uid"
+"""KubeVirt's lastRestoreUID (`<name>-<uid>`) of restore web-1-restore-1, uid restore-uid."""
+
+
+def restored_pvc(
+    wukong: str = "web-1", disk: str | None = "data", restore: str = RESTORE_MARK
+) -> dict[str, Any]:
     """A claim KubeVirt's restore made for `wukong`'s disk: the old claim's labels copied,
-    KubeVirt's own added, no owner (`volumeOwnershipPolicy: None`)."""
+    KubeVirt's own added, no owner (`volumeOwnershipPolicy: None`), and the restore's mark
+    (annotation lastRestoreUID, `restore`)."""
     from wukong.api import names
 
     pvc = bound_pvc(f"{wukong}-{disk or 'data'}")
@@ -108,6 +115,7 @@ def restored_pvc(wukong: str = "web-1", disk: str | None = "data") -> dict[str, 
         **({names.LABEL_DISK: disk} if disk else {}),
         names.LABEL_RESTORED_FROM_VM: f"{wukong}-vm",
     }
+    pvc["metadata"]["annotations"] = {names.ANNOTATION_LAST_RESTORE: restore}
     return pvc
 
 
