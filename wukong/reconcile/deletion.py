@@ -38,7 +38,7 @@ from wukong.fsm.facts import Facts
 from wukong.fsm.machine import decide
 from wukong.fsm.states import Effect
 from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
-from wukong.reconcile.children import held_by, owned_by, pinned
+from wukong.reconcile.children import held_by, owned_by, pinned, under_data_volume
 from wukong.reconcile.disks import restored_for
 from wukong.reconcile.lifecycle import CALLS, cut_words, grace_cut, within_launcher
 from wukong.reconcile.migration import running_migrations
@@ -225,10 +225,15 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> li
     restored = _restored(cr, seen)
     for name, pvc in seen.claims.items():
         disk = _disk_of(pvc, cr)
-        refs = pvc.get("metadata", {}).get("ownerReferences") or []
-        dv_owned = any(r.get("kind") == "DataVolume" for r in refs)
         ours = held_by(pvc, uid) or name in restored
-        if disk in keep and (ours or (dv_owned and name in seen.data_volumes)):
+        # An imported disk's claim is CDI's, under the DataVolume the Wukong holds. Only
+        # that one: a claim of the name under someone else's DataVolume (a user's, or
+        # another Wukong's whose claim name meets this one's) was released from it and
+        # marked kept from this Wukong, which a later Wukong of the name then took over
+        # (source audit, session 46).
+        dv = seen.data_volumes.get(name)
+        under_ours = dv is not None and held_by(dv, uid) and under_data_volume(pvc, dv)
+        if disk in keep and (ours or under_ours):
             actions.append(
                 PatchChild("PersistentVolumeClaim", name, release_patch(pvc, cr, disk), "keep disk")
             )

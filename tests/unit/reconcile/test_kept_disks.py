@@ -18,6 +18,7 @@ from tests.unit.reconcile.world import (
     imported_dv,
     plan_deletion,
     ready_children,
+    seen,
     wukong,
 )
 from wukong.api import names
@@ -128,6 +129,54 @@ def test_deletion_releases_a_held_disk_and_deletes_what_is_not_kept() -> None:
     )
     later = plan_deletion(plain, {"deletion": {"step": "DeleteDisks"}}, world)
     assert "web-1-data" in {a.name for a in later.actions if isinstance(a, DeleteChild)}
+
+
+def _deleting(**spec: Any) -> Any:
+    cr = wukong(**spec)
+    when = {"deletion_timestamp": "2026-11-23T12:00:00Z"}
+    return cr.model_copy(update={"metadata": cr.metadata.model_copy(update=when)})
+
+
+def _under(dv: dict[str, Any]) -> dict[str, Any]:
+    """The claim CDI makes for `dv`: its name, under it, not the Wukong's."""
+    meta = dv["metadata"]
+    claim = bound_pvc(meta["name"])
+    ref = {"kind": "DataVolume", "name": meta["name"], "uid": meta["uid"], "controller": True}
+    claim["metadata"]["ownerReferences"] = [ref]
+    claim["metadata"]["labels"] = dict(meta.get("labels") or {})
+    return claim
+
+
+@pytest.mark.parametrize(
+    ("claim", "theirs"),
+    [
+        pytest.param("web-1-data", {}, id="a-users-data-volume"),
+        # Wukong web-1-x's imported disk data and this one's blank disk x-data: web-1-x-data.
+        pytest.param(
+            "web-1-x-data",
+            {names.LABEL_WUKONG: "web-1-x", names.LABEL_DISK: "data"},
+            id="another-wukongs-claim-name-meets",
+        ),
+    ],
+)
+def test_the_deletion_keeps_only_what_the_wukong_holds(claim: str, theirs: dict[str, str]) -> None:
+    """A claim of one of this Wukong's claim names under a DataVolume that is not the
+    Wukong's (the user's; another Wukong's whose claim name meets this one's, its disk
+    label one this Wukong keeps) was released from that DataVolume and marked kept from
+    this Wukong by the Retain step: CDI then refuses it back, and a later Wukong of this name
+    took it over (source audit, session 46). It is ClaimConflict, not this Wukong's:
+    neither kept nor deleted."""
+    dv = imported_dv(claim)
+    dv["metadata"]["ownerReferences"] = (
+        [{"uid": "uid-web-1-x", "kind": "Wukong", "name": "web-1-x"}] if theirs else []
+    )
+    dv["metadata"]["labels"] = theirs
+    world = seen(data_volumes={claim: dv}, claims={claim: _under(dv)})
+    disks = [*wukong().to_dict()["spec"]["disks"], {"name": "x-data", "size": "1Gi"}]
+    for keep in ({"preserveDisks": True}, KEEP_DATA):
+        plan = plan_deletion(_deleting(disks=disks, deleteOptions=keep), {}, world)
+        assert not [a for a in plan.actions if isinstance(a, (PatchChild, DeleteChild))], keep
+        assert plan.deletion["step"] == "Finalize" and plan.finalize
 
 
 def test_patches_that_write_the_owner_list_are_pinned_to_the_version_read() -> None:
