@@ -17,6 +17,13 @@ DELETE_GRACE_SECONDS: Final = 60
 """How long a deletion waits for the guest to stop when deleteOptions names no grace period."""
 
 
+CONFLICT_PHASE: Final = "Conflict"
+"""status.volumes[].phase of a disk whose claim (or DataVolume) is someone else's: the
+operator neither uses it nor, at deletion, deletes or keeps it."""
+CLAIM_CONFLICT: Final = "ClaimConflict"
+"""The VolumesBound reason that says so."""
+
+
 def request_id(action: LifecycleAction) -> str:
     """The fingerprint the operator records in status.lifecycleState.requestId for a request
     (the same request is never run twice; a new requestedAt makes a new one)."""

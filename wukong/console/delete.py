@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wukong.api import names
+from wukong.api.contract import CLAIM_CONFLICT, CONFLICT_PHASE
 from wukong.api.contract import DELETE_GRACE_SECONDS as DEFAULT_GRACE
 from wukong.api.contract import unseen_removals
 from wukong.api.objects import being_deleted
@@ -64,6 +65,10 @@ class DeletePlan:
     services: tuple[str, ...] | None = ()
     """Services it owns (`wukong expose`), which the garbage collector deletes after it;
     None: the user may not list Services, so they are named as a possibility."""
+    left: tuple[Disk, ...] = ()
+    """Disks whose claim (or DataVolume) is not the Wukong's (status.volumes `Conflict`:
+    another Wukong's or the user's, VolumesBound=False ClaimConflict): the deletion neither
+    deletes nor keeps them, it leaves them alone."""
 
     def lines(self) -> list[str]:
         """The plan as the user reads it before confirming."""
@@ -86,6 +91,7 @@ class DeletePlan:
             out += [f"  delete  Service {service}" for service in self.services]
         label = f"{names.LABEL_RETAINED_FROM}={self.wukong}"
         out += [f"  keep    {d.shown()}, label {label})" for d in self.kept]
+        out += [f"  leave   {d.shown()}): not this Wukong's ({CLAIM_CONFLICT})" for d in self.left]
         return out
 
     @property
@@ -186,6 +192,13 @@ def plan_delete(
         chosen.append(Disk(disk, claim, detaching=True, unseen=disk in unseen))
         if volume.get("preserveData") or disk in unseen:
             preserved.add(disk)
+    # A disk whose claim is someone else's (ClaimConflict) is not the Wukong's to delete or
+    # to keep: the operator leaves it alone (reconcile/deletion: only what it holds).
+    theirs = {
+        str(v.get("name")) for v in status.get("volumes") or [] if v.get("phase") == CONFLICT_PHASE
+    }
+    left = tuple(d for d in chosen if d.name in theirs)
+    chosen = [d for d in chosen if d.name not in theirs]
     kept = tuple(d for d in chosen if keep_every or d.name in listed or d.name in preserved)
     return DeletePlan(
         wukong=name,
@@ -193,6 +206,7 @@ def plan_delete(
         vm=str(status.get("vmName") or names.vm_name(name)),
         deleted=tuple(d for d in chosen if d not in kept),
         kept=kept,
+        left=left,
         nads=_owned_nads(cr),
         # Networks are made before the VM: once it is named, so were they.
         nads_reported=vm_reported or bool(status.get("networks")),

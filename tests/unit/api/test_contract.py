@@ -8,11 +8,24 @@ from hypothesis import strategies as st
 
 from wukong.api import contract
 from wukong.api.spec import Action, LifecycleAction
-from wukong.reconcile import deletion, lifecycle
+from wukong.reconcile import deletion, disks, lifecycle
 
 
 def test_the_default_deletion_grace_is_the_reconcilers() -> None:
     assert contract.DELETE_GRACE_SECONDS == deletion.DEFAULT_GRACE
+
+
+def test_a_disk_not_the_wukongs_is_said_in_the_reconcilers_words() -> None:
+    from tests.unit.reconcile.world import ready_children, wukong
+
+    world = ready_children()
+    theirs = world.claims["web-1-data"]
+    theirs["metadata"]["ownerReferences"] = [{"uid": "someone-else", "kind": "Wukong"}]
+    plan = disks.plan_disks(wukong(), world, {}, restore=None)
+    [data] = [v for v in plan.volumes if v.name == "data"]
+    [bound] = [c for c in plan.conditions if c.type == "VolumesBound"]
+    assert (data.phase, bound.reason) == (contract.CONFLICT_PHASE, contract.CLAIM_CONFLICT)
+    assert contract.CLAIM_CONFLICT == disks.CLAIM_CONFLICT
 
 
 @given(

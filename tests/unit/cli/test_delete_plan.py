@@ -182,6 +182,24 @@ def test_the_plan_keeps_what_the_deletion_keeps(
     assert said == set(done.deletion.kept)
 
 
+def test_a_disk_whose_claim_is_not_the_wukongs_is_left_alone_not_deleted() -> None:
+    """A disk in Conflict (ClaimConflict: another Wukong's claim, or the user's, of its
+    claim name) is neither deleted nor kept by the operator: it does not touch it. The plan
+    listed it under "delete", which invited `--keep` (source audit, session 46, F9)."""
+    cr = running(disks=DISKS)
+    cr["status"]["volumes"] = [
+        {"name": "system", "pvcName": "web-1-system", "phase": "Succeeded"},
+        {"name": "data", "pvcName": "web-1-data", "phase": "Conflict"},
+        {"name": "logs", "pvcName": "web-1-logs", "phase": "Bound"},
+    ]
+    for plan in (plan_delete(cr), plan_delete(cr, keep=["data"]), plan_delete(cr, keep_all=True)):
+        assert "data" not in {d.name for d in (*plan.deleted, *plan.kept)}
+        assert plan.lines()[-1] == (
+            "  leave   disk data (PVC web-1-data): not this Wukong's (ClaimConflict)"
+        )
+    assert "  delete  disk logs (PVC web-1-logs)" in plan_delete(cr).lines()
+
+
 # The read(2) system call's number, as /proc/PID/syscall shows it.
 READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}.get(os.uname().machine)
 
