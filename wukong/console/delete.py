@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wukong.api import names
-from wukong.api.contract import CLAIM_CONFLICT, CONFLICT_PHASE
+from wukong.api.contract import CLAIM_CONFLICT, CONFLICT_PHASE, unseen_removals
 from wukong.api.contract import DELETE_GRACE_SECONDS as DEFAULT_GRACE
-from wukong.api.contract import unseen_removals
 from wukong.api.objects import being_deleted
 from wukong.console.errors import FAILED, CliError
 
