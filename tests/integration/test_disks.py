@@ -261,6 +261,47 @@ async def test_a_disk_mounted_since_the_guests_last_report_is_not_unplugged(
         assert len(calls(node, "removevolume")) == 1
 
 
+async def test_a_guest_agent_that_reports_no_disk_serials_holds_the_detach(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """SPEC §6: "if it is [mounted], or the agent cannot tell, the detach waits". A guest
+    agent without serials (qemu-ga older than 3.1, or built without libudev) cannot say
+    which disk a filesystem is on: the disk, mounted at /srv, was read "not mounted" and
+    unplugged, its claim deleted (found by the disk-safety audit, session 46). Now it waits,
+    until the agent can tell (here: it is upgraded, and the guest unmounts it)."""
+    await create(k, "wukong", namespace, wukong("hp-s", disks=[SYSTEM]))
+    await wait_phase(k, namespace, "hp-s", "Running")
+    await patch_spec(k, namespace, "hp-s", {"disks": [SYSTEM, disk("logs")]})
+    await wait_for(k, namespace, "hp-s", lambda c: volume(c, "logs").get("attached"))
+    guest = sim.guest(namespace, "hp-s-vm")
+    guest.reports_serials = False
+    guest.mount("logs", "/srv")
+    await asyncio.sleep(sim.config.guest_report_interval)  # in KubeVirt's report now
+    await patch_spec(k, namespace, "hp-s", {"disks": [SYSTEM]})
+    cr = await wait_for(
+        k,
+        namespace,
+        "hp-s",
+        lambda c: condition(c, "DiskDetach").get("reason") == "DiskCheckUnavailable",
+        what="the detach waiting for an agent that cannot tell",
+    )
+    message = condition(cr, "DiskDetach")["message"]
+    assert "the guest agent names no disk serial for the filesystems at /, /srv" in message
+    assert "detachOptions.force" in message
+    # Several refreshes of the report later (1 s each here), still waiting.
+    await asyncio.sleep(3 * sim.config.guest_report_interval + 2)
+    assert calls(sim, "removevolume") == []
+    assert "logs" in await template_volumes(k, namespace, "hp-s")
+    assert await get(k, "pvc", namespace, "hp-s-logs") is not None
+    cr = await get(k, "wukong", namespace, "hp-s")
+    assert cr is not None and condition(cr, "DiskDetach").get("reason") == "DiskCheckUnavailable"
+    # An agent that can tell, and the disk unmounted: the detach goes on by itself.
+    guest.reports_serials = True
+    guest.unmount("/srv")
+    await eventually(lambda: _gone(k, "pvc", namespace, "hp-s-logs"), timeout=30)
+    assert len(calls(sim, "removevolume")) == 1
+
+
 async def test_a_kept_disk_still_detaching_survives_the_wukongs_deletion(
     k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
 ) -> None:

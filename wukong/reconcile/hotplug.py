@@ -13,6 +13,7 @@ serial, hot-plug form) comes from `disks.py`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -125,6 +126,33 @@ def _mount_point(seen: Observed, disk: str) -> str | None:
     return None
 
 
+# Block devices of a Linux guest that sit on no disk: a loop device's data is a file in
+# another filesystem (which the report names on its own), zram and ram are memory. qemu-ga
+# reports a filesystem on one with no disk entry (its sysfs node has no slaves), and names
+# it after the device (KubeVirt's `diskName`): Ubuntu's snaps are squashfs on loop devices.
+_NO_DISK = re.compile(r"(loop|zram|ram)[0-9]+")
+
+
+def _unplaced(seen: Observed) -> list[str]:
+    """Mount points of the filesystems the guest agent reports without saying which disk
+    they are on: a disk entry without a serial (qemu-ga built without libudev or older than
+    3.1, some Windows storage drivers), or no disk entry at all for a device that is not
+    one of `_NO_DISK` (a device qemu-ga cannot place on a controller). Any of them may be
+    the disk being detached (SPEC §6: "or the agent cannot tell"). Pseudo filesystems
+    (tmpfs, proc, overlay, NFS, virtiofs: no block device) are not in the report at all:
+    qemu-ga skips every mount whose device major is 0 but btrfs (build_fs_mount_list)."""
+    unplaced: list[str] = []
+    for fs in seen.guest_filesystems or ():
+        entries = [d for d in fs.get("disk") or [] if isinstance(d, dict)]
+        if entries:
+            blind = any(not d.get("serial") for d in entries)
+        else:
+            blind = not _NO_DISK.fullmatch(str(fs.get("diskName") or ""))
+        if blind:
+            unplaced.append(str(fs.get("mountPoint") or "?"))
+    return unplaced
+
+
 def _attach(cr: Wukong, seen: Observed, usable: set[str]) -> tuple[list[Action], list[str]]:
     in_vm = template_volumes(seen.vm)
     adding = requested_volumes(seen.vm)[0] | seen.plugging
@@ -162,7 +190,9 @@ def _detach(
     the disk mounted, or one read `report_wait(interval)` after the first that showed it
     unmounted (by then KubeVirt has refreshed it). Until then DiskDetach says when. A disk
     with no status entry to keep that in (a volume plugged outside Wukong) counts from
-    `waiting_since`, when DiskDetach began to wait: after the detach was asked too."""
+    `waiting_since`, when DiskDetach began to wait: after the detach was asked too. A report
+    that does not say which disk some filesystem is on (`_unplaced`) cannot tell: the
+    detach waits, as it does when the agent does not answer (SPEC §6)."""
     in_spec = {d.name for d in cr.spec.disks}
     vm = names.vm_name(cr.metadata.name)
     actions: list[Action] = []
@@ -210,6 +240,20 @@ def _detach(
                     "first (or set detachOptions.force)",
                 )
             )
+        elif unplaced := _unplaced(seen):
+            # The agent cannot tell: the checks so far stay as they were (a report that can
+            # tell goes on from them).
+            conds.append(
+                Cond(
+                    DISK_DETACH,
+                    False,
+                    "DiskCheckUnavailable",
+                    f"cannot tell whether disk '{name}' is mounted: the guest agent names no "
+                    f"disk serial for the filesystem{'s' if len(unplaced) > 1 else ''} at "
+                    f"{_some(unplaced)}; detach waits (set detachOptions.force to skip the "
+                    "check)",
+                )
+            )
         elif old is not None and old.seen_mounted:
             actions.append(RemoveVolume(vm, name))  # the report changed: made since the ask
         else:
@@ -236,6 +280,12 @@ def _detach(
     return HotplugPlan(
         tuple(actions), tuple(conds), ask_guest, checks=checks, report_due=min(due, default=None)
     )
+
+
+def _some(items: Sequence[str], most: int = 3) -> str:
+    """The first few of `items`, and how many more (a Windows guest has many volumes)."""
+    shown = ", ".join(items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 def _next_second(when: datetime) -> datetime:

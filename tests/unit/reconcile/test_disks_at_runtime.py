@@ -289,6 +289,107 @@ def test_agent_disconnected_means_the_detach_waits() -> None:
     assert detach["reason"] == "DiskCheckUnavailable"
 
 
+# What qemu-ga (through KubeVirt's filesystemlist) reports of a Fedora or Ubuntu cloud guest:
+# the root and /boot on the system disk, by its serial as udev has it; a snap's squashfs on a
+# loop device, with no disk entry (a loop device has no slaves in sysfs). tmpfs, proc and
+# other filesystems without a block device are not reported at all (build_fs_mount_list).
+ROOT = {"diskName": "vda1", "mountPoint": "/", "fileSystemType": "xfs",
+        "disk": [{"serial": "system", "busType": "virtio"}]}  # fmt: skip
+BOOT = {"diskName": "vda2", "mountPoint": "/boot", "fileSystemType": "ext4",
+        "disk": [{"serial": "system", "busType": "virtio"}]}  # fmt: skip
+SNAP = {"diskName": "loop0", "mountPoint": "/snap/core20/2015", "fileSystemType": "squashfs"}
+
+
+def _detaching_logs(*filesystems: dict[str, Any]) -> tuple[Any, dict[str, Any], Observed]:
+    """`logs` left the spec and was reported unmounted long ago: due to be unplugged."""
+    cr = wukong()
+    claim = bound_pvc("web-1-logs", "10Gi")
+    world = replace(
+        running(plugged=("logs",), **{"web-1-logs": claim}), guest_filesystems=filesystems
+    )
+    long_ago = iso(world.now - timedelta(hours=1))
+    old = {
+        "volumes": [{"name": "logs", "pvcName": "web-1-logs", "unmountedSince": long_ago}],
+        "phase": "Running",
+    }
+    return cr, old, world
+
+
+@pytest.mark.parametrize(
+    "blind",
+    [
+        # qemu-ga without libudev, or older than 3.1 (CentOS 7's 2.12), a Windows driver it
+        # cannot read: the disk entry has no serial (KubeVirt's `serial` is omitempty).
+        pytest.param(
+            {"diskName": "sdb", "mountPoint": "/srv", "disk": [{"busType": "scsi"}]}, id="no-serial"
+        ),
+        # A device qemu-ga cannot place on any controller, without udev: no disk entry.
+        pytest.param({"diskName": "sdb", "mountPoint": "/srv"}, id="no-disk-entry"),
+    ],
+)
+def test_a_filesystem_the_agent_places_on_no_disk_means_it_cannot_tell(
+    blind: dict[str, Any],
+) -> None:
+    """SPEC §6: "if it is [mounted], or the agent cannot tell, the detach waits". A
+    filesystem reported without its disk's serial was read as "not on this disk": the disk,
+    mounted at /srv for all anyone knew, was unplugged and its claim deleted (found by the
+    disk-safety audit, session 46)."""
+    cr, old, world = _detaching_logs(ROOT, blind)
+    plan = decide(cr, old, world)
+    assert not [a for a in plan.actions if isinstance(a, RemoveVolume | DeleteChild)]
+    detach = next(c for c in plan.status["conditions"] if c["type"] == "DiskDetach")
+    assert detach["reason"] == "DiskCheckUnavailable"
+    assert detach["message"] == (
+        "cannot tell whether disk 'logs' is mounted: the guest agent names no disk serial for "
+        "the filesystem at /srv; detach waits (set detachOptions.force to skip the check)"
+    )
+    assert plan.requeue_after is not None  # asked again, as for an agent that is away
+    # What the reports said so far stays: one that can tell goes on from it.
+    entry = next(v for v in plan.status["volumes"] if v["name"] == "logs")
+    assert entry["unmountedSince"] == old["volumes"][0]["unmountedSince"]
+    told = decide(cr, plan.status, replace(world, guest_filesystems=(ROOT,)))
+    assert RemoveVolume("web-1-vm", "logs") in told.actions
+
+
+def test_an_agent_that_reports_no_serial_at_all_holds_every_detach() -> None:
+    """Without libudev qemu-ga gives no disk a serial, the root's included."""
+    bare = {**ROOT, "disk": [{"busType": "virtio"}]}
+    cr, old, world = _detaching_logs(bare, {**BOOT, "disk": [{"busType": "virtio"}]})
+    plan = decide(cr, old, world)
+    assert not [a for a in plan.actions if isinstance(a, RemoveVolume)]
+    detach = next(c for c in plan.status["conditions"] if c["type"] == "DiskDetach")
+    assert "filesystems at /, /boot;" in detach["message"]
+
+
+def test_a_disk_the_agent_finds_mounted_is_in_use_whatever_else_it_cannot_place() -> None:
+    serial = names.disk_serial("logs")
+    ours = {"diskName": "sdb", "mountPoint": "/var/log", "disk": [{"serial": serial}]}
+    cr, old, world = _detaching_logs({"mountPoint": "/mnt", "disk": [{"busType": "scsi"}]}, ours)
+    detach = next(
+        c for c in decide(cr, old, world).status["conditions"] if c["type"] == "DiskDetach"
+    )
+    assert detach["reason"] == "DiskInUse" and "/var/log" in detach["message"]
+
+
+def test_a_normal_linux_guests_report_lets_an_unmounted_disk_go() -> None:
+    """Loop devices (snaps), zram and ram sit on no disk: no disk entry, and nothing the
+    detach waits for. Were they "cannot tell", every detach from an Ubuntu guest would wait."""
+    zram = {"diskName": "zram0", "mountPoint": "/var/tmp", "fileSystemType": "ext4"}
+    cr, old, world = _detaching_logs(ROOT, BOOT, SNAP, zram)
+    plan = decide(cr, old, world)
+    assert RemoveVolume("web-1-vm", "logs") in plan.actions
+    assert not [c for c in plan.status["conditions"] if c["type"] == "DiskDetach"]
+
+
+def test_many_filesystems_the_agent_cannot_place_are_named_a_few() -> None:
+    volumes = [{"mountPoint": f"{letter}:\\", "disk": [{"busType": "scsi"}]} for letter in "CDEFG"]
+    cr, old, world = _detaching_logs(*volumes)
+    detach = next(
+        c for c in decide(cr, old, world).status["conditions"] if c["type"] == "DiskDetach"
+    )
+    assert "filesystems at C:\\, D:\\, E:\\ and 2 more;" in detach["message"]
+
+
 def test_forced_detach_skips_the_guest_check() -> None:
     cr = wukong()
     world = running(plugged=("logs",))

@@ -66,6 +66,9 @@ class Guest:
         # taken, what it said). See `reported_filesystems`.
         self._fs_reports: dict[str, tuple[float, list[JsonObj]]] = {}
         self.root_mount = True  # "/" on the boot disk, like any installed guest
+        # Whether its agent reports each filesystem's disk serial: not a qemu-ga built without
+        # libudev, nor one older than 3.1 (CentOS 7's 2.12), nor some Windows storage drivers.
+        self.reports_serials = True
         self.hostname = ""
         self.users = ["fedora"]
         self.power_off: str | None = None  # "Succeeded" (shutdown) or "Failed" (crash), once
@@ -231,10 +234,19 @@ class Guest:
                     "fileSystemType": mount.fs_type,
                     "usedBytes": mount.used_bytes if mount.used_bytes is not None else total // 10,
                     "totalBytes": total,
-                    "disk": [{"serial": _id_serial(disk), "busType": disk_bus(disk)}],
+                    "disk": [self._disk_entry(disk)],
                 }
             )
         return items
+
+    def _disk_entry(self, disk: JsonObj) -> JsonObj:
+        """A filesystem's disk as KubeVirt passes qemu-ga's on: `serial` is omitempty
+        (VirtualMachineInstanceFileSystemDisk), absent for a disk without one or from an
+        agent that cannot read serials."""
+        entry: JsonObj = {"busType": disk_bus(disk)}
+        if self.reports_serials and (serial := _id_serial(disk)):
+            entry = {"serial": serial, **entry}
+        return entry
 
     def reported_filesystems(
         self, vmi: JsonObj, capacities: dict[str, int], interval: float
