@@ -219,7 +219,10 @@ def _disk_of(obj: JsonObj, cr: Wukong) -> str:
 
 def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> list[Action]:
     """Patches that release kept disks; empty once the cache shows them released. Not a
-    DataVolume CDI refused to release (`_let_go`): its claim alone keeps the data."""
+    DataVolume CDI refused to release (`_let_go`): its claim alone keeps the data. A claim
+    still labelled this Wukong's under a DataVolume out of sight is released too: a detach
+    before session 46 released an imported disk's DataVolume first, and a failure before
+    its claim left the claim so, to go with that DataVolume (`hotplug._cleanup`)."""
     uid = cr.metadata.uid
     actions: list[Action] = []
     restored = _restored(cr, seen)
@@ -233,7 +236,7 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> li
         # (source audit, session 46).
         dv = seen.data_volumes.get(name)
         under_ours = dv is not None and held_by(dv, uid) and under_data_volume(pvc, dv)
-        if disk in keep and (ours or under_ours):
+        if disk in keep and (ours or under_ours or _left_by_a_detach(pvc, cr, dv)):
             actions.append(
                 PatchChild("PersistentVolumeClaim", name, release_patch(pvc, cr, disk), "keep disk")
             )
@@ -243,6 +246,17 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> li
                 PatchChild("DataVolume", name, release_patch(dv, cr, _disk_of(dv, cr)), "keep disk")
             )
     return actions
+
+
+def _left_by_a_detach(claim: JsonObj, cr: Wukong, dv: JsonObj | None) -> bool:
+    """A claim still labelled this Wukong's, under a DataVolume out of sight: the state a
+    detach before session 46 could leave (the DataVolume released first, then the claim's
+    release failed). No DataVolume of its name is in sight, so none of another owner is
+    taken from it; labelled this Wukong's, it is not another Wukong's."""
+    meta = claim.get("metadata", {})
+    refs = meta.get("ownerReferences") or []
+    labelled = (meta.get("labels") or {}).get(names.LABEL_WUKONG) == cr.metadata.name
+    return dv is None and labelled and any(r.get("kind") == "DataVolume" for r in refs)
 
 
 def _deletes(

@@ -322,9 +322,16 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
         for n in old_volumes
         if n not in in_spec | in_vm
     }
+    # The claim first, as deletion's Retain does: a pass stops at its first failure (a 409 on
+    # these pinned patches is one, on purpose). A DataVolume released before a claim whose
+    # release then failed left the claim under a DataVolume kept "from" this Wukong and no
+    # longer labelled its own: out of sight of every later pass, deletion's too, and gone
+    # with that leftover DataVolume when the user deleted it (disk-safety audit, session
+    # 46). A claim released first leaves a DataVolume still held, which the next pass (or
+    # deletion's Retain) releases.
     kinds: tuple[tuple[ChildKind, Mapping[str, JsonObj]], ...] = (
-        ("DataVolume", seen.data_volumes),
         ("PersistentVolumeClaim", seen.claims),
+        ("DataVolume", seen.data_volumes),
     )
     for kind, objects in kinds:
         for claim, obj in objects.items():

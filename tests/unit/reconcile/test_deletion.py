@@ -288,6 +288,39 @@ def test_a_disk_removed_in_the_last_edit_before_the_delete_follows_its_options()
     assert not [a for a in plan.actions if isinstance(a, Emit) and a.type == "Warning"]
 
 
+def test_a_claim_left_under_a_kept_data_volume_by_a_detach_is_released() -> None:
+    """Before session 46 a detach released an imported disk's DataVolume before its claim;
+    a failure between the two left the claim under a DataVolume kept "from" web-1, no longer
+    labelled web-1's and so out of sight, the claim still labelled web-1's (CDI copied the
+    label). Retain released only a claim whose DataVolume it saw, and the user deleting the
+    leftover DataVolume took the data (disk-safety audit, session 46)."""
+    claim = bound_pvc("web-1-extra", "10Gi")
+    claim["metadata"] |= {
+        "labels": {names.LABEL_WUKONG: "web-1", names.LABEL_DISK: "extra"},
+        "ownerReferences": [
+            {"kind": "DataVolume", "name": "web-1-extra", "uid": "dv-extra", "controller": True}
+        ],
+    }
+    world = replace(world_with_vm(), claims={**ready_children().claims, "web-1-extra": claim})
+    status = {
+        "phase": "Running",
+        "volumes": [
+            {"name": "extra", "pvcName": "web-1-extra", "phase": "Detaching", "preserveData": True}
+        ],
+    }
+    plan = plan_deletion(deleting(), status, world)
+    assert plan.deletion["step"] == "Retain" and plan.deletion["kept"] == ["extra"]
+    (release,) = [a for a in plan.actions if isinstance(a, PatchChild)]
+    assert (release.kind, release.name) == ("PersistentVolumeClaim", "web-1-extra")
+    assert release.patch["metadata"]["ownerReferences"] == []
+    assert release.patch["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "web-1"
+    # A claim so left whose disk is not kept is not released (DeleteDisks has it).
+    dropped = {**status, "volumes": [dict(status["volumes"][0], preserveData=False)]}
+    assert not [
+        a for a in plan_deletion(deleting(), dropped, world).actions if isinstance(a, PatchChild)
+    ]
+
+
 def _live_running_status() -> dict[str, Any]:
     return {
         "phase": "Running",

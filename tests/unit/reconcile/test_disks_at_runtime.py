@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from tests.unit.reconcile.test_deletion import deleting
 from tests.unit.reconcile.world import (
     NS,
     UID,
@@ -16,11 +18,13 @@ from tests.unit.reconcile.world import (
     decide,
     imported_dv,
     owned,
+    plan_deletion,
     ready_children,
     wukong,
 )
 from wukong.api import names
 from wukong.api.quantity import parse_quantity
+from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import (
     AddVolume,
@@ -28,12 +32,14 @@ from wukong.reconcile.actions import (
     DeleteChild,
     Emit,
     ExpandDisk,
+    Failed,
     PatchChild,
     RemoveVolume,
     VmCall,
 )
 from wukong.reconcile.disks import filesystem_overhead, grown_claim_bytes
 from wukong.reconcile.observed import Observed
+from wukong.reconcile.outcome import fold
 from wukong.reconcile.timefmt import iso
 from wukong.reconcile.vm import build_vm
 
@@ -258,6 +264,109 @@ def test_a_kept_imported_disk_is_released_from_its_data_volume_too() -> None:
         assert labels["vm.novasphere.dev/retained-from"] == "web-1", kind
         assert labels["vm.novasphere.dev/wukong"] is None, kind
     assert not [a for a in plan.actions if isinstance(a, DeleteChild)]
+
+
+def _imported_extra_detaching() -> tuple[Any, dict[str, Any], Observed]:
+    """`extra`, an imported disk whose detach keeps its data, is out of the VM: its DataVolume
+    web-1's, its claim CDI's (controlled by the DataVolume, web-1's labels copied), both at
+    a resourceVersion the release patches are pinned to."""
+    dv = imported_dv("web-1-extra")
+    dv["metadata"] |= {
+        "resourceVersion": "11",
+        "labels": {names.LABEL_WUKONG: "web-1", names.LABEL_DISK: "extra"},
+    }
+    claim = bound_pvc("web-1-extra", "10Gi")
+    claim["metadata"] |= {
+        "resourceVersion": "12",
+        "labels": {names.LABEL_WUKONG: "web-1", names.LABEL_DISK: "extra"},
+        "ownerReferences": [
+            {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+             "name": "web-1-extra", "uid": dv["metadata"]["uid"], "controller": True}
+        ],
+    }  # fmt: skip
+    world = running(**{"web-1-extra": claim})
+    world = replace(world, data_volumes={**world.data_volumes, "web-1-extra": dv})
+    old = {
+        "volumes": [
+            {"name": "extra", "pvcName": "web-1-extra", "preserveData": True, "phase": "Detaching"}
+        ],
+        "phase": "Running",
+    }
+    return wukong(), old, world
+
+
+def _in_sight(world: Observed) -> Observed:
+    """What a pass of web-1 observes of `world`'s disks: those labelled web-1's, or of a
+    disk in its spec by name (`act.reconciler.observe`); `extra` has left the spec."""
+
+    def seen_of(objects: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            name: obj
+            for name, obj in objects.items()
+            if (obj["metadata"].get("labels") or {}).get(names.LABEL_WUKONG) == "web-1"
+            or name in ("web-1-system", "web-1-data")
+        }
+
+    return replace(world, claims=seen_of(world.claims), data_volumes=seen_of(world.data_volumes))
+
+
+def _merged(old: Any, patch: Any) -> Any:
+    """RFC 7386 applied (the API server's answer to a merge patch)."""
+    if not isinstance(patch, dict) or not isinstance(old, dict):
+        return patch
+    out = dict(old)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merged(old.get(key), value)
+    return out
+
+
+def _applied(world: Observed, done: Sequence[Any]) -> Observed:
+    """`world` once the patches in `done` landed."""
+    claims, dvs = dict(world.claims), dict(world.data_volumes)
+    for action in done:
+        objects = claims if action.kind == "PersistentVolumeClaim" else dvs
+        objects[action.name] = _merged(objects[action.name], action.patch)
+    return replace(world, claims=claims, data_volumes=dvs)
+
+
+def test_a_kept_imported_disk_is_released_claim_first() -> None:
+    """The DataVolume's release went first: its claim's release failing then (a 409 on the
+    pinned patch; a live pass stops at its first failure) left the claim under a DataVolume
+    kept "from" web-1. Neither was labelled web-1's any more but the claim (CDI copied the
+    label), whose DataVolume was out of sight: the deletion's Retain did not release it,
+    and the user deleting the leftover DataVolume, "it only records the import", took the
+    data with it (found by the disk-safety audit, session 46)."""
+    cr, old, whole = _imported_extra_detaching()
+    plan = decide(cr, old, whole)
+    releases = [a for a in plan.actions if isinstance(a, PatchChild)]
+    assert [a.kind for a in releases] == ["PersistentVolumeClaim", "DataVolume"]
+    first, second = releases
+    # The first lands, the second meets a 409; the status the pass writes all the same.
+    written = fold(
+        WukongStatus.model_validate(plan.status),
+        WukongStatus.model_validate(old),
+        {second: Failed("transient", "the object has been modified", 409)},
+    ).to_wire()
+    after = _applied(whole, [first])
+    # The Wukong is deleted before another pass: the deletion keeps the disk whole.
+    retain = plan_deletion(deleting(), written, _in_sight(after))
+    assert retain.deletion["kept"] == ["extra"]
+    kept = _applied(after, [a for a in retain.actions if isinstance(a, PatchChild)])
+    claim = kept.claims["web-1-extra"]["metadata"]
+    # No DataVolume owns the claim: deleting the leftover DataVolume takes nothing with it.
+    assert not [r for r in claim["ownerReferences"] if r["kind"] == "DataVolume"]
+    assert claim["labels"][names.LABEL_RETAINED_FROM] == "web-1"
+    dv = kept.data_volumes["web-1-extra"]["metadata"]
+    assert dv["labels"][names.LABEL_RETAINED_FROM] == "web-1"
+    assert not [a for a in retain.actions if isinstance(a, DeleteChild)]
+    # Or the next live pass comes first: it releases the DataVolume left held.
+    again = decide(cr, written, _in_sight(after))
+    assert [(a.kind, a.name) for a in again.actions if isinstance(a, PatchChild)] == [
+        ("DataVolume", "web-1-extra")
+    ]
 
 
 def test_a_removed_imported_disk_without_preserve_data_leaves_cdis_claim_to_cdi() -> None:
