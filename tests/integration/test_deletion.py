@@ -27,6 +27,7 @@ from tests.integration.scenario import (
 )
 from wukong.adapters.kube import Kube
 from wukong.api import names
+from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
 from wukong.testing.operator import InProcessOperator, OperatorProcess
@@ -460,3 +461,52 @@ async def test_a_deletion_grace_period_longer_than_the_launchers_ends_before_it(
     assert "grace period cut from 120s to 40s: KubeVirt's virt-launcher kills the guest 45s" in (
         stopping
     )
+
+
+async def test_an_orphan_delete_waits_for_the_collector_and_leaves_the_vm_and_disks(
+    k: Kube,
+    namespace: str,
+    control_plane: ControlPlane,
+    operator: InProcessOperator,
+    sim: Simulator,
+) -> None:
+    """`kubectl delete --cascade=orphan` promises the VM keeps running and the disks stay.
+    The teardown started on the same watch event the garbage collector acts on: whenever the
+    collector lagged, the VM, still owned, was stopped for good (runStrategy Halted) and its
+    disks deleted once it was gone (disk-safety audit, session 46, finding 5). Here the
+    collector is held still until the operator has had its passes."""
+    await full(k, namespace, "del-o")
+    vm = await get(k, "vm", namespace, "del-o-vm")
+    assert vm is not None
+    strategy = vm["spec"]["runStrategy"]
+    refs = [("pvc", f"del-o-{d['name']}") for d in DISKS] + [("dv", "del-o-system")]
+    before = {ref: await get(k, ref[0], namespace, ref[1]) for ref in refs}
+    with control_plane.controllers_paused():
+        await k.delete(path("wukong", namespace, "del-o"), propagation="Orphan")
+        cr = await wait_for(
+            k,
+            namespace,
+            "del-o",
+            lambda c: (c.get("status", {}).get("deletion") or {}).get("step") == "Orphaning",
+            what="the deletion waiting for the garbage collector",
+        )
+        assert "orphan" in cr["metadata"]["finalizers"]
+        await asyncio.sleep(3)  # passes that would stop or delete have had their chance
+        vm = await get(k, "vm", namespace, "del-o-vm")
+        assert vm is not None and vm["spec"]["runStrategy"] == strategy
+        assert not vm["metadata"].get("deletionTimestamp")
+        assert [c for c in sim.calls if c.subresource == "stop"] == []
+    # The collector orphans the children and removes `orphan`; the operator lets the Wukong go.
+    await eventually(lambda: gone(k, "wukong", namespace, "del-o"), timeout=60)
+    await asyncio.sleep(2)
+    vm = await get(k, "vm", namespace, "del-o-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == strategy
+    assert not vm["metadata"].get("deletionTimestamp") and not vm["metadata"].get("ownerReferences")
+    vmi = await get(k, "vmi", namespace, "del-o-vm")
+    assert vmi is not None and vmi["status"]["phase"] == "Running"
+    for ref, was in before.items():
+        now = await get(k, ref[0], namespace, ref[1])
+        assert was is not None and now is not None, f"{ref} deleted"
+        assert now["metadata"]["uid"] == was["metadata"]["uid"]
+        assert not now["metadata"].get("deletionTimestamp"), ref
+    assert await get(k, "nad", namespace, "del-o-lan") is not None

@@ -131,7 +131,9 @@ class DeletionStatus(WireModel):
 
     step: str | None = None
     """The current step: Retain, StopVM, DeleteVM, DeleteDisks, DeleteNetworks, Finalize; or
-    Blocked while the deletion-protection annotation holds it (nothing is touched)."""
+    Blocked while the deletion-protection annotation holds it (nothing is touched); or
+    Orphaning while the garbage collector orphans the children of a delete with
+    propagationPolicy Orphan (nothing is touched before)."""
     remaining: list[str] = Field(default_factory=list)
     """Objects still to delete."""
     kept: list[str] = Field(default_factory=list)

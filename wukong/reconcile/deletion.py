@@ -7,7 +7,10 @@ StopVM (graceful within deleteOptions.gracePeriodSeconds, then forced) → Delet
 its VMI is gone) → DeleteDisks → DeleteNetworks → Finalize. With `force`, every delete is
 issued in one pass and the finalizer released at once; kept disks are still released
 first. Every delete carries the child's UID as a precondition, so a pass that raced with a
-recreated Wukong of the same name can never touch the new one's children.
+recreated Wukong of the same name can never touch the new one's children. Nothing is done
+while the deletion-protection annotation holds the Wukong (Blocked), nor, for a delete with
+propagationPolicy Orphan, before the garbage collector has orphaned the children
+(Orphaning): then what the Wukong no longer owns is left alone.
 """
 
 from __future__ import annotations
@@ -77,6 +80,12 @@ class DeletionPlan:
 
 FOREGROUND = "foregroundDeletion"
 """The finalizer the API server sets on an object deleted with propagationPolicy Foreground."""
+ORPHAN = "orphan"
+"""The finalizer the API server sets on an object deleted with propagationPolicy Orphan
+(`kubectl delete --cascade=orphan`; metav1.FinalizerOrphanDependents). The garbage collector
+removes it once it has taken the owner's ownerReference off every dependent it knows
+(attemptToOrphanWorker), in one update of the owner that wakes the next pass."""
+ORPHANING = "Orphaning"
 
 
 def stand_in(raw: JsonObj) -> tuple[Wukong, str] | None:
@@ -590,7 +599,11 @@ def _stalled(plan: DeletionPlan, seen: Observed, stall_after: float) -> Cond:
         wake = stall_after - age + 0.05
         plan.requeue_after = min(plan.requeue_after or wake, wake)
         return Cond(STALLED, False, "Progressing", f"deletion at {step} since {iso(since)}")
-    waiting = ", ".join(plan.deletion.remaining) or "nothing visible"
+    waiting = ", ".join(plan.deletion.remaining) or (
+        f"the garbage collector to remove the finalizer {ORPHAN}"
+        if step == ORPHANING
+        else "nothing visible"
+    )
     return Cond(
         STALLED,
         True,
@@ -633,6 +646,8 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
         plan.conditions.append(Cond(DELETION_BLOCKED, True, "DeletionProtected", message))
         plan.deletion = DeletionStatus(step="Blocked", kept=kept, message=message)
         return plan
+    if ORPHAN in cr.metadata.finalizers:
+        return _orphaning(plan, old, kept)
     options = cr.spec.delete_options
     force = bool(options and options.force)
     refused = set(old.refused_releases)
@@ -670,6 +685,24 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
         Emit("Normal", "Finalize", "children deleted; kept: " + (", ".join(kept) or "none"))
     )
     return plan
+
+
+def _orphaning(plan: DeletionPlan, old: DeletionStatus, kept: list[str]) -> DeletionPlan:
+    """A delete with propagationPolicy Orphan: nothing is done until the garbage collector
+    has orphaned the children. The teardown leaves alone what the Wukong no longer owns, but
+    it ran at once, on the same watch event the collector acts on: the VM still owned was
+    stopped (runStrategy Halted, for good) or deleted, and a disk still owned once the VM was
+    gone was deleted, whenever the collector lagged (one that has not discovered a kind yet
+    lags up to 30 s). `force` waits too: the Wukong cannot go before the collector anyway
+    (disk-safety audit, session 46, finding 5)."""
+    plan.deletion = DeletionStatus(
+        kept=kept, started_at=old.started_at or plan.now, refused_releases=old.refused_releases
+    )
+    message = (
+        "deleted with propagationPolicy Orphan: waiting for the garbage collector to orphan "
+        "the VM, disks and networks (remove the Wukong's ownerReferences) before any step"
+    )
+    return _at(plan, old, ORPHANING, [], message)
 
 
 def _at(

@@ -127,6 +127,68 @@ def test_a_vm_this_wukong_does_not_own_is_neither_stopped_nor_waited_for(
     assert "VirtualMachineInstance/web-1-vm" not in plan.deletion.get("remaining", [])
 
 
+def _orphan_delete(**spec: Any) -> Wukong:
+    """web-1 deleted with propagationPolicy Orphan: the API server added the finalizer
+    `orphan`, which the garbage collector removes once it has orphaned the children."""
+    cr = deleting(**spec)
+    meta = cr.metadata.model_copy(update={"finalizers": [*cr.metadata.finalizers, "orphan"]})
+    return cr.model_copy(update={"metadata": meta})
+
+
+@pytest.mark.parametrize("options", [{}, {"force": True}], ids=["graceful", "force"])
+def test_an_orphan_delete_touches_nothing_until_the_collector_has_orphaned_the_children(
+    options: dict[str, Any],
+) -> None:
+    """`kubectl delete --cascade=orphan` promises the VM and disks stay. The teardown ran at
+    once, on the watch event the garbage collector acts on too: the VM, still owned, was
+    stopped for good (runStrategy Halted) or deleted, and a disk still owned once the VM was
+    gone was deleted (disk-safety audit, session 46, finding 5)."""
+    cr = _orphan_delete(deleteOptions={"preserveDisksList": ["data"], **options})
+    plan = plan_deletion(cr, {}, world_with_vm())  # the VM and the disks still owned
+    assert not [a for a in plan.actions if isinstance(a, VmCall | DeleteChild | PatchChild)]
+    assert not plan.finalize
+    assert plan.deletion["step"] == "Orphaning"
+    assert plan.deletion["kept"] == ["data"]
+    assert "waiting for the garbage collector to orphan" in plan.deletion["message"]
+    (said,) = [a for a in plan.actions if isinstance(a, Emit)]
+    assert said.reason == "DeletionOrphaning"
+    again = plan_deletion(cr, {"deletion": plan.deletion}, world_with_vm())
+    assert not again.actions  # said once
+
+
+def test_once_orphaned_the_vm_and_disks_are_left_alone() -> None:
+    """The collector took the Wukong's ownerReferences off and removed `orphan`: the VM keeps
+    running, the disks stay, the Wukong goes."""
+    world = world_with_vm()
+    assert world.vm is not None
+
+    def orphaned(obj: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(obj)
+        out["metadata"]["ownerReferences"] = []
+        return out
+
+    world = replace(
+        world,
+        vm=orphaned(world.vm),
+        claims={n: orphaned(c) for n, c in world.claims.items()},
+        data_volumes={n: orphaned(d) for n, d in world.data_volumes.items()},
+        nads={n: orphaned(o) for n, o in world.nads.items()},
+    )
+    plan = plan_deletion(deleting(), {}, world)
+    assert not [a for a in plan.actions if isinstance(a, VmCall | DeleteChild)]
+    assert plan.finalize
+
+
+def test_an_orphaning_that_lasts_says_what_it_waits_for() -> None:
+    cr = _orphan_delete()
+    first = plan_deletion(cr, {}, world_with_vm())
+    late = replace(world_with_vm(), now=NOW + timedelta(seconds=400))
+    plan = plan_deletion(cr, {"deletion": first.deletion}, late)
+    stalled = next(c for c in plan.conditions if c.type == "Stalled")
+    assert stalled.status and stalled.reason == "OrphaningTooLong"
+    assert "it waits for: the garbage collector to remove the finalizer orphan" in stalled.message
+
+
 def test_graceful_stop_comes_before_deleting_the_vm() -> None:
     plan = plan_deletion(deleting(deleteOptions={"gracePeriodSeconds": 20}), {}, world_with_vm())
     assert plan.deletion["step"] == "StopVM"
