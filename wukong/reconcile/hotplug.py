@@ -353,7 +353,8 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
                 actions.append(DeleteChild(kind, claim, obj["metadata"].get("uid")))
     if actions:
         told = sorted({gone[a.name] for a in actions if isinstance(a, PatchChild | DeleteChild)})
-        kept = [a.name for a in actions if isinstance(a, PatchChild)]
+        # An imported disk's claim and DataVolume share their name: said once.
+        kept = list(dict.fromkeys(a.name for a in actions if isinstance(a, PatchChild)))
         what = f"detached disk{'s' if len(told) > 1 else ''} {', '.join(told)}: "
         message = what + ("data kept in " + ", ".join(kept) if kept else "data deleted")
         actions.append(Emit("Normal", "DiskDetached", message))

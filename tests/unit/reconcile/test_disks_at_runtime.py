@@ -369,6 +369,13 @@ def test_a_kept_imported_disk_is_released_claim_first() -> None:
     ]
 
 
+def test_a_kept_imported_disk_is_said_kept_in_its_claim_once() -> None:
+    """The claim and the DataVolume share their name: the Event said it twice."""
+    cr, old, world = _imported_extra_detaching()
+    (said,) = [a for a in decide(cr, old, world).actions if isinstance(a, Emit)]
+    assert said.message == "detached disk extra: data kept in web-1-extra"
+
+
 def test_a_removed_imported_disk_without_preserve_data_leaves_cdis_claim_to_cdi() -> None:
     """Deleting the DataVolume is enough: the claim goes with it (garbage collector)."""
     cr = wukong()
