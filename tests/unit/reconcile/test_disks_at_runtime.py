@@ -310,25 +310,14 @@ def _in_sight(world: Observed) -> Observed:
     return replace(world, claims=seen_of(world.claims), data_volumes=seen_of(world.data_volumes))
 
 
-def _merged(old: Any, patch: Any) -> Any:
-    """RFC 7386 applied (the API server's answer to a merge patch)."""
-    if not isinstance(patch, dict) or not isinstance(old, dict):
-        return patch
-    out = dict(old)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merged(old.get(key), value)
-    return out
-
-
 def _applied(world: Observed, done: Sequence[Any]) -> Observed:
     """`world` once the patches in `done` landed."""
+    from tests.unit.reconcile.test_settle import merged  # it imports this module
+
     claims, dvs = dict(world.claims), dict(world.data_volumes)
     for action in done:
         objects = claims if action.kind == "PersistentVolumeClaim" else dvs
-        objects[action.name] = _merged(objects[action.name], action.patch)
+        objects[action.name] = merged(objects[action.name], action.patch)
     return replace(world, claims=claims, data_volumes=dvs)
 
 

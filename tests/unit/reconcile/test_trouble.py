@@ -545,6 +545,16 @@ def sync_failed_world(
     return world
 
 
+# A Wukong Starting since 10 minutes ago: past --stall-after (300 s), so Stalled speaks.
+STARTING_TEN_MINUTES = {
+    "phase": "Starting",
+    "history": [
+        {"from": "Creating", "to": "Starting", "reason": "VMCreated",
+         "time": iso(NOW - timedelta(minutes=10))}
+    ],
+}  # fmt: skip
+
+
 def test_a_guest_virt_launcher_cannot_start_is_vm_healthy_false_with_kubevirts_words() -> None:
     """Audit s46 access #4: a cloud-init Secret made `--from-file=user-data` has no key
     `userdata`; virt-launcher fails to read it and virt-handler retries for ever, the VMI
@@ -562,14 +572,7 @@ def test_a_guest_virt_launcher_cannot_start_is_vm_healthy_false_with_kubevirts_w
     assert "--from-file=userdata=FILE" in verdict.message
     assert "stop and start the VM" in verdict.message
     assert health_due(world) is None
-    status = {
-        "phase": "Starting",
-        "history": [
-            {"from": "Creating", "to": "Starting", "reason": "VMCreated",
-             "time": iso(NOW - timedelta(minutes=10))}
-        ],
-    }  # fmt: skip
-    plan = decide(wukong(), status, world, stall_after=300)
+    plan = decide(wukong(), STARTING_TEN_MINUTES, world, stall_after=300)
     said = cond(plan.status["conditions"], "VMHealthy")
     assert (said["status"], said["reason"]) == ("False", "DomainSyncFailed")
     warnings = [e for e in plan.actions if isinstance(e, Emit) and e.type == "Warning"]
@@ -684,14 +687,7 @@ def test_a_pod_whose_networks_cannot_attach_is_vm_healthy_false_in_kubelet_words
         "attached"
     )
     assert health_due(world) is None
-    status = {
-        "phase": "Starting",
-        "history": [
-            {"from": "Creating", "to": "Starting", "reason": "VMCreated",
-             "time": iso(NOW - timedelta(minutes=10))}
-        ],
-    }  # fmt: skip
-    plan = decide(wukong(), status, world, stall_after=300)
+    plan = decide(wukong(), STARTING_TEN_MINUTES, world, stall_after=300)
     said = cond(plan.status["conditions"], "VMHealthy")
     assert (said["status"], said["reason"]) == ("False", "PodSandboxFailed")
     warnings = [(e.reason, e.message) for e in plan.actions if isinstance(e, Emit)]
