@@ -127,6 +127,33 @@ def test_removing_a_mounted_disk_waits_with_the_mount_point() -> None:
     assert tmpl_patches == []
 
 
+@pytest.mark.parametrize(("interval", "recheck"), [(300.0, 30.0), (60.0, 6.0), (2.0, 1.0)])
+def test_a_detach_the_guest_holds_asks_again_as_often_as_the_report_can_change(
+    interval: float, recheck: float
+) -> None:
+    """KubeVirt refreshes the guest agent's report every `interval` (5 minutes by default):
+    a detach held by a mounted disk asked for it every 5 s, 60 calls through virt-api and
+    virt-handler per refresh that all read the same report (noticed in session 46). Now a
+    tenth of the interval, 1 to 30 s."""
+    cr = wukong()
+    world = running(plugged=("logs",), **{"web-1-logs": bound_pvc("web-1-logs", "10Gi")})
+    mounted = replace(
+        world,
+        guest_filesystems=(
+            {"diskName": "sdb", "mountPoint": "/var/log", "disk": [{"serial": "logs"}]},
+        ),
+    )
+    plan = decide(cr, {"phase": "Running"}, mounted, guest_report_interval=interval)
+    detach = next(c for c in plan.status["conditions"] if c["type"] == "DiskDetach")
+    assert detach["reason"] == "DiskInUse"
+    assert plan.requeue_after == pytest.approx(recheck)
+    blind = replace(world, guest_filesystems=({"diskName": "vdb", "mountPoint": "/srv"},))
+    plan = decide(cr, {"phase": "Running"}, blind, guest_report_interval=interval)
+    detach = next(c for c in plan.status["conditions"] if c["type"] == "DiskDetach")
+    assert detach["reason"] == "DiskCheckUnavailable"
+    assert plan.requeue_after == pytest.approx(recheck)
+
+
 @pytest.mark.parametrize(
     ("bus", "reported"),
     [
