@@ -29,8 +29,14 @@ MAX_SSH_KEYS = 16
 MAX_SSH_USERS = 16
 # The one cloud-init volume and disk in the VM template; a user's disk may not take the name.
 CLOUD_INIT_VOLUME = "cloudinitdisk"
-LINUX_USER_PATTERN = r"^[a-z_][a-z0-9_-]*[$]?$"
-LINUX_USER_MAX = 32
+# A guest user the agent gives keys to: qemu-ga looks it up by name (getpwnam on Linux, the
+# user's profile on Windows), so KubeVirt takes any string. Linux names and beyond: upper case
+# (`Administrator` of a Windows guest), dots and '@' (`john.doe`, an SSSD `john@corp.example`),
+# and a Samba machine account's trailing '$'; no spaces, slashes or control characters (a name
+# written on a command line and in Secret names' hashes), and not starting with a digit or
+# punctuation (`1000` would read as a uid, `-x` as an option).
+GUEST_USER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.@-]*[$]?$"
+GUEST_USER_MAX = 32
 
 
 def _byte_limit(what: str, secret_field: str) -> tuple[AfterValidator, WithJsonSchema]:
@@ -190,7 +196,7 @@ class SshKey(WireModel):
     """noCloud (cloud-init at first boot) or qemuGuestAgent (needs users)."""
     users: (
         Annotated[
-            list[Annotated[str, Field(pattern=LINUX_USER_PATTERN, max_length=LINUX_USER_MAX)]],
+            list[Annotated[str, Field(pattern=GUEST_USER_PATTERN, max_length=GUEST_USER_MAX)]],
             Field(max_length=MAX_SSH_USERS, json_schema_extra={"x-kubernetes-list-type": "set"}),
         ]
         | None

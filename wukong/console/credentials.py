@@ -25,8 +25,8 @@ import yaml
 
 from wukong.api import names
 from wukong.api.guest import (
-    LINUX_USER_MAX,
-    LINUX_USER_PATTERN,
+    GUEST_USER_MAX,
+    GUEST_USER_PATTERN,
     KeyPropagation,
     mountable_key_secret,
 )
@@ -227,7 +227,7 @@ def user_data_keys(text: str, user: str) -> list[str]:
 
 def valid_user(user: str) -> bool:
     """Whether `user` is a name the Wukong's sshKeys take (the CRD's pattern and length)."""
-    return len(user) <= LINUX_USER_MAX and re.fullmatch(LINUX_USER_PATTERN, user) is not None
+    return len(user) <= GUEST_USER_MAX and re.fullmatch(GUEST_USER_PATTERN, user) is not None
 
 
 def owned_by(secret: JsonObj, cr: JsonObj) -> bool:

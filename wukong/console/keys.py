@@ -109,8 +109,8 @@ def add_ssh_key(
         if not valid_user(user):
             # The Wukong's sshKeys would refuse it, after the Secret was made (session 46).
             raise usage(
-                f"--user: {user!r} is not a user name sshKeys take (a Linux user name: lower "
-                "case letters, digits, '_' and '-', at most 32 characters)"
+                f"--user: {user!r} is not a user name sshKeys take (letters, digits, '_', '.', "
+                "'@' and '-', starting with a letter or '_', at most 32 characters)"
             )
     except CliError as error:
         fail(error)

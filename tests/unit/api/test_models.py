@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -285,3 +286,24 @@ def test_history_keeps_only_the_last_transitions() -> None:
         history = record_transition(history, f"S{i}", f"S{i + 1}", "step", NOW)
     assert len(history) == HISTORY_LIMIT
     assert history[-1].to == f"S{HISTORY_LIMIT + 3}"
+
+
+def test_agent_keys_go_to_guest_users_beyond_linux_names() -> None:
+    """qemu-ga finds the user by name on Linux and Windows, and KubeVirt takes any: the
+    CRD took only Linux-pattern names, so `Administrator` of a Windows guest and `john.doe`
+    were refused (session 47). Names that would read as a uid or an option, or carry a
+    space, are still refused, by the model and the CRD's same pattern."""
+    from wukong.api.guest import GUEST_USER_PATTERN, SshKey
+
+    users = ["Administrator", "john.doe", "j@corp.example", "fedora"]
+    key = SshKey.model_validate(
+        {"secretName": "keys", "propagation": "qemuGuestAgent", "users": users}
+    )
+    assert key.users == users
+    for bad in ("1000", "-x", "john doe", "a/b"):
+        with pytest.raises(ValidationError):
+            SshKey.model_validate(
+                {"secretName": "keys", "propagation": "qemuGuestAgent", "users": [bad]}
+            )
+    crd = (Path(__file__).parents[3] / "manifests/crd/wukong.yaml").read_text()
+    assert f"pattern: {GUEST_USER_PATTERN}" in crd
