@@ -369,7 +369,9 @@ def restart_reasons(
     if not covers(credentials_of(running, agent=True), credentials_of(template_spec, agent=True)):
         changed.append("sshKeys")
     first_boot = []
-    if not covers(_cloud_init(running), _cloud_init(template_spec)):
+    # Whole, as KubeVirt compares templates: `networkData` dropped beside a kept `userData`
+    # is a change that `covers` (the spec's keys only) would not see.
+    if _cloud_init(running) != _cloud_init(template_spec):
         first_boot.append("cloudInit")
     if not covers(credentials_of(running, agent=False), credentials_of(template_spec, agent=False)):
         first_boot.append("sshKeys (noCloud)")

@@ -364,6 +364,15 @@ AGENT_KEYS = [{"secretName": "ops", "propagation": "qemuGuestAgent", "users": ["
             "sshKeys (noCloud)",  # an empty cloud-config is what the keys' disk had
             id="nocloud-keys-changed",
         ),
+        pytest.param(
+            # A key dropped from the cloud-init volume is a change too: KubeVirt compares the
+            # templates whole (the operator's comparison took only the keys the spec sets,
+            # and said nothing; noticed in session 46).
+            {"cloudInit": {"userData": "#cloud-config\n", "networkData": "version: 2\n"}},
+            {"cloudInit": {"userData": "#cloud-config\n"}},
+            "cloudInit",
+            id="network-data-dropped",
+        ),
     ],
 )
 def test_what_cloud_init_applies_at_first_boot_is_not_said_to_come_with_a_restart(
