@@ -57,10 +57,15 @@ LAUNCHER_VOLUMES = (
     "hotplug-disks",
     "cloudinitdisk-udata",
     "cloudinitdisk-ndata",
-    # Only with some features, none Wukong sets today (a later KubeVirt default, or one a
-    # later Wukong turns on, would make a stored disk so named unstartable): persistent
-    # EFI/TPM state, hugepages, hook sidecars, virtiofs, the network-info downward API,
-    # kernel boot (rendervolumes.go, template.go, container-disk.go, downwardapi).
+)
+# Volumes the pod gets only with some features, none Wukong sets today: persistent EFI/TPM
+# state, hugepages, hook sidecars, virtiofs, the network-info downward API, kernel boot
+# (rendervolumes.go, template.go, container-disk.go, downwardapi). A VM with a disk so named
+# starts today; a later KubeVirt default, or a feature a later Wukong turns on, would make it
+# unstartable. So a new disk may not take one, and a disk that has one already (made before
+# session 44 reserved them) keeps it: renaming a disk is removing it, which deletes a data
+# disk's claim and is refused for the system disk (upgrade audit, session 47).
+LAUNCHER_FEATURE_VOLUMES = (
     "vm-state",
     "private-libvirt",
     "private-libvirt-qemu",

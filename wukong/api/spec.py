@@ -29,7 +29,12 @@ from wukong.api.guest import (
     CloudInit,
     SshKey,
 )
-from wukong.api.names import LAUNCHER_VOLUMES, POD_NETWORK_NAME, object_ref
+from wukong.api.names import (
+    LAUNCHER_FEATURE_VOLUMES,
+    LAUNCHER_VOLUMES,
+    POD_NETWORK_NAME,
+    object_ref,
+)
 from wukong.api.placement import (
     HOTPLUG_ALIGNMENT,
     HOTPLUG_MIN_MEMORY,
@@ -220,12 +225,24 @@ NadRef = Annotated[str, _ref_check("NAD"), _OBJECT_REF]
 """An existing NAD: 'name' in the Wukong's namespace, or 'namespace/name' (issue 15)."""
 
 
+FEATURE_VOLUME_WORDS = (
+    f"disk names {', '.join(LAUNCHER_FEATURE_VOLUMES)} are volumes KubeVirt's virt-launcher "
+    "pod gets with some features (persistent EFI/TPM, hugepages, hook sidecars, virtiofs, "
+    "kernel boot): a new disk may not take one (a disk that has one already keeps it); pick "
+    "another"
+)
+# On the name, not the list: the API server ratchets a rule on a value that did not change
+# (spec.disks is a map list, items correlated by name), so a stored disk so named passes
+# every later write, and a new one is refused.
+_FEATURE_VOLUME_RULE = rules((f"!(self in {list(LAUNCHER_FEATURE_VOLUMES)})", FEATURE_VOLUME_WORDS))
+
+
 class DiskSpec(WireModel):
     """One disk of the VM: an imported image or a cloned PVC (DataVolume), or a blank PVC."""
 
     model_config = ConfigDict(json_schema_extra=_DISK_RULES)
 
-    name: DnsLabel
+    name: Annotated[DnsLabel, Field(json_schema_extra=_FEATURE_VOLUME_RULE)]
     """Disk name, unique in the Wukong; also names the PVC '<wukong>-<disk>'."""
     size: DiskSize
     """Requested size, e.g. 20Gi; it may grow later but never shrink."""

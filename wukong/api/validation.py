@@ -8,7 +8,7 @@ object through) and reports problems in the SpecValid condition instead of faili
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -17,7 +17,13 @@ from wukong.api import names
 from wukong.api.guest import ACCESS_CRED_SUFFIX
 from wukong.api.names import MAX_WUKONG_NAME
 from wukong.api.quantity import format_bytes, parse_quantity
-from wukong.api.spec import ACCESS_CRED_WORDS, LAUNCHER_VOLUME_WORDS, DiskSpec, WukongSpec
+from wukong.api.spec import (
+    ACCESS_CRED_WORDS,
+    FEATURE_VOLUME_WORDS,
+    LAUNCHER_VOLUME_WORDS,
+    DiskSpec,
+    WukongSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -32,10 +38,21 @@ class Problem:
 
 
 def validate_spec(
-    spec: WukongSpec, old_spec: WukongSpec | None = None, *, name: str | None = None
+    spec: WukongSpec,
+    old_spec: WukongSpec | None = None,
+    *,
+    name: str | None = None,
+    disks_made: Collection[str] = (),
 ) -> list[Problem]:
-    """Everything wrong with `spec`, or with the edit from `old_spec` to it; [] when fine."""
-    problems = [*_names(spec), *_boot_disks(spec), *_networks(spec), *_kept_disks(spec)]
+    """Everything wrong with `spec`, or with the edit from `old_spec` to it; [] when fine.
+    `disks_made`: the disks the Wukong has already (its status' volumes), which keep a name
+    only new disks may not take (`names.LAUNCHER_FEATURE_VOLUMES`)."""
+    problems = [
+        *_names(spec, disks_made),
+        *_boot_disks(spec),
+        *_networks(spec),
+        *_kept_disks(spec),
+    ]
     if name is not None and len(name) > MAX_WUKONG_NAME:
         problems.append(
             Problem(
@@ -102,19 +119,21 @@ def _duplicates(names: Sequence[str], kind: str, field: str) -> list[Problem]:
     ]
 
 
-def _names(spec: WukongSpec) -> list[Problem]:
+def _names(spec: WukongSpec, disks_made: Collection[str]) -> list[Problem]:
     disks = [d.name for d in spec.disks]
     networks = [n.name for n in spec.networks]
     credentials = {f"{k.secret_name}{ACCESS_CRED_SUFFIX}" for k in spec.ssh_keys}
-    taken = [
-        Problem(f"spec.disks[{i}].name", f"'{name}': {LAUNCHER_VOLUME_WORDS}")
-        for i, name in enumerate(disks)
-        if name in names.LAUNCHER_VOLUMES
-    ] + [
-        Problem(f"spec.disks[{i}].name", f"'{name}': {ACCESS_CRED_WORDS}")
-        for i, name in enumerate(disks)
-        if name in credentials
-    ]
+    taken = []
+    for i, disk in enumerate(disks):
+        if disk in names.LAUNCHER_VOLUMES:
+            words = LAUNCHER_VOLUME_WORDS
+        elif disk in names.LAUNCHER_FEATURE_VOLUMES and disk not in disks_made:
+            words = FEATURE_VOLUME_WORDS
+        elif disk in credentials:
+            words = ACCESS_CRED_WORDS
+        else:
+            continue
+        taken.append(Problem(f"spec.disks[{i}].name", f"'{disk}': {words}"))
     return (
         taken
         + _duplicates(disks, "disk", "spec.disks")

@@ -180,7 +180,8 @@ def decide(
     now = seen.now
     cr, auto_start = _auto_start_as_made(cr, status, seen)
     plan = Plan()
-    problems = validate_spec(cr.spec, name=cr.metadata.name)
+    made = [v.name for v in status.volumes]
+    problems = validate_spec(cr.spec, name=cr.metadata.name, disks_made=made)
     refused = [] if problems else network_refusals(cr, seen.network_policy, seen.nads)
     annotated = [] if problems else size_class_refusals(cr, seen.size_classes)
     if problems:

@@ -168,18 +168,35 @@ def test_a_name_too_long_for_a_label_value_is_reported() -> None:
     assert str(problems[0]).startswith("metadata.name: ")
 
 
-@pytest.mark.parametrize(
-    "taken", ["private", "hotplug-disks", "cloudinitdisk-udata", "vm-state", "hugepages"]
-)
+@pytest.mark.parametrize("taken", ["private", "hotplug-disks", "cloudinitdisk-udata"])
 def test_a_disk_named_like_a_volume_of_the_launcher_pod_is_a_problem(taken: str) -> None:
     """Kubernetes refuses a pod with two volumes of one name: KubeVirt's webhook took the VM,
     virt-controller's pod was refused, and a system disk so named could not be renamed (the
-    CRD keeps it): the Wukong had to be made anew (audit, session 43)."""
+    CRD keeps it): the Wukong had to be made anew (audit, session 43). Made already, it is
+    still a problem: its VM cannot have started."""
+    spec = _spec(disks=[SYSTEM, {"name": taken, "size": "1Gi"}], deleteOptions=None)
+    for made in ((), ("system", taken)):
+        [problem] = validate_spec(spec, disks_made=made)
+        assert problem.field == "spec.disks[1].name"
+        assert f"'{taken}': disk names private, public" in problem.message
+        assert "virt-launcher pod has already" in problem.message
+
+
+@pytest.mark.parametrize("taken", ["vm-state", "hugepages", "kernel-boot-volume"])
+def test_a_name_the_pod_takes_only_with_some_feature_is_refused_for_new_disks_only(
+    taken: str,
+) -> None:
+    """KubeVirt adds `vm-state`, `hugepages`… to the pod only with features Wukong never sets,
+    so a VM with such a disk ran; session 44 reserved them and every stored Wukong with one
+    turned SpecValid=False for good, its disk and VM changes no longer applied, and the only
+    way out a rename (deleting a data disk's claim; refused for a system disk) (upgrade
+    audit, session 47). A disk the Wukong has already keeps its name; a new one may not."""
     spec = _spec(disks=[SYSTEM, {"name": taken, "size": "1Gi"}], deleteOptions=None)
     [problem] = validate_spec(spec)
     assert problem.field == "spec.disks[1].name"
-    assert f"'{taken}': disk names private, public" in problem.message
-    assert "virt-launcher pod has already" in problem.message
+    assert f"'{taken}': disk names vm-state, private-libvirt" in problem.message
+    assert "a new disk may not take one" in problem.message
+    assert validate_spec(spec, disks_made=("system", taken)) == []
 
 
 def test_a_disk_named_like_the_volume_of_an_ssh_key_secret_is_a_problem() -> None:

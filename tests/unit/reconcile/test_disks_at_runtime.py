@@ -1270,3 +1270,27 @@ def test_the_first_unmounted_report_is_kept_rounded_up_to_a_whole_second() -> No
         for a in decide(cr, first.status, early, guest_report_interval=4.0).actions
         if isinstance(a, RemoveVolume)
     ]
+
+
+def test_a_disk_made_before_its_name_was_reserved_keeps_it_and_the_wukong_is_managed() -> None:
+    """A Wukong made before session 44 with a disk `vm-state` (a name KubeVirt's pod takes
+    only for persistent EFI/TPM, which Wukong never sets) ran; after the upgrade it was
+    SpecValid=False for good and no disk change was applied (upgrade audit, session 47). Its
+    disk keeps the name: a disk added meanwhile is hot-plugged as for any Wukong."""
+    state = {"name": "vm-state", "size": "10Gi"}
+    base = wukong(disks=_disks(state))
+    cr = wukong(disks=_disks(state, LOGS))
+    claims = {
+        "web-1-vm-state": bound_pvc("web-1-vm-state", "10Gi"),
+        "web-1-logs": bound_pvc("web-1-logs", "10Gi"),
+    }
+    made = [{"name": d["name"], "pvcName": f"web-1-{d['name']}"} for d in _disks(state)]
+    plan = decide(cr, {"phase": "Running", "volumes": made}, running(base=base, **claims))
+    valid = next(c for c in plan.status["conditions"] if c["type"] == "SpecValid")
+    assert valid["status"] == "True", valid["message"]
+    assert [a.disk for a in plan.actions if isinstance(a, AddVolume)] == ["logs"]
+    # A new disk may not take such a name.
+    fresh = decide(wukong(disks=_disks(state)), {}, ready_children())
+    valid = next(c for c in fresh.status["conditions"] if c["type"] == "SpecValid")
+    assert (valid["status"], valid["reason"]) == ("False", "InvalidSpec")
+    assert "a new disk may not take one" in valid["message"]
