@@ -21,6 +21,7 @@ Events (wukong.api.kinds.SANDBOX_EVENT) and matches them to the VMI's `status.ac
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from wukong.api import JsonObj
@@ -141,6 +142,12 @@ def until_sandbox_failure_lasts(seen: Observed, lasting: float) -> float | None:
     return 0.0 if not first else lasting - _age(min(first), seen.now)
 
 
+# A sandbox's id in the runtime's words (containerd: `for sandbox "<64 hex>"`; CRI-O:
+# `sandbox k8s_…(<64 hex>)`): new at every kubelet retry, it made the condition's message, and
+# so a status write and a Warning, new at each (noticed in session 46).
+_CONTAINER_ID = re.compile(r"\b[0-9a-f]{64}\b")
+
+
 def sandbox_failure(seen: Observed) -> str:
     """The kubelet's newest word on why the VMI's pod has no sandbox, with its node and pod
     ("" when it said none)."""
@@ -151,7 +158,7 @@ def sandbox_failure(seen: Observed) -> str:
     involved = newest.get("involvedObject") or {}
     pods = (seen.vmi or {}).get("status", {}).get("activePods") or {}
     node = pods.get(involved.get("uid")) or "its node"
-    message = str(newest.get("message") or "Failed to create pod sandbox")
+    message = _CONTAINER_ID.sub("…", str(newest.get("message") or "Failed to create pod sandbox"))
     hint = ""
     if "network" in message.lower():
         hint = (

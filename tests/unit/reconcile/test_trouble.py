@@ -707,6 +707,19 @@ def test_the_kubelets_newest_word_is_the_one_said() -> None:
     assert "network" not in verdict.message.lower()
 
 
+def test_a_kubelet_retry_with_a_new_sandbox_id_says_the_same() -> None:
+    """containerd names the sandbox it tore down (64 hex digits), a new one at each kubelet
+    retry: the condition's message changed with it, a status write and a Warning per retry
+    (noticed in session 46). The id is left out; the rest is the kubelet's words."""
+    said = []
+    for sandbox in ("a" * 64, "0123456789abcdef" * 4):
+        message = SANDBOX_MESSAGE.replace('"4f1c"', f'"{sandbox}"')
+        verdict = vm_health(sandbox_world(sandbox_event(LASTING + 1, message)))
+        assert verdict is not None and sandbox not in verdict.message
+        said.append(verdict.message)
+    assert said[0] == said[1] and 'for sandbox "…": plugin type="multus"' in said[0]
+
+
 def test_a_sandbox_failure_for_a_moment_waits_and_the_pass_comes_back_when_it_counts() -> None:
     world = sandbox_world(sandbox_event(4))
     assert vm_health(world) is None
