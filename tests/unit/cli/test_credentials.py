@@ -222,9 +222,13 @@ class SecretsApi:
     when its name is in `forbidden` (404 when absent); records every write."""
 
     def __init__(
-        self, cr: dict[str, Any], *secrets: dict[str, Any], forbidden: tuple[str, ...] = ()
+        self,
+        cr: dict[str, Any],
+        *secrets: dict[str, Any],
+        forbidden: tuple[str, ...] = (),
+        vmi: dict[str, Any] | None = None,
     ) -> None:
-        self.cr, self.forbidden = cr, forbidden
+        self.cr, self.forbidden, self.vmi = cr, forbidden, vmi
         self.secrets = {s["metadata"]["name"]: s for s in secrets}
         self.written: list[tuple[str, str, Any]] = []
 
@@ -239,6 +243,10 @@ class SecretsApi:
             return copy.deepcopy(body)
         if "/wukongs/" in path:
             return copy.deepcopy(self.cr)
+        if "/virtualmachineinstances/" in path:
+            if self.vmi is None:
+                raise NotFound(404, "NotFound", f'virtualmachineinstances "{name}" not found')
+            return copy.deepcopy(self.vmi)
         if name in self.forbidden:
             raise Forbidden(403, "Forbidden", f'secrets "{name}" is forbidden')
         if name not in self.secrets:
@@ -374,3 +382,27 @@ def test_a_user_or_an_entry_sshkeys_cannot_take_is_refused_before_anything_is_wr
         "error: web-1 lists 16 sshKeys Secrets, the most a Wukong takes: give fedora the key "
         "through a Secret it lists (add fedora to its users)\n"
     )
+
+
+@pytest.mark.parametrize(("vmi_phase", "when"), [("Running", "without a restart"), (None, "when")])
+def test_a_key_reaches_a_guest_that_runs_though_its_wukong_is_in_error(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch, vmi_phase: str | None, when: str
+) -> None:
+    """A Wukong in Error (a disk added later whose import failed) may have a guest that runs
+    and takes keys live; its phase alone said "when web-1 starts" (noticed in session 46).
+    The VMI, read with the user's rights, now says; without one, the words stay."""
+    cr = running("web-1", sshKeys=[AGENT])
+    cr["status"]["phase"] = "Error"
+    vmi = None
+    if vmi_phase is not None:
+        vmi = {
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachineInstance",
+            "metadata": {"name": "web-1-vm", "namespace": "demo"},
+            "status": {"phase": vmi_phase},
+        }
+    server = SecretsApi(cr, keyed("team", MINE), vmi=vmi)
+    done = add_key(server, kubeconfig, monkeypatch, "--force")  # a Secret web-1 does not own
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout.startswith("key added to Secret team: the guest agent puts it in ")
+    assert f"fedora's authorized_keys {when}" in done.stdout

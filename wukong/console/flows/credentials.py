@@ -13,7 +13,8 @@ from wukong.console.connect import Target, connect, kubernetes_object
 from wukong.console.errors import OK, CliError
 from wukong.console.flows.common import JsonObj, patch_pinned
 from wukong.console.invocation import Cluster, Console, typed
-from wukong.console.status import RUNNING, phase
+from wukong.console.remote import guest_vmi
+from wukong.console.status import RUNNING, phase, vmi_runs
 from wukong.errors import AlreadyExists, Forbidden, NotFound
 
 # kubelet refreshes a Secret mounted in the VM's pod on its own sync (about a minute), and
@@ -33,8 +34,11 @@ async def _secret(target: Target, cr: JsonObj, name: str) -> JsonObj:
         raise CliError(f"Secret {name} (in the sshKeys of {wukong}) does not exist") from None
 
 
-def _runs(cr: JsonObj) -> bool:
-    return phase(cr) in RUNNING
+async def _runs(target: Target, cr: JsonObj) -> bool:
+    """Whether the Wukong's VM runs, whatever its phase: a Wukong in Error (a disk added
+    later whose import failed) may have a guest that runs, which takes keys live and owes a
+    restart for a new Secret; its phase alone said "when it starts" (noticed in session 46)."""
+    return phase(cr) in RUNNING or vmi_runs(await guest_vmi(target, cr["metadata"]["name"]))
 
 
 async def add_ssh_key(
@@ -85,7 +89,7 @@ async def add_ssh_key(
         )
         when = (
             f"at its next restart ({typed(f'restart {name}', target.namespace)})"
-            if _runs(patched)
+            if await _runs(target, patched)
             else "when it starts"
         )
         io.out(
@@ -180,7 +184,7 @@ async def _add_to(
             "other VMs may use it: pass --force to add the key to it anyway"
         )
     await target.kube.merge_patch(_secrets(target, secret_name), {"data": keys.key_data(key)})
-    when = LIVE if _runs(cr) else f"when {name} starts"
+    when = LIVE if await _runs(target, cr) else f"when {name} starts"
     io.out(
         f"key added to Secret {secret_name}: the guest agent puts it in {user}'s "
         f"authorized_keys {when}"
@@ -219,8 +223,9 @@ async def remove_ssh_key(
             secret_name = secret["metadata"]["name"]
             await target.kube.merge_patch(_secrets(target, secret_name), {"data": patch})
             removed.append(secret_name)
+        when = LIVE if await _runs(target, cr) else f"when {name} starts"
         io.out(
             f"key removed from Secret {', '.join(removed)}: the guest agent takes it out of "
-            f"{user}'s authorized_keys" + (f" {LIVE}" if _runs(cr) else f" when {name} starts")
+            f"{user}'s authorized_keys {when}"
         )
         return OK
