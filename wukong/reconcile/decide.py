@@ -54,6 +54,7 @@ from wukong.reconcile.lifecycle import (
     VM_DELETED,
     LifecyclePlan,
     desired_run_strategy,
+    owed_by_older_operator,
     plan_lifecycle,
     request_id,
     runs_wanted,
@@ -178,6 +179,10 @@ def decide(
 ) -> Plan:
     """Plan one pass for a live (not deleting) Wukong."""
     now = seen.now
+    # A request an older operator took and had not called yet is called, not marked sent.
+    older = owed_by_older_operator(status.lifecycle_state)
+    if older is not status.lifecycle_state:
+        status = status.model_copy(update={"lifecycle_state": older})
     cr, auto_start = _auto_start_as_made(cr, status, seen)
     plan = Plan()
     made = [v.name for v in status.volumes]

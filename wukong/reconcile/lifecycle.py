@@ -318,6 +318,48 @@ def _call_to_make(state: LifecycleState) -> bool:
     return start_beside_refusal(state) and state.issued is False
 
 
+# The call an operator before issue 14 (0.1.0, a5667a9) made for a request, from what its
+# record keeps (its `_call`): the verb's, forced when the record says `force`.
+OLDER_CALLS = {
+    "start": (Effect.START_VM, Effect.START_VM),
+    "stop": (Effect.STOP_VM, Effect.FORCE_STOP_VM),
+    "restart": (Effect.RESTART_VM, Effect.FORCE_RESTART_VM),
+    "suspend": (Effect.PAUSE_VMI, Effect.PAUSE_VMI),
+    "resume": (Effect.UNPAUSE_VMI, Effect.UNPAUSE_VMI),
+}
+
+
+def owed_by_older_operator(state: LifecycleState | None) -> LifecycleState | None:
+    """A record an operator before issue 14 left with its call still to make, read as this
+    operator records one (Accepted, with the call); any other record as it is.
+
+    0.1.0 wrote no `call`: `issued: false` meant "call `lastAction` next pass", as Accepted
+    when it had just taken the request, as Issued again once the call failed transiently.
+    This operator never writes either shape: every Accepted record carries its call (the
+    requests answered without one, a VM created running or stopped, are Issued in the pass
+    that takes them; a VM deleted meanwhile, Done), and `issued` follows `state` (an Issued
+    record is issued; a transient failure moves it back to Accepted). Read as "a recorded
+    request with nothing to call", such a record was marked sent and never called (source
+    audit, session 47). 0.1.0's forced escalation failed transiently is left as this
+    operator leaves its own (`escalated` cleared): the state machine forces again once the
+    deadline has passed. To be dropped once 0.1.0 is past its deprecation window
+    (docs/decisions.md, "Reading what an older operator or CRD left")."""
+    if (
+        state is None
+        or state.issued is not False
+        or state.state not in (Answer.Accepted, Answer.Issued)
+        or (state.state == Answer.Accepted and state.call)
+    ):
+        return state
+    if state.state == Answer.Issued and state.escalated:
+        return state.model_copy(update={"issued": True, "escalated": False})
+    calls = OLDER_CALLS.get(state.last_action or "")
+    if calls is None:
+        return state
+    call = state.call or calls[bool(state.force)].value
+    return state.model_copy(update={"state": Answer.Accepted.value, "call": call})
+
+
 def _left_off(seen: Observed, state: LifecycleState) -> bool:
     """The VM is off and stays off: KubeVirt reports it Stopped with nothing pending under a
     runStrategy that starts it only on a call, and no start of ours follows (`_owes_start`).

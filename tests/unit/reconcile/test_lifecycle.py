@@ -1875,3 +1875,103 @@ def test_a_stop_right_after_our_start_waits_for_the_start_to_show() -> None:
         made_calls += calls(plan)
         status = plan.status
     assert [(c.verb, c.force) for c in made_calls] == [("stop", True)]
+
+
+def _older_record(verb: str, state: str = "Accepted", **fields: Any) -> dict[str, Any]:
+    """A lifecycleState as 0.1.0 (a5667a9) wrote it: no `call`, `issued: false` until it
+    made the call (Accepted), or again after the call failed transiently (Issued)."""
+    return {
+        "state": state,
+        "lastAction": verb,
+        "lastActionTime": "2026-11-23T11:59:50Z",
+        "generation": 2,
+        "issued": False,
+        "force": False,
+        "vmiUid": "vmi-1",
+        "message": f"{verb} accepted" if state == "Accepted" else f"{verb} sent to KubeVirt",
+        **fields,
+    }
+
+
+def _stopped_world() -> Observed:
+    world = running_world("Halted")
+    vm = copy.deepcopy(world.vm)
+    vm["status"] = {"printableStatus": "Stopped", "runStrategy": "Halted"}
+    return replace(world, vm=vm, vmi=None)
+
+
+@pytest.mark.parametrize("state", ["Accepted", "Issued"], ids=["accepted", "retried"])
+def test_a_restart_an_older_operator_accepted_is_called_not_marked_sent(state: str) -> None:
+    """Upgrade audit, session 47, finding 2: 0.1.0 recorded no `call`; its record was read as
+    one with nothing to call and marked "restart sent to KubeVirt" without a call, and the
+    Wukong stayed Restarting (Stalled), refusing the next restart as already under way."""
+    cr = wukong(lifecycleAction={"action": "restart", "requestedAt": "r1"})
+    asked = cr.spec.lifecycle_action
+    record = _older_record("restart", state, requestId=request_id(asked))
+    world = running_world()
+    made = decide(cr, {"phase": "Restarting", "lifecycleState": record}, world)
+    assert calls(made) == [VmCall("restart", "web-1-vm")]
+    life = made.status["lifecycleState"]
+    assert (life["state"], life["issued"], life["call"]) == ("Issued", True, "RESTART_VM")
+    assert calls(decide(cr, made.status, world)) == []  # once
+
+
+def test_a_start_an_older_operator_accepted_is_called() -> None:
+    cr = wukong(lifecycleAction={"action": "start", "requestedAt": "s1"})
+    record = _older_record("start", requestId=request_id(cr.spec.lifecycle_action), vmiUid=None)
+    world = _stopped_world()
+    made = decide(cr, {"phase": "Starting", "vmName": "web-1-vm", "lifecycleState": record}, world)
+    assert calls(made) == [VmCall("start", "web-1-vm")]
+    assert made.status["lifecycleState"]["state"] == "Issued"
+
+
+@pytest.mark.parametrize("state", ["Accepted", "Issued"], ids=["accepted", "retried"])
+def test_a_stop_an_older_operator_accepted_is_the_stop_call_with_its_grace_period(
+    state: str,
+) -> None:
+    """Not a runStrategy Halted patch, which stops the guest with the VMI's own grace period
+    while the status counts down the one accepted."""
+    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 20, "requestedAt": "p1"})
+    record = _older_record(
+        "stop",
+        state,
+        requestId=request_id(cr.spec.lifecycle_action),
+        deadline="2026-11-23T12:00:10Z",
+        gracePeriodSeconds=20,
+    )
+    made = decide(cr, {"phase": "Stopping", "lifecycleState": record}, running_world())
+    assert calls(made) == [VmCall("stop", "web-1-vm", grace_period=20)]
+    assert _strategy_patches(made) == []
+
+
+@pytest.mark.parametrize(
+    ("verb", "phase", "call"),
+    [
+        ("stop", "Stopping", VmCall("stop", "web-1-vm", grace_period=0, force=True)),
+        ("restart", "Restarting", VmCall("restart", "web-1-vm", grace_period=0, force=True)),
+    ],
+)
+def test_a_forced_request_an_older_operator_accepted_is_called_forced(
+    verb: str, phase: str, call: VmCall
+) -> None:
+    cr = wukong(lifecycleAction={"action": verb, "force": True, "requestedAt": "f1"})
+    record = _older_record(verb, requestId=request_id(cr.spec.lifecycle_action), force=True)
+    made = decide(cr, {"phase": phase, "lifecycleState": record}, running_world())
+    assert calls(made) == [call]
+
+
+def test_a_forced_stop_an_older_operator_failed_to_make_is_forced_again() -> None:
+    """0.1.0 put `issued: false` back on any call that failed transiently, its escalation's
+    too: the forced stop is made again as this operator's failed escalations are."""
+    cr = wukong(lifecycleAction={"action": "stop", "gracePeriodSeconds": 20, "requestedAt": "p1"})
+    record = _older_record(
+        "stop",
+        "Issued",
+        requestId=request_id(cr.spec.lifecycle_action),
+        deadline="2026-11-23T11:59:55Z",
+        gracePeriodSeconds=20,
+        escalated=True,
+        message="grace period over: forced stop",
+    )
+    made = decide(cr, {"phase": "Stopping", "lifecycleState": record}, running_world())
+    assert calls(made) == [VmCall("stop", "web-1-vm", grace_period=0, force=True)]
