@@ -344,7 +344,8 @@ class Operator:
                 self.queue.add(key)
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once every watch has listed (standby replicas are ready too: see docs)."""
+        """Ready once every watch has listed (standby replicas are ready too: see docs), and
+        while no status write showed the Wukong CRD older than the operator."""
         missing = [i for i in self.informers.values() if i.installed is False]
         if missing:
             named = ", ".join(
@@ -357,6 +358,10 @@ class Operator:
         waiting = [i.name for i in self.informers.values() if not i.synced.is_set()]
         if waiting:
             return False, "caches not synced: " + ", ".join(waiting)
+        if (outdated := self.reconciler.crd_outdated()) is not None:
+            # Known only from the leader's status writes: the Deployment shows the pod not
+            # ready (a rollout not done) until the CRD is applied (docs/decisions.md).
+            return False, outdated
         return True, "leading" if self.leading else "standby"
 
     async def _handle(self, key: str) -> Result:

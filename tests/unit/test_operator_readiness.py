@@ -7,6 +7,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from wukong.api import kinds
 from wukong.controller import Operator
+from wukong.reconcile.actions import Emit
 from wukong.settings import Settings
 
 
@@ -44,3 +45,30 @@ async def test_phase_and_stalled_counts_come_from_the_cache() -> None:
             ("y", "Pending"): 1,
         }
         assert operator.stalled_counts() == {"x": 1}
+
+
+async def test_an_older_wukong_crd_fails_readiness_with_what_to_apply() -> None:
+    """A rollout of an operator newer than the CRD shows its leader not ready (upgrade
+    audit, session 47, finding 3), with the words of the status write that showed it."""
+    async with ApiClient(Configuration()) as api:
+        operator = Operator(Settings(metrics_address="off"), api)
+        for informer in operator.informers.values():
+            informer.synced.set()
+        assert operator.readiness() == (True, "leading")
+        sent = {"phase": "Running", "autoStart": True, "networks": [{"name": "a", "x": 1}]}
+        answer = {"phase": "Running", "networks": [{"name": "a"}]}
+        raw = {"metadata": {"namespace": "demo", "name": "web-1", "uid": "u"}}
+        posted: list[str] = []
+
+        async def post(owner: object, events: list[Emit]) -> None:
+            posted.extend(e.reason for e in events)
+
+        operator.executor.post_events = post  # type: ignore[method-assign]
+        await operator.reconciler._kept(raw, sent, answer)
+        ok, why = operator.readiness()
+        assert not ok
+        assert "dropped status.autoStart, status.networks[].x" in why
+        assert "manifests/crd" in why
+        assert posted == ["CRDOutdated"]
+        await operator.reconciler._kept(raw, sent, sent)  # the CRD applied: kept again
+        assert operator.readiness() == (True, "leading")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -192,6 +192,37 @@ def merge_patch(old: Any, new: Any) -> Any:
     return patch
 
 
+def dropped(sent: Any, answer: Any, path: str = "status") -> list[str]:
+    """The fields of `sent` the API server's `answer` lacks, as paths (`[]` for any list
+    item): the structural schema of its CRD has no place for them and pruned them."""
+    lost: list[str] = []
+    if isinstance(sent, dict) and isinstance(answer, dict):
+        for key, value in sent.items():
+            if value is None:
+                continue
+            if key not in answer:
+                lost.append(f"{path}.{key}")
+            else:
+                lost += dropped(value, answer[key], f"{path}.{key}")
+    elif isinstance(sent, list) and isinstance(answer, list):
+        for mine, theirs in zip(sent, answer, strict=False):
+            lost += dropped(mine, theirs, f"{path}[]")
+    return sorted(set(lost))
+
+
+def outdated_words(fields: Sequence[str]) -> str:
+    """What the operator says of a Wukong CRD that dropped `fields` from its status write."""
+    return (
+        "the Wukong CRD in the cluster is older than this operator: the API server dropped "
+        f"{', '.join(fields)} from its status write; apply the operator's CRD "
+        "(kubectl apply --server-side -f manifests/crd/wukong.yaml, or dist/install.yaml)"
+    )
+
+
+# The field whose loss keeps lifecycle calls from being made (exactly once needs it stored).
+CALL_FIELD = "status.lifecycleState.call"
+
+
 def _clean(value: Any) -> Any:
     """Drop None values so a status compares equal to what the API server stored."""
     if isinstance(value, dict):
@@ -225,6 +256,16 @@ class Reconciler:
         # with when to stop waiting for the VM to show it (monotonic seconds). Lost with the
         # process: a restarted operator's cache is a fresh list, showing every request made.
         self._volume_calls: dict[str, dict[tuple[str, str], float]] = {}
+        # Status fields the API server dropped from our writes (the Wukong CRD is older than
+        # the operator), and the Wukongs told so by an Event; forgotten once a dropped field
+        # comes back (the CRD was updated: the next writes say whether all of them do).
+        self._dropped: set[str] = set()
+        self._told: set[str] = set()
+
+    def crd_outdated(self) -> str | None:
+        """Why this operator cannot work with the Wukong CRD served (None: it can, as far as
+        its status writes showed): for the readiness probe and the lifecycle planner."""
+        return outdated_words(sorted(self._dropped)) if self._dropped else None
 
     def _decide(self, cr: Wukong, status: WukongStatus, seen: Observed) -> Plan:
         return decide(
@@ -233,6 +274,7 @@ class Reconciler:
             seen,
             stall_after=self.stall_after,
             guest_report_interval=self.guest_report_interval,
+            call_unstorable=self.crd_outdated() if CALL_FIELD in self._dropped else None,
         )
 
     async def reconcile(self, key: str) -> float | None:
@@ -435,7 +477,32 @@ class Reconciler:
         # from the old status (it would post the same Events and write the same status again).
         if written.get("metadata"):
             self.store.remember(kinds.WUKONG.cache, written)
+            await self._kept(raw, _clean(wire), written.get("status") or {})
         return True
+
+    async def _kept(self, raw: JsonObj, sent: JsonObj, answer: JsonObj) -> None:
+        """Whether the API server kept every status field written: one it dropped means the
+        Wukong CRD is older than the operator (its schema prunes what it does not know), and
+        lifecycle calls would be answered "sent" with no record of them. Said once in the
+        log, once per Wukong as a Warning Event, and by the readiness probe until a dropped
+        field is kept again."""
+        lost = dropped(sent, answer)
+        back = [f for f in self._dropped if f not in lost and _sent(sent, f)]
+        if back:
+            log.info("the Wukong CRD now keeps %s: it was updated", ", ".join(sorted(back)))
+            self._dropped.clear()
+            self._told.clear()
+        if not lost:
+            return
+        if not set(lost) <= self._dropped:
+            self._dropped.update(lost)
+            log.error("%s", outdated_words(sorted(self._dropped)))
+        meta = raw["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        if key not in self._told:
+            self._told.add(key)
+            words = outdated_words(lost)
+            await self.executor.post_events(raw, [Emit("Warning", "CRDOutdated", words)])
 
     async def _delete_unreadable(
         self, raw: JsonObj, exc: ValidationError, cr: Wukong, said: str, finalizers: list[str]
@@ -456,6 +523,19 @@ class Reconciler:
         if status is not None:
             await self.executor.run(raw, [Emit("Warning", "InvalidSpec", message), *warnings])
             await self._write_status(raw, status)
+
+
+def _sent(status: JsonObj, field: str) -> bool:
+    """Whether `status` (a written one, without None) holds the field at path `field`
+    (`dropped`'s form: `status.a.b`, `[]` for any list item)."""
+    values: list[Any] = [status]
+    for part in field.split(".")[1:]:
+        many = part.endswith("[]")
+        key = part.removesuffix("[]")
+        values = [v[key] for v in values if isinstance(v, dict) and key in v]
+        if many:
+            values = [item for v in values if isinstance(v, list) for item in v]
+    return bool(values)
 
 
 def _errors(exc: ValidationError) -> str:

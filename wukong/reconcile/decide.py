@@ -176,8 +176,11 @@ def decide(
     *,
     stall_after: float = 300.0,
     guest_report_interval: float = 300.0,
+    call_unstorable: str | None = None,
 ) -> Plan:
-    """Plan one pass for a live (not deleting) Wukong."""
+    """Plan one pass for a live (not deleting) Wukong. `call_unstorable`: why the status
+    cannot hold a lifecycle call's record (an older CRD prunes it): no call is made then
+    (`plan_lifecycle`'s `unstorable`)."""
     now = seen.now
     # A request an older operator took and had not called yet is called, not marked sent.
     older = owed_by_older_operator(status.lifecycle_state)
@@ -258,6 +261,7 @@ def decide(
         # A start would plug the guest into the networks the policy refuses now.
         no_start=valid.message if refused else restoring_words(cr, unfinished),
         because=back.because if back.lifecycle is not None else None,
+        unstorable=call_unstorable,
     )
     if back.lifecycle is not None and back.lifecycle.action is LifecycleVerb.START:
         life = _answered_stays_answered(life, asked if not apart else None, answered)

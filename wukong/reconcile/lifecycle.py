@@ -519,12 +519,16 @@ def plan_lifecycle(
     failed: bool,
     no_start: str | None = None,
     because: str | None = None,
+    unstorable: str | None = None,
 ) -> LifecyclePlan:
     """Feed the FSM; turn its decision into calls and the new lifecycleState. `no_start`: why
     nothing may start a new guest now (the network policy refuses the spec): a start or
     restart is refused with it, and the VM's runStrategy is not moved to run it. `because`:
     why a request the operator makes itself (a restore's stop and start) is made, said in
-    its answer."""
+    its answer. `unstorable`: why the status cannot hold the record of a call (the Wukong
+    CRD is older than the operator and the API server drops `lifecycleState.call`): a call
+    recorded Accepted is not made but answered Failed with it, as exactly once needs the
+    record stored before the call."""
     now = seen.now
     vm = names.vm_name(cr.metadata.name)
     state = status.lifecycle_state or LifecycleState()
@@ -650,7 +654,13 @@ def plan_lifecycle(
         state = moved(state, Happened.moot, message=why, call=None, deadline=None)
     calling = False
     verb_next = _calling(state)
-    if _call_to_make(state) and verb_next and live_vm and not _kubevirt_busy(verb_next, seen):
+    if unstorable and state.state == Answer.Accepted and verb_next and live_vm:
+        # Its record came back without the call: a call made now could not be told from one
+        # never made after a crash, and the next request would lose it. Not made, and said.
+        why = f"{verb_next} not made: {unstorable}"
+        state = moved(state, Happened.call_refused, message=why, deadline=None)
+        requeue = 0.0  # the phase follows the refusal on the next pass, at once
+    elif _call_to_make(state) and verb_next and live_vm and not _kubevirt_busy(verb_next, seen):
         effect = Effect(state.call) if state.call else None  # None: a recorded request
         # lastActionTime is when the call was made: for a retried one, the last try.
         made: dict[str, object] = {}

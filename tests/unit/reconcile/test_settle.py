@@ -399,3 +399,80 @@ async def test_a_restart_waits_for_the_template_patch_that_carries_what_it_appli
     patches = [i for i, (method, _) in enumerate(vm) if method == "PATCH"]
     assert vm[0][0] == "409" and calls and patches, vm
     assert patches[0] < calls[0]  # the restart only after the template has the new user data
+
+
+class OlderCrd(Server):
+    """The API server of a cluster that still has 0.1.0's Wukong CRD: its structural schema
+    prunes the status fields added since (`lifecycleState.call`, `autoStart`), as
+    apiextensions-apiserver's pruning does on every decode of a status patch's result."""
+
+    pruning = True
+
+    async def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        answer = await super().request(method, path, body=body, **kw)
+        if self.pruning and method == "PATCH" and path.endswith("/status"):
+            status = dict(self.raw["status"])
+            status.pop("autoStart", None)
+            if "lifecycleState" in status:
+                status["lifecycleState"] = {
+                    k: v for k, v in status["lifecycleState"].items() if k != "call"
+                }
+            self.raw = answer = {**self.raw, "status": status}
+        return answer
+
+
+def _vm_calls(server: Server) -> list[str]:
+    return [p.rsplit("/", 1)[1] for method, p, _ in server.writes if method == "PUT"]
+
+
+def _events(server: Server) -> list[JsonObj]:
+    return [b for method, _, b in server.writes if method == "POST" and b["kind"] == "Event"]
+
+
+async def test_an_older_crd_pruning_the_call_is_said_and_no_call_is_marked_sent() -> None:
+    """Upgrade audit, session 47, finding 3: with 0.1.0's CRD still installed the API server
+    pruned `lifecycleState.call` from the record written before the call, and the pass after
+    answered "restart sent to KubeVirt" without making it: every start, stop and restart."""
+    raw, cache = running_with_request("restart")
+    server = OlderCrd(raw)
+    reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
+    await reconciler.reconcile("demo/web-1")
+    assert _vm_calls(server) == []
+    life = server.raw["status"]["lifecycleState"]
+    assert life["state"] == "Failed", life
+    assert life["message"].startswith("restart not made: the Wukong CRD in the cluster is older")
+    assert "status.lifecycleState.call" in life["message"]
+    assert "manifests/crd" in life["message"]
+    # The phase follows: nothing restarts.
+    assert server.raw["status"]["phase"] == "Running"
+    outdated = [e for e in _events(server) if e["reason"] == "CRDOutdated"]
+    assert len(outdated) == 1 and outdated[0]["type"] == "Warning"
+    assert "status.autoStart" in outdated[0]["message"]
+    why = reconciler.crd_outdated()
+    assert why is not None and "status.lifecycleState.call" in why
+    # Said once per Wukong: another pass that writes posts no second CRDOutdated.
+    asked = {"action": "restart", "requestedAt": "2"}
+    cache.objects[kinds.WUKONG.cache]["web-1"] = {
+        **server.raw,
+        "spec": {**server.raw["spec"], "lifecycleAction": asked},
+    }
+    await reconciler.reconcile("demo/web-1")
+    assert [e["reason"] for e in _events(server)].count("CRDOutdated") == 1
+    assert _vm_calls(server) == []
+
+
+async def test_once_the_crd_is_applied_the_next_request_is_called() -> None:
+    raw, cache = running_with_request("restart")
+    server = OlderCrd(raw)
+    reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
+    await reconciler.reconcile("demo/web-1")
+    assert reconciler.crd_outdated() is not None
+    server.pruning = False  # `kubectl apply -f manifests/crd`
+    asked = {"action": "restart", "requestedAt": "again"}
+    cache.objects[kinds.WUKONG.cache]["web-1"] = {
+        **server.raw,
+        "spec": {**server.raw["spec"], "lifecycleAction": asked},
+    }
+    await reconciler.reconcile("demo/web-1")
+    assert _vm_calls(server) == ["restart"]
+    assert reconciler.crd_outdated() is None
