@@ -47,6 +47,14 @@ from .objects import (
 from .storage import BIND_IMMEDIATE_ANN
 
 POPULATED_FOR_ANN = "cdi.kubevirt.io/storage.populatedFor"
+# On every claim CDI makes for a DataVolume: that DataVolume's uid (newPersistentVolumeClaim).
+# Such a claim is never adopted by that DataVolume (util.go AllowClaimAdoption).
+CREATED_FOR_ANN = "cdi.kubevirt.io/createdForDataVolume"
+# On a DataVolume: whether it may adopt a claim it did not make, whatever the feature gate.
+ALLOW_ADOPTION_ANN = "cdi.kubevirt.io/allowClaimAdoption"
+# In CDIConfig's spec.featureGates: any DataVolume may adopt a claim of its name it did not
+# make (featuregates.DataVolumeClaimAdoption); off by default.
+CLAIM_ADOPTION_GATE = "DataVolumeClaimAdoption"
 # A DataVolume whose claim someone else fills (KubeVirt's restore): CDI makes no claim for it
 # and leaves it alone (controller-base.go dvIsPrePopulated).
 PRE_POPULATED_ANN = "cdi.kubevirt.io/storage.prePopulated"
@@ -215,6 +223,7 @@ def claim_manifest(dv: JsonObj, overhead: float = 0.0) -> JsonObj:
     annotations = {
         "cdi.kubevirt.io/storage.contentType": spec.get("contentType", "kubevirt"),
         "cdi.kubevirt.io/storage.import.source": kind if kind != "blank" else "none",
+        CREATED_FOR_ANN: str(dv["metadata"].get("uid") or ""),
     }
     if url:
         annotations["cdi.kubevirt.io/storage.import.endpoint"] = url
@@ -308,9 +317,10 @@ class DataVolumeController(Controller):
                 if err.status != 409:
                     raise
             return None
-        if not controlled_by(pvc, dv) and _populated_for(pvc, dv):
-            # CDI's pvcRequiresWork: a claim already populated for this DataVolume is taken
-            # over (SetControllerReference, which fails on a claim another object controls).
+        gate = CLAIM_ADOPTION_GATE in _feature_gates(self.configs.get(None, CONFIG_NAME))
+        if not controlled_by(pvc, dv) and takes_over(pvc, dv, gate):
+            # CDI's validatePVC: a claim that needs no work is taken over
+            # (SetControllerReference, which fails on a claim another object controls).
             refs = pvc["metadata"].get("ownerReferences") or []
             if not any(r.get("controller") for r in refs):
                 body = {
@@ -499,6 +509,27 @@ class DataVolumeController(Controller):
 def _populated_for(pvc: JsonObj, dv: JsonObj) -> bool:
     """The claim says it holds this DataVolume's data already (populatedFor)."""
     return bool(annotation(pvc, POPULATED_FOR_ANN) == dv["metadata"]["name"])
+
+
+def takes_over(pvc: JsonObj, dv: JsonObj, gate: bool) -> bool:
+    """Whether CDI makes `pvc`, which `dv` does not control, `dv`'s (controller-base.go
+    pvcRequiresWork false): populated for it; else not made for it (createdForDataVolume,
+    which KubeVirt's restore strips) and adoption allowed, by the DataVolume's annotation if
+    it has one, else by the feature gate (`gate`: util.go AllowClaimAdoption)."""
+    if _populated_for(pvc, dv):
+        return True
+    made_for = annotation(pvc, CREATED_FOR_ANN)
+    if made_for is not None and made_for == dv["metadata"].get("uid"):
+        return False
+    allowed = annotation(dv, ALLOW_ADOPTION_ANN)
+    if allowed is not None:
+        return allowed in ("1", "t", "T", "true", "TRUE", "True")  # Go's strconv.ParseBool
+    return gate
+
+
+def _feature_gates(config: JsonObj | None) -> list[str]:
+    """CDIConfig's spec.featureGates (featuregates.go getConfig)."""
+    return list(((config or {}).get("spec") or {}).get("featureGates") or [])
 
 
 class DataSourceController(Controller):
