@@ -95,6 +95,10 @@ CDI_CONFIG_NAME = "config"
 # then takes the claim over as its own, with no import, instead of refusing it as another's
 # (pkg/controller/datavolume/controller-base.go pvcRequiresWork, CDI v1.65).
 ANNOTATION_POPULATED_FOR = "cdi.kubevirt.io/storage.populatedFor"
+# On a claim: made for the DataVolume of this uid. CDI's DataVolume controller never takes
+# such a claim back under that DataVolume once released from it, feature gate
+# DataVolumeClaimAdoption or not (pkg/controller/common/util.go AllowClaimAdoption, CDI v1.65).
+ANNOTATION_CREATED_FOR = "cdi.kubevirt.io/createdForDataVolume"
 NAD_GROUP = "k8s.cni.cncf.io"
 NAD_VERSION = "v1"
 NAD_PLURAL = "network-attachment-definitions"

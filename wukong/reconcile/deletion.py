@@ -40,7 +40,7 @@ from wukong.api.v1alpha1 import Wukong
 from wukong.fsm.facts import Facts
 from wukong.fsm.machine import decide
 from wukong.fsm.states import Effect
-from wukong.reconcile.actions import Action, DeleteChild, Emit, PatchChild
+from wukong.reconcile.actions import Action, ChildKind, DeleteChild, Emit, PatchChild
 from wukong.reconcile.children import held_by, owned_by, pinned, under_data_volume
 from wukong.reconcile.disks import restored_for
 from wukong.reconcile.lifecycle import CALLS, cut_words, grace_cut, within_launcher
@@ -195,11 +195,37 @@ def _ours(objects: dict[str, JsonObj], uid: str) -> dict[str, JsonObj]:
     return {name: obj for name, obj in objects.items() if held_by(obj, uid)}
 
 
-def release_patch(obj: JsonObj, cr: Wukong, disk: str) -> JsonObj:
-    """Drop ownerReferences to the Wukong and to a DataVolume; label the disk as retained."""
+def release_patch(
+    kind: ChildKind, obj: JsonObj, cr: Wukong, disk: str, dv: JsonObj | None = None
+) -> JsonObj:
+    """Drop ownerReferences to the Wukong and to a DataVolume; label the disk as retained. A
+    claim is also marked so that CDI does not take it back (`_not_taken_back`); `dv`: the
+    DataVolume of its name in sight, if any."""
     refs = obj.get("metadata", {}).get("ownerReferences") or []
     keep = [r for r in refs if r.get("uid") != cr.metadata.uid and r.get("kind") != "DataVolume"]
-    return pinned(_release(keep, cr, disk), obj)
+    patch = _release(keep, cr, disk)
+    if kind == "PersistentVolumeClaim":
+        patch["metadata"]["annotations"] = _not_taken_back(refs, dv)
+    return pinned(patch, obj)
+
+
+def _not_taken_back(refs: list[JsonObj], dv: JsonObj | None) -> JsonObj:
+    """A released claim's annotations. CDI's DataVolume controller makes a claim it does not
+    control its DataVolume's again, at once (controller-base.go validatePVC), when the claim
+    says it was populated for it (populatedFor: every imported disk's claim a restore made,
+    and every kept claim taken back for a new DataVolume), or when claim adoption is allowed
+    (the DataVolumeClaimAdoption feature gate) for a claim not made for that DataVolume
+    (createdForDataVolume, which KubeVirt's restore strips). A kept claim so taken went with
+    its leftover DataVolume (review of session 46's disk commits, session 47). So the mark
+    goes, and the claim is marked made for the DataVolume it leaves: CDI takes no such claim,
+    gate or not (AllowClaimAdoption)."""
+    leaves = [r for r in refs if r.get("kind") == "DataVolume" and r.get("uid")]
+    leaves.sort(key=lambda r: not r.get("controller"))
+    uid = leaves[0]["uid"] if leaves else (dv or {}).get("metadata", {}).get("uid")
+    notes: JsonObj = {names.ANNOTATION_POPULATED_FOR: None}
+    if uid:
+        notes[names.ANNOTATION_CREATED_FOR] = str(uid)
+    return notes
 
 
 def _release(keep: list[JsonObj], cr: Wukong, disk: str) -> JsonObj:
@@ -244,17 +270,26 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> li
         # marked kept from this Wukong, which a later Wukong of the name then took over
         # (source audit, session 46).
         dv = seen.data_volumes.get(name)
-        under_ours = dv is not None and held_by(dv, uid) and under_data_volume(pvc, dv)
+        under_ours = dv is not None and _ours_or_released(dv, cr) and under_data_volume(pvc, dv)
         if disk in keep and (ours or under_ours or _left_by_a_detach(pvc, cr, dv)):
-            actions.append(
-                PatchChild("PersistentVolumeClaim", name, release_patch(pvc, cr, disk), "keep disk")
-            )
+            patch = release_patch("PersistentVolumeClaim", pvc, cr, disk, dv)
+            actions.append(PatchChild("PersistentVolumeClaim", name, patch, "keep disk"))
     for name, dv in seen.data_volumes.items():
         if _disk_of(dv, cr) in keep and held_by(dv, uid) and name not in refused:
-            actions.append(
-                PatchChild("DataVolume", name, release_patch(dv, cr, _disk_of(dv, cr)), "keep disk")
-            )
+            patch = release_patch("DataVolume", dv, cr, _disk_of(dv, cr))
+            actions.append(PatchChild("DataVolume", name, patch, "keep disk"))
     return actions
+
+
+def _ours_or_released(dv: JsonObj, cr: Wukong) -> bool:
+    """A DataVolume this Wukong holds, or one it released itself (this deletion, or a detach
+    of this incarnation: labelled kept from its uid). A claim under the latter was taken back
+    by CDI after its release (`_not_taken_back`: a claim released before session 47, or one a
+    restore made, released before CDI had it and taken with claim adoption on): released
+    again, or the deletion ended with the kept claim its leftover DataVolume's. Not one of
+    another owner that only shares the claim's name (session 46)."""
+    labels = dv.get("metadata", {}).get("labels") or {}
+    return held_by(dv, cr.metadata.uid) or labels.get(names.LABEL_RETAINED_UID) == cr.metadata.uid
 
 
 def _left_by_a_detach(claim: JsonObj, cr: Wukong, dv: JsonObj | None) -> bool:

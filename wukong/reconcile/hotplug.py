@@ -357,12 +357,14 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
                 continue
             # An imported disk's claim is CDI's, owned by its DataVolume: kept, it is released
             # from the DataVolume too, else deleting the DataVolume later takes the data
-            # (review s23 F2). Deletion's Retain does the same.
+            # (review s23 F2), and marked so that CDI does not make it the DataVolume's again:
+            # one a restore made went back at once, out of sight once both were released
+            # (deletion._not_taken_back, session 47). Deletion's Retain does the same.
             of_its_dv = kind == "PersistentVolumeClaim" and _owned_by_data_volume(obj, claim)
             if not (held_by(obj, uid) or (of_its_dv and old_volumes[disk].preserve_data)):
                 continue
             if old_volumes[disk].preserve_data:
-                patch = release_patch(obj, cr, disk)
+                patch = release_patch(kind, obj, cr, disk, seen.data_volumes.get(claim))
                 actions.append(PatchChild(kind, claim, patch, "keep detached disk"))
             else:
                 actions.append(DeleteChild(kind, claim, obj["metadata"].get("uid")))

@@ -26,6 +26,7 @@ from wukong.reconcile.actions import DeleteChild, Emit, Failed, PatchChild, VmCa
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.outcome import fold_deletion
 from wukong.reconcile.vm import build_vm
+from wukong.testing.kubevirt.cdi import takes_over
 
 
 def deleting(**spec: Any) -> Wukong:
@@ -698,3 +699,109 @@ def test_a_data_volume_cdi_will_not_release_goes_and_its_claim_keeps_the_data() 
         (a.kind, a.name) for a in again.actions if isinstance(a, DeleteChild) and a.orphan
     }
     assert not [a for a in again.actions if isinstance(a, PatchChild)]
+
+
+def cdi_runs(world: Observed, *, adoption: bool = False) -> Observed:
+    """`world` once CDI's DataVolume controller reconciled each DataVolume with the claim of
+    its name: a claim it takes over (`takes_over`, the simulator's CDI; `adoption`: the
+    DataVolumeClaimAdoption feature gate) goes under it as controller."""
+    claims = dict(world.claims)
+    for name, dv in world.data_volumes.items():
+        claim = claims.get(name)
+        refs = (claim or {}).get("metadata", {}).get("ownerReferences") or []
+        if claim is None or any(r.get("controller") for r in refs):
+            continue
+        if takes_over(claim, dv, adoption):
+            claim = copy.deepcopy(claim)
+            ref = {"kind": "DataVolume", "name": name, "uid": dv["metadata"]["uid"]}
+            claim["metadata"]["ownerReferences"] = [*refs, {**ref, "controller": True}]
+            claims[name] = claim
+    return replace(world, claims=claims)
+
+
+def applied(world: Observed, actions: list[Any]) -> Observed:
+    """`world` once the claim and DataVolume patches among `actions` landed."""
+    from tests.unit.reconcile.test_settle import merged
+
+    claims, dvs = dict(world.claims), dict(world.data_volumes)
+    disks = ("PersistentVolumeClaim", "DataVolume")
+    for action in actions:
+        if isinstance(action, PatchChild) and action.kind in disks:
+            objects = claims if action.kind == "PersistentVolumeClaim" else dvs
+            objects[action.name] = merged(objects[action.name], action.patch)
+    return replace(world, claims=claims, data_volumes=dvs)
+
+
+def _data_volume_owners(claim: dict[str, Any]) -> list[str]:
+    refs = claim["metadata"].get("ownerReferences") or []
+    return [r["name"] for r in refs if r.get("kind") == "DataVolume"]
+
+
+@pytest.mark.parametrize(
+    ("notes", "adoption"),
+    [
+        # KubeVirt's restore marks an imported disk's new claim populatedFor its DataVolume
+        # and strips CDI's other marks; the operator marks a kept claim it takes back for a
+        # new DataVolume the same way (adopt_for_data_volume_patch).
+        pytest.param({names.ANNOTATION_POPULATED_FOR: "web-1-system"}, False, id="populated-for"),
+        pytest.param({names.ANNOTATION_POPULATED_FOR: "web-1-system"}, True, id="and-adoption"),
+        # A restored claim once CDI had it, with claim adoption on: no mark says it was not
+        # made for some other DataVolume.
+        pytest.param({}, True, id="adoption-only"),
+    ],
+)
+def test_a_kept_claim_cdi_would_take_back_ends_under_no_data_volume(
+    notes: dict[str, str], adoption: bool
+) -> None:
+    """CDI makes a claim it does not control its DataVolume's again when the claim says it
+    was populated for it, or claim adoption is on and nothing says it was made for it.
+    Retain released the claim, then the DataVolume; CDI took the claim back at once, and no
+    later pass looked at it: the deletion finished with the kept claim controlled by the
+    kept DataVolume, and the user deleting that leftover DataVolume, as docs/deletion.md
+    invited, deleted the claim (review of session 46's disk commits, session 47)."""
+    cr = deleting(deleteOptions={"preserveDisksList": ["system"]})
+    world = _imported_kept_world()
+    world.claims["web-1-system"]["metadata"]["annotations"] = dict(notes)
+    status: dict[str, Any] = {}
+    for _ in range(8):  # Retain, then CDI, until the deletion says what it does next
+        plan = plan_deletion(cr, status, world)
+        world = cdi_runs(applied(world, plan.actions), adoption=adoption)
+        status = plan.status
+        if plan.deletion["step"] != "Retain":
+            break
+    assert plan.deletion["step"] != "Retain" and plan.deletion["kept"] == ["system"]
+    claim = world.claims["web-1-system"]
+    assert _data_volume_owners(claim) == []
+    assert names.LABEL_RETAINED_FROM in claim["metadata"]["labels"]
+    notes_now = claim["metadata"].get("annotations") or {}
+    assert names.ANNOTATION_POPULATED_FOR not in notes_now
+    assert notes_now[names.ANNOTATION_CREATED_FOR] == "web-1-system-uid"
+    # CDI running again takes nothing: the leftover DataVolume can go and the claim stays.
+    assert _data_volume_owners(cdi_runs(world, adoption=adoption).claims["web-1-system"]) == []
+
+
+def test_a_kept_claim_cdi_took_back_under_the_data_volume_released_here_is_released_again() -> None:
+    """A claim CDI took back before session 47 (or one released before CDI had it, with
+    claim adoption on): under the DataVolume this deletion released, both kept from web-1's
+    uid. Released again; one under a DataVolume another Wukong of the name released stays
+    that Wukong's leftover (session 46: only what this Wukong holds)."""
+    cr = deleting(deleteOptions={"preserveDisksList": ["system"]})
+    world = _imported_kept_world()
+    first = plan_deletion(cr, {}, world)
+    world = applied(world, first.actions)
+    claim = copy.deepcopy(world.claims["web-1-system"])
+    ref = {"kind": "DataVolume", "name": "web-1-system", "uid": "web-1-system-uid"}
+    claim["metadata"]["ownerReferences"] = [{**ref, "controller": True}]
+    claim["metadata"]["annotations"] = {names.ANNOTATION_POPULATED_FOR: "web-1-system"}
+    taken = replace(world, claims={**world.claims, "web-1-system": claim})
+    again = plan_deletion(cr, first.status, taken)
+    assert again.deletion["step"] == "Retain"
+    (release,) = [a for a in again.actions if isinstance(a, PatchChild)]
+    assert (release.kind, release.name) == ("PersistentVolumeClaim", "web-1-system")
+    assert release.patch["metadata"]["ownerReferences"] == []
+    # Released by an older web-1 (another uid): not this Wukong's to touch.
+    dv = copy.deepcopy(taken.data_volumes["web-1-system"])
+    dv["metadata"]["labels"][names.LABEL_RETAINED_UID] = "older-web-1-uid"
+    older = replace(taken, data_volumes={"web-1-system": dv})
+    other = plan_deletion(cr, first.status, older)
+    assert not [a for a in other.actions if isinstance(a, PatchChild)]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.reconcile.test_deletion import deleting
+from tests.unit.reconcile.test_deletion import cdi_runs, deleting
 from tests.unit.reconcile.world import (
     NS,
     UID,
@@ -383,6 +383,40 @@ def test_a_kept_imported_disk_is_released_claim_first() -> None:
     assert [(a.kind, a.name) for a in again.actions if isinstance(a, PatchChild)] == [
         ("DataVolume", "web-1-extra")
     ]
+
+
+@pytest.mark.parametrize(
+    ("notes", "adoption"),
+    [
+        pytest.param({names.ANNOTATION_POPULATED_FOR: "web-1-extra"}, False, id="populated-for"),
+        pytest.param({}, True, id="adoption-only"),
+    ],
+)
+def test_a_detached_claim_cdi_would_take_back_stays_released(
+    notes: dict[str, str], adoption: bool
+) -> None:
+    """An imported disk's claim a restore made is marked populated for its DataVolume (with
+    claim adoption on, nothing says it was not made for some other DataVolume): released
+    by `detach --keep-data`, CDI made it its DataVolume's again at once, the DataVolume was
+    released in the same pass, and neither was in sight of a later pass: the user deleting
+    the leftover DataVolume took the data (review of session 46's disk commits, session
+    47)."""
+    cr, old, whole = _imported_extra_detaching()
+    whole.claims["web-1-extra"]["metadata"]["annotations"] = dict(notes)
+    plan = decide(cr, old, whole)
+    releases = [a for a in plan.actions if isinstance(a, PatchChild)]
+    assert [a.kind for a in releases] == ["PersistentVolumeClaim", "DataVolume"]
+    after = cdi_runs(_applied(whole, releases), adoption=adoption)
+    claim = after.claims["web-1-extra"]["metadata"]
+    assert not [r for r in claim["ownerReferences"] if r["kind"] == "DataVolume"]
+    assert names.ANNOTATION_POPULATED_FOR not in claim["annotations"]
+    assert claim["annotations"][names.ANNOTATION_CREATED_FOR] == "web-1-extra-uid"
+    assert claim["labels"][names.LABEL_RETAINED_FROM] == "web-1"
+    # Out of sight now, and nothing more for this Wukong to do with either.
+    again = decide(cr, fold(
+        WukongStatus.model_validate(plan.status), WukongStatus.model_validate(old), {}
+    ).to_wire(), _in_sight(after))  # fmt: skip
+    assert not [a for a in again.actions if isinstance(a, PatchChild | DeleteChild)]
 
 
 def test_a_kept_imported_disk_is_said_kept_in_its_claim_once() -> None:
