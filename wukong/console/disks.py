@@ -198,18 +198,24 @@ def still_in_force(cr: JsonObj, asked: Detach, now: Detach) -> None:
     the object the removal is pinned to. Reverted in between (a GitOps sync reapplying the
     entry without them), the operator would apply the ones in force, and the command said
     what the first ones do: "PVC kept" while the operator deleted it, or a deletion nobody
-    confirmed (found by a source audit, session 46)."""
-    if now.options() == asked.options() and options_patch(cr, now) is None and recorded(cr, now):
+    confirmed (found by a source audit, session 46). Compared by value, as the operator reads
+    them: a sync writing back `{preserveData: true}` without the `force: false` the command
+    added is the same options (review of session 46's disk commits, session 47)."""
+    entry = next((d for d in _disks(cr) if d.get("name") == asked.disk), {})
+    written = entry.get("detachOptions")
+    written = written if isinstance(written, dict) else {}
+    in_spec = (bool(written.get("preserveData")), bool(written.get("force")))
+    same = now.options() == asked.options() and in_spec == (asked.keep_data, asked.force)
+    if same and recorded(cr, now):
         return
     volume = _volume(cr, asked.disk)
-    entry = next((d for d in _disks(cr) if d.get("name") == asked.disk), {})
-    written = entry.get("detachOptions") or {}
-    spec = _words(written.get("preserveData"), written.get("force"))
+    spec = _words(*in_spec)
     seen = _words(volume.get("preserveData"), volume.get("forceDetach"))
     raise CliError(
         f"the detach options of disk {asked.disk} changed while waiting for the operator "
-        f"(the spec says {spec}, the operator recorded {seen}): nothing was detached; "
-        "something else writes this Wukong's spec.disks (a GitOps sync?): detach it there"
+        f"(you confirmed {_words(asked.keep_data, asked.force)}; the spec now says {spec}, "
+        f"the operator recorded {seen}): nothing was detached; something else writes this "
+        "Wukong's spec.disks (a GitOps sync?): detach it there"
     )
 
 

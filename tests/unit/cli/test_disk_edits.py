@@ -315,9 +315,39 @@ def test_a_detach_whose_options_are_reverted_before_the_removal_removes_nothing(
     assert result.stdout == ""
     assert result.stderr == (
         "error: the detach options of disk data changed while waiting for the operator "
-        "(the spec says preserveData: false, force: false, the operator recorded "
-        "preserveData: false, force: false): nothing was detached; something else writes "
-        "this Wukong's spec.disks (a GitOps sync?): detach it there\n"
+        "(you confirmed preserveData: true, force: false; the spec now says preserveData: "
+        "false, force: false, the operator recorded preserveData: false, force: false): "
+        "nothing was detached; something else writes this Wukong's spec.disks (a GitOps "
+        "sync?): detach it there\n"
     )
     assert server.writes == [("PATCH", "web-1"), ("PATCH", "web-1")]  # options, the 409
     assert [d["name"] for d in server.stored["web-1"]["spec"]["disks"]] == ["system", "data"]
+
+
+class RewritingOperator(RevertingOperator):
+    """A GitOps sync writes disk `data`'s detachOptions back in the user's own form,
+    `{preserveData: true}`, over the `{force: false, preserveData: true}` that `detach`
+    wrote: the same options. The removal meets a 409 as above."""
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if method == "PATCH" and self.options_written and not self.reverted:
+            self.reverted = True
+            cr = self.stored["web-1"]
+            cr["spec"]["disks"][1]["detachOptions"] = {"preserveData": True}
+            cr["metadata"]["generation"] += 1
+            self.writes.append((method, "web-1"))
+            raise Conflict(409, "Conflict", "the object has been modified", path=path)
+        return await super().request(method, path, **kwargs)
+
+
+def test_a_detach_whose_options_are_written_back_in_another_form_goes_on(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The options were compared by their exact JSON: written back without `force: false`
+    they read as changed, and the refusal showed two equal sides (review of session 46's
+    disk commits, session 47, finding 4)."""
+    server = RewritingOperator(with_data(hotplugged=True))
+    result = wukong_cli(server, kubeconfig, monkeypatch, "detach", "web-1", "data", "--keep-data")
+    assert result.exit_code == 0, result.output
+    assert "PVC web-1-data kept" in result.stdout
+    assert [d["name"] for d in server.stored["web-1"]["spec"]["disks"]] == ["system"]
