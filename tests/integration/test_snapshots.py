@@ -654,6 +654,39 @@ async def _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named(
     assert await get(k, "pvc", namespace, "rs-4-data") is not None
 
 
+async def _a_restore_that_would_replace_a_kept_disk_is_refused(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """A disk detached with preserveData since the snapshot is the user's now, and KubeVirt's
+    in-place restore deletes and makes again the claim of every volume the snapshot holds:
+    what was written to it since was lost (source audit, session 47, finding 1). Refused,
+    naming it; the claim keeps its uid."""
+    kept = {"name": "data", "size": "1Gi", "detachOptions": {"preserveData": True}}
+    disks = [{"name": "system", "size": "1Gi"}, kept]
+    kube = control_plane.kubeconfig
+    await stopped_with_a_snapshot(k, kube, namespace, "rs-8", disks, "s8")
+    await patch_spec(k, namespace, "rs-8", {"disks": disks[:1]})
+
+    async def released() -> dict[str, Any] | None:
+        claim = await get(k, "pvc", namespace, "rs-8-data")
+        marks = ((claim or {}).get("metadata") or {}).get("labels") or {}
+        return claim if marks.get(names.LABEL_RETAINED_FROM) == "rs-8" else None
+
+    before = await eventually(released, timeout=30, message="disk data's claim kept")
+    refused = await cli(
+        kube, "restore", "rs-8", "-n", namespace, "--yes", "--snapshot-name", "s8", "--wait"
+    )
+    assert refused.exit_code == 1, refused.output
+    assert (
+        "restore refused: restore would replace claim rs-8-data (disk data, kept when it was "
+        "detached) with snapshot s8's copy"
+    ) in " ".join(refused.output.split())
+    assert (await k.get(vm_restores(namespace)))["items"] == []
+    after = await get(k, "pvc", namespace, "rs-8-data")
+    assert after is not None and after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert "deletionTimestamp" not in after["metadata"]
+
+
 async def _after_a_restore_an_orphan_cascade_leaves_the_vm_running_and_its_disks(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:
@@ -863,6 +896,9 @@ if kubevirt_mode() == "real":
     )
     test_a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named = (
         _a_disk_removed_since_the_snapshot_comes_back_unowned_and_is_named
+    )
+    test_a_restore_that_would_replace_a_kept_disk_is_refused = (
+        _a_restore_that_would_replace_a_kept_disk_is_refused
     )
     test_after_a_restore_an_orphan_cascade_leaves_the_vm_running_and_its_disks = (
         _after_a_restore_an_orphan_cascade_leaves_the_vm_running_and_its_disks

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from wukong.act.executor import Executor, Outcome
 from wukong.api import JsonObj, kinds, names
 from wukong.api.objects import controlled_by
+from wukong.api.spec import Action as LifecycleVerb
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import NotFound, TransientError, WukongError
@@ -114,6 +115,13 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         # A name the user asked for may be taken by a snapshot not of this Wukong.
         if (taken := store.get(kinds.SNAPSHOT.cache, ns, asked.snapshot_name)) is not None:
             snapshots[asked.snapshot_name] = taken
+    snapshot_claims: dict[str, JsonObj] = {}
+    for shot in _restore_snapshots(cr):
+        if shot not in snapshots and (restored := store.get(kinds.SNAPSHOT.cache, ns, shot)):
+            snapshots[shot] = restored  # a user's snapshot of the VM, not labelled
+        for claim in _volume_claims(cr, snapshots.get(shot)):
+            if (replaced := store.get(kinds.PVC.cache, ns, claim)) is not None:
+                snapshot_claims[claim] = replaced
     vm_obj = store.get(kinds.VM.cache, ns, vm)
     vmi = store.get(kinds.VMI.cache, ns, vm)
     if vmi is not None and vm_obj is not None and not controlled_by(vmi, vm_obj):
@@ -143,6 +151,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         migrations=collect(kinds.MIGRATION.cache),
         snapshots=snapshots,
         restores=collect(kinds.RESTORE.cache),
+        snapshot_claims=snapshot_claims,
         nads=nads,
         clone_sources=clone_sources,
         data_sources=data_sources,
@@ -159,6 +168,30 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         scope=scope,
         size_classes=_size_classes(store, cr),
     )
+
+
+def _restore_snapshots(cr: Wukong) -> list[str]:
+    """The snapshots a restore uses: the one the spec asks to restore, and the one the
+    restore in flight (or the last one) came from, which a later request would hide."""
+    asked = cr.spec.lifecycle_action
+    found = []
+    if asked is not None and asked.action is LifecycleVerb.RESTORE and asked.snapshot_name:
+        found.append(asked.snapshot_name)
+    last = cr.status.restore
+    if last is not None and last.snapshot and last.snapshot not in found:
+        found.append(last.snapshot)
+    return found
+
+
+def _volume_claims(cr: Wukong, snapshot: JsonObj | None) -> list[str]:
+    """The claim names of the snapshot's volumes the spec has no disk for."""
+    lists = ((snapshot or {}).get("status") or {}).get("snapshotVolumes") or {}
+    disks = {d.name for d in cr.spec.disks}
+    return [
+        names.disk_claim_name(cr.metadata.name, str(volume))
+        for volume in lists.get("includedVolumes") or []
+        if volume not in disks
+    ]
 
 
 def _size_classes(store: Reader, cr: Wukong) -> dict[str, JsonObj]:

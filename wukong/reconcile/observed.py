@@ -41,6 +41,10 @@ class Observed:
     lifecycleAction names, whoever's it is)."""
     restores: Mapping[str, JsonObj] = field(default_factory=dict)
     """The VirtualMachineRestores the Wukong owns, by name."""
+    snapshot_claims: Mapping[str, JsonObj] = field(default_factory=dict)
+    """For a restore asked or in flight: the claims named for the volumes of its snapshot
+    that the spec has no disk for (`<wukong>-<volume>`), whoever's they are, by name.
+    KubeVirt's in-place restore deletes and makes again every one of them."""
     pod_events: tuple[JsonObj, ...] = ()
     """The kubelet's FailedMount Events about the VMI's virt-launcher pods."""
     sandbox_events: tuple[JsonObj, ...] = ()

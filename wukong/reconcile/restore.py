@@ -117,7 +117,7 @@ def refusal(
     life: LifecycleState | None = None,
 ) -> str | None:
     """Why a restore cannot start now, or None."""
-    name, vm = cr.metadata.name, names.vm_name(cr.metadata.name)
+    name = cr.metadata.name
     if busy is not None:
         return f"a restore of {name} is in progress ({busy.name}): wait for it to finish"
     if seen.vm is None:
@@ -139,6 +139,22 @@ def refusal(
         return (
             f"restore stops {name}, and a migration of it {theirs} is running: wait for it to end"
         )
+    if (why := snapshot_refusal(cr, seen, snapshot)) is not None:
+        return why
+    taking = in_progress(seen)
+    if taking:
+        return (
+            f"a snapshot of {name} is being taken ({taking[0]['metadata']['name']}): wait for "
+            "it to finish"
+        )
+    return None
+
+
+def snapshot_refusal(cr: Wukong, seen: Observed, snapshot: str) -> str | None:
+    """Why the snapshot cannot be restored into this Wukong's VM, or None: it does not
+    exist, is of another VM, is not ready, or holds a volume the spec has no disk for whose
+    claim name is taken (`replaced_claims`)."""
+    name, vm = cr.metadata.name, names.vm_name(cr.metadata.name)
     found = seen.snapshots.get(snapshot)
     if found is None:
         return (
@@ -151,13 +167,59 @@ def refusal(
     status = found.get("status") or {}
     if not status.get("readyToUse"):
         return f"{snapshot} is not ready to use (phase {status.get('phase') or 'InProgress'})"
-    taking = in_progress(seen)
-    if taking:
+    if replaced := replaced_claims(cr, seen, snapshot):
         return (
-            f"a snapshot of {name} is being taken ({taking[0]['metadata']['name']}): wait for "
-            "it to finish"
+            f"restore would replace {'; '.join(replaced)} with snapshot {snapshot}'s copy: "
+            f"the snapshot holds disks {name}'s spec no longer has, and KubeVirt's in-place "
+            "restore deletes and makes again the claim of every disk it holds, whoever's it "
+            "is now. Add the disk back to the spec (it is then restored with the others), or "
+            "delete the claim once its data is safe elsewhere, then ask again"
         )
     return None
+
+
+def replaced_claims(cr: Wukong, seen: Observed, snapshot: str) -> list[str]:
+    """The claims of the snapshot's volumes that the spec has no disk for and that exist
+    ("claim web-1-data (disk data, kept when it was detached)"). KubeVirt restores every
+    volume of the snapshot (restore.go: one VolumeRestore per VolumeBackup), and InPlace
+    deletes the claim of its name that this restore did not make, whoever's it is (no owner
+    or label check), to make it again from the snapshot: a disk detached with preserveData,
+    a disk kept from a deleted Wukong of this name, a user's claim or another Wukong's
+    (`web` + disk `1-data` is `web-1-data` too) would lose what it holds (source audit,
+    session 47, finding 1)."""
+    found = seen.snapshots.get(snapshot) or {}
+    lists = (found.get("status") or {}).get("snapshotVolumes") or {}
+    disks = {d.name for d in cr.spec.disks}
+    said = []
+    for volume in lists.get("includedVolumes") or []:
+        claim = names.disk_claim_name(cr.metadata.name, str(volume))
+        pvc = seen.claims.get(claim) or seen.snapshot_claims.get(claim)
+        if volume in disks or pvc is None:
+            continue
+        said.append(f"claim {claim} ({_whose(cr, pvc, str(volume))})")
+    return said
+
+
+def _whose(cr: Wukong, pvc: JsonObj, volume: str) -> str:
+    """What a claim named for a snapshot volume the spec has no disk for is now, in words."""
+    meta = pvc.get("metadata") or {}
+    marks = meta.get("labels") or {}
+    name = cr.metadata.name
+    kept = marks.get(names.LABEL_RETAINED_FROM)
+    wukong = marks.get(names.LABEL_WUKONG)
+    if kept == name and marks.get(names.LABEL_RETAINED_UID) == cr.metadata.uid:
+        said = f"disk {volume}, kept when it was detached"
+    elif kept == name:
+        said = f"disk {volume}, kept from an earlier Wukong {name}"
+    elif kept is not None:
+        said = f"a disk kept from Wukong {kept}"
+    elif wukong == name:
+        said = f"disk {volume}, which the spec no longer has"
+    elif wukong is not None:
+        said = f"Wukong {wukong}'s"
+    else:
+        said = "not this Wukong's"
+    return f"{said}, being deleted" if being_deleted(pvc) else said
 
 
 def build_restore(cr: Wukong, name: str, snapshot: str, request_id: str) -> JsonObj:

@@ -944,3 +944,92 @@ def test_disks_the_snapshot_does_not_hold_are_named_in_the_answer() -> None:
         "snapshot and keep what they hold (added since, or left out: no VolumeSnapshotClass "
         "for their StorageClass)"
     )
+
+
+def _kept(name: str = "web-data", **marks: str) -> dict[str, Any]:
+    """A claim released by a detach with preserveData (deletion.release_patch): no owner,
+    the retained-from labels instead of the Wukong's."""
+    pvc = bound_pvc(name)
+    pvc["metadata"]["ownerReferences"] = []
+    pvc["metadata"]["labels"] = marks
+    return pvc
+
+
+def _holding(*volumes: str) -> dict[str, Any]:
+    shot = snapshot()
+    shot["status"]["snapshotVolumes"] = {"includedVolumes": list(volumes)}
+    return shot
+
+
+RETAINED = {names.LABEL_RETAINED_FROM: "web", names.LABEL_DISK: "data"}
+
+
+@pytest.mark.parametrize(
+    ("claim", "words"),
+    [
+        pytest.param(
+            _kept(**RETAINED, **{names.LABEL_RETAINED_UID: "u-1"}),
+            "claim web-data (disk data, kept when it was detached)",
+            id="detached-with-preserveData",
+        ),
+        pytest.param(
+            _kept(**RETAINED, **{names.LABEL_RETAINED_UID: "u-0"}),
+            "claim web-data (disk data, kept from an earlier Wukong web)",
+            id="kept-from-a-deleted-wukong",
+        ),
+        pytest.param(
+            _kept(**{names.LABEL_WUKONG: "db"}), "claim web-data (Wukong db's)", id="another"
+        ),
+        pytest.param(_kept(), "claim web-data (not this Wukong's)", id="a-users"),
+    ],
+)
+def test_a_restore_that_would_replace_a_claim_the_spec_has_no_disk_for_is_refused(
+    claim: dict[str, Any], words: str
+) -> None:
+    """KubeVirt's in-place restore deletes and makes again the claim of every volume the
+    snapshot holds, whoever's it is now: a disk detached with preserveData since lost what
+    was written to it after the snapshot (source audit, session 47, finding 1)."""
+    seen = Observed(
+        now=NOW, vm=VM, snapshots={"good": _holding("system", "data")},
+        snapshot_claims={"web-data": claim},
+    )  # fmt: skip
+    plan = plan_restore(cr(), seen, None, "r-1", "good", Around(runs=True))
+    assert not any(isinstance(a, CreateChild) for a in plan.actions)
+    assert plan.status is not None and plan.status.result == "Refused"
+    assert plan.status.refusal == (
+        f"restore would replace {words} with snapshot good's copy: the snapshot holds disks "
+        "web's spec no longer has, and KubeVirt's in-place restore deletes and makes again "
+        "the claim of every disk it holds, whoever's it is now. Add the disk back to the spec "
+        "(it is then restored with the others), or delete the claim once its data is safe "
+        "elsewhere, then ask again"
+    )
+    # The Wukong's own, for a disk removed from the spec and not yet gone, counts too.
+    mine = bound_pvc("web-data")
+    mine["metadata"]["labels"] = {names.LABEL_WUKONG: "web"}
+    mine["metadata"]["deletionTimestamp"] = "2026-12-05T00:00:00Z"
+    ours = replace(seen, snapshot_claims={}, claims={"web-data": mine})
+    plan = plan_restore(cr(), ours, None, "r-1", "good", Around(runs=True))
+    assert plan.status is not None and plan.status.refusal is not None
+    assert "claim web-data (disk data, which the spec no longer has, being deleted)" in (
+        plan.status.refusal
+    )
+    # No claim of that name: KubeVirt makes one, which the answer names (nobody loses data).
+    free = replace(seen, snapshot_claims={})
+    plan = plan_restore(cr(), free, None, "r-1", "good", Around(runs=True))
+    assert any(isinstance(a, CreateChild) for a in plan.actions)
+
+
+def test_the_pass_sees_the_claims_named_for_the_snapshots_volumes_the_spec_lacks() -> None:
+    """A released claim has neither the Wukong's label nor a spec disk's name: the pass
+    looked it up by neither, so the planner could not see it."""
+    from tests.unit.reconcile.test_settle import Cache
+    from wukong.act.reconciler import observe
+    from wukong.api import kinds
+
+    shot = _holding("system", "data")
+    kept = _kept(**RETAINED)
+    kept["metadata"]["namespace"] = "ns"
+    cache = Cache({kinds.SNAPSHOT.cache: [shot], kinds.PVC.cache: [kept]})
+    seen = observe(cache, cr(), NOW)
+    assert dict(seen.snapshot_claims) == {"web-data": kept}
+    assert "good" in seen.snapshots  # not labelled with the Wukong: looked up by name
