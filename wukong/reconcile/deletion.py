@@ -358,9 +358,14 @@ def _restored(cr: Wukong, seen: Observed) -> dict[str, JsonObj]:
     taken back since: owned by the Wukong, it is `_ours`, and once the garbage collector has
     orphaned it (`--cascade=orphan`) it is the user's (source audit, session 46). One for a
     disk the spec no longer has was left to the user (restore.py `_not_in_spec`) and stays
-    so."""
+    so. Nor the claims of a restore the garbage collector orphaned (`--cascade=orphan`
+    while it runs: it goes on, on the VM left to the user, and makes again any claim
+    deleted under it; source audit, session 47): they are that VM's, as the restore is."""
     disks = {d.name for d in cr.spec.disks}
     restore = _last_restore(cr, seen)
+    made = seen.restores.get(restore.name or "") if restore is not None else None
+    if _vm_not_ours(cr, seen) or (made is not None and not owned_by(made, cr.metadata.uid)):
+        return {}
     return {
         name: pvc
         for name, pvc in seen.claims.items()

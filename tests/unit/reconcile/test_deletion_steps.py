@@ -178,3 +178,36 @@ def test_an_orphan_cascade_after_a_restore_leaves_the_claims_of_the_vm_it_left_r
     older = restored_pvc(restore="web-1-restore-0-old-uid")
     plan = plan_deletion(cr, {}, replace(world, claims={"web-1-data": older}))
     assert _deleted(plan) == [] and plan.finalize
+
+
+def test_an_orphan_cascade_during_a_restore_leaves_the_claims_it_has_made() -> None:
+    """`kubectl delete --cascade=orphan` while a restore runs: the garbage collector orphans
+    the VM and the VirtualMachineRestore, which goes on. The claims it had made again, owned
+    by nobody and marked by it, were deleted as this Wukong's, under the VM the user meant
+    to keep, and KubeVirt made them again while it ran (source audit, session 47, finding 2)."""
+    world = _stopped()
+    assert world.vm is not None
+    vm = {**world.vm, "metadata": {**world.vm["metadata"], "ownerReferences": []}}
+    running = _restore(complete=False)
+    running["metadata"]["ownerReferences"] = []
+    orphaned = replace(
+        world,
+        vm=vm,
+        vmi=None,
+        restores={"web-1-restore-1": running},
+        claims={"web-1-data": restored_pvc()},
+        data_volumes={},
+        nads={},
+    )
+    plan = plan_deletion(_asked_restore(), {}, orphaned)
+    assert _deleted(plan) == []
+    assert plan.finalize
+    # The restore orphaned, its VM already gone (deleted by hand): still not this Wukong's.
+    plan = plan_deletion(_asked_restore(), {}, replace(orphaned, vm=None))
+    assert _deleted(plan) == [] and plan.finalize
+    # A restore this Wukong still owns, complete just before a plain delete: its claims go.
+    done = replace(orphaned, vm=None, restores={"web-1-restore-1": _restore(complete=True)})
+    plan = plan_deletion(_asked_restore(), {}, done)
+    assert ("PersistentVolumeClaim", "web-1-data") in [
+        (a.kind, a.name) for a in plan.actions if isinstance(a, DeleteChild)
+    ]
