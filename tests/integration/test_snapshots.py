@@ -687,6 +687,43 @@ async def _a_restore_that_would_replace_a_kept_disk_is_refused(
     assert "deletionTimestamp" not in after["metadata"]
 
 
+async def _a_snapshot_deleted_while_the_vm_stops_for_the_restore_refuses_it(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    """The snapshot was checked only when the request was taken: deleted while the VM
+    stopped for the restore, the VirtualMachineRestore was made anyway, KubeVirt's webhook
+    admitted it and its controller retried "VMSnapshot … does not exist" for ever, the VM
+    down (source audit, session 47, finding 3). Now nothing is made and the VM runs again."""
+    await create(k, "wukong", namespace, wukong("rs-9", disks=[{"name": "data", "size": "1Gi"}]))
+    await wait_phase(k, namespace, "rs-9", "Running", within=60)
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-9", "-n", namespace, "--snapshot-name", "s9", "--wait")
+    assert taken.exit_code == 0, taken.output
+    sim.guest(namespace, "rs-9-vm").acpi = False  # the stop waits out its grace period
+    asked = await cli(kube, "restore", "rs-9", "-n", namespace, "--yes", "--snapshot-name", "s9")
+    assert asked.exit_code == 0, asked.output
+
+    def stopping(c: dict[str, Any]) -> bool:
+        return (c.get("status") or {}).get("restore", {}).get("phase") == "StoppingVM"
+
+    await wait_for(k, namespace, "rs-9", stopping, within=30, what="the restore's stop")
+    await k.delete(vm_snapshots(namespace, "s9"))
+
+    def answered_(c: dict[str, Any]) -> bool:
+        return bool((c.get("status") or {}).get("restore", {}).get("result"))
+
+    cr = await wait_for(k, namespace, "rs-9", answered_, within=90, what="the restore's answer")
+    restore = cr["status"]["restore"]
+    assert restore["result"] == "Refused", restore
+    assert "was not made: no VirtualMachineSnapshot named s9" in restore["message"], restore
+    assert (await k.get(vm_restores(namespace)))["items"] == []
+    await wait_phase(k, namespace, "rs-9", "Running", within=60)
+
+
 async def _after_a_restore_an_orphan_cascade_leaves_the_vm_running_and_its_disks(
     k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
 ) -> None:
@@ -899,6 +936,9 @@ if kubevirt_mode() == "real":
     )
     test_a_restore_that_would_replace_a_kept_disk_is_refused = (
         _a_restore_that_would_replace_a_kept_disk_is_refused
+    )
+    test_a_snapshot_deleted_while_the_vm_stops_for_the_restore_refuses_it = (
+        _a_snapshot_deleted_while_the_vm_stops_for_the_restore_refuses_it
     )
     test_after_a_restore_an_orphan_cascade_leaves_the_vm_running_and_its_disks = (
         _after_a_restore_an_orphan_cascade_leaves_the_vm_running_and_its_disks

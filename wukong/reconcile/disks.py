@@ -664,7 +664,8 @@ def _disk(
         told = f"disk {disk.name} takes back its kept claim {claim} and the data on it"
         adopt.append(Emit("Normal", "DiskAdopted", told))
         return _Disk(adopt, at("Adopting"), "adopting the retained disk")
-    if pvc is None and (lost := _lost_in_restore(cr, disk, claim, old, restore)) is not None:
+    lost = _lost_in_restore(cr, disk, claim, old, restore, restore_snapshot_gone(seen, restore))
+    if pvc is None and lost is not None:
         return _Disk([], at("Pending", message=lost), lost, refusal=(RESTORE_INCOMPLETE, lost))
     message: str | None = None
     if disk.populated:
@@ -769,17 +770,27 @@ def _lost_in_restore(
     claim: str,
     old: VolumeStatus | None,
     restore: RestoreStatus | None,
+    snapshot_gone: bool = False,
 ) -> str | None:
     """Why a disk's missing claim is not made now: the last restore did not complete, and
     KubeVirt's in-place restore deletes each claim before making it again from the snapshot.
     Made now, a blank disk would be empty (an imported one imported again) where the guest's
     data was; the data is in the snapshot. A disk the Wukong did not have before (`old`) is
     made as usual, and so is a claim that was still there when the restore ended
-    (`lost_claims`: it was deleted since, by someone else; `_lost_words` says so)."""
+    (`lost_claims`: it was deleted since, by someone else; `_lost_words` says so).
+    `snapshot_gone`: the snapshot was deleted too (its VolumeSnapshots go with it), so
+    restoring it again is no way back (source audit, session 47, finding 3)."""
     if old is None or restore is None or restore.result != "Failed":
         return None
     if restore.lost_claims is not None and claim not in restore.lost_claims:
         return None
+    if snapshot_gone:
+        return (
+            f"claim {claim} is gone after restore {restore.name}, which did not complete "
+            f"(KubeVirt deletes a claim before making it again), and snapshot {restore.snapshot} "
+            f"is gone too: the data is lost. Remove disk {disk.name} from the spec and add it "
+            "back to start it empty"
+        )
     again = names.command(
         "restore",
         cr.metadata.name,
@@ -793,6 +804,11 @@ def _lost_in_restore(
         f"restore it again ({again}), or remove disk {disk.name} from the spec and add it back to "
         "start it empty"
     )
+
+
+def restore_snapshot_gone(seen: Observed, restore: RestoreStatus | None) -> bool:
+    """The snapshot of the last restore is not there (the pass looks it up by name)."""
+    return restore is not None and bool(restore.snapshot) and restore.snapshot not in seen.snapshots
 
 
 def _lost_words(

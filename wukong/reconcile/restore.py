@@ -559,12 +559,67 @@ def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed, around: Around) 
         # Made by a pass whose status write was lost (the operator stopped in between): a
         # create would answer 409 and bring no event to wake the next pass. Followed.
         return _follow(cr, started, seen, around)
+    if (why := snapshot_refusal(cr, seen, snapshot)) is not None:
+        # Checked again: the snapshot deleted (or a claim kept) while the VM stopped for
+        # the restore. KubeVirt's webhook admits a restore of a snapshot that is gone, and
+        # its controller retries "VMSnapshot … does not exist" for ever with the VM down
+        # (source audit, session 47, finding 3).
+        return _not_made(cr, accepted, why, seen, around)
     restore = build_restore(cr, accepted.name, snapshot, accepted.request_id)
     actions = (
         CreateChild("VirtualMachineRestore", restore),
         Emit("Normal", "RestoreStarted", f"restoring the disks from snapshot {snapshot}"),
     )
     return RestorePlan(actions, started, holding=True)
+
+
+def _then(
+    cr: Wukong, old: RestoreStatus, around: Around
+) -> tuple[str, LifecycleAction | None] | None:
+    """Whether a VM stopped for a restore that has ended is started again, in words ("; …")
+    and the start to hand over: unless the user's word since says stop (a stop refused
+    while the VM was stopping for the restore too), or a request was taken since, or a
+    request of the user's goes first. None: not this pass (the phase is not Stopped yet)."""
+    assert old.request_id is not None
+    life = around.life or LifecycleState()
+    taken = around.asked_since is None and not _on_our_stop(life, old)
+    if around.asked_since == "stop" or taken:
+        verb = around.asked_since or life.last_action or "a request"
+        return f"; {cr.metadata.name} stays stopped: {verb} was asked meanwhile", None
+    if around.user_first:
+        return f"; {around.asked_since} was asked meanwhile: that request decides", None
+    if not around.stopped:
+        return None
+    return f"; starting {cr.metadata.name} again", start_after(old.request_id)
+
+
+def _not_made(
+    cr: Wukong, accepted: RestoreStatus, why: str, seen: Observed, around: Around
+) -> RestorePlan:
+    """A restore accepted, found impossible when it was to be made: refused, nothing made.
+    A VM stopped for it is started again as after a restore (`_then`): nothing changed."""
+    text = f"restore {accepted.name} was not made: {why}"
+    start = None
+    if accepted.start_after and accepted.request_id is not None:
+        then = _then(cr, accepted, around)
+        if then is None:  # the phase is not Stopped yet: the next pass, which writes it
+            return RestorePlan((), accepted, requeue_after=0.0)
+        words, start = then
+        text += words
+    ended = accepted.model_copy(
+        update={
+            "phase": None,
+            "result": "Refused",
+            "refusal": why,
+            "message": text,
+            "ended_at": seen.now,
+            "start_after": None,
+        }
+    )
+    because = f"restore {accepted.name} was not made" if start is not None else None
+    return RestorePlan(
+        (Emit("Warning", "RestoreRefused", text),), ended, lifecycle=start, because=because
+    )
 
 
 def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> RestorePlan:
@@ -594,24 +649,15 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
             )
         start = None
         if old.start_after and old.request_id is not None:
-            # Started again unless the user's word since says stop (a stop refused while
-            # the VM was stopping for the restore too), or a request was taken since.
-            life = around.life or LifecycleState()
-            taken = around.asked_since is None and not _on_our_stop(life, old)
-            if around.asked_since == "stop" or taken:
-                verb = around.asked_since or life.last_action or "a request"
-                text += f"; {cr.metadata.name} stays stopped: {verb} was asked meanwhile"
-            elif around.user_first:
-                text += f"; {around.asked_since} was asked meanwhile: that request decides"
-            elif not around.stopped:
+            then = _then(cr, old, around)
+            if then is None:
                 # Complete in the pass that sees the VM's stop end (after an operator
                 # restart, say): the state machine takes the start from Stopped, which this
                 # pass writes. Said complete by the next one, which hands the start over.
                 held = {"uid": update["uid"], "message": f"{old.name}: complete"}
                 return RestorePlan((), old.model_copy(update=held), True, requeue_after=0.0)
-            else:
-                start = start_after(old.request_id)
-                text += f"; starting {cr.metadata.name} again"
+            words, start = then
+            text += words
         update |= {
             "phase": "Succeeded",
             "result": "Succeeded",
@@ -646,12 +692,30 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
             waited = old.model_copy(update=update)
             return RestorePlan((), waited, holding=True, requeue_after=STUCK_AFTER - stood)
         text = f"{old.name}: KubeVirt cannot go on: {said}"
+        if old.snapshot not in seen.snapshots:
+            text += _snapshot_gone(cr, old, restore)
         if text != old.message:
             actions = (Emit("Warning", "RestoreStuck", text),)
         update["message"] = text
     elif said:
         update["message"] = f"{old.name}: {said}"
     return RestorePlan(actions, old.model_copy(update=update), holding=True)
+
+
+def _snapshot_gone(cr: Wukong, old: RestoreStatus, restore: JsonObj) -> str:
+    """The way back from a restore whose snapshot is gone (KubeVirt retries for ever)."""
+    name, ns = cr.metadata.name, cr.metadata.namespace
+    began = bool((restore.get("status") or {}).get("restores"))
+    lost = (
+        "the claims it has deleted are lost with it"
+        if began
+        else "KubeVirt has changed no disk yet"
+    )
+    return (
+        f"; snapshot {old.snapshot} is gone, so it never will ({lost}): delete the restore "
+        f"(kubectl delete vmrestore {old.name} -n {ns}); {name} stays stopped "
+        f"({names.command('start', name, ns)} then)"
+    )
 
 
 def unfinished(seen: Observed, uid: str) -> list[JsonObj]:

@@ -115,7 +115,9 @@ def _restore(**status: Any) -> dict[str, Any]:
 
 def _following(restore: dict[str, Any] | None, **old: Any) -> Any:
     base = RestoreStatus(request_id="r-1", name="r1", snapshot="good", phase="Restoring")
-    seen = Observed(now=NOW, vm=VM, restores={"r1": restore} if restore else {})
+    seen = Observed(
+        now=NOW, vm=VM, snapshots={"good": snapshot()}, restores={"r1": restore} if restore else {}
+    )
     return plan_restore(cr(), seen, base.model_copy(update=old), "r-1", "good")
 
 
@@ -446,7 +448,8 @@ def test_a_restore_that_outlives_the_stall_bound_says_stalled_and_what_kubevirt_
     restoring = Wukong.from_dict({**spec, "status": status})
 
     def stalled(seconds: int) -> tuple[dict[str, Any], Any]:
-        world = ready_children(vm=vm, restores={"r1": _restore(complete=False, conditions=[stuck])})
+        restores = {"r1": _restore(complete=False, conditions=[stuck])}
+        world = ready_children(vm=vm, snapshots={"good": snapshot()}, restores=restores)
         world = replace(world, now=datetime(2026, 12, 5, 0, 0, seconds, tzinfo=UTC))
         plan = decide(restoring, status, world, stall_after=30)
         cond = next(c for c in plan.status["conditions"] if c["type"] == "Stalled")
@@ -472,7 +475,9 @@ def test_a_claim_gone_after_a_restore_that_did_not_complete_is_not_made_blank() 
     """KubeVirt deletes a claim before making it again from the snapshot: a restore that
     stopped between the two leaves the disk without its claim, and a blank one made then
     would be an empty disk where the guest's data was."""
-    world = ready_children(claims={"web-1-system": bound_pvc("web-1-system", "20Gi")})
+    world = ready_children(
+        claims={"web-1-system": bound_pvc("web-1-system", "20Gi")}, snapshots={"good": snapshot()}
+    )
     before = VolumeStatus(name="data", pvc_name="web-1-data", bound=True)
     failed = _after_failed_restore()
     plan = plan_disks(failed, world, {"data": before}, restore=failed.status.restore)
@@ -531,7 +536,9 @@ def test_a_claim_deleted_by_hand_after_a_failed_restore_is_not_blamed_on_it() ->
     """The claims missing when the restore ended are its doing (`lostClaims`); one still
     there then and deleted since was deleted by someone else: made again, empty, with the
     Warning any claim deleted outside Wukong gets, not held as RestoreIncomplete."""
-    world = ready_children(claims={"web-1-system": bound_pvc("web-1-system", "20Gi")})
+    world = ready_children(
+        claims={"web-1-system": bound_pvc("web-1-system", "20Gi")}, snapshots={"good": snapshot()}
+    )
     before = VolumeStatus(name="data", pvc_name="web-1-data", bound=True)
     failed = _after_failed_restore()
     restore = failed.status.restore
@@ -1033,3 +1040,94 @@ def test_the_pass_sees_the_claims_named_for_the_snapshots_volumes_the_spec_lacks
     seen = observe(cache, cr(), NOW)
     assert dict(seen.snapshot_claims) == {"web-data": kept}
     assert "good" in seen.snapshots  # not labelled with the Wukong: looked up by name
+
+
+def test_a_snapshot_deleted_while_the_vm_stopped_for_the_restore_refuses_it_and_starts_the_vm() -> (
+    None
+):
+    """The snapshot was checked only when the request was taken. Deleted while the VM
+    stopped for the restore, the VirtualMachineRestore was made anyway: KubeVirt's webhook
+    admits it and its controller retries "VMSnapshot … does not exist" for ever, the VM down
+    (source audit, session 47, finding 3). Now nothing is made, and the VM runs again."""
+    from wukong.reconcile.lifecycle import request_id
+    from wukong.reconcile.restore import start_after, stop_for
+
+    rid = "0123456789abcdef"
+    stopping = RestoreStatus(
+        request_id=rid, name="web-restore-01234567", snapshot="good", phase="StoppingVM",
+        start_after=True, started_at=NOW, message="stopping",
+    )  # fmt: skip
+    life = LifecycleState(
+        state="Done", last_action="stop", request_id=request_id(stop_for(rid)), message="done"
+    )
+    around = Around(runs=True, life=life, stopped=True)
+    plan = plan_restore(cr(), Observed(now=NOW, vm=VM), stopping, rid, "good", around)
+    assert not any(isinstance(a, CreateChild) for a in plan.actions)
+    assert not plan.holding
+    assert plan.status is not None and plan.status.result == "Refused"
+    text = (
+        "restore web-restore-01234567 was not made: no VirtualMachineSnapshot named good in "
+        "namespace ns (kubectl get vmsnapshot -l vm.novasphere.dev/wukong=web lists this "
+        "Wukong's); starting web again"
+    )
+    assert plan.status.message == text
+    assert plan.actions == (Emit("Warning", "RestoreRefused", text),)
+    assert plan.lifecycle == start_after(rid)
+    # A stop asked meanwhile keeps it stopped.
+    said = replace(around, asked_since="stop")
+    plan = plan_restore(cr(), Observed(now=NOW, vm=VM), stopping, rid, "good", said)
+    assert plan.lifecycle is None and plan.status is not None
+    assert (plan.status.message or "").endswith("web stays stopped: stop was asked meanwhile")
+    # A disk kept since (detached with preserveData while the VM stopped) is checked too.
+    kept = _kept(**RETAINED, **{names.LABEL_RETAINED_UID: "u-1"})
+    seen = Observed(
+        now=NOW, vm=VM, snapshots={"good": _holding("system", "data")},
+        snapshot_claims={"web-data": kept},
+    )  # fmt: skip
+    plan = plan_restore(cr(), seen, stopping, rid, "good", around)
+    assert plan.status is not None and plan.status.result == "Refused"
+    assert "claim web-data (disk data, kept when it was detached)" in (plan.status.message or "")
+    # Still there: made.
+    seen = Observed(now=NOW, vm=VM, snapshots={"good": snapshot()})
+    plan = plan_restore(cr(), seen, stopping, rid, "good", around)
+    assert [a.kind for a in plan.actions if isinstance(a, CreateChild)] == ["VirtualMachineRestore"]
+
+
+def test_a_restore_stuck_on_a_snapshot_that_is_gone_says_the_way_back() -> None:
+    """Deleted just after the restore was made: KubeVirt retries for ever."""
+    gone = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "VMSnapshot ns/good does not exist",
+        "lastTransitionTime": "2026-12-04T23:59:00Z",
+    }
+    base = RestoreStatus(request_id="r-1", name="r1", snapshot="good", phase="Restoring")
+    seen = Observed(now=NOW, vm=VM, restores={"r1": _restore(complete=False, conditions=[gone])})
+    plan = plan_restore(cr(), seen, base, "r-1", "good")
+    assert plan.holding and plan.status is not None
+    assert plan.status.message == (
+        "r1: KubeVirt cannot go on: VMSnapshot ns/good does not exist; snapshot good is gone, "
+        "so it never will (KubeVirt has changed no disk yet): delete the restore (kubectl "
+        "delete vmrestore r1 -n ns); web stays stopped (wukong start web -n ns then)"
+    )
+    began = _restore(complete=False, conditions=[gone], restores=[{"volumeName": "system"}])
+    plan = plan_restore(cr(), replace(seen, restores={"r1": began}), base, "r-1", "good")
+    assert plan.status is not None
+    assert "(the claims it has deleted are lost with it)" in (plan.status.message or "")
+
+
+def test_a_claim_lost_in_a_restore_whose_snapshot_is_gone_does_not_point_at_it() -> None:
+    """RestoreIncomplete said "the data is in snapshot good: restore it again" when good
+    had been deleted too (its VolumeSnapshots with it): that restore is refused."""
+    world = ready_children(claims={"web-1-system": bound_pvc("web-1-system", "20Gi")})
+    before = VolumeStatus(name="data", pvc_name="web-1-data", bound=True)
+    failed = _after_failed_restore()
+    plan = plan_disks(failed, world, {"data": before}, restore=failed.status.restore)
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+    bound = next(c for c in plan.conditions if c.type == "VolumesBound")
+    assert (bound.status, bound.reason) == (False, "RestoreIncomplete")
+    assert bound.message == (
+        "claim web-1-data is gone after restore r1, which did not complete (KubeVirt deletes "
+        "a claim before making it again), and snapshot good is gone too: the data is lost. "
+        "Remove disk data from the spec and add it back to start it empty"
+    )
