@@ -286,10 +286,26 @@ async def _snapshot_of_a_stopped_vm_and_its_refusals(
     listed = (await k.get(vm_snapshots(namespace)))["items"]
     assert [s["metadata"]["labels"][names.LABEL_WUKONG] for s in listed] == ["snap-2"]
 
-    # Both answers are counted in wukong_lifecycle_requests_total, as a stop's would be.
+    # A claim its class binds only when a VM first uses it (WaitForFirstConsumer), of a VM
+    # that never ran: KubeVirt does not lock it, and would fail the snapshot at its deadline
+    # (source audit, session 47, finding 5). Refused at once, saying so.
+    late = [{"name": "system", "size": "1Gi", "storageClassName": "slow-wffc"}]
+    await create(
+        k, "wukong", namespace, wukong("snap-4", disks=late, startStrategy={"autoStart": False})
+    )
+    await wait_phase(k, namespace, "snap-4", "Stopped", within=60)
+    waiting = await cli(control_plane.kubeconfig, "snapshot", "snap-4", "-n", namespace, "--wait")
+    assert waiting.exit_code == 1, waiting.output
+    assert (
+        "disk system's claim snap-4-system is not bound yet: its StorageClass binds it when a VM "
+        "first uses it (WaitForFirstConsumer); start the VM once"
+    ) in " ".join(waiting.output.split())
+
+    # The answers are counted in wukong_lifecycle_requests_total, as a stop's would be.
     async def counted() -> bool:
         return (
-            answered(operator, "snapshot", "Done") == 1 == answered(operator, "snapshot", "Refused")
+            answered(operator, "snapshot", "Done") == 1
+            and answered(operator, "snapshot", "Refused") == 2
         )
 
     await eventually(counted, timeout=10, message="the snapshot answers counted")

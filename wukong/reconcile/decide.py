@@ -205,6 +205,16 @@ def decide(
         refused += annotated
     else:
         valid = Cond(SPEC_VALID, True, "Valid", "the spec is valid")
+    # A migrate, snapshot or restore asked under an invalid spec is refused, naming it: it
+    # was not answered at all (the CLI said the operator had not answered), and a restore
+    # left so ran whenever the spec became valid again, maybe days later (source audit,
+    # session 47, finding 4). Asked again once the spec is valid, it runs.
+    not_valid = (
+        f"the spec of {cr.metadata.name} is not valid (SpecValid=False {valid.reason}: "
+        f"{valid.message}): fix it, then ask again"
+        if problems
+        else None
+    )
     nets = plan_networks(cr, seen, status.networks) if not problems else None
     status, unknown = _keep_when_unseen(cr, status)
     plan.actions += unknown
@@ -223,7 +233,7 @@ def decide(
         cr,
         seen,
         status.restore,
-        request_id(asked) if restore and asked and not problems else None,
+        request_id(asked) if restore and asked else None,
         (asked.snapshot_name or "") if restore and asked else "",
         Around(
             runs=runs_wanted(cr, status.lifecycle_state),
@@ -232,6 +242,7 @@ def decide(
             stopped=status.phase == Phase.Stopped.value,
             user_first=fresh,
         ),
+        not_valid=not_valid,
     )
     old_volumes = {v.name: v for v in status.volumes}
     disks = (
@@ -266,16 +277,16 @@ def decide(
     if back.lifecycle is not None and back.lifecycle.action is LifecycleVerb.START:
         life = _answered_stays_answered(life, asked if not apart else None, answered)
     moving = plan_migration(
-        cr, seen, status.migration, request_id(asked) if migrate and not problems else None
+        cr, seen, status.migration, request_id(asked) if migrate and asked else None, not_valid
     )
     shot = plan_snapshot(
         cr,
         seen,
         status.snapshot,
-        request_id(asked) if snapshot and asked and not problems else None,
+        request_id(asked) if snapshot and asked else None,
         asked_name=asked.snapshot_name if snapshot and asked else None,
-        disks_ready=ready,
         restoring=unfinished.name if unfinished else None,
+        not_valid=not_valid,
     )
     conds = [valid, *_not_evaluated(nets is None, disks is None, bool(problems))]
     if nets:

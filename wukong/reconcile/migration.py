@@ -107,9 +107,14 @@ def _stamp(value: object) -> datetime | None:
 
 
 def plan_migration(
-    cr: Wukong, seen: Observed, old: MigrationStatus | None, request_id: str | None
+    cr: Wukong,
+    seen: Observed,
+    old: MigrationStatus | None,
+    request_id: str | None,
+    not_valid: str | None = None,
 ) -> MigrationPlan:
-    """Start a new migration request (or refuse it), then follow the one in flight."""
+    """Start a new migration request (or refuse it), then follow the one in flight;
+    `not_valid`: why the spec is not valid (the request is refused so)."""
     actions: list[Action] = []
     if request_id is not None and (old is None or not old.answers(request_id)):
         name = migration_name(cr.metadata.name, request_id)
@@ -121,7 +126,7 @@ def plan_migration(
                 request_id=request_id, name=name, source_node=source, started_at=seen.now
             )
             return _follow(mine, seen)
-        why = refusal(cr, seen)
+        why = not_valid or refusal(cr, seen)
         if why is not None:
             actions.append(Emit("Warning", "MigrationRefused", why))
             if old is not None and old.name is not None and old.result is None:

@@ -282,11 +282,13 @@ def plan_restore(
     request_id: str | None,
     snapshot: str,
     around: Around | None = None,
+    not_valid: str | None = None,
 ) -> RestorePlan:
     """Start a new restore request (or refuse it), then follow the one in flight; `around`:
-    what the lifecycle says (whether a live guest is stopped for it and started after).
+    what the lifecycle says (whether a live guest is stopped for it and started after);
+    `not_valid`: why the spec is not valid (the request is refused so).
     The Wukong's failed VirtualMachineRestores go once the status has said so."""
-    plan = _plan_restore(cr, seen, old, request_id, snapshot, around or Around())
+    plan = _plan_restore(cr, seen, old, request_id, snapshot, around or Around(), not_valid)
     gone = _failed_ones(cr, seen, old)
     return replace(plan, actions=(*plan.actions, *gone)) if gone else plan
 
@@ -316,6 +318,7 @@ def _plan_restore(
     request_id: str | None,
     snapshot: str,
     around: Around,
+    not_valid: str | None = None,
 ) -> RestorePlan:
     life = around.life
     running = in_flight(old)
@@ -332,7 +335,7 @@ def _plan_restore(
         )
         if made is not None:  # made by a pass whose status write was lost: follow it
             return _follow(cr, mine, seen, around)
-        why = refusal(cr, seen, snapshot, running, life)
+        why = not_valid or refusal(cr, seen, snapshot, running, life)
         if why is not None:
             event = Emit("Warning", "RestoreRefused", why)
             if running is not None:

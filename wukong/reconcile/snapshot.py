@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wukong.api import JsonObj, names
+from wukong.api.objects import being_deleted
 from wukong.api.status import SnapshotStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import Action, CreateChild, Emit
@@ -61,9 +62,43 @@ def _labels(obj: JsonObj) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
-def refusal(
-    cr: Wukong, seen: Observed, disks_ready: bool, snapshot: str, restoring: str | None = None
-) -> str | None:
+def unready_disk(cr: Wukong, seen: Observed) -> str | None:
+    """Why KubeVirt would not lock the VM for a snapshot, from the spec disks' claims, or
+    None: its lock wants every claim Bound, and a DataVolume's claim populated (its
+    DataVolume Succeeded; source.go verifyVolumes, CDI IsPopulated), else it waits, then
+    fails at its 5-minute deadline. Judged from the claims themselves, not from whether the
+    Wukong could start: a claim Pending on a WaitForFirstConsumer class is fine to start
+    on, and not to snapshot; and the networks have nothing to do with it."""
+    for disk in cr.spec.disks:
+        claim = names.disk_claim_name(cr.metadata.name, disk.name)
+        pvc = seen.claims.get(claim)
+        if pvc is None or being_deleted(pvc):
+            return f"disk {disk.name} has no claim yet"
+        phase = (pvc.get("status") or {}).get("phase") or "Pending"
+        if phase != "Bound":
+            sc = seen.storage_classes.get((pvc.get("spec") or {}).get("storageClassName") or "")
+            if (sc or {}).get("volumeBindingMode") == "WaitForFirstConsumer":
+                return (
+                    f"disk {disk.name}'s claim {claim} is not bound yet: its StorageClass binds "
+                    "it when a VM first uses it (WaitForFirstConsumer); start the VM once"
+                )
+            return f"disk {disk.name}'s claim {claim} is {phase}, not Bound"
+        owner = next(
+            (r for r in pvc["metadata"].get("ownerReferences") or [] if r.get("controller")),
+            None,
+        )
+        if owner is not None and owner.get("kind") == "DataVolume":
+            dv = seen.data_volumes.get(str(owner.get("name")))
+            dv_phase = ((dv or {}).get("status") or {}).get("phase") or "unknown"
+            if dv_phase != "Succeeded":
+                return (
+                    f"disk {disk.name} is not populated yet (DataVolume {owner.get('name')} "
+                    f"phase {dv_phase})"
+                )
+    return None
+
+
+def refusal(cr: Wukong, seen: Observed, snapshot: str, restoring: str | None = None) -> str | None:
     """Why a snapshot cannot start now, or None."""
     name = cr.metadata.name
     if restoring is not None:
@@ -75,10 +110,10 @@ def refusal(
         )
     if seen.vm is None:
         return f"snapshot needs the VM: {name} has none yet"
-    if not disks_ready:
+    if (why := unready_disk(cr, seen)) is not None:
         return (
-            f"snapshot needs every disk of {name} ready (KubeVirt snapshots only bound, "
-            "populated claims): see VolumesBound, and ask again"
+            f"snapshot needs every disk of {name} bound and populated (KubeVirt locks the VM "
+            f"only then): {why}; ask again then"
         )
     busy = in_progress(seen)
     if busy:
@@ -115,10 +150,11 @@ def plan_snapshot(
     request_id: str | None,
     *,
     asked_name: str | None = None,
-    disks_ready: bool = True,
     restoring: str | None = None,
+    not_valid: str | None = None,
 ) -> SnapshotPlan:
-    """Start a new snapshot request (or refuse it), then follow the one in flight."""
+    """Start a new snapshot request (or refuse it), then follow the one in flight;
+    `not_valid`: why the spec is not valid (the request is refused so)."""
     if request_id is not None and (old is None or not old.answers(request_id)):
         name = snapshot_name(cr.metadata.name, request_id, asked_name)
         made = seen.snapshots.get(name)
@@ -128,7 +164,7 @@ def plan_snapshot(
                 request_id=request_id, name=name, phase="InProgress", started_at=seen.now
             )
             return _follow(mine, seen)
-        why = refusal(cr, seen, disks_ready, name, restoring)
+        why = not_valid or refusal(cr, seen, name, restoring)
         if why is not None:
             event = Emit("Warning", "SnapshotRefused", why)
             if old is not None and old.name is not None and old.result is None:

@@ -36,6 +36,16 @@ def cr(**asked: Any) -> Wukong:
     )
 
 
+CLAIMS = {
+    "web-system": {
+        "metadata": {"name": "web-system", "namespace": "ns"},
+        "spec": {"storageClassName": "standard"},
+        "status": {"phase": "Bound"},
+    }
+}
+"""web's disk's claim, bound (KubeVirt locks only a VM whose claims are)."""
+
+
 def snapshot(name: str, request: str = "r-1", **status: Any) -> dict[str, Any]:
     labels = {names.LABEL_WUKONG: "web", names.LABEL_REQUEST: request}
     return {
@@ -45,7 +55,7 @@ def snapshot(name: str, request: str = "r-1", **status: Any) -> dict[str, Any]:
 
 
 def test_a_request_makes_one_labelled_snapshot_of_the_vm_that_the_wukong_does_not_own() -> None:
-    plan = plan_snapshot(cr(), Observed(now=NOW, vm=VM), None, "0123456789abcdef")
+    plan = plan_snapshot(cr(), Observed(now=NOW, vm=VM, claims=CLAIMS), None, "0123456789abcdef")
     create = next(a for a in plan.actions if isinstance(a, CreateChild))
     body = create.body
     assert create.kind == "VirtualMachineSnapshot"
@@ -63,7 +73,8 @@ def test_a_request_makes_one_labelled_snapshot_of_the_vm_that_the_wukong_does_no
     assert Emit("Normal", "SnapshotStarted", "taking snapshot web-snapshot-01234567 of the VM") in (
         plan.actions
     )
-    named = plan_snapshot(cr(), Observed(now=NOW, vm=VM), None, "r-2", asked_name="before-upgrade")
+    seen = Observed(now=NOW, vm=VM, claims=CLAIMS)
+    named = plan_snapshot(cr(), seen, None, "r-2", asked_name="before-upgrade")
     assert (
         next(a for a in named.actions if isinstance(a, CreateChild)).body["metadata"]["name"]
         == "before-upgrade"
@@ -71,30 +82,38 @@ def test_a_request_makes_one_labelled_snapshot_of_the_vm_that_the_wukong_does_no
 
 
 @pytest.mark.parametrize(
-    ("seen", "ready", "words"),
+    ("seen", "words"),
     [
+        pytest.param(Observed(now=NOW), "snapshot needs the VM: web has none yet", id="no-vm"),
         pytest.param(
-            Observed(now=NOW), True, "snapshot needs the VM: web has none yet", id="no-vm"
+            Observed(now=NOW, vm=VM),
+            "snapshot needs every disk of web bound and populated (KubeVirt locks the VM only "
+            "then): disk system has no claim yet; ask again then",
+            id="disks",
         ),
-        pytest.param(Observed(now=NOW, vm=VM), False, "needs every disk of web ready", id="disks"),
         pytest.param(
-            Observed(now=NOW, vm=VM, snapshots={"s0": snapshot("s0", phase="InProgress")}),
-            True,
+            Observed(
+                now=NOW,
+                vm=VM,
+                claims=CLAIMS,
+                snapshots={"s0": snapshot("s0", phase="InProgress")},
+            ),
             "a snapshot of web is in progress (s0, phase InProgress): wait for it to finish",
             id="busy",
         ),
         pytest.param(
-            Observed(now=NOW, vm=VM, snapshots={"taken": {"metadata": {"name": "taken"}}}),
-            True,
+            Observed(
+                now=NOW, vm=VM, claims=CLAIMS, snapshots={"taken": {"metadata": {"name": "taken"}}}
+            ),
             "a VirtualMachineSnapshot named taken exists already: name another",
             id="name-taken",
         ),
     ],
 )
 def test_a_snapshot_that_cannot_be_taken_now_is_refused_with_nothing_made(
-    seen: Observed, ready: bool, words: str
+    seen: Observed, words: str
 ) -> None:
-    plan = plan_snapshot(cr(), seen, None, "r-1", asked_name="taken", disks_ready=ready)
+    plan = plan_snapshot(cr(), seen, None, "r-1", asked_name="taken")
     assert not any(isinstance(a, CreateChild) for a in plan.actions)
     assert plan.status is not None and plan.status.result == "Refused"
     assert words in (plan.status.message or "")
@@ -252,3 +271,106 @@ def test_an_error_while_the_volume_snapshots_get_ready_is_said() -> None:
     actions, status = _following(phase="Succeeded", readyToUse=False, error=error)
     assert not actions and status.result is None
     assert status.message == "s1: Succeeded: VolumeSnapshot vmsnapshot-1-volume-system error"
+
+
+def _world_running(**replaced: Any) -> Any:
+    from dataclasses import replace
+
+    from tests.unit.reconcile.world import owned, ready_children
+
+    vm = owned("VirtualMachine", "web-1-vm", spec={"runStrategy": "Always"})
+    return replace(ready_children(vm=vm), **replaced)
+
+
+@pytest.mark.parametrize(
+    ("action", "field", "reason"),
+    [
+        ("snapshot", "snapshot", "SnapshotRefused"),
+        ("restore", "restore", "RestoreRefused"),
+        ("migrate", "migration", "MigrationRefused"),
+    ],
+)
+def test_a_request_under_an_invalid_spec_is_refused_and_does_not_run_later(
+    action: str, field: str, reason: str
+) -> None:
+    """While SpecValid=False (here the administrator's policy no longer allows the Wukong's
+    bridge) snapshot, restore and migrate got no answer at all (stop did), so the CLI said
+    the operator had not answered, and a restore left in the spec ran whenever the spec
+    became valid again (source audit, session 47, finding 4)."""
+    from tests.unit.reconcile.world import decide, wukong
+
+    asked: dict[str, Any] = {"action": action, "requestedAt": "t1"}
+    if action == "restore":
+        asked["snapshotName"] = "s1"
+    request = wukong(lifecycleAction=asked)
+    refusing = {"metadata": {"name": "cluster"}, "spec": {"rules": []}}
+    plan = decide(request, {"phase": "Running"}, _world_running(network_policy=refusing))
+    answer = plan.status[field]
+    assert answer["result"] == "Refused"
+    assert answer["refusal"].startswith(
+        "the spec of web-1 is not valid (SpecValid=False NetworkNotAllowed: "
+    )
+    assert answer["refusal"].endswith("): fix it, then ask again")
+    assert [a.reason for a in plan.actions if isinstance(a, Emit) and a.reason == reason] == [
+        reason
+    ]
+    assert not any(isinstance(a, CreateChild) for a in plan.actions)
+    # The spec valid again (the policy allows the bridge): the request was answered, and
+    # nothing runs until it is asked again.
+    later = decide(request, {"phase": "Running", field: answer}, _world_running())
+    assert later.status[field] == answer
+    assert not any(isinstance(a, CreateChild) for a in later.actions)
+    assert "lifecycleState" not in later.status or later.status["lifecycleState"] is None
+
+
+def test_a_snapshot_is_judged_by_the_claims_not_by_the_networks() -> None:
+    """A NAD deleted under a running VM: the snapshot was refused "see VolumesBound", where
+    VolumesBound said "not checked while the networks are not ready". KubeVirt's lock looks
+    only at the claims."""
+    from dataclasses import replace
+
+    from tests.unit.reconcile.world import NS, decide, wukong
+
+    world = _world_running()
+    nads = {k: v for k, v in world.nads.items() if k != f"{NS}/existing-nad"}
+    request = wukong(lifecycleAction={"action": "snapshot", "requestedAt": "t1"})
+    plan = decide(request, {"phase": "Running"}, replace(world, nads=nads))
+    made = [a.kind for a in plan.actions if isinstance(a, CreateChild)]
+    assert made == ["VirtualMachineSnapshot"], plan.status.get("snapshot")
+
+
+def test_a_snapshot_of_a_claim_waiting_for_its_first_consumer_is_refused_saying_so() -> None:
+    """A stopped VM that never ran, on a WaitForFirstConsumer class: the Wukong is ready to
+    start, but KubeVirt does not lock a VM whose claim is not bound; the snapshot said
+    InProgress for 5 minutes, then "snapshot deadline exceeded" (finding 5)."""
+    from dataclasses import replace
+
+    from tests.unit.reconcile.world import decide, owned, wukong
+
+    world = _world_running(
+        vm=owned("VirtualMachine", "web-1-vm", spec={"runStrategy": "Halted"}), vmi=None
+    )
+    data = world.claims["web-1-data"]
+    waiting = {
+        **data,
+        "spec": {**data["spec"], "storageClassName": "local"},
+        "status": {"phase": "Pending"},
+    }
+    local = {
+        "metadata": {"name": "local"},
+        "provisioner": "x",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+    world = replace(
+        world,
+        claims={**world.claims, "web-1-data": waiting},
+        storage_classes={**world.storage_classes, "local": local},
+    )
+    request = wukong(lifecycleAction={"action": "snapshot", "requestedAt": "t1"})
+    plan = decide(request, {"phase": "Stopped"}, world)
+    assert not any(isinstance(a, CreateChild) for a in plan.actions)
+    assert plan.status["snapshot"]["refusal"] == (
+        "snapshot needs every disk of web-1 bound and populated (KubeVirt locks the VM only "
+        "then): disk data's claim web-1-data is not bound yet: its StorageClass binds it when "
+        "a VM first uses it (WaitForFirstConsumer); start the VM once; ask again then"
+    )
