@@ -197,6 +197,22 @@ def plan_snapshot(
     return _follow(old, seen)
 
 
+WAITS = "KubeVirt waits: "
+
+
+def _waits_on(snap: JsonObj) -> str | None:
+    """What KubeVirt's snapshot waits on, from its `Progressing=False` reason (the lock's
+    message: "Source not locked source ns/vm volume not bound: web-1-data", "source is
+    offline but 1 pods using PVCs", "snapshot "x" in progress"; snapshot.go, source.go
+    Lock), the only place it says so until it fails at its deadline (source audit,
+    session 47, finding 5). Not the bare "Source not locked" of its first pass."""
+    progressing = condition_of(snap, "Progressing") or {}
+    reason = str(progressing.get("reason") or "")
+    if progressing.get("status") != "False" or reason in ("", "Source not locked"):
+        return None
+    return reason
+
+
 def _disk_volumes(seen: Observed) -> frozenset[str]:
     """The VM's volumes backed by a claim (its disks, hot-plugged ones too). KubeVirt lists
     every other volume of the VM as excluded from a snapshot as well (snapshot.go
@@ -234,10 +250,13 @@ def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:
         "message": f"{old.name}: {phase}",
     }
     error = (status.get("error") or {}).get("message")
+    waits = _waits_on(snap)
     if error and (phase not in FINAL or (phase == "Succeeded" and not status.get("readyToUse"))):
         # Also between Succeeded and readyToUse: KubeVirt's phase moves at the content's
         # creationTime, readiness with the VolumeSnapshots' (source audit, session 41).
         update["message"] = f"{old.name}: {phase}: {error}"
+    elif waits and phase not in FINAL:
+        update["message"] = f"{old.name}: {phase}: {WAITS}{waits}"
     actions: list[Action] = []
     locked = ((seen.vm or {}).get("status") or {}).get("snapshotInProgress") == old.name
     if phase == "Succeeded" and status.get("readyToUse") and locked:
@@ -265,6 +284,10 @@ def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:
         # condition's reason ("snapshot deadline exceeded"), with no Event; the content's
         # error, if any, says what held it up (source audit, session 41).
         said = [w for w in ((condition_of(snap, "Failure") or {}).get("reason"), error) if w]
+        if not error and WAITS in (old.message or ""):
+            # KubeVirt overwrites Progressing with "Operation failed": its last reason is
+            # the one the status kept.
+            said.append(f"it waited on: {(old.message or '').split(WAITS, 1)[1]}")
         text = f"snapshot {old.name} failed: {': '.join(dict.fromkeys(said)) or 'no reason given'}"
         actions.append(Emit("Warning", "SnapshotFailed", text))
         update |= {"result": "Failed", "message": text, "ended_at": seen.now}

@@ -374,3 +374,42 @@ def test_a_snapshot_of_a_claim_waiting_for_its_first_consumer_is_refused_saying_
         "then): disk data's claim web-1-data is not bound yet: its StorageClass binds it when "
         "a VM first uses it (WaitForFirstConsumer); start the VM once; ask again then"
     )
+
+
+def test_what_kubevirt_waits_on_is_said_while_it_waits_and_when_it_fails() -> None:
+    """KubeVirt says why it cannot lock the VM only in the snapshot's Progressing
+    condition, overwritten with "Operation failed" at its deadline: the Wukong said
+    "InProgress" for 5 minutes, then a failure that named no cause (finding 5)."""
+    lock = "Source not locked source ns/web-vm volume not bound: web-system"
+    waiting = snapshot(
+        "s1",
+        phase="InProgress",
+        conditions=[{"type": "Progressing", "status": "False", "reason": lock}],
+    )
+    old = SnapshotStatus(request_id="r-1", name="s1", phase="InProgress", uid="s1-uid")
+    plan = plan_snapshot(cr(), Observed(now=NOW, vm=VM, snapshots={"s1": waiting}), old, None)
+    assert plan.status is not None
+    assert plan.status.message == f"s1: InProgress: KubeVirt waits: {lock}"
+    failed = snapshot(
+        "s1",
+        phase="Failed",
+        conditions=[
+            {"type": "Failure", "status": "True", "reason": "snapshot deadline exceeded"},
+            {"type": "Progressing", "status": "False", "reason": "Operation failed"},
+        ],
+    )
+    plan = plan_snapshot(
+        cr(), Observed(now=NOW, vm=VM, snapshots={"s1": failed}), plan.status, None
+    )
+    assert plan.status is not None and plan.status.result == "Failed"
+    assert plan.status.message == (
+        f"snapshot s1 failed: snapshot deadline exceeded: it waited on: {lock}"
+    )
+    # Its first pass, before it has tried: nothing to say.
+    first = snapshot(
+        "s1",
+        phase="InProgress",
+        conditions=[{"type": "Progressing", "status": "False", "reason": "Source not locked"}],
+    )
+    plan = plan_snapshot(cr(), Observed(now=NOW, vm=VM, snapshots={"s1": first}), old, None)
+    assert plan.status is not None and plan.status.message == "s1: InProgress"
