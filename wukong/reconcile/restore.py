@@ -167,6 +167,15 @@ def snapshot_refusal(cr: Wukong, seen: Observed, snapshot: str) -> str | None:
     status = found.get("status") or {}
     if not status.get("readyToUse"):
         return f"{snapshot} is not ready to use (phase {status.get('phase') or 'InProgress'})"
+    left_out = _not_in_snapshot(cr, seen, snapshot)
+    if cr.spec.disks and len(left_out) == len(cr.spec.disks):
+        # KubeVirt would restore nothing, yet stop and start a running VM for it (source
+        # audit, session 47, finding 6).
+        return (
+            f"snapshot {snapshot} holds none of {name}'s disks (left out: "
+            f"{', '.join(left_out)}: no VolumeSnapshotClass for their StorageClass when it "
+            "was taken, or added since): restoring it would change no disk"
+        )
     if replaced := replaced_claims(cr, seen, snapshot):
         return (
             f"restore would replace {'; '.join(replaced)} with snapshot {snapshot}'s copy: "

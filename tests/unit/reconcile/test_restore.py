@@ -1131,3 +1131,23 @@ def test_a_claim_lost_in_a_restore_whose_snapshot_is_gone_does_not_point_at_it()
         "a claim before making it again), and snapshot good is gone too: the data is lost. "
         "Remove disk data from the spec and add it back to start it empty"
     )
+
+
+def test_a_snapshot_that_holds_none_of_the_disks_is_not_restored() -> None:
+    """KubeVirt leaves out a disk whose StorageClass has no VolumeSnapshotClass, and calls
+    the snapshot Succeeded. Restoring one that holds no disk at all changed nothing, yet
+    stopped and started a running VM, and the answer said the disks were "as the snapshot
+    holds them" (source audit, session 47, finding 6)."""
+    shot = snapshot()
+    shot["status"]["snapshotVolumes"] = {"excludedVolumes": ["system", "cloudinitdisk"]}
+    seen = Observed(now=NOW, vm=VM, vmi=VMI, snapshots={"good": shot})
+    plan = plan_restore(cr(), seen, None, "r-1", "good", Around(runs=True))
+    assert plan.lifecycle is None and not plan.actions[1:]
+    assert plan.status is not None and plan.status.refusal == (
+        "snapshot good holds none of web's disks (left out: system: no VolumeSnapshotClass for "
+        "their StorageClass when it was taken, or added since): restoring it would change no disk"
+    )
+    # One that holds some is restored, the answer naming the others (as before).
+    shot["status"]["snapshotVolumes"] = {"includedVolumes": ["system"]}
+    plan = plan_restore(cr(), seen, None, "r-1", "good", Around(runs=True))
+    assert plan.status is not None and plan.status.result is None
