@@ -30,7 +30,7 @@ from tests.integration.scenario import (
     wukong_events,
 )
 from tests.integration.test_lifecycle import answered, request
-from wukong.adapters.kube import Kube
+from wukong.adapters.kube import Kube, api_path
 from wukong.api import names
 from wukong.testing.admission import install_finalizer_policy, remove_finalizer_policy
 from wukong.testing.controlplane import ControlPlane
@@ -310,6 +310,55 @@ async def test_a_vm_name_taken_by_someone_else_is_reported_and_others_keep_going
     await wait_phase(k, namespace, "good-1", "Running")
     vm = await get(k, "vm", namespace, "taken-vm")
     assert vm is not None and not vm["metadata"].get("ownerReferences")  # left alone
+
+
+@pytest.mark.parametrize("strategy", ["Halted", "Always"])
+async def test_a_running_vm_of_the_name_is_neither_stopped_nor_migrated_nor_reported(
+    k: Kube, namespace: str, operator: InProcessOperator, strategy: str
+) -> None:
+    """Source audit, session 47: only the VM planner checked the owner. A Wukong asking
+    `runStrategy: Halted` set the foreign VM Halted (KubeVirt deleted its guest), and a migrate
+    request made a VirtualMachineInstanceMigration of it; the status said its node."""
+    foreign = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": "theirs-vm"},
+        "spec": {
+            "runStrategy": "Always",
+            "template": {"spec": {"domain": {"devices": {}, "memory": {"guest": "1Gi"}}}},
+        },
+    }
+    await create(k, "vm", namespace, foreign)
+
+    async def guest() -> dict[str, Any] | None:
+        vmi = await get(k, "vmi", namespace, "theirs-vm")
+        return vmi if vmi and (vmi.get("status") or {}).get("phase") == "Running" else None
+
+    running = await eventually(guest, timeout=60, message="the foreign VM's guest runs")
+    asked = {"action": "migrate", "requestedAt": "2026-01-01T00:00:00Z"}
+    await create(
+        k, "wukong", namespace, wukong("theirs", runStrategy=strategy, lifecycleAction=asked)
+    )
+    await wait_for(
+        k, namespace, "theirs", lambda c: condition(c, "SpecValid").get("reason") == "NameConflict"
+    )
+    await asyncio.sleep(8)  # passes enough to stop, migrate and report it, had it been ours
+    vmi = await guest()
+    assert vmi is not None and vmi["metadata"]["uid"] == running["metadata"]["uid"]
+    migrations = api_path(
+        names.KUBEVIRT_GROUP, names.KUBEVIRT_VERSION, "virtualmachineinstancemigrations", namespace
+    )
+    assert (await k.get(migrations)).get("items") == []
+    vm = await get(k, "vm", namespace, "theirs-vm")
+    assert vm is not None and vm["spec"]["runStrategy"] == "Always"
+    assert not vm["metadata"].get("ownerReferences")
+    cr = await get(k, "wukong", namespace, "theirs")
+    assert cr is not None
+    assert "nodeName" not in cr["status"] and not cr["status"].get("interfaces")
+    assert condition(cr, "Ready").get("status") != "True"
+    assert "nothing is done to that VM" in condition(cr, "SpecValid")["message"]
+    said = await wukong_events(k, namespace, "NameConflict")
+    assert [(e["type"], e.get("count", 1)) for e in said] == [("Warning", 1)]  # said once
 
 
 @pytest.mark.timeout(90)

@@ -21,12 +21,13 @@ from wukong.api.v1alpha1 import Wukong
 from wukong.errors import NotFound, TransientError, WukongError
 from wukong.reconcile.actions import Action, AddVolume, CreateChild, Emit, RemoveVolume, VmCall
 from wukong.reconcile.admission import admit
+from wukong.reconcile.children import owned_by
 from wukong.reconcile.decide import Plan, decide, plan_unreadable
 from wukong.reconcile.deletion import plan_deletion, stand_in
 from wukong.reconcile.disks import template_volumes
 from wukong.reconcile.hotplug import requested_volumes
 from wukong.reconcile.lifecycle import waits_for_write
-from wukong.reconcile.observed import Observed, pointed_pvc
+from wukong.reconcile.observed import Observed, own_view, pointed_pvc
 from wukong.reconcile.outcome import fold, fold_deletion, not_made_events
 from wukong.reconcile.tenancy import POLICY_NAME
 
@@ -124,7 +125,9 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
                 snapshot_claims[claim] = replaced
     vm_obj = store.get(kinds.VM.cache, ns, vm)
     vmi = store.get(kinds.VMI.cache, ns, vm)
-    if vmi is not None and vm_obj is not None and not controlled_by(vmi, vm_obj):
+    if vm_obj is not None and not owned_by(vm_obj, cr.metadata.uid):
+        vmi = None  # another's VM's guest: not looked at (`own_view`)
+    elif vmi is not None and vm_obj is not None and not controlled_by(vmi, vm_obj):
         # An earlier VM's (deleted outside Wukong, its VM made again): still terminating, or
         # still in the cache (VMs and VMIs come on two watch streams). Not this VM's guest.
         vmi = None
@@ -140,7 +143,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
             if (e.get("involvedObject") or {}).get("uid") in pods
         )
 
-    return Observed(
+    seen = Observed(
         now=now,
         vm=vm_obj,
         vmi=vmi,
@@ -168,6 +171,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         scope=scope,
         size_classes=_size_classes(store, cr),
     )
+    return own_view(seen, cr.metadata.uid)
 
 
 def _restore_snapshots(cr: Wukong) -> list[str]:

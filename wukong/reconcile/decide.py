@@ -61,7 +61,7 @@ from wukong.reconcile.lifecycle import (
 )
 from wukong.reconcile.migration import plan_migration
 from wukong.reconcile.networks import NOTHING_WITHHELD, plan_networks
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, own_view
 from wukong.reconcile.resources import hotplug_events
 from wukong.reconcile.restore import Around, in_flight, plan_restore, restore_stalled
 from wukong.reconcile.snapshot import plan_snapshot
@@ -181,6 +181,9 @@ def decide(
     """Plan one pass for a live (not deleting) Wukong. `call_unstorable`: why the status
     cannot hold a lifecycle call's record (an older CRD prunes it): no call is made then
     (`plan_lifecycle`'s `unstorable`)."""
+    # A VM of the Wukong's VM name it does not own is no planner's but the VM planner's,
+    # which says the name is taken (NameConflict): none acts on it or reports it.
+    seen = own_view(seen, cr.metadata.uid)
     now = seen.now
     # A request an older operator took and had not called yet is called, not marked sent.
     older = owed_by_older_operator(status.lifecycle_state)
@@ -321,12 +324,7 @@ def decide(
             conds.append(synced)
         plan.requeue(look_again)
     if vm.conflict:
-        conds[0] = Cond(
-            SPEC_VALID,
-            False,
-            "NameConflict",
-            f"{vm.conflict}: rename this Wukong or remove that VirtualMachine",
-        )
+        conds[0] = Cond(SPEC_VALID, False, "NameConflict", vm.conflict)
     hot: HotplugPlan | None = None
     if disks is not None and not problems:
         hot = plan_hotplug(

@@ -45,7 +45,7 @@ from wukong.reconcile.children import held_by, owned_by, pinned, under_data_volu
 from wukong.reconcile.disks import restored_for
 from wukong.reconcile.lifecycle import CALLS, cut_words, grace_cut, within_launcher
 from wukong.reconcile.migration import running_migrations
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, own_view
 from wukong.reconcile.restore import unfinished
 from wukong.reconcile.status import interfaces, node_name
 from wukong.reconcile.timefmt import iso
@@ -441,16 +441,9 @@ def _issuable(batch: list[DeleteChild], terminating: frozenset[str]) -> list[Act
     return [d for d in batch if f"{d.kind}/{d.name}" not in terminating]
 
 
-def _vm_not_ours(cr: Wukong, seen: Observed) -> bool:
-    """A VM of this Wukong's VM name that it does not own: orphaned on purpose
-    (`kubectl delete --cascade=orphan` strips the ownerReferences) or another's all along
-    (NameConflict). Neither it nor its VMI is this deletion's to stop or wait for (s23 F5)."""
-    return seen.vm is not None and not owned_by(seen.vm, cr.metadata.uid)
-
-
-def _left(steps: dict[str, list[DeleteChild]], seen: Observed, vm_ours: bool = True) -> list[str]:
+def _left(steps: dict[str, list[DeleteChild]], seen: Observed) -> list[str]:
     left = [f"{d.kind}/{d.name}" for batch in steps.values() for d in batch]
-    if seen.vmi is not None and vm_ours:
+    if seen.vmi is not None:
         left.insert(0, f"VirtualMachineInstance/{seen.vmi['metadata']['name']}")
     return left
 
@@ -478,8 +471,9 @@ class Teardown:
 
     @property
     def vmi_ours(self) -> bool:
-        """A VMI exists, of a VM this Wukong owns (or of one already gone)."""
-        return self.seen.vmi is not None and not _vm_not_ours(self.cr, self.seen)
+        """A VMI exists, of a VM this Wukong owns (or of one already gone): the VMI of a VM
+        it does not own is not in `seen` (`own_view`)."""
+        return self.seen.vmi is not None
 
 
 @dataclass(frozen=True)
@@ -590,7 +584,11 @@ STEP_TABLE: tuple[StepRow, ...] = (
 def plan_deletion(
     cr: Wukong, status: WukongStatus, seen: Observed, *, stall_after: float = 300.0
 ) -> DeletionPlan:
-    """One pass of the teardown, and the status it writes (phase Deleting, from the FSM)."""
+    """One pass of the teardown, and the status it writes (phase Deleting, from the FSM). A
+    VM of this Wukong's VM name that it does not own (orphaned on purpose by
+    `kubectl delete --cascade=orphan`, or another's all along: NameConflict) is not seen:
+    neither it nor its VMI is this deletion's to stop, wait for or report (s23 F5, s47)."""
+    seen = own_view(seen, cr.metadata.uid)
     plan = DeletionPlan(now=seen.now)
     plan = _plan(cr, status, seen, plan)
     plan.conditions.append(_stalled(plan, seen, stall_after))
@@ -693,7 +691,7 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
     refused = set(old.refused_releases)
     retain = _retain(cr, keep, seen, refused)
     steps = _deletes(cr, keep, seen, refused)
-    left = _left(steps, seen, vm_ours=not _vm_not_ours(cr, seen))
+    left = _left(steps, seen)
     plan.deletion = DeletionStatus(
         kept=kept,
         remaining=left,

@@ -27,7 +27,6 @@ from wukong.reconcile.children import (
     labels,
     nad_of,
     network_pairs,
-    owned_by,
     owner_reference,
     pinned,
 )
@@ -39,7 +38,7 @@ from wukong.reconcile.disks import (
     volume_source,
 )
 from wukong.reconcile.networks import NOTHING_WITHHELD, Withheld
-from wukong.reconcile.observed import Observed, condition_of
+from wukong.reconcile.observed import Observed, condition_of, own_view
 from wukong.reconcile.resources import ANOTHER_CHANGE, Resize, migratable, plan_resize
 from wukong.reconcile.timefmt import parse_time
 
@@ -618,6 +617,17 @@ def _sockets_held(template: JsonObj, vmi: JsonObj | None) -> JsonObj:
     return {**template, "spec": {**spec, "domain": domain}}
 
 
+def name_taken(cr: Wukong) -> str:
+    """SpecValid's words when the Wukong's VM name is a VirtualMachine it does not own."""
+    vm = names.vm_name(cr.metadata.name)
+    return (
+        f"VirtualMachine '{vm}' exists and this Wukong does not own it: nothing is done to "
+        f"that VM (no stop, start, migration or disk), and {cr.metadata.name}'s own VM is not "
+        "made; rename this Wukong or remove that VirtualMachine (one left by "
+        "`kubectl delete wukong --cascade=orphan` is not taken back)"
+    )
+
+
 def plan_vm(
     cr: Wukong,
     seen: Observed,
@@ -633,6 +643,9 @@ def plan_vm(
     networks the VM may not be given (yet); `restarting`: this pass asks KubeVirt to restart
     the VM (its call comes after this plan's patch)."""
     vm_name = names.vm_name(cr.metadata.name)
+    seen = own_view(seen, cr.metadata.uid)
+    if seen.foreign_vm is not None:
+        return VmPlan((), (), conflict=name_taken(cr))
     secrets = secret_condition(cr.spec, seen)
     extra = (secrets,) if secrets is not None else ()
     if seen.vm is None:
@@ -640,8 +653,6 @@ def plan_vm(
         if not ready or withheld.absent:
             return VmPlan((), extra)
         return VmPlan((CreateChild("VirtualMachine", build_vm(cr, seen, run_strategy)),), extra)
-    if not owned_by(seen.vm, cr.metadata.uid):
-        return VmPlan((), (), conflict=f"VirtualMachine '{vm_name}' exists and is not ours")
     actions: list[Action] = []
     # An ended VMI (Manual leaves it until the next start) runs nothing a restart could fix.
     live_vmi = None if seen.vmi_ended else seen.vmi
