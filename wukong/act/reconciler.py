@@ -151,7 +151,12 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         sandbox_events=about_pods(kinds.SANDBOX_EVENT),
         data_volumes=collect(kinds.DATA_VOLUME.cache),
         claims=collect(kinds.PVC.cache),
-        migrations=collect(kinds.MIGRATION.cache),
+        # By owner, not only by label: a migration an earlier Wukong of this name made (its
+        # label stays once `--cascade=orphan` took its ownerReference) is not this one's,
+        # even when its request's fingerprint is the same (found by a source audit, s47).
+        migrations={
+            n: o for n, o in collect(kinds.MIGRATION.cache).items() if owned_by(o, cr.metadata.uid)
+        },
         snapshots=snapshots,
         restores=collect(kinds.RESTORE.cache),
         snapshot_claims=snapshot_claims,

@@ -18,7 +18,7 @@ from tests.unit.reconcile.world import (
     ready_children,
     wukong,
 )
-from wukong.api import kinds
+from wukong.api import kinds, names
 from wukong.reconcile.actions import (
     AddVolume,
     CreateChild,
@@ -161,22 +161,36 @@ def test_a_deleting_wukong_does_not_report_that_vms_node_or_addresses(
 
 
 class Store:
-    """Watch caches holding `objects` by (cache, name)."""
+    """Watch caches holding `objects` by (cache, name), and the migrations labelled web-1."""
 
-    def __init__(self, objects: dict[tuple[str, str], Any]) -> None:
-        self.objects = objects
+    def __init__(self, objects: dict[tuple[str, str], Any], migrations: list[Any]) -> None:
+        self.objects, self.migrations = objects, migrations
 
     def get(self, kind: str, namespace: str, name: str) -> Any:
         return self.objects.get((kind, name))
 
     def by_label(self, kind: str, label: str, value: str) -> list[Any]:
-        return []
+        return self.migrations if kind == kinds.MIGRATION.cache else []
 
     def list(self, kind: str, namespace: str | None = None, selector: Any = None) -> list[Any]:
         return []
 
     def remember(self, kind: str, obj: Any) -> None:
         pass
+
+
+def _migration(name: str, owners: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "kind": "VirtualMachineInstanceMigration",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {names.LABEL_WUKONG: "web-1"},
+            "ownerReferences": owners,
+        },
+        "spec": {"vmiName": "web-1-vm"},
+        "status": {"phase": "Succeeded"},
+    }
 
 
 def test_observe_shows_neither_that_vm_nor_its_guest() -> None:
@@ -187,10 +201,22 @@ def test_observe_shows_neither_that_vm_nor_its_guest() -> None:
     world = foreign_world(ORPHANED)
     assert world.vm is not None
     objects = {(kinds.VM.cache, "web-1-vm"): world.vm, (kinds.VMI.cache, "web-1-vm"): world.vmi}
-    seen = observe(Store(objects), wukong(), NOW)
+    seen = observe(Store(objects, []), wukong(), NOW)
     assert seen.vm is None and seen.vmi is None and seen.foreign_vm is world.vm
     mine = copy.deepcopy(world.vm)
     mine["metadata"]["ownerReferences"] = OURS
     objects[(kinds.VM.cache, "web-1-vm")] = mine
-    seen = observe(Store(objects), wukong(), NOW)
+    seen = observe(Store(objects, []), wukong(), NOW)
     assert seen.vm is mine and seen.vmi is world.vmi and seen.foreign_vm is None
+
+
+def test_a_migration_an_earlier_wukong_of_the_name_made_is_not_this_ones() -> None:
+    """Migrations were read by the Wukong's label alone: one an earlier web-1 made (orphaned
+    with its VM by `--cascade=orphan`, the label stays) was "followed" when the same request
+    came again (a lifecycleAction without requestedAt has the same fingerprint), and its old
+    result reported as this request's."""
+    from wukong.act.reconciler import observe
+
+    migrations = [_migration("web-1-migrate-1", OURS), _migration("web-1-migrate-0", ORPHANED)]
+    seen = observe(Store({}, migrations), wukong(), NOW)
+    assert list(seen.migrations) == ["web-1-migrate-1"]
