@@ -364,7 +364,7 @@ def _restored(cr: Wukong, seen: Observed) -> dict[str, JsonObj]:
     disks = {d.name for d in cr.spec.disks}
     restore = _last_restore(cr, seen)
     made = seen.restores.get(restore.name or "") if restore is not None else None
-    if _vm_not_ours(cr, seen) or (made is not None and not owned_by(made, cr.metadata.uid)):
+    if seen.foreign_vm is not None or (made is not None and not owned_by(made, cr.metadata.uid)):
         return {}
     return {
         name: pvc
