@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
+    IMAGE,
     condition,
     create,
     get,
@@ -46,6 +48,9 @@ AFFINITY = {
     }
 }
 INSTANCETYPE_GROUP = ("instancetype.kubevirt.io", "v1beta1")
+REAL = kubevirt_mode() == "real"
+# KubeVirt moves a VMI by live migration (to hot-plug, or asked): its disks must be shared.
+SHARED = [{"name": "system", "size": "10Gi", "image": IMAGE, "accessMode": "ReadWriteMany"}]
 
 
 async def test_placement_fields_reach_the_vm_and_the_running_vmi(
@@ -262,3 +267,58 @@ async def test_neither_instancetype_nor_cpu_is_refused(k: Kube, namespace: str) 
     del body["spec"]["cpu"]
     message = await refused(k, namespace, body)
     assert "cpu and memory are required unless an instancetype is named" in message
+
+
+async def _instancetype(k: Kube, namespace: str, name: str, cpu: int, memory: str) -> None:
+    group, version = INSTANCETYPE_GROUP
+    await k.create(
+        api_path(group, version, "virtualmachineinstancetypes", namespace),
+        {
+            "apiVersion": f"{group}/{version}",
+            "kind": "VirtualMachineInstancetype",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"cpu": {"guest": cpu}, "memory": {"guest": memory}},
+        },
+    )
+
+
+@pytest.mark.skipif(not REAL, reason="the pure simulator plays no instancetype hot-plug (S3)")
+async def test_a_new_instancetype_is_applied_live_not_a_restart(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Found by a source audit (session 47): KubeVirt hot-plugs a new instancetype's CPUs and
+    memory through a live migration, and the Wukong said "restart it to apply" until the
+    next restart."""
+    await _instancetype(k, namespace, "one", 1, "1Gi")
+    await _instancetype(k, namespace, "two", 2, "2Gi")
+    ref = {"kind": "VirtualMachineInstancetype", "name": "one"}
+    body = wukong("sized-2", disks=SHARED, instancetype=ref)
+    del body["spec"]["cpu"], body["spec"]["memory"]
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "sized-2", "Running", within=60)
+    before = await get(k, "vmi", namespace, "sized-2-vm")
+    assert before is not None
+    await patch_spec(k, namespace, "sized-2", {"instancetype": {**ref, "name": "two"}})
+    said: list[str] = []
+
+    async def plugged() -> dict[str, Any] | None:
+        cr = await get(k, "wukong", namespace, "sized-2")
+        said.append(condition(cr or {}, "RestartRequired").get("message", ""))
+        vmi = await get(k, "vmi", namespace, "sized-2-vm")
+        status = (vmi or {}).get("status") or {}
+        if (status.get("currentCPUTopology") or {}).get("sockets") != 2:
+            return None
+        return vmi if (status.get("memory") or {}).get("guestRequested") == "2Gi" else None
+
+    vmi = await eventually(plugged, timeout=90, message="2 sockets and 2Gi in the running VMI")
+    assert vmi["metadata"]["uid"] == before["metadata"]["uid"]  # the same VMI: no restart
+    assert not any(said), said
+    cr = await wait_for(
+        k,
+        namespace,
+        "sized-2",
+        lambda c: not condition(c, "CPUMemoryHotplug") and c["status"]["phase"] == "Running",
+        within=30,
+        what="the hot-plug done",
+    )
+    assert condition(cr, "RestartRequired") == {}

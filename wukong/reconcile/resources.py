@@ -75,6 +75,11 @@ def _migratable(vmi: JsonObj) -> tuple[bool, str]:
     return False, f"{cond.get('reason', '')}: {cond.get('message', '')}".strip(": ")
 
 
+def reason_not_migratable(vmi: JsonObj) -> str:
+    """KubeVirt's reason and message of the VMI's LiveMigratable=False ("" when it can)."""
+    return _migratable(vmi)[1]
+
+
 def _vcpus(cpu: Any) -> int:
     return (
         max(_int(_dig(cpu, "sockets")), 1)
@@ -209,6 +214,31 @@ def plan_resize(
             return Resize(restart)
     stage, detail = _stage(vmi)
     return Resize(restart, live, stage, detail)
+
+
+def plan_sized_by_instancetype(vmi: JsonObj | None, instancetype: str) -> Resize:
+    """The CPUs and memory KubeVirt hot-plugs from a new instancetype, read from the VMI
+    alone: virt-controller copies the expanded VM's sockets and guest memory into the VMI
+    (vm.go handleCPUChangeRequest, handleMemoryHotplugRequest) and the guest has them once
+    the VMI's `status.currentCPUTopology` / `status.memory.guestRequested` say so. The
+    template has no size to compare with (the instancetype has it, and the operator does not
+    read cluster instancetypes). Found by a source audit, session 47: the Wukong said
+    "restart it to apply" while KubeVirt applied it live."""
+    if vmi is None:
+        return Resize()
+    live = []
+    sockets = _int(_dig(vmi, "spec", "domain", "cpu", "sockets"))
+    current = _int(_dig(vmi, "status", "currentCPUTopology", "sockets"))
+    if sockets and current and sockets != current:
+        live.append(f"cpu {current} → {sockets}")
+    guest = quantity_or_none(_dig(vmi, "spec", "domain", "memory", "guest"))
+    requested = quantity_or_none(_dig(vmi, "status", "memory", "guestRequested"))
+    if guest is not None and requested is not None and guest != requested:
+        live.append(f"memory {format_bytes(requested)} → {format_bytes(guest)}")
+    if not live:
+        return Resize()
+    stage, detail = _stage(vmi)
+    return Resize((), tuple(live), stage, f"{detail}; instancetype {instancetype}")
 
 
 def hotplug_events(

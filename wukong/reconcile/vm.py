@@ -39,7 +39,14 @@ from wukong.reconcile.disks import (
 )
 from wukong.reconcile.networks import NOTHING_WITHHELD, Withheld
 from wukong.reconcile.observed import Observed, condition_of, own_view
-from wukong.reconcile.resources import ANOTHER_CHANGE, Resize, migratable, plan_resize
+from wukong.reconcile.resources import (
+    ANOTHER_CHANGE,
+    Resize,
+    migratable,
+    plan_resize,
+    plan_sized_by_instancetype,
+    reason_not_migratable,
+)
 from wukong.reconcile.timefmt import parse_time
 
 
@@ -320,7 +327,9 @@ def _cloud_init(spec: JsonObj) -> Any:
 
 
 def _size_changes(cr: Wukong, vmi: JsonObj) -> list[str]:
-    """instancetype/preference names differing from those the VMI was started with."""
+    """instancetype/preference names differing from those the VMI was started with (KubeVirt
+    writes the annotations when it makes a VMI only: pkg/instancetype/controller/vm
+    annotations.Set, from setupVMIFromVM)."""
     notes = vmi.get("metadata", {}).get("annotations") or {}
     changed = []
     for field, ref, kinds in (
@@ -374,8 +383,12 @@ def restart_reasons(
         first_boot.append("cloudInit")
     if not covers(credentials_of(running, agent=False), credentials_of(template_spec, agent=False)):
         first_boot.append("sshKeys (noCloud)")
-    if cr is not None:
-        changed += _size_changes(cr, vmi)
+    # A new instancetype or preference is no restart of its own: KubeVirt expands both VM
+    # specs and copies the live fields over (vm.go addRestartRequiredIfNeeded), and hot-plugs
+    # the CPUs and memory (handleCPUChangeRequest, handleMemoryHotplugRequest); what it cannot
+    # apply live it says in its own RestartRequired, passed on below. Only a VMI that cannot
+    # migrate has its new one held back in the spec (`_size_patch`), for its restart.
+    sizes_held = _size_changes(cr, vmi) if cr is not None and not migratable(vmi) else []
     kubevirt_says = _kubevirt_restart(vm)
     # KubeVirt applies nothing live while the VM owes a restart (vm.go: handle*Request run
     # only without RestartRequired).
@@ -395,11 +408,31 @@ def restart_reasons(
     if _dropped_eviction(template_spec, vmi, cr, vm):
         reasons.append(("evictionStrategy", "removed from the spec: the cluster's default applies"))
     reasons += [r for r in resize.restart if r[0] not in changed]
+    reasons += [(field, _held_size_words(vmi)) for field in sizes_held]
+    if cr is not None and cr.spec.instancetype is not None:
+        resize = _with_live(resize, plan_sized_by_instancetype(vmi, cr.spec.instancetype.name))
     if not reasons and kubevirt_says is not None:
         # KubeVirt owes a restart for a field none of the above explains (or for one changed
         # back: its RestartRequired stays until the next start): pass its word on.
         reasons.append(("the VM template", kubevirt_says))
     return reasons, resize
+
+
+def _held_size_words(vmi: JsonObj) -> str:
+    """Why a new instancetype or preference waits for a restart: the VMI cannot migrate."""
+    why = reason_not_migratable(vmi)
+    return (
+        f"KubeVirt applies a new size to a running VM through a live migration, which this VM "
+        f"cannot have ({why}): it waits in the spec until a restart (written into the VM, "
+        "KubeVirt would shut the VM down where its CR's workloadUpdateMethods include Evict)"
+    )
+
+
+def _with_live(resize: Resize, more: Resize) -> Resize:
+    """`resize` and the live change `more` reports, when `resize` reports none."""
+    if resize.live or not more.live:
+        return resize
+    return Resize(resize.restart, more.live, more.stage, more.detail)
 
 
 def _by_name(items: Any) -> dict[str, JsonObj]:
@@ -561,9 +594,17 @@ def _diff(old: Any, new: Any) -> Any:
     return patch
 
 
-def _size_patch(cr: Wukong, vm: JsonObj) -> JsonObj:
-    """instancetype/preference matchers to set, change (dropping the old revision) or drop."""
+def _size_patch(cr: Wukong, vm: JsonObj, vmi: JsonObj | None) -> JsonObj:
+    """instancetype/preference matchers to set, change (dropping the old revision) or drop.
+    Not while a VMI that cannot migrate runs (`vmi`): KubeVirt would copy the new sockets
+    into it all the same (vm.go handleCPUChangeRequest expands the instancetype), and only a
+    live migration brings them to the guest; its workload updater evicts a VMI it cannot
+    migrate where the KubeVirt CR lists Evict, a shutdown the user did not ask for. As
+    `_sockets_held` for `cpu` (found by a source audit, session 47): the matchers are
+    written with the restart that applies them, or once no VMI runs."""
     patch: JsonObj = {}
+    if vmi is not None and not migratable(vmi):
+        return patch
     wanted = size_refs(cr)
     for field in ("instancetype", "preference"):
         current, want = vm.get("spec", {}).get(field), wanted.get(field)
@@ -658,7 +699,7 @@ def plan_vm(
     live_vmi = None if seen.vmi_ended else seen.vmi
     template = desired_template(cr, seen, restarting, withheld)
     written = template if restarting else _sockets_held(template, live_vmi)
-    patch = _size_patch(cr, seen.vm)
+    patch = _size_patch(cr, seen.vm, None if restarting else live_vmi)
     if (body := _template_patch(seen.vm.get("spec", {}).get("template"), written, cr)) is not None:
         patch["template"] = body
     if patch:

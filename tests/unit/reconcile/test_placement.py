@@ -111,13 +111,69 @@ def test_live_fields_need_no_restart_the_others_are_named() -> None:
     assert restart_required(evict["spec"]["template"]["spec"], vmi) == ["evictionStrategy"]
 
 
-def test_a_new_instancetype_needs_a_restart() -> None:
-    small = cr(cpu=None, memory=None, instancetype={"name": "u1.small"})
-    vmi = running(small, **{"kubevirt.io/cluster-instancetype-name": "u1.small"})
-    large = cr(cpu=None, memory=None, instancetype={"name": "u1.large"})
+SMALL = {"kubevirt.io/cluster-instancetype-name": "u1.small"}
+CANNOT_MIGRATE = {
+    "type": "LiveMigratable",
+    "status": "False",
+    "reason": "DisksNotLiveMigratable",
+    "message": "PVC web-system is not shared",
+}
+
+
+def _sized(name: str) -> Wukong:
+    return cr(cpu=None, memory=None, instancetype={"name": name})
+
+
+def test_a_new_instancetype_is_applied_live_by_kubevirt_not_a_restart() -> None:
+    """KubeVirt v1.7.0 expands both specs and hot-plugs a new instancetype's CPUs and memory
+    (vm.go addRestartRequiredIfNeeded, handleCPUChangeRequest; its e2e test
+    tests/hotplug/instancetype.go expects no RestartRequired). The Wukong said "restart it
+    to apply" until the next restart (source audit, session 47)."""
+    vmi = running(_sized("u1.small"), **SMALL)
+    vmi["spec"]["domain"]["cpu"] = {"sockets": 1, "cores": 1, "threads": 1, "maxSockets": 4}
+    vmi["status"] = {"currentCPUTopology": {"sockets": 1}}
+    large = _sized("u1.large")
     tmpl = build_vm(large, Observed(now=NOW), "Always")["spec"]["template"]["spec"]
-    assert restart_required(tmpl, vmi, small) == []
-    assert restart_required(tmpl, vmi, large) == ["instancetype"]
+    assert restart_required(tmpl, vmi, _sized("u1.small")) == []
+    assert restart_required(tmpl, vmi, large) == []
+    # KubeVirt copies the new sockets into the VMI: the live part is reported as cpu's is.
+    vmi["spec"]["domain"]["cpu"]["sockets"] = 2
+    reasons, resize = restart_reasons(tmpl, vmi, large)
+    assert reasons == []
+    live = resize.condition
+    assert live is not None and live.message.startswith("cpu 1 → 2: applied live by KubeVirt")
+    assert "instancetype u1.large" in live.message
+
+
+def test_what_kubevirt_cannot_apply_of_a_new_instancetype_is_said_in_its_words() -> None:
+    vmi = running(_sized("u1.large"), **{"kubevirt.io/cluster-instancetype-name": "u1.large"})
+    small = _sized("u1.small")
+    vm = owned(build_vm(small, Observed(now=NOW), "Always"))
+    words = "Reduction of CPU socket count requires a restart"
+    vm["status"] = {"conditions": [{"type": "RestartRequired", "status": "True", "message": words}]}
+    tmpl = vm["spec"]["template"]["spec"]
+    assert restart_reasons(tmpl, vmi, small, vm)[0] == [("the VM template", words)]
+
+
+def test_a_new_instancetype_of_a_vm_that_cannot_migrate_waits_for_its_restart() -> None:
+    """KubeVirt would copy its sockets into the VMI all the same, and its workload updater
+    evicts a VMI it cannot migrate where the KubeVirt CR lists Evict: the matcher is held
+    back in the VM, as `cpu` is, and written with the restart."""
+    small, large = _sized("u1.small"), _sized("u1.large")
+    vm = owned(build_vm(small, Observed(now=NOW), "Always"))
+    vmi = running(small, **SMALL) | {"status": {"conditions": [CANNOT_MIGRATE]}}
+    vmi["metadata"] |= {"name": "web-vm", "uid": "vmi-1"}
+    seen = Observed(now=NOW, vm=vm, vmi=vmi)
+    plan = plan_vm(large, seen, ready=True, run_strategy="Always")
+    patches = [a.patch for a in plan.actions if isinstance(a, PatchChild)]
+    assert all("instancetype" not in p["spec"] for p in patches), patches
+    [restart] = [c for c in plan.conditions if c.type == "RestartRequired"]
+    assert restart.message.startswith("instancetype changed while the VM runs"), restart.message
+    assert "DisksNotLiveMigratable: PVC web-system is not shared" in restart.message
+    # The restart this pass asks for writes it first.
+    plan = plan_vm(large, seen, ready=True, run_strategy="Always", restarting=True)
+    [patch] = [a.patch for a in plan.actions if isinstance(a, PatchChild)]
+    assert patch["spec"]["instancetype"]["name"] == "u1.large"
 
 
 NIC = {"name": "lan", "bridge": {}}
