@@ -15,11 +15,13 @@ from tests.integration.conftest import kubevirt_mode
 from tests.integration.scenario import (
     IMAGE,
     OPERATOR_USER,
+    condition,
     create,
     get,
     items,
     k,
     operator,
+    patch_spec,
     simulator,
     wait_for,
     wait_phase,
@@ -44,10 +46,16 @@ STEP_SECONDS = 1.5
 
 @pytest.fixture
 async def sim(
-    control_plane: ControlPlane, kubevirt: KubeVirtPlane | None, namespace: str
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    kubevirt: KubeVirtPlane | None,
+    namespace: str,
 ) -> AsyncIterator[Simulator]:
-    """The nodes, with live migrations taking a few seconds."""
+    """The nodes, with live migrations taking a few seconds; a test parametrizes it
+    (indirect) with {node: labels} for nodes of its own."""
     config = replace(SimConfig(), migration_step_delay=STEP_SECONDS)
+    if (nodes := getattr(request, "param", None)) is not None:
+        config = replace(config, nodes=tuple(nodes), node_labels=nodes)
     async with simulator(control_plane, kubevirt, namespace, config) as running:
         yield running
 
@@ -298,3 +306,66 @@ async def test_migrate_cancel_cancels_a_migration_started_outside_wukong(
     await eventually(object_gone, timeout=30, message="the migration object let go")
     cr = await wait_phase(k, namespace, "mig-7", "Running")
     assert cr["status"]["nodeName"] == source
+
+
+ZONES = {
+    "node-1": {"zone": "a"},
+    "node-2": {"zone": "a"},
+    "node-3": {"zone": "b"},
+}
+
+
+@pytest.mark.parametrize("sim", [ZONES], indirect=True, ids=["zones-a-a-b"])
+async def test_migrate_while_a_restart_is_owed_is_refused_not_placed_by_the_old_selector(
+    k: Kube, namespace: str, operator: InProcessOperator, sim: Simulator
+) -> None:
+    """Found by a source audit (session 47): KubeVirt applies a new nodeSelector to the
+    running VMI only while the VM owes no restart, and renders a migration's target pod from
+    the VMI's. The migrate went ahead and moved the VM to the other zone-a node."""
+    body = wukong("mig-z", disks=SHARED, nodeSelector={"zone": "a"})
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "mig-z", "Running", within=60)
+    # The running VMI has the cluster's default: another one owes a restart.
+    await patch_spec(k, namespace, "mig-z", {"evictionStrategy": "External"})
+    await wait_for(
+        k,
+        namespace,
+        "mig-z",
+        lambda c: "evictionStrategy" in condition(c, "RestartRequired").get("message", ""),
+        within=30,
+        what="RestartRequired names evictionStrategy",
+    )
+    await patch_spec(k, namespace, "mig-z", {"nodeSelector": {"zone": "b"}})
+    cr = await wait_for(
+        k,
+        namespace,
+        "mig-z",
+        lambda c: "nodeSelector" in condition(c, "RestartRequired").get("message", ""),
+        within=30,
+        what="RestartRequired names nodeSelector",
+    )
+    assert (
+        "a migration's target pod is placed by the running VM's"
+        in (condition(cr, "RestartRequired")["message"])
+    )
+    vmi = await get(k, "vmi", namespace, "mig-z-vm")
+    assert vmi is not None and vmi["spec"]["nodeSelector"] == {"zone": "a"}
+    await migrate(k, namespace, "mig-z", "z1")
+    cr = await wait_for(
+        k, namespace, "mig-z", lambda c: migration(c).get("result") is not None, within=30
+    )
+    assert migration(cr)["result"] == "Refused", migration(cr)
+    assert "not applied to the running VM while it owes a restart" in migration(cr)["refusal"]
+    assert await items_at(k, migrations_path(namespace)) == []
+    # The restart it points to places the VM by the new selector.
+    await patch_spec(
+        k, namespace, "mig-z", {"lifecycleAction": {"action": "restart", "requestedAt": "r1"}}
+    )
+    await wait_for(
+        k,
+        namespace,
+        "mig-z",
+        lambda c: c["status"].get("nodeName") == "node-3" and not condition(c, "RestartRequired"),
+        within=60,
+        what="restarted on node-3 with nothing to restart for",
+    )

@@ -119,6 +119,11 @@ VMI = Kind(
             "volumes": ALL,
             "accessCredentials": ALL,
             "evictionStrategy": ALL,
+            # The placement KubeVirt applied to it: a migration's target pod is placed by
+            # these (reconcile/migration_placement.py).
+            "nodeSelector": ALL,
+            "affinity": ALL,
+            "tolerations": ALL,
         },
         "status": {
             **_CONDITIONS,

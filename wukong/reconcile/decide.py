@@ -60,6 +60,7 @@ from wukong.reconcile.lifecycle import (
     runs_wanted,
 )
 from wukong.reconcile.migration import plan_migration
+from wukong.reconcile.migration_placement import misplaced
 from wukong.reconcile.networks import NOTHING_WITHHELD, plan_networks
 from wukong.reconcile.observed import Observed, own_view
 from wukong.reconcile.resources import hotplug_events
@@ -280,7 +281,12 @@ def decide(
     if back.lifecycle is not None and back.lifecycle.action is LifecycleVerb.START:
         life = _answered_stays_answered(life, asked if not apart else None, answered)
     moving = plan_migration(
-        cr, seen, status.migration, request_id(asked) if migrate and asked else None, not_valid
+        cr,
+        seen,
+        status.migration,
+        request_id(asked) if migrate and asked else None,
+        not_valid,
+        lambda: misplaced(cr, seen),
     )
     shot = plan_snapshot(
         cr,
@@ -345,6 +351,7 @@ def decide(
         [a for a in life.actions if not isinstance(a, PatchChild)] if back.holding else life.actions
     )
     plan.actions += moving.actions
+    plan.requeue(moving.requeue_after)
     plan.actions += shot.actions
     plan.actions += back.actions
     plan.requeue(back.requeue_after)

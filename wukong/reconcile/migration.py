@@ -11,6 +11,7 @@ nodes do the rest, and this planner reports its phase, nodes and result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,11 +29,29 @@ BEFORE_HANDOFF = ("Pending", "Scheduling", "Scheduled")
 
 
 @dataclass(frozen=True)
+class Misplaced:
+    """The running VMI lacks the spec's placement, so a migration now would place the VM by
+    the old one (its target pod is rendered from the VMI's)."""
+
+    why: str
+    """The refusal's words."""
+    pending: bool
+    """KubeVirt is about to copy it into the VMI: a request waits instead of being refused."""
+
+
+@dataclass(frozen=True)
 class MigrationPlan:
     """What the migration planner decided."""
 
     actions: tuple[Action, ...]
     status: MigrationStatus | None
+    requeue_after: float | None = None
+    """Set while a new request waits for KubeVirt to apply a new placement."""
+
+
+# How soon a request held for a new placement is looked at again (KubeVirt's VMI patch
+# wakes the pass sooner).
+PLACEMENT_WAIT = 2.0
 
 
 def migration_name(wukong: str, request_id: str) -> str:
@@ -112,9 +131,12 @@ def plan_migration(
     old: MigrationStatus | None,
     request_id: str | None,
     not_valid: str | None = None,
+    misplaced: Callable[[], Misplaced | None] = lambda: None,
 ) -> MigrationPlan:
     """Start a new migration request (or refuse it), then follow the one in flight;
-    `not_valid`: why the spec is not valid (the request is refused so)."""
+    `not_valid`: why the spec is not valid (the request is refused so). `misplaced`: whether
+    the running VM lacks the spec's placement (asked only for a new request: the VM
+    planner's module computes it)."""
     actions: list[Action] = []
     if request_id is not None and (old is None or not old.answers(request_id)):
         name = migration_name(cr.metadata.name, request_id)
@@ -127,6 +149,11 @@ def plan_migration(
             )
             return _follow(mine, seen)
         why = not_valid or refusal(cr, seen)
+        if why is None and (behind := misplaced()) is not None:
+            if behind.pending:
+                # Not answered yet: the next pass, woken by KubeVirt's VMI patch, decides.
+                return MigrationPlan((), old, requeue_after=PLACEMENT_WAIT)
+            why = behind.why
         if why is not None:
             actions.append(Emit("Warning", "MigrationRefused", why))
             if old is not None and old.name is not None and old.result is None:

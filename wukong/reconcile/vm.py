@@ -405,7 +405,8 @@ def restart_reasons(
     reasons += [(field, FIRST_BOOT_ONLY) for field in first_boot]
     if "networks" not in changed and (undelivered := _undelivered_networks(vmi)):
         reasons.append(("networks", _undelivered_words(undelivered)))
-    if _dropped_eviction(template_spec, vmi, cr, vm):
+    dropped = _dropped_eviction(template_spec, vmi, cr, vm)
+    if dropped:
         reasons.append(("evictionStrategy", "removed from the spec: the cluster's default applies"))
     reasons += [r for r in resize.restart if r[0] not in changed]
     reasons += [(field, _held_size_words(vmi)) for field in sizes_held]
@@ -415,7 +416,38 @@ def restart_reasons(
         # KubeVirt owes a restart for a field none of the above explains (or for one changed
         # back: its RestartRequired stays until the next start): pass its word on.
         reasons.append(("the VM template", kubevirt_says))
+    if changed or first_boot or dropped or kubevirt_says is not None:
+        sized = cr is not None and cr.spec.instancetype is not None
+        reasons += [(f, PLACEMENT_HELD) for f in placement_behind(template_spec, vmi, sized)]
     return reasons, resize
+
+
+PLACEMENT_FIELDS = ("nodeSelector", "affinity", "tolerations")
+PLACEMENT_HELD = (
+    "KubeVirt applies no placement to the running VM while it owes a restart, and a "
+    "migration's target pod is placed by the running VM's"
+)
+
+
+def placement_behind(template_spec: JsonObj, vmi: JsonObj, sized: bool = False) -> list[str]:
+    """The placement fields of the template the running VMI does not have. KubeVirt copies
+    them into the VMI under LiveUpdate (vm.go handleAffinityChangeRequest, handleTolerations-
+    ChangeRequest), but not while the VM owes a restart, and a migration's target pod is
+    rendered from the VMI's (services/template.go renderLaunchManifest): the VM lands where
+    the old ones say (found by a source audit, session 47). `sized`: an instancetype may add
+    nodeSelector keys to the VMI (pkg/instancetype/apply/nodeselector.go), so only the keys
+    the template sets are compared then."""
+    running = vmi.get("spec") or {}
+    behind = []
+    for field in PLACEMENT_FIELDS:
+        want, have = template_spec.get(field) or None, running.get(field) or None
+        if field == "nodeSelector" and sized:
+            same = covers(have or {}, want or {})
+        else:
+            same = want == have
+        if not same:
+            behind.append(field)
+    return behind
 
 
 def _held_size_words(vmi: JsonObj) -> str:

@@ -18,7 +18,7 @@ from wukong.reconcile.outcome import fold, not_made_events
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def cr() -> Wukong:
+def cr(**extra: Any) -> Wukong:
     return Wukong.from_dict(
         {
             "apiVersion": "vm.novasphere.dev/v1alpha1",
@@ -29,6 +29,7 @@ def cr() -> Wukong:
                 "memory": "1Gi",
                 "disks": [{"name": "system", "size": "1Gi"}],
                 "lifecycleAction": {"action": "migrate", "requestedAt": "x"},
+                **extra,
             },
         }
     )
@@ -428,3 +429,58 @@ def test_a_migration_a_resource_quota_holds_says_so() -> None:
         "web-migrate-1: Pending: the namespace's ResourceQuota refuses the target pod "
         "(exceeded quota: q, requested: pods=1, used: pods=4)"
     )
+
+
+def _moved_to_zone_b(vm_has_it: bool, owes_restart: bool) -> tuple[Wukong, Observed]:
+    """web runs in zone a; its spec now asks zone b (and, with `owes_restart`, a new
+    evictionStrategy, which KubeVirt applies only on a restart)."""
+    from wukong.reconcile.vm import build_vm
+
+    spec: dict[str, Any] = {"nodeSelector": {"zone": "b"}}
+    if owes_restart:
+        spec["evictionStrategy"] = "None"
+    wk = cr(**spec)
+    asked = build_vm(wk, Observed(now=NOW), "Always")
+    started = build_vm(cr(), Observed(now=NOW), "Always")["spec"]["template"]["spec"]
+    running = vmi()
+    running["spec"] = started | {"nodeSelector": {"zone": "a"}}
+    vm = asked if vm_has_it else build_vm(cr(), Observed(now=NOW), "Always")
+    if not vm_has_it:
+        vm["spec"]["template"]["spec"]["nodeSelector"] = {"zone": "a"}
+    vm["metadata"] |= {"ownerReferences": [{"uid": "u-1"}], "generation": 3}
+    vm["status"] = {"desiredGeneration": 3, "observedGeneration": 2}
+    return wk, Observed(now=NOW, vm=vm, vmi=running)
+
+
+def test_a_migration_while_a_restart_is_owed_is_refused_not_placed_by_the_old_selector() -> None:
+    """KubeVirt copies a new nodeSelector into the running VMI only while the VM owes no
+    restart, and renders the target pod from the VMI's: `migrate` went ahead and moved the
+    VM within zone a, reported a success (source audit, session 47)."""
+    from wukong.reconcile.migration_placement import misplaced
+
+    wk, seen = _moved_to_zone_b(vm_has_it=True, owes_restart=True)
+    plan = plan_migration(wk, seen, None, "rid-z", lambda: misplaced(wk, seen))
+    assert not [a for a in plan.actions if isinstance(a, CreateChild)]
+    assert plan.status is not None and plan.status.result == "Refused"
+    assert "the new nodeSelector of web is not applied to the running VM while it owes a " \
+        "restart" in (plan.status.refusal or "")  # fmt: skip
+    assert "wukong restart web -n ns" in (plan.status.refusal or "")
+
+
+def test_a_migration_asked_with_a_new_placement_waits_for_kubevirt_to_apply_it() -> None:
+    """A nodeSelector and a migrate in one write: the VM patch and the migration went out in
+    the same pass and raced KubeVirt's VMI patch. The request now waits, unanswered."""
+    from wukong.reconcile.migration_placement import misplaced
+
+    wk, seen = _moved_to_zone_b(vm_has_it=False, owes_restart=False)
+    plan = plan_migration(wk, seen, None, "rid-z", lambda: misplaced(wk, seen))
+    assert plan.actions == () and plan.status is None
+    assert plan.requeue_after is not None
+    # KubeVirt synced the VM (desiredGeneration = generation) and the VMI has zone b: it goes.
+    wk, seen = _moved_to_zone_b(vm_has_it=True, owes_restart=False)
+    assert seen.vmi is not None
+    seen.vmi["spec"]["nodeSelector"] = {"zone": "b"}
+    plan = plan_migration(wk, seen, None, "rid-z", lambda: misplaced(wk, seen))
+    assert [a.kind for a in plan.actions if isinstance(a, CreateChild)] == [
+        "VirtualMachineInstanceMigration"
+    ]

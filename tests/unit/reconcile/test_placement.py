@@ -12,7 +12,13 @@ from pydantic import ValidationError
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import DeleteChild, Emit, PatchChild
 from wukong.reconcile.observed import Observed
-from wukong.reconcile.vm import build_vm, plan_vm, restart_reasons, restart_required
+from wukong.reconcile.vm import (
+    build_vm,
+    placement_behind,
+    plan_vm,
+    restart_reasons,
+    restart_required,
+)
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -314,3 +320,46 @@ def test_a_label_key_prefix_that_is_no_dns_subdomain_is_refused(key: str) -> Non
     with pytest.raises(ValidationError, match="should match pattern"):
         cr(nodeSelector={key: "ssd"})
     assert cr(nodeSelector={"a.b/disk": "ssd"}).spec.node_selector == {"a.b/disk": "ssd"}
+
+
+def test_a_placement_kubevirt_holds_back_while_a_restart_is_owed_is_named() -> None:
+    """KubeVirt applies no placement live while the VM owes a restart (vm.go gates
+    handleAffinityChangeRequest on it): the new nodeSelector was applied nowhere and
+    RestartRequired named only evictionStrategy (source audit, session 47)."""
+    vmi = running(cr(nodeSelector={"zone": "a"}))
+    moved = build_vm(cr(nodeSelector={"zone": "b"}), Observed(now=NOW), "x")
+    tmpl = moved["spec"]["template"]["spec"]
+    assert restart_required(tmpl, vmi) == []  # nothing owed: KubeVirt applies it live
+    both = build_vm(cr(nodeSelector={"zone": "b"}, evictionStrategy="None"), Observed(now=NOW), "x")
+    reasons, _ = restart_reasons(both["spec"]["template"]["spec"], vmi)
+    assert [field for field, _ in reasons] == ["evictionStrategy", "nodeSelector"]
+    assert "a migration's target pod is placed by the running VM's" in reasons[1][1]
+    # KubeVirt's own RestartRequired holds it back too.
+    vm = owned(copy.deepcopy(moved))
+    vm["status"] = {"conditions": [{"type": "RestartRequired", "status": "True", "message": "m"}]}
+    said = restart_reasons(tmpl, vmi, cr(nodeSelector={"zone": "b"}), vm)[0]
+    assert said == [("the VM template", "m"), ("nodeSelector", reasons[1][1])]
+
+
+def test_node_selector_keys_an_instancetype_brings_are_not_a_placement_behind() -> None:
+    """An instancetype's nodeSelector is in the VMI, not in the template (pkg/instancetype/
+    apply/nodeselector.go): only the keys the spec sets are compared then."""
+    sized = _sized("u1.small")
+    vmi = running(sized)
+    vmi["spec"]["nodeSelector"] = {"gpu": "yes"}
+    tmpl = build_vm(sized, Observed(now=NOW), "x")["spec"]["template"]["spec"]
+    assert placement_behind(tmpl, vmi, sized=True) == []
+    assert placement_behind(tmpl, vmi, sized=False) == ["nodeSelector"]
+
+
+def test_the_operator_cache_keeps_the_placement_of_the_running_vmi() -> None:
+    """The VMI cache keeps only the fields the planners read: without its placement every
+    Wukong with a nodeSelector read as "behind", and every migrate waited then was refused
+    (found by the integration test of session 47's fix)."""
+    from wukong.api import kinds
+
+    wk = cr(nodeSelector={"zone": "a"}, tolerations=[{"key": "k", "operator": "Exists"}])
+    vmi = running(wk) | {"metadata": {"name": "web-vm", "namespace": "ns", "uid": "vmi-1"}}
+    cached = kinds.project(vmi, kinds.VMI.reads)
+    tmpl = build_vm(wk, Observed(now=NOW), "x")["spec"]["template"]["spec"]
+    assert placement_behind(tmpl, cached) == []
