@@ -138,6 +138,9 @@ ACCESS_CREDENTIALS = "AccessCredentialsSynchronized"
 absent otherwise."""
 CPU_MEMORY_HOTPLUG = "CPUMemoryHotplug"
 """True while KubeVirt applies a cpu/memory change to the running VM (reconcile/resources.py)."""
+EVICTION_BLOCKED = "EvictionBlocked"
+"""True while the running VM's evictionStrategy is LiveMigrate and KubeVirt cannot migrate it:
+a drain of its node waits for it (reconcile/vm.py)."""
 
 ALWAYS_PRESENT = frozenset({READY, SPEC_VALID, NETWORKS_CONFIGURED, VOLUMES_BOUND, STALLED})
 """Conditions not about an operation: never removed once set. Ready, SpecValid and Stalled
@@ -155,6 +158,7 @@ OPERATION_CONDITIONS = frozenset(
         SECRET_MISSING,
         ACCESS_CREDENTIALS,
         CPU_MEMORY_HOTPLUG,
+        EVICTION_BLOCKED,
     }
 )
 """Conditions about an operation: present only while they have something to say (like
@@ -238,6 +242,8 @@ CLEARED: dict[str, tuple[str, str]] = {
     RESTART_REQUIRED: ("UpToDate", "the running VM matches the spec"),
     DELETION_BLOCKED: ("NotProtected", "deletion proceeds"),
     VM_HEALTHY: ("NoError", "KubeVirt reports no error for the VM"),
+    # Gone also when the VM stops: the words claim only what is true then.
+    EVICTION_BLOCKED: ("EvictionPossible", "no drain of the VM's node waits for the VM"),
 }
 """What the absence of an operation condition means (reason, message): the Normal Event
 that announces it went away after saying something bad."""

@@ -18,6 +18,7 @@ from wukong.api.conditions import (
     CHILDREN_ADMITTED,
     CLEARED,
     DISK_DETACH,
+    EVICTION_BLOCKED,
     NETWORKS_CONFIGURED,
     RESTART_REQUIRED,
     SPEC_VALID,
@@ -122,6 +123,7 @@ BAD_WHEN_TRUE = {
     "Stalled",
     "DeletionBlocked",
     "SecretMissing",
+    EVICTION_BLOCKED,
 }
 # Not healthy yet, but the normal path: every new disk is Provisioning for a while. No Warning
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled

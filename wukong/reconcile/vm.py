@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wukong.api import JsonObj, names
-from wukong.api.conditions import RESTART_REQUIRED, Cond, find_condition
+from wukong.api.conditions import EVICTION_BLOCKED, RESTART_REQUIRED, Cond, find_condition
 from wukong.api.guest import CLOUD_INIT_VOLUME
 from wukong.api.objects import being_deleted
 from wukong.api.status import NetworkStatus
@@ -755,9 +755,34 @@ def plan_vm(
         )  # fmt: skip
     if (live := resize.condition) is not None:
         extra = (live, *extra)
+    if (blocked := eviction_blocked(live_vmi)) is not None:
+        extra = (*extra, blocked)
     if not reasons:  # RestartRequired is there only while a restart is owed
         return VmPlan(tuple(actions), extra)
     return VmPlan(tuple(actions), (_restart_condition(cr, reasons), *extra))
+
+
+def eviction_blocked(vmi: JsonObj | None) -> Cond | None:
+    """EvictionBlocked while the running VMI's evictionStrategy (the spec's, or the cluster
+    default KubeVirt writes into every VMI: defaults.go) is LiveMigrate and KubeVirt says it
+    cannot migrate. Its pod-eviction webhook then answers every eviction of the VM's pod with
+    429 (pod-eviction-admitter.go: "configured with an eviction strategy but is not
+    live-migratable"), which `kubectl drain` retries for good; KubeVirt's only other word is
+    a Prometheus alert (VMCannotBeEvicted). Found by a source audit, session 47: the default
+    ReadWriteOnce disks make it the usual case, and the Wukong said nothing."""
+    if vmi is None or (vmi.get("spec") or {}).get("evictionStrategy") != "LiveMigrate":
+        return None
+    if (vmi.get("status") or {}).get("phase") != "Running" or migratable(vmi):
+        return None
+    node = (vmi.get("status") or {}).get("nodeName") or "its node"
+    return Cond(
+        EVICTION_BLOCKED,
+        True,
+        "NotLiveMigratable",
+        f"evictionStrategy LiveMigrate, but KubeVirt cannot live-migrate this VM "
+        f"({reason_not_migratable(vmi)}): a drain of {node} waits for it until it stops; use "
+        "ReadWriteMany disks, or evictionStrategy LiveMigrateIfPossible or None",
+    )
 
 
 def _restart_condition(cr: Wukong, reasons: list[tuple[str, str]]) -> Cond:

@@ -363,3 +363,41 @@ def test_the_operator_cache_keeps_the_placement_of_the_running_vmi() -> None:
     cached = kinds.project(vmi, kinds.VMI.reads)
     tmpl = build_vm(wk, Observed(now=NOW), "x")["spec"]["template"]["spec"]
     assert placement_behind(tmpl, cached) == []
+
+
+@pytest.mark.parametrize(
+    ("strategy", "migratable", "blocked"),
+    [
+        pytest.param("LiveMigrate", "False", True, id="live-migrate-cannot-migrate"),
+        pytest.param("LiveMigrate", "True", False, id="live-migrate-can-migrate"),
+        pytest.param("LiveMigrateIfPossible", "False", False, id="if-possible"),
+        pytest.param(None, "False", False, id="none-said"),
+    ],
+)
+def test_live_migrate_eviction_of_a_vm_that_cannot_migrate_says_drains_wait(
+    strategy: str | None, migratable: str, blocked: bool
+) -> None:
+    """KubeVirt answers every eviction of such a VM's pod with 429, which `kubectl drain`
+    retries for good, and says so only in a Prometheus alert; the default ReadWriteOnce
+    disks make it the usual case (source audit, session 47)."""
+    wk = cr()
+    vm = owned(build_vm(wk, Observed(now=NOW), "Always"))
+    vmi = running(wk)
+    vmi["metadata"] |= {"name": "web-vm", "uid": "vmi-1"}
+    if strategy is not None:
+        vmi["spec"]["evictionStrategy"] = strategy  # the spec's, or the cluster's default
+    can = CANNOT_MIGRATE | {"status": migratable}
+    vmi["status"] = {"phase": "Running", "nodeName": "node-1", "conditions": [can]}
+    plan = plan_vm(wk, Observed(now=NOW, vm=vm, vmi=vmi), ready=True, run_strategy="Always")
+    found = [c for c in plan.conditions if c.type == "EvictionBlocked"]
+    if not blocked:
+        assert found == []
+        return
+    [cond] = found
+    assert (cond.status, cond.reason) == (True, "NotLiveMigratable")
+    assert cond.message == (
+        "evictionStrategy LiveMigrate, but KubeVirt cannot live-migrate this VM "
+        "(DisksNotLiveMigratable: PVC web-system is not shared): a drain of node-1 waits for "
+        "it until it stops; use ReadWriteMany disks, or evictionStrategy LiveMigrateIfPossible "
+        "or None"
+    )
