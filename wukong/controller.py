@@ -264,6 +264,9 @@ class Operator:
         events = enqueue_launcher_event(add, self.store, kinds.VMI.cache, kinds.VM.cache)
         self.informers[kinds.MOUNT_EVENT.cache].add_handler(events)
         self.informers[kinds.SANDBOX_EVENT.cache].add_handler(events)
+        self.informers[kinds.MIGRATION_EVENT.cache].add_handler(
+            enqueue_disk_event(add, self.store, (kinds.MIGRATION.cache,))
+        )
         disks = (kinds.DATA_VOLUME.cache, kinds.PVC.cache)
         self.informers[kinds.CLONE_EVENT.cache].add_handler(
             enqueue_disk_event(add, self.store, disks)

@@ -369,3 +369,30 @@ async def test_migrate_while_a_restart_is_owed_is_refused_not_placed_by_the_old_
         within=60,
         what="restarted on node-3 with nothing to restart for",
     )
+
+
+@pytest.mark.skipif(
+    kubevirt_mode() != "real", reason="the pure simulator's migration has no target pod (S1)"
+)
+async def test_a_migration_no_node_can_take_says_why_not_a_bare_scheduling(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Found by a source audit (session 47): the target pod of a VM pinned to its node waits
+    for a node, virt-controller says so in a Warning on the migration, and the Wukong said
+    only "Scheduling" for 5 minutes, then "failed: see its Events"."""
+    pinned = {"kubernetes.io/hostname": "node-1"}
+    await create(k, "wukong", namespace, wukong("mig-p", disks=SHARED, nodeSelector=pinned))
+    await wait_phase(k, namespace, "mig-p", "Running", within=60)
+    await migrate(k, namespace, "mig-p", "p1")
+    cr = await wait_for(
+        k,
+        namespace,
+        "mig-p",
+        lambda c: "no node can take the target pod" in migration(c).get("message", ""),
+        within=30,
+        what="the migration says no node can take its target pod",
+    )
+    assert migration(cr)["phase"] in ("Pending", "Scheduling"), migration(cr)
+    assert (
+        "a node other than node-1 with kubernetes.io/hostname=node-1" in (migration(cr)["message"])
+    )

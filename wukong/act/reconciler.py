@@ -143,6 +143,12 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
             if (e.get("involvedObject") or {}).get("uid") in pods
         )
 
+    # By owner, not only by label: a migration an earlier Wukong of this name made (its
+    # label stays once `--cascade=orphan` took its ownerReference) is not this one's, even
+    # when its request's fingerprint is the same (found by a source audit, s47).
+    migrations = {
+        n: o for n, o in collect(kinds.MIGRATION.cache).items() if owned_by(o, cr.metadata.uid)
+    }
     seen = Observed(
         now=now,
         vm=vm_obj,
@@ -151,12 +157,15 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         sandbox_events=about_pods(kinds.SANDBOX_EVENT),
         data_volumes=collect(kinds.DATA_VOLUME.cache),
         claims=collect(kinds.PVC.cache),
-        # By owner, not only by label: a migration an earlier Wukong of this name made (its
-        # label stays once `--cascade=orphan` took its ownerReference) is not this one's,
-        # even when its request's fingerprint is the same (found by a source audit, s47).
-        migrations={
-            n: o for n, o in collect(kinds.MIGRATION.cache).items() if owned_by(o, cr.metadata.uid)
-        },
+        migrations=migrations,
+        migration_events=tuple(
+            e
+            for e in store.list(kinds.MIGRATION_EVENT.cache, ns)
+            if (e.get("involvedObject") or {}).get("uid")
+            in {m["metadata"].get("uid") for m in migrations.values()}
+        )
+        if migrations
+        else (),
         snapshots=snapshots,
         restores=collect(kinds.RESTORE.cache),
         snapshot_claims=snapshot_claims,

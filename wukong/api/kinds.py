@@ -321,6 +321,19 @@ CLONE_EVENT = Kind(
     reads={**_EVENT_READS, "firstTimestamp": ALL},
 )
 
+MIGRATION_EVENT = Kind(
+    "Event",
+    "",
+    "v1",
+    "events",
+    # virt-controller's Warning on a migration whose target pod no node takes, posted at
+    # every sync until it deletes the pod, 5 minutes on (migration.go handlePendingPod-
+    # Timeout): the only word before the migration fails without a failureReason
+    # (reconcile/migration.py). KubeVirt's reason starts with a lower-case m.
+    field_selector="reason=migrationTargetPodUnschedulable",
+    reads={**_EVENT_READS, "firstTimestamp": ALL},
+)
+
 WATCHED = (
     WUKONG,
     VM,
@@ -338,6 +351,7 @@ WATCHED = (
     MOUNT_EVENT,
     SANDBOX_EVENT,
     CLONE_EVENT,
+    MIGRATION_EVENT,
     *SIZE_CLASSES.values(),
 )
 CHILDREN = {k.kind: k for k in (VM, DATA_VOLUME, PVC, NAD, MIGRATION, SNAPSHOT, RESTORE)}

@@ -332,4 +332,36 @@ def _follow(old: MigrationStatus, seen: Observed) -> MigrationPlan:
         update["message"] = (
             f"{old.name}: {phase}: the namespace's ResourceQuota refuses the target pod ({words})"
         )
+    elif phase in BEFORE_HANDOFF and (why := _unschedulable(migration, seen)) is not None:
+        update["message"] = f"{old.name}: {phase}: {why}"
     return MigrationPlan(tuple(actions), old.model_copy(update=update))
+
+
+# virt-controller deletes a target pod left unschedulable this long (migration.go
+# defaultUnschedulablePendingTimeoutSeconds), and the migration fails.
+UNSCHEDULABLE_TIMEOUT = "5 minutes"
+
+
+def _unschedulable(migration: JsonObj, seen: Observed) -> str | None:
+    """Why the target pod waits, when virt-controller says no node takes it (its Warning
+    migrationTargetPodUnschedulable, at every sync): the pod is placed by the running VMI's
+    nodeSelector, affinity and tolerations, on a node other than the source (services/
+    template.go). It said a bare "Scheduling", then "failed: see its Events" (source audit,
+    session 47)."""
+    uid = migration["metadata"].get("uid")
+    if not any((e.get("involvedObject") or {}).get("uid") == uid for e in seen.migration_events):
+        return None
+    spec = (seen.vmi or {}).get("spec") or {}
+    source = ((seen.vmi or {}).get("status") or {}).get("nodeName") or "the one it runs on"
+    needs = [f"a node other than {source}"]
+    if selector := spec.get("nodeSelector"):
+        needs.append("with " + ", ".join(f"{k}={v}" for k, v in sorted(selector.items())))
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    if required:
+        needs.append("matching its required node affinity")
+    return (
+        f"no node can take the target pod: it needs {' '.join(needs)}, with room for the VM "
+        f"(KubeVirt: target pod unschedulable; it gives up after {UNSCHEDULABLE_TIMEOUT})"
+    )

@@ -50,6 +50,9 @@ class Observed:
     """The kubelet's FailedMount Events about the VMI's virt-launcher pods."""
     sandbox_events: tuple[JsonObj, ...] = ()
     """The kubelet's FailedCreatePodSandBox Events about the VMI's virt-launcher pods."""
+    migration_events: tuple[JsonObj, ...] = ()
+    """virt-controller's migrationTargetPodUnschedulable Events about the Wukong's
+    migrations."""
     guest_filesystems: tuple[JsonObj, ...] | None = None
     """The guest agent's filesystem list; None when not asked this pass."""
     guest_error: str | None = None

@@ -484,3 +484,33 @@ def test_a_migration_asked_with_a_new_placement_waits_for_kubevirt_to_apply_it()
     assert [a.kind for a in plan.actions if isinstance(a, CreateChild)] == [
         "VirtualMachineInstanceMigration"
     ]
+
+
+def test_a_target_pod_no_node_takes_is_said_not_a_bare_scheduling() -> None:
+    """virt-controller posts migrationTargetPodUnschedulable on the migration at every sync
+    and deletes the pod 5 minutes on: the Wukong said "Scheduling", then "failed: see its
+    Events" (source audit, session 47)."""
+    name = "web-migrate-rid"
+    old = MigrationStatus(
+        request_id="rid", name=name, phase="Scheduling", source_node="node-1", started_at=NOW
+    )
+    waiting = {"metadata": {"name": name, "uid": "m-uid"}, "status": {"phase": "Scheduling"}}
+    running = vmi()
+    running["spec"] = {"nodeSelector": {"kubernetes.io/hostname": "node-1"}}
+    event = {
+        "involvedObject": {"kind": "VirtualMachineInstanceMigration", "uid": "m-uid"},
+        "reason": "migrationTargetPodUnschedulable",
+        "message": "Migration target pod for VMI [ns/web-vm] is currently unschedulable.",
+    }
+    seen = Observed(now=NOW, vmi=running, migrations={name: waiting})
+    assert plan_migration(cr(), seen, old, None).status == old.model_copy(
+        update={"uid": "m-uid", "message": f"{name}: Scheduling"}
+    )
+    seen = replace(seen, migration_events=(event,))
+    status = plan_migration(cr(), seen, old, None).status
+    assert status is not None
+    assert status.message == (
+        f"{name}: Scheduling: no node can take the target pod: it needs a node other than "
+        "node-1 with kubernetes.io/hostname=node-1, with room for the VM (KubeVirt: target "
+        "pod unschedulable; it gives up after 5 minutes)"
+    )
