@@ -288,7 +288,7 @@ def decide(
         status.migration,
         request_id(asked) if migrate and asked else None,
         not_valid,
-        lambda: misplaced(cr, seen),
+        misplaced=lambda: misplaced(cr, seen),
     )
     shot = plan_snapshot(
         cr,

@@ -131,6 +131,7 @@ def plan_migration(
     old: MigrationStatus | None,
     request_id: str | None,
     not_valid: str | None = None,
+    *,
     misplaced: Callable[[], Misplaced | None] = lambda: None,
 ) -> MigrationPlan:
     """Start a new migration request (or refuse it), then follow the one in flight;

@@ -459,7 +459,7 @@ def test_a_migration_while_a_restart_is_owed_is_refused_not_placed_by_the_old_se
     from wukong.reconcile.migration_placement import misplaced
 
     wk, seen = _moved_to_zone_b(vm_has_it=True, owes_restart=True)
-    plan = plan_migration(wk, seen, None, "rid-z", lambda: misplaced(wk, seen))
+    plan = plan_migration(wk, seen, None, "rid-z", misplaced=lambda: misplaced(wk, seen))
     assert not [a for a in plan.actions if isinstance(a, CreateChild)]
     assert plan.status is not None and plan.status.result == "Refused"
     assert "the new nodeSelector of web is not applied to the running VM while it owes a " \
@@ -473,14 +473,14 @@ def test_a_migration_asked_with_a_new_placement_waits_for_kubevirt_to_apply_it()
     from wukong.reconcile.migration_placement import misplaced
 
     wk, seen = _moved_to_zone_b(vm_has_it=False, owes_restart=False)
-    plan = plan_migration(wk, seen, None, "rid-z", lambda: misplaced(wk, seen))
+    plan = plan_migration(wk, seen, None, "rid-z", misplaced=lambda: misplaced(wk, seen))
     assert plan.actions == () and plan.status is None
     assert plan.requeue_after is not None
     # KubeVirt synced the VM (desiredGeneration = generation) and the VMI has zone b: it goes.
     wk, seen = _moved_to_zone_b(vm_has_it=True, owes_restart=False)
     assert seen.vmi is not None
     seen.vmi["spec"]["nodeSelector"] = {"zone": "b"}
-    plan = plan_migration(wk, seen, None, "rid-z", lambda: misplaced(wk, seen))
+    plan = plan_migration(wk, seen, None, "rid-z", misplaced=lambda: misplaced(wk, seen))
     assert [a.kind for a in plan.actions if isinstance(a, CreateChild)] == [
         "VirtualMachineInstanceMigration"
     ]
