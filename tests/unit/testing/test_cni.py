@@ -49,6 +49,28 @@ def test_the_launcher_pod_names_each_secondary_network_as_virt_controller_does()
     assert "annotations" not in launcher_pod(vmi())["metadata"]
 
 
+def test_an_interfaces_mac_address_is_asked_of_multus() -> None:
+    """newAnnotationData: the VMI interface's macAddress is the element's `mac` (Multus then
+    passes it to the plugin as runtimeConfig.mac and CNI_ARGS MAC), in the Go struct's order."""
+    spec = vmi(
+        {"name": "lan", "multus": {"networkName": "web-1-lan"}},
+        {"name": "san", "multus": {"networkName": "san"}},
+    )
+    spec["spec"]["domain"] = {
+        "devices": {
+            "interfaces": [
+                {"name": "default", "masquerade": {}},
+                {"name": "lan", "bridge": {}, "macAddress": "02:12:34:56:78:9a"},
+                {"name": "san", "bridge": {}},
+            ]
+        }
+    }
+    rendered = json.loads(launcher_pod(spec)["metadata"]["annotations"][NETWORKS_ANNOTATION])
+    assert list(rendered[0]) == ["name", "namespace", "mac", "interface"]
+    assert rendered[0]["mac"] == "02:12:34:56:78:9a"
+    assert "mac" not in rendered[1]
+
+
 def test_multus_short_form_and_no_annotation() -> None:
     assert pod_networks(pod("a, infra/b@eth1")) == [("demo", "a"), ("infra", "b")]
     assert pod_networks(pod("")) == []

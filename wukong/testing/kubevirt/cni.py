@@ -2,7 +2,8 @@
 
 virt-controller names each Multus network of a VMI in its launcher pod's annotation
 `k8s.v1.cni.cncf.io/networks` (KubeVirt v1.7.0 pkg/network/multus/annotation.go: a JSON list
-of {name, namespace, interface}, the interface `pod` + 11 hex of the network name's sha256).
+of {name, namespace, mac, interface}, `mac` the VMI interface's macAddress when it has one, the
+interface `pod` + 11 hex of the network name's sha256).
 When the sandbox is made, Multus reads each NAD and calls its plugin; when one fails, the
 sandbox is torn down and the kubelet posts a Warning `FailedCreatePodSandBox` on the pod
 (pkg/kubelet/kuberuntime/kuberuntime_manager.go) and tries again later. The simulated node
@@ -30,19 +31,20 @@ def networks_annotation(vmi: JsonObj) -> str | None:
     """The `k8s.v1.cni.cncf.io/networks` value virt-controller renders for the VMI, None
     when it has no secondary Multus network."""
     namespace = vmi["metadata"]["namespace"]
+    spec = vmi.get("spec") or {}
+    interfaces = ((spec.get("domain") or {}).get("devices") or {}).get("interfaces") or []
+    macs = {i.get("name"): i.get("macAddress") for i in interfaces}
     elements = []
-    for network in (vmi.get("spec") or {}).get("networks") or []:
+    for network in spec.get("networks") or []:
         multus = network.get("multus") or {}
         if not multus.get("networkName") or multus.get("default"):
             continue
         nad_ns, _, nad = str(multus["networkName"]).rpartition("/")
-        elements.append(
-            {
-                "name": nad,
-                "namespace": nad_ns or namespace,
-                "interface": pod_interface_name(str(network.get("name"))),
-            }
-        )
+        element = {"name": nad, "namespace": nad_ns or namespace}
+        if mac := macs.get(network.get("name")):
+            element["mac"] = mac  # the interface's macAddress (newAnnotationData's MacRequest)
+        element["interface"] = pod_interface_name(str(network.get("name")))
+        elements.append(element)
     return json.dumps(elements, separators=(",", ":")) if elements else None
 
 
