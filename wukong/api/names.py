@@ -208,3 +208,15 @@ def wukong_of_vm_name(vm: str) -> str | None:
     if candidate and candidate != vm and vm_name(candidate) == vm:
         return candidate
     return None
+
+
+def mac_address(uid: str, slot: int) -> str:
+    """The MAC address a Wukong's NIC is given (session 47): locally administered and
+    unicast (the first octet's 0x02 bit set, its 0x01 bit clear), the other 46 bits from a
+    hash of the Wukong's uid, which the API server chose, and `slot`, a small number (the
+    lowest one whose address no other NIC of the VM has). Nothing a tenant writes goes into
+    it, so a tenant cannot search for a name that yields a neighbour's address; the only way
+    to another address is another Wukong (a new uid), one API create per try."""
+    digest = hashlib.sha256(f"{uid}/{slot}".encode()).digest()
+    octets = (digest[0] & 0xFC | 0x02, *digest[1:6])
+    return ":".join(f"{b:02x}" for b in octets)

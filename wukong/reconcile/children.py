@@ -102,15 +102,21 @@ restore's for good (source audit, session 46). Its lastRestoreUID annotation sta
 reads that one."""
 
 
-def nad_config(cr: Wukong, net: NetworkSpec) -> str:
+def nad_config(cr: Wukong, net: NetworkSpec, *, mac: bool = True) -> str:
     """The CNI config (a JSON string) of an owned NAD: a Linux bridge, as KubeVirt's bridge
-    binding needs (macvlan/ipvlan cannot carry it: the VM's MAC moves into the guest)."""
+    binding needs (macvlan/ipvlan cannot carry it: the VM's MAC moves into the guest).
+    With the `mac` capability (session 47; `mac=False`: the config before it) Multus hands the
+    plugin the MAC address the VM's interface asks for (runtimeConfig.mac), the plugin gives
+    it to the pod's end of the veth, and macspoofchk lets through only that address: without
+    it the guest's frames, from the address KubeVirt gave the guest, could be dropped."""
     plugin: JsonObj = {
         "type": "bridge",
         "bridge": net.bridge or names.bridge_name(net.name),
         "disableContainerInterface": True,
         "macspoofchk": True,
     }
+    if mac:
+        plugin["capabilities"] = {"mac": True}
     if net.vlan is not None:
         plugin["vlan"] = net.vlan
         # The bridge plugin keeps the port in the bridge's default VLAN 1 unless told not

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from wukong.api import JsonObj, names
 from wukong.api.conditions import NETWORKS_CONFIGURED, Cond
@@ -64,6 +65,49 @@ def cni_type(nad: JsonObj) -> str | None:
         config = plugins[0] if plugins else None
     kind = config.get("type") if isinstance(config, dict) else None
     return kind if isinstance(kind, str) else None
+
+
+def _go_fields(obj: JsonObj, key: str) -> list[Any]:
+    """The values `obj` gives a Go struct field `key`: encoding/json, which CNI plugins and
+    libcni decode with, matches keys case-insensitively, the last one winning."""
+    return [v for k, v in obj.items() if isinstance(k, str) and k.lower() == key.lower()]
+
+
+def takes_mac(nad: JsonObj) -> bool:
+    """Whether a NAD the operator did not make gives the pod's interface the MAC address the
+    VM's interface asks for, so that the guest, which KubeVirt gives that address, is not cut
+    off: a bridge plugin (the config's, or the first of its list: the one that makes the
+    interface) with the `mac` capability (Multus passes runtimeConfig.mac, the plugin sets it
+    on the veth, macspoofchk lets it through), or one without macspoofchk (nothing checks the
+    guest's address). Anything else is not known to: no MAC is asked for (session 47)."""
+    try:
+        config = json.loads((nad.get("spec") or {}).get("config") or "")
+    except ValueError:
+        return False
+    if isinstance(config, dict) and isinstance(plugins := config.get("plugins"), list):
+        config = plugins[0] if plugins else None
+    if not isinstance(config, dict) or config.get("type") != "bridge":
+        return False
+    if all(v is False for v in _go_fields(config, "macspoofchk")):
+        return True
+    capabilities = _go_fields(config, "capabilities")
+    return bool(capabilities) and all(
+        isinstance(c, dict) and c.get("mac") is True for c in capabilities
+    )
+
+
+def given_macs(cr: Wukong, seen: Observed) -> frozenset[str]:
+    """The networks whose VM interface may ask for a MAC address: those with a NAD the
+    operator makes (it has the `mac` capability), and those naming a NAD that `takes_mac`, as
+    the cache shows it (one outside the namespace the operator watches is not known)."""
+    given = set()
+    for net in cr.spec.networks:
+        if net.nad_name is None:
+            given.add(net.name)
+        elif (nad := _lookup(net.nad_name, cr.metadata.namespace, seen)) is not None:
+            if takes_mac(nad):
+                given.add(net.name)
+    return frozenset(given)
 
 
 def _lookup(ref: str, namespace: str, seen: Observed) -> JsonObj | None:
@@ -148,10 +192,17 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
             unsafe.add(net.name)
             statuses.append(NetworkStatus(name=net.name, nad_name=nad, owned_by_wukong=False))
             continue
-        elif current.get("spec", {}).get("config") != nad_config(cr, net):
+        elif (config := current.get("spec", {}).get("config")) != nad_config(cr, net):
             patch = {"spec": {"config": nad_config(cr, net)}}
-            actions.append(PatchChild("NetworkAttachmentDefinition", nad, patch, "config changed"))
-            when, under = seen.now, running
+            if config == nad_config(cr, net, mac=False):
+                # Only the `mac` capability is new (NADs made before session 47): it changes
+                # nothing for a pod made already, and a pod made later only with a MAC its
+                # VMI asks for, which a running VM is not given (vm.py `_with_macs`). So not
+                # a change a running VM owes a restart for.
+                why = "mac capability added"
+            else:
+                why, when, under = "config changed", seen.now, running
+            actions.append(PatchChild("NetworkAttachmentDefinition", nad, patch, why))
         statuses.append(
             NetworkStatus(
                 name=net.name,

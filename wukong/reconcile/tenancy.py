@@ -71,8 +71,11 @@ def made_by_wukong(nad: JsonObj) -> bool:
 _CONF_KEYS = frozenset({"cniVersion", "name", "plugins"})
 _BRIDGE_KEYS = frozenset(
     {"type", "bridge", "vlan", "mtu", "disableContainerInterface", "macspoofchk",
-     "preserveDefaultVlan"}
+     "preserveDefaultVlan", "capabilities"}
 )  # fmt: skip
+# The only capabilities `nad_config` writes (session 47): the MAC address the VM's interface
+# asks for. It decides nothing about the bridge or VLAN; any other is not the shape.
+_CAPABILITIES = {"mac": True}
 _FLAGS = ("disableContainerInterface", "macspoofchk", "preserveDefaultVlan")
 
 
@@ -84,6 +87,15 @@ def _no_repeats(pairs: list[tuple[str, Any]]) -> JsonObj:
 
 def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _only_mac(capabilities: Any) -> bool:
+    """`{"mac": true}` exactly (a JSON `1` is not `true`, though Python compares them equal)."""
+    return (
+        isinstance(capabilities, dict)
+        and capabilities == _CAPABILITIES
+        and all(isinstance(v, bool) for v in capabilities.values())
+    )
 
 
 def bridge_of(nad: JsonObj) -> tuple[str, int | None] | None:
@@ -110,6 +122,8 @@ def bridge_of(nad: JsonObj) -> tuple[str, int | None] | None:
     if "mtu" in plugin and not _integer(plugin["mtu"]):
         return None
     if any(not isinstance(plugin[flag], bool) for flag in _FLAGS if flag in plugin):
+        return None
+    if "capabilities" in plugin and not _only_mac(plugin["capabilities"]):
         return None
     return bridge, vlan or None  # the plugin reads VLAN 0 as untagged
 

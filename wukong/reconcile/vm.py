@@ -3,6 +3,7 @@ updated on spec change, with `RestartRequired` instead of a reboot behind the us
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ from wukong.reconcile.disks import (
     vm_disk,
     volume_source,
 )
-from wukong.reconcile.networks import NOTHING_WITHHELD, Withheld
+from wukong.reconcile.networks import NOTHING_WITHHELD, Withheld, given_macs
 from wukong.reconcile.observed import Observed, condition_of, own_view
 from wukong.reconcile.resources import (
     ANOTHER_CHANGE,
@@ -214,12 +215,48 @@ def _left_out(cr: Wukong, vm: JsonObj | None, withheld: Withheld) -> frozenset[s
     return withheld.unsafe | (withheld.absent - kept)
 
 
+def _with_macs(cr: Wukong, seen: Observed, interfaces: list[JsonObj]) -> list[JsonObj]:
+    """`interfaces` with their MAC addresses (session 47). One the VM's template gives an
+    interface stays (ours, or one KubeMacPool or an administrator set: the patch replaces
+    the list whole, and dropping it would change the guest's address). An interface new to
+    the template takes the one the running guest has under its name, if any (a network
+    taken out and put back), else gets one `names.mac_address` derives; so does one already
+    there without, but only while the VM is stopped for good: no VMI runs (KubeVirt compares
+    a running VMI's interfaces with the template's, vmliveupdate/restart.go, and a MAC added
+    would owe a restart) and its runStrategy (Halted, Manual) makes none by itself (under
+    Always KubeVirt makes the next VMI at once, and a patch landing after it would owe one).
+    Only networks `given_macs` says: the pod network keeps KubeVirt's."""
+    template = _dig(seen.vm, ("spec", "template", "spec", "domain", "devices", "interfaces"))
+    live = None if seen.vmi is None or seen.vmi_ended else seen.vmi
+    stopped = live is None and seen.run_strategy in ("Halted", "Manual")
+    guest = _by_name(_dig(live, ("spec", "domain", "devices", "interfaces")))
+    current = _by_name(template)
+    used = {
+        str(i["macAddress"]).lower()
+        for i in (*current.values(), *guest.values())
+        if i.get("macAddress")
+    }
+    given = given_macs(cr, seen)
+    slots = (names.mac_address(cr.metadata.uid, slot) for slot in itertools.count())
+    out = []
+    for iface in interfaces:
+        name = iface["name"]
+        mac = (current.get(name) or {}).get("macAddress")
+        if not mac and name in given and (name not in current or stopped):
+            mac = (guest.get(name) or {}).get("macAddress") if name not in current else None
+            mac = mac or next(m for m in slots if m not in used)
+            used.add(str(mac).lower())
+        out.append({**iface, "macAddress": mac} if mac else iface)
+    return out
+
+
 def desired_template(
     cr: Wukong, seen: Observed, restarting: bool = False, withheld: Withheld = NOTHING_WITHHELD
 ) -> JsonObj:
     """The VM's `spec.template` for this spec (`restarting`: as a restart this pass gets it;
     `withheld`: networks whose NAD the VM may not be given, as the network planner says)."""
     interfaces, networks = network_pairs(cr, _left_out(cr, seen.vm, withheld))
+    interfaces = _with_macs(cr, seen, interfaces)
     disks, volumes = _disks_and_volumes(cr, seen, restarting)
     cloud_init = cloud_init_volume(cr.spec)
     if cloud_init is not None:

@@ -312,6 +312,19 @@ OK_PLUGIN = '{"type":"bridge","bridge":"br-vlan100","vlan":100}'
             id="folded-top-key",
         ),
         pytest.param("not json", id="not-json"),
+        # Session 47: the `mac` capability, and no other, nor written otherwise.
+        pytest.param(_plugins(OK_PLUGIN[:-1] + ',"capabilities":{"mac":1}}'), id="mac-one"),
+        pytest.param(_plugins(OK_PLUGIN[:-1] + ',"capabilities":{"mac":false}}'), id="mac-off"),
+        pytest.param(
+            _plugins(OK_PLUGIN[:-1] + ',"capabilities":{"mac":true,"ips":true}}'), id="ips-too"
+        ),
+        pytest.param(
+            _plugins(OK_PLUGIN[:-1] + ',"capabilities":{"mac":true,"mac":true}}'), id="mac-twice"
+        ),
+        pytest.param(_plugins(OK_PLUGIN[:-1] + ',"capabilities":true}'), id="capabilities-true"),
+        pytest.param(
+            _plugins(OK_PLUGIN[:-1] + ',"Capabilities":{"mac":true}}'), id="capabilities-case"
+        ),
     ],
 )
 def test_a_wukongs_nad_is_read_only_in_the_shape_the_operator_writes(config: str) -> None:
@@ -330,7 +343,12 @@ def test_a_wukongs_nad_is_read_only_in_the_shape_the_operator_writes(config: str
 
 
 def test_the_operators_own_nad_config_reads_back_as_its_bridge_and_vlan() -> None:
+    """With the `mac` capability it writes since session 47, and without (NADs made before)."""
     from wukong.reconcile.tenancy import bridge_of
+
+    made_before = wukong(networks=net(bridge="br-x", vlan=7))
+    [spec] = made_before.spec.networks
+    assert bridge_of({"spec": {"config": nad_config(made_before, spec, mac=False)}}) == ("br-x", 7)
 
     for fields in ({"bridge": "br-x", "vlan": 7, "mtu": 9000}, {"bridge": "br-x"}, {}):
         cr = wukong(networks=net(**fields))
