@@ -342,9 +342,18 @@ def _plan_restore(
             message=f"{name}: restoring the disks from {snapshot}",
             started_at=seen.now,
         )
-        if made is not None:  # made by a pass whose status write was lost: follow it
+        # Another's of this name (an earlier Wukong of the name, its restore orphaned, asked
+        # with the same request: the name is the request's fingerprint) is not followed: it
+        # answered Succeeded for a restore this Wukong never made, and its uid took the claims
+        # that restore made for this Wukong's (source audit, session 47, finding 8).
+        taken = made is not None and not owned_by(made, cr.metadata.uid)
+        if made is not None and not taken:  # made by a pass whose status write was lost
             return _follow(cr, mine, seen, around)
-        why = not_valid or refusal(cr, seen, snapshot, running, life)
+        why = (
+            not_valid
+            or (_taken_words(name) if taken else None)
+            or refusal(cr, seen, snapshot, running, life)
+        )
         if why is not None:
             event = Emit("Warning", "RestoreRefused", why)
             if running is not None:
@@ -631,6 +640,13 @@ def _not_made(
     because = f"restore {accepted.name} was not made" if start is not None else None
     return RestorePlan(
         (Emit("Warning", "RestoreRefused", text),), ended, lifecycle=start, because=because
+    )
+
+
+def _taken_words(name: str) -> str:
+    return (
+        f"a VirtualMachineRestore named {name} exists and is not this Wukong's (one an earlier "
+        "Wukong of this name made?): delete it, or ask again (a new request gets a new name)"
     )
 
 

@@ -22,6 +22,7 @@ from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import Action, CreateChild, Emit
 from wukong.reconcile.children import labels
 from wukong.reconcile.observed import Observed, condition_of
+from wukong.reconcile.timefmt import parse_time
 
 FINAL = ("Succeeded", "Failed")
 # KubeVirt's indications (snapshot.go updateSnapshotSourceIndications), in words. With
@@ -158,7 +159,15 @@ def plan_snapshot(
     if request_id is not None and (old is None or not old.answers(request_id)):
         name = snapshot_name(cr.metadata.name, request_id, asked_name)
         made = seen.snapshots.get(name)
-        if made is not None and _labels(made).get(names.LABEL_REQUEST) == request_id:
+        # Snapshots outlive their Wukong, so one of an earlier Wukong of this name, asked with
+        # the same request (the name is its fingerprint), carries the same labels: made
+        # before this Wukong was, it is not followed (it answered Succeeded with the old
+        # disks; source audit, session 47, finding 8) but refused as a name taken.
+        if (
+            made is not None
+            and _labels(made).get(names.LABEL_REQUEST) == request_id
+            and not _made_before(made, cr)
+        ):
             # Made for this very request by a pass whose status write was lost: follow it.
             mine = SnapshotStatus(
                 request_id=request_id, name=name, phase="InProgress", started_at=seen.now
@@ -224,6 +233,13 @@ def _disk_volumes(seen: Observed) -> frozenset[str]:
         for v in template.get("volumes") or []
         if v.get("name") and (v.get("persistentVolumeClaim") or v.get("dataVolume"))
     )
+
+
+def _made_before(obj: JsonObj, cr: Wukong) -> bool:
+    """`obj` was made before the Wukong `cr` (whole seconds, as the API server stamps both)."""
+    made = parse_time(obj.get("metadata", {}).get("creationTimestamp"))
+    born = parse_time(cr.metadata.creation_timestamp)
+    return made is not None and born is not None and made < born
 
 
 def _follow(old: SnapshotStatus, seen: Observed) -> SnapshotPlan:

@@ -1151,3 +1151,33 @@ def test_a_snapshot_that_holds_none_of_the_disks_is_not_restored() -> None:
     shot["status"]["snapshotVolumes"] = {"includedVolumes": ["system"]}
     plan = plan_restore(cr(), seen, None, "r-1", "good", Around(runs=True))
     assert plan.status is not None and plan.status.result is None
+
+
+def test_a_restore_of_the_name_an_earlier_wukong_left_is_refused_not_followed() -> None:
+    """A restore's name is its request's fingerprint, which a manifest applied again repeats:
+    an earlier Wukong's restore of the name (orphaned by `--cascade=orphan`) was followed, the
+    new Wukong answered Succeeded for a restore it never made and took that restore's uid for
+    its own (source audit, session 47, finding 8). Refused, saying why; its own is followed."""
+    name = "web-restore-01234567"
+    theirs = {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": "old-restore",
+            "ownerReferences": [{"kind": "Wukong", "name": "web", "uid": "u-0"}],
+        },
+        "status": {"complete": True},
+    }
+    seen = Observed(now=NOW, vm=VM, snapshots={"good": snapshot()}, restores={name: theirs})
+    plan = plan_restore(cr(), seen, None, "0123456789abcdef", "good")
+    assert not any(isinstance(a, CreateChild) for a in plan.actions)
+    assert plan.status is not None and plan.status.result == "Refused"
+    assert f"a VirtualMachineRestore named {name} exists and is not this Wukong's" in (
+        plan.status.refusal or ""
+    )
+    mine = copy.deepcopy(theirs)
+    mine["metadata"]["ownerReferences"] = [owner_reference(cr())]
+    seen = replace(seen, restores={name: mine})
+    followed = plan_restore(cr(), seen, None, "0123456789abcdef", "good")
+    assert followed.status is not None and followed.status.result != "Refused"
+    assert not any(isinstance(a, CreateChild) for a in followed.actions)

@@ -413,3 +413,28 @@ def test_what_kubevirt_waits_on_is_said_while_it_waits_and_when_it_fails() -> No
     )
     plan = plan_snapshot(cr(), Observed(now=NOW, vm=VM, snapshots={"s1": first}), old, None)
     assert plan.status is not None and plan.status.message == "s1: InProgress"
+
+
+def test_a_snapshot_an_earlier_wukong_of_the_name_left_is_not_followed() -> None:
+    """Snapshots outlive their Wukong with its labels, and the name is the request's
+    fingerprint: a Wukong made again from the same manifest answered Succeeded with the
+    earlier one's snapshot, its old disks (source audit, session 47, finding 8). One made
+    before this Wukong is a name taken; one made after is followed (a lost status write)."""
+    wk = cr()
+    wk = wk.model_copy(
+        update={
+            "metadata": wk.metadata.model_copy(
+                update={"creation_timestamp": "2026-12-04T00:00:00Z"}
+            )
+        }
+    )
+    name = "web-snapshot-r1r1r1r1"
+    old = snapshot(name, request="r1r1r1r1-full", phase="Succeeded", readyToUse=True)
+    old["metadata"]["creationTimestamp"] = "2026-12-01T00:00:00Z"
+    plan = plan_snapshot(wk, Observed(now=NOW, vm=VM, snapshots={name: old}), None, "r1r1r1r1-full")
+    assert plan.status is not None and plan.status.result == "Refused"
+    assert f"a VirtualMachineSnapshot named {name} exists already" in (plan.status.message or "")
+    old["metadata"]["creationTimestamp"] = "2026-12-04T00:00:01Z"
+    plan = plan_snapshot(wk, Observed(now=NOW, vm=VM, snapshots={name: old}), None, "r1r1r1r1-full")
+    assert plan.status is not None and plan.status.uid == f"{name}-uid"
+    assert plan.status.result == "Succeeded"
