@@ -371,9 +371,6 @@ async def test_migrate_while_a_restart_is_owed_is_refused_not_placed_by_the_old_
     )
 
 
-@pytest.mark.skipif(
-    kubevirt_mode() != "real", reason="the pure simulator's migration has no target pod (S1)"
-)
 async def test_a_migration_no_node_can_take_says_why_not_a_bare_scheduling(
     k: Kube, namespace: str, operator: InProcessOperator
 ) -> None:

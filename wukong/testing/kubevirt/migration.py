@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 
 from ._informer import Informer
-from ._kube import VMIS, ApiError, JsonObj, Kube, Resource, key_of
+from ._kube import EVENTS, VMIS, ApiError, JsonObj, Kube, Resource, key_of
 from ._queue import Controller
 from .config import SimConfig
+from .events import event
+from .node import node_affinity_fits, node_labels
 from .objects import deleting, now_iso, phase
 
 MIGRATIONS = Resource("kubevirt.io", "v1", "virtualmachineinstancemigrations")
@@ -37,6 +39,7 @@ class MigrationController(Controller):
         self._since: dict[str, float] = {}
         self._vmi_uids: dict[str, str] = {}  # migration uid -> the VMI it moves
         self.lost: set[str] = set()  # the Kubelet's: nodes whose machine is gone
+        self._unschedulable: set[str] = set()  # migrations whose Warning was posted
         migrations.handlers.append(lambda obj: self.enqueue(key_of(obj)))
 
     async def reconcile(self, key: str) -> float | None:
@@ -92,8 +95,17 @@ class MigrationController(Controller):
             # The source's virt-handler is gone with its machine: it neither sends the domain
             # nor gives up. The migration waits, until the VMI ends (its pod gone).
             return self.cfg.migration_step_delay
+        targets = self._targets(vmi, source)
+        if following == "Scheduled" and not targets:
+            # No node takes the target pod (the VMI's placement, and never the source's node):
+            # the pod stays Pending, and virt-controller says so on the migration at each sync
+            # (migration.go handlePendingPodTimeout; its 5-minute timeout is not played).
+            if uid not in self._unschedulable:
+                self._unschedulable.add(uid)
+                await self._unschedulable_event(migration, vmi)
+            return self.cfg.migration_step_delay
         if following == "PreparingTarget":
-            target = next((n for n in self.cfg.nodes if n != source), source)
+            target = targets[0] if targets else source
             state = {
                 "migrationUid": uid,
                 "sourceNode": source,
@@ -119,6 +131,43 @@ class MigrationController(Controller):
         )
         await self._set(migration, status | {"phase": following, "migrationState": state})
         return None if following == "Succeeded" else self.cfg.migration_step_delay
+
+    def _targets(self, vmi: JsonObj, source: str | None) -> list[str]:
+        """The nodes the target pod may go to: not the source's (virt-controller's required
+        pod anti-affinity), not a lost one, and those the VMI's nodeSelector and required node
+        affinity take (the target pod is rendered from the VMI's placement: template.go).
+        The pure simulator picked the first other node whatever the placement (kubevirt-
+        fidelity S1)."""
+        spec = vmi.get("spec") or {}
+        selector = spec.get("nodeSelector") or {}
+        fits = []
+        for node in self.cfg.nodes:
+            if node == source or node in self.lost:
+                continue
+            labels = node_labels(self.cfg, node)
+            if all(labels.get(k) == v for k, v in selector.items()) and node_affinity_fits(
+                {"spec": spec}, node, labels
+            ):
+                fits.append(node)
+        return fits
+
+    async def _unschedulable_event(self, migration: JsonObj, vmi: JsonObj) -> None:
+        meta = vmi["metadata"]
+        words = (
+            f"Migration target pod for VMI [{meta['namespace']}/{meta['name']}] is currently "
+            "unschedulable."
+        )
+        told = event(
+            migration,
+            "VirtualMachineInstanceMigration",
+            "migrationTargetPodUnschedulable",
+            words,
+            component="virtualmachine-controller",
+            host="",
+            api_version="kubevirt.io/v1",
+            type_="Warning",
+        )
+        await self.kube.create(EVENTS, migration["metadata"]["namespace"], told)
 
     def _refusal(self, migration: JsonObj, vmi: JsonObj | None) -> str | None:
         """What KubeVirt's migration admission would have refused, in its words."""
