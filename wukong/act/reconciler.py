@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -133,14 +133,14 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         vmi = None
     pods = ((vmi or {}).get("status") or {}).get("activePods") or {}
 
-    def about_pods(kind: kinds.Kind) -> tuple[JsonObj, ...]:
-        """The cached Events of `kind` about the VMI's virt-launcher pods."""
-        if not pods:
+    def about(kind: kinds.Kind, uids: Collection[str]) -> tuple[JsonObj, ...]:
+        """The cached Events of `kind` about the objects of `uids`."""
+        if not uids:
             return ()
         return tuple(
             e
             for e in store.list(kind.cache, ns)
-            if (e.get("involvedObject") or {}).get("uid") in pods
+            if (e.get("involvedObject") or {}).get("uid") in uids
         )
 
     # By owner, not only by label: a migration an earlier Wukong of this name made (its
@@ -153,19 +153,14 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         now=now,
         vm=vm_obj,
         vmi=vmi,
-        pod_events=about_pods(kinds.MOUNT_EVENT),
-        sandbox_events=about_pods(kinds.SANDBOX_EVENT),
+        pod_events=about(kinds.MOUNT_EVENT, pods),
+        sandbox_events=about(kinds.SANDBOX_EVENT, pods),
         data_volumes=collect(kinds.DATA_VOLUME.cache),
         claims=collect(kinds.PVC.cache),
         migrations=migrations,
-        migration_events=tuple(
-            e
-            for e in store.list(kinds.MIGRATION_EVENT.cache, ns)
-            if (e.get("involvedObject") or {}).get("uid")
-            in {m["metadata"].get("uid") for m in migrations.values()}
-        )
-        if migrations
-        else (),
+        migration_events=about(
+            kinds.MIGRATION_EVENT, {m["metadata"].get("uid") for m in migrations.values()}
+        ),
         snapshots=snapshots,
         restores=collect(kinds.RESTORE.cache),
         snapshot_claims=snapshot_claims,
