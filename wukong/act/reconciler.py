@@ -180,7 +180,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         scope=scope,
         size_classes=_size_classes(store, cr),
     )
-    return own_view(seen, cr.metadata.uid)
+    return own_view(seen, cr)
 
 
 def _restore_snapshots(cr: Wukong) -> list[str]:

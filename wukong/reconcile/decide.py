@@ -186,7 +186,7 @@ def decide(
     (`plan_lifecycle`'s `unstorable`)."""
     # A VM of the Wukong's VM name it does not own is no planner's but the VM planner's,
     # which says the name is taken (NameConflict): none acts on it or reports it.
-    seen = own_view(seen, cr.metadata.uid)
+    seen = own_view(seen, cr)
     now = seen.now
     # A request an older operator took and had not called yet is called, not marked sent.
     older = owed_by_older_operator(status.lifecycle_state)

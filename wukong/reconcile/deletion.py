@@ -588,7 +588,7 @@ def plan_deletion(
     VM of this Wukong's VM name that it does not own (orphaned on purpose by
     `kubectl delete --cascade=orphan`, or another's all along: NameConflict) is not seen:
     neither it nor its VMI is this deletion's to stop, wait for or report (s23 F5, s47)."""
-    seen = own_view(seen, cr.metadata.uid)
+    seen = own_view(seen, cr)
     plan = DeletionPlan(now=seen.now)
     plan = _plan(cr, status, seen, plan)
     plan.conditions.append(_stalled(plan, seen, stall_after))

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from wukong.api import JsonObj
+from wukong.api import JsonObj, names
+from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.children import owned_by
 
 
@@ -73,6 +74,17 @@ class Observed:
     """A VirtualMachine of the Wukong's VM name it does not own (another user's, or its own
     left by `kubectl delete --cascade=orphan`), None when there is none. `vm` and `vmi` are
     None then: only the name-conflict check reads it (`own_view`)."""
+    foreign_vmi: JsonObj | None = None
+    """A VirtualMachineInstance of the Wukong's VM name that no VirtualMachine controls and
+    that does not carry the Wukong's labels (made directly, by another user), while the
+    Wukong has no VM. KubeVirt's VM controller adopts a VMI of its name that no one controls
+    (`ClaimVirtualMachineInstanceByName`, controller_ref_manager.go), so the VM is not made:
+    the Wukong's stop would delete that user's guest. `vmi` is None then (`own_view`)."""
+
+    @property
+    def name_taken(self) -> bool:
+        """Whether the Wukong's VM name is another's VM or VMI (`own_view`)."""
+        return self.foreign_vm is not None or self.foreign_vmi is not None
 
     @property
     def vmi_phase(self) -> str | None:
@@ -139,23 +151,44 @@ class Observed:
         return (condition_of(self.vm, type_) or {}).get("status") == "True"
 
 
-def own_view(seen: Observed, uid: str) -> Observed:
-    """`seen` as the Wukong with `uid` may act on it: a VirtualMachine of its VM name that it
-    does not own is moved out of `vm` into `foreign_vm`, and its VMI, its launcher pods'
-    Events and what its guest agent said go with it. Every planner then sees no VM: none
-    stops, starts, patches, migrates, hot-plugs into, snapshots or restores a VM that is not
-    the Wukong's, nor reports its node, addresses or health as the Wukong's (found by a
-    source audit, session 47: only the VM planner checked the owner, after the others had
+def own_view(seen: Observed, cr: Wukong) -> Observed:
+    """`seen` as the Wukong `cr` may act on it: a VirtualMachine of its VM name that it does
+    not own is moved out of `vm` into `foreign_vm`, and its VMI, its launcher pods' Events and
+    what its guest agent said go with it; so does a VMI of that name no VM controls and not
+    labelled the Wukong's, into `foreign_vmi`, while there is no VM. Every planner then sees no
+    VM: none stops, starts, patches, migrates, hot-plugs into, snapshots or restores a VM that
+    is not the Wukong's, nor reports its node, addresses or health as the Wukong's (found by
+    a source audit, session 47: only the VM planner checked the owner, after the others had
     planned on that VM). Idempotent: `observe` makes the view, and the planners make it
     again of a world built by hand."""
-    vm = seen.vm
-    if vm is None or owned_by(vm, uid):
+    vm, vmi = seen.vm, seen.vmi
+    if vm is None and vmi is not None and not _ours_alone(vmi, cr.metadata.name):
+        return replace(_without_guest(seen), foreign_vmi=vmi)
+    if vm is None or owned_by(vm, cr.metadata.uid):
         return seen
+    return replace(_without_guest(seen), foreign_vm=vm)
+
+
+def _ours_alone(vmi: JsonObj, name: str) -> bool:
+    """Whether a VMI with no VM beside it may be read as the Wukong's guest: one a
+    VirtualMachine controls (the Wukong's VM deleted outside it, its guest still going), or
+    one carrying the Wukong's labels (its VM's guest, the VM deleted with
+    `--cascade=orphan`: the VM made again takes it back)."""
+    refs = vmi.get("metadata", {}).get("ownerReferences") or []
+    if any(r.get("kind") == "VirtualMachine" and r.get("controller") for r in refs):
+        return True
+    said = vmi.get("metadata", {}).get("labels") or {}
+    return said.get(names.LABEL_WUKONG) == name and (
+        said.get(names.LABEL_MANAGED_BY) == names.MANAGED_BY
+    )
+
+
+def _without_guest(seen: Observed) -> Observed:
+    """`seen` with no VM, no guest, and nothing its guest or launcher said."""
     return replace(
         seen,
         vm=None,
         vmi=None,
-        foreign_vm=vm,
         pod_events=(),
         sandbox_events=(),
         guest_filesystems=None,

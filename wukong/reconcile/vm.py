@@ -727,9 +727,17 @@ def _sockets_held(template: JsonObj, vmi: JsonObj | None) -> JsonObj:
     return {**template, "spec": {**spec, "domain": domain}}
 
 
-def name_taken(cr: Wukong) -> str:
-    """SpecValid's words when the Wukong's VM name is a VirtualMachine it does not own."""
+def name_taken(cr: Wukong, seen: Observed) -> str:
+    """SpecValid's words when the Wukong's VM name is a VirtualMachine it does not own, or a
+    VirtualMachineInstance no VM controls (`own_view`)."""
     vm = names.vm_name(cr.metadata.name)
+    if seen.foreign_vm is None:
+        return (
+            f"VirtualMachineInstance '{vm}' exists, made without a VirtualMachine and not "
+            f"labelled this Wukong's: {cr.metadata.name}'s VM is not made, since KubeVirt "
+            "would take that guest into it (and stop it with it); rename this Wukong or "
+            "remove that VirtualMachineInstance"
+        )
     return (
         f"VirtualMachine '{vm}' exists and this Wukong does not own it: nothing is done to "
         f"that VM (no stop, start, migration or disk), and {cr.metadata.name}'s own VM is not "
@@ -753,9 +761,9 @@ def plan_vm(
     networks the VM may not be given (yet); `restarting`: this pass asks KubeVirt to restart
     the VM (its call comes after this plan's patch)."""
     vm_name = names.vm_name(cr.metadata.name)
-    seen = own_view(seen, cr.metadata.uid)
-    if seen.foreign_vm is not None:
-        return VmPlan((), (), conflict=name_taken(cr))
+    seen = own_view(seen, cr)
+    if seen.name_taken:
+        return VmPlan((), (), conflict=name_taken(cr, seen))
     secrets = secret_condition(cr.spec, seen)
     extra = (secrets,) if secrets is not None else ()
     if seen.vm is None:

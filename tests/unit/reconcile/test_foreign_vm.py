@@ -220,3 +220,62 @@ def test_a_migration_an_earlier_wukong_of_the_name_made_is_not_this_ones() -> No
     migrations = [_migration("web-1-migrate-1", OURS), _migration("web-1-migrate-0", ORPHANED)]
     seen = observe(Store({}, migrations), wukong(), NOW)
     assert list(seen.migrations) == ["web-1-migrate-1"]
+
+
+GONE_VM = {"kind": "VirtualMachine", "name": "web-1-vm", "uid": "its-gone-vm", "controller": True}
+
+
+def bare_vmi(**metadata: Any) -> dict[str, Any]:
+    """A VMI `web-1-vm` with no VM beside it, running on node-7; `metadata` added."""
+    vmi = copy.deepcopy(foreign_world(ORPHANED).vmi)
+    assert vmi is not None
+    del vmi["metadata"]["ownerReferences"]
+    vmi["metadata"].update(metadata)
+    return vmi
+
+
+def test_a_vmi_of_its_name_made_without_a_vm_is_neither_taken_nor_reported() -> None:
+    """Before the fix (session 48): the Wukong made its VM, whose controller KubeVirt then
+    gave the other user's VMI (`ClaimVirtualMachineInstanceByName` adopts a VMI of the VM's
+    name that no one controls), so a later stop of the Wukong deleted that guest; meanwhile
+    the status showed the VMI's node and address as the Wukong's."""
+    world = ready_children(vmi=bare_vmi())
+    status: dict[str, Any] = {}
+    for _ in range(3):
+        plan = decide(wukong(lifecycleAction={"action": "stop"}), status, world)
+        assert touching(plan.actions) == []
+        status = plan.status
+    assert "nodeName" not in status and not status.get("interfaces")
+    said = {c["type"]: c for c in status["conditions"]}["SpecValid"]
+    assert (said["status"], said["reason"]) == ("False", "NameConflict")
+    made = "VirtualMachineInstance 'web-1-vm' exists, made without a VirtualMachine"
+    assert made in said["message"]
+
+
+def test_a_deleting_wukong_does_not_wait_for_a_vmi_made_without_a_vm() -> None:
+    """Before the fix the teardown waited at StopVM for a guest no VM of its runs."""
+    cr = wukong()
+    meta = cr.metadata.model_copy(update={"deletion_timestamp": "2026-11-23T12:00:00Z"})
+    plan = plan_deletion(cr.model_copy(update={"metadata": meta}), {}, ready_children(
+        vmi=bare_vmi()))  # fmt: skip
+    assert touching(plan.actions) == []
+    assert "VirtualMachineInstance" not in str(plan.status.get("deletion"))
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        pytest.param(
+            {"labels": {names.LABEL_WUKONG: "web-1", names.LABEL_MANAGED_BY: names.MANAGED_BY}},
+            id="its-vm-orphaned-it",
+        ),
+        pytest.param({"ownerReferences": [GONE_VM]}, id="its-vm-deleted"),
+    ],
+)
+def test_its_own_guest_without_its_vm_is_still_its_guest(metadata: dict[str, Any]) -> None:
+    """A VMI of its own VM (`kubectl delete vm --cascade=orphan`: labelled the Wukong's; or
+    its VM deleted, the guest still going) is the Wukong's guest as before."""
+    seen = ready_children(vmi=bare_vmi(**metadata))
+    plan = decide(wukong(), {}, seen)
+    assert "NameConflict" not in str(plan.status["conditions"])
+    assert plan.status.get("nodeName") == "node-7"
