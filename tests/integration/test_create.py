@@ -361,6 +361,38 @@ async def test_a_running_vm_of_the_name_is_neither_stopped_nor_migrated_nor_repo
     assert [(e["type"], e.get("count", 1)) for e in said] == [("Warning", 1)]  # said once
 
 
+async def test_a_vmi_of_the_name_made_without_a_vm_is_not_taken_into_its_vm(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    """Session 48: KubeVirt's VM controller adopts a VMI of its name that no VM controls.
+    The Wukong made its VM, which took another user's bare VMI, and a stop of the Wukong
+    then deleted that guest."""
+    bare = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {"name": "bare-vm"},
+        "spec": {"domain": {"devices": {}, "memory": {"guest": "1Gi"}}},
+    }
+    await create(k, "vmi", namespace, bare)
+
+    async def guest() -> dict[str, Any] | None:
+        vmi = await get(k, "vmi", namespace, "bare-vm")
+        return vmi if vmi and (vmi.get("status") or {}).get("phase") == "Running" else None
+
+    running = await eventually(guest, timeout=60, message="the bare VMI runs")
+    await create(k, "wukong", namespace, wukong("bare", runStrategy="Halted"))
+    cr = await wait_for(
+        k, namespace, "bare", lambda c: condition(c, "SpecValid").get("reason") == "NameConflict"
+    )
+    assert "VirtualMachineInstance 'bare-vm' exists" in condition(cr, "SpecValid")["message"]
+    assert "nodeName" not in cr["status"] and not cr["status"].get("interfaces")
+    await asyncio.sleep(5)  # passes enough to make the VM, had the name been free
+    assert await get(k, "vm", namespace, "bare-vm") is None
+    vmi = await guest()
+    assert vmi is not None and vmi["metadata"]["uid"] == running["metadata"]["uid"]
+    assert not vmi["metadata"].get("ownerReferences")
+
+
 @pytest.mark.timeout(90)
 async def test_operator_killed_while_creating_converges_without_duplicates(
     k: Kube, namespace: str, operator_kubeconfig: Path, sim: Simulator, tmp_path: object
