@@ -199,7 +199,6 @@ def test_the_base_renders_the_namespace_crd_rbac_deployment_service_and_policy(
         ("Namespace", NAMESPACE),
         ("CustomResourceDefinition", f"{PLURAL}.{GROUP}"),
         ("CustomResourceDefinition", f"wukongnetworkpolicies.{GROUP}"),
-        ("WukongNetworkPolicy", "cluster"),
         ("ServiceAccount", SERVICE_ACCOUNT),
         ("ClusterRole", "wukong-operator"),
         ("ClusterRoleBinding", "wukong-operator"),
@@ -394,9 +393,8 @@ def test_the_deletion_protection_policy_denies_delete_of_annotated_wukongs(
 def installed(control_plane: ControlPlane) -> Iterator[ControlPlane]:
     """Everything but the admission policies applied for real (per test: the validating ones
     block teardown, the mutating one would set the finalizer on every later test's Wukongs).
-    The shipped WukongNetworkPolicy (closed) stays out too: the session's open one serves the
-    other tests."""
-    rest = [d for d in render() if d["kind"] not in {*POLICY_KINDS, "WukongNetworkPolicy"}]
+    """
+    rest = [d for d in render() if d["kind"] not in POLICY_KINDS]
     applied = kubectl(
         "apply",
         "--server-side",
@@ -1115,6 +1113,27 @@ def test_each_installer_applies_with_server_side_dry_run(
     ):
         assert f"{kind}/{object_name} serverside-applied (server dry run)" in out, out
     assert "PodSecurity" not in out, out
+
+
+@pytest.mark.parametrize("name", ["install.yaml", "install-namespaced.yaml"])
+def test_installing_again_keeps_the_administrators_network_grants(
+    installers: dict[str, Path], installed: ControlPlane, name: str
+) -> None:
+    """Namespaced audit, session 48: every installer shipped `WukongNetworkPolicy cluster`
+    with `rules: []`, so an upgrade (apply again) or a second namespaced install reset the
+    administrator's grants: every bridge VM set to runStrategy Manual, starts refused. The
+    installers now ship no WukongNetworkPolicy (none is closed, as an empty one was), and
+    applying one for real leaves the cluster's as it was."""
+    docs = [d for d in yaml.safe_load_all(installers[name].read_text()) if d]
+    assert not [d for d in docs if d["kind"] == "WukongNetworkPolicy"]
+    if name != "install.yaml":
+        return  # applied for real, it would narrow the operator's ClusterRole other tests use
+    policy = ["get", "wukongnetworkpolicy", "cluster", "-o", "json"]
+    before = json.loads(kubectl(*policy, kubeconfig=installed.kubeconfig))
+    applied = [d for d in docs if d["kind"] not in POLICY_KINDS]
+    kubectl("apply", "-f", "-", kubeconfig=installed.kubeconfig, stdin=yaml.safe_dump_all(applied))
+    after = json.loads(kubectl(*policy, kubeconfig=installed.kubeconfig))
+    assert after["spec"] == before["spec"] == OPEN_NETWORK_POLICY["spec"]
 
 
 def test_the_namespaced_variant_grants_the_same_verbs_in_one_namespace(
