@@ -215,7 +215,9 @@ def _left_out(cr: Wukong, vm: JsonObj | None, withheld: Withheld) -> frozenset[s
     return withheld.unsafe | (withheld.absent - kept)
 
 
-def _with_macs(cr: Wukong, seen: Observed, interfaces: list[JsonObj]) -> list[JsonObj]:
+def _with_macs(
+    cr: Wukong, seen: Observed, interfaces: list[JsonObj], restarting: bool = False
+) -> list[JsonObj]:
     """`interfaces` with their MAC addresses (session 47). One the VM's template gives an
     interface stays (ours, or one KubeMacPool or an administrator set: the patch replaces
     the list whole, and dropping it would change the guest's address). An interface new to
@@ -224,11 +226,13 @@ def _with_macs(cr: Wukong, seen: Observed, interfaces: list[JsonObj]) -> list[Js
     there without, but only while the VM is stopped for good: no VMI runs (KubeVirt compares
     a running VMI's interfaces with the template's, vmliveupdate/restart.go, and a MAC added
     would owe a restart) and its runStrategy (Halted, Manual) makes none by itself (under
-    Always KubeVirt makes the next VMI at once, and a patch landing after it would owe one).
-    Only networks `given_macs` says: the pod network keeps KubeVirt's."""
+    Always KubeVirt makes the next VMI at once, and a patch landing after it would owe one),
+    or when this pass restarts it (`restarting`: the patch lands before the restart call, and
+    the next VMI is made from it; session 48). Only networks `given_macs` says: the pod
+    network keeps KubeVirt's."""
     template = _dig(seen.vm, ("spec", "template", "spec", "domain", "devices", "interfaces"))
     live = None if seen.vmi is None or seen.vmi_ended else seen.vmi
-    stopped = live is None and seen.run_strategy in ("Halted", "Manual")
+    stopped = restarting or (live is None and seen.run_strategy in ("Halted", "Manual"))
     guest = _by_name(_dig(live, ("spec", "domain", "devices", "interfaces")))
     current = _by_name(template)
     used = {
@@ -256,7 +260,7 @@ def desired_template(
     """The VM's `spec.template` for this spec (`restarting`: as a restart this pass gets it;
     `withheld`: networks whose NAD the VM may not be given, as the network planner says)."""
     interfaces, networks = network_pairs(cr, _left_out(cr, seen.vm, withheld))
-    interfaces = _with_macs(cr, seen, interfaces)
+    interfaces = _with_macs(cr, seen, interfaces, restarting)
     disks, volumes = _disks_and_volumes(cr, seen, restarting)
     cloud_init = cloud_init_volume(cr.spec)
     if cloud_init is not None:

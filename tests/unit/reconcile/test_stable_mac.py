@@ -178,6 +178,21 @@ def test_a_running_vm_without_macs_is_left_as_it_is() -> None:
     assert _restart(plan) is None
 
 
+def test_a_restart_gives_a_vm_made_before_its_macs() -> None:
+    """Session 48: only a stop did; a restart (the usual way to apply a change) made the next
+    VMI from a template without them, a new random address again. The patch comes before the
+    call, in the pass that makes it, and the next VMI is made from the patched template."""
+    cr = wukong(lifecycleAction={"action": "restart"})
+    world = _without_macs(running_world())
+    recorded = decide(cr, {"phase": "Running"}, world)
+    assert not _vm_patches(recorded)  # recorded first, nothing written to the VM yet
+    called = decide(cr, recorded.status, world)
+    [patch] = _vm_patches(called)
+    assert _macs(patch.patch["spec"]["template"])["vlan100"] == MAC0
+    kinds = [type(a).__name__ for a in called.actions]
+    assert kinds.index("PatchChild") < kinds.index("VmCall")
+
+
 @pytest.mark.parametrize("strategy", ["Halted", "Manual"])
 def test_a_stopped_vm_without_macs_gets_them(strategy: str) -> None:
     world = replace(_without_macs(running_world(strategy)), vmi=None)
