@@ -185,13 +185,23 @@ def disk_serial(disk_name: str) -> str:
     return fit(disk_name, MAX_SERIAL)
 
 
+def older_serial(disk_name: str) -> str:
+    """The serial 0.1.0 (before issue 18) gave a disk: its name cut to 36 characters, no hash.
+    A disk it attached keeps it (vm.py), so a guest's /dev/disk/by-id name does not change at
+    the upgrade (upgrade test, session 48). The same as `disk_serial` up to 36 characters."""
+    return disk_name[:MAX_SERIAL]
+
+
 def reports_serial(reported: str, disk_name: str) -> bool:
     """Whether a serial the guest agent reports (udev's ID_SERIAL of a filesystem's disk) can
     be the disk `disk_name`: its serial whole, cut to a virtio disk's 20 bytes, or at the end
-    of a SCSI disk's vendor and model (`0QEMU_QEMU_HARDDISK_<serial>`). A cut serial two
+    of a SCSI disk's vendor and model (`0QEMU_QEMU_HARDDISK_<serial>`); its serial as issue 18
+    derives it, or as 0.1.0 did (`older_serial`, which its disks keep). A cut serial two
     disks share matches both: the mount check then errs on the side of mounted."""
-    serial = disk_serial(disk_name)
-    return reported in (serial, serial[:VIRTIO_SERIAL]) or reported.endswith("_" + serial)
+    return any(
+        reported in (serial, serial[:VIRTIO_SERIAL]) or reported.endswith("_" + serial)
+        for serial in {disk_serial(disk_name), older_serial(disk_name)}
+    )
 
 
 def command(verb: str, name: str, namespace: str | None, *flags: str) -> str:

@@ -89,7 +89,12 @@ def _disks_and_volumes(
             volumes.append(existing[0])
             disks.append(existing[1] or vm_disk(disk))
             continue
-        disks.append(vm_disk(disk, boot=disk.name == system.name))
+        wanted = vm_disk(disk, boot=disk.name == system.name)
+        if existing is not None and (existing[1] or {}).get("serial") == (
+            older := names.older_serial(disk.name)
+        ):
+            wanted["serial"] = older  # 0.1.0's, kept: the guest knows the disk by it
+        disks.append(wanted)
         volumes.append(volume_source(cr, disk))
     if running:
         # Disks that left the spec stay until the hot-unplug planner (guest check first)

@@ -243,3 +243,17 @@ def test_a_request_010_took_and_had_not_made_is_made_once(case: str, call: VmCal
     later = Observed(**{**seen.__dict__, "now": seen.now + timedelta(seconds=5)})
     again = decide(cr, made.status, later)
     assert [a for a in again.actions if isinstance(a, VmCall)] == []
+
+
+def test_a_disk_keeps_the_serial_010_gave_it() -> None:
+    """0.1.0 cut a disk's serial to its name's first 36 characters; issue 18 ends a long one
+    in a hash. Today's template patched the running VM's serial silently (no RestartRequired
+    of ours; KubeVirt's own at its next look), and the next boot showed a SCSI guest another
+    /dev/disk/by-id name for the disk (a virtio guest sees 20 bytes, the same in both)."""
+    plan = first_pass("disk")
+    assert [a for a in plan.actions if isinstance(a, PatchChild)] == []
+    long = next(d for d in upgraded("disk")[0].spec.disks if len(d.name) > names.MAX_SERIAL)
+    old = long.name[: names.MAX_SERIAL]
+    # The mount check before a detach knows the disk by the serial its guest reports.
+    assert names.reports_serial(f"0QEMU_QEMU_HARDDISK_{old}", long.name)
+    assert names.reports_serial(old[: names.VIRTIO_SERIAL], long.name)
