@@ -257,3 +257,16 @@ def test_a_disk_keeps_the_serial_010_gave_it() -> None:
     # The mount check before a detach knows the disk by the serial its guest reports.
     assert names.reports_serial(f"0QEMU_QEMU_HARDDISK_{old}", long.name)
     assert names.reports_serial(old[: names.VIRTIO_SERIAL], long.name)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="session 48 finding, not fixed: a NAD 0.1.0 named past 63 characters is not found "
+    "(today's name is cut with a hash); a second NAD is made and the VM moved to it at its "
+    "next restart (docs/upgrade.md, From 0.1.0, item 7)",
+)
+def test_a_nad_010_named_past_63_characters_is_kept() -> None:
+    plan = first_pass("vlan")
+    assert [a for a in plan.actions if isinstance(a, CreateChild)] == []
+    nads = {o["metadata"]["name"] for o in objects("vlan", "NetworkAttachmentDefinition")}
+    assert {n["nadName"] for n in plan.status["networks"]} == nads
