@@ -259,14 +259,17 @@ def test_a_disk_keeps_the_serial_010_gave_it() -> None:
     assert names.reports_serial(old[: names.VIRTIO_SERIAL], long.name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session 48 finding, not fixed: a NAD 0.1.0 named past 63 characters is not found "
-    "(today's name is cut with a hash); a second NAD is made and the VM moved to it at its "
-    "next restart (docs/upgrade.md, From 0.1.0, item 7)",
-)
-def test_a_nad_010_named_past_63_characters_is_kept() -> None:
+def test_a_nad_010_named_past_63_characters_is_made_again_and_the_old_one_kept_meanwhile() -> None:
+    """Not fixed (session 48): 0.1.0 named an operator-made NAD `<wukong>-<network>` at any
+    length; today's name is cut past 63 characters with a hash, and the old one is not found
+    under it. What docs/upgrade.md (From 0.1.0, item 7) says happens: the NAD of the new name
+    is made on the same bridge and VLAN, the running VM owes a restart, and the old NAD stays
+    while the VM runs on it."""
     plan = first_pass("vlan")
-    assert [a for a in plan.actions if isinstance(a, CreateChild)] == []
-    nads = {o["metadata"]["name"] for o in objects("vlan", "NetworkAttachmentDefinition")}
-    assert {n["nadName"] for n in plan.status["networks"]} == nads
+    old = {o["metadata"]["name"] for o in objects("vlan", "NetworkAttachmentDefinition")}
+    long = {n for n in old if len(n) > 63}
+    assert long, "the fixture has a NAD 0.1.0 named past 63 characters"
+    made = [a for a in plan.actions if isinstance(a, CreateChild)]
+    assert [a.kind for a in made] == ["NetworkAttachmentDefinition"]
+    assert made[0].body["metadata"]["name"] not in old
+    assert [a for a in plan.actions if isinstance(a, DeleteChild)] == []
