@@ -305,11 +305,11 @@ def decide(
         conds.append(nets.condition)
     # While KubeVirt restores the disks, it deletes and makes their claims: hands off.
     if disks:
-        plan.actions += hands_off(disks.actions) if back.holding else disks.actions
+        plan.actions += hands_off(disks.actions, back.holding)
         conds += disks.conditions
     else:  # not planned this pass: the disks it has follow deleteOptions all the same
         holds = holds_as_asked(cr, seen)
-        plan.actions += hands_off(holds) if back.holding else holds
+        plan.actions += hands_off(holds, back.holding)
     running = runs_wanted(cr, life.state)
     vm = plan_vm(
         cr,
@@ -321,7 +321,7 @@ def decide(
         restarting=any(isinstance(a, VmCall) and a.verb == "restart" for a in life.actions),
     )
     if not problems:
-        plan.actions += hands_off(vm.actions) if back.holding else vm.actions
+        plan.actions += hands_off(vm.actions, back.holding)
         conds += vm.conditions
         before = next((c for c in status.conditions if c.type == VM_HEALTHY), None)
         if (health := vm_health(seen, before)) is not None:
@@ -342,8 +342,9 @@ def decide(
             old_volumes,
             guest_report_interval,
             _detach_waiting_since(status),
+            restore=back.status,
         )
-        plan.actions += hands_off(hot.actions) if back.holding else hot.actions
+        plan.actions += hands_off(hot.actions, back.holding)
         conds += hot.conditions
         plan.needs_guest_check = hot.needs_guest_check
         plan.requeue(hot.requeue_after)
@@ -473,10 +474,14 @@ def restoring_words(cr: Wukong, restore: RestoreStatus | None) -> str | None:
     )
 
 
-def hands_off(actions: Sequence[Action]) -> list[Action]:
-    """Only the Events of `actions`: what a planner would do to the disks or the VM while
-    KubeVirt restores them is left undone (it would undo the restore, or be undone)."""
-    return [a for a in actions if isinstance(a, Emit)]
+def hands_off(actions: Sequence[Action], holding: bool) -> list[Action]:
+    """`actions`, none of them while KubeVirt restores (`holding`): what a planner would do
+    to the disks or the VM then is left undone (it would undo the restore, or be undone),
+    and so are its Events, which each say what an action of them did. Kept, they said
+    "detached disk logs: data deleted" on every pass of the restore while the claim stayed
+    (F11, session 46). An Event that stands for no action is none of the planners' here:
+    the conditions' (`condition_events`) and the grown disks' (`grown_events`) are apart."""
+    return [] if holding else list(actions)
 
 
 def _hold(cr: Wukong, step: Step, plan: Plan, seen: Observed) -> float | None:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from wukong.api import JsonObj, names
 from wukong.api.conditions import DISK_DETACH, DISK_HOTPLUG, Cond
 from wukong.api.objects import being_deleted
-from wukong.api.status import VolumeStatus
+from wukong.api.status import RestoreStatus, VolumeStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.reconcile.actions import (
     Action,
@@ -32,10 +32,11 @@ from wukong.reconcile.actions import (
     PatchChild,
     RemoveVolume,
 )
-from wukong.reconcile.children import held_by
+from wukong.reconcile.children import UNMARK_RESTORED, held_by
 from wukong.reconcile.deletion import release_patch
 from wukong.reconcile.disks import (
     is_hotpluggable,
+    restored_for,
     template_volumes,
     vm_disk,
     volume_source,
@@ -324,14 +325,25 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]) -> list[Action]:
-    """Delete (or keep and label) the claims of disks no longer in the spec nor the VM."""
+def _cleanup(
+    cr: Wukong,
+    seen: Observed,
+    old_volumes: Mapping[str, VolumeStatus],
+    restore: RestoreStatus | None = None,
+) -> list[Action]:
+    """Delete (or keep and label) the claims of disks no longer in the spec nor the VM.
+    `restore`: the Wukong's last restore, whose claims (`restored_for`) are its disks' too
+    until a pass takes them back. A disk removed while it ran was made again by it (KubeVirt
+    restores every volume of the snapshot) owned by nobody (`volumeOwnershipPolicy: None`),
+    and was left Detaching for good (F11, session 46); kept, it holds the snapshot's data,
+    and its Event says so."""
     in_spec = {d.name for d in cr.spec.disks}
     # An ended VMI (Manual keeps it until the next start) holds no disk: its volumeStatus
     # read as one kept a disk removed from a stopped VM Detaching until the next start.
     in_vm = set(template_volumes(seen.vm)) | (set() if seen.vmi_ended else set(_live(seen)))
     uid = cr.metadata.uid
     actions: list[Action] = []
+    anew: set[str] = set()  # kept claims the restore made again
     gone = {
         names.disk_claim_name(cr.metadata.name, n): n
         for n in old_volumes
@@ -361,10 +373,16 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
             # one a restore made went back at once, out of sight once both were released
             # (deletion._not_taken_back, session 47). Deletion's Retain does the same.
             of_its_dv = kind == "PersistentVolumeClaim" and _owned_by_data_volume(obj, claim)
-            if not (held_by(obj, uid) or (of_its_dv and old_volumes[disk].preserve_data)):
+            restored = kind == "PersistentVolumeClaim" and restored_for(obj, cr, restore)
+            if not (
+                held_by(obj, uid) or restored or (of_its_dv and old_volumes[disk].preserve_data)
+            ):
                 continue
             if old_volumes[disk].preserve_data:
                 patch = release_patch(kind, obj, cr, disk, seen.data_volumes.get(claim))
+                if restored:  # KubeVirt's marks go, as when a pass takes such a claim back
+                    patch["metadata"]["labels"] |= UNMARK_RESTORED
+                    anew.add(claim)
                 actions.append(PatchChild(kind, claim, patch, "keep detached disk"))
             else:
                 actions.append(DeleteChild(kind, claim, obj["metadata"].get("uid")))
@@ -374,6 +392,12 @@ def _cleanup(cr: Wukong, seen: Observed, old_volumes: Mapping[str, VolumeStatus]
         kept = list(dict.fromkeys(a.name for a in actions if isinstance(a, PatchChild)))
         what = f"detached disk{'s' if len(told) > 1 else ''} {', '.join(told)}: "
         message = what + ("data kept in " + ", ".join(kept) if kept else "data deleted")
+        if anew and restore is not None:
+            which = "" if anew == set(kept) else ", ".join(sorted(anew)) + " "
+            message += (
+                f" ({which}as snapshot {restore.snapshot} holds it: restore {restore.name} made "
+                "the claim again while the disk was being removed)"
+            )
         actions.append(Emit("Normal", "DiskDetached", message))
     return actions
 
@@ -410,9 +434,11 @@ def plan_hotplug(
     old_volumes: Mapping[str, VolumeStatus],
     report_interval: float = 300.0,
     waiting_since: datetime | None = None,
+    restore: RestoreStatus | None = None,
 ) -> HotplugPlan:
     """Plug, unplug and clean up disks of a Wukong whose VM exists. DiskHotplug and
-    DiskDetach are set only while a disk is being plugged or waits to be detached."""
+    DiskDetach are set only while a disk is being plugged or waits to be detached.
+    `restore`: the last restore, as this pass decided it (`_cleanup`)."""
     if seen.vm is None:
         return HotplugPlan((), ())
     actions: list[Action] = []
@@ -431,7 +457,7 @@ def plan_hotplug(
         ask = detach.needs_guest_check
     else:
         detach = HotplugPlan((), ())
-    cleanup = _cleanup(cr, seen, old_volumes)
+    cleanup = _cleanup(cr, seen, old_volumes, restore)
     released = any(isinstance(a, PatchChild) for a in cleanup)
     return HotplugPlan(
         tuple(actions + cleanup),
