@@ -368,6 +368,7 @@ async def _restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_agai
     cr = await get(k, "wukong", namespace, "rs-1")
     assert cr is not None and cr["status"]["restore"]["result"] == "Succeeded"
     assert cr["status"]["phase"] == "Running"
+    assert reason(cr, "Restoring") is None  # gone with the restore (session 48)
     hops = {(h["from"], h["to"]) for h in cr["status"]["history"]}
     assert {("Running", "Stopping"), ("Stopping", "Stopped"), ("Stopped", "Starting")} <= hops
     accepted = [e["message"] for e in await wukong_events(k, namespace, "RequestAccepted")]
@@ -518,6 +519,19 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
     name = cr["status"]["restore"]["name"]
     assert cr["status"]["restore"]["message"] == (
         f"{name}: KubeVirt cannot go on: StorageClass {vanishing} does not exist"
+    )
+    # A restore in flight is a condition of its own (session 48), and the claim KubeVirt
+    # makes again is said restored, not "being created".
+    conds = {c["type"]: c for c in cr["status"]["conditions"]}
+    restoring = conds["Restoring"]
+    assert (restoring["status"], restoring["reason"]) == ("True", "InProgress")
+    assert restoring["message"] == (
+        f"restoring rs-2's disks from snapshot s (VirtualMachineRestore {name}): KubeVirt "
+        f"cannot go on: StorageClass {vanishing} does not exist"
+    )
+    assert (conds["VolumesBound"]["reason"], conds["VolumesBound"]["message"]) == (
+        "Restoring",
+        f"waiting for data (KubeVirt is restoring its claim from snapshot s: restore {name})",
     )
     stuck = await wukong_events(k, namespace, "RestoreStuck")
     assert stuck and all(e["type"] == "Warning" for e in stuck)

@@ -141,6 +141,9 @@ CPU_MEMORY_HOTPLUG = "CPUMemoryHotplug"
 EVICTION_BLOCKED = "EvictionBlocked"
 """True while the running VM's evictionStrategy is LiveMigrate and KubeVirt cannot migrate it:
 a drain of its node waits for it (reconcile/vm.py)."""
+RESTORING = "Restoring"
+"""True while a restore is in flight, from its acceptance to its end: the VM stopping for it,
+its VMI going, KubeVirt restoring the disks (reconcile/restore.py)."""
 
 ALWAYS_PRESENT = frozenset({READY, SPEC_VALID, NETWORKS_CONFIGURED, VOLUMES_BOUND, STALLED})
 """Conditions not about an operation: never removed once set. Ready, SpecValid and Stalled
@@ -159,6 +162,7 @@ OPERATION_CONDITIONS = frozenset(
         ACCESS_CREDENTIALS,
         CPU_MEMORY_HOTPLUG,
         EVICTION_BLOCKED,
+        RESTORING,
     }
 )
 """Conditions about an operation: present only while they have something to say (like

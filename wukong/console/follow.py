@@ -73,7 +73,8 @@ TROUBLE: Final = {
     # restore in a Stopped Wukong says it only here.
     STALLED: "True",
 }
-UNDER_WAY: Final = {"Provisioning"}
+# A disk on its way: made, or made again by KubeVirt's restore (VolumesBound `Restoring`).
+UNDER_WAY: Final = {"Provisioning", "Restoring"}
 
 
 def trouble(cr: JsonObj | None) -> str | None:

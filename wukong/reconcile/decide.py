@@ -44,6 +44,7 @@ from wukong.reconcile.children import retained
 from wukong.reconcile.deletion import options_unknown, unseen_options
 from wukong.reconcile.disks import (
     NODE_RESIZE_PENDING,
+    RESTORING,
     DiskPlan,
     grown_events,
     holds_as_asked,
@@ -65,7 +66,13 @@ from wukong.reconcile.migration_placement import misplaced
 from wukong.reconcile.networks import NOTHING_WITHHELD, plan_networks
 from wukong.reconcile.observed import Observed, own_view
 from wukong.reconcile.resources import hotplug_events
-from wukong.reconcile.restore import Around, in_flight, plan_restore, restore_stalled
+from wukong.reconcile.restore import (
+    Around,
+    in_flight,
+    plan_restore,
+    restore_stalled,
+    restoring_condition,
+)
 from wukong.reconcile.snapshot import plan_snapshot
 from wukong.reconcile.status import (
     attach_state,
@@ -128,10 +135,12 @@ BAD_WHEN_TRUE = {
 # Not healthy yet, but the normal path: every new disk is Provisioning for a while. No Warning
 # (nor the Normal that would answer it): the phase hop Events tell that story, and Stalled
 # warns if it lasts. Nor for a grown claim whose filesystem waits for the kubelet: the grow's
-# own Events (`Resizing`, then `DiskGrown`) tell that one.
+# own Events (`Resizing`, then `DiskGrown`) tell that one. Nor for a claim KubeVirt's restore
+# is making again (`Restoring`): RestoreStarted and Restored tell it, and the Restoring
+# condition says it meanwhile.
 # Not evaluated: said by SpecValid (or NetworksConfigured), not again.
 NOT_EVALUATED = "NotEvaluated"
-EXPECTED_REASONS = {"Provisioning", NODE_RESIZE_PENDING, NOT_EVALUATED}
+EXPECTED_REASONS = {"Provisioning", NODE_RESIZE_PENDING, NOT_EVALUATED, RESTORING}
 # Not healthy yet, but what the user asked for: a disk growing because its size grew. A
 # Normal Event when it starts and one when it is done, as the external resizer posts for the
 # claim; a Warning only when it is refused.
@@ -373,6 +382,8 @@ def decide(
     restoring, look_again = restore_stalled(back.status, now, stall_after)
     plan.requeue(look_again)
     conds.append(restoring if restoring is not None and not stalled.status else stalled)
+    if (underway := restoring_condition(cr, back.status)) is not None:
+        conds.append(underway)
     conditions = merge_conditions(
         status.conditions, [*conds, ready_condition(step, seen)], now, cr.metadata.generation
     )

@@ -64,6 +64,9 @@ DISK_CLAIM_LOST = "DiskClaimLost"
 source (`_lost_words`, `_data_volume_lost`)."""
 RESTORE_INCOMPLETE = "RestoreIncomplete"
 """A claim gone after a restore that did not complete: not made blank (`_lost_in_restore`)."""
+RESTORING = "Restoring"
+"""A disk's phase, and VolumesBound's reason, while KubeVirt's restore makes its claim again
+(`_being_restored`): no Warning, the restore's own Events tell it."""
 # CDI's words (pvc-clone-controller.go sourceInUse, clone/common.go IsSourceClaimReady).
 _IN_USE = re.compile(r"pod ([^/\s]+)/(\S+) using PersistentVolumeClaim (\S+)")
 _LAUNCHER = re.compile(r"virt-launcher-(.+)-[a-z0-9]{5}")
@@ -667,6 +670,8 @@ def _disk(
     lost = _lost_in_restore(cr, disk, claim, old, restore, restore_snapshot_gone(seen, restore))
     if pvc is None and lost is not None:
         return _Disk([], at("Pending", message=lost), lost, refusal=(RESTORE_INCOMPLETE, lost))
+    if (restoring := _being_restored(cr, disk, pvc, seen, restore)) is not None:
+        return _Disk([], at(RESTORING, message=restoring), restoring)
     message: str | None = None
     if disk.populated:
         if dv is None:
@@ -804,6 +809,28 @@ def _lost_in_restore(
         f"restore it again ({again}), or remove disk {disk.name} from the spec and add it back to "
         "start it empty"
     )
+
+
+def _being_restored(
+    cr: Wukong, disk: DiskSpec, pvc: JsonObj | None, seen: Observed, restore: RestoreStatus | None
+) -> str | None:
+    """Why a disk waits while KubeVirt restores it, in words, or None: its claim is gone,
+    going, or made again and not bound yet, and the restore in flight (KubeVirt has it) holds
+    the disk. KubeVirt deletes each claim and makes it again from the snapshot; the operator
+    makes nothing then, and "being created" said it did (source audit, session 47)."""
+    running = in_flight(restore)
+    if running is None or running.phase != "Restoring":
+        return None
+    if pvc is not None and not being_deleted(pvc):
+        unbound = (pvc.get("status") or {}).get("phase") != "Bound"
+        if not (unbound and restored_for(pvc, cr, running)):
+            return None
+    shot = seen.snapshots.get(running.snapshot or "") or {}
+    held = ((shot.get("status") or {}).get("snapshotVolumes") or {}).get("includedVolumes")
+    if held is not None and disk.name not in held:
+        return None  # not in the snapshot: KubeVirt leaves it be
+    snapshot, name = running.snapshot, running.name
+    return f"KubeVirt is restoring its claim from snapshot {snapshot}: restore {name}"
 
 
 def restore_snapshot_gone(seen: Observed, restore: RestoreStatus | None) -> bool:
@@ -1113,6 +1140,7 @@ def plan_disks(
     volumes: list[VolumeStatus] = []
     blocked: list[Blocked] = []
     waiting: list[str] = []
+    restoring: list[str] = []  # claims KubeVirt's restore is making again
     failed: list[str] = []
     conflicts: list[str] = []
     no_class: list[str] = []
@@ -1132,6 +1160,8 @@ def plan_disks(
             conflicts.append(f"disk '{disk.name}': {one.problem}")
         elif one.refusal is not None:
             refused.append(one.refusal)
+        elif volume.phase == RESTORING:
+            restoring.append(f"{disk.name} ({one.problem})")
         elif one.problem and (why := _stuck(disk, seen.claims.get(claim), seen)):
             no_class.append(f"disk '{disk.name}': {why}")
             volume = volume.model_copy(update={"message": why})
@@ -1151,9 +1181,10 @@ def plan_disks(
         cond = Cond(VOLUMES_BOUND, False, reason, "; ".join(m for _, m in refused))
     elif no_class:
         cond = Cond(VOLUMES_BOUND, False, STORAGE_CLASS_NOT_FOUND, "; ".join(no_class))
-    elif waiting:
-        reason = CLONE_SOURCE_IN_USE if busy else "Provisioning"
-        cond = Cond(VOLUMES_BOUND, False, reason, "waiting for " + ", ".join(waiting))
+    elif waiting or restoring:
+        reason = CLONE_SOURCE_IN_USE if busy else "Provisioning" if waiting else RESTORING
+        said = ", ".join(waiting + restoring)
+        cond = Cond(VOLUMES_BOUND, False, reason, "waiting for " + said)
     else:
         cond = Cond(VOLUMES_BOUND, True, "AllBound", f"{len(volumes)} disk(s) ready")
     growing = {a.disk for a in actions if isinstance(a, ExpandDisk)}
@@ -1161,7 +1192,7 @@ def plan_disks(
         tuple(actions),
         tuple(volumes),
         (cond, *resize_conditions(tuple(volumes), blocked, seen, growing)),
-        ready=not (waiting or failed or conflicts or no_class or refused),
+        ready=not (waiting or restoring or failed or conflicts or no_class or refused),
         failed="; ".join(failed) or None,
         usable=frozenset(usable),
     )

@@ -39,7 +39,7 @@ from datetime import datetime
 from typing import Final
 
 from wukong.api import JsonObj, names
-from wukong.api.conditions import STALLED, Cond
+from wukong.api.conditions import RESTORING, STALLED, Cond
 from wukong.api.objects import being_deleted
 from wukong.api.spec import Action as Verb
 from wukong.api.status import LifecycleState, RestoreStatus
@@ -726,7 +726,7 @@ def _follow(cr: Wukong, old: RestoreStatus, seen: Observed, around: Around) -> R
             actions = (Emit("Warning", "RestoreStuck", text),)
         update["message"] = text
     elif said:
-        update["message"] = f"{old.name}: {said}"
+        update["message"] = f"{old.name}: KubeVirt: {said}"
     return RestorePlan(actions, old.model_copy(update=update), holding=True)
 
 
@@ -763,6 +763,32 @@ def in_flight(status: RestoreStatus | None) -> RestoreStatus | None:
     if status is None or status.name is None or status.result is not None:
         return None
     return status
+
+
+# The Restoring condition's reason at each stage of a restore in flight.
+RESTORING_REASONS: Final = {STOPPING: "StoppingVM", WAITING: "WaitingForVMI"}
+
+
+def restoring_condition(cr: Wukong, status: RestoreStatus | None) -> Cond | None:
+    """Restoring=True while a restore is in flight (SPEC §1, one condition per running
+    operation): reason `StoppingVM`, `WaitingForVMI`, then `InProgress` once KubeVirt has
+    the VirtualMachineRestore, the message what it is at in status.restore's words (KubeVirt's
+    own once it reports: "KubeVirt: Creating new PVCs"). None when none is: the condition
+    goes with the restore, whose end status.restore and the Restored or RestoreFailed Event
+    say (source audit, session 47: nothing but `Ready=False Stopped` said one ran)."""
+    running = in_flight(status)
+    if running is None:
+        return None
+    said = running.message or ""
+    said = said.removeprefix(f"{running.name}: ")
+    if said == f"restoring the disks from {running.snapshot}":  # made, not taken up yet
+        said = "made, waiting for KubeVirt to take it up"
+    message = (
+        f"restoring {cr.metadata.name}'s disks from snapshot {running.snapshot} "
+        f"(VirtualMachineRestore {running.name})" + (f": {said}" if said else "")
+    )
+    reason = RESTORING_REASONS.get(running.phase or "", "InProgress")
+    return Cond(RESTORING, True, reason, message)
 
 
 def restore_stalled(

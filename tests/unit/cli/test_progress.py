@@ -103,6 +103,17 @@ def test_a_disk_still_provisioning_is_not_trouble() -> None:
     assert trouble(cr) is None
 
 
+def test_a_disk_kubevirt_is_restoring_is_not_trouble() -> None:
+    """`restore --wait` told "VolumesBound=False Restoring: waiting for data …" as if it
+    held the Wukong back: it is the restore's own path (its disk line says `Restoring`)."""
+    cr = running()
+    said = "waiting for data (KubeVirt is restoring its claim from snapshot s1: restore r1)"
+    cr["status"]["conditions"] = [
+        {"type": "VolumesBound", "status": "False", "reason": "Restoring", "message": said}
+    ]
+    assert trouble(cr) is None
+
+
 def test_a_removed_disk_that_waits_says_why() -> None:
     """`detach --wait` of a disk attached at boot said only "still waiting" for 5 minutes,
     while DiskDetach said it leaves at the next restart."""

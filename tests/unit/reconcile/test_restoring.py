@@ -1,5 +1,6 @@
-"""A restore in progress and how it ends (session 48): no Event for what the restore's hold
-leaves undone, and a disk removed meanwhile cleaned up once it ends."""
+"""A restore in progress, as the Wukong says it and as it ends (session 48): the Restoring
+condition, VolumesBound's words for a claim KubeVirt is making again, no Event for what the
+restore's hold leaves undone, and a disk removed meanwhile cleaned up once it ends."""
 
 from __future__ import annotations
 
@@ -117,7 +118,91 @@ def _condition(plan: Any, type_: str) -> dict[str, Any] | None:
 SYSTEM = bound_pvc("web-1-system", "20Gi")
 
 
-# --- F11 (s46) ---
+# --- 1. The Restoring condition ---
+
+
+def test_a_restore_in_progress_is_a_condition_in_kubevirts_words() -> None:
+    """SPEC §1: one condition per running operation. Before, only Ready=False Stopped and
+    VolumesBound "waiting for data (being created)" said anything while KubeVirt worked
+    (source audit, session 47, section 7)."""
+    cr, status, world = _restoring({"web-1-system": SYSTEM})
+    plan = decide(cr, status, world)
+    cond = _condition(plan, "Restoring")
+    assert cond is not None
+    assert (cond["status"], cond["reason"]) == ("True", "InProgress")
+    assert cond["message"] == (
+        "restoring web-1's disks from snapshot good (VirtualMachineRestore r1): "
+        "KubeVirt: Creating new PVCs"
+    )
+    # No Event of its own: RestoreStarted and Restored (or RestoreFailed) tell the story.
+    assert not [a for a in plan.actions if isinstance(a, Emit) and a.reason == "InProgress"]
+
+
+def test_the_restoring_condition_names_each_stage_before_kubevirt_works() -> None:
+    stopping = _restore_status(
+        "StoppingVM", message="r1: stopping the VM first (it starts again once the disks are "
+        "restored)", startAfter=True,
+    )  # fmt: skip
+    cr, status, world = _restoring(
+        {"web-1-system": SYSTEM, "web-1-data": bound_pvc("web-1-data")}, restore=stopping
+    )
+    live = {"metadata": {"name": "web-1-vm", "namespace": "demo"}, "status": {"phase": "Running"}}
+    world = replace(world, vmi=live, restores={})  # the guest shutting down
+    cond = _condition(decide(cr, status, world), "Restoring")
+    assert cond is not None and cond["reason"] == "StoppingVM"
+    assert cond["message"] == (
+        "restoring web-1's disks from snapshot good (VirtualMachineRestore r1): stopping the "
+        "VM first (it starts again once the disks are restored)"
+    )
+    waiting = _restore_status("WaitingForVMI", message="r1: waiting for the stopped VM's VMI to go")
+    vmi = {"metadata": {"name": "web-1-vm", "namespace": "demo"}, "status": {"phase": "Succeeded"}}
+    cr, status, world = _restoring(
+        {"web-1-system": SYSTEM, "web-1-data": bound_pvc("web-1-data")}, restore=waiting
+    )
+    world = replace(world, vmi=vmi, restores={})
+    cond = _condition(decide(cr, status, world), "Restoring")
+    assert cond is not None and cond["reason"] == "WaitingForVMI"
+    assert cond["message"].endswith("): waiting for the stopped VM's VMI to go")
+
+
+def test_the_restoring_condition_goes_when_the_restore_ends() -> None:
+    """An operation condition: gone with the operation (status.restore and the Restored or
+    RestoreFailed Event say how it ended)."""
+    claims = {"web-1-system": SYSTEM, "web-1-data": restored_pvc(restore="r1-r1-uid")}
+    cr, status, world = _restoring(claims)
+    running = decide(cr, status, world)
+    assert _condition(running, "Restoring") is not None
+    done = replace(world, restores={"r1": _kubevirts(complete=True)})
+    ended = decide(cr, running.status, done)
+    assert ended.status["restore"]["result"] == "Succeeded"
+    assert _condition(ended, "Restoring") is None
+    failure = _kubevirts()
+    failure["status"]["conditions"] = [
+        {"type": "Failure", "status": "True", "reason": "VMI exists", "message": "VMI exists"}
+    ]
+    failed = decide(cr, running.status, replace(world, restores={"r1": failure}))
+    assert failed.status["restore"]["result"] == "Failed"
+    assert _condition(failed, "Restoring") is None
+
+
+def test_a_claim_kubevirt_makes_again_is_said_restored_not_created() -> None:
+    """VolumesBound said "waiting for data (being created)" for a claim the operator makes
+    nothing of: KubeVirt deleted it and makes it again from the snapshot."""
+    cr, status, world = _restoring({"web-1-system": SYSTEM})
+    plan = decide(cr, status, world)
+    bound = _condition(plan, "VolumesBound")
+    assert bound is not None and bound["status"] == "False"
+    assert bound["reason"] == "Restoring"
+    assert bound["message"] == (
+        "waiting for data (KubeVirt is restoring its claim from snapshot good: restore r1)"
+    )
+    [data] = [v for v in plan.status["volumes"] if v["name"] == "data"]
+    assert data["phase"] == "Restoring"
+    # Not a Warning: the restore asked for it (and its Restored Event ends it).
+    assert not [a for a in plan.actions if isinstance(a, Emit) and a.reason == "Restoring"]
+
+
+# --- 2. F11 (s46) ---
 
 
 def test_no_event_goes_out_for_an_action_the_restores_hold_leaves_undone() -> None:
