@@ -667,7 +667,10 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
     # Only ever more: a spec edit during the deletion (a GitOps revert of `delete --keep`'s
     # patch) must not take back a keep already promised in status (review s23 F7).
     keep = kept_disks(cr, status) | set(doubtful) | set(old.kept)
-    kept = sorted(keep & ({d.name for d in cr.spec.disks} | {v.name for v in status.volumes}))
+    named = sorted(keep & ({d.name for d in cr.spec.disks} | {v.name for v in status.volumes}))
+    none_left = _no_claim_left(cr, seen, named)
+    kept = [d for d in named if d not in none_left]
+    unkept = _no_claim_words(cr, status, seen, none_left)
     if protected(cr):
         message = (
             f"remove the annotation {names.ANNOTATION_DELETION_PROTECTION} to delete "
@@ -720,9 +723,46 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
         update={"step": "Finalize", "message": "all children gone"}
     )
     plan.actions.append(
-        Emit("Normal", "Finalize", "children deleted; kept: " + (", ".join(kept) or "none"))
+        Emit(
+            "Normal", "Finalize", "children deleted; kept: " + (", ".join(kept) or "none") + unkept
+        )
     )
     return plan
+
+
+def _no_claim_left(cr: Wukong, seen: Observed, disks: list[str]) -> list[str]:
+    """The disks of `disks` in the spec with neither a claim nor a DataVolume of their name
+    in sight (the pass looks those up by name): nothing of them is left to keep. A restore
+    cancelled by the deletion may have deleted a claim to make it again, and "kept: data"
+    then promised a claim that is not there (source audit, session 47, section 7). A disk
+    that has left the spec is not judged: its claim is in sight only while labelled the
+    Wukong's, and one released already is kept all the same."""
+    in_spec = {d.name for d in cr.spec.disks}
+    return [
+        disk
+        for disk in disks
+        if disk in in_spec
+        and (claim := names.disk_claim_name(cr.metadata.name, disk)) not in seen.claims
+        and claim not in seen.data_volumes
+    ]
+
+
+def _no_claim_words(cr: Wukong, status: WukongStatus, seen: Observed, disks: list[str]) -> str:
+    """The words for the kept disks of which nothing is left ("; no claim left of disk data
+    (…)"), and where their data is when a restore that did not complete is the likely
+    cause."""
+    if not disks:
+        return ""
+    said = f"; no claim left of disk{'s' if len(disks) > 1 else ''} {', '.join(disks)}"
+    restore = status.restore
+    if restore is None or restore.name is None or restore.result not in (None, "Failed"):
+        return said
+    where = (
+        ": the snapshot holds its data"
+        if restore.snapshot in seen.snapshots
+        else ", and the snapshot is gone too"
+    )
+    return f"{said} (restore {restore.name} of snapshot {restore.snapshot} did not complete{where})"
 
 
 def _orphaning(plan: DeletionPlan, old: DeletionStatus, kept: list[str]) -> DeletionPlan:

@@ -178,7 +178,10 @@ def test_the_plan_keeps_what_the_deletion_keeps(
     deleted = {**cr, "metadata": {**cr["metadata"], "deletionTimestamp": "2026-05-01T12:00:00Z"}}
     deleted["metadata"]["generation"] += 1
     typed = Wukong.from_dict(deleted)
-    done = plan_deletion(typed, typed.status, Observed(now=NOW))
+    # The disks' claims there: the deletion lists as kept only a disk with something left
+    # (session 48).
+    claims = {c: {"metadata": {"name": c}} for c in ("web-1-system", "web-1-data")}
+    done = plan_deletion(typed, typed.status, Observed(now=NOW, claims=claims))
     assert said == set(done.deletion.kept)
 
 

@@ -1,6 +1,7 @@
 """A restore in progress, as the Wukong says it and as it ends (session 48): the Restoring
 condition, VolumesBound's words for a claim KubeVirt is making again, no Event for what the
-restore's hold leaves undone, and a disk removed meanwhile cleaned up once it ends."""
+restore's hold leaves undone, a disk removed meanwhile cleaned up once it ends, and a
+deletion that does not call a disk kept when no claim of it is left."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from tests.unit.reconcile.world import (
     NOW,
     bound_pvc,
     decide,
+    plan_deletion,
     ready_children,
     restored_pvc,
+    seen,
     wukong,
 )
 from wukong.api import names
@@ -275,3 +278,34 @@ def test_a_disk_removed_with_preserve_data_during_a_restore_is_kept_once_it_ends
     }
     after = decide(cr, plan.status, replace(world, claims=released))
     assert "logs" not in [v["name"] for v in after.status["volumes"]]
+
+
+# --- 3. Deletion: "kept" names only disks with data left ---
+
+
+def test_a_kept_disk_with_no_claim_left_is_not_said_kept() -> None:
+    """A restore cancelled by the deletion had deleted web-1-data to make it again: the
+    data is only in the snapshot, and "kept: data" promised a claim that is not there."""
+    failed = _restore_status(
+        "Failed", result="Failed", message="restore r1 was deleted before it completed",
+        lostClaims=["web-1-data"],
+    )  # fmt: skip
+    body = wukong(deleteOptions={"preserveDisksList": ["data"]}).to_dict()
+    body["metadata"]["deletionTimestamp"] = NOW.isoformat().replace("+00:00", "Z")
+    status = {"phase": "Deleting", "volumes": _volumes(), "restore": failed}
+    cr = Wukong.from_dict({**body, "status": status})
+    good = {"metadata": {"name": "good", "namespace": "demo"}}
+    plan = plan_deletion(cr, status, seen(snapshots={"good": good}))  # every child gone
+    assert plan.finalize
+    assert plan.deletion["kept"] == []
+    [final] = [a for a in plan.actions if isinstance(a, Emit) and a.reason == "Finalize"]
+    assert final.message == (
+        "children deleted; kept: none; no claim left of disk data (restore r1 of snapshot good "
+        "did not complete: the snapshot holds its data)"
+    )
+    gone = plan_deletion(cr, status, seen())
+    [final] = [a for a in gone.actions if isinstance(a, Emit) and a.reason == "Finalize"]
+    assert final.message.endswith("did not complete, and the snapshot is gone too)")
+    # A kept disk whose claim is there is kept, and said so.
+    there = seen(claims={"web-1-data": bound_pvc("web-1-data")})
+    assert plan_deletion(cr, status, there).deletion["kept"] == ["data"]
