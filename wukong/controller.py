@@ -348,7 +348,16 @@ class Operator:
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every watch has listed (standby replicas are ready too: see docs), and
-        while no status write showed the Wukong CRD older than the operator."""
+        while no status write showed the Wukong CRD older than the operator. A LIST or WATCH
+        refused (403) fails it whether or not that cache synced before: one synced and then
+        refused is frozen, and nothing else would show it."""
+        refused = [i.name for i in self.informers.values() if i.refused is not None]
+        if refused:
+            return False, (
+                f"list/watch refused (403 Forbidden): {', '.join(refused)}: the operator's "
+                "RBAC does not allow it (its ClusterRole or Role, and their bindings); "
+                "those caches are not kept current"
+            )
         missing = [i for i in self.informers.values() if i.installed is False]
         if missing:
             named = ", ".join(

@@ -72,3 +72,25 @@ async def test_an_older_wukong_crd_fails_readiness_with_what_to_apply() -> None:
         assert posted == ["CRDOutdated"]
         await operator.reconciler._kept(raw, sent, sent)  # the CRD applied: kept again
         assert operator.readiness() == (True, "leading")
+
+
+async def test_a_watch_refused_after_its_cache_synced_fails_readiness_naming_it() -> None:
+    """Namespaced-install audit, session 48, finding 3: a cache synced and then refused
+    (403) kept /readyz green while it froze."""
+    async with ApiClient(Configuration()) as api:
+        operator = Operator(Settings(metrics_address="off"), api)
+        operator.informers[kinds.STORAGE_CLASS.cache].refused = "list: forbidden"
+        # At start-up too, /readyz says why, not only "caches not synced".
+        assert operator.probes.readiness()[1].startswith("list/watch refused (403 Forbidden)")
+        for informer in operator.informers.values():
+            informer.synced.set()
+        operator.informers[kinds.STORAGE_CLASS.cache].refused = "watch: forbidden"
+        ok, why = operator.readiness()
+        assert not ok
+        assert why.startswith(
+            "list/watch refused (403 Forbidden): storageclasses.storage.k8s.io: the "
+            "operator's RBAC does not allow it"
+        )
+        assert operator.probes.readiness() == (ok, why)
+        operator.informers[kinds.STORAGE_CLASS.cache].refused = None
+        assert operator.readiness() == (True, "leading")

@@ -80,13 +80,16 @@ class ProbeServer:
         return True, "ok"
 
     def readiness(self) -> tuple[bool, str]:
-        """Every cache synced, and the extra check (leadership, ...) passes."""
+        """Every cache synced, and the extra check (leadership, ...) passes. The extra
+        check's refusal comes first: it may say why a cache is not synced (a watch refused by
+        RBAC, an API not served), which "caches not synced" alone does not."""
+        extra = self._ready() if self._ready is not None else (True, "ok")
+        if not extra[0]:
+            return extra
         unsynced = [w.name for w in self.watches if not w.synced.is_set()]
         if unsynced:
             return False, "caches not synced: " + ", ".join(unsynced)
-        if self._ready is not None:
-            return self._ready()
-        return True, "ok"
+        return extra
 
     async def start(self) -> None:
         """Start the heartbeat and bind the HTTP server."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from wukong.errors import ApiError, Expired, NotFound, ServerError
+from wukong.errors import ApiError, Expired, Forbidden, NotFound, ServerError
 from wukong.errors import classify as classify_http
 from wukong.runtime._watch_protocol import (
     DELETED,
@@ -162,6 +162,10 @@ class Informer:
         self.last_event_time: float | None = None
         self.restarts = 0
         self.installed: bool | None = None
+        # The API server's last 403 on this resource's LIST or WATCH, until one is allowed
+        # again: RBAC taken away after the cache synced (another install's apply rewrote the
+        # binding) leaves `synced` set and the cache frozen, so readiness says this instead.
+        self.refused: str | None = None
         self.timeout_seconds = timeout_seconds
         # No bytes for this long past a watch's own timeout means a dead connection: the
         # server would have closed it (each watch's deadline is its drawn timeout + 30 s).
@@ -450,6 +454,9 @@ class Informer:
         if self._metrics is not None:
             self._metrics.count_api_request(verb, response.status, self.resource.plural)
         if response.status == 200:
+            if self.refused is not None:
+                logger.warning("%s: %s allowed again; the cache catches up", self.name, verb)
+                self.refused = None
             return response
         try:
             body = (await response.read()).decode("utf-8", "replace")[:500]
@@ -458,6 +465,16 @@ class Informer:
         error = classify_http(response.status, body, self.resource.path())
         if isinstance(error, NotFound):
             raise ResourceMissing(body) from error
+        if isinstance(error, Forbidden):
+            if self.refused is None:
+                logger.error(
+                    "%s: %s refused (403 Forbidden: %s): the operator's RBAC does not allow "
+                    "it; this cache is not kept current and /readyz fails until it does",
+                    self.name,
+                    verb,
+                    error.message,
+                )
+            self.refused = f"{verb}: {error.message}"
         raise error
 
     def _notify(

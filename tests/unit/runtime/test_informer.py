@@ -467,3 +467,68 @@ async def test_a_silent_watch_is_said_as_such_not_as_the_server_away(
     informer._stream_lines = 3
     await informer._wait_for_server(aiohttp.ServerTimeoutError("timeout"))
     assert "said nothing for" in caplog.text and "unavailable" not in caplog.text
+
+
+class _Answers:
+    """An API client that answers each call with the next (status, body): a 200 is a WATCH
+    stream with one BOOKMARK; the run ends when no answer is left."""
+
+    def __init__(self, *answers: tuple[int, str]) -> None:
+        self.answers = list(answers)
+
+    async def call_api(self, path: str, method: str, **kw: Any) -> Any:
+        if not self.answers:
+            raise asyncio.CancelledError
+        status, body = self.answers.pop(0)
+        return _Answer(status, body)
+
+
+class _Answer(_Stream):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__()
+        self.status, self._body = status, body
+
+    async def read(self) -> bytes:
+        return self._body.encode()
+
+    def release(self) -> None:
+        pass
+
+
+FORBIDDEN = json.dumps(
+    {
+        "kind": "Status",
+        "code": 403,
+        "reason": "Forbidden",
+        "message": 'virtualmachines.kubevirt.io is forbidden: User "system:serviceaccount:'
+        'team-a:wukong" cannot watch resource "virtualmachines" in API group "kubevirt.io" '
+        "at the cluster scope",
+    }
+)
+
+
+async def test_a_watch_refused_after_the_cache_synced_is_said_until_it_is_allowed_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Namespaced-install audit, session 48, finding 3: a second install's apply took the
+    binding away; every reopen of this watch was refused (403), and `synced` stayed set
+    while the cache froze, so /readyz stayed green. The refusal is kept until a LIST or
+    WATCH is allowed again, and logged once as an error."""
+    clock = _RecordingClock(stop_after=100)
+    api = _Answers((200, ""), (403, FORBIDDEN), (403, FORBIDDEN))
+    informer = Informer(api, VMS, Store(), clock=clock)  # type: ignore[arg-type]
+    informer.apply_list([], "5")  # synced before the refusals
+    with pytest.raises(asyncio.CancelledError):
+        await informer.run()
+    assert informer.synced.is_set()
+    assert informer.refused is not None and informer.refused.startswith("watch: ")
+    assert 'cannot watch resource "virtualmachines"' in informer.refused
+    refusals = [r for r in caplog.records if "refused (403 Forbidden" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].levelname == "ERROR"
+    assert refusals[0].getMessage().startswith("virtualmachines.kubevirt.io: watch refused")
+
+    informer._api = _Answers((200, ""))
+    with pytest.raises(asyncio.CancelledError):
+        await informer.run()
+    assert informer.refused is None
+    assert "watch allowed again" in caplog.text
