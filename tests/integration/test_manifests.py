@@ -19,6 +19,11 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient
 
 from tests.integration.conftest import OPEN_NETWORK_POLICY
+from tests.integration.namespaced import (
+    operator_namespace,
+    render_namespaced,
+    watched_namespace,
+)
 from tests.integration.scenario import bound_account
 from wukong.adapters.kube import Kube, api_path
 from wukong.errors import Forbidden
@@ -1105,10 +1110,12 @@ def test_each_installer_applies_with_server_side_dry_run(
         str(installers[name]),
         kubeconfig=installed.kubeconfig,
     )
+    # The namespaced install's ClusterRole is its own (session 48), never the base's.
+    operator_role = "wukong-operator" if name == "install.yaml" else "wukong-operator:wukong-system"
     for kind, object_name in (
         ("customresourcedefinition.apiextensions.k8s.io", f"{PLURAL}.{GROUP}"),
         ("deployment.apps", "wukong"),
-        ("clusterrole.rbac.authorization.k8s.io", "wukong-operator"),
+        ("clusterrole.rbac.authorization.k8s.io", operator_role),
         ("clusterrole.rbac.authorization.k8s.io", "wukong-edit"),
     ):
         assert f"{kind}/{object_name} serverside-applied (server dry run)" in out, out
@@ -1140,9 +1147,11 @@ def test_the_namespaced_variant_grants_the_same_verbs_in_one_namespace(
     installers: dict[str, Path],
 ) -> None:
     docs = [d for d in yaml.safe_load_all(installers["install-namespaced.yaml"].read_text()) if d]
+    # By default: the operator in wukong-system, for the Wukongs of `default` (session 48:
+    # never the namespace it runs in, see the test below).
     role = find(docs, "Role", "wukong-operator")
-    assert role["metadata"]["namespace"] == NAMESPACE
-    cluster = find(docs, "ClusterRole", "wukong-operator")
+    assert role["metadata"]["namespace"] == "default"
+    cluster = find(docs, "ClusterRole", f"wukong-operator:{NAMESPACE}")
     # Cluster-scoped kinds stay in the ClusterRole: StorageClasses, CDI's CDIConfig and the
     # administrator's WukongNetworkPolicy (issue 15), read only.
     assert granted(cluster["rules"]) == {
@@ -1154,19 +1163,95 @@ def test_the_namespaced_variant_grants_the_same_verbs_in_one_namespace(
         ("authorization.k8s.io", "subjectaccessreviews", "create"),
     }
     assert granted(role["rules"]) | granted(cluster["rules"]) == CLUSTER_VERBS
+    account = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
     binding = find(docs, "RoleBinding", "wukong-operator")
-    assert binding["roleRef"]["kind"] == "Role" and binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
-    ]
+    assert binding["metadata"]["namespace"] == "default"
+    assert binding["roleRef"]["kind"] == "Role" and binding["subjects"] == [account]
+    cluster_binding = find(docs, "ClusterRoleBinding", f"wukong-operator:{NAMESPACE}")
+    assert cluster_binding["roleRef"]["name"] == f"wukong-operator:{NAMESPACE}"
+    assert cluster_binding["subjects"] == [account]
+    # The base's own ClusterRole and binding are not in it, patched or not.
+    assert not [d for d in docs if d["metadata"]["name"] == "wukong-operator" and d["kind"]
+                in {"ClusterRole", "ClusterRoleBinding"}]  # fmt: skip
     (container,) = find(docs, "Deployment", "wukong")["spec"]["template"]["spec"]["containers"]
-    assert {
-        "name": "WUKONG_NAMESPACE",
-        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-    } in container["env"]
+    assert {"name": "WUKONG_NAMESPACE", "value": "default"} in container["env"]
     # A finalizer set in every namespace would never be removed where no operator watches.
     assert not [d for d in docs if d["kind"].startswith("MutatingAdmissionPolicy")]
+    # The settings the overlay's values go through stay with kustomize.
+    assert not [d for d in docs if d["kind"] == "ConfigMap"]
     base = render()
     assert find(docs, "Namespace", NAMESPACE) == find(base, "Namespace", NAMESPACE)
     assert find(docs, "CustomResourceDefinition", f"{PLURAL}.{GROUP}") == find(
         base, "CustomResourceDefinition", f"{PLURAL}.{GROUP}"
     )
+
+
+# -- session 48: the namespaced install, per team -----------------------------------------------
+
+
+def identity(doc: dict[str, Any]) -> tuple[str, str, str | None, str]:
+    """What the API server knows an object by: apiVersion's group, kind, namespace, name."""
+    group = str(doc["apiVersion"]).rpartition("/")[0]
+    return group, doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"]
+
+
+def test_no_two_installs_write_one_object_differently(tmp_path: Path) -> None:
+    """Namespaced-install audit, session 48, finding 3: every namespaced install and the
+    cluster-wide one wrote the same ClusterRole and ClusterRoleBinding `wukong-operator`, so
+    a second team's apply took the binding from the first, and a namespaced apply cut the
+    cluster-wide ClusterRole down to five rules. Two teams' overlays (docs/install.md's) and
+    the cluster-wide base: an object any two of them write has the same content in each."""
+    renders = {
+        "cluster-wide": render(),
+        "team-a": render_namespaced(tmp_path / "team-a", "wukong-team-a", "team-a"),
+        "team-b": render_namespaced(tmp_path / "team-b", "wukong-team-b", "team-b"),
+    }
+    seen: dict[tuple[str, str, str | None, str], tuple[str, dict[str, Any]]] = {}
+    clashes = []
+    for install, docs in renders.items():
+        for doc in docs:
+            key = identity(doc)
+            if key in seen and seen[key][1] != doc:
+                clashes.append(f"{key} differs between {seen[key][0]} and {install}")
+            seen.setdefault(key, (install, doc))
+    assert clashes == []
+    # Each team's operator has cluster-scoped RBAC of its own.
+    for team in ("team-a", "team-b"):
+        docs = renders[team]
+        own = f"wukong-operator:wukong-{team}"
+        assert find(docs, "ClusterRoleBinding", own)["subjects"] == [
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": f"wukong-{team}"}
+        ]
+        assert find(docs, "ClusterRoleBinding", own)["roleRef"]["name"] == own
+        assert find(docs, "ClusterRole", own)
+
+
+@pytest.mark.parametrize(
+    ("operator", "watched"),
+    [("wukong-system", "default"), ("wukong-team-a", "team-a")],
+    ids=["default", "team-a"],
+)
+def test_the_namespaced_operator_runs_outside_the_namespace_it_watches(
+    tmp_path: Path, installers: dict[str, Path], operator: str, watched: str
+) -> None:
+    """Finding 2 of the same audit: the operator ran in the tenants' own namespace, where
+    Kubernetes `edit` may impersonate its ServiceAccount, mint it a token, exec into its pod
+    and patch its Deployment, and so write any NAD past the WukongNetworkPolicy. Its
+    ServiceAccount, Deployment and Lease are now in a namespace of their own; in the one it
+    watches it writes only the Role and RoleBinding that grant it its rights there."""
+    if operator == "wukong-system":
+        text = installers["install-namespaced.yaml"].read_text()
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    else:
+        docs = render_namespaced(tmp_path / "overlay", operator, watched)
+    assert (operator_namespace(docs), watched_namespace(docs)) == (operator, watched)
+    assert operator != watched
+    in_watched = {(d["kind"], d["metadata"]["name"]) for d in docs
+                  if d["metadata"].get("namespace") == watched}  # fmt: skip
+    assert in_watched == {("Role", "wukong-operator"), ("RoleBinding", "wukong-operator")}
+    assert find(docs, "RoleBinding", "wukong-operator")["subjects"] == [
+        {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": operator}
+    ]
+    namespaced = [d for d in docs if d["metadata"].get("namespace")]
+    assert {d["metadata"]["namespace"] for d in namespaced} == {operator, watched}
+    assert find(docs, "Namespace", operator)

@@ -1,19 +1,21 @@
-"""Issue 17: the namespace-scoped install is enough to run the operator. Its Role (in the
-watched namespace) and its cut-down ClusterRole, from manifests/namespaced rendered by
-kustomize, are bound to a fresh ServiceAccount; the operator runs as that account with
-`--namespace` and takes a Wukong through create, stop and delete without one 403."""
+"""Issue 17: the namespace-scoped install is enough to run the operator. Session 48: its RBAC
+is applied as the team overlay of docs/install.md renders it, not copied: the operator's own
+namespace and ServiceAccount, its Role and RoleBinding in the watched namespace, and its
+ClusterRole and ClusterRoleBinding `wukong-operator:<its namespace>`. The operator runs as that
+account with `--namespace` and takes a Wukong through create, stop and delete without one 403.
+"""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.integration.namespaced import operator_namespace, render_namespaced
 from tests.integration.scenario import (
+    bound_account,
     create,
     get,
     k,
@@ -24,8 +26,7 @@ from tests.integration.scenario import (
     wukong,
 )
 from wukong.adapters.kube import Kube, api_path
-from wukong.errors import Forbidden
-from wukong.testing._assets import kubectl_binary
+from wukong.errors import Forbidden, NotFound
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
@@ -33,79 +34,42 @@ from wukong.testing.namespaces import temporary_namespace
 from wukong.testing.operator import InProcessOperator
 
 __all__ = ["k", "sim"]  # fixtures
-VARIANT = Path(__file__).resolve().parents[2] / "manifests" / "namespaced"
 RBAC = "rbac.authorization.k8s.io"
+ACCOUNT = "wukong"
+# What of the rendered install these tests apply: its namespace and RBAC. The shared
+# cluster-scoped objects (CRDs, user roles, policies) are the cluster-wide install's, which the
+# session applied; the Deployment is the in-process operator.
+APPLIED = {"Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole",
+           "ClusterRoleBinding"}  # fmt: skip
 
 
-def rendered() -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [str(kubectl_binary()), "kustomize", str(VARIANT)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+def home(namespace: str) -> str:
+    """The operator's own namespace, for the Wukongs of `namespace`."""
+    return f"{namespace}-op"
 
 
-def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    (found,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
-    return found
+def own(doc: dict[str, Any]) -> bool:
+    """Whether the rendered object belongs to this install alone."""
+    name = str(doc["metadata"]["name"])
+    if doc["kind"] in {"ClusterRole", "ClusterRoleBinding"}:
+        return name.startswith("wukong-operator:")
+    return doc["kind"] in APPLIED
 
 
 @pytest.fixture
 async def namespaced_operator(
-    control_plane: ControlPlane, k: Kube, namespace: str, sim: Simulator
+    control_plane: ControlPlane, k: Kube, namespace: str, sim: Simulator, tmp_path: Path
 ) -> AsyncIterator[InProcessOperator]:
-    """The variant's rules, bound to ServiceAccount `ns-operator` of this namespace only."""
-    docs = rendered()
-    role_rules = one(docs, "Role", "wukong-operator")["rules"]
-    cluster_rules = one(docs, "ClusterRole", "wukong-operator")["rules"]
-    account = "ns-operator"
-    cluster_name = f"wukong-ns-operator-{namespace}"
-    subject = [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
-    await k.create(
-        api_path("", "v1", "serviceaccounts", namespace),
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
-    )
-    await k.create(
-        api_path(RBAC, "v1", "roles", namespace),
-        {
-            "apiVersion": f"{RBAC}/v1",
-            "kind": "Role",
-            "metadata": {"name": account},
-            "rules": role_rules,
-        },
-    )
-    await k.create(
-        api_path(RBAC, "v1", "rolebindings", namespace),
-        {
-            "apiVersion": f"{RBAC}/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": account},
-            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": account},
-            "subjects": subject,
-        },
-    )
-    await k.create(
-        api_path(RBAC, "v1", "clusterroles"),
-        {
-            "apiVersion": f"{RBAC}/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": cluster_name},
-            "rules": cluster_rules,
-        },
-    )
-    await k.create(
-        api_path(RBAC, "v1", "clusterrolebindings"),
-        {
-            "apiVersion": f"{RBAC}/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": cluster_name},
-            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": cluster_name},
-            "subjects": subject,
-        },
-    )
-    kubeconfig = control_plane.service_account_kubeconfig(namespace, account)
+    """docs/install.md's team overlay for `namespace`, rendered; its RBAC applied as is."""
+    docs = render_namespaced(tmp_path / "overlay", home(namespace), namespace)
+    assert operator_namespace(docs) == home(namespace)
+    applied = [d for d in docs if own(d)]
+    cluster_scoped = [d for d in applied if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+    assert [d["metadata"]["name"] for d in cluster_scoped] == [
+        f"wukong-operator:{home(namespace)}"
+    ] * 2
+    control_plane.apply(applied)
+    kubeconfig = control_plane.service_account_kubeconfig(home(namespace), ACCOUNT)
     try:
         async with InProcessOperator(kubeconfig, namespace=namespace) as op:
             yield op
@@ -118,8 +82,13 @@ async def namespaced_operator(
             ]
             assert forbidden == [], f"the namespaced operator was refused (403): {forbidden}"
     finally:
-        for plural in ("clusterrolebindings", "clusterroles"):
-            await k.delete(api_path(RBAC, "v1", plural, None, cluster_name))
+        for doc in cluster_scoped:
+            plural = "clusterroles" if doc["kind"] == "ClusterRole" else "clusterrolebindings"
+            await k.delete(api_path(RBAC, "v1", plural, None, doc["metadata"]["name"]))
+        try:
+            await k.delete(api_path("", "v1", "namespaces", None, home(namespace)))
+        except NotFound:
+            pass
 
 
 async def test_the_namespaced_rbac_runs_a_wukong_from_create_to_delete(
@@ -149,7 +118,7 @@ async def test_the_namespaced_account_reaches_nothing_outside_its_namespace(
 
     from wukong.adapters.client import load_configuration
 
-    kubeconfig = control_plane.service_account_kubeconfig(namespace, "ns-operator")
+    kubeconfig = control_plane.service_account_kubeconfig(home(namespace), ACCOUNT)
     configuration = Configuration()
     await load_configuration(configuration, str(kubeconfig), None)
     async with ApiClient(configuration) as api:
@@ -181,3 +150,51 @@ async def test_a_nad_of_another_namespace_is_found_by_kubevirt_not_reported_miss
         assert vmi is not None
         assert {"name": "storage", "multus": {"networkName": f"{infra}/storage-net"}} in vmi[
             "spec"]["networks"]  # fmt: skip
+
+
+async def allowed(
+    api: Kube, group: str, resource: str, verb: str, namespace: str, name: str
+) -> bool:
+    """SelfSubjectAccessReview: may the caller do this?"""
+    plural, _, sub = resource.partition("/")
+    attributes = {"group": group, "resource": plural, "subresource": sub, "verb": verb}
+    review = await api.create(
+        api_path("authorization.k8s.io", "v1", "selfsubjectaccessreviews"),
+        {"spec": {"resourceAttributes": attributes | {"namespace": namespace, "name": name}}},
+    )
+    return bool(review["status"].get("allowed"))
+
+
+async def test_a_tenant_with_edit_in_the_watched_namespace_cannot_become_the_operator(
+    control_plane: ControlPlane, k: Kube, namespace: str, namespaced_operator: InProcessOperator
+) -> None:
+    """Namespaced-install audit, session 48, finding 2: the operator ran in the tenants'
+    namespace, where Kubernetes `edit` may impersonate its ServiceAccount, mint it a token,
+    exec into its pod and patch its Deployment: every `edit` holder had its NAD writes and
+    cluster-wide SubjectAccessReviews. In its own namespace, none of these reach it."""
+    from kubernetes_asyncio.client import ApiClient, Configuration
+
+    from wukong.adapters.client import load_configuration
+
+    await bound_account(k, namespace, "tenant", "ClusterRole", "edit")
+    kubeconfig = control_plane.service_account_kubeconfig(namespace, "tenant")
+    configuration = Configuration()
+    await load_configuration(configuration, str(kubeconfig), None)
+    reach = [
+        ("", "serviceaccounts", "impersonate", ACCOUNT),
+        ("", "serviceaccounts/token", "create", ACCOUNT),
+        ("", "pods/exec", "create", ""),
+        ("apps", "deployments", "patch", "wukong"),
+    ]
+    async with ApiClient(configuration) as api:
+        tenant = Kube(api)
+        # `edit` gives each of these in its own namespace: the checks below mean something.
+        for group, resource, verb, name in reach:
+            assert await allowed(tenant, group, resource, verb, namespace, name), resource
+        for group, resource, verb, name in reach:
+            assert not await allowed(tenant, group, resource, verb, home(namespace), name), (
+                resource, verb)  # fmt: skip
+        # And the operator's NAD writes are not the tenant's.
+        assert not await allowed(
+            tenant, "k8s.cni.cncf.io", "network-attachment-definitions", "create", namespace, ""
+        )
