@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -27,7 +28,7 @@ from wukong.api.durations import format_duration
 from wukong.console.connect import CONNECT_SECONDS, Target, kubernetes_object
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
-from wukong.console.status import SETTLED
+from wukong.console.status import SETTLED, unclaimed
 from wukong.console.status import phase as status_phase
 from wukong.errors import NotFound, ServerError
 
@@ -90,6 +91,12 @@ def trouble(cr: JsonObj | None) -> str | None:
     newest = max(conditions, key=lambda c: str(c.get("lastTransitionTime") or ""))
     text = f"{newest['type']}={newest['status']} {newest.get('reason') or ''}".rstrip()
     return f"{text}: {newest['message']}" if newest.get("message") else text
+
+
+def held_back(cr: JsonObj | None) -> str | None:
+    """What a wait says holds the Wukong back: a condition in trouble, or no status at all
+    a while after it was made (no operator watches its namespace)."""
+    return trouble(cr) or unclaimed(cr, datetime.now(UTC))
 
 
 def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[str]:
@@ -248,7 +255,7 @@ async def wait_for(
             if loop.time() - said >= STILL_EVERY:
                 phase = status_phase(before)
                 waited = format_duration(round(loop.time() - started))
-                held = f"; {problem}" if (problem := trouble(before)) else ""
+                held = f"; {problem}" if (problem := held_back(before)) else ""
                 (still or say)(f"still waiting for {what} (phase {phase}, {waited} so far{held})")
                 said = loop.time()
 
@@ -266,7 +273,7 @@ async def wait_for(
                     before = cr
     except TimeoutError:
         phase = status_phase(before)
-        held = f"; {problem}" if (problem := trouble(before)) else ""
+        held = f"; {problem}" if (problem := held_back(before)) else ""
         # What was asked is written and goes on: say so, or a user runs it again (a create:
         # "already exists") or takes the timeout for a failure of the request.
         raise CliError(

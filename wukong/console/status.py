@@ -10,7 +10,7 @@ from wukong.api import names
 from wukong.api.contract import ANSWERED_APART
 from wukong.api.objects import being_deleted
 from wukong.api.quantity import readable_bytes
-from wukong.console.render import NONE, age, cell, field, table
+from wukong.console.render import NONE, age, cell, field, parse_time, table
 
 JsonObj = dict[str, Any]
 HEADERS: Final = ("NAME", "PHASE", "VM", "NODE", "IP", "DISKS", "READY", "LAST-ACTION")
@@ -37,6 +37,26 @@ def vmi_runs(vmi: JsonObj | None) -> bool:
 def phase(cr: JsonObj | None) -> str:
     """The Wukong's phase; Pending until the operator has written one."""
     return str(_status(cr or {}).get("phase") or "Pending")
+
+
+# How long a Wukong may go without any status before the CLI says no operator has it: an
+# operator's first pass writes one within seconds (namespaced-install audit, session 48).
+UNCLAIMED_AFTER: Final = 30.0
+
+
+def unclaimed(cr: JsonObj | None, now: datetime) -> str | None:
+    """One line when no operator has written this Wukong's status (neither an
+    observedGeneration nor a phase) UNCLAIMED_AFTER seconds after it was made: with the
+    namespaced install, a Wukong of a namespace no operator watches gets no status, Event or
+    finalizer, and nothing else says so. None otherwise."""
+    status = _status(cr or {})
+    if cr is None or status.get("observedGeneration") is not None or status.get("phase"):
+        return None
+    meta = cr.get("metadata") or {}
+    created = parse_time(meta.get("creationTimestamp"))
+    if created is None or (now - created).total_seconds() < UNCLAIMED_AFTER:
+        return None
+    return f"no operator has picked it up yet: is one watching namespace {meta.get('namespace')}?"
 
 
 def condition(cr: JsonObj, type_: str) -> JsonObj:
@@ -266,6 +286,7 @@ def detail(cr: JsonObj, now: datetime) -> str:
         field("Ready", " ".join(str(ready[k]) for k in ("status", "reason") if ready.get(k))),
         field("Last action", _lifecycle(cr, now)),
         field("Age", age(meta.get("creationTimestamp"), now)),
+        *([claim[0].upper() + claim[1:]] if (claim := unclaimed(cr, now)) else []),
         *_migration(cr),
         *_snapshot(cr),
         *_restore(cr),

@@ -189,3 +189,31 @@ async def test_waiting_ends_at_the_timeout_with_the_last_phase(
         await follow.wait_for(
             target(cluster), "web-1", stopped, within=0.2, what="web-1 to stop", say=lambda _: None
         )
+
+
+async def test_a_wait_on_a_wukong_no_operator_picked_up_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Namespaced-install audit, session 48, finding 6: `create --wait` in a namespace no
+    operator watches waited out its timeout saying only "phase Pending"."""
+    monkeypatch.setattr(follow, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(follow, "STILL_EVERY", 0.05)
+    nobody = running()
+    nobody["status"] = {}
+    nobody["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    cluster = Cluster([nobody], [Stream(403, [])])
+    still: list[str] = []
+    hint = "no operator has picked it up yet: is one watching namespace demo?"
+    with pytest.raises(CliError) as caught:
+        await follow.wait_for(
+            target(cluster),
+            "web-1",
+            lambda cr: None,
+            within=0.2,
+            what="web-1 to run",
+            say=lambda _: None,
+            still=still.append,
+        )
+    assert str(caught.value).startswith(f"timed out after 0.2s waiting for web-1 to run "
+                                        f"(phase Pending; {hint}); ")  # fmt: skip
+    assert still and still[0].endswith(f"so far; {hint})"), still

@@ -381,3 +381,17 @@ def test_a_capacity_in_bytes_is_shown_in_binary_units() -> None:
     cr["status"]["volumes"][0].update(size="10Gi", capacity="11327976244")
     (row,) = [line for line in detail(cr, NOW).splitlines() if "web-1-system" in line]
     assert row.split()[:4] == ["system", "web-1-system", "10Gi", "10.6Gi"]
+
+
+def test_a_wukong_no_operator_picked_up_says_so_in_one_line() -> None:
+    """Namespaced-install audit, session 48, finding 6: a Wukong in a namespace no operator
+    watches showed Pending with nothing more, for ever."""
+    line = "No operator has picked it up yet: is one watching namespace demo?"
+    nobody = wukong("new")  # created an hour before NOW, no status
+    assert line in detail(nobody, NOW).splitlines()
+    # Not while the operator's first pass may still come, nor once it has written a status.
+    young = wukong("new")
+    young["metadata"]["creationTimestamp"] = "2026-05-01T11:59:50Z"
+    assert "No operator" not in detail(young, NOW)
+    for status in ({"observedGeneration": 3}, {"phase": "Pending"}):
+        assert "No operator" not in detail(wukong("new", status=status), NOW)
