@@ -11,7 +11,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from kubernetes_asyncio.client import ApiClient, Configuration
 
@@ -25,7 +25,7 @@ from wukong.adapters.client import (
 )
 from wukong.adapters.kube import Kube
 from wukong.api import kinds, names
-from wukong.api.conditions import STALLED
+from wukong.api.conditions import STALLED, VM_HEALTHY
 from wukong.api.contract import ANSWERED_APART, apart_answers, apart_slots
 from wukong.runtime import ResourceRef
 from wukong.runtime.cache import Store, object_name
@@ -100,15 +100,34 @@ async def api_client(settings: Settings) -> ApiClient:
     return api
 
 
-def phase_and_stalled(cr: dict[str, Any]) -> tuple[str, str, bool]:
-    """What a Wukong counts under in /metrics: namespace, phase, whether it is Stalled."""
+class Counted(NamedTuple):
+    """What a Wukong counts under in /metrics (the key of the cache's running tally)."""
+
+    namespace: str
+    phase: str
+    stalled: bool
+    """Condition Stalled is True: a phase or deletion step overran (wukong_stalled)."""
+    unhealthy: bool
+    """Condition VMHealthy is False: KubeVirt reports the VM in trouble (wukong_unhealthy).
+    The phase alone cannot say so: a crash loop hops Error -> Starting each try, and a guest
+    paused on a disk error stays Running (monitoring audit, session 48)."""
+
+
+def counted(cr: dict[str, Any]) -> Counted:
+    """What a Wukong counts under in /metrics: namespace, phase, Stalled, VM unhealthy."""
     status = cr.get("status") or {}
-    stalled = any(
-        c.get("type") == STALLED and c.get("status") == "True"
+    conditions = {
+        c.get("type"): c.get("status")
         for c in status.get("conditions") or []
-    )
+        if isinstance(c, dict)
+    }
     namespace = str(cr.get("metadata", {}).get("namespace") or "")
-    return namespace, str(status.get("phase") or "Pending"), stalled
+    return Counted(
+        namespace,
+        str(status.get("phase") or "Pending"),
+        stalled=conditions.get(STALLED) == "True",
+        unhealthy=conditions.get(VM_HEALTHY) == "False",
+    )
 
 
 class Operator:
@@ -120,7 +139,7 @@ class Operator:
         self.store = Store(
             label_keys=[names.LABEL_WUKONG],
             reads={k.cache: k.reads for k in kinds.WATCHED},
-            tallies={kinds.WUKONG.cache: phase_and_stalled},
+            tallies={kinds.WUKONG.cache: counted},
         )
         # client-go's default controller rate limiter: per-key backoff and one global bucket
         # for retries (a first pass and a requeue_after are never throttled).
@@ -163,6 +182,7 @@ class Operator:
         )
         self.metrics.track_phases(self.phase_counts)
         self.metrics.track_stalled(self.stalled_counts)
+        self.metrics.track_unhealthy(self.unhealthy_counts)
         self._answered: dict[str, tuple[str, str]] = {}
         self.leading = not settings.leader_election
         self.lost_lease = False
@@ -184,20 +204,27 @@ class Operator:
         """Wukongs per (namespace, phase) in the cache, for wukong_phase at scrape time (from
         the cache's running tally: a scrape does not scan every Wukong)."""
         counts: dict[tuple[str, str], int] = {}
-        for (namespace, phase, _), n in self._tally().items():
-            counts[namespace, phase] = counts.get((namespace, phase), 0) + n
+        for key, n in self._tally().items():
+            counts[key.namespace, key.phase] = counts.get((key.namespace, key.phase), 0) + n
         return counts
 
-    def _tally(self) -> Mapping[tuple[str, str, bool], int]:
-        return cast(Mapping[tuple[str, str, bool], int], self.store.tally(kinds.WUKONG.cache))
+    def _tally(self) -> Mapping[Counted, int]:
+        return cast(Mapping[Counted, int], self.store.tally(kinds.WUKONG.cache))
+
+    def _per_namespace(self, which: Callable[[Counted], bool]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for key, n in self._tally().items():
+            if which(key) and n:
+                counts[key.namespace] = counts.get(key.namespace, 0) + n
+        return counts
 
     def stalled_counts(self) -> dict[str, int]:
         """Wukongs with condition Stalled=True per namespace, for wukong_stalled."""
-        counts: dict[str, int] = {}
-        for (namespace, _, stalled), n in self._tally().items():
-            if stalled:
-                counts[namespace] = counts.get(namespace, 0) + n
-        return counts
+        return self._per_namespace(lambda key: key.stalled)
+
+    def unhealthy_counts(self) -> dict[str, int]:
+        """Wukongs with condition VMHealthy=False per namespace, for wukong_unhealthy."""
+        return self._per_namespace(lambda key: key.unhealthy)
 
     def _count_answers(self, event_type: str, cr: dict[str, Any]) -> None:
         """wukong_lifecycle_requests_total: each request's answer once, by the leader (a

@@ -108,7 +108,11 @@ def broken_webhook(name: str, namespace: str, wukong_name: str) -> dict[str, obj
 
 
 async def test_metrics_refuse_strangers_and_feed_every_documented_family(
-    control_plane: ControlPlane, k: Kube, namespace: str, monitored: InProcessOperator
+    control_plane: ControlPlane,
+    k: Kube,
+    namespace: str,
+    sim: Simulator,
+    monitored: InProcessOperator,
 ) -> None:
     assert monitored.operator is not None and monitored.operator.metrics_server is not None
     port = monitored.operator.metrics_server.port
@@ -159,6 +163,21 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
         what="mon-2 Stalled",
     )
 
+    # A guest QEMU paused on a disk error: Running, not Stalled, VMHealthy False (audit s48).
+    await create(k, "wukong", namespace, wukong("mon-4"))
+    await wait_for(k, namespace, "mon-4", lambda c: c.get("status", {}).get("phase") == "Running")
+    sim.guest(namespace, "mon-4-vm").disk_error()
+    await wait_for(
+        k,
+        namespace,
+        "mon-4",
+        lambda c: any(
+            x.get("type") == "VMHealthy" and x.get("reason") == "PausedIOError"
+            for x in c.get("status", {}).get("conditions") or []
+        ),
+        what="mon-4 paused on a disk error",
+    )
+
     # Nobody, a stranger's token, and a ServiceAccount without the right: refused.
     assert (await scrape(port, None))[0] == 401
     assert (await scrape(port, "not-a-token"))[0] == 401
@@ -201,6 +220,7 @@ async def test_metrics_refuse_strangers_and_feed_every_documented_family(
         assert value(settled["wukong_phase"], f'namespace="{namespace}"', 'phase="Stopped"') == 1
         assert value(settled["wukong_phase"], f'namespace="{namespace}"', 'phase="Stopping"') == 1
         assert value(settled["wukong_stalled"], f'namespace="{namespace}"') == 1
+        assert value(settled["wukong_unhealthy"], f'namespace="{namespace}"') == 1
 
         # A VM create that fails for good (a broken webhook): retried with backoff, counted as
         # failing for as long as it lasts, though the ratio of failed passes soon falls.

@@ -129,7 +129,7 @@ def test_the_rules_cover_what_the_issue_asks_for() -> None:
 
 # Served by every replica from its own cache: summed over replicas they count each Wukong
 # once per replica (a standby doubles them, a rollout's surge pod triples them).
-PER_REPLICA_COPIES = ("wukong_phase", "wukong_stalled")
+PER_REPLICA_COPIES = ("wukong_phase", "wukong_stalled", "wukong_unhealthy")
 
 
 @pytest.mark.parametrize(("where", "expr"), EXPRESSIONS, ids=[w for w, _ in EXPRESSIONS])
@@ -143,6 +143,17 @@ def test_the_rules_alert_on_wukongs_that_fail_or_are_in_error() -> None:
     rules = dict(rule_expressions())
     assert "wukong_reconcile_failing" in rules["WukongReconcileFailing"]
     assert 'phase="Error"' in rules["WukongInError"]
+
+
+def test_a_vm_in_trouble_pages_whatever_its_phase() -> None:
+    """A crash loop hops Error -> Starting every try and a guest paused on a disk error stays
+    Running: neither WukongInError nor WukongStalled holds for its `for:`, but VMHealthy is
+    False throughout (monitoring audit, session 48, finding 1)."""
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    rule = rules["WukongVMUnhealthy"]
+    assert re.fullmatch(r"max by \(namespace\) \(wukong_unhealthy\) > 0", rule["expr"].strip())
+    assert "wukong_unhealthy" in exposed()
+    assert "VMHealthy" in DOCUMENTED["wukong_unhealthy"][2]
 
 
 def test_the_lifecycle_alert_counts_failures_among_enough_requests_carried_out() -> None:

@@ -27,15 +27,23 @@ async def test_a_missing_crd_is_named_with_what_installs_it() -> None:
     )
 
 
-async def test_phase_and_stalled_counts_come_from_the_cache() -> None:
+async def test_phase_stalled_and_unhealthy_counts_come_from_the_cache() -> None:
     async with ApiClient(Configuration()) as api:
         operator = Operator(Settings(metrics_address="off"), api)
         kind = kinds.WUKONG.cache
         stalled = {"conditions": [{"type": "Stalled", "status": "True"}], "phase": "Creating"}
+        paused = {
+            "conditions": [
+                {"type": "Stalled", "status": "False"},
+                {"type": "VMHealthy", "status": "False", "reason": "PausedIOError"},
+            ],
+            "phase": "Running",
+        }
         for name, namespace, status in (
             ("a", "x", {"phase": "Running"}),
             ("b", "x", stalled),
             ("c", "y", {}),
+            ("d", "y", paused),
         ):
             meta = {"name": name, "namespace": namespace, "resourceVersion": "1"}
             operator.store.upsert(kind, {"metadata": meta, "status": status})
@@ -43,8 +51,22 @@ async def test_phase_and_stalled_counts_come_from_the_cache() -> None:
             ("x", "Running"): 1,
             ("x", "Creating"): 1,
             ("y", "Pending"): 1,
+            ("y", "Running"): 1,
         }
         assert operator.stalled_counts() == {"x": 1}
+        assert operator.unhealthy_counts() == {"y": 1}
+        text = operator.metrics.render().decode()
+        assert 'wukong_unhealthy{namespace="y"} 1.0' in text
+        assert 'wukong_stalled{namespace="x"} 1.0' in text
+        # Healthy again: the tally forgets it, and the namespace's series goes.
+        operator.store.upsert(
+            kind,
+            {
+                "metadata": {"name": "d", "namespace": "y", "resourceVersion": "2"},
+                "status": {"phase": "Running"},
+            },
+        )
+        assert operator.unhealthy_counts() == {}
 
 
 async def test_an_older_wukong_crd_fails_readiness_with_what_to_apply() -> None:

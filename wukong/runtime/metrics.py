@@ -32,6 +32,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 PhaseCounts = Callable[[], Mapping[tuple[str, str], int]]
 """(namespace, phase) -> how many Wukongs."""
+NamespaceCounts = Callable[[], Mapping[str, int]]
+"""namespace -> how many Wukongs."""
 
 RESULTS: Final = ("success", "requeue", "error")
 """wukong_reconcile_total's results."""
@@ -63,6 +65,12 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
         "gauge",
         ("namespace",),
         "Wukongs whose Stalled condition is True (a phase or deletion step overran)",
+    ),
+    "wukong_unhealthy": (
+        "gauge",
+        ("namespace",),
+        "Wukongs whose VMHealthy condition is False (KubeVirt reports the VM in trouble: a "
+        "crash loop, a guest paused on a disk error, no node to run it)",
     ),
     "wukong_leader": ("gauge", (), "1 while this replica holds the leader Lease, else 0"),
     "wukong_leader_changes_total": ("counter", (), "Times this replica took the Lease"),
@@ -127,26 +135,32 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
 
 
 class _PhaseCollector(Collector):
-    """Reads how many Wukongs are in each phase, and how many are Stalled, at scrape time."""
+    """Reads how many Wukongs are in each phase, how many are Stalled and how many have a VM
+    in trouble, at scrape time."""
 
     def __init__(self) -> None:
         self.source: PhaseCounts | None = None
-        self.stalled: Callable[[], Mapping[str, int]] | None = None
+        self.stalled: NamespaceCounts | None = None
+        self.unhealthy: NamespaceCounts | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Yield wukong_phase{namespace, phase} and wukong_stalled{namespace}."""
+        """Yield wukong_phase{namespace, phase}, wukong_stalled{namespace} and
+        wukong_unhealthy{namespace}."""
         _, labels, text = DOCUMENTED["wukong_phase"]
         family = GaugeMetricFamily("wukong_phase", text, labels=list(labels))
         if self.source is not None:
             for (namespace, phase), count in sorted(self.source().items()):
                 family.add_metric([namespace, phase], count)
         yield family
-        _, labels, text = DOCUMENTED["wukong_stalled"]
-        stalled = GaugeMetricFamily("wukong_stalled", text, labels=list(labels))
-        if self.stalled is not None:
-            for namespace, count in sorted(self.stalled().items()):
-                stalled.add_metric([namespace], count)
-        yield stalled
+        for name, counts in (
+            ("wukong_stalled", self.stalled),
+            ("wukong_unhealthy", self.unhealthy),
+        ):
+            _, labels, text = DOCUMENTED[name]
+            per_namespace = GaugeMetricFamily(name, text, labels=list(labels))
+            for namespace, count in sorted((counts or dict)().items()):
+                per_namespace.add_metric([namespace], count)
+            yield per_namespace
 
 
 class _QueueCollector(Collector):
@@ -314,9 +328,14 @@ class Metrics:
         """Read (namespace, phase) counts at scrape time (computed from the Wukong cache)."""
         self._phases.source = counts
 
-    def track_stalled(self, counts: Callable[[], Mapping[str, int]]) -> None:
+    def track_stalled(self, counts: NamespaceCounts) -> None:
         """Read Stalled Wukongs per namespace at scrape time."""
         self._phases.stalled = counts
+
+    def track_unhealthy(self, counts: NamespaceCounts) -> None:
+        """Read Wukongs whose VM is in trouble (VMHealthy False) per namespace at scrape
+        time."""
+        self._phases.unhealthy = counts
 
     def count_api_request(self, verb: str, code: int | str, resource: str = "") -> None:
         """Count one request to the Kubernetes API (`verb` in any case: stored upper case)."""

@@ -13,6 +13,7 @@ from tests.unit.reconcile.test_lifecycle import running_world
 from tests.unit.reconcile.world import NOW, decide, ready_children, wukong
 from wukong.api.conditions import CHILDREN_ADMITTED
 from wukong.api.status import WukongStatus
+from wukong.controller import counted
 from wukong.reconcile.actions import (
     Action,
     AddVolume,
@@ -249,6 +250,10 @@ def test_a_crash_loop_is_one_warning_not_no_error_at_every_try() -> None:
         said += [(e.type, e.reason) for e in plan.actions if isinstance(e, Emit)]
         status = plan.status
         assert cond(status["conditions"], "VMHealthy")["status"] == "False"
+        # What /metrics counts it under says so at every step, though the phase hops and
+        # Stalled stays False (monitoring audit, session 48): wukong_unhealthy pages.
+        key = counted({"metadata": {"namespace": "ns"}, "status": status})
+        assert key.unhealthy, (printable, fails, phase, key)
     # The phase hops (Error, Starting) are the loop's own story: KubeVirt's recorder and
     # ours count repeats of one Event (adapters/events.py).
     health = [s for s in said if s[1] not in ("VMIFailed", "VMIRestarting")]
@@ -287,6 +292,9 @@ def test_a_guest_paused_on_a_disk_error_is_in_trouble_not_suspended() -> None:
     assert "KubeVirt keeps trying to resume it" in health["message"]
     warnings = [e.reason for e in plan.actions if isinstance(e, Emit) and e.type == "Warning"]
     assert "PausedIOError" in warnings
+    # Running, not Stalled: only wukong_unhealthy says the guest is frozen (audit s48).
+    key = counted({"metadata": {"namespace": "ns"}, "status": plan.status})
+    assert key.unhealthy and not key.stalled
 
 
 def test_a_pause_by_the_migration_monitor_keeps_the_wukong_running() -> None:
