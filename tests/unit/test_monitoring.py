@@ -19,8 +19,12 @@ BUNDLE = ROOT / "manifests" / "prometheus"
 TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"
 # The repository docs/install.md's kustomize URL names; main, not a tag (prometheus-rule.yaml).
 RUNBOOKS = "https://github.com/novasphere/wukong/blob/main/docs/troubleshooting.md#"
-# Series Prometheus makes itself, and labels every scraped target gets.
-PROMETHEUS_SERIES = {"up": {"job", "instance", "namespace", "pod", "service", "endpoint"}}
+# Series Prometheus makes itself (and kube-state-metrics', which WukongOperatorDown reads for
+# an install whose pods are gone), and labels every scraped target gets.
+PROMETHEUS_SERIES = {
+    "up": {"job", "instance", "namespace", "pod", "service", "endpoint"},
+    "kube_deployment_status_replicas_available": {"namespace", "deployment"},
+}
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
 KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
@@ -165,6 +169,33 @@ def test_the_lifecycle_alert_counts_failures_among_enough_requests_carried_out()
     assert set(matchers) == {'{outcome="Failed"}', '{outcome!="Refused"}'}, matchers
     volume = re.search(r'\{outcome!="Refused"\}\[30m\]\)\)\s*>\s*([\d.]+)\s*$', expr)
     assert volume is not None and 4 < float(volume.group(1)) < 5, "at least 5 requests"
+
+
+_AGGREGATION = re.compile(r"\b(sum|max|min|avg|count)\s*(?:by\s*\(([^)]*)\))?\s*\(")
+
+
+@pytest.mark.parametrize(
+    ("alert", "expr"), rule_expressions(), ids=[a for a, _ in rule_expressions()]
+)
+def test_every_alert_is_per_install_or_per_wukong_namespace(alert: str, expr: str) -> None:
+    """Installs of manifests/namespaced live side by side, one per namespace: an aggregation
+    over every target hides one install's trouble behind another's health (monitoring audit,
+    session 48, finding 2). Each one keeps `namespace` (the operator's, or the Wukongs' for
+    the families that carry it); absent() alone, the catch for no target at all, is not."""
+    for match in _AGGREGATION.finditer(expr):
+        by = {label.strip() for label in (match.group(2) or "").split(",")}
+        assert "namespace" in by, f"{alert}: {match.group(0)!r} drops the install's namespace"
+
+
+def test_operator_down_pages_for_one_install_among_healthy_ones() -> None:
+    """absent(up == 1) is quiet while any install's replica answers (audit s48, finding 2)."""
+    clauses = [c.strip() for c in dict(rule_expressions())["WukongOperatorDown"].split("\nor ")]
+    assert clauses[0] == 'absent(up{job="wukong-metrics"} == 1)', "no target at all"
+    assert 'max by (namespace) (up{job="wukong-metrics"}) == 0' in clauses[1], "none answers"
+    deployment = yaml.safe_load((BUNDLE.parent / "deploy" / "deployment.yaml").read_text())
+    name = deployment["metadata"]["name"]
+    gone = f'kube_deployment_status_replicas_available{{deployment="{name}"}}'
+    assert f"max by (namespace) ({gone}) == 0" in clauses[2], "no pod available"
 
 
 def test_no_leader_is_not_raised_by_a_scrape_that_fails() -> None:
