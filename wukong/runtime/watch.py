@@ -441,16 +441,24 @@ class Informer:
     async def _open(
         self, verb: str, query: list[tuple[str, str]], client_timeout: aiohttp.ClientTimeout
     ) -> aiohttp.ClientResponse:
-        """Send a raw GET (no model decoding); return the open response or raise by status."""
-        response: aiohttp.ClientResponse = await self._api.call_api(
-            self.resource.path(),
-            "GET",
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=client_timeout,
-        )
+        """Send a raw GET (no model decoding); return the open response or raise by status.
+        Counted in wukong_kube_api_requests_total either way: code 0 when no answer came (a
+        refused connection, a timeout), as `Kube` counts its own requests, so an API server
+        outage shows the informers' retries there too (monitoring audit, session 48)."""
+        try:
+            response: aiohttp.ClientResponse = await self._api.call_api(
+                self.resource.path(),
+                "GET",
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=client_timeout,
+            )
+        except Exception:
+            if self._metrics is not None:
+                self._metrics.count_api_request(verb, 0, self.resource.plural)
+            raise
         if self._metrics is not None:
             self._metrics.count_api_request(verb, response.status, self.resource.plural)
         if response.status == 200:
