@@ -178,7 +178,10 @@ class Operator:
         self.metrics_server = self._metrics_server(settings, api)
         self.metrics.track_queue(self.queue, lambda: self.leading)
         self.metrics.track_caches(
-            lambda: {i.name: i.synced.is_set() for i in self.informers.values()}
+            lambda: {
+                (i.watched["resource"], i.watched["selector"]): i.synced.is_set()
+                for i in self.informers.values()
+            }
         )
         self.metrics.track_phases(self.phase_counts)
         self.metrics.track_stalled(self.stalled_counts)

@@ -116,3 +116,21 @@ async def test_a_watch_refused_after_its_cache_synced_fails_readiness_naming_it(
         assert operator.probes.readiness() == (ok, why)
         operator.informers[kinds.STORAGE_CLASS.cache].refused = None
         assert operator.readiness() == (True, "leading")
+
+
+async def test_the_watch_families_name_a_resource_as_its_requests_do() -> None:
+    """`resource` was the cache name on wukong_cache_synced and wukong_watch_restarts_total
+    (`virtualmachines.kubevirt.io`, `events?reason=FailedMount`) but the plural on
+    wukong_kube_api_requests_total (`virtualmachines`): no query could join them (monitoring
+    audit, session 42, finding 8). Now the plural everywhere, and `selector` tells apart the
+    resources watched more than once, one series per watch."""
+    async with ApiClient(Configuration()) as api:
+        operator = Operator(Settings(metrics_address="off"), api)
+        registry = operator.metrics.registry
+        for family in ("wukong_cache_synced", "wukong_watch_restarts_total"):
+            [metric] = [m for m in registry.collect() if m.name == family.removesuffix("_total")]
+            watched = [(s.labels["resource"], s.labels["selector"]) for s in metric.samples]
+            assert sorted(watched) == sorted(
+                (k.plural, k.field_selector or "") for k in kinds.WATCHED
+            ), family
+            assert len(set(watched)) == len(kinds.WATCHED), family

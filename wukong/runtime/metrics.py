@@ -111,14 +111,17 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
     ),
     "wukong_cache_synced": (
         "gauge",
-        ("resource",),
+        ("resource", "selector"),
         "1 once this replica's watch cache of the resource has listed, 0 while it waits (a "
-        "resource the API server does not serve: KubeVirt, CDI or Multus missing)",
+        "resource the API server does not serve: KubeVirt, CDI or Multus missing); resource "
+        "is the plural as on wukong_kube_api_requests_total, selector the field selector of "
+        "a resource watched more than once (events), else empty",
     ),
     "wukong_watch_restarts_total": (
         "counter",
-        ("resource",),
-        "Watches re-established after an error or a 410 Gone",
+        ("resource", "selector"),
+        "Watches re-established after an error or a 410 Gone (resource and selector as on "
+        "wukong_cache_synced)",
     ),
     "wukong_kube_api_requests_total": (
         "counter",
@@ -193,18 +196,22 @@ class _QueueCollector(Collector):
         yield failing
 
 
+Watched = tuple[str, str]
+"""A watch's labels: (resource, selector), its plural and its field selector or ""."""
+
+
 class _CacheCollector(Collector):
     """Reads whether each watch cache has synced, at scrape time."""
 
     def __init__(self) -> None:
-        self.synced: Callable[[], Mapping[str, bool]] = dict
+        self.synced: Callable[[], Mapping[Watched, bool]] = dict
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Yield wukong_cache_synced{resource}."""
+        """Yield wukong_cache_synced{resource, selector}."""
         _, labels, text = DOCUMENTED["wukong_cache_synced"]
         family = GaugeMetricFamily("wukong_cache_synced", text, labels=list(labels))
-        for resource, synced in sorted(self.synced().items()):
-            family.add_metric([resource], 1 if synced else 0)
+        for (resource, selector), synced in sorted(self.synced().items()):
+            family.add_metric([resource, selector], 1 if synced else 0)
         yield family
 
 
@@ -266,7 +273,7 @@ class Metrics:
         self.watch_restarts_total = Counter(
             "wukong_watch_restarts_total",
             _help("wukong_watch_restarts_total"),
-            ["resource"],
+            ["resource", "selector"],
             registry=r,
         )
         self.kube_api_requests_total = Counter(
@@ -307,6 +314,10 @@ class Metrics:
         """A key waited this long in the work queue before a worker took it."""
         self.queue_duration_seconds.observe(max(seconds, 0.0))
 
+    def count_watch_restart(self, resource: str, selector: str = "") -> None:
+        """A watch of `resource` (its plural), with this field selector, was re-established."""
+        self.watch_restarts_total.labels(resource=resource, selector=selector).inc()
+
     def count_retry(self) -> None:
         """A key was re-queued with backoff after a failed pass."""
         self.retries_total.inc()
@@ -316,8 +327,8 @@ class Metrics:
         self._queue.queue = queue
         self._queue.leading = leading
 
-    def track_caches(self, synced: Callable[[], Mapping[str, bool]]) -> None:
-        """Read resource -> whether its watch cache has synced, at scrape time."""
+    def track_caches(self, synced: Callable[[], Mapping[Watched, bool]]) -> None:
+        """Read (resource, selector) -> whether its watch cache has synced, at scrape time."""
         self._caches.synced = synced
 
     def track_lease(self, transitions: Callable[[], int | None]) -> None:

@@ -231,6 +231,9 @@ async def test_a_list_or_watch_that_gets_no_answer_is_counted_with_code_0() -> N
     sample = metrics.registry.get_sample_value
     labels = {"verb": "LIST", "resource": VMS.plural, "code": "0"}
     assert sample("wukong_kube_api_requests_total", labels) == api.calls == 3
+    # Under the same `resource` as the watch families (audit s42, finding 8), so they join.
+    restarts = {"resource": VMS.plural, "selector": ""}
+    assert sample("wukong_watch_restarts_total", restarts) == 3
 
 
 def test_jitter_spreads_a_delay_over_its_upper_half() -> None:

@@ -65,10 +65,11 @@ def test_a_standby_reports_no_queue_it_does_not_drain() -> None:
 
 def test_caches_not_synced_are_0() -> None:
     metrics = Metrics()
-    metrics.track_caches(lambda: {"wukongs": True, "datavolumes": False})
+    metrics.track_caches(lambda: {("wukongs", ""): True, ("events", "reason=FailedMount"): False})
     sample = metrics.registry.get_sample_value
-    assert sample("wukong_cache_synced", {"resource": "wukongs"}) == 1
-    assert sample("wukong_cache_synced", {"resource": "datavolumes"}) == 0
+    assert sample("wukong_cache_synced", {"resource": "wukongs", "selector": ""}) == 1
+    labels = {"resource": "events", "selector": "reason=FailedMount"}
+    assert sample("wukong_cache_synced", labels) == 0
 
 
 def test_every_series_a_rule_reads_exists_at_zero_from_the_start() -> None:
@@ -92,11 +93,10 @@ def test_process_metrics_are_served_and_no_created_series() -> None:
 
 def test_each_operator_has_its_own_registry() -> None:
     first, second = Metrics(), Metrics()
-    first.watch_restarts_total.labels(resource="pvcs").inc()
-    assert (
-        second.registry.get_sample_value("wukong_watch_restarts_total", {"resource": "pvcs"})
-        is None
-    )
+    first.count_watch_restart("persistentvolumeclaims")
+    labels = {"resource": "persistentvolumeclaims", "selector": ""}
+    assert first.registry.get_sample_value("wukong_watch_restarts_total", labels) == 1
+    assert second.registry.get_sample_value("wukong_watch_restarts_total", labels) is None
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
