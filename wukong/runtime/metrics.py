@@ -2,8 +2,8 @@
 
 Every family is listed in `DOCUMENTED` (and docs/reference.md): the alert rules and the
 dashboard in manifests/prometheus/ may only use these names, which a unit test checks.
-`wukong_reconcile_errors_total` is gone: it was `wukong_reconcile_total{result="error"}`
-under a second name.
+`wukong_reconcile_errors_total` and `wukong_workqueue_retries_total` are gone: each was
+`wukong_reconcile_total{result="error"}` under a second name.
 """
 
 from __future__ import annotations
@@ -103,11 +103,6 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
         (),
         "Seconds a key waited in the work queue, ready, before a worker took it (a backoff or "
         "requeue delay not counted); leader only",
-    ),
-    "wukong_workqueue_retries_total": (
-        "counter",
-        (),
-        "Keys re-queued with backoff after a pass that raised",
     ),
     "wukong_cache_synced": (
         "gauge",
@@ -267,9 +262,6 @@ class Metrics:
             buckets=QUEUE_BUCKETS,
             registry=r,
         )
-        self.retries_total = Counter(
-            "wukong_workqueue_retries", _help("wukong_workqueue_retries_total"), registry=r
-        )
         self.watch_restarts_total = Counter(
             "wukong_watch_restarts_total",
             _help("wukong_watch_restarts_total"),
@@ -317,10 +309,6 @@ class Metrics:
     def count_watch_restart(self, resource: str, selector: str = "") -> None:
         """A watch of `resource` (its plural), with this field selector, was re-established."""
         self.watch_restarts_total.labels(resource=resource, selector=selector).inc()
-
-    def count_retry(self) -> None:
-        """A key was re-queued with backoff after a failed pass."""
-        self.retries_total.inc()
 
     def track_queue(self, queue: QueueView, leading: Callable[[], bool]) -> None:
         """Read the work queue at scrape time while `leading()`; 0 and none failing else."""

@@ -85,9 +85,7 @@ async def _work(
             result = await handler(key)
         except Exception as error:
             outcome = "error"
-            queue.add_rate_limited(key)
-            if metrics is not None:
-                metrics.count_retry()
+            queue.add_rate_limited(key)  # counted as result="error" below: the only retry
             on_error(key, error)
         else:
             queue.forget(key)

@@ -77,6 +77,7 @@ async def test_every_documented_family_is_exposed(http: aiohttp.ClientSession) -
     )
     assert 'verb="LIST"' in text and 'verb="list"' not in text
     assert "wukong_reconcile_errors_total" not in text
+    assert "wukong_workqueue_retries" not in text  # = reconcile_total{result="error"}
     assert 'wukong_build_info{python="' in text
 
 
