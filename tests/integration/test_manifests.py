@@ -174,14 +174,27 @@ def test_the_metrics_tls_variant_is_the_base_and_the_bundle_with_https_scrapes(
     ]
     names = {(d["kind"], d["metadata"]["name"]) for d in tls}
     assert names == {(d["kind"], d["metadata"]["name"]) for d in docs + bundle} | {
-        ("Issuer", "wukong-metrics"), ("Certificate", "wukong-metrics")}  # fmt: skip
+        ("Issuer", "wukong-metrics"), ("Certificate", "wukong-metrics-ca"),
+        ("Issuer", "wukong-metrics-ca"), ("Certificate", "wukong-metrics")}  # fmt: skip
     assert find(tls, "Namespace", NAMESPACE) == find(docs, "Namespace", NAMESPACE)
     certificate = find(tls, "Certificate", "wukong-metrics")
     secret = certificate["spec"]["secretName"]
     service = find(tls, "Service", "wukong-metrics")["metadata"]
     [endpoint] = find(tls, "ServiceMonitor", "wukong")["spec"]["endpoints"]
     assert endpoint["scheme"] == "https"
-    assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": secret, "key": "ca.crt"}
+    # Prometheus trusts a CA, not the serving certificate: each renewal of a self-signed
+    # serving certificate changed the trust anchor (monitoring audit, session 48, finding 3).
+    # The chain: self-signed Issuer -> isCA Certificate -> CA Issuer on its Secret -> serving.
+    trusted = endpoint["tlsConfig"]["ca"]["secret"]
+    assert trusted["key"] == "ca.crt" and trusted["name"] != secret
+    [ca] = [
+        d for d in tls if d["kind"] == "Certificate" and d["spec"]["secretName"] == trusted["name"]
+    ]
+    assert ca["spec"]["isCA"] is True
+    assert find(tls, "Issuer", ca["spec"]["issuerRef"]["name"])["spec"] == {"selfSigned": {}}
+    signer = find(tls, "Issuer", certificate["spec"]["issuerRef"]["name"])
+    assert signer["spec"] == {"ca": {"secretName": trusted["name"]}}
+    assert "isCA" not in certificate["spec"]
     assert endpoint["tlsConfig"]["serverName"] == f"{service['name']}.{service['namespace']}.svc"
     assert endpoint["tlsConfig"]["serverName"] in certificate["spec"]["dnsNames"]
     pod = find(tls, "Deployment", "wukong")["spec"]["template"]["spec"]
