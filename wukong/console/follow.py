@@ -35,6 +35,9 @@ from wukong.errors import NotFound, ServerError
 JsonObj = dict[str, Any]
 T = TypeVar("T")
 WATCH_SECONDS: Final = 60  # the server ends each stream; we resume from the last version
+# A watch silent this long is dead (a half-open connection: NAT, VPN, suspend): watch again.
+# The server ends a healthy one at WATCH_SECONDS; read at each watch (tests shorten it).
+WATCH_READ_SECONDS: float = WATCH_SECONDS + 30
 POLL_SECONDS: Final = 1.0  # only when watching is not allowed (RBAC without `watch`)
 STILL_EVERY: Final = 15.0  # a wait with nothing new to say says so this often
 GONE: Final = 410  # a watch's ERROR code: its resourceVersion is too old
@@ -46,6 +49,19 @@ class CannotWatch(Exception):
 
 class Expired(Exception):
     """The watch's resourceVersion is too old (410 Gone): list again, then watch from there."""
+
+
+class Cut(Exception):
+    """The watch stream broke while it was read (the connection reset or closed mid-body, or
+    silent past WATCH_READ_SECONDS): watch again from the last version seen, as client-go's
+    RetryWatcher does. Not the user's deadline, though aiohttp's read timeout is a
+    TimeoutError too."""
+
+
+# What reading an open stream raises when the connection under it breaks: a body cut mid-way
+# (ClientPayloadError), a reset or a closed server (ClientConnectionError, OSError), and
+# the read timeout (SocketTimeoutError, a ClientConnectionError and a TimeoutError).
+BROKEN: Final = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError)
 
 
 def _volumes(cr: JsonObj) -> dict[str, tuple[Any, Any]]:
@@ -157,9 +173,9 @@ async def events(
     bookmarks: bool = False,
 ) -> AsyncGenerator[tuple[str, JsonObj], None]:
     """One watch stream: (ADDED|MODIFIED|DELETED, object) until the server ends it or sends
-    an ERROR (e.g. 410 Gone); CannotWatch when the watch is refused. `bookmarks`: also
-    ("BOOKMARK", object), whose resourceVersion moves a quiet watch on (raises Expired on a
-    410 instead of ending)."""
+    an ERROR (e.g. 410 Gone); CannotWatch when the watch is refused, Cut when the stream
+    breaks while read. `bookmarks`: also ("BOOKMARK", object), whose resourceVersion moves a
+    quiet watch on (raises Expired on a 410 instead of ending)."""
     query = [
         ("watch", "true"),
         *selectors,
@@ -178,7 +194,7 @@ async def events(
             _request_timeout=aiohttp.ClientTimeout(
                 connect=30,
                 sock_connect=CONNECT_SECONDS,
-                sock_read=WATCH_SECONDS + 30,
+                sock_read=WATCH_READ_SECONDS,
             ),
         )
     except (ApiException, aiohttp.ClientError, OSError) as error:
@@ -186,10 +202,19 @@ async def events(
     try:
         if response.status != 200:
             raise CannotWatch(response.status)
-        async for line in response.content:
-            if not line.strip():
+        lines = aiter(response.content)
+        while True:
+            try:
+                line = await anext(lines)
+                event = json.loads(line) if line.strip() else None
+            except StopAsyncIteration:
+                return
+            except BROKEN as error:
+                raise Cut(type(error).__name__) from error
+            except ValueError as error:  # a last line cut short
+                raise Cut("a partial line") from error
+            if event is None:
                 continue
-            event = json.loads(line)
             if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
                 yield event["type"], event["object"]
             elif event.get("type") == "BOOKMARK" and bookmarks:
@@ -216,14 +241,23 @@ async def snapshots(target: Target, name: str) -> AsyncGenerator[JsonObj | None,
         if not can_watch:
             await asyncio.sleep(POLL_SECONDS)
             continue
-        try:
-            async with aclosing(_watch(target, name, cr["metadata"]["resourceVersion"])) as events:
-                async for obj in events:
-                    yield obj
-                    if obj is None:
-                        return
-        except CannotWatch:
-            can_watch = False
+        version = cr["metadata"]["resourceVersion"]
+        while True:
+            try:
+                async with aclosing(_watch(target, name, version)) as events:
+                    async for obj in events:
+                        yield obj
+                        if obj is None:
+                            return
+                        version = obj["metadata"].get("resourceVersion") or version
+            except Cut:
+                # Watch again from the last version seen, after a pause (a proxy that cuts
+                # every watch at once is not a loop); the server's own end reads it again.
+                await asyncio.sleep(POLL_SECONDS)
+                continue
+            except CannotWatch:
+                can_watch = False
+            break
 
 
 async def wait_for(
@@ -260,8 +294,9 @@ async def wait_for(
                 said = loop.time()
 
     beating = asyncio.create_task(heartbeat())
+    deadline = asyncio.timeout(within)
     try:
-        async with asyncio.timeout(within):
+        async with deadline:
             async with aclosing(snapshots(target, name)) as stream:
                 async for cr in stream:
                     for line in progress(before, cr, name):
@@ -272,6 +307,8 @@ async def wait_for(
                         return answer
                     before = cr
     except TimeoutError:
+        if not deadline.expired():  # not the user's: never said as if it were
+            raise
         phase = status_phase(before)
         held = f"; {problem}" if (problem := held_back(before)) else ""
         # What was asked is written and goes on: say so, or a user runs it again (a create:

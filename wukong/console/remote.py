@@ -31,7 +31,7 @@ from wukong.api.objects import being_deleted
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect, kubernetes_object
 from wukong.console.errors import FAILED, OK, CliError
-from wukong.console.follow import wait_for
+from wukong.console.follow import BROKEN, wait_for
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
 from wukong.console.status import RUNNING, condition, phase, vmi_runs
@@ -390,6 +390,15 @@ async def logs(
             except BrokenPipeError:  # `| head`: the reader has what it wanted
                 # Python flushes stdout again at exit: point it at nothing first.
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except BROKEN as error:
+                # Cut mid-way (a proxy or an API server going away). Not taken up again on
+                # our own: without timestamps a new request repeats or skips lines.
+                again = typed(f"logs {name}{' -f' if follow else ''}", ns)
+                raise CliError(
+                    f"the connection broke while reading the log of {name} "
+                    f"({type(error).__name__}): `{again}` reads it again "
+                    "(--since 1m: the last minute only)"
+                ) from error
     return OK
 
 

@@ -8,17 +8,24 @@ It stores objects (Wukongs and VMIs) to GET, one or a namespace's (any other col
 empty), and serves every subresource of every VMI as
 virt-api would once its checks pass (those are the simulator's and the integration
 tests'): a websocket says which subresource it is, then echoes. Every request is recorded.
+
+Streams are scripted: each watch takes the next `Stream` of `watches` (none left: it stays
+silent until its timeoutSeconds), a pod's log is `log`; a stream ends as the server's own
+end does, is cut mid-body (the connection reset, as a killed proxy or API server does), or
+goes silent with the connection open (a half-open connection).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import aiohttp
 import yaml
@@ -58,8 +65,36 @@ def greeting(sub: str) -> bytes:
     return f"{sub} of the guest\n".encode()
 
 
+@dataclass
+class Stream:
+    """One streamed answer: `events` ((type, object) of a watch, or a log's chunks of bytes),
+    then its end: "end" (the server's own), "cut" (the connection reset mid-body) or
+    "silent" (open, nothing more)."""
+
+    events: list[Any] = field(default_factory=list)
+    end: Literal["end", "cut", "silent"] = "end"
+
+
+def pod(name: str, vmi_uid: str = "uid-web-1-vm") -> JsonObj:
+    """The virt-launcher pod of a VMI, with KubeVirt's serial console log container."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "demo",
+            "uid": f"uid-{name}",
+            "creationTimestamp": "2026-05-01T11:00:00Z",
+            "labels": {"kubevirt.io/created-by": vmi_uid},
+        },
+        "spec": {"containers": [{"name": "compute"}, {"name": "guest-console-log"}]},
+    }
+
+
 def _path(obj: JsonObj) -> str:
     meta = obj["metadata"]
+    if obj.get("kind") == "Pod":
+        return api_path("", "v1", "pods", meta["namespace"], meta["name"])
     if obj.get("kind") == VMI.kind:
         return api_path(VMI.group, VMI.version, VMI.plural, meta["namespace"], meta["name"])
     return api_path(names.GROUP, names.VERSION, names.PLURAL, meta["namespace"], meta["name"])
@@ -132,6 +167,9 @@ class ApiServer(InThread):
         super().__init__()
         self.objects = {_path(obj): obj for obj in objects}
         self.requests: list[tuple[str, str]] = []
+        self.watches: list[Stream] = []
+        self.watched: list[dict[str, str]] = []  # the query of each watch, in turn
+        self.log = Stream()
         self.directory = directory
         self.kubeconfig = str(directory / "kubeconfig")
         self.tls_for = tls_for
@@ -182,6 +220,18 @@ class ApiServer(InThread):
             if sub == "softreboot":
                 return web.Response(status=202)
             return web.json_response(AGENT.get(sub, {}))
+        if request.method == "GET" and request.query.get("watch") == "true":
+            self.watched.append(dict(request.query))
+            script = self.watches.pop(0) if self.watches else None
+            if script is None:
+                script = Stream(end="silent")
+            lines = [
+                json.dumps({"type": t, "object": o}).encode() + b"\n" for t, o in script.events
+            ]
+            seconds = float(request.query.get("timeoutSeconds") or 3600)
+            return await self._stream(request, lines, script.end, seconds, "application/json")
+        if request.method == "GET" and path.endswith("/log"):
+            return await self._stream(request, self.log.events, self.log.end, 3600, "text/plain")
         if request.method == "GET" and path in self.objects:
             return web.json_response(self.objects[path])
         parts = path.strip("/").split("/")
@@ -192,6 +242,24 @@ class ApiServer(InThread):
         status = {"kind": "Status", "apiVersion": "v1", "status": "Failure"}
         status.update(reason="NotFound", code=404, message=f'"{name}" not found')  # type: ignore[arg-type]
         return web.json_response(status, status=404)
+
+    async def _stream(
+        self, request: web.Request, chunks: list[bytes], end: str, seconds: float, kind: str
+    ) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_type = kind
+        await response.prepare(request)
+        for chunk in chunks:
+            await response.write(chunk)
+        if end == "cut":
+            await asyncio.sleep(0.1)  # what was written reaches the client first
+            assert request.transport is not None
+            request.transport.abort()
+            return response
+        if end == "silent":
+            await asyncio.sleep(seconds)
+        await response.write_eof()
+        return response
 
     async def up(self) -> None:
         app = web.Application()

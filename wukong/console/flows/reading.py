@@ -18,7 +18,7 @@ from wukong.console.flows.common import (
     JsonObj,
     now,
 )
-from wukong.console.follow import CannotWatch, Expired, events
+from wukong.console.follow import CannotWatch, Cut, Expired, events
 from wukong.console.invocation import Cluster, Console
 from wukong.console.output import (
     Output,
@@ -102,8 +102,9 @@ async def status(
             io.out(watch_line(cr, now(), output, namespaces=all_namespaces, widths=sizes))
             shown[cr["metadata"]["uid"]] = cr["metadata"].get("resourceVersion")
 
+        deadline = asyncio.timeout(None if watch == float("inf") else watch)
         try:
-            async with asyncio.timeout(None if watch == float("inf") else watch):
+            async with deadline:
                 while True:
                     began = asyncio.get_running_loop().time()
                     stream = events(target, path, version, selectors, bookmarks=True)
@@ -113,6 +114,8 @@ async def status(
                                 if kind != "BOOKMARK":
                                     show(cr)
                                 version = str(cr["metadata"].get("resourceVersion") or version)
+                    except Cut:
+                        pass  # watch again from the last version seen, as at the server's end
                     except Expired:
                         # Too old to watch from (a quiet selection in a busy cluster): list
                         # again, show what changed meanwhile, watch from the list's version.
@@ -128,6 +131,8 @@ async def status(
                     if asyncio.get_running_loop().time() - began < 1.0:
                         await asyncio.sleep(1.0)  # a stream that ends at once: not in a loop
         except TimeoutError:
+            if not deadline.expired():  # a read timeout is a Cut: this is no deadline's
+                raise
             return OK
         except CannotWatch as error:
             raise CliError(f"the API server refused the watch ({error})") from error
