@@ -243,7 +243,9 @@ async def test_status_watch_as_yaml_is_a_stream_and_a_missing_name_is_not_found(
     control_plane: ControlPlane, k: Kube, namespace: str
 ) -> None:
     """Review s22: `status -w -o yaml` printed the list and the first change as one document;
-    `status NAME -w` for a missing NAME said the namespace had no Wukongs, exit 0."""
+    `status NAME -w` for a missing NAME said the namespace had no Wukongs, exit 0. CLI audit,
+    session 48: the listed Wukongs came as a v1 List, the changes as bare objects; each is
+    now a document of its own, as `kubectl get -w -o yaml` prints them."""
     kubeconfig = control_plane.kubeconfig
     await create(k, "wukong", namespace, wukong("y-1"))
     watching = asyncio.ensure_future(
@@ -254,11 +256,10 @@ async def test_status_watch_as_yaml_is_a_stream_and_a_missing_name_is_not_found(
     result = await watching
     assert result.exit_code == 0, result.output
     docs = list(yaml.safe_load_all(result.stdout))
-    assert docs[0]["kind"] == "List"
-    assert [i["metadata"]["name"] for i in docs[0]["items"]] == ["y-1"]
+    assert docs[0]["kind"] == "Wukong" and docs[0]["metadata"]["name"] == "y-1"
     assert docs[1]["kind"] == "Wukong" and docs[1]["metadata"]["name"] == "y-2"
-    shown = [*docs[0]["items"], *docs[1:]]
-    assert not [d for d in shown if "managedFields" in d["metadata"]]  # as kubectl shows them
+    assert {d["kind"] for d in docs} == {"Wukong"}
+    assert not [d for d in docs if "managedFields" in d["metadata"]]  # as kubectl shows them
     missing = await cli(kubeconfig, "status", "nosuch", "-w", "--timeout", "3s", "-n", namespace)
     assert missing.exit_code == 1
     assert f"wukong nosuch not found in namespace {namespace}" in missing.stderr

@@ -123,12 +123,18 @@ def listing(
 
 
 def watch_line(
-    cr: JsonObj, now: datetime, fmt: Output | None, *, namespaces: bool, widths: Sequence[int]
+    cr: JsonObj,
+    now: datetime,
+    fmt: Output | None,
+    *,
+    namespaces: bool,
+    widths: Sequence[int],
+    first: bool = False,
 ) -> str:
-    """One changed Wukong during `status -w`: a row aligned under the first table."""
+    """One Wukong during `status -w`: a row aligned under the first table, or a document of
+    its own (YAML: `---` before each but the `first`, as kubectl's printer does)."""
     if fmt in (Output.JSON, Output.YAML):
-        # YAML: each change a document of its own after the list (`---` before it).
-        return ("---\n" if fmt is Output.YAML else "") + document(cr, fmt)
+        return ("---\n" if fmt is Output.YAML and not first else "") + document(cr, fmt)
     if fmt is Output.NAME:
         return name_of(cr)
     _, (row,) = rows([cr], now, wide=fmt is Output.WIDE, namespaces=namespaces)

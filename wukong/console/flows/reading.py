@@ -84,7 +84,24 @@ async def status(
         items = answer["items"]
         if name is not None and not items:
             await target.wukong(name)  # not found, said as without -w (or it came meanwhile)
-        if items or output in (Output.JSON, Output.YAML):
+        # `-w -o json|yaml`: each Wukong its own document, the listed ones as the changes
+        # after them, as `kubectl get -w` prints them (a List first was two shapes in one
+        # stream: CLI audit, session 48).
+        documents = watch is not None and output in (Output.JSON, Output.YAML)
+        shown: dict[str, object] = {}  # uid: the resourceVersion last printed
+
+        def show(cr: JsonObj) -> None:
+            line = watch_line(
+                cr, now(), output, namespaces=all_namespaces, widths=sizes, first=not shown
+            )
+            io.out(line)
+            shown[cr["metadata"]["uid"]] = cr["metadata"].get("resourceVersion")
+
+        sizes = widths(items, now(), output, namespaces=all_namespaces)
+        if documents and items:
+            for cr in items:
+                show(cr)
+        elif items or (output in (Output.JSON, Output.YAML) and not documents):
             io.out(listing(items, now(), output, namespaces=all_namespaces))
         else:
             where = "any namespace" if all_namespaces else f"namespace {target.namespace}"
@@ -92,15 +109,8 @@ async def status(
         if watch is None:
             return OK
         version = str((answer.get("metadata") or {}).get("resourceVersion") or "")
-        sizes = widths(items, now(), output, namespaces=all_namespaces)
-        if not items:
-            sizes = widths([], now(), output, namespaces=all_namespaces)
         selectors = list(query.items())
-        shown = {cr["metadata"]["uid"]: cr["metadata"].get("resourceVersion") for cr in items}
-
-        def show(cr: JsonObj) -> None:
-            io.out(watch_line(cr, now(), output, namespaces=all_namespaces, widths=sizes))
-            shown[cr["metadata"]["uid"]] = cr["metadata"].get("resourceVersion")
+        shown.update({cr["metadata"]["uid"]: cr["metadata"].get("resourceVersion") for cr in items})
 
         deadline = asyncio.timeout(None if watch == float("inf") else watch)
         try:
