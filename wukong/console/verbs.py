@@ -34,12 +34,14 @@ from wukong.console.options import (
     Wait,
     asker,
     cluster_from,
+    complete_names,
     console,
     fail,
     run,
     targets,
     waiting,
     writing,
+    wukong_name,
 )
 from wukong.console.output import DryRun
 
@@ -80,6 +82,15 @@ _SHUT_DOWN = frozenset({Action.STOP, Action.RESTART})  # the only ones with --fo
 
 
 def _examples(verb: str) -> str:
+    if verb == Action.RESTORE.value:
+        return """# list the snapshots web-1 can be restored from, newest first
+wukong restore web-1
+
+# restore web-1 from snapshot s1 and wait for the answer
+wukong restore web-1 --snapshot-name s1 --wait --timeout 5m
+
+# show the patch that would be sent
+wukong restore web-1 --snapshot-name s1 --dry-run=client -o yaml"""
     return f"""# {verb} web-1 in the context's namespace and wait for the answer
 wukong {verb} web-1 --wait --timeout 5m
 
@@ -107,6 +118,20 @@ def _virtctl_type_dropped(invoked: str | None, names: list[str] | None) -> list[
     return names
 
 
+# restore's NAME: one Wukong, required (a snapshot is of one Wukong), where the other verbs
+# take NAMEs or -l. Its help offered `[NAME...]` and `-l`, always refused (CLI audit, s48).
+_OneName = Annotated[
+    str,
+    typer.Argument(
+        help="name of the Wukong",
+        show_default=False,
+        metavar="NAME",
+        parser=wukong_name,
+        autocompletion=complete_names,
+    ),
+]
+
+
 def _lifecycle_command(action: Action) -> Callable[..., None]:
     """The command for one action; typer reads its flags from the signature, so the
     actions that shut nothing down get one without --force and --grace-period."""
@@ -132,6 +157,8 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         from wukong.console import flows
         from wukong.console.lifecycle import Request
 
+        if isinstance(name, str):  # restore's one NAME (_OneName)
+            name = [name]
         names = targets(_virtctl_type_dropped(ctx.info_name, name), selector)
         if force and grace_period:
             # virtctl's `--force --grace-period=10` shortens the shutdown to 10 s: here that
@@ -177,9 +204,17 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         hidden.add("snapshot_name")
     if action is not Action.RESTORE:
         hidden.add("yes")
+    else:
+        hidden.add("selector")  # a snapshot is of one Wukong: restore takes one NAME
     if hidden:
         signature = inspect.signature(command, eval_str=True)
-        flags = [p for p in signature.parameters.values() if p.name not in hidden]
+        flags = [
+            p.replace(annotation=_OneName, default=inspect.Parameter.empty)
+            if action is Action.RESTORE and p.name == "name"
+            else p
+            for p in signature.parameters.values()
+            if p.name not in hidden
+        ]
         command.__signature__ = signature.replace(parameters=flags)  # type: ignore[attr-defined]
     return command
 

@@ -35,6 +35,19 @@ def test_help_reads_like_kubectl(command: str) -> None:
     assert text.rstrip().splitlines()[-1].startswith(f"  wukong {command}")
 
 
+def test_restore_offers_what_it_takes_one_name_and_no_selector() -> None:
+    """`restore --help` offered `[NAME...]` and `-l`, which every use refused: a snapshot is of
+    one Wukong (CLI audit, session 48)."""
+    text = runner.invoke(app, ["restore", "-h"], prog_name="wukong").stdout
+    assert text.rstrip().splitlines()[-1] == "  wukong restore NAME [options]"
+    assert "--selector" not in text and "-l tier=web" not in text
+    assert "wukong restore web-1 --snapshot-name s1 --wait" in text
+    for argv in (["web-1", "web-2"], ["-l", "tier=web"], []):
+        result = runner.invoke(app, ["restore", *argv, "--snapshot-name", "s1"])
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.splitlines()) == 1
+
+
 def _every_command() -> list[list[str]]:
     root = typer.main.get_command(app)
     paths = []
