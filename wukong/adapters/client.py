@@ -172,9 +172,16 @@ async def load_configuration(
             return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
         return "default"
     files = kubeconfig_files(kubeconfig)
+    if not files and kubeconfig is None:
+        raise ConfigError(
+            f"no cluster configured: no kubeconfig at {DEFAULT_KUBECONFIG} (KUBECONFIG is not "
+            "set); pass --kubeconfig"
+        )
     if not files:
-        where = kubeconfig or f"{DEFAULT_KUBECONFIG} (KUBECONFIG is not set)"
-        raise ConfigError(f"no cluster configured: no kubeconfig at {where}; pass --kubeconfig")
+        # Not "pass --kubeconfig" to whoever just did (CLI audit, session 48): say where the
+        # path came from. The CLI's --kubeconfig reads KUBECONFIG too: the same value is it.
+        given = "KUBECONFIG" if kubeconfig == os.environ.get("KUBECONFIG") else "--kubeconfig"
+        raise ConfigError(f"no cluster configured: no kubeconfig at {kubeconfig} (from {given})")
     _check_documents(files)
     try:
         with _quiet_loader():

@@ -134,6 +134,22 @@ def test_log_level_is_case_blind_and_debug_runs(no_cluster: Path) -> None:
     assert lines(result.stderr)[-1].endswith("pass --kubeconfig")
 
 
+@pytest.mark.parametrize(("how", "named_by"), [("flag", "--kubeconfig"), ("env", "KUBECONFIG")])
+def test_a_missing_kubeconfig_named_by_the_user_is_not_advised_again(
+    no_cluster: Path, monkeypatch: pytest.MonkeyPatch, how: str, named_by: str
+) -> None:
+    """`--kubeconfig /nonexistent` was told "pass --kubeconfig" (CLI audit, session 48)."""
+    missing = str(no_cluster / "nonexistent")
+    argv = ["status"] if how == "env" else ["status", "--kubeconfig", missing]
+    if how == "env":
+        monkeypatch.setenv("KUBECONFIG", missing)
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    assert lines(result.stderr) == [
+        f"error: no cluster configured: no kubeconfig at {missing} (from {named_by})"
+    ]
+
+
 @pytest.mark.parametrize("command", [["status"], ["run"]])
 def test_an_empty_kubeconfig_is_named(command: list[str], tmp_path: Path) -> None:
     empty = tmp_path / "config"
