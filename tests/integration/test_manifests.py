@@ -1137,13 +1137,14 @@ def test_each_installer_applies_with_server_side_dry_run(
 
 @pytest.mark.parametrize("name", ["install.yaml", "install-namespaced.yaml"])
 def test_installing_again_keeps_the_administrators_network_grants(
-    installers: dict[str, Path], installed: ControlPlane, name: str
+    installers: dict[str, Path], installed: ControlPlane, operator_kubeconfig: Path, name: str
 ) -> None:
     """Namespaced audit, session 48: every installer shipped `WukongNetworkPolicy cluster`
     with `rules: []`, so an upgrade (apply again) or a second namespaced install reset the
     administrator's grants: every bridge VM set to runStrategy Manual, starts refused. The
     installers now ship no WukongNetworkPolicy (none is closed, as an empty one was), and
-    applying one for real leaves the cluster's as it was."""
+    applying one for real leaves the cluster's as it was (the test cluster's open one, which
+    `operator_kubeconfig` writes)."""
     docs = [d for d in yaml.safe_load_all(installers[name].read_text()) if d]
     assert not [d for d in docs if d["kind"] == "WukongNetworkPolicy"]
     if name != "install.yaml":
