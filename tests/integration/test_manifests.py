@@ -24,13 +24,25 @@ from tests.integration.namespaced import (
     render_namespaced,
     watched_namespace,
 )
-from tests.integration.scenario import bound_account
+from tests.integration.scenario import (
+    bound_account,
+    condition,
+    get,
+    operator,
+    sim,
+    wait_for,
+    wukong_events,
+)
 from wukong.adapters.kube import Kube, api_path
 from wukong.errors import Forbidden
 from wukong.testing._assets import kubectl_binary
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
+from wukong.testing.kubevirt import Simulator
 from wukong.testing.namespaces import temporary_namespace
+from wukong.testing.operator import InProcessOperator
+
+__all__ = ["operator", "sim"]  # fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -1073,6 +1085,92 @@ async def test_a_wukong_may_clone_only_pvcs_its_author_could_clone_with_cdi(
             editor_config = installed.service_account_kubeconfig(namespace, "editor")
             async with await new_client(editor_config) as e:
                 await Kube(e).create(wukongs, cloning("web-3", "db-data"))
+    finally:
+        await asyncio.to_thread(
+            kubectl, "delete", "--ignore-not-found", "-f", policy, kubeconfig=installed.kubeconfig
+        )
+
+
+async def test_a_datasource_of_the_tenants_namespace_pointing_elsewhere_is_not_cloned(
+    installed: ControlPlane,
+    kube: ApiClient,
+    namespace: str,
+    operator: InProcessOperator,
+    sim: Simulator,
+) -> None:
+    """Source audit, session 48: admission checks a DataSource, not what it points to, and
+    CDI authorizes the clone for the DataVolume's creator, the operator, which may clone from
+    every namespace. A tenant with `edit` (and CDI's edit, which aggregates to it) made a
+    DataSource in their namespace pointing at another namespace's PVC, named it in a Wukong,
+    and got a copy. The operator now refuses such a disk and says nothing of that PVC."""
+    policy = str(MANIFESTS / "policy" / "clone-sources.yaml")
+    admin = Kube(kube)
+    await bound_account(admin, namespace, "tenant", "ClusterRole", "edit")
+    # What CDI's cdi.kubevirt.io:edit adds to `edit` (CDI's roles are not installed here).
+    await grant(
+        admin, namespace, "tenant", namespace,
+        {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datasources"], "verbs": ["*"]},
+        {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes/source"],
+         "verbs": ["create"]},
+    )  # fmt: skip
+    wukongs = api_path(GROUP, VERSION, PLURAL, namespace)
+    sources = api_path("cdi.kubevirt.io", "v1beta1", "datasources", namespace)
+    await asyncio.to_thread(
+        kubectl, "apply", "--server-side", "-f", policy, kubeconfig=installed.kubeconfig
+    )
+    try:
+        async with (
+            temporary_namespace(kube, "golden-") as golden,
+            await new_client(installed.service_account_kubeconfig(namespace, "tenant")) as t,
+        ):
+            tenant = Kube(t)
+            await admin.create(
+                api_path("", "v1", "persistentvolumeclaims", golden),
+                {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": "secret-data"},
+                 "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
+                          "resources": {"requests": {"storage": "50Gi"}}}},
+            )  # fmt: skip
+            await in_effect(tenant, wukongs, cloning("probe", f"{golden}/secret-data"), "clone")
+            pointer = {"pvc": {"namespace": golden, "name": "secret-data"}}
+            leak = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource",
+                    "metadata": {"name": "leak"}, "spec": {"source": pointer}}  # fmt: skip
+            await tenant.create(sources, leak)
+
+            async def resolved() -> bool:  # CDI follows it: a DataVolume naming it clones that
+                found = await tenant.get(f"{sources}/leak")
+                return bool(((found.get("status") or {}).get("source") or {}).get("pvc"))
+
+            await eventually(resolved, timeout=30, message="CDI resolved the DataSource")
+            # Admission lets it through: the DataSource is in the tenant's own namespace.
+            await tenant.create(wukongs, from_data_source("web-1", "leak"))
+            cr = await wait_for(
+                admin,
+                namespace,
+                "web-1",
+                lambda c: (
+                    condition(c, "VolumesBound").get("reason") == "DataSourceOutsideNamespace"
+                ),
+                what="the DataSource refused",
+            )
+            message = condition(cr, "VolumesBound")["message"]
+            assert message == (
+                f"disk 'system' is made from DataSource 'leak' in namespace '{namespace}', "
+                "which points outside its namespace: Wukong clones only what a DataSource "
+                "points to in its own namespace; name that PVC with cloneFrom, which admission "
+                "checks against you"
+            )
+            [warning] = await eventually(
+                lambda: wukong_events(admin, namespace, "DataSourceOutsideNamespace"),
+                message="a DataSourceOutsideNamespace Event",
+            )
+            assert warning["type"] == "Warning"
+            assert await get(admin, "dv", namespace, "web-1-system") is None
+            said = json.dumps(cr.get("status")) + warning["message"]
+            assert golden not in said and "secret-data" not in said and "50" not in said
+            # Named with cloneFrom, admission checks it against the tenant.
+            with pytest.raises(Forbidden):
+                await tenant.create(wukongs, cloning("web-2", f"{golden}/secret-data"))
     finally:
         await asyncio.to_thread(
             kubectl, "delete", "--ignore-not-found", "-f", policy, kubeconfig=installed.kubeconfig

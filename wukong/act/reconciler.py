@@ -27,7 +27,7 @@ from wukong.reconcile.deletion import plan_deletion, stand_in
 from wukong.reconcile.disks import template_volumes
 from wukong.reconcile.hotplug import requested_volumes
 from wukong.reconcile.lifecycle import waits_for_write
-from wukong.reconcile.observed import Observed, own_view, pointed_pvc
+from wukong.reconcile.observed import Observed, chained_data_source, own_view, pointed_pvc
 from wukong.reconcile.outcome import fold, fold_deletion, not_made_events
 from wukong.reconcile.tenancy import POLICY_NAME
 
@@ -108,6 +108,9 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
             clone_sources["/".join(source)] = store.get(kinds.PVC.cache, *source)
         if (named := disk.data_source_ref(ns)) is not None and scope in (None, named[0]):
             found = data_sources["/".join(named)] = store.get(kinds.DATA_SOURCE.cache, *named)
+            if (hop := chained_data_source(found)) is not None and scope in (None, hop[0]):
+                key = "/".join(hop)
+                data_sources.setdefault(key, store.get(kinds.DATA_SOURCE.cache, *hop))
             if (pvc := pointed_pvc(found)) is not None and scope in (None, pvc[0]):
                 clone_sources["/".join(pvc)] = store.get(kinds.PVC.cache, *pvc)
     snapshots = collect(kinds.SNAPSHOT.cache)

@@ -46,7 +46,12 @@ from wukong.reconcile.children import (
     retained,
     under_data_volume,
 )
-from wukong.reconcile.observed import Observed, condition_of, pointed_pvc
+from wukong.reconcile.observed import (
+    Observed,
+    chained_data_source,
+    condition_of,
+    pointed_pvc,
+)
 from wukong.reconcile.restore import in_flight
 
 # A claim name this Wukong derives belongs to another object (another Wukong's disk, a user's
@@ -58,6 +63,9 @@ STORAGE_CLASS_NOT_FOUND = "StorageClassNotFound"
 CLONE_SOURCE_NOT_FOUND = "CloneSourceNotFound"
 CLONE_SOURCE_TOO_BIG = "CloneSourceTooBig"
 DATA_SOURCE_NOT_FOUND = "DataSourceNotFound"
+DATA_SOURCE_OUTSIDE = "DataSourceOutsideNamespace"
+"""A disk's DataSource points to a PVC, VolumeSnapshot or DataSource of another namespace:
+refused (`points_outside`)."""
 CLONE_SOURCE_IN_USE = "CloneSourceInUse"
 DISK_CLAIM_LOST = "DiskClaimLost"
 """A disk's claim (or DataVolume) deleted outside Wukong: made again, empty or from its
@@ -511,12 +519,48 @@ def _clone_overhead(disk: DiskSpec, seen: Observed) -> float:
     return filesystem_overhead(seen, cdi_storage_class(disk, seen))
 
 
+_POINTERS = ("pvc", "snapshot", "dataSource")  # CDI's DataSourceSource
+
+
+def points_outside(data_source: JsonObj, data_sources: Mapping[str, JsonObj | None]) -> bool:
+    """Whether a CDI DataSource reaches outside its own namespace: a PVC, VolumeSnapshot or
+    DataSource of another namespace in its spec or in CDI's resolution of it
+    (`status.source`), or in those of the DataSource of its namespace that it names (CDI
+    follows one such hop; `data_sources` holds it when watched). A reference naming no
+    namespace is in the DataSource's.
+
+    CDI authorizes a clone for the DataVolume's creator, the operator, which may clone from
+    every namespace; admission checks the Wukong's author on the DataSource only. Through a
+    DataSource of their own namespace pointing elsewhere, whoever may write DataSources and
+    Wukongs (Kubernetes' `edit` with CDI installed) copied any PVC in the cluster, and the
+    disk's status told them whether it existed and its size (source audit, session 48)."""
+    home = str((data_source.get("metadata") or {}).get("namespace") or "")
+    todo, visited = [data_source], set()
+    while todo:
+        one = todo.pop()
+        meta = one.get("metadata") or {}
+        key = (meta.get("namespace"), meta.get("name"))
+        if key in visited:
+            continue
+        visited.add(key)
+        for part in ("spec", "status"):
+            source = (one.get(part) or {}).get("source") or {}
+            for kind in _POINTERS:
+                ref = source.get(kind)
+                if isinstance(ref, Mapping) and str(ref.get("namespace") or home) != home:
+                    return True
+        hop = chained_data_source(one)
+        if hop is not None and (found := data_sources.get("/".join(hop))) is not None:
+            todo.append(found)
+    return False
+
+
 def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str] | None:
     """(reason, message) when the PVC a disk clones cannot be cloned into it as things
     stand: it does not exist (CDI would wait for it), or it is bigger than the disk (a clone
     is at least as big as its source). None for any other disk, and for a source this
     operator cannot see. A DataSource that does not exist is the same (CDI refuses its
-    DataVolume)."""
+    DataVolume), and so is one that points outside its namespace (`points_outside`)."""
     if (named := disk.data_source_ref(cr.metadata.namespace)) is not None:
         found = seen.data_sources.get("/".join(named), {})  # {}: not watched
         if found is None:
@@ -524,6 +568,14 @@ def clone_problem(cr: Wukong, disk: DiskSpec, seen: Observed) -> tuple[str, str]
                 f"disk '{disk.name}' is made from DataSource '{named[1]}' in namespace "
                 f"'{named[0]}', which does not exist: create it (kubectl get datasources -A "
                 "lists those there are), or name an existing one in dataSource"
+            )
+        if found and points_outside(found, seen.data_sources):
+            # Nothing of what it points to is said: not its name, existence or size.
+            return DATA_SOURCE_OUTSIDE, (
+                f"disk '{disk.name}' is made from DataSource '{named[1]}' in namespace "
+                f"'{named[0]}', which points outside its namespace: Wukong clones only what a "
+                "DataSource points to in its own namespace; name that PVC with cloneFrom, "
+                "which admission checks against you"
             )
         pvc = pointed_pvc(found)
         source = seen.clone_sources.get("/".join(pvc)) if pvc is not None else None

@@ -27,8 +27,9 @@ class Observed:
     not exist. One in a namespace the caches do not watch (`run --namespace`) is absent:
     not known."""
     data_sources: Mapping[str, JsonObj | None] = field(default_factory=dict)
-    """The CDI DataSources the disks name (`dataSource`), the same way; the PVC each points
-    to is in `clone_sources`."""
+    """The CDI DataSources the disks name (`dataSource`), the same way, and the DataSource
+    each of those names in turn (`chained_data_source`); the PVC each points to is in
+    `clone_sources`."""
     clone_events: tuple[JsonObj, ...] = ()
     """CDI's `CloneSourceInUse` Events about the cloned disks' DataVolumes and claims (by
     name: the planner matches their uid)."""
@@ -221,6 +222,17 @@ def pointed_pvc(data_source: Mapping[str, Any] | None) -> tuple[str, str] | None
             meta = (data_source or {}).get("metadata") or {}
             return str(pvc.get("namespace") or meta.get("namespace") or ""), str(pvc["name"])
     return None
+
+
+def chained_data_source(data_source: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(namespace, name) of the DataSource a CDI DataSource's spec names as its source
+    (`spec.source.dataSource`; its namespace defaults to the DataSource's). CDI follows one
+    such hop, within the namespace (common/util.go ResolveDataSourceChain)."""
+    ref = (((data_source or {}).get("spec") or {}).get("source") or {}).get("dataSource") or {}
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        return None
+    meta = (data_source or {}).get("metadata") or {}
+    return str(ref.get("namespace") or meta.get("namespace") or ""), str(ref["name"])
 
 
 def condition_of(obj: JsonObj | None, type_: str) -> JsonObj | None:

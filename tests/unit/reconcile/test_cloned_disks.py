@@ -3,6 +3,7 @@ source exists and fits, and the disk's story while it does not."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -299,6 +300,87 @@ def test_a_datasource_whose_pvc_is_bigger_than_the_disk_is_refused() -> None:
     )
 
 
+def _data_source(name: str, spec: dict[str, Any], status: dict[str, Any] | None = None) -> Any:
+    """A DataSource of the Wukong's namespace whose spec.source (and status.source) are these."""
+    body: dict[str, Any] = {
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"source": spec},
+    }
+    if status is not None:
+        body["status"] = {"source": status}
+    return body
+
+
+PAYROLL = {"namespace": "payroll", "name": "db"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "chained"),
+    [
+        ({"pvc": PAYROLL}, None, None),
+        ({"snapshot": PAYROLL}, None, None),
+        # CDI's resolution says where it clones from, whatever the spec says now.
+        ({"pvc": {"namespace": NS, "name": "mine"}}, {"pvc": PAYROLL}, None),
+        ({"dataSource": {"namespace": "payroll", "name": "images"}}, None, None),
+        # Through a DataSource of its namespace that points elsewhere (CDI follows one hop),
+        # before CDI has resolved it.
+        ({"dataSource": {"name": "hop"}}, None, {"pvc": PAYROLL}),
+        ({"dataSource": {"namespace": NS, "name": "hop"}}, None, {"snapshot": PAYROLL}),
+    ],
+)
+def test_a_datasource_pointing_outside_its_namespace_is_refused_and_says_nothing_of_it(
+    spec: dict[str, Any], status: dict[str, Any] | None, chained: dict[str, Any] | None
+) -> None:
+    """Source audit, session 48: CDI clones for the DataVolume's creator, the operator, which
+    may clone from every namespace; admission checks the author on the DataSource only. A
+    tenant's own DataSource pointing at another namespace's PVC got them a copy of it, and
+    CloneSourceTooBig told them the PVC existed and its size."""
+    cr = wukong(disks=[{"name": "system", "size": "20Gi", "dataSource": "leak"}])
+    sources = {f"{NS}/leak": _data_source("leak", spec, status)}
+    if chained is not None:
+        sources[f"{NS}/hop"] = _data_source("hop", chained)
+    big = {**GOLDEN, "metadata": {**GOLDEN["metadata"], "name": "db", "namespace": "payroll"},
+           "spec": {"resources": {"requests": {"storage": "50Gi"}}}}  # fmt: skip
+    world = ready_children(
+        data_volumes={}, claims={}, data_sources=sources, clone_sources={"payroll/db": big}
+    )
+    plan = decide(cr, {}, world)
+    assert "web-1-system" not in _created(plan.actions)
+    cond = _cond(plan.status, "VolumesBound")
+    assert (cond["status"], cond["reason"]) == ("False", "DataSourceOutsideNamespace")
+    assert cond["message"] == (
+        f"disk 'system' is made from DataSource 'leak' in namespace '{NS}', which points "
+        "outside its namespace: Wukong clones only what a DataSource points to in its own "
+        "namespace; name that PVC with cloneFrom, which admission checks against you"
+    )
+    events = [a for a in plan.actions if isinstance(a, Emit)]
+    assert [(e.type, e.reason) for e in events if e.type == "Warning"] == [
+        ("Warning", "DataSourceOutsideNamespace")
+    ]
+    said = json.dumps(plan.status) + " ".join(e.message for e in events)
+    for word in ("payroll", "'db'", "50Gi", "images"):
+        assert word not in said
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"pvc": {"namespace": NS, "name": "fedora-40"}},
+        {"pvc": {"name": "fedora-40"}},  # its own namespace
+        {"snapshot": {"name": "fedora-40"}},
+        {"dataSource": {"name": "hop"}},
+    ],
+)
+def test_a_datasource_pointing_inside_its_namespace_is_cloned(spec: dict[str, Any]) -> None:
+    cr = wukong(disks=[{"name": "system", "size": "20Gi", "dataSource": "fedora"}])
+    sources = {
+        f"{NS}/fedora": _data_source("fedora", spec),
+        f"{NS}/hop": _data_source("hop", {"pvc": {"name": "fedora-40"}}),
+    }
+    world = ready_children(data_volumes={}, claims={}, data_sources=sources)
+    assert "web-1-system" in _created(decide(cr, {}, world).actions)
+
+
 def test_the_pass_sees_the_pvc_a_datasource_points_to() -> None:
     from tests.unit.reconcile.test_settle import Cache
     from wukong.act.reconciler import observe
@@ -314,6 +396,22 @@ def test_the_pass_sees_the_pvc_a_datasource_points_to() -> None:
     assert dict(seen.data_sources) == {"golden/fedora": data_source}
     assert dict(seen.clone_sources) == {"golden/fedora-40": GOLDEN}
     assert observe(cache, cr, NOW, NS).data_sources == {}  # another namespace: not watched
+
+
+def test_the_pass_sees_the_datasource_a_datasource_names() -> None:
+    from tests.unit.reconcile.test_settle import Cache
+    from wukong.act.reconciler import observe
+    from wukong.api import kinds
+
+    cr = wukong(disks=[{"name": "system", "size": "20Gi", "dataSource": "leak"}])
+    leak = _data_source("leak", {"dataSource": {"name": "hop"}})
+    hop = _data_source("hop", {"pvc": PAYROLL})
+    cache = Cache({kinds.DATA_SOURCE.cache: [leak, hop]})
+    seen = observe(cache, cr, NOW)
+    assert dict(seen.data_sources) == {f"{NS}/leak": leak, f"{NS}/hop": hop}
+    world = ready_children(data_volumes={}, claims={}, data_sources=seen.data_sources)
+    reason = _cond(decide(cr, {}, world).status, "VolumesBound")["reason"]
+    assert reason == "DataSourceOutsideNamespace"
 
 
 def _in_use(about: dict[str, Any], pod: str, first: str, uid: str | None = None) -> dict[str, Any]:
