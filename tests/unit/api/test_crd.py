@@ -235,3 +235,7 @@ def test_the_clone_sources_policy_has_one_slot_per_disk_a_wukong_may_have() -> N
         assert set(re.findall(r"added\[(\d+)\]", rule["expression"])) == {str(slot)}
         assert set(re.findall(r"added\[(\d+)\]", rule["messageExpression"])) == {str(slot)}
         assert rule["expression"].count("check('create')") == 2
+        # The name checked: a DataSource's is '' (a grant for its whole namespace only).
+        assert rule["expression"].count(f".name(variables.added[{slot}][3])") == 2
+    added = next(v for v in policy["spec"]["variables"] if v["name"] == "added")
+    assert "n.startsWith('DataSource/') ? ''" in added["expression"]
