@@ -95,6 +95,8 @@ CLUSTER_VERBS = (
     )
     | grants("subresources.kubevirt.io", "virtualmachineinstances/filesystemlist", ("get",))
     | grants("cdi.kubevirt.io", "datavolumes", MANAGE)
+    # A kept imported disk's claim taken back under its DataVolume (blockOwnerDeletion).
+    | grants("cdi.kubevirt.io", "datavolumes/finalizers", ("update",))
     | grants("cdi.kubevirt.io", "datavolumes/source", ("create",))
     | grants("cdi.kubevirt.io", "datasources", READ)
     | grants("cdi.kubevirt.io", "cdiconfigs", READ)
@@ -298,6 +300,36 @@ def documented_grants(markdown: str) -> set[Grant]:
 def test_the_permissions_table_in_the_docs_is_what_the_operator_is_granted() -> None:
     """docs/install.md's table said `events: create` for a long time after `list watch` came."""
     assert documented_grants((ROOT / "docs" / "install.md").read_text()) == CLUSTER_VERBS
+
+
+def test_every_owner_the_operator_blocks_deletion_of_has_its_finalizers_granted(
+    docs: list[dict[str, Any]],
+) -> None:
+    """Where OwnerReferencesPermissionEnforcement is on (OpenShift's default, and the test
+    control plane's), an ownerReference with blockOwnerDeletion needs `update` on the
+    owner's `<plural>/finalizers`. The operator writes such references through the builders
+    below only (the source scan pins that); each owner's finalizers must be granted.
+    `datavolumes/finalizers` was missing: a kept imported disk was never taken back (source
+    audit, session 48)."""
+    from wukong.api import kinds
+    from wukong.api.v1alpha1 import Wukong
+    from wukong.reconcile.children import data_volume_reference, owner_reference
+
+    writers = {
+        str(p.relative_to(ROOT)): p.read_text().count('"blockOwnerDeletion"')
+        for p in (ROOT / "wukong").rglob("*.py")
+        if "testing" not in p.parts
+    }
+    assert {p: n for p, n in writers.items() if n} == {"wukong/reconcile/children.py": 2}, (
+        "a new blockOwnerDeletion writer: add it to this test"
+    )
+    cr = Wukong.model_validate({**wukong("web-1"), "metadata": {"name": "web-1", "uid": "u"}})
+    dv = {"metadata": {"name": "web-1-system", "uid": "u"}}
+    rules = find(docs, "ClusterRole", "wukong-operator")["rules"]
+    for ref in (owner_reference(cr), data_volume_reference(dv)):
+        group = ref["apiVersion"].rpartition("/")[0]
+        plural = next(k.plural for k in kinds.WATCHED if (k.group, k.kind) == (group, ref["kind"]))
+        assert (group, f"{plural}/finalizers", "update") in granted(rules), ref["kind"]
 
 
 def test_the_cluster_role_grants_exactly_what_the_operator_uses_and_no_secrets(

@@ -57,6 +57,10 @@ def apiserver_args(binary: Path, work: Path, pki: Pki, port: int, etcd_port: int
         "--service-cluster-ip-range=10.0.0.0/24",
         "--allow-privileged=true",
         "--authorization-mode=RBAC",
+        # On in OpenShift by default: an ownerReference with blockOwnerDeletion needs `update`
+        # on the owner's `<plural>/finalizers`. Without it here, the operator's missing
+        # datavolumes/finalizers went unseen (source audit, session 48).
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
         # The ServiceAccount admission plugin stays on: it mounts the token volume into pods, and
         # KubeVirt counts on it (an attachment pod has its PVCs "+2: empty dir and token").
         f"--client-ca-file={pki.client_ca}",
