@@ -64,7 +64,9 @@ def held_by(obj: JsonObj, uid: str) -> bool:
     return owned_by(obj, uid) or labels_.get(names.LABEL_HELD_BY) == uid
 
 
-def hold_patch(obj: JsonObj, cr: Wukong, keep: bool, *, restored: bool = False) -> JsonObj | None:
+def hold_patch(
+    obj: JsonObj, cr: Wukong, keep: bool, *, restored: bool = False, vm_uid: str | None = None
+) -> JsonObj | None:
     """Ownership of a disk (a blank disk's claim, an imported disk's DataVolume) that
     follows deleteOptions: a disk they keep carries no ownerReference to the Wukong, only
     the held-by label, so no garbage collector deletes it, whatever propagation the delete
@@ -73,15 +75,21 @@ def hold_patch(obj: JsonObj, cr: Wukong, keep: bool, *, restored: bool = False) 
     after a Wukong deleted without the operator. None when it already is as it should be.
     `restored`: a claim this Wukong's restore made and no pass has taken back yet
     (disks.restored_for): taken back in the same write that drops KubeVirt's labels
-    (`UNMARK_RESTORED`), so that it is never again read as the restore's."""
+    (`UNMARK_RESTORED`), so that it is never again read as the restore's.
+    `vm_uid`: the uid of the Wukong's own VM. A claim a VirtualMachineRestore made without
+    `volumeOwnershipPolicy: None` (by hand, not `wukong restore`) is that VM's (restore.go
+    `Own`): its reference goes in the same write, else the garbage collector deleted a kept
+    disk with the VM (deletion audit, session 48, finding 1)."""
     uid = cr.metadata.uid
     meta = obj.get("metadata", {})
-    others = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
+    gone = {uid, vm_uid} - {None}
+    others = [r for r in meta.get("ownerReferences") or [] if r.get("uid") not in gone]
     labelled = (meta.get("labels") or {}).get(names.LABEL_HELD_BY) == uid
+    by_vm = vm_uid is not None and owned_by(obj, vm_uid)
     change: JsonObj | None = None
-    if keep and (owned_by(obj, uid) or not labelled):
+    if keep and (owned_by(obj, uid) or by_vm or not labelled):
         change = {"ownerReferences": others, "labels": {names.LABEL_HELD_BY: uid}}
-    elif not keep and (labelled or not owned_by(obj, uid)):
+    elif not keep and (labelled or by_vm or not owned_by(obj, uid)):
         change = {
             "ownerReferences": [*others, owner_reference(cr)],
             "labels": {names.LABEL_HELD_BY: None},

@@ -196,13 +196,22 @@ def _ours(objects: dict[str, JsonObj], uid: str) -> dict[str, JsonObj]:
 
 
 def release_patch(
-    kind: ChildKind, obj: JsonObj, cr: Wukong, disk: str, dv: JsonObj | None = None
+    kind: ChildKind,
+    obj: JsonObj,
+    cr: Wukong,
+    disk: str,
+    dv: JsonObj | None = None,
+    vm_uid: str | None = None,
 ) -> JsonObj:
-    """Drop ownerReferences to the Wukong and to a DataVolume; label the disk as retained. A
-    claim is also marked so that CDI does not take it back (`_not_taken_back`); `dv`: the
-    DataVolume of its name in sight, if any."""
+    """Drop ownerReferences to the Wukong, to a DataVolume and to the Wukong's own VM
+    (`vm_uid`); label the disk as retained. A claim is also marked so that CDI does not take
+    it back (`_not_taken_back`); `dv`: the DataVolume of its name in sight, if any. A claim a
+    VirtualMachineRestore made by hand gave to the VM (restore.go `Own`, the default
+    volumeOwnershipPolicy) kept that reference, and the garbage collector deleted the kept
+    claim with the VM (deletion audit, session 48, finding 1)."""
     refs = obj.get("metadata", {}).get("ownerReferences") or []
-    keep = [r for r in refs if r.get("uid") != cr.metadata.uid and r.get("kind") != "DataVolume"]
+    gone = {cr.metadata.uid, vm_uid} - {None}
+    keep = [r for r in refs if r.get("uid") not in gone and r.get("kind") != "DataVolume"]
     patch = _release(keep, cr, disk)
     if kind == "PersistentVolumeClaim":
         patch["metadata"]["annotations"] = _not_taken_back(refs, dv)
@@ -259,11 +268,12 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> li
     before session 46 released an imported disk's DataVolume first, and a failure before
     its claim left the claim so, to go with that DataVolume (`hotplug._cleanup`)."""
     uid = cr.metadata.uid
+    vm_uid = _uid(seen.vm) if seen.vm is not None else None  # seen is own_view'd: ours
     actions: list[Action] = []
     restored = _restored(cr, seen)
     for name, pvc in seen.claims.items():
         disk = _disk_of(pvc, cr)
-        ours = held_by(pvc, uid) or name in restored
+        ours = held_by(pvc, uid) or name in restored or _of_its_vm(pvc, vm_uid)
         # An imported disk's claim is CDI's, under the DataVolume the Wukong holds. Only
         # that one: a claim of the name under someone else's DataVolume (a user's, or
         # another Wukong's whose claim name meets this one's) was released from it and
@@ -272,13 +282,20 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> li
         dv = seen.data_volumes.get(name)
         under_ours = dv is not None and _ours_or_released(dv, cr) and under_data_volume(pvc, dv)
         if disk in keep and (ours or under_ours or _left_by_a_detach(pvc, cr, dv)):
-            patch = release_patch("PersistentVolumeClaim", pvc, cr, disk, dv)
+            patch = release_patch("PersistentVolumeClaim", pvc, cr, disk, dv, vm_uid)
             actions.append(PatchChild("PersistentVolumeClaim", name, patch, "keep disk"))
     for name, dv in seen.data_volumes.items():
         if _disk_of(dv, cr) in keep and held_by(dv, uid) and name not in refused:
-            patch = release_patch("DataVolume", dv, cr, _disk_of(dv, cr))
+            patch = release_patch("DataVolume", dv, cr, _disk_of(dv, cr), vm_uid=vm_uid)
             actions.append(PatchChild("DataVolume", name, patch, "keep disk"))
     return actions
+
+
+def _of_its_vm(claim: JsonObj, vm_uid: str | None) -> bool:
+    """A claim the Wukong's own VM (`vm_uid`) owns: a VirtualMachineRestore made by hand
+    gives the VM the claim it makes (restore.go `Own`). The Wukong's disk: it goes with the
+    VM unless released from it."""
+    return vm_uid is not None and owned_by(claim, vm_uid)
 
 
 def _ours_or_released(dv: JsonObj, cr: Wukong) -> bool:

@@ -42,6 +42,7 @@ from wukong.reconcile.children import (
     held_by,
     hold_patch,
     kept_for,
+    owned_by,
     pinned,
     retained,
     under_data_volume,
@@ -50,6 +51,7 @@ from wukong.reconcile.observed import (
     Observed,
     chained_data_source,
     condition_of,
+    own_vm_uid,
     pointed_pvc,
 )
 from wukong.reconcile.restore import in_flight
@@ -677,6 +679,7 @@ def _disk(
 ) -> _Disk:
     claim = names.disk_claim_name(cr.metadata.name, disk.name)
     uid = cr.metadata.uid
+    vm_uid = own_vm_uid(seen, cr)
     pvc = seen.claims.get(claim)
     dv = seen.data_volumes.get(claim) if disk.populated else None
     volume = VolumeStatus(
@@ -780,7 +783,12 @@ def _disk(
             return _Disk(
                 [create, *_lost_words(disk, claim, old, restore)], at("Pending"), "being created"
             )
-        if not held_by(pvc, uid) and not restored_for(pvc, cr, restore):
+        # A claim the Wukong's own VM owns is its disk all the same: a VirtualMachineRestore
+        # made by hand (volumeOwnershipPolicy unset) gives the claim it makes to the VM.
+        # Left a ClaimConflict, it went with the VM whatever deleteOptions said (deletion
+        # audit, session 48, finding 1); taken back below (`hold_patch`).
+        by_vm = vm_uid is not None and owned_by(pvc, vm_uid)
+        if not held_by(pvc, uid) and not restored_for(pvc, cr, restore) and not by_vm:
             return _Disk([], at("Conflict"), _conflict("PVC", claim, pvc))
         phase = str(pvc.get("status", {}).get("phase") or "Pending")
         volume = volume.model_copy(update={"phase": phase})
@@ -796,7 +804,8 @@ def _disk(
     # has taken it under that DataVolume (populatedFor), from when it goes with it.
     restored = pvc is not None and restored_for(pvc, cr, restore)
     taken = restored and not disk.populated
-    if held is not None and (hold := hold_patch(held, cr, kept, restored=taken)) is not None:
+    hold = None if held is None else hold_patch(held, cr, kept, restored=taken, vm_uid=vm_uid)
+    if hold is not None:
         why = "hold a kept disk by label" if kept else "own the disk"
         actions.append(PatchChild(owner_kind, claim, hold, why))
     if restored and pvc is not None and dv is not None and under_data_volume(pvc, dv):
@@ -1259,6 +1268,7 @@ def holds_as_asked(cr: Wukong, seen: Observed) -> list[Action]:
     session 46). Only a disk that is this Wukong's already (`held_by`) and not being deleted:
     adopting, taking back and every conflict stay the disk planner's."""
     uid = cr.metadata.uid
+    vm_uid = own_vm_uid(seen, cr)
     kept: dict[tuple[ChildKind, str], bool] = {}
     for disk in cr.spec.disks:
         kind: ChildKind = "DataVolume" if disk.populated else "PersistentVolumeClaim"
@@ -1269,7 +1279,7 @@ def holds_as_asked(cr: Wukong, seen: Observed) -> list[Action]:
         held = (seen.data_volumes if kind == "DataVolume" else seen.claims).get(claim)
         if held is None or being_deleted(held) or not held_by(held, uid):
             continue
-        if (hold := hold_patch(held, cr, keep)) is not None:
+        if (hold := hold_patch(held, cr, keep, vm_uid=vm_uid)) is not None:
             why = "hold a kept disk by label" if keep else "own the disk"
             actions.append(PatchChild(kind, claim, hold, why))
     return actions

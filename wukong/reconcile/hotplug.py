@@ -32,7 +32,7 @@ from wukong.reconcile.actions import (
     PatchChild,
     RemoveVolume,
 )
-from wukong.reconcile.children import UNMARK_RESTORED, held_by
+from wukong.reconcile.children import UNMARK_RESTORED, held_by, owned_by
 from wukong.reconcile.deletion import release_patch
 from wukong.reconcile.disks import (
     is_hotpluggable,
@@ -41,7 +41,7 @@ from wukong.reconcile.disks import (
     vm_disk,
     volume_source,
 )
-from wukong.reconcile.observed import Observed
+from wukong.reconcile.observed import Observed, own_vm_uid
 from wukong.reconcile.timefmt import iso
 
 RELEASE_CONFIRM_SECONDS = 1.0
@@ -342,6 +342,7 @@ def _cleanup(
     # read as one kept a disk removed from a stopped VM Detaching until the next start.
     in_vm = set(template_volumes(seen.vm)) | (set() if seen.vmi_ended else set(_live(seen)))
     uid = cr.metadata.uid
+    vm_uid = own_vm_uid(seen, cr)
     actions: list[Action] = []
     anew: set[str] = set()  # kept claims the restore made again
     gone = {
@@ -374,12 +375,19 @@ def _cleanup(
             # (deletion._not_taken_back, session 47). Deletion's Retain does the same.
             of_its_dv = kind == "PersistentVolumeClaim" and _owned_by_data_volume(obj, claim)
             restored = kind == "PersistentVolumeClaim" and restored_for(obj, cr, restore)
+            # One the Wukong's own VM owns (a VirtualMachineRestore made by hand) is its
+            # disk too: kept, that reference goes, else it went with the VM (session 48).
+            by_vm = vm_uid is not None and owned_by(obj, vm_uid)
             if not (
-                held_by(obj, uid) or restored or (of_its_dv and old_volumes[disk].preserve_data)
+                held_by(obj, uid)
+                or restored
+                or by_vm
+                or (of_its_dv and old_volumes[disk].preserve_data)
             ):
                 continue
             if old_volumes[disk].preserve_data:
-                patch = release_patch(kind, obj, cr, disk, seen.data_volumes.get(claim))
+                dv = seen.data_volumes.get(claim)
+                patch = release_patch(kind, obj, cr, disk, dv, vm_uid)
                 if restored:  # KubeVirt's marks go, as when a pass takes such a claim back
                     patch["metadata"]["labels"] |= UNMARK_RESTORED
                     anew.add(claim)

@@ -170,6 +170,13 @@ def own_view(seen: Observed, cr: Wukong) -> Observed:
     return replace(_without_guest(seen), foreign_vm=vm)
 
 
+def own_vm_uid(seen: Observed, cr: Wukong) -> str | None:
+    """The uid of the Wukong's own VM in sight (one it owns), None when there is none."""
+    vm = own_view(seen, cr).vm
+    uid = (vm or {}).get("metadata", {}).get("uid")
+    return str(uid) if uid else None
+
+
 def _ours_alone(vmi: JsonObj, name: str) -> bool:
     """Whether a VMI with no VM beside it may be read as the Wukong's guest: one a
     VirtualMachine controls (the Wukong's VM deleted outside it, its guest still going), or
