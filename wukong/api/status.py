@@ -151,6 +151,11 @@ class DeletionStatus(WireModel):
     grace_period_seconds: int | None = None
     """The graceful stop's window: deleteOptions.gracePeriodSeconds (60 s by default), cut
     to end 5 s before Kubernetes would end the VM's pod."""
+    orphaned: bool | None = None
+    """The deletion went through Orphaning (propagationPolicy Orphan): from then on only what
+    still has an ownerReference to the Wukong is its to delete. Kept for good: the garbage
+    collector removes the finalizer `orphan`, never the labels of a disk held for a keep
+    (deletion audit, session 48, finding 2)."""
     refused_releases: list[str] = Field(default_factory=list)
     """DataVolumes of kept disks CDI would not let go: its webhook checks a clone's source on
     every change of a DataVolume and refuses them all once the DataSource or the namespace

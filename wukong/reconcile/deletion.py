@@ -195,6 +195,28 @@ def _ours(objects: dict[str, JsonObj], uid: str) -> dict[str, JsonObj]:
     return {name: obj for name, obj in objects.items() if held_by(obj, uid)}
 
 
+def _owned(objects: dict[str, JsonObj], uid: str) -> dict[str, JsonObj]:
+    return {name: obj for name, obj in objects.items() if owned_by(obj, uid)}
+
+
+def _went_orphan(cr: Wukong, seen: Observed, old: DeletionStatus) -> bool:
+    """Whether the garbage collector orphaned (or is orphaning) the Wukong's children: the
+    finalizer `orphan` is on it, or a pass saw it there (`orphaned`, kept in status), or the
+    VM of its name carries its labels but no ownerReference to it (the operator was away
+    while the collector did it all: only the children tell). A disk held for a keep carries
+    the held-by label and no ownerReference; the collector never removes that label, so
+    once the keep was dropped with no live pass since, the teardown deleted the disk under
+    the VM the user meant to keep (deletion audit, session 48, finding 2). Wrong the other
+    way (a VM of another incarnation labelled as this one's), it leaves such a disk, which
+    is the safe side."""
+    if old.orphaned or old.step == ORPHANING or ORPHAN in cr.metadata.finalizers:
+        return True  # old.step: a status written before `orphaned` was
+    labels = ((seen.foreign_vm or {}).get("metadata") or {}).get("labels") or {}
+    return labels.get(names.LABEL_WUKONG) == cr.metadata.name and (
+        labels.get(names.LABEL_MANAGED_BY) == names.MANAGED_BY
+    )
+
+
 def release_patch(
     kind: ChildKind,
     obj: JsonObj,
@@ -321,22 +343,25 @@ def _left_by_a_detach(claim: JsonObj, cr: Wukong, dv: JsonObj | None) -> bool:
 
 
 def _deletes(
-    cr: Wukong, keep: set[str], seen: Observed, refused: set[str]
+    cr: Wukong, keep: set[str], seen: Observed, refused: set[str], *, orphaned: bool = False
 ) -> dict[str, list[DeleteChild]]:
-    """What each delete step removes: only objects this incarnation owns."""
+    """What each delete step removes: only objects this incarnation owns. `orphaned`: the
+    garbage collector orphaned the children (`_went_orphan`): only what still has an
+    ownerReference to the Wukong is its; a disk held by label alone is the orphaned VM's."""
     uid = cr.metadata.uid
+    ours = _owned if orphaned else _ours
     steps: dict[str, list[DeleteChild]] = {"DeleteVM": [], "DeleteDisks": [], "DeleteNetworks": []}
     if seen.vm is not None and owned_by(seen.vm, uid):
         steps["DeleteVM"].append(
             DeleteChild("VirtualMachine", names.vm_name(cr.metadata.name), _uid(seen.vm))
         )
-    for name, dv in _ours(dict(seen.data_volumes), uid).items():
+    for name, dv in ours(dict(seen.data_volumes), uid).items():
         if _disk_of(dv, cr) not in keep:  # a kept disk keeps its DataVolume too (labelled)
             steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv)))
         elif name in refused and _let_go(dv, seen.claims.get(name)):
             steps["DeleteDisks"].append(DeleteChild("DataVolume", name, _uid(dv), orphan=True))
     claims = {
-        **_ours(_not_their_data_volumes(seen), uid),
+        **ours(_not_their_data_volumes(seen), uid),
         **_left_by_their_data_volume(cr, seen),
         **_restored(cr, seen),
     }
@@ -709,15 +734,19 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
     options = cr.spec.delete_options
     force = bool(options and options.force)
     refused = set(old.refused_releases)
+    orphaned = _went_orphan(cr, seen, old)
     retain = _retain(cr, keep, seen, refused)
-    steps = _deletes(cr, keep, seen, refused)
+    steps = _deletes(cr, keep, seen, refused, orphaned=orphaned)
     left = _left(steps, seen)
     plan.deletion = DeletionStatus(
         kept=kept,
         remaining=left,
         started_at=old.started_at or now,
+        orphaned=orphaned or None,
         refused_releases=sorted(refused),
     )
+    if orphaned:
+        unkept += _left_held(cr, keep, seen)
     terminating = _terminating(seen)
     if force:
         plan.actions += _cancel_restores(cr, seen)
@@ -745,6 +774,28 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
         )
     )
     return plan
+
+
+def _left_held(cr: Wukong, keep: set[str], seen: Observed) -> str:
+    """The words for the disks an orphan delete leaves though the spec no longer keeps them
+    ("; left to the orphaned VM: …"): held for a keep by label alone, with no live pass
+    since the keep was dropped (`_went_orphan`)."""
+    uid = cr.metadata.uid
+    held = {**seen.data_volumes, **seen.claims}
+    left = sorted(
+        {
+            f"{_disk_of(obj, cr)} ({name})"
+            for name, obj in held.items()
+            if held_by(obj, uid) and not owned_by(obj, uid) and _disk_of(obj, cr) not in keep
+        }
+    )
+    if not left:
+        return ""
+    return (
+        "; left to the orphaned VM, held for a keep since dropped: "
+        + ", ".join(left)
+        + " (delete by hand if not wanted)"
+    )
 
 
 def _no_claim_left(cr: Wukong, seen: Observed, disks: list[str]) -> list[str]:
@@ -791,7 +842,10 @@ def _orphaning(plan: DeletionPlan, old: DeletionStatus, kept: list[str]) -> Dele
     lags up to 30 s). `force` waits too: the Wukong cannot go before the collector anyway
     (disk-safety audit, session 46, finding 5)."""
     plan.deletion = DeletionStatus(
-        kept=kept, started_at=old.started_at or plan.now, refused_releases=old.refused_releases
+        kept=kept,
+        started_at=old.started_at or plan.now,
+        orphaned=True,
+        refused_releases=old.refused_releases,
     )
     message = (
         "deleted with propagationPolicy Orphan: waiting for the garbage collector to orphan "

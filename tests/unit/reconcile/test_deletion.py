@@ -180,6 +180,84 @@ def test_once_orphaned_the_vm_and_disks_are_left_alone() -> None:
     assert plan.finalize
 
 
+def _orphaned_world(*, vm: bool = True) -> Observed:
+    """After the collector's orphaning: no ownerReference to the Wukong anywhere; `web-1-data`
+    held by label alone (a keep since dropped, no live pass re-owning it); `vm`: the orphaned
+    VM still there (else the user deleted it since)."""
+    world = world_with_vm()
+    assert world.vm is not None
+
+    def orphaned(obj: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(obj)
+        out["metadata"]["ownerReferences"] = []
+        return out
+
+    claims = {n: orphaned(c) for n, c in world.claims.items()}
+    claims["web-1-data"]["metadata"]["labels"] = {
+        names.LABEL_WUKONG: "web-1",
+        names.LABEL_HELD_BY: UID,
+    }
+    return replace(
+        world,
+        vm=orphaned(world.vm) if vm else None,
+        vmi=world.vmi if vm else None,
+        claims=claims,
+        data_volumes={n: orphaned(d) for n, d in world.data_volumes.items()},
+        nads={n: orphaned(o) for n, o in world.nads.items()},
+    )
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"deletion": {"step": "Orphaning", "orphaned": True}},
+        {"deletion": {"step": "DeleteDisks", "orphaned": True}},  # a later pass, a restart
+        {"deletion": {"step": "Orphaning"}},  # written before `orphaned` was
+    ],
+)
+def test_once_orphaned_a_disk_held_by_label_alone_is_left(status: dict[str, Any]) -> None:
+    """The collector removes ownerReferences, never the held-by label: a disk held for a keep
+    since dropped counted as the Wukong's, and DeleteDisks deleted it under the VM the user
+    meant to keep (deletion audit, session 48, finding 2). The VM is gone here (deleted by
+    the user since), so only the status remembers the orphaning."""
+    plan = plan_deletion(deleting(), status, _orphaned_world(vm=False))
+    assert not [a for a in plan.actions if isinstance(a, VmCall | DeleteChild)]
+    assert plan.finalize
+    assert plan.deletion["orphaned"] is True
+    (said,) = [a for a in plan.actions if isinstance(a, Emit) and a.reason == "Finalize"]
+    assert "left to the orphaned VM, held for a keep since dropped: data (web-1-data)" in (
+        said.message
+    )
+
+
+def test_an_orphaning_the_operator_never_saw_is_read_from_the_vm_it_left() -> None:
+    """The operator away while the collector orphaned everything and removed `orphan`: no
+    pass saw the finalizer. The VM of its name, labelled its own but not owned by it, says
+    so (the audit's probe)."""
+    plan = plan_deletion(deleting(), {}, _orphaned_world())
+    assert not [a for a in plan.actions if isinstance(a, VmCall | DeleteChild)]
+    assert plan.finalize and plan.deletion["orphaned"] is True
+
+
+def test_the_orphaning_step_remembers_it_for_the_steps_after() -> None:
+    cr = _orphan_delete()
+    plan = plan_deletion(cr, {}, world_with_vm())
+    assert plan.deletion["step"] == "Orphaning" and plan.deletion["orphaned"] is True
+
+
+def test_a_background_delete_still_deletes_a_disk_its_spec_no_longer_keeps() -> None:
+    """Not orphaned: a stale hold is the spec's "not kept", as before."""
+    world = world_with_vm()
+    held = copy.deepcopy(world.claims["web-1-data"])
+    held["metadata"]["ownerReferences"] = []
+    held["metadata"]["labels"] = {names.LABEL_WUKONG: "web-1", names.LABEL_HELD_BY: UID}
+    world = replace(world, vm=None, vmi=None, claims={**world.claims, "web-1-data": held})
+    plan = plan_deletion(deleting(), {}, world)
+    assert plan.deletion["step"] == "DeleteDisks"
+    assert DeleteChild("PersistentVolumeClaim", "web-1-data", "web-1-data-uid") in plan.actions
+    assert "orphaned" not in plan.deletion
+
+
 def test_an_orphaning_that_lasts_says_what_it_waits_for() -> None:
     cr = _orphan_delete()
     first = plan_deletion(cr, {}, world_with_vm())
