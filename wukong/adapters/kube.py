@@ -205,13 +205,17 @@ class Kube:
         path: str,
         *,
         uid: str | None = None,
+        resource_version: str | None = None,
         propagation: str | None = None,
         dry_run: bool = False,
     ) -> JsonObj:
-        """DELETE; a 404 counts as success (already gone). `uid` pins one incarnation."""
+        """DELETE; a 404 counts as success (already gone). `uid` pins one incarnation;
+        `resource_version` one version of it (any later write: a 409, apiserver
+        `Preconditions.Check`)."""
         body: JsonObj = {"kind": "DeleteOptions", "apiVersion": "v1"}
-        if uid:
-            body["preconditions"] = {"uid": uid}
+        preconditions = {"uid": uid, "resourceVersion": resource_version}
+        if pinned := {k: v for k, v in preconditions.items() if v}:
+            body["preconditions"] = pinned
         if propagation:
             body["propagationPolicy"] = propagation
         if dry_run:

@@ -1,12 +1,15 @@
 """`wukong delete`: show what goes and what stays, ask, then write deleteOptions and delete.
 
-The plan is computed from the object as read; the deleteOptions patch is pinned to that
-object's resourceVersion, so what the user confirmed is what the operator will do.
+The plan is computed from the object as read. The deleteOptions patch is pinned to that
+object's resourceVersion, and the DELETE to the version the plan was made from (or, after a
+patch, to the version the patch made): a change in between (a GitOps sync, a colleague, the
+operator's status) is a 409, after which the flow reads the Wukong again and plans again
+(`flows/deleting.py`), so what the user confirmed is what the operator will do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +71,9 @@ class DeletePlan:
     """Disks whose claim (or DataVolume) is not the Wukong's (status.volumes `Conflict`:
     another Wukong's or the user's, VolumesBound=False ClaimConflict): the deletion neither
     deletes nor keeps them, it leaves them alone."""
+    left_unread: bool = False
+    """The claims of `left` could not be read (RBAC): one the Wukong's VM owns goes with the
+    VM, which the plan cannot tell."""
 
     def lines(self) -> list[str]:
         """The plan as the user reads it before confirming."""
@@ -90,7 +96,16 @@ class DeletePlan:
             out += [f"  delete  Service {service}" for service in self.services]
         label = f"{names.LABEL_RETAINED_FROM}={self.wukong}"
         out += [f"  keep    {d.shown()}, label {label})" for d in self.kept]
-        out += [f"  leave   {d.shown()}): not this Wukong's ({CLAIM_CONFLICT})" for d in self.left]
+        unread = (
+            f"; if VirtualMachine {self.vm} owns it, it goes with the VM (you may not read "
+            "claims or the VM here)"
+            if self.left_unread
+            else ""
+        )
+        out += [
+            f"  leave   {d.shown()}): not this Wukong's ({CLAIM_CONFLICT}){unread}"
+            for d in self.left
+        ]
         return out
 
     @property
@@ -133,10 +148,49 @@ def refuse_protected(cr: JsonObj) -> None:
         )
 
 
+def conflicts(cr: JsonObj) -> dict[str, str]:
+    """The disks of `cr` whose claim is not the Wukong's (status.volumes `Conflict`), and
+    their claims."""
+    name = cr["metadata"]["name"]
+    return {
+        str(v["name"]): str(v.get("pvcName") or names.disk_claim_name(name, str(v["name"])))
+        for v in (cr.get("status") or {}).get("volumes") or []
+        if v.get("name") and v.get("phase") == CONFLICT_PHASE
+    }
+
+
+def of_its_vm(cr: JsonObj, vm: JsonObj | None, claims: Mapping[str, JsonObj]) -> frozenset[str]:
+    """The `Conflict` disks (`conflicts`) whose claim (in `claims`, by claim name) the
+    Wukong's own VM `vm` owns: a VirtualMachineRestore made by hand without
+    `volumeOwnershipPolicy: None` gives the claim it makes to the VM. The operator takes
+    such a claim back as the disk's and keeps or deletes it as deleteOptions say; an older
+    one, or a deletion starting first, left it with the VM, and the garbage collector took
+    it with the VM, which the plan said it would "leave" (deletion audit, session 48)."""
+    uid = cr["metadata"].get("uid")
+    meta = (vm or {}).get("metadata") or {}
+    if not meta.get("uid") or not any(
+        r.get("uid") == uid for r in meta.get("ownerReferences") or []
+    ):
+        return frozenset()
+    owned = set()
+    for disk, claim in conflicts(cr).items():
+        refs = ((claims.get(claim) or {}).get("metadata") or {}).get("ownerReferences") or []
+        if any(r.get("uid") == meta["uid"] for r in refs):
+            owned.add(disk)
+    return frozenset(owned)
+
+
 def plan_delete(
-    cr: JsonObj, *, keep_all: bool = False, keep: Sequence[str] = (), force: bool = False
+    cr: JsonObj,
+    *,
+    keep_all: bool = False,
+    keep: Sequence[str] = (),
+    force: bool = False,
+    vm_owns: Collection[str] | None = (),
 ) -> DeletePlan:
-    """Combine the spec's deleteOptions with the command's flags into one plan."""
+    """Combine the spec's deleteOptions with the command's flags into one plan. `vm_owns`:
+    the `Conflict` disks whose claim the Wukong's own VM owns (`of_its_vm`), planned as its
+    disks; None: that could not be read."""
     refuse_protected(cr)
     meta, spec = cr["metadata"], cr.get("spec") or {}
     name = meta["name"]
@@ -193,9 +247,8 @@ def plan_delete(
             preserved.add(disk)
     # A disk whose claim is someone else's (ClaimConflict) is not the Wukong's to delete or
     # to keep: the operator leaves it alone (reconcile/deletion: only what it holds).
-    theirs = {
-        str(v.get("name")) for v in status.get("volumes") or [] if v.get("phase") == CONFLICT_PHASE
-    }
+    # One the Wukong's own VM owns is its disk (`of_its_vm`): kept or deleted as asked.
+    theirs = set(conflicts(cr)) - set(vm_owns or ())
     left = tuple(d for d in chosen if d.name in theirs)
     chosen = [d for d in chosen if d.name not in theirs]
     kept = tuple(d for d in chosen if keep_every or d.name in listed or d.name in preserved)
@@ -213,6 +266,7 @@ def plan_delete(
         grace_period=int(existing.get("gracePeriodSeconds", DEFAULT_GRACE)),
         options=options,
         vm_reported=vm_reported,
+        left_unread=vm_owns is None and bool(left),
     )
 
 
@@ -259,11 +313,17 @@ class CannotDelete(CliError):
 
 
 def plan_each(
-    crs: Sequence[JsonObj], *, keep_all: bool = False, keep: Sequence[str] = (), force: bool = False
+    crs: Sequence[JsonObj],
+    *,
+    keep_all: bool = False,
+    keep: Sequence[str] = (),
+    force: bool = False,
+    vm_owns: Mapping[str, Collection[str] | None] | None = None,
 ) -> list[DeletePlan | None]:
     """Every Wukong's plan, made before anything is written (None: already being deleted,
-    nothing to add). CannotDelete names every problem (protection, a `--keep` disk it lacks,
-    keep/force flags too late), so a selection is deleted whole or not at all."""
+    nothing to add); `vm_owns`: each one's `plan_delete` `vm_owns`, by name. CannotDelete
+    names every problem (protection, a `--keep` disk it lacks, keep/force flags too late),
+    so a selection is deleted whole or not at all."""
     changes = keep_all or bool(keep) or force
     plans: list[DeletePlan | None] = []
     problems: list[CliError] = []
@@ -276,7 +336,8 @@ def plan_each(
             plans.append(None)
             continue
         try:
-            plans.append(plan_delete(cr, keep_all=keep_all, keep=keep, force=force))
+            owns = (vm_owns or {}).get(cr["metadata"]["name"], ())
+            plans.append(plan_delete(cr, keep_all=keep_all, keep=keep, force=force, vm_owns=owns))
         except CliError as problem:
             problems.append(problem)
     if problems:

@@ -294,3 +294,21 @@ def test_nads_the_status_does_not_report_are_deleted_if_made() -> None:
     assert "  delete  NetworkAttachmentDefinition web-1-lan, if made (the status names none)" in (
         lines
     )
+
+
+def test_only_the_wukongs_own_vm_takes_a_conflicting_claim_with_it() -> None:
+    """A claim owned by the Wukong's own VM (a VirtualMachineRestore made by hand) is planned
+    as its disk; one of a VM the Wukong does not own, or of nobody, stays "leave"."""
+    from wukong.console.delete import of_its_vm
+
+    cr = running(disks=[*DISKS])
+    cr["status"]["volumes"].append({"name": "data", "pvcName": "web-1-data", "phase": "Conflict"})
+    ours = {"metadata": {"uid": "vm-uid", "ownerReferences": [{"uid": "uid-web-1"}]}}
+    claim = {"metadata": {"ownerReferences": [{"uid": "vm-uid"}]}}
+    assert of_its_vm(cr, ours, {"web-1-data": claim}) == {"data"}
+    theirs = {"metadata": {"uid": "vm-uid", "ownerReferences": []}}
+    assert of_its_vm(cr, theirs, {"web-1-data": claim}) == frozenset()
+    assert of_its_vm(cr, None, {"web-1-data": claim}) == frozenset()
+    assert of_its_vm(cr, ours, {"web-1-data": {"metadata": {}}}) == frozenset()
+    assert plan_delete(cr, vm_owns={"data"}).left == ()
+    assert [d.name for d in plan_delete(cr).left] == ["data"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from wukong.adapters.kube import api_path
-from wukong.api.names import LABEL_WUKONG
+from wukong.api.names import LABEL_WUKONG, vm_name
+from wukong.api.objects import being_deleted
 from wukong.console import delete as deletion
 from wukong.console.connect import Target, connect
 from wukong.console.errors import CliError
@@ -22,7 +23,13 @@ from wukong.console.flows.common import (
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Ask, Cluster, Console, typed
 from wukong.console.output import DryRun, Output, name_of
-from wukong.errors import ApiError, Conflict, Forbidden
+from wukong.errors import ApiError, Conflict, Forbidden, NotFound
+
+REPLANS = 3
+"""How many times a DELETE refused with a 409 (the Wukong changed after the plan was made)
+is planned again before the command gives up: the operator's status writes change the
+version too, and a Wukong reconciled just then can move on more than once."""
+Replan = Callable[[JsonObj], Awaitable[deletion.DeletePlan | None]]
 
 
 async def delete(
@@ -43,9 +50,21 @@ async def delete(
     then maybe follow each until gone."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         crs = await chosen(target, names, selector)
-        plans = _plan_each(io, crs, keep_all=keep_all, keep=keep, force=force)
+        owns = {cr["metadata"]["name"]: await _vm_owns(target, cr) for cr in crs}
+        plans = _plan_each(io, crs, keep_all=keep_all, keep=keep, force=force, vm_owns=owns)
         failures = Failures(io, target.server, several=selector is not None or len(crs) > 1)
-        deleting = await _delete_each(target, io, crs, plans, ask, writing, failures)
+
+        async def replan(cr: JsonObj) -> deletion.DeletePlan | None:
+            owned = {cr["metadata"]["name"]: await _vm_owns(target, cr)}
+            try:
+                [plan] = deletion.plan_each(
+                    [cr], keep_all=keep_all, keep=keep, force=force, vm_owns=owned
+                )
+            except deletion.CannotDelete as refused:
+                raise refused.problems[0] from None
+            return plan
+
+        deleting = await _delete_each(target, io, crs, plans, ask, writing, failures, replan)
         if wait is not None and writing.dry_run is DryRun.NONE:
             done = io.say if writing.output is Output.NAME else io.out
             await _all_gone(target, io, deleting, wait, failures, done)
@@ -83,13 +102,54 @@ async def _all_gone(
             failures.add(name, result)
 
 
+async def _vm_owns(target: Target, cr: JsonObj) -> Collection[str] | None:
+    """The `Conflict` disks of `cr` whose claim its own VM owns (`deletion.of_its_vm`): read
+    only when it has such disks. None: the user may not read the VM or the claims."""
+    claims = deletion.conflicts(cr)
+    if not claims or being_deleted(cr):
+        return frozenset()
+    meta = cr["metadata"]
+    namespace = meta.get("namespace") or target.namespace
+    vm = str((cr.get("status") or {}).get("vmName") or vm_name(meta["name"]))
+    try:
+        found = await _found(
+            target, api_path("kubevirt.io", "v1", "virtualmachines", namespace, vm)
+        )
+        read = {
+            claim: obj
+            for claim in claims.values()
+            if (
+                obj := await _found(
+                    target, api_path("", "v1", "persistentvolumeclaims", namespace, claim)
+                )
+            )
+            is not None
+        }
+    except Forbidden:
+        return None
+    return deletion.of_its_vm(cr, found, read)
+
+
+async def _found(target: Target, path: str) -> JsonObj | None:
+    try:
+        return await target.kube.get(path)
+    except NotFound:
+        return None
+
+
 def _plan_each(
-    io: Console, crs: Sequence[JsonObj], *, keep_all: bool, keep: Sequence[str], force: bool
+    io: Console,
+    crs: Sequence[JsonObj],
+    *,
+    keep_all: bool,
+    keep: Sequence[str],
+    force: bool,
+    vm_owns: dict[str, Collection[str] | None],
 ) -> list[deletion.DeletePlan | None]:
     """Every plan before the first write; a problem with any refuses the whole command,
     one `error:` line per problem (a confirmed, half-done deletion is the worst outcome)."""
     try:
-        return deletion.plan_each(crs, keep_all=keep_all, keep=keep, force=force)
+        return deletion.plan_each(crs, keep_all=keep_all, keep=keep, force=force, vm_owns=vm_owns)
     except deletion.CannotDelete as refused:
         if len(crs) == 1:
             raise refused.problems[0] from None
@@ -106,6 +166,7 @@ async def _delete_each(
     ask: Callable[[str], Ask | None],
     writing: Writing,
     failures: Failures,
+    replan: Replan,
 ) -> list[str]:
     """Show every plan, ask once for all of them (as kubectl asks once for what it lists),
     delete each; the names now being deleted (to wait for; a dry run's, as if). A write that
@@ -135,7 +196,7 @@ async def _delete_each(
     if not names_only:
         patches.flush()
     if shown:
-        await _confirmed_deletes(target, io, shown, ask, writing, failures, deleting)
+        await _confirmed_deletes(target, io, shown, ask, writing, failures, deleting, replan)
     if names_only:
         # After the answer (a "no" prints none), in the selection's order; one already
         # being deleted is named too, as kubectl's DELETE of it answers.
@@ -153,6 +214,7 @@ async def _confirmed_deletes(
     writing: Writing,
     failures: Failures,
     deleting: list[str],
+    replan: Replan,
 ) -> None:
     """Ask once for every plan shown, then delete each, adding its name to `deleting`."""
     asked = [plan for _, plan in shown]
@@ -161,8 +223,10 @@ async def _confirmed_deletes(
         raise NotConfirmed()
     for cr, plan in shown:
         name = cr["metadata"]["name"]
+        show = io.say if writing.output is Output.NAME else io.out
+        again = Again(replan, show, None if writing.server else ask)
         try:
-            await _delete(target, cr, plan, dry_run=writing.server)
+            await _delete(target, cr, plan, again, dry_run=writing.server)
         except (CliError, ApiError) as error:
             failures.add(name, error)
             continue
@@ -198,20 +262,93 @@ def _show_deletion(
     io.say(f"wukong {cr['metadata']['name']} would be deleted (client dry run)")
 
 
+@dataclasses.dataclass(frozen=True)
+class Again:
+    """What a DELETE refused with a 409 needs: `replan` (the plan of the Wukong read anew,
+    None when it is being deleted already), `show` (where plans go), `ask` (as the first
+    question asked; None: a server dry run, never asked)."""
+
+    replan: Replan
+    show: Callable[[str], None]
+    ask: Callable[[str], Ask | None] | None
+
+
 async def _delete(
-    target: Target, cr: JsonObj, plan: deletion.DeletePlan, *, dry_run: bool = False
+    target: Target,
+    cr: JsonObj,
+    plan: deletion.DeletePlan,
+    again: Again,
+    *,
+    dry_run: bool = False,
 ) -> None:
+    """Delete the Wukong as `plan` says, pinned to the version it was made from. A 409 (it
+    changed since: a GitOps sync, a colleague, the operator's status) reads it again and
+    plans again: the same plan goes on at the new version, a different one is shown and
+    asked again (--yes: refused, nothing is deleted) (deletion audit, session 48, finding
+    3: only the uid was pinned, and the operator deleted a disk the confirmed plan kept)."""
     name = cr["metadata"]["name"]
+    for _ in range(REPLANS + 1):
+        try:
+            await _delete_pinned(target, cr, plan, dry_run=dry_run)
+            return
+        except Conflict:
+            cr, plan = await _planned_again(target, cr, plan, again)
+    raise CliError(
+        f"{name} changed again and again after the plan was made: nothing was deleted; run "
+        "the command again"
+    )
+
+
+async def _delete_pinned(
+    target: Target, cr: JsonObj, plan: deletion.DeletePlan, *, dry_run: bool
+) -> None:
+    """The deleteOptions patch (if any) pinned to the version `plan` was made from, then the
+    DELETE pinned to the uid and to the version the plan (or the patch) left."""
+    name = cr["metadata"]["name"]
+    version = cr["metadata"].get("resourceVersion")
     patch = deletion.options_patch(cr, plan)
     if patch is not None:
-        try:
-            await target.patched(name, patch, dry_run=dry_run)
-        except Conflict as error:
-            raise CliError(
-                f"{name} changed after the plan was made: run the command again"
-            ) from error
-    # The UID pins the object the plan was made for, not a new one of the same name.
-    await target.kube.delete(target.wukongs(name), uid=cr["metadata"]["uid"], dry_run=dry_run)
+        answer = await target.patched(name, patch, dry_run=dry_run)
+        if not dry_run:  # a dry run's answer is not stored: the version stays
+            version = answer["metadata"].get("resourceVersion")
+    # The UID pins the object the plan was made for, not a new one of the same name; the
+    # version pins what it was when the plan was made (or the patch's, written from it).
+    await target.kube.delete(
+        target.wukongs(name), uid=cr["metadata"]["uid"], resource_version=version, dry_run=dry_run
+    )
+
+
+async def _planned_again(
+    target: Target, cr: JsonObj, plan: deletion.DeletePlan, again: Again
+) -> tuple[JsonObj, deletion.DeletePlan]:
+    """The Wukong read anew and its new plan, once the user (if asked) agrees to it."""
+    name = cr["metadata"]["name"]
+    fresh = await target.wukong(name)
+    if fresh["metadata"].get("uid") != cr["metadata"]["uid"]:
+        raise CliError(
+            f"{name} was deleted and made again after the plan was made: nothing was "
+            "deleted; run the command again"
+        )
+    new = await again.replan(fresh)
+    if new is None:
+        raise CliError(f"{deletion.already_deleting(fresh)}: it changed after the plan was made")
+    new = dataclasses.replace(new, services=plan.services)
+    if new.lines() == plan.lines():  # the operator wrote its status, or no visible change
+        return fresh, new
+    if again.ask is None:  # a server dry run: nothing to ask
+        raise CliError(f"{name} changed after the plan was made: run the command again")
+    again.show(f"{name} changed after the plan was made; the plan now:")
+    for line in new.lines():
+        again.show(line)
+    confirm = again.ask(name)
+    if confirm is None:  # --yes agreed to the plan shown, not to this one
+        raise CliError(
+            f"{name} changed after the plan was made: nothing was deleted (--yes goes on only "
+            "with the plan shown first); run the command again"
+        )
+    if not confirm(new.question):
+        raise CliError(f"{name} changed after the plan was made: not confirmed, not deleted")
+    return fresh, new
 
 
 def _gone(cr: JsonObj | None) -> bool | None:
