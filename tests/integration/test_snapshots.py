@@ -944,11 +944,67 @@ async def _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again(
     assert "the disks are as snapshot s6 holds them" in done.output
 
 
+async def _a_kept_disk_a_hand_made_restore_gave_to_the_vm_outlives_the_deletion(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """A VirtualMachineRestore made by hand, InPlace, without `volumeOwnershipPolicy: None`:
+    KubeVirt gives the blank disk's claim it makes to the VM (restore.go `Own`). Retain
+    released the kept claim from the Wukong alone, the VM's controller reference stayed, and
+    the garbage collector deleted the kept claim with the VM (deletion audit, session 48,
+    finding 1). The operator is stopped through the restore and the delete, so the first
+    pass it makes is the deletion's (no live pass takes the claim back first)."""
+    disks = [{"name": "data", "size": "1Gi"}]
+    keep = {"preserveDisksList": ["data"]}
+    body = wukong("rs-9", disks=disks, deleteOptions=keep, startStrategy={"autoStart": False})
+    await create(k, "wukong", namespace, body)
+    cr = await wait_phase(k, namespace, "rs-9", "Stopped", within=60)
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-9", "-n", namespace, "--snapshot-name", "s9", "--wait")
+    assert taken.exit_code == 0, taken.output
+    vm = await get(k, "vm", namespace, "rs-9-vm")
+    assert vm is not None
+
+    await operator.stop()
+    await k.create(vm_restores(namespace), user_restore("by-hand", "rs-9-vm", "s9",
+                                                        volumeRestorePolicy="InPlace"))  # fmt: skip
+
+    async def the_vms() -> dict[str, Any] | None:
+        made = await k.get(vm_restores(namespace, "by-hand"))
+        claim = await get(k, "pvc", namespace, "rs-9-data")
+        refs = ((claim or {}).get("metadata") or {}).get("ownerReferences") or []
+        done = (made.get("status") or {}).get("complete")
+        return claim if done and [r["uid"] for r in refs] == [vm["metadata"]["uid"]] else None
+
+    claim = await eventually(the_vms, timeout=90, message="the restored claim, the VM's")
+    # The snapshot-time claim's labels: held for the keep, by the Wukong's uid.
+    assert claim["metadata"]["labels"][names.LABEL_HELD_BY] == cr["metadata"]["uid"]
+    await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, "rs-9"))
+    await operator.start()
+
+    async def gone() -> bool:
+        return (
+            await get(k, "wukong", namespace, "rs-9") is None
+            and await get(k, "vm", namespace, "rs-9-vm") is None
+        )
+
+    await eventually(gone, timeout=90, message="rs-9 and its VM deleted")
+    for _ in range(20):  # the garbage collector deletes a dependent whose owner is gone
+        kept = await get(k, "pvc", namespace, "rs-9-data")
+        assert kept is not None, "the kept claim went with the VM"
+        assert "deletionTimestamp" not in kept["metadata"], "the kept claim is being deleted"
+        await asyncio.sleep(0.25)
+    assert kept["metadata"].get("ownerReferences") in (None, [])
+    assert kept["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "rs-9"
+
+
 if kubevirt_mode() == "real":
     test_snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong = (
         _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
     )
     test_snapshot_of_a_stopped_vm_and_its_refusals = _snapshot_of_a_stopped_vm_and_its_refusals
+    test_a_kept_disk_a_hand_made_restore_gave_to_the_vm_outlives_the_deletion = (
+        _a_kept_disk_a_hand_made_restore_gave_to_the_vm_outlives_the_deletion
+    )
     test_restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_again = (
         _restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_again
     )
