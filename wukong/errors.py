@@ -57,6 +57,16 @@ class ServerError(ApiError, TransientError):
     """429, 5xx or a transport failure: try again later."""
 
 
+class Broken(ServerError):
+    """A streamed answer's body broke off before its end (status 0): the connection reset or
+    closed mid-body, a proxy or an API server going away. `cause` names what the transport
+    raised (`ClientPayloadError`)."""
+
+    def __init__(self, cause: BaseException, *, path: str = "") -> None:
+        self.cause = type(cause).__name__
+        super().__init__(0, "StreamBroken", f"{self.cause}: {cause}", path=path)
+
+
 NOT_KUBERNETES = "NotKubernetes"
 """The reason of a ServerError for a web page where the API's JSON was expected (a login
 page, a proxy, the wrong port)."""

@@ -9,7 +9,7 @@ queue does.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import Any, Final
@@ -21,7 +21,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from wukong.adapters.client import field_manager
 from wukong.api import JsonObj as JsonObj  # console.connect imports it from here
-from wukong.errors import NOT_KUBERNETES, NotFound, ServerError, classify
+from wukong.errors import NOT_KUBERNETES, Broken, NotFound, ServerError, classify
 
 RequestHook = Callable[[str, int, str], None]
 """(verb, HTTP status or 0, resource such as `virtualmachines/start`) of each request."""
@@ -63,6 +63,50 @@ def abandon(response: aiohttp.ClientResponse) -> None:
     if connection is not None and connection.transport is not None:
         connection.transport.abort()
     response.close()
+
+
+# What reading an open stream raises when the connection under it breaks: a body cut mid-way
+# (ClientPayloadError), a reset or a closed server (ClientConnectionError, OSError), and
+# the read timeout (SocketTimeoutError, a ClientConnectionError and a TimeoutError).
+BROKEN: Final = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError)
+
+
+class Body:
+    """The body of a streamed answer (`Kube.stream`), read as aiohttp's reader is; a read
+    that the connection's breaking ends raises `Broken`, a `ServerError`, as the opening's
+    transport errors are (a screenshot cut mid-way was a ClientPayloadError traceback, CLI
+    audit of session 48: every reader had to remember it)."""
+
+    def __init__(self, content: aiohttp.StreamReader, path: str) -> None:
+        self._content, self._path = content, path
+
+    async def _read(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
+        try:
+            return await read()
+        except BROKEN as exc:
+            raise Broken(exc, path=self._path) from exc
+
+    async def read(self) -> bytes:
+        """The rest of the body, to its end."""
+        return await self._read(self._content.read)
+
+    def iter_any(self) -> AsyncIterator[bytes]:
+        """Each chunk as it arrives, until the end."""
+        return _Chunks(self)
+
+
+class _Chunks:
+    def __init__(self, body: Body) -> None:
+        self._body = body
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._body._read(self._body._content.readany)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
 
 class Kube:
@@ -140,12 +184,10 @@ class Kube:
         return doc if isinstance(doc, dict) else {"items": doc}
 
     @asynccontextmanager
-    async def stream(
-        self, path: str, query: Sequence[tuple[str, str]]
-    ) -> AsyncIterator[aiohttp.StreamReader]:
+    async def stream(self, path: str, query: Sequence[tuple[str, str]]) -> AsyncIterator[Body]:
         """GET a body the server streams for as long as it has more (a pod's log with
         `follow`): its reader, with no read timeout, open until the block ends. Errors map
-        as `request`'s do."""
+        as `request`'s do; a body that breaks off while it is read is `Broken`."""
         try:
             resp = await self.api.call_api(
                 path,
@@ -168,7 +210,7 @@ class Kube:
         try:
             if resp.status >= 400:
                 raise classify(resp.status, await resp.text(), path)
-            yield resp.content
+            yield Body(resp.content, path)
         finally:
             abandon(resp)
 

@@ -7,6 +7,7 @@ from typing import Final
 from wukong.errors import (
     NOT_KUBERNETES,
     ApiError,
+    Broken,
     Conflict,
     Forbidden,
     Invalid,
@@ -70,6 +71,8 @@ def explain(error: ApiError, server: str) -> str:
     """What an API error means for the person at the keyboard; never an empty message (an
     answer with no body is named by its status: `error: ` alone said nothing, session 44)."""
     said = error.message or f"{error.status} {error.reason}, with no message"
+    if isinstance(error, Broken):  # a reader that does not word it itself
+        return f"the connection to {server} broke mid-answer ({error.cause}): run it again"
     if error.status == 0:
         return f"cannot reach the cluster at {server}: {transport_reason(error)}"
     if error.status == 401:

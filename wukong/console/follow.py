@@ -12,7 +12,7 @@ from typing import Any, Final, TypeVar
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from wukong.adapters.kube import abandon
+from wukong.adapters.kube import BROKEN, abandon
 from wukong.api.conditions import (
     CHILDREN_ADMITTED,
     DISK_DETACH,
@@ -56,12 +56,6 @@ class Cut(Exception):
     silent past WATCH_READ_SECONDS): watch again from the last version seen, as client-go's
     RetryWatcher does. Not the user's deadline, though aiohttp's read timeout is a
     TimeoutError too."""
-
-
-# What reading an open stream raises when the connection under it breaks: a body cut mid-way
-# (ClientPayloadError), a reset or a closed server (ClientConnectionError, OSError), and
-# the read timeout (SocketTimeoutError, a ClientConnectionError and a TimeoutError).
-BROKEN: Final = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError)
 
 
 def _volumes(cr: JsonObj) -> dict[str, tuple[Any, Any]]:

@@ -31,12 +31,12 @@ from wukong.api.objects import being_deleted
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect, kubernetes_object
 from wukong.console.errors import FAILED, OK, CliError
-from wukong.console.follow import BROKEN, wait_for
+from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
 from wukong.console.status import RUNNING, condition, phase, vmi_runs
 from wukong.console.viewers import viewer
-from wukong.errors import ApiError, Forbidden, NotFound, ServerError
+from wukong.errors import ApiError, Broken, Forbidden, NotFound, ServerError
 
 ESCAPE = b"\x1d"  # Ctrl-], virtctl's escape sequence
 JsonObj = dict[str, Any]
@@ -390,13 +390,13 @@ async def logs(
             except BrokenPipeError:  # `| head`: the reader has what it wanted
                 # Python flushes stdout again at exit: point it at nothing first.
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except BROKEN as error:
+            except Broken as error:
                 # Cut mid-way (a proxy or an API server going away). Not taken up again on
                 # our own: without timestamps a new request repeats or skips lines.
                 again = typed(f"logs {name}{' -f' if follow else ''}", ns)
                 raise CliError(
                     f"the connection broke while reading the log of {name} "
-                    f"({type(error).__name__}): `{again}` reads it again "
+                    f"({error.cause}): `{again}` reads it again "
                     "(--since 1m: the last minute only)"
                 ) from error
     return OK
@@ -565,7 +565,14 @@ async def screenshot(cluster: Cluster, io: Console, name: str, file: str) -> int
         try:
             async with target.kube.stream(_path(target, vmi, "vnc/screenshot"), []) as body:
                 data = await body.read()
+        except Broken as error:  # cut mid-way: a proxy or an API server going away
+            raise CliError(
+                f"the connection broke while reading the screenshot of {name} "
+                f"({error.cause}): run it again"
+            ) from error
         except ServerError as error:
+            if error.status == 0:  # the transport, not virt-api: said as any request's
+                raise
             # virt-api answers any refusal of a screenshot with a 500 in plain text ("No
             # graphics devices are present."): KubeVirt's words, not the API server failing
             # (guest-access audit, session 41).

@@ -10,7 +10,8 @@ virt-api would once its checks pass (those are the simulator's and the integrati
 tests'): a websocket says which subresource it is, then echoes. Every request is recorded.
 
 Streams are scripted: each watch takes the next `Stream` of `watches` (none left: it stays
-silent until its timeoutSeconds), a pod's log is `log`; a stream ends as the server's own
+silent until its timeoutSeconds), a pod's log is `log`, a screenshot `screenshot` (None: the
+whole PNG at once); a stream ends as the server's own
 end does, is cut mid-body (the connection reset, as a killed proxy or API server does), or
 goes silent with the connection open (a half-open connection).
 """
@@ -170,6 +171,7 @@ class ApiServer(InThread):
         self.watches: list[Stream] = []
         self.watched: list[dict[str, str]] = []  # the query of each watch, in turn
         self.log = Stream()
+        self.screenshot: Stream | None = None
         self.directory = directory
         self.kubeconfig = str(directory / "kubeconfig")
         self.tls_for = tls_for
@@ -215,6 +217,9 @@ class ApiServer(InThread):
                     if message.type is aiohttp.WSMsgType.BINARY:
                         await ws.send_bytes(message.data)
                 return ws
+            if sub == "vnc/screenshot" and self.screenshot is not None:
+                shot = self.screenshot
+                return await self._stream(request, shot.events, shot.end, 3600, "image/png")
             if sub == "vnc/screenshot":
                 return web.Response(body=SCREEN, content_type="image/png")
             if sub == "softreboot":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from wukong.console.errors import explain, not_found, transport_reason
-from wukong.errors import Conflict, Forbidden, Invalid, NotFound, ServerError
+from wukong.errors import Broken, Conflict, Forbidden, Invalid, NotFound, ServerError
 
 SERVER = "https://127.0.0.1:6443"
 
@@ -33,6 +33,14 @@ def test_a_timeout_reads_as_timed_out() -> None:
 def test_forbidden_passes_the_servers_words_through() -> None:
     message = 'wukongs.vm.novasphere.dev "web-1" is forbidden: User "bob" cannot patch resource'
     assert explain(Forbidden(403, "Forbidden", message), SERVER) == message
+
+
+def test_a_body_broken_off_is_not_said_as_an_unreachable_cluster() -> None:
+    """A stream cut mid-way that no reader words itself: the cluster was reached."""
+    cut = Broken(aiohttp.ClientPayloadError("Response payload is not completed"))
+    assert explain(cut, SERVER) == (
+        f"the connection to {SERVER} broke mid-answer (ClientPayloadError): run it again"
+    )
 
 
 def test_other_answers_say_what_to_do() -> None:

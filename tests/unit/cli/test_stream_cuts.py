@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.unit.cli.apiserver import ApiServer, Stream, pod, vmi
+from tests.unit.cli.apiserver import SCREEN, ApiServer, Stream, pod, vmi
 from tests.unit.cli.objects import running
 from wukong.cli import app
 from wukong.console import follow
@@ -134,3 +134,20 @@ def test_a_log_cut_mid_way_ends_in_one_line(tmp_path: Path) -> None:
         "error: the connection broke while reading the log of web-1 (ClientPayloadError): "
         "`wukong logs web-1 -f -n demo` reads it again (--since 1m: the last minute only)"
     ]
+
+
+def test_a_screenshot_cut_mid_way_ends_in_one_line(tmp_path: Path) -> None:
+    """The PNG's first bytes, then the connection reset (a proxy or an API server going
+    away): a ClientPayloadError traceback (CLI access audit, session 48, finding 2)."""
+    shot = tmp_path / "shot.png"
+    with ApiServer(tmp_path, running("web-1"), vmi("web-1")) as server:
+        server.screenshot = Stream([SCREEN[:40]], "cut")
+        argv = ["screenshot", "web-1", "--file", str(shot), "-n", "demo"]
+        result = CliRunner().invoke(app, [*argv, "--kubeconfig", server.kubeconfig])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: the connection broke while reading the screenshot of web-1 "
+        "(ClientPayloadError): run it again"
+    ]
+    assert not shot.exists()
