@@ -19,12 +19,13 @@ from typing import Final, cast
 import aiohttp
 
 from wukong.console.connect import Target, connect
-from wukong.console.errors import OK, CliError
+from wukong.console.errors import FAILED, OK, CliError
 from wukong.console.invocation import Cluster, Console
 from wukong.console.ports import Forward
 from wukong.console.remote import (
     LINGER_SECONDS,
     Forwarder,
+    LostCluster,
     cannot_listen,
     first_to_end,
     open_stream,
@@ -71,10 +72,19 @@ async def carry(
 
 
 class UdpRelay(asyncio.DatagramProtocol):
-    """One local UDP port: a tunnel to the guest's port per peer that sends to it."""
+    """One local UDP port: a tunnel to the guest's port per peer that sends to it. An API
+    error while one opens (`LostCluster`) is said once and sets `lost`."""
 
-    def __init__(self, target: Target, io: Console, name: str, forward: Forward) -> None:
+    def __init__(
+        self,
+        target: Target,
+        io: Console,
+        name: str,
+        forward: Forward,
+        lost: asyncio.Event | None = None,
+    ) -> None:
         self.target, self.io, self.name, self.forward = target, io, name, forward
+        self.lost = asyncio.Event() if lost is None else lost
         self.transport: asyncio.DatagramTransport | None = None
         self.peers: dict[Peer, asyncio.Queue[bytes]] = {}
         self.tunnels: set[asyncio.Task[None]] = set()
@@ -105,6 +115,10 @@ class UdpRelay(asyncio.DatagramProtocol):
             async with open_stream(self.target, self.name, self.forward.subresource) as ws:
                 self.said = None
                 await carry(ws, outgoing, send_back, UDP_IDLE_SECONDS)
+        except LostCluster as error:
+            if not self.lost.is_set():
+                self.io.say(f"error: {error.message}")
+            self.lost.set()
         except CliError as error:
             if error.message != self.said:
                 self.io.say(f"error: {error.message}")
@@ -121,10 +135,10 @@ class UdpRelay(asyncio.DatagramProtocol):
 
 
 async def _udp(
-    target: Target, io: Console, name: str, forward: Forward, address: str
+    target: Target, io: Console, name: str, forward: Forward, address: str, lost: asyncio.Event
 ) -> tuple[UdpRelay, int]:
     """A local UDP port relayed to the guest's, and the port it got."""
-    relay = UdpRelay(target, io, name, forward)
+    relay = UdpRelay(target, io, name, forward, lost)
     loop = asyncio.get_running_loop()
     try:
         transport, _ = await loop.create_datagram_endpoint(
@@ -145,8 +159,10 @@ async def port_forward(
     stdio: bool = False,
 ) -> int:
     """`wukong port-forward NAME 8080:80 udp/5353:53`: local ports that forward to the
-    guest's ports through virt-api, until interrupted; with `stdio`, one TCP connection on
-    stdin and stdout (ssh's ProxyCommand)."""
+    guest's ports through virt-api, until interrupted, or until a new connection finds the
+    cluster lost (an API error: kubectl's port-forward ends when it loses its connection to
+    the API server, "lost connection to pod"); with `stdio`, one TCP connection on stdin and
+    stdout (ssh's ProxyCommand)."""
     async with connect(cluster.kubeconfig, cluster.context, cluster.namespace) as target:
         await running_vmi(target, name, io.say)
         if stdio:
@@ -158,25 +174,30 @@ async def port_forward(
                     out.flush()
 
                 async with stdin_chunks(raw=False) as read:
-                    return await pump(ws, read, write, linger=LINGER_SECONDS)
+                    # However it ended, 0: virt-api closes the websocket the same way when
+                    # the guest's program closes its connection and when the network fails,
+                    # and ssh (the ProxyCommand's user) says itself how the connection ended.
+                    await pump(ws, read, write, linger=LINGER_SECONDS)
+                    return OK
         forwarders: list[Forwarder] = []
         relays: list[UdpRelay] = []
+        lost = asyncio.Event()  # a connection's API error, said by the one that met it
         try:
             for forward in ports:
                 if forward.protocol == "udp":
-                    relay, bound = await _udp(target, io, name, forward, address)
+                    relay, bound = await _udp(target, io, name, forward, address, lost)
                     relays.append(relay)
                     io.out(f"Forwarding from {address}:{bound} -> {forward.remote}/udp")
                     continue
-                forwarders.append(Forwarder(target, io, name, forward.subresource))
+                forwarders.append(Forwarder(target, io, name, forward.subresource, lost=lost))
                 bound = await forwarders[-1].listen(address, forward.local)
                 io.out(f"Forwarding from {address}:{bound} -> {forward.remote}")
             io.say(f"to {name}'s guest through KubeVirt (Ctrl-C ends)")
-            await asyncio.get_running_loop().create_future()  # until interrupted
+            await lost.wait()  # or interrupted
         finally:
             # The open connections end here, before the client they use closes (Ctrl-C).
             await asyncio.gather(
                 *(forwarder.close() for forwarder in forwarders),
                 *(relay.close() for relay in relays),
             )
-    return OK
+    return FAILED

@@ -17,7 +17,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aiohttp
 
@@ -30,7 +30,7 @@ from wukong.api.kinds import VMI
 from wukong.api.objects import being_deleted
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect, kubernetes_object
-from wukong.console.errors import FAILED, OK, CliError
+from wukong.console.errors import FAILED, OK, CliError, explain
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
@@ -164,14 +164,28 @@ async def _refusal(target: Target, vmi: str, sub: str) -> str | None:
     return None
 
 
+class LostCluster(CliError):
+    """An API error while a connection opens (the Wukong or its VMI read again): the
+    cluster cannot be reached (a restart, a load balancer's failover), or no longer lets the
+    user in (401: an expired token; 403: rights revoked; 429, 5xx). It ends a port-forward,
+    as kubectl's ends when it loses its connection to the API server; a refusal of one
+    connection (the VM stopped, nothing listens on the guest's port) does not."""
+
+
 @asynccontextmanager
 async def open_stream(
     target: Target, name: str, sub: str
 ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """A websocket to the running VM's `console`, `vnc` or `portforward/PORT/tcp`
-    subresource."""
+    subresource; `LostCluster` when the Wukong or its VMI cannot be read."""
     what = f"port {sub.split('/')[1]}" if sub.startswith("portforward/") else f"the {sub}"
-    vmi = await running_vmi(target, name)
+    try:
+        vmi = await running_vmi(target, name)
+    except ApiError as error:
+        # Said here: a connection's handler runs in a task of its own, outside `connect`'s
+        # block (asyncio printed a traceback per connection; CLI access audit, session 48).
+        reason = explain(error, target.server)
+        raise LostCluster(f"cannot open {what} of wukong {name}: {reason}") from error
     api = target.kube.api
     headers: dict[str, str] = {}
     await api.update_params_for_auth(headers, [], ["BearerToken"])
@@ -213,6 +227,13 @@ async def open_stream(
 LINGER_SECONDS: Final = 2.0
 
 
+# How a pump ended: the end of input (or the console's escape key) first; the guest's side
+# first, with a Close frame saying 1000; the guest's side first any other way: the
+# connection closed or reset without a Close frame (virt-api itself never sends one: it
+# closes the connection when the guest's side ends), another close code, no pong.
+Ended = Literal["input", "closed", "cut"]
+
+
 async def pump(
     ws: aiohttp.ClientWebSocketResponse,
     read: Callable[[], asyncio.Future[bytes] | asyncio.Task[bytes]],
@@ -220,16 +241,16 @@ async def pump(
     *,
     escape: bytes | None = None,
     linger: float = 0.0,
-) -> int:
+) -> Ended:
     """Copy bytes to the guest and its answer back until end of input (and then `linger`
     seconds of quiet from the guest), the guest side closing, or (a person at the console)
-    the `escape` key. Never an escape for a protocol's bytes (VNC, a forwarded port): any
-    byte can be 0x1d there. With an `escape` (a person at the console), the guest side
-    closing first is FAILED: virt-handler gives a VMI's serial console to one connection
-    and closes the one before when another comes (rest/console.go), and virtctl says so
-    and fails; it ended here silently with 0 (guest-access audit, session 41)."""
+    the `escape` key; how it ended (`Ended`). Never an escape for a protocol's bytes (VNC,
+    a forwarded port): any byte can be 0x1d there. The guest side closing first is for the
+    caller to judge: virt-handler gives a VMI's serial console to one connection and closes
+    the one before when another comes (rest/console.go), and virtctl says so and fails; it
+    ended here silently with 0 (guest-access audit, session 41)."""
     answered = asyncio.Event()  # the guest has said something since this was cleared
-    closed_by_guest = False
+    ended: Ended = "input"
 
     async def upstream() -> None:
         while chunk := await read():
@@ -249,18 +270,22 @@ async def pump(
                 await asyncio.wait_for(answered.wait(), linger)
 
     async def downstream() -> None:
-        nonlocal closed_by_guest
-        async for message in ws:
+        nonlocal ended
+        while True:
+            message = await ws.receive()
             if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
                 answered.set()
                 data = message.data
                 await write(data if isinstance(data, bytes) else data.encode())
-            elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
-                break
-        closed_by_guest = True
+            elif message.type is aiohttp.WSMsgType.CLOSE:
+                ended = "closed" if message.data == aiohttp.WSCloseCode.OK else "cut"
+                return
+            elif message.type not in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
+                ended = "cut"  # CLOSED, CLOSING, ERROR: no Close frame, or a broken one
+                return
 
     await first_to_end(upstream(), downstream())
-    return FAILED if escape is not None and closed_by_guest else OK
+    return ended
 
 
 async def first_to_end(*coroutines: Coroutine[Any, Any, None]) -> None:
@@ -343,14 +368,14 @@ async def console(cluster: Cluster, io: Console, name: str, *, within: float = 3
                 out.flush()
 
             async with stdin_chunks() as read:
-                code = await pump(ws, read, write, escape=ESCAPE)
+                ended = await pump(ws, read, write, escape=ESCAPE)
             io.say("")
-            if code != OK:  # virtctl's words (console.go)
+            if ended != "input":  # virtctl's words (console.go)
                 raise CliError(
                     f"disconnected from the console of {name}: another user connected to it, "
                     "the VM stopped, or the network failed"
                 )
-            return code
+            return OK
 
 
 async def logs(
@@ -406,18 +431,27 @@ class Forwarder:
     """A local port whose each connection goes to the VM's `sub` websocket (`vnc`,
     `portforward/22/tcp`), bytes copied both ways until the guest's side closes, or the
     client's has and the guest is quiet (`LINGER_SECONDS`). A refusal is said on stderr and
-    ends that connection only. `once`: one connection only, as `virtctl vnc` accepts one;
-    the port stops listening as it comes, `ended` is set when it ends (`failed`: with a
-    refusal). Closed (Ctrl-C), it stops listening and ends the connections still open."""
+    ends that connection only; an API error (`LostCluster`) is said once and sets `lost`,
+    for the command to end. `once`: one connection only, as `virtctl vnc` accepts one; the
+    port stops listening as it comes, `ended` is set when it ends (`failed`: with an error).
+    Closed (Ctrl-C), it stops listening and ends the connections still open."""
 
     def __init__(
-        self, target: Target, io: Console, name: str, sub: str, *, once: bool = False
+        self,
+        target: Target,
+        io: Console,
+        name: str,
+        sub: str,
+        *,
+        once: bool = False,
+        lost: asyncio.Event | None = None,
     ) -> None:
         self.target, self.io, self.name, self.sub = target, io, name, sub
         self.server: asyncio.Server | None = None
         self.connections: set[asyncio.Task[Any]] = set()
         self.once, self.taken, self.failed = once, False, False
         self.ended = asyncio.Event()
+        self.lost = asyncio.Event() if lost is None else lost
 
     async def listen(self, address: str, port: int) -> int:
         """Listen on `address`:`port` (0: a free port); the port it got."""
@@ -450,7 +484,23 @@ class Forwarder:
                     await writer.drain()  # a slow reader here slows the guest's stream
 
                 # A client's end may be a half-close (`nc -N`): the answer still comes.
-                await pump(ws, lambda: asyncio.ensure_future(read()), write, linger=LINGER_SECONDS)
+                chunks = lambda: asyncio.ensure_future(read())  # noqa: E731
+                ended = await pump(ws, chunks, write, linger=LINGER_SECONDS)
+            if ended == "cut" and self.once:
+                # The display, cut under the viewer (virt-api restarting, a load balancer, a
+                # second viewer taking it over): virtctl vnc fails with "websocket: close
+                # 1006", and a script that looks at the exit code can tell it from the
+                # user's own close. A forwarded port's end stays silent: virt-api ends it
+                # the same way whether the guest's program closed it or the network did.
+                raise CliError(
+                    f"disconnected from the {self.sub.upper()} of {self.name}: another viewer "
+                    "connected to it, the VM stopped, or the network failed"
+                )
+        except LostCluster as error:
+            if not self.lost.is_set():  # once, for connections that open together
+                self.io.say(f"error: {error.message}")
+            self.lost.set()
+            self.failed = True
         except CliError as error:
             self.io.say(f"error: {error.message}")
             self.failed = True
@@ -554,6 +604,8 @@ async def vnc(
             opened = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL)
             if (code := await opened.wait()) != 0:
                 raise CliError(f"{program} exited with code {code}")
+            if forwarder.failed:  # said as it happened, while the viewer showed it
+                return FAILED
     return OK
 
 

@@ -14,6 +14,12 @@ silent until its timeoutSeconds), a pod's log is `log`, a screenshot `screenshot
 whole PNG at once); a stream ends as the server's own
 end does, is cut mid-body (the connection reset, as a killed proxy or API server does), or
 goes silent with the connection open (a half-open connection).
+
+`failing` (a status) answers every REST request from then on with it, as an API server does
+once a user's rights are revoked (403) or their token has expired (401); websockets to
+virt-api end as `socket_end` says once they have greeted: "echo" (until the client closes),
+"cut" (the connection reset, as a restarting virt-api or a load balancer's cut) or "close"
+(a Close frame, 1000).
 """
 
 from __future__ import annotations
@@ -172,6 +178,8 @@ class ApiServer(InThread):
         self.watched: list[dict[str, str]] = []  # the query of each watch, in turn
         self.log = Stream()
         self.screenshot: Stream | None = None
+        self.failing: int | None = None
+        self.socket_end: Literal["echo", "cut", "close"] = "echo"
         self.directory = directory
         self.kubeconfig = str(directory / "kubeconfig")
         self.tls_for = tls_for
@@ -213,6 +221,14 @@ class ApiServer(InThread):
                 ws = web.WebSocketResponse(protocols=(PLAIN,))
                 await ws.prepare(request)
                 await ws.send_bytes(greeting(sub))
+                if self.socket_end == "cut":
+                    await asyncio.sleep(0.1)  # the greeting reaches the client first
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return ws
+                if self.socket_end == "close":
+                    await ws.close()  # 1000
+                    return ws
                 async for message in ws:
                     if message.type is aiohttp.WSMsgType.BINARY:
                         await ws.send_bytes(message.data)
@@ -225,6 +241,12 @@ class ApiServer(InThread):
             if sub == "softreboot":
                 return web.Response(status=202)
             return web.json_response(AGENT.get(sub, {}))
+        if self.failing is not None:
+            reason = {401: "Unauthorized", 403: "Forbidden"}.get(self.failing, "InternalError")
+            message = f"{reason.lower()}: {request.method} {path}"
+            failure = {"kind": "Status", "apiVersion": "v1", "status": "Failure"}
+            failure.update(reason=reason, code=self.failing, message=message)  # type: ignore[arg-type]
+            return web.json_response(failure, status=self.failing)
         if request.method == "GET" and request.query.get("watch") == "true":
             self.watched.append(dict(request.query))
             script = self.watches.pop(0) if self.watches else None

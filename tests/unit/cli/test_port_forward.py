@@ -93,6 +93,9 @@ class GuestSocket:
         await asyncio.Event().wait()  # no message, ever
         raise StopAsyncIteration
 
+    async def receive(self) -> object:
+        return await self.__anext__()
+
 
 async def sent_through(chunks: list[bytes], *, escape: bytes | None) -> list[bytes]:
     ws = GuestSocket()
@@ -149,6 +152,9 @@ class DatagramSocket:
         if data is None:
             return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None)
         return aiohttp.WSMessage(aiohttp.WSMsgType.BINARY, data, None)
+
+    async def receive(self) -> aiohttp.WSMessage:
+        return await self.__anext__()
 
 
 async def test_a_udp_tunnel_carries_each_datagram_as_one_message_both_ways() -> None:
@@ -257,6 +263,9 @@ class TunnelToGuest:
         if data := await self.reader.read(65536):
             return aiohttp.WSMessage(aiohttp.WSMsgType.BINARY, data, None)
         return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None)
+
+    async def receive(self) -> aiohttp.WSMessage:
+        return await self.__anext__()
 
 
 GuestAt = Callable[[tuple[str, int]], None]
