@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -551,7 +552,12 @@ async def listen(
 
 def cannot_listen(address: str, port: int, error: OSError) -> CliError:
     """Why a local port cannot be had, in the errno's words (asyncio's own strerror repeats
-    the address)."""
+    the address); an address that does not resolve in the resolver's (its error numbers are
+    negative, EAI_*, and os.strerror called -2 "unknown error -2"), as virtctl's "can't
+    resolve the address"."""
+    if isinstance(error, socket.gaierror):
+        why = (error.strerror or str(error)).lower()
+        return CliError(f"cannot resolve {address}: {why}")
     reason = os.strerror(error.errno) if error.errno else str(error)
     return CliError(f"cannot listen on {address}:{port}: {reason.lower()}")
 

@@ -24,7 +24,7 @@ from wukong.console.forward import UdpRelay, carry
 from wukong.console.invocation import Cluster, Console
 from wukong.console.options import run
 from wukong.console.ports import Forward, forwards
-from wukong.console.remote import ESCAPE, listen, pump, stdin_chunks
+from wukong.console.remote import ESCAPE, cannot_listen, listen, pump, stdin_chunks
 from wukong.testing.eventually import eventually
 
 
@@ -131,6 +131,20 @@ async def test_a_local_port_already_taken_is_one_line() -> None:
         assert refused.value.message == f"cannot listen on 127.0.0.1:{port}: address already in use"
     finally:
         taken.close()
+
+
+def test_an_address_that_does_not_resolve_is_said_so() -> None:
+    """`--address nosuch.invalid` said "cannot listen on nosuch.invalid:8080: unknown error
+    -2": a resolver's error number is negative (EAI_NONAME), which os.strerror does not know
+    (CLI access audit, session 48)."""
+    unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert cannot_listen("nosuch.invalid", 8080, unknown).message == (
+        "cannot resolve nosuch.invalid: name or service not known"
+    )
+    again = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    assert cannot_listen("vpn.example", 0, again).message == (
+        "cannot resolve vpn.example: temporary failure in name resolution"
+    )
 
 
 class DatagramSocket:
