@@ -151,7 +151,11 @@ wukong create web-2 --bridge lan=br-lan:100 --dry-run=client -o yaml
 wukong create web-3 --clone-from golden-images/fedora-40 --size 20Gi
 
 # the same from a CDI DataSource (what a DataImportCron keeps fresh)
-wukong create web-4 --data-source kubevirt-os-images/fedora --size 30Gi"""
+wukong create web-4 --data-source kubevirt-os-images/fedora --size 30Gi
+
+# what no flag sets (a disk's storageClassName, accessMode, bus; cloudInit networkData; an
+# SSH key's propagation; placement; hotplug; a network's mtu): print, edit, kubectl apply -f
+wukong create web-5 --image docker://quay.io/containerdisks/fedora:40 --dry-run=client -o yaml"""
 
 
 @app.command(cls=KubectlCommand, epilog=CREATE_EXAMPLES)

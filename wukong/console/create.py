@@ -2,8 +2,13 @@
 `virtctl create vm` writes one. Pure: the manifest, checked against the API's own models
 before anything is sent, so a bad flag is one line and exit 2, never a half-made VM.
 
-What flags cannot say (owned bridge or VLAN networks, placement, hot-plug maxima) is
-written in YAML: `wukong create … --dry-run=client -o yaml` prints a start to edit.
+What flags cannot say is written in YAML: `wukong create … --dry-run=client -o yaml` prints a
+start to edit and `kubectl apply -f`. That is, on a disk: `storageClassName` (the cluster's
+default class otherwise; virtctl's `create vm` has no flag for it either), `accessMode`,
+`bus`, `boot`, `detachOptions`; on a network: `mtu` (`type` has one value, `bridge`);
+`cloudInit.networkData` and `networkDataSecretRef`; an SSH key's `propagation` and `users`;
+`hotplug`; `lifecycleAction`, `deleteOptions`; placement (`nodeSelector`, `tolerations`,
+`affinity`) and `evictionStrategy`. `docs/cli.md` lists the same.
 """
 
 from __future__ import annotations
