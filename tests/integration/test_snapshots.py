@@ -997,6 +997,44 @@ async def _a_kept_disk_a_hand_made_restore_gave_to_the_vm_outlives_the_deletion(
     assert kept["metadata"]["labels"][names.LABEL_RETAINED_FROM] == "rs-9"
 
 
+async def _a_restore_made_by_hand_is_left_to_kubevirt_while_it_runs(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """Session 48: a restore made by hand (InPlace) runs to its end with the operator
+    running, and the claim KubeVirt makes is the one that stays. The operator now holds off
+    the disks and the VM while such a restore runs, as for its own (`Restoring=True
+    OutsideWukong`); that hold is unit-tested (test_outside_restore.py): here KubeVirt deleted
+    and made the claim again between two passes, and this test passed without it too."""
+    disks = [{"name": "data", "size": "1Gi"}]
+    body = wukong("rs-8", disks=disks, startStrategy={"autoStart": False})
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "rs-8", "Stopped", within=60)
+    kube = control_plane.kubeconfig
+    taken = await cli(kube, "snapshot", "rs-8", "-n", namespace, "--snapshot-name", "s8", "--wait")
+    assert taken.exit_code == 0, taken.output
+    made = await k.create(
+        vm_restores(namespace),
+        user_restore("by-hand-8", "rs-8-vm", "s8", volumeRestorePolicy="InPlace"),
+    )
+    said = f"by-hand-8-{made['metadata']['uid']}"
+
+    async def restored() -> dict[str, Any] | None:
+        done = (await k.get(vm_restores(namespace, "by-hand-8"))).get("status") or {}
+        claim = await get(k, "pvc", namespace, "rs-8-data")
+        marks = ((claim or {}).get("metadata") or {}).get("annotations") or {}
+        return (
+            claim
+            if done.get("complete") and marks.get(names.ANNOTATION_LAST_RESTORE) == said
+            else None
+        )
+
+    claim = await eventually(restored, timeout=90, message="the claim KubeVirt restored")
+    cr = await wait_for(k, namespace, "rs-8", lambda c: reason(c, "Restoring") is None)
+    assert reason(cr, "VolumesBound") == "AllBound"
+    again = await get(k, "pvc", namespace, "rs-8-data")
+    assert again is not None and again["metadata"]["uid"] == claim["metadata"]["uid"]
+
+
 if kubevirt_mode() == "real":
     test_snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong = (
         _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
@@ -1004,6 +1042,9 @@ if kubevirt_mode() == "real":
     test_snapshot_of_a_stopped_vm_and_its_refusals = _snapshot_of_a_stopped_vm_and_its_refusals
     test_a_kept_disk_a_hand_made_restore_gave_to_the_vm_outlives_the_deletion = (
         _a_kept_disk_a_hand_made_restore_gave_to_the_vm_outlives_the_deletion
+    )
+    test_a_restore_made_by_hand_is_left_to_kubevirt_while_it_runs = (
+        _a_restore_made_by_hand_is_left_to_kubevirt_while_it_runs
     )
     test_restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_again = (
         _restore_stops_a_running_wukong_puts_its_disks_back_and_starts_it_again

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,7 +27,13 @@ from wukong.reconcile.deletion import plan_deletion, stand_in
 from wukong.reconcile.disks import template_volumes
 from wukong.reconcile.hotplug import requested_volumes
 from wukong.reconcile.lifecycle import waits_for_write
-from wukong.reconcile.observed import Observed, chained_data_source, own_view, pointed_pvc
+from wukong.reconcile.observed import (
+    Observed,
+    chained_data_source,
+    condition_of,
+    own_view,
+    pointed_pvc,
+)
 from wukong.reconcile.outcome import fold, fold_deletion, not_made_events
 from wukong.reconcile.tenancy import POLICY_NAME
 
@@ -152,6 +158,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
     migrations = {
         n: o for n, o in collect(kinds.MIGRATION.cache).items() if owned_by(o, cr.metadata.uid)
     }
+    restores = collect(kinds.RESTORE.cache)
     seen = Observed(
         now=now,
         vm=vm_obj,
@@ -165,7 +172,8 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
             kinds.MIGRATION_EVENT, {m["metadata"].get("uid") for m in migrations.values()}
         ),
         snapshots=snapshots,
-        restores=collect(kinds.RESTORE.cache),
+        restores=restores,
+        outside_restores=_outside_restores(store, ns, vm, restores),
         snapshot_claims=snapshot_claims,
         nads=nads,
         clone_sources=clone_sources,
@@ -184,6 +192,26 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         size_classes=_size_classes(store, cr),
     )
     return own_view(seen, cr)
+
+
+def _outside_restores(
+    store: Reader, namespace: str, vm: str, ours: Mapping[str, JsonObj]
+) -> tuple[JsonObj, ...]:
+    """The running VirtualMachineRestores of the VM `vm` that are not the Wukong's (made by
+    hand or by a backup tool): KubeVirt's InPlace restore deletes each claim and makes it
+    again from the snapshot, and a claim the disk planner made again meanwhile (empty) would
+    be taken as restored (deletion audit, session 48)."""
+    return tuple(
+        r
+        for r in store.list(kinds.RESTORE.cache, namespace)
+        if r["metadata"].get("name") not in ours
+        and ((r.get("spec") or {}).get("target") or {}).get("name") == vm
+        and ((r.get("spec") or {}).get("target") or {}).get("kind", "VirtualMachine")
+        == "VirtualMachine"
+        and not (r.get("status") or {}).get("complete")
+        and (condition_of(r, "Failure") or {}).get("status") != "True"
+        and not r["metadata"].get("deletionTimestamp")
+    )
 
 
 def _restore_snapshots(cr: Wukong) -> list[str]:

@@ -259,6 +259,8 @@ def decide(
         ),
         not_valid=not_valid,
     )
+    # A restore of the VM made outside Wukong holds the disks and the VM the same way.
+    holding = back.holding or bool(seen.outside_restores)
     old_volumes = {v.name: v for v in status.volumes}
     disks = (
         plan_disks(cr, seen, old_volumes, restore=back.status)
@@ -314,11 +316,11 @@ def decide(
         conds.append(nets.condition)
     # While KubeVirt restores the disks, it deletes and makes their claims: hands off.
     if disks:
-        plan.actions += hands_off(disks.actions, back.holding)
+        plan.actions += hands_off(disks.actions, holding)
         conds += disks.conditions
     else:  # not planned this pass: the disks it has follow deleteOptions all the same
         holds = holds_as_asked(cr, seen)
-        plan.actions += hands_off(holds, back.holding)
+        plan.actions += hands_off(holds, holding)
     running = runs_wanted(cr, life.state)
     vm = plan_vm(
         cr,
@@ -330,7 +332,7 @@ def decide(
         restarting=any(isinstance(a, VmCall) and a.verb == "restart" for a in life.actions),
     )
     if not problems:
-        plan.actions += hands_off(vm.actions, back.holding)
+        plan.actions += hands_off(vm.actions, holding)
         conds += vm.conditions
         before = next((c for c in status.conditions if c.type == VM_HEALTHY), None)
         if (health := vm_health(seen, before)) is not None:
@@ -353,14 +355,14 @@ def decide(
             _detach_waiting_since(status),
             restore=back.status,
         )
-        plan.actions += hands_off(hot.actions, back.holding)
+        plan.actions += hands_off(hot.actions, holding)
         conds += hot.conditions
         plan.needs_guest_check = hot.needs_guest_check
         plan.requeue(hot.requeue_after)
     # While KubeVirt restores, the VM's runStrategy is not moved either (KubeVirt's webhook
     # refuses it then); a lifecycle call still goes, for KubeVirt to answer in its words.
     plan.actions += (
-        [a for a in life.actions if not isinstance(a, PatchChild)] if back.holding else life.actions
+        [a for a in life.actions if not isinstance(a, PatchChild)] if holding else life.actions
     )
     plan.actions += moving.actions
     plan.requeue(moving.requeue_after)
@@ -382,7 +384,7 @@ def decide(
     restoring, look_again = restore_stalled(back.status, now, stall_after)
     plan.requeue(look_again)
     conds.append(restoring if restoring is not None and not stalled.status else stalled)
-    if (underway := restoring_condition(cr, back.status)) is not None:
+    if (underway := restoring_condition(cr, back.status, seen.outside_restores)) is not None:
         conds.append(underway)
     conditions = merge_conditions(
         status.conditions, [*conds, ready_condition(step, seen)], now, cr.metadata.generation

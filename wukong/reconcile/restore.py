@@ -34,6 +34,7 @@ way, or another restore runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
@@ -769,14 +770,27 @@ def in_flight(status: RestoreStatus | None) -> RestoreStatus | None:
 RESTORING_REASONS: Final = {STOPPING: "StoppingVM", WAITING: "WaitingForVMI"}
 
 
-def restoring_condition(cr: Wukong, status: RestoreStatus | None) -> Cond | None:
+def restoring_condition(
+    cr: Wukong, status: RestoreStatus | None, outside: Sequence[JsonObj] = ()
+) -> Cond | None:
     """Restoring=True while a restore is in flight (SPEC §1, one condition per running
     operation): reason `StoppingVM`, `WaitingForVMI`, then `InProgress` once KubeVirt has
     the VirtualMachineRestore, the message what it is at in status.restore's words (KubeVirt's
     own once it reports: "KubeVirt: Creating new PVCs"). None when none is: the condition
     goes with the restore, whose end status.restore and the Restored or RestoreFailed Event
-    say (source audit, session 47: nothing but `Ready=False Stopped` said one ran)."""
+    say (source audit, session 47: nothing but `Ready=False Stopped` said one ran).
+    `outside`: restores of the VM made outside Wukong (`Observed.outside_restores`), reason
+    `OutsideWukong`, while the Wukong has none of its own in flight."""
     running = in_flight(status)
+    if running is None and outside:
+        made = ", ".join(sorted(r["metadata"]["name"] for r in outside))
+        return Cond(
+            RESTORING,
+            True,
+            "OutsideWukong",
+            f"VirtualMachineRestore {made}, made outside Wukong, is restoring "
+            f"{cr.metadata.name}'s VM: its disks and VM are left to KubeVirt until it ends",
+        )
     if running is None:
         return None
     said = running.message or ""
