@@ -34,7 +34,7 @@ from tests.integration.test_snapshots import vm_restores
 from wukong.adapters.kube import Kube
 from wukong.api.contract import request_id
 from wukong.api.spec import LifecycleAction
-from wukong.reconcile.decide import OUTSIDE_HOPS
+from wukong.reconcile.story import OUTSIDE_HOPS
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually

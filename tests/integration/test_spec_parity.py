@@ -32,7 +32,7 @@ from wukong.api.crd import build_schema
 from wukong.api.quantity import QUANTITY_PATTERN
 from wukong.api.spec import BRIDGE_PATTERN, IMAGE_PATTERN
 from wukong.errors import AlreadyExists, ApiError, Invalid, NotFound
-from wukong.reconcile.decide import BAD_WHEN_TRUE, EXPECTED_REASONS, GOOD_WHEN_TRUE
+from wukong.reconcile.story import BAD_WHEN_TRUE, EXPECTED_REASONS, GOOD_WHEN_TRUE
 from wukong.testing.eventually import eventually
 from wukong.testing.operator import InProcessOperator
 
