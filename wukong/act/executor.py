@@ -34,6 +34,7 @@ from wukong.reconcile.actions import (
     PatchChild,
     RemoveVolume,
     VmCall,
+    told,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Outcome:
     transient: bool = False
     created: list[JsonObj] = field(default_factory=list)  # children this pass created
     patched: list[JsonObj] = field(default_factory=list)  # children as its patches left them
+    done: set[Action] = field(default_factory=set)  # the actions that went through
 
     @property
     def failed(self) -> dict[Action, Failed]:
@@ -121,17 +123,21 @@ class Executor:
 
         Events are best-effort and describe the status this pass writes whatever the
         actions do, so outside deletion they are posted concurrently with the actions,
-        not in their way (their timestamps still follow the plan's order)."""
+        not in their way (their timestamps still follow the plan's order); but an Event
+        tied to actions (`Emit.after`: "MigrationStarted" with its create) goes only once
+        they went through, in deletion too, where it follows them."""
         outcome = Outcome()
         if stop_on_failure:
             await self._in_order(owner, actions, outcome, stop_on_failure=True)
             return outcome
-        events = [a for a in actions if isinstance(a, Emit)]
+        events = [a for a in actions if isinstance(a, Emit) and not a.after]
         rest: list[Action] = [a for a in actions if not isinstance(a, Emit)]
         await asyncio.gather(
             self._in_order(owner, rest, outcome, stop_on_failure=False),
             *(self.events.post(owner, e.type, e.reason, e.message) for e in events),
         )
+        tied = [a for a in actions if isinstance(a, Emit) and a.after]
+        await self.post_events(owner, told(tied, outcome.done))
         return outcome
 
     async def post_events(self, owner: JsonObj, events: list[Emit]) -> None:
@@ -145,6 +151,8 @@ class Executor:
     ) -> None:
         namespace = owner["metadata"]["namespace"]
         for action in actions:
+            if isinstance(action, Emit) and not all(a in outcome.done for a in action.after):
+                continue  # what it reports did not happen (`Emit.after`)
             try:
                 written = await self._one(namespace, owner, action)
             except WukongError as exc:
@@ -159,6 +167,7 @@ class Executor:
                 if stop_on_failure:
                     break
             else:
+                outcome.done.add(action)
                 if written is None:
                     continue
                 if isinstance(action, PatchChild):

@@ -19,7 +19,15 @@ from wukong.api.spec import Action as LifecycleVerb
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
 from wukong.errors import NotFound, TransientError, WukongError
-from wukong.reconcile.actions import Action, AddVolume, CreateChild, Emit, RemoveVolume, VmCall
+from wukong.reconcile.actions import (
+    Action,
+    AddVolume,
+    CreateChild,
+    Emit,
+    RemoveVolume,
+    VmCall,
+    told,
+)
 from wukong.reconcile.admission import admit
 from wukong.reconcile.children import owned_by
 from wukong.reconcile.decide import Plan, decide, plan_unreadable
@@ -391,8 +399,10 @@ class Reconciler:
         if plan.needs_guest_check:  # the guest agent is not watchable: ask, then decide again
             seen = await self._ask_guest(cr, seen)
             plan = self._decide(cr, cr.status, seen)
-        events = [a for a in plan.actions if isinstance(a, Emit)]
         outcome = await self.executor.run(raw, _acts(plan))
+        # An Event that reports an action is said only if the action went through
+        # (`Emit.after`): not "MigrationStarted" for a create refused or lost on its way.
+        events = told([a for a in plan.actions if isinstance(a, Emit)], outcome.done)
         self._write_through(outcome)
         self._asked(key, plan, outcome)
         plan, outcome = await self._settle(raw, cr, plan, outcome, events)
@@ -437,12 +447,12 @@ class Reconciler:
             again = self._decide(cr, plan.status, seen)
             if again.needs_guest_check or not all(isinstance(a, CHAINABLE) for a in again.actions):
                 break
-            events += [a for a in again.actions if isinstance(a, Emit)]
             if plan.hold_status is None:
                 # A round before did more than create (a kept disk adopted): its Events are
                 # not ones the next pass would say again, so the status (and they) go now.
                 again.hold_status = None
             plan, outcome = again, await self.executor.run(raw, _acts(again))
+            events += told([a for a in again.actions if isinstance(a, Emit)], outcome.done)
             self._write_through(outcome)
         return plan, outcome
 

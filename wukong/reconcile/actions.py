@@ -7,6 +7,7 @@ tolerates AlreadyExists, delete tolerates NotFound).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -102,11 +103,15 @@ class RemoveVolume:
 
 @dataclass(frozen=True)
 class Emit:
-    """Post an Event on the Wukong."""
+    """Post an Event on the Wukong. `after`: the actions whose effect the Event reports
+    ("MigrationStarted" with the migration's create): it is posted only when every one of
+    them went through, not for a create refused or lost on its way (`told`). Not part of
+    the Event's identity (equality, hash)."""
 
     type: EventType
     reason: str
     message: str
+    after: tuple[Action, ...] = field(default=(), compare=False, hash=False, repr=False)
 
 
 Action = (
@@ -124,3 +129,15 @@ class Failed:
     message: str
     code: int | None = None
     """The HTTP status of the API's answer, when there was one (403 and 422: admission)."""
+
+
+def tied(event: Emit, *actions: Action) -> Emit:
+    """`event`, posted only if every one of `actions` goes through (`Emit.after`)."""
+    return Emit(event.type, event.reason, event.message, after=(*event.after, *actions))
+
+
+def told(events: Sequence[Emit], done: Collection[Action]) -> list[Emit]:
+    """The Events of `events` to post, given the actions that went through (`done`): those
+    tied to no action, and those whose every action is done. A "started" Event of a create
+    refused or lost on its way is not posted; made again by the next pass, it is then."""
+    return [e for e in events if all(a in done for a in e.after)]

@@ -406,7 +406,9 @@ def _cleanup(
                 f" ({which}as snapshot {restore.snapshot} holds it: restore {restore.name} made "
                 "the claim again while the disk was being removed)"
             )
-        actions.append(Emit("Normal", "DiskDetached", message))
+        # Said once every delete or release went through: a refused one (a webhook protecting
+        # the claim) left "data deleted" beside a claim still there (session 48).
+        actions.append(Emit("Normal", "DiskDetached", message, after=tuple(actions)))
     return actions
 
 

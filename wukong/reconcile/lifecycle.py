@@ -931,9 +931,8 @@ def _run_strategy(
         # after virt-controller's sync wakes the pass.
         return []
     vm = names.vm_name(cr.metadata.name)
-    patch: list[Action] = [
-        PatchChild("VirtualMachine", vm, {"spec": {"runStrategy": wanted}}, "run strategy")
-    ]
+    moved_back = PatchChild("VirtualMachine", vm, {"spec": {"runStrategy": wanted}}, "run strategy")
+    patch: list[Action] = [moved_back]
     # Neither the spec nor a request of ours moved it (a spec edit is a generation not yet
     # observed; KubeVirt's answer to our start is Always, a running strategy like the one
     # wanted): someone ran `virtctl stop` or `start`, or edited the VM. Undone, not silently.
@@ -953,6 +952,7 @@ def _run_strategy(
                 f"{vm} was {verb} outside Wukong (runStrategy {current}, e.g. virtctl); set "
                 f"back to {wanted} as the Wukong asks: use its lifecycleAction or "
                 f"spec.runStrategy (wukong start/stop) to change that",
+                after=(moved_back,),
             )
         )
     return patch

@@ -171,8 +171,9 @@ def plan_migration(
             )
             return MigrationPlan(tuple(actions), refused)
         source = ((seen.vmi or {}).get("status") or {}).get("nodeName")
-        actions.append(CreateChild("VirtualMachineInstanceMigration", build_migration(cr, name)))
-        actions.append(Emit("Normal", "MigrationStarted", f"migrating from node {source}"))
+        create = CreateChild("VirtualMachineInstanceMigration", build_migration(cr, name))
+        said = f"migrating from node {source}"
+        actions += [create, Emit("Normal", "MigrationStarted", said, after=(create,))]
         started = MigrationStatus(
             request_id=request_id,
             name=name,

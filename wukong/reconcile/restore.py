@@ -588,10 +588,9 @@ def _start(cr: Wukong, accepted: RestoreStatus, seen: Observed, around: Around) 
         # (source audit, session 47, finding 3).
         return _not_made(cr, accepted, why, seen, around)
     restore = build_restore(cr, accepted.name, snapshot, accepted.request_id)
-    actions = (
-        CreateChild("VirtualMachineRestore", restore),
-        Emit("Normal", "RestoreStarted", f"restoring the disks from snapshot {snapshot}"),
-    )
+    create = CreateChild("VirtualMachineRestore", restore)
+    said = f"restoring the disks from snapshot {snapshot}"
+    actions = (create, Emit("Normal", "RestoreStarted", said, after=(create,)))
     return RestorePlan(actions, started, holding=True)
 
 

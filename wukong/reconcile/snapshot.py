@@ -196,9 +196,10 @@ def plan_snapshot(
             message=f"{name} created",
             started_at=seen.now,
         )
+        create = CreateChild("VirtualMachineSnapshot", build_snapshot(cr, name, request_id))
         actions = (
-            CreateChild("VirtualMachineSnapshot", build_snapshot(cr, name, request_id)),
-            Emit("Normal", "SnapshotStarted", f"taking snapshot {name} of the VM"),
+            create,
+            Emit("Normal", "SnapshotStarted", f"taking snapshot {name} of the VM", after=(create,)),
         )
         return SnapshotPlan(actions, started)
     if old is None or old.name is None or old.result is not None:

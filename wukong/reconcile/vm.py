@@ -796,10 +796,8 @@ def plan_vm(
         body = pinned({"spec": patch}, seen.vm)
         actions.append(PatchChild("VirtualMachine", vm_name, body, "spec changed"))
     if (waiting := _unscheduled_behind(seen)) is not None:
-        actions += [
-            DeleteChild("VirtualMachineInstance", vm_name, waiting),
-            Emit("Normal", "Rescheduling", RESCHEDULING),
-        ]
+        delete = DeleteChild("VirtualMachineInstance", vm_name, waiting)
+        actions += [delete, Emit("Normal", "Rescheduling", RESCHEDULING, after=(delete,))]
     reasons, resize = restart_reasons(template["spec"], live_vmi, cr, seen.vm)
     if stale := _nads_changed_since(seen, networks):
         said = ", ".join(stale)
