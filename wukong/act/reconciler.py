@@ -24,6 +24,7 @@ from wukong.reconcile.actions import (
     AddVolume,
     CreateChild,
     Emit,
+    ExpandDisk,
     RemoveVolume,
     VmCall,
     told,
@@ -42,7 +43,13 @@ from wukong.reconcile.observed import (
     own_view,
     pointed_pvc,
 )
-from wukong.reconcile.outcome import fold, fold_deletion, not_made_events
+from wukong.reconcile.outcome import (
+    as_written,
+    deletion_refusals,
+    fold,
+    fold_deletion,
+    not_made_events,
+)
 from wukong.reconcile.tenancy import POLICY_NAME
 
 log = logging.getLogger(__name__)
@@ -411,6 +418,7 @@ class Reconciler:
         if plan.hold_status is None or outcome.failed:
             # Events describe the status this pass writes: they go out beside the write.
             status = fold(plan.status, cr.status, outcome.failed)
+            events = as_written(events, plan.status, status)
             not_made = not_made_events(plan.status, status)
             status, refusals, retry = admit(
                 status, outcome.failed, self.clock(), cr.metadata.generation
@@ -497,11 +505,14 @@ class Reconciler:
             except NotFound:
                 log.info("Wukong %s/%s is already gone", meta["namespace"], meta["name"])
             return None
+        status = fold_deletion(plan.status, outcome.failed)
         try:
-            wrote = await self._write_status(raw, fold_deletion(plan.status, outcome.failed))
+            wrote = await self._write_status(raw, status)
         except NotFound:
             return None  # finished meanwhile (another pass removed the finalizer): done
         if outcome.failures:
+            refusals = deletion_refusals(cr.status, status, outcome.failed)
+            await self.executor.post_events(raw, refusals)
             raise TransientError(f"deletion step failed: {next(iter(outcome.failures.values()))}")
         if wrote:
             return NOW
@@ -649,8 +660,10 @@ def _looking_after(after: float | None, outcome: Outcome) -> float | None:
 
 def _call_answered(outcome: Outcome) -> bool:
     """A KubeVirt call of this pass was answered for good (refused, or nothing to call):
-    the phase follows on the next pass."""
+    the phase follows on the next pass. Likewise a claim's growth the API server refused:
+    the next pass says it from `expansionRefused` (nothing else wakes it: the claim did not
+    change, and our own status write is skipped)."""
     return any(
-        isinstance(action, VmCall) and failure.kind != "transient"
+        isinstance(action, VmCall | ExpandDisk) and failure.kind != "transient"
         for action, failure in outcome.failed.items()
     )

@@ -1,7 +1,8 @@
 """Children the API server refused (issue 15 point 1): a PVC over a ResourceQuota (403), a VM
-or DataVolume a webhook or admission policy refuses (422); and a disk virt-api refused to
-hot-plug or unplug (400: the HotplugVolumes / DeclarativeHotplugVolumes feature gates off in
-KubeVirt v1.7.0, where both are Alpha; 422). Pure.
+or DataVolume a webhook or admission policy refuses (422), a delete a policy refuses (403,
+422); and a disk virt-api refused to hot-plug or unplug (400: the HotplugVolumes /
+DeclarativeHotplugVolumes feature gates off in KubeVirt v1.7.0, where both are Alpha; 422).
+Pure.
 
 Such a refusal can succeed later without a spec change (the quota is raised, the webhook is
 fixed), so it is reported and retried: the `ChildrenAdmitted` condition carries the API
@@ -13,6 +14,7 @@ conditions, it is present only while it has something to say.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -22,6 +24,7 @@ from wukong.reconcile.actions import (
     Action,
     AddVolume,
     CreateChild,
+    DeleteChild,
     Emit,
     Failed,
     PatchChild,
@@ -46,19 +49,34 @@ WEBHOOK_DENIED = "admission webhook "
 
 
 def refused_child(action: Action, failure: Failed) -> bool:
-    """A create or patch of a child the API server refused (quota, webhook, policy), or a
-    hot-plug or unplug of a disk virt-api refused."""
+    """A create, patch or delete of a child the API server refused (quota, webhook, policy,
+    the operator's Role), or a hot-plug or unplug of a disk virt-api refused. A refused
+    delete was said only in the log, and a detach's Event said "data deleted" beside the
+    claim still there (source audit, session 48)."""
     if isinstance(action, (AddVolume, RemoveVolume)):
         return failure.code in REFUSED_VOLUME_STATUSES
-    if not isinstance(action, (CreateChild, PatchChild)):
+    if not isinstance(action, (CreateChild, PatchChild, DeleteChild)):
         return False
     by_webhook = failure.code == 400 and failure.message.startswith(WEBHOOK_DENIED)
     return failure.code in REFUSED_STATUSES or by_webhook
 
 
+# A ResourceQuota's refusal names the namespace's usage ("exceeded quota: storage, requested:
+# requests.storage=100Gi, used: requests.storage=120Gi, limited: …", the API server's
+# resourcequota/controller.go): it moves as other workloads come and go, the refusal does not.
+_USAGE = re.compile(r"used: \S*, limited: ")
+
+
+def said_as(message: str) -> str:
+    """A refusal as far as telling it again goes: without the quota's usage, which made a
+    new Warning (and a status write) whenever the namespace's usage moved (source audit,
+    session 48)."""
+    return _USAGE.sub("limited: ", message)
+
+
 def refused(failed: Mapping[Action, Failed]) -> list[str]:
-    """One sentence per create or patch of a child the API server refused, or per disk
-    virt-api refused to plug or unplug."""
+    """One sentence per create, patch or delete of a child the API server refused, or per
+    disk virt-api refused to plug or unplug."""
     return [
         f"{_refusal(action)}: {failure.message}"
         for action, failure in failed.items()
@@ -75,6 +93,8 @@ def _refusal(action: Action) -> str:
     if isinstance(action, CreateChild):
         name = action.body.get("metadata", {}).get("name", "")
         return f"the API server refused to {f'create {action.kind} {name}'.strip()}"
+    if isinstance(action, DeleteChild):
+        return f"the API server refused to delete {action.kind} {action.name}"
     assert isinstance(action, PatchChild)
     return f"the API server refused to update {action.kind} {action.name}"
 
@@ -88,10 +108,12 @@ def admit(
     sentences = refused(failed)
     if sentences:
         message = "; ".join(sentences)
+        changed = before is None or said_as(before.message) != said_as(message)
+        if not changed and before is not None:
+            message = before.message  # the quota's usage moved: no new Event, nor write
         conditions = set_condition(
             status.conditions, CHILDREN_ADMITTED, False, "Refused", message, now, generation
         )
-        changed = before is None or before.message != message
         events = [Emit("Warning", "ChildRefused", message)] if changed else []
         age = (now - before.last_transition_time).total_seconds() if before else 0.0
         updated = status.model_copy(update={"conditions": sorted(conditions, key=lambda c: c.type)})

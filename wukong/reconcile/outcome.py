@@ -11,8 +11,9 @@ asked again until the spec asks for another size. Typed fields, never parsed mes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
+from wukong.api.conditions import VOLUMES_RESIZED, find_condition
 from wukong.api.status import MigrationStatus, RestoreStatus, SnapshotStatus, WukongStatus
 from wukong.fsm.requests import Happened
 from wukong.reconcile.actions import (
@@ -24,8 +25,9 @@ from wukong.reconcile.actions import (
     PatchChild,
     VmCall,
 )
-from wukong.reconcile.admission import refused_child
+from wukong.reconcile.admission import refused, refused_child, said_as
 from wukong.reconcile.lifecycle import moved, start_beside_refusal
+from wukong.reconcile.story import condition_events
 
 
 def answered(action: Action, failure: Failed) -> bool:
@@ -77,6 +79,7 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 for v in status.volumes
             ]
             status = status.model_copy(update={"volumes": volumes})
+            status = _growth_refused(status, refusal_message(action.size, failure.message))
         elif (
             isinstance(action, CreateChild)
             and (answer := _NOT_MADE.get(action.kind)) is not None
@@ -132,6 +135,40 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 state = moved(state, Happened.call_refused, message=message, deadline=None)
             status = status.model_copy(update={"lifecycle_state": state})
     return status
+
+
+def _growth_refused(status: WukongStatus, message: str) -> WukongStatus:
+    """VolumesResized as the pass a growth was refused in writes it: `ExpansionRefused`, as
+    the next pass says from `expansionRefused`, not the `Resizing` planned. Written
+    `Resizing`, with the generation observed, `wukong resize` read a success and `--wait`
+    waited for good, and nothing woke the pass that would say it (source audit, session
+    48). Added to a refusal already said."""
+    resized = find_condition(status.conditions, VOLUMES_RESIZED)
+    if resized is None or resized.reason not in ("Resizing", "ExpansionRefused"):
+        return status
+    if resized.reason == "ExpansionRefused":
+        message = f"{resized.message}; {message}"
+    refused = resized.model_copy(update={"reason": "ExpansionRefused", "message": message})
+    conditions = [refused if c.type == VOLUMES_RESIZED else c for c in status.conditions]
+    return status.model_copy(update={"conditions": conditions})
+
+
+def as_written(events: Sequence[Emit], planned: WukongStatus, written: WukongStatus) -> list[Emit]:
+    """The plan's Events for the status `fold` made of it: a condition fold changed (a
+    growth refused: `Resizing` becomes `ExpansionRefused`) is told as written, a Warning,
+    and its planned Event (a Normal `Resizing`) is not."""
+    after = {c.type: c for c in written.conditions}
+    changed = [
+        c
+        for c in planned.conditions
+        if (w := after.get(c.type)) is not None and (w.status, w.reason) != (c.status, c.reason)
+    ]
+    if not changed:
+        return list(events)
+    stale = {(c.reason, c.message) for c in changed}
+    kept = [e for e in events if (e.reason, e.message) not in stale]
+    told = condition_events(changed, [after[c.type] for c in changed])
+    return [*kept, *(e for e in told if isinstance(e, Emit))]
 
 
 def _snapshot_not_made(
@@ -221,10 +258,17 @@ def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> Wuk
     deletion = planned.deletion
     if deletion is None:
         return planned
-    refused = _refused_releases(failed)
-    if refused - set(deletion.refused_releases):
+    if said := _step_refusals(failed):
+        # A delete (or release) the API server refused: said where the step is, in its
+        # words; the step stalled with only the log saying why (source audit, session 48).
+        words = "; ".join(said)
+        message = f"{deletion.message}; {words}" if deletion.message else words
+        deletion = deletion.model_copy(update={"message": message})
+        planned = planned.model_copy(update={"deletion": deletion})
+    refused_dvs = _refused_releases(failed)
+    if refused_dvs - set(deletion.refused_releases):
         deletion = deletion.model_copy(
-            update={"refused_releases": sorted(refused | set(deletion.refused_releases))}
+            update={"refused_releases": sorted(refused_dvs | set(deletion.refused_releases))}
         )
         planned = planned.model_copy(update={"deletion": deletion})
     lost = [
@@ -244,6 +288,37 @@ def fold_deletion(planned: WukongStatus, failed: Mapping[Action, Failed]) -> Wuk
             update={"deletion": deletion.model_copy(update={"stop_deadline": None})}
         )
     return planned
+
+
+def deletion_refusals(
+    old: WukongStatus, written: WukongStatus, failed: Mapping[Action, Failed]
+) -> list[Emit]:
+    """A Warning `ChildRefused` for a deletion step's child the API server refused, once per
+    change of what the step says (`fold_deletion`): the step is retried with the queue's
+    backoff, and said again only when it says something else."""
+    said = _step_refusals(failed)
+    before = old.deletion.message if old.deletion is not None else None
+    after = written.deletion.message if written.deletion is not None else None
+    if not said or (before is not None and said_as(before) == said_as(after or "")):
+        return []
+    return [Emit("Warning", "ChildRefused", "; ".join(said))]
+
+
+def _step_refusals(failed: Mapping[Action, Failed]) -> list[str]:
+    """What the API server refused a deletion step (`admission.refused`), but the releases
+    CDI refuses, which the next pass answers (`refusedReleases`, `DataVolumeNotKept`)."""
+    handled = _refused_releases(failed)
+    return refused(
+        {
+            action: failure
+            for action, failure in failed.items()
+            if not (
+                isinstance(action, PatchChild)
+                and action.kind == "DataVolume"
+                and action.name in handled
+            )
+        }
+    )
 
 
 def _refused_releases(failed: Mapping[Action, Failed]) -> set[str]:
