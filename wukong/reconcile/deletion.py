@@ -48,6 +48,7 @@ from wukong.reconcile.migration import running_migrations
 from wukong.reconcile.observed import Observed, own_view
 from wukong.reconcile.restore import unfinished
 from wukong.reconcile.status import interfaces, node_name
+from wukong.reconcile.story import condition_events, hop_events
 from wukong.reconcile.timefmt import iso
 from wukong.reconcile.vm_health import vm_health
 
@@ -657,7 +658,18 @@ def plan_deletion(
             ),
         }
     )
+    # Told as a live pass tells them, ahead of the step's actions (which stop at the first
+    # failure): the hop into Deleting, and the deletion's own conditions going bad (a
+    # protected Wukong, a step that stalls) or coming back; not the live conditions a
+    # deletion pass drops without looking (source audit, session 48).
+    told = [c for c in status.conditions if c.type in TOLD]
+    now_told = [c for c in plan.status.conditions if c.type in TOLD]
+    plan.actions[:0] = [*hop_events(step), *condition_events(told, now_told)]
     return plan
+
+
+# The conditions a deletion pass evaluates, whose changes it tells in Events.
+TOLD = frozenset({DELETION_BLOCKED, STALLED})
 
 
 def _ready(plan: DeletionPlan, seen: Observed) -> Cond:

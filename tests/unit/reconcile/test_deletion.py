@@ -89,9 +89,11 @@ def test_protected_wukong_is_left_untouched() -> None:
     cr = deleting()
     cr.metadata.annotations[names.ANNOTATION_DELETION_PROTECTION] = "true"
     plan = plan_deletion(cr, {}, world_with_vm())
-    assert plan.actions == [] and not plan.finalize
+    assert not plan.finalize
     blocked = next(c for c in plan.conditions if c.type == "DeletionBlocked")
     assert blocked.status is True
+    # Nothing done, but said (session 48: not even an Event said it).
+    assert plan.actions == [Emit("Warning", "DeletionProtected", blocked.message)]
 
 
 def test_a_protected_wukong_deleted_in_the_foreground_does_not_claim_nothing_was_touched() -> None:
@@ -102,8 +104,9 @@ def test_a_protected_wukong_deleted_in_the_foreground_does_not_claim_nothing_was
     cr.metadata.annotations[names.ANNOTATION_DELETION_PROTECTION] = "true"
     cr.metadata.finalizers.append("foregroundDeletion")
     plan = plan_deletion(cr, {}, world_with_vm())
-    assert plan.actions == [] and not plan.finalize
+    assert not plan.finalize
     blocked = next(c for c in plan.conditions if c.type == "DeletionBlocked")
+    assert plan.actions == [Emit("Warning", "DeletionProtected", blocked.message)]
     assert "nothing was touched" not in blocked.message
     assert "deleted in the foreground" in blocked.message
 

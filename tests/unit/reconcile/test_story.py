@@ -8,18 +8,20 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from tests.unit.reconcile.test_deletion import deleting
 from tests.unit.reconcile.test_disks_at_runtime import _disks, running
 from tests.unit.reconcile.test_settle import Server, running_with_request
 from tests.unit.reconcile.world import NOW, POLICY, bound_pvc, wukong
 from wukong.act.executor import Executor
 from wukong.act.reconciler import Reconciler
-from wukong.api import kinds
+from wukong.api import kinds, names
 from wukong.api.conditions import CHILDREN_ADMITTED, VOLUMES_RESIZED, find_condition
 from wukong.api.status import WukongStatus
 from wukong.errors import Forbidden, Invalid, ServerError, TransientError
 from wukong.reconcile.actions import CreateChild, DeleteChild, Emit, ExpandDisk, Failed, told
 from wukong.reconcile.admission import admit
 from wukong.reconcile.decide import decide as typed_decide
+from wukong.reconcile.deletion import plan_deletion
 from wukong.reconcile.outcome import as_written, deletion_refusals, fold, fold_deletion
 
 JsonObj = dict[str, Any]
@@ -228,6 +230,46 @@ def test_the_same_quota_refusal_with_other_usage_is_not_a_new_event() -> None:
     other = QUOTA.replace("limited: requests.storage=200Gi", "limited: requests.storage=300Gi")
     _, said, _ = admit(first, {create: Failed("permanent", other, 403)}, later, 1)
     assert [e.reason for e in said] == ["ChildRefused"]
+
+
+def _deleting(protected: bool = False) -> Any:
+    cr = deleting()
+    if protected:
+        cr.metadata.annotations[names.ANNOTATION_DELETION_PROTECTION] = "true"
+    return cr
+
+
+def _said(plan: Any) -> list[tuple[str, str]]:
+    return [(a.type, a.reason) for a in plan.actions if isinstance(a, Emit)]
+
+
+def test_deleting_a_protected_wukong_says_so_in_a_warning_once() -> None:
+    """`kubectl describe` showed no Event at all for a protected delete, nor for one in the
+    foreground, whose condition says the garbage collector deletes the VM and disks
+    (source audit, session 48, finding 3). Lifted, the protection's end is said too."""
+    world = running()
+    live = typed_decide(wukong(), WukongStatus(), world).status
+    first = plan_deletion(_deleting(protected=True), live, world)
+    assert _said(first) == [("Normal", "DeletionRequested"), ("Warning", "DeletionProtected")]
+    again = plan_deletion(_deleting(protected=True), first.status, world)
+    assert _said(again) == []
+    lifted = plan_deletion(_deleting(), again.status, world)
+    assert _said(lifted)[0] == ("Normal", "NotProtected")  # then the step's own
+
+
+def test_a_stalled_deletion_step_warns_once() -> None:
+    """A live pass warns `StartingTooLong`; a deletion step that stalled raised only the
+    condition."""
+    world = replace(running(), vmi=None)  # the VM's deletion hangs (a finalizer, say)
+    cr = _deleting()
+    status = WukongStatus.model_validate({"phase": "Deleting"})
+    plan = plan_deletion(cr, status, world)
+    step = plan.deletion.step
+    assert step == "DeleteVM"
+    later = plan_deletion(cr, plan.status, replace(world, now=NOW + timedelta(seconds=301)))
+    assert _said(later) == [("Warning", "DeleteVMTooLong")]
+    again = plan_deletion(cr, later.status, replace(world, now=NOW + timedelta(seconds=600)))
+    assert _said(again) == []
 
 
 async def test_an_event_tied_to_an_action_that_failed_is_not_posted() -> None:

@@ -229,9 +229,12 @@ class WireDeletionPlan:
 def plan_deletion(
     cr: Wukong, status: dict[str, Any], world: Observed, **kw: Any
 ) -> WireDeletionPlan:
-    """`wukong.reconcile.deletion.plan_deletion` from and to the wire form of status."""
+    """`wukong.reconcile.deletion.plan_deletion` from and to the wire form of status; a
+    status with no phase is one a deletion pass wrote (`Deleting`), its hop Event said (the
+    first pass's, `DeletionRequested`, is test_story's)."""
     from wukong.reconcile.deletion import plan_deletion as typed_plan
 
+    status = {"phase": "Deleting", **status}
     plan = typed_plan(cr, WukongStatus.model_validate(status), world, **kw)
     return WireDeletionPlan(
         plan.actions,
