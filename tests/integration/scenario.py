@@ -229,7 +229,8 @@ async def wait_for(
 
 
 def _summary(cr: JsonObj | None) -> str:
-    """Phase and the conditions that are not plainly fine, in one line."""
+    """Phase, the conditions that are not plainly fine, and the last request's answer, in
+    one line."""
     if cr is None:
         return "no such Wukong"
     status = cr.get("status") or {}
@@ -238,7 +239,15 @@ def _summary(cr: JsonObj | None) -> str:
         for c in status.get("conditions") or []
         if c.get("status") != "True" or c.get("type") not in ("Ready", "SpecValid")
     ]
-    return f"phase {status.get('phase')!r}, {'; '.join(conds) or 'no conditions'}"
+    life = status.get("lifecycleState") or {}
+    asked = (
+        f"; lifecycleState {life.get('lastAction')} {life.get('state')} (generation "
+        f"{life.get('generation')} of {cr.get('metadata', {}).get('generation')}): "
+        f"{life.get('message')}"
+        if life
+        else ""
+    )
+    return f"phase {status.get('phase')!r}, {'; '.join(conds) or 'no conditions'}{asked}"
 
 
 async def wait_phase(
