@@ -739,7 +739,11 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
                 "disks whatever the annotation says (manifests/policy refuses such deletes)"
             )
         plan.conditions.append(Cond(DELETION_BLOCKED, True, "DeletionProtected", message))
-        plan.deletion = DeletionStatus(step="Blocked", kept=kept, message=message)
+        # `orphaned` is kept for good: a protection added while an orphan delete waited must
+        # not forget it (session review, s48: once lifted, a disk held by label alone went).
+        plan.deletion = DeletionStatus(
+            step="Blocked", kept=kept, message=message, orphaned=old.orphaned
+        )
         return plan
     if ORPHAN in cr.metadata.finalizers:
         return _orphaning(plan, old, kept)

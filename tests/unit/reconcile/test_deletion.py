@@ -886,3 +886,16 @@ def test_a_kept_claim_cdi_took_back_under_the_data_volume_released_here_is_relea
     older = replace(taken, data_volumes={"web-1-system": dv})
     other = plan_deletion(cr, first.status, older)
     assert not [a for a in other.actions if isinstance(a, PatchChild)]
+
+
+def test_a_protection_added_during_an_orphan_delete_does_not_forget_it() -> None:
+    """Session review (s48): the Blocked step rebuilt the deletion status without
+    `orphaned`; once the annotation was lifted (the orphaned VM gone meanwhile), a disk held
+    by label alone was deleted."""
+    cr = deleting()
+    cr.metadata.annotations[names.ANNOTATION_DELETION_PROTECTION] = "true"
+    blocked = plan_deletion(cr, {"deletion": {"step": "Orphaning", "orphaned": True}},
+                            _orphaned_world(vm=False))  # fmt: skip
+    assert blocked.deletion["step"] == "Blocked" and blocked.deletion["orphaned"] is True
+    lifted = plan_deletion(deleting(), {"deletion": blocked.deletion}, _orphaned_world(vm=False))
+    assert not [a for a in lifted.actions if isinstance(a, DeleteChild)]
