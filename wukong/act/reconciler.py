@@ -39,7 +39,6 @@ from wukong.reconcile.lifecycle import waits_for_write
 from wukong.reconcile.observed import (
     Observed,
     chained_data_source,
-    condition_of,
     own_view,
     pointed_pvc,
 )
@@ -188,7 +187,7 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
         ),
         snapshots=snapshots,
         restores=restores,
-        outside_restores=_outside_restores(store, ns, vm, restores),
+        outside_restores=_outside_restores(store, cr, vm_obj, restores),
         snapshot_claims=snapshot_claims,
         nads=nads,
         clone_sources=clone_sources,
@@ -210,23 +209,22 @@ def observe(store: Reader, cr: Wukong, now: datetime, scope: str | None = None) 
 
 
 def _outside_restores(
-    store: Reader, namespace: str, vm: str, ours: Mapping[str, JsonObj]
+    store: Reader, cr: Wukong, vm: JsonObj | None, ours: Mapping[str, JsonObj]
 ) -> tuple[JsonObj, ...]:
-    """The running VirtualMachineRestores of the VM `vm` that are not the Wukong's (made by
-    hand or by a backup tool): KubeVirt's InPlace restore deletes each claim and makes it
-    again from the snapshot, and a claim the disk planner made again meanwhile (empty) would
-    be taken as restored (deletion audit, session 48)."""
-    return tuple(
-        r
-        for r in store.list(kinds.RESTORE.cache, namespace)
-        if r["metadata"].get("name") not in ours
-        and ((r.get("spec") or {}).get("target") or {}).get("name") == vm
-        and ((r.get("spec") or {}).get("target") or {}).get("kind", "VirtualMachine")
-        == "VirtualMachine"
-        and not (r.get("status") or {}).get("complete")
-        and (condition_of(r, "Failure") or {}).get("status") != "True"
-        and not r["metadata"].get("deletionTimestamp")
-    )
+    """The VirtualMachineRestore KubeVirt has locked the Wukong's VM for (its
+    `status.restoreInProgress`) when it is not the Wukong's own (made by hand or by a backup
+    tool): KubeVirt's InPlace restore deletes each claim and makes it again from the
+    snapshot, and a claim the disk planner made again meanwhile (empty) would be taken as
+    restored (deletion audit, session 48). Only while KubeVirt holds the lock: a restore it
+    never takes up (a snapshot not ready, a running VM it waits for) holds nothing (session
+    review: held from its creation, such a restore held the Wukong for good)."""
+    if vm is None or not owned_by(vm, cr.metadata.uid):
+        return ()
+    locked = (vm.get("status") or {}).get("restoreInProgress")
+    if not locked or locked in ours:
+        return ()
+    found = store.get(kinds.RESTORE.cache, cr.metadata.namespace, locked)
+    return (found or {"metadata": {"name": locked, "namespace": cr.metadata.namespace}},)
 
 
 def _restore_snapshots(cr: Wukong) -> list[str]:

@@ -90,6 +90,9 @@ VM = Kind(
             "desiredGeneration": ALL,
             "observedGeneration": ALL,
             "printableStatus": ALL,
+            # A restore KubeVirt has locked the VM for (the Wukong's own or one made outside
+            # it: `reconciler._outside_restores`).
+            "restoreInProgress": ALL,
             "runStrategy": ALL,
             "snapshotInProgress": ALL,
             "startFailure": ALL,

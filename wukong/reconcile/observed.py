@@ -45,10 +45,10 @@ class Observed:
     restores: Mapping[str, JsonObj] = field(default_factory=dict)
     """The VirtualMachineRestores the Wukong owns, by name."""
     outside_restores: tuple[JsonObj, ...] = ()
-    """VirtualMachineRestores of the Wukong's VM made outside Wukong (`kubectl create`, a
-    backup tool) and still running: KubeVirt deletes and makes again the VM's claims under
-    them, so the planners keep off the disks and the VM as for one of the Wukong's own
-    (`decide`). Not complete and not failed."""
+    """The VirtualMachineRestore of the Wukong's VM made outside Wukong (`kubectl create`, a
+    backup tool) that KubeVirt has locked the VM for (`status.restoreInProgress`): it
+    deletes and makes again the VM's claims, so the planners keep off the disks and the VM
+    as for one of the Wukong's own (`decide`)."""
     snapshot_claims: Mapping[str, JsonObj] = field(default_factory=dict)
     """For a restore asked or in flight: the claims named for the volumes of its snapshot
     that the spec has no disk for (`<wukong>-<volume>`), whoever's they are, by name.

@@ -6,6 +6,7 @@ restored (it skips a claim that exists)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -45,12 +46,16 @@ def test_a_claim_kubevirt_deleted_for_a_restore_made_by_hand_is_not_made_again()
 
 
 class Store:
-    """Watch caches holding only `restores` (all of the namespace)."""
+    """Watch caches holding the VM `vm` and the namespace's `restores`."""
 
-    def __init__(self, restores: list[Any]) -> None:
-        self.restores = restores
+    def __init__(self, vm: Any, restores: list[Any]) -> None:
+        self.vm, self.restores = vm, restores
 
     def get(self, kind: str, namespace: str, name: str) -> Any:
+        if kind == kinds.VM.cache and name == "web-1-vm":
+            return self.vm
+        if kind == kinds.RESTORE.cache:
+            return next((r for r in self.restores if r["metadata"]["name"] == name), None)
         return None
 
     def by_label(self, kind: str, label: str, value: str) -> list[Any]:
@@ -61,50 +66,32 @@ class Store:
         return self.restores if kind == kinds.RESTORE.cache else []
 
 
-def _restore(name: str, **changes: Any) -> dict[str, Any]:
-    restore: dict[str, Any] = {
-        "metadata": {"name": name, "namespace": NS, "uid": f"{name}-uid"},
-        "spec": dict(HAND_MADE["spec"]),
-        "status": {"complete": False},
-    }
-    for part, value in changes.items():
-        restore[part] = {**restore[part], **value}
-    return restore
+OURS = {"metadata": {"name": "web-1-restore-1", "namespace": NS,
+                     "labels": {"vm.novasphere.dev/wukong": "web-1"}}}  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("restore", "holds"),
+    ("locked", "owned", "holds"),
     [
-        pytest.param(_restore("running"), True, id="running"),
-        pytest.param(_restore("done", status={"complete": True}), False, id="complete"),
-        pytest.param(
-            _restore("failed", status={"conditions": [{"type": "Failure", "status": "True"}]}),
-            False,
-            id="failed",
-        ),
-        pytest.param(
-            _restore("other", spec={"target": {"kind": "VirtualMachine", "name": "db-1-vm"}}),
-            False,
-            id="another-vm",
-        ),
-        pytest.param(
-            _restore("going", metadata={"deletionTimestamp": "2026-12-07T12:00:00Z"}),
-            False,
-            id="being-deleted",
-        ),
-        pytest.param(
-            _restore("ours", metadata={"labels": {"vm.novasphere.dev/wukong": "web-1"}}),
-            False,
-            id="the-wukongs-own",
-        ),
+        pytest.param("by-hand", True, True, id="kubevirt-locked-the-vm-for-it"),
+        pytest.param(None, True, False, id="not-taken-up-by-kubevirt"),
+        pytest.param("web-1-restore-1", True, False, id="the-wukongs-own"),
+        pytest.param("by-hand", False, False, id="not-the-wukongs-vm"),
     ],
 )
-def test_observe_reads_the_restores_of_its_vm_made_outside_it(
-    restore: dict[str, Any], holds: bool
+def test_observe_holds_for_a_restore_made_outside_it_only_while_kubevirt_locks_the_vm(
+    locked: str | None, owned: bool, holds: bool
 ) -> None:
+    """Session review (s48): held from its creation, a restore KubeVirt never took up (a
+    snapshot not ready, a running VM it waits for) held the Wukong for good."""
     from wukong.act.reconciler import observe
 
-    seen = observe(Store([restore]), wukong(), NOW)
-    assert [r["metadata"]["name"] for r in seen.outside_restores] == (
-        [restore["metadata"]["name"]] if holds else []
-    )
+    world = running_world()
+    vm = copy.deepcopy(world.vm)
+    assert vm is not None
+    if not owned:
+        vm["metadata"]["ownerReferences"] = []
+    if locked:
+        vm.setdefault("status", {})["restoreInProgress"] = locked
+    seen = observe(Store(vm, [HAND_MADE, OURS]), wukong(), NOW)
+    assert [r["metadata"]["name"] for r in seen.outside_restores] == (["by-hand"] if holds else [])
