@@ -34,14 +34,12 @@ from wukong.console.options import (
     Wait,
     asker,
     cluster_from,
-    complete_names,
     console,
     fail,
     run,
     targets,
     waiting,
     writing,
-    wukong_name,
 )
 from wukong.console.output import DryRun
 
@@ -118,20 +116,6 @@ def _virtctl_type_dropped(invoked: str | None, names: list[str] | None) -> list[
     return names
 
 
-# restore's NAME: one Wukong, required (a snapshot is of one Wukong), where the other verbs
-# take NAMEs or -l. Its help offered `[NAME...]` and `-l`, always refused (CLI audit, s48).
-_OneName = Annotated[
-    str,
-    typer.Argument(
-        help="name of the Wukong",
-        show_default=False,
-        metavar="NAME",
-        parser=wukong_name,
-        autocompletion=complete_names,
-    ),
-]
-
-
 def _lifecycle_command(action: Action) -> Callable[..., None]:
     """The command for one action; typer reads its flags from the signature, so the
     actions that shut nothing down get one without --force and --grace-period."""
@@ -157,7 +141,7 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
         from wukong.console import flows
         from wukong.console.lifecycle import Request
 
-        if isinstance(name, str):  # restore's one NAME (_OneName)
+        if isinstance(name, str):  # restore's one NAME (NameArg)
             name = [name]
         names = targets(_virtctl_type_dropped(ctx.info_name, name), selector)
         if force and grace_period:
@@ -209,7 +193,7 @@ def _lifecycle_command(action: Action) -> Callable[..., None]:
     if hidden:
         signature = inspect.signature(command, eval_str=True)
         flags = [
-            p.replace(annotation=_OneName, default=inspect.Parameter.empty)
+            p.replace(annotation=NameArg, default=inspect.Parameter.empty)
             if action is Action.RESTORE and p.name == "name"
             else p
             for p in signature.parameters.values()

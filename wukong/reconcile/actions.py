@@ -131,11 +131,6 @@ class Failed:
     """The HTTP status of the API's answer, when there was one (403 and 422: admission)."""
 
 
-def tied(event: Emit, *actions: Action) -> Emit:
-    """`event`, posted only if every one of `actions` goes through (`Emit.after`)."""
-    return Emit(event.type, event.reason, event.message, after=(*event.after, *actions))
-
-
 def told(events: Sequence[Emit], done: Collection[Action]) -> list[Emit]:
     """The Events of `events` to post, given the actions that went through (`done`): those
     tied to no action, and those whose every action is done. A "started" Event of a create
