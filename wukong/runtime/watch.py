@@ -357,6 +357,8 @@ class Informer:
             self._notify("ADDED", obj)
         for obj in replaced.updated:
             self._notify("MODIFIED", obj)
+        for obj in replaced.unsure:  # a pass looks again; no new answer to count
+            self._notify("MODIFIED", obj, only_handlers=True)
         self.synced.set()
 
     async def _watch(self) -> bool:
