@@ -130,7 +130,8 @@ class DeletionStatus(WireModel):
     """Progress of the deletion flow."""
 
     step: str | None = None
-    """The current step: Retain, StopVM, DeleteVM, DeleteDisks, DeleteNetworks, Finalize; or
+    """The current step: CancelMigration, CancelRestore, WaitForRestore, Retain, StopVM,
+    DeleteVM, DeleteDisks, DeleteNetworks, Finalize; or
     Blocked while the deletion-protection annotation holds it (nothing is touched); or
     Orphaning while the garbage collector orphans the children of a delete with
     propagationPolicy Orphan (nothing is touched before)."""

@@ -2,7 +2,8 @@
 
 Steps, each visible in `status.deletion` and as an Event, each waiting on the watch
 caches rather than blocking: CancelMigration and CancelRestore (KubeVirt's operations on the
-VM, deleted and waited for) → Retain (release kept disks from their owners, label them) →
+VM, deleted and waited for) → WaitForRestore (a restore of the VM made outside Wukong, waited
+for, not deleted) → Retain (release kept disks from their owners, label them) →
 StopVM (graceful within deleteOptions.gracePeriodSeconds, then forced) → DeleteVM (until
 its VMI is gone) → DeleteDisks → DeleteNetworks → Finalize. With `force`, every delete is
 issued in one pass and the finalizer released at once; kept disks are still released
@@ -56,6 +57,7 @@ DEFAULT_GRACE = 60
 STEPS = (
     "CancelMigration",
     "CancelRestore",
+    "WaitForRestore",
     "Retain",
     "StopVM",
     "DeleteVM",
@@ -566,13 +568,24 @@ def _delete_disks(t: Teardown) -> list[Action]:
     return [*_not_kept(t.cr, t.seen, issued), *issued]
 
 
-def _cancel_restores(cr: Wukong, seen: Observed) -> list[Action]:
-    """Delete each restore still running: KubeVirt gives the VM back and lets it go."""
+def _cancel_restores(cr: Wukong, seen: Observed, *, outside: bool = False) -> list[Action]:
+    """Delete each restore still running: KubeVirt gives the VM back and lets it go. With
+    `outside` (a forced deletion), a restore of the VM made outside Wukong too."""
+    theirs = [r for r in seen.outside_restores if outside and r["metadata"].get("uid")]
     return [
         DeleteChild("VirtualMachineRestore", r["metadata"]["name"], r["metadata"]["uid"])
-        for r in unfinished(seen, cr.metadata.uid)
+        for r in [*unfinished(seen, cr.metadata.uid), *theirs]
         if not being_deleted(r)
     ]
+
+
+def _outside_words(seen: Observed) -> str:
+    made = ", ".join(sorted(r["metadata"]["name"] for r in seen.outside_restores))
+    return (
+        f"waiting for VirtualMachineRestore {made}, made outside Wukong, to end: KubeVirt "
+        "makes a VM deleted under its restore again (delete the restore, or delete the "
+        "Wukong with deleteOptions.force, to go on now)"
+    )
 
 
 STEP_TABLE: tuple[StepRow, ...] = (
@@ -595,6 +608,15 @@ STEP_TABLE: tuple[StepRow, ...] = (
             "cancelling the restore "
             + ", ".join(r["metadata"]["name"] for r in unfinished(t.seen, t.cr.metadata.uid))
         ),
+    ),
+    # Nor under one made outside Wukong (by hand, by a backup tool): not ours to delete, it
+    # is waited for; KubeVirt locks the VM for it (`Observed.outside_restores`), and replaces
+    # the claims a Retain would release or a DeleteDisks delete.
+    StepRow(
+        "WaitForRestore",
+        lambda t: bool(t.seen.outside_restores),
+        lambda t: [],
+        lambda t: _outside_words(t.seen),
     ),
     StepRow(
         "Retain",
@@ -765,7 +787,7 @@ def _plan(cr: Wukong, status: WukongStatus, seen: Observed, plan: DeletionPlan) 
         unkept += _left_held(cr, keep, seen)
     terminating = _terminating(seen)
     if force:
-        plan.actions += _cancel_restores(cr, seen)
+        plan.actions += _cancel_restores(cr, seen, outside=True)
         plan.actions += retain
         issued = [d for batch in steps.values() for d in _issuable(batch, terminating)]
         plan.actions += [*_not_kept(cr, seen, issued), *issued]

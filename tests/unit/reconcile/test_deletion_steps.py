@@ -12,7 +12,7 @@ from tests.unit.reconcile.world import UID, plan_deletion, restored_pvc
 from wukong.api import names
 from wukong.api.status import RestoreStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.actions import DeleteChild, PatchChild
+from wukong.reconcile.actions import DeleteChild, Emit, PatchChild
 from wukong.reconcile.deletion import STEP_TABLE, STEPS
 from wukong.reconcile.observed import Observed
 
@@ -51,6 +51,12 @@ def _restoring() -> Observed:
     return replace(_stopped(), restores={"web-1-restore-1": _restore(complete=False)})
 
 
+def _restoring_outside() -> Observed:
+    """KubeVirt has locked the VM for a restore made by hand (`status.restoreInProgress`)."""
+    theirs = {"metadata": {"name": "by-hand", "namespace": "demo", "uid": "theirs-uid"}}
+    return replace(_stopped(), outside_restores=(theirs,))
+
+
 def _restored() -> Observed:
     return replace(_stopped(), restores={"web-1-restore-1": _restore(complete=True)})
 
@@ -58,6 +64,12 @@ def _restored() -> Observed:
 CASES: list[Any] = [
     pytest.param({}, _restoring, "CancelRestore", id="a-running-restore-is-cancelled-first"),
     pytest.param({}, _restored, "DeleteVM", id="a-finished-restore-is-left-to-the-gc"),
+    pytest.param(
+        {"preserveDisksList": ["data"]},
+        _restoring_outside,
+        "WaitForRestore",
+        id="a-restore-made-outside-wukong-is-waited-for",
+    ),
     pytest.param({"preserveDisksList": ["data"]}, world_with_vm, "Retain", id="kept-disks-first"),
     pytest.param({}, world_with_vm, "StopVM", id="a-running-vmi-is-stopped"),
     pytest.param({}, _stopped, "DeleteVM", id="a-stopped-vm-is-deleted"),
@@ -98,6 +110,25 @@ def test_a_running_restore_is_deleted_and_waited_for_before_the_vm_is_touched() 
     forced = plan_deletion(deleting(deleteOptions={"force": True}), {}, _restoring())
     kinds = [a.kind for a in forced.actions if isinstance(a, DeleteChild)]
     assert kinds[0] == "VirtualMachineRestore" and "VirtualMachine" in kinds
+
+
+def test_a_restore_made_outside_wukong_is_waited_for_not_deleted() -> None:
+    """Session 48's note: a deletion went on under a restore of the VM made by hand, deleting
+    the VM KubeVirt's restore then makes again (restore.go creates a target that does not
+    exist), and releasing or deleting the claims it was replacing. It is not Wukong's to
+    cancel: the deletion waits, and says how to go on; a forced deletion cancels it."""
+    plan = plan_deletion(deleting(), {}, _restoring_outside())
+    assert plan.deletion["step"] == "WaitForRestore"
+    assert not [a for a in plan.actions if isinstance(a, DeleteChild)]
+    message = plan.deletion["message"]
+    assert "VirtualMachineRestore by-hand, made outside Wukong" in message
+    assert "delete the restore" in message
+    [started] = [a for a in plan.actions if isinstance(a, Emit) and a.reason.startswith("Del")]
+    assert started.reason == "DeletionWaitForRestore"
+    forced = plan_deletion(deleting(deleteOptions={"force": True}), {}, _restoring_outside())
+    deletes = [(a.kind, a.name, a.uid) for a in forced.actions if isinstance(a, DeleteChild)]
+    assert deletes[0] == ("VirtualMachineRestore", "by-hand", "theirs-uid")
+    assert ("VirtualMachine", "web-1-vm") in [(kind, name) for kind, name, _ in deletes]
 
 
 def _asked_restore(**spec: Any) -> Wukong:
