@@ -929,6 +929,12 @@ async def _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again(
     assert cr is not None and cr["status"]["restore"]["result"] == "Failed"
     assert cr["status"]["restore"]["message"].startswith("KubeVirt refused restore rs-6-restore-")
     assert cr["status"]["phase"] == "Stopped"  # stopped for it; stays so
+    # Said once, as the restore's answer: not also as a child to admit again (session 49).
+    [told] = await eventually(
+        lambda: wukong_events(k, namespace, "RestoreRefused"), timeout=10, message="said"
+    )
+    assert told["type"] == "Warning" and told["message"] == cr["status"]["restore"]["message"]
+    assert not any(c["type"] == "ChildrenAdmitted" for c in cr["status"]["conditions"])
 
     await k.delete(vm_restores(namespace, "theirs"))
 
@@ -942,6 +948,8 @@ async def _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again(
     )
     assert done.exit_code == 0, done.output
     assert "the disks are as snapshot s6 holds them" in done.output
+    assert await wukong_events(k, namespace, "ChildRefused") == []
+    assert await wukong_events(k, namespace, "ChildrenAdmitted") == []
 
 
 async def _a_kept_disk_a_hand_made_restore_gave_to_the_vm_outlives_the_deletion(

@@ -43,6 +43,7 @@ from wukong.reconcile.observed import (
     pointed_pvc,
 )
 from wukong.reconcile.outcome import (
+    answered_requests,
     as_written,
     deletion_refusals,
     fold,
@@ -413,14 +414,17 @@ class Reconciler:
         plan, outcome = await self._settle(raw, cr, plan, outcome, events)
         wrote = False
         retry: float | None = None
+        answers: set[Action] = set()
         if plan.hold_status is None or outcome.failed:
             # Events describe the status this pass writes: they go out beside the write.
             status = fold(plan.status, cr.status, outcome.failed)
             events = as_written(events, plan.status, status)
             not_made = not_made_events(plan.status, status)
-            status, refusals, retry = admit(
-                status, outcome.failed, self.clock(), cr.metadata.generation
-            )
+            # A request KubeVirt refused is answered by its own Warning and status, and is
+            # not made again: no child to admit (`answered_requests`).
+            answers = answered_requests(plan.status, outcome.failed)
+            children = {a: f for a, f in outcome.failed.items() if a not in answers}
+            status, refusals, retry = admit(status, children, self.clock(), cr.metadata.generation)
             refusals = [*not_made, *refusals]
             wrote, _ = await asyncio.gather(
                 self._write_status(raw, status),
@@ -428,9 +432,14 @@ class Reconciler:
             )
         if outcome.transient:
             raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
-        if wrote and retry is None and (waits_for_write(status) or _call_answered(outcome)):
+        if (
+            wrote
+            and retry is None
+            and (waits_for_write(status) or _call_answered(outcome) or answers)
+        ):
             # What waited for this status to be written (a lifecycle call: exactly once; the
-            # phase's way back from a call KubeVirt refused) runs now, from the
+            # phase's way back from a call KubeVirt refused; the end of the Restoring
+            # condition of a restore KubeVirt refused to make) runs now, from the
             # written-through cache, not when our own watch event comes.
             return NOW
         after = _looking_after(plan.requeue_after, outcome)

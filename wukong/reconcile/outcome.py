@@ -208,6 +208,23 @@ def _migration_not_made(
     return migration.model_copy(update=update)
 
 
+def answered_requests(planned: WukongStatus, failed: Mapping[Action, Failed]) -> set[Action]:
+    """The creates of a migration, snapshot or restore whose failure `fold` answers in the
+    request's own status (`status.migration`, `.snapshot`, `.restore`): KubeVirt refused
+    them, or any other failure but one lost on its way. Such a request is answered, not made
+    again, so it is no child `admit` reports and retries: a refusal said twice, as
+    `MigrationRefused` and `ChildRefused`, with `ChildrenAdmitted=False` set for a second
+    and cleared by the retry it asked for, which made nothing (session 49)."""
+    return {
+        action
+        for action, failure in failed.items()
+        if isinstance(action, CreateChild)
+        and (answer := _NOT_MADE.get(action.kind)) is not None
+        and getattr(planned, answer[0]) is not None
+        and failure.kind != "transient"
+    }
+
+
 def not_made_events(planned: WukongStatus, written: WukongStatus) -> list[Emit]:
     """A Warning for each migration, snapshot or restore that `fold` answered because KubeVirt
     refused its object: the status says it, and so does `kubectl describe` (it said nothing).
