@@ -672,3 +672,116 @@ async def test_a_boot_disk_detached_at_the_restart_is_said_once_and_nothing_else
 
 async def gone_pvc(k: Kube, namespace: str, name: str) -> bool:
     return await get(k, "pvc", namespace, name) is None
+
+
+def protecting(namespace: str, claim: str) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy, bound to `namespace` alone, that refuses deleting the
+    claim `claim` (422, the policy's default reason), as a site protecting a claim would."""
+    name = f"protect-{namespace}"
+    rule = {
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "operations": ["DELETE"],
+        "resources": ["persistentvolumeclaims"],
+    }
+    said = f"claim {claim} is protected"
+    check = {"expression": f"oldObject.metadata.name != '{claim}'", "message": said}
+    selector = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    group = "admissionregistration.k8s.io/v1"
+    return [
+        {
+            "apiVersion": group,
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [rule]},
+                "validations": [check],
+            },
+        },
+        {
+            "apiVersion": group,
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": selector},
+            },
+        },
+    ]
+
+
+async def _delete_refused(k: Kube, namespace: str, claim: str) -> bool:
+    """Whether the API server refuses deleting `claim` now (asked as a dry run)."""
+    try:
+        await k.request("DELETE", path("pvc", namespace, claim), query={"dryRun": "All"})
+    except Invalid:
+        return True
+    return False
+
+
+async def test_of_two_disks_detached_together_one_delete_refused_each_is_said_on_its_own(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """Two disks removed from a stopped Wukong in one edit: one pass deletes both claims,
+    and an admission policy refuses one of the deletes. One `DiskDetached` named both and
+    went out only if both deletes did: neither disk was said detached, and the one deleted
+    never was afterwards (session 49). Each disk is now said on its own: the one deleted
+    detached, the refused one `Detaching` with the API server's words, until the policy
+    lets it go."""
+    body = wukong(
+        "dd-1", disks=[SYSTEM, disk("logs"), disk("tmp")], startStrategy={"autoStart": False}
+    )
+    await create(k, "wukong", namespace, body)
+    await wait_phase(k, namespace, "dd-1", "Stopped", within=60)
+    policy = protecting(namespace, "dd-1-logs")
+    control_plane.apply(policy)
+    try:
+        await eventually(
+            lambda: _delete_refused(k, namespace, "dd-1-logs"), timeout=30, message="in effect"
+        )
+        await patch_spec(k, namespace, "dd-1", {"disks": [SYSTEM]})
+        await eventually(lambda: gone_pvc(k, namespace, "dd-1-tmp"), timeout=30)
+
+        def refused_logs(c: dict[str, Any]) -> bool:
+            return "claim dd-1-logs is protected" in (volume(c, "logs").get("message") or "")
+
+        cr = await wait_for(k, namespace, "dd-1", refused_logs, what="logs said refused")
+        assert volume(cr, "logs")["phase"] == "Detaching"
+        assert volume(cr, "logs")["message"].startswith(
+            "the API server refused to delete PersistentVolumeClaim dd-1-logs: "
+        )
+        admitted = condition(cr, "ChildrenAdmitted")
+        assert (admitted["status"], admitted["reason"]) == ("False", "Refused")
+        assert "dd-1-logs" in admitted["message"] and "dd-1-tmp" not in admitted["message"]
+
+        async def detached() -> list[str]:
+            return [e["message"] for e in await wukong_events(k, namespace, "DiskDetached")]
+
+        told = await eventually(detached, timeout=10, message="DiskDetached posted")
+        assert told == ["detached disk tmp: data deleted"]
+        assert await get(k, "pvc", namespace, "dd-1-logs") is not None
+    finally:
+        for doc in reversed(policy):
+            kind = "validatingadmissionpolicies"
+            if doc["kind"].endswith("Binding"):
+                kind = "validatingadmissionpolicybindings"
+            name = doc["metadata"]["name"]
+            await k.delete(api_path("admissionregistration.k8s.io", "v1", kind, None, name))
+
+    # The policy gone, the retry deletes logs's claim: it is said detached in its turn.
+    await eventually(lambda: gone_pvc(k, namespace, "dd-1-logs"), timeout=60)
+    cr = await wait_for(
+        k, namespace, "dd-1", lambda c: condition(c, "ChildrenAdmitted") == {}, what="admitted"
+    )
+    assert volume(cr, "tmp") == {}
+
+    async def both() -> list[str] | None:
+        said = sorted(e["message"] for e in await wukong_events(k, namespace, "DiskDetached"))
+        return said if len(said) == 2 else None
+
+    assert await eventually(both, timeout=10, message="logs said detached") == [
+        "detached disk logs: data deleted",
+        "detached disk tmp: data deleted",
+    ]

@@ -529,7 +529,9 @@ def _options_as_asked(volumes: list[VolumeStatus], cr: Wukong) -> list[VolumeSta
 def _with_detaching(
     volumes: tuple[VolumeStatus, ...], status: WukongStatus, seen: Observed
 ) -> list[VolumeStatus]:
-    """Keep reporting disks that left the spec until their claim is gone or released."""
+    """Keep reporting disks that left the spec until their claim is gone or released. Their
+    message is the refusal of this pass's delete or unplug, if any (`outcome.fold`): not
+    the last pass's, nor one from while the disk was in the spec."""
     current = {v.name for v in volumes}
     out = list(volumes)
     for old in status.volumes:
@@ -538,7 +540,7 @@ def _with_detaching(
             continue
         obj = seen.claims.get(claim) or seen.data_volumes.get(claim)
         if obj is not None and not retained(obj):  # a kept disk is done: no longer ours
-            out.append(old.model_copy(update={"phase": "Detaching"}))
+            out.append(old.model_copy(update={"phase": "Detaching", "message": None}))
     return out
 
 

@@ -394,22 +394,40 @@ def _cleanup(
                 actions.append(PatchChild(kind, claim, patch, "keep detached disk"))
             else:
                 actions.append(DeleteChild(kind, claim, obj["metadata"].get("uid")))
-    if actions:
-        told = sorted({gone[a.name] for a in actions if isinstance(a, PatchChild | DeleteChild)})
+    return actions + _detached_events(actions, gone, anew, restore)
+
+
+def _detached_events(
+    actions: Sequence[Action],
+    gone: Mapping[str, str],
+    anew: set[str],
+    restore: RestoreStatus | None,
+) -> list[Action]:
+    """A `DiskDetached` per disk whose claim `actions` delete or keep, said once that disk's
+    own actions went through. One Event for all, tied to every action, said neither disk
+    of two whose deletes the API server answered apart (a webhook protecting one claim),
+    and the one deleted never afterwards (session 49); it also said "data kept" alone of
+    a kept disk beside a deleted one."""
+    by_disk: dict[str, list[PatchChild | DeleteChild]] = {}
+    for action in actions:
+        if isinstance(action, PatchChild | DeleteChild):
+            by_disk.setdefault(gone[action.name], []).append(action)
+    events: list[Action] = []
+    for disk, own in sorted(by_disk.items()):
         # An imported disk's claim and DataVolume share their name: said once.
-        kept = list(dict.fromkeys(a.name for a in actions if isinstance(a, PatchChild)))
-        what = f"detached disk{'s' if len(told) > 1 else ''} {', '.join(told)}: "
-        message = what + ("data kept in " + ", ".join(kept) if kept else "data deleted")
-        if anew and restore is not None:
-            which = "" if anew == set(kept) else ", ".join(sorted(anew)) + " "
+        kept = list(dict.fromkeys(a.name for a in own if isinstance(a, PatchChild)))
+        message = f"detached disk {disk}: " + (
+            "data kept in " + ", ".join(kept) if kept else "data deleted"
+        )
+        if restore is not None and anew & set(kept):
             message += (
-                f" ({which}as snapshot {restore.snapshot} holds it: restore {restore.name} made "
-                "the claim again while the disk was being removed)"
+                f" (as snapshot {restore.snapshot} holds it: restore {restore.name} made the "
+                "claim again while the disk was being removed)"
             )
-        # Said once every delete or release went through: a refused one (a webhook protecting
-        # the claim) left "data deleted" beside a claim still there (session 48).
-        actions.append(Emit("Normal", "DiskDetached", message, after=tuple(actions)))
-    return actions
+        # Said once its deletes or releases went through: a refused one (a webhook
+        # protecting the claim) left "data deleted" beside a claim still there (session 48).
+        events.append(Emit("Normal", "DiskDetached", message, after=tuple(own)))
+    return events
 
 
 def attached_events(

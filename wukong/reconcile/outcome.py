@@ -6,7 +6,8 @@ answer the status reports (see `answered`), a lifecycle call that failed
 transiently is made again next pass (back to Accepted) while one KubeVirt refused is
 answered `Failed` (`wukong.fsm.requests.PROTOCOL`), and a
 claim expansion the API server refused is remembered as `expansionRefused` so it is not
-asked again until the spec asks for another size. Typed fields, never parsed messages.
+asked again until the spec asks for another size; a removed disk whose claim's delete or
+unplug was refused says so in its own `Detaching` entry. Typed fields, never parsed messages.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from wukong.fsm.requests import Happened
 from wukong.reconcile.actions import (
     Action,
     CreateChild,
+    DeleteChild,
     Emit,
     ExpandDisk,
     Failed,
     PatchChild,
+    RemoveVolume,
     VmCall,
 )
 from wukong.reconcile.admission import refused, refused_child, said_as
@@ -81,6 +84,12 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
             status = status.model_copy(update={"volumes": volumes})
             status = _growth_refused(status, refusal_message(action.size, failure.message))
         elif (
+            isinstance(action, DeleteChild | RemoveVolume)
+            and failure.kind != "transient"
+            and refused_child(action, failure)
+        ):
+            status = _detach_refused(status, action, failure)
+        elif (
             isinstance(action, CreateChild)
             and (answer := _NOT_MADE.get(action.kind)) is not None
             and getattr(status, answer[0]) is not None
@@ -135,6 +144,30 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 state = moved(state, Happened.call_refused, message=message, deadline=None)
             status = status.model_copy(update={"lifecycle_state": state})
     return status
+
+
+DISK_KINDS = ("PersistentVolumeClaim", "DataVolume")
+"""The kinds of a disk's claim (a DataVolume shares its claim's name)."""
+
+
+def _detach_refused(
+    status: WukongStatus, action: DeleteChild | RemoveVolume, failure: Failed
+) -> WukongStatus:
+    """The `Detaching` entry of the disk whose claim's delete, or whose unplug, was refused,
+    with the refusal in its message; the other disks of the same pass as they are. The disk
+    is tried again (`ChildrenAdmitted`), and its entry goes once its claim does."""
+    said = refused({action: failure})
+    volumes = []
+    for volume in status.volumes:
+        if isinstance(action, RemoveVolume):
+            ours = volume.name == action.disk
+        else:
+            ours = action.kind in DISK_KINDS and volume.pvc_name == action.name
+        if ours and volume.phase == "Detaching" and said:
+            words = "; ".join(m for m in (volume.message, *said) if m)
+            volume = volume.model_copy(update={"message": words})
+        volumes.append(volume)
+    return status.model_copy(update={"volumes": volumes})
 
 
 def _growth_refused(status: WukongStatus, message: str) -> WukongStatus:
