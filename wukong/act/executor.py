@@ -185,12 +185,12 @@ class Executor:
                     return await self._create(namespace, action)
                 except AlreadyExists:
                     pass  # our earlier pass (or a crashed one) already made it
-            case PatchChild(kind=kind, name=name, patch=patch):
-                return await self._patch(namespace, kind, name, patch)
+            case PatchChild(kind=kind, name=name, patch=patch, uid=uid):
+                return await self._patch(namespace, kind, name, patch, uid)
             case DeleteChild():
                 await self._delete(namespace, action)
-            case ExpandDisk(claim=claim, request=request):
-                await self.storage.expand_pvc(namespace, claim, request)
+            case ExpandDisk(claim=claim, request=request, uid=uid):
+                await self.storage.expand_pvc(namespace, claim, request, uid=uid)
             case VmCall():
                 await self._call(namespace, action)
             case AddVolume(vm=vm, disk=disk, device=device, source=source):
@@ -211,14 +211,21 @@ class Executor:
         }
         return await creators[action.kind](namespace, action.body)
 
-    async def _patch(self, namespace: str, kind: str, name: str, patch: JsonObj) -> JsonObj:
+    async def _patch(
+        self, namespace: str, kind: str, name: str, patch: JsonObj, uid: str | None
+    ) -> JsonObj:
+        """Every patch of a child is pinned to the object it was decided from (`uid`): one
+        made anew under its name (by a user, another controller, or our own recreate) is
+        not changed by a decision about its predecessor (a Conflict: decided again)."""
         if kind == "VirtualMachine":
-            return await self.kubevirt.patch_vm(namespace, name, patch)
+            return await self.kubevirt.patch_vm(namespace, name, patch, uid=uid)
         if kind == "NetworkAttachmentDefinition":
-            return await self.multus.set_config(namespace, name, patch["spec"]["config"])
+            config = patch["spec"]["config"]
+            return await self.multus.set_config(namespace, name, config, uid=uid)
+        meta = patch.get("metadata", {})
         if kind == "DataVolume":
-            return await self.cdi.patch_dv_metadata(namespace, name, patch.get("metadata", {}))
-        return await self.storage.patch_pvc_metadata(namespace, name, patch.get("metadata", {}))
+            return await self.cdi.patch_dv_metadata(namespace, name, meta, uid=uid)
+        return await self.storage.patch_pvc_metadata(namespace, name, meta, uid=uid)
 
     async def _delete(self, namespace: str, action: DeleteChild) -> None:
         name, uid = action.name, action.uid

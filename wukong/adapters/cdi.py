@@ -21,9 +21,13 @@ class Cdi:
         """Create a DataVolume."""
         return await self.kube.create(dv_path(namespace), dv)
 
-    async def patch_dv_metadata(self, namespace: str, name: str, patch: JsonObj) -> JsonObj:
-        """Merge-patch a DataVolume's metadata (labels, ownerReferences)."""
-        return await self.kube.merge_patch(dv_path(namespace, name), {"metadata": patch})
+    async def patch_dv_metadata(
+        self, namespace: str, name: str, patch: JsonObj, *, uid: str | None = None
+    ) -> JsonObj:
+        """Merge-patch a DataVolume's metadata (labels, ownerReferences); with `uid`, only
+        that incarnation (`Kube.merge_patch`)."""
+        path = dv_path(namespace, name)
+        return await self.kube.merge_patch(path, {"metadata": patch}, uid=uid)
 
     async def delete_dv(
         self,

@@ -21,7 +21,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from wukong.adapters.client import field_manager
 from wukong.api import JsonObj as JsonObj  # console.connect imports it from here
-from wukong.errors import NOT_KUBERNETES, Broken, NotFound, ServerError, classify
+from wukong.errors import NOT_KUBERNETES, Broken, Conflict, Invalid, NotFound, ServerError, classify
 
 RequestHook = Callable[[str, int, str], None]
 """(verb, HTTP status or 0, resource such as `virtualmachines/start`) of each request."""
@@ -29,6 +29,12 @@ RequestHook = Callable[[str, int, str], None]
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
 TIMEOUT_SECONDS: Final = 30.0
+# The API server's answer to a patch whose `metadata.uid` is not the object's: 422
+# `<kind> "<name>" is invalid: metadata.uid: Invalid value: "<uid>": field is immutable`
+# (apiserver rest.BeforeUpdate, ValidateObjectMetaAccessorUpdate), before any validating
+# webhook runs (checked on v1.37.2). Not a 409: the patch handler's own uid Conflict is only
+# for an object that does not exist, which is answered 404 first.
+UID_FIELD: Final = "metadata.uid"
 
 
 def api_path(
@@ -227,10 +233,26 @@ class Kube:
         query = {**self._writer, **({"dryRun": "All"} if dry_run else {})}
         return await self.request("POST", path, body=obj, query=query)
 
-    async def merge_patch(self, path: str, patch: JsonObj, *, dry_run: bool = False) -> JsonObj:
-        """RFC 7386 merge patch (`dry_run`: validated and admitted, never stored)."""
+    async def merge_patch(
+        self, path: str, patch: JsonObj, *, dry_run: bool = False, uid: str | None = None
+    ) -> JsonObj:
+        """RFC 7386 merge patch (`dry_run`: validated and admitted, never stored). `uid` pins
+        it to one incarnation of the object: the patch carries `metadata.uid`, which the API
+        server refuses on another object of that name (`UID_FIELD`). That refusal is raised
+        as a Conflict, as a stale resourceVersion is: the object changed under the caller,
+        who decides again from what it sees now."""
+        if uid:
+            patch = {**patch, "metadata": {**(patch.get("metadata") or {}), "uid": uid}}
         query = {**self._writer, **({"dryRun": "All"} if dry_run else {})}
-        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH, query=query)
+        try:
+            return await self.request(
+                "PATCH", path, body=patch, content_type=MERGE_PATCH, query=query
+            )
+        except Invalid as error:
+            if not uid or UID_FIELD not in error.message:
+                raise
+            message = f"not the object the patch was decided for (uid {uid}): {error.message}"
+            raise Conflict(409, "Conflict", message, path=error.path) from error
 
     async def json_patch(self, path: str, ops: list[JsonObj]) -> JsonObj:
         """RFC 6902 JSON patch (with `test` ops for optimistic concurrency)."""

@@ -58,9 +58,12 @@ class KubeVirt:
         """Create a VirtualMachine."""
         return await self.kube.create(vm_path(namespace), vm)
 
-    async def patch_vm(self, namespace: str, name: str, patch: JsonObj) -> JsonObj:
-        """Merge-patch a VirtualMachine (spec template, labels, runStrategy)."""
-        return await self.kube.merge_patch(vm_path(namespace, name), patch)
+    async def patch_vm(
+        self, namespace: str, name: str, patch: JsonObj, *, uid: str | None = None
+    ) -> JsonObj:
+        """Merge-patch a VirtualMachine (spec template, labels, runStrategy); with `uid`, only
+        that incarnation (`Kube.merge_patch`: a Conflict on another VM of the name)."""
+        return await self.kube.merge_patch(vm_path(namespace, name), patch, uid=uid)
 
     async def delete_vm(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete a VirtualMachine; with `uid`, only that incarnation (precondition)."""

@@ -21,9 +21,13 @@ class Multus:
         """Create a NAD."""
         return await self.kube.create(nad_path(namespace), nad)
 
-    async def set_config(self, namespace: str, name: str, config: str) -> JsonObj:
-        """Replace an owned NAD's CNI config (a JSON string)."""
-        return await self.kube.merge_patch(nad_path(namespace, name), {"spec": {"config": config}})
+    async def set_config(
+        self, namespace: str, name: str, config: str, *, uid: str | None = None
+    ) -> JsonObj:
+        """Replace an owned NAD's CNI config (a JSON string); with `uid`, only that
+        incarnation (`Kube.merge_patch`)."""
+        patch = {"spec": {"config": config}}
+        return await self.kube.merge_patch(nad_path(namespace, name), patch, uid=uid)
 
     async def delete_nad(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete an owned NAD (404 is success)."""

@@ -21,14 +21,21 @@ class Storage:
         """Create a PVC."""
         return await self.kube.create(pvc_path(namespace), pvc)
 
-    async def expand_pvc(self, namespace: str, name: str, size: str) -> JsonObj:
-        """Raise a PVC's storage request (the only resize a PVC allows)."""
+    async def expand_pvc(
+        self, namespace: str, name: str, size: str, *, uid: str | None = None
+    ) -> JsonObj:
+        """Raise a PVC's storage request (the only resize a PVC allows); with `uid`, only
+        that incarnation (`Kube.merge_patch`)."""
         patch = {"spec": {"resources": {"requests": {"storage": size}}}}
-        return await self.kube.merge_patch(pvc_path(namespace, name), patch)
+        return await self.kube.merge_patch(pvc_path(namespace, name), patch, uid=uid)
 
-    async def patch_pvc_metadata(self, namespace: str, name: str, patch: JsonObj) -> JsonObj:
-        """Merge-patch a PVC's metadata (labels, ownerReferences)."""
-        return await self.kube.merge_patch(pvc_path(namespace, name), {"metadata": patch})
+    async def patch_pvc_metadata(
+        self, namespace: str, name: str, patch: JsonObj, *, uid: str | None = None
+    ) -> JsonObj:
+        """Merge-patch a PVC's metadata (labels, ownerReferences); with `uid`, only that
+        incarnation (`Kube.merge_patch`)."""
+        path = pvc_path(namespace, name)
+        return await self.kube.merge_patch(path, {"metadata": patch}, uid=uid)
 
     async def delete_pvc(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         """Delete a PVC (404 is success)."""

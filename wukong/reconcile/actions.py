@@ -41,12 +41,20 @@ class CreateChild:
 
 @dataclass(frozen=True)
 class PatchChild:
-    """Merge-patch a child we own (NAD config, VM template or runStrategy, PVC labels)."""
+    """Merge-patch a child we own (NAD config, VM template or runStrategy, PVC labels).
+
+    `uid` is the uid of the object the patch was decided from (the cached one, `uid_of`):
+    the patch carries it as `metadata.uid`, which the API server refuses on another object
+    of that name (one deleted and made again in between, by anyone), and the pass decides
+    again from the cache (a Conflict, docs/decisions.md "A patch lands only on the object it
+    was decided for"). Required, so no planner forgets it; None only for an object that has
+    none (a test's hand-made one)."""
 
     kind: ChildKind
     name: str
     patch: JsonObj = field(hash=False)
     why: str = ""
+    uid: str | None = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -63,12 +71,20 @@ class DeleteChild:
 
 @dataclass(frozen=True)
 class ExpandDisk:
-    """Raise a PVC's storage request to `request`, for the disk's spec `size`."""
+    """Raise a PVC's storage request to `request`, for the disk's spec `size`; `uid` pins the
+    patch to the claim it was decided from (as `PatchChild.uid`)."""
 
     claim: str
     size: str
     disk: str
     request: str
+    uid: str | None = None
+
+
+def uid_of(obj: JsonObj | None) -> str | None:
+    """The uid of a cached object: what a patch decided from it is pinned to."""
+    uid = ((obj or {}).get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
 
 
 @dataclass(frozen=True)

@@ -308,11 +308,12 @@ def _retain(cr: Wukong, keep: set[str], seen: Observed, refused: set[str]) -> li
         under_ours = dv is not None and _ours_or_released(dv, cr) and under_data_volume(pvc, dv)
         if disk in keep and (ours or under_ours or _left_by_a_detach(pvc, cr, dv)):
             patch = release_patch("PersistentVolumeClaim", pvc, cr, disk, dv, vm_uid)
-            actions.append(PatchChild("PersistentVolumeClaim", name, patch, "keep disk"))
+            keep_it = PatchChild("PersistentVolumeClaim", name, patch, "keep disk", uid=_uid(pvc))
+            actions.append(keep_it)
     for name, dv in seen.data_volumes.items():
         if _disk_of(dv, cr) in keep and held_by(dv, uid) and name not in refused:
             patch = release_patch("DataVolume", dv, cr, _disk_of(dv, cr), vm_uid=vm_uid)
-            actions.append(PatchChild("DataVolume", name, patch, "keep disk"))
+            actions.append(PatchChild("DataVolume", name, patch, "keep disk", uid=_uid(dv)))
     return actions
 
 

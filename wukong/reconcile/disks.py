@@ -32,6 +32,7 @@ from wukong.reconcile.actions import (
     Emit,
     ExpandDisk,
     PatchChild,
+    uid_of,
 )
 from wukong.reconcile.children import (
     UNMARK_RESTORED,
@@ -714,7 +715,9 @@ def _disk(
         return adopt_patch(cr, disk.name, claim_owner, keep=kept)
 
     adopt: list[Action] = [
-        PatchChild(kind, claim, pinned(adoption(kind), obj), "adopt a retained disk")
+        PatchChild(
+            kind, claim, pinned(adoption(kind), obj), "adopt a retained disk", uid=uid_of(obj)
+        )
         for kind, obj in pairs
         if obj is not None and kept_for(obj, cr.metadata.name, disk.name)
     ]
@@ -739,7 +742,10 @@ def _disk(
                 # PVC already exists"), unless the claim says it is filled (populatedFor). Taken
                 # back so first, its data kept (found by a source audit, session 42).
                 back = adopt_for_data_volume_patch(cr, disk.name, claim)
-                take = PatchChild("PersistentVolumeClaim", claim, pinned(back, pvc), "take back")
+                back = pinned(back, pvc)
+                take = PatchChild(
+                    "PersistentVolumeClaim", claim, back, "take back", uid=uid_of(pvc)
+                )
                 return _Disk([take, *gone], at("Adopting"), "taking back its claim")
             if (refused := clone_problem(cr, disk, seen)) is not None:
                 # Not created yet: CDI's DataVolume cannot change, so one made now would be
@@ -807,10 +813,11 @@ def _disk(
     hold = None if held is None else hold_patch(held, cr, kept, restored=taken, vm_uid=vm_uid)
     if hold is not None:
         why = "hold a kept disk by label" if kept else "own the disk"
-        actions.append(PatchChild(owner_kind, claim, hold, why))
+        actions.append(PatchChild(owner_kind, claim, hold, why, uid=uid_of(held)))
     if restored and pvc is not None and dv is not None and under_data_volume(pvc, dv):
         unmark = pinned({"metadata": {"labels": dict(UNMARK_RESTORED)}}, pvc)
-        actions.append(PatchChild("PersistentVolumeClaim", claim, unmark, "take back"))
+        untie = PatchChild("PersistentVolumeClaim", claim, unmark, "take back", uid=uid_of(pvc))
+        actions.append(untie)
     blocked: Blocked | None = None
     if pvc is not None:
         volume = volume.model_copy(
@@ -1102,7 +1109,7 @@ def _grow(
         blocked = Blocked(disk.name, "ExpansionRefused", message)
         kept = volume.model_copy(update={"message": message, "expansion_refused": disk.size})
         return [], blocked, kept
-    return [ExpandDisk(claim, disk.size, disk.name, target)], None, volume
+    return [ExpandDisk(claim, disk.size, disk.name, target, uid_of(pvc))], None, volume
 
 
 def _kept_bigger(disk: DiskSpec, requested: str, pvc: JsonObj, overhead: float) -> bool:
@@ -1281,5 +1288,5 @@ def holds_as_asked(cr: Wukong, seen: Observed) -> list[Action]:
             continue
         if (hold := hold_patch(held, cr, keep, vm_uid=vm_uid)) is not None:
             why = "hold a kept disk by label" if keep else "own the disk"
-            actions.append(PatchChild(kind, claim, hold, why))
+            actions.append(PatchChild(kind, claim, hold, why, uid=uid_of(held)))
     return actions

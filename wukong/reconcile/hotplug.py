@@ -31,6 +31,7 @@ from wukong.reconcile.actions import (
     Emit,
     PatchChild,
     RemoveVolume,
+    uid_of,
 )
 from wukong.reconcile.children import UNMARK_RESTORED, held_by, owned_by
 from wukong.reconcile.deletion import release_patch
@@ -391,7 +392,8 @@ def _cleanup(
                 if restored:  # KubeVirt's marks go, as when a pass takes such a claim back
                     patch["metadata"]["labels"] |= UNMARK_RESTORED
                     anew.add(claim)
-                actions.append(PatchChild(kind, claim, patch, "keep detached disk"))
+                release = PatchChild(kind, claim, patch, "keep detached disk", uid=uid_of(obj))
+                actions.append(release)
             else:
                 actions.append(DeleteChild(kind, claim, obj["metadata"].get("uid")))
     return actions + _detached_events(actions, gone, anew, restore)

@@ -25,7 +25,7 @@ from wukong.api.v1alpha1 import LifecycleAction, Wukong
 from wukong.fsm.facts import Facts
 from wukong.fsm.machine import Effect, Phase, Step, decide
 from wukong.fsm.requests import ISSUED, Answer, Happened, answer
-from wukong.reconcile.actions import Action, Emit, PatchChild, VmCall
+from wukong.reconcile.actions import Action, Emit, PatchChild, VmCall, uid_of
 from wukong.reconcile.observed import Observed
 from wukong.reconcile.timefmt import iso
 
@@ -931,7 +931,8 @@ def _run_strategy(
         # after virt-controller's sync wakes the pass.
         return []
     vm = names.vm_name(cr.metadata.name)
-    moved_back = PatchChild("VirtualMachine", vm, {"spec": {"runStrategy": wanted}}, "run strategy")
+    body = {"spec": {"runStrategy": wanted}}
+    moved_back = PatchChild("VirtualMachine", vm, body, "run strategy", uid=uid_of(seen.vm))
     patch: list[Action] = [moved_back]
     # Neither the spec nor a request of ours moved it (a spec edit is a generation not yet
     # observed; KubeVirt's answer to our start is Always, a running strategy like the one
@@ -967,7 +968,8 @@ def _held_off(cr: Wukong, seen: Observed) -> list[Action]:
     if seen.vm is None or being_deleted(seen.vm) or not RUNS.get(seen.run_strategy or ""):
         return []
     vm = names.vm_name(cr.metadata.name)
-    return [PatchChild("VirtualMachine", vm, {"spec": {"runStrategy": "Manual"}}, "held off")]
+    body = {"spec": {"runStrategy": "Manual"}}
+    return [PatchChild("VirtualMachine", vm, body, "held off", uid=uid_of(seen.vm))]
 
 
 def _forced_stop_of_a_restart(current: str | None, state: LifecycleState) -> bool:

@@ -12,7 +12,7 @@ from wukong.api.conditions import NETWORKS_CONFIGURED, Cond
 from wukong.api.objects import being_deleted
 from wukong.api.status import NetworkStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.reconcile.actions import Action, CreateChild, DeleteChild, PatchChild
+from wukong.reconcile.actions import Action, CreateChild, DeleteChild, PatchChild, uid_of
 from wukong.reconcile.children import build_nad, nad_config, owned_by
 from wukong.reconcile.observed import Observed
 
@@ -202,7 +202,8 @@ def plan_networks(cr: Wukong, seen: Observed, old: Sequence[NetworkStatus] = ())
                 why = "mac capability added"
             else:
                 why, when, under = "config changed", seen.now, running
-            actions.append(PatchChild("NetworkAttachmentDefinition", nad, patch, why))
+            owned = uid_of(current)
+            actions.append(PatchChild("NetworkAttachmentDefinition", nad, patch, why, uid=owned))
         statuses.append(
             NetworkStatus(
                 name=net.name,

@@ -23,7 +23,7 @@ from wukong.reconcile.access import (
     first_boot_words,
     secret_condition,
 )
-from wukong.reconcile.actions import Action, CreateChild, DeleteChild, Emit, PatchChild
+from wukong.reconcile.actions import Action, CreateChild, DeleteChild, Emit, PatchChild, uid_of
 from wukong.reconcile.children import (
     labels,
     nad_of,
@@ -794,7 +794,8 @@ def plan_vm(
         # ours or a user's) must not be dropped by a list computed before it came (409: the
         # pass is made again from the newer VM).
         body = pinned({"spec": patch}, seen.vm)
-        actions.append(PatchChild("VirtualMachine", vm_name, body, "spec changed"))
+        changed = PatchChild("VirtualMachine", vm_name, body, "spec changed", uid=uid_of(seen.vm))
+        actions.append(changed)
     if (waiting := _unscheduled_behind(seen)) is not None:
         delete = DeleteChild("VirtualMachineInstance", vm_name, waiting)
         actions += [delete, Emit("Normal", "Rescheduling", RESCHEDULING, after=(delete,))]

@@ -571,7 +571,8 @@ def test_growing_a_disk_expands_its_pvc() -> None:
     KubeVirt's own 5.5 %, 200Gi / 0.945 up to whole MiB (216720Mi)."""
     cr = wukong(disks=[*_disks()[:1], {"name": "data", "size": "200Gi"}])
     plan = decide(cr, {"phase": "Running"}, running())
-    assert ExpandDisk("web-1-data", "200Gi", "data", "227247390720") in plan.actions
+    grow = ExpandDisk("web-1-data", "200Gi", "data", "227247390720", "web-1-data-uid")
+    assert grow in plan.actions  # pinned to the claim it was decided from
 
 
 def test_a_claim_not_bound_yet_grows_once_bound_and_is_not_refused_for_good() -> None:
@@ -1093,7 +1094,8 @@ def test_an_imported_disk_grows_to_its_size_as_cdi_would_have_made_it(
     grown = [
         a for a in decide(cr, {"phase": "Running"}, world).actions if isinstance(a, ExpandDisk)
     ]
-    expected = [] if asks is None else [ExpandDisk("web-1-system", size, "system", asks)]
+    grow = ExpandDisk("web-1-system", size, "system", asks, "web-1-system-uid")
+    expected = [] if asks is None else [grow]
     assert grown == expected
 
 
@@ -1214,7 +1216,7 @@ def test_a_disk_grows_by_the_overhead_of_its_claims_class(storage_class: str, as
     grown = [
         a for a in decide(cr, {"phase": "Running"}, world).actions if isinstance(a, ExpandDisk)
     ]
-    assert grown == [ExpandDisk("web-1-system", "21Gi", "system", str(asks))]
+    assert grown == [ExpandDisk("web-1-system", "21Gi", "system", str(asks), "web-1-system-uid")]
     assert _kubevirt_guest_bytes(asks, 0.1 if storage_class == "fast" else 0.06) >= 21 << 30
 
 

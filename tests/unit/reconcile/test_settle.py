@@ -214,7 +214,8 @@ async def test_a_patched_child_is_written_through_so_the_next_pass_does_not_patc
     await reconciler.reconcile("demo/web-1")
     await reconciler.reconcile("demo/web-1")  # woken again before the VM's watch event
     patches = [body for method, path, body in server.writes if path.endswith("/web-1-vm")]
-    assert patches == [{"spec": {"runStrategy": "Always"}}]
+    # Pinned to the VM it was decided from (PatchChild.uid) since session 49.
+    assert patches == [{"spec": {"runStrategy": "Always"}, "metadata": {"uid": "vm-uid"}}]
     assert cache.get(kinds.VM.cache, "demo", "web-1-vm")["spec"]["runStrategy"] == "Always"
 
 

@@ -74,7 +74,7 @@ def test_the_same_refusal_again_is_not_a_new_event_and_its_retry_backs_off_to_a_
 
 
 def test_a_webhook_refusing_a_vm_patch_is_reported_too() -> None:
-    patch = PatchChild("VirtualMachine", "web-1-vm", {"spec": {}}, "template")
+    patch = PatchChild("VirtualMachine", "web-1-vm", {"spec": {}}, "template", uid="web-1-vm-uid")
     denied = 'admission webhook "vm.example" denied the request: no GPUs'
     verdict, _, _ = admitted({patch: Failed("permanent", denied, 422)}, [])
     assert "update VirtualMachine web-1-vm" in verdict["message"]

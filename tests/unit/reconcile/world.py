@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from wukong.api import JsonObj
 from wukong.api.conditions import Cond
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
+from wukong.reconcile.actions import ExpandDisk, PatchChild, uid_of
 from wukong.reconcile.observed import Observed
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
@@ -201,11 +204,40 @@ class WirePlan:
     hold_status: float | None = None
 
 
+def decided_for(world: Observed, kind: str, name: str) -> JsonObj | None:
+    """The object of `world` a patch of `kind` `name` changes."""
+    objects: dict[str, Mapping[str, JsonObj]] = {
+        "NetworkAttachmentDefinition": {k.partition("/")[2]: v for k, v in world.nads.items()},
+        "DataVolume": world.data_volumes,
+        "PersistentVolumeClaim": world.claims,
+    }
+    if kind == "VirtualMachine":
+        return world.vm if world.vm is not None and world.vm["metadata"]["name"] == name else None
+    return objects[kind].get(name)
+
+
+def assert_pinned(actions: Sequence[Any], world: Observed) -> None:
+    """Every patch of a child carries the uid of the object it was decided from (the one in
+    `world`): on another object of the name the API server refuses it (PatchChild.uid)."""
+    for action in actions:
+        if isinstance(action, PatchChild):
+            kind, name = action.kind, action.name
+        elif isinstance(action, ExpandDisk):
+            kind, name = "PersistentVolumeClaim", action.claim
+        else:
+            continue
+        obj = decided_for(world, kind, name)
+        assert obj is not None, f"{kind} {name} patched, but not in the world"
+        assert action.uid == uid_of(obj), f"{kind} {name}: {action.uid} != {uid_of(obj)}"
+
+
 def decide(cr: Wukong, status: dict[str, Any], world: Observed, **kw: Any) -> WirePlan:
-    """`wukong.reconcile.decide.decide` from and to the wire form of status."""
+    """`wukong.reconcile.decide.decide` from and to the wire form of status; every patch it
+    decides is checked to be pinned to the object it was decided from (`assert_pinned`)."""
     from wukong.reconcile.decide import decide as typed_decide
 
     plan = typed_decide(cr, WukongStatus.model_validate(status), world, **kw)
+    assert_pinned(plan.actions, world)
     return WirePlan(
         plan.actions,
         plan.status.to_wire(),
@@ -236,6 +268,7 @@ def plan_deletion(
 
     status = {"phase": "Deleting", **status}
     plan = typed_plan(cr, WukongStatus.model_validate(status), world, **kw)
+    assert_pinned(plan.actions, world)
     return WireDeletionPlan(
         plan.actions,
         plan.deletion.to_wire(),
