@@ -19,7 +19,9 @@ class Wukongs:
         self.kube = kube
 
     async def patch_status(self, namespace: str, name: str, uid: str, status: JsonObj) -> JsonObj:
-        """Merge-patch `status` via the status subresource, pinned to one incarnation by UID."""
+        """Merge-patch `status` via the status subresource. It carries the UID, which the API
+        server does not check there: a custom resource's status strategy copies the stored
+        object's metadata over the patch's (docs/decisions.md, session 49)."""
         patch = {"metadata": {"uid": uid}, "status": status}
         return await self.kube.merge_patch(f"{wukong_path(namespace, name)}/status", patch)
 
