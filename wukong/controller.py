@@ -186,6 +186,7 @@ class Operator:
         self.metrics.track_phases(self.phase_counts)
         self.metrics.track_stalled(self.stalled_counts)
         self.metrics.track_unhealthy(self.unhealthy_counts)
+        self.metrics.track_crd(lambda: self.reconciler.crd_outdated() is not None)
         self._answered: dict[str, tuple[str, str]] = {}
         self.leading = not settings.leader_election
         self.lost_lease = False

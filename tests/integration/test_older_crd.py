@@ -128,6 +128,8 @@ async def test_an_older_crd_is_said_and_no_restart_is_answered_sent(
         assert op.operator is not None
         ready, why = op.operator.readiness()
         assert not ready and "status.lifecycleState.call" in why
+        outdated = op.operator.metrics.registry.get_sample_value
+        assert outdated("wukong_crd_outdated") == 1  # WukongCRDOutdated's series
 
         # The CRD applied: the next restart is made, and the operator is ready again.
         older_plane.apply([build_crd()])
@@ -137,3 +139,4 @@ async def test_an_older_crd_is_said_and_no_restart_is_answered_sent(
         restarts = [c for c in sim.calls if c.subresource == "restart" and c.user == OPERATOR_USER]
         assert len(restarts) == 1
         assert op.operator.readiness() == (True, "leading")
+        assert outdated("wukong_crd_outdated") == 0

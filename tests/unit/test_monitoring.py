@@ -160,6 +160,17 @@ def test_a_vm_in_trouble_pages_whatever_its_phase() -> None:
     assert "VMHealthy" in DOCUMENTED["wukong_unhealthy"][2]
 
 
+def test_a_wukong_crd_older_than_the_operator_pages_per_install() -> None:
+    """Monitoring saw only a pod not ready while lifecycle requests ended "not made" (audit,
+    session 48). Only the leader writes status, so only its series can be 1: max, by the
+    operator's namespace (the family has no namespace label of its own)."""
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    rule = rules["WukongCRDOutdated"]
+    assert rule["expr"].strip() == "max by (namespace) (wukong_crd_outdated) > 0"
+    assert "wukong_crd_outdated" in exposed() and not DOCUMENTED["wukong_crd_outdated"][1]
+    assert "manifests/crd/wukong.yaml" in rule["annotations"]["description"]
+
+
 def test_the_lifecycle_alert_counts_failures_among_enough_requests_carried_out() -> None:
     """Refused answers a request that cannot be carried out (SPEC: an answer, a user's
     mistake): it counts neither as a failure nor in the total; and one failed request out of

@@ -96,6 +96,27 @@ async def test_an_older_wukong_crd_fails_readiness_with_what_to_apply() -> None:
         assert operator.readiness() == (True, "leading")
 
 
+async def test_an_older_wukong_crd_shows_in_metrics_until_a_dropped_field_is_kept() -> None:
+    """Monitoring saw only a pod not ready (audit, session 48): wukong_crd_outdated says
+    why, from the start at 0, 1 while the status writes lose fields, 0 once one is kept."""
+    async with ApiClient(Configuration()) as api:
+        operator = Operator(Settings(metrics_address="off"), api)
+
+        async def post(owner: object, events: list[Emit]) -> None:
+            pass
+
+        operator.executor.post_events = post  # type: ignore[method-assign]
+        sample = operator.metrics.registry.get_sample_value
+        assert sample("wukong_crd_outdated") == 0
+        sent = {"phase": "Running", "autoStart": True}
+        raw = {"metadata": {"namespace": "demo", "name": "web-1", "uid": "u"}}
+        await operator.reconciler._kept(raw, sent, {"phase": "Running"})
+        assert sample("wukong_crd_outdated") == 1
+        assert "wukong_crd_outdated 1.0" in operator.metrics.render().decode()
+        await operator.reconciler._kept(raw, sent, sent)
+        assert sample("wukong_crd_outdated") == 0
+
+
 async def test_a_watch_refused_after_its_cache_synced_fails_readiness_naming_it() -> None:
     """Namespaced-install audit, session 48, finding 3: a cache synced and then refused
     (403) kept /readyz green while it froze."""

@@ -129,6 +129,13 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
         ("action", "outcome"),
         "Lifecycle requests answered by the leader: outcome Done, Refused or Failed",
     ),
+    "wukong_crd_outdated": (
+        "gauge",
+        (),
+        "1 while this replica's status writes show the Wukong CRD in the cluster older than "
+        "the operator (the API server dropped fields they wrote; lifecycle calls whose record "
+        "it dropped are not made), else 0; leader only",
+    ),
 }
 
 
@@ -288,6 +295,9 @@ class Metrics:
         for action in Action:
             for outcome in OUTCOMES:
                 self.lifecycle_requests_total.labels(action=action.value, outcome=outcome)
+        # No label for the dropped fields: the log line, the CRDOutdated Event and /readyz
+        # name them; a series per set of fields would only come and go with each upgrade.
+        self.crd_outdated = Gauge("wukong_crd_outdated", _help("wukong_crd_outdated"), registry=r)
         self._phases = _PhaseCollector()
         self.registry.register(self._phases)
         self._queue = _QueueCollector()
@@ -322,6 +332,11 @@ class Metrics:
     def track_lease(self, transitions: Callable[[], int | None]) -> None:
         """Read the leader Lease's leaseTransitions at scrape time."""
         self._lease.transitions = transitions
+
+    def track_crd(self, outdated: Callable[[], bool]) -> None:
+        """Read at scrape time whether this replica's status writes showed the Wukong CRD
+        older than the operator."""
+        self.crd_outdated.set_function(lambda: 1.0 if outdated() else 0.0)
 
     def track_phases(self, counts: PhaseCounts) -> None:
         """Read (namespace, phase) counts at scrape time (computed from the Wukong cache)."""

@@ -82,6 +82,7 @@ def test_every_series_a_rule_reads_exists_at_zero_from_the_start() -> None:
         for outcome in ("Done", "Refused", "Failed"):
             labels = {"action": action, "outcome": outcome}
             assert sample("wukong_lifecycle_requests_total", labels) == 0
+    assert sample("wukong_crd_outdated") == 0
 
 
 def test_process_metrics_are_served_and_no_created_series() -> None:
