@@ -209,6 +209,21 @@ def test_operator_down_pages_for_one_install_among_healthy_ones() -> None:
     assert f"max by (namespace) ({gone}) == 0" in clauses[2], "no pod available"
 
 
+@pytest.mark.parametrize("rule", alert_rules(), ids=[r["alert"] for r in alert_rules()])
+def test_no_alert_sends_its_reader_to_the_default_installs_namespace(
+    rule: dict[str, Any],
+) -> None:
+    """An install of manifests/namespaced runs in its own operatorNamespace: WukongNoLeader
+    named the Lease `wukong-system/wukong-operator` whatever the install (audit, session 48).
+    An alert's words take the namespace from its labels; `wukong-system` only as what
+    `{{ else }}` says when there is none (absent())."""
+    for field, text in rule.get("annotations", {}).items():
+        text = text.replace("{{ else }}wukong-system{{ end }}", "")
+        assert "wukong-system" not in text, (rule["alert"], field)
+    if rule["alert"] == "WukongNoLeader":
+        assert "{{ $labels.namespace }}/wukong-operator" in rule["annotations"]["description"]
+
+
 def test_no_leader_is_not_raised_by_a_scrape_that_fails() -> None:
     """A leader whose scrape fails leaves only the standby's 0 (audit s42, finding 7)."""
     expr = dict(rule_expressions())["WukongNoLeader"]
