@@ -24,6 +24,7 @@ RUNBOOKS = "https://github.com/novasphere/wukong/blob/main/docs/troubleshooting.
 PROMETHEUS_SERIES = {
     "up": {"job", "instance", "namespace", "pod", "service", "endpoint"},
     "kube_deployment_status_replicas_available": {"namespace", "deployment"},
+    "kube_service_info": {"namespace", "service"},
 }
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
 KEYWORDS = {
@@ -207,6 +208,19 @@ def test_operator_down_pages_for_one_install_among_healthy_ones() -> None:
     name = deployment["metadata"]["name"]
     gone = f'kube_deployment_status_replicas_available{{deployment="{name}"}}'
     assert f"max by (namespace) ({gone}) == 0" in clauses[2], "no pod available"
+
+
+def test_operator_down_reads_only_the_deployments_of_an_install() -> None:
+    """kube-state-metrics serves every Deployment of the cluster: one named `wukong` in a
+    tenant's namespace, scaled to 0, paged WukongOperatorDown (audit, session 48). The clause
+    keeps the namespaces that hold the Service whose targets every other rule reads (the
+    job's), as the Deployment and that Service go together in manifests/deploy."""
+    clauses = [c.strip() for c in dict(rule_expressions())["WukongOperatorDown"].split("\nor ")]
+    service = yaml.safe_load((BUNDLE.parent / "deploy" / "service.yaml").read_text())
+    name = service["metadata"]["name"]
+    scoped = rf'\)\s*==\s*0\s+and\s+on\s*\(namespace\)\s*kube_service_info\{{service="{name}"\}}'
+    assert re.search(scoped, clauses[2]), clauses[2]
+    assert re.search(r'\bjob="' + re.escape(name) + '"', clauses[1]), "the same Service's job"
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=[r["alert"] for r in alert_rules()])
