@@ -459,7 +459,20 @@ class Operator:
         return all(i.synced.is_set() for i in self.informers.values())
 
     async def _work(self) -> None:
-        await run_workers(self.queue, self._handle, self.settings.concurrency, metrics=self.metrics)
+        await run_workers(
+            self.queue,
+            self._handle,
+            self.settings.concurrency,
+            metrics=self.metrics,
+            uid_of=self._uid_of,
+        )
+
+    def _uid_of(self, key: str) -> str | None:
+        """The uid of the Wukong a key names, as cached when its pass starts: its log lines
+        tell it apart from an earlier Wukong of the same name."""
+        cr = self.store.get(kinds.WUKONG.cache, *split_key(key))
+        uid = (cr or {}).get("metadata", {}).get("uid")
+        return str(uid) if uid else None
 
     async def _drain(self, workers: asyncio.Task[None]) -> None:
         """Stop taking keys; give passes in flight a bounded time to finish."""

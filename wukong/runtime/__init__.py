@@ -3,7 +3,7 @@
 from wukong.runtime._watch_protocol import ResourceRef, WatchEvent
 from wukong.runtime.cache import Replaced, Store
 from wukong.runtime.clock import Clock, FakeClock, MonotonicClock
-from wukong.runtime.logs import configure_logging, wukong_key
+from wukong.runtime.logs import configure_logging, pass_id, wukong_key, wukong_uid
 from wukong.runtime.metrics import Metrics
 from wukong.runtime.probes import ProbeServer
 from wukong.runtime.queue import QueueShutDown, WorkQueue
@@ -26,6 +26,8 @@ __all__ = [
     "WatchEvent",
     "WorkQueue",
     "configure_logging",
+    "pass_id",
     "run_workers",
     "wukong_key",
+    "wukong_uid",
 ]

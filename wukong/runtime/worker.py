@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from wukong.errors import WukongError
 from wukong.runtime.clock import Clock, MonotonicClock
-from wukong.runtime.logs import wukong_key
+from wukong.runtime.logs import new_pass_id, pass_id, wukong_key, wukong_uid
 from wukong.runtime.metrics import Metrics
 from wukong.runtime.queue import QueueShutDown, WorkQueue
 
@@ -25,6 +25,8 @@ class Result:
 
 Handler = Callable[[str], Awaitable[Result | None]]
 ErrorHook = Callable[[str, Exception], None]
+UidOf = Callable[[str], str | None]
+"""The uid of the object a key names, as the cache holds it (None: not there)."""
 
 
 def log_error(key: str, error: Exception) -> None:
@@ -46,11 +48,14 @@ async def run_workers(
     on_error: ErrorHook = log_error,
     metrics: Metrics | None = None,
     clock: Clock | None = None,
+    uid_of: UidOf = lambda _key: None,
 ) -> None:
     """Run `concurrency` workers until the queue shuts down and their passes in flight end.
 
     A pass that returns forgets the key's backoff and, if asked, re-adds it after the
-    delay; a pass that raises is re-added with per-key exponential backoff.
+    delay; a pass that raises is re-added with per-key exponential backoff. Each pass's log
+    lines carry its key, the uid `uid_of` gives for it as the pass starts, and an id of
+    their own (`wukong.runtime.logs`).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -58,7 +63,8 @@ async def run_workers(
     async with asyncio.TaskGroup() as group:
         for index in range(concurrency):
             group.create_task(
-                _work(queue, handler, on_error, metrics, worker_clock), name=f"worker-{index}"
+                _work(queue, handler, on_error, metrics, worker_clock, uid_of),
+                name=f"worker-{index}",
             )
 
 
@@ -68,6 +74,7 @@ async def _work(
     on_error: ErrorHook,
     metrics: Metrics | None,
     clock: Clock,
+    uid_of: UidOf,
 ) -> None:
     """One worker: one key at a time, until the queue says it is shut down."""
     while True:
@@ -76,6 +83,8 @@ async def _work(
         except QueueShutDown:
             return
         token = wukong_key.set(key)
+        uid_token = wukong_uid.set(uid_of(key))
+        pass_token = pass_id.set(new_pass_id())
         if metrics is not None:
             metrics.observe_queue_wait(queue.waited(key))
         started = clock.now()
@@ -95,6 +104,8 @@ async def _work(
                 queue.add_after(key, result.requeue_after)
         finally:
             queue.done(key)
+            pass_id.reset(pass_token)
+            wukong_uid.reset(uid_token)
             wukong_key.reset(token)
             if metrics is not None and outcome != "cancelled":
                 metrics.observe_reconcile(outcome, clock.now() - started)

@@ -10,7 +10,9 @@ from wukong.runtime.logs import (
     TextFormatter,
     WukongKeyFilter,
     configure_logging,
+    pass_id,
     wukong_key,
+    wukong_uid,
 )
 from wukong.runtime.metrics import Metrics
 
@@ -121,9 +123,24 @@ def test_json_log_lines_carry_the_wukong_key_and_extras() -> None:
     assert entry["disk"] == "data"
 
 
+def test_json_log_lines_of_a_pass_carry_the_wukongs_uid_and_the_pass_id() -> None:
+    """New keys only: a line's other keys are as they were (audit, session 48)."""
+    tokens = (wukong_key.set("team-a/web-1"), wukong_uid.set("u-1"), pass_id.set("0a1b2c3d"))
+    try:
+        line = JsonFormatter().format(record("disk attached", disk="data"))
+    finally:
+        pass_id.reset(tokens[2])
+        wukong_uid.reset(tokens[1])
+        wukong_key.reset(tokens[0])
+    entry = json.loads(line)
+    assert entry["wukong"] == "team-a/web-1" and entry["disk"] == "data"
+    assert entry["uid"] == "u-1" and entry["pass"] == "0a1b2c3d"
+    assert set(entry) == {"time", "level", "logger", "message", "wukong", "uid", "pass", "disk"}
+
+
 def test_json_log_lines_outside_a_pass_have_no_key() -> None:
     entry = json.loads(JsonFormatter().format(record("starting")))
-    assert "wukong" not in entry
+    assert "wukong" not in entry and "uid" not in entry and "pass" not in entry
 
 
 def test_text_log_lines_show_the_key_in_brackets() -> None:
@@ -133,6 +150,13 @@ def test_text_log_lines_show_the_key_in_brackets() -> None:
     finally:
         wukong_key.reset(token)
     assert "wukong.reconcile [team-a/web-1]: stopping VM" in line
+    tokens = (wukong_key.set("team-a/web-1"), pass_id.set("0a1b2c3d"))
+    try:
+        line = TextFormatter().format(record("stopping VM"))
+    finally:
+        pass_id.reset(tokens[1])
+        wukong_key.reset(tokens[0])
+    assert "wukong.reconcile [team-a/web-1 pass=0a1b2c3d]: stopping VM" in line
     assert "[" not in TextFormatter().format(record("idle")).split("wukong.reconcile")[1]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from wukong.errors import TransientError
 from wukong.runtime.clock import FakeClock
-from wukong.runtime.logs import wukong_key
+from wukong.runtime.logs import pass_id, wukong_key, wukong_uid
 from wukong.runtime.metrics import Metrics
 from wukong.runtime.queue import WorkQueue
 from wukong.runtime.worker import Result, run_workers
@@ -151,6 +151,45 @@ async def test_logs_during_a_pass_name_the_wukong(caplog: pytest.LogCaptureFixtu
     await asyncio.wait_for(workers, 5)
     assert seen == ["ns/web-1"]
     assert wukong_key.get() is None
+
+
+async def test_a_passes_log_lines_carry_the_wukongs_uid_and_an_id_of_their_own() -> None:
+    """Logs said only namespace/name (audit, session 48): a Wukong deleted and made again
+    under its name, or two passes of one Wukong among many others' lines, could not be told
+    apart. The uid (as the cache holds it when the pass starts) and a pass id are in the
+    context of the pass, of the tasks it starts, and of the line that reports its failure."""
+    queue = WorkQueue(clock=FakeClock())
+    seen: list[tuple[str | None, str | None]] = []
+    failed: list[tuple[str | None, str | None]] = []
+    uids = {"ns/web-1": "uid-1"}
+
+    async def reconcile(key: str) -> None:
+        async def started_by_the_pass() -> None:
+            seen.append((wukong_uid.get(), pass_id.get()))
+
+        await asyncio.gather(started_by_the_pass())
+        if len(seen) == 2:
+            raise TransientError("409 Conflict: the object has been modified")
+
+    def on_error(key: str, error: Exception) -> None:
+        failed.append((wukong_uid.get(), pass_id.get()))
+
+    workers = asyncio.create_task(
+        run_workers(queue, reconcile, 1, on_error=on_error, uid_of=uids.get)
+    )
+    queue.add("ns/web-1")
+    await eventually(lambda: len(seen) == 1)
+    uids["ns/web-1"] = "uid-2"  # deleted and made again under its name
+    queue.add("ns/web-1")
+    await eventually(lambda: bool(failed))
+    queue.shutdown()
+    await asyncio.wait_for(workers, 5)
+    (first_uid, first_pass), (second_uid, second_pass) = seen
+    assert (first_uid, second_uid) == ("uid-1", "uid-2")
+    assert first_pass and second_pass and first_pass != second_pass
+    assert len(first_pass) == 8 and int(first_pass, 16) >= 0
+    assert failed == [("uid-2", second_pass)]
+    assert (wukong_uid.get(), pass_id.get()) == (None, None), "nothing left after the pass"
 
 
 async def _one_failed_pass(error: Exception, caplog: pytest.LogCaptureFixture, level: int) -> None:
