@@ -1,19 +1,37 @@
-"""What the operator logs of one pass: the Wukong's uid and the pass's id on each line
-(audit, session 48)."""
+"""What the operator logs of one pass: the Wukong's uid and the pass's id on each line, and a
+failure once, with its cause, at the level it deserves (audit, session 48)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
+import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from wukong.api import kinds
+from tests.unit.reconcile.test_settle import (
+    ConflictOnce,
+    Patching,
+    cache_for,
+    halted_vm_patching,
+    raw_wukong,
+)
+from tests.unit.reconcile.world import NOW
+from wukong.act.executor import Executor
+from wukong.act.reconciler import Reconciler
+from wukong.api import kinds, names
 from wukong.controller import Operator
+from wukong.errors import Conflict, ServerError
+from wukong.runtime.clock import FakeClock
 from wukong.runtime.logs import pass_id, wukong_key, wukong_uid
+from wukong.runtime.queue import WorkQueue
+from wukong.runtime.worker import Result, run_workers
 from wukong.settings import Settings
 from wukong.testing.eventually import eventually
 
 KEY = "demo/web-1"
+MODIFIED = "the object has been modified; please apply your changes to the latest version"
 
 
 async def test_the_operators_passes_carry_the_cached_wukongs_uid() -> None:
@@ -37,3 +55,83 @@ async def test_the_operators_passes_carry_the_cached_wukongs_uid() -> None:
     [(key, uid, one), (other, none, two)] = seen
     assert (key, uid, other, none) == (KEY, "u-1", "demo/gone", None)
     assert one and two and one != two
+
+
+async def _one_pass(reconciler: Reconciler, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Run `demo/web-1` through a worker until its pass raised (re-queued with backoff);
+    the lines it logged, as `LEVEL message`."""
+    queue = WorkQueue(clock=FakeClock())
+
+    async def handle(key: str) -> Result:
+        return Result(requeue_after=await reconciler.reconcile(key))
+
+    workers = asyncio.create_task(run_workers(queue, handle, 1))
+    with caplog.at_level(logging.DEBUG, logger="wukong"):
+        queue.add(KEY)
+        await eventually(lambda: queue.delayed == 1 and queue.in_flight == 0, timeout=5)
+    queue.shutdown()
+    await asyncio.wait_for(workers, 5)
+    return [f"{r.levelname} {r.getMessage()}" for r in caplog.records if r.levelno >= logging.INFO]
+
+
+class VmPatchRefused(Patching):
+    """The VM's PATCH is answered `error` (409: someone wrote it meanwhile; 503...)."""
+
+    def __init__(self, raw: dict[str, Any], vm: dict[str, Any], error: Exception) -> None:
+        super().__init__(raw, vm)
+        self.error = error
+
+    async def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        if method == "PATCH" and path.endswith("/virtualmachines/web-1-vm"):
+            raise self.error
+        return await super().request(method, path, body=body, **kw)
+
+
+def patch_answered(error: Exception) -> Reconciler:
+    """A running web-1 whose VM someone set Halted: its pass patches runStrategy back, and
+    the PATCH is answered `error`."""
+    cache, server = halted_vm_patching()
+    refusing = VmPatchRefused(server.raw, server.vm, error)
+    return Reconciler(cache, Executor(refusing), clock=lambda: NOW)
+
+
+async def test_a_conflict_on_a_childs_patch_is_one_info_line_naming_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 409 is a write race the next pass settles: it was a warning from the executor and
+    a second one from the worker, that one without the cause ("1 action(s) failed")."""
+    conflict = Conflict(409, "Conflict", MODIFIED, path="/virtualmachines/web-1-vm")
+    lines = await _one_pass(patch_answered(conflict), caplog)
+    [line] = [line for line in lines if "409" in line or "failed" in line]
+    assert line.startswith("INFO reconcile of demo/web-1 failed, retrying with backoff: ")
+    assert "PatchChild" in line and MODIFIED in line
+
+
+async def test_a_server_error_on_a_childs_patch_is_one_warning_line_naming_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = ServerError(503, "ServiceUnavailable", "etcd leader changed")
+    lines = await _one_pass(patch_answered(down), caplog)
+    [line] = [line for line in lines if "503" in line or "failed" in line]
+    assert line.startswith("WARNING reconcile of demo/web-1 failed, retrying with backoff: ")
+    assert "PatchChild" in line and "etcd leader changed" in line
+
+
+async def test_a_conflict_in_a_deletion_step_is_one_info_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The release of a kept disk answered 409 (test_settle's deletion world)."""
+    raw = raw_wukong({"phase": "Running", "vmName": "web-1-vm"})
+    raw["metadata"] |= {
+        "deletionTimestamp": "2026-11-23T12:00:00Z",
+        "finalizers": [names.FINALIZER],
+    }
+    raw["spec"]["deleteOptions"] = {"preserveDisksList": ["data"]}
+    cache = cache_for(raw)
+    claims = {c["metadata"]["name"]: c for c in cache.list(kinds.PVC.cache)}
+    claim = {**claims["web-1-data"], "kind": "PersistentVolumeClaim", "apiVersion": "v1"}
+    server = ConflictOnce(raw, {"web-1-data": claim})
+    lines = await _one_pass(Reconciler(cache, Executor(server), clock=lambda: NOW), caplog)
+    [line] = [line for line in lines if "409" in line or "failed" in line]
+    assert line.startswith("INFO reconcile of demo/web-1 failed, retrying with backoff: ")
+    assert "deletion step failed: 409 Conflict: the object has been modified" in line

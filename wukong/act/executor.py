@@ -103,6 +103,13 @@ def classify(action: Action, error: WukongError) -> Failed:
     return Failed("permanent", message, code)
 
 
+def stopped_at(outcome: Outcome) -> tuple[Action, WukongError]:
+    """The failure that stopped a run's actions: the last one met (those before it, gone
+    past, were logged as they came)."""
+    action, error = list(outcome.failures.items())[-1]
+    return action, error
+
+
 class Executor:
     """Performs actions through the adapters; each action is idempotent."""
 
@@ -149,6 +156,8 @@ class Executor:
     async def _in_order(
         self, owner: JsonObj, actions: list[Action], outcome: Outcome, *, stop_on_failure: bool
     ) -> None:
+        """Perform `actions` one by one. A failure that stops them is not logged here: the
+        pass raises it (`stopped_at`) and its worker logs it, once; one gone past is."""
         namespace = owner["metadata"]["namespace"]
         for action in actions:
             if isinstance(action, Emit) and not all(a in outcome.done for a in action.after):
@@ -156,7 +165,6 @@ class Executor:
             try:
                 written = await self._one(namespace, owner, action)
             except WukongError as exc:
-                log.warning("%s failed: %s", type(action).__name__, exc)
                 outcome.failures[action] = exc
                 # KubeVirt answers 409 when the VM is in the wrong state: a refusal to
                 # report, not a race to retry.
@@ -166,6 +174,10 @@ class Executor:
                     break
                 if stop_on_failure:
                     break
+                # Reported in status and an Event: a refusal is the answer to a request in
+                # the wrong state (a user's), a permanent failure one for the administrator.
+                level = logging.INFO if refused else logging.WARNING
+                log.log(level, "%s failed: %s", type(action).__name__, exc)
             else:
                 outcome.done.add(action)
                 if written is None:

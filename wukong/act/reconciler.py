@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from wukong.act.executor import Executor, Outcome
+from wukong.act.executor import Executor, Outcome, stopped_at
 from wukong.api import JsonObj, kinds, names
 from wukong.api.objects import controlled_by
 from wukong.api.spec import Action as LifecycleVerb
@@ -431,7 +431,9 @@ class Reconciler:
                 self.executor.post_events(raw, [*events, *refusals]),
             )
         if outcome.transient:
-            raise TransientError(f"{len(outcome.failures)} action(s) failed; retrying")
+            # Said once, by the worker, with the cause (the executor leaves it to us).
+            action, error = stopped_at(outcome)
+            raise TransientError(f"{type(action).__name__} failed: {error}") from error
         if (
             wrote
             and retry is None
@@ -520,7 +522,8 @@ class Reconciler:
         if outcome.failures:
             refusals = deletion_refusals(cr.status, status, outcome.failed)
             await self.executor.post_events(raw, refusals)
-            raise TransientError(f"deletion step failed: {next(iter(outcome.failures.values()))}")
+            _, error = stopped_at(outcome)
+            raise TransientError(f"deletion step failed: {error}") from error
         if wrote:
             return NOW
         # A step that patched and wrote no status (it was already the step: the pass retried

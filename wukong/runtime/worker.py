@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from wukong.errors import WukongError
+from wukong.errors import Conflict, WukongError
 from wukong.runtime.clock import Clock, MonotonicClock
 from wukong.runtime.logs import new_pass_id, pass_id, wukong_key, wukong_uid
 from wukong.runtime.metrics import Metrics
@@ -30,11 +30,14 @@ UidOf = Callable[[str], str | None]
 
 
 def log_error(key: str, error: Exception) -> None:
-    """Default error hook. A failure the operator knows (an API error it classified, an
-    action that failed and is retried) is one warning line: what failed was logged where it
-    happened, and a traceback would only alarm. Anything else is a bug: an error with its
-    traceback."""
-    if isinstance(error, WukongError):
+    """Default error hook: the one line that says a pass failed, and why. A 409 Conflict
+    (raised, or the cause of what was) is a write race the next pass settles: info. Another
+    failure the operator knows (an API error it classified, an action that failed and is
+    retried): a warning, without a traceback, which would only alarm. Anything else is a
+    bug: an error with its traceback."""
+    if isinstance(error, Conflict) or isinstance(error.__cause__, Conflict):
+        logger.info("reconcile of %s failed, retrying with backoff: %s", key, error)
+    elif isinstance(error, WukongError):
         logger.warning("reconcile of %s failed, retrying with backoff: %s", key, error)
     else:
         logger.error("reconcile of %s failed: %s", key, error, exc_info=error)
