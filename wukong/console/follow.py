@@ -28,9 +28,10 @@ from wukong.api.durations import format_duration
 from wukong.console.connect import CONNECT_SECONDS, Target, kubernetes_object
 from wukong.console.errors import CliError
 from wukong.console.invocation import typed
+from wukong.console.reconnect import Reconnect
 from wukong.console.status import SETTLED, unclaimed
 from wukong.console.status import phase as status_phase
-from wukong.errors import NotFound, ServerError
+from wukong.errors import ApiError, NotFound, ServerError, classify
 
 JsonObj = dict[str, Any]
 T = TypeVar("T")
@@ -38,13 +39,21 @@ WATCH_SECONDS: Final = 60  # the server ends each stream; we resume from the las
 # A watch silent this long is dead (a half-open connection: NAT, VPN, suspend): watch again.
 # The server ends a healthy one at WATCH_SECONDS; read at each watch (tests shorten it).
 WATCH_READ_SECONDS: float = WATCH_SECONDS + 30
-POLL_SECONDS: Final = 1.0  # only when watching is not allowed (RBAC without `watch`)
+POLL_SECONDS: Final = 1.0  # only when the server cannot watch (RBAC without `watch`)
 STILL_EVERY: Final = 15.0  # a wait with nothing new to say says so this often
 GONE: Final = 410  # a watch's ERROR code: its resourceVersion is too old
+# What a watch is answered when the server cannot watch at all: RBAC with `get` and not
+# `watch` (403; a user with neither is told so by the next GET), or no watch on the resource
+# (405 MethodNotAllowed). Any other answer is not a reason to give watching up.
+UNWATCHABLE: Final = (403, 405)
 
 
 class CannotWatch(Exception):
-    """The server refused the watch (RBAC without `watch`): poll instead."""
+    """The server cannot watch (`error`: its answer, UNWATCHABLE): poll instead."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Expired(Exception):
@@ -150,9 +159,12 @@ def progress(before: JsonObj | None, after: JsonObj | None, name: str) -> list[s
     return lines
 
 
-async def _watch(target: Target, name: str, version: str) -> AsyncGenerator[JsonObj | None, None]:
-    """One watch stream on one Wukong: each new state, None when deleted (CannotWatch: 403)."""
-    stream = events(target, target.wukongs(), version, [("fieldSelector", f"metadata.name={name}")])
+async def _watch(
+    target: Target, name: str, version: str, answered: Callable[[], None]
+) -> AsyncGenerator[JsonObj | None, None]:
+    """One watch stream on one Wukong: each new state, None when deleted (as `events`)."""
+    selector = [("fieldSelector", f"metadata.name={name}")]
+    stream = events(target, target.wukongs(), version, selector, answered=answered)
     async with aclosing(stream) as changes:
         async for kind, obj in changes:
             yield None if kind == "DELETED" else obj
@@ -165,11 +177,14 @@ async def events(
     selectors: list[tuple[str, str]],
     *,
     bookmarks: bool = False,
+    answered: Callable[[], None] | None = None,
 ) -> AsyncGenerator[tuple[str, JsonObj], None]:
     """One watch stream: (ADDED|MODIFIED|DELETED, object) until the server ends it or sends
-    an ERROR (e.g. 410 Gone); CannotWatch when the watch is refused, Cut when the stream
-    breaks while read. `bookmarks`: also ("BOOKMARK", object), whose resourceVersion moves a
-    quiet watch on (raises Expired on a 410 instead of ending)."""
+    an ERROR (e.g. 410 Gone); `answered()` once it opens. Refused: CannotWatch when the
+    server cannot watch (UNWATCHABLE), Expired for a 410, else the `ApiError` (a transport
+    failure, a 5xx: `reconnect.transient`). Cut when the stream breaks while read.
+    `bookmarks`: also ("BOOKMARK", object), whose resourceVersion moves a quiet watch on
+    (raises Expired on a 410 instead of ending)."""
     query = [
         ("watch", "true"),
         *selectors,
@@ -195,7 +210,18 @@ async def events(
         raise ServerError(0, "TransportError", repr(error), path=path) from error
     try:
         if response.status != 200:
-            raise CannotWatch(response.status)
+            try:
+                body = (await response.read()).decode(errors="replace")
+            except BROKEN:
+                body = ""
+            refused = classify(response.status, body, path)
+            if response.status in UNWATCHABLE:
+                raise CannotWatch(refused)
+            if response.status == GONE:
+                raise Expired
+            raise refused
+        if answered is not None:
+            answered()
         lines = aiter(response.content)
         while True:
             try:
@@ -221,16 +247,24 @@ async def events(
         abandon(response)
 
 
-async def snapshots(target: Target, name: str) -> AsyncGenerator[JsonObj | None, None]:
-    """The Wukong now and after every change; None (and the end) once it is gone."""
+async def snapshots(
+    target: Target, name: str, retry: Reconnect
+) -> AsyncGenerator[JsonObj | None, None]:
+    """The Wukong now and after every change; None (and the end) once it is gone. A read or
+    a watch that fails for a while is made again after `retry`'s pause (a watch from the last
+    version seen); it polls once a second only when the server cannot watch."""
     can_watch = True
+    path = target.wukongs(name)
     while True:
         try:
-            path = target.wukongs(name)
             cr = kubernetes_object(await target.kube.get(path), path)
         except NotFound:
             yield None
             return
+        except ApiError as error:
+            await retry.after(error)  # raises it when asking again cannot help
+            continue
+        retry.answered()
         yield cr
         if not can_watch:
             await asyncio.sleep(POLL_SECONDS)
@@ -238,7 +272,7 @@ async def snapshots(target: Target, name: str) -> AsyncGenerator[JsonObj | None,
         version = cr["metadata"]["resourceVersion"]
         while True:
             try:
-                async with aclosing(_watch(target, name, version)) as events:
+                async with aclosing(_watch(target, name, version, retry.answered)) as events:
                     async for obj in events:
                         yield obj
                         if obj is None:
@@ -251,7 +285,18 @@ async def snapshots(target: Target, name: str) -> AsyncGenerator[JsonObj | None,
                 continue
             except CannotWatch:
                 can_watch = False
+            except Expired:
+                pass  # too old to watch from: read it again, and watch from there
+            except ApiError as error:
+                await retry.after(error)
+                continue  # from the last version seen, as client-go's RetryWatcher does
             break
+
+
+def _holding(cr: JsonObj | None, retry: Reconnect) -> str:
+    """`; <what holds it back>` and `; reconnecting for …` while the cluster does not answer
+    (the phase said is then the last one seen), or nothing."""
+    return "".join(f"; {part}" for part in (held_back(cr), retry.state()) if part)
 
 
 async def wait_for(
@@ -270,6 +315,7 @@ async def wait_for(
     without one that it is still waiting, through `still` (default: `say`)."""
     before: JsonObj | None = since
     loop = asyncio.get_running_loop()
+    retry = Reconnect(target.kube, target.server, say)
     started = said = loop.time()
     if (held := trouble(since)) is not None:
         # What already holds it back is what the user most needs to hear: say it first,
@@ -283,7 +329,7 @@ async def wait_for(
             if loop.time() - said >= STILL_EVERY:
                 phase = status_phase(before)
                 waited = format_duration(round(loop.time() - started))
-                held = f"; {problem}" if (problem := held_back(before)) else ""
+                held = _holding(before, retry)
                 (still or say)(f"still waiting for {what} (phase {phase}, {waited} so far{held})")
                 said = loop.time()
 
@@ -291,7 +337,7 @@ async def wait_for(
     deadline = asyncio.timeout(within)
     try:
         async with deadline:
-            async with aclosing(snapshots(target, name)) as stream:
+            async with aclosing(snapshots(target, name, retry)) as stream:
                 async for cr in stream:
                     for line in progress(before, cr, name):
                         say(line)
@@ -304,7 +350,7 @@ async def wait_for(
         if not deadline.expired():  # not the user's: never said as if it were
             raise
         phase = status_phase(before)
-        held = f"; {problem}" if (problem := held_back(before)) else ""
+        held = _holding(before, retry)
         # What was asked is written and goes on: say so, or a user runs it again (a create:
         # "already exists") or takes the timeout for a failure of the request.
         raise CliError(

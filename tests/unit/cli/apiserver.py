@@ -13,7 +13,10 @@ Streams are scripted: each watch takes the next `Stream` of `watches` (none left
 silent until its timeoutSeconds), a pod's log is `log`, a screenshot `screenshot` (None: the
 whole PNG at once); a stream ends as the server's own
 end does, is cut mid-body (the connection reset, as a killed proxy or API server does), or
-goes silent with the connection open (a half-open connection).
+goes silent with the connection open (a half-open connection). A watch's `Stream` may
+instead refuse it (`status`: a Status with that code, or 0: the connection reset before
+any answer, as an API server going away or not yet back does); `refusals` answers the next
+REST requests other than watches in turn (200: as usual), as `status`.
 
 `failing` (a status) answers every REST request from then on with it, as an API server does
 once a user's rights are revoked (403) or their token has expired (401); websockets to
@@ -76,10 +79,12 @@ def greeting(sub: str) -> bytes:
 class Stream:
     """One streamed answer: `events` ((type, object) of a watch, or a log's chunks of bytes),
     then its end: "end" (the server's own), "cut" (the connection reset mid-body) or
-    "silent" (open, nothing more)."""
+    "silent" (open, nothing more). A watch's `status` other than 200 refuses it instead (0:
+    the connection reset before any answer)."""
 
     events: list[Any] = field(default_factory=list)
     end: Literal["end", "cut", "silent"] = "end"
+    status: int = 200
 
 
 def pod(name: str, vmi_uid: str = "uid-web-1-vm") -> JsonObj:
@@ -179,6 +184,7 @@ class ApiServer(InThread):
         self.log = Stream()
         self.screenshot: Stream | None = None
         self.failing: int | None = None
+        self.refusals: list[int] = []
         self.socket_end: Literal["echo", "cut", "close"] = "echo"
         self.directory = directory
         self.kubeconfig = str(directory / "kubeconfig")
@@ -242,21 +248,21 @@ class ApiServer(InThread):
                 return web.Response(status=202)
             return web.json_response(AGENT.get(sub, {}))
         if self.failing is not None:
-            reason = {401: "Unauthorized", 403: "Forbidden"}.get(self.failing, "InternalError")
-            message = f"{reason.lower()}: {request.method} {path}"
-            failure = {"kind": "Status", "apiVersion": "v1", "status": "Failure"}
-            failure.update(reason=reason, code=self.failing, message=message)  # type: ignore[arg-type]
-            return web.json_response(failure, status=self.failing)
+            return self._refuse(request, self.failing)
         if request.method == "GET" and request.query.get("watch") == "true":
             self.watched.append(dict(request.query))
             script = self.watches.pop(0) if self.watches else None
             if script is None:
                 script = Stream(end="silent")
+            if script.status != 200:
+                return self._refuse(request, script.status)
             lines = [
                 json.dumps({"type": t, "object": o}).encode() + b"\n" for t, o in script.events
             ]
             seconds = float(request.query.get("timeoutSeconds") or 3600)
             return await self._stream(request, lines, script.end, seconds, "application/json")
+        if self.refusals and (refused := self.refusals.pop(0)) != 200:
+            return self._refuse(request, refused)
         if request.method == "GET" and path.endswith("/log"):
             return await self._stream(request, self.log.events, self.log.end, 3600, "text/plain")
         if request.method == "GET" and path in self.objects:
@@ -269,6 +275,20 @@ class ApiServer(InThread):
         status = {"kind": "Status", "apiVersion": "v1", "status": "Failure"}
         status.update(reason="NotFound", code=404, message=f'"{name}" not found')  # type: ignore[arg-type]
         return web.json_response(status, status=404)
+
+    def _refuse(self, request: web.Request, status: int) -> web.StreamResponse:
+        """A Status with code `status`, as the API server refuses; 0: no answer at all, the
+        connection reset."""
+        if status == 0:
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()  # never sent: the connection is gone
+        reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests"}
+        reason = reasons.get(status, "ServiceUnavailable" if status == 503 else "InternalError")
+        message = f"{reason.lower()}: {request.method} {request.path}"
+        failure = {"kind": "Status", "apiVersion": "v1", "status": "Failure"}
+        failure.update(reason=reason, code=status, message=message)  # type: ignore[arg-type]
+        return web.json_response(failure, status=status)
 
     async def _stream(
         self, request: web.Request, chunks: list[bytes], end: str, seconds: float, kind: str

@@ -43,6 +43,10 @@ class Stream:
 
         return lines()
 
+    async def read(self) -> bytes:
+        """The body of a refusal (the watch reads it to say why)."""
+        return b"".join(self.lines)
+
     def close(self) -> None:
         self.closed = True
 

@@ -81,9 +81,10 @@ def test_a_hint_pasted_as_printed_reaches_the_same_wukong(
     pasted = shlex.split(found["hint"])
     assert pasted[:1] == ["wukong"] and pasted[-2:] == ["-n", "demo"]
     # Pasted with the same kubeconfig and nothing else, it asks namespace demo, not default
-    # (a start as a client dry run; `status -w` then watches, which needs a real cluster).
+    # (a start as a client dry run; `status -w` then watches, which needs a real cluster:
+    # here it is refused, and reconnects until a --timeout).
     server.stored["web-3"] = running("web-3")
-    check = ["--dry-run=client"] if pasted[1] == "start" else []
+    check = ["--dry-run=client"] if pasted[1] == "start" else ["--timeout", "1s"]
     again = run(server, monkeypatch, *pasted[1:], *check, "--kubeconfig", kubeconfig)
     assert "not found" not in again.output
     assert server.missed == []

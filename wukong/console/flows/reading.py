@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from contextlib import aclosing
+from typing import NoReturn
 
 from wukong.adapters.kube import api_path
 from wukong.adapters.kubevirt import subresource_path
@@ -13,7 +15,7 @@ from wukong.api.names import vm_name
 from wukong.console.connect import Target, connect, kubernetes_list
 from wukong.console.describe import describe as describe_page
 from wukong.console.describe import guest_section, guest_unavailable
-from wukong.console.errors import OK, CliError
+from wukong.console.errors import OK, CliError, explain
 from wukong.console.flows.common import (
     JsonObj,
     now,
@@ -29,6 +31,7 @@ from wukong.console.output import (
     watch_line,
     widths,
 )
+from wukong.console.reconnect import Reconnect
 from wukong.console.remote import guest_vmi, running_vmi
 from wukong.console.status import RUNNING, detail, phase, vmi_runs
 from wukong.errors import ApiError, Forbidden
@@ -109,43 +112,69 @@ async def status(
         if watch is None:
             return OK
         version = str((answer.get("metadata") or {}).get("resourceVersion") or "")
-        selectors = list(query.items())
         shown.update({cr["metadata"]["uid"]: cr["metadata"].get("resourceVersion") for cr in items})
 
+        retry = Reconnect(target.kube, target.server, io.say)
         deadline = asyncio.timeout(None if watch == float("inf") else watch)
         try:
             async with deadline:
-                while True:
-                    began = asyncio.get_running_loop().time()
-                    stream = events(target, path, version, selectors, bookmarks=True)
-                    try:
-                        async with aclosing(stream) as changes:
-                            async for kind, cr in changes:
-                                if kind != "BOOKMARK":
-                                    show(cr)
-                                version = str(cr["metadata"].get("resourceVersion") or version)
-                    except Cut:
-                        pass  # watch again from the last version seen, as at the server's end
-                    except Expired:
-                        # Too old to watch from (a quiet selection in a busy cluster): list
-                        # again, show what changed meanwhile, watch from the list's version.
-                        again = kubernetes_list(
-                            await target.kube.request("GET", path, query=query), path
-                        )
-                        for cr in again["items"]:
-                            if shown.get(cr["metadata"]["uid"]) != cr["metadata"].get(
-                                "resourceVersion"
-                            ):
-                                show(cr)
-                        version = str((again.get("metadata") or {}).get("resourceVersion") or "")
-                    if asyncio.get_running_loop().time() - began < 1.0:
-                        await asyncio.sleep(1.0)  # a stream that ends at once: not in a loop
+                await _follow_rows(target, path, query, version, shown, show, retry)
         except TimeoutError:
             if not deadline.expired():  # a read timeout is a Cut: this is no deadline's
                 raise
+            if (outage := retry.state()) is not None:
+                # Rows may be missing: not the quiet end of a watch that saw everything.
+                raise CliError(f"the watch reached its --timeout while {outage}") from None
             return OK
+
+
+async def _follow_rows(
+    target: Target,
+    path: str,
+    query: dict[str, str],
+    version: str | None,
+    shown: dict[str, object],
+    show: Callable[[JsonObj], None],
+    retry: Reconnect,
+) -> NoReturn:
+    """`status -w`'s changes, each through `show`, from `version` until cancelled. A broken
+    or failing watch is watched again from the last version seen (`retry`'s pause after a
+    failure); one too old (410) lists again first, and shows what changed meanwhile."""
+    loop = asyncio.get_running_loop()
+    selectors = list(query.items())
+    while True:
+        began = loop.time()
+        try:
+            if version is None:
+                again = kubernetes_list(await target.kube.request("GET", path, query=query), path)
+                retry.answered()
+                for cr in again["items"]:
+                    if shown.get(cr["metadata"]["uid"]) != cr["metadata"].get("resourceVersion"):
+                        show(cr)
+                version = str((again.get("metadata") or {}).get("resourceVersion") or "")
+            stream = events(
+                target, path, version, selectors, bookmarks=True, answered=retry.answered
+            )
+            async with aclosing(stream) as changes:
+                async for kind, cr in changes:
+                    if kind != "BOOKMARK":
+                        show(cr)
+                    version = str(cr["metadata"].get("resourceVersion") or version)
+        except Cut:
+            pass  # watch again from the last version seen, as at the server's end
+        except Expired:
+            # Too old to watch from (a quiet selection in a busy cluster): list again, show
+            # what changed meanwhile, watch from the list's version.
+            version = None
         except CannotWatch as error:
-            raise CliError(f"the API server refused the watch ({error})") from error
+            raise CliError(
+                f"the API server refused the watch: {explain(error.error, target.server)}"
+            ) from error
+        except ApiError as error:
+            await retry.after(error)  # raises it when asking again cannot help
+            continue
+        if loop.time() - began < 1.0:
+            await asyncio.sleep(1.0)  # a stream that ends at once: not in a loop
 
 
 async def describe(cluster: Cluster, io: Console, name: str) -> int:
