@@ -292,6 +292,31 @@ def options_patch(cr: JsonObj, plan: DeletePlan) -> JsonObj | None:
     }
 
 
+def options_taken_back(before: JsonObj, written: JsonObj, now: JsonObj) -> JsonObj | None:
+    """The merge patch that puts back the deleteOptions `before` had where this command wrote
+    `written` (the options of its patches), pinned to `now`, the Wukong as it is: the
+    command ends without deleting it, and those options were confirmed for that deletion
+    only. None when they are not the command's to take back: `now` is another Wukong of the
+    name, is being deleted (that deletion goes by them), or no longer holds what was written
+    (someone changed them since)."""
+    meta = now["metadata"]
+    options: JsonObj = (now.get("spec") or {}).get("deleteOptions") or {}
+    if (
+        not written
+        or meta.get("uid") != before["metadata"].get("uid")
+        or being_deleted(now)
+        or any(options.get(key) != value for key, value in written.items())
+    ):
+        return None
+    old: JsonObj = (before.get("spec") or {}).get("deleteOptions") or {}
+    # Merge patch: None removes a key; deleteOptions the command made alone go whole.
+    back = None if not old and set(options) <= set(written) else {k: old.get(k) for k in written}
+    return {
+        "metadata": {"resourceVersion": meta["resourceVersion"]},
+        "spec": {"deleteOptions": back},
+    }
+
+
 def already_deleting(cr: JsonObj) -> str:
     """`NAME is already being deleted (step S)`, from the operator's deletion status."""
     step = ((cr.get("status") or {}).get("deletion") or {}).get("step") or "started"

@@ -271,6 +271,102 @@ def test_a_wukong_that_keeps_changing_is_not_deleted(
     assert len(server.deletes) == 4  # the first and three plans again
 
 
+def add_disk(cr: JsonObj) -> None:
+    """A change that is not to deleteOptions and changes the plan: one more disk to go."""
+    cr["spec"]["disks"].append({"name": "logs", "size": "1Gi"})
+    cr["metadata"]["generation"] += 1
+
+
+def test_a_declined_new_plan_takes_back_the_keep_the_command_wrote(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CLI audit, session 48: the `--keep` patch stayed when the DELETE after it was refused
+    (409) and the new plan declined; a later `kubectl delete` kept the disk nobody had
+    confirmed keeping for it. A "no" leaves the Wukong as it was."""
+    server = VersionedApiServer(running(disks=DISKS))
+    server.before_delete = add_disk
+    asked = answering(monkeypatch, [True, False])
+    result = run(server, kubeconfig, monkeypatch, "delete", "web-1", "--keep", "data")
+    assert result.exit_code == 1, result.output
+    assert asked == ["Delete Wukong web-1?", "Delete Wukong web-1?"]
+    assert "web-1 changed after the plan was made: not confirmed, not deleted" in result.stderr
+    assert server.writes == [("PATCH", "web-1"), ("DELETE", "web-1"), ("PATCH", "web-1")]
+    stored = server.stored["web-1"]
+    assert "deleteOptions" not in stored["spec"]
+    assert [d["name"] for d in stored["spec"]["disks"]] == ["system", "data", "logs"]  # theirs
+    assert "deletionTimestamp" not in stored["metadata"]
+
+
+def test_with_yes_a_changed_plan_takes_back_the_force_and_keeps_the_spec_own_options(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = VersionedApiServer(kept_data())
+    server.before_delete = add_disk
+    result = run(server, kubeconfig, monkeypatch, "delete", "web-1", "--force", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "--yes goes on only with the plan shown first" in result.stderr
+    assert server.stored["web-1"]["spec"]["deleteOptions"] == {"preserveDisksList": ["data"]}
+
+
+def test_options_someone_changed_meanwhile_are_theirs_and_stay(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = VersionedApiServer(running(disks=DISKS))
+
+    def force(cr: JsonObj) -> None:
+        cr["spec"]["deleteOptions"] = {"force": True}  # over the keep this command wrote
+
+    server.before_delete = force
+    answering(monkeypatch, [True, False])
+    result = run(server, kubeconfig, monkeypatch, "delete", "web-1", "--keep", "data")
+    assert result.exit_code == 1, result.output
+    assert server.writes == [("PATCH", "web-1"), ("DELETE", "web-1")]
+    assert server.stored["web-1"]["spec"]["deleteOptions"] == {"force": True}
+
+
+def test_options_that_cannot_be_taken_back_are_said(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """May patch, may not delete: the DELETE's 403 deletes nothing; a take-back refused too
+    is said, as what a later delete would keep to."""
+    server = VersionedApiServer(running(disks=DISKS))
+    original = server.request
+
+    async def patch_once(_kube: Any, method: str, path: str, **kw: Any) -> JsonObj:
+        if method == "DELETE" or (method == "PATCH" and server.writes):
+            raise Forbidden(403, "Forbidden", f"{method} is forbidden", path=path)
+        return await original(method, path, **kw)
+
+    monkeypatch.setattr(Kube, "request", patch_once)
+    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
+    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        'warning: web-1 keeps {"deleteOptions":{"preserveDisksList":["data"]}}, which this '
+        "command wrote: PATCH is forbidden",
+        "error: DELETE is forbidden",
+    ]
+
+
+def test_a_refused_delete_takes_back_the_options_it_wrote(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = VersionedApiServer(running(disks=DISKS))
+    original = server.request
+
+    async def no_delete(_kube: Any, method: str, path: str, **kw: Any) -> JsonObj:
+        if method == "DELETE":
+            raise Forbidden(403, "Forbidden", "DELETE is forbidden", path=path)
+        return await original(method, path, **kw)
+
+    monkeypatch.setattr(Kube, "request", no_delete)
+    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
+    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == ["error: DELETE is forbidden"]
+    assert "deleteOptions" not in server.stored["web-1"]["spec"]
+
+
 VM_PATH = "/apis/kubevirt.io/v1/namespaces/demo/virtualmachines/web-1-vm"
 CLAIM_PATH = "/api/v1/namespaces/demo/persistentvolumeclaims/web-1-data"
 

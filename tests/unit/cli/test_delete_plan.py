@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import os
 import pty
@@ -15,7 +16,13 @@ from typing import Any
 import pytest
 
 from tests.unit.cli.objects import IMAGE, NOW, running, wukong
-from wukong.console.delete import Disk, options_patch, owned_services, plan_delete
+from wukong.console.delete import (
+    Disk,
+    options_patch,
+    options_taken_back,
+    owned_services,
+    plan_delete,
+)
 from wukong.console.errors import FAILED, CliError
 
 DISKS = [
@@ -93,6 +100,51 @@ def test_what_the_spec_already_says_is_not_written_again() -> None:
     assert options_patch(cr, plan) is None
     assert plan.grace_period == 0
     assert plan.kept == (Disk("data", "web-1-data"),)
+
+
+def after(cr: dict[str, Any], version: str, **options: Any) -> dict[str, Any]:
+    """`cr` as read later, at `version`, with these deleteOptions."""
+    later = copy.deepcopy(cr)
+    later["metadata"]["resourceVersion"] = version
+    later["spec"]["deleteOptions"] = options
+    return later
+
+
+def test_options_the_command_made_alone_are_taken_back_whole_pinned_to_what_was_read() -> None:
+    """A delete not carried out takes back the deleteOptions its patch wrote (CLI audit,
+    session 48: a declined new plan left the keep the user never confirmed)."""
+    cr = running(disks=DISKS)
+    written = {"preserveDisksList": ["data"]}
+    assert options_taken_back(cr, written, after(cr, "45", **written)) == {
+        "metadata": {"resourceVersion": "45"},
+        "spec": {"deleteOptions": None},
+    }
+
+
+def test_only_the_keys_written_are_put_back_as_they_were() -> None:
+    cr = running(
+        disks=DISKS, deleteOptions={"preserveDisksList": ["logs"], "gracePeriodSeconds": 5}
+    )
+    written = {"preserveDisksList": ["logs", "data"], "force": True}
+    now = after(cr, "45", gracePeriodSeconds=5, **written)
+    assert options_taken_back(cr, written, now) == {
+        "metadata": {"resourceVersion": "45"},
+        "spec": {"deleteOptions": {"preserveDisksList": ["logs"], "force": None}},
+    }
+
+
+def test_options_no_longer_the_commands_are_left_as_they_are() -> None:
+    cr = running(disks=DISKS)
+    written = {"preserveDisksList": ["data"]}
+    theirs = after(cr, "45", force=True)  # a colleague's, over ours
+    assert options_taken_back(cr, written, theirs) is None
+    made_again = after(cr, "45", **written)
+    made_again["metadata"]["uid"] = "uid-web-1-again"
+    assert options_taken_back(cr, written, made_again) is None
+    deleting = after(cr, "45", **written)
+    deleting["metadata"]["deletionTimestamp"] = "2026-05-01T12:00:00Z"  # its deletion uses them
+    assert options_taken_back(cr, written, deleting) is None
+    assert options_taken_back(cr, {}, after(cr, "45")) is None
 
 
 def test_a_protected_wukong_is_refused_with_the_way_out() -> None:

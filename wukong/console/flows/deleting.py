@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from wukong.adapters.kube import api_path
@@ -11,7 +12,7 @@ from wukong.api.names import LABEL_WUKONG, vm_name
 from wukong.api.objects import being_deleted
 from wukong.console import delete as deletion
 from wukong.console.connect import Target, connect
-from wukong.console.errors import CliError
+from wukong.console.errors import CliError, explain
 from wukong.console.flows.common import (
     Failures,
     JsonObj,
@@ -224,7 +225,7 @@ async def _confirmed_deletes(
     for cr, plan in shown:
         name = cr["metadata"]["name"]
         show = io.say if writing.output is Output.NAME else io.out
-        again = Again(replan, show, None if writing.server else ask)
+        again = Again(replan, show, None if writing.server else ask, io.say)
         try:
             await _delete(target, cr, plan, again, dry_run=writing.server)
         except (CliError, ApiError) as error:
@@ -266,11 +267,12 @@ def _show_deletion(
 class Again:
     """What a DELETE refused with a 409 needs: `replan` (the plan of the Wukong read anew,
     None when it is being deleted already), `show` (where plans go), `ask` (as the first
-    question asked; None: a server dry run, never asked)."""
+    question asked; None: a server dry run, never asked), `warn` (stderr)."""
 
     replan: Replan
     show: Callable[[str], None]
     ask: Callable[[str], Ask | None] | None
+    warn: Callable[[str], None]
 
 
 async def _delete(
@@ -285,25 +287,34 @@ async def _delete(
     changed since: a GitOps sync, a colleague, the operator's status) reads it again and
     plans again: the same plan goes on at the new version, a different one is shown and
     asked again (--yes: refused, nothing is deleted) (deletion audit, session 48, finding
-    3: only the uid was pinned, and the operator deleted a disk the confirmed plan kept)."""
-    name = cr["metadata"]["name"]
-    for _ in range(REPLANS + 1):
-        try:
-            await _delete_pinned(target, cr, plan, dry_run=dry_run)
-            return
-        except Conflict:
-            cr, plan = await _planned_again(target, cr, plan, again)
-    raise CliError(
-        f"{name} changed again and again after the plan was made: nothing was deleted; run "
-        "the command again"
-    )
+    3: only the uid was pinned, and the operator deleted a disk the confirmed plan kept).
+    Not deleted in the end (that plan declined, a DELETE refused): the deleteOptions its
+    patch wrote are taken back, while still its own (CLI audit, session 48)."""
+    name, first = cr["metadata"]["name"], cr
+    written: JsonObj = {}  # the deleteOptions this command's patches wrote
+    try:
+        for _ in range(REPLANS + 1):
+            try:
+                await _delete_pinned(target, cr, plan, written, dry_run=dry_run)
+                return
+            except Conflict:
+                cr, plan = await _planned_again(target, cr, plan, again)
+        raise CliError(
+            f"{name} changed again and again after the plan was made: nothing was deleted; "
+            "run the command again"
+        )
+    except (CliError, ApiError):
+        if written:
+            await _take_back(target, first, written, again.warn)
+        raise
 
 
 async def _delete_pinned(
-    target: Target, cr: JsonObj, plan: deletion.DeletePlan, *, dry_run: bool
+    target: Target, cr: JsonObj, plan: deletion.DeletePlan, written: JsonObj, *, dry_run: bool
 ) -> None:
     """The deleteOptions patch (if any) pinned to the version `plan` was made from, then the
-    DELETE pinned to the uid and to the version the plan (or the patch) left."""
+    DELETE pinned to the uid and to the version the plan (or the patch) left. What the
+    patch wrote is added to `written`."""
     name = cr["metadata"]["name"]
     version = cr["metadata"].get("resourceVersion")
     patch = deletion.options_patch(cr, plan)
@@ -311,11 +322,39 @@ async def _delete_pinned(
         answer = await target.patched(name, patch, dry_run=dry_run)
         if not dry_run:  # a dry run's answer is not stored: the version stays
             version = answer["metadata"].get("resourceVersion")
+            written.update(plan.options)
     # The UID pins the object the plan was made for, not a new one of the same name; the
     # version pins what it was when the plan was made (or the patch's, written from it).
     await target.kube.delete(
         target.wukongs(name), uid=cr["metadata"]["uid"], resource_version=version, dry_run=dry_run
     )
+
+
+async def _take_back(
+    target: Target, before: JsonObj, written: JsonObj, warn: Callable[[str], None]
+) -> None:
+    """Put back the deleteOptions the Wukong had before the command's patch, pinned to what
+    is read (a change in between: read and judged again), as long as it holds what the patch
+    wrote (`deletion.options_taken_back`). Said on stderr when that fails: a later delete,
+    kubectl's too, would keep to options nobody confirmed for it."""
+    name = before["metadata"]["name"]
+    why = "it keeps changing"
+    for _ in range(REPLANS + 1):
+        try:
+            now = await target.kube.get(target.wukongs(name))
+            patch = deletion.options_taken_back(before, written, now)
+            if patch is not None:
+                await target.patched(name, patch)
+            return
+        except Conflict:
+            continue
+        except NotFound:
+            return  # gone: nothing holds them
+        except ApiError as error:
+            why = explain(error, target.server)
+            break
+    options = json.dumps({"deleteOptions": written}, separators=(",", ":"))
+    warn(f"warning: {name} keeps {options}, which this command wrote: {why}")
 
 
 async def _planned_again(
