@@ -367,7 +367,7 @@ def _cleanup(
             disk = gone.get(claim)
             if disk is None or being_deleted(obj):
                 # Asked already: its protection finalizer holds it while the old VMI's pod
-                # still uses it. Asked again, with its Event, on every pass until then.
+                # still uses it. Not asked again, nor said again, while it goes.
                 continue
             # An imported disk's claim is CDI's, owned by its DataVolume: kept, it is released
             # from the DataVolume too, else deleting the DataVolume later takes the data
