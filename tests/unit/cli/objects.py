@@ -71,3 +71,16 @@ def running(name: str = "web-1", **extra: Any) -> dict[str, Any]:
         ],
     }
     return wukong(name, status=status, **extra)
+
+
+def phase(value: str, version: str) -> dict[str, Any]:
+    """`running()` at another phase and resourceVersion: one step of a watched Wukong."""
+    cr = running()
+    cr["status"]["phase"] = value
+    cr["metadata"]["resourceVersion"] = version
+    return cr
+
+
+def runs(cr: dict[str, Any] | None) -> str | None:
+    """A wait's check: "runs" once the Wukong is Running."""
+    return "runs" if cr and cr["status"]["phase"] == "Running" else None

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.unit.cli.objects import running
+from tests.unit.cli.objects import phase, running
 from wukong.adapters.kube import Kube
 from wukong.console import follow
 from wukong.console.connect import Target
@@ -17,13 +17,6 @@ from wukong.console.errors import CliError
 from wukong.errors import NotFound
 
 JsonObj = dict[str, Any]
-
-
-def phase(value: str, version: str) -> JsonObj:
-    cr = running()
-    cr["status"]["phase"] = value
-    cr["metadata"]["resourceVersion"] = version
-    return cr
 
 
 class Stream:

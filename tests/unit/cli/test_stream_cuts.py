@@ -16,24 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.unit.cli.apiserver import SCREEN, ApiServer, Stream, pod, vmi
-from tests.unit.cli.objects import running
+from tests.unit.cli.objects import phase, running, runs
 from wukong.cli import app
 from wukong.console import follow
 from wukong.console.connect import connect
 from wukong.console.errors import CliError
 
 JsonObj = dict[str, Any]
-
-
-def phase(value: str, version: str) -> JsonObj:
-    cr = running("web-1")
-    cr["status"]["phase"] = value
-    cr["metadata"]["resourceVersion"] = version
-    return cr
-
-
-def runs(cr: JsonObj | None) -> str | None:
-    return "runs" if cr and cr["status"]["phase"] == "Running" else None
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.unit.cli.apiserver import ApiServer, Stream
-from tests.unit.cli.objects import running
+from tests.unit.cli.objects import phase, runs
 from wukong.adapters.kube import Kube
 from wukong.cli import app
 from wukong.console import follow, reconnect
@@ -31,17 +31,6 @@ JsonObj = dict[str, Any]
 RESET = [Stream(status=0), Stream(status=0)]
 UNAVAILABLE, TOO_MANY = Stream(status=503), Stream(status=429)
 WUKONG = "/apis/vm.novasphere.dev/v1alpha1/namespaces/demo/wukongs/web-1"
-
-
-def phase(value: str, version: str) -> JsonObj:
-    cr = running("web-1")
-    cr["status"]["phase"] = value
-    cr["metadata"]["resourceVersion"] = version
-    return cr
-
-
-def runs(cr: JsonObj | None) -> str | None:
-    return "runs" if cr and cr["status"]["phase"] == "Running" else None
 
 
 def warnings(lines: list[str]) -> list[str]:
