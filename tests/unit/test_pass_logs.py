@@ -11,16 +11,14 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from tests.unit.reconcile.test_settle import (
-    ConflictOnce,
     Patching,
-    cache_for,
     halted_vm_patching,
-    raw_wukong,
+    keeping_data_conflict_once,
 )
 from tests.unit.reconcile.world import NOW
 from wukong.act.executor import Executor
 from wukong.act.reconciler import Reconciler
-from wukong.api import kinds, names
+from wukong.api import kinds
 from wukong.controller import Operator
 from wukong.errors import Conflict, ServerError
 from wukong.runtime.clock import FakeClock
@@ -121,16 +119,7 @@ async def test_a_conflict_in_a_deletion_step_is_one_info_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The release of a kept disk answered 409 (test_settle's deletion world)."""
-    raw = raw_wukong({"phase": "Running", "vmName": "web-1-vm"})
-    raw["metadata"] |= {
-        "deletionTimestamp": "2026-11-23T12:00:00Z",
-        "finalizers": [names.FINALIZER],
-    }
-    raw["spec"]["deleteOptions"] = {"preserveDisksList": ["data"]}
-    cache = cache_for(raw)
-    claims = {c["metadata"]["name"]: c for c in cache.list(kinds.PVC.cache)}
-    claim = {**claims["web-1-data"], "kind": "PersistentVolumeClaim", "apiVersion": "v1"}
-    server = ConflictOnce(raw, {"web-1-data": claim})
+    cache, server = keeping_data_conflict_once()
     lines = await _one_pass(Reconciler(cache, Executor(server), clock=lambda: NOW), caplog)
     [line] = [line for line in lines if "409" in line or "failed" in line]
     assert line.startswith("INFO reconcile of demo/web-1 failed, retrying with backoff: ")

@@ -19,8 +19,8 @@ import pytest
 
 from tests.unit.reconcile.test_deletion import deleting, world_with_vm
 from tests.unit.reconcile.test_lifecycle import running_world
-from tests.unit.reconcile.test_settle import Cache, merged, raw_wukong
-from tests.unit.reconcile.world import NOW, POLICY, decide, plan_deletion, wukong
+from tests.unit.reconcile.test_settle import Cache, merged, raw_wukong, running_cache
+from tests.unit.reconcile.world import NOW, decide, plan_deletion, wukong
 from wukong.act.executor import Executor, classify
 from wukong.act.reconciler import Reconciler
 from wukong.adapters.kube import Kube
@@ -236,17 +236,7 @@ def stale_cache() -> Cache:
     assert world.vm is not None
     cached = {**world.vm, "kind": "VirtualMachine", "apiVersion": "kubevirt.io/v1"}
     raw = raw_wukong({"phase": "Running", "vmName": "web-1-vm", "observedGeneration": 1})
-    return Cache(
-        {
-            kinds.WUKONG.cache: [raw],
-            kinds.VM.cache: [cached],
-            kinds.VMI.cache: [world.vmi],
-            kinds.PVC.cache: list(world.claims.values()),
-            kinds.DATA_VOLUME.cache: list(world.data_volumes.values()),
-            kinds.NAD.cache: list(world.nads.values()),
-            kinds.NETWORK_POLICY.cache: [POLICY],
-        }
-    )
+    return running_cache(raw, cached, world)
 
 
 async def test_a_vm_made_anew_under_the_name_is_not_given_the_old_vms_run_strategy() -> None:

@@ -192,7 +192,12 @@ def halted_vm_patching() -> tuple[Cache, Patching]:
     vm = {**world.vm, "kind": "VirtualMachine", "apiVersion": "kubevirt.io/v1"}
     vm["metadata"] = {**vm["metadata"], "resourceVersion": "10"}
     raw = raw_wukong({"phase": "Running", "vmName": "web-1-vm", "observedGeneration": 1})
-    cache = Cache(
+    return running_cache(raw, vm, world), Patching(raw, vm)
+
+
+def running_cache(raw: JsonObj, vm: JsonObj, world: Any) -> Cache:
+    """The caches of a running Wukong `raw`: its VM `vm` and the rest of `world`."""
+    return Cache(
         {
             kinds.WUKONG.cache: [raw],
             kinds.VM.cache: [vm],
@@ -203,7 +208,6 @@ def halted_vm_patching() -> tuple[Cache, Patching]:
             kinds.NETWORK_POLICY.cache: [POLICY],
         }
     )
-    return cache, Patching(raw, vm)
 
 
 async def test_a_patched_child_is_written_through_so_the_next_pass_does_not_patch_again() -> None:
@@ -277,11 +281,9 @@ class ConflictOnce(Server):
         return await super().request(method, path, body=body, **kw)
 
 
-async def test_a_deletion_step_that_patched_after_a_conflict_looks_again_soon() -> None:
-    """CI, session 25 (test_spec_parity, seed 1248171293): the release of a kept disk got a
-    409; the pass after it released the disk but wrote no status (Retain already was the
-    step), and its written-through patch woke nothing. The Wukong stayed in Retain for good
-    with every disk released."""
+def keeping_data_conflict_once() -> tuple[Cache, ConflictOnce]:
+    """web-1 being deleted, keeping disk data, and a server that answers the release of its
+    claim 409 once."""
     raw = raw_wukong({"phase": "Running", "vmName": "web-1-vm"})
     raw["metadata"] |= {
         "deletionTimestamp": "2026-11-23T12:00:00Z",
@@ -290,16 +292,16 @@ async def test_a_deletion_step_that_patched_after_a_conflict_looks_again_soon() 
     raw["spec"]["deleteOptions"] = {"preserveDisksList": ["data"]}
     cache = cache_for(raw)
     claims = {c["metadata"]["name"]: c for c in cache.list(kinds.PVC.cache)}
-    server = ConflictOnce(
-        raw,
-        {
-            "web-1-data": {
-                **claims["web-1-data"],
-                "kind": "PersistentVolumeClaim",
-                "apiVersion": "v1",
-            }
-        },
-    )
+    claim = {**claims["web-1-data"], "kind": "PersistentVolumeClaim", "apiVersion": "v1"}
+    return cache, ConflictOnce(raw, {"web-1-data": claim})
+
+
+async def test_a_deletion_step_that_patched_after_a_conflict_looks_again_soon() -> None:
+    """CI, session 25 (test_spec_parity, seed 1248171293): the release of a kept disk got a
+    409; the pass after it released the disk but wrote no status (Retain already was the
+    step), and its written-through patch woke nothing. The Wukong stayed in Retain for good
+    with every disk released."""
+    cache, server = keeping_data_conflict_once()
     reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
     with pytest.raises(TransientError):
         await reconciler.reconcile("demo/web-1")  # Retain written, its patch refused
