@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -318,6 +319,8 @@ async def stdin_chunks(*, raw: bool = True) -> AsyncIterator[Callable[[], asynci
 
         saved = termios.tcgetattr(fd)
         tty.setraw(fd)
+        for sig in RAW_ENDERS:
+            loop.add_signal_handler(sig, end_restored, sig, fd, saved)
     queue: asyncio.Queue[bytes] = asyncio.Queue()
 
     def readable() -> None:
@@ -348,7 +351,26 @@ async def stdin_chunks(*, raw: bool = True) -> AsyncIterator[Callable[[], asynci
         if saved is not None:
             import termios
 
+            for sig in RAW_ENDERS:
+                loop.remove_signal_handler(sig)
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+RAW_ENDERS: Final = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that end the process while the terminal is raw (Ctrl-C and Ctrl-\\ are keys for
+the guest then): `kill`, a supervisor, a closed ssh session."""
+
+
+def end_restored(sig: int, fd: int, saved: list[Any]) -> None:
+    """Give the terminal its settings back, then end by `sig` as its default action would
+    (the shell sees 128 + N). Ending without the first left the shell after it raw: no echo,
+    no Enter."""
+    import termios
+
+    with suppress(OSError):  # a hung-up terminal takes no settings
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
 
 
 async def console(cluster: Cluster, io: Console, name: str, *, within: float = 300) -> int:
