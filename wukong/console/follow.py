@@ -184,7 +184,7 @@ async def events(
     server cannot watch (UNWATCHABLE), Expired for a 410, else the `ApiError` (a transport
     failure, a 5xx: `reconnect.transient`). Cut when the stream breaks while read.
     `bookmarks`: also ("BOOKMARK", object), whose resourceVersion moves a quiet watch on
-    (raises Expired on a 410 instead of ending)."""
+    (an ERROR 410 raises Expired too: not a watch that said nothing)."""
     query = [
         ("watch", "true"),
         *selectors,
@@ -239,8 +239,8 @@ async def events(
                 yield event["type"], event["object"]
             elif event.get("type") == "BOOKMARK" and bookmarks:
                 yield event["type"], event["object"]
-            elif event.get("type") == "ERROR":  # e.g. 410 Gone: read the object again
-                if bookmarks and (event.get("object") or {}).get("code") == GONE:
+            elif event.get("type") == "ERROR":  # 410 Gone: Expired; any other: the end
+                if (event.get("object") or {}).get("code") == GONE:
                     raise Expired
                 return
     finally:
@@ -271,17 +271,19 @@ async def snapshots(
             continue
         version = cr["metadata"]["resourceVersion"]
         while True:
+            began, said = asyncio.get_running_loop().time(), False
             try:
                 async with aclosing(_watch(target, name, version, retry.answered)) as events:
                     async for obj in events:
+                        said = True
                         yield obj
                         if obj is None:
                             return
                         version = obj["metadata"].get("resourceVersion") or version
             except Cut:
-                # Watch again from the last version seen, after a pause (a proxy that cuts
-                # every watch at once is not a loop); the server's own end reads it again.
-                await asyncio.sleep(POLL_SECONDS)
+                # Watch again from the last version seen; after a pause if it said nothing
+                # (a proxy that cuts every watch at once is not a loop).
+                await retry.ended(began, said)
                 continue
             except CannotWatch:
                 can_watch = False
@@ -290,6 +292,10 @@ async def snapshots(
             except ApiError as error:
                 await retry.after(error)
                 continue  # from the last version seen, as client-go's RetryWatcher does
+            else:
+                # The server's end: read it again, then watch; after a pause if the watch
+                # ended at once with nothing said (an empty 200 was a hot loop).
+                await retry.ended(began, said)
             break
 
 

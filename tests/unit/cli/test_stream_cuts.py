@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tests.unit.cli.apiserver import SCREEN, ApiServer, Stream, pod, vmi
 from tests.unit.cli.objects import phase, running, runs
 from wukong.cli import app
-from wukong.console import follow
+from wukong.console import follow, reconnect
 from wukong.console.connect import connect
 from wukong.console.errors import CliError
 
@@ -27,7 +27,10 @@ JsonObj = dict[str, Any]
 
 @pytest.fixture(autouse=True)
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(follow, "POLL_SECONDS", 0.05)  # the pause before watching again
+    monkeypatch.setattr(follow, "POLL_SECONDS", 0.05)  # the pause between polls
+    # The pause before watching again after a watch that ended at once having said nothing
+    # (a silent one, at a read bound shortened to 0.3 s, is one): 0.05 s, doubling.
+    monkeypatch.setattr(reconnect, "RETRY_FIRST", 0.05)
 
 
 async def test_a_wait_watches_again_from_the_last_version_seen_after_a_cut(

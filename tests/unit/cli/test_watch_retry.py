@@ -277,3 +277,55 @@ async def test_the_waits_of_one_command_say_an_outage_once_and_the_next_one_agai
     assert first.state() is None
     await first.after(down)
     assert len(said) == 2
+
+
+EMPTY = Stream()  # a 200 that ends at once, no event: a broken proxy, or an API server's
+
+
+async def test_a_watch_that_ends_at_once_with_nothing_is_not_opened_again_in_a_loop(
+    tmp_path: Path,
+) -> None:
+    """Audit leftovers, session 50: each watch answered 200 and closed at once made the wait
+    read and watch again with no pause, as fast as the server answered (hundreds in 2 s)."""
+    with ApiServer(tmp_path, phase("Starting", "1")) as server:
+        server.watches = [EMPTY] * 10_000
+        async with connect(server.kubeconfig, None, "demo") as target:
+            with pytest.raises(CliError, match=r"^timed out after 2s waiting for web-1"):
+                await follow.wait_for(
+                    target, "web-1", runs, within=2, what="web-1 to start", say=lambda _: None
+                )
+    # A pause that doubles: 0.05, 0.1, 0.2, 0.4, 0.8 (RETRY_FIRST shortened), 1.6.
+    assert 3 <= len(server.watched) <= 8, len(server.watched)
+    assert server.requests.count(("GET", WUKONG)) == len(server.watched)
+
+
+def test_status_watch_that_ends_at_once_with_nothing_backs_off(tmp_path: Path) -> None:
+    with ApiServer(tmp_path, phase("Stopped", "1")) as server:
+        server.watches = [EMPTY] * 10_000
+        result = status_watch(server, "2s")
+    assert result.exit_code == 0, result.output
+    assert 3 <= len(server.watched) <= 8, len(server.watched)
+
+
+async def test_a_watch_that_said_something_or_lasted_is_opened_again_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only a watch that ended at once having said nothing waits, and the pause starts over
+    after one that worked, as client-go's reflector backs off only a "very short watch"."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    kube = cast(Kube, object.__new__(Kube))
+    retry = reconnect.Reconnect(kube, "https://c", lambda _: None)
+    monkeypatch.setattr(reconnect.asyncio, "sleep", sleep)
+    now = reconnect.asyncio.get_running_loop().time()
+    for _ in range(9):
+        await retry.ended(now, said=False)
+    doubling = [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, reconnect.RETRY_CAP]
+    assert slept == pytest.approx(doubling)
+    await retry.ended(now, said=True)  # it worked: no pause, and the next starts over
+    await retry.ended(now - reconnect.SHORT_WATCH, said=False)  # lasted: no pause either
+    await retry.ended(now, said=False)
+    assert slept[9:] == [0.05]

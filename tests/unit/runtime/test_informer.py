@@ -593,3 +593,45 @@ async def test_a_watch_refused_after_the_cache_synced_is_said_until_it_is_allowe
         await informer.run()
     assert informer.refused is None
     assert "watch allowed again" in caplog.text
+
+
+async def test_a_watch_answered_with_an_empty_200_at_once_is_not_opened_again_in_a_loop() -> None:
+    """A broken proxy, or an API server answering 200 and closing the stream at once: a watch
+    that ends within a second of opening having said nothing is opened again after a growing
+    pause (client-go's reflector: "very short watch", backed off), not in a hot loop of
+    requests. Against a local HTTP server, through the ApiClient the operator uses."""
+    import itertools
+    import time
+
+    from aiohttp import web
+    from kubernetes_asyncio.client import ApiClient, Configuration
+
+    watches: list[float] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.query.get("watch") == "true":
+            watches.append(time.monotonic())
+            return web.Response(body=b"", content_type="application/json")  # 200, at once
+        return web.json_response({"metadata": {"resourceVersion": "7"}, "items": []})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    configuration = Configuration()
+    configuration.host = f"http://127.0.0.1:{port}"
+    try:
+        async with ApiClient(configuration) as api:
+            informer = Informer(api, VMS, Store())
+            informer.start()
+            await asyncio.sleep(2.0)
+            await informer.stop()
+    finally:
+        await runner.cleanup()
+    # Pauses of [0.5, 1] s, then [1, 2] s, doubling to a minute: at most 3 in 2 s.
+    assert 2 <= len(watches) <= 4, len(watches)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(watches)]
+    assert all(gap >= 0.45 for gap in gaps), gaps

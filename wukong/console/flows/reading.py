@@ -143,7 +143,7 @@ async def _follow_rows(
     loop = asyncio.get_running_loop()
     selectors = list(query.items())
     while True:
-        began = loop.time()
+        began, said = loop.time(), False
         try:
             if version is None:
                 again = kubernetes_list(await target.kube.request("GET", path, query=query), path)
@@ -157,6 +157,7 @@ async def _follow_rows(
             )
             async with aclosing(stream) as changes:
                 async for kind, cr in changes:
+                    said = True
                     if kind != "BOOKMARK":
                         show(cr)
                     version = str(cr["metadata"].get("resourceVersion") or version)
@@ -173,8 +174,9 @@ async def _follow_rows(
         except ApiError as error:
             await retry.after(error)  # raises it when asking again cannot help
             continue
-        if loop.time() - began < 1.0:
-            await asyncio.sleep(1.0)  # a stream that ends at once: not in a loop
+        # A stream that ends at once having said nothing: watched again after a growing
+        # pause, not in a loop (it was a fixed second).
+        await retry.ended(began, said)
 
 
 async def describe(cluster: Cluster, io: Console, name: str) -> int:
