@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from wukong.runtime.metrics import DOCUMENTED, Metrics
+from wukong.runtime.metrics import DOCUMENTED, RESULTS, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "manifests" / "prometheus"
@@ -148,6 +148,30 @@ def test_the_rules_alert_on_wukongs_that_fail_or_are_in_error() -> None:
     rules = dict(rule_expressions())
     assert "wukong_reconcile_failing" in rules["WukongReconcileFailing"]
     assert 'phase="Error"' in rules["WukongInError"]
+
+
+def reconcile_results(expr: str) -> list[set[str]]:
+    """The results each `wukong_reconcile_total{result=...}` selector in `expr` matches."""
+    found = []
+    for matcher in re.findall(r"wukong_reconcile_total\s*\{([^}]*)\}", expr):
+        for op, value in re.findall(r'result\s*(=~|=)\s*"([^"]*)"', matcher):
+            found.append(set(value.split("|")) if op == "=~" else {value})
+    return found
+
+
+@pytest.mark.parametrize(("where", "expr"), EXPRESSIONS, ids=[w for w, _ in EXPRESSIONS])
+def test_every_reconcile_result_an_expression_matches_is_counted(where: str, expr: str) -> None:
+    for results in reconcile_results(expr):
+        assert results <= set(RESULTS), f"{where}: no result {results - set(RESULTS)}"
+
+
+def test_the_errors_alert_reads_errors_not_the_conflicts_a_next_pass_settles() -> None:
+    """A 409 pass is counted as result="conflict" (audit leftovers, session 50): the alert's
+    numerator selects "error" alone, and its denominator every pass."""
+    expr = dict(rule_expressions())["WukongReconcileErrorsRising"]
+    assert reconcile_results(expr) == [{"error"}, {"error"}]
+    assert "conflict" in RESULTS
+    assert "rate(wukong_reconcile_total[15m])" in expr  # all passes, conflicts too
 
 
 def test_a_vm_in_trouble_pages_whatever_its_phase() -> None:

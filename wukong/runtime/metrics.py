@@ -3,7 +3,8 @@
 Every family is listed in `DOCUMENTED` (and docs/reference.md): the alert rules and the
 dashboard in manifests/prometheus/ may only use these names, which a unit test checks.
 `wukong_reconcile_errors_total` and `wukong_workqueue_retries_total` are gone: each was
-`wukong_reconcile_total{result="error"}` under a second name.
+`wukong_reconcile_total{result="error"}` under a second name (the retries are now
+`result=~"error|conflict"`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ PhaseCounts = Callable[[], Mapping[tuple[str, str], int]]
 NamespaceCounts = Callable[[], Mapping[str, int]]
 """namespace -> how many Wukongs."""
 
-RESULTS: Final = ("success", "requeue", "error")
-"""wukong_reconcile_total's results."""
+RESULTS: Final = ("success", "requeue", "conflict", "error")
+"""wukong_reconcile_total's results: "conflict" a pass that raised a 409 Conflict (a write
+race lost, which the next pass settles), "error" one that raised anything else."""
 OUTCOMES: Final = ("Done", "Refused", "Failed")
 """wukong_lifecycle_requests_total's outcomes (lifecycleState.state values that end one)."""
 QUEUE_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -83,7 +85,7 @@ DOCUMENTED: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
     "wukong_reconcile_total": (
         "counter",
         ("result",),
-        "Reconcile passes by result: success, requeue, error",
+        "Reconcile passes by result: success, requeue, conflict (a 409 write race, retried), error",
     ),
     "wukong_reconcile_duration_seconds": ("histogram", (), "Time one reconcile pass took"),
     "wukong_reconcile_failing": (

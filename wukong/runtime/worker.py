@@ -29,13 +29,19 @@ UidOf = Callable[[str], str | None]
 """The uid of the object a key names, as the cache holds it (None: not there)."""
 
 
+def conflict(error: BaseException) -> bool:
+    """A 409 Conflict, raised or the cause of what was: an optimistic-concurrency race lost
+    (a write from a version another write replaced), which the next pass settles."""
+    return isinstance(error, Conflict) or isinstance(error.__cause__, Conflict)
+
+
 def log_error(key: str, error: Exception) -> None:
     """Default error hook: the one line that says a pass failed, and why. A 409 Conflict
-    (raised, or the cause of what was) is a write race the next pass settles: info. Another
-    failure the operator knows (an API error it classified, an action that failed and is
-    retried): a warning, without a traceback, which would only alarm. Anything else is a
-    bug: an error with its traceback."""
-    if isinstance(error, Conflict) or isinstance(error.__cause__, Conflict):
+    (`conflict`) is a write race the next pass settles: info. Another failure the operator
+    knows (an API error it classified, an action that failed and is retried): a warning,
+    without a traceback, which would only alarm. Anything else is a bug: an error with its
+    traceback."""
+    if conflict(error):
         logger.info("reconcile of %s failed, retrying with backoff: %s", key, error)
     elif isinstance(error, WukongError):
         logger.warning("reconcile of %s failed, retrying with backoff: %s", key, error)
@@ -96,8 +102,10 @@ async def _work(
         try:
             result = await handler(key)
         except Exception as error:
-            outcome = "error"
-            queue.add_rate_limited(key)  # counted as result="error" below: the only retry
+            # A lost write race is routine, not an error: counted apart, so that
+            # WukongReconcileErrorsRising reads errors only; retried the same way.
+            outcome = "conflict" if conflict(error) else "error"
+            queue.add_rate_limited(key)  # the only retry: result="error" or "conflict"
             on_error(key, error)
         else:
             queue.forget(key)

@@ -78,7 +78,7 @@ def test_every_series_a_rule_reads_exists_at_zero_from_the_start() -> None:
     """increase() cannot see a series' first sample: the first Failed answer or the first
     error after a start would count for nothing if its series began at 1."""
     sample = Metrics().registry.get_sample_value
-    for result in ("success", "requeue", "error"):
+    for result in ("success", "requeue", "conflict", "error"):
         assert sample("wukong_reconcile_total", {"result": result}) == 0
     for action in ("start", "stop", "restart", "suspend", "resume"):
         for outcome in ("Done", "Refused", "Failed"):

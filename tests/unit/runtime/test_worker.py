@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from wukong.errors import TransientError
+from wukong.errors import Conflict, TransientError
 from wukong.runtime.clock import FakeClock
 from wukong.runtime.logs import pass_id, wukong_key, wukong_uid
 from wukong.runtime.metrics import Metrics
@@ -247,6 +247,34 @@ async def test_passes_are_counted_in_metrics() -> None:
     assert sample("wukong_workqueue_queue_duration_seconds_count") == 3
     # A pass that raised is the only one re-queued with backoff: no second name for it.
     assert sample("wukong_workqueue_retries_total") is None
+
+
+async def test_a_pass_that_lost_a_write_race_is_counted_as_a_conflict_and_retried() -> None:
+    """A 409 Conflict (raised, or the cause of the TransientError a failed action raises) is
+    an optimistic-concurrency race the next pass settles: counted as result="error" it fed
+    WukongReconcileErrorsRising (audit leftovers, session 50). Retried as before."""
+    clock = FakeClock()
+    queue = WorkQueue(clock=clock)
+    metrics = Metrics()
+    race = Conflict(409, "Conflict", "the object has been modified")
+
+    async def reconcile(key: str) -> None:
+        if key == "ns/raised":
+            raise race
+        if key == "ns/caused":
+            raise TransientError(f"PatchChild failed: {race}") from race
+        raise RuntimeError("boom")
+
+    workers = asyncio.create_task(run_workers(queue, reconcile, 1, metrics=metrics, clock=clock))
+    for key in ("ns/raised", "ns/caused", "ns/bad"):
+        queue.add(key)
+    await eventually(lambda: queue.delayed == 3 and queue.in_flight == 0)  # all retried
+    queue.shutdown()
+    await asyncio.wait_for(workers, 5)
+    sample = metrics.registry.get_sample_value
+    assert sample("wukong_reconcile_total", {"result": "conflict"}) == 2
+    assert sample("wukong_reconcile_total", {"result": "error"}) == 1
+    assert sorted(queue.failing()) == ["ns/bad", "ns/caused", "ns/raised"]
 
 
 async def test_zero_workers_is_refused() -> None:
