@@ -23,14 +23,19 @@ class PermanentError(WukongError):
 
 
 class ApiError(WukongError):
-    """An HTTP error from the Kubernetes API (or an aggregated API), already classified."""
+    """An HTTP error from the Kubernetes API (or an aggregated API), already classified.
+    `raw`: `message` is the answer's whole body, which was no JSON Status (an aggregated
+    API's plain text, or a proxy's or an ingress's HTML page), not a Status's message."""
 
-    def __init__(self, status: int, reason: str, message: str, *, path: str = "") -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, *, path: str = "", raw: bool = False
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}" + (f" ({path})" if path else ""))
         self.status = status
         self.reason = reason
         self.message = message
         self.path = path
+        self.raw = raw
 
 
 class NotFound(ApiError, PermanentError):
@@ -79,22 +84,23 @@ class Expired(ApiError, TransientError):
 def classify(status: int, body: str, path: str = "") -> ApiError:
     """The one mapping from an HTTP error (status and body) to an `ApiError` subclass, for
     every request the operator makes: writes, guest-agent calls, lists and watches."""
-    reason, message = "", body.strip()
+    reason, message, raw = "", body.strip(), bool(body.strip())
     try:
         doc = json.loads(body)
         if isinstance(doc, dict):
             reason, message = str(doc.get("reason", "")), str(doc.get("message", message))
+            raw = False
     except ValueError:
         pass  # aggregated APIs (KubeVirt's guest-agent calls) answer in plain text
     if status == 404:
-        return NotFound(status, reason or "NotFound", message, path=path)
+        return NotFound(status, reason or "NotFound", message, path=path, raw=raw)
     if status == 409:
         kind = AlreadyExists if reason == "AlreadyExists" else Conflict
-        return kind(status, reason or "Conflict", message, path=path)
+        return kind(status, reason or "Conflict", message, path=path, raw=raw)
     if status == 410:
-        return Expired(status, reason or "Expired", message, path=path)
+        return Expired(status, reason or "Expired", message, path=path, raw=raw)
     if status == 403:
-        return Forbidden(status, reason or "Forbidden", message, path=path)
+        return Forbidden(status, reason or "Forbidden", message, path=path, raw=raw)
     if status in (400, 405, 415, 422):
-        return Invalid(status, reason or "Invalid", message, path=path)
-    return ServerError(status, reason or "ServerError", message, path=path)
+        return Invalid(status, reason or "Invalid", message, path=path, raw=raw)
+    return ServerError(status, reason or "ServerError", message, path=path, raw=raw)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Final
 
 from wukong.errors import (
@@ -54,35 +56,84 @@ def not_found(kind: str, name: str, namespace: str, error: NotFound) -> CliError
     return CliError(f"{kind} {name} not found in namespace {namespace}")
 
 
+EXCERPT: Final = 80  # characters of a body that is no Status, said in one line
+TEXT: Final = 200  # characters of an aggregated API's plain-text answer, in one line
+
+
+def web_page(error: ApiError) -> bool:
+    """The answer's body was a web page (HTML: a proxy's, an ingress's, a login page), not
+    a Status nor an aggregated API's plain text."""
+    return error.raw and error.message.lstrip().startswith("<")
+
+
+def _cut(text: str, limit: int) -> str:
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def excerpt(page: str) -> str:
+    """A web page in a few words: its <title>, else its text without the markup; at most
+    EXCERPT characters, one line ('' when it has no text)."""
+    title = re.search(r"<title[^>]*>(.*?)</title>", page, re.IGNORECASE | re.DOTALL)
+    text = title.group(1) if title else page
+    text = re.sub(r"<(script|style)\b.*?</\1\s*>", " ", text, flags=re.IGNORECASE | re.DOTALL)
+    return _cut(html.unescape(re.sub(r"<[^>]*>", " ", text)), EXCERPT)
+
+
+def server_words(error: ApiError, server: str = "") -> str:
+    """What the server said, in one line: a Status's message as it is; an aggregated API's
+    plain text on one line, at most TEXT characters; a web page not at all, but as kubectl
+    says it (`the server responded with the status code 502 but did not return more
+    information`) with a short excerpt. It printed a proxy's whole HTML page (audit
+    leftovers, session 50). `server`: named in that sentence."""
+    if not error.raw:
+        return error.message or f"{error.status} {error.reason}, with no message"
+    if not web_page(error):
+        return _cut(error.message, TEXT)
+    said = (
+        f"the server{f' at {server}' if server else ''} responded with the status code "
+        f"{error.status} but did not return more information"
+    )
+    return f"{said} (a web page: {words})" if (words := excerpt(error.message)) else said
+
+
 def bodiless(error: NotFound) -> bool:
-    """A 404 with nothing in its body. A kube-apiserver always says why (a JSON Status, or
-    `404 page not found` for a group it does not serve); a proxy, the wrong port or a load
-    balancer's default backend need not. client-go calls it "the server could not find the
-    requested resource", which `api_missing` would read as a missing CRD."""
-    return not error.message
+    """A 404 with nothing in its body, or a web page. A kube-apiserver always says why (a
+    JSON Status, or `404 page not found` for a group it does not serve); a proxy, the wrong
+    port or a load balancer's default backend need not. client-go calls it "the server
+    could not find the requested resource", which `api_missing` would read as a missing
+    CRD, and a page read as a Wukong not found told the user their VM was gone."""
+    return not error.message or web_page(error)
 
 
 def not_kubernetes(error: NotFound) -> ServerError:
-    """A bodiless 404, as what it says about the server."""
+    """A bodiless 404 (or a web page), as what it says about the server."""
+    if web_page(error):
+        page = excerpt(error.message)
+        said = f"the answer was a 404 web page: {page}" if page else "the answer was a 404 web page"
+        return ServerError(404, NOT_KUBERNETES, said, path=error.path)
     return ServerError(404, NOT_KUBERNETES, "the answer was a 404 with no body", path=error.path)
 
 
 def explain(error: ApiError, server: str) -> str:
     """What an API error means for the person at the keyboard; never an empty message (an
-    answer with no body is named by its status: `error: ` alone said nothing, session 44)."""
-    said = error.message or f"{error.status} {error.reason}, with no message"
+    answer with no body is named by its status: `error: ` alone said nothing, session 44);
+    one line, whatever the body was (`server_words`)."""
+    said = server_words(error)
     if isinstance(error, Broken):  # a reader that does not word it itself
         return f"the connection to {server} broke mid-answer ({error.cause}): run it again"
     if error.status == 0:
         return f"cannot reach the cluster at {server}: {transport_reason(error)}"
     if error.status == 401:
         return f"unauthorized at {server}: the kubeconfig's credentials were not accepted"
-    if isinstance(error, Forbidden):
-        return said  # the API server's text names the user, verb and resource
     if isinstance(error, NotFound):
         if bodiless(error):
             return explain(not_kubernetes(error), server)
         return NO_API if api_missing(error) and "/vm.novasphere.dev/" in error.path else said
+    if web_page(error):  # not the API server's words: its status line and an excerpt
+        return server_words(error, server)
+    if isinstance(error, Forbidden):
+        return said  # the API server's text names the user, verb and resource
     if isinstance(error, Invalid):
         return f"rejected by the API server: {said}"
     if isinstance(error, Conflict):
@@ -91,8 +142,8 @@ def explain(error: ApiError, server: str) -> str:
         return f"the server at {server} did not answer as a Kubernetes API server ({said})"
     if isinstance(error, ServerError):
         failed = f"the API server failed ({error.status} {error.reason})"
-        return f"{failed}: {error.message}" if error.message else failed
-    return str(error)
+        return f"{failed}: {said}" if error.message else failed
+    return f"{error.status} {error.reason}: {said}" if error.raw else str(error)
 
 
 def transport_reason(error: BaseException) -> str:

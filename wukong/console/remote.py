@@ -32,7 +32,7 @@ from wukong.api.kinds import VMI
 from wukong.api.objects import being_deleted
 from wukong.console import guestlog
 from wukong.console.connect import Target, connect, kubernetes_object
-from wukong.console.errors import FAILED, OK, CliError, explain
+from wukong.console.errors import FAILED, OK, CliError, explain, server_words
 from wukong.console.follow import wait_for
 from wukong.console.invocation import Cluster, Console, typed
 from wukong.console.screenshots import png_size
@@ -162,7 +162,7 @@ async def _refusal(target: Target, vmi: str, sub: str) -> str | None:
     try:
         await target.kube.get(_path(target, vmi, sub))
     except ApiError as error:
-        return error.message
+        return server_words(error)
     return None
 
 
@@ -657,7 +657,7 @@ async def screenshot(cluster: Cluster, io: Console, name: str, file: str) -> int
             # graphics devices are present."): KubeVirt's words, not the API server failing
             # (guest-access audit, session 41).
             raise CliError(
-                f"KubeVirt cannot take a screenshot of {name}: {error.message}"
+                f"KubeVirt cannot take a screenshot of {name}: {server_words(error)}"
             ) from None
     size = png_size(data)
     if size is None:

@@ -566,6 +566,37 @@ def test_a_404_with_no_body_is_not_a_missing_wukong(tmp_path: Path) -> None:
             assert line.endswith(f"{NOT_AN_API} (the answer was a 404 with no body)"), args
 
 
+PAGE_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    + b"<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n" * 6
+    + b"</body>\r\n</html>\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (502, "responded with the status code 502 but did not return more information "
+              "(a web page: 502 Bad Gateway)"),
+        (404, f"{NOT_AN_API} (the answer was a 404 web page: 404 Not Found)"),
+    ],
+    ids=["502", "404"],
+)  # fmt: skip
+def test_a_proxys_error_page_is_one_short_line(tmp_path: Path, status: int, said: str) -> None:
+    """An ingress or a proxy answering with its HTML error page: the whole page was printed
+    after `error:`, tags and all (audit leftovers, session 50); a 404 page read as a Wukong
+    not found. One line: the status and the page's title."""
+    body = PAGE_502 if status == 502 else PAGE_502.replace(b"502 Bad Gateway", b"404 Not Found")
+    with answering(tmp_path, status, "text/html", body) as config:
+        for args in (["status", "web-1"], ["start", "web-1"], ["status"]):
+            result = runner.invoke(app, [*args, "--kubeconfig", str(config)])
+            assert result.exit_code == 1, (args, result.output)
+            (line,) = lines(result.stderr)
+            assert line.startswith("error: ") and line.endswith(said), (args, line)
+            assert "<" not in line and len(line) < 250 and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(
     "error",
     [

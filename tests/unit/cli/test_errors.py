@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 
-from wukong.console.errors import explain, not_found, transport_reason
-from wukong.errors import Broken, Conflict, Forbidden, Invalid, NotFound, ServerError
+from wukong.console.errors import explain, not_found, server_words, transport_reason
+from wukong.errors import Broken, Conflict, Forbidden, Invalid, NotFound, ServerError, classify
 
 SERVER = "https://127.0.0.1:6443"
 
@@ -61,3 +63,55 @@ def test_a_missing_wukong_and_a_missing_api_are_told_apart() -> None:
     )
     no_crd = NotFound(404, "NotFound", "the server could not find the requested resource")
     assert "not installed" in not_found("wukong", "web-9", "demo", no_crd).message
+
+
+INGRESS_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    + "<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n" * 6
+    + "</body>\r\n</html>\r\n"
+)
+
+
+def test_a_proxys_web_page_is_its_status_line_and_a_short_excerpt() -> None:
+    """An ingress's 502 page where a Status should be: the whole page was printed, tags,
+    comments and all (audit leftovers, session 50). As kubectl says it, and its title."""
+    error = classify(502, INGRESS_502, "/apis/vm.novasphere.dev/v1alpha1/namespaces/d/wukongs")
+    assert error.raw
+    assert explain(error, SERVER) == (
+        f"the server at {SERVER} responded with the status code 502 but did not return more "
+        "information (a web page: 502 Bad Gateway)"
+    )
+    # A page with no title: its text, without markup, cut short.
+    untitled = classify(403, "<html><body><p>Access &amp; denied " + "x" * 300 + "</p></body>")
+    said = explain(untitled, SERVER)
+    assert said.startswith(
+        f"the server at {SERVER} responded with the status code 403 but did not return more "
+        "information (a web page: Access & denied xxx"
+    )
+    assert len(said) < len(SERVER) + 200 and "<" not in said and "\n" not in said
+
+
+def test_a_web_page_404_is_no_missing_wukong_nor_api() -> None:
+    error = classify(404, INGRESS_502.replace("502 Bad Gateway", "404 Not Found"), "/apis/x")
+    assert isinstance(error, NotFound)
+    said = explain(error, SERVER)
+    assert said == (
+        f"the server at {SERVER} did not answer as a Kubernetes API server (the answer was a "
+        "404 web page: 404 Not Found)"
+    )
+
+
+def test_an_aggregated_apis_plain_text_is_said_on_one_short_line() -> None:
+    """virt-api answers some refusals in plain text: its words stay, on one line."""
+    short = classify(500, "VMI does not have guest agent connected\n")
+    assert explain(short, SERVER) == (
+        "the API server failed (500 ServerError): VMI does not have guest agent connected"
+    )
+    long = classify(500, "line one\nline two\n" + "y" * 400)
+    said = server_words(long)
+    assert "\n" not in said and len(said) == 200 and said.endswith("…")
+    # A Status's message is said as it is, whatever its length.
+    status = json.dumps({"kind": "Status", "code": 500, "message": "etcd\n" + "z" * 300})
+    assert not classify(500, status).raw
+    assert server_words(classify(500, status)) == "etcd\n" + "z" * 300

@@ -15,7 +15,7 @@ from wukong.api.names import vm_name
 from wukong.console.connect import Target, connect, kubernetes_list
 from wukong.console.describe import describe as describe_page
 from wukong.console.describe import guest_section, guest_unavailable
-from wukong.console.errors import OK, CliError, explain
+from wukong.console.errors import OK, CliError, explain, server_words
 from wukong.console.flows.common import (
     JsonObj,
     now,
@@ -188,7 +188,9 @@ async def describe(cluster: Cluster, io: Console, name: str) -> int:
         try:
             events = await target.listed(api_path("", "v1", "events", target.namespace))
         except Forbidden as error:  # may read Wukongs, not Events: the page without them
-            page = describe_page(cr, None, now(), why=f"forbidden: {error.message}", guest=guest)
+            page = describe_page(
+                cr, None, now(), why=f"forbidden: {server_words(error)}", guest=guest
+            )
             io.out(page)
             return OK
         io.out(describe_page(cr, events, now(), guest=guest))
@@ -206,7 +208,7 @@ async def agent_report(
         try:
             report = await target.kube.get(subresource_path(target.namespace, VMI.plural, vmi, sub))
         except ApiError as error:  # 500 "no agent" (virt-api's text), 403, a VMI paused...
-            raise CliError(f"{name}: {guest_unavailable(error.message)}") from None
+            raise CliError(f"{name}: {guest_unavailable(server_words(error))}") from None
     io.out(to_yaml(report) if yaml else json.dumps(report, indent=2))
     return OK
 
@@ -225,5 +227,5 @@ async def _guest(target: Target, cr: JsonObj) -> list[str] | None:
             subresource_path(target.namespace, VMI.plural, vmi, "guestosinfo")
         )
     except ApiError as error:  # 500 "VMI does not have guest agent connected", 403, ...
-        return guest_section(None, guest_unavailable(error.message))
+        return guest_section(None, guest_unavailable(server_words(error)))
     return guest_section(info)

@@ -15,7 +15,7 @@ from wukong.api.names import LABEL_WUKONG, vm_name
 from wukong.api.objects import being_deleted
 from wukong.api.spec import Action
 from wukong.console.connect import Target, connect
-from wukong.console.errors import OK, CliError, usage
+from wukong.console.errors import OK, CliError, server_words, usage
 from wukong.console.flows.common import (
     Failures,
     JsonObj,
@@ -312,7 +312,7 @@ async def _delete_migration(target: Target, path: str, name: str, uid: object) -
         raise CliError(
             f"you may not cancel migration {name} in namespace {target.namespace}: KubeVirt "
             "gives deleting migrations to its kubevirt.io:migrate role, not to edit or admin; "
-            f"ask an administrator for it ({exc.message})"
+            f"ask an administrator for it ({server_words(exc)})"
         ) from exc
 
 
@@ -373,4 +373,4 @@ async def _soft_reboot(target: Target, io: Console, cr: JsonObj) -> None:
         # failures; a transport failure keeps the connection's own words.
         if error.status == 0:
             raise
-        raise CliError(f"cannot soft-reboot {name}: {error.message}") from error
+        raise CliError(f"cannot soft-reboot {name}: {server_words(error)}") from error
