@@ -7,9 +7,16 @@ from typing import Any
 import pytest
 
 from tests.unit.reconcile.world import NOW
-from wukong.api.status import LifecycleState, RestoreStatus, VolumeStatus, WukongStatus
+from wukong.api.status import (
+    LifecycleState,
+    MigrationStatus,
+    RestoreStatus,
+    SnapshotStatus,
+    VolumeStatus,
+    WukongStatus,
+)
 from wukong.reconcile.actions import CreateChild, ExpandDisk, Failed, VmCall
-from wukong.reconcile.outcome import fold
+from wukong.reconcile.outcome import answered_requests, fold
 
 OLD = WukongStatus(phase="Running", observed_generation=3)
 PLANNED = WukongStatus(
@@ -124,3 +131,40 @@ def test_a_restore_kubevirt_refused_is_answered_in_its_words() -> None:
         f"KubeVirt refused restore web-1-restore-1: {said}; the VM stays stopped"
     )
     assert status.observed_generation == PLANNED.observed_generation  # answered
+
+
+SNAPSHOT = CreateChild("VirtualMachineSnapshot", {"metadata": {"name": "web-1-snap-1"}})
+MIGRATE = CreateChild("VirtualMachineInstanceMigration", {"metadata": {"name": "web-1-mig-1"}})
+NOT_SERVED = Failed("permanent", "the server could not find the requested resource", 404)
+BAD = Failed("permanent", "the server rejected our request for an unknown reason", 400)
+REQUESTED = {
+    "snapshot": SnapshotStatus(request_id="s-1", name="web-1-snap-1"),
+    "restore": RESTORING,
+    "migration": MigrationStatus(request_id="m-1", name="web-1-mig-1", phase="Pending"),
+}
+CREATE = {"snapshot": SNAPSHOT, "restore": RESTORE, "migration": MIGRATE}
+
+
+@pytest.mark.parametrize("field", ["snapshot", "restore", "migration"])
+@pytest.mark.parametrize("failure", [NOT_SERVED, BAD], ids=["404", "400"])
+def test_a_request_answered_failed_by_a_create_that_fails_for_good_observes_its_generation(
+    field: str, failure: Failed
+) -> None:
+    """Audit leftovers, session 50: a snapshot, restore or migration whose create failed for
+    good, but not as a refusal `ChildrenAdmitted` reports (a 404: its CRD not served; a 400
+    no webhook said), was answered Failed in its own status while `observedGeneration` stayed
+    behind: the answer and the generation it answers disagreed until the next pass. A request
+    answered moves observedGeneration to the generation it answered, as a refusal does."""
+    planned = PLANNED.model_copy(update={field: REQUESTED[field]})
+    failed = {CREATE[field]: failure}
+    assert answered_requests(planned, failed) == {CREATE[field]}
+    status = fold(planned, OLD, failed)
+    answer = getattr(status, field)
+    assert answer is not None and answer.result in ("Failed", "Refused")
+    assert status.observed_generation == PLANNED.observed_generation
+    # Lost on its way, it is made again: not an answer, the generation stays.
+    again = fold(planned, OLD, {CREATE[field]: Failed("transient", "503")})
+    assert again.observed_generation == OLD.observed_generation
+    # With another failure nothing reports, the generation stays too.
+    both = fold(planned, OLD, {CREATE[field]: failure, CHILD: NOT_SERVED})
+    assert both.observed_generation == OLD.observed_generation
