@@ -35,6 +35,12 @@ TIMEOUT_SECONDS: Final = 30.0
 # webhook runs (checked on v1.37.2). Not a 409: the patch handler's own uid Conflict is only
 # for an object that does not exist, which is answered 404 first.
 UID_FIELD: Final = "metadata.uid"
+# The API server's answer to a JSON patch an operation of which does not apply (a failed
+# `test`, a `remove` of a key that is not there, an `add` under a parent that is not there):
+# 422 Invalid with these words alone, whatever went wrong (apiserver handlers/patch.go
+# `applyJSPatch` -> apimachinery `NewGenericServerResponse`: json-patch's own message is
+# lost). A patched object its schema refuses is a 422 too, but names the object and fields.
+NOT_APPLIED: Final = "the server rejected our request due to an error in our request"
 
 
 def api_path(
