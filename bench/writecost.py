@@ -20,13 +20,15 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 
 from bench import manifests
 from bench.cluster import PVC, WUKONG, Cluster, bounded, cluster, create_all, path
+from wukong.act.reconciler import status_ops
 from wukong.adapters.kube import api_path
+from wukong.adapters.wukongs import Wukongs
+from wukong.api import JsonObj
 from wukong.testing.eventually import eventually
 from wukong.testing.operator import InProcessOperator
 
 log = logging.getLogger("bench.writecost")
 IN_FLIGHT = 32
-MERGE_PATCH = "application/merge-patch+json"
 
 
 async def real_status(cl: Cluster) -> dict[str, Any]:
@@ -76,21 +78,27 @@ async def measure(n: int) -> list[tuple[str, float, float]]:
             rows.append((what, (api1 - api0) * 1000 / n, (etcd1 - etcd0) * 1000 / n))
             log.info("%-34s %.1f s", what, time.monotonic() - began)
 
-        def patch_status(body: Callable[[int], dict[str, Any]]) -> Callable[[], Awaitable[None]]:
+        uids: dict[int, str] = {}
+
+        def patch_status(old: JsonObj, new: JsonObj) -> Callable[[], Awaitable[None]]:
+            """The operator's status write of the change from `old` to `new` (session 50:
+            a JSON patch pinned to the Wukong's uid, `Reconciler._write_status`)."""
+            ops = status_ops(old, new)
+
             async def one(i: int) -> None:
-                url = path(WUKONG, ns, f"w{i}") + "/status"
-                await cl.kube.request("PATCH", url, body=body(i), content_type=MERGE_PATCH)
+                await Wukongs(cl.kube).patch_status(ns, f"w{i}", uids[i], ops)
 
             return lambda: bounded(range(n), one, IN_FLIGHT)
 
+        async def make(i: int) -> None:
+            made = await cl.kube.create(path(WUKONG, ns), manifests.wukong(f"w{i}"))
+            uids[i] = made["metadata"]["uid"]
+
         pvcs = [(path(PVC, ns), manifests.floor_pvc(f"v{i}")) for i in range(n)]
-        wukongs = [(path(WUKONG, ns), manifests.wukong(f"w{i}")) for i in range(n)]
         await timed("PVC POST (built-in kind)", lambda: create_all(cl.kube, pvcs, IN_FLIGHT))
-        await timed("Wukong POST", lambda: create_all(cl.kube, wukongs, IN_FLIGHT))
-        await timed(
-            "status PATCH: whole status, onto none", patch_status(lambda i: {"status": starting})
-        )
-        phase = patch_status(lambda i: {"status": {"phase": "Running"}})
+        await timed("Wukong POST", lambda: bounded(range(n), make, IN_FLIGHT))
+        await timed("status PATCH: whole status, onto none", patch_status({}, starting))
+        phase = patch_status(starting, {**starting, "phase": "Running"})
         await timed("status PATCH: phase alone, onto one", phase)
         events = [(api_path("", "v1", "events", ns), event(ns, i)) for i in range(n)]
         await timed("Event POST", lambda: create_all(cl.kube, events, IN_FLIGHT))

@@ -270,17 +270,33 @@ def _filesystem_overhead(store: Reader) -> JsonObj | None:
     return settled if isinstance(settled, dict) else None
 
 
-def merge_patch(old: Any, new: Any) -> Any:
-    """The RFC 7386 merge patch that turns `old` into `new`: keys that vanished, at any
-    depth, are sent as null (a plain `new` would leave them behind, e.g. a stale deadline)."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return new
-    patch = {k: None for k in old if k not in new or new[k] is None}
+def status_ops(old: JsonObj, new: JsonObj) -> list[JsonObj]:
+    """The RFC 6902 operations that turn the cached status `old` into `new` (a clean one:
+    no None), as small as the change: the whole status onto none; else per key, recursively
+    for objects, `add` for a new or changed value (lists whole, as a merge patch sends them)
+    and `remove` for one that vanished at any depth (or is null: `_clean` drops those)."""
+    if not old:
+        return [{"op": "add", "path": "/status", "value": new}]
+    return _changes(old, new, "/status")
+
+
+def _changes(old: JsonObj, new: JsonObj, at: str) -> list[JsonObj]:
+    ops: list[JsonObj] = [
+        {"op": "remove", "path": f"{at}/{_token(key)}"} for key in old if key not in new
+    ]
     for key, value in new.items():
-        if value is None:
-            continue
-        patch[key] = merge_patch(old.get(key), value) if key in old else value
-    return patch
+        path, before = f"{at}/{_token(key)}", old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            ops += _changes(before, value, path)
+        elif key not in old or before != value:
+            ops.append({"op": "add", "path": path, "value": value})
+    return ops
+
+
+def _token(key: str) -> str:
+    """`key` as a JSON-pointer token (RFC 6901): a condition type or a disk name may hold
+    `/` (`~1`), and `~` is `~0`."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def dropped(sent: Any, answer: Any, path: str = "status") -> list[str]:
@@ -571,21 +587,23 @@ class Reconciler:
         )
 
     async def _write_status(self, raw: JsonObj, new: WukongStatus) -> bool:
-        """Patch status only when it changed (True when it did); vanished keys are nulled by
-        the merge patch."""
+        """Patch status only when it changed (True when it did), with the change from the
+        cached status (`status_ops`), pinned to the Wukong it was decided for: on another
+        of the name, or a stored status the cache is behind on, the patch does not apply
+        and `patch_status` raises a Conflict (decide again from the cache)."""
         old: JsonObj = raw.get("status") or {}
-        wire = new.to_wire()
+        wire = _clean(new.to_wire())
         if wire == _clean(old):
             return False
         meta = raw["metadata"]
         written = await self.executor.wukongs.patch_status(
-            meta["namespace"], meta["name"], meta["uid"], merge_patch(old, wire)
+            meta["namespace"], meta["name"], meta["uid"], status_ops(old, wire)
         )
         # Write-through: a pass woken before the watch delivers this write must not decide
         # from the old status (it would post the same Events and write the same status again).
         if written.get("metadata"):
             self.store.remember(kinds.WUKONG.cache, written)
-            await self._kept(raw, _clean(wire), written.get("status") or {})
+            await self._kept(raw, wire, written.get("status") or {})
         return True
 
     async def _kept(self, raw: JsonObj, sent: JsonObj, answer: JsonObj) -> None:

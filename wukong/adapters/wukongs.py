@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wukong.adapters.kube import Kube, api_path
+from wukong.adapters.kube import NOT_APPLIED, Kube, api_path
 from wukong.api import JsonObj, names
 from wukong.errors import Conflict, Invalid
 
@@ -18,12 +18,30 @@ class Wukongs:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
-    async def patch_status(self, namespace: str, name: str, uid: str, status: JsonObj) -> JsonObj:
-        """Merge-patch `status` via the status subresource. It carries the UID, which the API
-        server does not check there: a custom resource's status strategy copies the stored
-        object's metadata over the patch's (docs/decisions.md, session 49)."""
-        patch = {"metadata": {"uid": uid}, "status": status}
-        return await self.kube.merge_patch(f"{wukong_path(namespace, name)}/status", patch)
+    async def patch_status(
+        self, namespace: str, name: str, uid: str, ops: list[JsonObj]
+    ) -> JsonObj:
+        """JSON-patch the status subresource with `ops`, pinned to the Wukong of `uid`: a
+        `test` of `/metadata/uid` first. A JSON patch on `/status` is applied to the whole
+        stored object, so the test sees its uid (a merge patch's `metadata.uid` is not
+        checked there: a custom resource's status strategy copies the stored metadata over
+        the patch's; docs/decisions.md, sessions 49 and 50).
+
+        A patch that does not apply (another Wukong of the name, or an operation on a key
+        the cache had and the stored status has not) is answered 422 `NOT_APPLIED` and
+        raised as a Conflict: decide again from the cache. Any other 422 (the status
+        refused by the CRD's schema) stays `Invalid`."""
+        patch = [{"op": "test", "path": "/metadata/uid", "value": uid}, *ops]
+        try:
+            return await self.kube.json_patch(f"{wukong_path(namespace, name)}/status", patch)
+        except Invalid as error:
+            if error.status != 422 or error.message != NOT_APPLIED:
+                raise
+            message = (
+                f"the status patch did not apply: not the Wukong it was decided for (uid "
+                f"{uid}), or its stored status changed meanwhile: {error.message}"
+            )
+            raise Conflict(409, "Conflict", message, path=error.path) from error
 
     async def set_finalizers(
         self, namespace: str, name: str, finalizers: list[str], expected: list[str]

@@ -342,20 +342,25 @@ def test_status_of_a_creating_wukong_survives_the_crd_schema() -> None:
     assert pruned_fields(plan.status) == []
 
 
-def test_status_patch_nulls_fields_that_vanished_at_any_depth() -> None:
-    from wukong.act.reconciler import merge_patch
+def test_status_patch_removes_fields_that_vanished_at_any_depth() -> None:
+    """Rewritten in session 50 for the JSON patch (it was the merge patch's nulls): a field
+    gone from the new status, at any depth, is removed, not left behind (a stale deadline)."""
+    from wukong.act.reconciler import status_ops
+    from wukong.testing.jsonpatch import apply_json_patch
 
     old = {
         "phase": "Stopping",
         "lifecycleState": {"deadline": "t", "state": "Issued"},
         "nodeName": "node-1",
     }
-    new = {"phase": "Restarting", "lifecycleState": {"state": "Accepted"}, "nodeName": None}
-    assert merge_patch(old, new) == {
-        "phase": "Restarting",
-        "lifecycleState": {"deadline": None, "state": "Accepted"},
-        "nodeName": None,
-    }
+    new = {"phase": "Restarting", "lifecycleState": {"state": "Accepted"}}
+    assert status_ops(old, new) == [
+        {"op": "remove", "path": "/status/nodeName"},
+        {"op": "add", "path": "/status/phase", "value": "Restarting"},
+        {"op": "remove", "path": "/status/lifecycleState/deadline"},
+        {"op": "add", "path": "/status/lifecycleState/state", "value": "Accepted"},
+    ]
+    assert apply_json_patch({"status": old}, status_ops(old, new)) == {"status": new}
 
 
 @pytest.mark.parametrize(

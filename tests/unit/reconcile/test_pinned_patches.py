@@ -19,7 +19,13 @@ import pytest
 
 from tests.unit.reconcile.test_deletion import deleting, world_with_vm
 from tests.unit.reconcile.test_lifecycle import running_world
-from tests.unit.reconcile.test_settle import Cache, merged, raw_wukong, running_cache
+from tests.unit.reconcile.test_settle import (
+    Cache,
+    merged,
+    raw_wukong,
+    running_cache,
+    status_written,
+)
 from tests.unit.reconcile.world import NOW, decide, plan_deletion, wukong
 from wukong.act.executor import Executor, classify
 from wukong.act.reconciler import Reconciler
@@ -250,7 +256,8 @@ async def test_a_vm_made_anew_under_the_name_is_not_given_the_old_vms_run_strate
     assert tried == [{"spec": {"runStrategy": "Always"}, "metadata": {"uid": "vm-uid"}}]
     assert server.objects[f"{VMS}/web-1-vm"]["spec"]["runStrategy"] == "Halted"
     # Not a refusal to tell the user: no ChildrenAdmitted=False, no ChildRefused Warning.
-    statuses = [body["status"] for _, path, body in server.writes if path.endswith("/status")]
+    read = cache.get(kinds.WUKONG.cache, "demo", "web-1")  # the server answers {}: still it
+    statuses = [status_written(read, b) for _, p, b in server.writes if p.endswith("/status")]
     conditions = [c["type"] for s in statuses for c in s.get("conditions") or []]
     assert "ChildrenAdmitted" not in conditions
     events = [b.get("reason") for m, _, b in server.writes if m == "POST"]

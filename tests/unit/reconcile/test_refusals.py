@@ -137,8 +137,7 @@ async def test_a_refused_restore_ends_its_restoring_condition_at_once() -> None:
     raw, cache = _asking("restore")
     server = Refusing(raw, {("POST", "/virtualmachinerestores"): Invalid(422, "x", IN_PROGRESS)})
     await Reconciler(cache, Executor(server), clock=lambda: NOW).reconcile(KEY)
-    statuses = [b["status"] for m, p, b in server.writes if p.endswith("/status")]
-    assert _condition(statuses[0], "Restoring").get("status") == "True"
+    assert _condition(server.statuses[0], "Restoring").get("status") == "True"
     assert _condition(_status(server), "Restoring") == {}
 
 

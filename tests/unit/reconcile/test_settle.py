@@ -13,6 +13,7 @@ from wukong.act.reconciler import LOOK_AFTER_PATCH, Reconciler
 from wukong.adapters.kube import Kube
 from wukong.api import kinds, names
 from wukong.errors import Conflict, TransientError
+from wukong.testing.jsonpatch import json_patched
 
 JsonObj = dict[str, Any]
 
@@ -90,25 +91,34 @@ async def test_the_vm_a_pass_creates_makes_the_wukong_starting_in_the_same_statu
     assert cache.remembered == [f"{kinds.VM.cache}/web-1-vm"]
     statuses = [body for method, path, body in cluster.writes if path.endswith("/status")]
     assert len(statuses) == 1
-    status = statuses[0]["status"]
+    status = status_written(raw, statuses[0])
     assert status["phase"] == "Starting" and status["vmName"] == "web-1-vm"
     assert [h["reason"] for h in status["history"]] == ["VMCreated"]
 
 
+def status_written(raw: JsonObj, ops: list[JsonObj]) -> JsonObj:
+    """The status a status write (its RFC 6902 `ops`) makes of the Wukong `raw`, the one
+    the pass read: as the API server applies it, to the whole object."""
+    return dict(json_patched(raw, ops).get("status") or {})
+
+
 class Server(Cluster):
-    """A status PATCH comes back as the object it made, as the API server answers it."""
+    """A status PATCH comes back as the object it made, as the API server answers it; each
+    status it made is in `statuses`."""
 
     def __init__(self, raw: JsonObj) -> None:
         super().__init__()
         self.raw = raw
+        self.statuses: list[JsonObj] = []
 
     async def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
         if method == "PATCH" and path.endswith("/status"):
             self.writes.append((method, path, body))
+            patched = json_patched(self.raw, body, path)
             version = int(self.raw["metadata"]["resourceVersion"]) + 1
-            status = merged(self.raw.get("status") or {}, body["status"])
             meta = {**self.raw["metadata"], "resourceVersion": str(version)}
-            self.raw = {**self.raw, "metadata": meta, "status": status}
+            self.raw = {**self.raw, "metadata": meta, "status": patched["status"]}
+            self.statuses.append(self.raw["status"])
             return self.raw
         return await super().request(method, path, body=body, **kw)
 
@@ -155,8 +165,9 @@ async def test_the_call_follows_its_accepted_record_in_the_same_reconcile() -> N
     server = Server(raw)
     reconciler = Reconciler(cache, Executor(server), clock=lambda: NOW)
     again = await reconciler.reconcile("demo/web-1")
+    statuses = iter(server.statuses)
     steps = [
-        body["status"]["lifecycleState"]["state"] if path.endswith("/status") else path
+        next(statuses)["lifecycleState"]["state"] if path.endswith("/status") else path
         for method, path, body in server.writes
         if method != "POST"
     ]
@@ -251,7 +262,7 @@ async def test_the_phase_goes_back_in_the_same_reconcile_as_the_refused_call() -
     raw, cache = running_with_request("suspend")
     server = Refusing(raw)
     await Reconciler(cache, Executor(server), clock=lambda: NOW).reconcile("demo/web-1")
-    phases = [body["status"].get("phase") for _, path, body in server.writes if "/status" in path]
+    phases = [status.get("phase") for status in server.statuses]
     assert phases[-1] == "Running"
     events = [b["reason"] for m, _, b in server.writes if m == "POST" and b["kind"] == "Event"]
     assert "CallRefused" in events

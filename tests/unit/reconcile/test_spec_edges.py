@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.reconcile.test_settle import Cache, Cluster, cache_for, raw_wukong
+from tests.unit.reconcile.test_settle import Cache, Cluster, cache_for, raw_wukong, status_written
 from tests.unit.reconcile.world import NOW, NS, decide, owned, seen, wukong
 from wukong.act.executor import Executor
 from wukong.act.reconciler import Reconciler
@@ -30,7 +30,7 @@ async def test_a_spec_the_operator_cannot_read_still_gets_a_phase() -> None:
     await Reconciler(
         Cache({kinds.WUKONG.cache: [raw]}), Executor(cluster), clock=lambda: NOW
     ).reconcile("demo/web-1")
-    status = next(body["status"] for _, path, body in cluster.writes if path.endswith("/status"))
+    status = status_written(raw, next(b for _, p, b in cluster.writes if p.endswith("/status")))
     assert status["phase"] == "Pending" and status["observedGeneration"] == 1
     spec_valid = _cond(status, "SpecValid")
     assert spec_valid["status"] == "False" and "at least 1M" in spec_valid["message"]
@@ -42,7 +42,7 @@ async def _unreadable_pass(raw: JsonObj) -> tuple[JsonObj, list[JsonObj]]:
     await Reconciler(
         Cache({kinds.WUKONG.cache: [raw]}), Executor(cluster), clock=lambda: NOW
     ).reconcile("demo/web-1")
-    status = next(body["status"] for _, path, body in cluster.writes if path.endswith("/status"))
+    status = status_written(raw, next(b for _, p, b in cluster.writes if p.endswith("/status")))
     posted = [b for m, p, b in cluster.writes if m == "POST" and p.endswith("/events")]
     return status, posted
 
@@ -238,7 +238,7 @@ async def test_a_wukong_whose_spec_cannot_be_read_is_still_deleted_keeping_what_
     [told] = [e for e in _events(cluster) if e["reason"] == "InvalidSpec"]
     assert told["type"] == "Warning"
     assert "spec.memory" in told["message"] and "its deleteOptions as written" in told["message"]
-    status = next(b["status"] for _, p, b in cluster.writes if p.endswith("/status"))
+    status = status_written(raw, next(b for _, p, b in cluster.writes if p.endswith("/status")))
     assert status["phase"] == "Deleting" and status["deletion"]["step"] == "Retain"
 
 

@@ -151,7 +151,7 @@ async def test_the_pass_a_growth_is_refused_in_is_followed_at_once() -> None:
     assert await reconciler._pass("demo/web-1") == 0.0  # NOW: decide again at once
     said = events(server)
     assert ("Warning", "ExpansionRefused") in said and ("Normal", "Resizing") not in said
-    [status] = [b["status"] for m, p, b in server.writes if p.endswith("/status")]
+    [status] = server.statuses
     resized = next(c for c in status["conditions"] if c["type"] == VOLUMES_RESIZED)
     assert resized["reason"] == "ExpansionRefused"
 
