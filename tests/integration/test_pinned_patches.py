@@ -9,6 +9,9 @@ decides again from the cache, once the watch has caught up.
 
 The window is made wide on purpose: the operator's VM (and VMI) watch is held back, its
 events kept and applied in order afterwards, as a watch that fell behind and catches up.
+
+Session 50: the Wukong's own status write too, a JSON patch whose first operation tests the
+Wukong's uid (a merge patch's uid is not checked on a custom resource's /status).
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ from tests.integration.scenario import (
     operator,
     patch_spec,
     path,
+    requests_sent,
     sim,
     wait_for,
     wait_phase,
     wukong,
 )
-from wukong.adapters.kube import Kube
+from wukong.adapters.kube import NOT_APPLIED, Kube
+from wukong.adapters.wukongs import Wukongs
 from wukong.api import kinds
+from wukong.errors import Conflict, Invalid
 from wukong.testing import audit
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
@@ -157,3 +163,92 @@ async def test_a_vm_made_anew_under_the_name_is_not_given_the_old_vms_run_strate
         assert still is not None and still["metadata"]["uid"] == guest["metadata"]["uid"]
     else:
         assert await get(k, "vmi", namespace, "w-vm") is None  # not started
+
+
+# The Wukong's own status (session 50): a JSON patch whose first operation tests its uid.
+
+STATUS = {"phase": "Stopped", "vmName": "w-vm", "observedGeneration": 1}
+
+
+async def test_the_api_servers_answers_to_the_status_patch(k: Kube, namespace: str) -> None:
+    """What kube-apiserver answers the operator's status patch (no operator runs here): the
+    uid test sees the stored object's uid on `/status`, and a patch that does not apply is
+    told apart from a status the CRD's schema refuses."""
+    made = await create(k, "wukong", namespace, wukong("w", runStrategy="Halted"))
+    uid, wukongs = made["metadata"]["uid"], Wukongs(k)
+    written = await wukongs.patch_status(namespace, "w", uid, [_add("/status", STATUS)])
+    assert written["status"] == STATUS
+    # Session 49: a merge patch's metadata.uid is not checked on /status (still so).
+    other = {"metadata": {"uid": "0" * 8}, "status": {"phase": "Stopped"}}
+    assert (await k.merge_patch(path("wukong", namespace, "w") + "/status", other))["status"]
+    not_applied = [
+        ("another uid", "0" * 8, [_add("/status/phase", "Running")]),
+        ("a key not there", uid, [{"op": "remove", "path": "/status/nodeName"}]),
+        ("a parent not there", uid, [_add("/status/lifecycleState/state", "Issued")]),
+    ]
+    for why, pinned, ops in not_applied:
+        with pytest.raises(Conflict) as conflict:
+            await wukongs.patch_status(namespace, "w", pinned, ops)
+        cause = conflict.value.__cause__
+        assert isinstance(cause, Invalid), why
+        assert (cause.status, cause.reason, cause.message) == (422, "Invalid", NOT_APPLIED), why
+    # The schema refusing the patched status is no conflict: it stays a refusal.
+    with pytest.raises(Invalid) as refused:
+        await wukongs.patch_status(namespace, "w", uid, [_add("/status/phase", "Odd")])
+    assert not isinstance(refused.value, Conflict)
+    assert refused.value.status == 422 and "status.phase" in refused.value.message
+    assert refused.value.message != NOT_APPLIED
+    stored = await get(k, "wukong", namespace, "w")
+    assert stored is not None and stored["status"] == STATUS  # none of them changed it
+
+
+def _add(where: str, value: Any) -> dict[str, Any]:
+    return {"op": "add", "path": where, "value": value}
+
+
+async def test_a_status_decided_for_a_wukong_made_anew_under_its_name_is_not_written(
+    k: Kube, namespace: str, operator: InProcessOperator, control_plane: ControlPlane
+) -> None:
+    """The operator's Wukong watch is held back; the Wukong is deleted and made again under
+    its name (another uid). A pass decided from the old one (woken by its VM, deleted by
+    hand) writes the old one's status: the API server refuses it (422), and the new Wukong's
+    status stays its own. Without the pin the new Wukong took the old one's phase, history,
+    conditions and volumes."""
+    await create(k, "wukong", namespace, wukong("w", runStrategy="Halted"))
+    await wait_phase(k, namespace, "w", "Stopped", within=60)
+    old = await get(k, "wukong", namespace, "w")
+    assert old is not None
+
+    def writes(code: str | None = None) -> float:
+        labels = {"verb": "PATCH", "resource": "wukongs/status"}
+        return requests_sent(operator, **labels, **({"code": code} if code else {}))
+
+    # The garbage collector waits too: the old Wukong's VM must outlive it, for the pass.
+    with late_watches(operator, kinds.WUKONG.cache), control_plane.controllers_paused():
+        where = path("wukong", namespace, "w")
+        await k.json_patch(where, [{"op": "remove", "path": "/metadata/finalizers"}])
+        await k.delete(where)
+        await eventually(
+            lambda: _gone(k, namespace, "w"), timeout=30, message="the old Wukong is gone"
+        )
+        new = await create(k, "wukong", namespace, wukong("w", runStrategy="Halted"))
+        assert new["metadata"]["uid"] != old["metadata"]["uid"]
+        before, refused = writes(), writes("422")
+        await k.delete(path("vm", namespace, "w-vm"))  # wakes a pass: the old one's VM
+        await eventually(
+            lambda: writes() > before, timeout=30, message="the status write of the old Wukong"
+        )
+        await asyncio.sleep(3)  # the queue tries again meanwhile, decided from the same
+        cr = await get(k, "wukong", namespace, "w")
+        assert cr is not None and cr["metadata"]["uid"] == new["metadata"]["uid"]
+        assert not cr.get("status"), f"the old Wukong's status landed on the new: {cr['status']}"
+        tried, answered_422 = writes() - before, writes("422") - refused
+        assert tried == answered_422 >= 1, (tried, answered_422)
+    # The watch catches up: the new Wukong goes its own way (the old one's children, owned
+    # by its uid, go with the garbage collector).
+    cr = await wait_phase(k, namespace, "w", "Stopped", within=120)
+    assert cr["metadata"]["uid"] == new["metadata"]["uid"]
+
+
+async def _gone(k: Kube, namespace: str, name: str) -> bool:
+    return await get(k, "wukong", namespace, name) is None
