@@ -51,8 +51,9 @@ class Wukongs:
         The precondition is on the finalizers alone (a JSON patch `test`), not on the
         resourceVersion: another writer's unrelated edit (a label, an annotation, the spec) must
         not fail it, or a busy object would meet a 409 on every pass. The `test` of an absent
-        list is against null; a failed test, which the API server answers 422, is a Conflict
-        (the finalizers changed meanwhile: decide again from the cache)."""
+        list is against null; a failed test, which the API server answers 422 `NOT_APPLIED`,
+        is a Conflict (the finalizers changed meanwhile: decide again from the cache). Any
+        other 422 (an admission policy denying the patch) stays `Invalid`."""
         ops: list[JsonObj] = [
             {"op": "test", "path": "/metadata/finalizers", "value": expected or None},
             {"op": "add", "path": "/metadata/finalizers", "value": finalizers},
@@ -60,4 +61,6 @@ class Wukongs:
         try:
             return await self.kube.json_patch(wukong_path(namespace, name), ops)
         except Invalid as error:
+            if error.status != 422 or error.message != NOT_APPLIED:
+                raise  # a policy or webhook refusing the patch: not a race, say it as it is
             raise Conflict(409, "Conflict", f"finalizers changed: {error.message}") from error

@@ -189,3 +189,29 @@ async def test_a_status_the_schema_refuses_stays_a_refusal() -> None:
         )
     assert not isinstance(refused.value, Conflict)
     assert "status.phase" in refused.value.message
+
+
+async def test_finalizers_changed_meanwhile_are_a_conflict() -> None:
+    kube = Answering(422, NOT_APPLIED_ANSWER)
+    with pytest.raises(Conflict) as conflict:
+        await Wukongs(kube).set_finalizers("demo", "web-1", ["f"], [])
+    assert "finalizers changed" in conflict.value.message
+
+
+async def test_finalizers_a_policy_refuses_stay_a_refusal() -> None:
+    """A ValidatingAdmissionPolicy or webhook denying the finalizer patch (422 naming why)
+    was taken for a lost race and tried again, at info, for ever."""
+    denied = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": "wukongs.vm.novasphere.dev \"web-1\" is forbidden: "
+        "ValidatingAdmissionPolicy 'no-finalizers' with binding 'b' denied request: no",
+        "reason": "Invalid",
+        "details": {"name": "web-1", "kind": "wukongs"},
+        "code": 422,
+    }
+    with pytest.raises(Invalid) as refused:
+        await Wukongs(Answering(422, denied)).set_finalizers("demo", "web-1", ["f"], [])
+    assert not isinstance(refused.value, Conflict)
+    assert "denied request" in refused.value.message
