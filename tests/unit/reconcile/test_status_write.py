@@ -205,7 +205,7 @@ async def test_finalizers_a_policy_refuses_stay_a_refusal() -> None:
         "kind": "Status",
         "apiVersion": "v1",
         "status": "Failure",
-        "message": "wukongs.vm.novasphere.dev \"web-1\" is forbidden: "
+        "message": 'wukongs.vm.novasphere.dev "web-1" is forbidden: '
         "ValidatingAdmissionPolicy 'no-finalizers' with binding 'b' denied request: no",
         "reason": "Invalid",
         "details": {"name": "web-1", "kind": "wukongs"},
