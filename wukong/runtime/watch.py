@@ -193,6 +193,9 @@ class Informer:
         self._last_activity: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._stream_lines = 0
+        # Events of the current stream that were progress (an object's change, a bookmark):
+        # an ERROR line is a line but no progress, and does not reset the backoff.
+        self._stream_events = 0
         self._deadline = self.silence_deadline
 
     @property
@@ -249,6 +252,7 @@ class Informer:
         expired = 0  # 410s in a row, with no event between them
         while True:
             self._stream_lines = 0
+            self._stream_events = 0
             try:
                 if self._resource_version is None:
                     await self._relist()
@@ -260,7 +264,7 @@ class Informer:
             except Expired:
                 self._resource_version = None
                 self._count_restart()
-                expired = expired + 1 if self._stream_lines <= 1 else 1
+                expired = expired + 1 if not self._stream_events else 1
                 if expired == 1:
                     logger.info("%s: resourceVersion expired, relisting", self.name)
                     continue
@@ -286,8 +290,11 @@ class Informer:
                 await self._clock.sleep(self._missing_retry)
             except Exception as error:  # any failure of one stream: back off and restart
                 self._failed = True
-                if self._stream_lines:
+                if self._stream_events:
                     # The stream worked for a while; this is a fresh failure, not a streak.
+                    # Only an event is progress: a watch answered with one ERROR line (a 500
+                    # Status in the stream) reset the pause every time, and was opened again
+                    # every 0.5-1 s for good (audit leftovers, session 50).
                     backoff = self._backoff_initial
                 self._count_restart()
                 self._touch()
@@ -379,6 +386,7 @@ class Informer:
                 handler()
         buffer = LineBuffer()
         self._stream_lines = 0
+        self._stream_events = 0
         try:
             async for chunk in response.content.iter_any():
                 for line in buffer.feed(chunk):
@@ -416,6 +424,7 @@ class Informer:
         if step is Step.IGNORE:
             logger.debug("%s: ignoring watch event of type %r", self.name, event.type)
             return
+        self._stream_events += 1  # an object's change or a bookmark: the stream works
         resource_version = event.resource_version
         if (
             step is Step.APPLY

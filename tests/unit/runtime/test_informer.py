@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from wukong.errors import ApiError, Expired, ServerError
 from wukong.runtime._watch_protocol import ResourceRef, WatchEvent
@@ -595,23 +600,20 @@ async def test_a_watch_refused_after_the_cache_synced_is_said_until_it_is_allowe
     assert "watch allowed again" in caplog.text
 
 
-async def test_a_watch_answered_with_an_empty_200_at_once_is_not_opened_again_in_a_loop() -> None:
-    """A broken proxy, or an API server answering 200 and closing the stream at once: a watch
-    that ends within a second of opening having said nothing is opened again after a growing
-    pause (client-go's reflector: "very short watch", backed off), not in a hot loop of
-    requests. Against a local HTTP server, through the ApiClient the operator uses."""
-    import itertools
-    import time
-
-    from aiohttp import web
+@contextlib.asynccontextmanager
+async def local_api(
+    watch: Callable[[], web.StreamResponse],
+) -> AsyncIterator[tuple[Any, list[float]]]:
+    """A local HTTP server whose LIST is empty at resourceVersion 7 and whose every WATCH is
+    answered by `watch()`; the ApiClient the operator uses, on it; the times of the watches."""
     from kubernetes_asyncio.client import ApiClient, Configuration
 
     watches: list[float] = []
 
-    async def answer(request: web.Request) -> web.Response:
+    async def answer(request: web.Request) -> web.StreamResponse:
         if request.query.get("watch") == "true":
             watches.append(time.monotonic())
-            return web.Response(body=b"", content_type="application/json")  # 200, at once
+            return watch()
         return web.json_response({"metadata": {"resourceVersion": "7"}, "items": []})
 
     app = web.Application()
@@ -625,13 +627,61 @@ async def test_a_watch_answered_with_an_empty_200_at_once_is_not_opened_again_in
     configuration.host = f"http://127.0.0.1:{port}"
     try:
         async with ApiClient(configuration) as api:
-            informer = Informer(api, VMS, Store())
-            informer.start()
-            await asyncio.sleep(2.0)
-            await informer.stop()
+            yield api, watches
     finally:
         await runner.cleanup()
+
+
+async def test_a_watch_answered_with_an_empty_200_at_once_is_not_opened_again_in_a_loop() -> None:
+    """A broken proxy, or an API server answering 200 and closing the stream at once: a watch
+    that ends within a second of opening having said nothing is opened again after a growing
+    pause (client-go's reflector: "very short watch", backed off), not in a hot loop of
+    requests. Against a local HTTP server, through the ApiClient the operator uses."""
+
+    def empty() -> web.Response:
+        return web.Response(body=b"", content_type="application/json")  # 200, at once
+
+    async with local_api(empty) as (api, watches):
+        informer = Informer(api, VMS, Store())
+        informer.start()
+        await asyncio.sleep(2.0)
+        await informer.stop()
     # Pauses of [0.5, 1] s, then [1, 2] s, doubling to a minute: at most 3 in 2 s.
     assert 2 <= len(watches) <= 4, len(watches)
     gaps = [later - earlier for earlier, later in itertools.pairwise(watches)]
     assert all(gap >= 0.45 for gap in gaps), gaps
+
+
+ERROR_500 = {
+    "type": "ERROR",
+    "object": {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": "etcdserver: request timed out",
+        "reason": "InternalError",
+        "code": 500,
+    },
+}
+
+
+async def test_a_watch_answered_with_one_error_event_each_time_backs_off() -> None:
+    """A server answering every watch with one ERROR event (a 500 Status in the stream): the
+    line read reset the backoff, so it was watched again every 0.5-1 s for good (audit
+    leftovers, session 50). An ERROR is no progress; the pause doubles."""
+
+    def error() -> web.Response:
+        body = json.dumps(ERROR_500).encode() + b"\n"
+        return web.Response(body=body, content_type="application/json")
+
+    async with local_api(error) as (api, watches):
+        informer = Informer(api, VMS, Store(), backoff_initial=0.1)
+        informer.start()
+        await asyncio.sleep(2.0)
+        await informer.stop()
+    # Pauses of [0.05, 0.1] s doubling: at most 6 watches in 2 s (a pause of [0.05, 0.1]
+    # every time, as the reset made it, is 20 or more), each pause at least half the last.
+    assert 3 <= len(watches) <= 6, len(watches)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(watches)]
+    assert gaps[-1] >= 0.4, gaps
+    assert informer.restarts == len(watches)
