@@ -270,12 +270,13 @@ async def snapshots(
             await asyncio.sleep(POLL_SECONDS)
             continue
         version = cr["metadata"]["resourceVersion"]
+        moved = False  # an event since the GET
         while True:
             began, said = asyncio.get_running_loop().time(), False
             try:
                 async with aclosing(_watch(target, name, version, retry.answered)) as events:
                     async for obj in events:
-                        said = True
+                        said = moved = True
                         yield obj
                         if obj is None:
                             return
@@ -288,7 +289,12 @@ async def snapshots(
             except CannotWatch:
                 can_watch = False
             except Expired:
-                pass  # too old to watch from: read it again, and watch from there
+                # Too old to watch from: read it again, and watch from there; at once after
+                # a watch that moved on from the GET, but a 410 right after a fresh GET (no
+                # event between) is a watch that ended at once having said nothing: a server
+                # (or a proxy's stale backend) answering every watch so made GET and WATCH
+                # spin with no pause (audit leftovers, session 50).
+                await retry.ended(began, moved)
             except ApiError as error:
                 await retry.after(error)
                 continue  # from the last version seen, as client-go's RetryWatcher does

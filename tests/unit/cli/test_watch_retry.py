@@ -329,3 +329,54 @@ async def test_a_watch_that_said_something_or_lasted_is_opened_again_at_once(
     await retry.ended(now - reconnect.SHORT_WATCH, said=False)  # lasted: no pause either
     await retry.ended(now, said=False)
     assert slept[9:] == [0.05]
+
+
+EXPIRED = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+GONE = [Stream([("ERROR", EXPIRED)]), Stream(status=410)]  # in the stream, or refused
+
+
+@pytest.mark.parametrize("gone", GONE, ids=["error-event", "refused"])
+async def test_a_watch_expired_right_after_each_read_is_not_opened_again_in_a_loop(
+    tmp_path: Path, gone: Stream
+) -> None:
+    """Audit leftovers, session 50: a watch answered 410 right after the GET, every time (a
+    proxy's stale backend), made the wait read and watch again with no pause, as fast as the
+    server answered. A 410 with no event since the GET is a watch that ended at once."""
+    with ApiServer(tmp_path, phase("Starting", "1")) as server:
+        server.watches = [gone] * 10_000
+        async with connect(server.kubeconfig, None, "demo") as target:
+            with pytest.raises(CliError, match=r"^timed out after 2s waiting for web-1"):
+                await follow.wait_for(
+                    target, "web-1", runs, within=2, what="web-1 to start", say=lambda _: None
+                )
+    # A pause that doubles: 0.05, 0.1, 0.2, 0.4, 0.8 (RETRY_FIRST shortened), 1.6.
+    assert 3 <= len(server.watched) <= 8, len(server.watched)
+    assert server.requests.count(("GET", WUKONG)) == len(server.watched)
+
+
+@pytest.mark.parametrize("gone", GONE, ids=["error-event", "refused"])
+def test_status_watch_expired_right_after_each_list_backs_off(tmp_path: Path, gone: Stream) -> None:
+    with ApiServer(tmp_path, phase("Stopped", "1")) as server:
+        server.watches = [gone] * 10_000
+        result = status_watch(server, "2s")
+    assert result.exit_code == 0, result.output
+    assert 3 <= len(server.watched) <= 8, len(server.watched)
+
+
+async def test_a_watch_expired_after_it_said_something_is_read_again_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a 410 with no event since the GET waits: one after a change is the ordinary
+    "too old to watch from", read again at once (a pause of 30 s would time the wait out)."""
+    monkeypatch.setattr(reconnect, "RETRY_FIRST", 30.0)
+    with ApiServer(tmp_path, phase("Stopped", "1")) as server:
+        server.watches = [
+            Stream([("MODIFIED", phase("Starting", "2")), ("ERROR", EXPIRED)]),
+            Stream([("MODIFIED", phase("Running", "3"))]),
+        ]
+        async with connect(server.kubeconfig, None, "demo") as target:
+            await follow.wait_for(
+                target, "web-1", runs, within=5, what="web-1 to start", say=lambda _: None
+            )
+    assert len(server.watched) == 2
+    assert server.requests.count(("GET", WUKONG)) == 2

@@ -142,12 +142,14 @@ async def _follow_rows(
     failure); one too old (410) lists again first, and shows what changed meanwhile."""
     loop = asyncio.get_running_loop()
     selectors = list(query.items())
+    moved = False  # an event since the last LIST
     while True:
         began, said = loop.time(), False
         try:
             if version is None:
                 again = kubernetes_list(await target.kube.request("GET", path, query=query), path)
                 retry.answered()
+                moved = False
                 for cr in again["items"]:
                     if shown.get(cr["metadata"]["uid"]) != cr["metadata"].get("resourceVersion"):
                         show(cr)
@@ -157,7 +159,7 @@ async def _follow_rows(
             )
             async with aclosing(stream) as changes:
                 async for kind, cr in changes:
-                    said = True
+                    said = moved = True
                     if kind != "BOOKMARK":
                         show(cr)
                     version = str(cr["metadata"].get("resourceVersion") or version)
@@ -165,8 +167,9 @@ async def _follow_rows(
             pass  # watch again from the last version seen, as at the server's end
         except Expired:
             # Too old to watch from (a quiet selection in a busy cluster): list again, show
-            # what changed meanwhile, watch from the list's version.
-            version = None
+            # what changed meanwhile, watch from the list's version. At once if a watch
+            # moved on since the last LIST; a 410 with no event since is a short watch.
+            version, said = None, moved
         except CannotWatch as error:
             raise CliError(
                 f"the API server refused the watch: {explain(error.error, target.server)}"
