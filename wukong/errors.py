@@ -7,7 +7,28 @@ Transient errors (conflicts, 5xx, timeouts) are retried by the work queue with b
 
 from __future__ import annotations
 
+import html
 import json
+import re
+from typing import Final
+
+EXCERPT: Final = 80  # characters of a web page's title (or text), said in one line
+TEXT: Final = 200  # characters of a body that is no Status (plain text), said in one line
+
+
+def one_line(text: str, limit: int = TEXT) -> str:
+    """`text` on one line (its runs of white space one space) of at most `limit` characters."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def excerpt(page: str) -> str:
+    """A web page in a few words: its <title>, else its text without the markup; at most
+    EXCERPT characters, one line ('' when it has no text)."""
+    title = re.search(r"<title[^>]*>(.*?)</title>", page, re.IGNORECASE | re.DOTALL)
+    text = title.group(1) if title else page
+    text = re.sub(r"<(script|style)\b.*?</\1\s*>", " ", text, flags=re.IGNORECASE | re.DOTALL)
+    return one_line(html.unescape(re.sub(r"<[^>]*>", " ", text)), EXCERPT)
 
 
 class WukongError(Exception):
@@ -25,17 +46,38 @@ class PermanentError(WukongError):
 class ApiError(WukongError):
     """An HTTP error from the Kubernetes API (or an aggregated API), already classified.
     `raw`: `message` is the answer's whole body, which was no JSON Status (an aggregated
-    API's plain text, or a proxy's or an ingress's HTML page), not a Status's message."""
+    API's plain text, or a proxy's or an ingress's HTML page), not a Status's message.
+    Its str (a log line's, a traceback's) says the body as `said` does, not whole."""
 
     def __init__(
         self, status: int, reason: str, message: str, *, path: str = "", raw: bool = False
     ) -> None:
-        super().__init__(f"{status} {reason}: {message}" + (f" ({path})" if path else ""))
         self.status = status
         self.reason = reason
         self.message = message
         self.path = path
         self.raw = raw
+        super().__init__(f"{status} {reason}: {self.said}" + (f" ({path})" if path else ""))
+
+    @property
+    def web_page(self) -> bool:
+        """The answer's body was a web page (HTML: a proxy's, an ingress's, a login page),
+        not a Status nor an aggregated API's plain text."""
+        return self.raw and self.message.lstrip().startswith("<")
+
+    @property
+    def said(self) -> str:
+        """What the server said, short enough for a log line, a condition or an Event: a
+        Status's message as it is; a body that was no Status on one line of at most TEXT
+        characters, a web page as `a web page: <its title>`. The operator's log lines, and
+        a Wukong's conditions and Events quoting a failed call, carried a proxy's whole HTML
+        page (audit leftovers, session 50)."""
+        if not self.raw:
+            return self.message
+        if self.web_page:
+            words = excerpt(self.message)
+            return f"a web page: {words}" if words else "a web page"
+        return one_line(self.message)
 
 
 class NotFound(ApiError, PermanentError):

@@ -20,7 +20,7 @@ from wukong.act.executor import Executor
 from wukong.act.reconciler import Reconciler
 from wukong.api import kinds
 from wukong.controller import Operator
-from wukong.errors import Conflict, ServerError
+from wukong.errors import Conflict, ServerError, classify
 from wukong.runtime.clock import FakeClock
 from wukong.runtime.logs import pass_id, wukong_key, wukong_uid
 from wukong.runtime.queue import WorkQueue
@@ -124,3 +124,40 @@ async def test_a_conflict_in_a_deletion_step_is_one_info_line(
     [line] = [line for line in lines if "409" in line or "failed" in line]
     assert line.startswith("INFO reconcile of demo/web-1 failed, retrying with backoff: ")
     assert "deletion step failed: 409 Conflict: the object has been modified" in line
+
+
+# An ingress's (or an auth proxy's) error page where the API server's Status should be.
+PAGE = (
+    "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+    "<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    + "<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n" * 6
+    + "</body>\r\n</html>\r\n"
+)
+VM_PATH = "/apis/kubevirt.io/v1/namespaces/demo/virtualmachines/web-1-vm"
+
+
+async def test_a_proxys_web_page_is_its_title_in_the_failed_pass_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Audit leftovers, session 50: the worker's line said str(error), the whole HTML page
+    (tags, comments, line breaks) a proxy answered with. Its title now, on one line."""
+    page = classify(502, PAGE.format(title="502 Bad Gateway"), VM_PATH)
+    lines = await _one_pass(patch_answered(page), caplog)
+    [line] = [line for line in lines if "502" in line or "failed" in line]
+    assert line.startswith("WARNING reconcile of demo/web-1 failed, retrying with backoff: ")
+    assert "PatchChild" in line and "502 ServerError: a web page: 502 Bad Gateway" in line
+    assert "<" not in line and "\n" not in line and len(line) < 400, line
+
+
+async def test_a_proxys_web_page_is_no_condition_nor_event_of_the_wukong() -> None:
+    """An auth proxy's 403 page to a child's patch is a refusal the Wukong reports
+    (ChildrenAdmitted, a ChildRefused Event): they quoted the whole page."""
+    page = classify(403, PAGE.format(title="403 Forbidden"), VM_PATH)
+    cache, patching = halted_vm_patching()
+    server = VmPatchRefused(patching.raw, patching.vm, page)
+    await Reconciler(cache, Executor(server), clock=lambda: NOW).reconcile(KEY)
+    [admitted] = [c for c in server.raw["status"]["conditions"] if c["type"] == "ChildrenAdmitted"]
+    said = "the API server refused to update VirtualMachine web-1-vm: a web page: 403 Forbidden"
+    assert admitted["message"] == said
+    [event] = [body for method, path, body in server.writes if path.endswith("/events")]
+    assert event["reason"] == "ChildRefused" and event["message"] == said

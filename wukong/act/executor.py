@@ -85,11 +85,13 @@ def wrong_state(action: Action, error: WukongError) -> bool:
 
 def classify(action: Action, error: WukongError) -> Failed:
     """Transient (retry), refused (KubeVirt's 409: the VM is in the wrong state) or
-    permanent; with the API's own message."""
+    permanent; with the API's own message, as `ApiError.said` says it (a proxy's HTML
+    page as its title, not whole: conditions and Events quote it)."""
     message = str(getattr(error, "message", "") or error)
     code = error.status if isinstance(error, ApiError) else None
+    said = (error.said or message) if isinstance(error, ApiError) else message
     if wrong_state(action, error):
-        return Failed("refused", message, code)
+        return Failed("refused", said, code)
     if (
         isinstance(error, Forbidden)
         and isinstance(action, KUBEVIRT_CALLS)
@@ -97,10 +99,10 @@ def classify(action: Action, error: WukongError) -> Failed:
     ):
         # Not KubeVirt refusing the user's request: the operator's own rights, as the API
         # server's authorizer sees them now. Made again, with the queue's backoff.
-        return Failed("transient", message, code)
+        return Failed("transient", said, code)
     if isinstance(error, TransientError):
-        return Failed("transient", message, code)
-    return Failed("permanent", message, code)
+        return Failed("transient", said, code)
+    return Failed("permanent", said, code)
 
 
 def stopped_at(outcome: Outcome) -> tuple[Action, WukongError]:

@@ -18,7 +18,7 @@ from wukong.api.objects import controlled_by
 from wukong.api.spec import Action as LifecycleVerb
 from wukong.api.status import WukongStatus
 from wukong.api.v1alpha1 import Wukong
-from wukong.errors import NotFound, TransientError, WukongError
+from wukong.errors import ApiError, NotFound, TransientError, WukongError
 from wukong.reconcile.actions import (
     Action,
     AddVolume,
@@ -503,7 +503,8 @@ class Reconciler:
         try:
             found = await self.executor.kubevirt.filesystems(cr.metadata.namespace, vm)
         except WukongError as exc:
-            message = getattr(exc, "message", str(exc)) or str(exc)
+            # virt-api's plain text, or a proxy's page: as ApiError.said says it, short
+            message = (exc.said if isinstance(exc, ApiError) else "") or str(exc)
             return replace(seen, guest_error=message.strip())
         return replace(seen, guest_filesystems=tuple(found))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import re
 from typing import Final
 
 from wukong.errors import (
@@ -15,6 +13,7 @@ from wukong.errors import (
     Invalid,
     NotFound,
     ServerError,
+    excerpt,
 )
 
 OK: Final = 0
@@ -56,30 +55,6 @@ def not_found(kind: str, name: str, namespace: str, error: NotFound) -> CliError
     return CliError(f"{kind} {name} not found in namespace {namespace}")
 
 
-EXCERPT: Final = 80  # characters of a body that is no Status, said in one line
-TEXT: Final = 200  # characters of an aggregated API's plain-text answer, in one line
-
-
-def web_page(error: ApiError) -> bool:
-    """The answer's body was a web page (HTML: a proxy's, an ingress's, a login page), not
-    a Status nor an aggregated API's plain text."""
-    return error.raw and error.message.lstrip().startswith("<")
-
-
-def _cut(text: str, limit: int) -> str:
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def excerpt(page: str) -> str:
-    """A web page in a few words: its <title>, else its text without the markup; at most
-    EXCERPT characters, one line ('' when it has no text)."""
-    title = re.search(r"<title[^>]*>(.*?)</title>", page, re.IGNORECASE | re.DOTALL)
-    text = title.group(1) if title else page
-    text = re.sub(r"<(script|style)\b.*?</\1\s*>", " ", text, flags=re.IGNORECASE | re.DOTALL)
-    return _cut(html.unescape(re.sub(r"<[^>]*>", " ", text)), EXCERPT)
-
-
 def server_words(error: ApiError, server: str = "") -> str:
     """What the server said, in one line: a Status's message as it is; an aggregated API's
     plain text on one line, at most TEXT characters; a web page not at all, but as kubectl
@@ -88,8 +63,8 @@ def server_words(error: ApiError, server: str = "") -> str:
     leftovers, session 50). `server`: named in that sentence."""
     if not error.raw:
         return error.message or f"{error.status} {error.reason}, with no message"
-    if not web_page(error):
-        return _cut(error.message, TEXT)
+    if not error.web_page:
+        return error.said
     said = (
         f"the server{f' at {server}' if server else ''} responded with the status code "
         f"{error.status} but did not return more information"
@@ -103,12 +78,12 @@ def bodiless(error: NotFound) -> bool:
     port or a load balancer's default backend need not. client-go calls it "the server
     could not find the requested resource", which `api_missing` would read as a missing
     CRD, and a page read as a Wukong not found told the user their VM was gone."""
-    return not error.message or web_page(error)
+    return not error.message or error.web_page
 
 
 def not_kubernetes(error: NotFound) -> ServerError:
     """A bodiless 404 (or a web page), as what it says about the server."""
-    if web_page(error):
+    if error.web_page:
         page = excerpt(error.message)
         said = f"the answer was a 404 web page: {page}" if page else "the answer was a 404 web page"
         return ServerError(404, NOT_KUBERNETES, said, path=error.path)
@@ -130,7 +105,7 @@ def explain(error: ApiError, server: str) -> str:
         if bodiless(error):
             return explain(not_kubernetes(error), server)
         return NO_API if api_missing(error) and "/vm.novasphere.dev/" in error.path else said
-    if web_page(error):  # not the API server's words: its status line and an excerpt
+    if error.web_page:  # not the API server's words: its status line and an excerpt
         return server_words(error, server)
     if isinstance(error, Forbidden):
         return said  # the API server's text names the user, verb and resource

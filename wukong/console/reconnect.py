@@ -9,7 +9,6 @@ the rest of it to polling (CLI audit, session 48)."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -18,11 +17,11 @@ from weakref import WeakKeyDictionary
 from wukong.adapters.kube import Kube
 from wukong.api.durations import format_duration
 from wukong.console.errors import explain
-from wukong.errors import NOT_KUBERNETES, ApiError
+from wukong.errors import NOT_KUBERNETES, TEXT, ApiError, one_line
 
 RETRY_FIRST: float = 1.0  # the first pause before asking again (tests shorten it)
 RETRY_CAP: Final = 8.0  # the longest pause: a cluster back is seen within seconds
-SAID_CHARACTERS: Final = 200  # of an error's text in a line (a proxy's 502 is an HTML page)
+SAID_CHARACTERS: Final = TEXT  # of an error's text in a line (one_line: wukong.errors's)
 # A watch that ends sooner than this after it opened, having said nothing, is a broken one
 # (a proxy, or an API server answering 200 and closing at once): client-go's reflector calls
 # it a "very short watch" and backs off before the next.
@@ -37,12 +36,6 @@ def transient(error: ApiError) -> bool:
     if error.reason == NOT_KUBERNETES:
         return False
     return error.status in (0, 429) or (500 <= error.status < 600 and error.status != 501)
-
-
-def one_line(text: str) -> str:
-    """`text` as one line of at most SAID_CHARACTERS."""
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= SAID_CHARACTERS else flat[: SAID_CHARACTERS - 1] + "…"
 
 
 @dataclass

@@ -87,7 +87,7 @@ class Reviewer:
             verdict = await self._review(token)
         except ApiError as error:
             logger.warning("cannot review a /metrics token: %s", error)
-            return 500, f"cannot review the token: {error.message}"
+            return 500, f"cannot review the token: {error.said}"
         finally:
             del self._reviewing[key]
         ttl = self.ttl if verdict[0] == 200 else self.refusal_ttl

@@ -500,9 +500,9 @@ class Informer:
                     "it; this cache is not kept current and /readyz fails until it does",
                     self.name,
                     verb,
-                    error.message,
+                    error.said,
                 )
-            self.refused = f"{verb}: {error.message}"
+            self.refused = f"{verb}: {error.said}"
         raise error
 
     def _notify(

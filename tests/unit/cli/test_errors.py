@@ -115,3 +115,19 @@ def test_an_aggregated_apis_plain_text_is_said_on_one_short_line() -> None:
     status = json.dumps({"kind": "Status", "code": 500, "message": "etcd\n" + "z" * 300})
     assert not classify(500, status).raw
     assert server_words(classify(500, status)) == "etcd\n" + "z" * 300
+
+
+def test_an_api_errors_own_words_are_short_for_the_operators_logs_and_conditions() -> None:
+    """The operator's log lines and a Wukong's conditions say `str(error)` and `said`: a web
+    page was whole there (audit leftovers, session 50). The CLI's excerpt, shared."""
+    page = classify(502, INGRESS_502, "/apis/kubevirt.io/v1/namespaces/d/virtualmachines/v")
+    assert page.said == "a web page: 502 Bad Gateway"
+    assert str(page) == (
+        "502 ServerError: a web page: 502 Bad Gateway "
+        "(/apis/kubevirt.io/v1/namespaces/d/virtualmachines/v)"
+    )
+    assert page.message == INGRESS_502.strip()  # whole, for whoever reads it (the CLI)
+    text = classify(500, "line one\nline two\n" + "y" * 400)
+    assert text.said == server_words(text) and len(text.said) == 200 and "\n" not in str(text)
+    status = classify(500, json.dumps({"kind": "Status", "message": "etcd\n" + "z" * 300}))
+    assert status.said == "etcd\n" + "z" * 300  # a Status's message as the server said it
