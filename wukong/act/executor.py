@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass, field
 
 from wukong.adapters.cdi import Cdi
@@ -36,6 +35,7 @@ from wukong.reconcile.actions import (
     VmCall,
     told,
 )
+from wukong.reconcile.admission import OPERATOR_DENIED
 
 log = logging.getLogger(__name__)
 KUBEVIRT_CALLS = (VmCall, AddVolume, RemoveVolume)
@@ -66,8 +66,9 @@ LOST_RACE = "jsonpatch test operation does not apply"
 # kube-apiserver's authorizer, refusing the operator itself: 'User "system:serviceaccount:…"
 # cannot update resource "virtualmachines/stop" in API group …' (and, right after an API
 # server restart, "RBAC: clusterrole … not found" while its informers sync). KubeVirt's own
-# 403s (a pause of a VMI with a liveness probe) do not say this.
-DENIED_TO_OPERATOR = re.compile(r'cannot [a-z]+ resource "')
+# 403s (a pause of a VMI with a liveness probe) do not say this. One pattern with the
+# planners' (admission.OPERATOR_DENIED), which word it for the Wukong's status.
+DENIED_TO_OPERATOR = OPERATOR_DENIED
 
 
 def wrong_state(action: Action, error: WukongError) -> bool:

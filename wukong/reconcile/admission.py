@@ -61,6 +61,40 @@ def refused_child(action: Action, failure: Failed) -> bool:
     return failure.code in REFUSED_STATUSES or by_webhook
 
 
+# kube-apiserver's authorizer refusing the operator's own ServiceAccount (forbiddenMessage in
+# k8s.io/apiserver endpoints/handlers/responsewriters): 'User "system:serviceaccount:…" cannot
+# patch resource "virtualmachines" in API group "kubevirt.io" in the namespace "demo"', with
+# ": RBAC: …" after it when the authorizer says more (a ClusterRole not found). Not a webhook
+# ('admission webhook "…" denied the request: …'), a ValidatingAdmissionPolicy
+# ("ValidatingAdmissionPolicy '…' with binding '…' denied request: …"), a ResourceQuota
+# ("exceeded quota: …") nor KubeVirt's own 403 (a pause of a VMI with a liveness probe): those
+# judge the request, this the operator's installation.
+OPERATOR_DENIED = re.compile(
+    r'User "(?P<user>[^"]*)" cannot (?P<verb>[a-z]+) resource "(?P<resource>[^"]+)"'
+    r'(?: in API group "(?P<group>[^"]*)")?'
+)
+INSTALL_DOCS = 'docs/install.md "Permissions"'
+
+
+def denied_to_operator(failure: Failed) -> re.Match[str] | None:
+    """The authorizer's words if `failure` is a 403 refusing the operator itself (its RBAC
+    lacks a verb), not a refusal of what it asked for."""
+    if failure.code != 403 or failure.message.startswith(WEBHOOK_DENIED):
+        return None
+    return OPERATOR_DENIED.search(failure.message)
+
+
+def operator_forbidden(action: Action, denied: re.Match[str]) -> str:
+    """An RBAC 403 as what it is: the operator's installation missing a permission, named
+    as docs/install.md's table does, not the user's spec nor KubeVirt refusing it."""
+    group = denied["group"]
+    resource = f"{denied['resource']} (API group {group})" if group else denied["resource"]
+    return (
+        f"the operator may not {_what(action)}: its ServiceAccount ({denied['user']}) lacks "
+        f"{denied['verb']} on {resource}; its RBAC is incomplete, see {INSTALL_DOCS}"
+    )
+
+
 # A ResourceQuota's refusal names the namespace's usage ("exceeded quota: storage, requested:
 # requests.storage=100Gi, used: requests.storage=120Gi, limited: …", the API server's
 # resourcequota/controller.go): it moves as other workloads come and go, the refusal does not.
@@ -78,25 +112,41 @@ def refused(failed: Mapping[Action, Failed]) -> list[str]:
     """One sentence per create, patch or delete of a child the API server refused, or per
     disk virt-api refused to plug or unplug."""
     return [
-        f"{_refusal(action)}: {failure.message}"
+        _said(action, failure)
         for action, failure in failed.items()
         if refused_child(action, failure)
     ]
 
 
+def _said(action: Action, failure: Failed) -> str:
+    """One refusal, as `refused` says it. An RBAC 403 (the operator's own rights, which the
+    executor takes as transient) was "KubeVirt refused to unplug disk …", as if the spec or
+    KubeVirt were at fault (audit leftovers, session 50)."""
+    if (denied := denied_to_operator(failure)) is not None:
+        return operator_forbidden(action, denied)
+    return f"{_refusal(action)}: {failure.message}"
+
+
 def _refusal(action: Action) -> str:
     """Who refused what, for an action `refused_child` accepts."""
+    if isinstance(action, AddVolume | RemoveVolume):
+        return f"KubeVirt refused to {_what(action)}"
+    return f"the API server refused to {_what(action)}"
+
+
+def _what(action: Action) -> str:
+    """What an action `refused_child` accepts does, as `refused to …` and `may not …` say."""
     if isinstance(action, AddVolume):
-        return f"KubeVirt refused to hot-plug disk {action.disk}"
+        return f"hot-plug disk {action.disk}"
     if isinstance(action, RemoveVolume):
-        return f"KubeVirt refused to unplug disk {action.disk}"
+        return f"unplug disk {action.disk}"
     if isinstance(action, CreateChild):
         name = action.body.get("metadata", {}).get("name", "")
-        return f"the API server refused to {f'create {action.kind} {name}'.strip()}"
+        return f"create {action.kind} {name}".strip()
     if isinstance(action, DeleteChild):
-        return f"the API server refused to delete {action.kind} {action.name}"
+        return f"delete {action.kind} {action.name}"
     assert isinstance(action, PatchChild)
-    return f"the API server refused to update {action.kind} {action.name}"
+    return f"update {action.kind} {action.name}"
 
 
 def admit(

@@ -314,3 +314,39 @@ async def test_of_two_disks_unplugged_the_refused_one_says_so_and_is_asked_again
     await reconciler.reconcile(KEY)
     again = [b["name"] for m, p, b in server.writes[writes:] if p.endswith("/removevolume")]
     assert again == ["logs"]
+
+
+async def test_an_unplug_the_operators_rbac_refuses_names_the_permission_not_kubevirt() -> None:
+    """Audit leftovers, session 50: virt-api's `removevolume` answered 403 by the authorizer
+    (the operator's ClusterRole lacking `virtualmachines/removevolume`) was said "KubeVirt
+    refused to unplug disk logs", a ChildRefused Warning blaming KubeVirt. Through the
+    executor (whose `Failed` is transient, session 32) and the reconciler: tried again
+    after the refusal's delay, and the Wukong says the operator's RBAC lacks it."""
+    status = {
+        "phase": "Running",
+        "vmName": "web-1-vm",
+        "volumes": [_entry("logs", forceDetach=True)],
+    }
+    world = running(plugged=("logs",), **{"web-1-logs": _claim("logs")})
+    cache, _, _ = volume_calls(raw_wukong(status), world)
+    raw = cache.get(kinds.WUKONG.cache, "demo", "web-1")
+    assert raw is not None
+    denied = Forbidden(
+        403,
+        "Forbidden",
+        'virtualmachines.subresources.kubevirt.io "web-1-vm" is forbidden: User '
+        '"system:serviceaccount:wukong-system:wukong" cannot update resource '
+        '"virtualmachines/removevolume" in API group "subresources.kubevirt.io" in the '
+        'namespace "demo"',
+    )
+    server = Refusing(raw, {("PUT", "/virtualmachines/web-1-vm/removevolume", "logs"): denied})
+    retry = await Reconciler(cache, Executor(server), clock=lambda: NOW).reconcile(KEY)
+    assert retry == 1.0
+    said = _condition(_status(server), CHILDREN_ADMITTED)["message"]
+    assert said == (
+        "the operator may not unplug disk logs: its ServiceAccount "
+        "(system:serviceaccount:wukong-system:wukong) lacks update on "
+        "virtualmachines/removevolume (API group subresources.kubevirt.io); its RBAC is "
+        'incomplete, see docs/install.md "Permissions"'
+    )
+    assert _said(server, "ChildRefused") == [said]

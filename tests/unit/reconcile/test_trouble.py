@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -1084,3 +1084,65 @@ def test_networks_and_volumes_are_said_unknown_while_the_spec_is_invalid() -> No
     assert cond(valid.status["conditions"], "VolumesBound")["status"] == "True"
     later = decide(invalid, valid.status, ready_children())
     assert cond(later.status["conditions"], "VolumesBound")["status"] == "Unknown"
+
+
+def rbac(verb: str, resource: str, group: str) -> str:
+    """kube-apiserver's authorizer refusing the operator's ServiceAccount (forbiddenMessage)."""
+    return (
+        f'{resource.split("/")[0]}.{group} "web-1-vm" is forbidden: User '
+        f'"system:serviceaccount:wukong-system:wukong" cannot {verb} resource "{resource}" '
+        f'in API group "{group}" in the namespace "demo"'
+    )
+
+
+SA = "system:serviceaccount:wukong-system:wukong"
+DOCS = 'its RBAC is incomplete, see docs/install.md "Permissions"'
+
+
+@pytest.mark.parametrize("kind", ["transient", "permanent"])
+def test_the_operators_own_rbac_refusing_a_child_says_so_not_kubevirt_nor_the_spec(
+    kind: Literal["transient", "permanent"],
+) -> None:
+    """Audit leftovers, session 50: an RBAC 403 to the operator (its ServiceAccount lacking a
+    verb) was "KubeVirt refused to unplug disk logs: …" or "the API server refused to update
+    …", and a ChildRefused Warning, as if a webhook refused the user's spec. It is the
+    installation: said so, naming the missing permission. (The executor takes an unplug's as
+    transient, session 32; a child's write's as permanent: said the same either way.)"""
+    unplug = RemoveVolume("web-1-vm", "logs")
+    denied = rbac("update", "virtualmachines/removevolume", "subresources.kubevirt.io")
+    verdict, events, retry = admitted({unplug: Failed(kind, denied, 403)}, [])
+    assert (verdict["status"], verdict["reason"]) == ("False", "Refused")
+    assert verdict["message"] == (
+        f"the operator may not unplug disk logs: its ServiceAccount ({SA}) lacks update on "
+        f"virtualmachines/removevolume (API group subresources.kubevirt.io); {DOCS}"
+    )
+    assert events == [Emit("Warning", "ChildRefused", verdict["message"])] and retry == 1.0
+    patch = PatchChild("VirtualMachine", "web-1-vm", {"spec": {}}, "template", uid="web-1-vm-uid")
+    verdict, _, _ = admitted(
+        {patch: Failed(kind, rbac("patch", "virtualmachines", "kubevirt.io"), 403)}, []
+    )
+    assert verdict["message"] == (
+        f"the operator may not update VirtualMachine web-1-vm: its ServiceAccount ({SA}) lacks "
+        f"patch on virtualmachines (API group kubevirt.io); {DOCS}"
+    )
+    core = rbac("create", "persistentvolumeclaims", "").replace('.""', "")
+    verdict, _, _ = admitted({PVC: Failed(kind, core, 403)}, [])
+    assert "may not create PersistentVolumeClaim web-1-data" in verdict["message"]
+    assert "lacks create on persistentvolumeclaims;" in verdict["message"]
+
+
+@pytest.mark.parametrize(
+    "denied",
+    [
+        'admission webhook "vm.example" denied the request: User "bob" cannot patch resource "x"',
+        "ValidatingAdmissionPolicy 'no-gpus' with binding 'all' denied request: no GPUs",
+        'persistentvolumeclaims "web-1-data" is forbidden: exceeded quota: disks, requested: '
+        "requests.storage=100Gi, used: requests.storage=0, limited: requests.storage=10Gi",
+    ],
+    ids=["webhook", "policy", "quota"],
+)
+def test_a_403_that_judges_the_request_is_still_the_api_server_refusing_it(denied: str) -> None:
+    verdict, _, _ = admitted({PVC: Failed("permanent", denied, 403)}, [])
+    assert verdict["message"] == (
+        f"the API server refused to create PersistentVolumeClaim web-1-data: {denied}"
+    )
