@@ -89,10 +89,17 @@ def operator_forbidden(action: Action, denied: re.Match[str]) -> str:
     as docs/install.md's table does, not the user's spec nor KubeVirt refusing it."""
     group = denied["group"]
     resource = f"{denied['resource']} (API group {group})" if group else denied["resource"]
+    # What the authorizer adds after its sentence ("RBAC: clusterrole … not found": the
+    # role itself is missing, or not synced yet after an API server restart).
+    more = _AUTHORIZER_MORE.search(denied.string, denied.end())
     return (
         f"the operator may not {_what(action)}: its ServiceAccount ({denied['user']}) lacks "
-        f"{denied['verb']} on {resource}; its RBAC is incomplete, see {INSTALL_DOCS}"
+        f"{denied['verb']} on {resource}{f' ({more[1]})' if more else ''}; its RBAC is "
+        f"incomplete, see {INSTALL_DOCS}"
     )
+
+
+_AUTHORIZER_MORE = re.compile(r": (RBAC: .+)$", re.DOTALL)
 
 
 # A ResourceQuota's refusal names the namespace's usage ("exceeded quota: storage, requested:

@@ -1125,7 +1125,15 @@ def test_the_operators_own_rbac_refusing_a_child_says_so_not_kubevirt_nor_the_sp
         f"the operator may not update VirtualMachine web-1-vm: its ServiceAccount ({SA}) lacks "
         f"patch on virtualmachines (API group kubevirt.io); {DOCS}"
     )
-    core = rbac("create", "persistentvolumeclaims", "").replace('.""', "")
+    missing = rbac("patch", "virtualmachines", "kubevirt.io") + (
+        ': RBAC: clusterrole.rbac.authorization.k8s.io "wukong-operator" not found'
+    )
+    verdict, _, _ = admitted({patch: Failed(kind, missing, 403)}, [])
+    assert verdict["message"].endswith(
+        "lacks patch on virtualmachines (API group kubevirt.io) (RBAC: clusterrole.rbac."
+        f'authorization.k8s.io "wukong-operator" not found); {DOCS}'
+    )
+    core = rbac("create", "persistentvolumeclaims", "")
     verdict, _, _ = admitted({PVC: Failed(kind, core, 403)}, [])
     assert "may not create PersistentVolumeClaim web-1-data" in verdict["message"]
     assert "lacks create on persistentvolumeclaims;" in verdict["message"]
