@@ -448,7 +448,7 @@ def test_a_passing_sync_failure_is_not_the_vms_health() -> None:
     assert vm_health(vm_world("Stopped", failure)) is None
 
 
-QUOTA = (
+VMI_QUOTA = (
     'Failure while starting VMI: virtualmachineinstances.kubevirt.io "web-1-vm" is forbidden: '
     "exceeded quota: vmis, requested: count/virtualmachineinstances.kubevirt.io=1, used: "
     "count/virtualmachineinstances.kubevirt.io=0, limited: "
@@ -458,7 +458,7 @@ QUOTA = (
 
 def _failed_create(age: float) -> dict[str, Any]:
     since = NOW - timedelta(seconds=age)
-    return {"type": "Failure", "status": "True", "reason": "FailedCreate", "message": QUOTA,
+    return {"type": "Failure", "status": "True", "reason": "FailedCreate", "message": VMI_QUOTA,
             "lastTransitionTime": iso(since)}  # fmt: skip
 
 
@@ -469,7 +469,7 @@ def test_a_vmi_create_refused_for_long_is_vm_healthy_false() -> None:
     world = vm_world("Starting", _failed_create(LASTING + 1))
     verdict = vm_health(world)
     assert verdict is not None and (verdict.status, verdict.reason) == (False, "FailedCreate")
-    assert verdict.message == f"VM cannot start: {QUOTA}"
+    assert verdict.message == f"VM cannot start: {VMI_QUOTA}"
     assert health_due(world) is None
     plan = decide(wukong(), {"phase": "Starting"}, world)
     assert cond(plan.status["conditions"], "VMHealthy")["reason"] == "FailedCreate"
