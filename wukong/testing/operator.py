@@ -4,6 +4,7 @@ that a test can SIGKILL (crash-safety tests need a real crash, not a cancelled t
     async with InProcessOperator(kubeconfig, namespace="t-1") as op:
         ...
     proc = OperatorProcess(kubeconfig, namespace="t-1"); proc.start(); proc.kill()
+    spare = OperatorProcess(kubeconfig, namespace="t-1"); spare.prepare(); ...; spare.start()
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ from wukong.testing._background import Background
 from wukong.testing._processes import free_ports
 
 _PR_SET_PDEATHSIG = 1
+# `prepare`'s child: the modules `python -m wukong run` loads, then, once told to go on (a line
+# on stdin), `python -m wukong` itself. An empty line or none (the test ended first): exit.
+_PREPARED = """
+import runpy, sys
+import wukong.cli, wukong.controller, wukong.runtime.heap, wukong.runtime.logs
+if sys.stdin.readline().strip() != "go":
+    raise SystemExit(0)
+runpy.run_module("wukong", run_name="__main__", alter_sys=True)
+"""
 
 
 def _resolve_prctl() -> Callable[..., int] | None:
@@ -145,6 +155,7 @@ class OperatorProcess:
         self.log_file: Path = log_file
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
+        self._prepared = False
 
     @property
     def probe_url(self) -> str:
@@ -156,14 +167,29 @@ class OperatorProcess:
         """Base URL of /metrics (plain HTTP, no authentication: see `start`)."""
         return f"http://127.0.0.1:{self.metrics_port}"
 
+    def prepare(self) -> None:
+        """Spawn the process and load the operator's modules, but do not run it yet: `start`
+        then runs `python -m wukong run` in it, as a fresh start from the cluster's state with
+        the seconds of Python imports already behind it. For a test that starts a second
+        operator the moment it kills the first: one that takes seconds to load only waits."""
+        assert self.proc is None, "prepare() before start(), once"
+        self._spawn([sys.executable, "-c", _PREPARED], stdin=subprocess.PIPE)
+        self._prepared = True
+
     def start(self, runner: tuple[str, ...] = ()) -> None:
-        """Spawn the operator (returns at once; poll `probe_url/readyz`). `runner`: Python
-        arguments before `-m wukong`, e.g. a profiler's."""
+        """Spawn the operator, or run it in the process `prepare` made (returns at once; poll
+        `probe_url/readyz`). `runner`: Python arguments before `-m wukong`, e.g. a
+        profiler's."""
+        if self._prepared:
+            assert self.proc is not None and self.proc.stdin is not None and not runner
+            self.proc.stdin.write(b"go\n")
+            self.proc.stdin.close()
+            return
+        self._spawn([sys.executable, *runner, "-m", "wukong"])
+
+    def _spawn(self, python: list[str], stdin: int | None = None) -> None:
         argv = [
-            sys.executable,
-            *runner,
-            "-m",
-            "wukong",
+            *python,
             "run",
             "--kubeconfig",
             str(self.kubeconfig),
@@ -182,7 +208,12 @@ class OperatorProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(self.log_file, "ab") as out:
             self.proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+                argv,
+                stdin=stdin,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=die_with_parent,
             )
 
     def kill(self) -> None:
@@ -190,7 +221,14 @@ class OperatorProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+        self._close_stdin()
         self._show_log()
+
+    def _close_stdin(self) -> None:
+        """The pipe of a process `prepare` made and nobody started (a test that failed
+        first)."""
+        if self.proc is not None and self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
 
     def _show_log(self, lines: int = 60) -> None:
         """Print the tail of the log this object owns, once, and remove the file."""
@@ -209,6 +247,7 @@ class OperatorProcess:
             self.proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             code = self.proc.wait(timeout)
+            self._close_stdin()
             self._show_log()
             return code
         self.kill()
