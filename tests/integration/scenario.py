@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
@@ -22,7 +23,7 @@ from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import SimConfig, Simulator
 from wukong.testing.kubevirt.plane import KubeVirtPlane, kubevirt_assets
-from wukong.testing.operator import InProcessOperator
+from wukong.testing.operator import InProcessOperator, OperatorProcess
 
 JsonObj = dict[str, Any]
 IMAGE = "docker://quay.io/containerdisks/fedora:40"
@@ -310,3 +311,26 @@ async def bound_account(k: Kube, namespace: str, account: str, kind: str, role: 
             "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
         },
     )
+
+
+async def took_over(proc: OperatorProcess) -> bool:
+    """The operator process has finished a reconcile pass (its /metrics:
+    wukong_reconcile_total)."""
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"{proc.metrics_url}/metrics") as r:
+            text = await r.text()
+    except aiohttp.ClientError:
+        return False
+    return any(
+        float(line.rsplit(" ", 1)[1]) > 0
+        for line in text.splitlines()
+        if line.startswith("wukong_reconcile_total{")
+    )
+
+
+def let_the_guest_go(sim: Simulator, namespace: str, vm: str) -> None:
+    """End a slow power-off (SimConfig.acpi_shutdown_delay) now: the guest honours ACPI as
+    fast as by default. Setting `acpi` (to what it was: the guest honours ACPI) has the node
+    look at the VMI again, and it finds the shutdown done."""
+    sim.config.acpi_shutdown_delay = SimConfig().acpi_shutdown_delay
+    sim.guest(namespace, vm).acpi = True

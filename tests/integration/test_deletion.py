@@ -289,6 +289,9 @@ async def test_operator_killed_during_deletion_finishes_after_restart_without_lo
 ) -> None:
     first = OperatorProcess(operator_kubeconfig, namespace=namespace)
     first.start()
+    # The next operator loads its modules meanwhile, and starts the moment the first is killed.
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.prepare()
     try:
         await full(
             k,
@@ -315,9 +318,11 @@ async def test_operator_killed_during_deletion_finishes_after_restart_without_lo
             return cr is None or reached(cr)
 
         await eventually(at_step_or_done, timeout=30)
+    except BaseException:
+        second.kill()
+        raise
     finally:
         first.kill()
-    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
     second.start()
     try:
         refs = [

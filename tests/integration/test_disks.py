@@ -559,16 +559,21 @@ async def test_operator_killed_before_addvolume_plugs_the_disk_exactly_once(
 ) -> None:
     first = OperatorProcess(operator_kubeconfig, namespace=namespace)
     first.start()
+    # The next operator loads its modules meanwhile, and starts the moment the first is killed.
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.prepare()
     try:
         await create(k, "wukong", namespace, wukong("hp-8", disks=[SYSTEM]))
         await wait_phase(k, namespace, "hp-8", "Running", within=30)
         sim.config.bind_delay = 2.0  # the PVC exists but is not bound yet when we crash
         await patch_spec(k, namespace, "hp-8", {"disks": [SYSTEM, disk("logs")]})
         await eventually(lambda: get(k, "pvc", namespace, "hp-8-logs"), timeout=20)
+    except BaseException:
+        second.kill()
+        raise
     finally:
         first.kill()
     assert calls(sim, "addvolume") == []
-    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
     second.start()
     try:
         await wait_for(k, namespace, "hp-8", lambda c: volume(c, "logs").get("attached"), within=40)

@@ -29,8 +29,10 @@ from tests.integration.scenario import (
     get,
     items,
     k,
+    let_the_guest_go,
     patch_spec,
     sim,
+    took_over,
     wait_for,
     wait_phase,
     wukong,
@@ -38,7 +40,7 @@ from tests.integration.scenario import (
 from tests.integration.test_snapshots import vm_restores
 from wukong.adapters.kube import Kube
 from wukong.testing.eventually import eventually
-from wukong.testing.kubevirt import SimConfig, Simulator
+from wukong.testing.kubevirt import Simulator
 from wukong.testing.operator import OperatorProcess
 
 __all__ = ["k", "sim"]  # fixtures
@@ -50,7 +52,7 @@ Check = Callable[[Kube, str, Simulator], Awaitable[bool]]
 KUBEVIRT_SA = "system:serviceaccount:kubevirt:"
 # Seconds a restarting guest takes to power off at most: the kill lands within ~20 ms of its
 # step and a new operator is up in a few seconds, so the restart is still in flight when it
-# takes over. The test lets the guest go once the new operator has made a pass (`_took_over`):
+# takes over. The test lets the guest go once the new operator has made a pass (`took_over`):
 # waiting longer tested nothing. (A guest ignoring ACPI did the same by waiting out KubeVirt's
 # 30 s grace period.)
 SLOW_SHUTDOWN = 8.0
@@ -199,8 +201,8 @@ async def test_operator_killed_at_each_step_converges_once_restarted(
         # Ready first: a SIGTERM before its handler is installed would end it as a crash.
         await eventually(lambda: _up(second), timeout=30)
         if step.held:
-            await eventually(lambda: _took_over(second), timeout=30)
-            _let_the_guest_go(sim, namespace)
+            await eventually(lambda: took_over(second), timeout=30)
+            let_the_guest_go(sim, namespace, f"{NAME}-vm")
         cr = await _converged(k, namespace, step.flow)
     finally:
         assert second.terminate() == 0
@@ -237,28 +239,6 @@ async def _up(proc: OperatorProcess) -> bool:
             return r.status == 200
     except aiohttp.ClientError:
         return False
-
-
-async def _took_over(proc: OperatorProcess) -> bool:
-    """The operator has finished a reconcile pass (its /metrics: wukong_reconcile_total)."""
-    try:
-        async with aiohttp.ClientSession() as http, http.get(f"{proc.metrics_url}/metrics") as r:
-            text = await r.text()
-    except aiohttp.ClientError:
-        return False
-    return any(
-        float(line.rsplit(" ", 1)[1]) > 0
-        for line in text.splitlines()
-        if line.startswith("wukong_reconcile_total{")
-    )
-
-
-def _let_the_guest_go(sim: Simulator, namespace: str) -> None:
-    """End the slow power-off now: the guest honours ACPI as fast as by default. Setting
-    `acpi` (to what it was: the guest honours ACPI) has the node look at the VMI again, and
-    it finds the shutdown done."""
-    sim.config.acpi_shutdown_delay = SimConfig().acpi_shutdown_delay
-    sim.guest(namespace, f"{NAME}-vm").acpi = True
 
 
 async def _begin(

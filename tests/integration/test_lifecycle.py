@@ -14,9 +14,11 @@ from tests.integration.scenario import (
     create,
     get,
     k,
+    let_the_guest_go,
     operator,
     path,
     sim,
+    took_over,
     wait_for,
     wait_phase,
     wukong,
@@ -349,19 +351,26 @@ async def test_operator_killed_while_restarting_restarts_exactly_once(
     await create(k, "wukong", namespace, wukong("vm7"))
     first = OperatorProcess(operator_kubeconfig, namespace=namespace)
     first.start()
+    # The next operator loads its modules meanwhile, and starts the moment the first is killed.
+    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
+    second.prepare()
     try:
         await wait_phase(k, namespace, "vm7", "Running", within=30)
         # A guest slow to power off keeps the restart in flight long enough to kill us and
-        # for the next operator to take over in the middle of it.
+        # for the next operator to take over in the middle of it; let go once it has.
         sim.config.acpi_shutdown_delay = 8.0
         await request(k, namespace, "vm7", "restart")
         await wait_phase(k, namespace, "vm7", "Restarting", within=15)
         await eventually(lambda: calls(sim, "restart", "vm7-vm") == 1, timeout=10)
+    except BaseException:
+        second.kill()
+        raise
     finally:
         first.kill()
-    second = OperatorProcess(operator_kubeconfig, namespace=namespace)
     second.start()
     try:
+        await eventually(lambda: took_over(second), timeout=30)
+        let_the_guest_go(sim, namespace, "vm7-vm")
         cr = await wait_for(
             k,
             namespace,
