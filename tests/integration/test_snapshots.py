@@ -32,7 +32,7 @@ from tests.integration.scenario import (
 from tests.integration.test_cli import cli
 from tests.integration.test_trouble import quota, raise_quota, set_quota
 from wukong.adapters.kube import Kube, api_path
-from wukong.api import names
+from wukong.api import kinds, names
 from wukong.testing.controlplane import ControlPlane
 from wukong.testing.eventually import eventually
 from wukong.testing.kubevirt import Simulator
@@ -742,6 +742,13 @@ async def _a_snapshot_deleted_while_the_vm_stops_for_the_restore_refuses_it(
 
     await wait_for(k, namespace, "rs-9", stopping, within=30, what="the restore's stop")
     await k.delete(vm_snapshots(namespace, "s9"))
+    # The guest held the stop only for the deletion to land while the VM stops: once the
+    # operator's own cache has lost the snapshot, it may power off (as a guest honouring
+    # ACPI does) instead of waiting out the rest of its 30 s grace period.
+    assert operator.operator is not None
+    store = operator.operator.store
+    await eventually(lambda: store.get(kinds.SNAPSHOT.cache, namespace, "s9") is None, timeout=30)
+    sim.guest(namespace, "rs-9-vm").acpi = True
 
     def answered_(c: dict[str, Any]) -> bool:
         return bool((c.get("status") or {}).get("restore", {}).get("result"))
