@@ -260,11 +260,23 @@ class Kube:
             message = f"not the object the patch was decided for (uid {uid}): {error.message}"
             raise Conflict(409, "Conflict", message, path=error.path) from error
 
-    async def json_patch(self, path: str, ops: list[JsonObj]) -> JsonObj:
-        """RFC 6902 JSON patch (with `test` ops for optimistic concurrency)."""
-        return await self.request(
-            "PATCH", path, body=ops, content_type=JSON_PATCH, query=self._writer
-        )
+    async def json_patch(
+        self, path: str, ops: list[JsonObj], *, changed: str = "the object changed meanwhile"
+    ) -> JsonObj:
+        """RFC 6902 JSON patch (with `test` ops for optimistic concurrency). A patch that does
+        not apply (a failed `test`, an operation on a key that is not there) is answered 422
+        `NOT_APPLIED` and raised as a Conflict saying `changed`, as a stale resourceVersion
+        is: the caller decides again from what it sees now. Any other 422 (a schema or an
+        admission policy refusing the patched object) stays `Invalid`."""
+        try:
+            return await self.request(
+                "PATCH", path, body=ops, content_type=JSON_PATCH, query=self._writer
+            )
+        except Invalid as error:
+            if error.status != 422 or error.message != NOT_APPLIED:
+                raise
+            message = f"{changed}: {error.message}"
+            raise Conflict(409, "Conflict", message, path=error.path) from error
 
     async def replace(self, path: str, obj: JsonObj) -> JsonObj:
         """PUT a whole object (carries its resourceVersion: 409 when stale)."""

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from wukong.adapters.kube import NOT_APPLIED, Kube, api_path
+from wukong.adapters.kube import Kube, api_path
 from wukong.api import JsonObj, names
-from wukong.errors import Conflict, Invalid
 
 
 def wukong_path(namespace: str, name: str | None = None) -> str:
@@ -32,16 +31,13 @@ class Wukongs:
         raised as a Conflict: decide again from the cache. Any other 422 (the status
         refused by the CRD's schema) stays `Invalid`."""
         patch = [{"op": "test", "path": "/metadata/uid", "value": uid}, *ops]
-        try:
-            return await self.kube.json_patch(f"{wukong_path(namespace, name)}/status", patch)
-        except Invalid as error:
-            if error.status != 422 or error.message != NOT_APPLIED:
-                raise
-            message = (
-                f"the status patch did not apply: not the Wukong it was decided for (uid "
-                f"{uid}), or its stored status changed meanwhile: {error.message}"
-            )
-            raise Conflict(409, "Conflict", message, path=error.path) from error
+        changed = (
+            f"the status patch did not apply: not the Wukong it was decided for (uid {uid}), "
+            "or its stored status changed meanwhile"
+        )
+        return await self.kube.json_patch(
+            f"{wukong_path(namespace, name)}/status", patch, changed=changed
+        )
 
     async def set_finalizers(
         self, namespace: str, name: str, finalizers: list[str], expected: list[str]
@@ -58,9 +54,6 @@ class Wukongs:
             {"op": "test", "path": "/metadata/finalizers", "value": expected or None},
             {"op": "add", "path": "/metadata/finalizers", "value": finalizers},
         ]
-        try:
-            return await self.kube.json_patch(wukong_path(namespace, name), ops)
-        except Invalid as error:
-            if error.status != 422 or error.message != NOT_APPLIED:
-                raise  # a policy or webhook refusing the patch: not a race, say it as it is
-            raise Conflict(409, "Conflict", f"finalizers changed: {error.message}") from error
+        return await self.kube.json_patch(
+            wukong_path(namespace, name), ops, changed="finalizers changed"
+        )
