@@ -175,6 +175,7 @@ async def observed(
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample())
+    paused = gc_pauses(await op.metrics())
     began, before = time.monotonic(), cl.cpu_seconds(operator=op.pid)
     try:
         result = await work
@@ -182,7 +183,9 @@ async def observed(
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
     took, after = time.monotonic() - began, cl.cpu_seconds(operator=op.pid)
+    paused = {k: round(v - paused.get(k, 0.0), 3) for k, v in gc_pauses(await op.metrics()).items()}
     return result, {
+        "operator_gc_pauses": paused,
         "seconds": round(took, 1),
         "operator_queue_depth": {
             "max": max(depths, default=0.0),
@@ -190,3 +193,20 @@ async def observed(
         },
         "cpu_cores_by_process": {k: round((after[k] - before[k]) / took, 2) for k in after},
     }
+
+
+def gc_pauses(text: str) -> dict[str, float]:
+    """The operator's garbage collections so far (wukong_gc_pause_seconds), per generation
+    g: how many ("g"), how many held it over 50 ms ("g>50ms") and their seconds ("g s")."""
+    out: dict[str, float] = {}
+    for labels, value in apimetrics.parse(text, "wukong_gc_pause_seconds_count").items():
+        out[dict(labels)["generation"]] = value
+    for labels, value in apimetrics.parse(text, "wukong_gc_pause_seconds_sum").items():
+        out[dict(labels)["generation"] + " s"] = value
+    buckets = apimetrics.parse(text, "wukong_gc_pause_seconds_bucket")
+    for labels, value in buckets.items():
+        named = dict(labels)
+        if named["le"] == "0.05":
+            generation = named["generation"]
+            out[generation + ">50ms"] = out.get(generation, 0.0) - value
+    return out

@@ -153,7 +153,7 @@ app.command(name="run", cls=KubectlCommand)(run)
 async def _run(settings: Settings) -> int:
     from wukong.adapters.client import ConfigError
     from wukong.controller import Operator, api_client
-    from wukong.runtime.heap import small_tls_reads, tune_collector
+    from wukong.runtime.heap import freeze_heap, small_tls_reads, tune_collector
 
     small_tls_reads()  # before the first connection: each keeps its buffer (runtime/heap.py)
     try:
@@ -169,7 +169,7 @@ async def _run(settings: Settings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, operator.stop)
         try:
-            await operator.run()
+            await operator.run(on_synced=freeze_heap)
         except OSError as error:  # the probe or metrics port is taken, or not ours to bind
             logging.getLogger("wukong.cli").error("cannot listen: %s", error.strerror or error)
             return 2

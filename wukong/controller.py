@@ -411,8 +411,9 @@ class Operator:
         namespace, name = split_key(key)
         return Result(requeue_after=await self.reconciler.reconcile(f"{namespace}/{name}"))
 
-    async def run(self) -> None:
-        """Run until `stop()` (or until the Lease is lost): then finish passes in flight."""
+    async def run(self, on_synced: Callable[[], object] = lambda: None) -> None:
+        """Run until `stop()` (or until the Lease is lost): then finish passes in flight.
+        `on_synced` runs once, when every cache has synced, before any pass."""
         await self.probes.start()
         try:
             if self.metrics_server is not None:
@@ -423,6 +424,7 @@ class Operator:
                 log.warning("stopped before the caches synced")
                 return
             log.info("caches synced: %d Wukongs", self.store.count(kinds.WUKONG.cache))
+            on_synced()
             if self.settings.leader_election:
                 await self._run_elected()
             else:
