@@ -11,8 +11,8 @@ the event loop 66-157 ms. With a young generation of 20,000 objects a pass's tem
 freed before a collection looks at them: 14 collections, 0.16 s, the longest pause 42 ms,
 the same RSS (104.7 MiB). Reference cycles still get collected, a little later.
 
-Those were averages; the pauses a lifecycle request meets are the tail (session 50, one
-collection logged each): at 1,000 Wukongs a young collection of 20,000 objects held the loop
+Those were averages; what a pass waits for is each pause (session 50, every collection
+logged): at 1,000 Wukongs a young collection of 20,000 objects held the loop
 22-55 ms (98 ms under load), a middle one, the survivors of 20 young ones, 200-282 ms, a full
 one 256-706 ms, walking every cached object each time. So the caches as they are once synced,
 and whatever survives a full collection, are frozen (`gc.freeze()`): a later collection
