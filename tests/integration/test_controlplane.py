@@ -21,6 +21,7 @@ from wukong.testing import _processes
 from wukong.testing._processes import Process
 from wukong.testing.controlplane import ControlPlane, ControlPlaneError, api_client, assets_dir
 from wukong.testing.eventually import eventually
+from wukong.testing.namespaces import temporary_namespace
 
 GROUP, VERSION, PLURAL = "vm.novasphere.dev", "v1alpha1", "wukongs"
 FINALIZER = "wukong.novasphere.dev/finalizer"
@@ -276,6 +277,30 @@ async def test_a_deleted_namespace_is_emptied_and_removed(kube: ApiClient) -> No
 
     await core.delete_namespace(name)
 
+    await eventually(gone(lambda: core.read_namespace(name)), timeout=GC_TIMEOUT)
+
+
+async def test_a_temporary_namespace_lets_go_of_the_wukongs_the_operator_left_held(
+    kube: ApiClient,
+) -> None:
+    """An operator stopped with the test leaves its finalizer on the Wukongs; the namespace
+    would stay Terminating for the session, swept by the namespace controller every few
+    seconds (wukong/testing/namespaces.py)."""
+    objects = client.CustomObjectsApi(kube)
+    held = wukong("held") | {
+        "metadata": {"name": "held", "finalizers": ["example.com/keep", FINALIZER]}
+    }
+    async with temporary_namespace(kube, "t-held-") as name:
+        await objects.create_namespaced_custom_object(GROUP, VERSION, name, PLURAL, held)
+        await objects.create_namespaced_custom_object(GROUP, VERSION, name, PLURAL, wukong("free"))
+
+    left = await objects.get_namespaced_custom_object(GROUP, VERSION, name, PLURAL, "held")
+    assert left["metadata"]["finalizers"] == ["example.com/keep"]  # only the operator's is taken
+    core = client.CoreV1Api(kube)
+    assert (await core.read_namespace(name)).metadata.deletion_timestamp is not None
+    await objects.patch_namespaced_custom_object(
+        GROUP, VERSION, name, PLURAL, "held", [{"op": "remove", "path": "/metadata/finalizers"}]
+    )
     await eventually(gone(lambda: core.read_namespace(name)), timeout=GC_TIMEOUT)
 
 
