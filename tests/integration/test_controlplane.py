@@ -283,20 +283,33 @@ async def test_a_deleted_namespace_is_emptied_and_removed(kube: ApiClient) -> No
 async def test_a_temporary_namespace_lets_go_of_the_wukongs_the_operator_left_held(
     kube: ApiClient,
 ) -> None:
-    """An operator stopped with the test leaves its finalizer on the Wukongs; the namespace
-    would stay Terminating for the session, swept by the namespace controller every few
-    seconds (wukong/testing/namespaces.py)."""
-    objects = client.CustomObjectsApi(kube)
+    """An operator stopped with the test leaves its finalizer on the Wukongs, and a kubelet
+    stopped with it (the simulator) its pods terminating; the namespace would stay
+    Terminating for the session, swept by the namespace controller every few seconds
+    (wukong/testing/namespaces.py)."""
+    objects, core = client.CustomObjectsApi(kube), client.CoreV1Api(kube)
     held = wukong("held") | {
         "metadata": {"name": "held", "finalizers": ["example.com/keep", FINALIZER]}
     }
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="orphan"),
+        spec=client.V1PodSpec(
+            node_name="stopped-node", containers=[client.V1Container(name="c", image="none")]
+        ),
+    )
     async with temporary_namespace(kube, "t-held-") as name:
         await objects.create_namespaced_custom_object(GROUP, VERSION, name, PLURAL, held)
         await objects.create_namespaced_custom_object(GROUP, VERSION, name, PLURAL, wukong("free"))
+        # Admission needs the namespace's default ServiceAccount, made a moment after it.
+        await eventually(
+            lambda: core.create_namespaced_pod(name, pod),
+            timeout=GC_TIMEOUT,
+            retry_on=(ApiException,),
+        )
 
     left = await objects.get_namespaced_custom_object(GROUP, VERSION, name, PLURAL, "held")
     assert left["metadata"]["finalizers"] == ["example.com/keep"]  # only the operator's is taken
-    core = client.CoreV1Api(kube)
+    await eventually(gone(lambda: core.read_namespaced_pod("orphan", name)), timeout=GC_TIMEOUT)
     assert (await core.read_namespace(name)).metadata.deletion_timestamp is not None
     await objects.patch_namespaced_custom_object(
         GROUP, VERSION, name, PLURAL, "held", [{"op": "remove", "path": "/metadata/finalizers"}]

@@ -3,8 +3,9 @@
 async with temporary_namespace(api, "t-") as namespace:
     ...
 
-On leaving, the Wukongs still in it lose the operator's finalizer first: the operator that
-would remove it has stopped by then, and a namespace stuck Terminating is not free. The
+On leaving, the Wukongs still in it lose the operator's finalizer first, and once the
+namespace is deleted its pods go at once: the operator and the simulated kubelet that would
+end them have stopped by then, and a namespace stuck Terminating is not free. The
 namespace controller sweeps every resource type of a Terminating namespace (a LIST and a
 DELETE collection each, ~90 types with KubeVirt's and CDI's) again every few seconds until
 it is empty: in session 51, 20-30 such namespaces per API server after four minutes of the
@@ -37,6 +38,10 @@ async def temporary_namespace(api: ApiClient, prefix: str, digits: int = 10) -> 
     await release_wukongs(api, name)
     try:
         await core.delete_namespace(name)
+        # What the test's kubelet (its simulator, stopped by now) would do for the pods the
+        # deletion ends: a pod left terminating holds its VMI's and VM's finalizers and its
+        # claims' protection. Nothing can be made in a Terminating namespace, so this is all.
+        await core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
     except ApiException as error:
         if error.status != 404:
             raise
