@@ -22,7 +22,10 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from wukong.api.names import FINALIZER, GROUP, PLURAL, VERSION
+from wukong.adapters.kube import Kube
+from wukong.adapters.wukongs import Wukongs, wukong_path
+from wukong.api.names import FINALIZER
+from wukong.errors import Conflict, NotFound
 
 __all__ = ["temporary_namespace"]
 
@@ -38,9 +41,9 @@ async def temporary_namespace(api: ApiClient, prefix: str, digits: int = 10) -> 
     await release_wukongs(api, name)
     try:
         await core.delete_namespace(name)
-        # What the test's kubelet (its simulator, stopped by now) would do for the pods the
-        # deletion ends: a pod left terminating holds its VMI's and VM's finalizers and its
-        # claims' protection. Nothing can be made in a Terminating namespace, so this is all.
+        # What the test's kubelet would do for the pods the deletion ends: the simulator ends
+        # its own when it stops, not a pod the test made itself, which left terminating would
+        # hold its claims' protection. Nothing can be made in a Terminating namespace now.
         await core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
     except ApiException as error:
         if error.status != 404:
@@ -48,31 +51,22 @@ async def temporary_namespace(api: ApiClient, prefix: str, digits: int = 10) -> 
 
 
 async def release_wukongs(api: ApiClient, namespace: str) -> None:
-    """Take the operator's finalizer off every Wukong in `namespace` (none: nothing; no
-    Wukong CRD or no namespace: nothing either)."""
-    custom = client.CustomObjectsApi(api)
+    """Take the operator's finalizer off every Wukong in `namespace`, as the operator itself
+    does (`Wukongs.set_finalizers`: only if the list is still what was read). None: nothing;
+    no Wukong CRD or no namespace: nothing either."""
+    wukongs = Wukongs(Kube(api))
     try:
-        found = await custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-    except ApiException as error:
-        if error.status == 404:
-            return
-        raise
+        found = await wukongs.kube.get(wukong_path(namespace))
+    except NotFound:
+        return
     for wukong in found["items"]:
-        finalizers = wukong["metadata"].get("finalizers") or []
-        if FINALIZER not in finalizers:
+        held = wukong["metadata"].get("finalizers") or []
+        if FINALIZER not in held:
             continue
-        at = finalizers.index(FINALIZER)
-        patch = [
-            {"op": "test", "path": f"/metadata/finalizers/{at}", "value": FINALIZER},
-            {"op": "remove", "path": f"/metadata/finalizers/{at}"},
-        ]
+        kept = [f for f in held if f != FINALIZER]
         try:
-            name = wukong["metadata"]["name"]  # a list body goes as a JSON patch
-            await custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, patch
-            )
-        except ApiException as error:
-            # Gone, or its finalizers changed since the list (422): nobody else is left to
-            # hold it, so the namespace controller still ends it.
-            if error.status not in (404, 409, 422):
-                raise
+            await wukongs.set_finalizers(namespace, wukong["metadata"]["name"], kept, held)
+        except (NotFound, Conflict):
+            # Gone, or its finalizers changed since the list: nobody else is left to hold
+            # it, so the namespace controller still ends it.
+            continue
