@@ -29,9 +29,12 @@ from wukong.reconcile.actions import (
     Failed,
     PatchChild,
     RemoveVolume,
+    VmCall,
 )
 
 REFUSED_STATUSES = frozenset({403, 422})
+VMI_VERBS = frozenset({"pause", "unpause"})
+"""The lifecycle calls made on the VMI (its subresources), the others on the VM."""
 # virt-api's answers to addvolume and removevolume that no retry changes by itself
 # (pkg/virt-api/rest/volumes.go: NewBadRequest for a feature gate off or a bad body).
 REFUSED_VOLUME_STATUSES = frozenset({400, 403, 422})
@@ -147,6 +150,9 @@ def _what(action: Action) -> str:
         return f"hot-plug disk {action.disk}"
     if isinstance(action, RemoveVolume):
         return f"unplug disk {action.disk}"
+    if isinstance(action, VmCall):
+        kind = "VirtualMachineInstance" if action.verb in VMI_VERBS else "VirtualMachine"
+        return f"{action.verb} {kind} {action.vm}"
     if isinstance(action, CreateChild):
         name = action.body.get("metadata", {}).get("name", "")
         return f"create {action.kind} {name}".strip()

@@ -28,7 +28,13 @@ from wukong.reconcile.actions import (
     RemoveVolume,
     VmCall,
 )
-from wukong.reconcile.admission import refused, refused_child, said_as
+from wukong.reconcile.admission import (
+    denied_to_operator,
+    operator_forbidden,
+    refused,
+    refused_child,
+    said_as,
+)
 from wukong.reconcile.lifecycle import moved, start_beside_refusal
 from wukong.reconcile.story import condition_events
 
@@ -117,9 +123,11 @@ def fold(planned: WukongStatus, old: WukongStatus, failed: Mapping[Action, Faile
                 # mark so the next pass escalates again, forced (issue 15).
                 message = f"forced {action.verb} failed: {failure.message}"
                 state = state.model_copy(update={"escalated": False, "message": message})
-            elif failure.kind == "transient" and failure.code == 403:
-                message = f"{action.verb} not made yet, the API server refused the operator: "
-                state = moved(state, Happened.call_failed, message=message + failure.message)
+            elif failure.kind == "transient" and (denied := denied_to_operator(failure)):
+                # The operator's own RBAC, worded as a refused child's is (it named the
+                # authorizer's raw sentence); made again with the queue's backoff.
+                message = f"{action.verb} not made yet: {operator_forbidden(action, denied)}"
+                state = moved(state, Happened.call_failed, message=message)
             elif failure.kind == "transient":
                 state = moved(state, Happened.call_failed)
             elif failure.code == 404 and _names_the_vm(failure.message):

@@ -95,12 +95,40 @@ def test_a_call_that_failed_transiently_is_issued_again_next_pass() -> None:
 
 
 def test_a_call_the_authorizer_refused_the_operator_is_made_again_and_says_why() -> None:
-    denied = 'User "system:serviceaccount:wukong-system:wukong" cannot update resource "x"'
+    # As a refused child's 403 is worded (admission.operator_forbidden): the operator's
+    # installation lacks a verb, not the user's request refused; it quoted the authorizer.
+    denied = (
+        'virtualmachines.subresources.kubevirt.io "web-1-vm" is forbidden: User '
+        '"system:serviceaccount:wukong-system:wukong" cannot update resource '
+        '"virtualmachines/stop" in API group "subresources.kubevirt.io" in the namespace "demo"'
+    )
     status = fold(PLANNED, OLD, {STOP: Failed("transient", denied, 403)})
     assert status.lifecycle_state is not None
     assert status.lifecycle_state.state == "Accepted"
     assert status.lifecycle_state.message == (
-        f"stop not made yet, the API server refused the operator: {denied}"
+        "stop not made yet: the operator may not stop VirtualMachine web-1-vm: its "
+        "ServiceAccount (system:serviceaccount:wukong-system:wukong) lacks update on "
+        "virtualmachines/stop (API group subresources.kubevirt.io); its RBAC is incomplete, "
+        'see docs/install.md "Permissions"'
+    )
+
+
+def test_a_pause_the_authorizer_refused_names_the_vmi_and_what_the_authorizer_added() -> None:
+    denied = (
+        'User "system:serviceaccount:wukong-system:wukong" cannot update resource '
+        '"virtualmachineinstances/pause" in API group "subresources.kubevirt.io" in the '
+        'namespace "demo": RBAC: clusterrole.rbac.authorization.k8s.io "wukong" not found'
+    )
+    suspend = LifecycleState(state="Issued", last_action="suspend", issued=True)
+    pausing = PLANNED.model_copy(update={"lifecycle_state": suspend})
+    status = fold(pausing, OLD, {VmCall("pause", "web-1-vm"): Failed("transient", denied, 403)})
+    assert status.lifecycle_state is not None
+    assert status.lifecycle_state.message is not None
+    assert status.lifecycle_state.message.startswith(
+        "pause not made yet: the operator may not pause VirtualMachineInstance web-1-vm: "
+    )
+    assert '(RBAC: clusterrole.rbac.authorization.k8s.io "wukong" not found)' in (
+        status.lifecycle_state.message
     )
 
 
