@@ -168,10 +168,12 @@ def guest_section(info: JsonObj | None, why: str = "") -> list[str]:
 NO_AGENT: Final = "VMI does not have guest agent connected"  # virt-api's 500 text (subresource.go)
 
 
-def guest_unavailable(message: str) -> str:
+def guest_unavailable(message: str, whole: str = "") -> str:
     """Why the guest section is empty, from virt-api's answer: no agent is the usual case,
-    and it says what to do; anything else in the server's own words."""
-    if message.endswith(NO_AGENT):
+    and it says what to do; anything else in the server's own words (`message`, as
+    `server_words` shortens it). `whole`: the answer's body before that, where virt-api's
+    words are looked for: a plain-text answer over 200 characters lost them in the cut."""
+    if NO_AGENT in (whole or message):
         return (
             "no guest agent connected: with qemu-guest-agent in the guest, KubeVirt reports "
             "its OS, users and filesystems"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from tests.unit.cli.objects import NOW, running
-from wukong.console.describe import describe, guest_section, guest_unavailable
+from wukong.console.describe import NO_AGENT, describe, guest_section, guest_unavailable
+from wukong.console.errors import server_words
+from wukong.errors import ApiError
 
 GiB = 2**30
 INFO = {
@@ -55,6 +57,18 @@ def test_without_an_agent_the_section_says_how_to_get_one() -> None:
     assert why.startswith("no guest agent connected: with qemu-guest-agent in the guest")
     assert guest_section(None, why) == [f"Guest:           <{why}>"]
     assert guest_unavailable("forbidden") == "unavailable: forbidden"
+
+
+def test_no_agent_is_told_from_a_long_plain_text_answer_cut_to_one_line() -> None:
+    # An answer that is no Status (a proxy's, an aggregator's plain text) is said on one line
+    # of 200 characters: virt-api's words at its end were cut off, and the page said
+    # "unavailable: …" instead of how to get an agent.
+    error = ApiError(500, "", "upstream said: " + "x" * 200 + " " + NO_AGENT, raw=True)
+    said = server_words(error)
+    assert NO_AGENT not in said
+    why = guest_unavailable(said, error.message)
+    assert why.startswith("no guest agent connected")
+    assert guest_unavailable(said, "forbidden") == f"unavailable: {said}"
 
 
 def test_the_section_comes_before_the_events() -> None:

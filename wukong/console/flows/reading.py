@@ -211,7 +211,9 @@ async def agent_report(
         try:
             report = await target.kube.get(subresource_path(target.namespace, VMI.plural, vmi, sub))
         except ApiError as error:  # 500 "no agent" (virt-api's text), 403, a VMI paused...
-            raise CliError(f"{name}: {guest_unavailable(server_words(error))}") from None
+            raise CliError(
+                f"{name}: {guest_unavailable(server_words(error), error.message)}"
+            ) from None
     io.out(to_yaml(report) if yaml else json.dumps(report, indent=2))
     return OK
 
@@ -230,5 +232,5 @@ async def _guest(target: Target, cr: JsonObj) -> list[str] | None:
             subresource_path(target.namespace, VMI.plural, vmi, "guestosinfo")
         )
     except ApiError as error:  # 500 "VMI does not have guest agent connected", 403, ...
-        return guest_section(None, guest_unavailable(server_words(error)))
+        return guest_section(None, guest_unavailable(server_words(error), error.message))
     return guest_section(info)
