@@ -8,7 +8,9 @@ which checks preconditions as the API server does (apiserver `Preconditions.Chec
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -425,3 +427,87 @@ def test_a_claim_of_someone_else_is_still_left(
         "  leave   disk data (PVC web-1-data): not this Wukong's (ClaimConflict)"
         in result.stdout.splitlines()
     )
+
+
+@pytest.fixture
+def sigint_as_python_has_it() -> Any:
+    """SIGINT's default handler (KeyboardInterrupt), which asyncio.run replaces by its own
+    (cancel the command's task) only when it finds it; a test runner may have set another."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_before_the_delete_is_answered_takes_back_the_options_it_wrote(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch, sigint_as_python_has_it: None
+) -> None:
+    # The deleteOptions patch is answered, then Ctrl-C comes while the DELETE is on its way
+    # (not landed): the options stood, and a later `kubectl delete` kept to them.
+    server = VersionedApiServer(running(disks=DISKS))
+    original = server.request
+
+    async def interrupted_delete(_kube: Any, method: str, path: str, **kw: Any) -> JsonObj:
+        if method == "DELETE":
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(5)  # cancelled here by asyncio.run's SIGINT handler
+        return await original(method, path, **kw)
+
+    monkeypatch.setattr(Kube, "request", interrupted_delete)
+    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
+    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        "web-1 was not deleted: the deleteOptions this command wrote are taken back",
+        "interrupted (any request already written stands)",
+    ]
+    assert "deleteOptions" not in server.stored["web-1"]["spec"]
+    assert server.stored["web-1"]["metadata"].get("deletionTimestamp") is None
+
+
+def test_ctrl_c_after_the_delete_landed_keeps_the_options_its_deletion_goes_by(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch, sigint_as_python_has_it: None
+) -> None:
+    server = VersionedApiServer(running(disks=DISKS))
+    original = server.request
+
+    async def answer_lost(_kube: Any, method: str, path: str, **kw: Any) -> JsonObj:
+        answer = await original(method, path, **kw)
+        if method == "DELETE":  # landed: the operator's finalizer holds the Wukong
+            cr = server.stored.setdefault("web-1", answer)
+            cr["metadata"]["deletionTimestamp"] = "2026-12-08T00:00:00Z"
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(5)
+        return answer
+
+    monkeypatch.setattr(Kube, "request", answer_lost)
+    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
+    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    assert result.exit_code == 130, result.output
+    assert "taken back" not in result.stderr
+    options = server.stored["web-1"]["spec"]["deleteOptions"]
+    assert options == {"preserveDisksList": ["data"]}
+
+
+def test_ctrl_c_while_the_options_patch_is_on_its_way_takes_it_back_if_it_landed(
+    kubeconfig: str, monkeypatch: pytest.MonkeyPatch, sigint_as_python_has_it: None
+) -> None:
+    server = VersionedApiServer(running(disks=DISKS))
+    original = server.request
+
+    async def answer_lost(_kube: Any, method: str, path: str, **kw: Any) -> JsonObj:
+        answer = await original(method, path, **kw)
+        if method == "PATCH" and "deleteOptions" in (kw.get("body") or {}).get("spec", {}):
+            if server.stored["web-1"]["spec"].get("deleteOptions"):  # ours: not the take-back
+                signal.raise_signal(signal.SIGINT)
+                await asyncio.sleep(5)
+        return answer
+
+    monkeypatch.setattr(Kube, "request", answer_lost)
+    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
+    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    assert result.exit_code == 130, result.output
+    assert "web-1 was not deleted: the deleteOptions this command wrote are taken back" in (
+        result.stderr
+    )
+    assert "deleteOptions" not in server.stored["web-1"]["spec"]
+    assert server.deletes == []

@@ -288,14 +288,17 @@ async def _delete(
     plans again: the same plan goes on at the new version, a different one is shown and
     asked again (--yes: refused, nothing is deleted) (deletion audit, session 48, finding
     3: only the uid was pinned, and the operator deleted a disk the confirmed plan kept).
-    Not deleted in the end (that plan declined, a DELETE refused): the deleteOptions its
-    patch wrote are taken back, while still its own (CLI audit, session 48)."""
+    Not deleted in the end (that plan declined, a DELETE refused, Ctrl-C before the DELETE
+    was answered): the deleteOptions its patch wrote are taken back, while still its own
+    (CLI audit, session 48; the interrupt, session 52: they stood, and a later `kubectl
+    delete` went by options confirmed for this deletion only)."""
     name, first = cr["metadata"]["name"], cr
     written: JsonObj = {}  # the deleteOptions this command's patches wrote
+    sent: JsonObj = {}  # ... and those of a patch sent, maybe written, not answered yet
     try:
         for _ in range(REPLANS + 1):
             try:
-                await _delete_pinned(target, cr, plan, written, dry_run=dry_run)
+                await _delete_pinned(target, cr, plan, written, sent, dry_run=dry_run)
                 return
             except Conflict:
                 cr, plan = await _planned_again(target, cr, plan, again)
@@ -307,22 +310,45 @@ async def _delete(
         if written:
             await _take_back(target, first, written, again.warn)
         raise
+    except asyncio.CancelledError:
+        # Ctrl-C (asyncio.run cancels the command's task; a second one ends it at once). A
+        # patch on its way may have landed (taken back only if the Wukong holds it), and so
+        # may the DELETE: a Wukong being deleted or gone keeps its options.
+        mine = written | sent
+        if mine and await _take_back(target, first, mine, again.warn):
+            again.warn(
+                f"{name} was not deleted: the deleteOptions this command wrote are taken back"
+            )
+        raise
 
 
 async def _delete_pinned(
-    target: Target, cr: JsonObj, plan: deletion.DeletePlan, written: JsonObj, *, dry_run: bool
+    target: Target,
+    cr: JsonObj,
+    plan: deletion.DeletePlan,
+    written: JsonObj,
+    sent: JsonObj,
+    *,
+    dry_run: bool,
 ) -> None:
     """The deleteOptions patch (if any) pinned to the version `plan` was made from, then the
     DELETE pinned to the uid and to the version the plan (or the patch) left. What the
-    patch wrote is added to `written`."""
+    patch wrote is added to `written`; to `sent` while it is on its way."""
     name = cr["metadata"]["name"]
     version = cr["metadata"].get("resourceVersion")
     patch = deletion.options_patch(cr, plan)
     if patch is not None:
-        answer = await target.patched(name, patch, dry_run=dry_run)
+        if not dry_run:
+            sent.update(plan.options)
+        try:
+            answer = await target.patched(name, patch, dry_run=dry_run)
+        except ApiError:
+            sent.clear()  # answered: not written
+            raise
         if not dry_run:  # a dry run's answer is not stored: the version stays
             version = answer["metadata"].get("resourceVersion")
             written.update(plan.options)
+            sent.clear()
     # The UID pins the object the plan was made for, not a new one of the same name; the
     # version pins what it was when the plan was made (or the patch's, written from it).
     await target.kube.delete(
@@ -332,11 +358,12 @@ async def _delete_pinned(
 
 async def _take_back(
     target: Target, before: JsonObj, written: JsonObj, warn: Callable[[str], None]
-) -> None:
+) -> bool:
     """Put back the deleteOptions the Wukong had before the command's patch, pinned to what
     is read (a change in between: read and judged again), as long as it holds what the patch
     wrote (`deletion.options_taken_back`). Said on stderr when that fails: a later delete,
-    kubectl's too, would keep to options nobody confirmed for it."""
+    kubectl's too, would keep to options nobody confirmed for it. True when it put them
+    back."""
     name = before["metadata"]["name"]
     why = "it keeps changing"
     for _ in range(REPLANS + 1):
@@ -345,16 +372,17 @@ async def _take_back(
             patch = deletion.options_taken_back(before, written, now)
             if patch is not None:
                 await target.patched(name, patch)
-            return
+            return patch is not None
         except Conflict:
             continue
         except NotFound:
-            return  # gone: nothing holds them
+            return False  # gone: nothing holds them
         except ApiError as error:
             why = explain(error, target.server)
             break
     options = json.dumps({"deleteOptions": written}, separators=(",", ":"))
     warn(f"warning: {name} keeps {options}, which this command wrote: {why}")
+    return False
 
 
 async def _planned_again(
