@@ -22,8 +22,10 @@ from tests.integration.scenario import (
     wait_for,
     wait_phase,
     wukong,
+    wukong_events,
 )
 from wukong.adapters.kube import Kube, api_path
+from wukong.errors import ServerError
 from wukong.testing.eventually import eventually
 from wukong.testing.operator import InProcessOperator
 
@@ -122,6 +124,58 @@ async def test_node_selector_and_tolerations_apply_live_and_eviction_strategy_ne
         what="RestartRequired names evictionStrategy",
     )
     assert condition(cr, "RestartRequired")["status"] == "True"
+
+
+async def test_live_migrate_on_a_vm_kubevirt_cannot_migrate_says_a_drain_would_wait(
+    k: Kube, namespace: str, operator: InProcessOperator
+) -> None:
+    # KubeVirt's pod-eviction webhook answers every eviction of such a VM's pod with 429, which
+    # `kubectl drain` retries for good: the Wukong says so (`EvictionBlocked`), from the VMI
+    # KubeVirt made (its evictionStrategy) and what the node said of it (LiveMigratable).
+    await create(k, "wukong", namespace, wukong("evict-1", evictionStrategy="LiveMigrate"))
+    await create(
+        k, "wukong", namespace, wukong("evict-2", evictionStrategy="LiveMigrate", disks=SHARED)
+    )
+    cr = await wait_for(
+        k,
+        namespace,
+        "evict-1",
+        lambda c: condition(c, "EvictionBlocked").get("status") == "True",
+        within=60,
+        what="EvictionBlocked on a VM with a ReadWriteOnce disk",
+    )
+    blocked = condition(cr, "EvictionBlocked")
+    assert blocked["reason"] == "NotLiveMigratable"
+    assert blocked["message"].startswith("evictionStrategy LiveMigrate, but KubeVirt cannot ")
+    node = cr["status"]["nodeName"]
+    assert f"a drain of {node} waits for it until it stops" in blocked["message"]
+    vmi = await get(k, "vmi", namespace, "evict-1-vm")
+    assert vmi is not None and vmi["spec"]["evictionStrategy"] == "LiveMigrate"
+    [said] = [c for c in vmi["status"]["conditions"] if c["type"] == "LiveMigratable"]
+    assert said["status"] == "False" and said["message"] in blocked["message"]
+    warned = await wukong_events(k, namespace, "NotLiveMigratable")
+    assert [e["type"] for e in warned if e["involvedObject"]["name"] == "evict-1"] == ["Warning"]
+    if REAL:  # KubeVirt's own pod-eviction webhook (virt-api) answers a drain's eviction so
+        [pod] = [
+            p
+            for p in (await k.get(f"/api/v1/namespaces/{namespace}/pods"))["items"]
+            if (p["metadata"].get("annotations") or {}).get("kubevirt.io/domain") == "evict-1-vm"
+        ]
+        name = pod["metadata"]["name"]
+        eviction = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        with pytest.raises(ServerError) as said_no:
+            await k.create(f"/api/v1/namespaces/{namespace}/pods/{name}/eviction", eviction)
+        assert said_no.value.status == 429
+        assert "is configured with an eviction strategy but is not live-migratable" in (
+            said_no.value.message
+        )
+    # Shared disks: KubeVirt can move it, a drain does; nothing to say.
+    shared = await wait_phase(k, namespace, "evict-2", "Running", within=60)
+    assert condition(shared, "EvictionBlocked") == {}
 
 
 async def test_a_required_node_affinity_no_node_has_is_reported_unschedulable(
