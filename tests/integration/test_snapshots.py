@@ -1050,6 +1050,65 @@ async def _a_restore_made_by_hand_is_left_to_kubevirt_while_it_runs(
     assert again is not None and again["metadata"]["uid"] == claim["metadata"]["uid"]
 
 
+async def _a_deletion_waits_for_a_restore_made_outside_wukong_and_goes_on_once_it_ends(
+    k: Kube,
+    namespace: str,
+    operator: InProcessOperator,
+    control_plane: ControlPlane,
+    sim: Simulator,
+) -> None:
+    """Session 49's `WaitForRestore` step, unit-tested only until now: a restore made by hand
+    holds the VM (KubeVirt would make a VM deleted under it again), so the deletion waits and
+    says why, and does not delete that restore (not Wukong's); once its maker deletes it,
+    the deletion goes on to the end. The restore is stuck: the StorageClass of the
+    snapshot's disk is gone, so the claim KubeVirt makes again stays Pending."""
+    storage = api_path("storage.k8s.io", "v1", "storageclasses")
+    vanishing = f"vanishing-w-{namespace}"
+    await k.create(storage, storage_class_manifest(vanishing, "Immediate", True, False))
+    disks = [{"name": "data", "size": "1Gi", "storageClassName": vanishing}]
+    await stopped_with_a_snapshot(k, control_plane.kubeconfig, namespace, "rs-w", disks, "s")
+    await k.delete(f"{storage}/{vanishing}")
+    await k.create(vm_restores(namespace), user_restore("by-hand-w", "rs-w-vm", "s"))
+    await wait_for(
+        k,
+        namespace,
+        "rs-w",
+        lambda c: reason(c, "Restoring") == "OutsideWukong",
+        within=30,
+        what="the hand-made restore held as Restoring=True OutsideWukong",
+    )
+
+    await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, "rs-w"))
+
+    def waiting(c: dict[str, Any]) -> bool:
+        return ((c.get("status") or {}).get("deletion") or {}).get("step") == "WaitForRestore"
+
+    cr = await wait_for(k, namespace, "rs-w", waiting, within=30, what="step WaitForRestore")
+    assert cr["status"]["deletion"]["message"] == (
+        "waiting for VirtualMachineRestore by-hand-w, made outside Wukong, to end: KubeVirt "
+        "makes a VM deleted under its restore again (delete the restore, or delete the Wukong "
+        "with deleteOptions.force, to go on now)"
+    )
+    [said] = await wukong_events(k, namespace, "DeletionWaitForRestore")
+    assert "by-hand-w" in said["message"]
+    for _ in range(8):  # held: neither the restore nor the VM is deleted meanwhile
+        restore = await k.get(vm_restores(namespace, "by-hand-w"))
+        assert "deletionTimestamp" not in restore["metadata"]
+        vm = await get(k, "vm", namespace, "rs-w-vm")
+        assert vm is not None and "deletionTimestamp" not in vm["metadata"]
+        await asyncio.sleep(0.25)
+
+    await k.delete(vm_restores(namespace, "by-hand-w"))  # its maker gives up on it
+
+    async def gone() -> bool:
+        return (
+            await get(k, "wukong", namespace, "rs-w") is None
+            and await get(k, "vm", namespace, "rs-w-vm") is None
+        )
+
+    await eventually(gone, timeout=60, message="rs-w and its VM deleted once the restore went")
+
+
 if kubevirt_mode() == "real":
     test_snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong = (
         _snapshot_of_a_running_vm_is_taken_by_kubevirt_and_outlives_the_wukong
@@ -1092,6 +1151,9 @@ if kubevirt_mode() == "real":
         pytest.mark.kubevirt_refusal_expected(
             _a_restore_kubevirt_refuses_is_answered_and_can_be_asked_again
         )
+    )
+    test_a_deletion_waits_for_a_restore_made_outside_wukong_and_goes_on_once_it_ends = (
+        _a_deletion_waits_for_a_restore_made_outside_wukong_and_goes_on_once_it_ends
     )
     test_a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first = (
         pytest.mark.stall_after(5)(
