@@ -1078,6 +1078,21 @@ async def _a_deletion_waits_for_a_restore_made_outside_wukong_and_goes_on_once_i
         what="the hand-made restore held as Restoring=True OutsideWukong",
     )
 
+    # KubeVirt retries it for ever: past the stall bound (5 s here) the Wukong says so.
+    cr = await wait_for(
+        k,
+        namespace,
+        "rs-w",
+        lambda c: reason(c, "Stalled") == "RestoreTooLong",
+        within=30,
+        what="Stalled=True RestoreTooLong for the hand-made restore",
+    )
+    stalled = {c["type"]: c for c in cr["status"]["conditions"]}["Stalled"]
+    assert stalled["message"].startswith("VirtualMachineRestore by-hand-w, made outside Wukong")
+    assert "(more than 5s): KubeVirt: " in stalled["message"], stalled["message"]
+    [too_long] = await wukong_events(k, namespace, "RestoreTooLong")
+    assert too_long["type"] == "Warning"
+
     await k.delete(api_path(names.GROUP, names.VERSION, "wukongs", namespace, "rs-w"))
 
     def waiting(c: dict[str, Any]) -> bool:
@@ -1153,7 +1168,9 @@ if kubevirt_mode() == "real":
         )
     )
     test_a_deletion_waits_for_a_restore_made_outside_wukong_and_goes_on_once_it_ends = (
-        _a_deletion_waits_for_a_restore_made_outside_wukong_and_goes_on_once_it_ends
+        pytest.mark.stall_after(5)(
+            _a_deletion_waits_for_a_restore_made_outside_wukong_and_goes_on_once_it_ends
+        )
     )
     test_a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first = (
         pytest.mark.stall_after(5)(

@@ -311,7 +311,7 @@ def decide(
     )
     plan.requeue(look_again)
     # A stopped Wukong is not stuck, but a restore that never ends holds its disks and VM.
-    restoring, look_again = restore_stalled(back.status, now, stall_after)
+    restoring, look_again = restore_stalled(back.status, now, stall_after, seen.outside_restores)
     plan.requeue(look_again)
     conds.append(restoring if restoring is not None and not stalled.status else stalled)
     if (underway := restoring_condition(cr, back.status, seen.outside_restores)) is not None:

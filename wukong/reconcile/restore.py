@@ -805,13 +805,21 @@ def restoring_condition(
 
 
 def restore_stalled(
-    status: RestoreStatus | None, now: datetime, stall_after: float
+    status: RestoreStatus | None,
+    now: datetime,
+    stall_after: float,
+    outside: Sequence[JsonObj] = (),
 ) -> tuple[Cond | None, float | None]:
     """Stalled when a restore outlives `stall_after` (the operator keeps its hands off the
     disks and the VM all that time), naming what KubeVirt last said; else when to look again.
     None when no restore is in flight. The message is stable, like a phase's: it changes only
-    with what KubeVirt says."""
+    with what KubeVirt says. `outside`: restores of the VM made outside Wukong
+    (`Observed.outside_restores`), timed from their creation, while none of the Wukong's
+    own is in flight: they hold it the same way, and one stuck said nothing (session 48's
+    leftover: `Stalled=False "nothing is stuck"` under a restore KubeVirt retried for ever)."""
     running = in_flight(status)
+    if running is None and outside:
+        return _outside_stalled(outside, now, stall_after)
     if running is None or running.started_at is None:
         return None, None
     age = (now - running.started_at).total_seconds()
@@ -820,5 +828,29 @@ def restore_stalled(
     message = (
         f"restore {running.name} since {iso(running.started_at)} (more than {int(stall_after)}s): "
         f"{running.message or running.phase}"
+    )
+    return Cond(STALLED, True, "RestoreTooLong", message), None
+
+
+def _outside_stalled(
+    outside: Sequence[JsonObj], now: datetime, stall_after: float
+) -> tuple[Cond | None, float | None]:
+    """`restore_stalled` of the oldest restore made outside Wukong, in KubeVirt's words (its
+    `Progressing` condition, or `Failure`'s while it is not deleted)."""
+    made = [(parse_time(r["metadata"].get("creationTimestamp")), r) for r in outside]
+    dated = sorted(((at, r) for at, r in made if at is not None), key=lambda m: m[0])
+    if not dated:
+        return None, None
+    since, oldest = dated[0]
+    age = (now - since).total_seconds()
+    if age < stall_after:
+        return None, stall_after - age + 0.05
+    failure = condition_of(oldest, "Failure") or {}
+    cond = failure if failure.get("status") == "True" else condition_of(oldest, "Progressing")
+    said = str((cond or {}).get("message") or (cond or {}).get("reason") or "")
+    message = (
+        f"VirtualMachineRestore {oldest['metadata']['name']}, made outside Wukong, since "
+        f"{iso(since)} (more than {int(stall_after)}s): "
+        + (f"KubeVirt: {said}" if said else "KubeVirt has not said why")
     )
     return Cond(STALLED, True, "RestoreTooLong", message), None

@@ -45,6 +45,40 @@ def test_a_claim_kubevirt_deleted_for_a_restore_made_by_hand_is_not_made_again()
     assert "Restoring" not in {c["type"] for c in plan.status["conditions"]}
 
 
+def stuck(created: str) -> dict[str, Any]:
+    """HAND_MADE, made at `created`, with KubeVirt retrying an error (its Progressing)."""
+    restore = copy.deepcopy(HAND_MADE)
+    restore["metadata"]["creationTimestamp"] = created
+    restore["status"]["conditions"] = [
+        {"type": "Progressing", "status": "False", "reason": "Error",
+         "message": "StorageClass gone does not exist"},
+        {"type": "Ready", "status": "False", "reason": "Error"},
+    ]  # fmt: skip
+    return restore
+
+
+def test_a_restore_made_by_hand_that_outlives_the_stall_bound_says_stalled_in_its_words() -> None:
+    """It holds the disks and the VM as the Wukong's own does, and one KubeVirt retries for
+    ever said `Stalled=False "nothing is stuck"` (session 48's leftover)."""
+    world = running_world()
+    young = replace(world, vmi=None, outside_restores=(stuck("2026-11-23T11:58:00Z"),))
+    plan = decide(wukong(), {"phase": "Stopped"}, young, stall_after=300)
+    conds = {c["type"]: c for c in plan.status["conditions"]}
+    assert (conds["Stalled"]["status"], conds["Stalled"]["reason"]) == ("False", "Progressing")
+    assert plan.requeue_after is not None and plan.requeue_after <= 180.05  # due at 12:03
+
+    old = replace(young, outside_restores=(stuck("2026-11-23T11:50:00Z"),))
+    plan = decide(wukong(), {"phase": "Stopped"}, old, stall_after=300)
+    stalled = {c["type"]: c for c in plan.status["conditions"]}["Stalled"]
+    assert (stalled["status"], stalled["reason"]) == ("True", "RestoreTooLong")
+    assert stalled["message"] == (
+        "VirtualMachineRestore by-hand, made outside Wukong, since 2026-11-23T11:50:00Z (more "
+        "than 300s): KubeVirt: StorageClass gone does not exist"
+    )
+    warned = [a for a in plan.actions if getattr(a, "reason", None) == "RestoreTooLong"]
+    assert [w.type for w in warned] == ["Warning"]
+
+
 class Store:
     """Watch caches holding the VM `vm` and the namespace's `restores`."""
 
