@@ -888,7 +888,7 @@ def _being_restored(
     makes nothing then, and "being created" said it did (source audit, session 47)."""
     running = in_flight(restore)
     if running is None or running.phase != "Restoring":
-        return None
+        return _restored_outside(disk, pvc, seen)
     if pvc is not None and not being_deleted(pvc):
         unbound = (pvc.get("status") or {}).get("phase") != "Bound"
         if not (unbound and restored_for(pvc, cr, running)):
@@ -899,6 +899,30 @@ def _being_restored(
         return None  # not in the snapshot: KubeVirt leaves it be
     snapshot, name = running.snapshot, running.name
     return f"KubeVirt is restoring its claim from snapshot {snapshot}: restore {name}"
+
+
+def _restored_outside(disk: DiskSpec, pvc: JsonObj | None, seen: Observed) -> str | None:
+    """`_being_restored` for an InPlace restore of the VM made outside Wukong (session 48's
+    leftover: the claim it deleted was "being created"). Only InPlace deletes and makes the
+    claims again (restore.go, isVolumeRestorePolicyInPlace; the default, RandomizeNames,
+    makes new claims and leaves the disk's as it is); a claim it made carries its
+    `lastRestoreUID` mark, `<name>-<uid>`."""
+    for restore in seen.outside_restores:
+        if (restore.get("spec") or {}).get("volumeRestorePolicy") != "InPlace":
+            continue
+        meta = restore["metadata"]
+        if pvc is not None and not being_deleted(pvc):
+            marks = pvc.get("metadata", {}).get("annotations") or {}
+            unbound = (pvc.get("status") or {}).get("phase") != "Bound"
+            ours = marks.get(names.ANNOTATION_LAST_RESTORE) == f"{meta['name']}-{meta.get('uid')}"
+            if not (unbound and ours):
+                continue
+        snapshot = (restore.get("spec") or {}).get("virtualMachineSnapshotName")
+        return (
+            f"KubeVirt is restoring its claim from snapshot {snapshot}: restore "
+            f"{meta['name']}, made outside Wukong"
+        )
+    return None
 
 
 def restore_snapshot_gone(seen: Observed, restore: RestoreStatus | None) -> bool:

@@ -129,3 +129,36 @@ def test_observe_holds_for_a_restore_made_outside_it_only_while_kubevirt_locks_t
         vm.setdefault("status", {})["restoreInProgress"] = locked
     seen = observe(Store(vm, [HAND_MADE, OURS]), wukong(), NOW)
     assert [r["metadata"]["name"] for r in seen.outside_restores] == (["by-hand"] if holds else [])
+
+
+def test_a_claim_an_in_place_restore_made_by_hand_deleted_is_said_restored_not_created() -> None:
+    """KubeVirt's InPlace restore deletes the claim and makes it again (marked with the
+    restore's name and uid); the pass makes nothing meanwhile, and said "being created"."""
+    in_place = copy.deepcopy(HAND_MADE)
+    in_place["spec"]["volumeRestorePolicy"] = "InPlace"
+    world = running_world()
+    claims = {n: c for n, c in world.claims.items() if n != "web-1-data"}
+    during = replace(world, vmi=None, claims=claims, outside_restores=(in_place,))
+    plan = decide(wukong(), {"phase": "Running"}, during)
+    bound = {c["type"]: c for c in plan.status["conditions"]}["VolumesBound"]
+    said = (
+        "KubeVirt is restoring its claim from snapshot nightly: restore by-hand, made outside "
+        "Wukong"
+    )
+    assert (bound["status"], bound["reason"]) == ("False", "Restoring")
+    assert said in bound["message"]
+    [data] = [v for v in plan.status["volumes"] if v["name"] == "data"]
+    assert data["phase"] == "Restoring"
+    # Made again by KubeVirt, not bound yet: still its; bound, the disk's as before.
+    remade = copy.deepcopy(world.claims["web-1-data"])
+    remade["metadata"].setdefault("annotations", {})["restore.kubevirt.io/lastRestoreUID"] = (
+        "by-hand-by-hand-uid"
+    )
+    remade["status"] = {"phase": "Pending"}
+    again = replace(during, claims={**claims, "web-1-data": remade})
+    plan = decide(wukong(), {"phase": "Running"}, again)
+    assert said in {c["type"]: c for c in plan.status["conditions"]}["VolumesBound"]["message"]
+    # The default policy (RandomizeNames) makes new claims and leaves the disk's be.
+    randomized = replace(world, vmi=None, outside_restores=(HAND_MADE,))
+    plan = decide(wukong(), {"phase": "Running"}, randomized)
+    assert "restoring its claim" not in str(plan.status["conditions"])
