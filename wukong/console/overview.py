@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import typer
 from typer.core import TyperGroup
 
 SECTIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
@@ -70,8 +71,47 @@ class KubectlGroup(TyperGroup):
                 formatter.write_dl(records)
 
 
+# What a kubectl or virsh user types first, and the command that does it here.
+KUBECTL_WORDS: Final = {
+    "get": "status",
+    "list": "status",
+    "ls": "status",
+    "show": "describe",
+    "info": "describe",
+    "inspect": "describe",
+    "rm": "delete",
+    "remove": "delete",
+    "destroy": "stop --force",
+    "shutdown": "stop",
+    "poweroff": "stop",
+    "reboot": "restart",
+    "exec": "ssh",
+    "shell": "ssh",
+}
+
+
+def command_hint(name: str, program: str = "wukong") -> str:
+    """The command a kubectl (or virsh) word means here ("" for any other word: click
+    already suggests the names close to a typo, "Did you mean 'status'?"). `program`: as
+    the user typed it (`kubectl wukong` under kubectl)."""
+    ours = KUBECTL_WORDS.get(name)
+    return f"did you mean '{program} {ours}'?" if ours is not None else ""
+
+
 class SectionedGroup(KubectlGroup):
     """The top-level command: its commands by section, each with its aliases."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """A command that does not exist names the one meant, if it can tell: `wukong get`
+        said only "no such command 'get'" to a kubectl user."""
+        try:
+            return super().resolve_command(ctx, args)
+        except _USAGE_ERROR as error:
+            name = args[0] if args else ""
+            hint = command_hint(name, ctx.command_path or "wukong")
+            if hint and self.get_command(ctx, name) is None:
+                error.message = f"No such command {name!r}; {hint}"
+            raise
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         aliases: dict[str, list[str]] = {}
@@ -95,3 +135,7 @@ class SectionedGroup(KubectlGroup):
                     formatter.write_dl(
                         [(n.ljust(width), c.get_short_help_str(limit=limit)) for n, c in rows]
                     )
+
+
+# typer >= 0.20 carries its own copy of click: the class its parser raises.
+_USAGE_ERROR: Final[Any] = typer.BadParameter.__mro__[1]
