@@ -755,6 +755,23 @@ async def test_an_unprotected_wukong_is_deleted_normally(protected: Wukongs) -> 
     assert await protected.names() == ["policy-probe"]
 
 
+async def test_a_delete_of_the_whole_collection_spares_the_protected_one(
+    protected: Wukongs,
+) -> None:
+    """A DELETE of the collection (the namespace controller's `deletecollection`, a
+    client-go `DeleteCollection`; `kubectl delete wk --all` sends one DELETE per Wukong) is
+    judged by the policy per Wukong, as a DELETE of its own: the protected one stays, and
+    the answer says why. (The API server stops such a delete at the first refusal: the
+    namespace controller tries again, and the namespace stays Terminating, as
+    docs/install.md says.)"""
+    await protected.create("db-2", {PROTECTION: "true"})
+    with pytest.raises(Forbidden) as refused:
+        await protected.kube.request("DELETE", protected.path())
+    assert refusal("db-2") in refused.value.message
+    kept = await protected.kube.get(protected.path("db-2"))
+    assert "deletionTimestamp" not in kept["metadata"]
+
+
 async def test_removing_the_annotation_lets_the_delete_through(protected: Wukongs) -> None:
     await protected.create("db-1", {PROTECTION: "true"})
     await protected.unprotect("db-1")
