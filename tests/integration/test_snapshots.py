@@ -100,6 +100,21 @@ async def stopped_with_a_snapshot(
     assert taken.exit_code == 0, taken.output
 
 
+async def snapshot_of_a_class_then_gone(
+    k: Kube, kube: Path, namespace: str, name: str, snapshot: str
+) -> str:
+    """`stopped_with_a_snapshot` of one data disk on a StorageClass of its own, which is then
+    deleted: a restore of that snapshot makes the claim again on a class that is gone, and
+    KubeVirt retries for ever. The class's name."""
+    storage = api_path("storage.k8s.io", "v1", "storageclasses")
+    vanishing = f"vanishing-{name}-{namespace}"
+    await k.create(storage, storage_class_manifest(vanishing, "Immediate", True, False))
+    disks = [{"name": "data", "size": "1Gi", "storageClassName": vanishing}]
+    await stopped_with_a_snapshot(k, kube, namespace, name, disks, snapshot)
+    await k.delete(f"{storage}/{vanishing}")
+    return vanishing
+
+
 async def restore_stuck(
     k: Kube, kube: Path, namespace: str, name: str, snapshot: str, words: str
 ) -> dict[str, Any]:
@@ -494,13 +509,8 @@ async def _a_stuck_restore_says_stalled_and_deleting_the_wukong_cancels_it_first
     for ever. The Wukong says so (RestoreStuck, then Stalled past the bound). Deleting the
     Wukong then deletes the restore first (KubeVirt restores a VM that is gone by making it
     anew) and the claim the restore made, which nobody owned."""
-    storage = api_path("storage.k8s.io", "v1", "storageclasses")
-    vanishing = f"vanishing-{namespace}"
-    await k.create(storage, storage_class_manifest(vanishing, "Immediate", True, False))
-    disks = [{"name": "data", "size": "1Gi", "storageClassName": vanishing}]
     kube = control_plane.kubeconfig
-    await stopped_with_a_snapshot(k, kube, namespace, "rs-2", disks, "s")
-    await k.delete(f"{storage}/{vanishing}")
+    vanishing = await snapshot_of_a_class_then_gone(k, kube, namespace, "rs-2", "s")
 
     # `--wait` tells KubeVirt's error as it comes, and gives up at its timeout: it goes on.
     waited = await cli(
@@ -1062,12 +1072,7 @@ async def _a_deletion_waits_for_a_restore_made_outside_wukong_and_goes_on_once_i
     says why, and does not delete that restore (not Wukong's); once its maker deletes it,
     the deletion goes on to the end. The restore is stuck: the StorageClass of the
     snapshot's disk is gone, so the claim KubeVirt makes again stays Pending."""
-    storage = api_path("storage.k8s.io", "v1", "storageclasses")
-    vanishing = f"vanishing-w-{namespace}"
-    await k.create(storage, storage_class_manifest(vanishing, "Immediate", True, False))
-    disks = [{"name": "data", "size": "1Gi", "storageClassName": vanishing}]
-    await stopped_with_a_snapshot(k, control_plane.kubeconfig, namespace, "rs-w", disks, "s")
-    await k.delete(f"{storage}/{vanishing}")
+    await snapshot_of_a_class_then_gone(k, control_plane.kubeconfig, namespace, "rs-w", "s")
     await k.create(vm_restores(namespace), user_restore("by-hand-w", "rs-w-vm", "s"))
     await wait_for(
         k,

@@ -130,6 +130,19 @@ def run(server: FakeApiServer, kubeconfig: str, monkeypatch: pytest.MonkeyPatch,
     return CliRunner().invoke(app, [*args, "-n", "demo", "--kubeconfig", kubeconfig])
 
 
+def delete_keeping_data(kubeconfig: str) -> Any:
+    """`wukong delete web-1 --keep data --yes`: its deleteOptions patch, then its DELETE."""
+    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
+    return CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+
+
+async def ctrl_c() -> None:
+    """Ctrl-C now, inside a request: asyncio.run's SIGINT handler cancels the command's task,
+    which the sleep hands it (`sigint_as_python_has_it`)."""
+    signal.raise_signal(signal.SIGINT)
+    await asyncio.sleep(5)
+
+
 def kept_data() -> JsonObj:
     return running(disks=DISKS, deleteOptions={"preserveDisksList": ["data"]})
 
@@ -340,8 +353,7 @@ def test_options_that_cannot_be_taken_back_are_said(
         return await original(method, path, **kw)
 
     monkeypatch.setattr(Kube, "request", patch_once)
-    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
-    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    result = delete_keeping_data(kubeconfig)
     assert result.exit_code == 1, result.output
     assert result.stderr.splitlines() == [
         'warning: web-1 keeps {"deleteOptions":{"preserveDisksList":["data"]}}, which this '
@@ -362,8 +374,7 @@ def test_a_refused_delete_takes_back_the_options_it_wrote(
         return await original(method, path, **kw)
 
     monkeypatch.setattr(Kube, "request", no_delete)
-    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
-    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    result = delete_keeping_data(kubeconfig)
     assert result.exit_code == 1, result.output
     assert result.stderr.splitlines() == ["error: DELETE is forbidden"]
     assert "deleteOptions" not in server.stored["web-1"]["spec"]
@@ -448,13 +459,11 @@ def test_ctrl_c_before_the_delete_is_answered_takes_back_the_options_it_wrote(
 
     async def interrupted_delete(_kube: Any, method: str, path: str, **kw: Any) -> JsonObj:
         if method == "DELETE":
-            signal.raise_signal(signal.SIGINT)
-            await asyncio.sleep(5)  # cancelled here by asyncio.run's SIGINT handler
+            await ctrl_c()
         return await original(method, path, **kw)
 
     monkeypatch.setattr(Kube, "request", interrupted_delete)
-    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
-    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    result = delete_keeping_data(kubeconfig)
     assert result.exit_code == 130, result.output
     assert result.stderr.splitlines()[-2:] == [
         "web-1 was not deleted: the deleteOptions this command wrote are taken back",
@@ -475,13 +484,11 @@ def test_ctrl_c_after_the_delete_landed_keeps_the_options_its_deletion_goes_by(
         if method == "DELETE":  # landed: the operator's finalizer holds the Wukong
             cr = server.stored.setdefault("web-1", answer)
             cr["metadata"]["deletionTimestamp"] = "2026-12-08T00:00:00Z"
-            signal.raise_signal(signal.SIGINT)
-            await asyncio.sleep(5)
+            await ctrl_c()
         return answer
 
     monkeypatch.setattr(Kube, "request", answer_lost)
-    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
-    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    result = delete_keeping_data(kubeconfig)
     assert result.exit_code == 130, result.output
     assert "taken back" not in result.stderr
     options = server.stored["web-1"]["spec"]["deleteOptions"]
@@ -498,13 +505,11 @@ def test_ctrl_c_while_the_options_patch_is_on_its_way_takes_it_back_if_it_landed
         answer = await original(method, path, **kw)
         if method == "PATCH" and "deleteOptions" in (kw.get("body") or {}).get("spec", {}):
             if server.stored["web-1"]["spec"].get("deleteOptions"):  # ours: not the take-back
-                signal.raise_signal(signal.SIGINT)
-                await asyncio.sleep(5)
+                await ctrl_c()
         return answer
 
     monkeypatch.setattr(Kube, "request", answer_lost)
-    argv = ["delete", "web-1", "--keep", "data", "--yes", "-n", "demo"]
-    result = CliRunner().invoke(app, [*argv, "--kubeconfig", kubeconfig])
+    result = delete_keeping_data(kubeconfig)
     assert result.exit_code == 130, result.output
     assert "web-1 was not deleted: the deleteOptions this command wrote are taken back" in (
         result.stderr
